@@ -1,0 +1,129 @@
+"""The zpd command line, in-process (CliRunner) and as the installed console script."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from zpd.cli import app
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def test_graph_stats_json() -> None:
+    result = run("graph", "stats", "--json")
+    assert result.exit_code == 0, result.output
+    stats = json.loads(result.stdout)
+    assert stats["standards"] == 480 and stats["prerequisite_edges"] == 757 and stats["is_dag"] is True
+    assert stats["grades"]["HS"] == 163 and list(stats["grades"])[0] == "K"
+
+
+def test_graph_show_json_and_alias() -> None:
+    shown = json.loads(run("graph", "show", "3.NF.A.1", "--json").stdout)
+    assert shown["code"] == "3.NF.A.1" and set(shown["prerequisites"]) == {"2.G.A.3", "2.MD.A.2"}
+    alias = json.loads(run("graph", "show", "CCSS.Math.Content.4.NF.B.3a", "--json").stdout)
+    assert alias["code"] == "4.NF.B.3.a" and alias["parent"] == "4.NF.B.3"
+    parent = json.loads(run("graph", "show", "4.NF.B.3", "--json").stdout)
+    assert parent["parts"] == ["4.NF.B.3.a", "4.NF.B.3.b", "4.NF.B.3.c", "4.NF.B.3.d"]
+
+
+def test_graph_show_unknown_code_exits_1_with_message() -> None:
+    result = run("graph", "show", "3.NF.A.9")
+    assert result.exit_code == 1
+    assert "unknown standard '3.NF.A.9'" in result.stderr
+
+
+def test_validate_exported_case_and_cyclic_sources(tmp_path: Path) -> None:
+    out = tmp_path / "cm.json"
+    assert run("graph", "export-case", "-o", str(out)).exit_code == 0
+    ok = run("graph", "validate", str(out))
+    assert ok.exit_code == 0 and "valid: 480 standards, 757 prerequisite edges" in ok.stdout
+
+    package = json.loads(out.read_text())
+    ids = {i["humanCodingScheme"]: i["identifier"] for i in package["CFItems"]}
+    package["CFAssociations"].append({
+        "identifier": "cycle-1", "associationType": "precedes",
+        "originNodeURI": {"identifier": ids["3.NF.A.1"]}, "destinationNodeURI": {"identifier": ids["2.MD.A.2"]},
+    })
+    cyclic = tmp_path / "cyclic.json"
+    cyclic.write_text(json.dumps(package))
+    bad = run("graph", "validate", str(cyclic))
+    assert bad.exit_code == 1
+    assert "prerequisite cycle" in bad.stderr and "3.NF.A.1" in bad.stderr and "2.MD.A.2" in bad.stderr
+
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    (folder / "standards.csv").write_text("code\nA\nB\nC\n")
+    (folder / "prerequisites.csv").write_text("prerequisite,dependent\nA,B\nB,C\nC,A\n")
+    bad_csv = run("graph", "validate", str(folder))
+    assert bad_csv.exit_code == 1
+    assert "prerequisite cycle:" in bad_csv.stderr
+    assert {"A", "B", "C"} <= set(bad_csv.stderr.split("prerequisite cycle: ")[1].strip().split(" -> "))
+
+
+def test_route_json() -> None:
+    result = run("graph", "route", "--mastered", "3.NF.A.1,2.MD.A.2", "--goal", "4.NF.B.3", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    codes = [step["code"] for step in data["route"]]
+    assert codes[-4:] == ["4.NF.B.3.a", "4.NF.B.3.b", "4.NF.B.3.c", "4.NF.B.3.d"]
+    assert "3.NF.A.1" not in codes and "2.G.A.3" not in codes  # implied by mastering 3.NF.A.1
+    literal = json.loads(run("graph", "route", "--mastered", "3.NF.A.1", "--goal", "4.NF.B.3", "--literal", "--json").stdout)
+    assert "2.G.A.3" in [s["code"] for s in literal["route"]]
+
+
+def test_catalog_commands(tmp_path: Path) -> None:
+    cov = run("catalog", "coverage", "--json")
+    assert cov.exit_code == 0, cov.output
+    data = json.loads(cov.stdout)
+    assert data["standards"] == 480 and data["modalities"]["online_practice"]["learnable_without"] == []
+    out = tmp_path / "catalog.csv"
+    assert run("catalog", "export", "-o", str(out)).exit_code == 0
+    ok = run("catalog", "validate", str(out))
+    assert ok.exit_code == 0 and f"valid: {data['items']} items" in ok.stdout
+    lines = out.read_text().splitlines(keepends=True)
+    broken = next(i for i, line in enumerate(lines) if ",online_practice," in line)
+    lines[broken] = lines[broken].replace(",online_practice,", ",onlin_practice,")
+    out.write_text("".join(lines))
+    bad = run("catalog", "validate", str(out))
+    assert bad.exit_code == 1
+    assert f"catalog.csv line {broken + 1}: field 'modality' is 'onlin_practice'" in bad.stderr
+
+
+def test_config_option_changes_the_graph(tmp_path: Path) -> None:
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    (folder / "standards.csv").write_text("code\nA\nB\n")
+    (folder / "prerequisites.csv").write_text("prerequisite,dependent\nA,B\n")
+    config = tmp_path / "c.toml"
+    config.write_text(f'[graph]\nsource = "{folder.as_posix()}"\n')
+    stats = json.loads(run("--config", str(config), "graph", "stats", "--json").stdout)
+    assert stats["standards"] == 2 and stats["prerequisite_edges"] == 1
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[graph]\nunknown = 1\n")
+    result = run("--config", str(bad), "graph", "stats")
+    assert result.exit_code == 1 and "graph.unknown" in result.stderr
+
+
+def test_help_everywhere() -> None:
+    for args in (["--help"], ["graph", "--help"], ["graph", "route", "--help"], ["catalog", "coverage", "--help"]):
+        result = run(*args)
+        assert result.exit_code == 0 and "Usage" in result.stdout
+
+
+@pytest.mark.skipif(shutil.which("zpd", path=str(Path(sys.executable).parent)) is None, reason="console script not installed")
+def test_installed_console_script() -> None:
+    exe = shutil.which("zpd", path=str(Path(sys.executable).parent))
+    done = subprocess.run([exe, "graph", "stats", "--json"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["standards"] == 480

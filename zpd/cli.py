@@ -1,0 +1,316 @@
+"""The ``zpd`` command line: the composition root that wires config, engine, training and serving.
+
+Every command takes its inputs from options (``--help`` everywhere); errors in user input print
+one clear line on stderr and exit with status 1.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import networkx as nx
+import orjson
+import typer
+
+from configs import ConfigError, ZPDConfig, load_config
+from engine import queries
+from engine.case import CaseOptions, write_case
+from engine.catalog import CatalogError, Modality, load_catalog, save_catalog
+from engine.catalog import coverage as catalog_coverage
+from engine.graph import GraphError, StandardsGraph, UnknownStandardError, grade_number
+from engine.sources import load_catalog_source, load_graph
+
+app = typer.Typer(help="zpd-engine: adaptive learning paths over a standards knowledge graph.",
+                  no_args_is_help=True, add_completion=False)
+graph_app = typer.Typer(help="Inspect, validate and export standards graphs.", no_args_is_help=True)
+catalog_app = typer.Typer(help="Validate and inspect content catalogs.", no_args_is_help=True)
+app.add_typer(graph_app, name="graph")
+app.add_typer(catalog_app, name="catalog")
+
+GraphOpt = Annotated[Optional[str], typer.Option("--graph", help="Graph source: a CSV folder or a CASE .json file (default: the configured graph, the bundled Coherence Map).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+USER_ERRORS = (GraphError, CatalogError, ConfigError, UnknownStandardError)
+
+
+def _config(ctx: typer.Context) -> ZPDConfig:
+    return ctx.obj if isinstance(ctx.obj, ZPDConfig) else load_config()
+
+
+def _graph(ctx: typer.Context, source: str | None) -> StandardsGraph:
+    cfg = _config(ctx)
+    options = CaseOptions(cfg.graph.prerequisite_association_types, cfg.graph.grouping_item_types)
+    return load_graph(source or cfg.graph.source, options)
+
+
+def _emit(data: Any) -> None:
+    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def _codes(text: str) -> list[str]:
+    return [c.strip() for c in text.split(",") if c.strip()]
+
+
+def _fail(exc: Exception) -> None:
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(1)
+
+
+@app.callback()
+def main_callback(
+    ctx: typer.Context,
+    config: Annotated[Optional[Path], typer.Option("--config", help="TOML file merged over configs/default.toml.")] = None,
+) -> None:
+    try:
+        ctx.obj = load_config(config)
+    except ConfigError as exc:
+        _fail(exc)
+
+
+# ---------------------------------------------------------------------------- graph
+def graph_stats(graph: StandardsGraph) -> dict[str, Any]:
+    internal = graph.internal_codes
+    grades = Counter(graph.standards[c].grade or "?" for c in internal)
+    return {
+        "title": graph.title,
+        "standards": len(internal),
+        "external_standards": len(graph.standards) - len(internal),
+        "learnable_units": graph.learning.number_of_nodes(),
+        "standards_with_parts": len(graph.parts),
+        "prerequisite_edges": graph.prereq.number_of_edges(),
+        "related_links": len(graph.related),
+        "resources": len(graph.resources),
+        "is_dag": nx.is_directed_acyclic_graph(graph.prereq),
+        "layers": len(queries.topological_layers(graph)),
+        "roots": sum(1 for c in internal if graph.prereq.in_degree(c) == 0),
+        "grades": dict(sorted(grades.items(), key=lambda kv: (grade_number(kv[0]) is None, grade_number(kv[0]) or 0, kv[0]))),
+        "warnings": list(graph.warnings),
+    }
+
+
+@graph_app.command("stats")
+def cmd_graph_stats(ctx: typer.Context, graph: GraphOpt = None, as_json: JsonOpt = False) -> None:
+    """Counts of standards, edges and links; whether the prerequisite graph is a DAG."""
+    try:
+        g = _graph(ctx, graph)
+    except USER_ERRORS as exc:
+        _fail(exc)
+    stats = graph_stats(g)
+    if as_json:
+        _emit(stats)
+        return
+    for key, value in stats.items():
+        if key != "warnings":
+            typer.echo(f"{key:22} {value}")
+    for warning in stats["warnings"]:
+        typer.echo(f"warning: {warning}")
+
+
+def describe_standard(graph: StandardsGraph, code: str) -> dict[str, Any]:
+    std = graph[code]
+    return {
+        "code": std.code,
+        "description": std.description,
+        "grade": std.grade,
+        "domain": {"code": std.domain_code, "name": std.domain_name},
+        "cluster": {"code": std.cluster_code, "name": std.cluster_name, "emphasis": std.cluster_emphasis},
+        "parent": std.parent,
+        "parts": list(graph.parts.get(std.code, ())),
+        "prerequisites": queries.prerequisites(graph, std.code),
+        "dependents": queries.dependents(graph, std.code),
+        "related": graph.sort(next(iter(pair - {std.code})) for pair in graph.related if std.code in pair),
+        "aliases": list(std.aliases),
+        "identifier": std.identifier,
+        "external": std.external,
+        "resources": [{"url": r.url, "title": r.title} for r in graph.resources if r.standard == std.code],
+    }
+
+
+@graph_app.command("show")
+def cmd_graph_show(ctx: typer.Context, code: str, graph: GraphOpt = None, as_json: JsonOpt = False) -> None:
+    """One standard: prerequisites, dependents, parent, parts, related. Any spelling of the code works."""
+    try:
+        g = _graph(ctx, graph)
+        info = describe_standard(g, code)
+    except USER_ERRORS as exc:
+        _fail(exc)
+    if as_json:
+        _emit(info)
+        return
+    typer.echo(f"{info['code']} (grade {info['grade']}): {info['description']}")
+    for key in ("parent", "parts", "prerequisites", "dependents", "related", "aliases"):
+        value = info[key]
+        typer.echo(f"  {key:14} {', '.join(value) if isinstance(value, list) else value or '-'}")
+
+
+@graph_app.command("validate")
+def cmd_graph_validate(ctx: typer.Context, source: str) -> None:
+    """Check a graph source (CSV folder or CASE .json). Exit 0 when valid, 1 with the error otherwise."""
+    try:
+        g = _graph(ctx, source)
+    except USER_ERRORS as exc:
+        _fail(exc)
+    for warning in g.warnings:
+        typer.echo(f"warning: {warning}")
+    typer.echo(
+        f"valid: {len(g.internal_codes)} standards, {g.prereq.number_of_edges()} prerequisite edges, "
+        f"{len(g.related)} related links, no cycle ({len(g.warnings)} warning(s))"
+    )
+
+
+@graph_app.command("route")
+def cmd_graph_route(
+    ctx: typer.Context,
+    goal: Annotated[str, typer.Option(help="Goal standards, comma-separated.")],
+    mastered: Annotated[str, typer.Option(help="Mastered standards, comma-separated (a parent covers its parts).")] = "",
+    literal: Annotated[bool, typer.Option("--literal", help="Do not infer that the prerequisites of a mastered standard are mastered too.")] = False,
+    graph: GraphOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The standards still to learn to reach the goal, in a valid learning order.
+
+    A mastered standard implies its prerequisites unless --literal is given.
+    """
+    try:
+        g = _graph(ctx, graph)
+        goals = _codes(goal)
+        done = list(queries.expand_mastery(g, _codes(mastered)) if literal else queries.downward_closure(g, _codes(mastered)))
+        if not goals:
+            raise GraphError("--goal needs at least one standard code")
+        steps = queries.route(g, done, goals)
+        result = {
+            "goal": [g.resolve(c) for c in goals],
+            "mastered": sorted(queries.expand_mastery(g, done), key=g.order_of),
+            "route": [{"code": c, "grade": g.standards[c].grade, "description": g.standards[c].description} for c in steps],
+            "length": len(steps),
+            "ready_now": [c for c in queries.outer_fringe(g, done) if c in set(steps)],
+        }
+    except USER_ERRORS as exc:
+        _fail(exc)
+    if as_json:
+        _emit(result)
+        return
+    typer.echo(f"{len(steps)} standard(s) to learn; ready now: {', '.join(result['ready_now']) or '-'}")
+    for i, step in enumerate(result["route"], start=1):
+        typer.echo(f"{i:4}. {step['code']:14} grade {step['grade']}: {(step['description'] or '')[:80]}")
+
+
+@graph_app.command("fringe")
+def cmd_graph_fringe(
+    ctx: typer.Context,
+    mastered: Annotated[str, typer.Option(help="Mastered standards, comma-separated.")] = "",
+    literal: Annotated[bool, typer.Option("--literal", help="Do not infer that the prerequisites of a mastered standard are mastered too.")] = False,
+    graph: GraphOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Outer fringe (ready to learn) and inner fringe (edge of what is mastered)."""
+    try:
+        g = _graph(ctx, graph)
+        codes = _codes(mastered)
+        done = queries.expand_mastery(g, codes) if literal else queries.downward_closure(g, codes)
+        result = {"outer_fringe": queries.outer_fringe(g, done), "inner_fringe": queries.inner_fringe(g, done)}
+    except USER_ERRORS as exc:
+        _fail(exc)
+    if as_json:
+        _emit(result)
+        return
+    typer.echo(f"outer fringe ({len(result['outer_fringe'])}): {', '.join(result['outer_fringe'])}")
+    typer.echo(f"inner fringe ({len(result['inner_fringe'])}): {', '.join(result['inner_fringe'])}")
+
+
+@graph_app.command("export-case")
+def cmd_graph_export_case(
+    ctx: typer.Context,
+    output: Annotated[Path, typer.Option("-o", "--output", help="CASE package .json file to write.")],
+    graph: GraphOpt = None,
+) -> None:
+    """Write the graph as a CASE 1.1 package (loads back to the same graph)."""
+    try:
+        g = _graph(ctx, graph)
+    except USER_ERRORS as exc:
+        _fail(exc)
+    write_case(g, output)
+    typer.echo(f"wrote {output}: {len(g.internal_codes)} standards, {g.prereq.number_of_edges()} precedes associations")
+
+
+# ---------------------------------------------------------------------------- catalog
+@catalog_app.command("validate")
+def cmd_catalog_validate(ctx: typer.Context, file: Path, graph: GraphOpt = None) -> None:
+    """Check a catalog file (.csv or .json) against the graph. Exit 0 when valid."""
+    try:
+        catalog = load_catalog(file, _graph(ctx, graph))
+    except USER_ERRORS as exc:
+        _fail(exc)
+    modalities = Counter(item.modality.value for item in catalog)
+    typer.echo(f"valid: {len(catalog)} items on {len(catalog.standards)} standards ({dict(modalities)})")
+
+
+@catalog_app.command("coverage")
+def cmd_catalog_coverage(
+    ctx: typer.Context,
+    catalog: Annotated[Optional[str], typer.Option("--catalog", help="Catalog file (default: the configured catalog).")] = None,
+    graph: GraphOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Which standards have which modalities (items on a parent count for its parts)."""
+    try:
+        cfg = _config(ctx)
+        g = _graph(ctx, graph)
+        cat = load_catalog_source(catalog or cfg.catalog.source, g, cfg.catalog.generate_missing)
+    except USER_ERRORS as exc:
+        _fail(exc)
+    report = catalog_coverage(cat, g)
+    learnable = [c for c in report if g.is_learnable(c)]
+    summary = {
+        m.value: {
+            "standards": sum(1 for c in report if report[c].get(m.value)),
+            "learnable_without": [c for c in learnable if not report[c].get(m.value)],
+        }
+        for m in Modality
+    }
+    real = {c for item in cat if item.source != "generated" for c in item.standards}
+    result = {
+        "items": len(cat),
+        "generated_items": sum(1 for item in cat if item.source == "generated"),
+        "standards": len(report),
+        "standards_with_real_content": len(real),
+        "standards_without_items": [c for c in report if not report[c]],
+        "modalities": summary,
+        "by_standard": report,
+    }
+    if as_json:
+        _emit(result)
+        return
+    typer.echo(f"{result['items']} items ({result['generated_items']} generated) on {result['standards']} standards; "
+               f"{len(real)} standards have real content")
+    typer.echo(f"{'modality':16} {'standards':>9}  learnable standards without it")
+    for name, info in summary.items():
+        missing = info["learnable_without"]
+        typer.echo(f"{name:16} {info['standards']:>9}  {len(missing)}" + (f" (e.g. {', '.join(missing[:4])})" if missing else ""))
+
+
+@catalog_app.command("export")
+def cmd_catalog_export(
+    ctx: typer.Context,
+    output: Annotated[Path, typer.Option("-o", "--output", help="File to write (.csv or .json).")],
+    graph: GraphOpt = None,
+) -> None:
+    """Write the configured catalog (by default the bundled one) to a file you can edit."""
+    try:
+        cfg = _config(ctx)
+        g = _graph(ctx, graph)
+        cat = load_catalog_source(cfg.catalog.source, g, cfg.catalog.generate_missing)
+        save_catalog(cat, output)
+    except USER_ERRORS as exc:
+        _fail(exc)
+    typer.echo(f"wrote {output}: {len(cat)} items")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
