@@ -1,0 +1,1 @@
+"""Learner-state models behind one interface (see models.base)."""

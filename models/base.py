@@ -1,0 +1,207 @@
+"""The learner-state model interface shared by training and serving.
+
+A model turns a stream of events into a per-learner *state* and answers two questions about it:
+``predict`` (the probability that the learner succeeds on each candidate item, vectorized) and
+``mastery`` (the probability that each standard is mastered). ``update`` folds one event into a
+state in O(1): no replay of history. States are plain mappings of numpy arrays, so a store can
+persist them without pickle (:func:`state_to_bytes`).
+
+Models know *standards* (knowledge components: CCSS codes for the bundled graph, skill ids for a
+research dataset) and optionally *items* seen in training. An item the model has never seen is
+predicted from its standards and its catalog difficulty, so a new catalog works on day one.
+
+Saving writes a folder with ``config.json`` (model name, format version, hyper-parameters,
+vocabularies) and ``weights.npz`` (arrays only, loaded with ``allow_pickle=False``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+__all__ = [
+    "FORMAT_VERSION",
+    "Event",
+    "ItemBatch",
+    "ItemSpec",
+    "LearnerModel",
+    "LearnerState",
+    "ModelFormatError",
+    "state_from_bytes",
+    "state_to_bytes",
+]
+
+FORMAT_VERSION = 1
+LearnerState = dict[str, np.ndarray]
+
+
+class ModelFormatError(ValueError):
+    """A saved model cannot be loaded; the message names the file and what is wrong."""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One observed attempt. ``correct`` is 0/1 or a score in [0, 1]; ``timestamp`` in epoch seconds."""
+
+    item_id: str
+    standards: tuple[str, ...]
+    correct: float
+    timestamp: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ItemSpec:
+    """What a model needs to know about a candidate item. ``difficulty`` in [0, 1] when known."""
+
+    item_id: str
+    standards: tuple[str, ...]
+    difficulty: float | None = None
+
+
+@dataclass(frozen=True)
+class ItemBatch:
+    """Candidate items encoded once for one model (reuse it across learners: encoding is the slow part).
+
+    ``arrays`` is model-specific; ``item_ids`` keeps the order of the predictions.
+    """
+
+    model_id: int
+    item_ids: tuple[str, ...]
+    arrays: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+
+class LearnerModel(ABC):
+    """Base class of every learner-state model.
+
+    Subclasses set ``name`` and ``monotonic`` (True when mastery of the answered standards never
+    drops after a correct answer) and implement the abstract methods; ``config`` must hold
+    everything (JSON values only) needed to rebuild the model before its weights are loaded.
+    """
+
+    name: ClassVar[str]
+    monotonic: ClassVar[bool] = False
+
+    def __init__(self, config: Mapping[str, Any]):
+        self.config: dict[str, Any] = dict(config)
+        self.standards: list[str] = list(self.config["standards"])
+        self.standard_index = {code: i for i, code in enumerate(self.standards)}
+
+    # -- per-learner ------------------------------------------------------------------------
+    @abstractmethod
+    def init_state(self) -> LearnerState:
+        """The state of a learner with no events."""
+
+    @abstractmethod
+    def update(self, state: LearnerState, event: Event) -> LearnerState:
+        """A new state with ``event`` folded in (the given state is not modified)."""
+
+    @abstractmethod
+    def encode_items(self, items: Sequence[ItemSpec]) -> ItemBatch:
+        """Encode candidates once so ``predict`` is a few vectorized operations."""
+
+    @abstractmethod
+    def predict(self, state: LearnerState, items: ItemBatch) -> np.ndarray:
+        """P(correct) for each encoded item, shape (len(items),), float64 in (0, 1)."""
+
+    @abstractmethod
+    def mastery(self, state: LearnerState) -> dict[str, float]:
+        """P(mastered) for every standard the model knows."""
+
+    # -- conveniences -------------------------------------------------------------------------
+    def predict_items(self, state: LearnerState, items: Sequence[ItemSpec]) -> np.ndarray:
+        return self.predict(state, self.encode_items(items))
+
+    def replay(self, events: Sequence[Event], state: LearnerState | None = None) -> LearnerState:
+        """Fold a whole history (the slow path used to rebuild a state from the event log)."""
+        state = self.init_state() if state is None else state
+        for event in events:
+            state = self.update(state, event)
+        return state
+
+    def predict_sequence(self, events: Sequence[Event], state: LearnerState | None = None) -> np.ndarray:
+        """P(correct) of each event from the state just before it: the evaluation path.
+
+        Models with a batched forward pass override this; the contract suite checks that it
+        equals folding ``update`` one event at a time.
+        """
+        state = self.init_state() if state is None else state
+        out = np.empty(len(events))
+        for t, event in enumerate(events):
+            out[t] = self.predict_items(state, [ItemSpec(event.item_id, event.standards)])[0]
+            state = self.update(state, event)
+        return out
+
+    def standard_indices(self, codes: Sequence[str]) -> list[int]:
+        """Indices of the known codes among ``codes`` (unknown standards are ignored)."""
+        return [self.standard_index[c] for c in codes if c in self.standard_index]
+
+    # -- persistence ---------------------------------------------------------------------------
+    @abstractmethod
+    def weights(self) -> dict[str, np.ndarray]:
+        """All learned arrays, by name."""
+
+    @abstractmethod
+    def load_weights(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Set the learned arrays (the inverse of :meth:`weights`)."""
+
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = {"model": self.name, "format_version": FORMAT_VERSION, "config": self.config}
+        (folder / "config.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        np.savez(folder / "weights.npz", **self.weights())
+        return folder
+
+    @classmethod
+    def from_saved(cls, config: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> "LearnerModel":
+        model = cls(config)
+        model.load_weights(arrays)
+        return model
+
+
+def read_saved(folder: str | Path) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
+    """Read a saved model folder: (model name, config, weights). No pickle is ever loaded."""
+    folder = Path(folder)
+    config_path, weights_path = folder / "config.json", folder / "weights.npz"
+    try:
+        meta = json.loads(config_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelFormatError(f"{config_path}: not found; a saved model folder holds config.json and weights.npz") from None
+    except json.JSONDecodeError as exc:
+        raise ModelFormatError(f"{config_path}: not valid JSON: {exc}") from None
+    if not isinstance(meta, dict) or not {"model", "format_version", "config"} <= meta.keys():
+        raise ModelFormatError(f"{config_path}: expected keys model, format_version and config")
+    if meta["format_version"] != FORMAT_VERSION:
+        raise ModelFormatError(
+            f"{config_path}: format_version {meta['format_version']!r} is not supported (this version reads {FORMAT_VERSION})"
+        )
+    try:
+        with np.load(weights_path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except FileNotFoundError:
+        raise ModelFormatError(f"{weights_path}: not found") from None
+    except (ValueError, OSError) as exc:
+        raise ModelFormatError(f"{weights_path}: not a readable weights file: {exc}") from None
+    return meta["model"], meta["config"], arrays
+
+
+def state_to_bytes(state: Mapping[str, np.ndarray]) -> bytes:
+    """Serialize a learner state (numpy arrays only, no pickle)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **state)
+    return buffer.getvalue()
+
+
+def state_from_bytes(data: bytes) -> LearnerState:
+    with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+        return {key: arrays[key] for key in arrays.files}

@@ -1,0 +1,196 @@
+"""Graph-aware Bayesian Knowledge Tracing: the cold-start model that needs no training data.
+
+Each learnable standard has a BKT knowledge probability updated by the usual posterior (slip and
+guess) and learning transition. The prerequisite graph spreads evidence one hop:
+
+* a success on a standard is evidence for its prerequisites and raises the prior of its
+  dependents that have not been observed yet;
+* a failure raises doubt on its prerequisites (less for well-observed ones) and lowers the
+  prior of its unobserved dependents.
+
+With slip + guess < 1 a correct answer never lowers any mastery (``monotonic = True``).
+Sub-standards roll up: evidence on a parent standard is shared by its parts, and a parent's
+mastery is the mastery of its weakest part.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from models.base import Event, ItemBatch, ItemSpec, LearnerModel, LearnerState
+
+__all__ = ["GraphBKT", "bkt_config"]
+
+DEFAULTS: dict[str, float] = {
+    "p_init": 0.2,        # prior knowledge of a standard nothing is known about
+    "p_learn": 0.15,      # chance to learn from one attempt
+    "p_slip": 0.1,
+    "p_guess": 0.2,
+    "up": 0.3,            # share of a success's gain passed to each prerequisite
+    "down": 0.2,          # share of a failure's loss passed to each prerequisite
+    "spread": 0.3,        # share passed to each unobserved dependent
+    "difficulty_logit": 1.5,  # logit shift between difficulty 0.5 and 0 (or 1)
+}
+
+
+def bkt_config(
+    standards: Sequence[str],
+    edges: Sequence[tuple[str, str]] = (),
+    parts: Mapping[str, Sequence[str]] | None = None,
+    **params: float,
+) -> dict[str, Any]:
+    """A JSON-ready config: the standards, the learning-graph edges between learnable
+    standards, the parts of each parent standard, and BKT parameters (defaults in ``DEFAULTS``)."""
+    unknown = set(params) - set(DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown BKT parameter(s) {', '.join(sorted(unknown))}; expected {', '.join(DEFAULTS)}")
+    return {
+        "standards": list(standards),
+        "edges": [list(e) for e in edges],
+        "parts": {p: list(c) for p, c in (parts or {}).items()},
+        "params": {**DEFAULTS, **params},
+    }
+
+
+class GraphBKT(LearnerModel):
+    """BKT over the learnable standards of a graph, with one-hop evidence propagation.
+
+    >>> model = GraphBKT(bkt_config(["A", "B"], edges=[("A", "B")]))
+    >>> state = model.update(model.init_state(), Event("i1", ("B",), 1.0))
+    >>> model.mastery(state)["A"] > 0.2  # success on B is evidence for its prerequisite A
+    True
+    """
+
+    name = "bkt"
+    monotonic = True
+
+    def __init__(self, config: Mapping[str, Any]):
+        super().__init__(config)
+        params = {**DEFAULTS, **self.config.get("params", {})}
+        self.config["params"] = params
+        self.p = params
+        if params["p_slip"] + params["p_guess"] >= 1:
+            raise ValueError("p_slip + p_guess must be < 1, or a correct answer would count against mastery")
+        n = len(self.standards)
+        idx = self.standard_index
+        parts = {idx[p]: [idx[c] for c in kids] for p, kids in self.config.get("parts", {}).items()}
+        self._leaves = [self._leaf_indices(i, parts) for i in range(n)]
+        width = max((len(leaves) for leaves in self._leaves), default=1)
+        # padded with each row's first leaf so a row-wise min is the weakest part
+        self._leaf_matrix = np.array([leaves + leaves[:1] * (width - len(leaves)) for leaves in self._leaves],
+                                     dtype=np.int64).reshape(n, width)
+        prereqs: list[list[int]] = [[] for _ in range(n)]
+        dependents: list[list[int]] = [[] for _ in range(n)]
+        for a, b in self.config.get("edges", []):
+            prereqs[idx[b]].append(idx[a])
+            dependents[idx[a]].append(idx[b])
+        self._prereqs = [np.array(p, dtype=np.int64) for p in prereqs]
+        self._dependents = [np.array(d, dtype=np.int64) for d in dependents]
+        self._model_id = id(self)
+
+    @staticmethod
+    def _leaf_indices(i: int, parts: dict[int, list[int]]) -> list[int]:
+        if i not in parts:
+            return [i]
+        return [leaf for part in parts[i] for leaf in GraphBKT._leaf_indices(part, parts)]
+
+    # ------------------------------------------------------------------ state
+    def init_state(self) -> LearnerState:
+        n = len(self.standards)
+        return {"p": np.full(n, self.p["p_init"]), "n": np.zeros(n, dtype=np.float64)}
+
+    def state_with_priors(self, priors: Mapping[str, float], state: LearnerState | None = None) -> LearnerState:
+        """A state whose knowledge of the given standards is set (e.g. from a placement test)."""
+        state = self.init_state() if state is None else {k: v.copy() for k, v in state.items()}
+        for code, value in priors.items():
+            if code in self.standard_index:
+                state["p"][self._leaves[self.standard_index[code]]] = float(np.clip(value, 1e-4, 1 - 1e-4))
+        return state
+
+    def update(self, state: LearnerState, event: Event) -> LearnerState:
+        leaves = sorted({leaf for i in self.standard_indices(event.standards) for leaf in self._leaves[i]})
+        p, n = state["p"].copy(), state["n"].copy()
+        if not leaves:
+            return {"p": p, "n": n}
+        c = float(np.clip(event.correct, 0.0, 1.0))
+        slip, guess, learn = self.p["p_slip"], self.p["p_guess"], self.p["p_learn"]
+        before = p[leaves]
+        post_right = before * (1 - slip) / (before * (1 - slip) + (1 - before) * guess)
+        post_wrong = before * slip / (before * slip + (1 - before) * (1 - guess))
+        post = c * post_right + (1 - c) * post_wrong
+        after = post + (1 - post) * learn
+        p[leaves] = after
+        n[leaves] += 1
+        for leaf, delta in zip(leaves, after - before):
+            self._spread(p, n, leaf, float(delta))
+        return {"p": p, "n": n}
+
+    def _spread(self, p: np.ndarray, n: np.ndarray, leaf: int, delta: float) -> None:
+        pre, dep = self._prereqs[leaf], self._dependents[leaf]
+        dep = dep[n[dep] == 0] if dep.size else dep
+        if delta > 0:
+            if pre.size:
+                p[pre] += self.p["up"] * delta * (1 - p[pre])
+            if dep.size:
+                p[dep] += self.p["spread"] * delta * (1 - p[dep])
+        elif delta < 0:
+            if pre.size:
+                p[pre] += self.p["down"] * delta * p[pre] / (1 + n[pre])
+            if dep.size:
+                p[dep] += self.p["spread"] * delta * p[dep]
+
+    # ------------------------------------------------------------------ prediction
+    def encode_items(self, items: Sequence[ItemSpec]) -> ItemBatch:
+        """Items become groups (one per aligned standard) of leaf indices; P(know item) is the
+        product over its standards of the mean knowledge of each standard's parts."""
+        groups: list[list[int]] = []
+        owner: list[int] = []
+        difficulty = np.zeros(len(items))
+        for row, item in enumerate(items):
+            for i in self.standard_indices(item.standards):
+                groups.append(self._leaves[i])
+                owner.append(row)
+            if item.difficulty is not None:
+                difficulty[row] = self.p["difficulty_logit"] * (0.5 - item.difficulty) * 2
+        width = max((len(g) for g in groups), default=1)
+        index = np.zeros((len(groups), width), dtype=np.int64)
+        weight = np.zeros((len(groups), width))
+        for r, g in enumerate(groups):
+            index[r, : len(g)] = g
+            weight[r, : len(g)] = 1.0 / len(g)
+        known = np.zeros(len(items), dtype=bool)
+        known[owner] = True
+        return ItemBatch(self._model_id, tuple(i.item_id for i in items), {
+            "index": index, "weight": weight, "owner": np.array(owner, dtype=np.int64),
+            "shift": difficulty, "known": known,
+        })
+
+    def predict(self, state: LearnerState, items: ItemBatch) -> np.ndarray:
+        a = items.arrays
+        p = state["p"]
+        group_know = (p[a["index"]] * a["weight"]).sum(axis=1)
+        log_know = np.bincount(a["owner"], weights=np.log(group_know), minlength=len(items))
+        know = np.where(a["known"], np.exp(log_know), self.p["p_init"])
+        slip, guess = self.p["p_slip"], self.p["p_guess"]
+        prob = know * (1 - slip) + (1 - know) * guess
+        logit = np.log(prob / (1 - prob)) + a["shift"]
+        return 1.0 / (1.0 + np.exp(-logit))
+
+    def mastery(self, state: LearnerState) -> dict[str, float]:
+        return dict(zip(self.standards, state["p"][self._leaf_matrix].min(axis=1).tolist()))
+
+    # ------------------------------------------------------------------ persistence
+    def weights(self) -> dict[str, np.ndarray]:
+        return {}  # everything lives in the config: no learned arrays
+
+    def load_weights(self, arrays: Mapping[str, np.ndarray]) -> None:
+        if arrays:
+            raise ValueError(f"GraphBKT has no weights; got {', '.join(arrays)}")
+
+    @classmethod
+    def from_graph(cls, graph: Any, **params: float) -> "GraphBKT":
+        """A model over every standard of a :class:`engine.graph.StandardsGraph`."""
+        return cls(bkt_config(list(graph.standards), list(graph.learning.edges), graph.parts, **params))

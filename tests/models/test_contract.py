@@ -1,0 +1,121 @@
+"""The contract every learner-state model passes (a new model joins by adding a factory)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.base import Event, ItemSpec, LearnerModel, ModelFormatError, state_from_bytes, state_to_bytes
+from models.bkt import GraphBKT, bkt_config
+from models.registry import load_model
+
+STANDARDS = ["A", "B", "C", "P", "P.a", "P.b"]
+EDGES = [("A", "B"), ("B", "C"), ("A", "P.a"), ("P.a", "P.b")]
+PARTS = {"P": ["P.a", "P.b"]}
+
+
+def make_bkt(seed: int = 0) -> LearnerModel:
+    return GraphBKT(bkt_config(STANDARDS, EDGES, PARTS))
+
+
+FACTORIES: dict[str, Callable[[int], LearnerModel]] = {"bkt": make_bkt}
+
+
+def history(seed: int, length: int = 30) -> list[Event]:
+    rng = np.random.default_rng(seed)
+    codes = ["A", "B", "C", "P", "P.a", "P.b"]
+    events = []
+    for t in range(length):
+        k = rng.integers(1, 3)
+        stds = tuple(rng.choice(codes, size=k, replace=False))
+        events.append(Event(f"item-{rng.integers(0, 8)}", stds, float(rng.integers(0, 2)), 1000.0 + 60 * t))
+    return events
+
+
+CANDIDATES = [ItemSpec(f"item-{i}", (c,), d) for i, (c, d) in enumerate(
+    [("A", None), ("B", 0.2), ("C", 0.8), ("P", None), ("P.b", 0.5), ("unknown-standard", None)])]
+
+
+@pytest.fixture(params=sorted(FACTORIES))
+def factory(request) -> Callable[[int], LearnerModel]:
+    return FACTORIES[request.param]
+
+
+def test_shapes_and_ranges(factory) -> None:
+    model = factory(0)
+    state = model.replay(history(1))
+    probs = model.predict_items(state, CANDIDATES)
+    assert probs.shape == (len(CANDIDATES),)
+    assert np.all((probs > 0) & (probs < 1))
+    mastery = model.mastery(state)
+    assert set(mastery) == set(STANDARDS)
+    assert all(0.0 <= v <= 1.0 for v in mastery.values())
+
+
+def test_deterministic_under_a_seed(factory) -> None:
+    a, b = factory(7), factory(7)
+    events = history(2)
+    np.testing.assert_array_equal(a.predict_sequence(events), b.predict_sequence(events))
+
+
+def test_update_does_not_modify_the_given_state(factory) -> None:
+    model = factory(0)
+    state = model.init_state()
+    frozen = {k: v.copy() for k, v in state.items()}
+    model.update(state, Event("item-1", ("A",), 1.0))
+    for key in frozen:
+        np.testing.assert_array_equal(state[key], frozen[key])
+
+
+def test_incremental_update_equals_full_recompute(factory) -> None:
+    model = factory(0)
+    events = history(3)
+    batched = model.predict_sequence(events)
+    state = model.init_state()
+    stepwise = []
+    for event in events:
+        stepwise.append(model.predict_items(state, [ItemSpec(event.item_id, event.standards)])[0])
+        state = model.update(state, event)
+    np.testing.assert_allclose(batched, stepwise, rtol=1e-5, atol=1e-6)
+
+
+def test_save_load_round_trip(factory, tmp_path: Path) -> None:
+    model = factory(0)
+    state = model.replay(history(4))
+    folder = model.save(tmp_path / "model")
+    again = load_model(folder)
+    assert type(again) is type(model)
+    np.testing.assert_allclose(again.predict_items(state, CANDIDATES), model.predict_items(state, CANDIDATES))
+    assert again.mastery(state) == pytest.approx(model.mastery(state))
+
+
+def test_state_serializes_without_pickle(factory) -> None:
+    model = factory(0)
+    state = model.replay(history(5))
+    again = state_from_bytes(state_to_bytes(state))
+    np.testing.assert_allclose(model.predict_items(again, CANDIDATES), model.predict_items(state, CANDIDATES))
+
+
+def test_mastery_never_drops_after_a_correct_answer(factory) -> None:
+    model = factory(0)
+    if not model.monotonic:
+        pytest.skip(f"{model.name} does not claim monotonic mastery")
+    for seed in range(5):
+        state = model.replay(history(seed, 15))
+        for code in STANDARDS:
+            before = model.mastery(state)
+            after = model.mastery(model.update(state, Event("item-x", (code,), 1.0)))
+            assert all(after[c] >= before[c] - 1e-12 for c in STANDARDS), (seed, code)
+
+
+def test_loading_refuses_bad_folders(tmp_path: Path) -> None:
+    with pytest.raises(ModelFormatError, match="config.json: not found"):
+        load_model(tmp_path)
+    folder = make_bkt().save(tmp_path / "m")
+    text = (folder / "config.json").read_text().replace('"format_version": 1', '"format_version": 99')
+    (folder / "config.json").write_text(text)
+    with pytest.raises(ModelFormatError, match="format_version 99 is not supported"):
+        load_model(folder)
