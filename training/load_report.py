@@ -1,0 +1,181 @@
+"""What a loader did with its input: :class:`DataError` for a bad row and :class:`LoadReport`.
+
+Every loader returns a :class:`LoadReport` next to its table, so a training run can log exactly
+how many rows were read, merged and dropped (and why) together with the data fingerprint.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = ["DataError", "LoadReport", "OnError"]
+
+#: ``"raise"`` stops at the first malformed row; ``"skip"`` drops it and counts it by reason.
+OnError = Literal["raise", "skip"]
+
+#: how many example locations a report keeps per reason; enough to find the pattern in a file
+_EXAMPLES_PER_REASON = 3
+
+
+class DataError(ValueError):
+    """A row of an interaction file is malformed.
+
+    The message names the file, the line (or row, or statement), the field and what was
+    expected, e.g. ``assist2009_pid_train1.csv line 7: responses must be 0 or 1, got '2'``.
+
+    Parameters
+    ----------
+    source : str
+        File name shown in the message (the full path is kept in ``path``).
+    line : int or None
+        1-based line (or row / statement number, see ``unit``); ``None`` for file-level problems.
+    field : str or None
+        The field at fault (``"responses"``, ``"Outcome"``, ``"result.score.scaled"``).
+    problem : str
+        What was wrong, phrased to follow the field: ``"must be 0 or 1, got '2'"``.
+    path : str, optional
+        Full path of the file.
+    unit : str, default "line"
+        What ``line`` counts: ``"line"``, ``"row"`` (Parquet) or ``"statement"`` (JSON arrays).
+    """
+
+    def __init__(
+        self,
+        source: str,
+        line: int | None,
+        field: str | None,
+        problem: str,
+        *,
+        path: str | None = None,
+        unit: str = "line",
+    ) -> None:
+        self.source = source
+        self.line = line
+        self.field = field
+        self.problem = problem
+        self.path = path if path is not None else source
+        self.unit = unit
+        super().__init__(f"{self.where}: {self.detail}")
+
+    @property
+    def where(self) -> str:
+        """``file line N`` (or just the file name for file-level problems)."""
+        return self.source if self.line is None else f"{self.source} {self.unit} {self.line}"
+
+    @property
+    def detail(self) -> str:
+        """The message without its location: ``field problem``."""
+        return self.problem if self.field is None else f"{self.field} {self.problem}"
+
+
+@dataclass
+class LoadReport:
+    """Counts of what one load did; returned by every loader next to its table.
+
+    Attributes
+    ----------
+    format : str
+        Loader name (``akt``, ``dedup``, ``csv``, ``parquet``, ``xapi``).
+    sources : list of str
+        Files read, in order.
+    on_error : {"raise", "skip"}
+        Policy the load ran with.
+    rows_read : int
+        Input rows (one interaction each) seen, including the ones skipped. For the AKT line
+        formats a row is one position of a learner's sequence.
+    attempts : int
+        Attempts in the resulting table (after collapsing consecutive repeats).
+    learners : int
+        Learners in the resulting table.
+    duplicates_collapsed : int
+        Rows merged into the previous row's attempt because the same learner repeated the same
+        item consecutively (multi-skill expansion or re-delivered events).
+    outcome_conflicts : int
+        Merged attempts whose rows disagreed on the outcome (the policy chosen by the loader,
+        by default the first row's outcome, was applied).
+    skipped : collections.Counter
+        Rows not turned into attempts, by reason (malformed rows under ``on_error="skip"`` and
+        rows that are not answers, such as xAPI statements without a result).
+    examples : dict of str to list of str
+        Up to three ``file line N: message`` examples per reason (skips and conflicts).
+    warnings : list of str
+        Data oddities that did not drop anything (aggregated: one message per kind).
+    seconds : float
+        Wall time of the load.
+    """
+
+    format: str
+    sources: list[str] = field(default_factory=list)
+    on_error: OnError = "raise"
+    rows_read: int = 0
+    attempts: int = 0
+    learners: int = 0
+    duplicates_collapsed: int = 0
+    outcome_conflicts: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error must be 'raise' or 'skip', got {self.on_error!r}")
+
+    @property
+    def rows_skipped(self) -> int:
+        """Total rows skipped over all reasons."""
+        return sum(self.skipped.values())
+
+    def reject(self, error: DataError, reason: str, rows: int = 1) -> None:
+        """Raise ``error`` or, under ``on_error="skip"``, count ``rows`` skipped for ``reason``."""
+        if self.on_error == "raise":
+            raise error
+        self.skip(reason, str(error), rows)
+
+    def skip(self, reason: str, example: str | None = None, rows: int = 1) -> None:
+        """Count ``rows`` skipped for ``reason`` (not an error: e.g. a statement without result)."""
+        self.skipped[reason] += rows
+        if example is not None:
+            self.add_example(reason, example)
+
+    def add_example(self, reason: str, example: str) -> None:
+        """Keep ``example`` under ``reason`` unless three are kept already."""
+        kept = self.examples.setdefault(reason, [])
+        if len(kept) < _EXAMPLES_PER_REASON:
+            kept.append(example)
+
+    def warn(self, message: str) -> None:
+        """Record a data oddity once (repeated messages are kept once)."""
+        if message not in self.warnings:
+            self.warnings.append(message)
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready copy, e.g. for ``mlflow.log_dict``."""
+        return {
+            "format": self.format,
+            "sources": list(self.sources),
+            "on_error": self.on_error,
+            "rows_read": self.rows_read,
+            "attempts": self.attempts,
+            "learners": self.learners,
+            "duplicates_collapsed": self.duplicates_collapsed,
+            "outcome_conflicts": self.outcome_conflicts,
+            "rows_skipped": self.rows_skipped,
+            "skipped": dict(sorted(self.skipped.items())),
+            "examples": {k: list(v) for k, v in sorted(self.examples.items())},
+            "warnings": list(self.warnings),
+            "seconds": round(self.seconds, 4),
+        }
+
+    def __str__(self) -> str:
+        lines = [
+            f"{self.format}: {self.rows_read} rows -> {self.attempts} attempts, {self.learners} learners"
+            f" ({self.duplicates_collapsed} consecutive duplicates collapsed,"
+            f" {self.outcome_conflicts} outcome conflicts, {self.rows_skipped} rows skipped)"
+        ]
+        for reason, count in sorted(self.skipped.items()):
+            lines.append(f"  skipped {count} x {reason}: " + "; ".join(self.examples.get(reason, [])))
+        lines.extend(f"  warning: {w}" for w in self.warnings)
+        return "\n".join(lines)
