@@ -22,6 +22,7 @@ __all__ = [
     "ENV_OVERRIDES",
     "GraphConfig",
     "MLflowConfig",
+    "PlannerConfig",
     "StoreConfig",
     "ZPDConfig",
     "load_config",
@@ -62,6 +63,44 @@ class CatalogConfig(_Section):
     generate_missing: bool = True
 
 
+class PlannerConfig(_Section):
+    """How the planner scores, gates and schedules (see engine.planner)."""
+
+    band: tuple[float, float] = (0.60, 0.85)
+    mastery_threshold: float = 0.95
+    streak_required: int = 3
+    require_check: bool = True
+    reopen_threshold: float = 0.7
+    reverify_after_s: float = 86_400.0
+    review_interval_s: float = 2 * 86_400.0
+    review_growth: float = 2.5
+    implicit_review_share: float = 0.3
+    struggle_failures: int = 2
+    struggle_p_margin: float = 0.25
+    novelty_window: int = 8
+    exploration: float = 0.15
+    max_per_standard: int = 2
+    activities_per_standard: float = 5.0
+    minutes_per_day: float = 45.0
+    school_days_per_week: float = 5.0
+    weights: dict[str, float] = {
+        "band_fit": 1.0, "gain": 1.0, "goal": 1.0, "spacing": 0.8, "time_cost": 0.3, "modality": 0.3,
+        "interest": 0.3, "novelty": 0.6, "exploration": 0.5, "mastery_check": 0.8, "priority": 3.0,
+    }
+    modality_preference: dict[str, float] = {
+        "online_practice": 1.0, "video": 0.7, "reading": 0.6, "small_group": 0.8, "tutoring": 0.8,
+        "project": 0.6, "assessment": 0.5,
+    }
+
+    @field_validator("band")
+    @classmethod
+    def _band_in_order(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if not 0.0 < low < high < 1.0:
+            raise ValueError(f"band must satisfy 0 < low < high < 1, got {list(value)}")
+        return value
+
+
 class StoreConfig(_Section):
     url: str = "sqlite:///var/zpd.db"
 
@@ -74,6 +113,7 @@ class MLflowConfig(_Section):
 class ZPDConfig(_Section):
     graph: GraphConfig = GraphConfig()
     catalog: CatalogConfig = CatalogConfig()
+    planner: PlannerConfig = PlannerConfig()
     store: StoreConfig = StoreConfig()
     mlflow: MLflowConfig = MLflowConfig()
 

@@ -1,0 +1,233 @@
+"""Placement diagnostic: an adaptive entry assessment that places a new learner on the graph.
+
+The belief over the learner's knowledge is a cloud of weighted *particles*, each a plausible
+knowledge state: a level ``theta`` on the grade scale (K=0 ... 8, high school 9+) and the set of
+learnable standards known, drawn so that a standard is known with a probability that falls with
+its grade above ``theta`` and **only if all its prerequisites are known** (knowledge states are
+closed under prerequisites). An answer reweights the particles with slip/guess likelihoods, so a
+success on a standard is evidence for its ancestors and a failure is evidence against its
+dependents, through the particles' structure.
+
+Each question is the standard with the highest expected information gain about the state. The
+diagnostic stops when the grade band is known with the configured confidence (after a minimum
+number of questions) or at the maximum length. It is deterministic given its seed and answers,
+so a server can keep just ``(seed, answers)`` and rebuild it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine.catalog import Item
+from engine.planner.index import PlannerIndex
+
+__all__ = ["Placement", "PlacementConfig", "PlacementResult", "grade_band", "placement_accuracy", "run_placement"]
+
+HS_SPAN = 3.0  # high-school standards are spread over grades 9-11 by their graph depth
+
+
+@dataclass(frozen=True)
+class PlacementConfig:
+    max_questions: int = 30
+    min_questions: int = 12
+    confidence: float = 0.95
+    particles: int = 4000
+    slip: float = 0.1
+    guess: float = 0.15
+    steepness: float = 2.5
+    mastered_at: float = 0.8  # posterior P(known) to hand a standard over as mastered
+
+
+@dataclass(frozen=True)
+class PlacementResult:
+    mastery: dict[str, float]
+    mastered: list[str]
+    grade_band: str
+    confidence: float
+    questions: int
+    finished: bool
+
+
+def _grade_scale(index: PlannerIndex) -> np.ndarray:
+    """A difficulty position per unit: its grade, with high school spread by depth in the graph."""
+    units = list(index.order)
+    depth: dict[str, int] = {}
+    for unit in units:  # index.order is a topological order
+        pres = index.prereqs[unit]
+        depth[unit] = 1 + max((depth[p] for p in pres), default=0)
+    hs = [depth[u] for u in units if (index.graph.standards[u].grade_num or 0) >= 9]
+    lo, hi = (min(hs), max(hs)) if hs else (0, 1)
+    scale = []
+    for unit in units:
+        grade = index.graph.standards[unit].grade_num
+        if grade is None:
+            grade = 4
+        if grade >= 9:
+            grade = 9 + HS_SPAN * (depth[unit] - lo) / max(1, hi - lo)
+        scale.append(float(grade))
+    return np.array(scale)
+
+
+@dataclass
+class Placement:
+    """One learner's diagnostic. Ask :meth:`next_question`, give :meth:`answer`, read :meth:`result`."""
+
+    index: PlannerIndex
+    config: PlacementConfig = PlacementConfig()
+    seed: int = 0
+    grade_hint: float | None = None
+    answers: list[tuple[str, bool]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.units = list(self.index.order)
+        self._pos = {u: i for i, u in enumerate(self.units)}
+        self._scale = _grade_scale(self.index)
+        self._theta, self._known = self._draw()
+        self._grades, self._bands = self._particle_bands(self._known)
+        self._logw = np.zeros(len(self._theta))
+        replay, self.answers = list(self.answers), []
+        for unit, correct in replay:
+            self.answer(unit, correct)
+
+    def _draw(self) -> tuple[np.ndarray, np.ndarray]:
+        cfg, rng = self.config, np.random.default_rng(self.seed)
+        n = cfg.particles
+        if self.grade_hint is None:
+            theta = rng.uniform(-0.5, 9.0 + HS_SPAN, n)
+        else:
+            theta = self.grade_hint + rng.normal(0.0, 1.5, n)
+        # per-particle, per-unit noise makes gaps; prerequisites gate knowledge
+        p_known = 1.0 / (1.0 + np.exp(-cfg.steepness * (theta[:, None] - self._scale[None, :] - 0.5)))
+        draw = rng.random(p_known.shape) < p_known
+        known = np.zeros_like(draw)
+        for j, unit in enumerate(self.units):
+            ok = draw[:, j]
+            for pre in self.index.prereqs[unit]:
+                ok = ok & known[:, self._pos[pre]]
+            known[:, j] = ok
+        return theta, known
+
+    def _particle_bands(self, known: np.ndarray) -> tuple[list[str], np.ndarray]:
+        """Each particle's grade band: the last grade of the unbroken run, from the lowest grade up,
+        in which it knows at least half of the grade's standards (-1 -> band 0, "below K")."""
+        grades = sorted({self.index.graph.standards[u].grade_num or 0 for u in self.units})
+        member = np.array([[(self.index.graph.standards[u].grade_num or 0) == g for g in grades] for u in self.units], dtype=float)
+        share = (known.astype(float) @ member) / member.sum(axis=0)
+        passed = np.cumprod(share >= 0.5, axis=1)
+        return [band_label(g) for g in grades], passed.sum(axis=1).astype(int)
+
+    # ------------------------------------------------------------------ belief
+    def _weights(self) -> np.ndarray:
+        w = np.exp(self._logw - self._logw.max())
+        return w / w.sum()
+
+    def marginals(self) -> np.ndarray:
+        """Posterior P(known) for every unit, in ``self.units`` order."""
+        return self._weights() @ self._known
+
+    def _grade_posterior(self) -> tuple[int, float]:
+        """The most probable grade band and its posterior probability (neighbours count half)."""
+        w = self._weights()
+        mass = np.bincount(self._bands, weights=w, minlength=len(self._grades))
+        best = int(mass.argmax())
+        neighbour = max(mass[best - 1] if best > 0 else 0.0, mass[best + 1] if best + 1 < len(mass) else 0.0)
+        return best, float(mass[best] + 0.5 * neighbour)
+
+    # ------------------------------------------------------------------ questions
+    def next_question(self) -> str | None:
+        """The unit to ask about next, or None when the diagnostic is finished."""
+        if self.finished:
+            return None
+        cfg = self.config
+        pi = self.marginals()
+        p_right = pi * (1 - cfg.slip) + (1 - pi) * cfg.guess
+
+        def entropy(p: np.ndarray) -> np.ndarray:
+            p = np.clip(p, 1e-9, 1 - 1e-9)
+            return -(p * np.log(p) + (1 - p) * np.log(1 - p))
+
+        gain = entropy(p_right) - (pi * entropy(np.array(1 - cfg.slip)) + (1 - pi) * entropy(np.array(cfg.guess)))
+        asked = {u for u, _ in self.answers}
+        for unit in asked:
+            gain[self._pos[unit]] = -np.inf
+        for j, unit in enumerate(self.units):
+            if not self.index.items_for.get(unit):
+                gain[j] = -np.inf  # nothing to ask with
+        best = int(np.argmax(gain))
+        return None if not np.isfinite(gain[best]) else self.units[best]
+
+    def item_for(self, unit: str) -> Item | None:
+        """A question item for ``unit``: a mastery check if there is one, else any aligned item."""
+        items = self.index.items_for.get(unit, ())
+        checks = [i for i in items if i.mastery_check]
+        pool = checks or list(items)
+        return min(pool, key=lambda i: (i.duration_minutes, i.id)) if pool else None
+
+    def answer(self, unit: str, correct: bool) -> None:
+        if unit not in self._pos:
+            raise KeyError(f"unknown standard {unit!r}: placement asks about learnable standards only")
+        cfg = self.config
+        known = self._known[:, self._pos[unit]]
+        if correct:
+            like = np.where(known, 1 - cfg.slip, cfg.guess)
+        else:
+            like = np.where(known, cfg.slip, 1 - cfg.guess)
+        self._logw += np.log(like)
+        self.answers.append((unit, bool(correct)))
+
+    @property
+    def finished(self) -> bool:
+        n = len(self.answers)
+        if n >= self.config.max_questions:
+            return True
+        return n >= self.config.min_questions and self._grade_posterior()[1] >= self.config.confidence
+
+    def result(self) -> PlacementResult:
+        pi = self.marginals()
+        band, confidence = self._grade_posterior()
+        mastery = {u: float(p) for u, p in zip(self.units, pi)}
+        mastered = [u for u, p in mastery.items() if p >= self.config.mastered_at]
+        label = "below " + self._grades[0] if band == 0 else self._grades[band - 1]
+        return PlacementResult(mastery, mastered, label, confidence, len(self.answers), self.finished)
+
+    def to_json(self) -> dict:
+        return {"seed": self.seed, "grade_hint": self.grade_hint, "answers": [[u, c] for u, c in self.answers]}
+
+    @classmethod
+    def from_json(cls, index: PlannerIndex, data: dict, config: PlacementConfig = PlacementConfig()) -> "Placement":
+        return cls(index, config, int(data["seed"]), data.get("grade_hint"),
+                   [(str(u), bool(c)) for u, c in data.get("answers", [])])
+
+
+def band_label(grade: int) -> str:
+    return "K" if grade == 0 else ("HS" if grade >= 9 else str(grade))
+
+
+def grade_band(graph, known: set[str] | frozenset[str], units: Sequence[str]) -> str:
+    """The band of a known set, defined as for particles: the last grade of the unbroken run of
+    grades (from the lowest) in which at least half of the grade's standards are known."""
+    grades = sorted({graph.standards[u].grade_num or 0 for u in units})
+    label = "below " + band_label(grades[0])
+    for g in grades:
+        members = [u for u in units if (graph.standards[u].grade_num or 0) == g]
+        if sum(u in known for u in members) < 0.5 * len(members):
+            break
+        label = band_label(g)
+    return label
+
+
+def run_placement(placement: Placement, respond) -> PlacementResult:
+    """Drive a diagnostic to the end with ``respond(unit) -> bool`` (a simulated or scripted learner)."""
+    while (unit := placement.next_question()) is not None:
+        placement.answer(unit, bool(respond(unit)))
+    return placement.result()
+
+
+def placement_accuracy(result: PlacementResult, truth: Sequence[str], units: Sequence[str]) -> float:
+    """Share of units whose placed status (mastered or not) matches the truth."""
+    known = set(truth)
+    placed = set(result.mastered)
+    return sum((u in placed) == (u in known) for u in units) / max(1, len(units))

@@ -1,0 +1,70 @@
+"""The GPS view: where the learner is, the route to the goal, time to get there, on track or not."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.catalog import Modality
+from engine.planner.planner import PlanContext, goal_units
+
+__all__ = ["GoalStatus", "goal_status"]
+
+DAY = 86_400.0
+
+
+@dataclass(frozen=True)
+class GoalStatus:
+    goal: tuple[str, ...]
+    route: list[str]
+    mastered_on_goal: int
+    goal_units: int
+    estimated_activities: float
+    estimated_minutes: float
+    estimated_days: float
+    due: float | None
+    status: str  # reached | on_track | at_risk | no_date | no_goal
+    explanation: str
+
+
+def _practice_minutes(ctx: PlanContext, unit: str) -> float:
+    items = [i for i in ctx.index.items_for.get(unit, ()) if i.modality is Modality.ONLINE_PRACTICE]
+    items = items or list(ctx.index.items_for.get(unit, ()))
+    return sum(i.duration_minutes for i in items) / len(items) if items else 10.0
+
+
+def goal_status(ctx: PlanContext) -> GoalStatus:
+    """Route, estimated activities and minutes to the goal, and on-track status for its date.
+
+    Each standard still to learn costs ``activities_per_standard`` (calibrated with the
+    simulator) scaled by how far its P(mastered) is from the threshold; minutes use the mean
+    duration of its practice items; days use the configured daily minutes and school week.
+    """
+    cfg = ctx.config
+    if ctx.goal is None:
+        return GoalStatus((), [], 0, 0, 0.0, 0.0, 0.0, None, "no_goal", "no goal is set")
+    units = goal_units(ctx)
+    mastered = ctx.progress.mastered
+    route = ctx.index.route(mastered, units)
+    activities = minutes = 0.0
+    for unit in route:
+        m = ctx.mastery.get(unit, 0.0)
+        remaining = max(0.25, (cfg.mastery_threshold - m) / cfg.mastery_threshold)
+        n = cfg.activities_per_standard * remaining
+        activities += n
+        minutes += n * _practice_minutes(ctx, unit)
+    per_day = cfg.minutes_per_day * cfg.school_days_per_week / 7.0  # calendar-day pace
+    days = minutes / per_day if per_day > 0 else float("inf")
+    done = sum(1 for u in units if u in mastered)
+    goal = ctx.goal.standards
+    if not route:
+        status, text = "reached", "every goal standard is mastered"
+    elif ctx.goal.date is None:
+        status, text = "no_date", f"{len(route)} standards to go, about {minutes:.0f} minutes of work"
+    else:
+        left = (ctx.goal.date - ctx.now) / DAY
+        if days <= left:
+            status, text = "on_track", f"needs about {days:.1f} days of {left:.1f} left"
+        else:
+            status, text = "at_risk", f"needs about {days:.1f} days but only {max(left, 0):.1f} are left"
+    return GoalStatus(goal, route, done, len(units), round(activities, 1), round(minutes, 1), round(days, 2),
+                      ctx.goal.date, status, text)

@@ -1,0 +1,87 @@
+"""Precomputed lookups the planner needs on every request (built once per graph and catalog)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import networkx as nx
+
+from engine.catalog import Catalog, Item
+from engine.graph import StandardsGraph
+
+__all__ = ["PlannerIndex"]
+
+
+@dataclass(frozen=True)
+class PlannerIndex:
+    """Graph and catalog lookups keyed by learnable unit (a standard without parts).
+
+    ``items_for[u]`` lists items that practise ``u`` (aligned to it or to one of its parents);
+    ``item_units[i]`` the units an item practises; ``order[u]`` a position in one fixed
+    topological order of the learning graph (lower grade first), so any subset sorted by it is a
+    valid learning order.
+    """
+
+    graph: StandardsGraph
+    catalog: Catalog
+    items_for: dict[str, tuple[Item, ...]]
+    item_units: dict[str, tuple[str, ...]]
+    prereqs: dict[str, tuple[str, ...]]
+    dependents: dict[str, tuple[str, ...]]
+    ancestors: dict[str, frozenset[str]]
+    order: dict[str, int]
+
+    @classmethod
+    def build(cls, graph: StandardsGraph, catalog: Catalog) -> "PlannerIndex":
+        learning = graph.learning
+        units_of_item: dict[str, tuple[str, ...]] = {}
+        items_for: dict[str, list[Item]] = {u: [] for u in learning}
+        for item in catalog:
+            units = tuple(dict.fromkeys(
+                leaf for code in item.standards if code in graph.standards for leaf in graph.leaves(code)
+            ))
+            units_of_item[item.id] = units
+            for unit in units:
+                items_for[unit].append(item)
+
+        def key(code: str) -> tuple[int, int]:
+            grade = graph.standards[code].grade_num
+            return (99 if grade is None else grade, graph.order_of(code))
+
+        topo = list(nx.lexicographical_topological_sort(learning, key=key))
+        return cls(
+            graph=graph,
+            catalog=catalog,
+            items_for={u: tuple(v) for u, v in items_for.items()},
+            item_units=units_of_item,
+            prereqs={u: graph.learning_prerequisites(u) for u in learning},
+            dependents={u: tuple(graph.sort(learning.successors(u))) for u in learning},
+            ancestors={u: frozenset(nx.ancestors(learning, u)) for u in learning},
+            order={u: i for i, u in enumerate(topo)},
+        )
+
+    def units(self, codes) -> list[str]:
+        """Learnable units of some standard codes (canonical codes expected)."""
+        return list(dict.fromkeys(leaf for code in codes for leaf in self.graph.leaves(code)))
+
+    def route(self, mastered: set[str] | frozenset[str], goal_units) -> list[str]:
+        """Unmastered units needed for the goal, in learning order (same as engine.queries.route)."""
+        needed = set(goal_units)
+        for unit in goal_units:
+            needed |= self.ancestors[unit]
+        return sorted(needed - set(mastered), key=self.order.__getitem__)
+
+    def is_ready(self, unit: str, mastered: set[str] | frozenset[str]) -> bool:
+        return all(p in mastered for p in self.prereqs[unit])
+
+    def with_item(self, item: Item) -> None:
+        """Index an item added to the catalog after the index was built (catalog upsert)."""
+        units = tuple(dict.fromkeys(
+            leaf for code in item.standards if code in self.graph.standards for leaf in self.graph.leaves(code)
+        ))
+        old = self.item_units.get(item.id, ())
+        for unit in old:
+            self.items_for[unit] = tuple(i for i in self.items_for[unit] if i.id != item.id)
+        self.item_units[item.id] = units
+        for unit in units:
+            self.items_for[unit] = (*self.items_for[unit], item)

@@ -1,0 +1,390 @@
+"""Choosing the next activities: candidate standards, item scoring with reasons, intervention.
+
+Candidates come from four places, in this order of precedence:
+
+1. teacher overrides (pinned items and standards always win; excluded items never appear);
+2. **remediation**: a standard the learner struggles with (failures in a row, or every item on
+   it far below the ZPD band) sends them to its weakest prerequisite and flags the teacher;
+3. **learning** on the outer fringe (unmastered, all prerequisites mastered), restricted to the
+   goal route when there is a goal, and **re-verification** of mastered standards on the
+   inner fringe that have not been confirmed;
+4. **review** of mastered standards whose spaced-review interval has passed.
+
+An item is only offered when every standard it practises is mastered or ready (prerequisites
+mastered), except remediation and pinned work. Each item gets component scores in [0, 1]; the
+total is the weighted sum, so each weight moves only its own component.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from configs import PlannerConfig
+from engine.catalog import Item, Modality
+from engine.planner.index import PlannerIndex
+from engine.planner.progress import Progress
+
+__all__ = [
+    "Candidate",
+    "Goal",
+    "Overrides",
+    "PlanContext",
+    "PlanResult",
+    "Recommendation",
+    "TeacherFlag",
+    "recommend",
+    "rank_candidates",
+]
+
+COMPONENTS = ("band_fit", "gain", "goal", "spacing", "time_cost", "modality", "interest", "novelty",
+              "exploration", "mastery_check", "priority")
+_PRIORITY = {"pinned": 1.0, "remediation": 0.8, "reverify": 0.5, "learn": 0.4, "review": 0.3}
+
+
+@dataclass(frozen=True)
+class Goal:
+    standards: tuple[str, ...]
+    date: float | None = None  # epoch seconds
+
+
+@dataclass(frozen=True)
+class Overrides:
+    pinned_standards: tuple[str, ...] = ()
+    pinned_items: tuple[str, ...] = ()
+    excluded_items: frozenset[str] = frozenset()
+    goal_locked: bool = False
+
+
+@dataclass(frozen=True)
+class TeacherFlag:
+    standard: str
+    reason: str
+    suggested_modality: str
+    remediation: str | None = None
+
+
+@dataclass
+class PlanContext:
+    """Everything the planner needs about one learner, as plain values.
+
+    ``predict`` returns P(success) for a list of items (the learner-state model's answer);
+    ``mastery`` is the model's P(mastered) per standard code; ``now`` is in seconds.
+    """
+
+    index: PlannerIndex
+    config: PlannerConfig
+    mastery: Mapping[str, float]
+    predict: Callable[[Sequence[Item]], np.ndarray]
+    progress: Progress
+    now: float
+    goal: Goal | None = None
+    overrides: Overrides = Overrides()
+    interests: tuple[str, ...] = ()
+    modalities: frozenset[Modality] | None = None
+    rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    item: Item
+    standard: str
+    kind: str  # pinned | remediation | learn | reverify | review
+    p_success: float
+    components: dict[str, float]
+    score: float
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    item: Item
+    standard: str
+    kind: str
+    p_success: float
+    score: float
+    components: dict[str, float]
+    reasons: tuple[str, ...]
+    alternatives: tuple[Candidate, ...] = ()
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    recommendations: list[Recommendation]
+    flags: list[TeacherFlag]
+    route: list[str]
+
+
+# ---------------------------------------------------------------------------- candidate standards
+@dataclass
+class _Target:
+    unit: str
+    kind: str
+    reasons: list[str]
+    remediation_for: str | None = None
+
+
+def _fmt_codes(codes: Sequence[str], limit: int = 4) -> str:
+    shown = ", ".join(codes[:limit])
+    return shown + (f" and {len(codes) - limit} more" if len(codes) > limit else "")
+
+
+def goal_units(ctx: PlanContext) -> list[str]:
+    if ctx.goal is None:
+        return []
+    return ctx.index.units(c for c in ctx.goal.standards if c in ctx.index.graph.standards)
+
+
+def _struggling(ctx: PlanContext, unit: str) -> str | None:
+    """Why the learner is struggling on ``unit``, or None."""
+    prog = ctx.progress.get(unit)
+    if prog.failures_in_a_row >= ctx.config.struggle_failures:
+        return f"{prog.failures_in_a_row} failures in a row on {unit}"
+    if len(prog.recent) >= 4 and sum(1 for r in prog.recent[-4:] if r < 0.5) >= 3:
+        return f"3 of the last 4 attempts on {unit} failed"
+    return None
+
+
+def weakest_prerequisite(ctx: PlanContext, unit: str, mastered: frozenset[str]) -> str | None:
+    """The prerequisite most likely missing: descend from ``unit`` to its least-mastered
+    prerequisite while that one is itself doubtful (below the mastery threshold)."""
+    current, seen = unit, {unit}
+    best: str | None = None
+    while True:
+        pres = [p for p in ctx.index.prereqs[current] if p not in seen]
+        if not pres:
+            return best
+        weakest = min(pres, key=lambda p: (ctx.mastery.get(p, 0.0), ctx.index.order[p]))
+        if ctx.mastery.get(weakest, 0.0) >= ctx.config.mastery_threshold and weakest in mastered:
+            return best
+        best = weakest
+        seen.add(weakest)
+        current = weakest
+
+
+def _targets(ctx: PlanContext, route: list[str], mastered: frozenset[str]) -> tuple[list[_Target], list[TeacherFlag]]:
+    cfg, index = ctx.config, ctx.index
+    targets: list[_Target] = []
+    flags: list[TeacherFlag] = []
+    seen: set[str] = set()
+
+    def add(target: _Target) -> None:
+        if target.unit not in seen:
+            seen.add(target.unit)
+            targets.append(target)
+
+    for code in ctx.overrides.pinned_standards:
+        for unit in index.units([code]):
+            add(_Target(unit, "pinned", [f"pinned by teacher: {code}"]))
+
+    # Remediation: struggling units (recently practised, not mastered) send the learner back.
+    for unit, prog in ctx.progress.units.items():
+        if prog.mastered or unit not in index.prereqs:
+            continue
+        why = _struggling(ctx, unit)
+        if why is None:
+            continue
+        weak = weakest_prerequisite(ctx, unit, mastered)
+        if weak is not None:
+            add(_Target(weak, "remediation", [f"remediation for {unit}: {why}; weakest prerequisite {weak} "
+                                              f"(P(mastered) {ctx.mastery.get(weak, 0.0):.2f})"], unit))
+            flags.append(TeacherFlag(unit, why, "small_group", weak))
+        else:
+            flags.append(TeacherFlag(unit, why + "; its prerequisites look solid, reteach it", "tutoring", None))
+
+    route_set = set(route)
+    ready = [u for u in route if index.is_ready(u, mastered)] if ctx.goal is not None else []
+    if not ready and not ctx.overrides.goal_locked:
+        ready = [u for u in index.order if u not in mastered and index.is_ready(u, mastered)]
+        ready.sort(key=index.order.__getitem__)
+    for unit in ready:
+        pres = list(index.prereqs[unit])
+        reason = f"ready: prerequisites {_fmt_codes(pres)} mastered" if pres else "ready: no prerequisites"
+        reasons = [reason]
+        if unit in route_set:
+            reasons.append(f"on the route to the goal (step {route.index(unit) + 1} of {len(route)})")
+        add(_Target(unit, "learn", reasons))
+
+    # Re-verification: mastered units on the inner fringe that no check has confirmed yet.
+    for unit in mastered:
+        prog = ctx.progress.get(unit)
+        if prog.verified_at is not None or prog.mastered_at is None:
+            continue
+        if any(d in mastered for d in index.dependents[unit]):
+            continue
+        age = ctx.now - prog.mastered_at
+        if prog.mastered_by == "placement" or age >= cfg.reverify_after_s:
+            source = "placement" if prog.mastered_by == "placement" else "evidence"
+            add(_Target(unit, "reverify", [f"re-check of mastery of {unit} (mastered by {source}, not yet verified)"]))
+
+    for unit in mastered:
+        due = review_due(ctx, unit)
+        if due > 0:
+            add(_Target(unit, "review", [f"review due: {unit} last reviewed {_ago(ctx.now - ctx.progress.get(unit).last_review)} ago"]))
+    return targets, flags
+
+
+def review_due(ctx: PlanContext, unit: str) -> float:
+    """0 when no review is due; otherwise how overdue, as a share of the interval (capped at 1)."""
+    prog = ctx.progress.get(unit)
+    if not prog.mastered or prog.last_review is None:
+        return 0.0
+    interval = ctx.config.review_interval_s * ctx.config.review_growth ** prog.reviews
+    overdue = ctx.now - prog.last_review - interval
+    return 0.0 if overdue < 0 else min(1.0, 0.1 + overdue / interval)
+
+
+def _ago(seconds: float) -> str:
+    if seconds >= 86_400:
+        return f"{seconds / 86_400:.1f} days"
+    if seconds >= 3_600:
+        return f"{seconds / 3_600:.1f} hours"
+    return f"{seconds / 60:.0f} minutes"
+
+
+# ---------------------------------------------------------------------------- scoring
+def _band_fit(p: float, band: tuple[float, float]) -> float:
+    low, high = band
+    if low <= p <= high:
+        return 1.0
+    distance = low - p if p < low else p - high
+    return max(0.0, 1.0 - distance / 0.3)
+
+
+def _learning_progress(ctx: PlanContext, unit: str) -> float:
+    """ZPDES-style learning progress: |recent success rate - the one before|, optimistic when new."""
+    recent = ctx.progress.get(unit).recent
+    if len(recent) < 4:
+        return 0.5
+    half = len(recent) // 2
+    return abs(float(np.mean(recent[half:])) - float(np.mean(recent[:half])))
+
+
+def _item_allowed(ctx: PlanContext, item: Item, target: _Target, mastered: frozenset[str]) -> bool:
+    if item.id in ctx.overrides.excluded_items:
+        return False
+    if ctx.modalities is not None and item.modality not in ctx.modalities:
+        return False
+    if target.kind == "reverify" and not item.mastery_check:
+        return False
+    if target.kind in ("pinned", "remediation"):
+        return True
+    # Every unit the item practises must be mastered or ready: never practise past a gap.
+    index = ctx.index
+    return all(u in mastered or index.is_ready(u, mastered) for u in index.item_units[item.id])
+
+
+def rank_candidates(ctx: PlanContext) -> tuple[list[Candidate], list[TeacherFlag], list[str]]:
+    """All allowed (item, standard) candidates, best first, with the teacher flags and the route."""
+    cfg, index = ctx.config, ctx.index
+    mastered = ctx.progress.mastered
+    goals = goal_units(ctx)
+    route = index.route(mastered, goals) if goals else []
+    targets, flags = _targets(ctx, route, mastered)
+    recent = ctx.progress.recent_items[-cfg.novelty_window:]
+    pairs: list[tuple[Item, _Target]] = []
+    for target in targets:
+        for item in index.items_for.get(target.unit, ()):
+            if _item_allowed(ctx, item, target, mastered):
+                pairs.append((item, target))
+    for item_id in ctx.overrides.pinned_items:
+        if item_id in index.catalog and item_id not in ctx.overrides.excluded_items:
+            item = index.catalog[item_id]
+            units = index.item_units[item_id] or item.standards
+            pairs.insert(0, (item, _Target(units[0], "pinned", [f"pinned by teacher: item {item_id}"])))
+    if not pairs:
+        return [], flags, route
+    probs = np.asarray(ctx.predict([item for item, _ in pairs]), dtype=float)
+    route_pos = {u: i for i, u in enumerate(route)}
+    interests = set(ctx.interests)
+    weights = cfg.weights
+    explore_unit = None
+    learn_units = [t.unit for t in targets if t.kind == "learn"]
+    if learn_units and ctx.rng.random() < cfg.exploration:
+        explore_unit = learn_units[int(ctx.rng.integers(len(learn_units)))]
+    candidates = []
+    for (item, target), p in zip(pairs, probs):
+        unit, kind = target.unit, target.kind
+        m = ctx.mastery.get(unit, 0.0)
+        prog = ctx.progress.get(unit)
+        comps = {
+            "band_fit": _band_fit(float(p), cfg.band),
+            "gain": (1.0 - m) if kind in ("learn", "remediation", "pinned") else 0.3,
+            "goal": (1.0 - 0.5 * route_pos[unit] / max(1, len(route))) if unit in route_pos
+            else (0.8 if kind == "remediation" else (0.5 if not goals else 0.0)),
+            "spacing": review_due(ctx, unit) if kind == "review" else 0.5 * _due_prereq_share(ctx, unit),
+            "time_cost": 1.0 - min(1.0, item.duration_minutes / 45.0),
+            "modality": _modality_fit(item, kind, cfg),
+            "interest": (len(interests & set(item.tags)) / len(interests)) if interests else 0.0,
+            "novelty": 0.0 if item.id in recent else 1.0,
+            "exploration": 1.0 if unit == explore_unit else 0.5 * _learning_progress(ctx, unit),
+            "mastery_check": 1.0 if item.mastery_check and (
+                kind == "reverify" or (kind == "learn" and prog.streak >= cfg.streak_required - 1
+                                       and m >= cfg.mastery_threshold - 0.15)) else 0.0,
+            "priority": _PRIORITY[kind],
+        }
+        score = sum(weights.get(name, 0.0) * value for name, value in comps.items())
+        candidates.append(Candidate(item, unit, kind, float(p), comps, score,
+                                    tuple(_reasons(target, item, float(p), comps, cfg, interests))))
+    candidates.sort(key=lambda c: (-c.score, index.order.get(c.standard, 0), c.item.id))
+    return candidates, flags, route
+
+
+_TEACHER_LED = (Modality.SMALL_GROUP, Modality.TUTORING)
+
+
+def _modality_fit(item: Item, kind: str, cfg: PlannerConfig) -> float:
+    """Preference for the item's modality; teacher-led time is kept for remediation and pinned work."""
+    preference = cfg.modality_preference.get(item.modality.value, 0.5)
+    if item.modality in _TEACHER_LED and kind not in ("remediation", "pinned"):
+        return 0.2 * preference
+    return preference
+
+
+def _due_prereq_share(ctx: PlanContext, unit: str) -> float:
+    pres = ctx.index.prereqs.get(unit, ())
+    if not pres:
+        return 0.0
+    return sum(1 for p in pres if review_due(ctx, p) > 0) / len(pres)
+
+
+def _reasons(target: _Target, item: Item, p: float, comps: Mapping[str, float], cfg: PlannerConfig,
+             interests: set[str]) -> list[str]:
+    reasons = list(target.reasons)
+    low, high = cfg.band
+    if low <= p <= high:
+        reasons.append(f"P(success) {p:.2f} is in the ZPD band [{low:.2f}, {high:.2f}]")
+    elif p < low:
+        reasons.append(f"P(success) {p:.2f} is below the ZPD band [{low:.2f}, {high:.2f}]")
+    else:
+        reasons.append(f"P(success) {p:.2f} is above the ZPD band [{low:.2f}, {high:.2f}]")
+    if comps["mastery_check"] > 0:
+        reasons.append("mastery check: can confirm mastery")
+    if comps["spacing"] > 0 and target.kind != "review":
+        reasons.append("also reviews prerequisites that are due")
+    matched = sorted(interests & set(item.tags))
+    if matched:
+        reasons.append(f"matches interests: {', '.join(matched)}")
+    if comps["exploration"] >= 1.0:
+        reasons.append("exploring: a standard the learning-progress bandit picked")
+    return reasons
+
+
+def recommend(ctx: PlanContext, n: int = 1, k_alternatives: int = 2) -> PlanResult:
+    """The ``n`` best activities (at most one per standard), each with up to ``k_alternatives``
+    other items on the same standard for student choice."""
+    ranked, flags, route = rank_candidates(ctx)
+    chosen: list[Recommendation] = []
+    used: set[str] = set()
+    for cand in ranked:
+        if len(chosen) >= n:
+            break
+        if cand.standard in used and cand.kind != "pinned":
+            continue
+        used.add(cand.standard)
+        alts = tuple(c for c in ranked if c.standard == cand.standard and c.item.id != cand.item.id)[:k_alternatives]
+        chosen.append(Recommendation(cand.item, cand.standard, cand.kind, cand.p_success, cand.score,
+                                     cand.components, cand.reasons, alts))
+    return PlanResult(chosen, flags, route)

@@ -1,0 +1,152 @@
+"""Mastery-based advancement: the per-learner progress record, folded attempt by attempt.
+
+A standard is *mastered* only on strong evidence: the model's P(mastered) reaches the threshold,
+the learner answered ``streak_required`` times in a row correctly, and (when required) that
+streak includes a passed mastery-check item. Mastered standards are re-verified later; evidence
+against them (a failed check, failures in a row, P(mastered) falling below ``reopen_threshold``)
+reopens them. Practice on a standard counts as partial review of its prerequisites.
+
+The record is plain data (``to_json`` / ``from_json``) so a store can keep it next to the model state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+
+from configs import PlannerConfig
+
+__all__ = ["Attempt", "Progress", "StandardProgress", "mark_mastered", "record_attempt"]
+
+RECENT = 6  # outcomes kept per standard (learning progress and struggle detection)
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One attempt as the planner sees it. ``time`` in seconds; ``correct`` 0/1 or a score."""
+
+    item_id: str
+    units: tuple[str, ...]
+    correct: float
+    time: float
+    mastery_check: bool = False
+
+    @property
+    def success(self) -> bool:
+        return self.correct >= 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class StandardProgress:
+    attempts: int = 0
+    successes: int = 0
+    streak: int = 0
+    failures_in_a_row: int = 0
+    checked: bool = False  # the current streak includes a passed mastery check
+    recent: tuple[float, ...] = ()
+    first_time: float | None = None
+    last_time: float | None = None
+    mastered_at: float | None = None
+    mastered_by: str | None = None  # "evidence" or "placement"
+    verified_at: float | None = None
+    last_review: float | None = None
+    reviews: int = 0
+    reopened: int = 0
+
+    @property
+    def mastered(self) -> bool:
+        return self.mastered_at is not None
+
+
+@dataclass
+class Progress:
+    """Progress per learnable unit plus the learner's recent item ids (for novelty)."""
+
+    units: dict[str, StandardProgress] = field(default_factory=dict)
+    recent_items: list[str] = field(default_factory=list)
+    activities: int = 0
+
+    def get(self, unit: str) -> StandardProgress:
+        return self.units.get(unit, _EMPTY)
+
+    @property
+    def mastered(self) -> frozenset[str]:
+        return frozenset(u for u, p in self.units.items() if p.mastered)
+
+    def to_json(self) -> dict:
+        return {"units": {u: asdict(p) for u, p in self.units.items()},
+                "recent_items": list(self.recent_items), "activities": self.activities}
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> "Progress":
+        units = {u: StandardProgress(**{**p, "recent": tuple(p.get("recent", ()))}) for u, p in data.get("units", {}).items()}
+        return cls(units, list(data.get("recent_items", [])), int(data.get("activities", 0)))
+
+
+_EMPTY = StandardProgress()
+
+
+def mark_mastered(progress: Progress, units: Iterable[str], time: float, by: str = "placement") -> None:
+    """Mark units mastered without practice evidence (placement); they are re-verified first."""
+    for unit in units:
+        current = progress.get(unit)
+        if not current.mastered:
+            progress.units[unit] = replace(current, mastered_at=time, mastered_by=by, last_review=time)
+
+
+def record_attempt(
+    progress: Progress,
+    attempt: Attempt,
+    mastery: Mapping[str, float],
+    prereqs: Mapping[str, tuple[str, ...]],
+    config: PlannerConfig,
+    novelty_window: int | None = None,
+) -> list[str]:
+    """Fold one attempt into ``progress`` (in place); ``mastery`` is the model's P(mastered)
+    *after* the attempt. Returns human-readable status changes ("mastered 3.NF.A.1", ...)."""
+    changes: list[str] = []
+    progress.activities += 1
+    progress.recent_items.append(attempt.item_id)
+    keep = novelty_window or config.novelty_window
+    del progress.recent_items[:-keep]
+    ok = attempt.success
+    for unit in attempt.units:
+        old = progress.get(unit)
+        new = replace(
+            old,
+            attempts=old.attempts + 1,
+            successes=old.successes + ok,
+            streak=old.streak + 1 if ok else 0,
+            failures_in_a_row=0 if ok else old.failures_in_a_row + 1,
+            checked=(old.checked or attempt.mastery_check) if ok else False,
+            recent=(*old.recent, float(attempt.correct))[-RECENT:],
+            first_time=old.first_time if old.first_time is not None else attempt.time,
+            last_time=attempt.time,
+        )
+        p = mastery.get(unit, 0.0)
+        if new.mastered:
+            failed_check = attempt.mastery_check and not ok
+            if failed_check or p < config.reopen_threshold or new.failures_in_a_row >= config.struggle_failures:
+                new = replace(new, mastered_at=None, mastered_by=None, verified_at=None, reopened=new.reopened + 1,
+                              reviews=0, checked=False)
+                changes.append(f"reopened {unit}")
+            elif ok:
+                new = replace(new, last_review=attempt.time, reviews=new.reviews + 1,
+                              verified_at=attempt.time if attempt.mastery_check else new.verified_at)
+        elif (p >= config.mastery_threshold and new.streak >= config.streak_required
+              and (new.checked or not config.require_check)):
+            new = replace(new, mastered_at=attempt.time, mastered_by="evidence", verified_at=None,
+                          last_review=attempt.time, reviews=0)
+            changes.append(f"mastered {unit}")
+        progress.units[unit] = new
+        if ok:
+            _implicit_review(progress, unit, attempt.time, prereqs, config.implicit_review_share)
+    return changes
+
+
+def _implicit_review(progress: Progress, unit: str, time: float, prereqs: Mapping[str, tuple[str, ...]], share: float) -> None:
+    """Success on a standard moves its mastered prerequisites' last review part of the way to now."""
+    for pre in prereqs.get(unit, ()):
+        current = progress.units.get(pre)
+        if current is not None and current.mastered and current.last_review is not None and time > current.last_review:
+            progress.units[pre] = replace(current, last_review=current.last_review + share * (time - current.last_review))

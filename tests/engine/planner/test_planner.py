@@ -1,0 +1,195 @@
+"""Planner behaviour on a small literal graph: gating, re-verification, intervention, overrides, scoring."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from configs import PlannerConfig
+from dataclasses import replace
+
+from engine.planner.planner import Goal, Overrides, rank_candidates, recommend, review_due
+from engine.planner.progress import Progress, mark_mastered
+
+from .conftest import Learner
+
+
+def master(learner: Learner, code: str, time: float = 0.0) -> None:
+    for item in (f"{code}-p1", f"{code}-p2", f"{code}-check"):
+        learner.attempt(item, True, time)
+    assert learner.progress.get(code).mastered, code
+
+
+def standards_offered(learner: Learner, **ctx) -> set[str]:
+    ranked, _, _ = rank_candidates(learner.ctx(**ctx))
+    return {u for c in ranked for u in learner.index.item_units[c.item.id]}
+
+
+def test_never_offers_items_past_an_unmastered_prerequisite(learner) -> None:
+    assert standards_offered(learner) == {"A", "D"}  # B needs A, C needs B
+    master(learner, "A")
+    offered = standards_offered(learner)
+    assert "B" in offered and "C" not in offered
+    ranked, _, _ = rank_candidates(learner.ctx())
+    assert "AB-mixed" in {c.item.id for c in ranked}  # A mastered, B ready
+
+
+def test_mixed_item_waits_for_all_its_standards(learner) -> None:
+    ranked, _, _ = rank_candidates(learner.ctx())
+    assert "AB-mixed" not in {c.item.id for c in ranked}
+
+
+def test_strict_gating_needs_a_streak_and_a_check(learner) -> None:
+    learner.attempt("A-p1", True)
+    learner.attempt("A-p2", True)
+    assert not learner.progress.get("A").mastered  # two in a row is not enough
+    learner.attempt("A-read", True)
+    assert not learner.progress.get("A").mastered  # three in a row but no mastery check
+    assert learner.attempt("A-check", True) == ["mastered A"]
+
+
+def test_gating_without_required_check(index) -> None:
+    learner = Learner(index, PlannerConfig(require_check=False, exploration=0.0))
+    learner.attempt("A-p1", True)
+    learner.attempt("A-p2", True)
+    assert learner.attempt("A-read", True) == ["mastered A"]
+
+
+def test_a_failure_breaks_the_streak(learner) -> None:
+    learner.attempt("A-p1", True)
+    learner.attempt("A-p2", True)
+    learner.attempt("A-read", False)
+    learner.attempt("A-check", True)
+    assert not learner.progress.get("A").mastered
+
+
+def test_mastered_standards_are_reverified_and_reopened(learner, config) -> None:
+    master(learner, "A", time=0.0)
+    master(learner, "D", time=0.0)
+    later = config.reverify_after_s + 1
+    ranked, _, _ = rank_candidates(learner.ctx(now=later))
+    checks = [c for c in ranked if c.kind == "reverify"]
+    assert {c.standard for c in checks} == {"A", "D"}
+    assert all(c.item.mastery_check for c in checks)
+    assert any("re-check of mastery of A" in r for c in checks for r in c.reasons)
+    # not before it is due
+    assert not [c for c in rank_candidates(learner.ctx(now=10.0))[0] if c.kind == "reverify"]
+    # a failed check reopens the standard; B is no longer ready
+    assert learner.attempt("A-check", False, later) == ["reopened A"]
+    assert "B" not in standards_offered(learner, now=later)
+
+
+def test_only_inner_fringe_is_reverified(learner, config) -> None:
+    master(learner, "A")
+    master(learner, "B")
+    ranked, _, _ = rank_candidates(learner.ctx(now=config.reverify_after_s + 1))
+    assert {c.standard for c in ranked if c.kind == "reverify"} == {"B"}  # A is under B
+
+
+def test_repeated_failure_routes_to_weakest_prerequisite_and_flags_teacher(learner) -> None:
+    mark_mastered(learner.progress, ["A"], 0.0)
+    learner.state = learner.model.state_with_priors({"A": 0.6, "B": 0.4})
+    learner.attempt("B-p1", False)
+    learner.attempt("B-p2", False)
+    result = recommend(learner.ctx(), n=2)
+    top = result.recommendations[0]
+    assert top.kind == "remediation" and top.standard == "A"
+    assert any("remediation for B: 2 failures in a row" in r for r in top.reasons)
+    assert [(f.standard, f.remediation, f.suggested_modality) for f in result.flags] == [("B", "A", "small_group")]
+
+
+def test_struggle_with_solid_prerequisites_asks_for_reteaching(learner) -> None:
+    master(learner, "A")
+    learner.attempt("B-p1", False)
+    learner.attempt("B-p2", False)
+    flags = recommend(learner.ctx()).flags
+    assert flags[0].standard == "B" and flags[0].suggested_modality == "tutoring" and flags[0].remediation is None
+
+
+def test_overrides_always_win(learner) -> None:
+    overrides = Overrides(pinned_items=("C-p1",), excluded_items=frozenset({"A-p1", "A-p2"}))
+    result = recommend(learner.ctx(overrides=overrides), n=3)
+    first = result.recommendations[0]
+    assert first.item.id == "C-p1" and first.kind == "pinned"  # even though C is far from ready
+    assert "pinned by teacher: item C-p1" in first.reasons
+    ranked, _, _ = rank_candidates(learner.ctx(overrides=overrides))
+    assert not {"A-p1", "A-p2"} & {c.item.id for c in ranked}
+    pinned = recommend(learner.ctx(overrides=Overrides(pinned_standards=("B",))), n=1).recommendations[0]
+    assert pinned.standard == "B" and any("pinned by teacher: B" in r for r in pinned.reasons)
+
+
+def test_goal_focuses_candidates_and_locked_goal_stays_on_route(learner) -> None:
+    master(learner, "A")
+    master(learner, "B")
+    master(learner, "D")
+    goal = Goal(("C",))
+    assert {c.standard for c in rank_candidates(learner.ctx(goal=goal))[0] if c.kind == "learn"} == {"C"}
+    master(learner, "C")
+    assert not [c for c in rank_candidates(learner.ctx(goal=goal, overrides=Overrides(goal_locked=True)))[0]
+                if c.kind == "learn"]
+
+
+def test_each_weight_moves_only_its_own_component(learner) -> None:
+    base = PlannerConfig(exploration=0.0)
+    ranked, _, _ = rank_candidates(learner.ctx(interests=("sports",)))
+    for name in base.weights:
+        weights = dict(base.weights)
+        weights[name] += 1.5
+        learner.config = base.model_copy(update={"weights": weights})
+        bumped, _, _ = rank_candidates(learner.ctx(interests=("sports",)))
+        before = {c.item.id: c for c in ranked}
+        for cand in bumped:
+            old = before[cand.item.id]
+            assert cand.components == old.components
+            assert cand.score - old.score == pytest.approx(1.5 * old.components[name]), name
+    learner.config = base
+
+
+def test_components_respond_to_their_inputs(learner) -> None:
+    ranked = {c.item.id: c for c in rank_candidates(learner.ctx(interests=("sports",)))[0]}
+    assert ranked["A-p1"].components["interest"] == 1.0 and ranked["A-p2"].components["interest"] == 0.0
+    assert ranked["A-read"].components["time_cost"] > ranked["A-p1"].components["time_cost"]
+    learner.attempt("A-p1", True)
+    again = {c.item.id: c for c in rank_candidates(learner.ctx())[0]}
+    assert "A-p1" in again and again["A-p1"].components["novelty"] == 0.0  # just done
+    assert again["A-p2"].components["novelty"] == 1.0
+
+
+def test_reasons_name_the_prerequisites(learner) -> None:
+    master(learner, "A")
+    rec = [r for r in recommend(learner.ctx(), n=3).recommendations if r.standard == "B"][0]
+    assert "ready: prerequisites A mastered" in rec.reasons
+    assert any(r.startswith("P(success)") for r in rec.reasons)
+
+
+def test_review_due_and_implicit_review(learner, config) -> None:
+    master(learner, "A", time=0.0)
+    interval = config.review_interval_s
+    assert review_due(learner.ctx(now=interval - 1), "A") == 0.0
+    assert review_due(learner.ctx(now=interval + 1), "A") > 0.0
+    learner.progress.units["A"] = replace(learner.progress.get("A"), verified_at=1.0)  # so no re-check competes
+    ranked, _, _ = rank_candidates(learner.ctx(now=interval + 1))
+    review = [c for c in ranked if c.standard == "A"]
+    assert review and all(c.kind == "review" for c in review)
+    assert any("review due: A last reviewed" in r for r in review[0].reasons)
+    before = learner.progress.get("A").last_review
+    learner.attempt("B-p1", True, time=interval)  # practice on B partially reviews A
+    assert learner.progress.get("A").last_review == pytest.approx(before + config.implicit_review_share * interval)
+
+
+def test_alternatives_are_other_items_on_the_same_standard(learner) -> None:
+    rec = recommend(learner.ctx(), n=1, k_alternatives=2).recommendations[0]
+    assert len(rec.alternatives) == 2
+    assert all(a.standard == rec.standard and a.item.id != rec.item.id for a in rec.alternatives)
+
+
+def test_progress_round_trips_through_json(learner) -> None:
+    master(learner, "A")
+    again = Progress.from_json(learner.progress.to_json())
+    assert again.units == learner.progress.units and again.recent_items == learner.progress.recent_items
+
+
+def test_exploration_is_seeded(index) -> None:
+    learner = Learner(index, PlannerConfig(exploration=1.0))
+    picks = {recommend(learner.ctx(rng=np.random.default_rng(s))).recommendations[0].standard for s in range(20)}
+    assert picks == {"A", "D"}  # exploration stays among ready standards, and does explore

@@ -1,0 +1,105 @@
+"""Playlists and class rotations: time budget, alternatives, small groups, station capacities."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.catalog import Modality
+from engine.planner.planner import Overrides
+from engine.planner.playlist import plan_playlist, plan_rotation
+
+from .conftest import Learner
+
+
+def test_playlist_respects_the_time_budget(learner) -> None:
+    for minutes in (15, 30, 45, 60):
+        playlist = plan_playlist(learner.ctx(), session_minutes=minutes)
+        total = sum(a.minutes for a in playlist.activities)
+        assert total <= minutes and playlist.free_minutes == pytest.approx(minutes - total)
+        clock = 0.0
+        for activity in playlist.activities:  # back to back, no overlap
+            assert activity.start_minute == pytest.approx(clock)
+            clock += activity.minutes
+
+
+def test_playlist_limits_work_per_standard_and_offers_choices(learner) -> None:
+    playlist = plan_playlist(learner.ctx(), session_minutes=60, k_alternatives=2)
+    per_standard: dict[str, int] = {}
+    for activity in playlist.activities:
+        per_standard[activity.standard] = per_standard.get(activity.standard, 0) + 1
+        assert activity.reasons
+        for alt in activity.alternatives:
+            assert alt.standard == activity.standard and alt.item.duration_minutes <= 60 - activity.start_minute
+    assert max(per_standard.values()) <= learner.config.max_per_standard
+    assert set(per_standard) <= {"A", "D"}  # only ready standards
+
+
+def test_playlist_respects_modalities_and_pins(learner) -> None:
+    ctx = learner.ctx(modalities=frozenset({Modality.READING, Modality.ASSESSMENT}))
+    assert {a.modality for a in plan_playlist(ctx, 30).activities} <= {"reading", "assessment"}
+    pinned = plan_playlist(learner.ctx(overrides=Overrides(pinned_items=("C-group",))), 60)
+    assert pinned.activities[0].item.id == "C-group"
+
+
+def test_session_length_must_be_positive(learner) -> None:
+    with pytest.raises(ValueError, match="session_minutes must be > 0"):
+        plan_playlist(learner.ctx(), 0)
+
+
+def make_class(index, config, n: int) -> dict:
+    learners = {f"s{i}": Learner(index, config) for i in range(n)}
+    return learners
+
+
+def test_rotation_forms_small_groups_within_capacity(index, config) -> None:
+    learners = make_class(index, config, 9)
+    for lid in ("s0", "s1", "s2"):  # three learners struggle on B
+        learners[lid].progress.units.clear()
+        from engine.planner.progress import mark_mastered
+
+        mark_mastered(learners[lid].progress, ["A"], 0.0)
+        learners[lid].state = learners[lid].model.state_with_priors({"A": 0.5})
+        learners[lid].attempt("B-p1", False)
+        learners[lid].attempt("B-p2", False)
+    contexts = {lid: l.ctx(rng=np.random.default_rng(i)) for i, (lid, l) in enumerate(learners.items())}
+    rotation = plan_rotation(contexts, session_minutes=60, block_minutes=20, group_capacity=4,
+                             capacities={"online_practice": 5, "reading": 3})
+    assert rotation.groups, "expected small groups"
+    first = rotation.groups[0]
+    # the struggling learners come first, sent to the missing prerequisite; the free seat goes to
+    # another learner whose next standard is also A
+    assert first.learners[:3] == ("s0", "s1", "s2") and first.standard == "A" and len(first.learners) == 4
+    assert "struggling" in first.reason
+    for group in rotation.groups:
+        assert len(group.learners) <= 4
+        for lid in group.learners:  # everyone in a group is at the teacher's table in that block
+            slot = [a for a in rotation.playlists[lid].activities if a.group == group.id]
+            assert len(slot) == 1 and slot[0].start_minute == group.start_minute
+    blocks = {g.block for g in rotation.groups}
+    assert len(blocks) == len(rotation.groups)  # one teacher: one group per block
+
+
+def test_rotation_respects_station_capacities(index, config) -> None:
+    learners = make_class(index, config, 12)
+    contexts = {lid: l.ctx(rng=np.random.default_rng(i)) for i, (lid, l) in enumerate(learners.items())}
+    caps = {"online_practice": 4, "reading": 3, "assessment": 2}
+    rotation = plan_rotation(contexts, 60, 20, caps, group_capacity=4)
+    for block, load in enumerate(rotation.station_load):
+        for modality, cap in caps.items():
+            assert load.get(modality, 0) <= cap
+        seated = {}
+        for lid, playlist in rotation.playlists.items():
+            mods = {a.modality for a in playlist.activities if block * 20 <= a.start_minute < (block + 1) * 20}
+            assert len(mods) <= 1  # one station per block
+            for m in mods:
+                seated[m] = seated.get(m, 0) + 1
+        for modality, cap in caps.items():
+            assert seated.get(modality, 0) <= cap, (block, modality)
+    for playlist in rotation.playlists.values():
+        assert sum(a.minutes for a in playlist.activities) <= 60
+
+
+def test_rotation_rejects_bad_blocks(index, config) -> None:
+    with pytest.raises(ValueError, match="block_minutes"):
+        plan_rotation({}, 30, 45)
