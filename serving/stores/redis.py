@@ -1,0 +1,165 @@
+"""The Redis store, for several API workers and replicas.
+
+Every key of one learner carries the hash tag ``{tenant:learner}``, so a learner lives in one
+Redis Cluster slot and one Lua script updates it atomically: it checks the record's version and
+the idempotency keys, appends the events to the learner's Stream, records the idempotency keys
+and writes the new record, or does nothing.
+
+Durability is Redis's: run it with ``appendonly yes`` and ``appendfsync always`` and an
+acknowledged event survives a crash (Redis fsyncs the AOF before it replies). With
+``appendfsync everysec`` up to one second of acknowledged events can be lost; without AOF, all
+of them since the last snapshot. Learner state is a fold over the event log, so ``zpd replay``
+rebuilds it from the Streams.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Sequence
+
+import redis
+
+from serving.stores.base import (
+    ApiKeyRecord,
+    LearnerRecord,
+    LearnerStore,
+    StoredEvent,
+    StoreError,
+    StoreUnavailable,
+    VersionConflict,
+)
+
+__all__ = ["RedisStore"]
+
+COMMIT = """
+local v = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+if v ~= tonumber(ARGV[1]) then return redis.error_reply('VERSION ' .. v) end
+local n = tonumber(ARGV[6])
+for i = 0, n - 1 do
+  if redis.call('HEXISTS', KEYS[3], ARGV[7 + 3 * i]) == 1 then
+    return redis.error_reply('DUPLICATE ' .. ARGV[7 + 3 * i])
+  end
+end
+for i = 0, n - 1 do
+  redis.call('HSET', KEYS[3], ARGV[7 + 3 * i], ARGV[8 + 3 * i])
+  redis.call('XADD', KEYS[2], '*', 'body', ARGV[9 + 3 * i])
+end
+local count = tonumber(redis.call('HGET', KEYS[1], 'event_count') or '0') + n
+local created = redis.call('HGET', KEYS[1], 'created') or ARGV[5]
+redis.call('HSET', KEYS[1], 'version', v + 1, 'model_version', ARGV[2], 'state', ARGV[3], 'meta', ARGV[4],
+           'event_count', count, 'created', created, 'updated', ARGV[5])
+return {v + 1, count, created}
+"""
+
+
+def _tag(tenant: str, learner_id: str) -> str:
+    return f"zpd:{{{tenant}:{learner_id}}}"
+
+
+class RedisStore(LearnerStore):
+    def __init__(self, url: str, timeout_s: float = 2.0):
+        self.url = url
+        try:
+            self.client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
+                                               health_check_interval=30)
+        except ValueError as exc:
+            raise StoreError(f"bad Redis URL {url!r}: {exc}") from None
+        self._commit = self.client.register_script(COMMIT)
+
+    def _call(self, fn):
+        try:
+            return fn()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise StoreUnavailable(f"Redis store {self.url} is unavailable: {exc}") from None
+
+    # ------------------------------------------------------------------ learners
+    def get(self, tenant: str, learner_id: str) -> LearnerRecord | None:
+        data = self._call(lambda: self.client.hgetall(_tag(tenant, learner_id) + ":rec"))
+        if not data:
+            return None
+        return LearnerRecord(
+            tenant, learner_id, int(data[b"version"]), data[b"model_version"].decode(), bytes(data[b"state"]),
+            json.loads(data[b"meta"]), int(data[b"event_count"]), float(data[b"created"]), float(data[b"updated"]))
+
+    def event_hashes(self, tenant: str, learner_id: str, event_ids: Sequence[str]) -> dict[str, str]:
+        ids = list(dict.fromkeys(event_ids))
+        if not ids:
+            return {}
+        values = self._call(lambda: self.client.hmget(_tag(tenant, learner_id) + ":ids", ids))
+        return {i: v.decode() for i, v in zip(ids, values) if v is not None}
+
+    def commit(self, record: LearnerRecord, expected_version: int, events: Sequence[StoredEvent]) -> None:
+        tag = _tag(record.tenant, record.learner_id)
+        now = time.time()
+        args: list = [expected_version, record.model_version, record.state, record.meta_json(), repr(now), len(events)]
+        for event in events:
+            args += [event.id, event.content_hash, event.to_json()]
+        try:
+            version, count, created = self._call(lambda: self._commit(keys=[tag + ":rec", tag + ":log", tag + ":ids"], args=args))
+        except redis.ResponseError as exc:
+            message = str(exc)
+            if message.startswith(("VERSION", "DUPLICATE")):
+                raise VersionConflict(f"learner {record.learner_id} changed concurrently ({message})") from None
+            raise StoreError(f"Redis commit failed: {message}") from None
+        self._call(lambda: self.client.sadd(f"zpd:learners:{record.tenant}", record.learner_id))
+        record.version, record.event_count = int(version), int(count)
+        record.created, record.updated = float(created), now
+
+    def events(self, tenant: str, learner_id: str) -> list[StoredEvent]:
+        entries = self._call(lambda: self.client.xrange(_tag(tenant, learner_id) + ":log"))
+        return [StoredEvent.from_json(fields[b"body"]) for _, fields in entries]
+
+    def learners(self, tenant: str | None = None) -> Iterator[tuple[str, str]]:
+        if tenant is not None:
+            tenants = [tenant]
+        else:
+            tenants = sorted(k.decode().removeprefix("zpd:learners:")
+                             for k in self._call(lambda: list(self.client.scan_iter("zpd:learners:*"))))
+        pairs = []
+        for t in tenants:
+            members = self._call(lambda: self.client.smembers(f"zpd:learners:{t}"))
+            pairs += [(t, m.decode()) for m in sorted(members)]
+        return iter(pairs)
+
+    def delete_learner(self, tenant: str, learner_id: str) -> bool:
+        tag = _tag(tenant, learner_id)
+        removed = self._call(lambda: self.client.delete(tag + ":rec", tag + ":log", tag + ":ids"))
+        member = self._call(lambda: self.client.srem(f"zpd:learners:{tenant}", learner_id))
+        return bool(removed or member)
+
+    # ------------------------------------------------------------------ keys
+    def put_key(self, key: ApiKeyRecord) -> None:
+        mapping = {"tenant": key.tenant, "scopes": ",".join(key.scopes), "secret_hash": key.secret_hash,
+                   "created": repr(key.created), "revoked": int(key.revoked), "label": key.label}
+        if not self._call(lambda: self.client.hsetnx(f"zpd:key:{key.key_id}", "tenant", key.tenant)):
+            raise StoreError(f"API key id {key.key_id} already exists")
+        self._call(lambda: self.client.hset(f"zpd:key:{key.key_id}", mapping=mapping))
+        self._call(lambda: self.client.sadd("zpd:keys", key.key_id))
+
+    def get_key(self, key_id: str) -> ApiKeyRecord | None:
+        data = self._call(lambda: self.client.hgetall(f"zpd:key:{key_id}"))
+        if not data or b"secret_hash" not in data:
+            return None
+        d = {k.decode(): v.decode() for k, v in data.items()}
+        return ApiKeyRecord(key_id, d["tenant"], tuple(s for s in d["scopes"].split(",") if s), d["secret_hash"],
+                            float(d["created"]), d["revoked"] == "1", d.get("label", ""))
+
+    def list_keys(self, tenant: str | None = None) -> list[ApiKeyRecord]:
+        ids = sorted(m.decode() for m in self._call(lambda: self.client.smembers("zpd:keys")))
+        keys = [k for k in (self.get_key(i) for i in ids) if k is not None]
+        keys = [k for k in keys if tenant is None or k.tenant == tenant]
+        return sorted(keys, key=lambda k: k.created)
+
+    def revoke_key(self, key_id: str) -> bool:
+        if not self._call(lambda: self.client.exists(f"zpd:key:{key_id}")):
+            return False
+        self._call(lambda: self.client.hset(f"zpd:key:{key_id}", "revoked", 1))
+        return True
+
+    # ------------------------------------------------------------------ lifecycle
+    def ping(self) -> None:
+        self._call(self.client.ping)
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,207 @@
+"""The embedded default store: one SQLite file in WAL mode with durable commits.
+
+``synchronous=FULL`` makes every commit durable before it returns (an acknowledged event survives
+a crash or power loss). Writers serialize on SQLite's write lock (``BEGIN IMMEDIATE``); each
+thread gets its own connection.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from serving.stores.base import (
+    ApiKeyRecord,
+    LearnerRecord,
+    LearnerStore,
+    StoredEvent,
+    StoreError,
+    StoreUnavailable,
+    VersionConflict,
+)
+
+__all__ = ["SQLiteStore"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS learners (
+    tenant TEXT NOT NULL, learner_id TEXT NOT NULL, version INTEGER NOT NULL, model_version TEXT NOT NULL,
+    state BLOB NOT NULL, meta TEXT NOT NULL, event_count INTEGER NOT NULL, created REAL NOT NULL, updated REAL NOT NULL,
+    PRIMARY KEY (tenant, learner_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    tenant TEXT NOT NULL, learner_id TEXT NOT NULL, seq INTEGER NOT NULL, event_id TEXT NOT NULL,
+    content_hash TEXT NOT NULL, body TEXT NOT NULL,
+    PRIMARY KEY (tenant, learner_id, seq)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS events_idempotency ON events (tenant, learner_id, event_id);
+CREATE TABLE IF NOT EXISTS api_keys (
+    key_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, scopes TEXT NOT NULL, secret_hash TEXT NOT NULL,
+    created REAL NOT NULL, revoked INTEGER NOT NULL DEFAULT 0, label TEXT NOT NULL DEFAULT ''
+);
+"""
+
+
+class SQLiteStore(LearnerStore):
+    def __init__(self, url: str, timeout_s: float = 5.0):
+        self.url = url
+        self.path = Path(url.removeprefix("sqlite:///"))
+        self.timeout_s = timeout_s
+        self._local = threading.local()
+        self._closed = False
+        self._opened: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._conn() as conn:
+                conn.executescript(SCHEMA)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreUnavailable(f"cannot open SQLite store {self.path}: {exc}") from None
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            if self._closed:
+                raise StoreUnavailable(f"SQLite store {self.path} is closed")
+            try:
+                conn = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None, check_same_thread=False)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")
+                conn.execute("PRAGMA foreign_keys=ON")
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"cannot open SQLite store {self.path}: {exc}") from None
+            self._local.conn = conn
+            with self._lock:
+                self._opened.append(conn)
+        return conn
+
+    def _run(self, fn):
+        try:
+            return fn(self._conn())
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"SQLite store {self.path} is unavailable: {exc}") from None
+
+    # ------------------------------------------------------------------ learners
+    def get(self, tenant: str, learner_id: str) -> LearnerRecord | None:
+        row = self._run(lambda c: c.execute(
+            "SELECT version, model_version, state, meta, event_count, created, updated FROM learners "
+            "WHERE tenant=? AND learner_id=?", (tenant, learner_id)).fetchone())
+        if row is None:
+            return None
+        return LearnerRecord(tenant, learner_id, row[0], row[1], bytes(row[2]), json.loads(row[3]), row[4], row[5], row[6])
+
+    def event_hashes(self, tenant: str, learner_id: str, event_ids: Sequence[str]) -> dict[str, str]:
+        if not event_ids:
+            return {}
+        found: dict[str, str] = {}
+        ids = list(dict.fromkeys(event_ids))
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._run(lambda c: c.execute(
+                f"SELECT event_id, content_hash FROM events WHERE tenant=? AND learner_id=? AND event_id IN ({marks})",
+                (tenant, learner_id, *chunk)).fetchall())
+            found.update(dict(rows))
+        return found
+
+    def commit(self, record: LearnerRecord, expected_version: int, events: Sequence[StoredEvent]) -> None:
+        def txn(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute("SELECT version, event_count FROM learners WHERE tenant=? AND learner_id=?",
+                                   (record.tenant, record.learner_id)).fetchone()
+                current = row[0] if row else 0
+                if current != expected_version:
+                    raise VersionConflict(f"learner {record.learner_id} changed (version {current}, expected {expected_version})")
+                seq0 = row[1] if row else 0
+                conn.executemany(
+                    "INSERT INTO events (tenant, learner_id, seq, event_id, content_hash, body) VALUES (?,?,?,?,?,?)",
+                    [(record.tenant, record.learner_id, seq0 + i + 1, e.id, e.content_hash, e.to_json())
+                     for i, e in enumerate(events)])
+                record.version = expected_version + 1
+                record.event_count = seq0 + len(events)
+                now = time.time()
+                record.created = record.created or now
+                record.updated = now
+                conn.execute(
+                    "INSERT INTO learners (tenant, learner_id, version, model_version, state, meta, event_count, created, updated) "
+                    "VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (tenant, learner_id) DO UPDATE SET version=excluded.version, "
+                    "model_version=excluded.model_version, state=excluded.state, meta=excluded.meta, "
+                    "event_count=excluded.event_count, updated=excluded.updated",
+                    (record.tenant, record.learner_id, record.version, record.model_version, record.state,
+                     record.meta_json(), record.event_count, record.created, record.updated))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        try:
+            self._run(txn)
+        except sqlite3.IntegrityError as exc:
+            raise VersionConflict(f"an event id was stored concurrently: {exc}") from None
+
+    def events(self, tenant: str, learner_id: str) -> list[StoredEvent]:
+        rows = self._run(lambda c: c.execute(
+            "SELECT body FROM events WHERE tenant=? AND learner_id=? ORDER BY seq", (tenant, learner_id)).fetchall())
+        return [StoredEvent.from_json(r[0]) for r in rows]
+
+    def learners(self, tenant: str | None = None) -> Iterator[tuple[str, str]]:
+        if tenant is None:
+            rows = self._run(lambda c: c.execute("SELECT tenant, learner_id FROM learners ORDER BY 1, 2").fetchall())
+        else:
+            rows = self._run(lambda c: c.execute(
+                "SELECT tenant, learner_id FROM learners WHERE tenant=? ORDER BY 2", (tenant,)).fetchall())
+        return iter([(r[0], r[1]) for r in rows])
+
+    def delete_learner(self, tenant: str, learner_id: str) -> bool:
+        def txn(conn: sqlite3.Connection) -> bool:
+            conn.execute("BEGIN IMMEDIATE")
+            a = conn.execute("DELETE FROM learners WHERE tenant=? AND learner_id=?", (tenant, learner_id)).rowcount
+            b = conn.execute("DELETE FROM events WHERE tenant=? AND learner_id=?", (tenant, learner_id)).rowcount
+            conn.execute("COMMIT")
+            return bool(a or b)
+
+        return self._run(txn)
+
+    # ------------------------------------------------------------------ keys
+    def put_key(self, key: ApiKeyRecord) -> None:
+        try:
+            self._run(lambda c: c.execute(
+                "INSERT INTO api_keys (key_id, tenant, scopes, secret_hash, created, revoked, label) VALUES (?,?,?,?,?,?,?)",
+                (key.key_id, key.tenant, ",".join(key.scopes), key.secret_hash, key.created, int(key.revoked), key.label)))
+        except sqlite3.IntegrityError:
+            raise StoreError(f"API key id {key.key_id} already exists") from None
+
+    def get_key(self, key_id: str) -> ApiKeyRecord | None:
+        row = self._run(lambda c: c.execute(
+            "SELECT key_id, tenant, scopes, secret_hash, created, revoked, label FROM api_keys WHERE key_id=?",
+            (key_id,)).fetchone())
+        return _key(row) if row else None
+
+    def list_keys(self, tenant: str | None = None) -> list[ApiKeyRecord]:
+        sql = "SELECT key_id, tenant, scopes, secret_hash, created, revoked, label FROM api_keys"
+        rows = self._run(lambda c: c.execute(sql + (" WHERE tenant=?" if tenant else "") + " ORDER BY created",
+                                             (tenant,) if tenant else ()).fetchall())
+        return [_key(r) for r in rows]
+
+    def revoke_key(self, key_id: str) -> bool:
+        return bool(self._run(lambda c: c.execute("UPDATE api_keys SET revoked=1 WHERE key_id=?", (key_id,)).rowcount))
+
+    # ------------------------------------------------------------------ lifecycle
+    def ping(self) -> None:
+        self._run(lambda c: c.execute("SELECT 1").fetchone())
+
+    def close(self) -> None:
+        self._closed = True
+        with self._lock:
+            for conn in self._opened:
+                conn.close()
+            self._opened.clear()
+        self._local = threading.local()
+
+
+def _key(row) -> ApiKeyRecord:
+    return ApiKeyRecord(row[0], row[1], tuple(s for s in row[2].split(",") if s), row[3], row[4], bool(row[5]), row[6])

@@ -1,0 +1,142 @@
+"""One contract, two real stores: SQLite (a file in tmp_path) and a real redis-server."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from serving.stores.base import (
+    ApiKeyRecord,
+    LearnerRecord,
+    StoredEvent,
+    StoreError,
+    StoreUnavailable,
+    VersionConflict,
+    open_store,
+)
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        s = open_store(f"sqlite:///{tmp_path / 'zpd.db'}")
+    else:
+        s = open_store(request.getfixturevalue("redis_url"))
+    yield s
+    s.close()
+
+
+def event(i: int, correct: float = 1.0) -> StoredEvent:
+    return StoredEvent(f"e{i}", f"item-{i}", ("A",), correct, 1000.0 + i, time.time(), f"hash-{i}")
+
+
+def test_commit_and_read_back(store) -> None:
+    assert store.get("t1", "l1") is None
+    rec = LearnerRecord("t1", "l1", model_version="bkt@1", state=b"\x00\x01state", meta={"goal": ["A"]})
+    store.commit(rec, 0, [event(1), event(2)])
+    assert rec.version == 1 and rec.event_count == 2
+    got = store.get("t1", "l1")
+    assert (got.version, got.model_version, got.state, got.meta, got.event_count) == (1, "bkt@1", b"\x00\x01state", {"goal": ["A"]}, 2)
+    assert [e.id for e in store.events("t1", "l1")] == ["e1", "e2"]
+    first, expected = store.events("t1", "l1")[0], event(1)
+    assert (first.item_id, first.standards, first.correct, first.timestamp, first.content_hash) == \
+        (expected.item_id, expected.standards, expected.correct, expected.timestamp, expected.content_hash)
+    assert store.event_hashes("t1", "l1", ["e1", "e3"]) == {"e1": "hash-1"}
+
+
+def test_stale_version_is_refused_and_nothing_lands(store) -> None:
+    rec = LearnerRecord("t1", "l1", state=b"s1")
+    store.commit(rec, 0, [event(1)])
+    stale = LearnerRecord("t1", "l1", state=b"s2")
+    with pytest.raises(VersionConflict):
+        store.commit(stale, 0, [event(2)])
+    assert store.get("t1", "l1").state == b"s1"
+    assert [e.id for e in store.events("t1", "l1")] == ["e1"]
+    assert store.event_hashes("t1", "l1", ["e2"]) == {}
+
+
+def test_duplicate_event_id_is_refused_atomically(store) -> None:
+    rec = LearnerRecord("t1", "l1", state=b"s1")
+    store.commit(rec, 0, [event(1)])
+    again = LearnerRecord("t1", "l1", state=b"s2")
+    with pytest.raises(VersionConflict):
+        store.commit(again, 1, [event(2), event(1)])
+    assert store.get("t1", "l1").state == b"s1" and len(store.events("t1", "l1")) == 1
+
+
+def test_concurrent_writers_never_lose_an_event(store) -> None:
+    def writer(k: int) -> None:
+        for j in range(10):
+            while True:
+                rec = store.get("t1", "l1")
+                version = rec.version if rec else 0
+                new = LearnerRecord("t1", "l1", state=b"x", created=rec.created if rec else 0.0)
+                try:
+                    store.commit(new, version, [event(k * 100 + j)])
+                    break
+                except VersionConflict:
+                    continue
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert store.get("t1", "l1").event_count == 40 and len(store.events("t1", "l1")) == 40
+    assert store.get("t1", "l1").version == 40
+
+
+def test_tenants_are_separate_and_delete_erases_everything(store) -> None:
+    store.commit(LearnerRecord("t1", "same", state=b"a"), 0, [event(1)])
+    store.commit(LearnerRecord("t2", "same", state=b"b"), 0, [event(1)])
+    store.commit(LearnerRecord("t1", "other", state=b"c"), 0, [event(2)])
+    assert store.get("t2", "same").state == b"b"
+    assert sorted(store.learners()) == [("t1", "other"), ("t1", "same"), ("t2", "same")]
+    assert list(store.learners("t2")) == [("t2", "same")]
+    assert store.delete_learner("t1", "same") is True
+    assert store.get("t1", "same") is None and store.events("t1", "same") == []
+    assert store.event_hashes("t1", "same", ["e1"]) == {}  # idempotency keys gone too
+    assert store.get("t2", "same").state == b"b"
+    assert store.delete_learner("t1", "same") is False
+    # an erased learner can start again from scratch with the same event id
+    store.commit(LearnerRecord("t1", "same", state=b"new"), 0, [event(1)])
+
+
+def test_api_keys(store) -> None:
+    key = ApiKeyRecord("k1", "t1", ("read", "ingest"), "hash", time.time(), label="demo")
+    store.put_key(key)
+    assert store.get_key("k1") == key
+    assert store.get_key("nope") is None
+    with pytest.raises(StoreError):
+        store.put_key(key)
+    assert [k.key_id for k in store.list_keys("t1")] == ["k1"] and store.list_keys("t2") == []
+    assert store.revoke_key("k1") is True and store.get_key("k1").revoked is True
+    assert store.revoke_key("nope") is False
+
+
+def test_ping(store) -> None:
+    store.ping()
+
+
+def test_unreachable_redis_is_unavailable_not_a_hang() -> None:
+    from tests.serving.conftest import free_port
+
+    store = open_store(f"redis://127.0.0.1:{free_port()}/0")
+    started = time.time()
+    with pytest.raises(StoreUnavailable, match="unavailable"):
+        store.get("t", "l")
+    assert time.time() - started < 10
+
+
+def test_unusable_sqlite_path_is_unavailable(tmp_path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StoreUnavailable):
+        open_store(f"sqlite:///{blocker / 'sub' / 'zpd.db'}")
+
+
+def test_unknown_url() -> None:
+    with pytest.raises(StoreError, match="unsupported store URL"):
+        open_store("postgres://x")
