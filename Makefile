@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test clean
+.PHONY: install test serve clean
 
 install: $(STAMP)
 
@@ -22,3 +22,8 @@ test: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache *.egg-info
+
+# The API on 127.0.0.1:8000 with the SQLite store under var/, the bundled graph, catalog and model,
+# and a printed demo key.
+serve: $(STAMP)
+	$(BIN)/zpd serve --demo-key --host 127.0.0.1 --port 8000

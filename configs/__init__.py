@@ -22,8 +22,11 @@ __all__ = [
     "ENV_OVERRIDES",
     "GraphConfig",
     "MLflowConfig",
+    "ModelConfig",
     "PlannerConfig",
+    "ServingConfig",
     "StoreConfig",
+    "TrainingConfig",
     "ZPDConfig",
     "load_config",
 ]
@@ -34,6 +37,7 @@ DEFAULT_CONFIG_PATH = Path(__file__).with_name("default.toml")
 ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "ZPD_STORE_URL": ("store", "url"),
     "ZPD_MLFLOW_TRACKING_URI": ("mlflow", "tracking_uri"),
+    "ZPD_MODEL_URI": ("serving", "model_uri"),
 }
 
 
@@ -101,6 +105,17 @@ class PlannerConfig(_Section):
         return value
 
 
+class ServingConfig(_Section):
+    # the model to serve; falls back to the bundled model, then to graph BKT
+    model_uri: str = "models:/zpd-learner@champion"
+    # seconds between checks of the model alias for a new version (0: only POST /v1/model/reload)
+    model_poll_s: float = 0.0
+    max_batch_events: int = 1000
+    key_cache_s: float = 2.0
+    # where `zpd serve` keeps its default SQLite file and the demo key
+    data_dir: str = "var"
+
+
 class StoreConfig(_Section):
     url: str = "sqlite:///var/zpd.db"
 
@@ -110,12 +125,61 @@ class MLflowConfig(_Section):
     registered_model: str = "zpd-learner"
 
 
+class ModelConfig(_Section):
+    """Hyper-parameters per learner-state model, merged over the model class's ``defaults``
+    (e.g. ``models.dkt.DKTModel.defaults``); a key the model does not know fails at training."""
+
+    logistic: dict[str, Any] = {}
+    dkt: dict[str, Any] = {}
+    akt: dict[str, Any] = {}
+    zpd: dict[str, Any] = {}
+
+
+class TrainingConfig(_Section):
+    """The training loop of ``zpd train`` (training.train)."""
+
+    epochs: int = 30
+    seed: int = 0
+    # None = the model's own default (models.*.learning_rate)
+    learning_rate: float | None = None
+    weight_decay: float = 0.0
+    # a batch holds learners of similar length: at most this many (learners x longest) positions
+    batch_tokens: int = 8192
+    max_batch_learners: int = 128
+    # early stopping on the validation AUC: stop after `patience` epochs without a gain of min_delta
+    patience: int = 3
+    min_delta: float = 1e-4
+    grad_clip: float = 1.0
+    # learner shares held out when the data has no valid / test split of its own
+    valid_fraction: float = 0.1
+    test_fraction: float = 0.2
+    # MLflow experiment of training runs
+    experiment: str = "zpd-learner"
+
+    @field_validator("epochs", "batch_tokens", "max_batch_learners", "patience")
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError(f"must be at least 1, got {value}")
+        return value
+
+    @field_validator("valid_fraction", "test_fraction")
+    @classmethod
+    def _fraction(cls, value: float) -> float:
+        if not 0.0 < value < 0.5:
+            raise ValueError(f"must be in (0, 0.5), got {value}")
+        return value
+
+
 class ZPDConfig(_Section):
     graph: GraphConfig = GraphConfig()
     catalog: CatalogConfig = CatalogConfig()
     planner: PlannerConfig = PlannerConfig()
+    serving: ServingConfig = ServingConfig()
     store: StoreConfig = StoreConfig()
     mlflow: MLflowConfig = MLflowConfig()
+    model: ModelConfig = ModelConfig()
+    training: TrainingConfig = TrainingConfig()
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

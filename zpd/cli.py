@@ -22,6 +22,7 @@ from engine.catalog import CatalogError, Modality, load_catalog, save_catalog
 from engine.catalog import coverage as catalog_coverage
 from engine.graph import GraphError, StandardsGraph, UnknownStandardError, grade_number
 from engine.sources import load_catalog_source, load_graph
+from serving.cli import keys_app, replay, serve
 
 app = typer.Typer(help="zpd-engine: adaptive learning paths over a standards knowledge graph.",
                   no_args_is_help=True, add_completion=False)
@@ -29,6 +30,9 @@ graph_app = typer.Typer(help="Inspect, validate and export standards graphs.", n
 catalog_app = typer.Typer(help="Validate and inspect content catalogs.", no_args_is_help=True)
 app.add_typer(graph_app, name="graph")
 app.add_typer(catalog_app, name="catalog")
+app.command("serve")(serve)
+app.command("replay")(replay)
+app.add_typer(keys_app, name="keys")
 
 GraphOpt = Annotated[Optional[str], typer.Option("--graph", help="Graph source: a CSV folder or a CASE .json file (default: the configured graph, the bundled Coherence Map).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]

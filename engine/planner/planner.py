@@ -84,6 +84,7 @@ class PlanContext:
     overrides: Overrides = Overrides()
     interests: tuple[str, ...] = ()
     modalities: frozenset[Modality] | None = None
+    level: float | None = None  # the learner's grade level, when known (used when there is no goal)
     rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
 
 
@@ -313,7 +314,7 @@ def rank_candidates(ctx: PlanContext) -> tuple[list[Candidate], list[TeacherFlag
             "band_fit": _band_fit(float(p), cfg.band),
             "gain": (1.0 - m) if kind in ("learn", "remediation", "pinned") else 0.3,
             "goal": (1.0 - 0.5 * route_pos[unit] / max(1, len(route))) if unit in route_pos
-            else (0.8 if kind == "remediation" else (0.5 if not goals else 0.0)),
+            else (0.8 if kind == "remediation" else (_level_fit(ctx, unit) if not goals else 0.0)),
             "spacing": review_due(ctx, unit) if kind == "review" else 0.5 * _due_prereq_share(ctx, unit),
             "time_cost": 1.0 - min(1.0, item.duration_minutes / 45.0),
             "modality": _modality_fit(item, kind, cfg),
@@ -333,6 +334,14 @@ def rank_candidates(ctx: PlanContext) -> tuple[list[Candidate], list[TeacherFlag
 
 
 _TEACHER_LED = (Modality.SMALL_GROUP, Modality.TUTORING)
+
+
+def _level_fit(ctx: PlanContext, unit: str) -> float:
+    """Without a goal, standards near the learner's grade level fit best (0.5 when the level is unknown)."""
+    grade = ctx.index.graph.standards[unit].grade_num
+    if ctx.level is None or grade is None:
+        return 0.5
+    return max(0.0, 1.0 - abs(grade - ctx.level) / 3.0)
 
 
 def _modality_fit(item: Item, kind: str, cfg: PlannerConfig) -> float:

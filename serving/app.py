@@ -1,0 +1,140 @@
+"""The FastAPI application: resources opened once in the lifespan, one router per resource.
+
+``create_app(config)`` is the factory uvicorn calls (``--factory``); tests pass their own config
+(and may pass an open store). Errors always answer JSON ``{"error": {"code", "message", "field"}}``:
+4xx for bad input, 503 when the store is down, never a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from configs import ZPDConfig, load_config
+from engine.case import CaseOptions
+from engine.planner.index import PlannerIndex
+from engine.sources import load_catalog_source, load_graph
+from serving.auth import KeyCache
+from serving.metrics import Metrics
+from serving.model_provider import ModelHolder, ModelLoadError
+from serving.routes import catalog, classes, events, health, learners, model
+from serving.service import ApiError, Engine, LearnerService
+from serving.stores.base import LearnerStore, StoreUnavailable, open_store
+
+__all__ = ["create_app", "build_engine"]
+
+log = logging.getLogger("zpd.serving")
+
+
+def build_engine(config: ZPDConfig, model_uri: str | None = None) -> Engine:
+    """Graph, catalog, planner index and the model (configured URI -> bundled -> graph BKT)."""
+    g = config.graph
+    graph = load_graph(g.source, CaseOptions(g.prerequisite_association_types, g.grouping_item_types))
+    catalog = load_catalog_source(config.catalog.source, graph, config.catalog.generate_missing)
+    holder = ModelHolder(graph, catalog, config.mlflow.tracking_uri)
+    holder.load_first([model_uri or config.serving.model_uri, "bundled", "bkt"])
+    return Engine(config, graph, catalog, PlannerIndex.build(graph, catalog), holder)
+
+
+def _error(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message, "field": field}}, status_code=status)
+
+
+def _install_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return _error(exc.status, exc.code, exc.message, exc.field)
+
+    @app.exception_handler(StoreUnavailable)
+    async def store_down(request: Request, exc: StoreUnavailable) -> JSONResponse:
+        log.error("store unavailable: %s", exc)
+        return _error(503, "store_unavailable", f"the learner store is unavailable, retry later ({exc})")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [{"field": ".".join(str(p) for p in err["loc"] if p != "body") or "body", "message": err["msg"]}
+                    for err in exc.errors()]
+        first = problems[0] if problems else {"field": None, "message": "invalid request"}
+        body = {"error": {"code": "invalid_request", "message": f"{first['field']}: {first['message']}",
+                          "field": first["field"], "problems": problems}}
+        return JSONResponse(body, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        message = f"no route {request.method} {request.url.path}" if exc.status_code in (404, 405) else str(exc.detail)
+        return _error(exc.status_code, code, message)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return _error(500, "internal_error", "an unexpected error occurred; it has been logged")
+
+
+def _poll_alias(app: FastAPI, stop: threading.Event) -> None:
+    """Check the configured model URI every ``model_poll_s`` seconds and swap when it changes."""
+    cfg = app.state.config.serving
+    holder = app.state.engine.models
+    while not stop.wait(cfg.model_poll_s):
+        try:
+            from serving.model_provider import load_candidate
+
+            _, version, _ = load_candidate(cfg.model_uri, holder.graph, holder.tracking_uri)
+            if version != holder.current.version:
+                holder.reload(cfg.model_uri)
+                app.state.metrics.reload("swapped")
+                log.info("model alias moved: now serving %s", version)
+        except ModelLoadError as exc:
+            log.warning("model poll: %s", exc)
+
+
+def create_app(config: ZPDConfig | None = None, *, store: LearnerStore | None = None,
+               engine: Engine | None = None) -> FastAPI:
+    config = config or load_config()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        own_store = store is None
+        app.state.config = config
+        app.state.store = store or open_store(config.store.url)
+        app.state.engine = engine or build_engine(config)
+        app.state.service = LearnerService(app.state.engine, app.state.store)
+        app.state.keys = KeyCache(app.state.store, config.serving.key_cache_s)
+        stop = threading.Event()
+        poller = None
+        if config.serving.model_poll_s > 0:
+            poller = threading.Thread(target=_poll_alias, args=(app, stop), daemon=True, name="model-poll")
+            poller.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            if own_store:
+                app.state.store.close()
+
+    app = FastAPI(title="zpd-engine", version="1", lifespan=lifespan,
+                  description="Adaptive learning paths: ingest learning events, get the next activity, "
+                              "playlists, class rotations and the GPS view of each learner.")
+    app.state.metrics = Metrics()
+    _install_handlers(app)
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next: Any):
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        app.state.metrics.observe(request.method, path, response.status_code, time.perf_counter() - started)
+        return response
+
+    for module in (events, learners, classes, catalog, model, health):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,85 @@
+"""API keys: one tenant and a set of scopes per key; stored hashed, compared in constant time.
+
+A key looks like ``zpd_<key id>_<secret>``. The store keeps the id, the tenant, the scopes and
+the SHA-256 of the secret (the secret has 256 bits of entropy, so a fast hash is enough);
+verification recomputes the hash and compares with :func:`hmac.compare_digest`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+
+from serving.stores.base import ApiKeyRecord, LearnerStore
+
+__all__ = ["SCOPES", "KeyCache", "Principal", "create_key", "parse_key"]
+
+SCOPES = ("ingest", "read", "teacher", "admin")
+
+
+@dataclass(frozen=True)
+class Principal:
+    key_id: str
+    tenant: str
+    scopes: frozenset[str]
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_key(store: LearnerStore, tenant: str, scopes: list[str], label: str = "") -> str:
+    """Create a key for ``tenant`` and return it in full (the only time the secret is shown)."""
+    unknown = [s for s in scopes if s not in SCOPES]
+    if unknown:
+        raise ValueError(f"unknown scope(s) {', '.join(unknown)}; expected some of {', '.join(SCOPES)}")
+    if not tenant or not tenant.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise ValueError(f"tenant must be letters, digits, '-', '_' or '.', got {tenant!r}")
+    key_id = secrets.token_hex(8)
+    secret = secrets.token_urlsafe(32)
+    store.put_key(ApiKeyRecord(key_id, tenant, tuple(dict.fromkeys(scopes)), _hash(secret), time.time(), False, label))
+    return f"zpd_{key_id}_{secret}"
+
+
+def parse_key(key: str) -> tuple[str, str] | None:
+    parts = key.split("_", 2)
+    if len(parts) != 3 or parts[0] != "zpd" or len(parts[1]) != 16 or not parts[2]:
+        return None
+    return parts[1], parts[2]
+
+
+class KeyCache:
+    """Looks keys up in the store, caching records for ``ttl_s`` seconds (revocation takes at most that long)."""
+
+    def __init__(self, store: LearnerStore, ttl_s: float = 2.0):
+        self.store, self.ttl_s = store, ttl_s
+        self._cache: dict[str, tuple[float, ApiKeyRecord | None]] = {}
+        self._lock = threading.Lock()
+
+    def verify(self, key: str) -> Principal | None:
+        parsed = parse_key(key)
+        if parsed is None:
+            return None
+        key_id, secret = parsed
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(key_id)
+        if hit is None or now - hit[0] > self.ttl_s:
+            record = self.store.get_key(key_id)
+            with self._lock:
+                self._cache[key_id] = (now, record)
+        else:
+            record = hit[1]
+        if record is None or record.revoked:
+            return None
+        if not hmac.compare_digest(record.secret_hash, _hash(secret)):
+            return None
+        return Principal(record.key_id, record.tenant, frozenset(record.scopes))
+
+    def forget(self, key_id: str) -> None:
+        with self._lock:
+            self._cache.pop(key_id, None)

@@ -1,0 +1,195 @@
+"""Serving commands: ``zpd serve``, ``zpd keys``, ``zpd replay`` (mounted by the zpd CLI)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import numpy as np
+import typer
+
+from configs import ZPDConfig, load_config
+
+__all__ = ["keys_app", "replay", "serve"]
+
+keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+StoreOpt = Annotated[Optional[str], typer.Option("--store", help="sqlite:///PATH or redis://HOST:PORT/DB (default: the configured store).")]
+CONFIG_ENV = "ZPD_CONFIG_FILE"  # how `zpd serve` hands its --config file to uvicorn workers
+
+
+def _config(ctx: typer.Context) -> ZPDConfig:
+    return ctx.obj if isinstance(ctx.obj, ZPDConfig) else load_config()
+
+
+def _store(ctx: typer.Context, url: str | None):
+    from serving.stores.base import StoreError, open_store
+
+    try:
+        return open_store(url or _config(ctx).store.url)
+    except StoreError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def app_from_env():
+    """The uvicorn factory for `zpd serve`: config file and store URL come from the environment."""
+    from serving.app import create_app
+
+    return create_app(load_config(os.environ.get(CONFIG_ENV) or None))
+
+
+def ensure_demo_key(store, data_dir: Path) -> str:
+    """The demo tenant's key (all scopes), created once and kept in ``data_dir/demo_key.txt``."""
+    from serving.auth import KeyCache, create_key
+
+    path = data_dir / "demo_key.txt"
+    if path.exists():
+        key = path.read_text().strip()
+        if KeyCache(store, 0).verify(key) is not None:
+            return key
+    key = create_key(store, "demo", ["ingest", "read", "teacher", "admin"], label="demo")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(key + "\n")
+    path.chmod(0o600)
+    return key
+
+
+def serve(
+    ctx: typer.Context,
+    store: StoreOpt = None,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes (use a Redis store with more than one).")] = 1,
+    demo_key: Annotated[bool, typer.Option("--demo-key", help="Create (once) and print a key for the 'demo' tenant.")] = False,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+) -> None:
+    """Start the HTTP API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    cfg = _config(ctx)
+    url = store or cfg.store.url
+    if workers > 1 and url.startswith("sqlite"):
+        typer.echo("note: several workers share one SQLite file; writes serialize on its lock", err=True)
+    opened = _store(ctx, url)
+    if demo_key:
+        key = ensure_demo_key(opened, Path(cfg.serving.data_dir))
+        typer.echo(f"demo API key (tenant 'demo'): {key}")
+        typer.echo(f"try: curl -H 'Authorization: Bearer {key}' http://{host}:{port}/v1/model")
+    opened.close()
+    os.environ["ZPD_STORE_URL"] = url
+    config_file = ctx.parent.params.get("config") if ctx.parent is not None else None
+    if config_file:
+        os.environ[CONFIG_ENV] = str(Path(config_file).resolve())
+    typer.echo(f"serving on http://{host}:{port} (docs at /docs), store {url.split('@')[-1]}, {workers} worker(s)")
+    uvicorn.run("serving.cli:app_from_env", factory=True, host=host, port=port, workers=workers,
+                log_level=log_level, access_log=False)
+
+
+@keys_app.command("create")
+def keys_create(
+    ctx: typer.Context,
+    tenant: Annotated[str, typer.Option(help="The tenant the key belongs to.")],
+    scopes: Annotated[str, typer.Option(help="Comma-separated: ingest, read, teacher, admin.")] = "ingest,read",
+    label: Annotated[str, typer.Option(help="A note to recognize the key by.")] = "",
+    store: StoreOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print {\"key\": ...}.")] = False,
+) -> None:
+    """Create a key in the store `zpd serve --store` uses. The key is shown once."""
+    from serving.auth import create_key
+
+    opened = _store(ctx, store)
+    try:
+        key = create_key(opened, tenant, [s.strip() for s in scopes.split(",") if s.strip()], label)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        opened.close()
+    key_id = key.split("_")[1]
+    typer.echo(json.dumps({"key": key, "key_id": key_id, "tenant": tenant}) if as_json else key)
+
+
+@keys_app.command("revoke")
+def keys_revoke(ctx: typer.Context, key_id: Annotated[str, typer.Argument(help="The key id (the part after zpd_).")],
+                store: StoreOpt = None) -> None:
+    """Revoke a key (it stops working within the server's key cache time, 2 s by default)."""
+    opened = _store(ctx, store)
+    try:
+        done = opened.revoke_key(key_id.split("_")[1] if key_id.startswith("zpd_") else key_id)
+    finally:
+        opened.close()
+    if not done:
+        typer.echo(f"error: no key with id {key_id!r}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {key_id}")
+
+
+@keys_app.command("list")
+def keys_list(ctx: typer.Context, tenant: Annotated[Optional[str], typer.Option(help="Only this tenant.")] = None,
+              store: StoreOpt = None) -> None:
+    """Key ids, tenants and scopes (never secrets)."""
+    opened = _store(ctx, store)
+    try:
+        for key in opened.list_keys(tenant):
+            typer.echo(f"{key.key_id}  {key.tenant:16} {','.join(key.scopes):28} {'revoked' if key.revoked else 'active'}  {key.label}")
+    finally:
+        opened.close()
+
+
+def replay(
+    ctx: typer.Context,
+    store: StoreOpt = None,
+    tenant: Annotated[Optional[str], typer.Option(help="Only this tenant.")] = None,
+    check: Annotated[bool, typer.Option("--check", help="Compare with the live state; write nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+) -> None:
+    """Rebuild every learner's state from the event log with the current model."""
+    from models.base import state_from_bytes
+    from serving.app import build_engine
+    from serving.service import LearnerService
+    from serving.stores.base import VersionConflict
+
+    cfg = _config(ctx)
+    opened = _store(ctx, store)
+    engine = build_engine(cfg)
+    service = LearnerService(engine, opened)
+    model = engine.models.current
+    summary = {"model_version": model.version, "learners": 0, "rebuilt": 0, "matching": 0, "differing": []}
+    try:
+        for t, learner in opened.learners(tenant):
+            record = opened.get(t, learner)
+            if record is None:
+                continue
+            summary["learners"] += 1
+            state, progress = service.rebuild(model.model, record)
+            same = (record.model_version == model.version and record.state and _same_state(state_from_bytes(record.state), state)
+                    and progress.to_json() == record.meta.get("progress"))
+            summary["matching"] += bool(same)
+            if not same:
+                summary["differing"].append(f"{t}/{learner}")
+            if not check and not same:
+                from models.base import state_to_bytes
+
+                record.state, record.model_version = state_to_bytes(state), model.version
+                record.meta["progress"] = progress.to_json()
+                try:
+                    opened.commit(record, record.version, [])
+                    summary["rebuilt"] += 1
+                except VersionConflict:
+                    typer.echo(f"warning: {t}/{learner} changed during replay; run again", err=True)
+    finally:
+        opened.close()
+    if as_json:
+        typer.echo(json.dumps(summary))
+    else:
+        typer.echo(f"{summary['learners']} learner(s), {summary['matching']} already matching, "
+                   f"{summary['rebuilt']} rebuilt with {model.version}")
+    if check and summary["differing"]:
+        raise typer.Exit(1)
+
+
+def _same_state(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(np.allclose(a[k], b[k], rtol=1e-6, atol=1e-9) for k in a)

@@ -1,0 +1,48 @@
+"""FastAPI dependencies: the service and the authenticated principal, with scope checks."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from serving.auth import Principal
+from serving.service import ApiError, LearnerService
+
+__all__ = ["AdminDep", "IngestDep", "ReadDep", "ServiceDep", "TeacherDep", "require"]
+
+
+def get_service(request: Request) -> LearnerService:
+    return request.app.state.service
+
+
+ServiceDep = Annotated[LearnerService, Depends(get_service)]
+
+
+def _principal(request: Request) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(401, "unauthorized", "send an API key as 'Authorization: Bearer KEY'", "Authorization")
+    principal = request.app.state.keys.verify(token.strip())
+    if principal is None:
+        raise ApiError(401, "unauthorized", "the API key is unknown or revoked", "Authorization")
+    return principal
+
+
+def require(scope: str):
+    """A dependency that returns the principal if its key has ``scope`` (admin has every scope)."""
+
+    def check(request: Request) -> Principal:
+        principal = _principal(request)
+        if scope not in principal.scopes and "admin" not in principal.scopes:
+            raise ApiError(403, "forbidden", f"this key lacks the {scope!r} scope", "Authorization")
+        return principal
+
+    return Depends(check)
+
+
+IngestDep = Annotated[Principal, require("ingest")]
+ReadDep = Annotated[Principal, require("read")]
+TeacherDep = Annotated[Principal, require("teacher")]
+AdminDep = Annotated[Principal, require("admin")]

@@ -1,0 +1,72 @@
+"""Prometheus text-format metrics: request counts and latency histograms per route, events ingested.
+
+Metrics are per process (with several workers each keeps its own; scrape each or sum).
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections import defaultdict
+
+__all__ = ["Metrics"]
+
+BUCKETS = (0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests: dict[tuple[str, str, int], int] = defaultdict(int)
+        self.latency: dict[tuple[str, str], list[int]] = {}
+        self.latency_sum: dict[tuple[str, str], float] = defaultdict(float)
+        self.events_ingested = 0
+        self.events_duplicate = 0
+        self.model_reloads: dict[str, int] = defaultdict(int)
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        with self._lock:
+            self.requests[(method, route, status)] += 1
+            counts = self.latency.setdefault((method, route), [0] * (len(BUCKETS) + 1))
+            counts[bisect.bisect_left(BUCKETS, seconds)] += 1
+            self.latency_sum[(method, route)] += seconds
+
+    def ingested(self, accepted: int, duplicates: int) -> None:
+        with self._lock:
+            self.events_ingested += accepted
+            self.events_duplicate += duplicates
+
+    def reload(self, outcome: str) -> None:
+        with self._lock:
+            self.model_reloads[outcome] += 1
+
+    def render(self) -> str:
+        def esc(value: str) -> str:
+            return value.replace("\\", "\\\\").replace('"', '\\"')
+
+        lines = ["# HELP zpd_requests_total HTTP requests by method, route and status.",
+                 "# TYPE zpd_requests_total counter"]
+        with self._lock:
+            for (method, route, status), n in sorted(self.requests.items()):
+                lines.append(f'zpd_requests_total{{method="{method}",route="{esc(route)}",status="{status}"}} {n}')
+            lines += ["# HELP zpd_request_seconds Request latency by method and route.",
+                      "# TYPE zpd_request_seconds histogram"]
+            for (method, route), counts in sorted(self.latency.items()):
+                labels = f'method="{method}",route="{esc(route)}"'
+                running = 0
+                for bound, count in zip(BUCKETS, counts):
+                    running += count
+                    lines.append(f'zpd_request_seconds_bucket{{{labels},le="{bound}"}} {running}')
+                running += counts[-1]
+                lines.append(f'zpd_request_seconds_bucket{{{labels},le="+Inf"}} {running}')
+                lines.append(f"zpd_request_seconds_sum{{{labels}}} {self.latency_sum[(method, route)]:.6f}")
+                lines.append(f"zpd_request_seconds_count{{{labels}}} {running}")
+            lines += ["# HELP zpd_events_ingested_total Events accepted (new).", "# TYPE zpd_events_ingested_total counter",
+                      f"zpd_events_ingested_total {self.events_ingested}",
+                      "# HELP zpd_events_duplicate_total Repeated events acknowledged without change.",
+                      "# TYPE zpd_events_duplicate_total counter", f"zpd_events_duplicate_total {self.events_duplicate}",
+                      "# HELP zpd_model_reloads_total Model reload attempts by outcome.",
+                      "# TYPE zpd_model_reloads_total counter"]
+            for outcome, n in sorted(self.model_reloads.items()):
+                lines.append(f'zpd_model_reloads_total{{outcome="{outcome}"}} {n}')
+        return "\n".join(lines) + "\n"

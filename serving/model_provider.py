@@ -1,0 +1,177 @@
+"""Which learner-state model serves, and swapping it without dropping a request.
+
+The server loads, in order: the MLflow model URI from the config (``models:/zpd-learner@champion``
+by default), the model bundled with the repository, and finally graph BKT built from the standards
+graph (needs no training). A reload builds and smoke-tests the candidate off to the side and then
+swaps one reference: requests in flight keep the model they started with. A candidate that fails
+to load or fails the smoke test is refused and the old model keeps serving.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.catalog import Catalog
+from engine.graph import StandardsGraph
+from models.base import Event, ItemBatch, ItemSpec, LearnerModel
+from models.bkt import GraphBKT
+from models.registry import load_model
+
+__all__ = ["LoadedModel", "ModelHolder", "ModelLoadError", "load_candidate"]
+
+log = logging.getLogger("zpd.model")
+BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "data" / "models" / "default"
+
+
+class ModelLoadError(RuntimeError):
+    """A model could not be loaded or failed its smoke test; the message says why."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    model: LearnerModel
+    version: str
+    source: str
+    loaded_at: float
+    batch: ItemBatch
+    item_pos: dict[str, int]
+
+    def predict_all(self, state: dict[str, np.ndarray]) -> np.ndarray:
+        return self.model.predict(state, self.batch)
+
+
+def _digest(folder: Path) -> str:
+    h = hashlib.sha256()
+    for name in ("config.json", "weights.npz"):
+        path = folder / name
+        if path.exists():
+            h.update(path.read_bytes())
+    return h.hexdigest()[:10]
+
+
+def _from_mlflow(uri: str, tracking_uri: str) -> tuple[LearnerModel, str]:
+    """Download a registered model version's artifact folder and load it (never unpickles)."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    body = uri.removeprefix("models:/")
+    if "@" in body:
+        name, alias = body.split("@", 1)
+        mv = client.get_model_version_by_alias(name, alias)
+    elif "/" in body:
+        name, version = body.split("/", 1)
+        mv = client.get_model_version(name, version)
+    else:
+        raise ModelLoadError(f"model URI {uri!r}: expected models:/NAME@ALIAS or models:/NAME/VERSION")
+    mlflow.set_tracking_uri(tracking_uri)
+    target = Path(tempfile.mkdtemp(prefix="zpd-model-"))
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=mv.source, dst_path=str(target)))
+    folder = local if (local / "config.json").exists() else next((p.parent for p in local.rglob("config.json")), local)
+    return load_model(folder), f"{name}/{mv.version}"
+
+
+def load_candidate(uri: str | None, graph: StandardsGraph, tracking_uri: str) -> tuple[LearnerModel, str, str]:
+    """(model, version, source) for a URI: ``models:/...`` (MLflow), a folder path, ``bundled`` or ``bkt``."""
+    try:
+        if uri is None or uri == "bkt":
+            ident = (graph.identifier or graph.title or "graph")[:8]
+            return GraphBKT.from_graph(graph), f"bkt-graph@{ident}", "graph BKT (no training data)"
+        if uri.startswith("models:/"):
+            model, version = _from_mlflow(uri, tracking_uri)
+            return model, version, f"MLflow {uri}"
+        folder = BUNDLED_MODEL if uri == "bundled" else Path(uri)
+        model = load_model(folder)
+        return model, f"{model.name}@{_digest(folder)}", f"folder {folder}"
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # any failure to load is reported, never fatal to the server
+        raise ModelLoadError(f"cannot load model {uri!r}: {type(exc).__name__}: {exc}") from None
+
+
+def smoke_test(model: LearnerModel, catalog: Catalog) -> ItemBatch:
+    """Encode the catalog and check that predictions are probabilities, before and after an update."""
+    specs = [ItemSpec(i.id, i.standards, i.difficulty) for i in catalog]
+    if not specs:
+        raise ModelLoadError("the catalog is empty: nothing to predict")
+    batch = model.encode_items(specs)
+    state = model.init_state()
+    for when in ("before", "after"):
+        probs = np.asarray(model.predict(state, batch))
+        if probs.shape != (len(specs),) or not np.all(np.isfinite(probs)) or probs.min() <= 0 or probs.max() >= 1:
+            raise ModelLoadError(f"smoke test failed: predictions {when} an update are not probabilities in (0, 1)")
+        first = specs[0]
+        state = model.update(state, Event(first.item_id, first.standards, 1.0, time.time()))
+    return batch
+
+
+class ModelHolder:
+    """Holds the serving model; ``current`` is swapped atomically by :meth:`reload`."""
+
+    def __init__(self, graph: StandardsGraph, catalog: Catalog, tracking_uri: str):
+        self.graph, self.catalog, self.tracking_uri = graph, catalog, tracking_uri
+        self._lock = threading.Lock()
+        self.current: LoadedModel | None = None
+        self.last_error: str | None = None
+
+    def _build(self, uri: str | None) -> LoadedModel:
+        model, version, source = load_candidate(uri, self.graph, self.tracking_uri)
+        try:
+            batch = smoke_test(model, self.catalog)
+        except ModelLoadError:
+            raise
+        except Exception as exc:
+            raise ModelLoadError(f"smoke test of {version} raised {type(exc).__name__}: {exc}") from None
+        return LoadedModel(model, version, source, time.time(), batch, {i: k for k, i in enumerate(batch.item_ids)})
+
+    def load_first(self, uris: list[str | None]) -> LoadedModel:
+        """Load the first URI that works (the fallback chain at start-up)."""
+        errors = []
+        for uri in uris:
+            try:
+                loaded = self._build(uri)
+            except ModelLoadError as exc:
+                errors.append(str(exc))
+                log.warning("model %s not used: %s", uri, exc)
+                continue
+            self.current = loaded
+            self.last_error = "; ".join(errors) or None
+            return loaded
+        raise ModelLoadError("no model could be loaded: " + "; ".join(errors))
+
+    def reload(self, uri: str | None) -> LoadedModel:
+        """Load and smoke-test ``uri``, then swap. On failure the current model stays."""
+        with self._lock:
+            try:
+                loaded = self._build(uri)
+            except ModelLoadError as exc:
+                self.last_error = str(exc)
+                raise
+            self.current = loaded
+            self.last_error = None
+            return loaded
+
+    def refresh_catalog(self, catalog: Catalog) -> None:
+        """Re-encode the catalog for the current model after a catalog change."""
+        with self._lock:
+            self.catalog = catalog
+            cur = self.current
+            if cur is not None:
+                batch = smoke_test(cur.model, catalog)
+                self.current = LoadedModel(cur.model, cur.version, cur.source, cur.loaded_at, batch,
+                                           {i: k for k, i in enumerate(batch.item_ids)})
+
+    def describe(self) -> dict[str, Any]:
+        cur = self.current
+        return {"version": cur.version if cur else None, "name": cur.model.name if cur else None,
+                "source": cur.source if cur else None, "loaded_at": cur.loaded_at if cur else None,
+                "last_error": self.last_error}

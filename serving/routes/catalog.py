@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Request
+
+from engine.case import CaseOptions, parse_case
+from engine.catalog import Catalog, CatalogError, Modality, parse_item
+from engine.graph import GraphError
+from engine.planner.index import PlannerIndex
+from serving.deps import AdminDep, ReadDep, ServiceDep
+from serving.service import ApiError
+from serving.views import item_json
+
+router = APIRouter(prefix="/v1", tags=["standards and items"])
+
+
+@router.get("/standards/{code}", summary="One standard with its prerequisites, dependents, parts and items")
+def get_standard(code: str, principal: ReadDep, service: ServiceDep) -> dict[str, Any]:
+    engine = service.engine
+    canonical = engine.resolve_standard(code, "code")
+    std = engine.graph.standards[canonical]
+    graph = engine.graph
+    return {
+        "code": std.code, "description": std.description, "grade": std.grade,
+        "domain": {"code": std.domain_code, "name": std.domain_name},
+        "cluster": {"code": std.cluster_code, "name": std.cluster_name},
+        "parent": std.parent, "parts": list(graph.parts.get(canonical, ())), "aliases": list(std.aliases),
+        "prerequisites": graph.sort(graph.prereq.predecessors(canonical)),
+        "dependents": graph.sort(graph.prereq.successors(canonical)),
+        "related": graph.sort(next(iter(p - {canonical})) for p in graph.related if canonical in p),
+        "items": [i.id for i in engine.catalog.for_standard(canonical)],
+    }
+
+
+@router.get("/items", summary="Catalog items, filtered by standard and modality")
+def get_items(principal: ReadDep, service: ServiceDep, standard: str | None = None, modality: str | None = None,
+              limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+    engine = service.engine
+    items = list(engine.catalog)
+    if standard is not None:
+        canonical = engine.resolve_standard(standard, "standard")
+        units = set(engine.graph.leaves(canonical)) | {canonical}
+        items = [i for i in items if units & set(engine.index.item_units.get(i.id, ())) or canonical in i.standards]
+    if modality is not None:
+        try:
+            wanted = Modality(modality)
+        except ValueError:
+            raise ApiError(422, "invalid_modality", f"unknown modality {modality!r}", "modality") from None
+        items = [i for i in items if i.modality is wanted]
+    return {"total": len(items), "items": [item_json(i) for i in items[offset:offset + limit]]}
+
+
+@router.put("/items", summary="Insert or update catalog items (admin)")
+def put_items(request: Request, principal: AdminDep, service: ServiceDep, body: Any = Body(...)) -> dict[str, Any]:
+    records = body if isinstance(body, list) else body.get("items") if isinstance(body, dict) and "items" in body else [body]
+    if not isinstance(records, list) or len(records) > 5000:
+        raise ApiError(413 if isinstance(records, list) else 422, "bad_items", "send up to 5000 items as a list", "body")
+    engine = service.engine
+    parsed = []
+    for i, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise ApiError(422, "invalid_item", "expected an item object", f"items[{i}]")
+        try:
+            parsed.append(parse_item(record, f"items[{i}]", engine.graph))
+        except CatalogError as exc:
+            message = str(exc)
+            field = message.split("field '")[1].split("'")[0] if "field '" in message else None
+            raise ApiError(404 if "unknown standard" in message else 422, "invalid_item", message,
+                           f"items[{i}].{field}" if field else f"items[{i}]") from None
+    with engine.lock:
+        catalog = Catalog(list(engine.catalog))
+        created = sum(1 for item in parsed if item.id not in catalog)
+        for item in parsed:
+            catalog.upsert(item)
+        engine.models.refresh_catalog(catalog)
+        engine.index = PlannerIndex.build(engine.graph, catalog)
+        engine.catalog = catalog
+    return {"created": created, "updated": len(parsed) - created, "items": len(engine.catalog)}
+
+
+@router.post("/standards/import", summary="Replace the standards framework with a CASE package (admin)")
+def import_standards(principal: AdminDep, service: ServiceDep, body: Any = Body(...)) -> dict[str, Any]:
+    engine = service.engine
+    cfg = engine.config.graph
+    try:
+        graph = parse_case(body, "CASE package", CaseOptions(cfg.prerequisite_association_types, cfg.grouping_item_types))
+    except GraphError as exc:
+        raise ApiError(422, "invalid_case_package", str(exc), "body") from None
+    before = len(engine.catalog)
+    kept = [i for i in engine.catalog if all(c in graph.standards for c in i.standards)]
+    if not kept:
+        raise ApiError(422, "no_items_left", "no catalog item is aligned to the imported framework; "
+                       "upload items for it first (PUT /v1/items) or import a framework that keeps some", "body")
+    with engine.lock:
+        catalog = Catalog(kept)
+        engine.graph = graph
+        engine.models.graph = graph
+        engine.models.catalog = catalog
+        if engine.models.current.model.name == "bkt":  # graph BKT is built from the graph: rebuild it
+            engine.models.reload("bkt")
+        else:
+            engine.models.refresh_catalog(catalog)
+        engine.index = PlannerIndex.build(graph, catalog)
+        engine.catalog = catalog
+    return {"title": graph.title, "standards": len(graph.internal_codes),
+            "prerequisite_edges": graph.prereq.number_of_edges(), "items_kept": len(kept),
+            "items_dropped": before - len(kept), "model_version": engine.models.current.version,
+            "warnings": list(graph.warnings)}

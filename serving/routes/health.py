@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse
+
+from serving.stores.base import StoreUnavailable
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="The process is up")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="The store answers and a model is loaded")
+def readyz(request: Request) -> Any:
+    from fastapi.responses import JSONResponse
+
+    service = request.app.state.service
+    try:
+        service.store.ping()
+    except StoreUnavailable as exc:
+        return JSONResponse({"status": "unavailable", "store": str(exc)}, status_code=503)
+    model = service.engine.models.current
+    return {"status": "ready", "store": service.store.url.split("@")[-1], "model_version": model.version}
+
+
+@router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
+def metrics(request: Request) -> str:
+    return request.app.state.metrics.render()

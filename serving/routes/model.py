@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from serving.deps import AdminDep, ReadDep, ServiceDep
+from serving.model_provider import ModelLoadError
+from serving.schemas import ModelReloadIn
+from serving.service import ApiError
+
+router = APIRouter(prefix="/v1/model", tags=["model"])
+
+
+@router.get("", summary="The model that serves recommendations")
+def get_model(principal: ReadDep, service: ServiceDep) -> dict[str, Any]:
+    return service.engine.models.describe()
+
+
+@router.post("/reload", summary="Load a model (default: the configured URI) and swap it in (admin)")
+def reload_model(request: Request, principal: AdminDep, service: ServiceDep, body: ModelReloadIn | None = None) -> dict[str, Any]:
+    """The candidate is loaded and smoke-tested while the current model keeps serving; a candidate
+    that fails is refused (409 with the reason) and the current model stays."""
+    holder = service.engine.models
+    uri = (body.uri if body and body.uri else None) or request.app.state.config.serving.model_uri
+    previous = holder.current.version
+    try:
+        loaded = holder.reload(uri)
+    except ModelLoadError as exc:
+        request.app.state.metrics.reload("refused")
+        raise ApiError(409, "model_refused", f"{exc}; still serving {previous}", "uri") from None
+    request.app.state.metrics.reload("swapped")
+    return {"previous": previous, **holder.describe(), "version": loaded.version}

@@ -1,0 +1,193 @@
+"""Request and response bodies of the HTTP API (pydantic), and event normalization.
+
+Events arrive as native objects (``id``, ``learner_id``, ``item_id``, ``correct`` or ``score``,
+``timestamp``) or as xAPI statements (``id``, ``actor.account.name``, ``object.id``,
+``result.success`` / ``result.score.scaled``, ``timestamp``). Both become :class:`IncomingEvent`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = [
+    "ID_PATTERN",
+    "EventError",
+    "IncomingEvent",
+    "normalize_event",
+]
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@\-]{0,127}$"
+_ID = re.compile(ID_PATTERN)
+
+
+class EventError(ValueError):
+    """An event is malformed; ``field`` is a JSON path like ``events[3].result.success``."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+class IncomingEvent(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    learner_id: str
+    item_id: str
+    correct: float
+    timestamp: float
+    source: Literal["native", "xapi"] = "native"
+    standards: tuple[str, ...] = ()
+
+    def content(self) -> dict[str, Any]:
+        """What a repeated id must match to count as the same event."""
+        return {"learner_id": self.learner_id, "item_id": self.item_id, "correct": self.correct,
+                "timestamp": self.timestamp, "standards": list(self.standards)}
+
+
+def _require(obj: Any, key: str, where: str) -> Any:
+    if not isinstance(obj, dict):
+        raise EventError(where, "expected an object")
+    if obj.get(key) is None:
+        raise EventError(f"{where}.{key}" if where else key, "is required")
+    return obj[key]
+
+
+def _check_id(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not _ID.match(value):
+        raise EventError(where, f"must be an id of 1-128 characters (letters, digits, . _ : @ -), got {value!r}")
+    return value
+
+
+def _timestamp(value: Any, where: str) -> float:
+    if isinstance(value, bool):
+        raise EventError(where, f"must be an ISO-8601 time or epoch seconds, got {value!r}")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            pass
+    raise EventError(where, f"must be an ISO-8601 time or epoch seconds, got {value!r}")
+
+
+def _outcome(correct: Any, score: Any, where: str, score_range: tuple[float, float]) -> float:
+    if correct is not None:
+        if isinstance(correct, bool):
+            return 1.0 if correct else 0.0
+        if isinstance(correct, (int, float)) and correct in (0, 1):
+            return float(correct)
+        raise EventError(f"{where}.correct" if where else "correct", f"must be true/false or 0/1, got {correct!r}")
+    if score is None:
+        raise EventError(where or "event", "needs 'correct' or 'score'")
+    if isinstance(score, bool) or not isinstance(score, (int, float)):
+        raise EventError(f"{where}.score" if where else "score", f"must be a number, got {score!r}")
+    low, high = score_range
+    if not low <= score <= high:
+        raise EventError(f"{where}.score" if where else "score", f"must be in [{low:g}, {high:g}], got {score!r}")
+    return float(min(1.0, max(0.0, score)))
+
+
+def normalize_event(raw: Any, where: str, now: float) -> IncomingEvent:
+    """Turn a native event or an xAPI statement into an :class:`IncomingEvent`.
+
+    xAPI ``result.score.scaled`` is in [-1, 1] and is clamped to [0, 1] for learning.
+    """
+    if not isinstance(raw, dict):
+        raise EventError(where, "expected an event object")
+    event_id = _check_id(_require(raw, "id", where), f"{where}.id")
+    if "actor" in raw or "object" in raw:
+        actor = _require(raw, "actor", where)
+        account = _require(actor, "account", f"{where}.actor")
+        learner = _check_id(_require(account, "name", f"{where}.actor.account"), f"{where}.actor.account.name")
+        obj = _require(raw, "object", where)
+        item = _check_id(_require(obj, "id", f"{where}.object"), f"{where}.object.id")
+        result = _require(raw, "result", where)
+        if not isinstance(result, dict):
+            raise EventError(f"{where}.result", "expected an object")
+        scaled = result.get("score", {}).get("scaled") if isinstance(result.get("score"), dict) else None
+        correct = _outcome(result.get("success"), scaled, f"{where}.result", (-1.0, 1.0))
+        stamp = _timestamp(raw["timestamp"], f"{where}.timestamp") if raw.get("timestamp") is not None else now
+        return IncomingEvent(id=event_id, learner_id=learner, item_id=item, correct=correct, timestamp=stamp, source="xapi")
+    learner = _check_id(_require(raw, "learner_id", where), f"{where}.learner_id")
+    item = _check_id(_require(raw, "item_id", where), f"{where}.item_id")
+    correct = _outcome(raw.get("correct"), raw.get("score"), where, (0.0, 1.0))
+    stamp = _timestamp(raw["timestamp"], f"{where}.timestamp") if raw.get("timestamp") is not None else now
+    return IncomingEvent(id=event_id, learner_id=learner, item_id=item, correct=correct, timestamp=stamp)
+
+
+# ---------------------------------------------------------------------------- bodies
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EventsAccepted(BaseModel):
+    accepted: int
+    duplicates: int
+    learners: int
+
+
+class GoalIn(Strict):
+    standards: list[str] = Field(min_length=1, max_length=200)
+    date: datetime | None = None
+
+
+class OverridesIn(Strict):
+    pin_standards: list[str] = Field(default_factory=list, max_length=50)
+    pin_items: list[str] = Field(default_factory=list, max_length=50)
+    exclude_items: list[str] = Field(default_factory=list, max_length=500)
+    lock_goal: bool | None = None
+
+
+class OverridesDelete(Strict):
+    pin_standards: list[str] = Field(default_factory=list)
+    pin_items: list[str] = Field(default_factory=list)
+    exclude_items: list[str] = Field(default_factory=list)
+    lock_goal: bool = False
+    all: bool = False
+
+
+class LearnerIn(Strict):
+    interests: list[str] = Field(default_factory=list, max_length=20)
+    grade: str | None = Field(default=None, max_length=8)
+
+
+class PlaylistIn(Strict):
+    session_minutes: float = Field(default=60, gt=0, le=480)
+    modalities: list[str] | None = None
+    goal: GoalIn | None = None
+    alternatives: int = Field(default=2, ge=0, le=5)
+
+
+class RotationIn(Strict):
+    learners: list[str] = Field(min_length=1, max_length=60)
+    session_minutes: float = Field(default=60, gt=0, le=480)
+    block_minutes: float = Field(default=20, gt=0, le=240)
+    capacities: dict[str, int] = Field(default_factory=dict)
+    group_capacity: int = Field(default=6, ge=1, le=30)
+    teachers: int = Field(default=1, ge=1, le=5)
+    modalities: list[str] | None = None
+
+    @field_validator("capacities")
+    @classmethod
+    def _positive(cls, value: dict[str, int]) -> dict[str, int]:
+        for key, cap in value.items():
+            if cap < 0:
+                raise ValueError(f"capacity of {key!r} must be >= 0, got {cap}")
+        return value
+
+
+class PlacementAnswerIn(Strict):
+    standard: str
+    correct: bool
+    event_id: str | None = Field(default=None, pattern=ID_PATTERN)
+    item_id: str | None = None
+
+
+class ModelReloadIn(Strict):
+    uri: str | None = None

@@ -1,0 +1,266 @@
+"""What the API does, independent of HTTP: ingest events, plan, report, erase.
+
+A learner's record holds the model state, the planner's progress record, goal, overrides,
+interests and placement. Every change goes through one optimistic-concurrency commit (retried on
+a version conflict), together with the events that caused it, so state and event log never drift.
+A record written by another model version is rebuilt from the event log on first use.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from configs import ZPDConfig
+from engine.catalog import Catalog, Item, Modality
+from engine.graph import StandardsGraph, UnknownStandardError, grade_number
+from engine.placement import Placement, PlacementConfig
+from engine.planner.index import PlannerIndex
+from engine.planner.planner import Goal, Overrides, PlanContext
+from engine.planner.progress import Attempt, Progress, mark_mastered, record_attempt
+from models.base import Event, state_from_bytes, state_to_bytes
+from serving.model_provider import LoadedModel, ModelHolder
+from serving.schemas import EventError, IncomingEvent, normalize_event
+from serving.stores.base import LearnerRecord, LearnerStore, StoredEvent, VersionConflict, content_hash
+
+__all__ = ["ApiError", "Engine", "LearnerService", "LearnerView"]
+
+MAX_RETRIES = 20
+
+
+class ApiError(Exception):
+    """An error the API reports as JSON: HTTP status, a code, a message and the field at fault."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None):
+        self.status, self.code, self.message, self.field = status, code, message, field
+        super().__init__(message)
+
+
+@dataclass
+class Engine:
+    """Graph, catalog, planner index and model, loaded once at start-up (swapped under a lock)."""
+
+    config: ZPDConfig
+    graph: StandardsGraph
+    catalog: Catalog
+    index: PlannerIndex
+    models: ModelHolder
+    placement: PlacementConfig = PlacementConfig()
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def resolve_standard(self, code: str, field: str) -> str:
+        try:
+            return self.graph.resolve(code)
+        except UnknownStandardError as exc:
+            raise ApiError(404, "unknown_standard", str(exc), field) from None
+
+    def item(self, item_id: str, field: str) -> Item:
+        if item_id not in self.catalog:
+            raise ApiError(404, "unknown_item", f"unknown item {item_id!r}", field)
+        return self.catalog[item_id]
+
+
+@dataclass
+class LearnerView:
+    record: LearnerRecord
+    loaded: LoadedModel
+    state: dict[str, np.ndarray]
+    progress: Progress
+    probs: np.ndarray | None = None
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self.record.meta
+
+    def goal(self) -> Goal | None:
+        g = self.meta.get("goal")
+        return Goal(tuple(g["standards"]), g.get("date")) if g else None
+
+    def overrides(self) -> Overrides:
+        o = self.meta.get("overrides") or {}
+        return Overrides(tuple(o.get("pin_standards", ())), tuple(o.get("pin_items", ())),
+                         frozenset(o.get("exclude_items", ())), bool(o.get("lock_goal", False)))
+
+
+class LearnerService:
+    def __init__(self, engine: Engine, store: LearnerStore, clock: Callable[[], float] = time.time):
+        self.engine, self.store, self.clock = engine, store, clock
+
+    # ------------------------------------------------------------------ state
+    def _view(self, record: LearnerRecord) -> LearnerView:
+        loaded = self.engine.models.current
+        model = loaded.model
+        if record.model_version == loaded.version and record.state:
+            state = state_from_bytes(record.state)
+        else:  # written by another model (or new): rebuild from the event log
+            state = self.rebuild_state(model, record)
+        progress = Progress.from_json(record.meta.get("progress") or {})
+        return LearnerView(record, loaded, state, progress)
+
+    def rebuild_state(self, model, record: LearnerRecord) -> dict[str, np.ndarray]:
+        return self.rebuild(model, record)[0]
+
+    def rebuild(self, model, record: LearnerRecord) -> tuple[dict[str, np.ndarray], Progress]:
+        """Fold the learner's event log into a fresh state and progress record, exactly as live:
+        placement answers only move the model, and the placement's priors and mastered
+        standards are applied right after the answer that finished it."""
+        placed = record.meta.get("placement_result")
+        cfg, index, catalog = self.engine.config.planner, self.engine.index, self.engine.catalog
+        state, progress = model.init_state(), Progress()
+        for e in self.store.events(record.tenant, record.learner_id):
+            state = model.update(state, Event(e.item_id, e.standards, e.correct, e.timestamp))
+            if e.source != "placement":
+                check = e.item_id in catalog and catalog[e.item_id].mastery_check
+                record_attempt(progress, Attempt(e.item_id, index.item_units.get(e.item_id, ()), e.correct,
+                                                 e.timestamp, check), model.mastery(state), index.prereqs, cfg)
+            if placed and e.id == placed.get("after_event"):
+                mark_mastered(progress, placed["mastered"], e.timestamp)
+                if hasattr(model, "state_with_priors"):
+                    state = model.state_with_priors(placed["mastery"], state)
+        return state, progress
+
+    def load(self, tenant: str, learner_id: str, create: bool = False) -> LearnerView:
+        record = self.store.get(tenant, learner_id)
+        if record is None:
+            if not create:
+                raise ApiError(404, "unknown_learner", f"unknown learner {learner_id!r}", "learner_id")
+            record = LearnerRecord(tenant, learner_id, meta={"progress": {}, "interests": []})
+        return self._view(record)
+
+    def _commit(self, view: LearnerView, events: Sequence[StoredEvent] = ()) -> None:
+        rec = view.record
+        rec.model_version = view.loaded.version
+        rec.state = state_to_bytes(view.state)
+        rec.meta["progress"] = view.progress.to_json()
+        self.store.commit(rec, rec.version, events)
+
+    def mutate(self, tenant: str, learner_id: str, change: Callable[[LearnerView], Any], create: bool = False) -> Any:
+        """Apply ``change`` to a fresh view and commit, retrying on concurrent writes."""
+        for _ in range(MAX_RETRIES):
+            view = self.load(tenant, learner_id, create)
+            result = change(view)
+            try:
+                self._commit(view)
+                return result
+            except VersionConflict:
+                continue
+        raise ApiError(409, "busy", f"learner {learner_id!r} is being updated concurrently; retry")
+
+    def mutate_with_event(self, tenant: str, learner_id: str,
+                          change: Callable[[LearnerView], tuple[Any, StoredEvent]]) -> Any:
+        """Like :meth:`mutate` for a change that also appends one event to the log."""
+        for _ in range(MAX_RETRIES):
+            view = self.load(tenant, learner_id)
+            result, event = change(view)
+            try:
+                self._commit(view, [event])
+                return result
+            except VersionConflict:
+                continue
+        raise ApiError(409, "busy", f"learner {learner_id!r} is being updated concurrently; retry")
+
+    # ------------------------------------------------------------------ events
+    def ingest(self, tenant: str, raw_events: Sequence[Any]) -> dict[str, int]:
+        now = self.clock()
+        events: list[IncomingEvent] = []
+        for i, raw in enumerate(raw_events):
+            try:
+                event = normalize_event(raw, f"events[{i}]", now)
+            except EventError as exc:
+                raise ApiError(422, "invalid_event", str(exc), exc.field) from None
+            item = self.engine.item(event.item_id, f"events[{i}].item_id")
+            events.append(event.model_copy(update={"standards": item.standards}))
+        by_learner: dict[str, list[IncomingEvent]] = {}
+        for event in events:
+            by_learner.setdefault(event.learner_id, []).append(event)
+        # Check every learner for conflicting repeats before anything is written.
+        for learner, group in by_learner.items():
+            self._check_repeats(tenant, learner, group)
+        accepted = duplicates = 0
+        for learner, group in by_learner.items():
+            a, d = self._ingest_learner(tenant, learner, group, now)
+            accepted, duplicates = accepted + a, duplicates + d
+        return {"accepted": accepted, "duplicates": duplicates, "learners": len(by_learner)}
+
+    def _check_repeats(self, tenant: str, learner: str, group: list[IncomingEvent]) -> tuple[list, int]:
+        stored = self.store.event_hashes(tenant, learner, [e.id for e in group])
+        fresh, seen, duplicates = [], {}, 0
+        for event in group:
+            digest = content_hash(event.content())
+            known = stored.get(event.id, seen.get(event.id))
+            if known is None:
+                seen[event.id] = digest
+                fresh.append((event, digest))
+            elif known == digest:
+                duplicates += 1
+            else:
+                raise ApiError(409, "conflicting_event",
+                               f"event {event.id!r} was already received with different content", "id")
+        return fresh, duplicates
+
+    def _ingest_learner(self, tenant: str, learner: str, group: list[IncomingEvent], now: float) -> tuple[int, int]:
+        cfg = self.engine.config.planner
+        for _ in range(MAX_RETRIES):
+            fresh, duplicates = self._check_repeats(tenant, learner, group)
+            if not fresh:
+                return 0, duplicates
+            view = self.load(tenant, learner, create=True)
+            model, index = view.loaded.model, self.engine.index
+            stored = []
+            for event, digest in sorted(fresh, key=lambda p: p[0].timestamp):
+                item = self.engine.catalog[event.item_id]
+                view.state = model.update(view.state, Event(event.item_id, item.standards, event.correct, event.timestamp))
+                record_attempt(view.progress, Attempt(event.item_id, index.item_units.get(event.item_id, ()),
+                                                      event.correct, event.timestamp, item.mastery_check),
+                               model.mastery(view.state), index.prereqs, cfg)
+                stored.append(StoredEvent(event.id, event.item_id, item.standards, event.correct, event.timestamp,
+                                          now, digest, event.source))
+            try:
+                self._commit(view, stored)
+                return len(stored), duplicates
+            except VersionConflict:
+                continue
+        raise ApiError(409, "busy", f"learner {learner!r} is being updated concurrently; retry")
+
+    # ------------------------------------------------------------------ planning
+    def context(self, view: LearnerView, *, goal: Goal | None = None, modalities: Sequence[str] | None = None,
+                seed: int | None = None) -> PlanContext:
+        loaded = view.loaded
+        probs = loaded.predict_all(view.state)
+        pos = loaded.item_pos
+
+        def predict(items: Sequence[Item]) -> np.ndarray:
+            return probs[[pos[i.id] for i in items]]
+
+        mods = None
+        if modalities is not None:
+            try:
+                mods = frozenset(Modality(m) for m in modalities)
+            except ValueError:
+                raise ApiError(422, "invalid_modality", f"modalities must be among {', '.join(m.value for m in Modality)}",
+                               "modalities") from None
+        rng = np.random.default_rng(seed if seed is not None else (view.record.event_count * 7919 + 17))
+        return PlanContext(self.engine.index, self.engine.config.planner, loaded.model.mastery(view.state), predict,
+                           view.progress, now=self.clock(), goal=goal or view.goal(), overrides=view.overrides(),
+                           interests=tuple(view.meta.get("interests", ())), modalities=mods,
+                           level=self.level(view), rng=rng)
+
+    def level(self, view: LearnerView) -> float | None:
+        """The learner's grade level: the stated grade, else the placement band, else the median
+        grade of the standards practised so far."""
+        graph = self.engine.graph
+        for label in (view.meta.get("grade"), (view.meta.get("placement_result") or {}).get("grade_band")):
+            number = grade_number(label) if label else None
+            if number is not None:
+                return float(number)
+        grades = sorted(graph.standards[u].grade_num for u, p in view.progress.units.items()
+                        if u in graph.standards and p.attempts and graph.standards[u].grade_num is not None)
+        return float(grades[len(grades) // 2]) if grades else None
+
+    def check_goal(self, standards: Sequence[str], field: str = "goal.standards") -> list[str]:
+        return [self.engine.resolve_standard(c, f"{field}[{i}]") for i, c in enumerate(standards)]
