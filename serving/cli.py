@@ -165,8 +165,9 @@ def replay(
                 continue
             summary["learners"] += 1
             state, progress = service.rebuild(model.model, record)
-            same = (record.model_version == model.version and record.state and _same_state(state_from_bytes(record.state), state)
-                    and progress.to_json() == record.meta.get("progress"))
+            same = bool(record.model_version == model.version and record.state
+                        and _same_state(state_from_bytes(record.state), state)
+                        and json.loads(json.dumps(progress.to_json())) == record.meta.get("progress"))
             summary["matching"] += bool(same)
             if not same:
                 summary["differing"].append(f"{t}/{learner}")

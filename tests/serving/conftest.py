@@ -79,3 +79,66 @@ def redis_url(redis_server) -> str:
     client.flushall()
     client.close()
     return redis_server.url
+
+
+# ---------------------------------------------------------------------------- the API in-process
+from dataclasses import dataclass  # noqa: E402
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+
+@dataclass
+class Api:
+    client: TestClient
+    store: object
+    keys: dict[str, str]
+
+    def h(self, who: str = "a_all") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[who]}"}
+
+
+@pytest.fixture(scope="session")
+def shared_engine():
+    from configs import load_config
+    from serving.app import build_engine
+
+    return build_engine(load_config(env={}), model_uri="bkt")
+
+
+def make_api(store, engine, config=None) -> Api:
+    from configs import load_config
+    from serving.app import create_app
+    from serving.auth import create_key
+
+    keys = {
+        "a_all": create_key(store, "tenant-a", ["ingest", "read", "teacher", "admin"]),
+        "a_read": create_key(store, "tenant-a", ["read"]),
+        "a_ingest": create_key(store, "tenant-a", ["ingest"]),
+        "a_teacher": create_key(store, "tenant-a", ["read", "teacher"]),
+        "b_all": create_key(store, "tenant-b", ["ingest", "read", "teacher", "admin"]),
+    }
+    app = create_app(config or load_config(env={}), store=store, engine=engine)
+    return Api(TestClient(app), store, keys)
+
+
+@pytest.fixture()
+def api(tmp_path, shared_engine) -> Iterator[Api]:
+    from serving.stores.base import open_store
+
+    store = open_store(f"sqlite:///{tmp_path / 'zpd.db'}")
+    made = make_api(store, shared_engine)
+    with made.client:
+        yield made
+    store.close()
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def any_api(request, tmp_path, shared_engine) -> Iterator[Api]:
+    from serving.stores.base import open_store
+
+    url = f"sqlite:///{tmp_path / 'zpd.db'}" if request.param == "sqlite" else request.getfixturevalue("redis_url")
+    store = open_store(url)
+    made = make_api(store, shared_engine)
+    with made.client:
+        yield made
+    store.close()

@@ -1,0 +1,238 @@
+"""The HTTP API in-process: ingestion, idempotency, tenants, scopes, planning routes, errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+ITEM = "gen-K.CC.A.1-check"          # a generated mastery check on K.CC.A.1
+ITEM2 = "gen-K.G.A.1-practice-1"
+
+
+def native(i: int, learner: str = "s1", item: str = ITEM, correct: bool = True) -> dict:
+    return {"id": f"e{i}", "learner_id": learner, "item_id": item, "correct": correct,
+            "timestamp": f"2026-11-24T09:{i % 60:02d}:00Z"}
+
+
+def xapi(i: int, learner: str = "s1", item: str = ITEM2, **result) -> dict:
+    return {"id": f"x{i}", "actor": {"account": {"homePage": "https://lms.example", "name": learner}},
+            "verb": {"id": "http://adlnet.gov/expapi/verbs/answered"}, "object": {"id": item},
+            "result": result or {"success": True}, "timestamp": "2026-11-24T10:00:00Z"}
+
+
+def test_native_and_xapi_ingestion(any_api) -> None:
+    r = any_api.client.post("/v1/events", json=[native(1), xapi(1), xapi(2, score={"scaled": -0.5})], headers=any_api.h())
+    assert r.status_code == 200 and r.json() == {"accepted": 3, "duplicates": 0, "learners": 1}
+    events = any_api.store.events("tenant-a", "s1")
+    assert [(e.id, e.correct, e.source) for e in events] == [("e1", 1.0, "native"), ("x1", 1.0, "xapi"), ("x2", 0.0, "xapi")]
+    profile = any_api.client.get("/v1/learners/s1/profile", headers=any_api.h()).json()
+    assert profile["events"] == 3 and profile["mastery"]["K.CC.A.1"]["evidence"] == 1
+
+
+def test_duplicate_is_acknowledged_and_changes_nothing(any_api) -> None:
+    c, h = any_api.client, any_api.h()
+    c.post("/v1/events", json=native(1), headers=h)
+    before = any_api.store.get("tenant-a", "s1")
+    r = c.post("/v1/events", json=native(1), headers=h)
+    assert r.status_code == 200 and r.json() == {"accepted": 0, "duplicates": 1, "learners": 1}
+    after = any_api.store.get("tenant-a", "s1")
+    assert (after.version, after.state, after.event_count) == (before.version, before.state, before.event_count)
+
+
+def test_conflicting_repeat_is_409_and_the_batch_is_refused_whole(any_api) -> None:
+    c, h = any_api.client, any_api.h()
+    c.post("/v1/events", json=native(1), headers=h)
+    r = c.post("/v1/events", json=[native(2), native(1, correct=False)], headers=h)
+    assert r.status_code == 409
+    assert r.json()["error"]["code"] == "conflicting_event" and "'e1'" in r.json()["error"]["message"]
+    assert [e.id for e in any_api.store.events("tenant-a", "s1")] == ["e1"]  # e2 was not written
+    inside = c.post("/v1/events", json=[native(3), native(3, correct=False)], headers=h)
+    assert inside.status_code == 409
+
+
+def test_bad_events_name_the_field(api) -> None:
+    c, h = api.client, api.h()
+    r = c.post("/v1/events", json=[native(1), {**native(2), "correct": "yes"}], headers=h)
+    assert r.status_code == 422 and r.json()["error"]["field"] == "events[1].correct"
+    r = c.post("/v1/events", json={**native(1), "item_id": "no-such-item"}, headers=h)
+    assert r.status_code == 404 and r.json()["error"] == {
+        "code": "unknown_item", "message": "unknown item 'no-such-item'", "field": "events[0].item_id"}
+    r = c.post("/v1/events", json=xapi(1, score={"scaled": 3}), headers=h)
+    assert r.status_code == 422 and r.json()["error"]["field"] == "events[0].result.score"
+    r = c.post("/v1/events", json={"id": "e1", "learner_id": "s 1", "item_id": ITEM, "correct": 1}, headers=h)
+    assert r.status_code == 422 and r.json()["error"]["field"] == "events[0].learner_id"
+    r = c.post("/v1/events", json=[native(i) for i in range(1001)], headers=h)
+    assert r.status_code == 413 and r.json()["error"]["code"] == "batch_too_large"
+    r = c.post("/v1/events", content=b"{not json", headers={**h, "content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
+    assert api.store.get("tenant-a", "s1") is None  # nothing landed
+
+
+LEARNER_ROUTES = [
+    ("GET", "/v1/learners/s1/next", None),
+    ("POST", "/v1/learners/s1/playlist", {"session_minutes": 30}),
+    ("GET", "/v1/learners/s1/profile", None),
+    ("POST", "/v1/learners/s1/overrides", {"exclude_items": [ITEM]}),
+    ("DELETE", "/v1/learners/s1/overrides", None),
+    ("POST", "/v1/learners/s1/placement/answers", {"standard": "K.CC.A.1", "correct": True}),
+    ("DELETE", "/v1/learners/s1", None),
+    ("POST", "/v1/classes/c1/rotation", {"learners": ["s1"]}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), LEARNER_ROUTES)
+def test_other_tenants_learners_do_not_exist(any_api, method, path, body) -> None:
+    c = any_api.client
+    assert c.post("/v1/events", json=native(1), headers=any_api.h("a_all")).status_code == 200
+    theirs = c.request(method, path, json=body, headers=any_api.h("b_all"))
+    other_body = json.loads(json.dumps(body).replace('"s1"', '"nobody"')) if body else body
+    missing = c.request(method, path.replace("s1", "nobody"), json=other_body, headers=any_api.h("a_all"))
+    assert theirs.status_code == missing.status_code == 404
+    assert theirs.json()["error"]["code"] == missing.json()["error"]["code"] == "unknown_learner"
+    assert "'s1'" in theirs.json()["error"]["message"] and "'nobody'" in missing.json()["error"]["message"]
+    assert any_api.store.get("tenant-a", "s1") is not None  # untouched
+
+
+def test_scopes(api) -> None:
+    c = api.client
+    assert c.post("/v1/events", json=native(1), headers=api.h("a_read")).status_code == 403
+    assert c.post("/v1/events", json=native(1), headers=api.h("a_ingest")).status_code == 200
+    assert c.get("/v1/learners/s1/next", headers=api.h("a_ingest")).status_code == 403
+    assert c.get("/v1/learners/s1/next", headers=api.h("a_read")).status_code == 200
+    assert c.put("/v1/learners/s1/goal", json={"standards": ["1.OA.A.1"]}, headers=api.h("a_read")).status_code == 403
+    assert c.put("/v1/learners/s1/goal", json={"standards": ["1.OA.A.1"]}, headers=api.h("a_teacher")).status_code == 200
+    assert c.delete("/v1/learners/s1", headers=api.h("a_teacher")).status_code == 403
+    assert c.post("/v1/model/reload", headers=api.h("a_teacher")).status_code == 403
+    no_key = c.get("/v1/learners/s1/next")
+    assert no_key.status_code == 401 and no_key.json()["error"]["field"] == "Authorization"
+    assert c.get("/v1/learners/s1/next", headers={"Authorization": "Bearer zpd_0123456789abcdef_wrong"}).status_code == 401
+
+
+def test_revoked_key_stops_working(api) -> None:
+    key_id = api.keys["a_read"].split("_")[1]
+    api.store.revoke_key(key_id)
+    api.client.app.state.keys.forget(key_id)
+    assert api.client.get("/v1/model", headers=api.h("a_read")).status_code == 401
+
+
+def test_delete_leaves_no_trace(any_api) -> None:
+    c, h = any_api.client, any_api.h()
+    c.post("/v1/events", json=[native(1), native(2)], headers=h)
+    c.put("/v1/learners/s1/goal", json={"standards": ["1.OA.A.1"]}, headers=h)
+    assert c.delete("/v1/learners/s1", headers=h).json() == {"learner_id": "s1", "deleted": True}
+    store = any_api.store
+    assert store.get("tenant-a", "s1") is None and store.events("tenant-a", "s1") == []
+    assert store.event_hashes("tenant-a", "s1", ["e1", "e2"]) == {}
+    assert ("tenant-a", "s1") not in list(store.learners())
+    if store.url.startswith("redis"):
+        assert list(store.client.scan_iter("*s1*")) == []
+    else:
+        conn = store._conn()
+        for table in ("learners", "events"):
+            assert conn.execute(f"SELECT COUNT(*) FROM {table} WHERE learner_id='s1'").fetchone()[0] == 0
+    assert c.get("/v1/learners/s1/profile", headers=h).status_code == 404
+    assert c.post("/v1/events", json=native(1), headers=h).json()["accepted"] == 1  # the id is free again
+
+
+def test_next_playlist_profile_and_goal(api) -> None:
+    c, h = api.client, api.h()
+    c.post("/v1/learners/s1", json={"interests": ["Sports"], "grade": "4"}, headers=h)
+    c.post("/v1/events", json=native(1), headers=h)
+    nxt = c.get("/v1/learners/s1/next?n=3", headers=h).json()
+    assert nxt["model_version"].startswith("bkt-graph@") and len(nxt["recommendations"]) == 3
+    rec = nxt["recommendations"][0]
+    assert 0 < rec["p_success"] < 1 and rec["reasons"] and set(rec["components"]) >= {"band_fit", "goal", "novelty"}
+    assert len({r["standard"] for r in nxt["recommendations"]}) == 3
+    goal = c.put("/v1/learners/s1/goal", json={"standards": ["CCSS.Math.Content.4.NF.B.3a"], "date": "2027-06-01T00:00:00Z"},
+                 headers=h)
+    assert goal.json()["goal"]["standards"] == ["4.NF.B.3.a"]
+    gps = c.get("/v1/learners/s1/profile", headers=h).json()["gps"]
+    assert gps["status"] in ("on_track", "at_risk") and gps["route"][-1] == "4.NF.B.3.a" and gps["estimated_minutes"] > 0
+    playlist = c.post("/v1/learners/s1/playlist", json={"session_minutes": 45, "modalities": ["online_practice", "reading"]},
+                      headers=h).json()
+    assert sum(a["minutes"] for a in playlist["activities"]) <= 45
+    assert {a["modality"] for a in playlist["activities"]} <= {"online_practice", "reading"}
+    assert all(a["standard"] in gps["route"] for a in playlist["activities"])
+    bad = c.put("/v1/learners/s1/goal", json={"standards": ["9.ZZ.Z.9"]}, headers=h)
+    assert bad.status_code == 404 and bad.json()["error"]["field"] == "goal.standards[0]"
+    bad = c.post("/v1/learners/s1/playlist", json={"session_minutes": -5}, headers=h)
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "session_minutes"
+
+
+def test_overrides_win_and_can_be_removed(api) -> None:
+    c, h = api.client, api.h()
+    c.post("/v1/events", json=native(1), headers=h)
+    far = next(i.id for i in api.client.app.state.engine.catalog if i.standards[0].startswith("8.EE"))
+    r = c.post("/v1/learners/s1/overrides", json={"pin_items": [far]}, headers=h)
+    assert r.status_code == 200
+    top = c.get("/v1/learners/s1/next", headers=h).json()["recommendations"][0]
+    assert top["item"]["id"] == far and top["kind"] == "pinned"  # far past the learner's prerequisites
+    assert f"pinned by teacher: item {far}" in top["reasons"]
+    assert c.post("/v1/learners/s1/overrides", json={"pin_items": ["nope"]}, headers=h).json()["error"]["field"] == "pin_items[0]"
+    c.request("DELETE", "/v1/learners/s1/overrides", json={"pin_items": [far]}, headers=h)
+    top = c.get("/v1/learners/s1/next", headers=h).json()["recommendations"][0]
+    assert top["kind"] != "pinned"
+
+
+def test_class_rotation(api) -> None:
+    c, h = api.client, api.h()
+    learners = [f"s{i}" for i in range(8)]
+    c.post("/v1/events", json=[native(i, learner=l) for i, l in enumerate(learners)], headers=h)
+    r = c.post("/v1/classes/c1/rotation", json={"learners": learners, "session_minutes": 60, "block_minutes": 20,
+                                                "capacities": {"online_practice": 3, "reading": 3}, "group_capacity": 4},
+               headers=h)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert set(body["playlists"]) == set(learners)
+    for load in body["station_load"]:
+        assert load.get("online_practice", 0) <= 3 and load.get("reading", 0) <= 3
+    for group in body["groups"]:
+        assert len(group["learners"]) <= 4
+    missing = c.post("/v1/classes/c1/rotation", json={"learners": ["s0", "ghost"]}, headers=h)
+    assert missing.status_code == 404 and missing.json()["error"]["field"] == "learners[1]"
+
+
+def test_placement_flow(api) -> None:
+    c, h = api.client, api.h()
+    c.post("/v1/learners/s9", json={"grade": "3"}, headers=h)
+    state = c.post("/v1/learners/s9/placement", headers=h).json()
+    assert state["asked"] == 0 and state["question"]["item"] is not None
+    wrong = c.post("/v1/learners/s9/placement/answers", json={"standard": "HSA-SSE.A.1", "correct": True}, headers=h)
+    assert wrong.status_code == 422 and "current question" in wrong.json()["error"]["message"]
+    for _ in range(40):
+        if state["finished"]:
+            break
+        unit = state["question"]["standard"]
+        grade = api.client.app.state.engine.graph.standards[unit].grade_num or 0
+        state = c.post("/v1/learners/s9/placement/answers", json={"standard": unit, "correct": grade <= 2}, headers=h).json()
+    assert state["finished"] and state["asked"] <= 30 and state["mastered"]
+    profile = c.get("/v1/learners/s9/profile", headers=h).json()
+    assert profile["placement"]["grade_band"] == state["grade_band"]
+    assert set(state["mastered"]) <= set(profile["mastered"])
+    again = c.post("/v1/learners/s9/placement/answers", json={"standard": "K.CC.A.1", "correct": True}, headers=h)
+    assert again.status_code == 409
+
+
+def test_standards_items_and_docs(api) -> None:
+    c, h = api.client, api.h()
+    std = c.get("/v1/standards/CCSS.Math.Content.3.NF.A.1", headers=h).json()
+    assert std["code"] == "3.NF.A.1" and set(std["prerequisites"]) == {"2.G.A.3", "2.MD.A.2"}
+    missing = c.get("/v1/standards/9.ZZ.Z.9", headers=h)
+    assert missing.status_code == 404 and "9.ZZ.Z.9" in missing.json()["error"]["message"]
+    items = c.get("/v1/items?standard=4.NF.B.3&modality=assessment", headers=h).json()
+    assert items["total"] > 0 and all(i["modality"] == "assessment" for i in items["items"])
+    assert c.get("/openapi.json").status_code == 200 and c.get("/docs").status_code == 200
+    assert c.get("/no/such/route").json()["error"]["code"] == "not_found"
+
+
+def test_health_and_metrics(api) -> None:
+    c, h = api.client, api.h()
+    c.post("/v1/events", json=native(1), headers=h)
+    c.get("/v1/learners/s1/next", headers=h)
+    assert c.get("/healthz").json() == {"status": "ok"}
+    assert c.get("/readyz").json()["status"] == "ready"
+    text = c.get("/metrics").text
+    assert 'zpd_requests_total{method="GET",route="/v1/learners/{learner_id}/next",status="200"} 1' in text
+    assert 'zpd_request_seconds_bucket{method="GET",route="/v1/learners/{learner_id}/next",le="+Inf"} 1' in text
+    assert "zpd_events_ingested_total 1" in text

@@ -1,0 +1,207 @@
+"""Over real HTTP: the `zpd serve` command, model reload under load, store outage, replay."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import uvicorn
+from typer.testing import CliRunner
+
+from configs import load_config
+from models.bkt import GraphBKT
+from serving.app import create_app
+from serving.auth import create_key
+from serving.stores.base import open_store
+from zpd.cli import app as cli
+
+from .conftest import RedisServer, free_port
+
+ITEM = "gen-K.CC.A.1-check"
+
+
+def make_config(tmp_path: Path, store_url: str) -> Path:
+    path = tmp_path / "zpd.toml"
+    path.write_text(f'[store]\nurl = "{store_url}"\n[serving]\nmodel_uri = "bkt"\ndata_dir = "{tmp_path.as_posix()}"\n'
+                    f'[mlflow]\ntracking_uri = "sqlite:///{(tmp_path / "mlflow.db").as_posix()}"\n')
+    return path
+
+
+class LiveServer:
+    """uvicorn serving an app on a free port in a background thread."""
+
+    def __init__(self, app):
+        self.port = free_port()
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.time() + 30
+        while not self.server.started and time.time() < deadline:
+            time.sleep(0.05)
+        assert self.server.started, "server did not start"
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+def test_zpd_serve_command_end_to_end(tmp_path: Path) -> None:
+    config = make_config(tmp_path, f"sqlite:///{(tmp_path / 'zpd.db').as_posix()}")
+    port = free_port()
+    exe = Path(sys.executable).parent / "zpd"
+    proc = subprocess.Popen([str(exe), "--config", str(config), "serve", "--demo-key", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        else:
+            pytest.fail("zpd serve did not come up")
+        key = (tmp_path / "demo_key.txt").read_text().strip()
+        h = {"Authorization": f"Bearer {key}"}
+        r = httpx.post(base + "/v1/events", headers=h, json={"id": "w1", "learner_id": "ana", "item_id": ITEM, "correct": True})
+        assert r.status_code == 200 and r.json()["accepted"] == 1
+        nxt = httpx.get(base + "/v1/learners/ana/next", headers=h).json()
+        assert nxt["recommendations"] and nxt["model_version"].startswith("bkt-graph@")
+        playlist = httpx.post(base + "/v1/learners/ana/playlist", headers=h, json={"session_minutes": 60}).json()
+        assert 0 < sum(a["minutes"] for a in playlist["activities"]) <= 60
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=20)
+    assert "demo API key (tenant 'demo'): zpd_" in out
+
+
+@pytest.fixture()
+def live(tmp_path, shared_engine):
+    from serving.service import Engine
+    from serving.model_provider import ModelHolder
+
+    # a private engine: this test swaps its model
+    e = shared_engine
+    holder = ModelHolder(e.graph, e.catalog, "sqlite:///" + str(tmp_path / "mlflow.db"))
+    holder.load_first(["bkt"])
+    engine = Engine(e.config, e.graph, e.catalog, e.index, holder)
+    store = open_store(f"sqlite:///{tmp_path / 'zpd.db'}")
+    key = create_key(store, "t", ["ingest", "read", "admin"])
+    server = LiveServer(create_app(load_config(env={}), store=store, engine=engine))
+    yield server, {"Authorization": f"Bearer {key}"}, tmp_path
+    server.stop()
+    store.close()
+
+
+def test_model_reload_drops_no_request_and_refuses_a_broken_model(live) -> None:
+    server, h, tmp = live
+    httpx.post(server.url + "/v1/events", headers=h, json={"id": "e1", "learner_id": "s1", "item_id": ITEM, "correct": True})
+    old = httpx.get(server.url + "/v1/model", headers=h).json()["version"]
+    good = GraphBKT.from_graph(server.server.config.app.state.engine.graph, p_learn=0.3).save(tmp / "good")
+    broken = tmp / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text(json.dumps({"model": "bkt", "format_version": 1, "config": {"standards": ["A"], "params": {"p_slip": 0.6, "p_guess": 0.6}}}))
+    (broken / "weights.npz").write_bytes(b"not a zip")
+
+    statuses, versions, stop = [], set(), threading.Event()
+
+    def hammer() -> None:
+        with httpx.Client(base_url=server.url, headers=h, timeout=10) as client:
+            while not stop.is_set():
+                r = client.get("/v1/learners/s1/next")
+                statuses.append(r.status_code)
+                if r.status_code == 200:
+                    versions.add(r.json()["model_version"])
+
+    threads = [threading.Thread(target=hammer) for _ in range(3)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    refused = httpx.post(server.url + "/v1/model/reload", headers=h, json={"uri": str(broken)}, timeout=30)
+    assert refused.status_code == 409 and f"still serving {old}" in refused.json()["error"]["message"]
+    assert httpx.get(server.url + "/v1/model", headers=h).json()["version"] == old
+    swapped = httpx.post(server.url + "/v1/model/reload", headers=h, json={"uri": str(good)}, timeout=30)
+    assert swapped.status_code == 200 and swapped.json()["previous"] == old
+    time.sleep(0.5)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert statuses and set(statuses) == {200}, f"dropped or failed requests: {sorted(set(statuses))}"
+    new = swapped.json()["version"]
+    assert new != old and versions == {old, new}
+    nxt = httpx.get(server.url + "/v1/learners/s1/next", headers=h).json()
+    assert nxt["model_version"] == new  # the learner's state was rebuilt for the new model
+
+
+def test_store_outage_is_503_not_a_hang(tmp_path, shared_engine) -> None:
+    redis = RedisServer(tmp_path)
+    store = open_store(redis.url)
+    key = create_key(store, "t", ["ingest", "read"])
+    h = {"Authorization": f"Bearer {key}"}
+    server = LiveServer(create_app(load_config(env={}), store=store, engine=shared_engine))
+    try:
+        assert httpx.post(server.url + "/v1/events", headers=h,
+                          json={"id": "e1", "learner_id": "s1", "item_id": ITEM, "correct": True}).status_code == 200
+        redis.stop()
+        started = time.time()
+        r = httpx.get(server.url + "/v1/learners/s1/next", headers=h, timeout=30)
+        assert r.status_code == 503 and r.json()["error"]["code"] == "store_unavailable"
+        assert time.time() - started < 15
+        assert httpx.get(server.url + "/readyz", timeout=30).status_code == 503
+        r = httpx.post(server.url + "/v1/events", headers=h, json={"id": "e2", "learner_id": "s1", "item_id": ITEM, "correct": True},
+                       timeout=30)
+        assert r.status_code == 503
+    finally:
+        server.stop()
+        store.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_replay_rebuilds_the_live_state(backend, tmp_path, shared_engine, request) -> None:
+    url = f"sqlite:///{(tmp_path / 'zpd.db').as_posix()}" if backend == "sqlite" else request.getfixturevalue("redis_url")
+    store = open_store(url)
+    key = create_key(store, "t", ["ingest", "read", "teacher"])
+    h = {"Authorization": f"Bearer {key}"}
+    from fastapi.testclient import TestClient
+
+    rng = np.random.default_rng(0)
+    items = [i.id for i in shared_engine.catalog][:200]
+    with TestClient(create_app(load_config(env={}), store=store, engine=shared_engine)) as c:
+        events = [{"id": f"e{i}", "learner_id": f"s{i % 4}", "item_id": items[int(rng.integers(len(items)))],
+                   "correct": bool(rng.random() < 0.7), "timestamp": 1_800_000_000 + i * 60} for i in range(120)]
+        for start in range(0, 120, 25):
+            assert c.post("/v1/events", json=events[start:start + 25], headers=h).status_code == 200
+        state = c.post("/v1/learners/s0/placement", headers=h).json()
+        for _ in range(3):
+            state = c.post("/v1/learners/s0/placement/answers", headers=h,
+                           json={"standard": state["question"]["standard"], "correct": True}).json()
+    store.close()
+    config = make_config(tmp_path, url)
+    check = CliRunner().invoke(cli, ["--config", str(config), "replay", "--check", "--json"])
+    assert check.exit_code == 0, check.output
+    summary = json.loads(check.stdout.strip().splitlines()[-1])
+    assert summary["learners"] == 4 and summary["matching"] == 4
+
+    # damage one learner's state: --check notices, replay repairs
+    store = open_store(url)
+    record = store.get("t", "s1")
+    from models.base import state_from_bytes, state_to_bytes
+
+    damaged = state_from_bytes(record.state)
+    damaged["p"] = damaged["p"] * 0.5
+    record.state = state_to_bytes(damaged)
+    store.commit(record, record.version, [])
+    store.close()
+    assert CliRunner().invoke(cli, ["--config", str(config), "replay", "--check"]).exit_code == 1
+    fixed = CliRunner().invoke(cli, ["--config", str(config), "replay", "--json"])
+    assert json.loads(fixed.stdout.strip().splitlines()[-1])["rebuilt"] == 1
+    assert CliRunner().invoke(cli, ["--config", str(config), "replay", "--check"]).exit_code == 0
