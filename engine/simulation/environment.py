@@ -1,0 +1,204 @@
+"""The environment protocol planners are evaluated through, and the simulated environment.
+
+Any simulator that implements :class:`Environment` (``reset``, ``step``, ``goal_score``) can be
+plugged into :func:`engine.simulation.evaluate.evaluate`; a policy only ever sees the
+:class:`Outcome` of each step. The simulated environment also exposes *truth accessors*
+(``truth_known``, ``known_units``, ``violates``) that the evaluator uses for metrics and that
+policies must never call.
+
+Determinism: learner ``k``'s outcome stream is seeded by ``(seed, k)`` and every step consumes
+the same number of uniforms whatever the item, so step ``t`` of learner ``k`` always sees the
+same random numbers. Two policies that give the same item to the same learner in the same true
+state observe the same outcome (common random numbers make policy comparisons paired).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from engine.catalog import Catalog
+from engine.graph import StandardsGraph
+from engine.simulation.learners import (
+    MINUTES_PER_DAY,
+    LearnerProfile,
+    SimulatedLearner,
+    SimulatorConfig,
+    TruthIndex,
+)
+
+__all__ = ["Environment", "Outcome", "Policy", "SimulatedEnvironment", "SimulationError"]
+
+_STEP_STREAM = 0x53544550  # "STEP"
+
+
+class SimulationError(ValueError):
+    """A simulation input is invalid (unknown item, empty goal, item without standards...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a policy observes after one activity. ``time``: simulated minutes since the learner
+    started, at the end of the activity (school nights and weekends included)."""
+
+    correct: bool
+    minutes: float
+    time: float
+
+
+@runtime_checkable
+class Environment(Protocol):
+    """A pool of learners a planner can teach, one learner at a time."""
+
+    def reset(self, learner: int) -> None:
+        """Start learner number ``learner`` of the pool from its initial state."""
+
+    def step(self, item_id: str) -> Outcome:
+        """Give the current learner an item; observe the outcome (the clock advances)."""
+
+    def goal_score(self) -> float:
+        """Share of the goal standards the current learner truly masters now."""
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """A planner under evaluation. ``graph`` in :meth:`start` is what the planner is told (it may
+    be misspecified); ``rng`` is the planner's own random stream for this learner."""
+
+    name: str
+
+    def start(self, graph: StandardsGraph, catalog: Catalog, goal: Sequence[str],
+              rng: np.random.Generator) -> None: ...
+
+    def choose(self) -> str: ...
+
+    def observe(self, item_id: str, outcome: Outcome) -> None: ...
+
+
+class SimulatedEnvironment:
+    """Simulated learners (``engine.simulation.learners``) on the **true** graph.
+
+    Parameters
+    ----------
+    graph : the true graph the learners follow.
+    catalog : the items; each must be aligned to standards of ``graph``.
+    goal : goal standard codes (any spelling; parents count as all their parts).
+    profiles : the learner pool (``draw_learners``); ``reset(k)`` starts ``profiles[k]``.
+    seed : seeds the per-learner outcome streams.
+    config : learning, forgetting and clock parameters.
+
+    Examples
+    --------
+    >>> from engine.graph import Standard, StandardsGraph
+    >>> from engine.catalog import Catalog, Item, Modality
+    >>> from engine.simulation.learners import TruthIndex, draw_learners
+    >>> g = StandardsGraph([Standard("A", grade_num=1), Standard("B", grade_num=2)], [("A", "B")])
+    >>> cat = Catalog([Item("a1", "A practice", ("A",), Modality.ONLINE_PRACTICE, 10)])
+    >>> cfg = SimulatorConfig()
+    >>> env = SimulatedEnvironment(g, cat, ["B"], draw_learners(TruthIndex(g), cfg, 1.0, 0, 2), seed=0)
+    >>> env.reset(0); env.step("a1").minutes
+    10.0
+    """
+
+    def __init__(self, graph: StandardsGraph, catalog: Catalog, goal: Sequence[str],
+                 profiles: Sequence[LearnerProfile], *, seed: int, config: SimulatorConfig | None = None,
+                 index: TruthIndex | None = None):
+        self.graph = graph
+        self.config = config or SimulatorConfig()
+        self.index = index or TruthIndex(graph)
+        self.profiles = list(profiles)
+        self.seed = seed
+        if not goal:
+            raise SimulationError("the goal is empty; give at least one goal standard")
+        self.goal = [graph.resolve(code) for code in goal]
+        leaves = [self.index.leaves(code) for code in self.goal]
+        width = max(len(g) for g in leaves)
+        # padded with each goal's first unit so a row-wise all() is "every part known"
+        self._goal_units = np.array([np.concatenate([g, np.repeat(g[:1], width - len(g))]) for g in leaves])
+        self._items = {}
+        for item in catalog:
+            units = [leaf for code in item.standards if code in graph.standards
+                     for leaf in self.index.leaves(code).tolist()]
+            units = np.array(sorted(set(units)), dtype=np.int64)
+            outside = sorted({int(p) for u in units for p in self.index.prereqs[u]} - set(units.tolist()))
+            modality = item.modality.value
+            if modality not in self.config.modalities:
+                raise SimulationError(f"item {item.id!r}: no simulator parameters for modality {modality!r}")
+            minutes = item.duration_minutes * self.config.modalities[modality].time_factor
+            self._items[item.id] = (units, np.array(outside, dtype=np.int64), modality, minutes, item.difficulty)
+        self._learner: SimulatedLearner | None = None
+
+    # ------------------------------------------------------------------ protocol
+    def reset(self, learner: int) -> None:
+        if not 0 <= learner < len(self.profiles):
+            raise SimulationError(f"learner {learner} is outside the pool (0..{len(self.profiles) - 1})")
+        self._learner = SimulatedLearner(self.profiles[learner], self.index, self.config)
+        self._rng = np.random.default_rng(np.random.SeedSequence([self.seed, learner, _STEP_STREAM]))
+        self._clock = 0.0
+        self._last = 0.0
+        self._session_used = 0.0
+        self._day = 0
+        self._sessions = 0
+        self.steps = 0
+
+    def step(self, item_id: str) -> Outcome:
+        learner = self._current()
+        try:
+            units, _, modality, minutes, difficulty = self._items[item_id]
+        except KeyError:
+            raise SimulationError(f"unknown item {item_id!r}: not in the simulator's catalog") from None
+        if units.size == 0:
+            raise SimulationError(f"item {item_id!r} is aligned to no standard of the graph")
+        n = len(self.index)
+        uniforms = self._rng.random(1 + 2 * n)  # fixed consumption per step (common random numbers)
+        start = self._start_time(minutes)
+        learner.forget(start - self._last, uniforms[1 + n:])
+        correct = bool(uniforms[0] < learner.answer_probability(units, difficulty))
+        learner.learn(units, modality, uniforms[1:1 + n])
+        self._clock = start + minutes
+        self._session_used += minutes
+        self._last = self._clock
+        self.steps += 1
+        return Outcome(correct=correct, minutes=float(minutes), time=float(self._clock))
+
+    def goal_score(self) -> float:
+        return float(self._current().known[self._goal_units].all(axis=1).mean())
+
+    # ------------------------------------------------------------------ truth (evaluation only)
+    def truth_known(self, code: str) -> bool:
+        """True when the current learner knows every learnable unit of ``code``."""
+        return bool(self._current().known[self.index.leaves(code)].all())
+
+    def known_units(self) -> np.ndarray:
+        """A copy of the true knowledge, indexed like ``self.index.units``."""
+        return self._current().known.copy()
+
+    def violates(self, item_id: str) -> bool:
+        """True when a unit of the item has a true prerequisite (outside the item) not known now."""
+        outside = self._items[item_id][1]
+        return bool(outside.size) and not bool(self._current().known[outside].all())
+
+    @property
+    def clock(self) -> float:
+        return self._clock
+
+    # ------------------------------------------------------------------ internals
+    def _current(self) -> SimulatedLearner:
+        if self._learner is None:
+            raise SimulationError("no learner started: call reset(learner) first")
+        return self._learner
+
+    def _start_time(self, minutes: float) -> float:
+        """When the next activity starts: now, or the next school day's session if it does not fit."""
+        cfg = self.config
+        if self._session_used > 0 and self._session_used + minutes > cfg.session_minutes:
+            self._sessions += 1
+            self._day += 1
+            if self._sessions % cfg.school_days_per_week == 0:
+                self._day += 7 - cfg.school_days_per_week  # the weekend
+            self._clock = self._day * MINUTES_PER_DAY
+            self._session_used = 0.0
+        return self._clock
