@@ -75,12 +75,16 @@ class PlannerConfig(_Section):
     streak_required: int = 3
     require_check: bool = True
     reopen_threshold: float = 0.7
+    test_out_threshold: float = 0.9
+    likely_known: float = 0.6
+    ready_threshold: float = 0.85
     reverify_after_s: float = 86_400.0
     review_interval_s: float = 2 * 86_400.0
     review_growth: float = 2.5
     implicit_review_share: float = 0.3
-    struggle_failures: int = 2
+    struggle_failures: int = 3
     struggle_p_margin: float = 0.25
+    struggle_window: int = 4
     novelty_window: int = 8
     exploration: float = 0.15
     max_per_standard: int = 2
@@ -90,6 +94,7 @@ class PlannerConfig(_Section):
     weights: dict[str, float] = {
         "band_fit": 1.0, "gain": 1.0, "goal": 1.0, "spacing": 0.8, "time_cost": 0.3, "modality": 0.3,
         "interest": 0.3, "novelty": 0.6, "exploration": 0.5, "mastery_check": 0.8, "priority": 3.0,
+        "focus": 1.0,
     }
     modality_preference: dict[str, float] = {
         "online_practice": 1.0, "video": 0.7, "reading": 0.6, "small_group": 0.8, "tutoring": 0.8,
@@ -150,13 +155,17 @@ class TrainingConfig(_Section):
     patience: int = 3
     min_delta: float = 1e-4
     grad_clip: float = 1.0
+    # intra-op threads per training process: small recurrent models are fastest with 1 (OpenMP
+    # barriers dominate tiny matmuls, and on a shared machine 2 threads can be 10x slower);
+    # use torchrun to put more cores to work
+    threads: int = 1
     # learner shares held out when the data has no valid / test split of its own
     valid_fraction: float = 0.1
     test_fraction: float = 0.2
     # MLflow experiment of training runs
     experiment: str = "zpd-learner"
 
-    @field_validator("epochs", "batch_tokens", "max_batch_learners", "patience")
+    @field_validator("epochs", "batch_tokens", "max_batch_learners", "patience", "threads")
     @classmethod
     def _positive(cls, value: int) -> int:
         if value < 1:

@@ -38,6 +38,7 @@ class PlacementConfig:
     slip: float = 0.1
     guess: float = 0.15
     steepness: float = 2.5
+    domain_sd: float = 0.5  # spread (in grades) of a learner's level between domains
     mastered_at: float = 0.8  # posterior P(known) to hand a standard over as mastered
 
 
@@ -80,11 +81,15 @@ class Placement:
     seed: int = 0
     grade_hint: float | None = None
     answers: list[tuple[str, bool]] = field(default_factory=list)
+    focus: frozenset[str] | None = None  # ask only about these units (e.g. what a goal builds on)
 
     def __post_init__(self) -> None:
         self.units = list(self.index.order)
         self._pos = {u: i for i, u in enumerate(self.units)}
         self._scale = _grade_scale(self.index)
+        domains = [self.index.graph.standards[u].domain_code or "" for u in self.units]
+        self._domains = sorted(set(domains))
+        self._domain_of = np.array([self._domains.index(d) for d in domains])
         self._theta, self._known = self._draw()
         self._grades, self._bands = self._particle_bands(self._known)
         self._logw = np.zeros(len(self._theta))
@@ -99,8 +104,11 @@ class Placement:
             theta = rng.uniform(-0.5, 9.0 + HS_SPAN, n)
         else:
             theta = self.grade_hint + rng.normal(0.0, 1.5, n)
-        # per-particle, per-unit noise makes gaps; prerequisites gate knowledge
-        p_known = 1.0 / (1.0 + np.exp(-cfg.steepness * (theta[:, None] - self._scale[None, :] - 0.5)))
+        # knowledge is correlated within a domain (a learner weak in fractions): per-particle,
+        # per-domain offsets of the level; per-unit noise makes gaps; prerequisites gate knowledge
+        offsets = rng.normal(0.0, cfg.domain_sd, (n, len(self._domains)))
+        level = theta[:, None] + offsets[:, self._domain_of]
+        p_known = 1.0 / (1.0 + np.exp(-cfg.steepness * (level - self._scale[None, :] - 0.5)))
         draw = rng.random(p_known.shape) < p_known
         known = np.zeros_like(draw)
         for j, unit in enumerate(self.units):
@@ -154,8 +162,8 @@ class Placement:
         for unit in asked:
             gain[self._pos[unit]] = -np.inf
         for j, unit in enumerate(self.units):
-            if not self.index.items_for.get(unit):
-                gain[j] = -np.inf  # nothing to ask with
+            if not self.index.items_for.get(unit) or (self.focus is not None and unit not in self.focus):
+                gain[j] = -np.inf  # nothing to ask with, or outside the focus
         best = int(np.argmax(gain))
         return None if not np.isfinite(gain[best]) else self.units[best]
 
@@ -194,12 +202,15 @@ class Placement:
         return PlacementResult(mastery, mastered, label, confidence, len(self.answers), self.finished)
 
     def to_json(self) -> dict:
-        return {"seed": self.seed, "grade_hint": self.grade_hint, "answers": [[u, c] for u, c in self.answers]}
+        return {"seed": self.seed, "grade_hint": self.grade_hint, "answers": [[u, c] for u, c in self.answers],
+                "focus": sorted(self.focus) if self.focus is not None else None}
 
     @classmethod
     def from_json(cls, index: PlannerIndex, data: dict, config: PlacementConfig = PlacementConfig()) -> "Placement":
+        focus = data.get("focus")
         return cls(index, config, int(data["seed"]), data.get("grade_hint"),
-                   [(str(u), bool(c)) for u, c in data.get("answers", [])])
+                   [(str(u), bool(c)) for u, c in data.get("answers", [])],
+                   frozenset(focus) if focus is not None else None)
 
 
 def band_label(grade: int) -> str:

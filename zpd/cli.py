@@ -23,6 +23,7 @@ from engine.catalog import coverage as catalog_coverage
 from engine.graph import GraphError, StandardsGraph, UnknownStandardError, grade_number
 from engine.sources import load_catalog_source, load_graph
 from serving.cli import keys_app, replay, serve
+from zpd.simulate import simulate_command
 
 app = typer.Typer(help="zpd-engine: adaptive learning paths over a standards knowledge graph.",
                   no_args_is_help=True, add_completion=False)
@@ -31,6 +32,7 @@ catalog_app = typer.Typer(help="Validate and inspect content catalogs.", no_args
 app.add_typer(graph_app, name="graph")
 app.add_typer(catalog_app, name="catalog")
 app.command("serve")(serve)
+app.command("simulate")(simulate_command)
 app.command("replay")(replay)
 app.add_typer(keys_app, name="keys")
 

@@ -40,8 +40,8 @@ __all__ = [
 ]
 
 COMPONENTS = ("band_fit", "gain", "goal", "spacing", "time_cost", "modality", "interest", "novelty",
-              "exploration", "mastery_check", "priority")
-_PRIORITY = {"pinned": 1.0, "remediation": 0.8, "reverify": 0.5, "learn": 0.4, "review": 0.3}
+              "exploration", "mastery_check", "priority", "focus")
+_PRIORITY = {"pinned": 1.0, "remediation": 0.8, "test_out": 0.45, "learn": 0.4, "reverify": 0.3, "review": 0.3}
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ class PlanContext:
 class Candidate:
     item: Item
     standard: str
-    kind: str  # pinned | remediation | learn | reverify | review
+    kind: str  # pinned | remediation | learn | test_out | reverify | review
     p_success: float
     components: dict[str, float]
     score: float
@@ -141,6 +141,8 @@ def goal_units(ctx: PlanContext) -> list[str]:
 def _struggling(ctx: PlanContext, unit: str) -> str | None:
     """Why the learner is struggling on ``unit``, or None."""
     prog = ctx.progress.get(unit)
+    if ctx.progress.activities - prog.last_activity >= ctx.config.struggle_window:
+        return None  # not recent: the learner has moved on (remediation done, back to it later)
     if prog.failures_in_a_row >= ctx.config.struggle_failures:
         return f"{prog.failures_in_a_row} failures in a row on {unit}"
     if len(prog.recent) >= 4 and sum(1 for r in prog.recent[-4:] if r < 0.5) >= 3:
@@ -158,14 +160,24 @@ def weakest_prerequisite(ctx: PlanContext, unit: str, mastered: frozenset[str]) 
         if not pres:
             return best
         weakest = min(pres, key=lambda p: (ctx.mastery.get(p, 0.0), ctx.index.order[p]))
-        if ctx.mastery.get(weakest, 0.0) >= ctx.config.mastery_threshold and weakest in mastered:
-            return best
+        if ctx.mastery.get(weakest, 0.0) >= ctx.config.ready_threshold:
+            return best  # every prerequisite here looks solid
         best = weakest
         seen.add(weakest)
         current = weakest
 
 
-def _targets(ctx: PlanContext, route: list[str], mastered: frozenset[str]) -> tuple[list[_Target], list[TeacherFlag]]:
+def in_place(ctx: PlanContext, mastered: frozenset[str]) -> frozenset[str]:
+    """Units a new standard may build on: mastered, or believed known with P >= ready_threshold.
+
+    Practising on top of a likely-known prerequisite is evidence about it too; a struggle sends
+    the learner back to it at once (remediation)."""
+    ready = ctx.config.ready_threshold
+    return mastered | frozenset(u for u in ctx.index.order if ctx.mastery.get(u, 0.0) >= ready)
+
+
+def _targets(ctx: PlanContext, route: list[str], mastered: frozenset[str],
+             placed: frozenset[str], goal_set: set[str]) -> tuple[list[_Target], list[TeacherFlag]]:
     cfg, index = ctx.config, ctx.index
     targets: list[_Target] = []
     flags: list[TeacherFlag] = []
@@ -196,17 +208,27 @@ def _targets(ctx: PlanContext, route: list[str], mastered: frozenset[str]) -> tu
             flags.append(TeacherFlag(unit, why + "; its prerequisites look solid, reteach it", "tutoring", None))
 
     route_set = set(route)
-    ready = [u for u in route if index.is_ready(u, mastered)] if ctx.goal is not None else []
+    # likely-known prerequisites are not practised for their own sake; goal standards always are
+    worth = [u for u in route if u in goal_set or u not in placed]
+    ready = [u for u in worth if index.is_ready(u, placed)] if ctx.goal is not None else []
     if not ready and not ctx.overrides.goal_locked:
-        ready = [u for u in index.order if u not in mastered and index.is_ready(u, mastered)]
-        ready.sort(key=index.order.__getitem__)
+        ready = [u for u in index.order if u not in placed and index.is_ready(u, placed)]
     for unit in ready:
         pres = list(index.prereqs[unit])
+        shaky = [p for p in pres if p not in mastered]
         reason = f"ready: prerequisites {_fmt_codes(pres)} mastered" if pres else "ready: no prerequisites"
+        if shaky:
+            reason = (f"ready: prerequisites {_fmt_codes([p for p in pres if p in mastered]) or 'none'} mastered, "
+                      f"{_fmt_codes(shaky)} likely known")
         reasons = [reason]
         if unit in route_set:
             reasons.append(f"on the route to the goal (step {route.index(unit) + 1} of {len(route)})")
-        add(_Target(unit, "learn", reasons))
+        m = ctx.mastery.get(unit, 0.0)
+        if ctx.progress.get(unit).attempts == 0 and m >= cfg.likely_known:
+            add(_Target(unit, "test_out", [f"likely known already (P(mastered) {m:.2f}): a mastery check can confirm it",
+                                           *reasons]))
+        else:
+            add(_Target(unit, "learn", reasons))
 
     # Re-verification: mastered units on the inner fringe that no check has confirmed yet.
     for unit in mastered:
@@ -215,10 +237,9 @@ def _targets(ctx: PlanContext, route: list[str], mastered: frozenset[str]) -> tu
             continue
         if any(d in mastered for d in index.dependents[unit]):
             continue
-        age = ctx.now - prog.mastered_at
-        if prog.mastered_by == "placement" or age >= cfg.reverify_after_s:
-            source = "placement" if prog.mastered_by == "placement" else "evidence"
-            add(_Target(unit, "reverify", [f"re-check of mastery of {unit} (mastered by {source}, not yet verified)"]))
+        if ctx.now - prog.mastered_at >= cfg.reverify_after_s:
+            add(_Target(unit, "reverify", [f"re-check of mastery of {unit} (mastered by {prog.mastered_by}, "
+                                           f"{_ago(ctx.now - prog.mastered_at)} ago, not yet verified)"]))
 
     for unit in mastered:
         due = review_due(ctx, unit)
@@ -263,18 +284,18 @@ def _learning_progress(ctx: PlanContext, unit: str) -> float:
     return abs(float(np.mean(recent[half:])) - float(np.mean(recent[:half])))
 
 
-def _item_allowed(ctx: PlanContext, item: Item, target: _Target, mastered: frozenset[str]) -> bool:
+def _item_allowed(ctx: PlanContext, item: Item, target: _Target, placed: frozenset[str]) -> bool:
     if item.id in ctx.overrides.excluded_items:
         return False
     if ctx.modalities is not None and item.modality not in ctx.modalities:
         return False
-    if target.kind == "reverify" and not item.mastery_check:
+    if target.kind in ("reverify", "test_out") and not item.mastery_check:
         return False
     if target.kind in ("pinned", "remediation"):
         return True
     # Every unit the item practises must be mastered or ready: never practise past a gap.
     index = ctx.index
-    return all(u in mastered or index.is_ready(u, mastered) for u in index.item_units[item.id])
+    return all(u in placed or index.is_ready(u, placed) for u in index.item_units[item.id])
 
 
 def rank_candidates(ctx: PlanContext) -> tuple[list[Candidate], list[TeacherFlag], list[str]]:
@@ -283,12 +304,14 @@ def rank_candidates(ctx: PlanContext) -> tuple[list[Candidate], list[TeacherFlag
     mastered = ctx.progress.mastered
     goals = goal_units(ctx)
     route = index.route(mastered, goals) if goals else []
-    targets, flags = _targets(ctx, route, mastered)
+    goal_set = set(goals)
+    placed = in_place(ctx, mastered)
+    targets, flags = _targets(ctx, route, mastered, placed, goal_set)
     recent = ctx.progress.recent_items[-cfg.novelty_window:]
     pairs: list[tuple[Item, _Target]] = []
     for target in targets:
         for item in index.items_for.get(target.unit, ()):
-            if _item_allowed(ctx, item, target, mastered):
+            if _item_allowed(ctx, item, target, placed):
                 pairs.append((item, target))
     for item_id in ctx.overrides.pinned_items:
         if item_id in index.catalog and item_id not in ctx.overrides.excluded_items:
@@ -298,7 +321,8 @@ def rank_candidates(ctx: PlanContext) -> tuple[list[Candidate], list[TeacherFlag
     if not pairs:
         return [], flags, route
     probs = np.asarray(ctx.predict([item for item, _ in pairs]), dtype=float)
-    route_pos = {u: i for i, u in enumerate(route)}
+    goal_pos = {u: i for i, u in enumerate(u for u in route if u in goal_set)}
+    route_set = set(route)
     interests = set(ctx.interests)
     weights = cfg.weights
     explore_unit = None
@@ -312,9 +336,8 @@ def rank_candidates(ctx: PlanContext) -> tuple[list[Candidate], list[TeacherFlag
         prog = ctx.progress.get(unit)
         comps = {
             "band_fit": _band_fit(float(p), cfg.band),
-            "gain": (1.0 - m) if kind in ("learn", "remediation", "pinned") else 0.3,
-            "goal": (1.0 - 0.5 * route_pos[unit] / max(1, len(route))) if unit in route_pos
-            else (0.8 if kind == "remediation" else (_level_fit(ctx, unit) if not goals else 0.0)),
+            "gain": (1.0 - m) if kind in ("learn", "remediation", "pinned", "test_out") else 0.3,
+            "goal": _goal_fit(ctx, unit, kind, goals, goal_pos, route_set),
             "spacing": review_due(ctx, unit) if kind == "review" else 0.5 * _due_prereq_share(ctx, unit),
             "time_cost": 1.0 - min(1.0, item.duration_minutes / 45.0),
             "modality": _modality_fit(item, kind, cfg),
@@ -322,9 +345,12 @@ def rank_candidates(ctx: PlanContext) -> tuple[list[Candidate], list[TeacherFlag
             "novelty": 0.0 if item.id in recent else 1.0,
             "exploration": 1.0 if unit == explore_unit else 0.5 * _learning_progress(ctx, unit),
             "mastery_check": 1.0 if item.mastery_check and (
-                kind == "reverify" or (kind == "learn" and prog.streak >= cfg.streak_required - 1
-                                       and m >= cfg.mastery_threshold - 0.15)) else 0.0,
+                kind in ("reverify", "test_out") or (kind == "learn" and prog.streak >= cfg.streak_required - 1
+                                                     and m >= cfg.mastery_threshold - 0.15)) else 0.0,
             "priority": _PRIORITY[kind],
+            # keep working on what the learner just started rather than hopping between standards
+            "focus": 1.0 if (not prog.mastered and prog.attempts
+                             and ctx.progress.activities - prog.last_activity <= cfg.struggle_window) else 0.0,
         }
         score = sum(weights.get(name, 0.0) * value for name, value in comps.items())
         candidates.append(Candidate(item, unit, kind, float(p), comps, score,
@@ -334,6 +360,19 @@ def rank_candidates(ctx: PlanContext) -> tuple[list[Candidate], list[TeacherFlag
 
 
 _TEACHER_LED = (Modality.SMALL_GROUP, Modality.TUTORING)
+
+
+def _goal_fit(ctx: PlanContext, unit: str, kind: str, goals: Sequence[str], goal_pos: Mapping[str, int],
+              route: set[str]) -> float:
+    """Goal standards first (earlier ones a little more), then route prerequisites that unlock
+    them; without a goal, closeness to the learner's level."""
+    if unit in goal_pos:
+        return 1.0 - 0.3 * goal_pos[unit] / max(1, len(goal_pos))
+    if kind == "remediation":
+        return 0.8
+    if unit in route:
+        return 0.6
+    return _level_fit(ctx, unit) if not goals else 0.0
 
 
 def _level_fit(ctx: PlanContext, unit: str) -> float:

@@ -39,6 +39,23 @@ class _ModelItem:  # duck-typed models.base.ItemSpec
     difficulty: float | None = None
 
 
+def grade_priors(index: PlannerIndex, grade: float, steepness: float = 2.5) -> dict[str, float]:
+    """Prior P(known) of each standard for a learner at ``grade`` (the start of that grade):
+    high for earlier grades, low for the current one and later ones."""
+    priors = {}
+    for unit in index.order:
+        g = index.graph.standards[unit].grade_num
+        if g is not None:
+            priors[unit] = float(np.clip(1.0 / (1.0 + np.exp(-steepness * (grade - g - 0.5))), 0.05, 0.95))
+    return priors
+
+
+def goal_area(index: PlannerIndex, goal: Sequence[str]) -> frozenset[str]:
+    """What a diagnostic for this goal should ask about: the goal's units and their direct prerequisites."""
+    units = index.units(c for c in goal if c in index.graph.standards)
+    return frozenset(units) | frozenset(p for u in units for p in index.prereqs[u])
+
+
 class ZPDPolicy:
     """Our planner behind the simulator's Policy protocol (start / choose / observe).
 
@@ -62,6 +79,8 @@ class ZPDPolicy:
             self._cache = {key: (PlannerIndex.build(graph, catalog), self.model_factory(graph))}
         self.index, self.model = self._cache[key]
         self.state = self.model.init_state()
+        if self.grade_hint is not None and hasattr(self.model, "state_with_priors"):
+            self.state = self.model.state_with_priors(grade_priors(self.index, self.grade_hint), self.state)
         self.progress = Progress()
         self.goal = Goal(tuple(goal))
         self.rng = rng
@@ -69,7 +88,8 @@ class ZPDPolicy:
         self.pending_question: str | None = None
         self.placement = None
         if self.placement_config is not None:
-            self.placement = Placement(self.index, self.placement_config, int(rng.integers(2**31)), self.grade_hint)
+            self.placement = Placement(self.index, self.placement_config, int(rng.integers(2**31)), self.grade_hint,
+                                       focus=goal_area(self.index, self.goal.standards))
 
     # ------------------------------------------------------------------ model helpers
     def _predict(self, items: Sequence[Item]) -> np.ndarray:
@@ -77,19 +97,22 @@ class ZPDPolicy:
         return self.model.predict_items(self.state, specs)
 
     def _finish_placement(self) -> None:
+        """Hand over: the answers already moved the model; standards answered correctly that the
+        diagnostic is confident about count as mastered (to be re-verified later)."""
         result = self.placement.result()
-        mark_mastered(self.progress, result.mastered, self.minutes * 60.0)
-        if hasattr(self.model, "state_with_priors"):
-            self.state = self.model.state_with_priors(result.mastery, self.state)
+        asked_right = {u for u, ok in self.placement.answers if ok}
+        mark_mastered(self.progress, [u for u in result.mastered if u in asked_right], self.minutes * 60.0)
         self.placement = None
 
     # ------------------------------------------------------------------ protocol
     def choose(self) -> str:
+        self.last_choice_diagnostic = False
         if self.placement is not None:
             unit = self.placement.next_question()
             item = self.placement.item_for(unit) if unit is not None else None
             if item is not None:
                 self.pending_question = unit
+                self.last_choice_diagnostic = True
                 return item.id
             self._finish_placement()
         ctx = PlanContext(self.index, self.config, self.model.mastery(self.state), self._predict, self.progress,

@@ -2,7 +2,9 @@
 
 A standard is *mastered* only on strong evidence: the model's P(mastered) reaches the threshold,
 the learner answered ``streak_required`` times in a row correctly, and (when required) that
-streak includes a passed mastery-check item. Mastered standards are re-verified later; evidence
+streak includes a passed mastery-check item. A learner may also *test out* of a standard the
+model already believes known: a passed mastery check as the first attempt, leaving
+P(mastered) >= ``test_out_threshold``. Mastered standards are re-verified later; evidence
 against them (a failed check, failures in a row, P(mastered) falling below ``reopen_threshold``)
 reopens them. Practice on a standard counts as partial review of its prerequisites.
 
@@ -44,10 +46,11 @@ class StandardProgress:
     failures_in_a_row: int = 0
     checked: bool = False  # the current streak includes a passed mastery check
     recent: tuple[float, ...] = ()
+    last_activity: int = 0  # the learner's activity number of the last attempt (for recency)
     first_time: float | None = None
     last_time: float | None = None
     mastered_at: float | None = None
-    mastered_by: str | None = None  # "evidence" or "placement"
+    mastered_by: str | None = None  # "evidence", "test-out" or "placement"
     verified_at: float | None = None
     last_review: float | None = None
     reviews: int = 0
@@ -122,6 +125,7 @@ def record_attempt(
             recent=(*old.recent, float(attempt.correct))[-RECENT:],
             first_time=old.first_time if old.first_time is not None else attempt.time,
             last_time=attempt.time,
+            last_activity=progress.activities,
         )
         p = mastery.get(unit, 0.0)
         if new.mastered:
@@ -138,6 +142,11 @@ def record_attempt(
             new = replace(new, mastered_at=attempt.time, mastered_by="evidence", verified_at=None,
                           last_review=attempt.time, reviews=0)
             changes.append(f"mastered {unit}")
+        elif ok and attempt.mastery_check and new.attempts == 1 and p >= config.test_out_threshold:
+            # tested out: a first attempt that is a passed check on a standard already likely known
+            new = replace(new, mastered_at=attempt.time, mastered_by="test-out", verified_at=None,
+                          last_review=attempt.time, reviews=0)
+            changes.append(f"tested out of {unit}")
         progress.units[unit] = new
         if ok:
             _implicit_review(progress, unit, attempt.time, prereqs, config.implicit_review_share)

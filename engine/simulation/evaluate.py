@@ -182,6 +182,7 @@ class PolicyRun:
     violations: np.ndarray   # recommendations violating a true prerequisite (NaN: not measurable)
     band_hits: np.ndarray    # recommendations with reference P(success) in the band (NaN: no reference)
     minutes: np.ndarray      # activity minutes over the horizon (sum of Outcome.minutes)
+    diagnostics: np.ndarray = field(default_factory=lambda: np.zeros(0))  # diagnostic questions per learner
     items: list[list[str]] = field(default_factory=list)  # filled only with keep_items=True
     seconds: float = 0.0
 
@@ -194,7 +195,7 @@ def run_policy(name: str, factory: PolicyFactory, env: Environment, learners: in
     policy = factory()
     n = learners
     run = PolicyRun(name, horizon, np.zeros(n), np.zeros(n), np.full(n, -1), np.full(n, np.nan),
-                    np.full(n, np.nan), np.zeros(n))
+                    np.full(n, np.nan), np.zeros(n), np.zeros(n))
     began = _time.perf_counter()
     for k in range(n):
         env.reset(k)
@@ -207,6 +208,7 @@ def run_policy(name: str, factory: PolicyFactory, env: Environment, learners: in
         run.end[k] = env.goal_score()
         run.reach_step[k] = 0 if run.start[k] >= 1.0 else trace.reach
         run.violations[k], run.band_hits[k], run.minutes[k] = trace.violations, trace.band_hits, trace.minutes
+        run.diagnostics[k] = trace.diagnostics
         if keep_items:
             run.items.append(trace.items)
         if progress is not None:
@@ -223,6 +225,7 @@ class _Trace:
     violations: float = np.nan
     band_hits: float = np.nan
     minutes: float = 0.0
+    diagnostics: int = 0
     items: list[str] = field(default_factory=list)
 
 
@@ -235,10 +238,15 @@ def _teach(name: str, policy: Policy, env: Environment, horizon: int, catalog: C
         item_id = policy.choose()
         if item_id not in catalog:
             raise SimulationError(f"policy {name!r} chose unknown item {item_id!r}")
-        if violates is not None:
-            trace.violations += violates(item_id)
-        if reference is not None:
-            trace.band_hits += band[0] <= reference.predict(item_id) <= band[1]
+        # A diagnostic question (placement) is not a learning recommendation: it costs a step
+        # but is counted apart from violations and band hits.
+        if getattr(policy, "last_choice_diagnostic", False):
+            trace.diagnostics += 1
+        else:
+            if violates is not None:
+                trace.violations += violates(item_id)
+            if reference is not None:
+                trace.band_hits += band[0] <= reference.predict(item_id) <= band[1]
         outcome = env.step(item_id)
         policy.observe(item_id, outcome)
         if reference is not None:
@@ -381,7 +389,8 @@ def summarize(runs: Mapping[str, PolicyRun], *, seed: int, resamples: int = RESA
         todo = (run.start < 1.0).astype(float)  # learners not already at the goal
         gain = np.where(todo > 0, (run.end - run.start) / np.where(todo > 0, 1.0 - run.start, 1.0), 0.0)
         reached = ((run.reach_step > 0) & (todo > 0)).astype(float)
-        recs = np.full(n, float(run.horizon))
+        diagnostics = run.diagnostics if len(run.diagnostics) == n else np.zeros(n)
+        recs = np.full(n, float(run.horizon)) - diagnostics
         m: dict[str, Any] = {}
         _metric(m, "learning_gain", bootstrap_ci(gain, todo, statistic="mean", indices=idx))
         _metric(m, "reach", bootstrap_ci(reached, todo, statistic="mean", indices=idx))
@@ -398,7 +407,8 @@ def summarize(runs: Mapping[str, PolicyRun], *, seed: int, resamples: int = RESA
         m["minutes_per_learner"] = float(run.minutes.mean())
         m["learners"] = n
         m["already_at_goal"] = int(n - todo.sum())
-        m["recommendations"] = int(n * run.horizon)
+        m["recommendations"] = int(recs.sum())
+        m["diagnostic_questions"] = int(diagnostics.sum())
         out[name] = m
     return out
 

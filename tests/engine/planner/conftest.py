@@ -72,7 +72,7 @@ def index() -> PlannerIndex:
 
 @pytest.fixture()
 def config() -> PlannerConfig:
-    return PlannerConfig(exploration=0.0)
+    return PlannerConfig(exploration=0.0, struggle_failures=2)
 
 
 @pytest.fixture()

@@ -74,8 +74,11 @@ def test_mastered_standards_are_reverified_and_reopened(learner, config) -> None
     assert any("re-check of mastery of A" in r for c in checks for r in c.reasons)
     # not before it is due
     assert not [c for c in rank_candidates(learner.ctx(now=10.0))[0] if c.kind == "reverify"]
-    # a failed check reopens the standard; B is no longer ready
+    # a failed check reopens the standard; once the model doubts A, B is no longer ready
     assert learner.attempt("A-check", False, later) == ["reopened A"]
+    assert not learner.progress.get("A").mastered
+    learner.attempt("A-p1", False, later)
+    assert learner.model.mastery(learner.state)["A"] < learner.config.ready_threshold
     assert "B" not in standards_offered(learner, now=later)
 
 
