@@ -355,7 +355,8 @@ def rank_candidates(ctx: PlanContext) -> tuple[list[Candidate], list[TeacherFlag
         score = sum(weights.get(name, 0.0) * value for name, value in comps.items())
         candidates.append(Candidate(item, unit, kind, float(p), comps, score,
                                     tuple(_reasons(target, item, float(p), comps, cfg, interests))))
-    candidates.sort(key=lambda c: (-c.score, index.order.get(c.standard, 0), c.item.id))
+    # teacher overrides always win, whatever the scores
+    candidates.sort(key=lambda c: (c.kind != "pinned", -c.score, index.order.get(c.standard, 0), c.item.id))
     return candidates, flags, route
 
 
