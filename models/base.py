@@ -16,7 +16,6 @@ vocabularies) and ``weights.npz`` (arrays only, loaded with ``allow_pickle=False
 
 from __future__ import annotations
 
-import io
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -195,13 +194,30 @@ def read_saved(folder: str | Path) -> tuple[str, dict[str, Any], dict[str, np.nd
     return meta["model"], meta["config"], arrays
 
 
+_STATE_MAGIC = b"ZPDS1"
+
+
 def state_to_bytes(state: Mapping[str, np.ndarray]) -> bytes:
-    """Serialize a learner state (numpy arrays only, no pickle)."""
-    buffer = io.BytesIO()
-    np.savez(buffer, **state)
-    return buffer.getvalue()
+    """Serialize a learner state: a small JSON header (name, dtype, shape per array) and the raw
+    array bytes. No pickle, no zip: this runs on every request, so it must be cheap."""
+    header, chunks = [], []
+    for name, value in state.items():
+        array = np.ascontiguousarray(value)
+        header.append([name, array.dtype.str, list(array.shape)])
+        chunks.append(array.tobytes())
+    head = json.dumps(header, separators=(",", ":")).encode()
+    return b"".join([_STATE_MAGIC, len(head).to_bytes(4, "little"), head, *chunks])
 
 
 def state_from_bytes(data: bytes) -> LearnerState:
-    with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
-        return {key: arrays[key] for key in arrays.files}
+    if not data.startswith(_STATE_MAGIC):
+        raise ModelFormatError("not a learner state (unknown header)")
+    size = int.from_bytes(data[5:9], "little")
+    header = json.loads(data[9:9 + size])
+    offset, state = 9 + size, {}
+    for name, dtype, shape in header:
+        dt = np.dtype(dtype)
+        count = int(np.prod(shape)) if shape else 1
+        state[name] = np.frombuffer(data, dtype=dt, count=count, offset=offset).reshape(shape).copy()
+        offset += count * dt.itemsize
+    return state

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -96,7 +97,15 @@ class Candidate:
     p_success: float
     components: dict[str, float]
     score: float
-    reasons: tuple[str, ...]
+    why: tuple[str, ...] = ()  # the target's own reasons; ``reasons`` adds the item's
+    band: tuple[float, float] = (0.6, 0.85)
+    interests: frozenset[str] = frozenset()
+
+    @cached_property
+    def reasons(self) -> tuple[str, ...]:
+        """Human-readable reasons (built on demand: most candidates are never shown)."""
+        return tuple(_reasons(self.why, self.kind, self.item, self.p_success, self.components, self.band,
+                              self.interests))
 
 
 @dataclass(frozen=True)
@@ -324,6 +333,7 @@ def rank_candidates(ctx: PlanContext) -> tuple[list[Candidate], list[TeacherFlag
     goal_pos = {u: i for i, u in enumerate(u for u in route if u in goal_set)}
     route_set = set(route)
     interests = set(ctx.interests)
+    frozen_interests = frozenset(interests)
     weights = cfg.weights
     explore_unit = None
     learn_units = [t.unit for t in targets if t.kind == "learn"]
@@ -353,8 +363,8 @@ def rank_candidates(ctx: PlanContext) -> tuple[list[Candidate], list[TeacherFlag
                              and ctx.progress.activities - prog.last_activity <= cfg.struggle_window) else 0.0,
         }
         score = sum(weights.get(name, 0.0) * value for name, value in comps.items())
-        candidates.append(Candidate(item, unit, kind, float(p), comps, score,
-                                    tuple(_reasons(target, item, float(p), comps, cfg, interests))))
+        candidates.append(Candidate(item, unit, kind, float(p), comps, score, tuple(target.reasons), cfg.band,
+                                    frozen_interests))
     # teacher overrides always win, whatever the scores
     candidates.sort(key=lambda c: (c.kind != "pinned", -c.score, index.order.get(c.standard, 0), c.item.id))
     return candidates, flags, route
@@ -399,10 +409,10 @@ def _due_prereq_share(ctx: PlanContext, unit: str) -> float:
     return sum(1 for p in pres if review_due(ctx, p) > 0) / len(pres)
 
 
-def _reasons(target: _Target, item: Item, p: float, comps: Mapping[str, float], cfg: PlannerConfig,
-             interests: set[str]) -> list[str]:
-    reasons = list(target.reasons)
-    low, high = cfg.band
+def _reasons(why: Sequence[str], kind: str, item: Item, p: float, comps: Mapping[str, float],
+             band: tuple[float, float], interests: frozenset[str]) -> list[str]:
+    reasons = list(why)
+    low, high = band
     if low <= p <= high:
         reasons.append(f"P(success) {p:.2f} is in the ZPD band [{low:.2f}, {high:.2f}]")
     elif p < low:
@@ -411,7 +421,7 @@ def _reasons(target: _Target, item: Item, p: float, comps: Mapping[str, float], 
         reasons.append(f"P(success) {p:.2f} is above the ZPD band [{low:.2f}, {high:.2f}]")
     if comps["mastery_check"] > 0:
         reasons.append("mastery check: can confirm mastery")
-    if comps["spacing"] > 0 and target.kind != "review":
+    if comps["spacing"] > 0 and kind != "review":
         reasons.append("also reviews prerequisites that are due")
     matched = sorted(interests & set(item.tags))
     if matched:

