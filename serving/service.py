@@ -23,7 +23,7 @@ from engine.placement import Placement, PlacementConfig
 from engine.planner.index import PlannerIndex
 from engine.planner.planner import Goal, Overrides, PlanContext
 from engine.planner.progress import Attempt, Progress, mark_mastered, record_attempt
-from models.base import Event, state_from_bytes, state_to_bytes
+from models.base import Event, ModelFormatError, state_from_bytes, state_to_bytes
 from serving.model_provider import LoadedModel, ModelHolder
 from serving.schemas import EventError, IncomingEvent, normalize_event
 from serving.stores.base import LearnerRecord, LearnerStore, StoredEvent, VersionConflict, content_hash
@@ -95,9 +95,13 @@ class LearnerService:
     def _view(self, record: LearnerRecord) -> LearnerView:
         loaded = self.engine.models.current
         model = loaded.model
+        state = None
         if record.model_version == loaded.version and record.state:
-            state = state_from_bytes(record.state)
-        else:  # written by another model (or new): rebuild from the event log
+            try:
+                state = state_from_bytes(record.state)
+            except ModelFormatError:
+                state = None  # written in an older state format: rebuilt below
+        if state is None:  # written by another model (or new, or unreadable): rebuild from the event log
             state = self.rebuild_state(model, record)
         progress = Progress.from_json(record.meta.get("progress") or {})
         return LearnerView(record, loaded, state, progress)

@@ -236,3 +236,14 @@ def test_health_and_metrics(api) -> None:
     assert 'zpd_requests_total{method="GET",route="/v1/learners/{learner_id}/next",status="200"} 1' in text
     assert 'zpd_request_seconds_bucket{method="GET",route="/v1/learners/{learner_id}/next",le="+Inf"} 1' in text
     assert "zpd_events_ingested_total 1" in text
+
+
+def test_unreadable_state_is_rebuilt_from_the_event_log(api) -> None:
+    c, h = api.client, api.h()
+    c.post("/v1/events", json=[native(1), native(2, item=ITEM2)], headers=h)
+    record = api.store.get("tenant-a", "s1")
+    good = c.get("/v1/learners/s1/profile", headers=h).json()["mastery"]
+    record.state = b"PK\x03\x04 an old zip-based state"
+    api.store.commit(record, record.version, [])
+    again = c.get("/v1/learners/s1/profile", headers=h)
+    assert again.status_code == 200 and again.json()["mastery"] == good
