@@ -1,15 +1,27 @@
-"""Model names -> classes, and loading a saved model folder of any kind."""
+"""Model names -> classes, and loading a saved model folder of any kind.
+
+To add a model (e.g. the ``zpd`` model): implement it behind :class:`models.base.LearnerModel`
+(trainable sequence models subclass :class:`models.neural.NeuralModel`), add its class below, and
+add a factory to ``FACTORIES`` in ``tests/models/test_contract.py``. The training pipeline, the
+CLI (``zpd train --model NAME``) and the MLflow registry pick it up by name.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from models.akt import AKTModel
 from models.base import LearnerModel, ModelFormatError, read_saved
 from models.bkt import GraphBKT
+from models.dkt import DKTModel
+from models.logistic import LogisticModel
 
 __all__ = ["MODEL_CLASSES", "load_model"]
 
-MODEL_CLASSES: dict[str, type[LearnerModel]] = {GraphBKT.name: GraphBKT}
+MODEL_CLASSES: dict[str, type[LearnerModel]] = {
+    cls.name: cls for cls in (GraphBKT, LogisticModel, DKTModel, AKTModel)
+    # the `zpd` model joins here once it exists
+}
 
 
 def load_model(folder: str | Path) -> LearnerModel:

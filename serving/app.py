@@ -96,12 +96,27 @@ def _poll_alias(app: FastAPI, stop: threading.Event) -> None:
             log.warning("model poll: %s", exc)
 
 
+def _single_threaded_math() -> None:
+    """Each request runs one small model call; multi-threaded BLAS only adds contention."""
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:  # optional: without it the BLAS default stays
+        pass
+    import sys
+
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+
+
 def create_app(config: ZPDConfig | None = None, *, store: LearnerStore | None = None,
                engine: Engine | None = None) -> FastAPI:
     config = config or load_config()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        _single_threaded_math()
         own_store = store is None
         app.state.config = config
         app.state.store = store or open_store(config.store.url)

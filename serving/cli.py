@@ -80,6 +80,9 @@ def serve(
         typer.echo(f"try: curl -H 'Authorization: Bearer {key}' http://{host}:{port}/v1/model")
     opened.close()
     os.environ["ZPD_STORE_URL"] = url
+    # one request = one small model call: BLAS thread pools only add contention between workers
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
     config_file = ctx.parent.params.get("config") if ctx.parent is not None else None
     if config_file:
         os.environ[CONFIG_ENV] = str(Path(config_file).resolve())

@@ -23,6 +23,7 @@ from engine.catalog import coverage as catalog_coverage
 from engine.graph import GraphError, StandardsGraph, UnknownStandardError, grade_number
 from engine.sources import load_catalog_source, load_graph
 from serving.cli import keys_app, replay, serve
+from training.cli import models_app, train_app
 from zpd.simulate import simulate_command
 
 app = typer.Typer(help="zpd-engine: adaptive learning paths over a standards knowledge graph.",
@@ -35,6 +36,8 @@ app.command("serve")(serve)
 app.command("simulate")(simulate_command)
 app.command("replay")(replay)
 app.add_typer(keys_app, name="keys")
+app.add_typer(train_app)  # `zpd train ...`
+app.add_typer(models_app, name="models")
 
 GraphOpt = Annotated[Optional[str], typer.Option("--graph", help="Graph source: a CSV folder or a CASE .json file (default: the configured graph, the bundled Coherence Map).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]

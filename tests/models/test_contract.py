@@ -7,9 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
+from models.akt import AKTModel
 from models.base import Event, ItemSpec, LearnerModel, ModelFormatError, state_from_bytes, state_to_bytes
 from models.bkt import GraphBKT, bkt_config
+from models.dkt import DKTModel
+from models.logistic import LogisticModel
+from models.neural import NeuralModel, neural_config
 from models.registry import load_model
 
 STANDARDS = ["A", "B", "C", "P", "P.a", "P.b"]
@@ -21,7 +26,36 @@ def make_bkt(seed: int = 0) -> LearnerModel:
     return GraphBKT(bkt_config(STANDARDS, EDGES, PARTS))
 
 
-FACTORIES: dict[str, Callable[[int], LearnerModel]] = {"bkt": make_bkt}
+#: items item-0..item-5 are "seen in training"; item-6, item-7 and item-x are not
+TRAINED_ITEMS = [f"item-{i}" for i in range(6)]
+
+
+def make_neural(cls: type[NeuralModel], **hyper) -> Callable[[int], LearnerModel]:
+    """Untrained weights from the seed, jittered so that no parameter sits at a special value
+    (zero residuals, unit scales), plus seeded item difficulties: every path is exercised."""
+    def factory(seed: int = 0) -> LearnerModel:
+        model = cls(neural_config(STANDARDS, TRAINED_ITEMS, hyper, seed))
+        gen = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for module in model.net.modules():
+                for param in module.parameters(recurse=False):
+                    param.add_(0.3 * torch.randn(param.shape, generator=gen))
+                if isinstance(module, torch.nn.Embedding) and module.padding_idx is not None:
+                    module.weight[module.padding_idx].zero_()
+        model.set_item_difficulty(np.random.default_rng(seed).normal(0, 1, len(TRAINED_ITEMS)))
+        return model
+    return factory
+
+
+FACTORIES: dict[str, Callable[[int], LearnerModel]] = {
+    "bkt": make_bkt,
+    "logistic": make_neural(LogisticModel),
+    "dkt": make_neural(DKTModel, dim=8, hidden=12, out_hidden=6, item_residual=True),
+    "dkt-gru": make_neural(DKTModel, dim=8, hidden=12, out_hidden=6, cell="gru"),
+    # a window shorter than the history, so the sliding window is part of the contract
+    "akt": make_neural(AKTModel, dim=8, heads=2, window=7, out_hidden=6, item_residual=True),
+    # "zpd": make_neural(ZPDModel, ...),  the slot for the zpd model (see models/neural.py)
+}
 
 
 def history(seed: int, length: int = 30) -> list[Event]:

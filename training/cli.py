@@ -1,0 +1,290 @@
+"""``zpd train`` and ``zpd models``: train a learner-state model, manage the model registry.
+
+Two typer apps, mounted by the ``zpd`` command (``zpd/cli.py``)::
+
+    app.add_typer(train_app)                   # adds the command `zpd train`
+    app.add_typer(models_app, name="models")   # adds `zpd models list|promote`
+
+The module also runs on its own, which is how torchrun starts it::
+
+    python -m training.cli train --data PATH --format akt --fold 1 --model dkt --json
+    torchrun --nproc-per-node 2 -m training.cli train --data PATH --format akt --fold 1 --model dkt
+
+Heavy imports (torch, mlflow) happen inside the commands so ``zpd --help`` stays fast. Errors in
+user input print one line ``error: ...`` on stderr and exit with status 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from configs import ConfigError, ZPDConfig, load_config
+
+__all__ = ["FORMATS", "load_splits", "models_app", "train_app"]
+
+FORMATS = ("akt", "dedup", "csv", "xapi")
+#: learner splits of a single file depend on this seed only, never on the training seed
+SPLIT_SEED = 0
+#: learner folds of a single file when --fold K is given (fold K is the test set)
+N_FOLDS = 5
+
+train_app = typer.Typer(help="Train learner-state models.", add_completion=False)
+models_app = typer.Typer(help="The model registry (MLflow): list versions, promote one.",
+                         no_args_is_help=True, add_completion=False)
+
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="TOML file merged over configs/default.toml.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+
+
+def _fail(message: Any) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def _config(ctx: typer.Context, path: Path | None) -> ZPDConfig:
+    if path is not None:
+        return load_config(path)
+    parent = ctx.find_object(ZPDConfig) if ctx is not None else None
+    return parent if isinstance(parent, ZPDConfig) else load_config()
+
+
+def _emit(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+# ------------------------------------------------------------------------------------------ data
+def _csv_columns(spec: str | None) -> Any:
+    from training.loaders import CsvColumns
+
+    if spec is None or spec == "datashop":
+        return "datashop"
+    path = Path(spec)
+    try:
+        fields = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: column mapping file not found (or pass --columns datashop)") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON: {exc}") from None
+    try:
+        return CsvColumns(**fields)
+    except TypeError as exc:
+        raise ValueError(f"{path}: not a column mapping ({exc}); keys: learner, item, correct or score, standards, ...") from None
+
+
+def _split(table: Any, fraction: float) -> tuple[Any, Any]:
+    keep, held_out = table.split_learners(fraction, seed=SPLIT_SEED)
+    return table.subset(keep), table.subset(held_out)
+
+
+def load_splits(data: Path, fmt: str, config: ZPDConfig, fold: int | None = None, columns: str | None = None
+                ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Train, valid and test tables of a data set, and the load reports.
+
+    * ``akt`` folder with ``--fold K``: the fold's own train/valid/test files (valid split off the
+      train learners when the folder has no valid file);
+    * ``dedup`` folder: ``preprocessed_data_train.csv`` and ``..._test.csv``, valid split off train;
+    * any single file (or a folder without --fold): learners split deterministically
+      (seed ``SPLIT_SEED``): with ``--fold K`` fold K of 5 learner folds is the test set, else
+      ``training.test_fraction`` of the learners; ``training.valid_fraction`` of the rest is valid.
+    """
+    from training.loaders import akt_fold_paths, load_interactions
+
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if not data.exists():
+        raise FileNotFoundError(f"{data}: no such file or folder")
+    if fold is not None and fold < 1:
+        raise ValueError(f"--fold must be 1 or more, got {fold}")
+    tc = config.training
+    options: dict[str, Any] = {"columns": _csv_columns(columns)} if fmt == "csv" else {}
+    reports: dict[str, Any] = {}
+
+    def load(path: Any, split: str) -> Any:
+        table, report = load_interactions(path, fmt, **options)
+        reports[split] = report.to_dict()
+        return table
+
+    tables: dict[str, Any] = {}
+    if fmt == "akt" and data.is_dir():
+        if fold is None:
+            raise ValueError(f"{data} is a folder of AKT folds: pass --fold K")
+        paths = akt_fold_paths(data, fold)
+        tables["train"] = load(paths.train, "train")
+        tables["test"] = load(paths.test, "test")
+        if paths.valid is not None:
+            tables["valid"] = load(paths.valid, "valid")
+        else:
+            tables["train"], tables["valid"] = _split(tables["train"], tc.valid_fraction)
+    elif fmt == "dedup" and data.is_dir() and fold is None:
+        train_files = sorted(data.glob("*train*.csv"))
+        test_files = sorted(data.glob("*test*.csv"))
+        if not train_files or not test_files:
+            raise FileNotFoundError(f"{data}: expected preprocessed_data_train.csv and preprocessed_data_test.csv")
+        tables["train"], tables["valid"] = _split(load(train_files, "train"), tc.valid_fraction)
+        tables["test"] = load(test_files, "test")
+    else:
+        if data.is_dir() and fmt in ("akt", "dedup"):
+            raise ValueError(f"{data} is a folder: pass a file, or --fold K for an AKT fold folder")
+        table = load(data, "all")
+        if fold is not None:
+            folds = table.learner_folds(N_FOLDS, seed=SPLIT_SEED)
+            if fold > N_FOLDS:
+                raise ValueError(f"--fold must be between 1 and {N_FOLDS} for a single file, got {fold}")
+            rest = sorted(set(range(table.n_learners)) - set(folds[fold - 1].tolist()))
+            tables["test"], table = table.subset(folds[fold - 1]), table.subset(rest)
+        else:
+            table, tables["test"] = _split(table, tc.test_fraction)
+        tables["train"], tables["valid"] = _split(table, tc.valid_fraction)
+    for split, table in tables.items():
+        if table.n_attempts == 0:
+            raise ValueError(f"{data}: the {split} split has no attempts (too few learners?)")
+    return {k: tables[k] for k in ("train", "valid", "test")}, reports
+
+
+# ------------------------------------------------------------------------------------------ train
+@train_app.command("train")
+def train_command(
+    ctx: typer.Context,
+    data: Annotated[Path, typer.Option("--data", help="Data file or folder (an AKT fold folder needs --fold).")],
+    fmt: Annotated[str, typer.Option("--format", help="akt, dedup, csv or xapi.")],
+    model: Annotated[str, typer.Option("--model", help="Model name: logistic, dkt, akt, bkt (see models.registry).")],
+    config: ConfigOpt = None,
+    fold: Annotated[Optional[int], typer.Option("--fold", help="Fold K: the AKT fold files, or learner fold K of 5.")] = None,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", help="Maximum epochs (default: training.epochs).")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of weights and batch order (default: training.seed).")] = None,
+    columns: Annotated[Optional[str], typer.Option("--columns", help="csv only: 'datashop' or a JSON file of CsvColumns fields.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", help="Also write the model folder and plots here.")] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bars on stderr.")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train a model, track the run in MLflow and register the model (`zpd-learner` by default)."""
+    from training.load_report import DataError
+
+    try:
+        cfg = _config(ctx, config)
+        if epochs is not None and epochs < 1:
+            raise ValueError(f"--epochs must be at least 1, got {epochs}")
+        from models.registry import MODEL_CLASSES
+
+        if model not in MODEL_CLASSES:
+            raise ValueError(f"unknown model {model!r}; known: {', '.join(sorted(MODEL_CLASSES))}")
+        tables, reports = load_splits(data, fmt, cfg, fold, columns)
+    except (ConfigError, DataError, FileNotFoundError, ValueError, TypeError) as exc:
+        _fail(exc)
+    try:
+        summary = _run_training(tables, reports, model, cfg, epochs, seed, progress, output,
+                                {"data.path": str(data), "data.format": fmt, "data.fold": str(fold or "")})
+    except ValueError as exc:  # e.g. an unknown hyper-parameter in [model.NAME]; the run is marked FAILED
+        _fail(exc)
+    if summary is None:  # a non-zero rank under torchrun: rank 0 reports
+        return
+    if as_json:
+        _emit(summary)
+        return
+    m = summary["metrics"]
+    typer.echo(f"run {summary['run_id']}  model {summary['model']}  version {summary['model_version']} "
+               f"of {summary['registered_model']}")
+    typer.echo(f"test AUC {m['test_auc']:.4f}  accuracy {m['test_accuracy']:.4f}  RMSE {m['test_rmse']:.4f}  "
+               f"log-loss {m['test_log_loss']:.4f}  ECE {m['test_ece']:.4f}")
+    typer.echo(f"{summary['epochs_run']} epochs (best {summary['best_epoch']}), "
+               f"{summary['seconds_per_epoch']:.2f} s per epoch")
+
+
+def _run_training(tables: dict[str, Any], reports: dict[str, Any], model: str, cfg: ZPDConfig, epochs: int | None,
+                  seed: int | None, progress: bool, output: Path | None, tags: dict[str, str]) -> dict[str, Any] | None:
+    from training import ddp
+    from training.tracking import MLflowTracker
+    from training.train import train
+
+    with ddp.distributed() as dctx:
+        tracker = None
+        if dctx.is_main:
+            tags = {**tags, "data.load_reports": json.dumps(reports)[:5000]}
+            tracker = MLflowTracker(cfg.mlflow.tracking_uri, cfg.training.experiment, cfg.mlflow.registered_model, tags)
+        result = train(tables["train"], tables["valid"], tables["test"], model, cfg, epochs=epochs, seed=seed,
+                       tracker=tracker, progress=progress, output_dir=output if dctx.is_main else None)
+    if not dctx.is_main:
+        return None
+    name = cfg.mlflow.registered_model
+    return {
+        "run_id": result.run_id,
+        "model_version": result.model_version,
+        "model_uri": f"models:/{name}/{result.model_version}" if result.model_version else None,
+        "registered_model": name,
+        "tracking_uri": cfg.mlflow.tracking_uri,
+        "model": model,
+        "metrics": result.metrics,
+        "epochs_run": len(result.history),
+        "best_epoch": result.best_epoch,
+        "stopped_early": result.stopped_early,
+        "seconds_per_epoch": result.seconds_per_epoch,
+        "world_size": result.world_size,
+        "history": result.history,
+        "data": result.data,
+        "load_reports": reports,
+    }
+
+
+# ------------------------------------------------------------------------------------------ models
+@models_app.command("list")
+def models_list(ctx: typer.Context, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Versions of the registered model, with aliases and test AUC."""
+    try:
+        cfg = _config(ctx, config)
+    except ConfigError as exc:
+        _fail(exc)
+    from training.tracking import list_versions
+
+    rows = list_versions(cfg.mlflow.tracking_uri, cfg.mlflow.registered_model)
+    if as_json:
+        _emit({"registered_model": cfg.mlflow.registered_model, "versions": rows})
+        return
+    if not rows:
+        typer.echo(f"{cfg.mlflow.registered_model}: no versions in {cfg.mlflow.tracking_uri}")
+        return
+    typer.echo(f"{'version':>7}  {'model':10} {'test_auc':>8}  {'aliases':16} {'created':19}  run_id")
+    for r in rows:
+        auc = f"{r['test_auc']:.4f}" if r["test_auc"] is not None else "-"
+        typer.echo(f"{r['version']:>7}  {r['model']:10} {auc:>8}  {','.join(r['aliases']) or '-':16} "
+                   f"{r['created']:19}  {r['run_id']}")
+
+
+@models_app.command("promote")
+def models_promote(
+    ctx: typer.Context,
+    version: Annotated[str, typer.Argument(help="Version number to promote.")],
+    alias: Annotated[str, typer.Option("--alias", help="Alias to point at the version.")] = "champion",
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Point an alias (default ``champion``) at a version: serving loads ``models:/NAME@ALIAS``."""
+    try:
+        cfg = _config(ctx, config)
+        from training.tracking import ModelRegistryError, promote
+
+        if not version.isdigit():
+            raise ValueError(f"VERSION must be a version number, got {version!r}")
+        done = promote(version, alias, cfg.mlflow.tracking_uri, cfg.mlflow.registered_model)
+    except (ConfigError, ValueError) as exc:  # ModelRegistryError is a ValueError
+        _fail(exc)
+    if as_json:
+        _emit(done)
+    else:
+        typer.echo(f"{done['registered_model']}@{done['alias']} -> version {done['version']}")
+
+
+def main() -> None:
+    """``python -m training.cli``: the same commands as ``zpd train`` / ``zpd models`` (for torchrun)."""
+    root = typer.Typer(add_completion=False, no_args_is_help=True)
+    root.add_typer(train_app)
+    root.add_typer(models_app, name="models")
+    root()
+
+
+if __name__ == "__main__":
+    main()
