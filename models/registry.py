@@ -14,12 +14,13 @@ from models.akt import AKTModel
 from models.base import LearnerModel, ModelFormatError, read_saved
 from models.bkt import GraphBKT
 from models.dkt import DKTModel
+from models.hybrid import HybridModel
 from models.logistic import LogisticModel
 
 __all__ = ["MODEL_CLASSES", "load_model"]
 
 MODEL_CLASSES: dict[str, type[LearnerModel]] = {
-    cls.name: cls for cls in (GraphBKT, LogisticModel, DKTModel, AKTModel)
+    cls.name: cls for cls in (GraphBKT, LogisticModel, DKTModel, AKTModel, HybridModel)
     # the `zpd` model joins here once it exists
 }
 

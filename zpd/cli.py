@@ -23,6 +23,7 @@ from engine.catalog import coverage as catalog_coverage
 from engine.graph import GraphError, StandardsGraph, UnknownStandardError, grade_number
 from engine.sources import load_catalog_source, load_graph
 from serving.cli import keys_app, replay, serve
+from training.bundle import bundle_command
 from training.cli import models_app, train_app
 from zpd.simulate import simulate_command
 
@@ -37,6 +38,7 @@ app.command("simulate")(simulate_command)
 app.command("replay")(replay)
 app.add_typer(keys_app, name="keys")
 app.add_typer(train_app)  # `zpd train ...`
+models_app.command("bundle")(bundle_command)
 app.add_typer(models_app, name="models")
 
 GraphOpt = Annotated[Optional[str], typer.Option("--graph", help="Graph source: a CSV folder or a CASE .json file (default: the configured graph, the bundled Coherence Map).")]

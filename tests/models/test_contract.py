@@ -13,6 +13,7 @@ from models.akt import AKTModel
 from models.base import Event, ItemSpec, LearnerModel, ModelFormatError, state_from_bytes, state_to_bytes
 from models.bkt import GraphBKT, bkt_config
 from models.dkt import DKTModel
+from models.hybrid import HybridModel
 from models.logistic import LogisticModel
 from models.neural import NeuralModel, neural_config
 from models.registry import load_model
@@ -56,6 +57,16 @@ FACTORIES: dict[str, Callable[[int], LearnerModel]] = {
     "akt": make_neural(AKTModel, dim=8, heads=2, window=7, out_hidden=6, item_residual=True),
     # "zpd": make_neural(ZPDModel, ...),  the slot for the zpd model (see models/neural.py)
 }
+
+
+def make_hybrid(seed: int = 0) -> LearnerModel:
+    """A trained model that knows only A and B (as a real data set covers part of a framework),
+    graph BKT for the rest."""
+    trained = LogisticModel(neural_config(["A", "B"], TRAINED_ITEMS, {}, seed))
+    return HybridModel.combine(trained, make_bkt(seed))
+
+
+FACTORIES["hybrid"] = make_hybrid
 
 
 def history(seed: int, length: int = 30) -> list[Event]:

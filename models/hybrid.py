@@ -1,0 +1,109 @@
+"""A trained model where there was data, graph BKT everywhere else.
+
+Real learner logs cover some standards of a framework (ASSISTments 2009 maps to 121 of the 480
+Coherence Map standards). The hybrid serves items whose standards the trained model knows with
+the trained model and every other item with graph BKT (which needs no data); both see every event,
+so a learner's state stays whole. ``mastery`` takes the trained model's estimate for covered
+standards and BKT's for the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from models.base import Event, ItemBatch, ItemSpec, LearnerModel, LearnerState
+
+__all__ = ["HybridModel"]
+
+
+class HybridModel(LearnerModel):
+    name = "hybrid"
+    monotonic = False
+
+    def __init__(self, config: Mapping[str, Any], trained: LearnerModel | None = None, fallback: LearnerModel | None = None):
+        from models.registry import MODEL_CLASSES
+
+        super().__init__(config)
+        if trained is None or fallback is None:
+            parts = self.config["parts"]
+            trained = MODEL_CLASSES[parts["trained"]["model"]](parts["trained"]["config"])
+            fallback = MODEL_CLASSES[parts["fallback"]["model"]](parts["fallback"]["config"])
+        self.trained, self.fallback = trained, fallback
+        self.covered = frozenset(trained.standards)
+        self._model_id = id(self)
+
+    @classmethod
+    def combine(cls, trained: LearnerModel, fallback: LearnerModel) -> "HybridModel":
+        standards = list(dict.fromkeys([*fallback.standards, *trained.standards]))
+        config = {"standards": standards, "parts": {
+            "trained": {"model": trained.name, "config": trained.config},
+            "fallback": {"model": fallback.name, "config": fallback.config}}}
+        return cls(config, trained, fallback)
+
+    # ------------------------------------------------------------------ state
+    def init_state(self) -> LearnerState:
+        return _join(self.trained.init_state(), self.fallback.init_state())
+
+    def update(self, state: LearnerState, event: Event) -> LearnerState:
+        t, f = _split(state)
+        known = tuple(c for c in event.standards if c in self.covered)
+        if known:
+            t = self.trained.update(t, Event(event.item_id, known, event.correct, event.timestamp))
+        return _join(t, self.fallback.update(f, event))
+
+    def state_with_priors(self, priors: Mapping[str, float], state: LearnerState | None = None) -> LearnerState:
+        """Placement priors move the fallback (graph BKT); the trained model learns from events."""
+        state = self.init_state() if state is None else state
+        t, f = _split(state)
+        if hasattr(self.fallback, "state_with_priors"):
+            f = self.fallback.state_with_priors(priors, f)
+        return _join(t, f)
+
+    # ------------------------------------------------------------------ prediction
+    def _use_trained(self, item: ItemSpec) -> bool:
+        return bool(item.standards) and all(c in self.covered for c in item.standards)
+
+    def encode_items(self, items: Sequence[ItemSpec]) -> ItemBatch:
+        mask = np.array([self._use_trained(i) for i in items], dtype=bool)
+        trained = self.trained.encode_items([i for i, m in zip(items, mask) if m])
+        fallback = self.fallback.encode_items([i for i, m in zip(items, mask) if not m])
+        return ItemBatch(self._model_id, tuple(i.item_id for i in items),
+                         {"mask": mask, "trained": trained, "fallback": fallback})  # type: ignore[dict-item]
+
+    def predict(self, state: LearnerState, items: ItemBatch) -> np.ndarray:
+        t, f = _split(state)
+        a = items.arrays
+        out = np.empty(len(items))
+        mask = a["mask"]
+        if mask.any():
+            out[mask] = self.trained.predict(t, a["trained"])
+        if (~mask).any():
+            out[~mask] = self.fallback.predict(f, a["fallback"])
+        return out
+
+    def mastery(self, state: LearnerState) -> dict[str, float]:
+        t, f = _split(state)
+        merged = self.fallback.mastery(f)
+        merged.update({c: p for c, p in self.trained.mastery(t).items() if c in merged or c in self.covered})
+        return merged
+
+    # ------------------------------------------------------------------ persistence
+    def weights(self) -> dict[str, np.ndarray]:
+        return {**{f"trained.{k}": v for k, v in self.trained.weights().items()},
+                **{f"fallback.{k}": v for k, v in self.fallback.weights().items()}}
+
+    def load_weights(self, arrays: Mapping[str, np.ndarray]) -> None:
+        self.trained.load_weights({k[8:]: v for k, v in arrays.items() if k.startswith("trained.")})
+        self.fallback.load_weights({k[9:]: v for k, v in arrays.items() if k.startswith("fallback.")})
+
+
+def _join(trained: LearnerState, fallback: LearnerState) -> LearnerState:
+    return {**{f"t.{k}": v for k, v in trained.items()}, **{f"f.{k}": v for k, v in fallback.items()}}
+
+
+def _split(state: LearnerState) -> tuple[LearnerState, LearnerState]:
+    return ({k[2:]: v for k, v in state.items() if k.startswith("t.")},
+            {k[2:]: v for k, v in state.items() if k.startswith("f.")})
