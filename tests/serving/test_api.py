@@ -247,3 +247,24 @@ def test_unreadable_state_is_rebuilt_from_the_event_log(api) -> None:
     api.store.commit(record, record.version, [])
     again = c.get("/v1/learners/s1/profile", headers=h)
     assert again.status_code == 200 and again.json()["mastery"] == good
+
+
+def test_the_bundled_model_trained_on_real_learners_serves(tmp_path) -> None:
+    from configs import load_config
+    from serving.app import build_engine
+    from serving.stores.base import open_store
+
+    from .conftest import make_api
+
+    engine = build_engine(load_config(env={}), model_uri="bundled")
+    assert engine.models.current.version.startswith("hybrid@")
+    store = open_store(f"sqlite:///{tmp_path / 'zpd.db'}")
+    api = make_api(store, engine)
+    with api.client as c:
+        item = next(i.id for i in engine.catalog if i.standards == ("6.EE.B.8",) or "6.EE.B.8" in i.standards)
+        assert c.post("/v1/events", json={**native(1), "item_id": item}, headers=api.h()).status_code == 200
+        nxt = c.get("/v1/learners/s1/next", headers=api.h()).json()
+        assert nxt["model_version"] == engine.models.current.version and nxt["recommendations"]
+        mastery = c.get("/v1/learners/s1/profile", headers=api.h()).json()["mastery"]
+        assert 0 < mastery["6.EE.B.8"]["p"] < 1 and 0 < mastery["K.CC.A.1"]["p"] < 1
+    store.close()
