@@ -81,7 +81,8 @@ def latency(model, table, rng: np.random.Generator) -> tuple[float, float]:
     return statistics.median(ups) * 1000, statistics.median(preds) * 1000
 
 
-def run(args) -> dict:
+def run(args, checkpoint=None) -> dict:
+    """Train and score every (data set, fold, model); ``checkpoint(results)`` after each fold."""
     cfg = load_config(args.config)
     results: dict = {}
     rng = np.random.default_rng(0)
@@ -103,6 +104,8 @@ def run(args) -> dict:
                       flush=True)
             if fold == 1:
                 results.setdefault("_data", {})[ds] = {k: v.get("attempts") for k, v in reports.items()}
+            if checkpoint is not None:
+                checkpoint(results)
     return results
 
 
@@ -125,11 +128,11 @@ def report(results: dict, pykt: dict, args, command: str) -> str:
     for ds, (_, pykt_name) in DATASETS.items():
         if ds not in results:
             continue
-        lines += [f"## {pykt_name}", "", "| model | test AUC | test accuracy | s/epoch | update ms | predict 500 ms |",
-                  "|---|---|---|---|---|---|"]
+        lines += [f"## {pykt_name}", "", "| model | folds | test AUC | test accuracy | s/epoch | update ms | predict 500 ms |",
+                  "|---|---|---|---|---|---|---|"]
         for name, rows in results[ds].items():
             first = rows[0]
-            lines.append(f"| {name} | {mean_std([r['auc'] for r in rows])} | {mean_std([r['acc'] for r in rows])} | "
+            lines.append(f"| {name} | {len(rows)} | {mean_std([r['auc'] for r in rows])} | {mean_std([r['acc'] for r in rows])} | "
                          f"{statistics.median(r['sec_per_epoch'] for r in rows):.2f} | "
                          f"{first.get('update_ms', float('nan')):.3f} | {first.get('predict500_ms', float('nan')):.3f} |")
         board = sorted(((m, v[pykt_name]) for m, v in pykt.items() if pykt_name in v), key=lambda kv: -kv[1][0])
@@ -157,12 +160,19 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "kt.md")
     args = parser.parse_args()
     command = "python benchmarks/kt_benchmark.py " + " ".join(sys.argv[1:])
-    results = run(args)
-    text = report(results, pykt_table(args.pykt), args, command)
+    pykt = pykt_table(args.pykt)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    (args.out.with_suffix(".json")).write_text(json.dumps(results, indent=1))
-    print(text)
+
+    def write(results: dict, final: bool = False) -> str:
+        text = report(results, pykt, args, command)
+        if not final:
+            text += "\n_Partial report: the run is still going (folds done so far are shown)._\n"
+        args.out.write_text(text)
+        args.out.with_suffix(".json").write_text(json.dumps(results, indent=1))
+        return text
+
+    results = run(args, checkpoint=write)
+    print(write(results, final=True))
 
 
 if __name__ == "__main__":

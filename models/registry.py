@@ -16,12 +16,12 @@ from models.bkt import GraphBKT
 from models.dkt import DKTModel
 from models.hybrid import HybridModel
 from models.logistic import LogisticModel
+from models.zpd import ZPDModel
 
 __all__ = ["MODEL_CLASSES", "load_model"]
 
 MODEL_CLASSES: dict[str, type[LearnerModel]] = {
-    cls.name: cls for cls in (GraphBKT, LogisticModel, DKTModel, AKTModel, HybridModel)
-    # the `zpd` model joins here once it exists
+    cls.name: cls for cls in (GraphBKT, LogisticModel, DKTModel, AKTModel, ZPDModel, HybridModel)
 }
 
 

@@ -15,6 +15,7 @@ from models.bkt import GraphBKT, bkt_config
 from models.dkt import DKTModel
 from models.hybrid import HybridModel
 from models.logistic import LogisticModel
+from models.zpd import ZPDModel
 from models.neural import NeuralModel, neural_config
 from models.registry import load_model
 
@@ -55,7 +56,7 @@ FACTORIES: dict[str, Callable[[int], LearnerModel]] = {
     "dkt-gru": make_neural(DKTModel, dim=8, hidden=12, out_hidden=6, cell="gru"),
     # a window shorter than the history, so the sliding window is part of the contract
     "akt": make_neural(AKTModel, dim=8, heads=2, window=7, out_hidden=6, item_residual=True),
-    # "zpd": make_neural(ZPDModel, ...),  the slot for the zpd model (see models/neural.py)
+    "zpd": make_neural(ZPDModel, dim=8, hidden=12, out_hidden=6, item_residual=True),
 }
 
 
