@@ -1,0 +1,88 @@
+"""Model rollout from a REAL local MLflow registry: champion alias at start-up, reload on promotion.
+
+The test trains tiny models with the training pipeline (a real run in a temporary SQLite tracking
+store), promotes them, and checks that the server serves what the alias points to.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from configs import ModelConfig, TrainingConfig, ZPDConfig, load_config
+from training.loaders import load_interactions
+from training.tracking import MLflowTracker, promote
+from training.train import train
+
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "kt_sample" / "assist2009_pid" / "assist2009_pid_train1_head150.csv"
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    cfg = ZPDConfig(mlflow={"tracking_uri": uri, "registered_model": "zpd-learner"},
+                    training=TrainingConfig(batch_tokens=1024, max_batch_learners=32),
+                    model=ModelConfig(logistic={}))
+    table, _ = load_interactions(SAMPLE, "akt")
+    train_idx, test_idx = table.split_learners(0.3, seed=0)
+    fit, valid = table.subset(train_idx).split_learners(0.2, seed=0)
+    tables = (table.subset(train_idx).subset(fit), table.subset(train_idx).subset(valid), table.subset(test_idx))
+    versions = []
+    for seed in (0, 1):
+        tracker = MLflowTracker(uri, "zpd-learner", "zpd-learner")
+        result = train(*tables, "logistic", cfg, epochs=2, seed=seed, tracker=tracker, progress=False)
+        versions.append(result.model_version)
+    return uri, versions
+
+
+def test_server_starts_on_the_champion_and_follows_promotions(registry, tmp_path, shared_engine) -> None:
+    from serving.app import build_engine, create_app
+    from serving.auth import create_key
+    from serving.stores.base import open_store
+
+    uri, (v1, v2) = registry
+    promote(v1, "champion", tracking_uri=uri)
+    config = load_config(env={"ZPD_MLFLOW_TRACKING_URI": uri})
+    engine = build_engine(config)
+    assert engine.models.current.version == f"zpd-learner/{v1}"
+    store = open_store(f"sqlite:///{tmp_path / 'zpd.db'}")
+    key = create_key(store, "t", ["read", "admin", "ingest"])
+    from fastapi.testclient import TestClient
+
+    with TestClient(create_app(config, store=store, engine=engine)) as c:
+        h = {"Authorization": f"Bearer {key}"}
+        assert c.get("/v1/model", headers=h).json()["version"] == f"zpd-learner/{v1}"
+        promote(v2, "champion", tracking_uri=uri)
+        swapped = c.post("/v1/model/reload", headers=h).json()  # the configured URI: the alias
+        assert swapped["previous"] == f"zpd-learner/{v1}" and swapped["version"] == f"zpd-learner/{v2}"
+        missing = c.post("/v1/model/reload", headers=h, json={"uri": "models:/zpd-learner@nobody"})
+        assert missing.status_code == 409 and missing.json()["error"]["field"] == "uri"
+        assert c.get("/v1/model", headers=h).json()["version"] == f"zpd-learner/{v2}"
+    store.close()
+
+
+def test_keys_command_writes_to_the_store_serve_uses(tmp_path) -> None:
+    from serving.auth import KeyCache
+    from serving.stores.base import open_store
+    from zpd.cli import app
+
+    url = f"sqlite:///{tmp_path / 'zpd.db'}"
+    runner = CliRunner()
+    made = runner.invoke(app, ["keys", "create", "--store", url, "--tenant", "school-1", "--scopes", "read,teacher", "--json"])
+    assert made.exit_code == 0, made.output
+    import json
+
+    key = json.loads(made.stdout)["key"]
+    store = open_store(url)
+    principal = KeyCache(store, 0).verify(key)
+    assert principal.tenant == "school-1" and principal.scopes == {"read", "teacher"}
+    listed = runner.invoke(app, ["keys", "list", "--store", url])
+    assert principal.key_id in listed.stdout and key.split("_")[2] not in listed.stdout  # never the secret
+    assert runner.invoke(app, ["keys", "revoke", principal.key_id, "--store", url]).exit_code == 0
+    assert KeyCache(store, 0).verify(key) is None
+    bad = runner.invoke(app, ["keys", "create", "--store", url, "--tenant", "t", "--scopes", "read,root"])
+    assert bad.exit_code == 1 and "unknown scope(s) root" in bad.stderr
+    store.close()
