@@ -24,7 +24,7 @@ from engine.planner.index import PlannerIndex
 from engine.sources import load_catalog_source, load_graph
 from serving.auth import KeyCache
 from serving.metrics import Metrics
-from serving.model_provider import ModelHolder, ModelLoadError
+from serving.model_provider import ModelHolder, ModelLoadError, current_version
 from serving.routes import catalog, classes, events, health, learners, model
 from serving.service import ApiError, Engine, LearnerService
 from serving.stores.base import LearnerStore, StoreUnavailable, open_store
@@ -80,15 +80,13 @@ def _install_handlers(app: FastAPI) -> None:
 
 
 def _poll_alias(app: FastAPI, stop: threading.Event) -> None:
-    """Check the configured model URI every ``model_poll_s`` seconds and swap when it changes."""
+    """Check the configured alias every ``model_poll_s`` seconds and swap when it moves."""
     cfg = app.state.config.serving
     holder = app.state.engine.models
     while not stop.wait(cfg.model_poll_s):
         try:
-            from serving.model_provider import load_candidate
-
-            _, version, _ = load_candidate(cfg.model_uri, holder.graph, holder.tracking_uri)
-            if version != holder.current.version:
+            version = current_version(cfg.model_uri, holder.tracking_uri)
+            if version is not None and version != holder.current.version:
                 holder.reload(cfg.model_uri)
                 app.state.metrics.reload("swapped")
                 log.info("model alias moved: now serving %s", version)

@@ -80,6 +80,19 @@ def _from_mlflow(uri: str, tracking_uri: str) -> tuple[LearnerModel, str]:
     return load_model(folder), f"{name}/{mv.version}"
 
 
+def current_version(uri: str, tracking_uri: str) -> str | None:
+    """The version a ``models:/NAME@ALIAS`` URI points to now (a cheap registry lookup), else None."""
+    if not uri.startswith("models:/") or "@" not in uri:
+        return None
+    from mlflow import MlflowClient
+
+    name, alias = uri.removeprefix("models:/").split("@", 1)
+    try:
+        return f"{name}/{MlflowClient(tracking_uri=tracking_uri).get_model_version_by_alias(name, alias).version}"
+    except Exception as exc:  # an unreachable registry or a missing alias: keep serving
+        raise ModelLoadError(f"cannot resolve {uri!r}: {type(exc).__name__}: {exc}") from None
+
+
 def load_candidate(uri: str | None, graph: StandardsGraph, tracking_uri: str) -> tuple[LearnerModel, str, str]:
     """(model, version, source) for a URI: ``models:/...`` (MLflow), a folder path, ``bundled`` or ``bkt``."""
     try:

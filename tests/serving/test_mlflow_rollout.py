@@ -86,3 +86,29 @@ def test_keys_command_writes_to_the_store_serve_uses(tmp_path) -> None:
     bad = runner.invoke(app, ["keys", "create", "--store", url, "--tenant", "t", "--scopes", "read,root"])
     assert bad.exit_code == 1 and "unknown scope(s) root" in bad.stderr
     store.close()
+
+
+def test_alias_poll_swaps_without_a_reload_call(registry, tmp_path) -> None:
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from serving.app import build_engine, create_app
+    from serving.auth import create_key
+    from serving.stores.base import open_store
+
+    uri, (v1, v2) = registry
+    promote(v1, "champion", tracking_uri=uri)
+    config = load_config(env={"ZPD_MLFLOW_TRACKING_URI": uri}).model_copy(
+        update={"serving": load_config(env={}).serving.model_copy(update={"model_poll_s": 0.3})})
+    store = open_store(f"sqlite:///{tmp_path / 'zpd.db'}")
+    key = create_key(store, "t", ["read"])
+    with TestClient(create_app(config, store=store, engine=build_engine(config))) as c:
+        h = {"Authorization": f"Bearer {key}"}
+        assert c.get("/v1/model", headers=h).json()["version"] == f"zpd-learner/{v1}"
+        promote(v2, "champion", tracking_uri=uri)
+        deadline = time.time() + 30
+        while time.time() < deadline and c.get("/v1/model", headers=h).json()["version"] != f"zpd-learner/{v2}":
+            time.sleep(0.2)
+        assert c.get("/v1/model", headers=h).json()["version"] == f"zpd-learner/{v2}"
+    store.close()
