@@ -101,34 +101,62 @@ def start_server(store_url: str, workers: int, workdir: Path) -> tuple[subproces
 
 
 # ---------------------------------------------------------------------------- load generation
+class _Conn:
+    """A minimal HTTP/1.1 keep-alive connection: the load generator must cost far less CPU than
+    the server it measures (a full client library costs milliseconds per request)."""
+
+    def __init__(self, host: str, port: int, key: str):
+        self.host, self.port, self.key = host, port, key
+        self.reader = self.writer = None
+
+    async def request(self, method: str, path: str, body: bytes | None) -> int:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        head = (f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer {self.key}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body or b'')}\r\n\r\n").encode()
+        self.writer.write(head + (body or b""))
+        status_line = await self.reader.readline()
+        length = 0
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        await self.reader.readexactly(length)
+        return int(status_line.split()[1])
+
+
 def _load_worker(base: str, key: str, requests: list[dict], rate: float, concurrency: int, out: mp.Queue) -> None:
     """Open-loop: request i is due at start + i / rate; latency counts from that due time."""
+    host, port = base.removeprefix("http://").split(":")
+    bodies = [json.dumps(r["json"]).encode() if r.get("json") is not None else None for r in requests]
 
     async def run() -> tuple[list[float], int, float]:
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        headers = {"Authorization": f"Bearer {key}"}
+        pool: asyncio.Queue = asyncio.Queue()
+        for _ in range(concurrency):
+            pool.put_nowait(_Conn(host, int(port), key))
         latencies: list[float] = []
         errors = 0
-        async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=30) as client:
-            sem = asyncio.Semaphore(concurrency)
-            start = time.perf_counter() + 0.2
+        start = time.perf_counter() + 0.2
 
-            async def one(i: int, req: dict) -> None:
-                nonlocal errors
-                due = start + i / rate
-                delay = due - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                async with sem:
-                    r = await client.request(req["method"], req["path"], json=req.get("json"))
-                done = time.perf_counter()
-                if r.status_code != 200:
-                    errors += 1
-                latencies.append(done - due)
+        async def one(i: int) -> None:
+            nonlocal errors
+            due = start + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            conn = await pool.get()
+            try:
+                status = await conn.request(requests[i]["method"], requests[i]["path"], bodies[i])
+            finally:
+                pool.put_nowait(conn)
+            latencies.append(time.perf_counter() - due)
+            if status != 200:
+                errors += 1
 
-            await asyncio.gather(*(one(i, r) for i, r in enumerate(requests)))
-            elapsed = time.perf_counter() - start
-        return latencies, errors, elapsed
+        await asyncio.gather(*(one(i) for i in range(len(requests))))
+        return latencies, errors, time.perf_counter() - start
 
     out.put(asyncio.run(run()))
 
@@ -147,23 +175,25 @@ def drive(base: str, key: str, requests: list[dict], rate: float, concurrency: i
 
 def saturate(base: str, key: str, make, seconds: float = 6.0, concurrency: int = 16) -> float:
     """Closed-loop throughput (requests/s) with ``concurrency`` requests in flight."""
+    host, port = base.removeprefix("http://").split(":")
 
     async def run() -> float:
         count = 0
         stop = time.perf_counter() + seconds
-        async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {key}"},
-                                     limits=httpx.Limits(max_connections=concurrency), timeout=30) as client:
-            async def loop(k: int) -> None:
-                nonlocal count
-                i = k
-                while time.perf_counter() < stop:
-                    req = make(i)
-                    await client.request(req["method"], req["path"], json=req.get("json"))
-                    count += 1
-                    i += concurrency
-            started = time.perf_counter()
-            await asyncio.gather(*(loop(k) for k in range(concurrency)))
-            return count / (time.perf_counter() - started)
+
+        async def loop(k: int) -> None:
+            nonlocal count
+            conn, i = _Conn(host, int(port), key), k
+            while time.perf_counter() < stop:
+                req = make(i)
+                body = json.dumps(req["json"]).encode() if req.get("json") is not None else None
+                await conn.request(req["method"], req["path"], body)
+                count += 1
+                i += concurrency
+
+        started = time.perf_counter()
+        await asyncio.gather(*(loop(k) for k in range(concurrency)))
+        return count / (time.perf_counter() - started)
 
     return round(asyncio.run(run()), 1)
 
