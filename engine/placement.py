@@ -27,6 +27,7 @@ from engine.planner.index import PlannerIndex
 __all__ = ["Placement", "PlacementConfig", "PlacementResult", "grade_band", "placement_accuracy", "run_placement"]
 
 HS_SPAN = 3.0  # high-school standards are spread over grades 9-11 by their graph depth
+_PRIOR_CACHE: dict[tuple, tuple] = {}  # (id(index), config, seed, hint) -> the drawn prior particles
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,9 @@ class PlacementConfig:
     guess: float = 0.15
     steepness: float = 2.5
     domain_sd: float = 0.5  # spread (in grades) of a learner's level between domains
+    hint_sd: float = 1.5  # spread (in grades) of the level around a grade hint
     mastered_at: float = 0.8  # posterior P(known) to hand a standard over as mastered
+    min_gain: float = 0.0  # stop early when no question is expected to teach us this much (nats)
 
 
 @dataclass(frozen=True)
@@ -90,8 +93,19 @@ class Placement:
         domains = [self.index.graph.standards[u].domain_code or "" for u in self.units]
         self._domains = sorted(set(domains))
         self._domain_of = np.array([self._domains.index(d) for d in domains])
-        self._theta, self._known = self._draw()
-        self._grades, self._bands = self._particle_bands(self._known)
+        key = (id(self.index), self.config, self.seed, self.grade_hint)
+        cached = _PRIOR_CACHE.get(key)
+        if cached is None or cached[0] is not self.index:
+            theta, known = self._draw()
+            grades, bands = self._particle_bands(known)
+            for array in (theta, known, bands):
+                array.flags.writeable = False
+            cached = (self.index, theta, known, grades, bands)
+            if len(_PRIOR_CACHE) >= 8:
+                _PRIOR_CACHE.pop(next(iter(_PRIOR_CACHE)))
+            _PRIOR_CACHE[key] = cached
+        # the prior cloud depends only on (index, config, seed, hint): drawn once, shared read-only
+        _, self._theta, self._known, self._grades, self._bands = cached
         self._logw = np.zeros(len(self._theta))
         replay, self.answers = list(self.answers), []
         for unit, correct in replay:
@@ -103,7 +117,7 @@ class Placement:
         if self.grade_hint is None:
             theta = rng.uniform(-0.5, 9.0 + HS_SPAN, n)
         else:
-            theta = self.grade_hint + rng.normal(0.0, 1.5, n)
+            theta = self.grade_hint + rng.normal(0.0, cfg.hint_sd, n)
         # knowledge is correlated within a domain (a learner weak in fractions): per-particle,
         # per-domain offsets of the level; per-unit noise makes gaps; prerequisites gate knowledge
         offsets = rng.normal(0.0, cfg.domain_sd, (n, len(self._domains)))
@@ -147,8 +161,15 @@ class Placement:
     # ------------------------------------------------------------------ questions
     def next_question(self) -> str | None:
         """The unit to ask about next, or None when the diagnostic is finished."""
-        if self.finished:
+        if self._finished_by_count():
             return None
+        unit, gain = self._best_question()
+        if unit is None or gain < self.config.min_gain:
+            return None  # nothing left to ask, or no question is worth its time
+        return unit
+
+    def _best_question(self) -> tuple[str | None, float]:
+        """The unit with the highest expected information gain about the state, and that gain."""
         cfg = self.config
         pi = self.marginals()
         p_right = pi * (1 - cfg.slip) + (1 - pi) * cfg.guess
@@ -158,18 +179,26 @@ class Placement:
             return -(p * np.log(p) + (1 - p) * np.log(1 - p))
 
         gain = entropy(p_right) - (pi * entropy(np.array(1 - cfg.slip)) + (1 - pi) * entropy(np.array(cfg.guess)))
-        asked = {u for u, _ in self.answers}
-        for unit in asked:
+        gain[self._unaskable()] = -np.inf
+        for unit, _ in self.answers:
             gain[self._pos[unit]] = -np.inf
-        for j, unit in enumerate(self.units):
-            if not self.index.items_for.get(unit) or (self.focus is not None and unit not in self.focus):
-                gain[j] = -np.inf  # nothing to ask with, or outside the focus
         best = int(np.argmax(gain))
-        return None if not np.isfinite(gain[best]) else self.units[best]
+        return (None, 0.0) if not np.isfinite(gain[best]) else (self.units[best], float(gain[best]))
+
+    def _unaskable(self) -> np.ndarray:
+        cached = getattr(self, "_unaskable_cache", None)
+        if cached is None or cached[0] is not self.focus:  # nothing to ask with, or outside the focus
+            mask = np.array([not self.index.items_for.get(u) or (self.focus is not None and u not in self.focus)
+                             for u in self.units])
+            self._unaskable_cache = cached = (self.focus, mask)
+        return cached[1]
 
     def item_for(self, unit: str) -> Item | None:
-        """A question item for ``unit``: a mastery check if there is one, else any aligned item."""
+        """A question item for ``unit``: a mastery check if there is one, else any aligned item;
+        items on ``unit`` alone first (an answer on a multi-standard item says less about it)."""
         items = self.index.items_for.get(unit, ())
+        alone = [i for i in items if self.index.item_units.get(i.id) == (unit,)]
+        items = alone or items
         checks = [i for i in items if i.mastery_check]
         pool = checks or list(items)
         return min(pool, key=lambda i: (i.duration_minutes, i.id)) if pool else None
@@ -186,12 +215,22 @@ class Placement:
         self._logw += np.log(like)
         self.answers.append((unit, bool(correct)))
 
-    @property
-    def finished(self) -> bool:
+    def _finished_by_count(self) -> bool:
         n = len(self.answers)
         if n >= self.config.max_questions:
             return True
         return n >= self.config.min_questions and self._grade_posterior()[1] >= self.config.confidence
+
+    @property
+    def finished(self) -> bool:
+        """At the maximum length, confident about the grade band (after the minimum length), or
+        no remaining question is expected to gain ``min_gain``."""
+        if self._finished_by_count():
+            return True
+        if self.config.min_gain <= 0.0:
+            return self._best_question()[0] is None
+        unit, gain = self._best_question()
+        return unit is None or gain < self.config.min_gain
 
     def result(self) -> PlacementResult:
         pi = self.marginals()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import networkx as nx
 
@@ -19,7 +19,9 @@ class PlannerIndex:
     ``items_for[u]`` lists items that practise ``u`` (aligned to it or to one of its parents);
     ``item_units[i]`` the units an item practises; ``order[u]`` a position in one fixed
     topological order of the learning graph (lower grade first), so any subset sorted by it is a
-    valid learning order.
+    valid learning order; ``cluster_before[u]`` the units of ``u``'s cluster that come before it
+    in the source's sequence (the curriculum order), nearest first (used when the graph seems to
+    miss a prerequisite).
     """
 
     graph: StandardsGraph
@@ -30,6 +32,7 @@ class PlannerIndex:
     dependents: dict[str, tuple[str, ...]]
     ancestors: dict[str, frozenset[str]]
     order: dict[str, int]
+    cluster_before: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, graph: StandardsGraph, catalog: Catalog) -> "PlannerIndex":
@@ -49,6 +52,15 @@ class PlannerIndex:
             return (99 if grade is None else grade, graph.order_of(code))
 
         topo = list(nx.lexicographical_topological_sort(learning, key=key))
+        clusters: dict[str, list[str]] = {}
+        for unit in sorted(learning, key=graph.order_of):  # the source's (curriculum) sequence
+            cluster = graph.standards[unit].cluster_code
+            if cluster:
+                clusters.setdefault(cluster, []).append(unit)
+        before = {}
+        for members in clusters.values():
+            for i, unit in enumerate(members):
+                before[unit] = tuple(reversed(members[:i]))
         return cls(
             graph=graph,
             catalog=catalog,
@@ -58,6 +70,7 @@ class PlannerIndex:
             dependents={u: tuple(graph.sort(learning.successors(u))) for u in learning},
             ancestors={u: frozenset(nx.ancestors(learning, u)) for u in learning},
             order={u: i for i, u in enumerate(topo)},
+            cluster_before=before,
         )
 
     def units(self, codes) -> list[str]:

@@ -18,7 +18,7 @@ total is the weighted sum, so each weight moves only its own component.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
@@ -42,7 +42,8 @@ __all__ = [
 
 COMPONENTS = ("band_fit", "gain", "goal", "spacing", "time_cost", "modality", "interest", "novelty",
               "exploration", "mastery_check", "priority", "focus")
-_PRIORITY = {"pinned": 1.0, "remediation": 0.8, "test_out": 0.45, "learn": 0.4, "reverify": 0.3, "review": 0.3}
+_PRIORITY = {"pinned": 1.0, "remediation": 0.8, "recheck": 0.8, "test_out": 0.45, "learn": 0.4, "reverify": 0.3,
+             "review": 0.3}
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ class PlanContext:
 class Candidate:
     item: Item
     standard: str
-    kind: str  # pinned | remediation | learn | test_out | reverify | review
+    kind: str  # pinned | remediation | recheck | learn | test_out | reverify | review
     p_success: float
     components: dict[str, float]
     score: float
@@ -134,6 +135,7 @@ class _Target:
     kind: str
     reasons: list[str]
     remediation_for: str | None = None
+    objective: int | None = None  # rank of the goal standard this work leads to (0 = the next one)
 
 
 def _fmt_codes(codes: Sequence[str], limit: int = 4) -> str:
@@ -159,13 +161,48 @@ def _struggling(ctx: PlanContext, unit: str) -> str | None:
     return None
 
 
-def weakest_prerequisite(ctx: PlanContext, unit: str, mastered: frozenset[str]) -> str | None:
+def prerequisites(ctx: PlanContext, unit: str, presumed: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The graph's prerequisites of ``unit``, plus the one presumed for this learner, if any."""
+    listed = ctx.index.prereqs[unit]
+    extra = presumed.get(unit) if presumed else None
+    return listed if extra is None or extra in listed else (*listed, extra)
+
+
+def presumed_prerequisites(ctx: PlanContext, placed: frozenset[str]) -> dict[str, str]:
+    """Prerequisites the graph may be missing, for this learner: when the learner has failed a
+    standard ``struggle_failures`` times in a row although all its listed prerequisites are in
+    place, the nearest earlier standard of its cluster (the curriculum's sequence) that is not
+    in place is presumed needed first. Stateless: it holds while the failures in a row stand and
+    the presumed standard is not in place, so it lifts on the first success."""
+    presumed: dict[str, str] = {}
+    mastered = ctx.progress.mastered
+    for unit, prog in ctx.progress.units.items():
+        if (prog.mastered or prog.failures_in_a_row < ctx.config.struggle_failures or unit not in ctx.index.prereqs
+                or not all(p in placed for p in ctx.index.prereqs[unit])):
+            continue
+        ancestors = ctx.index.ancestors[unit]
+        for earlier in ctx.index.cluster_before.get(unit, ()):
+            if earlier not in placed and earlier not in mastered and unit not in ctx.index.ancestors[earlier] \
+                    and earlier not in ancestors:
+                presumed[unit] = earlier
+                break
+    return presumed
+
+
+def _is_ready(ctx: PlanContext, unit: str, placed: frozenset[str], presumed: Mapping[str, str] | None = None) -> bool:
+    return all(p in placed for p in prerequisites(ctx, unit, presumed))
+
+
+def weakest_prerequisite(ctx: PlanContext, unit: str, mastered: frozenset[str],
+                         presumed: Mapping[str, str] | None = None) -> str | None:
     """The prerequisite most likely missing: descend from ``unit`` to its least-mastered
-    prerequisite while that one is itself doubtful (below the mastery threshold)."""
+    prerequisite while that one is itself doubtful (below the ready threshold). Failures on
+    ``unit`` lower the model's belief in its prerequisites, so a prerequisite that was only
+    believed known soon becomes doubtful."""
     current, seen = unit, {unit}
     best: str | None = None
     while True:
-        pres = [p for p in ctx.index.prereqs[current] if p not in seen]
+        pres = [p for p in prerequisites(ctx, current, presumed) if p not in seen]
         if not pres:
             return best
         weakest = min(pres, key=lambda p: (ctx.mastery.get(p, 0.0), ctx.index.order[p]))
@@ -176,17 +213,116 @@ def weakest_prerequisite(ctx: PlanContext, unit: str, mastered: frozenset[str]) 
         current = weakest
 
 
+def _unverified_prerequisite(ctx: PlanContext, unit: str, mastered: frozenset[str],
+                             presumed: Mapping[str, str] | None = None) -> str | None:
+    """A mastered prerequisite of ``unit`` that no check has confirmed since it was mastered (the
+    least likely first): the suspect when the learner struggles on top of solid-looking ones.
+    Mastery on one passed check (test-out, placement) is suspect at once; mastery earned by a
+    streak once the failures on ``unit`` have pulled its P(mastered) below the mastery threshold."""
+    cfg = ctx.config
+    suspects = []
+    for p in prerequisites(ctx, unit, presumed):
+        prog = ctx.progress.get(p)
+        if p in mastered and prog.verified_at is None and (
+                prog.mastered_by != "evidence" or ctx.mastery.get(p, 0.0) < cfg.mastery_threshold):
+            suspects.append(p)
+    return min(suspects, key=lambda p: (ctx.mastery.get(p, 0.0), ctx.index.order[p])) if suspects else None
+
+
+def confirmed(ctx: PlanContext, unit: str) -> bool:
+    """A mastered unit others may build on: mastered by a streak of at least ``confirm_streak``
+    successes, by a test-out or placement, or re-verified by a passed check since."""
+    prog = ctx.progress.get(unit)
+    return prog.mastered and (prog.verified_at is not None or prog.mastered_by != "evidence"
+                              or prog.streak >= ctx.config.confirm_streak)
+
+
 def in_place(ctx: PlanContext, mastered: frozenset[str]) -> frozenset[str]:
-    """Units a new standard may build on: mastered, or believed known with P >= ready_threshold.
+    """Units a new standard may build on: mastered and confirmed (see :func:`confirmed`), or not
+    practised yet and believed known with P >= ready_threshold (a prior from placement or grade
+    level, or evidence from dependents). Once the learner has practised a standard, only
+    mastery puts it in place.
 
     Practising on top of a likely-known prerequisite is evidence about it too; a struggle sends
     the learner back to it at once (remediation)."""
-    ready = ctx.config.ready_threshold
-    return mastered | frozenset(u for u in ctx.index.order if ctx.mastery.get(u, 0.0) >= ready)
+    cfg = ctx.config
+    placed = {u for u in mastered if confirmed(ctx, u)}
+    for u in ctx.index.order:
+        if ctx.mastery.get(u, 0.0) >= cfg.ready_threshold and ctx.progress.get(u).attempts == 0:
+            placed.add(u)
+    return frozenset(placed)
 
 
-def _targets(ctx: PlanContext, route: list[str], mastered: frozenset[str],
-             placed: frozenset[str], goal_set: set[str]) -> tuple[list[_Target], list[TeacherFlag]]:
+def _ready_reasons(ctx: PlanContext, unit: str, mastered: frozenset[str]) -> list[str]:
+    pres = list(ctx.index.prereqs[unit])
+    shaky = [p for p in pres if p not in mastered]
+    if not pres:
+        return ["ready: no prerequisites"]
+    if not shaky:
+        return [f"ready: prerequisites {_fmt_codes(pres)} mastered"]
+    return [f"ready: prerequisites {_fmt_codes([p for p in pres if p in mastered]) or 'none'} mastered, "
+            f"{_fmt_codes(shaky)} likely known"]
+
+
+def _learn_or_test_out(ctx: PlanContext, unit: str, reasons: list[str], objective: int | None) -> _Target:
+    """A standard nobody has worked on that the model believes likely known gets a mastery check
+    first (test-out); a mastered one not yet confirmed gets a re-check; anything else is learned."""
+    m = ctx.mastery.get(unit, 0.0)
+    if ctx.progress.get(unit).mastered:  # mastered on a short streak: confirm before building on it
+        return _Target(unit, "reverify", [f"re-check of {unit} before building on it (mastered on a streak of "
+                                          f"{ctx.progress.get(unit).streak})", *reasons], objective=objective)
+    if ctx.progress.get(unit).attempts == 0 and m >= ctx.config.likely_known:
+        return _Target(unit, "test_out", [f"likely known already (P(mastered) {m:.2f}): a mastery check can confirm it",
+                                          *reasons], objective=objective)
+    return _Target(unit, "learn", reasons, objective=objective)
+
+
+def goal_objectives(ctx: PlanContext, placed: frozenset[str], goal_set: set[str] | None = None,
+                    presumed: Mapping[str, str] | None = None) -> list[tuple[str, float, list[str]]]:
+    """The goal's unmastered standards, cheapest first, each as ``(unit, estimated activities,
+    frontier)``. The frontier is the work that leads to the unit now: the unit itself when its
+    prerequisites are in place; otherwise, for each missing prerequisite, a mastery check when it
+    is likely known and ready (test-out) or, recursively, its own frontier. Prerequisites shared
+    by several goal standards are verified once and serve them all; the estimate counts a check
+    as one activity and a standard to learn as ``activities_per_standard`` times P(not known)."""
+    cfg, index = ctx.config, ctx.index
+    mastered = ctx.progress.mastered
+    per = cfg.activities_per_standard
+    memo: dict[str, tuple[float, list[str]]] = {}
+
+    def likely(unit: str) -> bool:
+        return ctx.progress.get(unit).attempts == 0 and ctx.mastery.get(unit, 0.0) >= cfg.likely_known
+
+    def frontier(unit: str) -> tuple[float, list[str]]:
+        if unit in memo:
+            return memo[unit]
+        memo[unit] = (0.0, [])  # a cycle guard; the learning graph is a DAG
+        own = per * (1.0 - ctx.mastery.get(unit, 0.0))
+        missing = [p for p in prerequisites(ctx, unit, presumed) if p not in placed]
+        if not missing:
+            memo[unit] = (own if not likely(unit) else 1.0 + own, [unit])
+            return memo[unit]
+        cost, work = own, []
+        for pre in missing:
+            c, w = frontier(pre)
+            cost += c
+            work.extend(u for u in w if u not in work)
+        memo[unit] = (cost, work)
+        return memo[unit]
+
+    goals = goal_set if goal_set is not None else set(goal_units(ctx))
+    found = []
+    for unit in goal_units(ctx):
+        if unit in goals and unit not in mastered:
+            cost, work = frontier(unit)
+            if work:
+                found.append((cost, index.order[unit], unit, work))
+    found.sort()
+    return [(unit, cost, work) for cost, _, unit, work in found]
+
+
+def _targets(ctx: PlanContext, route: list[str], mastered: frozenset[str], placed: frozenset[str],
+             goal_set: set[str], presumed: Mapping[str, str]) -> tuple[list[_Target], list[TeacherFlag]]:
     cfg, index = ctx.config, ctx.index
     targets: list[_Target] = []
     flags: list[TeacherFlag] = []
@@ -208,36 +344,41 @@ def _targets(ctx: PlanContext, route: list[str], mastered: frozenset[str],
         why = _struggling(ctx, unit)
         if why is None:
             continue
-        weak = weakest_prerequisite(ctx, unit, mastered)
+        weak = weakest_prerequisite(ctx, unit, mastered, presumed)
         if weak is not None:
             add(_Target(weak, "remediation", [f"remediation for {unit}: {why}; weakest prerequisite {weak} "
                                               f"(P(mastered) {ctx.mastery.get(weak, 0.0):.2f})"], unit))
             flags.append(TeacherFlag(unit, why, "small_group", weak))
-        else:
-            flags.append(TeacherFlag(unit, why + "; its prerequisites look solid, reteach it", "tutoring", None))
+            continue
+        suspect = _unverified_prerequisite(ctx, unit, mastered, presumed)
+        if suspect is not None:  # mastered, but never confirmed since: check it before reteaching
+            add(_Target(suspect, "recheck", [f"re-check of {suspect}: the learner struggles on {unit} ({why})"], unit))
+        flags.append(TeacherFlag(unit, why + "; its prerequisites look solid, reteach it", "tutoring", None))
 
-    route_set = set(route)
-    # likely-known prerequisites are not practised for their own sake; goal standards always are
-    worth = [u for u in route if u in goal_set or u not in placed]
-    ready = [u for u in worth if index.is_ready(u, placed)] if ctx.goal is not None else []
-    if not ready and not ctx.overrides.goal_locked:
-        ready = [u for u in index.order if u not in placed and index.is_ready(u, placed)]
-    for unit in ready:
-        pres = list(index.prereqs[unit])
-        shaky = [p for p in pres if p not in mastered]
-        reason = f"ready: prerequisites {_fmt_codes(pres)} mastered" if pres else "ready: no prerequisites"
-        if shaky:
-            reason = (f"ready: prerequisites {_fmt_codes([p for p in pres if p in mastered]) or 'none'} mastered, "
-                      f"{_fmt_codes(shaky)} likely known")
-        reasons = [reason]
-        if unit in route_set:
-            reasons.append(f"on the route to the goal (step {route.index(unit) + 1} of {len(route)})")
-        m = ctx.mastery.get(unit, 0.0)
-        if ctx.progress.get(unit).attempts == 0 and m >= cfg.likely_known:
-            add(_Target(unit, "test_out", [f"likely known already (P(mastered) {m:.2f}): a mastery check can confirm it",
-                                           *reasons]))
-        else:
-            add(_Target(unit, "learn", reasons))
+    if ctx.goal is not None:
+        # the goal's standards, cheapest first, each with the work that leads to it now
+        objectives = goal_objectives(ctx, placed, goal_set, presumed)[:max(1, cfg.objectives)]
+        for rank, (goal_unit, cost, frontier) in enumerate(objectives):
+            for unit in frontier:
+                reasons = _ready_reasons(ctx, unit, mastered)
+                if unit == goal_unit:
+                    reasons.append(f"goal standard, next on the route (about {cost:.0f} activities)" if rank == 0
+                                   else f"goal standard (about {cost:.0f} activities)")
+                else:
+                    reasons.append(f"prerequisite on the way to goal standard {goal_unit}")
+                    if any(presumed.get(d) == unit for d in presumed):
+                        stuck = [d for d in presumed if presumed[d] == unit]
+                        reasons.append(f"the learner is stuck on {_fmt_codes(stuck)}, which comes after it in the curriculum")
+                add(_learn_or_test_out(ctx, unit, reasons, rank))
+    elif not ctx.overrides.goal_locked:
+        for unit in index.order:
+            if unit not in placed and _is_ready(ctx, unit, placed, presumed):
+                add(_learn_or_test_out(ctx, unit, _ready_reasons(ctx, unit, mastered), None))
+    if ctx.goal is not None and not any(t.kind in ("learn", "test_out") for t in targets) \
+            and not ctx.overrides.goal_locked:  # the goal is done (or blocked): the outer fringe
+        for unit in index.order:
+            if unit not in placed and _is_ready(ctx, unit, placed, presumed):
+                add(_learn_or_test_out(ctx, unit, _ready_reasons(ctx, unit, mastered), None))
 
     # Re-verification: mastered units on the inner fringe that no check has confirmed yet.
     for unit in mastered:
@@ -293,18 +434,32 @@ def _learning_progress(ctx: PlanContext, unit: str) -> float:
     return abs(float(np.mean(recent[half:])) - float(np.mean(recent[:half])))
 
 
-def _item_allowed(ctx: PlanContext, item: Item, target: _Target, placed: frozenset[str]) -> bool:
+def _item_allowed(ctx: PlanContext, item: Item, target: _Target, placed: frozenset[str],
+                  presumed: Mapping[str, str] | None = None) -> bool:
     if item.id in ctx.overrides.excluded_items:
         return False
     if ctx.modalities is not None and item.modality not in ctx.modalities:
         return False
-    if target.kind in ("reverify", "test_out") and not item.mastery_check:
+    if target.kind in ("reverify", "recheck", "test_out") and not item.mastery_check:
         return False
     if target.kind in ("pinned", "remediation"):
         return True
     # Every unit the item practises must be mastered or ready: never practise past a gap.
     index = ctx.index
-    return all(u in placed or index.is_ready(u, placed) for u in index.item_units[item.id])
+    return all(u in placed or _is_ready(ctx, u, placed, presumed) for u in index.item_units[item.id])
+
+
+def _check_due(ctx: PlanContext, target: _Target) -> bool:
+    """A mastery check can confirm mastery of a learn or remediation target now: one success
+    short of the streak with P(mastered) within 0.2 of the threshold, or (remediation) a prerequisite nobody
+    has checked yet that is likely known."""
+    if target.kind not in ("learn", "remediation"):
+        return False
+    cfg, prog = ctx.config, ctx.progress.get(target.unit)
+    m = ctx.mastery.get(target.unit, 0.0)
+    if prog.streak >= cfg.streak_required - 1 and m >= cfg.mastery_threshold - 0.2:
+        return True
+    return target.kind == "remediation" and prog.attempts == 0 and m >= cfg.likely_known
 
 
 def rank_candidates(ctx: PlanContext) -> tuple[list[Candidate], list[TeacherFlag], list[str]]:
@@ -315,13 +470,20 @@ def rank_candidates(ctx: PlanContext) -> tuple[list[Candidate], list[TeacherFlag
     route = index.route(mastered, goals) if goals else []
     goal_set = set(goals)
     placed = in_place(ctx, mastered)
-    targets, flags = _targets(ctx, route, mastered, placed, goal_set)
+    presumed = presumed_prerequisites(ctx, placed)
+    targets, flags = _targets(ctx, route, mastered, placed, goal_set, presumed)
+    reteach = {f.standard for f in flags if f.remediation is None}  # struggling on solid prerequisites
     recent = ctx.progress.recent_items[-cfg.novelty_window:]
     pairs: list[tuple[Item, _Target]] = []
     for target in targets:
-        for item in index.items_for.get(target.unit, ()):
-            if _item_allowed(ctx, item, target, placed):
-                pairs.append((item, target))
+        allowed = [item for item in index.items_for.get(target.unit, ()) if _item_allowed(ctx, item, target, placed, presumed)]
+        if not allowed and target.kind == "test_out":  # no check to test out with: practise it
+            target = replace(target, kind="learn", reasons=target.reasons[1:])
+            allowed = [item for item in index.items_for.get(target.unit, ()) if _item_allowed(ctx, item, target, placed, presumed)]
+        if target.kind in ("learn", "remediation") and not _check_due(ctx, target):
+            # a mastery check confirms mastery; it is not practice (unless nothing else is there)
+            allowed = [item for item in allowed if not item.mastery_check] or allowed
+        pairs.extend((item, target) for item in allowed)
     for item_id in ctx.overrides.pinned_items:
         if item_id in index.catalog and item_id not in ctx.overrides.excluded_items:
             item = index.catalog[item_id]
@@ -347,16 +509,15 @@ def rank_candidates(ctx: PlanContext) -> tuple[list[Candidate], list[TeacherFlag
         comps = {
             "band_fit": _band_fit(float(p), cfg.band),
             "gain": (1.0 - m) if kind in ("learn", "remediation", "pinned", "test_out") else 0.3,
-            "goal": _goal_fit(ctx, unit, kind, goals, goal_pos, route_set),
+            "goal": _goal_fit(ctx, unit, kind, goals, goal_pos, route_set, target.objective),
             "spacing": review_due(ctx, unit) if kind == "review" else 0.5 * _due_prereq_share(ctx, unit),
             "time_cost": 1.0 - min(1.0, item.duration_minutes / 45.0),
-            "modality": _modality_fit(item, kind, cfg),
+            "modality": _modality_fit(item, "remediation" if unit in reteach else kind, cfg),
             "interest": (len(interests & set(item.tags)) / len(interests)) if interests else 0.0,
             "novelty": 0.0 if item.id in recent else 1.0,
             "exploration": 1.0 if unit == explore_unit else 0.5 * _learning_progress(ctx, unit),
-            "mastery_check": 1.0 if item.mastery_check and (
-                kind in ("reverify", "test_out") or (kind == "learn" and prog.streak >= cfg.streak_required - 1
-                                                     and m >= cfg.mastery_threshold - 0.15)) else 0.0,
+            "mastery_check": 1.0 if item.mastery_check and (kind in ("reverify", "recheck", "test_out")
+                                                            or _check_due(ctx, target)) else 0.0,
             "priority": _PRIORITY[kind],
             # keep working on what the learner just started rather than hopping between standards
             "focus": 1.0 if (not prog.mastered and prog.attempts
@@ -374,12 +535,15 @@ _TEACHER_LED = (Modality.SMALL_GROUP, Modality.TUTORING)
 
 
 def _goal_fit(ctx: PlanContext, unit: str, kind: str, goals: Sequence[str], goal_pos: Mapping[str, int],
-              route: set[str]) -> float:
-    """Goal standards first (earlier ones a little more), then route prerequisites that unlock
-    them; without a goal, closeness to the learner's level."""
+              route: set[str], objective: int | None = None) -> float:
+    """Work on the next goal objective first (the cheapest goal standard to reach, see
+    :func:`goal_objectives`), later objectives less; remediation and other route standards
+    next; without a goal, closeness to the learner's level."""
+    if objective is not None:
+        return max(0.3, 1.0 - 0.15 * objective)
     if unit in goal_pos:
         return 1.0 - 0.3 * goal_pos[unit] / max(1, len(goal_pos))
-    if kind == "remediation":
+    if kind in ("remediation", "recheck"):
         return 0.8
     if unit in route:
         return 0.6
@@ -395,7 +559,8 @@ def _level_fit(ctx: PlanContext, unit: str) -> float:
 
 
 def _modality_fit(item: Item, kind: str, cfg: PlannerConfig) -> float:
-    """Preference for the item's modality; teacher-led time is kept for remediation and pinned work."""
+    """Preference for the item's modality; teacher-led time is kept for remediation, reteaching a
+    standard the learner struggles on, and pinned work."""
     preference = cfg.modality_preference.get(item.modality.value, 0.5)
     if item.modality in _TEACHER_LED and kind not in ("remediation", "pinned"):
         return 0.2 * preference

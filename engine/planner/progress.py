@@ -6,7 +6,8 @@ streak includes a passed mastery-check item. A learner may also *test out* of a 
 model already believes known: a passed mastery check as the first attempt, leaving
 P(mastered) >= ``test_out_threshold``. Mastered standards are re-verified later; evidence
 against them (a failed check, failures in a row, P(mastered) falling below ``reopen_threshold``)
-reopens them. Practice on a standard counts as partial review of its prerequisites.
+reopens them; a failed item on several standards is blamed on the ones not mastered yet, not on
+a mastered part. Practice on a standard counts as partial review of its prerequisites.
 
 The record is plain data (``to_json`` / ``from_json``) so a store can keep it next to the model state.
 """
@@ -113,8 +114,14 @@ def record_attempt(
     keep = novelty_window or config.novelty_window
     del progress.recent_items[:-keep]
     ok = attempt.success
+    unmastered = [u for u in attempt.units if not progress.get(u).mastered]
     for unit in attempt.units:
         old = progress.get(unit)
+        if not ok and old.mastered and unmastered:
+            # a failed item on several standards is blamed on the ones not mastered yet
+            progress.units[unit] = replace(old, attempts=old.attempts + 1, last_time=attempt.time,
+                                           last_activity=progress.activities)
+            continue
         new = replace(
             old,
             attempts=old.attempts + 1,
