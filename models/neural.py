@@ -31,6 +31,7 @@ Adding a model (e.g. the ``zpd`` slot): subclass :class:`NeuralModel`, set ``nam
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, NamedTuple
@@ -386,17 +387,17 @@ class NeuralModel(LearnerModel):
         return len(self.standards)
 
     # -- hooks ---------------------------------------------------------------------------------
+    @abstractmethod
     def build_net(self) -> nn.Module:
         """The module; ``net(batch: SequenceBatch) -> logits (B, T)`` from attempts before each one."""
-        raise NotImplementedError
 
+    @abstractmethod
     def step(self, state: LearnerState, w: Mapping[str, np.ndarray], attempt: Attempt) -> LearnerState:
         """A new state with ``attempt`` folded in (numpy, O(1) in the history length)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def score(self, state: LearnerState, w: Mapping[str, np.ndarray], cand: Mapping[str, np.ndarray]) -> np.ndarray:
         """Logits of the encoded candidates ``cand`` (see :meth:`encode_items`) from ``state``."""
-        raise NotImplementedError
 
     def prepare_candidates(self, w: Mapping[str, np.ndarray], cand: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """State-independent work on candidates, done once in :meth:`encode_items` (default none)."""
