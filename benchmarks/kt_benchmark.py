@@ -88,7 +88,7 @@ def run(args, checkpoint=None) -> dict:
     rng = np.random.default_rng(0)
     for ds in args.datasets.split(","):
         folder = args.data / DATASETS[ds][0]
-        for fold in range(1, args.folds + 1):
+        for fold in range(args.start_fold, args.folds + 1):
             tables, reports = load_splits(folder, "akt", cfg, fold=fold)
             for name in args.models.split(","):
                 started = time.time()
@@ -97,12 +97,12 @@ def run(args, checkpoint=None) -> dict:
                 row = {"auc": result.metrics["test_auc"], "acc": result.metrics["test_accuracy"],
                        "sec_per_epoch": result.seconds_per_epoch, "best_epoch": result.best_epoch,
                        "minutes": (time.time() - started) / 60}
-                if fold == 1:
+                if fold == args.start_fold:
                     row["update_ms"], row["predict500_ms"] = latency(result.model, tables["train"], rng)
                 results.setdefault(ds, {}).setdefault(name, []).append(row)
                 print(json.dumps({"dataset": ds, "fold": fold, "model": name, **{k: round(v, 4) for k, v in row.items()}}),
                       flush=True)
-            if fold == 1:
+            if fold == args.start_fold:
                 results.setdefault("_data", {})[ds] = {k: v.get("attempts") for k, v in reports.items()}
             if checkpoint is not None:
                 checkpoint(results)
@@ -153,6 +153,7 @@ def main() -> None:
     parser.add_argument("--datasets", default="assist2009,assist2015,statics2011")
     parser.add_argument("--models", default="bkt,logistic,dkt,akt,zpd")
     parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--start-fold", type=int, default=1, help="first fold to run (to complete a stopped run)")
     parser.add_argument("--epochs", type=int, default=None, help="epoch budget (default: the config's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--config", type=Path, default=None)
