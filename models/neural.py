@@ -376,6 +376,7 @@ class NeuralModel(LearnerModel):
         self._serving: dict[str, np.ndarray] | None = None
         self._serving_key: tuple[int, int] | None = None
         self._serving_version = 0
+        self._tensors: tuple[nn.Module, tuple[torch.Tensor, ...]] | None = None
         self._typical: ItemBatch | None = None
 
     @property
@@ -473,7 +474,9 @@ class NeuralModel(LearnerModel):
     # -- serving weights -----------------------------------------------------------------------
     def serving_weights(self) -> dict[str, np.ndarray]:
         """Float32 numpy copy of the weights, rebuilt when a parameter or the difficulties change."""
-        key = (self._data_version, sum(t._version for t in self.net.state_dict(keep_vars=True).values()))
+        if self._tensors is None or self._tensors[0] is not self.net:  # the module's tensors, listed once
+            self._tensors = (self.net, tuple(self.net.state_dict(keep_vars=True).values()))
+        key = (self._data_version, sum(t._version for t in self._tensors[1]))
         if self._serving is None or key != self._serving_key:
             w = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in self.net.state_dict().items()}
             w["item_difficulty"] = self.item_difficulty

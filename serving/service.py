@@ -26,7 +26,7 @@ from engine.planner.progress import Attempt, Progress, mark_mastered, record_att
 from models.base import Event, ModelFormatError, state_from_bytes, state_to_bytes
 from serving.model_provider import LoadedModel, ModelHolder
 from serving.schemas import EventError, IncomingEvent, normalize_event
-from serving.stores.base import LearnerRecord, LearnerStore, StoredEvent, VersionConflict, content_hash
+from serving.stores.base import Commit, LearnerRecord, LearnerStore, StoredEvent, VersionConflict, content_hash
 
 __all__ = ["ApiError", "Engine", "LearnerService", "LearnerView"]
 
@@ -101,7 +101,9 @@ class LearnerService:
                 state = state_from_bytes(record.state)
             except ModelFormatError:
                 state = None  # written in an older state format: rebuilt below
-        if state is None:  # written by another model (or new, or unreadable): rebuild from the event log
+        if state is None and record.version == 0:  # not stored yet: nothing to rebuild
+            state = model.init_state()
+        if state is None:  # written by another model (or unreadable): rebuild from the event log
             state = self.rebuild_state(model, record)
         progress = Progress.from_json(record.meta.get("progress") or {})
         return LearnerView(record, loaded, state, progress)
@@ -133,15 +135,20 @@ class LearnerService:
         if record is None:
             if not create:
                 raise ApiError(404, "unknown_learner", f"unknown learner {learner_id!r}", "learner_id")
-            record = LearnerRecord(tenant, learner_id, meta={"progress": {}, "interests": []})
+            record = self._new_record(tenant, learner_id)
         return self._view(record)
 
-    def _commit(self, view: LearnerView, events: Sequence[StoredEvent] = ()) -> None:
+    @staticmethod
+    def _prepare(view: LearnerView, events: Sequence[StoredEvent] = ()) -> Commit:
         rec = view.record
         rec.model_version = view.loaded.version
         rec.state = state_to_bytes(view.state)
         rec.meta["progress"] = view.progress.to_json()
-        self.store.commit(rec, rec.version, events)
+        return Commit(rec, rec.version, events)
+
+    def _commit(self, view: LearnerView, events: Sequence[StoredEvent] = ()) -> None:
+        c = self._prepare(view, events)
+        self.store.commit(c.record, c.expected_version, c.events)
 
     def mutate(self, tenant: str, learner_id: str, change: Callable[[LearnerView], Any], create: bool = False) -> Any:
         """Apply ``change`` to a fresh view and commit, retrying on concurrent writes."""
@@ -182,54 +189,78 @@ class LearnerService:
         by_learner: dict[str, list[IncomingEvent]] = {}
         for event in events:
             by_learner.setdefault(event.learner_id, []).append(event)
-        # Check every learner for conflicting repeats before anything is written.
-        for learner, group in by_learner.items():
-            self._check_repeats(tenant, learner, group)
-        accepted = duplicates = 0
-        for learner, group in by_learner.items():
-            a, d = self._ingest_learner(tenant, learner, group, now)
-            accepted, duplicates = accepted + a, duplicates + d
-        return {"accepted": accepted, "duplicates": duplicates, "learners": len(by_learner)}
-
-    def _check_repeats(self, tenant: str, learner: str, group: list[IncomingEvent]) -> tuple[list, int]:
-        stored = self.store.event_hashes(tenant, learner, [e.id for e in group])
-        fresh, seen, duplicates = [], {}, 0
-        for event in group:
-            digest = content_hash(event.content())
-            known = stored.get(event.id, seen.get(event.id))
-            if known is None:
-                seen[event.id] = digest
-                fresh.append((event, digest))
-            elif known == digest:
-                duplicates += 1
+        # Every learner is checked for conflicting repeats before anything is written.
+        pending, duplicates = self._fresh_events(tenant, by_learner)
+        accepted = 0
+        for _ in range(MAX_RETRIES):
+            if not pending:
+                break
+            records = self.store.get_many(tenant, list(pending))
+            commits = [self._fold_events(self._view(records.get(learner) or self._new_record(tenant, learner)),
+                                         fresh, now)
+                       for learner, fresh in pending.items()]
+            conflicts = self.store.commit_many(commits)
+            retry = {}
+            for (learner, fresh), conflict in zip(pending.items(), conflicts):
+                if conflict is None:
+                    accepted += len(fresh)
+                else:  # another request wrote this learner meanwhile: re-read it and fold again
+                    retry[learner] = by_learner[learner]
+            if retry:
+                pending, again = self._fresh_events(tenant, retry)
+                duplicates.update(again)
             else:
-                raise ApiError(409, "conflicting_event",
-                               f"event {event.id!r} was already received with different content", "id")
+                pending = {}
+        if pending:
+            busy = ", ".join(repr(learner) for learner in sorted(pending)[:5])
+            raise ApiError(409, "busy", f"learner(s) {busy} are being updated concurrently; the events of the other "
+                           f"learners in this batch were accepted; send the batch again", "learner_id")
+        return {"accepted": accepted, "duplicates": sum(duplicates.values()), "learners": len(by_learner)}
+
+    def _fresh_events(self, tenant: str, by_learner: dict[str, list[IncomingEvent]]
+                      ) -> tuple[dict[str, list[tuple[IncomingEvent, str]]], dict[str, int]]:
+        """Per learner, the events not stored yet (with their content hash) and the number of
+        identical repeats; a repeat with different content is a 409."""
+        stored = self.store.event_hashes_many(tenant, {learner: [e.id for e in group] for learner, group in by_learner.items()})
+        fresh: dict[str, list[tuple[IncomingEvent, str]]] = {}
+        duplicates: dict[str, int] = {}
+        for learner, group in by_learner.items():
+            known, seen, new = stored.get(learner, {}), {}, []
+            duplicates[learner] = 0
+            for event in group:
+                digest = content_hash(event.content())
+                previous = known.get(event.id, seen.get(event.id))
+                if previous is None:
+                    seen[event.id] = digest
+                    new.append((event, digest))
+                elif previous == digest:
+                    duplicates[learner] += 1
+                else:
+                    raise ApiError(409, "conflicting_event",
+                                   f"event {event.id!r} of learner {learner!r} was already received with different "
+                                   "content", "id")
+            if new:
+                fresh[learner] = new
         return fresh, duplicates
 
-    def _ingest_learner(self, tenant: str, learner: str, group: list[IncomingEvent], now: float) -> tuple[int, int]:
-        cfg = self.engine.config.planner
-        for _ in range(MAX_RETRIES):
-            fresh, duplicates = self._check_repeats(tenant, learner, group)
-            if not fresh:
-                return 0, duplicates
-            view = self.load(tenant, learner, create=True)
-            model, index = view.loaded.model, self.engine.index
-            stored = []
-            for event, digest in sorted(fresh, key=lambda p: p[0].timestamp):
-                item = self.engine.catalog[event.item_id]
-                view.state = model.update(view.state, Event(event.item_id, item.standards, event.correct, event.timestamp))
-                record_attempt(view.progress, Attempt(event.item_id, index.item_units.get(event.item_id, ()),
-                                                      event.correct, event.timestamp, item.mastery_check),
-                               model.mastery(view.state), index.prereqs, cfg)
-                stored.append(StoredEvent(event.id, event.item_id, item.standards, event.correct, event.timestamp,
-                                          now, digest, event.source))
-            try:
-                self._commit(view, stored)
-                return len(stored), duplicates
-            except VersionConflict:
-                continue
-        raise ApiError(409, "busy", f"learner {learner!r} is being updated concurrently; retry")
+    @staticmethod
+    def _new_record(tenant: str, learner_id: str) -> LearnerRecord:
+        return LearnerRecord(tenant, learner_id, meta={"progress": {}, "interests": []})
+
+    def _fold_events(self, view: LearnerView, fresh: list[tuple[IncomingEvent, str]], now: float) -> Commit:
+        """Fold the learner's new events (in time order) into model state and progress."""
+        cfg, index, catalog = self.engine.config.planner, self.engine.index, self.engine.catalog
+        model = view.loaded.model
+        stored = []
+        for event, digest in sorted(fresh, key=lambda p: p[0].timestamp):
+            item = catalog[event.item_id]
+            view.state = model.update(view.state, Event(event.item_id, item.standards, event.correct, event.timestamp))
+            record_attempt(view.progress, Attempt(event.item_id, index.item_units.get(event.item_id, ()),
+                                                  event.correct, event.timestamp, item.mastery_check),
+                           model.mastery(view.state), index.prereqs, cfg)
+            stored.append(StoredEvent(event.id, event.item_id, item.standards, event.correct, event.timestamp,
+                                      now, digest, event.source))
+        return self._prepare(view, stored)
 
     # ------------------------------------------------------------------ planning
     def context(self, view: LearnerView, *, goal: Goal | None = None, modalities: Sequence[str] | None = None,

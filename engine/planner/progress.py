@@ -15,7 +15,7 @@ The record is plain data (``to_json`` / ``from_json``) so a store can keep it ne
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 from configs import PlannerConfig
 
@@ -61,6 +61,12 @@ class StandardProgress:
     def mastered(self) -> bool:
         return self.mastered_at is not None
 
+    def to_json(self) -> dict:
+        """Plain data (what ``asdict`` gives, without its deep copies: this runs on every event)."""
+        data = {name: getattr(self, name) for name in _PROGRESS_FIELDS}
+        data["recent"] = list(self.recent)
+        return data
+
 
 @dataclass
 class Progress:
@@ -78,7 +84,7 @@ class Progress:
         return frozenset(u for u, p in self.units.items() if p.mastered)
 
     def to_json(self) -> dict:
-        return {"units": {u: asdict(p) for u, p in self.units.items()},
+        return {"units": {u: p.to_json() for u, p in self.units.items()},
                 "recent_items": list(self.recent_items), "activities": self.activities}
 
     @classmethod
@@ -88,6 +94,7 @@ class Progress:
 
 
 _EMPTY = StandardProgress()
+_PROGRESS_FIELDS = tuple(f.name for f in fields(StandardProgress))
 
 
 def mark_mastered(progress: Progress, units: Iterable[str], time: float, by: str = "placement") -> None:

@@ -5,6 +5,12 @@ with the append of the events that produced it and their idempotency keys: a com
 lands whole or not at all. Concurrent writers are detected with the record's version number
 (optimistic concurrency): a stale commit raises :class:`VersionConflict` and the caller retries.
 
+Event ingestion is a *group commit*: the records and idempotency keys of every learner in a batch
+are read in one round trip and all their commits are written with one durable flush
+(:meth:`LearnerStore.commit_many`: one Redis pipeline, one SQLite transaction). Each learner's
+commit is still atomic on its own: a conflicting learner is refused and retried alone while the
+others land.
+
 Idempotency keys are scoped to (tenant, learner, event id), so every key of one learner lives
 with that learner (one Redis Cluster hash slot) and is erased with it.
 """
@@ -14,12 +20,13 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 __all__ = [
     "ApiKeyRecord",
+    "Commit",
     "LearnerRecord",
     "LearnerStore",
     "StoreError",
@@ -54,7 +61,7 @@ class StoredEvent:
     source: str = "native"  # native | xapi | placement
 
     def to_json(self) -> str:
-        data = asdict(self)
+        data = {name: getattr(self, name) for name in _EVENT_FIELDS}
         data["standards"] = list(self.standards)
         return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
@@ -63,6 +70,9 @@ class StoredEvent:
         data = json.loads(text)
         data["standards"] = tuple(data["standards"])
         return cls(**data)
+
+
+_EVENT_FIELDS = tuple(f.name for f in fields(StoredEvent))
 
 
 def content_hash(payload: dict[str, Any]) -> str:
@@ -86,6 +96,16 @@ class LearnerRecord:
         return json.dumps(self.meta, separators=(",", ":"), sort_keys=True)
 
 
+@dataclass
+class Commit:
+    """One learner's atomic write: check the record still has ``expected_version``, append
+    ``events`` with their idempotency keys, write ``record`` (its version bumped)."""
+
+    record: LearnerRecord
+    expected_version: int
+    events: Sequence[StoredEvent] = ()
+
+
 @dataclass(frozen=True)
 class ApiKeyRecord:
     key_id: str
@@ -106,13 +126,33 @@ class LearnerStore(ABC):
     def get(self, tenant: str, learner_id: str) -> LearnerRecord | None: ...
 
     @abstractmethod
-    def event_hashes(self, tenant: str, learner_id: str, event_ids: Sequence[str]) -> dict[str, str]:
-        """Content hashes of the given event ids already stored for this learner."""
+    def get_many(self, tenant: str, learner_ids: Sequence[str]) -> dict[str, LearnerRecord]:
+        """The records of those learners that have one (one round trip)."""
 
     @abstractmethod
-    def commit(self, record: LearnerRecord, expected_version: int, events: Sequence[StoredEvent]) -> None:
-        """Atomically: check the record still has ``expected_version``, append ``events`` to the
-        learner's log with their idempotency keys, and write ``record`` (its version bumped)."""
+    def event_hashes_many(self, tenant: str, event_ids: Mapping[str, Sequence[str]]) -> dict[str, dict[str, str]]:
+        """Per learner, the content hashes of the given event ids already stored (one round trip);
+        learners with none are left out."""
+
+    def event_hashes(self, tenant: str, learner_id: str, event_ids: Sequence[str]) -> dict[str, str]:
+        """Content hashes of the given event ids already stored for this learner."""
+        return self.event_hashes_many(tenant, {learner_id: event_ids}).get(learner_id, {})
+
+    @abstractmethod
+    def commit_many(self, commits: Sequence[Commit]) -> list[VersionConflict | None]:
+        """Apply every commit, each atomically on its own, with one durable flush for all.
+
+        Returns, in order, ``None`` for a commit that landed (durable when this returns; its
+        record's version, event count and times are updated in place) or the
+        :class:`VersionConflict` that refused it (nothing of it was written). Raises
+        :class:`StoreUnavailable` if the store cannot be reached; commits that landed before the
+        failure stay (a client's retry is then acknowledged as duplicates)."""
+
+    def commit(self, record: LearnerRecord, expected_version: int, events: Sequence[StoredEvent] = ()) -> None:
+        """One learner's :class:`Commit`; raises :class:`VersionConflict` if it was refused."""
+        (conflict,) = self.commit_many([Commit(record, expected_version, events)])
+        if conflict is not None:
+            raise conflict
 
     @abstractmethod
     def events(self, tenant: str, learner_id: str) -> list[StoredEvent]:

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import redis
 
 from serving.stores.base import (
     ApiKeyRecord,
+    Commit,
     LearnerRecord,
     LearnerStore,
     StoredEvent,
@@ -57,6 +58,12 @@ def _tag(tenant: str, learner_id: str) -> str:
     return f"zpd:{{{tenant}:{learner_id}}}"
 
 
+def _record(tenant: str, learner_id: str, data: dict[bytes, bytes]) -> LearnerRecord:
+    return LearnerRecord(
+        tenant, learner_id, int(data[b"version"]), data[b"model_version"].decode(), bytes(data[b"state"]),
+        json.loads(data[b"meta"]), int(data[b"event_count"]), float(data[b"created"]), float(data[b"updated"]))
+
+
 class RedisStore(LearnerStore):
     def __init__(self, url: str, timeout_s: float = 2.0):
         self.url = url
@@ -76,35 +83,64 @@ class RedisStore(LearnerStore):
     # ------------------------------------------------------------------ learners
     def get(self, tenant: str, learner_id: str) -> LearnerRecord | None:
         data = self._call(lambda: self.client.hgetall(_tag(tenant, learner_id) + ":rec"))
-        if not data:
-            return None
-        return LearnerRecord(
-            tenant, learner_id, int(data[b"version"]), data[b"model_version"].decode(), bytes(data[b"state"]),
-            json.loads(data[b"meta"]), int(data[b"event_count"]), float(data[b"created"]), float(data[b"updated"]))
+        return _record(tenant, learner_id, data) if data else None
 
-    def event_hashes(self, tenant: str, learner_id: str, event_ids: Sequence[str]) -> dict[str, str]:
-        ids = list(dict.fromkeys(event_ids))
+    def get_many(self, tenant: str, learner_ids: Sequence[str]) -> dict[str, LearnerRecord]:
+        ids = list(dict.fromkeys(learner_ids))
         if not ids:
             return {}
-        values = self._call(lambda: self.client.hmget(_tag(tenant, learner_id) + ":ids", ids))
-        return {i: v.decode() for i, v in zip(ids, values) if v is not None}
+        pipe = self.client.pipeline(transaction=False)
+        for learner_id in ids:
+            pipe.hgetall(_tag(tenant, learner_id) + ":rec")
+        rows = self._call(pipe.execute)
+        return {i: _record(tenant, i, data) for i, data in zip(ids, rows) if data}
 
-    def commit(self, record: LearnerRecord, expected_version: int, events: Sequence[StoredEvent]) -> None:
-        tag = _tag(record.tenant, record.learner_id)
+    def event_hashes_many(self, tenant: str, event_ids: Mapping[str, Sequence[str]]) -> dict[str, dict[str, str]]:
+        wanted = {learner: list(dict.fromkeys(ids)) for learner, ids in event_ids.items() if ids}
+        if not wanted:
+            return {}
+        pipe = self.client.pipeline(transaction=False)
+        for learner, ids in wanted.items():
+            pipe.hmget(_tag(tenant, learner) + ":ids", ids)
+        found: dict[str, dict[str, str]] = {}
+        for (learner, ids), values in zip(wanted.items(), self._call(pipe.execute)):
+            hits = {i: v.decode() for i, v in zip(ids, values) if v is not None}
+            if hits:
+                found[learner] = hits
+        return found
+
+    def commit_many(self, commits: Sequence[Commit]) -> list[VersionConflict | None]:
+        """One pipeline of commit scripts: one round trip, and the scripts of one pipeline share
+        Redis's AOF flush (with ``appendfsync always`` it fsyncs before replying)."""
+        if not commits:
+            return []
         now = time.time()
-        args: list = [expected_version, record.model_version, record.state, record.meta_json(), repr(now), len(events)]
-        for event in events:
-            args += [event.id, event.content_hash, event.to_json()]
-        try:
-            version, count, created = self._call(lambda: self._commit(keys=[tag + ":rec", tag + ":log", tag + ":ids"], args=args))
-        except redis.ResponseError as exc:
-            message = str(exc)
-            if message.startswith(("VERSION", "DUPLICATE")):
-                raise VersionConflict(f"learner {record.learner_id} changed concurrently ({message})") from None
-            raise StoreError(f"Redis commit failed: {message}") from None
-        self._call(lambda: self.client.sadd(f"zpd:learners:{record.tenant}", record.learner_id))
-        record.version, record.event_count = int(version), int(count)
-        record.created, record.updated = float(created), now
+        pipe = self.client.pipeline(transaction=False)
+        for c in commits:
+            tag = _tag(c.record.tenant, c.record.learner_id)
+            args: list = [c.expected_version, c.record.model_version, c.record.state, c.record.meta_json(), repr(now),
+                          len(c.events)]
+            for event in c.events:
+                args += [event.id, event.content_hash, event.to_json()]
+            self._commit(keys=[tag + ":rec", tag + ":log", tag + ":ids"], args=args, client=pipe)
+        replies = self._call(lambda: pipe.execute(raise_on_error=False))
+        outcome: list[VersionConflict | None] = []
+        landed = self.client.pipeline(transaction=False)
+        for c, reply in zip(commits, replies):
+            if isinstance(reply, redis.ResponseError):
+                message = str(reply)
+                if not message.startswith(("VERSION", "DUPLICATE", "NOSCRIPT")):  # NOSCRIPT: Redis restarted; retried
+                    raise StoreError(f"Redis commit of learner {c.record.learner_id} failed: {message}")
+                outcome.append(VersionConflict(f"learner {c.record.learner_id} changed concurrently ({message})"))
+                continue
+            version, count, created = reply
+            c.record.version, c.record.event_count = int(version), int(count)
+            c.record.created, c.record.updated = float(created), now
+            landed.sadd(f"zpd:learners:{c.record.tenant}", c.record.learner_id)
+            outcome.append(None)
+        if len(landed):
+            self._call(landed.execute)
+        return outcome
 
     def events(self, tenant: str, learner_id: str) -> list[StoredEvent]:
         entries = self._call(lambda: self.client.xrange(_tag(tenant, learner_id) + ":log"))

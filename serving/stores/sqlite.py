@@ -1,7 +1,7 @@
 """The embedded default store: one SQLite file in WAL mode with durable commits.
 
 ``synchronous=FULL`` makes every commit durable before it returns (an acknowledged event survives
-a crash or power loss). Writers serialize on SQLite's write lock (``BEGIN IMMEDIATE``); each
+a crash or power loss); a batch of learners is one transaction, so one fsync. Writers serialize on SQLite's write lock (``BEGIN IMMEDIATE``); each
 thread gets its own connection.
 """
 
@@ -11,11 +11,12 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from serving.stores.base import (
     ApiKeyRecord,
+    Commit,
     LearnerRecord,
     LearnerStore,
     StoredEvent,
@@ -25,6 +26,8 @@ from serving.stores.base import (
 )
 
 __all__ = ["SQLiteStore"]
+
+_CHUNK = 500  # ids per IN (...) query (SQLite limits the number of bound parameters)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS learners (
@@ -93,55 +96,89 @@ class SQLiteStore(LearnerStore):
             return None
         return LearnerRecord(tenant, learner_id, row[0], row[1], bytes(row[2]), json.loads(row[3]), row[4], row[5], row[6])
 
-    def event_hashes(self, tenant: str, learner_id: str, event_ids: Sequence[str]) -> dict[str, str]:
-        if not event_ids:
-            return {}
-        found: dict[str, str] = {}
-        ids = list(dict.fromkeys(event_ids))
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            marks = ",".join("?" * len(chunk))
+    def get_many(self, tenant: str, learner_ids: Sequence[str]) -> dict[str, LearnerRecord]:
+        ids = list(dict.fromkeys(learner_ids))
+        found: dict[str, LearnerRecord] = {}
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start:start + _CHUNK]
             rows = self._run(lambda c: c.execute(
-                f"SELECT event_id, content_hash FROM events WHERE tenant=? AND learner_id=? AND event_id IN ({marks})",
-                (tenant, learner_id, *chunk)).fetchall())
-            found.update(dict(rows))
+                "SELECT learner_id, version, model_version, state, meta, event_count, created, updated FROM learners "
+                f"WHERE tenant=? AND learner_id IN ({','.join('?' * len(chunk))})", (tenant, *chunk)).fetchall())
+            for r in rows:
+                found[r[0]] = LearnerRecord(tenant, r[0], r[1], r[2], bytes(r[3]), json.loads(r[4]), r[5], r[6], r[7])
         return found
 
-    def commit(self, record: LearnerRecord, expected_version: int, events: Sequence[StoredEvent]) -> None:
-        def txn(conn: sqlite3.Connection) -> None:
+    def event_hashes_many(self, tenant: str, event_ids: Mapping[str, Sequence[str]]) -> dict[str, dict[str, str]]:
+        def read(conn: sqlite3.Connection) -> dict[str, dict[str, str]]:
+            found: dict[str, dict[str, str]] = {}
+            for learner_id, wanted in event_ids.items():
+                ids = list(dict.fromkeys(wanted))
+                for start in range(0, len(ids), _CHUNK):
+                    chunk = ids[start:start + _CHUNK]
+                    rows = conn.execute(
+                        "SELECT event_id, content_hash FROM events WHERE tenant=? AND learner_id=? "
+                        f"AND event_id IN ({','.join('?' * len(chunk))})", (tenant, learner_id, *chunk)).fetchall()
+                    if rows:
+                        found.setdefault(learner_id, {}).update(rows)
+            return found
+
+        return self._run(read)
+
+    def commit_many(self, commits: Sequence[Commit]) -> list[VersionConflict | None]:
+        """One ``BEGIN IMMEDIATE`` transaction (one fsync) with a savepoint per learner."""
+        if not commits:
+            return []
+
+        def txn(conn: sqlite3.Connection) -> list[VersionConflict | None]:
+            outcome: list[VersionConflict | None] = []
+            staged: list[tuple[LearnerRecord, int, int, float]] = []
             conn.execute("BEGIN IMMEDIATE")
             try:
-                row = conn.execute("SELECT version, event_count FROM learners WHERE tenant=? AND learner_id=?",
-                                   (record.tenant, record.learner_id)).fetchone()
-                current = row[0] if row else 0
-                if current != expected_version:
-                    raise VersionConflict(f"learner {record.learner_id} changed (version {current}, expected {expected_version})")
-                seq0 = row[1] if row else 0
-                conn.executemany(
-                    "INSERT INTO events (tenant, learner_id, seq, event_id, content_hash, body) VALUES (?,?,?,?,?,?)",
-                    [(record.tenant, record.learner_id, seq0 + i + 1, e.id, e.content_hash, e.to_json())
-                     for i, e in enumerate(events)])
-                record.version = expected_version + 1
-                record.event_count = seq0 + len(events)
                 now = time.time()
-                record.created = record.created or now
-                record.updated = now
-                conn.execute(
-                    "INSERT INTO learners (tenant, learner_id, version, model_version, state, meta, event_count, created, updated) "
-                    "VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (tenant, learner_id) DO UPDATE SET version=excluded.version, "
-                    "model_version=excluded.model_version, state=excluded.state, meta=excluded.meta, "
-                    "event_count=excluded.event_count, updated=excluded.updated",
-                    (record.tenant, record.learner_id, record.version, record.model_version, record.state,
-                     record.meta_json(), record.event_count, record.created, record.updated))
+                for c in commits:
+                    conn.execute("SAVEPOINT learner")
+                    try:
+                        staged.append(self._apply(conn, c, now))
+                        conn.execute("RELEASE learner")
+                        outcome.append(None)
+                    except (VersionConflict, sqlite3.IntegrityError) as exc:
+                        conn.execute("ROLLBACK TO learner")
+                        conn.execute("RELEASE learner")
+                        outcome.append(exc if isinstance(exc, VersionConflict) else VersionConflict(
+                            f"learner {c.record.learner_id}: an event id was stored concurrently ({exc})"))
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+            for record, version, count, created in staged:  # only once the transaction is durable
+                record.version, record.event_count, record.created, record.updated = version, count, created, now
+            return outcome
 
-        try:
-            self._run(txn)
-        except sqlite3.IntegrityError as exc:
-            raise VersionConflict(f"an event id was stored concurrently: {exc}") from None
+        return self._run(txn)
+
+    @staticmethod
+    def _apply(conn: sqlite3.Connection, c: Commit, now: float) -> tuple[LearnerRecord, int, int, float]:
+        record = c.record
+        row = conn.execute("SELECT version, event_count, created FROM learners WHERE tenant=? AND learner_id=?",
+                           (record.tenant, record.learner_id)).fetchone()
+        current = row[0] if row else 0
+        if current != c.expected_version:
+            raise VersionConflict(f"learner {record.learner_id} changed (version {current}, expected {c.expected_version})")
+        seq0 = row[1] if row else 0
+        created = row[2] if row else now
+        conn.executemany(
+            "INSERT INTO events (tenant, learner_id, seq, event_id, content_hash, body) VALUES (?,?,?,?,?,?)",
+            [(record.tenant, record.learner_id, seq0 + i + 1, e.id, e.content_hash, e.to_json())
+             for i, e in enumerate(c.events)])
+        version, count = c.expected_version + 1, seq0 + len(c.events)
+        conn.execute(
+            "INSERT INTO learners (tenant, learner_id, version, model_version, state, meta, event_count, created, updated) "
+            "VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (tenant, learner_id) DO UPDATE SET version=excluded.version, "
+            "model_version=excluded.model_version, state=excluded.state, meta=excluded.meta, "
+            "event_count=excluded.event_count, updated=excluded.updated",
+            (record.tenant, record.learner_id, version, record.model_version, record.state, record.meta_json(),
+             count, created, now))
+        return record, version, count, created
 
     def events(self, tenant: str, learner_id: str) -> list[StoredEvent]:
         rows = self._run(lambda c: c.execute(

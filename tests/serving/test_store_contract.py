@@ -9,6 +9,7 @@ import pytest
 
 from serving.stores.base import (
     ApiKeyRecord,
+    Commit,
     LearnerRecord,
     StoredEvent,
     StoreError,
@@ -64,6 +65,47 @@ def test_duplicate_event_id_is_refused_atomically(store) -> None:
     with pytest.raises(VersionConflict):
         store.commit(again, 1, [event(2), event(1)])
     assert store.get("t1", "l1").state == b"s1" and len(store.events("t1", "l1")) == 1
+
+
+def test_group_commit_lands_each_learner_atomically_and_refuses_only_the_stale_one(store) -> None:
+    store.commit(LearnerRecord("t1", "busy", state=b"old"), 0, [event(1)])
+    store.commit(LearnerRecord("t1", "dup", state=b"old"), 0, [event(2)])
+    commits = [
+        Commit(LearnerRecord("t1", "a", state=b"A"), 0, [event(10), event(11)]),
+        Commit(LearnerRecord("t1", "busy", state=b"stale"), 0, [event(12)]),  # version is 1 now
+        Commit(LearnerRecord("t1", "dup", state=b"dup"), 1, [event(13), event(2)]),  # e2 already stored
+        Commit(LearnerRecord("t2", "a", state=b"other tenant"), 0, [event(10)]),
+        Commit(LearnerRecord("t1", "b", state=b"B"), 0, []),
+    ]
+    outcome = store.commit_many(commits)
+    assert [o is None for o in outcome] == [True, False, False, True, True]
+    assert all(isinstance(o, VersionConflict) for o in outcome if o is not None)
+    assert "busy" in str(outcome[1]) and "dup" in str(outcome[2])
+    assert (commits[0].record.version, commits[0].record.event_count) == (1, 2)
+    assert commits[1].record.version == 0  # a refused record is left as it was
+    # the refused learners are untouched: no record change, no event, no idempotency key
+    assert store.get("t1", "busy").state == b"old" and [e.id for e in store.events("t1", "busy")] == ["e1"]
+    assert store.get("t1", "dup").state == b"old" and [e.id for e in store.events("t1", "dup")] == ["e2"]
+    assert store.event_hashes("t1", "dup", ["e13"]) == {} and store.event_hashes("t1", "busy", ["e12"]) == {}
+    # the others landed whole
+    assert [e.id for e in store.events("t1", "a")] == ["e10", "e11"] and store.get("t2", "a").state == b"other tenant"
+    assert store.get("t1", "b").version == 1 and store.get("t1", "b").event_count == 0
+    assert sorted(store.learners("t1")) == [("t1", "a"), ("t1", "b"), ("t1", "busy"), ("t1", "dup")]
+    assert store.commit_many([]) == []
+
+
+def test_batched_reads(store) -> None:
+    store.commit_many([Commit(LearnerRecord("t1", f"l{i}", state=bytes([i])), 0, [event(i), event(100 + i)])
+                       for i in range(3)])
+    store.commit(LearnerRecord("t2", "l0", state=b"t2"), 0, [event(7)])
+    got = store.get_many("t1", ["l0", "l2", "missing", "l0"])
+    assert sorted(got) == ["l0", "l2"] and got["l2"].state == bytes([2]) and got["l2"].event_count == 2
+    assert store.get_many("t1", []) == {}
+    hashes = store.event_hashes_many("t1", {"l0": ["e0", "e100", "e5"], "l1": ["e0"], "l2": [], "missing": ["e0"]})
+    assert hashes == {"l0": {"e0": "hash-0", "e100": "hash-100"}}
+    assert store.event_hashes_many("t2", {"l0": ["e7", "e0"]}) == {"l0": {"e7": "hash-7"}}
+    many = [f"x{i}" for i in range(1200)] + ["e1"]  # more ids than one query takes
+    assert store.event_hashes_many("t1", {"l1": many}) == {"l1": {"e1": "hash-1"}}
 
 
 def test_concurrent_writers_never_lose_an_event(store) -> None:
