@@ -1,14 +1,19 @@
 """Planner benchmark: planners in the simulator, the placement diagnostic, and planner speed.
 
-    python benchmarks/planner_bench.py --out docs/benchmarks/planner.md
+    python benchmarks/planner_bench.py --ablations        # writes docs/benchmarks/planner.md (+ .json)
 
-1. ``zpd simulate``'s comparison (random, topo, zpdes, zpd) on the bundled graph with the correct
-   graph and with a misspecified one (20% of edges dropped, 10% spurious edges added), on one
-   simulated learner pool, with 95% bootstrap intervals.
-2. Placement: simulated learners spanning grades take the entry diagnostic; the placed mastery
-   state is compared with the simulated truth.
-3. In-process speed with the bundled graph, catalog and graph BKT: next activity for one learner,
-   a 60-minute playlist, a 30-learner class rotation (medians).
+1. The comparison of ``zpd simulate --planners random,topo,zpdes,zpd --learners 200 --horizon 60
+   --seed 0`` (the same factories, pool, seeds and metrics) on the bundled graph, with the correct
+   graph and with a misspecified one (``--misspecify drop=0.2,add=0.1``), 95% bootstrap intervals,
+   paired differences, and the issue-4 target check with its margins.
+2. ``--ablations``: the final ``zpd`` against variants (one change each) on the same pools: what
+   was tried, re-measured on the final code.
+3. Placement: simulated learners spanning grades 1-8 (the simulator's learners, answering through
+   ``SimulatedEnvironment.step``) take the entry diagnostic on the whole graph; the placed mastery
+   state is compared with the simulated truth (``known_units``) when the diagnostic ends.
+4. In-process speed with the bundled graph, catalog and graph BKT, on learners in the middle of a
+   simulated run: next activity for one learner, a 60-minute playlist, a 30-learner class rotation
+   (medians of many runs, each including reading the model's mastery).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,70 +32,247 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from configs import load_config  # noqa: E402
+from configs import PlannerConfig, load_config  # noqa: E402
 from engine.graph import grade_number  # noqa: E402
-from engine.placement import Placement, PlacementConfig, placement_accuracy  # noqa: E402
+from engine.placement import Placement, PlacementConfig, grade_band, placement_accuracy  # noqa: E402
 from engine.planner.index import PlannerIndex  # noqa: E402
 from engine.planner.planner import Goal, PlanContext, recommend  # noqa: E402
 from engine.planner.playlist import plan_playlist, plan_rotation  # noqa: E402
-from engine.planner.progress import Progress  # noqa: E402
-from engine.simulation import SimulatedEnvironment, SimulatorConfig, evaluate, goal_for_grade  # noqa: E402
-from engine.simulation.learners import TruthIndex, draw_learners  # noqa: E402
-from engine.sources import build_default_catalog, load_graph  # noqa: E402
-from models.base import ItemSpec  # noqa: E402
+from engine.planner.policy import ZPDPolicy  # noqa: E402
+from engine.simulation import (  # noqa: E402
+    BASELINES,
+    SimulatedEnvironment,
+    SimulatorConfig,
+    goal_for_grade,
+    paired_difference,
+    simulate,
+    summarize,
+)
+from engine.simulation.learners import TruthIndex, draw_learner  # noqa: E402
+from engine.sources import load_catalog_source, load_graph  # noqa: E402
 from models.bkt import GraphBKT  # noqa: E402
-from zpd.simulate import planner_factories  # noqa: E402
+from zpd.simulate import DIAGNOSTIC, PLANNER_BKT, planner_factories  # noqa: E402
 
 METRICS = ("learning_gain", "reach", "median_activities_to_goal", "violation_rate", "band_hit")
+MISSPECIFY = {"drop": 0.2, "add": 0.1}
+
+#: Measured while developing the planner (seed 0, horizon 60, on the code of that stage; not re-run
+#: by this script). "a / b" is zpd's learning_gain on the correct / misspecified graph.
+HISTORY = [
+    ("starting point (commit be2ebd4): independent grade priors, 12-question placement on the goal area, "
+     "3 in a row + check, test-outs of every likely-known route standard",
+     "40 learners: 0.087 [0.059, 0.112], violation 0.050 (11 diagnostic questions per learner); without "
+     "placement 0.09-0.11; with ready_threshold 0.7 0.177 but violation 0.24"),
+    ("particle belief over the starting state (prerequisite-closed, domain-correlated, around the grade) "
+     "as the model's priors, absorbing first attempts; no placement", "60 learners: 0.119 [0.100, 0.137], violation 0.078"),
+    ("goal objectives (the 3 cheapest goal standards, each with its frontier: check likely-known "
+     "prerequisites just in time, teach missing ones) instead of test-outs over the whole route; a "
+     "practised standard is in place only once mastered",
+     "60 learners: 0.203 [0.186, 0.222], violation 0.031"),
+    ("mastery checks not used as practice until they can confirm mastery; failed multi-standard items "
+     "blamed on their unmastered parts; recheck of weakly mastered prerequisites on a struggle",
+     "0.201 [0.191, 0.211] / 0.184 [0.171, 0.196], violation 0.033 / 0.109"),
+    ("remediation to a nearby standard (same domain, a grade below) when listed prerequisites look solid",
+     "worse: 0.170 / 0.147 (0.193 / 0.179 when only after 6 failures); reverted"),
+    ("estimated cost +1 activity per failure in a row and no focus when struggling (switch objectives)",
+     "worse: 0.169 / 0.171; reverted"),
+    ("check as soon as a success would reach the threshold (within 0.2); remediation only below the ready "
+     "threshold; rechecks of streak-mastered prerequisites only once failures pull them below 0.95",
+     "0.207-0.214 / 0.188-0.194, violation 0.034-0.041 / 0.09-0.12"),
+    ("presumed missing prerequisite (previous standard of the cluster after 3 failures on solid listed "
+     "prerequisites)", "gain unchanged; violation on the misspecified graph 0.121 -> 0.085"),
+    ("mastery on 2 in a row (with a check, P >= 0.95) and GraphBKT p_learn 0.3",
+     "0.217 / 0.208 but violation 0.065 on the correct graph"),
+    ("2 in a row with p_learn 0.25", "0.216 / 0.213, violation 0.058"),
+    ("+ down 0.5 (failures cast more doubt on prerequisites, so false masteries are re-checked sooner): "
+     "final", "0.217 / 0.206, violation 0.048 / 0.102"),
+    ("test-out threshold 0.95 instead of 0.9", "-0.009 / -0.007 (paired), violation 0.051"),
+    ("seeds 1 and 2 showed the misspecified case is fragile (a dropped edge under a cheap goal standard, "
+     "e.g. 3.OA.C.7 -> 4.OA.B.4, keeps learners failing it; guesses reset 'failures in a row'): park a "
+     "goal standard when 5 of the last 6 attempts failed (last one too) for 10 activities",
+     "seed 2 misspecified 0.162 -> 0.179 (violation 0.339 -> 0.248); seed 0: -0.003 / +0.003, violation "
+     "0.048 -> 0.042 / 0.095"),
+    ("focused entry diagnostic on the goal's prerequisites, 4 or 8 questions (min gain 0.1 nats)",
+     "4 questions: 0.179 (correct graph), violation 0.059; 8: 0.171: the questions cost activities that "
+     "just-in-time test-outs spend better"),
+]
 
 
-def compare(graph, catalog, cfg, args, misspecify) -> dict:
-    factories = planner_factories(cfg.planner, placement=False, grade_hint=grade_number(args.goal_grade))
-    return evaluate(factories, graph, catalog, learners=args.learners, horizon=args.horizon, seed=args.seed,
-                    goal=goal_for_grade(graph, args.goal_grade), misspecify=misspecify, band=cfg.planner.band,
-                    reference_model_factory=GraphBKT.from_graph, config=SimulatorConfig())
+def zpd_factory(planner: PlannerConfig, *, bkt: dict | None = None, diagnostic: int = 0, prior: str = "belief",
+                grade_hint: float = 4.0) -> Callable[[], ZPDPolicy]:
+    params = dict(PLANNER_BKT if bkt is None else bkt)
+    config = replace(DIAGNOSTIC, max_questions=diagnostic) if diagnostic else None
+
+    def make() -> ZPDPolicy:
+        return ZPDPolicy(lambda graph: GraphBKT.from_graph(graph, **params), planner, config, grade_hint, prior=prior)
+
+    return make
 
 
-def placement_eval(graph, catalog, index, n: int, seed: int) -> dict:
-    """Learners at grade positions 1..8 take the diagnostic (answers follow their true knowledge
-    with their own slip and guess); accuracy = share of standards placed right."""
-    config = SimulatorConfig()
-    truth = TruthIndex(graph)
-    accs, questions, band_hits = [], [], []
+def run(graph, catalog, factories: dict, args, misspecify) -> tuple[dict, dict, dict]:
+    """Exactly what ``evaluate`` (and so ``zpd simulate``) does, keeping the per-learner runs."""
+    runs, settings = simulate(factories, graph, catalog, learners=args.learners, horizon=args.horizon, seed=args.seed,
+                              goal=goal_for_grade(graph, args.goal_grade), misspecify=misspecify,
+                              band=load_config().planner.band, reference_model_factory=GraphBKT.from_graph,
+                              config=SimulatorConfig())
+    return summarize(runs, seed=args.seed), runs, settings
+
+
+def fmt(value, ci=None, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.{digits}f}" + (f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci else "")
+
+
+def table(rows: dict) -> list[str]:
+    lines = ["| planner | " + " | ".join(METRICS) + " | minutes/learner |", "|---" * (len(METRICS) + 2) + "|"]
+    for name, row in rows.items():
+        cells = [fmt(row.get(m), row.get(f"{m}_ci")) for m in METRICS]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {row['minutes_per_learner']:.0f} |")
+    return lines
+
+
+def target_check(rows: dict, runs: dict, seed: int, with_violation: bool) -> tuple[list[str], dict]:
+    zpd = rows["zpd"]
+    best = max(rows, key=lambda n: rows[n]["learning_gain"])
+    check = {"highest": best == "zpd"}
+    out = [f"- highest learning_gain: **{best}** ({rows[best]['learning_gain']:.3f})"
+           + ("" if best == "zpd" else f"; zpd {zpd['learning_gain']:.3f}")]
+    lo = zpd["learning_gain_ci"][0]
+    for other in ("topo", "zpdes"):
+        ohi = rows[other]["learning_gain_ci"][1]
+        diff, dci = paired_difference(runs["zpd"], runs[other], seed=seed)
+        separated = lo > ohi
+        check[f"separated_{other}"] = separated
+        out.append(f"- zpd vs {other}: intervals {'do not overlap' if separated else 'OVERLAP'} (zpd lower bound "
+                   f"{lo:.3f} vs {other} upper bound {ohi:.3f}, margin {lo - ohi:+.3f}); paired gain difference "
+                   f"{diff:+.3f} [{dci[0]:+.3f}, {dci[1]:+.3f}]")
+    if with_violation:
+        v, vci = zpd["violation_rate"], zpd["violation_rate_ci"]
+        check["violation"] = v <= 0.05
+        out.append(f"- zpd violation_rate {v:.3f} [{vci[0]:.3f}, {vci[1]:.3f}]: target <= 0.05 "
+                   f"{'met' if v <= 0.05 else 'NOT met'} (margin {0.05 - v:+.3f}; the interval's upper end is "
+                   f"{vci[1]:.3f})")
+    met = all(check.values())
+    out.insert(0, f"**Target {'met' if met else 'NOT met'}.**")
+    check["met"] = met
+    return out, check
+
+
+def ablations(graph, catalog, planner: PlannerConfig, args) -> tuple[list[str], dict]:
+    """The final zpd and one-change variants on both graphs (paired differences against final)."""
+    def cfg(**update) -> PlannerConfig:
+        return planner.model_copy(update=update)
+
+    variants = {
+        "final": ("the configuration above", zpd_factory(planner)),
+        "streak3": ("mastery gate 3 in a row (the issue's example; was the default)", zpd_factory(cfg(streak_required=3, confirm_streak=3))),
+        "confirm3": ("2 in a row masters, but a dependent waits for a 3rd success or a re-check", zpd_factory(cfg(confirm_streak=3))),
+        "bkt_default": ("GraphBKT cold-start defaults (p_learn 0.15, down 0.2)", zpd_factory(planner, bkt={})),
+        "grade_prior": ("independent per-grade priors instead of the particle belief", zpd_factory(planner, prior="grade")),
+        "diagnostic8": ("8-question entry diagnostic on the goal's prerequisites", zpd_factory(planner, diagnostic=8)),
+        "no_presume": ("no presumed missing prerequisite", zpd_factory(cfg(presume_missing=False))),
+        "no_park": ("never park a goal standard the learner is stuck on", zpd_factory(cfg(park_after=0))),
+        "objectives1": ("one goal objective at a time", zpd_factory(cfg(objectives=1))),
+        "explore0": ("no exploration", zpd_factory(cfg(exploration=0.0))),
+        "ready090": ("ready_threshold 0.90 (more prerequisite checks)", zpd_factory(cfg(ready_threshold=0.90))),
+    }
+    factories = {name: f for name, (_, f) in variants.items()}
+    results = {}
+    lines = ["| variant | change | gain, correct | violation, correct | gain, misspecified | violation, misspecified "
+             "| paired diff vs final (correct / misspecified) |", "|---|---|---|---|---|---|---|"]
+    for label, mis in (("correct", None), ("misspecified", MISSPECIFY)):
+        rows, runs, _ = run(graph, catalog, factories, args, mis)
+        results[label] = {name: {"row": rows[name],
+                                 "diff": paired_difference(runs[name], runs["final"], seed=args.seed)} for name in rows}
+    for name, (change, _) in variants.items():
+        c, m = results["correct"][name], results["misspecified"][name]
+        diffs = " / ".join("-" if name == "final" else f"{d[0]:+.3f} [{d[1][0]:+.3f}, {d[1][1]:+.3f}]"
+                           for d in (c["diff"], m["diff"]))
+        lines.append(f"| {name} | {change} | {fmt(c['row']['learning_gain'], c['row']['learning_gain_ci'])} | "
+                     f"{c['row']['violation_rate']:.3f} | {fmt(m['row']['learning_gain'], m['row']['learning_gain_ci'])} | "
+                     f"{m['row']['violation_rate']:.3f} | {diffs} |")
+    return lines, {label: {n: r["row"] for n, r in res.items()} for label, res in results.items()}
+
+
+def robustness(graph, catalog, planner_factories_: dict, args, seeds: list[int]) -> tuple[list[str], dict]:
+    """The same comparison (topo, zpdes, zpd) on other pools and misspecifications: not part of the
+    target's definition (seed 0), but it shows how much of the margin is the draw."""
+    lines = ["| seed | graph | zpd gain | zpdes gain | topo gain | zpd vs zpdes (paired) | intervals | zpd violation |",
+             "|---|---|---|---|---|---|---|---|"]
+    out: dict = {}
+    for seed in seeds:
+        sub = argparse.Namespace(**{**vars(args), "seed": seed})
+        for label, mis in (("correct", None), ("misspecified", MISSPECIFY)):
+            rows, runs, _ = run(graph, catalog, planner_factories_, sub, mis)
+            out[f"{seed}/{label}"] = rows
+            diff, dci = paired_difference(runs["zpd"], runs["zpdes"], seed=seed)
+            separated = rows["zpd"]["learning_gain_ci"][0] > max(rows[n]["learning_gain_ci"][1] for n in ("topo", "zpdes"))
+            lines.append(f"| {seed} | {label} | {fmt(rows['zpd']['learning_gain'], rows['zpd']['learning_gain_ci'])} | "
+                         f"{fmt(rows['zpdes']['learning_gain'], rows['zpdes']['learning_gain_ci'])} | "
+                         f"{fmt(rows['topo']['learning_gain'], rows['topo']['learning_gain_ci'])} | "
+                         f"{diff:+.3f} [{dci[0]:+.3f}, {dci[1]:+.3f}] | {'separate' if separated else 'OVERLAP'} | "
+                         f"{rows['zpd']['violation_rate']:.3f} |")
+    return lines, out
+
+
+def placement_eval(graph, catalog, index: PlannerIndex, n: int, seed: int) -> dict:
+    """``n`` simulated learners at grade positions uniform in [1, 8] take the whole-graph diagnostic
+    (default PlacementConfig, no grade hint); each answer is the learner's answer to the question
+    item in the simulator. Accuracy: share of the learnable standards whose placed status
+    (mastered or not) matches the truth when the diagnostic ends."""
+    config, truth = SimulatorConfig(), TruthIndex(graph)
     rng = np.random.default_rng(seed)
+    starts = rng.uniform(1.0, 8.0, n)
+    profiles = [draw_learner(truth, config, float(starts[k]), seed, k) for k in range(n)]
+    env = SimulatedEnvironment(graph, catalog, [truth.units[0]], profiles, seed=seed, config=config, index=truth)
+    units = list(index.order)
+    accs, prior_accs, questions, exact, near = [], [], [], [], []
+    labels = ["K", *[str(g) for g in range(1, 9)], "HS"]
     for k in range(n):
-        start = float(rng.uniform(1.0, 8.0))
-        profile = draw_learners(truth, config, start, seed + k, 1)[0]
-        env = SimulatedEnvironment(graph, catalog, [next(iter(index.order))], [profile], seed=seed + k, config=config,
-                                   index=truth)
-        env.reset(0)
-        known = {u for u in index.order if env.truth_known(u)}
+        env.reset(k)
         placement = Placement(index, PlacementConfig(), seed + k)
-        answer_rng = np.random.default_rng(seed + 1000 + k)
+        prior = placement.result()
         while (unit := placement.next_question()) is not None:
-            right = answer_rng.random() < (1 - profile.slip if unit in known else profile.guess)
-            placement.answer(unit, bool(right))
+            placement.answer(unit, env.step(placement.item_for(unit).id).correct)
         result = placement.result()
-        accs.append(placement_accuracy(result, known, list(index.order)))
+        known_now = env.known_units()
+        known = {u for u in units if known_now[truth.position[u]]}
+        accs.append(placement_accuracy(result, known, units))
+        prior_accs.append(placement_accuracy(prior, known, units))
         questions.append(result.questions)
-        from engine.placement import grade_band
-
-        true_band, placed = grade_band(graph, known, list(index.order)), result.grade_band
-        band_hits.append(true_band == placed)
+        true_band = grade_band(graph, known, units)
+        exact.append(true_band == result.grade_band)
+        if true_band in labels and result.grade_band in labels:
+            near.append(abs(labels.index(true_band) - labels.index(result.grade_band)) <= 1)
+        else:
+            near.append(true_band == result.grade_band)
     return {"learners": n, "mean_questions": statistics.mean(questions), "max_questions": max(questions),
-            "accuracy": statistics.mean(accs), "grade_band_exact": statistics.mean(band_hits)}
+            "min_questions": min(questions), "accuracy": statistics.mean(accs), "accuracy_min": min(accs),
+            "prior_accuracy": statistics.mean(prior_accs), "grade_band_exact": statistics.mean(exact),
+            "grade_band_within_one": statistics.mean(near), "standards": len(units)}
 
 
-def speed(graph, catalog, index, cfg) -> dict:
-    model = GraphBKT.from_graph(graph)
-    batch = model.encode_items([ItemSpec(i.id, i.standards, i.difficulty) for i in catalog])
-    pos = {i: k for k, i in enumerate(batch.item_ids)}
+def speed(graph, catalog, planner: PlannerConfig, goal_grade: str, seed: int) -> dict:
+    """Medians over many runs, on learners 30 activities into a simulated run with zpd."""
+    goal = goal_for_grade(graph, goal_grade)
+    config, truth = SimulatorConfig(), TruthIndex(graph)
+    profiles = [draw_learner(truth, config, float(grade_number(goal_grade)), seed, k) for k in range(30)]
+    env = SimulatedEnvironment(graph, catalog, goal, profiles, seed=seed, config=config, index=truth)
+    make = planner_factories(planner, grade_hint=float(grade_number(goal_grade)))["zpd"]
+    learners = []
+    for k in range(30):
+        policy = make()  # one policy per learner keeps each learner's state
+        env.reset(k)
+        policy.start(graph, catalog, goal, np.random.default_rng(k))
+        for _ in range(30):
+            item = policy.choose()
+            policy.observe(item, env.step(item))
+        learners.append(policy)
 
-    def context(seed: int) -> PlanContext:
-        state = model.init_state()
-        probs = model.predict(state, batch)
-        return PlanContext(index, cfg.planner, model.mastery(state), lambda items: probs[[pos[i.id] for i in items]],
-                           Progress(), now=0.0, goal=Goal(("4.NF.B.3",)), rng=np.random.default_rng(seed))
+    def context(policy: ZPDPolicy, k: int) -> PlanContext:
+        return PlanContext(policy.index, planner, policy.model.mastery(policy.state), policy._predict, policy.progress,
+                           now=policy.minutes * 60.0, goal=Goal(tuple(goal)), rng=np.random.default_rng(k))
 
     def median_ms(fn, repeat: int) -> float:
         times = []
@@ -98,41 +282,14 @@ def speed(graph, catalog, index, cfg) -> dict:
             times.append(time.perf_counter() - started)
         return statistics.median(times) * 1000
 
+    capacities = {"online_practice": 30, "reading": 30, "assessment": 30, "video": 30, "project": 30,
+                  "small_group": 6, "tutoring": 2}
     return {
-        "next_ms": median_ms(lambda k: recommend(context(k), n=1), 200),
-        "playlist_60_ms": median_ms(lambda k: plan_playlist(context(k), 60), 100),
-        "rotation_30_ms": median_ms(lambda k: plan_rotation({f"s{j}": context(k * 30 + j) for j in range(30)}, 60, 20,
-                                                            {"online_practice": 20, "reading": 10}), 15),
+        "next_ms": median_ms(lambda k: recommend(context(learners[k % 30], k), n=1, k_alternatives=2), 600),
+        "playlist_60_ms": median_ms(lambda k: plan_playlist(context(learners[k % 30], k), 60), 300),
+        "rotation_30_ms": median_ms(lambda k: plan_rotation({f"s{j}": context(p, k) for j, p in enumerate(learners)},
+                                                            60, 20, capacities), 30),
     }
-
-
-def table(result: dict) -> list[str]:
-    lines = ["| planner | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 1) + "|"]
-    for name, row in result["planners"].items():
-        cells = []
-        for m in METRICS:
-            value, ci = row.get(m), row.get(f"{m}_ci")
-            cells.append("-" if value is None else (f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{value:.3f}"))
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return lines
-
-
-def verdict(result: dict, with_violation: bool) -> list[str]:
-    rows = result["planners"]
-    zpd = rows["zpd"]
-    out = []
-    best = max(rows, key=lambda n: rows[n]["learning_gain"])
-    out.append(f"- highest learning_gain: **{best}** ({rows[best]['learning_gain']:.3f}); zpd {zpd['learning_gain']:.3f}")
-    for other in ("topo", "zpdes"):
-        lo, hi = zpd["learning_gain_ci"]
-        olo, ohi = rows[other]["learning_gain_ci"]
-        separated = lo > ohi
-        out.append(f"- zpd vs {other}: intervals {'do not overlap (zpd higher)' if separated else 'overlap or zpd lower'} "
-                   f"([{lo:.3f}, {hi:.3f}] vs [{olo:.3f}, {ohi:.3f}])")
-    if with_violation:
-        v = zpd["violation_rate"]
-        out.append(f"- zpd violation_rate {v:.3f} (target <= 0.05: {'met' if v <= 0.05 else 'not met'})")
-    return out
 
 
 def main() -> None:
@@ -141,42 +298,122 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--goal-grade", default="4")
-    parser.add_argument("--placement-learners", type=int, default=60)
+    parser.add_argument("--placement-learners", type=int, default=100)
+    parser.add_argument("--ablations", action="store_true", help="also re-run the variants (about 2x10 more zpd runs)")
+    parser.add_argument("--robust-seeds", default="1,2", help="other seeds for the robustness table ('' to skip)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "planner.md")
     args = parser.parse_args()
-    command = "python benchmarks/planner_bench.py " + " ".join(sys.argv[1:])
+    command = "python benchmarks/planner_bench.py" + "".join(f" {a}" for a in sys.argv[1:])
     cfg = load_config()
-    graph = load_graph()
-    catalog = build_default_catalog(graph)
+    graph = load_graph(cfg.graph.source)
+    catalog = load_catalog_source(cfg.catalog.source, graph, cfg.catalog.generate_missing)
     index = PlannerIndex.build(graph, catalog)
     started = time.time()
-    correct = compare(graph, catalog, cfg, args, None)
-    wrong = compare(graph, catalog, cfg, args, {"drop": 0.2, "add": 0.1})
+    factories = planner_factories(cfg.planner, grade_hint=float(grade_number(args.goal_grade)))
+    factories = {name: factories[name] for name in (*BASELINES, "zpd")}
+    correct, correct_runs, settings = run(graph, catalog, factories, args, None)
+    wrong, wrong_runs, wrong_settings = run(graph, catalog, factories, args, MISSPECIFY)
+    correct_lines, correct_check = target_check(correct, correct_runs, args.seed, True)
+    wrong_lines, wrong_check = target_check(wrong, wrong_runs, args.seed, False)
+    seconds = {name: round(r.seconds, 1) for name, r in correct_runs.items()}
+    ablation_lines, ablation = ablations(graph, catalog, cfg.planner, args) if args.ablations else ([], None)
+    seeds = [int(x) for x in args.robust_seeds.split(",") if x.strip()]
+    robust_lines, robust = robustness(graph, catalog, {n: factories[n] for n in ("topo", "zpdes", "zpd")}, args,
+                                      seeds) if seeds else ([], None)
     placed = placement_eval(graph, catalog, index, args.placement_learners, args.seed)
-    fast = speed(graph, catalog, index, cfg)
-    lines = ["# Planner benchmark", "",
-             f"Produced by `{command}` ({time.strftime('%Y-%m-%d')}, {round((time.time() - started) / 60, 1)} min). "
-             f"{args.learners} simulated learners, horizon {args.horizon} activities, seed {args.seed}, goal: every "
-             f"learnable standard of grade {args.goal_grade}; learners start that grade with gaps (see docs/simulator.md). "
-             "`zpd` starts from a prior built from the learner's grade (a school knows it), without diagnostic questions. "
-             "The same comparison is `zpd simulate --planners random,topo,zpdes,zpd --learners 200 --horizon 60 --seed 0 --json`.",
-             "", "## Correct graph", "", *table(correct), "", *verdict(correct, True), "",
-             "## Misspecified graph (drop=0.2, add=0.1)", "", *table(wrong), "", *verdict(wrong, False), "",
-             "## Placement diagnostic", "",
-             f"{placed['learners']} simulated learners with grade positions drawn uniformly in 1-8 took the diagnostic "
-             f"on the whole graph (default PlacementConfig: at most 30 questions, stops at 95% confidence in the grade band).", "",
-             f"- mean questions: {placed['mean_questions']:.1f} (max {placed['max_questions']})",
-             f"- accuracy of the placed mastery state (share of the 440 learnable standards placed right): {placed['accuracy']:.3f}",
-             f"- grade band exactly right: {placed['grade_band_exact']:.2f}", "",
-             "## Speed (in-process, bundled graph and catalog, graph BKT; medians)", "",
-             "| operation | median ms | target |", "|---|---|---|",
-             f"| next activity, one learner | {fast['next_ms']:.2f} | <= 2 |",
-             f"| 60-minute playlist | {fast['playlist_60_ms']:.2f} | <= 10 |",
-             f"| 30-learner class rotation | {fast['rotation_30_ms']:.1f} | <= 150 |", ""]
+    fast = speed(graph, catalog, cfg.planner, args.goal_grade, args.seed)
+    fast["zpd_seconds_per_200_learners_60_steps"] = round(seconds["zpd"] * 200 / args.learners * 60 / args.horizon, 1)
+    met = correct_check["met"] and wrong_check["met"]
+    sim = SimulatorConfig()
+    p = cfg.planner
+    lines = [
+        "# Planner benchmark", "",
+        f"Produced by `{command}` ({time.strftime('%Y-%m-%d')}, {round((time.time() - started) / 60, 1)} min on a "
+        "shared 2-core machine). The comparison is exactly `zpd simulate --planners random,topo,zpdes,zpd "
+        f"--learners {args.learners} --horizon {args.horizon} --seed {args.seed} --json` (and with "
+        "`--misspecify drop=0.2,add=0.1`): the same factories, pool, seeds and metrics.", "",
+        "## Summary", "",
+        f"- Issue-4 planner targets: **{'met' if met else 'NOT met'}** on the correct and the misspecified graph "
+        "(details and margins below).",
+        f"- zpd learning_gain {fmt(correct['zpd']['learning_gain'], correct['zpd']['learning_gain_ci'])} (correct graph), "
+        f"{fmt(wrong['zpd']['learning_gain'], wrong['zpd']['learning_gain_ci'])} (misspecified); best baseline "
+        f"zpdes {correct['zpdes']['learning_gain']:.3f} / {wrong['zpdes']['learning_gain']:.3f}.",
+        f"- zpd violation_rate {correct['zpd']['violation_rate']:.3f} with the correct graph (baselines "
+        f"{min(correct[n]['violation_rate'] for n in ('random', 'topo', 'zpdes')):.2f}-"
+        f"{max(correct[n]['violation_rate'] for n in ('random', 'topo', 'zpdes')):.2f}).",
+        f"- Placement: {placed['mean_questions']:.1f} questions on average, {placed['accuracy']:.3f} of the "
+        f"{placed['standards']} learnable standards placed right.",
+        f"- Speed (median, in-process): next activity {fast['next_ms']:.2f} ms, 60-minute playlist "
+        f"{fast['playlist_60_ms']:.2f} ms, 30-learner rotation {fast['rotation_30_ms']:.1f} ms.", "",
+        "## Simulator settings", "",
+        f"- pool: {args.learners} learners drawn from seed {args.seed}; horizon {args.horizon} activities each; goal: "
+        f"the {settings['goal_size']} learnable standards of grade {args.goal_grade}; learners' mean position "
+        f"theta = {settings['start_grade']:.1f} (starting grade {args.goal_grade}, having finished the grade before "
+        f"with gaps), position_sd {sim.position_sd}, domain_sd {sim.domain_sd}, grade_softness {sim.grade_softness}.",
+        f"- learning: p_learn {sim.p_learn} per online-practice activity (x modality rate x speed, speed "
+        f"lognormal sigma {sim.speed_sigma}), blocked_factor {sim.blocked_factor}, slip {list(sim.slip_range)}, guess "
+        f"{list(sim.guess_range)}, difficulty_effect {sim.difficulty_effect}; forgetting half-life "
+        f"{sim.half_life_days} days (new) / {sim.prior_half_life_days} days (known at start); "
+        f"{sim.session_minutes:.0f}-minute sessions, {sim.school_days_per_week} school days a week. Modality rates: "
+        + ", ".join(f"{m} {v.rate}" for m, v in sim.modalities.items()) + ".",
+        f"- misspecified graph: {wrong_settings['misspecify']['dropped']} of {wrong_settings['misspecify']['edges']} "
+        f"prerequisite edges dropped, {wrong_settings['misspecify']['added']} spurious ones added (planners and the "
+        "reference model get it; learners follow the true graph).",
+        f"- band_hit is scored by a default GraphBKT on the planner-visible graph, band {list(settings['band'])}; "
+        "intervals: 95% percentile bootstrap over learners (1000 resamples, the same for every planner).",
+        f"- zpd: prior around the learner's grade ({grade_number(args.goal_grade)}, a school knows it), no diagnostic "
+        f"questions, its own GraphBKT with {PLANNER_BKT}; planner config from configs/default.toml: mastery "
+        f"P >= {p.mastery_threshold} and {p.streak_required} in a row including a passed check, test-out at "
+        f"P >= {p.test_out_threshold} after a passed first check on a standard with P >= {p.likely_known}, "
+        f"ready_threshold {p.ready_threshold}, {p.objectives} goal objectives at a time, exploration {p.exploration}, "
+        f"a goal standard parked for {p.park_for} activities when {p.park_after} of the last 6 attempts failed.",
+        "",
+        "## Correct graph", "", *table(correct), "", *correct_lines, "",
+        "## Misspecified graph (drop=0.2, add=0.1)", "", *table(wrong), "", *wrong_lines, "",
+        "Reading the tables: `reach` is 0 for everybody (34 goal standards do not fit in 60 activities at this "
+        "learning rate), so `median_activities_to_goal` is undefined. zpd spends fewer minutes per learner because "
+        "it keeps teacher-led modalities (small group, tutoring: 1.2x time, 1.5-2x learning in the simulator) for "
+        "remediation and reteaching, while the baselines pick them at random about a third of the time.", "",
+    ]
+    if ablation_lines:
+        lines += ["## What was tried: variants re-measured on the final code", "",
+                  "One change each against the final configuration, same pools (paired differences with 95% "
+                  "intervals; positive = the variant is better).", "", *ablation_lines, ""]
+    if robust_lines:
+        lines += ["## Robustness: other seeds (not part of the target's definition)", "",
+                  f"The same comparison with pools and misspecifications drawn from seeds {args.robust_seeds} "
+                  "(topo, zpdes and zpd only). 'separate': zpd's interval lies above both baselines'.", "",
+                  *robust_lines, ""]
+    lines += ["## What was tried during development", "",
+              "Measured on the code of each stage (200 learners unless noted), not re-run by this script:", "",
+              "| change | effect on zpd (gain correct / misspecified, violation) |", "|---|---|",
+              *[f"| {change} | {effect} |" for change, effect in HISTORY], "",
+              "## Placement diagnostic", "",
+              f"{placed['learners']} simulated learners with grade positions uniform in 1-8 (no grade hint) took the "
+              "whole-graph diagnostic (default PlacementConfig: at most 30 questions, at least 12, stops at 95% "
+              "confidence in the grade band); each question is a real step of the simulated learner.", "",
+              f"- questions: mean {placed['mean_questions']:.1f}, min {placed['min_questions']}, max {placed['max_questions']}",
+              f"- accuracy of the placed mastery state (share of the {placed['standards']} learnable standards whose "
+              f"placed status matches the truth when the diagnostic ends): {placed['accuracy']:.3f} (worst learner "
+              f"{placed['accuracy_min']:.3f}); the prior alone, before any question: {placed['prior_accuracy']:.3f}",
+              f"- grade band exactly right: {placed['grade_band_exact']:.2f}; within one band: "
+              f"{placed['grade_band_within_one']:.2f}", "",
+              "## Speed (in-process, bundled graph and catalog, graph BKT; medians)", "",
+              "30 learners, each 30 activities into a simulated zpd run (progress, mastered standards, goal route); "
+              "each timing includes reading the model's mastery and predicting the candidates.", "",
+              "| operation | median ms | target |", "|---|---|---|",
+              f"| next activity, one learner (with 2 alternatives) | {fast['next_ms']:.2f} | <= 2 |",
+              f"| 60-minute playlist | {fast['playlist_60_ms']:.2f} | <= 10 |",
+              f"| 30-learner class rotation | {fast['rotation_30_ms']:.1f} | <= 150 |", "",
+              f"A whole zpd simulation (200 learners x 60 activities, including the belief updates) takes about "
+              f"{fast['zpd_seconds_per_200_learners_60_steps']:.0f} s here; the baselines take about "
+              f"{max(seconds[n] for n in ('random', 'topo', 'zpdes')):.0f} s.", ""]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
-    args.out.with_suffix(".json").write_text(json.dumps({"correct": correct, "misspecified": wrong, "placement": placed,
-                                                         "speed": fast}, indent=1, default=str))
+    args.out.with_suffix(".json").write_text(json.dumps(
+        {"command": command, "correct": {"planners": correct, "settings": settings, "check": correct_check},
+         "misspecified": {"planners": wrong, "settings": wrong_settings, "check": wrong_check},
+         "ablations": ablation, "robustness": robust, "placement": placed, "speed": fast}, indent=1, default=str))
     print("\n".join(lines))
 
 

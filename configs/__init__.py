@@ -72,14 +72,17 @@ class PlannerConfig(_Section):
 
     band: tuple[float, float] = (0.60, 0.85)
     mastery_threshold: float = 0.95
-    streak_required: int = 3
-    confirm_streak: int = 3
+    streak_required: int = 2
+    confirm_streak: int = 2
     require_check: bool = True
     reopen_threshold: float = 0.7
     test_out_threshold: float = 0.9
     likely_known: float = 0.6
     ready_threshold: float = 0.85
     objectives: int = 3
+    presume_missing: bool = True
+    park_after: int = 5
+    park_for: int = 10
     reverify_after_s: float = 86_400.0
     review_interval_s: float = 2 * 86_400.0
     review_growth: float = 2.5

@@ -8,10 +8,17 @@ closed under prerequisites). An answer reweights the particles with slip/guess l
 success on a standard is evidence for its ancestors and a failure is evidence against its
 dependents, through the particles' structure.
 
-Each question is the standard with the highest expected information gain about the state. The
+Each question is the standard with the highest expected information gain about the state (among
+``focus`` when given), asked with an item on that standard alone when there is one. The
 diagnostic stops when the grade band is known with the configured confidence (after a minimum
-number of questions) or at the maximum length. It is deterministic given its seed and answers,
-so a server can keep just ``(seed, answers)`` and rebuild it.
+number of questions), when no question is expected to gain ``min_gain``, or at the maximum
+length. It is deterministic given its seed and answers, so a server can keep just
+``(seed, answers)`` and rebuild it; the prior cloud for a (graph, config, seed, grade hint) is
+drawn once per process and shared read-only (answers only move each diagnostic's weights).
+
+With ``max_questions=0`` the same object is a *belief* about a learner's starting state: the
+planner policy uses its marginals as the model's priors and feeds it first attempts
+(``engine.planner.policy``).
 """
 
 from __future__ import annotations
@@ -98,14 +105,15 @@ class Placement:
         if cached is None or cached[0] is not self.index:
             theta, known = self._draw()
             grades, bands = self._particle_bands(known)
-            for array in (theta, known, bands):
+            weights_of = known.astype(np.float32)  # for fast marginals (a bool matmul converts each time)
+            for array in (theta, known, bands, weights_of):
                 array.flags.writeable = False
-            cached = (self.index, theta, known, grades, bands)
+            cached = (self.index, theta, known, grades, bands, weights_of)
             if len(_PRIOR_CACHE) >= 8:
                 _PRIOR_CACHE.pop(next(iter(_PRIOR_CACHE)))
             _PRIOR_CACHE[key] = cached
         # the prior cloud depends only on (index, config, seed, hint): drawn once, shared read-only
-        _, self._theta, self._known, self._grades, self._bands = cached
+        _, self._theta, self._known, self._grades, self._bands, self._known_f = cached
         self._logw = np.zeros(len(self._theta))
         replay, self.answers = list(self.answers), []
         for unit, correct in replay:
@@ -148,7 +156,7 @@ class Placement:
 
     def marginals(self) -> np.ndarray:
         """Posterior P(known) for every unit, in ``self.units`` order."""
-        return self._weights() @ self._known
+        return (self._weights().astype(np.float32) @ self._known_f).astype(float)
 
     def _grade_posterior(self) -> tuple[int, float]:
         """The most probable grade band and its posterior probability (neighbours count half)."""

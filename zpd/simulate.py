@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from typing import Annotated, Optional
 
 import typer
@@ -15,15 +16,34 @@ from engine.simulation import BASELINES, SimulatorConfig, evaluate, goal_for_gra
 from engine.sources import load_catalog_source, load_graph
 from models.bkt import GraphBKT
 
-__all__ = ["planner_factories", "simulate_command"]
+__all__ = ["PLANNER_BKT", "planner_factories", "simulate_command"]
+
+#: The planner's own GraphBKT, closer to a school population than the cold-start defaults: one
+#: activity (several problems) teaches more than one problem (p_learn 0.25), and failures on a
+#: standard cast more doubt on its prerequisites (down 0.5) so a gap under it is found sooner.
+PLANNER_BKT: dict[str, float] = {"p_learn": 0.25, "down": 0.5}
+
+#: An optional entry diagnostic focused on the goal's prerequisites (``--diagnostic N``); the
+#: prior around the grade hint is the same as without questions.
+DIAGNOSTIC = PlacementConfig(max_questions=8, min_questions=0, hint_sd=0.75, steepness=3.0, domain_sd=0.4, min_gain=0.1)
 
 
-def planner_factories(config: PlannerConfig, placement: bool = True, grade_hint: float | None = None) -> dict:
-    """Name -> zero-argument factory, for the baselines and our planner."""
-    zpd_placement = PlacementConfig(max_questions=12, min_questions=6, confidence=0.9) if placement else None
+def planner_factories(config: PlannerConfig, placement: bool | int = False, grade_hint: float | None = None,
+                      bkt: dict[str, float] | None = None) -> dict:
+    """Name -> zero-argument factory, for the baselines and our planner.
+
+    ``placement``: number of entry-diagnostic questions (``True``: 8; ``False``/0: none, the
+    planner starts from a prior around ``grade_hint``); ``bkt``: parameters of the planner's
+    GraphBKT (default :data:`PLANNER_BKT`)."""
+    questions = 8 if placement is True else int(placement)
+    diagnostic = replace(DIAGNOSTIC, max_questions=questions) if questions > 0 else None
+    params = dict(PLANNER_BKT if bkt is None else bkt)
+
+    def model_factory(graph):
+        return GraphBKT.from_graph(graph, **params)
 
     def make_zpd() -> ZPDPolicy:
-        return ZPDPolicy(GraphBKT.from_graph, config, zpd_placement, grade_hint)
+        return ZPDPolicy(model_factory, config, diagnostic, grade_hint)
 
     return {**BASELINES, "zpd": make_zpd}
 
@@ -54,7 +74,8 @@ def simulate_command(
     misspecify: Annotated[Optional[str], typer.Option(help="Give planners a wrong graph: drop=0.2,add=0.1.")] = None,
     goal_grade: Annotated[str, typer.Option(help="Goal: every learnable standard of this grade (K, 1-8, HS).")] = "4",
     graph: Annotated[Optional[str], typer.Option(help="Graph source (default: the configured graph).")] = None,
-    no_placement: Annotated[bool, typer.Option("--no-placement", help="zpd starts without its entry diagnostic.")] = False,
+    diagnostic: Annotated[int, typer.Option(min=0, help="zpd asks this many entry-diagnostic questions first "
+                                                      "(on the goal's prerequisites; 0: none).")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Compare planners on simulated learners: learning gain, reach, activities to goal,
@@ -69,8 +90,8 @@ def simulate_command(
         raise typer.Exit(1) from None
     from engine.graph import grade_number
 
-    # a school knows its learners' grade: the diagnostic starts from the goal grade
-    available = planner_factories(cfg.planner, placement=not no_placement, grade_hint=grade_number(goal_grade))
+    # a school knows its learners' grade: zpd's prior (and any diagnostic) starts from the goal grade
+    available = planner_factories(cfg.planner, placement=diagnostic, grade_hint=grade_number(goal_grade))
     names = [n.strip() for n in planners.split(",") if n.strip()]
     unknown = [n for n in names if n not in available]
     if unknown or not names:

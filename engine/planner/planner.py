@@ -1,17 +1,26 @@
 """Choosing the next activities: candidate standards, item scoring with reasons, intervention.
 
-Candidates come from four places, in this order of precedence:
+Candidates come from these places, in this order of precedence:
 
 1. teacher overrides (pinned items and standards always win; excluded items never appear);
-2. **remediation**: a standard the learner struggles with (failures in a row, or every item on
-   it far below the ZPD band) sends them to its weakest prerequisite and flags the teacher;
-3. **learning** on the outer fringe (unmastered, all prerequisites mastered), restricted to the
-   goal route when there is a goal, and **re-verification** of mastered standards on the
-   inner fringe that have not been confirmed;
-4. **review** of mastered standards whose spaced-review interval has passed.
+2. **remediation**: a standard the learner struggles with (failures in a row, or 3 of the last
+   4 attempts failed) sends them to its weakest doubtful prerequisite and flags the teacher; when
+   every listed prerequisite looks solid, a prerequisite mastered on weak evidence is
+   **re-checked** (``recheck``), the standard is retaught with teacher-led modalities, and the
+   previous standard of its cluster is presumed needed first (the graph may miss it, see
+   :func:`presumed_prerequisites`);
+3. with a goal, the **goal objectives** (:func:`goal_objectives`): the ``objectives`` cheapest
+   unmastered goal standards, each with its frontier, i.e. the goal standard itself when its
+   prerequisites are in place, else a mastery check on each likely-known missing prerequisite
+   (``test_out``) or the teaching of the others (``learn``); without a goal, the outer fringe;
+4. **re-verification** of mastered standards on the inner fringe that have not been confirmed,
+   and **review** of mastered standards whose spaced-review interval has passed.
 
-An item is only offered when every standard it practises is mastered or ready (prerequisites
-mastered), except remediation and pinned work. Each item gets component scores in [0, 1]; the
+A prerequisite is *in place* (:func:`in_place`) when it is mastered (and confirmed), or when the
+learner has not worked on it yet and the model believes it known with P >= ``ready_threshold``.
+An item is only offered when every standard it practises is in place or ready, except
+remediation and pinned work; a mastery check is only offered when it can confirm mastery (or
+for a test-out, re-check or re-verification). Each item gets component scores in [0, 1]; the
 total is the weighted sum, so each weight moves only its own component.
 """
 
@@ -26,7 +35,7 @@ import numpy as np
 from configs import PlannerConfig
 from engine.catalog import Item, Modality
 from engine.planner.index import PlannerIndex
-from engine.planner.progress import Progress
+from engine.planner.progress import RECENT, Progress
 
 __all__ = [
     "Candidate",
@@ -175,6 +184,8 @@ def presumed_prerequisites(ctx: PlanContext, placed: frozenset[str]) -> dict[str
     in place is presumed needed first. Stateless: it holds while the failures in a row stand and
     the presumed standard is not in place, so it lifts on the first success."""
     presumed: dict[str, str] = {}
+    if not ctx.config.presume_missing:
+        return presumed
     mastered = ctx.progress.mastered
     for unit, prog in ctx.progress.units.items():
         if (prog.mastered or prog.failures_in_a_row < ctx.config.struggle_failures or unit not in ctx.index.prereqs
@@ -284,7 +295,8 @@ def goal_objectives(ctx: PlanContext, placed: frozenset[str], goal_set: set[str]
     prerequisites are in place; otherwise, for each missing prerequisite, a mastery check when it
     is likely known and ready (test-out) or, recursively, its own frontier. Prerequisites shared
     by several goal standards are verified once and serve them all; the estimate counts a check
-    as one activity and a standard to learn as ``activities_per_standard`` times P(not known)."""
+    as one activity and a standard to learn as ``activities_per_standard`` times P(not known).
+    Goal standards the learner is stuck on (:func:`is_parked`) come after all the others."""
     cfg, index = ctx.config, ctx.index
     mastered = ctx.progress.mastered
     per = cfg.activities_per_standard
@@ -311,14 +323,28 @@ def goal_objectives(ctx: PlanContext, placed: frozenset[str], goal_set: set[str]
         return memo[unit]
 
     goals = goal_set if goal_set is not None else set(goal_units(ctx))
-    found = []
+    found, parked = [], []
     for unit in goal_units(ctx):
         if unit in goals and unit not in mastered:
             cost, work = frontier(unit)
             if work:
-                found.append((cost, index.order[unit], unit, work))
+                (parked if is_parked(ctx, unit) else found).append((cost, index.order[unit], unit, work))
     found.sort()
-    return [(unit, cost, work) for cost, _, unit, work in found]
+    parked.sort()
+    return [(unit, cost, work) for cost, _, unit, work in found + parked]
+
+
+def is_parked(ctx: PlanContext, unit: str) -> bool:
+    """The learner is stuck on ``unit``: of their last attempts on it (``RECENT``, all of them
+    made), at least ``park_after`` failed, the last one too, and they worked on it within the
+    last ``park_for`` activities. Other goal standards then go first for a while: the learner
+    may be missing a prerequisite the graph does not list, and (as in ZPDES) work moves to where
+    progress is. A lucky guess now and then does not hide being stuck."""
+    cfg, prog = ctx.config, ctx.progress.get(unit)
+    recent = prog.recent
+    return (cfg.park_after > 0 and len(recent) >= RECENT and recent[-1] < 0.5
+            and sum(1 for r in recent if r < 0.5) >= cfg.park_after
+            and ctx.progress.activities - prog.last_activity < cfg.park_for)
 
 
 def _targets(ctx: PlanContext, route: list[str], mastered: frozenset[str], placed: frozenset[str],
@@ -431,7 +457,8 @@ def _learning_progress(ctx: PlanContext, unit: str) -> float:
     if len(recent) < 4:
         return 0.5
     half = len(recent) // 2
-    return abs(float(np.mean(recent[half:])) - float(np.mean(recent[:half])))
+    newer, older = recent[half:], recent[:half]
+    return abs(sum(newer) / len(newer) - sum(older) / len(older))
 
 
 def _item_allowed(ctx: PlanContext, item: Item, target: _Target, placed: frozenset[str],

@@ -1,8 +1,9 @@
-"""The ``zpd`` planner as a simulator policy: placement, then the planner's next activity each step.
+"""The ``zpd`` planner as a simulator policy: a belief about the learner's starting state (and an
+optional entry diagnostic), then the planner's next activity each step.
 
 The learner-state model is given by the caller (a factory taking the planner-visible graph), so
 the engine stays free of model code; the simulation compares it with the baselines on the same
-learners.
+learners. The policy never reads the simulator's truth: only the outcome of each step.
 """
 
 from __future__ import annotations
@@ -75,18 +76,23 @@ class ZPDPolicy:
     with ``max_questions > 0``, an entry diagnostic on ``diagnostic_focus`` (default: the goal's
     prerequisites outside the goal) whose questions count as diagnostic activities; without it,
     a grade hint gives :data:`KNOWN_GRADE_PRIOR`, and without a hint the model's flat prior is kept.
+    ``prior="grade"`` replaces the belief by independent per-grade priors (:func:`grade_priors`),
+    which ignore prerequisites and domains (kept for comparison).
     """
 
     name = "zpd"
 
     def __init__(self, model_factory: Callable[[StandardsGraph], Any], config: PlannerConfig,
                  placement: PlacementConfig | None = None, grade_hint: float | None = None,
-                 diagnostic_focus: str = "prerequisites"):
+                 diagnostic_focus: str = "prerequisites", prior: str = "belief"):
+        if prior not in ("belief", "grade"):
+            raise ValueError(f"prior must be 'belief' or 'grade', got {prior!r}")
         self.model_factory = model_factory
         self.config = config
         self.placement_config = placement
         self.grade_hint = grade_hint
         self.diagnostic_focus = diagnostic_focus
+        self.prior = prior
         self._cache: dict[tuple[int, int], tuple[PlannerIndex, Any]] = {}
 
     def start(self, graph: StandardsGraph, catalog: Catalog, goal: Sequence[str], rng: np.random.Generator) -> None:
@@ -102,7 +108,7 @@ class ZPDPolicy:
         self.last_choice_diagnostic = False
         self.state = self.model.init_state()
         belief_config = self.placement_config
-        if belief_config is None and self.grade_hint is not None:
+        if belief_config is None and self.grade_hint is not None and self.prior == "belief":
             belief_config = KNOWN_GRADE_PRIOR
         self.belief: Placement | None = None
         self.diagnosing = False
@@ -138,8 +144,11 @@ class ZPDPolicy:
     def _refresh_priors(self) -> None:
         """The belief's marginals become the priors of every standard the model has no evidence on."""
         marginals = self.belief.marginals()
-        priors = {u: float(m) for u, m in zip(self.belief.units, marginals) if self._untouched(u)}
-        self.state = self.model.state_with_priors(priors, self.state)
+        index, p, n = self.model.standard_index, self.state["p"], self.state["n"]
+        priors = {u: float(m) for u, m in zip(self.belief.units, marginals)
+                  if u in index and n[index[u]] == 0 and abs(p[index[u]] - m) > 1e-6}
+        if priors:
+            self.state = self.model.state_with_priors(priors, self.state)
 
     def _finish_placement(self) -> None:
         """Hand over: standards answered correctly that the diagnostic is confident about count

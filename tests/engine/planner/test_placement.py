@@ -63,3 +63,32 @@ def test_bundled_graph_placement_is_short_and_accurate(bundled_graph) -> None:
     assert placement_accuracy(result, truth, units) >= 0.85
     assert result.grade_band in {"2", "3", "4"}
     assert grade_band(bundled_graph, truth, units) == "3"
+
+
+def test_min_gain_stops_when_no_question_is_worth_asking() -> None:
+    index = ladder()
+    eager = Placement(index, PlacementConfig(max_questions=8, min_questions=0), seed=2)
+    picky = Placement(index, PlacementConfig(max_questions=8, min_questions=0, min_gain=0.2), seed=2)
+    truth = {"S0", "S1", "S2", "S3"}
+    asked_eager = run_placement(eager, lambda u: u in truth).questions
+    asked_picky = run_placement(picky, lambda u: u in truth).questions
+    assert asked_picky < asked_eager and picky.finished
+
+
+def test_the_prior_cloud_is_drawn_once_and_shared() -> None:
+    index = ladder()
+    a, b = Placement(index, seed=4), Placement(index, seed=4)
+    assert a._known is b._known  # read-only and shared; answers only move the weights
+    a.answer("S3", True)
+    assert not np.allclose(a.marginals(), b.marginals())
+    assert Placement(index, seed=5)._known is not a._known
+
+
+def test_questions_prefer_items_on_the_standard_alone() -> None:
+    codes = ["S0", "S1"]
+    graph = StandardsGraph([Standard(c, grade=str(i), grade_num=i) for i, c in enumerate(codes)], [("S0", "S1")])
+    items = [Item("both", "both", ("S0", "S1"), Modality.ASSESSMENT, 5, mastery_check=True),
+             Item("S1-q", "S1", ("S1",), Modality.ONLINE_PRACTICE, 10)]
+    placement = Placement(PlannerIndex.build(graph, Catalog(items)))
+    assert placement.item_for("S1").id == "S1-q"  # not the shorter two-standard check
+    assert placement.item_for("S0").id == "both"  # the only item there is

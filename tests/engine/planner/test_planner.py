@@ -39,13 +39,25 @@ def test_mixed_item_waits_for_all_its_standards(learner) -> None:
     assert "AB-mixed" not in {c.item.id for c in ranked}
 
 
-def test_strict_gating_needs_a_streak_and_a_check(learner) -> None:
+def test_strict_gating_needs_a_streak_and_a_check(index) -> None:
+    learner = Learner(index, PlannerConfig(exploration=0.0, streak_required=3, confirm_streak=3))
     learner.attempt("A-p1", True)
     learner.attempt("A-p2", True)
     assert not learner.progress.get("A").mastered  # two in a row is not enough
     learner.attempt("A-read", True)
     assert not learner.progress.get("A").mastered  # three in a row but no mastery check
     assert learner.attempt("A-check", True) == ["mastered A"]
+
+
+def test_default_gate_needs_a_high_p_two_in_a_row_and_a_check(learner) -> None:
+    assert learner.config.streak_required == 2 and learner.config.require_check
+    learner.state = learner.model.state_with_priors({"D": 0.2})
+    learner.attempt("D-p1", True)
+    assert learner.attempt("D-check", True) == []  # 2 in a row with a check, but P(mastered) < 0.95
+    assert learner.model.mastery(learner.state)["D"] < learner.config.mastery_threshold
+    learner.state = learner.model.state_with_priors({"A": 0.6})
+    learner.attempt("A-p1", True)
+    assert learner.attempt("A-check", True) == ["mastered A"]  # the same evidence on a likelier prior
 
 
 def test_gating_without_required_check(index) -> None:
