@@ -7,11 +7,10 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
-import time
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -23,7 +22,7 @@ from engine.case import CaseOptions
 from engine.planner.index import PlannerIndex
 from engine.sources import load_catalog_source, load_graph
 from serving.auth import KeyCache
-from serving.metrics import Metrics
+from serving.metrics import Metrics, MetricsMiddleware
 from serving.model_provider import ModelHolder, ModelLoadError, current_version
 from serving.routes import catalog, classes, events, health, learners, model
 from serving.service import ApiError, Engine, LearnerService
@@ -108,6 +107,15 @@ def _single_threaded_math() -> None:
         sys.modules["torch"].set_num_threads(1)
 
 
+def _warm_up(engine: Engine) -> None:
+    """Build the per-process caches (candidate encodings, per-standard mastery items) before the
+    first request instead of during it."""
+    loaded = engine.models.current
+    state = loaded.model.init_state()
+    loaded.predict_all(state)
+    loaded.model.mastery(state)
+
+
 def create_app(config: ZPDConfig | None = None, *, store: LearnerStore | None = None,
                engine: Engine | None = None) -> FastAPI:
     config = config or load_config()
@@ -121,6 +129,11 @@ def create_app(config: ZPDConfig | None = None, *, store: LearnerStore | None = 
         app.state.engine = engine or build_engine(config)
         app.state.service = LearnerService(app.state.engine, app.state.store)
         app.state.keys = KeyCache(app.state.store, config.serving.key_cache_s)
+        _warm_up(app.state.engine)
+        # Graph, catalog and model are long-lived: keep them out of the collector's full passes,
+        # which otherwise stall a request for tens of milliseconds now and then.
+        gc.collect()
+        gc.freeze()
         stop = threading.Event()
         poller = None
         if config.serving.model_poll_s > 0:
@@ -139,14 +152,7 @@ def create_app(config: ZPDConfig | None = None, *, store: LearnerStore | None = 
     app.state.metrics = Metrics()
     _install_handlers(app)
 
-    @app.middleware("http")
-    async def observe(request: Request, call_next: Any):
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        app.state.metrics.observe(request.method, path, response.status_code, time.perf_counter() - started)
-        return response
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
 
     for module in (events, learners, classes, catalog, model, health):
         app.include_router(module.router)

@@ -52,8 +52,19 @@ def parse_key(key: str) -> tuple[str, str] | None:
     return parts[1], parts[2]
 
 
+_MISS = object()
+
+
+def _principal(record: ApiKeyRecord | None, secret: str) -> Principal | None:
+    if record is None or record.revoked or not hmac.compare_digest(record.secret_hash, _hash(secret)):
+        return None
+    return Principal(record.key_id, record.tenant, frozenset(record.scopes))
+
+
 class KeyCache:
     """Looks keys up in the store, caching records for ``ttl_s`` seconds (revocation takes at most that long)."""
+
+    MISS = _MISS
 
     def __init__(self, store: LearnerStore, ttl_s: float = 2.0):
         self.store, self.ttl_s = store, ttl_s
@@ -61,24 +72,27 @@ class KeyCache:
         self._lock = threading.Lock()
 
     def verify(self, key: str) -> Principal | None:
+        """The key's principal, or None if it is malformed, unknown, revoked or wrong (may read the store)."""
+        found = self.verify_cached(key)
+        if found is not _MISS:
+            return found
+        key_id, secret = parse_key(key)  # well-formed: verify_cached checked
+        record = self.store.get_key(key_id)
+        with self._lock:
+            self._cache[key_id] = (time.monotonic(), record)
+        return _principal(record, secret)
+
+    def verify_cached(self, key: str) -> "Principal | None | object":
+        """Like :meth:`verify` from the cache alone (never blocks); ``MISS`` if the store must be read."""
         parsed = parse_key(key)
         if parsed is None:
             return None
         key_id, secret = parsed
-        now = time.monotonic()
         with self._lock:
             hit = self._cache.get(key_id)
-        if hit is None or now - hit[0] > self.ttl_s:
-            record = self.store.get_key(key_id)
-            with self._lock:
-                self._cache[key_id] = (now, record)
-        else:
-            record = hit[1]
-        if record is None or record.revoked:
-            return None
-        if not hmac.compare_digest(record.secret_hash, _hash(secret)):
-            return None
-        return Principal(record.key_id, record.tenant, frozenset(record.scopes))
+        if hit is None or time.monotonic() - hit[0] > self.ttl_s:
+            return _MISS
+        return _principal(hit[1], secret)
 
     def forget(self, key_id: str) -> None:
         with self._lock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from serving.auth import Principal
 from serving.service import ApiError, LearnerService
@@ -12,19 +13,26 @@ from serving.service import ApiError, LearnerService
 __all__ = ["AdminDep", "IngestDep", "ReadDep", "ServiceDep", "TeacherDep", "require"]
 
 
-def get_service(request: Request) -> LearnerService:
+# The dependencies are ``async``: they run on the event loop instead of taking a thread-pool round
+# trip each; the only blocking step (reading a key the cache does not hold) goes to the pool.
+
+
+async def get_service(request: Request) -> LearnerService:
     return request.app.state.service
 
 
 ServiceDep = Annotated[LearnerService, Depends(get_service)]
 
 
-def _principal(request: Request) -> Principal:
+async def _principal(request: Request) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise ApiError(401, "unauthorized", "send an API key as 'Authorization: Bearer KEY'", "Authorization")
-    principal = request.app.state.keys.verify(token.strip())
+    keys = request.app.state.keys
+    principal = keys.verify_cached(token.strip())
+    if principal is keys.MISS:
+        principal = await run_in_threadpool(keys.verify, token.strip())
     if principal is None:
         raise ApiError(401, "unauthorized", "the API key is unknown or revoked", "Authorization")
     return principal
@@ -33,8 +41,8 @@ def _principal(request: Request) -> Principal:
 def require(scope: str):
     """A dependency that returns the principal if its key has ``scope`` (admin has every scope)."""
 
-    def check(request: Request) -> Principal:
-        principal = _principal(request)
+    async def check(request: Request) -> Principal:
+        principal = await _principal(request)
         if scope not in principal.scopes and "admin" not in principal.scopes:
             raise ApiError(403, "forbidden", f"this key lacks the {scope!r} scope", "Authorization")
         return principal

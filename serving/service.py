@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -19,7 +20,7 @@ import numpy as np
 from configs import ZPDConfig
 from engine.catalog import Catalog, Item, Modality
 from engine.graph import StandardsGraph, UnknownStandardError, grade_number
-from engine.placement import Placement, PlacementConfig
+from engine.placement import PlacementConfig
 from engine.planner.index import PlannerIndex
 from engine.planner.planner import Goal, Overrides, PlanContext
 from engine.planner.progress import Attempt, Progress, mark_mastered, record_attempt
@@ -87,9 +88,30 @@ class LearnerView:
                          frozenset(o.get("exclude_items", ())), bool(o.get("lock_goal", False)))
 
 
+class LearnerLocks:
+    """Striped in-process locks: a worker's concurrent requests on the same learner take turns
+    instead of racing each other into version conflicts and refolding (N overlapping batches would
+    cost O(N^2) folds). Writers in other processes are still caught by the store's version check."""
+
+    def __init__(self, stripes: int = 4096):
+        self._locks = [threading.RLock() for _ in range(stripes)]
+
+    @contextmanager
+    def hold(self, tenant: str, learners: Iterable[str]) -> Iterator[None]:
+        stripes = sorted({hash((tenant, learner)) % len(self._locks) for learner in learners})
+        for i in stripes:  # one global order: no deadlock
+            self._locks[i].acquire()
+        try:
+            yield
+        finally:
+            for i in reversed(stripes):
+                self._locks[i].release()
+
+
 class LearnerService:
     def __init__(self, engine: Engine, store: LearnerStore, clock: Callable[[], float] = time.time):
         self.engine, self.store, self.clock = engine, store, clock
+        self.locks = LearnerLocks()
 
     # ------------------------------------------------------------------ state
     def _view(self, record: LearnerRecord) -> LearnerView:
@@ -152,6 +174,10 @@ class LearnerService:
 
     def mutate(self, tenant: str, learner_id: str, change: Callable[[LearnerView], Any], create: bool = False) -> Any:
         """Apply ``change`` to a fresh view and commit, retrying on concurrent writes."""
+        with self.locks.hold(tenant, [learner_id]):
+            return self._mutate(tenant, learner_id, change, create)
+
+    def _mutate(self, tenant: str, learner_id: str, change: Callable[[LearnerView], Any], create: bool) -> Any:
         for _ in range(MAX_RETRIES):
             view = self.load(tenant, learner_id, create)
             result = change(view)
@@ -165,14 +191,15 @@ class LearnerService:
     def mutate_with_event(self, tenant: str, learner_id: str,
                           change: Callable[[LearnerView], tuple[Any, StoredEvent]]) -> Any:
         """Like :meth:`mutate` for a change that also appends one event to the log."""
-        for _ in range(MAX_RETRIES):
-            view = self.load(tenant, learner_id)
-            result, event = change(view)
-            try:
-                self._commit(view, [event])
-                return result
-            except VersionConflict:
-                continue
+        with self.locks.hold(tenant, [learner_id]):
+            for _ in range(MAX_RETRIES):
+                view = self.load(tenant, learner_id)
+                result, event = change(view)
+                try:
+                    self._commit(view, [event])
+                    return result
+                except VersionConflict:
+                    continue
         raise ApiError(409, "busy", f"learner {learner_id!r} is being updated concurrently; retry")
 
     # ------------------------------------------------------------------ events
@@ -189,6 +216,11 @@ class LearnerService:
         by_learner: dict[str, list[IncomingEvent]] = {}
         for event in events:
             by_learner.setdefault(event.learner_id, []).append(event)
+        with self.locks.hold(tenant, by_learner):
+            accepted, duplicates = self._ingest(tenant, by_learner, now)
+        return {"accepted": accepted, "duplicates": duplicates, "learners": len(by_learner)}
+
+    def _ingest(self, tenant: str, by_learner: dict[str, list[IncomingEvent]], now: float) -> tuple[int, int]:
         # Every learner is checked for conflicting repeats before anything is written.
         pending, duplicates = self._fresh_events(tenant, by_learner)
         accepted = 0
@@ -215,7 +247,7 @@ class LearnerService:
             busy = ", ".join(repr(learner) for learner in sorted(pending)[:5])
             raise ApiError(409, "busy", f"learner(s) {busy} are being updated concurrently; the events of the other "
                            f"learners in this batch were accepted; send the batch again", "learner_id")
-        return {"accepted": accepted, "duplicates": sum(duplicates.values()), "learners": len(by_learner)}
+        return accepted, sum(duplicates.values())
 
     def _fresh_events(self, tenant: str, by_learner: dict[str, list[IncomingEvent]]
                       ) -> tuple[dict[str, list[tuple[IncomingEvent, str]]], dict[str, int]]:

@@ -14,7 +14,7 @@ The record is plain data (``to_json`` / ``from_json``) so a store can keep it ne
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 
 from configs import PlannerConfig
@@ -61,11 +61,17 @@ class StandardProgress:
     def mastered(self) -> bool:
         return self.mastered_at is not None
 
-    def to_json(self) -> dict:
-        """Plain data (what ``asdict`` gives, without its deep copies: this runs on every event)."""
-        data = {name: getattr(self, name) for name in _PROGRESS_FIELDS}
-        data["recent"] = list(self.recent)
-        return data
+    def to_row(self) -> list:
+        """The fields in declaration order (``recent`` as a list): the stored form."""
+        row = [getattr(self, name) for name in _PROGRESS_FIELDS]
+        row[_RECENT] = list(self.recent)
+        return row
+
+    @classmethod
+    def from_row(cls, row: Sequence) -> "StandardProgress":
+        values = list(row)
+        values[_RECENT] = tuple(values[_RECENT])
+        return cls(*values)
 
 
 @dataclass
@@ -84,17 +90,33 @@ class Progress:
         return frozenset(u for u, p in self.units.items() if p.mastered)
 
     def to_json(self) -> dict:
-        return {"units": {u: p.to_json() for u, p in self.units.items()},
+        """Plain data for a store: one row per unit (the fields named once), since it is written
+        with every event and read with every request."""
+        return {"fields": list(_PROGRESS_FIELDS), "units": {u: p.to_row() for u, p in self.units.items()},
                 "recent_items": list(self.recent_items), "activities": self.activities}
 
     @classmethod
     def from_json(cls, data: Mapping) -> "Progress":
-        units = {u: StandardProgress(**{**p, "recent": tuple(p.get("recent", ()))}) for u, p in data.get("units", {}).items()}
+        """Reads what :meth:`to_json` wrote, also with another field list (fields added later take
+        their defaults) or one object per unit (the earlier form)."""
+        raw = data.get("units", {})
+        fields_ = tuple(data.get("fields", ()))
+        if fields_ == _PROGRESS_FIELDS:
+            units = {u: StandardProgress.from_row(row) for u, row in raw.items()}
+        else:
+            known = set(_PROGRESS_FIELDS)
+            units = {}
+            for u, row in raw.items():
+                values = dict(zip(fields_, row)) if isinstance(row, (list, tuple)) else dict(row)
+                values = {k: v for k, v in values.items() if k in known}
+                values["recent"] = tuple(values.get("recent", ()))
+                units[u] = StandardProgress(**values)
         return cls(units, list(data.get("recent_items", [])), int(data.get("activities", 0)))
 
 
 _EMPTY = StandardProgress()
 _PROGRESS_FIELDS = tuple(f.name for f in fields(StandardProgress))
+_RECENT = _PROGRESS_FIELDS.index("recent")
 
 
 def mark_mastered(progress: Progress, units: Iterable[str], time: float, by: str = "placement") -> None:

@@ -24,6 +24,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+import orjson
+
 __all__ = [
     "ApiKeyRecord",
     "Commit",
@@ -34,6 +36,7 @@ __all__ = [
     "StoredEvent",
     "VersionConflict",
     "open_store",
+    "parse_meta",
 ]
 
 
@@ -93,7 +96,12 @@ class LearnerRecord:
     updated: float = 0.0
 
     def meta_json(self) -> str:
-        return json.dumps(self.meta, separators=(",", ":"), sort_keys=True)
+        return orjson.dumps(self.meta, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def parse_meta(text: str | bytes) -> dict[str, Any]:
+    """The record's meta as stored by :meth:`LearnerRecord.meta_json` (read on every request)."""
+    return orjson.loads(text)
 
 
 @dataclass

@@ -14,7 +14,6 @@ rebuilds it from the Streams.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
 
@@ -29,6 +28,7 @@ from serving.stores.base import (
     StoreError,
     StoreUnavailable,
     VersionConflict,
+    parse_meta,
 )
 
 __all__ = ["RedisStore"]
@@ -61,7 +61,7 @@ def _tag(tenant: str, learner_id: str) -> str:
 def _record(tenant: str, learner_id: str, data: dict[bytes, bytes]) -> LearnerRecord:
     return LearnerRecord(
         tenant, learner_id, int(data[b"version"]), data[b"model_version"].decode(), bytes(data[b"state"]),
-        json.loads(data[b"meta"]), int(data[b"event_count"]), float(data[b"created"]), float(data[b"updated"]))
+        parse_meta(data[b"meta"]), int(data[b"event_count"]), float(data[b"created"]), float(data[b"updated"]))
 
 
 class RedisStore(LearnerStore):

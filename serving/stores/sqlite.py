@@ -7,7 +7,6 @@ thread gets its own connection.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
@@ -23,6 +22,7 @@ from serving.stores.base import (
     StoreError,
     StoreUnavailable,
     VersionConflict,
+    parse_meta,
 )
 
 __all__ = ["SQLiteStore"]
@@ -94,7 +94,7 @@ class SQLiteStore(LearnerStore):
             "WHERE tenant=? AND learner_id=?", (tenant, learner_id)).fetchone())
         if row is None:
             return None
-        return LearnerRecord(tenant, learner_id, row[0], row[1], bytes(row[2]), json.loads(row[3]), row[4], row[5], row[6])
+        return LearnerRecord(tenant, learner_id, row[0], row[1], bytes(row[2]), parse_meta(row[3]), row[4], row[5], row[6])
 
     def get_many(self, tenant: str, learner_ids: Sequence[str]) -> dict[str, LearnerRecord]:
         ids = list(dict.fromkeys(learner_ids))
@@ -105,7 +105,7 @@ class SQLiteStore(LearnerStore):
                 "SELECT learner_id, version, model_version, state, meta, event_count, created, updated FROM learners "
                 f"WHERE tenant=? AND learner_id IN ({','.join('?' * len(chunk))})", (tenant, *chunk)).fetchall())
             for r in rows:
-                found[r[0]] = LearnerRecord(tenant, r[0], r[1], r[2], bytes(r[3]), json.loads(r[4]), r[5], r[6], r[7])
+                found[r[0]] = LearnerRecord(tenant, r[0], r[1], r[2], bytes(r[3]), parse_meta(r[4]), r[5], r[6], r[7])
         return found
 
     def event_hashes_many(self, tenant: str, event_ids: Mapping[str, Sequence[str]]) -> dict[str, dict[str, str]]:

@@ -52,15 +52,19 @@ def test_conflicting_repeat_is_409_and_the_batch_is_refused_whole(any_api) -> No
 
 
 def test_concurrent_overlapping_batches_count_every_event_once(any_api) -> None:
-    """Group commits from several threads on the same learners: conflicts are retried per
-    learner, every event lands exactly once, repeats are duplicates, and state == replay."""
+    """Group commits from several threads and two workers on the same learners: conflicts are
+    retried per learner, every event lands exactly once, repeats are duplicates, state == replay."""
     from concurrent.futures import ThreadPoolExecutor
 
     import numpy as np
 
     from models.base import state_from_bytes
 
+    from serving.service import LearnerService
+
     service = any_api.client.app.state.service
+    # two services on one store stand for two worker processes: their commits race for real
+    workers = [service, LearnerService(service.engine, service.store)]
     learners = [f"s{k}" for k in range(8)]
     items = [ITEM, ITEM2, "gen-K.CC.B.4.a-check"]
     results: list[dict] = []
@@ -71,7 +75,7 @@ def test_concurrent_overlapping_batches_count_every_event_once(any_api) -> None:
             batch = [{"id": f"t{t}-b{b}-{j}", "learner_id": learners[(b + j) % 8], "item_id": items[j % 3],
                       "correct": bool(rng.random() < 0.6), "timestamp": 1_800_000_000 + b * 60 + j} for j in range(12)]
             batch += [{"id": "shared-1", "learner_id": "s0", "item_id": ITEM, "correct": True, "timestamp": 1_800_000_000}]
-            results.append(service.ingest("tenant-a", batch))
+            results.append(workers[t % 2].ingest("tenant-a", batch))
 
     with ThreadPoolExecutor(4) as pool:
         for done in [pool.submit(sender, t) for t in range(4)]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import numpy as np
 import pytest
 
@@ -200,8 +203,23 @@ def test_alternatives_are_other_items_on_the_same_standard(learner) -> None:
 
 def test_progress_round_trips_through_json(learner) -> None:
     master(learner, "A")
-    again = Progress.from_json(learner.progress.to_json())
+    stored = json.loads(json.dumps(learner.progress.to_json()))
+    again = Progress.from_json(stored)
     assert again.units == learner.progress.units and again.recent_items == learner.progress.recent_items
+    assert again.activities == learner.progress.activities
+
+
+def test_progress_reads_earlier_stored_forms(learner) -> None:
+    master(learner, "A")
+    units = learner.progress.units
+    # one object per unit (the earlier form), and rows under another field list (a field added later)
+    objects = {"units": {u: {**dataclasses.asdict(p), "recent": list(p.recent)} for u, p in units.items()},
+               "recent_items": ["x"], "activities": 3}
+    fields = [f for f in learner.progress.to_json()["fields"] if f != "reopened"] + ["retired_field"]
+    rows = {"fields": fields, "units": {u: [getattr(p, f, 7) for f in fields] for u, p in units.items()}}
+    assert Progress.from_json(objects).units == units
+    again = Progress.from_json(rows)
+    assert all(again.units[u] == dataclasses.replace(p, reopened=0) for u, p in units.items())
 
 
 def test_exploration_is_seeded(index) -> None:
