@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 __all__ = [
     "CatalogConfig",
@@ -122,6 +122,9 @@ class ServingConfig(_Section):
     model_poll_s: float = 0.0
     max_batch_events: int = 1000
     key_cache_s: float = 2.0
+    # threads per worker running request handlers (CPU-bound under the GIL: more threads than
+    # this only add switching; a worker waits on the store in at most this many at once)
+    request_threads: int = Field(4, ge=1, le=256)
     # where `zpd serve` keeps its default SQLite file and the demo key
     data_dir: str = "var"
 

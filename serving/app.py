@@ -12,6 +12,7 @@ import logging
 import threading
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -123,6 +124,7 @@ def create_app(config: ZPDConfig | None = None, *, store: LearnerStore | None = 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         _single_threaded_math()
+        anyio.to_thread.current_default_thread_limiter().total_tokens = config.serving.request_threads
         own_store = store is None
         app.state.config = config
         app.state.store = store or open_store(config.store.url)
