@@ -348,8 +348,17 @@ def is_parked(ctx: PlanContext, unit: str) -> bool:
 
 
 def _targets(ctx: PlanContext, route: list[str], mastered: frozenset[str], placed: frozenset[str],
-             goal_set: set[str], presumed: Mapping[str, str]) -> tuple[list[_Target], list[TeacherFlag]]:
+             goal_set: set[str], presumed: Mapping[str, str], ready: dict[str, bool] | None = None
+             ) -> tuple[list[_Target], list[TeacherFlag]]:
     cfg, index = ctx.config, ctx.index
+    ready = {} if ready is None else ready
+
+    def is_ready(unit: str) -> bool:
+        ok = ready.get(unit)
+        if ok is None:
+            ok = ready[unit] = _is_ready(ctx, unit, placed, presumed)
+        return ok
+
     targets: list[_Target] = []
     flags: list[TeacherFlag] = []
     seen: set[str] = set()
@@ -398,12 +407,12 @@ def _targets(ctx: PlanContext, route: list[str], mastered: frozenset[str], place
                 add(_learn_or_test_out(ctx, unit, reasons, rank))
     elif not ctx.overrides.goal_locked:
         for unit in index.order:
-            if unit not in placed and _is_ready(ctx, unit, placed, presumed):
+            if unit not in placed and is_ready(unit):
                 add(_learn_or_test_out(ctx, unit, _ready_reasons(ctx, unit, mastered), None))
     if ctx.goal is not None and not any(t.kind in ("learn", "test_out") for t in targets) \
             and not ctx.overrides.goal_locked:  # the goal is done (or blocked): the outer fringe
         for unit in index.order:
-            if unit not in placed and _is_ready(ctx, unit, placed, presumed):
+            if unit not in placed and is_ready(unit):
                 add(_learn_or_test_out(ctx, unit, _ready_reasons(ctx, unit, mastered), None))
 
     # Re-verification: mastered units on the inner fringe that no check has confirmed yet.
@@ -462,7 +471,7 @@ def _learning_progress(ctx: PlanContext, unit: str) -> float:
 
 
 def _item_allowed(ctx: PlanContext, item: Item, target: _Target, placed: frozenset[str],
-                  presumed: Mapping[str, str] | None = None) -> bool:
+                  presumed: Mapping[str, str] | None = None, ready: dict[str, bool] | None = None) -> bool:
     if item.id in ctx.overrides.excluded_items:
         return False
     if ctx.modalities is not None and item.modality not in ctx.modalities:
@@ -472,8 +481,19 @@ def _item_allowed(ctx: PlanContext, item: Item, target: _Target, placed: frozens
     if target.kind in ("pinned", "remediation"):
         return True
     # Every unit the item practises must be mastered or ready: never practise past a gap.
-    index = ctx.index
-    return all(u in placed or _is_ready(ctx, u, placed, presumed) for u in index.item_units[item.id])
+    for u in ctx.index.item_units[item.id]:
+        if u in placed:
+            continue
+        if ready is None:
+            if not _is_ready(ctx, u, placed, presumed):
+                return False
+            continue
+        ok = ready.get(u)
+        if ok is None:
+            ok = ready[u] = _is_ready(ctx, u, placed, presumed)
+        if not ok:
+            return False
+    return True
 
 
 def _check_due(ctx: PlanContext, target: _Target) -> bool:
@@ -498,15 +518,18 @@ def rank_candidates(ctx: PlanContext) -> tuple[list[Candidate], list[TeacherFlag
     goal_set = set(goals)
     placed = in_place(ctx, mastered)
     presumed = presumed_prerequisites(ctx, placed)
-    targets, flags = _targets(ctx, route, mastered, placed, goal_set, presumed)
+    ready: dict[str, bool] = {}  # readiness per unit, for this call (placed and presumed are fixed)
+    targets, flags = _targets(ctx, route, mastered, placed, goal_set, presumed, ready)
     reteach = {f.standard for f in flags if f.remediation is None}  # struggling on solid prerequisites
     recent = ctx.progress.recent_items[-cfg.novelty_window:]
     pairs: list[tuple[Item, _Target]] = []
     for target in targets:
-        allowed = [item for item in index.items_for.get(target.unit, ()) if _item_allowed(ctx, item, target, placed, presumed)]
+        allowed = [item for item in index.items_for.get(target.unit, ())
+                   if _item_allowed(ctx, item, target, placed, presumed, ready)]
         if not allowed and target.kind == "test_out":  # no check to test out with: practise it
             target = replace(target, kind="learn", reasons=target.reasons[1:])
-            allowed = [item for item in index.items_for.get(target.unit, ()) if _item_allowed(ctx, item, target, placed, presumed)]
+            allowed = [item for item in index.items_for.get(target.unit, ())
+                       if _item_allowed(ctx, item, target, placed, presumed, ready)]
         if target.kind in ("learn", "remediation") and not _check_due(ctx, target):
             # a mastery check confirms mastery; it is not practice (unless nothing else is there)
             allowed = [item for item in allowed if not item.mastery_check] or allowed
@@ -528,37 +551,63 @@ def rank_candidates(ctx: PlanContext) -> tuple[list[Candidate], list[TeacherFlag
     learn_units = [t.unit for t in targets if t.kind == "learn"]
     if learn_units and ctx.rng.random() < cfg.exploration:
         explore_unit = learn_units[int(ctx.rng.integers(len(learn_units)))]
+    # Per target, the components that do not depend on the item are computed once; the score
+    # adds weight x component in the components' order (the same sum, term by term, as written).
+    weighted = tuple(weights.get(name, 0.0) for name in _COMPONENTS)
+    per_target: dict[int, tuple] = {}
+    modality_fit: dict[tuple[Modality, str], float] = {}
     candidates = []
     for (item, target), p in zip(pairs, probs):
-        unit, kind = target.unit, target.kind
-        m = ctx.mastery.get(unit, 0.0)
-        prog = ctx.progress.get(unit)
-        comps = {
-            "band_fit": _band_fit(float(p), cfg.band),
-            "gain": (1.0 - m) if kind in ("learn", "remediation", "pinned", "test_out") else 0.3,
-            "goal": _goal_fit(ctx, unit, kind, goals, goal_pos, route_set, target.objective),
-            "spacing": review_due(ctx, unit) if kind == "review" else 0.5 * _due_prereq_share(ctx, unit),
-            "time_cost": 1.0 - min(1.0, item.duration_minutes / 45.0),
-            "modality": _modality_fit(item, "remediation" if unit in reteach else kind, cfg),
-            "interest": (len(interests & set(item.tags)) / len(interests)) if interests else 0.0,
-            "novelty": 0.0 if item.id in recent else 1.0,
-            "exploration": 1.0 if unit == explore_unit else 0.5 * _learning_progress(ctx, unit),
-            "mastery_check": 1.0 if item.mastery_check and (kind in ("reverify", "recheck", "test_out")
-                                                            or _check_due(ctx, target)) else 0.0,
-            "priority": _PRIORITY[kind],
-            # keep working on what the learner just started rather than hopping between standards
-            "focus": 1.0 if (not prog.mastered and prog.attempts
-                             and ctx.progress.activities - prog.last_activity <= cfg.struggle_window) else 0.0,
-        }
-        score = sum(weights.get(name, 0.0) * value for name, value in comps.items())
-        candidates.append(Candidate(item, unit, kind, float(p), comps, score, tuple(target.reasons), cfg.band,
-                                    frozen_interests))
+        fixed = per_target.get(id(target))
+        if fixed is None:
+            unit, kind = target.unit, target.kind
+            m = ctx.mastery.get(unit, 0.0)
+            prog = ctx.progress.get(unit)
+            fixed = per_target[id(target)] = (
+                unit, kind,
+                (1.0 - m) if kind in ("learn", "remediation", "pinned", "test_out") else 0.3,
+                _goal_fit(ctx, unit, kind, goals, goal_pos, route_set, target.objective),
+                review_due(ctx, unit) if kind == "review" else 0.5 * _due_prereq_share(ctx, unit),
+                "remediation" if unit in reteach else kind,
+                1.0 if unit == explore_unit else 0.5 * _learning_progress(ctx, unit),
+                kind in ("reverify", "recheck", "test_out") or _check_due(ctx, target),
+                _PRIORITY[kind],
+                # keep working on what the learner just started rather than hopping between standards
+                1.0 if (not prog.mastered and prog.attempts
+                        and ctx.progress.activities - prog.last_activity <= cfg.struggle_window) else 0.0,
+            )
+        unit, kind, gain, goal_fit, spacing, modality_kind, exploration, check_counts, priority, focus = fixed
+        fit = modality_fit.get((item.modality, modality_kind))
+        if fit is None:
+            fit = modality_fit[(item.modality, modality_kind)] = _modality_fit(item, modality_kind, cfg)
+        values = (
+            _band_fit(float(p), cfg.band),
+            gain,
+            goal_fit,
+            spacing,
+            1.0 - min(1.0, item.duration_minutes / 45.0),
+            fit,
+            (len(interests & set(item.tags)) / len(interests)) if interests else 0.0,
+            0.0 if item.id in recent else 1.0,
+            exploration,
+            1.0 if item.mastery_check and check_counts else 0.0,
+            priority,
+            focus,
+        )
+        score = 0
+        for w, value in zip(weighted, values):
+            score += w * value
+        candidates.append(Candidate(item, unit, kind, float(p), dict(zip(_COMPONENTS, values)), score,
+                                    tuple(target.reasons), cfg.band, frozen_interests))
     # teacher overrides always win, whatever the scores
     candidates.sort(key=lambda c: (c.kind != "pinned", -c.score, index.order.get(c.standard, 0), c.item.id))
     return candidates, flags, route
 
 
 _TEACHER_LED = (Modality.SMALL_GROUP, Modality.TUTORING)
+# the score's components, in the order they are reported and summed
+_COMPONENTS = ("band_fit", "gain", "goal", "spacing", "time_cost", "modality", "interest", "novelty", "exploration",
+               "mastery_check", "priority", "focus")
 
 
 def _goal_fit(ctx: PlanContext, unit: str, kind: str, goals: Sequence[str], goal_pos: Mapping[str, int],
