@@ -10,10 +10,16 @@ acknowledged event survives a crash (Redis fsyncs the AOF before it replies). Wi
 ``appendfsync everysec`` up to one second of acknowledged events can be lost; without AOF, all
 of them since the last snapshot. Learner state is a fold over the event log, so ``zpd replay``
 rebuilds it from the Streams.
+
+Deleting a learner deletes its keys and then rewrites the AOF (``BGREWRITEAOF``), since the
+append-only file still holds the commands that wrote them; RDB snapshots and backups taken
+before the deletion are the operator's to expire.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 
@@ -32,6 +38,8 @@ from serving.stores.base import (
 )
 
 __all__ = ["RedisStore"]
+
+log = logging.getLogger("zpd.serving")
 
 COMMIT = """
 local v = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
@@ -73,6 +81,10 @@ class RedisStore(LearnerStore):
         except ValueError as exc:
             raise StoreError(f"bad Redis URL {url!r}: {exc}") from None
         self._commit = self.client.register_script(COMMIT)
+        self._lock = threading.Lock()
+        self._rewrite_wanted = threading.Event()
+        self._rewriter: threading.Thread | None = None
+        self._closed = False
 
     def _call(self, fn):
         try:
@@ -159,10 +171,46 @@ class RedisStore(LearnerStore):
         return iter(pairs)
 
     def delete_learner(self, tenant: str, learner_id: str) -> bool:
+        """Delete the learner's keys, then have Redis rewrite its append-only file: until then the
+        AOF still holds the commands that wrote them. The rewrite runs in the background (one
+        more follows if a deletion lands while one is running)."""
         tag = _tag(tenant, learner_id)
         removed = self._call(lambda: self.client.delete(tag + ":rec", tag + ":log", tag + ":ids"))
         member = self._call(lambda: self.client.srem(f"zpd:learners:{tenant}", learner_id))
+        self._rewrite_wanted.set()
+        with self._lock:
+            if self._rewriter is None or not self._rewriter.is_alive():
+                self._rewriter = threading.Thread(target=self._rewrite_aof, name="zpd-aof-rewrite", daemon=True)
+                self._rewriter.start()
         return bool(removed or member)
+
+    def _rewrite_aof(self) -> None:
+        """Start an AOF rewrite once none is running, as long as deletions ask for one. A rewrite
+        that was already running may have copied the deleted keys, so it does not count."""
+        while self._rewrite_wanted.is_set() and not self._closed:
+            try:
+                info = self.client.info("persistence")
+                if not info.get("aof_enabled"):
+                    self._rewrite_wanted.clear()  # no AOF: nothing on disk holds the history
+                    return
+                if info.get("aof_rewrite_in_progress") or info.get("aof_rewrite_scheduled"):
+                    time.sleep(0.2)
+                    continue
+                self._rewrite_wanted.clear()
+                self.client.bgrewriteaof()
+            except redis.ResponseError:  # a rewrite started meanwhile: wait for it, then ask again
+                self._rewrite_wanted.set()
+                time.sleep(0.2)
+            except redis.RedisError as exc:  # unreachable: the next deletion asks again
+                log.warning("AOF rewrite after a learner deletion failed: %s", exc)
+                return
+
+    def aof_rewrite_pending(self) -> bool:
+        """True while a deletion's AOF rewrite is wanted or running (for operators and tests)."""
+        if self._rewrite_wanted.is_set():
+            return True
+        info = self._call(lambda: self.client.info("persistence"))
+        return bool(info.get("aof_rewrite_in_progress") or info.get("aof_rewrite_scheduled"))
 
     # ------------------------------------------------------------------ keys
     def put_key(self, key: ApiKeyRecord) -> None:
@@ -198,4 +246,7 @@ class RedisStore(LearnerStore):
         self._call(self.client.ping)
 
     def close(self) -> None:
+        if self._rewriter is not None and self._rewrite_wanted.is_set():
+            self._rewriter.join(timeout=5)  # let a deletion's rewrite start before closing
+        self._closed = True
         self.client.close()

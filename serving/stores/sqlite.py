@@ -73,6 +73,8 @@ class SQLiteStore(LearnerStore):
                 conn = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None, check_same_thread=False)
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=FULL")
+                # erased rows are overwritten with zeros, not just unlinked (learner deletion)
+                conn.execute("PRAGMA secure_delete=ON")
                 conn.execute("PRAGMA foreign_keys=ON")
             except sqlite3.Error as exc:
                 raise StoreUnavailable(f"cannot open SQLite store {self.path}: {exc}") from None
@@ -194,6 +196,8 @@ class SQLiteStore(LearnerStore):
         return iter([(r[0], r[1]) for r in rows])
 
     def delete_learner(self, tenant: str, learner_id: str) -> bool:
+        """Delete the rows (their bytes zeroed by ``secure_delete``), then checkpoint the WAL into
+        the database and truncate it, so no earlier page image of the learner stays in the WAL."""
         def txn(conn: sqlite3.Connection) -> bool:
             conn.execute("BEGIN IMMEDIATE")
             a = conn.execute("DELETE FROM learners WHERE tenant=? AND learner_id=?", (tenant, learner_id)).rowcount
@@ -201,7 +205,18 @@ class SQLiteStore(LearnerStore):
             conn.execute("COMMIT")
             return bool(a or b)
 
-        return self._run(txn)
+        removed = self._run(txn)
+        self._truncate_wal()
+        return removed
+
+    def _truncate_wal(self, attempts: int = 50) -> None:
+        """``wal_checkpoint(TRUNCATE)``; a reader holding an older snapshot makes it busy, so retry
+        briefly (every later write keeps the WAL going until a checkpoint succeeds)."""
+        for _ in range(attempts):
+            busy, _, _ = self._run(lambda c: c.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
+            if not busy:
+                return
+            time.sleep(0.02)
 
     # ------------------------------------------------------------------ keys
     def put_key(self, key: ApiKeyRecord) -> None:

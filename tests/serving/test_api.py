@@ -180,6 +180,36 @@ def test_delete_leaves_no_trace(any_api) -> None:
     assert c.post("/v1/events", json=native(1), headers=h).json()["accepted"] == 1  # the id is free again
 
 
+def test_delete_leaves_no_bytes_on_disk(any_api, request) -> None:
+    """Erasure reaches the files: SQLite zeroes the rows and truncates its WAL; Redis rewrites its
+    append-only file (which still held the commands that wrote the learner's keys)."""
+    import time
+    from pathlib import Path
+
+    c, h = any_api.client, any_api.h()
+    secret = "pupil-7f3a9c"
+    other = [native(i, learner="stays") for i in range(1, 4)]
+    mine = [{**native(i, learner=secret), "id": f"evt-{secret}-{i}"} for i in range(1, 6)]
+    assert c.post("/v1/events", json=other + mine, headers=h).json()["accepted"] == 8
+    c.put(f"/v1/learners/{secret}/goal", json={"standards": ["1.OA.A.1"]}, headers=h)
+    store = any_api.store
+    if store.url.startswith("redis"):
+        folder = Path(request.getfixturevalue("redis_server").workdir)
+    else:
+        folder = Path(store.url.removeprefix("sqlite:///")).parent
+
+    def on_disk() -> bool:
+        return any(secret.encode() in f.read_bytes() for f in folder.rglob("*") if f.is_file())
+
+    assert on_disk()  # the check can see it
+    assert c.delete(f"/v1/learners/{secret}", headers=h).json()["deleted"] is True
+    deadline = time.time() + 30
+    while store.url.startswith("redis") and store.aof_rewrite_pending() and time.time() < deadline:
+        time.sleep(0.1)
+    assert not on_disk()
+    assert len(store.events("tenant-a", "stays")) == 3  # the others are untouched
+
+
 def test_next_playlist_profile_and_goal(api) -> None:
     c, h = api.client, api.h()
     c.post("/v1/learners/s1", json={"interests": ["Sports"], "grade": "4"}, headers=h)
