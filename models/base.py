@@ -25,6 +25,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from engine.observations import Event, ItemSpec
+
 __all__ = [
     "FORMAT_VERSION",
     "Event",
@@ -43,25 +45,6 @@ LearnerState = dict[str, np.ndarray]
 
 class ModelFormatError(ValueError):
     """A saved model cannot be loaded; the message names the file and what is wrong."""
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One observed attempt. ``correct`` is 0/1 or a score in [0, 1]; ``timestamp`` in epoch seconds."""
-
-    item_id: str
-    standards: tuple[str, ...]
-    correct: float
-    timestamp: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ItemSpec:
-    """What a model needs to know about a candidate item. ``difficulty`` in [0, 1] when known."""
-
-    item_id: str
-    standards: tuple[str, ...]
-    difficulty: float | None = None
 
 
 @dataclass(frozen=True)

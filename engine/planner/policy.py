@@ -9,7 +9,6 @@ learners. The policy never reads the simulator's truth: only the outcome of each
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,27 +16,13 @@ import numpy as np
 from configs import PlannerConfig
 from engine.catalog import Catalog, Item
 from engine.graph import StandardsGraph
+from engine.observations import Event, ItemSpec
 from engine.placement import Placement, PlacementConfig
 from engine.planner.index import PlannerIndex
 from engine.planner.planner import Goal, PlanContext, recommend
 from engine.planner.progress import Attempt, Progress, mark_mastered, record_attempt
 
 __all__ = ["ZPDPolicy"]
-
-
-@dataclass(frozen=True)
-class _ModelEvent:  # duck-typed models.base.Event
-    item_id: str
-    standards: tuple[str, ...]
-    correct: float
-    timestamp: float | None = None
-
-
-@dataclass(frozen=True)
-class _ModelItem:  # duck-typed models.base.ItemSpec
-    item_id: str
-    standards: tuple[str, ...]
-    difficulty: float | None = None
 
 
 def grade_priors(index: PlannerIndex, grade: float, steepness: float = 2.5) -> dict[str, float]:
@@ -133,7 +118,7 @@ class ZPDPolicy:
 
     # ------------------------------------------------------------------ model helpers
     def _predict(self, items: Sequence[Item]) -> np.ndarray:
-        specs = [_ModelItem(i.id, i.standards, i.difficulty) for i in items]
+        specs = [ItemSpec(i.id, i.standards, i.difficulty) for i in items]
         return self.model.predict_items(self.state, specs)
 
     def _untouched(self, unit: str) -> bool:
@@ -186,7 +171,7 @@ class ZPDPolicy:
         units = self.index.item_units.get(item_id, ())
         # an answer on a standard nobody has taught yet is evidence about the starting state
         first = self.belief is not None and len(units) == 1 and self._untouched(units[0])
-        self.state = self.model.update(self.state, _ModelEvent(item_id, item.standards, correct, self.minutes * 60.0))
+        self.state = self.model.update(self.state, Event(item_id, item.standards, correct, self.minutes * 60.0))
         if self.pending_question is not None:
             self.belief.answer(self.pending_question, bool(outcome.correct))
             self._refresh_priors()

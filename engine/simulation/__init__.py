@@ -19,8 +19,6 @@ from engine.simulation.baselines import (
 )
 from engine.simulation.environment import Environment, Outcome, Policy, SimulatedEnvironment, SimulationError
 from engine.simulation.evaluate import (
-    CandidateItem,
-    ObservedEvent,
     PolicyRun,
     ReferenceModel,
     bootstrap_ci,
@@ -46,11 +44,9 @@ from engine.simulation.learners import (
 __all__ = [
     "BASELINES",
     "DEFAULT_MODALITIES",
-    "CandidateItem",
     "Environment",
     "LearnerProfile",
     "ModalityParams",
-    "ObservedEvent",
     "Outcome",
     "Policy",
     "PolicyFactory",

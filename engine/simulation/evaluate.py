@@ -32,13 +32,12 @@ import numpy as np
 
 from engine.catalog import Catalog
 from engine.graph import StandardsGraph, grade_number
+from engine.observations import Event, ItemSpec
 from engine.simulation.baselines import PolicyFactory
 from engine.simulation.environment import Environment, Outcome, Policy, SimulatedEnvironment, SimulationError
 from engine.simulation.learners import SimulatorConfig, TruthIndex, draw_learners
 
 __all__ = [
-    "CandidateItem",
-    "ObservedEvent",
     "PolicyRun",
     "ReferenceModel",
     "bootstrap_ci",
@@ -121,25 +120,6 @@ def _spurious_candidates(graph: StandardsGraph) -> list[tuple[str, str]]:
 
 
 # ---------------------------------------------------------------------------- reference model
-@dataclass(frozen=True, slots=True)
-class ObservedEvent:
-    """The fields of ``models.base.Event`` a learner model reads (engine may not import models)."""
-
-    item_id: str
-    standards: tuple[str, ...]
-    correct: float
-    timestamp: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CandidateItem:
-    """The fields of ``models.base.ItemSpec``."""
-
-    item_id: str
-    standards: tuple[str, ...]
-    difficulty: float | None = None
-
-
 class ReferenceModel:
     """A learner model (duck-typed: ``init_state``, ``update``, ``predict_items``; ``encode_items``
     and ``predict`` are used when present) that scores ``band_hit`` for one learner at a time."""
@@ -152,9 +132,9 @@ class ReferenceModel:
     def reset(self) -> None:
         self.state = self.model.init_state()
 
-    def _spec(self, item_id: str) -> CandidateItem:
+    def _spec(self, item_id: str) -> ItemSpec:
         item = self.catalog[item_id]
-        return CandidateItem(item.id, item.standards, item.difficulty)
+        return ItemSpec(item.id, item.standards, item.difficulty)
 
     def predict(self, item_id: str) -> float:
         if not self._encode:
@@ -165,7 +145,7 @@ class ReferenceModel:
         return float(self.model.predict(self.state, batch)[0])
 
     def update(self, item_id: str, outcome: Outcome) -> None:
-        event = ObservedEvent(item_id, self.catalog[item_id].standards, float(outcome.correct), outcome.time * 60.0)
+        event = Event(item_id, self.catalog[item_id].standards, float(outcome.correct), outcome.time * 60.0)
         self.state = self.model.update(self.state, event)
 
 
