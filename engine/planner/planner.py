@@ -314,12 +314,12 @@ def goal_objectives(ctx: PlanContext, placed: frozenset[str], goal_set: set[str]
         if not missing:
             memo[unit] = (own if not likely(unit) else 1.0 + own, [unit])
             return memo[unit]
-        cost, work = own, []
+        cost, work = own, {}  # an ordered set
         for pre in missing:
             c, w = frontier(pre)
             cost += c
-            work.extend(u for u in w if u not in work)
-        memo[unit] = (cost, work)
+            work.update(dict.fromkeys(w))
+        memo[unit] = (cost, list(work))
         return memo[unit]
 
     goals = goal_set if goal_set is not None else set(goal_units(ctx))
