@@ -27,7 +27,7 @@ from engine.planner.progress import Attempt, Progress, mark_mastered, record_att
 from models.base import Event, ModelFormatError, state_from_bytes, state_to_bytes
 from serving.model_provider import LoadedModel, ModelHolder
 from serving.schemas import EventError, IncomingEvent, normalize_event
-from serving.stores.base import Commit, LearnerRecord, LearnerStore, StoredEvent, VersionConflict, content_hash
+from serving.stores.base import Commit, LearnerRecord, LearnerStore, StoreError, StoredEvent, VersionConflict, content_hash
 
 __all__ = ["ApiError", "Engine", "LearnerService", "LearnerView"]
 
@@ -73,6 +73,7 @@ class LearnerView:
     state: dict[str, np.ndarray]
     progress: Progress
     probs: np.ndarray | None = None
+    rebuilt: bool = False  # the state was folded from the event log (another model wrote it)
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -125,10 +126,11 @@ class LearnerService:
                 state = None  # written in an older state format: rebuilt below
         if state is None and record.version == 0:  # not stored yet: nothing to rebuild
             state = model.init_state()
-        if state is None:  # written by another model (or unreadable): rebuild from the event log
+        rebuilt = state is None
+        if rebuilt:  # written by another model (or unreadable): rebuild from the event log
             state = self.rebuild_state(model, record)
         progress = Progress.from_json(record.meta.get("progress") or {})
-        return LearnerView(record, loaded, state, progress)
+        return LearnerView(record, loaded, state, progress, rebuilt=rebuilt)
 
     def rebuild_state(self, model, record: LearnerRecord) -> dict[str, np.ndarray]:
         return self.rebuild(model, record)[0]
@@ -158,7 +160,15 @@ class LearnerService:
             if not create:
                 raise ApiError(404, "unknown_learner", f"unknown learner {learner_id!r}", "learner_id")
             record = self._new_record(tenant, learner_id)
-        return self._view(record)
+        view = self._view(record)
+        if view.rebuilt:
+            # Keep the rebuilt state: otherwise every read would fold the whole event log again
+            # until the learner's next event (after a model promotion, for every learner).
+            try:
+                self._commit(view)
+            except StoreError:  # written meanwhile (the writer stored its own state), or read-only now
+                pass
+        return view
 
     @staticmethod
     def _prepare(view: LearnerView, events: Sequence[StoredEvent] = ()) -> Commit:

@@ -322,6 +322,33 @@ def test_unreadable_state_is_rebuilt_from_the_event_log(api) -> None:
     api.store.commit(record, record.version, [])
     again = c.get("/v1/learners/s1/profile", headers=h)
     assert again.status_code == 200 and again.json()["mastery"] == good
+    # the rebuilt state was stored, so later reads do not fold the event log again
+    stored = api.store.get("tenant-a", "s1")
+    assert stored.state.startswith(b"ZPDS1") and stored.version == record.version + 1
+    c.get("/v1/learners/s1/next", headers=h)
+    assert api.store.get("tenant-a", "s1").version == stored.version
+
+
+def test_state_of_another_model_is_rebuilt_once_and_stored(api) -> None:
+    c, h = api.client, api.h()
+    c.post("/v1/events", json=[native(1), native(2, item=ITEM2)], headers=h)
+    record = api.store.get("tenant-a", "s1")
+    live = record.state
+    record.model_version = "older-model@1"  # as after a promotion
+    record.state = b"ZPDS1 whatever the older model kept"
+    api.store.commit(record, record.version, [])
+    service = api.client.app.state.service
+    reads = []
+    original = service.store.events
+    service.store.events = lambda *a: reads.append(a) or original(*a)
+    try:
+        for _ in range(3):
+            assert c.get("/v1/learners/s1/next", headers=h).status_code == 200
+    finally:
+        service.store.events = original
+    assert len(reads) == 1  # folded once, then served from the stored state
+    stored = api.store.get("tenant-a", "s1")
+    assert stored.model_version == service.engine.models.current.version and stored.state == live
 
 
 def test_the_bundled_model_trained_on_real_learners_serves(tmp_path) -> None:
