@@ -121,6 +121,8 @@ class ServingConfig(_Section):
     # seconds between checks of the model alias for a new version (0: only POST /v1/model/reload)
     model_poll_s: float = 0.0
     max_batch_events: int = 1000
+    # larger request bodies are refused (413) before they are read
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     key_cache_s: float = 2.0
     # threads per worker running request handlers (CPU-bound under the GIL: more threads than
     # this only add switching; a worker waits on the store in at most this many at once)

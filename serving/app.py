@@ -23,6 +23,7 @@ from engine.case import CaseOptions
 from engine.planner.index import PlannerIndex
 from engine.sources import load_catalog_source, load_graph
 from serving.auth import KeyCache
+from serving.limits import BodyLimitMiddleware
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.model_provider import ModelHolder, ModelLoadError, current_version
 from serving.routes import catalog, classes, events, health, learners, model
@@ -154,6 +155,7 @@ def create_app(config: ZPDConfig | None = None, *, store: LearnerStore | None = 
     app.state.metrics = Metrics()
     _install_handlers(app)
 
+    app.add_middleware(BodyLimitMiddleware, max_bytes=config.serving.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
 
     for module in (events, learners, classes, catalog, model, health):

@@ -114,6 +114,35 @@ def test_bad_events_name_the_field(api) -> None:
     assert api.store.get("tenant-a", "s1") is None  # nothing landed
 
 
+def test_oversized_bodies_are_refused_before_parsing(tmp_path, shared_engine) -> None:
+    from configs import load_config
+    from serving.stores.base import open_store
+    from tests.serving.conftest import make_api
+
+    config = load_config(env={})
+    config = config.model_copy(update={"serving": config.serving.model_copy(update={"max_body_bytes": 4096})})
+    store = open_store(f"sqlite:///{tmp_path / 'zpd.db'}")
+    api = make_api(store, shared_engine, config)
+    with api.client as c:
+        h = {**api.h(), "content-type": "application/json"}
+        big = json.dumps([native(i) for i in range(60)]).encode()  # about 7 kB, well under 1,000 events
+        r = c.post("/v1/events", content=big, headers=h)
+        assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
+        assert "4096 bytes" in r.json()["error"]["message"]
+
+        def chunks():  # no Content-Length: counted as it arrives
+            for k in range(0, len(big), 1000):
+                yield big[k:k + 1000]
+
+        r = c.post("/v1/events", content=chunks(), headers=h)
+        assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
+        assert c.post("/v1/events", json=[native(1)], headers=api.h()).status_code == 200
+        assert store.get("tenant-a", "s1").event_count == 1  # only the small batch landed
+        metrics = c.get("/metrics").text
+        assert 'route="/v1/events",status="413"' in metrics
+    store.close()
+
+
 LEARNER_ROUTES = [
     ("GET", "/v1/learners/s1/next", None),
     ("POST", "/v1/learners/s1/playlist", {"session_minutes": 30}),
