@@ -120,6 +120,8 @@ class ServingConfig(_Section):
     model_uri: str = "models:/zpd-learner@champion"
     # seconds between checks of the model alias for a new version (0: only POST /v1/model/reload)
     model_poll_s: float = 0.0
+    # seconds between checks for a model, catalog or framework another worker changed (0: never)
+    sync_s: float = Field(2.0, ge=0.0)
     max_batch_events: int = 1000
     # larger request bodies are refused (413) before they are read
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)

@@ -23,12 +23,13 @@ from engine.case import CaseOptions
 from engine.planner.index import PlannerIndex
 from engine.sources import load_catalog_source, load_graph
 from serving.auth import KeyCache
+from serving.deployment import Deployment
 from serving.limits import BodyLimitMiddleware
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.model_provider import ModelHolder, ModelLoadError, current_version
 from serving.routes import catalog, classes, events, health, learners, model
 from serving.service import ApiError, Engine, LearnerService
-from serving.stores.base import LearnerStore, StoreUnavailable, open_store
+from serving.stores.base import LearnerStore, StoreError, StoreUnavailable, open_store
 
 __all__ = ["create_app", "build_engine"]
 
@@ -81,18 +82,31 @@ def _install_handlers(app: FastAPI) -> None:
 
 
 def _poll_alias(app: FastAPI, stop: threading.Event) -> None:
-    """Check the configured alias every ``model_poll_s`` seconds and swap when it moves."""
+    """Check the configured alias every ``model_poll_s`` seconds; when it moves, load the new
+    version and publish it to the other workers."""
     cfg = app.state.config.serving
     holder = app.state.engine.models
     while not stop.wait(cfg.model_poll_s):
         try:
             version = current_version(cfg.model_uri, holder.tracking_uri)
             if version is not None and version != holder.current.version:
-                holder.reload(cfg.model_uri)
+                app.state.deployment.set_model(cfg.model_uri)
                 app.state.metrics.reload("swapped")
                 log.info("model alias moved: now serving %s", version)
-        except ModelLoadError as exc:
+        except (ModelLoadError, StoreError) as exc:
             log.warning("model poll: %s", exc)
+
+
+def _sync(app: FastAPI, stop: threading.Event) -> None:
+    """Apply the deployment settings other workers changed (model, catalog, framework)."""
+    deployment = app.state.deployment
+    while not stop.wait(app.state.config.serving.sync_s):
+        try:
+            if deployment.sync():
+                log.info("deployment settings applied: %s", deployment.applied)
+        except Exception as exc:  # a store outage or a setting this worker cannot apply: keep serving
+            deployment.last_error = f"{type(exc).__name__}: {exc}"
+            log.warning("deployment sync: %s", deployment.last_error)
 
 
 def _single_threaded_math() -> None:
@@ -132,16 +146,22 @@ def create_app(config: ZPDConfig | None = None, *, store: LearnerStore | None = 
         app.state.engine = engine or build_engine(config)
         app.state.service = LearnerService(app.state.engine, app.state.store)
         app.state.keys = KeyCache(app.state.store, config.serving.key_cache_s)
+        app.state.deployment = Deployment(app.state.engine, app.state.store)
+        try:  # come up with the model and catalog the other workers serve
+            app.state.deployment.sync()
+        except Exception as exc:
+            app.state.deployment.last_error = f"{type(exc).__name__}: {exc}"
+            log.error("deployment settings not applied at start-up: %s", app.state.deployment.last_error)
         _warm_up(app.state.engine)
         # Graph, catalog and model are long-lived: keep them out of the collector's full passes,
         # which otherwise stall a request for tens of milliseconds now and then.
         gc.collect()
         gc.freeze()
         stop = threading.Event()
-        poller = None
         if config.serving.model_poll_s > 0:
-            poller = threading.Thread(target=_poll_alias, args=(app, stop), daemon=True, name="model-poll")
-            poller.start()
+            threading.Thread(target=_poll_alias, args=(app, stop), daemon=True, name="model-poll").start()
+        if config.serving.sync_s > 0:
+            threading.Thread(target=_sync, args=(app, stop), daemon=True, name="deployment-sync").start()
         try:
             yield
         finally:

@@ -4,10 +4,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
 
-from engine.case import CaseOptions, parse_case
-from engine.catalog import Catalog, CatalogError, Modality, parse_item
-from engine.graph import GraphError
-from engine.planner.index import PlannerIndex
+from engine.catalog import CatalogError, Modality, parse_item
+from serving.deployment import DeploymentError
 from serving.deps import AdminDep, ReadDep, ServiceDep
 from serving.service import ApiError
 from serving.views import item_json
@@ -57,53 +55,31 @@ def put_items(request: Request, principal: AdminDep, service: ServiceDep, body: 
     if not isinstance(records, list) or len(records) > 5000:
         raise ApiError(413 if isinstance(records, list) else 422, "bad_items", "send up to 5000 items as a list", "body")
     engine = service.engine
-    parsed = []
-    for i, record in enumerate(records):
+    for i, record in enumerate(records):  # checked here for precise errors; stored below
         if not isinstance(record, dict):
             raise ApiError(422, "invalid_item", "expected an item object", f"items[{i}]")
         try:
-            parsed.append(parse_item(record, f"items[{i}]", engine.graph))
+            parse_item(record, f"items[{i}]", engine.graph)
         except CatalogError as exc:
             message = str(exc)
             field = message.split("field '")[1].split("'")[0] if "field '" in message else None
             raise ApiError(404 if "unknown standard" in message else 422, "invalid_item", message,
                            f"items[{i}].{field}" if field else f"items[{i}]") from None
-    with engine.lock:
-        catalog = Catalog(list(engine.catalog))
-        created = sum(1 for item in parsed if item.id not in catalog)
-        for item in parsed:
-            catalog.upsert(item)
-        engine.models.refresh_catalog(catalog)
-        engine.index = PlannerIndex.build(engine.graph, catalog)
-        engine.catalog = catalog
-    return {"created": created, "updated": len(parsed) - created, "items": len(engine.catalog)}
+    created, updated = request.app.state.deployment.upsert_items(records)  # the other workers follow
+    return {"created": created, "updated": updated, "items": len(engine.catalog)}
 
 
 @router.post("/standards/import", summary="Replace the standards framework with a CASE package (admin)")
-def import_standards(principal: AdminDep, service: ServiceDep, body: Any = Body(...)) -> dict[str, Any]:
+def import_standards(request: Request, principal: AdminDep, service: ServiceDep, body: Any = Body(...)) -> dict[str, Any]:
     engine = service.engine
-    cfg = engine.config.graph
-    try:
-        graph = parse_case(body, "CASE package", CaseOptions(cfg.prerequisite_association_types, cfg.grouping_item_types))
-    except GraphError as exc:
-        raise ApiError(422, "invalid_case_package", str(exc), "body") from None
     before = len(engine.catalog)
-    kept = [i for i in engine.catalog if all(c in graph.standards for c in i.standards)]
-    if not kept:
-        raise ApiError(422, "no_items_left", "no catalog item is aligned to the imported framework; "
-                       "upload items for it first (PUT /v1/items) or import a framework that keeps some", "body")
-    with engine.lock:
-        catalog = Catalog(kept)
-        engine.graph = graph
-        engine.models.graph = graph
-        engine.models.catalog = catalog
-        if engine.models.current.model.name == "bkt":  # graph BKT is built from the graph: rebuild it
-            engine.models.reload("bkt")
-        else:
-            engine.models.refresh_catalog(catalog)
-        engine.index = PlannerIndex.build(graph, catalog)
-        engine.catalog = catalog
+    try:
+        graph = request.app.state.deployment.import_framework(body)  # the other workers follow
+    except DeploymentError as exc:
+        code = "no_items_left" if "no catalog item" in str(exc) else "invalid_case_package"
+        raise ApiError(422, code, str(exc), "body") from None
+    kept = len(engine.catalog)
     return {"title": graph.title, "standards": len(graph.internal_codes),
-            "prerequisite_edges": graph.prereq.number_of_edges(), "items_kept": len(kept),
-            "items_dropped": before - len(kept), "model_version": engine.models.current.version,
+            "prerequisite_edges": graph.prereq.number_of_edges(), "items_kept": kept,
+            "items_dropped": before - kept, "model_version": engine.models.current.version,
             "warnings": list(graph.warnings)}

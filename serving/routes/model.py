@@ -13,19 +13,20 @@ router = APIRouter(prefix="/v1/model", tags=["model"])
 
 
 @router.get("", summary="The model that serves recommendations")
-def get_model(principal: ReadDep, service: ServiceDep) -> dict[str, Any]:
-    return service.engine.models.describe()
+def get_model(request: Request, principal: ReadDep, service: ServiceDep) -> dict[str, Any]:
+    return {**service.engine.models.describe(), "deployment": request.app.state.deployment.describe()}
 
 
 @router.post("/reload", summary="Load a model (default: the configured URI) and swap it in (admin)")
 def reload_model(request: Request, principal: AdminDep, service: ServiceDep, body: ModelReloadIn | None = None) -> dict[str, Any]:
     """The candidate is loaded and smoke-tested while the current model keeps serving; a candidate
-    that fails is refused (409 with the reason) and the current model stays."""
+    that fails is refused (409 with the reason) and the current model stays. The version loaded
+    is stored, and every other worker and replica switches to it within ``[serving] sync_s``."""
     holder = service.engine.models
     uri = (body.uri if body and body.uri else None) or request.app.state.config.serving.model_uri
     previous = holder.current.version
     try:
-        loaded = holder.reload(uri)
+        loaded = request.app.state.deployment.set_model(uri)  # the other workers follow within sync_s
     except ModelLoadError as exc:
         request.app.state.metrics.reload("refused")
         raise ApiError(409, "model_refused", f"{exc}; still serving {previous}", "uri") from None

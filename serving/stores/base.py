@@ -186,6 +186,17 @@ class LearnerStore(ABC):
     @abstractmethod
     def revoke_key(self, key_id: str) -> bool: ...
 
+    # -- deployment settings: what every worker and replica must agree on (served model, catalog
+    #    additions, imported framework), versioned so a worker can tell it is behind
+    @abstractmethod
+    def get_setting(self, name: str) -> tuple[int, str] | None:
+        """(version, value) of a deployment setting, or None if it was never set."""
+
+    @abstractmethod
+    def put_setting(self, name: str, value: str, expected_version: int | None = None) -> int:
+        """Store a setting and return its new version (one more than before). With
+        ``expected_version``, refuse with :class:`VersionConflict` if it changed meanwhile."""
+
     @abstractmethod
     def ping(self) -> None:
         """Raise :class:`StoreUnavailable` if the store cannot serve requests."""

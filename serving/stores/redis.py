@@ -41,6 +41,13 @@ __all__ = ["RedisStore"]
 
 log = logging.getLogger("zpd.serving")
 
+PUT_SETTING = """
+local v = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+if ARGV[2] ~= '' and v ~= tonumber(ARGV[2]) then return redis.error_reply('VERSION ' .. v) end
+redis.call('HSET', KEYS[1], 'version', v + 1, 'value', ARGV[1])
+return v + 1
+"""
+
 COMMIT = """
 local v = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 if v ~= tonumber(ARGV[1]) then return redis.error_reply('VERSION ' .. v) end
@@ -81,6 +88,7 @@ class RedisStore(LearnerStore):
         except ValueError as exc:
             raise StoreError(f"bad Redis URL {url!r}: {exc}") from None
         self._commit = self.client.register_script(COMMIT)
+        self._put_setting = self.client.register_script(PUT_SETTING)
         self._lock = threading.Lock()
         self._rewrite_wanted = threading.Event()
         self._rewriter: threading.Thread | None = None
@@ -240,6 +248,20 @@ class RedisStore(LearnerStore):
             return False
         self._call(lambda: self.client.hset(f"zpd:key:{key_id}", "revoked", 1))
         return True
+
+    # ------------------------------------------------------------------ settings
+    def get_setting(self, name: str) -> tuple[int, str] | None:
+        data = self._call(lambda: self.client.hmget(f"zpd:setting:{name}", ["version", "value"]))
+        return (int(data[0]), data[1].decode()) if data[0] is not None else None
+
+    def put_setting(self, name: str, value: str, expected_version: int | None = None) -> int:
+        args = [value, "" if expected_version is None else expected_version]
+        try:
+            return int(self._call(lambda: self._put_setting(keys=[f"zpd:setting:{name}"], args=args)))
+        except redis.ResponseError as exc:
+            if str(exc).startswith("VERSION"):
+                raise VersionConflict(f"setting {name!r} changed ({exc})") from None
+            raise StoreError(f"Redis setting write failed: {exc}") from None
 
     # ------------------------------------------------------------------ lifecycle
     def ping(self) -> None:

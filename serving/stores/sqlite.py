@@ -45,6 +45,9 @@ CREATE TABLE IF NOT EXISTS api_keys (
     key_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, scopes TEXT NOT NULL, secret_hash TEXT NOT NULL,
     created REAL NOT NULL, revoked INTEGER NOT NULL DEFAULT 0, label TEXT NOT NULL DEFAULT ''
 );
+CREATE TABLE IF NOT EXISTS settings (
+    name TEXT PRIMARY KEY, version INTEGER NOT NULL, value TEXT NOT NULL, updated REAL NOT NULL
+);
 """
 
 
@@ -241,6 +244,30 @@ class SQLiteStore(LearnerStore):
 
     def revoke_key(self, key_id: str) -> bool:
         return bool(self._run(lambda c: c.execute("UPDATE api_keys SET revoked=1 WHERE key_id=?", (key_id,)).rowcount))
+
+    # ------------------------------------------------------------------ settings
+    def get_setting(self, name: str) -> tuple[int, str] | None:
+        row = self._run(lambda c: c.execute("SELECT version, value FROM settings WHERE name=?", (name,)).fetchone())
+        return (row[0], row[1]) if row else None
+
+    def put_setting(self, name: str, value: str, expected_version: int | None = None) -> int:
+        def txn(conn: sqlite3.Connection) -> int:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute("SELECT version FROM settings WHERE name=?", (name,)).fetchone()
+                current = row[0] if row else 0
+                if expected_version is not None and current != expected_version:
+                    raise VersionConflict(f"setting {name!r} changed (version {current}, expected {expected_version})")
+                conn.execute("INSERT INTO settings (name, version, value, updated) VALUES (?,?,?,?) "
+                             "ON CONFLICT (name) DO UPDATE SET version=excluded.version, value=excluded.value, "
+                             "updated=excluded.updated", (name, current + 1, value, time.time()))
+                conn.execute("COMMIT")
+                return current + 1
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        return self._run(txn)
 
     # ------------------------------------------------------------------ lifecycle
     def ping(self) -> None:

@@ -158,6 +158,17 @@ def test_api_keys(store) -> None:
     assert store.revoke_key("nope") is False
 
 
+def test_settings_are_versioned(store) -> None:
+    assert store.get_setting("model") is None
+    assert store.put_setting("model", '{"uri": "bundled"}') == 1
+    assert store.put_setting("model", '{"uri": "bkt"}', expected_version=1) == 2
+    with pytest.raises(VersionConflict):
+        store.put_setting("model", "stale", expected_version=1)
+    assert store.get_setting("model") == (2, '{"uri": "bkt"}')
+    big = "x" * 2_000_000  # a CASE package or a catalog is megabytes
+    assert store.put_setting("framework", big) == 1 and store.get_setting("framework") == (1, big)
+
+
 def test_ping(store) -> None:
     store.ping()
 

@@ -1,0 +1,93 @@
+"""Several workers on one store agree on the model, the catalog additions and the framework:
+a change taken in by one worker reaches the others, and a restarted worker comes back with it."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from configs import load_config
+from engine.case import graph_to_case
+from serving.app import build_engine, create_app
+from serving.auth import create_key
+from serving.stores.base import open_store
+
+ITEM = {"id": "acme-fractions-1", "title": "Fractions on a number line", "standards": ["3.NF.A.2"],
+        "modality": "online_practice", "duration_minutes": 10}
+
+
+def worker(store, sync_s: float = 0.0) -> TestClient:
+    """One worker process: its own engine (graph, catalog, model) on the shared store."""
+    config = load_config(env={})
+    config = config.model_copy(update={"serving": config.serving.model_copy(update={"sync_s": sync_s})})
+    return TestClient(create_app(config, store=store, engine=build_engine(config, model_uri="bkt")))
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store(request, tmp_path):
+    url = f"sqlite:///{tmp_path / 'zpd.db'}" if request.param == "sqlite" else request.getfixturevalue("redis_url")
+    opened = open_store(url)
+    yield opened
+    opened.close()
+
+
+def items_on(client: TestClient, h: dict, standard: str) -> set[str]:
+    return {i["id"] for i in client.get(f"/v1/items?standard={standard}&limit=1000", headers=h).json()["items"]}
+
+
+def test_workers_converge_and_a_restart_keeps_the_changes(store) -> None:
+    h = {"Authorization": f"Bearer {create_key(store, 't', ['read', 'admin'])}"}
+    with worker(store) as a, worker(store) as b:
+        assert a.get("/v1/model", headers=h).json()["version"].startswith("bkt")
+        assert a.put("/v1/items", json=[ITEM], headers=h).json()["created"] == 1
+        assert a.post("/v1/model/reload", json={"uri": "bundled"}, headers=h).status_code == 200
+        served = a.get("/v1/model", headers=h).json()["version"]
+        assert served.startswith("hybrid")
+        # b has not looked yet
+        assert ITEM["id"] not in items_on(b, h, "3.NF.A.2")
+        assert b.get("/v1/model", headers=h).json()["version"].startswith("bkt")
+        assert b.app.state.deployment.sync() is True
+        assert ITEM["id"] in items_on(b, h, "3.NF.A.2")
+        assert b.get("/v1/model", headers=h).json()["version"] == served
+        assert b.app.state.deployment.sync() is False  # nothing new
+        # b's next for a learner can recommend the new item: it is in b's planner index
+        assert ITEM["id"] in b.app.state.engine.index.catalog
+        # a broken model is refused where it is asked for and never published
+        bad = a.post("/v1/model/reload", json={"uri": "/no/such/model"}, headers=h)
+        assert bad.status_code == 409
+        assert b.app.state.deployment.sync() is False
+        assert a.get("/v1/model", headers=h).json()["version"] == served
+    with worker(store) as c:  # a restarted worker comes up with what the others serve
+        assert ITEM["id"] in items_on(c, h, "3.NF.A.2")
+        model = c.get("/v1/model", headers=h).json()
+        assert model["version"] == served and model["deployment"]["last_error"] is None
+
+
+def test_framework_import_reaches_the_other_workers(store) -> None:
+    h = {"Authorization": f"Bearer {create_key(store, 't', ['read', 'admin'])}"}
+    with worker(store) as a, worker(store) as b:
+        package = graph_to_case(a.app.state.engine.graph)
+        package["CFDocument"]["title"] = "District math framework 2027"
+        r = a.post("/v1/standards/import", json=package, headers=h)
+        assert r.status_code == 200 and r.json()["title"] == "District math framework 2027"
+        assert b.app.state.engine.graph.title != "District math framework 2027"
+        b.app.state.deployment.sync()
+        assert b.app.state.engine.graph.title == "District math framework 2027"
+        assert b.get("/v1/standards/3.NF.A.1", headers=h).status_code == 200
+        # a package with no item aligned to it is refused and not published
+        empty = {"CFDocument": {"identifier": "d1", "title": "Empty"}, "CFItems": [], "CFAssociations": []}
+        refused = a.post("/v1/standards/import", json=empty, headers=h)
+        assert refused.status_code == 422
+        assert b.app.state.deployment.sync() is False
+
+
+def test_the_sync_thread_applies_changes_by_itself(store) -> None:
+    h = {"Authorization": f"Bearer {create_key(store, 't', ['read', 'admin'])}"}
+    with worker(store) as a, worker(store, sync_s=0.1) as b:
+        a.put("/v1/items", json=[ITEM], headers=h)
+        deadline = time.time() + 20
+        while ITEM["id"] not in items_on(b, h, "3.NF.A.2") and time.time() < deadline:
+            time.sleep(0.1)
+        assert ITEM["id"] in items_on(b, h, "3.NF.A.2")
