@@ -98,11 +98,13 @@ class Deployment:
     def sync(self) -> bool:
         """Apply the settings that changed since this worker last applied them; True if any did."""
         with self._lock:
+            versions = self.store.setting_versions(SETTINGS)  # values are read only when they changed
             changed = {}
             for name in SETTINGS:
-                current = self.store.get_setting(name)
-                if current is not None and current[0] != self.applied[name]:
-                    changed[name] = (current[0], orjson.loads(current[1]))
+                if versions.get(name, 0) != self.applied[name]:
+                    current = self.store.get_setting(name)
+                    if current is not None:
+                        changed[name] = (current[0], orjson.loads(current[1]))
             if changed:
                 self._apply(changed)
             return bool(changed)

@@ -193,6 +193,10 @@ class LearnerStore(ABC):
         """(version, value) of a deployment setting, or None if it was never set."""
 
     @abstractmethod
+    def setting_versions(self, names: Sequence[str]) -> dict[str, int]:
+        """The current version of each named setting that was ever set (cheap: no values)."""
+
+    @abstractmethod
     def put_setting(self, name: str, value: str, expected_version: int | None = None) -> int:
         """Store a setting and return its new version (one more than before). With
         ``expected_version``, refuse with :class:`VersionConflict` if it changed meanwhile."""

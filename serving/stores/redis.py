@@ -254,6 +254,12 @@ class RedisStore(LearnerStore):
         data = self._call(lambda: self.client.hmget(f"zpd:setting:{name}", ["version", "value"]))
         return (int(data[0]), data[1].decode()) if data[0] is not None else None
 
+    def setting_versions(self, names: Sequence[str]) -> dict[str, int]:
+        pipe = self.client.pipeline(transaction=False)
+        for name in names:
+            pipe.hget(f"zpd:setting:{name}", "version")
+        return {n: int(v) for n, v in zip(names, self._call(pipe.execute)) if v is not None}
+
     def put_setting(self, name: str, value: str, expected_version: int | None = None) -> int:
         args = [value, "" if expected_version is None else expected_version]
         try:

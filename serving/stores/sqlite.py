@@ -250,6 +250,11 @@ class SQLiteStore(LearnerStore):
         row = self._run(lambda c: c.execute("SELECT version, value FROM settings WHERE name=?", (name,)).fetchone())
         return (row[0], row[1]) if row else None
 
+    def setting_versions(self, names: Sequence[str]) -> dict[str, int]:
+        rows = self._run(lambda c: c.execute(
+            f"SELECT name, version FROM settings WHERE name IN ({','.join('?' * len(names))})", tuple(names)).fetchall())
+        return dict(rows)
+
     def put_setting(self, name: str, value: str, expected_version: int | None = None) -> int:
         def txn(conn: sqlite3.Connection) -> int:
             conn.execute("BEGIN IMMEDIATE")

@@ -165,6 +165,7 @@ def test_settings_are_versioned(store) -> None:
     with pytest.raises(VersionConflict):
         store.put_setting("model", "stale", expected_version=1)
     assert store.get_setting("model") == (2, '{"uri": "bkt"}')
+    assert store.setting_versions(["model", "catalog"]) == {"model": 2}
     big = "x" * 2_000_000  # a CASE package or a catalog is megabytes
     assert store.put_setting("framework", big) == 1 and store.get_setting("framework") == (1, big)
 
