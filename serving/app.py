@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import threading
 from contextlib import asynccontextmanager
 
@@ -25,7 +26,7 @@ from engine.sources import load_catalog_source, load_graph
 from serving.auth import KeyCache
 from serving.deployment import Deployment
 from serving.limits import BodyLimitMiddleware
-from serving.metrics import Metrics, MetricsMiddleware
+from serving.metrics import METRICS_DIR_ENV, Metrics, MetricsMiddleware, SharedMetrics
 from serving.model_provider import ModelHolder, ModelLoadError, current_version
 from serving.routes import catalog, classes, events, health, learners, model
 from serving.service import ApiError, Engine, LearnerService
@@ -97,6 +98,15 @@ def _poll_alias(app: FastAPI, stop: threading.Event) -> None:
             log.warning("model poll: %s", exc)
 
 
+def _publish_metrics(shared: SharedMetrics, stop: threading.Event) -> None:
+    while not stop.wait(1.0):
+        try:
+            shared.publish()
+        except OSError as exc:
+            log.warning("metrics not published: %s", exc)
+    shared.publish()
+
+
 def _sync(app: FastAPI, stop: threading.Event) -> None:
     """Apply the deployment settings other workers changed (model, catalog, framework)."""
     deployment = app.state.deployment
@@ -158,6 +168,11 @@ def create_app(config: ZPDConfig | None = None, *, store: LearnerStore | None = 
         gc.collect()
         gc.freeze()
         stop = threading.Event()
+        folder = os.environ.get(METRICS_DIR_ENV)
+        app.state.shared_metrics = SharedMetrics(folder, app.state.metrics) if folder else None
+        if app.state.shared_metrics is not None:
+            threading.Thread(target=_publish_metrics, args=(app.state.shared_metrics, stop), daemon=True,
+                             name="metrics-publish").start()
         if config.serving.model_poll_s > 0:
             threading.Thread(target=_poll_alias, args=(app, stop), daemon=True, name="model-poll").start()
         if config.serving.sync_s > 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -11,6 +12,7 @@ import numpy as np
 import typer
 
 from configs import ZPDConfig, load_config
+from serving.metrics import METRICS_DIR_ENV
 
 __all__ = ["keys_app", "replay", "serve"]
 
@@ -79,6 +81,11 @@ def serve(
         typer.echo(f"try: curl -H 'Authorization: Bearer {key}' http://{host}:{port}/v1/model")
     opened.close()
     os.environ["ZPD_STORE_URL"] = url
+    # the workers pool their /metrics counts here (emptied at each start: counters start at 0)
+    metrics_dir = Path(cfg.serving.data_dir).resolve() / "metrics" / str(port)
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    os.environ[METRICS_DIR_ENV] = str(metrics_dir)
     # one request = one small model call: BLAS thread pools only add contention between workers
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")

@@ -1,17 +1,27 @@
 """Prometheus text-format metrics: request counts and latency histograms per route, events ingested.
 
-Metrics are per process (with several workers each keeps its own; scrape each or sum).
+Each worker process counts its own requests. With ``zpd serve --workers N`` the workers also
+write their counts to a shared folder (:class:`SharedMetrics`) and ``/metrics`` answers the sum
+over all of them, whichever worker the scrape reaches; a worker that exits keeps its counts in
+the sum until the server restarts, so counters never go backwards. The other workers' counts are
+at most a second old.
 """
 
 from __future__ import annotations
 
 import bisect
+import os
 import threading
 import time
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
-__all__ = ["Metrics", "MetricsMiddleware"]
+import orjson
+
+__all__ = ["METRICS_DIR_ENV", "Metrics", "MetricsMiddleware", "SharedMetrics"]
+
+METRICS_DIR_ENV = "ZPD_METRICS_DIR"  # set by `zpd serve`: where its workers pool their counts
 
 BUCKETS = (0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -41,6 +51,31 @@ class Metrics:
     def reload(self, outcome: str) -> None:
         with self._lock:
             self.model_reloads[outcome] += 1
+
+    def snapshot(self) -> dict:
+        """Plain data (JSON) of every count."""
+        with self._lock:
+            return {"requests": [[m, r, st, n] for (m, r, st), n in self.requests.items()],
+                    "latency": [[m, r, counts, self.latency_sum[(m, r)]] for (m, r), counts in self.latency.items()],
+                    "events_ingested": self.events_ingested, "events_duplicate": self.events_duplicate,
+                    "model_reloads": dict(self.model_reloads)}
+
+    @classmethod
+    def merged(cls, snapshots: list[dict]) -> "Metrics":
+        total = cls()
+        for snap in snapshots:
+            for m, r, st, n in snap["requests"]:
+                total.requests[(m, r, int(st))] += n
+            for m, r, counts, seconds in snap["latency"]:
+                acc = total.latency.setdefault((m, r), [0] * (len(BUCKETS) + 1))
+                for k, c in enumerate(counts[:len(acc)]):
+                    acc[k] += c
+                total.latency_sum[(m, r)] += seconds
+            total.events_ingested += snap["events_ingested"]
+            total.events_duplicate += snap["events_duplicate"]
+            for outcome, n in snap["model_reloads"].items():
+                total.model_reloads[outcome] += n
+        return total
 
     def render(self) -> str:
         def esc(value: str) -> str:
@@ -99,3 +134,28 @@ class MetricsMiddleware:
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")  # the router records the matched route
             self.metrics.observe(scope["method"], route, status, time.perf_counter() - started)
+
+
+class SharedMetrics:
+    """The workers of one server publish their counts as ``<pid>.json`` files in one folder."""
+
+    def __init__(self, folder: str | Path, metrics: Metrics):
+        self.folder, self.metrics = Path(folder), metrics
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.path = self.folder / f"{os.getpid()}.json"
+
+    def publish(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_bytes(orjson.dumps(self.metrics.snapshot()))
+        os.replace(tmp, self.path)  # readers see the old file or the new one, never half of one
+
+    def render(self) -> str:
+        """The sum over every worker's latest counts (this worker's as of now)."""
+        self.publish()
+        snapshots = []
+        for path in sorted(self.folder.glob("*.json")):
+            try:
+                snapshots.append(orjson.loads(path.read_bytes()))
+            except (OSError, orjson.JSONDecodeError):  # a worker folder being cleaned up
+                continue
+        return Metrics.merged(snapshots).render()

@@ -30,4 +30,5 @@ def readyz(request: Request) -> Any:
 
 @router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
 def metrics(request: Request) -> str:
-    return request.app.state.metrics.render()
+    shared = request.app.state.shared_metrics
+    return shared.render() if shared is not None else request.app.state.metrics.render()

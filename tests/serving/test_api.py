@@ -330,6 +330,27 @@ def test_standards_items_and_docs(api) -> None:
     assert c.get("/no/such/route").json()["error"]["code"] == "not_found"
 
 
+def test_metrics_of_several_workers_add_up(tmp_path) -> None:
+    from serving.metrics import Metrics, SharedMetrics
+
+    a, b = Metrics(), Metrics()
+    a.observe("GET", "/healthz", 200, 0.0005)
+    b.observe("GET", "/healthz", 200, 0.004)
+    b.observe("GET", "/healthz", 503, 0.2)
+    a.ingested(5, 1)
+    b.ingested(2, 0)
+    shared_a = SharedMetrics(tmp_path, a)
+    shared_b = SharedMetrics(tmp_path, b)
+    shared_b.path = tmp_path / "other-worker.json"
+    shared_b.publish()
+    text = shared_a.render()
+    assert 'zpd_requests_total{method="GET",route="/healthz",status="200"} 2' in text
+    assert 'zpd_requests_total{method="GET",route="/healthz",status="503"} 1' in text
+    assert 'zpd_request_seconds_bucket{method="GET",route="/healthz",le="0.001"} 1' in text
+    assert 'zpd_request_seconds_bucket{method="GET",route="/healthz",le="+Inf"} 3' in text
+    assert "zpd_events_ingested_total 7" in text and "zpd_events_duplicate_total 1" in text
+
+
 def test_health_and_metrics(api) -> None:
     c, h = api.client, api.h()
     c.post("/v1/events", json=native(1), headers=h)

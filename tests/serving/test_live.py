@@ -84,6 +84,43 @@ def test_zpd_serve_command_end_to_end(tmp_path: Path) -> None:
     assert "demo API key (tenant 'demo'): zpd_" in out
 
 
+def test_two_workers_pool_metrics_and_follow_a_model_reload(tmp_path: Path) -> None:
+    """`zpd serve --workers 2`: /metrics sums both workers whichever one answers, and a model
+    reload taken in by one worker reaches the other."""
+    config = make_config(tmp_path, f"sqlite:///{(tmp_path / 'zpd.db').as_posix()}")
+    port = free_port()
+    exe = Path(sys.executable).parent / "zpd"
+    proc = subprocess.Popen([str(exe), "--config", str(config), "serve", "--demo-key", "--port", str(port),
+                             "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 120
+        ready = 0
+        while time.time() < deadline and ready < 10:  # both workers up: many fresh connections answer
+            try:
+                ready = ready + 1 if httpx.get(base + "/readyz", timeout=2).status_code == 200 else 0
+            except httpx.HTTPError:
+                ready = 0
+                time.sleep(0.3)
+        assert ready >= 10, "zpd serve --workers 2 did not come up"
+        time.sleep(3)  # the second worker may still be loading
+        for _ in range(40):  # fresh connections: both workers answer some
+            assert httpx.get(base + "/healthz").status_code == 200
+        line = 'zpd_requests_total{method="GET",route="/healthz",status="200"} 40'
+        time.sleep(1.5)  # each worker publishes its counts every second
+        for _ in range(6):
+            assert line in httpx.get(base + "/metrics").text
+        key = (tmp_path / "demo_key.txt").read_text().strip()
+        h = {"Authorization": f"Bearer {key}"}
+        assert httpx.post(base + "/v1/model/reload", headers=h, json={"uri": "bundled"}, timeout=120).status_code == 200
+        time.sleep(4)  # sync_s is 2 s
+        versions = {httpx.get(base + "/v1/model", headers=h).json()["version"] for _ in range(12)}
+        assert len(versions) == 1 and versions.pop().startswith("hybrid")
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+
+
 @pytest.fixture()
 def live(tmp_path, shared_engine):
     from serving.service import Engine
