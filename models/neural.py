@@ -13,7 +13,9 @@ A :class:`NeuralModel` owns an ``nn.Module`` (``self.net``) and two views of the
 Every attempt is encoded the same way for every model (:class:`EncodedAttempts`): the model's item
 index (``n_items`` = an item unseen in training), the standard indices padded with
 ``n_standards`` (unknown standards are dropped), the response in [0, 1], a **difficulty feature**
-and the learner's prior success/failure counts on each of the attempt's standards.
+and the learner's prior success/failure counts on each of the attempt's standards, plus the
+**recency** of each standard (:func:`recency_features`: current streak, attempts since it was last
+practised, length of the run of attempts on it just before), all from earlier attempts only.
 
 The difficulty feature is the item's difficulty *relative to a typical item of its standards*, in
 logits: ``logit(smoothed error rate of the item) - logit(error rate of its standards)``, estimated
@@ -53,6 +55,7 @@ __all__ = [
     "layer_norm",
     "neural_config",
     "rasch_numpy",
+    "recency_features",
     "sigmoid",
     "softplus",
 ]
@@ -101,6 +104,10 @@ class SequenceBatch:
     std_failure: torch.Tensor  # (B, T, K) float32
     total_success: torch.Tensor  # (B, T) float32 prior successes on anything
     total_failure: torch.Tensor  # (B, T) float32
+    std_streak: torch.Tensor  # (B, T, K) float32 current streak on each standard (see recency_features)
+    std_gap: torch.Tensor  # (B, T, K) float32 attempts since the standard was last attempted, 0 = never
+    std_run: torch.Tensor  # (B, T, K) float32 attempts on the standard immediately before this one
+    total_streak: torch.Tensor  # (B, T) float32 current streak on anything
     mask: torch.Tensor  # (B, T) bool
 
     @property
@@ -124,6 +131,10 @@ class EncodedAttempts:
     std_failure: np.ndarray  # (A, K) float32
     total_success: np.ndarray  # (A,) float32
     total_failure: np.ndarray  # (A,) float32
+    std_streak: np.ndarray  # (A, K) float32
+    std_gap: np.ndarray  # (A, K) float32
+    std_run: np.ndarray  # (A, K) float32
+    total_streak: np.ndarray  # (A,) float32
     pad_item: int  # = n_items of the model: the index of an unseen item
     pad_standard: int  # = n_standards of the model: the padding index
 
@@ -166,11 +177,25 @@ class EncodedAttempts:
             std_failure=take(self.std_failure),
             total_success=take(self.total_success),
             total_failure=take(self.total_failure),
+            std_streak=take(self.std_streak),
+            std_gap=take(self.std_gap),
+            std_run=take(self.std_run),
+            total_streak=take(self.total_streak),
             mask=torch.from_numpy(mask),
         )
 
     def with_difficulty(self, difficulty: np.ndarray) -> "EncodedAttempts":
         return replace(self, difficulty=np.asarray(difficulty, dtype=np.float32))
+
+
+def _group_order(learner_of_link: np.ndarray, key_of_link: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Links sorted by (learner, key, attempt order), and the sorted index where each one's group starts."""
+    order = np.lexsort((np.arange(len(key_of_link)), key_of_link, learner_of_link))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = (learner_of_link[order][1:] != learner_of_link[order][:-1]) | (
+        key_of_link[order][1:] != key_of_link[order][:-1]
+    )
+    return order, np.maximum.accumulate(np.where(first, np.arange(len(order)), 0))
 
 
 def _prior_counts(
@@ -182,18 +207,55 @@ def _prior_counts(
     """
     if len(value) == 0:
         return np.zeros(0, dtype=np.float64)
-    order = np.lexsort((np.arange(len(value)), key_of_link, learner_of_link))
+    order, start_index = _group_order(learner_of_link, key_of_link)
     v = value[order].astype(np.float64)
     csum = np.cumsum(v) - v  # exclusive
-    group_start = np.ones(len(v), dtype=bool)
-    group_start[1:] = (learner_of_link[order][1:] != learner_of_link[order][:-1]) | (
-        key_of_link[order][1:] != key_of_link[order][:-1]
-    )
-    start_index = np.maximum.accumulate(np.where(group_start, np.arange(len(v)), 0))
     prior = csum - csum[start_index]
     out = np.empty_like(prior)
     out[order] = prior
     return out
+
+
+def _since_last(flag: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """For sorted links: how many earlier links of the group come after its last ``flag`` link."""
+    index = np.arange(len(flag))
+    marks = np.where(flag, index + 1, 0)
+    before = np.concatenate(([0], np.maximum.accumulate(marks)[:-1])) if len(flag) else marks
+    return index - np.maximum(before, start)
+
+
+def recency_features(
+    learner_of_link: np.ndarray, key_of_link: np.ndarray, row_of_link: np.ndarray, correct_of_link: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per link (an attempt on a key, e.g. a standard), from the learner's earlier links on that key.
+
+    * ``streak``: the number of most recent earlier links that were all successes (``correct >=
+      0.5``), or minus the number that were all failures (0 for the first link);
+    * ``gap``: ``row - row of the previous link`` (1 = the previous attempt; 0 = no earlier link);
+    * ``run``: how many attempts immediately before this one (consecutive rows) were on the key.
+
+    Links must be in attempt order within each learner, ``row_of_link`` increasing by 1 per attempt.
+
+    >>> streak, gap, run = recency_features(np.zeros(5, int), np.array([0, 0, 1, 0, 0]),
+    ...                                     np.arange(5), np.array([1., 1., 0., 0., 1.]))
+    >>> streak.tolist(), gap.tolist(), run.tolist()
+    ([0.0, 1.0, 0.0, 2.0, -1.0], [0.0, 1.0, 0.0, 2.0, 1.0], [0.0, 1.0, 0.0, 0.0, 1.0])
+    """
+    n = len(key_of_link)
+    if n == 0:
+        return np.zeros(0), np.zeros(0), np.zeros(0)
+    order, start = _group_order(learner_of_link, key_of_link)
+    row = np.asarray(row_of_link, dtype=np.int64)[order]
+    win = np.asarray(correct_of_link, dtype=np.float64)[order] >= 0.5
+    has_prev = np.arange(n) > start
+    prev_row = np.concatenate(([0], row[:-1]))
+    gap = np.where(has_prev, row - prev_row, 0)
+    streak = np.where(np.concatenate(([False], win[:-1])), _since_last(~win, start), -_since_last(win, start))
+    streak = np.where(has_prev, streak, 0)
+    run = np.where(gap == 1, _since_last(gap != 1, start) + 1, 0)
+    out = np.empty((3, n), dtype=np.float64)
+    out[:, order] = np.stack([streak, gap, run]).astype(np.float64)
+    return out[0], out[1], out[2]
 
 
 def encode_attempts(
@@ -233,6 +295,13 @@ def encode_attempts(
     std_failure[owner, slot] = failure
     total_success = _prior_counts(learner, np.zeros(n_attempts, dtype=np.int64), c)
     total_failure = _prior_counts(learner, np.zeros(n_attempts, dtype=np.int64), 1.0 - c)
+    streak, gap, run = recency_features(learner[owner], std, owner, c[owner])
+    std_streak = np.zeros((n_attempts, width), dtype=np.float32)
+    std_gap = np.zeros((n_attempts, width), dtype=np.float32)
+    std_run = np.zeros((n_attempts, width), dtype=np.float32)
+    std_streak[owner, slot], std_gap[owner, slot], std_run[owner, slot] = streak, gap, run
+    rows = np.arange(n_attempts)
+    total_streak = recency_features(learner, np.zeros(n_attempts, dtype=np.int64), rows, c)[0]
     return EncodedAttempts(
         learner_offsets=np.asarray(learner_offsets, dtype=np.int64),
         item=np.asarray(item, dtype=np.int64),
@@ -243,6 +312,10 @@ def encode_attempts(
         std_failure=std_failure,
         total_success=total_success.astype(np.float32),
         total_failure=total_failure.astype(np.float32),
+        std_streak=std_streak,
+        std_gap=std_gap,
+        std_run=std_run,
+        total_streak=total_streak.astype(np.float32),
         pad_item=n_items,
         pad_standard=n_standards,
     )

@@ -2,17 +2,29 @@
 
 It joins what DKT and Best-LR each get right, keeping an O(1) incremental update:
 
-* **features** of attempt ``t`` (from the learner's earlier attempts): ``log1p`` of the successes
-  and failures on the attempt's standards (mean over its standards) and in total;
+* **features** of attempt ``t`` (from the learner's earlier attempts only), all ``log1p``-scaled:
+  on the attempt's standards (mean over its standards) the attempts, successes, failures, current
+  success and failure streaks, attempts since the standard was last practised and the length of
+  the run of attempts on it just before; in total the attempts, successes, failures and streaks
+  (:data:`FEATURES`);
 * **recurrent state**: a GRU reads ``[c q, (1 - c) q, f]`` where ``q`` is the Rasch item embedding
   (standards' embeddings plus item difficulty times their variation vectors) and ``c`` the response;
 * **deep head**: ``w . relu(W_h h_{t-1} + W_q q_t + W_f f_t + b)`` (question-aware prediction);
-* **wide head**: the Best-LR terms (standard easiness, per-standard weights on the counts, the
-  learner's totals, item difficulty), which carry what counts and difficulty say directly.
+* **wide head**: the Best-LR terms (standard easiness, per-standard weights on the success and
+  failure counts, a linear term on ``f``, item difficulty), which carry what counts and difficulty
+  say directly.
 
-``logit = deep + wide``. The serving state is the GRU state plus the count vectors: ``update`` is
-one GRU step and a few additions, ``predict`` over N candidates is O(N * H') with the candidates'
-``W_q q`` precomputed in ``encode_items``.
+``logit = deep + wide``. The serving state is the GRU state plus five per-standard vectors
+(successes, failures, signed streak, 1-based index of the last attempt, run length) and the totals
+(successes, failures, signed streak, attempts): ``update`` is one GRU step and a few assignments on
+the event's standards, ``predict`` over N candidates is O(N * H') with the candidates' ``W_q q``
+precomputed in ``encode_items``.
+
+Per-item counts (earlier tries and successes on the very same item) are left out: they would
+need a per-learner map over all items in the state, and repeated items are rare in the benchmark
+data (1.4% of the attempts of ASSIST2009 fold 1 train, 1.0% of Statics2011's). A saved zpd model
+or learner state of the earlier layout (4 count features; state keys ``h``, ``success``,
+``failure``, ``total``) is refused with a :class:`~models.base.ModelFormatError`.
 """
 
 from __future__ import annotations
@@ -25,20 +37,56 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import LearnerState
+from models.base import LearnerState, ModelFormatError
 from models.neural import Attempt, NeuralModel, RaschEmbedding, SequenceBatch, rasch_numpy, sigmoid
 
 __all__ = ["ZPDModel"]
 
-N_FEATURES = 4  # mean log1p successes / failures on the attempt's standards, log1p totals
+#: the count features of an attempt, in order: 7 means over its standards, then 5 totals
+FEATURES = ("std_attempts", "std_successes", "std_failures", "std_success_streak", "std_failure_streak",
+            "std_gap", "std_run", "attempts", "successes", "failures", "success_streak", "failure_streak")
+N_FEATURES = len(FEATURES)
+#: keys of a learner state of this version (an older zpd kept only h, success, failure, total)
+STATE_KEYS = ("h", "success", "failure", "streak", "last", "run", "total")
 
 
 def _features(batch: SequenceBatch, pad: int) -> torch.Tensor:
     real = (batch.standards != pad).float()  # (B, T, K)
     count = real.sum(-1).clamp(min=1.0)
-    mean_s = (torch.log1p(batch.std_success) * real).sum(-1) / count
-    mean_f = (torch.log1p(batch.std_failure) * real).sum(-1) / count
-    return torch.stack([mean_s, mean_f, torch.log1p(batch.total_success), torch.log1p(batch.total_failure)], -1)
+    per_standard = torch.stack([
+        batch.std_success + batch.std_failure, batch.std_success, batch.std_failure,
+        batch.std_streak.clamp(min=0.0), (-batch.std_streak).clamp(min=0.0), batch.std_gap, batch.std_run,
+    ], -1)  # (B, T, K, 7)
+    means = (torch.log1p(per_standard) * real.unsqueeze(-1)).sum(-2) / count.unsqueeze(-1)  # (B, T, 7)
+    totals = torch.log1p(torch.stack([
+        batch.total_success + batch.total_failure, batch.total_success, batch.total_failure,
+        batch.total_streak.clamp(min=0.0), (-batch.total_streak).clamp(min=0.0),
+    ], -1))  # (B, T, 5)
+    return torch.cat([means, totals], -1)  # (B, T, N_FEATURES)
+
+
+def _state_features(state: LearnerState, standards: np.ndarray, real: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """:func:`_features` from a serving state for N attempts on ``standards`` (N, K) padded with
+    ``n_standards`` (``real`` marks the others; ``count`` = real standards, at least 1)."""
+    success, failure = state["success"][standards], state["failure"][standards]  # (N, K)
+    streak, last = state["streak"][standards], state["last"][standards]
+    done = state["total"][3]  # attempts so far = the index of the attempt being predicted
+    gap = np.where(last > 0, done - last + 1, 0.0)
+    run = np.where(last == done, state["run"][standards], 0.0)
+    per_standard = np.stack([success + failure, success, failure, np.maximum(streak, 0), np.maximum(-streak, 0),
+                             gap, run], -1)  # (N, K, 7)
+    means = (np.log1p(per_standard) * real[..., None]).sum(1) / count[:, None]  # (N, 7)
+    t_success, t_failure, t_streak = state["total"][:3]
+    totals = np.log1p(np.array([t_success + t_failure, t_success, t_failure, max(t_streak, 0), max(-t_streak, 0)],
+                               dtype=np.float32))
+    return np.concatenate([means, np.broadcast_to(totals, (len(means), 5))], 1).astype(np.float32)  # (N, 12)
+
+
+def _check_state(state: LearnerState) -> None:
+    if "last" not in state:
+        raise ModelFormatError(
+            f"this zpd learner state has keys {sorted(state)}, expected {list(STATE_KEYS)}: it was built by an "
+            "older zpd model; rebuild it from the learner's event log")
 
 
 class ZPDNet(nn.Module):
@@ -56,17 +104,17 @@ class ZPDNet(nn.Module):
         self.easy = nn.Embedding(n_standards + 1, 1, padding_idx=n_standards)
         self.win = nn.Embedding(n_standards + 1, 1, padding_idx=n_standards)
         self.fail = nn.Embedding(n_standards + 1, 1, padding_idx=n_standards)
-        self.totals = nn.Linear(2, 1, bias=False)
+        self.counts = nn.Linear(N_FEATURES, 1, bias=False)
         self.mu_weight = nn.Parameter(torch.ones(()))
         self.drop = nn.Dropout(dropout)
         with torch.no_grad():
             for emb in (self.easy, self.win, self.fail):
                 emb.weight.zero_()
-            self.totals.weight.zero_()
+            self.counts.weight.zero_()
 
     def forward(self, batch: SequenceBatch) -> torch.Tensor:
         q, mu = self.embed(batch.item, batch.standards, batch.difficulty)  # (B, T, E), (B, T)
-        f = _features(batch, self.pad)  # (B, T, 4)
+        f = _features(batch, self.pad)  # (B, T, N_FEATURES)
         c = batch.correct.unsqueeze(-1)
         h, _ = self.rnn(torch.cat([q * c, q * (1 - c), f], dim=-1))  # (B, T, H)
         h_before = F.pad(h[:, :-1], (0, 0, 1, 0))  # (B, T, H): state before each attempt
@@ -76,7 +124,7 @@ class ZPDNet(nn.Module):
         wide = ((self.easy(batch.standards).squeeze(-1)
                  + self.win(batch.standards).squeeze(-1) * torch.log1p(batch.std_success)
                  + self.fail(batch.standards).squeeze(-1) * torch.log1p(batch.std_failure)) * real).sum(-1)
-        wide = wide + self.totals(f[..., 2:]).squeeze(-1) - self.mu_weight * mu
+        wide = wide + self.counts(f).squeeze(-1) - self.mu_weight * mu
         return deep + wide  # (B, T)
 
 
@@ -84,13 +132,27 @@ class ZPDModel(NeuralModel):
     """Recurrent state + question-aware deep head + Best-LR wide head (see the module docstring)."""
 
     name = "zpd"
-    defaults: ClassVar[Mapping[str, Any]] = {"dim": 64, "hidden": 128, "out_hidden": 64, "dropout": 0.2}
+    #: ``item_residual`` on (off for the other models): on fold 1 it raised zpd's validation AUC on
+    #: ASSIST2009 (0.7841 -> 0.7858) and Statics2011 (0.8290 -> 0.8301, measured with an L2 of 1e-3
+    #: on the residuals) and left ASSIST2015 level (0.7342 -> 0.7341, same); on ASSIST2009 an L2 of
+    #: 1e-3 or 1e-2 on the residuals left validation AUC unchanged, so there is none
+    defaults: ClassVar[Mapping[str, Any]] = {
+        "dim": 64, "hidden": 128, "out_hidden": 64, "dropout": 0.2, "item_residual": True,
+    }
     learning_rate: ClassVar[float] = 2e-3
 
     def build_net(self) -> nn.Module:
         h = self.hyper
         return ZPDNet(len(self.items), len(self.standards), int(h["dim"]), int(h["hidden"]), int(h["out_hidden"]),
                       float(h["dropout"]), bool(h["item_residual"]))
+
+    def load_weights(self, arrays: Mapping[str, np.ndarray]) -> None:
+        saved = arrays.get("net.out_f.weight")
+        if saved is not None and np.ndim(saved) == 2 and np.shape(saved)[1] != N_FEATURES:
+            raise ModelFormatError(
+                f"these zpd weights use {np.shape(saved)[1]} count features per attempt (an older zpd); this "
+                f"version uses {N_FEATURES} ({', '.join(FEATURES)}): retrain the model")
+        super().load_weights(arrays)
 
     def derive(self, w: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         n = self.n_standards
@@ -100,23 +162,17 @@ class ZPDModel(NeuralModel):
 
     def init_state(self) -> LearnerState:
         n = self.n_standards
-        return {"h": np.zeros(int(self.hyper["hidden"]), dtype=np.float32),
-                "success": np.zeros(n + 1, dtype=np.float32), "failure": np.zeros(n + 1, dtype=np.float32),
-                "total": np.zeros(2, dtype=np.float32)}
-
-    @staticmethod
-    def _attempt_features(state: LearnerState, standards: np.ndarray) -> np.ndarray:
-        if len(standards):
-            s = np.log1p(state["success"][standards]).mean()
-            f = np.log1p(state["failure"][standards]).mean()
-        else:
-            s = f = 0.0
-        return np.array([s, f, *np.log1p(state["total"])], dtype=np.float32)
+        state = {key: np.zeros(n + 1, dtype=np.float32) for key in STATE_KEYS[1:-1]}  # padding row stays 0
+        return {"h": np.zeros(int(self.hyper["hidden"]), dtype=np.float32), **state,
+                "total": np.zeros(4, dtype=np.float32)}  # successes, failures, signed streak, attempts
 
     def step(self, state: LearnerState, w: Mapping[str, np.ndarray], attempt: Attempt) -> LearnerState:
+        _check_state(state)
         q, _ = rasch_numpy(w, "embed", np.array(attempt.item), attempt.standards[None, :], np.array(attempt.difficulty))
         q = q.reshape(-1)
-        feats = self._attempt_features(state, attempt.standards)
+        stds = attempt.standards
+        feats = _state_features(state, stds[None, :], np.ones((1, len(stds)), dtype=np.float32),
+                                np.array([max(len(stds), 1)], dtype=np.float32))[0]
         x = np.concatenate([q * attempt.correct, q * (1.0 - attempt.correct), feats]).astype(np.float32)
         h = state["h"]
         gi = w["rnn.weight_ih_l0"] @ x + w["rnn.bias_ih_l0"]
@@ -125,11 +181,19 @@ class ZPDModel(NeuralModel):
         hr, hz, hn = np.split(gh, 3)
         r, z = sigmoid(ir + hr), sigmoid(iz + hz)
         n = np.tanh(in_ + r * hn)
-        success, failure = state["success"].copy(), state["failure"].copy()
-        success[attempt.standards] += attempt.correct
-        failure[attempt.standards] += 1.0 - attempt.correct
-        total = state["total"] + np.array([attempt.correct, 1.0 - attempt.correct], dtype=np.float32)
-        return {"h": ((1 - z) * n + z * h).astype(np.float32), "success": success, "failure": failure, "total": total}
+        new = {key: state[key].copy() for key in STATE_KEYS[1:]}
+        c, win = attempt.correct, attempt.correct >= 0.5
+        done = new["total"][3]
+        new["success"][stds] += c
+        new["failure"][stds] += 1.0 - c
+        streak = new["streak"][stds]
+        new["streak"][stds] = np.maximum(streak, 0) + 1 if win else np.minimum(streak, 0) - 1
+        new["run"][stds] = np.where(new["last"][stds] == done, new["run"][stds] + 1, 1)
+        new["last"][stds] = done + 1
+        t_streak = new["total"][2]
+        new["total"] += np.array([c, 1.0 - c, 0.0, 1.0], dtype=np.float32)
+        new["total"][2] = max(t_streak, 0) + 1 if win else min(t_streak, 0) - 1
+        return {"h": ((1 - z) * n + z * h).astype(np.float32), **new}
 
     def prepare_candidates(self, w: Mapping[str, np.ndarray], cand: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         q, mu = rasch_numpy(w, "embed", cand["item"], cand["standards"], cand["difficulty"])  # (N, E), (N,)
@@ -140,16 +204,14 @@ class ZPDModel(NeuralModel):
         return cand
 
     def score(self, state: LearnerState, w: Mapping[str, np.ndarray], cand: Mapping[str, np.ndarray]) -> np.ndarray:
+        _check_state(state)
         stds, real = cand["standards"], cand["real"]  # (N, K)
-        ls, lf = np.log1p(state["success"]), np.log1p(state["failure"])  # (S+1,), padding row is 0
-        mean_s = (ls[stds] * real).sum(1) / cand["count"]
-        mean_f = (lf[stds] * real).sum(1) / cand["count"]
-        totals = np.log1p(state["total"]).astype(np.float32)
-        feats = np.stack([mean_s, mean_f, np.full_like(mean_s, totals[0]), np.full_like(mean_s, totals[1])], 1)
+        feats = _state_features(state, stds, real, cand["count"])  # (N, N_FEATURES)
+        ls, lf = np.log1p(state["success"][stds]), np.log1p(state["failure"][stds])  # (N, K), padding is 0
         a = w["out_h.weight"] @ state["h"] + w["out_h.bias"]  # (H',)
         z = np.maximum(cand["q_proj"] + a + feats @ w["out_f.weight"].T, 0.0)  # (N, H')
         deep = z @ w["out.weight"][0]
-        wide = ((w["easy_vec"][stds] + w["win_vec"][stds] * ls[stds] + w["fail_vec"][stds] * lf[stds]) * real).sum(1)
-        wide = wide + totals @ w["totals.weight"][0]
+        wide = ((w["easy_vec"][stds] + w["win_vec"][stds] * ls + w["fail_vec"][stds] * lf) * real).sum(1)
+        wide = wide + feats @ w["counts.weight"][0]
         return deep + wide + cand["offset"]  # (N,)
 

@@ -23,17 +23,21 @@ SMALL = {
 }
 
 
-def small(name: str, seed: int = 0) -> NeuralModel:
-    cls, hyper = SMALL[name]
-    model = cls(neural_config(STANDARDS, ITEMS, hyper, seed))
+def perturbed(model: NeuralModel, seed: int = 0) -> NeuralModel:
+    """Move the weights off their special initial values (zeros, ones), keeping padding rows zero."""
     gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():  # move weights off their special initial values
+    with torch.no_grad():
         for param in model.net.parameters():
             param.add_(0.3 * torch.randn(param.shape, generator=gen))
         for module in model.net.modules():
             if isinstance(module, torch.nn.Embedding) and module.padding_idx is not None:
                 module.weight[module.padding_idx].zero_()
     return model
+
+
+def small(name: str, seed: int = 0) -> NeuralModel:
+    cls, hyper = SMALL[name]
+    return perturbed(cls(neural_config(STANDARDS, ITEMS, hyper, seed)), seed)
 
 
 def events(labels: list[float]) -> list[Event]:
