@@ -65,17 +65,26 @@ def _features(batch: SequenceBatch, pad: int) -> torch.Tensor:
     return torch.cat([means, totals], -1)  # (B, T, N_FEATURES)
 
 
-def _state_features(state: LearnerState, standards: np.ndarray, real: np.ndarray, count: np.ndarray) -> np.ndarray:
-    """:func:`_features` from a serving state for N attempts on ``standards`` (N, K) padded with
-    ``n_standards`` (``real`` marks the others; ``count`` = real standards, at least 1)."""
-    success, failure = state["success"][standards], state["failure"][standards]  # (N, K)
-    streak, last = state["streak"][standards], state["last"][standards]
+def _standard_table(state: LearnerState, standards: np.ndarray | None = None) -> np.ndarray:
+    """``log1p`` of the 7 per-standard counts (attempts, successes, failures, success streak,
+    failure streak, gap, run) for ``standards`` (any shape), or for every standard (+ padding)."""
+    pick = (lambda v: v) if standards is None else (lambda v: v[standards])
+    success, failure = pick(state["success"]), pick(state["failure"])
+    streak, last = pick(state["streak"]), pick(state["last"])
     done = state["total"][3]  # attempts so far = the index of the attempt being predicted
     gap = np.where(last > 0, done - last + 1, 0.0)
-    run = np.where(last == done, state["run"][standards], 0.0)
-    per_standard = np.stack([success + failure, success, failure, np.maximum(streak, 0), np.maximum(-streak, 0),
-                             gap, run], -1)  # (N, K, 7)
-    means = (np.log1p(per_standard) * real[..., None]).sum(1) / count[:, None]  # (N, 7)
+    run = np.where(last == done, pick(state["run"]), 0.0)
+    return np.log1p(np.stack([success + failure, success, failure, np.maximum(streak, 0), np.maximum(-streak, 0),
+                              gap, run], -1))
+
+
+def _state_features(state: LearnerState, standards: np.ndarray, real: np.ndarray, count: np.ndarray,
+                    table: np.ndarray | None = None) -> np.ndarray:
+    """:func:`_features` from a serving state for N attempts on ``standards`` (N, K) padded with
+    ``n_standards`` (``real`` marks the others; ``count`` = real standards, at least 1). ``table``
+    (:func:`_standard_table` over every standard) saves recomputing it for many candidates."""
+    per_standard = table[standards] if table is not None else _standard_table(state, standards)  # (N, K, 7)
+    means = (per_standard * real[..., None]).sum(1) / count[:, None]  # (N, 7)
     t_success, t_failure, t_streak = state["total"][:3]
     totals = np.log1p(np.array([t_success + t_failure, t_success, t_failure, max(t_streak, 0), max(-t_streak, 0)],
                                dtype=np.float32))
@@ -201,17 +210,28 @@ class ZPDModel(NeuralModel):
         cand["offset"] = (w["out.bias"][0] - w["mu_weight"] * mu).astype(np.float32)  # (N,)
         cand["real"] = (cand["standards"] != self.n_standards).astype(np.float32)  # (N, K)
         cand["count"] = np.maximum(cand["real"].sum(1), 1.0).astype(np.float32)  # (N,)
+        # the (candidate, standard) pairs without padding: items span 1 to 17 standards, so
+        # per-standard terms are summed over these pairs rather than over the padded (N, K) grid
+        rows, cols = np.nonzero(cand["standards"] != self.n_standards)
+        cand["pair_row"], cand["pair_std"] = rows.astype(np.int64), cand["standards"][rows, cols]
         return cand
 
     def score(self, state: LearnerState, w: Mapping[str, np.ndarray], cand: Mapping[str, np.ndarray]) -> np.ndarray:
         _check_state(state)
-        stds, real = cand["standards"], cand["real"]  # (N, K)
-        feats = _state_features(state, stds, real, cand["count"])  # (N, N_FEATURES)
-        ls, lf = np.log1p(state["success"][stds]), np.log1p(state["failure"][stds])  # (N, K), padding is 0
+        n, rows, stds = len(cand["offset"]), cand["pair_row"], cand["pair_std"]
+        table = _standard_table(state)  # (S + 1, 7): once per state, then summed per candidate
+        width = table.shape[1]
+        sums = np.bincount((rows[:, None] * width + np.arange(width)).ravel(), weights=table[stds].ravel(),
+                           minlength=n * width).reshape(n, width)
+        t_success, t_failure, t_streak = state["total"][:3]
+        totals = np.log1p(np.array([t_success + t_failure, t_success, t_failure, max(t_streak, 0), max(-t_streak, 0)],
+                                   dtype=np.float32))
+        feats = np.concatenate([sums / cand["count"][:, None], np.broadcast_to(totals, (n, 5))], 1).astype(np.float32)
         a = w["out_h.weight"] @ state["h"] + w["out_h.bias"]  # (H',)
         z = np.maximum(cand["q_proj"] + a + feats @ w["out_f.weight"].T, 0.0)  # (N, H')
         deep = z @ w["out.weight"][0]
-        wide = ((w["easy_vec"][stds] + w["win_vec"][stds] * ls + w["fail_vec"][stds] * lf) * real).sum(1)
-        wide = wide + feats @ w["counts.weight"][0]
+        # wide: per standard easy + win * log1p(successes) + fail * log1p(failures), summed per candidate
+        per_standard = w["easy_vec"] + w["win_vec"] * table[:, 1] + w["fail_vec"] * table[:, 2]
+        wide = np.bincount(rows, weights=per_standard[stds], minlength=n) + feats @ w["counts.weight"][0]
         return deep + wide + cand["offset"]  # (N,)
 
