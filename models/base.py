@@ -17,6 +17,7 @@ vocabularies) and ``weights.npz`` (arrays only, loaded with ``allow_pickle=False
 from __future__ import annotations
 
 import json
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -200,7 +201,7 @@ def state_from_bytes(data: bytes) -> LearnerState:
     offset, state = 9 + size, {}
     for name, dtype, shape in header:
         dt = np.dtype(dtype)
-        count = int(np.prod(shape)) if shape else 1
+        count = math.prod(shape)  # 1 for a scalar
         state[name] = np.frombuffer(data, dtype=dt, count=count, offset=offset).reshape(shape).copy()
         offset += count * dt.itemsize
     return state

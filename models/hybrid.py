@@ -32,6 +32,7 @@ class HybridModel(LearnerModel):
             trained = MODEL_CLASSES[parts["trained"]["model"]](parts["trained"]["config"])
             fallback = MODEL_CLASSES[parts["fallback"]["model"]](parts["fallback"]["config"])
         self.trained, self.fallback = trained, fallback
+        self._last_trained: tuple[tuple, dict[str, float]] | None = None
         self.covered = frozenset(trained.standards)
         self._model_id = id(self)
 
@@ -87,8 +88,20 @@ class HybridModel(LearnerModel):
     def mastery(self, state: LearnerState) -> dict[str, float]:
         t, f = _split(state)
         merged = self.fallback.mastery(f)
-        merged.update({c: p for c, p in self.trained.mastery(t).items() if c in merged or c in self.covered})
+        merged.update({c: p for c, p in self._trained_mastery(t).items() if c in merged or c in self.covered})
         return merged
+
+    def _trained_mastery(self, t: LearnerState) -> dict[str, float]:
+        """The trained part's mastery, reused while its state arrays are the same objects: most
+        events touch only standards the trained model does not cover, and states are never
+        changed in place (the cache holds the arrays, so their identities cannot be reused)."""
+        arrays = tuple(t.values())
+        last = self._last_trained
+        if last is not None and len(last[0]) == len(arrays) and all(a is b for a, b in zip(last[0], arrays)):
+            return last[1]
+        result = self.trained.mastery(t)
+        self._last_trained = (arrays, result)
+        return result
 
     # ------------------------------------------------------------------ persistence
     def weights(self) -> dict[str, np.ndarray]:
@@ -96,6 +109,7 @@ class HybridModel(LearnerModel):
                 **{f"fallback.{k}": v for k, v in self.fallback.weights().items()}}
 
     def load_weights(self, arrays: Mapping[str, np.ndarray]) -> None:
+        self._last_trained = None
         self.trained.load_weights({k[8:]: v for k, v in arrays.items() if k.startswith("trained.")})
         self.fallback.load_weights({k[9:]: v for k, v in arrays.items() if k.startswith("fallback.")})
 

@@ -165,3 +165,13 @@ def test_loading_refuses_bad_folders(tmp_path: Path) -> None:
     (folder / "config.json").write_text(text)
     with pytest.raises(ModelFormatError, match="format_version 99 is not supported"):
         load_model(folder)
+
+
+def test_hybrid_mastery_is_the_same_with_and_without_its_cache() -> None:
+    """The trained part's mastery is reused while its state arrays are unchanged (events on
+    standards it does not cover); every answer equals a fresh computation."""
+    model, fresh = make_hybrid(), make_hybrid()
+    state = model.init_state()
+    for event in history(3, 25):
+        state = model.update(state, event)
+        assert model.mastery(state) == fresh.mastery({k: v.copy() for k, v in state.items()})
