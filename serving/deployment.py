@@ -24,7 +24,7 @@ from engine.catalog import Catalog, CatalogError, Item, parse_item
 from engine.graph import GraphError, StandardsGraph
 from engine.planner.index import PlannerIndex
 from serving.model_provider import LoadedModel, ModelLoadError
-from serving.stores.base import LearnerStore, StoreError, VersionConflict
+from serving.stores.base import LearnerStore, VersionConflict
 
 __all__ = ["Deployment", "DeploymentError"]
 
@@ -73,7 +73,7 @@ class Deployment:
                 except VersionConflict:
                     continue
             else:
-                raise StoreError("the catalog is being changed concurrently; retry")
+                raise VersionConflict("the catalog is being changed concurrently; retry")
             created = sum(1 for item in parsed if item.id not in self.engine.catalog)
             self._apply({CATALOG: (new_version, list(merged.values()))})
             return created, len(parsed) - created

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Body, Query, Request
 
 from engine.catalog import CatalogError, Modality, parse_item
 from serving.deployment import DeploymentError
+from serving.stores.base import VersionConflict
 from serving.deps import AdminDep, ReadDep, ServiceDep
 from serving.service import ApiError
 from serving.views import item_json
@@ -65,7 +66,10 @@ def put_items(request: Request, principal: AdminDep, service: ServiceDep, body: 
             field = message.split("field '")[1].split("'")[0] if "field '" in message else None
             raise ApiError(404 if "unknown standard" in message else 422, "invalid_item", message,
                            f"items[{i}].{field}" if field else f"items[{i}]") from None
-    created, updated = request.app.state.deployment.upsert_items(records)  # the other workers follow
+    try:
+        created, updated = request.app.state.deployment.upsert_items(records)  # the other workers follow
+    except VersionConflict as exc:
+        raise ApiError(409, "busy", str(exc), "body") from None
     return {"created": created, "updated": updated, "items": len(engine.catalog)}
 
 
