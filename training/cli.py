@@ -160,6 +160,9 @@ def train_command(
     columns: Annotated[Optional[str], typer.Option("--columns", help="csv only: 'datashop' or a JSON file of CsvColumns fields.")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", help="Also write the model folder and plots here.")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bars on stderr.")] = True,
+    refit: Annotated[bool, typer.Option(
+        "--refit", help="After early stopping picks the best epoch E on valid, train a fresh model on train+valid "
+                        "for E epochs and register and test that one.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Train a model, track the run in MLflow and register the model (`zpd-learner` by default)."""
@@ -178,7 +181,7 @@ def train_command(
         _fail(exc)
     try:
         summary = _run_training(tables, reports, model, cfg, epochs, seed, progress, output,
-                                {"data.path": str(data), "data.format": fmt, "data.fold": str(fold or "")})
+                                {"data.path": str(data), "data.format": fmt, "data.fold": str(fold or "")}, refit=refit)
     except ValueError as exc:  # e.g. an unknown hyper-parameter in [model.NAME]; the run is marked FAILED
         _fail(exc)
     if summary is None:  # a non-zero rank under torchrun: rank 0 reports
@@ -193,10 +196,14 @@ def train_command(
                f"log-loss {m['test_log_loss']:.4f}  ECE {m['test_ece']:.4f}")
     typer.echo(f"{summary['epochs_run']} epochs (best {summary['best_epoch']}), "
                f"{summary['seconds_per_epoch']:.2f} s per epoch")
+    if summary.get("refit_epochs") is not None:
+        typer.echo(f"refit on train+valid for {summary['refit_epochs']} epochs (test metrics above); "
+                   f"early-stopped model: test AUC {m['early_stopped_test_auc']:.4f}, valid AUC {m['valid_auc']:.4f}")
 
 
 def _run_training(tables: dict[str, Any], reports: dict[str, Any], model: str, cfg: ZPDConfig, epochs: int | None,
-                  seed: int | None, progress: bool, output: Path | None, tags: dict[str, str]) -> dict[str, Any] | None:
+                  seed: int | None, progress: bool, output: Path | None, tags: dict[str, str], refit: bool = False
+                  ) -> dict[str, Any] | None:
     from training import ddp
     from training.tracking import MLflowTracker
     from training.train import train
@@ -207,10 +214,11 @@ def _run_training(tables: dict[str, Any], reports: dict[str, Any], model: str, c
             tags = {**tags, "data.load_reports": json.dumps(reports)[:5000]}
             tracker = MLflowTracker(cfg.mlflow.tracking_uri, cfg.training.experiment, cfg.mlflow.registered_model, tags)
         result = train(tables["train"], tables["valid"], tables["test"], model, cfg, epochs=epochs, seed=seed,
-                       tracker=tracker, progress=progress, output_dir=output if dctx.is_main else None)
+                       tracker=tracker, progress=progress, output_dir=output if dctx.is_main else None, refit=refit)
     if not dctx.is_main:
         return None
     name = cfg.mlflow.registered_model
+    refitted = {"refit_epochs": result.refit_epochs, "refit_history": result.refit_history} if result.refit_epochs else {}
     return {
         "run_id": result.run_id,
         "model_version": result.model_version,
@@ -227,6 +235,7 @@ def _run_training(tables: dict[str, Any], reports: dict[str, Any], model: str, c
         "history": result.history,
         "data": result.data,
         "load_reports": reports,
+        **refitted,
     }
 
 

@@ -8,6 +8,12 @@ Reads top to bottom in the order it runs::
                validation AUC -> keep the best weights, stop after `patience` epochs without gain
     restore the best weights -> test metrics -> plots -> tracker (MLflow) logs and registers
 
+With ``refit=True`` the early-stopped run only chooses the number of epochs ``E`` (its best
+validation epoch): a fresh model of the same class, hyper-parameters and seed is then built on
+train+valid (vocabularies and item difficulties from train+valid, the training rows' difficulty
+feature cross-fitted over train+valid learners) and trained for exactly ``E`` epochs without
+validation; the test metrics are that model's. The test table is only ever predicted.
+
 Under ``torchrun`` (see :mod:`training.ddp`) every rank runs this same function: batches are
 planned identically on every rank, each rank takes every ``world_size``-th learner of each batch,
 and the loss is scaled so the all-reduced gradient equals the one-process gradient of the whole
@@ -37,7 +43,7 @@ from models.registry import MODEL_CLASSES
 from training import ddp, plots
 from training.metrics import evaluate_predictions
 
-__all__ = ["RunTracker", "TrainResult", "plan_batches", "predict_table", "train"]
+__all__ = ["RunTracker", "TrainResult", "concat_tables", "plan_batches", "predict_table", "train"]
 
 
 class RunTracker(Protocol):
@@ -54,7 +60,13 @@ class RunTracker(Protocol):
 
 @dataclass
 class TrainResult:
-    """What a training run produced. ``metrics`` holds ``test_*`` and ``valid_*`` (best epoch)."""
+    """What a training run produced. ``metrics`` holds ``test_*`` and ``valid_*`` (best epoch).
+
+    With refit, ``model`` is the model refitted on train+valid for ``refit_epochs`` epochs and
+    ``test_*`` are its metrics; ``valid_*`` and ``history`` are the early-stopped run's, whose own
+    test metrics are kept as ``early_stopped_test_*``; ``refit_history`` has the refit's
+    losses and ``early_stopped_model`` is the early-stopped model.
+    """
 
     model: LearnerModel
     model_name: str
@@ -70,6 +82,9 @@ class TrainResult:
     test_predictions: np.ndarray | None = None
     run_id: str | None = None
     model_version: str | None = None
+    refit_epochs: int | None = None
+    early_stopped_model: LearnerModel | None = None
+    refit_history: list[dict[str, float]] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------------------------------ batches
@@ -125,6 +140,33 @@ def predict_table(model: LearnerModel, table: Any, batch_tokens: int = 32768) ->
     return out
 
 
+def concat_tables(first: Any, second: Any) -> Any:
+    """One InteractionTable with the learners of ``first`` then those of ``second``.
+
+    Vocabularies are merged by id (``first``'s ids keep their indices, ids only in ``second`` are
+    appended). Learner ids must not repeat across the two tables.
+    """
+    from training.interactions import InteractionTable
+
+    clash = set(first.learner_ids) & set(second.learner_ids)
+    if clash:
+        raise ValueError(f"cannot concatenate tables sharing {len(clash)} learner ids (e.g. {sorted(clash)[0]!r})")
+    b = second.with_vocabularies(first.item_ids, first.standard_ids)
+    a = first.with_vocabularies(b.item_ids, b.standard_ids)
+    return InteractionTable(
+        learner_ids=a.learner_ids + b.learner_ids,
+        item_ids=b.item_ids,
+        standard_ids=b.standard_ids,
+        learner_offsets=np.concatenate([a.learner_offsets, a.learner_offsets[-1] + b.learner_offsets[1:]]).astype(np.int64),
+        learner=np.concatenate([a.learner, b.learner + a.n_learners]).astype(np.int32),
+        item=np.concatenate([a.item, b.item]).astype(np.int32),
+        standard_offsets=np.concatenate([a.standard_offsets, a.standard_offsets[-1] + b.standard_offsets[1:]]).astype(np.int64),
+        standard_indices=np.concatenate([a.standard_indices, b.standard_indices]).astype(np.int32),
+        correct=np.concatenate([a.correct, b.correct]).astype(np.float32),
+        timestamp=np.concatenate([a.timestamp, b.timestamp]).astype(np.float64),
+    )
+
+
 # ------------------------------------------------------------------------------------------ train
 def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
@@ -169,6 +211,7 @@ def train(
     tracker: RunTracker | None = None,
     progress: bool = True,
     output_dir: str | Path | None = None,
+    refit: bool = False,
 ) -> TrainResult:
     """Train ``model_name`` on ``table_train``, stop early on ``table_valid``, report on ``table_test``.
 
@@ -176,6 +219,9 @@ def train(
     matched by name; items and standards unseen in training are scored as new ones). ``epochs``
     and ``seed`` default to ``config.training``. With a ``tracker`` (rank 0 only) the run is
     logged and the model registered; ``output_dir`` also keeps the model folder and the plots.
+    ``refit`` retrains a fresh model on train+valid for the early-stopped number of epochs and
+    reports its test metrics (see the module docstring); ``data`` then also describes the
+    ``refit`` table (train+valid) with its fingerprint.
     """
     config = config or ZPDConfig()
     tc = config.training
@@ -187,8 +233,15 @@ def train(
     _seed_everything(seed)
     model = _build_model(model_name, table_train, config, seed)
     lr = float(tc.learning_rate or getattr(model, "learning_rate", 1e-3))
-    data = _data_info({"train": table_train, "valid": table_valid, "test": table_test}) if tracker else {}
+    refit = bool(refit) and isinstance(model, NeuralModel)
+    table_refit = concat_tables(table_train, table_valid) if refit else None
+    splits = {"train": table_train, "valid": table_valid, "test": table_test}
+    if table_refit is not None:
+        splits["refit"] = table_refit
+    data = _data_info(splits) if (tracker or refit) else {}
     params = _params(model, config, epochs, seed, lr, dctx.world_size)
+    if refit:
+        params["refit"] = True
     if tracker is not None:
         tracker.start(params, {"zpd.model": model_name}, config.model_dump(mode="json") | {"data": data})
     try:
@@ -197,6 +250,8 @@ def train(
         else:
             history, best_epoch, stopped = [], 0, False
         result = _finish(model, model_name, table_valid, table_test, history, best_epoch, stopped, dctx, params, data, tc)
+        if table_refit is not None and best_epoch >= 1:
+            _refit(result, table_refit, table_test, config, best_epoch, seed, lr, dctx, tracker, progress)
         if dctx.is_main and (tracker is not None or output_dir is not None):
             with tempfile.TemporaryDirectory(prefix="zpd-train-") as tmp:
                 folder = Path(output_dir) if output_dir is not None else Path(tmp)
@@ -210,12 +265,14 @@ def train(
     return result
 
 
-def _fit(model: NeuralModel, table_train: Any, table_valid: Any, config: ZPDConfig, epochs: int, seed: int,
-         lr: float, dctx: ddp.DistContext, tracker: RunTracker | None, progress: bool
+def _fit(model: NeuralModel, table_train: Any, table_valid: Any | None, config: ZPDConfig, epochs: int, seed: int,
+         lr: float, dctx: ddp.DistContext, tracker: RunTracker | None, progress: bool, prefix: str = ""
          ) -> tuple[list[dict[str, float]], int, bool]:
+    """Train ``model`` in place. With ``table_valid``: early stopping, best weights restored.
+    Without: exactly ``epochs`` epochs, last weights kept (metrics logged with ``prefix``)."""
     tc = config.training
     train_data = model.encode_table(table_train, cross_fit=True)
-    valid_data = model.encode_table(table_valid) if dctx.is_main else None
+    valid_data = model.encode_table(table_valid) if dctx.is_main and table_valid is not None else None
     lengths = train_data.lengths
     # the same plan for any world size, so N ranks compute exactly the one-process updates
     batches = plan_batches(lengths, tc.batch_tokens, tc.max_batch_learners)
@@ -254,6 +311,13 @@ def _fit(model: NeuralModel, table_train: Any, table_valid: Any, config: ZPDConf
             tokens += batch.n_tokens if weight else 0
         seconds = time.perf_counter() - t0
         loss_sum, tokens = ddp.all_reduce_sum([loss_sum, tokens])
+        if table_valid is None:
+            record = {"epoch": epoch, "train_loss": loss_sum / max(tokens, 1), "epoch_seconds": seconds}
+            history.append(record)
+            if tracker is not None:
+                tracker.log_epoch(epoch, {f"{prefix}{k}": v for k, v in record.items() if k != "epoch"})
+            epoch_bar.set_postfix(loss=f"{record['train_loss']:.4f}")
+            continue
         valid = evaluate_predictions(valid_data.correct, _predict_encoded(model, valid_data, tc.batch_tokens * 4),
                                      "valid_") if dctx.is_main else {}
         valid_auc, valid_loss = ddp.broadcast_from_main([valid.get("valid_auc", 0.0), valid.get("valid_log_loss", 0.0)])
@@ -271,9 +335,33 @@ def _fit(model: NeuralModel, table_train: Any, table_valid: Any, config: ZPDConf
             if stale >= tc.patience:
                 stopped = epoch < epochs
                 break
+    if table_valid is None:
+        net.eval()
+        return history, len(history), False
     net.load_state_dict(best["state"])
     net.eval()
     return history, int(best["epoch"]), stopped
+
+
+def _refit(result: TrainResult, table_refit: Any, table_test: Any, config: ZPDConfig, epochs: int, seed: int,
+           lr: float, dctx: ddp.DistContext, tracker: RunTracker | None, progress: bool) -> None:
+    """Replace ``result``'s model and test metrics by a fresh model trained on ``table_refit``
+    (train+valid) for exactly ``epochs`` epochs, same class, hyper-parameters and seed."""
+    _seed_everything(seed)
+    model = _build_model(result.model_name, table_refit, config, seed)
+    history, _, _ = _fit(model, table_refit, None, config, epochs, seed, lr, dctx, tracker, progress, prefix="refit_")
+    result.early_stopped_model = result.model
+    result.model, result.refit_epochs, result.refit_history = model, epochs, history
+    if not dctx.is_main:
+        return
+    early = {f"early_stopped_{k}": v for k, v in result.metrics.items() if k.startswith("test_")}
+    y_test = np.asarray(table_test.correct, dtype=np.float64)
+    p_test = predict_table(model, table_test, config.training.batch_tokens * 4)
+    result.metrics.update(evaluate_predictions(y_test, p_test, "test_"))
+    result.metrics.update(early)
+    result.metrics["refit_epochs"] = float(epochs)
+    result.metrics["refit_seconds_per_epoch"] = float(np.mean([h["epoch_seconds"] for h in history]))
+    result.test_labels, result.test_predictions = y_test, p_test
 
 
 def _finish(model: LearnerModel, model_name: str, table_valid: Any, table_test: Any, history: list[dict[str, float]],
