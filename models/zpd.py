@@ -78,17 +78,23 @@ def _standard_table(state: LearnerState, standards: np.ndarray | None = None) ->
                               gap, run], -1))
 
 
-def _state_features(state: LearnerState, standards: np.ndarray, real: np.ndarray, count: np.ndarray,
-                    table: np.ndarray | None = None) -> np.ndarray:
-    """:func:`_features` from a serving state for N attempts on ``standards`` (N, K) padded with
-    ``n_standards`` (``real`` marks the others; ``count`` = real standards, at least 1). ``table``
-    (:func:`_standard_table` over every standard) saves recomputing it for many candidates."""
-    per_standard = table[standards] if table is not None else _standard_table(state, standards)  # (N, K, 7)
-    means = (per_standard * real[..., None]).sum(1) / count[:, None]  # (N, 7)
+def _totals(state: LearnerState) -> np.ndarray:
+    """``log1p`` of the learner's totals: attempts, successes, failures, success and failure streak."""
     t_success, t_failure, t_streak = state["total"][:3]
-    totals = np.log1p(np.array([t_success + t_failure, t_success, t_failure, max(t_streak, 0), max(-t_streak, 0)],
-                               dtype=np.float32))
-    return np.concatenate([means, np.broadcast_to(totals, (len(means), 5))], 1).astype(np.float32)  # (N, 12)
+    return np.log1p(np.array([t_success + t_failure, t_success, t_failure, max(t_streak, 0), max(-t_streak, 0)],
+                             dtype=np.float32))
+
+
+def _with_totals(means: np.ndarray, state: LearnerState) -> np.ndarray:
+    """(N, 7) per-standard means and the totals: the (N, N_FEATURES) features."""
+    return np.concatenate([means, np.broadcast_to(_totals(state), (len(means), 5))], 1).astype(np.float32)
+
+
+def _state_features(state: LearnerState, standards: np.ndarray, real: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """:func:`_features` from a serving state for N attempts on ``standards`` (N, K) padded with
+    ``n_standards`` (``real`` marks the others; ``count`` = real standards, at least 1)."""
+    means = (_standard_table(state, standards) * real[..., None]).sum(1) / count[:, None]  # (N, 7)
+    return _with_totals(means, state)
 
 
 def _check_state(state: LearnerState) -> None:
@@ -223,10 +229,7 @@ class ZPDModel(NeuralModel):
         width = table.shape[1]
         sums = np.bincount((rows[:, None] * width + np.arange(width)).ravel(), weights=table[stds].ravel(),
                            minlength=n * width).reshape(n, width)
-        t_success, t_failure, t_streak = state["total"][:3]
-        totals = np.log1p(np.array([t_success + t_failure, t_success, t_failure, max(t_streak, 0), max(-t_streak, 0)],
-                                   dtype=np.float32))
-        feats = np.concatenate([sums / cand["count"][:, None], np.broadcast_to(totals, (n, 5))], 1).astype(np.float32)
+        feats = _with_totals(sums / cand["count"][:, None], state)  # (N, N_FEATURES)
         a = w["out_h.weight"] @ state["h"] + w["out_h.bias"]  # (H',)
         z = np.maximum(cand["q_proj"] + a + feats @ w["out_f.weight"].T, 0.0)  # (N, H')
         deep = z @ w["out.weight"][0]

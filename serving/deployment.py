@@ -128,37 +128,41 @@ class Deployment:
         return catalog
 
     def _apply(self, changed: Mapping[str, tuple[int, Any]]) -> None:
-        """Rebuild graph, catalog, planner index and model encodings from the stored settings;
-        swapped under the engine's lock so a request sees the old set or the new one."""
+        """Rebuild graph, catalog, planner index and model encodings from the stored settings
+        (only the model when nothing else changed); swapped under the engine's lock so a request
+        sees the old set or the new one."""
         engine, holder = self.engine, self.engine.models
-        graph = engine.graph
+        graph, catalog = engine.graph, engine.catalog
+        content = FRAMEWORK in changed or CATALOG in changed
         if FRAMEWORK in changed:
             cfg = engine.config.graph
             graph = parse_case(changed[FRAMEWORK][1], "stored CASE package",
                                CaseOptions(cfg.prerequisite_association_types, cfg.grouping_item_types))
-        added = changed[CATALOG][1] if CATALOG in changed else self._added()
-        catalog = self._catalog_for(graph, added)
-        errors = []
+        if content:
+            catalog = self._catalog_for(graph, changed[CATALOG][1] if CATALOG in changed else self._added())
+        model_uri = changed[MODEL][1]["uri"] if MODEL in changed else None
+        if model_uri is None and holder.current.model.name == "bkt" and graph is not engine.graph:
+            model_uri = "bkt"  # graph BKT is built from the graph
+        error = None
         with engine.lock:
             holder.graph, holder.catalog = graph, catalog
-            model_uri = changed[MODEL][1]["uri"] if MODEL in changed else None
-            if model_uri is None and holder.current.model.name == "bkt" and graph is not engine.graph:
-                model_uri = "bkt"  # graph BKT is built from the graph
             try:
                 if model_uri is not None:
                     holder.reload(model_uri)
-                else:
+                elif content:
                     holder.refresh_catalog(catalog)
-            except ModelLoadError as exc:  # keep serving the current model on the new catalog
-                errors.append(f"model {model_uri}: {exc}")
-                holder.refresh_catalog(catalog)
-            engine.graph, engine.catalog = graph, catalog
-            engine.index = PlannerIndex.build(graph, catalog)
+            except ModelLoadError as exc:  # keep serving the current model (on the new catalog)
+                error = f"model {model_uri}: {exc}"
+                if content:
+                    holder.refresh_catalog(catalog)
+            if content:
+                engine.graph, engine.catalog = graph, catalog
+                engine.index = PlannerIndex.build(graph, catalog)
         for name, (version, _) in changed.items():
             self.applied[name] = version
-        self.last_error = "; ".join(errors) or None
-        if errors:
-            log.error("deployment setting not applied: %s", self.last_error)
+        self.last_error = error
+        if error:
+            log.error("deployment setting not applied: %s", error)
 
 
 def _parse(record: Mapping[str, Any], where: str, graph: StandardsGraph) -> Item:

@@ -185,17 +185,14 @@ class LearnerService:
     def mutate(self, tenant: str, learner_id: str, change: Callable[[LearnerView], Any], create: bool = False) -> Any:
         """Apply ``change`` to a fresh view and commit, retrying on concurrent writes."""
         with self.locks.hold(tenant, [learner_id]):
-            return self._mutate(tenant, learner_id, change, create)
-
-    def _mutate(self, tenant: str, learner_id: str, change: Callable[[LearnerView], Any], create: bool) -> Any:
-        for _ in range(MAX_RETRIES):
-            view = self.load(tenant, learner_id, create)
-            result = change(view)
-            try:
-                self._commit(view)
-                return result
-            except VersionConflict:
-                continue
+            for _ in range(MAX_RETRIES):
+                view = self.load(tenant, learner_id, create)
+                result = change(view)
+                try:
+                    self._commit(view)
+                    return result
+                except VersionConflict:
+                    continue
         raise ApiError(409, "busy", f"learner {learner_id!r} is being updated concurrently; retry")
 
     def mutate_with_event(self, tenant: str, learner_id: str,

@@ -26,7 +26,7 @@ from typing import Literal
 
 import numpy as np
 
-__all__ = ["InteractionTable", "LearnerSequence"]
+__all__ = ["InteractionTable", "LearnerSequence", "concat_tables"]
 
 _ARRAY_FIELDS = (
     "learner_offsets", "learner", "item", "standard_offsets", "standard_indices", "correct", "timestamp",
@@ -396,3 +396,28 @@ class InteractionTable:
             "median_attempts_per_learner": float(np.median(lengths)) if self.n_learners else 0.0,
             "max_attempts_per_learner": int(lengths.max()) if self.n_learners else 0,
         }
+
+
+def concat_tables(first: InteractionTable, second: InteractionTable) -> InteractionTable:
+    """One InteractionTable with the learners of ``first`` then those of ``second``.
+
+    Vocabularies are merged by id (``first``'s ids keep their indices, ids only in ``second`` are
+    appended). Learner ids must not repeat across the two tables.
+    """
+    clash = set(first.learner_ids) & set(second.learner_ids)
+    if clash:
+        raise ValueError(f"cannot concatenate tables sharing {len(clash)} learner ids (e.g. {sorted(clash)[0]!r})")
+    b = second.with_vocabularies(first.item_ids, first.standard_ids)
+    a = first.with_vocabularies(b.item_ids, b.standard_ids)
+    return InteractionTable(
+        learner_ids=a.learner_ids + b.learner_ids,
+        item_ids=b.item_ids,
+        standard_ids=b.standard_ids,
+        learner_offsets=np.concatenate([a.learner_offsets, a.learner_offsets[-1] + b.learner_offsets[1:]]).astype(np.int64),
+        learner=np.concatenate([a.learner, b.learner + a.n_learners]).astype(np.int32),
+        item=np.concatenate([a.item, b.item]).astype(np.int32),
+        standard_offsets=np.concatenate([a.standard_offsets, a.standard_offsets[-1] + b.standard_offsets[1:]]).astype(np.int64),
+        standard_indices=np.concatenate([a.standard_indices, b.standard_indices]).astype(np.int32),
+        correct=np.concatenate([a.correct, b.correct]).astype(np.float32),
+        timestamp=np.concatenate([a.timestamp, b.timestamp]).astype(np.float64),
+    )

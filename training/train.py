@@ -41,9 +41,10 @@ from models.bkt import GraphBKT, bkt_config
 from models.neural import EncodedAttempts, NeuralModel
 from models.registry import MODEL_CLASSES
 from training import ddp, plots
+from training.interactions import concat_tables
 from training.metrics import evaluate_predictions
 
-__all__ = ["RunTracker", "TrainResult", "concat_tables", "plan_batches", "predict_table", "train"]
+__all__ = ["RunTracker", "TrainResult", "plan_batches", "predict_table", "train"]
 
 
 class RunTracker(Protocol):
@@ -138,33 +139,6 @@ def predict_table(model: LearnerModel, table: Any, batch_tokens: int = 32768) ->
         lo = int(table.learner_offsets[seq.index])
         out[lo: lo + len(seq)] = model.predict_sequence(events)
     return out
-
-
-def concat_tables(first: Any, second: Any) -> Any:
-    """One InteractionTable with the learners of ``first`` then those of ``second``.
-
-    Vocabularies are merged by id (``first``'s ids keep their indices, ids only in ``second`` are
-    appended). Learner ids must not repeat across the two tables.
-    """
-    from training.interactions import InteractionTable
-
-    clash = set(first.learner_ids) & set(second.learner_ids)
-    if clash:
-        raise ValueError(f"cannot concatenate tables sharing {len(clash)} learner ids (e.g. {sorted(clash)[0]!r})")
-    b = second.with_vocabularies(first.item_ids, first.standard_ids)
-    a = first.with_vocabularies(b.item_ids, b.standard_ids)
-    return InteractionTable(
-        learner_ids=a.learner_ids + b.learner_ids,
-        item_ids=b.item_ids,
-        standard_ids=b.standard_ids,
-        learner_offsets=np.concatenate([a.learner_offsets, a.learner_offsets[-1] + b.learner_offsets[1:]]).astype(np.int64),
-        learner=np.concatenate([a.learner, b.learner + a.n_learners]).astype(np.int32),
-        item=np.concatenate([a.item, b.item]).astype(np.int32),
-        standard_offsets=np.concatenate([a.standard_offsets, a.standard_offsets[-1] + b.standard_offsets[1:]]).astype(np.int64),
-        standard_indices=np.concatenate([a.standard_indices, b.standard_indices]).astype(np.int32),
-        correct=np.concatenate([a.correct, b.correct]).astype(np.float32),
-        timestamp=np.concatenate([a.timestamp, b.timestamp]).astype(np.float64),
-    )
 
 
 # ------------------------------------------------------------------------------------------ train

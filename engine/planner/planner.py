@@ -204,6 +204,19 @@ def _is_ready(ctx: PlanContext, unit: str, placed: frozenset[str], presumed: Map
     return all(p in placed for p in prerequisites(ctx, unit, presumed))
 
 
+def _readiness(ctx: PlanContext, placed: frozenset[str], presumed: Mapping[str, str]) -> Callable[[str], bool]:
+    """:func:`_is_ready` memoized for one planning call (``placed`` and ``presumed`` are fixed there)."""
+    memo: dict[str, bool] = {}
+
+    def is_ready(unit: str) -> bool:
+        ok = memo.get(unit)
+        if ok is None:
+            ok = memo[unit] = _is_ready(ctx, unit, placed, presumed)
+        return ok
+
+    return is_ready
+
+
 def weakest_prerequisite(ctx: PlanContext, unit: str, mastered: frozenset[str],
                          presumed: Mapping[str, str] | None = None) -> str | None:
     """The prerequisite most likely missing: descend from ``unit`` to its least-mastered
@@ -348,17 +361,9 @@ def is_parked(ctx: PlanContext, unit: str) -> bool:
 
 
 def _targets(ctx: PlanContext, route: list[str], mastered: frozenset[str], placed: frozenset[str],
-             goal_set: set[str], presumed: Mapping[str, str], ready: dict[str, bool] | None = None
+             goal_set: set[str], presumed: Mapping[str, str], is_ready: Callable[[str], bool]
              ) -> tuple[list[_Target], list[TeacherFlag]]:
     cfg, index = ctx.config, ctx.index
-    ready = {} if ready is None else ready
-
-    def is_ready(unit: str) -> bool:
-        ok = ready.get(unit)
-        if ok is None:
-            ok = ready[unit] = _is_ready(ctx, unit, placed, presumed)
-        return ok
-
     targets: list[_Target] = []
     flags: list[TeacherFlag] = []
     seen: set[str] = set()
@@ -471,7 +476,7 @@ def _learning_progress(ctx: PlanContext, unit: str) -> float:
 
 
 def _item_allowed(ctx: PlanContext, item: Item, target: _Target, placed: frozenset[str],
-                  presumed: Mapping[str, str] | None = None, ready: dict[str, bool] | None = None) -> bool:
+                  is_ready: Callable[[str], bool]) -> bool:
     if item.id in ctx.overrides.excluded_items:
         return False
     if ctx.modalities is not None and item.modality not in ctx.modalities:
@@ -481,19 +486,7 @@ def _item_allowed(ctx: PlanContext, item: Item, target: _Target, placed: frozens
     if target.kind in ("pinned", "remediation"):
         return True
     # Every unit the item practises must be mastered or ready: never practise past a gap.
-    for u in ctx.index.item_units[item.id]:
-        if u in placed:
-            continue
-        if ready is None:
-            if not _is_ready(ctx, u, placed, presumed):
-                return False
-            continue
-        ok = ready.get(u)
-        if ok is None:
-            ok = ready[u] = _is_ready(ctx, u, placed, presumed)
-        if not ok:
-            return False
-    return True
+    return all(u in placed or is_ready(u) for u in ctx.index.item_units[item.id])
 
 
 def _check_due(ctx: PlanContext, target: _Target) -> bool:
@@ -518,18 +511,18 @@ def rank_candidates(ctx: PlanContext) -> tuple[list[Candidate], list[TeacherFlag
     goal_set = set(goals)
     placed = in_place(ctx, mastered)
     presumed = presumed_prerequisites(ctx, placed)
-    ready: dict[str, bool] = {}  # readiness per unit, for this call (placed and presumed are fixed)
-    targets, flags = _targets(ctx, route, mastered, placed, goal_set, presumed, ready)
+    is_ready = _readiness(ctx, placed, presumed)
+    targets, flags = _targets(ctx, route, mastered, placed, goal_set, presumed, is_ready)
     reteach = {f.standard for f in flags if f.remediation is None}  # struggling on solid prerequisites
     recent = ctx.progress.recent_items[-cfg.novelty_window:]
     pairs: list[tuple[Item, _Target]] = []
     for target in targets:
         allowed = [item for item in index.items_for.get(target.unit, ())
-                   if _item_allowed(ctx, item, target, placed, presumed, ready)]
+                   if _item_allowed(ctx, item, target, placed, is_ready)]
         if not allowed and target.kind == "test_out":  # no check to test out with: practise it
             target = replace(target, kind="learn", reasons=target.reasons[1:])
             allowed = [item for item in index.items_for.get(target.unit, ())
-                       if _item_allowed(ctx, item, target, placed, presumed, ready)]
+                       if _item_allowed(ctx, item, target, placed, is_ready)]
         if target.kind in ("learn", "remediation") and not _check_due(ctx, target):
             # a mastery check confirms mastery; it is not practice (unless nothing else is there)
             allowed = [item for item in allowed if not item.mastery_check] or allowed

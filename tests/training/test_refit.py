@@ -20,7 +20,8 @@ from models.neural import NeuralModel
 from training.cli import load_splits, train_app
 from training.loaders import load_interactions
 from training.tracking import tracking_client
-from training.train import concat_tables, predict_table, train
+from training.interactions import concat_tables
+from training.train import predict_table, train
 from tests.training.test_tracking import SMALL_TOML
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "kt_sample"
