@@ -36,7 +36,8 @@ from configs import PlannerConfig, load_config  # noqa: E402
 from engine.graph import grade_number  # noqa: E402
 from engine.placement import Placement, PlacementConfig, grade_band, placement_accuracy  # noqa: E402
 from engine.planner.index import PlannerIndex  # noqa: E402
-from engine.planner.planner import Goal, PlanContext, recommend  # noqa: E402
+from engine.planner.context import Goal, PlanContext  # noqa: E402
+from engine.planner.planner import recommend  # noqa: E402
 from engine.planner.playlist import plan_playlist, plan_rotation  # noqa: E402
 from engine.planner.policy import ZPDPolicy  # noqa: E402
 from engine.simulation import (  # noqa: E402

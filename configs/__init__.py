@@ -24,6 +24,7 @@ __all__ = [
     "MLflowConfig",
     "ModelConfig",
     "PlannerConfig",
+    "SCORE_COMPONENTS",
     "ServingConfig",
     "StoreConfig",
     "TrainingConfig",
@@ -67,6 +68,12 @@ class CatalogConfig(_Section):
     generate_missing: bool = True
 
 
+#: The components of a candidate's score (engine.planner.scoring), in the order they are reported
+#: and summed; ``[planner.weights]`` gives each a weight.
+SCORE_COMPONENTS: tuple[str, ...] = ("band_fit", "gain", "goal", "spacing", "time_cost", "modality", "interest",
+                                     "novelty", "exploration", "mastery_check", "priority", "focus")
+
+
 class PlannerConfig(_Section):
     """How the planner scores, gates and schedules (see engine.planner)."""
 
@@ -88,7 +95,6 @@ class PlannerConfig(_Section):
     review_growth: float = 2.5
     implicit_review_share: float = 0.3
     struggle_failures: int = 3
-    struggle_p_margin: float = 0.25
     struggle_window: int = 4
     novelty_window: int = 8
     exploration: float = 0.15
@@ -105,6 +111,15 @@ class PlannerConfig(_Section):
         "online_practice": 1.0, "video": 0.7, "reading": 0.6, "small_group": 0.8, "tutoring": 0.8,
         "project": 0.6, "assessment": 0.5,
     }
+
+    @field_validator("weights")
+    @classmethod
+    def _known_components(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(SCORE_COMPONENTS))
+        if unknown:
+            raise ValueError(f"unknown score component(s) {', '.join(unknown)}; the components are "
+                             f"{', '.join(SCORE_COMPONENTS)}")
+        return value
 
     @field_validator("band")
     @classmethod
@@ -146,6 +161,9 @@ class ModelConfig(_Section):
     """Hyper-parameters per learner-state model, merged over the model class's ``defaults``
     (e.g. ``models.dkt.DKTModel.defaults``); a key the model does not know fails at training."""
 
+    #: graph BKT, the model for standards without data (alone, or inside a hybrid): the planner's
+    #: own parameters (see ``models.bkt.DEFAULTS`` for the rest)
+    bkt: dict[str, float] = {"p_learn": 0.25, "down": 0.5}
     logistic: dict[str, Any] = {}
     dkt: dict[str, Any] = {}
     akt: dict[str, Any] = {}

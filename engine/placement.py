@@ -92,6 +92,7 @@ class Placement:
     grade_hint: float | None = None
     answers: list[tuple[str, bool]] = field(default_factory=list)
     focus: frozenset[str] | None = None  # ask only about these units (e.g. what a goal builds on)
+    asked_before: int = 0  # answers given before the diagnostic began: evidence, not its questions
 
     def __post_init__(self) -> None:
         self.units = list(self.index.order)
@@ -223,8 +224,13 @@ class Placement:
         self._logw += np.log(like)
         self.answers.append((unit, bool(correct)))
 
+    @property
+    def questions(self) -> int:
+        """Questions of this diagnostic answered so far."""
+        return max(0, len(self.answers) - self.asked_before)
+
     def _finished_by_count(self) -> bool:
-        n = len(self.answers)
+        n = self.questions
         if n >= self.config.max_questions:
             return True
         return n >= self.config.min_questions and self._grade_posterior()[1] >= self.config.confidence
@@ -246,7 +252,7 @@ class Placement:
         mastery = {u: float(p) for u, p in zip(self.units, pi)}
         mastered = [u for u, p in mastery.items() if p >= self.config.mastered_at]
         label = "below " + self._grades[0] if band == 0 else self._grades[band - 1]
-        return PlacementResult(mastery, mastered, label, confidence, len(self.answers), self.finished)
+        return PlacementResult(mastery, mastered, label, confidence, self.questions, self.finished)
 
     def to_json(self) -> dict:
         return {"seed": self.seed, "grade_hint": self.grade_hint, "answers": [[u, c] for u, c in self.answers],

@@ -100,6 +100,16 @@ class LearnerModel(ABC):
     def mastery(self, state: LearnerState) -> dict[str, float]:
         """P(mastered) for every standard the model knows."""
 
+    @abstractmethod
+    def state_with_priors(self, priors: Mapping[str, float], state: LearnerState | None = None) -> LearnerState:
+        """A state whose belief about the given standards starts from ``priors`` (P(known) per
+        standard code, e.g. a learner's starting belief from their grade or a placement).
+
+        On a state without evidence on a standard, ``mastery`` of that standard becomes its
+        prior; evidence then moves it as it would move the model's own starting estimate.
+        Standards the model does not know are ignored; ``state`` is not modified.
+        """
+
     # -- conveniences -------------------------------------------------------------------------
     def predict_items(self, state: LearnerState, items: Sequence[ItemSpec]) -> np.ndarray:
         return self.predict(state, self.encode_items(items))

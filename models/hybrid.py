@@ -23,18 +23,24 @@ class HybridModel(LearnerModel):
     name = "hybrid"
     monotonic = False
 
-    def __init__(self, config: Mapping[str, Any], trained: LearnerModel | None = None, fallback: LearnerModel | None = None):
-        from models.registry import MODEL_CLASSES
-
+    def __init__(self, config: Mapping[str, Any], trained: LearnerModel, fallback: LearnerModel):
         super().__init__(config)
-        if trained is None or fallback is None:
-            parts = self.config["parts"]
-            trained = MODEL_CLASSES[parts["trained"]["model"]](parts["trained"]["config"])
-            fallback = MODEL_CLASSES[parts["fallback"]["model"]](parts["fallback"]["config"])
         self.trained, self.fallback = trained, fallback
         self._last_trained: tuple[tuple, dict[str, float]] | None = None
         self.covered = frozenset(trained.standards)
         self._model_id = id(self)
+
+    @classmethod
+    def from_parts_config(cls, config: Mapping[str, Any], classes: Mapping[str, type[LearnerModel]]) -> "HybridModel":
+        """Rebuild from a saved config; ``classes`` maps the parts' model names to their classes."""
+        parts = config["parts"]
+        built = {}
+        for role in ("trained", "fallback"):
+            name = parts[role]["model"]
+            if name not in classes:
+                raise ValueError(f"unknown {role} part model {name!r}; known: {', '.join(classes)}")
+            built[role] = classes[name](parts[role]["config"])
+        return cls(config, built["trained"], built["fallback"])
 
     @classmethod
     def combine(cls, trained: LearnerModel, fallback: LearnerModel) -> "HybridModel":
@@ -56,12 +62,14 @@ class HybridModel(LearnerModel):
         return _join(t, self.fallback.update(f, event))
 
     def state_with_priors(self, priors: Mapping[str, float], state: LearnerState | None = None) -> LearnerState:
-        """Placement priors move the fallback (graph BKT); the trained model learns from events."""
+        """Both parts take the priors of the standards they know (the trained part on top of what it
+        learned from data, see its own ``state_with_priors``)."""
         state = self.init_state() if state is None else state
         t, f = _split(state)
-        if hasattr(self.fallback, "state_with_priors"):
-            f = self.fallback.state_with_priors(priors, f)
-        return _join(t, f)
+        covered = {c: p for c, p in priors.items() if c in self.covered}
+        if covered:
+            t = self.trained.state_with_priors(covered, t)
+        return _join(t, self.fallback.state_with_priors(priors, f))
 
     # ------------------------------------------------------------------ prediction
     def _use_trained(self, item: ItemSpec) -> bool:

@@ -33,6 +33,8 @@ Adding a model (e.g. the ``zpd`` slot): subclass :class:`NeuralModel`, set ``nam
 
 from __future__ import annotations
 
+import math
+
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -64,6 +66,15 @@ __all__ = [
 _LOGIT_CLIP = 4.0
 #: learner folds used to cross-fit the difficulty feature of the training rows
 _CROSS_FIT_FOLDS = 5
+
+
+#: the state key of the starting-belief offsets (see :meth:`NeuralModel.state_with_priors`)
+PRIOR_KEY = "prior"
+
+
+def _prior_logit(p: float) -> float:
+    p = min(max(float(p), 1e-4), 1 - 1e-4)
+    return math.log(p / (1 - p))
 
 
 def _logit(p: np.ndarray | float) -> np.ndarray:
@@ -451,6 +462,7 @@ class NeuralModel(LearnerModel):
         self._serving_version = 0
         self._tensors: tuple[nn.Module, tuple[torch.Tensor, ...]] | None = None
         self._typical: ItemBatch | None = None
+        self._base: tuple[int, np.ndarray] | None = None
 
     @property
     def n_items(self) -> int:
@@ -565,7 +577,33 @@ class NeuralModel(LearnerModel):
         stds = np.array(sorted(set(self.standard_indices(event.standards))), dtype=np.int64)
         difficulty = float(self.item_difficulty[item]) if item < self.n_items else 0.0
         correct = float(np.clip(event.correct, 0.0, 1.0))
-        return self.step(state, w, Attempt(item, stds, difficulty, correct))
+        new = self.step({k: v for k, v in state.items() if k != PRIOR_KEY}, w, Attempt(item, stds, difficulty, correct))
+        if PRIOR_KEY in state:
+            new[PRIOR_KEY] = state[PRIOR_KEY]
+        return new
+
+    def state_with_priors(self, priors: Mapping[str, float], state: LearnerState | None = None) -> LearnerState:
+        """Priors become per-standard logit offsets kept in the state (``prior``): the offset moves
+        the model's starting estimate of a standard to its prior, and stays as evidence arrives
+        (evidence adds to a prior in logit space, as a Bayesian update does). A candidate item is
+        shifted by the mean offset of its standards."""
+        state = self.init_state() if state is None else dict(state)
+        offsets = state.get(PRIOR_KEY)
+        offsets = np.zeros(self.n_standards + 1, dtype=np.float32) if offsets is None else offsets.copy()
+        base = self._base_mastery()
+        for code, value in priors.items():
+            i = self.standard_index.get(code)
+            if i is not None:
+                offsets[i] = float(_prior_logit(value) - _prior_logit(base[i]))
+        state[PRIOR_KEY] = offsets
+        return state
+
+    def _base_mastery(self) -> np.ndarray:
+        """Mastery of every standard in the initial state (what a prior offsets), per weights version."""
+        self.serving_weights()
+        if self._base is None or self._base[0] != self._serving_version:
+            self._base = (self._serving_version, self._predict_logits(self.init_state(), self._typical_items()))
+        return 1.0 / (1.0 + np.exp(-self._base[1]))
 
     def encode_items(self, items: Sequence[ItemSpec]) -> ItemBatch:
         """Candidates: item index, padded standards and difficulty feature, plus model-specific
@@ -593,19 +631,31 @@ class NeuralModel(LearnerModel):
     def predict(self, state: LearnerState, items: ItemBatch) -> np.ndarray:
         if items.model_id != id(self):
             raise ValueError("these items were encoded by another model; call encode_items on this one")
+        logits = self._predict_logits(state, items)
+        offsets = state.get(PRIOR_KEY)
+        if offsets is not None:  # the starting belief (state_with_priors): mean offset of the item's standards
+            standards = items.arrays["standards"]
+            real = np.maximum((standards < self.n_standards).sum(axis=1), 1)
+            logits = logits + offsets[standards].sum(axis=1) / real
+        return 1.0 / (1.0 + np.exp(-logits))
+
+    def _predict_logits(self, state: LearnerState, items: ItemBatch) -> np.ndarray:
         w = self.serving_weights()
         cand = items.arrays
         if int(cand["weights_version"]) != self._serving_version:  # weights changed since encoding
             cand = self._prepare({k: cand[k] for k in ("item", "standards", "difficulty")})
-        logits = np.asarray(self.score(state, w, cand), dtype=np.float64)
-        return 1.0 / (1.0 + np.exp(-logits))
+        model_state = {k: v for k, v in state.items() if k != PRIOR_KEY} if PRIOR_KEY in state else state
+        return np.asarray(self.score(model_state, w, cand), dtype=np.float64)
+
+    def _typical_items(self) -> ItemBatch:
+        if self._typical is None:
+            self._typical = self.encode_items([ItemSpec("\x00typical", (code,), None) for code in self.standards])
+        return self._typical
 
     def mastery(self, state: LearnerState) -> dict[str, float]:
         """P(correct) on a typical item of each standard: an item unseen in training, aligned to that
         standard only, with difficulty feature 0 (the average difficulty of the standard's items)."""
-        if self._typical is None:
-            self._typical = self.encode_items([ItemSpec("\x00typical", (code,), None) for code in self.standards])
-        return dict(zip(self.standards, self.predict(state, self._typical).tolist()))
+        return dict(zip(self.standards, self.predict(state, self._typical_items()).tolist()))
 
     def predict_sequence(self, events: Sequence[Event], state: LearnerState | None = None) -> np.ndarray:
         """The batched forward over one learner (from the initial state; otherwise step by step)."""

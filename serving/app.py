@@ -42,7 +42,7 @@ def build_engine(config: ZPDConfig, model_uri: str | None = None) -> Engine:
     g = config.graph
     graph = load_graph(g.source, CaseOptions(g.prerequisite_association_types, g.grouping_item_types))
     catalog = load_catalog_source(config.catalog.source, graph, config.catalog.generate_missing)
-    holder = ModelHolder(graph, catalog, config.mlflow.tracking_uri)
+    holder = ModelHolder(graph, catalog, config.mlflow.tracking_uri, config.model.bkt)
     holder.load_first([model_uri or config.serving.model_uri, "bundled", "bkt"])
     return Engine(config, graph, catalog, PlannerIndex.build(graph, catalog), holder)
 

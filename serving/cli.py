@@ -156,7 +156,7 @@ def replay(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
     """Rebuild every learner's state from the event log with the current model."""
-    from models.base import state_from_bytes
+    from models.base import state_from_bytes, state_to_bytes
     from serving.app import build_engine
     from serving.service import LearnerService
     from serving.stores.base import VersionConflict
@@ -166,30 +166,29 @@ def replay(
     engine = build_engine(cfg)
     service = LearnerService(engine, opened)
     model = engine.models.current
+    core = engine.core(model)
     summary = {"model_version": model.version, "learners": 0, "rebuilt": 0, "matching": 0, "differing": []}
     try:
-        for t, learner in opened.learners(tenant):
-            record = opened.get(t, learner)
+        for t, learner_id in opened.learners(tenant):
+            record = opened.get(t, learner_id)
             if record is None:
                 continue
             summary["learners"] += 1
-            state, progress = service.rebuild(model.model, record)
+            learner = service.rebuild(core, record)
+            meta = learner.meta.to_json()
             same = bool(record.model_version == model.version and record.state
-                        and _same_state(state_from_bytes(record.state), state)
-                        and json.loads(json.dumps(progress.to_json())) == record.meta.get("progress"))
+                        and _same_state(state_from_bytes(record.state), learner.state)
+                        and json.loads(json.dumps(meta)) == record.meta)
             summary["matching"] += bool(same)
             if not same:
-                summary["differing"].append(f"{t}/{learner}")
+                summary["differing"].append(f"{t}/{learner_id}")
             if not check and not same:
-                from models.base import state_to_bytes
-
-                record.state, record.model_version = state_to_bytes(state), model.version
-                record.meta["progress"] = progress.to_json()
+                record.state, record.model_version, record.meta = state_to_bytes(learner.state), model.version, meta
                 try:
                     opened.commit(record, record.version, [])
                     summary["rebuilt"] += 1
                 except VersionConflict:
-                    typer.echo(f"warning: {t}/{learner} changed during replay; run again", err=True)
+                    typer.echo(f"warning: {t}/{learner_id} changed during replay; run again", err=True)
     finally:
         opened.close()
     if as_json:

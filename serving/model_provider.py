@@ -15,6 +15,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -93,12 +94,16 @@ def current_version(uri: str, tracking_uri: str) -> str | None:
         raise ModelLoadError(f"cannot resolve {uri!r}: {type(exc).__name__}: {exc}") from None
 
 
-def load_candidate(uri: str | None, graph: StandardsGraph, tracking_uri: str) -> tuple[LearnerModel, str, str]:
-    """(model, version, source) for a URI: ``models:/...`` (MLflow), a folder path, ``bundled`` or ``bkt``."""
+def load_candidate(uri: str | None, graph: StandardsGraph, tracking_uri: str,
+                   bkt: Mapping[str, float] | None = None) -> tuple[LearnerModel, str, str]:
+    """(model, version, source) for a URI: ``models:/...`` (MLflow), a folder path, ``bundled`` or
+    ``bkt`` (graph BKT with the parameters ``bkt``)."""
     try:
         if uri is None or uri == "bkt":
             ident = (graph.identifier or graph.title or "graph")[:8]
-            return GraphBKT.from_graph(graph), f"bkt-graph@{ident}", "graph BKT (no training data)"
+            params = dict(bkt or {})
+            tag = "" if not params else "-" + hashlib.sha256(repr(sorted(params.items())).encode()).hexdigest()[:6]
+            return GraphBKT.from_graph(graph, **params), f"bkt-graph@{ident}{tag}", "graph BKT (no training data)"
         if uri.startswith("models:/"):
             model, version = _from_mlflow(uri, tracking_uri)
             return model, version, f"MLflow {uri}"
@@ -130,14 +135,16 @@ def smoke_test(model: LearnerModel, catalog: Catalog) -> ItemBatch:
 class ModelHolder:
     """Holds the serving model; ``current`` is swapped atomically by :meth:`reload`."""
 
-    def __init__(self, graph: StandardsGraph, catalog: Catalog, tracking_uri: str):
+    def __init__(self, graph: StandardsGraph, catalog: Catalog, tracking_uri: str,
+                 bkt: Mapping[str, float] | None = None):
         self.graph, self.catalog, self.tracking_uri = graph, catalog, tracking_uri
+        self.bkt = dict(bkt or {})
         self._lock = threading.Lock()
         self.current: LoadedModel | None = None
         self.last_error: str | None = None
 
     def _build(self, uri: str | None) -> LoadedModel:
-        model, version, source = load_candidate(uri, self.graph, self.tracking_uri)
+        model, version, source = load_candidate(uri, self.graph, self.tracking_uri, self.bkt)
         try:
             batch = smoke_test(model, self.catalog)
         except ModelLoadError:

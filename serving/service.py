@@ -1,13 +1,16 @@
 """What the API does, independent of HTTP: ingest events, plan, report, erase.
 
-A learner's record holds the model state, the planner's progress record, goal, overrides,
-interests and placement. Every change goes through one optimistic-concurrency commit (retried on
-a version conflict), together with the events that caused it, so state and event log never drift.
-A record written by another model version is rebuilt from the event log on first use.
+Everything that happens to a learner is done by the learner core (:mod:`engine.learner`); this
+module loads and stores it. A learner's record holds the model state and the typed
+:class:`engine.learner.LearnerMeta` (progress, goal, overrides, interests, grade, starting belief,
+placement). Every change goes through one optimistic-concurrency commit (retried on a version
+conflict), together with the events that caused it, so state and event log never drift. A
+record written by another model version is rebuilt from the event log on first use.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -15,21 +18,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import numpy as np
-
 from configs import ZPDConfig
 from engine.catalog import Catalog, Item, Modality
-from engine.graph import StandardsGraph, UnknownStandardError, grade_number
+from engine.graph import StandardsGraph, UnknownStandardError
+from engine.learner import GradeError, Learner, LearnerCore, LearnerMeta, Observation
 from engine.placement import PlacementConfig
+from engine.planner.context import Goal, PlanContext
 from engine.planner.index import PlannerIndex
-from engine.planner.planner import Goal, Overrides, PlanContext
-from engine.planner.progress import Attempt, Progress, mark_mastered, record_attempt
-from models.base import Event, ModelFormatError, state_from_bytes, state_to_bytes
+from models.base import ModelFormatError, state_from_bytes, state_to_bytes
 from serving.model_provider import LoadedModel, ModelHolder
 from serving.schemas import EventError, IncomingEvent, normalize_event
 from serving.stores.base import Commit, LearnerRecord, LearnerStore, StoreError, StoredEvent, VersionConflict, content_hash
 
-__all__ = ["ApiError", "Engine", "LearnerService", "LearnerView"]
+__all__ = ["ApiError", "Engine", "LearnerService", "LearnerView", "learner_seed", "observation"]
 
 MAX_RETRIES = 20
 
@@ -65,28 +66,36 @@ class Engine:
             raise ApiError(404, "unknown_item", f"unknown item {item_id!r}", field)
         return self.catalog[item_id]
 
+    def core(self, loaded: LoadedModel) -> LearnerCore:
+        """The learner core over the current graph, catalog and ``loaded`` model (cheap: no copying)."""
+        return LearnerCore(self.index, self.config.planner, loaded.model, loaded.predict_all, loaded.item_pos,
+                           self.placement)
+
+
+def learner_seed(tenant: str, learner_id: str) -> int:
+    """A learner's own random stream (exploration), stable across workers and restarts."""
+    return int(hashlib.sha256(f"{tenant}/{learner_id}".encode()).hexdigest()[:8], 16)
+
+
+def observation(event: StoredEvent) -> Observation:
+    return Observation(event.item_id, event.standards, event.correct, event.timestamp, event.source, event.unit)
+
 
 @dataclass
 class LearnerView:
+    """A learner as one request sees it: the stored record, the model that serves it, the core
+    over that model, and the typed learner."""
+
     record: LearnerRecord
     loaded: LoadedModel
-    state: dict[str, np.ndarray]
-    progress: Progress
-    probs: np.ndarray | None = None
+    core: LearnerCore
+    learner: Learner
     rebuilt: bool = False  # the state was folded from the event log (another model wrote it)
+    stored: bool = True  # False: a learner the server has not seen (nothing is written for a read)
 
     @property
-    def meta(self) -> dict[str, Any]:
-        return self.record.meta
-
-    def goal(self) -> Goal | None:
-        g = self.meta.get("goal")
-        return Goal(tuple(g["standards"]), g.get("date")) if g else None
-
-    def overrides(self) -> Overrides:
-        o = self.meta.get("overrides") or {}
-        return Overrides(tuple(o.get("pin_standards", ())), tuple(o.get("pin_items", ())),
-                         frozenset(o.get("exclude_items", ())), bool(o.get("lock_goal", False)))
+    def meta(self) -> LearnerMeta:
+        return self.learner.meta
 
 
 class LearnerLocks:
@@ -117,50 +126,42 @@ class LearnerService:
     # ------------------------------------------------------------------ state
     def _view(self, record: LearnerRecord) -> LearnerView:
         loaded = self.engine.models.current
-        model = loaded.model
+        core = self.engine.core(loaded)
+        if record.version == 0:  # not stored yet: nothing to rebuild
+            learner = core.new(learner_seed(record.tenant, record.learner_id))
+            return LearnerView(record, loaded, core, learner, stored=False)
+        meta = LearnerMeta.from_json(record.meta)
+        if "seed" not in record.meta:  # stored before learners had their own stream
+            meta.seed = learner_seed(record.tenant, record.learner_id)
         state = None
         if record.model_version == loaded.version and record.state:
             try:
                 state = state_from_bytes(record.state)
             except ModelFormatError:
                 state = None  # written in an older state format: rebuilt below
-        if state is None and record.version == 0:  # not stored yet: nothing to rebuild
-            state = model.init_state()
-        rebuilt = state is None
-        if rebuilt:  # written by another model (or unreadable): rebuild from the event log
-            state = self.rebuild_state(model, record)
-        progress = Progress.from_json(record.meta.get("progress") or {})
-        return LearnerView(record, loaded, state, progress, rebuilt=rebuilt)
+        if state is None or "v" not in record.meta:  # another model wrote it, or an older record layout
+            learner = self.rebuild(core, record, meta)
+            return LearnerView(record, loaded, core, learner, rebuilt=True)
+        return LearnerView(record, loaded, core, Learner(state, meta))
 
-    def rebuild_state(self, model, record: LearnerRecord) -> dict[str, np.ndarray]:
-        return self.rebuild(model, record)[0]
+    def rebuild(self, core: LearnerCore, record: LearnerRecord, meta: LearnerMeta | None = None) -> Learner:
+        """The learner folded from its event log with ``core``: exactly what live ingestion gave."""
+        meta = meta if meta is not None else LearnerMeta.from_json(record.meta)
+        return core.rebuild(meta, (observation(e) for e in self.store.events(record.tenant, record.learner_id)))
 
-    def rebuild(self, model, record: LearnerRecord) -> tuple[dict[str, np.ndarray], Progress]:
-        """Fold the learner's event log into a fresh state and progress record, exactly as live:
-        placement answers only move the model, and the placement's priors and mastered
-        standards are applied right after the answer that finished it."""
-        placed = record.meta.get("placement_result")
-        cfg, index, catalog = self.engine.config.planner, self.engine.index, self.engine.catalog
-        state, progress = model.init_state(), Progress()
-        for e in self.store.events(record.tenant, record.learner_id):
-            state = model.update(state, Event(e.item_id, e.standards, e.correct, e.timestamp))
-            if e.source != "placement":
-                check = e.item_id in catalog and catalog[e.item_id].mastery_check
-                record_attempt(progress, Attempt(e.item_id, index.item_units.get(e.item_id, ()), e.correct,
-                                                 e.timestamp, check), model.mastery(state), index.prereqs, cfg)
-            if placed and e.id == placed.get("after_event"):
-                mark_mastered(progress, placed["mastered"], e.timestamp)
-                if hasattr(model, "state_with_priors"):
-                    state = model.state_with_priors(placed["mastery"], state)
-        return state, progress
-
-    def load(self, tenant: str, learner_id: str, create: bool = False) -> LearnerView:
+    def load(self, tenant: str, learner_id: str, create: bool = False, *, unseen: bool = False,
+             grade: str | None = None) -> LearnerView:
+        """The learner's view. An unknown learner is 404 unless ``create`` (a write will store it)
+        or ``unseen`` (a read answers for a learner the server has never seen, with ``grade`` as
+        the hint of their starting belief; nothing is stored)."""
         record = self.store.get(tenant, learner_id)
         if record is None:
-            if not create:
+            if not (create or unseen):
                 raise ApiError(404, "unknown_learner", f"unknown learner {learner_id!r}", "learner_id")
             record = self._new_record(tenant, learner_id)
         view = self._view(record)
+        if not view.stored and grade is not None:
+            self.set_grade(view, grade)
         if view.rebuilt:
             # Keep the rebuilt state: otherwise every read would fold the whole event log again
             # until the learner's next event (after a model promotion, for every learner).
@@ -170,12 +171,22 @@ class LearnerService:
                 pass
         return view
 
+    def set_grade(self, view: LearnerView, grade: str | None) -> None:
+        """Set the learner's grade; with evidence already folded, the learner is rebuilt from the
+        event log so the starting belief applies from the start (as a replay would)."""
+        try:
+            applied = view.core.set_grade(view.learner, grade)
+        except GradeError as exc:
+            raise ApiError(422, "invalid_grade", str(exc), "grade") from None
+        if not applied:
+            view.learner = self.rebuild(view.core, view.record, view.meta)
+
     @staticmethod
     def _prepare(view: LearnerView, events: Sequence[StoredEvent] = ()) -> Commit:
         rec = view.record
         rec.model_version = view.loaded.version
-        rec.state = state_to_bytes(view.state)
-        rec.meta["progress"] = view.progress.to_json()
+        rec.state = state_to_bytes(view.learner.state)
+        rec.meta = view.meta.to_json()
         return Commit(rec, rec.version, events)
 
     def _commit(self, view: LearnerView, events: Sequence[StoredEvent] = ()) -> None:
@@ -284,57 +295,34 @@ class LearnerService:
 
     @staticmethod
     def _new_record(tenant: str, learner_id: str) -> LearnerRecord:
-        return LearnerRecord(tenant, learner_id, meta={"progress": {}, "interests": []})
+        return LearnerRecord(tenant, learner_id)
 
     def _fold_events(self, view: LearnerView, fresh: list[tuple[IncomingEvent, str]], now: float) -> Commit:
-        """Fold the learner's new events (in time order) into model state and progress."""
-        cfg, index, catalog = self.engine.config.planner, self.engine.index, self.engine.catalog
-        model = view.loaded.model
+        """Fold the learner's new events (in time order) through the learner core."""
+        catalog = self.engine.catalog
         stored = []
         for event, digest in sorted(fresh, key=lambda p: p[0].timestamp):
             item = catalog[event.item_id]
-            view.state = model.update(view.state, Event(event.item_id, item.standards, event.correct, event.timestamp))
-            record_attempt(view.progress, Attempt(event.item_id, index.item_units.get(event.item_id, ()),
-                                                  event.correct, event.timestamp, item.mastery_check),
-                           model.mastery(view.state), index.prereqs, cfg)
+            view.core.observe(view.learner, Observation(event.item_id, item.standards, event.correct, event.timestamp,
+                                                        event.source))
             stored.append(StoredEvent(event.id, event.item_id, item.standards, event.correct, event.timestamp,
                                       now, digest, event.source))
         return self._prepare(view, stored)
 
     # ------------------------------------------------------------------ planning
-    def context(self, view: LearnerView, *, goal: Goal | None = None, modalities: Sequence[str] | None = None,
-                seed: int | None = None) -> PlanContext:
-        loaded = view.loaded
-        probs = loaded.predict_all(view.state)
-        pos = loaded.item_pos
+    def context(self, view: LearnerView, *, goal: Goal | None = None,
+                modalities: Sequence[str] | None = None) -> PlanContext:
+        return view.core.context(view.learner, self.clock(), goal=goal, modalities=self.modalities(modalities))
 
-        def predict(items: Sequence[Item]) -> np.ndarray:
-            return probs[[pos[i.id] for i in items]]
-
-        mods = None
-        if modalities is not None:
-            try:
-                mods = frozenset(Modality(m) for m in modalities)
-            except ValueError:
-                raise ApiError(422, "invalid_modality", f"modalities must be among {', '.join(m.value for m in Modality)}",
-                               "modalities") from None
-        rng = np.random.default_rng(seed if seed is not None else (view.record.event_count * 7919 + 17))
-        return PlanContext(self.engine.index, self.engine.config.planner, loaded.model.mastery(view.state), predict,
-                           view.progress, now=self.clock(), goal=goal or view.goal(), overrides=view.overrides(),
-                           interests=tuple(view.meta.get("interests", ())), modalities=mods,
-                           level=self.level(view), rng=rng)
-
-    def level(self, view: LearnerView) -> float | None:
-        """The learner's grade level: the stated grade, else the placement band, else the median
-        grade of the standards practised so far."""
-        graph = self.engine.graph
-        for label in (view.meta.get("grade"), (view.meta.get("placement_result") or {}).get("grade_band")):
-            number = grade_number(label) if label else None
-            if number is not None:
-                return float(number)
-        grades = sorted(graph.standards[u].grade_num for u, p in view.progress.units.items()
-                        if u in graph.standards and p.attempts and graph.standards[u].grade_num is not None)
-        return float(grades[len(grades) // 2]) if grades else None
+    @staticmethod
+    def modalities(names: Sequence[str] | None) -> list[Modality] | None:
+        if names is None:
+            return None
+        try:
+            return [Modality(m) for m in names]
+        except ValueError:
+            raise ApiError(422, "invalid_modality", f"modalities must be among {', '.join(m.value for m in Modality)}",
+                           "modalities") from None
 
     def check_goal(self, standards: Sequence[str], field: str = "goal.standards") -> list[str]:
         return [self.engine.resolve_standard(c, f"{field}[{i}]") for i, c in enumerate(standards)]

@@ -6,11 +6,22 @@ from typing import Any
 
 from engine.catalog import Item
 from engine.planner.gps import GoalStatus
-from engine.planner.planner import Candidate, Recommendation, TeacherFlag
+from engine.planner.context import Goal, Overrides, TeacherFlag
+from engine.planner.planner import Recommendation
+from engine.planner.scoring import Candidate
 from engine.planner.playlist import Activity, Playlist, Rotation, SmallGroup
 
-__all__ = ["activity_json", "flag_json", "item_json", "playlist_json", "recommendation_json", "rotation_json",
-           "status_json"]
+__all__ = ["activity_json", "flag_json", "goal_json", "item_json", "overrides_json", "playlist_json",
+           "recommendation_json", "rotation_json", "status_json"]
+
+
+def goal_json(goal: Goal | None) -> dict[str, Any] | None:
+    return None if goal is None else {"standards": list(goal.standards), "date": goal.date}
+
+
+def overrides_json(o: Overrides) -> dict[str, Any]:
+    return {"pin_standards": list(o.pinned_standards), "pin_items": list(o.pinned_items),
+            "exclude_items": sorted(o.excluded_items), "lock_goal": o.goal_locked}
 
 
 def item_json(item: Item) -> dict[str, Any]:

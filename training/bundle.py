@@ -59,7 +59,7 @@ def bundle_command(
         raise typer.Exit(1)
     started = time.time()
     result = train(aligned["train"], aligned["valid"], aligned["test"], model, cfg, epochs=epochs, seed=seed)
-    hybrid = HybridModel.combine(result.model, GraphBKT.from_graph(graph))
+    hybrid = HybridModel.combine(result.model, GraphBKT.from_graph(graph, **cfg.model.bkt))
     hybrid.save(out)
     card = {
         "model": hybrid.name, "trained_part": model, "fallback_part": "bkt (graph BKT, no training data)",

@@ -154,7 +154,7 @@ def _build_model(model_name: str, table_train: Any, config: ZPDConfig, seed: int
     hyper = dict(getattr(config.model, model_name, {}) or {})
     if issubclass(cls, NeuralModel):
         return cls.for_table(table_train, hyper=hyper, seed=seed)
-    if cls is GraphBKT:  # no training: BKT with default parameters over the data's standards
+    if cls is GraphBKT:  # no training: BKT with the configured parameters ([model.bkt]) over the data's standards
         return GraphBKT(bkt_config(list(table_train.standard_ids), **hyper))
     raise ValueError(f"model {model_name!r} cannot be trained by training.train")
 

@@ -9,41 +9,51 @@ from typing import Annotated, Optional
 
 import typer
 
-from configs import PlannerConfig, ZPDConfig, load_config
+from configs import ZPDConfig, load_config
 from engine.placement import PlacementConfig
 from engine.planner.policy import ZPDPolicy
 from engine.simulation import BASELINES, SimulatorConfig, evaluate, goal_for_grade
 from engine.sources import load_catalog_source, load_graph
+from models.base import LearnerModel
 from models.bkt import GraphBKT
+from models.registry import for_graph
 
-__all__ = ["PLANNER_BKT", "planner_factories", "simulate_command"]
-
-#: The planner's own GraphBKT, closer to a school population than the cold-start defaults: one
-#: activity (several problems) teaches more than one problem (p_learn 0.25), and failures on a
-#: standard cast more doubt on its prerequisites (down 0.5) so a gap under it is found sooner.
-PLANNER_BKT: dict[str, float] = {"p_learn": 0.25, "down": 0.5}
+__all__ = ["DIAGNOSTIC", "planner_factories", "served_model", "simulate_command"]
 
 #: An optional entry diagnostic focused on the goal's prerequisites (``--diagnostic N``); the
-#: prior around the grade hint is the same as without questions.
+#: prior around the grade is the same as without questions.
 DIAGNOSTIC = PlacementConfig(max_questions=8, min_questions=0, hint_sd=0.75, steepness=3.0, domain_sd=0.4, min_gain=0.1)
 
 
-def planner_factories(config: PlannerConfig, placement: bool | int = False, grade_hint: float | None = None,
-                      bkt: dict[str, float] | None = None) -> dict:
+def served_model(config: ZPDConfig, uri: str | None = None) -> tuple[LearnerModel, str]:
+    """The model the server would serve (``uri``, else the configured one, then the bundled model,
+    then graph BKT: the same fallback chain) and its version."""
+    from serving.model_provider import ModelLoadError, load_candidate
+
+    graph = load_graph(config.graph.source)
+    errors = []
+    for candidate in ([uri] if uri else [config.serving.model_uri, "bundled", "bkt"]):
+        try:
+            model, version, _ = load_candidate(candidate, graph, config.mlflow.tracking_uri, config.model.bkt)
+            return model, version
+        except ModelLoadError as exc:
+            errors.append(str(exc))
+    raise ModelLoadError("; ".join(errors))
+
+
+def planner_factories(config: ZPDConfig, model: LearnerModel, placement: bool | int = False,
+                      grade: str | None = None) -> dict:
     """Name -> zero-argument factory, for the baselines and our planner.
 
-    ``placement``: number of entry-diagnostic questions (``True``: 8; ``False``/0: none, the
-    planner starts from a prior around ``grade_hint``); ``bkt``: parameters of the planner's
-    GraphBKT (default :data:`PLANNER_BKT`)."""
+    ``model``: the learner-state model the planner serves with (rebuilt over the planner-visible
+    graph, see :func:`models.registry.for_graph`); ``placement``: number of entry-diagnostic
+    questions (``True``: 8; ``False``/0: none, the planner starts from the belief around
+    ``grade``)."""
     questions = 8 if placement is True else int(placement)
     diagnostic = replace(DIAGNOSTIC, max_questions=questions) if questions > 0 else None
-    params = dict(PLANNER_BKT if bkt is None else bkt)
-
-    def model_factory(graph):
-        return GraphBKT.from_graph(graph, **params)
 
     def make_zpd() -> ZPDPolicy:
-        return ZPDPolicy(model_factory, config, diagnostic, grade_hint)
+        return ZPDPolicy(lambda graph: for_graph(model, graph), config.planner, diagnostic, grade)
 
     return {**BASELINES, "zpd": make_zpd}
 
@@ -76,6 +86,8 @@ def simulate_command(
     graph: Annotated[Optional[str], typer.Option(help="Graph source (default: the configured graph).")] = None,
     diagnostic: Annotated[int, typer.Option(min=0, help="zpd asks this many entry-diagnostic questions first "
                                                       "(on the goal's prerequisites; 0: none).")] = 0,
+    model: Annotated[Optional[str], typer.Option(help="The model zpd serves with: an MLflow URI, a model folder, "
+                                                    "'bundled' or 'bkt' (default: what `zpd serve` loads).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Compare planners on simulated learners: learning gain, reach, activities to goal,
@@ -88,10 +100,16 @@ def simulate_command(
     except (ValueError, KeyError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-    from engine.graph import grade_number
+    from serving.model_provider import ModelLoadError
 
-    # a school knows its learners' grade: zpd's prior (and any diagnostic) starts from the goal grade
-    available = planner_factories(cfg.planner, placement=diagnostic, grade_hint=grade_number(goal_grade))
+    try:
+        served, version = served_model(cfg, model)
+    except ModelLoadError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    print(f"zpd serves with model {version}", file=sys.stderr)
+    # a school knows its learners' grade: zpd's belief (and any diagnostic) starts from the goal grade
+    available = planner_factories(cfg, served, placement=diagnostic, grade=goal_grade)
     names = [n.strip() for n in planners.split(",") if n.strip()]
     unknown = [n for n in names if n not in available]
     if unknown or not names:
@@ -106,6 +124,7 @@ def simulate_command(
     result = evaluate({n: available[n] for n in names}, g, catalog, learners=learners, horizon=horizon, seed=seed,
                       goal=goal, misspecify=spec, band=cfg.planner.band, reference_model_factory=GraphBKT.from_graph,
                       config=SimulatorConfig(), progress=progress)
+    result["settings"]["zpd_model"] = version
     if as_json:
         typer.echo(json.dumps(result))
         return

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.catalog import Modality
-from engine.planner.planner import PlanContext, goal_units
+from engine.planner.context import PlanContext, goal_units
 
 __all__ = ["GoalStatus", "goal_status"]
 

@@ -84,9 +84,6 @@ class PlannerIndex:
             needed |= self.ancestors[unit]
         return sorted(needed - set(mastered), key=self.order.__getitem__)
 
-    def is_ready(self, unit: str, mastered: set[str] | frozenset[str]) -> bool:
-        return all(p in mastered for p in self.prereqs[unit])
-
     def with_item(self, item: Item) -> None:
         """Index an item added to the catalog after the index was built (catalog upsert)."""
         units = tuple(dict.fromkeys(

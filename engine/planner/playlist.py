@@ -16,7 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from engine.catalog import Item, Modality
-from engine.planner.planner import Candidate, PlanContext, TeacherFlag, rank_candidates
+from engine.planner.context import PlanContext, TeacherFlag
+from engine.planner.scoring import Candidate, rank_candidates
 
 __all__ = ["Activity", "Playlist", "Rotation", "SmallGroup", "plan_playlist", "plan_rotation"]
 

@@ -62,10 +62,13 @@ class StoredEvent:
     received: float
     content_hash: str
     source: str = "native"  # native | xapi | placement
+    unit: str | None = None  # the standard a placement question was about
 
     def to_json(self) -> str:
         data = {name: getattr(self, name) for name in _EVENT_FIELDS}
         data["standards"] = list(self.standards)
+        if self.unit is None:
+            del data["unit"]
         return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
     @classmethod

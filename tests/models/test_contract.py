@@ -64,6 +64,10 @@ def make_hybrid(seed: int = 0) -> LearnerModel:
     """A trained model that knows only A and B (as a real data set covers part of a framework),
     graph BKT for the rest."""
     trained = LogisticModel(neural_config(["A", "B"], TRAINED_ITEMS, {}, seed))
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():  # not at the zero initialization: evidence moves its estimates
+        for param in trained.net.parameters():
+            param.add_(0.3 * torch.randn(param.shape, generator=gen))
     return HybridModel.combine(trained, make_bkt(seed))
 
 
@@ -175,3 +179,29 @@ def test_hybrid_mastery_is_the_same_with_and_without_its_cache() -> None:
     for event in history(3, 25):
         state = model.update(state, event)
         assert model.mastery(state) == fresh.mastery({k: v.copy() for k, v in state.items()})
+
+
+def test_priors_set_the_starting_belief_and_evidence_moves_it(factory) -> None:
+    """``state_with_priors``: mastery of a standard without evidence is its prior; items on a
+    standard believed known are predicted above those on a standard believed unknown; answers
+    still move the estimate, and the priors survive updates and serialization."""
+    model = factory(0)
+    state = model.state_with_priors({"A": 0.9, "C": 0.1, "not-a-standard": 0.5})
+    mastery = model.mastery(state)
+    assert mastery["A"] == pytest.approx(0.9, abs=0.02) and mastery["C"] == pytest.approx(0.1, abs=0.02)
+    plain = model.mastery(model.init_state())
+    assert mastery["B"] == pytest.approx(plain["B"], abs=0.05)  # others keep the model's own start
+    on = [ItemSpec("item-x", ("A",)), ItemSpec("item-x", ("C",))]
+    p_a, p_c = model.predict_items(state, on)
+    assert p_a > p_c
+    failed = model.update(state, Event("item-x", ("A",), 0.0))
+    # evidence moves the estimate (which way depends on the weights: these are untrained)
+    assert model.mastery(failed)["A"] != pytest.approx(mastery["A"], abs=1e-4)
+    if model.monotonic:
+        assert model.mastery(model.update(state, Event("item-x", ("A",), 1.0)))["A"] >= mastery["A"]
+    again = state_from_bytes(state_to_bytes(failed))
+    assert model.mastery(again) == pytest.approx(model.mastery(failed))
+    frozen = {k: v.copy() for k, v in state.items()}
+    model.state_with_priors({"A": 0.2}, state)
+    for key in frozen:  # the given state is not modified
+        np.testing.assert_array_equal(state[key], frozen[key])

@@ -9,7 +9,7 @@ from configs import PlannerConfig
 from engine.catalog import Catalog, Item, Modality
 from engine.graph import Standard, StandardsGraph
 from engine.planner.index import PlannerIndex
-from engine.planner.planner import PlanContext
+from engine.planner.context import PlanContext
 from engine.planner.progress import Progress
 from models.base import ItemSpec
 from models.bkt import GraphBKT

@@ -11,7 +11,10 @@ import pytest
 from configs import PlannerConfig
 from dataclasses import replace
 
-from engine.planner.planner import Goal, Overrides, rank_candidates, recommend, review_due
+from engine.planner.context import Goal, Overrides
+from engine.planner.planner import recommend
+from engine.planner.scoring import rank_candidates
+from engine.planner.targets import review_due
 from engine.planner.progress import Progress, mark_mastered
 
 from .conftest import Learner

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from engine.catalog import Modality
-from engine.planner.planner import Overrides
+from engine.planner.context import Overrides
 from engine.planner.playlist import plan_playlist, plan_rotation
 
 from .conftest import Learner

@@ -1,17 +1,17 @@
-"""The zpd planner as a simulator policy: the starting-state belief, first-attempt evidence, the
-optional entry diagnostic, and a short run on the bundled graph."""
+"""The zpd planner as a simulator policy: a thin adapter over the learner core (the starting
+belief, first-attempt evidence, the optional entry diagnostic), and a short run on the bundled graph."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from configs import PlannerConfig
+from configs import PlannerConfig, load_config
 from engine.catalog import Catalog, Item, Modality
 from engine.graph import Standard, StandardsGraph
+from engine.learner import KNOWN_GRADE_PRIOR
 from engine.placement import PlacementConfig
-from engine.planner.policy import KNOWN_GRADE_PRIOR, ZPDPolicy, grade_priors
-from engine.planner.index import PlannerIndex
+from engine.planner.policy import ZPDPolicy
 from engine.simulation import Outcome, evaluate, goal_for_grade
 from models.bkt import GraphBKT
 
@@ -34,38 +34,35 @@ def started(**kwargs) -> ZPDPolicy:
     return policy
 
 
-def test_a_grade_hint_gives_a_prior_that_falls_with_grade() -> None:
-    hinted = started(grade_hint=4.0)
-    m = hinted.model.mastery(hinted.state)
+def mastery(policy: ZPDPolicy) -> dict[str, float]:
+    return policy.core.model.mastery(policy.learner.state)
+
+
+def test_a_grade_gives_a_prior_that_falls_with_grade() -> None:
+    m = mastery(started(grade="4"))
     assert m["L"] > m["M"] > m["T"]  # earlier grades likely known, the goal grade not
-    flat = started()
-    assert len(set(flat.model.mastery(flat.state).values())) == 1  # no hint: the model's flat prior
-
-
-def test_grade_priors_fall_with_grade() -> None:
-    graph, catalog = chain_world()
-    priors = grade_priors(PlannerIndex.build(graph, catalog), 4.0)
-    assert priors["L"] > priors["M"] > priors["T"]
+    assert len(set(mastery(started()).values())) == 1  # no grade: the model's flat prior
 
 
 def test_a_first_attempt_moves_the_belief_about_related_standards() -> None:
-    policy = started(grade_hint=4.0)
-    before = policy.model.mastery(policy.state)["N"]
+    policy = started(grade="4")
+    before = mastery(policy)["N"]
     policy.observe("M-check", Outcome(correct=False, minutes=10.0, time=10.0))
-    after = policy.model.mastery(policy.state)
-    assert after["N"] < before  # N builds on M: failing M says N is likely unknown too
+    assert mastery(policy)["N"] < before  # N builds on M: failing M says N is likely unknown too
     policy.observe("M-p", Outcome(correct=True, minutes=10.0, time=20.0))
     assert len(policy.belief.answers) == 1  # only the first attempt is evidence about the starting state
+    assert policy.learner.meta.answers == [("M", False, False)]
 
 
 def test_the_entry_diagnostic_asks_the_goals_prerequisites_and_counts_as_diagnostic() -> None:
-    policy = started(grade_hint=4.0, placement=PlacementConfig(max_questions=2, min_questions=0, hint_sd=0.75))
+    policy = started(grade="4", placement=PlacementConfig(max_questions=2, min_questions=0, hint_sd=0.75))
     item = policy.choose()
     assert policy.last_choice_diagnostic and item == "N-check"  # the only prerequisite outside the goal
     policy.observe(item, Outcome(correct=True, minutes=10.0, time=10.0))
     policy.choose()
     assert not policy.last_choice_diagnostic  # nothing else to ask: the planner takes over
-    assert policy.progress.get("N").mastered_by in (None, "placement")
+    assert policy.learner.progress.get("N").mastered_by in (None, "placement")
+    assert policy.learner.meta.diagnostics[-1].finished
 
 
 def test_known_grade_prior_is_narrower_than_the_placement_prior() -> None:
@@ -78,7 +75,8 @@ def test_zpd_beats_random_on_a_short_bundled_run(bundled_graph) -> None:
     from zpd.simulate import planner_factories
 
     catalog = build_default_catalog(bundled_graph)
-    factories = planner_factories(PlannerConfig(), grade_hint=4.0)
+    config = load_config()
+    factories = planner_factories(config, GraphBKT.from_graph(bundled_graph, **config.model.bkt), grade="4")
     result = evaluate({"random": BASELINES["random"], "zpd": factories["zpd"]}, bundled_graph, catalog,
                       learners=12, horizon=30, seed=1, goal=goal_for_grade(bundled_graph, 4))
     rows = result["planners"]
@@ -91,14 +89,6 @@ def test_zpd_beats_random_on_a_short_bundled_run(bundled_graph) -> None:
 def test_planner_factories_diagnostic_setting(questions) -> None:
     from zpd.simulate import planner_factories
 
-    policy = planner_factories(PlannerConfig(), placement=questions, grade_hint=4.0)["zpd"]()
-    assert (policy.placement_config is None) == (questions == 0)
-
-
-def test_grade_prior_option_uses_independent_priors() -> None:
-    policy = started(grade_hint=4.0, prior="grade")
-    assert policy.belief is None
-    m = policy.model.mastery(policy.state)
-    assert m["L"] > m["M"] > m["T"]
-    with pytest.raises(ValueError):
-        started(prior="nope")
+    graph, _ = chain_world()
+    policy = planner_factories(load_config(), GraphBKT.from_graph(graph), placement=questions, grade="4")["zpd"]()
+    assert (policy.placement is None) == (questions == 0)

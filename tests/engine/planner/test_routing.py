@@ -12,16 +12,10 @@ from configs import PlannerConfig
 from engine.catalog import Catalog, Item, Modality
 from engine.graph import Standard, StandardsGraph
 from engine.planner.index import PlannerIndex
-from engine.planner.planner import (
-    Goal,
-    confirmed,
-    goal_objectives,
-    in_place,
-    is_parked,
-    presumed_prerequisites,
-    rank_candidates,
-    recommend,
-)
+from engine.planner.context import Goal
+from engine.planner.planner import recommend
+from engine.planner.scoring import rank_candidates
+from engine.planner.targets import confirmed, goal_objectives, in_place, is_parked, presumed_prerequisites
 from engine.planner.progress import mark_mastered
 
 from .conftest import Learner

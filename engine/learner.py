@@ -1,0 +1,568 @@
+"""The learner core: one learner's record and everything that happens to it.
+
+Every caller goes through :class:`LearnerCore`: the HTTP API (``serving.service``), ``zpd replay``,
+the placement routes, class rotations, the simulator's ``zpd`` policy and the tests. There is one
+implementation of "a learner answered" (:meth:`LearnerCore.observe`), of the starting belief, of
+the entry diagnostic and of planning, so what the simulator measures is what the API serves.
+
+A :class:`Learner` is the model state (numpy arrays) plus a typed :class:`LearnerMeta`: grade,
+interests, goal, teacher overrides, the planner's progress record, the evidence about the
+learner's starting state and the entry diagnostics. The core is pure: the model is passed in,
+times are given by the caller, nothing is read from or written to a store.
+
+**Starting belief.** A learner whose grade is known (stated, from a class or a roster) starts
+from a particle belief about their starting state (:class:`engine.placement.Placement`: knowledge
+closed under prerequisites, correlated within a domain, around the grade): its marginals are the
+model's priors (``state_with_priors``) for every standard without evidence. A first attempt on a
+standard nobody has taught yet is evidence about the starting state and reweights the belief, so
+a failed ``3.OA.A.3`` also lowers ``3.OA.C.7`` that builds on it. An entry diagnostic asks
+questions from the same belief (with the placement configuration). Without a grade and without a
+diagnostic, the model's own flat prior is kept.
+
+**Replay.** What users set (grade, interests, goal, overrides, when a diagnostic started) is kept;
+everything else (state, progress, belief evidence, diagnostic results) is derived from the
+observations, so :meth:`LearnerCore.rebuild` over the event log gives exactly the live record.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from configs import PlannerConfig
+from engine.catalog import Item, Modality
+from engine.graph import grade_number
+from engine.observations import Event, ItemSpec
+from engine.placement import Placement, PlacementConfig
+from engine.planner.context import Goal, Overrides, PlanContext
+from engine.planner.gps import GoalStatus, goal_status
+from engine.planner.index import PlannerIndex
+from engine.planner.planner import PlanResult, recommend
+from engine.planner.playlist import Playlist, plan_playlist
+from engine.planner.progress import Attempt, Progress, mark_mastered, record_attempt
+
+__all__ = [
+    "KNOWN_GRADE_PRIOR",
+    "Diagnostic",
+    "GradeError",
+    "Learner",
+    "LearnerCore",
+    "LearnerMeta",
+    "LearnerProfile",
+    "Observation",
+    "PlacementStatus",
+    "PlacementSummary",
+    "StandardMastery",
+    "StateModel",
+    "grade_hint",
+]
+
+#: The belief about a learner whose grade is known (no questions): the level is the grade give or
+#: take 0.75, a little stronger or weaker per domain, and knowledge is closed under prerequisites.
+KNOWN_GRADE_PRIOR = PlacementConfig(max_questions=0, min_questions=0, hint_sd=0.75, steepness=3.0, domain_sd=0.4)
+
+META_VERSION = 2
+
+
+class GradeError(ValueError):
+    """A grade label the engine cannot place on the grade scale."""
+
+
+def grade_hint(grade: str | None) -> float | None:
+    """The position on the grade scale of a learner in ``grade``: the start of that grade
+    (K=0, 1..8, high school 9; grades 9-12 count as high school). None without a grade.
+
+    >>> grade_hint("4"), grade_hint("K"), grade_hint("11"), grade_hint(None)
+    (4.0, 0.0, 9.0, None)
+    """
+    if grade is None:
+        return None
+    number = grade_number(grade)
+    if number is None or number < -1 or number > 12:
+        raise GradeError(f"grade {grade!r} is not a grade; expected PK, K, 1-12 or HS")
+    return float(min(number, 9))
+
+
+class StateModel(Protocol):
+    """What the core needs of a learner-state model (``models.base.LearnerModel`` is one)."""
+
+    standard_index: dict[str, int]
+
+    def init_state(self) -> dict[str, np.ndarray]: ...
+
+    def update(self, state: dict[str, np.ndarray], event: Event) -> dict[str, np.ndarray]: ...
+
+    def mastery(self, state: dict[str, np.ndarray]) -> dict[str, float]: ...
+
+    def state_with_priors(self, priors: Mapping[str, float],
+                          state: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]: ...
+
+    def encode_items(self, items: Sequence[ItemSpec]) -> Any: ...
+
+    def predict(self, state: dict[str, np.ndarray], items: Any) -> np.ndarray: ...
+
+
+# ---------------------------------------------------------------------------- records
+@dataclass(frozen=True)
+class Observation:
+    """One answer as the core folds it. ``time`` in epoch seconds (simulated seconds in the
+    simulator); ``source`` is ``native``, ``xapi`` or ``placement``; a placement answer names the
+    ``unit`` (learnable standard) its question was about."""
+
+    item_id: str
+    standards: tuple[str, ...]
+    correct: float
+    time: float
+    source: str = "native"
+    unit: str | None = None
+
+    @property
+    def placement(self) -> bool:
+        return self.source == "placement"
+
+
+@dataclass
+class PlacementSummary:
+    grade_band: str
+    confidence: float
+    questions: int
+    mastered: list[str]  # what the diagnostic is confident the learner knows (posterior >= mastered_at)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"grade_band": self.grade_band, "confidence": self.confidence, "questions": self.questions,
+                "mastered": list(self.mastered)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "PlacementSummary":
+        return cls(str(data["grade_band"]), float(data["confidence"]), int(data["questions"]),
+                   [str(u) for u in data.get("mastered", ())])
+
+
+@dataclass
+class Diagnostic:
+    """An entry diagnostic. ``start_event``: observations folded when it started (set by the user's
+    request); the rest is derived: ``asked_before`` (belief evidence before its first question),
+    ``finished_event`` and ``result``."""
+
+    start_event: int
+    focus: tuple[str, ...] | None = None
+    asked_before: int | None = None
+    finished_event: int | None = None
+    result: PlacementSummary | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.finished_event is not None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"start_event": self.start_event, "focus": None if self.focus is None else list(self.focus),
+                "asked_before": self.asked_before, "finished_event": self.finished_event,
+                "result": None if self.result is None else self.result.to_json()}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "Diagnostic":
+        focus = data.get("focus")
+        result = data.get("result")
+        return cls(int(data["start_event"]), None if focus is None else tuple(focus), data.get("asked_before"),
+                   data.get("finished_event"), None if result is None else PlacementSummary.from_json(result))
+
+    def reset(self) -> "Diagnostic":
+        """What the user set (for a rebuild): when it started and what it asks about."""
+        return Diagnostic(self.start_event, self.focus)
+
+
+@dataclass
+class LearnerMeta:
+    """Everything about a learner except the model state, as typed values.
+
+    Set by users: ``seed`` (the learner's own random stream), ``grade``, ``interests``, ``goal``,
+    ``overrides`` and the start of each diagnostic. Derived from the observations: ``progress``,
+    ``answers`` (evidence about the starting state: ``(unit, correct, asked by a diagnostic)``),
+    the diagnostics' results and ``events`` (observations folded).
+    """
+
+    seed: int = 0
+    grade: str | None = None
+    interests: tuple[str, ...] = ()
+    goal: Goal | None = None
+    overrides: Overrides = Overrides()
+    progress: Progress = field(default_factory=Progress)
+    answers: list[tuple[str, bool, bool]] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    events: int = 0
+
+    def reset(self) -> "LearnerMeta":
+        """The user-set part only, ready to fold the event log into (:meth:`LearnerCore.rebuild`)."""
+        return LearnerMeta(self.seed, self.grade, self.interests, self.goal, self.overrides,
+                           diagnostics=[d.reset() for d in self.diagnostics])
+
+    @property
+    def placement(self) -> PlacementSummary | None:
+        """The result of the latest finished diagnostic."""
+        done = [d.result for d in self.diagnostics if d.result is not None]
+        return done[-1] if done else None
+
+    def to_json(self) -> dict[str, Any]:
+        goal = None if self.goal is None else {"standards": list(self.goal.standards), "date": self.goal.date}
+        o = self.overrides
+        return {
+            "v": META_VERSION, "seed": self.seed, "grade": self.grade, "interests": list(self.interests), "goal": goal,
+            "overrides": {"pin_standards": list(o.pinned_standards), "pin_items": list(o.pinned_items),
+                          "exclude_items": sorted(o.excluded_items), "lock_goal": o.goal_locked},
+            "progress": self.progress.to_json(), "answers": [[u, c, d] for u, c, d in self.answers],
+            "diagnostics": [d.to_json() for d in self.diagnostics], "events": self.events,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "LearnerMeta":
+        """Reads what :meth:`to_json` wrote, and the untyped form of earlier versions."""
+        goal = data.get("goal")
+        o = data.get("overrides") or {}
+        meta = cls(
+            seed=int(data.get("seed", 0)), grade=data.get("grade"), interests=tuple(data.get("interests", ())),
+            goal=Goal(tuple(goal["standards"]), goal.get("date")) if goal else None,
+            overrides=Overrides(tuple(o.get("pin_standards", ())), tuple(o.get("pin_items", ())),
+                                frozenset(o.get("exclude_items", ())), bool(o.get("lock_goal", False))),
+            progress=Progress.from_json(data.get("progress") or {}),
+            answers=[(str(u), bool(c), bool(d)) for u, c, d in data.get("answers", ())],
+            diagnostics=[Diagnostic.from_json(d) for d in data.get("diagnostics", ())],
+            events=int(data.get("events", 0)),
+        )
+        if data.get("v") is None and data.get("placement"):  # version 1: one diagnostic, answers kept apart
+            meta.answers = [(str(u), bool(c), True) for u, c in data["placement"].get("answers", ())]
+            old = data.get("placement_result")
+            meta.diagnostics = [Diagnostic(0, None, 0, 0 if old else None,
+                                           PlacementSummary.from_json(old) if old else None)]
+        return meta
+
+
+@dataclass
+class Learner:
+    """One learner: the model state and the typed rest."""
+
+    state: dict[str, np.ndarray]
+    meta: LearnerMeta
+
+    @property
+    def progress(self) -> Progress:
+        return self.meta.progress
+
+
+@dataclass(frozen=True)
+class PlacementStatus:
+    """Where an entry diagnostic stands: the next question (a learnable standard and an item to
+    ask it with) until it is finished, then the placement."""
+
+    active: bool
+    asked: int
+    max_questions: int
+    finished: bool
+    question: str | None
+    item: Item | None
+    grade_band: str
+    confidence: float
+    mastered: list[str] | None
+
+
+@dataclass(frozen=True)
+class StandardMastery:
+    p: float
+    uncertainty: float
+    evidence: int
+    status: str  # mastered | in_progress | likely_known | not_started
+
+
+@dataclass(frozen=True)
+class LearnerProfile:
+    mastery: dict[str, StandardMastery]
+    mastered: list[str]
+    gps: GoalStatus
+    level: float | None
+
+
+# ---------------------------------------------------------------------------- the core
+class LearnerCore:
+    """The operations on a learner, for one graph, catalog, planner configuration and model.
+
+    ``predict_all(state)`` gives P(success) of every catalog item in ``item_pos`` order; without
+    it the core encodes the catalog once with the model. ``placement`` configures entry
+    diagnostics (and the belief once one started); ``grade_prior`` the belief of a learner whose
+    grade is known.
+    """
+
+    def __init__(self, index: PlannerIndex, config: PlannerConfig, model: StateModel,
+                 predict_all: Callable[[dict[str, np.ndarray]], np.ndarray] | None = None,
+                 item_pos: Mapping[str, int] | None = None, placement: PlacementConfig = PlacementConfig(),
+                 grade_prior: PlacementConfig = KNOWN_GRADE_PRIOR):
+        self.index, self.config, self.model = index, config, model
+        self.placement_config, self.grade_prior = placement, grade_prior
+        if predict_all is None or item_pos is None:
+            specs = [ItemSpec(i.id, i.standards, i.difficulty) for i in index.catalog]
+            batch = model.encode_items(specs)
+            predict_all = _predictor(model, batch)
+            item_pos = {spec.item_id: k for k, spec in enumerate(specs)}
+        self.predict_all, self.item_pos = predict_all, item_pos
+
+    # ------------------------------------------------------------------ creating
+    def new(self, seed: int, grade: str | None = None, *, interests: Iterable[str] = (),
+            goal: Goal | None = None) -> Learner:
+        """A learner with no evidence yet; a known grade gives the starting belief."""
+        grade_hint(grade)  # refuse a grade the scale does not know
+        meta = LearnerMeta(seed=seed, grade=grade, interests=tuple(interests), goal=goal)
+        learner = Learner(self.model.init_state(), meta)
+        self._refresh_priors(learner)
+        return learner
+
+    def rebuild(self, meta: LearnerMeta, observations: Iterable[Observation]) -> Learner:
+        """The learner ``meta``'s user-set part describes, after folding ``observations`` (the event
+        log, in order): exactly what live folding gave."""
+        learner = Learner(self.model.init_state(), meta.reset())
+        self._refresh_priors(learner)
+        for obs in observations:
+            self._activate_diagnostics(learner)
+            self.observe(learner, obs)
+        self._activate_diagnostics(learner)
+        return learner
+
+    def set_grade(self, learner: Learner, grade: str | None) -> bool:
+        """Set the grade of a learner without evidence (the belief follows at once). Returns False
+        when the learner has evidence: the caller rebuilds from the event log (:meth:`rebuild`)
+        so the belief applies from the start."""
+        grade_hint(grade)
+        if learner.meta.events:
+            learner.meta.grade = grade
+            return False
+        learner.meta.grade = grade
+        learner.state = self.model.init_state()
+        self._refresh_priors(learner)
+        return True
+
+    # ------------------------------------------------------------------ a learner answered
+    def observe(self, learner: Learner, obs: Observation) -> list[str]:
+        """Fold one answer into the learner: the model state, the starting belief (a diagnostic
+        question, or the first attempt on a standard nobody has taught yet) and the progress
+        record (mastery, review, struggle). Returns the progress changes ("mastered 3.NF.A.1")."""
+        meta = learner.meta
+        units = self._units(obs)
+        event = Event(obs.item_id, obs.standards, float(obs.correct), obs.time)
+        if obs.placement:
+            unit = obs.unit if obs.unit is not None else (units[0] if units else None)
+            learner.state = self.model.update(learner.state, event)
+            meta.events += 1
+            meta.progress.recent_items.append(obs.item_id)
+            del meta.progress.recent_items[:-self.config.novelty_window]
+            if unit is not None and unit in self.index.prereqs:
+                meta.answers.append((unit, obs.correct >= 0.5, True))
+                self._refresh_priors(learner)
+                self._maybe_finish(learner, obs.time)
+            return []
+        first = (len(units) == 1 and self._belief_on(meta) and self._untouched(meta, units[0]))
+        learner.state = self.model.update(learner.state, event)
+        meta.events += 1
+        if first:
+            meta.answers.append((units[0], obs.correct >= 0.5, False))
+            self._refresh_priors(learner)
+        catalog = self.index.catalog
+        check = catalog[obs.item_id].mastery_check if obs.item_id in catalog else False
+        return record_attempt(meta.progress, Attempt(obs.item_id, units, float(obs.correct), obs.time, check),
+                              self.model.mastery(learner.state), self.index.prereqs, self.config)
+
+    def _units(self, obs: Observation) -> tuple[str, ...]:
+        units = self.index.item_units.get(obs.item_id)
+        if units is None:  # an item no longer in the catalog: its standards as recorded
+            units = tuple(self.index.units(c for c in obs.standards if c in self.index.graph.standards))
+        return units
+
+    @staticmethod
+    def _untouched(meta: LearnerMeta, unit: str) -> bool:
+        """No evidence on ``unit`` yet: its estimate is still the starting belief's."""
+        return meta.progress.get(unit).attempts == 0 and all(u != unit for u, _, _ in meta.answers)
+
+    # ------------------------------------------------------------------ starting belief
+    def _belief_on(self, meta: LearnerMeta) -> bool:
+        return _hint(meta) is not None or any(d.asked_before is not None for d in meta.diagnostics)
+
+    def belief(self, meta: LearnerMeta) -> Placement | None:
+        """The particle belief about the learner's starting state with every answer so far, or
+        None (no grade, no diagnostic: the model's flat prior)."""
+        hint = _hint(meta)
+        active = [d for d in meta.diagnostics if d.asked_before is not None]
+        if active:
+            current = active[-1]
+            config, focus, before = self.placement_config, current.focus, current.asked_before or 0
+        elif hint is not None:
+            config, focus, before = self.grade_prior, None, 0
+        else:
+            return None
+        known = self.index.prereqs
+        answers = [(u, c) for u, c, _ in meta.answers if u in known]
+        return Placement(self.index, config, 0, hint, answers, None if focus is None else frozenset(focus),
+                         min(before, len(answers)))
+
+    def _refresh_priors(self, learner: Learner) -> None:
+        """The belief's marginals become the model's priors of every standard without evidence."""
+        belief = self.belief(learner.meta)
+        if belief is None:
+            return
+        meta = learner.meta
+        touched = {u for u, _, _ in meta.answers} | {u for u, p in meta.progress.units.items() if p.attempts}
+        priors = {u: float(m) for u, m in zip(belief.units, belief.marginals()) if u not in touched}
+        if priors:
+            learner.state = self.model.state_with_priors(priors, learner.state)
+
+    # ------------------------------------------------------------------ entry diagnostic
+    def start_placement(self, learner: Learner, *, restart: bool = False,
+                        focus: Iterable[str] | None = None) -> PlacementStatus:
+        """Start an entry diagnostic (or resume the current one; ``restart`` begins a new one
+        whatever the state). Its questions come from the learner's belief, answers included."""
+        meta = learner.meta
+        current = meta.diagnostics[-1] if meta.diagnostics else None
+        if current is None or restart:
+            meta.diagnostics.append(Diagnostic(meta.events, None if focus is None else tuple(sorted(focus))))
+            self._activate_diagnostics(learner)
+        return self.placement_status(learner)
+
+    def _activate_diagnostics(self, learner: Learner) -> None:
+        """Diagnostics whose start has come begin: the belief switches to the placement
+        configuration (the priors follow)."""
+        meta = learner.meta
+        started = False
+        for d in meta.diagnostics:
+            if d.asked_before is None and d.start_event <= meta.events:
+                d.asked_before = len(meta.answers)
+                started = True
+        if started:
+            self._refresh_priors(learner)
+            self._maybe_finish(learner, None)  # nothing worth asking: finished at once
+
+    def _maybe_finish(self, learner: Learner, time: float | None) -> None:
+        meta = learner.meta
+        current = meta.diagnostics[-1] if meta.diagnostics else None
+        if current is None or current.finished or current.asked_before is None:
+            return
+        belief = self.belief(meta)
+        if belief is None or not belief.finished:
+            return
+        result = belief.result()
+        asked_right = {u for u, ok, asked in meta.answers[current.asked_before:] if ok and asked}
+        mark_mastered(meta.progress, [u for u in result.mastered if u in asked_right], time or 0.0)
+        current.finished_event = meta.events
+        current.result = PlacementSummary(result.grade_band, round(result.confidence, 4), result.questions,
+                                          list(result.mastered))
+
+    def placement_status(self, learner: Learner) -> PlacementStatus:
+        meta = learner.meta
+        current = meta.diagnostics[-1] if meta.diagnostics else None
+        if current is None:
+            return PlacementStatus(False, 0, self.placement_config.max_questions, False, None, None, "", 0.0, None)
+        if current.finished and current.result is not None:
+            r = current.result
+            return PlacementStatus(True, r.questions, self.placement_config.max_questions, True, None, None,
+                                   r.grade_band, r.confidence, list(r.mastered))
+        belief = self.belief(meta)
+        assert belief is not None  # an active diagnostic always has a belief
+        result = belief.result()
+        unit = belief.next_question()
+        return PlacementStatus(True, belief.questions, self.placement_config.max_questions, False, unit,
+                               belief.item_for(unit) if unit is not None else None, result.grade_band,
+                               result.confidence, None)
+
+    def placement_question(self, learner: Learner) -> tuple[str, Item] | None:
+        """The current diagnostic question (its standard and an item to ask it with), or None."""
+        status = self.placement_status(learner)
+        if not status.active or status.finished or status.question is None or status.item is None:
+            return None
+        return status.question, status.item
+
+    # ------------------------------------------------------------------ planning
+    def context(self, learner: Learner, now: float, *, goal: Goal | None = None,
+                modalities: Iterable[Modality] | None = None) -> PlanContext:
+        """The planner's view of the learner at ``now``. The random stream (exploration) is the
+        learner's own, advanced by each activity: the same learner at the same point gets the
+        same plan."""
+        state, meta = learner.state, learner.meta
+        probs = self.predict_all(state)
+        pos = self.item_pos
+
+        def predict(items: Sequence[Item]) -> np.ndarray:
+            return np.array([probs[pos[i.id]] if i.id in pos else self._predict_one(state, i) for i in items])
+
+        rng = np.random.default_rng([meta.seed & 0xFFFFFFFF, meta.progress.activities])
+        return PlanContext(self.index, self.config, self.model.mastery(state), predict, meta.progress, now=now,
+                           goal=goal or meta.goal, overrides=meta.overrides, interests=meta.interests,
+                           modalities=None if modalities is None else frozenset(modalities),
+                           level=self.level(learner), rng=rng)
+
+    def _predict_one(self, state: dict[str, np.ndarray], item: Item) -> float:
+        batch = self.model.encode_items([ItemSpec(item.id, item.standards, item.difficulty)])
+        return float(self.model.predict(state, batch)[0])
+
+    def recommend(self, learner: Learner, now: float, n: int = 1, k_alternatives: int = 2) -> PlanResult:
+        return recommend(self.context(learner, now), n=n, k_alternatives=k_alternatives)
+
+    def playlist(self, learner: Learner, now: float, session_minutes: float = 60, k_alternatives: int = 2, *,
+                 goal: Goal | None = None, modalities: Iterable[Modality] | None = None) -> Playlist:
+        return plan_playlist(self.context(learner, now, goal=goal, modalities=modalities), session_minutes,
+                             k_alternatives)
+
+    def status(self, learner: Learner, now: float) -> GoalStatus:
+        return goal_status(self.context(learner, now))
+
+    def level(self, learner: Learner) -> float | None:
+        """The learner's grade level: the stated grade, else the latest placement's band, else the
+        median grade of the standards practised so far."""
+        meta = learner.meta
+        hint = _hint(meta)
+        if hint is not None:
+            return hint
+        placed = meta.placement
+        if placed is not None:
+            number = grade_number(placed.grade_band)
+            if number is not None:
+                return float(number)
+        graph = self.index.graph
+        grades = sorted(g for u, p in meta.progress.units.items()
+                        if p.attempts and u in graph.standards and (g := graph.standards[u].grade_num) is not None)
+        return float(grades[len(grades) // 2]) if grades else None
+
+    def profile(self, learner: Learner, now: float) -> LearnerProfile:
+        """Mastery per standard (P(mastered), an uncertainty that shrinks with evidence, the
+        evidence count and a status), the mastered standards and the GPS."""
+        ctx = self.context(learner, now)
+        graph, progress = self.index.graph, learner.progress
+        mastery: dict[str, StandardMastery] = {}
+        for code, p in ctx.mastery.items():
+            if code not in graph.standards:
+                continue
+            units = graph.leaves(code)
+            evidence = sum(progress.get(u).attempts for u in units)
+            if all(progress.get(u).mastered for u in units):
+                status = "mastered"
+            elif evidence:
+                status = "in_progress"
+            elif p >= self.config.likely_known:
+                status = "likely_known"
+            else:
+                status = "not_started"
+            mastery[code] = StandardMastery(round(p, 4), round(math.sqrt(p * (1 - p) / (evidence + 3)), 4), evidence,
+                                            status)
+        return LearnerProfile(mastery, sorted(progress.mastered, key=graph.order_of), goal_status(ctx), ctx.level)
+
+
+def _hint(meta: LearnerMeta) -> float | None:
+    """The grade hint of a stored record (a label stored before grades were checked counts as none)."""
+    try:
+        return grade_hint(meta.grade)
+    except GradeError:
+        return None
+
+
+def _predictor(model: StateModel, batch: Any) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+    def predict_all(state: dict[str, np.ndarray]) -> np.ndarray:
+        return model.predict(state, batch)
+
+    return predict_all

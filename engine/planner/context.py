@@ -1,0 +1,68 @@
+"""What the planner knows about one learner: goal, teacher overrides, teacher flags and the
+plan context (plain values: the model's mastery and predictions, the progress record, the time)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from configs import PlannerConfig
+from engine.catalog import Item, Modality
+from engine.planner.index import PlannerIndex
+from engine.planner.progress import Progress
+
+__all__ = ["Goal", "Overrides", "PlanContext", "TeacherFlag", "goal_units"]
+
+
+@dataclass(frozen=True)
+class Goal:
+    standards: tuple[str, ...]
+    date: float | None = None  # epoch seconds
+
+
+@dataclass(frozen=True)
+class Overrides:
+    pinned_standards: tuple[str, ...] = ()
+    pinned_items: tuple[str, ...] = ()
+    excluded_items: frozenset[str] = frozenset()
+    goal_locked: bool = False
+
+
+@dataclass(frozen=True)
+class TeacherFlag:
+    standard: str
+    reason: str
+    suggested_modality: str
+    remediation: str | None = None
+
+
+@dataclass
+class PlanContext:
+    """Everything the planner needs about one learner, as plain values.
+
+    ``predict`` returns P(success) for a list of items (the learner-state model's answer);
+    ``mastery`` is the model's P(mastered) per standard code; ``now`` is in seconds.
+    """
+
+    index: PlannerIndex
+    config: PlannerConfig
+    mastery: Mapping[str, float]
+    predict: Callable[[Sequence[Item]], np.ndarray]
+    progress: Progress
+    now: float
+    goal: Goal | None = None
+    overrides: Overrides = Overrides()
+    interests: tuple[str, ...] = ()
+    modalities: frozenset[Modality] | None = None
+    level: float | None = None  # the learner's grade level, when known (used when there is no goal)
+    rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
+
+
+
+def goal_units(ctx: PlanContext) -> list[str]:
+    """The learnable units of the context's goal (none without a goal)."""
+    if ctx.goal is None:
+        return []
+    return ctx.index.units(c for c in ctx.goal.standards if c in ctx.index.graph.standards)

@@ -1,0 +1,378 @@
+"""Which standards the learner should work on now (candidate standards) and which items may be
+offered for them (gating).
+
+Candidates come from these places, in this order of precedence:
+
+1. teacher overrides (pinned items and standards always win; excluded items never appear);
+2. **remediation**: a standard the learner struggles with (failures in a row, or 3 of the last
+   4 attempts failed) sends them to its weakest doubtful prerequisite and flags the teacher; when
+   every listed prerequisite looks solid, a prerequisite mastered on weak evidence is
+   **re-checked** (``recheck``), the standard is retaught with teacher-led modalities, and the
+   previous standard of its cluster is presumed needed first (the graph may miss it, see
+   :func:`presumed_prerequisites`);
+3. with a goal, the **goal objectives** (:func:`goal_objectives`): the ``objectives`` cheapest
+   unmastered goal standards, each with its frontier, i.e. the goal standard itself when its
+   prerequisites are in place, else a mastery check on each likely-known missing prerequisite
+   (``test_out``) or the teaching of the others (``learn``); without a goal, the outer fringe;
+4. **re-verification** of mastered standards on the inner fringe that have not been confirmed,
+   and **review** of mastered standards whose spaced-review interval has passed.
+
+A prerequisite is *in place* (:func:`in_place`) when it is mastered (and confirmed), or when the
+learner has not worked on it yet and the model believes it known with P >= ``ready_threshold``.
+An item is only offered when every standard it practises is in place or ready, except
+remediation and pinned work; a mastery check is only offered when it can confirm mastery (or
+for a test-out, re-check or re-verification). Each item gets component scores in [0, 1]; the
+total is the weighted sum, so each weight moves only its own component.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from engine.catalog import Item
+from engine.planner.context import PlanContext, TeacherFlag, goal_units
+from engine.planner.progress import RECENT
+from engine.planner.reasons import ago, fmt_codes, ready_reasons
+
+__all__ = [
+    "Target",
+    "check_due",
+    "confirmed",
+    "goal_objectives",
+    "in_place",
+    "is_parked",
+    "item_allowed",
+    "presumed_prerequisites",
+    "readiness",
+    "review_due",
+    "route_to_goal",
+    "select_targets",
+    "weakest_prerequisite",
+]
+
+
+@dataclass
+class Target:
+    unit: str
+    kind: str
+    reasons: list[str]
+    remediation_for: str | None = None
+    objective: int | None = None  # rank of the goal standard this work leads to (0 = the next one)
+
+
+
+def _struggling(ctx: PlanContext, unit: str) -> str | None:
+    """Why the learner is struggling on ``unit``, or None."""
+    prog = ctx.progress.get(unit)
+    if ctx.progress.activities - prog.last_activity >= ctx.config.struggle_window:
+        return None  # not recent: the learner has moved on (remediation done, back to it later)
+    if prog.failures_in_a_row >= ctx.config.struggle_failures:
+        return f"{prog.failures_in_a_row} failures in a row on {unit}"
+    if len(prog.recent) >= 4 and sum(1 for r in prog.recent[-4:] if r < 0.5) >= 3:
+        return f"3 of the last 4 attempts on {unit} failed"
+    return None
+
+
+def prerequisites(ctx: PlanContext, unit: str, presumed: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The graph's prerequisites of ``unit``, plus the one presumed for this learner, if any."""
+    listed = ctx.index.prereqs[unit]
+    extra = presumed.get(unit) if presumed else None
+    return listed if extra is None or extra in listed else (*listed, extra)
+
+
+def presumed_prerequisites(ctx: PlanContext, placed: frozenset[str]) -> dict[str, str]:
+    """Prerequisites the graph may be missing, for this learner: when the learner has failed a
+    standard ``struggle_failures`` times in a row although all its listed prerequisites are in
+    place, the nearest earlier standard of its cluster (the curriculum's sequence) that is not
+    in place is presumed needed first. Stateless: it holds while the failures in a row stand and
+    the presumed standard is not in place, so it lifts on the first success."""
+    presumed: dict[str, str] = {}
+    if not ctx.config.presume_missing:
+        return presumed
+    mastered = ctx.progress.mastered
+    for unit, prog in ctx.progress.units.items():
+        if (prog.mastered or prog.failures_in_a_row < ctx.config.struggle_failures or unit not in ctx.index.prereqs
+                or not all(p in placed for p in ctx.index.prereqs[unit])):
+            continue
+        ancestors = ctx.index.ancestors[unit]
+        for earlier in ctx.index.cluster_before.get(unit, ()):
+            if earlier not in placed and earlier not in mastered and unit not in ctx.index.ancestors[earlier] \
+                    and earlier not in ancestors:
+                presumed[unit] = earlier
+                break
+    return presumed
+
+
+def _ready(ctx: PlanContext, unit: str, placed: frozenset[str], presumed: Mapping[str, str] | None = None) -> bool:
+    return all(p in placed for p in prerequisites(ctx, unit, presumed))
+
+
+def readiness(ctx: PlanContext, placed: frozenset[str], presumed: Mapping[str, str]) -> Callable[[str], bool]:
+    """:func:`_ready` memoized for one planning call (``placed`` and ``presumed`` are fixed there)."""
+    memo: dict[str, bool] = {}
+
+    def is_ready(unit: str) -> bool:
+        ok = memo.get(unit)
+        if ok is None:
+            ok = memo[unit] = _ready(ctx, unit, placed, presumed)
+        return ok
+
+    return is_ready
+
+
+def weakest_prerequisite(ctx: PlanContext, unit: str, presumed: Mapping[str, str] | None = None) -> str | None:
+    """The prerequisite most likely missing: descend from ``unit`` to its least-mastered
+    prerequisite while that one is itself doubtful (below the ready threshold). Failures on
+    ``unit`` lower the model's belief in its prerequisites, so a prerequisite that was only
+    believed known soon becomes doubtful."""
+    current, seen = unit, {unit}
+    best: str | None = None
+    while True:
+        pres = [p for p in prerequisites(ctx, current, presumed) if p not in seen]
+        if not pres:
+            return best
+        weakest = min(pres, key=lambda p: (ctx.mastery.get(p, 0.0), ctx.index.order[p]))
+        if ctx.mastery.get(weakest, 0.0) >= ctx.config.ready_threshold:
+            return best  # every prerequisite here looks solid
+        best = weakest
+        seen.add(weakest)
+        current = weakest
+
+
+def unverified_prerequisite(ctx: PlanContext, unit: str, mastered: frozenset[str],
+                             presumed: Mapping[str, str] | None = None) -> str | None:
+    """A mastered prerequisite of ``unit`` that no check has confirmed since it was mastered (the
+    least likely first): the suspect when the learner struggles on top of solid-looking ones.
+    Mastery on one passed check (test-out, placement) is suspect at once; mastery earned by a
+    streak once the failures on ``unit`` have pulled its P(mastered) below the mastery threshold."""
+    cfg = ctx.config
+    suspects = []
+    for p in prerequisites(ctx, unit, presumed):
+        prog = ctx.progress.get(p)
+        if p in mastered and prog.verified_at is None and (
+                prog.mastered_by != "evidence" or ctx.mastery.get(p, 0.0) < cfg.mastery_threshold):
+            suspects.append(p)
+    return min(suspects, key=lambda p: (ctx.mastery.get(p, 0.0), ctx.index.order[p])) if suspects else None
+
+
+def confirmed(ctx: PlanContext, unit: str) -> bool:
+    """A mastered unit others may build on: mastered by a streak of at least ``confirm_streak``
+    successes, by a test-out or placement, or re-verified by a passed check since."""
+    prog = ctx.progress.get(unit)
+    return prog.mastered and (prog.verified_at is not None or prog.mastered_by != "evidence"
+                              or prog.streak >= ctx.config.confirm_streak)
+
+
+def in_place(ctx: PlanContext, mastered: frozenset[str]) -> frozenset[str]:
+    """Units a new standard may build on: mastered and confirmed (see :func:`confirmed`), or not
+    practised yet and believed known with P >= ready_threshold (a prior from placement or grade
+    level, or evidence from dependents). Once the learner has practised a standard, only
+    mastery puts it in place.
+
+    Practising on top of a likely-known prerequisite is evidence about it too; a struggle sends
+    the learner back to it at once (remediation)."""
+    cfg = ctx.config
+    placed = {u for u in mastered if confirmed(ctx, u)}
+    for u in ctx.index.order:
+        if ctx.mastery.get(u, 0.0) >= cfg.ready_threshold and ctx.progress.get(u).attempts == 0:
+            placed.add(u)
+    return frozenset(placed)
+
+
+def _learn_or_test_out(ctx: PlanContext, unit: str, reasons: list[str], objective: int | None) -> Target:
+    """A standard nobody has worked on that the model believes likely known gets a mastery check
+    first (test-out); a mastered one not yet confirmed gets a re-check; anything else is learned."""
+    m = ctx.mastery.get(unit, 0.0)
+    if ctx.progress.get(unit).mastered:  # mastered on a short streak: confirm before building on it
+        return Target(unit, "reverify", [f"re-check of {unit} before building on it (mastered on a streak of "
+                                          f"{ctx.progress.get(unit).streak})", *reasons], objective=objective)
+    if ctx.progress.get(unit).attempts == 0 and m >= ctx.config.likely_known:
+        return Target(unit, "test_out", [f"likely known already (P(mastered) {m:.2f}): a mastery check can confirm it",
+                                          *reasons], objective=objective)
+    return Target(unit, "learn", reasons, objective=objective)
+
+
+def goal_objectives(ctx: PlanContext, placed: frozenset[str], goal_set: set[str] | None = None,
+                    presumed: Mapping[str, str] | None = None) -> list[tuple[str, float, list[str]]]:
+    """The goal's unmastered standards, cheapest first, each as ``(unit, estimated activities,
+    frontier)``. The frontier is the work that leads to the unit now: the unit itself when its
+    prerequisites are in place; otherwise, for each missing prerequisite, a mastery check when it
+    is likely known and ready (test-out) or, recursively, its own frontier. Prerequisites shared
+    by several goal standards are verified once and serve them all; the estimate counts a check
+    as one activity and a standard to learn as ``activities_per_standard`` times P(not known).
+    Goal standards the learner is stuck on (:func:`is_parked`) come after all the others."""
+    cfg, index = ctx.config, ctx.index
+    mastered = ctx.progress.mastered
+    per = cfg.activities_per_standard
+    memo: dict[str, tuple[float, list[str]]] = {}
+
+    def likely(unit: str) -> bool:
+        return ctx.progress.get(unit).attempts == 0 and ctx.mastery.get(unit, 0.0) >= cfg.likely_known
+
+    def frontier(unit: str) -> tuple[float, list[str]]:
+        if unit in memo:
+            return memo[unit]
+        memo[unit] = (0.0, [])  # a cycle guard; the learning graph is a DAG
+        own = per * (1.0 - ctx.mastery.get(unit, 0.0))
+        missing = [p for p in prerequisites(ctx, unit, presumed) if p not in placed]
+        if not missing:
+            memo[unit] = (own if not likely(unit) else 1.0 + own, [unit])
+            return memo[unit]
+        cost, work = own, {}  # an ordered set
+        for pre in missing:
+            c, w = frontier(pre)
+            cost += c
+            work.update(dict.fromkeys(w))
+        memo[unit] = (cost, list(work))
+        return memo[unit]
+
+    goals = goal_set if goal_set is not None else set(goal_units(ctx))
+    found, parked = [], []
+    for unit in goal_units(ctx):
+        if unit in goals and unit not in mastered:
+            cost, work = frontier(unit)
+            if work:
+                (parked if is_parked(ctx, unit) else found).append((cost, index.order[unit], unit, work))
+    found.sort()
+    parked.sort()
+    return [(unit, cost, work) for cost, _, unit, work in found + parked]
+
+
+def is_parked(ctx: PlanContext, unit: str) -> bool:
+    """The learner is stuck on ``unit``: of their last attempts on it (``RECENT``, all of them
+    made), at least ``park_after`` failed, the last one too, and they worked on it within the
+    last ``park_for`` activities. Other goal standards then go first for a while: the learner
+    may be missing a prerequisite the graph does not list, and (as in ZPDES) work moves to where
+    progress is. A lucky guess now and then does not hide being stuck."""
+    cfg, prog = ctx.config, ctx.progress.get(unit)
+    recent = prog.recent
+    return (cfg.park_after > 0 and len(recent) >= RECENT and recent[-1] < 0.5
+            and sum(1 for r in recent if r < 0.5) >= cfg.park_after
+            and ctx.progress.activities - prog.last_activity < cfg.park_for)
+
+
+def select_targets(ctx: PlanContext, mastered: frozenset[str], placed: frozenset[str],
+             goal_set: set[str], presumed: Mapping[str, str], is_ready: Callable[[str], bool]
+             ) -> tuple[list[Target], list[TeacherFlag]]:
+    cfg, index = ctx.config, ctx.index
+    targets: list[Target] = []
+    flags: list[TeacherFlag] = []
+    seen: set[str] = set()
+
+    def add(target: Target) -> None:
+        if target.unit not in seen:
+            seen.add(target.unit)
+            targets.append(target)
+
+    for code in ctx.overrides.pinned_standards:
+        for unit in index.units([code]):
+            add(Target(unit, "pinned", [f"pinned by teacher: {code}"]))
+
+    # Remediation: struggling units (recently practised, not mastered) send the learner back.
+    for unit, prog in ctx.progress.units.items():
+        if prog.mastered or unit not in index.prereqs:
+            continue
+        why = _struggling(ctx, unit)
+        if why is None:
+            continue
+        weak = weakest_prerequisite(ctx, unit, presumed)
+        if weak is not None:
+            add(Target(weak, "remediation", [f"remediation for {unit}: {why}; weakest prerequisite {weak} "
+                                              f"(P(mastered) {ctx.mastery.get(weak, 0.0):.2f})"], unit))
+            flags.append(TeacherFlag(unit, why, "small_group", weak))
+            continue
+        suspect = unverified_prerequisite(ctx, unit, mastered, presumed)
+        if suspect is not None:  # mastered, but never confirmed since: check it before reteaching
+            add(Target(suspect, "recheck", [f"re-check of {suspect}: the learner struggles on {unit} ({why})"], unit))
+        flags.append(TeacherFlag(unit, why + "; its prerequisites look solid, reteach it", "tutoring", None))
+
+    if ctx.goal is not None:
+        # the goal's standards, cheapest first, each with the work that leads to it now
+        objectives = goal_objectives(ctx, placed, goal_set, presumed)[:max(1, cfg.objectives)]
+        for rank, (goal_unit, cost, frontier) in enumerate(objectives):
+            for unit in frontier:
+                reasons = ready_reasons(ctx, unit, mastered)
+                if unit == goal_unit:
+                    reasons.append(f"goal standard, next on the route (about {cost:.0f} activities)" if rank == 0
+                                   else f"goal standard (about {cost:.0f} activities)")
+                else:
+                    reasons.append(f"prerequisite on the way to goal standard {goal_unit}")
+                    if any(presumed.get(d) == unit for d in presumed):
+                        stuck = [d for d in presumed if presumed[d] == unit]
+                        reasons.append(f"the learner is stuck on {fmt_codes(stuck)}, which comes after it in the curriculum")
+                add(_learn_or_test_out(ctx, unit, reasons, rank))
+    elif not ctx.overrides.goal_locked:
+        for unit in index.order:
+            if unit not in placed and is_ready(unit):
+                add(_learn_or_test_out(ctx, unit, ready_reasons(ctx, unit, mastered), None))
+    if ctx.goal is not None and not any(t.kind in ("learn", "test_out") for t in targets) \
+            and not ctx.overrides.goal_locked:  # the goal is done (or blocked): the outer fringe
+        for unit in index.order:
+            if unit not in placed and is_ready(unit):
+                add(_learn_or_test_out(ctx, unit, ready_reasons(ctx, unit, mastered), None))
+
+    # Re-verification: mastered units on the inner fringe that no check has confirmed yet.
+    for unit in mastered:
+        prog = ctx.progress.get(unit)
+        if prog.verified_at is not None or prog.mastered_at is None:
+            continue
+        if any(d in mastered for d in index.dependents[unit]):
+            continue
+        if ctx.now - prog.mastered_at >= cfg.reverify_after_s:
+            add(Target(unit, "reverify", [f"re-check of mastery of {unit} (mastered by {prog.mastered_by}, "
+                                           f"{ago(ctx.now - prog.mastered_at)} ago, not yet verified)"]))
+
+    for unit in mastered:
+        due = review_due(ctx, unit)
+        if due > 0:
+            add(Target(unit, "review", [f"review due: {unit} last reviewed {ago(ctx.now - ctx.progress.get(unit).last_review)} ago"]))
+    return targets, flags
+
+
+
+def route_to_goal(ctx: PlanContext, placed: frozenset[str]) -> list[str]:
+    """What is left to learn for the goal, in learning order: the goal's units and their ancestors
+    that are neither mastered nor in place (a standard the starting belief says is known is not
+    on the route; the planner checks it just in time when something builds on it)."""
+    goals = goal_units(ctx)
+    return ctx.index.route(ctx.progress.mastered | placed, goals) if goals else []
+
+
+def review_due(ctx: PlanContext, unit: str) -> float:
+    """0 when no review is due; otherwise how overdue, as a share of the interval (capped at 1)."""
+    prog = ctx.progress.get(unit)
+    if not prog.mastered or prog.last_review is None:
+        return 0.0
+    interval = ctx.config.review_interval_s * ctx.config.review_growth ** prog.reviews
+    overdue = ctx.now - prog.last_review - interval
+    return 0.0 if overdue < 0 else min(1.0, 0.1 + overdue / interval)
+
+
+
+def item_allowed(ctx: PlanContext, item: Item, target: Target, placed: frozenset[str],
+                  is_ready: Callable[[str], bool]) -> bool:
+    if item.id in ctx.overrides.excluded_items:
+        return False
+    if ctx.modalities is not None and item.modality not in ctx.modalities:
+        return False
+    if target.kind in ("reverify", "recheck", "test_out") and not item.mastery_check:
+        return False
+    if target.kind in ("pinned", "remediation"):
+        return True
+    # Every unit the item practises must be mastered or ready: never practise past a gap.
+    return all(u in placed or is_ready(u) for u in ctx.index.item_units[item.id])
+
+
+def check_due(ctx: PlanContext, target: Target) -> bool:
+    """A mastery check can confirm mastery of a learn or remediation target now: one success
+    short of the streak with P(mastered) within 0.2 of the threshold, or (remediation) a prerequisite nobody
+    has checked yet that is likely known."""
+    if target.kind not in ("learn", "remediation"):
+        return False
+    cfg, prog = ctx.config, ctx.progress.get(target.unit)
+    m = ctx.mastery.get(target.unit, 0.0)
+    if prog.streak >= cfg.streak_required - 1 and m >= cfg.mastery_threshold - 0.2:
+        return True
+    return target.kind == "remediation" and prog.attempts == 0 and m >= cfg.likely_known
+
