@@ -24,7 +24,6 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -33,10 +32,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from configs import PlannerConfig, load_config  # noqa: E402
+from models.base import LearnerModel  # noqa: E402
+from models.bkt import bkt_config  # noqa: E402
+from models.hybrid import HybridModel  # noqa: E402
 from engine.graph import grade_number  # noqa: E402
 from engine.placement import Placement, PlacementConfig, grade_band, placement_accuracy  # noqa: E402
 from engine.planner.index import PlannerIndex  # noqa: E402
-from engine.planner.context import Goal, PlanContext  # noqa: E402
+from engine.planner.context import PlanContext  # noqa: E402
 from engine.planner.planner import recommend  # noqa: E402
 from engine.planner.playlist import plan_playlist, plan_rotation  # noqa: E402
 from engine.planner.policy import ZPDPolicy  # noqa: E402
@@ -52,7 +54,7 @@ from engine.simulation import (  # noqa: E402
 from engine.simulation.learners import TruthIndex, draw_learner  # noqa: E402
 from engine.sources import load_catalog_source, load_graph  # noqa: E402
 from models.bkt import GraphBKT  # noqa: E402
-from zpd.simulate import DIAGNOSTIC, PLANNER_BKT, planner_factories  # noqa: E402
+from zpd.simulate import planner_factories, served_model  # noqa: E402
 
 METRICS = ("learning_gain", "reach", "median_activities_to_goal", "violation_rate", "band_hit")
 MISSPECIFY = {"drop": 0.2, "add": 0.1}
@@ -99,15 +101,18 @@ HISTORY = [
 ]
 
 
-def zpd_factory(planner: PlannerConfig, *, bkt: dict | None = None, diagnostic: int = 0, prior: str = "belief",
-                grade_hint: float = 4.0) -> Callable[[], ZPDPolicy]:
-    params = dict(PLANNER_BKT if bkt is None else bkt)
-    config = replace(DIAGNOSTIC, max_questions=diagnostic) if diagnostic else None
+def zpd_factory(planner: PlannerConfig, model: LearnerModel, *, diagnostic: int = 0,
+                grade: str = "4") -> Callable[[], ZPDPolicy]:
+    """``zpd simulate``'s zpd factory with another planner configuration (same model, grade, diagnostic)."""
+    config = load_config().model_copy(update={"planner": planner})
+    return planner_factories(config, model, placement=diagnostic, grade=grade)["zpd"]
 
-    def make() -> ZPDPolicy:
-        return ZPDPolicy(lambda graph: GraphBKT.from_graph(graph, **params), planner, config, grade_hint, prior=prior)
 
-    return make
+def with_bkt(model: LearnerModel, params: dict) -> LearnerModel:
+    """The same model with other graph BKT parameters (alone, or as a hybrid's fallback)."""
+    if isinstance(model, HybridModel):
+        return HybridModel.combine(model.trained, with_bkt(model.fallback, params))
+    return GraphBKT(bkt_config(model.standards, [tuple(e) for e in model.config["edges"]], model.config["parts"], **params))
 
 
 def run(graph, catalog, factories: dict, args, misspecify) -> tuple[dict, dict, dict]:
@@ -135,7 +140,7 @@ def table(rows: dict) -> list[str]:
 
 def target_check(rows: dict, runs: dict, seed: int, with_violation: bool) -> tuple[list[str], dict]:
     zpd = rows["zpd"]
-    best = max(rows, key=lambda n: rows[n]["learning_gain"])
+    best = max((n for n in rows if n in ("zpd", *BASELINES)), key=lambda n: rows[n]["learning_gain"])
     check = {"highest": best == "zpd"}
     out = [f"- highest learning_gain: **{best}** ({rows[best]['learning_gain']:.3f})"
            + ("" if best == "zpd" else f"; zpd {zpd['learning_gain']:.3f}")]
@@ -160,23 +165,25 @@ def target_check(rows: dict, runs: dict, seed: int, with_violation: bool) -> tup
     return out, check
 
 
-def ablations(graph, catalog, planner: PlannerConfig, args) -> tuple[list[str], dict]:
+def ablations(graph, catalog, planner: PlannerConfig, model: LearnerModel, args) -> tuple[list[str], dict]:
     """The final zpd and one-change variants on both graphs (paired differences against final)."""
     def cfg(**update) -> PlannerConfig:
         return planner.model_copy(update=update)
 
     variants = {
-        "final": ("the configuration above", zpd_factory(planner)),
-        "streak3": ("mastery gate 3 in a row (the issue's example; was the default)", zpd_factory(cfg(streak_required=3, confirm_streak=3))),
-        "confirm3": ("2 in a row masters, but a dependent waits for a 3rd success or a re-check", zpd_factory(cfg(confirm_streak=3))),
-        "bkt_default": ("GraphBKT cold-start defaults (p_learn 0.15, down 0.2)", zpd_factory(planner, bkt={})),
-        "grade_prior": ("independent per-grade priors instead of the particle belief", zpd_factory(planner, prior="grade")),
-        "diagnostic8": ("8-question entry diagnostic on the goal's prerequisites", zpd_factory(planner, diagnostic=8)),
-        "no_presume": ("no presumed missing prerequisite", zpd_factory(cfg(presume_missing=False))),
-        "no_park": ("never park a goal standard the learner is stuck on", zpd_factory(cfg(park_after=0))),
-        "objectives1": ("one goal objective at a time", zpd_factory(cfg(objectives=1))),
-        "explore0": ("no exploration", zpd_factory(cfg(exploration=0.0))),
-        "ready090": ("ready_threshold 0.90 (more prerequisite checks)", zpd_factory(cfg(ready_threshold=0.90))),
+        "final": ("the configuration above", zpd_factory(planner, model)),
+        "streak3": ("mastery gate 3 in a row (the issue's example; was the default)",
+                    zpd_factory(cfg(streak_required=3, confirm_streak=3), model)),
+        "confirm3": ("2 in a row masters, but a dependent waits for a 3rd success or a re-check",
+                     zpd_factory(cfg(confirm_streak=3), model)),
+        "bkt_default": ("graph BKT cold-start defaults (p_learn 0.15, down 0.2) instead of [model.bkt]",
+                        zpd_factory(planner, with_bkt(model, {}))),
+        "diagnostic8": ("8-question entry diagnostic on the goal's prerequisites", zpd_factory(planner, model, diagnostic=8)),
+        "no_presume": ("no presumed missing prerequisite", zpd_factory(cfg(presume_missing=False), model)),
+        "no_park": ("never park a goal standard the learner is stuck on", zpd_factory(cfg(park_after=0), model)),
+        "objectives1": ("one goal objective at a time", zpd_factory(cfg(objectives=1), model)),
+        "explore0": ("no exploration", zpd_factory(cfg(exploration=0.0), model)),
+        "ready090": ("ready_threshold 0.90 (more prerequisite checks)", zpd_factory(cfg(ready_threshold=0.90), model)),
     }
     factories = {name: f for name, (_, f) in variants.items()}
     results = {}
@@ -254,13 +261,14 @@ def placement_eval(graph, catalog, index: PlannerIndex, n: int, seed: int) -> di
             "grade_band_within_one": statistics.mean(near), "standards": len(units)}
 
 
-def speed(graph, catalog, planner: PlannerConfig, goal_grade: str, seed: int) -> dict:
-    """Medians over many runs, on learners 30 activities into a simulated run with zpd."""
+def speed(graph, catalog, config, model: LearnerModel, goal_grade: str, seed: int) -> dict:
+    """Medians over many runs, on learners 30 activities into a simulated run with zpd (the
+    planning calls the API makes, through the learner core, on the served model)."""
     goal = goal_for_grade(graph, goal_grade)
-    config, truth = SimulatorConfig(), TruthIndex(graph)
-    profiles = [draw_learner(truth, config, float(grade_number(goal_grade)), seed, k) for k in range(30)]
-    env = SimulatedEnvironment(graph, catalog, goal, profiles, seed=seed, config=config, index=truth)
-    make = planner_factories(planner, grade_hint=float(grade_number(goal_grade)))["zpd"]
+    sim, truth = SimulatorConfig(), TruthIndex(graph)
+    profiles = [draw_learner(truth, sim, float(grade_number(goal_grade)), seed, k) for k in range(30)]
+    env = SimulatedEnvironment(graph, catalog, goal, profiles, seed=seed, config=sim, index=truth)
+    make = planner_factories(config, model, grade=goal_grade)["zpd"]
     learners = []
     for k in range(30):
         policy = make()  # one policy per learner keeps each learner's state
@@ -272,8 +280,7 @@ def speed(graph, catalog, planner: PlannerConfig, goal_grade: str, seed: int) ->
         learners.append(policy)
 
     def context(policy: ZPDPolicy, k: int) -> PlanContext:
-        return PlanContext(policy.index, planner, policy.model.mastery(policy.state), policy._predict, policy.progress,
-                           now=policy.minutes * 60.0, goal=Goal(tuple(goal)), rng=np.random.default_rng(k))
+        return policy.core.context(policy.learner, policy.seconds)
 
     def median_ms(fn, repeat: int) -> float:
         times = []
@@ -302,6 +309,7 @@ def main() -> None:
     parser.add_argument("--placement-learners", type=int, default=100)
     parser.add_argument("--ablations", action="store_true", help="also re-run the variants (about 2x10 more zpd runs)")
     parser.add_argument("--robust-seeds", default="1,2", help="other seeds for the robustness table ('' to skip)")
+    parser.add_argument("--model", default=None, help="the model zpd serves with (default: what `zpd serve` loads)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "planner.md")
     args = parser.parse_args()
     command = "python benchmarks/planner_bench.py" + "".join(f" {a}" for a in sys.argv[1:])
@@ -310,19 +318,22 @@ def main() -> None:
     catalog = load_catalog_source(cfg.catalog.source, graph, cfg.catalog.generate_missing)
     index = PlannerIndex.build(graph, catalog)
     started = time.time()
-    factories = planner_factories(cfg.planner, grade_hint=float(grade_number(args.goal_grade)))
-    factories = {name: factories[name] for name in (*BASELINES, "zpd")}
+    model, version = served_model(cfg, args.model)
+    bkt = GraphBKT.from_graph(graph, **cfg.model.bkt)
+    factories = planner_factories(cfg, model, grade=args.goal_grade)
+    factories = {**{name: factories[name] for name in (*BASELINES, "zpd")},
+                 "zpd-bkt": planner_factories(cfg, bkt, grade=args.goal_grade)["zpd"]}
     correct, correct_runs, settings = run(graph, catalog, factories, args, None)
     wrong, wrong_runs, wrong_settings = run(graph, catalog, factories, args, MISSPECIFY)
     correct_lines, correct_check = target_check(correct, correct_runs, args.seed, True)
     wrong_lines, wrong_check = target_check(wrong, wrong_runs, args.seed, False)
     seconds = {name: round(r.seconds, 1) for name, r in correct_runs.items()}
-    ablation_lines, ablation = ablations(graph, catalog, cfg.planner, args) if args.ablations else ([], None)
+    ablation_lines, ablation = ablations(graph, catalog, cfg.planner, model, args) if args.ablations else ([], None)
     seeds = [int(x) for x in args.robust_seeds.split(",") if x.strip()]
     robust_lines, robust = robustness(graph, catalog, {n: factories[n] for n in ("topo", "zpdes", "zpd")}, args,
                                       seeds) if seeds else ([], None)
     placed = placement_eval(graph, catalog, index, args.placement_learners, args.seed)
-    fast = speed(graph, catalog, cfg.planner, args.goal_grade, args.seed)
+    fast = speed(graph, catalog, cfg, model, args.goal_grade, args.seed)
     fast["zpd_seconds_per_200_learners_60_steps"] = round(seconds["zpd"] * 200 / args.learners * 60 / args.horizon, 1)
     met = correct_check["met"] and wrong_check["met"]
     sim = SimulatorConfig()
@@ -330,7 +341,8 @@ def main() -> None:
     lines = [
         "# Planner benchmark", "",
         f"Produced by `{command}` ({time.strftime('%Y-%m-%d')}, {round((time.time() - started) / 60, 1)} min on a "
-        "shared 2-core machine). The comparison is exactly `zpd simulate --planners random,topo,zpdes,zpd "
+        "shared 2-core machine). zpd is the planner the API serves, on the model it serves. The comparison is "
+        "exactly `zpd simulate --planners random,topo,zpdes,zpd "
         f"--learners {args.learners} --horizon {args.horizon} --seed {args.seed} --json` (and with "
         "`--misspecify drop=0.2,add=0.1`): the same factories, pool, seeds and metrics.", "",
         "## Summary", "",
@@ -339,6 +351,8 @@ def main() -> None:
         f"- zpd learning_gain {fmt(correct['zpd']['learning_gain'], correct['zpd']['learning_gain_ci'])} (correct graph), "
         f"{fmt(wrong['zpd']['learning_gain'], wrong['zpd']['learning_gain_ci'])} (misspecified); best baseline "
         f"zpdes {correct['zpdes']['learning_gain']:.3f} / {wrong['zpdes']['learning_gain']:.3f}.",
+        f"- zpd with graph BKT alone (zpd-bkt): {fmt(correct['zpd-bkt']['learning_gain'], correct['zpd-bkt']['learning_gain_ci'])} "
+        f"/ {fmt(wrong['zpd-bkt']['learning_gain'], wrong['zpd-bkt']['learning_gain_ci'])}.",
         f"- zpd violation_rate {correct['zpd']['violation_rate']:.3f} with the correct graph (baselines "
         f"{min(correct[n]['violation_rate'] for n in ('random', 'topo', 'zpdes')):.2f}-"
         f"{max(correct[n]['violation_rate'] for n in ('random', 'topo', 'zpdes')):.2f}).",
@@ -362,8 +376,11 @@ def main() -> None:
         "reference model get it; learners follow the true graph).",
         f"- band_hit is scored by a default GraphBKT on the planner-visible graph, band {list(settings['band'])}; "
         "intervals: 95% percentile bootstrap over learners (1000 resamples, the same for every planner).",
-        f"- zpd: prior around the learner's grade ({grade_number(args.goal_grade)}, a school knows it), no diagnostic "
-        f"questions, its own GraphBKT with {PLANNER_BKT}; planner config from configs/default.toml: mastery "
+        f"- zpd: **the served path**: each simulated learner is a learner of the learner core (engine/learner.py, "
+        f"the code behind the API) with the model `zpd serve` loads ({version}); the starting belief comes from "
+        f"the learner's grade ({args.goal_grade}, a school knows it), no diagnostic questions. zpd-bkt: the same "
+        f"with graph BKT alone ({cfg.model.bkt} from [model.bkt]), what this report measured before the served "
+        "path was measured. Planner config from configs/default.toml: mastery "
         f"P >= {p.mastery_threshold} and {p.streak_required} in a row including a passed check, test-out at "
         f"P >= {p.test_out_threshold} after a passed first check on a standard with P >= {p.likely_known}, "
         f"ready_threshold {p.ready_threshold}, {p.objectives} goal objectives at a time, exploration {p.exploration}, "
@@ -399,9 +416,10 @@ def main() -> None:
               f"{placed['accuracy_min']:.3f}); the prior alone, before any question: {placed['prior_accuracy']:.3f}",
               f"- grade band exactly right: {placed['grade_band_exact']:.2f}; within one band: "
               f"{placed['grade_band_within_one']:.2f}", "",
-              "## Speed (in-process, bundled graph and catalog, graph BKT; medians)", "",
+              f"## Speed (in-process, bundled graph and catalog, the served model {version}; medians)", "",
               "30 learners, each 30 activities into a simulated zpd run (progress, mastered standards, goal route); "
-              "each timing includes reading the model's mastery and predicting the candidates.", "",
+              "each timing goes through the learner core as the API does and includes reading the model's mastery "
+              "and predicting the catalog.", "",
               "| operation | median ms | target |", "|---|---|---|",
               f"| next activity, one learner (with 2 alternatives) | {fast['next_ms']:.2f} | <= 2 |",
               f"| 60-minute playlist | {fast['playlist_60_ms']:.2f} | <= 10 |",

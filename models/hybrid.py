@@ -1,10 +1,10 @@
 """A trained model where there was data, graph BKT everywhere else.
 
 Real learner logs cover some standards of a framework (ASSISTments 2009 maps to 121 of the 480
-Coherence Map standards). The hybrid serves items whose standards the trained model knows with
-the trained model and every other item with graph BKT (which needs no data); both see every event,
-so a learner's state stays whole. ``mastery`` takes the trained model's estimate for covered
-standards and BKT's for the rest.
+Coherence Map standards). The hybrid predicts success on items whose standards the trained model
+knows with the trained model and on every other item with graph BKT (which needs no data); both
+see every event, so a learner's state stays whole. ``mastery`` (what the planner gates on) is
+graph BKT's P(known) everywhere: see :meth:`HybridModel.mastery`.
 """
 
 from __future__ import annotations
@@ -21,12 +21,11 @@ __all__ = ["HybridModel"]
 
 class HybridModel(LearnerModel):
     name = "hybrid"
-    monotonic = False
+    monotonic = True  # mastery is graph BKT's
 
     def __init__(self, config: Mapping[str, Any], trained: LearnerModel, fallback: LearnerModel):
         super().__init__(config)
         self.trained, self.fallback = trained, fallback
-        self._last_trained: tuple[tuple, dict[str, float]] | None = None
         self.covered = frozenset(trained.standards)
         self._model_id = id(self)
 
@@ -94,22 +93,12 @@ class HybridModel(LearnerModel):
         return out
 
     def mastery(self, state: LearnerState) -> dict[str, float]:
-        t, f = _split(state)
-        merged = self.fallback.mastery(f)
-        merged.update({c: p for c, p in self._trained_mastery(t).items() if c in merged or c in self.covered})
-        return merged
-
-    def _trained_mastery(self, t: LearnerState) -> dict[str, float]:
-        """The trained part's mastery, reused while its state arrays are the same objects: most
-        events touch only standards the trained model does not cover, and states are never
-        changed in place (the cache holds the arrays, so their identities cannot be reused)."""
-        arrays = tuple(t.values())
-        last = self._last_trained
-        if last is not None and len(last[0]) == len(arrays) and all(a is b for a, b in zip(last[0], arrays)):
-            return last[1]
-        result = self.trained.mastery(t)
-        self._last_trained = (arrays, result)
-        return result
+        """Graph BKT's P(known) for every standard (it sees every event). The trained part's own
+        "mastery" is P(correct) on a typical item: right for predicting success, but it plateaus
+        below any mastery threshold and is not monotone in the evidence (on the bundled model, eight
+        correct answers in a row on 6.G.A.2 lowered it from 0.76 to 0.74), so it cannot gate
+        advancement. Measured with ``zpd simulate``: gating on it halved the planner's learning gain."""
+        return self.fallback.mastery(_split(state)[1])
 
     # ------------------------------------------------------------------ persistence
     def weights(self) -> dict[str, np.ndarray]:
@@ -117,7 +106,6 @@ class HybridModel(LearnerModel):
                 **{f"fallback.{k}": v for k, v in self.fallback.weights().items()}}
 
     def load_weights(self, arrays: Mapping[str, np.ndarray]) -> None:
-        self._last_trained = None
         self.trained.load_weights({k[8:]: v for k, v in arrays.items() if k.startswith("trained.")})
         self.fallback.load_weights({k[9:]: v for k, v in arrays.items() if k.startswith("fallback.")})
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from engine.catalog import Modality
 from engine.planner.context import PlanContext, goal_units
+from engine.planner.targets import in_place, route_to_goal
 
 __all__ = ["GoalStatus", "goal_status"]
 
@@ -35,21 +36,26 @@ def _practice_minutes(ctx: PlanContext, unit: str) -> float:
 def goal_status(ctx: PlanContext) -> GoalStatus:
     """Route, estimated activities and minutes to the goal, and on-track status for its date.
 
-    Each standard still to learn costs ``activities_per_standard`` (calibrated with the
-    simulator) scaled by how far its P(mastered) is from the threshold; minutes use the mean
-    duration of its practice items; days use the configured daily minutes and school week.
+    The route is what is left to learn (:func:`engine.planner.targets.route_to_goal`: what the
+    learner has mastered or is believed to know is not on it). A standard the learner likely
+    knows but has not shown yet costs one activity (a mastery check); any other costs
+    ``activities_per_standard`` (calibrated with the simulator) scaled by how far its
+    P(mastered) is from the threshold. Minutes use the mean duration of its practice items;
+    days use the configured daily minutes and school week.
     """
     cfg = ctx.config
     if ctx.goal is None:
         return GoalStatus((), [], 0, 0, 0.0, 0.0, 0.0, None, "no_goal", "no goal is set")
     units = goal_units(ctx)
     mastered = ctx.progress.mastered
-    route = ctx.index.route(mastered, units)
+    route = route_to_goal(ctx, in_place(ctx, mastered))
     activities = minutes = 0.0
     for unit in route:
         m = ctx.mastery.get(unit, 0.0)
-        remaining = max(0.25, (cfg.mastery_threshold - m) / cfg.mastery_threshold)
-        n = cfg.activities_per_standard * remaining
+        if ctx.progress.get(unit).attempts == 0 and m >= cfg.likely_known:
+            n = 1.0  # a check confirms it
+        else:
+            n = cfg.activities_per_standard * max(0.25, (cfg.mastery_threshold - m) / cfg.mastery_threshold)
         activities += n
         minutes += n * _practice_minutes(ctx, unit)
     per_day = cfg.minutes_per_day * cfg.school_days_per_week / 7.0  # calendar-day pace

@@ -171,14 +171,18 @@ def test_loading_refuses_bad_folders(tmp_path: Path) -> None:
         load_model(folder)
 
 
-def test_hybrid_mastery_is_the_same_with_and_without_its_cache() -> None:
-    """The trained part's mastery is reused while its state arrays are unchanged (events on
-    standards it does not cover); every answer equals a fresh computation."""
-    model, fresh = make_hybrid(), make_hybrid()
-    state = model.init_state()
-    for event in history(3, 25):
-        state = model.update(state, event)
-        assert model.mastery(state) == fresh.mastery({k: v.copy() for k, v in state.items()})
+def test_hybrid_gates_on_graph_bkt_and_predicts_with_the_trained_part() -> None:
+    """Mastery (what the planner gates on) is graph BKT's P(known); predictions on items the
+    trained part covers are the trained part's."""
+    model = make_hybrid()
+    state = model.replay(history(3, 25))
+    t = {k[2:]: v for k, v in state.items() if k.startswith("t.")}
+    f = {k[2:]: v for k, v in state.items() if k.startswith("f.")}
+    assert model.mastery(state) == model.fallback.mastery(f)
+    covered = [ItemSpec("item-1", ("A",)), ItemSpec("item-2", ("A", "B"))]
+    np.testing.assert_allclose(model.predict_items(state, covered), model.trained.predict_items(t, covered))
+    other = [ItemSpec("item-3", ("C",)), ItemSpec("item-4", ("A", "C"))]
+    np.testing.assert_allclose(model.predict_items(state, other), model.fallback.predict_items(f, other))
 
 
 def test_priors_set_the_starting_belief_and_evidence_moves_it(factory) -> None:

@@ -12,7 +12,6 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
 from configs import load_config
@@ -22,7 +21,7 @@ from serving.auth import create_key
 from serving.stores.base import open_store
 from zpd.cli import app as cli
 
-from .conftest import RedisServer, free_port
+from .conftest import LiveServer, RedisServer, free_port
 
 ITEM = "gen-K.CC.A.1-check"
 
@@ -32,25 +31,6 @@ def make_config(tmp_path: Path, store_url: str) -> Path:
     path.write_text(f'[store]\nurl = "{store_url}"\n[serving]\nmodel_uri = "bkt"\ndata_dir = "{tmp_path.as_posix()}"\n'
                     f'[mlflow]\ntracking_uri = "sqlite:///{(tmp_path / "mlflow.db").as_posix()}"\n')
     return path
-
-
-class LiveServer:
-    """uvicorn serving an app on a free port in a background thread."""
-
-    def __init__(self, app):
-        self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.time() + 30
-        while not self.server.started and time.time() < deadline:
-            time.sleep(0.05)
-        assert self.server.started, "server did not start"
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
 
 
 def test_zpd_serve_command_end_to_end(tmp_path: Path) -> None:
