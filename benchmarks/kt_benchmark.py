@@ -39,8 +39,11 @@ from models.base import Event, ItemSpec  # noqa: E402
 from training.cli import load_splits  # noqa: E402
 from training.train import train  # noqa: E402
 
-DATASETS = {"assist2009": ("assist2009_pid", "ASSIST2009"), "assist2015": ("assist2015", "ASSIST2015"),
-            "statics2011": ("statics2011", "Statics2011")}
+DATASETS = {
+    "assist2009": ("assist2009_pid", "ASSIST2009"),
+    "assist2015": ("assist2015", "ASSIST2015"),
+    "statics2011": ("statics2011", "Statics2011"),
+}
 TARGETS = {"assist2009": 0.79, "assist2015": 0.75, "statics2011": 0.835}
 REFIT_SUFFIX = " (refit on train+valid)"
 
@@ -53,7 +56,7 @@ def pykt_table(path: Path) -> dict[str, dict[str, tuple[float, float]]]:
     start = next(i for i, r in enumerate(rows) if r and r[0] == "AUC")
     header = rows[start + 1]
     out: dict[str, dict[str, tuple[float, float]]] = {}
-    for row in rows[start + 2:]:
+    for row in rows[start + 2 :]:
         if not row or not row[0] or row[0] in ("Accuracy", "AUC"):
             break
         for col, cell in zip(header[1:], row[1:]):
@@ -70,11 +73,15 @@ def latency(model, table, rng: np.random.Generator) -> tuple[float, float]:
     seq = table.learner_sequence(learner)
     events = []
     for t in range(min(200, len(seq))):
-        stds = tuple(table.standard_ids[s] for s in seq.standard_indices[seq.standard_offsets[t]:seq.standard_offsets[t + 1]])
+        stds = tuple(
+            table.standard_ids[s] for s in seq.standard_indices[seq.standard_offsets[t] : seq.standard_offsets[t + 1]]
+        )
         events.append(Event(table.item_ids[seq.item[t]], stds, float(seq.correct[t])))
     state = model.replay(events)
     picks = rng.choice(table.n_items, size=500, replace=table.n_items < 500)
-    candidates = [ItemSpec(table.item_ids[i], (table.standard_ids[int(rng.integers(table.n_standards))],)) for i in picks]
+    candidates = [
+        ItemSpec(table.item_ids[i], (table.standard_ids[int(rng.integers(table.n_standards))],)) for i in picks
+    ]
     batch = model.encode_items(candidates)
     ups, preds = [], []
     for k in range(300):
@@ -98,27 +105,52 @@ def run(args, checkpoint=None) -> dict:
             tables, reports = load_splits(folder, "akt", cfg, fold=fold)
             for name in args.models.split(","):
                 started = time.time()
-                result = train(tables["train"], tables["valid"], tables["test"], name, cfg, epochs=args.epochs,
-                               seed=args.seed, progress=False, refit=args.refit)
+                result = train(
+                    tables["train"],
+                    tables["valid"],
+                    tables["test"],
+                    name,
+                    cfg,
+                    epochs=args.epochs,
+                    seed=args.seed,
+                    progress=False,
+                    refit=args.refit,
+                )
                 m = result.metrics
                 refitted = result.refit_epochs is not None
-                row = {"auc": m["early_stopped_test_auc" if refitted else "test_auc"],
-                       "acc": m["early_stopped_test_accuracy" if refitted else "test_accuracy"],
-                       "valid_auc": m["valid_auc"], "sec_per_epoch": result.seconds_per_epoch,
-                       "best_epoch": result.best_epoch, "minutes": (time.time() - started) / 60}
+                row = {
+                    "auc": m["early_stopped_test_auc" if refitted else "test_auc"],
+                    "acc": m["early_stopped_test_accuracy" if refitted else "test_accuracy"],
+                    "valid_auc": m["valid_auc"],
+                    "sec_per_epoch": result.seconds_per_epoch,
+                    "best_epoch": result.best_epoch,
+                    "minutes": (time.time() - started) / 60,
+                }
                 rows = {name: row}
                 if refitted:
-                    rows[name + REFIT_SUFFIX] = {"auc": m["test_auc"], "acc": m["test_accuracy"], "valid_auc": m["valid_auc"],
-                                                 "sec_per_epoch": m["refit_seconds_per_epoch"],
-                                                 "best_epoch": result.best_epoch, "refit_epochs": result.refit_epochs,
-                                                 "minutes": (time.time() - started) / 60}
-                models = {name: result.early_stopped_model if refitted else result.model, name + REFIT_SUFFIX: result.model}
+                    rows[name + REFIT_SUFFIX] = {
+                        "auc": m["test_auc"],
+                        "acc": m["test_accuracy"],
+                        "valid_auc": m["valid_auc"],
+                        "sec_per_epoch": m["refit_seconds_per_epoch"],
+                        "best_epoch": result.best_epoch,
+                        "refit_epochs": result.refit_epochs,
+                        "minutes": (time.time() - started) / 60,
+                    }
+                models = {
+                    name: result.early_stopped_model if refitted else result.model,
+                    name + REFIT_SUFFIX: result.model,
+                }
                 for label, r in rows.items():
                     if fold == args.start_fold:
                         r["update_ms"], r["predict500_ms"] = latency(models[label], tables["train"], rng)
                     results.setdefault(ds, {}).setdefault(label, []).append(r)
-                    print(json.dumps({"dataset": ds, "fold": fold, "model": label, **{k: round(v, 4) for k, v in r.items()}}),
-                          flush=True)
+                    print(
+                        json.dumps(
+                            {"dataset": ds, "fold": fold, "model": label, **{k: round(v, 4) for k, v in r.items()}}
+                        ),
+                        flush=True,
+                    )
             if fold == args.start_fold:
                 results.setdefault("_data", {})[ds] = {k: v.get("attempts") for k, v in reports.items()}
             if checkpoint is not None:
@@ -133,33 +165,49 @@ def mean_std(values: list[float]) -> str:
 
 
 def report(results: dict, pykt: dict, args, command: str) -> str:
-    lines = ["# Knowledge-tracing benchmark", "",
-             f"Produced by `{command}` ({time.strftime('%Y-%m-%d')}, {platform.machine()}, "
-             f"torch threads per process: 1).", "",
-             "Protocol: the AKT/pyKT fold files; for fold K train on `*_train{K}`, stop early on `*_valid{K}` "
-             "(learner-level), report on `*_test{K}`. Consecutive rows of one learner on the same problem are one "
-             "attempt (ASSIST2009 has 15.9% such duplicated rows), predicted once from earlier attempts only. "
-             "ASSIST2015 ids are skills and Statics2011 ids are problem steps: repeated ids there are real repeated "
-             "attempts and stay separate. `bkt` is the cold-start graph BKT with its default parameters (no "
-             "training, no graph for these data sets): it only learns within a learner's sequence.", ""]
+    lines = [
+        "# Knowledge-tracing benchmark",
+        "",
+        f"Produced by `{command}` ({time.strftime('%Y-%m-%d')}, {platform.machine()}, torch threads per process: 1).",
+        "",
+        "Protocol: the AKT/pyKT fold files; for fold K train on `*_train{K}`, stop early on `*_valid{K}` "
+        "(learner-level), report on `*_test{K}`. Consecutive rows of one learner on the same problem are one "
+        "attempt (ASSIST2009 has 15.9% such duplicated rows), predicted once from earlier attempts only. "
+        "ASSIST2015 ids are skills and Statics2011 ids are problem steps: repeated ids there are real repeated "
+        "attempts and stay separate. `bkt` is the cold-start graph BKT with its default parameters (no "
+        "training, no graph for these data sets): it only learns within a learner's sequence.",
+        "",
+    ]
     for ds, (_, pykt_name) in DATASETS.items():
         if ds not in results:
             continue
-        lines += [f"## {pykt_name}", "", "| model | folds | test AUC | test accuracy | s/epoch | update ms | predict 500 ms |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## {pykt_name}",
+            "",
+            "| model | folds | test AUC | test accuracy | s/epoch | update ms | predict 500 ms |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for name, rows in results[ds].items():
             first = rows[0]
-            lines.append(f"| {name} | {len(rows)} | {mean_std([r['auc'] for r in rows])} | {mean_std([r['acc'] for r in rows])} | "
-                         f"{statistics.median(r['sec_per_epoch'] for r in rows):.2f} | "
-                         f"{first.get('update_ms', float('nan')):.3f} | {first.get('predict500_ms', float('nan')):.3f} |")
+            lines.append(
+                f"| {name} | {len(rows)} | {mean_std([r['auc'] for r in rows])} | {mean_std([r['acc'] for r in rows])} | "
+                f"{statistics.median(r['sec_per_epoch'] for r in rows):.2f} | "
+                f"{first.get('update_ms', float('nan')):.3f} | {first.get('predict500_ms', float('nan')):.3f} |"
+            )
         board = sorted(((m, v[pykt_name]) for m, v in pykt.items() if pykt_name in v), key=lambda kv: -kv[1][0])
         if board:
-            lines += ["", f"pyKT leaderboard ({pykt_name}, AUC): " + ", ".join(f"{m} {a:.4f}" for m, (a, _) in board[:6])]
+            lines += [
+                "",
+                f"pyKT leaderboard ({pykt_name}, AUC): " + ", ".join(f"{m} {a:.4f}" for m, (a, _) in board[:6]),
+            ]
             best_ours = max(statistics.mean(r["auc"] for r in rows) for rows in results[ds].values())
             target = TARGETS[ds]
-            lines += ["", f"Target {target}: best here {best_ours:.4f} "
-                          f"({'met' if best_ours >= target else f'short by {target - best_ours:.4f}'}); "
-                          f"best on the pyKT leaderboard {board[0][1][0]:.4f} ({board[0][0]})."]
+            lines += [
+                "",
+                f"Target {target}: best here {best_ours:.4f} "
+                f"({'met' if best_ours >= target else f'short by {target - best_ours:.4f}'}); "
+                f"best on the pyKT leaderboard {board[0][1][0]:.4f} ({board[0][0]}).",
+            ]
         lines.append("")
     return "\n".join(lines) + "\n"
 
@@ -174,9 +222,14 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="epoch budget (default: the config's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--config", type=Path, default=None)
-    parser.add_argument("--refit", action="store_true",
-                        help="also report each model refitted on train+valid for its early-stopped number of epochs")
-    parser.add_argument("--pykt", type=Path, default=ROOT.parent / "shared" / "data" / "anchors" / "pykt_leaderboard.csv")
+    parser.add_argument(
+        "--refit",
+        action="store_true",
+        help="also report each model refitted on train+valid for its early-stopped number of epochs",
+    )
+    parser.add_argument(
+        "--pykt", type=Path, default=ROOT.parent / "shared" / "data" / "anchors" / "pykt_leaderboard.csv"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "kt.md")
     args = parser.parse_args()
     command = "python benchmarks/kt_benchmark.py " + " ".join(sys.argv[1:])

@@ -60,9 +60,25 @@ def redis_binary() -> str:
 
 def start_redis(workdir: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    proc = subprocess.Popen([redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir),
-                             "--save", "", "--appendonly", "yes", "--appendfsync", "always"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            redis_binary(),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(workdir),
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wait_port(port)
     return proc, f"redis://127.0.0.1:{port}/0"
 
@@ -78,15 +94,23 @@ def wait_port(port: int, timeout: float = 60) -> None:
     raise RuntimeError(f"nothing listens on port {port}")
 
 
-def start_server(store_url: str, workers: int, workdir: Path, threads: int | None = None) -> tuple[subprocess.Popen, str, str]:
+def start_server(
+    store_url: str, workers: int, workdir: Path, threads: int | None = None
+) -> tuple[subprocess.Popen, str, str]:
     port = free_port()
     config = workdir / "bench.toml"
-    config.write_text(f'[store]\nurl = "{store_url}"\n[serving]\nmodel_uri = "bundled"\n'
-                      f'data_dir = "{workdir.as_posix()}"\nkey_cache_s = 30\n'
-                      + (f"request_threads = {threads}\n" if threads else "")
-                      + f'[mlflow]\ntracking_uri = "sqlite:///{(workdir / "mlflow.db").as_posix()}"\n')
-    proc = subprocess.Popen([str(ZPD), "--config", str(config), "serve", "--demo-key", "--port", str(port),
-                             "--workers", str(workers)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    config.write_text(
+        f'[store]\nurl = "{store_url}"\n[serving]\nmodel_uri = "bundled"\n'
+        f'data_dir = "{workdir.as_posix()}"\nkey_cache_s = 30\n'
+        + (f"request_threads = {threads}\n" if threads else "")
+        + f'[mlflow]\ntracking_uri = "sqlite:///{(workdir / "mlflow.db").as_posix()}"\n'
+    )
+    proc = subprocess.Popen(
+        [str(ZPD), "--config", str(config), "serve", "--demo-key", "--port", str(port), "--workers", str(workers)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -112,15 +136,17 @@ class _Conn:
         self.host, self.port, self.key = host, port, key
         self.reader = self.writer = None
 
-    async def connect(self) -> "_Conn":
+    async def connect(self) -> _Conn:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         return self
 
     async def request(self, method: str, path: str, body: bytes | None) -> int:
         await self.connect()
-        head = (f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer {self.key}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body or b'')}\r\n\r\n").encode()
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer {self.key}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body or b'')}\r\n\r\n"
+        ).encode()
         self.writer.write(head + (body or b""))
         status_line = await self.reader.readline()
         length = 0
@@ -179,9 +205,15 @@ def drive(base: str, key: str, requests: list[dict], rate: float, concurrency: i
     latencies, errors, elapsed = queue.get()
     proc.join()
     lat = np.array(latencies) * 1000
-    return {"requests": len(requests), "rate": rate, "errors": errors, "throughput": round(len(requests) / elapsed, 1),
-            "p50": round(float(np.percentile(lat, 50)), 2), "p95": round(float(np.percentile(lat, 95)), 2),
-            "p99": round(float(np.percentile(lat, 99)), 2)}
+    return {
+        "requests": len(requests),
+        "rate": rate,
+        "errors": errors,
+        "throughput": round(len(requests) / elapsed, 1),
+        "p50": round(float(np.percentile(lat, 50)), 2),
+        "p95": round(float(np.percentile(lat, 95)), 2),
+        "p99": round(float(np.percentile(lat, 99)), 2),
+    }
 
 
 def saturate(base: str, key: str, make, seconds: float = 6.0, concurrency: int = 16, repeats: int = 3) -> float:
@@ -227,8 +259,15 @@ def seed_learners(base: str, key: str, items: list[str], learners: int, events_e
     with httpx.Client(base_url=base, headers=h, timeout=60) as client:
         for lid in range(learners):
             for j in range(events_each):
-                batch.append({"id": f"seed-{lid}-{j}", "learner_id": f"L{lid}", "item_id": items[int(rng.integers(len(items)))],
-                              "correct": bool(rng.random() < 0.7), "timestamp": 1_800_000_000 + j * 600})
+                batch.append(
+                    {
+                        "id": f"seed-{lid}-{j}",
+                        "learner_id": f"L{lid}",
+                        "item_id": items[int(rng.integers(len(items)))],
+                        "correct": bool(rng.random() < 0.7),
+                        "timestamp": 1_800_000_000 + j * 600,
+                    }
+                )
                 if len(batch) == 500:
                     r = client.post("/v1/events", json=batch)
                     r.raise_for_status()
@@ -250,26 +289,52 @@ def bench_store(name: str, store_url: str, workers: int, args, workdir: Path) ->
         rng = np.random.default_rng(1)
         results: dict[str, dict] = {"model_version": model}
         health = [{"method": "GET", "path": "/healthz"} for _ in range(int(args.rate * args.seconds))]
-        nxt = [{"method": "GET", "path": f"/v1/learners/L{int(rng.integers(n))}/next"} for _ in range(int(args.rate * args.seconds))]
+        nxt = [
+            {"method": "GET", "path": f"/v1/learners/L{int(rng.integers(n))}/next"}
+            for _ in range(int(args.rate * args.seconds))
+        ]
         results["healthz"] = drive(base, key, health, args.rate)
         results["next"] = drive(base, key, nxt, args.rate)
         results["healthz_saturated_rps"] = saturate(base, key, lambda i: {"method": "GET", "path": "/healthz"})
-        results["next_saturated_rps"] = saturate(base, key, lambda i: {"method": "GET", "path": f"/v1/learners/L{i % n}/next"})
-        playlist = [{"method": "POST", "path": f"/v1/learners/L{int(rng.integers(n))}/playlist", "json": {"session_minutes": 60}}
-                    for _ in range(int(args.playlist_rate * args.seconds))]
+        results["next_saturated_rps"] = saturate(
+            base, key, lambda i: {"method": "GET", "path": f"/v1/learners/L{i % n}/next"}
+        )
+        playlist = [
+            {
+                "method": "POST",
+                "path": f"/v1/learners/L{int(rng.integers(n))}/playlist",
+                "json": {"session_minutes": 60},
+            }
+            for _ in range(int(args.playlist_rate * args.seconds))
+        ]
         results["playlist"] = drive(base, key, playlist, args.playlist_rate)
-        rotation = [{"method": "POST", "path": "/v1/classes/c1/rotation",
-                     "json": {"learners": [f"L{(k * 30 + j) % n}" for j in range(30)], "session_minutes": 60}}
-                    for k in range(int(args.rotation_rate * args.seconds))]
+        rotation = [
+            {
+                "method": "POST",
+                "path": "/v1/classes/c1/rotation",
+                "json": {"learners": [f"L{(k * 30 + j) % n}" for j in range(30)], "session_minutes": 60},
+            }
+            for k in range(int(args.rotation_rate * args.seconds))
+        ]
         results["rotation"] = drive(base, key, rotation, args.rotation_rate)
         counter = iter(range(10**9))
         batch = args.event_batch
 
         def events_req(i: int) -> dict:
             k = next(counter)
-            return {"method": "POST", "path": "/v1/events",
-                    "json": [{"id": f"load-{k}-{j}", "learner_id": f"L{(k * batch + j) % n}", "item_id": items[(k + j) % len(items)],
-                              "correct": (k + j) % 3 != 0} for j in range(batch)]}
+            return {
+                "method": "POST",
+                "path": "/v1/events",
+                "json": [
+                    {
+                        "id": f"load-{k}-{j}",
+                        "learner_id": f"L{(k * batch + j) % n}",
+                        "item_id": items[(k + j) % len(items)],
+                        "correct": (k + j) % 3 != 0,
+                    }
+                    for j in range(batch)
+                ],
+            }
 
         ev = [events_req(i) for i in range(int(args.event_rate * args.seconds))]
         results["events"] = drive(base, key, ev, args.event_rate)
@@ -282,36 +347,61 @@ def bench_store(name: str, store_url: str, workers: int, args, workdir: Path) ->
 
 
 def report(all_results: dict, args, command: str) -> str:
-    lines = ["# Serving benchmark", "",
-             f"Produced by `{command}` on {platform.machine()}, {os.cpu_count()} cores "
-             f"({time.strftime('%Y-%m-%d')}). Server and load generator share this machine; the load "
-             "generator is a separate process (open loop: latency counts from each request's scheduled time, or "
-             "from the generator's timer wake-up when that is later, since epoll timers wake up to 1 ms late; "
-             "waiting for a free connection counts). Saturated throughput: the median of 3 runs of 6 s with "
-             "16 requests in flight on connections opened one at a time.", "",
-             f"Seeded learners: {args.learners} with {args.seed_events} events each and a goal (4.NF.B.3). "
-             f"Workers: {args.workers}. Model: bundled (see model_version below). Redis runs with "
-             "`appendonly yes`, `appendfsync always`; SQLite with WAL and `synchronous=FULL`.", ""]
+    lines = [
+        "# Serving benchmark",
+        "",
+        f"Produced by `{command}` on {platform.machine()}, {os.cpu_count()} cores "
+        f"({time.strftime('%Y-%m-%d')}). Server and load generator share this machine; the load "
+        "generator is a separate process (open loop: latency counts from each request's scheduled time, or "
+        "from the generator's timer wake-up when that is later, since epoll timers wake up to 1 ms late; "
+        "waiting for a free connection counts). Saturated throughput: the median of 3 runs of 6 s with "
+        "16 requests in flight on connections opened one at a time.",
+        "",
+        f"Seeded learners: {args.learners} with {args.seed_events} events each and a goal (4.NF.B.3). "
+        f"Workers: {args.workers}. Model: bundled (see model_version below). Redis runs with "
+        "`appendonly yes`, `appendfsync always`; SQLite with WAL and `synchronous=FULL`.",
+        "",
+    ]
     for store, res in all_results.items():
-        lines += [f"## {store} store (model {res['model_version']})", "",
-                  "| endpoint | rate (req/s) | requests | errors | p50 ms | p95 ms | p99 ms | throughput req/s |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## {store} store (model {res['model_version']})",
+            "",
+            "| endpoint | rate (req/s) | requests | errors | p50 ms | p95 ms | p99 ms | throughput req/s |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for name in ("healthz", "next", "playlist", "rotation", "events"):
             r = res[name]
-            lines.append(f"| {name} | {r['rate']} | {r['requests']} | {r['errors']} | {r['p50']} | {r['p95']} | {r['p99']} | {r['throughput']} |")
-        lines += ["", f"- saturated throughput (16 in flight): `/healthz` {res['healthz_saturated_rps']} req/s, "
-                      f"`/next` {res['next_saturated_rps']} req/s "
-                      f"(ratio {res['next_saturated_rps'] / res['healthz_saturated_rps']:.2f})",
-                  f"- events: {res['events']['events_per_s']} durable events/s at the fixed rate "
-                  f"({args.event_batch} per request); saturated: {res['events_saturated_per_s']} events/s", ""]
+            lines.append(
+                f"| {name} | {r['rate']} | {r['requests']} | {r['errors']} | {r['p50']} | {r['p95']} | {r['p99']} | {r['throughput']} |"
+            )
+        lines += [
+            "",
+            f"- saturated throughput (16 in flight): `/healthz` {res['healthz_saturated_rps']} req/s, "
+            f"`/next` {res['next_saturated_rps']} req/s "
+            f"(ratio {res['next_saturated_rps'] / res['healthz_saturated_rps']:.2f})",
+            f"- events: {res['events']['events_per_s']} durable events/s at the fixed rate "
+            f"({args.event_batch} per request); saturated: {res['events_saturated_per_s']} events/s",
+            "",
+        ]
     r = all_results.get("redis")
     if r:
         checks = [
-            ("/next p50 <= 3 ms at 300 req/s (Redis)", r["next"]["p50"] <= 3, f"{r['next']['p50']} ms at {r['next']['rate']} req/s"),
+            (
+                "/next p50 <= 3 ms at 300 req/s (Redis)",
+                r["next"]["p50"] <= 3,
+                f"{r['next']['p50']} ms at {r['next']['rate']} req/s",
+            ),
             ("/next p99 <= 10 ms at 300 req/s (Redis)", r["next"]["p99"] <= 10, f"{r['next']['p99']} ms"),
-            ("/next throughput >= half of /healthz", r["next_saturated_rps"] >= 0.5 * r["healthz_saturated_rps"],
-             f"{r['next_saturated_rps']} vs {r['healthz_saturated_rps']} req/s"),
-            (">= 1,000 durable events/s", r["events_saturated_per_s"] >= 1000, f"{r['events_saturated_per_s']} events/s"),
+            (
+                "/next throughput >= half of /healthz",
+                r["next_saturated_rps"] >= 0.5 * r["healthz_saturated_rps"],
+                f"{r['next_saturated_rps']} vs {r['healthz_saturated_rps']} req/s",
+            ),
+            (
+                ">= 1,000 durable events/s",
+                r["events_saturated_per_s"] >= 1000,
+                f"{r['events_saturated_per_s']} events/s",
+            ),
             ("/playlist p99 <= 25 ms", r["playlist"]["p99"] <= 25, f"{r['playlist']['p99']} ms"),
             ("30-learner /rotation p99 <= 150 ms", r["rotation"]["p99"] <= 150, f"{r['rotation']['p99']} ms"),
         ]
@@ -327,7 +417,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=300.0, help="req/s for /next and /healthz")
     parser.add_argument("--playlist-rate", type=float, default=50.0)
     parser.add_argument("--rotation-rate", type=float, default=4.0)
-    parser.add_argument("--event-rate", type=float, default=20.0, help="requests/s of event batches (x --event-batch = events/s)")
+    parser.add_argument(
+        "--event-rate", type=float, default=20.0, help="requests/s of event batches (x --event-batch = events/s)"
+    )
     parser.add_argument("--event-batch", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--learners", type=int, default=500)

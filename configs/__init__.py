@@ -70,8 +70,20 @@ class CatalogConfig(_Section):
 
 #: The components of a candidate's score (engine.planner.scoring), in the order they are reported
 #: and summed; ``[planner.weights]`` gives each a weight.
-SCORE_COMPONENTS: tuple[str, ...] = ("band_fit", "gain", "goal", "spacing", "time_cost", "modality", "interest",
-                                     "novelty", "exploration", "mastery_check", "priority", "focus")
+SCORE_COMPONENTS: tuple[str, ...] = (
+    "band_fit",
+    "gain",
+    "goal",
+    "spacing",
+    "time_cost",
+    "modality",
+    "interest",
+    "novelty",
+    "exploration",
+    "mastery_check",
+    "priority",
+    "focus",
+)
 
 
 class PlannerConfig(_Section):
@@ -103,13 +115,27 @@ class PlannerConfig(_Section):
     minutes_per_day: float = 45.0
     school_days_per_week: float = 5.0
     weights: dict[str, float] = {
-        "band_fit": 1.0, "gain": 1.0, "goal": 1.0, "spacing": 0.8, "time_cost": 0.3, "modality": 0.3,
-        "interest": 0.3, "novelty": 0.6, "exploration": 0.5, "mastery_check": 0.8, "priority": 3.0,
+        "band_fit": 1.0,
+        "gain": 1.0,
+        "goal": 1.0,
+        "spacing": 0.8,
+        "time_cost": 0.3,
+        "modality": 0.3,
+        "interest": 0.3,
+        "novelty": 0.6,
+        "exploration": 0.5,
+        "mastery_check": 0.8,
+        "priority": 3.0,
         "focus": 1.0,
     }
     modality_preference: dict[str, float] = {
-        "online_practice": 1.0, "video": 0.7, "reading": 0.6, "small_group": 0.8, "tutoring": 0.8,
-        "project": 0.6, "assessment": 0.5,
+        "online_practice": 1.0,
+        "video": 0.7,
+        "reading": 0.6,
+        "small_group": 0.8,
+        "tutoring": 0.8,
+        "project": 0.6,
+        "assessment": 0.5,
     }
 
     @field_validator("weights")
@@ -117,8 +143,9 @@ class PlannerConfig(_Section):
     def _known_components(cls, value: dict[str, float]) -> dict[str, float]:
         unknown = sorted(set(value) - set(SCORE_COMPONENTS))
         if unknown:
-            raise ValueError(f"unknown score component(s) {', '.join(unknown)}; the components are "
-                             f"{', '.join(SCORE_COMPONENTS)}")
+            raise ValueError(
+                f"unknown score component(s) {', '.join(unknown)}; the components are {', '.join(SCORE_COMPONENTS)}"
+            )
         return value
 
     @field_validator("band")
@@ -259,7 +286,5 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     try:
         return ZPDConfig.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
         raise ConfigError(f"{source}: invalid configuration: {problems}") from None

@@ -72,6 +72,11 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """``value`` if it is a JSON object, else an empty one."""
+    return value if isinstance(value, Mapping) else {}
+
+
 def _item_type(raw: Mapping[str, Any]) -> str | None:
     if _text(raw.get("CFItemType")):
         return _text(raw.get("CFItemType"))
@@ -149,8 +154,7 @@ def _package(data: Any, where: str) -> Mapping[str, Any]:
         data = data["CFPackage"]
     if not isinstance(data, Mapping) or not isinstance(data.get("CFItems"), list):
         raise GraphError(
-            f"{where}: not a CASE package; expected a JSON object with CFDocument, CFItems (a list) "
-            "and CFAssociations"
+            f"{where}: not a CASE package; expected a JSON object with CFDocument, CFItems (a list) and CFAssociations"
         )
     return data
 
@@ -202,8 +206,7 @@ class _Reader:
         ident = _node_identifier(node)
         if ident is None:
             raise self.error(
-                f"CFAssociation {assoc_id}: {role} has no identifier or uri; expected "
-                f"{{\"identifier\": ..., \"uri\": ...}}"
+                f'CFAssociation {assoc_id}: {role} has no identifier or uri; expected {{"identifier": ..., "uri": ...}}'
             )
         if ident in self.items or ident == _text(self.document.get("identifier")):
             return ident
@@ -242,10 +245,12 @@ class _Reader:
                 self._read_hierarchy(assoc_id, raw)
                 continue
             if kind not in self.prereq_types and kind not in RELATED_TYPES:
-                ignored[raw.get("associationType")] = ignored.get(raw.get("associationType"), 0) + 1
+                raw_type = raw["associationType"]  # present: kind is not empty
+                ignored[raw_type] = ignored.get(raw_type, 0) + 1
                 continue
             origin = self._endpoint(assoc_id, raw.get("originNodeURI"), "origin", True)
             dest = self._endpoint(assoc_id, raw.get("destinationNodeURI"), "destination", True)
+            assert origin is not None and dest is not None  # keep_external=True: _endpoint never returns None
             for end in (origin, dest):
                 if end in self.items and self.items[end].grouping:
                     self.warnings.append(
@@ -256,9 +261,7 @@ class _Reader:
             else:
                 if kind in self.prereq_types:
                     if origin == dest:
-                        raise self.error(
-                            f"CFAssociation {assoc_id}: self-loop, {self._code(origin)!r} precedes itself"
-                        )
+                        raise self.error(f"CFAssociation {assoc_id}: self-loop, {self._code(origin)!r} precedes itself")
                     prereqs.append((origin, dest, assoc_id))
                 elif origin != dest:
                     related.append((origin, dest))
@@ -302,9 +305,9 @@ class _Reader:
 
     def standard_fields(self, item: _Item) -> dict[str, Any]:
         raw = item.raw
-        ext = raw.get("extensions") if isinstance(raw.get("extensions"), Mapping) else {}
-        zpd = ext.get("zpd") if isinstance(ext.get("zpd"), Mapping) else {}
-        cm = ext.get("coherenceMap") if isinstance(ext.get("coherenceMap"), Mapping) else {}
+        ext = _mapping(raw.get("extensions"))
+        zpd = _mapping(ext.get("zpd"))
+        cm = _mapping(ext.get("coherenceMap"))
         grade = grade_from_levels(education_levels(raw))
         fields: dict[str, Any] = {
             "description": _text(raw.get("fullStatement")) or _text(raw.get("abbreviatedStatement")),
@@ -330,8 +333,16 @@ class _Reader:
             )
         if domain is not None:
             fields.update(domain_code=domain.code, domain_name=_text(domain.raw.get("fullStatement")))
-        for key in ("grade", "grade_num", "domain_code", "domain_name", "cluster_code",
-                    "cluster_name", "cluster_emphasis", "description"):
+        for key in (
+            "grade",
+            "grade_num",
+            "domain_code",
+            "domain_name",
+            "cluster_code",
+            "cluster_name",
+            "cluster_emphasis",
+            "description",
+        ):
             if key in zpd:
                 fields[key] = zpd[key]
         if "aliases" in zpd:
@@ -343,8 +354,11 @@ class _Reader:
 
 def _coherence_attributes(cm: Mapping[str, Any]) -> dict[str, str]:
     """Attributes carried by the Coherence Map's own CASE extension, named as in its CSV."""
-    names = {"widelyApplicablePrerequisite": "widely_applicable_prereq", "modeling": "modeling_star",
-             "sourceId": "source_id"}
+    names = {
+        "widelyApplicablePrerequisite": "widely_applicable_prereq",
+        "modeling": "modeling_star",
+        "sourceId": "source_id",
+    }
     out = {}
     for key, name in names.items():
         if cm.get(key) is not None:
@@ -362,7 +376,9 @@ def _in_sequence(items: list[_Item]) -> list[_Item]:
     for parent, positions in siblings.items():
         if parent is None:
             continue
-        group = sorted((ordered[p] for p in positions), key=lambda it: (it.sequence is None, it.sequence or 0, it.index))
+        group = sorted(
+            (ordered[p] for p in positions), key=lambda it: (it.sequence is None, it.sequence or 0, it.index)
+        )
         for pos, item in zip(positions, group):
             ordered[pos] = item
     return ordered
@@ -384,8 +400,7 @@ def parse_case(data: Any, where: str = "CASE package", options: CaseOptions | No
             ancestor = reader.items[ancestor].parent
     records = [standard_from_fields(it.code, fields[it.identifier]) for it in standards]
     records += [
-        standard_from_fields(code, {"identifier": ident, "external": True})
-        for ident, code in reader.external.items()
+        standard_from_fields(code, {"identifier": ident, "external": True}) for ident, code in reader.external.items()
     ]
     code = reader._code
     try:
@@ -450,16 +465,24 @@ def graph_to_case(graph: StandardsGraph, *, created: str = "2026-01-01T00:00:00+
             entry["sequenceNumber"] = seq
         assocs.append(entry)
 
-    def group(kind: str, code: str | None, name: str | None, levels: list[str], parent: tuple[str, str]) -> tuple[str, str]:
+    def group(
+        kind: str, code: str | None, name: str | None, levels: list[str], parent: tuple[str, str]
+    ) -> tuple[str, str]:
         key = (kind, code or name or "")
         if key not in groups:
             ident = _uid(kind, key[1])
             groups[key] = ident
-            items.append({
-                "identifier": ident, "uri": f"urn:uuid:{ident}", "humanCodingScheme": code,
-                "fullStatement": name or code, "CFItemType": kind, "educationLevel": levels,
-                "lastChangeDateTime": created,
-            })
+            items.append(
+                {
+                    "identifier": ident,
+                    "uri": f"urn:uuid:{ident}",
+                    "humanCodingScheme": code,
+                    "fullStatement": name or code,
+                    "CFItemType": kind,
+                    "educationLevel": levels,
+                    "lastChangeDateTime": created,
+                }
+            )
             associate("isChildOf", (ident, code or ""), parent, len(assocs) + 1)
         return groups[key], code or ""
 
@@ -476,19 +499,31 @@ def graph_to_case(graph: StandardsGraph, *, created: str = "2026-01-01T00:00:00+
                 parent = group("Domain", _domain_group_code(std), std.domain_name, levels, parent)
             if std.cluster_code or std.cluster_name:
                 parent = group("Cluster", std.cluster_code, std.cluster_name, levels, parent)
-        items.append({
-            "identifier": ids[code], "uri": f"urn:uuid:{ids[code]}", "humanCodingScheme": code,
-            "fullStatement": std.description or code,
-            "CFItemType": "Component" if std.parent else "Standard",
-            "educationLevel": levels, "lastChangeDateTime": created,
-            "extensions": {"zpd": {
-                "grade": std.grade, "grade_num": std.grade_num, "domain_code": std.domain_code,
-                "domain_name": std.domain_name, "cluster_code": std.cluster_code,
-                "cluster_name": std.cluster_name, "cluster_emphasis": std.cluster_emphasis,
-                "description": std.description, "aliases": list(std.aliases),
-                "attributes": dict(std.attributes),
-            }},
-        })
+        items.append(
+            {
+                "identifier": ids[code],
+                "uri": f"urn:uuid:{ids[code]}",
+                "humanCodingScheme": code,
+                "fullStatement": std.description or code,
+                "CFItemType": "Component" if std.parent else "Standard",
+                "educationLevel": levels,
+                "lastChangeDateTime": created,
+                "extensions": {
+                    "zpd": {
+                        "grade": std.grade,
+                        "grade_num": std.grade_num,
+                        "domain_code": std.domain_code,
+                        "domain_name": std.domain_name,
+                        "cluster_code": std.cluster_code,
+                        "cluster_name": std.cluster_name,
+                        "cluster_emphasis": std.cluster_emphasis,
+                        "description": std.description,
+                        "aliases": list(std.aliases),
+                        "attributes": dict(std.attributes),
+                    }
+                },
+            }
+        )
         associate("isChildOf", (ids[code], code), parent, len(assocs) + 1)
     for a, b in sorted(graph.prereq.edges, key=lambda e: (graph.order_of(e[0]), graph.order_of(e[1]))):
         associate("precedes", (ids[a], a), (ids[b], b))
@@ -496,16 +531,28 @@ def graph_to_case(graph: StandardsGraph, *, created: str = "2026-01-01T00:00:00+
         associate("isRelatedTo", (ids[a], a), (ids[b], b))
     for res in graph.resources:
         entry_id = _uid("exemplar", res.standard, res.url)
-        assocs.append({
-            "identifier": entry_id, "uri": f"urn:uuid:{entry_id}", "associationType": "exemplar",
-            "originNodeURI": _node(ids[res.standard], res.standard),
-            "destinationNodeURI": {"title": res.title or res.url, "identifier": _uid("resource", res.url), "uri": res.url},
-            "lastChangeDateTime": created,
-        })
+        assocs.append(
+            {
+                "identifier": entry_id,
+                "uri": f"urn:uuid:{entry_id}",
+                "associationType": "exemplar",
+                "originNodeURI": _node(ids[res.standard], res.standard),
+                "destinationNodeURI": {
+                    "title": res.title or res.url,
+                    "identifier": _uid("resource", res.url),
+                    "uri": res.url,
+                },
+                "lastChangeDateTime": created,
+            }
+        )
     return {
         "CFDocument": {
-            "identifier": doc_id, "uri": f"urn:uuid:{doc_id}", "creator": "zpd-engine export",
-            "title": title, "lastChangeDateTime": created, "caseVersion": "1.1",
+            "identifier": doc_id,
+            "uri": f"urn:uuid:{doc_id}",
+            "creator": "zpd-engine export",
+            "title": title,
+            "lastChangeDateTime": created,
+            "caseVersion": "1.1",
         },
         "CFItems": items,
         "CFAssociations": assocs,
@@ -522,4 +569,3 @@ def _domain_group_code(std) -> str | None:
 def write_case(graph: StandardsGraph, path: str | Path) -> None:
     """Write ``graph`` as a CASE package JSON file."""
     Path(path).write_text(json.dumps(graph_to_case(graph), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-

@@ -108,6 +108,7 @@ def parse_item(record: Mapping[str, Any], where: str, graph: StandardsGraph | No
 
     With ``graph``, standard codes in any spelling are resolved to the graph's codes.
     """
+
     def text(field: str, required: bool = False) -> str | None:
         value = record.get(field)
         if value is None or (isinstance(value, str) and not value.strip()):
@@ -118,8 +119,13 @@ def parse_item(record: Mapping[str, Any], where: str, graph: StandardsGraph | No
             raise _fail(where, field, f"must be text, got {type(value).__name__}")
         return value.strip()
 
-    item_id = text("id", required=True)
-    title = text("title", required=True)
+    def required_text(field: str) -> str:
+        value = text(field, required=True)
+        assert value is not None  # text() raises on a missing required field
+        return value
+
+    item_id = required_text("id")
+    title = required_text("title")
     try:
         standards = _as_list(record.get("standards"))
     except TypeError:
@@ -134,11 +140,13 @@ def parse_item(record: Mapping[str, Any], where: str, graph: StandardsGraph | No
             except UnknownStandardError as exc:
                 raise _fail(where, "standards", f"names {exc}") from None
         standards = list(dict.fromkeys(resolved))
-    raw_modality = text("modality", required=True)
+    raw_modality = required_text("modality")
     try:
         modality = Modality(raw_modality.lower())
     except ValueError:
-        raise _fail(where, "modality", f"is {raw_modality!r}; expected one of {', '.join(m.value for m in Modality)}") from None
+        raise _fail(
+            where, "modality", f"is {raw_modality!r}; expected one of {', '.join(m.value for m in Modality)}"
+        ) from None
     duration = _number(record.get("duration_minutes"), where, "duration_minutes")
     if duration is None:
         raise _fail(where, "duration_minutes", "is missing; it is required (minutes, > 0)")
@@ -159,9 +167,16 @@ def parse_item(record: Mapping[str, Any], where: str, graph: StandardsGraph | No
     elif not isinstance(check, bool):
         raise _fail(where, "mastery_check", f"must be true or false, got {check!r}")
     return Item(
-        id=item_id, title=title, standards=tuple(standards), modality=modality,
-        duration_minutes=duration, difficulty=difficulty, url=text("url"),
-        tags=tuple(tags), language=text("language") or "en", source=text("source"),
+        id=item_id,
+        title=title,
+        standards=tuple(standards),
+        modality=modality,
+        duration_minutes=duration,
+        difficulty=difficulty,
+        url=text("url"),
+        tags=tuple(tags),
+        language=text("language") or "en",
+        source=text("source"),
         mastery_check=check,
     )
 
@@ -212,19 +227,32 @@ class Catalog:
 
 
 # ---------------------------------------------------------------------------- files
-_CSV_FIELDS = ("id", "title", "standards", "modality", "duration_minutes", "difficulty", "url",
-               "tags", "language", "source", "mastery_check")
+_CSV_FIELDS = (
+    "id",
+    "title",
+    "standards",
+    "modality",
+    "duration_minutes",
+    "difficulty",
+    "url",
+    "tags",
+    "language",
+    "source",
+    "mastery_check",
+)
 
 
 def _csv_records(path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     with path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
-        missing = [f for f in ("id", "title", "standards", "modality", "duration_minutes")
-                   if f not in (reader.fieldnames or [])]
+        missing = [
+            f
+            for f in ("id", "title", "standards", "modality", "duration_minutes")
+            if f not in (reader.fieldnames or [])
+        ]
         if missing:
             raise CatalogError(
-                f"{path.name}: missing column(s) {', '.join(missing)}; expected a header with "
-                f"{', '.join(_CSV_FIELDS)}"
+                f"{path.name}: missing column(s) {', '.join(missing)}; expected a header with {', '.join(_CSV_FIELDS)}"
             )
         line = reader.line_num
         for row in reader:

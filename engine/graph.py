@@ -16,6 +16,7 @@ import difflib
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import networkx as nx
 
@@ -334,7 +335,8 @@ def standard_from_fields(code: str, fields: Mapping[str, object]) -> Standard:
             return value or None
         return value
 
-    values = {k: clean(v) for k, v in fields.items()}
+    # one value per Standard field, each of its own type
+    values: dict[str, Any] = {k: clean(v) for k, v in fields.items()}
     values["aliases"] = tuple(a for a in values.get("aliases") or () if a and a != code)
     values["attributes"] = tuple(sorted((values.get("attributes") or {}).items()))
     return Standard(code=code, **values)

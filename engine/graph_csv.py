@@ -25,8 +25,19 @@ __all__ = ["STANDARD_COLUMNS", "load_csv_graph", "write_csv_graph"]
 #: columns of standards.csv that map onto :class:`engine.graph.Standard` fields; others are kept
 #: as attributes. Only ``code`` is required.
 STANDARD_COLUMNS = (
-    "code", "ccss_code", "grade", "grade_num", "domain_code", "domain_name", "cluster_code",
-    "cluster_name", "cluster_emphasis", "parent_code", "description", "aliases", "identifier",
+    "code",
+    "ccss_code",
+    "grade",
+    "grade_num",
+    "domain_code",
+    "domain_name",
+    "cluster_code",
+    "cluster_name",
+    "cluster_emphasis",
+    "parent_code",
+    "description",
+    "aliases",
+    "identifier",
 )
 _ALIAS_SEPARATOR = ";"
 
@@ -68,6 +79,7 @@ def _read_standards(path: Path) -> tuple[list, dict[str, int]]:
         lines[code] = line
         grade = (row.get("grade") or "").strip() or None
         raw_num = (row.get("grade_num") or "").strip()
+        grade_num: int | None
         if raw_num:
             try:
                 grade_num = int(raw_num)
@@ -96,9 +108,7 @@ def _read_standards(path: Path) -> tuple[list, dict[str, int]]:
     for code, fields in fields_by_code.items():
         parent = (fields["parent"] or "").strip()
         if parent and parent not in fields_by_code:
-            raise GraphError(
-                f"{path.name} line {lines[code]}: column 'parent_code' names unknown standard {parent!r}"
-            )
+            raise GraphError(f"{path.name} line {lines[code]}: column 'parent_code' names unknown standard {parent!r}")
     return [standard_from_fields(code, f) for code, f in fields_by_code.items()], lines
 
 
@@ -171,17 +181,31 @@ def write_csv_graph(graph: StandardsGraph, folder: str | Path) -> None:
         writer.writerow(header)
         for std in graph.standards.values():
             attrs = dict(std.attributes)
-            writer.writerow([
-                std.code, "", std.grade or "", "" if std.grade_num is None else std.grade_num,
-                std.domain_code or "", std.domain_name or "", std.cluster_code or "",
-                std.cluster_name or "", std.cluster_emphasis or "", std.parent or "",
-                std.description or "", _ALIAS_SEPARATOR.join(std.aliases), std.identifier or "",
-                *(attrs.get(name, "") for name in extra),
-            ])
+            writer.writerow(
+                [
+                    std.code,
+                    "",
+                    std.grade or "",
+                    "" if std.grade_num is None else std.grade_num,
+                    std.domain_code or "",
+                    std.domain_name or "",
+                    std.cluster_code or "",
+                    std.cluster_name or "",
+                    std.cluster_emphasis or "",
+                    std.parent or "",
+                    std.description or "",
+                    _ALIAS_SEPARATOR.join(std.aliases),
+                    std.identifier or "",
+                    *(attrs.get(name, "") for name in extra),
+                ]
+            )
     with (folder / "prerequisites.csv").open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["prerequisite", "dependent"])
-        writer.writerows(sorted(graph.prereq.edges, key=lambda e: (graph.order_of(e[0]), graph.order_of(e[1]))))
+        edges: list[tuple[str, str]] = sorted(
+            graph.prereq.edges, key=lambda e: (graph.order_of(e[0]), graph.order_of(e[1]))
+        )
+        writer.writerows(edges)
     with (folder / "related.csv").open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["a", "b"])

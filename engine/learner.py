@@ -98,8 +98,9 @@ class StateModel(Protocol):
 
     def mastery(self, state: dict[str, np.ndarray]) -> dict[str, float]: ...
 
-    def state_with_priors(self, priors: Mapping[str, float],
-                          state: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]: ...
+    def state_with_priors(
+        self, priors: Mapping[str, float], state: dict[str, np.ndarray] | None = None
+    ) -> dict[str, np.ndarray]: ...
 
     def encode_items(self, items: Sequence[ItemSpec]) -> Any: ...
 
@@ -133,13 +134,21 @@ class PlacementSummary:
     mastered: list[str]  # what the diagnostic is confident the learner knows (posterior >= mastered_at)
 
     def to_json(self) -> dict[str, Any]:
-        return {"grade_band": self.grade_band, "confidence": self.confidence, "questions": self.questions,
-                "mastered": list(self.mastered)}
+        return {
+            "grade_band": self.grade_band,
+            "confidence": self.confidence,
+            "questions": self.questions,
+            "mastered": list(self.mastered),
+        }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "PlacementSummary":
-        return cls(str(data["grade_band"]), float(data["confidence"]), int(data["questions"]),
-                   [str(u) for u in data.get("mastered", ())])
+    def from_json(cls, data: Mapping[str, Any]) -> PlacementSummary:
+        return cls(
+            str(data["grade_band"]),
+            float(data["confidence"]),
+            int(data["questions"]),
+            [str(u) for u in data.get("mastered", ())],
+        )
 
 
 @dataclass
@@ -159,18 +168,27 @@ class Diagnostic:
         return self.finished_event is not None
 
     def to_json(self) -> dict[str, Any]:
-        return {"start_event": self.start_event, "focus": None if self.focus is None else list(self.focus),
-                "asked_before": self.asked_before, "finished_event": self.finished_event,
-                "result": None if self.result is None else self.result.to_json()}
+        return {
+            "start_event": self.start_event,
+            "focus": None if self.focus is None else list(self.focus),
+            "asked_before": self.asked_before,
+            "finished_event": self.finished_event,
+            "result": None if self.result is None else self.result.to_json(),
+        }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "Diagnostic":
+    def from_json(cls, data: Mapping[str, Any]) -> Diagnostic:
         focus = data.get("focus")
         result = data.get("result")
-        return cls(int(data["start_event"]), None if focus is None else tuple(focus), data.get("asked_before"),
-                   data.get("finished_event"), None if result is None else PlacementSummary.from_json(result))
+        return cls(
+            int(data["start_event"]),
+            None if focus is None else tuple(focus),
+            data.get("asked_before"),
+            data.get("finished_event"),
+            None if result is None else PlacementSummary.from_json(result),
+        )
 
-    def reset(self) -> "Diagnostic":
+    def reset(self) -> Diagnostic:
         """What the user set (for a rebuild): when it started and what it asks about."""
         return Diagnostic(self.start_event, self.focus)
 
@@ -195,10 +213,16 @@ class LearnerMeta:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     events: int = 0
 
-    def reset(self) -> "LearnerMeta":
+    def reset(self) -> LearnerMeta:
         """The user-set part only, ready to fold the event log into (:meth:`LearnerCore.rebuild`)."""
-        return LearnerMeta(self.seed, self.grade, self.interests, self.goal, self.overrides,
-                           diagnostics=[d.reset() for d in self.diagnostics])
+        return LearnerMeta(
+            self.seed,
+            self.grade,
+            self.interests,
+            self.goal,
+            self.overrides,
+            diagnostics=[d.reset() for d in self.diagnostics],
+        )
 
     @property
     def placement(self) -> PlacementSummary | None:
@@ -210,23 +234,39 @@ class LearnerMeta:
         goal = None if self.goal is None else {"standards": list(self.goal.standards), "date": self.goal.date}
         o = self.overrides
         return {
-            "v": META_VERSION, "seed": self.seed, "grade": self.grade, "interests": list(self.interests), "goal": goal,
-            "overrides": {"pin_standards": list(o.pinned_standards), "pin_items": list(o.pinned_items),
-                          "exclude_items": sorted(o.excluded_items), "lock_goal": o.goal_locked},
-            "progress": self.progress.to_json(), "answers": [[u, c, d] for u, c, d in self.answers],
-            "diagnostics": [d.to_json() for d in self.diagnostics], "events": self.events,
+            "v": META_VERSION,
+            "seed": self.seed,
+            "grade": self.grade,
+            "interests": list(self.interests),
+            "goal": goal,
+            "overrides": {
+                "pin_standards": list(o.pinned_standards),
+                "pin_items": list(o.pinned_items),
+                "exclude_items": sorted(o.excluded_items),
+                "lock_goal": o.goal_locked,
+            },
+            "progress": self.progress.to_json(),
+            "answers": [[u, c, d] for u, c, d in self.answers],
+            "diagnostics": [d.to_json() for d in self.diagnostics],
+            "events": self.events,
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "LearnerMeta":
+    def from_json(cls, data: Mapping[str, Any]) -> LearnerMeta:
         """Reads what :meth:`to_json` wrote, and the untyped form of earlier versions."""
         goal = data.get("goal")
         o = data.get("overrides") or {}
         meta = cls(
-            seed=int(data.get("seed", 0)), grade=data.get("grade"), interests=tuple(data.get("interests", ())),
+            seed=int(data.get("seed", 0)),
+            grade=data.get("grade"),
+            interests=tuple(data.get("interests", ())),
             goal=Goal(tuple(goal["standards"]), goal.get("date")) if goal else None,
-            overrides=Overrides(tuple(o.get("pin_standards", ())), tuple(o.get("pin_items", ())),
-                                frozenset(o.get("exclude_items", ())), bool(o.get("lock_goal", False))),
+            overrides=Overrides(
+                tuple(o.get("pin_standards", ())),
+                tuple(o.get("pin_items", ())),
+                frozenset(o.get("exclude_items", ())),
+                bool(o.get("lock_goal", False)),
+            ),
             progress=Progress.from_json(data.get("progress") or {}),
             answers=[(str(u), bool(c), bool(d)) for u, c, d in data.get("answers", ())],
             diagnostics=[Diagnostic.from_json(d) for d in data.get("diagnostics", ())],
@@ -235,8 +275,9 @@ class LearnerMeta:
         if data.get("v") is None and data.get("placement"):  # version 1: one diagnostic, answers kept apart
             meta.answers = [(str(u), bool(c), True) for u, c in data["placement"].get("answers", ())]
             old = data.get("placement_result")
-            meta.diagnostics = [Diagnostic(0, None, 0, 0 if old else None,
-                                           PlacementSummary.from_json(old) if old else None)]
+            meta.diagnostics = [
+                Diagnostic(0, None, 0, 0 if old else None, PlacementSummary.from_json(old) if old else None)
+            ]
         return meta
 
 
@@ -294,10 +335,16 @@ class LearnerCore:
     grade is known.
     """
 
-    def __init__(self, index: PlannerIndex, config: PlannerConfig, model: StateModel,
-                 predict_all: Callable[[dict[str, np.ndarray]], np.ndarray] | None = None,
-                 item_pos: Mapping[str, int] | None = None, placement: PlacementConfig = PlacementConfig(),
-                 grade_prior: PlacementConfig = KNOWN_GRADE_PRIOR):
+    def __init__(
+        self,
+        index: PlannerIndex,
+        config: PlannerConfig,
+        model: StateModel,
+        predict_all: Callable[[dict[str, np.ndarray]], np.ndarray] | None = None,
+        item_pos: Mapping[str, int] | None = None,
+        placement: PlacementConfig = PlacementConfig(),
+        grade_prior: PlacementConfig = KNOWN_GRADE_PRIOR,
+    ):
         self.index, self.config, self.model = index, config, model
         self.placement_config, self.grade_prior = placement, grade_prior
         if predict_all is None or item_pos is None:
@@ -308,8 +355,9 @@ class LearnerCore:
         self.predict_all, self.item_pos = predict_all, item_pos
 
     # ------------------------------------------------------------------ creating
-    def new(self, seed: int, grade: str | None = None, *, interests: Iterable[str] = (),
-            goal: Goal | None = None) -> Learner:
+    def new(
+        self, seed: int, grade: str | None = None, *, interests: Iterable[str] = (), goal: Goal | None = None
+    ) -> Learner:
         """A learner with no evidence yet; a known grade gives the starting belief."""
         grade_hint(grade)  # refuse a grade the scale does not know
         meta = LearnerMeta(seed=seed, grade=grade, interests=tuple(interests), goal=goal)
@@ -354,13 +402,13 @@ class LearnerCore:
             learner.state = self.model.update(learner.state, event)
             meta.events += 1
             meta.progress.recent_items.append(obs.item_id)
-            del meta.progress.recent_items[:-self.config.novelty_window]
+            del meta.progress.recent_items[: -self.config.novelty_window]
             if unit is not None and unit in self.index.prereqs:
                 meta.answers.append((unit, obs.correct >= 0.5, True))
                 self._refresh_priors(learner)
                 self._maybe_finish(learner, obs.time)
             return []
-        first = (len(units) == 1 and self._belief_on(meta) and self._untouched(meta, units[0]))
+        first = len(units) == 1 and self._belief_on(meta) and self._untouched(meta, units[0])
         learner.state = self.model.update(learner.state, event)
         meta.events += 1
         if first:
@@ -368,8 +416,13 @@ class LearnerCore:
             self._refresh_priors(learner)
         catalog = self.index.catalog
         check = catalog[obs.item_id].mastery_check if obs.item_id in catalog else False
-        return record_attempt(meta.progress, Attempt(obs.item_id, units, float(obs.correct), obs.time, check),
-                              self.model.mastery(learner.state), self.index.prereqs, self.config)
+        return record_attempt(
+            meta.progress,
+            Attempt(obs.item_id, units, float(obs.correct), obs.time, check),
+            self.model.mastery(learner.state),
+            self.index.prereqs,
+            self.config,
+        )
 
     def _units(self, obs: Observation) -> tuple[str, ...]:
         units = self.index.item_units.get(obs.item_id)
@@ -400,8 +453,9 @@ class LearnerCore:
             return None
         known = self.index.prereqs
         answers = [(u, c) for u, c, _ in meta.answers if u in known]
-        return Placement(self.index, config, 0, hint, answers, None if focus is None else frozenset(focus),
-                         min(before, len(answers)))
+        return Placement(
+            self.index, config, 0, hint, answers, None if focus is None else frozenset(focus), min(before, len(answers))
+        )
 
     def _refresh_priors(self, learner: Learner) -> None:
         """The belief's marginals become the model's priors of every standard without evidence."""
@@ -415,8 +469,9 @@ class LearnerCore:
             learner.state = self.model.state_with_priors(priors, learner.state)
 
     # ------------------------------------------------------------------ entry diagnostic
-    def start_placement(self, learner: Learner, *, restart: bool = False,
-                        focus: Iterable[str] | None = None) -> PlacementStatus:
+    def start_placement(
+        self, learner: Learner, *, restart: bool = False, focus: Iterable[str] | None = None
+    ) -> PlacementStatus:
         """Start an entry diagnostic (or resume the current one; ``restart`` begins a new one
         whatever the state). Its questions come from the learner's belief, answers included."""
         meta = learner.meta
@@ -448,11 +503,12 @@ class LearnerCore:
         if belief is None or not belief.finished:
             return
         result = belief.result()
-        asked_right = {u for u, ok, asked in meta.answers[current.asked_before:] if ok and asked}
+        asked_right = {u for u, ok, asked in meta.answers[current.asked_before :] if ok and asked}
         mark_mastered(meta.progress, [u for u in result.mastered if u in asked_right], time or 0.0)
         current.finished_event = meta.events
-        current.result = PlacementSummary(result.grade_band, round(result.confidence, 4), result.questions,
-                                          list(result.mastered))
+        current.result = PlacementSummary(
+            result.grade_band, round(result.confidence, 4), result.questions, list(result.mastered)
+        )
 
     def placement_status(self, learner: Learner) -> PlacementStatus:
         meta = learner.meta
@@ -461,15 +517,32 @@ class LearnerCore:
             return PlacementStatus(False, 0, self.placement_config.max_questions, False, None, None, "", 0.0, None)
         if current.finished and current.result is not None:
             r = current.result
-            return PlacementStatus(True, r.questions, self.placement_config.max_questions, True, None, None,
-                                   r.grade_band, r.confidence, list(r.mastered))
+            return PlacementStatus(
+                True,
+                r.questions,
+                self.placement_config.max_questions,
+                True,
+                None,
+                None,
+                r.grade_band,
+                r.confidence,
+                list(r.mastered),
+            )
         belief = self.belief(meta)
         assert belief is not None  # an active diagnostic always has a belief
         result = belief.result()
         unit = belief.next_question()
-        return PlacementStatus(True, belief.questions, self.placement_config.max_questions, False, unit,
-                               belief.item_for(unit) if unit is not None else None, result.grade_band,
-                               result.confidence, None)
+        return PlacementStatus(
+            True,
+            belief.questions,
+            self.placement_config.max_questions,
+            False,
+            unit,
+            belief.item_for(unit) if unit is not None else None,
+            result.grade_band,
+            result.confidence,
+            None,
+        )
 
     def placement_question(self, learner: Learner) -> tuple[str, Item] | None:
         """The current diagnostic question (its standard and an item to ask it with), or None."""
@@ -479,8 +552,9 @@ class LearnerCore:
         return status.question, status.item
 
     # ------------------------------------------------------------------ planning
-    def context(self, learner: Learner, now: float, *, goal: Goal | None = None,
-                modalities: Iterable[Modality] | None = None) -> PlanContext:
+    def context(
+        self, learner: Learner, now: float, *, goal: Goal | None = None, modalities: Iterable[Modality] | None = None
+    ) -> PlanContext:
         """The planner's view of the learner at ``now``. The random stream (exploration) is the
         learner's own, advanced by each activity: the same learner at the same point gets the
         same plan."""
@@ -492,10 +566,20 @@ class LearnerCore:
             return np.array([probs[pos[i.id]] if i.id in pos else self._predict_one(state, i) for i in items])
 
         rng = np.random.default_rng([meta.seed & 0xFFFFFFFF, meta.progress.activities])
-        return PlanContext(self.index, self.config, self.model.mastery(state), predict, meta.progress, now=now,
-                           goal=goal or meta.goal, overrides=meta.overrides, interests=meta.interests,
-                           modalities=None if modalities is None else frozenset(modalities),
-                           level=self.level(learner), rng=rng)
+        return PlanContext(
+            self.index,
+            self.config,
+            self.model.mastery(state),
+            predict,
+            meta.progress,
+            now=now,
+            goal=goal or meta.goal,
+            overrides=meta.overrides,
+            interests=meta.interests,
+            modalities=None if modalities is None else frozenset(modalities),
+            level=self.level(learner),
+            rng=rng,
+        )
 
     def _predict_one(self, state: dict[str, np.ndarray], item: Item) -> float:
         batch = self.model.encode_items([ItemSpec(item.id, item.standards, item.difficulty)])
@@ -504,10 +588,19 @@ class LearnerCore:
     def recommend(self, learner: Learner, now: float, n: int = 1, k_alternatives: int = 2) -> PlanResult:
         return recommend(self.context(learner, now), n=n, k_alternatives=k_alternatives)
 
-    def playlist(self, learner: Learner, now: float, session_minutes: float = 60, k_alternatives: int = 2, *,
-                 goal: Goal | None = None, modalities: Iterable[Modality] | None = None) -> Playlist:
-        return plan_playlist(self.context(learner, now, goal=goal, modalities=modalities), session_minutes,
-                             k_alternatives)
+    def playlist(
+        self,
+        learner: Learner,
+        now: float,
+        session_minutes: float = 60,
+        k_alternatives: int = 2,
+        *,
+        goal: Goal | None = None,
+        modalities: Iterable[Modality] | None = None,
+    ) -> Playlist:
+        return plan_playlist(
+            self.context(learner, now, goal=goal, modalities=modalities), session_minutes, k_alternatives
+        )
 
     def status(self, learner: Learner, now: float) -> GoalStatus:
         return goal_status(self.context(learner, now))
@@ -525,8 +618,11 @@ class LearnerCore:
             if number is not None:
                 return float(number)
         graph = self.index.graph
-        grades = sorted(g for u, p in meta.progress.units.items()
-                        if p.attempts and u in graph.standards and (g := graph.standards[u].grade_num) is not None)
+        grades = sorted(
+            g
+            for u, p in meta.progress.units.items()
+            if p.attempts and u in graph.standards and (g := graph.standards[u].grade_num) is not None
+        )
         return float(grades[len(grades) // 2]) if grades else None
 
     def profile(self, learner: Learner, now: float) -> LearnerProfile:
@@ -548,8 +644,9 @@ class LearnerCore:
                 status = "likely_known"
             else:
                 status = "not_started"
-            mastery[code] = StandardMastery(round(p, 4), round(math.sqrt(p * (1 - p) / (evidence + 3)), 4), evidence,
-                                            status)
+            mastery[code] = StandardMastery(
+                round(p, 4), round(math.sqrt(p * (1 - p) / (evidence + 3)), 4), evidence, status
+            )
         return LearnerProfile(mastery, sorted(progress.mastered, key=graph.order_of), goal_status(ctx), ctx.level)
 
 

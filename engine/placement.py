@@ -73,7 +73,7 @@ def _grade_scale(index: PlannerIndex) -> np.ndarray:
     lo, hi = (min(hs), max(hs)) if hs else (0, 1)
     scale = []
     for unit in units:
-        grade = index.graph.standards[unit].grade_num
+        grade: float | None = index.graph.standards[unit].grade_num
         if grade is None:
             grade = 4
         if grade >= 9:
@@ -145,7 +145,9 @@ class Placement:
         """Each particle's grade band: the last grade of the unbroken run, from the lowest grade up,
         in which it knows at least half of the grade's standards (-1 -> band 0, "below K")."""
         grades = sorted({self.index.graph.standards[u].grade_num or 0 for u in self.units})
-        member = np.array([[(self.index.graph.standards[u].grade_num or 0) == g for g in grades] for u in self.units], dtype=float)
+        member = np.array(
+            [[(self.index.graph.standards[u].grade_num or 0) == g for g in grades] for u in self.units], dtype=float
+        )
         share = (known.astype(float) @ member) / member.sum(axis=0)
         passed = np.cumprod(share >= 0.5, axis=1)
         return [band_label(g) for g in grades], passed.sum(axis=1).astype(int)
@@ -197,15 +199,19 @@ class Placement:
     def _unaskable(self) -> np.ndarray:
         cached = getattr(self, "_unaskable_cache", None)
         if cached is None or cached[0] is not self.focus:  # nothing to ask with, or outside the focus
-            mask = np.array([not self.index.items_for.get(u) or (self.focus is not None and u not in self.focus)
-                             for u in self.units])
+            mask = np.array(
+                [
+                    not self.index.items_for.get(u) or (self.focus is not None and u not in self.focus)
+                    for u in self.units
+                ]
+            )
             self._unaskable_cache = cached = (self.focus, mask)
         return cached[1]
 
     def item_for(self, unit: str) -> Item | None:
         """A question item for ``unit``: a mastery check if there is one, else any aligned item;
         items on ``unit`` alone first (an answer on a multi-standard item says less about it)."""
-        items = self.index.items_for.get(unit, ())
+        items: Sequence[Item] = self.index.items_for.get(unit, ())
         alone = [i for i in items if self.index.item_units.get(i.id) == (unit,)]
         items = alone or items
         checks = [i for i in items if i.mastery_check]
@@ -255,15 +261,24 @@ class Placement:
         return PlacementResult(mastery, mastered, label, confidence, self.questions, self.finished)
 
     def to_json(self) -> dict:
-        return {"seed": self.seed, "grade_hint": self.grade_hint, "answers": [[u, c] for u, c in self.answers],
-                "focus": sorted(self.focus) if self.focus is not None else None}
+        return {
+            "seed": self.seed,
+            "grade_hint": self.grade_hint,
+            "answers": [[u, c] for u, c in self.answers],
+            "focus": sorted(self.focus) if self.focus is not None else None,
+        }
 
     @classmethod
-    def from_json(cls, index: PlannerIndex, data: dict, config: PlacementConfig = PlacementConfig()) -> "Placement":
+    def from_json(cls, index: PlannerIndex, data: dict, config: PlacementConfig = PlacementConfig()) -> Placement:
         focus = data.get("focus")
-        return cls(index, config, int(data["seed"]), data.get("grade_hint"),
-                   [(str(u), bool(c)) for u, c in data.get("answers", [])],
-                   frozenset(focus) if focus is not None else None)
+        return cls(
+            index,
+            config,
+            int(data["seed"]),
+            data.get("grade_hint"),
+            [(str(u), bool(c)) for u, c in data.get("answers", [])],
+            frozenset(focus) if focus is not None else None,
+        )
 
 
 def band_label(grade: int) -> str:

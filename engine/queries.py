@@ -85,7 +85,8 @@ def outer_fringe(graph: StandardsGraph, mastered: Iterable[str]) -> list[str]:
     """Learnable units not mastered whose prerequisites are all mastered ("ready to learn")."""
     done = expand_mastery(graph, mastered)
     return [
-        code for code in graph.learning
+        code
+        for code in graph.learning
         if code not in done and all(p in done for p in graph.learning_prerequisites(code))
     ]
 
@@ -94,10 +95,7 @@ def inner_fringe(graph: StandardsGraph, mastered: Iterable[str]) -> list[str]:
     """Mastered units that no other mastered unit builds on: the edge of what the learner knows,
     where review and re-checks of mastery go (removing one leaves a consistent state)."""
     done = expand_mastery(graph, mastered)
-    return graph.sort(
-        code for code in done
-        if not any(succ in done for succ in graph.learning.successors(code))
-    )
+    return graph.sort(code for code in done if not any(succ in done for succ in graph.learning.successors(code)))
 
 
 def route(graph: StandardsGraph, mastered: Iterable[str], goals: Iterable[str]) -> list[str]:

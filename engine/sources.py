@@ -36,7 +36,9 @@ _CATEGORIES: dict[str, tuple[Modality, float, bool]] = {
     "assessments": (Modality.ASSESSMENT, 20, True),
 }
 _THEMES = ("sports", "music", "animals", "space", "cooking", "games", "art", "nature")
-_LEADING_CODES = re.compile(r"^((?:[0-9K]\.[A-Z]{1,3}\.[A-Z]\.\d+[a-z]?)(?:\s*,\s*[0-9K]\.[A-Z]{1,3}\.[A-Z]\.\d+[a-z]?)*)\s+")
+_LEADING_CODES = re.compile(
+    r"^((?:[0-9K]\.[A-Z]{1,3}\.[A-Z]\.\d+[a-z]?)(?:\s*,\s*[0-9K]\.[A-Z]{1,3}\.[A-Z]\.\d+[a-z]?)*)\s+"
+)
 
 
 def load_graph(source: str | Path = BUNDLED, options: CaseOptions | None = None) -> StandardsGraph:
@@ -88,23 +90,38 @@ def _real_items(graph: StandardsGraph) -> list[Item]:
                     codes = [c.strip() for c in lead.group(1).split(",") if c.strip() in graph]
                     if codes:
                         standards = [graph.resolve(c) for c in codes]
-                        title = title[lead.end():]
+                        title = title[lead.end() :]
                 tags.append(f"prior-grade-for:{row['standard']}")
-            entry = by_url.setdefault(url, {
-                "title": title or f"{category} for {row['standard']}", "modality": modality,
-                "minutes": minutes, "check": check, "standards": [], "tags": [],
-                "category": category.lower(),
-            })
+            entry = by_url.setdefault(
+                url,
+                {
+                    "title": title or f"{category} for {row['standard']}",
+                    "modality": modality,
+                    "minutes": minutes,
+                    "check": check,
+                    "standards": [],
+                    "tags": [],
+                    "category": category.lower(),
+                },
+            )
             entry["standards"] += [s for s in standards if s not in entry["standards"]]
             entry["tags"] += [t for t in tags if t not in entry["tags"]]
     items = []
     for url, e in by_url.items():
         digest = hashlib.sha1(url.encode()).hexdigest()[:12]
-        items.append(Item(
-            id=f"cm-{digest}", title=e["title"], standards=tuple(e["standards"]), modality=e["modality"],
-            duration_minutes=e["minutes"], url=url, tags=tuple(["coherence-map", *e["tags"]]),
-            source="coherence_map", mastery_check=e["check"],
-        ))
+        items.append(
+            Item(
+                id=f"cm-{digest}",
+                title=e["title"],
+                standards=tuple(e["standards"]),
+                modality=e["modality"],
+                duration_minutes=e["minutes"],
+                url=url,
+                tags=("coherence-map", *e["tags"]),
+                source="coherence_map",
+                mastery_check=e["check"],
+            )
+        )
     return items
 
 
@@ -122,25 +139,43 @@ def _generated_items(graph: StandardsGraph, catalog: Catalog) -> Iterable[Item]:
             for level, difficulty in enumerate((0.3, 0.5, 0.7), start=1):
                 theme = _THEMES[(offset + level) % len(_THEMES)]
                 yield Item(
-                    id=f"gen-{code}-practice-{level}", title=f"{code} practice set {level} ({theme}): {short}",
-                    standards=(code,), modality=Modality.ONLINE_PRACTICE, duration_minutes=10,
-                    difficulty=difficulty, tags=(theme,), source="generated",
+                    id=f"gen-{code}-practice-{level}",
+                    title=f"{code} practice set {level} ({theme}): {short}",
+                    standards=(code,),
+                    modality=Modality.ONLINE_PRACTICE,
+                    duration_minutes=10,
+                    difficulty=difficulty,
+                    tags=(theme,),
+                    source="generated",
                 )
         if not any(i.mastery_check for i in own):
             yield Item(
-                id=f"gen-{code}-check", title=f"{code} mastery check", standards=(code,),
-                modality=Modality.ASSESSMENT, duration_minutes=10, difficulty=0.6,
-                source="generated", mastery_check=True,
+                id=f"gen-{code}-check",
+                title=f"{code} mastery check",
+                standards=(code,),
+                modality=Modality.ASSESSMENT,
+                duration_minutes=10,
+                difficulty=0.6,
+                source="generated",
+                mastery_check=True,
             )
         if Modality.SMALL_GROUP not in modalities:
             yield Item(
-                id=f"gen-{code}-small-group", title=f"{code} small-group lesson: {short}", standards=(code,),
-                modality=Modality.SMALL_GROUP, duration_minutes=20, source="generated",
+                id=f"gen-{code}-small-group",
+                title=f"{code} small-group lesson: {short}",
+                standards=(code,),
+                modality=Modality.SMALL_GROUP,
+                duration_minutes=20,
+                source="generated",
             )
         if Modality.TUTORING not in modalities:
             yield Item(
-                id=f"gen-{code}-tutoring", title=f"{code} one-to-one tutoring", standards=(code,),
-                modality=Modality.TUTORING, duration_minutes=15, source="generated",
+                id=f"gen-{code}-tutoring",
+                title=f"{code} one-to-one tutoring",
+                standards=(code,),
+                modality=Modality.TUTORING,
+                duration_minutes=15,
+                source="generated",
             )
 
 

@@ -40,8 +40,15 @@ from models.neural import Attempt, NeuralModel, RaschEmbedding, SequenceBatch, l
 __all__ = ["AKTModel", "band_attention"]
 
 
-def band_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int, include_self: bool,
-                   decay: torch.Tensor, sink: torch.Tensor | None = None) -> torch.Tensor:
+def band_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    window: int,
+    include_self: bool,
+    decay: torch.Tensor,
+    sink: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Windowed causal attention with exponential distance decay, computed in query chunks.
 
     ``q, k, v``: (B, H, T, D). Query ``t`` sees keys ``tau`` with ``0 <= t - tau < window``
@@ -68,8 +75,17 @@ def band_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: in
 
 
 class AKTNet(nn.Module):
-    def __init__(self, n_items: int, n_standards: int, dim: int, heads: int, window: int, out_hidden: int,
-                 dropout: float, item_residual: bool):
+    def __init__(
+        self,
+        n_items: int,
+        n_standards: int,
+        dim: int,
+        heads: int,
+        window: int,
+        out_hidden: int,
+        dropout: float,
+        item_residual: bool,
+    ):
         super().__init__()
         if dim % heads:
             raise ValueError(f"akt dim ({dim}) must be a multiple of heads ({heads})")
@@ -103,11 +119,24 @@ class AKTNet(nn.Module):
         r = c * self.response[1] + (1 - c) * self.response[0]
         g = c * self.response_variation[1] + (1 - c) * self.response_variation[0]
         x = q + r + mu.unsqueeze(-1) * g  # (B, T, D)
-        enc = band_attention(self._heads(self.enc_q(x)), self._heads(self.enc_k(x)), self._heads(self.enc_v(x)),
-                             self.window, True, F.softplus(self.enc_decay_raw))
+        enc = band_attention(
+            self._heads(self.enc_q(x)),
+            self._heads(self.enc_k(x)),
+            self._heads(self.enc_v(x)),
+            self.window,
+            True,
+            F.softplus(self.enc_decay_raw),
+        )
         y = self.enc_norm(x + self.enc_o(self._merge(enc)))  # (B, T, D)
-        ret = band_attention(self._heads(self.ret_q(q)), self._heads(self.ret_k(q)), self._heads(self.ret_v(y)),
-                             self.window, False, F.softplus(self.ret_decay_raw), self.sink)
+        ret = band_attention(
+            self._heads(self.ret_q(q)),
+            self._heads(self.ret_k(q)),
+            self._heads(self.ret_v(y)),
+            self.window,
+            False,
+            F.softplus(self.ret_decay_raw),
+            self.sink,
+        )
         z = torch.relu(self.out_o(self.ret_o(self._merge(ret))) + self.out_q(q))  # (B, T, H')
         return self.out(self.drop(z)).squeeze(-1) - self.mu_weight * mu  # (B, T)
 
@@ -117,14 +146,26 @@ class AKTModel(NeuralModel):
 
     name = "akt"
     defaults: ClassVar[Mapping[str, Any]] = {
-        "dim": 64, "heads": 2, "window": 100, "out_hidden": 64, "dropout": 0.2,
+        "dim": 64,
+        "heads": 2,
+        "window": 100,
+        "out_hidden": 64,
+        "dropout": 0.2,
     }
     learning_rate: ClassVar[float] = 1e-3
 
     def build_net(self) -> nn.Module:
         h = self.hyper
-        return AKTNet(len(self.items), len(self.standards), int(h["dim"]), int(h["heads"]), int(h["window"]),
-                      int(h["out_hidden"]), float(h["dropout"]), bool(h["item_residual"]))
+        return AKTNet(
+            len(self.items),
+            len(self.standards),
+            int(h["dim"]),
+            int(h["heads"]),
+            int(h["window"]),
+            int(h["out_hidden"]),
+            float(h["dropout"]),
+            bool(h["item_residual"]),
+        )
 
     @property
     def _shape(self) -> tuple[int, int, int]:
@@ -134,7 +175,13 @@ class AKTModel(NeuralModel):
     def init_state(self) -> LearnerState:
         window, heads, dh = self._shape
         empty = np.zeros((window, heads, dh), dtype=np.float32)
-        return {"ek": empty, "ev": empty.copy(), "rk": empty.copy(), "rv": empty.copy(), "n": np.zeros(1, dtype=np.int64)}
+        return {
+            "ek": empty,
+            "ev": empty.copy(),
+            "rk": empty.copy(),
+            "rv": empty.copy(),
+            "n": np.zeros(1, dtype=np.int64),
+        }
 
     def derive(self, w: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         w["enc_decay"] = softplus(w["enc_decay_raw"])
@@ -150,8 +197,10 @@ class AKTModel(NeuralModel):
 
     def step(self, state: LearnerState, w: Mapping[str, np.ndarray], attempt: Attempt) -> LearnerState:
         window, heads, dh = self._shape
-        q, mu = rasch_numpy(w, "embed", np.array(attempt.item), attempt.standards[None, :], np.array(attempt.difficulty))
-        q, mu, c = q.reshape(-1), float(mu), attempt.correct
+        q, mu_raw = rasch_numpy(
+            w, "embed", np.array(attempt.item), attempt.standards[None, :], np.array(attempt.difficulty)
+        )
+        q, mu, c = q.reshape(-1), float(mu_raw), attempt.correct
         r = c * w["response"][1] + (1 - c) * w["response"][0]
         g = c * w["response_variation"][1] + (1 - c) * w["response_variation"][0]
         x = (q + r + mu * g).astype(np.float32)  # (D,)
@@ -177,7 +226,8 @@ class AKTModel(NeuralModel):
         _, heads, dh = self._shape
         q, mu = rasch_numpy(w, "embed", cand["item"], cand["standards"], cand["difficulty"])  # (N, D), (N,)
         cand["query"] = np.ascontiguousarray(
-            self._lin(w, "ret_q", q).reshape(len(q), heads, dh).transpose(1, 0, 2)).astype(np.float32)  # (H, N, D/H)
+            self._lin(w, "ret_q", q).reshape(len(q), heads, dh).transpose(1, 0, 2)
+        ).astype(np.float32)  # (H, N, D/H)
         cand["q_proj"] = (q @ w["out_q.weight"].T + w["fused_o.bias"]).astype(np.float32)  # (N, H')
         cand["offset"] = (w["out.bias"][0] - w["mu_weight"] * mu).astype(np.float32)  # (N,)
         return cand

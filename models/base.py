@@ -152,11 +152,12 @@ class LearnerModel(ABC):
         folder.mkdir(parents=True, exist_ok=True)
         meta = {"model": self.name, "format_version": FORMAT_VERSION, "config": self.config}
         (folder / "config.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-        np.savez(folder / "weights.npz", **self.weights())
+        # numpy's stub reads **kwds as possibly naming its allow_pickle: bool; the keys are weight names
+        np.savez(folder / "weights.npz", **self.weights())  # type: ignore[arg-type]
         return folder
 
     @classmethod
-    def from_saved(cls, config: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> "LearnerModel":
+    def from_saved(cls, config: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> LearnerModel:
         model = cls(config)
         model.load_weights(arrays)
         return model
@@ -169,7 +170,9 @@ def read_saved(folder: str | Path) -> tuple[str, dict[str, Any], dict[str, np.nd
     try:
         meta = json.loads(config_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ModelFormatError(f"{config_path}: not found; a saved model folder holds config.json and weights.npz") from None
+        raise ModelFormatError(
+            f"{config_path}: not found; a saved model folder holds config.json and weights.npz"
+        ) from None
     except json.JSONDecodeError as exc:
         raise ModelFormatError(f"{config_path}: not valid JSON: {exc}") from None
     if not isinstance(meta, dict) or not {"model", "format_version", "config"} <= meta.keys():
@@ -207,7 +210,7 @@ def state_from_bytes(data: bytes) -> LearnerState:
     if not data.startswith(_STATE_MAGIC):
         raise ModelFormatError("not a learner state (unknown header)")
     size = int.from_bytes(data[5:9], "little")
-    header = json.loads(data[9:9 + size])
+    header = json.loads(data[9 : 9 + size])
     offset, state = 9 + size, {}
     for name, dtype, shape in header:
         dt = np.dtype(dtype)

@@ -25,13 +25,13 @@ from models.base import Event, ItemBatch, ItemSpec, LearnerModel, LearnerState
 __all__ = ["GraphBKT", "bkt_config"]
 
 DEFAULTS: dict[str, float] = {
-    "p_init": 0.2,        # prior knowledge of a standard nothing is known about
-    "p_learn": 0.15,      # chance to learn from one attempt
+    "p_init": 0.2,  # prior knowledge of a standard nothing is known about
+    "p_learn": 0.15,  # chance to learn from one attempt
     "p_slip": 0.1,
     "p_guess": 0.2,
-    "up": 0.3,            # share of a success's gain passed to each prerequisite
-    "down": 0.2,          # share of a failure's loss passed to each prerequisite
-    "spread": 0.3,        # share passed to each unobserved dependent
+    "up": 0.3,  # share of a success's gain passed to each prerequisite
+    "down": 0.2,  # share of a failure's loss passed to each prerequisite
+    "spread": 0.3,  # share passed to each unobserved dependent
     "difficulty_logit": 1.5,  # logit shift between difficulty 0.5 and 0 (or 1)
 }
 
@@ -80,8 +80,9 @@ class GraphBKT(LearnerModel):
         self._leaves = [self._leaf_indices(i, parts) for i in range(n)]
         width = max((len(leaves) for leaves in self._leaves), default=1)
         # padded with each row's first leaf so a row-wise min is the weakest part
-        self._leaf_matrix = np.array([leaves + leaves[:1] * (width - len(leaves)) for leaves in self._leaves],
-                                     dtype=np.int64).reshape(n, width)
+        self._leaf_matrix = np.array(
+            [leaves + leaves[:1] * (width - len(leaves)) for leaves in self._leaves], dtype=np.int64
+        ).reshape(n, width)
         prereqs: list[list[int]] = [[] for _ in range(n)]
         dependents: list[list[int]] = [[] for _ in range(n)]
         for a, b in self.config.get("edges", []):
@@ -163,10 +164,17 @@ class GraphBKT(LearnerModel):
             weight[r, : len(g)] = 1.0 / len(g)
         known = np.zeros(len(items), dtype=bool)
         known[owner] = True
-        return ItemBatch(self._model_id, tuple(i.item_id for i in items), {
-            "index": index, "weight": weight, "owner": np.array(owner, dtype=np.int64),
-            "shift": difficulty, "known": known,
-        })
+        return ItemBatch(
+            self._model_id,
+            tuple(i.item_id for i in items),
+            {
+                "index": index,
+                "weight": weight,
+                "owner": np.array(owner, dtype=np.int64),
+                "shift": difficulty,
+                "known": known,
+            },
+        )
 
     def predict(self, state: LearnerState, items: ItemBatch) -> np.ndarray:
         a = items.arrays
@@ -191,6 +199,6 @@ class GraphBKT(LearnerModel):
             raise ValueError(f"GraphBKT has no weights; got {', '.join(arrays)}")
 
     @classmethod
-    def from_graph(cls, graph: Any, **params: float) -> "GraphBKT":
+    def from_graph(cls, graph: Any, **params: float) -> GraphBKT:
         """A model over every standard of a :class:`engine.graph.StandardsGraph`."""
         return cls(bkt_config(list(graph.standards), list(graph.learning.edges), graph.parts, **params))

@@ -29,8 +29,17 @@ __all__ = ["DKTModel"]
 
 
 class DKTNet(nn.Module):
-    def __init__(self, n_items: int, n_standards: int, dim: int, hidden: int, out_hidden: int,
-                 cell: str, dropout: float, item_residual: bool):
+    def __init__(
+        self,
+        n_items: int,
+        n_standards: int,
+        dim: int,
+        hidden: int,
+        out_hidden: int,
+        cell: str,
+        dropout: float,
+        item_residual: bool,
+    ):
         super().__init__()
         self.embed = RaschEmbedding(n_items, n_standards, dim, item_residual)
         rnn = {"lstm": nn.LSTM, "gru": nn.GRU}[cell]
@@ -55,7 +64,11 @@ class DKTModel(NeuralModel):
 
     name = "dkt"
     defaults: ClassVar[Mapping[str, Any]] = {
-        "dim": 64, "hidden": 128, "out_hidden": 64, "cell": "lstm", "dropout": 0.2,
+        "dim": 64,
+        "hidden": 128,
+        "out_hidden": 64,
+        "cell": "lstm",
+        "dropout": 0.2,
     }
     learning_rate: ClassVar[float] = 2e-3
 
@@ -63,8 +76,16 @@ class DKTModel(NeuralModel):
         h = self.hyper
         if h["cell"] not in ("lstm", "gru"):
             raise ValueError(f"dkt cell must be 'lstm' or 'gru', got {h['cell']!r}")
-        return DKTNet(len(self.items), len(self.standards), int(h["dim"]), int(h["hidden"]), int(h["out_hidden"]),
-                      h["cell"], float(h["dropout"]), bool(h["item_residual"]))
+        return DKTNet(
+            len(self.items),
+            len(self.standards),
+            int(h["dim"]),
+            int(h["hidden"]),
+            int(h["out_hidden"]),
+            h["cell"],
+            float(h["dropout"]),
+            bool(h["item_residual"]),
+        )
 
     def init_state(self) -> LearnerState:
         hidden = int(self.hyper["hidden"])

@@ -10,7 +10,7 @@ graph BKT's P(known) everywhere: see :meth:`HybridModel.mastery`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -30,7 +30,7 @@ class HybridModel(LearnerModel):
         self._model_id = id(self)
 
     @classmethod
-    def from_parts_config(cls, config: Mapping[str, Any], classes: Mapping[str, type[LearnerModel]]) -> "HybridModel":
+    def from_parts_config(cls, config: Mapping[str, Any], classes: Mapping[str, type[LearnerModel]]) -> HybridModel:
         """Rebuild from a saved config; ``classes`` maps the parts' model names to their classes."""
         parts = config["parts"]
         built = {}
@@ -42,11 +42,15 @@ class HybridModel(LearnerModel):
         return cls(config, built["trained"], built["fallback"])
 
     @classmethod
-    def combine(cls, trained: LearnerModel, fallback: LearnerModel) -> "HybridModel":
+    def combine(cls, trained: LearnerModel, fallback: LearnerModel) -> HybridModel:
         standards = list(dict.fromkeys([*fallback.standards, *trained.standards]))
-        config = {"standards": standards, "parts": {
-            "trained": {"model": trained.name, "config": trained.config},
-            "fallback": {"model": fallback.name, "config": fallback.config}}}
+        config = {
+            "standards": standards,
+            "parts": {
+                "trained": {"model": trained.name, "config": trained.config},
+                "fallback": {"model": fallback.name, "config": fallback.config},
+            },
+        }
         return cls(config, trained, fallback)
 
     # ------------------------------------------------------------------ state
@@ -78,18 +82,22 @@ class HybridModel(LearnerModel):
         mask = np.array([self._use_trained(i) for i in items], dtype=bool)
         trained = self.trained.encode_items([i for i, m in zip(items, mask) if m])
         fallback = self.fallback.encode_items([i for i, m in zip(items, mask) if not m])
-        return ItemBatch(self._model_id, tuple(i.item_id for i in items),
-                         {"mask": mask, "trained": trained, "fallback": fallback})  # type: ignore[dict-item]
+        return ItemBatch(
+            self._model_id,
+            tuple(i.item_id for i in items),
+            {"mask": mask, "trained": trained, "fallback": fallback},  # type: ignore[dict-item]
+        )
 
     def predict(self, state: LearnerState, items: ItemBatch) -> np.ndarray:
         t, f = _split(state)
         a = items.arrays
         out = np.empty(len(items))
         mask = a["mask"]
+        # encode_items keeps the parts' own batches under "trained" and "fallback"
         if mask.any():
-            out[mask] = self.trained.predict(t, a["trained"])
+            out[mask] = self.trained.predict(t, cast(ItemBatch, a["trained"]))
         if (~mask).any():
-            out[~mask] = self.fallback.predict(f, a["fallback"])
+            out[~mask] = self.fallback.predict(f, cast(ItemBatch, a["fallback"]))
         return out
 
     def mastery(self, state: LearnerState) -> dict[str, float]:
@@ -102,8 +110,10 @@ class HybridModel(LearnerModel):
 
     # ------------------------------------------------------------------ persistence
     def weights(self) -> dict[str, np.ndarray]:
-        return {**{f"trained.{k}": v for k, v in self.trained.weights().items()},
-                **{f"fallback.{k}": v for k, v in self.fallback.weights().items()}}
+        return {
+            **{f"trained.{k}": v for k, v in self.trained.weights().items()},
+            **{f"fallback.{k}": v for k, v in self.fallback.weights().items()},
+        }
 
     def load_weights(self, arrays: Mapping[str, np.ndarray]) -> None:
         self.trained.load_weights({k[8:]: v for k, v in arrays.items() if k.startswith("trained.")})
@@ -115,5 +125,7 @@ def _join(trained: LearnerState, fallback: LearnerState) -> LearnerState:
 
 
 def _split(state: LearnerState) -> tuple[LearnerState, LearnerState]:
-    return ({k[2:]: v for k, v in state.items() if k.startswith("t.")},
-            {k[2:]: v for k, v in state.items() if k.startswith("f.")})
+    return (
+        {k[2:]: v for k, v in state.items() if k.startswith("t.")},
+        {k[2:]: v for k, v in state.items() if k.startswith("f.")},
+    )

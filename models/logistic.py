@@ -50,7 +50,9 @@ class LogisticNet(nn.Module):
                 self.residual.weight.zero_()
 
     def forward(self, batch: SequenceBatch) -> torch.Tensor:
-        real = (batch.standards != self.easy.padding_idx).float()  # (B, T, K)
+        pad = self.easy.padding_idx
+        assert pad is not None  # set in __init__
+        real = (batch.standards != pad).float()  # (B, T, K)
         per_standard = (
             self.easy(batch.standards).squeeze(-1)
             + F.softplus(self.win_raw(batch.standards).squeeze(-1)) * torch.log1p(batch.std_success)
@@ -114,8 +116,11 @@ class LogisticModel(NeuralModel):
         return cand
 
     def score(self, state: LearnerState, w: Mapping[str, np.ndarray], cand: Mapping[str, np.ndarray]) -> np.ndarray:
-        per_standard = (w["easy_vec"] + w["win"] * np.log1p(state["success"]).astype(np.float32)
-                        + w["fail_vec"] * np.log1p(state["failure"]).astype(np.float32))  # (S,)
+        per_standard = (
+            w["easy_vec"]
+            + w["win"] * np.log1p(state["success"]).astype(np.float32)
+            + w["fail_vec"] * np.log1p(state["failure"]).astype(np.float32)
+        )  # (S,)
         padded = np.append(per_standard, np.float32(0.0))
         s, f = state["total"]
         shared = w["win_all"] * np.float32(np.log1p(s)) + w["fail_all"] * np.float32(np.log1p(f))

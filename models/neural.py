@@ -34,7 +34,6 @@ Adding a model (e.g. the ``zpd`` slot): subclass :class:`NeuralModel`, set ``nam
 from __future__ import annotations
 
 import math
-
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -195,7 +194,7 @@ class EncodedAttempts:
             mask=torch.from_numpy(mask),
         )
 
-    def with_difficulty(self, difficulty: np.ndarray) -> "EncodedAttempts":
+    def with_difficulty(self, difficulty: np.ndarray) -> EncodedAttempts:
         return replace(self, difficulty=np.asarray(difficulty, dtype=np.float32))
 
 
@@ -209,9 +208,7 @@ def _group_order(learner_of_link: np.ndarray, key_of_link: np.ndarray) -> tuple[
     return order, np.maximum.accumulate(np.where(first, np.arange(len(order)), 0))
 
 
-def _prior_counts(
-    learner_of_link: np.ndarray, key_of_link: np.ndarray, value: np.ndarray
-) -> np.ndarray:
+def _prior_counts(learner_of_link: np.ndarray, key_of_link: np.ndarray, value: np.ndarray) -> np.ndarray:
     """For each link, the sum of ``value`` over earlier links with the same (learner, key).
 
     Links must be in attempt order within each learner (they are: built row by row).
@@ -368,7 +365,9 @@ def difficulty_features(
     global_err = float(err.mean()) if len(err) else 0.5
     # error rate of each standard (attempt-weighted), smoothed toward the global rate
     std_n = np.bincount(st[real], minlength=n_standards + 1)[:n_standards]
-    std_f = np.bincount(st[real], weights=np.broadcast_to(err[:, None], st.shape)[real], minlength=n_standards + 1)[:n_standards]
+    std_f = np.bincount(st[real], weights=np.broadcast_to(err[:, None], st.shape)[real], minlength=n_standards + 1)[
+        :n_standards
+    ]
     std_rate = (std_f + prior * global_err) / np.maximum(std_n + prior, 1e-9)
     std_logit = _logit(np.where(std_n + prior > 0, std_rate, global_err))
     # each attempt's "typical item" logit: mean over its standards (global rate when it has none)
@@ -410,14 +409,17 @@ class RaschEmbedding(nn.Module):
         return q, mu
 
 
-def rasch_numpy(w: Mapping[str, np.ndarray], prefix: str, item: np.ndarray, standards: np.ndarray,
-                difficulty: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def rasch_numpy(
+    w: Mapping[str, np.ndarray], prefix: str, item: np.ndarray, standards: np.ndarray, difficulty: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """:class:`RaschEmbedding` in numpy: ``item`` (...,), ``standards`` (..., K) -> q (..., E), mu (...)."""
     mu = np.asarray(difficulty, dtype=np.float32)
     residual = w.get(f"{prefix}.residual.weight")
     if residual is not None:
         mu = mu + residual[item, 0]
-    q = w[f"{prefix}.standard.weight"][standards].sum(-2) + mu[..., None] * w[f"{prefix}.variation.weight"][standards].sum(-2)
+    q = w[f"{prefix}.standard.weight"][standards].sum(-2) + mu[..., None] * w[f"{prefix}.variation.weight"][
+        standards
+    ].sum(-2)
     return q.astype(np.float32), mu.astype(np.float32)
 
 
@@ -448,7 +450,9 @@ class NeuralModel(LearnerModel):
         hyper = dict(self.config.get("hyper", {}))
         unknown = set(hyper) - set(known)
         if unknown:
-            raise ValueError(f"unknown {self.name} hyper-parameter(s) {', '.join(sorted(unknown))}; expected {', '.join(known)}")
+            raise ValueError(
+                f"unknown {self.name} hyper-parameter(s) {', '.join(sorted(unknown))}; expected {', '.join(known)}"
+            )
         self.hyper: dict[str, Any] = {**known, **hyper}
         self.config.update(items=self.items, hyper=self.hyper, seed=int(self.config.get("seed", 0)))
         with torch.random.fork_rng(devices=[]):
@@ -495,13 +499,20 @@ class NeuralModel(LearnerModel):
 
     # -- data ----------------------------------------------------------------------------------
     @classmethod
-    def for_table(cls, table: Any, hyper: Mapping[str, Any] | None = None, seed: int = 0) -> "NeuralModel":
+    def for_table(cls, table: Any, hyper: Mapping[str, Any] | None = None, seed: int = 0) -> NeuralModel:
         """A fresh model over the vocabularies of an InteractionTable, with its item difficulties."""
         model = cls(neural_config(table.standard_ids, table.item_ids, hyper, seed))
         encoded = model.encode_table(table, cross_fit=False)
-        model.set_item_difficulty(difficulty_features(
-            encoded.item, encoded.standards, encoded.correct, model.n_items, model.n_standards,
-            float(model.hyper["difficulty_prior"])))
+        model.set_item_difficulty(
+            difficulty_features(
+                encoded.item,
+                encoded.standards,
+                encoded.correct,
+                model.n_items,
+                model.n_standards,
+                float(model.hyper["difficulty_prior"]),
+            )
+        )
         return model
 
     def set_item_difficulty(self, values: np.ndarray) -> None:
@@ -523,9 +534,21 @@ class NeuralModel(LearnerModel):
         item_map = self._lookup(table.item_ids, self.item_index, self.n_items)
         std_map = self._lookup(table.standard_ids, self.standard_index, self.n_standards)
         item = item_map[np.asarray(table.item, dtype=np.int64)] if len(table.item) else np.zeros(0, dtype=np.int64)
-        stds = std_map[np.asarray(table.standard_indices, dtype=np.int64)] if len(table.standard_indices) else np.zeros(0, dtype=np.int64)
-        encoded = encode_attempts(table.learner_offsets, item, table.standard_offsets, stds, table.correct,
-                                  np.zeros(len(item), dtype=np.float32), self.n_items, self.n_standards)
+        stds = (
+            std_map[np.asarray(table.standard_indices, dtype=np.int64)]
+            if len(table.standard_indices)
+            else np.zeros(0, dtype=np.int64)
+        )
+        encoded = encode_attempts(
+            table.learner_offsets,
+            item,
+            table.standard_offsets,
+            stds,
+            table.correct,
+            np.zeros(len(item), dtype=np.float32),
+            self.n_items,
+            self.n_standards,
+        )
         if cross_fit:
             difficulty = self._cross_fitted_difficulty(encoded)
         else:
@@ -541,8 +564,15 @@ class NeuralModel(LearnerModel):
             inside = np.flatnonzero(fold == f)
             if not len(inside):
                 continue
-            feats = difficulty_features(encoded.item, encoded.standards, encoded.correct, self.n_items,
-                                        self.n_standards, prior, rows=np.flatnonzero(fold != f))
+            feats = difficulty_features(
+                encoded.item,
+                encoded.standards,
+                encoded.correct,
+                self.n_items,
+                self.n_standards,
+                prior,
+                rows=np.flatnonzero(fold != f),
+            )
             out[inside] = np.append(feats, np.float32(0.0))[encoded.item[inside]]
         return out
 
@@ -553,8 +583,9 @@ class NeuralModel(LearnerModel):
         flat = np.array([s for ss in lists for s in ss], dtype=np.int64)
         correct = np.array([e.correct for e in events], dtype=np.float64)
         difficulty = np.append(self.item_difficulty, np.float32(0.0))[item]
-        return encode_attempts(np.array([0, len(events)]), item, offsets, flat, correct, difficulty,
-                               self.n_items, self.n_standards)
+        return encode_attempts(
+            np.array([0, len(events)]), item, offsets, flat, correct, difficulty, self.n_items, self.n_standards
+        )
 
     # -- serving weights -----------------------------------------------------------------------
     def serving_weights(self) -> dict[str, np.ndarray]:
@@ -619,8 +650,11 @@ class NeuralModel(LearnerModel):
         catalog = np.array([0.5 if i.difficulty is None else i.difficulty for i in items], dtype=np.float64)
         stored = np.append(self.item_difficulty, np.float32(0.0))[item]
         difficulty = np.where(item < self.n_items, stored, _logit(catalog) if n else catalog).astype(np.float32)
-        return ItemBatch(id(self), tuple(i.item_id for i in items), self._prepare(
-            {"item": item, "standards": standards, "difficulty": difficulty}))
+        return ItemBatch(
+            id(self),
+            tuple(i.item_id for i in items),
+            self._prepare({"item": item, "standards": standards, "difficulty": difficulty}),
+        )
 
     def _prepare(self, base: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         w = self.serving_weights()
@@ -685,13 +719,17 @@ class NeuralModel(LearnerModel):
         expected = {f"net.{k}" for k in own} | {"item_difficulty"}
         missing, extra = expected - set(arrays), set(arrays) - expected
         if missing or extra:
-            raise ValueError(f"weights do not match a {self.name} model: missing {sorted(missing)}, unexpected {sorted(extra)}")
+            raise ValueError(
+                f"weights do not match a {self.name} model: missing {sorted(missing)}, unexpected {sorted(extra)}"
+            )
         loaded = {}
         for key, tensor in own.items():
             value = np.asarray(arrays[f"net.{key}"])
             if tuple(value.shape) != tuple(tensor.shape):
                 raise ValueError(f"weight net.{key} has shape {value.shape}, expected {tuple(tensor.shape)}")
-            loaded[key] = torch.from_numpy(value.astype(np.float32 if tensor.is_floating_point() else value.dtype, copy=True))
+            loaded[key] = torch.from_numpy(
+                value.astype(np.float32 if tensor.is_floating_point() else value.dtype, copy=True)
+            )
         self.net.load_state_dict(loaded)
         self.set_item_difficulty(arrays["item_difficulty"])
 
@@ -710,4 +748,3 @@ def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float =
     mean = x.mean(-1, keepdims=True)
     var = ((x - mean) ** 2).mean(-1, keepdims=True)
     return (x - mean) / np.sqrt(var + eps) * weight + bias
-

@@ -31,7 +31,9 @@ def load_model(folder: str | Path) -> LearnerModel:
     name, config, arrays = read_saved(folder)
     cls = MODEL_CLASSES.get(name)
     if cls is None:
-        raise ModelFormatError(f"{Path(folder) / 'config.json'}: unknown model {name!r}; known: {', '.join(MODEL_CLASSES)}")
+        raise ModelFormatError(
+            f"{Path(folder) / 'config.json'}: unknown model {name!r}; known: {', '.join(MODEL_CLASSES)}"
+        )
     try:
         if cls is HybridModel:  # its parts are models of their own
             model = HybridModel.from_parts_config(config, MODEL_CLASSES)

@@ -43,8 +43,20 @@ from models.neural import Attempt, NeuralModel, RaschEmbedding, SequenceBatch, r
 __all__ = ["ZPDModel"]
 
 #: the count features of an attempt, in order: 7 means over its standards, then 5 totals
-FEATURES = ("std_attempts", "std_successes", "std_failures", "std_success_streak", "std_failure_streak",
-            "std_gap", "std_run", "attempts", "successes", "failures", "success_streak", "failure_streak")
+FEATURES = (
+    "std_attempts",
+    "std_successes",
+    "std_failures",
+    "std_success_streak",
+    "std_failure_streak",
+    "std_gap",
+    "std_run",
+    "attempts",
+    "successes",
+    "failures",
+    "success_streak",
+    "failure_streak",
+)
 N_FEATURES = len(FEATURES)
 #: keys of a learner state of this version (an older zpd kept only h, success, failure, total)
 STATE_KEYS = ("h", "success", "failure", "streak", "last", "run", "total")
@@ -53,15 +65,31 @@ STATE_KEYS = ("h", "success", "failure", "streak", "last", "run", "total")
 def _features(batch: SequenceBatch, pad: int) -> torch.Tensor:
     real = (batch.standards != pad).float()  # (B, T, K)
     count = real.sum(-1).clamp(min=1.0)
-    per_standard = torch.stack([
-        batch.std_success + batch.std_failure, batch.std_success, batch.std_failure,
-        batch.std_streak.clamp(min=0.0), (-batch.std_streak).clamp(min=0.0), batch.std_gap, batch.std_run,
-    ], -1)  # (B, T, K, 7)
+    per_standard = torch.stack(
+        [
+            batch.std_success + batch.std_failure,
+            batch.std_success,
+            batch.std_failure,
+            batch.std_streak.clamp(min=0.0),
+            (-batch.std_streak).clamp(min=0.0),
+            batch.std_gap,
+            batch.std_run,
+        ],
+        -1,
+    )  # (B, T, K, 7)
     means = (torch.log1p(per_standard) * real.unsqueeze(-1)).sum(-2) / count.unsqueeze(-1)  # (B, T, 7)
-    totals = torch.log1p(torch.stack([
-        batch.total_success + batch.total_failure, batch.total_success, batch.total_failure,
-        batch.total_streak.clamp(min=0.0), (-batch.total_streak).clamp(min=0.0),
-    ], -1))  # (B, T, 5)
+    totals = torch.log1p(
+        torch.stack(
+            [
+                batch.total_success + batch.total_failure,
+                batch.total_success,
+                batch.total_failure,
+                batch.total_streak.clamp(min=0.0),
+                (-batch.total_streak).clamp(min=0.0),
+            ],
+            -1,
+        )
+    )  # (B, T, 5)
     return torch.cat([means, totals], -1)  # (B, T, N_FEATURES)
 
 
@@ -74,15 +102,17 @@ def _standard_table(state: LearnerState, standards: np.ndarray | None = None) ->
     done = state["total"][3]  # attempts so far = the index of the attempt being predicted
     gap = np.where(last > 0, done - last + 1, 0.0)
     run = np.where(last == done, pick(state["run"]), 0.0)
-    return np.log1p(np.stack([success + failure, success, failure, np.maximum(streak, 0), np.maximum(-streak, 0),
-                              gap, run], -1))
+    return np.log1p(
+        np.stack([success + failure, success, failure, np.maximum(streak, 0), np.maximum(-streak, 0), gap, run], -1)
+    )
 
 
 def _totals(state: LearnerState) -> np.ndarray:
     """``log1p`` of the learner's totals: attempts, successes, failures, success and failure streak."""
     t_success, t_failure, t_streak = state["total"][:3]
-    return np.log1p(np.array([t_success + t_failure, t_success, t_failure, max(t_streak, 0), max(-t_streak, 0)],
-                             dtype=np.float32))
+    return np.log1p(
+        np.array([t_success + t_failure, t_success, t_failure, max(t_streak, 0), max(-t_streak, 0)], dtype=np.float32)
+    )
 
 
 def _with_totals(means: np.ndarray, state: LearnerState) -> np.ndarray:
@@ -101,12 +131,21 @@ def _check_state(state: LearnerState) -> None:
     if "last" not in state:
         raise ModelFormatError(
             f"this zpd learner state has keys {sorted(state)}, expected {list(STATE_KEYS)}: it was built by an "
-            "older zpd model; rebuild it from the learner's event log")
+            "older zpd model; rebuild it from the learner's event log"
+        )
 
 
 class ZPDNet(nn.Module):
-    def __init__(self, n_items: int, n_standards: int, dim: int, hidden: int, out_hidden: int,
-                 dropout: float, item_residual: bool):
+    def __init__(
+        self,
+        n_items: int,
+        n_standards: int,
+        dim: int,
+        hidden: int,
+        out_hidden: int,
+        dropout: float,
+        item_residual: bool,
+    ):
         super().__init__()
         self.pad = n_standards
         self.embed = RaschEmbedding(n_items, n_standards, dim, item_residual)
@@ -136,9 +175,14 @@ class ZPDNet(nn.Module):
         z = torch.relu(self.out_h(self.drop(h_before)) + self.out_q(q) + self.out_f(f))  # (B, T, H')
         deep = self.out(self.drop(z)).squeeze(-1)  # (B, T)
         real = (batch.standards != self.pad).float()
-        wide = ((self.easy(batch.standards).squeeze(-1)
-                 + self.win(batch.standards).squeeze(-1) * torch.log1p(batch.std_success)
-                 + self.fail(batch.standards).squeeze(-1) * torch.log1p(batch.std_failure)) * real).sum(-1)
+        wide = (
+            (
+                self.easy(batch.standards).squeeze(-1)
+                + self.win(batch.standards).squeeze(-1) * torch.log1p(batch.std_success)
+                + self.fail(batch.standards).squeeze(-1) * torch.log1p(batch.std_failure)
+            )
+            * real
+        ).sum(-1)
         wide = wide + self.counts(f).squeeze(-1) - self.mu_weight * mu
         return deep + wide  # (B, T)
 
@@ -152,21 +196,33 @@ class ZPDModel(NeuralModel):
     #: on the residuals) and left ASSIST2015 level (0.7342 -> 0.7341, same); on ASSIST2009 an L2 of
     #: 1e-3 or 1e-2 on the residuals left validation AUC unchanged, so there is none
     defaults: ClassVar[Mapping[str, Any]] = {
-        "dim": 64, "hidden": 128, "out_hidden": 64, "dropout": 0.2, "item_residual": True,
+        "dim": 64,
+        "hidden": 128,
+        "out_hidden": 64,
+        "dropout": 0.2,
+        "item_residual": True,
     }
     learning_rate: ClassVar[float] = 2e-3
 
     def build_net(self) -> nn.Module:
         h = self.hyper
-        return ZPDNet(len(self.items), len(self.standards), int(h["dim"]), int(h["hidden"]), int(h["out_hidden"]),
-                      float(h["dropout"]), bool(h["item_residual"]))
+        return ZPDNet(
+            len(self.items),
+            len(self.standards),
+            int(h["dim"]),
+            int(h["hidden"]),
+            int(h["out_hidden"]),
+            float(h["dropout"]),
+            bool(h["item_residual"]),
+        )
 
     def load_weights(self, arrays: Mapping[str, np.ndarray]) -> None:
         saved = arrays.get("net.out_f.weight")
         if saved is not None and np.ndim(saved) == 2 and np.shape(saved)[1] != N_FEATURES:
             raise ModelFormatError(
                 f"these zpd weights use {np.shape(saved)[1]} count features per attempt (an older zpd); this "
-                f"version uses {N_FEATURES} ({', '.join(FEATURES)}): retrain the model")
+                f"version uses {N_FEATURES} ({', '.join(FEATURES)}): retrain the model"
+            )
         super().load_weights(arrays)
 
     def derive(self, w: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -178,16 +234,23 @@ class ZPDModel(NeuralModel):
     def init_state(self) -> LearnerState:
         n = self.n_standards
         state = {key: np.zeros(n + 1, dtype=np.float32) for key in STATE_KEYS[1:-1]}  # padding row stays 0
-        return {"h": np.zeros(int(self.hyper["hidden"]), dtype=np.float32), **state,
-                "total": np.zeros(4, dtype=np.float32)}  # successes, failures, signed streak, attempts
+        return {
+            "h": np.zeros(int(self.hyper["hidden"]), dtype=np.float32),
+            **state,
+            "total": np.zeros(4, dtype=np.float32),
+        }  # successes, failures, signed streak, attempts
 
     def step(self, state: LearnerState, w: Mapping[str, np.ndarray], attempt: Attempt) -> LearnerState:
         _check_state(state)
         q, _ = rasch_numpy(w, "embed", np.array(attempt.item), attempt.standards[None, :], np.array(attempt.difficulty))
         q = q.reshape(-1)
         stds = attempt.standards
-        feats = _state_features(state, stds[None, :], np.ones((1, len(stds)), dtype=np.float32),
-                                np.array([max(len(stds), 1)], dtype=np.float32))[0]
+        feats = _state_features(
+            state,
+            stds[None, :],
+            np.ones((1, len(stds)), dtype=np.float32),
+            np.array([max(len(stds), 1)], dtype=np.float32),
+        )[0]
         x = np.concatenate([q * attempt.correct, q * (1.0 - attempt.correct), feats]).astype(np.float32)
         h = state["h"]
         gi = w["rnn.weight_ih_l0"] @ x + w["rnn.bias_ih_l0"]
@@ -227,8 +290,9 @@ class ZPDModel(NeuralModel):
         n, rows, stds = len(cand["offset"]), cand["pair_row"], cand["pair_std"]
         table = _standard_table(state)  # (S + 1, 7): once per state, then summed per candidate
         width = table.shape[1]
-        sums = np.bincount((rows[:, None] * width + np.arange(width)).ravel(), weights=table[stds].ravel(),
-                           minlength=n * width).reshape(n, width)
+        sums = np.bincount(
+            (rows[:, None] * width + np.arange(width)).ravel(), weights=table[stds].ravel(), minlength=n * width
+        ).reshape(n, width)
         feats = _with_totals(sums / cand["count"][:, None], state)  # (N, N_FEATURES)
         a = w["out_h.weight"] @ state["h"] + w["out_h.bias"]  # (H',)
         z = np.maximum(cand["q_proj"] + a + feats @ w["out_f.weight"].T, 0.0)  # (N, H')
@@ -237,4 +301,3 @@ class ZPDModel(NeuralModel):
         per_standard = w["easy_vec"] + w["win_vec"] * table[:, 1] + w["fail_vec"] * table[:, 2]
         wide = np.bincount(rows, weights=per_standard[stds], minlength=n) + feats @ w["counts.weight"][0]
         return deep + wide + cand["offset"]  # (N,)
-

@@ -30,7 +30,8 @@ from serving.metrics import METRICS_DIR_ENV, Metrics, MetricsMiddleware, SharedM
 from serving.model_provider import ModelHolder, ModelLoadError, current_version
 from serving.routes import catalog, classes, events, health, learners, model
 from serving.service import ApiError, Engine, LearnerService
-from serving.stores.base import LearnerStore, StoreError, StoreUnavailable, open_store
+from serving.stores import open_store
+from serving.stores.base import LearnerStore, StoreError, StoreUnavailable
 
 __all__ = ["create_app", "build_engine"]
 
@@ -63,11 +64,19 @@ def _install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [{"field": ".".join(str(p) for p in err["loc"] if p != "body") or "body", "message": err["msg"]}
-                    for err in exc.errors()]
+        problems = [
+            {"field": ".".join(str(p) for p in err["loc"] if p != "body") or "body", "message": err["msg"]}
+            for err in exc.errors()
+        ]
         first = problems[0] if problems else {"field": None, "message": "invalid request"}
-        body = {"error": {"code": "invalid_request", "message": f"{first['field']}: {first['message']}",
-                          "field": first["field"], "problems": problems}}
+        body = {
+            "error": {
+                "code": "invalid_request",
+                "message": f"{first['field']}: {first['message']}",
+                "field": first["field"],
+                "problems": problems,
+            }
+        }
         return JSONResponse(body, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
@@ -137,13 +146,15 @@ def _warm_up(engine: Engine) -> None:
     """Build the per-process caches (candidate encodings, per-standard mastery items) before the
     first request instead of during it."""
     loaded = engine.models.current
+    assert loaded is not None  # an engine's holder always has a model (build_engine loads one)
     state = loaded.model.init_state()
     loaded.predict_all(state)
     loaded.model.mastery(state)
 
 
-def create_app(config: ZPDConfig | None = None, *, store: LearnerStore | None = None,
-               engine: Engine | None = None) -> FastAPI:
+def create_app(
+    config: ZPDConfig | None = None, *, store: LearnerStore | None = None, engine: Engine | None = None
+) -> FastAPI:
     config = config or load_config()
 
     @asynccontextmanager
@@ -171,8 +182,9 @@ def create_app(config: ZPDConfig | None = None, *, store: LearnerStore | None = 
         folder = os.environ.get(METRICS_DIR_ENV)
         app.state.shared_metrics = SharedMetrics(folder, app.state.metrics) if folder else None
         if app.state.shared_metrics is not None:
-            threading.Thread(target=_publish_metrics, args=(app.state.shared_metrics, stop), daemon=True,
-                             name="metrics-publish").start()
+            threading.Thread(
+                target=_publish_metrics, args=(app.state.shared_metrics, stop), daemon=True, name="metrics-publish"
+            ).start()
         if config.serving.model_poll_s > 0:
             threading.Thread(target=_poll_alias, args=(app, stop), daemon=True, name="model-poll").start()
         if config.serving.sync_s > 0:
@@ -184,9 +196,13 @@ def create_app(config: ZPDConfig | None = None, *, store: LearnerStore | None = 
             if own_store:
                 app.state.store.close()
 
-    app = FastAPI(title="zpd-engine", version="1", lifespan=lifespan,
-                  description="Adaptive learning paths: ingest learning events, get the next activity, "
-                              "playlists, class rotations and the GPS view of each learner.")
+    app = FastAPI(
+        title="zpd-engine",
+        version="1",
+        lifespan=lifespan,
+        description="Adaptive learning paths: ingest learning events, get the next activity, "
+        "playlists, class rotations and the GPS view of each learner.",
+    )
     app.state.metrics = Metrics()
     _install_handlers(app)
 

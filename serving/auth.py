@@ -7,12 +7,14 @@ verification recomputes the hash and compares with :func:`hmac.compare_digest`.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import hmac
 import secrets
 import threading
 import time
 from dataclasses import dataclass
+from typing import Final, Literal
 
 from serving.stores.base import ApiKeyRecord, LearnerStore
 
@@ -52,7 +54,13 @@ def parse_key(key: str) -> tuple[str, str] | None:
     return parts[1], parts[2]
 
 
-_MISS = object()
+class _Miss(enum.Enum):
+    """The type of the ``KeyCache.MISS`` sentinel (an enum member, so ``is`` narrows it away)."""
+
+    MISS = enum.auto()
+
+
+_MISS: Final = _Miss.MISS
 
 
 def _principal(record: ApiKeyRecord | None, secret: str) -> Principal | None:
@@ -76,13 +84,15 @@ class KeyCache:
         found = self.verify_cached(key)
         if found is not _MISS:
             return found
-        key_id, secret = parse_key(key)  # well-formed: verify_cached checked
+        parsed = parse_key(key)
+        assert parsed is not None  # well-formed: verify_cached checked
+        key_id, secret = parsed
         record = self.store.get_key(key_id)
         with self._lock:
             self._cache[key_id] = (time.monotonic(), record)
         return _principal(record, secret)
 
-    def verify_cached(self, key: str) -> "Principal | None | object":
+    def verify_cached(self, key: str) -> Principal | None | Literal[_Miss.MISS]:
         """Like :meth:`verify` from the cache alone (never blocks); ``MISS`` if the store must be read."""
         parsed = parse_key(key)
         if parsed is None:

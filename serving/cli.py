@@ -6,7 +6,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any
 
 import numpy as np
 import typer
@@ -17,7 +17,9 @@ from serving.metrics import METRICS_DIR_ENV
 __all__ = ["keys_app", "replay", "serve"]
 
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
-StoreOpt = Annotated[Optional[str], typer.Option("--store", help="sqlite:///PATH or redis://HOST:PORT/DB (default: the configured store).")]
+StoreOpt = Annotated[
+    str | None, typer.Option("--store", help="sqlite:///PATH or redis://HOST:PORT/DB (default: the configured store).")
+]
 CONFIG_ENV = "ZPD_CONFIG_FILE"  # how `zpd serve` hands its --config file to uvicorn workers
 
 
@@ -26,7 +28,8 @@ def _config(ctx: typer.Context) -> ZPDConfig:
 
 
 def _store(ctx: typer.Context, url: str | None):
-    from serving.stores.base import StoreError, open_store
+    from serving.stores import open_store
+    from serving.stores.base import StoreError
 
     try:
         return open_store(url or _config(ctx).store.url)
@@ -64,7 +67,9 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes (use a Redis store with more than one).")] = 1,
-    demo_key: Annotated[bool, typer.Option("--demo-key", help="Create (once) and print a key for the 'demo' tenant.")] = False,
+    demo_key: Annotated[
+        bool, typer.Option("--demo-key", help="Create (once) and print a key for the 'demo' tenant.")
+    ] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
 ) -> None:
     """Start the HTTP API (OpenAPI docs at /docs)."""
@@ -93,8 +98,15 @@ def serve(
     if config_file:
         os.environ[CONFIG_ENV] = str(Path(config_file).resolve())
     typer.echo(f"serving on http://{host}:{port} (docs at /docs), store {url.split('@')[-1]}, {workers} worker(s)")
-    uvicorn.run("serving.cli:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level=log_level, access_log=False)
+    uvicorn.run(
+        "serving.cli:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=False,
+    )
 
 
 @keys_app.command("create")
@@ -104,7 +116,7 @@ def keys_create(
     scopes: Annotated[str, typer.Option(help="Comma-separated: ingest, read, teacher, admin.")] = "ingest,read",
     label: Annotated[str, typer.Option(help="A note to recognize the key by.")] = "",
     store: StoreOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print {\"key\": ...}.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help='Print {"key": ...}.')] = False,
 ) -> None:
     """Create a key in the store `zpd serve --store` uses. The key is shown once."""
     from serving.auth import create_key
@@ -122,8 +134,11 @@ def keys_create(
 
 
 @keys_app.command("revoke")
-def keys_revoke(ctx: typer.Context, key_id: Annotated[str, typer.Argument(help="The key id (the part after zpd_).")],
-                store: StoreOpt = None) -> None:
+def keys_revoke(
+    ctx: typer.Context,
+    key_id: Annotated[str, typer.Argument(help="The key id (the part after zpd_).")],
+    store: StoreOpt = None,
+) -> None:
     """Revoke a key (it stops working within the server's key cache time, 2 s by default)."""
     opened = _store(ctx, store)
     try:
@@ -137,13 +152,18 @@ def keys_revoke(ctx: typer.Context, key_id: Annotated[str, typer.Argument(help="
 
 
 @keys_app.command("list")
-def keys_list(ctx: typer.Context, tenant: Annotated[Optional[str], typer.Option(help="Only this tenant.")] = None,
-              store: StoreOpt = None) -> None:
+def keys_list(
+    ctx: typer.Context,
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None,
+    store: StoreOpt = None,
+) -> None:
     """Key ids, tenants and scopes (never secrets)."""
     opened = _store(ctx, store)
     try:
         for key in opened.list_keys(tenant):
-            typer.echo(f"{key.key_id}  {key.tenant:16} {','.join(key.scopes):28} {'revoked' if key.revoked else 'active'}  {key.label}")
+            typer.echo(
+                f"{key.key_id}  {key.tenant:16} {','.join(key.scopes):28} {'revoked' if key.revoked else 'active'}  {key.label}"
+            )
     finally:
         opened.close()
 
@@ -151,7 +171,7 @@ def keys_list(ctx: typer.Context, tenant: Annotated[Optional[str], typer.Option(
 def replay(
     ctx: typer.Context,
     store: StoreOpt = None,
-    tenant: Annotated[Optional[str], typer.Option(help="Only this tenant.")] = None,
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None,
     check: Annotated[bool, typer.Option("--check", help="Compare with the live state; write nothing.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
@@ -166,8 +186,15 @@ def replay(
     engine = build_engine(cfg)
     service = LearnerService(engine, opened)
     model = engine.models.current
+    assert model is not None  # an engine's holder always has a model (build_engine loads one)
     core = engine.core(model)
-    summary = {"model_version": model.version, "learners": 0, "rebuilt": 0, "matching": 0, "differing": []}
+    summary: dict[str, Any] = {
+        "model_version": model.version,
+        "learners": 0,
+        "rebuilt": 0,
+        "matching": 0,
+        "differing": [],
+    }
     try:
         for t, learner_id in opened.learners(tenant):
             record = opened.get(t, learner_id)
@@ -176,9 +203,12 @@ def replay(
             summary["learners"] += 1
             learner = service.rebuild(core, record)
             meta = learner.meta.to_json()
-            same = bool(record.model_version == model.version and record.state
-                        and _same_state(state_from_bytes(record.state), learner.state)
-                        and json.loads(json.dumps(meta)) == record.meta)
+            same = bool(
+                record.model_version == model.version
+                and record.state
+                and _same_state(state_from_bytes(record.state), learner.state)
+                and json.loads(json.dumps(meta)) == record.meta
+            )
             summary["matching"] += bool(same)
             if not same:
                 summary["differing"].append(f"{t}/{learner_id}")
@@ -194,8 +224,10 @@ def replay(
     if as_json:
         typer.echo(json.dumps(summary))
     else:
-        typer.echo(f"{summary['learners']} learner(s), {summary['matching']} already matching, "
-                   f"{summary['rebuilt']} rebuilt with {model.version}")
+        typer.echo(
+            f"{summary['learners']} learner(s), {summary['matching']} already matching, "
+            f"{summary['rebuilt']} rebuilt with {model.version}"
+        )
     if check and summary["differing"]:
         raise typer.Exit(1)
 

@@ -43,7 +43,7 @@ class Deployment:
         self.engine, self.store = engine, store
         self.base_graph: StandardsGraph = engine.graph
         self.base_catalog: Catalog = engine.catalog
-        self.applied = {name: 0 for name in SETTINGS}
+        self.applied = dict.fromkeys(SETTINGS, 0)
         self.last_error: str | None = None
         self._lock = threading.Lock()
 
@@ -68,7 +68,9 @@ class Deployment:
                 merged = {r["id"]: r for r in added}
                 merged.update({item.id: dict(record, id=item.id) for item, record in zip(parsed, records)})
                 try:
-                    new_version = self.store.put_setting(CATALOG, _dumps(list(merged.values())), expected_version=version)
+                    new_version = self.store.put_setting(
+                        CATALOG, _dumps(list(merged.values())), expected_version=version
+                    )
                     break
                 except VersionConflict:
                     continue
@@ -82,14 +84,17 @@ class Deployment:
         """Check a CASE package (and that some catalog item stays aligned), publish and apply it."""
         cfg = self.engine.config.graph
         try:
-            graph = parse_case(package, "CASE package", CaseOptions(cfg.prerequisite_association_types,
-                                                                     cfg.grouping_item_types))
+            graph = parse_case(
+                package, "CASE package", CaseOptions(cfg.prerequisite_association_types, cfg.grouping_item_types)
+            )
         except GraphError as exc:
             raise DeploymentError(str(exc)) from None
         with self._lock:
             if not self._catalog_for(graph, self._added()).items:
-                raise DeploymentError("no catalog item is aligned to the imported framework; upload items for it "
-                                      "first (PUT /v1/items) or import a framework that keeps some")
+                raise DeploymentError(
+                    "no catalog item is aligned to the imported framework; upload items for it "
+                    "first (PUT /v1/items) or import a framework that keeps some"
+                )
             version = self.store.put_setting(FRAMEWORK, _dumps(package))
             self._apply({FRAMEWORK: (version, package)})
             return self.engine.graph
@@ -136,8 +141,11 @@ class Deployment:
         content = FRAMEWORK in changed or CATALOG in changed
         if FRAMEWORK in changed:
             cfg = engine.config.graph
-            graph = parse_case(changed[FRAMEWORK][1], "stored CASE package",
-                               CaseOptions(cfg.prerequisite_association_types, cfg.grouping_item_types))
+            graph = parse_case(
+                changed[FRAMEWORK][1],
+                "stored CASE package",
+                CaseOptions(cfg.prerequisite_association_types, cfg.grouping_item_types),
+            )
         if content:
             catalog = self._catalog_for(graph, changed[CATALOG][1] if CATALOG in changed else self._added())
         model_uri = changed[MODEL][1]["uri"] if MODEL in changed else None

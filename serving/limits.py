@@ -62,10 +62,25 @@ class BodyLimitMiddleware:
                 raise
 
     async def _refuse(self, send: Any) -> None:
-        body = orjson.dumps({"error": {"code": "body_too_large", "field": "body",
-                                       "message": f"the request body is larger than {self.max_bytes} bytes; "
-                                                  "send events in smaller batches"}})
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
+        body = orjson.dumps(
+            {
+                "error": {
+                    "code": "body_too_large",
+                    "field": "body",
+                    "message": f"the request body is larger than {self.max_bytes} bytes; "
+                    "send events in smaller batches",
+                }
+            }
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

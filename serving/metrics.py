@@ -55,20 +55,23 @@ class Metrics:
     def snapshot(self) -> dict:
         """Plain data (JSON) of every count."""
         with self._lock:
-            return {"requests": [[m, r, st, n] for (m, r, st), n in self.requests.items()],
-                    "latency": [[m, r, counts, self.latency_sum[(m, r)]] for (m, r), counts in self.latency.items()],
-                    "events_ingested": self.events_ingested, "events_duplicate": self.events_duplicate,
-                    "model_reloads": dict(self.model_reloads)}
+            return {
+                "requests": [[m, r, st, n] for (m, r, st), n in self.requests.items()],
+                "latency": [[m, r, counts, self.latency_sum[(m, r)]] for (m, r), counts in self.latency.items()],
+                "events_ingested": self.events_ingested,
+                "events_duplicate": self.events_duplicate,
+                "model_reloads": dict(self.model_reloads),
+            }
 
     @classmethod
-    def merged(cls, snapshots: list[dict]) -> "Metrics":
+    def merged(cls, snapshots: list[dict]) -> Metrics:
         total = cls()
         for snap in snapshots:
             for m, r, st, n in snap["requests"]:
                 total.requests[(m, r, int(st))] += n
             for m, r, counts, seconds in snap["latency"]:
                 acc = total.latency.setdefault((m, r), [0] * (len(BUCKETS) + 1))
-                for k, c in enumerate(counts[:len(acc)]):
+                for k, c in enumerate(counts[: len(acc)]):
                     acc[k] += c
                 total.latency_sum[(m, r)] += seconds
             total.events_ingested += snap["events_ingested"]
@@ -81,13 +84,17 @@ class Metrics:
         def esc(value: str) -> str:
             return value.replace("\\", "\\\\").replace('"', '\\"')
 
-        lines = ["# HELP zpd_requests_total HTTP requests by method, route and status.",
-                 "# TYPE zpd_requests_total counter"]
+        lines = [
+            "# HELP zpd_requests_total HTTP requests by method, route and status.",
+            "# TYPE zpd_requests_total counter",
+        ]
         with self._lock:
             for (method, route, status), n in sorted(self.requests.items()):
                 lines.append(f'zpd_requests_total{{method="{method}",route="{esc(route)}",status="{status}"}} {n}')
-            lines += ["# HELP zpd_request_seconds Request latency by method and route.",
-                      "# TYPE zpd_request_seconds histogram"]
+            lines += [
+                "# HELP zpd_request_seconds Request latency by method and route.",
+                "# TYPE zpd_request_seconds histogram",
+            ]
             for (method, route), counts in sorted(self.latency.items()):
                 labels = f'method="{method}",route="{esc(route)}"'
                 running = 0
@@ -98,12 +105,16 @@ class Metrics:
                 lines.append(f'zpd_request_seconds_bucket{{{labels},le="+Inf"}} {running}')
                 lines.append(f"zpd_request_seconds_sum{{{labels}}} {self.latency_sum[(method, route)]:.6f}")
                 lines.append(f"zpd_request_seconds_count{{{labels}}} {running}")
-            lines += ["# HELP zpd_events_ingested_total Events accepted (new).", "# TYPE zpd_events_ingested_total counter",
-                      f"zpd_events_ingested_total {self.events_ingested}",
-                      "# HELP zpd_events_duplicate_total Repeated events acknowledged without change.",
-                      "# TYPE zpd_events_duplicate_total counter", f"zpd_events_duplicate_total {self.events_duplicate}",
-                      "# HELP zpd_model_reloads_total Model reload attempts by outcome.",
-                      "# TYPE zpd_model_reloads_total counter"]
+            lines += [
+                "# HELP zpd_events_ingested_total Events accepted (new).",
+                "# TYPE zpd_events_ingested_total counter",
+                f"zpd_events_ingested_total {self.events_ingested}",
+                "# HELP zpd_events_duplicate_total Repeated events acknowledged without change.",
+                "# TYPE zpd_events_duplicate_total counter",
+                f"zpd_events_duplicate_total {self.events_duplicate}",
+                "# HELP zpd_model_reloads_total Model reload attempts by outcome.",
+                "# TYPE zpd_model_reloads_total counter",
+            ]
             for outcome, n in sorted(self.model_reloads.items()):
                 lines.append(f'zpd_model_reloads_total{{outcome="{outcome}"}} {n}')
         return "\n".join(lines) + "\n"

@@ -14,8 +14,8 @@ import logging
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -94,8 +94,9 @@ def current_version(uri: str, tracking_uri: str) -> str | None:
         raise ModelLoadError(f"cannot resolve {uri!r}: {type(exc).__name__}: {exc}") from None
 
 
-def load_candidate(uri: str | None, graph: StandardsGraph, tracking_uri: str,
-                   bkt: Mapping[str, float] | None = None) -> tuple[LearnerModel, str, str]:
+def load_candidate(
+    uri: str | None, graph: StandardsGraph, tracking_uri: str, bkt: Mapping[str, float] | None = None
+) -> tuple[LearnerModel, str, str]:
     """(model, version, source) for a URI: ``models:/...`` (MLflow), a folder path, ``bundled`` or
     ``bkt`` (graph BKT with the parameters ``bkt``)."""
     try:
@@ -135,8 +136,9 @@ def smoke_test(model: LearnerModel, catalog: Catalog) -> ItemBatch:
 class ModelHolder:
     """Holds the serving model; ``current`` is swapped atomically by :meth:`reload`."""
 
-    def __init__(self, graph: StandardsGraph, catalog: Catalog, tracking_uri: str,
-                 bkt: Mapping[str, float] | None = None):
+    def __init__(
+        self, graph: StandardsGraph, catalog: Catalog, tracking_uri: str, bkt: Mapping[str, float] | None = None
+    ):
         self.graph, self.catalog, self.tracking_uri = graph, catalog, tracking_uri
         self.bkt = dict(bkt or {})
         self._lock = threading.Lock()
@@ -187,11 +189,21 @@ class ModelHolder:
             cur = self.current
             if cur is not None:
                 batch = smoke_test(cur.model, catalog)
-                self.current = LoadedModel(cur.model, cur.version, cur.source, cur.loaded_at, batch,
-                                           {i: k for k, i in enumerate(batch.item_ids)})
+                self.current = LoadedModel(
+                    cur.model,
+                    cur.version,
+                    cur.source,
+                    cur.loaded_at,
+                    batch,
+                    {i: k for k, i in enumerate(batch.item_ids)},
+                )
 
     def describe(self) -> dict[str, Any]:
         cur = self.current
-        return {"version": cur.version if cur else None, "name": cur.model.name if cur else None,
-                "source": cur.source if cur else None, "loaded_at": cur.loaded_at if cur else None,
-                "last_error": self.last_error}
+        return {
+            "version": cur.version if cur else None,
+            "name": cur.model.name if cur else None,
+            "source": cur.source if cur else None,
+            "loaded_at": cur.loaded_at if cur else None,
+            "last_error": self.last_error,
+        }

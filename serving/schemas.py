@@ -45,8 +45,13 @@ class IncomingEvent(BaseModel):
 
     def content(self) -> dict[str, Any]:
         """What a repeated id must match to count as the same event."""
-        return {"learner_id": self.learner_id, "item_id": self.item_id, "correct": self.correct,
-                "timestamp": self.timestamp, "standards": list(self.standards)}
+        return {
+            "learner_id": self.learner_id,
+            "item_id": self.item_id,
+            "correct": self.correct,
+            "timestamp": self.timestamp,
+            "standards": list(self.standards),
+        }
 
 
 def _require(obj: Any, key: str, where: str) -> Any:
@@ -113,7 +118,9 @@ def normalize_event(raw: Any, where: str, now: float) -> IncomingEvent:
         scaled = result.get("score", {}).get("scaled") if isinstance(result.get("score"), dict) else None
         correct = _outcome(result.get("success"), scaled, f"{where}.result", (-1.0, 1.0))
         stamp = _timestamp(raw["timestamp"], f"{where}.timestamp") if raw.get("timestamp") is not None else now
-        return IncomingEvent(id=event_id, learner_id=learner, item_id=item, correct=correct, timestamp=stamp, source="xapi")
+        return IncomingEvent(
+            id=event_id, learner_id=learner, item_id=item, correct=correct, timestamp=stamp, source="xapi"
+        )
     learner = _check_id(_require(raw, "learner_id", where), f"{where}.learner_id")
     item = _check_id(_require(raw, "item_id", where), f"{where}.item_id")
     correct = _outcome(raw.get("correct"), raw.get("score"), where, (0.0, 1.0))

@@ -13,10 +13,10 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from configs import ZPDConfig
 from engine.catalog import Catalog, Item, Modality
@@ -28,7 +28,15 @@ from engine.planner.index import PlannerIndex
 from models.base import ModelFormatError, state_from_bytes, state_to_bytes
 from serving.model_provider import LoadedModel, ModelHolder
 from serving.schemas import EventError, IncomingEvent, normalize_event
-from serving.stores.base import Commit, LearnerRecord, LearnerStore, StoreError, StoredEvent, VersionConflict, content_hash
+from serving.stores.base import (
+    Commit,
+    LearnerRecord,
+    LearnerStore,
+    StoredEvent,
+    StoreError,
+    VersionConflict,
+    content_hash,
+)
 
 __all__ = ["ApiError", "Engine", "LearnerService", "LearnerView", "learner_seed", "observation"]
 
@@ -68,8 +76,9 @@ class Engine:
 
     def core(self, loaded: LoadedModel) -> LearnerCore:
         """The learner core over the current graph, catalog and ``loaded`` model (cheap: no copying)."""
-        return LearnerCore(self.index, self.config.planner, loaded.model, loaded.predict_all, loaded.item_pos,
-                           self.placement)
+        return LearnerCore(
+            self.index, self.config.planner, loaded.model, loaded.predict_all, loaded.item_pos, self.placement
+        )
 
 
 def learner_seed(tenant: str, learner_id: str) -> int:
@@ -126,6 +135,7 @@ class LearnerService:
     # ------------------------------------------------------------------ state
     def _view(self, record: LearnerRecord) -> LearnerView:
         loaded = self.engine.models.current
+        assert loaded is not None  # an engine's holder always has a model (build_engine loads one)
         core = self.engine.core(loaded)
         if record.version == 0:  # not stored yet: nothing to rebuild
             learner = core.new(learner_seed(record.tenant, record.learner_id))
@@ -149,8 +159,9 @@ class LearnerService:
         meta = meta if meta is not None else LearnerMeta.from_json(record.meta)
         return core.rebuild(meta, (observation(e) for e in self.store.events(record.tenant, record.learner_id)))
 
-    def load(self, tenant: str, learner_id: str, create: bool = False, *, unseen: bool = False,
-             grade: str | None = None) -> LearnerView:
+    def load(
+        self, tenant: str, learner_id: str, create: bool = False, *, unseen: bool = False, grade: str | None = None
+    ) -> LearnerView:
         """The learner's view. An unknown learner is 404 unless ``create`` (a write will store it)
         or ``unseen`` (a read answers for a learner the server has never seen, with ``grade`` as
         the hint of their starting belief; nothing is stored)."""
@@ -206,8 +217,9 @@ class LearnerService:
                     continue
         raise ApiError(409, "busy", f"learner {learner_id!r} is being updated concurrently; retry")
 
-    def mutate_with_event(self, tenant: str, learner_id: str,
-                          change: Callable[[LearnerView], tuple[Any, StoredEvent]]) -> Any:
+    def mutate_with_event(
+        self, tenant: str, learner_id: str, change: Callable[[LearnerView], tuple[Any, StoredEvent]]
+    ) -> Any:
         """Like :meth:`mutate` for a change that also appends one event to the log."""
         with self.locks.hold(tenant, [learner_id]):
             for _ in range(MAX_RETRIES):
@@ -246,9 +258,10 @@ class LearnerService:
             if not pending:
                 break
             records = self.store.get_many(tenant, list(pending))
-            commits = [self._fold_events(self._view(records.get(learner) or self._new_record(tenant, learner)),
-                                         fresh, now)
-                       for learner, fresh in pending.items()]
+            commits = [
+                self._fold_events(self._view(records.get(learner) or self._new_record(tenant, learner)), fresh, now)
+                for learner, fresh in pending.items()
+            ]
             conflicts = self.store.commit_many(commits)
             retry = {}
             for (learner, fresh), conflict in zip(pending.items(), conflicts):
@@ -263,19 +276,28 @@ class LearnerService:
                 pending = {}
         if pending:
             busy = ", ".join(repr(learner) for learner in sorted(pending)[:5])
-            raise ApiError(409, "busy", f"learner(s) {busy} are being updated concurrently; the events of the other "
-                           f"learners in this batch were accepted; send the batch again", "learner_id")
+            raise ApiError(
+                409,
+                "busy",
+                f"learner(s) {busy} are being updated concurrently; the events of the other "
+                f"learners in this batch were accepted; send the batch again",
+                "learner_id",
+            )
         return accepted, sum(duplicates.values())
 
-    def _fresh_events(self, tenant: str, by_learner: dict[str, list[IncomingEvent]]
-                      ) -> tuple[dict[str, list[tuple[IncomingEvent, str]]], dict[str, int]]:
+    def _fresh_events(
+        self, tenant: str, by_learner: dict[str, list[IncomingEvent]]
+    ) -> tuple[dict[str, list[tuple[IncomingEvent, str]]], dict[str, int]]:
         """Per learner, the events not stored yet (with their content hash) and the number of
         identical repeats; a repeat with different content is a 409."""
-        stored = self.store.event_hashes_many(tenant, {learner: [e.id for e in group] for learner, group in by_learner.items()})
+        stored = self.store.event_hashes_many(
+            tenant, {learner: [e.id for e in group] for learner, group in by_learner.items()}
+        )
         fresh: dict[str, list[tuple[IncomingEvent, str]]] = {}
         duplicates: dict[str, int] = {}
         for learner, group in by_learner.items():
-            known, seen, new = stored.get(learner, {}), {}, []
+            seen: dict[str, str] = {}  # event id -> content hash, within this batch
+            known, new = stored.get(learner, {}), []
             duplicates[learner] = 0
             for event in group:
                 digest = content_hash(event.content())
@@ -286,9 +308,12 @@ class LearnerService:
                 elif previous == digest:
                     duplicates[learner] += 1
                 else:
-                    raise ApiError(409, "conflicting_event",
-                                   f"event {event.id!r} of learner {learner!r} was already received with different "
-                                   "content", "id")
+                    raise ApiError(
+                        409,
+                        "conflicting_event",
+                        f"event {event.id!r} of learner {learner!r} was already received with different content",
+                        "id",
+                    )
             if new:
                 fresh[learner] = new
         return fresh, duplicates
@@ -303,15 +328,20 @@ class LearnerService:
         stored = []
         for event, digest in sorted(fresh, key=lambda p: p[0].timestamp):
             item = catalog[event.item_id]
-            view.core.observe(view.learner, Observation(event.item_id, item.standards, event.correct, event.timestamp,
-                                                        event.source))
-            stored.append(StoredEvent(event.id, event.item_id, item.standards, event.correct, event.timestamp,
-                                      now, digest, event.source))
+            view.core.observe(
+                view.learner, Observation(event.item_id, item.standards, event.correct, event.timestamp, event.source)
+            )
+            stored.append(
+                StoredEvent(
+                    event.id, event.item_id, item.standards, event.correct, event.timestamp, now, digest, event.source
+                )
+            )
         return self._prepare(view, stored)
 
     # ------------------------------------------------------------------ planning
-    def context(self, view: LearnerView, *, goal: Goal | None = None,
-                modalities: Sequence[str] | None = None) -> PlanContext:
+    def context(
+        self, view: LearnerView, *, goal: Goal | None = None, modalities: Sequence[str] | None = None
+    ) -> PlanContext:
         return view.core.context(view.learner, self.clock(), goal=goal, modalities=self.modalities(modalities))
 
     @staticmethod
@@ -321,8 +351,12 @@ class LearnerService:
         try:
             return [Modality(m) for m in names]
         except ValueError:
-            raise ApiError(422, "invalid_modality", f"modalities must be among {', '.join(m.value for m in Modality)}",
-                           "modalities") from None
+            raise ApiError(
+                422,
+                "invalid_modality",
+                f"modalities must be among {', '.join(m.value for m in Modality)}",
+                "modalities",
+            ) from None
 
     def check_goal(self, standards: Sequence[str], field: str = "goal.standards") -> list[str]:
         return [self.engine.resolve_standard(c, f"{field}[{i}]") for i, c in enumerate(standards)]

@@ -51,10 +51,14 @@ def test_validate_exported_case_and_cyclic_sources(tmp_path: Path) -> None:
 
     package = json.loads(out.read_text())
     ids = {i["humanCodingScheme"]: i["identifier"] for i in package["CFItems"]}
-    package["CFAssociations"].append({
-        "identifier": "cycle-1", "associationType": "precedes",
-        "originNodeURI": {"identifier": ids["3.NF.A.1"]}, "destinationNodeURI": {"identifier": ids["2.MD.A.2"]},
-    })
+    package["CFAssociations"].append(
+        {
+            "identifier": "cycle-1",
+            "associationType": "precedes",
+            "originNodeURI": {"identifier": ids["3.NF.A.1"]},
+            "destinationNodeURI": {"identifier": ids["2.MD.A.2"]},
+        }
+    )
     cyclic = tmp_path / "cyclic.json"
     cyclic.write_text(json.dumps(package))
     bad = run("graph", "validate", str(cyclic))
@@ -78,7 +82,9 @@ def test_route_json() -> None:
     codes = [step["code"] for step in data["route"]]
     assert codes[-4:] == ["4.NF.B.3.a", "4.NF.B.3.b", "4.NF.B.3.c", "4.NF.B.3.d"]
     assert "3.NF.A.1" not in codes and "2.G.A.3" not in codes  # implied by mastering 3.NF.A.1
-    literal = json.loads(run("graph", "route", "--mastered", "3.NF.A.1", "--goal", "4.NF.B.3", "--literal", "--json").stdout)
+    literal = json.loads(
+        run("graph", "route", "--mastered", "3.NF.A.1", "--goal", "4.NF.B.3", "--literal", "--json").stdout
+    )
     assert "2.G.A.3" in [s["code"] for s in literal["route"]]
 
 
@@ -121,7 +127,10 @@ def test_help_everywhere() -> None:
         assert result.exit_code == 0 and "Usage" in result.stdout
 
 
-@pytest.mark.skipif(shutil.which("zpd", path=str(Path(sys.executable).parent)) is None, reason="console script not installed")
+@pytest.mark.skipif(
+    shutil.which("zpd", path=str(Path(sys.executable).parent)) is None, reason="console script not installed"
+)
+@pytest.mark.slow  # starts the console script in a subprocess
 def test_installed_console_script() -> None:
     exe = shutil.which("zpd", path=str(Path(sys.executable).parent))
     done = subprocess.run([exe, "graph", "stats", "--json"], capture_output=True, text=True, timeout=120)

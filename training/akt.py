@@ -122,7 +122,9 @@ def _detect_lines_per_learner(lines: list[str], name: str) -> int:
         if share[4] != share[3] and max(share.values())[0] > 0.5:
             return max(share, key=share.__getitem__)
     raise DataError(
-        name, None, None,
+        name,
+        None,
+        None,
         "cannot tell whether this is the 3-line or the 4-line AKT format "
         "(header / ids [/ skill ids] / 0-1 responses); pass lines_per_learner=3 or 4",
     )
@@ -183,8 +185,12 @@ class _Parser:
         try:
             learner_id = _check_block(path, block, first_line, counts)
             if learner_id in self.seen:
-                raise _BlockProblem(first_line, "learner id", f"{learner_id!r} already has a block at "
-                                    f"{self.seen[learner_id]}", "duplicate_learner")
+                raise _BlockProblem(
+                    first_line,
+                    "learner id",
+                    f"{learner_id!r} already has a block at {self.seen[learner_id]}",
+                    "duplicate_learner",
+                )
         except _BlockProblem as p:
             self.error(DataError(path.name, p.line, p.field, p.problem, path=str(path)), p.reason, rows)
             return
@@ -218,13 +224,20 @@ def _check_block(path: Path, block: list[str], first_line: int, counts: list[int
         if int(head[0]) != counts[0]:
             raise _BlockProblem(first_line, "length", f"says {head[0]} interactions but {first_seq}", "length_mismatch")
     else:
-        raise _BlockProblem(first_line, "header",
-                            f"must be 'index,learner_id' or a sequence length, got {block[0][:60]!r}", "bad_header")
+        raise _BlockProblem(
+            first_line,
+            "header",
+            f"must be 'index,learner_id' or a sequence length, got {block[0][:60]!r}",
+            "bad_header",
+        )
     for k in range(1, n - 1):
         if counts[k] != counts[0]:
-            raise _BlockProblem(first_line + 1 + k, fields[k],
-                                f"has {counts[k]} values but {first_seq} "
-                                f"(learner {learner_id!r}, block starting at line {first_line})", "length_mismatch")
+            raise _BlockProblem(
+                first_line + 1 + k,
+                fields[k],
+                f"has {counts[k]} values but {first_seq} (learner {learner_id!r}, block starting at line {first_line})",
+                "length_mismatch",
+            )
     return learner_id
 
 

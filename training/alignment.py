@@ -39,8 +39,10 @@ def load_alignment(path: str | Path = DEFAULT_ALIGNMENT, min_confidence: str = "
         for line, row in enumerate(reader, start=2):
             confidence = (row["confidence"] or "").strip()
             if confidence not in CONFIDENCE_ORDER:
-                raise ValueError(f"{path.name} line {line}: column 'confidence' must be one of "
-                                 f"{', '.join(CONFIDENCE_ORDER)}, got {confidence!r}")
+                raise ValueError(
+                    f"{path.name} line {line}: column 'confidence' must be one of "
+                    f"{', '.join(CONFIDENCE_ORDER)}, got {confidence!r}"
+                )
             skill, standard = (row["skill_id"] or "").strip(), (row["standard"] or "").strip()
             if not skill:
                 raise ValueError(f"{path.name} line {line}: column 'skill_id' is empty")
@@ -56,7 +58,9 @@ def align_standards(table: InteractionTable, mapping: Mapping[str, tuple[str, ..
     dropped. Returns the table and the number of dropped attempts."""
     vocab: list[str] = list(dict.fromkeys(code for codes in mapping.values() for code in codes))
     position = {code: i for i, code in enumerate(vocab)}
-    per_skill = [np.array([position[c] for c in mapping.get(skill, ())], dtype=np.int32) for skill in table.standard_ids]
+    per_skill = [
+        np.array([position[c] for c in mapping.get(skill, ())], dtype=np.int32) for skill in table.standard_ids
+    ]
     keep, offsets, indices = [], [0], []
     for a in range(table.n_attempts):
         codes = np.unique(np.concatenate([per_skill[s] for s in table.standards_of(a)] or [np.zeros(0, np.int32)]))
@@ -70,9 +74,15 @@ def align_standards(table: InteractionTable, mapping: Mapping[str, tuple[str, ..
     counts = np.bincount(learner, minlength=table.n_learners)
     learner_offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     aligned = InteractionTable(
-        learner_ids=table.learner_ids, item_ids=table.item_ids, standard_ids=tuple(vocab),
-        learner_offsets=learner_offsets, learner=learner.astype(np.int32), item=table.item[keep_arr],
+        learner_ids=table.learner_ids,
+        item_ids=table.item_ids,
+        standard_ids=tuple(vocab),
+        learner_offsets=learner_offsets,
+        learner=learner.astype(np.int32),
+        item=table.item[keep_arr],
         standard_offsets=np.array(offsets, dtype=np.int64),
         standard_indices=np.concatenate(indices).astype(np.int32) if indices else np.zeros(0, np.int32),
-        correct=table.correct[keep_arr], timestamp=table.timestamp[keep_arr])
+        correct=table.correct[keep_arr],
+        timestamp=table.timestamp[keep_arr],
+    )
     return aligned, table.n_attempts - len(keep)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -28,9 +28,9 @@ def bundle_command(
     data: Annotated[Path, typer.Option(help="ASSISTments 2009 (problem ids) folder, AKT line format.")],
     model: Annotated[str, typer.Option(help="Model to train (see zpd train --help).")] = "dkt",
     fold: Annotated[int, typer.Option(help="Which of the data's folds to use for train/valid/test.")] = 1,
-    epochs: Annotated[Optional[int], typer.Option(help="Epoch budget (early stopping on the valid learners).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epoch budget (early stopping on the valid learners).")] = None,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
-    alignment: Annotated[Optional[Path], typer.Option(help="Skill -> standard alignment CSV.")] = None,
+    alignment: Annotated[Path | None, typer.Option(help="Skill -> standard alignment CSV.")] = None,
     min_confidence: Annotated[str, typer.Option(help="Lowest alignment confidence used: low, medium or high.")] = "low",
     out: Annotated[Path, typer.Option(help="Model folder to write.")] = DEFAULT_OUT,
 ) -> None:
@@ -62,15 +62,24 @@ def bundle_command(
     hybrid = HybridModel.combine(result.model, GraphBKT.from_graph(graph, **cfg.model.bkt))
     hybrid.save(out)
     card = {
-        "model": hybrid.name, "trained_part": model, "fallback_part": "bkt (graph BKT, no training data)",
-        "data": str(data.name), "fold": fold, "alignment": str((alignment or DEFAULT_ALIGNMENT).name),
-        "min_confidence": min_confidence, "standards_with_data": len(result.model.standards),
+        "model": hybrid.name,
+        "trained_part": model,
+        "fallback_part": "bkt (graph BKT, no training data)",
+        "data": str(data.name),
+        "fold": fold,
+        "alignment": str((alignment or DEFAULT_ALIGNMENT).name),
+        "min_confidence": min_confidence,
+        "standards_with_data": len(result.model.standards),
         "standards_in_graph": len(graph.standards),
         "learners": {k: t.n_learners for k, t in aligned.items()},
         "attempts": {k: t.n_attempts for k, t in aligned.items()},
-        "dropped_attempts": dropped, "metrics": {k: round(v, 4) for k, v in result.metrics.items()},
-        "best_epoch": result.best_epoch, "seconds_per_epoch": round(result.seconds_per_epoch, 2),
-        "train_fingerprint": aligned["train"].fingerprint(), "seed": seed, "minutes": round((time.time() - started) / 60, 1),
+        "dropped_attempts": dropped,
+        "metrics": {k: round(v, 4) for k, v in result.metrics.items()},
+        "best_epoch": result.best_epoch,
+        "seconds_per_epoch": round(result.seconds_per_epoch, 2),
+        "train_fingerprint": aligned["train"].fingerprint(),
+        "seed": seed,
+        "minutes": round((time.time() - started) / 60, 1),
     }
     (out / "MODEL.json").write_text(json.dumps(card, indent=1) + "\n")
     typer.echo(json.dumps(card, indent=1))

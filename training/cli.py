@@ -19,11 +19,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, TypeGuard
 
 import typer
 
 from configs import ConfigError, ZPDConfig, load_config
+
+if TYPE_CHECKING:
+    from training.loaders import Format
 
 __all__ = ["FORMATS", "load_splits", "models_app", "train_app"]
 
@@ -33,11 +36,17 @@ SPLIT_SEED = 0
 #: learner folds of a single file when --fold K is given (fold K is the test set)
 N_FOLDS = 5
 
-train_app = typer.Typer(help="Train learner-state models.", add_completion=False)
-models_app = typer.Typer(help="The model registry (MLflow): list versions, promote one.",
-                         no_args_is_help=True, add_completion=False)
 
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="TOML file merged over configs/default.toml.")]
+def _is_format(fmt: str) -> TypeGuard[Format]:
+    return fmt in FORMATS
+
+
+train_app = typer.Typer(help="Train learner-state models.", add_completion=False)
+models_app = typer.Typer(
+    help="The model registry (MLflow): list versions, promote one.", no_args_is_help=True, add_completion=False
+)
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML file merged over configs/default.toml.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
 
 
@@ -73,7 +82,9 @@ def _csv_columns(spec: str | None) -> Any:
     try:
         return CsvColumns(**fields)
     except TypeError as exc:
-        raise ValueError(f"{path}: not a column mapping ({exc}); keys: learner, item, correct or score, standards, ...") from None
+        raise ValueError(
+            f"{path}: not a column mapping ({exc}); keys: learner, item, correct or score, standards, ..."
+        ) from None
 
 
 def _split(table: Any, fraction: float) -> tuple[Any, Any]:
@@ -81,8 +92,9 @@ def _split(table: Any, fraction: float) -> tuple[Any, Any]:
     return table.subset(keep), table.subset(held_out)
 
 
-def load_splits(data: Path, fmt: str, config: ZPDConfig, fold: int | None = None, columns: str | None = None
-                ) -> tuple[dict[str, Any], dict[str, Any]]:
+def load_splits(
+    data: Path, fmt: str, config: ZPDConfig, fold: int | None = None, columns: str | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Train, valid and test tables of a data set, and the load reports.
 
     * ``akt`` folder with ``--fold K``: the fold's own train/valid/test files (valid split off the
@@ -94,7 +106,7 @@ def load_splits(data: Path, fmt: str, config: ZPDConfig, fold: int | None = None
     """
     from training.loaders import akt_fold_paths, load_interactions
 
-    if fmt not in FORMATS:
+    if not _is_format(fmt):
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
     if not data.exists():
         raise FileNotFoundError(f"{data}: no such file or folder")
@@ -154,15 +166,26 @@ def train_command(
     fmt: Annotated[str, typer.Option("--format", help="akt, dedup, csv or xapi.")],
     model: Annotated[str, typer.Option("--model", help="Model name: logistic, dkt, akt, bkt (see models.registry).")],
     config: ConfigOpt = None,
-    fold: Annotated[Optional[int], typer.Option("--fold", help="Fold K: the AKT fold files, or learner fold K of 5.")] = None,
-    epochs: Annotated[Optional[int], typer.Option("--epochs", help="Maximum epochs (default: training.epochs).")] = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of weights and batch order (default: training.seed).")] = None,
-    columns: Annotated[Optional[str], typer.Option("--columns", help="csv only: 'datashop' or a JSON file of CsvColumns fields.")] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", help="Also write the model folder and plots here.")] = None,
+    fold: Annotated[
+        int | None, typer.Option("--fold", help="Fold K: the AKT fold files, or learner fold K of 5.")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="Maximum epochs (default: training.epochs).")] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Seed of weights and batch order (default: training.seed).")
+    ] = None,
+    columns: Annotated[
+        str | None, typer.Option("--columns", help="csv only: 'datashop' or a JSON file of CsvColumns fields.")
+    ] = None,
+    output: Annotated[Path | None, typer.Option("--output", help="Also write the model folder and plots here.")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bars on stderr.")] = True,
-    refit: Annotated[bool, typer.Option(
-        "--refit", help="After early stopping picks the best epoch E on valid, train a fresh model on train+valid "
-                        "for E epochs and register and test that one.")] = False,
+    refit: Annotated[
+        bool,
+        typer.Option(
+            "--refit",
+            help="After early stopping picks the best epoch E on valid, train a fresh model on train+valid "
+            "for E epochs and register and test that one.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Train a model, track the run in MLflow and register the model (`zpd-learner` by default)."""
@@ -180,8 +203,18 @@ def train_command(
     except (ConfigError, DataError, FileNotFoundError, ValueError, TypeError) as exc:
         _fail(exc)
     try:
-        summary = _run_training(tables, reports, model, cfg, epochs, seed, progress, output,
-                                {"data.path": str(data), "data.format": fmt, "data.fold": str(fold or "")}, refit=refit)
+        summary = _run_training(
+            tables,
+            reports,
+            model,
+            cfg,
+            epochs,
+            seed,
+            progress,
+            output,
+            {"data.path": str(data), "data.format": fmt, "data.fold": str(fold or "")},
+            refit=refit,
+        )
     except ValueError as exc:  # e.g. an unknown hyper-parameter in [model.NAME]; the run is marked FAILED
         _fail(exc)
     if summary is None:  # a non-zero rank under torchrun: rank 0 reports
@@ -190,20 +223,36 @@ def train_command(
         _emit(summary)
         return
     m = summary["metrics"]
-    typer.echo(f"run {summary['run_id']}  model {summary['model']}  version {summary['model_version']} "
-               f"of {summary['registered_model']}")
-    typer.echo(f"test AUC {m['test_auc']:.4f}  accuracy {m['test_accuracy']:.4f}  RMSE {m['test_rmse']:.4f}  "
-               f"log-loss {m['test_log_loss']:.4f}  ECE {m['test_ece']:.4f}")
-    typer.echo(f"{summary['epochs_run']} epochs (best {summary['best_epoch']}), "
-               f"{summary['seconds_per_epoch']:.2f} s per epoch")
+    typer.echo(
+        f"run {summary['run_id']}  model {summary['model']}  version {summary['model_version']} "
+        f"of {summary['registered_model']}"
+    )
+    typer.echo(
+        f"test AUC {m['test_auc']:.4f}  accuracy {m['test_accuracy']:.4f}  RMSE {m['test_rmse']:.4f}  "
+        f"log-loss {m['test_log_loss']:.4f}  ECE {m['test_ece']:.4f}"
+    )
+    typer.echo(
+        f"{summary['epochs_run']} epochs (best {summary['best_epoch']}), {summary['seconds_per_epoch']:.2f} s per epoch"
+    )
     if summary.get("refit_epochs") is not None:
-        typer.echo(f"refit on train+valid for {summary['refit_epochs']} epochs (test metrics above); "
-                   f"early-stopped model: test AUC {m['early_stopped_test_auc']:.4f}, valid AUC {m['valid_auc']:.4f}")
+        typer.echo(
+            f"refit on train+valid for {summary['refit_epochs']} epochs (test metrics above); "
+            f"early-stopped model: test AUC {m['early_stopped_test_auc']:.4f}, valid AUC {m['valid_auc']:.4f}"
+        )
 
 
-def _run_training(tables: dict[str, Any], reports: dict[str, Any], model: str, cfg: ZPDConfig, epochs: int | None,
-                  seed: int | None, progress: bool, output: Path | None, tags: dict[str, str], refit: bool = False
-                  ) -> dict[str, Any] | None:
+def _run_training(
+    tables: dict[str, Any],
+    reports: dict[str, Any],
+    model: str,
+    cfg: ZPDConfig,
+    epochs: int | None,
+    seed: int | None,
+    progress: bool,
+    output: Path | None,
+    tags: dict[str, str],
+    refit: bool = False,
+) -> dict[str, Any] | None:
     from training import ddp
     from training.tracking import MLflowTracker
     from training.train import train
@@ -213,12 +262,25 @@ def _run_training(tables: dict[str, Any], reports: dict[str, Any], model: str, c
         if dctx.is_main:
             tags = {**tags, "data.load_reports": json.dumps(reports)[:5000]}
             tracker = MLflowTracker(cfg.mlflow.tracking_uri, cfg.training.experiment, cfg.mlflow.registered_model, tags)
-        result = train(tables["train"], tables["valid"], tables["test"], model, cfg, epochs=epochs, seed=seed,
-                       tracker=tracker, progress=progress, output_dir=output if dctx.is_main else None, refit=refit)
+        result = train(
+            tables["train"],
+            tables["valid"],
+            tables["test"],
+            model,
+            cfg,
+            epochs=epochs,
+            seed=seed,
+            tracker=tracker,
+            progress=progress,
+            output_dir=output if dctx.is_main else None,
+            refit=refit,
+        )
     if not dctx.is_main:
         return None
     name = cfg.mlflow.registered_model
-    refitted = {"refit_epochs": result.refit_epochs, "refit_history": result.refit_history} if result.refit_epochs else {}
+    refitted = (
+        {"refit_epochs": result.refit_epochs, "refit_history": result.refit_history} if result.refit_epochs else {}
+    )
     return {
         "run_id": result.run_id,
         "model_version": result.model_version,
@@ -259,8 +321,10 @@ def models_list(ctx: typer.Context, config: ConfigOpt = None, as_json: JsonOpt =
     typer.echo(f"{'version':>7}  {'model':10} {'test_auc':>8}  {'aliases':16} {'created':19}  run_id")
     for r in rows:
         auc = f"{r['test_auc']:.4f}" if r["test_auc"] is not None else "-"
-        typer.echo(f"{r['version']:>7}  {r['model']:10} {auc:>8}  {','.join(r['aliases']) or '-':16} "
-                   f"{r['created']:19}  {r['run_id']}")
+        typer.echo(
+            f"{r['version']:>7}  {r['model']:10} {auc:>8}  {','.join(r['aliases']) or '-':16} "
+            f"{r['created']:19}  {r['run_id']}"
+        )
 
 
 @models_app.command("promote")
@@ -274,7 +338,7 @@ def models_promote(
     """Point an alias (default ``champion``) at a version: serving loads ``models:/NAME@ALIAS``."""
     try:
         cfg = _config(ctx, config)
-        from training.tracking import ModelRegistryError, promote
+        from training.tracking import promote
 
         if not version.isdigit():
             raise ValueError(f"VERSION must be a version number, got {version!r}")

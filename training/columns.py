@@ -14,14 +14,19 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 __all__ = ["DEDUP_COLUMNS", "DEFAULT_CORRECT_VALUES", "CsvColumns", "datashop_columns", "parse_timestamp"]
 
 #: outcome spellings understood by default (compared case-insensitively)
 DEFAULT_CORRECT_VALUES: Mapping[str, float] = {
-    "1": 1.0, "0": 0.0, "true": 1.0, "false": 0.0, "correct": 1.0, "incorrect": 0.0,
+    "1": 1.0,
+    "0": 0.0,
+    "true": 1.0,
+    "false": 0.0,
+    "correct": 1.0,
+    "incorrect": 0.0,
 }
 
 
@@ -122,8 +127,13 @@ def datashop_columns(kc_model: str = "Default", item_level: Literal["step", "pro
 
 #: the Gervet et al. de-duplicated ASSISTments TSV (timestamps there are all 0 = unknown)
 DEDUP_COLUMNS = CsvColumns(
-    learner="user_id", item="item_id", correct="correct", timestamp="timestamp",
-    timestamp_format="epoch", zero_time_is_missing=True, delimiter="\t",
+    learner="user_id",
+    item="item_id",
+    correct="correct",
+    timestamp="timestamp",
+    timestamp_format="epoch",
+    zero_time_is_missing=True,
+    delimiter="\t",
     correct_values={"0": 0.0, "1": 1.0},
 )
 
@@ -159,5 +169,5 @@ def parse_timestamp(text: str, fmt: str = "auto") -> tuple[float, bool]:
         raise ValueError("must be ISO-8601 (2024-03-01T12:00:00Z) or epoch seconds") from None
     naive = moment.tzinfo is None
     if naive:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.timestamp(), naive

@@ -29,7 +29,13 @@ import numpy as np
 __all__ = ["InteractionTable", "LearnerSequence", "concat_tables"]
 
 _ARRAY_FIELDS = (
-    "learner_offsets", "learner", "item", "standard_offsets", "standard_indices", "correct", "timestamp",
+    "learner_offsets",
+    "learner",
+    "item",
+    "standard_offsets",
+    "standard_indices",
+    "correct",
+    "timestamp",
 )
 #: bump when the meaning of the hashed content changes, so old fingerprints stop matching
 _FINGERPRINT_VERSION = b"zpd-interactions/1"
@@ -80,7 +86,7 @@ def _used_ranks(vocabulary: tuple[str, ...], codes: np.ndarray) -> tuple[list[st
     Hashing ranks of used ids makes the fingerprint independent of vocabulary order and of
     vocabulary entries no attempt refers to (e.g. after :meth:`InteractionTable.with_vocabularies`).
     """
-    used = sorted((vocabulary[c] for c in np.unique(codes)))
+    used = sorted(vocabulary[c] for c in np.unique(codes))
     position = {v: i for i, v in enumerate(used)}
     rank = np.full(len(vocabulary), -1, dtype=np.int64)
     for code in np.unique(codes):
@@ -413,10 +419,14 @@ def concat_tables(first: InteractionTable, second: InteractionTable) -> Interact
         learner_ids=a.learner_ids + b.learner_ids,
         item_ids=b.item_ids,
         standard_ids=b.standard_ids,
-        learner_offsets=np.concatenate([a.learner_offsets, a.learner_offsets[-1] + b.learner_offsets[1:]]).astype(np.int64),
+        learner_offsets=np.concatenate([a.learner_offsets, a.learner_offsets[-1] + b.learner_offsets[1:]]).astype(
+            np.int64
+        ),
         learner=np.concatenate([a.learner, b.learner + a.n_learners]).astype(np.int32),
         item=np.concatenate([a.item, b.item]).astype(np.int32),
-        standard_offsets=np.concatenate([a.standard_offsets, a.standard_offsets[-1] + b.standard_offsets[1:]]).astype(np.int64),
+        standard_offsets=np.concatenate([a.standard_offsets, a.standard_offsets[-1] + b.standard_offsets[1:]]).astype(
+            np.int64
+        ),
         standard_indices=np.concatenate([a.standard_indices, b.standard_indices]).astype(np.int32),
         correct=np.concatenate([a.correct, b.correct]).astype(np.float32),
         timestamp=np.concatenate([a.timestamp, b.timestamp]).astype(np.float64),

@@ -20,9 +20,9 @@ from typing import Any, Literal
 
 from training.akt import FoldPaths, akt_fold_paths, load_akt
 from training.assembly import Loaded, OnConflict
+from training.columns import DEDUP_COLUMNS, CsvColumns, datashop_columns
 from training.interactions import InteractionTable, LearnerSequence
 from training.load_report import DataError, LoadReport, OnError
-from training.columns import DEDUP_COLUMNS, CsvColumns, datashop_columns
 from training.tabular import load_csv, load_dedup
 from training.xapi import STANDARDS_EXTENSION, load_xapi
 

@@ -39,13 +39,20 @@ class _RowProblem(Exception):
 class _RowReader:
     """Validates rows of one mapping; keeps the counts that become report warnings."""
 
-    def __init__(self, columns: CsvColumns, header: Sequence[str], source: str, unit: str,
-                 standards_of_item: Callable[[str], list[str]] | None) -> None:
+    def __init__(
+        self,
+        columns: CsvColumns,
+        header: Sequence[str],
+        source: str,
+        unit: str,
+        standards_of_item: Callable[[str], list[str]] | None,
+    ) -> None:
         self.columns = columns
         missing = [c for c in columns.required() if c not in header]
         if missing:
-            raise DataError(source, 1, "header", f"lacks column(s) {missing}; columns present: {list(header)[:30]}",
-                            unit=unit)
+            raise DataError(
+                source, 1, "header", f"lacks column(s) {missing}; columns present: {list(header)[:30]}", unit=unit
+            )
         pos = {name: i for i, name in enumerate(header)}
         self.width = len(header)
         self.i_learner = pos[columns.learner]
@@ -153,8 +160,12 @@ def _parquet_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, list[str]]
     return header, rows()
 
 
-def _collect(paths: list[Path], columns: CsvColumns, report: LoadReport,
-             standards_of_item: Callable[[str], list[str]] | None = None) -> RowCollector:
+def _collect(
+    paths: list[Path],
+    columns: CsvColumns,
+    report: LoadReport,
+    standards_of_item: Callable[[str], list[str]] | None = None,
+) -> RowCollector:
     collector = RowCollector()
     naive = 0
     for path in paths:

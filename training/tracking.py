@@ -51,10 +51,10 @@ class ModelRegistryError(ValueError):
 def _sqlite_file(tracking_uri: str) -> Path | None:
     if not tracking_uri.startswith("sqlite:///"):
         return None
-    return Path(tracking_uri[len("sqlite:///"):])
+    return Path(tracking_uri[len("sqlite:///") :])
 
 
-def tracking_client(tracking_uri: str) -> "MlflowClient":
+def tracking_client(tracking_uri: str) -> MlflowClient:
     """A client whose tracking and registry stores are ``tracking_uri`` (a SQLite file's folder
     is created when missing)."""
     from mlflow import MlflowClient
@@ -65,7 +65,7 @@ def tracking_client(tracking_uri: str) -> "MlflowClient":
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
-def _experiment_id(client: "MlflowClient", name: str, tracking_uri: str) -> str:
+def _experiment_id(client: MlflowClient, name: str, tracking_uri: str) -> str:
     existing = client.get_experiment_by_name(name)
     if existing is not None:
         return existing.experiment_id
@@ -83,8 +83,14 @@ class MLflowTracker:
     >>> result.run_id, result.model_version  # doctest: +SKIP
     """
 
-    def __init__(self, tracking_uri: str, experiment: str, registered_model: str,
-                 tags: Mapping[str, str] | None = None, register: bool = True):
+    def __init__(
+        self,
+        tracking_uri: str,
+        experiment: str,
+        registered_model: str,
+        tags: Mapping[str, str] | None = None,
+        register: bool = True,
+    ):
         self.tracking_uri = tracking_uri
         self.experiment = experiment
         self.registered_model = registered_model
@@ -108,7 +114,7 @@ class MLflowTracker:
             flat.update({f"data.{split}.{k}": v for k, v in info.items()})
         items = [Param(k, str(v)[:6000]) for k, v in sorted(flat.items())]
         for start in range(0, len(items), 100):  # MLflow accepts at most 100 params per batch
-            self.client.log_batch(self.run_id, params=items[start: start + 100])
+            self.client.log_batch(self.run_id, params=items[start : start + 100])
         self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in sorted(all_tags.items())])
         self.client.log_dict(self.run_id, dict(config), "config.json")
         return self.run_id
@@ -119,7 +125,7 @@ class MLflowTracker:
         now = int(time.time() * 1000)
         self.client.log_batch(self._run(), metrics=[Metric(k, float(v), now, epoch) for k, v in metrics.items()])
 
-    def finish(self, result: "TrainResult", artifacts: Mapping[str, Path]) -> str | None:
+    def finish(self, result: TrainResult, artifacts: Mapping[str, Path]) -> str | None:
         from mlflow.entities import Metric
 
         run_id = self._run()
@@ -151,19 +157,25 @@ class MLflowTracker:
             raise RuntimeError("MLflowTracker.start() was not called")
         return self.run_id
 
-    def _register(self, run_id: str, result: "TrainResult") -> str:
+    def _register(self, run_id: str, result: TrainResult) -> str:
         from mlflow.exceptions import MlflowException
 
         try:
             self.client.get_registered_model(self.registered_model)
         except MlflowException:
             self.client.create_registered_model(
-                self.registered_model, description="zpd-engine learner-state models (config.json + weights.npz)")
+                self.registered_model, description="zpd-engine learner-state models (config.json + weights.npz)"
+            )
         source = f"{self.client.get_run(run_id).info.artifact_uri}/model"
         tags = {"zpd.model": result.model_name, "zpd.format": "config.json+weights.npz"}
         tags.update({k: f"{v:.6g}" for k, v in result.metrics.items() if k.startswith("test_")})
-        version = self.client.create_model_version(self.registered_model, source, run_id=run_id, tags=tags,
-                                                   description=f"{result.model_name}, test AUC {result.metrics.get('test_auc', float('nan')):.4f}")
+        version = self.client.create_model_version(
+            self.registered_model,
+            source,
+            run_id=run_id,
+            tags=tags,
+            description=f"{result.model_name}, test AUC {result.metrics.get('test_auc', float('nan')):.4f}",
+        )
         return str(version.version)
 
 
@@ -183,21 +195,27 @@ def list_versions(tracking_uri: str, registered_model: str = "zpd-learner") -> l
     versions = client.search_model_versions(f"name='{registered_model}'")
     rows = []
     for mv in sorted(versions, key=lambda v: int(v.version)):
-        rows.append({
-            "version": str(mv.version),
-            "aliases": sorted(by_version.get(str(mv.version), [])),
-            "model": mv.tags.get("zpd.model", ""),
-            "test_auc": float(mv.tags["test_auc"]) if "test_auc" in mv.tags else None,
-            "run_id": mv.run_id,
-            "source": mv.source,
-            "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(mv.creation_timestamp / 1000)),
-            "status": mv.status,
-        })
+        rows.append(
+            {
+                "version": str(mv.version),
+                "aliases": sorted(by_version.get(str(mv.version), [])),
+                "model": mv.tags.get("zpd.model", ""),
+                "test_auc": float(mv.tags["test_auc"]) if "test_auc" in mv.tags else None,
+                "run_id": mv.run_id,
+                "source": mv.source,
+                "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(mv.creation_timestamp / 1000)),
+                "status": mv.status,
+            }
+        )
     return rows
 
 
-def promote(version: str | int, alias: str = "champion", tracking_uri: str = "sqlite:///var/mlflow.db",
-            registered_model: str = "zpd-learner") -> dict[str, Any]:
+def promote(
+    version: str | int,
+    alias: str = "champion",
+    tracking_uri: str = "sqlite:///var/mlflow.db",
+    registered_model: str = "zpd-learner",
+) -> dict[str, Any]:
     """Point ``alias`` at ``version`` (moving it from any previous version)."""
     from mlflow.exceptions import MlflowException
 
@@ -207,7 +225,8 @@ def promote(version: str | int, alias: str = "champion", tracking_uri: str = "sq
     except MlflowException:
         known = [v["version"] for v in list_versions(tracking_uri, registered_model)]
         raise ModelRegistryError(
-            f"{registered_model} has no version {version} (versions: {', '.join(known) or 'none'})") from None
+            f"{registered_model} has no version {version} (versions: {', '.join(known) or 'none'})"
+        ) from None
     try:
         client.set_registered_model_alias(registered_model, alias, str(version))
     except MlflowException as exc:
@@ -230,20 +249,30 @@ def resolve_model_uri(uri: str, tracking_uri: str, dst: str | Path | None = None
         if match:
             client = tracking_client(tracking_uri)
             name = match["name"]
-            mv = (client.get_model_version(name, match["version"]) if match["version"]
-                  else client.get_model_version_by_alias(name, match["alias"]))
-            local = download_artifacts(artifact_uri=mv.source, dst_path=None if dst is None else str(dst),
-                                       tracking_uri=tracking_uri)
+            mv = (
+                client.get_model_version(name, match["version"])
+                if match["version"]
+                else client.get_model_version_by_alias(name, match["alias"])
+            )
+            local = download_artifacts(
+                artifact_uri=mv.source, dst_path=None if dst is None else str(dst), tracking_uri=tracking_uri
+            )
         elif _RUNS_URI.match(uri):
             run = _RUNS_URI.match(uri)
             assert run is not None
-            local = download_artifacts(run_id=run["run"], artifact_path=run["path"],
-                                       dst_path=None if dst is None else str(dst), tracking_uri=tracking_uri)
+            local = download_artifacts(
+                run_id=run["run"],
+                artifact_path=run["path"],
+                dst_path=None if dst is None else str(dst),
+                tracking_uri=tracking_uri,
+            )
         elif uri.startswith("file://"):
             local = urlparse(uri).path
         elif "://" in uri or uri.startswith(("models:", "runs:")):
-            raise ModelRegistryError(f"unsupported model URI {uri!r}: use models:/NAME/VERSION, models:/NAME@ALIAS, "
-                                     "runs:/RUN_ID/PATH or a local folder")
+            raise ModelRegistryError(
+                f"unsupported model URI {uri!r}: use models:/NAME/VERSION, models:/NAME@ALIAS, "
+                "runs:/RUN_ID/PATH or a local folder"
+            )
         else:
             local = uri
     except MlflowException as exc:

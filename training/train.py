@@ -28,7 +28,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 import numpy as np
 import torch
@@ -54,7 +54,7 @@ class RunTracker(Protocol):
 
     def log_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None: ...
 
-    def finish(self, result: "TrainResult", artifacts: Mapping[str, Path]) -> str | None: ...
+    def finish(self, result: TrainResult, artifacts: Mapping[str, Path]) -> str | None: ...
 
     def fail(self, error: BaseException) -> None: ...
 
@@ -133,11 +133,19 @@ def predict_table(model: LearnerModel, table: Any, batch_tokens: int = 32768) ->
         return _predict_encoded(model, model.encode_table(table), batch_tokens)
     out = np.empty(table.n_attempts, dtype=np.float64)
     for seq in table.iter_learners():
-        events = [Event(table.item_ids[seq.item[t]],
-                        tuple(table.standard_ids[s] for s in seq.standard_indices[seq.standard_offsets[t]:seq.standard_offsets[t + 1]]),
-                        float(seq.correct[t])) for t in range(len(seq))]
+        events = [
+            Event(
+                table.item_ids[seq.item[t]],
+                tuple(
+                    table.standard_ids[s]
+                    for s in seq.standard_indices[seq.standard_offsets[t] : seq.standard_offsets[t + 1]]
+                ),
+                float(seq.correct[t]),
+            )
+            for t in range(len(seq))
+        ]
         lo = int(table.learner_offsets[seq.index])
-        out[lo: lo + len(seq)] = model.predict_sequence(events)
+        out[lo : lo + len(seq)] = model.predict_sequence(events)
     return out
 
 
@@ -164,9 +172,20 @@ def _data_info(tables: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def _params(model: LearnerModel, config: ZPDConfig, epochs: int, seed: int, lr: float, world: int) -> dict[str, Any]:
-    params: dict[str, Any] = {"model": model.name, "epochs": epochs, "seed": seed, "learning_rate": lr,
-                              "world_size": world}
-    params.update({f"training.{k}": v for k, v in config.training.model_dump().items() if k not in ("epochs", "seed", "learning_rate")})
+    params: dict[str, Any] = {
+        "model": model.name,
+        "epochs": epochs,
+        "seed": seed,
+        "learning_rate": lr,
+        "world_size": world,
+    }
+    params.update(
+        {
+            f"training.{k}": v
+            for k, v in config.training.model_dump().items()
+            if k not in ("epochs", "seed", "learning_rate")
+        }
+    )
     if isinstance(model, NeuralModel):
         params.update({f"model.{k}": v for k, v in model.hyper.items()})
         params["n_parameters"] = sum(p.numel() for p in model.net.parameters())
@@ -206,7 +225,8 @@ def train(
     torch.set_num_threads(tc.threads)
     _seed_everything(seed)
     model = _build_model(model_name, table_train, config, seed)
-    lr = float(tc.learning_rate or getattr(model, "learning_rate", 1e-3))
+    model_lr: float = getattr(model, "learning_rate", 1e-3)  # a class attribute of the neural models
+    lr = float(tc.learning_rate or model_lr)
     refit = bool(refit) and isinstance(model, NeuralModel)
     table_refit = concat_tables(table_train, table_valid) if refit else None
     splits = {"train": table_train, "valid": table_valid, "test": table_test}
@@ -220,10 +240,14 @@ def train(
         tracker.start(params, {"zpd.model": model_name}, config.model_dump(mode="json") | {"data": data})
     try:
         if isinstance(model, NeuralModel):
-            history, best_epoch, stopped = _fit(model, table_train, table_valid, config, epochs, seed, lr, dctx, tracker, progress)
+            history, best_epoch, stopped = _fit(
+                model, table_train, table_valid, config, epochs, seed, lr, dctx, tracker, progress
+            )
         else:
             history, best_epoch, stopped = [], 0, False
-        result = _finish(model, model_name, table_valid, table_test, history, best_epoch, stopped, dctx, params, data, tc)
+        result = _finish(
+            model, model_name, table_valid, table_test, history, best_epoch, stopped, dctx, params, data, tc
+        )
         if table_refit is not None and best_epoch >= 1:
             _refit(result, table_refit, table_test, config, best_epoch, seed, lr, dctx, tracker, progress)
         if dctx.is_main and (tracker is not None or output_dir is not None):
@@ -239,9 +263,27 @@ def train(
     return result
 
 
-def _fit(model: NeuralModel, table_train: Any, table_valid: Any | None, config: ZPDConfig, epochs: int, seed: int,
-         lr: float, dctx: ddp.DistContext, tracker: RunTracker | None, progress: bool, prefix: str = ""
-         ) -> tuple[list[dict[str, float]], int, bool]:
+class _Best(TypedDict):
+    """The best epoch so far of early stopping."""
+
+    auc: float
+    epoch: int
+    state: dict[str, torch.Tensor]
+
+
+def _fit(
+    model: NeuralModel,
+    table_train: Any,
+    table_valid: Any | None,
+    config: ZPDConfig,
+    epochs: int,
+    seed: int,
+    lr: float,
+    dctx: ddp.DistContext,
+    tracker: RunTracker | None,
+    progress: bool,
+    prefix: str = "",
+) -> tuple[list[dict[str, float]], int, bool]:
     """Train ``model`` in place. With ``table_valid``: early stopping, best weights restored.
     Without: exactly ``epochs`` epochs, last weights kept (metrics logged with ``prefix``)."""
     tc = config.training
@@ -255,25 +297,34 @@ def _fit(model: NeuralModel, table_train: Any, table_valid: Any | None, config: 
     net = model.net
     wrapped = torch.nn.parallel.DistributedDataParallel(net) if dctx.active else net
     optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=tc.weight_decay)
-    best = {"auc": -np.inf, "epoch": 0, "state": {k: v.clone() for k, v in net.state_dict().items()}}
+    best: _Best = {"auc": -np.inf, "epoch": 0, "state": {k: v.clone() for k, v in net.state_dict().items()}}
     history: list[dict[str, float]] = []
     stale, stopped = 0, False
-    epoch_bar = tqdm(range(1, epochs + 1), desc=f"{model.name} epochs", disable=not (progress and dctx.is_main),
-                     file=sys.stderr, leave=False)
+    epoch_bar = tqdm(
+        range(1, epochs + 1),
+        desc=f"{model.name} epochs",
+        disable=not (progress and dctx.is_main),
+        file=sys.stderr,
+        leave=False,
+    )
     for epoch in epoch_bar:
         t0 = time.perf_counter()
         net.train()
-        loss_sum, tokens = 0.0, 0
+        loss_sum = 0.0
+        tokens: float = 0  # a float once summed over ranks
         order = np.random.default_rng([seed, epoch]).permutation(len(batches))
-        for b in tqdm(order, desc=f"epoch {epoch}", disable=not (progress and dctx.is_main), file=sys.stderr, leave=False):
+        for b in tqdm(
+            order, desc=f"epoch {epoch}", disable=not (progress and dctx.is_main), file=sys.stderr, leave=False
+        ):
             learners = batches[b]
-            mine, weight = learners[dctx.rank:: dctx.world_size], 1.0
+            mine, weight = learners[dctx.rank :: dctx.world_size], 1.0
             if len(mine) == 0:  # fewer learners than ranks: join the all-reduce with a zero gradient
                 mine, weight = learners[:1], 0.0
             batch = train_data.batch(mine)
             logits = wrapped(batch)
-            summed = weight * F.binary_cross_entropy_with_logits(logits[batch.mask], batch.correct[batch.mask],
-                                                                 reduction="sum")
+            summed = weight * F.binary_cross_entropy_with_logits(
+                logits[batch.mask], batch.correct[batch.mask], reduction="sum"
+            )
             # DDP averages gradients over ranks: scale so the result is the mean over the whole batch
             loss = summed * dctx.world_size / float(lengths[learners].sum())
             optimizer.zero_grad(set_to_none=True)
@@ -292,17 +343,31 @@ def _fit(model: NeuralModel, table_train: Any, table_valid: Any | None, config: 
                 tracker.log_epoch(epoch, {f"{prefix}{k}": v for k, v in record.items() if k != "epoch"})
             epoch_bar.set_postfix(loss=f"{record['train_loss']:.4f}")
             continue
-        valid = evaluate_predictions(valid_data.correct, _predict_encoded(model, valid_data, tc.batch_tokens * 4),
-                                     "valid_") if dctx.is_main else {}
+        if dctx.is_main:
+            assert valid_data is not None  # encoded on the main rank whenever there is a valid table
+            valid = evaluate_predictions(
+                valid_data.correct, _predict_encoded(model, valid_data, tc.batch_tokens * 4), "valid_"
+            )
+        else:
+            valid = {}
         valid_auc, valid_loss = ddp.broadcast_from_main([valid.get("valid_auc", 0.0), valid.get("valid_log_loss", 0.0)])
-        record = {"epoch": epoch, "train_loss": loss_sum / max(tokens, 1), "valid_auc": valid_auc,
-                  "valid_log_loss": valid_loss, "epoch_seconds": seconds}
+        record = {
+            "epoch": epoch,
+            "train_loss": loss_sum / max(tokens, 1),
+            "valid_auc": valid_auc,
+            "valid_log_loss": valid_loss,
+            "epoch_seconds": seconds,
+        }
         history.append(record)
         if tracker is not None:
             tracker.log_epoch(epoch, {k: v for k, v in record.items() if k != "epoch"})
         epoch_bar.set_postfix(valid_auc=f"{valid_auc:.4f}", loss=f"{record['train_loss']:.4f}")
         if valid_auc > best["auc"] + tc.min_delta:
-            best = {"auc": valid_auc, "epoch": epoch, "state": {k: v.detach().clone() for k, v in net.state_dict().items()}}
+            best = {
+                "auc": valid_auc,
+                "epoch": epoch,
+                "state": {k: v.detach().clone() for k, v in net.state_dict().items()},
+            }
             stale = 0
         else:
             stale += 1
@@ -317,12 +382,23 @@ def _fit(model: NeuralModel, table_train: Any, table_valid: Any | None, config: 
     return history, int(best["epoch"]), stopped
 
 
-def _refit(result: TrainResult, table_refit: Any, table_test: Any, config: ZPDConfig, epochs: int, seed: int,
-           lr: float, dctx: ddp.DistContext, tracker: RunTracker | None, progress: bool) -> None:
+def _refit(
+    result: TrainResult,
+    table_refit: Any,
+    table_test: Any,
+    config: ZPDConfig,
+    epochs: int,
+    seed: int,
+    lr: float,
+    dctx: ddp.DistContext,
+    tracker: RunTracker | None,
+    progress: bool,
+) -> None:
     """Replace ``result``'s model and test metrics by a fresh model trained on ``table_refit``
     (train+valid) for exactly ``epochs`` epochs, same class, hyper-parameters and seed."""
     _seed_everything(seed)
     model = _build_model(result.model_name, table_refit, config, seed)
+    assert isinstance(model, NeuralModel)  # train() refits neural models only
     history, _, _ = _fit(model, table_refit, None, config, epochs, seed, lr, dctx, tracker, progress, prefix="refit_")
     result.early_stopped_model = result.model
     result.model, result.refit_epochs, result.refit_history = model, epochs, history
@@ -338,13 +414,32 @@ def _refit(result: TrainResult, table_refit: Any, table_test: Any, config: ZPDCo
     result.test_labels, result.test_predictions = y_test, p_test
 
 
-def _finish(model: LearnerModel, model_name: str, table_valid: Any, table_test: Any, history: list[dict[str, float]],
-            best_epoch: int, stopped: bool, dctx: ddp.DistContext, params: dict[str, Any],
-            data: dict[str, dict[str, Any]], tc: Any) -> TrainResult:
+def _finish(
+    model: LearnerModel,
+    model_name: str,
+    table_valid: Any,
+    table_test: Any,
+    history: list[dict[str, float]],
+    best_epoch: int,
+    stopped: bool,
+    dctx: ddp.DistContext,
+    params: dict[str, Any],
+    data: dict[str, dict[str, Any]],
+    tc: Any,
+) -> TrainResult:
     seconds = [h["epoch_seconds"] for h in history]
-    result = TrainResult(model=model, model_name=model_name, metrics={}, history=history, best_epoch=best_epoch,
-                         stopped_early=stopped, seconds_per_epoch=float(np.mean(seconds)) if seconds else 0.0,
-                         world_size=dctx.world_size, params=params, data=data)
+    result = TrainResult(
+        model=model,
+        model_name=model_name,
+        metrics={},
+        history=history,
+        best_epoch=best_epoch,
+        stopped_early=stopped,
+        seconds_per_epoch=float(np.mean(seconds)) if seconds else 0.0,
+        world_size=dctx.world_size,
+        params=params,
+        data=data,
+    )
     if not dctx.is_main:
         return result
     y_test = np.asarray(table_test.correct, dtype=np.float64)
@@ -354,7 +449,9 @@ def _finish(model: LearnerModel, model_name: str, table_valid: Any, table_test: 
     if best is not None:
         result.metrics.update(valid_auc=best["valid_auc"], valid_log_loss=best["valid_log_loss"])
     else:  # untrained model: still report validation
-        result.metrics.update(evaluate_predictions(np.asarray(table_valid.correct), predict_table(model, table_valid), "valid_"))
+        result.metrics.update(
+            evaluate_predictions(np.asarray(table_valid.correct), predict_table(model, table_valid), "valid_")
+        )
     result.metrics["seconds_per_epoch"] = result.seconds_per_epoch
     result.test_labels, result.test_predictions = y_test, p_test
     return result
@@ -365,9 +462,13 @@ def _write_artifacts(result: TrainResult, folder: Path) -> dict[str, Path]:
     artifacts = {"model": result.model.save(folder / "model")}
     assert result.test_labels is not None and result.test_predictions is not None
     artifacts["calibration"] = plots.calibration_plot(
-        result.test_labels, result.test_predictions, folder / "calibration.png",
-        f"{result.model_name}: calibration on test learners")
+        result.test_labels,
+        result.test_predictions,
+        folder / "calibration.png",
+        f"{result.model_name}: calibration on test learners",
+    )
     if result.history:
-        artifacts["learning_curves"] = plots.learning_curves(result.history, folder / "learning_curves.png",
-                                                             f"{result.model_name}: learning curves")
+        artifacts["learning_curves"] = plots.learning_curves(
+            result.history, folder / "learning_curves.png", f"{result.model_name}: learning curves"
+        )
     return artifacts

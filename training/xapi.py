@@ -32,11 +32,11 @@ import json
 import time
 from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from training.assembly import Loaded, OnConflict, RowCollector, assemble_table
-from training.load_report import DataError, LoadReport, OnError
 from training.columns import parse_timestamp
+from training.load_report import DataError, LoadReport, OnError
 
 __all__ = ["STANDARDS_EXTENSION", "VOIDED_VERB", "load_xapi"]
 
@@ -44,6 +44,8 @@ __all__ = ["STANDARDS_EXTENSION", "VOIDED_VERB", "load_xapi"]
 STANDARDS_EXTENSION = "https://w3id.org/zpd-engine/xapi/extensions/standards"
 VOIDED_VERB = "http://adlnet.gov/expapi/verbs/voided"
 _LRS_FIELDS = ("stored", "authority", "version")  # set by the LRS, may differ between deliveries
+#: one answer: (learner, item, standards, outcome, timestamp), as RowCollector.add takes them
+_Row = tuple[str, str, list[str], float, float]
 
 
 class _Reject(Exception):
@@ -97,9 +99,15 @@ def _learner(st: dict[str, Any]) -> str:
     if isinstance(actor.get("openid"), str):
         return "openid:" + actor["openid"].strip()
     if "mbox" in actor:
-        raise _Reject("actor", "identifies the learner only by e-mail (mbox); send account.name or mbox_sha1sum",
-                      "bad_actor")
+        raise _Reject(
+            "actor", "identifies the learner only by e-mail (mbox); send account.name or mbox_sha1sum", "bad_actor"
+        )
     raise _Reject("actor.account.name", "is missing; expected a pseudonymous learner id", "bad_actor")
+
+
+def _is_number(value: object) -> TypeGuard[float]:
+    """An int or a float, not a bool (a JSON number)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _outcome(result: dict[str, Any], counts: dict[str, int]) -> float | None:
@@ -121,7 +129,7 @@ def _outcome(result: dict[str, Any], counts: dict[str, int]) -> float | None:
             counts["clamped"] += 1  # a penalty score means "not correct" for learning purposes
         return float(min(max(scaled, 0.0), 1.0))
     raw, lo, hi = score.get("raw"), score.get("min"), score.get("max")
-    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (raw, lo, hi)) and hi > lo:
+    if _is_number(raw) and _is_number(lo) and _is_number(hi) and hi > lo:
         return float(min(max((raw - lo) / (hi - lo), 0.0), 1.0))
     return None
 
@@ -139,7 +147,7 @@ def _standards(st: dict[str, Any], key: str) -> list[str]:
     return [v.strip() for v in value]
 
 
-def _parse(st: Any, key: str, verbs: Collection[str] | None, counts: dict[str, int]) -> tuple | str:
+def _parse(st: Any, key: str, verbs: Collection[str] | None, counts: dict[str, int]) -> _Row | str:
     """The row of one statement, or the reason it is not an answer."""
     if not isinstance(st, dict):
         raise _Reject(None, "must be a JSON object (a statement)", "not_a_statement")
@@ -228,7 +236,7 @@ class _StatementReader:
         self.counts = {"clamped": 0, "naive": 0, "no_id": 0}
         self.seen: dict[str, tuple[str, str]] = {}  # statement id -> (comparable content, "file line N")
         self.voided: set[str] = set()
-        self.rows: list[tuple[str | None, str, int, int, tuple]] = []  # (id, where, line, file index, row)
+        self.rows: list[tuple[str | None, str, int, int, _Row]] = []  # (id, where, line, file index, row)
 
     def read(self, path: Path, index: int) -> None:
         if not path.exists():

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import networkx as nx
 import orjson
@@ -27,8 +27,11 @@ from training.bundle import bundle_command
 from training.cli import models_app, train_app
 from zpd.simulate import simulate_command
 
-app = typer.Typer(help="zpd-engine: adaptive learning paths over a standards knowledge graph.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="zpd-engine: adaptive learning paths over a standards knowledge graph.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 graph_app = typer.Typer(help="Inspect, validate and export standards graphs.", no_args_is_help=True)
 catalog_app = typer.Typer(help="Validate and inspect content catalogs.", no_args_is_help=True)
 app.add_typer(graph_app, name="graph")
@@ -41,7 +44,13 @@ app.add_typer(train_app)  # `zpd train ...`
 models_app.command("bundle")(bundle_command)
 app.add_typer(models_app, name="models")
 
-GraphOpt = Annotated[Optional[str], typer.Option("--graph", help="Graph source: a CSV folder or a CASE .json file (default: the configured graph, the bundled Coherence Map).")]
+GraphOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--graph",
+        help="Graph source: a CSV folder or a CASE .json file (default: the configured graph, the bundled Coherence Map).",
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
 USER_ERRORS = (GraphError, CatalogError, ConfigError, UnknownStandardError)
 
@@ -72,7 +81,7 @@ def _fail(exc: Exception) -> None:
 @app.callback()
 def main_callback(
     ctx: typer.Context,
-    config: Annotated[Optional[Path], typer.Option("--config", help="TOML file merged over configs/default.toml.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="TOML file merged over configs/default.toml.")] = None,
 ) -> None:
     try:
         ctx.obj = load_config(config)
@@ -96,7 +105,9 @@ def graph_stats(graph: StandardsGraph) -> dict[str, Any]:
         "is_dag": nx.is_directed_acyclic_graph(graph.prereq),
         "layers": len(queries.topological_layers(graph)),
         "roots": sum(1 for c in internal if graph.prereq.in_degree(c) == 0),
-        "grades": dict(sorted(grades.items(), key=lambda kv: (grade_number(kv[0]) is None, grade_number(kv[0]) or 0, kv[0]))),
+        "grades": dict(
+            sorted(grades.items(), key=lambda kv: (grade_number(kv[0]) is None, grade_number(kv[0]) or 0, kv[0]))
+        ),
         "warnings": list(graph.warnings),
     }
 
@@ -175,8 +186,13 @@ def cmd_graph_validate(ctx: typer.Context, source: str) -> None:
 def cmd_graph_route(
     ctx: typer.Context,
     goal: Annotated[str, typer.Option(help="Goal standards, comma-separated.")],
-    mastered: Annotated[str, typer.Option(help="Mastered standards, comma-separated (a parent covers its parts).")] = "",
-    literal: Annotated[bool, typer.Option("--literal", help="Do not infer that the prerequisites of a mastered standard are mastered too.")] = False,
+    mastered: Annotated[
+        str, typer.Option(help="Mastered standards, comma-separated (a parent covers its parts).")
+    ] = "",
+    literal: Annotated[
+        bool,
+        typer.Option("--literal", help="Do not infer that the prerequisites of a mastered standard are mastered too."),
+    ] = False,
     graph: GraphOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -187,14 +203,18 @@ def cmd_graph_route(
     try:
         g = _graph(ctx, graph)
         goals = _codes(goal)
-        done = list(queries.expand_mastery(g, _codes(mastered)) if literal else queries.downward_closure(g, _codes(mastered)))
+        done = list(
+            queries.expand_mastery(g, _codes(mastered)) if literal else queries.downward_closure(g, _codes(mastered))
+        )
         if not goals:
             raise GraphError("--goal needs at least one standard code")
         steps = queries.route(g, done, goals)
-        result = {
+        result: dict[str, Any] = {
             "goal": [g.resolve(c) for c in goals],
             "mastered": sorted(queries.expand_mastery(g, done), key=g.order_of),
-            "route": [{"code": c, "grade": g.standards[c].grade, "description": g.standards[c].description} for c in steps],
+            "route": [
+                {"code": c, "grade": g.standards[c].grade, "description": g.standards[c].description} for c in steps
+            ],
             "length": len(steps),
             "ready_now": [c for c in queries.outer_fringe(g, done) if c in set(steps)],
         }
@@ -212,7 +232,10 @@ def cmd_graph_route(
 def cmd_graph_fringe(
     ctx: typer.Context,
     mastered: Annotated[str, typer.Option(help="Mastered standards, comma-separated.")] = "",
-    literal: Annotated[bool, typer.Option("--literal", help="Do not infer that the prerequisites of a mastered standard are mastered too.")] = False,
+    literal: Annotated[
+        bool,
+        typer.Option("--literal", help="Do not infer that the prerequisites of a mastered standard are mastered too."),
+    ] = False,
     graph: GraphOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -261,7 +284,9 @@ def cmd_catalog_validate(ctx: typer.Context, file: Path, graph: GraphOpt = None)
 @catalog_app.command("coverage")
 def cmd_catalog_coverage(
     ctx: typer.Context,
-    catalog: Annotated[Optional[str], typer.Option("--catalog", help="Catalog file (default: the configured catalog).")] = None,
+    catalog: Annotated[
+        str | None, typer.Option("--catalog", help="Catalog file (default: the configured catalog).")
+    ] = None,
     graph: GraphOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -274,7 +299,7 @@ def cmd_catalog_coverage(
         _fail(exc)
     report = catalog_coverage(cat, g)
     learnable = [c for c in report if g.is_learnable(c)]
-    summary = {
+    summary: dict[str, dict[str, Any]] = {
         m.value: {
             "standards": sum(1 for c in report if report[c].get(m.value)),
             "learnable_without": [c for c in learnable if not report[c].get(m.value)],
@@ -294,12 +319,17 @@ def cmd_catalog_coverage(
     if as_json:
         _emit(result)
         return
-    typer.echo(f"{result['items']} items ({result['generated_items']} generated) on {result['standards']} standards; "
-               f"{len(real)} standards have real content")
+    typer.echo(
+        f"{result['items']} items ({result['generated_items']} generated) on {result['standards']} standards; "
+        f"{len(real)} standards have real content"
+    )
     typer.echo(f"{'modality':16} {'standards':>9}  learnable standards without it")
     for name, info in summary.items():
         missing = info["learnable_without"]
-        typer.echo(f"{name:16} {info['standards']:>9}  {len(missing)}" + (f" (e.g. {', '.join(missing[:4])})" if missing else ""))
+        typer.echo(
+            f"{name:16} {info['standards']:>9}  {len(missing)}"
+            + (f" (e.g. {', '.join(missing[:4])})" if missing else "")
+        )
 
 
 @catalog_app.command("export")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import replace
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -32,7 +32,7 @@ def served_model(config: ZPDConfig, uri: str | None = None) -> tuple[LearnerMode
 
     graph = load_graph(config.graph.source)
     errors = []
-    for candidate in ([uri] if uri else [config.serving.model_uri, "bundled", "bkt"]):
+    for candidate in [uri] if uri else [config.serving.model_uri, "bundled", "bkt"]:
         try:
             model, version, _ = load_candidate(candidate, graph, config.mlflow.tracking_uri, config.model.bkt)
             return model, version
@@ -41,8 +41,9 @@ def served_model(config: ZPDConfig, uri: str | None = None) -> tuple[LearnerMode
     raise ModelLoadError("; ".join(errors))
 
 
-def planner_factories(config: ZPDConfig, model: LearnerModel, placement: bool | int = False,
-                      grade: str | None = None) -> dict:
+def planner_factories(
+    config: ZPDConfig, model: LearnerModel, placement: bool | int = False, grade: str | None = None
+) -> dict:
     """Name -> zero-argument factory, for the baselines and our planner.
 
     ``model``: the learner-state model the planner serves with (rebuilt over the planner-visible
@@ -69,7 +70,9 @@ def _parse_misspecify(text: str | None) -> dict[str, float] | None:
         try:
             spec[key.strip()] = float(value)
         except ValueError:
-            raise typer.BadParameter(f"{key.strip()} must be a number, got {value!r}", param_hint="--misspecify") from None
+            raise typer.BadParameter(
+                f"{key.strip()} must be a number, got {value!r}", param_hint="--misspecify"
+            ) from None
         if not 0.0 <= spec[key.strip()] <= 1.0:
             raise typer.BadParameter(f"{key.strip()} must be between 0 and 1", param_hint="--misspecify")
     return spec
@@ -77,17 +80,28 @@ def _parse_misspecify(text: str | None) -> dict[str, float] | None:
 
 def simulate_command(
     ctx: typer.Context,
-    planners: Annotated[str, typer.Option(help="Comma-separated planners: random, topo, zpdes, zpd.")] = "random,topo,zpdes,zpd",
+    planners: Annotated[
+        str, typer.Option(help="Comma-separated planners: random, topo, zpdes, zpd.")
+    ] = "random,topo,zpdes,zpd",
     learners: Annotated[int, typer.Option(min=1, help="Simulated learners (the same pool for every planner).")] = 200,
     horizon: Annotated[int, typer.Option(min=1, help="Activities per learner.")] = 60,
     seed: Annotated[int, typer.Option(help="Seed of the learner pool, outcomes and bootstrap.")] = 0,
-    misspecify: Annotated[Optional[str], typer.Option(help="Give planners a wrong graph: drop=0.2,add=0.1.")] = None,
+    misspecify: Annotated[str | None, typer.Option(help="Give planners a wrong graph: drop=0.2,add=0.1.")] = None,
     goal_grade: Annotated[str, typer.Option(help="Goal: every learnable standard of this grade (K, 1-8, HS).")] = "4",
-    graph: Annotated[Optional[str], typer.Option(help="Graph source (default: the configured graph).")] = None,
-    diagnostic: Annotated[int, typer.Option(min=0, help="zpd asks this many entry-diagnostic questions first "
-                                                      "(on the goal's prerequisites; 0: none).")] = 0,
-    model: Annotated[Optional[str], typer.Option(help="The model zpd serves with: an MLflow URI, a model folder, "
-                                                    "'bundled' or 'bkt' (default: what `zpd serve` loads).")] = None,
+    graph: Annotated[str | None, typer.Option(help="Graph source (default: the configured graph).")] = None,
+    diagnostic: Annotated[
+        int,
+        typer.Option(
+            min=0, help="zpd asks this many entry-diagnostic questions first (on the goal's prerequisites; 0: none)."
+        ),
+    ] = 0,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="The model zpd serves with: an MLflow URI, a model folder, "
+            "'bundled' or 'bkt' (default: what `zpd serve` loads)."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Compare planners on simulated learners: learning gain, reach, activities to goal,
@@ -113,7 +127,10 @@ def simulate_command(
     names = [n.strip() for n in planners.split(",") if n.strip()]
     unknown = [n for n in names if n not in available]
     if unknown or not names:
-        typer.echo(f"error: unknown planner(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(available)}", err=True)
+        typer.echo(
+            f"error: unknown planner(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(available)}",
+            err=True,
+        )
         raise typer.Exit(1)
     spec = _parse_misspecify(misspecify)
 
@@ -121,9 +138,20 @@ def simulate_command(
         if done == total or done % max(1, total // 10) == 0:
             print(f"\r{name}: {done}/{total} learners", end="\n" if done == total else "", file=sys.stderr, flush=True)
 
-    result = evaluate({n: available[n] for n in names}, g, catalog, learners=learners, horizon=horizon, seed=seed,
-                      goal=goal, misspecify=spec, band=cfg.planner.band, reference_model_factory=GraphBKT.from_graph,
-                      config=SimulatorConfig(), progress=progress)
+    result = evaluate(
+        {n: available[n] for n in names},
+        g,
+        catalog,
+        learners=learners,
+        horizon=horizon,
+        seed=seed,
+        goal=goal,
+        misspecify=spec,
+        band=cfg.planner.band,
+        reference_model_factory=GraphBKT.from_graph,
+        config=SimulatorConfig(),
+        progress=progress,
+    )
     result["settings"]["zpd_model"] = version
     if as_json:
         typer.echo(json.dumps(result))
@@ -134,5 +162,7 @@ def simulate_command(
         cells = []
         for m in metrics:
             value, ci = row.get(m), row.get(f"{m}_ci")
-            cells.append(f"{'-' if value is None else f'{value:.3f}':>8} " + (f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else " " * 16))
+            cells.append(
+                f"{'-' if value is None else f'{value:.3f}':>8} " + (f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else " " * 16)
+            )
         typer.echo(f"{name:8} " + " ".join(f"{c:>28}" for c in cells))

@@ -60,7 +60,6 @@ class PlanContext:
     rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
 
 
-
 def goal_units(ctx: PlanContext) -> list[str]:
     """The learnable units of the context's goal (none without a goal)."""
     if ctx.goal is None:

@@ -72,5 +72,15 @@ def goal_status(ctx: PlanContext) -> GoalStatus:
             status, text = "on_track", f"needs about {days:.1f} days of {left:.1f} left"
         else:
             status, text = "at_risk", f"needs about {days:.1f} days but only {max(left, 0):.1f} are left"
-    return GoalStatus(goal, route, done, len(units), round(activities, 1), round(minutes, 1), round(days, 2),
-                      ctx.goal.date, status, text)
+    return GoalStatus(
+        goal,
+        route,
+        done,
+        len(units),
+        round(activities, 1),
+        round(minutes, 1),
+        round(days, 2),
+        ctx.goal.date,
+        status,
+        text,
+    )

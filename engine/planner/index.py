@@ -35,14 +35,14 @@ class PlannerIndex:
     cluster_before: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, graph: StandardsGraph, catalog: Catalog) -> "PlannerIndex":
+    def build(cls, graph: StandardsGraph, catalog: Catalog) -> PlannerIndex:
         learning = graph.learning
         units_of_item: dict[str, tuple[str, ...]] = {}
         items_for: dict[str, list[Item]] = {u: [] for u in learning}
         for item in catalog:
-            units = tuple(dict.fromkeys(
-                leaf for code in item.standards if code in graph.standards for leaf in graph.leaves(code)
-            ))
+            units = tuple(
+                dict.fromkeys(leaf for code in item.standards if code in graph.standards for leaf in graph.leaves(code))
+            )
             units_of_item[item.id] = units
             for unit in units:
                 items_for[unit].append(item)
@@ -86,9 +86,11 @@ class PlannerIndex:
 
     def with_item(self, item: Item) -> None:
         """Index an item added to the catalog after the index was built (catalog upsert)."""
-        units = tuple(dict.fromkeys(
-            leaf for code in item.standards if code in self.graph.standards for leaf in self.graph.leaves(code)
-        ))
+        units = tuple(
+            dict.fromkeys(
+                leaf for code in item.standards if code in self.graph.standards for leaf in self.graph.leaves(code)
+            )
+        )
         old = self.item_units.get(item.id, ())
         for unit in old:
             self.items_for[unit] = tuple(i for i in self.items_for[unit] if i.id != item.id)

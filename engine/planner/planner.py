@@ -35,7 +35,6 @@ class PlanResult:
     route: list[str]
 
 
-
 def recommend(ctx: PlanContext, n: int = 1, k_alternatives: int = 2) -> PlanResult:
     """The ``n`` best activities (at most one per standard), each with up to ``k_alternatives``
     other items on the same standard for student choice."""
@@ -49,7 +48,9 @@ def recommend(ctx: PlanContext, n: int = 1, k_alternatives: int = 2) -> PlanResu
             continue
         used.add(cand.standard)
         alts = tuple(c for c in ranked if c.standard == cand.standard and c.item.id != cand.item.id)[:k_alternatives]
-        chosen.append(Recommendation(cand.item, cand.standard, cand.kind, cand.p_success, cand.score,
-                                     cand.components, cand.reasons, alts))
+        chosen.append(
+            Recommendation(
+                cand.item, cand.standard, cand.kind, cand.p_success, cand.score, cand.components, cand.reasons, alts
+            )
+        )
     return PlanResult(chosen, flags, route)
-

@@ -68,8 +68,15 @@ class Rotation:
     station_load: list[dict[str, int]] = field(default_factory=list)  # learners per modality, per block
 
 
-def _pick(ranked: Sequence[Candidate], window: float, used_items: set[str], per_standard: dict[str, int],
-          max_per_standard: int, previous: str | None, allow=lambda c: True) -> Candidate | None:
+def _pick(
+    ranked: Sequence[Candidate],
+    window: float,
+    used_items: set[str],
+    per_standard: dict[str, int],
+    max_per_standard: int,
+    previous: str | None,
+    allow=lambda c: True,
+) -> Candidate | None:
     best, best_score = None, float("-inf")
     for cand in ranked:
         if cand.item.id in used_items or cand.item.duration_minutes > window or not allow(cand):
@@ -84,14 +91,26 @@ def _pick(ranked: Sequence[Candidate], window: float, used_items: set[str], per_
     return best
 
 
-def _alternatives(ranked: Sequence[Candidate], chosen: Candidate, window: float, used: set[str], k: int) -> tuple[Candidate, ...]:
-    alts = [c for c in ranked if c.standard == chosen.standard and c.item.id != chosen.item.id
-            and c.item.id not in used and c.item.duration_minutes <= window]
+def _alternatives(
+    ranked: Sequence[Candidate], chosen: Candidate, window: float, used: set[str], k: int
+) -> tuple[Candidate, ...]:
+    alts = [
+        c
+        for c in ranked
+        if c.standard == chosen.standard
+        and c.item.id != chosen.item.id
+        and c.item.id not in used
+        and c.item.duration_minutes <= window
+    ]
     return tuple(alts[:k])
 
 
-def plan_playlist(ctx: PlanContext, session_minutes: float = 60, k_alternatives: int = 2,
-                  ranked: tuple[list[Candidate], list[TeacherFlag], list[str]] | None = None) -> Playlist:
+def plan_playlist(
+    ctx: PlanContext,
+    session_minutes: float = 60,
+    k_alternatives: int = 2,
+    ranked: tuple[list[Candidate], list[TeacherFlag], list[str]] | None = None,
+) -> Playlist:
     """An ordered, time-boxed playlist for one learner (start minute, minutes, modality, item,
     standard, reasons and alternatives for each activity)."""
     if session_minutes <= 0:
@@ -107,8 +126,19 @@ def plan_playlist(ctx: PlanContext, session_minutes: float = 60, k_alternatives:
         if cand is None:
             break
         alts = _alternatives(candidates, cand, window, used | {cand.item.id}, k_alternatives)
-        activities.append(Activity(t, cand.item.duration_minutes, cand.item.modality.value, cand.item, cand.standard,
-                                   cand.kind, cand.p_success, cand.reasons, alts))
+        activities.append(
+            Activity(
+                t,
+                cand.item.duration_minutes,
+                cand.item.modality.value,
+                cand.item,
+                cand.standard,
+                cand.kind,
+                cand.p_success,
+                cand.reasons,
+                alts,
+            )
+        )
         used.add(cand.item.id)
         per_standard[cand.standard] = per_standard.get(cand.standard, 0) + 1
         t += cand.item.duration_minutes
@@ -117,7 +147,9 @@ def plan_playlist(ctx: PlanContext, session_minutes: float = 60, k_alternatives:
 
 
 # ---------------------------------------------------------------------------- class rotation
-def _need(ranked: list[Candidate], flags: list[TeacherFlag], group_items: Mapping[str, Item]) -> tuple[str, int, str] | None:
+def _need(
+    ranked: list[Candidate], flags: list[TeacherFlag], group_items: Mapping[str, Item]
+) -> tuple[str, int, str] | None:
     """The standard this learner most needs the teacher for: (standard, priority, reason)."""
     for flag in flags:
         target = flag.remediation or flag.standard
@@ -151,7 +183,7 @@ def plan_rotation(
 
     # -- small groups ------------------------------------------------------------------------
     group_items: dict[str, Item] = {}
-    for lid, (cands, _, _) in ranked.items():
+    for cands, _, _ in ranked.values():
         for cand in cands:
             if cand.item.modality is Modality.SMALL_GROUP and cand.item.duration_minutes <= block_minutes:
                 group_items.setdefault(cand.standard, cand.item)
@@ -169,15 +201,22 @@ def plan_rotation(
         urgent = any(p == 2 for p, _, _ in members)
         if len(members) < 2 and not urgent:
             continue  # teacher time goes to shared needs or struggling learners
-        for start in range(0, len(members), group_capacity):
+        for first in range(0, len(members), group_capacity):
             if not slots:
                 break
-            chunk = members[start:start + group_capacity]
+            chunk = members[first : first + group_capacity]
             block, teacher = slots.pop(0)
             reason = "; ".join(dict.fromkeys(r for _, _, r in chunk))
-            group = SmallGroup(f"g{len(groups) + 1}", standard, group_items[standard], tuple(lid for _, lid, _ in chunk),
-                               block, block * block_minutes, block_minutes,
-                               f"{len(chunk)} learner(s) need {standard} ({reason})")
+            group = SmallGroup(
+                f"g{len(groups) + 1}",
+                standard,
+                group_items[standard],
+                tuple(lid for _, lid, _ in chunk),
+                block,
+                block * block_minutes,
+                block_minutes,
+                f"{len(chunk)} learner(s) need {standard} ({reason})",
+            )
             groups.append(group)
             for _, lid, _ in chunk:
                 in_group[lid] = group
@@ -192,30 +231,66 @@ def plan_rotation(
         start = block * block_minutes
         for group in groups:
             if group.block == block:
-                load[block][Modality.SMALL_GROUP.value] = load[block].get(Modality.SMALL_GROUP.value, 0) + len(group.learners)
+                load[block][Modality.SMALL_GROUP.value] = load[block].get(Modality.SMALL_GROUP.value, 0) + len(
+                    group.learners
+                )
         for lid in order:
-            group = in_group.get(lid)
-            if group is not None and group.block == block:
-                cand = next((c for c in ranked[lid][0] if c.item.id == group.item.id), None)
-                plans[lid].append(Activity(start, block_minutes, Modality.SMALL_GROUP.value, group.item, group.standard,
-                                           cand.kind if cand else "learn", cand.p_success if cand else None,
-                                           (f"small group {group.id} with the teacher: {group.reason}",), (), group.id))
-                used[lid].add(group.item.id)
+            joined = in_group.get(lid)
+            if joined is not None and joined.block == block:
+                found = next((c for c in ranked[lid][0] if c.item.id == joined.item.id), None)
+                plans[lid].append(
+                    Activity(
+                        start,
+                        block_minutes,
+                        Modality.SMALL_GROUP.value,
+                        joined.item,
+                        joined.standard,
+                        found.kind if found else "learn",
+                        found.p_success if found else None,
+                        (f"small group {joined.id} with the teacher: {joined.reason}",),
+                        (),
+                        joined.id,
+                    )
+                )
+                used[lid].add(joined.item.id)
                 continue
-            _fill_block(lid, ranked[lid][0], contexts[lid], start, block_minutes, caps, load[block], plans[lid],
-                        used[lid], per_standard[lid], k_alternatives)
+            _fill_block(
+                lid,
+                ranked[lid][0],
+                contexts[lid],
+                start,
+                block_minutes,
+                caps,
+                load[block],
+                plans[lid],
+                used[lid],
+                per_standard[lid],
+                k_alternatives,
+            )
     playlists = {}
     for lid in contexts:
         busy = sum(a.minutes for a in plans[lid])
-        playlists[lid] = Playlist(n_blocks * block_minutes, plans[lid], n_blocks * block_minutes - busy,
-                                  ranked[lid][1], ranked[lid][2])
+        playlists[lid] = Playlist(
+            n_blocks * block_minutes, plans[lid], n_blocks * block_minutes - busy, ranked[lid][1], ranked[lid][2]
+        )
     return Rotation(n_blocks * block_minutes, block_minutes, playlists, groups, load)
 
 
-def _fill_block(lid: str, ranked: list[Candidate], ctx: PlanContext, start: float, block_minutes: float,
-                caps: Mapping[str, int], load: dict[str, int], plan: list[Activity], used: set[str],
-                per_standard: dict[str, int], k: int) -> None:
+def _fill_block(
+    lid: str,
+    ranked: list[Candidate],
+    ctx: PlanContext,
+    start: float,
+    block_minutes: float,
+    caps: Mapping[str, int],
+    load: dict[str, int],
+    plan: list[Activity],
+    used: set[str],
+    per_standard: dict[str, int],
+    k: int,
+) -> None:
     """Seat the learner at the best station with a free seat and fill the block with its items."""
+
     def seat_free(cand: Candidate) -> bool:
         modality = cand.item.modality.value
         if modality == Modality.SMALL_GROUP.value:
@@ -228,16 +303,36 @@ def _fill_block(lid: str, ranked: list[Candidate], ctx: PlanContext, start: floa
         return
     station = first.item.modality.value
     load[station] = load.get(station, 0) + 1
-    t, cand = start, first
+    t = start
+    cand: Candidate | None = first
     while cand is not None:
         window = start + block_minutes - t
-        alts = _alternatives([c for c in ranked if c.item.modality.value == station], cand, window,
-                             used | {cand.item.id}, k)
-        plan.append(Activity(t, cand.item.duration_minutes, station, cand.item, cand.standard, cand.kind,
-                             cand.p_success, cand.reasons, alts))
+        alts = _alternatives(
+            [c for c in ranked if c.item.modality.value == station], cand, window, used | {cand.item.id}, k
+        )
+        plan.append(
+            Activity(
+                t,
+                cand.item.duration_minutes,
+                station,
+                cand.item,
+                cand.standard,
+                cand.kind,
+                cand.p_success,
+                cand.reasons,
+                alts,
+            )
+        )
         used.add(cand.item.id)
         per_standard[cand.standard] = per_standard.get(cand.standard, 0) + 1
         t += cand.item.duration_minutes
         window = start + block_minutes - t
-        cand = _pick(ranked, window, used, per_standard, ctx.config.max_per_standard, None,
-                     lambda c: c.item.modality.value == station)
+        cand = _pick(
+            ranked,
+            window,
+            used,
+            per_standard,
+            ctx.config.max_per_standard,
+            None,
+            lambda c: c.item.modality.value == station,
+        )

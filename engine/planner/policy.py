@@ -38,9 +38,14 @@ class ZPDPolicy:
 
     name = "zpd"
 
-    def __init__(self, model_factory: Callable[[StandardsGraph], StateModel], config: PlannerConfig,
-                 placement: PlacementConfig | None = None, grade: str | None = None,
-                 diagnostic_focus: str = "prerequisites"):
+    def __init__(
+        self,
+        model_factory: Callable[[StandardsGraph], StateModel],
+        config: PlannerConfig,
+        placement: PlacementConfig | None = None,
+        grade: str | None = None,
+        diagnostic_focus: str = "prerequisites",
+    ):
         self.model_factory = model_factory
         self.config = config
         self.placement = placement
@@ -51,8 +56,14 @@ class ZPDPolicy:
     def start(self, graph: StandardsGraph, catalog: Catalog, goal: Sequence[str], rng: np.random.Generator) -> None:
         key = (id(graph), id(catalog))
         if key not in self._cache:  # keep one graph's worth: a pool shares graph and catalog
-            self._cache = {key: LearnerCore(PlannerIndex.build(graph, catalog), self.config, self.model_factory(graph),
-                                            placement=self.placement or PlacementConfig())}
+            self._cache = {
+                key: LearnerCore(
+                    PlannerIndex.build(graph, catalog),
+                    self.config,
+                    self.model_factory(graph),
+                    placement=self.placement or PlacementConfig(),
+                )
+            }
         self.core = self._cache[key]
         self.learner: Learner = self.core.new(int(rng.integers(2**32)), self.grade, goal=Goal(tuple(goal)))
         self.seconds = 0.0
@@ -96,6 +107,10 @@ class ZPDPolicy:
         self.seconds = float(outcome.time) * 60.0
         item = self.core.index.catalog[item_id]
         source = "placement" if self.pending_question is not None else "native"
-        self.core.observe(self.learner, Observation(item_id, item.standards, float(bool(outcome.correct)), self.seconds,
-                                                    source, self.pending_question))
+        self.core.observe(
+            self.learner,
+            Observation(
+                item_id, item.standards, float(bool(outcome.correct)), self.seconds, source, self.pending_question
+            ),
+        )
         self.pending_question = None

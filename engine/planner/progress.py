@@ -68,7 +68,7 @@ class StandardProgress:
         return row
 
     @classmethod
-    def from_row(cls, row: Sequence) -> "StandardProgress":
+    def from_row(cls, row: Sequence) -> StandardProgress:
         values = list(row)
         values[_RECENT] = tuple(values[_RECENT])
         return cls(*values)
@@ -92,11 +92,15 @@ class Progress:
     def to_json(self) -> dict:
         """Plain data for a store: one row per unit (the fields named once), since it is written
         with every event and read with every request."""
-        return {"fields": list(_PROGRESS_FIELDS), "units": {u: p.to_row() for u, p in self.units.items()},
-                "recent_items": list(self.recent_items), "activities": self.activities}
+        return {
+            "fields": list(_PROGRESS_FIELDS),
+            "units": {u: p.to_row() for u, p in self.units.items()},
+            "recent_items": list(self.recent_items),
+            "activities": self.activities,
+        }
 
     @classmethod
-    def from_json(cls, data: Mapping) -> "Progress":
+    def from_json(cls, data: Mapping) -> Progress:
         """Reads what :meth:`to_json` wrote, also with another field list (fields added later take
         their defaults) or one object per unit (the earlier form)."""
         raw = data.get("units", {})
@@ -148,8 +152,9 @@ def record_attempt(
         old = progress.get(unit)
         if not ok and old.mastered and unmastered:
             # a failed item on several standards is blamed on the ones not mastered yet
-            progress.units[unit] = replace(old, attempts=old.attempts + 1, last_time=attempt.time,
-                                           last_activity=progress.activities)
+            progress.units[unit] = replace(
+                old, attempts=old.attempts + 1, last_time=attempt.time, last_activity=progress.activities
+            )
             continue
         new = replace(
             old,
@@ -167,21 +172,47 @@ def record_attempt(
         if new.mastered:
             failed_check = attempt.mastery_check and not ok
             if failed_check or p < config.reopen_threshold or new.failures_in_a_row >= config.struggle_failures:
-                new = replace(new, mastered_at=None, mastered_by=None, verified_at=None, reopened=new.reopened + 1,
-                              reviews=0, checked=False)
+                new = replace(
+                    new,
+                    mastered_at=None,
+                    mastered_by=None,
+                    verified_at=None,
+                    reopened=new.reopened + 1,
+                    reviews=0,
+                    checked=False,
+                )
                 changes.append(f"reopened {unit}")
             elif ok:
-                new = replace(new, last_review=attempt.time, reviews=new.reviews + 1,
-                              verified_at=attempt.time if attempt.mastery_check else new.verified_at)
-        elif (p >= config.mastery_threshold and new.streak >= config.streak_required
-              and (new.checked or not config.require_check)):
-            new = replace(new, mastered_at=attempt.time, mastered_by="evidence", verified_at=None,
-                          last_review=attempt.time, reviews=0)
+                new = replace(
+                    new,
+                    last_review=attempt.time,
+                    reviews=new.reviews + 1,
+                    verified_at=attempt.time if attempt.mastery_check else new.verified_at,
+                )
+        elif (
+            p >= config.mastery_threshold
+            and new.streak >= config.streak_required
+            and (new.checked or not config.require_check)
+        ):
+            new = replace(
+                new,
+                mastered_at=attempt.time,
+                mastered_by="evidence",
+                verified_at=None,
+                last_review=attempt.time,
+                reviews=0,
+            )
             changes.append(f"mastered {unit}")
         elif ok and attempt.mastery_check and new.attempts == 1 and p >= config.test_out_threshold:
             # tested out: a first attempt that is a passed check on a standard already likely known
-            new = replace(new, mastered_at=attempt.time, mastered_by="test-out", verified_at=None,
-                          last_review=attempt.time, reviews=0)
+            new = replace(
+                new,
+                mastered_at=attempt.time,
+                mastered_by="test-out",
+                verified_at=None,
+                last_review=attempt.time,
+                reviews=0,
+            )
             changes.append(f"tested out of {unit}")
         progress.units[unit] = new
         if ok:
@@ -189,9 +220,13 @@ def record_attempt(
     return changes
 
 
-def _implicit_review(progress: Progress, unit: str, time: float, prereqs: Mapping[str, tuple[str, ...]], share: float) -> None:
+def _implicit_review(
+    progress: Progress, unit: str, time: float, prereqs: Mapping[str, tuple[str, ...]], share: float
+) -> None:
     """Success on a standard moves its mastered prerequisites' last review part of the way to now."""
     for pre in prereqs.get(unit, ()):
         current = progress.units.get(pre)
         if current is not None and current.mastered and current.last_review is not None and time > current.last_review:
-            progress.units[pre] = replace(current, last_review=current.last_review + share * (time - current.last_review))
+            progress.units[pre] = replace(
+                current, last_review=current.last_review + share * (time - current.last_review)
+            )

@@ -15,14 +15,12 @@ def fmt_codes(codes: Sequence[str], limit: int = 4) -> str:
     return shown + (f" and {len(codes) - limit} more" if len(codes) > limit else "")
 
 
-
 def ago(seconds: float) -> str:
     if seconds >= 86_400:
         return f"{seconds / 86_400:.1f} days"
     if seconds >= 3_600:
         return f"{seconds / 3_600:.1f} hours"
     return f"{seconds / 60:.0f} minutes"
-
 
 
 def ready_reasons(ctx: PlanContext, unit: str, mastered: frozenset[str]) -> list[str]:
@@ -32,13 +30,21 @@ def ready_reasons(ctx: PlanContext, unit: str, mastered: frozenset[str]) -> list
         return ["ready: no prerequisites"]
     if not shaky:
         return [f"ready: prerequisites {fmt_codes(pres)} mastered"]
-    return [f"ready: prerequisites {fmt_codes([p for p in pres if p in mastered]) or 'none'} mastered, "
-            f"{fmt_codes(shaky)} likely known"]
+    return [
+        f"ready: prerequisites {fmt_codes([p for p in pres if p in mastered]) or 'none'} mastered, "
+        f"{fmt_codes(shaky)} likely known"
+    ]
 
 
-
-def item_reasons(why: Sequence[str], kind: str, item: Item, p: float, comps: Mapping[str, float],
-             band: tuple[float, float], interests: frozenset[str]) -> list[str]:
+def item_reasons(
+    why: Sequence[str],
+    kind: str,
+    item: Item,
+    p: float,
+    comps: Mapping[str, float],
+    band: tuple[float, float],
+    interests: frozenset[str],
+) -> list[str]:
     reasons = list(why)
     low, high = band
     if low <= p <= high:
@@ -57,4 +63,3 @@ def item_reasons(why: Sequence[str], kind: str, item: Item, p: float, comps: Map
     if comps["exploration"] >= 1.0:
         reasons.append("exploring: a standard the learning-progress bandit picked")
     return reasons
-

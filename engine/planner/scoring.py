@@ -28,8 +28,15 @@ from engine.planner.targets import (
 
 __all__ = ["Candidate", "rank_candidates"]
 
-_PRIORITY = {"pinned": 1.0, "remediation": 0.8, "recheck": 0.8, "test_out": 0.45, "learn": 0.4, "reverify": 0.3,
-             "review": 0.3}
+_PRIORITY = {
+    "pinned": 1.0,
+    "remediation": 0.8,
+    "recheck": 0.8,
+    "test_out": 0.45,
+    "learn": 0.4,
+    "reverify": 0.3,
+    "review": 0.3,
+}
 
 
 @dataclass(frozen=True)
@@ -47,9 +54,9 @@ class Candidate:
     @cached_property
     def reasons(self) -> tuple[str, ...]:
         """Human-readable reasons (built on demand: most candidates are never shown)."""
-        return tuple(item_reasons(self.why, self.kind, self.item, self.p_success, self.components, self.band,
-                              self.interests))
-
+        return tuple(
+            item_reasons(self.why, self.kind, self.item, self.p_success, self.components, self.band, self.interests)
+        )
 
 
 def _band_fit(p: float, band: tuple[float, float]) -> float:
@@ -70,7 +77,6 @@ def _learning_progress(ctx: PlanContext, unit: str) -> float:
     return abs(sum(newer) / len(newer) - sum(older) / len(older))
 
 
-
 def rank_candidates(ctx: PlanContext) -> tuple[list[Candidate], list[TeacherFlag], list[str]]:
     """All allowed (item, standard) candidates, best first, with the teacher flags and the route."""
     cfg, index = ctx.config, ctx.index
@@ -83,15 +89,19 @@ def rank_candidates(ctx: PlanContext) -> tuple[list[Candidate], list[TeacherFlag
     is_ready = readiness(ctx, placed, presumed)
     targets, flags = select_targets(ctx, mastered, placed, goal_set, presumed, is_ready)
     reteach = {f.standard for f in flags if f.remediation is None}  # struggling on solid prerequisites
-    recent = ctx.progress.recent_items[-cfg.novelty_window:]
+    recent = ctx.progress.recent_items[-cfg.novelty_window :]
     pairs: list[tuple[Item, Target]] = []
     for target in targets:
-        allowed = [item for item in index.items_for.get(target.unit, ())
-                   if item_allowed(ctx, item, target, placed, is_ready)]
+        allowed = [
+            item for item in index.items_for.get(target.unit, ()) if item_allowed(ctx, item, target, placed, is_ready)
+        ]
         if not allowed and target.kind == "test_out":  # no check to test out with: practise it
             target = replace(target, kind="learn", reasons=target.reasons[1:])
-            allowed = [item for item in index.items_for.get(target.unit, ())
-                       if item_allowed(ctx, item, target, placed, is_ready)]
+            allowed = [
+                item
+                for item in index.items_for.get(target.unit, ())
+                if item_allowed(ctx, item, target, placed, is_ready)
+            ]
         if target.kind in ("learn", "remediation") and not check_due(ctx, target):
             # a mastery check confirms mastery; it is not practice (unless nothing else is there)
             allowed = [item for item in allowed if not item.mastery_check] or allowed
@@ -126,7 +136,8 @@ def rank_candidates(ctx: PlanContext) -> tuple[list[Candidate], list[TeacherFlag
             m = ctx.mastery.get(unit, 0.0)
             prog = ctx.progress.get(unit)
             fixed = per_target[id(target)] = (
-                unit, kind,
+                unit,
+                kind,
                 (1.0 - m) if kind in ("learn", "remediation", "pinned", "test_out") else 0.3,
                 _goal_fit(ctx, unit, kind, goals, goal_pos, route_set, target.objective),
                 review_due(ctx, unit) if kind == "review" else 0.5 * _due_prereq_share(ctx, unit),
@@ -135,8 +146,13 @@ def rank_candidates(ctx: PlanContext) -> tuple[list[Candidate], list[TeacherFlag
                 kind in ("reverify", "recheck", "test_out") or check_due(ctx, target),
                 _PRIORITY[kind],
                 # keep working on what the learner just started rather than hopping between standards
-                1.0 if (not prog.mastered and prog.attempts
-                        and ctx.progress.activities - prog.last_activity <= cfg.struggle_window) else 0.0,
+                1.0
+                if (
+                    not prog.mastered
+                    and prog.attempts
+                    and ctx.progress.activities - prog.last_activity <= cfg.struggle_window
+                )
+                else 0.0,
             )
         unit, kind, gain, goal_fit, spacing, modality_kind, exploration, check_counts, priority, focus = fixed
         fit = modality_fit.get((item.modality, modality_kind))
@@ -159,8 +175,19 @@ def rank_candidates(ctx: PlanContext) -> tuple[list[Candidate], list[TeacherFlag
         score = 0
         for w, value in zip(weighted, values):
             score += w * value
-        candidates.append(Candidate(item, unit, kind, float(p), dict(zip(SCORE_COMPONENTS, values)), score,
-                                    tuple(target.reasons), cfg.band, frozen_interests))
+        candidates.append(
+            Candidate(
+                item,
+                unit,
+                kind,
+                float(p),
+                dict(zip(SCORE_COMPONENTS, values)),
+                score,
+                tuple(target.reasons),
+                cfg.band,
+                frozen_interests,
+            )
+        )
     # teacher overrides always win, whatever the scores
     candidates.sort(key=lambda c: (c.kind != "pinned", -c.score, index.order.get(c.standard, 0), c.item.id))
     return candidates, flags, route
@@ -169,8 +196,15 @@ def rank_candidates(ctx: PlanContext) -> tuple[list[Candidate], list[TeacherFlag
 _TEACHER_LED = (Modality.SMALL_GROUP, Modality.TUTORING)
 
 
-def _goal_fit(ctx: PlanContext, unit: str, kind: str, goals: Sequence[str], goal_pos: Mapping[str, int],
-              route: set[str], objective: int | None = None) -> float:
+def _goal_fit(
+    ctx: PlanContext,
+    unit: str,
+    kind: str,
+    goals: Sequence[str],
+    goal_pos: Mapping[str, int],
+    route: set[str],
+    objective: int | None = None,
+) -> float:
     """Work on the next goal objective first (the cheapest goal standard to reach, see
     :func:`goal_objectives`), later objectives less; remediation and other route standards
     next; without a goal, closeness to the learner's level."""
@@ -207,4 +241,3 @@ def _due_prereq_share(ctx: PlanContext, unit: str) -> float:
     if not pres:
         return 0.0
     return sum(1 for p in pres if review_due(ctx, p) > 0) / len(pres)
-

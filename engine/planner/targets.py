@@ -27,7 +27,7 @@ total is the weighted sum, so each weight moves only its own component.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from engine.catalog import Item
@@ -61,7 +61,6 @@ class Target:
     objective: int | None = None  # rank of the goal standard this work leads to (0 = the next one)
 
 
-
 def _struggling(ctx: PlanContext, unit: str) -> str | None:
     """Why the learner is struggling on ``unit``, or None."""
     prog = ctx.progress.get(unit)
@@ -92,13 +91,21 @@ def presumed_prerequisites(ctx: PlanContext, placed: frozenset[str]) -> dict[str
         return presumed
     mastered = ctx.progress.mastered
     for unit, prog in ctx.progress.units.items():
-        if (prog.mastered or prog.failures_in_a_row < ctx.config.struggle_failures or unit not in ctx.index.prereqs
-                or not all(p in placed for p in ctx.index.prereqs[unit])):
+        if (
+            prog.mastered
+            or prog.failures_in_a_row < ctx.config.struggle_failures
+            or unit not in ctx.index.prereqs
+            or not all(p in placed for p in ctx.index.prereqs[unit])
+        ):
             continue
         ancestors = ctx.index.ancestors[unit]
         for earlier in ctx.index.cluster_before.get(unit, ()):
-            if earlier not in placed and earlier not in mastered and unit not in ctx.index.ancestors[earlier] \
-                    and earlier not in ancestors:
+            if (
+                earlier not in placed
+                and earlier not in mastered
+                and unit not in ctx.index.ancestors[earlier]
+                and earlier not in ancestors
+            ):
                 presumed[unit] = earlier
                 break
     return presumed
@@ -140,8 +147,9 @@ def weakest_prerequisite(ctx: PlanContext, unit: str, presumed: Mapping[str, str
         current = weakest
 
 
-def unverified_prerequisite(ctx: PlanContext, unit: str, mastered: frozenset[str],
-                             presumed: Mapping[str, str] | None = None) -> str | None:
+def unverified_prerequisite(
+    ctx: PlanContext, unit: str, mastered: frozenset[str], presumed: Mapping[str, str] | None = None
+) -> str | None:
     """A mastered prerequisite of ``unit`` that no check has confirmed since it was mastered (the
     least likely first): the suspect when the learner struggles on top of solid-looking ones.
     Mastery on one passed check (test-out, placement) is suspect at once; mastery earned by a
@@ -150,8 +158,11 @@ def unverified_prerequisite(ctx: PlanContext, unit: str, mastered: frozenset[str
     suspects = []
     for p in prerequisites(ctx, unit, presumed):
         prog = ctx.progress.get(p)
-        if p in mastered and prog.verified_at is None and (
-                prog.mastered_by != "evidence" or ctx.mastery.get(p, 0.0) < cfg.mastery_threshold):
+        if (
+            p in mastered
+            and prog.verified_at is None
+            and (prog.mastered_by != "evidence" or ctx.mastery.get(p, 0.0) < cfg.mastery_threshold)
+        ):
             suspects.append(p)
     return min(suspects, key=lambda p: (ctx.mastery.get(p, 0.0), ctx.index.order[p])) if suspects else None
 
@@ -160,8 +171,9 @@ def confirmed(ctx: PlanContext, unit: str) -> bool:
     """A mastered unit others may build on: mastered by a streak of at least ``confirm_streak``
     successes, by a test-out or placement, or re-verified by a passed check since."""
     prog = ctx.progress.get(unit)
-    return prog.mastered and (prog.verified_at is not None or prog.mastered_by != "evidence"
-                              or prog.streak >= ctx.config.confirm_streak)
+    return prog.mastered and (
+        prog.verified_at is not None or prog.mastered_by != "evidence" or prog.streak >= ctx.config.confirm_streak
+    )
 
 
 def in_place(ctx: PlanContext, mastered: frozenset[str]) -> frozenset[str]:
@@ -185,16 +197,31 @@ def _learn_or_test_out(ctx: PlanContext, unit: str, reasons: list[str], objectiv
     first (test-out); a mastered one not yet confirmed gets a re-check; anything else is learned."""
     m = ctx.mastery.get(unit, 0.0)
     if ctx.progress.get(unit).mastered:  # mastered on a short streak: confirm before building on it
-        return Target(unit, "reverify", [f"re-check of {unit} before building on it (mastered on a streak of "
-                                          f"{ctx.progress.get(unit).streak})", *reasons], objective=objective)
+        return Target(
+            unit,
+            "reverify",
+            [
+                f"re-check of {unit} before building on it (mastered on a streak of {ctx.progress.get(unit).streak})",
+                *reasons,
+            ],
+            objective=objective,
+        )
     if ctx.progress.get(unit).attempts == 0 and m >= ctx.config.likely_known:
-        return Target(unit, "test_out", [f"likely known already (P(mastered) {m:.2f}): a mastery check can confirm it",
-                                          *reasons], objective=objective)
+        return Target(
+            unit,
+            "test_out",
+            [f"likely known already (P(mastered) {m:.2f}): a mastery check can confirm it", *reasons],
+            objective=objective,
+        )
     return Target(unit, "learn", reasons, objective=objective)
 
 
-def goal_objectives(ctx: PlanContext, placed: frozenset[str], goal_set: set[str] | None = None,
-                    presumed: Mapping[str, str] | None = None) -> list[tuple[str, float, list[str]]]:
+def goal_objectives(
+    ctx: PlanContext,
+    placed: frozenset[str],
+    goal_set: set[str] | None = None,
+    presumed: Mapping[str, str] | None = None,
+) -> list[tuple[str, float, list[str]]]:
     """The goal's unmastered standards, cheapest first, each as ``(unit, estimated activities,
     frontier)``. The frontier is the work that leads to the unit now: the unit itself when its
     prerequisites are in place; otherwise, for each missing prerequisite, a mastery check when it
@@ -228,7 +255,8 @@ def goal_objectives(ctx: PlanContext, placed: frozenset[str], goal_set: set[str]
         return memo[unit]
 
     goals = goal_set if goal_set is not None else set(goal_units(ctx))
-    found, parked = [], []
+    found: list[tuple[float, int, str, list[str]]] = []  # (cost, order, unit, work)
+    parked: list[tuple[float, int, str, list[str]]] = []
     for unit in goal_units(ctx):
         if unit in goals and unit not in mastered:
             cost, work = frontier(unit)
@@ -247,14 +275,23 @@ def is_parked(ctx: PlanContext, unit: str) -> bool:
     progress is. A lucky guess now and then does not hide being stuck."""
     cfg, prog = ctx.config, ctx.progress.get(unit)
     recent = prog.recent
-    return (cfg.park_after > 0 and len(recent) >= RECENT and recent[-1] < 0.5
-            and sum(1 for r in recent if r < 0.5) >= cfg.park_after
-            and ctx.progress.activities - prog.last_activity < cfg.park_for)
+    return (
+        cfg.park_after > 0
+        and len(recent) >= RECENT
+        and recent[-1] < 0.5
+        and sum(1 for r in recent if r < 0.5) >= cfg.park_after
+        and ctx.progress.activities - prog.last_activity < cfg.park_for
+    )
 
 
-def select_targets(ctx: PlanContext, mastered: frozenset[str], placed: frozenset[str],
-             goal_set: set[str], presumed: Mapping[str, str], is_ready: Callable[[str], bool]
-             ) -> tuple[list[Target], list[TeacherFlag]]:
+def select_targets(
+    ctx: PlanContext,
+    mastered: frozenset[str],
+    placed: frozenset[str],
+    goal_set: set[str],
+    presumed: Mapping[str, str],
+    is_ready: Callable[[str], bool],
+) -> tuple[list[Target], list[TeacherFlag]]:
     cfg, index = ctx.config, ctx.index
     targets: list[Target] = []
     flags: list[TeacherFlag] = []
@@ -278,8 +315,17 @@ def select_targets(ctx: PlanContext, mastered: frozenset[str], placed: frozenset
             continue
         weak = weakest_prerequisite(ctx, unit, presumed)
         if weak is not None:
-            add(Target(weak, "remediation", [f"remediation for {unit}: {why}; weakest prerequisite {weak} "
-                                              f"(P(mastered) {ctx.mastery.get(weak, 0.0):.2f})"], unit))
+            add(
+                Target(
+                    weak,
+                    "remediation",
+                    [
+                        f"remediation for {unit}: {why}; weakest prerequisite {weak} "
+                        f"(P(mastered) {ctx.mastery.get(weak, 0.0):.2f})"
+                    ],
+                    unit,
+                )
+            )
             flags.append(TeacherFlag(unit, why, "small_group", weak))
             continue
         suspect = unverified_prerequisite(ctx, unit, mastered, presumed)
@@ -289,25 +335,33 @@ def select_targets(ctx: PlanContext, mastered: frozenset[str], placed: frozenset
 
     if ctx.goal is not None:
         # the goal's standards, cheapest first, each with the work that leads to it now
-        objectives = goal_objectives(ctx, placed, goal_set, presumed)[:max(1, cfg.objectives)]
+        objectives = goal_objectives(ctx, placed, goal_set, presumed)[: max(1, cfg.objectives)]
         for rank, (goal_unit, cost, frontier) in enumerate(objectives):
             for unit in frontier:
                 reasons = ready_reasons(ctx, unit, mastered)
                 if unit == goal_unit:
-                    reasons.append(f"goal standard, next on the route (about {cost:.0f} activities)" if rank == 0
-                                   else f"goal standard (about {cost:.0f} activities)")
+                    reasons.append(
+                        f"goal standard, next on the route (about {cost:.0f} activities)"
+                        if rank == 0
+                        else f"goal standard (about {cost:.0f} activities)"
+                    )
                 else:
                     reasons.append(f"prerequisite on the way to goal standard {goal_unit}")
                     if any(presumed.get(d) == unit for d in presumed):
                         stuck = [d for d in presumed if presumed[d] == unit]
-                        reasons.append(f"the learner is stuck on {fmt_codes(stuck)}, which comes after it in the curriculum")
+                        reasons.append(
+                            f"the learner is stuck on {fmt_codes(stuck)}, which comes after it in the curriculum"
+                        )
                 add(_learn_or_test_out(ctx, unit, reasons, rank))
     elif not ctx.overrides.goal_locked:
         for unit in index.order:
             if unit not in placed and is_ready(unit):
                 add(_learn_or_test_out(ctx, unit, ready_reasons(ctx, unit, mastered), None))
-    if ctx.goal is not None and not any(t.kind in ("learn", "test_out") for t in targets) \
-            and not ctx.overrides.goal_locked:  # the goal is done (or blocked): the outer fringe
+    if (
+        ctx.goal is not None
+        and not any(t.kind in ("learn", "test_out") for t in targets)
+        and not ctx.overrides.goal_locked
+    ):  # the goal is done (or blocked): the outer fringe
         for unit in index.order:
             if unit not in placed and is_ready(unit):
                 add(_learn_or_test_out(ctx, unit, ready_reasons(ctx, unit, mastered), None))
@@ -320,15 +374,24 @@ def select_targets(ctx: PlanContext, mastered: frozenset[str], placed: frozenset
         if any(d in mastered for d in index.dependents[unit]):
             continue
         if ctx.now - prog.mastered_at >= cfg.reverify_after_s:
-            add(Target(unit, "reverify", [f"re-check of mastery of {unit} (mastered by {prog.mastered_by}, "
-                                           f"{ago(ctx.now - prog.mastered_at)} ago, not yet verified)"]))
+            add(
+                Target(
+                    unit,
+                    "reverify",
+                    [
+                        f"re-check of mastery of {unit} (mastered by {prog.mastered_by}, "
+                        f"{ago(ctx.now - prog.mastered_at)} ago, not yet verified)"
+                    ],
+                )
+            )
 
     for unit in mastered:
         due = review_due(ctx, unit)
         if due > 0:
-            add(Target(unit, "review", [f"review due: {unit} last reviewed {ago(ctx.now - ctx.progress.get(unit).last_review)} ago"]))
+            last_review = ctx.progress.get(unit).last_review
+            assert last_review is not None  # review_due is 0 for a unit never reviewed
+            add(Target(unit, "review", [f"review due: {unit} last reviewed {ago(ctx.now - last_review)} ago"]))
     return targets, flags
-
 
 
 def route_to_goal(ctx: PlanContext, placed: frozenset[str]) -> list[str]:
@@ -344,14 +407,14 @@ def review_due(ctx: PlanContext, unit: str) -> float:
     prog = ctx.progress.get(unit)
     if not prog.mastered or prog.last_review is None:
         return 0.0
-    interval = ctx.config.review_interval_s * ctx.config.review_growth ** prog.reviews
+    interval = ctx.config.review_interval_s * ctx.config.review_growth**prog.reviews
     overdue = ctx.now - prog.last_review - interval
     return 0.0 if overdue < 0 else min(1.0, 0.1 + overdue / interval)
 
 
-
-def item_allowed(ctx: PlanContext, item: Item, target: Target, placed: frozenset[str],
-                  is_ready: Callable[[str], bool]) -> bool:
+def item_allowed(
+    ctx: PlanContext, item: Item, target: Target, placed: frozenset[str], is_ready: Callable[[str], bool]
+) -> bool:
     if item.id in ctx.overrides.excluded_items:
         return False
     if ctx.modalities is not None and item.modality not in ctx.modalities:
@@ -375,4 +438,3 @@ def check_due(ctx: PlanContext, target: Target) -> bool:
     if prog.streak >= cfg.streak_required - 1 and m >= cfg.mastery_threshold - 0.2:
         return True
     return target.kind == "remediation" and prog.attempts == 0 and m >= cfg.likely_known
-

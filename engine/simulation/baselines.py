@@ -78,8 +78,7 @@ class _AreaPolicy:
         self.lookback = lookback
         self._cache_key: tuple | None = None
 
-    def _prepare(self, graph: StandardsGraph, catalog: Catalog, goal: Sequence[str],
-                 rng: np.random.Generator) -> None:
+    def _prepare(self, graph: StandardsGraph, catalog: Catalog, goal: Sequence[str], rng: np.random.Generator) -> None:
         key = (id(graph), id(catalog), tuple(goal))
         if key != self._cache_key:
             items = items_by_unit(graph, catalog)
@@ -100,8 +99,7 @@ class RandomPolicy(_AreaPolicy):
 
     name = "random"
 
-    def start(self, graph: StandardsGraph, catalog: Catalog, goal: Sequence[str],
-              rng: np.random.Generator) -> None:
+    def start(self, graph: StandardsGraph, catalog: Catalog, goal: Sequence[str], rng: np.random.Generator) -> None:
         self._prepare(graph, catalog, goal, rng)
         self.pool = sorted({i for u in self.area for i in self.items[u]})
 
@@ -123,8 +121,7 @@ class TopoPolicy(_AreaPolicy):
         super().__init__(lookback)
         self.streak_required = streak_required
 
-    def start(self, graph: StandardsGraph, catalog: Catalog, goal: Sequence[str],
-              rng: np.random.Generator) -> None:
+    def start(self, graph: StandardsGraph, catalog: Catalog, goal: Sequence[str], rng: np.random.Generator) -> None:
         self._prepare(graph, catalog, goal, rng)
         self.position = 0
         self.streak = 0
@@ -187,8 +184,7 @@ class ZPDESPolicy(_AreaPolicy):
         super().__init__(lookback)
         self.config = config or ZPDESConfig()
 
-    def start(self, graph: StandardsGraph, catalog: Catalog, goal: Sequence[str],
-              rng: np.random.Generator) -> None:
+    def start(self, graph: StandardsGraph, catalog: Catalog, goal: Sequence[str], rng: np.random.Generator) -> None:
         self._prepare(graph, catalog, goal, rng)
         in_area = set(self.area)
         self.prereqs = {u: [p for p in graph.learning_prerequisites(u) if p in in_area] for u in self.area}

@@ -70,8 +70,7 @@ class Policy(Protocol):
 
     name: str
 
-    def start(self, graph: StandardsGraph, catalog: Catalog, goal: Sequence[str],
-              rng: np.random.Generator) -> None: ...
+    def start(self, graph: StandardsGraph, catalog: Catalog, goal: Sequence[str], rng: np.random.Generator) -> None: ...
 
     def choose(self) -> str: ...
 
@@ -103,9 +102,17 @@ class SimulatedEnvironment:
     10.0
     """
 
-    def __init__(self, graph: StandardsGraph, catalog: Catalog, goal: Sequence[str],
-                 profiles: Sequence[LearnerProfile], *, seed: int, config: SimulatorConfig | None = None,
-                 index: TruthIndex | None = None):
+    def __init__(
+        self,
+        graph: StandardsGraph,
+        catalog: Catalog,
+        goal: Sequence[str],
+        profiles: Sequence[LearnerProfile],
+        *,
+        seed: int,
+        config: SimulatorConfig | None = None,
+        index: TruthIndex | None = None,
+    ):
         self.graph = graph
         self.config = config or SimulatorConfig()
         self.index = index or TruthIndex(graph)
@@ -118,11 +125,13 @@ class SimulatedEnvironment:
         width = max(len(g) for g in leaves)
         # padded with each goal's first unit so a row-wise all() is "every part known"
         self._goal_units = np.array([np.concatenate([g, np.repeat(g[:1], width - len(g))]) for g in leaves])
-        self._items = {}
+        # item id -> (its units, their prerequisites outside it, modality, minutes, difficulty)
+        self._items: dict[str, tuple[np.ndarray, np.ndarray, str, float, float | None]] = {}
         for item in catalog:
-            units = [leaf for code in item.standards if code in graph.standards
-                     for leaf in self.index.leaves(code).tolist()]
-            units = np.array(sorted(set(units)), dtype=np.int64)
+            leaves_of_item = [
+                leaf for code in item.standards if code in graph.standards for leaf in self.index.leaves(code).tolist()
+            ]
+            units = np.array(sorted(set(leaves_of_item)), dtype=np.int64)
             outside = sorted({int(p) for u in units for p in self.index.prereqs[u]} - set(units.tolist()))
             modality = item.modality.value
             if modality not in self.config.modalities:
@@ -155,9 +164,9 @@ class SimulatedEnvironment:
         n = len(self.index)
         uniforms = self._rng.random(1 + 2 * n)  # fixed consumption per step (common random numbers)
         start = self._start_time(minutes)
-        learner.forget(start - self._last, uniforms[1 + n:])
+        learner.forget(start - self._last, uniforms[1 + n :])
         correct = bool(uniforms[0] < learner.answer_probability(units, difficulty))
-        learner.learn(units, modality, uniforms[1:1 + n])
+        learner.learn(units, modality, uniforms[1 : 1 + n])
         self._clock = start + minutes
         self._session_used += minutes
         self._last = self._clock

@@ -72,8 +72,9 @@ def goal_for_grade(graph: StandardsGraph, grade: int | str) -> list[str]:
     return goal
 
 
-def misspecify(graph: StandardsGraph, drop: float = 0.2, add: float = 0.1,
-               rng: np.random.Generator | None = None) -> StandardsGraph:
+def misspecify(
+    graph: StandardsGraph, drop: float = 0.2, add: float = 0.1, rng: np.random.Generator | None = None
+) -> StandardsGraph:
     """A wrong copy of ``graph`` to give planners: ``round(drop * E)`` of its ``E`` prerequisite
     edges removed and ``round(add * E)`` spurious ones added.
 
@@ -95,24 +96,31 @@ def misspecify(graph: StandardsGraph, drop: float = 0.2, add: float = 0.1,
     chosen = sorted(rng.choice(len(candidates), size=n_add, replace=False).tolist()) if n_add else []
     added = [candidates[i] for i in chosen]
     return StandardsGraph(
-        graph.standards.values(), kept + added, [tuple(pair) for pair in graph.related], graph.resources,
+        graph.standards.values(),
+        kept + added,
+        [(a, b) for a, b in graph.related],
+        graph.resources,
         title=f"{graph.title or 'graph'} (misspecified: drop={drop:g}, add={add:g})",
-        identifier=graph.identifier, warnings=graph.warnings,
+        identifier=graph.identifier,
+        warnings=graph.warnings,
     )
 
 
 def _spurious_candidates(graph: StandardsGraph) -> list[tuple[str, str]]:
     order = list(nx.lexicographical_topological_sort(graph.learning, key=graph.order_of))
     pos = {u: i for i, u in enumerate(order)}
-    span = {c: (min(pos[leaf] for leaf in graph.leaves(c)), max(pos[leaf] for leaf in graph.leaves(c)))
-            for c in graph.standards}
-    codes = [c for c in graph.internal_codes if graph.standards[c].grade_num is not None]
+    span = {
+        c: (min(pos[leaf] for leaf in graph.leaves(c)), max(pos[leaf] for leaf in graph.leaves(c)))
+        for c in graph.standards
+    }
+    grades = {c: g for c in graph.internal_codes if (g := graph.standards[c].grade_num) is not None}
+    codes = list(grades)
     existing = set(graph.prereq.edges)
     found = []
     for a in codes:
-        grade_a = graph.standards[a].grade_num
+        grade_a = grades[a]
         for b in codes:
-            if a == b or (a, b) in existing or abs(graph.standards[b].grade_num - grade_a) > 1:
+            if a == b or (a, b) in existing or abs(grades[b] - grade_a) > 1:
                 continue
             if span[a][1] < span[b][0] and a not in graph.lineage(b) and b not in graph.lineage(a):
                 found.append((a, b))
@@ -156,26 +164,47 @@ class PolicyRun:
 
     name: str
     horizon: int
-    start: np.ndarray        # goal score at the start
-    end: np.ndarray          # goal score at the horizon
-    reach_step: np.ndarray   # activities until the goal score first hit 1 (0: at start, -1: never)
-    violations: np.ndarray   # recommendations violating a true prerequisite (NaN: not measurable)
-    band_hits: np.ndarray    # recommendations with reference P(success) in the band (NaN: no reference)
-    minutes: np.ndarray      # activity minutes over the horizon (sum of Outcome.minutes)
+    start: np.ndarray  # goal score at the start
+    end: np.ndarray  # goal score at the horizon
+    reach_step: np.ndarray  # activities until the goal score first hit 1 (0: at start, -1: never)
+    violations: np.ndarray  # recommendations violating a true prerequisite (NaN: not measurable)
+    band_hits: np.ndarray  # recommendations with reference P(success) in the band (NaN: no reference)
+    minutes: np.ndarray  # activity minutes over the horizon (sum of Outcome.minutes)
     diagnostics: np.ndarray = field(default_factory=lambda: np.zeros(0))  # diagnostic questions per learner
     items: list[list[str]] = field(default_factory=list)  # filled only with keep_items=True
     seconds: float = 0.0
 
 
-def run_policy(name: str, factory: PolicyFactory, env: Environment, learners: int, horizon: int, *,
-               planner_graph: StandardsGraph, catalog: Catalog, goal: Sequence[str], seed: int,
-               reference: ReferenceModel | None = None, band: tuple[float, float] = (0.60, 0.85),
-               keep_items: bool = False, progress: Callable[[str, int, int], None] | None = None) -> PolicyRun:
+def run_policy(
+    name: str,
+    factory: PolicyFactory,
+    env: Environment,
+    learners: int,
+    horizon: int,
+    *,
+    planner_graph: StandardsGraph,
+    catalog: Catalog,
+    goal: Sequence[str],
+    seed: int,
+    reference: ReferenceModel | None = None,
+    band: tuple[float, float] = (0.60, 0.85),
+    keep_items: bool = False,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> PolicyRun:
     """Run one policy on learners ``0..learners-1`` of ``env`` for ``horizon`` activities each."""
     policy = factory()
     n = learners
-    run = PolicyRun(name, horizon, np.zeros(n), np.zeros(n), np.full(n, -1), np.full(n, np.nan),
-                    np.full(n, np.nan), np.zeros(n), np.zeros(n))
+    run = PolicyRun(
+        name,
+        horizon,
+        np.zeros(n),
+        np.zeros(n),
+        np.full(n, -1),
+        np.full(n, np.nan),
+        np.full(n, np.nan),
+        np.zeros(n),
+        np.zeros(n),
+    )
     began = _time.perf_counter()
     for k in range(n):
         env.reset(k)
@@ -209,8 +238,15 @@ class _Trace:
     items: list[str] = field(default_factory=list)
 
 
-def _teach(name: str, policy: Policy, env: Environment, horizon: int, catalog: Catalog,
-           reference: ReferenceModel | None, band: tuple[float, float]) -> _Trace:
+def _teach(
+    name: str,
+    policy: Policy,
+    env: Environment,
+    horizon: int,
+    catalog: Catalog,
+    reference: ReferenceModel | None,
+    band: tuple[float, float],
+) -> _Trace:
     """``horizon`` activities for the current learner; the truth is read before each step."""
     violates = getattr(env, "violates", None)
     trace = _Trace(violations=0.0 if violates else np.nan, band_hits=0.0 if reference else np.nan)
@@ -238,13 +274,22 @@ def _teach(name: str, policy: Policy, env: Environment, horizon: int, catalog: C
     return trace
 
 
-def simulate(policies: Mapping[str, PolicyFactory], graph_true: StandardsGraph, catalog: Catalog, *,
-             learners: int, horizon: int, seed: int, goal: Sequence[str],
-             misspecify: Mapping[str, float] | StandardsGraph | None = None,
-             band: tuple[float, float] = (0.60, 0.85),
-             reference_model_factory: Callable[[StandardsGraph], Any] | None = None,
-             config: SimulatorConfig | None = None, keep_items: bool = False,
-             progress: Callable[[str, int, int], None] | None = None) -> tuple[dict[str, PolicyRun], dict]:
+def simulate(
+    policies: Mapping[str, PolicyFactory],
+    graph_true: StandardsGraph,
+    catalog: Catalog,
+    *,
+    learners: int,
+    horizon: int,
+    seed: int,
+    goal: Sequence[str],
+    misspecify: Mapping[str, float] | StandardsGraph | None = None,
+    band: tuple[float, float] = (0.60, 0.85),
+    reference_model_factory: Callable[[StandardsGraph], Any] | None = None,
+    config: SimulatorConfig | None = None,
+    keep_items: bool = False,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> tuple[dict[str, PolicyRun], dict]:
     """Run every policy on one simulated pool; returns the runs and the settings used."""
     if learners < 1 or horizon < 1:
         raise ValueError(f"learners and horizon must be >= 1, got learners={learners}, horizon={horizon}")
@@ -259,21 +304,39 @@ def simulate(policies: Mapping[str, PolicyFactory], graph_true: StandardsGraph, 
     if reference_model_factory is not None:
         reference = ReferenceModel(reference_model_factory(planner_graph), catalog)
     runs = {
-        name: run_policy(name, factory, env, learners, horizon, planner_graph=planner_graph, catalog=catalog,
-                         goal=goal, seed=seed, reference=reference, band=band, keep_items=keep_items,
-                         progress=progress)
+        name: run_policy(
+            name,
+            factory,
+            env,
+            learners,
+            horizon,
+            planner_graph=planner_graph,
+            catalog=catalog,
+            goal=goal,
+            seed=seed,
+            reference=reference,
+            band=band,
+            keep_items=keep_items,
+            progress=progress,
+        )
         for name, factory in policies.items()
     }
     settings = {
-        "learners": learners, "horizon": horizon, "seed": seed, "goal_size": len(goal),
-        "start_grade": start_grade, "band": list(band), "misspecify": spec,
+        "learners": learners,
+        "horizon": horizon,
+        "seed": seed,
+        "goal_size": len(goal),
+        "start_grade": start_grade,
+        "band": list(band),
+        "misspecify": spec,
         "reference_model": None if reference is None else type(reference.model).__name__,
     }
     return runs, settings
 
 
-def _planner_graph(graph: StandardsGraph, spec: Mapping[str, float] | StandardsGraph | None,
-                   seed: int) -> tuple[StandardsGraph, dict | None]:
+def _planner_graph(
+    graph: StandardsGraph, spec: Mapping[str, float] | StandardsGraph | None, seed: int
+) -> tuple[StandardsGraph, dict | None]:
     if spec is None:
         return graph, None
     if isinstance(spec, StandardsGraph):
@@ -294,8 +357,8 @@ def _planner_graph(graph: StandardsGraph, spec: Mapping[str, float] | StandardsG
 def _start_grade(graph: StandardsGraph, goal: Sequence[str], config: SimulatorConfig) -> float:
     if config.start_grade is not None:
         return config.start_grade
-    grades = [graph.standards[leaf].grade_num for code in goal for leaf in graph.leaves(code)]
-    grades = [g for g in grades if g is not None]
+    all_grades = [graph.standards[leaf].grade_num for code in goal for leaf in graph.leaves(code)]
+    grades = [g for g in all_grades if g is not None]
     if not grades:
         raise SimulationError("the goal standards have no grade; set SimulatorConfig.start_grade")
     return float(min(grades)) + config.start_offset
@@ -312,9 +375,15 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
         return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
 
 
-def bootstrap_ci(values: np.ndarray, weights: np.ndarray | None = None, *, seed: int = 0,
-                 resamples: int = RESAMPLES, statistic: str = "mean",
-                 indices: np.ndarray | None = None) -> tuple[float | None, tuple[float, float] | None]:
+def bootstrap_ci(
+    values: np.ndarray,
+    weights: np.ndarray | None = None,
+    *,
+    seed: int = 0,
+    resamples: int = RESAMPLES,
+    statistic: str = "mean",
+    indices: np.ndarray | None = None,
+) -> tuple[float | None, tuple[float, float] | None]:
     """A statistic of per-learner values and its 95% percentile-bootstrap interval.
 
     ``statistic``: ``"mean"`` (over learners with weight > 0, weights as 0/1 inclusion),
@@ -328,23 +397,24 @@ def bootstrap_ci(values: np.ndarray, weights: np.ndarray | None = None, *, seed:
     weights = np.ones_like(values) if weights is None else np.asarray(weights, dtype=float)
     idx = _resample_indices(len(values), seed, resamples) if indices is None else indices
     v, w = values[idx], weights[idx]  # (B, n)
+    estimate: np.ndarray | float
     if statistic == "ratio":
-        point = _ratio(np.array(values.sum()), np.array(weights.sum()))
+        estimate = _ratio(np.array(values.sum()), np.array(weights.sum()))
         boot = _ratio(v.sum(axis=1), w.sum(axis=1))
     elif statistic == "mean":
         inc = weights > 0
-        point = values[inc].mean() if inc.any() else np.nan
+        estimate = values[inc].mean() if inc.any() else np.nan
         boot = _ratio((v * (w > 0)).sum(axis=1), (w > 0).sum(axis=1))
     elif statistic == "median":
         inc = weights > 0
-        point = np.median(values[inc]) if inc.any() else np.nan
+        estimate = np.median(values[inc]) if inc.any() else np.nan
         masked = np.where(w > 0, v, np.nan)
         ok = (w > 0).any(axis=1)
         boot = np.full(len(idx), np.nan)
         boot[ok] = np.nanmedian(masked[ok], axis=1)
     else:
         raise ValueError(f"unknown statistic {statistic!r}; expected mean, ratio or median")
-    point = float(point)
+    point = float(estimate)
     if np.isnan(point):
         return None, None
     boot = boot[~np.isnan(boot)]
@@ -374,8 +444,11 @@ def summarize(runs: Mapping[str, PolicyRun], *, seed: int, resamples: int = RESA
         m: dict[str, Any] = {}
         _metric(m, "learning_gain", bootstrap_ci(gain, todo, statistic="mean", indices=idx))
         _metric(m, "reach", bootstrap_ci(reached, todo, statistic="mean", indices=idx))
-        _metric(m, "median_activities_to_goal",
-                bootstrap_ci(run.reach_step.astype(float), reached, statistic="median", indices=idx))
+        _metric(
+            m,
+            "median_activities_to_goal",
+            bootstrap_ci(run.reach_step.astype(float), reached, statistic="median", indices=idx),
+        )
         m["reached"] = int(reached.sum())
         for metric, counts in (("violation_rate", run.violations), ("band_hit", run.band_hits)):
             if np.isnan(counts).any():
@@ -393,8 +466,9 @@ def summarize(runs: Mapping[str, PolicyRun], *, seed: int, resamples: int = RESA
     return out
 
 
-def paired_difference(a: PolicyRun, b: PolicyRun, *, seed: int,
-                      resamples: int = RESAMPLES) -> tuple[float | None, tuple[float, float] | None]:
+def paired_difference(
+    a: PolicyRun, b: PolicyRun, *, seed: int, resamples: int = RESAMPLES
+) -> tuple[float | None, tuple[float, float] | None]:
     """Learning gain of ``a`` minus ``b`` on the same learners, with a paired bootstrap CI."""
     todo = ((a.start < 1.0) & (b.start < 1.0)).astype(float)
     safe = np.where(todo > 0, 1.0 - a.start, 1.0)
@@ -402,13 +476,22 @@ def paired_difference(a: PolicyRun, b: PolicyRun, *, seed: int,
     return bootstrap_ci(diff, todo, statistic="mean", seed=seed, resamples=resamples)
 
 
-def evaluate(policies: Mapping[str, PolicyFactory], graph_true: StandardsGraph, catalog: Catalog, *,
-             learners: int, horizon: int, seed: int, goal: Sequence[str],
-             misspecify: Mapping[str, float] | StandardsGraph | None = None,
-             band: tuple[float, float] = (0.60, 0.85),
-             reference_model_factory: Callable[[StandardsGraph], Any] | None = None,
-             config: SimulatorConfig | None = None, resamples: int = RESAMPLES,
-             progress: Callable[[str, int, int], None] | None = None) -> dict:
+def evaluate(
+    policies: Mapping[str, PolicyFactory],
+    graph_true: StandardsGraph,
+    catalog: Catalog,
+    *,
+    learners: int,
+    horizon: int,
+    seed: int,
+    goal: Sequence[str],
+    misspecify: Mapping[str, float] | StandardsGraph | None = None,
+    band: tuple[float, float] = (0.60, 0.85),
+    reference_model_factory: Callable[[StandardsGraph], Any] | None = None,
+    config: SimulatorConfig | None = None,
+    resamples: int = RESAMPLES,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> dict:
     """Run ``policies`` (name -> zero-argument factory) on one simulated pool and summarize.
 
     Returns ``{"planners": {name: {metric: value, metric_ci: [low, high], ...}},
@@ -417,9 +500,23 @@ def evaluate(policies: Mapping[str, PolicyFactory], graph_true: StandardsGraph, 
     ready planner graph. ``reference_model_factory(planner_graph)`` builds the model that scores
     ``band_hit`` (e.g. ``GraphBKT.from_graph``); without it ``band_hit`` is None.
     """
-    runs, settings = simulate(policies, graph_true, catalog, learners=learners, horizon=horizon, seed=seed,
-                              goal=goal, misspecify=misspecify, band=band,
-                              reference_model_factory=reference_model_factory, config=config, progress=progress)
+    runs, settings = simulate(
+        policies,
+        graph_true,
+        catalog,
+        learners=learners,
+        horizon=horizon,
+        seed=seed,
+        goal=goal,
+        misspecify=misspecify,
+        band=band,
+        reference_model_factory=reference_model_factory,
+        config=config,
+        progress=progress,
+    )
     settings["bootstrap_resamples"] = resamples
-    return {"planners": summarize(runs, seed=seed, resamples=resamples), "settings": settings,
-            "seconds": {name: round(run.seconds, 3) for name, run in runs.items()}}
+    return {
+        "planners": summarize(runs, seed=seed, resamples=resamples),
+        "settings": settings,
+        "seconds": {name: round(run.seconds, 3) for name, run in runs.items()},
+    }

@@ -84,28 +84,32 @@ class SimulatorConfig(BaseModel):
 
     # -- population -----------------------------------------------------------------------------
     start_grade: float | None = None  # mean theta; None: the goal's lowest grade + start_offset
-    start_offset: float = 0.0         # 0: learners are starting the goal grade (finished the one before)
-    position_sd: float = Field(default=0.5, ge=0.0)    # spread of theta between learners (grades)
-    domain_sd: float = Field(default=0.3, ge=0.0)      # per-learner, per-domain offset of theta
+    start_offset: float = 0.0  # 0: learners are starting the goal grade (finished the one before)
+    position_sd: float = Field(default=0.5, ge=0.0)  # spread of theta between learners (grades)
+    domain_sd: float = Field(default=0.3, ge=0.0)  # per-learner, per-domain offset of theta
     grade_softness: float = Field(default=0.3, gt=0.0)  # width of the known/unknown boundary (grades)
     unknown_grade_prior: float = Field(default=0.5, ge=0.0, le=1.0)  # P(known) of a unit without grade
-    speed_sigma: float = Field(default=0.35, ge=0.0)   # log-normal spread of the learning speed
-    speed_range: tuple[float, float] = (0.3, 3.0)      # speed multiplier is clipped to this
-    slip_range: tuple[float, float] = (0.05, 0.15)     # per-learner slip ~ uniform
-    guess_range: tuple[float, float] = (0.10, 0.30)    # per-learner guess ~ uniform
+    speed_sigma: float = Field(default=0.35, ge=0.0)  # log-normal spread of the learning speed
+    speed_range: tuple[float, float] = (0.3, 3.0)  # speed multiplier is clipped to this
+    slip_range: tuple[float, float] = (0.05, 0.15)  # per-learner slip ~ uniform
+    guess_range: tuple[float, float] = (0.10, 0.30)  # per-learner guess ~ uniform
     # -- learning -------------------------------------------------------------------------------
-    p_learn: float = Field(default=0.3, ge=0.0, le=1.0)  # one online-practice activity (several problems), ready, speed 1
+    p_learn: float = Field(
+        default=0.3, ge=0.0, le=1.0
+    )  # one online-practice activity (several problems), ready, speed 1
     blocked_factor: float = Field(default=0.1, ge=0.0, le=1.0)  # share of p_learn without prerequisites
-    max_p_learn: float = Field(default=0.9, ge=0.0, le=1.0)     # cap after rate and speed
-    difficulty_effect: float = Field(default=0.5, ge=0.0, lt=1.0)  # slip x (1 + e*s), guess x (1 - e*s), s = 2*(difficulty - 0.5)
+    max_p_learn: float = Field(default=0.9, ge=0.0, le=1.0)  # cap after rate and speed
+    difficulty_effect: float = Field(
+        default=0.5, ge=0.0, lt=1.0
+    )  # slip x (1 + e*s), guess x (1 - e*s), s = 2*(difficulty - 0.5)
     modalities: dict[str, ModalityParams] = Field(default_factory=lambda: dict(DEFAULT_MODALITIES))
     # -- forgetting -----------------------------------------------------------------------------
-    half_life_days: float = Field(default=60.0, gt=0.0)        # a newly learned unit
+    half_life_days: float = Field(default=60.0, gt=0.0)  # a newly learned unit
     prior_half_life_days: float = Field(default=365.0, gt=0.0)  # a unit known at the start
-    practice_boost: float = Field(default=2.0, ge=1.0)          # half-life x this per practice when known
+    practice_boost: float = Field(default=2.0, ge=1.0)  # half-life x this per practice when known
     max_half_life_days: float = Field(default=730.0, gt=0.0)
     # -- clock ----------------------------------------------------------------------------------
-    session_minutes: float = Field(default=45.0, gt=0.0)   # one session per school day
+    session_minutes: float = Field(default=45.0, gt=0.0)  # one session per school day
     school_days_per_week: int = Field(default=5, ge=1, le=7)
 
     @field_validator("slip_range", "guess_range", "speed_range")
@@ -138,8 +142,7 @@ class TruthIndex:
         self.units: list[str] = list(nx.lexicographical_topological_sort(learning, key=graph.order_of))
         self.position: dict[str, int] = {u: i for i, u in enumerate(self.units)}
         self.prereqs: list[np.ndarray] = [
-            np.array([self.position[p] for p in graph.learning_prerequisites(u)], dtype=np.int64)
-            for u in self.units
+            np.array([self.position[p] for p in graph.learning_prerequisites(u)], dtype=np.int64) for u in self.units
         ]
         grades = [graph.standards[u].grade_num for u in self.units]
         self.grade = np.array([np.nan if g is None else float(g) for g in grades])
@@ -153,8 +156,7 @@ class TruthIndex:
 
     def leaves(self, code: str) -> np.ndarray:
         """Indices of the learnable units of ``code`` (itself, or its parts)."""
-        return np.array([self.position[leaf] for leaf in self.graph.leaves(self.graph.resolve(code))],
-                        dtype=np.int64)
+        return np.array([self.position[leaf] for leaf in self.graph.leaves(self.graph.resolve(code))], dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -177,8 +179,9 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def draw_learner(index: TruthIndex, config: SimulatorConfig, start_grade: float, seed: int,
-                 number: int) -> LearnerProfile:
+def draw_learner(
+    index: TruthIndex, config: SimulatorConfig, start_grade: float, seed: int, number: int
+) -> LearnerProfile:
     """Learner ``number`` of the pool drawn with ``seed``: the same draw whatever the pool size."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, number, _POOL_STREAM]))
     theta = start_grade + config.position_sd * rng.standard_normal()
@@ -188,8 +191,11 @@ def draw_learner(index: TruthIndex, config: SimulatorConfig, start_grade: float,
     offsets = config.domain_sd * rng.standard_normal(len(index.domain_names))
     draws = rng.random(len(index))
     level = theta + offsets[index.domain]
-    p_known = np.where(np.isnan(index.grade), config.unknown_grade_prior,
-                       _sigmoid((level - np.nan_to_num(index.grade) - 0.5) / config.grade_softness))
+    p_known = np.where(
+        np.isnan(index.grade),
+        config.unknown_grade_prior,
+        _sigmoid((level - np.nan_to_num(index.grade) - 0.5) / config.grade_softness),
+    )
     known = np.zeros(len(index), dtype=bool)
     for i in range(len(index)):  # topological order: prerequisites are decided first
         known[i] = draws[i] < p_known[i] and bool(known[index.prereqs[i]].all())
@@ -197,8 +203,9 @@ def draw_learner(index: TruthIndex, config: SimulatorConfig, start_grade: float,
     return LearnerProfile(number=number, theta=float(theta), speed=speed, slip=slip, guess=guess, known=known)
 
 
-def draw_learners(index: TruthIndex, config: SimulatorConfig, start_grade: float, seed: int,
-                  count: int) -> list[LearnerProfile]:
+def draw_learners(
+    index: TruthIndex, config: SimulatorConfig, start_grade: float, seed: int, count: int
+) -> list[LearnerProfile]:
     """A pool of ``count`` learners (learner ``i`` does not depend on ``count``)."""
     return [draw_learner(index, config, start_grade, seed, i) for i in range(count)]
 
@@ -246,4 +253,3 @@ class SimulatedLearner:
             if uniforms[unit] < p:
                 self.known[unit] = True
                 self.half_life[unit] = cfg.half_life_days * MINUTES_PER_DAY
-

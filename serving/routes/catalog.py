@@ -6,9 +6,9 @@ from fastapi import APIRouter, Body, Query, Request
 
 from engine.catalog import CatalogError, Modality, parse_item
 from serving.deployment import DeploymentError
-from serving.stores.base import VersionConflict
 from serving.deps import AdminDep, ReadDep, ServiceDep
 from serving.service import ApiError
+from serving.stores.base import VersionConflict
 from serving.views import item_json
 
 router = APIRouter(prefix="/v1", tags=["standards and items"])
@@ -21,10 +21,14 @@ def get_standard(code: str, principal: ReadDep, service: ServiceDep) -> dict[str
     std = engine.graph.standards[canonical]
     graph = engine.graph
     return {
-        "code": std.code, "description": std.description, "grade": std.grade,
+        "code": std.code,
+        "description": std.description,
+        "grade": std.grade,
         "domain": {"code": std.domain_code, "name": std.domain_name},
         "cluster": {"code": std.cluster_code, "name": std.cluster_name},
-        "parent": std.parent, "parts": list(graph.parts.get(canonical, ())), "aliases": list(std.aliases),
+        "parent": std.parent,
+        "parts": list(graph.parts.get(canonical, ())),
+        "aliases": list(std.aliases),
         "prerequisites": graph.sort(graph.prereq.predecessors(canonical)),
         "dependents": graph.sort(graph.prereq.successors(canonical)),
         "related": graph.sort(next(iter(p - {canonical})) for p in graph.related if canonical in p),
@@ -33,8 +37,14 @@ def get_standard(code: str, principal: ReadDep, service: ServiceDep) -> dict[str
 
 
 @router.get("/items", summary="Catalog items, filtered by standard and modality")
-def get_items(principal: ReadDep, service: ServiceDep, standard: str | None = None, modality: str | None = None,
-              limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+def get_items(
+    principal: ReadDep,
+    service: ServiceDep,
+    standard: str | None = None,
+    modality: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
     engine = service.engine
     items = list(engine.catalog)
     if standard is not None:
@@ -47,14 +57,18 @@ def get_items(principal: ReadDep, service: ServiceDep, standard: str | None = No
         except ValueError:
             raise ApiError(422, "invalid_modality", f"unknown modality {modality!r}", "modality") from None
         items = [i for i in items if i.modality is wanted]
-    return {"total": len(items), "items": [item_json(i) for i in items[offset:offset + limit]]}
+    return {"total": len(items), "items": [item_json(i) for i in items[offset : offset + limit]]}
 
 
 @router.put("/items", summary="Insert or update catalog items (admin)")
 def put_items(request: Request, principal: AdminDep, service: ServiceDep, body: Any = Body(...)) -> dict[str, Any]:
-    records = body if isinstance(body, list) else body.get("items") if isinstance(body, dict) and "items" in body else [body]
+    records = (
+        body if isinstance(body, list) else body.get("items") if isinstance(body, dict) and "items" in body else [body]
+    )
     if not isinstance(records, list) or len(records) > 5000:
-        raise ApiError(413 if isinstance(records, list) else 422, "bad_items", "send up to 5000 items as a list", "body")
+        raise ApiError(
+            413 if isinstance(records, list) else 422, "bad_items", "send up to 5000 items as a list", "body"
+        )
     engine = service.engine
     for i, record in enumerate(records):  # checked here for precise errors; stored below
         if not isinstance(record, dict):
@@ -64,8 +78,12 @@ def put_items(request: Request, principal: AdminDep, service: ServiceDep, body: 
         except CatalogError as exc:
             message = str(exc)
             field = message.split("field '")[1].split("'")[0] if "field '" in message else None
-            raise ApiError(404 if "unknown standard" in message else 422, "invalid_item", message,
-                           f"items[{i}].{field}" if field else f"items[{i}]") from None
+            raise ApiError(
+                404 if "unknown standard" in message else 422,
+                "invalid_item",
+                message,
+                f"items[{i}].{field}" if field else f"items[{i}]",
+            ) from None
     try:
         created, updated = request.app.state.deployment.upsert_items(records)  # the other workers follow
     except VersionConflict as exc:
@@ -74,7 +92,9 @@ def put_items(request: Request, principal: AdminDep, service: ServiceDep, body: 
 
 
 @router.post("/standards/import", summary="Replace the standards framework with a CASE package (admin)")
-def import_standards(request: Request, principal: AdminDep, service: ServiceDep, body: Any = Body(...)) -> dict[str, Any]:
+def import_standards(
+    request: Request, principal: AdminDep, service: ServiceDep, body: Any = Body(...)
+) -> dict[str, Any]:
     engine = service.engine
     before = len(engine.catalog)
     try:
@@ -83,7 +103,13 @@ def import_standards(request: Request, principal: AdminDep, service: ServiceDep,
         code = "no_items_left" if "no catalog item" in str(exc) else "invalid_case_package"
         raise ApiError(422, code, str(exc), "body") from None
     kept = len(engine.catalog)
-    return {"title": graph.title, "standards": len(graph.internal_codes),
-            "prerequisite_edges": graph.prereq.number_of_edges(), "items_kept": kept,
-            "items_dropped": before - kept, "model_version": engine.models.current.version,
-            "warnings": list(graph.warnings)}
+    assert engine.models.current is not None  # an engine's holder always has a model (build_engine loads one)
+    return {
+        "title": graph.title,
+        "standards": len(graph.internal_codes),
+        "prerequisite_edges": graph.prereq.number_of_edges(),
+        "items_kept": kept,
+        "items_dropped": before - kept,
+        "model_version": engine.models.current.version,
+        "warnings": list(graph.warnings),
+    }

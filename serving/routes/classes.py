@@ -14,8 +14,9 @@ router = APIRouter(prefix="/v1/classes", tags=["classes"])
 
 
 @router.post("/{class_id}/rotation", summary="Playlists for a class plus the teacher's small groups")
-def post_rotation(class_id: Annotated[str, Path(pattern=ID_PATTERN)], body: RotationIn, principal: ReadDep,
-                  service: ServiceDep) -> dict[str, Any]:
+def post_rotation(
+    class_id: Annotated[str, Path(pattern=ID_PATTERN)], body: RotationIn, principal: ReadDep, service: ServiceDep
+) -> dict[str, Any]:
     """Every learner must belong to the caller's tenant (an unknown learner is 404, named)."""
     if body.block_minutes > body.session_minutes:
         raise ApiError(422, "invalid_blocks", "block_minutes cannot exceed session_minutes", "block_minutes")
@@ -28,7 +29,11 @@ def post_rotation(class_id: Annotated[str, Path(pattern=ID_PATTERN)], body: Rota
             raise ApiError(exc.status, exc.code, exc.message, f"learners[{i}]") from None
         versions.add(view.loaded.version)
         contexts[learner_id] = service.context(view, modalities=body.modalities)
-    rotation = plan_rotation(contexts, body.session_minutes, body.block_minutes, body.capacities,
-                             body.group_capacity, body.teachers)
-    return {"class_id": class_id, "model_version": sorted(versions)[0] if len(versions) == 1 else sorted(versions),
-            **rotation_json(rotation)}
+    rotation = plan_rotation(
+        contexts, body.session_minutes, body.block_minutes, body.capacities, body.group_capacity, body.teachers
+    )
+    return {
+        "class_id": class_id,
+        "model_version": sorted(versions)[0] if len(versions) == 1 else sorted(versions),
+        **rotation_json(rotation),
+    }

@@ -10,13 +10,19 @@ from serving.service import ApiError
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
-EXAMPLE = {"id": "7f0c2c52-0001", "learner_id": "s-104", "item_id": "gen-3.NF.A.1-practice-1", "correct": True,
-           "timestamp": "2026-11-24T09:15:00Z"}
+EXAMPLE = {
+    "id": "7f0c2c52-0001",
+    "learner_id": "s-104",
+    "item_id": "gen-3.NF.A.1-practice-1",
+    "correct": True,
+    "timestamp": "2026-11-24T09:15:00Z",
+}
 
 
 @router.post("/events", response_model=EventsAccepted, summary="Ingest one event or a batch (native or xAPI)")
-def post_events(request: Request, principal: IngestDep, service: ServiceDep,
-                body: Any = Body(..., examples=[EXAMPLE, [EXAMPLE]])) -> dict[str, int]:
+def post_events(
+    request: Request, principal: IngestDep, service: ServiceDep, body: Any = Body(..., examples=[EXAMPLE, [EXAMPLE]])
+) -> dict[str, int]:
     """Each event is a native object (``id``, ``learner_id``, ``item_id``, ``correct`` or ``score``,
     ``timestamp``) or an xAPI statement. A repeated id with identical content is acknowledged and
     changes nothing; with different content the whole request is refused with 409. The answer

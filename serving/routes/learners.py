@@ -52,27 +52,43 @@ def put_learner(learner_id: LearnerId, body: LearnerIn, principal: IngestDep, se
     return service.mutate(principal.tenant, learner_id, change, create=True)
 
 
-GradeHint = Annotated[str | None, Query(max_length=8, description=(
-    "The learner's grade (K, 1-12, HS): the hint of the starting belief of a learner the server has not "
-    "seen yet (a stored grade wins)"))]
+GradeHint = Annotated[
+    str | None,
+    Query(
+        max_length=8,
+        description=(
+            "The learner's grade (K, 1-12, HS): the hint of the starting belief of a learner the server has not "
+            "seen yet (a stored grade wins)"
+        ),
+    ),
+]
 
 
 @router.get("/{learner_id}/next", summary="The next activities for a learner")
-def get_next(learner_id: LearnerId, principal: ReadDep, service: ServiceDep,
-             n: Annotated[int, Query(ge=1, le=20)] = 1,
-             alternatives: Annotated[int, Query(ge=0, le=5)] = 2, grade: GradeHint = None) -> dict[str, Any]:
+def get_next(
+    learner_id: LearnerId,
+    principal: ReadDep,
+    service: ServiceDep,
+    n: Annotated[int, Query(ge=1, le=20)] = 1,
+    alternatives: Annotated[int, Query(ge=0, le=5)] = 2,
+    grade: GradeHint = None,
+) -> dict[str, Any]:
     """A learner the server has never seen gets recommendations too (from the starting belief of
     ``grade`` when given, else the model's prior); nothing is stored until they answer."""
     view = service.load(principal.tenant, learner_id, unseen=True, grade=grade)
     result = recommend(service.context(view), n=n, k_alternatives=alternatives)
-    return {"learner_id": learner_id, "model_version": view.loaded.version,
-            "recommendations": [recommendation_json(r) for r in result.recommendations],
-            "flags": [flag_json(f) for f in result.flags]}
+    return {
+        "learner_id": learner_id,
+        "model_version": view.loaded.version,
+        "recommendations": [recommendation_json(r) for r in result.recommendations],
+        "flags": [flag_json(f) for f in result.flags],
+    }
 
 
 @router.post("/{learner_id}/playlist", summary="A time-boxed Individual Rotation playlist")
-def post_playlist(learner_id: LearnerId, body: PlaylistIn, principal: ReadDep, service: ServiceDep,
-                  grade: GradeHint = None) -> dict[str, Any]:
+def post_playlist(
+    learner_id: LearnerId, body: PlaylistIn, principal: ReadDep, service: ServiceDep, grade: GradeHint = None
+) -> dict[str, Any]:
     view = service.load(principal.tenant, learner_id, unseen=True, grade=grade)
     ctx = service.context(view, goal=_goal(service, body.goal), modalities=body.modalities)
     playlist = plan_playlist(ctx, body.session_minutes, body.alternatives)
@@ -80,23 +96,39 @@ def post_playlist(learner_id: LearnerId, body: PlaylistIn, principal: ReadDep, s
 
 
 @router.get("/{learner_id}/profile", summary="Mastery per standard, goal route, time to goal, recent evidence")
-def get_profile(learner_id: LearnerId, principal: ReadDep, service: ServiceDep,
-                recent: Annotated[int, Query(ge=0, le=200)] = 20) -> dict[str, Any]:
+def get_profile(
+    learner_id: LearnerId, principal: ReadDep, service: ServiceDep, recent: Annotated[int, Query(ge=0, le=200)] = 20
+) -> dict[str, Any]:
     view = service.load(principal.tenant, learner_id)
     profile = view.core.profile(view.learner, service.clock())
     meta = view.meta
     events = service.store.events(principal.tenant, learner_id)[-recent:] if recent else []
     return {
-        "learner_id": learner_id, "model_version": view.loaded.version,
-        "interests": list(meta.interests), "grade": meta.grade, "level": profile.level,
-        "goal": goal_json(meta.goal), "overrides": overrides_json(meta.overrides),
+        "learner_id": learner_id,
+        "model_version": view.loaded.version,
+        "interests": list(meta.interests),
+        "grade": meta.grade,
+        "level": profile.level,
+        "goal": goal_json(meta.goal),
+        "overrides": overrides_json(meta.overrides),
         "gps": status_json(profile.gps),
         "mastered": profile.mastered,
         "placement": None if meta.placement is None else meta.placement.to_json(),
-        "mastery": {code: {"p": m.p, "uncertainty": m.uncertainty, "evidence": m.evidence, "status": m.status}
-                    for code, m in profile.mastery.items()},
-        "recent_evidence": [{"id": e.id, "item_id": e.item_id, "standards": list(e.standards), "correct": e.correct,
-                             "timestamp": e.timestamp, "source": e.source} for e in reversed(events)],
+        "mastery": {
+            code: {"p": m.p, "uncertainty": m.uncertainty, "evidence": m.evidence, "status": m.status}
+            for code, m in profile.mastery.items()
+        },
+        "recent_evidence": [
+            {
+                "id": e.id,
+                "item_id": e.item_id,
+                "standards": list(e.standards),
+                "correct": e.correct,
+                "timestamp": e.timestamp,
+                "source": e.source,
+            }
+            for e in reversed(events)
+        ],
         "events": view.record.event_count,
     }
 
@@ -113,7 +145,9 @@ def put_goal(learner_id: LearnerId, body: GoalIn, principal: TeacherDep, service
 
 
 @router.post("/{learner_id}/overrides", summary="Pin standards or items, exclude items, lock the goal (teacher)")
-def post_overrides(learner_id: LearnerId, body: OverridesIn, principal: TeacherDep, service: ServiceDep) -> dict[str, Any]:
+def post_overrides(
+    learner_id: LearnerId, body: OverridesIn, principal: TeacherDep, service: ServiceDep
+) -> dict[str, Any]:
     pins = [service.engine.resolve_standard(c, f"pin_standards[{i}]") for i, c in enumerate(body.pin_standards)]
     for field, ids in (("pin_items", body.pin_items), ("exclude_items", body.exclude_items)):
         for i, item_id in enumerate(ids):
@@ -122,17 +156,20 @@ def post_overrides(learner_id: LearnerId, body: OverridesIn, principal: TeacherD
     def change(view: LearnerView) -> dict[str, Any]:
         o = view.meta.overrides
         view.meta.overrides = Overrides(
-            tuple(dict.fromkeys([*o.pinned_standards, *pins])), tuple(dict.fromkeys([*o.pinned_items, *body.pin_items])),
+            tuple(dict.fromkeys([*o.pinned_standards, *pins])),
+            tuple(dict.fromkeys([*o.pinned_items, *body.pin_items])),
             o.excluded_items | frozenset(body.exclude_items),
-            o.goal_locked if body.lock_goal is None else body.lock_goal)
+            o.goal_locked if body.lock_goal is None else body.lock_goal,
+        )
         return {"learner_id": learner_id, "overrides": overrides_json(view.meta.overrides)}
 
     return service.mutate(principal.tenant, learner_id, change)
 
 
 @router.delete("/{learner_id}/overrides", summary="Remove overrides (teacher)")
-def delete_overrides(learner_id: LearnerId, principal: TeacherDep, service: ServiceDep,
-                     body: OverridesDelete | None = None) -> dict[str, Any]:
+def delete_overrides(
+    learner_id: LearnerId, principal: TeacherDep, service: ServiceDep, body: OverridesDelete | None = None
+) -> dict[str, Any]:
     body = body or OverridesDelete(all=True)
     graph = service.engine.graph
     unpin = {graph.resolve(c) if c in graph else c for c in body.pin_standards}
@@ -145,7 +182,9 @@ def delete_overrides(learner_id: LearnerId, principal: TeacherDep, service: Serv
             view.meta.overrides = Overrides(
                 tuple(c for c in o.pinned_standards if c not in unpin),
                 tuple(i for i in o.pinned_items if i not in set(body.pin_items)),
-                o.excluded_items - frozenset(body.exclude_items), o.goal_locked and not body.lock_goal)
+                o.excluded_items - frozenset(body.exclude_items),
+                o.goal_locked and not body.lock_goal,
+            )
         return {"learner_id": learner_id, "overrides": overrides_json(view.meta.overrides)}
 
     return service.mutate(principal.tenant, learner_id, change)
@@ -163,14 +202,22 @@ def _placement_json(learner_id: str, status: PlacementStatus) -> dict[str, Any]:
     question = None
     if not status.finished and status.question is not None:
         question = {"standard": status.question, "item": item_json(status.item) if status.item else None}
-    return {"learner_id": learner_id, "asked": status.asked, "max_questions": status.max_questions,
-            "finished": status.finished, "question": question, "grade_band": status.grade_band,
-            "confidence": round(status.confidence, 3), "mastered": status.mastered}
+    return {
+        "learner_id": learner_id,
+        "asked": status.asked,
+        "max_questions": status.max_questions,
+        "finished": status.finished,
+        "question": question,
+        "grade_band": status.grade_band,
+        "confidence": round(status.confidence, 3),
+        "mastered": status.mastered,
+    }
 
 
 @router.post("/{learner_id}/placement", summary="Start (or resume) the entry diagnostic")
-def start_placement(learner_id: LearnerId, principal: IngestDep, service: ServiceDep,
-                    restart: bool = False) -> dict[str, Any]:
+def start_placement(
+    learner_id: LearnerId, principal: IngestDep, service: ServiceDep, restart: bool = False
+) -> dict[str, Any]:
     def change(view: LearnerView) -> dict[str, Any]:
         return _placement_json(learner_id, view.core.start_placement(view.learner, restart=restart))
 
@@ -178,8 +225,9 @@ def start_placement(learner_id: LearnerId, principal: IngestDep, service: Servic
 
 
 @router.post("/{learner_id}/placement/answers", summary="Answer the current placement question")
-def answer_placement(learner_id: LearnerId, body: PlacementAnswerIn, principal: IngestDep,
-                     service: ServiceDep) -> dict[str, Any]:
+def answer_placement(
+    learner_id: LearnerId, body: PlacementAnswerIn, principal: IngestDep, service: ServiceDep
+) -> dict[str, Any]:
     unit = service.engine.resolve_standard(body.standard, "standard")
     item = service.engine.item(body.item_id, "item_id") if body.item_id else None
 
@@ -187,22 +235,36 @@ def answer_placement(learner_id: LearnerId, body: PlacementAnswerIn, principal: 
         core, learner = view.core, view.learner
         status = core.placement_status(learner)
         if not status.active:
-            raise ApiError(409, "no_placement", "start the placement first: POST /v1/learners/{id}/placement", "standard")
+            raise ApiError(
+                409, "no_placement", "start the placement first: POST /v1/learners/{id}/placement", "standard"
+            )
         if status.finished or status.question is None:
-            raise ApiError(409, "placement_finished", "the placement is finished; restart it to take it again", "standard")
+            raise ApiError(
+                409, "placement_finished", "the placement is finished; restart it to take it again", "standard"
+            )
         if unit != status.question:
-            raise ApiError(422, "unexpected_answer", f"the current question is about {status.question}, not {unit}",
-                           "standard")
+            raise ApiError(
+                422, "unexpected_answer", f"the current question is about {status.question}, not {unit}", "standard"
+            )
         question_item = item or status.item
         if question_item is None:
             raise ApiError(422, "no_item", f"no item asks about {unit}; name the item answered", "item_id")
         now = service.clock()
         event_id = body.event_id or f"placement-{learner.meta.events + 1}-{int(now * 1000)}"
-        core.observe(learner, Observation(question_item.id, question_item.standards, float(body.correct), now,
-                                          "placement", unit))
-        stored = StoredEvent(event_id, question_item.id, question_item.standards, float(body.correct), now, now,
-                             content_hash({"placement": unit, "correct": body.correct, "id": event_id}), "placement",
-                             unit)
+        core.observe(
+            learner, Observation(question_item.id, question_item.standards, float(body.correct), now, "placement", unit)
+        )
+        stored = StoredEvent(
+            event_id,
+            question_item.id,
+            question_item.standards,
+            float(body.correct),
+            now,
+            now,
+            content_hash({"placement": unit, "correct": body.correct, "id": event_id}),
+            "placement",
+            unit,
+        )
         return _placement_json(learner_id, core.placement_status(learner)), stored
 
     return service.mutate_with_event(principal.tenant, learner_id, change)

@@ -18,12 +18,15 @@ def get_model(request: Request, principal: ReadDep, service: ServiceDep) -> dict
 
 
 @router.post("/reload", summary="Load a model (default: the configured URI) and swap it in (admin)")
-def reload_model(request: Request, principal: AdminDep, service: ServiceDep, body: ModelReloadIn | None = None) -> dict[str, Any]:
+def reload_model(
+    request: Request, principal: AdminDep, service: ServiceDep, body: ModelReloadIn | None = None
+) -> dict[str, Any]:
     """The candidate is loaded and smoke-tested while the current model keeps serving; a candidate
     that fails is refused (409 with the reason) and the current model stays. The version loaded
     is stored, and every other worker and replica switches to it within ``[serving] sync_s``."""
     holder = service.engine.models
     uri = (body.uri if body and body.uri else None) or request.app.state.config.serving.model_uri
+    assert holder.current is not None  # an engine's holder always has a model (build_engine loads one)
     previous = holder.current.version
     try:
         loaded = request.app.state.deployment.set_model(uri)  # the other workers follow within sync_s

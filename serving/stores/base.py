@@ -35,7 +35,6 @@ __all__ = [
     "StoreUnavailable",
     "StoredEvent",
     "VersionConflict",
-    "open_store",
     "parse_meta",
 ]
 
@@ -72,7 +71,7 @@ class StoredEvent:
         return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> "StoredEvent":
+    def from_json(cls, text: str | bytes) -> StoredEvent:
         data = json.loads(text)
         data["standards"] = tuple(data["standards"])
         return cls(**data)
@@ -211,22 +210,8 @@ class LearnerStore(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
-    def __enter__(self) -> "LearnerStore":
+    def __enter__(self) -> LearnerStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def open_store(url: str) -> LearnerStore:
-    """``sqlite:///path/to/file.db`` (relative paths are relative to the working directory) or
-    ``redis://host:port/db``."""
-    if url.startswith("sqlite:///"):
-        from serving.stores.sqlite import SQLiteStore
-
-        return SQLiteStore(url)
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        from serving.stores.redis import RedisStore
-
-        return RedisStore(url)
-    raise StoreError(f"unsupported store URL {url!r}: expected sqlite:///PATH or redis://HOST:PORT/DB")

@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 
 import redis
+from redis.typing import EncodableT
 
 from serving.stores.base import (
     ApiKeyRecord,
@@ -75,16 +76,25 @@ def _tag(tenant: str, learner_id: str) -> str:
 
 def _record(tenant: str, learner_id: str, data: dict[bytes, bytes]) -> LearnerRecord:
     return LearnerRecord(
-        tenant, learner_id, int(data[b"version"]), data[b"model_version"].decode(), bytes(data[b"state"]),
-        parse_meta(data[b"meta"]), int(data[b"event_count"]), float(data[b"created"]), float(data[b"updated"]))
+        tenant,
+        learner_id,
+        int(data[b"version"]),
+        data[b"model_version"].decode(),
+        bytes(data[b"state"]),
+        parse_meta(data[b"meta"]),
+        int(data[b"event_count"]),
+        float(data[b"created"]),
+        float(data[b"updated"]),
+    )
 
 
 class RedisStore(LearnerStore):
     def __init__(self, url: str, timeout_s: float = 2.0):
         self.url = url
         try:
-            self.client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
-                                               health_check_interval=30)
+            self.client = redis.Redis.from_url(
+                url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, health_check_interval=30
+            )
         except ValueError as exc:
             raise StoreError(f"bad Redis URL {url!r}: {exc}") from None
         self._commit = self.client.register_script(COMMIT)
@@ -138,8 +148,14 @@ class RedisStore(LearnerStore):
         pipe = self.client.pipeline(transaction=False)
         for c in commits:
             tag = _tag(c.record.tenant, c.record.learner_id)
-            args: list = [c.expected_version, c.record.model_version, c.record.state, c.record.meta_json(), repr(now),
-                          len(c.events)]
+            args: list = [
+                c.expected_version,
+                c.record.model_version,
+                c.record.state,
+                c.record.meta_json(),
+                repr(now),
+                len(c.events),
+            ]
             for event in c.events:
                 args += [event.id, event.content_hash, event.to_json()]
             self._commit(keys=[tag + ":rec", tag + ":log", tag + ":ids"], args=args, client=pipe)
@@ -170,11 +186,13 @@ class RedisStore(LearnerStore):
         if tenant is not None:
             tenants = [tenant]
         else:
-            tenants = sorted(k.decode().removeprefix("zpd:learners:")
-                             for k in self._call(lambda: list(self.client.scan_iter("zpd:learners:*"))))
+            tenants = sorted(
+                k.decode().removeprefix("zpd:learners:")
+                for k in self._call(lambda: list(self.client.scan_iter("zpd:learners:*")))
+            )
         pairs = []
         for t in tenants:
-            members = self._call(lambda: self.client.smembers(f"zpd:learners:{t}"))
+            members = self._call(lambda t=t: self.client.smembers(f"zpd:learners:{t}"))
             pairs += [(t, m.decode()) for m in sorted(members)]
         return iter(pairs)
 
@@ -222,8 +240,14 @@ class RedisStore(LearnerStore):
 
     # ------------------------------------------------------------------ keys
     def put_key(self, key: ApiKeyRecord) -> None:
-        mapping = {"tenant": key.tenant, "scopes": ",".join(key.scopes), "secret_hash": key.secret_hash,
-                   "created": repr(key.created), "revoked": int(key.revoked), "label": key.label}
+        mapping: dict[EncodableT, EncodableT] = {
+            "tenant": key.tenant,
+            "scopes": ",".join(key.scopes),
+            "secret_hash": key.secret_hash,
+            "created": repr(key.created),
+            "revoked": int(key.revoked),
+            "label": key.label,
+        }
         if not self._call(lambda: self.client.hsetnx(f"zpd:key:{key.key_id}", "tenant", key.tenant)):
             raise StoreError(f"API key id {key.key_id} already exists")
         self._call(lambda: self.client.hset(f"zpd:key:{key.key_id}", mapping=mapping))
@@ -234,8 +258,15 @@ class RedisStore(LearnerStore):
         if not data or b"secret_hash" not in data:
             return None
         d = {k.decode(): v.decode() for k, v in data.items()}
-        return ApiKeyRecord(key_id, d["tenant"], tuple(s for s in d["scopes"].split(",") if s), d["secret_hash"],
-                            float(d["created"]), d["revoked"] == "1", d.get("label", ""))
+        return ApiKeyRecord(
+            key_id,
+            d["tenant"],
+            tuple(s for s in d["scopes"].split(",") if s),
+            d["secret_hash"],
+            float(d["created"]),
+            d["revoked"] == "1",
+            d.get("label", ""),
+        )
 
     def list_keys(self, tenant: str | None = None) -> list[ApiKeyRecord]:
         ids = sorted(m.decode() for m in self._call(lambda: self.client.smembers("zpd:keys")))

@@ -94,21 +94,31 @@ class SQLiteStore(LearnerStore):
 
     # ------------------------------------------------------------------ learners
     def get(self, tenant: str, learner_id: str) -> LearnerRecord | None:
-        row = self._run(lambda c: c.execute(
-            "SELECT version, model_version, state, meta, event_count, created, updated FROM learners "
-            "WHERE tenant=? AND learner_id=?", (tenant, learner_id)).fetchone())
+        row = self._run(
+            lambda c: c.execute(
+                "SELECT version, model_version, state, meta, event_count, created, updated FROM learners "
+                "WHERE tenant=? AND learner_id=?",
+                (tenant, learner_id),
+            ).fetchone()
+        )
         if row is None:
             return None
-        return LearnerRecord(tenant, learner_id, row[0], row[1], bytes(row[2]), parse_meta(row[3]), row[4], row[5], row[6])
+        return LearnerRecord(
+            tenant, learner_id, row[0], row[1], bytes(row[2]), parse_meta(row[3]), row[4], row[5], row[6]
+        )
 
     def get_many(self, tenant: str, learner_ids: Sequence[str]) -> dict[str, LearnerRecord]:
         ids = list(dict.fromkeys(learner_ids))
         found: dict[str, LearnerRecord] = {}
         for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start:start + _CHUNK]
-            rows = self._run(lambda c: c.execute(
-                "SELECT learner_id, version, model_version, state, meta, event_count, created, updated FROM learners "
-                f"WHERE tenant=? AND learner_id IN ({','.join('?' * len(chunk))})", (tenant, *chunk)).fetchall())
+            chunk = ids[start : start + _CHUNK]
+            rows = self._run(
+                lambda c, chunk=chunk: c.execute(
+                    "SELECT learner_id, version, model_version, state, meta, event_count, created, updated FROM learners "
+                    f"WHERE tenant=? AND learner_id IN ({','.join('?' * len(chunk))})",
+                    (tenant, *chunk),
+                ).fetchall()
+            )
             for r in rows:
                 found[r[0]] = LearnerRecord(tenant, r[0], r[1], r[2], bytes(r[3]), parse_meta(r[4]), r[5], r[6], r[7])
         return found
@@ -119,10 +129,12 @@ class SQLiteStore(LearnerStore):
             for learner_id, wanted in event_ids.items():
                 ids = list(dict.fromkeys(wanted))
                 for start in range(0, len(ids), _CHUNK):
-                    chunk = ids[start:start + _CHUNK]
+                    chunk = ids[start : start + _CHUNK]
                     rows = conn.execute(
                         "SELECT event_id, content_hash FROM events WHERE tenant=? AND learner_id=? "
-                        f"AND event_id IN ({','.join('?' * len(chunk))})", (tenant, learner_id, *chunk)).fetchall()
+                        f"AND event_id IN ({','.join('?' * len(chunk))})",
+                        (tenant, learner_id, *chunk),
+                    ).fetchall()
                     if rows:
                         found.setdefault(learner_id, {}).update(rows)
             return found
@@ -149,8 +161,13 @@ class SQLiteStore(LearnerStore):
                     except (VersionConflict, sqlite3.IntegrityError) as exc:
                         conn.execute("ROLLBACK TO learner")
                         conn.execute("RELEASE learner")
-                        outcome.append(exc if isinstance(exc, VersionConflict) else VersionConflict(
-                            f"learner {c.record.learner_id}: an event id was stored concurrently ({exc})"))
+                        outcome.append(
+                            exc
+                            if isinstance(exc, VersionConflict)
+                            else VersionConflict(
+                                f"learner {c.record.learner_id}: an event id was stored concurrently ({exc})"
+                            )
+                        )
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -164,43 +181,67 @@ class SQLiteStore(LearnerStore):
     @staticmethod
     def _apply(conn: sqlite3.Connection, c: Commit, now: float) -> tuple[LearnerRecord, int, int, float]:
         record = c.record
-        row = conn.execute("SELECT version, event_count, created FROM learners WHERE tenant=? AND learner_id=?",
-                           (record.tenant, record.learner_id)).fetchone()
+        row = conn.execute(
+            "SELECT version, event_count, created FROM learners WHERE tenant=? AND learner_id=?",
+            (record.tenant, record.learner_id),
+        ).fetchone()
         current = row[0] if row else 0
         if current != c.expected_version:
-            raise VersionConflict(f"learner {record.learner_id} changed (version {current}, expected {c.expected_version})")
+            raise VersionConflict(
+                f"learner {record.learner_id} changed (version {current}, expected {c.expected_version})"
+            )
         seq0 = row[1] if row else 0
         created = row[2] if row else now
         conn.executemany(
             "INSERT INTO events (tenant, learner_id, seq, event_id, content_hash, body) VALUES (?,?,?,?,?,?)",
-            [(record.tenant, record.learner_id, seq0 + i + 1, e.id, e.content_hash, e.to_json())
-             for i, e in enumerate(c.events)])
+            [
+                (record.tenant, record.learner_id, seq0 + i + 1, e.id, e.content_hash, e.to_json())
+                for i, e in enumerate(c.events)
+            ],
+        )
         version, count = c.expected_version + 1, seq0 + len(c.events)
         conn.execute(
             "INSERT INTO learners (tenant, learner_id, version, model_version, state, meta, event_count, created, updated) "
             "VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (tenant, learner_id) DO UPDATE SET version=excluded.version, "
             "model_version=excluded.model_version, state=excluded.state, meta=excluded.meta, "
             "event_count=excluded.event_count, updated=excluded.updated",
-            (record.tenant, record.learner_id, version, record.model_version, record.state, record.meta_json(),
-             count, created, now))
+            (
+                record.tenant,
+                record.learner_id,
+                version,
+                record.model_version,
+                record.state,
+                record.meta_json(),
+                count,
+                created,
+                now,
+            ),
+        )
         return record, version, count, created
 
     def events(self, tenant: str, learner_id: str) -> list[StoredEvent]:
-        rows = self._run(lambda c: c.execute(
-            "SELECT body FROM events WHERE tenant=? AND learner_id=? ORDER BY seq", (tenant, learner_id)).fetchall())
+        rows = self._run(
+            lambda c: c.execute(
+                "SELECT body FROM events WHERE tenant=? AND learner_id=? ORDER BY seq", (tenant, learner_id)
+            ).fetchall()
+        )
         return [StoredEvent.from_json(r[0]) for r in rows]
 
     def learners(self, tenant: str | None = None) -> Iterator[tuple[str, str]]:
         if tenant is None:
             rows = self._run(lambda c: c.execute("SELECT tenant, learner_id FROM learners ORDER BY 1, 2").fetchall())
         else:
-            rows = self._run(lambda c: c.execute(
-                "SELECT tenant, learner_id FROM learners WHERE tenant=? ORDER BY 2", (tenant,)).fetchall())
+            rows = self._run(
+                lambda c: c.execute(
+                    "SELECT tenant, learner_id FROM learners WHERE tenant=? ORDER BY 2", (tenant,)
+                ).fetchall()
+            )
         return iter([(r[0], r[1]) for r in rows])
 
     def delete_learner(self, tenant: str, learner_id: str) -> bool:
         """Delete the rows (their bytes zeroed by ``secure_delete``), then checkpoint the WAL into
         the database and truncate it, so no earlier page image of the learner stays in the WAL."""
+
         def txn(conn: sqlite3.Connection) -> bool:
             conn.execute("BEGIN IMMEDIATE")
             a = conn.execute("DELETE FROM learners WHERE tenant=? AND learner_id=?", (tenant, learner_id)).rowcount
@@ -224,22 +265,39 @@ class SQLiteStore(LearnerStore):
     # ------------------------------------------------------------------ keys
     def put_key(self, key: ApiKeyRecord) -> None:
         try:
-            self._run(lambda c: c.execute(
-                "INSERT INTO api_keys (key_id, tenant, scopes, secret_hash, created, revoked, label) VALUES (?,?,?,?,?,?,?)",
-                (key.key_id, key.tenant, ",".join(key.scopes), key.secret_hash, key.created, int(key.revoked), key.label)))
+            self._run(
+                lambda c: c.execute(
+                    "INSERT INTO api_keys (key_id, tenant, scopes, secret_hash, created, revoked, label) VALUES (?,?,?,?,?,?,?)",
+                    (
+                        key.key_id,
+                        key.tenant,
+                        ",".join(key.scopes),
+                        key.secret_hash,
+                        key.created,
+                        int(key.revoked),
+                        key.label,
+                    ),
+                )
+            )
         except sqlite3.IntegrityError:
             raise StoreError(f"API key id {key.key_id} already exists") from None
 
     def get_key(self, key_id: str) -> ApiKeyRecord | None:
-        row = self._run(lambda c: c.execute(
-            "SELECT key_id, tenant, scopes, secret_hash, created, revoked, label FROM api_keys WHERE key_id=?",
-            (key_id,)).fetchone())
+        row = self._run(
+            lambda c: c.execute(
+                "SELECT key_id, tenant, scopes, secret_hash, created, revoked, label FROM api_keys WHERE key_id=?",
+                (key_id,),
+            ).fetchone()
+        )
         return _key(row) if row else None
 
     def list_keys(self, tenant: str | None = None) -> list[ApiKeyRecord]:
         sql = "SELECT key_id, tenant, scopes, secret_hash, created, revoked, label FROM api_keys"
-        rows = self._run(lambda c: c.execute(sql + (" WHERE tenant=?" if tenant else "") + " ORDER BY created",
-                                             (tenant,) if tenant else ()).fetchall())
+        rows = self._run(
+            lambda c: c.execute(
+                sql + (" WHERE tenant=?" if tenant else "") + " ORDER BY created", (tenant,) if tenant else ()
+            ).fetchall()
+        )
         return [_key(r) for r in rows]
 
     def revoke_key(self, key_id: str) -> bool:
@@ -251,8 +309,11 @@ class SQLiteStore(LearnerStore):
         return (row[0], row[1]) if row else None
 
     def setting_versions(self, names: Sequence[str]) -> dict[str, int]:
-        rows = self._run(lambda c: c.execute(
-            f"SELECT name, version FROM settings WHERE name IN ({','.join('?' * len(names))})", tuple(names)).fetchall())
+        rows = self._run(
+            lambda c: c.execute(
+                f"SELECT name, version FROM settings WHERE name IN ({','.join('?' * len(names))})", tuple(names)
+            ).fetchall()
+        )
         return dict(rows)
 
     def put_setting(self, name: str, value: str, expected_version: int | None = None) -> int:
@@ -263,9 +324,12 @@ class SQLiteStore(LearnerStore):
                 current = row[0] if row else 0
                 if expected_version is not None and current != expected_version:
                     raise VersionConflict(f"setting {name!r} changed (version {current}, expected {expected_version})")
-                conn.execute("INSERT INTO settings (name, version, value, updated) VALUES (?,?,?,?) "
-                             "ON CONFLICT (name) DO UPDATE SET version=excluded.version, value=excluded.value, "
-                             "updated=excluded.updated", (name, current + 1, value, time.time()))
+                conn.execute(
+                    "INSERT INTO settings (name, version, value, updated) VALUES (?,?,?,?) "
+                    "ON CONFLICT (name) DO UPDATE SET version=excluded.version, value=excluded.value, "
+                    "updated=excluded.updated",
+                    (name, current + 1, value, time.time()),
+                )
                 conn.execute("COMMIT")
                 return current + 1
             except BaseException:

@@ -16,14 +16,24 @@ DOC = {"identifier": "doc-1", "title": "Test framework", "uri": "urn:uuid:doc-1"
 
 
 def item(ident: str, code: str | None, kind: str | None = "Standard", **extra: Any) -> dict[str, Any]:
-    return {"identifier": ident, "uri": f"urn:uuid:{ident}", "humanCodingScheme": code,
-            "fullStatement": f"statement {code}", "CFItemType": kind, **extra}
+    return {
+        "identifier": ident,
+        "uri": f"urn:uuid:{ident}",
+        "humanCodingScheme": code,
+        "fullStatement": f"statement {code}",
+        "CFItemType": kind,
+        **extra,
+    }
 
 
 def assoc(ident: str, kind: str, origin: str, dest: str, **extra: Any) -> dict[str, Any]:
-    return {"identifier": ident, "associationType": kind,
-            "originNodeURI": {"identifier": origin, "uri": f"urn:uuid:{origin}", "title": origin},
-            "destinationNodeURI": {"identifier": dest, "uri": f"urn:uuid:{dest}", "title": dest}, **extra}
+    return {
+        "identifier": ident,
+        "associationType": kind,
+        "originNodeURI": {"identifier": origin, "uri": f"urn:uuid:{origin}", "title": origin},
+        "destinationNodeURI": {"identifier": dest, "uri": f"urn:uuid:{dest}", "title": dest},
+        **extra,
+    }
 
 
 def package(items: list, assocs: list) -> dict[str, Any]:
@@ -67,8 +77,12 @@ def test_third_party_case_export_of_the_coherence_map(bundled_graph) -> None:
     assert other.related == bundled_graph.related
     for code, std in bundled_graph.standards.items():
         mine = other.standards[code]
-        assert (mine.parent, mine.grade, mine.grade_num, mine.cluster_code) == \
-            (std.parent, std.grade, std.grade_num, std.cluster_code), code
+        assert (mine.parent, mine.grade, mine.grade_num, mine.cluster_code) == (
+            std.parent,
+            std.grade,
+            std.grade_num,
+            std.cluster_code,
+        ), code
     assert other.resolve("4.NF.B.3a") == "4.NF.B.3.a"
 
 
@@ -82,9 +96,12 @@ def test_hierarchy_prerequisites_related_and_exemplars() -> None:
         assoc("r1", "isRelatedTo", "s1", "s3"),
         assoc("r2", "isPeerOf", "s2", "s3"),
         assoc("r3", "exactMatchOf", "s1a", "s2"),
-        {"identifier": "e1", "associationType": "exemplar",
-         "originNodeURI": {"identifier": "s1", "uri": "urn:uuid:s1"},
-         "destinationNodeURI": {"title": "A task", "identifier": "t1", "uri": "https://example.org/task"}},
+        {
+            "identifier": "e1",
+            "associationType": "exemplar",
+            "originNodeURI": {"identifier": "s1", "uri": "urn:uuid:s1"},
+            "destinationNodeURI": {"title": "A task", "identifier": "t1", "uri": "https://example.org/task"},
+        },
     ]
     graph = parse_case(package(items, assocs))
     assert sorted(graph.prereq.edges) == [("3.NF.A.1", "3.NF.A.2"), ("3.NF.A.2", "4.NF.A.1")]
@@ -93,8 +110,13 @@ def test_hierarchy_prerequisites_related_and_exemplars() -> None:
     assert graph["3.NF.A.2"].domain_code == "3.NF" and graph["3.NF.A.2"].grade == "3"
     assert "3.NF" not in graph.standards and "3.NF.A" not in graph.standards  # groupings
     assert {tuple(sorted(p)) for p in graph.related} == {
-        ("3.NF.A.1", "4.NF.A.1"), ("3.NF.A.2", "4.NF.A.1"), ("3.NF.A.1.a", "3.NF.A.2")}
-    assert [(r.standard, r.url, r.title) for r in graph.resources] == [("3.NF.A.1", "https://example.org/task", "A task")]
+        ("3.NF.A.1", "4.NF.A.1"),
+        ("3.NF.A.2", "4.NF.A.1"),
+        ("3.NF.A.1.a", "3.NF.A.2"),
+    }
+    assert [(r.standard, r.url, r.title) for r in graph.resources] == [
+        ("3.NF.A.1", "https://example.org/task", "A task")
+    ]
     assert graph.title == "Test framework" and graph.identifier == "doc-1"
 
 
@@ -129,18 +151,33 @@ def test_legacy_educational_level_string() -> None:
 
 def test_sequence_number_as_string_orders_parts() -> None:
     items = [item("p", "5.NF.B.5"), item("b", "5.NF.B.5.b", "Component"), item("a", "5.NF.B.5.a", "Component")]
-    assocs = [assoc("h1", "isChildOf", "b", "p", sequenceNumber="2"),
-              assoc("h2", "isChildOf", "a", "p", sequenceNumber="1")]
+    assocs = [
+        assoc("h1", "isChildOf", "b", "p", sequenceNumber="2"),
+        assoc("h2", "isChildOf", "a", "p", sequenceNumber="1"),
+    ]
     graph = parse_case(package(items, assocs))
     assert graph.parts["5.NF.B.5"] == ("5.NF.B.5.a", "5.NF.B.5.b")
 
 
 def test_null_fields_are_tolerated() -> None:
     items = [
-        {"identifier": "s1", "humanCodingScheme": "A.1", "fullStatement": None, "CFItemType": None,
-         "educationLevel": None, "language": None, "extensions": None},
-        {"identifier": "s2", "humanCodingScheme": "A.2", "fullStatement": "x", "CFItemType": "Standard",
-         "CFItemTypeURI": None, "notes": None},
+        {
+            "identifier": "s1",
+            "humanCodingScheme": "A.1",
+            "fullStatement": None,
+            "CFItemType": None,
+            "educationLevel": None,
+            "language": None,
+            "extensions": None,
+        },
+        {
+            "identifier": "s2",
+            "humanCodingScheme": "A.2",
+            "fullStatement": "x",
+            "CFItemType": "Standard",
+            "CFItemTypeURI": None,
+            "notes": None,
+        },
     ]
     assocs = [{**assoc("p1", "precedes", "s1", "s2"), "sequenceNumber": None, "CFAssociationGroupingURI": None}]
     graph = parse_case({"CFDocument": {"identifier": "d", "title": None}, "CFItems": items, "CFAssociations": assocs})
@@ -159,13 +196,23 @@ def test_endpoints_outside_the_package_become_external_standards() -> None:
 
 
 def test_case_1_1_package_wrapper_and_item_type_uri() -> None:
-    items = [{**item("s1", "A.1", None), "CFItemTypeURI": {"title": "Standard", "identifier": "t"}},
-             {**item("g", "A", None), "CFItemTypeURI": {"title": "Domain", "identifier": "t2"}},
-             item("s2", "A.2")]
-    assocs = [assoc("h", "isChildOf", "s1", "g"), {"identifier": "p", "associationType": "precedes",
-              "originNodeURI": {"uri": "https://case.example.org/uri/s1"},
-              "destinationNodeURI": {"uri": "urn:uuid:s2"}}]
-    graph = parse_case({"CFPackage": {"CFDocument": {**DOC, "caseVersion": "1.1"}, "CFItems": items, "CFAssociations": assocs}})
+    items = [
+        {**item("s1", "A.1", None), "CFItemTypeURI": {"title": "Standard", "identifier": "t"}},
+        {**item("g", "A", None), "CFItemTypeURI": {"title": "Domain", "identifier": "t2"}},
+        item("s2", "A.2"),
+    ]
+    assocs = [
+        assoc("h", "isChildOf", "s1", "g"),
+        {
+            "identifier": "p",
+            "associationType": "precedes",
+            "originNodeURI": {"uri": "https://case.example.org/uri/s1"},
+            "destinationNodeURI": {"uri": "urn:uuid:s2"},
+        },
+    ]
+    graph = parse_case(
+        {"CFPackage": {"CFDocument": {**DOC, "caseVersion": "1.1"}, "CFItems": items, "CFAssociations": assocs}}
+    )
     assert set(graph.standards) == {"A.1", "A.2"}
     assert graph["A.1"].domain_code == "A"
     assert list(graph.prereq.edges) == [("A.1", "A.2")]
@@ -204,8 +251,12 @@ def test_self_loop_names_the_association() -> None:
 
 
 def test_association_without_endpoint_identifier() -> None:
-    bad = {"identifier": "p9", "associationType": "precedes", "originNodeURI": {"title": "x"},
-           "destinationNodeURI": {"identifier": "s1"}}
+    bad = {
+        "identifier": "p9",
+        "associationType": "precedes",
+        "originNodeURI": {"title": "x"},
+        "destinationNodeURI": {"identifier": "s1"},
+    }
     with pytest.raises(GraphError, match=r"CFAssociation p9: origin has no identifier or uri"):
         parse_case(package(BASIC_ITEMS, [bad]))
 

@@ -28,7 +28,16 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 
 def test_csv_and_json_round_trip(tmp_path: Path, small_graph) -> None:
     items = [
-        Item("i1", "Fractions game", ("A.1",), Modality.ONLINE_PRACTICE, 12.5, 0.4, "https://x.org/1", ("sports", "games")),
+        Item(
+            "i1",
+            "Fractions game",
+            ("A.1",),
+            Modality.ONLINE_PRACTICE,
+            12.5,
+            0.4,
+            "https://x.org/1",
+            ("sports", "games"),
+        ),
         Item("i2", "Quiz", ("A.1", "A.2"), Modality.ASSESSMENT, 10, None, None, (), "es", "generated", True),
     ]
     for name in ("c.csv", "c.json"):
@@ -52,7 +61,10 @@ def test_standards_are_resolved_against_the_graph(tmp_path: Path, bundled_graph)
         ("i1,T,A.1,video,,,,,,,", "c.csv line 2: field 'duration_minutes' is missing"),
         ("i1,T,A.1,video,-3,,,,,,", "c.csv line 2: field 'duration_minutes' must be > 0, got -3"),
         ("i1,T,A.1,video,five,,,,,,", "c.csv line 2: field 'duration_minutes' must be a number, got 'five'"),
-        ("i1,T,A.1,video,5,1.5,,,,,", "c.csv line 2: field 'difficulty' must be between 0 (easiest) and 1 (hardest), got 1.5"),
+        (
+            "i1,T,A.1,video,5,1.5,,,,,",
+            "c.csv line 2: field 'difficulty' must be between 0 (easiest) and 1 (hardest), got 1.5",
+        ),
         ("i1,T,A.1,video,5,,,,,,maybe", "c.csv line 2: field 'mastery_check' must be true or false, got 'maybe'"),
     ],
 )
@@ -89,13 +101,18 @@ def test_missing_columns_and_unknown_format(tmp_path: Path) -> None:
 
 
 def test_coverage_counts_parent_items_for_parts(small_graph) -> None:
-    catalog = Catalog([
-        Item("i1", "T", ("A.2",), Modality.SMALL_GROUP, 20),
-        Item("i2", "T", ("A.2.a",), Modality.ONLINE_PRACTICE, 10),
-        Item("i3", "T", ("A.2.a",), Modality.ONLINE_PRACTICE, 10),
-    ])
+    catalog = Catalog(
+        [
+            Item("i1", "T", ("A.2",), Modality.SMALL_GROUP, 20),
+            Item("i2", "T", ("A.2.a",), Modality.ONLINE_PRACTICE, 10),
+            Item("i3", "T", ("A.2.a",), Modality.ONLINE_PRACTICE, 10),
+        ]
+    )
     assert coverage(catalog, small_graph) == {
-        "A.1": {}, "A.2": {"small_group": 1}, "A.2.a": {"online_practice": 2, "small_group": 1}}
+        "A.1": {},
+        "A.2": {"small_group": 1},
+        "A.2.a": {"online_practice": 2, "small_group": 1},
+    }
 
 
 def test_upsert_replaces_and_reindexes() -> None:

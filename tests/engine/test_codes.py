@@ -8,8 +8,14 @@ from engine.graph import Standard, StandardsGraph, UnknownStandardError
 
 @pytest.mark.parametrize(
     "spelling",
-    ["4.NF.B.3.a", "4.NF.B.3a", "CCSS.Math.Content.4.NF.B.3a", "ccss.math.content.4.nf.b.3.a",
-     "http://www.corestandards.org/Math/Content/4/NF/B/3/a/", " 4.NF.B.3A "],
+    [
+        "4.NF.B.3.a",
+        "4.NF.B.3a",
+        "CCSS.Math.Content.4.NF.B.3a",
+        "ccss.math.content.4.nf.b.3.a",
+        "http://www.corestandards.org/Math/Content/4/NF/B/3/a/",
+        " 4.NF.B.3A ",
+    ],
 )
 def test_spellings_of_a_sub_standard_share_one_key(spelling: str) -> None:
     assert code_key(spelling) == code_key("4.NF.B.3.a")

@@ -13,8 +13,9 @@ from engine.graph_csv import load_csv_graph, write_csv_graph
 HEADER = "code,ccss_code,grade,grade_num,parent_code,description\n"
 
 
-def make_folder(tmp_path: Path, standards: str, prerequisites: str, related: str | None = None,
-                name: str = "framework") -> Path:
+def make_folder(
+    tmp_path: Path, standards: str, prerequisites: str, related: str | None = None, name: str = "framework"
+) -> Path:
     folder = tmp_path / name
     folder.mkdir()
     (folder / "standards.csv").write_text(standards)
@@ -34,7 +35,8 @@ def test_coherence_map_counts(bundled_graph) -> None:
 
 def test_coherence_map_has_no_edge_into_a_lower_grade(bundled_graph) -> None:
     down = [
-        (a, b) for a, b in bundled_graph.prereq.edges
+        (a, b)
+        for a, b in bundled_graph.prereq.edges
         if bundled_graph.standards[a].grade_num > bundled_graph.standards[b].grade_num
     ]
     assert down == []
@@ -79,7 +81,9 @@ def test_duplicate_code_names_both_lines(tmp_path: Path) -> None:
 def test_line_numbers_count_multiline_fields(tmp_path: Path) -> None:
     standards = HEADER + 'A,,1,,,"two\nlines"\nB,,2,,,\nA,,3,,,\n'
     folder = make_folder(tmp_path, standards, "prerequisite,dependent\n")
-    with pytest.raises(GraphError, match=r"standards.csv line 5: duplicate standard code 'A' \(first defined on line 2\)"):
+    with pytest.raises(
+        GraphError, match=r"standards.csv line 5: duplicate standard code 'A' \(first defined on line 2\)"
+    ):
         load_csv_graph(folder)
 
 
@@ -98,7 +102,8 @@ def test_self_loop_names_line(tmp_path: Path) -> None:
 
 def test_cycle_lists_the_codes_on_it(tmp_path: Path) -> None:
     folder = make_folder(
-        tmp_path, HEADER + "A,,1,,,\nB,,1,,,\nC,,1,,,\nD,,1,,,\n",
+        tmp_path,
+        HEADER + "A,,1,,,\nB,,1,,,\nC,,1,,,\nD,,1,,,\n",
         "prerequisite,dependent\nD,A\nA,B\nB,C\nC,A\n",
     )
     with pytest.raises(GraphError) as info:
@@ -134,7 +139,8 @@ def test_empty_code_and_missing_folder(tmp_path: Path) -> None:
 
 def test_edges_may_use_any_spelling_and_duplicates_warn(tmp_path: Path) -> None:
     folder = make_folder(
-        tmp_path, HEADER + "4.NF.B.3,,4,,,\n4.NF.B.3.a,4.NF.B.3a,4,,4.NF.B.3,\n3.NF.A.1,,3,,,\n",
+        tmp_path,
+        HEADER + "4.NF.B.3,,4,,,\n4.NF.B.3.a,4.NF.B.3a,4,,4.NF.B.3,\n3.NF.A.1,,3,,,\n",
         "prerequisite,dependent\n3.NF.A.1,CCSS.Math.Content.4.NF.B.3a\n3.NF.A.1,4.NF.B.3.a\n",
         "a,b\n3.NF.A.1,4.NF.B.3\n",
     )
@@ -156,5 +162,6 @@ def test_write_csv_round_trips(bundled_graph, tmp_path: Path) -> None:
     again = load_csv_graph(tmp_path / "copy")
     mine, theirs = bundled_graph.to_dict(), again.to_dict()
     # the folder name is the title of a CSV graph; everything else must match exactly
-    assert {k: v for k, v in mine.items() if k not in ("title", "identifier")} == \
-        {k: v for k, v in theirs.items() if k not in ("title", "identifier")}
+    assert {k: v for k, v in mine.items() if k not in ("title", "identifier")} == {
+        k: v for k, v in theirs.items() if k not in ("title", "identifier")
+    }

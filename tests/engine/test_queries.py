@@ -12,14 +12,20 @@ def chain_graph() -> StandardsGraph:
     #   A -> B -> D
     #   A -> C -> D ;  E (isolated)
     codes = ["A", "B", "C", "D", "E"]
-    return StandardsGraph([Standard(c, grade_num=i) for i, c in enumerate(codes)],
-                          [("A", "B"), ("A", "C"), ("B", "D"), ("C", "D")])
+    return StandardsGraph(
+        [Standard(c, grade_num=i) for i, c in enumerate(codes)], [("A", "B"), ("A", "C"), ("B", "D"), ("C", "D")]
+    )
 
 
 def parts_graph() -> StandardsGraph:
     # X -> P (a parent with parts P.a, P.b);  P -> Y;  P.a -> P.b (a sibling edge)
-    stds = [Standard("X", grade_num=1), Standard("P", grade_num=2), Standard("P.a", grade_num=2, parent="P"),
-            Standard("P.b", grade_num=2, parent="P"), Standard("Y", grade_num=3)]
+    stds = [
+        Standard("X", grade_num=1),
+        Standard("P", grade_num=2),
+        Standard("P.a", grade_num=2, parent="P"),
+        Standard("P.b", grade_num=2, parent="P"),
+        Standard("Y", grade_num=3),
+    ]
     return StandardsGraph(stds, [("X", "P"), ("P", "Y"), ("P.a", "P.b")])
 
 

@@ -48,7 +48,9 @@ def test_parent_evidence_is_shared_by_parts_and_mastery_rolls_up() -> None:
 def test_prediction_follows_knowledge_and_difficulty() -> None:
     model = chain()
     state = model.state_with_priors({"A": 0.95, "B": 0.2})
-    easy_a, hard_a, b = model.predict_items(state, [ItemSpec("1", ("A",), 0.1), ItemSpec("2", ("A",), 0.9), ItemSpec("3", ("B",))])
+    easy_a, hard_a, b = model.predict_items(
+        state, [ItemSpec("1", ("A",), 0.1), ItemSpec("2", ("A",), 0.9), ItemSpec("3", ("B",))]
+    )
     assert easy_a > hard_a and hard_a > b
     both = model.predict_items(state, [ItemSpec("4", ("A", "B"))])[0]
     assert both < model.predict_items(state, [ItemSpec("5", ("A",))])[0]

@@ -15,9 +15,9 @@ from models.bkt import GraphBKT, bkt_config
 from models.dkt import DKTModel
 from models.hybrid import HybridModel
 from models.logistic import LogisticModel
-from models.zpd import ZPDModel
 from models.neural import NeuralModel, neural_config
 from models.registry import load_model
+from models.zpd import ZPDModel
 
 STANDARDS = ["A", "B", "C", "P", "P.a", "P.b"]
 EDGES = [("A", "B"), ("B", "C"), ("A", "P.a"), ("P.a", "P.b")]
@@ -35,6 +35,7 @@ TRAINED_ITEMS = [f"item-{i}" for i in range(6)]
 def make_neural(cls: type[NeuralModel], **hyper) -> Callable[[int], LearnerModel]:
     """Untrained weights from the seed, jittered so that no parameter sits at a special value
     (zero residuals, unit scales), plus seeded item difficulties: every path is exercised."""
+
     def factory(seed: int = 0) -> LearnerModel:
         model = cls(neural_config(STANDARDS, TRAINED_ITEMS, hyper, seed))
         gen = torch.Generator().manual_seed(seed)
@@ -46,6 +47,7 @@ def make_neural(cls: type[NeuralModel], **hyper) -> Callable[[int], LearnerModel
                     module.weight[module.padding_idx].zero_()
         model.set_item_difficulty(np.random.default_rng(seed).normal(0, 1, len(TRAINED_ITEMS)))
         return model
+
     return factory
 
 
@@ -85,8 +87,12 @@ def history(seed: int, length: int = 30) -> list[Event]:
     return events
 
 
-CANDIDATES = [ItemSpec(f"item-{i}", (c,), d) for i, (c, d) in enumerate(
-    [("A", None), ("B", 0.2), ("C", 0.8), ("P", None), ("P.b", 0.5), ("unknown-standard", None)])]
+CANDIDATES = [
+    ItemSpec(f"item-{i}", (c,), d)
+    for i, (c, d) in enumerate(
+        [("A", None), ("B", 0.2), ("C", 0.8), ("P", None), ("P.b", 0.5), ("unknown-standard", None)]
+    )
+]
 
 
 @pytest.fixture(params=sorted(FACTORIES))

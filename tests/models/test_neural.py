@@ -48,8 +48,16 @@ def events(labels: list[float]) -> list[Event]:
 # ------------------------------------------------------------------------------------------ data
 def test_prior_counts_per_standard_and_in_total() -> None:
     # one learner: A right, (A, B) wrong, B right; standards as model indices
-    enc = encode_attempts(np.array([0, 3]), np.array([0, 1, 2]), np.array([0, 1, 3, 4]), np.array([0, 0, 1, 1]),
-                          np.array([1.0, 0.0, 1.0]), np.zeros(3), n_items=3, n_standards=2)
+    enc = encode_attempts(
+        np.array([0, 3]),
+        np.array([0, 1, 2]),
+        np.array([0, 1, 3, 4]),
+        np.array([0, 0, 1, 1]),
+        np.array([1.0, 0.0, 1.0]),
+        np.zeros(3),
+        n_items=3,
+        n_standards=2,
+    )
     assert enc.standards.tolist() == [[0, 2], [0, 1], [1, 2]]  # padded with n_standards = 2
     assert enc.std_success.tolist() == [[0, 0], [1, 0], [0, 0]]  # before attempt 2: one success on A
     assert enc.std_failure.tolist() == [[0, 0], [0, 0], [1, 0]]  # before attempt 3: one failure on B
@@ -57,8 +65,16 @@ def test_prior_counts_per_standard_and_in_total() -> None:
 
 
 def test_prior_counts_restart_for_each_learner() -> None:
-    enc = encode_attempts(np.array([0, 1, 2]), np.array([0, 0]), np.array([0, 1, 2]), np.array([0, 0]),
-                          np.array([1.0, 1.0]), np.zeros(2), n_items=1, n_standards=1)
+    enc = encode_attempts(
+        np.array([0, 1, 2]),
+        np.array([0, 0]),
+        np.array([0, 1, 2]),
+        np.array([0, 0]),
+        np.array([1.0, 1.0]),
+        np.zeros(2),
+        n_items=1,
+        n_standards=1,
+    )
     assert enc.std_success[:, 0].tolist() == [0, 0] and enc.total_success.tolist() == [0, 0]
 
 
@@ -110,9 +126,15 @@ def test_prediction_of_an_attempt_ignores_its_own_label_and_later_ones(name: str
 def test_unseen_items_are_scored_from_standards_and_catalog_difficulty(name: str) -> None:
     model = small(name)
     state = model.replay(events([1.0, 0.0, 1.0, 1.0]))
-    easy, typical, hard, noise = model.predict_items(state, [
-        ItemSpec("new-1", ("A",), 0.2), ItemSpec("new-2", ("A",), 0.5),
-        ItemSpec("new-3", ("A",), 0.8), ItemSpec("new-4", ("A", "not-a-standard"), 0.5)])
+    easy, typical, hard, noise = model.predict_items(
+        state,
+        [
+            ItemSpec("new-1", ("A",), 0.2),
+            ItemSpec("new-2", ("A",), 0.5),
+            ItemSpec("new-3", ("A",), 0.8),
+            ItemSpec("new-4", ("A", "not-a-standard"), 0.5),
+        ],
+    )
     assert noise == pytest.approx(typical)  # unknown standards are ignored
     assert typical == pytest.approx(model.mastery(state)["A"])  # mastery = a typical item of the standard
     assert (easy - typical) * (typical - hard) > 0  # difficulty moves the prediction monotonically
@@ -183,7 +205,9 @@ def test_band_attention_sees_only_its_window_and_decays_with_distance() -> None:
     # zero scores: the weights are exp(-decay * distance) (normalized with the sink's exp(0))
     ones = torch.zeros(1, 1, 3, 1)
     values = torch.tensor([[[[1.0], [2.0], [4.0]]]])
-    out3 = band_attention(ones, ones, values, window=3, include_self=False, decay=torch.tensor([math.log(2)]), sink=torch.zeros(1))
+    out3 = band_attention(
+        ones, ones, values, window=3, include_self=False, decay=torch.tensor([math.log(2)]), sink=torch.zeros(1)
+    )
     weights = np.array([0.25, 0.5])  # keys 0 and 1 seen from query 2: distances 2 and 1
     assert out3[0, 0, 2, 0].item() == pytest.approx((weights * [1.0, 2.0]).sum() / (weights.sum() + 1.0))
 

@@ -26,16 +26,30 @@ def mixed_history(seed: int, length: int = 40) -> list[Event]:
     rng = np.random.default_rng(seed)
     choices = [("A",), ("B",), ("A", "C"), ("C",), ("not-a-standard",), ("B", "C")]
     scores = [0.0, 1.0, 1.0, 0.5, 0.25]
-    return [Event(ITEMS[int(rng.integers(3))], choices[int(rng.integers(len(choices)))],
-                  scores[int(rng.integers(len(scores)))]) for _ in range(length)]
+    return [
+        Event(
+            ITEMS[int(rng.integers(3))],
+            choices[int(rng.integers(len(choices)))],
+            scores[int(rng.integers(len(scores)))],
+        )
+        for _ in range(length)
+    ]
 
 
 def one_learner(stds: list[list[int]], correct: list[float], n_standards: int = 2):
     offsets = np.concatenate(([0], np.cumsum([len(s) for s in stds])))
     flat = np.array([s for ss in stds for s in ss], dtype=np.int64)
     n = len(correct)
-    return encode_attempts(np.array([0, n]), np.zeros(n, dtype=np.int64), offsets, flat, np.array(correct),
-                           np.zeros(n), n_items=1, n_standards=n_standards)
+    return encode_attempts(
+        np.array([0, n]),
+        np.zeros(n, dtype=np.int64),
+        offsets,
+        flat,
+        np.array(correct),
+        np.zeros(n),
+        n_items=1,
+        n_standards=n_standards,
+    )
 
 
 def test_recency_features_by_hand() -> None:
@@ -66,9 +80,9 @@ def test_features_of_an_attempt_depend_only_on_earlier_attempts(t: int) -> None:
     moved = _features(model._encode_events(changed).batch([0]), model.n_standards)[0]
     truncated = _features(model._encode_events(later).batch([0]), model.n_standards)[0]
     # attempt t's own label and standards and anything after it never reach features up to t
-    torch.testing.assert_close(moved[: t], base[: t])
+    torch.testing.assert_close(moved[:t], base[:t])
     torch.testing.assert_close(truncated[: t + 1], base[: t + 1])
-    assert not torch.allclose(moved[t + 1:], base[t + 1:])
+    assert not torch.allclose(moved[t + 1 :], base[t + 1 :])
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -83,8 +97,12 @@ def test_serving_features_equal_the_batched_features(seed: int) -> None:
         served = _state_features(state, cand["standards"], cand["real"], cand["count"])[0]
         np.testing.assert_allclose(served, batched[t], rtol=1e-6, atol=1e-6, err_msg=f"attempt {t}")
         state = model.update(state, event)
-    assert state["total"].tolist() == [sum(e.correct for e in events), sum(1 - e.correct for e in events),
-                                       state["total"][2], len(events)]
+    assert state["total"].tolist() == [
+        sum(e.correct for e in events),
+        sum(1 - e.correct for e in events),
+        state["total"][2],
+        len(events),
+    ]
 
 
 def test_partial_scores_predict_the_same_batched_and_step_by_step() -> None:
@@ -105,8 +123,12 @@ def test_state_size_does_not_grow_with_history() -> None:
 
 def test_an_older_zpd_state_or_model_is_refused_with_a_clear_error(tmp_path) -> None:
     model = small()
-    old_state = {"h": np.zeros(12, np.float32), "success": np.zeros(4, np.float32),
-                 "failure": np.zeros(4, np.float32), "total": np.zeros(2, np.float32)}
+    old_state = {
+        "h": np.zeros(12, np.float32),
+        "success": np.zeros(4, np.float32),
+        "failure": np.zeros(4, np.float32),
+        "total": np.zeros(2, np.float32),
+    }
     with pytest.raises(ModelFormatError, match="older zpd model; rebuild it from the learner's event log"):
         model.update(old_state, Event("q1", ("A",), 1.0))
     with pytest.raises(ModelFormatError, match="older zpd model"):

@@ -39,9 +39,26 @@ class RedisServer:
         self.port = free_port()
         self.workdir = workdir
         self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(workdir), "--save", "",
-             "--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(workdir),
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--daemonize",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.time() + 10
         while time.time() < deadline:
             try:
@@ -145,7 +162,7 @@ def make_api(store, engine, config=None) -> Api:
 
 @pytest.fixture()
 def api(tmp_path, shared_engine) -> Iterator[Api]:
-    from serving.stores.base import open_store
+    from serving.stores import open_store
 
     store = open_store(f"sqlite:///{tmp_path / 'zpd.db'}")
     made = make_api(store, shared_engine)
@@ -156,7 +173,7 @@ def api(tmp_path, shared_engine) -> Iterator[Api]:
 
 @pytest.fixture(params=["sqlite", "redis"])
 def any_api(request, tmp_path, shared_engine) -> Iterator[Api]:
-    from serving.stores.base import open_store
+    from serving.stores import open_store
 
     url = f"sqlite:///{tmp_path / 'zpd.db'}" if request.param == "sqlite" else request.getfixturevalue("redis_url")
     store = open_store(url)

@@ -6,26 +6,42 @@ import json
 
 import pytest
 
-ITEM = "gen-K.CC.A.1-check"          # a generated mastery check on K.CC.A.1
+ITEM = "gen-K.CC.A.1-check"  # a generated mastery check on K.CC.A.1
 ITEM2 = "gen-K.G.A.1-practice-1"
 
 
 def native(i: int, learner: str = "s1", item: str = ITEM, correct: bool = True) -> dict:
-    return {"id": f"e{i}", "learner_id": learner, "item_id": item, "correct": correct,
-            "timestamp": f"2026-11-24T09:{i % 60:02d}:00Z"}
+    return {
+        "id": f"e{i}",
+        "learner_id": learner,
+        "item_id": item,
+        "correct": correct,
+        "timestamp": f"2026-11-24T09:{i % 60:02d}:00Z",
+    }
 
 
 def xapi(i: int, learner: str = "s1", item: str = ITEM2, **result) -> dict:
-    return {"id": f"x{i}", "actor": {"account": {"homePage": "https://lms.example", "name": learner}},
-            "verb": {"id": "http://adlnet.gov/expapi/verbs/answered"}, "object": {"id": item},
-            "result": result or {"success": True}, "timestamp": "2026-11-24T10:00:00Z"}
+    return {
+        "id": f"x{i}",
+        "actor": {"account": {"homePage": "https://lms.example", "name": learner}},
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/answered"},
+        "object": {"id": item},
+        "result": result or {"success": True},
+        "timestamp": "2026-11-24T10:00:00Z",
+    }
 
 
 def test_native_and_xapi_ingestion(any_api) -> None:
-    r = any_api.client.post("/v1/events", json=[native(1), xapi(1), xapi(2, score={"scaled": -0.5})], headers=any_api.h())
+    r = any_api.client.post(
+        "/v1/events", json=[native(1), xapi(1), xapi(2, score={"scaled": -0.5})], headers=any_api.h()
+    )
     assert r.status_code == 200 and r.json() == {"accepted": 3, "duplicates": 0, "learners": 1}
     events = any_api.store.events("tenant-a", "s1")
-    assert [(e.id, e.correct, e.source) for e in events] == [("e1", 1.0, "native"), ("x1", 1.0, "xapi"), ("x2", 0.0, "xapi")]
+    assert [(e.id, e.correct, e.source) for e in events] == [
+        ("e1", 1.0, "native"),
+        ("x1", 1.0, "xapi"),
+        ("x2", 0.0, "xapi"),
+    ]
     profile = any_api.client.get("/v1/learners/s1/profile", headers=any_api.h()).json()
     assert profile["events"] == 3 and profile["mastery"]["K.CC.A.1"]["evidence"] == 1
 
@@ -59,7 +75,6 @@ def test_concurrent_overlapping_batches_count_every_event_once(any_api) -> None:
     import numpy as np
 
     from models.base import state_from_bytes
-
     from serving.service import LearnerService
 
     service = any_api.client.app.state.service
@@ -72,9 +87,19 @@ def test_concurrent_overlapping_batches_count_every_event_once(any_api) -> None:
     def sender(t: int) -> None:
         rng = np.random.default_rng(t)
         for b in range(6):
-            batch = [{"id": f"t{t}-b{b}-{j}", "learner_id": learners[(b + j) % 8], "item_id": items[j % 3],
-                      "correct": bool(rng.random() < 0.6), "timestamp": 1_800_000_000 + b * 60 + j} for j in range(12)]
-            batch += [{"id": "shared-1", "learner_id": "s0", "item_id": ITEM, "correct": True, "timestamp": 1_800_000_000}]
+            batch = [
+                {
+                    "id": f"t{t}-b{b}-{j}",
+                    "learner_id": learners[(b + j) % 8],
+                    "item_id": items[j % 3],
+                    "correct": bool(rng.random() < 0.6),
+                    "timestamp": 1_800_000_000 + b * 60 + j,
+                }
+                for j in range(12)
+            ]
+            batch += [
+                {"id": "shared-1", "learner_id": "s0", "item_id": ITEM, "correct": True, "timestamp": 1_800_000_000}
+            ]
             results.append(workers[t % 2].ingest("tenant-a", batch))
 
     with ThreadPoolExecutor(4) as pool:
@@ -103,7 +128,10 @@ def test_bad_events_name_the_field(api) -> None:
     assert r.status_code == 422 and r.json()["error"]["field"] == "events[1].correct"
     r = c.post("/v1/events", json={**native(1), "item_id": "no-such-item"}, headers=h)
     assert r.status_code == 404 and r.json()["error"] == {
-        "code": "unknown_item", "message": "unknown item 'no-such-item'", "field": "events[0].item_id"}
+        "code": "unknown_item",
+        "message": "unknown item 'no-such-item'",
+        "field": "events[0].item_id",
+    }
     r = c.post("/v1/events", json=xapi(1, score={"scaled": 3}), headers=h)
     assert r.status_code == 422 and r.json()["error"]["field"] == "events[0].result.score"
     r = c.post("/v1/events", json={"id": "e1", "learner_id": "s 1", "item_id": ITEM, "correct": 1}, headers=h)
@@ -117,7 +145,7 @@ def test_bad_events_name_the_field(api) -> None:
 
 def test_oversized_bodies_are_refused_before_parsing(tmp_path, shared_engine) -> None:
     from configs import load_config
-    from serving.stores.base import open_store
+    from serving.stores import open_store
     from tests.serving.conftest import make_api
 
     config = load_config(env={})
@@ -133,7 +161,7 @@ def test_oversized_bodies_are_refused_before_parsing(tmp_path, shared_engine) ->
 
         def chunks():  # no Content-Length: counted as it arrives
             for k in range(0, len(big), 1000):
-                yield big[k:k + 1000]
+                yield big[k : k + 1000]
 
         r = c.post("/v1/events", content=chunks(), headers=h)
         assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
@@ -154,8 +182,10 @@ LEARNER_ROUTES = [
 ]
 
 
-@pytest.mark.parametrize(("method", "path", "body"), [("GET", "/v1/learners/s1/next?n=3", None),
-                                                     ("POST", "/v1/learners/s1/playlist", {"session_minutes": 30})])
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [("GET", "/v1/learners/s1/next?n=3", None), ("POST", "/v1/learners/s1/playlist", {"session_minutes": 30})],
+)
 def test_reads_for_unseen_learners_answer_without_leaking_other_tenants(any_api, method, path, body) -> None:
     """A learner the server has not seen gets recommendations (nothing is stored); a learner of
     another tenant is unseen too: its events change nothing in what this tenant gets."""
@@ -188,12 +218,16 @@ def test_scopes(api) -> None:
     assert c.get("/v1/learners/s1/next", headers=api.h("a_ingest")).status_code == 403
     assert c.get("/v1/learners/s1/next", headers=api.h("a_read")).status_code == 200
     assert c.put("/v1/learners/s1/goal", json={"standards": ["1.OA.A.1"]}, headers=api.h("a_read")).status_code == 403
-    assert c.put("/v1/learners/s1/goal", json={"standards": ["1.OA.A.1"]}, headers=api.h("a_teacher")).status_code == 200
+    assert (
+        c.put("/v1/learners/s1/goal", json={"standards": ["1.OA.A.1"]}, headers=api.h("a_teacher")).status_code == 200
+    )
     assert c.delete("/v1/learners/s1", headers=api.h("a_teacher")).status_code == 403
     assert c.post("/v1/model/reload", headers=api.h("a_teacher")).status_code == 403
     no_key = c.get("/v1/learners/s1/next")
     assert no_key.status_code == 401 and no_key.json()["error"]["field"] == "Authorization"
-    assert c.get("/v1/learners/s1/next", headers={"Authorization": "Bearer zpd_0123456789abcdef_wrong"}).status_code == 401
+    assert (
+        c.get("/v1/learners/s1/next", headers={"Authorization": "Bearer zpd_0123456789abcdef_wrong"}).status_code == 401
+    )
 
 
 def test_revoked_key_stops_working(api) -> None:
@@ -261,13 +295,21 @@ def test_next_playlist_profile_and_goal(api) -> None:
     rec = nxt["recommendations"][0]
     assert 0 < rec["p_success"] < 1 and rec["reasons"] and set(rec["components"]) >= {"band_fit", "goal", "novelty"}
     assert len({r["standard"] for r in nxt["recommendations"]}) == 3
-    goal = c.put("/v1/learners/s1/goal", json={"standards": ["CCSS.Math.Content.4.NF.B.3a"], "date": "2027-06-01T00:00:00Z"},
-                 headers=h)
+    goal = c.put(
+        "/v1/learners/s1/goal",
+        json={"standards": ["CCSS.Math.Content.4.NF.B.3a"], "date": "2027-06-01T00:00:00Z"},
+        headers=h,
+    )
     assert goal.json()["goal"]["standards"] == ["4.NF.B.3.a"]
     gps = c.get("/v1/learners/s1/profile", headers=h).json()["gps"]
-    assert gps["status"] in ("on_track", "at_risk") and gps["route"][-1] == "4.NF.B.3.a" and gps["estimated_minutes"] > 0
-    playlist = c.post("/v1/learners/s1/playlist", json={"session_minutes": 45, "modalities": ["online_practice", "reading"]},
-                      headers=h).json()
+    assert (
+        gps["status"] in ("on_track", "at_risk") and gps["route"][-1] == "4.NF.B.3.a" and gps["estimated_minutes"] > 0
+    )
+    playlist = c.post(
+        "/v1/learners/s1/playlist",
+        json={"session_minutes": 45, "modalities": ["online_practice", "reading"]},
+        headers=h,
+    ).json()
     assert sum(a["minutes"] for a in playlist["activities"]) <= 45
     assert {a["modality"] for a in playlist["activities"]} <= {"online_practice", "reading"}
     assert all(a["standard"] in gps["route"] for a in playlist["activities"])
@@ -286,7 +328,10 @@ def test_overrides_win_and_can_be_removed(api) -> None:
     top = c.get("/v1/learners/s1/next", headers=h).json()["recommendations"][0]
     assert top["item"]["id"] == far and top["kind"] == "pinned"  # far past the learner's prerequisites
     assert f"pinned by teacher: item {far}" in top["reasons"]
-    assert c.post("/v1/learners/s1/overrides", json={"pin_items": ["nope"]}, headers=h).json()["error"]["field"] == "pin_items[0]"
+    assert (
+        c.post("/v1/learners/s1/overrides", json={"pin_items": ["nope"]}, headers=h).json()["error"]["field"]
+        == "pin_items[0]"
+    )
     c.request("DELETE", "/v1/learners/s1/overrides", json={"pin_items": [far]}, headers=h)
     top = c.get("/v1/learners/s1/next", headers=h).json()["recommendations"][0]
     assert top["kind"] != "pinned"
@@ -295,10 +340,18 @@ def test_overrides_win_and_can_be_removed(api) -> None:
 def test_class_rotation(api) -> None:
     c, h = api.client, api.h()
     learners = [f"s{i}" for i in range(8)]
-    c.post("/v1/events", json=[native(i, learner=l) for i, l in enumerate(learners)], headers=h)
-    r = c.post("/v1/classes/c1/rotation", json={"learners": learners, "session_minutes": 60, "block_minutes": 20,
-                                                "capacities": {"online_practice": 3, "reading": 3}, "group_capacity": 4},
-               headers=h)
+    c.post("/v1/events", json=[native(i, learner=learner) for i, learner in enumerate(learners)], headers=h)
+    r = c.post(
+        "/v1/classes/c1/rotation",
+        json={
+            "learners": learners,
+            "session_minutes": 60,
+            "block_minutes": 20,
+            "capacities": {"online_practice": 3, "reading": 3},
+            "group_capacity": 4,
+        },
+        headers=h,
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert set(body["playlists"]) == set(learners)
@@ -322,7 +375,9 @@ def test_placement_flow(api) -> None:
             break
         unit = state["question"]["standard"]
         grade = api.client.app.state.engine.graph.standards[unit].grade_num or 0
-        state = c.post("/v1/learners/s9/placement/answers", json={"standard": unit, "correct": grade <= 2}, headers=h).json()
+        state = c.post(
+            "/v1/learners/s9/placement/answers", json={"standard": unit, "correct": grade <= 2}, headers=h
+        ).json()
     assert state["finished"] and state["asked"] <= 30 and state["mastered"]
     profile = c.get("/v1/learners/s9/profile", headers=h).json()
     assert profile["placement"]["grade_band"] == state["grade_band"]
@@ -421,7 +476,7 @@ def test_state_of_another_model_is_rebuilt_once_and_stored(api) -> None:
 def test_the_bundled_model_trained_on_real_learners_serves(tmp_path) -> None:
     from configs import load_config
     from serving.app import build_engine
-    from serving.stores.base import open_store
+    from serving.stores import open_store
 
     from .conftest import make_api
 

@@ -12,10 +12,15 @@ from configs import load_config
 from engine.case import graph_to_case
 from serving.app import build_engine, create_app
 from serving.auth import create_key
-from serving.stores.base import open_store
+from serving.stores import open_store
 
-ITEM = {"id": "acme-fractions-1", "title": "Fractions on a number line", "standards": ["3.NF.A.2"],
-        "modality": "online_practice", "duration_minutes": 10}
+ITEM = {
+    "id": "acme-fractions-1",
+    "title": "Fractions on a number line",
+    "standards": ["3.NF.A.2"],
+    "modality": "online_practice",
+    "duration_minutes": 10,
+}
 
 
 def worker(store, sync_s: float = 0.0) -> TestClient:

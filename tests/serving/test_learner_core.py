@@ -24,10 +24,12 @@ from models.registry import for_graph
 from serving.app import build_engine, create_app
 from serving.auth import create_key
 from serving.service import learner_seed
-from serving.stores.base import open_store
+from serving.stores import open_store
 from serving.views import recommendation_json
 
 from .conftest import LiveServer
+
+pytestmark = pytest.mark.slow  # the API over real HTTP
 
 T0 = 1_790_000_000.0  # 2026-09-21, seconds: the simulated clock starts here
 
@@ -91,10 +93,21 @@ def test_a_grade_4_learner_starts_at_grade_4_and_is_pulled_back_when_struggling(
     struggling = next(c for c in standards if grade_of(served, c) == "3")
     prerequisites = nx.ancestors(bundled_engine.graph.learning, struggling)
     assert prerequisites
-    items = [i["id"] for i in served.get("/v1/items", standard=struggling, limit=50).json()["items"]
-             if not i["mastery_check"]]
-    events = [{"id": f"g4-f{k}", "learner_id": "g4", "item_id": items[k % len(items)], "correct": False,
-               "timestamp": T0 + 600 * k} for k in range(4)]
+    items = [
+        i["id"]
+        for i in served.get("/v1/items", standard=struggling, limit=50).json()["items"]
+        if not i["mastery_check"]
+    ]
+    events = [
+        {
+            "id": f"g4-f{k}",
+            "learner_id": "g4",
+            "item_id": items[k % len(items)],
+            "correct": False,
+            "timestamp": T0 + 600 * k,
+        }
+        for k in range(4)
+    ]
     assert served.post("/v1/events", events).json()["accepted"] == 4
     after = served.get("/v1/learners/g4/next", n=5).json()
     pulled_back = {r["standard"] for r in after["recommendations"]} & prerequisites
@@ -123,10 +136,15 @@ steps = st.lists(st.tuples(st.booleans(), st.integers(0, 10_000), st.booleans())
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(steps=steps, grade=st.sampled_from(["3", "4", "6", None]), diagnostic=st.booleans(),
-       goal=st.sampled_from([("4.NF.B.3", "4.NBT.B.5"), ("5.NF.A.1",), None]))
-def test_the_api_and_the_simulator_policy_recommend_the_same(served, bundled_engine, steps, grade, diagnostic,
-                                                               goal) -> None:
+@given(
+    steps=steps,
+    grade=st.sampled_from(["3", "4", "6", None]),
+    diagnostic=st.booleans(),
+    goal=st.sampled_from([("4.NF.B.3", "4.NBT.B.5"), ("5.NF.A.1",), None]),
+)
+def test_the_api_and_the_simulator_policy_recommend_the_same(
+    served, bundled_engine, steps, grade, diagnostic, goal
+) -> None:
     """Random event sequences go through the HTTP API and through the simulator's zpd policy
     (``zpd simulate``'s factory, on the served model): the same activity at every step. Each step
     either follows the recommendation or answers a random catalog item, right or wrong."""
@@ -156,8 +174,10 @@ def test_the_api_and_the_simulator_policy_recommend_the_same(served, bundled_eng
             status = served.post(f"/v1/learners/{lid}/placement", {}).json()
             assert status["question"]["item"]["id"] == chosen, k
             unit = status["question"]["standard"]
-            answer = served.post(f"/v1/learners/{lid}/placement/answers",
-                                 {"standard": unit, "correct": correct, "event_id": f"{lid}-p{k}"})
+            answer = served.post(
+                f"/v1/learners/{lid}/placement/answers",
+                {"standard": unit, "correct": correct, "event_id": f"{lid}-p{k}"},
+            )
             assert answer.status_code == 200, answer.text
             served.now[0] += 600
             policy.observe(chosen, Outcome(correct, 10.0, served.now[0] / 60.0))
@@ -169,8 +189,10 @@ def test_the_api_and_the_simulator_policy_recommend_the_same(served, bundled_eng
         assert [_summary(r) for r in api] == [_summary(recommendation_json(r)) for r in mine], k
         item = chosen if follow else items[pick % len(items)].id
         served.now[0] += 600
-        r = served.post("/v1/events", {"id": f"{lid}-{k}", "learner_id": lid, "item_id": item, "correct": correct,
-                                       "timestamp": served.now[0]})
+        r = served.post(
+            "/v1/events",
+            {"id": f"{lid}-{k}", "learner_id": lid, "item_id": item, "correct": correct, "timestamp": served.now[0]},
+        )
         assert r.status_code == 200, r.text
         policy.observe(item, Outcome(correct, 10.0, served.now[0] / 60.0))
     final = served.get(f"/v1/learners/{lid}/next", n=1, alternatives=0).json()["recommendations"]
@@ -182,5 +204,11 @@ _learners = 0
 
 
 def _summary(r: dict) -> tuple:
-    return (r["item"]["id"], r["standard"], r["kind"], r["p_success"], r["score"],
-            tuple(a["item"]["id"] for a in r["alternatives"]))
+    return (
+        r["item"]["id"],
+        r["standard"],
+        r["kind"],
+        r["p_success"],
+        r["score"],
+        tuple(a["item"]["id"] for a in r["alternatives"]),
+    )

@@ -18,18 +18,22 @@ from configs import load_config
 from models.bkt import GraphBKT
 from serving.app import create_app
 from serving.auth import create_key
-from serving.stores.base import open_store
+from serving.stores import open_store
 from zpd.cli import app as cli
 
 from .conftest import LiveServer, RedisServer, free_port
+
+pytestmark = pytest.mark.slow  # servers over real HTTP and subprocesses
 
 ITEM = "gen-K.CC.A.1-check"
 
 
 def make_config(tmp_path: Path, store_url: str) -> Path:
     path = tmp_path / "zpd.toml"
-    path.write_text(f'[store]\nurl = "{store_url}"\n[serving]\nmodel_uri = "bkt"\ndata_dir = "{tmp_path.as_posix()}"\n'
-                    f'[mlflow]\ntracking_uri = "sqlite:///{(tmp_path / "mlflow.db").as_posix()}"\n')
+    path.write_text(
+        f'[store]\nurl = "{store_url}"\n[serving]\nmodel_uri = "bkt"\ndata_dir = "{tmp_path.as_posix()}"\n'
+        f'[mlflow]\ntracking_uri = "sqlite:///{(tmp_path / "mlflow.db").as_posix()}"\n'
+    )
     return path
 
 
@@ -37,8 +41,12 @@ def test_zpd_serve_command_end_to_end(tmp_path: Path) -> None:
     config = make_config(tmp_path, f"sqlite:///{(tmp_path / 'zpd.db').as_posix()}")
     port = free_port()
     exe = Path(sys.executable).parent / "zpd"
-    proc = subprocess.Popen([str(exe), "--config", str(config), "serve", "--demo-key", "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [str(exe), "--config", str(config), "serve", "--demo-key", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.time() + 90
@@ -52,7 +60,9 @@ def test_zpd_serve_command_end_to_end(tmp_path: Path) -> None:
             pytest.fail("zpd serve did not come up")
         key = (tmp_path / "demo_key.txt").read_text().strip()
         h = {"Authorization": f"Bearer {key}"}
-        r = httpx.post(base + "/v1/events", headers=h, json={"id": "w1", "learner_id": "ana", "item_id": ITEM, "correct": True})
+        r = httpx.post(
+            base + "/v1/events", headers=h, json={"id": "w1", "learner_id": "ana", "item_id": ITEM, "correct": True}
+        )
         assert r.status_code == 200 and r.json()["accepted"] == 1
         nxt = httpx.get(base + "/v1/learners/ana/next", headers=h).json()
         assert nxt["recommendations"] and nxt["model_version"].startswith("bkt-graph@")
@@ -70,8 +80,12 @@ def test_two_workers_pool_metrics_and_follow_a_model_reload(tmp_path: Path) -> N
     config = make_config(tmp_path, f"sqlite:///{(tmp_path / 'zpd.db').as_posix()}")
     port = free_port()
     exe = Path(sys.executable).parent / "zpd"
-    proc = subprocess.Popen([str(exe), "--config", str(config), "serve", "--demo-key", "--port", str(port),
-                             "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [str(exe), "--config", str(config), "serve", "--demo-key", "--port", str(port), "--workers", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.time() + 120
@@ -103,8 +117,8 @@ def test_two_workers_pool_metrics_and_follow_a_model_reload(tmp_path: Path) -> N
 
 @pytest.fixture()
 def live(tmp_path, shared_engine):
-    from serving.service import Engine
     from serving.model_provider import ModelHolder
+    from serving.service import Engine
 
     # a private engine: this test swaps its model
     e = shared_engine
@@ -121,12 +135,22 @@ def live(tmp_path, shared_engine):
 
 def test_model_reload_drops_no_request_and_refuses_a_broken_model(live) -> None:
     server, h, tmp = live
-    httpx.post(server.url + "/v1/events", headers=h, json={"id": "e1", "learner_id": "s1", "item_id": ITEM, "correct": True})
+    httpx.post(
+        server.url + "/v1/events", headers=h, json={"id": "e1", "learner_id": "s1", "item_id": ITEM, "correct": True}
+    )
     old = httpx.get(server.url + "/v1/model", headers=h).json()["version"]
     good = GraphBKT.from_graph(server.server.config.app.state.engine.graph, p_learn=0.3).save(tmp / "good")
     broken = tmp / "broken"
     broken.mkdir()
-    (broken / "config.json").write_text(json.dumps({"model": "bkt", "format_version": 1, "config": {"standards": ["A"], "params": {"p_slip": 0.6, "p_guess": 0.6}}}))
+    (broken / "config.json").write_text(
+        json.dumps(
+            {
+                "model": "bkt",
+                "format_version": 1,
+                "config": {"standards": ["A"], "params": {"p_slip": 0.6, "p_guess": 0.6}},
+            }
+        )
+    )
     (broken / "weights.npz").write_bytes(b"not a zip")
 
     statuses, versions, stop = [], set(), threading.Event()
@@ -166,16 +190,26 @@ def test_store_outage_is_503_not_a_hang(tmp_path, shared_engine) -> None:
     h = {"Authorization": f"Bearer {key}"}
     server = LiveServer(create_app(load_config(env={}), store=store, engine=shared_engine))
     try:
-        assert httpx.post(server.url + "/v1/events", headers=h,
-                          json={"id": "e1", "learner_id": "s1", "item_id": ITEM, "correct": True}).status_code == 200
+        assert (
+            httpx.post(
+                server.url + "/v1/events",
+                headers=h,
+                json={"id": "e1", "learner_id": "s1", "item_id": ITEM, "correct": True},
+            ).status_code
+            == 200
+        )
         redis.stop()
         started = time.time()
         r = httpx.get(server.url + "/v1/learners/s1/next", headers=h, timeout=30)
         assert r.status_code == 503 and r.json()["error"]["code"] == "store_unavailable"
         assert time.time() - started < 15
         assert httpx.get(server.url + "/readyz", timeout=30).status_code == 503
-        r = httpx.post(server.url + "/v1/events", headers=h, json={"id": "e2", "learner_id": "s1", "item_id": ITEM, "correct": True},
-                       timeout=30)
+        r = httpx.post(
+            server.url + "/v1/events",
+            headers=h,
+            json={"id": "e2", "learner_id": "s1", "item_id": ITEM, "correct": True},
+            timeout=30,
+        )
         assert r.status_code == 503
     finally:
         server.stop()
@@ -184,7 +218,9 @@ def test_store_outage_is_503_not_a_hang(tmp_path, shared_engine) -> None:
 
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
 def test_replay_rebuilds_the_live_state(backend, tmp_path, shared_engine, request) -> None:
-    url = f"sqlite:///{(tmp_path / 'zpd.db').as_posix()}" if backend == "sqlite" else request.getfixturevalue("redis_url")
+    url = (
+        f"sqlite:///{(tmp_path / 'zpd.db').as_posix()}" if backend == "sqlite" else request.getfixturevalue("redis_url")
+    )
     store = open_store(url)
     key = create_key(store, "t", ["ingest", "read", "teacher"])
     h = {"Authorization": f"Bearer {key}"}
@@ -193,14 +229,25 @@ def test_replay_rebuilds_the_live_state(backend, tmp_path, shared_engine, reques
     rng = np.random.default_rng(0)
     items = [i.id for i in shared_engine.catalog][:200]
     with TestClient(create_app(load_config(env={}), store=store, engine=shared_engine)) as c:
-        events = [{"id": f"e{i}", "learner_id": f"s{i % 4}", "item_id": items[int(rng.integers(len(items)))],
-                   "correct": bool(rng.random() < 0.7), "timestamp": 1_800_000_000 + i * 60} for i in range(120)]
+        events = [
+            {
+                "id": f"e{i}",
+                "learner_id": f"s{i % 4}",
+                "item_id": items[int(rng.integers(len(items)))],
+                "correct": bool(rng.random() < 0.7),
+                "timestamp": 1_800_000_000 + i * 60,
+            }
+            for i in range(120)
+        ]
         for start in range(0, 120, 25):
-            assert c.post("/v1/events", json=events[start:start + 25], headers=h).status_code == 200
+            assert c.post("/v1/events", json=events[start : start + 25], headers=h).status_code == 200
         state = c.post("/v1/learners/s0/placement", headers=h).json()
         for _ in range(3):
-            state = c.post("/v1/learners/s0/placement/answers", headers=h,
-                           json={"standard": state["question"]["standard"], "correct": True}).json()
+            state = c.post(
+                "/v1/learners/s0/placement/answers",
+                headers=h,
+                json={"standard": state["question"]["standard"], "correct": True},
+            ).json()
     store.close()
     config = make_config(tmp_path, url)
     check = CliRunner().invoke(cli, ["--config", str(config), "replay", "--check", "--json"])

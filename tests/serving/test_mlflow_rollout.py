@@ -16,15 +16,21 @@ from training.loaders import load_interactions
 from training.tracking import MLflowTracker, promote
 from training.train import train
 
-SAMPLE = Path(__file__).resolve().parents[2] / "data" / "kt_sample" / "assist2009_pid" / "assist2009_pid_train1_head150.csv"
+pytestmark = pytest.mark.slow  # an MLflow registry and training runs
+
+SAMPLE = (
+    Path(__file__).resolve().parents[2] / "data" / "kt_sample" / "assist2009_pid" / "assist2009_pid_train1_head150.csv"
+)
 
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
     uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
-    cfg = ZPDConfig(mlflow={"tracking_uri": uri, "registered_model": "zpd-learner"},
-                    training=TrainingConfig(batch_tokens=1024, max_batch_learners=32),
-                    model=ModelConfig(logistic={}))
+    cfg = ZPDConfig(
+        mlflow={"tracking_uri": uri, "registered_model": "zpd-learner"},
+        training=TrainingConfig(batch_tokens=1024, max_batch_learners=32),
+        model=ModelConfig(logistic={}),
+    )
     table, _ = load_interactions(SAMPLE, "akt")
     train_idx, test_idx = table.split_learners(0.3, seed=0)
     fit, valid = table.subset(train_idx).split_learners(0.2, seed=0)
@@ -40,7 +46,7 @@ def registry(tmp_path_factory):
 def test_server_starts_on_the_champion_and_follows_promotions(registry, tmp_path, shared_engine) -> None:
     from serving.app import build_engine, create_app
     from serving.auth import create_key
-    from serving.stores.base import open_store
+    from serving.stores import open_store
 
     uri, (v1, v2) = registry
     promote(v1, "champion", tracking_uri=uri)
@@ -65,12 +71,14 @@ def test_server_starts_on_the_champion_and_follows_promotions(registry, tmp_path
 
 def test_keys_command_writes_to_the_store_serve_uses(tmp_path) -> None:
     from serving.auth import KeyCache
-    from serving.stores.base import open_store
+    from serving.stores import open_store
     from zpd.cli import app
 
     url = f"sqlite:///{tmp_path / 'zpd.db'}"
     runner = CliRunner()
-    made = runner.invoke(app, ["keys", "create", "--store", url, "--tenant", "school-1", "--scopes", "read,teacher", "--json"])
+    made = runner.invoke(
+        app, ["keys", "create", "--store", url, "--tenant", "school-1", "--scopes", "read,teacher", "--json"]
+    )
     assert made.exit_code == 0, made.output
     import json
 
@@ -94,12 +102,13 @@ def test_alias_poll_swaps_without_a_reload_call(registry, tmp_path) -> None:
 
     from serving.app import build_engine, create_app
     from serving.auth import create_key
-    from serving.stores.base import open_store
+    from serving.stores import open_store
 
     uri, (v1, v2) = registry
     promote(v1, "champion", tracking_uri=uri)
     config = load_config(env={"ZPD_MLFLOW_TRACKING_URI": uri}).model_copy(
-        update={"serving": load_config(env={}).serving.model_copy(update={"model_poll_s": 0.3})})
+        update={"serving": load_config(env={}).serving.model_copy(update={"model_poll_s": 0.3})}
+    )
     store = open_store(f"sqlite:///{tmp_path / 'zpd.db'}")
     key = create_key(store, "t", ["read"])
     with TestClient(create_app(config, store=store, engine=build_engine(config))) as c:

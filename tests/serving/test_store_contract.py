@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from serving.stores import open_store
 from serving.stores.base import (
     ApiKeyRecord,
     Commit,
@@ -15,7 +16,6 @@ from serving.stores.base import (
     StoreError,
     StoreUnavailable,
     VersionConflict,
-    open_store,
 )
 
 
@@ -39,11 +39,22 @@ def test_commit_and_read_back(store) -> None:
     store.commit(rec, 0, [event(1), event(2)])
     assert rec.version == 1 and rec.event_count == 2
     got = store.get("t1", "l1")
-    assert (got.version, got.model_version, got.state, got.meta, got.event_count) == (1, "bkt@1", b"\x00\x01state", {"goal": ["A"]}, 2)
+    assert (got.version, got.model_version, got.state, got.meta, got.event_count) == (
+        1,
+        "bkt@1",
+        b"\x00\x01state",
+        {"goal": ["A"]},
+        2,
+    )
     assert [e.id for e in store.events("t1", "l1")] == ["e1", "e2"]
     first, expected = store.events("t1", "l1")[0], event(1)
-    assert (first.item_id, first.standards, first.correct, first.timestamp, first.content_hash) == \
-        (expected.item_id, expected.standards, expected.correct, expected.timestamp, expected.content_hash)
+    assert (first.item_id, first.standards, first.correct, first.timestamp, first.content_hash) == (
+        expected.item_id,
+        expected.standards,
+        expected.correct,
+        expected.timestamp,
+        expected.content_hash,
+    )
     assert store.event_hashes("t1", "l1", ["e1", "e3"]) == {"e1": "hash-1"}
 
 
@@ -95,8 +106,9 @@ def test_group_commit_lands_each_learner_atomically_and_refuses_only_the_stale_o
 
 
 def test_batched_reads(store) -> None:
-    store.commit_many([Commit(LearnerRecord("t1", f"l{i}", state=bytes([i])), 0, [event(i), event(100 + i)])
-                       for i in range(3)])
+    store.commit_many(
+        [Commit(LearnerRecord("t1", f"l{i}", state=bytes([i])), 0, [event(i), event(100 + i)]) for i in range(3)]
+    )
     store.commit(LearnerRecord("t2", "l0", state=b"t2"), 0, [event(7)])
     got = store.get_many("t1", ["l0", "l2", "missing", "l0"])
     assert sorted(got) == ["l0", "l2"] and got["l2"].state == bytes([2]) and got["l2"].event_count == 2

@@ -11,7 +11,9 @@ from engine.sources import load_graph
 from training.alignment import DEFAULT_ALIGNMENT, align_standards, load_alignment
 from training.loaders import load_interactions
 
-SAMPLE = Path(__file__).resolve().parents[2] / "data" / "kt_sample" / "assist2009_pid" / "assist2009_pid_train1_head150.csv"
+SAMPLE = (
+    Path(__file__).resolve().parents[2] / "data" / "kt_sample" / "assist2009_pid" / "assist2009_pid_train1_head150.csv"
+)
 
 
 def test_bundled_alignment_covers_every_skill_with_real_standards() -> None:
@@ -41,8 +43,9 @@ def test_unaligned_attempts_are_dropped_and_counted() -> None:
     skill = table.standard_ids[table.standards_of(0)[0]]
     only = {skill: load_alignment()[skill]}  # a mapping that knows a single skill
     aligned, dropped = align_standards(table, only)
-    with_skill = sum(1 for a in range(table.n_attempts)
-                     if skill in {table.standard_ids[s] for s in table.standards_of(a)})
+    with_skill = sum(
+        1 for a in range(table.n_attempts) if skill in {table.standard_ids[s] for s in table.standards_of(a)}
+    )
     assert aligned.n_attempts == with_skill and dropped == table.n_attempts - with_skill > 0
     assert aligned.n_learners == table.n_learners and aligned.learner_offsets[-1] == with_skill
 
@@ -50,7 +53,9 @@ def test_unaligned_attempts_are_dropped_and_counted() -> None:
 def test_bad_alignment_files(tmp_path: Path) -> None:
     bad = tmp_path / "a.csv"
     bad.write_text("skill_id,standard,confidence\n1,6.SP.B.4,sure\n")
-    with pytest.raises(ValueError, match=r"a.csv line 2: column 'confidence' must be one of none, low, medium, high, got 'sure'"):
+    with pytest.raises(
+        ValueError, match=r"a.csv line 2: column 'confidence' must be one of none, low, medium, high, got 'sure'"
+    ):
         load_alignment(bad)
     bad.write_text("skill,standard\n1,6.SP.B.4\n")
     with pytest.raises(ValueError, match=r"missing column\(s\) confidence, skill_id"):

@@ -23,6 +23,8 @@ from configs import load_config
 from training.cli import load_splits
 from training.train import train
 
+pytestmark = pytest.mark.slow  # two processes under torchrun
+
 ROOT = Path(__file__).resolve().parents[2]
 PID = ROOT / "data" / "kt_sample" / "assist2009_pid" / "assist2009_pid_train1_head150.csv"
 TOML = """
@@ -47,9 +49,31 @@ def test_two_ranks_reach_the_one_process_metrics(tmp_path: Path) -> None:
     config_file.write_text(TOML.format(db=tmp_path / "mlflow.db"))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     env.pop("ZPD_MLFLOW_TRACKING_URI", None)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           "-m", "training.cli", "train", "--data", str(PID), "--format", "akt", "--model", "dkt",
-           "--epochs", str(EPOCHS), "--seed", "0", "--config", str(config_file), "--no-progress", "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "training.cli",
+        "train",
+        "--data",
+        str(PID),
+        "--format",
+        "akt",
+        "--model",
+        "dkt",
+        "--epochs",
+        str(EPOCHS),
+        "--seed",
+        "0",
+        "--config",
+        str(config_file),
+        "--no-progress",
+        "--json",
+    ]
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     ddp = json.loads(done.stdout)  # only rank 0 prints
@@ -57,8 +81,9 @@ def test_two_ranks_reach_the_one_process_metrics(tmp_path: Path) -> None:
 
     config = load_config(config_file, env={})
     tables, _ = load_splits(PID, "akt", config)
-    single = train(tables["train"], tables["valid"], tables["test"], "dkt", config, epochs=EPOCHS, seed=0,
-                   progress=False)
+    single = train(
+        tables["train"], tables["valid"], tables["test"], "dkt", config, epochs=EPOCHS, seed=0, progress=False
+    )
     assert single.world_size == 1
     assert single.metrics["test_auc"] > 0.65  # both runs learned something real
     assert abs(ddp["metrics"]["test_auc"] - single.metrics["test_auc"]) < TOLERANCE

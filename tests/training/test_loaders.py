@@ -45,8 +45,9 @@ def standards_of(table, attempt: int) -> set[str]:
     return {table.standard_ids[s] for s in table.standards_of(attempt)}
 
 
-SIMPLE = CsvColumns(learner="learner", item="item", correct="correct", standards="skills",
-                    standards_sep=";", timestamp="time")
+SIMPLE = CsvColumns(
+    learner="learner", item="item", correct="correct", standards="skills", standards_sep=";", timestamp="time"
+)
 
 
 # ---- the real sample ---------------------------------------------------------------------------
@@ -120,11 +121,15 @@ def test_dedup_item_outside_q_matrix(tmp_path):
 
 
 def test_consecutive_rows_of_one_item_become_one_attempt_with_two_standards(tmp_path):
-    path = write(tmp_path, "a.csv", "learner,item,correct,skills,time\n"
-                 "u1,p1,1,A,\n"     # p1 tagged with A and B: two rows, one answer
-                 "u1,p1,1,B,\n"
-                 "u1,p2,0,A,\n"
-                 "u1,p1,1,A,\n")    # p1 again later: a new attempt
+    path = write(
+        tmp_path,
+        "a.csv",
+        "learner,item,correct,skills,time\n"
+        "u1,p1,1,A,\n"  # p1 tagged with A and B: two rows, one answer
+        "u1,p1,1,B,\n"
+        "u1,p2,0,A,\n"
+        "u1,p1,1,A,\n",
+    )  # p1 again later: a new attempt
     table, report = load_csv(path, SIMPLE)
     assert items_of(table) == ["p1", "p2", "p1"]
     assert standards_of(table, 0) == {"A", "B"} and standards_of(table, 2) == {"A"}
@@ -160,10 +165,15 @@ def test_outcome_conflict_policies(tmp_path):
     [
         ("0,u1\n5,6,7\n1,1,1\n1,2,0\n", "bad.csv line 4: responses must be 0 or 1, got '2' (value 2 of 3)"),
         ("0,u1\n5,x,7\n1,1,1\n1,0,0\n", "bad.csv line 2: problem ids must be an integer id, got 'x'"),
-        ("0,u1\n5,6,7\n1,1\n1,0,0\n",
-         "bad.csv line 3: skill ids has 2 values but problem ids (line 2) has 3 (learner 'u1', block starting at line 1)"),
+        (
+            "0,u1\n5,6,7\n1,1\n1,0,0\n",
+            "bad.csv line 3: skill ids has 2 values but problem ids (line 2) has 3 (learner 'u1', block starting at line 1)",
+        ),
         ("0,u1\n5\n1\n1\n0,u1\n6\n1\n0\n", "bad.csv line 5: learner id 'u1' already has a block at bad.csv line 1"),
-        ("0,u1\n5\n1\n1\n0,u2\n6\n", "bad.csv line 5: incomplete learner block: expected 4 lines, the file ends after 2"),
+        (
+            "0,u1\n5\n1\n1\n0,u2\n6\n",
+            "bad.csv line 5: incomplete learner block: expected 4 lines, the file ends after 2",
+        ),
         ("0,u1,9\n5\n1\n1\n", "bad.csv line 1: header must be 'index,learner_id' or a sequence length, got '0,u1,9'"),
         ("x\ny\nz\n", "bad.csv: cannot tell whether this is the 3-line or the 4-line"),
     ],
@@ -182,14 +192,18 @@ def test_akt_errors_in_three_line_files(tmp_path):
 
 
 def test_akt_skip_counts_by_reason(tmp_path):
-    text = ("0,u1\n5,6,7\n1,1,1\n1,2,0\n"       # one bad response: that position only
-            "1,u2\n5,6\n1\n0,0\n"               # length mismatch: the whole block
-            "2,u3\n8,9\n1,1\n1,1\n")
+    text = (
+        "0,u1\n5,6,7\n1,1,1\n1,2,0\n"  # one bad response: that position only
+        "1,u2\n5,6\n1\n0,0\n"  # length mismatch: the whole block
+        "2,u3\n8,9\n1,1\n1,1\n"
+    )
     table, report = load_akt(write(tmp_path, "bad.csv", text), on_error="skip")
     assert report.skipped == {"response_not_binary": 1, "length_mismatch": 2}
     assert report.rows_read == 7 and table.learner_ids == ("u1", "u3")
     assert items_of(table, 0) == ["5", "7"]
-    assert report.examples["response_not_binary"] == ["bad.csv line 4: responses must be 0 or 1, got '2' (value 2 of 3)"]
+    assert report.examples["response_not_binary"] == [
+        "bad.csv line 4: responses must be 0 or 1, got '2' (value 2 of 3)"
+    ]
     assert report.examples["length_mismatch"][0].startswith("bad.csv line 7: skill ids has 1 values")
 
 
@@ -199,9 +213,17 @@ def test_akt_skip_counts_by_reason(tmp_path):
 @pytest.mark.parametrize(
     ("row", "message", "reason"),
     [
-        ("u1,p1,maybe,A,", "t.csv line 3: correct must be one of ['0', '1', 'correct', 'false', 'incorrect', 'true'], got 'maybe'", "bad_outcome"),
+        (
+            "u1,p1,maybe,A,",
+            "t.csv line 3: correct must be one of ['0', '1', 'correct', 'false', 'incorrect', 'true'], got 'maybe'",
+            "bad_outcome",
+        ),
         (",p1,1,A,", "t.csv line 3: learner is empty; expected a learner id", "missing_learner"),
-        ("u1,p1,1,A,yesterday", "t.csv line 3: time must be ISO-8601 (2024-03-01T12:00:00Z) or epoch seconds, got 'yesterday'", "bad_timestamp"),
+        (
+            "u1,p1,1,A,yesterday",
+            "t.csv line 3: time must be ISO-8601 (2024-03-01T12:00:00Z) or epoch seconds, got 'yesterday'",
+            "bad_timestamp",
+        ),
         ("u1,p1,1", "t.csv line 3: expected 5 fields, got 3", "wrong_field_count"),
     ],
 )
@@ -226,13 +248,17 @@ def test_csv_missing_column_and_score_range(tmp_path):
 
 
 def test_rows_are_grouped_by_learner_and_ordered_by_time(tmp_path):
-    path = write(tmp_path, "t.csv", "learner,item,correct,skills,time\n"
-                 "u1,late,1,A,2024-03-01T12:00:00+02:00\n"   # 10:00 UTC
-                 "u2,x,1,A,\n"                                # u2 has no times: file order
-                 "u1,early,0,A,2024-03-01T09:00:00Z\n"
-                 "u2,y,1,A,\n"
-                 "u1,tie1,1,A,1709290800\n"                   # 11:00 UTC, epoch seconds
-                 "u1,tie2,1,A,2024-03-01T11:00:00Z\n")        # same instant: file order kept
+    path = write(
+        tmp_path,
+        "t.csv",
+        "learner,item,correct,skills,time\n"
+        "u1,late,1,A,2024-03-01T12:00:00+02:00\n"  # 10:00 UTC
+        "u2,x,1,A,\n"  # u2 has no times: file order
+        "u1,early,0,A,2024-03-01T09:00:00Z\n"
+        "u2,y,1,A,\n"
+        "u1,tie1,1,A,1709290800\n"  # 11:00 UTC, epoch seconds
+        "u1,tie2,1,A,2024-03-01T11:00:00Z\n",
+    )  # same instant: file order kept
     table, report = load_csv(path, SIMPLE)
     assert table.learner_ids == ("u1", "u2")
     assert items_of(table, 0) == ["early", "late", "tie1", "tie2"]
@@ -242,8 +268,11 @@ def test_rows_are_grouped_by_learner_and_ordered_by_time(tmp_path):
 
 
 def test_partial_timestamps_keep_file_order_with_a_warning(tmp_path):
-    path = write(tmp_path, "t.csv", "learner,item,correct,skills,time\n"
-                 "u1,b,1,A,2024-03-02T00:00:00Z\nu1,c,1,A,\nu1,a,1,A,2024-03-01T00:00:00Z\n")
+    path = write(
+        tmp_path,
+        "t.csv",
+        "learner,item,correct,skills,time\nu1,b,1,A,2024-03-02T00:00:00Z\nu1,c,1,A,\nu1,a,1,A,2024-03-01T00:00:00Z\n",
+    )
     table, report = load_csv(path, SIMPLE)
     assert items_of(table) == ["b", "c", "a"]
     assert "timestamps on only some rows" in report.warnings[0]
@@ -251,10 +280,12 @@ def test_partial_timestamps_keep_file_order_with_a_warning(tmp_path):
 
 def test_datashop_preset(tmp_path):
     header = "Row\tAnon Student Id\tProblem Name\tStep Name\tOutcome\tKC (Default)\tTime\n"
-    rows = ("1\tstu_a\tP1\ts1\tHINT\tKC-x~~KC-y\t2011-09-21 17:35:28\n"
-            "2\tstu_a\tP1\ts1\tCORRECT\tKC-x~~KC-y\t2011-09-21 17:35:40\n"
-            "3\tstu_a\tP1\ts2\tCORRECT\tKC-z\t2011-09-21 17:36:00\n"
-            "4\tstu_b\tP1\ts1\tINCORRECT\t\t2011-09-21 17:37:00\n")
+    rows = (
+        "1\tstu_a\tP1\ts1\tHINT\tKC-x~~KC-y\t2011-09-21 17:35:28\n"
+        "2\tstu_a\tP1\ts1\tCORRECT\tKC-x~~KC-y\t2011-09-21 17:35:40\n"
+        "3\tstu_a\tP1\ts2\tCORRECT\tKC-z\t2011-09-21 17:36:00\n"
+        "4\tstu_b\tP1\ts1\tINCORRECT\t\t2011-09-21 17:37:00\n"
+    )
     table, report = load_interactions(write(tmp_path, "ds.txt", header + rows), "csv", columns="datashop")
     assert items_of(table, 0) == ["P1 :: s1", "P1 :: s2"]
     assert table.learner_sequence(0).correct.tolist() == [0, 1]  # hint first = not correct on first attempt
@@ -273,9 +304,13 @@ def test_parquet_without_pyarrow_names_the_package(tmp_path, monkeypatch):
 
 
 def statement(sid, name, obj, result, ts="2024-03-01T10:00:00Z", **extra):
-    st = {"id": sid, "actor": {"account": {"homePage": "https://lms.example", "name": name}},
-          "verb": {"id": "http://adlnet.gov/expapi/verbs/answered"},
-          "object": {"id": obj, "definition": {"extensions": {EXT: ["3.NF.A.1"]}}}, "timestamp": ts}
+    st = {
+        "id": sid,
+        "actor": {"account": {"homePage": "https://lms.example", "name": name}},
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/answered"},
+        "object": {"id": obj, "definition": {"extensions": {EXT: ["3.NF.A.1"]}}},
+        "timestamp": ts,
+    }
     if result is not None:
         st["result"] = result
     st.update(extra)
@@ -287,13 +322,16 @@ def jsonl(tmp_path, statements, name="s.jsonl"):
 
 
 def test_xapi_outcomes_clamping_and_standards(tmp_path):
-    path = jsonl(tmp_path, [
-        statement("1", "u1", "q1", {"score": {"scaled": -0.5}}, ts="2024-03-01T10:00:00Z"),
-        statement("2", "u1", "q2", {"score": {"scaled": 0.8}}, ts="2024-03-01T10:01:00Z"),
-        statement("3", "u1", "q3", {"success": True, "score": {"scaled": 0.1}}, ts="2024-03-01T10:02:00Z"),
-        statement("4", "u1", "q4", {"score": {"raw": 3, "min": 0, "max": 4}}, ts="2024-03-01T10:03:00Z"),
-        statement("5", "u1", "video", None, ts="2024-03-01T10:04:00Z"),   # no result: not an answer
-    ])
+    path = jsonl(
+        tmp_path,
+        [
+            statement("1", "u1", "q1", {"score": {"scaled": -0.5}}, ts="2024-03-01T10:00:00Z"),
+            statement("2", "u1", "q2", {"score": {"scaled": 0.8}}, ts="2024-03-01T10:01:00Z"),
+            statement("3", "u1", "q3", {"success": True, "score": {"scaled": 0.1}}, ts="2024-03-01T10:02:00Z"),
+            statement("4", "u1", "q4", {"score": {"raw": 3, "min": 0, "max": 4}}, ts="2024-03-01T10:03:00Z"),
+            statement("5", "u1", "video", None, ts="2024-03-01T10:04:00Z"),  # no result: not an answer
+        ],
+    )
     table, report = load_xapi(path)
     assert table.learner_sequence(0).correct.tolist() == pytest.approx([0.0, 0.8, 1.0, 0.75])
     assert standards_of(table, 0) == {"3.NF.A.1"}
@@ -330,8 +368,12 @@ def test_xapi_actor_rules_voiding_and_json_array(tmp_path):
         load_xapi(jsonl(tmp_path, [mbox_only]))
     hashed = statement("2", "u1", "q1", {"success": True})
     hashed["actor"] = {"mbox_sha1sum": "ABC123"}
-    voiding = {"id": "9", "actor": {"account": {"name": "admin"}}, "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
-               "object": {"objectType": "StatementRef", "id": "3"}}
+    voiding = {
+        "id": "9",
+        "actor": {"account": {"name": "admin"}},
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
+        "object": {"objectType": "StatementRef", "id": "3"},
+    }
     doc = {"statements": [hashed, statement("3", "u2", "q1", {"success": True}), voiding]}
     table, report = load_xapi(write(tmp_path, "a.json", json.dumps(doc)))
     assert table.learner_ids == ("mbox_sha1sum:abc123",)

@@ -17,12 +17,14 @@ from typer.testing import CliRunner
 import training.train as train_module
 from configs import ModelConfig, TrainingConfig, ZPDConfig
 from models.neural import NeuralModel
+from tests.training.test_tracking import SMALL_TOML
 from training.cli import load_splits, train_app
+from training.interactions import concat_tables
 from training.loaders import load_interactions
 from training.tracking import tracking_client
-from training.interactions import concat_tables
 from training.train import predict_table, train
-from tests.training.test_tracking import SMALL_TOML
+
+pytestmark = pytest.mark.slow  # several training runs
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "kt_sample"
 PID = SAMPLE / "assist2009_pid" / "assist2009_pid_train1_head150.csv"
@@ -48,9 +50,17 @@ def refit_run(tables):
 
     def spy(model, table_train, table_valid, config, epochs, *args, **kwargs):
         out = original(model, table_train, table_valid, config, epochs, *args, **kwargs)
-        calls.append({"learners": set(table_train.learner_ids), "n_attempts": table_train.n_attempts,
-                      "fingerprint": table_train.fingerprint(), "validated": table_valid is not None,
-                      "epochs_budget": epochs, "epochs_run": len(out[0]), "model": model})
+        calls.append(
+            {
+                "learners": set(table_train.learner_ids),
+                "n_attempts": table_train.n_attempts,
+                "fingerprint": table_train.fingerprint(),
+                "validated": table_valid is not None,
+                "epochs_budget": epochs,
+                "epochs_run": len(out[0]),
+                "model": model,
+            }
+        )
         return out
 
     mp = pytest.MonkeyPatch()
@@ -109,7 +119,9 @@ def test_refit_reports_the_refit_model_on_test_and_the_early_stopped_model_on_va
     # test metrics are the refit model's
     from training.metrics import auc
 
-    assert result.metrics["test_auc"] == pytest.approx(auc(test_t.correct, predict_table(result.model, test_t)), abs=1e-12)
+    assert result.metrics["test_auc"] == pytest.approx(
+        auc(test_t.correct, predict_table(result.model, test_t)), abs=1e-12
+    )
     assert result.early_stopped_model is calls[0]["model"]
 
 
@@ -118,8 +130,16 @@ def test_refit_is_training_on_train_plus_valid_for_e_epochs_and_ignores_test_lab
     result, _ = refit_run
     # the same training directly on train+valid, every epoch kept (min_delta -1: each epoch "improves")
     keep_all = CONFIG.model_copy(update={"training": CONFIG.training.model_copy(update={"min_delta": -1.0})})
-    direct = train(concat_tables(train_t, valid_t), valid_t, test_t, "dkt", keep_all, epochs=result.best_epoch,
-                   seed=0, progress=False)
+    direct = train(
+        concat_tables(train_t, valid_t),
+        valid_t,
+        test_t,
+        "dkt",
+        keep_all,
+        epochs=result.best_epoch,
+        seed=0,
+        progress=False,
+    )
     assert direct.best_epoch == result.best_epoch
     for name, w in _weights(direct.model).items():
         np.testing.assert_array_equal(w, _weights(result.model)[name])
@@ -169,13 +189,34 @@ def test_cli_refit_logs_param_and_epoch_count(tmp_path: Path) -> None:
         pass
 
     root.add_typer(train_app)
-    out = CliRunner().invoke(root, ["train", "--data", str(SAMPLE / "assist2015"), "--format", "akt", "--fold", "1",
-                                    "--model", "dkt", "--epochs", "2", "--config", str(config), "--no-progress",
-                                    "--refit", "--json"])
+    out = CliRunner().invoke(
+        root,
+        [
+            "train",
+            "--data",
+            str(SAMPLE / "assist2015"),
+            "--format",
+            "akt",
+            "--fold",
+            "1",
+            "--model",
+            "dkt",
+            "--epochs",
+            "2",
+            "--config",
+            str(config),
+            "--no-progress",
+            "--refit",
+            "--json",
+        ],
+    )
     assert out.exit_code == 0, out.output
     summary = json.loads(out.stdout)
     assert summary["refit_epochs"] == summary["best_epoch"] and len(summary["refit_history"]) == summary["best_epoch"]
-    assert summary["data"]["refit"]["n_attempts"] == summary["data"]["train"]["n_attempts"] + summary["data"]["valid"]["n_attempts"]
+    assert (
+        summary["data"]["refit"]["n_attempts"]
+        == summary["data"]["train"]["n_attempts"] + summary["data"]["valid"]["n_attempts"]
+    )
     run = tracking_client(store).get_run(summary["run_id"])
     assert run.data.params["refit"] == "True"
     assert run.data.metrics["refit_epochs"] == summary["best_epoch"]

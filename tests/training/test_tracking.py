@@ -28,6 +28,8 @@ from training.tracking import (
 )
 from training.train import train
 
+pytestmark = pytest.mark.slow  # an MLflow tracking store and training runs
+
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "kt_sample"
 PID = SAMPLE / "assist2009_pid" / "assist2009_pid_train1_head150.csv"
 NAME = "zpd-learner-test"
@@ -64,8 +66,17 @@ def tracked(config: ZPDConfig):
     """One tracked training run; returns (result, tables)."""
     tables, _ = load_splits(PID, "akt", config)
     tracker = MLflowTracker(config.mlflow.tracking_uri, "tests", NAME, tags={"data.path": str(PID)})
-    result = train(tables["train"], tables["valid"], tables["test"], "logistic", config, epochs=3, seed=0,
-                   tracker=tracker, progress=False)
+    result = train(
+        tables["train"],
+        tables["valid"],
+        tables["test"],
+        "logistic",
+        config,
+        epochs=3,
+        seed=0,
+        tracker=tracker,
+        progress=False,
+    )
     return result, tables
 
 
@@ -144,8 +155,24 @@ def invoke(cli, *args: str):
 
 
 def test_cli_train_prints_one_json_summary(cli, cli_config: Path, store: str) -> None:
-    out = invoke(cli, "train", "--data", str(SAMPLE / "assist2015"), "--format", "akt", "--fold", "1",
-                 "--model", "dkt", "--epochs", "2", "--config", str(cli_config), "--no-progress", "--json")
+    out = invoke(
+        cli,
+        "train",
+        "--data",
+        str(SAMPLE / "assist2015"),
+        "--format",
+        "akt",
+        "--fold",
+        "1",
+        "--model",
+        "dkt",
+        "--epochs",
+        "2",
+        "--config",
+        str(cli_config),
+        "--no-progress",
+        "--json",
+    )
     assert out.exit_code == 0, out.output
     summary = json.loads(out.stdout)  # the whole of stdout is one JSON object
     assert 0.0 <= summary["metrics"]["test_auc"] <= 1.0 and summary["epochs_run"] == 2
@@ -157,22 +184,33 @@ def test_cli_train_prints_one_json_summary(cli, cli_config: Path, store: str) ->
     listed = invoke(cli, "models", "list", "--config", str(cli_config), "--json")
     versions = {r["version"]: r for r in json.loads(listed.stdout)["versions"]}
     assert versions[summary["model_version"]]["model"] == "dkt"
-    promoted = invoke(cli, "models", "promote", summary["model_version"], "--alias", "staging", "--config", str(cli_config))
+    promoted = invoke(
+        cli, "models", "promote", summary["model_version"], "--alias", "staging", "--config", str(cli_config)
+    )
     assert promoted.exit_code == 0 and f"@staging -> version {summary['model_version']}" in promoted.stdout
     text = invoke(cli, "models", "list", "--config", str(cli_config))
     assert "staging" in text.stdout
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--format", "parquet"], "unknown format 'parquet'"),
-    (["--model", "dkn"], "unknown model 'dkn'"),
-    (["--fold", None], "pass --fold K"),
-    (["--data", "no/such/folder"], "no/such/folder: no such file or folder"),
-    (["--epochs", "0"], "--epochs must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--format", "parquet"], "unknown format 'parquet'"),
+        (["--model", "dkn"], "unknown model 'dkn'"),
+        (["--fold", None], "pass --fold K"),
+        (["--data", "no/such/folder"], "no/such/folder: no such file or folder"),
+        (["--epochs", "0"], "--epochs must be at least 1"),
+    ],
+)
 def test_cli_train_bad_input_is_one_line_and_exit_1(cli, cli_config: Path, args: list, message: str) -> None:
-    options = {"--data": str(SAMPLE / "assist2015"), "--format": "akt", "--model": "dkt", "--fold": "1",
-               "--epochs": "1", "--config": str(cli_config)}
+    options = {
+        "--data": str(SAMPLE / "assist2015"),
+        "--format": "akt",
+        "--model": "dkt",
+        "--fold": "1",
+        "--epochs": "1",
+        "--config": str(cli_config),
+    }
     options[args[0]] = args[1]
     argv = ["train", "--no-progress"] + [x for k, v in options.items() if v is not None for x in (k, v)]
     out = invoke(cli, *argv)
@@ -190,8 +228,9 @@ def test_cli_bad_data_row_names_file_and_line(cli, cli_config: Path, tmp_path: P
 def test_cli_unknown_hyper_parameter_is_one_line(cli, cli_config: Path, tmp_path: Path) -> None:
     typo = tmp_path / "typo.toml"
     typo.write_text(cli_config.read_text().replace("hidden = 32", "hiden = 32"))
-    out = invoke(cli, "train", "--data", str(PID), "--format", "akt", "--model", "dkt", "--config", str(typo),
-                 "--no-progress")
+    out = invoke(
+        cli, "train", "--data", str(PID), "--format", "akt", "--model", "dkt", "--config", str(typo), "--no-progress"
+    )
     assert out.exit_code == 1 and "unknown dkt hyper-parameter(s) hiden" in out.stderr
 
 

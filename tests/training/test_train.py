@@ -19,8 +19,10 @@ PID = SAMPLE / "assist2009_pid" / "assist2009_pid_train1_head150.csv"
 
 CONFIG = ZPDConfig(
     training=TrainingConfig(batch_tokens=1024, max_batch_learners=32, patience=3),
-    model=ModelConfig(dkt={"dim": 16, "hidden": 32, "out_hidden": 16, "dropout": 0.0},
-                      akt={"dim": 16, "heads": 2, "window": 20, "out_hidden": 16, "dropout": 0.0}),
+    model=ModelConfig(
+        dkt={"dim": 16, "hidden": 32, "out_hidden": 16, "dropout": 0.0},
+        akt={"dim": 16, "heads": 2, "window": 20, "out_hidden": 16, "dropout": 0.0},
+    ),
 )
 
 
@@ -51,7 +53,9 @@ def test_same_seed_same_metrics_other_seed_other_metrics(tables) -> None:
 
 def test_early_stopping_restores_the_best_epoch(tables) -> None:
     # no epoch can beat the first by a whole AUC point: stop after `patience` stale epochs
-    config = CONFIG.model_copy(update={"training": CONFIG.training.model_copy(update={"min_delta": 1.0, "patience": 2})})
+    config = CONFIG.model_copy(
+        update={"training": CONFIG.training.model_copy(update={"min_delta": 1.0, "patience": 2})}
+    )
     train_t, valid_t, test_t = tables
     result = train(train_t, valid_t, test_t, "logistic", config, epochs=10, seed=0, progress=False)
     assert result.stopped_early and len(result.history) == 3 and result.best_epoch == 1

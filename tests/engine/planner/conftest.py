@@ -8,8 +8,8 @@ import pytest
 from configs import PlannerConfig
 from engine.catalog import Catalog, Item, Modality
 from engine.graph import Standard, StandardsGraph
-from engine.planner.index import PlannerIndex
 from engine.planner.context import PlanContext
+from engine.planner.index import PlannerIndex
 from engine.planner.progress import Progress
 from models.base import ItemSpec
 from models.bkt import GraphBKT
@@ -17,8 +17,12 @@ from models.bkt import GraphBKT
 
 def world() -> tuple[StandardsGraph, Catalog]:
     graph = StandardsGraph(
-        [Standard("A", grade="1", grade_num=1), Standard("B", grade="2", grade_num=2),
-         Standard("C", grade="3", grade_num=3), Standard("D", grade="1", grade_num=1)],
+        [
+            Standard("A", grade="1", grade_num=1),
+            Standard("B", grade="2", grade_num=2),
+            Standard("C", grade="3", grade_num=3),
+            Standard("D", grade="1", grade_num=1),
+        ],
         [("A", "B"), ("B", "C")],
     )
     items = []
@@ -50,8 +54,16 @@ class Learner:
 
     def ctx(self, now: float = 0.0, **overrides) -> PlanContext:
         fields = {**self.context, **overrides}
-        return PlanContext(self.index, self.config, self.model.mastery(self.state), self.predict, self.progress,
-                           now=now, rng=fields.pop("rng", np.random.default_rng(0)), **fields)
+        return PlanContext(
+            self.index,
+            self.config,
+            self.model.mastery(self.state),
+            self.predict,
+            self.progress,
+            now=now,
+            rng=fields.pop("rng", np.random.default_rng(0)),
+            **fields,
+        )
 
     def attempt(self, item_id: str, correct: bool, time: float = 0.0) -> list[str]:
         from engine.planner.progress import Attempt, record_attempt
@@ -59,9 +71,13 @@ class Learner:
 
         item = self.index.catalog[item_id]
         self.state = self.model.update(self.state, Event(item_id, item.standards, float(correct), time))
-        return record_attempt(self.progress, Attempt(item_id, self.index.item_units[item_id], float(correct), time,
-                                                     item.mastery_check),
-                              self.model.mastery(self.state), self.index.prereqs, self.config)
+        return record_attempt(
+            self.progress,
+            Attempt(item_id, self.index.item_units[item_id], float(correct), time, item.mastery_check),
+            self.model.mastery(self.state),
+            self.index.prereqs,
+            self.config,
+        )
 
 
 @pytest.fixture()

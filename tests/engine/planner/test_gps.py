@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from engine.planner.gps import DAY, goal_status
 from engine.planner.context import Goal
+from engine.planner.gps import DAY, goal_status
 
 from .test_planner import master
 

@@ -12,8 +12,9 @@ from engine.planner.index import PlannerIndex
 
 def ladder(n: int = 8) -> PlannerIndex:
     codes = [f"S{i}" for i in range(n)]
-    graph = StandardsGraph([Standard(c, grade=str(i), grade_num=i) for i, c in enumerate(codes)],
-                           list(zip(codes, codes[1:])))
+    graph = StandardsGraph(
+        [Standard(c, grade=str(i), grade_num=i) for i, c in enumerate(codes)], list(zip(codes, codes[1:]))
+    )
     items = [Item(f"{c}-q", c, (c,), Modality.ASSESSMENT, 5, mastery_check=True) for c in codes]
     return PlannerIndex.build(graph, Catalog(items))
 
@@ -57,8 +58,7 @@ def test_bundled_graph_placement_is_short_and_accurate(bundled_graph) -> None:
     units = list(index.order)
     rng = np.random.default_rng(0)
     truth = {u for u in units if (bundled_graph.standards[u].grade_num or 0) <= 3}  # knows K-3 fully
-    result = run_placement(Placement(index, seed=0),
-                           lambda u: rng.random() < (0.9 if u in truth else 0.15))
+    result = run_placement(Placement(index, seed=0), lambda u: rng.random() < (0.9 if u in truth else 0.15))
     assert result.questions <= 30
     assert placement_accuracy(result, truth, units) >= 0.85
     assert result.grade_band in {"2", "3", "4"}
@@ -87,8 +87,10 @@ def test_the_prior_cloud_is_drawn_once_and_shared() -> None:
 def test_questions_prefer_items_on_the_standard_alone() -> None:
     codes = ["S0", "S1"]
     graph = StandardsGraph([Standard(c, grade=str(i), grade_num=i) for i, c in enumerate(codes)], [("S0", "S1")])
-    items = [Item("both", "both", ("S0", "S1"), Modality.ASSESSMENT, 5, mastery_check=True),
-             Item("S1-q", "S1", ("S1",), Modality.ONLINE_PRACTICE, 10)]
+    items = [
+        Item("both", "both", ("S0", "S1"), Modality.ASSESSMENT, 5, mastery_check=True),
+        Item("S1-q", "S1", ("S1",), Modality.ONLINE_PRACTICE, 10),
+    ]
     placement = Placement(PlannerIndex.build(graph, Catalog(items)))
     assert placement.item_for("S1").id == "S1-q"  # not the shorter two-standard check
     assert placement.item_for("S0").id == "both"  # the only item there is

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from configs import PlannerConfig
-from dataclasses import replace
-
 from engine.planner.context import Goal, Overrides
 from engine.planner.planner import recommend
+from engine.planner.progress import Progress, mark_mastered
 from engine.planner.scoring import rank_candidates
 from engine.planner.targets import review_due
-from engine.planner.progress import Progress, mark_mastered
 
 from .conftest import Learner
 
@@ -146,8 +145,11 @@ def test_goal_focuses_candidates_and_locked_goal_stays_on_route(learner) -> None
     goal = Goal(("C",))
     assert {c.standard for c in rank_candidates(learner.ctx(goal=goal))[0] if c.kind == "learn"} == {"C"}
     master(learner, "C")
-    assert not [c for c in rank_candidates(learner.ctx(goal=goal, overrides=Overrides(goal_locked=True)))[0]
-                if c.kind == "learn"]
+    assert not [
+        c
+        for c in rank_candidates(learner.ctx(goal=goal, overrides=Overrides(goal_locked=True)))[0]
+        if c.kind == "learn"
+    ]
 
 
 def test_each_weight_moves_only_its_own_component(learner) -> None:
@@ -216,8 +218,11 @@ def test_progress_reads_earlier_stored_forms(learner) -> None:
     master(learner, "A")
     units = learner.progress.units
     # one object per unit (the earlier form), and rows under another field list (a field added later)
-    objects = {"units": {u: {**dataclasses.asdict(p), "recent": list(p.recent)} for u, p in units.items()},
-               "recent_items": ["x"], "activities": 3}
+    objects = {
+        "units": {u: {**dataclasses.asdict(p), "recent": list(p.recent)} for u, p in units.items()},
+        "recent_items": ["x"],
+        "activities": 3,
+    }
     fields = [f for f in learner.progress.to_json()["fields"] if f != "reopened"] + ["retired_field"]
     rows = {"fields": fields, "units": {u: [getattr(p, f, 7) for f in fields] for u, p in units.items()}}
     assert Progress.from_json(objects).units == units

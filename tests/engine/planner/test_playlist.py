@@ -62,9 +62,14 @@ def test_rotation_forms_small_groups_within_capacity(index, config) -> None:
         learners[lid].state = learners[lid].model.state_with_priors({"A": 0.5})
         learners[lid].attempt("B-p1", False)
         learners[lid].attempt("B-p2", False)
-    contexts = {lid: l.ctx(rng=np.random.default_rng(i)) for i, (lid, l) in enumerate(learners.items())}
-    rotation = plan_rotation(contexts, session_minutes=60, block_minutes=20, group_capacity=4,
-                             capacities={"online_practice": 5, "reading": 3})
+    contexts = {lid: learner.ctx(rng=np.random.default_rng(i)) for i, (lid, learner) in enumerate(learners.items())}
+    rotation = plan_rotation(
+        contexts,
+        session_minutes=60,
+        block_minutes=20,
+        group_capacity=4,
+        capacities={"online_practice": 5, "reading": 3},
+    )
     assert rotation.groups, "expected small groups"
     first = rotation.groups[0]
     # the struggling learners come first, sent to the missing prerequisite; the free seat goes to
@@ -82,14 +87,14 @@ def test_rotation_forms_small_groups_within_capacity(index, config) -> None:
 
 def test_rotation_respects_station_capacities(index, config) -> None:
     learners = make_class(index, config, 12)
-    contexts = {lid: l.ctx(rng=np.random.default_rng(i)) for i, (lid, l) in enumerate(learners.items())}
+    contexts = {lid: learner.ctx(rng=np.random.default_rng(i)) for i, (lid, learner) in enumerate(learners.items())}
     caps = {"online_practice": 4, "reading": 3, "assessment": 2}
     rotation = plan_rotation(contexts, 60, 20, caps, group_capacity=4)
     for block, load in enumerate(rotation.station_load):
         for modality, cap in caps.items():
             assert load.get(modality, 0) <= cap
         seated = {}
-        for lid, playlist in rotation.playlists.items():
+        for playlist in rotation.playlists.values():
             mods = {a.modality for a in playlist.activities if block * 20 <= a.start_minute < (block + 1) * 20}
             assert len(mods) <= 1  # one station per block
             for m in mods:

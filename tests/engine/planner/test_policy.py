@@ -18,12 +18,18 @@ from models.bkt import GraphBKT
 
 def chain_world() -> tuple[StandardsGraph, Catalog]:
     """Grade 2: L; grade 3: M <- L, N <- M (same domain); grade 4 goal: T <- N."""
-    std = [Standard("L", grade="2", grade_num=2, domain_code="Y"), Standard("M", grade="3", grade_num=3, domain_code="Y"),
-           Standard("N", grade="3", grade_num=3, domain_code="Y"), Standard("T", grade="4", grade_num=4, domain_code="Y")]
+    std = [
+        Standard("L", grade="2", grade_num=2, domain_code="Y"),
+        Standard("M", grade="3", grade_num=3, domain_code="Y"),
+        Standard("N", grade="3", grade_num=3, domain_code="Y"),
+        Standard("T", grade="4", grade_num=4, domain_code="Y"),
+    ]
     items = []
     for s in std:
-        items += [Item(f"{s.code}-p", s.code, (s.code,), Modality.ONLINE_PRACTICE, 10),
-                  Item(f"{s.code}-check", s.code, (s.code,), Modality.ASSESSMENT, 10, mastery_check=True)]
+        items += [
+            Item(f"{s.code}-p", s.code, (s.code,), Modality.ONLINE_PRACTICE, 10),
+            Item(f"{s.code}-check", s.code, (s.code,), Modality.ASSESSMENT, 10, mastery_check=True),
+        ]
     return StandardsGraph(std, [("L", "M"), ("M", "N"), ("N", "T")]), Catalog(items)
 
 
@@ -77,8 +83,15 @@ def test_zpd_beats_random_on_a_short_bundled_run(bundled_graph) -> None:
     catalog = build_default_catalog(bundled_graph)
     config = load_config()
     factories = planner_factories(config, GraphBKT.from_graph(bundled_graph, **config.model.bkt), grade="4")
-    result = evaluate({"random": BASELINES["random"], "zpd": factories["zpd"]}, bundled_graph, catalog,
-                      learners=12, horizon=30, seed=1, goal=goal_for_grade(bundled_graph, 4))
+    result = evaluate(
+        {"random": BASELINES["random"], "zpd": factories["zpd"]},
+        bundled_graph,
+        catalog,
+        learners=12,
+        horizon=30,
+        seed=1,
+        goal=goal_for_grade(bundled_graph, 4),
+    )
     rows = result["planners"]
     assert rows["zpd"]["violation_rate"] < rows["random"]["violation_rate"]
     assert rows["zpd"]["learning_gain"] > 0.0

@@ -11,12 +11,12 @@ import pytest
 from configs import PlannerConfig
 from engine.catalog import Catalog, Item, Modality
 from engine.graph import Standard, StandardsGraph
-from engine.planner.index import PlannerIndex
 from engine.planner.context import Goal
+from engine.planner.index import PlannerIndex
 from engine.planner.planner import recommend
+from engine.planner.progress import mark_mastered
 from engine.planner.scoring import rank_candidates
 from engine.planner.targets import confirmed, goal_objectives, in_place, is_parked, presumed_prerequisites
-from engine.planner.progress import mark_mastered
 
 from .conftest import Learner
 
@@ -33,11 +33,13 @@ def _items(code: str) -> list[Item]:
 def route_world() -> PlannerIndex:
     """Grade 3: P, Q (prerequisites); grade 4 goal: G1 <- P, G2 <- P + Q, G3 free; cluster 4.X
     holds G1, G2, G3 in that order (and no edge between them)."""
-    std = [Standard("P", grade="3", grade_num=3, domain_code="X", cluster_code="3.X"),
-           Standard("Q", grade="3", grade_num=3, domain_code="X", cluster_code="3.X"),
-           Standard("G1", grade="4", grade_num=4, domain_code="X", cluster_code="4.X"),
-           Standard("G2", grade="4", grade_num=4, domain_code="X", cluster_code="4.X"),
-           Standard("G3", grade="4", grade_num=4, domain_code="X", cluster_code="4.X")]
+    std = [
+        Standard("P", grade="3", grade_num=3, domain_code="X", cluster_code="3.X"),
+        Standard("Q", grade="3", grade_num=3, domain_code="X", cluster_code="3.X"),
+        Standard("G1", grade="4", grade_num=4, domain_code="X", cluster_code="4.X"),
+        Standard("G2", grade="4", grade_num=4, domain_code="X", cluster_code="4.X"),
+        Standard("G3", grade="4", grade_num=4, domain_code="X", cluster_code="4.X"),
+    ]
     graph = StandardsGraph(std, [("P", "G1"), ("P", "G2"), ("Q", "G2")])
     return PlannerIndex.build(graph, Catalog([i for s in std for i in _items(s.code)]))
 
@@ -90,7 +92,7 @@ def test_goal_objectives_cheapest_first_with_shared_prerequisites(routed) -> Non
     ctx = routed.ctx(goal=GOAL)
     objectives = goal_objectives(ctx, in_place(ctx, routed.progress.mastered))
     assert [unit for unit, _, _ in objectives] == ["G3", "G1", "G2"]  # free, one check, one check + one to learn
-    frontier = dict((unit, work) for unit, _, work in objectives)
+    frontier = {unit: work for unit, _, work in objectives}
     assert frontier["G3"] == ["G3"] and frontier["G1"] == ["P"] and frontier["G2"] == ["P", "Q"]
     cost = {unit: c for unit, c, _ in objectives}
     assert cost["G3"] < cost["G1"] < cost["G2"]

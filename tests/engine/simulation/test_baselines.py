@@ -102,7 +102,7 @@ def test_zpdes_rewards_learning_progress(graph, catalog) -> None:
     # w <- 0.2 w + 0.8 r, r = mean(last half) - mean(the half before) over the last min(6, n):
     # 0.05, 0.05 (n <= 2 keeps w), r=0 -> 0.01, r=0.5 -> 0.402, r=1 -> 0.8804, r=1 -> 0.97608
     assert improving.weight["E"] == pytest.approx(0.97608)
-    assert flat.weight["E"] == pytest.approx(0.05 * 0.2 ** 4)
+    assert flat.weight["E"] == pytest.approx(0.05 * 0.2**4)
 
 
 def test_zpdes_samples_in_proportion_to_weights_plus_exploration(graph, catalog) -> None:

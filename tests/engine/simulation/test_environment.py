@@ -84,9 +84,9 @@ def test_goal_score_and_truth_accessors(graph, catalog, index) -> None:
     env.reset(0)
     assert env.goal_score() == pytest.approx(1 / 3)  # B only: P needs both its parts
     assert env.truth_known("B") and not env.truth_known("P")
-    assert env.violates("D-practice")      # C is not known
+    assert env.violates("D-practice")  # C is not known
     assert not env.violates("C-practice")  # A is known
-    assert not env.violates("P-lesson")    # P.b's prerequisite P.a is part of the item itself
+    assert not env.violates("P-lesson")  # P.b's prerequisite P.a is part of the item itself
     assert not env.violates("P.b-practice")
     assert env.violates("P.a-practice") is False
 

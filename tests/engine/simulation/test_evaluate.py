@@ -68,7 +68,8 @@ def test_misspecify_never_adds_an_edge_backwards(graph) -> None:
 def hand_run(name: str = "hand") -> PolicyRun:
     # four learners, horizon 10; learner 3 already masters the goal
     return PolicyRun(
-        name=name, horizon=10,
+        name=name,
+        horizon=10,
         start=np.array([0.0, 0.5, 0.2, 1.0]),
         end=np.array([1.0, 0.75, 0.2, 1.0]),
         reach_step=np.array([8, -1, -1, 0]),
@@ -141,7 +142,13 @@ def test_policies_on_the_same_pool_see_the_same_learners(graph, catalog) -> None
 
 
 def test_evaluate_reports_every_metric_with_a_ci(graph, catalog) -> None:
-    kwargs = dict(learners=40, horizon=20, seed=0, goal=["D", "P"], reference_model_factory=GraphBKT.from_graph)
+    kwargs = {
+        "learners": 40,
+        "horizon": 20,
+        "seed": 0,
+        "goal": ["D", "P"],
+        "reference_model_factory": GraphBKT.from_graph,
+    }
     result = evaluate(BASELINES, graph, catalog, **kwargs)
     assert set(result["planners"]) == {"random", "topo", "zpdes"}
     for metrics in result["planners"].values():
@@ -154,23 +161,34 @@ def test_evaluate_reports_every_metric_with_a_ci(graph, catalog) -> None:
 
 
 def test_misspecified_planners_are_scored_against_the_true_graph(graph, catalog) -> None:
-    result = evaluate({"topo": TopoPolicy}, graph, catalog, learners=20, horizon=15, seed=0, goal=["D"],
-                      misspecify={"drop": 0.5, "add": 0.0})
+    result = evaluate(
+        {"topo": TopoPolicy},
+        graph,
+        catalog,
+        learners=20,
+        horizon=15,
+        seed=0,
+        goal=["D"],
+        misspecify={"drop": 0.5, "add": 0.0},
+    )
     spec = result["settings"]["misspecify"]
     assert spec["edges"] == 6 and spec["dropped"] == 3 and spec["added"] == 0
     with pytest.raises(ValueError, match="drop and add"):
-        evaluate({"topo": TopoPolicy}, graph, catalog, learners=2, horizon=2, seed=0, goal=["D"],
-                 misspecify={"remove": 0.5})
+        evaluate(
+            {"topo": TopoPolicy}, graph, catalog, learners=2, horizon=2, seed=0, goal=["D"], misspecify={"remove": 0.5}
+        )
 
 
 def test_reach_step_is_the_first_activity_after_which_the_goal_is_mastered(graph, catalog) -> None:
-    runs, _ = simulate({"topo": TopoPolicy}, graph, catalog, learners=25, horizon=40, seed=2, goal=["B"],
-                       keep_items=True)
+    runs, _ = simulate(
+        {"topo": TopoPolicy}, graph, catalog, learners=25, horizon=40, seed=2, goal=["B"], keep_items=True
+    )
     run = runs["topo"]
     assert (run.reach_step > 0).any()
     index = TruthIndex(graph)
-    env = SimulatedEnvironment(graph, catalog, ["B"], draw_learners(index, SimulatorConfig(), 2.0, 2, 25),
-                               seed=2, index=index)
+    env = SimulatedEnvironment(
+        graph, catalog, ["B"], draw_learners(index, SimulatorConfig(), 2.0, 2, 25), seed=2, index=index
+    )
     for k in range(25):
         env.reset(k)
         scores = [env.goal_score()] + [(env.step(i), env.goal_score())[1] for i in run.items[k]]
@@ -180,9 +198,17 @@ def test_reach_step_is_the_first_activity_after_which_the_goal_is_mastered(graph
 
 def test_learners_already_at_the_goal_are_left_out_and_counted(graph, catalog) -> None:
     calls = []
-    result = evaluate({"topo": TopoPolicy}, graph, catalog, learners=5, horizon=3, seed=0, goal=["B"],
-                      config=SimulatorConfig(start_grade=9.0, position_sd=0.0),
-                      progress=lambda name, done, total: calls.append((name, done, total)))
+    result = evaluate(
+        {"topo": TopoPolicy},
+        graph,
+        catalog,
+        learners=5,
+        horizon=3,
+        seed=0,
+        goal=["B"],
+        config=SimulatorConfig(start_grade=9.0, position_sd=0.0),
+        progress=lambda name, done, total: calls.append((name, done, total)),
+    )
     m = result["planners"]["topo"]
     assert m["already_at_goal"] == 5 and m["learning_gain"] is None and m["reach"] is None
     assert calls[-1] == ("topo", 5, 5) and len(calls) == 5

@@ -65,7 +65,9 @@ def test_slip_and_guess_rates(graph, catalog, index) -> None:
 
 
 def test_difficulty_shifts_slip_and_guess(index) -> None:
-    learner = SimulatedLearner(profile(index, {"A"}, slip=0.1, guess=0.2), index, SimulatorConfig(difficulty_effect=0.5))
+    learner = SimulatedLearner(
+        profile(index, {"A"}, slip=0.1, guess=0.2), index, SimulatorConfig(difficulty_effect=0.5)
+    )
     a, b = index.leaves("A"), index.leaves("B")
     assert learner.answer_probability(a, None) == pytest.approx(0.9)
     assert learner.answer_probability(a, 1.0) == pytest.approx(1 - 0.1 * 1.5)
