@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -9,9 +11,9 @@ from configs import PlannerConfig
 from engine.catalog import Catalog, Item, Modality
 from engine.graph import Standard, StandardsGraph
 from engine.planner.context import PlanContext
+from engine.learner import LearnerCore, Observation
 from engine.planner.index import PlannerIndex
 from engine.planner.progress import Progress
-from models.base import ItemSpec
 from models.bkt import GraphBKT
 
 
@@ -40,44 +42,46 @@ def world() -> tuple[StandardsGraph, Catalog]:
 
 
 class Learner:
-    """A planner context backed by a real GraphBKT, with helpers to feed it attempts."""
+    """A learner of the learner core (engine/learner.py) over a real GraphBKT, with helpers to feed
+    it attempts and to build its planning context: the planner tests go through the same "a
+    learner answered" as the API and the simulator."""
 
     def __init__(self, index: PlannerIndex, config: PlannerConfig, **context):
-        self.model = GraphBKT.from_graph(index.graph)
-        self.state = self.model.init_state()
-        self.index, self.config = index, config
-        self.progress = Progress()
+        self.core = LearnerCore(index, config, GraphBKT.from_graph(index.graph))
+        self.learner = self.core.new(seed=0)
+        self.index, self.model = index, self.core.model
         self.context = context
 
-    def predict(self, items):
-        return self.model.predict_items(self.state, [ItemSpec(i.id, i.standards, i.difficulty) for i in items])
+    @property
+    def config(self) -> PlannerConfig:
+        return self.core.config
+
+    @config.setter
+    def config(self, value: PlannerConfig) -> None:
+        self.core.config = value
+
+    @property
+    def state(self) -> dict[str, np.ndarray]:
+        return self.learner.state
+
+    @state.setter
+    def state(self, value: dict[str, np.ndarray]) -> None:
+        self.learner.state = value
+
+    @property
+    def progress(self) -> Progress:
+        return self.learner.progress
 
     def ctx(self, now: float = 0.0, **overrides) -> PlanContext:
+        """The core's context at ``now``, with the test's fields (goal, overrides, level...) and a
+        fixed random stream unless one is given."""
         fields = {**self.context, **overrides}
-        return PlanContext(
-            self.index,
-            self.config,
-            self.model.mastery(self.state),
-            self.predict,
-            self.progress,
-            now=now,
-            rng=fields.pop("rng", np.random.default_rng(0)),
-            **fields,
-        )
+        fields.setdefault("rng", np.random.default_rng(0))
+        return replace(self.core.context(self.learner, now), **fields)
 
     def attempt(self, item_id: str, correct: bool, time: float = 0.0) -> list[str]:
-        from engine.planner.progress import Attempt, record_attempt
-        from models.base import Event
-
         item = self.index.catalog[item_id]
-        self.state = self.model.update(self.state, Event(item_id, item.standards, float(correct), time))
-        return record_attempt(
-            self.progress,
-            Attempt(item_id, self.index.item_units[item_id], float(correct), time, item.mastery_check),
-            self.model.mastery(self.state),
-            self.index.prereqs,
-            self.config,
-        )
+        return self.core.observe(self.learner, Observation(item_id, item.standards, float(correct), time))
 
 
 @pytest.fixture()
