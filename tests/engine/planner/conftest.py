@@ -10,8 +10,8 @@ import pytest
 from configs import PlannerConfig
 from engine.catalog import Catalog, Item, Modality
 from engine.graph import Standard, StandardsGraph
-from engine.planner.context import PlanContext
 from engine.learner import LearnerCore, Observation
+from engine.planner.context import PlanContext
 from engine.planner.index import PlannerIndex
 from engine.planner.progress import Progress
 from models.bkt import GraphBKT
