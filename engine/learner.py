@@ -422,6 +422,7 @@ class LearnerCore:
             self.model.mastery(learner.state),
             self.index.prereqs,
             self.config,
+            self.index.checkable,
         )
 
     def _units(self, obs: Observation) -> tuple[str, ...]:
@@ -475,8 +476,7 @@ class LearnerCore:
         """Start an entry diagnostic (or resume the current one; ``restart`` begins a new one
         whatever the state). Its questions come from the learner's belief, answers included."""
         meta = learner.meta
-        current = meta.diagnostics[-1] if meta.diagnostics else None
-        if current is None or restart:
+        if not meta.diagnostics or restart:
             meta.diagnostics.append(Diagnostic(meta.events, None if focus is None else tuple(sorted(focus))))
             self._activate_diagnostics(learner)
         return self.placement_status(learner)
@@ -485,18 +485,21 @@ class LearnerCore:
         """Diagnostics whose start has come begin: the belief switches to the placement
         configuration (the priors follow)."""
         meta = learner.meta
-        started = False
-        for d in meta.diagnostics:
+        for d in meta.diagnostics:  # one at a time, in order, as they started live
             if d.asked_before is None and d.start_event <= meta.events:
                 d.asked_before = len(meta.answers)
-                started = True
-        if started:
-            self._refresh_priors(learner)
-            self._maybe_finish(learner, None)  # nothing worth asking: finished at once
+                self._refresh_priors(learner)
+                self._maybe_finish(learner, None)  # nothing worth asking: finished at once
+
+    @staticmethod
+    def _current(meta: LearnerMeta) -> Diagnostic | None:
+        """The diagnostic that runs now (or ran last): the latest one that has started."""
+        started = [d for d in meta.diagnostics if d.asked_before is not None]
+        return started[-1] if started else None
 
     def _maybe_finish(self, learner: Learner, time: float | None) -> None:
         meta = learner.meta
-        current = meta.diagnostics[-1] if meta.diagnostics else None
+        current = self._current(meta)
         if current is None or current.finished or current.asked_before is None:
             return
         belief = self.belief(meta)
@@ -512,7 +515,7 @@ class LearnerCore:
 
     def placement_status(self, learner: Learner) -> PlacementStatus:
         meta = learner.meta
-        current = meta.diagnostics[-1] if meta.diagnostics else None
+        current = self._current(meta)
         if current is None:
             return PlacementStatus(False, 0, self.placement_config.max_questions, False, None, None, "", 0.0, None)
         if current.finished and current.result is not None:
@@ -553,7 +556,13 @@ class LearnerCore:
 
     # ------------------------------------------------------------------ planning
     def context(
-        self, learner: Learner, now: float, *, goal: Goal | None = None, modalities: Iterable[Modality] | None = None
+        self,
+        learner: Learner,
+        now: float,
+        *,
+        goal: Goal | None = None,
+        modalities: Iterable[Modality] | None = None,
+        available: Iterable[str] | None = None,
     ) -> PlanContext:
         """The planner's view of the learner at ``now``. The random stream (exploration) is the
         learner's own, advanced by each activity: the same learner at the same point gets the
@@ -577,6 +586,7 @@ class LearnerCore:
             overrides=meta.overrides,
             interests=meta.interests,
             modalities=None if modalities is None else frozenset(modalities),
+            available=None if available is None else frozenset(available),
             level=self.level(learner),
             rng=rng,
         )
@@ -585,8 +595,16 @@ class LearnerCore:
         batch = self.model.encode_items([ItemSpec(item.id, item.standards, item.difficulty)])
         return float(self.model.predict(state, batch)[0])
 
-    def recommend(self, learner: Learner, now: float, n: int = 1, k_alternatives: int = 2) -> PlanResult:
-        return recommend(self.context(learner, now), n=n, k_alternatives=k_alternatives)
+    def recommend(
+        self,
+        learner: Learner,
+        now: float,
+        n: int = 1,
+        k_alternatives: int = 2,
+        *,
+        available: Iterable[str] | None = None,
+    ) -> PlanResult:
+        return recommend(self.context(learner, now, available=available), n=n, k_alternatives=k_alternatives)
 
     def playlist(
         self,

@@ -56,6 +56,7 @@ class PlanContext:
     overrides: Overrides = Overrides()
     interests: tuple[str, ...] = ()
     modalities: frozenset[Modality] | None = None
+    available: frozenset[str] | None = None  # only these items can be given now (None: every item)
     level: float | None = None  # the learner's grade level, when known (used when there is no goal)
     rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
 

@@ -33,6 +33,8 @@ class PlannerIndex:
     ancestors: dict[str, frozenset[str]]
     order: dict[str, int]
     cluster_before: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: units with at least one mastery-check item (mastery needs a passed check only on these)
+    checkable: set[str] = field(default_factory=set)
 
     @classmethod
     def build(cls, graph: StandardsGraph, catalog: Catalog) -> PlannerIndex:
@@ -71,6 +73,7 @@ class PlannerIndex:
             ancestors={u: frozenset(nx.ancestors(learning, u)) for u in learning},
             order={u: i for i, u in enumerate(topo)},
             cluster_before=before,
+            checkable={u for u, items in items_for.items() if any(i.mastery_check for i in items)},
         )
 
     def units(self, codes) -> list[str]:
@@ -97,3 +100,7 @@ class PlannerIndex:
         self.item_units[item.id] = units
         for unit in units:
             self.items_for[unit] = (*self.items_for[unit], item)
+        for unit in {*old, *units}:
+            self.checkable.discard(unit)
+            if any(i.mastery_check for i in self.items_for[unit]):
+                self.checkable.add(unit)

@@ -86,14 +86,14 @@ class ZPDPolicy:
         """The learner's current starting-state belief (for inspection)."""
         return self.core.belief(self.learner.meta)
 
-    def choose(self) -> str:
+    def choose(self, available: frozenset[str] | None = None) -> str:
         question = self.core.placement_question(self.learner)
         if question is not None:
             self.pending_question, item = question
             self.last_choice_diagnostic = True
             return item.id
         self.last_choice_diagnostic = False
-        result = self.core.recommend(self.learner, self.seconds, n=1, k_alternatives=0)
+        result = self.core.recommend(self.learner, self.seconds, n=1, k_alternatives=0, available=available)
         if not result.recommendations:  # nothing allowed: fall back to any item on the goal
             index = self.core.index
             goal = self.learner.meta.goal
@@ -105,6 +105,9 @@ class ZPDPolicy:
 
     def observe(self, item_id: str, outcome: Any) -> None:
         self.seconds = float(outcome.time) * 60.0
+        if getattr(outcome, "refused", False):  # it did not happen: nothing to learn from
+            self.pending_question = None
+            return
         item = self.core.index.catalog[item_id]
         source = "placement" if self.pending_question is not None else "native"
         self.core.observe(

@@ -14,7 +14,7 @@ The record is plain data (``to_json`` / ``from_json``) so a store can keep it ne
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 
 from configs import PlannerConfig
@@ -137,14 +137,17 @@ def record_attempt(
     mastery: Mapping[str, float],
     prereqs: Mapping[str, tuple[str, ...]],
     config: PlannerConfig,
-    novelty_window: int | None = None,
+    checkable: Container[str] | None = None,
 ) -> list[str]:
     """Fold one attempt into ``progress`` (in place); ``mastery`` is the model's P(mastered)
-    *after* the attempt. Returns human-readable status changes ("mastered 3.NF.A.1", ...)."""
+    *after* the attempt. ``checkable``: the units that have a mastery-check item (None: all);
+    with ``require_check``, only those need a passed check to be mastered, so a catalog without
+    checks (a content platform's, usually) does not stall mastery. Returns human-readable status
+    changes ("mastered 3.NF.A.1", ...)."""
     changes: list[str] = []
     progress.activities += 1
     progress.recent_items.append(attempt.item_id)
-    keep = novelty_window or config.novelty_window
+    keep = config.novelty_window
     del progress.recent_items[:-keep]
     ok = attempt.success
     unmastered = [u for u in attempt.units if not progress.get(u).mastered]
@@ -192,7 +195,7 @@ def record_attempt(
         elif (
             p >= config.mastery_threshold
             and new.streak >= config.streak_required
-            and (new.checked or not config.require_check)
+            and (new.checked or not config.require_check or (checkable is not None and unit not in checkable))
         ):
             new = replace(
                 new,

@@ -107,7 +107,11 @@ def rank_candidates(ctx: PlanContext) -> tuple[list[Candidate], list[TeacherFlag
             allowed = [item for item in allowed if not item.mastery_check] or allowed
         pairs.extend((item, target) for item in allowed)
     for item_id in ctx.overrides.pinned_items:
-        if item_id in index.catalog and item_id not in ctx.overrides.excluded_items:
+        if (
+            item_id in index.catalog
+            and item_id not in ctx.overrides.excluded_items
+            and (ctx.available is None or item_id in ctx.available)
+        ):
             item = index.catalog[item_id]
             units = index.item_units[item_id] or item.standards
             pairs.insert(0, (item, Target(units[0], "pinned", [f"pinned by teacher: item {item_id}"])))

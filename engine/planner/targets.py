@@ -415,7 +415,7 @@ def review_due(ctx: PlanContext, unit: str) -> float:
 def item_allowed(
     ctx: PlanContext, item: Item, target: Target, placed: frozenset[str], is_ready: Callable[[str], bool]
 ) -> bool:
-    if item.id in ctx.overrides.excluded_items:
+    if item.id in ctx.overrides.excluded_items or (ctx.available is not None and item.id not in ctx.available):
         return False
     if ctx.modalities is not None and item.modality not in ctx.modalities:
         return False

@@ -1,6 +1,7 @@
-"""Baseline planners: ``random``, ``topo`` (expert order) and ``zpdes`` (Clement et al. 2015).
+"""Baseline planners: ``random``, ``topo`` (expert order with a 3-in-a-row gate), ``zpdes``
+(Clement et al. 2015) and ``kt-fringe`` (knowledge tracing, advance at P(mastered) >= 0.95).
 
-All three work on the same *route area* of the planner-visible graph (:func:`route_area`): the
+All of them work on the same *route area* of the planner-visible graph (:func:`route_area`): the
 goal's route from an empty mastery set (``engine.queries.route``: the goal's learnable units and
 all their ancestors, in learning order), keeping only units whose grade is at least the goal's
 lowest grade minus ``lookback``. The default ``lookback=0`` is the goal grade's own standards in
@@ -10,7 +11,7 @@ grade below and ``lookback=None`` keeps the whole route down to kindergarten (wi
 grade). An item *practises* a unit when it is aligned to the unit or to one of its parents; units
 without any item are left out.
 
-None of the baselines uses a learner model: they see only the outcomes.
+The baselines see only the outcomes; kt-fringe keeps its own per-standard BKT belief.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from engine.simulation.environment import Outcome, Policy, SimulationError
 
 __all__ = [
     "BASELINES",
+    "KTFringePolicy",
     "RandomPolicy",
     "TopoPolicy",
     "ZPDESConfig",
@@ -89,8 +91,10 @@ class _AreaPolicy:
             self._cache_key = key
         self.rng = rng
 
-    def _item_for(self, unit: str) -> str:
+    def _item_for(self, unit: str, available: frozenset[str] | None = None) -> str:
         options = self.items[unit]
+        if available is not None:  # an unavailable item would be refused
+            options = [i for i in options if i in available] or options
         return options[int(self.rng.integers(len(options)))]
 
 
@@ -103,8 +107,9 @@ class RandomPolicy(_AreaPolicy):
         self._prepare(graph, catalog, goal, rng)
         self.pool = sorted({i for u in self.area for i in self.items[u]})
 
-    def choose(self) -> str:
-        return self.pool[int(self.rng.integers(len(self.pool)))]
+    def choose(self, available: frozenset[str] | None = None) -> str:
+        pool = self.pool if available is None else ([i for i in self.pool if i in available] or self.pool)
+        return pool[int(self.rng.integers(len(pool)))]
 
     def observe(self, item_id: str, outcome: Outcome) -> None:
         pass
@@ -130,10 +135,12 @@ class TopoPolicy(_AreaPolicy):
     def current(self) -> str:
         return self.area[self.position]
 
-    def choose(self) -> str:
-        return self._item_for(self.current)
+    def choose(self, available: frozenset[str] | None = None) -> str:
+        return self._item_for(self.current, available)
 
     def observe(self, item_id: str, outcome: Outcome) -> None:
+        if outcome.refused:
+            return
         self.streak = self.streak + 1 if outcome.correct else 0
         if self.streak >= self.streak_required:
             self.position = (self.position + 1) % len(self.area)
@@ -202,18 +209,18 @@ class ZPDESPolicy(_AreaPolicy):
         """The active activities, in learning order."""
         return [u for u in self.area if u in self.weight]
 
-    def choose(self) -> str:
+    def choose(self, available: frozenset[str] | None = None) -> str:
         units = self.zpd
         w = np.array([self.weight[u] for u in units])
         total = w.sum()
         p = w + total / self.config.exploration if total > 0 else np.ones_like(w)
         unit = units[int(self.rng.choice(len(units), p=p / p.sum()))]
         self._last_unit = unit
-        return self._item_for(unit)
+        return self._item_for(unit, available)
 
     def observe(self, item_id: str, outcome: Outcome) -> None:
         unit = self._last_unit
-        if unit is None or unit not in self.weight:
+        if unit is None or unit not in self.weight or outcome.refused:
             return
         history = self.success[unit]
         history.append(1.0 if outcome.correct else 0.0)
@@ -260,6 +267,53 @@ class ZPDESPolicy(_AreaPolicy):
                 self.retired.add(best)
 
 
+class KTFringePolicy(_AreaPolicy):
+    """A knowledge-tracing fringe planner: an independent BKT per standard (``p_init`` 0.2, learn
+    0.2, slip 0.1, guess 0.2) and the first standard of the area, in the told graph's learning
+    order, that is not mastered (P < ``mastered_at``) and whose prerequisites in the area are; a
+    random item on it. With no such standard, the least mastered one."""
+
+    name = "kt-fringe"
+
+    def __init__(
+        self,
+        lookback: int | None = 0,
+        mastered_at: float = 0.95,
+        p_init: float = 0.2,
+        learn: float = 0.2,
+        slip: float = 0.1,
+        guess: float = 0.2,
+    ):
+        super().__init__(lookback)
+        self.mastered_at, self.p_init, self.learn, self.slip, self.guess = mastered_at, p_init, learn, slip, guess
+
+    def start(self, graph: StandardsGraph, catalog: Catalog, goal: Sequence[str], rng: np.random.Generator) -> None:
+        self._prepare(graph, catalog, goal, rng)
+        in_area = set(self.area)
+        self.prereqs = {u: [p for p in graph.learning_prerequisites(u) if p in in_area] for u in self.area}
+        self.p = dict.fromkeys(self.area, self.p_init)
+        self.unit_of = {i: u for u in self.area for i in self.items[u]}
+        self._last_unit: str | None = None
+
+    def choose(self, available: frozenset[str] | None = None) -> str:
+        mastered = {u for u in self.area if self.p[u] >= self.mastered_at}
+        fringe = [u for u in self.area if u not in mastered and all(p in mastered for p in self.prereqs[u])]
+        unit = fringe[0] if fringe else min(self.area, key=lambda u: self.p[u])
+        self._last_unit = unit
+        return self._item_for(unit, available)
+
+    def observe(self, item_id: str, outcome: Outcome) -> None:
+        unit = self.unit_of.get(item_id)
+        if unit is None or outcome.refused:
+            return
+        p = self.p[unit]
+        if outcome.correct:
+            post = p * (1 - self.slip) / (p * (1 - self.slip) + (1 - p) * self.guess)
+        else:
+            post = p * self.slip / (p * self.slip + (1 - p) * (1 - self.guess))
+        self.p[unit] = post + (1 - post) * self.learn
+
+
 PolicyFactory = Callable[[], Policy]
 
 #: Baseline factories by name; extend with ``{**BASELINES, "zpd": make_zpd_policy}``.
@@ -267,4 +321,5 @@ BASELINES: Mapping[str, PolicyFactory] = {
     "random": RandomPolicy,
     "topo": TopoPolicy,
     "zpdes": ZPDESPolicy,
+    "kt-fringe": KTFringePolicy,
 }

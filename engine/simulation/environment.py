@@ -42,16 +42,23 @@ class SimulationError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What a policy observes after one activity. ``time``: simulated minutes since the learner
-    started, at the end of the activity (school nights and weekends included)."""
+    started, at the end of the activity (school nights and weekends included). ``refused``: the
+    activity was not available and did not happen (no answer: ``correct`` is False and means
+    nothing). ``learned``: whether the activity taught anything, when the environment can tell
+    (None: it cannot; a real classroom cannot)."""
 
     correct: bool
     minutes: float
     time: float
+    refused: bool = False
+    learned: bool | None = None
 
 
 @runtime_checkable
 class Environment(Protocol):
-    """A pool of learners a planner can teach, one learner at a time."""
+    """A pool of learners a planner can teach, one learner at a time. An environment may also
+    say which items are available at the next step (``available() -> frozenset[str] | None``,
+    None: all of them); the evaluator passes that to the policy's ``choose``."""
 
     def reset(self, learner: int) -> None:
         """Start learner number ``learner`` of the pool from its initial state."""
@@ -72,7 +79,9 @@ class Policy(Protocol):
 
     def start(self, graph: StandardsGraph, catalog: Catalog, goal: Sequence[str], rng: np.random.Generator) -> None: ...
 
-    def choose(self) -> str: ...
+    def choose(self, available: frozenset[str] | None = None) -> str:
+        """The next item; when ``available`` is given, one of those items."""
+        ...
 
     def observe(self, item_id: str, outcome: Outcome) -> None: ...
 

@@ -249,9 +249,12 @@ def _teach(
 ) -> _Trace:
     """``horizon`` activities for the current learner; the truth is read before each step."""
     violates = getattr(env, "violates", None)
+    available = getattr(env, "available", None)
     trace = _Trace(violations=0.0 if violates else np.nan, band_hits=0.0 if reference else np.nan)
     for t in range(horizon):
-        item_id = policy.choose()
+        offered = available() if available is not None else None
+        # a policy written before availability existed is called as before when everything is available
+        item_id = policy.choose(offered) if offered is not None else policy.choose()
         if item_id not in catalog:
             raise SimulationError(f"policy {name!r} chose unknown item {item_id!r}")
         # A diagnostic question (placement) is not a learning recommendation: it costs a step
@@ -265,7 +268,7 @@ def _teach(
                 trace.band_hits += band[0] <= reference.predict(item_id) <= band[1]
         outcome = env.step(item_id)
         policy.observe(item_id, outcome)
-        if reference is not None:
+        if reference is not None and not outcome.refused:
             reference.update(item_id, outcome)
         trace.minutes += outcome.minutes
         trace.items.append(item_id)

@@ -22,7 +22,7 @@ def test_route_area_keeps_grades_down_to_the_lookback(graph) -> None:
 
 
 def test_every_baseline_is_a_policy() -> None:
-    assert set(BASELINES) == {"random", "topo", "zpdes"}
+    assert set(BASELINES) == {"random", "topo", "zpdes", "kt-fringe"}
     for factory in BASELINES.values():
         assert isinstance(factory(), Policy)
 

@@ -150,7 +150,7 @@ def test_evaluate_reports_every_metric_with_a_ci(graph, catalog) -> None:
         "reference_model_factory": GraphBKT.from_graph,
     }
     result = evaluate(BASELINES, graph, catalog, **kwargs)
-    assert set(result["planners"]) == {"random", "topo", "zpdes"}
+    assert set(result["planners"]) == {"random", "topo", "zpdes", "kt-fringe"}
     for metrics in result["planners"].values():
         for name in ("learning_gain", "violation_rate", "band_hit"):
             value, (low, high) = metrics[name], metrics[f"{name}_ci"]
