@@ -83,6 +83,7 @@ SCORE_COMPONENTS: tuple[str, ...] = (
     "mastery_check",
     "priority",
     "focus",
+    "locality",
 )
 
 
@@ -101,6 +102,7 @@ class PlannerConfig(_Section):
     objectives: int = 3
     presume_missing: bool = True
     park_after: int = 5
+    stall_after: int = 10
     park_for: int = 10
     reverify_after_s: float = 86_400.0
     review_interval_s: float = 2 * 86_400.0
@@ -127,6 +129,7 @@ class PlannerConfig(_Section):
         "mastery_check": 0.8,
         "priority": 3.0,
         "focus": 1.0,
+        "locality": 1.0,
     }
     modality_preference: dict[str, float] = {
         "online_practice": 1.0,

@@ -346,6 +346,8 @@ class LearnerCore:
         grade_prior: PlacementConfig = KNOWN_GRADE_PRIOR,
     ):
         self.index, self.config, self.model = index, config, model
+        # a graph without grade levels has no grade scale to place a learner on: flat prior
+        self.graded = any(index.graph.standards[u].grade_num is not None for u in index.order)
         self.placement_config, self.grade_prior = placement, grade_prior
         if predict_all is None or item_pos is None:
             specs = [ItemSpec(i.id, i.standards, i.difficulty) for i in index.catalog]
@@ -438,12 +440,16 @@ class LearnerCore:
 
     # ------------------------------------------------------------------ starting belief
     def _belief_on(self, meta: LearnerMeta) -> bool:
-        return _hint(meta) is not None or any(d.asked_before is not None for d in meta.diagnostics)
+        return self._grade(meta) is not None or any(d.asked_before is not None for d in meta.diagnostics)
+
+    def _grade(self, meta: LearnerMeta) -> float | None:
+        """The learner's place on the grade scale, if the graph has one."""
+        return _hint(meta) if self.graded else None
 
     def belief(self, meta: LearnerMeta) -> Placement | None:
         """The particle belief about the learner's starting state with every answer so far, or
         None (no grade, no diagnostic: the model's flat prior)."""
-        hint = _hint(meta)
+        hint = self._grade(meta)
         active = [d for d in meta.diagnostics if d.asked_before is not None]
         if active:
             current = active[-1]

@@ -59,6 +59,66 @@ def planner_factories(
     return {**BASELINES, "zpd": make_zpd}
 
 
+def _simulate_world(
+    cfg: ZPDConfig,
+    name: str,
+    regime: str,
+    planners: str,
+    learners: int,
+    seed: int,
+    model: str | None,
+    as_json: bool,
+    horizon: int | None,
+) -> None:
+    """``zpd simulate --world NAME``: the planners (and the oracle) on one world of
+    :mod:`engine.simulation.worlds`."""
+    from engine.simulation.worlds import make_world, run_world
+    from serving.model_provider import ModelLoadError
+
+    try:
+        made = make_world(name, regime, seed=seed, learners=learners)
+        served, version = served_model(cfg, model)
+    except (ValueError, ModelLoadError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    available = planner_factories(cfg, served, grade=made.grade)
+    names = [n.strip() for n in planners.split(",") if n.strip() and n.strip() != "oracle"]
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        typer.echo(
+            f"error: unknown planner(s) {', '.join(unknown)}; choose from {', '.join(available)}, oracle", err=True
+        )
+        raise typer.Exit(1)
+    rows, _ = run_world(
+        {n: available[n] for n in names},
+        made,
+        learners=learners,
+        seed=seed,
+        horizon=horizon,
+        oracle="oracle" in planners.split(","),
+    )
+    settings = {
+        "world": name,
+        "regime": regime,
+        "seed": seed,
+        "learners": learners,
+        "horizon": horizon or made.horizon,
+        "zpd_model": version,
+        **made.notes,
+    }
+    if as_json:
+        typer.echo(json.dumps({"planners": rows, "settings": settings}))
+        return
+    typer.echo(f"world {name} ({regime}), {learners} learners, horizon {settings['horizon']}")
+    for planner, row in rows.items():
+        ci = row["learning_gain_ci"]
+        violation = "-" if row["violation_rate"] is None else f"{row['violation_rate']:.3f}"
+        typer.echo(
+            f"{planner:10} learning_gain {row['learning_gain']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]  "
+            f"violation_rate {violation}"
+        )
+
+
 def _parse_misspecify(text: str | None) -> dict[str, float] | None:
     if not text:
         return None
@@ -102,11 +162,34 @@ def simulate_command(
             "'bundled' or 'bkt' (default: what `zpd serve` loads)."
         ),
     ] = None,
+    world: Annotated[
+        str | None,
+        typer.Option(
+            help="Another world family instead of the Coherence Map simulator: chain, dag, transfer "
+            "(or coherence); see engine/simulation/worlds.py. Its horizon is the default horizon."
+        ),
+    ] = None,
+    regime: Annotated[
+        str, typer.Option(help="With --world: correct (planners told the truth) or wrong (a wrong graph).")
+    ] = "correct",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Compare planners on simulated learners: learning gain, reach, activities to goal,
     prerequisite violations and ZPD band hits, with 95% bootstrap intervals."""
     cfg: ZPDConfig = ctx.obj if isinstance(ctx.obj, ZPDConfig) else load_config()
+    if world is not None:
+        _simulate_world(
+            cfg,
+            world,
+            regime,
+            planners,
+            learners,
+            seed,
+            model,
+            as_json,
+            horizon if ctx.get_parameter_source("horizon").name != "DEFAULT" else None,
+        )
+        return
     try:
         g = load_graph(graph or cfg.graph.source)
         catalog = load_catalog_source(cfg.catalog.source, g, cfg.catalog.generate_missing)

@@ -81,6 +81,23 @@ class Progress:
     units: dict[str, StandardProgress] = field(default_factory=dict)
     recent_items: list[str] = field(default_factory=list)
     activities: int = 0
+    #: the activity number at which a standard was last mastered (to tell when learning stalls)
+    last_mastery: int = 0
+    #: the learner's last outcomes (success 1, failure 0), whatever the standard
+    outcomes: list[float] = field(default_factory=list)
+
+    def stalled(self, window: int, failure_share: float = 0.7) -> bool:
+        """Learning has stalled: nothing mastered for ``window`` activities (or, for a learner who
+        has mastered several standards, twice their own pace per standard, if longer), and most of
+        the last ``window`` failed. A slow learner on a right graph is not taken for a stall."""
+        if window <= 0:
+            return False
+        done = sum(1 for p in self.units.values() if p.mastered_by in ("evidence", "test-out"))
+        pace = self.last_mastery / done if done >= 2 else 0.0
+        if self.activities - self.last_mastery < max(window, 2.0 * pace):
+            return False
+        recent = self.outcomes[-window:]
+        return len(recent) >= window and sum(1 for r in recent if r < 0.5) >= failure_share * window
 
     def get(self, unit: str) -> StandardProgress:
         return self.units.get(unit, _EMPTY)
@@ -97,6 +114,8 @@ class Progress:
             "units": {u: p.to_row() for u, p in self.units.items()},
             "recent_items": list(self.recent_items),
             "activities": self.activities,
+            "last_mastery": self.last_mastery,
+            "outcomes": list(self.outcomes),
         }
 
     @classmethod
@@ -115,7 +134,13 @@ class Progress:
                 values = {k: v for k, v in values.items() if k in known}
                 values["recent"] = tuple(values.get("recent", ()))
                 units[u] = StandardProgress(**values)
-        return cls(units, list(data.get("recent_items", [])), int(data.get("activities", 0)))
+        return cls(
+            units,
+            list(data.get("recent_items", [])),
+            int(data.get("activities", 0)),
+            int(data.get("last_mastery", 0)),
+            [float(x) for x in data.get("outcomes", ())],
+        )
 
 
 _EMPTY = StandardProgress()
@@ -149,6 +174,8 @@ def record_attempt(
     progress.recent_items.append(attempt.item_id)
     keep = config.novelty_window
     del progress.recent_items[:-keep]
+    progress.outcomes.append(float(attempt.correct))
+    del progress.outcomes[: -max(1, config.stall_after)]
     ok = attempt.success
     unmastered = [u for u in attempt.units if not progress.get(u).mastered]
     for unit in attempt.units:
@@ -206,6 +233,7 @@ def record_attempt(
                 reviews=0,
             )
             changes.append(f"mastered {unit}")
+            progress.last_mastery = progress.activities
         elif ok and attempt.mastery_check and new.attempts == 1 and p >= config.test_out_threshold:
             # tested out: a first attempt that is a passed check on a standard already likely known
             new = replace(
@@ -217,6 +245,7 @@ def record_attempt(
                 reviews=0,
             )
             changes.append(f"tested out of {unit}")
+            progress.last_mastery = progress.activities
         progress.units[unit] = new
         if ok:
             _implicit_review(progress, unit, attempt.time, prereqs, config.implicit_review_share)

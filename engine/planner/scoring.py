@@ -34,6 +34,7 @@ _PRIORITY = {
     "recheck": 0.8,
     "test_out": 0.45,
     "learn": 0.4,
+    "explore": 0.4,
     "reverify": 0.3,
     "review": 0.3,
 }
@@ -127,6 +128,7 @@ def rank_candidates(ctx: PlanContext) -> tuple[list[Candidate], list[TeacherFlag
     learn_units = [t.unit for t in targets if t.kind == "learn"]
     if learn_units and ctx.rng.random() < cfg.exploration:
         explore_unit = learn_units[int(ctx.rng.integers(len(learn_units)))]
+    last_units = index.item_units.get(ctx.progress.recent_items[-1], ()) if ctx.progress.recent_items else ()
     # Per target, the components that do not depend on the item are computed once; the score
     # adds weight x component in the components' order (the same sum, term by term, as written).
     weighted = tuple(weights.get(name, 0.0) for name in SCORE_COMPONENTS)
@@ -138,27 +140,20 @@ def rank_candidates(ctx: PlanContext) -> tuple[list[Candidate], list[TeacherFlag
         if fixed is None:
             unit, kind = target.unit, target.kind
             m = ctx.mastery.get(unit, 0.0)
-            prog = ctx.progress.get(unit)
             fixed = per_target[id(target)] = (
                 unit,
                 kind,
-                (1.0 - m) if kind in ("learn", "remediation", "pinned", "test_out") else 0.3,
+                (1.0 - m) if kind in ("learn", "remediation", "pinned", "test_out", "explore") else 0.3,
                 _goal_fit(ctx, unit, kind, goals, goal_pos, route_set, target.objective),
                 review_due(ctx, unit) if kind == "review" else 0.5 * _due_prereq_share(ctx, unit),
                 "remediation" if unit in reteach else kind,
                 1.0 if unit == explore_unit else 0.5 * _learning_progress(ctx, unit),
                 kind in ("reverify", "recheck", "test_out") or check_due(ctx, target),
                 _PRIORITY[kind],
-                # keep working on what the learner just started rather than hopping between standards
-                1.0
-                if (
-                    not prog.mastered
-                    and prog.attempts
-                    and ctx.progress.activities - prog.last_activity <= cfg.struggle_window
-                )
-                else 0.0,
+                _focus(ctx, unit),
+                _locality(ctx, unit, last_units),
             )
-        unit, kind, gain, goal_fit, spacing, modality_kind, exploration, check_counts, priority, focus = fixed
+        unit, kind, gain, goal_fit, spacing, modality_kind, exploration, check_counts, priority, focus, local = fixed
         fit = modality_fit.get((item.modality, modality_kind))
         if fit is None:
             fit = modality_fit[(item.modality, modality_kind)] = _modality_fit(item, modality_kind, cfg)
@@ -175,6 +170,7 @@ def rank_candidates(ctx: PlanContext) -> tuple[list[Candidate], list[TeacherFlag
             1.0 if item.mastery_check and check_counts else 0.0,
             priority,
             focus,
+            local,
         )
         score = 0
         for w, value in zip(weighted, values):
@@ -198,6 +194,25 @@ def rank_candidates(ctx: PlanContext) -> tuple[list[Candidate], list[TeacherFlag
 
 
 _TEACHER_LED = (Modality.SMALL_GROUP, Modality.TUTORING)
+
+
+def _focus(ctx: PlanContext, unit: str) -> float:
+    """Keep working on what the learner just started rather than hopping between standards, while
+    it goes well: 1 after a success, 0.5 after one failure, nothing after two failures in a row
+    (a learner who keeps failing is not helped by more of the same)."""
+    prog = ctx.progress.get(unit)
+    if prog.mastered or not prog.attempts or ctx.progress.activities - prog.last_activity > ctx.config.struggle_window:
+        return 0.0
+    return 1.0 if prog.failures_in_a_row == 0 else 0.5 if prog.failures_in_a_row == 1 else 0.0
+
+
+def _locality(ctx: PlanContext, unit: str, last: Sequence[str]) -> float:
+    """1 when ``unit`` is a standard of the last activity or a graph neighbour of one (one of its
+    prerequisites or dependents), else 0: practice transfers along the graph, a jump may not."""
+    if not last:
+        return 0.0
+    index = ctx.index
+    return 1.0 if any(u == unit or unit in index.prereqs[u] or unit in index.dependents[u] for u in last) else 0.0
 
 
 def _goal_fit(

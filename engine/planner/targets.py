@@ -39,6 +39,7 @@ __all__ = [
     "Target",
     "check_due",
     "confirmed",
+    "explore_candidates",
     "goal_objectives",
     "in_place",
     "is_parked",
@@ -334,6 +335,18 @@ def select_targets(
         flags.append(TeacherFlag(unit, why + "; its prerequisites look solid, reteach it", "tutoring", None))
 
     if ctx.goal is not None:
+        # no silent stall: a goal standard nothing in the catalog practises cannot be reached
+        for unit in sorted(goal_set, key=index.order.__getitem__):
+            if not index.items_for.get(unit) and unit not in mastered:
+                flags.append(
+                    TeacherFlag(
+                        unit,
+                        f"no item in the catalog practises {unit}: the goal cannot be "
+                        "reached with this catalog; add items for it",
+                        "tutoring",
+                        None,
+                    )
+                )
         # the goal's standards, cheapest first, each with the work that leads to it now
         objectives = goal_objectives(ctx, placed, goal_set, presumed)[: max(1, cfg.objectives)]
         for rank, (goal_unit, cost, frontier) in enumerate(objectives):
@@ -366,6 +379,25 @@ def select_targets(
             if unit not in placed and is_ready(unit):
                 add(_learn_or_test_out(ctx, unit, ready_reasons(ctx, unit, mastered), None))
 
+    # Stalled: nothing mastered for a while and mostly failures. The graph may be wrong about the
+    # standards the learner is stuck on: explore the standards it holds back, the closest to ready
+    # first, rather than drilling the stuck ones.
+    if ctx.progress.stalled(cfg.stall_after) and not ctx.overrides.goal_locked:
+        stuck = [t.unit for t in targets if t.kind in _WORK]
+        for unit in explore_candidates(ctx, placed, presumed, goal_set)[: max(1, cfg.objectives)]:
+            why = f"the plan is stalled on {fmt_codes(stuck)}" if stuck else "nothing on the plan is ready"
+            add(
+                Target(
+                    unit,
+                    "explore",
+                    [
+                        f"{why}: trying {unit}, which the graph says needs "
+                        f"{fmt_codes(_missing(ctx, unit, placed, presumed)) or 'nothing'} "
+                        "first (the graph may be wrong)"
+                    ],
+                )
+            )
+
     # Re-verification: mastered units on the inner fringe that no check has confirmed yet.
     for unit in mastered:
         prog = ctx.progress.get(unit)
@@ -394,6 +426,42 @@ def select_targets(
     return targets, flags
 
 
+#: target kinds that are work toward new standards (what can stall)
+_WORK = ("learn", "test_out", "remediation", "recheck")
+
+
+def _missing(ctx: PlanContext, unit: str, placed: frozenset[str], presumed: Mapping[str, str]) -> list[str]:
+    return [p for p in prerequisites(ctx, unit, presumed) if p not in placed]
+
+
+def explore_candidates(
+    ctx: PlanContext, placed: frozenset[str], presumed: Mapping[str, str], goal_set: set[str]
+) -> list[str]:
+    """Standards to explore when the plan is stalled: not mastered, not in place, with items, not
+    parked; on the way to the goal when there is one (its units and their ancestors); the closest
+    to ready first (fewest missing prerequisites), untried before tried, then learning order."""
+    index = ctx.index
+    area: set[str] | None = None
+    if goal_set:
+        area = set(goal_set)
+        for unit in goal_set:
+            area |= index.ancestors[unit]
+    mastered = ctx.progress.mastered
+    found = [
+        u
+        for u in index.order
+        if (area is None or u in area)
+        and u not in mastered
+        and u not in placed
+        and index.items_for.get(u)
+        and not is_parked(ctx, u)
+    ]
+    return sorted(
+        found,
+        key=lambda u: (len(_missing(ctx, u, placed, presumed)), ctx.progress.get(u).attempts > 0, index.order[u]),
+    )
+
+
 def route_to_goal(ctx: PlanContext, placed: frozenset[str]) -> list[str]:
     """What is left to learn for the goal, in learning order: the goal's units and their ancestors
     that are neither mastered nor in place (a standard the starting belief says is known is not
@@ -419,9 +487,12 @@ def item_allowed(
         return False
     if ctx.modalities is not None and item.modality not in ctx.modalities:
         return False
-    if target.kind in ("reverify", "recheck", "test_out") and not item.mastery_check:
-        return False
-    if target.kind in ("pinned", "remediation"):
+    if target.kind == "test_out" and not item.mastery_check:
+        return False  # testing out takes a check (without one, the standard is learned)
+    if target.kind in ("reverify", "recheck") and not item.mastery_check:
+        # a check confirms; where the catalog has none for the standard, practice has to
+        return target.unit not in ctx.index.checkable
+    if target.kind in ("pinned", "remediation", "explore"):
         return True
     # Every unit the item practises must be mastered or ready: never practise past a gap.
     return all(u in placed or is_ready(u) for u in ctx.index.item_units[item.id])

@@ -110,9 +110,13 @@ def test_objectives_limit_the_work_in_progress(routed) -> None:
 
 def test_focus_keeps_the_learner_on_a_started_standard(routed) -> None:
     routed.state = routed.model.state_with_priors({"P": 0.99, "Q": 0.99})
-    routed.attempt("G2-p1", False)
+    routed.attempt("G2-p1", True)
     ranked = {c.standard: c for c in rank_candidates(routed.ctx())[0]}
     assert ranked["G2"].components["focus"] == 1.0 and ranked["G3"].components["focus"] == 0.0
+    routed.attempt("G2-p2", False)  # focus fades with failures: more of the same does not help
+    assert {c.standard: c for c in rank_candidates(routed.ctx())[0]}["G2"].components["focus"] == 0.5
+    routed.attempt("G2-p1", False)
+    assert {c.standard: c for c in rank_candidates(routed.ctx())[0]}["G2"].components["focus"] == 0.0
     for item in ("G3-p1", "G3-p2", "G3-p1", "G3-p2", "G3-p1"):
         routed.attempt(item, True)
     ranked = {c.standard: c for c in rank_candidates(routed.ctx())[0]}
