@@ -7,6 +7,7 @@ import sys
 from dataclasses import replace
 from typing import Annotated
 
+import click
 import typer
 
 from configs import ZPDConfig, load_config
@@ -187,7 +188,7 @@ def simulate_command(
             seed,
             model,
             as_json,
-            horizon if ctx.get_parameter_source("horizon").name != "DEFAULT" else None,
+            horizon if ctx.get_parameter_source("horizon") is not click.core.ParameterSource.DEFAULT else None,
         )
         return
     try:
