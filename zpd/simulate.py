@@ -7,7 +7,6 @@ import sys
 from dataclasses import replace
 from typing import Annotated
 
-import click
 import typer
 
 from configs import ZPDConfig, load_config
@@ -188,7 +187,7 @@ def simulate_command(
             seed,
             model,
             as_json,
-            horizon if ctx.get_parameter_source("horizon") is not click.core.ParameterSource.DEFAULT else None,
+            horizon if getattr(ctx.get_parameter_source("horizon"), "name", "DEFAULT") != "DEFAULT" else None,
         )
         return
     try:
