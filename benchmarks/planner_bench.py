@@ -247,7 +247,15 @@ def ablations(graph, catalog, planner: PlannerConfig, model: LearnerModel, args)
         "no_park": ("never park a goal standard the learner is stuck on", zpd_factory(cfg(park_after=0), model)),
         "objectives1": ("one goal objective at a time", zpd_factory(cfg(objectives=1), model)),
         "explore0": ("no exploration", zpd_factory(cfg(exploration=0.0), model)),
-        "ready090": ("ready_threshold 0.90 (more prerequisite checks)", zpd_factory(cfg(ready_threshold=0.90), model)),
+        "ready090": (
+            "ready_threshold 0.90 (more prerequisite checks)",
+            zpd_factory(cfg(ready_threshold=0.90), model),
+        ),
+        "stall0": ("never explore when learning stalls (stall_after 0)", zpd_factory(cfg(stall_after=0), model)),
+        "locality0": (
+            "no preference for the last activity's graph neighbours (locality weight 0)",
+            zpd_factory(cfg(weights={**planner.weights, "locality": 0.0}), model),
+        ),
     }
     factories = {name: f for name, (_, f) in variants.items()}
     results = {}

@@ -136,3 +136,27 @@ def test_installed_console_script() -> None:
     done = subprocess.run([exe, "graph", "stats", "--json"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["standards"] == 480
+
+
+def test_simulate_a_world_and_its_errors() -> None:
+    result = run(
+        "simulate",
+        "--world",
+        "chain",
+        "--regime",
+        "wrong",
+        "--learners",
+        "6",
+        "--model",
+        "bkt",
+        "--planners",
+        "topo,zpd,oracle",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert set(out["planners"]) == {"topo", "zpd", "oracle"} and out["settings"]["horizon"] == 100
+    assert out["settings"]["regime"] == "wrong" and out["settings"]["permuted"] >= 2
+    assert out["planners"]["oracle"]["learning_gain"] >= out["planners"]["topo"]["learning_gain"]
+    bad = run("simulate", "--world", "maze", "--model", "bkt")
+    assert bad.exit_code == 1 and "unknown world 'maze'" in bad.output
