@@ -1,23 +1,15 @@
 """Loader for xAPI statements (JSON lines, or one JSON array / ``{"statements": [...]}``).
 
-Conventions
------------
-learner
-    ``actor.account.name`` (``homePage`` is ignored: one file = one tenant); else
-    ``"mbox_sha1sum:<hex>"``; else ``"openid:<uri>"``. An actor identified only by a raw
-    ``mbox`` (an e-mail address) is rejected: we store pseudonymous ids only.
-item
-    ``object.id``.
-outcome
-    ``result.success`` (true/false) when present; else ``result.score.scaled`` (in [-1, 1])
-    clamped to [0, 1]; else ``(raw - min) / (max - min)`` from ``result.score``. A statement
-    without ``result`` (``launched``, ``experienced``...) or without any of these is not an
-    answer and is skipped with reason ``no_result`` / ``no_outcome``.
-standards
-    The extension :data:`STANDARDS_EXTENSION` (a string or a list of strings) in
-    ``object.definition.extensions``, else in ``context.extensions``; absent = no standard.
-timestamp
-    ``timestamp``, ISO-8601; naive times are read as UTC (and counted in a warning).
+Every statement is read by :func:`engine.xapi.parse_statement`, the reader the API uses: the
+same actors (``account`` names kept when they are plain ids; ``mbox``, ``mbox_sha1sum`` and
+``openid`` hashed with ``tenant``), the same verbs (what each is evidence of), the same outcomes
+(``result.success``, else ``score.scaled`` clamped to [0, 1], else ``raw`` between ``min`` and
+``max``; a result that contradicts the verb is an error) and the same standards extension
+(:data:`engine.xapi.STANDARDS_EXTENSION`). Statements that are not answers (``launched``,
+``experienced``, ``completed`` without a result, ``initialized``...) are skipped as
+``not_evidence``. Training needs the ``timestamp`` of every answer; naive times are read as UTC
+(and counted in a warning).
+
 statement ids
     Delivery is at-least-once: a repeated ``id`` with the same content (ignoring the LRS fields
     ``stored``, ``authority``, ``version``) is skipped as ``duplicate_statement``; a repeated id
@@ -32,18 +24,16 @@ import json
 import time
 from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import Any
 
+from engine.xapi import STANDARDS_EXTENSION, VOIDED, StatementError, comparable, parse_statement
 from training.assembly import Loaded, OnConflict, RowCollector, assemble_table
-from training.columns import parse_timestamp
 from training.load_report import DataError, LoadReport, OnError
 
-__all__ = ["STANDARDS_EXTENSION", "VOIDED_VERB", "load_xapi"]
+__all__ = ["STANDARDS_EXTENSION", "VOIDED_VERB", "load_xapi"]  # the first two re-exported from engine.xapi
 
 #: extension key listing the standards (codes or CASE identifiers) an activity assesses
-STANDARDS_EXTENSION = "https://w3id.org/zpd-engine/xapi/extensions/standards"
-VOIDED_VERB = "http://adlnet.gov/expapi/verbs/voided"
-_LRS_FIELDS = ("stored", "authority", "version")  # set by the LRS, may differ between deliveries
+VOIDED_VERB = VOIDED
 #: one answer: (learner, item, standards, outcome, timestamp), as RowCollector.add takes them
 _Row = tuple[str, str, list[str], float, float]
 
@@ -79,6 +69,26 @@ def _statements(path: Path) -> tuple[str, Iterator[tuple[int, Any]]]:
     return "line", lines()
 
 
+def _parse(st: Any, key: str, verbs: Collection[str] | None, counts: dict[str, int], tenant: str) -> _Row | str:
+    """The row of one statement, or why it is not an answer (the shared reader: engine.xapi)."""
+    try:
+        parsed = parse_statement(st, tenant=tenant, standards_extension=key, context_activities=False)
+    except StatementError as exc:
+        raise _Reject(exc.field, exc.problem, exc.reason) from None
+    if parsed.kind == "void":
+        return "voiding"
+    if verbs is not None and parsed.verb not in verbs:
+        return "verb_filtered"
+    if parsed.kind != "answer":
+        return "not_evidence"  # exposure (launched, experienced...) or ignored (initialized...)
+    if parsed.timestamp is None:
+        raise _Reject("timestamp", "is missing; training needs the time of every answer", "bad_timestamp")
+    counts["clamped"] += parsed.clamped
+    counts["naive"] += parsed.naive_time
+    assert parsed.outcome is not None  # an answer always has one
+    return parsed.learner, parsed.item, list(parsed.standards), parsed.outcome, parsed.timestamp
+
+
 def _get(obj: Any, *keys: str) -> Any:
     for key in keys:
         if not isinstance(obj, dict):
@@ -87,107 +97,12 @@ def _get(obj: Any, *keys: str) -> Any:
     return obj
 
 
-def _learner(st: dict[str, Any]) -> str:
-    actor = st.get("actor")
-    if not isinstance(actor, dict):
-        raise _Reject("actor", "must be an object", "bad_actor")
-    name = _get(actor, "account", "name")
-    if isinstance(name, str) and name.strip():
-        return name.strip()
-    if isinstance(actor.get("mbox_sha1sum"), str):
-        return "mbox_sha1sum:" + actor["mbox_sha1sum"].strip().lower()
-    if isinstance(actor.get("openid"), str):
-        return "openid:" + actor["openid"].strip()
-    if "mbox" in actor:
-        raise _Reject(
-            "actor", "identifies the learner only by e-mail (mbox); send account.name or mbox_sha1sum", "bad_actor"
-        )
-    raise _Reject("actor.account.name", "is missing; expected a pseudonymous learner id", "bad_actor")
-
-
-def _is_number(value: object) -> TypeGuard[float]:
-    """An int or a float, not a bool (a JSON number)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _outcome(result: dict[str, Any], counts: dict[str, int]) -> float | None:
-    success = result.get("success")
-    if success is not None:
-        if not isinstance(success, bool):
-            raise _Reject("result.success", f"must be true or false, got {success!r}", "bad_result")
-        return 1.0 if success else 0.0
-    score = result.get("score")
-    if score is None:
-        return None
-    if not isinstance(score, dict):
-        raise _Reject("result.score", "must be an object", "bad_result")
-    scaled = score.get("scaled")
-    if scaled is not None:
-        if isinstance(scaled, bool) or not isinstance(scaled, (int, float)) or not -1.0 <= scaled <= 1.0:
-            raise _Reject("result.score.scaled", f"must be a number in [-1, 1], got {scaled!r}", "bad_result")
-        if scaled < 0:
-            counts["clamped"] += 1  # a penalty score means "not correct" for learning purposes
-        return float(min(max(scaled, 0.0), 1.0))
-    raw, lo, hi = score.get("raw"), score.get("min"), score.get("max")
-    if _is_number(raw) and _is_number(lo) and _is_number(hi) and hi > lo:
-        return float(min(max((raw - lo) / (hi - lo), 0.0), 1.0))
-    return None
-
-
-def _standards(st: dict[str, Any], key: str) -> list[str]:
-    value = _get(st, "object", "definition", "extensions", key)
-    if value is None:
-        value = _get(st, "context", "extensions", key)
-    if value is None:
-        return []
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-        raise _Reject(f"extensions[{key}]", f"must be a string or a list of strings, got {value!r}", "bad_standards")
-    return [v.strip() for v in value]
-
-
-def _parse(st: Any, key: str, verbs: Collection[str] | None, counts: dict[str, int]) -> _Row | str:
-    """The row of one statement, or the reason it is not an answer."""
-    if not isinstance(st, dict):
-        raise _Reject(None, "must be a JSON object (a statement)", "not_a_statement")
-    verb = _get(st, "verb", "id")
-    if not isinstance(verb, str):
-        raise _Reject("verb.id", "is missing", "bad_verb")
-    if verb == VOIDED_VERB or (verbs is not None and verb not in verbs):
-        return "voiding" if verb == VOIDED_VERB else "verb_filtered"
-    learner = _learner(st)
-    item = _get(st, "object", "id")
-    if not isinstance(item, str) or not item.strip():
-        raise _Reject("object.id", "is missing; expected the activity id", "bad_object")
-    result = st.get("result")
-    if result is None:
-        return "no_result"
-    if not isinstance(result, dict):
-        raise _Reject("result", "must be an object", "bad_result")
-    outcome = _outcome(result, counts)
-    if outcome is None:
-        return "no_outcome"
-    stamp = st.get("timestamp", "")
-    try:
-        ts, naive = parse_timestamp(stamp if isinstance(stamp, str) else "?", "iso")
-    except ValueError as exc:
-        raise _Reject("timestamp", f"{exc}, got {stamp!r}", "bad_timestamp") from None
-    counts["naive"] += naive
-    return learner, item.strip(), _standards(st, key), outcome, ts
-
-
-def _comparable(st: Any) -> str:
-    if isinstance(st, dict):
-        st = {k: v for k, v in st.items() if k not in _LRS_FIELDS}
-    return json.dumps(st, sort_keys=True)
-
-
 def load_xapi(
     paths: str | Path | Sequence[str | Path],
     *,
     standards_extension: str = STANDARDS_EXTENSION,
     verbs: Collection[str] | None = None,
+    tenant: str = "",
     collapse: bool = True,
     on_conflict: OnConflict = "first",
     on_error: OnError = "raise",
@@ -201,7 +116,9 @@ def load_xapi(
     standards_extension : str
         Extension key holding the standards of an activity.
     verbs : collection of str, optional
-        Keep only statements with these ``verb.id`` (default: any statement with a result).
+        Keep only statements with these ``verb.id`` (default: every answer).
+    tenant : str
+        The salt of hashed learner ids (the API uses the tenant's name; use it to match ids).
     collapse, on_conflict
         Consecutive repeats of one activity (see :func:`training.assembly.assemble_table`).
     on_error : {"raise", "skip"}
@@ -217,7 +134,7 @@ def load_xapi(
     t0 = time.perf_counter()
     path_list = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
     report = LoadReport("xapi", sources=[str(p) for p in path_list], on_error=on_error)
-    reader = _StatementReader(report, standards_extension, verbs)
+    reader = _StatementReader(report, standards_extension, verbs, tenant)
     for index, path in enumerate(path_list):
         reader.read(path, index)
     collector = reader.collect([p.name for p in path_list])
@@ -229,7 +146,10 @@ def load_xapi(
 class _StatementReader:
     """Parses statements file by file; voiding is applied at the end (a void may come first)."""
 
-    def __init__(self, report: LoadReport, standards_extension: str, verbs: Collection[str] | None) -> None:
+    def __init__(
+        self, report: LoadReport, standards_extension: str, verbs: Collection[str] | None, tenant: str = ""
+    ) -> None:
+        self.tenant = tenant
         self.report = report
         self.key = standards_extension
         self.verbs = verbs
@@ -261,7 +181,7 @@ class _StatementReader:
         elif _is_repeat(sid, st, self.seen, where):
             self.report.skip("duplicate_statement", f"{where}: id {sid}")
             return
-        parsed = _parse(st, self.key, self.verbs, self.counts)
+        parsed = _parse(st, self.key, self.verbs, self.counts, self.tenant)
         if parsed == "voiding":
             self.voided.add(str(_get(st, "object", "id")))
             self.report.skip("voiding_statement")
@@ -293,7 +213,7 @@ class _StatementReader:
 
 def _is_repeat(sid: str, st: dict[str, Any], seen: dict[str, tuple[str, str]], where: str) -> bool:
     """True for an identical re-delivery; raises :class:`_Reject` for a conflicting one."""
-    content = _comparable(st)
+    content = comparable(st)
     if sid not in seen:
         seen[sid] = (content, where)
         return False

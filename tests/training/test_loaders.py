@@ -335,7 +335,7 @@ def test_xapi_outcomes_clamping_and_standards(tmp_path):
     table, report = load_xapi(path)
     assert table.learner_sequence(0).correct.tolist() == pytest.approx([0.0, 0.8, 1.0, 0.75])
     assert standards_of(table, 0) == {"3.NF.A.1"}
-    assert report.skipped == {"no_result": 1}
+    assert report.skipped == {"not_evidence": 1}
     assert "1 negative result.score.scaled values were clamped to 0" in report.warnings
 
 
@@ -362,21 +362,27 @@ def test_xapi_duplicate_ids(tmp_path):
 
 
 def test_xapi_actor_rules_voiding_and_json_array(tmp_path):
-    mbox_only = statement("1", "u1", "q1", {"success": True})
-    mbox_only["actor"] = {"mbox": "mailto:kid@example.org"}
-    with pytest.raises(DataError, match="line 1: actor identifies the learner only by e-mail"):
-        load_xapi(jsonl(tmp_path, [mbox_only]))
-    hashed = statement("2", "u1", "q1", {"success": True})
-    hashed["actor"] = {"mbox_sha1sum": "ABC123"}
+    """An e-mail address is never kept: mbox and its mbox_sha1sum give the same hashed id (salted
+    with the tenant, as the API does); a voiding statement removes the one it points at."""
+    import hashlib
+
+    from engine.xapi import learner_id
+
+    by_mail = statement("1", "u1", "q1", {"success": True})
+    by_mail["actor"] = {"mbox": "mailto:kid@example.org"}
+    hashed = statement("2", "u1", "q2", {"success": True})
+    hashed["actor"] = {"mbox_sha1sum": hashlib.sha1(b"mailto:kid@example.org").hexdigest().upper()}
     voiding = {
         "id": "9",
         "actor": {"account": {"name": "admin"}},
         "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
         "object": {"objectType": "StatementRef", "id": "3"},
     }
-    doc = {"statements": [hashed, statement("3", "u2", "q1", {"success": True}), voiding]}
-    table, report = load_xapi(write(tmp_path, "a.json", json.dumps(doc)))
-    assert table.learner_ids == ("mbox_sha1sum:abc123",)
+    doc = {"statements": [by_mail, hashed, statement("3", "u2", "q1", {"success": True}), voiding]}
+    table, report = load_xapi(write(tmp_path, "a.json", json.dumps(doc)), tenant="school-a")
+    expected = learner_id({"mbox": "mailto:kid@example.org"}, "school-a")
+    assert table.learner_ids == (expected,) and "example" not in expected and table.n_attempts == 2
+    assert expected != learner_id({"mbox": "mailto:kid@example.org"}, "school-b")
     assert report.skipped == {"voided": 1, "voiding_statement": 1}
 
 

@@ -1,0 +1,323 @@
+"""xAPI statements as learning evidence: the one parser the API and the training loader share.
+
+A statement becomes a :class:`Statement`: who (a pseudonymous learner id), which activity (its IRI
+is the item id), what kind of evidence (an *answer* with an outcome, an *exposure* with none, a
+*void* of an earlier statement, or *ignored*), when, and the standards it names.
+
+Actors
+    ``account`` -> its ``name``, kept as is when it is a plain id (an LMS or platform id); an
+    account name that looks like an e-mail address or is not a plain id is hashed. ``mbox``,
+    ``mbox_sha1sum`` and ``openid`` are hashed. Hashes are salted with the tenant, so the same
+    person has unrelated ids in two tenants, and an e-mail address never leaves this module:
+    ``mbox`` and its ``mbox_sha1sum`` give the same id.
+Verbs
+    :data:`DEFAULT_VERBS` says what each ADL verb is evidence of (configurable with ``[xapi]
+    verbs`` in the config): ``success`` (passed, mastered), ``failure`` (failed), ``scored`` (the
+    result decides: answered, attempted, completed...), ``exposure`` (launched, experienced,
+    progressed...) or ``ignore`` (initialized, terminated...). An unknown verb is ``scored``
+    when the result has an outcome and ``exposure`` otherwise. A ``scored`` statement without an
+    outcome is an exposure: it is stored, never refused.
+Outcomes
+    ``result.success`` when present; else ``result.score.scaled`` (in [-1, 1], clamped to [0, 1]);
+    else ``(raw - min) / (max - min)``. ``success``/``failure`` verbs give 1 or 0; a result that
+    contradicts the verb (``failed`` with ``success: true``) is an error.
+Standards
+    The extension :data:`STANDARDS_EXTENSION` (a code or a list; in ``object.definition.extensions``
+    or ``context.extensions``), and the ids of ``context.contextActivities`` entries: candidate
+    standard codes or CASE identifiers, which the caller resolves against its graph.
+Voiding
+    ``verb.id`` :data:`VOIDED` with an ``object`` of type ``StatementRef`` voids that statement.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = [
+    "ADL",
+    "DEFAULT_VERBS",
+    "EVIDENCE",
+    "LRS_FIELDS",
+    "STANDARDS_EXTENSION",
+    "VOIDED",
+    "Statement",
+    "StatementError",
+    "comparable",
+    "learner_id",
+    "parse_statement",
+    "parse_time",
+]
+
+ADL = "http://adlnet.gov/expapi/verbs/"
+VOIDED = ADL + "voided"
+#: extension key listing the standards (codes or CASE identifiers) an activity assesses
+STANDARDS_EXTENSION = "https://w3id.org/zpd-engine/xapi/extensions/standards"
+#: fields an LRS sets on storing (they may differ between two deliveries of one statement)
+LRS_FIELDS = ("stored", "authority", "version")
+EVIDENCE = ("success", "failure", "scored", "exposure", "ignore")
+
+DEFAULT_VERBS: dict[str, str] = {
+    **{ADL + v: "scored" for v in ("answered", "attempted", "completed", "responded", "scored")},
+    **{ADL + v: "success" for v in ("passed", "mastered")},
+    ADL + "failed": "failure",
+    **{ADL + v: "exposure" for v in ("experienced", "launched", "progressed", "interacted", "imported")},
+    **{
+        ADL + v: "ignore"
+        for v in (
+            "initialized",
+            "terminated",
+            "suspended",
+            "resumed",
+            "exited",
+            "registered",
+            "logged-in",
+            "logged-out",
+            "commented",
+            "asked",
+            "shared",
+            "preferred",
+        )
+    },
+    "https://w3id.org/xapi/video/verbs/played": "exposure",
+    "https://w3id.org/xapi/video/verbs/paused": "ignore",
+    "https://w3id.org/xapi/video/verbs/seeked": "ignore",
+}
+
+_PLAIN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$")  # no "@": an e-mail is never kept
+_SHA1 = re.compile(r"^[0-9a-fA-F]{40}$")
+
+
+class StatementError(ValueError):
+    """A statement that cannot be read; ``field`` is its JSON path, ``reason`` a short code."""
+
+    def __init__(self, field: str | None, problem: str, reason: str) -> None:
+        super().__init__(f"{field}: {problem}" if field else problem)
+        self.field, self.problem, self.reason = field, problem, reason
+
+
+@dataclass(frozen=True)
+class Statement:
+    """What a statement says about learning.
+
+    ``kind``: ``answer`` (``outcome`` in [0, 1]), ``exposure``, ``ignored`` or ``void`` (``voids``
+    names the voided statement id). ``timestamp`` in epoch seconds, None when the statement has
+    none (the receiver then uses its own time but must not let it change the content).
+    """
+
+    id: str | None
+    learner: str
+    item: str
+    kind: str
+    verb: str
+    outcome: float | None = None
+    timestamp: float | None = None
+    standards: tuple[str, ...] = ()
+    voids: str | None = None
+    clamped: bool = False  # a negative scaled score became 0
+    naive_time: bool = False  # the timestamp had no time zone (read as UTC)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _get(obj: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def _salted(tenant: str, kind: str, value: str) -> str:
+    return hashlib.sha256(f"{tenant}\x1f{kind}\x1f{value}".encode()).hexdigest()[:32]
+
+
+def learner_id(actor: Any, tenant: str = "", where: str = "actor") -> str:
+    """The pseudonymous learner id of an xAPI actor (see the module docstring).
+
+    >>> learner_id({"account": {"homePage": "https://lms.example", "name": "s-42"}})
+    's-42'
+    >>> learner_id({"mbox": "mailto:Ana@Example.org"}, "t") == learner_id(
+    ...     {"mbox_sha1sum": hashlib.sha1(b"mailto:Ana@Example.org").hexdigest()}, "t")
+    True
+    """
+    if not isinstance(actor, dict):
+        raise StatementError(where, "must be an object (an Agent)", "bad_actor")
+    if actor.get("objectType") == "Group" and "member" in actor and not any(
+        k in actor for k in ("account", "mbox", "mbox_sha1sum", "openid")
+    ):
+        raise StatementError(where, "is an anonymous group; a learner is an Agent", "bad_actor")
+    account = actor.get("account")
+    if account is not None:
+        name = _get(account, "name")
+        if not isinstance(name, str) or not name.strip():
+            raise StatementError(f"{where}.account.name", "is missing; expected the learner's account id", "bad_actor")
+        name = name.strip()
+        if _PLAIN_ID.match(name):
+            return name
+        home = _get(account, "homePage")
+        return "a-" + _salted(tenant, "account", f"{home or ''}|{name}")
+    mbox = actor.get("mbox")
+    if mbox is not None:
+        if not isinstance(mbox, str) or not mbox.strip().lower().startswith("mailto:") or "@" not in mbox:
+            raise StatementError(f"{where}.mbox", "must be a mailto: IRI", "bad_actor")
+        return "m-" + _salted(tenant, "mbox", hashlib.sha1(mbox.strip().encode()).hexdigest())
+    sha = actor.get("mbox_sha1sum")
+    if sha is not None:
+        if not isinstance(sha, str) or not _SHA1.match(sha.strip()):
+            raise StatementError(f"{where}.mbox_sha1sum", "must be 40 hexadecimal digits", "bad_actor")
+        return "m-" + _salted(tenant, "mbox", sha.strip().lower())
+    openid = actor.get("openid")
+    if openid is not None:
+        if not isinstance(openid, str) or not openid.strip():
+            raise StatementError(f"{where}.openid", "must be a URI", "bad_actor")
+        return "o-" + _salted(tenant, "openid", openid.strip())
+    raise StatementError(where, "names no learner: expected account, mbox, mbox_sha1sum or openid", "bad_actor")
+
+
+def parse_time(value: Any, where: str = "timestamp") -> tuple[float, bool]:
+    """Epoch seconds of an ISO-8601 time, and whether it had no time zone (read as UTC)."""
+    if not isinstance(value, str) or not value.strip():
+        raise StatementError(where, f"must be an ISO-8601 time, got {value!r}", "bad_timestamp")
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise StatementError(where, f"must be an ISO-8601 time, got {value!r}", "bad_timestamp") from None
+    naive = parsed.tzinfo is None
+    if naive:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp(), naive
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _score(result: Mapping[str, Any], where: str) -> tuple[float | None, bool]:
+    score = result.get("score")
+    if score is None:
+        return None, False
+    if not isinstance(score, dict):
+        raise StatementError(f"{where}.score", "must be an object", "bad_result")
+    scaled = score.get("scaled")
+    if scaled is not None:
+        if not _number(scaled) or not -1.0 <= scaled <= 1.0:
+            raise StatementError(f"{where}.score.scaled", f"must be a number in [-1, 1], got {scaled!r}", "bad_result")
+        return float(min(max(scaled, 0.0), 1.0)), scaled < 0
+    raw, low, high = score.get("raw"), score.get("min"), score.get("max")
+    if raw is None:
+        return None, False
+    if not _number(raw):
+        raise StatementError(f"{where}.score.raw", f"must be a number, got {raw!r}", "bad_result")
+    if not (_number(low) and _number(high)) or high <= low:
+        raise StatementError(
+            f"{where}.score", "raw needs min and max (with min < max) to be read as a share of the points", "bad_result"
+        )
+    if not low <= raw <= high:
+        raise StatementError(f"{where}.score.raw", f"must be between min {low} and max {high}, got {raw}", "bad_result")
+    return float((raw - low) / (high - low)), False
+
+
+def _standards(st: Mapping[str, Any], extension: str, context_activities: bool) -> tuple[str, ...]:
+    found: list[str] = []
+    for value in (_get(st, "object", "definition", "extensions", extension), _get(st, "context", "extensions", extension)):
+        if value is None:
+            continue
+        values = [value] if isinstance(value, str) else value
+        if not isinstance(values, list) or not all(isinstance(v, str) and v.strip() for v in values):
+            raise StatementError(
+                f"extensions[{extension}]", f"must be a standard code or a list of them, got {value!r}", "bad_standards"
+            )
+        found.extend(v.strip() for v in values)
+    if context_activities:
+        groups = _get(st, "context", "contextActivities")
+        if isinstance(groups, dict):
+            for key in ("parent", "grouping", "category", "other"):
+                entries = groups.get(key)
+                entries = [entries] if isinstance(entries, dict) else entries
+                for entry in entries if isinstance(entries, list) else ():
+                    if isinstance(entry, dict) and isinstance(entry.get("id"), str) and entry["id"].strip():
+                        found.append(entry["id"].strip())
+    return tuple(dict.fromkeys(found))
+
+
+def parse_statement(
+    st: Any,
+    *,
+    tenant: str = "",
+    verbs: Mapping[str, str] | None = None,
+    standards_extension: str = STANDARDS_EXTENSION,
+    context_activities: bool = True,
+    where: str = "",
+) -> Statement:
+    """Read one statement (see the module docstring); ``where`` prefixes the fields of errors."""
+    at = (where + ".") if where else ""
+    if not isinstance(st, dict):
+        raise StatementError(where or None, "must be a JSON object (a statement)", "not_a_statement")
+    sid = st.get("id")
+    if sid is not None and (not isinstance(sid, str) or not sid.strip()):
+        raise StatementError(f"{at}id", f"must be a string (a UUID), got {sid!r}", "bad_id")
+    verb = _get(st, "verb", "id")
+    if not isinstance(verb, str) or not verb.strip():
+        raise StatementError(f"{at}verb.id", "is missing; expected a verb IRI", "bad_verb")
+    verb = verb.strip()
+    learner = learner_id(st.get("actor"), tenant, f"{at}actor")
+    obj = st.get("object")
+    if not isinstance(obj, dict):
+        raise StatementError(f"{at}object", "must be an object", "bad_object")
+    target = obj.get("id")
+    if not isinstance(target, str) or not target.strip():
+        raise StatementError(f"{at}object.id", "is missing; expected the activity IRI", "bad_object")
+    target = target.strip()
+    stamp, naive = (None, False)
+    if st.get("timestamp") is not None:
+        stamp, naive = parse_time(st["timestamp"], f"{at}timestamp")
+    common: dict[str, Any] = {"id": sid, "learner": learner, "verb": verb, "timestamp": stamp, "naive_time": naive}
+    if verb == VOIDED:
+        if obj.get("objectType") != "StatementRef":
+            raise StatementError(f"{at}object.objectType", "a voiding statement must point at a StatementRef", "bad_object")
+        return Statement(item=target, kind="void", voids=target, **common)
+    if obj.get("objectType") not in (None, "Activity"):
+        return Statement(item=target, kind="ignored", **common)  # about an agent or a statement: not learning
+    evidence = (verbs if verbs is not None else DEFAULT_VERBS).get(verb)
+    standards = _standards(st, standards_extension, context_activities)
+    result = st.get("result")
+    if result is not None and not isinstance(result, dict):
+        raise StatementError(f"{at}result", "must be an object", "bad_result")
+    result = result or {}
+    success = result.get("success")
+    if success is not None and not isinstance(success, bool):
+        raise StatementError(f"{at}result.success", f"must be true or false, got {success!r}", "bad_result")
+    score, clamped = _score(result, f"{at}result")
+    if evidence is None:
+        evidence = "scored" if (success is not None or score is not None) else "exposure"
+    if evidence == "ignore":
+        return Statement(item=target, kind="ignored", standards=standards, **common)
+    if evidence == "exposure":
+        return Statement(item=target, kind="exposure", standards=standards, **common)
+    if evidence in ("success", "failure"):
+        wanted = evidence == "success"
+        if success is not None and success != wanted:
+            raise StatementError(
+                f"{at}result.success",
+                f"is {str(success).lower()} but the verb {verb} says the learner "
+                f"{'succeeded' if wanted else 'failed'}",
+                "contradiction",
+            )
+        return Statement(item=target, kind="answer", outcome=1.0 if wanted else 0.0, standards=standards, **common)
+    if success is not None:
+        outcome: float | None = 1.0 if success else 0.0
+    else:
+        outcome = score
+    if outcome is None:  # e.g. "completed" without a result: seen, not answered
+        return Statement(item=target, kind="exposure", standards=standards, **common)
+    return Statement(item=target, kind="answer", outcome=outcome, standards=standards, clamped=clamped, **common)
+
+
+def comparable(st: Mapping[str, Any]) -> str:
+    """A statement's content for duplicate detection: the LRS's own fields left out."""
+    return json.dumps({k: v for k, v in st.items() if k not in LRS_FIELDS}, sort_keys=True, separators=(",", ":"))

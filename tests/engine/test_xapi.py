@@ -1,0 +1,107 @@
+"""The one xAPI reader: actors, verbs, outcomes, standards and voiding, as real LRSs send them."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from engine.xapi import ADL, STANDARDS_EXTENSION, VOIDED, StatementError, comparable, learner_id, parse_statement
+
+
+def st(verb: str = "answered", result: dict | None = None, actor: dict | None = None, **extra) -> dict:
+    body = {
+        "id": "6690e6c9-3ef0-4ed3-8b37-7f3964730bee",
+        "actor": actor or {"objectType": "Agent", "account": {"homePage": "https://lms.example", "name": "s-1"}},
+        "verb": {"id": verb if verb.startswith("http") else ADL + verb, "display": {"en-US": verb}},
+        "object": {"objectType": "Activity", "id": "https://content.example.com/activities/q3"},
+        "timestamp": "2026-11-24T10:00:00.123Z",
+        **extra,
+    }
+    if result is not None:
+        body["result"] = result
+    return body
+
+
+def test_actors_become_pseudonymous_ids_salted_by_tenant() -> None:
+    assert learner_id({"account": {"homePage": "https://lms.example", "name": " s-1 "}}) == "s-1"
+    emailish = learner_id({"account": {"homePage": "https://lms.example", "name": "ana@school.org"}}, "t")
+    assert emailish.startswith("a-") and "ana" not in emailish
+    mail = learner_id({"mbox": "mailto:ana@school.org"}, "t")
+    sha = hashlib.sha1(b"mailto:ana@school.org").hexdigest()
+    assert mail == learner_id({"mbox_sha1sum": sha.upper()}, "t") != learner_id({"mbox": "mailto:ana@school.org"}, "u")
+    assert learner_id({"openid": "https://id.example/ana"}, "t").startswith("o-")
+    for actor, field in (
+        ({"mbox": "ana@school.org"}, "actor.mbox"),
+        ({"mbox_sha1sum": "xyz"}, "actor.mbox_sha1sum"),
+        ({"name": "Ana"}, "actor"),
+        ({"account": {"homePage": "h"}}, "actor.account.name"),
+    ):
+        with pytest.raises(StatementError) as err:
+            learner_id(actor)
+        assert err.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("verb", "result", "kind", "outcome"),
+    [
+        ("answered", {"success": True}, "answer", 1.0),
+        ("answered", {"score": {"scaled": 0.4}}, "answer", 0.4),
+        ("answered", None, "exposure", None),
+        ("attempted", {"score": {"raw": 3, "min": 0, "max": 4}}, "answer", 0.75),
+        ("completed", None, "exposure", None),
+        ("completed", {"success": False}, "answer", 0.0),
+        ("passed", None, "answer", 1.0),
+        ("passed", {"score": {"scaled": 0.8}}, "answer", 1.0),
+        ("mastered", {"success": True}, "answer", 1.0),
+        ("failed", {"score": {"scaled": 0.95}}, "answer", 0.0),
+        ("experienced", None, "exposure", None),
+        ("launched", None, "exposure", None),
+        ("progressed", {"extensions": {}}, "exposure", None),
+        ("initialized", None, "ignored", None),
+        ("terminated", None, "ignored", None),
+        ("http://example.com/verbs/solved", {"success": True}, "answer", 1.0),
+        ("http://example.com/verbs/viewed", None, "exposure", None),
+    ],
+)
+def test_each_verb_is_the_evidence_it_says(verb, result, kind, outcome) -> None:
+    parsed = parse_statement(st(verb, result), tenant="t")
+    assert (parsed.kind, parsed.outcome) == (kind, outcome)
+    assert parsed.item == "https://content.example.com/activities/q3" and parsed.learner == "s-1"
+    assert parsed.timestamp == pytest.approx(1795514400.123)
+
+
+def test_a_result_that_contradicts_the_verb_is_an_error() -> None:
+    with pytest.raises(StatementError) as err:
+        parse_statement(st("failed", {"success": True}))
+    assert err.value.field == "result.success" and err.value.reason == "contradiction"
+    with pytest.raises(StatementError, match="raw needs min and max"):
+        parse_statement(st("answered", {"score": {"raw": 3}}))
+    with pytest.raises(StatementError, match=r"statements\[3\].result.score.scaled: must be a number in \[-1, 1\]"):
+        parse_statement(st("answered", {"score": {"scaled": 2}}), where="statements[3]")
+
+
+def test_voiding_names_its_target_and_times_may_be_missing() -> None:
+    void = st(VOIDED)
+    void["object"] = {"objectType": "StatementRef", "id": "e05aa883-acaf-40ad-bf54-02c8ce485fb0"}
+    del void["timestamp"]
+    parsed = parse_statement(void)
+    assert parsed.kind == "void" and parsed.voids == "e05aa883-acaf-40ad-bf54-02c8ce485fb0" and parsed.timestamp is None
+    with pytest.raises(StatementError, match="StatementRef"):
+        parse_statement({**void, "object": {"id": "x"}})
+
+
+def test_standards_from_the_extension_and_context_activities() -> None:
+    body = st("answered", {"success": True})
+    body["object"]["definition"] = {"extensions": {STANDARDS_EXTENSION: "4.NF.B.3"}}
+    body["context"] = {
+        "contextActivities": {"parent": [{"id": "https://case.example/uuid-1"}], "category": {"id": "3.OA.A.1"}}
+    }
+    assert parse_statement(body).standards == ("4.NF.B.3", "https://case.example/uuid-1", "3.OA.A.1")
+    assert parse_statement(body, context_activities=False).standards == ("4.NF.B.3",)
+
+
+def test_the_lrs_fields_are_not_content() -> None:
+    body = st("answered", {"success": True})
+    assert comparable(body) == comparable({**body, "stored": "2026-11-24T10:00:01Z", "authority": {"mbox": "x"}})
+    assert comparable(body) != comparable({**body, "result": {"success": False}})
