@@ -37,7 +37,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 __all__ = [
     "ADL",
@@ -147,8 +147,10 @@ def learner_id(actor: Any, tenant: str = "", where: str = "actor") -> str:
     """
     if not isinstance(actor, dict):
         raise StatementError(where, "must be an object (an Agent)", "bad_actor")
-    if actor.get("objectType") == "Group" and "member" in actor and not any(
-        k in actor for k in ("account", "mbox", "mbox_sha1sum", "openid")
+    if (
+        actor.get("objectType") == "Group"
+        and "member" in actor
+        and not any(k in actor for k in ("account", "mbox", "mbox_sha1sum", "openid"))
     ):
         raise StatementError(where, "is an anonymous group; a learner is an Agent", "bad_actor")
     account = actor.get("account")
@@ -193,7 +195,7 @@ def parse_time(value: Any, where: str = "timestamp") -> tuple[float, bool]:
     return parsed.timestamp(), naive
 
 
-def _number(value: Any) -> bool:
+def _number(value: Any) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -224,7 +226,10 @@ def _score(result: Mapping[str, Any], where: str) -> tuple[float | None, bool]:
 
 def _standards(st: Mapping[str, Any], extension: str, context_activities: bool) -> tuple[str, ...]:
     found: list[str] = []
-    for value in (_get(st, "object", "definition", "extensions", extension), _get(st, "context", "extensions", extension)):
+    for value in (
+        _get(st, "object", "definition", "extensions", extension),
+        _get(st, "context", "extensions", extension),
+    ):
         if value is None:
             continue
         values = [value] if isinstance(value, str) else value
@@ -279,7 +284,9 @@ def parse_statement(
     common: dict[str, Any] = {"id": sid, "learner": learner, "verb": verb, "timestamp": stamp, "naive_time": naive}
     if verb == VOIDED:
         if obj.get("objectType") != "StatementRef":
-            raise StatementError(f"{at}object.objectType", "a voiding statement must point at a StatementRef", "bad_object")
+            raise StatementError(
+                f"{at}object.objectType", "a voiding statement must point at a StatementRef", "bad_object"
+            )
         return Statement(item=target, kind="void", voids=target, **common)
     if obj.get("objectType") not in (None, "Activity"):
         return Statement(item=target, kind="ignored", **common)  # about an agent or a statement: not learning
@@ -304,8 +311,7 @@ def parse_statement(
         if success is not None and success != wanted:
             raise StatementError(
                 f"{at}result.success",
-                f"is {str(success).lower()} but the verb {verb} says the learner "
-                f"{'succeeded' if wanted else 'failed'}",
+                f"is {str(success).lower()} but the verb {verb} says the learner {'succeeded' if wanted else 'failed'}",
                 "contradiction",
             )
         return Statement(item=target, kind="answer", outcome=1.0 if wanted else 0.0, standards=standards, **common)
