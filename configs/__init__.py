@@ -28,6 +28,7 @@ __all__ = [
     "ServingConfig",
     "StoreConfig",
     "TrainingConfig",
+    "XapiConfig",
     "ZPDConfig",
     "load_config",
 ]
@@ -178,6 +179,25 @@ class ServingConfig(_Section):
     data_dir: str = "var"
 
 
+class XapiConfig(_Section):
+    """How xAPI statements are read (engine.xapi): what each verb is evidence of (merged over the
+    defaults for the ADL verbs; values: success, failure, scored, exposure, ignore), the extension
+    naming an activity's standards, and whether contextActivities ids count as standards."""
+
+    verbs: dict[str, str] = {}
+    standards_extension: str = "https://w3id.org/zpd-engine/xapi/extensions/standards"
+    context_activities: bool = True
+
+    @field_validator("verbs")
+    @classmethod
+    def _known_evidence(cls, value: dict[str, str]) -> dict[str, str]:
+        kinds = ("success", "failure", "scored", "exposure", "ignore")
+        bad = {verb: kind for verb, kind in value.items() if kind not in kinds}
+        if bad:
+            raise ValueError(f"verbs map to one of {', '.join(kinds)}; got {bad}")
+        return value
+
+
 class StoreConfig(_Section):
     url: str = "sqlite:///var/zpd.db"
 
@@ -249,6 +269,7 @@ class ZPDConfig(_Section):
     mlflow: MLflowConfig = MLflowConfig()
     model: ModelConfig = ModelConfig()
     training: TrainingConfig = TrainingConfig()
+    xapi: XapiConfig = XapiConfig()
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -398,6 +398,8 @@ class LearnerCore:
         record (mastery, review, struggle). Returns the progress changes ("mastered 3.NF.A.1")."""
         meta = learner.meta
         units = self._units(obs)
+        if not units:  # an activity aligned to no standard of the graph: no evidence on any
+            return []
         event = Event(obs.item_id, obs.standards, float(obs.correct), obs.time)
         if obs.placement:
             unit = obs.unit if obs.unit is not None else (units[0] if units else None)

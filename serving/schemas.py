@@ -13,15 +13,23 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from engine.xapi import STANDARDS_EXTENSION, StatementError, comparable, parse_statement
+
 __all__ = [
     "ID_PATTERN",
     "EventError",
+    "IRI_PATTERN",
     "IncomingEvent",
+    "XapiOptions",
+    "check_item_id",
     "normalize_event",
 ]
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@\-]{0,127}$"
 _ID = re.compile(ID_PATTERN)
+#: an absolute IRI (an xAPI activity id): a scheme, then no spaces or controls, at most 500 characters
+IRI_PATTERN = r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s\x00-\x1f\x7f]{1,500}$"
+_IRI = re.compile(IRI_PATTERN)
 
 
 class EventError(ValueError):
@@ -33,25 +41,44 @@ class EventError(ValueError):
 
 
 class IncomingEvent(BaseModel):
+    """An event as the service folds it. ``kind``: ``answer`` (``correct`` in [0, 1]), ``exposure``
+    or ``ignored`` (stored, not evidence) or ``void`` (``voids`` names the voided event).
+    ``timestamp_given``: the sender gave the time (otherwise it is the receive time, which is not
+    part of the content: a retry without a timestamp is the same event)."""
+
     model_config = ConfigDict(frozen=True)
 
     id: str
     learner_id: str
     item_id: str
-    correct: float
+    correct: float | None
     timestamp: float
     source: Literal["native", "xapi"] = "native"
+    kind: Literal["answer", "exposure", "ignored", "void"] = "answer"
     standards: tuple[str, ...] = ()
+    hints: tuple[str, ...] = ()  # standards the statement names (codes or CASE identifiers), unresolved
+    voids: str | None = None
+    timestamp_given: bool = True
+    statement: str | None = None  # an xAPI statement's content (LRS fields left out)
 
     def content(self) -> dict[str, Any]:
         """What a repeated id must match to count as the same event."""
+        if self.statement is not None:
+            return {"statement": self.statement}
         return {
             "learner_id": self.learner_id,
             "item_id": self.item_id,
             "correct": self.correct,
-            "timestamp": self.timestamp,
-            "standards": list(self.standards),
+            "timestamp": self.timestamp if self.timestamp_given else None,
         }
+
+
+class XapiOptions(BaseModel):
+    """How statements are read (``[xapi]`` in the config)."""
+
+    verbs: dict[str, str] | None = None
+    standards_extension: str = STANDARDS_EXTENSION
+    context_activities: bool = True
 
 
 def _require(obj: Any, key: str, where: str) -> Any:
@@ -66,6 +93,13 @@ def _check_id(value: Any, where: str) -> str:
     if not isinstance(value, str) or not _ID.match(value):
         raise EventError(where, f"must be an id of 1-128 characters (letters, digits, . _ : @ -), got {value!r}")
     return value
+
+
+def check_item_id(value: Any, where: str) -> str:
+    """An item id: a plain id, or an activity IRI (how xAPI names every activity)."""
+    if isinstance(value, str) and (_ID.match(value) or _IRI.match(value)):
+        return value
+    raise EventError(where, f"must be an item id (letters, digits, . _ : @ -) or an activity IRI, got {value!r}")
 
 
 def _timestamp(value: Any, where: str) -> float:
@@ -98,34 +132,57 @@ def _outcome(correct: Any, score: Any, where: str, score_range: tuple[float, flo
     return float(min(1.0, max(0.0, score)))
 
 
-def normalize_event(raw: Any, where: str, now: float) -> IncomingEvent:
-    """Turn a native event or an xAPI statement into an :class:`IncomingEvent`.
-
-    xAPI ``result.score.scaled`` is in [-1, 1] and is clamped to [0, 1] for learning.
-    """
+def normalize_event(
+    raw: Any, where: str, now: float, tenant: str = "", xapi: XapiOptions | None = None
+) -> IncomingEvent:
+    """Turn a native event or an xAPI statement into an :class:`IncomingEvent`; xAPI statements
+    are read by :func:`engine.xapi.parse_statement` (the reader training uses too)."""
     if not isinstance(raw, dict):
         raise EventError(where, "expected an event object")
+    if "actor" in raw or "verb" in raw or "object" in raw:
+        return _statement(raw, where, now, tenant, xapi or XapiOptions())
     event_id = _check_id(_require(raw, "id", where), f"{where}.id")
-    if "actor" in raw or "object" in raw:
-        actor = _require(raw, "actor", where)
-        account = _require(actor, "account", f"{where}.actor")
-        learner = _check_id(_require(account, "name", f"{where}.actor.account"), f"{where}.actor.account.name")
-        obj = _require(raw, "object", where)
-        item = _check_id(_require(obj, "id", f"{where}.object"), f"{where}.object.id")
-        result = _require(raw, "result", where)
-        if not isinstance(result, dict):
-            raise EventError(f"{where}.result", "expected an object")
-        scaled = result.get("score", {}).get("scaled") if isinstance(result.get("score"), dict) else None
-        correct = _outcome(result.get("success"), scaled, f"{where}.result", (-1.0, 1.0))
-        stamp = _timestamp(raw["timestamp"], f"{where}.timestamp") if raw.get("timestamp") is not None else now
-        return IncomingEvent(
-            id=event_id, learner_id=learner, item_id=item, correct=correct, timestamp=stamp, source="xapi"
-        )
     learner = _check_id(_require(raw, "learner_id", where), f"{where}.learner_id")
-    item = _check_id(_require(raw, "item_id", where), f"{where}.item_id")
+    item = check_item_id(_require(raw, "item_id", where), f"{where}.item_id")
     correct = _outcome(raw.get("correct"), raw.get("score"), where, (0.0, 1.0))
-    stamp = _timestamp(raw["timestamp"], f"{where}.timestamp") if raw.get("timestamp") is not None else now
-    return IncomingEvent(id=event_id, learner_id=learner, item_id=item, correct=correct, timestamp=stamp)
+    given = raw.get("timestamp") is not None
+    stamp = _timestamp(raw["timestamp"], f"{where}.timestamp") if given else now
+    return IncomingEvent(
+        id=event_id, learner_id=learner, item_id=item, correct=correct, timestamp=stamp, timestamp_given=given
+    )
+
+
+def _statement(raw: dict[str, Any], where: str, now: float, tenant: str, options: XapiOptions) -> IncomingEvent:
+    try:
+        parsed = parse_statement(
+            raw,
+            tenant=tenant,
+            verbs=options.verbs,
+            standards_extension=options.standards_extension,
+            context_activities=options.context_activities,
+            where=where,
+        )
+    except StatementError as exc:
+        raise EventError(exc.field or where, exc.problem) from None
+    if parsed.id is None:
+        raise EventError(f"{where}.id", "is required (an LRS assigns one; a platform sending directly must too)")
+    if not _ID.match(parsed.id):
+        raise EventError(f"{where}.id", f"must be a UUID or a plain id, got {parsed.id!r}")
+    if parsed.kind != "void":
+        check_item_id(parsed.item, f"{where}.object.id")
+    return IncomingEvent(
+        id=parsed.id,
+        learner_id=parsed.learner,
+        item_id=parsed.item,
+        correct=parsed.outcome,
+        timestamp=parsed.timestamp if parsed.timestamp is not None else now,
+        source="xapi",
+        kind=parsed.kind,
+        hints=parsed.standards,
+        voids=parsed.voids,
+        timestamp_given=parsed.timestamp is not None,
+        statement=comparable(raw),
+    )
 
 
 # ---------------------------------------------------------------------------- bodies
@@ -134,9 +191,19 @@ class Strict(BaseModel):
 
 
 class EventsAccepted(BaseModel):
+    """What became of a batch. Every event is counted once in ``accepted`` (stored now) or
+    ``duplicates`` (stored before), or listed in ``retry`` (its learner was busy: not stored,
+    send it again); ``voided`` ones were voided before they arrived. Of the accepted,
+    ``unaligned`` are answers on activities the catalog does not know (kept, folded once an admin
+    aligns them) and ``not_evidence`` are exposures or ignored statements (kept, not folded)."""
+
     accepted: int
     duplicates: int
     learners: int
+    unaligned: int = 0
+    not_evidence: int = 0
+    voided: int = 0
+    retry: list[str] = Field(default_factory=list)
 
 
 class GoalIn(Strict):

@@ -11,12 +11,15 @@ record written by another model version is rebuilt from the event log on first u
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
+
+import orjson
 
 from configs import ZPDConfig
 from engine.catalog import Catalog, Item, Modality
@@ -25,9 +28,10 @@ from engine.learner import GradeError, Learner, LearnerCore, LearnerMeta, Observ
 from engine.placement import PlacementConfig
 from engine.planner.context import Goal, PlanContext
 from engine.planner.index import PlannerIndex
+from engine.xapi import DEFAULT_VERBS
 from models.base import ModelFormatError, state_from_bytes, state_to_bytes
 from serving.model_provider import LoadedModel, ModelHolder
-from serving.schemas import EventError, IncomingEvent, normalize_event
+from serving.schemas import EventError, IncomingEvent, XapiOptions, normalize_event
 from serving.stores.base import (
     Commit,
     LearnerRecord,
@@ -41,6 +45,7 @@ from serving.stores.base import (
 __all__ = ["ApiError", "Engine", "LearnerService", "LearnerView", "learner_seed", "observation"]
 
 MAX_RETRIES = 20
+log = logging.getLogger("zpd.serving")
 
 
 class ApiError(Exception):
@@ -86,8 +91,23 @@ def learner_seed(tenant: str, learner_id: str) -> int:
     return int(hashlib.sha256(f"{tenant}/{learner_id}".encode()).hexdigest()[:8], 16)
 
 
+#: the holder of an event id that was voided before it arrived
+VOIDED_OWNER = "~voided"
+
+
+def unaligned_setting(tenant: str) -> str:
+    return f"unaligned@{tenant}"
+
+
 def observation(event: StoredEvent) -> Observation:
+    assert event.correct is not None  # an answer
     return Observation(event.item_id, event.standards, event.correct, event.timestamp, event.source, event.unit)
+
+
+def evidence(log: Sequence[StoredEvent]) -> list[Observation]:
+    """The answers of an event log that count: not voided; exposures and voids are not evidence."""
+    voided = {e.voids for e in log if e.kind == "void"}
+    return [observation(e) for e in log if e.kind == "answer" and e.id not in voided]
 
 
 @dataclass
@@ -131,6 +151,12 @@ class LearnerService:
     def __init__(self, engine: Engine, store: LearnerStore, clock: Callable[[], float] = time.time):
         self.engine, self.store, self.clock = engine, store, clock
         self.locks = LearnerLocks()
+        x = engine.config.xapi
+        self.xapi = XapiOptions(
+            verbs={**DEFAULT_VERBS, **x.verbs},
+            standards_extension=x.standards_extension,
+            context_activities=x.context_activities,
+        )
 
     # ------------------------------------------------------------------ state
     def _view(self, record: LearnerRecord) -> LearnerView:
@@ -157,7 +183,7 @@ class LearnerService:
     def rebuild(self, core: LearnerCore, record: LearnerRecord, meta: LearnerMeta | None = None) -> Learner:
         """The learner folded from its event log with ``core``: exactly what live ingestion gave."""
         meta = meta if meta is not None else LearnerMeta.from_json(record.meta)
-        return core.rebuild(meta, (observation(e) for e in self.store.events(record.tenant, record.learner_id)))
+        return core.rebuild(meta, evidence(self.store.events(record.tenant, record.learner_id)))
 
     def load(
         self, tenant: str, learner_id: str, create: bool = False, *, unseen: bool = False, grade: str | None = None
@@ -233,24 +259,109 @@ class LearnerService:
         raise ApiError(409, "busy", f"learner {learner_id!r} is being updated concurrently; retry")
 
     # ------------------------------------------------------------------ events
-    def ingest(self, tenant: str, raw_events: Sequence[Any]) -> dict[str, int]:
+    def ingest(self, tenant: str, raw_events: Sequence[Any]) -> dict[str, Any]:
+        """Store and fold a batch: native events or xAPI statements (see :mod:`engine.xapi`).
+
+        Event ids are unique per tenant. A repeat with the same content (a retry, with or without
+        its timestamp) is a duplicate; an id already used with other content, or for another
+        learner, refuses the whole batch before anything is written (409). Answers are folded into
+        the learner's state; exposures and ignored statements are stored, not folded; an answer on
+        an activity the catalog does not know is stored as *unaligned* and folded once an admin
+        aligns the activity; a void removes its target from the learner's state. A learner still
+        busy after the retries is listed in ``retry`` (its events were not written): the other
+        learners' events were, so a 409 never follows a partial write."""
         now = self.clock()
         events: list[IncomingEvent] = []
         for i, raw in enumerate(raw_events):
             try:
-                event = normalize_event(raw, f"events[{i}]", now)
+                event = normalize_event(raw, f"events[{i}]", now, tenant, self.xapi)
             except EventError as exc:
                 raise ApiError(422, "invalid_event", str(exc), exc.field) from None
-            item = self.engine.item(event.item_id, f"events[{i}].item_id")
-            events.append(event.model_copy(update={"standards": item.standards}))
+            events.append(self._align(event))
+        events, pending_voids = self._route_voids(tenant, events)
+        voided_before = self._claim(tenant, events)
+        events = [e for e in events if e.id not in voided_before]
         by_learner: dict[str, list[IncomingEvent]] = {}
         for event in events:
             by_learner.setdefault(event.learner_id, []).append(event)
         with self.locks.hold(tenant, by_learner):
-            accepted, duplicates = self._ingest(tenant, by_learner, now)
-        return {"accepted": accepted, "duplicates": duplicates, "learners": len(by_learner)}
+            accepted, duplicates, busy = self._ingest(tenant, by_learner, now)
+        unaligned = [
+            e
+            for learner, group in by_learner.items()
+            if learner not in busy
+            for e in group
+            if e.kind in ("answer", "exposure") and not e.standards
+        ]
+        if unaligned:
+            self._remember_unaligned(tenant, unaligned)
+        return {
+            "accepted": accepted,
+            "duplicates": duplicates,
+            "learners": len(by_learner),
+            "unaligned": len(unaligned),
+            "not_evidence": sum(1 for e in events if e.kind in ("exposure", "ignored")),
+            "voided": len(voided_before) + pending_voids,
+            "retry": sorted(e.id for learner in busy for e in by_learner[learner]),
+        }
 
-    def _ingest(self, tenant: str, by_learner: dict[str, list[IncomingEvent]], now: float) -> tuple[int, int]:
+    def _align(self, event: IncomingEvent) -> IncomingEvent:
+        """The standards of the event's item; an unknown activity keeps none (unaligned)."""
+        if event.kind == "void":
+            return event
+        catalog = self.engine.catalog
+        if event.item_id in catalog:
+            return event.model_copy(update={"standards": catalog[event.item_id].standards})
+        return event
+
+    def _route_voids(self, tenant: str, events: list[IncomingEvent]) -> tuple[list[IncomingEvent], int]:
+        """A void goes to the learner whose event it voids. A void whose target has not arrived
+        holds the target's id, so the target is voided on arrival."""
+        voids = [e for e in events if e.kind == "void" and e.voids]
+        if not voids:
+            return events, 0
+        owners = self.store.event_owners(tenant, [v.voids for v in voids if v.voids])
+        routed, pending = [], 0
+        for event in events:
+            if event.kind == "void" and event.voids:
+                owner = owners.get(event.voids)
+                if owner is None or owner == VOIDED_OWNER:
+                    self.store.claim_event_ids(tenant, {event.voids: VOIDED_OWNER, event.id: VOIDED_OWNER})
+                    pending += 1
+                    continue
+                event = event.model_copy(update={"learner_id": owner})
+            routed.append(event)
+        return routed, pending
+
+    def _claim(self, tenant: str, events: list[IncomingEvent]) -> set[str]:
+        """Claim every event id for its learner (ids are unique per tenant); the ids voided before
+        they arrived are returned (acknowledged, not stored); an id another learner holds is a 409."""
+        claims: dict[str, str] = {}
+        for event in events:
+            other = claims.setdefault(event.id, event.learner_id)
+            if other != event.learner_id:
+                raise ApiError(
+                    409,
+                    "conflicting_event",
+                    f"event id {event.id!r} is used for two learners in this batch; event ids are unique per tenant",
+                    "id",
+                )
+        held = self.store.claim_event_ids(tenant, claims)
+        voided = set()
+        for event in events:
+            holder = held.get(event.id, event.learner_id)
+            if holder == VOIDED_OWNER:
+                voided.add(event.id)
+            elif holder != event.learner_id:
+                raise ApiError(
+                    409,
+                    "conflicting_event",
+                    f"event id {event.id!r} was already used for another learner; event ids are unique per tenant",
+                    "id",
+                )
+        return voided
+
+    def _ingest(self, tenant: str, by_learner: dict[str, list[IncomingEvent]], now: float) -> tuple[int, int, set[str]]:
         # Every learner is checked for conflicting repeats before anything is written.
         pending, duplicates = self._fresh_events(tenant, by_learner)
         accepted = 0
@@ -274,16 +385,7 @@ class LearnerService:
                 duplicates.update(again)
             else:
                 pending = {}
-        if pending:
-            busy = ", ".join(repr(learner) for learner in sorted(pending)[:5])
-            raise ApiError(
-                409,
-                "busy",
-                f"learner(s) {busy} are being updated concurrently; the events of the other "
-                f"learners in this batch were accepted; send the batch again",
-                "learner_id",
-            )
-        return accepted, sum(duplicates.values())
+        return accepted, sum(duplicates.values()), set(pending)
 
     def _fresh_events(
         self, tenant: str, by_learner: dict[str, list[IncomingEvent]]
@@ -323,20 +425,77 @@ class LearnerService:
         return LearnerRecord(tenant, learner_id)
 
     def _fold_events(self, view: LearnerView, fresh: list[tuple[IncomingEvent, str]], now: float) -> Commit:
-        """Fold the learner's new events (in time order) through the learner core."""
-        catalog = self.engine.catalog
-        stored = []
-        for event, digest in sorted(fresh, key=lambda p: p[0].timestamp):
-            item = catalog[event.item_id]
-            view.core.observe(
-                view.learner, Observation(event.item_id, item.standards, event.correct, event.timestamp, event.source)
+        """Fold the learner's new events (in time order) through the learner core; a void
+        rebuilds the learner from the log without the voided event."""
+        stored = [
+            StoredEvent(
+                e.id, e.item_id, e.standards, e.correct, e.timestamp, now, digest, e.source, kind=e.kind, voids=e.voids
             )
-            stored.append(
-                StoredEvent(
-                    event.id, event.item_id, item.standards, event.correct, event.timestamp, now, digest, event.source
-                )
-            )
+            for e, digest in sorted(fresh, key=lambda p: p[0].timestamp)
+        ]
+        if any(e.kind == "void" for e in stored):
+            log = [*self.store.events(view.record.tenant, view.record.learner_id), *stored]
+            view.learner = view.core.rebuild(view.meta, evidence(log))
+        else:
+            for obs in evidence(stored):
+                view.core.observe(view.learner, obs)
         return self._prepare(view, stored)
+
+    def _remember_unaligned(self, tenant: str, events: Sequence[IncomingEvent]) -> None:
+        """Note the activities that had no alignment (``GET /v1/events/unaligned``): per item, the
+        events seen and the learners to rebuild once an admin aligns it."""
+        for _ in range(MAX_RETRIES):
+            current = self.store.get_setting(unaligned_setting(tenant))
+            version, known = (current[0], orjson.loads(current[1])) if current else (0, {})
+            for e in events:
+                entry = known.setdefault(e.item_id, {"events": 0, "learners": [], "first_seen": e.timestamp})
+                entry["events"] += 1
+                if e.learner_id not in entry["learners"]:
+                    entry["learners"].append(e.learner_id)
+            try:
+                self.store.put_setting(
+                    unaligned_setting(tenant), orjson.dumps(known).decode(), expected_version=version
+                )
+                return
+            except VersionConflict:
+                continue
+        log.warning("tenant %s: the list of unaligned activities was busy; %d events not listed", tenant, len(events))
+
+    def unaligned(self, tenant: str) -> dict[str, Any]:
+        current = self.store.get_setting(unaligned_setting(tenant))
+        return orjson.loads(current[1]) if current else {}
+
+    def realign(self, tenant: str, item_ids: Sequence[str]) -> int:
+        """Rebuild the learners whose events were on activities that are now in the catalog; those
+        activities leave the unaligned list. Returns the learners rebuilt."""
+        known = self.unaligned(tenant)
+        aligned = [i for i in item_ids if i in known and i in self.engine.catalog]
+        learners = sorted({learner for i in aligned for learner in known[i]["learners"]})
+        for learner_id in learners:
+            self.mutate(tenant, learner_id, lambda view: self._restore(view))
+        for _ in range(MAX_RETRIES):
+            current = self.store.get_setting(unaligned_setting(tenant))
+            if current is None:
+                break
+            left = {k: v for k, v in orjson.loads(current[1]).items() if k not in aligned}
+            try:
+                self.store.put_setting(
+                    unaligned_setting(tenant), orjson.dumps(left).decode(), expected_version=current[0]
+                )
+                break
+            except VersionConflict:
+                continue
+        return len(learners)
+
+    def _restore(self, view: LearnerView) -> None:
+        """The learner folded again from the log, with the events' standards as the catalog has
+        them now (an activity aligned since it was received counts from now on)."""
+        catalog = self.engine.catalog
+        log = [
+            e if e.standards or e.item_id not in catalog else replace(e, standards=catalog[e.item_id].standards)
+            for e in self.store.events(view.record.tenant, view.record.learner_id)
+        ]
+        view.learner = view.core.rebuild(view.meta, evidence(log))
 
     # ------------------------------------------------------------------ planning
     def context(

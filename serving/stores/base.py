@@ -56,18 +56,21 @@ class StoredEvent:
     id: str
     item_id: str
     standards: tuple[str, ...]
-    correct: float
+    correct: float | None  # None: not an answer (see ``kind``)
     timestamp: float
     received: float
     content_hash: str
     source: str = "native"  # native | xapi | placement
     unit: str | None = None  # the standard a placement question was about
+    kind: str = "answer"  # answer | exposure | ignored | void (only answers are evidence)
+    voids: str | None = None  # the event id a void event voids
 
     def to_json(self) -> str:
         data = {name: getattr(self, name) for name in _EVENT_FIELDS}
         data["standards"] = list(self.standards)
-        if self.unit is None:
-            del data["unit"]
+        for name, default in (("unit", None), ("kind", "answer"), ("voids", None)):
+            if data[name] == default:  # the common case stays as compact as before
+                del data[name]
         return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
     @classmethod
@@ -165,6 +168,16 @@ class LearnerStore(ABC):
             raise conflict
 
     @abstractmethod
+    def claim_event_ids(self, tenant: str, claims: Mapping[str, str]) -> dict[str, str]:
+        """Event ids are unique per tenant: claim each id (event id -> learner) unless another
+        learner holds it, and return each id's holder (the claimant, or who had it first). A claim
+        stays when its events are never committed (the same learner may send them again)."""
+
+    @abstractmethod
+    def event_owners(self, tenant: str, event_ids: Sequence[str]) -> dict[str, str]:
+        """The learner holding each of these event ids, for the ids that are held."""
+
+    @abstractmethod
     def events(self, tenant: str, learner_id: str) -> list[StoredEvent]:
         """The learner's event log, in append order."""
 
@@ -174,7 +187,8 @@ class LearnerStore(ABC):
 
     @abstractmethod
     def delete_learner(self, tenant: str, learner_id: str) -> bool:
-        """Erase every trace: record, events, idempotency keys. True if anything existed."""
+        """Erase every trace: record, events, idempotency keys and event-id claims. True if
+        anything existed."""
 
     @abstractmethod
     def put_key(self, key: ApiKeyRecord) -> None: ...

@@ -178,6 +178,24 @@ class RedisStore(LearnerStore):
             self._call(landed.execute)
         return outcome
 
+    # event ids are unique per tenant: one hash per tenant (its own Cluster slot) maps id -> learner
+    def claim_event_ids(self, tenant: str, claims: Mapping[str, str]) -> dict[str, str]:
+        if not claims:
+            return {}
+        key = f"zpd:{{{tenant}}}:event-ids"
+        pipe = self.client.pipeline(transaction=False)
+        for event_id, learner in claims.items():
+            pipe.hsetnx(key, event_id, learner)
+        self._call(pipe.execute)
+        return self.event_owners(tenant, list(claims))
+
+    def event_owners(self, tenant: str, event_ids: Sequence[str]) -> dict[str, str]:
+        ids = list(dict.fromkeys(event_ids))
+        if not ids:
+            return {}
+        values = self._call(lambda: self.client.hmget(f"zpd:{{{tenant}}}:event-ids", ids))
+        return {i: v.decode() for i, v in zip(ids, values) if v is not None}
+
     def events(self, tenant: str, learner_id: str) -> list[StoredEvent]:
         entries = self._call(lambda: self.client.xrange(_tag(tenant, learner_id) + ":log"))
         return [StoredEvent.from_json(fields[b"body"]) for _, fields in entries]
@@ -203,12 +221,18 @@ class RedisStore(LearnerStore):
         tag = _tag(tenant, learner_id)
         removed = self._call(lambda: self.client.delete(tag + ":rec", tag + ":log", tag + ":ids"))
         member = self._call(lambda: self.client.srem(f"zpd:learners:{tenant}", learner_id))
+        key, held = f"zpd:{{{tenant}}}:event-ids", []
+        for event_id, owner in self._call(lambda: list(self.client.hscan_iter(key))):
+            if owner.decode() == learner_id:
+                held.append(event_id)
+        if held:
+            self._call(lambda: self.client.hdel(key, *held))
         self._rewrite_wanted.set()
         with self._lock:
             if self._rewriter is None or not self._rewriter.is_alive():
                 self._rewriter = threading.Thread(target=self._rewrite_aof, name="zpd-aof-rewrite", daemon=True)
                 self._rewriter.start()
-        return bool(removed or member)
+        return bool(removed or member or held)
 
     def _rewrite_aof(self) -> None:
         """Start an AOF rewrite once none is running, as long as deletions ask for one. A rewrite

@@ -41,6 +41,11 @@ CREATE TABLE IF NOT EXISTS events (
     PRIMARY KEY (tenant, learner_id, seq)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS events_idempotency ON events (tenant, learner_id, event_id);
+CREATE TABLE IF NOT EXISTS event_ids (
+    tenant TEXT NOT NULL, event_id TEXT NOT NULL, learner_id TEXT NOT NULL,
+    PRIMARY KEY (tenant, event_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS event_ids_by_learner ON event_ids (tenant, learner_id);
 CREATE TABLE IF NOT EXISTS api_keys (
     key_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, scopes TEXT NOT NULL, secret_hash TEXT NOT NULL,
     created REAL NOT NULL, revoked INTEGER NOT NULL DEFAULT 0, label TEXT NOT NULL DEFAULT ''
@@ -219,6 +224,40 @@ class SQLiteStore(LearnerStore):
         )
         return record, version, count, created
 
+    def claim_event_ids(self, tenant: str, claims: Mapping[str, str]) -> dict[str, str]:
+        if not claims:
+            return {}
+
+        def txn(conn: sqlite3.Connection) -> dict[str, str]:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO event_ids (tenant, event_id, learner_id) VALUES (?,?,?)",
+                    [(tenant, e, learner) for e, learner in claims.items()],
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return self._owners(conn, tenant, list(claims))
+
+        return self._run(txn)
+
+    def event_owners(self, tenant: str, event_ids: Sequence[str]) -> dict[str, str]:
+        return self._run(lambda c: self._owners(c, tenant, list(dict.fromkeys(event_ids))))
+
+    @staticmethod
+    def _owners(conn: sqlite3.Connection, tenant: str, ids: list[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            rows = conn.execute(
+                f"SELECT event_id, learner_id FROM event_ids WHERE tenant=? AND event_id IN ({','.join('?' * len(chunk))})",
+                (tenant, *chunk),
+            ).fetchall()
+            found.update(rows)
+        return found
+
     def events(self, tenant: str, learner_id: str) -> list[StoredEvent]:
         rows = self._run(
             lambda c: c.execute(
@@ -246,8 +285,9 @@ class SQLiteStore(LearnerStore):
             conn.execute("BEGIN IMMEDIATE")
             a = conn.execute("DELETE FROM learners WHERE tenant=? AND learner_id=?", (tenant, learner_id)).rowcount
             b = conn.execute("DELETE FROM events WHERE tenant=? AND learner_id=?", (tenant, learner_id)).rowcount
+            c = conn.execute("DELETE FROM event_ids WHERE tenant=? AND learner_id=?", (tenant, learner_id)).rowcount
             conn.execute("COMMIT")
-            return bool(a or b)
+            return bool(a or b or c)
 
         removed = self._run(txn)
         self._truncate_wal()

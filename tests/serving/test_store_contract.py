@@ -158,6 +158,18 @@ def test_tenants_are_separate_and_delete_erases_everything(store) -> None:
     store.commit(LearnerRecord("t1", "same", state=b"new"), 0, [event(1)])
 
 
+def test_event_ids_are_claimed_per_tenant_and_erased_with_the_learner(store) -> None:
+    assert store.claim_event_ids("t1", {"e1": "ana", "e2": "ana"}) == {"e1": "ana", "e2": "ana"}
+    assert store.claim_event_ids("t1", {"e1": "bob", "e3": "bob"}) == {"e1": "ana", "e3": "bob"}  # first wins
+    assert store.claim_event_ids("t2", {"e1": "bob"}) == {"e1": "bob"}  # another tenant: its own ids
+    assert store.event_owners("t1", ["e1", "e3", "nope"]) == {"e1": "ana", "e3": "bob"}
+    store.commit(LearnerRecord("t1", "ana", state=b"a"), 0, [event(1)])
+    assert store.delete_learner("t1", "ana") is True
+    assert store.event_owners("t1", ["e1", "e2", "e3"]) == {"e3": "bob"}
+    assert store.claim_event_ids("t1", {"e1": "bob"}) == {"e1": "bob"}
+    assert store.delete_learner("t1", "never-committed") is False
+
+
 def test_api_keys(store) -> None:
     key = ApiKeyRecord("k1", "t1", ("read", "ingest"), "hash", time.time(), label="demo")
     store.put_key(key)
