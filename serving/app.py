@@ -28,7 +28,7 @@ from serving.deployment import Deployment
 from serving.limits import BodyLimitMiddleware
 from serving.metrics import METRICS_DIR_ENV, Metrics, MetricsMiddleware, SharedMetrics
 from serving.model_provider import ModelHolder, ModelLoadError, current_version
-from serving.routes import catalog, classes, events, health, learners, model
+from serving.routes import catalog, classes, events, health, learners, model, xapi
 from serving.service import ApiError, Engine, LearnerService
 from serving.stores import open_store
 from serving.stores.base import LearnerStore, StoreError, StoreUnavailable
@@ -48,8 +48,16 @@ def build_engine(config: ZPDConfig, model_uri: str | None = None) -> Engine:
     return Engine(config, graph, catalog, PlannerIndex.build(graph, catalog), holder)
 
 
+#: what a 401 asks for (RFC 9110): a Bearer key, or the key as the password of HTTP Basic (LRS forwarding)
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="zpd", Basic realm="zpd"'}
+
+
 def _error(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message, "field": field}}, status_code=status)
+    return JSONResponse(
+        {"error": {"code": code, "message": message, "field": field}},
+        status_code=status,
+        headers=CHALLENGE if status == 401 else None,
+    )
 
 
 def _install_handlers(app: FastAPI) -> None:
@@ -209,6 +217,6 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.serving.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
 
-    for module in (events, learners, classes, catalog, model, health):
+    for module in (events, xapi, learners, classes, catalog, model, health):
         app.include_router(module.router)
     return app

@@ -187,7 +187,6 @@ def replay(
     service = LearnerService(engine, opened)
     model = engine.models.current
     assert model is not None  # an engine's holder always has a model (build_engine loads one)
-    core = engine.core(model)
     summary: dict[str, Any] = {
         "model_version": model.version,
         "learners": 0,
@@ -201,7 +200,7 @@ def replay(
             if record is None:
                 continue
             summary["learners"] += 1
-            learner = service.rebuild(core, record)
+            learner = service.rebuild(service.core(t), record)
             meta = learner.meta.to_json()
             same = bool(
                 record.model_version == model.version

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -27,8 +29,20 @@ ServiceDep = Annotated[LearnerService, Depends(get_service)]
 async def _principal(request: Request) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise ApiError(401, "unauthorized", "send an API key as 'Authorization: Bearer KEY'", "Authorization")
+    if scheme.lower() == "basic" and token:  # an LRS forwarding: any user name, the API key as password
+        try:
+            token = base64.b64decode(token.strip(), validate=True).decode("utf-8").partition(":")[2]
+        except (binascii.Error, UnicodeDecodeError):
+            token = ""
+    elif scheme.lower() != "bearer":
+        token = ""
+    if not token.strip():
+        raise ApiError(
+            401,
+            "unauthorized",
+            "send an API key as 'Authorization: Bearer KEY' (or HTTP Basic with the key as password)",
+            "Authorization",
+        )
     keys = request.app.state.keys
     principal = keys.verify_cached(token.strip())
     if principal is keys.MISS:

@@ -30,6 +30,7 @@ from engine.planner.context import Goal, PlanContext
 from engine.planner.index import PlannerIndex
 from engine.xapi import DEFAULT_VERBS
 from models.base import ModelFormatError, state_from_bytes, state_to_bytes
+from serving.content import TenantContent
 from serving.model_provider import LoadedModel, ModelHolder
 from serving.schemas import EventError, IncomingEvent, XapiOptions, normalize_event
 from serving.stores.base import (
@@ -67,6 +68,7 @@ class Engine:
     models: ModelHolder
     placement: PlacementConfig = PlacementConfig()
     lock: threading.Lock = field(default_factory=threading.Lock)
+    _identifiers: tuple[StandardsGraph, dict[str, str]] | None = None
 
     def resolve_standard(self, code: str, field: str) -> str:
         try:
@@ -79,11 +81,27 @@ class Engine:
             raise ApiError(404, "unknown_item", f"unknown item {item_id!r}", field)
         return self.catalog[item_id]
 
+    def identifiers(self) -> dict[str, str]:
+        """CASE identifier -> standard code, for the current graph."""
+        graph = self.graph
+        if self._identifiers is None or self._identifiers[0] is not graph:
+            mapping = {std.identifier: code for code, std in graph.standards.items() if std.identifier}
+            self._identifiers = (graph, mapping)
+        return self._identifiers[1]
+
     def core(self, loaded: LoadedModel) -> LearnerCore:
         """The learner core over the current graph, catalog and ``loaded`` model (cheap: no copying)."""
         return LearnerCore(
             self.index, self.config.planner, loaded.model, loaded.predict_all, loaded.item_pos, self.placement
         )
+
+
+class ServedCore(LearnerCore):
+    """A learner core that remembers the loaded model it serves with (its version is reported)."""
+
+    def __init__(self, *args: Any, loaded: LoadedModel, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.loaded = loaded
 
 
 def learner_seed(tenant: str, learner_id: str) -> int:
@@ -151,6 +169,7 @@ class LearnerService:
     def __init__(self, engine: Engine, store: LearnerStore, clock: Callable[[], float] = time.time):
         self.engine, self.store, self.clock = engine, store, clock
         self.locks = LearnerLocks()
+        self.content = TenantContent(engine, store, engine.config.serving.sync_s)
         x = engine.config.xapi
         self.xapi = XapiOptions(
             verbs={**DEFAULT_VERBS, **x.verbs},
@@ -160,9 +179,8 @@ class LearnerService:
 
     # ------------------------------------------------------------------ state
     def _view(self, record: LearnerRecord) -> LearnerView:
-        loaded = self.engine.models.current
-        assert loaded is not None  # an engine's holder always has a model (build_engine loads one)
-        core = self.engine.core(loaded)
+        core = self.core(record.tenant)
+        loaded = core.loaded
         if record.version == 0:  # not stored yet: nothing to rebuild
             learner = core.new(learner_seed(record.tenant, record.learner_id))
             return LearnerView(record, loaded, core, learner, stored=False)
@@ -179,6 +197,29 @@ class LearnerService:
             learner = self.rebuild(core, record, meta)
             return LearnerView(record, loaded, core, learner, rebuilt=True)
         return LearnerView(record, loaded, core, Learner(state, meta))
+
+    def core(self, tenant: str) -> ServedCore:
+        """The learner core over what ``tenant`` sees: its catalog (with its own items) and the
+        serving model."""
+        c = self.content.content(tenant)
+        return ServedCore(
+            c.index,
+            self.engine.config.planner,
+            c.loaded.model,
+            c.predict_all,
+            c.item_pos,
+            self.engine.placement,
+            loaded=c.loaded,
+        )
+
+    def catalog(self, tenant: str) -> Catalog:
+        return self.content.content(tenant).catalog
+
+    def item(self, tenant: str, item_id: str, field: str) -> Item:
+        catalog = self.catalog(tenant)
+        if item_id not in catalog:
+            raise ApiError(404, "unknown_item", f"unknown item {item_id!r}", field)
+        return catalog[item_id]
 
     def rebuild(self, core: LearnerCore, record: LearnerRecord, meta: LearnerMeta | None = None) -> Learner:
         """The learner folded from its event log with ``core``: exactly what live ingestion gave."""
@@ -277,7 +318,7 @@ class LearnerService:
                 event = normalize_event(raw, f"events[{i}]", now, tenant, self.xapi)
             except EventError as exc:
                 raise ApiError(422, "invalid_event", str(exc), exc.field) from None
-            events.append(self._align(event))
+            events.append(self._align(tenant, event))
         events, pending_voids = self._route_voids(tenant, events)
         voided_before = self._claim(tenant, events)
         events = [e for e in events if e.id not in voided_before]
@@ -305,14 +346,47 @@ class LearnerService:
             "retry": sorted(e.id for learner in busy for e in by_learner[learner]),
         }
 
-    def _align(self, event: IncomingEvent) -> IncomingEvent:
-        """The standards of the event's item; an unknown activity keeps none (unaligned)."""
+    def _align(self, tenant: str, event: IncomingEvent) -> IncomingEvent:
+        """The standards of the event's item. An activity the tenant's catalog does not know is
+        registered in it when the statement names standards of the graph (an extension or a
+        context activity); otherwise it stays unaligned (no standards)."""
         if event.kind == "void":
             return event
-        catalog = self.engine.catalog
-        if event.item_id in catalog:
-            return event.model_copy(update={"standards": catalog[event.item_id].standards})
-        return event
+        catalog = self.catalog(tenant)
+        if event.item_id not in catalog:
+            codes = self.resolve_hints(event.hints)
+            if not codes:
+                return event
+            record = {
+                "id": event.item_id,
+                "title": event.item_id,
+                "standards": codes,
+                "modality": "online_practice",
+                "duration_minutes": 10,
+                "source": "xapi",
+            }
+            self.content.upsert(tenant, [record])
+            catalog = self.catalog(tenant)
+        return event.model_copy(update={"standards": catalog[event.item_id].standards})
+
+    def resolve_hints(self, hints: Sequence[str]) -> list[str]:
+        """The standards of the graph among the codes, CASE identifiers or IRIs a statement names."""
+        graph = self.engine.graph
+        by_identifier = self.engine.identifiers()
+        found = []
+        for hint in hints:
+            tail = hint.rstrip("/").rsplit("/", 1)[-1]
+            code = by_identifier.get(hint) or by_identifier.get(tail)
+            if code is None:
+                for candidate in (hint, tail):
+                    try:
+                        code = graph.resolve(candidate)
+                        break
+                    except UnknownStandardError:
+                        continue
+            if code is not None:
+                found.append(code)
+        return list(dict.fromkeys(found))
 
     def _route_voids(self, tenant: str, events: list[IncomingEvent]) -> tuple[list[IncomingEvent], int]:
         """A void goes to the learner whose event it voids. A void whose target has not arrived
@@ -469,7 +543,8 @@ class LearnerService:
         """Rebuild the learners whose events were on activities that are now in the catalog; those
         activities leave the unaligned list. Returns the learners rebuilt."""
         known = self.unaligned(tenant)
-        aligned = [i for i in item_ids if i in known and i in self.engine.catalog]
+        catalog = self.catalog(tenant)
+        aligned = [i for i in item_ids if i in known and i in catalog]
         learners = sorted({learner for i in aligned for learner in known[i]["learners"]})
         for learner_id in learners:
             self.mutate(tenant, learner_id, lambda view: self._restore(view))
@@ -490,7 +565,7 @@ class LearnerService:
     def _restore(self, view: LearnerView) -> None:
         """The learner folded again from the log, with the events' standards as the catalog has
         them now (an activity aligned since it was received counts from now on)."""
-        catalog = self.engine.catalog
+        catalog = self.catalog(view.record.tenant)
         log = [
             e if e.standards or e.item_id not in catalog else replace(e, standards=catalog[e.item_id].standards)
             for e in self.store.events(view.record.tenant, view.record.learner_id)

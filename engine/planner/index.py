@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 import networkx as nx
 
@@ -86,6 +87,20 @@ class PlannerIndex:
         for unit in goal_units:
             needed |= self.ancestors[unit]
         return sorted(needed - set(mastered), key=self.order.__getitem__)
+
+    def extended(self, items: Sequence[Item], catalog: Catalog) -> PlannerIndex:
+        """A copy over ``catalog`` with ``items`` added (or replaced): a tenant's own items over
+        the shared catalog. The graph lookups are shared (they do not change)."""
+        copy = replace(
+            self,
+            catalog=catalog,
+            items_for=dict(self.items_for),
+            item_units=dict(self.item_units),
+            checkable=set(self.checkable),
+        )
+        for item in items:
+            copy.with_item(item)
+        return copy
 
     def with_item(self, item: Item) -> None:
         """Index an item added to the catalog after the index was built (catalog upsert)."""

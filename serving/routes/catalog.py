@@ -7,6 +7,7 @@ from fastapi import APIRouter, Body, Query, Request
 from engine.catalog import CatalogError, Modality, parse_item
 from serving.deployment import DeploymentError
 from serving.deps import AdminDep, ReadDep, ServiceDep
+from serving.schemas import EventError, check_item_id
 from serving.service import ApiError
 from serving.stores.base import VersionConflict
 from serving.views import item_json
@@ -32,25 +33,27 @@ def get_standard(code: str, principal: ReadDep, service: ServiceDep) -> dict[str
         "prerequisites": graph.sort(graph.prereq.predecessors(canonical)),
         "dependents": graph.sort(graph.prereq.successors(canonical)),
         "related": graph.sort(next(iter(p - {canonical})) for p in graph.related if canonical in p),
-        "items": [i.id for i in engine.catalog.for_standard(canonical)],
+        "items": [i.id for i in service.catalog(principal.tenant).for_standard(canonical)],
     }
 
 
-@router.get("/items", summary="Catalog items, filtered by standard and modality")
+@router.get("/items", summary="The catalog the tenant sees (the shared one and its own items)")
 def get_items(
     principal: ReadDep,
     service: ServiceDep,
     standard: str | None = None,
     modality: str | None = None,
+    own: Annotated[bool, Query(description="only the tenant's own items")] = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
     engine = service.engine
-    items = list(engine.catalog)
+    content = service.content.content(principal.tenant)
+    items = [i for i in content.catalog if not own or i.id in content.own]
     if standard is not None:
         canonical = engine.resolve_standard(standard, "standard")
         units = set(engine.graph.leaves(canonical)) | {canonical}
-        items = [i for i in items if units & set(engine.index.item_units.get(i.id, ())) or canonical in i.standards]
+        items = [i for i in items if units & set(content.index.item_units.get(i.id, ())) or canonical in i.standards]
     if modality is not None:
         try:
             wanted = Modality(modality)
@@ -60,8 +63,11 @@ def get_items(
     return {"total": len(items), "items": [item_json(i) for i in items[offset : offset + limit]]}
 
 
-@router.put("/items", summary="Insert or update catalog items (admin)")
-def put_items(request: Request, principal: AdminDep, service: ServiceDep, body: Any = Body(...)) -> dict[str, Any]:
+@router.put("/items", summary="Add or update the tenant's own items (admin)")
+def put_items(principal: AdminDep, service: ServiceDep, body: Any = Body(...)) -> dict[str, Any]:
+    """Items belong to the tenant that sends them: visible and recommendable to it only, over the
+    shared catalog (an item with the id of a shared one replaces it for this tenant). Answers on
+    an activity that was unaligned are folded into their learners' state once it is aligned."""
     records = (
         body if isinstance(body, list) else body.get("items") if isinstance(body, dict) and "items" in body else [body]
     )
@@ -74,7 +80,10 @@ def put_items(request: Request, principal: AdminDep, service: ServiceDep, body: 
         if not isinstance(record, dict):
             raise ApiError(422, "invalid_item", "expected an item object", f"items[{i}]")
         try:
+            check_item_id(record.get("id"), f"items[{i}].id")
             parse_item(record, f"items[{i}]", engine.graph)
+        except EventError as exc:
+            raise ApiError(422, "invalid_item", str(exc), exc.field) from None
         except CatalogError as exc:
             message = str(exc)
             field = message.split("field '")[1].split("'")[0] if "field '" in message else None
@@ -85,10 +94,35 @@ def put_items(request: Request, principal: AdminDep, service: ServiceDep, body: 
                 f"items[{i}].{field}" if field else f"items[{i}]",
             ) from None
     try:
-        created, updated = request.app.state.deployment.upsert_items(records)  # the other workers follow
+        created, updated = service.content.upsert(principal.tenant, records)  # the other workers follow
     except VersionConflict as exc:
         raise ApiError(409, "busy", str(exc), "body") from None
-    return {"created": created, "updated": updated, "items": len(engine.catalog)}
+    rebuilt = service.realign(principal.tenant, [r["id"] for r in records])
+    return {
+        "created": created,
+        "updated": updated,
+        "items": len(service.catalog(principal.tenant)),
+        "learners_rebuilt": rebuilt,
+    }
+
+
+@router.get("/events/unaligned", summary="Activities answered that the tenant's catalog does not align yet")
+def get_unaligned(principal: ReadDep, service: ServiceDep) -> dict[str, Any]:
+    """Answers on these activities are kept; once an admin adds the activity as an item
+    (``PUT /v1/items``), they count in their learners' state."""
+    known = service.unaligned(principal.tenant)
+    return {
+        "total": len(known),
+        "activities": [
+            {
+                "item_id": item_id,
+                "events": entry["events"],
+                "learners": len(entry["learners"]),
+                "first_seen": entry["first_seen"],
+            }
+            for item_id, entry in sorted(known.items())
+        ],
+    }
 
 
 @router.post("/standards/import", summary="Replace the standards framework with a CASE package (admin)")

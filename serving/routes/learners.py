@@ -151,7 +151,7 @@ def post_overrides(
     pins = [service.engine.resolve_standard(c, f"pin_standards[{i}]") for i, c in enumerate(body.pin_standards)]
     for field, ids in (("pin_items", body.pin_items), ("exclude_items", body.exclude_items)):
         for i, item_id in enumerate(ids):
-            service.engine.item(item_id, f"{field}[{i}]")
+            service.item(principal.tenant, item_id, f"{field}[{i}]")
 
     def change(view: LearnerView) -> dict[str, Any]:
         o = view.meta.overrides
@@ -229,7 +229,7 @@ def answer_placement(
     learner_id: LearnerId, body: PlacementAnswerIn, principal: IngestDep, service: ServiceDep
 ) -> dict[str, Any]:
     unit = service.engine.resolve_standard(body.standard, "standard")
-    item = service.engine.item(body.item_id, "item_id") if body.item_id else None
+    item = service.item(principal.tenant, body.item_id, "item_id") if body.item_id else None
 
     def change(view: LearnerView) -> tuple[dict[str, Any], StoredEvent]:
         core, learner = view.core, view.learner

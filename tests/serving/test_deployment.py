@@ -50,15 +50,17 @@ def test_workers_converge_and_a_restart_keeps_the_changes(store) -> None:
         assert a.post("/v1/model/reload", json={"uri": "bundled"}, headers=h).status_code == 200
         served = a.get("/v1/model", headers=h).json()["version"]
         assert served.startswith("hybrid")
-        # b has not looked yet
-        assert ITEM["id"] not in items_on(b, h, "3.NF.A.2")
+        # the item is the tenant's: b serves it to the tenant at once, and to no other tenant
+        assert ITEM["id"] in items_on(b, h, "3.NF.A.2")
+        other = {"Authorization": f"Bearer {create_key(store, 'u', ['read'])}"}
+        assert ITEM["id"] not in items_on(b, other, "3.NF.A.2")
+        assert ITEM["id"] in b.app.state.service.core("t").index.catalog  # b can recommend it to t
+        assert ITEM["id"] not in b.app.state.service.core("u").index.catalog
+        # b has not looked for the model yet
         assert b.get("/v1/model", headers=h).json()["version"].startswith("bkt")
         assert b.app.state.deployment.sync() is True
-        assert ITEM["id"] in items_on(b, h, "3.NF.A.2")
         assert b.get("/v1/model", headers=h).json()["version"] == served
         assert b.app.state.deployment.sync() is False  # nothing new
-        # b's next for a learner can recommend the new item: it is in b's planner index
-        assert ITEM["id"] in b.app.state.engine.index.catalog
         # a broken model is refused where it is asked for and never published
         bad = a.post("/v1/model/reload", json={"uri": "/no/such/model"}, headers=h)
         assert bad.status_code == 409

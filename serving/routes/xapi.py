@@ -1,0 +1,124 @@
+"""The xAPI statements resource an LRS (or a platform) forwards statements to.
+
+``POST /xapi/statements`` takes one statement or a list, ``PUT /xapi/statements?statementId=ID``
+one statement. The ``X-Experience-API-Version`` header (1.0.x or 2.0.x) is required, as the
+specification asks of an LRS. Authentication is HTTP Basic whose password is an API key with the
+``ingest`` scope (any user name: it is how an LRS's forwarding is configured), or the usual
+Bearer key. Statement ids are unique per tenant; a statement sent again with the same content
+(its LRS fields ``stored``/``authority``/``version`` aside) changes nothing. A statement without
+an id gets one, as an LRS would do. Invalid statements are refused with 400, conflicting ids
+with 409, as the specification says.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Query, Request, Response
+
+from serving.deps import IngestDep, ServiceDep
+from serving.service import ApiError
+
+router = APIRouter(prefix="/xapi", tags=["xapi"])
+
+VERSIONS = ("1.0.3", "2.0.0")
+_VERSION = re.compile(r"^(1\.0|2\.0)(\.\d+)?$")
+
+STATEMENT = {
+    "id": "6690e6c9-3ef0-4ed3-8b37-7f3964730bee",
+    "actor": {"objectType": "Agent", "mbox": "mailto:ana@school.example"},
+    "verb": {"id": "http://adlnet.gov/expapi/verbs/answered", "display": {"en-US": "answered"}},
+    "object": {"objectType": "Activity", "id": "https://content.example.com/activities/q3"},
+    "result": {"success": True, "score": {"scaled": 0.9}},
+    "timestamp": "2026-11-24T09:15:00Z",
+}
+
+
+def _check_version(version: str | None) -> None:
+    if version is None:
+        raise ApiError(
+            400,
+            "missing_version",
+            "send the X-Experience-API-Version header (1.0.3 or 2.0.0)",
+            "X-Experience-API-Version",
+        )
+    if not _VERSION.match(version.strip()):
+        raise ApiError(
+            400,
+            "unsupported_version",
+            f"xAPI version {version!r} is not supported; send 1.0.x or 2.0.x",
+            "X-Experience-API-Version",
+        )
+
+
+def _ingest(request: Request, service: Any, tenant: str, statements: list[Any]) -> dict[str, Any]:
+    limit = request.app.state.config.serving.max_batch_events
+    if len(statements) > limit:
+        raise ApiError(
+            413, "batch_too_large", f"a batch holds at most {limit} statements, got {len(statements)}", "body"
+        )
+    if not statements:
+        raise ApiError(400, "empty_batch", "send at least one statement", "body")
+    for st in statements:
+        if isinstance(st, dict) and st.get("id") is None:
+            st["id"] = str(uuid.uuid4())  # an LRS assigns the id of a statement that has none
+    try:
+        result = service.ingest(tenant, statements)
+    except ApiError as exc:
+        if exc.status == 422:  # xAPI says 400 for a statement the LRS cannot accept
+            raise ApiError(400, exc.code, exc.message, exc.field) from None
+        raise
+    request.app.state.metrics.ingested(result["accepted"], result["duplicates"])
+    if result["retry"]:
+        raise ApiError(
+            503,
+            "busy",
+            f"statements {', '.join(result['retry'][:5])} were not stored (their learners were busy); send them again",
+            "id",
+        )
+    return result
+
+
+@router.post("/statements", summary="Store statements (as an LRS forwards them)", response_model=list[str])
+def post_statements(
+    request: Request,
+    response: Response,
+    principal: IngestDep,
+    service: ServiceDep,
+    body: Any = Body(..., examples=[STATEMENT, [STATEMENT]]),
+    version: Annotated[str | None, Header(alias="X-Experience-API-Version")] = None,
+) -> list[str]:
+    """The ids of the statements, in order (xAPI). Answers are folded into the learners' state,
+    other statements are kept."""
+    _check_version(version)
+    statements = body if isinstance(body, list) else [body]
+    _ingest(request, service, principal.tenant, statements)
+    response.headers["X-Experience-API-Version"] = VERSIONS[0]
+    return [str(st.get("id")) if isinstance(st, dict) else "" for st in statements]
+
+
+@router.put("/statements", summary="Store one statement with a given id", status_code=204)
+def put_statement(
+    request: Request,
+    principal: IngestDep,
+    service: ServiceDep,
+    statement_id: Annotated[str, Query(alias="statementId", min_length=1, max_length=128)],
+    body: Any = Body(..., examples=[STATEMENT]),
+    version: Annotated[str | None, Header(alias="X-Experience-API-Version")] = None,
+) -> Response:
+    _check_version(version)
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_event", "send one statement (a JSON object)", "body")
+    if body.get("id") not in (None, statement_id):
+        raise ApiError(
+            409, "conflicting_event", f"the statement's id {body['id']!r} is not statementId {statement_id!r}", "id"
+        )
+    _ingest(request, service, principal.tenant, [{**body, "id": statement_id}])
+    return Response(status_code=204, headers={"X-Experience-API-Version": VERSIONS[0]})
+
+
+@router.get("/about", summary="The xAPI versions this endpoint speaks")
+def about() -> dict[str, list[str]]:
+    return {"version": list(VERSIONS)}

@@ -1,0 +1,226 @@
+"""xAPI as Learning Record Stores and content platforms send it, through the API (SQLite and Redis):
+actors, activity IRIs, every default verb, raw scores, exposures in a batch, voiding, unaligned
+activities aligned later, idempotency per tenant, tenant-owned items, and the statements resource."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import uuid
+
+from engine.xapi import ADL, STANDARDS_EXTENSION, VOIDED, learner_id
+
+VERSION = {"X-Experience-API-Version": "1.0.3"}
+ACTIVITY = "https://content.example.com/activities/fractions/q3"
+
+
+def statement(
+    verb: str,
+    result: dict | None = None,
+    *,
+    actor: dict | None = None,
+    activity: str = ACTIVITY,
+    standards: list[str] | None = None,
+    sid: str | None = None,
+    timestamp: str | None = "2026-11-24T10:00:00Z",
+    **extra,
+) -> dict:
+    body: dict = {
+        "id": sid or str(uuid.uuid4()),
+        "actor": actor or {"objectType": "Agent", "account": {"homePage": "https://lms.example", "name": "ana"}},
+        "verb": {"id": verb if verb.startswith("http") else ADL + verb},
+        "object": {"objectType": "Activity", "id": activity},
+        **extra,
+    }
+    if standards is not None:
+        body["object"]["definition"] = {"extensions": {STANDARDS_EXTENSION: standards}}
+    if result is not None:
+        body["result"] = result
+    if timestamp is not None:
+        body["timestamp"] = timestamp
+    return body
+
+
+def profile(api, learner: str = "ana", who: str = "a_all") -> dict:
+    r = api.client.get(f"/v1/learners/{learner}/profile", headers=api.h(who))
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_mbox_and_openid_actors_are_pseudonymous_and_no_email_is_stored(any_api, tmp_path) -> None:
+    c, h = any_api.client, any_api.h()
+    by_mail = statement(
+        "answered", {"success": True}, actor={"mbox": "mailto:kid.one@school.example"}, standards=["3.NF.A.1"]
+    )
+    sha = hashlib.sha1(b"mailto:kid.one@school.example").hexdigest()
+    by_sha = statement("answered", {"success": False}, actor={"mbox_sha1sum": sha}, standards=["3.NF.A.1"])
+    by_openid = statement(
+        "answered", {"success": True}, actor={"openid": "https://id.example/kid2"}, standards=["3.NF.A.1"]
+    )
+    r = c.post("/v1/events", json=[by_mail, by_sha, by_openid], headers=h)
+    assert r.status_code == 200 and r.json()["accepted"] == 3 and r.json()["learners"] == 2
+    kid = learner_id({"mbox": "mailto:kid.one@school.example"}, "tenant-a")
+    assert profile(any_api, kid)["events"] == 2  # mbox and its sha1 are the same learner
+    assert profile(any_api, learner_id({"openid": "https://id.example/kid2"}, "tenant-a"))["events"] == 1
+    if any_api.store.url.startswith("sqlite"):
+        data = b"".join(p.read_bytes() for p in tmp_path.glob("zpd.db*"))
+        assert b"kid.one" not in data and b"school.example" not in data
+
+
+def test_every_default_verb_in_one_batch(any_api) -> None:
+    """Answers are folded, exposures (launched, experienced...) and ignored statements are kept
+    without failing the batch; raw scores become a share of the points."""
+    c, h = any_api.client, any_api.h()
+    on = {"standards": ["3.NF.A.1"]}
+    batch = [
+        statement("launched", **on),
+        statement("answered", {"success": True}, **on),
+        statement("answered", {"score": {"raw": 3, "min": 0, "max": 4}}, **on),
+        statement("attempted", {"score": {"scaled": 0.2}}, **on),
+        statement("passed", None, **on),
+        statement("failed", {"score": {"scaled": 0.95}}, **on),
+        statement("completed", None, **on),
+        statement("mastered", {"success": True}, **on),
+        statement("experienced", None, **on),
+        statement("progressed", None, **on),
+        statement("initialized", None, **on),
+        statement("terminated", None, **on),
+    ]
+    r = c.post("/v1/events", json=batch, headers=h)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["accepted"] == 12 and body["not_evidence"] == 6 and body["unaligned"] == 0
+    stored = any_api.store.events("tenant-a", "ana")
+    answers = [(e.correct, e.kind) for e in stored if e.kind == "answer"]
+    assert [a for a, _ in answers] == [1.0, 0.75, 0.2, 1.0, 0.0, 1.0]
+    assert profile(any_api)["mastery"]["3.NF.A.1"]["evidence"] == 6  # only answers are evidence
+    contradiction = c.post("/v1/events", json=statement("failed", {"success": True}, **on), headers=h)
+    assert contradiction.status_code == 422 and contradiction.json()["error"]["field"] == "events[0].result.success"
+
+
+def test_voiding_removes_the_answer_from_the_learner(any_api) -> None:
+    c, h = any_api.client, any_api.h()
+    wrong = statement("answered", {"success": False}, standards=["3.NF.A.1"])
+    right = statement("answered", {"success": True}, standards=["3.NF.A.1"])
+    c.post("/v1/events", json=[right, wrong], headers=h)
+    before = profile(any_api)["mastery"]["3.NF.A.1"]
+    void = statement(VOIDED, actor={"account": {"homePage": "https://lrs.example", "name": "admin"}})
+    void["object"] = {"objectType": "StatementRef", "id": wrong["id"]}
+    r = c.post("/v1/events", json=void, headers=h)
+    assert r.status_code == 200 and r.json()["accepted"] == 1
+    after = profile(any_api)["mastery"]["3.NF.A.1"]
+    assert after["p"] > before["p"]  # the failure no longer counts
+    # the voided statement itself, sent again, changes nothing; a void that arrives before its
+    # target voids it on arrival
+    early = statement(VOIDED, actor={"account": {"homePage": "https://lrs.example", "name": "admin"}})
+    late = statement("answered", {"success": False}, standards=["3.NF.A.1"])
+    early["object"] = {"objectType": "StatementRef", "id": late["id"]}
+    assert c.post("/v1/events", json=early, headers=h).json()["voided"] == 1
+    r = c.post("/v1/events", json=late, headers=h)
+    assert r.status_code == 200 and r.json()["voided"] == 1 and r.json()["accepted"] == 0
+    assert profile(any_api)["mastery"]["3.NF.A.1"] == after
+
+
+def test_an_unaligned_activity_is_kept_listed_and_folded_once_aligned(any_api) -> None:
+    c, h = any_api.client, any_api.h()
+    activity = "https://content.example.com/activities/new-thing"
+    r = c.post(
+        "/v1/events",
+        json=[
+            statement("answered", {"success": True}, activity=activity),
+            statement("answered", {"success": True}, activity=activity),
+        ],
+        headers=h,
+    )
+    assert r.status_code == 200 and r.json()["accepted"] == 2 and r.json()["unaligned"] == 2
+    listed = c.get("/v1/events/unaligned", headers=h).json()
+    assert listed["activities"][0]["item_id"] == activity and listed["activities"][0]["events"] == 2
+    assert profile(any_api)["mastery"]["4.NF.B.3.a"]["evidence"] == 0
+    item = {
+        "id": activity,
+        "title": "New thing",
+        "standards": ["4.NF.B.3.a"],
+        "modality": "online_practice",
+        "duration_minutes": 5,
+    }
+    r = c.put("/v1/items", json=[item], headers=h)
+    assert r.status_code == 200 and r.json()["learners_rebuilt"] == 1
+    assert profile(any_api)["mastery"]["4.NF.B.3.a"]["evidence"] == 2
+    assert c.get("/v1/events/unaligned", headers=h).json()["total"] == 0
+
+
+def test_idempotency_per_tenant(any_api) -> None:
+    c, h = any_api.client, any_api.h()
+    native = {"id": "n-1", "learner_id": "ana", "item_id": "gen-K.CC.A.1-check", "correct": True}
+    assert c.post("/v1/events", json=native, headers=h).json()["accepted"] == 1
+    retry = c.post("/v1/events", json=native, headers=h)  # no timestamp: the receive time is not content
+    assert retry.status_code == 200 and retry.json()["duplicates"] == 1 and retry.json()["accepted"] == 0
+    other = c.post("/v1/events", json={**native, "learner_id": "bob"}, headers=h)
+    assert other.status_code == 409 and other.json()["error"]["code"] == "conflicting_event"
+    assert any_api.store.get("tenant-a", "bob") is None  # refused whole
+    again = statement("answered", {"success": True}, standards=["3.NF.A.1"])
+    c.post("/v1/events", json=again, headers=h)
+    redelivered = {**again, "stored": "2026-11-24T10:00:05Z", "authority": {"mbox": "mailto:lrs@x.example"}}
+    assert c.post("/v1/events", json=redelivered, headers=h).json()["duplicates"] == 1
+    assert c.post("/v1/events", json=native, headers=any_api.h("b_all")).json()["accepted"] == 1  # other tenant
+
+
+def test_tenant_items_are_invisible_to_other_tenants(any_api) -> None:
+    c = any_api.client
+    item = {
+        "id": "https://a.example/activity/7",
+        "title": "A's own",
+        "standards": ["3.NF.A.1"],
+        "modality": "online_practice",
+        "duration_minutes": 5,
+    }
+    assert c.put("/v1/items", json=[item], headers=any_api.h("a_all")).json()["created"] == 1
+    mine = c.get("/v1/items?standard=3.NF.A.1&own=true", headers=any_api.h("a_all")).json()
+    assert [i["id"] for i in mine["items"]] == [item["id"]]
+    theirs = c.get("/v1/items?standard=3.NF.A.1", headers=any_api.h("b_all")).json()
+    assert item["id"] not in {i["id"] for i in theirs["items"]}
+    answer = {"id": "x-1", "learner_id": "bob", "item_id": item["id"], "correct": True}
+    assert c.post("/v1/events", json=answer, headers=any_api.h("b_all")).json()["unaligned"] == 1
+    assert (
+        c.post("/v1/events", json={**answer, "learner_id": "ana"}, headers=any_api.h("a_all")).json()["unaligned"] == 0
+    )
+    # a statement that names its standard registers its activity in the sender's catalog only
+    named = statement("answered", {"success": True}, activity="https://b.example/act/1", standards=["4.NF.B.3.a"])
+    assert c.post("/v1/events", json=named, headers=any_api.h("b_all")).json()["unaligned"] == 0
+    assert "https://b.example/act/1" in {
+        i["id"] for i in c.get("/v1/items?own=true", headers=any_api.h("b_all")).json()["items"]
+    }
+    assert "https://b.example/act/1" not in {
+        i["id"] for i in c.get("/v1/items?own=true", headers=any_api.h("a_all")).json()["items"]
+    }
+
+
+def test_the_statements_resource_speaks_xapi(any_api) -> None:
+    c = any_api.client
+    key = any_api.keys["a_ingest"]
+    basic = {"Authorization": "Basic " + base64.b64encode(f"lrs:{key}".encode()).decode(), **VERSION}
+    one = statement("answered", {"success": True}, standards=["3.NF.A.1"])
+    r = c.post("/xapi/statements", json=[one], headers=basic)
+    assert r.status_code == 200 and r.json() == [one["id"]] and r.headers["X-Experience-API-Version"] == "1.0.3"
+    no_id = statement("answered", {"success": True}, standards=["3.NF.A.1"])
+    del no_id["id"]
+    r = c.post("/xapi/statements", json=no_id, headers=basic)
+    assert r.status_code == 200 and uuid.UUID(r.json()[0])  # the id an LRS would assign
+    assert c.post("/xapi/statements", json=one, headers={"Authorization": basic["Authorization"]}).status_code == 400
+    bad = c.post("/xapi/statements", json=one, headers={**basic, "X-Experience-API-Version": "0.95"})
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "X-Experience-API-Version"
+    invalid = c.post("/xapi/statements", json=statement("failed", {"success": True}), headers=basic)
+    assert invalid.status_code == 400
+    conflicting = c.post("/xapi/statements", json={**one, "result": {"success": False}}, headers=basic)
+    assert conflicting.status_code == 409
+    sid = str(uuid.uuid4())
+    put = c.put(
+        f"/xapi/statements?statementId={sid}", json=statement("answered", {"success": False}, sid=sid), headers=basic
+    )
+    assert put.status_code == 204
+    other_id = c.put(f"/xapi/statements?statementId={uuid.uuid4()}", json=one, headers=basic)
+    assert other_id.status_code == 409  # the body's id is not the statementId
+    wrong_key = {"Authorization": "Basic " + base64.b64encode(b"lrs:nope").decode(), **VERSION}
+    denied = c.post("/xapi/statements", json=one, headers=wrong_key)
+    assert denied.status_code == 401 and "Basic" in denied.headers["WWW-Authenticate"]
+    assert c.get("/xapi/about").json() == {"version": ["1.0.3", "2.0.0"]}
