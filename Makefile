@@ -3,10 +3,20 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# Ralph, the Learning Record Store the xAPI forwarding test runs, pins a FastAPI of its own: it
+# lives in a virtualenv of its own (the tests find it at .venv-ralph, or at $ZPD_RALPH_VENV)
+RALPH_VENV ?= .venv-ralph
+RALPH_STAMP := $(RALPH_VENV)/.installed-stamp
 
 .PHONY: install lint test test-fast serve clean
 
-install: $(STAMP)
+install: $(STAMP) $(RALPH_STAMP)
+
+$(RALPH_STAMP):
+	test -x $(RALPH_VENV)/bin/python || $(PYTHON) -m venv $(RALPH_VENV)
+	$(RALPH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(RALPH_VENV)/bin/python -m pip install --quiet 'ralph-malph[backend-fs,lrs,cli]==5.1.0' requests
+	touch $(RALPH_STAMP)
 
 # torch first, pinned: the CPU build this machine keeps on disk (a bare "torch" pulls a CUDA build).
 $(STAMP): pyproject.toml
@@ -24,7 +34,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # what CI runs (.ci/run): the checks, then the whole suite
-test: lint
+test: lint $(RALPH_STAMP)
 	$(BIN)/python -m pytest
 
 # for local work: the checks and the suite without the tests marked slow
@@ -32,7 +42,7 @@ test-fast: lint
 	$(BIN)/python -m pytest -m "not slow"
 
 clean:
-	rm -rf $(VENV) .pytest_cache *.egg-info
+	rm -rf $(VENV) $(RALPH_VENV) .pytest_cache *.egg-info
 
 # The API on 127.0.0.1:8000 with the SQLite store under var/, the bundled graph, catalog and model,
 # and a printed demo key.

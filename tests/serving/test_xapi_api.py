@@ -206,7 +206,8 @@ def test_the_statements_resource_speaks_xapi(any_api) -> None:
     del no_id["id"]
     r = c.post("/xapi/statements", json=no_id, headers=basic)
     assert r.status_code == 200 and uuid.UUID(r.json()[0])  # the id an LRS would assign
-    assert c.post("/xapi/statements", json=one, headers={"Authorization": basic["Authorization"]}).status_code == 400
+    unversioned = c.post("/xapi/statements", json=one, headers={"Authorization": basic["Authorization"]})
+    assert unversioned.status_code == 200  # an LRS forwarding may not say its version (Ralph does not)
     bad = c.post("/xapi/statements", json=one, headers={**basic, "X-Experience-API-Version": "0.95"})
     assert bad.status_code == 400 and bad.json()["error"]["field"] == "X-Experience-API-Version"
     invalid = c.post("/xapi/statements", json=statement("failed", {"success": True}), headers=basic)
