@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ __all__ = [
     "learner_id",
     "parse_statement",
     "parse_time",
+    "check_time",
 ]
 
 ADL = "http://adlnet.gov/expapi/verbs/"
@@ -181,6 +183,18 @@ def learner_id(actor: Any, tenant: str = "", where: str = "actor") -> str:
     raise StatementError(where, "names no learner: expected account, mbox, mbox_sha1sum or openid", "bad_actor")
 
 
+#: the times an event may carry (epoch seconds): from 1970 to 2100
+TIME_RANGE = (0.0, 4_102_444_800.0)
+
+
+def check_time(seconds: float, where: str, raw: Any) -> float:
+    """``seconds`` if it is a finite time within :data:`TIME_RANGE`."""
+    if not math.isfinite(seconds) or not TIME_RANGE[0] <= seconds <= TIME_RANGE[1]:
+        shown = repr(raw) if isinstance(raw, str) else f"{seconds:.6g}"
+        raise StatementError(where, f"must be a time between 1970 and 2100, got {shown[:60]}", "bad_timestamp")
+    return seconds
+
+
 def parse_time(value: Any, where: str = "timestamp") -> tuple[float, bool]:
     """Epoch seconds of an ISO-8601 time, and whether it had no time zone (read as UTC)."""
     if not isinstance(value, str) or not value.strip():
@@ -192,7 +206,11 @@ def parse_time(value: Any, where: str = "timestamp") -> tuple[float, bool]:
     naive = parsed.tzinfo is None
     if naive:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp(), naive
+    try:
+        seconds = parsed.timestamp()
+    except (OverflowError, ValueError, OSError):
+        raise StatementError(where, f"must be a time between 1970 and 2100, got {value!r}", "bad_timestamp") from None
+    return check_time(seconds, where, value), naive
 
 
 def _number(value: Any) -> TypeGuard[float]:

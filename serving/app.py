@@ -12,11 +12,15 @@ import logging
 import os
 import threading
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import anyio.to_thread
+import fastapi_offline
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from configs import ZPDConfig, load_config
@@ -85,13 +89,24 @@ def _install_handlers(app: FastAPI) -> None:
                 "problems": problems,
             }
         }
-        return JSONResponse(body, status_code=422)
+        # the xAPI specification answers a request an LRS cannot accept with 400
+        return JSONResponse(body, status_code=400 if request.url.path.startswith("/xapi/") else 422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         message = f"no route {request.method} {request.url.path}" if exc.status_code in (404, 405) else str(exc.detail)
-        return _error(exc.status_code, code, message)
+        response = _error(exc.status_code, code, message)
+        if exc.status_code == 405:  # RFC 9110: Allow lists every method of the path (routes may split them)
+            methods = set()
+            for route in request.app.routes:
+                regex, allowed = getattr(route, "path_regex", None), getattr(route, "methods", None)
+                if regex is not None and allowed and regex.match(request.url.path):
+                    methods |= set(allowed)
+            response.headers["Allow"] = ", ".join(sorted(methods))
+        elif exc.headers:
+            response.headers.update(exc.headers)
+        return response
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -160,6 +175,35 @@ def _warm_up(engine: Engine) -> None:
     loaded.model.mastery(state)
 
 
+DOCS_ASSETS = Path(fastapi_offline.__file__).resolve().parent / "static"
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """``/docs`` (Swagger UI) and ``/redoc`` with their assets served from the installed package:
+    the documentation works without the internet (no CDN)."""
+    app.mount("/docs-assets", StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="zpd-engine API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title="zpd-engine API",
+            redoc_js_url="/docs-assets/redoc.standalone.js",
+            redoc_favicon_url="/docs-assets/favicon.png",
+            with_google_fonts=False,
+        )
+
+
 def create_app(
     config: ZPDConfig | None = None, *, store: LearnerStore | None = None, engine: Engine | None = None
 ) -> FastAPI:
@@ -208,9 +252,14 @@ def create_app(
         title="zpd-engine",
         version="1",
         lifespan=lifespan,
-        description="Adaptive learning paths: ingest learning events, get the next activity, "
-        "playlists, class rotations and the GPS view of each learner.",
+        description="Adaptive learning paths: ingest learning events (native or xAPI, also forwarded by an "
+        "LRS to `/xapi/statements`), get the next activity, playlists, class rotations and the GPS view of "
+        "each learner. Every request carries an API key of one tenant (`Authorization: Bearer KEY`, or HTTP "
+        'Basic with the key as the password); errors answer `{"error": {"code", "message", "field"}}`.',
+        docs_url=None,
+        redoc_url=None,
     )
+    _offline_docs(app)
     app.state.metrics = Metrics()
     _install_handlers(app)
 

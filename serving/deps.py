@@ -4,15 +4,32 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPBasic, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from serving.auth import Principal
+from serving.responses import ErrorOut
 from serving.service import ApiError, LearnerService
 
-__all__ = ["AdminDep", "IngestDep", "ReadDep", "ServiceDep", "TeacherDep", "require"]
+__all__ = ["ERRORS", "AdminDep", "IngestDep", "ReadDep", "ServiceDep", "TeacherDep", "require"]
+
+#: the errors every API route may answer, with the error body they all share
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut, "description": text}
+    for status, text in (
+        (400, "a request the xAPI resource cannot accept"),
+        (401, "no API key, or an unknown or revoked one"),
+        (403, "the key lacks the scope this route needs"),
+        (404, "an unknown learner, standard or item of the caller's tenant"),
+        (409, "a conflicting event id, a learner busy with another write, or a refused model"),
+        (413, "a body or batch over the limits"),
+        (422, "invalid input; the body names the field at fault"),
+        (503, "the store does not answer; retry later"),
+    )
+}
 
 
 # The dependencies are ``async``: they run on the event loop instead of taking a thread-pool round
@@ -52,10 +69,32 @@ async def _principal(request: Request) -> Principal:
     return principal
 
 
+class _BearerScheme(HTTPBearer):
+    """Declares the Bearer scheme in the OpenAPI document; :func:`_principal` reads the header."""
+
+    async def __call__(self, request: Request) -> None:  # type: ignore[override]
+        return None
+
+
+class _BasicScheme(HTTPBasic):
+    """Declares HTTP Basic (the API key as the password, for LRS forwarding); read by :func:`_principal`."""
+
+    async def __call__(self, request: Request) -> None:  # type: ignore[override]
+        return None
+
+
+_bearer = _BearerScheme(scheme_name="apiKey", description="An API key of the tenant: `Authorization: Bearer KEY`")
+_basic = _BasicScheme(
+    scheme_name="basic", description="HTTP Basic with the API key as the password (any user name), as LRSs forward"
+)
+
+
 def require(scope: str):
     """A dependency that returns the principal if its key has ``scope`` (admin has every scope)."""
 
-    async def check(request: Request) -> Principal:
+    async def check(
+        request: Request, _bearer_key: Annotated[None, Security(_bearer)], _basic_key: Annotated[None, Security(_basic)]
+    ) -> Principal:
         principal = await _principal(request)
         if scope not in principal.scopes and "admin" not in principal.scopes:
             raise ApiError(403, "forbidden", f"this key lacks the {scope!r} scope", "Authorization")

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from annotated_types import Ge
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
-from engine.xapi import STANDARDS_EXTENSION, StatementError, comparable, parse_statement
+from engine.catalog import Modality
+from engine.xapi import STANDARDS_EXTENSION, StatementError, check_time, comparable, parse_statement, parse_time
 
 __all__ = [
+    "GRADE_PATTERN",
     "ID_PATTERN",
     "EventError",
     "IRI_PATTERN",
@@ -26,6 +29,8 @@ __all__ = [
 ]
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@\-]{0,127}$"
+#: a grade label the grade scale knows (case does not matter)
+GRADE_PATTERN = r"^([Pp][Kk]|[Kk][Gg]?|[Hh][Ss]|[1-9]|1[0-2])$"
 _ID = re.compile(ID_PATTERN)
 #: an absolute IRI (an xAPI activity id): a scheme, then no spaces or controls, at most 500 characters
 IRI_PATTERN = r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s\x00-\x1f\x7f]{1,500}$"
@@ -103,16 +108,19 @@ def check_item_id(value: Any, where: str) -> str:
 
 
 def _timestamp(value: Any, where: str) -> float:
-    if isinstance(value, bool):
-        raise EventError(where, f"must be an ISO-8601 time or epoch seconds, got {value!r}")
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
+    """An ISO-8601 time (naive: UTC) or epoch seconds, between 1970 and 2100."""
+    try:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise StatementError(where, f"must be an ISO-8601 time or epoch seconds, got {value!r}", "bad_timestamp")
+        if isinstance(value, str):
+            return parse_time(value, where)[0]
         try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            pass
-    raise EventError(where, f"must be an ISO-8601 time or epoch seconds, got {value!r}")
+            seconds = float(value)
+        except OverflowError:  # an integer too large for a float
+            raise StatementError(where, "must be a time between 1970 and 2100", "bad_timestamp") from None
+        return check_time(seconds, where, value)
+    except StatementError as exc:
+        raise EventError(where, exc.problem) from None
 
 
 def _outcome(correct: Any, score: Any, where: str, score_range: tuple[float, float]) -> float:
@@ -206,59 +214,88 @@ class EventsAccepted(BaseModel):
     retry: list[str] = Field(default_factory=list)
 
 
+def _iso_only(value: Any) -> Any:
+    """An ISO-8601 date-time string, nothing else (no epoch numbers, no bare numbers as text)."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            pass
+    raise ValueError(f"must be an ISO-8601 date-time, got {value!r}")
+
+
+def _number_only(value: Any) -> Any:
+    """A JSON number, not a boolean or a string."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"must be a number, got {value!r}")
+    return value
+
+
+def _integer_only(value: Any) -> Any:
+    """A JSON integer (2 or 2.0, as JSON Schema counts), not a boolean, a fraction or a string."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"must be an integer, got {value!r}")
+    return value
+
+
+#: request fields take exactly their JSON type: no coercion of 0 into false or "60" into 60
+#: (the validators come after a field's constraints, so the JSON schema shows the constraints)
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_only)]
+NUMBER = BeforeValidator(_number_only)
+INTEGER = BeforeValidator(_integer_only)
+
+
 class GoalIn(Strict):
     standards: list[str] = Field(min_length=1, max_length=200)
-    date: datetime | None = None
+    date: IsoDateTime | None = None
 
 
 class OverridesIn(Strict):
     pin_standards: list[str] = Field(default_factory=list, max_length=50)
     pin_items: list[str] = Field(default_factory=list, max_length=50)
     exclude_items: list[str] = Field(default_factory=list, max_length=500)
-    lock_goal: bool | None = None
+    lock_goal: StrictBool | None = None
 
 
 class OverridesDelete(Strict):
     pin_standards: list[str] = Field(default_factory=list)
     pin_items: list[str] = Field(default_factory=list)
     exclude_items: list[str] = Field(default_factory=list)
-    lock_goal: bool = False
-    all: bool = False
+    lock_goal: StrictBool = False
+    all: StrictBool = False
 
 
 class LearnerIn(Strict):
     interests: list[str] = Field(default_factory=list, max_length=20)
-    grade: str | None = Field(default=None, max_length=8)
+    grade: str | None = Field(default=None, pattern=GRADE_PATTERN, description="K, 1-12 or HS (PK too)")
 
 
 class PlaylistIn(Strict):
-    session_minutes: float = Field(default=60, gt=0, le=480)
-    modalities: list[str] | None = None
+    session_minutes: Annotated[float, Field(gt=0, le=480), NUMBER] = 60
+    modalities: list[Modality] | None = None
     goal: GoalIn | None = None
-    alternatives: int = Field(default=2, ge=0, le=5)
+    alternatives: Annotated[int, Field(ge=0, le=5), INTEGER] = 2
 
 
 class RotationIn(Strict):
     learners: list[str] = Field(min_length=1, max_length=60)
-    session_minutes: float = Field(default=60, gt=0, le=480)
-    block_minutes: float = Field(default=20, gt=0, le=240)
-    capacities: dict[str, int] = Field(default_factory=dict)
-    group_capacity: int = Field(default=6, ge=1, le=30)
-    teachers: int = Field(default=1, ge=1, le=5)
-    modalities: list[str] | None = None
-
-    @field_validator("capacities")
-    @classmethod
-    def _positive(cls, value: dict[str, int]) -> dict[str, int]:
-        for key, cap in value.items():
-            if cap < 0:
-                raise ValueError(f"capacity of {key!r} must be >= 0, got {cap}")
-        return value
+    session_minutes: Annotated[float, Field(gt=0, le=480), NUMBER] = 60
+    block_minutes: Annotated[float, Field(gt=0, le=240, description="longer than the session: one block"), NUMBER] = 20
+    capacities: dict[str, Annotated[int, Ge(0), INTEGER]] = Field(
+        default_factory=dict, description="seats per station (modality) in each block"
+    )
+    group_capacity: Annotated[int, Field(ge=1, le=30), INTEGER] = 6
+    teachers: Annotated[int, Field(ge=1, le=5), INTEGER] = 1
+    modalities: list[Modality] | None = None
 
 
 class PlacementAnswerIn(Strict):
     standard: str
-    correct: bool
+    correct: StrictBool
     event_id: str | None = Field(default=None, pattern=ID_PATTERN)
     item_id: str | None = None
 

@@ -574,12 +574,12 @@ class LearnerService:
 
     # ------------------------------------------------------------------ planning
     def context(
-        self, view: LearnerView, *, goal: Goal | None = None, modalities: Sequence[str] | None = None
+        self, view: LearnerView, *, goal: Goal | None = None, modalities: Sequence[str | Modality] | None = None
     ) -> PlanContext:
         return view.core.context(view.learner, self.clock(), goal=goal, modalities=self.modalities(modalities))
 
     @staticmethod
-    def modalities(names: Sequence[str] | None) -> list[Modality] | None:
+    def modalities(names: Sequence[str | Modality] | None) -> list[Modality] | None:
         if names is None:
             return None
         try:

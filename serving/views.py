@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from engine.catalog import Item
@@ -15,6 +16,7 @@ __all__ = [
     "activity_json",
     "flag_json",
     "goal_json",
+    "iso",
     "item_json",
     "overrides_json",
     "playlist_json",
@@ -24,8 +26,13 @@ __all__ = [
 ]
 
 
+def iso(ts: float | None) -> datetime | None:
+    """An epoch time as an aware UTC datetime (the API answers ISO-8601)."""
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
 def goal_json(goal: Goal | None) -> dict[str, Any] | None:
-    return None if goal is None else {"standards": list(goal.standards), "date": goal.date}
+    return None if goal is None else {"standards": list(goal.standards), "date": iso(goal.date)}
 
 
 def overrides_json(o: Overrides) -> dict[str, Any]:
@@ -141,7 +148,7 @@ def status_json(s: GoalStatus) -> dict[str, Any]:
         "estimated_activities": s.estimated_activities,
         "estimated_minutes": s.estimated_minutes,
         "estimated_days": s.estimated_days,
-        "due": s.due,
+        "due": iso(s.due),
         "status": s.status,
         "explanation": s.explanation,
     }

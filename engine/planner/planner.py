@@ -37,20 +37,39 @@ class PlanResult:
 
 def recommend(ctx: PlanContext, n: int = 1, k_alternatives: int = 2) -> PlanResult:
     """The ``n`` best activities (at most one per standard), each with up to ``k_alternatives``
-    other items on the same standard for student choice."""
+    other items on the same standard for student choice. No item is listed twice (an item on
+    several standards is offered once, where it ranks best)."""
     ranked, flags, route = rank_candidates(ctx)
-    chosen: list[Recommendation] = []
-    used: set[str] = set()
+    picked: list[Candidate] = []
+    standards: set[str] = set()
+    items: set[str] = set()
     for cand in ranked:
-        if len(chosen) >= n:
+        if len(picked) >= n:
             break
-        if cand.standard in used and cand.kind != "pinned":
+        if (cand.standard in standards and cand.kind != "pinned") or cand.item.id in items:
             continue
-        used.add(cand.standard)
-        alts = tuple(c for c in ranked if c.standard == cand.standard and c.item.id != cand.item.id)[:k_alternatives]
+        standards.add(cand.standard)
+        items.add(cand.item.id)
+        picked.append(cand)
+    chosen: list[Recommendation] = []
+    for cand in picked:
+        alts: list[Candidate] = []
+        for other in ranked:
+            if len(alts) >= k_alternatives:
+                break
+            if other.standard == cand.standard and other.item.id not in items:
+                alts.append(other)
+                items.add(other.item.id)
         chosen.append(
             Recommendation(
-                cand.item, cand.standard, cand.kind, cand.p_success, cand.score, cand.components, cand.reasons, alts
+                cand.item,
+                cand.standard,
+                cand.kind,
+                cand.p_success,
+                cand.score,
+                cand.components,
+                cand.reasons,
+                tuple(alts),
             )
         )
     return PlanResult(chosen, flags, route)

@@ -6,16 +6,21 @@ from fastapi import APIRouter, Body, Query, Request
 
 from engine.catalog import CatalogError, Modality, parse_item
 from serving.deployment import DeploymentError
-from serving.deps import AdminDep, ReadDep, ServiceDep
+from serving.deps import ERRORS, AdminDep, ReadDep, ServiceDep
+from serving.responses import ImportOut, ItemsOut, ItemsPutOut, StandardOut, UnalignedOut
 from serving.schemas import EventError, check_item_id
 from serving.service import ApiError
 from serving.stores.base import VersionConflict
-from serving.views import item_json
+from serving.views import iso, item_json
 
-router = APIRouter(prefix="/v1", tags=["standards and items"])
+router = APIRouter(prefix="/v1", tags=["standards and items"], responses=ERRORS)
 
 
-@router.get("/standards/{code}", summary="One standard with its prerequisites, dependents, parts and items")
+@router.get(
+    "/standards/{code}",
+    summary="One standard with its prerequisites, dependents, parts and items",
+    response_model=StandardOut,
+)
 def get_standard(code: str, principal: ReadDep, service: ServiceDep) -> dict[str, Any]:
     engine = service.engine
     canonical = engine.resolve_standard(code, "code")
@@ -37,12 +42,12 @@ def get_standard(code: str, principal: ReadDep, service: ServiceDep) -> dict[str
     }
 
 
-@router.get("/items", summary="The catalog the tenant sees (the shared one and its own items)")
+@router.get("/items", summary="The catalog the tenant sees (the shared one and its own items)", response_model=ItemsOut)
 def get_items(
     principal: ReadDep,
     service: ServiceDep,
     standard: str | None = None,
-    modality: str | None = None,
+    modality: Modality | None = None,
     own: Annotated[bool, Query(description="only the tenant's own items")] = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
@@ -55,15 +60,12 @@ def get_items(
         units = set(engine.graph.leaves(canonical)) | {canonical}
         items = [i for i in items if units & set(content.index.item_units.get(i.id, ())) or canonical in i.standards]
     if modality is not None:
-        try:
-            wanted = Modality(modality)
-        except ValueError:
-            raise ApiError(422, "invalid_modality", f"unknown modality {modality!r}", "modality") from None
+        wanted = Modality(modality)
         items = [i for i in items if i.modality is wanted]
     return {"total": len(items), "items": [item_json(i) for i in items[offset : offset + limit]]}
 
 
-@router.put("/items", summary="Add or update the tenant's own items (admin)")
+@router.put("/items", summary="Add or update the tenant's own items (admin)", response_model=ItemsPutOut)
 def put_items(principal: AdminDep, service: ServiceDep, body: Any = Body(...)) -> dict[str, Any]:
     """Items belong to the tenant that sends them: visible and recommendable to it only, over the
     shared catalog (an item with the id of a shared one replaces it for this tenant). Answers on
@@ -106,7 +108,11 @@ def put_items(principal: AdminDep, service: ServiceDep, body: Any = Body(...)) -
     }
 
 
-@router.get("/events/unaligned", summary="Activities answered that the tenant's catalog does not align yet")
+@router.get(
+    "/events/unaligned",
+    summary="Activities answered that the tenant's catalog does not align yet",
+    response_model=UnalignedOut,
+)
 def get_unaligned(principal: ReadDep, service: ServiceDep) -> dict[str, Any]:
     """Answers on these activities are kept; once an admin adds the activity as an item
     (``PUT /v1/items``), they count in their learners' state."""
@@ -118,14 +124,18 @@ def get_unaligned(principal: ReadDep, service: ServiceDep) -> dict[str, Any]:
                 "item_id": item_id,
                 "events": entry["events"],
                 "learners": len(entry["learners"]),
-                "first_seen": entry["first_seen"],
+                "first_seen": iso(entry["first_seen"]),
             }
             for item_id, entry in sorted(known.items())
         ],
     }
 
 
-@router.post("/standards/import", summary="Replace the standards framework with a CASE package (admin)")
+@router.post(
+    "/standards/import",
+    summary="Replace the standards framework with a CASE package (admin)",
+    response_model=ImportOut,
+)
 def import_standards(
     request: Request, principal: AdminDep, service: ServiceDep, body: Any = Body(...)
 ) -> dict[str, Any]:

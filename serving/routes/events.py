@@ -4,11 +4,11 @@ from typing import Any
 
 from fastapi import APIRouter, Body, Request
 
-from serving.deps import IngestDep, ServiceDep
+from serving.deps import ERRORS, IngestDep, ServiceDep
 from serving.schemas import EventsAccepted
 from serving.service import ApiError
 
-router = APIRouter(prefix="/v1", tags=["events"])
+router = APIRouter(prefix="/v1", tags=["events"], responses=ERRORS)
 
 EXAMPLE = {
     "id": "7f0c2c52-0001",

@@ -5,6 +5,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
+from serving.responses import ReadyOut
 from serving.stores.base import StoreUnavailable
 
 router = APIRouter(tags=["health"])
@@ -15,7 +16,12 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The store answers and a model is loaded")
+@router.get(
+    "/readyz",
+    summary="The store answers and a model is loaded",
+    response_model=ReadyOut,
+    responses={503: {"model": ReadyOut, "description": "the store does not answer"}},
+)
 def readyz(request: Request) -> Any:
     from fastapi.responses import JSONResponse
 

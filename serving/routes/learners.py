@@ -8,10 +8,23 @@ from engine.learner import Observation, PlacementStatus
 from engine.planner.context import Goal, Overrides
 from engine.planner.planner import recommend
 from engine.planner.playlist import plan_playlist
-from serving.deps import AdminDep, IngestDep, ReadDep, ServiceDep, TeacherDep
+from serving.deps import ERRORS, AdminDep, IngestDep, ReadDep, ServiceDep, TeacherDep
+from serving.responses import (
+    DeletedOut,
+    GoalSetOut,
+    LearnerOut,
+    LearnersOut,
+    NextOut,
+    OverridesSetOut,
+    PlacementOut,
+    PlaylistOut,
+    ProfileOut,
+)
 from serving.schemas import (
+    GRADE_PATTERN,
     ID_PATTERN,
     GoalIn,
+    IsoDateTime,
     LearnerIn,
     OverridesDelete,
     OverridesIn,
@@ -23,6 +36,7 @@ from serving.stores.base import StoredEvent, content_hash
 from serving.views import (
     flag_json,
     goal_json,
+    iso,
     item_json,
     overrides_json,
     playlist_json,
@@ -30,7 +44,7 @@ from serving.views import (
     status_json,
 )
 
-router = APIRouter(prefix="/v1/learners", tags=["learners"])
+router = APIRouter(prefix="/v1/learners", tags=["learners"], responses=ERRORS)
 LearnerId = Annotated[str, Path(pattern=ID_PATTERN, description="Pseudonymous learner id")]
 
 
@@ -41,7 +55,7 @@ def _goal(service, body: GoalIn | None) -> Goal | None:
     return Goal(tuple(codes), body.date.timestamp() if body.date else None)
 
 
-@router.post("/{learner_id}", summary="Create a learner or update interests and grade")
+@router.post("/{learner_id}", summary="Create a learner or update interests and grade", response_model=LearnerOut)
 def put_learner(learner_id: LearnerId, body: LearnerIn, principal: IngestDep, service: ServiceDep) -> dict[str, Any]:
     def change(view: LearnerView) -> dict[str, Any]:
         view.meta.interests = tuple(dict.fromkeys(t.strip().lower() for t in body.interests if t.strip()))
@@ -55,7 +69,7 @@ def put_learner(learner_id: LearnerId, body: LearnerIn, principal: IngestDep, se
 GradeHint = Annotated[
     str | None,
     Query(
-        max_length=8,
+        pattern=GRADE_PATTERN,
         description=(
             "The learner's grade (K, 1-12, HS): the hint of the starting belief of a learner the server has not "
             "seen yet (a stored grade wins)"
@@ -64,7 +78,7 @@ GradeHint = Annotated[
 ]
 
 
-@router.get("/{learner_id}/next", summary="The next activities for a learner")
+@router.get("/{learner_id}/next", summary="The next activities for a learner", response_model=NextOut)
 def get_next(
     learner_id: LearnerId,
     principal: ReadDep,
@@ -85,7 +99,7 @@ def get_next(
     }
 
 
-@router.post("/{learner_id}/playlist", summary="A time-boxed Individual Rotation playlist")
+@router.post("/{learner_id}/playlist", summary="A time-boxed Individual Rotation playlist", response_model=PlaylistOut)
 def post_playlist(
     learner_id: LearnerId, body: PlaylistIn, principal: ReadDep, service: ServiceDep, grade: GradeHint = None
 ) -> dict[str, Any]:
@@ -95,14 +109,50 @@ def post_playlist(
     return {"learner_id": learner_id, "model_version": view.loaded.version, **playlist_json(playlist)}
 
 
-@router.get("/{learner_id}/profile", summary="Mastery per standard, goal route, time to goal, recent evidence")
+@router.get(
+    "/{learner_id}/profile",
+    summary="Mastery per standard, goal route, time to goal, recent evidence",
+    response_model=ProfileOut,
+)
 def get_profile(
-    learner_id: LearnerId, principal: ReadDep, service: ServiceDep, recent: Annotated[int, Query(ge=0, le=200)] = 20
+    learner_id: LearnerId,
+    principal: ReadDep,
+    service: ServiceDep,
+    recent: Annotated[int, Query(ge=0, le=200)] = 20,
+    standards: Annotated[
+        str | None, Query(description="comma-separated codes: only these standards (and their parts)")
+    ] = None,
+    grade: Annotated[
+        str | None, Query(max_length=8, description="only the standards of this grade (K, 1-8, HS)")
+    ] = None,
+    changed_since: Annotated[
+        IsoDateTime | None, Query(description="ISO-8601: only evidence (and the standards it touched) since then")
+    ] = None,
 ) -> dict[str, Any]:
     view = service.load(principal.tenant, learner_id)
     profile = view.core.profile(view.learner, service.clock())
     meta = view.meta
-    events = service.store.events(principal.tenant, learner_id)[-recent:] if recent else []
+    graph = service.engine.graph
+    wanted: set[str] | None = None
+    if standards is not None:
+        codes = [c.strip() for c in standards.split(",") if c.strip()]
+        resolved = [service.engine.resolve_standard(c, f"standards[{i}]") for i, c in enumerate(codes)]
+        wanted = {u for code in resolved for u in (code, *graph.leaves(code))}
+    since = changed_since.timestamp() if changed_since is not None else None
+    log = service.store.events(principal.tenant, learner_id) if (recent or since is not None) else []
+    if since is not None:
+        log = [e for e in log if e.timestamp >= since]
+        touched = {
+            u for e in log for code in e.standards if code in graph.standards for u in (code, *graph.leaves(code))
+        }
+        wanted = touched if wanted is None else wanted & touched
+    mastery = {
+        code: {"p": m.p, "uncertainty": m.uncertainty, "evidence": m.evidence, "status": m.status}
+        for code, m in profile.mastery.items()
+        if (wanted is None or code in wanted)
+        and (grade is None or graph.standards[code].grade == grade.strip().upper())
+    }
+    events = log[-recent:] if recent else []
     return {
         "learner_id": learner_id,
         "model_version": view.loaded.version,
@@ -114,26 +164,51 @@ def get_profile(
         "gps": status_json(profile.gps),
         "mastered": profile.mastered,
         "placement": None if meta.placement is None else meta.placement.to_json(),
-        "mastery": {
-            code: {"p": m.p, "uncertainty": m.uncertainty, "evidence": m.evidence, "status": m.status}
-            for code, m in profile.mastery.items()
-        },
+        "mastery": mastery,
         "recent_evidence": [
             {
                 "id": e.id,
                 "item_id": e.item_id,
                 "standards": list(e.standards),
                 "correct": e.correct,
-                "timestamp": e.timestamp,
+                "timestamp": iso(e.timestamp),
                 "source": e.source,
+                "kind": e.kind,
             }
             for e in reversed(events)
         ],
         "events": view.record.event_count,
+        "updated": iso(view.record.updated) if view.record.updated else None,
     }
 
 
-@router.put("/{learner_id}/goal", summary="Set the learner's goal (teacher)")
+@router.get("", summary="The tenant's learners, a page at a time", response_model=LearnersOut)
+def get_learners(
+    principal: ReadDep,
+    service: ServiceDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    ids = [learner for _, learner in service.store.learners(principal.tenant)]
+    page = ids[offset : offset + limit]
+    records = service.store.get_many(principal.tenant, page)
+    learners = []
+    for learner in page:
+        record = records.get(learner)
+        if record is None:  # erased meanwhile
+            continue
+        learners.append(
+            {
+                "learner_id": learner,
+                "grade": record.meta.get("grade"),
+                "events": record.event_count,
+                "updated": iso(record.updated) if record.updated else None,
+            }
+        )
+    return {"total": len(ids), "learners": learners}
+
+
+@router.put("/{learner_id}/goal", summary="Set the learner's goal (teacher)", response_model=GoalSetOut)
 def put_goal(learner_id: LearnerId, body: GoalIn, principal: TeacherDep, service: ServiceDep) -> dict[str, Any]:
     goal = _goal(service, body)
 
@@ -144,7 +219,11 @@ def put_goal(learner_id: LearnerId, body: GoalIn, principal: TeacherDep, service
     return service.mutate(principal.tenant, learner_id, change, create=True)
 
 
-@router.post("/{learner_id}/overrides", summary="Pin standards or items, exclude items, lock the goal (teacher)")
+@router.post(
+    "/{learner_id}/overrides",
+    summary="Pin standards or items, exclude items, lock the goal (teacher)",
+    response_model=OverridesSetOut,
+)
 def post_overrides(
     learner_id: LearnerId, body: OverridesIn, principal: TeacherDep, service: ServiceDep
 ) -> dict[str, Any]:
@@ -166,7 +245,7 @@ def post_overrides(
     return service.mutate(principal.tenant, learner_id, change)
 
 
-@router.delete("/{learner_id}/overrides", summary="Remove overrides (teacher)")
+@router.delete("/{learner_id}/overrides", summary="Remove overrides (teacher)", response_model=OverridesSetOut)
 def delete_overrides(
     learner_id: LearnerId, principal: TeacherDep, service: ServiceDep, body: OverridesDelete | None = None
 ) -> dict[str, Any]:
@@ -190,7 +269,7 @@ def delete_overrides(
     return service.mutate(principal.tenant, learner_id, change)
 
 
-@router.delete("/{learner_id}", summary="Erase every trace of a learner (admin)")
+@router.delete("/{learner_id}", summary="Erase every trace of a learner (admin)", response_model=DeletedOut)
 def delete_learner(learner_id: LearnerId, principal: AdminDep, service: ServiceDep) -> dict[str, Any]:
     if not service.store.delete_learner(principal.tenant, learner_id):
         raise ApiError(404, "unknown_learner", f"unknown learner {learner_id!r}", "learner_id")
@@ -214,7 +293,7 @@ def _placement_json(learner_id: str, status: PlacementStatus) -> dict[str, Any]:
     }
 
 
-@router.post("/{learner_id}/placement", summary="Start (or resume) the entry diagnostic")
+@router.post("/{learner_id}/placement", summary="Start (or resume) the entry diagnostic", response_model=PlacementOut)
 def start_placement(
     learner_id: LearnerId, principal: IngestDep, service: ServiceDep, restart: bool = False
 ) -> dict[str, Any]:
@@ -224,7 +303,9 @@ def start_placement(
     return service.mutate(principal.tenant, learner_id, change, create=True)
 
 
-@router.post("/{learner_id}/placement/answers", summary="Answer the current placement question")
+@router.post(
+    "/{learner_id}/placement/answers", summary="Answer the current placement question", response_model=PlacementOut
+)
 def answer_placement(
     learner_id: LearnerId, body: PlacementAnswerIn, principal: IngestDep, service: ServiceDep
 ) -> dict[str, Any]:
@@ -244,7 +325,7 @@ def answer_placement(
             )
         if unit != status.question:
             raise ApiError(
-                422, "unexpected_answer", f"the current question is about {status.question}, not {unit}", "standard"
+                409, "unexpected_answer", f"the current question is about {status.question}, not {unit}", "standard"
             )
         question_item = item or status.item
         if question_item is None:

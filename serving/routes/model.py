@@ -4,20 +4,29 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from serving.deps import AdminDep, ReadDep, ServiceDep
+from serving.deps import ERRORS, AdminDep, ReadDep, ServiceDep
 from serving.model_provider import ModelLoadError
+from serving.responses import ModelOut, ReloadOut
 from serving.schemas import ModelReloadIn
 from serving.service import ApiError
+from serving.views import iso
 
-router = APIRouter(prefix="/v1/model", tags=["model"])
+router = APIRouter(prefix="/v1/model", tags=["model"], responses=ERRORS)
 
 
-@router.get("", summary="The model that serves recommendations")
+@router.get("", summary="The model that serves recommendations", response_model=ModelOut)
 def get_model(request: Request, principal: ReadDep, service: ServiceDep) -> dict[str, Any]:
-    return {**service.engine.models.describe(), "deployment": request.app.state.deployment.describe()}
+    described = service.engine.models.describe()
+    return {
+        **described,
+        "loaded_at": iso(described["loaded_at"]),
+        "deployment": request.app.state.deployment.describe(),
+    }
 
 
-@router.post("/reload", summary="Load a model (default: the configured URI) and swap it in (admin)")
+@router.post(
+    "/reload", summary="Load a model (default: the configured URI) and swap it in (admin)", response_model=ReloadOut
+)
 def reload_model(
     request: Request, principal: AdminDep, service: ServiceDep, body: ModelReloadIn | None = None
 ) -> dict[str, Any]:
@@ -34,4 +43,5 @@ def reload_model(
         request.app.state.metrics.reload("refused")
         raise ApiError(409, "model_refused", f"{exc}; still serving {previous}", "uri") from None
     request.app.state.metrics.reload("swapped")
-    return {"previous": previous, **holder.describe(), "version": loaded.version}
+    described = holder.describe()
+    return {"previous": previous, **described, "loaded_at": iso(described["loaded_at"]), "version": loaded.version}

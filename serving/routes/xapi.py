@@ -18,10 +18,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Request, Response
 
-from serving.deps import IngestDep, ServiceDep
+from serving.deps import ERRORS, IngestDep, ServiceDep
 from serving.service import ApiError
 
-router = APIRouter(prefix="/xapi", tags=["xapi"])
+router = APIRouter(prefix="/xapi", tags=["xapi"], responses=ERRORS)
 
 VERSIONS = ("1.0.3", "2.0.0")
 _VERSION = re.compile(r"^(1\.0|2\.0)(\.\d+)?$")
@@ -36,9 +36,9 @@ STATEMENT = {
 }
 
 
-def _check_version(version: str | None) -> None:
+def _check_version(version: str) -> None:
     """A client states its xAPI version; an LRS forwarding may not (Ralph does not): 1.0.3 then."""
-    if version is not None and not _VERSION.match(version.strip()):
+    if not _VERSION.match(version.strip()):
         raise ApiError(
             400,
             "unsupported_version",
@@ -82,7 +82,7 @@ def post_statements(
     principal: IngestDep,
     service: ServiceDep,
     body: Any = Body(..., examples=[STATEMENT, [STATEMENT]]),
-    version: Annotated[str | None, Header(alias="X-Experience-API-Version")] = None,
+    version: Annotated[str, Header(alias="X-Experience-API-Version", pattern=r"^(1\.0|2\.0)(\.\d+)?$")] = "1.0.3",
 ) -> list[str]:
     """The ids of the statements, in order (xAPI). Answers are folded into the learners' state,
     other statements are kept."""
@@ -100,7 +100,7 @@ def put_statement(
     service: ServiceDep,
     statement_id: Annotated[str, Query(alias="statementId", min_length=1, max_length=128)],
     body: Any = Body(..., examples=[STATEMENT]),
-    version: Annotated[str | None, Header(alias="X-Experience-API-Version")] = None,
+    version: Annotated[str, Header(alias="X-Experience-API-Version", pattern=r"^(1\.0|2\.0)(\.\d+)?$")] = "1.0.3",
 ) -> Response:
     _check_version(version)
     if not isinstance(body, dict):

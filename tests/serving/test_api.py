@@ -374,7 +374,7 @@ def test_placement_flow(api) -> None:
     state = c.post("/v1/learners/s9/placement", headers=h).json()
     assert state["asked"] == 0 and state["question"]["item"] is not None
     wrong = c.post("/v1/learners/s9/placement/answers", json={"standard": "HSA-SSE.A.1", "correct": True}, headers=h)
-    assert wrong.status_code == 422 and "current question" in wrong.json()["error"]["message"]
+    assert wrong.status_code == 409 and "current question" in wrong.json()["error"]["message"]
     for _ in range(40):
         if state["finished"]:
             break

@@ -209,7 +209,7 @@ def test_the_statements_resource_speaks_xapi(any_api) -> None:
     unversioned = c.post("/xapi/statements", json=one, headers={"Authorization": basic["Authorization"]})
     assert unversioned.status_code == 200  # an LRS forwarding may not say its version (Ralph does not)
     bad = c.post("/xapi/statements", json=one, headers={**basic, "X-Experience-API-Version": "0.95"})
-    assert bad.status_code == 400 and bad.json()["error"]["field"] == "X-Experience-API-Version"
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "header.X-Experience-API-Version"
     invalid = c.post("/xapi/statements", json=statement("failed", {"success": True}), headers=basic)
     assert invalid.status_code == 400
     conflicting = c.post("/xapi/statements", json={**one, "result": {"success": False}}, headers=basic)

@@ -1,0 +1,333 @@
+"""The API's answers as typed models: what the OpenAPI document declares and every response is
+checked against. Times are ISO-8601 (UTC)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+__all__ = [
+    "ActivityOut",
+    "DeletedOut",
+    "ErrorOut",
+    "GoalOut",
+    "GoalSetOut",
+    "ImportOut",
+    "ItemOut",
+    "ItemsOut",
+    "ItemsPutOut",
+    "LearnerOut",
+    "LearnersOut",
+    "ModelOut",
+    "NextOut",
+    "OverridesOut",
+    "OverridesSetOut",
+    "PlacementOut",
+    "PlaylistOut",
+    "ProfileOut",
+    "ReadyOut",
+    "ReloadOut",
+    "RotationOut",
+    "StandardOut",
+    "StatusOut",
+    "UnalignedOut",
+]
+
+
+class ItemOut(BaseModel):
+    id: str
+    title: str
+    standards: list[str]
+    modality: str
+    duration_minutes: float
+    difficulty: float | None = None
+    url: str | None = None
+    tags: list[str] = []
+    language: str | None = None
+    source: str | None = None
+    mastery_check: bool = False
+
+
+class AlternativeOut(BaseModel):
+    item: ItemOut
+    standard: str
+    p_success: float
+    score: float
+
+
+class RecommendationOut(BaseModel):
+    item: ItemOut
+    standard: str
+    kind: str = Field(description="learn, test_out, remediation, recheck, reverify, review, explore or pinned")
+    p_success: float = Field(description="predicted probability of success, in (0, 1)")
+    score: float
+    components: dict[str, float] = Field(description="each score component in [0, 1], before weighting")
+    reasons: list[str]
+    alternatives: list[AlternativeOut] = Field(description="other items on the same standard (student choice)")
+
+
+class FlagOut(BaseModel):
+    standard: str
+    reason: str
+    suggested_modality: str
+    remediation: str | None = None
+
+
+class NextOut(BaseModel):
+    learner_id: str
+    model_version: str
+    recommendations: list[RecommendationOut]
+    flags: list[FlagOut]
+
+
+class ActivityOut(BaseModel):
+    start_minute: float
+    minutes: float
+    modality: str
+    item: ItemOut
+    standard: str
+    kind: str
+    p_success: float | None = None
+    reasons: list[str]
+    alternatives: list[AlternativeOut]
+    group: str | None = None
+
+
+class PlaylistBody(BaseModel):
+    session_minutes: float
+    activities: list[ActivityOut]
+    free_minutes: float
+    flags: list[FlagOut]
+    route: list[str]
+
+
+class PlaylistOut(PlaylistBody):
+    learner_id: str
+    model_version: str
+
+
+class GroupOut(BaseModel):
+    id: str
+    standard: str
+    item: ItemOut
+    learners: list[str]
+    block: int
+    start_minute: float
+    minutes: float
+    reason: str
+
+
+class RotationOut(BaseModel):
+    class_id: str
+    model_version: str | list[str]
+    session_minutes: float
+    block_minutes: float
+    groups: list[GroupOut]
+    playlists: dict[str, PlaylistBody]
+    station_load: list[dict[str, int]]
+
+
+class StatusOut(BaseModel):
+    goal: list[str]
+    route: list[str]
+    mastered_on_goal: int
+    goal_standards: int
+    estimated_activities: float
+    estimated_minutes: float
+    estimated_days: float
+    due: datetime | None = None
+    status: str = Field(description="reached, on_track, at_risk, no_date or no_goal")
+    explanation: str
+
+
+class GoalOut(BaseModel):
+    standards: list[str]
+    date: datetime | None = None
+
+
+class OverridesOut(BaseModel):
+    pin_standards: list[str]
+    pin_items: list[str]
+    exclude_items: list[str]
+    lock_goal: bool
+
+
+class PlacementSummaryOut(BaseModel):
+    grade_band: str
+    confidence: float
+    questions: int
+    mastered: list[str]
+
+
+class MasteryOut(BaseModel):
+    p: float
+    uncertainty: float
+    evidence: int
+    status: str = Field(description="mastered, in_progress, likely_known or not_started")
+
+
+class EvidenceOut(BaseModel):
+    id: str
+    item_id: str
+    standards: list[str]
+    correct: float | None = None
+    timestamp: datetime
+    source: str
+    kind: str
+
+
+class ProfileOut(BaseModel):
+    learner_id: str
+    model_version: str
+    interests: list[str]
+    grade: str | None = None
+    level: float | None = None
+    goal: GoalOut | None = None
+    overrides: OverridesOut
+    gps: StatusOut
+    mastered: list[str]
+    placement: PlacementSummaryOut | None = None
+    mastery: dict[str, MasteryOut]
+    recent_evidence: list[EvidenceOut]
+    events: int
+    updated: datetime | None = None
+
+
+class LearnerOut(BaseModel):
+    learner_id: str
+    interests: list[str]
+    grade: str | None = None
+
+
+class LearnerSummary(BaseModel):
+    learner_id: str
+    grade: str | None = None
+    events: int
+    updated: datetime | None = None
+
+
+class LearnersOut(BaseModel):
+    total: int
+    learners: list[LearnerSummary]
+
+
+class GoalSetOut(BaseModel):
+    learner_id: str
+    goal: GoalOut
+
+
+class OverridesSetOut(BaseModel):
+    learner_id: str
+    overrides: OverridesOut
+
+
+class DeletedOut(BaseModel):
+    learner_id: str
+    deleted: bool
+
+
+class QuestionOut(BaseModel):
+    standard: str
+    item: ItemOut | None = None
+
+
+class PlacementOut(BaseModel):
+    learner_id: str
+    asked: int
+    max_questions: int
+    finished: bool
+    question: QuestionOut | None = None
+    grade_band: str
+    confidence: float
+    mastered: list[str] | None = None
+
+
+class CodeName(BaseModel):
+    code: str | None = None
+    name: str | None = None
+
+
+class StandardOut(BaseModel):
+    code: str
+    description: str | None = None
+    grade: str | None = None
+    domain: CodeName
+    cluster: CodeName
+    parent: str | None = None
+    parts: list[str]
+    aliases: list[str]
+    prerequisites: list[str]
+    dependents: list[str]
+    related: list[str]
+    items: list[str]
+
+
+class ItemsOut(BaseModel):
+    total: int
+    items: list[ItemOut]
+
+
+class ItemsPutOut(BaseModel):
+    created: int
+    updated: int
+    items: int
+    learners_rebuilt: int
+
+
+class UnalignedActivity(BaseModel):
+    item_id: str
+    events: int
+    learners: int
+    first_seen: datetime
+
+
+class UnalignedOut(BaseModel):
+    total: int
+    activities: list[UnalignedActivity]
+
+
+class ImportOut(BaseModel):
+    title: str | None = None
+    standards: int
+    prerequisite_edges: int
+    items_kept: int
+    items_dropped: int
+    model_version: str
+    warnings: list[str]
+
+
+class DeploymentOut(BaseModel):
+    applied_versions: dict[str, int]
+    last_error: str | None = None
+
+
+class ModelOut(BaseModel):
+    version: str | None = None
+    name: str | None = None
+    source: str | None = None
+    loaded_at: datetime | None = None
+    last_error: str | None = None
+    deployment: DeploymentOut | None = None
+
+
+class ReloadOut(ModelOut):
+    previous: str
+
+
+class ReadyOut(BaseModel):
+    status: str
+    store: str
+    model_version: str | None = None
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="a stable code, e.g. unknown_learner, invalid_event, busy")
+    message: str
+    field: str | None = Field(None, description="the field at fault, as a JSON path (events[3].result.success)")
+    problems: list[dict[str, Any]] | None = None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail
