@@ -22,6 +22,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from configs import ZPDConfig, load_config
 from engine.case import CaseOptions
@@ -64,6 +65,16 @@ def _error(status: int, code: str, message: str, field: str | None = None) -> JS
     )
 
 
+async def _authorized(request: Request) -> bool:
+    from serving.deps import principal_of
+
+    try:
+        await principal_of(request)
+        return True
+    except ApiError:
+        return False
+
+
 def _install_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -76,8 +87,20 @@ def _install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI parses the body before the key is checked: a request without a valid key gets
+        # 401 whatever its body, so a bad body says nothing to a caller who may not call at all
+        if request.url.path.startswith(("/v1/", "/xapi/statements")) and not await _authorized(request):
+            return _error(
+                401,
+                "unauthorized",
+                "send a valid API key (Bearer, or HTTP Basic with the key as password)",
+                "Authorization",
+            )
         problems = [
-            {"field": ".".join(str(p) for p in err["loc"] if p != "body") or "body", "message": err["msg"]}
+            {
+                "field": ".".join(str(p) for p in err["loc"] if p not in ("body", "[key]")) or "body",
+                "message": err["msg"],
+            }
             for err in exc.errors()
         ]
         first = problems[0] if problems else {"field": None, "message": "invalid request"}
@@ -98,11 +121,14 @@ def _install_handlers(app: FastAPI) -> None:
         message = f"no route {request.method} {request.url.path}" if exc.status_code in (404, 405) else str(exc.detail)
         response = _error(exc.status_code, code, message)
         if exc.status_code == 405:  # RFC 9110: Allow lists every method of the path (routes may split them)
-            methods = set()
-            for route in request.app.routes:
-                regex, allowed = getattr(route, "path_regex", None), getattr(route, "methods", None)
-                if regex is not None and allowed and regex.match(request.url.path):
-                    methods |= set(allowed)
+            methods = {
+                method
+                for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+                if any(
+                    route.matches({**request.scope, "method": method})[0] is Match.FULL
+                    for route in request.app.router.routes
+                )
+            }
             response.headers["Allow"] = ", ".join(sorted(methods))
         elif exc.headers:
             response.headers.update(exc.headers)

@@ -43,7 +43,7 @@ async def get_service(request: Request) -> LearnerService:
 ServiceDep = Annotated[LearnerService, Depends(get_service)]
 
 
-async def _principal(request: Request) -> Principal:
+async def principal_of(request: Request) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "basic" and token:  # an LRS forwarding: any user name, the API key as password
@@ -70,14 +70,14 @@ async def _principal(request: Request) -> Principal:
 
 
 class _BearerScheme(HTTPBearer):
-    """Declares the Bearer scheme in the OpenAPI document; :func:`_principal` reads the header."""
+    """Declares the Bearer scheme in the OpenAPI document; :func:`principal_of` reads the header."""
 
     async def __call__(self, request: Request) -> None:  # type: ignore[override]
         return None
 
 
 class _BasicScheme(HTTPBasic):
-    """Declares HTTP Basic (the API key as the password, for LRS forwarding); read by :func:`_principal`."""
+    """Declares HTTP Basic (the API key as the password, for LRS forwarding); read by :func:`principal_of`."""
 
     async def __call__(self, request: Request) -> None:  # type: ignore[override]
         return None
@@ -95,7 +95,7 @@ def require(scope: str):
     async def check(
         request: Request, _bearer_key: Annotated[None, Security(_bearer)], _basic_key: Annotated[None, Security(_basic)]
     ) -> Principal:
-        principal = await _principal(request)
+        principal = await principal_of(request)
         if scope not in principal.scopes and "admin" not in principal.scopes:
             raise ApiError(403, "forbidden", f"this key lacks the {scope!r} scope", "Authorization")
         return principal

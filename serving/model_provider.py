@@ -9,6 +9,7 @@ to load or fails the smoke test is refused and the old model keeps serving.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import tempfile
@@ -59,12 +60,41 @@ def _digest(folder: Path) -> str:
     return h.hexdigest()[:10]
 
 
+_clients: dict[str, Any] = {}
+_clients_lock = threading.Lock()
+
+
+def registry_client(tracking_uri: str) -> Any:
+    """An MLflow client, one per process and tracking URI. With a SQLite tracking store, the first
+    one is made under a file lock next to the database: several workers starting on a fresh data
+    directory would otherwise race to create and migrate its tables."""
+    from mlflow import MlflowClient
+
+    with _clients_lock:
+        client = _clients.get(tracking_uri)
+        if client is not None:
+            return client
+        path = Path(tracking_uri.removeprefix("sqlite:///")) if tracking_uri.startswith("sqlite:///") else None
+        if path is None:
+            client = MlflowClient(tracking_uri=tracking_uri)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path.with_name(path.name + ".lock"), "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                try:
+                    client = MlflowClient(tracking_uri=tracking_uri)
+                    client.search_registered_models(max_results=1)  # creates and migrates the tables
+                finally:
+                    fcntl.flock(lock, fcntl.LOCK_UN)
+        _clients[tracking_uri] = client
+        return client
+
+
 def _from_mlflow(uri: str, tracking_uri: str) -> tuple[LearnerModel, str]:
     """Download a registered model version's artifact folder and load it (never unpickles)."""
     import mlflow
-    from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=tracking_uri)
+    client = registry_client(tracking_uri)
     body = uri.removeprefix("models:/")
     if "@" in body:
         name, alias = body.split("@", 1)
@@ -85,11 +115,9 @@ def current_version(uri: str, tracking_uri: str) -> str | None:
     """The version a ``models:/NAME@ALIAS`` URI points to now (a cheap registry lookup), else None."""
     if not uri.startswith("models:/") or "@" not in uri:
         return None
-    from mlflow import MlflowClient
-
     name, alias = uri.removeprefix("models:/").split("@", 1)
     try:
-        return f"{name}/{MlflowClient(tracking_uri=tracking_uri).get_model_version_by_alias(name, alias).version}"
+        return f"{name}/{registry_client(tracking_uri).get_model_version_by_alias(name, alias).version}"
     except Exception as exc:  # an unreachable registry or a missing alias: keep serving
         raise ModelLoadError(f"cannot resolve {uri!r}: {type(exc).__name__}: {exc}") from None
 

@@ -8,7 +8,7 @@ Events arrive as native objects (``id``, ``learner_id``, ``item_id``, ``correct`
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from annotated_types import Ge
@@ -215,15 +215,21 @@ class EventsAccepted(BaseModel):
 
 
 def _iso_only(value: Any) -> Any:
-    """An ISO-8601 date-time string, nothing else (no epoch numbers, no bare numbers as text)."""
-    if isinstance(value, datetime):
-        return value
+    """An ISO-8601 date-time string (a time without a zone is UTC), between 1970 and 2100; nothing
+    else (no epoch numbers, no bare numbers as text)."""
+    parsed = value if isinstance(value, datetime) else None
     if isinstance(value, str):
         try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
         except ValueError:
-            pass
-    raise ValueError(f"must be an ISO-8601 date-time, got {value!r}")
+            parsed = None
+    if parsed is None:
+        raise ValueError(f"must be an ISO-8601 date-time, got {value!r}")
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    if not datetime(1970, 1, 1, tzinfo=UTC) <= parsed <= datetime(2100, 1, 1, tzinfo=UTC):
+        raise ValueError(f"must be a date between 1970 and 2100, got {value!r}")
+    return parsed
 
 
 def _number_only(value: Any) -> Any:
@@ -285,7 +291,7 @@ class RotationIn(Strict):
     learners: list[str] = Field(min_length=1, max_length=60)
     session_minutes: Annotated[float, Field(gt=0, le=480), NUMBER] = 60
     block_minutes: Annotated[float, Field(gt=0, le=240, description="longer than the session: one block"), NUMBER] = 20
-    capacities: dict[str, Annotated[int, Ge(0), INTEGER]] = Field(
+    capacities: dict[Modality, Annotated[int, Ge(0), INTEGER]] = Field(
         default_factory=dict, description="seats per station (modality) in each block"
     )
     group_capacity: Annotated[int, Field(ge=1, le=30), INTEGER] = 6

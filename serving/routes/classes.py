@@ -34,7 +34,7 @@ def post_rotation(
         contexts,
         body.session_minutes,
         min(body.block_minutes, body.session_minutes),  # a block longer than the session is the session
-        body.capacities,
+        {modality.value: seats for modality, seats in body.capacities.items()},
         body.group_capacity,
         body.teachers,
     )

@@ -28,10 +28,10 @@ def readyz(request: Request) -> Any:
     service = request.app.state.service
     try:
         service.store.ping()
-    except StoreUnavailable as exc:
-        return JSONResponse({"status": "unavailable", "store": str(exc)}, status_code=503)
+    except StoreUnavailable:
+        return JSONResponse({"status": "unavailable", "store": service.store.url.split(":", 1)[0]}, status_code=503)
     model = service.engine.models.current
-    return {"status": "ready", "store": service.store.url.split("@")[-1], "model_version": model.version}
+    return {"status": "ready", "store": service.store.url.split(":", 1)[0], "model_version": model.version}
 
 
 @router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")

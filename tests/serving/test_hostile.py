@@ -1,0 +1,159 @@
+"""Hostile and careless input never gets a 5xx: each case answers a 4xx naming the field; a caller
+without a key learns nothing about bodies; readiness shows no internal path; deletion leaves no
+byte of the learner in the store's files, for many small and large learners."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+ITEM = "gen-K.CC.A.1-check"
+RAW = {"content-type": "application/json"}
+
+
+def native(i: int, learner: str = "s1", **extra) -> dict:
+    return {"id": f"h{i}", "learner_id": learner, "item_id": ITEM, "correct": True, **extra}
+
+
+def raw_event(timestamp: str) -> str:
+    """A native event with the timestamp written as raw JSON text (NaN, 1e400... are not JSON values)."""
+    return '{"id":"e1","learner_id":"s1","item_id":"' + ITEM + '","correct":true,"timestamp":' + timestamp + "}"
+
+
+BAD_EVENTS = [
+    (
+        "a 401-digit timestamp",
+        raw_event("9" * 401),
+        "events[0].timestamp",
+    ),
+    (
+        "NaN",
+        raw_event("NaN"),
+        "events[0].timestamp",
+    ),
+    (
+        "Infinity",
+        raw_event("Infinity"),
+        "events[0].timestamp",
+    ),
+    (
+        "1e400",
+        raw_event("1e400"),
+        "events[0].timestamp",
+    ),
+    ("before 1970", json.dumps(native(1, timestamp=-1)), "events[0].timestamp"),
+    ("year 1", json.dumps(native(1, timestamp="0001-01-01T00:00:00")), "events[0].timestamp"),
+    ("after 2100", json.dumps(native(1, timestamp="2999-01-01T00:00:00Z")), "events[0].timestamp"),
+    ("a score above 1", json.dumps({**native(1), "correct": None, "score": 1.5}), "events[0].score"),
+    ("correct as text", json.dumps({**native(1), "correct": "yes"}), "events[0].correct"),
+    ("no learner", json.dumps({"id": "e1", "item_id": ITEM, "correct": True}), "events[0].learner_id"),
+    (
+        "a statement without a verb",
+        json.dumps({"id": "x1", "actor": {"mbox": "mailto:a@b.c"}, "object": {"id": "https://a.example/q"}}),
+        "events[0].verb.id",
+    ),
+    (
+        "a statement without an actor id",
+        json.dumps(
+            {
+                "id": "x1",
+                "actor": {"name": "Ana"},
+                "verb": {"id": "http://adlnet.gov/expapi/verbs/answered"},
+                "object": {"id": "https://a.example/q"},
+                "result": {"success": True},
+            }
+        ),
+        "events[0].actor",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "body", "field"), BAD_EVENTS, ids=[c for c, _, _ in BAD_EVENTS])
+def test_bad_events_are_a_4xx_naming_the_field(api, case, body, field) -> None:
+    r = api.client.post("/v1/events", content=body, headers={**api.h(), **RAW})
+    assert r.status_code == 422, (case, r.status_code, r.text)
+    assert r.json()["error"]["field"] == field, (case, r.json())
+    assert api.store.get("tenant-a", "s1") is None
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("PUT", "/v1/learners/s1/goal", {"standards": ["1.OA.A.1"], "date": "0001-01-01"}, "date"),
+        (
+            "POST",
+            "/v1/learners/s1/playlist",
+            {"goal": {"standards": ["1.OA.A.1"], "date": "0001-01-01T00:00:00"}},
+            "goal.date",
+        ),
+        ("POST", "/v1/classes/c1/rotation", {"learners": ["s1"], "capacities": {"library": 3}}, "capacities.library"),
+        ("POST", "/v1/learners/s1/playlist", {"session_minutes": "60"}, "session_minutes"),
+        ("POST", "/v1/learners/s1/overrides", {"lock_goal": 1}, "lock_goal"),
+        ("GET", "/v1/learners/s1/profile?changed_since=1700000000", None, "query.changed_since"),
+    ],
+)
+def test_bad_requests_are_a_4xx_naming_the_field(api, method, path, body, field) -> None:
+    api.client.post("/v1/events", json=native(1), headers=api.h())
+    r = api.client.request(method, path, json=body, headers=api.h())
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["field"] == field
+
+
+def test_a_caller_without_a_key_learns_nothing_about_bodies(api) -> None:
+    for path in ("/v1/events", "/xapi/statements"):
+        r = api.client.post(path, content=b"{not json", headers=RAW)
+        assert r.status_code == 401, (path, r.status_code)
+        wrong = api.client.post(path, content=b"{not json", headers={**RAW, "Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+    assert api.client.post("/v1/events", content=b"{not json", headers={**api.h(), **RAW}).status_code == 422
+
+
+def test_readiness_shows_no_internal_path(api) -> None:
+    ready = api.client.get("/readyz").json()
+    assert ready["status"] == "ready" and ready["store"] == "sqlite" and "/" not in json.dumps(ready)
+
+
+def test_405_lists_every_method_of_the_path(api) -> None:
+    r = api.client.request("PATCH", "/v1/items", headers=api.h())
+    assert r.status_code == 405 and set(r.headers["Allow"].split(", ")) == {"GET", "PUT"}
+
+
+def test_deletion_leaves_no_byte_of_many_learners(any_api, request) -> None:
+    """30 learners with 1-3 events and 5 with 200 each; half of them erased; after the store is
+    closed, none of the erased learners' ids or event ids is anywhere in its files."""
+    c, h, store = any_api.client, any_api.h(), any_api.store
+    learners = {f"kid-{k:02d}-x9q": (1 + k % 3) for k in range(30)} | {f"big-{k}-x9q": 200 for k in range(5)}
+    for learner, n in learners.items():
+        events = [
+            {
+                "id": f"ev-{learner}-{i}",
+                "learner_id": learner,
+                "item_id": ITEM,
+                "correct": i % 2 == 0,
+                "timestamp": 1790000000 + i,
+            }
+            for i in range(n)
+        ]
+        for start in range(0, n, 100):
+            assert c.post("/v1/events", json=events[start : start + 100], headers=h).status_code == 200
+    erased = [learner for k, learner in enumerate(learners) if k % 2 == 0]
+    for learner in erased:
+        assert c.delete(f"/v1/learners/{learner}", headers=h).status_code == 200
+    if store.url.startswith("redis"):
+        deadline = time.time() + 60
+        while store.aof_rewrite_pending() and time.time() < deadline:
+            time.sleep(0.1)
+        folder = Path(request.getfixturevalue("redis_server").workdir)
+    else:
+        assert not store.compaction_pending(wait_s=60)
+        folder = Path(store.url.removeprefix("sqlite:///")).parent
+    kept = [learner for learner in learners if learner not in erased]
+    assert all(store.get("tenant-a", learner) is not None for learner in kept)
+    data = b"".join(f.read_bytes() for f in folder.rglob("*") if f.is_file())
+    for learner in erased:
+        assert learner.encode() not in data, learner
+        assert f"ev-{learner}-0".encode() not in data, learner
+    assert kept[0].encode() in data  # the check sees what is there
