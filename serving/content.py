@@ -1,18 +1,23 @@
-"""What each tenant sees: the deployment's catalog with the tenant's own items layered over it.
+"""What each tenant sees: the deployment's framework and catalog, with the tenant's own layered over.
 
 A tenant's items (``PUT /v1/items``, or activities registered from xAPI statements that name
-their standard) are visible and recommendable to that tenant only; the bundled catalog stays the
-shared default. The tenant's additions are a versioned store setting (``catalog@TENANT``), so
-every worker and replica serves the same items: a worker re-reads a tenant's version at most every
+their standard) are visible and recommendable to that tenant only, and a tenant may import its own
+CASE framework (``POST /v1/standards/import``); the bundled Coherence Map and catalog stay the
+shared default. Both are versioned store settings (``catalog@TENANT``, ``framework@TENANT``), so
+every worker and replica serves the same: a worker re-reads a tenant's versions at most every
 ``[serving] sync_s`` seconds and right after its own changes.
 
-For a tenant with items of its own, :meth:`TenantContent.content` builds (and caches per tenant,
-catalog version and model) the tenant's catalog, planner index and predictions: the deployment's
-encoded catalog plus the tenant's items encoded once by the serving model.
+:meth:`TenantContent.content` builds (and caches per tenant, versions and model) what a tenant
+sees: its graph, catalog, planner index and the serving model's predictions over the catalog.
+Over the shared framework that is the deployment's encoded catalog plus the tenant's items
+encoded once; over a framework of its own, the model is rebuilt for that graph
+(:func:`models.registry.for_graph`: graph BKT over its standards) and the catalog is the shared
+items aligned to it plus the tenant's.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections import OrderedDict
@@ -23,13 +28,16 @@ from typing import Any
 import numpy as np
 import orjson
 
+from engine.case import CaseOptions, parse_case
 from engine.catalog import Catalog, CatalogError, Item, parse_item
+from engine.graph import StandardsGraph
 from engine.planner.index import PlannerIndex
-from models.base import ItemSpec
+from models.base import ItemSpec, LearnerModel
+from models.registry import for_graph
 from serving.model_provider import LoadedModel
 from serving.stores.base import LearnerStore, VersionConflict
 
-__all__ = ["Content", "TenantContent", "catalog_setting"]
+__all__ = ["Content", "TenantContent", "catalog_setting", "framework_setting"]
 
 MAX_RETRIES = 20
 
@@ -38,13 +46,22 @@ def catalog_setting(tenant: str) -> str:
     return f"catalog@{tenant}"
 
 
+def framework_setting(tenant: str) -> str:
+    return f"framework@{tenant}"
+
+
 @dataclass(frozen=True)
 class Content:
-    """A tenant's catalog, planner index and P(success) over its catalog with the serving model."""
+    """What one tenant sees: graph, catalog, planner index, the model over that graph and its
+    P(success) over the catalog. ``version`` names the model as this tenant's learner states are
+    written by it (the served version, plus the tenant's framework when it has one)."""
 
+    graph: StandardsGraph
     catalog: Catalog
     index: PlannerIndex
     loaded: LoadedModel
+    model: LearnerModel
+    version: str
     predict_all: Callable[[dict[str, np.ndarray]], np.ndarray]
     item_pos: Mapping[str, int]
     own: frozenset[str]  # the tenant's own item ids
@@ -53,76 +70,143 @@ class Content:
 class TenantContent:
     def __init__(self, engine: Any, store: LearnerStore, refresh_s: float = 2.0, cache_size: int = 256):
         self.engine, self.store, self.refresh_s = engine, store, refresh_s
-        self._versions: dict[str, tuple[float, int]] = {}  # tenant -> (read at, version)
+        self._versions: dict[str, tuple[float, dict[str, int]]] = {}  # tenant -> (read at, versions)
         self._cache: OrderedDict[tuple, Content] = OrderedDict()
-        self._records: dict[str, tuple[int, list[dict[str, Any]]]] = {}
+        self._values: dict[str, tuple[int, Any]] = {}  # setting name -> (version, value)
         self._lock = threading.Lock()
         self.cache_size = cache_size
 
     # ------------------------------------------------------------------ reading
-    def version(self, tenant: str) -> int:
-        """The tenant's catalog version (0: no items of its own), re-read every ``refresh_s``."""
+    def versions(self, tenant: str) -> dict[str, int]:
+        """The tenant's catalog and framework versions (0: none of its own), re-read every ``refresh_s``."""
         now = time.monotonic()
         cached = self._versions.get(tenant)
         if cached is not None and now - cached[0] < self.refresh_s:
             return cached[1]
-        version = self.store.setting_versions([catalog_setting(tenant)]).get(catalog_setting(tenant), 0)
-        self._versions[tenant] = (now, version)
-        return version
+        names = [catalog_setting(tenant), framework_setting(tenant)]
+        found = self.store.setting_versions(names)
+        versions = {"catalog": found.get(names[0], 0), "framework": found.get(names[1], 0)}
+        self._versions[tenant] = (now, versions)
+        return versions
+
+    def _value(self, name: str, version: int, empty: Any) -> Any:
+        if version == 0:
+            return empty
+        cached = self._values.get(name)
+        if cached is None or cached[0] != version:
+            current = self.store.get_setting(name)
+            cached = (current[0], orjson.loads(current[1])) if current else (0, empty)
+            self._values[name] = cached
+        return cached[1]
 
     def records(self, tenant: str) -> list[dict[str, Any]]:
         """The tenant's own item records, as stored."""
-        version = self.version(tenant)
-        if version == 0:
-            return []
-        cached = self._records.get(tenant)
-        if cached is None or cached[0] != version:
-            current = self.store.get_setting(catalog_setting(tenant))
-            cached = (current[0], orjson.loads(current[1])) if current else (0, [])
-            self._records[tenant] = cached
-        return list(cached[1])
+        return list(self._value(catalog_setting(tenant), self.versions(tenant)["catalog"], []))
+
+    def package(self, tenant: str) -> dict[str, Any] | None:
+        """The tenant's own CASE framework, if it imported one."""
+        return self._value(framework_setting(tenant), self.versions(tenant)["framework"], None)
 
     def content(self, tenant: str) -> Content:
         engine = self.engine
         loaded = engine.models.current
-        version = self.version(tenant)
-        if version == 0:
-            return Content(engine.catalog, engine.index, loaded, loaded.predict_all, loaded.item_pos, frozenset())
-        key = (tenant, version, id(loaded), id(engine.catalog), id(engine.graph))
+        versions = self.versions(tenant)
+        if versions["catalog"] == 0 and versions["framework"] == 0:
+            return Content(
+                engine.graph,
+                engine.catalog,
+                engine.index,
+                loaded,
+                loaded.model,
+                loaded.version,
+                loaded.predict_all,
+                loaded.item_pos,
+                frozenset(),
+            )
+        key = (tenant, versions["catalog"], versions["framework"], id(loaded), id(engine.catalog), id(engine.graph))
         with self._lock:
             hit = self._cache.get(key)
             if hit is not None:
                 self._cache.move_to_end(key)
                 return hit
-        built = self._build(self.records(tenant), loaded)
+        package = self.package(tenant)
+        built = self._build(self.records(tenant), package, loaded)
         with self._lock:
             self._cache[key] = built
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
         return built
 
-    def _build(self, records: Sequence[Mapping[str, Any]], loaded: LoadedModel) -> Content:
+    def graph(self, tenant: str) -> StandardsGraph:
+        return self.content(tenant).graph
+
+    def _build(self, records: Sequence[Mapping[str, Any]], package: Any, loaded: LoadedModel) -> Content:
         engine = self.engine
+        graph = engine.graph if package is None else self._parse(package)
         own: list[Item] = []
         for k, record in enumerate(records):
             try:
-                own.append(parse_item(record, f"stored item {k}", engine.graph))
-            except CatalogError:  # aligned to standards the framework lacks now: left out
+                own.append(parse_item(record, f"stored item {k}", graph))
+            except CatalogError:  # aligned to standards the framework lacks: left out
                 continue
-        catalog = Catalog(list(engine.catalog))
+        if package is None:  # the shared framework: the deployment's encodings plus the tenant's items
+            catalog = Catalog(list(engine.catalog))
+            for item in own:
+                catalog.upsert(item)
+            index = engine.index.extended(own, catalog)
+            model, base_predict = loaded.model, loaded.predict_all
+            batch = model.encode_items([ItemSpec(i.id, i.standards, i.difficulty) for i in own])
+            positions = dict(loaded.item_pos)
+            positions.update({item.id: len(loaded.item_pos) + k for k, item in enumerate(own)})
+
+            def predict_all(state: dict[str, np.ndarray]) -> np.ndarray:
+                return (
+                    np.concatenate([base_predict(state), model.predict(state, batch)]) if own else base_predict(state)
+                )
+
+            return Content(
+                graph,
+                catalog,
+                index,
+                loaded,
+                model,
+                loaded.version,
+                predict_all,
+                positions,
+                frozenset(i.id for i in own),
+            )
+        # a framework of its own: the shared items aligned to it, the tenant's, and a model over its graph
+        catalog = Catalog([i for i in engine.catalog if all(c in graph.standards for c in i.standards)])
         for item in own:
             catalog.upsert(item)
-        index = engine.index.extended(own, catalog)
-        batch = loaded.model.encode_items([ItemSpec(i.id, i.standards, i.difficulty) for i in own])
-        base_size = len(loaded.item_pos)
-        positions = dict(loaded.item_pos)
-        positions.update({item.id: base_size + k for k, item in enumerate(own)})
-        model, base_predict = loaded.model, loaded.predict_all
+        index = PlannerIndex.build(graph, catalog)
+        model = for_graph(loaded.model, graph)
+        specs = [ItemSpec(i.id, i.standards, i.difficulty) for i in catalog]
+        encoded = model.encode_items(specs)
+        digest = hashlib.sha256(orjson.dumps(package, option=orjson.OPT_SORT_KEYS)).hexdigest()[:8]
 
-        def predict_all(state: dict[str, np.ndarray]) -> np.ndarray:
-            return np.concatenate([base_predict(state), model.predict(state, batch)]) if own else base_predict(state)
+        def predict_own_graph(state: dict[str, np.ndarray]) -> np.ndarray:
+            return model.predict(state, encoded)
 
-        return Content(catalog, index, loaded, predict_all, positions, frozenset(i.id for i in own))
+        return Content(
+            graph,
+            catalog,
+            index,
+            loaded,
+            model,
+            f"{loaded.version}~{digest}",
+            predict_own_graph,
+            {spec.item_id: k for k, spec in enumerate(specs)},
+            frozenset(i.id for i in own),
+        )
+
+    def _parse(self, package: Any) -> StandardsGraph:
+        cfg = self.engine.config.graph
+        return parse_case(
+            package,
+            "the tenant's CASE package",
+            CaseOptions(cfg.prerequisite_association_types, cfg.grouping_item_types),
+        )
 
     # ------------------------------------------------------------------ writing
     def upsert(self, tenant: str, records: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
@@ -131,14 +215,21 @@ class TenantContent:
             current = self.store.get_setting(catalog_setting(tenant))
             version, stored = (current[0], orjson.loads(current[1])) if current else (0, [])
             merged = {r["id"]: r for r in stored}
-            created = sum(1 for r in records if r["id"] not in merged and r["id"] not in self.engine.catalog)
+            catalog = self.content(tenant).catalog
+            created = sum(1 for r in records if r["id"] not in merged and r["id"] not in catalog)
             merged.update({r["id"]: dict(r) for r in records})
             try:
-                new = self.store.put_setting(
+                self.store.put_setting(
                     catalog_setting(tenant), orjson.dumps(list(merged.values())).decode(), expected_version=version
                 )
             except VersionConflict:
                 continue
-            self._versions[tenant] = (time.monotonic(), new)
+            self._versions.pop(tenant, None)  # read again at once
             return created, len(records) - created
         raise VersionConflict(f"tenant {tenant}'s catalog is being changed concurrently; retry")
+
+    def import_framework(self, tenant: str, package: Any) -> StandardsGraph:
+        """Make ``package`` (a CASE package, parsed and checked by the caller) the tenant's framework."""
+        self.store.put_setting(framework_setting(tenant), orjson.dumps(package).decode())
+        self._versions.pop(tenant, None)
+        return self.graph(tenant)

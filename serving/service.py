@@ -68,26 +68,6 @@ class Engine:
     models: ModelHolder
     placement: PlacementConfig = PlacementConfig()
     lock: threading.Lock = field(default_factory=threading.Lock)
-    _identifiers: tuple[StandardsGraph, dict[str, str]] | None = None
-
-    def resolve_standard(self, code: str, field: str) -> str:
-        try:
-            return self.graph.resolve(code)
-        except UnknownStandardError as exc:
-            raise ApiError(404, "unknown_standard", str(exc), field) from None
-
-    def item(self, item_id: str, field: str) -> Item:
-        if item_id not in self.catalog:
-            raise ApiError(404, "unknown_item", f"unknown item {item_id!r}", field)
-        return self.catalog[item_id]
-
-    def identifiers(self) -> dict[str, str]:
-        """CASE identifier -> standard code, for the current graph."""
-        graph = self.graph
-        if self._identifiers is None or self._identifiers[0] is not graph:
-            mapping = {std.identifier: code for code, std in graph.standards.items() if std.identifier}
-            self._identifiers = (graph, mapping)
-        return self._identifiers[1]
 
     def core(self, loaded: LoadedModel) -> LearnerCore:
         """The learner core over the current graph, catalog and ``loaded`` model (cheap: no copying)."""
@@ -96,12 +76,18 @@ class Engine:
         )
 
 
-class ServedCore(LearnerCore):
-    """A learner core that remembers the loaded model it serves with (its version is reported)."""
+_IDENTIFIERS: dict[int, tuple[StandardsGraph, dict[str, str]]] = {}
 
-    def __init__(self, *args: Any, loaded: LoadedModel, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.loaded = loaded
+
+def identifiers(graph: StandardsGraph) -> dict[str, str]:
+    """CASE identifier -> standard code of ``graph`` (kept for the few graphs a process serves)."""
+    hit = _IDENTIFIERS.get(id(graph))
+    if hit is None or hit[0] is not graph:
+        if len(_IDENTIFIERS) > 64:
+            _IDENTIFIERS.clear()
+        hit = (graph, {std.identifier: code for code, std in graph.standards.items() if std.identifier})
+        _IDENTIFIERS[id(graph)] = hit
+    return hit[1]
 
 
 def learner_seed(tenant: str, learner_id: str) -> int:
@@ -128,6 +114,14 @@ def evidence(log: Sequence[StoredEvent]) -> list[Observation]:
     return [observation(e) for e in log if e.kind == "answer" and e.id not in voided]
 
 
+class ServedCore(LearnerCore):
+    """A learner core that remembers the loaded model it serves with (its version is reported)."""
+
+    def __init__(self, *args: Any, loaded: LoadedModel, version: str, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.loaded, self.version = loaded, version
+
+
 @dataclass
 class LearnerView:
     """A learner as one request sees it: the stored record, the model that serves it, the core
@@ -135,7 +129,7 @@ class LearnerView:
 
     record: LearnerRecord
     loaded: LoadedModel
-    core: LearnerCore
+    core: ServedCore
     learner: Learner
     rebuilt: bool = False  # the state was folded from the event log (another model wrote it)
     stored: bool = True  # False: a learner the server has not seen (nothing is written for a read)
@@ -188,7 +182,7 @@ class LearnerService:
         if "seed" not in record.meta:  # stored before learners had their own stream
             meta.seed = learner_seed(record.tenant, record.learner_id)
         state = None
-        if record.model_version == loaded.version and record.state:
+        if record.model_version == core.version and record.state:
             try:
                 state = state_from_bytes(record.state)
             except ModelFormatError:
@@ -205,12 +199,23 @@ class LearnerService:
         return ServedCore(
             c.index,
             self.engine.config.planner,
-            c.loaded.model,
+            c.model,
             c.predict_all,
             c.item_pos,
             self.engine.placement,
             loaded=c.loaded,
+            version=c.version,
         )
+
+    def graph(self, tenant: str) -> StandardsGraph:
+        """The standards framework ``tenant`` sees (its own, or the deployment's)."""
+        return self.content.content(tenant).graph
+
+    def resolve_standard(self, tenant: str, code: str, field: str) -> str:
+        try:
+            return self.graph(tenant).resolve(code)
+        except UnknownStandardError as exc:
+            raise ApiError(404, "unknown_standard", str(exc), field) from None
 
     def catalog(self, tenant: str) -> Catalog:
         return self.content.content(tenant).catalog
@@ -262,7 +267,7 @@ class LearnerService:
     @staticmethod
     def _prepare(view: LearnerView, events: Sequence[StoredEvent] = ()) -> Commit:
         rec = view.record
-        rec.model_version = view.loaded.version
+        rec.model_version = view.core.version
         rec.state = state_to_bytes(view.learner.state)
         rec.meta = view.meta.to_json()
         return Commit(rec, rec.version, events)
@@ -354,7 +359,7 @@ class LearnerService:
             return event
         catalog = self.catalog(tenant)
         if event.item_id not in catalog:
-            codes = self.resolve_hints(event.hints)
+            codes = self.resolve_hints(tenant, event.hints)
             if not codes:
                 return event
             record = {
@@ -369,10 +374,10 @@ class LearnerService:
             catalog = self.catalog(tenant)
         return event.model_copy(update={"standards": catalog[event.item_id].standards})
 
-    def resolve_hints(self, hints: Sequence[str]) -> list[str]:
-        """The standards of the graph among the codes, CASE identifiers or IRIs a statement names."""
-        graph = self.engine.graph
-        by_identifier = self.engine.identifiers()
+    def resolve_hints(self, tenant: str, hints: Sequence[str]) -> list[str]:
+        """The standards of the tenant's graph among the codes, CASE identifiers or IRIs a statement names."""
+        graph = self.graph(tenant)
+        by_identifier = identifiers(graph)
         found = []
         for hint in hints:
             tail = hint.rstrip("/").rsplit("/", 1)[-1]
@@ -592,5 +597,5 @@ class LearnerService:
                 "modalities",
             ) from None
 
-    def check_goal(self, standards: Sequence[str], field: str = "goal.standards") -> list[str]:
-        return [self.engine.resolve_standard(c, f"{field}[{i}]") for i, c in enumerate(standards)]
+    def check_goal(self, tenant: str, standards: Sequence[str], field: str = "goal.standards") -> list[str]:
+        return [self.resolve_standard(tenant, c, f"{field}[{i}]") for i, c in enumerate(standards)]

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Body, Query
 
+from engine.case import CaseOptions, parse_case
 from engine.catalog import CatalogError, Modality, parse_item
-from serving.deployment import DeploymentError
+from engine.graph import GraphError
 from serving.deps import ERRORS, AdminDep, ReadDep, ServiceDep
 from serving.responses import ImportOut, ItemsOut, ItemsPutOut, StandardOut, UnalignedOut
 from serving.schemas import EventError, check_item_id
@@ -22,10 +23,9 @@ router = APIRouter(prefix="/v1", tags=["standards and items"], responses=ERRORS)
     response_model=StandardOut,
 )
 def get_standard(code: str, principal: ReadDep, service: ServiceDep) -> dict[str, Any]:
-    engine = service.engine
-    canonical = engine.resolve_standard(code, "code")
-    std = engine.graph.standards[canonical]
-    graph = engine.graph
+    graph = service.graph(principal.tenant)
+    canonical = service.resolve_standard(principal.tenant, code, "code")
+    std = graph.standards[canonical]
     return {
         "code": std.code,
         "description": std.description,
@@ -52,12 +52,11 @@ def get_items(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
-    engine = service.engine
     content = service.content.content(principal.tenant)
     items = [i for i in content.catalog if not own or i.id in content.own]
     if standard is not None:
-        canonical = engine.resolve_standard(standard, "standard")
-        units = set(engine.graph.leaves(canonical)) | {canonical}
+        canonical = service.resolve_standard(principal.tenant, standard, "standard")
+        units = set(content.graph.leaves(canonical)) | {canonical}
         items = [i for i in items if units & set(content.index.item_units.get(i.id, ())) or canonical in i.standards]
     if modality is not None:
         wanted = Modality(modality)
@@ -77,13 +76,13 @@ def put_items(principal: AdminDep, service: ServiceDep, body: Any = Body(...)) -
         raise ApiError(
             413 if isinstance(records, list) else 422, "bad_items", "send up to 5000 items as a list", "body"
         )
-    engine = service.engine
+    graph = service.graph(principal.tenant)
     for i, record in enumerate(records):  # checked here for precise errors; stored below
         if not isinstance(record, dict):
             raise ApiError(422, "invalid_item", "expected an item object", f"items[{i}]")
         try:
             check_item_id(record.get("id"), f"items[{i}].id")
-            parse_item(record, f"items[{i}]", engine.graph)
+            parse_item(record, f"items[{i}]", graph)
         except EventError as exc:
             raise ApiError(422, "invalid_item", str(exc), exc.field) from None
         except CatalogError as exc:
@@ -133,27 +132,44 @@ def get_unaligned(principal: ReadDep, service: ServiceDep) -> dict[str, Any]:
 
 @router.post(
     "/standards/import",
-    summary="Replace the standards framework with a CASE package (admin)",
+    summary="Use a CASE package as the tenant's standards framework (admin)",
     response_model=ImportOut,
 )
-def import_standards(
-    request: Request, principal: AdminDep, service: ServiceDep, body: Any = Body(...)
-) -> dict[str, Any]:
+def import_standards(principal: AdminDep, service: ServiceDep, body: Any = Body(...)) -> dict[str, Any]:
+    """The package becomes this tenant's framework (other tenants keep theirs, the deployment's
+    by default): its learners' states are rebuilt for it on their next request, the shared items
+    aligned to it stay, and so do the tenant's own."""
     engine = service.engine
-    before = len(engine.catalog)
+    cfg = engine.config.graph
     try:
-        graph = request.app.state.deployment.import_framework(body)  # the other workers follow
-    except DeploymentError as exc:
-        code = "no_items_left" if "no catalog item" in str(exc) else "invalid_case_package"
-        raise ApiError(422, code, str(exc), "body") from None
-    kept = len(engine.catalog)
-    assert engine.models.current is not None  # an engine's holder always has a model (build_engine loads one)
+        graph = parse_case(
+            body, "CASE package", CaseOptions(cfg.prerequisite_association_types, cfg.grouping_item_types)
+        )
+    except GraphError as exc:
+        raise ApiError(422, "invalid_case_package", str(exc), "body") from None
+    before = len(service.catalog(principal.tenant))
+    kept = [i for i in engine.catalog if all(c in graph.standards for c in i.standards)]
+    own = [
+        r
+        for r in service.content.records(principal.tenant)
+        if isinstance(r.get("standards"), list) and all(c in graph.standards for c in r["standards"])
+    ]
+    if not kept and not own:
+        raise ApiError(
+            422,
+            "no_items_left",
+            "no catalog item is aligned to the imported framework; add items for it "
+            "first (PUT /v1/items) or import a framework that keeps some",
+            "body",
+        )
+    service.content.import_framework(principal.tenant, body)
+    content = service.content.content(principal.tenant)
     return {
         "title": graph.title,
         "standards": len(graph.internal_codes),
         "prerequisite_edges": graph.prereq.number_of_edges(),
-        "items_kept": kept,
-        "items_dropped": before - kept,
-        "model_version": engine.models.current.version,
+        "items_kept": len(content.catalog),
+        "items_dropped": max(0, before - len(content.catalog)),
+        "model_version": content.version,
         "warnings": list(graph.warnings),
     }

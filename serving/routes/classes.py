@@ -28,7 +28,7 @@ def post_rotation(
             view = service.load(principal.tenant, learner_id)
         except ApiError as exc:
             raise ApiError(exc.status, exc.code, exc.message, f"learners[{i}]") from None
-        versions.add(view.loaded.version)
+        versions.add(view.core.version)
         contexts[learner_id] = service.context(view, modalities=body.modalities)
     rotation = plan_rotation(
         contexts,

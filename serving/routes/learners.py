@@ -48,10 +48,10 @@ router = APIRouter(prefix="/v1/learners", tags=["learners"], responses=ERRORS)
 LearnerId = Annotated[str, Path(pattern=ID_PATTERN, description="Pseudonymous learner id")]
 
 
-def _goal(service, body: GoalIn | None) -> Goal | None:
+def _goal(service, tenant: str, body: GoalIn | None) -> Goal | None:
     if body is None:
         return None
-    codes = service.check_goal(body.standards)
+    codes = service.check_goal(tenant, body.standards)
     return Goal(tuple(codes), body.date.timestamp() if body.date else None)
 
 
@@ -93,7 +93,7 @@ def get_next(
     result = recommend(service.context(view), n=n, k_alternatives=alternatives)
     return {
         "learner_id": learner_id,
-        "model_version": view.loaded.version,
+        "model_version": view.core.version,
         "recommendations": [recommendation_json(r) for r in result.recommendations],
         "flags": [flag_json(f) for f in result.flags],
     }
@@ -104,9 +104,9 @@ def post_playlist(
     learner_id: LearnerId, body: PlaylistIn, principal: ReadDep, service: ServiceDep, grade: GradeHint = None
 ) -> dict[str, Any]:
     view = service.load(principal.tenant, learner_id, unseen=True, grade=grade)
-    ctx = service.context(view, goal=_goal(service, body.goal), modalities=body.modalities)
+    ctx = service.context(view, goal=_goal(service, principal.tenant, body.goal), modalities=body.modalities)
     playlist = plan_playlist(ctx, body.session_minutes, body.alternatives)
-    return {"learner_id": learner_id, "model_version": view.loaded.version, **playlist_json(playlist)}
+    return {"learner_id": learner_id, "model_version": view.core.version, **playlist_json(playlist)}
 
 
 @router.get(
@@ -132,11 +132,11 @@ def get_profile(
     view = service.load(principal.tenant, learner_id)
     profile = view.core.profile(view.learner, service.clock())
     meta = view.meta
-    graph = service.engine.graph
+    graph = service.graph(principal.tenant)
     wanted: set[str] | None = None
     if standards is not None:
         codes = [c.strip() for c in standards.split(",") if c.strip()]
-        resolved = [service.engine.resolve_standard(c, f"standards[{i}]") for i, c in enumerate(codes)]
+        resolved = [service.resolve_standard(principal.tenant, c, f"standards[{i}]") for i, c in enumerate(codes)]
         wanted = {u for code in resolved for u in (code, *graph.leaves(code))}
     since = changed_since.timestamp() if changed_since is not None else None
     log = service.store.events(principal.tenant, learner_id) if (recent or since is not None) else []
@@ -155,7 +155,7 @@ def get_profile(
     events = log[-recent:] if recent else []
     return {
         "learner_id": learner_id,
-        "model_version": view.loaded.version,
+        "model_version": view.core.version,
         "interests": list(meta.interests),
         "grade": meta.grade,
         "level": profile.level,
@@ -210,7 +210,7 @@ def get_learners(
 
 @router.put("/{learner_id}/goal", summary="Set the learner's goal (teacher)", response_model=GoalSetOut)
 def put_goal(learner_id: LearnerId, body: GoalIn, principal: TeacherDep, service: ServiceDep) -> dict[str, Any]:
-    goal = _goal(service, body)
+    goal = _goal(service, principal.tenant, body)
 
     def change(view: LearnerView) -> dict[str, Any]:
         view.meta.goal = goal
@@ -227,7 +227,9 @@ def put_goal(learner_id: LearnerId, body: GoalIn, principal: TeacherDep, service
 def post_overrides(
     learner_id: LearnerId, body: OverridesIn, principal: TeacherDep, service: ServiceDep
 ) -> dict[str, Any]:
-    pins = [service.engine.resolve_standard(c, f"pin_standards[{i}]") for i, c in enumerate(body.pin_standards)]
+    pins = [
+        service.resolve_standard(principal.tenant, c, f"pin_standards[{i}]") for i, c in enumerate(body.pin_standards)
+    ]
     for field, ids in (("pin_items", body.pin_items), ("exclude_items", body.exclude_items)):
         for i, item_id in enumerate(ids):
             service.item(principal.tenant, item_id, f"{field}[{i}]")
@@ -250,7 +252,7 @@ def delete_overrides(
     learner_id: LearnerId, principal: TeacherDep, service: ServiceDep, body: OverridesDelete | None = None
 ) -> dict[str, Any]:
     body = body or OverridesDelete(all=True)
-    graph = service.engine.graph
+    graph = service.graph(principal.tenant)
     unpin = {graph.resolve(c) if c in graph else c for c in body.pin_standards}
 
     def change(view: LearnerView) -> dict[str, Any]:
@@ -309,7 +311,7 @@ def start_placement(
 def answer_placement(
     learner_id: LearnerId, body: PlacementAnswerIn, principal: IngestDep, service: ServiceDep
 ) -> dict[str, Any]:
-    unit = service.engine.resolve_standard(body.standard, "standard")
+    unit = service.resolve_standard(principal.tenant, body.standard, "standard")
     item = service.item(principal.tenant, body.item_id, "item_id") if body.item_id else None
 
     def change(view: LearnerView) -> tuple[dict[str, Any], StoredEvent]:

@@ -1,5 +1,5 @@
-"""Several workers on one store agree on the model, the catalog additions and the framework:
-a change taken in by one worker reaches the others, and a restarted worker comes back with it."""
+"""Several workers on one store agree on the model and on each tenant's items and framework: a
+change taken in by one worker reaches the others, and a restarted worker comes back with it."""
 
 from __future__ import annotations
 
@@ -72,22 +72,30 @@ def test_workers_converge_and_a_restart_keeps_the_changes(store) -> None:
         assert model["version"] == served and model["deployment"]["last_error"] is None
 
 
-def test_framework_import_reaches_the_other_workers(store) -> None:
-    h = {"Authorization": f"Bearer {create_key(store, 't', ['read', 'admin'])}"}
+def test_a_tenants_framework_is_its_own_and_every_worker_serves_it(store) -> None:
+    h = {"Authorization": f"Bearer {create_key(store, 't', ['read', 'ingest', 'admin'])}"}
+    other = {"Authorization": f"Bearer {create_key(store, 'u', ['read'])}"}
     with worker(store) as a, worker(store) as b:
-        package = graph_to_case(a.app.state.engine.graph)
+        shared = a.app.state.engine.graph
+        package = graph_to_case(shared)
         package["CFDocument"]["title"] = "District math framework 2027"
+        # the district's framework drops one prerequisite link: its learners are planned on it
+        edge = next(e for e in package["CFAssociations"] if e["associationType"] == "precedes")
+        package["CFAssociations"] = [e for e in package["CFAssociations"] if e is not edge]
         r = a.post("/v1/standards/import", json=package, headers=h)
         assert r.status_code == 200 and r.json()["title"] == "District math framework 2027"
-        assert b.app.state.engine.graph.title != "District math framework 2027"
-        b.app.state.deployment.sync()
-        assert b.app.state.engine.graph.title == "District math framework 2027"
+        assert r.json()["model_version"] != b.get("/v1/model", headers=h).json()["version"]  # rebuilt for it
+        assert b.app.state.service.graph("t").title == "District math framework 2027"  # b serves it at once
+        assert b.app.state.service.graph("u").title == shared.title  # another tenant keeps the shared one
+        assert b.app.state.engine.graph.title == shared.title  # the deployment keeps its own
         assert b.get("/v1/standards/3.NF.A.1", headers=h).status_code == 200
-        # a package with no item aligned to it is refused and not published
+        assert b.get("/v1/learners/k1/next", headers=h).status_code == 200
+        assert b.get("/v1/standards/3.NF.A.1", headers=other).status_code == 200
+        # a package with no item aligned to it is refused and changes nothing
         empty = {"CFDocument": {"identifier": "d1", "title": "Empty"}, "CFItems": [], "CFAssociations": []}
         refused = a.post("/v1/standards/import", json=empty, headers=h)
         assert refused.status_code == 422
-        assert b.app.state.deployment.sync() is False
+        assert b.app.state.service.graph("t").title == "District math framework 2027"
 
 
 def test_the_sync_thread_applies_changes_by_itself(store) -> None:
