@@ -10,9 +10,11 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import re
 import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import anyio.to_thread
 import fastapi_offline
@@ -121,15 +123,7 @@ def _install_handlers(app: FastAPI) -> None:
         message = f"no route {request.method} {request.url.path}" if exc.status_code in (404, 405) else str(exc.detail)
         response = _error(exc.status_code, code, message)
         if exc.status_code == 405:  # RFC 9110: Allow lists every method of the path (routes may split them)
-            methods = {
-                method
-                for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
-                if any(
-                    route.matches({**request.scope, "method": method})[0] is Match.FULL
-                    for route in request.app.router.routes
-                )
-            }
-            response.headers["Allow"] = ", ".join(sorted(methods))
+            response.headers["Allow"] = ", ".join(_allowed(request))
         elif exc.headers:
             response.headers.update(exc.headers)
         return response
@@ -228,6 +222,32 @@ def _offline_docs(app: FastAPI) -> None:
             redoc_favicon_url="/docs-assets/favicon.png",
             with_google_fonts=False,
         )
+
+
+def _allowed(request: Request) -> list[str]:
+    """The methods of the request's path, as the API description lists them. As in OpenAPI, a
+    literal path (``/v1/standards/import``) takes precedence over a template that also matches it
+    (``/v1/standards/{code}``). Paths outside the description (docs, metrics) ask the routes."""
+    paths: dict[str, Any] = request.app.openapi().get("paths", {})
+    path = request.url.path
+    found = paths.get(path)
+    if found is None:
+        for template, item in paths.items():
+            if "{" in template and re.fullmatch(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)), path):
+                found = item
+                break
+    if found is not None:
+        return sorted(method.upper() for method in found if method.upper() in _METHODS)
+    return sorted(
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in request.app.router.routes
+        )
+    )
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 def create_app(

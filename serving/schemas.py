@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from annotated_types import Ge
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, WithJsonSchema
 
 from engine.catalog import Modality
 from engine.xapi import STANDARDS_EXTENSION, StatementError, check_time, comparable, parse_statement, parse_time
@@ -215,7 +215,7 @@ class EventsAccepted(BaseModel):
 
 
 def _iso_only(value: Any) -> Any:
-    """An ISO-8601 date-time string (a time without a zone is UTC), between 1970 and 2100; nothing
+    """An ISO-8601 date-time string (a time without a zone is UTC) in the years 1970-2099; nothing
     else (no epoch numbers, no bare numbers as text)."""
     parsed = value if isinstance(value, datetime) else None
     if isinstance(value, str):
@@ -227,8 +227,8 @@ def _iso_only(value: Any) -> Any:
         raise ValueError(f"must be an ISO-8601 date-time, got {value!r}")
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    if not datetime(1970, 1, 1, tzinfo=UTC) <= parsed <= datetime(2100, 1, 1, tzinfo=UTC):
-        raise ValueError(f"must be a date between 1970 and 2100, got {value!r}")
+    if not 1970 <= parsed.year <= 2099:  # the year as written, as the schema's pattern states it
+        raise ValueError(f"must be a date-time in the years 1970-2099, got {value!r}")
     return parsed
 
 
@@ -250,7 +250,11 @@ def _integer_only(value: Any) -> Any:
 
 #: request fields take exactly their JSON type: no coercion of 0 into false or "60" into 60
 #: (the validators come after a field's constraints, so the JSON schema shows the constraints)
-IsoDateTime = Annotated[datetime, BeforeValidator(_iso_only)]
+IsoDateTime = Annotated[
+    datetime,
+    BeforeValidator(_iso_only),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": r"^(19[7-9][0-9]|20[0-9][0-9])-"}),
+]
 NUMBER = BeforeValidator(_number_only)
 INTEGER = BeforeValidator(_integer_only)
 

@@ -83,6 +83,7 @@ def test_bad_events_are_a_4xx_naming_the_field(api, case, body, field) -> None:
     ("method", "path", "body", "field"),
     [
         ("PUT", "/v1/learners/s1/goal", {"standards": ["1.OA.A.1"], "date": "0001-01-01"}, "date"),
+        ("PUT", "/v1/learners/s1/goal", {"standards": ["1.OA.A.1"], "date": "2100-01-01T00:00:00Z"}, "date"),
         (
             "POST",
             "/v1/learners/s1/playlist",
@@ -119,6 +120,9 @@ def test_readiness_shows_no_internal_path(api) -> None:
 def test_405_lists_every_method_of_the_path(api) -> None:
     r = api.client.request("PATCH", "/v1/items", headers=api.h())
     assert r.status_code == 405 and set(r.headers["Allow"].split(", ")) == {"GET", "PUT"}
+    # a literal path is its own resource, even where a template (/v1/standards/{code}) also matches it
+    r = api.client.request("OPTIONS", "/v1/standards/import", headers=api.h())
+    assert r.status_code == 405 and r.headers["Allow"] == "POST"
 
 
 def test_deletion_leaves_no_byte_of_many_learners(any_api, request) -> None:

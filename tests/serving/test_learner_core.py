@@ -128,7 +128,7 @@ def test_next_for_a_learner_the_server_has_never_seen(served) -> None:
     assert plain.status_code == 200 and len(plain.json()["recommendations"]) == 3
     assert served.get("/v1/learners/never-seen/profile").status_code == 404  # a read stores nothing
     bad = served.get("/v1/learners/never-seen/next", grade="Z9")
-    assert bad.status_code == 422 and bad.json()["error"]["field"] == "grade"
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "query.grade"
 
 
 # ---------------------------------------------------------------------------- API == simulator policy
