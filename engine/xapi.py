@@ -49,6 +49,7 @@ __all__ = [
     "VOIDED",
     "Statement",
     "StatementError",
+    "account_id",
     "comparable",
     "learner_id",
     "parse_statement",
@@ -138,6 +139,19 @@ def _salted(tenant: str, kind: str, value: str) -> str:
     return hashlib.sha256(f"{tenant}\x1f{kind}\x1f{value}".encode()).hexdigest()[:32]
 
 
+def account_id(name: str, tenant: str = "", home: str = "") -> str:
+    """The learner id of an account name (an xAPI ``account.name``, a roster's ``sourcedId``): the
+    name itself when it is a plain id, otherwise (an e-mail address, spaces...) a salted hash.
+
+    >>> account_id("s-42"), account_id("ana@example.org", "t")[:2]
+    ('s-42', 'a-')
+    """
+    name = name.strip()
+    if _PLAIN_ID.match(name):
+        return name
+    return "a-" + _salted(tenant, "account", f"{home or ''}|{name}")
+
+
 def learner_id(actor: Any, tenant: str = "", where: str = "actor") -> str:
     """The pseudonymous learner id of an xAPI actor (see the module docstring).
 
@@ -160,11 +174,8 @@ def learner_id(actor: Any, tenant: str = "", where: str = "actor") -> str:
         name = _get(account, "name")
         if not isinstance(name, str) or not name.strip():
             raise StatementError(f"{where}.account.name", "is missing; expected the learner's account id", "bad_actor")
-        name = name.strip()
-        if _PLAIN_ID.match(name):
-            return name
         home = _get(account, "homePage")
-        return "a-" + _salted(tenant, "account", f"{home or ''}|{name}")
+        return account_id(name, tenant, home if isinstance(home, str) else "")
     mbox = actor.get("mbox")
     if mbox is not None:
         if not isinstance(mbox, str) or not mbox.strip().lower().startswith("mailto:") or "@" not in mbox:

@@ -28,14 +28,16 @@ class Principal:
     key_id: str
     tenant: str
     scopes: frozenset[str]
+    user: str = ""  # the roster user (a teacher) the key belongs to; "" for a tenant-wide key
 
 
 def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_key(store: LearnerStore, tenant: str, scopes: list[str], label: str = "") -> str:
-    """Create a key for ``tenant`` and return it in full (the only time the secret is shown)."""
+def create_key(store: LearnerStore, tenant: str, scopes: list[str], label: str = "", user: str = "") -> str:
+    """Create a key for ``tenant`` and return it in full (the only time the secret is shown).
+    ``user``: the roster teacher the key belongs to (such a key sees only her classes)."""
     unknown = [s for s in scopes if s not in SCOPES]
     if unknown:
         raise ValueError(f"unknown scope(s) {', '.join(unknown)}; expected some of {', '.join(SCOPES)}")
@@ -43,7 +45,9 @@ def create_key(store: LearnerStore, tenant: str, scopes: list[str], label: str =
         raise ValueError(f"tenant must be letters, digits, '-', '_' or '.', got {tenant!r}")
     key_id = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
-    store.put_key(ApiKeyRecord(key_id, tenant, tuple(dict.fromkeys(scopes)), _hash(secret), time.time(), False, label))
+    store.put_key(
+        ApiKeyRecord(key_id, tenant, tuple(dict.fromkeys(scopes)), _hash(secret), time.time(), False, label, user)
+    )
     return f"zpd_{key_id}_{secret}"
 
 
@@ -66,7 +70,7 @@ _MISS: Final = _Miss.MISS
 def _principal(record: ApiKeyRecord | None, secret: str) -> Principal | None:
     if record is None or record.revoked or not hmac.compare_digest(record.secret_hash, _hash(secret)):
         return None
-    return Principal(record.key_id, record.tenant, frozenset(record.scopes))
+    return Principal(record.key_id, record.tenant, frozenset(record.scopes), record.user)
 
 
 class KeyCache:

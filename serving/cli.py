@@ -14,9 +14,10 @@ import typer
 from configs import ZPDConfig, load_config
 from serving.metrics import METRICS_DIR_ENV
 
-__all__ = ["keys_app", "replay", "serve"]
+__all__ = ["keys_app", "replay", "roster_app", "serve"]
 
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+roster_app = typer.Typer(help="Classes and rosters: import a OneRoster CSV bundle.", no_args_is_help=True)
 StoreOpt = Annotated[
     str | None, typer.Option("--store", help="sqlite:///PATH or redis://HOST:PORT/DB (default: the configured store).")
 ]
@@ -115,6 +116,9 @@ def keys_create(
     tenant: Annotated[str, typer.Option(help="The tenant the key belongs to.")],
     scopes: Annotated[str, typer.Option(help="Comma-separated: ingest, read, teacher, admin.")] = "ingest,read",
     label: Annotated[str, typer.Option(help="A note to recognize the key by.")] = "",
+    user: Annotated[
+        str, typer.Option(help="The roster teacher (user id) the key belongs to: it then sees only her classes.")
+    ] = "",
     store: StoreOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help='Print {"key": ...}.')] = False,
 ) -> None:
@@ -123,7 +127,7 @@ def keys_create(
 
     opened = _store(ctx, store)
     try:
-        key = create_key(opened, tenant, [s.strip() for s in scopes.split(",") if s.strip()], label)
+        key = create_key(opened, tenant, [s.strip() for s in scopes.split(",") if s.strip()], label, user)
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -233,3 +237,48 @@ def replay(
 
 def _same_state(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(np.allclose(a[k], b[k], rtol=1e-6, atol=1e-9) for k in a)
+
+
+@roster_app.command("import")
+def roster_import(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="A folder of OneRoster CSV files, or a .zip of them.")],
+    tenant: Annotated[str, typer.Option(help="The tenant whose roster this is.")],
+    store: StoreOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the counts, changes and notes as JSON.")] = False,
+) -> None:
+    """Import a OneRoster 1.1/1.2 bundle: bulk files replace, delta files merge; students get
+    their roster grade. Importing the same bundle again changes nothing."""
+    from engine.roster import RosterError, load_bundle
+    from serving.app import build_engine
+    from serving.service import ApiError, LearnerService
+
+    try:
+        bundle = load_bundle(path)
+    except RosterError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    opened = _store(ctx, store)
+    try:
+        service = LearnerService(build_engine(_config(ctx)), opened)
+        result = service.import_roster(tenant, bundle)
+    except (RosterError, ApiError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        opened.close()
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    counts, changed = result["counts"], result["changes"]
+    for note in result["notes"]:
+        typer.echo(f"note: {note}", err=True)
+    typer.echo(
+        f"{counts['users']} users ({counts['students']} students, {counts['teachers']} teachers), "
+        f"{counts['classes']} classes, {counts['enrollments']} enrollments in {counts['orgs']} org(s); "
+        + ", ".join(
+            f"{kind} +{c['added']} ~{c['updated']} -{c['removed']}" for kind, c in changed.items() if any(c.values())
+        )
+        + (" (no change)" if not any(any(c.values()) for c in changed.values()) else "")
+        + f"; grade set for {result['grades_set']} student(s)"
+    )

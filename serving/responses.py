@@ -331,3 +331,43 @@ class ErrorDetail(BaseModel):
 
 class ErrorOut(BaseModel):
     error: ErrorDetail
+
+
+class RosterImportOut(BaseModel):
+    counts: dict[str, int] = Field(description="records of the roster after the import, by kind")
+    changes: dict[str, dict[str, int]] = Field(description="per kind: added, updated, removed")
+    grades_set: int = Field(description="rostered students whose grade was set from the roster")
+    notes: list[str]
+
+
+class ClassSummary(BaseModel):
+    class_id: str
+    title: str
+    code: str
+    school: str | None
+    school_name: str | None
+    grades: list[str]
+    students: int
+    teachers: list[str] = Field(description="the teachers' names")
+
+
+class ClassesOut(BaseModel):
+    total: int
+    classes: list[ClassSummary]
+
+
+class ClassMember(BaseModel):
+    learner_id: str = Field(description="the pseudonymous id (the learner id of a student)")
+    name: str
+    role: str
+    grade: str | None
+
+
+class ClassOut(ClassSummary):
+    members: list[ClassMember]
+
+
+class ClassGoalOut(BaseModel):
+    class_id: str
+    goal: GoalOut
+    learners: list[str]

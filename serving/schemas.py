@@ -292,7 +292,9 @@ class PlaylistIn(Strict):
 
 
 class RotationIn(Strict):
-    learners: list[str] = Field(min_length=1, max_length=60)
+    learners: list[str] | None = Field(
+        default=None, min_length=1, max_length=60, description="default: the rostered class's students"
+    )
     session_minutes: Annotated[float, Field(gt=0, le=480), NUMBER] = 60
     block_minutes: Annotated[float, Field(gt=0, le=240, description="longer than the session: one block"), NUMBER] = 20
     capacities: dict[Modality, Annotated[int, Ge(0), INTEGER]] = Field(

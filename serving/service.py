@@ -10,6 +10,7 @@ record written by another model version is rebuilt from the event log on first u
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import threading
@@ -28,11 +29,13 @@ from engine.learner import GradeError, Learner, LearnerCore, LearnerMeta, Observ
 from engine.placement import PlacementConfig
 from engine.planner.context import Goal, PlanContext
 from engine.planner.index import PlannerIndex
+from engine.roster import Roster, RosterBundle
 from engine.xapi import DEFAULT_VERBS
 from models.base import ModelFormatError, state_from_bytes, state_to_bytes
 from serving.content import TenantContent
 from serving.model_provider import LoadedModel, ModelHolder
-from serving.schemas import EventError, IncomingEvent, XapiOptions, normalize_event
+from serving.rosters import RosterStore, changes
+from serving.schemas import EventError, GoalIn, IncomingEvent, XapiOptions, normalize_event
 from serving.stores.base import (
     Commit,
     LearnerRecord,
@@ -164,6 +167,7 @@ class LearnerService:
         self.engine, self.store, self.clock = engine, store, clock
         self.locks = LearnerLocks()
         self.content = TenantContent(engine, store, engine.config.serving.sync_s)
+        self.rosters = RosterStore(store)
         x = engine.config.xapi
         self.xapi = XapiOptions(
             verbs={**DEFAULT_VERBS, **x.verbs},
@@ -303,6 +307,58 @@ class LearnerService:
                 except VersionConflict:
                     continue
         raise ApiError(409, "busy", f"learner {learner_id!r} is being updated concurrently; retry")
+
+    def goal(self, tenant: str, body: GoalIn | None) -> Goal | None:
+        """The goal a request states (its standards resolved in the tenant's framework)."""
+        if body is None:
+            return None
+        codes = self.check_goal(tenant, body.standards)
+        return Goal(tuple(codes), body.date.timestamp() if body.date else None)
+
+    def set_goal(self, tenant: str, learner_id: str, goal: Goal | None) -> None:
+        """Set (or clear) a learner's goal; an unknown learner is created."""
+
+        def change(view: LearnerView) -> None:
+            view.meta.goal = goal
+
+        self.mutate(tenant, learner_id, change, create=True)
+
+    def delete_learner(self, tenant: str, learner_id: str) -> bool:
+        """Erase every trace of a learner: the roster entry first, then the store's records (whose
+        deletion also reclaims the bytes the roster's rewrite left). True if anything existed."""
+        rostered = learner_id in self.rosters.get(tenant).users
+        if rostered:
+            self.rosters.forget(tenant, learner_id)
+        return self.store.delete_learner(tenant, learner_id) or rostered
+
+    # ------------------------------------------------------------------ rosters
+    def import_roster(self, tenant: str, bundle: RosterBundle) -> dict[str, Any]:
+        """Apply a OneRoster bundle to the tenant's roster and give each rostered student their
+        roster grade (the starting belief follows). Learning data is not touched; importing the
+        same bundle again changes nothing."""
+        before, after = self.rosters.apply(tenant, bundle)
+        graded = 0
+        for user_id in sorted(after.users):
+            if after.users[user_id].get("role") != "student":
+                continue
+            grade = after.grade_of(user_id)
+            record = self.store.get(tenant, user_id)
+            if grade is None or (record is not None and record.meta.get("grade") == grade):
+                continue
+            self.mutate(tenant, user_id, functools.partial(self._set_grade_to, grade), create=True)
+            graded += 1
+        return {
+            "counts": after.counts(),
+            "changes": changes(before, after),
+            "grades_set": graded,
+            "notes": list(bundle.notes),
+        }
+
+    def _set_grade_to(self, grade: str, view: LearnerView) -> None:
+        self.set_grade(view, grade)
+
+    def roster(self, tenant: str) -> Roster:
+        return self.rosters.get(tenant)
 
     # ------------------------------------------------------------------ events
     def ingest(self, tenant: str, raw_events: Sequence[Any]) -> dict[str, Any]:

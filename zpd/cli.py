@@ -22,7 +22,7 @@ from engine.catalog import CatalogError, Modality, load_catalog, save_catalog
 from engine.catalog import coverage as catalog_coverage
 from engine.graph import GraphError, StandardsGraph, UnknownStandardError, grade_number
 from engine.sources import load_catalog_source, load_graph
-from serving.cli import keys_app, replay, serve
+from serving.cli import keys_app, replay, roster_app, serve
 from training.bundle import bundle_command
 from training.cli import models_app, train_app
 from zpd.simulate import simulate_command
@@ -40,6 +40,7 @@ app.command("serve")(serve)
 app.command("simulate")(simulate_command)
 app.command("replay")(replay)
 app.add_typer(keys_app, name="keys")
+app.add_typer(roster_app, name="roster")
 app.add_typer(train_app)  # `zpd train ...`
 models_app.command("bundle")(bundle_command)
 app.add_typer(models_app, name="models")

@@ -1,31 +1,155 @@
+"""Classes and rosters: a OneRoster import, the tenant's classes, a goal for a class, rotations.
+
+A key linked to a roster teacher (``zpd keys create --user ID``) sees only the classes she
+teaches; an admin key, or a teacher key linked to nobody, sees every class of its tenant.
+"""
+
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
+from starlette.concurrency import run_in_threadpool
 
 from engine.planner.playlist import plan_rotation
-from serving.deps import ERRORS, ReadDep, ServiceDep
-from serving.responses import RotationOut
-from serving.schemas import ID_PATTERN, RotationIn
-from serving.service import ApiError
-from serving.views import rotation_json
+from engine.roster import Roster, RosterError, read_zip
+from serving.auth import Principal
+from serving.deps import ERRORS, AdminDep, ReadDep, ServiceDep, TeacherDep
+from serving.responses import ClassesOut, ClassGoalOut, ClassOut, RosterImportOut, RotationOut
+from serving.schemas import ID_PATTERN, GoalIn, RotationIn
+from serving.service import ApiError, LearnerService
+from serving.stores.base import VersionConflict
+from serving.views import goal_json, rotation_json
 
-router = APIRouter(prefix="/v1/classes", tags=["classes"], responses=ERRORS)
+router = APIRouter(prefix="/v1", tags=["classes"], responses=ERRORS)
+ClassId = Annotated[str, Path(pattern=ID_PATTERN, description="The class's id (its roster sourcedId)")]
+_MAX_ROTATION = 60
 
 
 @router.post(
-    "/{class_id}/rotation", summary="Playlists for a class plus the teacher's small groups", response_model=RotationOut
+    "/rosters",
+    summary="Import a OneRoster CSV bundle (a .zip) into the tenant's roster (admin)",
+    response_model=RosterImportOut,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "A zip of OneRoster 1.1 or 1.2 CSV files: orgs.csv, users.csv, classes.csv, "
+            "enrollments.csv; academicSessions.csv, roles.csv and manifest.csv optional",
+            "content": {
+                media: {"schema": {"type": "string", "format": "binary"}}
+                for media in ("application/zip", "application/octet-stream")
+            },
+        }
+    },
 )
-def post_rotation(
-    class_id: Annotated[str, Path(pattern=ID_PATTERN)], body: RotationIn, principal: ReadDep, service: ServiceDep
-) -> dict[str, Any]:
-    """Every learner must belong to the caller's tenant (an unknown learner is 404, named)."""
+async def post_roster(request: Request, principal: AdminDep, service: ServiceDep) -> dict[str, Any]:
+    """Bulk files replace their records, delta files (per ``manifest.csv``) merge; the same bundle
+    twice changes nothing. Students get their roster grade; learning data is never touched."""
+    body = await request.body()
+    if not body:
+        raise ApiError(422, "invalid_roster", "the body is empty; send the bundle as a zip file", "body")
+    try:
+        bundle = read_zip(body, "body")
+        return await run_in_threadpool(service.import_roster, principal.tenant, bundle)
+    except RosterError as exc:
+        raise ApiError(422, "invalid_roster", str(exc), "body") from None
+    except VersionConflict as exc:
+        raise ApiError(409, "busy", str(exc), "body") from None
+
+
+def visible_classes(service: LearnerService, principal: Principal) -> tuple[Roster, list[str]]:
+    """The tenant's roster and the ids of the classes this key may see."""
+    roster = service.roster(principal.tenant)
+    if principal.user and "admin" not in principal.scopes:
+        return roster, [c for c in sorted(roster.classes) if principal.user in roster.members(c, "teacher")]
+    return roster, sorted(roster.classes)
+
+
+def _class(service: LearnerService, principal: Principal, class_id: str) -> Roster:
+    roster, ids = visible_classes(service, principal)
+    if class_id not in ids:
+        raise ApiError(404, "unknown_class", f"no class {class_id!r} among the classes this key sees", "class_id")
+    return roster
+
+
+def _summary(roster: Roster, class_id: str) -> dict[str, Any]:
+    record = roster.classes[class_id]
+    school = record.get("school")
+    return {
+        "class_id": class_id,
+        "title": record["title"],
+        "code": record.get("code", ""),
+        "school": school,
+        "school_name": roster.orgs.get(school, {}).get("name") if school else None,
+        "grades": list(record.get("grades", [])),
+        "students": len(roster.members(class_id, "student")),
+        "teachers": [roster.name_of(t) for t in roster.members(class_id, "teacher")],
+    }
+
+
+@router.get("/classes", summary="The classes this key sees", response_model=ClassesOut)
+def get_classes(principal: TeacherDep, service: ServiceDep) -> dict[str, Any]:
+    roster, ids = visible_classes(service, principal)
+    return {"total": len(ids), "classes": [_summary(roster, c) for c in ids]}
+
+
+@router.get("/classes/{class_id}", summary="A class with its teachers and students", response_model=ClassOut)
+def get_class(class_id: ClassId, principal: TeacherDep, service: ServiceDep) -> dict[str, Any]:
+    roster = _class(service, principal, class_id)
+    members = [
+        {
+            "learner_id": user,
+            "name": roster.name_of(user),
+            "role": roster.users[user].get("role", ""),
+            "grade": roster.grade_of(user),
+        }
+        for user in roster.members(class_id)
+    ]
+    members.sort(key=lambda m: (m["role"] != "teacher", m["name"].lower(), m["learner_id"]))
+    return {**_summary(roster, class_id), "members": members}
+
+
+@router.put(
+    "/classes/{class_id}/goal", summary="Set one goal for every student of a class", response_model=ClassGoalOut
+)
+def put_class_goal(class_id: ClassId, body: GoalIn, principal: TeacherDep, service: ServiceDep) -> dict[str, Any]:
+    roster = _class(service, principal, class_id)
+    goal = service.goal(principal.tenant, body)
+    students = roster.members(class_id, "student")
+    for learner_id in students:
+        service.set_goal(principal.tenant, learner_id, goal)
+    return {"class_id": class_id, "goal": goal_json(goal), "learners": students}
+
+
+@router.post(
+    "/classes/{class_id}/rotation",
+    summary="Playlists for a class plus the teacher's small groups",
+    response_model=RotationOut,
+)
+def post_rotation(class_id: ClassId, body: RotationIn, principal: ReadDep, service: ServiceDep) -> dict[str, Any]:
+    """Without ``learners``, the class's rostered students; with them, those learners (every one
+    must belong to the caller's tenant; an unknown learner is 404, named)."""
+    roster = service.roster(principal.tenant)
+    learners = body.learners
+    if class_id in roster.classes or learners is None:
+        _class(service, principal, class_id)  # a rostered class: only one the key sees
+    if learners is None:
+        learners = roster.members(class_id, "student")
+        if not learners:
+            raise ApiError(422, "empty_class", f"class {class_id!r} has no students", "class_id")
+        if len(learners) > _MAX_ROTATION:
+            raise ApiError(
+                422,
+                "class_too_large",
+                f"class {class_id!r} has {len(learners)} students; a rotation plans at most {_MAX_ROTATION}: "
+                "send the learners of each room in 'learners'",
+                "class_id",
+            )
     contexts = {}
     versions = set()
-    for i, learner_id in enumerate(dict.fromkeys(body.learners)):
+    for i, learner_id in enumerate(dict.fromkeys(learners)):
         try:
-            view = service.load(principal.tenant, learner_id)
+            view = service.load(principal.tenant, learner_id, unseen=body.learners is None)
         except ApiError as exc:
             raise ApiError(exc.status, exc.code, exc.message, f"learners[{i}]") from None
         versions.add(view.core.version)

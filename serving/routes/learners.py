@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 
 from engine.learner import Observation, PlacementStatus
-from engine.planner.context import Goal, Overrides
+from engine.planner.context import Overrides
 from engine.planner.planner import recommend
 from engine.planner.playlist import plan_playlist
 from serving.deps import ERRORS, AdminDep, IngestDep, ReadDep, ServiceDep, TeacherDep
@@ -46,13 +46,6 @@ from serving.views import (
 
 router = APIRouter(prefix="/v1/learners", tags=["learners"], responses=ERRORS)
 LearnerId = Annotated[str, Path(pattern=ID_PATTERN, description="Pseudonymous learner id")]
-
-
-def _goal(service, tenant: str, body: GoalIn | None) -> Goal | None:
-    if body is None:
-        return None
-    codes = service.check_goal(tenant, body.standards)
-    return Goal(tuple(codes), body.date.timestamp() if body.date else None)
 
 
 @router.post("/{learner_id}", summary="Create a learner or update interests and grade", response_model=LearnerOut)
@@ -104,7 +97,7 @@ def post_playlist(
     learner_id: LearnerId, body: PlaylistIn, principal: ReadDep, service: ServiceDep, grade: GradeHint = None
 ) -> dict[str, Any]:
     view = service.load(principal.tenant, learner_id, unseen=True, grade=grade)
-    ctx = service.context(view, goal=_goal(service, principal.tenant, body.goal), modalities=body.modalities)
+    ctx = service.context(view, goal=service.goal(principal.tenant, body.goal), modalities=body.modalities)
     playlist = plan_playlist(ctx, body.session_minutes, body.alternatives)
     return {"learner_id": learner_id, "model_version": view.core.version, **playlist_json(playlist)}
 
@@ -210,13 +203,9 @@ def get_learners(
 
 @router.put("/{learner_id}/goal", summary="Set the learner's goal (teacher)", response_model=GoalSetOut)
 def put_goal(learner_id: LearnerId, body: GoalIn, principal: TeacherDep, service: ServiceDep) -> dict[str, Any]:
-    goal = _goal(service, principal.tenant, body)
-
-    def change(view: LearnerView) -> dict[str, Any]:
-        view.meta.goal = goal
-        return {"learner_id": learner_id, "goal": goal_json(goal)}
-
-    return service.mutate(principal.tenant, learner_id, change, create=True)
+    goal = service.goal(principal.tenant, body)
+    service.set_goal(principal.tenant, learner_id, goal)
+    return {"learner_id": learner_id, "goal": goal_json(goal)}
 
 
 @router.post(
@@ -273,7 +262,7 @@ def delete_overrides(
 
 @router.delete("/{learner_id}", summary="Erase every trace of a learner (admin)", response_model=DeletedOut)
 def delete_learner(learner_id: LearnerId, principal: AdminDep, service: ServiceDep) -> dict[str, Any]:
-    if not service.store.delete_learner(principal.tenant, learner_id):
+    if not service.delete_learner(principal.tenant, learner_id):
         raise ApiError(404, "unknown_learner", f"unknown learner {learner_id!r}", "learner_id")
     return {"learner_id": learner_id, "deleted": True}
 

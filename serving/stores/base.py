@@ -128,6 +128,7 @@ class ApiKeyRecord:
     created: float
     revoked: bool = False
     label: str = ""
+    user: str = ""  # the roster user (a teacher) the key belongs to; "" for a tenant-wide key
 
 
 class LearnerStore(ABC):

@@ -271,6 +271,7 @@ class RedisStore(LearnerStore):
             "created": repr(key.created),
             "revoked": int(key.revoked),
             "label": key.label,
+            "user": key.user,
         }
         if not self._call(lambda: self.client.hsetnx(f"zpd:key:{key.key_id}", "tenant", key.tenant)):
             raise StoreError(f"API key id {key.key_id} already exists")
@@ -290,6 +291,7 @@ class RedisStore(LearnerStore):
             float(d["created"]),
             d["revoked"] == "1",
             d.get("label", ""),
+            d.get("user", ""),
         )
 
     def list_keys(self, tenant: str | None = None) -> list[ApiKeyRecord]:

@@ -51,7 +51,8 @@ CREATE TABLE IF NOT EXISTS event_ids (
 CREATE INDEX IF NOT EXISTS event_ids_by_learner ON event_ids (tenant, learner_id);
 CREATE TABLE IF NOT EXISTS api_keys (
     key_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, scopes TEXT NOT NULL, secret_hash TEXT NOT NULL,
-    created REAL NOT NULL, revoked INTEGER NOT NULL DEFAULT 0, label TEXT NOT NULL DEFAULT ''
+    created REAL NOT NULL, revoked INTEGER NOT NULL DEFAULT 0, label TEXT NOT NULL DEFAULT '',
+    user_id TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS settings (
     name TEXT PRIMARY KEY, version INTEGER NOT NULL, value TEXT NOT NULL, updated REAL NOT NULL
@@ -76,6 +77,13 @@ class SQLiteStore(LearnerStore):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._conn() as conn:
                 conn.executescript(SCHEMA)
+                columns = {row[1] for row in conn.execute("PRAGMA table_info(api_keys)")}
+                if "user_id" not in columns:  # a store created before keys named a roster user
+                    try:
+                        conn.execute("ALTER TABLE api_keys ADD COLUMN user_id TEXT NOT NULL DEFAULT ''")
+                    except sqlite3.OperationalError as exc:  # another worker added it first
+                        if "duplicate column" not in str(exc):
+                            raise
         except (sqlite3.Error, OSError) as exc:
             raise StoreUnavailable(f"cannot open SQLite store {self.path}: {exc}") from None
 
@@ -344,7 +352,8 @@ class SQLiteStore(LearnerStore):
         try:
             self._run(
                 lambda c: c.execute(
-                    "INSERT INTO api_keys (key_id, tenant, scopes, secret_hash, created, revoked, label) VALUES (?,?,?,?,?,?,?)",
+                    "INSERT INTO api_keys (key_id, tenant, scopes, secret_hash, created, revoked, label, user_id) "
+                    "VALUES (?,?,?,?,?,?,?,?)",
                     (
                         key.key_id,
                         key.tenant,
@@ -353,6 +362,7 @@ class SQLiteStore(LearnerStore):
                         key.created,
                         int(key.revoked),
                         key.label,
+                        key.user,
                     ),
                 )
             )
@@ -362,14 +372,14 @@ class SQLiteStore(LearnerStore):
     def get_key(self, key_id: str) -> ApiKeyRecord | None:
         row = self._run(
             lambda c: c.execute(
-                "SELECT key_id, tenant, scopes, secret_hash, created, revoked, label FROM api_keys WHERE key_id=?",
+                "SELECT key_id, tenant, scopes, secret_hash, created, revoked, label, user_id FROM api_keys WHERE key_id=?",
                 (key_id,),
             ).fetchone()
         )
         return _key(row) if row else None
 
     def list_keys(self, tenant: str | None = None) -> list[ApiKeyRecord]:
-        sql = "SELECT key_id, tenant, scopes, secret_hash, created, revoked, label FROM api_keys"
+        sql = "SELECT key_id, tenant, scopes, secret_hash, created, revoked, label, user_id FROM api_keys"
         rows = self._run(
             lambda c: c.execute(
                 sql + (" WHERE tenant=?" if tenant else "") + " ORDER BY created", (tenant,) if tenant else ()
@@ -431,4 +441,6 @@ class SQLiteStore(LearnerStore):
 
 
 def _key(row) -> ApiKeyRecord:
-    return ApiKeyRecord(row[0], row[1], tuple(s for s in row[2].split(",") if s), row[3], row[4], bool(row[5]), row[6])
+    return ApiKeyRecord(
+        row[0], row[1], tuple(s for s in row[2].split(",") if s), row[3], row[4], bool(row[5]), row[6], row[7]
+    )

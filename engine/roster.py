@@ -1,0 +1,407 @@
+"""Classes and rosters from a OneRoster CSV bundle (1.1 or 1.2).
+
+A bundle is a folder or a ``.zip`` of CSV files: ``orgs.csv``, ``users.csv``, ``classes.csv`` and
+``enrollments.csv`` (``academicSessions.csv``, ``roles.csv`` and ``manifest.csv`` optional; other
+files are ignored with a note). Real exports differ: 1.1 puts a user's ``role`` in ``users.csv``,
+1.2 in ``roles.csv``; headers come in any case, with a byte-order mark and CRLF line ends; grades
+are CEDS codes (``KG``, ``04``, ``"04,05"``). Every bad row is named by file, line and field.
+
+Ids are pseudonymous: a ``sourcedId`` that is a plain id is kept (it is what an LMS sends as the
+xAPI ``account.name``, so statements and roster meet on one learner); anything else, an e-mail
+address above all, is replaced by a salted hash (:func:`engine.xapi.account_id`). E-mail
+addresses, user names, phone numbers and passwords are never read into the roster; given and
+family names are kept for the teacher's views and erased with the learner.
+
+A bundle applies to the tenant's current roster (:meth:`Roster.apply`): a file sent in bulk
+replaces its kind of record, a delta file (named so in ``manifest.csv``) adds, updates and deletes
+(``status=tobedeleted``) rows, and a kind without a file is left as it is. Applying the same
+bundle twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.xapi import account_id
+
+__all__ = ["KINDS", "Roster", "RosterBundle", "RosterError", "load_bundle", "read_bundle", "roster_grade"]
+
+#: the record kinds of a roster, their file and the columns each row needs
+KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "orgs": ("orgs.csv", ("sourcedId", "name", "type")),
+    "sessions": ("academicSessions.csv", ("sourcedId", "title", "type", "startDate", "endDate")),
+    "users": ("users.csv", ("sourcedId",)),
+    "classes": ("classes.csv", ("sourcedId", "title", "schoolSourcedId")),
+    "enrollments": ("enrollments.csv", ("sourcedId", "classSourcedId", "userSourcedId", "role")),
+}
+_OPTIONAL_FILES = {"roles.csv", "manifest.csv"}
+_FILES = {name.lower(): kind for kind, (name, _) in KINDS.items()}
+#: CEDS grade levels -> the engine's grade labels (None: not a grade the standards cover)
+_CEDS = {"IT": "PK", "PR": "PK", "PK": "PK", "TK": "K", "KG": "K", "K": "K", "HS": "HS"}
+_ROLES = ("student", "teacher", "administrator", "aide", "guardian", "parent", "proctor", "relative")
+_MAX_BYTES = 64 * 1024 * 1024
+
+
+class RosterError(ValueError):
+    """A bundle that cannot be read; the message names the file, the line and the field."""
+
+
+def roster_grade(value: str) -> str | None:
+    """The grade label of a CEDS grade code, or None for codes outside K-12 (``13``, ``UG``...).
+
+    >>> [roster_grade(v) for v in ("KG", "04", "4", "12", "PS", "Other")]
+    ['K', '4', '4', '12', None, None]
+    """
+    code = value.strip().upper()
+    if code in _CEDS:
+        return _CEDS[code]
+    if code.isdigit() and 1 <= int(code) <= 12:
+        return str(int(code))
+    return None
+
+
+@dataclass
+class RosterBundle:
+    """The rows of a bundle, read and checked file by file (references are checked on apply)."""
+
+    source: str
+    rows: dict[str, list[tuple[int, dict[str, str]]]] = field(default_factory=dict)
+    modes: dict[str, str] = field(default_factory=dict)  # kind -> bulk | delta
+    roles: dict[str, tuple[int, str]] = field(default_factory=dict)  # user sourcedId -> (line, primary role)
+    notes: list[str] = field(default_factory=list)
+
+    def where(self, kind: str, line: int, column: str) -> str:
+        return f"{self.source}/{KINDS[kind][0]} line {line}, field {column!r}"
+
+
+def _decode(name: str, data: bytes) -> str:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise RosterError(
+            f"{name}: not UTF-8 (byte {exc.start}); expected UTF-8 (with or without a byte-order mark) "
+            "or UTF-16 with a byte-order mark"
+        ) from None
+
+
+def _table(name: str, text: str, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line, row) pairs with the header's columns matched without regard to case or spaces."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise RosterError(f"{name}: empty file; expected a header with {', '.join(required)}") from None
+    except csv.Error as exc:
+        raise RosterError(f"{name} line 1: {exc}") from None
+    canonical = {c.lower(): c for c in required}
+    columns = [canonical.get(c.strip().lower(), c.strip()) for c in header]
+    missing = [c for c in required if c not in columns]
+    if missing:
+        raise RosterError(f"{name}: missing column(s) {', '.join(missing)}; found {', '.join(columns) or 'no columns'}")
+    line = reader.line_num
+    try:
+        for values in reader:
+            start, line = line + 1, reader.line_num
+            if not any(v.strip() for v in values):
+                continue
+            if len(values) > len(columns):
+                raise RosterError(f"{name} line {start}: {len(values)} fields, the header has {len(columns)}")
+            yield start, {c: (values[i].strip() if i < len(values) else "") for i, c in enumerate(columns)}
+    except csv.Error as exc:
+        raise RosterError(f"{name} line {line + 1}: {exc}") from None
+
+
+def read_bundle(files: Mapping[str, bytes], source: str) -> RosterBundle:
+    """Read a bundle given as file name -> bytes (names may carry a folder, as in a zip)."""
+    bundle = RosterBundle(source)
+    by_name: dict[str, tuple[str, bytes]] = {}
+    for path, data in files.items():
+        base = path.replace("\\", "/").rsplit("/", 1)[-1]
+        if not base or base.startswith((".", "__MACOSX")) or "__MACOSX/" in path:
+            continue
+        if base.lower() in _FILES or base.lower() in _OPTIONAL_FILES:
+            by_name[base.lower()] = (base, data)
+        else:
+            bundle.notes.append(f"{source}/{base}: not a file this import reads; ignored")
+    manifest: dict[str, str] = {}
+    if "manifest.csv" in by_name:
+        name, data = by_name["manifest.csv"]
+        where = f"{source}/{name}"
+        for _, row in _table(where, _decode(where, data), ("propertyName", "value")):
+            manifest[row["propertyName"]] = row["value"].lower()
+    for kind, (file_name, required) in KINDS.items():
+        mode = manifest.get(f"file.{file_name.removesuffix('.csv')}", "")
+        if file_name.lower() not in by_name:
+            if mode in ("bulk", "delta"):
+                raise RosterError(
+                    f"{source}/manifest.csv: names {file_name} as {mode}, but the bundle has no such file"
+                )
+            continue
+        if mode == "absent":
+            bundle.notes.append(f"{source}/{file_name}: the manifest says absent; ignored")
+            continue
+        if mode not in ("", "bulk", "delta"):
+            raise RosterError(
+                f"{source}/manifest.csv: field 'value' of file.{file_name[:-4]} is {mode!r}; expected bulk, delta or absent"
+            )
+        name, data = by_name[file_name.lower()]
+        where = f"{source}/{name}"
+        bundle.rows[kind] = list(_table(where, _decode(where, data), required))
+        bundle.modes[kind] = mode or "bulk"
+    if "roles.csv" in by_name:  # OneRoster 1.2: a user's roles live here, not in users.csv
+        name, data = by_name["roles.csv"]
+        where = f"{source}/{name}"
+        for line, row in _table(where, _decode(where, data), ("userSourcedId", "role", "roleType")):
+            if row.get("status", "").lower() == "tobedeleted":
+                continue
+            if row["role"].lower() not in _ROLES:
+                raise RosterError(
+                    f"{where} line {line}, field 'role': {row['role']!r}; expected one of {', '.join(_ROLES)}"
+                )
+            if row["roleType"].lower() == "primary" or row["userSourcedId"] not in bundle.roles:
+                bundle.roles[row["userSourcedId"]] = (line, row["role"].lower())
+    for kind in ("orgs", "users", "classes", "enrollments"):
+        if kind not in bundle.rows:
+            bundle.notes.append(f"{source}: no {KINDS[kind][0]}; the roster's {kind} are kept as they were")
+    return bundle
+
+
+def load_bundle(path: str | Path) -> RosterBundle:
+    """Read a OneRoster bundle from a folder of CSV files or a ``.zip`` file."""
+    path = Path(path)
+    files: dict[str, bytes] = {}
+    if path.is_dir():
+        for child in sorted(path.iterdir()):
+            if child.is_file():
+                files[child.name] = child.read_bytes()
+    elif path.is_file() and zipfile.is_zipfile(path):
+        return read_zip(path.read_bytes(), str(path))
+    elif path.exists():
+        raise RosterError(f"{path}: expected a folder of OneRoster CSV files or a .zip of them")
+    else:
+        raise RosterError(f"{path}: not found; expected a folder of OneRoster CSV files or a .zip of them")
+    return read_bundle(files, str(path))
+
+
+def read_zip(data: bytes, source: str) -> RosterBundle:
+    """Read a bundle sent as the bytes of a zip file (folders inside are flattened)."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        members = [m for m in archive.infolist() if not m.is_dir()]
+        if sum(m.file_size for m in members) > _MAX_BYTES:
+            raise RosterError(f"{source}: the files unpack to more than {_MAX_BYTES // 2**20} MB")
+        files = {m.filename: archive.read(m) for m in members}
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as exc:
+        raise RosterError(f"{source}: not a readable zip file ({exc})") from None
+    return read_bundle(files, source)
+
+
+def _grades(value: str) -> list[str]:
+    return [g for g in (roster_grade(v) for v in value.replace(";", ",").split(",") if v.strip()) if g]
+
+
+@dataclass
+class Roster:
+    """A tenant's roster: the JSON-ready records, keyed by pseudonymous id."""
+
+    orgs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    classes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    enrollments: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {kind: {k: getattr(self, kind)[k] for k in sorted(getattr(self, kind))} for kind in KINDS}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> Roster:
+        data = data or {}
+        return cls(**{kind: {k: dict(v) for k, v in (data.get(kind) or {}).items()} for kind in KINDS})
+
+    # ------------------------------------------------------------------ reading
+    def members(self, class_id: str, role: str | None = None) -> list[str]:
+        """User ids enrolled in the class (with that role), in a stable order."""
+        return sorted(
+            {
+                e["user"]
+                for e in self.enrollments.values()
+                if e["class"] == class_id and (role is None or e["role"] == role)
+            }
+        )
+
+    def classes_of(self, user_id: str) -> list[str]:
+        return sorted({e["class"] for e in self.enrollments.values() if e["user"] == user_id})
+
+    def grade_of(self, user_id: str) -> str | None:
+        """A student's grade: their own, else the one grade all their classes share."""
+        user = self.users.get(user_id)
+        if user is None:
+            return None
+        if user.get("grade"):
+            return str(user["grade"])
+        if user.get("role") != "student":
+            return None
+        shared = {g for c in self.classes_of(user_id) for g in self.classes.get(c, {}).get("grades", [])}
+        return shared.pop() if len(shared) == 1 else None
+
+    def name_of(self, user_id: str) -> str:
+        user = self.users.get(user_id, {})
+        return " ".join(p for p in (user.get("given", ""), user.get("family", "")) if p) or user_id
+
+    def counts(self) -> dict[str, int]:
+        roles = [u.get("role") for u in self.users.values()]
+        return {
+            "orgs": len(self.orgs),
+            "sessions": len(self.sessions),
+            "users": len(self.users),
+            "students": roles.count("student"),
+            "teachers": roles.count("teacher"),
+            "classes": len(self.classes),
+            "enrollments": len(self.enrollments),
+        }
+
+    def without_user(self, user_id: str) -> bool:
+        """Erase a user and their enrollments; True if anything was there."""
+        found = self.users.pop(user_id, None) is not None
+        for key in [k for k, e in self.enrollments.items() if e["user"] == user_id]:
+            del self.enrollments[key]
+            found = True
+        return found
+
+    # ------------------------------------------------------------------ applying a bundle
+    def apply(self, bundle: RosterBundle, tenant: str) -> Roster:
+        """The roster after ``bundle``: bulk files replace, delta files merge (see the module docstring).
+        Raises :class:`RosterError` naming the file, line and field of the first bad row."""
+        ids: dict[str, dict[str, str]] = {kind: {} for kind in KINDS}  # kind -> sourcedId -> our id
+        result = Roster.from_json(self.to_json())
+
+        def our_id(kind: str, source_id: str) -> str:
+            return account_id(source_id, f"{tenant}\x1f{kind}")
+
+        for kind in KINDS:
+            rows = bundle.rows.get(kind)
+            if rows is None:
+                continue
+            current: dict[str, dict[str, Any]] = getattr(result, kind)
+            if bundle.modes[kind] == "bulk":
+                current.clear()
+            seen: dict[str, int] = {}
+            for line, row in rows:
+                source_id = row["sourcedId"]
+                if not source_id:
+                    raise RosterError(f"{bundle.where(kind, line, 'sourcedId')} is empty; every row needs an id")
+                if source_id in seen:
+                    raise RosterError(
+                        f"{bundle.where(kind, line, 'sourcedId')}: {source_id!r} repeats line {seen[source_id]}"
+                    )
+                seen[source_id] = line
+                key = our_id(kind, source_id)
+                ids[kind][source_id] = key
+                status = row.get("status", "").lower()
+                if status == "tobedeleted":
+                    current.pop(key, None)
+                    if kind == "users":
+                        result.without_user(key)
+                    continue
+                if status not in ("", "active"):
+                    raise RosterError(
+                        f"{bundle.where(kind, line, 'status')}: {status!r}; expected active or tobedeleted"
+                    )
+                current[key] = self._record(kind, row, line, bundle)
+        # references: ids named by a row must exist after the apply (in this bundle or the roster)
+        known = {kind: set(getattr(result, kind)) for kind in KINDS}
+
+        def resolve(kind: str, row_kind: str, line: int, column: str, source_id: str) -> str:
+            key = ids[kind].get(source_id) or our_id(kind, source_id)
+            if key not in known[kind]:
+                raise RosterError(
+                    f"{bundle.where(row_kind, line, column)}: {source_id!r} is no {kind[:-1]} of the roster"
+                    f" (not in {KINDS[kind][0]})"
+                )
+            return key
+
+        for line, row in bundle.rows.get("orgs", []):
+            key = ids["orgs"][row["sourcedId"]]
+            if key in result.orgs and row.get("parentSourcedId"):
+                result.orgs[key]["parent"] = resolve("orgs", "orgs", line, "parentSourcedId", row["parentSourcedId"])
+        for line, row in bundle.rows.get("classes", []):
+            key = ids["classes"][row["sourcedId"]]
+            if key not in result.classes:
+                continue
+            record = result.classes[key]
+            record["school"] = resolve("orgs", "classes", line, "schoolSourcedId", row["schoolSourcedId"])
+            terms = [t.strip() for t in row.get("termSourcedIds", "").split(",") if t.strip()]
+            if "sessions" in bundle.rows or result.sessions:
+                record["sessions"] = [resolve("sessions", "classes", line, "termSourcedIds", t) for t in terms]
+        for line, row in bundle.rows.get("users", []):
+            key = ids["users"][row["sourcedId"]]
+            if key in result.users:
+                orgs = [o.strip() for o in row.get("orgSourcedIds", "").split(",") if o.strip()]
+                primary = row.get("primaryOrgSourcedId", "")
+                result.users[key]["orgs"] = [
+                    resolve("orgs", "users", line, "orgSourcedIds", o)
+                    for o in dict.fromkeys([*orgs, *filter(None, [primary])])
+                ]
+        for line, row in bundle.rows.get("enrollments", []):
+            key = ids["enrollments"][row["sourcedId"]]
+            if key not in result.enrollments:
+                continue
+            record = result.enrollments[key]
+            record["class"] = resolve("classes", "enrollments", line, "classSourcedId", row["classSourcedId"])
+            record["user"] = resolve("users", "enrollments", line, "userSourcedId", row["userSourcedId"])
+        # enrollments of users or classes that are gone go with them
+        for key in [
+            k
+            for k, e in result.enrollments.items()
+            if e.get("class") not in result.classes or e.get("user") not in result.users
+        ]:
+            del result.enrollments[key]
+        # a user's role: users.csv (1.1), else roles.csv (1.2), else their enrollments
+        for source_id, (_line, role) in bundle.roles.items():
+            key = ids["users"].get(source_id) or our_id("users", source_id)
+            if key in result.users and not result.users[key].get("role"):
+                result.users[key]["role"] = role
+        for key, user in result.users.items():
+            if not user.get("role"):
+                enrolled = sorted({e["role"] for e in result.enrollments.values() if e["user"] == key})
+                user["role"] = "teacher" if "teacher" in enrolled else (enrolled[0] if enrolled else "student")
+        return result
+
+    @staticmethod
+    def _record(kind: str, row: Mapping[str, str], line: int, bundle: RosterBundle) -> dict[str, Any]:
+        if kind == "orgs":
+            return {"name": row["name"], "type": row["type"].lower(), "parent": None}
+        if kind == "sessions":
+            return {"title": row["title"], "type": row["type"], "start": row["startDate"], "end": row["endDate"]}
+        if kind == "users":
+            role = row.get("role", "").lower()
+            if role and role not in _ROLES:
+                raise RosterError(f"{bundle.where(kind, line, 'role')}: {role!r}; expected one of {', '.join(_ROLES)}")
+            grades = _grades(row.get("grades", ""))
+            return {
+                "given": row.get("preferredGivenName") or row.get("givenName", ""),
+                "family": row.get("preferredFamilyName") or row.get("familyName", ""),
+                "role": role,
+                "grade": grades[-1] if grades else None,
+                "orgs": [],
+            }
+        if kind == "classes":
+            return {
+                "title": row["title"],
+                "code": row.get("classCode", ""),
+                "grades": _grades(row.get("grades", "")),
+                "school": None,
+                "sessions": [],
+            }
+        role = row["role"].lower()
+        if role not in _ROLES:
+            raise RosterError(f"{bundle.where(kind, line, 'role')}: {role!r}; expected one of {', '.join(_ROLES)}")
+        return {"class": None, "user": None, "role": role, "primary": row.get("primary", "").lower() == "true"}

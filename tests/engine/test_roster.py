@@ -1,0 +1,169 @@
+"""OneRoster bundles as real SIS exports write them: 1.1 and 1.2 layouts, BOM and CRLF, CEDS
+grades, e-mail ids, delta files; every bad row named by file, line and field."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from engine.roster import Roster, RosterError, load_bundle, read_bundle, read_zip
+
+SCHOOL = Path(__file__).resolve().parent.parent / "data" / "oneroster_school"
+
+
+def school(tmp_path: Path) -> Path:
+    target = tmp_path / "bundle"
+    shutil.copytree(SCHOOL, target)
+    (target / "SOURCE.md").unlink()
+    return target
+
+
+def test_a_real_layout_imports_with_pseudonymous_ids_and_grades(tmp_path) -> None:
+    bundle = load_bundle(school(tmp_path))
+    roster = Roster().apply(bundle, "t")
+    assert roster.counts() == {
+        "orgs": 2,
+        "sessions": 1,
+        "users": 32,
+        "students": 30,
+        "teachers": 2,
+        "classes": 2,
+        "enrollments": 32,
+    }
+    assert any("courses.csv" in note and "ignored" in note for note in bundle.notes)
+    text = json.dumps(roster.to_json())
+    assert "@" not in text and "password" not in text  # no e-mail address, no credential is kept
+    assert "stu-1000" in roster.users and roster.grade_of("stu-1000") == "4"
+    assert roster.grade_of("stu-1020") == "5"
+    hashed = [u for u in roster.users if u.startswith("a-")]
+    assert len(hashed) == 1 and roster.name_of(hashed[0]) == "Hana Sato"
+    assert roster.members("class-4a", "teacher") == ["t-ramos"]
+    assert len(roster.members("class-4a", "student")) == 15
+    assert roster.classes["class-4a"]["school"] == "org-school-7"
+    assert roster.orgs["org-school-7"]["parent"] == "org-district-1"
+    assert roster.classes["class-4a"]["sessions"] == ["term-2026"]
+
+
+def test_the_same_bundle_twice_changes_nothing_and_a_delta_moves_a_student(tmp_path) -> None:
+    folder = school(tmp_path)
+    once = Roster().apply(load_bundle(folder), "t")
+    twice = once.apply(load_bundle(folder), "t")
+    assert twice.to_json() == once.to_json()
+
+    delta = tmp_path / "delta"
+    delta.mkdir()
+    (delta / "manifest.csv").write_text("propertyName,value\nfile.enrollments,delta\n")
+    (delta / "enrollments.csv").write_text(
+        "sourcedId,status,dateLastModified,classSourcedId,schoolSourcedId,userSourcedId,role\n"
+        "e-0,tobedeleted,2026-09-01,class-4a,org-school-7,stu-1000,student\n"
+        "e-0-moved,active,2026-09-01,class-5b,org-school-7,stu-1000,student\n"
+    )
+    moved = once.apply(load_bundle(delta), "t")
+    assert moved.classes_of("stu-1000") == ["class-5b"]
+    assert moved.users == once.users  # the people are untouched
+    assert len(moved.enrollments) == len(once.enrollments)
+
+
+def test_a_oneroster_11_layout_and_class_grades(tmp_path) -> None:
+    files = {
+        "orgs.csv": b"sourcedId,status,dateLastModified,name,type,identifier,parentSourcedId\ns1,,,North School,school,,\n",
+        "users.csv": (
+            b"sourcedId,status,dateLastModified,enabledUser,orgSourcedIds,role,username,givenName,familyName,grades\n"
+            b"u1,,,true,s1,student,ana,Ana,Lima,\n"
+            b"u2,,,true,s1,teacher,bo,Bo,Berg,\n"
+        ),
+        "classes.csv": b"sourcedId,status,title,grades,schoolSourcedId,classCode\nc1,,Math K,KG,s1,MK\n",
+        "enrollments.csv": b"sourcedId,classSourcedId,schoolSourcedId,userSourcedId,role\nx1,c1,s1,u1,student\nx2,c1,s1,u2,teacher\n",
+    }
+    roster = Roster().apply(read_bundle(files, "bundle"), "t")
+    assert roster.users["u1"]["role"] == "student" and roster.users["u2"]["role"] == "teacher"
+    assert roster.grade_of("u1") == "K"  # no grade of her own: the class's
+    assert roster.users["u1"]["orgs"] == ["s1"]
+
+
+def test_a_zip_with_a_folder_and_mac_metadata(tmp_path) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in school(tmp_path).iterdir():
+            archive.write(path, f"export-2026-09-01/{path.name}")
+        archive.writestr("__MACOSX/export-2026-09-01/._users.csv", b"\x00\x05\x16\x07")
+    roster = Roster().apply(read_zip(buffer.getvalue(), "upload.zip"), "t")
+    assert roster.counts()["students"] == 30
+    with pytest.raises(RosterError, match="upload.zip: not a readable zip file"):
+        read_zip(b"PK\x03\x04 not really", "upload.zip")
+
+
+ENROLLMENTS = "sourcedId,classSourcedId,schoolSourcedId,userSourcedId,role\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        (
+            "enrollments.csv",
+            ENROLLMENTS + "x1,class-9z,org-school-7,stu-1000,student\n",
+            r"enrollments.csv line 2, field 'classSourcedId': 'class-9z' is no class",
+        ),
+        (
+            "enrollments.csv",
+            ENROLLMENTS + "x1,class-4a,org-school-7,nobody,student\n",
+            r"line 2, field 'userSourcedId': 'nobody' is no user",
+        ),
+        (
+            "enrollments.csv",
+            ENROLLMENTS + "x1,class-4a,org-school-7,stu-1000,wizard\n",
+            r"enrollments.csv line 2, field 'role': 'wizard'",
+        ),
+        (
+            "enrollments.csv",
+            ENROLLMENTS + "x1,class-4a,org-school-7,stu-1000,student\nx1,class-4a,org-school-7,stu-1001,student\n",
+            r"line 3, field 'sourcedId': 'x1' repeats line 2",
+        ),
+        ("enrollments.csv", "sourcedId,classSourcedId,userSourcedId\n", r"enrollments.csv: missing column\(s\) role"),
+        (
+            "enrollments.csv",
+            ENROLLMENTS + "x1,class-4a,org-school-7,stu-1000,student,extra\n",
+            r"enrollments.csv line 2: 6 fields, the header has 5",
+        ),
+        (
+            "classes.csv",
+            "sourcedId,title,schoolSourcedId\nc9,Math,org-nowhere\n",
+            r"classes.csv line 2, field 'schoolSourcedId'",
+        ),
+    ],
+)
+def test_bad_rows_are_named_by_file_line_and_field(tmp_path, name, text, expected) -> None:
+    folder = school(tmp_path)
+    (folder / name).write_text(text)
+    with pytest.raises(RosterError, match=expected):
+        Roster().apply(load_bundle(folder), "t")
+
+
+def test_encodings(tmp_path) -> None:
+    folder = school(tmp_path)
+    text = (folder / "orgs.csv").read_bytes().decode("utf-8-sig")
+    (folder / "orgs.csv").write_bytes(text.encode("utf-16"))  # with its byte-order mark: read
+    assert Roster().apply(load_bundle(folder), "t").orgs["org-school-7"]["name"] == "Lincoln Elementary"
+    (folder / "orgs.csv").write_bytes(text.replace("Lincoln", "林肯").encode("big5"))
+    with pytest.raises(RosterError, match=r"orgs.csv: not UTF-8 .*expected UTF-8"):
+        load_bundle(folder)
+
+
+def test_missing_paths_and_manifest_promises(tmp_path) -> None:
+    with pytest.raises(RosterError, match="not found"):
+        load_bundle(tmp_path / "nowhere")
+    (tmp_path / "manifest.csv").write_text("propertyName,value\nfile.users,bulk\n")
+    with pytest.raises(RosterError, match="names users.csv as bulk, but the bundle has no such file"):
+        load_bundle(tmp_path)
+
+
+def test_erasing_a_user_takes_their_enrollments(tmp_path) -> None:
+    roster = Roster().apply(load_bundle(school(tmp_path)), "t")
+    assert roster.without_user("stu-1000")
+    assert "stu-1000" not in json.dumps(roster.to_json())
+    assert not roster.without_user("stu-1000")
