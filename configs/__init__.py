@@ -114,6 +114,8 @@ class PlannerConfig(_Section):
     novelty_window: int = 8
     exploration: float = 0.15
     max_per_standard: int = 2
+    #: at most this share of a learner's activities in a day are mastery checks or test-outs
+    max_check_share: float = Field(0.25, ge=0.0, le=1.0)
     activities_per_standard: float = 5.0
     minutes_per_day: float = 45.0
     school_days_per_week: float = 5.0

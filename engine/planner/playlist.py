@@ -5,13 +5,20 @@ A learner's playlist fills the session with the planner's best candidates in ord
 activity with up to ``k`` alternatives that fit the same slot (student choice).
 
 A class rotation divides the session into blocks. The teacher's **small groups** gather learners
-who need the same standard (struggling learners first), up to the group capacity, one group per
-teacher per block; every other learner goes, block by block, to the station (modality) of their
-best candidate that still has a free seat, so station capacities always hold.
+who need the same standard (struggling learners first), one group per teacher per block: the
+standard shared by the most learners goes first, a learner may be gathered for any of their next
+few standards, a group that fits the capacity meets once, a larger one is split into even groups
+in different blocks, and a group of one is formed only for a struggling learner nobody shares a
+need with. Every other learner goes, block by block, to the station (modality) of their best
+candidate that still has a free seat, so station capacities always hold; what a block has left
+(an item shorter than the block, no seat anywhere) is independent practice on the learner's best
+standard, so nobody is idle. Mastery checks and test-outs stay within ``max_check_share`` of each
+learner's activities.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -22,6 +29,18 @@ from engine.planner.scoring import Candidate, rank_candidates
 __all__ = ["Activity", "Playlist", "Rotation", "SmallGroup", "plan_playlist", "plan_rotation"]
 
 REPEAT_MODALITY_PENALTY = 0.5
+#: the kinds of activity that check mastery rather than teach (kept within ``max_check_share``)
+CHECK_KINDS = frozenset({"test_out", "recheck", "reverify"})
+INDEPENDENT_PRACTICE = "independent_practice"
+#: how many of a learner's next standards may bring them to a small group
+GROUP_CHOICES = 3
+
+
+def checks_left(activities: Sequence[Activity], share: float) -> bool:
+    """Whether one more mastery check keeps the checks within ``share`` of the activities (the
+    first activity may always be one)."""
+    checks = sum(1 for a in activities if a.kind in CHECK_KINDS)
+    return checks + 1 <= max(1.0, share * (len(activities) + 1))
 
 
 @dataclass(frozen=True)
@@ -76,12 +95,15 @@ def _pick(
     max_per_standard: int,
     previous: str | None,
     allow=lambda c: True,
+    checks_left: bool = True,
 ) -> Candidate | None:
     best, best_score = None, float("-inf")
     for cand in ranked:
         if cand.item.id in used_items or cand.item.duration_minutes > window or not allow(cand):
             continue
         if cand.kind != "pinned" and per_standard.get(cand.standard, 0) >= max_per_standard:
+            continue
+        if cand.kind in CHECK_KINDS and not checks_left:
             continue
         score = cand.score - (REPEAT_MODALITY_PENALTY if cand.item.modality.value == previous else 0.0)
         if cand.kind == "pinned":
@@ -122,7 +144,15 @@ def plan_playlist(
     t, previous = 0.0, None
     while True:
         window = session_minutes - t
-        cand = _pick(candidates, window, used, per_standard, ctx.config.max_per_standard, previous)
+        cand = _pick(
+            candidates,
+            window,
+            used,
+            per_standard,
+            ctx.config.max_per_standard,
+            previous,
+            checks_left=checks_left(activities, ctx.config.max_check_share),
+        )
         if cand is None:
             break
         alts = _alternatives(candidates, cand, window, used | {cand.item.id}, k_alternatives)
@@ -147,18 +177,88 @@ def plan_playlist(
 
 
 # ---------------------------------------------------------------------------- class rotation
-def _need(
+def _needs(
     ranked: list[Candidate], flags: list[TeacherFlag], group_items: Mapping[str, Item]
-) -> tuple[str, int, str] | None:
-    """The standard this learner most needs the teacher for: (standard, priority, reason)."""
+) -> list[tuple[str, int, str]]:
+    """The standards this learner could work on with the teacher, most needed first:
+    (standard, priority, reason); priority 2 for a struggle, 1 for a next standard to learn."""
+    out: dict[str, tuple[str, int, str]] = {}
     for flag in flags:
         target = flag.remediation or flag.standard
-        if target in group_items:
-            return target, 2, f"struggling: {flag.reason}"
+        if target in group_items and target not in out:
+            out[target] = (target, 2, f"struggling: {flag.reason}")
+    learn = 0
     for cand in ranked:
+        if learn >= GROUP_CHOICES:
+            break
         if cand.kind in ("learn", "remediation", "pinned") and cand.standard in group_items:
-            return cand.standard, 1, f"next standard to learn: {cand.standard}"
-    return None
+            learn += 1
+            out.setdefault(cand.standard, (cand.standard, 1, f"next standard to learn: {cand.standard}"))
+    return list(out.values())
+
+
+def _form_groups(
+    needs: Mapping[str, list[tuple[str, int, str]]],
+    group_items: Mapping[str, Item],
+    n_blocks: int,
+    teachers: int,
+    block_minutes: float,
+    group_capacity: int,
+) -> list[SmallGroup]:
+    """Greedy: the standard with the most urgent and most numerous unplaced learners first; a
+    group that fits the capacity meets once, a larger one is split evenly over blocks; a group of
+    one only for a struggling learner whose need nobody else shares."""
+    slots = [(b, t) for b in range(n_blocks) for t in range(teachers)]
+    placed: set[str] = set()
+    groups: list[SmallGroup] = []
+    while slots:
+        wanting: dict[str, list[tuple[int, int, str, str]]] = {}
+        for lid, wants in needs.items():
+            if lid in placed:
+                continue
+            for rank, (standard, priority, reason) in enumerate(wants):
+                wanting.setdefault(standard, []).append((priority, rank, lid, reason))
+        options = [
+            (standard, members)
+            for standard, members in wanting.items()
+            if len(members) >= 2 or any(p == 2 for p, _, _, _ in members)
+        ]
+        if not options:
+            break
+        standard, members = max(
+            options,
+            key=lambda o: (  # struggling learners weigh double; then the nearest needs; then the code
+                sum(sorted((p for p, _, _, _ in o[1]), reverse=True)[: group_capacity * len(slots)]),
+                -sum(r for _, r, _, _ in o[1]) / len(o[1]),
+                o[0],
+            ),
+        )
+        members.sort(key=lambda m: (-m[0], m[1], m[2]))
+        blocks_free = sorted({b for b, _ in slots})
+        n_groups = min(math.ceil(len(members) / group_capacity), len(blocks_free))
+        members = members[: n_groups * group_capacity]
+        size, extra = divmod(len(members), n_groups)
+        first = 0
+        for g in range(n_groups):
+            chunk = members[first : first + size + (1 if g < extra else 0)]
+            first += len(chunk)
+            block = blocks_free[g]
+            slots.remove(next(slot for slot in slots if slot[0] == block))
+            reason = "; ".join(dict.fromkeys(r for _, _, _, r in chunk))
+            groups.append(
+                SmallGroup(
+                    f"g{len(groups) + 1}",
+                    standard,
+                    group_items[standard],
+                    tuple(lid for _, _, lid, _ in chunk),
+                    block,
+                    block * block_minutes,
+                    block_minutes,
+                    f"{len(chunk)} learner(s) need {standard} ({reason})",
+                )
+            )
+            placed.update(lid for _, _, lid, _ in chunk)
+    return groups
 
 
 def plan_rotation(
@@ -187,39 +287,9 @@ def plan_rotation(
         for cand in cands:
             if cand.item.modality is Modality.SMALL_GROUP and cand.item.duration_minutes <= block_minutes:
                 group_items.setdefault(cand.standard, cand.item)
-    needs: dict[str, list[tuple[int, str, str]]] = {}
-    for lid, (cands, flags, _) in ranked.items():
-        need = _need(cands, flags, group_items)
-        if need is not None:
-            needs.setdefault(need[0], []).append((need[1], lid, need[2]))
-    buckets = sorted(needs.items(), key=lambda kv: (-max(p for p, _, _ in kv[1]), -len(kv[1]), kv[0]))
-    groups: list[SmallGroup] = []
-    slots = [(b, t) for b in range(n_blocks) for t in range(teachers)]
-    in_group: dict[str, SmallGroup] = {}
-    for standard, members in buckets:
-        members.sort(key=lambda m: (-m[0], m[1]))
-        urgent = any(p == 2 for p, _, _ in members)
-        if len(members) < 2 and not urgent:
-            continue  # teacher time goes to shared needs or struggling learners
-        for first in range(0, len(members), group_capacity):
-            if not slots:
-                break
-            chunk = members[first : first + group_capacity]
-            block, teacher = slots.pop(0)
-            reason = "; ".join(dict.fromkeys(r for _, _, r in chunk))
-            group = SmallGroup(
-                f"g{len(groups) + 1}",
-                standard,
-                group_items[standard],
-                tuple(lid for _, lid, _ in chunk),
-                block,
-                block * block_minutes,
-                block_minutes,
-                f"{len(chunk)} learner(s) need {standard} ({reason})",
-            )
-            groups.append(group)
-            for _, lid, _ in chunk:
-                in_group[lid] = group
+    needs = {lid: _needs(cands, flags, group_items) for lid, (cands, flags, _) in ranked.items()}
+    groups = _form_groups(needs, group_items, n_blocks, teachers, block_minutes, group_capacity)
+    in_group = {lid: group for group in groups for lid in group.learners}
 
     # -- stations, block by block -------------------------------------------------------------
     load: list[dict[str, int]] = [{} for _ in range(n_blocks)]
@@ -266,6 +336,7 @@ def plan_rotation(
                 used[lid],
                 per_standard[lid],
                 k_alternatives,
+                ranked[lid][2],
             )
     playlists = {}
     for lid in contexts:
@@ -288,8 +359,10 @@ def _fill_block(
     used: set[str],
     per_standard: dict[str, int],
     k: int,
+    route: Sequence[str] = (),
 ) -> None:
-    """Seat the learner at the best station with a free seat and fill the block with its items."""
+    """Seat the learner at the best station with a free seat and fill the block with its items;
+    the minutes left (or the whole block, when no station has a seat) are independent practice."""
 
     def seat_free(cand: Candidate) -> bool:
         modality = cand.item.modality.value
@@ -297,42 +370,103 @@ def _fill_block(
             return False  # the teacher's table is for groups
         return modality not in caps or load.get(modality, 0) < caps[modality]
 
+    share = ctx.config.max_check_share
     previous = plan[-1].modality if plan else None
-    first = _pick(ranked, block_minutes, used, per_standard, ctx.config.max_per_standard, previous, seat_free)
-    if first is None:
-        return
-    station = first.item.modality.value
-    load[station] = load.get(station, 0) + 1
+    first = _pick(
+        ranked,
+        block_minutes,
+        used,
+        per_standard,
+        ctx.config.max_per_standard,
+        previous,
+        seat_free,
+        checks_left(plan, share),
+    )
     t = start
-    cand: Candidate | None = first
-    while cand is not None:
-        window = start + block_minutes - t
-        alts = _alternatives(
-            [c for c in ranked if c.item.modality.value == station], cand, window, used | {cand.item.id}, k
-        )
-        plan.append(
-            Activity(
-                t,
-                cand.item.duration_minutes,
-                station,
-                cand.item,
-                cand.standard,
-                cand.kind,
-                cand.p_success,
-                cand.reasons,
-                alts,
+    if first is not None:
+        station = first.item.modality.value
+        load[station] = load.get(station, 0) + 1
+        cand: Candidate | None = first
+        while cand is not None:
+            window = start + block_minutes - t
+            alts = _alternatives(
+                [c for c in ranked if c.item.modality.value == station], cand, window, used | {cand.item.id}, k
             )
+            plan.append(
+                Activity(
+                    t,
+                    cand.item.duration_minutes,
+                    station,
+                    cand.item,
+                    cand.standard,
+                    cand.kind,
+                    cand.p_success,
+                    cand.reasons,
+                    alts,
+                )
+            )
+            used.add(cand.item.id)
+            per_standard[cand.standard] = per_standard.get(cand.standard, 0) + 1
+            t += cand.item.duration_minutes
+            window = start + block_minutes - t
+            cand = _pick(
+                ranked,
+                window,
+                used,
+                per_standard,
+                ctx.config.max_per_standard,
+                None,
+                lambda c, station=station: c.item.modality.value == station,
+                checks_left(plan, share),
+            )
+    left = start + block_minutes - t
+    if left <= 0:
+        return
+    practice = _independent_practice(ranked, used, ctx, route)
+    if practice is None:
+        return  # nothing at all to practise
+    item, standard, p_success = practice
+    if first is None:
+        load[INDEPENDENT_PRACTICE] = load.get(INDEPENDENT_PRACTICE, 0) + 1
+    plan.append(
+        Activity(
+            t,
+            left,
+            INDEPENDENT_PRACTICE,
+            item,
+            standard,
+            "practice",
+            p_success,
+            (
+                f"independent practice on {standard} for the {left:g} minute(s) left in the block"
+                + ("" if first is not None else " (no free seat at a station)"),
+            ),
         )
-        used.add(cand.item.id)
-        per_standard[cand.standard] = per_standard.get(cand.standard, 0) + 1
-        t += cand.item.duration_minutes
-        window = start + block_minutes - t
-        cand = _pick(
-            ranked,
-            window,
-            used,
-            per_standard,
-            ctx.config.max_per_standard,
-            None,
-            lambda c: c.item.modality.value == station,
+    )
+
+
+def _independent_practice(
+    ranked: Sequence[Candidate], used: set[str], ctx: PlanContext, route: Sequence[str]
+) -> tuple[Item, str, float | None] | None:
+    """What a learner practises alone: their best teaching candidate that is practice or reading
+    (not a check, not the teacher's table), an unused one first; when every candidate is a check,
+    a practice item on the standard checked or the next one of the route. (item, standard, P)."""
+    solo = (Modality.SMALL_GROUP, Modality.TUTORING, Modality.ASSESSMENT)
+    practice = [c for c in ranked if c.kind not in CHECK_KINDS and c.item.modality not in solo]
+    if practice:
+        best = max(
+            practice, key=lambda c: (c.item.id not in used, c.item.modality is Modality.ONLINE_PRACTICE, c.score)
         )
+        return best.item, best.standard, best.p_success
+    for standard in dict.fromkeys([*(c.standard for c in ranked), *route]):
+        items = [
+            i
+            for i in ctx.index.items_for.get(standard, ())
+            if i.modality not in solo
+            and (ctx.available is None or i.id in ctx.available)
+            and (ctx.modalities is None or i.modality in ctx.modalities)
+        ]
+        if items:
+            item = max(items, key=lambda i: (i.id not in used, i.modality is Modality.ONLINE_PRACTICE, i.id))
+            return item, standard, float(ctx.predict([item])[0])
+    return None

@@ -7,7 +7,7 @@ import pytest
 
 from engine.catalog import Modality
 from engine.planner.context import Overrides
-from engine.planner.playlist import plan_playlist, plan_rotation
+from engine.planner.playlist import CHECK_KINDS, INDEPENDENT_PRACTICE, plan_playlist, plan_rotation
 
 from .conftest import Learner
 
@@ -72,10 +72,12 @@ def test_rotation_forms_small_groups_within_capacity(index, config) -> None:
     )
     assert rotation.groups, "expected small groups"
     first = rotation.groups[0]
-    # the struggling learners come first, sent to the missing prerequisite; the free seat goes to
-    # another learner whose next standard is also A
-    assert first.learners[:3] == ("s0", "s1", "s2") and first.standard == "A" and len(first.learners) == 4
+    # the struggling learners come first, sent to the missing prerequisite; the six others' next
+    # standard is also A: nine learners for groups of four make three even groups, one per block
+    assert first.learners == ("s0", "s1", "s2") and first.standard == "A"
     assert "struggling" in first.reason
+    assert [len(g.learners) for g in rotation.groups] == [3, 3, 3]
+    assert {g.standard for g in rotation.groups} == {"A"}
     for group in rotation.groups:
         assert len(group.learners) <= 4
         for lid in group.learners:  # everyone in a group is at the teacher's table in that block
@@ -95,8 +97,12 @@ def test_rotation_respects_station_capacities(index, config) -> None:
             assert load.get(modality, 0) <= cap
         seated = {}
         for playlist in rotation.playlists.values():
-            mods = {a.modality for a in playlist.activities if block * 20 <= a.start_minute < (block + 1) * 20}
-            assert len(mods) <= 1  # one station per block
+            mods = {
+                a.modality
+                for a in playlist.activities
+                if block * 20 <= a.start_minute < (block + 1) * 20 and a.modality != INDEPENDENT_PRACTICE
+            }
+            assert len(mods) <= 1  # one station per block (the minutes left are independent practice)
             for m in mods:
                 seated[m] = seated.get(m, 0) + 1
         for modality, cap in caps.items():
@@ -108,3 +114,42 @@ def test_rotation_respects_station_capacities(index, config) -> None:
 def test_rotation_rejects_bad_blocks(index, config) -> None:
     with pytest.raises(ValueError, match="block_minutes"):
         plan_rotation({}, 30, 45)
+
+
+def test_rotation_leaves_nobody_idle_and_keeps_checks_modest(index, config) -> None:
+    learners = make_class(index, config, 12)
+    contexts = {lid: learner.ctx(rng=np.random.default_rng(i)) for i, (lid, learner) in enumerate(learners.items())}
+    rotation = plan_rotation(contexts, 60, 20, {"online_practice": 2, "reading": 1, "assessment": 1}, group_capacity=4)
+    for lid, playlist in rotation.playlists.items():
+        assert playlist.free_minutes == 0, lid
+        clock = 0.0
+        for activity in playlist.activities:  # back to back, each inside its block
+            assert activity.start_minute == pytest.approx(clock)
+            block_end = (activity.start_minute // 20 + 1) * 20
+            assert activity.start_minute + activity.minutes <= block_end + 1e-9
+            clock += activity.minutes
+        checks = sum(a.kind in CHECK_KINDS for a in playlist.activities)
+        assert checks <= max(1, config.max_check_share * len(playlist.activities))
+    assert any(a.modality == INDEPENDENT_PRACTICE for p in rotation.playlists.values() for a in p.activities)
+
+
+def test_no_group_of_one_when_a_peer_shares_the_need(index, config) -> None:
+    learners = make_class(index, config, 2)
+    from engine.planner.progress import mark_mastered
+
+    learners["s0"].progress.units.clear()
+    mark_mastered(learners["s0"].progress, ["A"], 0.0)
+    learners["s0"].state = learners["s0"].model.state_with_priors({"A": 0.5})
+    learners["s0"].attempt("B-p1", False)
+    learners["s0"].attempt("B-p2", False)
+    contexts = {lid: learner.ctx(rng=np.random.default_rng(i)) for i, (lid, learner) in enumerate(learners.items())}
+    rotation = plan_rotation(contexts, 60, 20, group_capacity=4)
+    assert [sorted(g.learners) for g in rotation.groups] == [["s0", "s1"]]
+
+
+def test_playlists_keep_checks_within_their_share(learner) -> None:
+    from dataclasses import replace
+
+    strict = replace(learner.ctx(), config=learner.config.model_copy(update={"max_check_share": 0.0}))
+    playlist = plan_playlist(strict, 120)
+    assert sum(a.kind in CHECK_KINDS for a in playlist.activities) <= 1
