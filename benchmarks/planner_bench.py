@@ -51,7 +51,7 @@ from engine.simulation import (  # noqa: E402
 )
 from engine.simulation.learners import TruthIndex, draw_learner  # noqa: E402
 from engine.simulation.worlds import FAMILIES, REGIMES, make_world, run_world  # noqa: E402
-from engine.sources import load_catalog_source, load_graph  # noqa: E402
+from engine.sources import graph_from_config, load_catalog_source  # noqa: E402
 from models.base import LearnerModel  # noqa: E402
 from models.bkt import GraphBKT, bkt_config  # noqa: E402
 from models.hybrid import HybridModel  # noqa: E402
@@ -447,7 +447,7 @@ def main() -> None:
     args = parser.parse_args()
     command = "python benchmarks/planner_bench.py" + "".join(f" {a}" for a in sys.argv[1:])
     cfg = load_config()
-    graph = load_graph(cfg.graph.source)
+    graph = graph_from_config(cfg.graph)
     catalog = load_catalog_source(cfg.catalog.source, graph, cfg.catalog.generate_missing)
     index = PlannerIndex.build(graph, catalog)
     started = time.time()

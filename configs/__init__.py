@@ -11,7 +11,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -55,6 +55,19 @@ class GraphConfig(_Section):
     source: str = "bundled"
     prerequisite_association_types: tuple[str, ...] = ("precedes",)
     grouping_item_types: tuple[str, ...] = ("Domain", "Cluster")
+    #: how the source's codes compare: "ccss" reads every spelling of a CCSS standard as one code
+    #: and other codes exactly, "exact" reads every code exactly (the bundled graph is always "ccss")
+    codes: Literal["ccss", "exact"] = "ccss"
+    #: the columns of the source's edge table (prerequisites.csv, or an edge-list file)
+    columns: dict[str, str] = {}
+
+    @field_validator("columns")
+    @classmethod
+    def _edge_roles(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - {"prerequisite", "dependent", "delimiter"})
+        if unknown:
+            raise ValueError(f"unknown key(s) {', '.join(unknown)}; expected prerequisite, dependent, delimiter")
+        return value
 
     @field_validator("prerequisite_association_types")
     @classmethod

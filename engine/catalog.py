@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.graph import StandardsGraph, UnknownStandardError
+from engine.textfiles import TextFileError, open_text, read_text
 
 __all__ = [
     "Catalog",
@@ -243,26 +244,31 @@ _CSV_FIELDS = (
 
 
 def _csv_records(path: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        missing = [
-            f
-            for f in ("id", "title", "standards", "modality", "duration_minutes")
-            if f not in (reader.fieldnames or [])
-        ]
-        if missing:
-            raise CatalogError(
-                f"{path.name}: missing column(s) {', '.join(missing)}; expected a header with {', '.join(_CSV_FIELDS)}"
-            )
-        line = reader.line_num
-        for row in reader:
-            yield f"{path.name} line {line + 1}", row
+    try:
+        with open_text(path) as fh:
+            reader = csv.DictReader(fh)
+            missing = [
+                f
+                for f in ("id", "title", "standards", "modality", "duration_minutes")
+                if f not in (reader.fieldnames or [])
+            ]
+            if missing:
+                raise CatalogError(
+                    f"{path.name}: missing column(s) {', '.join(missing)}; expected a header with {', '.join(_CSV_FIELDS)}"
+                )
             line = reader.line_num
+            for row in reader:
+                yield f"{path.name} line {line + 1}", row
+                line = reader.line_num
+    except TextFileError as exc:
+        raise CatalogError(str(exc)) from None
 
 
 def _json_records(path: Path) -> Iterator[tuple[str, Mapping[str, Any]]]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_text(path))
+    except TextFileError as exc:
+        raise CatalogError(str(exc)) from None
     except json.JSONDecodeError as exc:
         raise CatalogError(f"{path.name}: not valid JSON: {exc}") from None
     items = data.get("items") if isinstance(data, Mapping) else data

@@ -8,6 +8,10 @@ Sub-standards roll up: a standard with parts (``4.NF.B.3`` with ``4.NF.B.3.a`` .
 through its parts. The *learning graph* therefore has one node per **learnable unit** (a
 standard without parts) and expands every prerequisite edge: an edge into a parent applies to
 each of its parts, and an edge out of a parent requires all of its parts.
+
+An *external* standard (an endpoint outside a CASE package) is never a learnable unit: nobody
+learns it from this framework. The order it implies between the framework's own standards is
+kept (``A -> external -> B`` puts ``A`` before ``B`` in the learning graph).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any
 
 import networkx as nx
 
-from engine.codes import code_key
+from engine.codes import CODE_STYLES, CodeStyle, code_key
 
 __all__ = [
     "GraphError",
@@ -59,7 +63,15 @@ def standard_identifier(code: str) -> str:
 
 
 class GraphError(ValueError):
-    """A standards graph is invalid. The message names the file, line or identifier at fault."""
+    """A standards graph is invalid. The message names the file, line or identifier at fault.
+
+    ``edges`` holds the prerequisite edges at fault (an edge into a part, the edges of a cycle,
+    as pairs of codes of the graph at fault), so a loader can name the lines they came from.
+    """
+
+    def __init__(self, message: str, edges: Iterable[tuple[str, str]] = ()):
+        super().__init__(message)
+        self.edges: tuple[tuple[str, str], ...] = tuple(edges)
 
 
 class UnknownStandardError(KeyError):
@@ -119,6 +131,8 @@ class StandardsGraph:
     resources : exemplar resources.
     title, identifier : framework metadata (a CASE CFDocument's title and identifier).
     warnings : non-fatal problems the loader found (kept for ``zpd graph validate``).
+    codes : how codes compare (:mod:`engine.codes`): ``"ccss"`` reads every spelling of a CCSS
+        standard as one code and other codes exactly; ``"exact"`` reads every code exactly.
 
     Raises
     ------
@@ -137,7 +151,11 @@ class StandardsGraph:
         title: str | None = None,
         identifier: str | None = None,
         warnings: Iterable[str] = (),
+        codes: CodeStyle = "ccss",
     ):
+        if codes not in CODE_STYLES:
+            raise GraphError(f"codes must be one of {', '.join(CODE_STYLES)}, got {codes!r}")
+        self.codes: CodeStyle = codes
         self.title = title
         self.identifier = identifier
         self.warnings: tuple[str, ...] = tuple(warnings)
@@ -168,7 +186,7 @@ class StandardsGraph:
         self._alias: dict[str, str] = {}
         for std in self.standards.values():
             for spelling in (std.code, *std.aliases):
-                key = code_key(spelling)
+                key = code_key(spelling, self.codes)
                 other = self._alias.get(key)
                 if other is not None and other != std.code:
                     raise GraphError(
@@ -205,11 +223,12 @@ class StandardsGraph:
         self._known(a)
         self._known(b)
         if a == b:
-            raise GraphError(f"self-loop: {a!r} cannot be its own prerequisite")
+            raise GraphError(f"self-loop: {a!r} cannot be its own prerequisite", [(a, b)])
         if a in self.lineage(b) or b in self.lineage(a):
             raise GraphError(
                 f"prerequisite edge {a} -> {b} joins a standard and its own part; "
-                "parts roll up into their parent, so such an edge is a cycle"
+                "parts roll up into their parent, so such an edge is a cycle",
+                [(a, b)],
             )
 
     @staticmethod
@@ -219,22 +238,25 @@ class StandardsGraph:
         except nx.NetworkXNoCycle:
             return
         codes = [edge[0] for edge in cycle] + [cycle[0][0]]
-        raise GraphError(f"prerequisite cycle: {' -> '.join(codes)}")
+        raise GraphError(f"prerequisite cycle: {' -> '.join(codes)}", [(edge[0], edge[1]) for edge in cycle])
 
     def _build_learning_graph(self) -> None:
         learning = nx.DiGraph()
         learning.add_nodes_from(c for c in self.standards if c not in self.parts)
         for a, b in self.prereq.edges:
-            for la in self.leaves(a):
-                for lb in self.leaves(b):
+            for la in self._passage(a):
+                for lb in self._passage(b):
                     learning.add_edge(la, lb)
         self._check_acyclic(learning)
+        for code in [c for c in learning if self.standards[c].external]:
+            learning.add_edges_from((p, s) for p in learning.predecessors(code) for s in learning.successors(code))
+            learning.remove_node(code)
         self.learning = learning
         self._learning_prereqs = {n: tuple(self.sort(learning.predecessors(n))) for n in learning}
 
     # ------------------------------------------------------------------ lookups
     def __contains__(self, code: object) -> bool:
-        return isinstance(code, str) and code_key(code) in self._alias
+        return isinstance(code, str) and code_key(code, self.codes) in self._alias
 
     def __len__(self) -> int:
         return len(self.standards)
@@ -244,9 +266,10 @@ class StandardsGraph:
 
     def resolve(self, code: str) -> str:
         """Canonical code for any spelling; raises :class:`UnknownStandardError` with suggestions."""
-        found = self._alias.get(code_key(code))
+        key = code_key(code, self.codes)
+        found = self._alias.get(key)
         if found is None:
-            close = difflib.get_close_matches(code_key(code), list(self._alias), n=3, cutoff=0.75)
+            close = difflib.get_close_matches(key, list(self._alias), n=3, cutoff=0.75)
             raise UnknownStandardError(code, dict.fromkeys(self._alias[k] for k in close))
         return found
 
@@ -260,17 +283,25 @@ class StandardsGraph:
         return tuple(chain)
 
     def leaves(self, code: str) -> tuple[str, ...]:
-        """The learnable units of ``code``: itself, or its parts (recursively) if it has any."""
+        """The learnable units of ``code``: itself, or its parts (recursively) if it has any;
+        none for an external standard."""
+        if self.standards[code].external:
+            return ()
         if code not in self.parts:
             return (code,)
         return tuple(leaf for part in self.parts[code] for leaf in self.leaves(part))
 
     def is_learnable(self, code: str) -> bool:
-        return code not in self.parts
+        """True for a learnable unit: a standard of the framework without parts."""
+        return code in self.learning
 
     def learning_prerequisites(self, code: str) -> tuple[str, ...]:
         """Direct prerequisites of a learnable unit in the learning graph (parents expanded)."""
         return self._learning_prereqs[code]
+
+    def _passage(self, code: str) -> tuple[str, ...]:
+        """The nodes an edge of ``code`` goes through while the learning graph is built."""
+        return (code,) if self.standards[code].external else self.leaves(code)
 
     def sort(self, codes: Iterable[str]) -> list[str]:
         """Codes in source order (grade, domain, cluster for the bundled graph)."""

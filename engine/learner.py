@@ -658,8 +658,8 @@ class LearnerCore:
         graph, progress = self.index.graph, learner.progress
         mastery: dict[str, StandardMastery] = {}
         for code, p in ctx.mastery.items():
-            if code not in graph.standards:
-                continue
+            if code not in graph.standards or graph.standards[code].external:
+                continue  # an external standard is not learned from this framework
             units = graph.leaves(code)
             evidence = sum(progress.get(u).attempts for u in units)
             if all(progress.get(u).mastered for u in units):

@@ -1,4 +1,5 @@
-"""Where graphs and catalogs come from: the bundled Coherence Map, a CSV folder or a CASE file.
+"""Where graphs and catalogs come from: the bundled Coherence Map, a CSV folder, an edge-list
+file or a CASE file.
 
 The bundled default catalog is built from the Coherence Map's 1,303 real task, lesson and
 assessment links; where a learnable standard has no real item of a kind the planner needs, a demo
@@ -13,12 +14,22 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from configs import GraphConfig
 from engine.case import CaseOptions, load_case
 from engine.catalog import Catalog, Item, Modality, load_catalog
+from engine.codes import CODE_STYLES, CodeStyle
 from engine.graph import GraphError, StandardsGraph
-from engine.graph_csv import load_csv_graph
+from engine.graph_csv import EDGE_LIST_SUFFIXES, EdgeColumns, load_csv_graph, load_edge_list
 
-__all__ = ["BUNDLED", "BUNDLED_GRAPH", "build_default_catalog", "link_url", "load_catalog_source", "load_graph"]
+__all__ = [
+    "BUNDLED",
+    "BUNDLED_GRAPH",
+    "build_default_catalog",
+    "graph_from_config",
+    "link_url",
+    "load_catalog_source",
+    "load_graph",
+]
 
 BUNDLED = "bundled"
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
@@ -41,18 +52,71 @@ _LEADING_CODES = re.compile(
 )
 
 
-def load_graph(source: str | Path = BUNDLED, options: CaseOptions | None = None) -> StandardsGraph:
-    """Load a graph from ``"bundled"``, a folder of CSV files or a CASE package ``.json`` file."""
+def load_graph(
+    source: str | Path = BUNDLED,
+    options: CaseOptions | None = None,
+    *,
+    columns: EdgeColumns | None = None,
+    codes: CodeStyle | None = None,
+) -> StandardsGraph:
+    """Load a graph from ``"bundled"``, a folder of CSV files, an edge-list file (``.csv``,
+    ``.tsv``, ``.tab``, ``.txt``) or a CASE package ``.json`` file.
+
+    Parameters
+    ----------
+    source : where the graph is.
+    options : how a CASE package is read.
+    columns : the columns of the edge table (a folder's ``prerequisites.csv`` or an edge-list
+        file); default ``prerequisite`` and ``dependent``.
+    codes : how codes compare (:mod:`engine.codes`), default ``"ccss"``. The bundled Coherence Map
+        is always read as ``"ccss"``; CASE packages are read as ``"ccss"`` for now.
+    """
+    if codes is not None and codes not in CODE_STYLES:
+        raise GraphError(f"codes must be one of {', '.join(CODE_STYLES)}, got {codes!r}")
     if str(source) == BUNDLED:
+        _csv_only(columns, "the bundled graph")
         return load_csv_graph(BUNDLED_GRAPH)
     path = Path(source)
     if path.is_dir():
-        return load_csv_graph(path)
-    if path.suffix.lower() == ".json":
+        return load_csv_graph(path, columns=columns, codes=codes or "ccss")
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        _csv_only(columns, f"{path} (a CASE package)")
+        if codes not in (None, "ccss"):
+            raise GraphError(f"{path}: a CASE package is read with CCSS codes; codes={codes!r} applies to CSV sources")
         return load_case(path, options)
+    if suffix in EDGE_LIST_SUFFIXES:
+        return load_edge_list(path, columns=columns, codes=codes or "ccss")
+    expected = "a folder of CSV files, an edge-list file (.csv, .tsv) or a CASE package .json file"
     if not path.exists():
-        raise GraphError(f"{path}: not found; expected a folder of CSV files or a CASE package .json file")
-    raise GraphError(f"{path}: expected a folder of CSV files or a CASE package .json file")
+        raise GraphError(f"{path}: not found; expected {expected}")
+    raise GraphError(f"{path}: expected {expected}")
+
+
+def _csv_only(columns: EdgeColumns | None, source: str) -> None:
+    if columns is not None:
+        raise GraphError(f"a column mapping applies to an edge table (a CSV folder or file), not to {source}")
+
+
+def graph_from_config(
+    config: GraphConfig,
+    source: str | Path | None = None,
+    *,
+    columns: EdgeColumns | None = None,
+    codes: CodeStyle | None = None,
+) -> StandardsGraph:
+    """Load the configured graph (``[graph]``), or ``source`` read with the configured CASE options.
+
+    The configured ``codes`` and ``columns`` describe the configured source, so they apply when
+    ``source`` is None; ``columns`` and ``codes`` given here override them.
+    """
+    options = CaseOptions(config.prerequisite_association_types, config.grouping_item_types)
+    if source is None:
+        source = config.source
+        if columns is None and config.columns:
+            columns = EdgeColumns.from_mapping(config.columns, "[graph] columns")
+        codes = codes or config.codes
+    return load_graph(source, options, columns=columns, codes=codes)
 
 
 def load_catalog_source(source: str | Path, graph: StandardsGraph, generate_missing: bool = True) -> Catalog:

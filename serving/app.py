@@ -27,9 +27,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from configs import ZPDConfig, load_config
-from engine.case import CaseOptions
 from engine.planner.index import PlannerIndex
-from engine.sources import load_catalog_source, load_graph
+from engine.sources import graph_from_config, load_catalog_source
 from serving.auth import KeyCache
 from serving.deployment import Deployment
 from serving.limits import BodyLimitMiddleware
@@ -47,8 +46,7 @@ log = logging.getLogger("zpd.serving")
 
 def build_engine(config: ZPDConfig, model_uri: str | None = None) -> Engine:
     """Graph, catalog, planner index and the model (configured URI -> bundled -> graph BKT)."""
-    g = config.graph
-    graph = load_graph(g.source, CaseOptions(g.prerequisite_association_types, g.grouping_item_types))
+    graph = graph_from_config(config.graph)
     catalog = load_catalog_source(config.catalog.source, graph, config.catalog.generate_missing)
     holder = ModelHolder(graph, catalog, config.mlflow.tracking_uri, config.model.bkt)
     holder.load_first([model_uri or config.serving.model_uri, "bundled", "bkt"])

@@ -160,3 +160,108 @@ def test_simulate_a_world_and_its_errors() -> None:
     assert out["planners"]["oracle"]["learning_gain"] >= out["planners"]["topo"]["learning_gain"]
     bad = run("simulate", "--world", "maze", "--model", "bkt")
     assert bad.exit_code == 1 and "unknown world 'maze'" in bad.output
+
+
+# ---------------------------------------------------------------------------- real exports, hostile paths
+DATA = Path(__file__).resolve().parent / "engine" / "data"
+
+
+def test_validate_an_edge_list_with_a_column_mapping(tmp_path: Path) -> None:
+    edges = str(DATA / "edgelist_exercises.csv")
+    ok = run("graph", "validate", edges, "--columns", "prerequisite=requires,dependent=exercise")
+    assert ok.exit_code == 0, ok.output
+    assert "valid: 6 standards, 5 prerequisite edges" in ok.stdout
+    assert "warning: no standards table: 6 standards inferred from the codes in edgelist_exercises.csv" in ok.stdout
+    mapping = tmp_path / "columns.json"
+    mapping.write_text('{"prerequisite": "requires", "dependent": "exercise"}')
+    shown = run("graph", "show", "Add_Within_20", "--graph", edges, "--columns", str(mapping), "--json")
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["prerequisites"] == ["add_within_20"]
+    unmapped = run("graph", "validate", edges)
+    assert unmapped.exit_code == 1 and "missing column(s) prerequisite, dependent" in unmapped.stderr
+    bad = run("graph", "validate", edges, "--columns", "from=requires")
+    assert bad.exit_code == 1 and "expected role=column pairs" in bad.stderr
+
+
+def test_validate_a_folder_with_only_prerequisites_and_codes_differing_in_case() -> None:
+    result = run("graph", "validate", str(DATA / "csvgraph_edges_only"))
+    assert result.exit_code == 0, result.output
+    assert "valid: 4 standards, 3 prerequisite edges" in result.stdout
+    excel = run("graph", "stats", "--graph", str(DATA / "csvgraph_excel_bom"), "--json")
+    assert excel.exit_code == 0, excel.output
+    assert json.loads(excel.stdout)["standards"] == 4
+
+
+def test_codes_option_and_setting(tmp_path: Path) -> None:
+    utf16 = str(DATA / "csvgraph_utf16")
+    assert run("graph", "validate", utf16).exit_code == 0
+    exact = run("graph", "validate", utf16, "--codes", "exact")
+    assert exact.exit_code == 1 and "names unknown standard 'CCSS.Math.Content.4.NF.B.3'" in exact.stderr
+    bad = run("graph", "validate", utf16, "--codes", "loose")
+    assert bad.exit_code == 1 and "--codes must be one of ccss, exact, got 'loose'" in bad.stderr
+    config = tmp_path / "c.toml"
+    config.write_text(f'[graph]\nsource = "{Path(utf16).as_posix()}"\ncodes = "exact"\n')
+    configured = run("--config", str(config), "graph", "stats")
+    assert configured.exit_code == 1 and "CCSS.Math.Content.4.NF.B.3" in configured.stderr
+
+
+def test_file_in_another_encoding_is_one_clear_error() -> None:
+    result = run("graph", "validate", str(DATA / "csvgraph_big5"))
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: {DATA / 'csvgraph_big5' / 'standards.csv'} line 3: is not valid UTF-8")
+    assert "expected UTF-8 (with or without a byte-order mark) or UTF-16 with a byte-order mark" in result.stderr
+    assert isinstance(result.exception, SystemExit)  # one line from the command, not an exception
+
+
+def test_catalog_in_another_encoding_names_the_file(tmp_path: Path) -> None:
+    catalog = tmp_path / "items.csv"
+    catalog.write_bytes("id,title,standards,modality,duration_minutes\ni1,數學,3.NF.A.1,video,5\n".encode("big5"))
+    result = run("catalog", "validate", str(catalog))
+    assert result.exit_code == 1 and f"error: {catalog} line 2: is not valid UTF-8" in result.stderr
+    catalog.write_bytes("id,title,standards,modality,duration_minutes\r\ni1,數學,3.NF.A.1,video,5\r\n".encode("utf-16"))
+    assert run("catalog", "validate", str(catalog)).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        (["graph", "export-case"], "a CASE package .json file"),
+        (["catalog", "export"], "a catalog .csv or .json file"),
+    ],
+)
+def test_output_files_are_checked_before_any_work(tmp_path: Path, command: list[str], expected: str) -> None:
+    missing = tmp_path / "missing" / "dir" / "out.json"
+    result = run(*command, "-o", str(missing))
+    assert result.exit_code == 1
+    assert f"error: {missing}: folder {missing.parent} does not exist; expected {expected}" in result.stderr
+    folder = run(*command, "-o", str(tmp_path))
+    assert folder.exit_code == 1 and f"error: {tmp_path}: is a folder; expected {expected}" in folder.stderr
+    under_file = tmp_path / "file.txt"
+    under_file.write_text("x")
+    nested = run(*command, "-o", str(under_file / "out.json"))
+    assert nested.exit_code == 1 and f"{under_file} is not a folder" in nested.stderr
+    assert not missing.parent.exists() and under_file.read_text() == "x"
+
+
+def test_train_output_that_is_a_file_is_refused_before_training(tmp_path: Path) -> None:
+    taken = tmp_path / "model"
+    taken.write_text("not a folder")
+    data = Path(__file__).resolve().parents[1] / "data" / "kt_sample" / "assist2015"
+    result = run(
+        "train", "--data", str(data), "--format", "akt", "--fold", "1", "--model", "logistic", "--output", str(taken)
+    )
+    assert result.exit_code == 1
+    assert f"error: {taken}: is a file; expected a folder for the model and its plots" in result.stderr
+
+
+def test_training_csv_in_another_encoding_names_the_file(tmp_path: Path) -> None:
+    data = tmp_path / "answers.csv"
+    data.write_bytes("learner,item,correct\nu1,數,1\n".encode("big5"))
+    mapping = tmp_path / "columns.json"
+    mapping.write_text('{"learner": "learner", "item": "item", "correct": "correct"}')
+    result = run("train", "--data", str(data), "--format", "csv", "--columns", str(mapping), "--model", "logistic")
+    assert result.exit_code == 1
+    assert (
+        "error: answers.csv line 2: is not valid UTF-8" in result.stderr
+        and "UTF-16 with a byte-order mark" in result.stderr
+    )

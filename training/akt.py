@@ -34,8 +34,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from engine.textfiles import TextFileError, read_text
 from training.assembly import Loaded, OnConflict, RawRows, assemble_table
-from training.load_report import DataError, LoadReport, OnError
+from training.load_report import DataError, LoadReport, OnError, unreadable
 
 __all__ = ["FoldPaths", "akt_fold_paths", "load_akt"]
 
@@ -157,9 +158,11 @@ class _Parser:
     def read_file(self, path: Path) -> _FileBlocks:
         name = path.name
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            lines = read_text(path).splitlines()
         except FileNotFoundError:
             raise DataError(name, None, None, "file not found", path=str(path)) from None
+        except TextFileError as exc:
+            raise unreadable(exc) from None
         while lines and not lines[-1].strip():
             lines.pop()
         if not lines:

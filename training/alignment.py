@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.textfiles import open_text
 from training.interactions import InteractionTable
 
 __all__ = ["CONFIDENCE_ORDER", "DEFAULT_ALIGNMENT", "align_standards", "load_alignment"]
@@ -31,7 +32,7 @@ def load_alignment(path: str | Path = DEFAULT_ALIGNMENT, min_confidence: str = "
     floor = CONFIDENCE_ORDER.index(min_confidence)
     mapping: dict[str, list[str]] = {}
     path = Path(path)
-    with path.open(newline="", encoding="utf-8") as fh:
+    with open_text(path) as fh:
         reader = csv.DictReader(fh)
         missing = {"skill_id", "standard", "confidence"} - set(reader.fieldnames or [])
         if missing:

@@ -36,6 +36,7 @@ def bundle_command(
 ) -> None:
     """Train on real learners aligned to the bundled standards and write the default model."""
     from engine.sources import load_graph
+    from engine.textfiles import check_output_folder
     from models.bkt import GraphBKT
     from models.hybrid import HybridModel
     from training.alignment import DEFAULT_ALIGNMENT, align_standards, load_alignment
@@ -44,6 +45,7 @@ def bundle_command(
 
     cfg: ZPDConfig = ctx.obj if isinstance(ctx.obj, ZPDConfig) else load_config()
     try:
+        check_output_folder(out, "a model folder")
         mapping = load_alignment(alignment or DEFAULT_ALIGNMENT, min_confidence)
         tables, reports = load_splits(data, "akt", cfg, fold=fold)
     except (ValueError, FileNotFoundError, KeyError) as exc:

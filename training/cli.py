@@ -68,13 +68,14 @@ def _emit(data: Any) -> None:
 
 # ------------------------------------------------------------------------------------------ data
 def _csv_columns(spec: str | None) -> Any:
+    from engine.textfiles import read_text
     from training.loaders import CsvColumns
 
     if spec is None or spec == "datashop":
         return "datashop"
     path = Path(spec)
     try:
-        fields = json.loads(path.read_text(encoding="utf-8"))
+        fields = json.loads(read_text(path))
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: column mapping file not found (or pass --columns datashop)") from None
     except json.JSONDecodeError as exc:
@@ -189,9 +190,12 @@ def train_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Train a model, track the run in MLflow and register the model (`zpd-learner` by default)."""
+    from engine.textfiles import check_output_folder
     from training.load_report import DataError
 
     try:
+        if output is not None:
+            check_output_folder(output, "a folder for the model and its plots")
         cfg = _config(ctx, config)
         if epochs is not None and epochs < 1:
             raise ValueError(f"--epochs must be at least 1, got {epochs}")

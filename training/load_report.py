@@ -10,7 +10,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["DataError", "LoadReport", "OnError"]
+from engine.textfiles import TextFileError
+
+__all__ = ["DataError", "LoadReport", "OnError", "unreadable"]
 
 #: ``"raise"`` stops at the first malformed row; ``"skip"`` drops it and counts it by reason.
 OnError = Literal["raise", "skip"]
@@ -68,6 +70,11 @@ class DataError(ValueError):
     def detail(self) -> str:
         """The message without its location: ``field problem``."""
         return self.problem if self.field is None else f"{self.field} {self.problem}"
+
+
+def unreadable(exc: TextFileError) -> DataError:
+    """The :class:`DataError` of a file in an unsupported encoding (see :mod:`engine.textfiles`)."""
+    return DataError(exc.path.name, exc.line, None, exc.detail, path=str(exc.path))
 
 
 @dataclass

@@ -10,18 +10,19 @@ from __future__ import annotations
 import csv
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Literal, TextIO
+from typing import Literal
 
 import numpy as np
 
+from engine.textfiles import TextFileError, open_text
 from training.assembly import Loaded, OnConflict, RowCollector, assemble_table
 from training.columns import DEDUP_COLUMNS, CsvColumns, datashop_columns, parse_timestamp
-from training.load_report import DataError, LoadReport, OnError
+from training.load_report import DataError, LoadReport, OnError, unreadable
 
 __all__ = ["load_csv", "load_dedup"]
 
@@ -119,7 +120,7 @@ class _RowReader:
         return value
 
 
-def _csv_rows(fh: TextIO, delimiter: str) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
+def _csv_rows(fh: Iterable[str], delimiter: str) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
     reader = csv.reader(fh, delimiter=delimiter)
     header = [h.strip() for h in next(reader, [])]
 
@@ -175,20 +176,23 @@ def _collect(
         unit = "row" if parquet else "line"
         delimiter = columns.delimiter or ("\t" if path.suffix.lower() in (".tsv", ".txt", ".tab") else ",")
         with ExitStack() as stack:
-            if parquet:
-                header, rows = _parquet_rows(path)
-            else:  # utf-8-sig: Excel and DataShop exports may start with a byte-order mark
-                fh = stack.enter_context(path.open(newline="", encoding="utf-8-sig"))
-                header, rows = _csv_rows(fh, delimiter)
-            reader = _RowReader(columns, header, path.name, unit, standards_of_item)
-            collector.start_source(path.name)
-            for line, row in rows:
-                report.rows_read += 1
-                try:
-                    collector.add(*reader.parse(row), line=line)
-                except _RowProblem as p:
-                    error = DataError(path.name, line, p.field_name, p.problem, path=str(path), unit=unit)
-                    report.reject(error, p.reason)
+            try:
+                if parquet:
+                    header, rows = _parquet_rows(path)
+                else:  # UTF-8 with or without a byte-order mark (Excel, DataShop), or UTF-16 with one
+                    fh = stack.enter_context(open_text(path))
+                    header, rows = _csv_rows(fh, delimiter)
+                reader = _RowReader(columns, header, path.name, unit, standards_of_item)
+                collector.start_source(path.name)
+                for line, row in rows:
+                    report.rows_read += 1
+                    try:
+                        collector.add(*reader.parse(row), line=line)
+                    except _RowProblem as p:
+                        error = DataError(path.name, line, p.field_name, p.problem, path=str(path), unit=unit)
+                        report.reject(error, p.reason)
+            except TextFileError as exc:
+                raise unreadable(exc) from None
         naive += reader.naive_times
     if naive:
         report.warn(f"{naive} timestamps had no time zone and were read as UTC")

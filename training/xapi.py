@@ -26,9 +26,10 @@ from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from engine.textfiles import TextFileError, read_text
 from engine.xapi import STANDARDS_EXTENSION, VOIDED, StatementError, comparable, parse_statement
 from training.assembly import Loaded, OnConflict, RowCollector, assemble_table
-from training.load_report import DataError, LoadReport, OnError
+from training.load_report import DataError, LoadReport, OnError, unreadable
 
 __all__ = ["STANDARDS_EXTENSION", "VOIDED_VERB", "load_xapi"]  # the first two re-exported from engine.xapi
 
@@ -46,7 +47,10 @@ class _Reject(Exception):
 
 def _statements(path: Path) -> tuple[str, Iterator[tuple[int, Any]]]:
     """(unit, iterator of (number, decoded statement or a JSONDecodeError))."""
-    text = path.read_text(encoding="utf-8-sig")
+    try:
+        text = read_text(path)
+    except TextFileError as exc:
+        raise unreadable(exc) from None
     stripped = text.lstrip()
     if stripped.startswith("[") or (stripped.startswith("{") and '"statements"' in stripped[:200]):
         try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import networkx as nx
 import orjson
@@ -17,11 +17,14 @@ import typer
 
 from configs import ConfigError, ZPDConfig, load_config
 from engine import queries
-from engine.case import CaseOptions, write_case
+from engine.case import write_case
 from engine.catalog import CatalogError, Modality, load_catalog, save_catalog
 from engine.catalog import coverage as catalog_coverage
+from engine.codes import CODE_STYLES, CodeStyle
 from engine.graph import GraphError, StandardsGraph, UnknownStandardError, grade_number
-from engine.sources import load_catalog_source, load_graph
+from engine.graph_csv import EdgeColumns
+from engine.sources import graph_from_config, load_catalog_source
+from engine.textfiles import OutputPathError, TextFileError, check_output_file, read_text
 from serving.cli import keys_app, replay, roster_app, serve
 from training.bundle import bundle_command
 from training.cli import models_app, train_app
@@ -49,21 +52,60 @@ GraphOpt = Annotated[
     str | None,
     typer.Option(
         "--graph",
-        help="Graph source: a CSV folder or a CASE .json file (default: the configured graph, the bundled Coherence Map).",
+        help="Graph source: a CSV folder, an edge-list .csv/.tsv file or a CASE .json file "
+        "(default: the configured graph, the bundled Coherence Map).",
+    ),
+]
+ColumnsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--columns",
+        help="Columns of the graph's edge table (prerequisites.csv or an edge-list file), as "
+        "role=column pairs, e.g. prerequisite=requires,dependent=exercise (a delimiter=tab pair "
+        "too), or a JSON file of them (default: prerequisite and dependent, or the graph.columns setting).",
+    ),
+]
+CodesOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--codes",
+        help="How the graph's codes compare: ccss (every spelling of a CCSS standard is one code, "
+        "other codes exact) or exact (default: ccss, or the graph.codes setting for the configured graph).",
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
-USER_ERRORS = (GraphError, CatalogError, ConfigError, UnknownStandardError)
+USER_ERRORS = (GraphError, CatalogError, ConfigError, UnknownStandardError, OutputPathError)
 
 
 def _config(ctx: typer.Context) -> ZPDConfig:
     return ctx.obj if isinstance(ctx.obj, ZPDConfig) else load_config()
 
 
-def _graph(ctx: typer.Context, source: str | None) -> StandardsGraph:
-    cfg = _config(ctx)
-    options = CaseOptions(cfg.graph.prerequisite_association_types, cfg.graph.grouping_item_types)
-    return load_graph(source or cfg.graph.source, options)
+def _graph(
+    ctx: typer.Context, source: str | None, columns: str | None = None, codes: str | None = None
+) -> StandardsGraph:
+    mapping = _edge_columns(columns) if columns is not None else None
+    if codes is not None and codes not in CODE_STYLES:
+        raise GraphError(f"--codes must be one of {', '.join(CODE_STYLES)}, got {codes!r}")
+    return graph_from_config(_config(ctx).graph, source, columns=mapping, codes=cast(CodeStyle | None, codes))
+
+
+def _edge_columns(spec: str) -> EdgeColumns:
+    """``--columns``: role=column pairs, or a JSON file of them (as ``zpd train --columns``)."""
+    if "=" in spec or not spec.lower().endswith(".json"):
+        return EdgeColumns.parse(spec)
+    path = Path(spec)
+    try:
+        fields = orjson.loads(read_text(path))
+    except FileNotFoundError:
+        raise GraphError(f"{path}: column mapping file not found") from None
+    except TextFileError as exc:
+        raise GraphError(str(exc)) from None
+    except orjson.JSONDecodeError as exc:
+        raise GraphError(f"{path}: not valid JSON: {exc}") from None
+    if not isinstance(fields, dict):
+        raise GraphError(f'{path}: expected a JSON object such as {{"prerequisite": "requires", ...}}')
+    return EdgeColumns.from_mapping(fields, str(path))
 
 
 def _emit(data: Any) -> None:
@@ -114,10 +156,16 @@ def graph_stats(graph: StandardsGraph) -> dict[str, Any]:
 
 
 @graph_app.command("stats")
-def cmd_graph_stats(ctx: typer.Context, graph: GraphOpt = None, as_json: JsonOpt = False) -> None:
+def cmd_graph_stats(
+    ctx: typer.Context,
+    graph: GraphOpt = None,
+    columns: ColumnsOpt = None,
+    code_style: CodesOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Counts of standards, edges and links; whether the prerequisite graph is a DAG."""
     try:
-        g = _graph(ctx, graph)
+        g = _graph(ctx, graph, columns, code_style)
     except USER_ERRORS as exc:
         _fail(exc)
     stats = graph_stats(g)
@@ -152,10 +200,17 @@ def describe_standard(graph: StandardsGraph, code: str) -> dict[str, Any]:
 
 
 @graph_app.command("show")
-def cmd_graph_show(ctx: typer.Context, code: str, graph: GraphOpt = None, as_json: JsonOpt = False) -> None:
-    """One standard: prerequisites, dependents, parent, parts, related. Any spelling of the code works."""
+def cmd_graph_show(
+    ctx: typer.Context,
+    code: str,
+    graph: GraphOpt = None,
+    columns: ColumnsOpt = None,
+    code_style: CodesOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """One standard: prerequisites, dependents, parent, parts, related. Any spelling of a CCSS code works."""
     try:
-        g = _graph(ctx, graph)
+        g = _graph(ctx, graph, columns, code_style)
         info = describe_standard(g, code)
     except USER_ERRORS as exc:
         _fail(exc)
@@ -169,10 +224,14 @@ def cmd_graph_show(ctx: typer.Context, code: str, graph: GraphOpt = None, as_jso
 
 
 @graph_app.command("validate")
-def cmd_graph_validate(ctx: typer.Context, source: str) -> None:
-    """Check a graph source (CSV folder or CASE .json). Exit 0 when valid, 1 with the error otherwise."""
+def cmd_graph_validate(
+    ctx: typer.Context, source: str, columns: ColumnsOpt = None, code_style: CodesOpt = None
+) -> None:
+    """Check a graph source: a CSV folder (prerequisites.csv, optionally standards.csv and
+    related.csv), an edge-list .csv/.tsv file or a CASE .json. Exit 0 when valid, 1 with the
+    error otherwise."""
     try:
-        g = _graph(ctx, source)
+        g = _graph(ctx, source, columns, code_style)
     except USER_ERRORS as exc:
         _fail(exc)
     for warning in g.warnings:
@@ -195,6 +254,8 @@ def cmd_graph_route(
         typer.Option("--literal", help="Do not infer that the prerequisites of a mastered standard are mastered too."),
     ] = False,
     graph: GraphOpt = None,
+    columns: ColumnsOpt = None,
+    code_style: CodesOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """The standards still to learn to reach the goal, in a valid learning order.
@@ -202,7 +263,7 @@ def cmd_graph_route(
     A mastered standard implies its prerequisites unless --literal is given.
     """
     try:
-        g = _graph(ctx, graph)
+        g = _graph(ctx, graph, columns, code_style)
         goals = _codes(goal)
         done = list(
             queries.expand_mastery(g, _codes(mastered)) if literal else queries.downward_closure(g, _codes(mastered))
@@ -238,11 +299,13 @@ def cmd_graph_fringe(
         typer.Option("--literal", help="Do not infer that the prerequisites of a mastered standard are mastered too."),
     ] = False,
     graph: GraphOpt = None,
+    columns: ColumnsOpt = None,
+    code_style: CodesOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Outer fringe (ready to learn) and inner fringe (edge of what is mastered)."""
     try:
-        g = _graph(ctx, graph)
+        g = _graph(ctx, graph, columns, code_style)
         codes = _codes(mastered)
         done = queries.expand_mastery(g, codes) if literal else queries.downward_closure(g, codes)
         result = {"outer_fringe": queries.outer_fringe(g, done), "inner_fringe": queries.inner_fringe(g, done)}
@@ -260,22 +323,29 @@ def cmd_graph_export_case(
     ctx: typer.Context,
     output: Annotated[Path, typer.Option("-o", "--output", help="CASE package .json file to write.")],
     graph: GraphOpt = None,
+    columns: ColumnsOpt = None,
+    code_style: CodesOpt = None,
 ) -> None:
     """Write the graph as a CASE 1.1 package (loads back to the same graph)."""
     try:
-        g = _graph(ctx, graph)
+        check_output_file(output, "a CASE package .json file")
+        g = _graph(ctx, graph, columns, code_style)
+        write_case(g, output)
     except USER_ERRORS as exc:
         _fail(exc)
-    write_case(g, output)
+    except OSError as exc:
+        _fail(OutputPathError(f"{output}: cannot write ({exc.strerror or exc})"))
     typer.echo(f"wrote {output}: {len(g.internal_codes)} standards, {g.prereq.number_of_edges()} precedes associations")
 
 
 # ---------------------------------------------------------------------------- catalog
 @catalog_app.command("validate")
-def cmd_catalog_validate(ctx: typer.Context, file: Path, graph: GraphOpt = None) -> None:
+def cmd_catalog_validate(
+    ctx: typer.Context, file: Path, graph: GraphOpt = None, columns: ColumnsOpt = None, code_style: CodesOpt = None
+) -> None:
     """Check a catalog file (.csv or .json) against the graph. Exit 0 when valid."""
     try:
-        catalog = load_catalog(file, _graph(ctx, graph))
+        catalog = load_catalog(file, _graph(ctx, graph, columns, code_style))
     except USER_ERRORS as exc:
         _fail(exc)
     modalities = Counter(item.modality.value for item in catalog)
@@ -289,12 +359,14 @@ def cmd_catalog_coverage(
         str | None, typer.Option("--catalog", help="Catalog file (default: the configured catalog).")
     ] = None,
     graph: GraphOpt = None,
+    columns: ColumnsOpt = None,
+    code_style: CodesOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Which standards have which modalities (items on a parent count for its parts)."""
     try:
         cfg = _config(ctx)
-        g = _graph(ctx, graph)
+        g = _graph(ctx, graph, columns, code_style)
         cat = load_catalog_source(catalog or cfg.catalog.source, g, cfg.catalog.generate_missing)
     except USER_ERRORS as exc:
         _fail(exc)
@@ -338,15 +410,20 @@ def cmd_catalog_export(
     ctx: typer.Context,
     output: Annotated[Path, typer.Option("-o", "--output", help="File to write (.csv or .json).")],
     graph: GraphOpt = None,
+    columns: ColumnsOpt = None,
+    code_style: CodesOpt = None,
 ) -> None:
     """Write the configured catalog (by default the bundled one) to a file you can edit."""
     try:
+        check_output_file(output, "a catalog .csv or .json file")
         cfg = _config(ctx)
-        g = _graph(ctx, graph)
+        g = _graph(ctx, graph, columns, code_style)
         cat = load_catalog_source(cfg.catalog.source, g, cfg.catalog.generate_missing)
         save_catalog(cat, output)
     except USER_ERRORS as exc:
         _fail(exc)
+    except OSError as exc:
+        _fail(OutputPathError(f"{output}: cannot write ({exc.strerror or exc})"))
     typer.echo(f"wrote {output}: {len(cat)} items")
 
 

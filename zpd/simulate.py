@@ -13,7 +13,7 @@ from configs import ZPDConfig, load_config
 from engine.placement import PlacementConfig
 from engine.planner.policy import ZPDPolicy
 from engine.simulation import BASELINES, SimulatorConfig, evaluate, goal_for_grade
-from engine.sources import load_catalog_source, load_graph
+from engine.sources import graph_from_config, load_catalog_source
 from models.base import LearnerModel
 from models.bkt import GraphBKT
 from models.registry import for_graph
@@ -30,7 +30,7 @@ def served_model(config: ZPDConfig, uri: str | None = None) -> tuple[LearnerMode
     then graph BKT: the same fallback chain) and its version."""
     from serving.model_provider import ModelLoadError, load_candidate
 
-    graph = load_graph(config.graph.source)
+    graph = graph_from_config(config.graph)
     errors = []
     for candidate in [uri] if uri else [config.serving.model_uri, "bundled", "bkt"]:
         try:
@@ -191,7 +191,7 @@ def simulate_command(
         )
         return
     try:
-        g = load_graph(graph or cfg.graph.source)
+        g = graph_from_config(cfg.graph, graph)
         catalog = load_catalog_source(cfg.catalog.source, g, cfg.catalog.generate_missing)
         goal = goal_for_grade(g, goal_grade)
     except (ValueError, KeyError) as exc:

@@ -111,7 +111,7 @@ def _spurious_candidates(graph: StandardsGraph) -> list[tuple[str, str]]:
     pos = {u: i for i, u in enumerate(order)}
     span = {
         c: (min(pos[leaf] for leaf in graph.leaves(c)), max(pos[leaf] for leaf in graph.leaves(c)))
-        for c in graph.standards
+        for c in graph.internal_codes  # an external standard has no learnable unit
     }
     grades = {c: g for c in graph.internal_codes if (g := graph.standards[c].grade_num) is not None}
     codes = list(grades)

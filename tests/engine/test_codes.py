@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.codes import code_key
+from engine.codes import ccss_key, code_key
 from engine.graph import Standard, StandardsGraph, UnknownStandardError
 
 
@@ -52,3 +52,48 @@ def test_two_codes_with_one_key_are_refused() -> None:
 
     with pytest.raises(GraphError, match=r"'4.NF.B.3a' and '4.NF.B.3.a' are two spellings"):
         StandardsGraph([Standard("4.NF.B.3a"), Standard("4.NF.B.3.a")], [])
+
+
+# ---------------------------------------------------------------------------- which codes normalize
+@pytest.mark.parametrize(
+    "code",
+    ["number_sense_weight_l1", "Fractions_Intro", "N-1-2", "add within 20", "A1", "MP.1"],
+)
+def test_codes_that_are_not_ccss_spellings_are_exact(code: str) -> None:
+    assert ccss_key(code) is None
+    assert code_key(code) == code
+    assert code_key(f" {code} ") == code
+
+
+def test_exercises_differing_in_case_are_two_standards() -> None:
+    graph = StandardsGraph(
+        [Standard("number_sense_weight_l1"), Standard("number_sense_weight_L1"), Standard("number_sense_weight_l2")],
+        [("number_sense_weight_l1", "number_sense_weight_l2"), ("number_sense_weight_L1", "number_sense_weight_l2")],
+    )
+    assert graph.resolve("number_sense_weight_L1") == "number_sense_weight_L1"
+    assert graph.resolve("number_sense_weight_l1") == "number_sense_weight_l1"
+    assert "NUMBER_SENSE_WEIGHT_L1" not in graph
+    with pytest.raises(UnknownStandardError) as info:
+        graph.resolve("Number_Sense_Weight_L2")
+    assert "did you mean number_sense_weight_l2," in str(info.value)  # the closest first
+
+
+def test_exact_style_compares_ccss_codes_as_written() -> None:
+    assert code_key("4.NF.B.3a", "exact") != code_key("4.NF.B.3.a", "exact")
+    graph = StandardsGraph(
+        [Standard("4.NF.B.3a"), Standard("4.NF.B.3.a")], [("4.NF.B.3a", "4.NF.B.3.a")], codes="exact"
+    )
+    assert graph.codes == "exact" and len(graph) == 2
+    assert "4.nf.b.3.a" not in graph and graph.resolve("4.NF.B.3a") == "4.NF.B.3a"
+
+
+def test_the_bundled_graph_compares_ccss_spellings(bundled_graph) -> None:
+    assert bundled_graph.codes == "ccss"
+    assert all(ccss_key(code) is not None for code in bundled_graph.standards)
+
+
+def test_an_unknown_code_style_is_refused() -> None:
+    from engine.graph import GraphError
+
+    with pytest.raises(GraphError, match=r"codes must be one of ccss, exact, got 'loose'"):
+        StandardsGraph([Standard("A")], [], codes="loose")  # type: ignore[arg-type]

@@ -464,3 +464,44 @@ def test_dispatcher_rejects_unknown_format_and_missing_columns(tmp_path):
         load_interactions(PID, "csv")
     _, report = load_interactions(PID, "akt")
     assert json.loads(json.dumps(report.to_dict()))["attempts"] == 9224
+
+
+# ---- encodings: one rule for every loader (engine.textfiles) -----------------------------------------
+
+
+def test_csv_from_excel_bom_crlf_and_utf16_load_alike(tmp_path):
+    text = "learner,item,correct,skills,time,Notes\r\nu1,p1,1,A;B,,ok\r\nu1,p2,0,B,,\r\nu2,p1,1,A,,é\r\n"
+    expected = load_csv(write(tmp_path, "plain.csv", text.replace("\r\n", "\n")), SIMPLE).table
+    for name, data in [("bom.csv", b"\xef\xbb\xbf" + text.encode()), ("utf16.csv", text.encode("utf-16"))]:
+        path = tmp_path / name
+        path.write_bytes(data)
+        table, report = load_csv(path, SIMPLE)
+        assert table.fingerprint() == expected.fingerprint(), name
+        assert report.rows_read == 3 and table.learner_ids == ("u1", "u2")
+
+
+def test_csv_in_big5_names_the_file_the_line_and_the_encoding(tmp_path):
+    path = tmp_path / "answers.csv"
+    path.write_bytes("learner,item,correct,skills,time\nu1,p1,1,A,\nu1,數學,0,A,\n".encode("big5"))
+    with pytest.raises(DataError) as info:
+        load_csv(path, SIMPLE)
+    assert info.value.source == "answers.csv" and info.value.line == 3 and info.value.path == str(path)
+    assert str(info.value).startswith("answers.csv line 3: is not valid UTF-8 (bytes bc")
+    assert "expected UTF-8 (with or without a byte-order mark) or UTF-16 with a byte-order mark" in str(info.value)
+    with pytest.raises(DataError, match=r"answers.csv line 3: is not valid UTF-8"):
+        load_csv(path, SIMPLE, on_error="skip")  # a file-level problem: not a row to skip
+
+
+def test_akt_and_xapi_files_in_other_encodings(tmp_path):
+    akt = tmp_path / "fold_train1.csv"
+    akt.write_bytes("3\n1,2,3\n1,0,1\n".encode("utf-16-le"))
+    with pytest.raises(DataError, match=r"fold_train1.csv: holds NUL bytes \(UTF-16 without a byte-order mark"):
+        load_akt(akt)
+    xapi = tmp_path / "s.jsonl"
+    line = json.dumps(statement("1", "u1", "q1", {"success": True}), ensure_ascii=False)
+    xapi.write_bytes((line + "\r\n").encode("utf-16"))
+    table, _ = load_xapi(xapi)
+    assert table.n_attempts == 1
+    xapi.write_bytes((line.replace("u1", "ü1") + "\n").encode("latin-1"))
+    with pytest.raises(DataError, match=r"s.jsonl line 1: is not valid UTF-8"):
+        load_xapi(xapi)
