@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.textfiles import TextFileError, decode_text
 from engine.xapi import account_id
 
 __all__ = ["KINDS", "Roster", "RosterBundle", "RosterError", "load_bundle", "read_bundle", "roster_grade"]
@@ -81,15 +82,10 @@ class RosterBundle:
 
 
 def _decode(name: str, data: bytes) -> str:
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16")
     try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise RosterError(
-            f"{name}: not UTF-8 (byte {exc.start}); expected UTF-8 (with or without a byte-order mark) "
-            "or UTF-16 with a byte-order mark"
-        ) from None
+        return decode_text(data, name)
+    except TextFileError as exc:
+        raise RosterError(str(exc)) from None
 
 
 def _table(name: str, text: str, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:

@@ -26,6 +26,7 @@ __all__ = [
     "TextFileError",
     "check_output_file",
     "check_output_folder",
+    "decode_text",
     "open_text",
     "read_text",
 ]
@@ -160,6 +161,24 @@ def open_text(path: str | Path) -> _CheckedText:
         binary.close()
         raise
     return _CheckedText(path, binary, encoding)
+
+
+def decode_text(data: bytes, name: str | Path) -> str:
+    """Decode the bytes of a file called ``name`` (a member of a zip, an upload) as
+    :func:`open_text` decodes a file on disk; raises :class:`TextFileError` naming it.
+
+    >>> decode_text("code\\n".encode("utf-16"), "t.csv")
+    'code\\n'
+    """
+    path = Path(name)
+    encoding = _encoding(path, data[:_SNIFF_BYTES])
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].decode(encoding, errors="replace").count("\n") + 1
+        bad = data[exc.start : exc.end].hex(" ")
+        kind = "UTF-16" if encoding == "utf-16" else "UTF-8"
+        raise TextFileError(path, line, f"is not valid {kind} (bytes {bad}: {exc.reason})") from None
 
 
 def read_text(path: str | Path) -> str:

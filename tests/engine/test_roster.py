@@ -150,7 +150,7 @@ def test_encodings(tmp_path) -> None:
     (folder / "orgs.csv").write_bytes(text.encode("utf-16"))  # with its byte-order mark: read
     assert Roster().apply(load_bundle(folder), "t").orgs["org-school-7"]["name"] == "Lincoln Elementary"
     (folder / "orgs.csv").write_bytes(text.replace("Lincoln", "林肯").encode("big5"))
-    with pytest.raises(RosterError, match=r"orgs.csv: not UTF-8 .*expected UTF-8"):
+    with pytest.raises(RosterError, match=r"orgs.csv line 3: is not valid UTF-8 .*expected UTF-8"):
         load_bundle(folder)
 
 
