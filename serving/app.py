@@ -38,6 +38,8 @@ from serving.routes import catalog, classes, events, health, learners, model, xa
 from serving.service import ApiError, Engine, LearnerService
 from serving.stores import open_store
 from serving.stores.base import LearnerStore, StoreError, StoreUnavailable
+from serving.ui import install_ui
+from serving.ui.session import UiAuth
 
 __all__ = ["create_app", "build_engine"]
 
@@ -263,6 +265,7 @@ def create_app(
         app.state.engine = engine or build_engine(config)
         app.state.service = LearnerService(app.state.engine, app.state.store)
         app.state.keys = KeyCache(app.state.store, config.serving.key_cache_s)
+        app.state.ui = UiAuth(app.state.store)
         app.state.deployment = Deployment(app.state.engine, app.state.store)
         try:  # come up with the model and catalog the other workers serve
             app.state.deployment.sync()
@@ -312,4 +315,5 @@ def create_app(
 
     for module in (events, xapi, learners, classes, catalog, model, health):
         app.include_router(module.router)
+    install_ui(app)
     return app

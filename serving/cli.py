@@ -85,6 +85,7 @@ def serve(
         key = ensure_demo_key(opened, Path(cfg.serving.data_dir))
         typer.echo(f"demo API key (tenant 'demo'): {key}")
         typer.echo(f"try: curl -H 'Authorization: Bearer {key}' http://{host}:{port}/v1/model")
+        typer.echo(f"teachers sign in at http://{host}:{port}/ui/login (this key works; or a teacher key)")
     opened.close()
     os.environ["ZPD_STORE_URL"] = url
     # the workers pool their /metrics counts here (emptied at each start: counters start at 0)
@@ -98,7 +99,10 @@ def serve(
     config_file = ctx.parent.params.get("config") if ctx.parent is not None else None
     if config_file:
         os.environ[CONFIG_ENV] = str(Path(config_file).resolve())
-    typer.echo(f"serving on http://{host}:{port} (docs at /docs), store {url.split('@')[-1]}, {workers} worker(s)")
+    typer.echo(
+        f"serving on http://{host}:{port} (docs at /docs, teachers' pages at /ui/), store {url.split('@')[-1]}, "
+        f"{workers} worker(s)"
+    )
     uvicorn.run(
         "serving.cli:app_from_env",
         factory=True,

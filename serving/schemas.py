@@ -200,8 +200,9 @@ class Strict(BaseModel):
 
 class EventsAccepted(BaseModel):
     """What became of a batch. Every event is counted once in ``accepted`` (stored now) or
-    ``duplicates`` (stored before), or listed in ``retry`` (its learner was busy: not stored,
-    send it again); ``voided`` ones were voided before they arrived. Of the accepted,
+    ``duplicates`` (stored before), or listed in ``retry`` (its learner was busy, or another
+    request stored other content under one of its ids meanwhile: not stored, send it again; a
+    conflict then answers 409); ``voided`` ones were voided before they arrived. Of the accepted,
     ``unaligned`` are answers on activities the catalog does not know (kept, folded once an admin
     aligns them) and ``not_evidence`` are exposures or ignored statements (kept, not folded)."""
 

@@ -15,7 +15,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -27,8 +27,9 @@ from engine.catalog import Catalog, Item, Modality
 from engine.graph import StandardsGraph, UnknownStandardError
 from engine.learner import GradeError, Learner, LearnerCore, LearnerMeta, Observation
 from engine.placement import PlacementConfig
-from engine.planner.context import Goal, PlanContext
+from engine.planner.context import Goal, Overrides, PlanContext
 from engine.planner.index import PlannerIndex
+from engine.planner.playlist import Rotation, plan_rotation
 from engine.roster import Roster, RosterBundle
 from engine.xapi import DEFAULT_VERBS
 from models.base import ModelFormatError, state_from_bytes, state_to_bytes
@@ -331,6 +332,65 @@ class LearnerService:
             self.rosters.forget(tenant, learner_id)
         return self.store.delete_learner(tenant, learner_id) or rostered
 
+    def add_overrides(
+        self,
+        tenant: str,
+        learner_id: str,
+        *,
+        pin_standards: Sequence[str] = (),
+        pin_items: Sequence[str] = (),
+        exclude_items: Sequence[str] = (),
+        lock_goal: bool | None = None,
+    ) -> Overrides:
+        """Add a teacher's overrides (codes and item ids already checked) and return them all."""
+
+        def change(view: LearnerView) -> Overrides:
+            o = view.meta.overrides
+            view.meta.overrides = Overrides(
+                tuple(dict.fromkeys([*o.pinned_standards, *pin_standards])),
+                tuple(dict.fromkeys([*o.pinned_items, *pin_items])),
+                o.excluded_items | frozenset(exclude_items),
+                o.goal_locked if lock_goal is None else lock_goal,
+            )
+            return view.meta.overrides
+
+        return self.mutate(tenant, learner_id, change)
+
+    def rotation(
+        self,
+        tenant: str,
+        learner_ids: Sequence[str],
+        *,
+        session_minutes: float = 60,
+        block_minutes: float = 20,
+        capacities: Mapping[str, int] | None = None,
+        group_capacity: int = 6,
+        teachers: int = 1,
+        modalities: Sequence[Modality] | None = None,
+        unseen: bool = False,
+    ) -> tuple[Rotation, list[str]]:
+        """A class rotation for these learners (each one's view read once) and the model versions
+        that planned it. An unknown learner is a 404 naming ``learners[i]`` unless ``unseen``
+        (rostered students the server has not seen yet start from their belief)."""
+        contexts = {}
+        versions = set()
+        for i, learner_id in enumerate(dict.fromkeys(learner_ids)):
+            try:
+                view = self.load(tenant, learner_id, unseen=unseen)
+            except ApiError as exc:
+                raise ApiError(exc.status, exc.code, exc.message, f"learners[{i}]") from None
+            versions.add(view.core.version)
+            contexts[learner_id] = self.context(view, modalities=modalities)
+        plan = plan_rotation(
+            contexts,
+            session_minutes,
+            min(block_minutes, session_minutes),  # a block longer than the session is the session
+            dict(capacities or {}),
+            group_capacity,
+            teachers,
+        )
+        return plan, sorted(versions)
+
     # ------------------------------------------------------------------ rosters
     def import_roster(self, tenant: str, bundle: RosterBundle) -> dict[str, Any]:
         """Apply a OneRoster bundle to the tenant's roster and give each rostered student their
@@ -371,7 +431,10 @@ class LearnerService:
         an activity the catalog does not know is stored as *unaligned* and folded once an admin
         aligns the activity; a void removes its target from the learner's state. A learner still
         busy after the retries is listed in ``retry`` (its events were not written): the other
-        learners' events were, so a 409 never follows a partial write."""
+        learners' events were, so a 409 never follows a partial write. For the same reason, a
+        learner whose repeat conflicts only on a retry (another request stored other content under
+        the id meanwhile) is listed in ``retry`` once other learners of the batch were written; a
+        resend then gets the 409."""
         now = self.clock()
         events: list[IncomingEvent] = []
         for i, raw in enumerate(raw_events):
@@ -499,7 +562,7 @@ class LearnerService:
     def _ingest(self, tenant: str, by_learner: dict[str, list[IncomingEvent]], now: float) -> tuple[int, int, set[str]]:
         # Every learner is checked for conflicting repeats before anything is written.
         pending, duplicates = self._fresh_events(tenant, by_learner)
-        accepted = 0
+        accepted, conflicting = 0, set[str]()
         for _ in range(MAX_RETRIES):
             if not pending:
                 break
@@ -516,17 +579,20 @@ class LearnerService:
                 else:  # another request wrote this learner meanwhile: re-read it and fold again
                     retry[learner] = by_learner[learner]
             if retry:
-                pending, again = self._fresh_events(tenant, retry)
+                # nothing written yet: a conflict refuses the batch whole (409); otherwise the
+                # conflicting learners are left out and listed in ``retry`` with the busy ones
+                pending, again = self._fresh_events(tenant, retry, None if accepted == 0 else conflicting)
                 duplicates.update(again)
             else:
                 pending = {}
-        return accepted, sum(duplicates.values()), set(pending)
+        return accepted, sum(duplicates.values()), set(pending) | conflicting
 
     def _fresh_events(
-        self, tenant: str, by_learner: dict[str, list[IncomingEvent]]
+        self, tenant: str, by_learner: dict[str, list[IncomingEvent]], conflicting: set[str] | None = None
     ) -> tuple[dict[str, list[tuple[IncomingEvent, str]]], dict[str, int]]:
         """Per learner, the events not stored yet (with their content hash) and the number of
-        identical repeats; a repeat with different content is a 409."""
+        identical repeats; a repeat with different content is a 409, or, given ``conflicting``,
+        adds its learner there (none of that learner's events is fresh)."""
         stored = self.store.event_hashes_many(
             tenant, {learner: [e.id for e in group] for learner, group in by_learner.items()}
         )
@@ -544,6 +610,10 @@ class LearnerService:
                     new.append((event, digest))
                 elif previous == digest:
                     duplicates[learner] += 1
+                elif conflicting is not None:
+                    conflicting.add(learner)
+                    duplicates[learner], new = 0, []
+                    break
                 else:
                     raise ApiError(
                         409,

@@ -426,6 +426,7 @@ def _fill_block(
     if practice is None:
         return  # nothing at all to practise
     item, standard, p_success = practice
+    used.add(item.id)  # the next gap practises something else when it can
     if first is None:
         load[INDEPENDENT_PRACTICE] = load.get(INDEPENDENT_PRACTICE, 0) + 1
     plan.append(
@@ -450,7 +451,8 @@ def _independent_practice(
 ) -> tuple[Item, str, float | None] | None:
     """What a learner practises alone: their best teaching candidate that is practice or reading
     (not a check, not the teacher's table), an unused one first; when every candidate is a check,
-    a practice item on the standard checked or the next one of the route. (item, standard, P)."""
+    a practice item on the standard checked, or on a standard of the route whose prerequisites are
+    known. (item, standard, P)."""
     solo = (Modality.SMALL_GROUP, Modality.TUTORING, Modality.ASSESSMENT)
     practice = [c for c in ranked if c.kind not in CHECK_KINDS and c.item.modality not in solo]
     if practice:
@@ -458,7 +460,13 @@ def _independent_practice(
             practice, key=lambda c: (c.item.id not in used, c.item.modality is Modality.ONLINE_PRACTICE, c.score)
         )
         return best.item, best.standard, best.p_success
-    for standard in dict.fromkeys([*(c.standard for c in ranked), *route]):
+    known = ctx.progress.mastered
+    ready = [
+        u
+        for u in route
+        if all(p in known or ctx.mastery.get(p, 0.0) >= ctx.config.likely_known for p in ctx.index.prereqs.get(u, ()))
+    ]
+    for standard in dict.fromkeys([*(c.standard for c in ranked), *ready]):
         items = [
             i
             for i in ctx.index.items_for.get(standard, ())

@@ -11,7 +11,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from starlette.concurrency import run_in_threadpool
 
-from engine.planner.playlist import plan_rotation
 from engine.roster import Roster, RosterError, read_zip
 from serving.auth import Principal
 from serving.deps import ERRORS, AdminDep, ReadDep, ServiceDep, TeacherDep
@@ -145,25 +144,19 @@ def post_rotation(class_id: ClassId, body: RotationIn, principal: ReadDep, servi
                 "send the learners of each room in 'learners'",
                 "class_id",
             )
-    contexts = {}
-    versions = set()
-    for i, learner_id in enumerate(dict.fromkeys(learners)):
-        try:
-            view = service.load(principal.tenant, learner_id, unseen=body.learners is None)
-        except ApiError as exc:
-            raise ApiError(exc.status, exc.code, exc.message, f"learners[{i}]") from None
-        versions.add(view.core.version)
-        contexts[learner_id] = service.context(view, modalities=body.modalities)
-    rotation = plan_rotation(
-        contexts,
-        body.session_minutes,
-        min(body.block_minutes, body.session_minutes),  # a block longer than the session is the session
-        {modality.value: seats for modality, seats in body.capacities.items()},
-        body.group_capacity,
-        body.teachers,
+    rotation, versions = service.rotation(
+        principal.tenant,
+        learners,
+        session_minutes=body.session_minutes,
+        block_minutes=body.block_minutes,
+        capacities={modality.value: seats for modality, seats in body.capacities.items()},
+        group_capacity=body.group_capacity,
+        teachers=body.teachers,
+        modalities=body.modalities,
+        unseen=body.learners is None,
     )
     return {
         "class_id": class_id,
-        "model_version": sorted(versions)[0] if len(versions) == 1 else sorted(versions),
+        "model_version": versions[0] if len(versions) == 1 else versions,
         **rotation_json(rotation),
     }

@@ -223,17 +223,15 @@ def post_overrides(
         for i, item_id in enumerate(ids):
             service.item(principal.tenant, item_id, f"{field}[{i}]")
 
-    def change(view: LearnerView) -> dict[str, Any]:
-        o = view.meta.overrides
-        view.meta.overrides = Overrides(
-            tuple(dict.fromkeys([*o.pinned_standards, *pins])),
-            tuple(dict.fromkeys([*o.pinned_items, *body.pin_items])),
-            o.excluded_items | frozenset(body.exclude_items),
-            o.goal_locked if body.lock_goal is None else body.lock_goal,
-        )
-        return {"learner_id": learner_id, "overrides": overrides_json(view.meta.overrides)}
-
-    return service.mutate(principal.tenant, learner_id, change)
+    overrides = service.add_overrides(
+        principal.tenant,
+        learner_id,
+        pin_standards=pins,
+        pin_items=body.pin_items,
+        exclude_items=body.exclude_items,
+        lock_goal=body.lock_goal,
+    )
+    return {"learner_id": learner_id, "overrides": overrides_json(overrides)}
 
 
 @router.delete("/{learner_id}/overrides", summary="Remove overrides (teacher)", response_model=OverridesSetOut)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -181,3 +184,50 @@ def any_api(request, tmp_path, shared_engine) -> Iterator[Api]:
     with made.client:
         yield made
     store.close()
+
+
+# ---------------------------------------------------------------------------- `zpd serve` as a process
+class ZpdServer:
+    """`zpd --config CONFIG serve` in a process group of its own on a free port, ready when
+    /readyz answers. :meth:`kill` is a SIGKILL of the whole group: no shutdown code runs."""
+
+    def __init__(self, config: Path, timeout_s: float = 90):
+        import httpx
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = config.parent / f"serve-{self.port}.log"
+        exe = Path(sys.executable).parent / "zpd"
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [str(exe), "--config", str(config), "serve", "--port", str(self.port)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.time() + timeout_s
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"zpd serve exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.kill()
+        pytest.fail(f"zpd serve did not come up in {timeout_s:.0f} s:\n{self.log.read_text()[-3000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or the OOM killer would."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()

@@ -1,0 +1,363 @@
+"""The web interface for teachers and students, served by the API's own app under ``/ui/``.
+
+Server-rendered pages (Jinja2 templates and one stylesheet shipped in the package; no CDN, no
+script needed to read): sign-in, the teacher's classes, a class dashboard, today's rotation
+(printable, and as CSV) with overrides, a learner's GPS, and the student link that shows one
+learner's GPS and nothing else. Every page reads through the learner service, as the API does.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from engine.roster import Roster
+from serving.auth import Principal
+from serving.routes.classes import visible_classes
+from serving.service import ApiError, LearnerService
+from serving.ui.pages import STATUS_LABEL, Thresholds, class_dashboard, day, learner_gps, rotation_csv, rotation_grid
+from serving.ui.session import COOKIE, LOGIN_COOKIE, SESSION_S, Session, UiAuth
+
+__all__ = ["install_ui"]
+
+HERE = Path(__file__).resolve().parent
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+templates.env.globals.update(status_label=STATUS_LABEL, day=day)
+router = APIRouter(prefix="/ui", include_in_schema=False)
+
+
+class _SignIn(Exception):
+    """Not signed in: go to the sign-in page."""
+
+
+def install_ui(app: FastAPI) -> None:
+    """Mount the pages and their stylesheet (the app's lifespan sets ``app.state.ui``)."""
+    app.include_router(router)
+    app.mount("/ui/static", StaticFiles(directory=str(HERE / "static")), name="ui-static")
+
+    @app.exception_handler(_SignIn)
+    async def sign_in(request: Request, exc: _SignIn) -> Response:
+        target = quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+        return RedirectResponse(f"/ui/login?next={target}", status_code=303)
+
+    @app.get("/", include_in_schema=False)
+    def root() -> Response:
+        return RedirectResponse("/ui/", status_code=303)
+
+
+def _service(request: Request) -> LearnerService:
+    return request.app.state.service
+
+
+def _session(request: Request) -> Session:
+    found = request.app.state.ui.session(request.cookies.get(COOKIE))
+    if found is None:
+        raise _SignIn()
+    return found
+
+
+def _page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    response = templates.TemplateResponse(request, template, context, status_code=status)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'"
+    )
+    return response
+
+
+def _error(request: Request, status: int, message: str, session: Session | None = None) -> HTMLResponse:
+    return _page(request, "error.html", status, message=message, session=session)
+
+
+def _classes(service: LearnerService, principal: Principal) -> tuple[Roster, list[str]]:
+    return visible_classes(service, principal)
+
+
+def _may_see_learner(service: LearnerService, principal: Principal, learner_id: str) -> bool:
+    roster, ids = _classes(service, principal)
+    if principal.user and "admin" not in principal.scopes:
+        return any(learner_id in roster.members(c, "student") for c in ids)
+    return learner_id in roster.users or service.store.get(principal.tenant, learner_id) is not None
+
+
+# ---------------------------------------------------------------------------- sign-in
+@router.get("/")
+def home(request: Request) -> Response:
+    _session(request)
+    return RedirectResponse("/ui/classes", status_code=303)
+
+
+@router.get("/login")
+def login_form(request: Request, next: str = "/ui/classes") -> Response:
+    token = _login_token()
+    response = _page(request, "login.html", next=_safe_next(next), csrf=token, error=None)
+    response.set_cookie(LOGIN_COOKIE, token, max_age=3600, httponly=True, samesite="strict", path="/ui/login")
+    return response
+
+
+def _login_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def _safe_next(target: str) -> str:
+    return target if target.startswith("/ui/") and not target.startswith("//") else "/ui/classes"
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    key: Annotated[str, Form(max_length=200)] = "",
+    csrf: Annotated[str, Form(max_length=100)] = "",
+    next: Annotated[str, Form(max_length=500)] = "/ui/classes",
+) -> Response:
+    ui: UiAuth = request.app.state.ui
+    if not ui.same(csrf, request.cookies.get(LOGIN_COOKIE, "")):
+        return _error(request, 403, "The sign-in form expired; open the sign-in page again.")
+    principal = request.app.state.keys.verify(key.strip())
+    if principal is None or not principal.scopes & {"teacher", "admin"}:
+        token = _login_token()
+        response = _page(
+            request,
+            "login.html",
+            401,
+            next=_safe_next(next),
+            csrf=token,
+            error="That key is unknown, revoked, or not a teacher's or an admin's key.",
+        )
+        response.set_cookie(LOGIN_COOKIE, token, max_age=3600, httponly=True, samesite="strict", path="/ui/login")
+        return response
+    signed_in = RedirectResponse(_safe_next(next), status_code=303)
+    signed_in.set_cookie(
+        COOKIE,
+        ui.start(principal),
+        max_age=SESSION_S,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+        path="/ui",
+    )
+    signed_in.delete_cookie(LOGIN_COOKIE, path="/ui/login")
+    return signed_in
+
+
+@router.post("/logout")
+def logout(request: Request, csrf: Annotated[str, Form(max_length=100)] = "") -> Response:
+    session = _session(request)
+    if not request.app.state.ui.same(csrf, session.csrf):
+        return _error(request, 403, "The form expired; reload the page.", session)
+    response = RedirectResponse("/ui/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/ui")
+    return response
+
+
+# ---------------------------------------------------------------------------- classes
+@router.get("/classes")
+def classes(request: Request) -> Response:
+    session = _session(request)
+    service = _service(request)
+    roster, ids = _classes(service, session.principal)
+    listed = [
+        {
+            "id": c,
+            "title": roster.classes[c]["title"],
+            "school": roster.orgs.get(roster.classes[c].get("school") or "", {}).get("name"),
+            "students": len(roster.members(c, "student")),
+            "teachers": ", ".join(roster.name_of(t) for t in roster.members(c, "teacher")),
+        }
+        for c in ids
+    ]
+    return _page(request, "classes.html", session=session, classes=listed)
+
+
+def _class_or_404(request: Request, session: Session, class_id: str) -> Roster | HTMLResponse:
+    roster, ids = _classes(_service(request), session.principal)
+    if class_id not in ids:
+        return _error(request, 404, f"No class {class_id!r} among your classes.", session)
+    return roster
+
+
+@router.get("/classes/{class_id}")
+def dashboard(
+    request: Request,
+    class_id: str,
+    struggling_below: Annotated[float, Query(ge=0, le=100)] = 60,
+    excelling_above: Annotated[float, Query(ge=0, le=100)] = 85,
+    min_answers: Annotated[int, Query(ge=0, le=1000)] = 5,
+    inactive_days: Annotated[float, Query(ge=0, le=365)] = 7,
+) -> Response:
+    session = _session(request)
+    roster = _class_or_404(request, session, class_id)
+    if isinstance(roster, HTMLResponse):
+        return roster
+    t = Thresholds(struggling_below / 100, excelling_above / 100, min_answers, inactive_days)
+    service = _service(request)
+    data = class_dashboard(service, session.principal.tenant, roster, class_id, t, service.clock())
+    return _page(
+        request,
+        "dashboard.html",
+        session=session,
+        class_id=class_id,
+        title=roster.classes[class_id]["title"],
+        t=t,
+        **data,
+    )
+
+
+def _rotation(request: Request, session: Session, roster: Roster, class_id: str, params: dict[str, Any]):
+    service = _service(request)
+    capacities = {m: int(params[m]) for m in ("online_practice", "video", "reading") if params.get(m) is not None}
+    rotation, versions = service.rotation(
+        session.principal.tenant,
+        roster.members(class_id, "student"),
+        session_minutes=params["session_minutes"],
+        block_minutes=params["block_minutes"],
+        capacities=capacities,
+        group_capacity=params["group_capacity"],
+        unseen=True,
+    )
+    return rotation, versions
+
+
+def rotation_params(
+    session_minutes: Annotated[float, Query(gt=0, le=480)] = 60,
+    block_minutes: Annotated[float, Query(gt=0, le=240)] = 20,
+    group_capacity: Annotated[int, Query(ge=1, le=30)] = 6,
+    online_practice: Annotated[int | None, Query(ge=0, le=200)] = None,
+    video: Annotated[int | None, Query(ge=0, le=200)] = None,
+    reading: Annotated[int | None, Query(ge=0, le=200)] = None,
+) -> dict[str, Any]:
+    """The teacher's rotation settings (the page's form and the CSV link share them)."""
+    return {
+        "session_minutes": session_minutes,
+        "block_minutes": min(block_minutes, session_minutes),
+        "group_capacity": group_capacity,
+        "online_practice": online_practice,
+        "video": video,
+        "reading": reading,
+    }
+
+
+RotationParams = Annotated[dict[str, Any], Depends(rotation_params)]
+
+
+@router.get("/classes/{class_id}/rotation")
+def rotation_page(request: Request, class_id: str, params: RotationParams) -> Response:
+    session = _session(request)
+    roster = _class_or_404(request, session, class_id)
+    if isinstance(roster, HTMLResponse):
+        return roster
+    if not roster.members(class_id, "student"):
+        return _error(request, 422, "This class has no students yet.", session)
+    rotation, versions = _rotation(request, session, roster, class_id, params)
+    grid = rotation_grid(rotation, roster)
+    query = request.url.query
+    return _page(
+        request,
+        "rotation.html",
+        session=session,
+        class_id=class_id,
+        title=roster.classes[class_id]["title"],
+        grid=grid,
+        params=params,
+        versions=versions,
+        students=[(lid, roster.name_of(lid)) for lid in roster.members(class_id, "student")],
+        csv_url=f"/ui/classes/{quote(class_id)}/rotation.csv" + (f"?{query}" if query else ""),
+        today=day(_service(request).clock()),
+    )
+
+
+@router.get("/classes/{class_id}/rotation.csv")
+def rotation_export(request: Request, class_id: str, params: RotationParams) -> Response:
+    session = _session(request)
+    roster = _class_or_404(request, session, class_id)
+    if isinstance(roster, HTMLResponse):
+        return roster
+    rotation, _ = _rotation(request, session, roster, class_id, params)
+    name = f"rotation-{class_id}-{day(_service(request).clock())}.csv"
+    return Response(
+        rotation_csv(rotation, roster),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"},
+    )
+
+
+@router.post("/classes/{class_id}/overrides")
+def class_override(
+    request: Request,
+    class_id: str,
+    learner_id: Annotated[str, Form(max_length=128)],
+    action: Annotated[str, Form(max_length=20)],
+    value: Annotated[str, Form(max_length=500)] = "",
+    csrf: Annotated[str, Form(max_length=100)] = "",
+    back: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    """A teacher's change to today's plan becomes the learner's override: pin a standard (also
+    how a student is moved to a small group's standard) or exclude an item."""
+    session = _session(request)
+    if not request.app.state.ui.same(csrf, session.csrf):
+        return _error(request, 403, "The form expired; reload the page and try again.", session)
+    roster = _class_or_404(request, session, class_id)
+    if isinstance(roster, HTMLResponse):
+        return roster
+    if learner_id not in roster.members(class_id, "student"):
+        return _error(request, 404, f"No student {learner_id!r} in this class.", session)
+    service = _service(request)
+    tenant = session.principal.tenant
+    try:
+        if action in ("pin", "move"):
+            code = service.resolve_standard(tenant, value, "value")
+            service.add_overrides(tenant, learner_id, pin_standards=[code])
+        elif action == "exclude":
+            service.item(tenant, value, "value")
+            service.add_overrides(tenant, learner_id, exclude_items=[value])
+        else:
+            return _error(request, 422, f"Unknown change {action!r}; expected pin, move or exclude.", session)
+    except ApiError as exc:
+        return _error(request, exc.status if exc.status < 500 else 422, exc.message, session)
+    target = back if back.startswith(f"/ui/classes/{class_id}/rotation") else f"/ui/classes/{class_id}/rotation"
+    return RedirectResponse(target, status_code=303)
+
+
+# ---------------------------------------------------------------------------- GPS
+def _gps_page(request: Request, tenant: str, learner_id: str, session: Session | None, link: str | None = None):
+    service = _service(request)
+    roster = service.roster(tenant)
+    data = learner_gps(service, tenant, roster, learner_id, service.clock())
+    return _page(request, "gps.html", session=session, link=link, student_view=session is None, **data)
+
+
+@router.get("/learners/{learner_id}")
+def gps(request: Request, learner_id: str) -> Response:
+    session = _session(request)
+    if not _may_see_learner(_service(request), session.principal, learner_id):
+        return _error(request, 404, f"No learner {learner_id!r} among your students.", session)
+    return _gps_page(request, session.principal.tenant, learner_id, session)
+
+
+@router.post("/learners/{learner_id}/link")
+def student_link(request: Request, learner_id: str, csrf: Annotated[str, Form(max_length=100)] = "") -> Response:
+    session = _session(request)
+    if not request.app.state.ui.same(csrf, session.csrf):
+        return _error(request, 403, "The form expired; reload the page and try again.", session)
+    if not _may_see_learner(_service(request), session.principal, learner_id):
+        return _error(request, 404, f"No learner {learner_id!r} among your students.", session)
+    token = request.app.state.ui.student_link(session.principal.tenant, learner_id)
+    link = str(request.url_for("student_gps", token=token))
+    return _gps_page(request, session.principal.tenant, learner_id, session, link=link)
+
+
+@router.get("/s/{token}", name="student_gps")
+def student_gps(request: Request, token: str) -> Response:
+    found = request.app.state.ui.student(token)
+    if found is None:
+        return _error(request, 404, "This link is not valid or has expired; ask your teacher for a new one.")
+    tenant, learner_id = found
+    return _gps_page(request, tenant, learner_id, None)

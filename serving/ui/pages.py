@@ -1,0 +1,365 @@
+"""What the teacher's pages show, computed through the learner service (the API's own path).
+
+Each function returns plain values for a template: the class dashboard (support groups, the
+mastery heatmap, the standards most of the class has not mastered, pace against progress), the
+rotation (blocks x stations, small groups, a CSV export) and a learner's GPS (route map, next
+activities, the evidence behind each mastery, the ETA and the way back when off track).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import networkx as nx
+
+from engine.learner import LearnerProfile
+from engine.planner.gps import DAY
+from engine.planner.playlist import INDEPENDENT_PRACTICE, Rotation
+from engine.roster import Roster
+from serving.service import LearnerService, LearnerView
+
+__all__ = [
+    "Thresholds",
+    "class_dashboard",
+    "learner_gps",
+    "rotation_csv",
+    "rotation_grid",
+]
+
+STATUS_LABEL = {
+    "mastered": "mastered",
+    "in_progress": "in progress",
+    "likely_known": "likely known",
+    "not_started": "not started",
+}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The teacher's settings for the support groups."""
+
+    struggling_below: float = 0.6  # recent accuracy under this: struggling
+    excelling_above: float = 0.85  # recent accuracy at or over this (and not behind): excelling
+    min_answers: int = 5  # fewer answers: not enough information yet
+    inactive_days: float = 7.0  # no activity for this long: flagged inactive
+    recent: int = 10  # answers that make "recent accuracy"
+
+
+def day(ts: float | None) -> str | None:
+    """An ISO-8601 date (UTC) for a time in seconds."""
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).date().isoformat()
+
+
+@dataclass
+class StudentRow:
+    learner_id: str
+    name: str
+    grade: str | None
+    answers: int
+    recent_accuracy: float | None
+    last_active: float | None
+    inactive_days: float | None
+    group: str
+    why: str
+    flags: list[str]
+    gps: Any
+    progress: str
+    eta: str | None
+    mastery: dict[str, Any] = field(default_factory=dict)
+
+
+def _answers(service: LearnerService, tenant: str, learner_id: str) -> list[Any]:
+    return [e for e in service.store.events(tenant, learner_id) if e.kind == "answer" and e.correct is not None]
+
+
+def _support_group(
+    answers: int, accuracy: float | None, flags: list[str], gps_status: str, t: Thresholds
+) -> tuple[str, str]:
+    if answers < t.min_answers:
+        return "not_enough", f"{answers} answer(s) so far; {t.min_answers} are needed to judge"
+    assert accuracy is not None
+    if flags:
+        return "struggling", "; ".join(flags)
+    if accuracy < t.struggling_below:
+        return "struggling", f"recent accuracy {accuracy:.0%} is under {t.struggling_below:.0%}"
+    if gps_status == "at_risk":
+        return "struggling", "behind the pace needed to reach the goal by its date"
+    if accuracy >= t.excelling_above:
+        return "excelling", f"recent accuracy {accuracy:.0%} is at least {t.excelling_above:.0%}"
+    return "on_track", f"recent accuracy {accuracy:.0%}"
+
+
+def _row(
+    service: LearnerService, tenant: str, roster: Roster, learner_id: str, now: float, t: Thresholds
+) -> tuple[StudentRow, LearnerProfile]:
+    view = service.load(tenant, learner_id, unseen=True, grade=roster.grade_of(learner_id))
+    profile = view.core.profile(view.learner, now)
+    log = _answers(service, tenant, learner_id) if view.stored else []
+    recent = log[-t.recent :]
+    accuracy = sum(float(e.correct) for e in recent) / len(recent) if recent else None
+    last = max((e.timestamp for e in log), default=None)
+    inactive = None if last is None else (now - last) / DAY
+    flags = [f"{f.standard}: {f.reason}" for f in view.core.recommend(view.learner, now, n=1).flags]
+    group, why = _support_group(len(log), accuracy, flags, profile.gps.status, t)
+    gps = profile.gps
+    eta = day(now + gps.estimated_days * DAY) if gps.status not in ("no_goal", "reached") else None
+    row = StudentRow(
+        learner_id,
+        roster.name_of(learner_id),
+        roster.grade_of(learner_id) or view.meta.grade,
+        len(log),
+        accuracy,
+        last,
+        inactive,
+        group,
+        why,
+        flags,
+        gps,
+        f"{gps.mastered_on_goal} of {gps.goal_units}" if gps.goal_units else "no goal",
+        eta,
+        dict(profile.mastery),
+    )
+    return row, profile
+
+
+def class_dashboard(
+    service: LearnerService, tenant: str, roster: Roster, class_id: str, t: Thresholds, now: float
+) -> dict[str, Any]:
+    students = roster.members(class_id, "student")
+    rows = [_row(service, tenant, roster, lid, now, t)[0] for lid in students]
+    rows.sort(key=lambda r: (r.name.lower(), r.learner_id))
+    groups = {key: [r for r in rows if r.group == key] for key in ("struggling", "on_track", "excelling", "not_enough")}
+    # the standards the heatmap shows: every goal standard and what is left on the routes to them,
+    # plus anything the class has evidence on, in one learning-progression order
+    graph = service.graph(tenant)
+    index = service.core(tenant).index
+    shown: set[str] = set()
+    for r in rows:
+        shown.update(r.gps.route)
+        shown.update(u for code in r.gps.goal for u in graph.leaves(code))
+        shown.update(code for code, m in r.mastery.items() if m.evidence and code in index.order)
+    standards = sorted((s for s in shown if s in index.order), key=lambda s: index.order[s])[:60]
+    to_learn = ("in_progress", "not_started")  # neither shown nor believed known
+    not_mastered = sorted(
+        ((sum(1 for r in rows if r.mastery.get(s) is None or r.mastery[s].status in to_learn), s) for s in standards),
+        key=lambda x: (-x[0], index.order[x[1]]),
+    )
+    return {
+        "rows": rows,
+        "groups": groups,
+        "standards": standards,
+        "descriptions": {s: graph.standards[s].description or "" for s in standards},
+        "most_not_mastered": [(s, n) for n, s in not_mastered if n > 0][:8],
+        "students": len(rows),
+    }
+
+
+# ---------------------------------------------------------------------------- rotation
+def rotation_grid(rotation: Rotation, roster: Roster) -> dict[str, Any]:
+    """Blocks x stations: who is where doing what, and the small groups."""
+    n_blocks = int(rotation.session_minutes // rotation.block_minutes)
+    stations: list[str] = []
+    cells: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    for lid, playlist in rotation.playlists.items():
+        for a in playlist.activities:
+            block = min(int(a.start_minute // rotation.block_minutes), n_blocks - 1)
+            station = "small_group" if a.group else a.modality
+            if station not in stations:
+                stations.append(station)
+            cells.setdefault((block, station), []).append(
+                {
+                    "learner_id": lid,
+                    "name": roster.name_of(lid),
+                    "standard": a.standard,
+                    "item": a.item.title,
+                    "item_id": a.item.id,
+                    "kind": a.kind,
+                    "minutes": a.minutes,
+                    "start": a.start_minute,
+                    "group": a.group,
+                }
+            )
+    order = ["small_group", "online_practice", "video", "reading", "project", "tutoring", "assessment"]
+    stations.sort(key=lambda s: (order.index(s) if s in order else len(order), s == INDEPENDENT_PRACTICE, s))
+    for entries in cells.values():
+        entries.sort(key=lambda e: (e["name"].lower(), e["start"]))
+    return {
+        "blocks": [
+            {"index": b, "start": b * rotation.block_minutes, "end": (b + 1) * rotation.block_minutes}
+            for b in range(n_blocks)
+        ],
+        "stations": stations,
+        "cells": cells,
+        "groups": [
+            {
+                "id": g.id,
+                "standard": g.standard,
+                "item": g.item.title,
+                "block": g.block,
+                "start": g.start_minute,
+                "learners": [roster.name_of(lid) for lid in g.learners],
+                "reason": g.reason,
+            }
+            for g in rotation.groups
+        ],
+        "idle": sum(p.free_minutes for p in rotation.playlists.values()),
+    }
+
+
+def rotation_csv(rotation: Rotation, roster: Roster) -> str:
+    """One row per activity, in the order a teacher reads the day (block, station, student)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(
+        [
+            "block",
+            "start_minute",
+            "minutes",
+            "station",
+            "learner_id",
+            "name",
+            "standard",
+            "item_id",
+            "item",
+            "kind",
+            "group",
+        ]
+    )
+    rows: list[list[Any]] = []
+    for lid, playlist in rotation.playlists.items():
+        for a in playlist.activities:
+            rows.append(
+                [
+                    int(a.start_minute // rotation.block_minutes) + 1,
+                    f"{a.start_minute:g}",
+                    f"{a.minutes:g}",
+                    "small_group" if a.group else a.modality,
+                    lid,
+                    roster.name_of(lid),
+                    a.standard,
+                    a.item.id,
+                    a.item.title,
+                    a.kind,
+                    a.group or "",
+                ]
+            )
+    rows.sort(key=lambda r: (r[0], float(r[1]), r[3], str(r[5]).lower()))  # block, start, station, name
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+# ---------------------------------------------------------------------------- GPS
+def _evidence_text(view: LearnerView, unit: str) -> str | None:
+    p = view.learner.progress.get(unit)
+    if not p.mastered:
+        return None
+    when = day(p.mastered_at)
+    if p.mastered_by == "test-out":
+        how = "passed a test-out"
+    elif p.mastered_by == "placement":
+        how = "shown in the entry diagnostic"
+    else:
+        parts = [f"{p.streak} correct in a row" if p.streak else f"{p.successes} correct of {p.attempts}"]
+        if p.checked:
+            parts.append("a passed mastery check")
+        how = " and ".join(parts)
+    return f"mastered on {when}: {how}"
+
+
+def route_map(
+    service: LearnerService,
+    tenant: str,
+    view: LearnerView,
+    route: Sequence[str],
+    goal_units: Sequence[str],
+    nxt: str | None,
+) -> dict[str, Any]:
+    """The route drawn as layers of standards (prerequisites to the left), each with its state."""
+    graph = service.graph(tenant)
+    mastered = view.learner.progress.mastered
+    nodes = list(dict.fromkeys([*route, *goal_units]))
+    # the mastered standards the route stands on, so the map starts from what the learner knows
+    base = {p for u in nodes for p in graph.learning_prerequisites(u) if p in mastered}
+    nodes = sorted(set(nodes) | base)
+    sub = graph.learning.subgraph(nodes)
+    layers = list(nx.topological_generations(sub)) if nodes else []
+    width, row_h, col_w = max((len(layer) for layer in layers), default=1), 44, 150
+    positions = {}
+    for x, layer in enumerate(layers):
+        for y, code in enumerate(sorted(layer)):
+            positions[code] = (20 + x * col_w, 20 + y * row_h)
+    route_set = set(route)
+    ready = {u for u in route if all(p in mastered for p in graph.learning_prerequisites(u))}
+
+    def state(code: str) -> str:
+        if code in mastered:
+            return "mastered"
+        if code == nxt:
+            return "next"
+        if code in goal_units and code not in ready:
+            return "goal"
+        if code in ready:
+            return "ready"
+        return "later" if code in route_set else "goal"
+
+    return {
+        "nodes": [
+            {"code": c, "x": positions[c][0], "y": positions[c][1], "state": state(c), "goal": c in goal_units}
+            for c in nodes
+        ],
+        "edges": [(positions[a], positions[b]) for a, b in sub.edges],
+        "width": 40 + max(len(layers), 1) * col_w,
+        "height": 40 + width * row_h,
+    }
+
+
+def learner_gps(service: LearnerService, tenant: str, roster: Roster, learner_id: str, now: float) -> dict[str, Any]:
+    view = service.load(tenant, learner_id, unseen=True, grade=roster.grade_of(learner_id))
+    core = view.core
+    profile = core.profile(view.learner, now)
+    plan = core.recommend(view.learner, now, n=3, k_alternatives=2)
+    gps = profile.gps
+    graph = service.graph(tenant)
+    goal_units = [u for code in gps.goal for u in graph.leaves(code)]
+    nxt = plan.recommendations[0].standard if plan.recommendations else None
+    evidence = [
+        (u, text)
+        for u in sorted(view.learner.progress.mastered, key=lambda u: -(view.learner.progress.get(u).mastered_at or 0))
+        if (text := _evidence_text(view, u))
+    ][:12]
+    alert = None
+    if gps.status == "at_risk" and gps.due is not None:
+        days_left = max((gps.due - now) / DAY, 0.0)
+        per_day = gps.estimated_minutes / days_left if days_left > 0 else None
+        way = (
+            f"about {per_day:.0f} minutes a day until {day(gps.due)} would get there"
+            if per_day is not None
+            else "the date has passed: set a new goal date"
+        )
+        alert = {"title": "Off track for the goal date", "text": gps.explanation, "way_back": way}
+    if plan.flags:
+        f = plan.flags[0]
+        back = f.remediation or f.standard
+        alert = {
+            "title": f"Struggling on {f.standard}",
+            "text": f.reason,
+            "way_back": f"go back to {back} first ({f.suggested_modality.replace('_', ' ')})",
+        }
+    return {
+        "learner_id": learner_id,
+        "name": roster.name_of(learner_id),
+        "grade": roster.grade_of(learner_id) or view.meta.grade,
+        "gps": gps,
+        "eta": day(now + gps.estimated_days * DAY) if gps.status not in ("no_goal", "reached") else None,
+        "due": day(gps.due),
+        "recommendations": plan.recommendations,
+        "evidence": evidence,
+        "alert": alert,
+        "map": route_map(service, tenant, view, gps.route, goal_units, nxt),
+        "mastered": len(view.learner.progress.mastered),
+    }

@@ -1,0 +1,135 @@
+"""The web interface's sign-in, in process: cookie flags, CSRF, forged and revoked sessions,
+student links, and pages that load nothing from outside the server."""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from pathlib import Path
+
+import pytest
+
+SCHOOL = Path(__file__).resolve().parent.parent / "data" / "oneroster_school"
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, "no CSRF field"
+    return found.group(1)
+
+
+@pytest.fixture()
+def ui(api):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in sorted(SCHOOL.glob("*.csv")):
+            archive.write(path, path.name)
+    response = api.client.post(
+        "/v1/rosters", content=buffer.getvalue(), headers={**api.h(), "content-type": "application/zip"}
+    )
+    assert response.status_code == 200
+    return api
+
+
+def sign_in(api, key: str):
+    page = api.client.get("/ui/login")
+    return api.client.post(
+        "/ui/login", data={"key": key, "csrf": csrf_of(page.text), "next": "/ui/classes"}, follow_redirects=False
+    )
+
+
+def test_the_session_cookie_is_signed_httponly_and_samesite(ui) -> None:
+    response = sign_in(ui, ui.keys["a_teacher"])
+    assert response.status_code == 303 and response.headers["location"] == "/ui/classes"
+    cookie = next(c for c in response.headers.get_list("set-cookie") if c.startswith("zpd_session="))
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/ui" in cookie
+    assert ui.keys["a_teacher"].split("_")[2] not in cookie  # the key's secret is never in the cookie
+    assert ui.client.get("/ui/classes").status_code == 200
+
+
+def test_sign_in_needs_its_form_token_and_a_teacher_key(ui) -> None:
+    ui.client.get("/ui/login")
+    forged = ui.client.post("/ui/login", data={"key": ui.keys["a_teacher"], "csrf": "guess"}, follow_redirects=False)
+    assert forged.status_code == 403
+    assert sign_in(ui, ui.keys["a_read"]).status_code == 401  # a read-only key is not a teacher's
+    assert sign_in(ui, "zpd_0000000000000000_nope").status_code == 401
+    assert sign_in(ui, ui.keys["a_all"]).status_code == 303
+
+
+def test_forms_need_the_session_token(ui) -> None:
+    sign_in(ui, ui.keys["a_teacher"])
+    page = ui.client.get("/ui/learners/stu-1000")
+    assert page.status_code == 200
+    bad = ui.client.post("/ui/learners/stu-1000/link", data={"csrf": "not-the-token"})
+    assert bad.status_code == 403
+    good = ui.client.post("/ui/learners/stu-1000/link", data={"csrf": csrf_of(page.text)})
+    assert good.status_code == 200 and "/ui/s/" in good.text
+
+
+def test_a_forged_or_revoked_session_signs_out(ui) -> None:
+    sign_in(ui, ui.keys["a_teacher"])
+    session = ui.client.cookies.get("zpd_session")
+    ui.client.cookies.set("zpd_session", session[:-2] + "xx", path="/ui")
+    assert ui.client.get("/ui/classes", follow_redirects=False).status_code == 303
+    ui.client.cookies.clear()
+    sign_in(ui, ui.keys["a_teacher"])
+    key_id = ui.keys["a_teacher"].split("_")[1]
+    ui.store.revoke_key(key_id)
+    ui.client.app.state.ui._keys.clear()  # the key record cache lives seconds; do not wait for it
+    response = ui.client.get("/ui/classes", follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"].startswith("/ui/login")
+
+
+def test_a_student_link_opens_one_learner_and_cannot_be_altered(ui) -> None:
+    sign_in(ui, ui.keys["a_teacher"])
+    page = ui.client.get("/ui/learners/stu-1000")
+    link = re.search(
+        r'readonly value="([^"]+)"',
+        ui.client.post("/ui/learners/stu-1000/link", data={"csrf": csrf_of(page.text)}).text,
+    ).group(1)
+    ui.client.cookies.clear()
+    path = link.replace("http://testserver", "")
+    assert "Ana Silva" in ui.client.get(path).text
+    token = path.rsplit("/", 1)[1]
+    payload, _, signature = token.partition(".")
+    import base64
+    import json
+
+    other = base64.urlsafe_b64encode(json.dumps({"t": "tenant-a", "l": "stu-1001"}).encode()).decode().rstrip("=")
+    assert ui.client.get(f"/ui/s/{other}.{signature}").status_code == 404
+    assert ui.client.get("/ui/learners/stu-1000", follow_redirects=False).status_code == 303
+
+
+def test_pages_load_nothing_from_outside(ui) -> None:
+    sign_in(ui, ui.keys["a_teacher"])
+    for path in (
+        "/ui/login",
+        "/ui/classes",
+        "/ui/classes/class-4a",
+        "/ui/classes/class-4a/rotation",
+        "/ui/learners/stu-1000",
+    ):
+        html = ui.client.get(path).text
+        assert not re.search(r'(src|href)="(https?:)?//', html), path
+    assert ui.client.get("/ui/static/ui.css").status_code == 200
+    assert ui.client.get("/", follow_redirects=False).headers["location"] == "/ui/"
+
+
+def test_another_tenant_sees_none_of_the_pages(ui) -> None:
+    sign_in(ui, ui.keys["b_all"])
+    assert "Grade 4 Math" not in ui.client.get("/ui/classes").text
+    for path in (
+        "/ui/classes/class-4a",
+        "/ui/classes/class-4a/rotation",
+        "/ui/classes/class-4a/rotation.csv",
+        "/ui/learners/stu-1000",
+    ):
+        assert ui.client.get(path).status_code == 404, path
+    page = ui.client.get("/ui/classes")
+    refused = ui.client.post(
+        "/ui/classes/class-4a/overrides",
+        data={"csrf": csrf_of(page.text), "learner_id": "stu-1000", "action": "pin", "value": "4.NF.A.1"},
+    )
+    assert refused.status_code == 404
+    assert ui.client.post("/ui/learners/stu-1000/link", data={"csrf": csrf_of(page.text)}).status_code == 404

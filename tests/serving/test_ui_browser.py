@@ -1,0 +1,211 @@
+"""The teacher's and the student's web pages in a real browser: Debian's Chromium, headless,
+driven by Playwright against the API served over HTTP. A teacher signs in and reads the class
+dashboard, today's rotation (its print view and CSV) and a student's GPS; a student link shows only
+that student; a teacher of one class cannot open another.
+
+Set ``ZPD_UI_SCREENSHOTS=DIR`` to save a screenshot of each view there (the README's come from it).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from .conftest import LiveServer
+
+pytestmark = pytest.mark.slow
+
+SCHOOL = Path(__file__).resolve().parent.parent / "data" / "oneroster_school"
+
+
+def chromium() -> str:
+    """The system Chromium; installed with apt when missing and allowed (CI runs as root on Debian)."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found:
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        subprocess.run(["apt-get", "update", "-qq"], check=False, timeout=600)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, timeout=1200)
+        found = shutil.which("chromium")
+    if not found:
+        pytest.fail("no chromium: install Debian's chromium package (apt-get install -y chromium)")
+    return found
+
+
+@pytest.fixture(scope="module")
+def school(tmp_path_factory, shared_engine):
+    from configs import load_config
+    from serving.app import create_app
+    from serving.auth import create_key
+    from serving.stores import open_store
+
+    store = open_store(f"sqlite:///{tmp_path_factory.mktemp('ui') / 'zpd.db'}")
+    keys = {
+        "admin": create_key(store, "school", ["ingest", "read", "teacher", "admin"]),
+        "ramos": create_key(store, "school", ["read", "teacher"], user="t-ramos"),
+        "ingest": create_key(store, "school", ["ingest"]),
+    }
+    server = LiveServer(create_app(load_config(env={}), store=store, engine=shared_engine))
+    import httpx
+
+    admin = {"Authorization": f"Bearer {keys['admin']}"}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in sorted(SCHOOL.glob("*.csv")):
+            archive.write(path, path.name)
+    with httpx.Client(base_url=server.url, headers=admin, timeout=60) as client:
+        assert (
+            client.post(
+                "/v1/rosters", content=buffer.getvalue(), headers={"content-type": "application/zip"}
+            ).status_code
+            == 200
+        )
+        goal = {"standards": ["4.NF.B.3"], "date": "2027-05-01T00:00:00Z"}
+        assert client.put("/v1/classes/class-4a/goal", json=goal).status_code == 200
+        catalog = shared_engine.catalog
+        by_standard = {}
+        for item in catalog:
+            by_standard.setdefault(item.standards[0], []).append(item.id)
+        events = []
+        students = [f"stu-{1000 + i}" for i in range(12)]  # three of the fifteen have not started
+        for i, learner in enumerate(students):
+            for j, standard in enumerate(["3.NF.A.1", "3.NF.A.2.a", "3.NF.A.3.a", "3.OA.A.1"]):
+                for k, item in enumerate(by_standard[standard][:4]):
+                    correct = i < 4 or (i < 8 and k % 2 == 0) or (i >= 8 and k % 4 == 0)  # strong, mixed, weak
+                    events.append(
+                        {"id": f"{learner}-{j}-{k}", "learner_id": learner, "item_id": item, "correct": correct}
+                    )
+        assert client.post("/v1/events", json=events).status_code == 200
+    yield server, keys
+    server.stop()
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    path = chromium()
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=path, headless=True, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+def shot(page, name: str) -> None:
+    folder = os.environ.get("ZPD_UI_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+
+
+def sign_in(page, url: str, key: str, target: str) -> None:
+    page.goto(url + target)
+    assert "/ui/login" in page.url  # not signed in: the sign-in page, which brings her back
+    page.fill("input[name=key]", key)
+    page.click("button[type=submit]")
+    page.wait_for_url(url + target)
+
+
+def test_a_teacher_reads_her_class_rotation_and_a_students_gps(school, browser, tmp_path) -> None:
+    server, keys = school
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    sign_in(page, server.url, keys["ramos"], "/ui/classes")
+    assert page.inner_text("h1") == "Your classes"
+    assert page.locator("table").inner_text().count("Grade 4 Math - Ramos") == 1
+    assert "Grade 5 Math" not in page.content()  # only her classes
+    shot(page, "classes")
+
+    page.click("text=Grade 4 Math - Ramos")
+    assert page.inner_text("h1") == "Grade 4 Math - Ramos"
+    groups = {
+        g: page.locator(f"[data-group={g}] li").count() for g in ("struggling", "on_track", "excelling", "not_enough")
+    }
+    assert sum(groups.values()) == 15
+    assert groups["not_enough"] == 4  # the last three, and Hana Sato (her SIS id is an e-mail: rostered as a hash)
+    assert groups["excelling"] >= 1 and groups["struggling"] >= 1
+    assert "Ana Silva" in page.locator("[data-group=excelling]").inner_text()
+    heat = page.locator("table.heatmap")
+    assert heat.locator("tbody tr").count() == 15
+    assert "4.NF.B.3.a" in heat.locator("thead").inner_text()
+    pace = page.locator("table.pace").inner_text()
+    assert "2027-05-01" in pace and ("on track" in pace or "at risk" in pace)
+    shot(page, "dashboard")
+    # the teacher changes a threshold: everyone with an answer is now "not enough information"
+    page.fill("input[name=min_answers]", "100")
+    page.click("form.settings button")
+    assert page.locator("[data-group=not_enough] li").count() == 15
+
+    page.goto(server.url + "/ui/classes/class-4a/rotation")
+    assert page.inner_text("h1").startswith("Today's rotation")
+    grid = page.locator("table.grid").inner_text()
+    for name in ("Ana Silva", "Ben Okafor", "Omar Khan"):
+        assert name in grid or name in page.locator("table.groups-table").inner_text()
+    assert "Idle student-minutes: 0" in page.content()
+    shot(page, "rotation")
+    page.emulate_media(media="print")
+    assert not page.locator("header.bar").is_visible() and not page.locator("form.settings").first.is_visible()
+    assert page.locator(".print-only").is_visible() and page.locator("table.grid").is_visible()
+    page.emulate_media(media="screen")
+    with page.expect_download() as download:
+        page.click("text=Download CSV")
+    rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+    assert {r["name"] for r in rows} >= {"Ana Silva", "Omar Khan"} and len({r["learner_id"] for r in rows}) == 15
+    assert download.value.suggested_filename.startswith("rotation-class-4a-")
+
+    # a change on the rotation page becomes the student's override
+    page.select_option("select[name=learner_id]", label="Ben Okafor")
+    page.select_option("select[name=action]", value="pin")
+    page.fill("input[name=value]", "4.NF.A.1")
+    page.click("text=Apply")
+    page.wait_for_url(server.url + "/ui/classes/class-4a/rotation")
+
+    page.goto(server.url + "/ui/classes/class-4a")
+    page.click("[data-group=excelling] >> text=Ana Silva")
+    assert page.inner_text("h1").startswith("Ana Silva")
+    assert page.locator("svg.map .node").count() >= 2
+    assert page.locator("ol.next li").count() >= 1 and "Chance of success" in page.locator("ol.next").inner_text()
+    evidence = page.locator("text=What is mastered, and the evidence").locator("xpath=..").inner_text()
+    assert "mastered on" in evidence
+    shot(page, "gps")
+    page.click("text=Make a link for Ana Silva")
+    link = page.input_value("input[aria-label='Student link']")
+
+    # the student's view: that student only, no teacher tools, nothing else reachable
+    student = browser.new_context().new_page()
+    student.goto(link)
+    assert student.inner_text("h1").startswith("Ana Silva")
+    assert "Sign out" not in student.content() and "Make a link" not in student.content()
+    assert "Ben Okafor" not in student.content()
+    shot(student, "student")
+    student.goto(server.url + "/ui/classes/class-4a")
+    assert "/ui/login" in student.url
+    student.goto(link[:-3] + "xyz")
+    assert "not valid" in student.content()
+
+    # a teacher of class A cannot open class B, its rotation or its students
+    for path in ("/ui/classes/class-5b", "/ui/classes/class-5b/rotation", "/ui/learners/stu-1020"):
+        response = page.goto(server.url + path)
+        assert response is not None and response.status == 404, path
+        assert "among your" in page.content()
+    context.close()
+
+
+def test_a_key_without_teacher_scope_cannot_sign_in(school, browser) -> None:
+    server, keys = school
+    page = browser.new_page()
+    page.goto(server.url + "/ui/login")
+    page.fill("input[name=key]", keys["ingest"])
+    page.click("button[type=submit]")
+    assert "not a teacher" in page.inner_text("[role=alert]")
+    page.goto(server.url + "/ui/classes")
+    assert "/ui/login" in page.url
+    page.close()
