@@ -158,10 +158,12 @@ class RedisStore(LearnerStore):
             ]
             for event in c.events:
                 args += [event.id, event.content_hash, event.to_json()]
+            # listed in the same round trip, before its commit: a crash can leave a listed learner
+            # without a record (readers skip it), never a stored learner that nothing lists
+            pipe.sadd(f"zpd:learners:{c.record.tenant}", c.record.learner_id)
             self._commit(keys=[tag + ":rec", tag + ":log", tag + ":ids"], args=args, client=pipe)
-        replies = self._call(lambda: pipe.execute(raise_on_error=False))
+        replies = self._call(lambda: pipe.execute(raise_on_error=False))[1::2]
         outcome: list[VersionConflict | None] = []
-        landed = self.client.pipeline(transaction=False)
         for c, reply in zip(commits, replies):
             if isinstance(reply, redis.ResponseError):
                 message = str(reply)
@@ -172,10 +174,7 @@ class RedisStore(LearnerStore):
             version, count, created = reply
             c.record.version, c.record.event_count = int(version), int(count)
             c.record.created, c.record.updated = float(created), now
-            landed.sadd(f"zpd:learners:{c.record.tenant}", c.record.learner_id)
             outcome.append(None)
-        if len(landed):
-            self._call(landed.execute)
         return outcome
 
     # event ids are unique per tenant: one hash per tenant (its own Cluster slot) maps id -> learner

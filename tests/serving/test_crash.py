@@ -293,6 +293,8 @@ def assert_recovered(config: Path, url: str, key: str, ledger: Ledger, engine: A
         with open_store(url) as store:
             learners = assert_ledger_holds(store, TENANT, ledger)
             counts = {learner: len(store.events(TENANT, learner)) for learner in learners}
+            listed = {learner for _, learner in store.learners(TENANT)}
+            assert learners <= listed, f"stored but not listed: {sorted(learners - listed)}"
         with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
             for learner, n in sorted(counts.items()):
                 r = http.get(f"/v1/learners/{learner}/profile", params={"recent": 0})
