@@ -35,12 +35,18 @@ __all__ = [
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("default.toml")
 
-#: environment variable -> (section, field). Only URLs and secrets belong here.
+#: environment variable -> (section, field). Only locations (URLs, the data folder) and secrets
+#: belong here. Later entries win: ``ZPD_MLFLOW_TRACKING_URI`` is an alias of MLflow's own
+#: ``MLFLOW_TRACKING_URI`` that takes precedence when both are set.
 ENV_OVERRIDES: dict[str, tuple[str, str]] = {
+    "ZPD_DATA_DIR": ("serving", "data_dir"),
     "ZPD_STORE_URL": ("store", "url"),
+    "MLFLOW_TRACKING_URI": ("mlflow", "tracking_uri"),
     "ZPD_MLFLOW_TRACKING_URI": ("mlflow", "tracking_uri"),
     "ZPD_MODEL_URI": ("serving", "model_uri"),
 }
+#: a default store or tracking URI names its file inside the data folder with this placeholder
+DATA_DIR_PLACEHOLDER = "{data_dir}"
 
 
 class ConfigError(ValueError):
@@ -190,7 +196,8 @@ class ServingConfig(_Section):
     # threads per worker running request handlers (CPU-bound under the GIL: more threads than
     # this only add switching; a worker waits on the store in at most this many at once)
     request_threads: int = Field(4, ge=1, le=256)
-    # where `zpd serve` keeps its default SQLite file and the demo key
+    # where the default SQLite store, MLflow's database and the demo key live; a relative folder is
+    # taken relative to the config file that names it (the project's own for the default)
     data_dir: str = "var"
 
 
@@ -214,11 +221,11 @@ class XapiConfig(_Section):
 
 
 class StoreConfig(_Section):
-    url: str = "sqlite:///var/zpd.db"
+    url: str = "sqlite:///{data_dir}/zpd.db"
 
 
 class MLflowConfig(_Section):
-    tracking_uri: str = "sqlite:///var/mlflow.db"
+    tracking_uri: str = "sqlite:///{data_dir}/mlflow.db"
     registered_model: str = "zpd-learner"
 
 
@@ -307,6 +314,19 @@ def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _place_data_dir(data: dict[str, Any], base: Path) -> None:
+    """Make the data folder absolute (relative to ``base``) and put it into the URLs that name
+    their file inside it, so no default depends on the working directory."""
+    serving = data.setdefault("serving", {})
+    folder = Path(str(serving.get("data_dir", "var"))).expanduser()
+    folder = folder if folder.is_absolute() else (base / folder)
+    serving["data_dir"] = str(folder.resolve())
+    for section, key in (("store", "url"), ("mlflow", "tracking_uri")):
+        value = data.get(section, {}).get(key)
+        if isinstance(value, str) and DATA_DIR_PLACEHOLDER in value:
+            data[section][key] = value.replace(DATA_DIR_PLACEHOLDER, serving["data_dir"])
+
+
 def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> ZPDConfig:
     """Load the default config, merge ``path`` over it, then apply URL/secret env overrides.
 
@@ -319,9 +339,15 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     if path is not None:
         source = Path(path)
         data = _merge(data, _read_toml(source))
+    data_dir_base = DEFAULT_CONFIG_PATH.parent.parent  # the project's folder, for the default
+    if path is not None and "data_dir" in _read_toml(source).get("serving", {}):
+        data_dir_base = source.resolve().parent
     for var, (section, key) in ENV_OVERRIDES.items():
         if env.get(var):
             data.setdefault(section, {})[key] = env[var]
+            if var == "ZPD_DATA_DIR":
+                data_dir_base = Path.cwd()
+    _place_data_dir(data, data_dir_base)
     try:
         return ZPDConfig.model_validate(data)
     except ValidationError as exc:

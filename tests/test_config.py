@@ -51,3 +51,28 @@ def test_empty_prerequisite_types_are_refused(tmp_path: Path) -> None:
     path.write_text("[graph]\nprerequisite_association_types = []\n")
     with pytest.raises(ConfigError, match="at least one association type"):
         load_config(path, env={})
+
+
+def test_mlflow_tracking_uri_is_honoured_and_the_zpd_alias_wins() -> None:
+    assert load_config(env={"MLFLOW_TRACKING_URI": "http://mlflow:5000"}).mlflow.tracking_uri == "http://mlflow:5000"
+    both = {"MLFLOW_TRACKING_URI": "http://mlflow:5000", "ZPD_MLFLOW_TRACKING_URI": "sqlite:////srv/m.db"}
+    assert load_config(env=both).mlflow.tracking_uri == "sqlite:////srv/m.db"
+
+
+def test_default_stores_live_in_the_data_folder_whatever_the_working_directory(tmp_path, monkeypatch) -> None:
+    project = Path(__file__).resolve().parent.parent
+    here = load_config(env={})
+    monkeypatch.chdir(tmp_path)
+    elsewhere = load_config(env={})
+    assert here.store.url == elsewhere.store.url == f"sqlite:///{project / 'var' / 'zpd.db'}"
+    assert elsewhere.mlflow.tracking_uri == f"sqlite:///{project / 'var' / 'mlflow.db'}"
+    # a config file's relative data folder is relative to that file; ZPD_DATA_DIR to where it is set
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "zpd.toml").write_text('[serving]\ndata_dir = "state"\n')
+    cfg = load_config(site / "zpd.toml", env={})
+    assert (
+        cfg.serving.data_dir == str(site / "state")
+        and cfg.mlflow.tracking_uri == f"sqlite:///{site / 'state' / 'mlflow.db'}"
+    )
+    assert load_config(env={"ZPD_DATA_DIR": "data"}).store.url == f"sqlite:///{tmp_path / 'data' / 'zpd.db'}"
