@@ -22,6 +22,7 @@ __all__ = [
     "ENV_OVERRIDES",
     "GraphConfig",
     "MLflowConfig",
+    "GateConfig",
     "ModelConfig",
     "PlannerConfig",
     "SCORE_COMPONENTS",
@@ -282,6 +283,19 @@ class TrainingConfig(_Section):
         return value
 
 
+class GateConfig(_Section):
+    """The promotion gate (models.gate) every promotion and every server reload passes."""
+
+    #: share of the deployment's standards, and of its catalog items, the trained part must know
+    min_standard_coverage: float = Field(0.05, ge=0.0, le=1.0)
+    min_item_coverage: float = Field(0.05, ge=0.0, le=1.0)
+    #: standard deviation of a new learner's predictions over the covered items
+    min_spread: float = Field(1e-3, ge=0.0)
+    #: a challenger may trail the champion on recent held-out events by at most this much
+    max_auc_drop: float = Field(0.005, ge=0.0, le=1.0)
+    max_log_loss_rise: float = Field(0.005, ge=0.0)
+
+
 class ZPDConfig(_Section):
     graph: GraphConfig = GraphConfig()
     catalog: CatalogConfig = CatalogConfig()
@@ -292,6 +306,7 @@ class ZPDConfig(_Section):
     model: ModelConfig = ModelConfig()
     training: TrainingConfig = TrainingConfig()
     xapi: XapiConfig = XapiConfig()
+    gate: GateConfig = GateConfig()
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -50,7 +50,7 @@ def build_engine(config: ZPDConfig, model_uri: str | None = None) -> Engine:
     """Graph, catalog, planner index and the model (configured URI -> bundled -> graph BKT)."""
     graph = graph_from_config(config.graph)
     catalog = load_catalog_source(config.catalog.source, graph, config.catalog.generate_missing)
-    holder = ModelHolder(graph, catalog, config.mlflow.tracking_uri, config.model.bkt)
+    holder = ModelHolder(graph, catalog, config.mlflow.tracking_uri, config.model.bkt, config.gate)
     holder.load_first([model_uri or config.serving.model_uri, "bundled", "bkt"])
     return Engine(config, graph, catalog, PlannerIndex.build(graph, catalog), holder)
 

@@ -1,7 +1,7 @@
 """What every worker and replica must agree on: the served model.
 
-A model change (``POST /v1/model/reload``, or the alias poll) is loaded and smoke-tested in the
-worker that received it, then stored as a versioned deployment setting (see
+A model change (``POST /v1/model/reload``, or the alias poll) is loaded and passed through the
+promotion gate in the worker that received it, then stored as a versioned deployment setting (see
 :meth:`LearnerStore.put_setting`). Every worker compares the setting's version with the one it
 applied every ``[serving] sync_s`` seconds and at start-up, and applies it when it changed, so all
 workers serve the same model within that delay and a restarted worker comes back with it. A model
@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from serving.model_provider import LoadedModel, ModelLoadError
+from serving.model_provider import LoadedModel, ModelLoadError, holdout_from_store
 from serving.stores.base import LearnerStore
 
 __all__ = ["Deployment"]
@@ -37,13 +37,16 @@ class Deployment:
         self.last_error: str | None = None
         self._lock = threading.Lock()
 
-    def set_model(self, uri: str) -> LoadedModel:
-        """Load and smoke-test ``uri`` here (the current model stays if it fails), then publish the
-        exact version loaded (an alias is resolved, so every worker loads the same version)."""
+    def set_model(self, uri: str, force_reason: str | None = None) -> LoadedModel:
+        """Load ``uri`` here through the promotion gate, compared with the serving model on the
+        store's recent answers (the current model stays if it fails, unless ``force_reason``),
+        then publish the exact version loaded (an alias is resolved, so every worker loads the
+        same version; a forced model is forced on every worker with the same reason)."""
         with self._lock:
-            loaded = self.engine.models.reload(uri)
+            loaded = self.engine.models.reload(uri, lambda: holdout_from_store(self.store), force_reason)
             exact = _exact_uri(uri, loaded.version)
-            self.applied[MODEL] = self.store.put_setting(MODEL, _dumps({"uri": exact, "version": loaded.version}))
+            published = {"uri": exact, "version": loaded.version, "forced": force_reason}
+            self.applied[MODEL] = self.store.put_setting(MODEL, _dumps(published))
             return loaded
 
     def sync(self) -> bool:
@@ -55,11 +58,12 @@ class Deployment:
             current = self.store.get_setting(MODEL)
             if current is None:
                 return False
-            uri = orjson.loads(current[1])["uri"]
+            published = orjson.loads(current[1])
+            uri = published["uri"]
             error = None
             with self.engine.lock:
                 try:
-                    self.engine.models.reload(uri)
+                    self.engine.models.reload(uri, force_reason=published.get("forced"))
                 except ModelLoadError as exc:  # keep serving the current model
                     error = f"model {uri}: {exc}"
             self.applied[MODEL] = current[0]

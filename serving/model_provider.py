@@ -15,17 +15,19 @@ import logging
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from configs import GateConfig
 from engine.catalog import Catalog
 from engine.graph import StandardsGraph
 from models.base import Event, ItemBatch, ItemSpec, LearnerModel
 from models.bkt import GraphBKT
+from models.gate import GateReport, check_model, compare
 from models.registry import load_model
 
 __all__ = ["LoadedModel", "ModelHolder", "ModelLoadError", "load_candidate"]
@@ -46,6 +48,8 @@ class LoadedModel:
     loaded_at: float
     batch: ItemBatch
     item_pos: dict[str, int]
+    gate: dict[str, Any] | None = None  # the promotion gate's report
+    forced: str | None = None  # the reason given to serve it although it failed the gate
 
     def predict_all(self, state: dict[str, np.ndarray]) -> np.ndarray:
         return self.model.predict(state, self.batch)
@@ -145,43 +149,113 @@ def load_candidate(
         raise ModelLoadError(f"cannot load model {uri!r}: {type(exc).__name__}: {exc}") from None
 
 
-def smoke_test(model: LearnerModel, catalog: Catalog) -> ItemBatch:
-    """Encode the catalog and check that predictions are probabilities, before and after an update."""
+def gate_report(
+    model: LearnerModel, catalog: Catalog, graph: StandardsGraph, config: GateConfig | None = None
+) -> GateReport:
+    """The promotion gate's static checks (:mod:`models.gate`) for this deployment's catalog and
+    standards. Without ``config`` only the probability check counts (a catalog change re-encodes
+    the current model)."""
     specs = [ItemSpec(i.id, i.standards, i.difficulty) for i in catalog]
-    if not specs:
-        raise ModelLoadError("the catalog is empty: nothing to predict")
-    batch = model.encode_items(specs)
-    state = model.init_state()
-    for when in ("before", "after"):
-        probs = np.asarray(model.predict(state, batch))
-        if probs.shape != (len(specs),) or not np.all(np.isfinite(probs)) or probs.min() <= 0 or probs.max() >= 1:
-            raise ModelLoadError(f"smoke test failed: predictions {when} an update are not probabilities in (0, 1)")
-        first = specs[0]
-        state = model.update(state, Event(first.item_id, first.standards, 1.0, time.time()))
-    return batch
+    cfg = config or GateConfig(min_standard_coverage=0, min_item_coverage=0, min_spread=0)
+    return check_model(
+        model,
+        specs,
+        list(graph.learning),
+        min_standard_coverage=cfg.min_standard_coverage,
+        min_item_coverage=cfg.min_item_coverage,
+        min_spread=cfg.min_spread,
+    )
+
+
+def refusal(version: str, report: GateReport) -> ModelLoadError:
+    failed = "; ".join(f"{c.name}: {c.detail}" for c in report.failures())
+    return ModelLoadError(f"model {version} refused by the promotion gate: {failed}")
+
+
+def holdout_from_store(store: Any, learners: int = 200, scan: int = 5000) -> list[list[Event]]:
+    """The answers of the most recently active of the first ``scan`` learners listed in the store
+    (every tenant), each learner's in order: what a candidate model is compared on against the
+    serving one (the deployment's own events: never in an external training log)."""
+    records = []
+    for n, (tenant, learner) in enumerate(store.learners()):
+        if n >= scan:
+            break
+        record = store.get(tenant, learner)
+        if record is not None and record.event_count:
+            records.append(record)
+    records.sort(key=lambda r: r.updated, reverse=True)
+    out = []
+    for record in records[:learners]:
+        events = [
+            Event(e.item_id, e.standards, float(e.correct), e.timestamp)
+            for e in store.events(record.tenant, record.learner_id)
+            if e.kind == "answer" and e.correct is not None
+        ]
+        if events:
+            out.append(events)
+    return out
 
 
 class ModelHolder:
     """Holds the serving model; ``current`` is swapped atomically by :meth:`reload`."""
 
     def __init__(
-        self, graph: StandardsGraph, catalog: Catalog, tracking_uri: str, bkt: Mapping[str, float] | None = None
+        self,
+        graph: StandardsGraph,
+        catalog: Catalog,
+        tracking_uri: str,
+        bkt: Mapping[str, float] | None = None,
+        gate: GateConfig | None = None,
     ):
         self.graph, self.catalog, self.tracking_uri = graph, catalog, tracking_uri
+        self.gate = gate or GateConfig()
         self.bkt = dict(bkt or {})
         self._lock = threading.Lock()
         self.current: LoadedModel | None = None
         self.last_error: str | None = None
 
-    def _build(self, uri: str | None) -> LoadedModel:
+    def _build(
+        self,
+        uri: str | None,
+        holdout: Callable[[], Sequence[Sequence[Event]]] | None = None,
+        force_reason: str | None = None,
+    ) -> LoadedModel:
+        """Load ``uri`` and pass it through the gate: the static checks, and with ``holdout`` the
+        comparison with the serving model on those events. ``force_reason`` lets a model that
+        fails through (logged with the report)."""
         model, version, source = load_candidate(uri, self.graph, self.tracking_uri, self.bkt)
         try:
-            batch = smoke_test(model, self.catalog)
+            report = gate_report(model, self.catalog, self.graph, self.gate)
+            current = self.current
+            if holdout is not None and current is not None and current.version != version:
+                report.checks.append(
+                    compare(
+                        model,
+                        current.model,
+                        holdout(),
+                        max_auc_drop=self.gate.max_auc_drop,
+                        max_log_loss_rise=self.gate.max_log_loss_rise,
+                    )
+                )
+            if not report.passed and not force_reason:
+                raise refusal(version, report)
+            if not report.passed:
+                log.warning("model %s forced past the promotion gate (%s): %s", version, force_reason, report.summary())
+            batch = model.encode_items([ItemSpec(i.id, i.standards, i.difficulty) for i in self.catalog])
         except ModelLoadError:
             raise
         except Exception as exc:
-            raise ModelLoadError(f"smoke test of {version} raised {type(exc).__name__}: {exc}") from None
-        return LoadedModel(model, version, source, time.time(), batch, {i: k for k, i in enumerate(batch.item_ids)})
+            raise ModelLoadError(f"the promotion gate for {version} raised {type(exc).__name__}: {exc}") from None
+        return LoadedModel(
+            model,
+            version,
+            source,
+            time.time(),
+            batch,
+            {i: k for k, i in enumerate(batch.item_ids)},
+            report.to_json(),
+            force_reason,
+        )
 
     def load_first(self, uris: list[str | None]) -> LoadedModel:
         """Load the first URI that works (the fallback chain at start-up)."""
@@ -198,11 +272,16 @@ class ModelHolder:
             return loaded
         raise ModelLoadError("no model could be loaded: " + "; ".join(errors))
 
-    def reload(self, uri: str | None) -> LoadedModel:
-        """Load and smoke-test ``uri``, then swap. On failure the current model stays."""
+    def reload(
+        self,
+        uri: str | None,
+        holdout: Callable[[], Sequence[Sequence[Event]]] | None = None,
+        force_reason: str | None = None,
+    ) -> LoadedModel:
+        """Load ``uri`` through the gate, then swap. On failure the current model stays."""
         with self._lock:
             try:
-                loaded = self._build(uri)
+                loaded = self._build(uri, holdout, force_reason)
             except ModelLoadError as exc:
                 self.last_error = str(exc)
                 raise
@@ -216,7 +295,10 @@ class ModelHolder:
             self.catalog = catalog
             cur = self.current
             if cur is not None:
-                batch = smoke_test(cur.model, catalog)
+                report = gate_report(cur.model, catalog, self.graph)
+                if not report.passed:
+                    raise refusal(cur.version, report)
+                batch = cur.model.encode_items([ItemSpec(i.id, i.standards, i.difficulty) for i in catalog])
                 self.current = LoadedModel(
                     cur.model,
                     cur.version,
@@ -224,6 +306,8 @@ class ModelHolder:
                     cur.loaded_at,
                     batch,
                     {i: k for k, i in enumerate(batch.item_ids)},
+                    cur.gate,
+                    cur.forced,
                 )
 
     def describe(self) -> dict[str, Any]:
@@ -234,4 +318,6 @@ class ModelHolder:
             "source": cur.source if cur else None,
             "loaded_at": cur.loaded_at if cur else None,
             "last_error": self.last_error,
+            "gate": cur.gate if cur else None,
+            "forced": cur.forced if cur else None,
         }

@@ -303,12 +303,28 @@ class DeploymentOut(BaseModel):
     last_error: str | None = None
 
 
+class GateCheckOut(BaseModel):
+    name: str
+    passed: bool
+    value: float | None = None
+    threshold: float | None = None
+    detail: str
+
+
+class GateOut(BaseModel):
+    model: str
+    passed: bool
+    checks: list[GateCheckOut]
+
+
 class ModelOut(BaseModel):
     version: str | None = None
     name: str | None = None
     source: str | None = None
     loaded_at: datetime | None = None
     last_error: str | None = None
+    gate: GateOut | None = Field(default=None, description="the promotion gate's report on the serving model")
+    forced: str | None = Field(default=None, description="why the model serves although it failed the gate")
     deployment: DeploymentOut | None = None
 
 

@@ -315,3 +315,10 @@ class PlacementAnswerIn(Strict):
 
 class ModelReloadIn(Strict):
     uri: str | None = None
+    force_reason: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=500,
+        pattern=r"\S",
+        description="serve the model even if it fails the promotion gate, for this reason (kept with the model)",
+    )

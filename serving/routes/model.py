@@ -30,15 +30,19 @@ def get_model(request: Request, principal: ReadDep, service: ServiceDep) -> dict
 def reload_model(
     request: Request, principal: AdminDep, service: ServiceDep, body: ModelReloadIn | None = None
 ) -> dict[str, Any]:
-    """The candidate is loaded and smoke-tested while the current model keeps serving; a candidate
-    that fails is refused (409 with the reason) and the current model stays. The version loaded
+    """The candidate is loaded and passed through the promotion gate while the current model keeps
+    serving: coverage of the standards and items, spread of its predictions, and AUC and log-loss
+    against the serving model on the store's recent answers. A candidate that fails is refused
+    (409 naming each failed check) and the current model stays, unless a ``force_reason`` is given. The version loaded
     is stored, and every other worker and replica switches to it within ``[serving] sync_s``."""
     holder = service.engine.models
     uri = (body.uri if body and body.uri else None) or request.app.state.config.serving.model_uri
     assert holder.current is not None  # an engine's holder always has a model (build_engine loads one)
     previous = holder.current.version
+    force_reason = body.force_reason.strip() if body is not None and body.force_reason else None
     try:
-        loaded = request.app.state.deployment.set_model(uri)  # the other workers follow within sync_s
+        # the other workers follow within sync_s
+        loaded = request.app.state.deployment.set_model(uri, force_reason)
     except ModelLoadError as exc:
         request.app.state.metrics.reload("refused")
         raise ApiError(409, "model_refused", f"{exc}; still serving {previous}", "uri") from None

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from configs import ModelConfig, TrainingConfig, ZPDConfig, load_config
+from training.alignment import align_standards, load_alignment
 from training.loaders import load_interactions
 from training.tracking import MLflowTracker, promote
 from training.train import train
@@ -32,6 +33,7 @@ def registry(tmp_path_factory):
         model=ModelConfig(logistic={}),
     )
     table, _ = load_interactions(SAMPLE, "akt")
+    table, _ = align_standards(table, load_alignment())  # models over the standards the server serves
     train_idx, test_idx = table.split_learners(0.3, seed=0)
     fit, valid = table.subset(train_idx).split_learners(0.2, seed=0)
     tables = (table.subset(train_idx).subset(fit), table.subset(train_idx).subset(valid), table.subset(test_idx))
