@@ -18,10 +18,26 @@ carry only a length, so learners get a synthetic id ``<file stem>#<block number>
 student cannot be matched across files (and ``statics.csv`` holds three byte-identical
 learner sequences, two of which the fold files leave out).
 
-Consecutive repeats are collapsed by default only for 4-line files, where the item is a problem.
-In 3-line files the id may be a skill (ASSIST2015: a run ``68,68,68`` is three different
-problems of skill 68), so merging them would destroy data; Statics repeats are retries of one
-step after feedback (``0,1``). Pass ``collapse=True`` when the ids are known to be problems.
+Which rows are one attempt. A 4-line file writes a problem tagged with k skills as k consecutive
+rows, one per skill, with the same response: one answer. The same problem on consecutive rows is
+also what a re-attempt looks like (ASSIST2017 has many), and merging those would drop answers. So
+by default consecutive rows of one learner on one problem are merged only when they are a
+multi-skill expansion:
+
+* the problem is multi-skill: the files loaded together tag it with more than one skill;
+* each row carries a skill the group does not have yet (a skill seen again starts a new answer,
+  e.g. ``274,274,274,274,274,274`` with skills ``2,47,31,2,47,31`` is two answers);
+* all rows have the same response.
+
+Everything else is an attempt of its own: a single-skill problem twice in a row is a re-attempt.
+A group that passes the first two tests but disagrees on the response (``1,0``) cannot be copies
+of one answer; by default each of its rows is kept as an attempt and the group is counted as an
+outcome conflict. In 3-line files the id is its own only skill, so nothing is merged (ASSIST2015:
+a run ``68,68,68`` is three different problems of skill 68; Statics repeats are retries of one
+step after feedback, ``0,1``). ``collapse=False`` turns merging off, ``collapse=True`` merges every
+consecutive repeat (only for data whose repeats are known re-deliveries of one answer). The
+:class:`~training.load_report.LoadReport` counts the rows merged, the repeats kept and the
+conflicts, so that ``rows_read == attempts + duplicates_collapsed + rows_skipped``.
 """
 
 from __future__ import annotations
@@ -273,7 +289,8 @@ def _convert(parser: _Parser, fb: _FileBlocks, file_index: int, n: int) -> tuple
         else:
             problem = "must be an integer id, got {tok!r} (value {pos} of {count})"
             reason = "id_not_integer"
-        for pos in np.flatnonzero(bad):
+        # a position is one row: it is skipped (and counted) once, for its first bad value
+        for pos in np.flatnonzero(bad & keep):
             b = int(np.searchsorted(offsets, pos, side="right") - 1)
             line = fb.response_lines[b] - (n - 2 - k)
             msg = problem.format(tok=tokens[pos], pos=int(pos - offsets[b]) + 1, count=fb.counts[b])
@@ -288,7 +305,7 @@ def load_akt(
     *,
     lines_per_learner: int | None = None,
     collapse: bool | None = None,
-    on_conflict: OnConflict = "first",
+    on_conflict: OnConflict | None = None,
     on_error: OnError = "raise",
 ) -> Loaded:
     """Load one or more AKT line-format files into one table.
@@ -300,10 +317,15 @@ def load_akt(
     lines_per_learner : {3, 4}, optional
         Layout; detected from the first blocks when omitted.
     collapse : bool, optional
-        Merge consecutive repeats of the same item into one attempt. Default: True for 4-line
-        files (item = problem), False for 3-line files (the id may be a skill; see module doc).
-    on_conflict : {"first", "split", "error"}
-        Outcome policy for merged rows that disagree (see :mod:`training.assembly`).
+        Which consecutive rows of one learner on one item become one attempt (see the module
+        doc). ``None`` (default): multi-skill expansions only, so re-attempts stay attempts.
+        ``False``: none, every row is an attempt. ``True``: every consecutive repeat.
+    on_conflict : {"first", "split", "error"}, optional
+        What to do with a group of rows that would be merged but disagree on the response.
+        Default: keep each row as an attempt (``collapse=None``) or ``"first"``
+        (``collapse=True``). ``"first"`` merges them with the first row's response, ``"split"``
+        starts a new attempt where the response changes, ``"error"`` raises :class:`DataError`.
+        Conflicts are counted in the report either way.
     on_error : {"raise", "skip"}
         A malformed block (header, lengths) or value raises :class:`DataError`, or is skipped
         and counted in the report (a bad value skips that position, a bad block the block).
@@ -316,13 +338,17 @@ def load_akt(
     Examples
     --------
     >>> table, report = load_akt("data/kt_sample/assist2009_pid/assist2009_pid_train1_head150.csv")
-    >>> report.rows_read, report.duplicates_collapsed, table.n_attempts
-    (10982, 1758, 9224)
+    >>> report.rows_read, report.duplicates_collapsed, report.repeats_kept, table.n_attempts
+    (10982, 1755, 3, 9227)
     """
     t0 = time.perf_counter()
     path_list = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
     if lines_per_learner not in (None, 3, 4):
         raise ValueError(f"lines_per_learner must be 3 or 4, got {lines_per_learner!r}")
+    if collapse not in (None, True, False):
+        raise ValueError(f"collapse must be None, True or False, got {collapse!r}")
+    if on_conflict not in (None, "first", "split", "error"):
+        raise ValueError(f"on_conflict must be 'first', 'split' or 'error', got {on_conflict!r}")
     report = LoadReport("akt", sources=[str(p) for p in path_list], on_error=on_error)
     parser = _Parser(lines_per_learner, report)
     parsed = []
@@ -334,27 +360,150 @@ def load_akt(
     for _, _, error, reason, rows in sorted(parser.errors, key=lambda e: (e[0], e[1])):
         report.reject(error, reason, rows)
 
-    raw = _raw_rows(parsed, converted, n)
-    do_collapse = (n == 4) if collapse is None else collapse
-    if not do_collapse:
-        same = (raw.learner[1:] == raw.learner[:-1]) & (raw.item[1:] == raw.item[:-1])
-        if same.any():
-            report.warn(
-                f"{int(same.sum())} consecutive repeats of the same id were kept as separate attempts "
-                "(3-line ids may be skills, as in ASSIST2015); pass collapse=True if the ids are problems"
-            )
-    table = assemble_table(raw, report, collapse=do_collapse, on_conflict=on_conflict)
+    raw, position = _raw_rows(parsed, converted, n)
+    new = _attempt_starts(raw, position, collapse, on_conflict, report)
+    if n == 3 and collapse is not True and report.repeats_kept:
+        report.warn(
+            f"{report.repeats_kept} consecutive repeats of the same id were kept as separate attempts "
+            "(3-line ids may be skills, as in ASSIST2015); pass collapse=True only if a repeat is a "
+            "re-delivery of the same answer"
+        )
+    # the groups are final: assembly orders the rows (file order, there are no times) and counts
+    table = assemble_table(_one_row_per_attempt(raw, new), report, collapse=False)
+    report.duplicates_collapsed = len(raw.item) - table.n_attempts
     report.seconds = time.perf_counter() - t0
     return Loaded(table, report)
 
 
-def _raw_rows(parsed: list[_FileBlocks], converted: list[tuple[list[np.ndarray], np.ndarray]], n: int) -> RawRows:
-    learner, lines, sources, items, stds, responses = [], [], [], [], [], []
+_MERGE_RULES = {
+    None: "multi-skill expansions (a multi-skill problem's consecutive rows, one per skill, with one response)",
+    True: "every consecutive repeat of an item (collapse=True)",
+    False: "off",
+}
+_CONFLICT_RULES = {
+    "separate": "kept one attempt per row (rows that disagree are not copies of one answer)",
+    "first": "merged into one attempt with the first row's response",
+    "split": "a new attempt where the response changes",
+    "error": "raise DataError",
+}
+
+
+def _attempt_starts(
+    raw: RawRows, position: np.ndarray, collapse: bool | None, on_conflict: OnConflict | None, report: LoadReport
+) -> np.ndarray:
+    """Boolean (R,): True where a row starts an attempt; fills the merge counts of ``report``.
+
+    Rows come one learner after another in file order; ``position`` is each row's place in its
+    learner's line, so that rows around a skipped value are not taken for neighbours.
+    """
+    n_rows = len(raw.item)
+    repeat = np.zeros(n_rows, dtype=bool)
+    repeat[1:] = (
+        (raw.learner[1:] == raw.learner[:-1]) & (raw.item[1:] == raw.item[:-1]) & (position[1:] == position[:-1] + 1)
+    )
+    if collapse is None:
+        joins = _skill_expansion_joins(raw, repeat)
+    else:
+        joins = repeat.copy() if collapse else np.zeros(n_rows, dtype=bool)
+    policy = on_conflict or ("first" if collapse else "separate")
+    conflicted = _record_conflicts(raw, position, joins, policy, report)
+    if policy == "separate":
+        joins &= ~conflicted
+    elif policy == "split":
+        joins[1:] &= raw.correct[1:] == raw.correct[:-1]
+    report.merge_rule = _MERGE_RULES[collapse]
+    report.conflict_rule = _CONFLICT_RULES[policy] if collapse is not False else ""
+    report.repeats_kept = int((repeat & ~joins).sum())
+    return ~joins
+
+
+def _skill_expansion_joins(raw: RawRows, repeat: np.ndarray) -> np.ndarray:
+    """Boolean (R,): the row continues a multi-skill expansion begun on an earlier row.
+
+    Outcomes are not looked at here (see :func:`_record_conflicts`).
+    """
+    skill = raw.standard_indices  # AKT rows carry exactly one skill
+    width = max(len(raw.standard_ids), 1)
+    pairs = np.unique(raw.item * width + skill)
+    skills_per_item = np.bincount(pairs // width, minlength=len(raw.item_ids))
+    joins = repeat & (skills_per_item[raw.item] > 1)
+    skills = skill.tolist()
+    seen: set[int] = set()
+    for i in np.flatnonzero(joins).tolist():  # rows of multi-skill runs only: a few per cent
+        if not joins[i - 1]:  # row i - 1 starts the group
+            seen = {skills[i - 1]}
+        if skills[i] in seen:  # the skill again: the problem's next answer
+            joins[i] = False
+            seen = {skills[i]}
+        else:
+            seen.add(skills[i])
+    return joins
+
+
+def _record_conflicts(
+    raw: RawRows, position: np.ndarray, joins: np.ndarray, policy: str, report: LoadReport
+) -> np.ndarray:
+    """Count the groups of ``joins`` whose responses disagree; boolean (R,) of their rows.
+
+    Raises the first conflict as :class:`DataError` when ``policy`` is ``"error"``.
+    """
+    if not joins.any():
+        return np.zeros(len(joins), dtype=bool)
+    starts = np.flatnonzero(~joins)
+    ends = np.append(starts[1:], len(joins))
+    disagree = np.maximum.reduceat(raw.correct, starts) != np.minimum.reduceat(raw.correct, starts)
+    report.outcome_conflicts = int(disagree.sum())
+    for g in np.flatnonzero(disagree)[:3].tolist():
+        error = _conflict_error(raw, position, int(starts[g]), int(ends[g]))
+        if policy == "error":
+            raise error
+        report.add_example("outcome_conflict", str(error))
+    return np.repeat(disagree, ends - starts)
+
+
+def _conflict_error(raw: RawRows, position: np.ndarray, lo: int, hi: int) -> DataError:
+    skills = ", ".join(raw.standard_ids[s] for s in raw.standard_indices[lo:hi])
+    shown = ", ".join(f"{v:g}" for v in raw.correct[lo:hi])
+    return DataError(
+        raw.source_names[raw.source[lo]],
+        int(raw.line[lo]),
+        "responses",
+        f"of learner {raw.learner_ids[raw.learner[lo]]!r} on item {raw.item_ids[raw.item[lo]]!r} "
+        f"(values {position[lo] + 1}-{position[hi - 1] + 1}, skills {skills}) disagree ({shown})",
+    )
+
+
+def _one_row_per_attempt(raw: RawRows, new: np.ndarray) -> RawRows:
+    """Rows whose ``new`` is False joined to the row before: its standards, the first response."""
+    first = np.flatnonzero(new)
+    bounds = np.append(first, len(raw.item))
+    return RawRows(
+        learner=raw.learner[first],
+        item=raw.item[first],
+        standard_offsets=raw.standard_offsets[bounds],
+        standard_indices=raw.standard_indices,
+        correct=raw.correct[first],
+        timestamp=raw.timestamp[first],
+        line=raw.line[first],
+        source=raw.source[first],
+        learner_ids=raw.learner_ids,
+        item_ids=raw.item_ids,
+        standard_ids=raw.standard_ids,
+        source_names=raw.source_names,
+    )
+
+
+def _raw_rows(
+    parsed: list[_FileBlocks], converted: list[tuple[list[np.ndarray], np.ndarray]], n: int
+) -> tuple[RawRows, np.ndarray]:
+    """The kept rows of every file, and each row's 0-based position in its learner's line."""
+    learner, lines, sources, items, stds, responses, positions = [], [], [], [], [], [], []
     learner_ids: list[str] = []
     for i, (fb, (columns, keep)) in enumerate(zip(parsed, converted)):
         counts = np.array(fb.counts, dtype=np.int64)
         learner.append((np.repeat(np.arange(len(counts)), counts) + len(learner_ids))[keep])
         lines.append(np.repeat(np.array(fb.response_lines, dtype=np.int64), counts)[keep])
+        positions.append((np.arange(len(keep)) - np.repeat(np.cumsum(counts) - counts, counts))[keep])
         sources.append(np.full(int(keep.sum()), i, dtype=np.int16))
         items.append(columns[0][keep])
         stds.append(columns[-2][keep])  # 4-line: skill ids; 3-line: the id itself
@@ -363,7 +512,7 @@ def _raw_rows(parsed: list[_FileBlocks], converted: list[tuple[list[np.ndarray],
     item_values, item_codes = np.unique(np.concatenate(items), return_inverse=True)
     std_values, std_codes = np.unique(np.concatenate(stds), return_inverse=True)
     n_rows = len(item_codes)
-    return RawRows(
+    raw = RawRows(
         learner=np.concatenate(learner),
         item=item_codes.astype(np.int64),
         standard_offsets=np.arange(n_rows + 1, dtype=np.int64),
@@ -377,3 +526,4 @@ def _raw_rows(parsed: list[_FileBlocks], converted: list[tuple[list[np.ndarray],
         standard_ids=[str(v) for v in std_values],
         source_names=[fb.name for fb in parsed],
     )
+    return raw, np.concatenate(positions).astype(np.int64)

@@ -37,10 +37,9 @@ def bundle_command(
     """Train on real learners aligned to the bundled standards and write the default model."""
     from engine.sources import load_graph
     from engine.textfiles import check_output_folder
-    from models.bkt import GraphBKT
-    from models.hybrid import HybridModel
     from training.alignment import DEFAULT_ALIGNMENT, align_standards, load_alignment
     from training.cli import load_splits
+    from training.packaging import package_for_graph
     from training.train import train
 
     cfg: ZPDConfig = ctx.obj if isinstance(ctx.obj, ZPDConfig) else load_config()
@@ -61,7 +60,7 @@ def bundle_command(
         raise typer.Exit(1)
     started = time.time()
     result = train(aligned["train"], aligned["valid"], aligned["test"], model, cfg, epochs=epochs, seed=seed)
-    hybrid = HybridModel.combine(result.model, GraphBKT.from_graph(graph, **cfg.model.bkt))
+    hybrid = package_for_graph(result.model, graph, cfg.model.bkt)
     hybrid.save(out)
     card = {
         "model": hybrid.name,

@@ -17,6 +17,7 @@ user input print one line ``error: ...`` on stderr and exit with status 1.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeGuard
@@ -94,7 +95,12 @@ def _split(table: Any, fraction: float) -> tuple[Any, Any]:
 
 
 def load_splits(
-    data: Path, fmt: str, config: ZPDConfig, fold: int | None = None, columns: str | None = None
+    data: Path,
+    fmt: str,
+    config: ZPDConfig,
+    fold: int | None = None,
+    columns: str | None = None,
+    merge: str = "auto",
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Train, valid and test tables of a data set, and the load reports.
 
@@ -104,6 +110,9 @@ def load_splits(
     * any single file (or a folder without --fold): learners split deterministically
       (seed ``SPLIT_SEED``): with ``--fold K`` fold K of 5 learner folds is the test set, else
       ``training.test_fraction`` of the learners; ``training.valid_fraction`` of the rest is valid.
+
+    ``merge="off"`` loads every row as an attempt (``collapse=False``); ``"auto"`` keeps each
+    loader's own rule (AKT: multi-skill expansions only).
     """
     from training.loaders import akt_fold_paths, load_interactions
 
@@ -114,7 +123,11 @@ def load_splits(
     if fold is not None and fold < 1:
         raise ValueError(f"--fold must be 1 or more, got {fold}")
     tc = config.training
+    if merge not in ("auto", "off"):
+        raise ValueError(f"--merge must be auto or off, got {merge!r}")
     options: dict[str, Any] = {"columns": _csv_columns(columns)} if fmt == "csv" else {}
+    if merge == "off":
+        options["collapse"] = False
     reports: dict[str, Any] = {}
 
     def load(path: Any, split: str) -> Any:
@@ -179,6 +192,24 @@ def train_command(
     ] = None,
     output: Annotated[Path | None, typer.Option("--output", help="Also write the model folder and plots here.")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bars on stderr.")] = True,
+    merge: Annotated[
+        str,
+        typer.Option(
+            "--merge",
+            help="auto: merge only rows that are one answer (akt: a multi-skill problem's rows with one "
+            "response; csv, dedup, xapi: consecutive rows of one item); off: every row is an attempt.",
+        ),
+    ] = "auto",
+    alignment: Annotated[
+        Path | None,
+        typer.Option(
+            "--alignment",
+            help="Skill -> standard alignment CSV (the format of data/alignments): train on the graph's standards.",
+        ),
+    ] = None,
+    min_confidence: Annotated[
+        str, typer.Option("--min-confidence", help="Lowest alignment confidence used: low, medium or high.")
+    ] = "low",
     refit: Annotated[
         bool,
         typer.Option(
@@ -189,9 +220,11 @@ def train_command(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Train a model, track the run in MLflow and register the model (`zpd-learner` by default)."""
+    """Train a model, track the run in MLflow and register it (`zpd-learner` by default), packaged as
+    the bundled model is: the trained part for the standards the data covers, graph BKT for every
+    other standard of the configured graph. A log over its own skill ids needs --alignment."""
     from engine.textfiles import check_output_folder
-    from training.load_report import DataError
+    from training.load_report import DataError, LoadReport
 
     try:
         if output is not None:
@@ -203,9 +236,25 @@ def train_command(
 
         if model not in MODEL_CLASSES:
             raise ValueError(f"unknown model {model!r}; known: {', '.join(sorted(MODEL_CLASSES))}")
-        tables, reports = load_splits(data, fmt, cfg, fold, columns)
+        tables, reports = load_splits(data, fmt, cfg, fold, columns, merge)
+        from engine.sources import graph_from_config
+
+        graph = graph_from_config(cfg.graph)
+        aligned_info: dict[str, Any] | None = None
+        dropped: dict[str, int] = {}
+        if alignment is not None:
+            tables, dropped = _aligned(tables, alignment, min_confidence, graph)
+            aligned_info = {"file": str(alignment), "min_confidence": min_confidence, "dropped_attempts": dropped}
     except (ConfigError, DataError, FileNotFoundError, ValueError, TypeError) as exc:
         _fail(exc)
+    if not as_json and os.environ.get("RANK", "0") == "0":  # what was loaded, before the long part
+        for split, report in reports.items():
+            typer.echo(f"data {split}: {LoadReport.from_dict(report)}")
+        if aligned_info is not None:
+            typer.echo(
+                f"aligned with {alignment.name if alignment else ''}: attempts without an aligned standard dropped "
+                + ", ".join(f"{split} {n}" for split, n in dropped.items())
+            )
     try:
         summary = _run_training(
             tables,
@@ -216,9 +265,18 @@ def train_command(
             seed,
             progress,
             output,
-            {"data.path": str(data), "data.format": fmt, "data.fold": str(fold or "")},
+            {
+                "data.path": str(data),
+                "data.format": fmt,
+                "data.fold": str(fold or ""),
+                "data.merge": merge,
+                "data.alignment": str(alignment or ""),
+            },
             refit=refit,
+            graph=graph,
         )
+        if summary is not None:
+            summary["alignment"] = aligned_info
     except ValueError as exc:  # e.g. an unknown hyper-parameter in [model.NAME]; the run is marked FAILED
         _fail(exc)
     if summary is None:  # a non-zero rank under torchrun: rank 0 reports
@@ -226,6 +284,14 @@ def train_command(
     if as_json:
         _emit(summary)
         return
+    known, units = summary["coverage"]["standards_with_data"], summary["coverage"]["standards_in_graph"]
+    typer.echo(f"the trained part covers {known} of the graph's {units} standards; graph BKT the rest")
+    if known == 0:
+        typer.echo(
+            "warning: the data's skills are none of the graph's standards: the promotion gate will refuse "
+            "this model; train with --alignment FILE (skill -> standard)",
+            err=True,
+        )
     m = summary["metrics"]
     typer.echo(
         f"run {summary['run_id']}  model {summary['model']}  version {summary['model_version']} "
@@ -245,6 +311,26 @@ def train_command(
         )
 
 
+def _aligned(
+    tables: dict[str, Any], path: Path, min_confidence: str, graph: Any
+) -> tuple[dict[str, Any], dict[str, int]]:
+    """Each split's table over the graph's standards through the alignment file, and the attempts
+    dropped for having no aligned standard."""
+    from training.alignment import align_standards, load_alignment
+
+    mapping = load_alignment(path, min_confidence)
+    unknown = sorted({c for codes in mapping.values() for c in codes if c not in graph})
+    if unknown:
+        raise ValueError(f"{path}: names standards the graph lacks: {', '.join(unknown[:5])}")
+    mapping = {skill: tuple(graph.resolve(c) for c in codes) for skill, codes in mapping.items()}
+    aligned, dropped = {}, {}
+    for split, table in tables.items():
+        aligned[split], dropped[split] = align_standards(table, mapping)
+        if aligned[split].n_attempts == 0:
+            raise ValueError(f"{path}: no {split} attempt has a skill this alignment maps to a standard")
+    return aligned, dropped
+
+
 def _run_training(
     tables: dict[str, Any],
     reports: dict[str, Any],
@@ -256,10 +342,20 @@ def _run_training(
     output: Path | None,
     tags: dict[str, str],
     refit: bool = False,
+    graph: Any = None,
 ) -> dict[str, Any] | None:
+    from engine.sources import graph_from_config
     from training import ddp
+    from training.packaging import coverage, package_for_graph
     from training.tracking import MLflowTracker
     from training.train import train
+
+    graph = graph if graph is not None else graph_from_config(cfg.graph)
+    trained: list[Any] = []
+
+    def package(fitted: Any) -> Any:  # the bundled model's packaging: graph BKT where data is missing
+        trained.append(fitted)
+        return package_for_graph(fitted, graph, cfg.model.bkt)
 
     with ddp.distributed() as dctx:
         tracker = None
@@ -278,9 +374,11 @@ def _run_training(
             progress=progress,
             output_dir=output if dctx.is_main else None,
             refit=refit,
+            package=package,
         )
     if not dctx.is_main:
         return None
+    known, units = coverage(trained[-1], graph)
     name = cfg.mlflow.registered_model
     refitted = (
         {"refit_epochs": result.refit_epochs, "refit_history": result.refit_history} if result.refit_epochs else {}
@@ -301,6 +399,7 @@ def _run_training(
         "history": result.history,
         "data": result.data,
         "load_reports": reports,
+        "coverage": {"standards_with_data": known, "standards_in_graph": units},
         **refitted,
     }
 
@@ -336,23 +435,36 @@ def models_promote(
     ctx: typer.Context,
     version: Annotated[str, typer.Argument(help="Version number to promote.")],
     alias: Annotated[str, typer.Option("--alias", help="Alias to point at the version.")] = "champion",
+    force_reason: Annotated[
+        str | None,
+        typer.Option("--force-reason", help="Promote even if the version fails the promotion gate, for this reason."),
+    ] = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Point an alias (default ``champion``) at a version: serving loads ``models:/NAME@ALIAS``."""
+    """Point an alias (default ``champion``) at a version: serving loads ``models:/NAME@ALIAS``.
+    The version first passes the promotion gate for the configured graph and catalog (coverage
+    of the standards and items, spread of its predictions); its report is kept on the version."""
     try:
         cfg = _config(ctx, config)
+        from training.promotion import gate_version
         from training.tracking import promote
 
         if not version.isdigit():
             raise ValueError(f"VERSION must be a version number, got {version!r}")
-        done = promote(version, alias, cfg.mlflow.tracking_uri, cfg.mlflow.registered_model)
-    except (ConfigError, ValueError) as exc:  # ModelRegistryError is a ValueError
+        if force_reason is not None and not force_reason.strip():
+            raise ValueError("--force-reason needs a reason")
+        report = gate_version(cfg, version, force_reason.strip() if force_reason else None)
+        done = {**promote(version, alias, cfg.mlflow.tracking_uri, cfg.mlflow.registered_model), "gate": report}
+    except (ConfigError, ValueError) as exc:  # registry, gate, graph and catalog errors are ValueErrors
         _fail(exc)
     if as_json:
         _emit(done)
     else:
-        typer.echo(f"{done['registered_model']}@{done['alias']} -> version {done['version']}")
+        for check in done["gate"]["checks"]:
+            typer.echo(f"{'ok    ' if check['passed'] else 'FAILED'} {check['name']}: {check['detail']}")
+        forced = "" if done["gate"]["passed"] else f" (forced: {force_reason})"
+        typer.echo(f"{done['registered_model']}@{done['alias']} -> version {done['version']}{forced}")
 
 
 def main() -> None:

@@ -2,8 +2,9 @@
 
 Every loader in :mod:`training.loaders` produces an :class:`InteractionTable`; models and the
 training loop read only this. Attempts of one learner are contiguous and in time order (file
-order when there are no timestamps), and each attempt is predicted once: consecutive duplicate
-rows were already merged by the loader.
+order when there are no timestamps), and each attempt is predicted once, from the attempts
+before it: rows that were copies of one answer (a multi-skill expansion) were already merged by
+the loader, while a re-attempt of the same item is an attempt of its own.
 
 Layout (``A`` attempts, ``L`` learners, ``S`` standard links)::
 

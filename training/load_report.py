@@ -6,9 +6,11 @@ how many rows were read, merged and dropped (and why) together with the data fin
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from engine.textfiles import TextFileError
 
@@ -93,15 +95,25 @@ class LoadReport:
         Input rows (one interaction each) seen, including the ones skipped. For the AKT line
         formats a row is one position of a learner's sequence.
     attempts : int
-        Attempts in the resulting table (after collapsing consecutive repeats).
+        Attempts in the resulting table (after merging).
     learners : int
         Learners in the resulting table.
     duplicates_collapsed : int
-        Rows merged into the previous row's attempt because the same learner repeated the same
-        item consecutively (multi-skill expansion or re-delivered events).
+        Rows merged into the attempt of the row before them (under ``merge_rule``, e.g. the
+        copies of one answer that a multi-skill expansion writes once per skill). Every row read
+        is in an attempt of its own, merged into one, or skipped:
+        ``rows_read == attempts + duplicates_collapsed + rows_skipped``.
+    repeats_kept : int
+        Rows that repeat the previous row's item for the same learner and were kept as attempts
+        of their own (re-attempts, rows whose outcomes conflict, or merging turned off). Set by
+        the loaders that tell these apart (AKT); 0 otherwise.
     outcome_conflicts : int
-        Merged attempts whose rows disagreed on the outcome (the policy chosen by the loader,
-        by default the first row's outcome, was applied).
+        Groups of rows that the merge rule would join but that disagree on the outcome; what
+        was done with them is ``conflict_rule``.
+    merge_rule : str
+        Which consecutive rows were merged into one attempt (``"off"``: none).
+    conflict_rule : str
+        What was done with an outcome conflict (empty when the loader does not say).
     skipped : collections.Counter
         Rows not turned into attempts, by reason (malformed rows under ``on_error="skip"`` and
         rows that are not answers, such as xAPI statements without a result).
@@ -120,7 +132,10 @@ class LoadReport:
     attempts: int = 0
     learners: int = 0
     duplicates_collapsed: int = 0
+    repeats_kept: int = 0
     outcome_conflicts: int = 0
+    merge_rule: str = "consecutive rows of one learner on one item"
+    conflict_rule: str = ""
     skipped: Counter[str] = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -134,6 +149,11 @@ class LoadReport:
     def rows_skipped(self) -> int:
         """Total rows skipped over all reasons."""
         return sum(self.skipped.values())
+
+    @property
+    def rows_unaccounted(self) -> int:
+        """Rows read that are in no attempt and not skipped: 0 unless a loader lost rows."""
+        return self.rows_read - self.attempts - self.duplicates_collapsed - self.rows_skipped
 
     def reject(self, error: DataError, reason: str, rows: int = 1) -> None:
         """Raise ``error`` or, under ``on_error="skip"``, count ``rows`` skipped for ``reason``."""
@@ -168,7 +188,10 @@ class LoadReport:
             "attempts": self.attempts,
             "learners": self.learners,
             "duplicates_collapsed": self.duplicates_collapsed,
+            "repeats_kept": self.repeats_kept,
             "outcome_conflicts": self.outcome_conflicts,
+            "merge_rule": self.merge_rule,
+            "conflict_rule": self.conflict_rule,
             "rows_skipped": self.rows_skipped,
             "skipped": dict(sorted(self.skipped.items())),
             "examples": {k: list(v) for k, v in sorted(self.examples.items())},
@@ -176,13 +199,48 @@ class LoadReport:
             "seconds": round(self.seconds, 4),
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LoadReport:
+        """The report that :meth:`to_dict` wrote (keys it does not know are ignored).
+
+        >>> report = LoadReport("akt", rows_read=3, attempts=2, duplicates_collapsed=1)
+        >>> LoadReport.from_dict(report.to_dict()) == report
+        True
+        """
+        known = {f.name for f in dataclasses.fields(cls)} - {"skipped", "examples"}
+        values = {k: v for k, v in data.items() if k in known}
+        values["sources"] = list(values.get("sources", []))
+        values["warnings"] = list(values.get("warnings", []))
+        examples = {str(k): list(v) for k, v in dict(data.get("examples", {})).items()}
+        return cls(**values, skipped=Counter(dict(data.get("skipped", {}))), examples=examples)
+
     def __str__(self) -> str:
+        """Rows read, attempts built, rows merged and skipped (with reasons), conflicts, warnings.
+
+        >>> print(LoadReport("akt", rows_read=5, attempts=3, learners=1, duplicates_collapsed=2))
+        akt: 5 rows read -> 3 attempts, 1 learners
+          rows: 3 attempts + 2 merged into them + 0 skipped = 5 read
+          merged 2 rows into the attempt before them: consecutive rows of one learner on one item
+        """
+        merged = self.duplicates_collapsed
+        balance = f"{self.attempts} attempts + {merged} merged into them + {self.rows_skipped} skipped"
+        if self.rows_unaccounted:
+            balance += f" + {self.rows_unaccounted} UNACCOUNTED FOR (a loader lost them)"
         lines = [
-            f"{self.format}: {self.rows_read} rows -> {self.attempts} attempts, {self.learners} learners"
-            f" ({self.duplicates_collapsed} consecutive duplicates collapsed,"
-            f" {self.outcome_conflicts} outcome conflicts, {self.rows_skipped} rows skipped)"
+            f"{self.format}: {self.rows_read} rows read -> {self.attempts} attempts, {self.learners} learners",
+            f"  rows: {balance} = {self.rows_read} read",
         ]
+        if self.merge_rule == "off":
+            lines.append("  merging off: every row that was not skipped is an attempt")
+        elif merged:
+            lines.append(f"  merged {merged} rows into the attempt before them: {self.merge_rule}")
+        if self.repeats_kept:
+            lines.append(f"  kept {self.repeats_kept} rows that repeat the previous item as attempts of their own")
+        if self.outcome_conflicts:
+            rule = f": {self.conflict_rule}" if self.conflict_rule else ""
+            lines.append(f"  {self.outcome_conflicts} outcome conflicts{rule}")
+            lines.extend(f"    e.g. {e}" for e in self.examples.get("outcome_conflict", []))
         for reason, count in sorted(self.skipped.items()):
-            lines.append(f"  skipped {count} x {reason}: " + "; ".join(self.examples.get(reason, [])))
+            lines.append(f"  skipped {count} rows x {reason}: " + "; ".join(self.examples.get(reason, [])))
         lines.extend(f"  warning: {w}" for w in self.warnings)
         return "\n".join(lines)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypedDict
@@ -205,6 +205,7 @@ def train(
     progress: bool = True,
     output_dir: str | Path | None = None,
     refit: bool = False,
+    package: Callable[[LearnerModel], LearnerModel] | None = None,
 ) -> TrainResult:
     """Train ``model_name`` on ``table_train``, stop early on ``table_valid``, report on ``table_test``.
 
@@ -214,7 +215,9 @@ def train(
     logged and the model registered; ``output_dir`` also keeps the model folder and the plots.
     ``refit`` retrains a fresh model on train+valid for the early-stopped number of epochs and
     reports its test metrics (see the module docstring); ``data`` then also describes the
-    ``refit`` table (train+valid) with its fingerprint.
+    ``refit`` table (train+valid) with its fingerprint. ``package`` turns the trained model into
+    the model that is saved and registered (e.g. :func:`training.packaging.package_for_graph`);
+    the metrics are the trained model's.
     """
     config = config or ZPDConfig()
     tc = config.training
@@ -250,6 +253,8 @@ def train(
         )
         if table_refit is not None and best_epoch >= 1:
             _refit(result, table_refit, table_test, config, best_epoch, seed, lr, dctx, tracker, progress)
+        if package is not None:
+            result.model = package(result.model)
         if dctx.is_main and (tracker is not None or output_dir is not None):
             with tempfile.TemporaryDirectory(prefix="zpd-train-") as tmp:
                 folder = Path(output_dir) if output_dir is not None else Path(tmp)

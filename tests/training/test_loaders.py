@@ -6,16 +6,24 @@ data/kt_sample/SOURCE.md), not with the code under test.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import typer
+from typer.testing import CliRunner
 
+import training.cli as training_cli
+from models.bkt import GraphBKT, bkt_config
+from tests.models.test_neural import SMALL as SMALL_MODELS
+from tests.models.test_neural import perturbed
 from training.loaders import (
     CsvColumns,
     DataError,
+    LoadReport,
     akt_fold_paths,
     load_akt,
     load_csv,
@@ -23,11 +31,13 @@ from training.loaders import (
     load_interactions,
     load_xapi,
 )
+from training.train import predict_table
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "kt_sample"
 PID = SAMPLE / "assist2009_pid" / "assist2009_pid_train1_head150.csv"
 STATICS = SAMPLE / "statics2011" / "statics_head12.csv"
 DEDUP = SAMPLE / "assist2009_dedup" / "preprocessed_data_train_head30.csv"
+REPEATS = Path(__file__).resolve().parent / "data" / "akt_repeats"  # every kind of repeat; see its README
 EXT = "https://w3id.org/zpd-engine/xapi/extensions/standards"
 
 
@@ -55,11 +65,14 @@ SIMPLE = CsvColumns(
 
 def test_akt_four_line_sample_counts_and_collapse():
     table, report = load_akt(PID)
-    assert (report.rows_read, report.attempts, report.duplicates_collapsed) == (10982, 9224, 1758)
+    # 1,614 multi-skill expansions merge 1,755 rows; 3 single-skill problems repeated in a row
+    # (e.g. learner 92245: problem 3792, skill 20, twice) are re-attempts and stay attempts
+    assert (report.rows_read, report.attempts, report.duplicates_collapsed) == (10982, 9227, 1755)
+    assert report.repeats_kept == 3 and report.rows_unaccounted == 0
     assert (table.n_learners, table.n_items, table.n_standards) == (150, 5959, 97)
     assert report.outcome_conflicts == 0 and report.rows_skipped == 0
     assert table.summary()["multi_standard_attempts"] == 1614
-    assert int(table.correct.sum()) == 5994
+    assert int(table.correct.sum()) == 5997
     # learner 82295: 1366,1366,1424,1424,1413,1413,... with skills 7,9,7,9,... -> one attempt per problem
     assert table.learner_ids[0] == "82295"
     assert items_of(table) == ["1366", "1424", "1413", "2985", "2976", "2993", "2975"]
@@ -155,6 +168,170 @@ def test_outcome_conflict_policies(tmp_path):
     assert items_of(split) == ["p1", "p1", "p2"]
     with pytest.raises(DataError, match=r"c.csv line 2: outcome of consecutive rows .* 'p1' disagree \(0, 1\)"):
         load_csv(path, SIMPLE, on_conflict="error")
+
+
+# ---- AKT: which repeated rows are one attempt ------------------------------------------------------
+# One learner per literal file: header / problem ids / skill ids / responses.
+
+
+def test_akt_multi_skill_expansion_with_agreeing_outcomes_is_one_attempt(tmp_path):
+    # problem 5 carries skills 1 and 2: two rows, one answer
+    table, report = load_akt(write(tmp_path, "a.csv", "0,u1\n5,5,6\n1,2,1\n1,1,0\n"))
+    assert items_of(table) == ["5", "6"] and table.correct.tolist() == [1, 0]
+    assert standards_of(table, 0) == {"1", "2"}
+    assert (report.attempts, report.duplicates_collapsed, report.repeats_kept, report.outcome_conflicts) == (2, 1, 0, 0)
+
+
+def test_akt_same_single_skill_problem_twice_is_a_re_attempt(tmp_path):
+    table, report = load_akt(write(tmp_path, "b.csv", "0,u1\n7,7\n3,3\n0,1\n"))
+    assert items_of(table) == ["7", "7"] and table.correct.tolist() == [0, 1]
+    assert (report.attempts, report.duplicates_collapsed, report.repeats_kept) == (2, 0, 1)
+    # the same answer twice is still two attempts: only the skill map can say rows are copies
+    same, report = load_akt(write(tmp_path, "b2.csv", "0,u1\n7,7\n3,3\n1,1\n"))
+    assert same.n_attempts == 2 and report.duplicates_collapsed == 0
+
+
+def test_akt_multi_skill_problem_answered_twice_in_a_row_is_two_attempts(tmp_path):
+    # skill 1 comes back: the expansion of a second answer starts
+    table, report = load_akt(write(tmp_path, "e.csv", "0,u1\n5,5,5,5\n1,2,1,2\n0,0,1,1\n"))
+    assert items_of(table) == ["5", "5"] and table.correct.tolist() == [0, 1]
+    assert standards_of(table, 0) == standards_of(table, 1) == {"1", "2"}
+    assert (report.duplicates_collapsed, report.repeats_kept, report.outcome_conflicts) == (2, 1, 0)
+
+
+def test_akt_multi_skill_rows_that_disagree_stay_attempts_and_are_counted(tmp_path):
+    # problem 5 carries skills 1 and 2, so its two rows look like one answer written once per skill;
+    # but copies of one answer cannot disagree: each row is an attempt (no response is lost)
+    path = write(tmp_path, "c.csv", "0,u1\n5,5,6\n1,2,1\n1,0,1\n")
+    table, report = load_akt(path)
+    assert items_of(table) == ["5", "5", "6"] and table.correct.tolist() == [1, 0, 1]
+    assert (report.attempts, report.duplicates_collapsed, report.repeats_kept, report.outcome_conflicts) == (3, 0, 1, 1)
+    assert report.examples["outcome_conflict"] == [
+        "c.csv line 4: responses of learner 'u1' on item '5' (values 1-2, skills 1, 2) disagree (1, 0)"
+    ]
+    assert "1 outcome conflicts: kept one attempt per row" in str(report)
+    first, report = load_akt(path, on_conflict="first")  # the "correct on first attempt" label
+    assert first.correct.tolist() == [1, 1] and report.outcome_conflicts == 1 and report.duplicates_collapsed == 1
+    with pytest.raises(DataError, match=r"c.csv line 4: responses of learner 'u1' on item '5' \(values 1-2"):
+        load_akt(path, on_conflict="error")
+
+
+def test_akt_merging_off_makes_every_row_an_attempt(tmp_path):
+    path = write(tmp_path, "d.csv", "0,u1\n5,5,6,6\n1,2,3,3\n1,1,0,0\n")
+    merged, _ = load_akt(path)
+    assert merged.n_attempts == 3
+    for table, report in (load_akt(path, collapse=False), load_interactions(path, "akt", collapse=False)):
+        assert items_of(table) == ["5", "5", "6", "6"] and standards_of(table, 0) == {"1"}
+        assert (report.attempts, report.duplicates_collapsed, report.repeats_kept) == (4, 0, 2)
+        assert "merging off" in str(report)
+
+
+def test_akt_collapse_true_merges_every_repeat_as_before(tmp_path):
+    table, report = load_akt(write(tmp_path, "r.csv", "0,u1\n7,7,8\n3,3,4\n0,1,1\n"), collapse=True)
+    assert items_of(table) == ["7", "8"] and table.correct.tolist() == [0, 1]  # the first response
+    assert (report.duplicates_collapsed, report.outcome_conflicts) == (1, 1)
+
+
+def test_akt_skill_map_comes_from_all_files_of_the_load(tmp_path):
+    # in b.csv alone problem 5 shows one skill; a.csv shows it has two
+    a = write(tmp_path, "a.csv", "0,u1\n5,5\n1,2\n1,1\n")
+    b = write(tmp_path, "b.csv", "0,u2\n5,5\n1,2\n0,0\n")
+    assert load_akt(b)[0].n_attempts == 1
+    together, report = load_akt([a, b])
+    assert together.n_attempts == 2 and report.duplicates_collapsed == 2
+    alone, _ = load_akt(write(tmp_path, "s.csv", "0,u3\n5,5\n1,1\n0,0\n"))
+    assert alone.n_attempts == 2
+
+
+def test_akt_rows_around_a_skipped_value_are_not_neighbours(tmp_path):
+    # the middle position is skipped: the two rows of problem 5 were not consecutive in the file
+    path = write(tmp_path, "g.csv", "0,u1\n5,9,5\n1,1,2\n1,x,1\n")
+    table, report = load_akt(path, on_error="skip")
+    assert items_of(table) == ["5", "5"] and report.duplicates_collapsed == 0 and report.repeats_kept == 0
+
+
+def test_akt_fixture_fold_counts():
+    expected = {"train": (13, 10, 3, 3, 1), "valid": (3, 2, 1, 0, 0), "test": (3, 3, 0, 1, 0)}
+    for split, counts in expected.items():
+        table, report = load_interactions(REPEATS, "akt", fold=1, split=split)
+        got = (report.rows_read, report.attempts, report.duplicates_collapsed, report.repeats_kept)
+        assert (*got, report.outcome_conflicts) == counts, split
+    table, _ = load_interactions(REPEATS, "akt", fold=1, split="train")
+    assert items_of(table) == ["10", "11", "11", "12", "12", "13", "13"]
+    assert table.learner_sequence(0).correct.tolist() == [1, 0, 1, 1, 0, 0, 1]
+
+
+# ---- the report's counts add up ---------------------------------------------------------------------
+
+
+def balanced(report) -> bool:
+    return report.rows_read == report.attempts + report.duplicates_collapsed + report.rows_skipped
+
+
+def test_akt_counts_add_up_with_skips_merges_and_repeats(tmp_path):
+    text = (
+        "0,u1\n5,5,6,6,x\n1,2,3,3,4\n1,1,0,1,7\n"  # last position: bad id and bad response, one row
+        "1,u2\n5,6\n1\n0,0\n"  # length mismatch: 2 rows
+        "2,u3\n5,5,8\n1,2,9\n0,1,z\n"  # a conflict and a bad response
+    )
+    table, report = load_akt(write(tmp_path, "bad.csv", text), on_error="skip")
+    assert report.skipped == {"id_not_integer": 1, "length_mismatch": 2, "response_not_binary": 1}
+    assert (report.rows_read, report.attempts, report.duplicates_collapsed) == (10, 5, 1)
+    assert balanced(report) and report.rows_unaccounted == 0 and report.outcome_conflicts == 1
+    assert "rows: 5 attempts + 1 merged into them + 4 skipped = 10 read" in str(report)
+
+
+def test_every_loader_accounts_for_every_row(tmp_path):
+    loads = [
+        load_akt(PID),
+        load_akt(STATICS, collapse=True),
+        load_dedup(DEDUP),
+        load_csv(
+            write(tmp_path, "t.csv", "learner,item,correct,skills,time\nu1,p1,1,A,\nu1,p1,0,B,\n,p2,1,A,\n"),
+            SIMPLE,
+            on_error="skip",
+        ),
+    ]
+    for table, report in loads:
+        assert balanced(report) and report.attempts == table.n_attempts, report.format
+
+
+def test_report_text_names_rows_attempts_merges_skips_and_round_trips(tmp_path):
+    _, report = load_interactions(REPEATS, "akt", fold=1, split="train")
+    text = str(report)
+    assert text.splitlines()[:2] == [
+        "akt: 13 rows read -> 10 attempts, 2 learners",
+        "  rows: 10 attempts + 3 merged into them + 0 skipped = 13 read",
+    ]
+    assert "merged 3 rows into the attempt before them: multi-skill expansions" in text
+    assert "kept 3 rows that repeat the previous item as attempts of their own" in text
+    again = LoadReport.from_dict(json.loads(json.dumps(report.to_dict())))
+    assert str(again) == text
+
+
+# ---- leakage: one prediction per attempt, from earlier attempts only ----------------------------------
+
+
+def leakage_models(table):
+    for name, (cls, hyper) in SMALL_MODELS.items():
+        yield name, perturbed(cls.for_table(table, hyper=hyper, seed=0), seed=0)
+    yield "bkt", GraphBKT(bkt_config(list(table.standard_ids)))
+
+
+def test_each_attempt_is_predicted_once_from_earlier_attempts_only():
+    table, _ = load_interactions(REPEATS, "akt", fold=1, split="train")
+    u1 = table.learner_sequence(0)  # 10 (expansion) | 11, 11 (re-attempt) | 12, 12 (conflict) | 13, 13
+    for name, model in leakage_models(table):
+        base = predict_table(model, table)
+        assert base.shape == (table.n_attempts,), name  # the expansion of problem 10 is one prediction
+        for t in range(len(u1)):
+            flipped = table.correct.copy()
+            flipped[t] = 1 - flipped[t]
+            again = predict_table(model, dataclasses.replace(table, correct=flipped))
+            # the attempt's own outcome (and later ones) cannot move its prediction ...
+            np.testing.assert_allclose(again[: t + 1], base[: t + 1], atol=1e-6, err_msg=f"{name} attempt {t}")
+            if t == 1:  # ... but a later one does: the re-attempt of 11 learns from the first try
+                assert abs(again[2] - base[2]) > 1e-4, name
 
 
 # ---- errors in the AKT line formats ---------------------------------------------------------------
@@ -463,7 +640,7 @@ def test_dispatcher_rejects_unknown_format_and_missing_columns(tmp_path):
     with pytest.raises(TypeError, match="columns="):
         load_interactions(PID, "csv")
     _, report = load_interactions(PID, "akt")
-    assert json.loads(json.dumps(report.to_dict()))["attempts"] == 9224
+    assert json.loads(json.dumps(report.to_dict()))["attempts"] == 9227
 
 
 # ---- encodings: one rule for every loader (engine.textfiles) -----------------------------------------
@@ -505,3 +682,44 @@ def test_akt_and_xapi_files_in_other_encodings(tmp_path):
     xapi.write_bytes((line.replace("u1", "ü1") + "\n").encode("latin-1"))
     with pytest.raises(DataError, match=r"s.jsonl line 1: is not valid UTF-8"):
         load_xapi(xapi)
+
+
+# ---- `zpd train` states what was loaded -------------------------------------------------------------
+
+
+def train_cli(monkeypatch, *args: str):
+    """Run `train` up to the training loop, which is replaced by a stub (its reports are returned)."""
+    seen: dict = {}
+
+    def no_training(tables, reports, *rest, **options):
+        seen.update(tables=tables, reports=reports, tags=rest[-1])
+
+    monkeypatch.setattr(training_cli, "_run_training", no_training)
+    root = typer.Typer()
+    root.callback()(lambda: None)
+    root.add_typer(training_cli.train_app)
+    data = ["--data", str(REPEATS), "--format", "akt", "--fold", "1", "--model", "logistic"]
+    return CliRunner().invoke(root, ["train", *data, *args]), seen
+
+
+def test_train_text_output_states_rows_attempts_merged_and_skipped(monkeypatch):
+    result, seen = train_cli(monkeypatch)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "data train: akt: 13 rows read -> 10 attempts, 2 learners" in out
+    assert "  rows: 10 attempts + 3 merged into them + 0 skipped = 13 read" in out
+    assert "kept 3 rows that repeat the previous item as attempts of their own" in out
+    assert "1 outcome conflicts: kept one attempt per row" in out
+    assert "data test: akt: 3 rows read -> 3 attempts, 1 learners" in out
+    assert seen["tables"]["train"].n_attempts == 10 and seen["tags"]["data.merge"] == "auto"
+
+
+def test_train_merge_off_and_json(monkeypatch):
+    result, seen = train_cli(monkeypatch, "--merge", "off")
+    assert result.exit_code == 0, result.output
+    assert "data train: akt: 13 rows read -> 13 attempts" in result.stdout and "merging off" in result.stdout
+    assert seen["tables"]["train"].n_attempts == 13 and seen["reports"]["train"]["merge_rule"] == "off"
+    quiet, _ = train_cli(monkeypatch, "--json")
+    assert quiet.exit_code == 0 and quiet.stdout == ""  # the reports go into the JSON summary instead
+    bad, _ = train_cli(monkeypatch, "--merge", "never")
+    assert bad.exit_code == 1 and "error: --merge must be auto or off, got 'never'" in bad.stderr

@@ -7,11 +7,15 @@ and each test asserts on the run or version it made itself.
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 import pytest
 import typer
+import yaml
 from typer.testing import CliRunner
 
 from configs import ModelConfig, TrainingConfig, ZPDConfig
@@ -24,13 +28,16 @@ from training.tracking import (
     load_registered_model,
     promote,
     resolve_model_uri,
+    source_tags,
+    split_datasets,
     tracking_client,
 )
 from training.train import train
 
 pytestmark = pytest.mark.slow  # an MLflow tracking store and training runs
 
-SAMPLE = Path(__file__).resolve().parents[2] / "data" / "kt_sample"
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "data" / "kt_sample"
 PID = SAMPLE / "assist2009_pid" / "assist2009_pid_train1_head150.csv"
 NAME = "zpd-learner-test"
 SMALL_TOML = """
@@ -95,8 +102,80 @@ def test_run_has_params_epoch_metrics_fingerprints_and_artifacts(tracked, store:
     assert [m.value for m in history] == pytest.approx([h["valid_auc"] for h in result.history])
     assert run.data.metrics["best_valid_auc"] == pytest.approx(max(h["valid_auc"] for h in result.history))
     top = {a.path for a in client.list_artifacts(result.run_id)}
-    assert {"calibration.png", "learning_curves.png", "config.json", "model"} <= top
-    assert {a.path for a in client.list_artifacts(result.run_id, "model")} == {"model/config.json", "model/weights.npz"}
+    assert {"calibration.png", "learning_curves.png", "config.json"} <= top
+    assert json.loads(Path(client.download_artifacts(result.run_id, "config.json")).read_text())["data"] == result.data
+
+
+def test_run_logs_its_model_as_an_mlflow_model(tracked, store: str) -> None:
+    result, tables = tracked
+    client = tracking_client(store)
+    outputs = client.get_run(result.run_id).outputs.model_outputs
+    assert len(outputs) == 1
+    logged = client.get_logged_model(outputs[0].model_id)
+    assert logged.name == "model" and logged.source_run_id == result.run_id and str(logged.status) == "READY"
+    folder = Path(urlparse(logged.artifact_location).path)
+    files = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
+    assert {
+        "MLmodel",
+        "python_model.pkl",
+        "input_example.json",
+        "serving_input_example.json",
+        "requirements.txt",
+    } <= files
+    assert {"artifacts/zpd_model/config.json", "artifacts/zpd_model/weights.npz"} <= files
+    assert not any(name.endswith((".pt", ".pth", ".bin")) for name in files)
+    meta = yaml.safe_load((folder / "MLmodel").read_text())
+    assert meta["run_id"] == result.run_id and meta["model_id"] == logged.model_id
+    assert [c["name"] for c in json.loads(meta["signature"]["inputs"])] == [
+        "learner_id",
+        "item_id",
+        "skill",
+        "correct",
+        "timestamp",
+    ]
+    # the final metrics are the model's too; test metrics name the test split's dataset
+    test_auc = next(m for m in logged.metrics if m.key == "test_auc")
+    assert test_auc.value == pytest.approx(result.metrics["test_auc"])
+    assert test_auc.dataset_digest == tables["test"].fingerprint()[:16]
+    # the version's source is this logged model: MLflow's own loader and ours read the same folder
+    version = client.get_model_version(NAME, result.model_version)
+    assert version.source == logged.artifact_location and version.run_id == result.run_id
+    assert resolve_model_uri(f"models:/{NAME}/{result.model_version}", store) == folder / "artifacts" / "zpd_model"
+
+
+def test_run_logs_its_data_splits_and_source(tracked, store: str) -> None:
+    result, tables = tracked
+    run = tracking_client(store).get_run(result.run_id)
+    inputs = {
+        next(t.value for t in d.tags if t.key == "mlflow.data.context"): d.dataset for d in run.inputs.dataset_inputs
+    }
+    assert set(inputs) == {"train", "valid", "test"}
+    for split, dataset in inputs.items():
+        assert dataset.name == PID.name and dataset.source_type == "local"
+        assert json.loads(dataset.source)["uri"] == str(PID.resolve())
+        assert dataset.digest == tables[split].fingerprint()[:16]
+    tags = run.data.tags
+    assert tags["mlflow.source.type"] == "LOCAL" and tags["mlflow.source.name"]
+    commit = tags["mlflow.source.git.commit"]  # the tests run from a git checkout
+    assert re.fullmatch(r"[0-9a-f]{40}", commit)
+    # others may commit meanwhile: the run's commit is HEAD or one of its ancestors
+    ancestry = subprocess.run(["git", "-C", str(ROOT), "merge-base", "--is-ancestor", commit, "HEAD"], check=False)
+    assert ancestry.returncode == 0
+    assert tags["zpd.source.git.dirty"] in ("true", "false")
+
+
+def test_source_tags_leave_out_git_outside_a_checkout(tmp_path: Path) -> None:
+    outside = tmp_path / "tracking.py"
+    outside.write_text("")
+    tags = source_tags(outside)
+    assert tags["mlflow.source.type"] == "LOCAL"
+    assert "mlflow.source.git.commit" not in tags and "zpd.source.git.dirty" not in tags
+
+
+def test_datasets_without_a_path_come_from_code() -> None:
+    datasets = split_datasets({"train": {"fingerprint": "ab" * 32, "n_learners": 3}}, None)
+    entity = datasets["train"]._to_mlflow_entity()
+    assert entity.name == "interactions" and entity.source_type == "code" and entity.digest == "ab" * 8
 
 
 def test_version_registered_promoted_and_resolved_to_an_identical_model(tracked, store: str) -> None:
@@ -114,6 +193,17 @@ def test_version_registered_promoted_and_resolved_to_an_identical_model(tracked,
         np.testing.assert_array_equal(model.predict_items(state, items), result.model.predict_items(state, items))
         assert model.mastery(state) == result.model.mastery(state)
     assert (resolve_model_uri(f"runs:/{result.run_id}/model", store) / "weights.npz").is_file()
+    assert (resolve_model_uri(f"runs:/{result.run_id}/model/artifacts/zpd_model", store) / "weights.npz").is_file()
+
+
+def test_a_version_registered_as_a_bare_folder_still_resolves(tracked, store: str, tmp_path: Path) -> None:
+    """Versions registered before models were MLflow models point at config.json + weights.npz."""
+    result, _ = tracked
+    folder = result.model.save(tmp_path / "bare")
+    client = tracking_client(store)
+    version = client.create_model_version(NAME, folder.as_uri(), run_id=result.run_id)
+    assert resolve_model_uri(f"models:/{NAME}/{version.version}", store) == folder
+    assert load_registered_model(f"models:/{NAME}/{version.version}", store).name == "logistic"
 
 
 def test_registry_errors_name_what_is_wrong(tracked, store: str, tmp_path: Path) -> None:
@@ -124,6 +214,9 @@ def test_registry_errors_name_what_is_wrong(tracked, store: str, tmp_path: Path)
     with pytest.raises(ModelRegistryError, match="unsupported model URI"):
         resolve_model_uri("s4://bucket/model", store)
     with pytest.raises(ModelRegistryError, match="no config.json"):
+        resolve_model_uri(str(tmp_path), store)
+    (tmp_path / "MLmodel").write_text("flavors: {python_function: {loader_module: some.other.model}}\n")
+    with pytest.raises(ModelRegistryError, match="no MLflow model with a zpd_model artifact"):
         resolve_model_uri(str(tmp_path), store)
     assert list_versions(store, "never-registered") == []
 
@@ -184,8 +277,23 @@ def test_cli_train_prints_one_json_summary(cli, cli_config: Path, store: str) ->
     listed = invoke(cli, "models", "list", "--config", str(cli_config), "--json")
     versions = {r["version"]: r for r in json.loads(listed.stdout)["versions"]}
     assert versions[summary["model_version"]]["model"] == "dkt"
-    promoted = invoke(
+    # trained on ASSIST2015's own skill ids: packaged with graph BKT, but the gate refuses it
+    assert summary["coverage"]["standards_with_data"] == 0
+    refused = invoke(
         cli, "models", "promote", summary["model_version"], "--alias", "staging", "--config", str(cli_config)
+    )
+    assert refused.exit_code == 1 and "standard coverage" in refused.output
+    promoted = invoke(
+        cli,
+        "models",
+        "promote",
+        summary["model_version"],
+        "--alias",
+        "staging",
+        "--force-reason",
+        "a test of the registry",
+        "--config",
+        str(cli_config),
     )
     assert promoted.exit_code == 0 and f"@staging -> version {summary['model_version']}" in promoted.stdout
     text = invoke(cli, "models", "list", "--config", str(cli_config))
