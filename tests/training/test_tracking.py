@@ -303,8 +303,6 @@ def test_cli_train_prints_one_json_summary(cli, cli_config: Path, store: str) ->
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--format", "parquet"], "unknown format 'parquet'"),
-        (["--model", "dkn"], "unknown model 'dkn'"),
         (["--fold", None], "pass --fold K"),
         (["--data", "no/such/folder"], "no/such/folder: no such file or folder"),
         (["--epochs", "0"], "--epochs must be at least 1"),
@@ -324,6 +322,19 @@ def test_cli_train_bad_input_is_one_line_and_exit_1(cli, cli_config: Path, args:
     out = invoke(cli, *argv)
     assert out.exit_code == 1
     assert out.stderr.count("\n") == 1 and out.stderr.startswith("error: ") and message in out.stderr
+
+
+@pytest.mark.parametrize(("option", "value"), [("--format", "parquet"), ("--model", "dkn")])
+def test_cli_train_choices_are_listed_and_checked(cli, option: str, value: str) -> None:
+    from typing import get_args
+
+    from models.registry import MODEL_CLASSES
+    from training.cli import Trainable
+
+    assert set(get_args(Trainable)) == set(MODEL_CLASSES) - {"hybrid"}  # every model the registry trains
+    assert "zpd" in invoke(cli, "train", "--help").stdout
+    out = invoke(cli, "train", "--data", str(SAMPLE / "assist2015"), "--format", "akt", "--model", "dkt", option, value)
+    assert out.exit_code == 2 and f"'{value}' is not one of" in out.output
 
 
 def test_cli_bad_data_row_names_file_and_line(cli, cli_config: Path, tmp_path: Path) -> None:
