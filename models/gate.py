@@ -110,7 +110,7 @@ def check_model(
             min_standard_coverage,
             f"the trained part knows {share_standards:.1%} of the {len(wanted)} standards (at least "
             f"{min_standard_coverage:.0%} needed; it knows {len(known)} ids such as {sample or 'none'}"
-            + (")" if share_standards >= min_standard_coverage else ": train it with an alignment to the standards)"),
+            + _advice(share_standards, min_standard_coverage),
         )
     )
     report.checks.append(
@@ -138,6 +138,14 @@ def check_model(
             )
         )
     return report
+
+
+def _advice(share: float, needed: float) -> str:
+    if share >= needed:
+        return ")"
+    if share == 0:
+        return ": none is a standard of the graph; train it with an alignment of its skills to the standards)"
+    return ": its data covers too few standards; train on more, or lower [gate] min_standard_coverage)"
 
 
 def _auc(y: np.ndarray, p: np.ndarray) -> float | None:

@@ -108,11 +108,16 @@ def _from_mlflow(uri: str, tracking_uri: str) -> tuple[LearnerModel, str]:
         mv = client.get_model_version(name, version)
     else:
         raise ModelLoadError(f"model URI {uri!r}: expected models:/NAME@ALIAS or models:/NAME/VERSION")
-    mlflow.set_tracking_uri(tracking_uri)
-    target = Path(tempfile.mkdtemp(prefix="zpd-model-"))
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=mv.source, dst_path=str(target)))
-    folder = local if (local / "config.json").exists() else next((p.parent for p in local.rglob("config.json")), local)
-    return load_model(folder), f"{name}/{mv.version}"
+    # the tracking URI goes with the call: mlflow.set_tracking_uri would set MLFLOW_TRACKING_URI for
+    # the whole process (and its subprocesses)
+    with tempfile.TemporaryDirectory(prefix="zpd-model-") as target:
+        local = Path(
+            mlflow.artifacts.download_artifacts(artifact_uri=mv.source, dst_path=target, tracking_uri=tracking_uri)
+        )
+        folder = (
+            local if (local / "config.json").exists() else next((p.parent for p in local.rglob("config.json")), local)
+        )
+        return load_model(folder), f"{name}/{mv.version}"
 
 
 def current_version(uri: str, tracking_uri: str) -> str | None:

@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeGuard, get_args
 
@@ -177,14 +179,25 @@ def load_splits(
 @train_app.command("train")
 def train_command(
     ctx: typer.Context,
-    data: Annotated[Path, typer.Option("--data", help="Data file or folder (an AKT fold folder needs --fold).")],
-    fmt: Annotated[Format, typer.Option("--format", help="How the data is laid out.")],
+    data: Annotated[
+        Path | None, typer.Option("--data", help="Data file or folder (an AKT fold folder needs --fold).")
+    ] = None,
+    fmt: Annotated[Format | None, typer.Option("--format", help="How the data is laid out.")] = None,
+    from_store: Annotated[
+        str | None,
+        typer.Option(
+            "--from-store",
+            help="Train on the answers a server stored (sqlite:///PATH or redis://...; with --tenant), "
+            "items and standards as served.",
+        ),
+    ] = None,
+    tenant: Annotated[str | None, typer.Option("--tenant", help="The tenant whose answers --from-store reads.")] = None,
     model: Annotated[
         Trainable,
         typer.Option(
             "--model", help="The learner-state model: zpd (ours, the bundled model's kind), dkt, akt, logistic, bkt."
         ),
-    ],
+    ] = "zpd",
     config: ConfigOpt = None,
     fold: Annotated[
         int | None, typer.Option("--fold", help="Fold K: the AKT fold files, or learner fold K of 5.")
@@ -232,10 +245,16 @@ def train_command(
     from engine.textfiles import check_output_folder
     from training.load_report import DataError, LoadReport
 
+    exported = tempfile.TemporaryDirectory(prefix="zpd-store-") if from_store else None
     try:
         if output is not None:
             check_output_folder(output, "a folder for the model and its plots")
         cfg = _config(ctx, config)
+        if exported is not None:
+            data, fmt, columns = _from_store(from_store, tenant, Path(exported.name), data, fmt)
+            merge = "off"  # every stored answer is one answer, repeats of an item included
+        elif data is None or fmt is None:
+            raise ValueError("pass --data PATH --format F, or --from-store URL --tenant T")
         if epochs is not None and epochs < 1:
             raise ValueError(f"--epochs must be at least 1, got {epochs}")
 
@@ -250,6 +269,10 @@ def train_command(
             aligned_info = {"file": str(alignment), "min_confidence": min_confidence, "dropped_attempts": dropped}
     except (ConfigError, DataError, FileNotFoundError, ValueError, TypeError) as exc:
         _fail(exc)
+    finally:
+        if exported is not None:  # the tables are in memory now
+            exported.cleanup()
+    assert data is not None and fmt is not None  # given, or made from the store
     if not as_json and os.environ.get("RANK", "0") == "0":  # what was loaded, before the long part
         for split, report in reports.items():
             typer.echo(f"data {split}: {LoadReport.from_dict(report)}")
@@ -269,7 +292,7 @@ def train_command(
             progress,
             output,
             {
-                "data.path": str(data),
+                "data.path": f"store {_redacted(from_store)} tenant {tenant}" if from_store else str(data),
                 "data.format": fmt,
                 "data.fold": str(fold or ""),
                 "data.merge": merge,
@@ -312,6 +335,33 @@ def train_command(
             f"refit on train+valid for {summary['refit_epochs']} epochs (test metrics above); "
             f"early-stopped model: test AUC {m['early_stopped_test_auc']:.4f}, valid AUC {m['valid_auc']:.4f}"
         )
+
+
+#: reads a server's store for --from-store (set by the zpd command line, which may import serving:
+#: training does not): (store URL, tenant, folder) -> (the answers as CSV, its column mapping
+#: JSON, counts)
+STORE_EXPORTER: Callable[[str, str, Path], tuple[Path, Path, dict[str, int]]] | None = None
+
+
+def _from_store(
+    url: str | None, tenant: str | None, folder: Path, data: Path | None, fmt: str | None
+) -> tuple[Path, Format, str]:
+    if data is not None or fmt is not None:
+        raise ValueError("--from-store reads the server's answers: pass it without --data and --format")
+    if not tenant:
+        raise ValueError("--from-store needs --tenant T (the tenant whose answers to train on)")
+    if STORE_EXPORTER is None:
+        raise ValueError("--from-store works through the `zpd` command (zpd train --from-store URL --tenant T)")
+    assert url is not None
+    csv_path, columns_path, counts = STORE_EXPORTER(url, tenant, folder)
+    if counts["answers"] == 0:
+        raise ValueError(f"tenant {tenant!r} has no answers in {_redacted(url)}")
+    return csv_path, "csv", str(columns_path)
+
+
+def _redacted(url: str | None) -> str:
+    """A store URL without its password."""
+    return "" if url is None else url.split("@")[-1] if "@" in url else url
 
 
 def _aligned(

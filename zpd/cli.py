@@ -26,6 +26,8 @@ from engine.graph_csv import EdgeColumns
 from engine.sources import graph_from_config, load_catalog_source
 from engine.textfiles import OutputPathError, TextFileError, check_output_file, read_text
 from serving.cli import keys_app, replay, roster_app, serve
+from serving.export import store_exporter
+from training import cli as training_cli
 from training.bundle import bundle_command
 from training.cli import models_app, train_app
 from zpd.simulate import simulate_command
@@ -44,6 +46,7 @@ app.command("simulate")(simulate_command)
 app.command("replay")(replay)
 app.add_typer(keys_app, name="keys")
 app.add_typer(roster_app, name="roster")
+training_cli.STORE_EXPORTER = store_exporter  # `zpd train --from-store`: the composition root reads stores
 app.add_typer(train_app)  # `zpd train ...`
 models_app.command("bundle")(bundle_command)
 app.add_typer(models_app, name="models")

@@ -1,0 +1,84 @@
+"""`zpd train --from-store URL --tenant T` trains on the answers a server stored, with its items
+and standards as served: the model covers the deployment's standards without any alignment, and
+exposures and voided answers are not training data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+pytestmark = pytest.mark.slow  # a server's store, a training run and an MLflow registry
+
+
+def test_training_on_the_stored_answers(tmp_path) -> None:
+    from fastapi.testclient import TestClient
+
+    from configs import load_config
+    from serving.app import build_engine, create_app
+    from serving.auth import create_key
+    from serving.export import export_answers
+    from serving.stores import open_store
+    from zpd.cli import app
+
+    url = f"sqlite:///{tmp_path / 'zpd.db'}"
+    store = open_store(url)
+    config = load_config(env={})
+    engine = build_engine(config, model_uri="bkt")
+    key = create_key(store, "school", ["ingest"])
+    rng = np.random.default_rng(0)
+    first = {}
+    for item in engine.catalog:  # one item of each of 80 standards of grades 3-5
+        if item.standards[0][:2] in ("3.", "4.", "5.") and item.standards[0] not in first:
+            first[item.standards[0]] = item
+    items = list(first.values())[:80]
+    events = []
+    for n in range(40):
+        skill = rng.normal()
+        for k in range(20):
+            item = items[int(rng.integers(len(items)))]
+            events.append(
+                {
+                    "id": f"e{n}-{k}",
+                    "learner_id": f"s{n}",
+                    "item_id": item.id,
+                    "correct": bool(rng.random() < 1 / (1 + np.exp(-(skill - (item.difficulty or 0.0))))),
+                }
+            )
+    statement = {  # an exposure: stored, not an answer
+        "id": "00000000-0000-4000-8000-000000000001",
+        "actor": {"account": {"homePage": "https://lms.example", "name": "s0"}},
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/experienced"},
+        "object": {"id": items[0].id},
+    }
+    with TestClient(create_app(config, store=store, engine=engine)) as client:
+        for start in range(0, len(events), 500):
+            got = client.post(
+                "/v1/events", json=events[start : start + 500], headers={"Authorization": f"Bearer {key}"}
+            )
+            assert got.status_code == 200, got.text
+        assert client.post("/v1/events", json=statement, headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    counts = export_answers(store, "school", tmp_path / "answers.csv")
+    assert counts == {"learners": 40, "answers": 800, "left_out": 1}
+    store.close()
+
+    settings = tmp_path / "zpd.toml"
+    settings.write_text(f'[mlflow]\ntracking_uri = "sqlite:///{tmp_path / "mlflow.db"}"\n')
+    runner = CliRunner()
+    base = ["--config", str(settings), "train", "--from-store", url]
+    trained = runner.invoke(
+        app, [*base, "--tenant", "school", "--model", "logistic", "--epochs", "2", "--no-progress", "--json"]
+    )
+    assert trained.exit_code == 0, trained.output
+    summary = json.loads(trained.stdout)
+    assert summary["coverage"]["standards_with_data"] > 5  # the served standards, no alignment needed
+    assert sum(t["n_attempts"] for t in summary["data"].values()) == 800
+    promoted = runner.invoke(app, ["--config", str(settings), "models", "promote", summary["model_version"]])
+    assert promoted.exit_code == 0, promoted.output
+
+    nobody = runner.invoke(app, [*base, "--tenant", "elsewhere", "--no-progress"])
+    assert nobody.exit_code == 1 and "has no answers" in nobody.output
+    mixed = runner.invoke(app, [*base, "--tenant", "school", "--data", str(tmp_path), "--format", "csv"])
+    assert mixed.exit_code == 1 and "without --data and --format" in mixed.output
