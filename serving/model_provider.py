@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import logging
 import tempfile
 import threading
@@ -66,6 +67,10 @@ def _digest(folder: Path) -> str:
 
 _clients: dict[str, Any] = {}
 _clients_lock = threading.Lock()
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value)[:5000]
 
 
 def registry_client(tracking_uri: str) -> Any:
@@ -242,6 +247,8 @@ class ModelHolder:
                         max_log_loss_rise=self.gate.max_log_loss_rise,
                     )
                 )
+            if holdout is not None and uri is not None and uri.startswith("models:/"):
+                self._record(version, report, force_reason)
             if not report.passed and not force_reason:
                 raise refusal(version, report)
             if not report.passed:
@@ -261,6 +268,18 @@ class ModelHolder:
             report.to_json(),
             force_reason,
         )
+
+    def _record(self, version: str, report: GateReport, force_reason: str | None) -> None:
+        """Keep a reload's gate report on the registered version (tag ``gate.reload``), as
+        ``zpd models promote`` keeps its own; a registry that cannot be written is only logged."""
+        name, _, number = version.rpartition("/")
+        if not name or not number.isdigit():
+            return
+        verdict = {**report.to_json(), "forced_reason": force_reason, "at": time.time()}
+        try:
+            registry_client(self.tracking_uri).set_model_version_tag(name, number, "gate.reload", _json(verdict))
+        except Exception as exc:  # the gate's verdict stands; only its record is missing
+            log.warning("gate report of %s not recorded in MLflow: %s", version, exc)
 
     def load_first(self, uris: list[str | None]) -> LoadedModel:
         """Load the first URI that works (the fallback chain at start-up)."""

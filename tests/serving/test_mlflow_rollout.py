@@ -6,6 +6,7 @@ store), promotes them, and checks that the server serves what the alias points t
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from typer.testing import CliRunner
 from configs import ModelConfig, TrainingConfig, ZPDConfig, load_config
 from training.alignment import align_standards, load_alignment
 from training.loaders import load_interactions
-from training.tracking import MLflowTracker, promote
+from training.tracking import MLflowTracker, promote, tracking_client
 from training.train import train
 
 pytestmark = pytest.mark.slow  # an MLflow registry and training runs
@@ -65,6 +66,8 @@ def test_server_starts_on_the_champion_and_follows_promotions(registry, tmp_path
         promote(v2, "champion", tracking_uri=uri)
         swapped = c.post("/v1/model/reload", headers=h).json()  # the configured URI: the alias
         assert swapped["previous"] == f"zpd-learner/{v1}" and swapped["version"] == f"zpd-learner/{v2}"
+        recorded = json.loads(tracking_client(uri).get_model_version("zpd-learner", v2).tags["gate.reload"])
+        assert recorded["passed"] is True and "standard coverage" in {c["name"] for c in recorded["checks"]}
         missing = c.post("/v1/model/reload", headers=h, json={"uri": "models:/zpd-learner@nobody"})
         assert missing.status_code == 409 and missing.json()["error"]["field"] == "uri"
         assert c.get("/v1/model", headers=h).json()["version"] == f"zpd-learner/{v2}"
