@@ -11,14 +11,16 @@ __all__ = ["open_store"]
 
 
 def open_store(url: str) -> LearnerStore:
-    """``sqlite:///path/to/file.db`` (relative paths are relative to the working directory) or
-    ``redis://host:port/db``."""
+    """``sqlite:///path/to/file.db`` (relative paths are relative to the working directory),
+    ``redis://host:port/db`` or ``redis+cluster://host:port`` (a Redis Cluster, through any node)."""
     if url.startswith("sqlite:///"):
         from serving.stores.sqlite import SQLiteStore
 
         return SQLiteStore(url)
-    if url.startswith(("redis://", "rediss://", "unix://")):
+    if url.startswith(("redis://", "rediss://", "unix://", "redis+cluster://")):
         from serving.stores.redis import RedisStore
 
         return RedisStore(url)
-    raise StoreError(f"unsupported store URL {url!r}: expected sqlite:///PATH or redis://HOST:PORT/DB")
+    raise StoreError(
+        f"unsupported store URL {url!r}: expected sqlite:///PATH, redis://HOST:PORT/DB or redis+cluster://HOST:PORT"
+    )

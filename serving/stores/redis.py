@@ -22,8 +22,11 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import redis
+from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException
 from redis.typing import EncodableT
 
 from serving.stores.base import (
@@ -74,6 +77,25 @@ def _tag(tenant: str, learner_id: str) -> str:
     return f"zpd:{{{tenant}:{learner_id}}}"
 
 
+def _commit_keys(c: Commit) -> list[str]:
+    tag = _tag(c.record.tenant, c.record.learner_id)
+    return [tag + ":rec", tag + ":log", tag + ":ids"]
+
+
+def _commit_args(c: Commit, now: float) -> list[Any]:
+    args: list[Any] = [
+        c.expected_version,
+        c.record.model_version,
+        c.record.state,
+        c.record.meta_json(),
+        repr(now),
+        len(c.events),
+    ]
+    for event in c.events:
+        args += [event.id, event.content_hash, event.to_json()]
+    return args
+
+
 def _record(tenant: str, learner_id: str, data: dict[bytes, bytes]) -> LearnerRecord:
     return LearnerRecord(
         tenant,
@@ -90,13 +112,26 @@ def _record(tenant: str, learner_id: str, data: dict[bytes, bytes]) -> LearnerRe
 
 class RedisStore(LearnerStore):
     def __init__(self, url: str, timeout_s: float = 2.0):
+        """``redis://HOST:PORT/DB`` for one server, ``redis+cluster://HOST:PORT`` for a Redis Cluster
+        (any node; the client finds the others)."""
         self.url = url
+        self.cluster = url.startswith("redis+cluster://")
+        self.client: Any  # redis.Redis or RedisCluster: the same commands, one pipeline interface
         try:
-            self.client = redis.Redis.from_url(
-                url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, health_check_interval=30
-            )
+            if self.cluster:
+                self.client = RedisCluster.from_url(
+                    "redis://" + url.removeprefix("redis+cluster://"),
+                    socket_timeout=timeout_s,
+                    socket_connect_timeout=timeout_s,
+                )
+            else:
+                self.client = redis.Redis.from_url(
+                    url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, health_check_interval=30
+                )
         except ValueError as exc:
             raise StoreError(f"bad Redis URL {url!r}: {exc}") from None
+        except (redis.ConnectionError, redis.TimeoutError, RedisClusterException) as exc:
+            raise StoreUnavailable(f"Redis store {url} is unavailable: {exc}") from None
         self._commit = self.client.register_script(COMMIT)
         self._put_setting = self.client.register_script(PUT_SETTING)
         self._lock = threading.Lock()
@@ -141,28 +176,21 @@ class RedisStore(LearnerStore):
 
     def commit_many(self, commits: Sequence[Commit]) -> list[VersionConflict | None]:
         """One pipeline of commit scripts: one round trip, and the scripts of one pipeline share
-        Redis's AOF flush (with ``appendfsync always`` it fsyncs before replying)."""
+        Redis's AOF flush (with ``appendfsync always`` it fsyncs before replying). On a cluster,
+        one pipeline per primary (every key of one learner lives in one slot)."""
         if not commits:
             return []
         now = time.time()
-        pipe = self.client.pipeline(transaction=False)
-        for c in commits:
-            tag = _tag(c.record.tenant, c.record.learner_id)
-            args: list = [
-                c.expected_version,
-                c.record.model_version,
-                c.record.state,
-                c.record.meta_json(),
-                repr(now),
-                len(c.events),
-            ]
-            for event in c.events:
-                args += [event.id, event.content_hash, event.to_json()]
-            # listed in the same round trip, before its commit: a crash can leave a listed learner
-            # without a record (readers skip it), never a stored learner that nothing lists
-            pipe.sadd(f"zpd:learners:{c.record.tenant}", c.record.learner_id)
-            self._commit(keys=[tag + ":rec", tag + ":log", tag + ":ids"], args=args, client=pipe)
-        replies = self._call(lambda: pipe.execute(raise_on_error=False))[1::2]
+        if self.cluster:
+            replies = self._commit_on_cluster(commits, now)
+        else:
+            pipe = self.client.pipeline(transaction=False)
+            for c in commits:
+                # listed in the same round trip, before its commit: a crash can leave a listed
+                # learner without a record (readers skip it), never a stored learner nothing lists
+                pipe.sadd(f"zpd:learners:{c.record.tenant}", c.record.learner_id)
+                self._commit(keys=_commit_keys(c), args=_commit_args(c, now), client=pipe)
+            replies = self._call(lambda: pipe.execute(raise_on_error=False))[1::2]
         outcome: list[VersionConflict | None] = []
         for c, reply in zip(commits, replies):
             if isinstance(reply, redis.ResponseError):
@@ -176,6 +204,35 @@ class RedisStore(LearnerStore):
             c.record.created, c.record.updated = float(created), now
             outcome.append(None)
         return outcome
+
+    def _commit_on_cluster(self, commits: Sequence[Commit], now: float) -> list[Any]:
+        """The commit scripts grouped into one pipeline per primary (a cluster client does not
+        pipeline scripts); the listings go first, in their own pipelines."""
+
+        def pipeline_of(pipes: dict[str, Any], key: str) -> Any:
+            node = self.client.get_node_from_key(key)
+            if node.name not in pipes:
+                pipes[node.name] = self.client.get_redis_connection(node).pipeline(transaction=False)
+            return pipes[node.name]
+
+        def execute_all(pipes: dict[str, Any]) -> dict[str, list[Any]]:
+            return {name: self._call(lambda p=p: p.execute(raise_on_error=False)) for name, p in pipes.items()}
+
+        listings: dict[str, Any] = {}
+        for c in commits:
+            pipeline_of(listings, f"zpd:learners:{c.record.tenant}").sadd(
+                f"zpd:learners:{c.record.tenant}", c.record.learner_id
+            )
+        execute_all(listings)
+        pipes: dict[str, Any] = {}
+        where = []
+        for c in commits:
+            keys = _commit_keys(c)
+            pipe = pipeline_of(pipes, keys[0])
+            where.append((self.client.get_node_from_key(keys[0]).name, len(pipe)))
+            self._commit(keys=keys, args=_commit_args(c, now), client=pipe)
+        replies = execute_all(pipes)
+        return [replies[name][index] for name, index in where]
 
     # event ids are unique per tenant: one hash per tenant (its own Cluster slot) maps id -> learner
     def claim_event_ids(self, tenant: str, claims: Mapping[str, str]) -> dict[str, str]:
@@ -233,20 +290,29 @@ class RedisStore(LearnerStore):
                 self._rewriter.start()
         return bool(removed or member or held)
 
+    def _servers(self) -> list[Any]:
+        """One client per server holding data: the server, or every primary of the cluster."""
+        if not self.cluster:
+            return [self.client]
+        return [self.client.get_redis_connection(node) for node in self.client.get_primaries()]
+
     def _rewrite_aof(self) -> None:
-        """Start an AOF rewrite once none is running, as long as deletions ask for one. A rewrite
-        that was already running may have copied the deleted keys, so it does not count."""
+        """Start an AOF rewrite on every server once none is running there, as long as deletions
+        ask for one. A rewrite that was already running may have copied the deleted keys, so it
+        does not count."""
         while self._rewrite_wanted.is_set() and not self._closed:
             try:
-                info = self.client.info("persistence")
-                if not info.get("aof_enabled"):
+                infos = [server.info("persistence") for server in self._servers()]
+                if not any(info.get("aof_enabled") for info in infos):
                     self._rewrite_wanted.clear()  # no AOF: nothing on disk holds the history
                     return
-                if info.get("aof_rewrite_in_progress") or info.get("aof_rewrite_scheduled"):
+                if any(info.get("aof_rewrite_in_progress") or info.get("aof_rewrite_scheduled") for info in infos):
                     time.sleep(0.2)
                     continue
                 self._rewrite_wanted.clear()
-                self.client.bgrewriteaof()
+                for server, info in zip(self._servers(), infos):
+                    if info.get("aof_enabled"):
+                        server.bgrewriteaof()
             except redis.ResponseError:  # a rewrite started meanwhile: wait for it, then ask again
                 self._rewrite_wanted.set()
                 time.sleep(0.2)
@@ -258,8 +324,8 @@ class RedisStore(LearnerStore):
         """True while a deletion's AOF rewrite is wanted or running (for operators and tests)."""
         if self._rewrite_wanted.is_set():
             return True
-        info = self._call(lambda: self.client.info("persistence"))
-        return bool(info.get("aof_rewrite_in_progress") or info.get("aof_rewrite_scheduled"))
+        infos = self._call(lambda: [server.info("persistence") for server in self._servers()])
+        return any(bool(info.get("aof_rewrite_in_progress") or info.get("aof_rewrite_scheduled")) for info in infos)
 
     # ------------------------------------------------------------------ keys
     def put_key(self, key: ApiKeyRecord) -> None:

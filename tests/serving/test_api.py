@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from .conftest import store_folder
+
 ITEM = "gen-K.CC.A.1-check"  # a generated mastery check on K.CC.A.1
 ITEM2 = "gen-K.G.A.1-practice-1"
 
@@ -265,7 +267,6 @@ def test_delete_leaves_no_bytes_on_disk(any_api, request) -> None:
     """Erasure reaches the files: SQLite zeroes the rows and truncates its WAL; Redis rewrites its
     append-only file (which still held the commands that wrote the learner's keys)."""
     import time
-    from pathlib import Path
 
     c, h = any_api.client, any_api.h()
     secret = "pupil-7f3a9c"
@@ -274,10 +275,7 @@ def test_delete_leaves_no_bytes_on_disk(any_api, request) -> None:
     assert c.post("/v1/events", json=other + mine, headers=h).json()["accepted"] == 8
     c.put(f"/v1/learners/{secret}/goal", json={"standards": ["1.OA.A.1"]}, headers=h)
     store = any_api.store
-    if store.url.startswith("redis"):
-        folder = Path(request.getfixturevalue("redis_server").workdir)
-    else:
-        folder = Path(store.url.removeprefix("sqlite:///")).parent
+    folder = store_folder(request, store)
 
     def on_disk() -> bool:
         return any(secret.encode() in f.read_bytes() for f in folder.rglob("*") if f.is_file())

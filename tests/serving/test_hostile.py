@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import pytest
+
+from .conftest import store_folder
 
 ITEM = "gen-K.CC.A.1-check"
 RAW = {"content-type": "application/json"}
@@ -150,10 +151,9 @@ def test_deletion_leaves_no_byte_of_many_learners(any_api, request) -> None:
         deadline = time.time() + 60
         while store.aof_rewrite_pending() and time.time() < deadline:
             time.sleep(0.1)
-        folder = Path(request.getfixturevalue("redis_server").workdir)
     else:
         assert not store.compaction_pending(wait_s=60)
-        folder = Path(store.url.removeprefix("sqlite:///")).parent
+    folder = store_folder(request, store)
     kept = [learner for learner in learners if learner not in erased]
     assert all(store.get("tenant-a", learner) is not None for learner in kept)
     data = b"".join(f.read_bytes() for f in folder.rglob("*") if f.is_file())

@@ -19,12 +19,14 @@ from serving.stores.base import (
 )
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "redis-cluster"])
 def store(request, tmp_path):
     if request.param == "sqlite":
         s = open_store(f"sqlite:///{tmp_path / 'zpd.db'}")
-    else:
+    elif request.param == "redis":
         s = open_store(request.getfixturevalue("redis_url"))
+    else:
+        s = open_store(request.getfixturevalue("redis_cluster_url"))
     yield s
     s.close()
 
