@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
 import re
 import threading
 from contextlib import asynccontextmanager
@@ -32,7 +31,7 @@ from engine.sources import graph_from_config, load_catalog_source
 from serving.auth import KeyCache
 from serving.deployment import Deployment
 from serving.limits import BodyLimitMiddleware
-from serving.metrics import METRICS_DIR_ENV, Metrics, MetricsMiddleware, SharedMetrics
+from serving.metrics import Metrics, MetricsMiddleware
 from serving.model_provider import ModelHolder, ModelLoadError, current_version
 from serving.routes import catalog, classes, events, health, learners, model, xapi
 from serving.service import ApiError, Engine, LearnerService
@@ -148,15 +147,6 @@ def _poll_alias(app: FastAPI, stop: threading.Event) -> None:
                 log.info("model alias moved: now serving %s", version)
         except (ModelLoadError, StoreError) as exc:
             log.warning("model poll: %s", exc)
-
-
-def _publish_metrics(shared: SharedMetrics, stop: threading.Event) -> None:
-    while not stop.wait(1.0):
-        try:
-            shared.publish()
-        except OSError as exc:
-            log.warning("metrics not published: %s", exc)
-    shared.publish()
 
 
 def _sync(app: FastAPI, stop: threading.Event) -> None:
@@ -278,12 +268,10 @@ def create_app(
         gc.collect()
         gc.freeze()
         stop = threading.Event()
-        folder = os.environ.get(METRICS_DIR_ENV)
-        app.state.shared_metrics = SharedMetrics(folder, app.state.metrics) if folder else None
-        if app.state.shared_metrics is not None:
-            threading.Thread(
-                target=_publish_metrics, args=(app.state.shared_metrics, stop), daemon=True, name="metrics-publish"
-            ).start()
+        holder = app.state.engine.models
+        holder.listeners.append(lambda loaded: app.state.metrics.serving(loaded.version, loaded.model.name))
+        if holder.current is not None:
+            app.state.metrics.serving(holder.current.version, holder.current.model.name)
         if config.serving.model_poll_s > 0:
             threading.Thread(target=_poll_alias, args=(app, stop), daemon=True, name="model-poll").start()
         if config.serving.sync_s > 0:

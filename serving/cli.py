@@ -12,7 +12,7 @@ import numpy as np
 import typer
 
 from configs import ZPDConfig, load_config
-from serving.metrics import METRICS_DIR_ENV
+from serving.metrics import MULTIPROC_ENV
 
 __all__ = ["keys_app", "replay", "roster_app", "serve"]
 
@@ -88,11 +88,11 @@ def serve(
         typer.echo(f"teachers sign in at http://{host}:{port}/ui/login (this key works; or a teacher key)")
     opened.close()
     os.environ["ZPD_STORE_URL"] = url
-    # the workers pool their /metrics counts here (emptied at each start: counters start at 0)
-    metrics_dir = Path(cfg.serving.data_dir).resolve() / "metrics" / str(port)
-    shutil.rmtree(metrics_dir, ignore_errors=True)
-    metrics_dir.mkdir(parents=True, exist_ok=True)
-    os.environ[METRICS_DIR_ENV] = str(metrics_dir)
+    if workers > 1:  # the workers pool their /metrics values here (emptied at each start: counters start at 0)
+        metrics_dir = Path(cfg.serving.data_dir).resolve() / "metrics" / str(port)
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True, exist_ok=True)
+        os.environ[MULTIPROC_ENV] = str(metrics_dir)  # prometheus_client's multiprocess mode, in the workers
     # one request = one small model call: BLAS thread pools only add contention between workers
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")

@@ -223,6 +223,8 @@ class ModelHolder:
         self._lock = threading.Lock()
         self.current: LoadedModel | None = None
         self.last_error: str | None = None
+        #: called with the model after every swap (the metrics' model version)
+        self.listeners: list[Callable[[LoadedModel], None]] = []
 
     def _build(
         self,
@@ -311,6 +313,8 @@ class ModelHolder:
                 raise
             self.current = loaded
             self.last_error = None
+            for listener in self.listeners:
+                listener(loaded)
             return loaded
 
     def refresh_catalog(self, catalog: Catalog) -> None:

@@ -3,8 +3,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 
+from serving.metrics import CONTENT_TYPE
 from serving.responses import ReadyOut
 from serving.stores.base import StoreUnavailable
 
@@ -35,6 +36,6 @@ def readyz(request: Request) -> Any:
 
 
 @router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
-def metrics(request: Request) -> str:
-    shared = request.app.state.shared_metrics
-    return shared.render() if shared is not None else request.app.state.metrics.render()
+def metrics(request: Request) -> Response:
+    """The Prometheus text exposition (summed over the server's workers)."""
+    return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE)

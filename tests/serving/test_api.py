@@ -408,24 +408,36 @@ def test_standards_items_and_docs(api) -> None:
 
 
 def test_metrics_of_several_workers_add_up(tmp_path) -> None:
-    from serving.metrics import Metrics, SharedMetrics
+    """prometheus_client's multiprocess mode, as `zpd serve --workers N` runs it: two worker
+    processes record, a third answers the scrape with the sums."""
+    import os
+    import subprocess
+    import sys
 
-    a, b = Metrics(), Metrics()
-    a.observe("GET", "/healthz", 200, 0.0005)
-    b.observe("GET", "/healthz", 200, 0.004)
-    b.observe("GET", "/healthz", 503, 0.2)
-    a.ingested(5, 1)
-    b.ingested(2, 0)
-    shared_a = SharedMetrics(tmp_path, a)
-    shared_b = SharedMetrics(tmp_path, b)
-    shared_b.path = tmp_path / "other-worker.json"
-    shared_b.publish()
-    text = shared_a.render()
-    assert 'zpd_requests_total{method="GET",route="/healthz",status="200"} 2' in text
-    assert 'zpd_requests_total{method="GET",route="/healthz",status="503"} 1' in text
-    assert 'zpd_request_seconds_bucket{method="GET",route="/healthz",le="0.001"} 1' in text
-    assert 'zpd_request_seconds_bucket{method="GET",route="/healthz",le="+Inf"} 3' in text
-    assert "zpd_events_ingested_total 7" in text and "zpd_events_duplicate_total 1" in text
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    worker = """
+import sys
+from serving.metrics import Metrics
+m = Metrics()
+assert m.multiprocess
+for status, seconds in [tuple(x.split(":")) for x in sys.argv[1].split(",")]:
+    m.observe("GET", "/healthz", int(status), float(seconds))
+m.ingested(int(sys.argv[2]), int(sys.argv[3]))
+m.serving("zpd-learner/3", "hybrid")
+"""
+    for args in (["200:0.0005", "5", "1"], ["200:0.004,503:0.2", "2", "0"]):
+        subprocess.run([sys.executable, "-c", worker, *args], env=env, check=True, timeout=60)
+    scrape = "from serving.metrics import Metrics; import sys; sys.stdout.write(Metrics().render().decode())"
+    text = subprocess.run(
+        [sys.executable, "-c", scrape], env=env, check=True, timeout=60, capture_output=True, text=True
+    ).stdout
+    assert 'zpd_requests_total{method="GET",route="/healthz",status="200"} 2.0' in text
+    assert 'zpd_requests_total{method="GET",route="/healthz",status="503"} 1.0' in text
+    assert 'zpd_request_seconds_bucket{le="0.001",method="GET",route="/healthz"} 1.0' in text
+    assert 'zpd_request_seconds_bucket{le="+Inf",method="GET",route="/healthz"} 3.0' in text
+    assert "zpd_events_ingested_total 7.0" in text and "zpd_events_duplicate_total 1.0" in text
+    assert 'zpd_model_info{name="hybrid",version="zpd-learner/3"} 1.0' in text
+    assert "process_cpu_seconds_total" in text  # the answering worker's own process metrics
 
 
 def test_health_and_metrics(api) -> None:
@@ -434,10 +446,17 @@ def test_health_and_metrics(api) -> None:
     c.get("/v1/learners/s1/next", headers=h)
     assert c.get("/healthz").json() == {"status": "ok"}
     assert c.get("/readyz").json()["status"] == "ready"
-    text = c.get("/metrics").text
-    assert 'zpd_requests_total{method="GET",route="/v1/learners/{learner_id}/next",status="200"} 1' in text
-    assert 'zpd_request_seconds_bucket{method="GET",route="/v1/learners/{learner_id}/next",le="+Inf"} 1' in text
-    assert "zpd_events_ingested_total 1" in text
+    scraped = c.get("/metrics")
+    assert scraped.headers["content-type"].startswith("text/plain; version=")
+    text = scraped.text
+    assert 'zpd_requests_total{method="GET",route="/v1/learners/{learner_id}/next",status="200"} 1.0' in text
+    assert 'zpd_request_seconds_bucket{le="+Inf",method="GET",route="/v1/learners/{learner_id}/next"} 1.0' in text
+    assert "zpd_events_ingested_total 1.0" in text
+    assert (
+        "zpd_model_info{" in text
+        and "process_resident_memory_bytes" in text
+        and "python_gc_objects_collected_total" in text
+    )
 
 
 def test_unreadable_state_is_rebuilt_from_the_event_log(api) -> None:
