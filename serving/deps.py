@@ -98,6 +98,12 @@ def require(scope: str):
         principal = await principal_of(request)
         if scope not in principal.scopes and "admin" not in principal.scopes:
             raise ApiError(403, "forbidden", f"this key lacks the {scope!r} scope", "Authorization")
+        learner_id = request.path_params.get("learner_id")
+        if learner_id is not None and principal.user and "admin" not in principal.scopes:
+            service: LearnerService = request.app.state.service
+            allowed = await run_in_threadpool(service.students_of, principal.tenant, principal.user)
+            if learner_id not in allowed:  # a teacher's key reaches her own students only
+                raise ApiError(404, "unknown_learner", f"unknown learner {learner_id!r} among your students", "learner_id")
         return principal
 
     return Depends(check)

@@ -417,6 +417,16 @@ class LearnerService:
     def _set_grade_to(self, grade: str, view: LearnerView) -> None:
         self.set_grade(view, grade)
 
+    def students_of(self, tenant: str, teacher: str) -> frozenset[str]:
+        """The students of every class ``teacher`` (a roster user id) teaches."""
+        roster = self.rosters.get(tenant)
+        return frozenset(
+            student
+            for class_id in roster.classes
+            if teacher in roster.members(class_id, "teacher")
+            for student in roster.members(class_id, "student")
+        )
+
     def roster(self, tenant: str) -> Roster:
         return self.rosters.get(tenant)
 

@@ -129,3 +129,20 @@ def test_the_roster_import_command(tmp_path) -> None:
     assert second.exit_code == 0 and "(no change)" in second.stdout
     missing = runner.invoke(app, ["roster", "import", str(tmp_path / "none"), "--tenant", "school", "--store", url])
     assert missing.exit_code == 1 and "not found" in missing.output
+
+
+def test_a_teachers_key_reaches_her_own_students_only(rostered) -> None:
+    from serving.auth import create_key
+
+    api, _ = rostered
+    ramos = {"Authorization": f"Bearer {create_key(api.store, 'tenant-a', ['read', 'teacher'], user='t-ramos')}"}
+    assert api.client.get("/v1/learners/stu-1000/profile", headers=ramos).status_code == 200
+    other = api.client.get("/v1/learners/stu-1020/profile", headers=ramos)
+    assert other.status_code == 404 and other.json()["error"]["field"] == "learner_id"
+    assert (
+        api.client.put("/v1/learners/stu-1020/goal", json={"standards": ["5.NF.A.1"]}, headers=ramos).status_code == 404
+    )
+    listed = {item["learner_id"] for item in api.client.get("/v1/learners", headers=ramos).json()["learners"]}
+    assert "stu-1000" in listed and "stu-1020" not in listed
+    everyone = {item["learner_id"] for item in api.client.get("/v1/learners", headers=api.h()).json()["learners"]}
+    assert "stu-1020" in everyone  # an admin key sees the whole tenant
