@@ -103,7 +103,9 @@ def require(scope: str):
             service: LearnerService = request.app.state.service
             allowed = await run_in_threadpool(service.students_of, principal.tenant, principal.user)
             if learner_id not in allowed:  # a teacher's key reaches her own students only
-                raise ApiError(404, "unknown_learner", f"unknown learner {learner_id!r} among your students", "learner_id")
+                raise ApiError(
+                    404, "unknown_learner", f"unknown learner {learner_id!r} among your students", "learner_id"
+                )
         return principal
 
     return Depends(check)
