@@ -14,7 +14,7 @@ import typer
 from configs import ZPDConfig, load_config
 from serving.metrics import MULTIPROC_ENV
 
-__all__ = ["keys_app", "replay", "roster_app", "serve"]
+__all__ = ["keys_app", "plan_batch", "replay", "roster_app", "serve"]
 
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 roster_app = typer.Typer(help="Classes and rosters: import a OneRoster CSV bundle.", no_args_is_help=True)
@@ -286,3 +286,52 @@ def roster_import(
         + (" (no change)" if not any(any(c.values()) for c in changed.values()) else "")
         + f"; grade set for {result['grades_set']} student(s)"
     )
+
+
+def plan_batch(
+    ctx: typer.Context,
+    tenant: Annotated[str, typer.Option(help="The tenant whose classes to plan.")],
+    date: Annotated[str, typer.Option(help="The school day, YYYY-MM-DD.")],
+    store: StoreOpt = None,
+    ray_address: Annotated[
+        str | None, typer.Option("--ray-address", help="An existing Ray cluster (default: Ray on this machine).")
+    ] = None,
+    cpus: Annotated[int | None, typer.Option(help="Worker processes of the local Ray (default: every core).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Skip the classes already planned for the date.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+) -> None:
+    """Plan every class of a tenant for a school day on Ray (rotations, playlists, GPS snapshots)
+    and store the plans: GET /v1/classes/{id}/rotation?date=D serves them. Re-running a date
+    replaces its plans."""
+    from rich.progress import Progress
+
+    from serving.batch import check_date, plan_tenant
+
+    cfg = _config(ctx)
+    url = store or cfg.store.url
+    try:
+        check_date(date)
+        _store(ctx, url).close()  # reachable, before Ray starts
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    with Progress(transient=True, disable=as_json) as bar:
+        job = bar.add_task(f"planning {tenant} for {date}", total=None)
+        summary = plan_tenant(
+            cfg,
+            url,
+            tenant,
+            date,
+            ray_address=ray_address,
+            resume=resume,
+            num_cpus=cpus,
+            progress=lambda done, total: bar.update(job, completed=done, total=total),
+        )
+    if as_json:
+        typer.echo(json.dumps(summary))
+    else:
+        typer.echo(
+            f"{summary['classes_planned']} class(es) of {summary['schools']} school(s) planned for {summary['date']} "
+            f"({summary['learners']} learners, {summary['seconds']} s, {summary['learners_per_second']} learners/s)"
+            + (f"; {summary['classes_skipped']} already planned" if summary["classes_skipped"] else "")
+        )

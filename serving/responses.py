@@ -387,3 +387,10 @@ class ClassGoalOut(BaseModel):
     class_id: str
     goal: GoalOut
     learners: list[str]
+
+
+class StoredRotationOut(RotationOut):
+    date: str
+    planned_at: datetime
+    learners: list[str]
+    gps: dict[str, StatusOut] = Field(description="each student's GPS when the plan was made")

@@ -327,9 +327,12 @@ class LearnerService:
     def delete_learner(self, tenant: str, learner_id: str) -> bool:
         """Erase every trace of a learner: the roster entry first, then the store's records (whose
         deletion also reclaims the bytes the roster's rewrite left). True if anything existed."""
+        from serving.batch import forget_learner
+
         rostered = learner_id in self.rosters.get(tenant).users
         if rostered:
             self.rosters.forget(tenant, learner_id)
+        forget_learner(self.store, tenant, learner_id)  # the nightly plans that name them
         return self.store.delete_learner(tenant, learner_id) or rostered
 
     def add_overrides(

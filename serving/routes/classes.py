@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from engine.roster import Roster, RosterError, read_zip
 from serving.auth import Principal
+from serving.batch import check_date, stored_plan
 from serving.deps import ERRORS, AdminDep, ReadDep, ServiceDep, TeacherDep
-from serving.responses import ClassesOut, ClassGoalOut, ClassOut, RosterImportOut, RotationOut
+from serving.responses import ClassesOut, ClassGoalOut, ClassOut, RosterImportOut, RotationOut, StoredRotationOut
 from serving.schemas import ID_PATTERN, GoalIn, RotationIn
 from serving.service import ApiError, LearnerService
 from serving.stores.base import VersionConflict
@@ -118,6 +119,28 @@ def put_class_goal(class_id: ClassId, body: GoalIn, principal: TeacherDep, servi
     for learner_id in students:
         service.set_goal(principal.tenant, learner_id, goal)
     return {"class_id": class_id, "goal": goal_json(goal), "learners": students}
+
+
+@router.get(
+    "/classes/{class_id}/rotation",
+    summary="The rotation `zpd plan-batch` planned for a school day",
+    response_model=StoredRotationOut,
+)
+def get_stored_rotation(
+    class_id: ClassId,
+    date: Annotated[str, Query(pattern=r"^\d{4}-\d{2}-\d{2}$", description="the school day, YYYY-MM-DD")],
+    principal: TeacherDep,
+    service: ServiceDep,
+) -> dict[str, Any]:
+    _class(service, principal, class_id)
+    try:
+        day = check_date(date)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_date", str(exc), "query.date") from None
+    plan = stored_plan(service.store, principal.tenant, class_id, day)
+    if plan is None:
+        raise ApiError(404, "no_plan", f"no plan for class {class_id!r} on {day}: run zpd plan-batch", "query.date")
+    return plan
 
 
 @router.post(

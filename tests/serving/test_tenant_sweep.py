@@ -51,6 +51,7 @@ A, B = "tenant-a", "tenant-b"
 # Tenant A's ids, names and titles: none may reach tenant B unless B sent it itself.
 A_LEARNER, A_LEARNER2, A_TEACHER = "a-ana-7f3", "a-ben-9c1", "a-teacher-6d"
 A_CLASS, A_ORG = "a-class-4b", "a-org-9e"
+A_PLAN_DATE = "2026-12-04"
 A_ITEM, A_ITEM2 = "a-item-2e8", "a-item-5d1"
 A_STANDARD = "3.NF.A.9"  # a standard only A's framework has
 A_ACTIVITY = "https://a.example/activities/a-act-5c"  # answered, not aligned
@@ -247,6 +248,22 @@ def give_tenant_a_data(w: Api) -> None:
     for method, path, kwargs in steps:
         r = c.request(method, path, headers={**h, **kwargs.pop("headers", {})}, **kwargs)
         assert r.status_code in (200, 204), (method, path, r.status_code, r.text[:500])
+    # a nightly plan of A's class, as `zpd plan-batch` stores it (Ray is not needed for the sweep)
+    from serving.batch import plan_setting
+
+    plan = c.post(f"/v1/classes/{A_CLASS}/rotation", headers=h, json={}).json()
+    w.store.put_setting(
+        plan_setting(A, A_CLASS, A_PLAN_DATE),
+        json.dumps(
+            {
+                **plan,
+                "date": A_PLAN_DATE,
+                "planned_at": "2026-12-03T22:00:00+00:00",
+                "learners": list(plan["playlists"]),
+                "gps": {},
+            }
+        ),
+    )
     question = c.post(f"/v1/learners/{A_LEARNER2}/placement", headers=h).json()["question"]
     r = c.post(
         f"/v1/learners/{A_LEARNER2}/placement/answers",
@@ -498,6 +515,11 @@ def cases(graph: Any) -> dict[tuple[str, str], Case]:
         ("GET", "/v1/classes"): Case("teacher", Kind.READ, (Call("GET", "/v1/classes"),)),
         ("GET", "/v1/classes/{class_id}"): Case(
             "teacher", Kind.READ, (Call("GET", f"/v1/classes/{A_CLASS}", status=404, code="unknown_class"),)
+        ),
+        ("GET", "/v1/classes/{class_id}/rotation"): Case(
+            "teacher",
+            Kind.READ,
+            (Call("GET", f"/v1/classes/{A_CLASS}/rotation?date={A_PLAN_DATE}", status=404, code="unknown_class"),),
         ),
         ("PUT", "/v1/classes/{class_id}/goal"): Case(
             "teacher",

@@ -1,0 +1,191 @@
+"""Nightly planning on Ray: every class of a tenant planned for a school day, stored for the API.
+
+`zpd plan-batch --store URL --tenant T --date D [--ray-address ADDR]` partitions the tenant's
+classes by school (grouping stays within a school) and runs one Ray task per school, locally by
+default or on an existing Ray cluster. Each task plans its classes through the learner service, as
+the API does (`LearnerService.rotation`: the rotation with its small groups and every student's
+playlist), adds each student's GPS snapshot, and stores the result as the store setting
+``plan@TENANT@CLASS@DATE``; ``GET /v1/classes/{id}/rotation?date=D`` then serves it. Re-running a
+date replaces its plans; ``resume`` skips the classes already planned for it (a stopped run goes
+on where it stopped). The names of a tenant's plans are kept in ``plans@TENANT``, so deleting a
+learner erases them from every stored plan.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+
+from serving.stores.base import LearnerStore, VersionConflict
+
+__all__ = ["forget_learner", "plan_setting", "plan_tenant", "stored_plan"]
+
+_ENGINES: dict[str, Any] = {}  # per Ray worker process: the engine built once per configuration
+
+
+def plan_setting(tenant: str, class_id: str, date: str) -> str:
+    return f"plan@{tenant}@{class_id}@{date}"
+
+
+def _index_setting(tenant: str) -> str:
+    return f"plans@{tenant}"
+
+
+def check_date(date: str) -> str:
+    try:
+        return dt.date.fromisoformat(date).isoformat()
+    except ValueError:
+        raise ValueError(f"date must be an ISO-8601 day (YYYY-MM-DD), got {date!r}") from None
+
+
+def stored_plan(store: LearnerStore, tenant: str, class_id: str, date: str) -> dict[str, Any] | None:
+    found = store.get_setting(plan_setting(tenant, class_id, date))
+    return None if found is None else orjson.loads(found[1])
+
+
+def _update_index(store: LearnerStore, tenant: str, change: Callable[[list[str]], list[str]]) -> None:
+    for _ in range(50):
+        found = store.get_setting(_index_setting(tenant))
+        names = orjson.loads(found[1]) if found else []
+        updated = change(list(names))
+        if updated == names:
+            return
+        try:
+            store.put_setting(_index_setting(tenant), orjson.dumps(updated).decode(), found[0] if found else 0)
+            return
+        except VersionConflict:
+            continue
+    raise VersionConflict(f"the plan index of tenant {tenant!r} kept changing")
+
+
+def forget_learner(store: LearnerStore, tenant: str, learner_id: str) -> None:
+    """Erase a learner from every stored plan of the tenant (a learner's deletion)."""
+    found = store.get_setting(_index_setting(tenant))
+    for name in orjson.loads(found[1]) if found else []:
+        plan = store.get_setting(name)
+        if plan is None:
+            continue
+        data = orjson.loads(plan[1])
+        if learner_id not in data.get("learners", []):
+            continue
+        data["learners"] = [lid for lid in data["learners"] if lid != learner_id]
+        data["playlists"].pop(learner_id, None)
+        data["gps"].pop(learner_id, None)
+        for group in data["groups"]:
+            group["learners"] = [lid for lid in group["learners"] if lid != learner_id]
+        data["groups"] = [g for g in data["groups"] if g["learners"]]
+        store.put_setting(name, orjson.dumps(data).decode())
+
+
+def plan_school(config_json: str, store_url: str, tenant: str, date: str, class_ids: Sequence[str]) -> list[str]:
+    """Plan and store the given classes of one school (runs in a Ray worker; the engine is built
+    once per worker process). Returns the classes planned."""
+    from configs import ZPDConfig
+    from serving.app import build_engine
+    from serving.service import LearnerService
+    from serving.stores import open_store
+    from serving.views import rotation_json, status_json
+
+    engine = _ENGINES.get(config_json)
+    if engine is None:
+        engine = _ENGINES[config_json] = build_engine(ZPDConfig.model_validate_json(config_json))
+    planned = []
+    with open_store(store_url) as store:
+        service = LearnerService(engine, store)
+        roster = service.roster(tenant)
+        for class_id in class_ids:
+            students = roster.members(class_id, "student")
+            if not students:
+                continue
+            rotation, versions = service.rotation(tenant, students, unseen=True)
+            gps = {}
+            for learner_id in students:
+                view = service.load(tenant, learner_id, unseen=True, grade=roster.grade_of(learner_id))
+                gps[learner_id] = status_json(view.core.status(view.learner, service.clock()))
+            plan = {
+                "class_id": class_id,
+                "date": date,
+                "planned_at": dt.datetime.now(dt.UTC).isoformat(),
+                "model_version": versions[0] if len(versions) == 1 else versions,
+                "learners": students,
+                **rotation_json(rotation),
+                "gps": gps,
+            }
+            store.put_setting(plan_setting(tenant, class_id, date), orjson.dumps(plan).decode())
+            planned.append(class_id)
+    return planned
+
+
+def plan_tenant(
+    config: Any,
+    store_url: str,
+    tenant: str,
+    date: str,
+    *,
+    ray_address: str | None = None,
+    resume: bool = False,
+    num_cpus: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Plan every class of ``tenant`` for ``date`` on Ray (local unless ``ray_address``)."""
+    import ray
+
+    from serving.stores import open_store
+
+    date = check_date(date)
+    with open_store(store_url) as store:
+        from serving.rosters import RosterStore
+
+        roster = RosterStore(store).get(tenant)
+        by_school: dict[str, list[str]] = defaultdict(list)
+        skipped = 0
+        for class_id in sorted(roster.classes):
+            if resume and store.get_setting(plan_setting(tenant, class_id, date)) is not None:
+                skipped += 1
+                continue
+            by_school[str(roster.classes[class_id].get("school") or "")].append(class_id)
+        names = [plan_setting(tenant, c, date) for c in sorted(roster.classes)]
+        _update_index(store, tenant, lambda known: sorted(set(known) | set(names)))
+    started = time.perf_counter()
+    own = not ray.is_initialized()
+    if own:
+        ray.init(
+            address=ray_address,
+            num_cpus=num_cpus if ray_address is None else None,
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env=None,
+        )
+    try:
+        task = ray.remote(plan_school)
+        config_json = config.model_dump_json()
+        pending = [task.remote(config_json, store_url, tenant, date, classes) for classes in by_school.values()]
+        total, done = sum(len(c) for c in by_school.values()), 0
+        planned: list[str] = []
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            for finished in ray.get(ready):
+                planned += finished
+            done = len(planned)
+            if progress is not None:
+                progress(done, total)
+    finally:
+        if own:
+            ray.shutdown()
+    seconds = time.perf_counter() - started
+    learners = sum(len(roster.members(c, "student")) for c in planned)
+    return {
+        "tenant": tenant,
+        "date": date,
+        "schools": len(by_school),
+        "classes_planned": len(planned),
+        "classes_skipped": skipped,
+        "learners": learners,
+        "seconds": round(seconds, 2),
+        "learners_per_second": round(learners / seconds, 1) if seconds > 0 else None,
+    }

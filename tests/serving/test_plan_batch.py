@@ -1,0 +1,54 @@
+"""`zpd plan-batch` on a local Ray: every class of a tenant planned for a day and stored, served by
+GET /v1/classes/{id}/rotation?date=D; re-running replaces, --resume skips, deletion erases."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+pytestmark = pytest.mark.slow  # Ray starts worker processes
+
+SCHOOL = Path(__file__).resolve().parent.parent / "data" / "oneroster_school"
+
+
+def test_a_tenant_planned_on_ray_and_served(tmp_path) -> None:
+    from fastapi.testclient import TestClient
+
+    from configs import load_config
+    from serving.app import build_engine, create_app
+    from serving.auth import create_key
+    from serving.stores import open_store
+    from zpd.cli import app
+
+    url = f"sqlite:///{tmp_path / 'zpd.db'}"
+    runner = CliRunner()
+    assert runner.invoke(app, ["roster", "import", str(SCHOOL), "--tenant", "school", "--store", url]).exit_code == 0
+    args = ["plan-batch", "--tenant", "school", "--date", "2026-12-04", "--store", url, "--cpus", "1", "--json"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    summary = json.loads(first.stdout.strip().splitlines()[-1])
+    assert (summary["schools"], summary["classes_planned"], summary["learners"]) == (1, 2, 30)
+    resumed = json.loads(runner.invoke(app, [*args, "--resume"]).stdout.strip().splitlines()[-1])
+    assert resumed["classes_planned"] == 0 and resumed["classes_skipped"] == 2
+    bad = runner.invoke(app, ["plan-batch", "--tenant", "school", "--date", "4 Dec", "--store", url])
+    assert bad.exit_code == 1 and "YYYY-MM-DD" in bad.output
+
+    store = open_store(url)
+    config = load_config(env={})
+    key = create_key(store, "school", ["read", "teacher", "admin"])
+    h = {"Authorization": f"Bearer {key}"}
+    with TestClient(create_app(config, store=store, engine=build_engine(config, model_uri="bkt"))) as client:
+        plan = client.get("/v1/classes/class-4a/rotation", params={"date": "2026-12-04"}, headers=h)
+        assert plan.status_code == 200, plan.text
+        body = plan.json()
+        assert len(body["playlists"]) == 15 and set(body["gps"]) == set(body["learners"])
+        assert all(p["free_minutes"] == 0 for p in body["playlists"].values())
+        missing = client.get("/v1/classes/class-4a/rotation", params={"date": "2026-12-05"}, headers=h)
+        assert missing.status_code == 404 and missing.json()["error"]["code"] == "no_plan"
+        assert client.delete("/v1/learners/stu-1000", headers=h).status_code == 200
+        after = client.get("/v1/classes/class-4a/rotation", params={"date": "2026-12-04"}, headers=h).json()
+        assert "stu-1000" not in json.dumps(after)
+    store.close()
