@@ -21,65 +21,11 @@ from typing import Any
 
 import orjson
 
-from serving.stores.base import LearnerStore, VersionConflict
+from serving.plans import check_date, plan_setting, update_index
 
-__all__ = ["forget_learner", "plan_setting", "plan_tenant", "stored_plan"]
+__all__ = ["plan_school", "plan_tenant"]
 
 _ENGINES: dict[str, Any] = {}  # per Ray worker process: the engine built once per configuration
-
-
-def plan_setting(tenant: str, class_id: str, date: str) -> str:
-    return f"plan@{tenant}@{class_id}@{date}"
-
-
-def _index_setting(tenant: str) -> str:
-    return f"plans@{tenant}"
-
-
-def check_date(date: str) -> str:
-    try:
-        return dt.date.fromisoformat(date).isoformat()
-    except ValueError:
-        raise ValueError(f"date must be an ISO-8601 day (YYYY-MM-DD), got {date!r}") from None
-
-
-def stored_plan(store: LearnerStore, tenant: str, class_id: str, date: str) -> dict[str, Any] | None:
-    found = store.get_setting(plan_setting(tenant, class_id, date))
-    return None if found is None else orjson.loads(found[1])
-
-
-def _update_index(store: LearnerStore, tenant: str, change: Callable[[list[str]], list[str]]) -> None:
-    for _ in range(50):
-        found = store.get_setting(_index_setting(tenant))
-        names = orjson.loads(found[1]) if found else []
-        updated = change(list(names))
-        if updated == names:
-            return
-        try:
-            store.put_setting(_index_setting(tenant), orjson.dumps(updated).decode(), found[0] if found else 0)
-            return
-        except VersionConflict:
-            continue
-    raise VersionConflict(f"the plan index of tenant {tenant!r} kept changing")
-
-
-def forget_learner(store: LearnerStore, tenant: str, learner_id: str) -> None:
-    """Erase a learner from every stored plan of the tenant (a learner's deletion)."""
-    found = store.get_setting(_index_setting(tenant))
-    for name in orjson.loads(found[1]) if found else []:
-        plan = store.get_setting(name)
-        if plan is None:
-            continue
-        data = orjson.loads(plan[1])
-        if learner_id not in data.get("learners", []):
-            continue
-        data["learners"] = [lid for lid in data["learners"] if lid != learner_id]
-        data["playlists"].pop(learner_id, None)
-        data["gps"].pop(learner_id, None)
-        for group in data["groups"]:
-            group["learners"] = [lid for lid in group["learners"] if lid != learner_id]
-        data["groups"] = [g for g in data["groups"] if g["learners"]]
-        store.put_setting(name, orjson.dumps(data).decode())
 
 
 def plan_school(config_json: str, store_url: str, tenant: str, date: str, class_ids: Sequence[str]) -> list[str]:
@@ -150,7 +96,7 @@ def plan_tenant(
                 continue
             by_school[str(roster.classes[class_id].get("school") or "")].append(class_id)
         names = [plan_setting(tenant, c, date) for c in sorted(roster.classes)]
-        _update_index(store, tenant, lambda known: sorted(set(known) | set(names)))
+        update_index(store, tenant, lambda known: sorted(set(known) | set(names)))
     started = time.perf_counter()
     own = not ray.is_initialized()
     if own:

@@ -305,7 +305,8 @@ def plan_batch(
     replaces its plans."""
     from rich.progress import Progress
 
-    from serving.batch import check_date, plan_tenant
+    from serving.batch import plan_tenant
+    from serving.plans import check_date
 
     cfg = _config(ctx)
     url = store or cfg.store.url

@@ -35,6 +35,7 @@ from engine.xapi import DEFAULT_VERBS
 from models.base import ModelFormatError, state_from_bytes, state_to_bytes
 from serving.content import TenantContent
 from serving.model_provider import LoadedModel, ModelHolder
+from serving.plans import forget_learner
 from serving.rosters import RosterStore, changes
 from serving.schemas import EventError, GoalIn, IncomingEvent, XapiOptions, normalize_event
 from serving.stores.base import (
@@ -327,8 +328,6 @@ class LearnerService:
     def delete_learner(self, tenant: str, learner_id: str) -> bool:
         """Erase every trace of a learner: the roster entry first, then the store's records (whose
         deletion also reclaims the bytes the roster's rewrite left). True if anything existed."""
-        from serving.batch import forget_learner
-
         rostered = learner_id in self.rosters.get(tenant).users
         if rostered:
             self.rosters.forget(tenant, learner_id)

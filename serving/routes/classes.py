@@ -13,8 +13,8 @@ from starlette.concurrency import run_in_threadpool
 
 from engine.roster import Roster, RosterError, read_zip
 from serving.auth import Principal
-from serving.batch import check_date, stored_plan
 from serving.deps import ERRORS, AdminDep, ReadDep, ServiceDep, TeacherDep
+from serving.plans import check_date, stored_plan
 from serving.responses import ClassesOut, ClassGoalOut, ClassOut, RosterImportOut, RotationOut, StoredRotationOut
 from serving.schemas import ID_PATTERN, GoalIn, RotationIn
 from serving.service import ApiError, LearnerService

@@ -249,7 +249,7 @@ def give_tenant_a_data(w: Api) -> None:
         r = c.request(method, path, headers={**h, **kwargs.pop("headers", {})}, **kwargs)
         assert r.status_code in (200, 204), (method, path, r.status_code, r.text[:500])
     # a nightly plan of A's class, as `zpd plan-batch` stores it (Ray is not needed for the sweep)
-    from serving.batch import plan_setting
+    from serving.plans import plan_setting
 
     plan = c.post(f"/v1/classes/{A_CLASS}/rotation", headers=h, json={}).json()
     w.store.put_setting(
