@@ -101,8 +101,8 @@ def require(scope: str):
         learner_id = request.path_params.get("learner_id")
         if learner_id is not None and principal.user and "admin" not in principal.scopes:
             service: LearnerService = request.app.state.service
-            allowed = await run_in_threadpool(service.students_of, principal.tenant, principal.user)
-            if learner_id not in allowed:  # a teacher's key reaches her own students only
+            allowed = await run_in_threadpool(service.scope_of, principal)
+            if allowed is not None and learner_id not in allowed:  # a teacher's key reaches her students only
                 raise ApiError(
                     404, "unknown_learner", f"unknown learner {learner_id!r} among your students", "learner_id"
                 )

@@ -419,6 +419,13 @@ class LearnerService:
     def _set_grade_to(self, grade: str, view: LearnerView) -> None:
         self.set_grade(view, grade)
 
+    def scope_of(self, principal: Any) -> frozenset[str] | None:
+        """The learners a key may reach: a roster teacher's students for a key linked to her (and
+        not an admin's), every learner of the tenant otherwise (None)."""
+        if principal.user and "admin" not in principal.scopes:
+            return self.students_of(principal.tenant, principal.user)
+        return None
+
     def students_of(self, tenant: str, teacher: str) -> frozenset[str]:
         """The students of every class ``teacher`` (a roster user id) teaches."""
         roster = self.rosters.get(tenant)
@@ -433,7 +440,7 @@ class LearnerService:
         return self.rosters.get(tenant)
 
     # ------------------------------------------------------------------ events
-    def ingest(self, tenant: str, raw_events: Sequence[Any]) -> dict[str, Any]:
+    def ingest(self, tenant: str, raw_events: Sequence[Any], learners: frozenset[str] | None = None) -> dict[str, Any]:
         """Store and fold a batch: native events or xAPI statements (see :mod:`engine.xapi`).
 
         Event ids are unique per tenant. A repeat with the same content (a retry, with or without
@@ -446,7 +453,8 @@ class LearnerService:
         learners' events were, so a 409 never follows a partial write. For the same reason, a
         learner whose repeat conflicts only on a retry (another request stored other content under
         the id meanwhile) is listed in ``retry`` once other learners of the batch were written; a
-        resend then gets the 409."""
+        resend then gets the 409. With ``learners`` (a teacher's key), an event of anyone else
+        refuses the batch (404) before anything is written."""
         now = self.clock()
         events: list[IncomingEvent] = []
         for i, raw in enumerate(raw_events):
@@ -454,6 +462,10 @@ class LearnerService:
                 event = normalize_event(raw, f"events[{i}]", now, tenant, self.xapi)
             except EventError as exc:
                 raise ApiError(422, "invalid_event", str(exc), exc.field) from None
+            if learners is not None and event.learner_id not in learners:
+                raise ApiError(
+                    404, "unknown_learner", f"learner {event.learner_id!r} is none of your students", f"events[{i}]"
+                )
             events.append(self._align(tenant, event))
         events, pending_voids = self._route_voids(tenant, events)
         voided_before = self._claim(tenant, events)

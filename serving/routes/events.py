@@ -33,6 +33,6 @@ def post_events(
         raise ApiError(413, "batch_too_large", f"a batch holds at most {limit} events, got {len(events)}", "body")
     if not events:
         raise ApiError(422, "empty_batch", "send at least one event", "body")
-    result = service.ingest(principal.tenant, events)
+    result = service.ingest(principal.tenant, events, service.scope_of(principal))
     request.app.state.metrics.ingested(result["accepted"], result["duplicates"])
     return result

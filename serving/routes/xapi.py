@@ -47,7 +47,7 @@ def _check_version(version: str) -> None:
         )
 
 
-def _ingest(request: Request, service: Any, tenant: str, statements: list[Any]) -> dict[str, Any]:
+def _ingest(request: Request, service: Any, principal: Any, statements: list[Any]) -> dict[str, Any]:
     limit = request.app.state.config.serving.max_batch_events
     if len(statements) > limit:
         raise ApiError(
@@ -59,7 +59,7 @@ def _ingest(request: Request, service: Any, tenant: str, statements: list[Any]) 
         if isinstance(st, dict) and st.get("id") is None:
             st["id"] = str(uuid.uuid4())  # an LRS assigns the id of a statement that has none
     try:
-        result = service.ingest(tenant, statements)
+        result = service.ingest(principal.tenant, statements, service.scope_of(principal))
     except ApiError as exc:
         if exc.status == 422:  # xAPI says 400 for a statement the LRS cannot accept
             raise ApiError(400, exc.code, exc.message, exc.field) from None
@@ -88,7 +88,7 @@ def post_statements(
     other statements are kept."""
     _check_version(version)
     statements = body if isinstance(body, list) else [body]
-    _ingest(request, service, principal.tenant, statements)
+    _ingest(request, service, principal, statements)
     response.headers["X-Experience-API-Version"] = VERSIONS[0]
     return [str(st.get("id")) if isinstance(st, dict) else "" for st in statements]
 
@@ -109,7 +109,7 @@ def put_statement(
         raise ApiError(
             409, "conflicting_event", f"the statement's id {body['id']!r} is not statementId {statement_id!r}", "id"
         )
-    _ingest(request, service, principal.tenant, [{**body, "id": statement_id}])
+    _ingest(request, service, principal, [{**body, "id": statement_id}])
     return Response(status_code=204, headers={"X-Experience-API-Version": VERSIONS[0]})
 
 

@@ -146,3 +146,19 @@ def test_a_teachers_key_reaches_her_own_students_only(rostered) -> None:
     assert "stu-1000" in listed and "stu-1020" not in listed
     everyone = {item["learner_id"] for item in api.client.get("/v1/learners", headers=api.h()).json()["learners"]}
     assert "stu-1020" in everyone  # an admin key sees the whole tenant
+
+
+def test_a_teachers_key_sends_events_for_her_students_only(rostered) -> None:
+    from serving.auth import create_key
+
+    api, _ = rostered
+    ramos = {
+        "Authorization": f"Bearer {create_key(api.store, 'tenant-a', ['ingest', 'read', 'teacher'], user='t-ramos')}"
+    }
+    item = "gen-K.CC.A.1-check"
+    mine = {"id": "r1", "learner_id": "stu-1000", "item_id": item, "correct": True}
+    assert api.client.post("/v1/events", json=mine, headers=ramos).status_code == 200
+    other = {"id": "r2", "learner_id": "stu-1020", "item_id": item, "correct": True}
+    refused = api.client.post("/v1/events", json=[{**mine, "id": "r3"}, other], headers=ramos)
+    assert refused.status_code == 404 and refused.json()["error"]["field"] == "events[1]"
+    assert api.store.event_hashes("tenant-a", "stu-1000", ["r3"]) == {}  # nothing of the batch was written
