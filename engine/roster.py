@@ -195,6 +195,7 @@ def read_zip(data: bytes, source: str) -> RosterBundle:
         if sum(m.file_size for m in members) > _MAX_BYTES:
             raise RosterError(f"{source}: the files unpack to more than {_MAX_BYTES // 2**20} MB")
         files = {m.filename: archive.read(m) for m in members}
+    # zipfile raises NotImplementedError for a compression method it cannot read (e.g. deflate64)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as exc:
         raise RosterError(f"{source}: not a readable zip file ({exc})") from None
     return read_bundle(files, source)
@@ -213,6 +214,21 @@ class Roster:
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     classes: dict[str, dict[str, Any]] = field(default_factory=dict)
     enrollments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: (class -> role -> users, user -> classes), built on first read: a roster is read on every
+    #: request of a teacher's key, so membership must not scan every enrollment
+    _index: tuple[dict[str, dict[str, set[str]]], dict[str, set[str]]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    def _members_index(self) -> tuple[dict[str, dict[str, set[str]]], dict[str, set[str]]]:
+        if self._index is None:
+            by_class: dict[str, dict[str, set[str]]] = {}
+            by_user: dict[str, set[str]] = {}
+            for e in self.enrollments.values():
+                by_class.setdefault(e["class"], {}).setdefault(e["role"], set()).add(e["user"])
+                by_user.setdefault(e["user"], set()).add(e["class"])
+            self._index = (by_class, by_user)
+        return self._index
 
     def to_json(self) -> dict[str, Any]:
         return {kind: {k: getattr(self, kind)[k] for k in sorted(getattr(self, kind))} for kind in KINDS}
@@ -225,16 +241,23 @@ class Roster:
     # ------------------------------------------------------------------ reading
     def members(self, class_id: str, role: str | None = None) -> list[str]:
         """User ids enrolled in the class (with that role), in a stable order."""
-        return sorted(
-            {
-                e["user"]
-                for e in self.enrollments.values()
-                if e["class"] == class_id and (role is None or e["role"] == role)
-            }
-        )
+        roles = self._members_index()[0].get(class_id, {})
+        if role is not None:
+            return sorted(roles.get(role, ()))
+        return sorted(set().union(*roles.values()))
 
     def classes_of(self, user_id: str) -> list[str]:
-        return sorted({e["class"] for e in self.enrollments.values() if e["user"] == user_id})
+        return sorted(self._members_index()[1].get(user_id, ()))
+
+    def students_of(self, teacher: str) -> frozenset[str]:
+        """The students of every class ``teacher`` teaches."""
+        by_class = self._members_index()[0]
+        return frozenset(
+            student
+            for class_id in self.classes_of(teacher)
+            if teacher in by_class[class_id].get("teacher", ())
+            for student in by_class[class_id].get("student", ())
+        )
 
     def grade_of(self, user_id: str) -> str | None:
         """A student's grade: their own, else the one grade all their classes share."""
@@ -266,6 +289,7 @@ class Roster:
 
     def without_user(self, user_id: str) -> bool:
         """Erase a user and their enrollments; True if anything was there."""
+        self._index = None
         found = self.users.pop(user_id, None) is not None
         for key in [k for k, e in self.enrollments.items() if e["user"] == user_id]:
             del self.enrollments[key]

@@ -255,7 +255,7 @@ def create_app(
         app.state.engine = engine or build_engine(config)
         app.state.service = LearnerService(app.state.engine, app.state.store)
         app.state.keys = KeyCache(app.state.store, config.serving.key_cache_s)
-        app.state.ui = UiAuth(app.state.store)
+        app.state.ui = UiAuth(app.state.store, app.state.keys)
         app.state.deployment = Deployment(app.state.engine, app.state.store)
         try:  # come up with the model and catalog the other workers serve
             app.state.deployment.sync()

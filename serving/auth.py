@@ -108,6 +108,17 @@ class KeyCache:
             return _MISS
         return _principal(hit[1], secret)
 
+    def record(self, key_id: str) -> ApiKeyRecord | None:
+        """The key's record by id (cached like :meth:`verify`), for a session that holds only the id."""
+        with self._lock:
+            hit = self._cache.get(key_id)
+        if hit is not None and time.monotonic() - hit[0] <= self.ttl_s:
+            return hit[1]
+        record = self.store.get_key(key_id) if key_id else None
+        with self._lock:
+            self._cache[key_id] = (time.monotonic(), record)
+        return record
+
     def forget(self, key_id: str) -> None:
         with self._lock:
             self._cache.pop(key_id, None)

@@ -186,13 +186,17 @@ def holdout_from_store(store: Any, learners: int = 200, scan: int = 5000) -> lis
     """The answers of the most recently active of the first ``scan`` learners listed in the store
     (every tenant), each learner's in order: what a candidate model is compared on against the
     serving one (the deployment's own events: never in an external training log)."""
-    records = []
+    by_tenant: dict[str, list[str]] = {}
     for n, (tenant, learner) in enumerate(store.learners()):
         if n >= scan:
             break
-        record = store.get(tenant, learner)
-        if record is not None and record.event_count:
-            records.append(record)
+        by_tenant.setdefault(tenant, []).append(learner)
+    records = [  # one round trip per tenant
+        record
+        for tenant, learners_of in by_tenant.items()
+        for record in store.get_many(tenant, learners_of).values()
+        if record.event_count
+    ]
     records.sort(key=lambda r: r.updated, reverse=True)
     out = []
     for record in records[:learners]:

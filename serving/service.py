@@ -428,13 +428,7 @@ class LearnerService:
 
     def students_of(self, tenant: str, teacher: str) -> frozenset[str]:
         """The students of every class ``teacher`` (a roster user id) teaches."""
-        roster = self.rosters.get(tenant)
-        return frozenset(
-            student
-            for class_id in roster.classes
-            if teacher in roster.members(class_id, "teacher")
-            for student in roster.members(class_id, "student")
-        )
+        return self.rosters.get(tenant).students_of(teacher)
 
     def roster(self, tenant: str) -> Roster:
         return self.rosters.get(tenant)

@@ -77,12 +77,8 @@ def _error(request: Request, status: int, message: str, session: Session | None 
     return _page(request, "error.html", status, message=message, session=session)
 
 
-def _classes(service: LearnerService, principal: Principal) -> tuple[Roster, list[str]]:
-    return visible_classes(service, principal)
-
-
 def _may_see_learner(service: LearnerService, principal: Principal, learner_id: str) -> bool:
-    roster, ids = _classes(service, principal)
+    roster, ids = visible_classes(service, principal)
     if principal.user and "admin" not in principal.scopes:
         return any(learner_id in roster.members(c, "student") for c in ids)
     return learner_id in roster.users or service.store.get(principal.tenant, learner_id) is not None
@@ -163,7 +159,7 @@ def logout(request: Request, csrf: Annotated[str, Form(max_length=100)] = "") ->
 def classes(request: Request) -> Response:
     session = _session(request)
     service = _service(request)
-    roster, ids = _classes(service, session.principal)
+    roster, ids = visible_classes(service, session.principal)
     listed = [
         {
             "id": c,
@@ -178,7 +174,7 @@ def classes(request: Request) -> Response:
 
 
 def _class_or_404(request: Request, session: Session, class_id: str) -> Roster | HTMLResponse:
-    roster, ids = _classes(_service(request), session.principal)
+    roster, ids = visible_classes(_service(request), session.principal)
     if class_id not in ids:
         return _error(request, 404, f"No class {class_id!r} among your classes.", session)
     return roster

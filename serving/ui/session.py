@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import hmac
 import secrets
-import threading
-import time
 from dataclasses import dataclass
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from serving.auth import Principal
-from serving.stores.base import ApiKeyRecord, LearnerStore, VersionConflict
+from serving.auth import KeyCache, Principal
+from serving.stores.base import LearnerStore, VersionConflict
 
 __all__ = ["COOKIE", "LOGIN_COOKIE", "Session", "UiAuth"]
 
@@ -32,7 +30,6 @@ LOGIN_COOKIE = "zpd_login_csrf"
 SECRET_SETTING = "ui-secret"
 SESSION_S = 12 * 3600
 STUDENT_LINK_S = 30 * 86_400
-_KEY_TTL_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -46,11 +43,9 @@ class Session:
 
 
 class UiAuth:
-    def __init__(self, store: LearnerStore):
-        self.store = store
+    def __init__(self, store: LearnerStore, keys: KeyCache):
+        self.store, self.keys = store, keys
         self._secret: str | None = None
-        self._keys: dict[str, tuple[float, ApiKeyRecord | None]] = {}
-        self._lock = threading.Lock()
 
     def secret(self) -> str:
         if self._secret is None:
@@ -81,24 +76,13 @@ class UiAuth:
             data = self._serializer("session").loads(cookie, max_age=SESSION_S)
         except BadSignature:
             return None
-        record = self._record(str(data.get("k", "")))
+        record = self.keys.record(str(data.get("k", "")))
         if record is None or record.revoked:
             return None
         principal = Principal(record.key_id, record.tenant, frozenset(record.scopes), record.user)
         if not principal.scopes & {"teacher", "admin"}:
             return None
         return Session(principal, str(data.get("c", "")))
-
-    def _record(self, key_id: str) -> ApiKeyRecord | None:
-        now = time.monotonic()
-        with self._lock:
-            hit = self._keys.get(key_id)
-        if hit is not None and now - hit[0] < _KEY_TTL_S:
-            return hit[1]
-        record = self.store.get_key(key_id) if key_id else None
-        with self._lock:
-            self._keys[key_id] = (now, record)
-        return record
 
     @staticmethod
     def same(token: str | None, expected: str) -> bool:

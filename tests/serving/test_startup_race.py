@@ -15,13 +15,14 @@ WORKER = """
 import sys
 from serving.model_provider import registry_client
 from serving.stores import open_store
+from serving.auth import KeyCache
 from serving.ui.session import UiAuth
 
 tracking, store_url = sys.argv[1], sys.argv[2]
 client = registry_client(tracking)
 client.search_registered_models()
 store = open_store(store_url)
-print(UiAuth(store).secret()[:8])
+print(UiAuth(store, KeyCache(store)).secret()[:8])
 store.close()
 """
 
