@@ -26,6 +26,7 @@ from serving.plans import check_date, plan_setting, update_index
 __all__ = ["plan_school", "plan_tenant"]
 
 _ENGINES: dict[str, Any] = {}  # per Ray worker process: the engine built once per configuration
+_ROSTERS: dict[str, dict] = {}  # per Ray worker process and store: the parsed rosters (by version)
 
 
 def plan_school(config_json: str, store_url: str, tenant: str, date: str, class_ids: Sequence[str]) -> list[str]:
@@ -33,6 +34,7 @@ def plan_school(config_json: str, store_url: str, tenant: str, date: str, class_
     once per worker process). Returns the classes planned."""
     from configs import ZPDConfig
     from serving.app import build_engine
+    from serving.rosters import RosterStore
     from serving.service import LearnerService
     from serving.stores import open_store
     from serving.views import rotation_json, status_json
@@ -43,6 +45,9 @@ def plan_school(config_json: str, store_url: str, tenant: str, date: str, class_
     planned = []
     with open_store(store_url) as store:
         service = LearnerService(engine, store)
+        # a district's roster is parsed once per worker, not once per school (it is checked
+        # against the stored version on every read)
+        service.rosters = RosterStore(store, _ROSTERS.setdefault(store_url, {}))
         roster = service.roster(tenant)
         for class_id in class_ids:
             students = roster.members(class_id, "student")

@@ -26,11 +26,13 @@ def roster_setting(tenant: str) -> str:
 
 
 class RosterStore:
-    """Reads (cached per setting version) and updates of each tenant's roster."""
+    """Reads (cached per setting version) and updates of each tenant's roster. ``cache`` may be
+    shared by the RosterStores of one process that read the same store (a batch worker opens the
+    store per task but should parse a district's roster once)."""
 
-    def __init__(self, store: LearnerStore):
+    def __init__(self, store: LearnerStore, cache: dict[str, tuple[int, Roster]] | None = None):
         self.store = store
-        self._cache: dict[str, tuple[int, Roster]] = {}
+        self._cache: dict[str, tuple[int, Roster]] = {} if cache is None else cache
 
     def get(self, tenant: str) -> Roster:
         name = roster_setting(tenant)
