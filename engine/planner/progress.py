@@ -86,15 +86,17 @@ class Progress:
     #: the learner's last outcomes (success 1, failure 0), whatever the standard
     outcomes: list[float] = field(default_factory=list)
 
-    def stalled(self, window: int, failure_share: float = 0.7) -> bool:
-        """Learning has stalled: nothing mastered for ``window`` activities (or, for a learner who
-        has mastered several standards, twice their own pace per standard, if longer), and most of
-        the last ``window`` failed. A slow learner on a right graph is not taken for a stall."""
+    def stalled(self, window: int, failure_share: float = 0.7, *, pace: bool = True) -> bool:
+        """Learning has stalled: nothing mastered for ``window`` activities (or, with ``pace``, for
+        a learner who has mastered several standards, twice their own pace per standard, if
+        longer), and most of the last ``window`` failed. A slow learner on a right graph is not
+        taken for a stall."""
         if window <= 0:
             return False
         done = sum(1 for p in self.units.values() if p.mastered_by in ("evidence", "test-out"))
-        pace = self.last_mastery / done if done >= 2 else 0.0
-        if self.activities - self.last_mastery < max(window, 2.0 * pace):
+        pace = pace and done >= 2
+        pace_per_standard = self.last_mastery / done if pace else 0.0
+        if self.activities - self.last_mastery < max(window, 2.0 * pace_per_standard):
             return False
         recent = self.outcomes[-window:]
         return len(recent) >= window and sum(1 for r in recent if r < 0.5) >= failure_share * window

@@ -27,6 +27,7 @@ total is the weighted sum, so each weight moves only its own component.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -39,7 +40,9 @@ __all__ = [
     "Target",
     "check_due",
     "confirmed",
+    "contradicted",
     "explore_candidates",
+    "next_probe",
     "goal_objectives",
     "in_place",
     "is_parked",
@@ -380,23 +383,25 @@ def select_targets(
                 add(_learn_or_test_out(ctx, unit, ready_reasons(ctx, unit, mastered), None))
 
     # Stalled: nothing mastered for a while and mostly failures. The graph may be wrong about the
-    # standards the learner is stuck on: explore the standards it holds back, the closest to ready
-    # first, rather than drilling the stuck ones.
-    if ctx.progress.stalled(cfg.stall_after) and not ctx.overrides.goal_locked:
-        stuck = [t.unit for t in targets if t.kind in _WORK]
-        for unit in explore_candidates(ctx, placed, presumed, goal_set)[: max(1, cfg.objectives)]:
+    # standards the learner is stuck on: probe, one standard at a time and for a few attempts
+    # (learning shows in the answers after it happens, so a single try tells little), the
+    # standards the graph holds back and the stuck ones alike, as a bandit over learnability.
+    wrong = contradicted(ctx, mastered, placed, presumed)
+    window = max(PROBE, cfg.stall_after // 3) if wrong else cfg.stall_after
+    if ctx.progress.stalled(window, pace=not wrong) and not ctx.overrides.goal_locked:
+        stuck = [t.unit for t in targets if t.kind in _WORK and _failing(ctx, t.unit)]
+        probe = next_probe(ctx, placed, presumed, goal_set, stuck)
+        if probe is not None:
+            targets[:] = [t for t in targets if t.unit != probe and (t.kind not in _WORK or t.unit not in stuck)]
+            seen.clear()
+            seen.update(t.unit for t in targets)
             why = f"the plan is stalled on {fmt_codes(stuck)}" if stuck else "nothing on the plan is ready"
-            add(
-                Target(
-                    unit,
-                    "explore",
-                    [
-                        f"{why}: trying {unit}, which the graph says needs "
-                        f"{fmt_codes(_missing(ctx, unit, placed, presumed)) or 'nothing'} "
-                        "first (the graph may be wrong)"
-                    ],
-                )
-            )
+            if probe in stuck:
+                what = f"trying {probe} again, still the most promising"
+            else:
+                needs = fmt_codes(_missing(ctx, probe, placed, presumed)) or "nothing"
+                what = f"trying {probe}, which the graph says needs {needs} first (the graph may be wrong)"
+            add(Target(probe, "explore", [f"{why}: {what}"]))
 
     # Re-verification: mastered units on the inner fringe that no check has confirmed yet.
     for unit in mastered:
@@ -434,12 +439,47 @@ def _missing(ctx: PlanContext, unit: str, placed: frozenset[str], presumed: Mapp
     return [p for p in prerequisites(ctx, unit, presumed) if p not in placed]
 
 
+#: consecutive attempts that probe a standard when the plan is stalled
+PROBE = 3
+#: weight of the exploration bonus of a probe's upper confidence bound
+_BONUS = 0.25
+
+
+def _failing(ctx: PlanContext, unit: str) -> bool:
+    """The learner keeps failing ``unit``: the last two attempts failed, or at most one of the
+    last four succeeded."""
+    prog = ctx.progress.get(unit)
+    recent = prog.recent[-4:]
+    return prog.failures_in_a_row >= 2 or (len(recent) >= 4 and sum(1 for r in recent if r >= 0.5) <= 1)
+
+
+def contradicted(
+    ctx: PlanContext, mastered: frozenset[str], placed: frozenset[str], presumed: Mapping[str, str]
+) -> str | None:
+    """A standard the learner mastered from their own answers although a prerequisite the graph
+    lists for it is not in place: the graph is wrong for this learner somewhere, so a stall is
+    taken for one sooner (a third of ``stall_after``, whatever the learner's pace)."""
+    for unit in mastered:
+        if ctx.progress.get(unit).mastered_by == "evidence" and any(
+            p not in placed for p in prerequisites(ctx, unit, presumed)
+        ):
+            return unit
+    return None
+
+
+def _learning(ctx: PlanContext, unit: str) -> bool:
+    """Signs of learning on ``unit`` despite the failures: at least a third of its recent
+    attempts succeeded (well above a guess), so the learner is slow there rather than blocked."""
+    recent = ctx.progress.get(unit).recent
+    return len(recent) >= 3 and 3 * sum(1 for r in recent if r >= 0.5) >= len(recent)
+
+
 def explore_candidates(
     ctx: PlanContext, placed: frozenset[str], presumed: Mapping[str, str], goal_set: set[str]
 ) -> list[str]:
     """Standards to explore when the plan is stalled: not mastered, not in place, with items, not
-    parked; on the way to the goal when there is one (its units and their ancestors); the closest
-    to ready first (fewest missing prerequisites), untried before tried, then learning order."""
+    parked; on the way to the goal when there is one (its units and their ancestors); in
+    learning order."""
     index = ctx.index
     area: set[str] | None = None
     if goal_set:
@@ -447,7 +487,7 @@ def explore_candidates(
         for unit in goal_set:
             area |= index.ancestors[unit]
     mastered = ctx.progress.mastered
-    found = [
+    return [
         u
         for u in index.order
         if (area is None or u in area)
@@ -456,10 +496,44 @@ def explore_candidates(
         and index.items_for.get(u)
         and not is_parked(ctx, u)
     ]
-    return sorted(
-        found,
-        key=lambda u: (len(_missing(ctx, u, placed, presumed)), ctx.progress.get(u).attempts > 0, index.order[u]),
-    )
+
+
+def next_probe(
+    ctx: PlanContext,
+    placed: frozenset[str],
+    presumed: Mapping[str, str],
+    goal_set: set[str],
+    stuck: list[str],
+) -> str | None:
+    """The standard to probe when the plan is stalled: the one being probed until it has had
+    ``PROBE`` attempts in a row, else the most promising of the stuck standards and the ones the
+    graph holds back (:func:`explore_candidates`), by an upper confidence bound on its success
+    rate. The graph is the prior (half as likely learnable per missing prerequisite) and the
+    learner's recent answers the evidence; fewer attempts give a larger bonus. None while a stuck
+    standard shows signs of learning (:func:`_learning`: the learner is slow there, not blocked)."""
+    if any(_learning(ctx, u) for u in stuck):
+        return None
+    pool = dict.fromkeys([*stuck, *explore_candidates(ctx, placed, presumed, goal_set)])
+    if not pool:
+        return None
+    units = ctx.index.item_units
+    run: list[str] = []
+    for item_id in reversed(ctx.progress.recent_items):
+        its = units.get(item_id, ())
+        if not its or (run and its[0] != run[0]):
+            break
+        run.append(its[0])
+    if run and run[0] in pool and len(run) < PROBE and ctx.progress.get(run[0]).failures_in_a_row < PROBE:
+        return run[0]
+    total = 1 + sum(ctx.progress.get(u).attempts for u in pool)
+
+    def bound(unit: str) -> float:
+        prog = ctx.progress.get(unit)
+        prior = 0.5 ** len(_missing(ctx, unit, placed, presumed))
+        mean = (sum(1 for r in prog.recent if r >= 0.5) + 2.0 * prior) / (len(prog.recent) + 2.0)
+        return mean + _BONUS * math.sqrt(math.log(total) / (1 + prog.attempts))
+
+    return max(pool, key=lambda u: (bound(u), -ctx.index.order[u]))
 
 
 def route_to_goal(ctx: PlanContext, placed: frozenset[str]) -> list[str]:

@@ -12,6 +12,7 @@ from engine.graph import Standard, StandardsGraph
 from engine.learner import LearnerCore, Observation
 from engine.planner.context import Goal
 from engine.planner.index import PlannerIndex
+from engine.planner.targets import PROBE
 from engine.simulation import BASELINES
 from engine.simulation.worlds import make_world, run_world
 from models.bkt import GraphBKT
@@ -68,6 +69,49 @@ def test_a_wrong_edge_is_bypassed_when_the_plan_stalls() -> None:
         t += 60.0
     assert "B" in learner.progress.mastered and "A" not in learner.progress.mastered
     assert c.recommend(learner, t).recommendations[0].standard == "C"
+
+
+def test_a_stalled_plan_probes_one_standard_for_several_attempts() -> None:
+    """Learning shows in the answers after it happens: a stalled plan tries a standard the graph
+    holds back for PROBE attempts in a row before it moves to the next one, not once each."""
+    c = core(practice_only("ABCD", [("A", "B"), ("B", "C"), ("C", "D")]))
+    learner = c.new(0, goal=Goal(("D",)))
+    t = 0.0
+    for _ in range(c.config.stall_after):
+        rec = c.recommend(learner, t).recommendations[0]
+        answer(c, learner, rec.item.id, False, t)
+        t += 60.0
+    probed = []
+    for _ in range(2 * PROBE):
+        rec = c.recommend(learner, t).recommendations[0]
+        assert rec.kind == "explore"
+        probed.append(rec.standard)
+        answer(c, learner, rec.item.id, False, t)
+        t += 60.0
+    assert probed[:PROBE] == [probed[0]] * PROBE and probed[0] != "A"
+    assert probed[PROBE:] == [probed[PROBE]] * PROBE and probed[PROBE] != probed[0]
+
+
+def test_a_contradicted_graph_is_suspected_sooner() -> None:
+    """Told A -> B -> C, truly B needs nothing. Once the learner masters B without A, the graph is
+    contradicted: the next stall (on C) is taken after a third of stall_after failures."""
+    c = core(practice_only("ABC", [("A", "B"), ("B", "C")]))
+    learner = c.new(0, goal=Goal(("C",)))
+    t = 0.0
+    for _ in range(c.config.stall_after):  # A cannot be learned: a stall
+        answer(c, learner, c.recommend(learner, t).recommendations[0].item.id, False, t)
+        t += 60.0
+    while "B" not in learner.progress.mastered:  # the probes find B learnable
+        rec = c.recommend(learner, t).recommendations[0]
+        answer(c, learner, rec.item.id, rec.standard == "B", t)
+        t += 60.0
+    failures = 0
+    while (rec := c.recommend(learner, t).recommendations[0]).kind != "explore":
+        assert rec.standard == "C"
+        answer(c, learner, rec.item.id, False, t)
+        failures, t = failures + 1, t + 60.0
+    assert failures == max(PROBE, c.config.stall_after // 3)
+    assert "the plan is stalled on C" in rec.reasons[0]
 
 
 def test_no_jump_off_the_graph_when_locality_is_configured() -> None:
