@@ -355,6 +355,7 @@ class LearnerCore:
             predict_all = _predictor(model, batch)
             item_pos = {spec.item_id: k for k, spec in enumerate(specs)}
         self.predict_all, self.item_pos = predict_all, item_pos
+        self._primed: dict[float, dict[str, np.ndarray]] = {}  # grade -> the starting state before evidence
 
     # ------------------------------------------------------------------ creating
     def new(
@@ -467,15 +468,30 @@ class LearnerCore:
         )
 
     def _refresh_priors(self, learner: Learner) -> None:
-        """The belief's marginals become the model's priors of every standard without evidence."""
-        belief = self.belief(learner.meta)
+        """The belief's marginals become the model's priors of every standard without evidence.
+
+        Before any evidence the result depends on the grade alone (the state is the model's
+        initial one, see :meth:`new`, :meth:`rebuild` and :meth:`set_grade`), so it is computed
+        once per grade: every new learner of a grade starts from a copy."""
+        meta = learner.meta
+        fresh = (
+            not meta.answers
+            and not any(p.attempts for p in meta.progress.units.values())
+            and all(d.asked_before is None for d in meta.diagnostics)
+        )
+        hint = self._grade(meta) if fresh else None
+        if hint is not None and hint in self._primed:
+            learner.state = {k: v.copy() for k, v in self._primed[hint].items()}
+            return
+        belief = self.belief(meta)
         if belief is None:
             return
-        meta = learner.meta
         touched = {u for u, _, _ in meta.answers} | {u for u, p in meta.progress.units.items() if p.attempts}
         priors = {u: float(m) for u, m in zip(belief.units, belief.marginals()) if u not in touched}
         if priors:
             learner.state = self.model.state_with_priors(priors, learner.state)
+        if hint is not None:
+            self._primed[hint] = {k: v.copy() for k, v in learner.state.items()}
 
     # ------------------------------------------------------------------ entry diagnostic
     def start_placement(

@@ -35,6 +35,10 @@ __all__ = ["Placement", "PlacementConfig", "PlacementResult", "grade_band", "pla
 
 HS_SPAN = 3.0  # high-school standards are spread over grades 9-11 by their graph depth
 _PRIOR_CACHE: dict[tuple, tuple] = {}  # (id(index), config, seed, hint) -> the drawn prior particles
+_SHAPE_CACHE: dict[int, tuple] = {}  # id(index) -> (index, units, positions, grade scale, domains, domain of unit)
+#: entries kept in each cache: every grade of a scale (K-12 and HS) for a couple of indexes, since a
+#: server asked for learners of many grades would otherwise draw a grade's particles again and again
+_CACHE_SIZE = 32
 
 
 @dataclass(frozen=True)
@@ -95,12 +99,25 @@ class Placement:
     asked_before: int = 0  # answers given before the diagnostic began: evidence, not its questions
 
     def __post_init__(self) -> None:
-        self.units = list(self.index.order)
-        self._pos = {u: i for i, u in enumerate(self.units)}
-        self._scale = _grade_scale(self.index)
-        domains = [self.index.graph.standards[u].domain_code or "" for u in self.units]
-        self._domains = sorted(set(domains))
-        self._domain_of = np.array([self._domains.index(d) for d in domains])
+        shape = _SHAPE_CACHE.get(id(self.index))
+        if shape is None or shape[0] is not self.index:
+            units = list(self.index.order)
+            domains = [self.index.graph.standards[u].domain_code or "" for u in units]
+            names = sorted(set(domains))
+            column = {d: k for k, d in enumerate(names)}
+            shape = (
+                self.index,
+                units,
+                {u: i for i, u in enumerate(units)},
+                _grade_scale(self.index),
+                names,
+                np.array([column[d] for d in domains]),
+            )
+            if len(_SHAPE_CACHE) >= _CACHE_SIZE:
+                _SHAPE_CACHE.pop(next(iter(_SHAPE_CACHE)))
+            _SHAPE_CACHE[id(self.index)] = shape
+        # the units, grade scale and domains of an index: computed once, shared read-only
+        _, self.units, self._pos, self._scale, self._domains, self._domain_of = shape
         key = (id(self.index), self.config, self.seed, self.grade_hint)
         cached = _PRIOR_CACHE.get(key)
         if cached is None or cached[0] is not self.index:
@@ -110,7 +127,7 @@ class Placement:
             for array in (theta, known, bands, weights_of):
                 array.flags.writeable = False
             cached = (self.index, theta, known, grades, bands, weights_of)
-            if len(_PRIOR_CACHE) >= 8:
+            if len(_PRIOR_CACHE) >= _CACHE_SIZE:
                 _PRIOR_CACHE.pop(next(iter(_PRIOR_CACHE)))
             _PRIOR_CACHE[key] = cached
         # the prior cloud depends only on (index, config, seed, hint): drawn once, shared read-only

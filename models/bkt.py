@@ -106,9 +106,11 @@ class GraphBKT(LearnerModel):
     def state_with_priors(self, priors: Mapping[str, float], state: LearnerState | None = None) -> LearnerState:
         """A state whose knowledge of the given standards is set (e.g. from a placement test)."""
         state = self.init_state() if state is None else {k: v.copy() for k, v in state.items()}
+        p, index, leaves = state["p"], self.standard_index, self._leaves
         for code, value in priors.items():
-            if code in self.standard_index:
-                state["p"][self._leaves[self.standard_index[code]]] = float(np.clip(value, 1e-4, 1 - 1e-4))
+            i = index.get(code)
+            if i is not None:
+                p[leaves[i]] = min(max(float(value), 1e-4), 1 - 1e-4)
         return state
 
     def update(self, state: LearnerState, event: Event) -> LearnerState:
@@ -116,7 +118,7 @@ class GraphBKT(LearnerModel):
         p, n = state["p"].copy(), state["n"].copy()
         if not leaves:
             return {"p": p, "n": n}
-        c = float(np.clip(event.correct, 0.0, 1.0))
+        c = min(max(float(event.correct), 0.0), 1.0)
         slip, guess, learn = self.p["p_slip"], self.p["p_guess"], self.p["p_learn"]
         before = p[leaves]
         post_right = before * (1 - slip) / (before * (1 - slip) + (1 - before) * guess)

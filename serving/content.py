@@ -22,7 +22,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -65,6 +65,8 @@ class Content:
     predict_all: Callable[[dict[str, np.ndarray]], np.ndarray]
     item_pos: Mapping[str, int]
     own: frozenset[str]  # the tenant's own item ids
+    #: objects built over this content once and reused by every request (the served learner core)
+    built: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
 
 class TenantContent:
@@ -111,8 +113,22 @@ class TenantContent:
         engine = self.engine
         loaded = engine.models.current
         versions = self.versions(tenant)
-        if versions["catalog"] == 0 and versions["framework"] == 0:
-            return Content(
+        shared = versions["catalog"] == 0 and versions["framework"] == 0
+        key = (
+            "" if shared else tenant,  # tenants without content of their own share the deployment's
+            versions["catalog"],
+            versions["framework"],
+            id(loaded),
+            id(engine.catalog),
+            id(engine.graph),
+        )
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None and hit.loaded is loaded:
+                self._cache.move_to_end(key)
+                return hit
+        if shared:
+            built = Content(
                 engine.graph,
                 engine.catalog,
                 engine.index,
@@ -123,14 +139,8 @@ class TenantContent:
                 loaded.item_pos,
                 frozenset(),
             )
-        key = (tenant, versions["catalog"], versions["framework"], id(loaded), id(engine.catalog), id(engine.graph))
-        with self._lock:
-            hit = self._cache.get(key)
-            if hit is not None:
-                self._cache.move_to_end(key)
-                return hit
-        package = self.package(tenant)
-        built = self._build(self.records(tenant), package, loaded)
+        else:
+            built = self._build(self.records(tenant), self.package(tenant), loaded)
         with self._lock:
             self._cache[key] = built
             while len(self._cache) > self.cache_size:

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -202,16 +202,22 @@ class LearnerService:
         """The learner core over what ``tenant`` sees: its catalog (with its own items) and the
         serving model."""
         c = self.content.content(tenant)
-        return ServedCore(
-            c.index,
-            self.engine.config.planner,
-            c.model,
-            c.predict_all,
-            c.item_pos,
-            self.engine.placement,
-            loaded=c.loaded,
-            version=c.version,
-        )
+        core = c.built.get("core")
+        if core is None:  # one per content: its caches (a grade's starting state) outlive a request
+            core = c.built.setdefault(
+                "core",
+                ServedCore(
+                    c.index,
+                    self.engine.config.planner,
+                    c.model,
+                    c.predict_all,
+                    c.item_pos,
+                    self.engine.placement,
+                    loaded=c.loaded,
+                    version=c.version,
+                ),
+            )
+        return cast(ServedCore, core)
 
     def graph(self, tenant: str) -> StandardsGraph:
         """The standards framework ``tenant`` sees (its own, or the deployment's)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import networkx as nx
 
@@ -76,6 +77,14 @@ class PlannerIndex:
             cluster_before=before,
             checkable={u for u, items in items_for.items() if any(i.mastery_check for i in items)},
         )
+
+    @cached_property
+    def units_by_grade(self) -> dict[int | None, tuple[str, ...]]:
+        """The units of each grade (None: no grade), in learning order."""
+        found: dict[int | None, list[str]] = {}
+        for unit in sorted(self.order, key=self.order.__getitem__):
+            found.setdefault(self.graph.standards[unit].grade_num, []).append(unit)
+        return {grade: tuple(units) for grade, units in found.items()}
 
     def units(self, codes) -> list[str]:
         """Learnable units of some standard codes (canonical codes expected)."""

@@ -19,6 +19,7 @@ from engine.planner.targets import (
     check_due,
     in_place,
     item_allowed,
+    level_fit,
     presumed_prerequisites,
     readiness,
     review_due,
@@ -235,15 +236,7 @@ def _goal_fit(
         return 0.8
     if unit in route:
         return 0.6
-    return _level_fit(ctx, unit) if not goals else 0.0
-
-
-def _level_fit(ctx: PlanContext, unit: str) -> float:
-    """Without a goal, standards near the learner's grade level fit best (0.5 when the level is unknown)."""
-    grade = ctx.index.graph.standards[unit].grade_num
-    if ctx.level is None or grade is None:
-        return 0.5
-    return max(0.0, 1.0 - abs(grade - ctx.level) / 3.0)
+    return level_fit(ctx, unit) if not goals else 0.0
 
 
 def _modality_fit(item: Item, kind: str, cfg: PlannerConfig) -> float:

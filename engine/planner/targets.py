@@ -43,6 +43,8 @@ __all__ = [
     "contradicted",
     "explore_candidates",
     "next_probe",
+    "outer_fringe",
+    "level_fit",
     "goal_objectives",
     "in_place",
     "is_parked",
@@ -370,17 +372,15 @@ def select_targets(
                         )
                 add(_learn_or_test_out(ctx, unit, reasons, rank))
     elif not ctx.overrides.goal_locked:
-        for unit in index.order:
-            if unit not in placed and is_ready(unit):
-                add(_learn_or_test_out(ctx, unit, ready_reasons(ctx, unit, mastered), None))
+        for unit in outer_fringe(ctx, placed, is_ready):
+            add(_learn_or_test_out(ctx, unit, ready_reasons(ctx, unit, mastered), None))
     if (
         ctx.goal is not None
         and not any(t.kind in ("learn", "test_out") for t in targets)
         and not ctx.overrides.goal_locked
     ):  # the goal is done (or blocked): the outer fringe
-        for unit in index.order:
-            if unit not in placed and is_ready(unit):
-                add(_learn_or_test_out(ctx, unit, ready_reasons(ctx, unit, mastered), None))
+        for unit in outer_fringe(ctx, placed, is_ready):
+            add(_learn_or_test_out(ctx, unit, ready_reasons(ctx, unit, mastered), None))
 
     # Stalled: nothing mastered for a while and mostly failures. The graph may be wrong about the
     # standards the learner is stuck on: probe, one standard at a time and for a few attempts
@@ -534,6 +534,38 @@ def next_probe(
         return mean + _BONUS * math.sqrt(math.log(total) / (1 + prog.attempts))
 
     return max(pool, key=lambda u: (bound(u), -ctx.index.order[u]))
+
+
+#: standards of the outer fringe a learner without a goal is offered at a time
+FRINGE = 24
+
+
+def level_fit(ctx: PlanContext, unit: str) -> float:
+    """Closeness of ``unit`` to the learner's grade level (1 at the level, 0 three grades away;
+    0.5 when the level or the standard's grade is unknown)."""
+    return _fit(ctx.level, ctx.index.graph.standards[unit].grade_num)
+
+
+def _fit(level: float | None, grade: int | None) -> float:
+    return 0.5 if level is None or grade is None else max(0.0, 1.0 - abs(grade - level) / 3.0)
+
+
+def outer_fringe(ctx: PlanContext, placed: frozenset[str], is_ready: Callable[[str], bool]) -> list[str]:
+    """Without a goal (or with the goal done): the ready standards not in place, the ``FRINGE``
+    closest to the learner's level (the earliest in learning order among equally close ones), in
+    learning order. A whole graph's fringe spans every grade; scoring prefers the learner's level
+    anyway, and ranking the far ones costs every request, so grades are scanned nearest first."""
+    index = ctx.index
+    by_fit: dict[float, list[str]] = {}
+    for grade, units in index.units_by_grade.items():
+        by_fit.setdefault(_fit(ctx.level, grade), []).extend(units)
+    found: list[str] = []
+    for fit in sorted(by_fit, reverse=True):
+        ready = [u for u in by_fit[fit] if u not in placed and is_ready(u)]
+        found += sorted(ready, key=index.order.__getitem__)[: FRINGE - len(found)]
+        if len(found) >= FRINGE:
+            break
+    return sorted(found, key=index.order.__getitem__)
 
 
 def route_to_goal(ctx: PlanContext, placed: frozenset[str]) -> list[str]:
