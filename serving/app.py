@@ -263,6 +263,7 @@ def create_app(
             app.state.deployment.last_error = f"{type(exc).__name__}: {exc}"
             log.error("deployment settings not applied at start-up: %s", app.state.deployment.last_error)
         _warm_up(app.state.engine)
+        app.state.service.warm_up()
         # Graph, catalog and model are long-lived: keep them out of the collector's full passes,
         # which otherwise stall a request for tens of milliseconds now and then.
         gc.collect()

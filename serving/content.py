@@ -109,10 +109,16 @@ class TenantContent:
         """The tenant's own CASE framework, if it imported one."""
         return self._value(framework_setting(tenant), self.versions(tenant)["framework"], None)
 
+    def shared(self) -> Content:
+        """What a tenant without a catalog or framework of its own sees: the deployment's."""
+        return self._content("", {"catalog": 0, "framework": 0})
+
     def content(self, tenant: str) -> Content:
+        return self._content(tenant, self.versions(tenant))
+
+    def _content(self, tenant: str, versions: dict[str, int]) -> Content:
         engine = self.engine
         loaded = engine.models.current
-        versions = self.versions(tenant)
         shared = versions["catalog"] == 0 and versions["framework"] == 0
         key = (
             "" if shared else tenant,  # tenants without content of their own share the deployment's

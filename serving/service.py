@@ -33,7 +33,7 @@ from engine.planner.playlist import Rotation, plan_rotation
 from engine.roster import Roster, RosterBundle
 from engine.xapi import DEFAULT_VERBS
 from models.base import ModelFormatError, state_from_bytes, state_to_bytes
-from serving.content import TenantContent
+from serving.content import Content, TenantContent
 from serving.model_provider import LoadedModel, ModelHolder
 from serving.plans import forget_learner
 from serving.rosters import RosterStore, changes
@@ -201,7 +201,16 @@ class LearnerService:
     def core(self, tenant: str) -> ServedCore:
         """The learner core over what ``tenant`` sees: its catalog (with its own items) and the
         serving model."""
-        c = self.content.content(tenant)
+        return self._served(self.content.content(tenant))
+
+    def warm_up(self) -> None:
+        """Compute the starting state of every grade for the deployment's content before the first
+        request (a grade's particle belief takes tens of milliseconds to draw)."""
+        core = self._served(self.content.shared())
+        for grade in ("PK", "K", *map(str, range(1, 9)), "HS"):
+            core.new(0, grade)
+
+    def _served(self, c: Content) -> ServedCore:
         core = c.built.get("core")
         if core is None:  # one per content: its caches (a grade's starting state) outlive a request
             core = c.built.setdefault(
