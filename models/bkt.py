@@ -107,10 +107,16 @@ class GraphBKT(LearnerModel):
         """A state whose knowledge of the given standards is set (e.g. from a placement test)."""
         state = self.init_state() if state is None else {k: v.copy() for k, v in state.items()}
         p, index, leaves = state["p"], self.standard_index, self._leaves
+        found: dict[int, float] = {}  # leaf -> value, the last one given for it (as a loop would set)
         for code, value in priors.items():
             i = index.get(code)
             if i is not None:
-                p[leaves[i]] = min(max(float(value), 1e-4), 1 - 1e-4)
+                for leaf in leaves[i]:
+                    found[leaf] = value
+        if found:  # one vectorized assignment: a learner's first answers refresh hundreds of priors
+            rows = np.fromiter(found.keys(), dtype=np.int64, count=len(found))
+            values = np.fromiter(found.values(), dtype=np.float64, count=len(found))
+            p[rows] = np.clip(values, 1e-4, 1 - 1e-4)
         return state
 
     def update(self, state: LearnerState, event: Event) -> LearnerState:

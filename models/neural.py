@@ -76,6 +76,12 @@ def _prior_logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
+def _prior_logits(p: np.ndarray) -> np.ndarray:
+    """:func:`_prior_logit` of each value."""
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-4, 1 - 1e-4)
+    return np.log(p / (1 - p))
+
+
 def _logit(p: np.ndarray | float) -> np.ndarray:
     p = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
     return np.clip(np.log(p / (1 - p)), -_LOGIT_CLIP, _LOGIT_CLIP)
@@ -622,10 +628,12 @@ class NeuralModel(LearnerModel):
         offsets = state.get(PRIOR_KEY)
         offsets = np.zeros(self.n_standards + 1, dtype=np.float32) if offsets is None else offsets.copy()
         base = self._base_mastery()
-        for code, value in priors.items():
-            i = self.standard_index.get(code)
-            if i is not None:
-                offsets[i] = float(_prior_logit(value) - _prior_logit(base[i]))
+        index = self.standard_index
+        pairs = [(i, v) for code, v in priors.items() if (i := index.get(code)) is not None]
+        if pairs:  # vectorized: a learner's first answers refresh hundreds of priors each
+            rows = np.fromiter((i for i, _ in pairs), dtype=np.int64, count=len(pairs))
+            values = np.fromiter((v for _, v in pairs), dtype=np.float64, count=len(pairs))
+            offsets[rows] = _prior_logits(values) - _prior_logits(base[rows])
         state[PRIOR_KEY] = offsets
         return state
 
