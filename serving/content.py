@@ -148,6 +148,9 @@ class TenantContent:
         else:
             built = self._build(self.records(tenant), self.package(tenant), loaded)
         with self._lock:
+            # contents over a model no longer served go at once (each holds that model's encodings)
+            for stale in [k for k, c in self._cache.items() if c.loaded is not loaded]:
+                del self._cache[stale]
             self._cache[key] = built
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)

@@ -6,7 +6,7 @@ same activities step by step for the same events."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
@@ -23,7 +23,7 @@ from engine.simulation import Outcome
 from models.registry import for_graph
 from serving.app import build_engine, create_app
 from serving.auth import create_key
-from serving.service import learner_seed
+from serving.service import LearnerService, learner_seed
 from serving.stores import open_store
 from serving.views import recommendation_json
 
@@ -212,3 +212,22 @@ def _summary(r: dict) -> tuple:
         r["score"],
         tuple(a["item"]["id"] for a in r["alternatives"]),
     )
+
+
+def test_one_learner_core_per_content_none_kept_over_a_replaced_model(bundled_engine, tmp_path: Path) -> None:
+    """The core (and the caches it keeps, a grade's starting state) lives as long as what the
+    tenant sees; a model swap gives a new one, and nothing over the old model is kept."""
+    with open_store(f"sqlite:///{tmp_path / 'z.db'}") as store:
+        service = LearnerService(bundled_engine, store)
+        first = service.core("t1")
+        assert service.core("t1") is first and service.core("t2") is first  # no content of their own
+        first.new(0, "4")
+        assert 4.0 in first._primed
+        old = bundled_engine.models.current
+        bundled_engine.models.current = replace(old, version="swapped")
+        try:
+            second = service.core("t1")
+            assert second is not first and second.version == "swapped" and not second._primed
+            assert all(c.loaded is bundled_engine.models.current for c in service.content._cache.values())
+        finally:
+            bundled_engine.models.current = old
