@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -39,6 +40,13 @@ _SHAPE_CACHE: dict[int, tuple] = {}  # id(index) -> (index, units, positions, gr
 #: entries kept in each cache: every grade of a scale (K-12 and HS) for a couple of indexes, since a
 #: server asked for learners of many grades would otherwise draw a grade's particles again and again
 _CACHE_SIZE = 32
+
+
+def _remember(cache: dict, key: Any, value: tuple) -> None:
+    """Keep ``value`` under ``key``, dropping the oldest entry when the cache is full."""
+    if len(cache) >= _CACHE_SIZE:
+        cache.pop(next(iter(cache)))
+    cache[key] = value
 
 
 @dataclass(frozen=True)
@@ -113,9 +121,7 @@ class Placement:
                 names,
                 np.array([column[d] for d in domains]),
             )
-            if len(_SHAPE_CACHE) >= _CACHE_SIZE:
-                _SHAPE_CACHE.pop(next(iter(_SHAPE_CACHE)))
-            _SHAPE_CACHE[id(self.index)] = shape
+            _remember(_SHAPE_CACHE, id(self.index), shape)
         # the units, grade scale and domains of an index: computed once, shared read-only
         _, self.units, self._pos, self._scale, self._domains, self._domain_of = shape
         key = (id(self.index), self.config, self.seed, self.grade_hint)
@@ -127,9 +133,7 @@ class Placement:
             for array in (theta, known, bands, weights_of):
                 array.flags.writeable = False
             cached = (self.index, theta, known, grades, bands, weights_of)
-            if len(_PRIOR_CACHE) >= _CACHE_SIZE:
-                _PRIOR_CACHE.pop(next(iter(_PRIOR_CACHE)))
-            _PRIOR_CACHE[key] = cached
+            _remember(_PRIOR_CACHE, key, cached)
         # the prior cloud depends only on (index, config, seed, hint): drawn once, shared read-only
         _, self._theta, self._known, self._grades, self._bands, self._known_f = cached
         self._logw = np.zeros(len(self._theta))

@@ -34,7 +34,6 @@ def plan_school(config_json: str, store_url: str, tenant: str, date: str, class_
     once per worker process). Returns the classes planned."""
     from configs import ZPDConfig
     from serving.app import build_engine
-    from serving.rosters import RosterStore
     from serving.service import LearnerService
     from serving.stores import open_store
     from serving.views import rotation_json, status_json
@@ -44,10 +43,9 @@ def plan_school(config_json: str, store_url: str, tenant: str, date: str, class_
         engine = _ENGINES[config_json] = build_engine(ZPDConfig.model_validate_json(config_json))
     planned = []
     with open_store(store_url) as store:
-        service = LearnerService(engine, store)
         # a district's roster is parsed once per worker, not once per school (it is checked
         # against the stored version on every read)
-        service.rosters = RosterStore(store, _ROSTERS.setdefault(store_url, {}))
+        service = LearnerService(engine, store, roster_cache=_ROSTERS.setdefault(store_url, {}))
         roster = service.roster(tenant)
         for class_id in class_ids:
             students = roster.members(class_id, "student")

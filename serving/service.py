@@ -165,11 +165,19 @@ class LearnerLocks:
 
 
 class LearnerService:
-    def __init__(self, engine: Engine, store: LearnerStore, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        engine: Engine,
+        store: LearnerStore,
+        clock: Callable[[], float] = time.time,
+        roster_cache: dict[str, tuple[int, Roster]] | None = None,
+    ):
+        """``roster_cache`` may be shared by the services of one process over the same store (a
+        batch worker opens the store per task but parses a district's roster once)."""
         self.engine, self.store, self.clock = engine, store, clock
         self.locks = LearnerLocks()
         self.content = TenantContent(engine, store, engine.config.serving.sync_s)
-        self.rosters = RosterStore(store)
+        self.rosters = RosterStore(store, roster_cache)
         x = engine.config.xapi
         self.xapi = XapiOptions(
             verbs={**DEFAULT_VERBS, **x.verbs},

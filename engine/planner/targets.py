@@ -42,13 +42,13 @@ __all__ = [
     "confirmed",
     "contradicted",
     "explore_candidates",
-    "next_probe",
-    "outer_fringe",
-    "level_fit",
     "goal_objectives",
     "in_place",
     "is_parked",
     "item_allowed",
+    "level_fit",
+    "next_probe",
+    "outer_fringe",
     "presumed_prerequisites",
     "readiness",
     "review_due",
@@ -455,16 +455,15 @@ def _failing(ctx: PlanContext, unit: str) -> bool:
 
 def contradicted(
     ctx: PlanContext, mastered: frozenset[str], placed: frozenset[str], presumed: Mapping[str, str]
-) -> str | None:
+) -> bool:
     """A standard the learner mastered from their own answers although a prerequisite the graph
     lists for it is not in place: the graph is wrong for this learner somewhere, so a stall is
     taken for one sooner (a third of ``stall_after``, whatever the learner's pace)."""
-    for unit in mastered:
-        if ctx.progress.get(unit).mastered_by == "evidence" and any(
-            p not in placed for p in prerequisites(ctx, unit, presumed)
-        ):
-            return unit
-    return None
+    return any(
+        ctx.progress.get(unit).mastered_by == "evidence"
+        and any(p not in placed for p in prerequisites(ctx, unit, presumed))
+        for unit in mastered
+    )
 
 
 def _learning(ctx: PlanContext, unit: str) -> bool:
@@ -474,9 +473,7 @@ def _learning(ctx: PlanContext, unit: str) -> bool:
     return len(recent) >= 3 and 3 * sum(1 for r in recent if r >= 0.5) >= len(recent)
 
 
-def explore_candidates(
-    ctx: PlanContext, placed: frozenset[str], presumed: Mapping[str, str], goal_set: set[str]
-) -> list[str]:
+def explore_candidates(ctx: PlanContext, placed: frozenset[str], goal_set: set[str]) -> list[str]:
     """Standards to explore when the plan is stalled: not mastered, not in place, with items, not
     parked; on the way to the goal when there is one (its units and their ancestors); in
     learning order."""
@@ -513,7 +510,7 @@ def next_probe(
     standard shows signs of learning (:func:`_learning`: the learner is slow there, not blocked)."""
     if any(_learning(ctx, u) for u in stuck):
         return None
-    pool = dict.fromkeys([*stuck, *explore_candidates(ctx, placed, presumed, goal_set)])
+    pool = dict.fromkeys([*stuck, *explore_candidates(ctx, placed, goal_set)])
     if not pool:
         return None
     units = ctx.index.item_units
