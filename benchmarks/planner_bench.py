@@ -137,6 +137,21 @@ HISTORY = [
         "wrong chain 0.575, dag 0.854",
     ),
     (
+        "the goal standard whose work the last activity was on stays the first objective (one failure no "
+        "longer reorders the objectives by estimated cost, which sent learners hopping between standards); a "
+        "streak-mastered prerequisite is re-checked only once failures on its dependent pull it below the "
+        "ready threshold (was: below the mastery threshold); when nothing new is ready, the least secure "
+        "mastered standard is reviewed (was: nothing to recommend); stall_after 18",
+        "correct graphs: chain 0.800 -> 0.812 (kt-fringe 0.811), dag 0.914 -> 0.933 (0.933), transfer 0.154 -> "
+        "0.159 (0.169); wrong graphs: chain 0.575 -> 0.560, dag 0.867 -> 0.847, transfer 0.050 -> 0.052; "
+        "coherence, seed 0: 0.205 / 0.195 -> 0.207 / 0.200 (stall_after 15: correct chain 0.807, dag 0.930, "
+        "wrong chain 0.582, dag 0.852)",
+    ),
+    (
+        "mastery on 3 in a row (over-learning before a dependent starts)",
+        "transfer, correct graph: 0.159 -> 0.163 (kt-fringe 0.169), but chain, correct graph: 0.807 -> 0.775",
+    ),
+    (
         "the graph prior halved per missing ancestor instead of per missing listed prerequisite (seed 0, "
         "stall_after 10)",
         "correct chain 0.589 against 0.577, but wrong chain 0.337 against 0.383: a standard the wrong graph "
@@ -274,7 +289,7 @@ def ablations(graph, catalog, planner: PlannerConfig, model: LearnerModel, args)
             zpd_factory(cfg(ready_threshold=0.90), model),
         ),
         "stall0": ("never explore when learning stalls (stall_after 0)", zpd_factory(cfg(stall_after=0), model)),
-        "stall10": ("a stall taken after 10 activities (was the default)", zpd_factory(cfg(stall_after=10), model)),
+        "stall15": ("a stall taken after 15 activities (was the default)", zpd_factory(cfg(stall_after=15), model)),
         "locality0": (
             "no preference for the last activity's graph neighbours (locality weight 0)",
             zpd_factory(cfg(weights={**planner.weights, "locality": 0.0}), model),

@@ -123,7 +123,7 @@ class PlannerConfig(_Section):
     objectives: int = 3
     presume_missing: bool = True
     park_after: int = 5
-    stall_after: int = 15
+    stall_after: int = 18
     park_for: int = 10
     reverify_after_s: float = 86_400.0
     review_interval_s: float = 2 * 86_400.0

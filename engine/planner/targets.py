@@ -167,7 +167,7 @@ def unverified_prerequisite(
         if (
             p in mastered
             and prog.verified_at is None
-            and (prog.mastered_by != "evidence" or ctx.mastery.get(p, 0.0) < cfg.mastery_threshold)
+            and (prog.mastered_by != "evidence" or ctx.mastery.get(p, 0.0) < cfg.ready_threshold)
         ):
             suspects.append(p)
     return min(suspects, key=lambda p: (ctx.mastery.get(p, 0.0), ctx.index.order[p])) if suspects else None
@@ -234,7 +234,9 @@ def goal_objectives(
     is likely known and ready (test-out) or, recursively, its own frontier. Prerequisites shared
     by several goal standards are verified once and serve them all; the estimate counts a check
     as one activity and a standard to learn as ``activities_per_standard`` times P(not known).
-    Goal standards the learner is stuck on (:func:`is_parked`) come after all the others."""
+    The goal standard whose frontier the last activity was on stays first (a failure raises its
+    estimate, but a learner who hops to another standard after each failure finishes nothing);
+    goal standards the learner is stuck on (:func:`is_parked`) come after all the others."""
     cfg, index = ctx.config, ctx.index
     mastered = ctx.progress.mastered
     per = cfg.activities_per_standard
@@ -261,16 +263,19 @@ def goal_objectives(
         return memo[unit]
 
     goals = goal_set if goal_set is not None else set(goal_units(ctx))
-    found: list[tuple[float, int, str, list[str]]] = []  # (cost, order, unit, work)
-    parked: list[tuple[float, int, str, list[str]]] = []
+    recent = ctx.progress.recent_items
+    last = set(index.item_units.get(recent[-1], ())) if recent else set()
+    found: list[tuple[bool, float, int, str, list[str]]] = []  # (not current, cost, order, unit, work)
+    parked: list[tuple[bool, float, int, str, list[str]]] = []
     for unit in goal_units(ctx):
         if unit in goals and unit not in mastered:
             cost, work = frontier(unit)
             if work:
-                (parked if is_parked(ctx, unit) else found).append((cost, index.order[unit], unit, work))
+                current = not last.isdisjoint(work)
+                (parked if is_parked(ctx, unit) else found).append((not current, cost, index.order[unit], unit, work))
     found.sort()
     parked.sort()
-    return [(unit, cost, work) for cost, _, unit, work in found + parked]
+    return [(unit, cost, work) for _, cost, _, unit, work in found + parked]
 
 
 def is_parked(ctx: PlanContext, unit: str) -> bool:
@@ -428,6 +433,18 @@ def select_targets(
             last_review = ctx.progress.get(unit).last_review
             assert last_review is not None  # review_due is 0 for a unit never reviewed
             add(Target(unit, "review", [f"review due: {unit} last reviewed {ago(ctx.now - last_review)} ago"]))
+    if not targets and mastered:  # nothing new is ready: strengthen the least secure mastery
+        unit = min(mastered, key=lambda u: (ctx.mastery.get(u, 0.0), ctx.progress.get(u).streak, index.order[u]))
+        add(
+            Target(
+                unit,
+                "review",
+                [
+                    f"nothing new is ready: review of {unit}, the least secure mastered standard "
+                    f"(P(mastered) {ctx.mastery.get(unit, 0.0):.2f})"
+                ],
+            )
+        )
     return targets, flags
 
 

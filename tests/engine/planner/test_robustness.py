@@ -12,7 +12,7 @@ from engine.graph import Standard, StandardsGraph
 from engine.learner import LearnerCore, Observation
 from engine.planner.context import Goal
 from engine.planner.index import PlannerIndex
-from engine.planner.targets import PROBE
+from engine.planner.targets import PROBE, goal_objectives, in_place
 from engine.simulation import BASELINES
 from engine.simulation.worlds import make_world, run_world
 from models.bkt import GraphBKT
@@ -141,6 +141,43 @@ def test_a_graph_without_grades_plans_from_its_roots() -> None:
     assert c.model.mastery(with_grade.state) == c.model.mastery(without.state)  # no grade scale: flat
     assert c.belief(with_grade.meta) is None
     assert [r.standard for r in c.recommend(with_grade, 0.0, n=3).recommendations] == ["A"]
+
+
+def test_one_failure_does_not_send_the_learner_to_another_goal_standard() -> None:
+    """Two goal standards on the same root: after a failure on the one they started, the learner
+    keeps at it (a failure is expected while learning) instead of hopping to the other one, which
+    a world with local transfer would not teach from there."""
+    weights = {**load_config().planner.weights, "locality": 0.0}  # not held there by locality
+    c = core(practice_only("ABC", [("A", "B"), ("A", "C")]), weights=weights)
+    learner = c.new(0, goal=Goal(("B", "C")))
+    t = 0.0
+    for _ in range(3):
+        answer(c, learner, "A-1" if t % 120 else "A-2", True, t)
+        t += 60.0
+    assert "A" in learner.progress.mastered
+    first = c.recommend(learner, t).recommendations[0]
+    assert first.standard in ("B", "C")
+    answer(c, learner, first.item.id, False, t)
+    ctx = c.context(learner, t + 60.0)
+    objectives = goal_objectives(ctx, in_place(ctx, learner.progress.mastered))
+    assert objectives[0][0] == first.standard  # although its estimated cost is now the higher one
+    assert objectives[0][1] > objectives[1][1]
+    assert c.recommend(learner, t + 60.0).recommendations[0].standard == first.standard
+
+
+def test_a_learner_with_everything_mastered_reviews_the_least_secure_standard() -> None:
+    c = core(practice_only("AB", [("A", "B")]))
+    learner = c.new(0, goal=Goal(("B",)))
+    t = 0.0
+    for item in ("A-1", "A-2", "A-1", "A-2", "B-1", "B-2"):
+        answer(c, learner, item, True, t)
+        t += 60.0
+    assert learner.progress.mastered == {"A", "B"}
+    mastery = c.model.mastery(learner.state)
+    least = min(("A", "B"), key=lambda u: mastery[u])
+    rec = c.recommend(learner, t).recommendations[0]
+    assert (rec.standard, rec.kind) == (least, "review")
+    assert "least secure" in rec.reasons[0]
 
 
 def test_a_goal_the_catalog_cannot_reach_is_flagged() -> None:
