@@ -83,6 +83,34 @@ def test_a_class_goal_a_rotation_and_roster_grades(rostered) -> None:
     assert len(rotation.json()["playlists"]) == 15
 
 
+def test_roster_grades_are_written_in_chunks_and_a_learner_with_answers_keeps_them(any_api, monkeypatch) -> None:
+    """The import writes grades a chunk of students at a time; a student who already answered
+    is rebuilt from their log under the new starting belief, answers kept."""
+    import serving.service
+
+    monkeypatch.setattr(serving.service, "ROSTER_CHUNK", 7)
+    api = any_api
+    event = {
+        "id": "e-1",
+        "learner_id": "stu-1003",
+        "item_id": "gen-K.CC.A.1-check",
+        "correct": True,
+        "timestamp": "2026-12-01T10:00:00Z",
+    }
+    assert api.client.post("/v1/events", json=[event], headers=api.h()).status_code == 200
+    result = api.client.post("/v1/rosters", content=bundle_zip(), headers={**api.h(), **ZIP}).json()
+    assert result["grades_set"] == 30
+    grades = {
+        m["learner_id"]: m["grade"]
+        for c in ("class-4a", "class-5b")
+        for m in api.client.get(f"/v1/classes/{c}", headers=api.h()).json()["members"]
+        if m["role"] == "student"
+    }
+    assert len(grades) == 30 and set(grades.values()) == {"4", "5"}
+    profile = api.client.get("/v1/learners/stu-1003/profile", headers=api.h()).json()
+    assert profile["grade"] == grades["stu-1003"] and profile["events"] == 1
+
+
 def test_deleting_a_learner_erases_the_roster_entry(rostered) -> None:
     api, _ = rostered
     assert api.client.delete("/v1/learners/stu-1001", headers=api.h()).status_code == 200
