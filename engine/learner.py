@@ -27,7 +27,7 @@ observations, so :meth:`LearnerCore.rebuild` over the event log gives exactly th
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -105,6 +105,42 @@ class StateModel(Protocol):
     def encode_items(self, items: Sequence[ItemSpec]) -> Any: ...
 
     def predict(self, state: dict[str, np.ndarray], items: Any) -> np.ndarray: ...
+
+    def predict_at(self, state: dict[str, np.ndarray], items: Any, positions: np.ndarray) -> np.ndarray: ...
+
+
+class CatalogPredictions:
+    """P(success) over a catalog encoded once, in segments (a deployment's catalog, then a
+    tenant's own items), each encoded by its model: of every item, or of the items at some
+    positions only (a request ranks a few candidates, not the catalog)."""
+
+    def __init__(self, segments: Sequence[tuple[StateModel, Any]]):
+        self.segments = [(model, batch) for model, batch in segments if len(batch)] or list(segments[:1])
+        self.bounds = np.cumsum([0, *(len(batch) for _, batch in self.segments)])
+        self.item_pos = {item: k for k, item in enumerate(i for _, batch in self.segments for i in batch.item_ids)}
+
+    def __len__(self) -> int:
+        return int(self.bounds[-1])
+
+    def extended(self, model: StateModel, batch: Any) -> CatalogPredictions:
+        """These predictions plus ``batch`` (encoded by ``model``) after them."""
+        return CatalogPredictions([*self.segments, (model, batch)])
+
+    def all(self, state: dict[str, np.ndarray]) -> np.ndarray:
+        parts = [model.predict(state, batch) for model, batch in self.segments]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def at(self, state: dict[str, np.ndarray], positions: np.ndarray) -> np.ndarray:
+        """``all(state)[positions]``."""
+        if len(self.segments) == 1:
+            model, batch = self.segments[0]
+            return model.predict_at(state, batch, positions)
+        out = np.empty(len(positions))
+        for (model, batch), low, high in zip(self.segments, self.bounds[:-1], self.bounds[1:]):
+            inside = (positions >= low) & (positions < high)
+            if inside.any():
+                out[inside] = model.predict_at(state, batch, positions[inside] - low)
+        return out
 
 
 # ---------------------------------------------------------------------------- records
@@ -329,8 +365,8 @@ class LearnerProfile:
 class LearnerCore:
     """The operations on a learner, for one graph, catalog, planner configuration and model.
 
-    ``predict_all(state)`` gives P(success) of every catalog item in ``item_pos`` order; without
-    it the core encodes the catalog once with the model. ``placement`` configures entry
+    ``predictions`` give P(success) over the catalog (encoded once, shared by the cores over
+    one content); without them the core encodes the catalog with the model. ``placement`` configures entry
     diagnostics (and the belief once one started); ``grade_prior`` the belief of a learner whose
     grade is known.
     """
@@ -340,8 +376,7 @@ class LearnerCore:
         index: PlannerIndex,
         config: PlannerConfig,
         model: StateModel,
-        predict_all: Callable[[dict[str, np.ndarray]], np.ndarray] | None = None,
-        item_pos: Mapping[str, int] | None = None,
+        predictions: CatalogPredictions | None = None,
         placement: PlacementConfig = PlacementConfig(),
         grade_prior: PlacementConfig = KNOWN_GRADE_PRIOR,
     ):
@@ -349,12 +384,10 @@ class LearnerCore:
         # a graph without grade levels has no grade scale to place a learner on: flat prior
         self.graded = any(index.graph.standards[u].grade_num is not None for u in index.order)
         self.placement_config, self.grade_prior = placement, grade_prior
-        if predict_all is None or item_pos is None:
+        if predictions is None:
             specs = [ItemSpec(i.id, i.standards, i.difficulty) for i in index.catalog]
-            batch = model.encode_items(specs)
-            predict_all = _predictor(model, batch)
-            item_pos = {spec.item_id: k for k, spec in enumerate(specs)}
-        self.predict_all, self.item_pos = predict_all, item_pos
+            predictions = CatalogPredictions([(model, model.encode_items(specs))])
+        self.predictions = predictions
         self._primed: dict[float, dict[str, np.ndarray]] = {}  # grade -> the starting state before evidence
 
     # ------------------------------------------------------------------ creating
@@ -592,11 +625,13 @@ class LearnerCore:
         learner's own, advanced by each activity: the same learner at the same point gets the
         same plan."""
         state, meta = learner.state, learner.meta
-        probs = self.predict_all(state)
-        pos = self.item_pos
+        predictions = self.predictions
+        pos = predictions.item_pos
 
         def predict(items: Sequence[Item]) -> np.ndarray:
-            return np.array([probs[pos[i.id]] if i.id in pos else self._predict_one(state, i) for i in items])
+            if all(i.id in pos for i in items):  # the catalog's items: only these are predicted
+                return predictions.at(state, np.fromiter((pos[i.id] for i in items), np.int64, len(items)))
+            return np.array([self._predict_one(state, i) for i in items])
 
         rng = np.random.default_rng([meta.seed & 0xFFFFFFFF, meta.progress.activities])
         return PlanContext(
@@ -698,10 +733,3 @@ def _hint(meta: LearnerMeta) -> float | None:
         return grade_hint(meta.grade)
     except GradeError:
         return None
-
-
-def _predictor(model: StateModel, batch: Any) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
-    def predict_all(state: dict[str, np.ndarray]) -> np.ndarray:
-        return model.predict(state, batch)
-
-    return predict_all

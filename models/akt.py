@@ -222,6 +222,8 @@ class AKTModel(NeuralModel):
         f32 = np.float32
         return {"ek": ek.astype(f32), "ev": ev.astype(f32), "rk": rk.astype(f32), "rv": rv.astype(f32), "n": n}
 
+    item_axis: ClassVar[Mapping[str, int]] = {"query": 1}  # (H, N, D/H)
+
     def prepare_candidates(self, w: Mapping[str, np.ndarray], cand: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         _, heads, dh = self._shape
         q, mu = rasch_numpy(w, "embed", cand["item"], cand["standards"], cand["difficulty"])  # (N, D), (N,)

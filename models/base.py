@@ -96,6 +96,19 @@ class LearnerModel(ABC):
     def predict(self, state: LearnerState, items: ItemBatch) -> np.ndarray:
         """P(correct) for each encoded item, shape (len(items),), float64 in (0, 1)."""
 
+    def take(self, items: ItemBatch, positions: np.ndarray) -> ItemBatch | None:
+        """The items at ``positions`` (repeats allowed) of an encoded batch, as a batch of their
+        own, without encoding again: a request predicts its few candidates, not the catalog.
+        None when the model cannot cut its batches (callers then predict all and pick)."""
+        return None
+
+    def predict_at(self, state: LearnerState, items: ItemBatch, positions: np.ndarray) -> np.ndarray:
+        """``predict(state, items)[positions]``, predicting only those items where :meth:`take` can."""
+        if not len(positions):
+            return np.empty(0)
+        part = self.take(items, positions)
+        return self.predict(state, items)[positions] if part is None else self.predict(state, part)
+
     @abstractmethod
     def mastery(self, state: LearnerState) -> dict[str, float]:
         """P(mastered) for every standard the model knows."""

@@ -195,6 +195,24 @@ class GraphBKT(LearnerModel):
         logit = np.log(prob / (1 - prob)) + a["shift"]
         return 1.0 / (1.0 + np.exp(-logit))
 
+    def take(self, items: ItemBatch, positions: np.ndarray) -> ItemBatch:
+        a = items.arrays
+        owner = a["owner"]  # ascending: an item's groups are contiguous
+        starts = np.searchsorted(owner, positions, side="left")
+        lengths = np.searchsorted(owner, positions, side="right") - starts
+        rows = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
+        return ItemBatch(
+            items.model_id,
+            tuple(map(items.item_ids.__getitem__, positions.tolist())),
+            {
+                "index": a["index"][rows],
+                "weight": a["weight"][rows],
+                "owner": np.repeat(np.arange(len(positions)), lengths),
+                "shift": a["shift"][positions],
+                "known": a["known"][positions],
+            },
+        )
+
     def mastery(self, state: LearnerState) -> dict[str, float]:
         return dict(zip(self.standards, state["p"][self._leaf_matrix].min(axis=1).tolist()))
 

@@ -85,7 +85,8 @@ class HybridModel(LearnerModel):
         return ItemBatch(
             self._model_id,
             tuple(i.item_id for i in items),
-            {"mask": mask, "trained": trained, "fallback": fallback},  # type: ignore[dict-item]
+            # "rank": each item's position in its part's batch (what ``take`` cuts by)
+            {"mask": mask, "rank": _ranks(mask), "trained": trained, "fallback": fallback},  # type: ignore[dict-item]
         )
 
     def predict(self, state: LearnerState, items: ItemBatch) -> np.ndarray:
@@ -99,6 +100,19 @@ class HybridModel(LearnerModel):
         if (~mask).any():
             out[~mask] = self.fallback.predict(f, cast(ItemBatch, a["fallback"]))
         return out
+
+    def take(self, items: ItemBatch, positions: np.ndarray) -> ItemBatch | None:
+        a = items.arrays
+        picked, rank = a["mask"][positions], a["rank"][positions]
+        trained = self.trained.take(cast(ItemBatch, a["trained"]), rank[picked])
+        fallback = self.fallback.take(cast(ItemBatch, a["fallback"]), rank[~picked])
+        if trained is None or fallback is None:
+            return None
+        return ItemBatch(
+            items.model_id,
+            tuple(map(items.item_ids.__getitem__, positions.tolist())),
+            {"mask": picked, "rank": _ranks(picked), "trained": trained, "fallback": fallback},  # type: ignore[dict-item]
+        )
 
     def mastery(self, state: LearnerState) -> dict[str, float]:
         """Graph BKT's P(known) for every standard (it sees every event). The trained part's own
@@ -122,6 +136,11 @@ class HybridModel(LearnerModel):
 
 def _join(trained: LearnerState, fallback: LearnerState) -> LearnerState:
     return {**{f"t.{k}": v for k, v in trained.items()}, **{f"f.{k}": v for k, v in fallback.items()}}
+
+
+def _ranks(mask: np.ndarray) -> np.ndarray:
+    """Each item's position among the items on its side of ``mask``."""
+    return np.where(mask, np.cumsum(mask) - 1, np.cumsum(~mask) - 1)
 
 
 def _split(state: LearnerState) -> tuple[LearnerState, LearnerState]:

@@ -681,6 +681,20 @@ class NeuralModel(LearnerModel):
             logits = logits + offsets[standards].sum(axis=1) / real
         return 1.0 / (1.0 + np.exp(-logits))
 
+    #: the axis along which each encoded candidate array runs over items (0 unless named here)
+    item_axis: ClassVar[Mapping[str, int]] = {}
+
+    def take(self, items: ItemBatch, positions: np.ndarray) -> ItemBatch:
+        axes = self.item_axis
+        return ItemBatch(
+            items.model_id,
+            tuple(map(items.item_ids.__getitem__, positions.tolist())),
+            {
+                key: value if value.ndim == 0 else np.take(value, positions, axis=axes.get(key, 0))
+                for key, value in items.arrays.items()
+            },
+        )
+
     def _predict_logits(self, state: LearnerState, items: ItemBatch) -> np.ndarray:
         w = self.serving_weights()
         cand = items.arrays

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import LearnerState, ModelFormatError
+from models.base import ItemBatch, LearnerState, ModelFormatError
 from models.neural import Attempt, NeuralModel, RaschEmbedding, SequenceBatch, rasch_numpy, sigmoid
 
 __all__ = ["ZPDModel"]
@@ -284,6 +284,14 @@ class ZPDModel(NeuralModel):
         rows, cols = np.nonzero(cand["standards"] != self.n_standards)
         cand["pair_row"], cand["pair_std"] = rows.astype(np.int64), cand["standards"][rows, cols]
         return cand
+
+    def take(self, items: ItemBatch, positions: np.ndarray) -> ItemBatch:
+        per_item = {k: v for k, v in items.arrays.items() if k not in ("pair_row", "pair_std")}
+        part = super().take(ItemBatch(items.model_id, items.item_ids, per_item), positions)
+        arrays = dict(part.arrays)
+        rows, cols = np.nonzero(arrays["standards"] != self.n_standards)
+        arrays["pair_row"], arrays["pair_std"] = rows.astype(np.int64), arrays["standards"][rows, cols]
+        return ItemBatch(part.model_id, part.item_ids, arrays)
 
     def score(self, state: LearnerState, w: Mapping[str, np.ndarray], cand: Mapping[str, np.ndarray]) -> np.ndarray:
         _check_state(state)

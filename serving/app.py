@@ -181,7 +181,7 @@ def _warm_up(engine: Engine) -> None:
     loaded = engine.models.current
     assert loaded is not None  # an engine's holder always has a model (build_engine loads one)
     state = loaded.model.init_state()
-    loaded.predict_all(state)
+    loaded.predictions.all(state)
     loaded.model.mastery(state)
 
 

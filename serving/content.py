@@ -21,16 +21,16 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import orjson
 
 from engine.case import CaseOptions, parse_case
 from engine.catalog import Catalog, CatalogError, Item, parse_item
 from engine.graph import StandardsGraph
+from engine.learner import CatalogPredictions
 from engine.planner.index import PlannerIndex
 from models.base import ItemSpec, LearnerModel
 from models.registry import for_graph
@@ -62,8 +62,7 @@ class Content:
     loaded: LoadedModel
     model: LearnerModel
     version: str
-    predict_all: Callable[[dict[str, np.ndarray]], np.ndarray]
-    item_pos: Mapping[str, int]
+    predictions: CatalogPredictions  # P(success) over ``catalog``
     own: frozenset[str]  # the tenant's own item ids
     #: objects built over this content once and reused by every request (the served learner core)
     built: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
@@ -141,8 +140,7 @@ class TenantContent:
                 loaded,
                 loaded.model,
                 loaded.version,
-                loaded.predict_all,
-                loaded.item_pos,
+                loaded.predictions,
                 frozenset(),
             )
         else:
@@ -173,16 +171,8 @@ class TenantContent:
             for item in own:
                 catalog.upsert(item)
             index = engine.index.extended(own, catalog)
-            model, base_predict = loaded.model, loaded.predict_all
+            model = loaded.model
             batch = model.encode_items([ItemSpec(i.id, i.standards, i.difficulty) for i in own])
-            positions = dict(loaded.item_pos)
-            positions.update({item.id: len(loaded.item_pos) + k for k, item in enumerate(own)})
-
-            def predict_all(state: dict[str, np.ndarray]) -> np.ndarray:
-                return (
-                    np.concatenate([base_predict(state), model.predict(state, batch)]) if own else base_predict(state)
-                )
-
             return Content(
                 graph,
                 catalog,
@@ -190,8 +180,7 @@ class TenantContent:
                 loaded,
                 model,
                 loaded.version,
-                predict_all,
-                positions,
+                loaded.predictions.extended(model, batch),
                 frozenset(i.id for i in own),
             )
         # a framework of its own: the shared items aligned to it, the tenant's, and a model over its graph
@@ -203,10 +192,6 @@ class TenantContent:
         specs = [ItemSpec(i.id, i.standards, i.difficulty) for i in catalog]
         encoded = model.encode_items(specs)
         digest = hashlib.sha256(orjson.dumps(package, option=orjson.OPT_SORT_KEYS)).hexdigest()[:8]
-
-        def predict_own_graph(state: dict[str, np.ndarray]) -> np.ndarray:
-            return model.predict(state, encoded)
-
         return Content(
             graph,
             catalog,
@@ -214,8 +199,7 @@ class TenantContent:
             loaded,
             model,
             f"{loaded.version}~{digest}",
-            predict_own_graph,
-            {spec.item_id: k for k, spec in enumerate(specs)},
+            CatalogPredictions([(model, encoded)]),
             frozenset(i.id for i in own),
         )
 

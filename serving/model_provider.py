@@ -21,12 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from configs import GateConfig
 from engine.catalog import Catalog
 from engine.graph import StandardsGraph
-from models.base import Event, ItemBatch, ItemSpec, LearnerModel
+from engine.learner import CatalogPredictions
+from models.base import Event, ItemSpec, LearnerModel
 from models.bkt import GraphBKT
 from models.gate import GateReport, check_model, compare
 from models.registry import load_model
@@ -47,13 +46,9 @@ class LoadedModel:
     version: str
     source: str
     loaded_at: float
-    batch: ItemBatch
-    item_pos: dict[str, int]
+    predictions: CatalogPredictions  # P(success) over the catalog, encoded once
     gate: dict[str, Any] | None = None  # the promotion gate's report
     forced: str | None = None  # the reason given to serve it although it failed the gate
-
-    def predict_all(self, state: dict[str, np.ndarray]) -> np.ndarray:
-        return self.model.predict(state, self.batch)
 
 
 def _digest(folder: Path) -> str:
@@ -269,8 +264,7 @@ class ModelHolder:
             version,
             source,
             time.time(),
-            batch,
-            {i: k for k, i in enumerate(batch.item_ids)},
+            CatalogPredictions([(model, batch)]),
             report.to_json(),
             force_reason,
         )
@@ -336,8 +330,7 @@ class ModelHolder:
                     cur.version,
                     cur.source,
                     cur.loaded_at,
-                    batch,
-                    {i: k for k, i in enumerate(batch.item_ids)},
+                    CatalogPredictions([(cur.model, batch)]),
                     cur.gate,
                     cur.forced,
                 )

@@ -78,9 +78,7 @@ class Engine:
 
     def core(self, loaded: LoadedModel) -> LearnerCore:
         """The learner core over the current graph, catalog and ``loaded`` model (cheap: no copying)."""
-        return LearnerCore(
-            self.index, self.config.planner, loaded.model, loaded.predict_all, loaded.item_pos, self.placement
-        )
+        return LearnerCore(self.index, self.config.planner, loaded.model, loaded.predictions, self.placement)
 
 
 _IDENTIFIERS: dict[int, tuple[StandardsGraph, dict[str, str]]] = {}
@@ -229,8 +227,7 @@ class LearnerService:
                     c.index,
                     self.engine.config.planner,
                     c.model,
-                    c.predict_all,
-                    c.item_pos,
+                    c.predictions,
                     self.engine.placement,
                     loaded=c.loaded,
                     version=c.version,

@@ -111,6 +111,19 @@ def test_shapes_and_ranges(factory) -> None:
     assert all(0.0 <= v <= 1.0 for v in mastery.values())
 
 
+def test_predicting_some_items_equals_picking_them_from_all(factory) -> None:
+    """A request predicts its candidates only (``take``): the same numbers as predicting the
+    whole batch and picking, for any positions, repeats and multi-standard items included."""
+    model = factory(0)
+    specs = [*CANDIDATES, ItemSpec("item-6", ("A", "P.a", "C"), 0.3), ItemSpec("item-7", ("B", "P"), None)]
+    batch = model.encode_items(specs)
+    for state in (model.init_state(), model.replay(history(2)), model.state_with_priors({"A": 0.9, "C": 0.2})):
+        full = model.predict(state, batch)
+        for positions in ([7, 0, 6, 6, 2], [3], list(range(len(specs)))[::-1], []):
+            at = np.asarray(positions, dtype=np.int64)
+            assert np.allclose(model.predict_at(state, batch, at), full[at], rtol=1e-6, atol=1e-9)
+
+
 def test_deterministic_under_a_seed(factory) -> None:
     a, b = factory(7), factory(7)
     events = history(2)
