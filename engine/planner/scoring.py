@@ -47,11 +47,16 @@ class Candidate:
     standard: str
     kind: str  # pinned | remediation | recheck | learn | test_out | reverify | review
     p_success: float
-    components: dict[str, float]
+    values: tuple[float, ...]  # the score components, in ``SCORE_COMPONENTS`` order
     score: float
     why: tuple[str, ...] = ()  # the target's own reasons; ``reasons`` adds the item's
     band: tuple[float, float] = (0.6, 0.85)
     interests: frozenset[str] = frozenset()
+
+    @cached_property
+    def components(self) -> dict[str, float]:
+        """The score components by name (built on demand: most candidates are never shown)."""
+        return dict(zip(SCORE_COMPONENTS, self.values))
 
     @cached_property
     def reasons(self) -> tuple[str, ...]:
@@ -61,12 +66,11 @@ class Candidate:
         )
 
 
-def _band_fit(p: float, band: tuple[float, float]) -> float:
+def _band_fits(p: np.ndarray, band: tuple[float, float]) -> np.ndarray:
+    """1 inside the band, falling linearly to 0 at 0.3 outside it."""
     low, high = band
-    if low <= p <= high:
-        return 1.0
-    distance = low - p if p < low else p - high
-    return max(0.0, 1.0 - distance / 0.3)
+    distance = np.where(p < low, low - p, np.where(p > high, p - high, 0.0))
+    return np.where(distance == 0.0, 1.0, np.maximum(0.0, 1.0 - distance / 0.3))
 
 
 def _learning_progress(ctx: PlanContext, unit: str) -> float:
@@ -130,65 +134,76 @@ def rank_candidates(ctx: PlanContext) -> tuple[list[Candidate], list[TeacherFlag
     if learn_units and ctx.rng.random() < cfg.exploration:
         explore_unit = learn_units[int(ctx.rng.integers(len(learn_units)))]
     last_units = index.item_units.get(ctx.progress.recent_items[-1], ()) if ctx.progress.recent_items else ()
-    # Per target, the components that do not depend on the item are computed once; the score
-    # adds weight x component in the components' order (the same sum, term by term, as written).
-    weighted = tuple(weights.get(name, 0.0) for name in SCORE_COMPONENTS)
-    per_target: dict[int, tuple] = {}
-    modality_fit: dict[tuple[Modality, str], float] = {}
-    candidates = []
-    for (item, target), p in zip(pairs, probs):
-        fixed = per_target.get(id(target))
-        if fixed is None:
+    # Per target, the components that do not depend on the item are computed once; every
+    # component is then a column over the candidates, and the score adds weight x column in the
+    # components' order (the same sums, term by term, as scoring one candidate at a time).
+    per_target: dict[int, int] = {}
+    fixed_rows: list[tuple] = []
+    for _, target in pairs:
+        if id(target) not in per_target:
+            per_target[id(target)] = len(fixed_rows)
             unit, kind = target.unit, target.kind
             m = ctx.mastery.get(unit, 0.0)
-            fixed = per_target[id(target)] = (
-                unit,
-                kind,
-                (1.0 - m) if kind in ("learn", "remediation", "pinned", "test_out", "explore") else 0.3,
-                _goal_fit(ctx, unit, kind, goals, goal_pos, route_set, target.objective),
-                review_due(ctx, unit) if kind == "review" else 0.5 * _due_prereq_share(ctx, unit),
-                "remediation" if unit in reteach else kind,
-                1.0 if unit == explore_unit else 0.5 * _learning_progress(ctx, unit),
-                kind in ("reverify", "recheck", "test_out") or check_due(ctx, target),
-                _PRIORITY[kind],
-                _focus(ctx, unit),
-                _locality(ctx, unit, last_units),
+            fixed_rows.append(
+                (
+                    (1.0 - m) if kind in ("learn", "remediation", "pinned", "test_out", "explore") else 0.3,
+                    _goal_fit(ctx, unit, kind, goals, goal_pos, route_set, target.objective),
+                    review_due(ctx, unit) if kind == "review" else 0.5 * _due_prereq_share(ctx, unit),
+                    1.0 if unit == explore_unit else 0.5 * _learning_progress(ctx, unit),
+                    _PRIORITY[kind],
+                    _focus(ctx, unit),
+                    _locality(ctx, unit, last_units),
+                    kind in ("reverify", "recheck", "test_out") or check_due(ctx, target),
+                    "remediation" if unit in reteach else kind,
+                )
             )
-        unit, kind, gain, goal_fit, spacing, modality_kind, exploration, check_counts, priority, focus, local = fixed
-        fit = modality_fit.get((item.modality, modality_kind))
+    rows = np.fromiter((per_target[id(target)] for _, target in pairs), np.int64, len(pairs))
+    fixed = np.array([row[:7] for row in fixed_rows], dtype=float)[rows]  # (candidates, 7)
+    modality_fit: dict[tuple[Modality, str], float] = {}
+    fits, checks = [], []
+    for item, target in pairs:
+        row = fixed_rows[per_target[id(target)]]
+        key = (item.modality, row[8])
+        fit = modality_fit.get(key)
         if fit is None:
-            fit = modality_fit[(item.modality, modality_kind)] = _modality_fit(item, modality_kind, cfg)
-        values = (
-            _band_fit(float(p), cfg.band),
-            gain,
-            goal_fit,
-            spacing,
-            1.0 - min(1.0, item.duration_minutes / 45.0),
-            fit,
-            (len(interests & set(item.tags)) / len(interests)) if interests else 0.0,
-            0.0 if item.id in recent else 1.0,
-            exploration,
-            1.0 if item.mastery_check and check_counts else 0.0,
-            priority,
-            focus,
-            local,
+            fit = modality_fit[key] = _modality_fit(item, row[8], cfg)
+        fits.append(fit)
+        checks.append(1.0 if item.mastery_check and row[7] else 0.0)
+    columns = {
+        "band_fit": _band_fits(probs, cfg.band),
+        "gain": fixed[:, 0],
+        "goal": fixed[:, 1],
+        "spacing": fixed[:, 2],
+        "time_cost": np.array([1.0 - min(1.0, item.duration_minutes / 45.0) for item, _ in pairs]),
+        "modality": np.array(fits),
+        "interest": np.array([len(interests & set(item.tags)) / len(interests) for item, _ in pairs])
+        if interests
+        else np.zeros(len(pairs)),
+        "novelty": np.array([0.0 if item.id in recent else 1.0 for item, _ in pairs]),
+        "exploration": fixed[:, 3],
+        "mastery_check": np.array(checks),
+        "priority": fixed[:, 4],
+        "focus": fixed[:, 5],
+        "locality": fixed[:, 6],
+    }
+    table = np.column_stack([columns[name] for name in SCORE_COMPONENTS])
+    scores = np.zeros(len(pairs))
+    for k, name in enumerate(SCORE_COMPONENTS):
+        scores += weights.get(name, 0.0) * table[:, k]
+    candidates = [
+        Candidate(
+            item,
+            target.unit,
+            target.kind,
+            p,
+            values,
+            score,
+            tuple(target.reasons),
+            cfg.band,
+            frozen_interests,
         )
-        score = 0
-        for w, value in zip(weighted, values):
-            score += w * value
-        candidates.append(
-            Candidate(
-                item,
-                unit,
-                kind,
-                float(p),
-                dict(zip(SCORE_COMPONENTS, values)),
-                score,
-                tuple(target.reasons),
-                cfg.band,
-                frozen_interests,
-            )
-        )
+        for (item, target), p, values, score in zip(pairs, probs.tolist(), map(tuple, table.tolist()), scores.tolist())
+    ]
     # teacher overrides always win, whatever the scores
     candidates.sort(key=lambda c: (c.kind != "pinned", -c.score, index.order.get(c.standard, 0), c.item.id))
     return candidates, flags, route
