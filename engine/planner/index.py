@@ -37,6 +37,7 @@ class PlannerIndex:
     cluster_before: dict[str, tuple[str, ...]] = field(default_factory=dict)
     #: units with at least one mastery-check item (mastery needs a passed check only on these)
     checkable: set[str] = field(default_factory=set)
+    _nearest: dict[float | None, tuple[tuple[str, ...], ...]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def build(cls, graph: StandardsGraph, catalog: Catalog) -> PlannerIndex:
@@ -86,6 +87,20 @@ class PlannerIndex:
             found.setdefault(self.graph.standards[unit].grade_num, []).append(unit)
         return {grade: tuple(units) for grade, units in found.items()}
 
+    def units_nearest(self, level: float | None) -> tuple[tuple[str, ...], ...]:
+        """The units grouped by closeness of their grade to ``level`` (see ``grade_fit``), the
+        closest group first, each group in learning order (kept for the levels seen recently)."""
+        hit = self._nearest.get(level)
+        if hit is None:
+            groups: dict[float, list[str]] = {}
+            for grade, units in self.units_by_grade.items():
+                groups.setdefault(grade_fit(level, grade), []).extend(units)
+            hit = tuple(tuple(sorted(groups[fit], key=self.order.__getitem__)) for fit in sorted(groups, reverse=True))
+            if len(self._nearest) >= 256:
+                self._nearest.clear()
+            self._nearest[level] = hit
+        return hit
+
     def units(self, codes) -> list[str]:
         """Learnable units of some standard codes (canonical codes expected)."""
         return list(dict.fromkeys(leaf for code in codes for leaf in self.graph.leaves(code)))
@@ -128,3 +143,9 @@ class PlannerIndex:
             self.checkable.discard(unit)
             if any(i.mastery_check for i in self.items_for[unit]):
                 self.checkable.add(unit)
+
+
+def grade_fit(level: float | None, grade: int | None) -> float:
+    """Closeness of a grade to a learner's level: 1 at the level, 0 three grades away; 0.5 when
+    either is unknown."""
+    return 0.5 if level is None or grade is None else max(0.0, 1.0 - abs(grade - level) / 3.0)

@@ -131,7 +131,7 @@ def plan_playlist(
     ctx: PlanContext,
     session_minutes: float = 60,
     k_alternatives: int = 2,
-    ranked: tuple[list[Candidate], list[TeacherFlag], list[str]] | None = None,
+    ranked: tuple[Sequence[Candidate], list[TeacherFlag], list[str]] | None = None,
 ) -> Playlist:
     """An ordered, time-boxed playlist for one learner (start minute, minutes, modality, item,
     standard, reasons and alternatives for each activity)."""
@@ -178,7 +178,7 @@ def plan_playlist(
 
 # ---------------------------------------------------------------------------- class rotation
 def _needs(
-    ranked: list[Candidate], flags: list[TeacherFlag], group_items: Mapping[str, Item]
+    ranked: Sequence[Candidate], flags: list[TeacherFlag], group_items: Mapping[str, Item]
 ) -> list[tuple[str, int, str]]:
     """The standards this learner could work on with the teacher, most needed first:
     (standard, priority, reason); priority 2 for a struggle, 1 for a next standard to learn."""
@@ -349,7 +349,7 @@ def plan_rotation(
 
 def _fill_block(
     lid: str,
-    ranked: list[Candidate],
+    ranked: Sequence[Candidate],
     ctx: PlanContext,
     start: float,
     block_minutes: float,

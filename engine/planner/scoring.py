@@ -4,9 +4,10 @@ weight moves only its own component."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
+from typing import overload
 
 import numpy as np
 
@@ -66,6 +67,37 @@ class Candidate:
         )
 
 
+class Ranked(Sequence[Candidate]):
+    """Candidates best first, each built when first looked at: a request looks at a handful of
+    the hundred or so it ranks."""
+
+    def __init__(self, ranking: Sequence[int], make: Callable[[int], Candidate]):
+        self._ranking, self._make = ranking, make
+        self._built: dict[int, Candidate] = {}
+
+    def __len__(self) -> int:
+        return len(self._ranking)
+
+    @overload
+    def __getitem__(self, i: int) -> Candidate: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Candidate]: ...
+
+    def __getitem__(self, i: int | slice) -> Candidate | list[Candidate]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        k = self._ranking[i]
+        cand = self._built.get(k)
+        if cand is None:
+            cand = self._built[k] = self._make(k)
+        return cand
+
+    def __iter__(self) -> Iterator[Candidate]:
+        for i in range(len(self._ranking)):
+            yield self[i]
+
+
 def _band_fits(p: np.ndarray, band: tuple[float, float]) -> np.ndarray:
     """1 inside the band, falling linearly to 0 at 0.3 outside it."""
     low, high = band
@@ -83,7 +115,7 @@ def _learning_progress(ctx: PlanContext, unit: str) -> float:
     return abs(sum(newer) / len(newer) - sum(older) / len(older))
 
 
-def rank_candidates(ctx: PlanContext) -> tuple[list[Candidate], list[TeacherFlag], list[str]]:
+def rank_candidates(ctx: PlanContext) -> tuple[Sequence[Candidate], list[TeacherFlag], list[str]]:
     """All allowed (item, standard) candidates, best first, with the teacher flags and the route."""
     cfg, index = ctx.config, ctx.index
     mastered = ctx.progress.mastered
@@ -190,22 +222,28 @@ def rank_candidates(ctx: PlanContext) -> tuple[list[Candidate], list[TeacherFlag
     scores = np.zeros(len(pairs))
     for k, name in enumerate(SCORE_COMPONENTS):
         scores += weights.get(name, 0.0) * table[:, k]
-    candidates = [
-        Candidate(
+    score_list, order = scores.tolist(), index.order
+    # teacher overrides always win, whatever the scores
+    ranking = sorted(
+        range(len(pairs)),
+        key=lambda k: (pairs[k][1].kind != "pinned", -score_list[k], order.get(pairs[k][1].unit, 0), pairs[k][0].id),
+    )
+
+    def make(k: int) -> Candidate:
+        item, target = pairs[k]
+        return Candidate(
             item,
             target.unit,
             target.kind,
-            p,
-            values,
-            score,
+            float(probs[k]),
+            tuple(table[k].tolist()),
+            score_list[k],
             tuple(target.reasons),
             cfg.band,
             frozen_interests,
         )
-        for (item, target), p, values, score in zip(pairs, probs.tolist(), map(tuple, table.tolist()), scores.tolist())
-    ]
-    # teacher overrides always win, whatever the scores
-    candidates.sort(key=lambda c: (c.kind != "pinned", -c.score, index.order.get(c.standard, 0), c.item.id))
+
+    candidates = Ranked(ranking, make)
     return candidates, flags, route
 
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 from engine.catalog import Item
 from engine.planner.context import PlanContext, TeacherFlag, goal_units
+from engine.planner.index import grade_fit
 from engine.planner.progress import RECENT
 from engine.planner.reasons import ago, fmt_codes, ready_reasons
 
@@ -190,10 +191,10 @@ def in_place(ctx: PlanContext, mastered: frozenset[str]) -> frozenset[str]:
 
     Practising on top of a likely-known prerequisite is evidence about it too; a struggle sends
     the learner back to it at once (remediation)."""
-    cfg = ctx.config
+    threshold, order, progress = ctx.config.ready_threshold, ctx.index.order, ctx.progress
     placed = {u for u in mastered if confirmed(ctx, u)}
-    for u in ctx.index.order:
-        if ctx.mastery.get(u, 0.0) >= cfg.ready_threshold and ctx.progress.get(u).attempts == 0:
+    for u, m in ctx.mastery.items():
+        if m >= threshold and u in order and progress.get(u).attempts == 0:
             placed.add(u)
     return frozenset(placed)
 
@@ -557,11 +558,7 @@ FRINGE = 24
 def level_fit(ctx: PlanContext, unit: str) -> float:
     """Closeness of ``unit`` to the learner's grade level (1 at the level, 0 three grades away;
     0.5 when the level or the standard's grade is unknown)."""
-    return _fit(ctx.level, ctx.index.graph.standards[unit].grade_num)
-
-
-def _fit(level: float | None, grade: int | None) -> float:
-    return 0.5 if level is None or grade is None else max(0.0, 1.0 - abs(grade - level) / 3.0)
+    return grade_fit(ctx.level, ctx.index.graph.standards[unit].grade_num)
 
 
 def outer_fringe(ctx: PlanContext, placed: frozenset[str], is_ready: Callable[[str], bool]) -> list[str]:
@@ -570,15 +567,13 @@ def outer_fringe(ctx: PlanContext, placed: frozenset[str], is_ready: Callable[[s
     learning order. A whole graph's fringe spans every grade; scoring prefers the learner's level
     anyway, and ranking the far ones costs every request, so grades are scanned nearest first."""
     index = ctx.index
-    by_fit: dict[float, list[str]] = {}
-    for grade, units in index.units_by_grade.items():
-        by_fit.setdefault(_fit(ctx.level, grade), []).extend(units)
     found: list[str] = []
-    for fit in sorted(by_fit, reverse=True):
-        ready = [u for u in by_fit[fit] if u not in placed and is_ready(u)]
-        found += sorted(ready, key=index.order.__getitem__)[: FRINGE - len(found)]
-        if len(found) >= FRINGE:
-            break
+    for group in index.units_nearest(ctx.level):
+        for unit in group:
+            if unit not in placed and is_ready(unit):
+                found.append(unit)
+                if len(found) >= FRINGE:
+                    return sorted(found, key=index.order.__getitem__)
     return sorted(found, key=index.order.__getitem__)
 
 
