@@ -51,11 +51,11 @@ def plan_school(config_json: str, store_url: str, tenant: str, date: str, class_
             students = roster.members(class_id, "student")
             if not students:
                 continue
-            rotation, versions = service.rotation(tenant, students, unseen=True)
-            gps = {}
-            for learner_id in students:
-                view = service.load(tenant, learner_id, unseen=True, grade=roster.grade_of(learner_id))
-                gps[learner_id] = status_json(view.core.status(view.learner, service.clock()))
+            # each student read once, for the rotation and the GPS alike
+            views = service.load_many(tenant, students, unseen=True, grades={s: roster.grade_of(s) for s in students})
+            rotation, versions = service.rotation(tenant, students, views=views)
+            now = service.clock()
+            gps = {s: status_json(views[s].core.status(views[s].learner, now)) for s in students}
             plan = {
                 "class_id": class_id,
                 "date": date,

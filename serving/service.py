@@ -265,7 +265,39 @@ class LearnerService:
         """The learner's view. An unknown learner is 404 unless ``create`` (a write will store it)
         or ``unseen`` (a read answers for a learner the server has never seen, with ``grade`` as
         the hint of their starting belief; nothing is stored)."""
-        record = self.store.get(tenant, learner_id)
+        return self._load(tenant, learner_id, self.store.get(tenant, learner_id), create, unseen, grade)
+
+    def load_many(
+        self,
+        tenant: str,
+        learner_ids: Sequence[str],
+        *,
+        unseen: bool = False,
+        grades: Mapping[str, str | None] | None = None,
+        field: str = "learners",
+    ) -> dict[str, LearnerView]:
+        """:meth:`load` for several learners in one store read (a class); an unknown learner is a
+        404 naming ``field[i]`` unless ``unseen``."""
+        ids = list(dict.fromkeys(learner_ids))
+        records = self.store.get_many(tenant, ids)
+        views = {}
+        for i, learner_id in enumerate(ids):
+            grade = grades.get(learner_id) if grades else None
+            try:
+                views[learner_id] = self._load(tenant, learner_id, records.get(learner_id), False, unseen, grade)
+            except ApiError as exc:
+                raise ApiError(exc.status, exc.code, exc.message, f"{field}[{i}]") from None
+        return views
+
+    def _load(
+        self,
+        tenant: str,
+        learner_id: str,
+        record: LearnerRecord | None,
+        create: bool,
+        unseen: bool,
+        grade: str | None,
+    ) -> LearnerView:
         if record is None:
             if not (create or unseen):
                 raise ApiError(404, "unknown_learner", f"unknown learner {learner_id!r}", "learner_id")
@@ -392,17 +424,18 @@ class LearnerService:
         teachers: int = 1,
         modalities: Sequence[Modality] | None = None,
         unseen: bool = False,
+        views: Mapping[str, LearnerView] | None = None,
     ) -> tuple[Rotation, list[str]]:
-        """A class rotation for these learners (each one's view read once) and the model versions
-        that planned it. An unknown learner is a 404 naming ``learners[i]`` unless ``unseen``
-        (rostered students the server has not seen yet start from their belief)."""
+        """A class rotation for these learners (read in one go, unless their ``views`` are given)
+        and the model versions that planned it. An unknown learner is a 404 naming
+        ``learners[i]`` unless ``unseen`` (rostered students the server has not seen yet start
+        from their belief)."""
+        if views is None:
+            views = self.load_many(tenant, learner_ids, unseen=unseen)
         contexts = {}
         versions = set()
-        for i, learner_id in enumerate(dict.fromkeys(learner_ids)):
-            try:
-                view = self.load(tenant, learner_id, unseen=unseen)
-            except ApiError as exc:
-                raise ApiError(exc.status, exc.code, exc.message, f"learners[{i}]") from None
+        for learner_id in dict.fromkeys(learner_ids):
+            view = views[learner_id]
             versions.add(view.core.version)
             contexts[learner_id] = self.context(view, modalities=modalities)
         plan = plan_rotation(
