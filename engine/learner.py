@@ -633,7 +633,6 @@ class LearnerCore:
                 return predictions.at(state, np.fromiter((pos[i.id] for i in items), np.int64, len(items)))
             return np.array([self._predict_one(state, i) for i in items])
 
-        rng = np.random.default_rng([meta.seed & 0xFFFFFFFF, meta.progress.activities])
         return PlanContext(
             self.index,
             self.config,
@@ -647,7 +646,7 @@ class LearnerCore:
             modalities=None if modalities is None else frozenset(modalities),
             available=None if available is None else frozenset(available),
             level=self.level(learner),
-            rng=rng,
+            seed=(meta.seed & 0xFFFFFFFF, meta.progress.activities),
         )
 
     def _predict_one(self, state: dict[str, np.ndarray], item: Item) -> float:

@@ -83,6 +83,9 @@ class GraphBKT(LearnerModel):
         self._leaf_matrix = np.array(
             [leaves + leaves[:1] * (width - len(leaves)) for leaves in self._leaves], dtype=np.int64
         ).reshape(n, width)
+        # the standards with parts and their leaves (a standard without parts is its own leaf)
+        self._compound = np.array([i for i, leaves in enumerate(self._leaves) if leaves != [i]], dtype=np.int64)
+        self._compound_leaves = self._leaf_matrix[self._compound]
         prereqs: list[list[int]] = [[] for _ in range(n)]
         dependents: list[list[int]] = [[] for _ in range(n)]
         for a, b in self.config.get("edges", []):
@@ -214,7 +217,10 @@ class GraphBKT(LearnerModel):
         )
 
     def mastery(self, state: LearnerState) -> dict[str, float]:
-        return dict(zip(self.standards, state["p"][self._leaf_matrix].min(axis=1).tolist()))
+        p = state["p"]
+        m = p.copy()
+        m[self._compound] = p[self._compound_leaves].min(axis=1)
+        return dict(zip(self.standards, m.tolist()))
 
     # ------------------------------------------------------------------ persistence
     def weights(self) -> dict[str, np.ndarray]:

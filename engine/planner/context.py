@@ -4,7 +4,7 @@ plan context (plain values: the model's mastery and predictions, the progress re
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -58,7 +58,15 @@ class PlanContext:
     modalities: frozenset[Modality] | None = None
     available: frozenset[str] | None = None  # only these items can be given now (None: every item)
     level: float | None = None  # the learner's grade level, when known (used when there is no goal)
-    rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
+    #: the random stream (exploration); None: one seeded by ``seed``, made when first drawn from
+    rng: np.random.Generator | None = None
+    seed: tuple[int, ...] = (0,)
+
+    def random(self) -> np.random.Generator:
+        """The context's random stream (built on first use: most plans draw nothing)."""
+        if self.rng is None:
+            self.rng = np.random.default_rng(list(self.seed))
+        return self.rng
 
 
 def goal_units(ctx: PlanContext) -> list[str]:

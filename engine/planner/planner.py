@@ -43,23 +43,25 @@ def recommend(ctx: PlanContext, n: int = 1, k_alternatives: int = 2) -> PlanResu
     picked: list[Candidate] = []
     standards: set[str] = set()
     items: set[str] = set()
-    for cand in ranked:
+    for i in range(len(ranked)):  # decided on labels: only what is shown is built
         if len(picked) >= n:
             break
-        if (cand.standard in standards and cand.kind != "pinned") or cand.item.id in items:
+        standard, item_id, kind = ranked.label(i)
+        if (standard in standards and kind != "pinned") or item_id in items:
             continue
-        standards.add(cand.standard)
-        items.add(cand.item.id)
-        picked.append(cand)
+        standards.add(standard)
+        items.add(item_id)
+        picked.append(ranked[i])
     chosen: list[Recommendation] = []
     for cand in picked:
         alts: list[Candidate] = []
-        for other in ranked:
+        for i in range(len(ranked)):
             if len(alts) >= k_alternatives:
                 break
-            if other.standard == cand.standard and other.item.id not in items:
-                alts.append(other)
-                items.add(other.item.id)
+            standard, item_id, _ = ranked.label(i)
+            if standard == cand.standard and item_id not in items:
+                alts.append(ranked[i])
+                items.add(item_id)
         chosen.append(
             Recommendation(
                 cand.item,

@@ -17,9 +17,9 @@ from engine.planner.context import PlanContext, TeacherFlag, goal_units
 from engine.planner.reasons import item_reasons
 from engine.planner.targets import (
     Target,
+    allowed_items,
     check_due,
     in_place,
-    item_allowed,
     level_fit,
     presumed_prerequisites,
     readiness,
@@ -28,7 +28,7 @@ from engine.planner.targets import (
     select_targets,
 )
 
-__all__ = ["Candidate", "rank_candidates"]
+__all__ = ["Candidate", "Ranked", "rank_candidates"]
 
 _PRIORITY = {
     "pinned": 1.0,
@@ -71,9 +71,29 @@ class Ranked(Sequence[Candidate]):
     """Candidates best first, each built when first looked at: a request looks at a handful of
     the hundred or so it ranks."""
 
-    def __init__(self, ranking: Sequence[int], make: Callable[[int], Candidate]):
+    def __init__(
+        self,
+        ranking: Sequence[int],
+        make: Callable[[int], Candidate],
+        labels: Sequence[tuple[str, str, str]] | None = None,
+    ):
         self._ranking, self._make = ranking, make
+        self._labels = labels
         self._built: dict[int, Candidate] = {}
+
+    @classmethod
+    def empty(cls) -> Ranked:
+        def none(k: int) -> Candidate:
+            raise IndexError(k)
+
+        return cls([], none, [])
+
+    def label(self, i: int) -> tuple[str, str, str]:
+        """``(standard, item id, kind)`` of the ``i``-th candidate, without building it."""
+        if self._labels is None:
+            cand = self[i]
+            return cand.standard, cand.item.id, cand.kind
+        return self._labels[self._ranking[i]]
 
     def __len__(self) -> int:
         return len(self._ranking)
@@ -115,7 +135,7 @@ def _learning_progress(ctx: PlanContext, unit: str) -> float:
     return abs(sum(newer) / len(newer) - sum(older) / len(older))
 
 
-def rank_candidates(ctx: PlanContext) -> tuple[Sequence[Candidate], list[TeacherFlag], list[str]]:
+def rank_candidates(ctx: PlanContext) -> tuple[Ranked, list[TeacherFlag], list[str]]:
     """All allowed (item, standard) candidates, best first, with the teacher flags and the route."""
     cfg, index = ctx.config, ctx.index
     mastered = ctx.progress.mastered
@@ -129,17 +149,12 @@ def rank_candidates(ctx: PlanContext) -> tuple[Sequence[Candidate], list[Teacher
     reteach = {f.standard for f in flags if f.remediation is None}  # struggling on solid prerequisites
     recent = ctx.progress.recent_items[-cfg.novelty_window :]
     pairs: list[tuple[Item, Target]] = []
+    ready_units: dict[tuple[str, ...], bool] = {}
     for target in targets:
-        allowed = [
-            item for item in index.items_for.get(target.unit, ()) if item_allowed(ctx, item, target, placed, is_ready)
-        ]
+        allowed = allowed_items(ctx, target, placed, is_ready, ready_units)
         if not allowed and target.kind == "test_out":  # no check to test out with: practise it
             target = replace(target, kind="learn", reasons=target.reasons[1:])
-            allowed = [
-                item
-                for item in index.items_for.get(target.unit, ())
-                if item_allowed(ctx, item, target, placed, is_ready)
-            ]
+            allowed = allowed_items(ctx, target, placed, is_ready, ready_units)
         if target.kind in ("learn", "remediation") and not check_due(ctx, target):
             # a mastery check confirms mastery; it is not practice (unless nothing else is there)
             allowed = [item for item in allowed if not item.mastery_check] or allowed
@@ -154,7 +169,7 @@ def rank_candidates(ctx: PlanContext) -> tuple[Sequence[Candidate], list[Teacher
             units = index.item_units[item_id] or item.standards
             pairs.insert(0, (item, Target(units[0], "pinned", [f"pinned by teacher: item {item_id}"])))
     if not pairs:
-        return [], flags, route
+        return Ranked.empty(), flags, route
     probs = np.asarray(ctx.predict([item for item, _ in pairs]), dtype=float)
     goal_pos = {u: i for i, u in enumerate(u for u in route if u in goal_set)}
     route_set = set(route)
@@ -163,8 +178,8 @@ def rank_candidates(ctx: PlanContext) -> tuple[Sequence[Candidate], list[Teacher
     weights = cfg.weights
     explore_unit = None
     learn_units = [t.unit for t in targets if t.kind == "learn"]
-    if learn_units and ctx.rng.random() < cfg.exploration:
-        explore_unit = learn_units[int(ctx.rng.integers(len(learn_units)))]
+    if learn_units and ctx.random().random() < cfg.exploration:
+        explore_unit = learn_units[int(ctx.random().integers(len(learn_units)))]
     last_units = index.item_units.get(ctx.progress.recent_items[-1], ()) if ctx.progress.recent_items else ()
     # Per target, the components that do not depend on the item are computed once; every
     # component is then a column over the candidates, and the score adds weight x column in the
@@ -243,7 +258,7 @@ def rank_candidates(ctx: PlanContext) -> tuple[Sequence[Candidate], list[Teacher
             frozen_interests,
         )
 
-    candidates = Ranked(ranking, make)
+    candidates = Ranked(ranking, make, [(target.unit, item.id, target.kind) for item, target in pairs])
     return candidates, flags, route
 
 

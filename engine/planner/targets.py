@@ -28,7 +28,7 @@ total is the weighted sum, so each weight moves only its own component.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from engine.catalog import Item
@@ -39,6 +39,7 @@ from engine.planner.reasons import ago, fmt_codes, ready_reasons
 
 __all__ = [
     "Target",
+    "allowed_items",
     "check_due",
     "confirmed",
     "contradicted",
@@ -46,7 +47,6 @@ __all__ = [
     "goal_objectives",
     "in_place",
     "is_parked",
-    "item_allowed",
     "level_fit",
     "next_probe",
     "outer_fringe",
@@ -595,22 +595,50 @@ def review_due(ctx: PlanContext, unit: str) -> float:
     return 0.0 if overdue < 0 else min(1.0, 0.1 + overdue / interval)
 
 
-def item_allowed(
-    ctx: PlanContext, item: Item, target: Target, placed: frozenset[str], is_ready: Callable[[str], bool]
-) -> bool:
-    if item.id in ctx.overrides.excluded_items or (ctx.available is not None and item.id not in ctx.available):
-        return False
-    if ctx.modalities is not None and item.modality not in ctx.modalities:
-        return False
-    if target.kind == "test_out" and not item.mastery_check:
-        return False  # testing out takes a check (without one, the standard is learned)
-    if target.kind in ("reverify", "recheck") and not item.mastery_check:
-        # a check confirms; where the catalog has none for the standard, practice has to
-        return target.unit not in ctx.index.checkable
-    if target.kind in ("pinned", "remediation", "explore"):
-        return True
-    # Every unit the item practises must be mastered or ready: never practise past a gap.
-    return all(u in placed or is_ready(u) for u in ctx.index.item_units[item.id])
+def allowed_items(
+    ctx: PlanContext,
+    target: Target,
+    placed: frozenset[str],
+    is_ready: Callable[[str], bool],
+    fits: dict[tuple[str, ...], bool] | None = None,
+) -> list[Item]:
+    """The catalog's items for ``target`` the learner may get now, in catalog order. An item
+    practises only units that are in place or ready (never past a gap), except for pinned,
+    remediation and explore targets; a test-out takes a mastery check; a re-check takes one where
+    the catalog has one for the standard. ``fits`` memoizes the readiness of units an item
+    practises over one planning call (``placed`` and ``is_ready`` are fixed there)."""
+    items: Sequence[Item] = ctx.index.items_for.get(target.unit, ())
+    excluded, available, modalities = ctx.overrides.excluded_items, ctx.available, ctx.modalities
+    if excluded or available is not None or modalities is not None:
+        items = [
+            i
+            for i in items
+            if i.id not in excluded
+            and (available is None or i.id in available)
+            and (modalities is None or i.modality in modalities)
+        ]
+    kind = target.kind
+    if kind in ("pinned", "remediation", "explore"):
+        return list(items)
+    # a check confirms; where the catalog has none for the standard, practice has to (a test-out
+    # without a check is not a test-out: the standard is learned)
+    practice_ok = kind in ("reverify", "recheck") and target.unit not in ctx.index.checkable
+    check_only = kind in ("test_out", "reverify", "recheck")
+    units_of = ctx.index.item_units
+    memo = {} if fits is None else fits
+    out = []
+    for item in items:
+        if check_only and not item.mastery_check:
+            if practice_ok:
+                out.append(item)
+            continue
+        units = units_of[item.id]
+        fine = memo.get(units)
+        if fine is None:
+            fine = memo[units] = all(u in placed or is_ready(u) for u in units)
+        if fine:
+            out.append(item)
+    return out
 
 
 def check_due(ctx: PlanContext, target: Target) -> bool:
