@@ -39,8 +39,12 @@ class Attempt:
         return self.correct >= 0.5
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StandardProgress:
+    """One learner's progress on one unit: a value, replaced (``dataclasses.replace``) and never
+    changed in place. Not frozen: every request reads a learner's rows, and a frozen dataclass
+    takes five times as long to build."""
+
     attempts: int = 0
     successes: int = 0
     streak: int = 0

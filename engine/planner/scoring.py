@@ -207,7 +207,10 @@ def rank_candidates(ctx: PlanContext) -> tuple[Ranked, list[TeacherFlag], list[s
     rows = np.fromiter((per_target[id(target)] for _, target in pairs), np.int64, len(pairs))
     fixed = np.array([row[:7] for row in fixed_rows], dtype=float)[rows]  # (candidates, 7)
     modality_fit: dict[tuple[Modality, str], float] = {}
-    fits, checks = [], []
+    fits: list[float] = []
+    checks: list[float] = []
+    time_cost: list[float] = []
+    novelty: list[float] = []
     for item, target in pairs:
         row = fixed_rows[per_target[id(target)]]
         key = (item.modality, row[8])
@@ -216,33 +219,35 @@ def rank_candidates(ctx: PlanContext) -> tuple[Ranked, list[TeacherFlag], list[s
             fit = modality_fit[key] = _modality_fit(item, row[8], cfg)
         fits.append(fit)
         checks.append(1.0 if item.mastery_check and row[7] else 0.0)
-    columns = {
+        time_cost.append(1.0 - min(1.0, item.duration_minutes / 45.0))
+        novelty.append(0.0 if item.id in recent else 1.0)
+    columns: dict[str, np.ndarray | list[float]] = {
         "band_fit": _band_fits(probs, cfg.band),
         "gain": fixed[:, 0],
         "goal": fixed[:, 1],
         "spacing": fixed[:, 2],
-        "time_cost": np.array([1.0 - min(1.0, item.duration_minutes / 45.0) for item, _ in pairs]),
-        "modality": np.array(fits),
-        "interest": np.array([len(interests & set(item.tags)) / len(interests) for item, _ in pairs])
+        "time_cost": time_cost,
+        "modality": fits,
+        "interest": [len(interests & set(item.tags)) / len(interests) for item, _ in pairs]
         if interests
         else np.zeros(len(pairs)),
-        "novelty": np.array([0.0 if item.id in recent else 1.0 for item, _ in pairs]),
+        "novelty": novelty,
         "exploration": fixed[:, 3],
-        "mastery_check": np.array(checks),
+        "mastery_check": checks,
         "priority": fixed[:, 4],
         "focus": fixed[:, 5],
         "locality": fixed[:, 6],
     }
-    table = np.column_stack([columns[name] for name in SCORE_COMPONENTS])
-    scores = np.zeros(len(pairs))
-    for k, name in enumerate(SCORE_COMPONENTS):
-        scores += weights.get(name, 0.0) * table[:, k]
+    table: np.ndarray = np.column_stack([np.asarray(columns[name], dtype=float) for name in SCORE_COMPONENTS])
+    # left to right, as one candidate at a time would add them (a dot product may round differently)
+    scores = np.cumsum(table * np.array([weights.get(name, 0.0) for name in SCORE_COMPONENTS]), axis=1)[:, -1]
     score_list, order = scores.tolist(), index.order
     # teacher overrides always win, whatever the scores
-    ranking = sorted(
-        range(len(pairs)),
-        key=lambda k: (pairs[k][1].kind != "pinned", -score_list[k], order.get(pairs[k][1].unit, 0), pairs[k][0].id),
-    )
+    keys = [
+        (target.kind != "pinned", -score, order.get(target.unit, 0), item.id)
+        for (item, target), score in zip(pairs, score_list)
+    ]
+    ranking = sorted(range(len(pairs)), key=keys.__getitem__)
 
     def make(k: int) -> Candidate:
         item, target = pairs[k]
