@@ -95,8 +95,9 @@ def wait_port(port: int, timeout: float = 60) -> None:
 
 
 def start_server(
-    store_url: str, workers: int, workdir: Path, threads: int | None = None
+    store_url: str, workers: int, workdir: Path, threads: int | None = None, root: Path = ROOT
 ) -> tuple[subprocess.Popen, str, str]:
+    """``zpd serve`` on a free port; ``root``: the source tree it runs (a baseline's worktree)."""
     port = free_port()
     config = workdir / "bench.toml"
     config.write_text(
@@ -109,7 +110,8 @@ def start_server(
         [str(ZPD), "--config", str(config), "serve", "--demo-key", "--port", str(port), "--workers", str(workers)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        cwd=ROOT,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)} if root != ROOT else None,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
@@ -377,8 +379,8 @@ def _ms(text: str) -> float:
     raise ValueError(f"unexpected wrk latency {text!r}")
 
 
-def bench_store(name: str, store_url: str, workers: int, args, workdir: Path) -> dict:
-    proc, base, key = start_server(store_url, workers, workdir)
+def bench_store(name: str, store_url: str, workers: int, args, workdir: Path, root: Path = ROOT) -> dict:
+    proc, base, key = start_server(store_url, workers, workdir, root=root)
     try:
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
             items = [i["id"] for i in client.get("/v1/items?limit=1000").json()["items"]]
@@ -448,7 +450,48 @@ def bench_store(name: str, store_url: str, workers: int, args, workdir: Path) ->
         proc.wait(20)
 
 
-def report(all_results: dict, args, command: str) -> str:
+#: (label, how to read it from a store's results) for the side-by-side table
+SIDE_BY_SIDE = (
+    ("/healthz saturated, req/s", lambda r: r["healthz_saturated_rps"]),
+    ("/next saturated (the mix), req/s", lambda r: r["next_saturated_rps"]),
+    ("/next saturated / /healthz saturated", lambda r: round(r["next_saturated_rps"] / r["healthz_saturated_rps"], 3)),
+    ("/next mix p50 ms at the rate", lambda r: r["next"]["p50"]),
+    ("/next mix p99 ms at the rate", lambda r: r["next"]["p99"]),
+    ("/next goal p99 ms", lambda r: r["next_goal"]["p99"]),
+    ("/next no goal p99 ms", lambda r: r["next_no_goal"]["p99"]),
+    ("/next new learner p99 ms", lambda r: r["next_new"]["p99"]),
+    ("wrk /next, req/s", lambda r: r["wrk_next"]["rps"] if "wrk_next" in r else None),
+    ("wrk /healthz, req/s", lambda r: r["wrk_healthz"]["rps"] if "wrk_healthz" in r else None),
+    ("playlist p99 ms", lambda r: r["playlist"]["p99"]),
+    ("rotation p99 ms", lambda r: r["rotation"]["p99"]),
+    ("events saturated, events/s", lambda r: r["events_saturated_per_s"]),
+)
+
+
+def side_by_side(results: dict, baseline: dict, ref: str, commit: str) -> list[str]:
+    """Each store's key numbers for the baseline and this tree, run one right after the other."""
+    lines = [
+        f"## Side by side with `{ref}` ({commit})",
+        "",
+        "The baseline tree served and measured by this same script, right before this tree, for each store.",
+        "",
+    ]
+    for store, res in results.items():
+        base = baseline.get(store)
+        if base is None:
+            continue
+        lines += [f"### {store}", "", "| measure | baseline | this tree | this / baseline |", "|---|---|---|---|"]
+        for label, get in SIDE_BY_SIDE:
+            old, new = get(base), get(res)
+            if old is None or new is None:
+                continue
+            ratio = f"{new / old:.2f}" if old else "-"
+            lines.append(f"| {label} | {old} | {new} | {ratio} |")
+        lines.append("")
+    return lines
+
+
+def report(all_results: dict, args, command: str, baseline: dict | None = None) -> str:
     lines = [
         "# Serving benchmark",
         "",
@@ -497,6 +540,8 @@ def report(all_results: dict, args, command: str) -> str:
                 f"non-2xx answers: {wh['non_2xx']} and {wn['non_2xx']}"
             )
         lines.append("")
+    if baseline:
+        lines += side_by_side(all_results, baseline, args.baseline, args.baseline_commit)
     r = all_results.get("redis")
     if r:
         checks = [
@@ -549,25 +594,44 @@ def main() -> None:
     parser.add_argument("--learners", type=int, default=500)
     parser.add_argument("--wrk-seconds", type=float, default=8.0, help="each wrk run (skipped without wrk)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "serving.md")
+    parser.add_argument(
+        "--baseline", default=None, help="a git ref served and measured side by side (same load, same machine)"
+    )
     args = parser.parse_args()
     command = "python benchmarks/serve_bench.py " + " ".join(sys.argv[1:])
-    results = {}
+    results: dict = {}
+    baseline: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for store in args.stores.split(","):
-            workdir = Path(tmp) / store
-            workdir.mkdir()
-            redis_proc = None
-            if store == "redis":
-                redis_proc, url = start_redis(workdir)
-            else:
-                url = f"sqlite:///{(workdir / 'zpd.db').as_posix()}"
-            try:
-                results[store] = bench_store(store, url, args.workers, args, workdir)
-            finally:
-                if redis_proc is not None:
-                    redis_proc.terminate()
-            print(json.dumps({store: results[store]}, indent=1), flush=True)
-    text = report(results, args, command)
+        tree = None
+        if args.baseline:
+            tree = Path(tmp) / "baseline"
+            subprocess.run(["git", "worktree", "add", "--detach", str(tree), args.baseline], cwd=ROOT, check=True)
+            commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tree, capture_output=True, text=True)
+            args.baseline_commit = commit.stdout.strip()
+        try:
+            for store in args.stores.split(","):
+                # the baseline first, then this tree, one right after the other on the same machine
+                for label, root, out in ([("baseline", tree, baseline)] if tree else []) + [("current", ROOT, results)]:
+                    workdir = Path(tmp) / f"{store}-{label}"
+                    workdir.mkdir()
+                    redis_proc = None
+                    if store == "redis":
+                        redis_proc, url = start_redis(workdir)
+                    else:
+                        url = f"sqlite:///{(workdir / 'zpd.db').as_posix()}"
+                    try:
+                        out[store] = bench_store(store, url, args.workers, args, workdir, root=root)
+                    finally:
+                        if redis_proc is not None:
+                            redis_proc.terminate()
+                    print(json.dumps({label: {store: out[store]}}, indent=1), flush=True)
+        finally:
+            if tree is not None:
+                subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=True)
+    text = report(results, args, command, baseline)
+    args.out.with_suffix(".json").write_text(
+        json.dumps({"command": command, "results": results, "baseline": baseline}, indent=1) + "\n"
+    )
     if args.out.exists() and NOTES in args.out.read_text():  # hand-written notes survive a rerun
         text += "\n" + NOTES + args.out.read_text().split(NOTES, 1)[1]
     args.out.parent.mkdir(parents=True, exist_ok=True)
