@@ -175,15 +175,20 @@ class GraphBKT(LearnerModel):
             weight[r, : len(g)] = 1.0 / len(g)
         known = np.zeros(len(items), dtype=bool)
         known[owner] = True
+        owners = np.array(owner, dtype=np.int64)
+        count = np.bincount(owners, minlength=len(items))
         return ItemBatch(
             self._model_id,
             tuple(i.item_id for i in items),
             {
                 "index": index,
                 "weight": weight,
-                "owner": np.array(owner, dtype=np.int64),
+                "owner": owners,
                 "shift": difficulty,
                 "known": known,
+                # each item's first group row and number of groups (what ``take`` cuts by)
+                "start": np.cumsum(count) - count,
+                "count": count,
             },
         )
 
@@ -200,10 +205,11 @@ class GraphBKT(LearnerModel):
 
     def take(self, items: ItemBatch, positions: np.ndarray) -> ItemBatch:
         a = items.arrays
-        owner = a["owner"]  # ascending: an item's groups are contiguous
-        starts = np.searchsorted(owner, positions, side="left")
-        lengths = np.searchsorted(owner, positions, side="right") - starts
-        rows = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
+        starts, lengths = a["start"][positions], a["count"][positions]  # an item's groups are contiguous
+        if (lengths == 1).all():  # one standard per item (the usual case)
+            rows = starts
+        else:
+            rows = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
         return ItemBatch(
             items.model_id,
             tuple(map(items.item_ids.__getitem__, positions.tolist())),
@@ -213,6 +219,8 @@ class GraphBKT(LearnerModel):
                 "owner": np.repeat(np.arange(len(positions)), lengths),
                 "shift": a["shift"][positions],
                 "known": a["known"][positions],
+                "start": np.cumsum(lengths) - lengths,
+                "count": lengths,
             },
         )
 

@@ -114,6 +114,18 @@ class HybridModel(LearnerModel):
             {"mask": picked, "rank": _ranks(picked), "trained": trained, "fallback": fallback},  # type: ignore[dict-item]
         )
 
+    def predict_at(self, state: LearnerState, items: ItemBatch, positions: np.ndarray) -> np.ndarray:
+        """Each part predicts its own items among ``positions`` (no combined batch is built)."""
+        a = items.arrays
+        picked, rank = a["mask"][positions], a["rank"][positions]
+        t, f = _split(state)
+        out = np.empty(len(positions))
+        if picked.any():
+            out[picked] = self.trained.predict_at(t, cast(ItemBatch, a["trained"]), rank[picked])
+        if not picked.all():
+            out[~picked] = self.fallback.predict_at(f, cast(ItemBatch, a["fallback"]), rank[~picked])
+        return out
+
     def mastery(self, state: LearnerState) -> dict[str, float]:
         """Graph BKT's P(known) for every standard (it sees every event). The trained part's own
         "mastery" is P(correct) on a typical item: right for predicting success, but it plateaus
