@@ -102,6 +102,10 @@ class StateModel(Protocol):
         self, priors: Mapping[str, float], state: dict[str, np.ndarray] | None = None
     ) -> dict[str, np.ndarray]: ...
 
+    def state_with_prior_values(
+        self, codes: Sequence[str], values: np.ndarray, state: dict[str, np.ndarray] | None = None
+    ) -> dict[str, np.ndarray]: ...
+
     def encode_items(self, items: Sequence[ItemSpec]) -> Any: ...
 
     def predict(self, state: dict[str, np.ndarray], items: Any) -> np.ndarray: ...
@@ -520,9 +524,11 @@ class LearnerCore:
         if belief is None:
             return
         touched = {u for u, _, _ in meta.answers} | {u for u, p in meta.progress.units.items() if p.attempts}
-        priors = {u: float(m) for u, m in zip(belief.units, belief.marginals()) if u not in touched}
-        if priors:
-            learner.state = self.model.state_with_priors(priors, learner.state)
+        priors = belief.marginals()  # in belief.units order; NaN: no prior (the evidence speaks)
+        pos = belief.positions
+        priors[[pos[u] for u in touched if u in pos]] = np.nan
+        if not np.isnan(priors).all():
+            learner.state = self.model.state_with_prior_values(belief.units, priors, learner.state)
         if hint is not None:
             self._primed[hint] = {k: v.copy() for k, v in learner.state.items()}
 

@@ -24,7 +24,7 @@ planner policy uses its marginals as the model's priors and feeds it first attem
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,13 +130,14 @@ class Placement:
         if cached is None or cached[0] is not self.index:
             theta, known = self._draw()
             grades, bands = self._particle_bands(known)
-            weights_of = known.astype(np.float32)  # for fast marginals (a bool matmul converts each time)
+            # float32, one row per unit (a bool matmul converts each time; a unit's particles contiguous)
+            weights_of = np.ascontiguousarray(known.T, dtype=np.float32)
             for array in (theta, known, bands, weights_of):
                 array.flags.writeable = False
             cached = (self.index, theta, known, grades, bands, weights_of)
             _remember(_PRIOR_CACHE, key, cached)
         # the prior cloud depends only on (index, config, seed, hint): drawn once, shared read-only
-        _, self._theta, self._known, self._grades, self._bands, self._known_f = cached
+        _, self._theta, self._known, self._grades, self._bands, self._known_t = cached
         self._logw = np.zeros(len(self._theta))
         replay, self.answers = list(self.answers), []
         if replay:  # every earlier answer at once: the log-likelihoods add up over the answers
@@ -147,8 +148,8 @@ class Placement:
             right = np.array([bool(c) for _, c in replay])
             if_known = np.where(right, math.log(1 - cfg.slip), math.log(cfg.slip))
             if_not = np.where(right, math.log(cfg.guess), math.log(1 - cfg.guess))
-            columns = self._known_f[:, [self._pos[u] for u, _ in replay]]  # float32: a fast product
-            self._logw = (columns @ (if_known - if_not).astype(np.float32)).astype(float) + if_not.sum()
+            rows = self._known_t[[self._pos[u] for u, _ in replay]]  # float32: a fast product
+            self._logw = ((if_known - if_not).astype(np.float32) @ rows).astype(float) + if_not.sum()
             self.answers = [(u, bool(c)) for u, c in replay]
 
     def _draw(self) -> tuple[np.ndarray, np.ndarray]:
@@ -188,9 +189,14 @@ class Placement:
         w = np.exp(self._logw - self._logw.max())
         return w / w.sum()
 
+    @property
+    def positions(self) -> Mapping[str, int]:
+        """Each unit's position in ``units`` (and in :meth:`marginals`)."""
+        return self._pos
+
     def marginals(self) -> np.ndarray:
         """Posterior P(known) for every unit, in ``self.units`` order."""
-        return (self._weights().astype(np.float32) @ self._known_f).astype(float)
+        return (self._known_t @ self._weights().astype(np.float32)).astype(float)
 
     def _grade_posterior(self) -> tuple[int, float]:
         """The most probable grade band and its posterior probability (neighbours count half)."""

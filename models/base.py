@@ -30,6 +30,7 @@ from engine.observations import Event, ItemSpec
 
 __all__ = [
     "FORMAT_VERSION",
+    "CodeRows",
     "Event",
     "ItemBatch",
     "ItemSpec",
@@ -61,6 +62,31 @@ class ItemBatch:
 
     def __len__(self) -> int:
         return len(self.item_ids)
+
+
+class CodeRows:
+    """Where the codes of a fixed list sit in a model's standard index, worked out once per list:
+    ``rows(codes)`` is ``(positions in codes, the model's indices, whether no index repeats)`` for
+    the codes the model knows."""
+
+    def __init__(self, index: Mapping[str, int]):
+        self.index = index
+        self._seen: dict[int, tuple[Sequence[str], np.ndarray, np.ndarray, bool]] = {}
+
+    def __call__(self, codes: Sequence[str]) -> tuple[np.ndarray, np.ndarray, bool]:
+        hit = self._seen.get(id(codes))
+        if hit is None or hit[0] is not codes:
+            found = [(k, i) for k, code in enumerate(codes) if (i := self.index.get(code)) is not None]
+            hit = (
+                codes,
+                np.array([k for k, _ in found], dtype=np.int64),
+                np.array([i for _, i in found], dtype=np.int64),
+                len({i for _, i in found}) == len(found),
+            )
+            if len(self._seen) >= 16:
+                self._seen.clear()
+            self._seen[id(codes)] = hit
+        return hit[1], hit[2], hit[3]
 
 
 class LearnerModel(ABC):
@@ -122,6 +148,17 @@ class LearnerModel(ABC):
         prior; evidence then moves it as it would move the model's own starting estimate.
         Standards the model does not know are ignored; ``state`` is not modified.
         """
+
+    def state_with_prior_values(
+        self, codes: Sequence[str], values: np.ndarray, state: LearnerState | None = None
+    ) -> LearnerState:
+        """:meth:`state_with_priors` with ``values[k]`` the prior of ``codes[k]`` (NaN: none). A
+        learner's first answers refresh hundreds of priors; models that can override it with one
+        array assignment over :class:`CodeRows` (the caller passes the same code list each time)."""
+        keep = ~np.isnan(values)
+        return self.state_with_priors(
+            {code: value for code, value, ok in zip(codes, values.tolist(), keep.tolist()) if ok}, state
+        )
 
     # -- conveniences -------------------------------------------------------------------------
     def predict_items(self, state: LearnerState, items: Sequence[ItemSpec]) -> np.ndarray:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from models.base import Event, ItemBatch, ItemSpec, LearnerModel, LearnerState
+from models.base import CodeRows, Event, ItemBatch, ItemSpec, LearnerModel, LearnerState
 
 __all__ = ["GraphBKT", "bkt_config"]
 
@@ -86,6 +86,9 @@ class GraphBKT(LearnerModel):
         # the standards with parts and their leaves (a standard without parts is its own leaf)
         self._compound = np.array([i for i, leaves in enumerate(self._leaves) if leaves != [i]], dtype=np.int64)
         self._compound_leaves = self._leaf_matrix[self._compound]
+        self._is_leaf = np.ones(n, dtype=bool)
+        self._is_leaf[self._compound] = False
+        self._code_rows = CodeRows(idx)
         prereqs: list[list[int]] = [[] for _ in range(n)]
         dependents: list[list[int]] = [[] for _ in range(n)]
         for a, b in self.config.get("edges", []):
@@ -153,6 +156,19 @@ class GraphBKT(LearnerModel):
                 p[pre] += self.p["down"] * delta * p[pre] / (1 + n[pre])
             if dep.size:
                 p[dep] += self.p["spread"] * delta * p[dep]
+
+    def state_with_prior_values(
+        self, codes: Sequence[str], values: np.ndarray, state: LearnerState | None = None
+    ) -> LearnerState:
+        src, rows, unique = self._code_rows(codes)
+        if not unique or not self._is_leaf[rows].all():  # parts or repeats: the general path
+            return super().state_with_prior_values(codes, values, state)
+        state = self.init_state() if state is None else {k: v.copy() for k, v in state.items()}
+        given = values[src]
+        ok = ~np.isnan(given)
+        if ok.any():
+            state["p"][rows[ok]] = np.clip(given[ok], 1e-4, 1 - 1e-4)
+        return state
 
     # ------------------------------------------------------------------ prediction
     def encode_items(self, items: Sequence[ItemSpec]) -> ItemBatch:

@@ -14,7 +14,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from models.base import Event, ItemBatch, ItemSpec, LearnerModel, LearnerState
+from models.base import CodeRows, Event, ItemBatch, ItemSpec, LearnerModel, LearnerState
 
 __all__ = ["HybridModel"]
 
@@ -27,6 +27,7 @@ class HybridModel(LearnerModel):
         super().__init__(config)
         self.trained, self.fallback = trained, fallback
         self.covered = frozenset(trained.standards)
+        self._covered_rows = CodeRows(trained.standard_index)
         self._model_id = id(self)
 
     @classmethod
@@ -73,6 +74,16 @@ class HybridModel(LearnerModel):
         if covered:
             t = self.trained.state_with_priors(covered, t)
         return _join(t, self.fallback.state_with_priors(priors, f))
+
+    def state_with_prior_values(
+        self, codes: Sequence[str], values: np.ndarray, state: LearnerState | None = None
+    ) -> LearnerState:
+        state = self.init_state() if state is None else state
+        t, f = _split(state)
+        covered, _, _ = self._covered_rows(codes)
+        if (~np.isnan(values[covered])).any():
+            t = self.trained.state_with_prior_values(codes, values, t)
+        return _join(t, self.fallback.state_with_prior_values(codes, values, f))
 
     # ------------------------------------------------------------------ prediction
     def _use_trained(self, item: ItemSpec) -> bool:

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.base import Event, ItemBatch, ItemSpec, LearnerModel, LearnerState
+from models.base import CodeRows, Event, ItemBatch, ItemSpec, LearnerModel, LearnerState
 
 __all__ = [
     "Attempt",
@@ -448,6 +448,7 @@ class NeuralModel(LearnerModel):
 
     def __init__(self, config: Mapping[str, Any]):
         super().__init__(config)
+        self._code_rows = CodeRows(self.standard_index)
         self.items: list[str] = list(self.config.get("items", []))
         self.item_index = {item: i for i, item in enumerate(self.items)}
         if len(self.item_index) != len(self.items):
@@ -634,6 +635,23 @@ class NeuralModel(LearnerModel):
             rows = np.fromiter((i for i, _ in pairs), dtype=np.int64, count=len(pairs))
             values = np.fromiter((v for _, v in pairs), dtype=np.float64, count=len(pairs))
             offsets[rows] = _prior_logits(values) - _prior_logits(base[rows])
+        state[PRIOR_KEY] = offsets
+        return state
+
+    def state_with_prior_values(
+        self, codes: Sequence[str], values: np.ndarray, state: LearnerState | None = None
+    ) -> LearnerState:
+        src, rows, unique = self._code_rows(codes)
+        if not unique:
+            return super().state_with_prior_values(codes, values, state)
+        state = self.init_state() if state is None else dict(state)
+        offsets = state.get(PRIOR_KEY)
+        offsets = np.zeros(self.n_standards + 1, dtype=np.float32) if offsets is None else offsets.copy()
+        given = values[src]
+        ok = ~np.isnan(given)
+        if ok.any():
+            picked = rows[ok]
+            offsets[picked] = _prior_logits(given[ok]) - _prior_logits(self._base_mastery()[picked])
         state[PRIOR_KEY] = offsets
         return state
 

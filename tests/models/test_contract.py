@@ -228,3 +228,22 @@ def test_priors_set_the_starting_belief_and_evidence_moves_it(factory) -> None:
     model.state_with_priors({"A": 0.2}, state)
     for key in frozen:  # the given state is not modified
         np.testing.assert_array_equal(state[key], frozen[key])
+
+
+def test_priors_as_values_equal_priors_as_a_mapping(factory) -> None:
+    """``state_with_prior_values`` (a code list and an array, NaN for none) is ``state_with_priors``
+    with the mapping of the codes that have a value, on a fresh state and on one with evidence,
+    and again with the same list (the models remember where its codes sit)."""
+    model = factory(0)
+    codes = ["C", "A", "not-a-standard", "B"]
+    values = np.array([0.2, 0.9, 0.5, np.nan])
+    for state in (None, model.replay(history(3))):
+        for _ in range(2):
+            fast = model.state_with_prior_values(codes, values, state)
+            slow = model.state_with_priors({"C": 0.2, "A": 0.9, "not-a-standard": 0.5}, state)
+            assert fast.keys() == slow.keys()
+            for key in slow:
+                np.testing.assert_array_equal(fast[key], slow[key], err_msg=key)
+    untouched = model.state_with_prior_values(codes, np.full(4, np.nan), model.init_state())
+    for key, value in model.state_with_priors({}, model.init_state()).items():
+        np.testing.assert_array_equal(untouched[key], value, err_msg=key)
