@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
+from operator import attrgetter
 
 from configs import PlannerConfig
 
@@ -67,7 +68,7 @@ class StandardProgress:
 
     def to_row(self) -> list:
         """The fields in declaration order (``recent`` as a list): the stored form."""
-        row = [getattr(self, name) for name in _PROGRESS_FIELDS]
+        row = list(_ROW(self))
         row[_RECENT] = list(self.recent)
         return row
 
@@ -152,6 +153,7 @@ class Progress:
 _EMPTY = StandardProgress()
 _PROGRESS_FIELDS = tuple(f.name for f in fields(StandardProgress))
 _RECENT = _PROGRESS_FIELDS.index("recent")
+_ROW = attrgetter(*_PROGRESS_FIELDS)  # the fields in one call (written with every event)
 
 
 def mark_mastered(progress: Progress, units: Iterable[str], time: float, by: str = "placement") -> None:
