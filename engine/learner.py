@@ -13,7 +13,7 @@ times are given by the caller, nothing is read from or written to a store.
 **Starting belief.** A learner whose grade is known (stated, from a class or a roster) starts
 from a particle belief about their starting state (:class:`engine.placement.Placement`: knowledge
 closed under prerequisites, correlated within a domain, around the grade): its marginals are the
-model's priors (``state_with_priors``) for every standard without evidence. A first attempt on a
+model's priors (``state_with_prior_values``) for every standard without evidence. A first attempt on a
 standard nobody has taught yet is evidence about the starting state and reweights the belief, so
 a failed ``3.OA.A.3`` also lowers ``3.OA.C.7`` that builds on it. An entry diagnostic asks
 questions from the same belief (with the placement configuration). Without a grade and without a
@@ -97,10 +97,6 @@ class StateModel(Protocol):
     def update(self, state: dict[str, np.ndarray], event: Event) -> dict[str, np.ndarray]: ...
 
     def mastery(self, state: dict[str, np.ndarray]) -> dict[str, float]: ...
-
-    def state_with_priors(
-        self, priors: Mapping[str, float], state: dict[str, np.ndarray] | None = None
-    ) -> dict[str, np.ndarray]: ...
 
     def state_with_prior_values(
         self, codes: Sequence[str], values: np.ndarray, state: dict[str, np.ndarray] | None = None

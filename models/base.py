@@ -140,25 +140,23 @@ class LearnerModel(ABC):
         """P(mastered) for every standard the model knows."""
 
     @abstractmethod
-    def state_with_priors(self, priors: Mapping[str, float], state: LearnerState | None = None) -> LearnerState:
-        """A state whose belief about the given standards starts from ``priors`` (P(known) per
-        standard code, e.g. a learner's starting belief from their grade or a placement).
-
-        On a state without evidence on a standard, ``mastery`` of that standard becomes its
-        prior; evidence then moves it as it would move the model's own starting estimate.
-        Standards the model does not know are ignored; ``state`` is not modified.
-        """
-
     def state_with_prior_values(
         self, codes: Sequence[str], values: np.ndarray, state: LearnerState | None = None
     ) -> LearnerState:
-        """:meth:`state_with_priors` with ``values[k]`` the prior of ``codes[k]`` (NaN: none). A
-        learner's first answers refresh hundreds of priors; models that can override it with one
-        array assignment over :class:`CodeRows` (the caller passes the same code list each time)."""
-        keep = ~np.isnan(values)
-        return self.state_with_priors(
-            {code: value for code, value, ok in zip(codes, values.tolist(), keep.tolist()) if ok}, state
-        )
+        """A state whose belief about ``codes[k]`` starts from ``values[k]`` (P(known), e.g. a
+        learner's starting belief from their grade or a placement; NaN: no prior, left as it is).
+
+        On a state without evidence on a standard, ``mastery`` of that standard becomes its
+        prior; evidence then moves it as it would move the model's own starting estimate.
+        Standards the model does not know are ignored; a code given twice takes its last value;
+        ``state`` is not modified. A learner's first answers refresh hundreds of priors: models
+        find where the codes sit once per list (:class:`CodeRows`; callers pass the same list).
+        """
+
+    def state_with_priors(self, priors: Mapping[str, float], state: LearnerState | None = None) -> LearnerState:
+        """:meth:`state_with_prior_values` with the priors as a mapping of standard codes."""
+        values = np.fromiter(priors.values(), dtype=np.float64, count=len(priors))
+        return self.state_with_prior_values(list(priors), values, state)
 
     # -- conveniences -------------------------------------------------------------------------
     def predict_items(self, state: LearnerState, items: Sequence[ItemSpec]) -> np.ndarray:

@@ -109,22 +109,6 @@ class GraphBKT(LearnerModel):
         n = len(self.standards)
         return {"p": np.full(n, self.p["p_init"]), "n": np.zeros(n, dtype=np.float64)}
 
-    def state_with_priors(self, priors: Mapping[str, float], state: LearnerState | None = None) -> LearnerState:
-        """A state whose knowledge of the given standards is set (e.g. from a placement test)."""
-        state = self.init_state() if state is None else {k: v.copy() for k, v in state.items()}
-        p, index, leaves = state["p"], self.standard_index, self._leaves
-        found: dict[int, float] = {}  # leaf -> value, the last one given for it (as a loop would set)
-        for code, value in priors.items():
-            i = index.get(code)
-            if i is not None:
-                for leaf in leaves[i]:
-                    found[leaf] = value
-        if found:  # one vectorized assignment: a learner's first answers refresh hundreds of priors
-            rows = np.fromiter(found.keys(), dtype=np.int64, count=len(found))
-            values = np.fromiter(found.values(), dtype=np.float64, count=len(found))
-            p[rows] = np.clip(values, 1e-4, 1 - 1e-4)
-        return state
-
     def update(self, state: LearnerState, event: Event) -> LearnerState:
         leaves = sorted({leaf for i in self.standard_indices(event.standards) for leaf in self._leaves[i]})
         p, n = state["p"].copy(), state["n"].copy()
@@ -160,14 +144,21 @@ class GraphBKT(LearnerModel):
     def state_with_prior_values(
         self, codes: Sequence[str], values: np.ndarray, state: LearnerState | None = None
     ) -> LearnerState:
-        src, rows, unique = self._code_rows(codes)
-        if not unique or not self._is_leaf[rows].all():  # parts or repeats: the general path
-            return super().state_with_prior_values(codes, values, state)
+        """A standard's prior sets the knowledge of each of its leaves (its parts, or itself)."""
         state = self.init_state() if state is None else {k: v.copy() for k, v in state.items()}
+        src, rows, unique = self._code_rows(codes)
         given = values[src]
         ok = ~np.isnan(given)
-        if ok.any():
-            state["p"][rows[ok]] = np.clip(given[ok], 1e-4, 1 - 1e-4)
+        rows, given = rows[ok], given[ok]
+        if not unique or not self._is_leaf[rows].all():  # parts, or a code twice: the last value per leaf
+            found: dict[int, float] = {}
+            for i, value in zip(rows.tolist(), given.tolist()):
+                for leaf in self._leaves[i]:
+                    found[leaf] = value
+            rows = np.fromiter(found.keys(), dtype=np.int64, count=len(found))
+            given = np.fromiter(found.values(), dtype=np.float64, count=len(found))
+        if len(rows):
+            state["p"][rows] = np.clip(given, 1e-4, 1 - 1e-4)
         return state
 
     # ------------------------------------------------------------------ prediction

@@ -65,19 +65,11 @@ class HybridModel(LearnerModel):
             t = self.trained.update(t, Event(event.item_id, known, event.correct, event.timestamp))
         return _join(t, self.fallback.update(f, event))
 
-    def state_with_priors(self, priors: Mapping[str, float], state: LearnerState | None = None) -> LearnerState:
-        """Both parts take the priors of the standards they know (the trained part on top of what it
-        learned from data, see its own ``state_with_priors``)."""
-        state = self.init_state() if state is None else state
-        t, f = _split(state)
-        covered = {c: p for c, p in priors.items() if c in self.covered}
-        if covered:
-            t = self.trained.state_with_priors(covered, t)
-        return _join(t, self.fallback.state_with_priors(priors, f))
-
     def state_with_prior_values(
         self, codes: Sequence[str], values: np.ndarray, state: LearnerState | None = None
     ) -> LearnerState:
+        """Both parts take the priors of the standards they know (the trained part on top of what it
+        learned from data, see its own ``state_with_prior_values``)."""
         state = self.init_state() if state is None else state
         t, f = _split(state)
         covered, _, _ = self._covered_rows(codes)
@@ -111,19 +103,6 @@ class HybridModel(LearnerModel):
         if (~mask).any():
             out[~mask] = self.fallback.predict(f, cast(ItemBatch, a["fallback"]))
         return out
-
-    def take(self, items: ItemBatch, positions: np.ndarray) -> ItemBatch | None:
-        a = items.arrays
-        picked, rank = a["mask"][positions], a["rank"][positions]
-        trained = self.trained.take(cast(ItemBatch, a["trained"]), rank[picked])
-        fallback = self.fallback.take(cast(ItemBatch, a["fallback"]), rank[~picked])
-        if trained is None or fallback is None:
-            return None
-        return ItemBatch(
-            items.model_id,
-            tuple(map(items.item_ids.__getitem__, positions.tolist())),
-            {"mask": picked, "rank": _ranks(picked), "trained": trained, "fallback": fallback},  # type: ignore[dict-item]
-        )
 
     def predict_at(self, state: LearnerState, items: ItemBatch, positions: np.ndarray) -> np.ndarray:
         """Each part predicts its own items among ``positions`` (no combined batch is built)."""

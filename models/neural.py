@@ -67,7 +67,7 @@ _LOGIT_CLIP = 4.0
 _CROSS_FIT_FOLDS = 5
 
 
-#: the state key of the starting-belief offsets (see :meth:`NeuralModel.state_with_priors`)
+#: the state key of the starting-belief offsets (see :meth:`NeuralModel.state_with_prior_values`)
 PRIOR_KEY = "prior"
 
 
@@ -620,7 +620,9 @@ class NeuralModel(LearnerModel):
             new[PRIOR_KEY] = state[PRIOR_KEY]
         return new
 
-    def state_with_priors(self, priors: Mapping[str, float], state: LearnerState | None = None) -> LearnerState:
+    def state_with_prior_values(
+        self, codes: Sequence[str], values: np.ndarray, state: LearnerState | None = None
+    ) -> LearnerState:
         """Priors become per-standard logit offsets kept in the state (``prior``): the offset moves
         the model's starting estimate of a standard to its prior, and stays as evidence arrives
         (evidence adds to a prior in logit space, as a Bayesian update does). A candidate item is
@@ -628,30 +630,16 @@ class NeuralModel(LearnerModel):
         state = self.init_state() if state is None else dict(state)
         offsets = state.get(PRIOR_KEY)
         offsets = np.zeros(self.n_standards + 1, dtype=np.float32) if offsets is None else offsets.copy()
-        base = self._base_mastery()
-        index = self.standard_index
-        pairs = [(i, v) for code, v in priors.items() if (i := index.get(code)) is not None]
-        if pairs:  # vectorized: a learner's first answers refresh hundreds of priors each
-            rows = np.fromiter((i for i, _ in pairs), dtype=np.int64, count=len(pairs))
-            values = np.fromiter((v for _, v in pairs), dtype=np.float64, count=len(pairs))
-            offsets[rows] = _prior_logits(values) - _prior_logits(base[rows])
-        state[PRIOR_KEY] = offsets
-        return state
-
-    def state_with_prior_values(
-        self, codes: Sequence[str], values: np.ndarray, state: LearnerState | None = None
-    ) -> LearnerState:
         src, rows, unique = self._code_rows(codes)
-        if not unique:
-            return super().state_with_prior_values(codes, values, state)
-        state = self.init_state() if state is None else dict(state)
-        offsets = state.get(PRIOR_KEY)
-        offsets = np.zeros(self.n_standards + 1, dtype=np.float32) if offsets is None else offsets.copy()
         given = values[src]
         ok = ~np.isnan(given)
-        if ok.any():
-            picked = rows[ok]
-            offsets[picked] = _prior_logits(given[ok]) - _prior_logits(self._base_mastery()[picked])
+        rows, given = rows[ok], given[ok]
+        if not unique:  # a code given twice: its last value
+            last = dict(zip(rows.tolist(), given.tolist()))
+            rows = np.fromiter(last.keys(), dtype=np.int64, count=len(last))
+            given = np.fromiter(last.values(), dtype=np.float64, count=len(last))
+        if len(rows):
+            offsets[rows] = _prior_logits(given) - _prior_logits(self._base_mastery()[rows])
         state[PRIOR_KEY] = offsets
         return state
 
@@ -693,7 +681,7 @@ class NeuralModel(LearnerModel):
             raise ValueError("these items were encoded by another model; call encode_items on this one")
         logits = self._predict_logits(state, items)
         offsets = state.get(PRIOR_KEY)
-        if offsets is not None:  # the starting belief (state_with_priors): mean offset of the item's standards
+        if offsets is not None:  # the starting belief (state_with_prior_values): mean offset of the item's standards
             standards = items.arrays["standards"]
             real = np.maximum((standards < self.n_standards).sum(axis=1), 1)
             logits = logits + offsets[standards].sum(axis=1) / real

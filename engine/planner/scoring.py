@@ -75,7 +75,7 @@ class Ranked(Sequence[Candidate]):
         self,
         ranking: Sequence[int],
         make: Callable[[int], Candidate],
-        labels: Sequence[tuple[str, str, str]] | None = None,
+        labels: Sequence[tuple[str, str, str]],
     ):
         self._ranking, self._make = ranking, make
         self._labels = labels
@@ -90,9 +90,6 @@ class Ranked(Sequence[Candidate]):
 
     def label(self, i: int) -> tuple[str, str, str]:
         """``(standard, item id, kind)`` of the ``i``-th candidate, without building it."""
-        if self._labels is None:
-            cand = self[i]
-            return cand.standard, cand.item.id, cand.kind
         return self._labels[self._ranking[i]]
 
     def __len__(self) -> int:

@@ -230,20 +230,23 @@ def test_priors_set_the_starting_belief_and_evidence_moves_it(factory) -> None:
         np.testing.assert_array_equal(state[key], frozen[key])
 
 
-def test_priors_as_values_equal_priors_as_a_mapping(factory) -> None:
-    """``state_with_prior_values`` (a code list and an array, NaN for none) is ``state_with_priors``
-    with the mapping of the codes that have a value, on a fresh state and on one with evidence,
-    and again with the same list (the models remember where its codes sit)."""
+def test_prior_values_skip_nan_and_take_a_repeated_code_last(factory) -> None:
+    """``state_with_prior_values``: a NaN value is no prior (as if the code were not listed), a
+    code given twice takes its last value, and the same list gives the same state again (the
+    models remember where its codes sit)."""
     model = factory(0)
+
+    def same(a, b) -> None:
+        assert a.keys() == b.keys()
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
     codes = ["C", "A", "not-a-standard", "B"]
-    values = np.array([0.2, 0.9, 0.5, np.nan])
     for state in (None, model.replay(history(3))):
+        plain = model.state_with_prior_values(["C", "A", "not-a-standard"], np.array([0.2, 0.9, 0.5]), state)
         for _ in range(2):
-            fast = model.state_with_prior_values(codes, values, state)
-            slow = model.state_with_priors({"C": 0.2, "A": 0.9, "not-a-standard": 0.5}, state)
-            assert fast.keys() == slow.keys()
-            for key in slow:
-                np.testing.assert_array_equal(fast[key], slow[key], err_msg=key)
+            same(model.state_with_prior_values(codes, np.array([0.2, 0.9, 0.5, np.nan]), state), plain)
+        same(model.state_with_prior_values(["A", "C", "A"], np.array([0.1, 0.2, 0.9]), state), plain)
+        same(model.state_with_priors({"C": 0.2, "A": 0.9, "not-a-standard": 0.5}, state), plain)
     untouched = model.state_with_prior_values(codes, np.full(4, np.nan), model.init_state())
-    for key, value in model.state_with_priors({}, model.init_state()).items():
-        np.testing.assert_array_equal(untouched[key], value, err_msg=key)
+    same(untouched, model.state_with_priors({}, model.init_state()))
