@@ -114,7 +114,7 @@ class PlannerConfig(_Section):
     band: tuple[float, float] = (0.60, 0.85)
     mastery_threshold: float = 0.95
     streak_required: int = 2
-    confirm_streak: int = 2
+    confirm_streak: int = Field(3, ge=1, le=5)  # the progress record keeps the last 6 outcomes
     require_check: bool = True
     reopen_threshold: float = 0.7
     test_out_threshold: float = 0.9
@@ -124,6 +124,7 @@ class PlannerConfig(_Section):
     presume_missing: bool = True
     park_after: int = 5
     stall_after: int = 18
+    recheck_after: int = Field(7, ge=0)
     park_for: int = 10
     reverify_after_s: float = 86_400.0
     review_interval_s: float = 2 * 86_400.0

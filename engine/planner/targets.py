@@ -160,26 +160,47 @@ def unverified_prerequisite(
     """A mastered prerequisite of ``unit`` that no check has confirmed since it was mastered (the
     least likely first): the suspect when the learner struggles on top of solid-looking ones.
     Mastery on one passed check (test-out, placement) is suspect at once; mastery earned by a
-    streak once the failures on ``unit`` have pulled its P(mastered) below the mastery threshold."""
+    streak once the failures on ``unit`` have pulled its P(mastered) below the ready threshold,
+    or once ``recheck_after`` failures in a row on ``unit`` have not moved it (once per run of
+    failures: a lucky streak can master a standard the learner cannot yet build on)."""
     cfg = ctx.config
     suspects = []
+    dependent = ctx.progress.get(unit)
+    run_start = dependent.last_activity - dependent.failures_in_a_row
     for p in prerequisites(ctx, unit, presumed):
         prog = ctx.progress.get(p)
         if (
             p in mastered
             and prog.verified_at is None
-            and (prog.mastered_by != "evidence" or ctx.mastery.get(p, 0.0) < cfg.ready_threshold)
+            and (
+                prog.mastered_by != "evidence"
+                or ctx.mastery.get(p, 0.0) < cfg.ready_threshold
+                or (
+                    0 < cfg.recheck_after <= dependent.failures_in_a_row
+                    and prog.last_activity <= run_start  # not re-checked during this run of failures
+                )
+            )
         ):
             suspects.append(p)
     return min(suspects, key=lambda p: (ctx.mastery.get(p, 0.0), ctx.index.order[p])) if suspects else None
 
 
 def confirmed(ctx: PlanContext, unit: str) -> bool:
-    """A mastered unit others may build on: mastered by a streak of at least ``confirm_streak``
-    successes, by a test-out or placement, or re-verified by a passed check since."""
+    """A mastered unit others may build on: mastered by a streak that includes a passed mastery
+    check, or with ``confirm_streak`` successes among the last ``confirm_streak + 1`` attempts of
+    practice (the last ``streak_required`` in a row); by a test-out or placement; or re-verified
+    by a passed check since. Practice alone is weaker evidence than a check, so prerequisites
+    mastered on practice are over-learned a little before anything is built on them."""
     prog = ctx.progress.get(unit)
     return prog.mastered and (
-        prog.verified_at is not None or prog.mastered_by != "evidence" or prog.streak >= ctx.config.confirm_streak
+        prog.verified_at is not None
+        or prog.mastered_by != "evidence"
+        or prog.streak >= ctx.config.confirm_streak
+        or (prog.checked and prog.streak >= ctx.config.streak_required)
+        or (
+            prog.streak >= ctx.config.streak_required
+            and sum(r >= 0.5 for r in prog.recent[-ctx.config.confirm_streak - 1 :]) >= ctx.config.confirm_streak
+        )
     )
 
 
@@ -235,8 +256,9 @@ def goal_objectives(
     is likely known and ready (test-out) or, recursively, its own frontier. Prerequisites shared
     by several goal standards are verified once and serve them all; the estimate counts a check
     as one activity and a standard to learn as ``activities_per_standard`` times P(not known).
-    The goal standard whose frontier the last activity was on stays first (a failure raises its
-    estimate, but a learner who hops to another standard after each failure finishes nothing);
+    The goal standard whose frontier the last activity was on (or the one before it, when the last
+    was a re-check of a mastered standard) stays first (a failure raises its estimate, but a
+    learner who hops to another standard after each failure finishes nothing);
     goal standards the learner is stuck on (:func:`is_parked`) come after all the others."""
     cfg, index = ctx.config, ctx.index
     mastered = ctx.progress.mastered
@@ -264,8 +286,13 @@ def goal_objectives(
         return memo[unit]
 
     goals = goal_set if goal_set is not None else set(goal_units(ctx))
-    recent = ctx.progress.recent_items
-    last = set(index.item_units.get(recent[-1], ())) if recent else set()
+    # the work in progress: the last activity's standards, or those of the one before it when the
+    # last was on mastered standards only (a re-check or a review between two attempts)
+    last: set[str] = set()
+    for item_id in ctx.progress.recent_items[-1:-3:-1]:
+        last = set(index.item_units.get(item_id, ()))
+        if not last <= mastered:
+            break
     found: list[tuple[bool, float, int, str, list[str]]] = []  # (not current, cost, order, unit, work)
     parked: list[tuple[bool, float, int, str, list[str]]] = []
     for unit in goal_units(ctx):

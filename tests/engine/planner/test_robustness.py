@@ -12,7 +12,7 @@ from engine.graph import Standard, StandardsGraph
 from engine.learner import LearnerCore, Observation
 from engine.planner.context import Goal
 from engine.planner.index import PlannerIndex
-from engine.planner.targets import PROBE, goal_objectives, in_place
+from engine.planner.targets import PROBE, confirmed, goal_objectives, in_place
 from engine.simulation import BASELINES
 from engine.simulation.worlds import make_world, run_world
 from models.bkt import GraphBKT
@@ -134,6 +134,57 @@ def test_no_jump_off_the_graph_when_locality_is_configured() -> None:
         last, t = rec.standard, t + 60.0
 
 
+def test_three_of_four_successes_confirm_a_standard_before_it_is_built_on() -> None:
+    """A mastered standard is built on once three of its last four attempts succeeded, the last
+    two in a row: a slip after mastery does not start the count again from nothing."""
+    c = core(practice_only("AB", [("A", "B")]))
+    assert (c.config.confirm_streak, c.config.streak_required) == (3, 2)
+    learner = c.new(0, goal=Goal(("B",)))
+    t = 0.0
+    for item, ok in (("A-1", True), ("A-2", True), ("A-1", True), ("A-2", False)):
+        answer(c, learner, item, ok, t)
+        t += 60.0
+    assert "A" in learner.progress.mastered  # a slip does not reopen it
+    assert not confirmed(c.context(learner, t), "A")
+    answer(c, learner, "A-1", True, t)  # + + + - +: one in a row
+    t += 60.0
+    assert not confirmed(c.context(learner, t), "A")
+    assert c.recommend(learner, t).recommendations[0].standard == "A"
+    answer(c, learner, "A-2", True, t)  # + + - + +: three of the last four, two in a row
+    t += 60.0
+    assert learner.progress.get("A").streak == 2
+    assert confirmed(c.context(learner, t), "A")
+    assert c.recommend(learner, t).recommendations[0].standard == "B"
+
+
+def test_a_long_struggle_on_solid_prerequisites_rechecks_them_once() -> None:
+    """A learner keeps failing B although A looks mastered (a lucky streak can master what the
+    learner cannot yet build on): after recheck_after failures in a row, A is re-checked once;
+    another failure on B after a passed re-check does not re-check it again."""
+    c = core(practice_only("AB", [("A", "B")]))
+    learner = c.new(0, goal=Goal(("B",)))
+    t = 0.0
+    for item in ("A-1", "A-2", "A-1"):
+        answer(c, learner, item, True, t)
+        t += 60.0
+    failures = 0
+    while True:
+        rec = c.recommend(learner, t).recommendations[0]
+        if rec.standard == "A":
+            break
+        assert rec.standard == "B"
+        answer(c, learner, rec.item.id, False, t)
+        failures, t = failures + 1, t + 60.0
+    assert failures == c.config.recheck_after
+    assert rec.kind == "recheck" and "struggles on B" in rec.reasons[0]
+    answer(c, learner, rec.item.id, True, t)
+    t += 60.0
+    rec = c.recommend(learner, t).recommendations[0]
+    assert rec.standard == "B"  # back to the work in progress
+    answer(c, learner, rec.item.id, False, t)
+    assert c.recommend(learner, t + 60.0).recommendations[0].standard == "B"
+
+
 def test_a_graph_without_grades_plans_from_its_roots() -> None:
     index = practice_only("ABC", [("A", "B"), ("B", "C")])
     c = core(index)
@@ -169,7 +220,7 @@ def test_a_learner_with_everything_mastered_reviews_the_least_secure_standard() 
     c = core(practice_only("AB", [("A", "B")]))
     learner = c.new(0, goal=Goal(("B",)))
     t = 0.0
-    for item in ("A-1", "A-2", "A-1", "A-2", "B-1", "B-2"):
+    for item in ("A-1", "A-2", "A-1", "A-2", "B-1", "B-2", "B-1"):
         answer(c, learner, item, True, t)
         t += 60.0
     assert learner.progress.mastered == {"A", "B"}

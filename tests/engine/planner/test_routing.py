@@ -160,16 +160,29 @@ def test_stuck_on_solid_prerequisites_presumes_the_previous_standard_of_the_clus
 
 
 def test_short_streak_mastery_is_rechecked_before_building_on_it_when_asked(routed) -> None:
-    routed.config = routed.config.model_copy(update={"streak_required": 2, "confirm_streak": 3})
+    """Mastered on two practice successes, P is re-checked before G1 builds on it; a mastery
+    streak that includes a passed check is confirmed at once."""
+    routed.config = routed.config.model_copy(
+        update={"streak_required": 2, "confirm_streak": 3, "require_check": False}
+    )
     routed.state = routed.model.state_with_priors({"P": 0.8, "Q": 0.99})
     routed.attempt("P-p1", True)
-    routed.attempt("P-check", True)
+    routed.attempt("P-p1", True, time=5.0)
     assert routed.progress.get("P").mastered and not confirmed(routed.ctx(), "P")
     assert "P" not in in_place(routed.ctx(), routed.progress.mastered)
     offered = kinds(routed)
     assert offered.get("P") == "reverify" and "G1" not in offered
     routed.attempt("P-check", True, time=10.0)
     assert confirmed(routed.ctx(), "P") and "G1" in kinds(routed)
+
+
+def test_a_mastery_streak_with_a_passed_check_is_confirmed_at_once(routed) -> None:
+    routed.config = routed.config.model_copy(update={"streak_required": 2, "confirm_streak": 3})
+    routed.state = routed.model.state_with_priors({"P": 0.8, "Q": 0.99})
+    routed.attempt("P-p1", True)
+    routed.attempt("P-check", True)
+    assert routed.progress.get("P").mastered and confirmed(routed.ctx(), "P")
+    assert "G1" in kinds(routed)
 
 
 def test_a_failed_multi_standard_item_blames_the_unmastered_part(index, config) -> None:
