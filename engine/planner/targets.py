@@ -191,17 +191,15 @@ def confirmed(ctx: PlanContext, unit: str) -> bool:
     practice (the last ``streak_required`` in a row); by a test-out or placement; or re-verified
     by a passed check since. Practice alone is weaker evidence than a check, so prerequisites
     mastered on practice are over-learned a little before anything is built on them."""
-    prog = ctx.progress.get(unit)
-    return prog.mastered and (
-        prog.verified_at is not None
-        or prog.mastered_by != "evidence"
-        or prog.streak >= ctx.config.confirm_streak
-        or (prog.checked and prog.streak >= ctx.config.streak_required)
-        or (
-            prog.streak >= ctx.config.streak_required
-            and sum(r >= 0.5 for r in prog.recent[-ctx.config.confirm_streak - 1 :]) >= ctx.config.confirm_streak
-        )
-    )
+    prog, cfg = ctx.progress.get(unit), ctx.config
+    if not prog.mastered:
+        return False
+    if prog.verified_at is not None or prog.mastered_by != "evidence":
+        return True
+    if prog.streak < min(cfg.streak_required, cfg.confirm_streak):
+        return False
+    # ``checked``: the current streak includes a passed check
+    return prog.checked or sum(r >= 0.5 for r in prog.recent[-cfg.confirm_streak - 1 :]) >= cfg.confirm_streak
 
 
 def in_place(ctx: PlanContext, mastered: frozenset[str]) -> frozenset[str]:

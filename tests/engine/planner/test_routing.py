@@ -160,8 +160,7 @@ def test_stuck_on_solid_prerequisites_presumes_the_previous_standard_of_the_clus
 
 
 def test_short_streak_mastery_is_rechecked_before_building_on_it_when_asked(routed) -> None:
-    """Mastered on two practice successes, P is re-checked before G1 builds on it; a mastery
-    streak that includes a passed check is confirmed at once."""
+    """Mastered on two practice successes, P is re-checked before G1 builds on it."""
     routed.config = routed.config.model_copy(update={"streak_required": 2, "confirm_streak": 3, "require_check": False})
     routed.state = routed.model.state_with_priors({"P": 0.8, "Q": 0.99})
     routed.attempt("P-p1", True)
