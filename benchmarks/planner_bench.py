@@ -172,6 +172,23 @@ HISTORY = [
         "0-2): 0.210 -> 0.196 (0.3) / 0.205 (0.15). Not adopted",
     ),
     (
+        "a standard failed struggle_failures (3) times in a row loses its locality bonus when it has nothing but "
+        "the same practice to offer (no teacher-led item to reteach it): the next ready standard is worth a jump "
+        "(seeds 0-2, 200 learners, pooled)",
+        "transfer, correct graph: 0.168 -> 0.169 (kt-fringe 0.169; -0.001 [-0.002, -0.000] -> +0.000 [-0.001, "
+        "+0.002]); dag, correct 0.929 -> 0.931; chain, correct 0.806 (unchanged); wrong graphs: dag 0.848 -> "
+        "0.875, chain 0.549 -> 0.551, transfer 0.049 -> 0.048; coherence 0.210 / 0.185 unchanged (its catalog "
+        "has a teacher-led item for every standard). Without the teacher-led exception coherence, correct "
+        "graph, fell to 0.199 (after 3 failures), 0.206 (4), 0.207 (5)",
+    ),
+    (
+        "graph BKT spreads only the evidence term of an answer to prerequisites (a failure on a standard the "
+        "model already doubts then lowers its prerequisites; today the learning term can raise them)",
+        "transfer, correct graph: +0.001 (a tie) but chain, correct -0.007 [-0.014, -0.000] and dag, correct "
+        "-0.013 [-0.020, -0.005] (trail: more re-checks of prerequisites a correct graph did not need); with "
+        "down 0.2 or 0.35, or without recheck_after, dag still trails. Not adopted",
+    ),
+    (
         "the graph prior halved per missing ancestor instead of per missing listed prerequisite (seed 0, "
         "stall_after 10)",
         "correct chain 0.589 against 0.577, but wrong chain 0.337 against 0.383: a standard the wrong graph "

@@ -279,10 +279,20 @@ def _focus(ctx: PlanContext, unit: str) -> float:
 
 def _locality(ctx: PlanContext, unit: str, last: Sequence[str]) -> float:
     """1 when ``unit`` is a standard of the last activity or a graph neighbour of one (one of its
-    prerequisites or dependents), else 0: practice transfers along the graph, a jump may not."""
+    prerequisites or dependents), else 0: practice transfers along the graph, a jump may not.
+
+    A standard failed ``struggle_failures`` times in a row that has nothing but the same kind of
+    practice to offer (no teacher-led item to reteach it with) is not held on to: more of what
+    keeps failing teaches little, and the next ready standard is worth the jump."""
     if not last:
         return 0.0
     index = ctx.index
+    if (
+        unit in last
+        and ctx.progress.get(unit).failures_in_a_row >= ctx.config.struggle_failures
+        and not any(item.modality in _TEACHER_LED for item in index.items_for.get(unit, ()))
+    ):
+        return 0.0
     return 1.0 if any(u == unit or unit in index.prereqs[u] or unit in index.dependents[u] for u in last) else 0.0
 
 

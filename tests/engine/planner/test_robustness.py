@@ -134,6 +134,33 @@ def test_no_jump_off_the_graph_when_locality_is_configured() -> None:
         last, t = rec.standard, t + 60.0
 
 
+def test_a_struggle_with_nothing_new_to_try_is_not_held_by_locality() -> None:
+    """A learner fails B struggle_failures times in a row. With only the same practice to offer
+    for B, locality no longer keeps them on it: they move to X, the other ready goal standard.
+    When B has a teacher-led item (a new way to teach it), they stay on B."""
+
+    def after_failures(index: PlannerIndex) -> list[str]:
+        c = core(index)
+        learner = c.new(0, goal=Goal(("B", "X")))
+        t = 0.0
+        for item in ("A-1", "A-2", "A-1"):
+            answer(c, learner, item, True, t)
+            t += 60.0
+        seen = []
+        for _ in range(c.config.struggle_failures + 1):
+            rec = c.recommend(learner, t).recommendations[0]
+            seen.append(rec.standard)
+            answer(c, learner, rec.item.id, rec.standard != "B", t)
+            t += 60.0
+        return seen
+
+    index = practice_only("ABX", [("A", "B")])
+    failures = load_config().planner.struggle_failures
+    assert after_failures(index) == ["B"] * failures + ["X"]
+    group = Item("B-group", "B with the teacher", ("B",), Modality.SMALL_GROUP, 20)
+    assert after_failures(PlannerIndex.build(index.graph, Catalog([*index.catalog, group]))) == ["B"] * (failures + 1)
+
+
 def test_three_of_four_successes_confirm_a_standard_before_it_is_built_on() -> None:
     """A mastered standard is built on once three of its last four attempts succeeded, the last
     two in a row: a slip after mastery does not start the count again from nothing."""
