@@ -26,6 +26,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -200,11 +201,62 @@ def _load_worker(base: str, key: str, requests: list[dict], rate: float, concurr
     out.put(asyncio.run(run()))
 
 
+def _cpu_times() -> tuple[list[int], int] | None:
+    """The machine's CPU time counters (``/proc/stat``'s ``cpu`` line) and the number of runnable
+    threads now (``procs_running``), or None off Linux."""
+    try:
+        text = Path("/proc/stat").read_text()
+    except OSError:
+        return None
+    counters = [int(x) for x in text.split("\n", 1)[0].split()[1:]]
+    running = next((int(line.split()[1]) for line in text.splitlines() if line.startswith("procs_running")), 0)
+    return counters, running
+
+
+class MachineMeter:
+    """What else the machine did during a run, so a noisy run can be told from a slow server: the
+    share of CPU time stolen by the hypervisor (``steal``), the share of all cores busy, and the
+    run queue (runnable threads, sampled every 100 ms; the server's busy workers and the load
+    generator count, so a queue well above the cores means work waiting for a core)."""
+
+    def __enter__(self) -> MachineMeter:
+        self.start = _cpu_times()
+        self.queue: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.1):
+            now = _cpu_times()
+            if now is not None:
+                self.queue.append(now[1] - 1)  # less this sampler's own thread
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        end = _cpu_times()
+        self.result: dict | None = None
+        if self.start is None or end is None:
+            return
+        delta = [b - a for a, b in zip(self.start[0], end[0])]
+        total = sum(delta[:8]) or 1  # user nice system idle iowait irq softirq steal (guest is in user)
+        idle = delta[3] + delta[4]
+        self.result = {
+            "steal_pct": round(100 * delta[7] / total, 2) if len(delta) > 7 else None,
+            "busy_pct": round(100 * (total - idle) / total, 1),
+            "run_queue_mean": round(float(np.mean(self.queue)), 2) if self.queue else None,
+            "run_queue_max": max(self.queue) if self.queue else None,
+        }
+
+
 def drive(base: str, key: str, requests: list[dict], rate: float, concurrency: int = 64) -> dict:
     queue: mp.Queue = mp.get_context("spawn").Queue()
     proc = mp.get_context("spawn").Process(target=_load_worker, args=(base, key, requests, rate, concurrency, queue))
-    proc.start()
-    latencies, errors, elapsed = queue.get()
+    with MachineMeter() as meter:
+        proc.start()
+        latencies, errors, elapsed = queue.get()
     proc.join()
     lat = np.array(latencies) * 1000
     return {
@@ -215,6 +267,7 @@ def drive(base: str, key: str, requests: list[dict], rate: float, concurrency: i
         "p50": round(float(np.percentile(lat, 50)), 2),
         "p95": round(float(np.percentile(lat, 95)), 2),
         "p99": round(float(np.percentile(lat, 99)), 2),
+        "machine": meter.result,
     }
 
 
@@ -391,8 +444,11 @@ def bench_store(name: str, store_url: str, workers: int, args, workdir: Path, ro
         rng = np.random.default_rng(1)
         count = int(args.rate * args.seconds)
         results: dict[str, dict] = {"model_version": model, "seeded_events": len(plan["events"])}
-        results["healthz"] = drive(base, key, [{"method": "GET", "path": "/healthz"}] * count, args.rate)
         mix = mix_paths(plan, count)
+        if args.warmup > 0:  # every worker's caches filled and the seeded learners read once: not measured
+            warm = mix_paths(plan, int(args.rate * args.warmup), seed=2)
+            results["warmup"] = drive(base, key, [{"method": "GET", "path": p} for p in warm], args.rate)
+        results["healthz"] = drive(base, key, [{"method": "GET", "path": "/healthz"}] * count, args.rate)
         results["next"] = drive(base, key, [{"method": "GET", "path": p} for p in mix], args.rate)
         for part, paths in plan["parts"].items():
             picks = [paths[int(rng.integers(len(paths)))] for _ in range(count // 3)]
@@ -500,7 +556,12 @@ def report(all_results: dict, args, command: str, baseline: dict | None = None) 
         "generator is a separate process (open loop: latency counts from each request's scheduled time, or "
         "from the generator's timer wake-up when that is later, since epoll timers wake up to 1 ms late; "
         "waiting for a free connection counts). Saturated throughput: the median of 3 runs of 6 s with "
-        "16 requests in flight on connections opened one at a time.",
+        "16 requests in flight on connections opened one at a time. Before the measured runs, "
+        f"{args.warmup:g} s of the `/next` mix at the rate warm every worker up (`warmup`, not a result). "
+        "Next to each run, what the machine did meanwhile (from `/proc/stat`): all cores' busy share, the "
+        "share stolen by the hypervisor, and the run queue (runnable threads, every 100 ms; the server's "
+        "workers and the load generator count): a run with steal or a queue well above the cores was "
+        "measured on a machine busy with something else.",
         "",
         f"Traffic like a content platform's (`traffic_plan`): {args.learners} learners, each with a grade (K-8) "
         "and 0-60 answers on items of their grade and the two below, half of them with a goal of two standards "
@@ -515,13 +576,29 @@ def report(all_results: dict, args, command: str, baseline: dict | None = None) 
         lines += [
             f"## {store} store (model {res['model_version']})",
             "",
-            "| endpoint | rate (req/s) | requests | errors | p50 ms | p95 ms | p99 ms | throughput req/s |",
-            "|---|---|---|---|---|---|---|---|",
+            "| endpoint | rate (req/s) | requests | errors | p50 ms | p95 ms | p99 ms | throughput req/s "
+            "| CPU busy % | steal % | run queue mean / max |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
-        for name in ("healthz", "next", "next_goal", "next_no_goal", "next_new", "playlist", "rotation", "events"):
-            r = res[name]
+        for name in (
+            "warmup",
+            "healthz",
+            "next",
+            "next_goal",
+            "next_no_goal",
+            "next_new",
+            "playlist",
+            "rotation",
+            "events",
+        ):
+            r = res.get(name)
+            if r is None:
+                continue
+            m = r.get("machine") or {}
             lines.append(
-                f"| {name} | {r['rate']} | {r['requests']} | {r['errors']} | {r['p50']} | {r['p95']} | {r['p99']} | {r['throughput']} |"
+                f"| {name} | {r['rate']} | {r['requests']} | {r['errors']} | {r['p50']} | {r['p95']} | {r['p99']} "
+                f"| {r['throughput']} | {m.get('busy_pct', '-')} | {m.get('steal_pct', '-')} "
+                f"| {m.get('run_queue_mean', '-')} / {m.get('run_queue_max', '-')} |"
             )
         lines += [
             "",
@@ -592,6 +669,7 @@ def main() -> None:
     parser.add_argument("--event-batch", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--learners", type=int, default=500)
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds of the /next mix before measuring")
     parser.add_argument("--wrk-seconds", type=float, default=8.0, help="each wrk run (skipped without wrk)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "serving.md")
     parser.add_argument(
