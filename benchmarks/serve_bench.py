@@ -29,6 +29,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from queue import Empty
 
 import httpx
 import numpy as np
@@ -145,13 +146,25 @@ class _Conn:
         return self
 
     async def request(self, method: str, path: str, body: bytes | None) -> int:
-        await self.connect()
         head = (
             f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer {self.key}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body or b'')}\r\n\r\n"
         ).encode()
-        self.writer.write(head + (body or b""))
-        status_line = await self.reader.readline()
+        for attempt in (0, 1):
+            await self.connect()
+            try:
+                self.writer.write(head + (body or b""))
+                status_line = await self.reader.readline()
+            except ConnectionError:
+                status_line = b""
+            if status_line or attempt:
+                break
+            # the server closed a connection left idle past its keep-alive timeout (uvicorn: 5 s,
+            # at low rates with many connections) before reading the request: reconnect, send again
+            self.writer.close()
+            self.writer = None
+        if not status_line:
+            raise ConnectionError(f"{method} {path}: the server closed the connection without an answer")
         length = 0
         while True:
             line = await self.reader.readline()
@@ -256,7 +269,13 @@ def drive(base: str, key: str, requests: list[dict], rate: float, concurrency: i
     proc = mp.get_context("spawn").Process(target=_load_worker, args=(base, key, requests, rate, concurrency, queue))
     with MachineMeter() as meter:
         proc.start()
-        latencies, errors, elapsed = queue.get()
+        while True:
+            try:
+                latencies, errors, elapsed = queue.get(timeout=1.0)
+                break
+            except Empty:
+                if not proc.is_alive():  # it died (its traceback is on stderr): do not wait forever
+                    raise RuntimeError(f"the load generator exited with code {proc.exitcode}") from None
     proc.join()
     lat = np.array(latencies) * 1000
     return {
