@@ -72,7 +72,7 @@ GradeHint = Annotated[
 
 
 @router.get("/{learner_id}/next", summary="The next activities for a learner", response_model=NextOut)
-def get_next(
+async def get_next(
     learner_id: LearnerId,
     principal: ReadDep,
     service: ServiceDep,
@@ -81,7 +81,11 @@ def get_next(
     grade: GradeHint = None,
 ) -> dict[str, Any]:
     """A learner the server has never seen gets recommendations too (from the starting belief of
-    ``grade`` when given, else the model's prior); nothing is stored until they answer."""
+    ``grade`` when given, else the model's prior); nothing is stored until they answer.
+
+    The hot path runs on the event loop, not in a worker thread: the work is CPU-bound (the GIL
+    serialises it anyway) and a read of one learner record is short, so two thread hand-overs per
+    request (the handler and its response validation) would be pure overhead."""
     view = service.load(principal.tenant, learner_id, unseen=True, grade=grade)
     result = recommend(service.context(view), n=n, k_alternatives=alternatives)
     return {
