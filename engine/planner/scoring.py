@@ -21,6 +21,7 @@ from engine.planner.targets import (
     check_due,
     in_place,
     level_fit,
+    offered_items,
     presumed_prerequisites,
     readiness,
     review_due,
@@ -282,7 +283,7 @@ def _locality(ctx: PlanContext, unit: str, last: Sequence[str]) -> float:
     prerequisites or dependents), else 0: practice transfers along the graph, a jump may not.
 
     A standard failed ``struggle_failures`` times in a row that has nothing but the same kind of
-    practice to offer (no teacher-led item to reteach it with) is not held on to: more of what
+    practice to offer now (no teacher-led item the learner may be given) is not held on to: more of what
     keeps failing teaches little, and the next ready standard is worth the jump."""
     if not last:
         return 0.0
@@ -290,7 +291,7 @@ def _locality(ctx: PlanContext, unit: str, last: Sequence[str]) -> float:
     if (
         unit in last
         and ctx.progress.get(unit).failures_in_a_row >= ctx.config.struggle_failures
-        and not any(item.modality in _TEACHER_LED for item in index.items_for.get(unit, ()))
+        and not any(item.modality in _TEACHER_LED for item in offered_items(ctx, unit))
     ):
         return 0.0
     return 1.0 if any(u == unit or unit in index.prereqs[u] or unit in index.dependents[u] for u in last) else 0.0

@@ -49,6 +49,7 @@ __all__ = [
     "is_parked",
     "level_fit",
     "next_probe",
+    "offered_items",
     "outer_fringe",
     "presumed_prerequisites",
     "readiness",
@@ -620,6 +621,22 @@ def review_due(ctx: PlanContext, unit: str) -> float:
     return 0.0 if overdue < 0 else min(1.0, 0.1 + overdue / interval)
 
 
+def offered_items(ctx: PlanContext, unit: str) -> Sequence[Item]:
+    """The catalog's items that practise ``unit`` and the learner may be given now: not excluded
+    by the teacher, available, and in the modalities asked for (catalog order)."""
+    items: Sequence[Item] = ctx.index.items_for.get(unit, ())
+    excluded, available, modalities = ctx.overrides.excluded_items, ctx.available, ctx.modalities
+    if excluded or available is not None or modalities is not None:
+        items = [
+            i
+            for i in items
+            if i.id not in excluded
+            and (available is None or i.id in available)
+            and (modalities is None or i.modality in modalities)
+        ]
+    return items
+
+
 def allowed_items(
     ctx: PlanContext,
     target: Target,
@@ -632,16 +649,7 @@ def allowed_items(
     remediation and explore targets; a test-out takes a mastery check; a re-check takes one where
     the catalog has one for the standard. ``fits`` memoizes the readiness of units an item
     practises over one planning call (``placed`` and ``is_ready`` are fixed there)."""
-    items: Sequence[Item] = ctx.index.items_for.get(target.unit, ())
-    excluded, available, modalities = ctx.overrides.excluded_items, ctx.available, ctx.modalities
-    if excluded or available is not None or modalities is not None:
-        items = [
-            i
-            for i in items
-            if i.id not in excluded
-            and (available is None or i.id in available)
-            and (modalities is None or i.modality in modalities)
-        ]
+    items = offered_items(ctx, target.unit)
     kind = target.kind
     if kind in ("pinned", "remediation", "explore"):
         return list(items)

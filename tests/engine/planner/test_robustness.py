@@ -137,9 +137,9 @@ def test_no_jump_off_the_graph_when_locality_is_configured() -> None:
 def test_a_struggle_with_nothing_new_to_try_is_not_held_by_locality() -> None:
     """A learner fails B struggle_failures times in a row. With only the same practice to offer
     for B, locality no longer keeps them on it: they move to X, the other ready goal standard.
-    When B has a teacher-led item (a new way to teach it), they stay on B."""
+    When B has a teacher-led item they may be given (a new way to teach it), they stay on B."""
 
-    def after_failures(index: PlannerIndex) -> list[str]:
+    def after_failures(index: PlannerIndex, available: set[str] | None = None) -> list[str]:
         c = core(index)
         learner = c.new(0, goal=Goal(("B", "X")))
         t = 0.0
@@ -148,7 +148,7 @@ def test_a_struggle_with_nothing_new_to_try_is_not_held_by_locality() -> None:
             t += 60.0
         seen = []
         for _ in range(c.config.struggle_failures + 1):
-            rec = c.recommend(learner, t).recommendations[0]
+            rec = c.recommend(learner, t, available=available).recommendations[0]
             seen.append(rec.standard)
             answer(c, learner, rec.item.id, rec.standard != "B", t)
             t += 60.0
@@ -158,7 +158,10 @@ def test_a_struggle_with_nothing_new_to_try_is_not_held_by_locality() -> None:
     failures = load_config().planner.struggle_failures
     assert after_failures(index) == ["B"] * failures + ["X"]
     group = Item("B-group", "B with the teacher", ("B",), Modality.SMALL_GROUP, 20)
-    assert after_failures(PlannerIndex.build(index.graph, Catalog([*index.catalog, group]))) == ["B"] * (failures + 1)
+    with_group = PlannerIndex.build(index.graph, Catalog([*index.catalog, group]))
+    assert after_failures(with_group) == ["B"] * (failures + 1)
+    not_today = {item.id for item in with_group.catalog} - {"B-group"}  # no teacher for it now
+    assert after_failures(with_group, not_today) == ["B"] * failures + ["X"]
 
 
 def test_three_of_four_successes_confirm_a_standard_before_it_is_built_on() -> None:
