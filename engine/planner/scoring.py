@@ -278,13 +278,20 @@ def _focus(ctx: PlanContext, unit: str) -> float:
     return 1.0 if prog.failures_in_a_row == 0 else 0.5 if prog.failures_in_a_row == 1 else 0.0
 
 
+#: the share of the locality bonus a standard keeps while the learner keeps failing it with
+#: nothing new to try (see :func:`_locality`); measured with the world matrix of the planner report
+_STRUGGLING_LOCALITY = 0.3
+
+
 def _locality(ctx: PlanContext, unit: str, last: Sequence[str]) -> float:
     """1 when ``unit`` is a standard of the last activity or a graph neighbour of one (one of its
     prerequisites or dependents), else 0: practice transfers along the graph, a jump may not.
 
     A standard failed ``struggle_failures`` times in a row that has nothing but the same kind of
-    practice to offer now (no teacher-led item the learner may be given) is not held on to: more of what
-    keeps failing teaches little, and the next ready standard is worth the jump."""
+    practice to offer now (no teacher-led item the learner may be given) keeps only
+    ``_STRUGGLING_LOCALITY`` of it: more of what keeps failing teaches little, so with the default
+    weight the next ready standard is worth the jump, while a strong locality weight (jumps ruled
+    out) still keeps the learner on the graph."""
     if not last:
         return 0.0
     index = ctx.index
@@ -293,7 +300,7 @@ def _locality(ctx: PlanContext, unit: str, last: Sequence[str]) -> float:
         and ctx.progress.get(unit).failures_in_a_row >= ctx.config.struggle_failures
         and not any(item.modality in _TEACHER_LED for item in offered_items(ctx, unit))
     ):
-        return 0.0
+        return _STRUGGLING_LOCALITY
     return 1.0 if any(u == unit or unit in index.prereqs[u] or unit in index.dependents[u] for u in last) else 0.0
 
 

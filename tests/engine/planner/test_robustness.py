@@ -116,22 +116,28 @@ def test_a_contradicted_graph_is_suspected_sooner() -> None:
 
 def test_no_jump_off_the_graph_when_locality_is_configured() -> None:
     """Two separate chains: with a strong locality weight, after an activity on one chain the
-    next activity stays on it (the same standard or a graph neighbour) while it offers work."""
+    next activity stays on it (the same standard or a graph neighbour) while it offers work, also
+    after failures in a row (several learners: some fail three in a row, which weakens the pull of
+    the standard they fail)."""
     index = practice_only("ABXY", [("A", "B"), ("X", "Y")])
     weights = {**PlannerConfig().weights, "locality": 10.0}
     c = core(index, weights=weights)
-    rng = np.random.default_rng(0)
-    learner = c.new(0)
-    t, last = 0.0, None
-    for _ in range(20):
-        rec = c.recommend(learner, t).recommendations[0]
-        if last is not None:
-            side = {"A", "B"} if last in "AB" else {"X", "Y"}
-            offered = {r.standard for r in c.recommend(learner, t, n=4).recommendations}
-            if offered & side:
-                assert rec.standard in side, (last, rec.standard)
-        answer(c, learner, rec.item.id, bool(rng.random() < 0.7), t)
-        last, t = rec.standard, t + 60.0
+    struggled = 0
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        learner = c.new(seed)
+        t, last = 0.0, None
+        for _ in range(20):
+            rec = c.recommend(learner, t).recommendations[0]
+            if last is not None:
+                side = {"A", "B"} if last in "AB" else {"X", "Y"}
+                offered = {r.standard for r in c.recommend(learner, t, n=4).recommendations}
+                if offered & side:
+                    assert rec.standard in side, (seed, last, rec.standard)
+            answer(c, learner, rec.item.id, bool(rng.random() < 0.7), t)
+            struggled += learner.progress.get(rec.standard).failures_in_a_row >= c.config.struggle_failures
+            last, t = rec.standard, t + 60.0
+    assert struggled  # the case that matters happened
 
 
 def test_a_struggle_with_nothing_new_to_try_is_not_held_by_locality() -> None:
