@@ -8,6 +8,11 @@ guess) and learning transition. The prerequisite graph spreads evidence one hop:
 * a failure raises doubt on its prerequisites (less for well-observed ones) and lowers the
   prior of its unobserved dependents.
 
+What spreads is the change of the standard's knowledge, evidence and learning together. So a
+failure on a standard already believed below what one attempt teaches (``p_learn``) still raises it
+a little, and its neighbours with it: measured in the planner's worlds, spreading the evidence alone
+made correct graphs worse (docs/benchmarks/planner.md, history).
+
 With slip + guess < 1 a correct answer never lowers any mastery (``monotonic = True``).
 Sub-standards roll up: evidence on a parent standard is shared by its parts, and a parent's
 mastery is the mastery of its weakest part.
