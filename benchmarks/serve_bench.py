@@ -234,6 +234,7 @@ class MachineMeter:
 
     def __enter__(self) -> MachineMeter:
         self.start = _cpu_times()
+        self.result: dict | None = None  # set when the run ends (None off Linux)
         self.queue: list[int] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -250,7 +251,6 @@ class MachineMeter:
         self._stop.set()
         self._thread.join()
         end = _cpu_times()
-        self.result: dict | None = None
         if self.start is None or end is None:
             return
         delta = [b - a for a, b in zip(self.start[0], end[0])]
