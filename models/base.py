@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from engine.observations import Event, ItemSpec
+from engine.observations import Event, ItemSpec, Mastery
 
 __all__ = [
     "FORMAT_VERSION",
@@ -36,6 +36,7 @@ __all__ = [
     "ItemSpec",
     "LearnerModel",
     "LearnerState",
+    "Mastery",
     "ModelFormatError",
     "state_from_bytes",
     "state_to_bytes",
@@ -137,7 +138,8 @@ class LearnerModel(ABC):
 
     @abstractmethod
     def mastery(self, state: LearnerState) -> dict[str, float]:
-        """P(mastered) for every standard the model knows."""
+        """P(mastered) for every standard the model knows (a :class:`Mastery` where the model
+        computes it as one array)."""
 
     @abstractmethod
     def state_with_prior_values(

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from models.base import CodeRows, Event, ItemBatch, ItemSpec, LearnerModel, LearnerState
+from models.base import CodeRows, Event, ItemBatch, ItemSpec, LearnerModel, LearnerState, Mastery
 
 __all__ = ["GraphBKT", "bkt_config"]
 
@@ -240,7 +240,7 @@ class GraphBKT(LearnerModel):
         p = state["p"]
         m = p.copy()
         m[self._compound] = p[self._compound_leaves].min(axis=1)
-        return dict(zip(self.standards, m.tolist()))
+        return Mastery(self.standards, m)
 
     # ------------------------------------------------------------------ persistence
     def weights(self) -> dict[str, np.ndarray]:

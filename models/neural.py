@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.base import CodeRows, Event, ItemBatch, ItemSpec, LearnerModel, LearnerState
+from models.base import CodeRows, Event, ItemBatch, ItemSpec, LearnerModel, LearnerState, Mastery
 
 __all__ = [
     "Attempt",
@@ -717,7 +717,7 @@ class NeuralModel(LearnerModel):
     def mastery(self, state: LearnerState) -> dict[str, float]:
         """P(correct) on a typical item of each standard: an item unseen in training, aligned to that
         standard only, with difficulty feature 0 (the average difficulty of the standard's items)."""
-        return dict(zip(self.standards, self.predict(state, self._typical_items()).tolist()))
+        return Mastery(self.standards, self.predict(state, self._typical_items()))
 
     def predict_sequence(self, events: Sequence[Event], state: LearnerState | None = None) -> np.ndarray:
         """The batched forward over one learner (from the initial state; otherwise step by step)."""

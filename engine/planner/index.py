@@ -7,11 +7,40 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import networkx as nx
+import numpy as np
 
-from engine.catalog import Catalog, Item
+from engine.catalog import Catalog, Item, Modality
 from engine.graph import StandardsGraph
 
-__all__ = ["PlannerIndex"]
+__all__ = ["ItemTable", "PlannerIndex"]
+
+#: every modality, in a fixed order (``ItemTable.modality`` holds positions in it)
+MODALITIES: tuple[Modality, ...] = tuple(Modality)
+
+
+@dataclass(frozen=True)
+class ItemTable:
+    """The catalog's per-item values the scoring reads for every candidate, as arrays by row:
+    a candidate's components are columns taken from these, not a Python loop over items."""
+
+    row: dict[str, int]  # item id -> row
+    time_cost: np.ndarray  # 1 - min(1, duration / 45 minutes)
+    check: np.ndarray  # a mastery-check item
+    modality: np.ndarray  # position in ``MODALITIES``
+    id_rank: np.ndarray  # the item id's rank in string order (the ranking's last tie-break)
+
+    @classmethod
+    def build(cls, items: Sequence[Item]) -> ItemTable:
+        ids = [item.id for item in items]
+        rank = {item_id: k for k, item_id in enumerate(sorted(set(ids)))}
+        modality = {m: k for k, m in enumerate(MODALITIES)}
+        return cls(
+            row={item_id: k for k, item_id in enumerate(ids)},
+            time_cost=np.array([1.0 - min(1.0, item.duration_minutes / 45.0) for item in items], dtype=float),
+            check=np.array([item.mastery_check for item in items], dtype=bool),
+            modality=np.array([modality[item.modality] for item in items], dtype=np.intp),
+            id_rank=np.array([rank[item_id] for item_id in ids], dtype=np.intp),
+        )
 
 
 @dataclass(frozen=True)
@@ -38,6 +67,7 @@ class PlannerIndex:
     #: units with at least one mastery-check item (mastery needs a passed check only on these)
     checkable: set[str] = field(default_factory=set)
     _nearest: dict[float | None, tuple[tuple[str, ...], ...]] = field(default_factory=dict, compare=False, repr=False)
+    _nearest_positions: dict[float | None, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def build(cls, graph: StandardsGraph, catalog: Catalog) -> PlannerIndex:
@@ -101,6 +131,47 @@ class PlannerIndex:
             self._nearest[level] = hit
         return hit
 
+    @cached_property
+    def solo(self) -> frozenset[str]:
+        """Units whose every item practises that unit alone (gating them needs one answer)."""
+        units_of = self.item_units
+        return frozenset(u for u, items in self.items_for.items() if all(units_of[i.id] == (u,) for i in items))
+
+    @cached_property
+    def item_table(self) -> ItemTable:
+        """The catalog's items as arrays (see :class:`ItemTable`)."""
+        return ItemTable.build(list(self.catalog))
+
+    @cached_property
+    def units_in_order(self) -> tuple[str, ...]:
+        """The units by their ``order`` (``units_in_order[order[u]] == u``)."""
+        return tuple(sorted(self.order, key=self.order.__getitem__))
+
+    @cached_property
+    def prerequisite_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every learning prerequisite as positions in ``order``: ``(units, their prerequisites)``."""
+        pairs = [(self.order[u], self.order[p]) for u, pres in self.prereqs.items() for p in pres]
+        array = np.array(pairs, dtype=np.intp).reshape(-1, 2)
+        return array[:, 0].copy(), array[:, 1].copy()
+
+    def positions(self, units) -> np.ndarray:
+        """A mask over ``order``'s positions: True at ``units``."""
+        mask = np.zeros(len(self.order), dtype=bool)
+        order = self.order
+        mask[np.fromiter((order[u] for u in units if u in order), np.intp)] = True
+        return mask
+
+    def positions_nearest(self, level: float | None) -> np.ndarray:
+        """:meth:`units_nearest` flattened, as positions in ``order`` (closest group first)."""
+        hit = self._nearest_positions.get(level)
+        if hit is None:
+            order = self.order
+            hit = np.array([order[u] for group in self.units_nearest(level) for u in group], dtype=np.intp)
+            if len(self._nearest_positions) >= 256:
+                self._nearest_positions.clear()
+            self._nearest_positions[level] = hit
+        return hit
+
     def units(self, codes) -> list[str]:
         """Learnable units of some standard codes (canonical codes expected)."""
         return list(dict.fromkeys(leaf for code in codes for leaf in self.graph.leaves(code)))
@@ -133,6 +204,8 @@ class PlannerIndex:
                 leaf for code in item.standards if code in self.graph.standards for leaf in self.graph.leaves(code)
             )
         )
+        for name in ("item_table", "solo"):  # built again when next asked for
+            self.__dict__.pop(name, None)
         old = self.item_units.get(item.id, ())
         for unit in old:
             self.items_for[unit] = tuple(i for i in self.items_for[unit] if i.id != item.id)

@@ -7,13 +7,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import overload
+from typing import Any, overload
 
 import numpy as np
 
 from configs import SCORE_COMPONENTS, PlannerConfig
 from engine.catalog import Item, Modality
 from engine.planner.context import PlanContext, TeacherFlag, goal_units
+from engine.planner.index import MODALITIES, ItemTable
 from engine.planner.reasons import item_reasons
 from engine.planner.targets import (
     Target,
@@ -76,22 +77,21 @@ class Ranked(Sequence[Candidate]):
         self,
         ranking: Sequence[int],
         make: Callable[[int], Candidate],
-        labels: Sequence[tuple[str, str, str]],
+        label: Callable[[int], tuple[str, str, str]],
     ):
-        self._ranking, self._make = ranking, make
-        self._labels = labels
+        self._ranking, self._make, self._label = ranking, make, label
         self._built: dict[int, Candidate] = {}
 
     @classmethod
     def empty(cls) -> Ranked:
-        def none(k: int) -> Candidate:
+        def none(k: int) -> Any:
             raise IndexError(k)
 
-        return cls([], none, [])
+        return cls([], none, none)
 
     def label(self, i: int) -> tuple[str, str, str]:
         """``(standard, item id, kind)`` of the ``i``-th candidate, without building it."""
-        return self._labels[self._ranking[i]]
+        return self._label(self._ranking[i])
 
     def __len__(self) -> int:
         return len(self._ranking)
@@ -145,18 +145,12 @@ def rank_candidates(ctx: PlanContext) -> tuple[Ranked, list[TeacherFlag], list[s
     is_ready = readiness(ctx, placed, presumed)
     targets, flags = select_targets(ctx, mastered, placed, goal_set, presumed, is_ready)
     reteach = {f.standard for f in flags if f.remediation is None}  # struggling on solid prerequisites
-    recent = ctx.progress.recent_items[-cfg.novelty_window :]
-    pairs: list[tuple[Item, Target]] = []
-    ready_units: dict[tuple[str, ...], bool] = {}
-    for target in targets:
-        allowed = allowed_items(ctx, target, placed, is_ready, ready_units)
-        if not allowed and target.kind == "test_out":  # no check to test out with: practise it
-            target = replace(target, kind="learn", reasons=target.reasons[1:])
-            allowed = allowed_items(ctx, target, placed, is_ready, ready_units)
-        if target.kind in ("learn", "remediation") and not check_due(ctx, target):
-            # a mastery check confirms mastery; it is not practice (unless nothing else is there)
-            allowed = [item for item in allowed if not item.mastery_check] or allowed
-        pairs.extend((item, target) for item in allowed)
+    # The candidates: ``items[k]`` for ``owned[owner[k]]``; pinned items first (the last pinned
+    # first), then each target's allowed items in target order.
+    owned: list[Target] = []
+    items: list[Item] = []
+    owner: list[int] = []
+    checking: list[bool] = []  # the target takes a mastery check as confirmation now
     for item_id in ctx.overrides.pinned_items:
         if (
             item_id in index.catalog
@@ -165,10 +159,30 @@ def rank_candidates(ctx: PlanContext) -> tuple[Ranked, list[TeacherFlag], list[s
         ):
             item = index.catalog[item_id]
             units = index.item_units[item_id] or item.standards
-            pairs.insert(0, (item, Target(units[0], "pinned", [f"pinned by teacher: item {item_id}"])))
-    if not pairs:
+            owned.append(Target(units[0], "pinned", [f"pinned by teacher: item {item_id}"]))
+            items.append(item)
+    items.reverse()
+    owned.reverse()
+    owner.extend(range(len(owned)))
+    checking.extend([False] * len(owned))
+    ready_units: dict[tuple[str, ...], bool] = {}
+    for target in targets:
+        allowed = allowed_items(ctx, target, placed, is_ready, ready_units)
+        if not allowed and target.kind == "test_out":  # no check to test out with: practise it
+            target = replace(target, kind="learn", reasons=target.reasons[1:])
+            allowed = allowed_items(ctx, target, placed, is_ready, ready_units)
+        due = check_due(ctx, target)
+        if target.kind in ("learn", "remediation") and not due:
+            # a mastery check confirms mastery; it is not practice (unless nothing else is there)
+            allowed = [item for item in allowed if not item.mastery_check] or allowed
+        if allowed:
+            owner.extend([len(owned)] * len(allowed))
+            owned.append(target)
+            items.extend(allowed)
+            checking.append(due or target.kind in ("reverify", "recheck", "test_out"))
+    if not items:
         return Ranked.empty(), flags, route
-    probs = np.asarray(ctx.predict([item for item, _ in pairs]), dtype=float)
+    probs = np.asarray(ctx.predict(items), dtype=float)
     goal_pos = {u: i for i, u in enumerate(u for u in route if u in goal_set)}
     route_set = set(route)
     interests = set(ctx.interests)
@@ -179,93 +193,87 @@ def rank_candidates(ctx: PlanContext) -> tuple[Ranked, list[TeacherFlag], list[s
     if learn_units and ctx.random().random() < cfg.exploration:
         explore_unit = learn_units[int(ctx.random().integers(len(learn_units)))]
     last_units = index.item_units.get(ctx.progress.recent_items[-1], ()) if ctx.progress.recent_items else ()
-    # Per target, the components that do not depend on the item are computed once; every
-    # component is then a column over the candidates, and the score adds weight x column in the
-    # components' order (the same sums, term by term, as scoring one candidate at a time).
-    per_target: dict[int, int] = {}
-    fixed_rows: list[tuple] = []
-    for _, target in pairs:
-        if id(target) not in per_target:
-            per_target[id(target)] = len(fixed_rows)
-            unit, kind = target.unit, target.kind
-            m = ctx.mastery.get(unit, 0.0)
-            fixed_rows.append(
-                (
-                    (1.0 - m) if kind in ("learn", "remediation", "pinned", "test_out", "explore") else 0.3,
-                    _goal_fit(ctx, unit, kind, goals, goal_pos, route_set, target.objective),
-                    review_due(ctx, unit) if kind == "review" else 0.5 * _due_prereq_share(ctx, unit),
-                    1.0 if unit == explore_unit else 0.5 * _learning_progress(ctx, unit),
-                    _PRIORITY[kind],
-                    _focus(ctx, unit),
-                    _locality(ctx, unit, last_units),
-                    kind in ("reverify", "recheck", "test_out") or check_due(ctx, target),
-                    "remediation" if unit in reteach else kind,
-                )
+    # The components that do not depend on the item are computed once per target, those that
+    # do are read from the catalog's item table; every component is then a column over the
+    # candidates, and the score adds weight x column in the components' order (the same sums,
+    # term by term, as scoring one candidate at a time).
+    fixed_rows = []
+    lenient: list[bool] = []  # teacher-led time is right for it (see _modality_fits)
+    for target in owned:
+        unit, kind = target.unit, target.kind
+        m = ctx.mastery.get(unit, 0.0)
+        fixed_rows.append(
+            (
+                (1.0 - m) if kind in ("learn", "remediation", "pinned", "test_out", "explore") else 0.3,
+                _goal_fit(ctx, unit, kind, goals, goal_pos, route_set, target.objective),
+                review_due(ctx, unit) if kind == "review" else 0.5 * _due_prereq_share(ctx, unit),
+                1.0 if unit == explore_unit else 0.5 * _learning_progress(ctx, unit),
+                _PRIORITY[kind],
+                _focus(ctx, unit),
+                _locality(ctx, unit, last_units),
             )
-    rows = np.fromiter((per_target[id(target)] for _, target in pairs), np.int64, len(pairs))
-    fixed = np.array([row[:7] for row in fixed_rows], dtype=float)[rows]  # (candidates, 7)
-    modality_fit: dict[tuple[Modality, str], float] = {}
-    fits: list[float] = []
-    checks: list[float] = []
-    time_cost: list[float] = []
-    novelty: list[float] = []
-    for item, target in pairs:
-        row = fixed_rows[per_target[id(target)]]
-        key = (item.modality, row[8])
-        fit = modality_fit.get(key)
-        if fit is None:
-            fit = modality_fit[key] = _modality_fit(item, row[8], cfg)
-        fits.append(fit)
-        checks.append(1.0 if item.mastery_check and row[7] else 0.0)
-        time_cost.append(1.0 - min(1.0, item.duration_minutes / 45.0))
-        novelty.append(0.0 if item.id in recent else 1.0)
-    columns: dict[str, np.ndarray | list[float]] = {
+        )
+        lenient.append(unit in reteach or kind in ("remediation", "pinned"))
+    rows_of = np.array(owner, dtype=np.intp)
+    fixed = np.array(fixed_rows, dtype=float)[rows_of]  # (candidates, 7)
+    table = index.item_table
+    try:
+        rows = np.fromiter((table.row[item.id] for item in items), np.intp, len(items))
+    except KeyError:  # an item the index's catalog does not hold: a table of the candidates alone
+        table, rows = ItemTable.build(items), np.arange(len(items))
+    recent = np.zeros(len(table.check), dtype=bool)
+    recent[[table.row[i] for i in ctx.progress.recent_items[-cfg.novelty_window :] if i in table.row]] = True
+    columns: dict[str, np.ndarray] = {
         "band_fit": _band_fits(probs, cfg.band),
         "gain": fixed[:, 0],
         "goal": fixed[:, 1],
         "spacing": fixed[:, 2],
-        "time_cost": time_cost,
-        "modality": fits,
-        "interest": [len(interests & set(item.tags)) / len(interests) for item, _ in pairs]
+        "time_cost": table.time_cost[rows],
+        "modality": _modality_fits(table.modality[rows], np.array(lenient, dtype=bool)[rows_of], cfg),
+        "interest": np.array([len(interests & set(item.tags)) / len(interests) for item in items], dtype=float)
         if interests
-        else np.zeros(len(pairs)),
-        "novelty": novelty,
+        else np.zeros(len(items)),
+        "novelty": np.where(recent[rows], 0.0, 1.0),
         "exploration": fixed[:, 3],
-        "mastery_check": checks,
+        "mastery_check": np.where(table.check[rows] & np.array(checking, dtype=bool)[rows_of], 1.0, 0.0),
         "priority": fixed[:, 4],
         "focus": fixed[:, 5],
         "locality": fixed[:, 6],
     }
-    table: np.ndarray = np.column_stack([np.asarray(columns[name], dtype=float) for name in SCORE_COMPONENTS])
+    values: np.ndarray = np.column_stack([columns[name] for name in SCORE_COMPONENTS])
     # left to right, as one candidate at a time would add them (a dot product may round differently)
-    scores = np.cumsum(table * np.array([weights.get(name, 0.0) for name in SCORE_COMPONENTS]), axis=1)[:, -1]
-    score_list, order = scores.tolist(), index.order
-    # teacher overrides always win, whatever the scores
-    keys = [
-        (target.kind != "pinned", -score, order.get(target.unit, 0), item.id)
-        for (item, target), score in zip(pairs, score_list)
-    ]
-    ranking = sorted(range(len(pairs)), key=keys.__getitem__)
+    scores = np.cumsum(values * np.array([weights.get(name, 0.0) for name in SCORE_COMPONENTS]), axis=1)[:, -1]
+    score_list = scores.tolist()
+    # teacher overrides always win, whatever the scores; then the score, the learning order of the
+    # standard and the item id (``np.lexsort``: the last key is the first compared)
+    order = index.order
+    pinned = np.array([owned[t].kind == "pinned" for t in owner], dtype=bool)
+    unit_order = np.array([order.get(t.unit, 0) for t in owned], dtype=np.intp)[rows_of]
+    ranking = np.lexsort((table.id_rank[rows], unit_order, -scores, ~pinned)).tolist()
 
     def make(k: int) -> Candidate:
-        item, target = pairs[k]
+        target = owned[owner[k]]
         return Candidate(
-            item,
+            items[k],
             target.unit,
             target.kind,
             float(probs[k]),
-            tuple(table[k].tolist()),
+            tuple(values[k].tolist()),
             score_list[k],
             tuple(target.reasons),
             cfg.band,
             frozen_interests,
         )
 
-    candidates = Ranked(ranking, make, [(target.unit, item.id, target.kind) for item, target in pairs])
-    return candidates, flags, route
+    def label(k: int) -> tuple[str, str, str]:
+        target = owned[owner[k]]
+        return target.unit, items[k].id, target.kind
+
+    return Ranked(ranking, make, label), flags, route
 
 
 _TEACHER_LED = (Modality.SMALL_GROUP, Modality.TUTORING)
+_TEACHER_LED_MASK = np.array([m in _TEACHER_LED for m in MODALITIES], dtype=bool)
 
 
 def _focus(ctx: PlanContext, unit: str) -> float:
@@ -327,13 +335,12 @@ def _goal_fit(
     return level_fit(ctx, unit) if not goals else 0.0
 
 
-def _modality_fit(item: Item, kind: str, cfg: PlannerConfig) -> float:
-    """Preference for the item's modality; teacher-led time is kept for remediation, reteaching a
-    standard the learner struggles on, and pinned work."""
-    preference = cfg.modality_preference.get(item.modality.value, 0.5)
-    if item.modality in _TEACHER_LED and kind not in ("remediation", "pinned"):
-        return 0.2 * preference
-    return preference
+def _modality_fits(modality: np.ndarray, lenient: np.ndarray, cfg: PlannerConfig) -> np.ndarray:
+    """Preference for each candidate's modality (positions in ``MODALITIES``); teacher-led time is
+    kept for remediation, reteaching a standard the learner struggles on, and pinned work
+    (``lenient``)."""
+    preference = np.array([cfg.modality_preference.get(m.value, 0.5) for m in MODALITIES], dtype=float)[modality]
+    return np.where(lenient | ~_TEACHER_LED_MASK[modality], preference, 0.2 * preference)
 
 
 def _due_prereq_share(ctx: PlanContext, unit: str) -> float:

@@ -30,14 +30,19 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
 
 from engine.catalog import Item
+from engine.observations import Mastery
 from engine.planner.context import PlanContext, TeacherFlag, goal_units
 from engine.planner.index import grade_fit
 from engine.planner.progress import RECENT
 from engine.planner.reasons import ago, fmt_codes, ready_reasons
 
 __all__ = [
+    "Readiness",
     "Target",
     "allowed_items",
     "check_due",
@@ -123,17 +128,47 @@ def _ready(ctx: PlanContext, unit: str, placed: frozenset[str], presumed: Mappin
     return all(p in placed for p in prerequisites(ctx, unit, presumed))
 
 
-def readiness(ctx: PlanContext, placed: frozenset[str], presumed: Mapping[str, str]) -> Callable[[str], bool]:
-    """:func:`_ready` memoized for one planning call (``placed`` and ``presumed`` are fixed there)."""
-    memo: dict[str, bool] = {}
+class Readiness:
+    """Whether a unit is ready (every prerequisite, listed or presumed, in place) for one planning
+    call (``placed`` and ``presumed`` are fixed there): unit by unit, memoized, or for every unit
+    at once over arrays (:attr:`mask`) where a scan needs most of them; once the array is there,
+    every answer is read from it."""
 
-    def is_ready(unit: str) -> bool:
-        ok = memo.get(unit)
+    def __init__(self, ctx: PlanContext, placed: frozenset[str], presumed: Mapping[str, str]):
+        self.ctx, self.placed, self.presumed = ctx, placed, presumed
+        self._memo: dict[str, bool] = {}
+        self._all: list[bool] | None = None
+
+    def __call__(self, unit: str) -> bool:
+        if self._all is not None:
+            return self._all[self.ctx.index.order[unit]]
+        ok = self._memo.get(unit)
         if ok is None:
-            ok = memo[unit] = _ready(ctx, unit, placed, presumed)
+            ok = self._memo[unit] = _ready(self.ctx, unit, self.placed, self.presumed)
         return ok
 
-    return is_ready
+    @cached_property
+    def placed_mask(self) -> np.ndarray:
+        """``placed`` as a mask over the index's ``order``."""
+        return self.ctx.index.positions(self.placed)
+
+    @cached_property
+    def mask(self) -> np.ndarray:
+        """Every unit's readiness, by position in the index's ``order``."""
+        index = self.ctx.index
+        owners, pres = index.prerequisite_pairs
+        out = ~self.placed_mask
+        ready = np.bincount(owners, weights=out[pres], minlength=len(out)) == 0
+        for unit, extra in self.presumed.items():
+            if extra not in self.placed:
+                ready[index.order[unit]] = False
+        self._all = ready.tolist()
+        return ready
+
+
+def readiness(ctx: PlanContext, placed: frozenset[str], presumed: Mapping[str, str]) -> Readiness:
+    """:func:`_ready` for one planning call (see :class:`Readiness`)."""
+    return Readiness(ctx, placed, presumed)
 
 
 def weakest_prerequisite(ctx: PlanContext, unit: str, presumed: Mapping[str, str] | None = None) -> str | None:
@@ -211,10 +246,16 @@ def in_place(ctx: PlanContext, mastered: frozenset[str]) -> frozenset[str]:
 
     Practising on top of a likely-known prerequisite is evidence about it too; a struggle sends
     the learner back to it at once (remediation)."""
-    threshold, order, progress = ctx.config.ready_threshold, ctx.index.order, ctx.progress
+    threshold, order, units = ctx.config.ready_threshold, ctx.index.order, ctx.progress.units
     placed = {u for u in mastered if confirmed(ctx, u)}
-    for u, m in ctx.mastery.items():
-        if m >= threshold and u in order and progress.get(u).attempts == 0:
+    mastery = ctx.mastery
+    known = (
+        mastery.at_least(threshold)
+        if isinstance(mastery, Mastery)
+        else [u for u, m in mastery.items() if m >= threshold]
+    )
+    for u in known:
+        if u in order and (u not in units or units[u].attempts == 0):
             placed.add(u)
     return frozenset(placed)
 
@@ -328,7 +369,7 @@ def select_targets(
     placed: frozenset[str],
     goal_set: set[str],
     presumed: Mapping[str, str],
-    is_ready: Callable[[str], bool],
+    is_ready: Readiness,
 ) -> tuple[list[Target], list[TeacherFlag]]:
     cfg, index = ctx.config, ctx.index
     targets: list[Target] = []
@@ -404,14 +445,14 @@ def select_targets(
                         )
                 add(_learn_or_test_out(ctx, unit, reasons, rank))
     elif not ctx.overrides.goal_locked:
-        for unit in outer_fringe(ctx, placed, is_ready):
+        for unit in outer_fringe(ctx, is_ready):
             add(_learn_or_test_out(ctx, unit, ready_reasons(ctx, unit, mastered), None))
     if (
         ctx.goal is not None
         and not any(t.kind in ("learn", "test_out") for t in targets)
         and not ctx.overrides.goal_locked
     ):  # the goal is done (or blocked): the outer fringe
-        for unit in outer_fringe(ctx, placed, is_ready):
+        for unit in outer_fringe(ctx, is_ready):
             add(_learn_or_test_out(ctx, unit, ready_reasons(ctx, unit, mastered), None))
 
     # Stalled: nothing mastered for a while and mostly failures. The graph may be wrong about the
@@ -587,20 +628,18 @@ def level_fit(ctx: PlanContext, unit: str) -> float:
     return grade_fit(ctx.level, ctx.index.graph.standards[unit].grade_num)
 
 
-def outer_fringe(ctx: PlanContext, placed: frozenset[str], is_ready: Callable[[str], bool]) -> list[str]:
+def outer_fringe(ctx: PlanContext, ready: Readiness) -> list[str]:
     """Without a goal (or with the goal done): the ready standards not in place, the ``FRINGE``
     closest to the learner's level (the earliest in learning order among equally close ones), in
     learning order. A whole graph's fringe spans every grade; scoring prefers the learner's level
-    anyway, and ranking the far ones costs every request, so grades are scanned nearest first."""
+    anyway, and ranking the far ones costs every request. Readiness is read for every unit at once
+    (:attr:`Readiness.mask`): a scan unit by unit was most of the planning of a learner without a goal."""
     index = ctx.index
-    found: list[str] = []
-    for group in index.units_nearest(ctx.level):
-        for unit in group:
-            if unit not in placed and is_ready(unit):
-                found.append(unit)
-                if len(found) >= FRINGE:
-                    return sorted(found, key=index.order.__getitem__)
-    return sorted(found, key=index.order.__getitem__)
+    open_ = ready.mask & ~ready.placed_mask
+    nearest = index.positions_nearest(ctx.level)
+    found = np.sort(nearest[open_[nearest]][:FRINGE])
+    in_order = index.units_in_order
+    return [in_order[k] for k in found.tolist()]
 
 
 def route_to_goal(ctx: PlanContext, placed: frozenset[str]) -> list[str]:
@@ -659,6 +698,14 @@ def allowed_items(
     check_only = kind in ("test_out", "reverify", "recheck")
     units_of = ctx.index.item_units
     memo = {} if fits is None else fits
+    if target.unit in ctx.index.solo:  # every item practises this unit alone: one answer for all
+        key = (target.unit,)
+        fine = memo.get(key)
+        if fine is None:
+            fine = memo[key] = target.unit in placed or is_ready(target.unit)
+        if check_only:
+            return [item for item in items if (fine if item.mastery_check else practice_ok)]
+        return list(items) if fine else []
     out = []
     for item in items:
         if check_only and not item.mastery_check:
