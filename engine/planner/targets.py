@@ -265,13 +265,11 @@ def _learn_or_test_out(ctx: PlanContext, unit: str, reasons: list[str], objectiv
     first (test-out); a mastered one not yet confirmed gets a re-check; anything else is learned."""
     m = ctx.mastery.get(unit, 0.0)
     if ctx.progress.get(unit).mastered:  # mastered on a short streak: confirm before building on it
+        why = "before building on it" if ctx.index.dependents.get(unit) else "to confirm mastery"
         return Target(
             unit,
             "reverify",
-            [
-                f"re-check of {unit} before building on it (mastered on a streak of {ctx.progress.get(unit).streak})",
-                *reasons,
-            ],
+            [f"re-check of {unit} {why} (mastered on a streak of {ctx.progress.get(unit).streak})", *reasons],
             objective=objective,
         )
     if ctx.progress.get(unit).attempts == 0 and m >= ctx.config.likely_known:

@@ -173,6 +173,20 @@ def test_short_streak_mastery_is_rechecked_before_building_on_it_when_asked(rout
     assert confirmed(routed.ctx(), "P") and "G1" in kinds(routed)
 
 
+def test_a_short_streak_on_a_standard_nothing_builds_on_is_rechecked_to_confirm_it(routed) -> None:
+    """G3 is a leaf of the graph: its re-check says it confirms mastery, not "before building on it"."""
+    routed.config = routed.config.model_copy(update={"streak_required": 2, "confirm_streak": 3, "require_check": False})
+    routed.state = routed.model.state_with_priors({"P": 0.99, "Q": 0.99, "G3": 0.8})
+    routed.attempt("P-p1", True)
+    routed.attempt("P-p2", True, time=2.0)
+    routed.attempt("G3-p1", True, time=4.0)
+    routed.attempt("G3-p2", True, time=6.0)
+    ranked, _, _ = rank_candidates(routed.ctx(goal=None))
+    why = {c.standard: c.reasons[0] for c in ranked if c.kind == "reverify"}
+    assert why["G3"] == "re-check of G3 to confirm mastery (mastered on a streak of 2)"
+    assert why["P"] == "re-check of P before building on it (mastered on a streak of 2)"
+
+
 def test_a_mastery_streak_with_a_passed_check_is_confirmed_at_once(routed) -> None:
     routed.config = routed.config.model_copy(update={"streak_required": 2, "confirm_streak": 3})
     routed.state = routed.model.state_with_priors({"P": 0.8, "Q": 0.99})
