@@ -264,10 +264,61 @@ class MachineMeter:
         }
 
 
-def drive(base: str, key: str, requests: list[dict], rate: float, concurrency: int = 64) -> dict:
+def _process_tree(root: int) -> list[int]:
+    """``root`` and every process under it (from each process's parent in ``/proc/*/stat``)."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo += parents.get(pid, [])
+    return tree
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of ``pids`` so far (0 for a process that is gone)."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+class ServerCPU:
+    """The API server's own CPU time (its process and workers, from ``/proc``) over a run, per
+    request: what a request costs the server, whatever the load generator, Redis or anything else
+    on the machine took meanwhile, and whichever worker the connections landed on. None off Linux."""
+
+    def __init__(self, pid: int | None):
+        self.pids = _process_tree(pid) if pid is not None and Path("/proc").is_dir() else []
+        self.start = 0.0
+
+    def __enter__(self) -> ServerCPU:
+        self.start = _cpu_seconds(self.pids)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.seconds = _cpu_seconds(self.pids) - self.start
+
+    def per_request_ms(self, requests: float) -> float | None:
+        return round(1000 * self.seconds / requests, 3) if self.pids and requests else None
+
+
+def drive(
+    base: str, key: str, requests: list[dict], rate: float, concurrency: int = 64, server: int | None = None
+) -> dict:
     queue: mp.Queue = mp.get_context("spawn").Queue()
     proc = mp.get_context("spawn").Process(target=_load_worker, args=(base, key, requests, rate, concurrency, queue))
-    with MachineMeter() as meter:
+    with MachineMeter() as meter, ServerCPU(server) as cpu:
         proc.start()
         while True:
             try:
@@ -287,16 +338,28 @@ def drive(base: str, key: str, requests: list[dict], rate: float, concurrency: i
         "p95": round(float(np.percentile(lat, 95)), 2),
         "p99": round(float(np.percentile(lat, 99)), 2),
         "machine": meter.result,
+        "server_cpu_ms": cpu.per_request_ms(len(requests)),
     }
 
 
-def saturate(base: str, key: str, make, seconds: float = 6.0, concurrency: int = 16, repeats: int = 3) -> float:
-    """Closed-loop throughput (requests/s) with ``concurrency`` requests in flight: the median of
-    ``repeats`` runs, each on fresh connections opened one at a time (a burst of connections is
-    accepted by whichever worker wakes first, which would leave the other idle)."""
+def saturate(
+    base: str,
+    key: str,
+    make,
+    seconds: float = 6.0,
+    concurrency: int = 16,
+    repeats: int = 3,
+    server: int | None = None,
+) -> dict:
+    """Closed-loop throughput (``rps``, requests/s) with ``concurrency`` requests in flight: the
+    median of ``repeats`` runs, each on fresh connections opened one at a time (a burst of
+    connections is accepted by whichever worker wakes first, which would leave the other idle);
+    ``server_cpu_ms``: the server's CPU time per request over all of them."""
     host, port = base.removeprefix("http://").split(":")
+    done = 0
 
     async def run() -> float:
+        nonlocal done
         conns = []
         for _ in range(concurrency):
             conn = await _Conn(host, int(port), key).connect()
@@ -321,9 +384,12 @@ def saturate(base: str, key: str, make, seconds: float = 6.0, concurrency: int =
         elapsed = time.perf_counter() - started
         for conn in conns:
             conn.writer.close()
+        done += count + concurrency  # and the warm-up request of each connection
         return count / elapsed
 
-    return round(float(np.median([asyncio.run(run()) for _ in range(repeats)])), 1)
+    with ServerCPU(server) as cpu:
+        rates = [asyncio.run(run()) for _ in range(repeats)]
+    return {"rps": round(float(np.median(rates)), 1), "server_cpu_ms": cpu.per_request_ms(done)}
 
 
 #: the parts of the /next traffic mix and their shares of requests
@@ -464,20 +530,33 @@ def bench_store(name: str, store_url: str, workers: int, args, workdir: Path, ro
         count = int(args.rate * args.seconds)
         results: dict[str, dict] = {"model_version": model, "seeded_events": len(plan["events"])}
         mix = mix_paths(plan, count)
+        pid = proc.pid
+
+        def get(paths: list[str]) -> list[dict]:
+            return [{"method": "GET", "path": p} for p in paths]
+
         if args.warmup > 0:  # every worker's caches filled and the seeded learners read once: not measured
             warm = mix_paths(plan, int(args.rate * args.warmup), seed=2)
-            results["warmup"] = drive(base, key, [{"method": "GET", "path": p} for p in warm], args.rate)
-        results["healthz"] = drive(base, key, [{"method": "GET", "path": "/healthz"}] * count, args.rate)
-        results["next"] = drive(base, key, [{"method": "GET", "path": p} for p in mix], args.rate)
+            results["warmup"] = drive(base, key, get(warm), args.rate, server=pid)
+        results["healthz"] = drive(base, key, get(["/healthz"] * count), args.rate, server=pid)
+        results["next"] = drive(base, key, get(mix), args.rate, server=pid)
         for part, paths in plan["parts"].items():
             picks = [paths[int(rng.integers(len(paths)))] for _ in range(count // 3)]
-            results[f"next_{part}"] = drive(base, key, [{"method": "GET", "path": p} for p in picks], args.rate)
-        results["healthz_saturated_rps"] = saturate(base, key, lambda i: {"method": "GET", "path": "/healthz"})
-        results["next_saturated_rps"] = saturate(base, key, lambda i: {"method": "GET", "path": mix[i % len(mix)]})
+            results[f"next_{part}"] = drive(base, key, get(picks), args.rate, server=pid)
+        for name, make in (
+            ("healthz", lambda i: {"method": "GET", "path": "/healthz"}),
+            ("next", lambda i: {"method": "GET", "path": mix[i % len(mix)]}),
+        ):
+            sat = saturate(base, key, make, server=pid)
+            results[f"{name}_saturated_rps"], results[f"{name}_saturated_cpu_ms"] = sat["rps"], sat["server_cpu_ms"]
         wrk = wrk_binary()
         if wrk is not None:
-            results["wrk_healthz"] = run_wrk(wrk, base, key, ["/healthz"], args.wrk_seconds)
-            results["wrk_next"] = run_wrk(wrk, base, key, mix, args.wrk_seconds)
+            for name, paths in (("healthz", ["/healthz"]), ("next", mix)):
+                with ServerCPU(pid) as cpu:
+                    out = run_wrk(wrk, base, key, paths, args.wrk_seconds)
+                # wrk's count: its rate over its duration (a request in flight at the end is not counted)
+                out["server_cpu_ms"] = cpu.per_request_ms(out.get("rps", 0) * out["seconds"])
+                results[f"wrk_{name}"] = out
         playlist = [
             {
                 "method": "POST",
@@ -486,7 +565,7 @@ def bench_store(name: str, store_url: str, workers: int, args, workdir: Path, ro
             }
             for _ in range(int(args.playlist_rate * args.seconds))
         ]
-        results["playlist"] = drive(base, key, playlist, args.playlist_rate)
+        results["playlist"] = drive(base, key, playlist, args.playlist_rate, server=pid)
         rotation = [
             {
                 "method": "POST",
@@ -495,7 +574,7 @@ def bench_store(name: str, store_url: str, workers: int, args, workdir: Path, ro
             }
             for k in range(int(args.rotation_rate * args.seconds))
         ]
-        results["rotation"] = drive(base, key, rotation, args.rotation_rate)
+        results["rotation"] = drive(base, key, rotation, args.rotation_rate, server=pid)
         counter = iter(range(10**9))
         batch = args.event_batch
 
@@ -516,9 +595,9 @@ def bench_store(name: str, store_url: str, workers: int, args, workdir: Path, ro
             }
 
         ev = [events_req(i) for i in range(int(args.event_rate * args.seconds))]
-        results["events"] = drive(base, key, ev, args.event_rate)
+        results["events"] = drive(base, key, ev, args.event_rate, server=pid)
         results["events"]["events_per_s"] = round(results["events"]["throughput"] * batch, 1)
-        results["events_saturated_per_s"] = round(saturate(base, key, events_req) * batch, 1)
+        results["events_saturated_per_s"] = round(saturate(base, key, events_req, server=pid)["rps"] * batch, 1)
         return results
     finally:
         proc.terminate()
@@ -530,6 +609,8 @@ SIDE_BY_SIDE = (
     ("/healthz saturated, req/s", lambda r: r["healthz_saturated_rps"]),
     ("/next saturated (the mix), req/s", lambda r: r["next_saturated_rps"]),
     ("/next saturated / /healthz saturated", lambda r: round(r["next_saturated_rps"] / r["healthz_saturated_rps"], 3)),
+    ("/next server CPU ms per request (saturated)", lambda r: r.get("next_saturated_cpu_ms")),
+    ("/healthz server CPU ms per request (saturated)", lambda r: r.get("healthz_saturated_cpu_ms")),
     ("/next mix p50 ms at the rate", lambda r: r["next"]["p50"]),
     ("/next mix p99 ms at the rate", lambda r: r["next"]["p99"]),
     ("/next goal p99 ms", lambda r: r["next_goal"]["p99"]),
@@ -566,6 +647,11 @@ def side_by_side(results: dict, baseline: dict, ref: str, commit: str) -> list[s
     return lines
 
 
+def _cpu_text(r: dict, key: str) -> str:
+    value = r.get(key)
+    return "-" if value is None else f"{value} ms"
+
+
 def report(all_results: dict, args, command: str, baseline: dict | None = None) -> str:
     lines = [
         "# Serving benchmark",
@@ -580,7 +666,9 @@ def report(all_results: dict, args, command: str, baseline: dict | None = None) 
         "Next to each run, what the machine did meanwhile (from `/proc/stat`): all cores' busy share, the "
         "share stolen by the hypervisor, and the run queue (runnable threads, every 100 ms; the server's "
         "workers and the load generator count): a run with steal or a queue well above the cores was "
-        "measured on a machine busy with something else.",
+        "measured on a machine busy with something else. `server CPU ms/req`: the API server's own CPU "
+        "time (its process and workers, user and system, from `/proc`) over the run, per request: what a "
+        "request costs the server whatever else ran, and the steadiest of these numbers from run to run.",
         "",
         f"Traffic like a content platform's (`traffic_plan`): {args.learners} learners, each with a grade (K-8) "
         "and 0-60 answers on items of their grade and the two below, half of them with a goal of two standards "
@@ -596,8 +684,8 @@ def report(all_results: dict, args, command: str, baseline: dict | None = None) 
             f"## {store} store (model {res['model_version']})",
             "",
             "| endpoint | rate (req/s) | requests | errors | p50 ms | p95 ms | p99 ms | throughput req/s "
-            "| CPU busy % | steal % | run queue mean / max |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
+            "| server CPU ms/req | CPU busy % | steal % | run queue mean / max |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for name in (
             "warmup",
@@ -616,14 +704,15 @@ def report(all_results: dict, args, command: str, baseline: dict | None = None) 
             m = r.get("machine") or {}
             lines.append(
                 f"| {name} | {r['rate']} | {r['requests']} | {r['errors']} | {r['p50']} | {r['p95']} | {r['p99']} "
-                f"| {r['throughput']} | {m.get('busy_pct', '-')} | {m.get('steal_pct', '-')} "
+                f"| {r['throughput']} | {r.get('server_cpu_ms') or '-'} | {m.get('busy_pct', '-')} | {m.get('steal_pct', '-')} "
                 f"| {m.get('run_queue_mean', '-')} / {m.get('run_queue_max', '-')} |"
             )
         lines += [
             "",
             f"- saturated throughput (16 in flight): `/healthz` {res['healthz_saturated_rps']} req/s, "
             f"`/next` {res['next_saturated_rps']} req/s "
-            f"(ratio {res['next_saturated_rps'] / res['healthz_saturated_rps']:.2f})",
+            f"(ratio {res['next_saturated_rps'] / res['healthz_saturated_rps']:.2f}); server CPU per request "
+            f"{_cpu_text(res, 'healthz_saturated_cpu_ms')} and {_cpu_text(res, 'next_saturated_cpu_ms')}",
             f"- events: {res['events']['events_per_s']} durable events/s at the fixed rate "
             f"({args.event_batch} per request); saturated: {res['events_saturated_per_s']} events/s",
         ]
@@ -633,6 +722,7 @@ def report(all_results: dict, args, command: str, baseline: dict | None = None) 
                 f"- outside load tool (`wrk -t1 -c{wn['connections']} -d{wn['seconds']}s --latency`, the `next` mix): "
                 f"`/healthz` {wh['rps']} req/s (p50 {wh.get('p50')} ms, p99 {wh.get('p99')} ms), `/next` {wn['rps']} "
                 f"req/s (p50 {wn.get('p50')} ms, p99 {wn.get('p99')} ms), ratio {wn['rps'] / wh['rps']:.2f}; "
+                f"server CPU per request {_cpu_text(wh, 'server_cpu_ms')} and {_cpu_text(wn, 'server_cpu_ms')}; "
                 f"non-2xx answers: {wh['non_2xx']} and {wn['non_2xx']}"
             )
         lines.append("")
