@@ -206,29 +206,58 @@ class GraphBKT(LearnerModel):
 
     def predict(self, state: LearnerState, items: ItemBatch) -> np.ndarray:
         a = items.arrays
-        p = state["p"]
-        group_know = (p[a["index"]] * a["weight"]).sum(axis=1)
-        log_know = np.bincount(a["owner"], weights=np.log(group_know), minlength=len(items))
-        know = np.where(a["known"], np.exp(log_know), self.p["p_init"])
+        return self._p_correct(state["p"], a["index"], a["weight"], a["owner"], a["known"], a["shift"])
+
+    def predict_at(self, state: LearnerState, items: ItemBatch, positions: np.ndarray) -> np.ndarray:
+        """``predict(state, take(items, positions))`` without building the batch (a request
+        predicts its candidates once, and the batch's bookkeeping cost as much as the arithmetic)."""
+        if not len(positions):
+            return np.empty(0)
+        a = items.arrays
+        rows, owner = self._rows(a, positions)
+        return self._p_correct(
+            state["p"], a["index"][rows], a["weight"][rows], owner, a["known"][positions], a["shift"][positions]
+        )
+
+    def _p_correct(
+        self,
+        p: np.ndarray,
+        index: np.ndarray,
+        weight: np.ndarray,
+        owner: np.ndarray,
+        known: np.ndarray,
+        shift: np.ndarray,
+    ) -> np.ndarray:
+        """P(correct) of items whose groups (rows of ``index``/``weight``) belong to ``owner``."""
+        group_know = (p[index] * weight).sum(axis=1)
+        log_know = np.bincount(owner, weights=np.log(group_know), minlength=len(known))
+        know = np.where(known, np.exp(log_know), self.p["p_init"])
         slip, guess = self.p["p_slip"], self.p["p_guess"]
         prob = know * (1 - slip) + (1 - know) * guess
-        logit = np.log(prob / (1 - prob)) + a["shift"]
+        logit = np.log(prob / (1 - prob)) + shift
         return 1.0 / (1.0 + np.exp(-logit))
+
+    @staticmethod
+    def _rows(a: Mapping[str, np.ndarray], positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The group rows of the items at ``positions`` (an item's groups are contiguous) and,
+        for each row, the position in ``positions`` of the item it belongs to."""
+        starts, lengths = a["start"][positions], a["count"][positions]
+        if (lengths == 1).all():  # one standard per item (the usual case)
+            return starts, np.arange(len(positions))
+        rows = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
+        return rows, np.repeat(np.arange(len(positions)), lengths)
 
     def take(self, items: ItemBatch, positions: np.ndarray) -> ItemBatch:
         a = items.arrays
-        starts, lengths = a["start"][positions], a["count"][positions]  # an item's groups are contiguous
-        if (lengths == 1).all():  # one standard per item (the usual case)
-            rows = starts
-        else:
-            rows = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
+        lengths = a["count"][positions]
+        rows, owner = self._rows(a, positions)
         return ItemBatch(
             items.model_id,
             tuple(map(items.item_ids.__getitem__, positions.tolist())),
             {
                 "index": a["index"][rows],
                 "weight": a["weight"][rows],
-                "owner": np.repeat(np.arange(len(positions)), lengths),
+                "owner": owner,
                 "shift": a["shift"][positions],
                 "known": a["known"][positions],
                 "start": np.cumsum(lengths) - lengths,

@@ -2,12 +2,52 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import overload
 
 from engine.catalog import Item
 from engine.planner.context import PlanContext
 
-__all__ = ["ago", "fmt_codes", "item_reasons", "ready_reasons"]
+__all__ = ["Deferred", "ago", "fmt_codes", "item_reasons", "ready_reasons"]
+
+
+class Deferred(Sequence[str]):
+    """Reasons written when first read: a plan without a goal weighs two dozen standards and
+    shows one or two, so the others' sentences are never formatted. ``make`` must depend only on
+    values fixed when it is made (the planner passes the numbers it would have printed)."""
+
+    __slots__ = ("_make", "_text")
+
+    def __init__(self, make: Callable[[], list[str]]):
+        self._make: Callable[[], list[str]] | None = make
+        self._text: list[str] | None = None
+
+    def _written(self) -> list[str]:
+        if self._text is None:
+            assert self._make is not None
+            self._text, self._make = self._make(), None
+        return self._text
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        return self._written()[i]
+
+    def __len__(self) -> int:
+        return len(self._written())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._written())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    def __repr__(self) -> str:
+        return repr(self._written())
 
 
 def fmt_codes(codes: Sequence[str], limit: int = 4) -> str:

@@ -39,7 +39,7 @@ from engine.observations import Mastery
 from engine.planner.context import PlanContext, TeacherFlag, goal_units
 from engine.planner.index import grade_fit
 from engine.planner.progress import RECENT
-from engine.planner.reasons import ago, fmt_codes, ready_reasons
+from engine.planner.reasons import Deferred, ago, fmt_codes, ready_reasons
 
 __all__ = [
     "Readiness",
@@ -69,7 +69,7 @@ __all__ = [
 class Target:
     unit: str
     kind: str
-    reasons: list[str]
+    reasons: Sequence[str]
     remediation_for: str | None = None
     objective: int | None = None  # rank of the goal standard this work leads to (0 = the next one)
 
@@ -260,23 +260,25 @@ def in_place(ctx: PlanContext, mastered: frozenset[str]) -> frozenset[str]:
     return frozenset(placed)
 
 
-def _learn_or_test_out(ctx: PlanContext, unit: str, reasons: list[str], objective: int | None) -> Target:
+def _learn_or_test_out(ctx: PlanContext, unit: str, reasons: Sequence[str], objective: int | None) -> Target:
     """A standard nobody has worked on that the model believes likely known gets a mastery check
     first (test-out); a mastered one not yet confirmed gets a re-check; anything else is learned."""
     m = ctx.mastery.get(unit, 0.0)
-    if ctx.progress.get(unit).mastered:  # mastered on a short streak: confirm before building on it
+    prog = ctx.progress.get(unit)
+    if prog.mastered:  # mastered on a short streak: confirm before building on it
         why = "before building on it" if ctx.index.dependents.get(unit) else "to confirm mastery"
+        streak = prog.streak
         return Target(
             unit,
             "reverify",
-            [f"re-check of {unit} {why} (mastered on a streak of {ctx.progress.get(unit).streak})", *reasons],
+            Deferred(lambda: [f"re-check of {unit} {why} (mastered on a streak of {streak})", *reasons]),
             objective=objective,
         )
-    if ctx.progress.get(unit).attempts == 0 and m >= ctx.config.likely_known:
+    if prog.attempts == 0 and m >= ctx.config.likely_known:
         return Target(
             unit,
             "test_out",
-            [f"likely known already (P(mastered) {m:.2f}): a mastery check can confirm it", *reasons],
+            Deferred(lambda: [f"likely known already (P(mastered) {m:.2f}): a mastery check can confirm it", *reasons]),
             objective=objective,
         )
     return Target(unit, "learn", reasons, objective=objective)
@@ -444,14 +446,14 @@ def select_targets(
                 add(_learn_or_test_out(ctx, unit, reasons, rank))
     elif not ctx.overrides.goal_locked:
         for unit in outer_fringe(ctx, is_ready):
-            add(_learn_or_test_out(ctx, unit, ready_reasons(ctx, unit, mastered), None))
+            add(_learn_or_test_out(ctx, unit, _ready_reasons_later(ctx, unit, mastered), None))
     if (
         ctx.goal is not None
         and not any(t.kind in ("learn", "test_out") for t in targets)
         and not ctx.overrides.goal_locked
     ):  # the goal is done (or blocked): the outer fringe
         for unit in outer_fringe(ctx, is_ready):
-            add(_learn_or_test_out(ctx, unit, ready_reasons(ctx, unit, mastered), None))
+            add(_learn_or_test_out(ctx, unit, _ready_reasons_later(ctx, unit, mastered), None))
 
     # Stalled: nothing mastered for a while and mostly failures. The graph may be wrong about the
     # standards the learner is stuck on: probe, one standard at a time and for a few attempts
@@ -512,6 +514,11 @@ def select_targets(
             )
         )
     return targets, flags
+
+
+def _ready_reasons_later(ctx: PlanContext, unit: str, mastered: frozenset[str]) -> Deferred:
+    """:func:`ready_reasons`, written when read (it reads the graph and ``mastered``, both fixed)."""
+    return Deferred(lambda: ready_reasons(ctx, unit, mastered))
 
 
 #: target kinds that are work toward new standards (what can stall)

@@ -170,3 +170,27 @@ def test_item_table_follows_a_tenant_item_that_replaces_a_shared_one(index) -> N
     table = own.item_table
     assert table.time_cost[table.row[shared.id]] == pytest.approx(1.0 - 40.0 / 45.0)
     assert table.modality[table.row[shared.id]] == list(Modality).index(Modality.TUTORING)
+
+
+def test_fringe_reasons_are_written_only_for_what_is_shown(index, monkeypatch) -> None:
+    """A learner without a goal weighs two dozen standards; only the shown ones' reasons are
+    formatted, and they read exactly as if written at once."""
+    import engine.planner.targets as targets_module
+    from engine.planner.planner import recommend
+    from engine.planner.reasons import Deferred, ready_reasons
+
+    written: list[str] = []
+
+    def counting(ctx, unit, mastered):
+        written.append(unit)
+        return ready_reasons(ctx, unit, mastered)
+
+    monkeypatch.setattr(targets_module, "ready_reasons", counting)
+    ctx = replace(random_context(index, 3), progress=Progress())  # nothing practised yet
+    shown = recommend(ctx, n=1, k_alternatives=2).recommendations[0]
+    assert shown.kind in ("learn", "test_out")  # a fringe standard
+    assert written == [shown.standard]  # the other fringe standards' reasons were never written
+    for reason in ready_reasons(ctx, shown.standard, ctx.progress.mastered):
+        assert reason in shown.reasons
+    lazy = Deferred(lambda: ["a", "b"])
+    assert lazy == ["a", "b"] and lazy[1:] == ["b"] and len(lazy) == 2 and list(lazy) == ["a", "b"]
