@@ -12,7 +12,7 @@ import numpy as np
 from engine.catalog import Catalog, Item, Modality
 from engine.graph import StandardsGraph
 
-__all__ = ["ItemTable", "PlannerIndex"]
+__all__ = ["MODALITIES", "ItemTable", "PlannerIndex"]
 
 #: every modality, in a fixed order (``ItemTable.modality`` holds positions in it)
 MODALITIES: tuple[Modality, ...] = tuple(Modality)

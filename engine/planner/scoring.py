@@ -17,6 +17,7 @@ from engine.planner.context import PlanContext, TeacherFlag, goal_units
 from engine.planner.index import MODALITIES, ItemTable
 from engine.planner.reasons import item_reasons
 from engine.planner.targets import (
+    Readiness,
     Target,
     allowed_items,
     check_due,
@@ -24,7 +25,6 @@ from engine.planner.targets import (
     level_fit,
     offered_items,
     presumed_prerequisites,
-    readiness,
     review_due,
     route_to_goal,
     select_targets,
@@ -142,7 +142,7 @@ def rank_candidates(ctx: PlanContext) -> tuple[Ranked, list[TeacherFlag], list[s
     placed = in_place(ctx, mastered)
     route = route_to_goal(ctx, placed)
     presumed = presumed_prerequisites(ctx, placed)
-    is_ready = readiness(ctx, placed, presumed)
+    is_ready = Readiness(ctx, placed, presumed)
     targets, flags = select_targets(ctx, mastered, placed, goal_set, presumed, is_ready)
     reteach = {f.standard for f in flags if f.remediation is None}  # struggling on solid prerequisites
     # The candidates: ``items[k]`` for ``owned[owner[k]]``; pinned items first (the last pinned
@@ -247,7 +247,7 @@ def rank_candidates(ctx: PlanContext) -> tuple[Ranked, list[TeacherFlag], list[s
     # teacher overrides always win, whatever the scores; then the score, the learning order of the
     # standard and the item id (``np.lexsort``: the last key is the first compared)
     order = index.order
-    pinned = np.array([owned[t].kind == "pinned" for t in owner], dtype=bool)
+    pinned = np.array([t.kind == "pinned" for t in owned], dtype=bool)[rows_of]
     unit_order = np.array([order.get(t.unit, 0) for t in owned], dtype=np.intp)[rows_of]
     ranking = np.lexsort((table.id_rank[rows], unit_order, -scores, ~pinned)).tolist()
 

@@ -57,7 +57,6 @@ __all__ = [
     "offered_items",
     "outer_fringe",
     "presumed_prerequisites",
-    "readiness",
     "review_due",
     "route_to_goal",
     "select_targets",
@@ -164,11 +163,6 @@ class Readiness:
                 ready[index.order[unit]] = False
         self._all = ready.tolist()
         return ready
-
-
-def readiness(ctx: PlanContext, placed: frozenset[str], presumed: Mapping[str, str]) -> Readiness:
-    """:func:`_ready` for one planning call (see :class:`Readiness`)."""
-    return Readiness(ctx, placed, presumed)
 
 
 def weakest_prerequisite(ctx: PlanContext, unit: str, presumed: Mapping[str, str] | None = None) -> str | None:
