@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import multiprocessing as mp
 import os
@@ -181,6 +182,10 @@ def _load_worker(base: str, key: str, requests: list[dict], rate: float, concurr
     the timer's wake-up if later), so a slow server cannot hide the queue it builds."""
     host, port = base.removeprefix("http://").split(":")
     bodies = [json.dumps(r["json"]).encode() if r.get("json") is not None else None for r in requests]
+    # the generator's own pauses are not the server's latency: with thousands of pending tasks a
+    # full collection here stops every request in flight for 10-16 ms (measured), which was most
+    # of the mix's p99. Its cyclic garbage over one run is small; the process exits after it.
+    gc.disable()
 
     async def run() -> tuple[list[float], int, float]:
         pool: asyncio.Queue = asyncio.Queue()
@@ -660,7 +665,8 @@ def report(all_results: dict, args, command: str, baseline: dict | None = None) 
         f"({time.strftime('%Y-%m-%d')}). Server and load generator share this machine; the load "
         "generator is a separate process (open loop: latency counts from each request's scheduled time, or "
         "from the generator's timer wake-up when that is later, since epoll timers wake up to 1 ms late; "
-        "waiting for a free connection counts). Saturated throughput: the median of 3 runs of 6 s with "
+        "waiting for a free connection counts; its garbage collector is off, as a full collection over "
+        "thousands of pending requests stalled all of them for 10-16 ms). Saturated throughput: the median of 3 runs of 6 s with "
         "16 requests in flight on connections opened one at a time. Before the measured runs, "
         f"{args.warmup:g} s of the `/next` mix at the rate warm every worker up (`warmup`, not a result). "
         "Next to each run, what the machine did meanwhile (from `/proc/stat`): all cores' busy share, the "
