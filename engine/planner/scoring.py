@@ -240,10 +240,11 @@ def rank_candidates(ctx: PlanContext) -> tuple[Ranked, list[TeacherFlag], list[s
         "focus": fixed[:, 5],
         "locality": fixed[:, 6],
     }
-    values: np.ndarray = np.column_stack([columns[name] for name in SCORE_COMPONENTS])
+    values = [np.asarray(columns[name], dtype=float) for name in SCORE_COMPONENTS]
     # left to right, as one candidate at a time would add them (a dot product may round differently)
-    scores = np.cumsum(values * np.array([weights.get(name, 0.0) for name in SCORE_COMPONENTS]), axis=1)[:, -1]
-    score_list = scores.tolist()
+    scores = values[0] * float(weights.get(SCORE_COMPONENTS[0], 0.0))
+    for name, column in zip(SCORE_COMPONENTS[1:], values[1:]):
+        scores = scores + column * float(weights.get(name, 0.0))
     # teacher overrides always win, whatever the scores; then the score, the learning order of the
     # standard and the item id (``np.lexsort``: the last key is the first compared)
     order = index.order
@@ -258,8 +259,8 @@ def rank_candidates(ctx: PlanContext) -> tuple[Ranked, list[TeacherFlag], list[s
             target.unit,
             target.kind,
             float(probs[k]),
-            tuple(values[k].tolist()),
-            score_list[k],
+            tuple(float(column[k]) for column in values),
+            float(scores[k]),
             tuple(target.reasons),
             cfg.band,
             frozen_interests,

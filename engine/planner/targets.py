@@ -248,10 +248,9 @@ def in_place(ctx: PlanContext, mastered: frozenset[str]) -> frozenset[str]:
         if isinstance(mastery, Mastery)
         else [u for u, m in mastery.items() if m >= threshold]
     )
-    for u in known:
-        if u in order and (u not in units or units[u].attempts == 0):
-            placed.add(u)
-    return frozenset(placed)
+    fresh = order.keys() & known  # (set operations: the prior may believe hundreds known)
+    fresh.difference_update([u for u, prog in units.items() if prog.attempts])
+    return frozenset(placed | fresh)
 
 
 def _learn_or_test_out(ctx: PlanContext, unit: str, reasons: Sequence[str], objective: int | None) -> Target:
