@@ -18,9 +18,14 @@ from typing import Final, Literal
 
 from serving.stores.base import ApiKeyRecord, LearnerStore
 
-__all__ = ["SCOPES", "KeyCache", "Principal", "create_key", "parse_key"]
+__all__ = ["SCOPES", "TENANT_SCOPES", "KeyCache", "Principal", "create_key", "has_scope", "parse_key"]
 
-SCOPES = ("ingest", "read", "teacher", "admin")
+#: what a key may do within its tenant; ``admin`` has all of them
+TENANT_SCOPES = ("ingest", "read", "teacher", "admin")
+#: ``operator``: what acts on the whole deployment, every tenant at once (swapping the served
+#: model). A tenant's admin does not have it: a district's administrator must not change what
+#: every other district is served.
+SCOPES = (*TENANT_SCOPES, "operator")
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,11 @@ class Principal:
     tenant: str
     scopes: frozenset[str]
     user: str = ""  # the roster user (a teacher) the key belongs to; "" for a tenant-wide key
+
+
+def has_scope(scopes: frozenset[str], scope: str) -> bool:
+    """Whether a key with ``scopes`` may act with ``scope`` (admin implies every tenant scope)."""
+    return scope in scopes or (scope in TENANT_SCOPES and "admin" in scopes)
 
 
 def _hash(secret: str) -> str:

@@ -47,15 +47,20 @@ def app_from_env():
 
 
 def ensure_demo_key(store, data_dir: Path) -> str:
-    """The demo tenant's key (all scopes), created once and kept in ``data_dir/demo_key.txt``."""
-    from serving.auth import KeyCache, create_key
+    """The demo tenant's key (every scope: the one who runs the demo server operates it too),
+    created once and kept in ``data_dir/demo_key.txt``; a key kept from before a scope existed is
+    replaced (and revoked)."""
+    from serving.auth import SCOPES, KeyCache, create_key
 
     path = data_dir / "demo_key.txt"
     if path.exists():
         key = path.read_text().strip()
-        if KeyCache(store, 0).verify(key) is not None:
+        principal = KeyCache(store, 0).verify(key)
+        if principal is not None and principal.scopes >= set(SCOPES):
             return key
-    key = create_key(store, "demo", ["ingest", "read", "teacher", "admin"], label="demo")
+        if principal is not None:
+            store.revoke_key(principal.key_id)
+    key = create_key(store, "demo", list(SCOPES), label="demo")
     data_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(key + "\n")
     path.chmod(0o600)
@@ -118,7 +123,13 @@ def serve(
 def keys_create(
     ctx: typer.Context,
     tenant: Annotated[str, typer.Option(help="The tenant the key belongs to.")],
-    scopes: Annotated[str, typer.Option(help="Comma-separated: ingest, read, teacher, admin.")] = "ingest,read",
+    scopes: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated: ingest, read, teacher, admin (every tenant scope), operator (swap the "
+            "deployment's model; admin does not include it)."
+        ),
+    ] = "ingest,read",
     label: Annotated[str, typer.Option(help="A note to recognize the key by.")] = "",
     user: Annotated[
         str, typer.Option(help="The roster teacher (user id) the key belongs to: it then sees only her classes.")

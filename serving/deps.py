@@ -10,11 +10,11 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPBasic, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from serving.auth import Principal
+from serving.auth import Principal, has_scope
 from serving.responses import ErrorOut
 from serving.service import ApiError, LearnerService
 
-__all__ = ["ERRORS", "AdminDep", "IngestDep", "ReadDep", "ServiceDep", "TeacherDep", "require"]
+__all__ = ["ERRORS", "AdminDep", "IngestDep", "OperatorDep", "ReadDep", "ServiceDep", "TeacherDep", "require"]
 
 #: the errors every API route may answer, with the error body they all share
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -90,13 +90,14 @@ _basic = _BasicScheme(
 
 
 def require(scope: str):
-    """A dependency that returns the principal if its key has ``scope`` (admin has every scope)."""
+    """A dependency that returns the principal if its key has ``scope`` (admin has every scope of
+    its tenant; ``operator``, which acts on the whole deployment, only a key given it has)."""
 
     async def check(
         request: Request, _bearer_key: Annotated[None, Security(_bearer)], _basic_key: Annotated[None, Security(_basic)]
     ) -> Principal:
         principal = await principal_of(request)
-        if scope not in principal.scopes and "admin" not in principal.scopes:
+        if not has_scope(principal.scopes, scope):
             raise ApiError(403, "forbidden", f"this key lacks the {scope!r} scope", "Authorization")
         learner_id = request.path_params.get("learner_id")
         if learner_id is not None and principal.user and "admin" not in principal.scopes:
@@ -115,3 +116,4 @@ IngestDep = Annotated[Principal, require("ingest")]
 ReadDep = Annotated[Principal, require("read")]
 TeacherDep = Annotated[Principal, require("teacher")]
 AdminDep = Annotated[Principal, require("admin")]
+OperatorDep = Annotated[Principal, require("operator")]

@@ -4,7 +4,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from serving.deps import ERRORS, AdminDep, ReadDep, ServiceDep
+from serving.deps import ERRORS, OperatorDep, ReadDep, ServiceDep
 from serving.model_provider import ModelLoadError
 from serving.responses import ModelOut, ReloadOut
 from serving.schemas import ModelReloadIn
@@ -25,12 +25,17 @@ def get_model(request: Request, principal: ReadDep, service: ServiceDep) -> dict
 
 
 @router.post(
-    "/reload", summary="Load a model (default: the configured URI) and swap it in (admin)", response_model=ReloadOut
+    "/reload",
+    summary="Load a model (default: the configured URI) and swap it in for every tenant (operator)",
+    response_model=ReloadOut,
 )
 def reload_model(
-    request: Request, principal: AdminDep, service: ServiceDep, body: ModelReloadIn | None = None
+    request: Request, principal: OperatorDep, service: ServiceDep, body: ModelReloadIn | None = None
 ) -> dict[str, Any]:
-    """The candidate is loaded and passed through the promotion gate while the current model keeps
+    """The model serves every tenant of the deployment, so swapping it takes the ``operator``
+    scope, which a tenant's admin key does not have (`zpd keys create --scopes operator`).
+
+    The candidate is loaded and passed through the promotion gate while the current model keeps
     serving: coverage of the standards and items, spread of its predictions, and AUC and log-loss
     against the serving model on the store's recent answers. A candidate that fails is refused
     (409 naming each failed check) and the current model stays, unless a ``force_reason`` is given. The version loaded

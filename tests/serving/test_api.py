@@ -230,6 +230,12 @@ def test_scopes(api) -> None:
     )
     assert c.delete("/v1/learners/s1", headers=api.h("a_teacher")).status_code == 403
     assert c.post("/v1/model/reload", headers=api.h("a_teacher")).status_code == 403
+    # the model serves every tenant: a tenant's admin may not swap it, only a key with the operator scope
+    served = c.get("/v1/model", headers=api.h("a_all")).json()["version"]
+    other = "bundled" if served.startswith("bkt") else "bkt"
+    refused = c.post("/v1/model/reload", json={"uri": other}, headers=api.h("a_all"))
+    assert refused.status_code == 403 and "'operator'" in refused.json()["error"]["message"]
+    assert c.get("/v1/model", headers=api.h("a_all")).json()["version"] == served
     no_key = c.get("/v1/learners/s1/next")
     assert no_key.status_code == 401 and no_key.json()["error"]["field"] == "Authorization"
     assert (

@@ -43,7 +43,7 @@ def items_on(client: TestClient, h: dict, standard: str) -> set[str]:
 
 
 def test_workers_converge_and_a_restart_keeps_the_changes(store) -> None:
-    h = {"Authorization": f"Bearer {create_key(store, 't', ['read', 'admin'])}"}
+    h = {"Authorization": f"Bearer {create_key(store, 't', ['read', 'admin', 'operator'])}"}
     with worker(store) as a, worker(store) as b:
         assert a.get("/v1/model", headers=h).json()["version"].startswith("bkt")
         assert a.put("/v1/items", json=[ITEM], headers=h).json()["created"] == 1
@@ -73,7 +73,7 @@ def test_workers_converge_and_a_restart_keeps_the_changes(store) -> None:
 
 
 def test_a_tenants_framework_is_its_own_and_every_worker_serves_it(store) -> None:
-    h = {"Authorization": f"Bearer {create_key(store, 't', ['read', 'ingest', 'admin'])}"}
+    h = {"Authorization": f"Bearer {create_key(store, 't', ['read', 'ingest', 'admin', 'operator'])}"}
     other = {"Authorization": f"Bearer {create_key(store, 'u', ['read'])}"}
     with worker(store) as a, worker(store) as b:
         shared = a.app.state.engine.graph
@@ -99,7 +99,7 @@ def test_a_tenants_framework_is_its_own_and_every_worker_serves_it(store) -> Non
 
 
 def test_the_sync_thread_applies_changes_by_itself(store) -> None:
-    h = {"Authorization": f"Bearer {create_key(store, 't', ['read', 'admin'])}"}
+    h = {"Authorization": f"Bearer {create_key(store, 't', ['read', 'admin', 'operator'])}"}
     with worker(store) as a, worker(store, sync_s=0.1) as b:
         a.put("/v1/items", json=[ITEM], headers=h)
         deadline = time.time() + 20

@@ -21,7 +21,7 @@ def served(tmp_path):
     store = open_store(f"sqlite:///{tmp_path / 'zpd.db'}")
     config = load_config(env={})
     engine = build_engine(config, model_uri="bkt")  # its own engine: reloads change it
-    key = create_key(store, "t", ["ingest", "read", "admin"])
+    key = create_key(store, "t", ["ingest", "read", "admin", "operator"])
     with TestClient(create_app(config, store=store, engine=engine)) as client:
         yield client, {"Authorization": f"Bearer {key}"}, engine
     store.close()

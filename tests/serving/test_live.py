@@ -125,7 +125,7 @@ def live(tmp_path, shared_engine):
     holder.load_first(["bkt"])
     engine = Engine(e.config, e.graph, e.catalog, e.index, holder)
     store = open_store(f"sqlite:///{tmp_path / 'zpd.db'}")
-    key = create_key(store, "t", ["ingest", "read", "admin"])
+    key = create_key(store, "t", ["ingest", "read", "admin", "operator"])
     server = LiveServer(create_app(load_config(env={}), store=store, engine=engine))
     yield server, {"Authorization": f"Bearer {key}"}, tmp_path
     server.stop()

@@ -57,7 +57,7 @@ def test_server_starts_on_the_champion_and_follows_promotions(registry, tmp_path
     engine = build_engine(config)
     assert engine.models.current.version == f"zpd-learner/{v1}"
     store = open_store(f"sqlite:///{tmp_path / 'zpd.db'}")
-    key = create_key(store, "t", ["read", "admin", "ingest"])
+    key = create_key(store, "t", ["read", "admin", "ingest", "operator"])
     from fastapi.testclient import TestClient
 
     with TestClient(create_app(config, store=store, engine=engine)) as c:
@@ -98,6 +98,23 @@ def test_keys_command_writes_to_the_store_serve_uses(tmp_path) -> None:
     bad = runner.invoke(app, ["keys", "create", "--store", url, "--tenant", "t", "--scopes", "read,root"])
     assert bad.exit_code == 1 and "unknown scope(s) root" in bad.stderr
     store.close()
+
+
+def test_the_demo_key_operates_the_server_and_an_older_one_is_replaced(tmp_path) -> None:
+    """The demo key has every scope, operator included; one kept from before that scope existed
+    (a tenant admin's scopes) is revoked and replaced, so `make serve` can still swap the model."""
+    from serving.auth import SCOPES, KeyCache, create_key
+    from serving.cli import ensure_demo_key
+    from serving.stores import open_store
+
+    with open_store(f"sqlite:///{tmp_path / 'zpd.db'}") as store:
+        old = create_key(store, "demo", ["ingest", "read", "teacher", "admin"], label="demo")
+        (tmp_path / "demo_key.txt").write_text(old + "\n")
+        key = ensure_demo_key(store, tmp_path)
+        assert key != old and KeyCache(store, 0).verify(old) is None
+        assert KeyCache(store, 0).verify(key).scopes == set(SCOPES)
+        assert (tmp_path / "demo_key.txt").read_text().strip() == key
+        assert ensure_demo_key(store, tmp_path) == key  # kept from then on
 
 
 def test_alias_poll_swaps_without_a_reload_call(registry, tmp_path) -> None:
