@@ -14,12 +14,15 @@ way the test metrics are computed), then folded into that learner's state if its
 given. A row with an empty ``correct`` is a question: it is predicted and not folded, so a table of
 history rows followed by candidate rows asks "how likely is a success on each candidate now?".
 
-What is pickled
----------------
+What is pickled, and what a loading process needs
+--------------------------------------------------
+The model carries the project's code it runs (``code/``: :data:`CODE`, MLflow's ``code_paths``,
+which MLflow puts first on ``sys.path`` when it loads the model) and pins the packages it needs
+(``requirements.txt``), so it loads where the project is not installed.
 MLflow stores the :class:`PyfuncLearnerModel` instance with cloudpickle (``python_model.pkl``).
 That instance holds no weights and no data: its class is recorded by reference (the loading
-process imports ``training.pyfunc`` from the installed project, so the project must be
-importable there, e.g. ``mlflow models serve --env-manager local``), and its state is empty:
+process imports ``training.pyfunc``: its own if it has imported the project already, else the
+model's copy in ``code/``), and its state is empty:
 :meth:`PyfuncLearnerModel.__getstate__` drops the loaded model, so nothing learned reaches the
 pickle even when MLflow calls ``load_context`` before pickling. The weights are read by
 :func:`models.registry.load_model` in ``load_context`` (``np.load(allow_pickle=False)``).
@@ -52,6 +55,7 @@ from models.registry import load_model
 __all__ = [
     "ARTIFACT",
     "INPUT_COLUMNS",
+    "CODE",
     "SKILL_SEPARATOR",
     "EventTableError",
     "PyfuncLearnerModel",
@@ -71,6 +75,12 @@ INPUT_COLUMNS = {"learner_id": "string", "item_id": "string", "skill": "string",
 OUTPUT_COLUMN = "p_correct"
 #: what the model needs at load time besides the project itself (which is not on a package index)
 _REQUIREMENTS = ("mlflow", "cloudpickle", "numpy", "pandas", "torch", "networkx", "pydantic")
+#: the project's packages a loaded model runs, shipped whole with every model (``code/``, about
+#: 1 MB of source). Whole, not just the modules loading imports: MLflow puts ``code/`` first on
+#: ``sys.path``, so in a process that loads the model before importing the project these
+#: packages are the model's copies, and ``import training.train`` there must still work.
+CODE = ("engine", "models", "training")
+_ROOT = Path(__file__).resolve().parents[1]
 
 
 class EventTableError(MlflowException):
@@ -239,6 +249,12 @@ def pip_requirements() -> list[str]:
     return pins
 
 
+def _code_paths() -> list[str]:
+    """The folders of :data:`CODE` (MLflow copies each under ``code/`` by its own name, without
+    ``__pycache__``)."""
+    return [str(_ROOT / package) for package in CODE]
+
+
 def save_pyfunc_model(
     model: LearnerModel,
     model_folder: str | Path,
@@ -261,6 +277,7 @@ def save_pyfunc_model(
             signature=signature(),
             input_example=input_example(model),
             pip_requirements=pip_requirements(),
+            code_paths=_code_paths(),
             mlflow_model=mlflow_model,
             metadata=dict(metadata or {}),
         )

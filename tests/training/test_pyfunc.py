@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import math
 import os
 import pickletools
@@ -132,6 +133,65 @@ def test_the_pickle_mlflow_writes_is_a_class_reference_without_weights(tmp_path:
     # a loaded instance holds the model, and pickling it again still writes none of it
     again = cloudpickle.dumps(loaded.unwrap_python_model())
     assert _globals(again) == ["training.pyfunc.PyfuncLearnerModel"] and len(again) < 100
+
+
+#: run in a fresh interpreter: hides the project (its folder on sys.path and the editable install's
+#: import hooks), checks it is gone, then loads the pyfunc model and prints its predictions
+HIDDEN_LOAD = """
+import importlib.util, json, os, sys
+root = os.path.realpath(sys.argv[1])
+sys.path[:] = [p for p in sys.path if os.path.realpath(p or os.getcwd()) != root]
+editable = lambda hook: getattr(hook, "__module__", "").startswith("__editable__")
+sys.meta_path[:] = [f for f in sys.meta_path if not editable(f)]
+sys.path_hooks[:] = [h for h in sys.path_hooks if not editable(h)]
+sys.path_importer_cache.clear()
+assert all(importlib.util.find_spec(name) is None for name in ("training", "models", "engine")), "not hidden"
+import mlflow.pyfunc, pandas as pd
+model = mlflow.pyfunc.load_model(sys.argv[2])
+table = pd.DataFrame(json.load(open(sys.argv[3])))
+print(json.dumps(model.predict(table)["p_correct"].tolist()))
+print(sorted({m.split(".")[0] for m in sys.modules if m.split(".")[0] in ("training", "models", "engine")}))
+print(sys.modules["training.pyfunc"].__file__)
+"""
+
+
+def test_a_saved_model_carries_its_code_and_loads_where_the_project_is_not_installed(tmp_path: Path) -> None:
+    """The bundled model (hybrid: a trained network and graph BKT) saved as a pyfunc model loads
+    and predicts in an interpreter that cannot import the project: what it runs comes from the
+    model's own ``code/`` (a module missing from ``training.pyfunc.CODE`` fails here)."""
+    from models.registry import load_model
+
+    root = Path(__file__).resolve().parents[2]
+    folder = root / "data" / "models" / "default"
+    model = load_model(folder)
+    path = save_pyfunc_model(model, folder, tmp_path / "mlflow-model")
+    assert (path / "code" / "training" / "pyfunc.py").is_file() and not list(path.glob("code/**/__pycache__"))
+    assert {p.name for p in (path / "code").iterdir()} == {"engine", "models", "training"}
+    assert "requirements.txt" in {p.name for p in path.iterdir()}
+    table = input_example(model)
+    table_file = tmp_path / "table.json"
+    table_file.write_text(json.dumps(table.to_dict(orient="list")))  # floats stay floats, NaN included
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run(
+        [sys.executable, "-c", HIDDEN_LOAD, str(root), str(path), str(table_file)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    predicted, packages, source = done.stdout.strip().splitlines()[-3:]
+    assert json.loads(predicted) == pytest.approx(predict_events(model, table).tolist())
+    assert packages == "['engine', 'models', 'training']"
+    assert Path(source).resolve() == (path / "code" / "training" / "pyfunc.py").resolve()
+    # where the project is installed, loading the model first (its code goes first on sys.path)
+    # leaves the rest of the project importable
+    first = "import sys, mlflow.pyfunc; mlflow.pyfunc.load_model(sys.argv[1]); import training.train, engine.graph"
+    done = subprocess.run(
+        [sys.executable, "-c", first, str(path)], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
 
 
 # ------------------------------------------------------------------------------------------ registry
