@@ -48,8 +48,9 @@ def app_from_env():
 
 def ensure_demo_key(store, data_dir: Path) -> str:
     """The demo tenant's key (every scope: the one who runs the demo server operates it too),
-    created once and kept in ``data_dir/demo_key.txt``; a key kept from before a scope existed is
-    replaced (and revoked)."""
+    created once and kept in ``data_dir/demo_key.txt``. A key kept there from before a scope
+    existed is replaced by a new one; it keeps working with the scopes it had (an LRS may be set
+    up with it)."""
     from serving.auth import SCOPES, KeyCache, create_key
 
     path = data_dir / "demo_key.txt"
@@ -58,8 +59,6 @@ def ensure_demo_key(store, data_dir: Path) -> str:
         principal = KeyCache(store, 0).verify(key)
         if principal is not None and principal.scopes >= set(SCOPES):
             return key
-        if principal is not None:
-            store.revoke_key(principal.key_id)
     key = create_key(store, "demo", list(SCOPES), label="demo")
     data_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(key + "\n")
