@@ -52,14 +52,22 @@ def export_answers(store: LearnerStore, tenant: str, path: Path) -> dict[str, in
     return {"learners": learners, "answers": answers, "left_out": left_out}
 
 
-def store_exporter(url: str, tenant: str, folder: Path) -> tuple[Path, Path, dict[str, int]]:
-    """`zpd train --from-store`: the tenant's answers in ``folder`` as a CSV file and the column
-    mapping that reads it (``training.cli.STORE_EXPORTER``)."""
+def store_exporter(url: str, tenant: str, folder: Path) -> tuple[Path, Path, dict[str, int], Path | None]:
+    """`zpd train --from-store`: the tenant's answers in ``folder`` as a CSV file, the column
+    mapping that reads it, the counts, and the CASE package of the tenant's own framework
+    (``POST /v1/standards/import``; its answers are on that framework's standards) or None
+    (``training.cli.STORE_EXPORTER``)."""
+    from serving.content import framework_setting
     from serving.stores import open_store
 
     with open_store(url) as store:
         answers = folder / "answers.csv"
         counts = export_answers(store, tenant, answers)
+        framework = store.get_setting(framework_setting(tenant))
+    package = None
+    if framework is not None:
+        package = folder / "framework.json"
+        package.write_text(framework[1], encoding="utf-8")
     columns = folder / "columns.json"
     columns.write_text(json.dumps(COLUMNS))
-    return answers, columns, counts
+    return answers, columns, counts, package

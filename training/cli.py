@@ -246,12 +246,15 @@ def train_command(
     from training.load_report import DataError, LoadReport
 
     exported = tempfile.TemporaryDirectory(prefix="zpd-store-") if from_store else None
+    tenant_graph = None  # the tenant's own framework, when --from-store reads a tenant that has one
     try:
         if output is not None:
             check_output_folder(output, "a folder for the model and its plots")
         cfg = _config(ctx, config)
         if exported is not None:
-            data, fmt, columns = _from_store(from_store, tenant, Path(exported.name), data, fmt)
+            data, fmt, columns, framework = _from_store(from_store, tenant, Path(exported.name), data, fmt)
+            if framework is not None:
+                tenant_graph = _framework_graph(framework, f"tenant {tenant!r}'s framework", cfg)
             merge = "off"  # every stored answer is one answer, repeats of an item included
         elif data is None or fmt is None:
             raise ValueError("pass --data PATH --format F, or --from-store URL --tenant T")
@@ -297,9 +300,11 @@ def train_command(
                 "data.fold": str(fold or ""),
                 "data.merge": merge,
                 "data.alignment": str(alignment or ""),
+                "data.framework": tenant_graph.title if tenant_graph is not None else "",
             },
             refit=refit,
             graph=graph,
+            tenant_graph=tenant_graph,
         )
         if summary is not None:
             summary["alignment"] = aligned_info
@@ -312,7 +317,22 @@ def train_command(
         return
     known, units = summary["coverage"]["standards_with_data"], summary["coverage"]["standards_in_graph"]
     typer.echo(f"the trained part covers {known} of the graph's {units} standards; graph BKT the rest")
-    if known == 0:
+    own = summary.get("tenant_framework")
+    if own is not None:
+        typer.echo(
+            f"tenant {tenant!r} is served on its own framework {own['title']!r}: the trained part covers "
+            f"{own['standards_with_data']} of its {own['standards_in_framework']} standards. The model is packaged "
+            "and gated over the deployment's graph, since it serves every tenant; for this tenant the server keeps "
+            "the trained part and rebuilds graph BKT over its framework"
+        )
+    if known == 0 and own is not None and own["standards_with_data"] > 0:
+        typer.echo(
+            "warning: the data's standards are the tenant framework's, none of the deployment graph's: the "
+            "promotion gate checks the deployment's graph and will refuse this model; promote it with "
+            "--force-reason if this deployment is to serve it",
+            err=True,
+        )
+    elif known == 0:
         typer.echo(
             "warning: the data's skills are none of the graph's standards: the promotion gate will refuse "
             "this model; train with --alignment FILE (skill -> standard)",
@@ -339,13 +359,13 @@ def train_command(
 
 #: reads a server's store for --from-store (set by the zpd command line, which may import serving:
 #: training does not): (store URL, tenant, folder) -> (the answers as CSV, its column mapping
-#: JSON, counts)
-STORE_EXPORTER: Callable[[str, str, Path], tuple[Path, Path, dict[str, int]]] | None = None
+#: JSON, counts, the tenant's own CASE framework or None)
+STORE_EXPORTER: Callable[[str, str, Path], tuple[Path, Path, dict[str, int], Path | None]] | None = None
 
 
 def _from_store(
     url: str | None, tenant: str | None, folder: Path, data: Path | None, fmt: str | None
-) -> tuple[Path, Format, str]:
+) -> tuple[Path, Format, str, Path | None]:
     if data is not None or fmt is not None:
         raise ValueError("--from-store reads the server's answers: pass it without --data and --format")
     if not tenant:
@@ -353,10 +373,18 @@ def _from_store(
     if STORE_EXPORTER is None:
         raise ValueError("--from-store works through the `zpd` command (zpd train --from-store URL --tenant T)")
     assert url is not None
-    csv_path, columns_path, counts = STORE_EXPORTER(url, tenant, folder)
+    csv_path, columns_path, counts, framework = STORE_EXPORTER(url, tenant, folder)
     if counts["answers"] == 0:
         raise ValueError(f"tenant {tenant!r} has no answers in {_redacted(url)}")
-    return csv_path, "csv", str(columns_path)
+    return csv_path, "csv", str(columns_path), framework
+
+
+def _framework_graph(path: Path, what: str, cfg: Any) -> Any:
+    """The standards graph of a CASE package file, read as the server reads a tenant's framework."""
+    from engine.case import CaseOptions, parse_case
+
+    options = CaseOptions(cfg.graph.prerequisite_association_types, cfg.graph.grouping_item_types)
+    return parse_case(json.loads(path.read_text(encoding="utf-8")), what, options)
 
 
 def _redacted(url: str | None) -> str:
@@ -396,6 +424,7 @@ def _run_training(
     tags: dict[str, str],
     refit: bool = False,
     graph: Any = None,
+    tenant_graph: Any = None,
 ) -> dict[str, Any] | None:
     from engine.sources import graph_from_config
     from training import ddp
@@ -432,6 +461,10 @@ def _run_training(
     if not dctx.is_main:
         return None
     known, units = coverage(trained[-1], graph)
+    own = None  # what the trained part covers of the tenant's own framework (--from-store)
+    if tenant_graph is not None:
+        with_data, in_framework = coverage(trained[-1], tenant_graph)
+        own = {"title": tenant_graph.title, "standards_with_data": with_data, "standards_in_framework": in_framework}
     name = cfg.mlflow.registered_model
     refitted = (
         {"refit_epochs": result.refit_epochs, "refit_history": result.refit_history} if result.refit_epochs else {}
@@ -453,6 +486,7 @@ def _run_training(
         "data": result.data,
         "load_reports": reports,
         "coverage": {"standards_with_data": known, "standards_in_graph": units},
+        "tenant_framework": own,
         **refitted,
     }
 

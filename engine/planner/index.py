@@ -48,7 +48,11 @@ class PlannerIndex:
     """Graph and catalog lookups keyed by learnable unit (a standard without parts).
 
     ``items_for[u]`` lists items that practise ``u`` (aligned to it or to one of its parents);
-    ``item_units[i]`` the units an item practises; ``order[u]`` a position in one fixed
+    ``item_units[i]`` the units an item practises; ``prereqs``, ``dependents`` and ``ancestors``
+    the learning graph's links as the planner gates on them: a standard no item practises cannot
+    be learned or checked here, so it is passed through (what builds on it needs its
+    prerequisites instead; see :func:`gating`), else a catalog with items on some standards only
+    (a tenant's own framework) would leave their dependents waiting forever; ``order[u]`` a position in one fixed
     topological order of the learning graph (lower grade first), so any subset sorted by it is a
     valid learning order; ``cluster_before[u]`` the units of ``u``'s cluster that come before it
     in the source's sequence (the curriculum order), nearest first (used when the graph seems to
@@ -96,14 +100,15 @@ class PlannerIndex:
         for members in clusters.values():
             for i, unit in enumerate(members):
                 before[unit] = tuple(reversed(members[:i]))
+        prereqs, dependents, ancestors = gating(graph, {u for u, v in items_for.items() if v})
         return cls(
             graph=graph,
             catalog=catalog,
             items_for={u: tuple(v) for u, v in items_for.items()},
             item_units=units_of_item,
-            prereqs={u: graph.learning_prerequisites(u) for u in learning},
-            dependents={u: tuple(graph.sort(learning.successors(u))) for u in learning},
-            ancestors={u: frozenset(nx.ancestors(learning, u)) for u in learning},
+            prereqs=prereqs,
+            dependents=dependents,
+            ancestors=ancestors,
             order={u: i for i, u in enumerate(topo)},
             cluster_before=before,
             checkable={u for u, items in items_for.items() if any(i.mastery_check for i in items)},
@@ -141,6 +146,11 @@ class PlannerIndex:
     def item_table(self) -> ItemTable:
         """The catalog's items as arrays (see :class:`ItemTable`)."""
         return ItemTable.build(list(self.catalog))
+
+    @cached_property
+    def practised_mask(self) -> np.ndarray:
+        """A mask over ``order``'s positions: True at the units some catalog item practises."""
+        return self.positions(u for u, items in self.items_for.items() if items)
 
     @cached_property
     def units_in_order(self) -> tuple[str, ...]:
@@ -204,9 +214,10 @@ class PlannerIndex:
                 leaf for code in item.standards if code in self.graph.standards for leaf in self.graph.leaves(code)
             )
         )
-        for name in ("item_table", "solo"):  # built again when next asked for
+        for name in ("item_table", "solo", "practised_mask", "prerequisite_pairs"):  # built again when asked for
             self.__dict__.pop(name, None)
         old = self.item_units.get(item.id, ())
+        practised_before = {u for u in {*old, *units} if self.items_for[u]}
         for unit in old:
             self.items_for[unit] = tuple(i for i in self.items_for[unit] if i.id != item.id)
         self.item_units[item.id] = units
@@ -216,6 +227,44 @@ class PlannerIndex:
             self.checkable.discard(unit)
             if any(i.mastery_check for i in self.items_for[unit]):
                 self.checkable.add(unit)
+        if practised_before != {u for u in {*old, *units} if self.items_for[u]}:
+            # a standard gained its first item or lost its last: the gating links change (new
+            # dicts: an index made by ``extended`` shares its source's)
+            links = gating(self.graph, {u for u, items in self.items_for.items() if items})
+            for name, value in zip(("prereqs", "dependents", "ancestors"), links):
+                object.__setattr__(self, name, value)
+
+
+def gating(
+    graph: StandardsGraph, practised: set[str]
+) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]], dict[str, frozenset[str]]]:
+    """The learning graph's ``(prerequisites, dependents, ancestors)`` of every unit over the
+    ``practised`` units: an unpractised prerequisite is replaced by its own prerequisites (again
+    and again), and unpractised units are no one's dependent or ancestor. With every unit
+    practised (the bundled catalog) they are the learning graph's own links."""
+    learning = graph.learning
+    prereqs: dict[str, tuple[str, ...]] = {}
+
+    def through(unit: str) -> tuple[str, ...]:
+        found = prereqs.get(unit)
+        if found is None:
+            expanded: list[str] = []
+            for p in graph.learning_prerequisites(unit):
+                expanded.extend((p,) if p in practised else through(p))
+            found = prereqs[unit] = tuple(dict.fromkeys(expanded))
+        return found
+
+    for unit in nx.topological_sort(learning):  # prerequisites first: the recursion stays shallow
+        through(unit)
+    followers: dict[str, list[str]] = {u: [] for u in learning}
+    for unit, pres in prereqs.items():
+        if unit in practised:
+            for p in pres:
+                followers[p].append(unit)
+    ancestors: dict[str, frozenset[str]] = {}
+    for unit in nx.topological_sort(learning):
+        ancestors[unit] = frozenset(a for p in prereqs[unit] for a in (p, *ancestors[p]))
+    return prereqs, {u: tuple(graph.sort(v)) for u, v in followers.items()}, ancestors
 
 
 def grade_fit(level: float | None, grade: int | None) -> float:

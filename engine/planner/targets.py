@@ -627,13 +627,15 @@ def level_fit(ctx: PlanContext, unit: str) -> float:
 
 
 def outer_fringe(ctx: PlanContext, ready: Readiness) -> list[str]:
-    """Without a goal (or with the goal done): the ready standards not in place, the ``FRINGE``
-    closest to the learner's level (the earliest in learning order among equally close ones), in
-    learning order. A whole graph's fringe spans every grade; scoring prefers the learner's level
-    anyway, and ranking the far ones costs every request. Readiness is read for every unit at once
-    (:attr:`Readiness.mask`): a scan unit by unit was most of the planning of a learner without a goal."""
+    """Without a goal (or with the goal done): the ready standards not in place that some catalog
+    item practises, the ``FRINGE`` closest to the learner's level (the earliest in learning order
+    among equally close ones), in learning order. A whole graph's fringe spans every grade; scoring
+    prefers the learner's level anyway, and ranking the far ones costs every request. A standard no
+    item practises takes no place in it (a framework of a tenant's own may have items on a few of
+    its standards only). Readiness is read for every unit at once (:attr:`Readiness.mask`): a scan
+    unit by unit was most of the planning of a learner without a goal."""
     index = ctx.index
-    open_ = ready.mask & ~ready.placed_mask
+    open_ = ready.mask & ~ready.placed_mask & index.practised_mask
     nearest = index.positions_nearest(ctx.level)
     found = np.sort(nearest[open_[nearest]][:FRINGE])
     in_order = index.units_in_order

@@ -135,10 +135,23 @@ def get_unaligned(principal: ReadDep, service: ServiceDep) -> dict[str, Any]:
     summary="Use a CASE package as the tenant's standards framework (admin)",
     response_model=ImportOut,
 )
-def import_standards(principal: AdminDep, service: ServiceDep, body: Any = Body(...)) -> dict[str, Any]:
+def import_standards(
+    principal: AdminDep,
+    service: ServiceDep,
+    body: Any = Body(...),
+    allow_empty: Annotated[
+        bool,
+        Query(
+            description="import a framework no catalog item is aligned to yet (its own codes): its learners get "
+            "no recommendations until items aligned to it are added with PUT /v1/items"
+        ),
+    ] = False,
+) -> dict[str, Any]:
     """The package becomes this tenant's framework (other tenants keep theirs, the deployment's
     by default): its learners' states are rebuilt for it on their next request, the shared items
-    aligned to it stay, and so do the tenant's own."""
+    aligned to it stay, and so do the tenant's own. A framework with codes of its own keeps no
+    item: ``allow_empty=true`` imports it anyway, and its items follow with ``PUT /v1/items``
+    (which checks their standards against the framework the tenant has then)."""
     engine = service.engine
     cfg = engine.config.graph
     try:
@@ -154,16 +167,21 @@ def import_standards(principal: AdminDep, service: ServiceDep, body: Any = Body(
         for r in service.content.records(principal.tenant)
         if isinstance(r.get("standards"), list) and all(c in graph.standards for c in r["standards"])
     ]
-    if not kept and not own:
+    if not kept and not own and not allow_empty:
         raise ApiError(
             422,
             "no_items_left",
-            "no catalog item is aligned to the imported framework; add items for it "
-            "first (PUT /v1/items) or import a framework that keeps some",
+            "no catalog item is aligned to the imported framework, so its learners would get no recommendations: "
+            "import it with allow_empty=true, then add items aligned to it (PUT /v1/items)",
             "body",
         )
     service.content.import_framework(principal.tenant, body)
     content = service.content.content(principal.tenant)
+    empty = (
+        []
+        if len(content.catalog)
+        else ["no catalog item is aligned to this framework yet: add some with PUT /v1/items"]
+    )
     return {
         "title": graph.title,
         "standards": len(graph.internal_codes),
@@ -171,5 +189,5 @@ def import_standards(principal: AdminDep, service: ServiceDep, body: Any = Body(
         "items_kept": len(content.catalog),
         "items_dropped": max(0, before - len(content.catalog)),
         "model_version": content.version,
-        "warnings": list(graph.warnings),
+        "warnings": [*graph.warnings, *empty],
     }

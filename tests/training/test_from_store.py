@@ -82,3 +82,83 @@ def test_training_on_the_stored_answers(tmp_path) -> None:
     assert nobody.exit_code == 1 and "has no answers" in nobody.output
     mixed = runner.invoke(app, [*base, "--tenant", "school", "--data", str(tmp_path), "--format", "csv"])
     assert mixed.exit_code == 1 and "without --data and --format" in mixed.output
+
+
+def test_a_tenant_on_its_own_framework_is_told_what_the_model_covers_of_it(tmp_path) -> None:
+    """A district served on a framework of its own (its own codes) trains on its answers: the
+    trained part covers the district's standards, the run says so, and it is warned that the
+    promotion gate checks the deployment's graph (not pointed at an alignment file it does not need)."""
+    from fastapi.testclient import TestClient
+
+    from configs import load_config
+    from engine.case import graph_to_case
+    from serving.app import build_engine, create_app
+    from serving.auth import create_key
+    from serving.stores import open_store
+    from zpd.cli import app
+
+    url = f"sqlite:///{tmp_path / 'zpd.db'}"
+    store = open_store(url)
+    config = load_config(env={})
+    engine = build_engine(config, model_uri="bkt")
+    h = {"Authorization": f"Bearer {create_key(store, 'district', ['ingest', 'admin'])}"}
+    package = graph_to_case(engine.graph)
+    package["CFDocument"]["title"] = "District math framework"
+    for entry in package["CFItems"]:
+        if entry.get("humanCodingScheme"):
+            entry["humanCodingScheme"] = "D-" + entry["humanCodingScheme"]
+    # items on seven grade-3 standards only: a partial catalog, as a district's first upload is
+    codes = [f"D-{u}" for u in engine.graph.sort(u for u in engine.graph.learning if u.startswith("3."))][:7]
+    items = [
+        {
+            "id": f"d-{code}-{k}",
+            "title": f"{code} task {k}",
+            "standards": [code],
+            "modality": "online_practice",
+            "duration_minutes": 10,
+        }
+        for code in codes
+        for k in range(3)
+    ]
+    rng = np.random.default_rng(1)
+    events = [
+        {
+            "id": f"e{n}-{k}",
+            "learner_id": f"s{n}",
+            "item_id": items[int(rng.integers(len(items)))]["id"],
+            "correct": bool(rng.random() < 0.6),
+        }
+        for n in range(40)
+        for k in range(15)
+    ]
+    with TestClient(create_app(config, store=store, engine=engine)) as client:
+        # no item is on the district's codes yet, and none can be added before the framework is there
+        refused = client.post("/v1/standards/import", json=package, headers=h)
+        assert refused.status_code == 422 and "allow_empty=true" in refused.json()["error"]["message"]
+        imported = client.post("/v1/standards/import", params={"allow_empty": "true"}, json=package, headers=h)
+        assert imported.status_code == 200, imported.text
+        assert imported.json()["items_kept"] == 0 and "PUT /v1/items" in imported.json()["warnings"][-1]
+        waiting = client.get("/v1/learners/s0/next?grade=3", headers=h)  # nothing to offer yet, and it says so
+        assert waiting.status_code == 200 and waiting.json()["recommendations"] == [], waiting.text
+        assert client.put("/v1/items", json=items, headers=h).status_code == 200
+        offered = client.get("/v1/learners/s0/next?grade=3", headers=h).json()["recommendations"]
+        assert offered and offered[0]["standard"].startswith("D-")
+        got = client.post("/v1/events", json=events, headers=h)
+        assert got.status_code == 200 and got.json()["accepted"] == 600, got.text
+    store.close()
+
+    settings = tmp_path / "zpd.toml"
+    settings.write_text(f'[mlflow]\ntracking_uri = "sqlite:///{tmp_path / "mlflow.db"}"\n')
+    runner = CliRunner()
+    base = ["--config", str(settings), "train", "--from-store", url, "--tenant", "district", "--model", "logistic"]
+    trained = runner.invoke(app, [*base, "--epochs", "2", "--no-progress", "--json"])
+    assert trained.exit_code == 0, trained.output
+    summary = json.loads(trained.stdout)
+    assert summary["coverage"]["standards_with_data"] == 0  # none of the deployment's codes
+    own = summary["tenant_framework"]
+    assert own["title"] == "District math framework" and own["standards_with_data"] == len(codes)
+    assert own["standards_in_framework"] == summary["coverage"]["standards_in_graph"]
+    said = runner.invoke(app, [*base, "--epochs", "1", "--no-progress"])
+    assert said.exit_code == 0, said.output
+    assert f"the trained part covers {len(codes)} of its" in said.stdout
+    assert "--force-reason" in said.stderr and "--alignment" not in said.stderr

@@ -1,0 +1,49 @@
+"""The planner gates on the standards the catalog can teach: a standard no item practises is
+passed through (what builds on it needs its prerequisites instead), so a catalog with items on
+some standards only (a tenant's own framework) still leads learners on. With every standard
+practised (the bundled catalog) the links are the learning graph's own."""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from engine.catalog import Catalog
+from engine.planner.index import PlannerIndex
+from engine.planner.planner import recommend
+from engine.sources import build_default_catalog, load_graph
+from tests.engine.planner.conftest import Learner, world
+
+
+def test_with_every_standard_practised_the_links_are_the_learning_graphs() -> None:
+    graph = load_graph()
+    index = PlannerIndex.build(graph, build_default_catalog(graph))
+    learning = graph.learning
+    assert all(index.items_for[u] for u in learning)  # the bundled catalog practises every unit
+    for unit in learning:
+        assert index.prereqs[unit] == graph.learning_prerequisites(unit)
+        assert index.dependents[unit] == tuple(graph.sort(learning.successors(unit)))
+        assert index.ancestors[unit] == frozenset(nx.ancestors(learning, unit))
+
+
+def test_a_standard_no_item_practises_is_passed_through(config) -> None:
+    graph, catalog = world()  # A -> B -> C, D apart; items on each
+    without_b = Catalog([i for i in catalog if "B" not in i.standards])
+    index = PlannerIndex.build(graph, without_b)
+    assert index.prereqs["C"] == ("A",) and index.prereqs["B"] == ("A",)
+    assert index.dependents["A"] == ("C",) and index.dependents["B"] == ()
+    assert index.ancestors["C"] == frozenset({"A"})
+    assert index.route(set(), ["C"]) == ["A", "C"]  # nothing to practise B with: not on the route
+
+    learner = Learner(index, config)
+    for _ in range(4):
+        learner.attempt("A-p1", True)
+    learner.attempt("A-check", True)
+    assert "A" in learner.progress.mastered
+    picked = recommend(learner.ctx(), n=1).recommendations
+    assert picked and picked[0].standard == "C"  # not held back by B, which cannot be learned here
+
+    # items for B later (a tenant's own, over this catalog): B gates C again, in the new index only
+    extended = index.extended([i for i in catalog if "B" in i.standards], catalog)
+    assert extended.prereqs["C"] == ("B",) and extended.ancestors["C"] == frozenset({"A", "B"})
+    assert extended.prerequisite_pairs[0].size == 2  # B on A, C on B
+    assert index.prereqs["C"] == ("A",) and index.prerequisite_pairs[0].size == 2  # A on nothing: B, C on A
