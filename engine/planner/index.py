@@ -52,11 +52,11 @@ class PlannerIndex:
     the learning graph's links as the planner gates on them: a standard no item practises cannot
     be learned or checked here, so it is passed through (what builds on it needs its
     prerequisites instead; see :func:`gating`), else a catalog with items on some standards only
-    (a tenant's own framework) would leave their dependents waiting forever; ``order[u]`` a position in one fixed
-    topological order of the learning graph (lower grade first), so any subset sorted by it is a
-    valid learning order; ``cluster_before[u]`` the units of ``u``'s cluster that come before it
-    in the source's sequence (the curriculum order), nearest first (used when the graph seems to
-    miss a prerequisite).
+    (a tenant's own framework) would leave their dependents waiting forever; ``order[u]`` a
+    position in one fixed topological order of the learning graph (lower grade first), so any
+    subset sorted by it is a valid learning order; ``cluster_before[u]`` the units of ``u``'s
+    cluster that come before it in the source's sequence (the curriculum order), nearest first
+    (used when the graph seems to miss a prerequisite).
     """
 
     graph: StandardsGraph

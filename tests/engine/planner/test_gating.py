@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import networkx as nx
 
-from engine.catalog import Catalog
+from configs import PlannerConfig
+from engine.catalog import Catalog, Item, Modality
+from engine.graph import Standard, StandardsGraph
 from engine.planner.index import PlannerIndex
 from engine.planner.planner import recommend
+from engine.planner.targets import in_place, presumed_prerequisites
 from engine.sources import build_default_catalog, load_graph
 from tests.engine.planner.conftest import Learner, world
 
@@ -47,3 +50,19 @@ def test_a_standard_no_item_practises_is_passed_through(config) -> None:
     assert extended.prereqs["C"] == ("B",) and extended.ancestors["C"] == frozenset({"A", "B"})
     assert extended.prerequisite_pairs[0].size == 2  # B on A, C on B
     assert index.prereqs["C"] == ("A",) and index.prerequisite_pairs[0].size == 2  # A on nothing: B, C on A
+
+
+def test_a_standard_no_item_practises_is_not_presumed_missing() -> None:
+    """Stuck on solid prerequisites, the learner is sent to the previous standard of the cluster
+    (see test_routing); one no item practises is passed over for the one before it."""
+    std = [Standard(c, grade="4", grade_num=4, domain_code="X", cluster_code="4.X") for c in ("G1", "G2", "G3")]
+    graph = StandardsGraph(std, [])
+    items = [
+        Item(f"{c}-p{k}", f"{c} practice {k}", (c,), Modality.ONLINE_PRACTICE, 10) for c in ("G1", "G3") for k in (1, 2)
+    ]
+    learner = Learner(PlannerIndex.build(graph, Catalog(items)), PlannerConfig(exploration=0.0))
+    learner.state = learner.model.state_with_priors({"G1": 0.1, "G2": 0.1})
+    for item in ("G3-p1", "G3-p2", "G3-p1"):
+        learner.attempt(item, False)
+    ctx = learner.ctx()
+    assert presumed_prerequisites(ctx, in_place(ctx, learner.progress.mastered)) == {"G3": "G1"}  # not G2
