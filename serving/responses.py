@@ -320,9 +320,11 @@ class GateOut(BaseModel):
 class ModelOut(BaseModel):
     version: str | None = None
     name: str | None = None
-    source: str | None = None
+    source: str | None = Field(default=None, description="where the model was loaded from (keys with operator scope)")
     loaded_at: datetime | None = None
-    last_error: str | None = None
+    last_error: str | None = Field(
+        default=None, description="why the last load failed (the reason itself for keys with operator scope)"
+    )
     gate: GateOut | None = Field(default=None, description="the promotion gate's report on the serving model")
     forced: str | None = Field(default=None, description="why the model serves although it failed the gate")
     deployment: DeploymentOut | None = None

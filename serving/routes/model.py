@@ -4,6 +4,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from serving.auth import has_scope
 from serving.deps import ERRORS, OperatorDep, ReadDep, ServiceDep
 from serving.model_provider import ModelLoadError
 from serving.responses import ModelOut, ReloadOut
@@ -14,14 +15,22 @@ from serving.views import iso
 router = APIRouter(prefix="/v1/model", tags=["model"], responses=ERRORS)
 
 
+#: what a key without the operator scope reads instead of the deployment's last load error
+HIDDEN_ERROR = "the last model load failed; a key with the operator scope reads why"
+
+
 @router.get("", summary="The model that serves recommendations", response_model=ModelOut)
 def get_model(request: Request, principal: ReadDep, service: ServiceDep) -> dict[str, Any]:
+    """Every tenant reads which model serves it and its gate report. Where it was loaded from
+    and why a load failed are the operator's: a folder path or a registry error (which may
+    carry the tracking server's address) are not a tenant's to read."""
     described = service.engine.models.describe()
-    return {
-        **described,
-        "loaded_at": iso(described["loaded_at"]),
-        "deployment": request.app.state.deployment.describe(),
-    }
+    deployment = request.app.state.deployment.describe()
+    if not has_scope(principal.scopes, "operator"):
+        described["source"] = None
+        for part in (described, deployment):
+            part["last_error"] = HIDDEN_ERROR if part["last_error"] else None
+    return {**described, "loaded_at": iso(described["loaded_at"]), "deployment": deployment}
 
 
 @router.post(

@@ -12,6 +12,7 @@ from configs import load_config
 from engine.case import graph_to_case
 from serving.app import build_engine, create_app
 from serving.auth import create_key
+from serving.routes.model import HIDDEN_ERROR
 from serving.stores import open_store
 
 ITEM = {
@@ -64,6 +65,11 @@ def test_workers_converge_and_a_restart_keeps_the_changes(store) -> None:
         # a broken model is refused where it is asked for and never published
         bad = a.post("/v1/model/reload", json={"uri": "/no/such/model"}, headers=h)
         assert bad.status_code == 409
+        # why it failed and where models come from are the operator's to read, not a tenant's
+        operator, reader = a.get("/v1/model", headers=h).json(), a.get("/v1/model", headers=other).json()
+        assert "/no/such/model" in operator["last_error"] and operator["source"]
+        assert reader["last_error"] == HIDDEN_ERROR and reader["source"] is None
+        assert reader["version"] == operator["version"] and reader["gate"] == operator["gate"]
         assert b.app.state.deployment.sync() is False
         assert a.get("/v1/model", headers=h).json()["version"] == served
     with worker(store) as c:  # a restarted worker comes up with what the others serve
