@@ -138,7 +138,9 @@ class StatusOut(BaseModel):
     estimated_minutes: float
     estimated_days: float
     due: datetime | None = None
-    status: str = Field(description="reached, on_track, at_risk, no_date or no_goal")
+    status: str = Field(
+        description="reached, on_track, at_risk, no_date, no_goal, or blocked (a goal standard no catalog item practises)"
+    )
     explanation: str
 
 

@@ -23,7 +23,7 @@ class GoalStatus:
     estimated_minutes: float
     estimated_days: float
     due: float | None
-    status: str  # reached | on_track | at_risk | no_date | no_goal
+    status: str  # reached | on_track | at_risk | no_date | no_goal | blocked
     explanation: str
 
 
@@ -62,10 +62,20 @@ def goal_status(ctx: PlanContext) -> GoalStatus:
     days = minutes / per_day if per_day > 0 else float("inf")
     done = sum(1 for u in units if u in mastered)
     goal = ctx.goal.standards
+    # a goal standard nothing in the catalog practises cannot be reached, whatever the pace (the
+    # route passes over other standards without items: see ``engine.planner.index.gating``)
+    blocked = [u for u in route if not ctx.index.items_for.get(u)]
     if not route:
         status, text = "reached", "every goal standard is mastered"
+    elif blocked:
+        status, text = (
+            "blocked",
+            f"no item in the catalog practises {', '.join(blocked)}: the goal cannot be reached until items "
+            "for it are added",
+        )
     elif ctx.goal.date is None:
-        status, text = "no_date", f"{len(route)} standards to go, about {minutes:.0f} minutes of work"
+        left_to_learn = f"{len(route)} standard{'s' if len(route) != 1 else ''} to go"
+        status, text = "no_date", f"{left_to_learn}, about {minutes:.0f} minutes of work"
     else:
         left = (ctx.goal.date - ctx.now) / DAY
         if days <= left:

@@ -355,7 +355,7 @@ def learner_gps(service: LearnerService, tenant: str, roster: Roster, learner_id
         "name": roster.name_of(learner_id),
         "grade": roster.grade_of(learner_id) or view.meta.grade,
         "gps": gps,
-        "eta": day(now + gps.estimated_days * DAY) if gps.status not in ("no_goal", "reached") else None,
+        "eta": day(now + gps.estimated_days * DAY) if gps.status not in ("no_goal", "reached", "blocked") else None,
         "due": day(gps.due),
         "recommendations": plan.recommendations,
         "evidence": evidence,

@@ -28,3 +28,20 @@ def test_estimate_shrinks_as_the_learner_advances(learner) -> None:
 
 def test_no_goal(learner) -> None:
     assert goal_status(learner.ctx()).status == "no_goal"
+
+
+def test_a_goal_no_item_practises_is_blocked_not_on_its_way(config) -> None:
+    """With no item on C (a tenant's partial catalog), a goal of C cannot be reached: the GPS
+    says so and names it, instead of an estimate of minutes that no work can spend."""
+    from engine.catalog import Catalog
+    from engine.planner.index import PlannerIndex
+
+    from .conftest import Learner, world
+
+    graph, catalog = world()
+    learner = Learner(PlannerIndex.build(graph, Catalog([i for i in catalog if "C" not in i.standards])), config)
+    status = goal_status(learner.ctx(goal=Goal(("C",), date=60 * DAY)))
+    assert status.status == "blocked" and status.route == ["A", "B", "C"]
+    assert "practises C:" in status.explanation
+    one_left = goal_status(learner.ctx(goal=Goal(("A",))))
+    assert one_left.explanation.startswith("1 standard to go,")
