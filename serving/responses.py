@@ -4,7 +4,7 @@ checked against. Times are ISO-8601 (UTC)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -75,11 +75,21 @@ class FlagOut(BaseModel):
     remediation: str | None = None
 
 
+class EmptyOut(BaseModel):
+    code: Literal["no_items", "nothing_ready", "none_allowed"] = Field(
+        description="no_items: the catalog has no item on the framework's standards; nothing_ready: nothing is "
+        "ready to learn or due for review; none_allowed: the items of what is ready are excluded, unavailable "
+        "or not of the kinds asked for"
+    )
+    message: str
+
+
 class NextOut(BaseModel):
     learner_id: str
     model_version: str
     recommendations: list[RecommendationOut]
     flags: list[FlagOut]
+    empty: EmptyOut | None = Field(default=None, description="with no recommendation: why there is none")
 
 
 class ActivityOut(BaseModel):

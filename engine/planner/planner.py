@@ -33,6 +33,8 @@ class PlanResult:
     recommendations: list[Recommendation]
     flags: list[TeacherFlag]
     route: list[str]
+    #: with no recommendation, why: ``(code, text)``; the codes are no_items, nothing_ready, none_allowed
+    why_empty: tuple[str, str] | None = None
 
 
 def recommend(ctx: PlanContext, n: int = 1, k_alternatives: int = 2) -> PlanResult:
@@ -74,4 +76,4 @@ def recommend(ctx: PlanContext, n: int = 1, k_alternatives: int = 2) -> PlanResu
                 tuple(alts),
             )
         )
-    return PlanResult(chosen, flags, route)
+    return PlanResult(chosen, flags, route, None if chosen else ranked.why_empty)

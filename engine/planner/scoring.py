@@ -78,16 +78,18 @@ class Ranked(Sequence[Candidate]):
         ranking: Sequence[int],
         make: Callable[[int], Candidate],
         label: Callable[[int], tuple[str, str, str]],
+        why_empty: tuple[str, str] | None = None,
     ):
         self._ranking, self._make, self._label = ranking, make, label
         self._built: dict[int, Candidate] = {}
+        self.why_empty = why_empty  # for an empty ranking: why there is nothing to offer (code, text)
 
     @classmethod
-    def empty(cls) -> Ranked:
+    def empty(cls, why: tuple[str, str] | None = None) -> Ranked:
         def none(k: int) -> Any:
             raise IndexError(k)
 
-        return cls([], none, none)
+        return cls([], none, none, why)
 
     def label(self, i: int) -> tuple[str, str, str]:
         """``(standard, item id, kind)`` of the ``i``-th candidate, without building it."""
@@ -181,7 +183,7 @@ def rank_candidates(ctx: PlanContext) -> tuple[Ranked, list[TeacherFlag], list[s
             items.extend(allowed)
             checking.append(due or target.kind in ("reverify", "recheck", "test_out"))
     if not items:
-        return Ranked.empty(), flags, route
+        return Ranked.empty(_why_nothing(ctx, targets)), flags, route
     probs = np.asarray(ctx.predict(items), dtype=float)
     goal_pos = {u: i for i, u in enumerate(u for u in route if u in goal_set)}
     route_set = set(route)
@@ -271,6 +273,20 @@ def rank_candidates(ctx: PlanContext) -> tuple[Ranked, list[TeacherFlag], list[s
         return target.unit, items[k].id, target.kind
 
     return Ranked(ranking, make, label), flags, route
+
+
+def _why_nothing(ctx: PlanContext, targets: Sequence[Target]) -> tuple[str, str]:
+    """Why a plan has nothing to offer, as ``(code, text)``: an app can say so rather than show
+    an empty list."""
+    if not any(ctx.index.items_for.values()):
+        return "no_items", "the catalog has no item on this framework's standards yet"
+    if not targets:
+        return "nothing_ready", "nothing is ready to learn or due for review now"
+    return (
+        "none_allowed",
+        "the items of the standards this learner is ready for are excluded by the teacher, not available now, "
+        "or not of the kinds asked for",
+    )
 
 
 _TEACHER_LED = (Modality.SMALL_GROUP, Modality.TUTORING)

@@ -93,6 +93,7 @@ async def get_next(
         "model_version": view.core.version,
         "recommendations": [recommendation_json(r) for r in result.recommendations],
         "flags": [flag_json(f) for f in result.flags],
+        "empty": None if result.why_empty is None else dict(zip(("code", "message"), result.why_empty)),
     }
 
 

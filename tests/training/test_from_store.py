@@ -140,9 +140,10 @@ def test_a_tenant_on_its_own_framework_is_told_what_the_model_covers_of_it(tmp_p
         assert imported.json()["items_kept"] == 0 and "PUT /v1/items" in imported.json()["warnings"][-1]
         waiting = client.get("/v1/learners/s0/next?grade=3", headers=h)  # nothing to offer yet, and it says so
         assert waiting.status_code == 200 and waiting.json()["recommendations"] == [], waiting.text
+        assert waiting.json()["empty"]["code"] == "no_items"
         assert client.put("/v1/items", json=items, headers=h).status_code == 200
-        offered = client.get("/v1/learners/s0/next?grade=3", headers=h).json()["recommendations"]
-        assert offered and offered[0]["standard"].startswith("D-")
+        offered = client.get("/v1/learners/s0/next?grade=3", headers=h).json()
+        assert offered["recommendations"][0]["standard"].startswith("D-") and offered["empty"] is None
         got = client.post("/v1/events", json=events, headers=h)
         assert got.status_code == 200 and got.json()["accepted"] == 600, got.text
     store.close()

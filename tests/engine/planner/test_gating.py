@@ -10,6 +10,7 @@ import networkx as nx
 from configs import PlannerConfig
 from engine.catalog import Catalog, Item, Modality
 from engine.graph import Standard, StandardsGraph
+from engine.planner.context import Overrides
 from engine.planner.index import PlannerIndex
 from engine.planner.planner import recommend
 from engine.planner.targets import in_place, presumed_prerequisites
@@ -66,3 +67,14 @@ def test_a_standard_no_item_practises_is_not_presumed_missing() -> None:
         learner.attempt(item, False)
     ctx = learner.ctx()
     assert presumed_prerequisites(ctx, in_place(ctx, learner.progress.mastered)) == {"G3": "G1"}  # not G2
+
+
+def test_an_empty_plan_says_why(config) -> None:
+    graph, catalog = world()
+    bare = Learner(PlannerIndex.build(graph, Catalog([])), config)
+    assert recommend(bare.ctx()).why_empty[0] == "no_items"
+    learner = Learner(PlannerIndex.build(graph, catalog), config)
+    excluded = Overrides(excluded_items=frozenset(i.id for i in catalog))
+    assert recommend(learner.ctx(overrides=excluded)).why_empty[0] == "none_allowed"
+    offered = recommend(learner.ctx())
+    assert offered.recommendations and offered.why_empty is None
