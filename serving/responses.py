@@ -76,10 +76,10 @@ class FlagOut(BaseModel):
 
 
 class EmptyOut(BaseModel):
-    code: Literal["no_items", "nothing_ready", "none_allowed"] = Field(
+    code: Literal["no_items", "nothing_ready", "none_allowed", "none_fits"] = Field(
         description="no_items: the catalog has no item on the framework's standards; nothing_ready: nothing is "
         "ready to learn or due for review; none_allowed: the items of what is ready are excluded, unavailable "
-        "or not of the kinds asked for"
+        "or not of the kinds asked for; none_fits (playlists): none of them fits in the time"
     )
     message: str
 
@@ -111,6 +111,7 @@ class PlaylistBody(BaseModel):
     free_minutes: float
     flags: list[FlagOut]
     route: list[str]
+    empty: EmptyOut | None = Field(default=None, description="with no activity: why there is none")
 
 
 class PlaylistOut(PlaylistBody):

@@ -14,6 +14,7 @@ from engine.planner.scoring import Candidate
 
 __all__ = [
     "activity_json",
+    "empty_json",
     "flag_json",
     "goal_json",
     "iso",
@@ -113,7 +114,13 @@ def playlist_json(p: Playlist) -> dict[str, Any]:
         "free_minutes": p.free_minutes,
         "flags": [flag_json(f) for f in p.flags],
         "route": p.route,
+        "empty": empty_json(p.empty),
     }
+
+
+def empty_json(why: tuple[str, str] | None) -> dict[str, str] | None:
+    """Why a plan has nothing to offer, as the API answers it (``EmptyOut``), or None."""
+    return None if why is None else {"code": why[0], "message": why[1]}
 
 
 def _group(g: SmallGroup) -> dict[str, Any]:

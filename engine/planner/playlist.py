@@ -64,6 +64,8 @@ class Playlist:
     free_minutes: float
     flags: list[TeacherFlag]
     route: list[str]
+    #: with no activity, why: ``(code, text)`` (the codes of ``PlanResult.why_empty``, or none_fits)
+    empty: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -173,7 +175,26 @@ def plan_playlist(
         per_standard[cand.standard] = per_standard.get(cand.standard, 0) + 1
         t += cand.item.duration_minutes
         previous = cand.item.modality.value
-    return Playlist(session_minutes, activities, session_minutes - t, flags, route)
+    return Playlist(
+        session_minutes,
+        activities,
+        session_minutes - t,
+        flags,
+        route,
+        _why_empty(activities, candidates, session_minutes),
+    )
+
+
+def _why_empty(
+    activities: Sequence[Activity], candidates: Sequence[Candidate], minutes: float
+) -> tuple[str, str] | None:
+    """Why a playlist has no activity: what the plan had nothing for (see ``Ranked.why_empty``),
+    or that nothing it had fits in the time."""
+    if activities:
+        return None
+    if not candidates:
+        return getattr(candidates, "why_empty", None)
+    return "none_fits", f"no activity of what this learner is ready for fits in {minutes:g} minutes"
 
 
 # ---------------------------------------------------------------------------- class rotation
@@ -342,7 +363,12 @@ def plan_rotation(
     for lid in contexts:
         busy = sum(a.minutes for a in plans[lid])
         playlists[lid] = Playlist(
-            n_blocks * block_minutes, plans[lid], n_blocks * block_minutes - busy, ranked[lid][1], ranked[lid][2]
+            n_blocks * block_minutes,
+            plans[lid],
+            n_blocks * block_minutes - busy,
+            ranked[lid][1],
+            ranked[lid][2],
+            _why_empty(plans[lid], ranked[lid][0], block_minutes),
         )
     return Rotation(n_blocks * block_minutes, block_minutes, playlists, groups, load)
 

@@ -34,6 +34,7 @@ from serving.schemas import (
 from serving.service import ApiError, LearnerView
 from serving.stores.base import StoredEvent, content_hash
 from serving.views import (
+    empty_json,
     flag_json,
     goal_json,
     iso,
@@ -93,7 +94,7 @@ async def get_next(
         "model_version": view.core.version,
         "recommendations": [recommendation_json(r) for r in result.recommendations],
         "flags": [flag_json(f) for f in result.flags],
-        "empty": None if result.why_empty is None else dict(zip(("code", "message"), result.why_empty)),
+        "empty": empty_json(result.why_empty),
     }
 
 

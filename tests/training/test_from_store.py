@@ -141,6 +141,8 @@ def test_a_tenant_on_its_own_framework_is_told_what_the_model_covers_of_it(tmp_p
         waiting = client.get("/v1/learners/s0/next?grade=3", headers=h)  # nothing to offer yet, and it says so
         assert waiting.status_code == 200 and waiting.json()["recommendations"] == [], waiting.text
         assert waiting.json()["empty"]["code"] == "no_items"
+        playlist = client.post("/v1/learners/s0/playlist?grade=3", json={"session_minutes": 30}, headers=h).json()
+        assert playlist["activities"] == [] and playlist["empty"]["code"] == "no_items"
         assert client.put("/v1/items", json=items, headers=h).status_code == 200
         offered = client.get("/v1/learners/s0/next?grade=3", headers=h).json()
         assert offered["recommendations"][0]["standard"].startswith("D-") and offered["empty"] is None

@@ -13,6 +13,7 @@ from engine.graph import Standard, StandardsGraph
 from engine.planner.context import Overrides
 from engine.planner.index import PlannerIndex
 from engine.planner.planner import recommend
+from engine.planner.playlist import plan_playlist
 from engine.planner.targets import in_place, presumed_prerequisites
 from engine.sources import build_default_catalog, load_graph
 from tests.engine.planner.conftest import Learner, world
@@ -78,3 +79,13 @@ def test_an_empty_plan_says_why(config) -> None:
     assert recommend(learner.ctx(overrides=excluded)).why_empty[0] == "none_allowed"
     offered = recommend(learner.ctx())
     assert offered.recommendations and offered.why_empty is None
+
+
+def test_an_empty_playlist_says_why(config) -> None:
+    graph, catalog = world()
+    bare = Learner(PlannerIndex.build(graph, Catalog([])), config)
+    assert plan_playlist(bare.ctx(), 30).empty[0] == "no_items"
+    learner = Learner(PlannerIndex.build(graph, catalog), config)
+    short = plan_playlist(learner.ctx(), 2)  # every item takes 5 minutes or more
+    assert not short.activities and short.empty[0] == "none_fits" and "2 minutes" in short.empty[1]
+    assert plan_playlist(learner.ctx(), 30).empty is None
