@@ -208,6 +208,11 @@ def rotation_grid(rotation: Rotation, roster: Roster) -> dict[str, Any]:
             for g in rotation.groups
         ],
         "idle": sum(p.free_minutes for p in rotation.playlists.values()),
+        # students with nothing planned, and why (else they would just be missing from the grid)
+        "unplanned": sorted(
+            ({"name": roster.name_of(lid), "why": p.empty[1]} for lid, p in rotation.playlists.items() if p.empty),
+            key=lambda e: e["name"].lower(),
+        ),
     }
 
 

@@ -133,3 +133,18 @@ def test_another_tenant_sees_none_of_the_pages(ui) -> None:
     )
     assert refused.status_code == 404
     assert ui.client.post("/ui/learners/stu-1000/link", data={"csrf": csrf_of(page.text)}).status_code == 404
+
+
+def test_a_student_with_nothing_planned_is_named_with_the_reason() -> None:
+    """The rotation grid lists who has nothing planned and why, instead of leaving them out."""
+    from engine.planner.playlist import Playlist, Rotation
+    from serving.ui.pages import rotation_grid
+
+    class Names:
+        def name_of(self, learner_id: str) -> str:
+            return {"s1": "Ines Park", "s2": "Omar Diaz"}[learner_id]
+
+    why = ("no_items", "the catalog has no item on this framework's standards yet")
+    rotation = Rotation(60, 20, {"s2": Playlist(60, [], 60, [], [], why), "s1": Playlist(60, [], 60, [], [], None)}, [])
+    grid = rotation_grid(rotation, Names())  # type: ignore[arg-type]
+    assert grid["unplanned"] == [{"name": "Omar Diaz", "why": why[1]}]
