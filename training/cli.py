@@ -253,8 +253,10 @@ def train_command(
         cfg = _config(ctx, config)
         if exported is not None:
             data, fmt, columns, framework = _from_store(from_store, tenant, Path(exported.name), data, fmt)
-            if framework is not None:
-                tenant_graph = _framework_graph(framework, f"tenant {tenant!r}'s framework", cfg)
+            if framework is not None:  # its CASE package, read with the configured CASE options
+                from engine.sources import graph_from_config
+
+                tenant_graph = graph_from_config(cfg.graph, framework)
             merge = "off"  # every stored answer is one answer, repeats of an item included
         elif data is None or fmt is None:
             raise ValueError("pass --data PATH --format F, or --from-store URL --tenant T")
@@ -300,7 +302,7 @@ def train_command(
                 "data.fold": str(fold or ""),
                 "data.merge": merge,
                 "data.alignment": str(alignment or ""),
-                "data.framework": tenant_graph.title if tenant_graph is not None else "",
+                "data.framework": (tenant_graph.title or "") if tenant_graph is not None else "",
             },
             refit=refit,
             graph=graph,
@@ -377,14 +379,6 @@ def _from_store(
     if counts["answers"] == 0:
         raise ValueError(f"tenant {tenant!r} has no answers in {_redacted(url)}")
     return csv_path, "csv", str(columns_path), framework
-
-
-def _framework_graph(path: Path, what: str, cfg: Any) -> Any:
-    """The standards graph of a CASE package file, read as the server reads a tenant's framework."""
-    from engine.case import CaseOptions, parse_case
-
-    options = CaseOptions(cfg.graph.prerequisite_association_types, cfg.graph.grouping_item_types)
-    return parse_case(json.loads(path.read_text(encoding="utf-8")), what, options)
 
 
 def _redacted(url: str | None) -> str:

@@ -254,7 +254,8 @@ def gating(
             found = prereqs[unit] = tuple(dict.fromkeys(expanded))
         return found
 
-    for unit in nx.topological_sort(learning):  # prerequisites first: the recursion stays shallow
+    in_order = list(nx.topological_sort(learning))
+    for unit in in_order:  # prerequisites first: the recursion stays shallow
         through(unit)
     followers: dict[str, list[str]] = {u: [] for u in learning}
     for unit, pres in prereqs.items():
@@ -262,7 +263,7 @@ def gating(
             for p in pres:
                 followers[p].append(unit)
     ancestors: dict[str, frozenset[str]] = {}
-    for unit in nx.topological_sort(learning):
+    for unit in in_order:
         ancestors[unit] = frozenset(a for p in prereqs[unit] for a in (p, *ancestors[p]))
     return prereqs, {u: tuple(graph.sort(v)) for u, v in followers.items()}, ancestors
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from engine.catalog import Item, Modality
 from engine.planner.context import PlanContext, TeacherFlag
-from engine.planner.scoring import Candidate, rank_candidates
+from engine.planner.scoring import Candidate, Ranked, rank_candidates
 
 __all__ = ["Activity", "Playlist", "Rotation", "SmallGroup", "plan_playlist", "plan_rotation"]
 
@@ -133,7 +133,7 @@ def plan_playlist(
     ctx: PlanContext,
     session_minutes: float = 60,
     k_alternatives: int = 2,
-    ranked: tuple[Sequence[Candidate], list[TeacherFlag], list[str]] | None = None,
+    ranked: tuple[Ranked, list[TeacherFlag], list[str]] | None = None,
 ) -> Playlist:
     """An ordered, time-boxed playlist for one learner (start minute, minutes, modality, item,
     standard, reasons and alternatives for each activity)."""
@@ -185,15 +185,13 @@ def plan_playlist(
     )
 
 
-def _why_empty(
-    activities: Sequence[Activity], candidates: Sequence[Candidate], minutes: float
-) -> tuple[str, str] | None:
-    """Why a playlist has no activity: what the plan had nothing for (see ``Ranked.why_empty``),
-    or that nothing it had fits in the time."""
+def _why_empty(activities: Sequence[Activity], candidates: Ranked, minutes: float) -> tuple[str, str] | None:
+    """Why a playlist has no activity: what the plan had nothing for (``Ranked.why_empty``), or
+    that nothing it had fits in the time."""
     if activities:
         return None
     if not candidates:
-        return getattr(candidates, "why_empty", None)
+        return candidates.why_empty
     return "none_fits", f"no activity of what this learner is ready for fits in {minutes:g} minutes"
 
 

@@ -96,8 +96,9 @@ def presumed_prerequisites(ctx: PlanContext, placed: frozenset[str]) -> dict[str
     """Prerequisites the graph may be missing, for this learner: when the learner has failed a
     standard ``struggle_failures`` times in a row although all its listed prerequisites are in
     place, the nearest earlier standard of its cluster (the curriculum's sequence) that is not
-    in place, and that some item practises, is presumed needed first. Stateless: it holds while the failures in a row stand and
-    the presumed standard is not in place, so it lifts on the first success."""
+    in place, and that some item practises, is presumed needed first. Stateless: it holds while
+    the failures in a row stand and the presumed standard is not in place, so it lifts on the
+    first success."""
     presumed: dict[str, str] = {}
     if not ctx.config.presume_missing:
         return presumed
