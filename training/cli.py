@@ -273,6 +273,8 @@ def train_command(
             tables, dropped = _aligned(tables, alignment, min_confidence, graph)
             aligned_info = {"file": str(alignment), "min_confidence": min_confidence, "dropped_attempts": dropped}
     except (ConfigError, DataError, FileNotFoundError, ValueError, TypeError) as exc:
+        if exported is not None:  # name what the user gave, not the export it became (deleted below)
+            _fail(str(exc).replace(exported.name, f"tenant {tenant!r} of {_redacted(from_store)}"))
         _fail(exc)
     finally:
         if exported is not None:  # the tables are in memory now

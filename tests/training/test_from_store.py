@@ -60,6 +60,8 @@ def test_training_on_the_stored_answers(tmp_path) -> None:
             )
             assert got.status_code == 200, got.text
         assert client.post("/v1/events", json=statement, headers={"Authorization": f"Bearer {key}"}).status_code == 200
+        tiny = {"Authorization": f"Bearer {create_key(store, 'tiny', ['ingest'])}"}  # too few learners to split
+        assert client.post("/v1/events", json=events[:3], headers=tiny).status_code == 200
     counts = export_answers(store, "school", tmp_path / "answers.csv")
     assert counts == {"learners": 40, "answers": 800, "left_out": 1}
     store.close()
@@ -78,6 +80,8 @@ def test_training_on_the_stored_answers(tmp_path) -> None:
     promoted = runner.invoke(app, ["--config", str(settings), "models", "promote", summary["model_version"]])
     assert promoted.exit_code == 0, promoted.output
 
+    few = runner.invoke(app, [*base, "--tenant", "tiny", "--no-progress"])
+    assert few.exit_code == 1 and f"tenant 'tiny' of {url}" in few.output and "zpd-store-" not in few.output
     nobody = runner.invoke(app, [*base, "--tenant", "elsewhere", "--no-progress"])
     assert nobody.exit_code == 1 and "has no answers" in nobody.output
     mixed = runner.invoke(app, [*base, "--tenant", "school", "--data", str(tmp_path), "--format", "csv"])
