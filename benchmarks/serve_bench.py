@@ -580,29 +580,47 @@ def bench_store(name: str, store_url: str, workers: int, args, workdir: Path, ro
             for k in range(int(args.rotation_rate * args.seconds))
         ]
         results["rotation"] = drive(base, key, rotation, args.rotation_rate, server=pid)
-        counter = iter(range(10**9))
         batch = args.event_batch
+        # the event stream: many learners, each answering at a person's pace, so the concurrent
+        # batches of a run rarely carry the same learner (as a platform's traffic does)
+        stream = [f"E{k}" for k in range(args.event_learners)]
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
+            for k, lid in enumerate(stream):
+                client.post(f"/v1/learners/{lid}", json={"grade": "K" if k % 9 == 0 else str(k % 9)}).raise_for_status()
 
-        def events_req(i: int) -> dict:
-            k = next(counter)
-            return {
-                "method": "POST",
-                "path": "/v1/events",
-                "json": [
-                    {
-                        "id": f"load-{k}-{j}",
-                        "learner_id": f"L{(k * batch + j) % n}",
-                        "item_id": items[(k + j) % len(items)],
-                        "correct": (k + j) % 3 != 0,
-                    }
-                    for j in range(batch)
-                ],
-            }
+        def event_batches(learners: list[str], tag: str):
+            counter = iter(range(10**9))
 
+            def make(i: int) -> dict:
+                k = next(counter)
+                return {
+                    "method": "POST",
+                    "path": "/v1/events",
+                    "json": [
+                        {
+                            "id": f"{tag}-{k}-{j}",
+                            "learner_id": learners[(k * batch + j) % len(learners)],
+                            "item_id": items[(k + j) % len(items)],
+                            "correct": (k + j) % 3 != 0,
+                        }
+                        for j in range(batch)
+                    ],
+                }
+
+            return make
+
+        events_req = event_batches(stream, "load")
         ev = [events_req(i) for i in range(int(args.event_rate * args.seconds))]
         results["events"] = drive(base, key, ev, args.event_rate, server=pid)
         results["events"]["events_per_s"] = round(results["events"]["throughput"] * batch, 1)
-        results["events_saturated_per_s"] = round(saturate(base, key, events_req, server=pid)["rps"] * batch, 1)
+        sat = saturate(base, key, events_req, server=pid)
+        results["events_saturated_per_s"] = round(sat["rps"] * batch, 1)
+        results["events_saturated_cpu_ms"] = sat["server_cpu_ms"]
+        # hot learners: the seeded learners, a batch carrying the same ones as the one learners/batch
+        # before it, so the batches in flight at once collide (in-process they take turns; across workers they refold)
+        hot = saturate(base, key, event_batches(list(plan["grades"]), "hot"), server=pid)
+        results["events_hot_saturated_per_s"] = round(hot["rps"] * batch, 1)
+        results["events_hot_saturated_cpu_ms"] = hot["server_cpu_ms"]
         return results
     finally:
         proc.terminate()
@@ -626,6 +644,7 @@ SIDE_BY_SIDE = (
     ("playlist p99 ms", lambda r: r["playlist"]["p99"]),
     ("rotation p99 ms", lambda r: r["rotation"]["p99"]),
     ("events saturated, events/s", lambda r: r["events_saturated_per_s"]),
+    ("events saturated, hot learners, events/s", lambda r: r.get("events_hot_saturated_per_s")),
 )
 
 
@@ -681,6 +700,12 @@ def report(all_results: dict, args, command: str, baseline: dict | None = None) 
         "of their grade, and brand-new learners asked for with a `grade` hint. `next` is the mix "
         + ", ".join(f"{int(share * 100)}% {part.replace('_', ' ')}" for part, share in MIX.items())
         + "; `next_goal`, `next_no_goal` and `next_new` are each part alone. "
+        "Events: batches of "
+        f"{args.event_batch} answers on catalog items, spread over {args.event_learners} graded learners "
+        "(each learner answers once in a while, so concurrent batches rarely share one); `hot learners`: the "
+        f"same batches on the {args.learners} learners above, each batch carrying the same learners as the "
+        f"one {max(1, args.learners // args.event_batch)} before it, so the batches in flight collide: a worker's requests on one learner take "
+        "turns, and a batch that loses a race to the other worker folds its learners again. "
         f"Workers: {args.workers}. Model: bundled (see model_version below). Redis runs with "
         "`appendonly yes`, `appendfsync always`; SQLite with WAL and `synchronous=FULL`.",
         "",
@@ -720,7 +745,10 @@ def report(all_results: dict, args, command: str, baseline: dict | None = None) 
             f"(ratio {res['next_saturated_rps'] / res['healthz_saturated_rps']:.2f}); server CPU per request "
             f"{_cpu_text(res, 'healthz_saturated_cpu_ms')} and {_cpu_text(res, 'next_saturated_cpu_ms')}",
             f"- events: {res['events']['events_per_s']} durable events/s at the fixed rate "
-            f"({args.event_batch} per request); saturated: {res['events_saturated_per_s']} events/s",
+            f"({args.event_batch} per request); saturated: {res['events_saturated_per_s']} events/s "
+            f"(server CPU {_cpu_text(res, 'events_saturated_cpu_ms')} per request); hot learners, saturated: "
+            f"{res['events_hot_saturated_per_s']} events/s (server CPU {_cpu_text(res, 'events_hot_saturated_cpu_ms')} "
+            "per request)",
         ]
         if "wrk_next" in res:
             wh, wn = res["wrk_healthz"], res["wrk_next"]
@@ -782,6 +810,9 @@ def main() -> None:
         "--event-rate", type=float, default=20.0, help="requests/s of event batches (x --event-batch = events/s)"
     )
     parser.add_argument("--event-batch", type=int, default=50)
+    parser.add_argument(
+        "--event-learners", type=int, default=3000, help="graded learners the event stream is spread over"
+    )
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--learners", type=int, default=500)
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds of the /next mix before measuring")
