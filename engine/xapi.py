@@ -19,8 +19,10 @@ Verbs
     outcome is an exposure: it is stored, never refused.
 Outcomes
     ``result.success`` when present; else ``result.score.scaled`` (in [-1, 1], clamped to [0, 1]);
-    else ``(raw - min) / (max - min)``. ``success``/``failure`` verbs give 1 or 0; a result that
-    contradicts the verb (``failed`` with ``success: true``) is an error.
+    else ``(raw - min) / (max - min)``, with min 0 when it is left out; a raw score without a max
+    is no outcome (xAPI makes min and max optional). ``success``/``failure`` verbs give 1 or 0; a
+    result that contradicts the verb (``failed`` with ``success: true``) is an error, as is a score
+    that breaks xAPI's rules (scaled outside [-1, 1], raw outside min and max, max not above min).
 Standards
     The extension :data:`STANDARDS_EXTENSION` (a code or a list; in ``object.definition.extensions``
     or ``context.extensions``), and the ids of ``context.contextActivities`` entries: candidate
@@ -240,16 +242,21 @@ def _score(result: Mapping[str, Any], where: str) -> tuple[float | None, bool]:
             raise StatementError(f"{where}.score.scaled", f"must be a number in [-1, 1], got {scaled!r}", "bad_result")
         return float(min(max(scaled, 0.0), 1.0)), scaled < 0
     raw, low, high = score.get("raw"), score.get("min"), score.get("max")
+    for name, value in (("raw", raw), ("min", low), ("max", high)):
+        if value is not None and not _number(value):
+            raise StatementError(f"{where}.score.{name}", f"must be a number, got {value!r}", "bad_result")
+    if low is not None and high is not None and high <= low:
+        raise StatementError(f"{where}.score.max", f"must be greater than min {low}, got {high}", "bad_result")
     if raw is None:
         return None, False
-    if not _number(raw):
-        raise StatementError(f"{where}.score.raw", f"must be a number, got {raw!r}", "bad_result")
-    if not (_number(low) and _number(high)) or high <= low:
-        raise StatementError(
-            f"{where}.score", "raw needs min and max (with min < max) to be read as a share of the points", "bad_result"
-        )
-    if not low <= raw <= high:
-        raise StatementError(f"{where}.score.raw", f"must be between min {low} and max {high}, got {raw}", "bad_result")
+    if (low is not None and raw < low) or (high is not None and raw > high):
+        bounds = " and ".join(f"{n} {v}" for n, v in (("min", low), ("max", high)) if v is not None)
+        raise StatementError(f"{where}.score.raw", f"must be within {bounds}, got {raw}", "bad_result")
+    # points out of a maximum: from min, or from 0 when min is left out (xAPI makes both optional);
+    # points without a maximum say nothing about success: no outcome
+    low = 0.0 if low is None else low
+    if high is None or raw < low or high <= low:
+        return None, False
     return float((raw - low) / (high - low)), False
 
 

@@ -49,6 +49,12 @@ def test_actors_become_pseudonymous_ids_salted_by_tenant() -> None:
         ("answered", {"score": {"scaled": 0.4}}, "answer", 0.4),
         ("answered", None, "exposure", None),
         ("attempted", {"score": {"raw": 3, "min": 0, "max": 4}}, "answer", 0.75),
+        ("answered", {"score": {"raw": 7, "max": 10}}, "answer", 0.7),  # min left out: points from 0
+        ("answered", {"score": {"raw": 6, "min": 2, "max": 10}}, "answer", 0.5),
+        ("answered", {"score": {"raw": 3}}, "exposure", None),  # points out of nothing known: no outcome
+        ("answered", {"success": True, "score": {"raw": 3}}, "answer", 1.0),
+        ("answered", {"success": False, "score": {"raw": 12, "min": 10}}, "answer", 0.0),
+        ("answered", {"score": {"raw": -2, "max": 10}}, "exposure", None),  # below 0 with no min
         ("completed", None, "exposure", None),
         ("completed", {"success": False}, "answer", 0.0),
         ("passed", None, "answer", 1.0),
@@ -75,8 +81,18 @@ def test_a_result_that_contradicts_the_verb_is_an_error() -> None:
     with pytest.raises(StatementError) as err:
         parse_statement(st("failed", {"success": True}))
     assert err.value.field == "result.success" and err.value.reason == "contradiction"
-    with pytest.raises(StatementError, match="raw needs min and max"):
-        parse_statement(st("answered", {"score": {"raw": 3}}))
+    # a score that breaks xAPI's rules is refused, naming the field
+    for score, field, text in (
+        ({"raw": 5, "min": 0, "max": 4}, "result.score.raw", "must be within min 0 and max 4, got 5"),
+        ({"raw": 5, "max": 4}, "result.score.raw", "must be within max 4, got 5"),
+        ({"raw": 1, "min": 2}, "result.score.raw", "must be within min 2, got 1"),
+        ({"raw": 1, "min": 4, "max": 4}, "result.score.max", "must be greater than min 4"),
+        ({"raw": "7", "max": 10}, "result.score.raw", "must be a number"),
+        ({"raw": 7, "max": "10"}, "result.score.max", "must be a number"),
+    ):
+        with pytest.raises(StatementError, match=text) as err:
+            parse_statement(st("answered", {"score": score}))
+        assert err.value.field == field
     with pytest.raises(StatementError, match=r"statements\[3\].result.score.scaled: must be a number in \[-1, 1\]"):
         parse_statement(st("answered", {"score": {"scaled": 2}}), where="statements[3]")
 

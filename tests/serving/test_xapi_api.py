@@ -85,17 +85,23 @@ def test_every_default_verb_in_one_batch(any_api) -> None:
         statement("progressed", None, **on),
         statement("initialized", None, **on),
         statement("terminated", None, **on),
+        # xAPI makes a score's min and max optional: points from 0, and points out of nothing known
+        # say nothing about success (the statement counts as seen; the batch is not refused)
+        statement("answered", {"score": {"raw": 7, "max": 10}}, **on),
+        statement("answered", {"score": {"raw": 7}}, **on),
     ]
     r = c.post("/v1/events", json=batch, headers=h)
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["accepted"] == 12 and body["not_evidence"] == 6 and body["unaligned"] == 0
+    assert body["accepted"] == 14 and body["not_evidence"] == 7 and body["unaligned"] == 0
     stored = any_api.store.events("tenant-a", "ana")
     answers = [(e.correct, e.kind) for e in stored if e.kind == "answer"]
-    assert [a for a, _ in answers] == [1.0, 0.75, 0.2, 1.0, 0.0, 1.0]
-    assert profile(any_api)["mastery"]["3.NF.A.1"]["evidence"] == 6  # only answers are evidence
+    assert [a for a, _ in answers] == [1.0, 0.75, 0.2, 1.0, 0.0, 1.0, 0.7]
+    assert profile(any_api)["mastery"]["3.NF.A.1"]["evidence"] == 7  # only answers are evidence
     contradiction = c.post("/v1/events", json=statement("failed", {"success": True}, **on), headers=h)
     assert contradiction.status_code == 422 and contradiction.json()["error"]["field"] == "events[0].result.success"
+    beyond = c.post("/v1/events", json=statement("answered", {"score": {"raw": 11, "max": 10}}, **on), headers=h)
+    assert beyond.status_code == 422 and beyond.json()["error"]["field"] == "events[0].result.score.raw"
 
 
 def test_voiding_removes_the_answer_from_the_learner(any_api) -> None:
