@@ -1,7 +1,9 @@
 """End to end with a real Learning Record Store: Ralph (``ralph-malph``, file-system backend) is
 started by the test, configured to forward every statement it stores to a running zpd server
 (``RALPH_XAPI_FORWARDINGS``, HTTP Basic with a zpd API key as the password). A platform posts
-statements to Ralph, as platforms do; the learner's state in zpd follows."""
+statements to Ralph, as platforms do; the learner's state in zpd follows. Ralph's database
+backends need servers this machine cannot install; its ``fs`` backend stores one write only (see
+the last test), so each test here forwards one batch."""
 
 from __future__ import annotations
 
@@ -176,3 +178,21 @@ def test_statements_posted_to_ralph_reach_the_learner_in_zpd(ralph, zpd) -> None
     assert again.status_code in (204, 409)
     time.sleep(1.0)
     assert len(store.events("school", lea)) == 3
+
+
+def test_ralph_fs_backend_keeps_only_its_first_write(ralph, zpd) -> None:
+    """What the README says of the recipe it shows: Ralph 5.1's ``fs`` backend refuses every write
+    after its first (500), and what it does not store it does not forward. If a Ralph upgrade
+    changes this, the README's warning must change with it."""
+    zpd_url, key, store = zpd
+    platform = httpx.Client(
+        auth=("platform", "platform-secret"), headers={"X-Experience-API-Version": "1.0.3"}, timeout=10
+    )
+    activity = "https://content.example.com/activities/fractions/8"
+    first = platform.post(f"{ralph}/xAPI/statements/", json=[statement("answered", {"success": True}, activity)])
+    assert first.status_code in (200, 500)  # 200 only when no test wrote to this Ralph before
+    later = statement("answered", {"success": True}, activity)
+    refused = platform.post(f"{ralph}/xAPI/statements/", json=[later])
+    assert refused.status_code == 500, refused.text
+    time.sleep(1.5)
+    assert store.event_owners("school", [later["id"]]) == {}  # never forwarded
