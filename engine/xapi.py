@@ -21,8 +21,10 @@ Outcomes
     ``result.success`` when present; else ``result.score.scaled`` (in [-1, 1], clamped to [0, 1]);
     else ``(raw - min) / (max - min)``, with min 0 when it is left out; a raw score without a max
     is no outcome (xAPI makes min and max optional). ``success``/``failure`` verbs give 1 or 0; a
-    result that contradicts the verb (``failed`` with ``success: true``) is an error, as is a score
-    that breaks xAPI's rules (scaled outside [-1, 1], raw outside min and max, max not above min).
+    result that contradicts the verb (``failed`` with ``success: true``) is an error (read
+    leniently, as the API reads what an LRS forwards, the statement is kept as not evidence), as
+    is a score that breaks xAPI's rules (scaled outside [-1, 1], raw outside min and max, max not
+    above min).
 Standards
     The extension :data:`STANDARDS_EXTENSION` (a code or a list; in ``object.definition.extensions``
     or ``context.extensions``), and the ids of ``context.contextActivities`` entries: candidate
@@ -127,6 +129,8 @@ class Statement:
     clamped: bool = False  # a negative scaled score became 0
     naive_time: bool = False  # the timestamp had no time zone (read as UTC)
     extra: dict[str, Any] = field(default_factory=dict)
+    #: read leniently, what was set aside: ``(field, problem)`` (see :func:`parse_statement`)
+    problem: tuple[str, str] | None = None
 
 
 def _get(obj: Any, *keys: str) -> Any:
@@ -294,8 +298,15 @@ def parse_statement(
     standards_extension: str = STANDARDS_EXTENSION,
     context_activities: bool = True,
     where: str = "",
+    lenient: bool = False,
 ) -> Statement:
-    """Read one statement (see the module docstring); ``where`` prefixes the fields of errors."""
+    """Read one statement (see the module docstring); ``where`` prefixes the fields of errors.
+
+    ``lenient``: what xAPI allows but this reader cannot use is set aside instead of raising, and
+    named in ``problem``: a result that contradicts the verb makes the statement ``ignored`` (not
+    evidence either way), a standards extension that is not codes is left out (the activity's
+    alignment then comes from the catalog or the context). Whoever receives statements an LRS
+    forwards needs this: the LRS has accepted them, and it drops a batch that is refused."""
     at = (where + ".") if where else ""
     if not isinstance(st, dict):
         raise StatementError(where or None, "must be a JSON object (a statement)", "not_a_statement")
@@ -327,7 +338,15 @@ def parse_statement(
     if obj.get("objectType") not in (None, "Activity"):
         return Statement(item=target, kind="ignored", **common)  # about an agent or a statement: not learning
     evidence = (verbs if verbs is not None else DEFAULT_VERBS).get(verb)
-    standards = _standards(st, standards_extension, context_activities)
+    problem: tuple[str, str] | None = None
+    try:
+        standards = _standards(st, standards_extension, context_activities)
+    except StatementError as exc:
+        if not lenient:
+            raise
+        problem = (f"{at}{exc.field}", f"{exc.problem}; left out")
+        standards = _standards(st, "", context_activities)
+    common["problem"] = problem
     result = st.get("result")
     if result is not None and not isinstance(result, dict):
         raise StatementError(f"{at}result", "must be an object", "bad_result")
@@ -345,11 +364,13 @@ def parse_statement(
     if evidence in ("success", "failure"):
         wanted = evidence == "success"
         if success is not None and success != wanted:
-            raise StatementError(
-                f"{at}result.success",
-                f"is {str(success).lower()} but the verb {verb} says the learner {'succeeded' if wanted else 'failed'}",
-                "contradiction",
+            text = (
+                f"is {str(success).lower()} but the verb {verb} says the learner {'succeeded' if wanted else 'failed'}"
             )
+            if not lenient:
+                raise StatementError(f"{at}result.success", text, "contradiction")
+            common["problem"] = (f"{at}result.success", f"{text}; kept, not evidence")
+            return Statement(item=target, kind="ignored", standards=standards, **common)
         return Statement(item=target, kind="answer", outcome=1.0 if wanted else 0.0, standards=standards, **common)
     if success is not None:
         outcome: float | None = 1.0 if success else 0.0

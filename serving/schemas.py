@@ -65,6 +65,8 @@ class IncomingEvent(BaseModel):
     voids: str | None = None
     timestamp_given: bool = True
     statement: str | None = None  # an xAPI statement's content (LRS fields left out)
+    #: ``(field, problem)``: what the reader set aside (see ``lenient`` in :func:`engine.xapi.parse_statement`)
+    warning: tuple[str, str] | None = None
 
     def content(self) -> dict[str, Any]:
         """What a repeated id must match to count as the same event."""
@@ -169,6 +171,7 @@ def _statement(raw: dict[str, Any], where: str, now: float, tenant: str, options
             standards_extension=options.standards_extension,
             context_activities=options.context_activities,
             where=where,
+            lenient=True,  # what xAPI allows is kept (an LRS drops a refused batch), with a warning
         )
     except StatementError as exc:
         raise EventError(exc.field or where, exc.problem) from None
@@ -190,6 +193,7 @@ def _statement(raw: dict[str, Any], where: str, now: float, tenant: str, options
         voids=parsed.voids,
         timestamp_given=parsed.timestamp is not None,
         statement=comparable(raw),
+        warning=parsed.problem,
     )
 
 
@@ -198,13 +202,24 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class EventWarning(BaseModel):
+    """A statement kept although part of it could not be used."""
+
+    id: str
+    field: str
+    message: str
+
+
 class EventsAccepted(BaseModel):
     """What became of a batch. Every event is counted once in ``accepted`` (stored now) or
     ``duplicates`` (stored before), or listed in ``retry`` (its learner was busy, or another
     request stored other content under one of its ids meanwhile: not stored, send it again; a
     conflict then answers 409); ``voided`` ones were voided before they arrived. Of the accepted,
     ``unaligned`` are answers on activities the catalog does not know (kept, folded once an admin
-    aligns them) and ``not_evidence`` are exposures or ignored statements (kept, not folded)."""
+    aligns them) and ``not_evidence`` are exposures or ignored statements (kept, not folded).
+    ``warnings``: statements kept although part of them could not be used (a result that
+    contradicts its verb, a standards extension that is not codes), each with its id, the field
+    and what was wrong."""
 
     accepted: int
     duplicates: int
@@ -213,6 +228,7 @@ class EventsAccepted(BaseModel):
     not_evidence: int = 0
     voided: int = 0
     retry: list[str] = Field(default_factory=list)
+    warnings: list[EventWarning] = Field(default_factory=list)
 
 
 def _iso_only(value: Any) -> Any:

@@ -552,6 +552,23 @@ class LearnerService:
         ]
         if unaligned:
             self._remember_unaligned(tenant, unaligned)
+        warnings = [
+            {"id": e.id, "field": e.warning[0], "message": e.warning[1]}
+            for learner, group in by_learner.items()
+            if learner not in busy
+            for e in group
+            if e.warning is not None
+        ]
+        if warnings:  # an LRS forwarding shows nobody the answer: the server's log does
+            first = warnings[0]
+            log.warning(
+                "tenant %s: %d statement(s) kept with a part set aside, e.g. %s: %s: %s",
+                tenant,
+                len(warnings),
+                first["id"],
+                first["field"],
+                first["message"],
+            )
         return {
             "accepted": accepted,
             "duplicates": duplicates,
@@ -560,6 +577,7 @@ class LearnerService:
             "not_evidence": sum(1 for e in events if e.kind in ("exposure", "ignored")),
             "voided": len(voided_before) + pending_voids,
             "retry": sorted(e.id for learner in busy for e in by_learner[learner]),
+            "warnings": warnings,
         }
 
     def _align(self, tenant: str, event: IncomingEvent) -> IncomingEvent:

@@ -97,6 +97,27 @@ def test_a_result_that_contradicts_the_verb_is_an_error() -> None:
         parse_statement(st("answered", {"score": {"scaled": 2}}), where="statements[3]")
 
 
+def test_read_leniently_what_xapi_allows_is_set_aside_and_named() -> None:
+    """How the API reads what an LRS forwards: the LRS accepted the statement and drops a refused
+    batch, so a part this reader cannot use is set aside and named instead of raising."""
+    contradicting = parse_statement(st("failed", {"success": True}), where="events[2]", lenient=True)
+    assert contradicting.kind == "ignored" and contradicting.outcome is None
+    assert contradicting.problem is not None and contradicting.problem[0] == "events[2].result.success"
+    assert "says the learner failed" in contradicting.problem[1]
+    body = st("answered", {"success": True})
+    body["object"]["definition"] = {"extensions": {STANDARDS_EXTENSION: 42}}
+    body["context"] = {"contextActivities": {"grouping": [{"id": "3.OA.A.1"}]}}
+    with pytest.raises(StatementError, match="must be a standard code"):
+        parse_statement(body)
+    kept = parse_statement(body, lenient=True)
+    assert (kept.kind, kept.outcome, kept.standards) == ("answer", 1.0, ("3.OA.A.1",))
+    assert kept.problem is not None and kept.problem[0] == f"extensions[{STANDARDS_EXTENSION}]"
+    assert parse_statement(st("answered", {"success": True}), lenient=True).problem is None
+    # what xAPI itself refuses is still refused
+    with pytest.raises(StatementError, match="scaled"):
+        parse_statement(st("answered", {"score": {"scaled": 2}}), lenient=True)
+
+
 def test_voiding_names_its_target_and_times_may_be_missing() -> None:
     void = st(VOIDED)
     void["object"] = {"objectType": "StatementRef", "id": "e05aa883-acaf-40ad-bf54-02c8ce485fb0"}

@@ -98,8 +98,15 @@ def test_every_default_verb_in_one_batch(any_api) -> None:
     answers = [(e.correct, e.kind) for e in stored if e.kind == "answer"]
     assert [a for a, _ in answers] == [1.0, 0.75, 0.2, 1.0, 0.0, 1.0, 0.7]
     assert profile(any_api)["mastery"]["3.NF.A.1"]["evidence"] == 7  # only answers are evidence
-    contradiction = c.post("/v1/events", json=statement("failed", {"success": True}, **on), headers=h)
-    assert contradiction.status_code == 422 and contradiction.json()["error"]["field"] == "events[0].result.success"
+    # a result that contradicts its verb is kept, as not evidence, and named (an LRS that forwards
+    # drops a batch that is refused, with the good statements in it)
+    contradiction = statement("failed", {"success": True}, **on)
+    r = c.post("/v1/events", json=[statement("answered", {"success": True}, **on), contradiction], headers=h)
+    assert r.status_code == 200, r.text
+    assert r.json()["accepted"] == 2 and r.json()["not_evidence"] == 1
+    assert [(w["id"], w["field"]) for w in r.json()["warnings"]] == [(contradiction["id"], "events[1].result.success")]
+    assert profile(any_api)["mastery"]["3.NF.A.1"]["evidence"] == 8
+    assert [e.kind for e in any_api.store.events("tenant-a", "ana")][-1] == "ignored"
     beyond = c.post("/v1/events", json=statement("answered", {"score": {"raw": 11, "max": 10}}, **on), headers=h)
     assert beyond.status_code == 422 and beyond.json()["error"]["field"] == "events[0].result.score.raw"
 
@@ -216,8 +223,11 @@ def test_the_statements_resource_speaks_xapi(any_api) -> None:
     assert unversioned.status_code == 200  # an LRS forwarding may not say its version (Ralph does not)
     bad = c.post("/xapi/statements", json=one, headers={**basic, "X-Experience-API-Version": "0.95"})
     assert bad.status_code == 400 and bad.json()["error"]["field"] == "header.X-Experience-API-Version"
-    invalid = c.post("/xapi/statements", json=statement("failed", {"success": True}), headers=basic)
-    assert invalid.status_code == 400
+    # what xAPI refuses is refused (400); what it allows is kept, a contradiction as not evidence
+    invalid = c.post("/xapi/statements", json=statement("answered", {"score": {"scaled": 1.5}}), headers=basic)
+    assert invalid.status_code == 400 and invalid.json()["error"]["field"] == "events[0].result.score.scaled"
+    odd = statement("failed", {"success": True})
+    assert c.post("/xapi/statements", json=odd, headers=basic).json() == [odd["id"]]
     conflicting = c.post("/xapi/statements", json={**one, "result": {"success": False}}, headers=basic)
     assert conflicting.status_code == 409
     sid = str(uuid.uuid4())
