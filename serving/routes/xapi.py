@@ -1,7 +1,7 @@
 """The xAPI statements resource an LRS (or a platform) forwards statements to.
 
-``POST /xapi/statements`` takes one statement or a list, ``PUT /xapi/statements?statementId=ID``
-one statement. An ``X-Experience-API-Version`` header must say 1.0.x or 2.0.x; without one (an
+``POST /xapi/statements`` takes one statement or a list of any length within the body limit
+(stored ``max_batch_events`` at a time), ``PUT /xapi/statements?statementId=ID`` one statement. An ``X-Experience-API-Version`` header must say 1.0.x or 2.0.x; without one (an
 LRS forwarding, as Ralph does) 1.0.3 is assumed. Authentication is HTTP Basic whose password is an API key with the
 ``ingest`` scope (any user name: it is how an LRS's forwarding is configured), or the usual
 Bearer key. Statement ids are unique per tenant; a statement sent again with the same content
@@ -47,32 +47,44 @@ def _check_version(version: str) -> None:
         )
 
 
-def _ingest(request: Request, service: Any, principal: Any, statements: list[Any]) -> dict[str, Any]:
-    limit = request.app.state.config.serving.max_batch_events
-    if len(statements) > limit:
-        raise ApiError(
-            413, "batch_too_large", f"a batch holds at most {limit} statements, got {len(statements)}", "body"
-        )
+def _ingest(request: Request, service: Any, principal: Any, statements: list[Any]) -> None:
+    """Store a batch of any length within the body limit: xAPI sets no batch size, and an LRS
+    forwards what a platform posted in one request (a backfill of thousands) and drops it when it
+    is refused. It is stored ``[serving] max_batch_events`` statements at a time, each part
+    durable before the next; a part refused (its index in the fields) leaves the parts before it
+    stored, so a corrected batch sent again makes them duplicates."""
     if not statements:
         raise ApiError(400, "empty_batch", "send at least one statement", "body")
     for st in statements:
         if isinstance(st, dict) and st.get("id") is None:
             st["id"] = str(uuid.uuid4())  # an LRS assigns the id of a statement that has none
-    try:
-        result = service.ingest(principal.tenant, statements, service.scope_of(principal))
-    except ApiError as exc:
-        if exc.status == 422:  # xAPI says 400 for a statement the LRS cannot accept
-            raise ApiError(400, exc.code, exc.message, exc.field) from None
-        raise
-    request.app.state.metrics.ingested(result["accepted"], result["duplicates"])
-    if result["retry"]:
-        raise ApiError(
-            503,
-            "busy",
-            f"statements {', '.join(result['retry'][:5])} were not stored (their learners were busy); send them again",
-            "id",
-        )
-    return result
+    size = request.app.state.config.serving.max_batch_events
+    for start in range(0, len(statements), size):
+        try:
+            result = service.ingest(principal.tenant, statements[start : start + size], service.scope_of(principal))
+        except ApiError as exc:
+            # xAPI says 400 for a statement the LRS cannot accept; fields name the whole batch's index
+            status = 400 if exc.status == 422 else exc.status
+            field = None if exc.field is None else _shift(exc.field, start)
+            stored = f" (statements 0-{start - 1} were stored)" if start else ""
+            raise ApiError(status, exc.code, _shift(exc.message, start) + stored, field) from None
+        request.app.state.metrics.ingested(result["accepted"], result["duplicates"])
+        if result["retry"]:
+            raise ApiError(
+                503,
+                "busy",
+                f"statements {', '.join(result['retry'][:5])} were not stored (their learners were busy); "
+                "send them again",
+                "id",
+            )
+
+
+_INDEX = re.compile(r"events\[(\d+)\]")
+
+
+def _shift(text: str, start: int) -> str:
+    """``events[i]`` of a part as the index in the whole batch."""
+    return _INDEX.sub(lambda m: f"events[{int(m.group(1)) + start}]", text) if start else text
 
 
 @router.post("/statements", summary="Store statements (as an LRS forwards them)", response_model=list[str])

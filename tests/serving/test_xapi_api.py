@@ -241,3 +241,38 @@ def test_the_statements_resource_speaks_xapi(any_api) -> None:
     denied = c.post("/xapi/statements", json=one, headers=wrong_key)
     assert denied.status_code == 401 and "Basic" in denied.headers["WWW-Authenticate"]
     assert c.get("/xapi/about").json() == {"version": ["1.0.3", "2.0.0"]}
+
+
+def test_a_batch_longer_than_max_batch_events_is_stored_in_parts(tmp_path, shared_engine) -> None:
+    """An LRS forwards what a platform posted in one request (a backfill of thousands) and drops
+    it when it is refused: the statements resource stores any batch within the body limit,
+    ``max_batch_events`` at a time. A part refused names the index in the whole batch and says
+    which parts were stored; the corrected batch sent again stores the rest, the stored part
+    counting as duplicates."""
+    from configs import load_config
+    from serving.stores import open_store
+    from tests.serving.conftest import make_api
+
+    config = load_config(env={})
+    config = config.model_copy(update={"serving": config.serving.model_copy(update={"max_batch_events": 3})})
+    store = open_store(f"sqlite:///{tmp_path / 'zpd.db'}")
+    api = make_api(store, shared_engine, config)
+    on = {"standards": ["3.NF.A.1"]}
+    with api.client as c:
+        basic = {
+            **VERSION,
+            "Authorization": "Basic " + base64.b64encode(f"lrs:{api.keys['a_ingest']}".encode()).decode(),
+        }
+        batch = [statement("answered", {"success": k % 2 == 0}, **on) for k in range(8)]
+        assert c.post("/v1/events", json=batch, headers=api.h()).status_code == 413  # the native API keeps its limit
+        broken = [*batch[:5], statement("answered", {"score": {"scaled": 9}}, **on), *batch[6:]]
+        r = c.post("/xapi/statements", json=broken, headers=basic)
+        assert r.status_code == 400, r.text
+        error = r.json()["error"]
+        assert error["field"] == "events[5].result.score.scaled" and "statements 0-2 were stored" in error["message"]
+        assert store.get("tenant-a", "ana").event_count == 3
+        r = c.post("/xapi/statements", json=batch, headers=basic)
+        assert r.status_code == 200 and r.json() == [s["id"] for s in batch]
+        assert store.get("tenant-a", "ana").event_count == 8
+        assert [e.correct for e in store.events("tenant-a", "ana")] == [1.0, 0.0] * 4
+    store.close()
