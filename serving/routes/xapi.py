@@ -1,13 +1,15 @@
 """The xAPI statements resource an LRS (or a platform) forwards statements to.
 
 ``POST /xapi/statements`` takes one statement or a list of any length within the body limit
-(stored ``max_batch_events`` at a time), ``PUT /xapi/statements?statementId=ID`` one statement. An ``X-Experience-API-Version`` header must say 1.0.x or 2.0.x; without one (an
-LRS forwarding, as Ralph does) 1.0.3 is assumed. Authentication is HTTP Basic whose password is an API key with the
-``ingest`` scope (any user name: it is how an LRS's forwarding is configured), or the usual
+(stored ``max_batch_events`` at a time), ``PUT /xapi/statements?statementId=ID`` one statement.
+An ``X-Experience-API-Version`` header must say 1.0.x or 2.0.x; without one (an LRS forwarding,
+as Ralph does) 1.0.3 is assumed. Authentication is HTTP Basic whose password is an API key with
+the ``ingest`` scope (any user name: it is how an LRS's forwarding is configured), or the usual
 Bearer key. Statement ids are unique per tenant; a statement sent again with the same content
 (its LRS fields ``stored``/``authority``/``version`` aside) changes nothing. A statement without
 an id gets one, as an LRS would do. Invalid statements are refused with 400, conflicting ids
-with 409, as the specification says.
+with 409, as the specification says; what it allows but cannot be used whole is kept (see
+``lenient`` in :func:`engine.xapi.parse_statement`).
 """
 
 from __future__ import annotations
