@@ -9,7 +9,9 @@ Actors
     account name that looks like an e-mail address or is not a plain id is hashed. ``mbox``,
     ``mbox_sha1sum`` and ``openid`` are hashed. Hashes are salted with the tenant, so the same
     person has unrelated ids in two tenants, and an e-mail address never leaves this module:
-    ``mbox`` and its ``mbox_sha1sum`` give the same id.
+    ``mbox`` and its ``mbox_sha1sum`` give the same id. An anonymous group (a ``Group`` that is
+    only its ``member`` list) is no learner: an error, or, read leniently, a statement about each
+    member, as an exposure.
 Verbs
     :data:`DEFAULT_VERBS` says what each ADL verb is evidence of (configurable with ``[xapi]
     verbs`` in the config): ``success`` (passed, mastered), ``failure`` (failed), ``scored`` (the
@@ -40,7 +42,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeGuard
 
@@ -131,6 +133,8 @@ class Statement:
     extra: dict[str, Any] = field(default_factory=dict)
     #: read leniently, what was set aside: ``(field, problem)`` (see :func:`parse_statement`)
     problem: tuple[str, str] | None = None
+    #: read leniently, an anonymous group's members (``learner`` is the first): the statement is about each
+    members: tuple[str, ...] = ()
 
 
 def _get(obj: Any, *keys: str) -> Any:
@@ -169,11 +173,7 @@ def learner_id(actor: Any, tenant: str = "", where: str = "actor") -> str:
     """
     if not isinstance(actor, dict):
         raise StatementError(where, "must be an object (an Agent)", "bad_actor")
-    if (
-        actor.get("objectType") == "Group"
-        and "member" in actor
-        and not any(k in actor for k in ("account", "mbox", "mbox_sha1sum", "openid"))
-    ):
+    if _anonymous_group(actor):
         raise StatementError(where, "is an anonymous group; a learner is an Agent", "bad_actor")
     account = actor.get("account")
     if account is not None:
@@ -305,8 +305,46 @@ def parse_statement(
     ``lenient``: what xAPI allows but this reader cannot use is set aside instead of raising, and
     named in ``problem``: a result that contradicts the verb makes the statement ``ignored`` (not
     evidence either way), a standards extension that is not codes is left out (the activity's
-    alignment then comes from the catalog or the context). Whoever receives statements an LRS
-    forwards needs this: the LRS has accepted them, and it drops a batch that is refused."""
+    alignment then comes from the catalog or the context), and an anonymous group's statement is
+    about each of its ``members``, as an exposure (they saw the activity; a group's answer is not
+    one learner's). Whoever receives statements an LRS forwards needs this: the LRS has accepted
+    them, and it drops a batch that is refused."""
+    at = (where + ".") if where else ""
+    actor = st.get("actor") if isinstance(st, dict) else None
+    if not (lenient and isinstance(actor, dict) and _anonymous_group(actor)):
+        return _read(st, tenant, verbs, standards_extension, context_activities, where, lenient, None)
+    found = actor.get("member")
+    if not isinstance(found, list) or not found:
+        raise StatementError(f"{at}actor.member", "an anonymous group lists its members (Agents)", "bad_actor")
+    members = tuple(dict.fromkeys(learner_id(m, tenant, f"{at}actor.member[{i}]") for i, m in enumerate(found)))
+    parsed = _read(st, tenant, verbs, standards_extension, context_activities, where, lenient, members[0])
+    if parsed.kind == "void":  # who voids does not matter: the target's learner is
+        return parsed
+    kind = "exposure" if parsed.kind == "answer" else parsed.kind
+    note = (f"{at}actor", f"an anonymous group of {len(members)}: kept for each member as seen, not as an answer")
+    return replace(parsed, kind=kind, outcome=None, members=members, problem=parsed.problem or note)
+
+
+def _anonymous_group(actor: Any) -> bool:
+    return (
+        isinstance(actor, dict)
+        and actor.get("objectType") == "Group"
+        and "member" in actor
+        and not any(k in actor for k in ("account", "mbox", "mbox_sha1sum", "openid"))
+    )
+
+
+def _read(
+    st: Any,
+    tenant: str,
+    verbs: Mapping[str, str] | None,
+    standards_extension: str,
+    context_activities: bool,
+    where: str,
+    lenient: bool,
+    learner: str | None,
+) -> Statement:
+    """:func:`parse_statement` for one learner (``learner``: given, or the actor's)."""
     at = (where + ".") if where else ""
     if not isinstance(st, dict):
         raise StatementError(where or None, "must be a JSON object (a statement)", "not_a_statement")
@@ -317,7 +355,7 @@ def parse_statement(
     if not isinstance(verb, str) or not verb.strip():
         raise StatementError(f"{at}verb.id", "is missing; expected a verb IRI", "bad_verb")
     verb = verb.strip()
-    learner = learner_id(st.get("actor"), tenant, f"{at}actor")
+    learner = learner if learner is not None else learner_id(st.get("actor"), tenant, f"{at}actor")
     obj = st.get("object")
     if not isinstance(obj, dict):
         raise StatementError(f"{at}object", "must be an object", "bad_object")

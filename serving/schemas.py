@@ -7,6 +7,7 @@ Events arrive as native objects (``id``, ``learner_id``, ``item_id``, ``correct`
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -144,9 +145,11 @@ def _outcome(correct: Any, score: Any, where: str, score_range: tuple[float, flo
 
 def normalize_event(
     raw: Any, where: str, now: float, tenant: str = "", xapi: XapiOptions | None = None
-) -> IncomingEvent:
-    """Turn a native event or an xAPI statement into an :class:`IncomingEvent`; xAPI statements
-    are read by :func:`engine.xapi.parse_statement` (the reader training uses too)."""
+) -> list[IncomingEvent]:
+    """Turn a native event or an xAPI statement into :class:`IncomingEvent` s: one, or one per
+    member of an anonymous group (ids ``STATEMENT_ID:MEMBER_HASH``, the same whatever the order of
+    the members, so a resend is a duplicate); xAPI statements are read by
+    :func:`engine.xapi.parse_statement` (the reader training uses too)."""
     if not isinstance(raw, dict):
         raise EventError(where, "expected an event object")
     if "actor" in raw or "verb" in raw or "object" in raw:
@@ -157,12 +160,14 @@ def normalize_event(
     correct = _outcome(raw.get("correct"), raw.get("score"), where, (0.0, 1.0))
     given = raw.get("timestamp") is not None
     stamp = _timestamp(raw["timestamp"], f"{where}.timestamp") if given else now
-    return IncomingEvent(
-        id=event_id, learner_id=learner, item_id=item, correct=correct, timestamp=stamp, timestamp_given=given
-    )
+    return [
+        IncomingEvent(
+            id=event_id, learner_id=learner, item_id=item, correct=correct, timestamp=stamp, timestamp_given=given
+        )
+    ]
 
 
-def _statement(raw: dict[str, Any], where: str, now: float, tenant: str, options: XapiOptions) -> IncomingEvent:
+def _statement(raw: dict[str, Any], where: str, now: float, tenant: str, options: XapiOptions) -> list[IncomingEvent]:
     try:
         parsed = parse_statement(
             raw,
@@ -181,7 +186,7 @@ def _statement(raw: dict[str, Any], where: str, now: float, tenant: str, options
         raise EventError(f"{where}.id", f"must be a UUID or a plain id, got {parsed.id!r}")
     if parsed.kind != "void":
         check_item_id(parsed.item, f"{where}.object.id")
-    return IncomingEvent(
+    event = IncomingEvent(
         id=parsed.id,
         learner_id=parsed.learner,
         item_id=parsed.item,
@@ -195,6 +200,19 @@ def _statement(raw: dict[str, Any], where: str, now: float, tenant: str, options
         statement=comparable(raw),
         warning=parsed.problem,
     )
+    if not parsed.members:
+        return [event]
+    copies = []
+    for k, member in enumerate(parsed.members):  # the group's note once, with its first member
+        copy_id = f"{parsed.id}:{hashlib.sha256(member.encode()).hexdigest()[:12]}"
+        if not _ID.match(copy_id):
+            raise EventError(
+                f"{where}.id", f"is too long for a group's statement (at most 115 characters): {parsed.id!r}"
+            )
+        copies.append(
+            event.model_copy(update={"id": copy_id, "learner_id": member, "warning": None if k else event.warning})
+        )
+    return copies
 
 
 # ---------------------------------------------------------------------------- bodies

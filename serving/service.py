@@ -527,14 +527,15 @@ class LearnerService:
         events: list[IncomingEvent] = []
         for i, raw in enumerate(raw_events):
             try:
-                event = normalize_event(raw, f"events[{i}]", now, tenant, self.xapi)
+                read = normalize_event(raw, f"events[{i}]", now, tenant, self.xapi)
             except EventError as exc:
                 raise ApiError(422, "invalid_event", str(exc), exc.field) from None
-            if learners is not None and event.learner_id not in learners:
-                raise ApiError(
-                    404, "unknown_learner", f"learner {event.learner_id!r} is none of your students", f"events[{i}]"
-                )
-            events.append(self._align(tenant, event))
+            for event in read:
+                if learners is not None and event.learner_id not in learners:
+                    raise ApiError(
+                        404, "unknown_learner", f"learner {event.learner_id!r} is none of your students", f"events[{i}]"
+                    )
+                events.append(self._align(tenant, event))
         events, pending_voids = self._route_voids(tenant, events)
         voided_before = self._claim(tenant, events)
         events = [e for e in events if e.id not in voided_before]

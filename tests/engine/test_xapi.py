@@ -113,6 +113,24 @@ def test_read_leniently_what_xapi_allows_is_set_aside_and_named() -> None:
     assert (kept.kind, kept.outcome, kept.standards) == ("answer", 1.0, ("3.OA.A.1",))
     assert kept.problem is not None and kept.problem[0] == f"extensions[{STANDARDS_EXTENSION}]"
     assert parse_statement(st("answered", {"success": True}), lenient=True).problem is None
+    # an anonymous group: about each member, as an exposure (a group's answer is not one learner's)
+    group = st("answered", {"success": True})
+    group["actor"] = {
+        "objectType": "Group",
+        "member": [{"mbox": "mailto:kid.one@school.example"}, {"account": {"homePage": "https://x", "name": "s-2"}}],
+    }
+    with pytest.raises(StatementError, match="anonymous group"):
+        parse_statement(group, tenant="t")
+    seen = parse_statement(group, tenant="t", lenient=True, where="events[0]")
+    one = learner_id({"mbox": "mailto:kid.one@school.example"}, "t")
+    assert (seen.kind, seen.outcome, seen.members, seen.learner) == ("exposure", None, (one, "s-2"), one)
+    assert seen.problem is not None and seen.problem[0] == "events[0].actor" and "group of 2" in seen.problem[1]
+    group["actor"]["member"].append({"name": "no identifier"})
+    with pytest.raises(StatementError) as err:
+        parse_statement(group, tenant="t", lenient=True)
+    assert err.value.field == "actor.member[2]"
+    with pytest.raises(StatementError, match="lists its members"):
+        parse_statement({**group, "actor": {"objectType": "Group", "member": []}}, lenient=True)
     # what xAPI itself refuses is still refused
     with pytest.raises(StatementError, match="scaled"):
         parse_statement(st("answered", {"score": {"scaled": 2}}), lenient=True)

@@ -276,3 +276,29 @@ def test_a_batch_longer_than_max_batch_events_is_stored_in_parts(tmp_path, share
         assert store.get("tenant-a", "ana").event_count == 8
         assert [e.correct for e in store.events("tenant-a", "ana")] == [1.0, 0.0] * 4
     store.close()
+
+
+def test_an_anonymous_group_statement_is_kept_for_each_member(any_api) -> None:
+    """xAPI allows a group as the actor (group work). It is no one learner's answer: each member
+    gets it as an exposure (the activity was seen), under an id of its own derived from the
+    statement's, so the batch is not refused and a resend is a duplicate."""
+    c, h = any_api.client, any_api.h()
+    on = {"standards": ["3.NF.A.1"]}
+    members = [
+        {"mbox": "mailto:kid.one@school.example"},
+        {"account": {"homePage": "https://lms.example", "name": "s-2"}},
+    ]
+    group = statement("answered", {"success": True}, actor={"objectType": "Group", "member": members}, **on)
+    alone = statement("answered", {"success": True}, **on)
+    r = c.post("/v1/events", json=[group, alone], headers=h)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["accepted"], body["learners"], body["not_evidence"]) == (3, 3, 2)
+    assert [w["field"] for w in body["warnings"]] == ["events[0].actor"]
+    kid = learner_id(members[0], "tenant-a")
+    for learner in (kid, "s-2"):
+        stored = any_api.store.events("tenant-a", learner)
+        assert [(e.kind, e.id.split(":")[0]) for e in stored] == [("exposure", group["id"])]
+    assert any_api.store.events("tenant-a", "ana")[0].kind == "answer"
+    again = c.post("/v1/events", json=[group, alone], headers=h)
+    assert again.status_code == 200 and (again.json()["accepted"], again.json()["duplicates"]) == (0, 3)
