@@ -131,8 +131,10 @@ class Statement:
     clamped: bool = False  # a negative scaled score became 0
     naive_time: bool = False  # the timestamp had no time zone (read as UTC)
     extra: dict[str, Any] = field(default_factory=dict)
-    #: read leniently, what was set aside: ``(field, problem)`` (see :func:`parse_statement`)
+    #: read leniently, what was set aside: ``(field, problem)`` (see :func:`parse_statement`), and
+    #: the reasons of all that was: ``contradiction``, ``bad_standards``, ``anonymous_group``
     problem: tuple[str, str] | None = None
+    set_aside: tuple[str, ...] = ()
     #: read leniently, an anonymous group's members (``learner`` is the first): the statement is about each
     members: tuple[str, ...] = ()
 
@@ -322,7 +324,14 @@ def parse_statement(
         return parsed
     kind = "exposure" if parsed.kind == "answer" else parsed.kind
     note = (f"{at}actor", f"an anonymous group of {len(members)}: kept for each member as seen, not as an answer")
-    return replace(parsed, kind=kind, outcome=None, members=members, problem=parsed.problem or note)
+    return replace(
+        parsed,
+        kind=kind,
+        outcome=None,
+        members=members,
+        problem=parsed.problem or note,
+        set_aside=(*parsed.set_aside, "anonymous_group"),
+    )
 
 
 def _anonymous_group(actor: Any) -> bool:
@@ -385,6 +394,7 @@ def _read(
         problem = (f"{at}{exc.field}", f"{exc.problem}; left out")
         standards = _standards(st, "", context_activities)
     common["problem"] = problem
+    common["set_aside"] = ("bad_standards",) if problem else ()
     result = st.get("result")
     if result is not None and not isinstance(result, dict):
         raise StatementError(f"{at}result", "must be an object", "bad_result")
@@ -408,6 +418,7 @@ def _read(
             if not lenient:
                 raise StatementError(f"{at}result.success", text, "contradiction")
             common["problem"] = (f"{at}result.success", f"{text}; kept, not evidence")
+            common["set_aside"] = (*common["set_aside"], "contradiction")
             return Statement(item=target, kind="ignored", standards=standards, **common)
         return Statement(item=target, kind="answer", outcome=1.0 if wanted else 0.0, standards=standards, **common)
     if success is not None:

@@ -3,8 +3,9 @@
 Every statement is read by :func:`engine.xapi.parse_statement`, the reader the API uses: the
 same actors (``account`` names kept when they are plain ids; ``mbox``, ``mbox_sha1sum`` and
 ``openid`` hashed with ``tenant``), the same verbs (what each is evidence of), the same outcomes
-(``result.success``, else ``score.scaled`` clamped to [0, 1], else ``raw`` between ``min`` and
-``max``; a result that contradicts the verb is an error) and the same standards extension
+(``result.success``, else ``score.scaled`` clamped to [0, 1], else ``raw`` out of ``max``; a
+result that contradicts the verb is skipped as ``contradiction``, a statement of an anonymous
+group as ``anonymous_group``: no one learner's answer) and the same standards extension
 (:data:`engine.xapi.STANDARDS_EXTENSION`). Statements that are not answers (``launched``,
 ``experienced``, ``completed`` without a result, ``initialized``...) are skipped as
 ``not_evidence``. Training needs the ``timestamp`` of every answer; naive times are read as UTC
@@ -76,9 +77,17 @@ def _statements(path: Path) -> tuple[str, Iterator[tuple[int, Any]]]:
 def _parse(st: Any, key: str, verbs: Collection[str] | None, counts: dict[str, int], tenant: str) -> _Row | str:
     """The row of one statement, or why it is not an answer (the shared reader: engine.xapi)."""
     try:
-        parsed = parse_statement(st, tenant=tenant, standards_extension=key, context_activities=False)
+        # read as the API reads what an LRS forwards: what xAPI allows is no error; a group's
+        # statement and one whose result contradicts its verb are no one's answer, so skipped
+        parsed = parse_statement(st, tenant=tenant, standards_extension=key, context_activities=False, lenient=True)
     except StatementError as exc:
         raise _Reject(exc.field, exc.problem, exc.reason) from None
+    if "bad_standards" in parsed.set_aside and parsed.problem is not None:
+        # the extension is where training reads an answer's standards: the file must be fixed
+        raise _Reject(parsed.problem[0], parsed.problem[1].removesuffix("; left out"), "bad_standards")
+    for reason in ("anonymous_group", "contradiction"):
+        if reason in parsed.set_aside:
+            return reason
     if parsed.kind == "void":
         return "voiding"
     if verbs is not None and parsed.verb not in verbs:

@@ -522,6 +522,27 @@ def test_xapi_scaled_score_out_of_range_is_an_error(tmp_path):
         load_xapi(path)
 
 
+def test_xapi_what_the_spec_allows_but_is_no_ones_answer_is_skipped_not_an_error(tmp_path):
+    """A real LRS export holds group work and results that contradict their verb: valid xAPI, no
+    one learner's answer. They are skipped and counted; a standards extension that is not codes is
+    still an error, since training reads the answer's standards from it."""
+    group = statement("2", "u1", "q2", {"success": True})
+    group["actor"] = {
+        "objectType": "Group",
+        "member": [{"mbox": "mailto:a@school.example"}, {"mbox": "mailto:b@x.org"}],
+    }
+    contradicting = statement("3", "u1", "q3", {"success": True})
+    contradicting["verb"] = {"id": "http://adlnet.gov/expapi/verbs/failed"}
+    answer = statement("1", "u1", "q1", {"success": True})
+    table, report = load_xapi(jsonl(tmp_path, [answer, group, contradicting]))
+    assert table.n_attempts == 1 and report.skipped == {"anonymous_group": 1, "contradiction": 1}
+    assert report.examples["contradiction"] == ["s.jsonl line 3"]
+    bad = statement("4", "u1", "q4", {"success": True})
+    bad["object"]["definition"]["extensions"][EXT] = 42
+    with pytest.raises(DataError, match=r"b.jsonl line 1: extensions\[.*\] must be a standard code"):
+        load_xapi(jsonl(tmp_path, [bad], name="b.jsonl"))
+
+
 def test_xapi_duplicate_ids(tmp_path):
     first = statement("abc", "u1", "q1", {"success": True})
     redelivered = dict(first, stored="2024-03-01T10:00:05Z")  # LRS fields may differ
