@@ -404,8 +404,8 @@ MIX = {"goal": 0.45, "no_goal": 0.45, "new": 0.10}
 def traffic_plan(learners: int, seed: int = 0) -> dict:
     """Learners like real traffic, not one goal and a narrow history: each has a grade (K-8) and
     0-60 answers on items of their grade and the two below (more right below their grade, the
-    right share varying by learner), and half of them a goal of two standards of their grade.
-    Brand-new learners (never seen by the server, asked with a ``grade`` hint) are the third part
+    right share varying by learner, an answer every 10 minutes over the two days before the run),
+    and half of them a goal of two standards of their grade. Brand-new learners (never seen by the server, asked with a ``grade`` hint) are the third part
     of the mix. Returns the events to send, the grades, the goals and the ids of each part."""
     from engine.sources import build_default_catalog, load_graph
 
@@ -421,6 +421,9 @@ def traffic_plan(learners: int, seed: int = 0) -> dict:
         for g in range(0, 9)
     }
     rng = np.random.default_rng(seed)
+    # the histories end before the run: the two days before it, an answer every 10 minutes (times
+    # ahead of the server's clock would be taken for a device's clock set wrong)
+    start = time.time() - 2 * 86400
     plan: dict = {"events": [], "grades": {}, "goals": {}, "parts": {"goal": [], "no_goal": [], "new": []}}
     for k in range(learners):
         lid = f"L{k}"
@@ -436,7 +439,7 @@ def traffic_plan(learners: int, seed: int = 0) -> dict:
                     "learner_id": lid,
                     "item_id": pool[int(rng.integers(len(pool)))],
                     "correct": bool(rng.random() < skill + 0.1 * (grade - g)),
-                    "timestamp": 1_800_000_000 + j * 600,
+                    "timestamp": start + j * 600,
                 }
             )
         if k % 2 == 0 and goals_of[grade]:
@@ -696,7 +699,8 @@ def report(all_results: dict, args, command: str, baseline: dict | None = None) 
         "request costs the server whatever else ran, and the steadiest of these numbers from run to run.",
         "",
         f"Traffic like a content platform's (`traffic_plan`): {args.learners} learners, each with a grade (K-8) "
-        "and 0-60 answers on items of their grade and the two below, half of them with a goal of two standards "
+        "and 0-60 answers on items of their grade and the two below (over the two days before the run), "
+        "half of them with a goal of two standards "
         "of their grade, and brand-new learners asked for with a `grade` hint. `next` is the mix "
         + ", ".join(f"{int(share * 100)}% {part.replace('_', ' ')}" for part, share in MIX.items())
         + "; `next_goal`, `next_no_goal` and `next_new` are each part alone. "

@@ -44,7 +44,7 @@ def export_answers(store: LearnerStore, tenant: str, path: Path) -> dict[str, in
                 if event.kind != "answer" or event.correct is None or event.id in voided:
                     left_out += 1
                     continue
-                when = datetime.fromtimestamp(event.timestamp, UTC).isoformat().replace("+00:00", "Z")
+                when = datetime.fromtimestamp(event.time, UTC).isoformat().replace("+00:00", "Z")
                 writer.writerow([learner, event.item_id, repr(float(event.correct)), "~~".join(event.standards), when])
                 answers += 1
                 wrote = True

@@ -196,7 +196,7 @@ def holdout_from_store(store: Any, learners: int = 200, scan: int = 5000) -> lis
     out = []
     for record in records[:learners]:
         events = [
-            Event(e.item_id, e.standards, float(e.correct), e.timestamp)
+            Event(e.item_id, e.standards, float(e.correct), e.time)
             for e in store.events(record.tenant, record.learner_id)
             if e.kind == "answer" and e.correct is not None
         ]

@@ -17,6 +17,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, 
 
 from engine.catalog import Modality
 from engine.xapi import STANDARDS_EXTENSION, StatementError, check_time, comparable, parse_statement, parse_time
+from serving.stores.base import CLOCK_AHEAD_S
 
 __all__ = [
     "GRADE_PATTERN",
@@ -66,8 +67,9 @@ class IncomingEvent(BaseModel):
     voids: str | None = None
     timestamp_given: bool = True
     statement: str | None = None  # an xAPI statement's content (LRS fields left out)
-    #: ``(field, problem)``: what the reader set aside (see ``lenient`` in :func:`engine.xapi.parse_statement`)
-    warning: tuple[str, str] | None = None
+    #: ``(field, problem)`` pairs: what the reader set aside (see ``lenient`` in
+    #: :func:`engine.xapi.parse_statement`), or a time ahead of the server's clock
+    warnings: tuple[tuple[str, str], ...] = ()
 
     def content(self) -> dict[str, Any]:
         """What a repeated id must match to count as the same event."""
@@ -149,7 +151,29 @@ def normalize_event(
     """Turn a native event or an xAPI statement into :class:`IncomingEvent` s: one, or one per
     member of an anonymous group (ids ``STATEMENT_ID:MEMBER_HASH``, the same whatever the order of
     the members, so a resend is a duplicate); xAPI statements are read by
-    :func:`engine.xapi.parse_statement` (the reader training uses too)."""
+    :func:`engine.xapi.parse_statement` (the reader training uses too). A time more than
+    :data:`~serving.stores.base.CLOCK_AHEAD_S` ahead of ``now`` is a device's clock set wrong: it
+    is kept as sent, the learner's state reads the arrival time (``StoredEvent.time``), and the
+    first event warns."""
+    events = _events(raw, where, now, tenant, xapi)
+    ahead = events[0].timestamp - now
+    if not events[0].timestamp_given or ahead <= CLOCK_AHEAD_S:
+        return events
+    note = (
+        f"{where}.timestamp",
+        f"is {_span(ahead)} ahead of the server's clock (a device's clock set wrong?); read as the time it arrived",
+    )
+    return [events[0].model_copy(update={"warnings": (*events[0].warnings, note)}), *events[1:]]
+
+
+def _span(seconds: float) -> str:
+    for unit, size in (("days", 86400.0), ("hours", 3600.0), ("minutes", 60.0)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds:.0f} seconds"
+
+
+def _events(raw: Any, where: str, now: float, tenant: str, xapi: XapiOptions | None) -> list[IncomingEvent]:
     if not isinstance(raw, dict):
         raise EventError(where, "expected an event object")
     if "actor" in raw or "verb" in raw or "object" in raw:
@@ -198,7 +222,7 @@ def _statement(raw: dict[str, Any], where: str, now: float, tenant: str, options
         voids=parsed.voids,
         timestamp_given=parsed.timestamp is not None,
         statement=comparable(raw),
-        warning=parsed.problem,
+        warnings=() if parsed.problem is None else (parsed.problem,),
     )
     if not parsed.members:
         return [event]
@@ -210,7 +234,7 @@ def _statement(raw: dict[str, Any], where: str, now: float, tenant: str, options
                 f"{where}.id", f"is too long for a group's statement (at most 115 characters): {parsed.id!r}"
             )
         copies.append(
-            event.model_copy(update={"id": copy_id, "learner_id": member, "warning": None if k else event.warning})
+            event.model_copy(update={"id": copy_id, "learner_id": member, "warnings": () if k else event.warnings})
         )
     return copies
 
@@ -235,9 +259,10 @@ class EventsAccepted(BaseModel):
     conflict then answers 409); ``voided`` ones were voided before they arrived. Of the accepted,
     ``unaligned`` are answers on activities the catalog does not know (kept, folded once an admin
     aligns them) and ``not_evidence`` are exposures or ignored statements (kept, not folded).
-    ``warnings``: statements kept although part of them could not be used (a result that
-    contradicts its verb, a standards extension that is not codes), each with its id, the field
-    and what was wrong."""
+    ``warnings``: events kept although part of them could not be used (a result that
+    contradicts its verb, a standards extension that is not codes, an anonymous group) or with a
+    time read as their arrival (ahead of the server's clock), each with its id, the field and
+    what was wrong."""
 
     accepted: int
     duplicates: int

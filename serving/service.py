@@ -110,7 +110,7 @@ def unaligned_setting(tenant: str) -> str:
 
 def observation(event: StoredEvent) -> Observation:
     assert event.correct is not None  # an answer
-    return Observation(event.item_id, event.standards, event.correct, event.timestamp, event.source, event.unit)
+    return Observation(event.item_id, event.standards, event.correct, event.time, event.source, event.unit)
 
 
 def evidence(log: Sequence[StoredEvent]) -> list[Observation]:
@@ -554,16 +554,16 @@ class LearnerService:
         if unaligned:
             self._remember_unaligned(tenant, unaligned)
         warnings = [
-            {"id": e.id, "field": e.warning[0], "message": e.warning[1]}
+            {"id": e.id, "field": field, "message": message}
             for learner, group in by_learner.items()
             if learner not in busy
             for e in group
-            if e.warning is not None
+            for field, message in e.warnings
         ]
         if warnings:  # an LRS forwarding shows nobody the answer: the server's log does
             first = warnings[0]
             log.warning(
-                "tenant %s: %d statement(s) kept with a part set aside, e.g. %s: %s: %s",
+                "tenant %s: %d event(s) kept with a part set aside or changed, e.g. %s: %s: %s",
                 tenant,
                 len(warnings),
                 first["id"],
@@ -743,12 +743,24 @@ class LearnerService:
     def _fold_events(self, view: LearnerView, fresh: list[tuple[IncomingEvent, str]], now: float) -> Commit:
         """Fold the learner's new events (in time order) through the learner core; a void
         rebuilds the learner from the log without the voided event."""
-        stored = [
-            StoredEvent(
-                e.id, e.item_id, e.standards, e.correct, e.timestamp, now, digest, e.source, kind=e.kind, voids=e.voids
-            )
-            for e, digest in sorted(fresh, key=lambda p: p[0].timestamp)
-        ]
+        stored = sorted(
+            (
+                StoredEvent(
+                    e.id,
+                    e.item_id,
+                    e.standards,
+                    e.correct,
+                    e.timestamp,
+                    now,
+                    digest,
+                    e.source,
+                    kind=e.kind,
+                    voids=e.voids,
+                )
+                for e, digest in fresh
+            ),
+            key=lambda e: e.time,
+        )
         if any(e.kind == "void" for e in stored):
             log = [*self.store.events(view.record.tenant, view.record.learner_id), *stored]
             view.learner = view.core.rebuild(view.meta, evidence(log))

@@ -140,7 +140,7 @@ def get_profile(
     since = changed_since.timestamp() if changed_since is not None else None
     log = service.store.events(principal.tenant, learner_id) if (recent or since is not None) else []
     if since is not None:
-        log = [e for e in log if e.timestamp >= since]
+        log = [e for e in log if e.time >= since]
         touched = {
             u for e in log for code in e.standards if code in graph.standards for u in (code, *graph.leaves(code))
         }
@@ -170,7 +170,7 @@ def get_profile(
                 "item_id": e.item_id,
                 "standards": list(e.standards),
                 "correct": e.correct,
-                "timestamp": iso(e.timestamp),
+                "timestamp": iso(e.time),
                 "source": e.source,
                 "kind": e.kind,
             }

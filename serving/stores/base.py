@@ -51,6 +51,11 @@ class VersionConflict(StoreError):
     """The learner record changed since it was read; re-read and retry."""
 
 
+#: how far ahead of the time it arrived an event's time may be before it is taken for a device's
+#: clock set wrong (seconds); a constant, so that every replay folds the same times
+CLOCK_AHEAD_S = 300.0
+
+
 @dataclass(frozen=True)
 class StoredEvent:
     id: str
@@ -64,6 +69,14 @@ class StoredEvent:
     unit: str | None = None  # the standard a placement question was about
     kind: str = "answer"  # answer | exposure | ignored | void (only answers are evidence)
     voids: str | None = None  # the event id a void event voids
+
+    @property
+    def time(self) -> float:
+        """When it happened, for the learner's state: the time as sent, or the time it arrived when
+        the time as sent is more than :data:`CLOCK_AHEAD_S` after it (a device's clock set wrong,
+        which would put the answer after everything the learner does until then). The time as
+        sent is kept (``timestamp``); folds, replays and exports all read this."""
+        return self.received if self.timestamp > self.received + CLOCK_AHEAD_S else self.timestamp
 
     def to_json(self) -> str:
         data = {name: getattr(self, name) for name in _EVENT_FIELDS}

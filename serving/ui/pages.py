@@ -102,7 +102,7 @@ def _row(
     log = _answers(service, tenant, learner_id) if view.stored else []
     recent = log[-t.recent :]
     accuracy = sum(float(e.correct) for e in recent) / len(recent) if recent else None
-    last = max((e.timestamp for e in log), default=None)
+    last = max((e.time for e in log), default=None)
     inactive = None if last is None else (now - last) / DAY
     flags = [f"{f.standard}: {f.reason}" for f in view.core.recommend(view.learner, now, n=1).flags]
     group, why = _support_group(len(log), accuracy, flags, profile.gps.status, t)

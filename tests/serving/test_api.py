@@ -33,6 +33,35 @@ def xapi(i: int, learner: str = "s1", item: str = ITEM2, **result) -> dict:
     }
 
 
+def test_a_time_ahead_of_the_server_clock_is_read_as_the_arrival_time(api) -> None:
+    """A school tablet with its clock years ahead: its answers would sort after everything the
+    learner does until then, and no review or inactivity would fall due. A time more than
+    ``CLOCK_AHEAD_S`` ahead is kept as sent, the learner's state reads the time it arrived, and
+    the answer warns; a resend is a duplicate, not a conflict."""
+    import time
+    from datetime import datetime
+
+    c, h = api.client, api.h()
+    ahead = {**native(1), "timestamp": "2031-05-01T10:00:00Z"}
+    statement = {**xapi(1), "timestamp": "2031-05-01T10:00:00+02:00"}
+    near = {**native(2), "timestamp": time.time() + 60}  # a minute ahead: a clock slightly off, kept
+    before = time.time()
+    r = c.post("/v1/events", json=[ahead, statement, near], headers=h)
+    assert r.status_code == 200, r.text
+    warned = {w["field"]: w["message"] for w in r.json()["warnings"]}
+    assert set(warned) == {"events[0].timestamp", "events[1].timestamp"}
+    assert "days ahead of the server's clock" in warned["events[0].timestamp"]
+    stored = {e.id: e for e in api.store.events("tenant-a", "s1")}
+    assert stored["e1"].timestamp == datetime.fromisoformat("2031-05-01T10:00:00+00:00").timestamp()  # as sent
+    for sid in ("e1", "x1"):
+        assert before - 1 <= stored[sid].time == stored[sid].received <= time.time() + 1
+    assert stored["e2"].time == stored["e2"].timestamp == pytest.approx(near["timestamp"])
+    recent = c.get("/v1/learners/s1/profile", headers=h).json()["recent_evidence"]
+    assert all(r["timestamp"] < "2030" for r in recent)  # what the state used, not 2031
+    again = c.post("/v1/events", json=[ahead, statement], headers=h)
+    assert again.status_code == 200 and again.json()["duplicates"] == 2
+
+
 def test_native_and_xapi_ingestion(any_api) -> None:
     r = any_api.client.post(
         "/v1/events", json=[native(1), xapi(1), xapi(2, score={"scaled": -0.5})], headers=any_api.h()
