@@ -17,7 +17,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, 
 
 from engine.catalog import Modality
 from engine.xapi import STANDARDS_EXTENSION, StatementError, check_time, comparable, parse_statement, parse_time
-from serving.stores.base import CLOCK_AHEAD_S
+from serving.stores.base import event_time
 
 __all__ = [
     "GRADE_PATTERN",
@@ -156,9 +156,10 @@ def normalize_event(
     is kept as sent, the learner's state reads the arrival time (``StoredEvent.time``), and the
     first event warns."""
     events = _events(raw, where, now, tenant, xapi)
-    ahead = events[0].timestamp - now
-    if not events[0].timestamp_given or ahead <= CLOCK_AHEAD_S:
+    sent = events[0].timestamp
+    if not events[0].timestamp_given or event_time(sent, now) == sent:
         return events
+    ahead = sent - now
     note = (
         f"{where}.timestamp",
         f"is {_span(ahead)} ahead of the server's clock (a device's clock set wrong?); read as the time it arrived",

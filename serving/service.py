@@ -46,6 +46,7 @@ from serving.stores.base import (
     StoreError,
     VersionConflict,
     content_hash,
+    event_time,
 )
 
 __all__ = ["ApiError", "Engine", "LearnerService", "LearnerView", "learner_seed", "observation"]
@@ -772,11 +773,13 @@ class LearnerService:
     def _remember_unaligned(self, tenant: str, events: Sequence[IncomingEvent]) -> None:
         """Note the activities that had no alignment (``GET /v1/events/unaligned``): per item, the
         events seen and the learners to rebuild once an admin aligns it."""
+        now = self.clock()
         for _ in range(MAX_RETRIES):
             current = self.store.get_setting(unaligned_setting(tenant))
             version, known = (current[0], orjson.loads(current[1])) if current else (0, {})
             for e in events:
-                entry = known.setdefault(e.item_id, {"events": 0, "learners": [], "first_seen": e.timestamp})
+                first = event_time(e.timestamp, now)
+                entry = known.setdefault(e.item_id, {"events": 0, "learners": [], "first_seen": first})
                 entry["events"] += 1
                 if e.learner_id not in entry["learners"]:
                     entry["learners"].append(e.learner_id)

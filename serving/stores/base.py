@@ -56,6 +56,12 @@ class VersionConflict(StoreError):
 CLOCK_AHEAD_S = 300.0
 
 
+def event_time(sent: float, received: float) -> float:
+    """The time an event counts at: as sent, or when it arrived if that is more than
+    :data:`CLOCK_AHEAD_S` earlier (a device's clock set wrong)."""
+    return received if sent > received + CLOCK_AHEAD_S else sent
+
+
 @dataclass(frozen=True)
 class StoredEvent:
     id: str
@@ -76,7 +82,7 @@ class StoredEvent:
         the time as sent is more than :data:`CLOCK_AHEAD_S` after it (a device's clock set wrong,
         which would put the answer after everything the learner does until then). The time as
         sent is kept (``timestamp``); folds, replays and exports all read this."""
-        return self.received if self.timestamp > self.received + CLOCK_AHEAD_S else self.timestamp
+        return event_time(self.timestamp, self.received)
 
     def to_json(self) -> str:
         data = {name: getattr(self, name) for name in _EVENT_FIELDS}
