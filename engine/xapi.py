@@ -44,7 +44,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, TypeGuard
+from typing import Any, NamedTuple, TypeGuard
 
 __all__ = [
     "ADL",
@@ -53,6 +53,7 @@ __all__ = [
     "LRS_FIELDS",
     "STANDARDS_EXTENSION",
     "VOIDED",
+    "SetAside",
     "Statement",
     "StatementError",
     "account_id",
@@ -110,6 +111,15 @@ class StatementError(ValueError):
         self.field, self.problem, self.reason = field, problem, reason
 
 
+class SetAside(NamedTuple):
+    """What a lenient reading set aside: ``reason`` (``contradiction``, ``bad_standards``,
+    ``anonymous_group``), the field and what was wrong."""
+
+    reason: str
+    field: str
+    message: str
+
+
 @dataclass(frozen=True)
 class Statement:
     """What a statement says about learning.
@@ -131,12 +141,15 @@ class Statement:
     clamped: bool = False  # a negative scaled score became 0
     naive_time: bool = False  # the timestamp had no time zone (read as UTC)
     extra: dict[str, Any] = field(default_factory=dict)
-    #: read leniently, what was set aside: ``(field, problem)`` (see :func:`parse_statement`), and
-    #: the reasons of all that was: ``contradiction``, ``bad_standards``, ``anonymous_group``
-    problem: tuple[str, str] | None = None
-    set_aside: tuple[str, ...] = ()
+    #: read leniently, what was set aside (see :func:`parse_statement`), in the order found
+    set_aside: tuple[SetAside, ...] = ()
     #: read leniently, an anonymous group's members (``learner`` is the first): the statement is about each
     members: tuple[str, ...] = ()
+
+    @property
+    def problem(self) -> tuple[str, str] | None:
+        """``(field, message)`` of the first thing set aside, or None."""
+        return (self.set_aside[0].field, self.set_aside[0].message) if self.set_aside else None
 
 
 def _get(obj: Any, *keys: str) -> Any:
@@ -305,7 +318,7 @@ def parse_statement(
     """Read one statement (see the module docstring); ``where`` prefixes the fields of errors.
 
     ``lenient``: what xAPI allows but this reader cannot use is set aside instead of raising, and
-    named in ``problem``: a result that contradicts the verb makes the statement ``ignored`` (not
+    named in ``set_aside``: a result that contradicts the verb makes the statement ``ignored`` (not
     evidence either way), a standards extension that is not codes is left out (the activity's
     alignment then comes from the catalog or the context), and an anonymous group's statement is
     about each of its ``members``, as an exposure (they saw the activity; a group's answer is not
@@ -323,15 +336,12 @@ def parse_statement(
     if parsed.kind == "void":  # who voids does not matter: the target's learner is
         return parsed
     kind = "exposure" if parsed.kind == "answer" else parsed.kind
-    note = (f"{at}actor", f"an anonymous group of {len(members)}: kept for each member as seen, not as an answer")
-    return replace(
-        parsed,
-        kind=kind,
-        outcome=None,
-        members=members,
-        problem=parsed.problem or note,
-        set_aside=(*parsed.set_aside, "anonymous_group"),
+    note = SetAside(
+        "anonymous_group",
+        f"{at}actor",
+        f"an anonymous group of {len(members)}: kept for each member as seen, not as an answer",
     )
+    return replace(parsed, kind=kind, outcome=None, members=members, set_aside=(*parsed.set_aside, note))
 
 
 def _anonymous_group(actor: Any) -> bool:
@@ -385,16 +395,15 @@ def _read(
     if obj.get("objectType") not in (None, "Activity"):
         return Statement(item=target, kind="ignored", **common)  # about an agent or a statement: not learning
     evidence = (verbs if verbs is not None else DEFAULT_VERBS).get(verb)
-    problem: tuple[str, str] | None = None
+    set_aside: tuple[SetAside, ...] = ()
     try:
         standards = _standards(st, standards_extension, context_activities)
     except StatementError as exc:
         if not lenient:
             raise
-        problem = (f"{at}{exc.field}", f"{exc.problem}; left out")
+        set_aside = (SetAside("bad_standards", f"{at}{exc.field}", f"{exc.problem}; left out"),)
         standards = _standards(st, "", context_activities)
-    common["problem"] = problem
-    common["set_aside"] = ("bad_standards",) if problem else ()
+    common["set_aside"] = set_aside
     result = st.get("result")
     if result is not None and not isinstance(result, dict):
         raise StatementError(f"{at}result", "must be an object", "bad_result")
@@ -417,8 +426,10 @@ def _read(
             )
             if not lenient:
                 raise StatementError(f"{at}result.success", text, "contradiction")
-            common["problem"] = (f"{at}result.success", f"{text}; kept, not evidence")
-            common["set_aside"] = (*common["set_aside"], "contradiction")
+            common["set_aside"] = (
+                *set_aside,
+                SetAside("contradiction", f"{at}result.success", f"{text}; kept, not evidence"),
+            )
             return Statement(item=target, kind="ignored", standards=standards, **common)
         return Statement(item=target, kind="answer", outcome=1.0 if wanted else 0.0, standards=standards, **common)
     if success is not None:

@@ -223,7 +223,7 @@ def _statement(raw: dict[str, Any], where: str, now: float, tenant: str, options
         voids=parsed.voids,
         timestamp_given=parsed.timestamp is not None,
         statement=comparable(raw),
-        warnings=() if parsed.problem is None else (parsed.problem,),
+        warnings=tuple((aside.field, aside.message) for aside in parsed.set_aside),
     )
     if not parsed.members:
         return [event]

@@ -82,11 +82,14 @@ def _parse(st: Any, key: str, verbs: Collection[str] | None, counts: dict[str, i
         parsed = parse_statement(st, tenant=tenant, standards_extension=key, context_activities=False, lenient=True)
     except StatementError as exc:
         raise _Reject(exc.field, exc.problem, exc.reason) from None
-    if "bad_standards" in parsed.set_aside and parsed.problem is not None:
-        # the extension is where training reads an answer's standards: the file must be fixed
-        raise _Reject(parsed.problem[0], parsed.problem[1].removesuffix("; left out"), "bad_standards")
+    reasons = {aside.reason for aside in parsed.set_aside}
+    if "bad_standards" in reasons:  # the extension is where training reads an answer's standards
+        try:  # the strict reading's error: the file must be fixed
+            parse_statement(st, tenant=tenant, standards_extension=key, context_activities=False)
+        except StatementError as exc:
+            raise _Reject(exc.field, exc.problem, exc.reason) from None
     for reason in ("anonymous_group", "contradiction"):
-        if reason in parsed.set_aside:
+        if reason in reasons:
             return reason
     if parsed.kind == "void":
         return "voiding"
