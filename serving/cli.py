@@ -14,10 +14,11 @@ import typer
 from configs import ZPDConfig, load_config
 from serving.metrics import MULTIPROC_ENV
 
-__all__ = ["keys_app", "plan_batch", "replay", "roster_app", "serve"]
+__all__ = ["keys_app", "lrs_app", "plan_batch", "replay", "roster_app", "serve"]
 
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 roster_app = typer.Typer(help="Classes and rosters: import a OneRoster CSV bundle.", no_args_is_help=True)
+lrs_app = typer.Typer(help="Read statements back from a Learning Record Store.", no_args_is_help=True)
 StoreOpt = Annotated[
     str | None, typer.Option("--store", help="sqlite:///PATH or redis://HOST:PORT/DB (default: the configured store).")
 ]
@@ -296,6 +297,81 @@ def roster_import(
         + (" (no change)" if not any(any(c.values()) for c in changed.values()) else "")
         + f"; grade set for {result['grades_set']} student(s)"
     )
+
+
+@lrs_app.command("pull")
+def lrs_pull(
+    ctx: typer.Context,
+    lrs: Annotated[
+        str, typer.Argument(help="The LRS's statements resource, e.g. http://lrs.example:8100/xAPI/statements.")
+    ],
+    tenant: Annotated[str, typer.Option(help="The tenant the statements belong to (its ingest key's tenant).")],
+    user: Annotated[str, typer.Option(envvar="ZPD_LRS_USER", help="The LRS user (HTTP Basic).")],
+    password: Annotated[
+        str, typer.Option(envvar="ZPD_LRS_PASSWORD", prompt=True, hide_input=True, help="The LRS password.")
+    ],
+    since: Annotated[
+        str | None,
+        typer.Option(help="ISO-8601: read what the LRS stored since then (default: the cursor, else everything)."),
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="ISO-8601: read what the LRS stored until then.")] = None,
+    page_size: Annotated[int, typer.Option(min=1, max=10_000, help="Statements per LRS page.")] = 100,
+    overlap: Annotated[
+        float, typer.Option(min=0, help="Seconds the cursor is moved back (statements stored out of order).")
+    ] = 300.0,
+    store: StoreOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Store the statements an LRS holds that zpd has not received (an LRS forwards a statement
+    once: what it stored while zpd was down or refusing never arrives). What arrived before is a
+    duplicate; a refused statement is named and the others are stored. Exits with 1 when a
+    statement was refused or not stored."""
+    import httpx
+
+    from engine.xapi import StatementError, parse_time
+    from serving.app import build_engine
+    from serving.lrs import XAPI_VERSION, LrsError, pull
+    from serving.service import ApiError, LearnerService
+    from serving.stores.base import StoreError
+
+    try:
+        start = parse_time(since, "--since")[0] if since is not None else None
+        end = parse_time(until, "--until")[0] if until is not None else None
+    except StatementError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    opened = _store(ctx, store)
+    headers = {"X-Experience-API-Version": XAPI_VERSION}
+    try:
+        with httpx.Client(auth=(user, password), headers=headers, timeout=60) as client:
+            service = LearnerService(build_engine(_config(ctx)), opened)
+            report = pull(service, tenant, client, lrs, since=start, until=end, page_size=page_size, overlap_s=overlap)
+    except (LrsError, StoreError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except ApiError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        opened.close()
+    if as_json:
+        typer.echo(json.dumps(report.as_dict()))
+    else:
+        for w in report.warnings[:20]:
+            typer.echo(f"kept with a part set aside: {w['id']}: {w['field']}: {w['message']}", err=True)
+        for r in report.refused:
+            typer.echo(f"refused: statement {r['id']}: {r['message']}", err=True)
+        if report.not_stored:
+            typer.echo(f"not stored (learners busy; pull again): {', '.join(report.not_stored[:20])}", err=True)
+        typer.echo(
+            f"{report.statements} statement(s) read in {report.pages} page(s) from {lrs}"
+            + (f" since {report.since}" if report.since else "")
+            + f": {report.accepted} stored, {report.duplicates} already there, {report.voided} voided, "
+            f"{len(report.refused)} refused, {len(report.not_stored)} not stored; "
+            + (f"cursor {report.cursor}" if report.cursor else "no cursor yet")
+        )
+    if report.refused or report.not_stored:
+        raise typer.Exit(1)
 
 
 def plan_batch(

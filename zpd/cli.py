@@ -25,7 +25,7 @@ from engine.graph import GraphError, StandardsGraph, UnknownStandardError, grade
 from engine.graph_csv import EdgeColumns
 from engine.sources import graph_from_config, load_catalog_source
 from engine.textfiles import OutputPathError, TextFileError, check_output_file, read_text
-from serving.cli import keys_app, plan_batch, replay, roster_app, serve
+from serving.cli import keys_app, lrs_app, plan_batch, replay, roster_app, serve
 from serving.export import store_exporter
 from training import cli as training_cli
 from training.bundle import bundle_command
@@ -47,6 +47,7 @@ app.command("replay")(replay)
 app.command("plan-batch")(plan_batch)
 app.add_typer(keys_app, name="keys")
 app.add_typer(roster_app, name="roster")
+app.add_typer(lrs_app, name="lrs")
 training_cli.STORE_EXPORTER = store_exporter  # `zpd train --from-store`: the composition root reads stores
 app.add_typer(train_app)  # `zpd train ...`
 models_app.command("bundle")(bundle_command)

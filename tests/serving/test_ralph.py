@@ -13,6 +13,8 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -22,6 +24,7 @@ from configs import load_config
 from engine.xapi import ADL, STANDARDS_EXTENSION, learner_id
 from serving.app import create_app
 from serving.auth import create_key
+from serving.service import LearnerService
 from serving.stores import open_store
 
 from .conftest import LiveServer, free_port
@@ -50,11 +53,11 @@ def zpd(tmp_path_factory, shared_engine) -> Iterator[tuple[str, str, object]]:
     store.close()
 
 
-@pytest.fixture(scope="module")
-def ralph(tmp_path_factory, zpd) -> Iterator[str]:
-    zpd_url, key, _ = zpd
+@contextmanager
+def running_ralph(home: Path, forward_to: str, key: str) -> Iterator[str]:
+    """Ralph on a free port, its ``fs`` backend in ``home``, forwarding what it stores to
+    ``forward_to`` with ``key`` as the Basic password; a platform user ``platform`` with every scope."""
     binary = ralph_binary()
-    home = tmp_path_factory.mktemp("ralph")
     env = {
         **os.environ,
         "RALPH_APP_DIR": str(home),
@@ -63,7 +66,7 @@ def ralph(tmp_path_factory, zpd) -> Iterator[str]:
         "RALPH_XAPI_FORWARDINGS": json.dumps(
             [
                 {
-                    "url": f"{zpd_url}/xapi/statements",
+                    "url": forward_to,
                     "is_active": True,
                     "basic_username": "ralph",
                     "basic_password": key,
@@ -131,6 +134,13 @@ def ralph(tmp_path_factory, zpd) -> Iterator[str]:
         log.close()
 
 
+@pytest.fixture(scope="module")
+def ralph(tmp_path_factory, zpd) -> Iterator[str]:
+    zpd_url, key, _ = zpd
+    with running_ralph(tmp_path_factory.mktemp("ralph"), f"{zpd_url}/xapi/statements", key) as url:
+        yield url
+
+
 def statement(verb: str, result: dict | None, activity: str, standard: str | None = None) -> dict:
     body = {
         "id": str(uuid.uuid4()),
@@ -196,3 +206,64 @@ def test_ralph_fs_backend_keeps_only_its_first_write(ralph, zpd) -> None:
     assert refused.status_code == 500, refused.text
     time.sleep(1.5)
     assert store.event_owners("school", [later["id"]]) == {}  # never forwarded
+
+
+def test_lrs_pull_stores_what_ralph_stored_while_zpd_was_down(tmp_path, shared_engine) -> None:
+    """zpd is down while a platform posts to Ralph: Ralph stores the statements, cannot forward
+    them, and drops the forward. ``zpd lrs pull`` reads them back from Ralph's statements
+    resource, page by page, and stores them; pulled again, they are duplicates."""
+    from typer.testing import CliRunner
+
+    from zpd.cli import app
+
+    down = f"http://127.0.0.1:{free_port()}/xapi/statements"  # nothing listens there
+    db = f"sqlite:///{(tmp_path / 'zpd.db').as_posix()}"
+    now = datetime.now(UTC)
+    activity = "https://content.example.com/activities/fractions/9"
+    batch = []
+    for who in ("lea", "max", "noa"):
+        actor = {"objectType": "Agent", "mbox": f"mailto:{who}@school.example"}
+        batch.append({**statement("launched", None, activity, "3.NF.A.1"), "actor": actor})
+        for j in range(7):
+            st = statement("answered", {"success": j % 3 != 2}, activity, "3.NF.A.1")
+            st["actor"], st["timestamp"] = actor, (now - timedelta(seconds=60 - j)).isoformat()
+            batch.append(st)
+    voided = batch[2]  # one of lea's answers, withdrawn by the platform
+    batch.append(
+        {
+            "id": str(uuid.uuid4()),
+            "actor": {"objectType": "Agent", "mbox": "mailto:platform@content.example"},
+            "verb": {"id": ADL + "voided", "display": {"en-US": "voided"}},
+            "object": {"objectType": "StatementRef", "id": voided["id"]},
+            "timestamp": now.isoformat(),
+        }
+    )
+    runner = CliRunner()
+    pull = ["lrs", "pull", "--tenant", "school", "--user", "platform", "--store", db, "--page-size", "10", "--json"]
+    with running_ralph(tmp_path / "ralph", down, "zpd-is-down") as ralph:
+        platform = httpx.Client(
+            auth=("platform", "platform-secret"), headers={"X-Experience-API-Version": "1.0.3"}, timeout=10
+        )
+        assert platform.post(f"{ralph}/xAPI/statements/", json=batch).status_code == 200  # Ralph stored them
+        store = open_store(db)
+        lea = learner_id({"mbox": "mailto:lea@school.example"}, "school")
+        assert store.events("school", lea) == []  # nothing arrived
+        env = {"ZPD_LRS_PASSWORD": "platform-secret", "ZPD_MODEL_URI": "bundled"}  # no MLflow lookup
+        first = runner.invoke(app, [*pull[:2], f"{ralph}/xAPI/statements", *pull[2:]], env=env)
+        assert first.exit_code == 0, first.output
+        report = json.loads(first.stdout)
+        assert report["statements"] >= len(batch) - 1 and report["pages"] >= 3  # Ralph may leave out the voided one
+        assert report["refused"] == [] and report["not_stored"] == [] and report["cursor"]
+        assert report["accepted"] + report["voided"] == report["statements"]
+        for who, answers in (("lea", 6), ("max", 7), ("noa", 7)):
+            events = store.events("school", learner_id({"mbox": f"mailto:{who}@school.example"}, "school"))
+            assert [e.kind for e in events].count("exposure") == 1, who
+            assert len({e.id for e in events if e.kind == "answer"} - {voided["id"]}) == answers, who
+        view = LearnerService(shared_engine, store).load("school", lea)
+        profile = view.core.profile(view.learner, time.time())
+        assert profile.mastery["3.NF.A.1"].evidence == 6  # the voided answer is not evidence
+        again = runner.invoke(app, [*pull[:2], f"{ralph}/xAPI/statements", *pull[2:]], env=env)
+        assert again.exit_code == 0, again.output
+        repeat = json.loads(again.stdout)
+        assert repeat["since"] is not None and repeat["accepted"] == 0 and repeat["statements"] > 0
+        store.close()
