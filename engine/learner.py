@@ -27,7 +27,7 @@ observations, so :meth:`LearnerCore.rebuild` over the event log gives exactly th
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -108,39 +108,68 @@ class StateModel(Protocol):
 
     def predict_at(self, state: dict[str, np.ndarray], items: Any, positions: np.ndarray) -> np.ndarray: ...
 
+    def item_key(self, item: ItemSpec) -> Hashable: ...
+
 
 class CatalogPredictions:
     """P(success) over a catalog encoded once, in segments (a deployment's catalog, then a
     tenant's own items), each encoded by its model: of every item, or of the items at some
-    positions only (a request ranks a few candidates, not the catalog)."""
+    positions only (a request ranks a few candidates, not the catalog).
 
-    def __init__(self, segments: Sequence[tuple[StateModel, Any]]):
+    Items the model cannot tell apart (the same :meth:`StateModel.item_key`: same standards and
+    difficulty, no item-level parameter) are predicted once, as the first of them, so they get
+    the very same P(success) and a tie between them is decided by the planner's order, not by
+    float rounding (a float32 product rounds a row differently depending on where it sits in
+    the batch). The rows predicted are the distinct ones in catalog order, whatever order the
+    candidates come in: the same candidates always make the same batch."""
+
+    def __init__(self, segments: Sequence[tuple[StateModel, Any]], twins: np.ndarray | None = None):
         self.segments = [(model, batch) for model, batch in segments if len(batch)] or list(segments[:1])
         self.bounds = np.cumsum([0, *(len(batch) for _, batch in self.segments)])
         self.item_pos = {item: k for k, item in enumerate(i for _, batch in self.segments for i in batch.item_ids)}
+        #: each position's first twin (itself when the model tells it from every item before it)
+        self.twin = np.arange(len(self)) if twins is None else twins
+        self._first: tuple[StateModel | None, dict[Hashable, int]] = (None, {})
+
+    @classmethod
+    def encode(cls, model: StateModel, items: Iterable[Item]) -> CatalogPredictions:
+        """``items`` (a catalog) encoded by ``model``."""
+        return cls([], np.empty(0, dtype=np.intp)).extended(model, items)
 
     def __len__(self) -> int:
         return int(self.bounds[-1])
 
-    def extended(self, model: StateModel, batch: Any) -> CatalogPredictions:
-        """These predictions plus ``batch`` (encoded by ``model``) after them."""
-        return CatalogPredictions([*self.segments, (model, batch)])
+    def extended(self, model: StateModel, items: Iterable[Item]) -> CatalogPredictions:
+        """These predictions plus ``items`` encoded by ``model`` after them."""
+        specs = [ItemSpec(i.id, i.standards, i.difficulty) for i in items]
+        same, first = self._first
+        first = dict(first) if same is model else {}  # twins across segments of one model only
+        twins = np.empty(len(specs), dtype=np.intp)
+        for k, spec in enumerate(specs):
+            twins[k] = first.setdefault(model.item_key(spec), len(self) + k)
+        extended = CatalogPredictions(
+            [*self.segments, (model, model.encode_items(specs))], np.concatenate([self.twin, twins])
+        )
+        extended._first = (model, first)
+        return extended
 
     def all(self, state: dict[str, np.ndarray]) -> np.ndarray:
         parts = [model.predict(state, batch) for model, batch in self.segments]
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        out = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return out[self.twin]
 
     def at(self, state: dict[str, np.ndarray], positions: np.ndarray) -> np.ndarray:
         """``all(state)[positions]``."""
+        rows, back = np.unique(self.twin[positions], return_inverse=True)
         if len(self.segments) == 1:
             model, batch = self.segments[0]
-            return model.predict_at(state, batch, positions)
-        out = np.empty(len(positions))
+            return model.predict_at(state, batch, rows)[back]
+        out = np.empty(len(rows))
         for (model, batch), low, high in zip(self.segments, self.bounds[:-1], self.bounds[1:]):
-            inside = (positions >= low) & (positions < high)
+            inside = (rows >= low) & (rows < high)
             if inside.any():
-                out[inside] = model.predict_at(state, batch, positions[inside] - low)
-        return out
+                out[inside] = model.predict_at(state, batch, rows[inside] - low)
+        return out[back]
 
 
 # ---------------------------------------------------------------------------- records
@@ -248,6 +277,8 @@ class LearnerMeta:
     answers: list[tuple[str, bool, bool]] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     events: int = 0
+    #: the time of the latest observation folded (None: none yet, or folded before it was kept)
+    last_time: float | None = None
 
     def reset(self) -> LearnerMeta:
         """The user-set part only, ready to fold the event log into (:meth:`LearnerCore.rebuild`)."""
@@ -259,6 +290,14 @@ class LearnerMeta:
             self.overrides,
             diagnostics=[d.reset() for d in self.diagnostics],
         )
+
+    def folds_after(self, times: Iterable[float]) -> bool:
+        """Whether observations at ``times`` come at or after every observation folded so far:
+        folding them on then gives what folding the whole log in time order gives. A record that
+        has observations but no ``last_time`` (folded before it was kept) says no."""
+        if self.last_time is None:
+            return self.events == 0
+        return all(t >= self.last_time for t in times)
 
     @property
     def placement(self) -> PlacementSummary | None:
@@ -285,6 +324,7 @@ class LearnerMeta:
             "answers": [[u, c, d] for u, c, d in self.answers],
             "diagnostics": [d.to_json() for d in self.diagnostics],
             "events": self.events,
+            "last": self.last_time,
         }
 
     @classmethod
@@ -307,6 +347,7 @@ class LearnerMeta:
             answers=[(str(u), bool(c), bool(d)) for u, c, d in data.get("answers", ())],
             diagnostics=[Diagnostic.from_json(d) for d in data.get("diagnostics", ())],
             events=int(data.get("events", 0)),
+            last_time=None if data.get("last") is None else float(data["last"]),
         )
         if data.get("v") is None and data.get("placement"):  # version 1: one diagnostic, answers kept apart
             meta.answers = [(str(u), bool(c), True) for u, c in data["placement"].get("answers", ())]
@@ -385,8 +426,7 @@ class LearnerCore:
         self.graded = any(index.graph.standards[u].grade_num is not None for u in index.order)
         self.placement_config, self.grade_prior = placement, grade_prior
         if predictions is None:
-            specs = [ItemSpec(i.id, i.standards, i.difficulty) for i in index.catalog]
-            predictions = CatalogPredictions([(model, model.encode_items(specs))])
+            predictions = CatalogPredictions.encode(model, index.catalog)
         self.predictions = predictions
         self._primed: dict[float, dict[str, np.ndarray]] = {}  # grade -> the starting state before evidence
 
@@ -403,7 +443,7 @@ class LearnerCore:
 
     def rebuild(self, meta: LearnerMeta, observations: Iterable[Observation]) -> Learner:
         """The learner ``meta``'s user-set part describes, after folding ``observations`` (the event
-        log, in order): exactly what live folding gave."""
+        log's answers in time order, see ``serving.service.evidence``): exactly what live folding gave."""
         learner = Learner(self.model.init_state(), meta.reset())
         self._refresh_priors(learner)
         for obs in observations:
@@ -435,6 +475,7 @@ class LearnerCore:
         if not units:  # an activity aligned to no standard of the graph: no evidence on any
             return []
         event = Event(obs.item_id, obs.standards, float(obs.correct), obs.time)
+        meta.last_time = obs.time if meta.last_time is None else max(meta.last_time, obs.time)
         if obs.placement:
             unit = obs.unit if obs.unit is not None else (units[0] if units else None)
             learner.state = self.model.update(learner.state, event)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -118,6 +118,12 @@ class LearnerModel(ABC):
     @abstractmethod
     def encode_items(self, items: Sequence[ItemSpec]) -> ItemBatch:
         """Encode candidates once so ``predict`` is a few vectorized operations."""
+
+    def item_key(self, item: ItemSpec) -> Hashable:
+        """What this model's prediction for ``item`` depends on besides the learner's state: items
+        with equal keys get the same P(correct), so a caller may predict one for all. The item
+        itself unless a model says less."""
+        return item
 
     @abstractmethod
     def predict(self, state: LearnerState, items: ItemBatch) -> np.ndarray:

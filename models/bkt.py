@@ -20,7 +20,7 @@ mastery is the mastery of its weakest part.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -167,6 +167,9 @@ class GraphBKT(LearnerModel):
         return state
 
     # ------------------------------------------------------------------ prediction
+    def item_key(self, item: ItemSpec) -> Hashable:
+        return item.standards, item.difficulty  # what encode_items reads: no parameter of an item's own
+
     def encode_items(self, items: Sequence[ItemSpec]) -> ItemBatch:
         """Items become groups (one per aligned standard) of leaf indices; P(know item) is the
         product over its standards of the mean knowledge of each standard's parts."""

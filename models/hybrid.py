@@ -9,7 +9,7 @@ graph BKT's P(known) everywhere: see :meth:`HybridModel.mastery`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any, cast
 
 import numpy as np
@@ -80,6 +80,11 @@ class HybridModel(LearnerModel):
     # ------------------------------------------------------------------ prediction
     def _use_trained(self, item: ItemSpec) -> bool:
         return bool(item.standards) and all(c in self.covered for c in item.standards)
+
+    def item_key(self, item: ItemSpec) -> Hashable:
+        if self._use_trained(item):
+            return "trained", self.trained.item_key(item)
+        return "fallback", self.fallback.item_key(item)
 
     def encode_items(self, items: Sequence[ItemSpec]) -> ItemBatch:
         mask = np.array([self._use_trained(i) for i in items], dtype=bool)

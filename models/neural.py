@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, NamedTuple
 
@@ -649,6 +649,13 @@ class NeuralModel(LearnerModel):
         if self._base is None or self._base[0] != self._serving_version:
             self._base = (self._serving_version, self._predict_logits(self.init_state(), self._typical_items()))
         return 1.0 / (1.0 + np.exp(-self._base[1]))
+
+    def item_key(self, item: ItemSpec) -> Hashable:
+        """What :meth:`encode_items` reads: an item seen in training is its own; others are their
+        standards and difficulty."""
+        known = self.item_index.get(item.item_id)
+        standards = tuple(sorted(set(self.standard_indices(item.standards))))
+        return known, standards, None if known is not None else item.difficulty
 
     def encode_items(self, items: Sequence[ItemSpec]) -> ItemBatch:
         """Candidates: item index, padded standards and difficulty feature, plus model-specific

@@ -32,7 +32,7 @@ from engine.catalog import Catalog, CatalogError, Item, parse_item
 from engine.graph import StandardsGraph
 from engine.learner import CatalogPredictions
 from engine.planner.index import PlannerIndex
-from models.base import ItemSpec, LearnerModel
+from models.base import LearnerModel
 from models.registry import for_graph
 from serving.model_provider import LoadedModel
 from serving.stores.base import LearnerStore, VersionConflict
@@ -172,7 +172,6 @@ class TenantContent:
                 catalog.upsert(item)
             index = engine.index.extended(own, catalog)
             model = loaded.model
-            batch = model.encode_items([ItemSpec(i.id, i.standards, i.difficulty) for i in own])
             return Content(
                 graph,
                 catalog,
@@ -180,7 +179,7 @@ class TenantContent:
                 loaded,
                 model,
                 loaded.version,
-                loaded.predictions.extended(model, batch),
+                loaded.predictions.extended(model, own),
                 frozenset(i.id for i in own),
             )
         # a framework of its own: the shared items aligned to it, the tenant's, and a model over its graph
@@ -189,8 +188,6 @@ class TenantContent:
             catalog.upsert(item)
         index = PlannerIndex.build(graph, catalog)
         model = for_graph(loaded.model, graph)
-        specs = [ItemSpec(i.id, i.standards, i.difficulty) for i in catalog]
-        encoded = model.encode_items(specs)
         digest = hashlib.sha256(orjson.dumps(package, option=orjson.OPT_SORT_KEYS)).hexdigest()[:8]
         return Content(
             graph,
@@ -199,7 +196,7 @@ class TenantContent:
             loaded,
             model,
             f"{loaded.version}~{digest}",
-            CatalogPredictions([(model, encoded)]),
+            CatalogPredictions.encode(model, catalog),
             frozenset(i.id for i in own),
         )
 

@@ -254,7 +254,7 @@ class ModelHolder:
                 raise refusal(version, report)
             if not report.passed:
                 log.warning("model %s forced past the promotion gate (%s): %s", version, force_reason, report.summary())
-            batch = model.encode_items([ItemSpec(i.id, i.standards, i.difficulty) for i in self.catalog])
+            predictions = CatalogPredictions.encode(model, self.catalog)
         except ModelLoadError:
             raise
         except Exception as exc:
@@ -264,7 +264,7 @@ class ModelHolder:
             version,
             source,
             time.time(),
-            CatalogPredictions([(model, batch)]),
+            predictions,
             report.to_json(),
             force_reason,
         )
@@ -324,13 +324,12 @@ class ModelHolder:
                 report = gate_report(cur.model, catalog, self.graph)
                 if not report.passed:
                     raise refusal(cur.version, report)
-                batch = cur.model.encode_items([ItemSpec(i.id, i.standards, i.difficulty) for i in catalog])
                 self.current = LoadedModel(
                     cur.model,
                     cur.version,
                     cur.source,
                     cur.loaded_at,
-                    CatalogPredictions([(cur.model, batch)]),
+                    CatalogPredictions.encode(cur.model, catalog),
                     cur.gate,
                     cur.forced,
                 )

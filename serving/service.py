@@ -115,9 +115,16 @@ def observation(event: StoredEvent) -> Observation:
 
 
 def evidence(log: Sequence[StoredEvent]) -> list[Observation]:
-    """The answers of an event log that count: not voided; exposures and voids are not evidence."""
+    """The answers of an event log that count (not voided; exposures and voids are not evidence),
+    in the order they happened: by :attr:`StoredEvent.time`, answers of the same time in the
+    log's order. An answer sent late (a device that synced offline work, statements read back
+    from an LRS after an outage) counts where it happened, not where it arrived."""
     voided = {e.voids for e in log if e.kind == "void"}
-    return [observation(e) for e in log if e.kind == "answer" and e.id not in voided]
+    return sorted((observation(e) for e in log if e.kind == "answer" and e.id not in voided), key=_when)
+
+
+def _when(obs: Observation) -> float:
+    return obs.time
 
 
 class ServedCore(LearnerCore):
@@ -692,7 +699,14 @@ class LearnerService:
                     retry[learner] = by_learner[learner]
             if retry:
                 # nothing written yet: a conflict refuses the batch whole (409); otherwise the
-                # conflicting learners are left out and listed in ``retry`` with the busy ones
+                # conflicting learners are left out and listed in ``retry`` with the busy ones.
+                # An event sent without a time is received now (after what the other request
+                # stored), not when this attempt began: it folds on instead of rebuilding.
+                now = self.clock()
+                retry = {
+                    learner: [e if e.timestamp_given else e.model_copy(update={"timestamp": now}) for e in group]
+                    for learner, group in retry.items()
+                }
                 pending, again = self._fresh_events(tenant, retry, None if accepted == 0 else conflicting)
                 duplicates.update(again)
             else:
@@ -762,13 +776,21 @@ class LearnerService:
             ),
             key=lambda e: e.time,
         )
-        if any(e.kind == "void" for e in stored):
-            log = [*self.store.events(view.record.tenant, view.record.learner_id), *stored]
+        self.fold(view, stored)
+        return self._prepare(view, stored)
+
+    def fold(self, view: LearnerView, events: Sequence[StoredEvent]) -> None:
+        """Fold a learner's new events (not stored yet) through the learner core. Answers that
+        come after everything folded are folded on; otherwise (a void, or an answer older than
+        the latest one folded) the learner is rebuilt from the log with them, in time order: in
+        both cases the state is what a replay of the log gives."""
+        new = evidence(events)
+        if any(e.kind == "void" for e in events) or not view.meta.folds_after(o.time for o in new):
+            log = [*self.store.events(view.record.tenant, view.record.learner_id), *events]
             view.learner = view.core.rebuild(view.meta, evidence(log))
         else:
-            for obs in evidence(stored):
+            for obs in new:
                 view.core.observe(view.learner, obs)
-        return self._prepare(view, stored)
 
     def _remember_unaligned(self, tenant: str, events: Sequence[IncomingEvent]) -> None:
         """Note the activities that had no alignment (``GET /v1/events/unaligned``): per item, the

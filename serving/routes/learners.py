@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
-from engine.learner import Observation, PlacementStatus
+from engine.learner import PlacementStatus
 from engine.planner.context import Overrides
 from engine.planner.planner import recommend
 from engine.planner.playlist import plan_playlist
@@ -330,9 +330,6 @@ def answer_placement(
             raise ApiError(422, "no_item", f"no item asks about {unit}; name the item answered", "item_id")
         now = service.clock()
         event_id = body.event_id or f"placement-{learner.meta.events + 1}-{int(now * 1000)}"
-        core.observe(
-            learner, Observation(question_item.id, question_item.standards, float(body.correct), now, "placement", unit)
-        )
         stored = StoredEvent(
             event_id,
             question_item.id,
@@ -344,6 +341,7 @@ def answer_placement(
             "placement",
             unit,
         )
-        return _placement_json(learner_id, core.placement_status(learner)), stored
+        service.fold(view, [stored])
+        return _placement_json(learner_id, core.placement_status(view.learner)), stored
 
     return service.mutate_with_event(principal.tenant, learner_id, change)

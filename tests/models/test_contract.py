@@ -250,3 +250,40 @@ def test_prior_values_skip_nan_and_take_a_repeated_code_last(factory) -> None:
         same(model.state_with_priors({"C": 0.2, "A": 0.9, "not-a-standard": 0.5}, state), plain)
     untouched = model.state_with_prior_values(codes, np.full(4, np.nan), model.init_state())
     same(untouched, model.state_with_priors({}, model.init_state()))
+
+
+def test_items_the_model_cannot_tell_apart_are_predicted_exactly_alike(factory) -> None:
+    """``item_key`` names what a model's prediction reads of an item. Items with one key get the
+    same P(correct) up to float rounding, and the catalog's predictions make them exactly equal,
+    in any batch: otherwise a float32 product, which rounds a row by where it sits in the batch,
+    would decide a tie between two such items (and the API and the simulator could disagree)."""
+    from engine.catalog import Item, Modality
+    from engine.learner import CatalogPredictions
+
+    model = factory(0)
+    specs = [
+        ("x-1", ("C",), 0.8),
+        ("x-2", ("C",), 0.8),  # twin of x-1 (neither is an item of its own to the model)
+        ("x-3", ("P.b",), None),
+        ("x-4", ("P.b",), None),  # twin of x-3
+        ("item-2", ("C",), 0.8),  # a trained item has parameters of its own (in a trained model)
+        ("item-3", ("C",), 0.8),
+        *((f"y-{k}", (STANDARDS[k % 6],), k / 40) for k in range(40)),  # many rows: rounding by position
+    ]
+    keys = [model.item_key(ItemSpec(i, s, d)) for i, s, d in specs]
+    assert keys[0] == keys[1] and keys[2] == keys[3] and keys[0] != keys[2]
+    if isinstance(model, NeuralModel):
+        assert len({keys[0], keys[4], keys[5]}) == 3
+    items = [Item(i, i, s, Modality.ONLINE_PRACTICE, 10.0, d) for i, s, d in specs]
+    predictions = CatalogPredictions.encode(model, items)
+    state = model.replay(history(3))
+    full = predictions.all(state)
+    assert np.allclose(full, model.predict(state, model.encode_items([ItemSpec(i, s, d) for i, s, d in specs])))
+    assert full[0] == full[1] and full[2] == full[3]
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        positions = rng.permutation(len(specs))[: rng.integers(2, len(specs))]
+        positions = np.concatenate([positions, [0, 1, 2, 3]])
+        got = predictions.at(state, positions)
+        assert got[-4] == got[-3] and got[-2] == got[-1]  # twins exactly alike, whatever the batch
+        assert np.allclose(got, full[positions], rtol=1e-6, atol=1e-9)

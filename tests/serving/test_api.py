@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import pytest
 
@@ -60,6 +61,49 @@ def test_a_time_ahead_of_the_server_clock_is_read_as_the_arrival_time(api) -> No
     assert all(r["timestamp"] < "2030" for r in recent)  # what the state used, not 2031
     again = c.post("/v1/events", json=[ahead, statement], headers=h)
     assert again.status_code == 200 and again.json()["duplicates"] == 2
+
+
+def test_an_answer_that_arrives_late_counts_where_it_happened(any_api) -> None:
+    """A tablet syncs this morning's offline work after the learner's later answers arrived (or
+    ``zpd lrs pull`` reads back an outage's statements): the learner's state is what the answers
+    give in the order they happened, the state a replay of the log gives, not the order they
+    arrived in. The learner failed four times offline, then succeeded four times: not struggling."""
+    c, h = any_api.client, any_api.h()
+
+    def answers(learner: str, hour: int, correct: bool) -> list[dict]:
+        return [
+            {
+                **native(k, learner, correct=correct),
+                "id": f"{learner}-{hour}-{k}",
+                "timestamp": f"2026-11-24T{hour:02d}:0{k}:00Z",
+            }
+            for k in range(4)
+        ]
+
+    for learner, batches in (("late", (10, 9)), ("in-order", (9, 10))):
+        for hour in batches:
+            r = c.post("/v1/events", json=answers(learner, hour, hour == 10), headers=h)
+            assert r.status_code == 200 and r.json()["accepted"] == 4, r.text
+    service = c.app.state.service
+    late, ordered = (service.load("tenant-a", who) for who in ("late", "in-order"))
+    unit = late.meta.progress.units["K.CC.A.1"]
+    assert (unit.streak, unit.failures_in_a_row, unit.recent) == (4, 0, (0.0, 0.0, 1.0, 1.0, 1.0, 1.0))
+    assert late.meta.progress.to_json() == ordered.meta.progress.to_json()
+    assert late.record.state == ordered.record.state
+    replayed = service.rebuild(late.core, late.record)
+    assert replayed.meta.to_json() == late.meta.to_json()
+    assert (
+        late.meta.last_time == ordered.meta.last_time == datetime.fromisoformat("2026-11-24T10:03:00+00:00").timestamp()
+    )
+
+
+def test_a_record_folded_before_fold_times_were_kept_is_rebuilt_on_its_next_answer() -> None:
+    from engine.learner import LearnerMeta
+
+    assert LearnerMeta(events=3).folds_after([1.0]) is False  # no last_time: the order is unknown
+    assert LearnerMeta().folds_after([1.0]) is True  # nothing folded yet
+    assert LearnerMeta(events=1, last_time=5.0).folds_after([5.0, 6.0]) is True
+    assert LearnerMeta(events=1, last_time=5.0).folds_after([6.0, 4.0]) is False
 
 
 def test_native_and_xapi_ingestion(any_api) -> None:
