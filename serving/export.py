@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from serving.stores.base import LearnerStore
+from serving.stores.base import LearnerStore, chronological
 
 __all__ = ["COLUMNS", "export_answers", "store_exporter"]
 
@@ -37,7 +37,7 @@ def export_answers(store: LearnerStore, tenant: str, path: Path) -> dict[str, in
         writer = csv.writer(fh)
         writer.writerow(["learner_id", "item_id", "score", "standards", "timestamp"])
         for _, learner in store.learners(tenant):
-            log = store.events(tenant, learner)
+            log = chronological(store.events(tenant, learner))
             voided = {e.voids for e in log if e.kind == "void" and e.voids}
             wrote = False
             for event in log:

@@ -45,6 +45,7 @@ from serving.stores.base import (
     StoredEvent,
     StoreError,
     VersionConflict,
+    chronological,
     content_hash,
     event_time,
 )
@@ -120,11 +121,7 @@ def evidence(log: Sequence[StoredEvent]) -> list[Observation]:
     log's order. An answer sent late (a device that synced offline work, statements read back
     from an LRS after an outage) counts where it happened, not where it arrived."""
     voided = {e.voids for e in log if e.kind == "void"}
-    return sorted((observation(e) for e in log if e.kind == "answer" and e.id not in voided), key=_when)
-
-
-def _when(obs: Observation) -> float:
-    return obs.time
+    return [observation(e) for e in chronological(log) if e.kind == "answer" and e.id not in voided]
 
 
 class ServedCore(LearnerCore):

@@ -32,7 +32,7 @@ from serving.schemas import (
     PlaylistIn,
 )
 from serving.service import ApiError, LearnerView
-from serving.stores.base import StoredEvent, content_hash
+from serving.stores.base import StoredEvent, chronological, content_hash
 from serving.views import (
     empty_json,
     flag_json,
@@ -138,7 +138,8 @@ def get_profile(
         resolved = [service.resolve_standard(principal.tenant, c, f"standards[{i}]") for i, c in enumerate(codes)]
         wanted = {u for code in resolved for u in (code, *graph.leaves(code))}
     since = changed_since.timestamp() if changed_since is not None else None
-    log = service.store.events(principal.tenant, learner_id) if (recent or since is not None) else []
+    # in the order things happened (an answer synced late sits where it happened, as it counts)
+    log = chronological(service.store.events(principal.tenant, learner_id)) if (recent or since is not None) else []
     if since is not None:
         log = [e for e in log if e.time >= since]
         touched = {

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -60,6 +60,17 @@ def event_time(sent: float, received: float) -> float:
     """The time an event counts at: as sent, or when it arrived if that is more than
     :data:`CLOCK_AHEAD_S` earlier (a device's clock set wrong)."""
     return received if sent > received + CLOCK_AHEAD_S else sent
+
+
+def chronological(log: Iterable[StoredEvent]) -> list[StoredEvent]:
+    """A learner's events in the order they happened (:attr:`StoredEvent.time`; events of the
+    same time in the log's order): how the learner's state counts them, so every view of a log
+    lists them so too. The log itself is in the order events arrived."""
+    return sorted(log, key=_happened)
+
+
+def _happened(event: StoredEvent) -> float:
+    return event.time
 
 
 @dataclass(frozen=True)

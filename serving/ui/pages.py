@@ -22,6 +22,7 @@ from engine.planner.gps import DAY
 from engine.planner.playlist import INDEPENDENT_PRACTICE, Rotation
 from engine.roster import Roster
 from serving.service import LearnerService, LearnerView
+from serving.stores.base import chronological
 
 __all__ = [
     "Thresholds",
@@ -74,7 +75,8 @@ class StudentRow:
 
 
 def _answers(service: LearnerService, tenant: str, learner_id: str) -> list[Any]:
-    return [e for e in service.store.events(tenant, learner_id) if e.kind == "answer" and e.correct is not None]
+    log = chronological(service.store.events(tenant, learner_id))
+    return [e for e in log if e.kind == "answer" and e.correct is not None]
 
 
 def _support_group(

@@ -90,6 +90,8 @@ def test_an_answer_that_arrives_late_counts_where_it_happened(any_api) -> None:
     assert (unit.streak, unit.failures_in_a_row, unit.recent) == (4, 0, (0.0, 0.0, 1.0, 1.0, 1.0, 1.0))
     assert late.meta.progress.to_json() == ordered.meta.progress.to_json()
     assert late.record.state == ordered.record.state
+    recent = c.get("/v1/learners/late/profile", headers=h).json()["recent_evidence"]  # newest first, as they happened
+    assert [r["timestamp"][11:16] for r in recent] == [f"{hour}:0{k}" for hour in ("10", "09") for k in (3, 2, 1, 0)]
     replayed = service.rebuild(late.core, late.record)
     assert replayed.meta.to_json() == late.meta.to_json()
     assert (
