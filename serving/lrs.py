@@ -29,6 +29,7 @@ import httpx
 
 from engine.xapi import StatementError, parse_time
 from serving.service import ApiError, LearnerService
+from serving.stores.base import VersionConflict
 
 __all__ = ["LrsError", "PullReport", "cursor_setting", "pull"]
 
@@ -207,7 +208,22 @@ def pull(
         run.store(readable)
     if not report.not_stored and newest is not None:
         mark = newest if consistent is None else min(newest, consistent)
-        if cursor is None or mark > _seconds(cursor, f"setting {name}"):
-            report.cursor = _iso(mark)
-            service.store.put_setting(name, json.dumps({"endpoint": endpoint, "stored": report.cursor}))
+        report.cursor = _advance(service, name, endpoint, mark)
     return report
+
+
+def _advance(service: LearnerService, name: str, endpoint: str, mark: float) -> str:
+    """Move the cursor forward to ``mark`` (never back: another pull may have gone further
+    meanwhile); the cursor after."""
+    while True:
+        current = service.store.get_setting(name)
+        version, held = (current[0], json.loads(current[1])["stored"]) if current else (0, None)
+        if held is not None and _seconds(held, f"setting {name}") >= mark:
+            return str(held)
+        try:
+            service.store.put_setting(
+                name, json.dumps({"endpoint": endpoint, "stored": _iso(mark)}), expected_version=version
+            )
+            return _iso(mark)
+        except VersionConflict:
+            continue

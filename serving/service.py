@@ -548,7 +548,7 @@ class LearnerService:
         for event in events:
             by_learner.setdefault(event.learner_id, []).append(event)
         with self.locks.hold(tenant, by_learner):
-            accepted, duplicates, busy = self._ingest(tenant, by_learner, now)
+            accepted, duplicates, busy = self._ingest(tenant, by_learner)
         unaligned = [
             e
             for learner, group in by_learner.items()
@@ -675,7 +675,7 @@ class LearnerService:
                 )
         return voided
 
-    def _ingest(self, tenant: str, by_learner: dict[str, list[IncomingEvent]], now: float) -> tuple[int, int, set[str]]:
+    def _ingest(self, tenant: str, by_learner: dict[str, list[IncomingEvent]]) -> tuple[int, int, set[str]]:
         # Every learner is checked for conflicting repeats before anything is written.
         pending, duplicates = self._fresh_events(tenant, by_learner)
         accepted, conflicting = 0, set[str]()
@@ -683,6 +683,10 @@ class LearnerService:
             if not pending:
                 break
             records = self.store.get_many(tenant, list(pending))
+            # read after the records: an event sent without a time is received after everything
+            # the read saw (a request that waited for a learner's lock, or lost a race to another
+            # worker, folds its events on rather than before what was written meanwhile)
+            now = self.clock()
             commits = [
                 self._fold_events(self._view(records.get(learner) or self._new_record(tenant, learner)), fresh, now)
                 for learner, fresh in pending.items()
@@ -696,14 +700,7 @@ class LearnerService:
                     retry[learner] = by_learner[learner]
             if retry:
                 # nothing written yet: a conflict refuses the batch whole (409); otherwise the
-                # conflicting learners are left out and listed in ``retry`` with the busy ones.
-                # An event sent without a time is received now (after what the other request
-                # stored), not when this attempt began: it folds on instead of rebuilding.
-                now = self.clock()
-                retry = {
-                    learner: [e if e.timestamp_given else e.model_copy(update={"timestamp": now}) for e in group]
-                    for learner, group in retry.items()
-                }
+                # conflicting learners are left out and listed in ``retry`` with the busy ones
                 pending, again = self._fresh_events(tenant, retry, None if accepted == 0 else conflicting)
                 duplicates.update(again)
             else:
@@ -753,8 +750,8 @@ class LearnerService:
         return LearnerRecord(tenant, learner_id)
 
     def _fold_events(self, view: LearnerView, fresh: list[tuple[IncomingEvent, str]], now: float) -> Commit:
-        """Fold the learner's new events (in time order) through the learner core; a void
-        rebuilds the learner from the log without the voided event."""
+        """The learner's commit with its new events, received at ``now``, folded in time order
+        (:meth:`fold`)."""
         stored = sorted(
             (
                 StoredEvent(
@@ -762,7 +759,7 @@ class LearnerService:
                     e.item_id,
                     e.standards,
                     e.correct,
-                    e.timestamp,
+                    e.timestamp if e.timestamp_given else now,  # received now
                     now,
                     digest,
                     e.source,

@@ -205,6 +205,39 @@ def test_concurrent_overlapping_batches_count_every_event_once(any_api) -> None:
     assert total == 4 * 6 * 12 + 1
 
 
+def test_events_without_a_time_from_racing_workers_fold_on_without_rebuilding(api, monkeypatch) -> None:
+    """An event sent without a time is received when its learner is written (after the read of
+    the record), so a request that waited for the learner or lost a race to another worker folds
+    its events on top: no rebuild from the log, whatever the interleaving."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from engine.learner import LearnerCore
+    from serving.service import LearnerService
+
+    service = api.client.app.state.service
+    workers = [service, LearnerService(service.engine, service.store)]
+    rebuilds = []
+    real = LearnerCore.rebuild
+    monkeypatch.setattr(LearnerCore, "rebuild", lambda self, *a: rebuilds.append(1) or real(self, *a))
+
+    def sender(t: int) -> None:
+        for b in range(8):
+            batch = [
+                {"id": f"t{t}-{b}-{j}", "learner_id": f"s{j % 3}", "item_id": ITEM, "correct": j % 2 == 0}
+                for j in range(6)
+            ]
+            assert workers[t % 2].ingest("tenant-a", batch)["retry"] == []
+
+    with ThreadPoolExecutor(4) as pool:
+        for done in [pool.submit(sender, t) for t in range(4)]:
+            done.result()
+    assert rebuilds == []
+    for k in range(3):
+        log = api.store.events("tenant-a", f"s{k}")
+        assert len(log) == 4 * 8 * 2 and all(e.timestamp == e.received == e.time for e in log)
+        assert [e.time for e in log] == sorted(e.time for e in log)  # arrival order is the order of time
+
+
 def test_bad_events_name_the_field(api) -> None:
     c, h = api.client, api.h()
     r = c.post("/v1/events", json=[native(1), {**native(2), "correct": "yes"}], headers=h)

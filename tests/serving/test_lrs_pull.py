@@ -172,3 +172,12 @@ def test_an_unreachable_lrs_is_an_error_naming_it(service) -> None:
 
     with pytest.raises(LrsError, match="cannot be reached"):
         pull(service, "school", client(refuse), ENDPOINT)
+
+
+def test_the_cursor_never_moves_back(service) -> None:
+    """A pull over an older window (``--since``) stores what it reads and leaves a later cursor."""
+    pull(service, "school", client(FakeLrs([statement(1, stored="2026-12-02T10:00:00.000Z")])), ENDPOINT)
+    older = FakeLrs([statement(2, stored="2026-12-01T10:00:00.000Z")])
+    report = pull(service, "school", client(older), ENDPOINT, since=1_764_000_000.0)
+    assert report.accepted == 1 and report.cursor == "2026-12-02T10:00:00.000Z"
+    assert json.loads(service.store.get_setting(cursor_setting("school", ENDPOINT))[1])["stored"] == report.cursor
