@@ -319,6 +319,14 @@ def lrs_pull(
     overlap: Annotated[
         float, typer.Option(min=0, help="Seconds the cursor is moved back (statements stored out of order).")
     ] = 300.0,
+    filters: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--filter",
+            help="NAME=VALUE, repeatable: an xAPI statements filter (agent, verb, activity, registration, "
+            "related_activities, related_agents), for an LRS that holds others' statements too.",
+        ),
+    ] = None,
     store: StoreOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
@@ -330,14 +338,21 @@ def lrs_pull(
 
     from engine.xapi import StatementError, parse_time
     from serving.app import build_engine
-    from serving.lrs import XAPI_VERSION, LrsError, pull
+    from serving.lrs import XAPI_VERSION, LrsError, check_filters, pull
     from serving.service import ApiError, LearnerService
     from serving.stores.base import StoreError
 
     try:
         start = parse_time(since, "--since")[0] if since is not None else None
         end = parse_time(until, "--until")[0] if until is not None else None
-    except StatementError as exc:
+        selected = {}
+        for given in filters or []:
+            key, sep, value = given.partition("=")
+            if not sep or not key.strip():
+                raise LrsError(f"--filter {given!r}: expected NAME=VALUE")
+            selected[key.strip()] = value
+        check_filters(selected)
+    except (StatementError, LrsError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     opened = _store(ctx, store)
@@ -345,7 +360,17 @@ def lrs_pull(
     try:
         with httpx.Client(auth=(user, password), headers=headers, timeout=60) as client:
             service = LearnerService(build_engine(_config(ctx)), opened)
-            report = pull(service, tenant, client, lrs, since=start, until=end, page_size=page_size, overlap_s=overlap)
+            report = pull(
+                service,
+                tenant,
+                client,
+                lrs,
+                since=start,
+                until=end,
+                page_size=page_size,
+                overlap_s=overlap,
+                filters=selected,
+            )
     except (LrsError, StoreError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -31,7 +31,7 @@ from engine.xapi import StatementError, parse_time
 from serving.service import ApiError, LearnerService
 from serving.stores.base import VersionConflict
 
-__all__ = ["LrsError", "PullReport", "cursor_setting", "pull"]
+__all__ = ["FILTERS", "LrsError", "PullReport", "cursor_setting", "pull"]
 
 #: the xAPI version zpd speaks to an LRS
 XAPI_VERSION = "1.0.3"
@@ -41,9 +41,22 @@ class LrsError(RuntimeError):
     """The LRS could not be read (unreachable, refused, or not answering a StatementResult)."""
 
 
-def cursor_setting(tenant: str, endpoint: str) -> str:
-    """The setting holding ``tenant``'s cursor for the LRS at ``endpoint``."""
-    return f"lrs-cursor@{tenant}@{hashlib.sha256(endpoint.encode()).hexdigest()[:16]}"
+#: the statement filters of xAPI's ``GET /statements`` a pull may pass on (an LRS shared by
+#: several tenants or platforms: the activities, verbs, agent or registration of one of them)
+FILTERS = ("agent", "verb", "activity", "registration", "related_activities", "related_agents")
+
+
+def check_filters(filters: Mapping[str, str]) -> None:
+    for name in filters:
+        if name not in FILTERS:
+            raise LrsError(f"filter {name!r} is not an xAPI statements filter; use one of {', '.join(FILTERS)}")
+
+
+def cursor_setting(tenant: str, endpoint: str, filters: Mapping[str, str] | None = None) -> str:
+    """The setting holding ``tenant``'s cursor for the LRS at ``endpoint`` read with ``filters``
+    (each selection of statements has a cursor of its own)."""
+    what = json.dumps([endpoint, sorted((filters or {}).items())])
+    return f"lrs-cursor@{tenant}@{hashlib.sha256(what.encode()).hexdigest()[:16]}"
 
 
 @dataclass
@@ -166,18 +179,22 @@ def pull(
     until: float | None = None,
     page_size: int = 100,
     overlap_s: float = 300.0,
+    filters: Mapping[str, str] | None = None,
     retries: int = 5,
     backoff_s: float = 0.2,
 ) -> PullReport:
     """Read the statements the LRS at ``endpoint`` (its statements resource) stored since
-    ``since`` (else the tenant's cursor less ``overlap_s``, else all) and store them for ``tenant``."""
-    name = cursor_setting(tenant, endpoint)
+    ``since`` (else the cursor less ``overlap_s``, else all), among those ``filters`` select
+    (xAPI's statement filters, :data:`FILTERS`), and store them for ``tenant``."""
+    filters = dict(filters or {})
+    check_filters(filters)
+    name = cursor_setting(tenant, endpoint, filters)
     saved = service.store.get_setting(name)
     cursor = json.loads(saved[1])["stored"] if saved else None
     if since is None and cursor is not None:
         since = _seconds(cursor, f"setting {name}") - overlap_s
     report = PullReport(endpoint, tenant, None if since is None else _iso(since), cursor=cursor)
-    params = {"limit": str(page_size), "ascending": "true"}
+    params = {**filters, "limit": str(page_size), "ascending": "true"}
     if since is not None:
         params["since"] = _iso(since)
     if until is not None:

@@ -181,3 +181,19 @@ def test_the_cursor_never_moves_back(service) -> None:
     report = pull(service, "school", client(older), ENDPOINT, since=1_764_000_000.0)
     assert report.accepted == 1 and report.cursor == "2026-12-02T10:00:00.000Z"
     assert json.loads(service.store.get_setting(cursor_setting("school", ENDPOINT))[1])["stored"] == report.cursor
+
+
+def test_filters_select_statements_and_keep_a_cursor_each(service) -> None:
+    """An LRS shared with other platforms: xAPI's statement filters go to the LRS, and each
+    selection keeps its own cursor; a name xAPI does not know is refused before any request."""
+    lrs = FakeLrs([statement(1)])
+    activity = {"activity": "https://content.example.com/activities/q1", "related_activities": "true"}
+    report = pull(service, "school", client(lrs), ENDPOINT, filters=activity)
+    query = parse_qs(urlsplit(str(lrs.requests[0].url)).query)
+    assert query["activity"] == [activity["activity"]] and query["related_activities"] == ["true"]
+    assert report.cursor is not None
+    assert service.store.get_setting(cursor_setting("school", ENDPOINT, activity)) is not None
+    assert service.store.get_setting(cursor_setting("school", ENDPOINT)) is None
+    with pytest.raises(LrsError, match="'actor' is not an xAPI statements filter"):
+        pull(service, "school", client(lrs), ENDPOINT, filters={"actor": "x"})
+    assert len(lrs.requests) == 1
