@@ -156,7 +156,7 @@ def statement(verb: str, result: dict | None, activity: str, standard: str | Non
     return body
 
 
-def test_statements_posted_to_ralph_reach_the_learner_in_zpd(ralph, zpd) -> None:
+def test_statements_posted_to_ralph_reach_the_learner_in_zpd(ralph, zpd, shared_engine) -> None:
     zpd_url, key, store = zpd
     platform = httpx.Client(
         auth=("platform", "platform-secret"), headers={"X-Experience-API-Version": "1.0.3"}, timeout=10
@@ -188,6 +188,13 @@ def test_statements_posted_to_ralph_reach_the_learner_in_zpd(ralph, zpd) -> None
     assert again.status_code in (204, 409)
     time.sleep(1.0)
     assert len(store.events("school", lea)) == 3
+    # what Ralph forwarded and what it answers to GET /statements are the same statements: a
+    # pull finds every one a duplicate (none a conflicting repeat)
+    from serving.lrs import pull
+
+    with httpx.Client(auth=("platform", "platform-secret"), headers={"X-Experience-API-Version": "1.0.3"}) as lrs:
+        report = pull(LearnerService(shared_engine, store), "school", lrs, f"{ralph}/xAPI/statements")
+    assert (report.statements, report.duplicates, report.accepted, report.refused) == (3, 3, 0, [])
 
 
 def test_ralph_fs_backend_keeps_only_its_first_write(ralph, zpd) -> None:
