@@ -752,24 +752,21 @@ class LearnerService:
     def _fold_events(self, view: LearnerView, fresh: list[tuple[IncomingEvent, str]], now: float) -> Commit:
         """The learner's commit with its new events, received at ``now``, folded in time order
         (:meth:`fold`)."""
-        stored = sorted(
-            (
-                StoredEvent(
-                    e.id,
-                    e.item_id,
-                    e.standards,
-                    e.correct,
-                    e.timestamp if e.timestamp_given else now,  # received now
-                    now,
-                    digest,
-                    e.source,
-                    kind=e.kind,
-                    voids=e.voids,
-                )
-                for e, digest in fresh
-            ),
-            key=lambda e: e.time,
-        )
+        stored = [
+            StoredEvent(
+                e.id,
+                e.item_id,
+                e.standards,
+                e.correct,
+                e.timestamp if e.timestamp_given else now,  # received now
+                now,
+                digest,
+                e.source,
+                kind=e.kind,
+                voids=e.voids,
+            )
+            for e, digest in fresh
+        ]  # logged as they arrived; :meth:`fold` counts them as they happened
         self.fold(view, stored)
         return self._prepare(view, stored)
 
