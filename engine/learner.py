@@ -279,6 +279,9 @@ class LearnerMeta:
     events: int = 0
     #: the time of the latest observation folded (None: none yet, or folded before it was kept)
     last_time: float | None = None
+    #: earlier states of this learner, kept by the server so an answer that arrives late refolds
+    #: only what came after one (``serving.checkpoints``); opaque here, and gone with a rebuild
+    checkpoints: list[dict[str, Any]] = field(default_factory=list)
 
     def reset(self) -> LearnerMeta:
         """The user-set part only, ready to fold the event log into (:meth:`LearnerCore.rebuild`)."""
@@ -325,6 +328,7 @@ class LearnerMeta:
             "diagnostics": [d.to_json() for d in self.diagnostics],
             "events": self.events,
             "last": self.last_time,
+            **({"cp": list(self.checkpoints)} if self.checkpoints else {}),
         }
 
     @classmethod
@@ -348,6 +352,7 @@ class LearnerMeta:
             diagnostics=[Diagnostic.from_json(d) for d in data.get("diagnostics", ())],
             events=int(data.get("events", 0)),
             last_time=None if data.get("last") is None else float(data["last"]),
+            checkpoints=list(data.get("cp", ())),
         )
         if data.get("v") is None and data.get("placement"):  # version 1: one diagnostic, answers kept apart
             meta.answers = [(str(u), bool(c), True) for u, c in data["placement"].get("answers", ())]
@@ -446,6 +451,12 @@ class LearnerCore:
         log's answers in time order, see ``serving.service.evidence``): exactly what live folding gave."""
         learner = Learner(self.model.init_state(), meta.reset())
         self._refresh_priors(learner)
+        return self.resume(learner, observations)
+
+    def resume(self, learner: Learner, observations: Iterable[Observation]) -> Learner:
+        """Go on folding ``observations`` (in time order) into ``learner``, as :meth:`rebuild` folds
+        them: a learner restored as it was after a prefix of its log in time order, resumed with
+        the rest, is that rebuild."""
         for obs in observations:
             self._activate_diagnostics(learner)
             self.observe(learner, obs)

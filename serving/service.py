@@ -33,6 +33,7 @@ from engine.planner.playlist import Rotation, plan_rotation
 from engine.roster import Roster, RosterBundle
 from engine.xapi import DEFAULT_VERBS
 from models.base import ModelFormatError, state_from_bytes, state_to_bytes
+from serving import checkpoints
 from serving.content import Content, TenantContent
 from serving.model_provider import LoadedModel, ModelHolder
 from serving.plans import forget_learner
@@ -773,15 +774,22 @@ class LearnerService:
     def fold(self, view: LearnerView, events: Sequence[StoredEvent]) -> None:
         """Fold a learner's new events (not stored yet) through the learner core. Answers that
         come after everything folded are folded on; otherwise (a void, or an answer older than
-        the latest one folded) the learner is rebuilt from the log with them, in time order: in
-        both cases the state is what a replay of the log gives."""
+        the latest one folded) the learner is refolded with them in time order, from its newest
+        checkpoint before them (:mod:`serving.checkpoints`) or else from its whole log: in every
+        case the state is what a replay of the log gives."""
         new = evidence(events)
         if any(e.kind == "void" for e in events) or not view.meta.folds_after(o.time for o in new):
-            log = [*self.store.events(view.record.tenant, view.record.learner_id), *events]
-            view.learner = view.core.rebuild(view.meta, evidence(log))
+            log = self.store.events(view.record.tenant, view.record.learner_id)
+            restored = checkpoints.restore(view.meta, view.core.version, log, events)
+            if restored is None:
+                view.learner = view.core.rebuild(view.meta, evidence([*log, *events]))
+            else:  # from the newest checkpoint before the late answers: what the rebuild gives
+                learner, rest = restored
+                view.learner = view.core.resume(learner, evidence(rest))
         else:
             for obs in new:
                 view.core.observe(view.learner, obs)
+        checkpoints.take(view.learner, view.record.event_count + len(events), view.core.version)
 
     def _remember_unaligned(self, tenant: str, events: Sequence[IncomingEvent]) -> None:
         """Note the activities that had no alignment (``GET /v1/events/unaligned``): per item, the

@@ -1,0 +1,129 @@
+"""Checkpoints: earlier states of a learner, so an answer that arrives late refolds only what
+came after one instead of the learner's whole event log.
+
+Answers count in the order they happened (:func:`serving.service.evidence`). One that arrives
+after later ones (a device syncing offline work, statements read back from an LRS) used to mean
+folding the learner's whole log again: its cost grew with the learner's history (about a quarter
+of a second per thousand answers) and was paid under the learner's lock. Every
+:data:`EVERY` answers folded, the learner as it stands is kept in its record (the newest
+:data:`KEEP` of them, in the meta as ``cp``); a late batch restores the newest checkpoint that
+comes before all of its answers and folds on from there.
+
+A checkpoint is the learner after the first ``position`` events of its log, all of them folded
+in time order, the latest answer at ``time``. Every event logged after it happened at or after
+``time`` (each was folded on, or refolded from it), so the log in time order is the
+checkpoint's part followed by the rest: restoring it and folding the rest in time order is a
+rebuild of the whole log, with exactly the same operations on the same numbers. A rebuild from
+the log (a new model, a grade change, an activity aligned since) starts the learner afresh,
+without checkpoints; the checkpoints are taken again as answers come.
+"""
+
+from __future__ import annotations
+
+import base64
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from engine.learner import Learner, LearnerMeta
+from models.base import ModelFormatError, state_from_bytes, state_to_bytes
+from serving.stores.base import StoredEvent
+
+__all__ = ["EVERY", "KEEP", "Checkpoint", "restore", "take"]
+
+#: answers folded between two checkpoints: a late batch refolds at most about ``EVERY x KEEP``
+#: answers when it comes after the older checkpoint
+EVERY = 200
+#: checkpoints kept per learner (each is the learner's state and progress, compressed: about
+#: 14 kB for a learner with a thousand answers)
+KEEP = 2
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    position: int  # the events of the log it holds: the first ``position``
+    time: float  # the time of the latest answer folded
+    events: int  # observations folded (``LearnerMeta.events``)
+    model: str  # the model version that folded them
+    data: str  # base64 of the zlib of: the meta's length (4 bytes), the meta JSON, the state bytes
+
+    def to_json(self) -> dict[str, Any]:
+        return {"n": self.position, "t": self.time, "e": self.events, "model": self.model, "data": self.data}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Checkpoint | None:
+        """None for an entry this version cannot read (it is then not used)."""
+        try:
+            return cls(int(data["n"]), float(data["t"]), int(data["e"]), str(data["model"]), str(data["data"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+def take(learner: Learner, position: int, model: str) -> None:
+    """Keep ``learner`` as it stands (its log's first ``position`` events folded) when
+    :data:`EVERY` answers were folded since its newest checkpoint; the oldest beyond
+    :data:`KEEP` go."""
+    meta = learner.meta
+    kept = [c for c in (Checkpoint.from_json(d) for d in meta.checkpoints) if c is not None and c.model == model]
+    newest = kept[-1].events if kept else 0
+    if meta.last_time is None or meta.events - newest < EVERY:
+        if len(kept) != len(meta.checkpoints):
+            meta.checkpoints = [c.to_json() for c in kept]
+        return
+    derived = {k: v for k, v in meta.to_json().items() if k != "cp"}
+    header = orjson.dumps(derived)
+    blob = len(header).to_bytes(4, "little") + header + state_to_bytes(learner.state)
+    data = base64.b64encode(zlib.compress(blob, 1)).decode("ascii")
+    kept.append(Checkpoint(position, meta.last_time, meta.events, model, data))
+    meta.checkpoints = [c.to_json() for c in kept[-KEEP:]]
+
+
+def restore(
+    meta: LearnerMeta, model: str, log: Sequence[StoredEvent], new: Sequence[StoredEvent]
+) -> tuple[Learner, list[StoredEvent]] | None:
+    """The learner as the newest usable checkpoint holds it, with ``meta``'s user-set part, and the
+    events to fold on from it (the log after it and ``new``); None when none is usable: the
+    learner is rebuilt from its whole log.
+
+    Usable: written by ``model``, over a prefix of ``log``, before every answer of ``new``, no
+    void among ``new`` voiding one of its events, the grade it was folded with, and the
+    diagnostics it knew started where they did (a diagnostic started since is folded on)."""
+    answers = [e.time for e in new if e.kind == "answer"]
+    earliest = min(answers) if answers else float("inf")
+    voided = {e.voids for e in new if e.kind == "void" and e.voids}
+    for k in reversed(range(len(meta.checkpoints))):
+        cp = Checkpoint.from_json(meta.checkpoints[k])
+        if cp is None or cp.model != model or cp.position > len(log) or cp.time > earliest:
+            continue
+        rest = list(log[cp.position :])
+        if voided and voided & {e.id for e in log[: cp.position]}:
+            continue
+        if any(e.kind == "answer" and e.time < cp.time for e in rest):
+            continue  # not a checkpoint of this log (it is kept with the log; defensive)
+        learner = _unpack(cp, meta)
+        if learner is not None:
+            # the newer ones hold an event that ``new`` comes before, or voids: they go
+            learner.meta.checkpoints = list(meta.checkpoints[: k + 1])
+            return learner, [*rest, *new]
+    return None
+
+
+def _unpack(cp: Checkpoint, meta: LearnerMeta) -> Learner | None:
+    try:
+        blob = zlib.decompress(base64.b64decode(cp.data))
+        size = int.from_bytes(blob[:4], "little")
+        then = LearnerMeta.from_json(orjson.loads(blob[4 : 4 + size]))
+        state = state_from_bytes(blob[4 + size :])
+    except (ValueError, zlib.error, orjson.JSONDecodeError, ModelFormatError):
+        return None
+    known = [(d.start_event, d.focus) for d in then.diagnostics]
+    if then.grade != meta.grade or known != [(d.start_event, d.focus) for d in meta.diagnostics[: len(known)]]:
+        return None
+    # what users set is as it is now; what the observations made of the learner, as it was then
+    # (a diagnostic started since has not begun in it: the fold starts it where it did)
+    then.seed, then.interests, then.goal, then.overrides = meta.seed, meta.interests, meta.goal, meta.overrides
+    then.diagnostics = [*then.diagnostics, *(d.reset() for d in meta.diagnostics[len(known) :])]
+    return Learner(state, then)

@@ -1,0 +1,192 @@
+"""Checkpoints: an answer that arrives late refolds the learner from the newest checkpoint before
+it, not from the whole log, and the state is exactly what a rebuild of the whole log gives."""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+
+import pytest
+
+from engine.learner import LearnerCore
+from models.base import state_to_bytes
+from serving import checkpoints
+
+T0 = 1_790_000_000.0  # 2026-09-22: before the server's clock
+
+
+@pytest.fixture()
+def folds(monkeypatch) -> list[tuple[str, int]]:
+    """Checkpoints every 5 answers, and a record of every fold from scratch or from a checkpoint:
+    ``("rebuild" | "resume", observations folded)``."""
+    monkeypatch.setattr(checkpoints, "EVERY", 5)
+    seen: list[tuple[str, int]] = []
+    rebuilding = []
+    rebuild, resume = LearnerCore.rebuild, LearnerCore.resume
+
+    def counted_rebuild(self, meta, observations):
+        observations = list(observations)
+        seen.append(("rebuild", len(observations)))
+        rebuilding.append(True)
+        try:
+            return rebuild(self, meta, observations)
+        finally:
+            rebuilding.pop()
+
+    def counted_resume(self, learner, observations):
+        observations = list(observations)
+        if not rebuilding:  # rebuild's own call is not a resume from a checkpoint
+            seen.append(("resume", len(observations)))
+        return resume(self, learner, observations)
+
+    monkeypatch.setattr(LearnerCore, "rebuild", counted_rebuild)
+    monkeypatch.setattr(LearnerCore, "resume", counted_resume)
+    return seen
+
+
+def _items(api, grades: tuple[str, ...] = ("2", "3")) -> list[str]:
+    engine = api.client.app.state.engine
+    return sorted(i.id for i in engine.catalog if any(engine.graph.standards[c].grade in grades for c in i.standards))[
+        :40
+    ]
+
+
+def _id(k: int) -> str:
+    return str(uuid.UUID(int=k + 1))
+
+
+def _answer(k: int, learner: str, item: str, correct: bool, minute: float) -> dict:
+    return {"id": _id(k), "learner_id": learner, "item_id": item, "correct": correct, "timestamp": T0 + 60 * minute}
+
+
+def _void(k: int, target: int) -> dict:
+    """An xAPI statement voiding answer ``target`` (sent by the platform's admin account)."""
+    return {
+        "id": _id(10_000 + k),
+        "actor": {"account": {"homePage": "https://lms.example", "name": "admin"}},
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
+        "object": {"objectType": "StatementRef", "id": _id(target)},
+    }
+
+
+def _same_as_rebuild(api, learner: str, folds: list[tuple[str, int]]) -> None:
+    service = api.client.app.state.service
+    view = service.load("tenant-a", learner)
+    rebuilt = service.rebuild(view.core, view.record)
+    folds.pop()  # this rebuild is the check's own
+    assert view.record.state == state_to_bytes(rebuilt.state), learner
+    stored = {k: v for k, v in view.record.meta.items() if k != "cp"}
+    assert json.loads(json.dumps(rebuilt.meta.to_json())) == stored, learner
+
+
+def _user_set(api, learner: str) -> dict:
+    """What users set of a stored learner (events never change it)."""
+    meta = api.store.get("tenant-a", learner).meta
+    return {
+        **{k: meta[k] for k in ("seed", "grade", "interests", "goal", "overrides")},
+        "diagnostics": [(d["start_event"], d["focus"]) for d in meta["diagnostics"]],
+    }
+
+
+def test_a_late_batch_refolds_from_the_newest_checkpoint_before_it(any_api, folds) -> None:
+    c, h = any_api.client, any_api.h()
+    items = _items(any_api)
+    assert c.post("/v1/learners/s1", json={"grade": "3"}, headers=h).status_code == 200
+    for start in range(0, 24, 4):  # 24 answers in order, 4 a batch: checkpoints at 8, 16 and 24
+        events = [_answer(k, "s1", items[k % len(items)], k % 3 != 0, 10 * k) for k in range(start, start + 4)]
+        assert c.post("/v1/events", json=events, headers=h).json()["accepted"] == 4
+    assert folds == []  # in order: folded on
+    record = any_api.store.get("tenant-a", "s1")
+    kept = [checkpoints.Checkpoint.from_json(d) for d in record.meta["cp"]]
+    assert [(cp.position, cp.events) for cp in kept] == [(16, 16), (24, 24)]  # taken at 8, 16, 24; two kept
+    assert len(kept) == checkpoints.KEEP
+
+    # answers that happened after the older checkpoint and before the newer one: from the older
+    late = [_answer(100 + j, "s1", items[j], False, 10 * 17 + j) for j in range(3)]
+    assert c.post("/v1/events", json=late, headers=h).json()["accepted"] == 3
+    assert folds == [("resume", 8 + 3)]  # the log after the 16th event, and the three
+    _same_as_rebuild(any_api, "s1", folds)
+    record = any_api.store.get("tenant-a", "s1")
+    assert [checkpoints.Checkpoint.from_json(d).position for d in record.meta["cp"]] == [16, 27]
+
+    # a void of a recent answer: from the newest checkpoint that does not hold it
+    r = c.post("/v1/events", json=[_void(1, 23)], headers=h)
+    assert r.status_code == 200 and r.json()["accepted"] == 1, r.text
+    _same_as_rebuild(any_api, "s1", folds)
+    assert folds[-1][0] == "resume"
+
+    # an answer older than every checkpoint: the whole log again
+    older = [_answer(200, "s1", items[1], True, 5)]
+    assert c.post("/v1/events", json=older, headers=h).json()["accepted"] == 1
+    assert folds[-1] == ("rebuild", 24 + 3 + 1 - 1)  # every answer but the voided one
+    _same_as_rebuild(any_api, "s1", folds)
+    assert [d["n"] for d in any_api.store.get("tenant-a", "s1").meta["cp"]] == [29]  # a fresh one, at the end
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_any_arrival_order_gives_the_state_a_rebuild_gives(api, folds, seed) -> None:
+    """Batches in random order of time (some late, some in order), voids of recent answers, a
+    grade and a diagnostic started on the way: after every batch, the stored learner
+    is exactly the rebuild of its log, and checkpoints did the work of most late batches."""
+    rng = random.Random(seed)
+    c, h = api.client, api.h()
+    items = _items(api)
+    assert c.post("/v1/learners/s1", json={"grade": "3"}, headers=h).status_code == 200
+    sent: list[int] = []
+    k = 0
+    for batch in range(30):
+        size = rng.randint(1, 6)
+        late = rng.random() < 0.4
+        events = []
+        for _ in range(size):
+            # late: mostly work of the last few hours (a device syncing), now and then much older
+            back = rng.uniform(0, 10 * k) if rng.random() < 0.15 else rng.uniform(0, 150)
+            minute = max(1.0, 10 * k - back) if late else 10 * k + rng.uniform(0, 5) + 1
+            events.append(_answer(k, "s1", rng.choice(items), rng.random() < 0.6, minute))
+            sent.append(k)
+            k += 1
+        if sent and rng.random() < 0.2:
+            target = rng.choice((sent[:-size] or sent)[-12:])  # mostly a recent answer
+            events.append(_void(k, target))
+        before = _user_set(api, "s1")
+        r = c.post("/v1/events", json=events, headers=h)
+        assert r.status_code == 200, r.text
+        assert _user_set(api, "s1") == before
+        if batch == 12:
+            assert c.post("/v1/learners/s1/placement", headers=h).status_code == 200
+            assert c.put("/v1/learners/s1/goal", json={"standards": ["4.NF.A.1"]}, headers=h).status_code == 200
+        _same_as_rebuild(api, "s1", folds)
+    resumed = [n for kind, n in folds if kind == "resume"]
+    assert resumed, folds  # checkpoints were used
+    assert max(resumed) < k  # and never refolded everything
+
+
+def test_a_grade_change_or_a_new_model_starts_without_checkpoints(api, folds) -> None:
+    c, h = api.client, api.h()
+    items = _items(api)
+    events = [_answer(j, "s1", items[j % len(items)], j % 2 == 0, 10 * j) for j in range(12)]
+    assert c.post("/v1/events", json=events, headers=h).json()["accepted"] == 12
+    assert "cp" in api.store.get("tenant-a", "s1").meta
+    assert c.post("/v1/learners/s1", json={"grade": "4"}, headers=h).status_code == 200  # rebuilt from the log
+    assert "cp" not in api.store.get("tenant-a", "s1").meta
+    late = [_answer(50, "s1", items[3], True, 15)]
+    assert c.post("/v1/events", json=late, headers=h).json()["accepted"] == 1
+    assert folds[-1][0] == "rebuild"
+    _same_as_rebuild(api, "s1", folds)
+    assert [d["n"] for d in api.store.get("tenant-a", "s1").meta["cp"]] == [13]
+
+
+def test_an_unreadable_or_foreign_checkpoint_is_not_used() -> None:
+    from engine.learner import Learner, LearnerMeta
+
+    meta = LearnerMeta(grade="3", events=10, last_time=100.0)
+    meta.checkpoints = [
+        {"n": 4, "t": 50.0, "e": 4, "model": "other-model", "data": ""},
+        {"n": 6, "t": 60.0, "e": 6, "model": "m", "data": "not base64 of anything"},
+        {"garbage": True},
+    ]
+    assert checkpoints.restore(meta, "m", [], []) is None
+    learner = Learner({}, meta)
+    checkpoints.take(learner, 10, "m")  # too few answers since the newest readable one to take another
+    assert [d["model"] for d in learner.meta.checkpoints] == ["m"]  # another model's go, unreadable entries go
