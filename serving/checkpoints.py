@@ -32,7 +32,7 @@ from engine.learner import Learner, LearnerMeta
 from models.base import ModelFormatError, state_from_bytes, state_to_bytes
 from serving.stores.base import StoredEvent
 
-__all__ = ["EVERY", "KEEP", "Checkpoint", "restore", "take"]
+__all__ = ["EVERY", "KEEP", "Checkpoint", "oldest", "restore", "take"]
 
 #: answers folded between two checkpoints: a late batch refolds at most about ``EVERY x KEEP``
 #: answers when it comes after the older checkpoint
@@ -81,26 +81,33 @@ def take(learner: Learner, position: int, model: str) -> None:
     meta.checkpoints = [c.to_json() for c in kept[-KEEP:]]
 
 
+def oldest(meta: LearnerMeta, model: str) -> int | None:
+    """The log position of ``meta``'s oldest checkpoint written by ``model`` (None: it has none):
+    what :func:`restore` needs of the log is from there on."""
+    positions = [c.position for c in (Checkpoint.from_json(d) for d in meta.checkpoints) if c and c.model == model]
+    return min(positions) if positions else None
+
+
 def restore(
-    meta: LearnerMeta, model: str, log: Sequence[StoredEvent], new: Sequence[StoredEvent]
+    meta: LearnerMeta, model: str, tail: Sequence[StoredEvent], start: int, new: Sequence[StoredEvent]
 ) -> tuple[Learner, list[StoredEvent]] | None:
     """The learner as the newest usable checkpoint holds it, with ``meta``'s user-set part, and the
     events to fold on from it (the log after it and ``new``); None when none is usable: the
-    learner is rebuilt from its whole log.
+    learner is rebuilt from its whole log. ``tail``: the log from its ``start``-th event on.
 
-    Usable: written by ``model``, over a prefix of ``log``, before every answer of ``new``, no
-    void among ``new`` voiding one of its events, the grade it was folded with, and the
+    Usable: written by ``model``, over a prefix of the log, before every answer of ``new``, each
+    void among ``new`` voiding an event after it, the grade it was folded with, and the
     diagnostics it knew started where they did (a diagnostic started since is folded on)."""
     answers = [e.time for e in new if e.kind == "answer"]
     earliest = min(answers) if answers else float("inf")
     voided = {e.voids for e in new if e.kind == "void" and e.voids}
     for k in reversed(range(len(meta.checkpoints))):
         cp = Checkpoint.from_json(meta.checkpoints[k])
-        if cp is None or cp.model != model or cp.position > len(log) or cp.time > earliest:
+        if cp is None or cp.model != model or not start <= cp.position <= start + len(tail) or cp.time > earliest:
             continue
-        rest = list(log[cp.position :])
-        if voided and voided & {e.id for e in log[: cp.position]}:
-            continue
+        rest = list(tail[cp.position - start :])
+        if not voided <= {e.id for e in rest} | {e.id for e in new}:
+            continue  # a void of an event the checkpoint holds
         if any(e.kind == "answer" and e.time < cp.time for e in rest):
             continue  # not a checkpoint of this log (it is kept with the log; defensive)
         learner = _unpack(cp, meta)

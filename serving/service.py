@@ -779,9 +779,14 @@ class LearnerService:
         case the state is what a replay of the log gives."""
         new = evidence(events)
         if any(e.kind == "void" for e in events) or not view.meta.folds_after(o.time for o in new):
-            log = self.store.events(view.record.tenant, view.record.learner_id)
-            restored = checkpoints.restore(view.meta, view.core.version, log, events)
+            tenant, learner_id = view.record.tenant, view.record.learner_id
+            start = checkpoints.oldest(view.meta, view.core.version)
+            restored = None
+            if start is not None:  # only the log after the checkpoints is read
+                tail = self.store.events(tenant, learner_id, start)
+                restored = checkpoints.restore(view.meta, view.core.version, tail, start, events)
             if restored is None:
+                log = self.store.events(tenant, learner_id)
                 view.learner = view.core.rebuild(view.meta, evidence([*log, *events]))
             else:  # from the newest checkpoint before the late answers: what the rebuild gives
                 learner, rest = restored

@@ -209,8 +209,9 @@ class LearnerStore(ABC):
         """The learner holding each of these event ids, for the ids that are held."""
 
     @abstractmethod
-    def events(self, tenant: str, learner_id: str) -> list[StoredEvent]:
-        """The learner's event log, in append order."""
+    def events(self, tenant: str, learner_id: str, start: int = 0) -> list[StoredEvent]:
+        """The learner's event log, in append order: from its ``start``-th event (0, the first) on.
+        Reading from ``start`` costs what is read, not the whole log."""
 
     @abstractmethod
     def learners(self, tenant: str | None = None) -> Iterator[tuple[str, str]]:

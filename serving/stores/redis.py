@@ -72,6 +72,13 @@ redis.call('HSET', KEYS[1], 'version', v + 1, 'model_version', ARGV[2], 'state',
 return {v + 1, count, created}
 """
 
+#: the log from its ARGV[1]-th entry on, newest first (a stream is indexed by id, not position)
+LOG_TAIL = """
+local wanted = redis.call('XLEN', KEYS[1]) - tonumber(ARGV[1])
+if wanted <= 0 then return {} end
+return redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', wanted)
+"""
+
 
 def _tag(tenant: str, learner_id: str) -> str:
     return f"zpd:{{{tenant}:{learner_id}}}"
@@ -134,6 +141,7 @@ class RedisStore(LearnerStore):
             raise StoreUnavailable(f"Redis store {url} is unavailable: {exc}") from None
         self._commit = self.client.register_script(COMMIT)
         self._put_setting = self.client.register_script(PUT_SETTING)
+        self._log_tail = self.client.register_script(LOG_TAIL)
         self._lock = threading.Lock()
         self._rewrite_wanted = threading.Event()
         self._rewriter: threading.Thread | None = None
@@ -252,9 +260,14 @@ class RedisStore(LearnerStore):
         values = self._call(lambda: self.client.hmget(f"zpd:{{{tenant}}}:event-ids", ids))
         return {i: v.decode() for i, v in zip(ids, values) if v is not None}
 
-    def events(self, tenant: str, learner_id: str) -> list[StoredEvent]:
-        entries = self._call(lambda: self.client.xrange(_tag(tenant, learner_id) + ":log"))
-        return [StoredEvent.from_json(fields[b"body"]) for _, fields in entries]
+    def events(self, tenant: str, learner_id: str, start: int = 0) -> list[StoredEvent]:
+        key = _tag(tenant, learner_id) + ":log"
+        if start <= 0:
+            entries = self._call(lambda: self.client.xrange(key))
+            return [StoredEvent.from_json(fields[b"body"]) for _, fields in entries]
+        newest_first = self._call(lambda: self._log_tail(keys=[key], args=[start]))
+        # a script answers each entry as [id, [field, value, ...]]
+        return [StoredEvent.from_json(dict(zip(f[::2], f[1::2]))[b"body"]) for _, f in reversed(newest_first)]
 
     def learners(self, tenant: str | None = None) -> Iterator[tuple[str, str]]:
         if tenant is not None:

@@ -273,10 +273,11 @@ class SQLiteStore(LearnerStore):
             found.update(rows)
         return found
 
-    def events(self, tenant: str, learner_id: str) -> list[StoredEvent]:
-        rows = self._run(
+    def events(self, tenant: str, learner_id: str, start: int = 0) -> list[StoredEvent]:
+        rows = self._run(  # the n-th event has seq n (from 1): a range of the primary key
             lambda c: c.execute(
-                "SELECT body FROM events WHERE tenant=? AND learner_id=? ORDER BY seq", (tenant, learner_id)
+                "SELECT body FROM events WHERE tenant=? AND learner_id=? AND seq>? ORDER BY seq",
+                (tenant, learner_id, start),
             ).fetchall()
         )
         return [StoredEvent.from_json(r[0]) for r in rows]

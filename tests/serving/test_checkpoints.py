@@ -186,7 +186,8 @@ def test_an_unreadable_or_foreign_checkpoint_is_not_used() -> None:
         {"n": 6, "t": 60.0, "e": 6, "model": "m", "data": "not base64 of anything"},
         {"garbage": True},
     ]
-    assert checkpoints.restore(meta, "m", [], []) is None
+    assert checkpoints.oldest(meta, "m") == 6
+    assert checkpoints.restore(meta, "m", [], 6, []) is None
     learner = Learner({}, meta)
     checkpoints.take(learner, 10, "m")  # too few answers since the newest readable one to take another
     assert [d["model"] for d in learner.meta.checkpoints] == ["m"]  # another model's go, unreadable entries go

@@ -144,6 +144,21 @@ def test_concurrent_writers_never_lose_an_event(store) -> None:
     assert store.get("t1", "l1").version == 40
 
 
+def test_the_log_is_read_from_a_position_on(store) -> None:
+    """A checkpoint's learner refolds only the log after it: ``events(start=n)`` is the log from
+    its n-th event on, in append order, over several commits."""
+    rec = LearnerRecord("t1", "l1", state=b"s")
+    for batch in range(3):
+        store.commit(rec, rec.version, [event(batch * 4 + j) for j in range(4)])
+    store.commit(LearnerRecord("t1", "l2", state=b"s"), 0, [event(99)])  # another learner's log
+    every = [e.id for e in store.events("t1", "l1")]
+    assert every == [f"e{i}" for i in range(12)]
+    for start in (0, 1, 4, 7, 11, 12, 20):
+        assert [e.id for e in store.events("t1", "l1", start)] == every[start:], start
+    assert store.events("t1", "l1", 3)[0].timestamp == event(3).timestamp
+    assert store.events("t1", "nobody", 2) == []
+
+
 def test_tenants_are_separate_and_delete_erases_everything(store) -> None:
     store.commit(LearnerRecord("t1", "same", state=b"a"), 0, [event(1)])
     store.commit(LearnerRecord("t2", "same", state=b"b"), 0, [event(1)])
