@@ -28,11 +28,11 @@ from typing import Any
 
 import orjson
 
-from engine.learner import Learner, LearnerMeta
+from engine.learner import Learner, LearnerCore, LearnerMeta
 from models.base import ModelFormatError, state_from_bytes, state_to_bytes
 from serving.stores.base import StoredEvent
 
-__all__ = ["EVERY", "KEEP", "Checkpoint", "oldest", "restore", "take"]
+__all__ = ["EVERY", "KEEP", "Checkpoint", "oldest", "restore", "take", "verify"]
 
 #: answers folded between two checkpoints: a late batch refolds at most about ``EVERY x KEEP``
 #: answers when it comes after the older checkpoint
@@ -73,8 +73,7 @@ def take(learner: Learner, position: int, model: str) -> None:
         if len(kept) != len(meta.checkpoints):
             meta.checkpoints = [c.to_json() for c in kept]
         return
-    derived = {k: v for k, v in meta.to_json().items() if k != "cp"}
-    header = orjson.dumps(derived)
+    header = _derived(meta)
     blob = len(header).to_bytes(4, "little") + header + state_to_bytes(learner.state)
     data = base64.b64encode(zlib.compress(blob, 1)).decode("ascii")
     kept.append(Checkpoint(position, meta.last_time, meta.events, model, data))
@@ -116,6 +115,33 @@ def restore(
             learner.meta.checkpoints = list(meta.checkpoints[: k + 1])
             return learner, [*rest, *new]
     return None
+
+
+def verify(core: LearnerCore, meta: LearnerMeta, model: str, log: Sequence[StoredEvent]) -> list[int]:
+    """The positions of ``meta``'s checkpoints that do not hold what folding their part of
+    ``log`` (the learner's whole log) from scratch gives (``zpd replay --check``): unreadable,
+    of another model, beyond the log, or another state."""
+    from serving.service import evidence  # the service imports this module
+
+    bad = []
+    for entry in meta.checkpoints:
+        cp = Checkpoint.from_json(entry)
+        if cp is None:
+            bad.append(-1)
+            continue
+        learner = _unpack(cp, meta) if cp.model == model and cp.position <= len(log) else None
+        if learner is None:
+            bad.append(cp.position)
+            continue
+        kept = core.resume(learner, [])  # as a resume from it starts
+        rebuilt = core.rebuild(meta, evidence(log[: cp.position]))
+        if state_to_bytes(kept.state) != state_to_bytes(rebuilt.state) or _derived(kept.meta) != _derived(rebuilt.meta):
+            bad.append(cp.position)
+    return bad
+
+
+def _derived(meta: LearnerMeta) -> bytes:
+    return orjson.dumps({k: v for k, v in meta.to_json().items() if k != "cp"}, option=orjson.OPT_SORT_KEYS)
 
 
 def _unpack(cp: Checkpoint, meta: LearnerMeta) -> Learner | None:

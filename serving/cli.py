@@ -191,13 +191,20 @@ def replay(
     ctx: typer.Context,
     store: StoreOpt = None,
     tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None,
-    check: Annotated[bool, typer.Option("--check", help="Compare with the live state; write nothing.")] = False,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check", help="Compare with the live state and each checkpoint with its part of the log; write nothing."
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
     """Rebuild every learner's state from the event log with the current model."""
+    from engine.learner import LearnerMeta
     from models.base import state_from_bytes, state_to_bytes
+    from serving import checkpoints
     from serving.app import build_engine
-    from serving.service import LearnerService
+    from serving.service import LearnerService, evidence
     from serving.stores.base import VersionConflict
 
     cfg = _config(ctx)
@@ -211,6 +218,7 @@ def replay(
         "learners": 0,
         "rebuilt": 0,
         "matching": 0,
+        "bad_checkpoints": 0,
         "differing": [],
     }
     try:
@@ -219,19 +227,25 @@ def replay(
             if record is None:
                 continue
             summary["learners"] += 1
-            learner = service.rebuild(service.core(t), record)
+            core = service.core(t)
+            log = opened.events(t, learner_id)
+            stored = LearnerMeta.from_json(record.meta)
+            learner = core.rebuild(stored, evidence(log))
             meta = learner.meta.to_json()
+            # the checkpoints a late answer would start from hold what their part of the log gives
+            bad = checkpoints.verify(core, stored, model.version, log) if stored.checkpoints else []
+            summary["bad_checkpoints"] += len(bad)
             same = bool(
                 record.model_version == model.version
                 and record.state
                 and _same_state(state_from_bytes(record.state), learner.state)
-                and json.loads(json.dumps(meta))
-                == {k: v for k, v in record.meta.items() if k != "cp"}  # checkpoints aside
+                and json.loads(json.dumps(meta)) == {k: v for k, v in record.meta.items() if k != "cp"}
+                and not bad
             )
             summary["matching"] += bool(same)
             if not same:
                 summary["differing"].append(f"{t}/{learner_id}")
-            if not check and not same:
+            if not check and not same:  # rebuilt without checkpoints: taken again as answers come
                 record.state, record.model_version, record.meta = state_to_bytes(learner.state), model.version, meta
                 try:
                     opened.commit(record, record.version, [])
@@ -246,6 +260,11 @@ def replay(
         typer.echo(
             f"{summary['learners']} learner(s), {summary['matching']} already matching, "
             f"{summary['rebuilt']} rebuilt with {model.version}"
+            + (
+                f", {summary['bad_checkpoints']} checkpoint(s) not what the log gives"
+                if summary["bad_checkpoints"]
+                else ""
+            )
         )
     if check and summary["differing"]:
         raise typer.Exit(1)

@@ -72,9 +72,12 @@ def _void(k: int, target: int) -> dict:
 
 def _same_as_rebuild(api, learner: str, folds: list[tuple[str, int]]) -> None:
     service = api.client.app.state.service
+    before = len(folds)
     view = service.load("tenant-a", learner)
     rebuilt = service.rebuild(view.core, view.record)
-    folds.pop()  # this rebuild is the check's own
+    log = api.store.events("tenant-a", learner)
+    assert checkpoints.verify(view.core, view.meta, view.core.version, log) == [], learner  # each holds its part
+    del folds[before:]  # the check's own folds
     assert view.record.state == state_to_bytes(rebuilt.state), learner
     stored = {k: v for k, v in view.record.meta.items() if k != "cp"}
     assert json.loads(json.dumps(rebuilt.meta.to_json())) == stored, learner
@@ -191,3 +194,38 @@ def test_an_unreadable_or_foreign_checkpoint_is_not_used() -> None:
     learner = Learner({}, meta)
     checkpoints.take(learner, 10, "m")  # too few answers since the newest readable one to take another
     assert [d["model"] for d in learner.meta.checkpoints] == ["m"]  # another model's go, unreadable entries go
+
+
+def test_replay_check_compares_every_checkpoint_with_its_part_of_the_log(api, folds, tmp_path) -> None:
+    """``zpd replay --check`` holds each checkpoint against a fold of the log up to it: a damaged
+    one (the two swapped) is reported and exits 1; ``zpd replay`` rewrites the learner without
+    them."""
+    from typer.testing import CliRunner
+
+    from zpd.cli import app as cli
+
+    from .test_live import make_config
+
+    c, h = api.client, api.h()
+    items = _items(api)
+    for start in range(0, 12, 3):
+        events = [_answer(k, "s1", items[k], k % 3 != 1, 10 * k) for k in range(start, start + 3)]
+        assert c.post("/v1/events", json=events, headers=h).json()["accepted"] == 3
+    config = make_config(tmp_path, f"sqlite:///{(tmp_path / 'zpd.db').as_posix()}")
+
+    def replay(*flags: str) -> tuple[int, dict]:
+        run = CliRunner().invoke(cli, ["--config", str(config), "replay", *flags, "--json"])
+        return run.exit_code, json.loads(run.stdout.strip().splitlines()[-1])
+
+    assert [d["n"] for d in api.store.get("tenant-a", "s1").meta["cp"]] == [6, 12]
+    code, summary = replay("--check")
+    assert (code, summary["matching"], summary["bad_checkpoints"]) == (0, 1, 0), summary
+    record = api.store.get("tenant-a", "s1")
+    first, second = record.meta["cp"]
+    first["data"], second["data"] = second["data"], first["data"]
+    api.store.commit(record, record.version, [])
+    code, summary = replay("--check")
+    assert (code, summary["matching"], summary["bad_checkpoints"], summary["differing"]) == (1, 0, 2, ["tenant-a/s1"])
+    code, summary = replay()
+    assert summary["rebuilt"] == 1 and "cp" not in api.store.get("tenant-a", "s1").meta
+    assert replay("--check")[0] == 0
