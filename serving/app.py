@@ -254,6 +254,7 @@ def create_app(
         app.state.store = store or open_store(config.store.url)
         app.state.engine = engine or build_engine(config)
         app.state.service = LearnerService(app.state.engine, app.state.store)
+        app.state.service.on_refold = app.state.metrics.refold
         app.state.keys = KeyCache(app.state.store, config.serving.key_cache_s)
         app.state.ui = UiAuth(app.state.store, app.state.keys)
         app.state.deployment = Deployment(app.state.engine, app.state.store)

@@ -1,5 +1,6 @@
 """Prometheus metrics through ``prometheus_client``: requests and their latency per route, events
-ingested, model reloads, the serving model's version, and the process and runtime metrics.
+ingested, learners refolded for late answers, model reloads, the serving model's version, and the
+process and runtime metrics.
 
 With ``zpd serve --workers N`` the workers run in ``prometheus_client``'s multiprocess mode:
 ``zpd serve`` sets ``PROMETHEUS_MULTIPROC_DIR`` (emptied at each start) before the workers start,
@@ -65,6 +66,19 @@ class Metrics:
             "zpd_events_duplicate", "Repeated events acknowledged without change.", registry=r
         )
         self.model_reloads = Counter("zpd_model_reloads", "Model reload attempts by outcome.", ["outcome"], registry=r)
+        self.refolds = Counter(
+            "zpd_refolds",
+            "Learners refolded for answers that arrived late or a void, by where the fold started "
+            "(checkpoint: the newest kept state before them; log: the whole event log).",
+            ["start"],
+            registry=r,
+        )
+        self.refolded_answers = Counter(
+            "zpd_refolded_answers",
+            "Answers folded again by those refolds, by where they started.",
+            ["start"],
+            registry=r,
+        )
         self.model_info = Gauge(
             "zpd_model_info",
             "The serving model (1 for the version served, 0 for versions served before).",
@@ -86,6 +100,10 @@ class Metrics:
             self.events_ingested.inc(accepted)
         if duplicates:
             self.events_duplicate.inc(duplicates)
+
+    def refold(self, start: str, answers: int) -> None:
+        self.refolds.labels(start).inc()
+        self.refolded_answers.labels(start).inc(answers)
 
     def reload(self, outcome: str) -> None:
         self.model_reloads.labels(outcome).inc()

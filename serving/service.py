@@ -190,6 +190,9 @@ class LearnerService:
             standards_extension=x.standards_extension,
             context_activities=x.context_activities,
         )
+        #: told of every refold of a learner (``"checkpoint"`` or ``"log"``, the answers refolded):
+        #: the app counts them in its metrics
+        self.on_refold: Callable[[str, int], None] | None = None
 
     # ------------------------------------------------------------------ state
     def _view(self, record: LearnerRecord) -> LearnerView:
@@ -786,11 +789,16 @@ class LearnerService:
                 tail = self.store.events(tenant, learner_id, start)
                 restored = checkpoints.restore(view.meta, view.core.version, tail, start, events)
             if restored is None:
-                log = self.store.events(tenant, learner_id)
-                view.learner = view.core.rebuild(view.meta, evidence([*log, *events]))
+                answers = evidence([*self.store.events(tenant, learner_id), *events])
+                view.learner = view.core.rebuild(view.meta, answers)
+                source = "log"
             else:  # from the newest checkpoint before the late answers: what the rebuild gives
                 learner, rest = restored
-                view.learner = view.core.resume(learner, evidence(rest))
+                answers = evidence(rest)
+                view.learner = view.core.resume(learner, answers)
+                source = "checkpoint"
+            if self.on_refold is not None:
+                self.on_refold(source, len(answers))
         else:
             for obs in new:
                 view.core.observe(view.learner, obs)

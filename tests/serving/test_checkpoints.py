@@ -125,6 +125,11 @@ def test_a_late_batch_refolds_from_the_newest_checkpoint_before_it(any_api, fold
     assert folds[-1] == ("rebuild", 24 + 3 + 1 - 1)  # every answer but the voided one
     _same_as_rebuild(any_api, "s1", folds)
     assert [d["n"] for d in any_api.store.get("tenant-a", "s1").meta["cp"]] == [29]  # a fresh one, at the end
+    # operators see the refolds, where they started and what they cost, in the metrics
+    text = c.get("/metrics").text
+    assert 'zpd_refolds_total{start="checkpoint"} 2.0' in text and 'zpd_refolds_total{start="log"} 1.0' in text
+    assert 'zpd_refolded_answers_total{start="checkpoint"} 21.0' in text  # 8 + 3, then 11 - 1 voided
+    assert 'zpd_refolded_answers_total{start="log"} 27.0' in text
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
