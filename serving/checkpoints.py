@@ -3,8 +3,8 @@ came after one instead of the learner's whole event log.
 
 Answers count in the order they happened (:func:`serving.service.evidence`). One that arrives
 after later ones (a device syncing offline work, statements read back from an LRS) used to mean
-folding the learner's whole log again: its cost grew with the learner's history (about a quarter
-of a second per thousand answers) and was paid under the learner's lock. Every
+folding the learner's whole log again: its cost grew with the learner's history (0.1-0.25 s per
+thousand answers here) and was paid under the learner's lock. Every
 :data:`EVERY` answers folded, the learner as it stands is kept in its record (the newest
 :data:`KEEP` of them, in the meta as ``cp``); a late batch restores the newest checkpoint that
 comes before all of its answers and folds on from there.
