@@ -448,7 +448,7 @@ class LearnerCore:
 
     def rebuild(self, meta: LearnerMeta, observations: Iterable[Observation]) -> Learner:
         """The learner ``meta``'s user-set part describes, after folding ``observations`` (the event
-        log's answers in time order, see ``serving.service.evidence``): exactly what live folding gave."""
+        log's answers in time order, see ``serving.evidence``): exactly what live folding gave."""
         learner = Learner(self.model.init_state(), meta.reset())
         self._refresh_priors(learner)
         return self.resume(learner, observations)

@@ -1,7 +1,7 @@
 """Checkpoints: earlier states of a learner, so an answer that arrives late refolds only what
 came after one instead of the learner's whole event log.
 
-Answers count in the order they happened (:func:`serving.service.evidence`). One that arrives
+Answers count in the order they happened (:func:`serving.evidence.evidence`). One that arrives
 after later ones (a device syncing offline work, statements read back from an LRS) used to mean
 folding the learner's whole log again: its cost grew with the learner's history (0.1-0.25 s per
 thousand answers here) and was paid under the learner's lock. Every
@@ -30,6 +30,7 @@ import orjson
 
 from engine.learner import Learner, LearnerCore, LearnerMeta
 from models.base import ModelFormatError, state_from_bytes, state_to_bytes
+from serving.evidence import evidence
 from serving.stores.base import StoredEvent
 
 __all__ = ["EVERY", "KEEP", "Checkpoint", "oldest", "restore", "take", "verify"]
@@ -121,8 +122,6 @@ def verify(core: LearnerCore, meta: LearnerMeta, model: str, log: Sequence[Store
     """The positions of ``meta``'s checkpoints that do not hold what folding their part of
     ``log`` (the learner's whole log) from scratch gives (``zpd replay --check``): unreadable,
     of another model, beyond the log, or another state."""
-    from serving.service import evidence  # the service imports this module
-
     bad = []
     for entry in meta.checkpoints:
         cp = Checkpoint.from_json(entry)

@@ -204,7 +204,8 @@ def replay(
     from models.base import state_from_bytes, state_to_bytes
     from serving import checkpoints
     from serving.app import build_engine
-    from serving.service import LearnerService, evidence
+    from serving.evidence import evidence
+    from serving.service import LearnerService
     from serving.stores.base import VersionConflict
 
     cfg = _config(ctx)

@@ -25,7 +25,7 @@ import orjson
 from configs import ZPDConfig
 from engine.catalog import Catalog, Item, Modality
 from engine.graph import StandardsGraph, UnknownStandardError
-from engine.learner import GradeError, Learner, LearnerCore, LearnerMeta, Observation
+from engine.learner import GradeError, Learner, LearnerCore, LearnerMeta
 from engine.placement import PlacementConfig
 from engine.planner.context import Goal, Overrides, PlanContext
 from engine.planner.index import PlannerIndex
@@ -35,6 +35,7 @@ from engine.xapi import DEFAULT_VERBS
 from models.base import ModelFormatError, state_from_bytes, state_to_bytes
 from serving import checkpoints
 from serving.content import Content, TenantContent
+from serving.evidence import evidence
 from serving.model_provider import LoadedModel, ModelHolder
 from serving.plans import forget_learner
 from serving.rosters import RosterStore, changes
@@ -46,12 +47,11 @@ from serving.stores.base import (
     StoredEvent,
     StoreError,
     VersionConflict,
-    chronological,
     content_hash,
     event_time,
 )
 
-__all__ = ["ApiError", "Engine", "LearnerService", "LearnerView", "learner_seed", "observation"]
+__all__ = ["ApiError", "Engine", "LearnerService", "LearnerView", "learner_seed"]
 
 MAX_RETRIES = 20
 #: students whose roster grades are written together (one store write each)
@@ -109,20 +109,6 @@ VOIDED_OWNER = "~voided"
 
 def unaligned_setting(tenant: str) -> str:
     return f"unaligned@{tenant}"
-
-
-def observation(event: StoredEvent) -> Observation:
-    assert event.correct is not None  # an answer
-    return Observation(event.item_id, event.standards, event.correct, event.time, event.source, event.unit)
-
-
-def evidence(log: Sequence[StoredEvent]) -> list[Observation]:
-    """The answers of an event log that count (not voided; exposures and voids are not evidence),
-    in the order they happened: by :attr:`StoredEvent.time`, answers of the same time in the
-    log's order. An answer sent late (a device that synced offline work, statements read back
-    from an LRS after an outage) counts where it happened, not where it arrived."""
-    voided = {e.voids for e in log if e.kind == "void"}
-    return [observation(e) for e in chronological(log) if e.kind == "answer" and e.id not in voided]
 
 
 class ServedCore(LearnerCore):
