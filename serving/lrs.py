@@ -4,7 +4,9 @@
 An LRS forwards a statement once: Ralph drops a batch zpd refuses or cannot reach, so statements
 stored while zpd was down never arrive. ``zpd lrs pull`` reads them from the LRS and stores them
 through :meth:`LearnerService.ingest`, the path ``/xapi/statements`` takes, so what arrived before
-is a duplicate and changes nothing.
+is a duplicate and changes nothing. Statements are stored a window of pages at a time, each
+learner's in one batch: a learner whose statements are older than what it already has (an outage,
+a backfill) is refolded once per window, not once per page.
 
 Where to start reading: ``--since``, else the tenant's cursor for this LRS (the newest ``stored``
 time of the last complete pull, moved back by an overlap, capped by the LRS's
@@ -124,6 +126,32 @@ def read_pages(client: httpx.Client, endpoint: str, params: dict[str, str]) -> I
         seen.add(url)
 
 
+#: statements read (over several pages) before they are stored, each actor's together: an LRS
+#: pages its statements by time, so one learner's are spread over many pages, and statements older
+#: than what a learner already has refold the learner once per batch that holds some of them
+WINDOW = 5000
+
+
+def _batches(statements: Sequence[Any], size: int) -> list[list[Any]]:
+    """``statements`` in batches of at most ``size``, each actor's statements in one batch (in the
+    order read) unless they are more than a batch holds."""
+    groups: dict[str, list[Any]] = {}
+    for st in statements:
+        groups.setdefault(json.dumps(st.get("actor"), sort_keys=True, default=str), []).append(st)
+    batches: list[list[Any]] = []
+    current: list[Any] = []
+    for group in groups.values():
+        for start in range(0, len(group), size):
+            part = group[start : start + size]
+            if current and len(current) + len(part) > size:
+                batches.append(current)
+                current = []
+            current.extend(part)
+    if current:
+        batches.append(current)
+    return batches
+
+
 class _Pull:
     """One pull's bookkeeping: stores statements and counts what happened to them."""
 
@@ -131,9 +159,8 @@ class _Pull:
         self.service, self.report, self.retries, self.backoff_s = service, report, retries, backoff_s
 
     def store(self, statements: Sequence[Any]) -> None:
-        size = self.service.engine.config.serving.max_batch_events
-        for start in range(0, len(statements), size):
-            self._store(list(statements[start : start + size]))
+        for batch in _batches(statements, self.service.engine.config.serving.max_batch_events):
+            self._store(batch)
 
     def _store(self, batch: list[Any], attempt: int = 0) -> None:
         report = self.report
@@ -202,27 +229,36 @@ def pull(
     run = _Pull(service, report, retries, backoff_s)
     newest: float | None = None
     consistent: float | None = None
-    for statements, through in read_pages(client, endpoint, params):
-        report.pages += 1
-        report.statements += len(statements)
-        readable = []
-        for k, st in enumerate(statements):
-            if not isinstance(st, dict) or not isinstance(st.get("id"), str):
-                report.refused.append(
-                    {
-                        "id": st.get("id") if isinstance(st, dict) else None,
-                        "field": "id",
-                        "message": f"page {report.pages}, statement {k}: the LRS returned a statement without an id",
-                    }
-                )
-                continue
-            readable.append(st)
-            if st.get("stored") is not None:
-                stored = _seconds(st["stored"], f"statement {st['id']}: stored")
-                newest = stored if newest is None else max(newest, stored)
-        if through is not None:
-            consistent = through if consistent is None else min(consistent, through)
-        run.store(readable)
+    read: list[Any] = []  # read and not stored yet (at most a window)
+    try:
+        for statements, through in read_pages(client, endpoint, params):
+            report.pages += 1
+            report.statements += len(statements)
+            readable = []
+            for k, st in enumerate(statements):
+                if not isinstance(st, dict) or not isinstance(st.get("id"), str):
+                    report.refused.append(
+                        {
+                            "id": st.get("id") if isinstance(st, dict) else None,
+                            "field": "id",
+                            "message": f"page {report.pages}, statement {k}: the LRS returned a statement without an id",
+                        }
+                    )
+                    continue
+                readable.append(st)
+                if st.get("stored") is not None:
+                    stored = _seconds(st["stored"], f"statement {st['id']}: stored")
+                    newest = stored if newest is None else max(newest, stored)
+            if through is not None:
+                consistent = through if consistent is None else min(consistent, through)
+            read.extend(readable)
+            if len(read) >= WINDOW:
+                run.store(read)
+                read = []
+    except LrsError:  # a later page failed: what was read is stored (the cursor stays)
+        run.store(read)
+        raise
+    run.store(read)
     if not report.not_stored and newest is not None:
         mark = newest if consistent is None else min(newest, consistent)
         report.cursor = _advance(service, name, endpoint, mark)

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from engine.xapi import ADL, STANDARDS_EXTENSION, learner_id
+from models.base import state_to_bytes
 from serving.lrs import LrsError, cursor_setting, pull
 from serving.service import LearnerService
 from serving.stores import open_store
@@ -197,3 +198,53 @@ def test_filters_select_statements_and_keep_a_cursor_each(service) -> None:
     with pytest.raises(LrsError, match="'actor' is not an xAPI statements filter"):
         pull(service, "school", client(lrs), ENDPOINT, filters={"actor": "x"})
     assert len(lrs.requests) == 1
+
+
+def test_a_backfill_refolds_each_learner_once_not_once_per_page(service) -> None:
+    """History read back after live traffic began: every statement is older than what its learner
+    already has, and each learner's are spread over many pages. A learner is refolded once per
+    window of pages (its statements in one batch), not once per page that holds some."""
+    names = ["ana", "ben", "cy", "dee", "eli"]
+    live = [{**statement(1000 + k, who), "timestamp": "2026-12-02T09:00:00Z"} for k, who in enumerate(names)]
+    assert service.ingest("school", live)["accepted"] == 5
+    refolds: list[str] = []
+    service.on_refold = lambda start, answers: refolds.append(start)
+    history = [statement(n, names[n % 5], f"2026-12-01T10:{n:02d}:00.000Z") for n in range(1, 31)]
+    report = pull(service, "school", client(FakeLrs(history, page=4)), ENDPOINT, page_size=4)
+    assert (report.pages, report.accepted) == (8, 30)
+    assert refolds == ["log"] * 5  # one per learner; page by page it was one per page and learner (30)
+    for who in names:
+        view = service.load(
+            "school", learner_id({"account": {"homePage": "https://lms.example", "name": who}}, "school")
+        )
+        assert view.meta.events == 7
+        assert state_to_bytes(service.rebuild(view.core, view.record).state) == view.record.state
+
+
+def test_what_was_read_is_stored_when_a_later_page_fails(service) -> None:
+    lrs = FakeLrs([statement(n, stored=f"2026-12-01T10:{n:02d}:00.000Z") for n in range(1, 9)], page=3)
+
+    def failing(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(502, text="bad gateway") if len(lrs.requests) == 2 else lrs(request)
+
+    with pytest.raises(LrsError, match="502"):
+        pull(service, "school", client(failing), ENDPOINT, page_size=3)
+    ana = learner_id({"account": {"homePage": "https://lms.example", "name": "ana"}}, "school")
+    assert len(service.store.events("school", ana)) == 6  # the two pages read
+    assert service.store.get_setting(cursor_setting("school", ENDPOINT)) is None  # read again next time
+
+
+def test_batches_keep_each_actors_statements_together() -> None:
+    from serving.lrs import _batches
+
+    sts = [statement(n, who) for n, who in enumerate("abacabcaab", start=1)]
+    batches = _batches(sts, 4)
+    assert [[s["actor"]["account"]["name"] for s in b] for b in batches] == [
+        ["a", "a", "a", "a"],
+        ["a", "b", "b", "b"],
+        ["c", "c"],
+    ]
+    assert sorted(s["id"] for b in batches for s in b) == sorted(s["id"] for s in sts)
+    assert [[s["id"] for s in b if s["actor"]["account"]["name"] == "b"] for b in batches][1] == [
+        s["id"] for s in sts if s["actor"]["account"]["name"] == "b"
+    ]  # in the order read
