@@ -4,12 +4,12 @@ A learner with a long history (answers a minute apart, sent in order) then syncs
 from earlier in the day (a device that was offline): they happened before the learner's latest
 answers, so the learner is refolded in time order. Without checkpoints that is the whole log;
 with them (``serving.checkpoints``), what came after the newest checkpoint before the late
-answers. Both runs use the same code, the same store (SQLite, as ``make serve``) and the same
-learners; the baseline is the same server with checkpoints turned off (``EVERY`` beyond any
-history). Also reported: the learner's record size and what a ``/next`` costs the server for
+answers. Both runs use the same code, the same store (SQLite as ``make serve`` runs it, or Redis
+with ``--stores redis``) and the same learners; the baseline is the same server with checkpoints
+turned off (``EVERY`` beyond any history). Also reported: the learner's record size and what a ``/next`` costs the server for
 that learner (the record is read on every request).
 
-    python benchmarks/late_answers_bench.py --histories 1000,4000 --out docs/benchmarks/late_answers.md
+    python benchmarks/late_answers_bench.py --histories 1000,4000 --stores sqlite,redis --out docs/benchmarks/late_answers.md
 """
 
 from __future__ import annotations
@@ -26,11 +26,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 T0 = time.time() - 30 * 86400  # the histories end before the server's clock
 
 
-def run(history: int, late: int, learners: int, every: int, repeats: int) -> dict:
+def run(history: int, late: int, learners: int, every: int, repeats: int, store: str = "sqlite") -> dict:
     from fastapi.testclient import TestClient
 
     from configs import load_config
@@ -41,10 +42,16 @@ def run(history: int, late: int, learners: int, every: int, repeats: int) -> dic
 
     checkpoints.EVERY = every
     with tempfile.TemporaryDirectory() as tmp:
+        redis = None
+        url = f"sqlite:///{tmp}/zpd.db"
+        if store == "redis":  # as serve_bench runs it: appendonly, appendfsync always
+            from serve_bench import start_redis
+
+            redis, url = start_redis(Path(tmp))
         config = load_config(env={})
         config = config.model_copy(
             update={
-                "store": config.store.model_copy(update={"url": f"sqlite:///{tmp}/zpd.db"}),
+                "store": config.store.model_copy(update={"url": url}),
                 "serving": config.serving.model_copy(
                     update={"model_uri": "bundled", "data_dir": tmp, "model_poll_s": 0, "sync_s": 0}
                 ),
@@ -59,7 +66,7 @@ def run(history: int, late: int, learners: int, every: int, repeats: int) -> dic
             items = sorted(
                 i.id for i in engine.catalog if any(engine.graph.standards[c].grade in ("3", "4") for c in i.standards)
             )
-            late_ms, in_order_ms, in_order_wall, next_ms, sizes = [], [], [], [], []
+            late_ms, in_order_ms, in_order_wall, next_ms, next_wall, sizes = [], [], [], [], [], []
             for n in range(learners):
                 lid = f"L{n}"
                 client.post(f"/v1/learners/{lid}", json={"grade": "4"}, headers=h).raise_for_status()
@@ -110,10 +117,14 @@ def run(history: int, late: int, learners: int, every: int, repeats: int) -> dic
                 record = app.state.store.get("demo", lid)
                 sizes.append(len(record.state) + len(record.meta_json()))
                 for _ in range(3):  # a learner's /next: read the record, plan
-                    started = time.process_time()
+                    started, wall = time.process_time(), time.perf_counter()
                     for _ in range(50):
                         recommend(service.context(service.load("demo", lid)), n=1, k_alternatives=2)
                     next_ms.append((time.process_time() - started) * 1000 / 50)
+                    next_wall.append((time.perf_counter() - wall) * 1000 / 50)
+        if redis is not None:
+            redis.terminate()
+            redis.wait()
     return {
         "late_batch_ms_median": round(statistics.median(late_ms), 1),
         "late_batch_ms_max": round(max(late_ms), 1),
@@ -121,6 +132,7 @@ def run(history: int, late: int, learners: int, every: int, repeats: int) -> dic
         "in_order_batch_wall_ms_median": round(statistics.median(in_order_wall), 1),
         "record_kb": round(statistics.median(sizes) / 1024, 1),
         "next_ms_median": round(statistics.median(next_ms), 3),
+        "next_wall_ms_median": round(statistics.median(next_wall), 3),
     }
 
 
@@ -130,6 +142,7 @@ def main() -> None:
     parser.add_argument("--late", type=int, default=5, help="answers in each late batch")
     parser.add_argument("--learners", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3, help="late batches per learner")
+    parser.add_argument("--stores", default="sqlite", help="sqlite, redis, or both: sqlite,redis")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
@@ -137,11 +150,12 @@ def main() -> None:
 
     every = checkpoints.EVERY
     rows = []
-    for history in (int(h) for h in args.histories.split(",")):
-        for label, value in (("without checkpoints (baseline)", 10**9), (f"checkpoints every {every}", every)):
-            result = run(history, args.late, args.learners, value, args.repeats)
-            rows.append({"history": history, "run": label, **result})
-            print(json.dumps(rows[-1]), flush=True)
+    for store in args.stores.split(","):
+        for history in (int(h) for h in args.histories.split(",")):
+            for label, value in (("without checkpoints (baseline)", 10**9), (f"checkpoints every {every}", every)):
+                result = run(history, args.late, args.learners, value, args.repeats, store)
+                rows.append({"store": store, "history": history, "run": label, **result})
+                print(json.dumps(rows[-1]), flush=True)
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
     ).stdout.strip()
@@ -159,21 +173,23 @@ def main() -> None:
             f"Each learner (grade 4, {args.learners} per history length) answers in order, a minute apart; then "
             f"{args.repeats} batches of {args.late} answers from the learner's last hour arrive, each after "
             "everything else, then as many batches of answers after everything. `late batch`: the CPU time of "
-            "ingesting one late batch (`LearnerService.ingest`, SQLite store, the bundled model), the learner "
+            "ingesting one late batch (`LearnerService.ingest`, the bundled model), the learner "
             "refolded in time order; `in-order batch`: one batch after everything (folded on, the record "
-            "written), its CPU time and its wall time (the write waits for the disk: `synchronous=FULL`). "
-            "`/next`: the CPU time of reading that learner and planning (`service.load`, `recommend`), "
-            "median of 150. The baseline is the same code with checkpoints turned off.",
+            "written), its CPU time and its wall time (the write waits for the disk: SQLite with `synchronous=FULL`, "
+            "Redis with `appendfsync always`). "
+            "`/next`: the CPU and wall time of reading that learner and planning (`service.load`, `recommend`; "
+            "the wall time includes the store's round trip), median of 150. The baseline is the same code "
+            "with checkpoints turned off.",
             "",
-            "| answers before | run | late batch ms (median) | late batch ms (max) | in-order batch ms (CPU / wall) "
-            "| record kB | /next ms |",
-            "|---:|---|---:|---:|---:|---:|---:|",
+            "| store | answers before | run | late batch ms (median) | late batch ms (max) "
+            "| in-order batch ms (CPU / wall) | record kB | /next ms (CPU / wall) |",
+            "|---|---:|---|---:|---:|---:|---:|---:|",
         ]
         for r in rows:
             lines.append(
-                f"| {r['history']} | {r['run']} | {r['late_batch_ms_median']} | {r['late_batch_ms_max']} "
+                f"| {r['store']} | {r['history']} | {r['run']} | {r['late_batch_ms_median']} | {r['late_batch_ms_max']} "
                 f"| {r['in_order_batch_ms_median']} / {r['in_order_batch_wall_ms_median']} | {r['record_kb']} "
-                f"| {r['next_ms_median']} |"
+                f"| {r['next_ms_median']} / {r['next_wall_ms_median']} |"
             )
         lines.append("")
         args.out.write_text("\n".join(lines))
