@@ -81,11 +81,21 @@ def take(learner: Learner, position: int, model: str) -> None:
     meta.checkpoints = [c.to_json() for c in kept[-KEEP:]]
 
 
-def oldest(meta: LearnerMeta, model: str) -> int | None:
-    """The log position of ``meta``'s oldest checkpoint written by ``model`` (None: it has none):
+def oldest(meta: LearnerMeta, model: str, new: Sequence[StoredEvent] = ()) -> int | None:
+    """The log position of ``meta``'s oldest checkpoint written by ``model`` that comes before
+    every answer of ``new`` (None: none does, and the learner is rebuilt from its whole log):
     what :func:`restore` needs of the log is from there on."""
-    positions = [c.position for c in (Checkpoint.from_json(d) for d in meta.checkpoints) if c and c.model == model]
+    earliest = _earliest(new)
+    positions = [
+        c.position
+        for c in (Checkpoint.from_json(d) for d in meta.checkpoints)
+        if c and c.model == model and c.time <= earliest
+    ]
     return min(positions) if positions else None
+
+
+def _earliest(new: Sequence[StoredEvent]) -> float:
+    return min((e.time for e in new if e.kind == "answer"), default=float("inf"))
 
 
 def restore(
@@ -98,8 +108,7 @@ def restore(
     Usable: written by ``model``, over a prefix of the log, before every answer of ``new``, each
     void among ``new`` voiding an event after it, the grade it was folded with, and the
     diagnostics it knew started where they did (a diagnostic started since is folded on)."""
-    answers = [e.time for e in new if e.kind == "answer"]
-    earliest = min(answers) if answers else float("inf")
+    earliest = _earliest(new)
     voided = {e.voids for e in new if e.kind == "void" and e.voids}
     for k in reversed(range(len(meta.checkpoints))):
         cp = Checkpoint.from_json(meta.checkpoints[k])

@@ -769,9 +769,9 @@ class LearnerService:
         new = evidence(events)
         if any(e.kind == "void" for e in events) or not view.meta.folds_after(o.time for o in new):
             tenant, learner_id = view.record.tenant, view.record.learner_id
-            start = checkpoints.oldest(view.meta, view.core.version)
+            start = checkpoints.oldest(view.meta, view.core.version, events)
             restored = None
-            if start is not None:  # only the log after the checkpoints is read
+            if start is not None:  # only the log after the checkpoint is read
                 tail = self.store.events(tenant, learner_id, start)
                 restored = checkpoints.restore(view.meta, view.core.version, tail, start, events)
             if restored is None:
