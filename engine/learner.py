@@ -177,7 +177,9 @@ class CatalogPredictions:
 class Observation:
     """One answer as the core folds it. ``time`` in epoch seconds (simulated seconds in the
     simulator); ``source`` is ``native``, ``xapi`` or ``placement``; a placement answer names the
-    ``unit`` (learnable standard) its question was about."""
+    ``unit`` (learnable standard) its question was about. ``received``: when the server stored it
+    (None where nothing was received, as in the simulator); it places an answer of the same time
+    as a diagnostic's start on the side of the start it arrived on."""
 
     item_id: str
     standards: tuple[str, ...]
@@ -185,6 +187,7 @@ class Observation:
     time: float
     source: str = "native"
     unit: str | None = None
+    received: float | None = None
 
     @property
     def placement(self) -> bool:
@@ -218,28 +221,51 @@ class PlacementSummary:
 
 @dataclass
 class Diagnostic:
-    """An entry diagnostic. ``start_event``: observations folded when it started (set by the user's
-    request); the rest is derived: ``asked_before`` (belief evidence before its first question),
-    ``finished_event`` and ``result``."""
+    """An entry diagnostic. Set by the user's request: ``start_event`` (observations folded when
+    it started), ``focus``, and when it started: ``start_time`` (the server's clock then, or the
+    latest answer folded if that was later) and ``started_at`` (the server's clock then). Derived:
+    ``asked_before`` (belief evidence before its first question), ``finished_event`` and
+    ``result``.
+
+    It begins before the first answer that happened at or after its start (of the same time as
+    the start: one received after it), so an answer done before the start and synced after it
+    (offline work) counts before it, as evidence and not as one of its questions. A diagnostic
+    without a start time (a record from before they were kept, the simulator, whose answers all
+    come in order) begins after its first ``start_event`` observations."""
 
     start_event: int
     focus: tuple[str, ...] | None = None
     asked_before: int | None = None
     finished_event: int | None = None
     result: PlacementSummary | None = None
+    start_time: float | None = None
+    started_at: float | None = None
 
     @property
     def finished(self) -> bool:
         return self.finished_event is not None
 
+    def begins_before(self, obs: Observation | None, events: int) -> bool:
+        """Whether it has begun before ``obs`` is folded (``None``: after the last observation
+        of a fold, when every diagnostic started so far has begun), ``events`` observations in."""
+        if self.start_time is None or self.started_at is None:
+            return self.start_event <= events
+        if obs is None:
+            return True
+        received = -math.inf if obs.received is None else obs.received
+        return (obs.time, received) >= (self.start_time, self.started_at)
+
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "start_event": self.start_event,
             "focus": None if self.focus is None else list(self.focus),
             "asked_before": self.asked_before,
             "finished_event": self.finished_event,
             "result": None if self.result is None else self.result.to_json(),
         }
+        if self.start_time is not None:
+            data["start_time"], data["started_at"] = self.start_time, self.started_at
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Diagnostic:
@@ -251,11 +277,16 @@ class Diagnostic:
             data.get("asked_before"),
             data.get("finished_event"),
             None if result is None else PlacementSummary.from_json(result),
+            None if data.get("start_time") is None else float(data["start_time"]),
+            None if data.get("started_at") is None else float(data["started_at"]),
         )
 
     def reset(self) -> Diagnostic:
         """What the user set (for a rebuild): when it started and what it asks about."""
-        return Diagnostic(self.start_event, self.focus)
+        return Diagnostic(self.start_event, self.focus, start_time=self.start_time, started_at=self.started_at)
+
+    def user_set(self) -> tuple[Any, ...]:
+        return (self.start_event, self.focus, self.start_time, self.started_at)
 
 
 @dataclass
@@ -277,7 +308,8 @@ class LearnerMeta:
     answers: list[tuple[str, bool, bool]] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     events: int = 0
-    #: the time of the latest observation folded (None: none yet, or folded before it was kept)
+    #: the latest time folded: of an answer, or a diagnostic's start (None: none yet, or folded
+    #: before it was kept); what comes before it is a late answer, refolded in time order
     last_time: float | None = None
     #: earlier states of this learner, kept by the server so an answer that arrives late refolds
     #: only what came after one (``serving.checkpoints``); opaque here, and gone with a rebuild
@@ -458,7 +490,7 @@ class LearnerCore:
         them: a learner restored as it was after a prefix of its log in time order, resumed with
         the rest, is that rebuild."""
         for obs in observations:
-            self._activate_diagnostics(learner)
+            self._activate_diagnostics(learner, obs)
             self.observe(learner, obs)
         self._activate_diagnostics(learner)
         return learner
@@ -582,23 +614,35 @@ class LearnerCore:
 
     # ------------------------------------------------------------------ entry diagnostic
     def start_placement(
-        self, learner: Learner, *, restart: bool = False, focus: Iterable[str] | None = None
+        self,
+        learner: Learner,
+        *,
+        restart: bool = False,
+        focus: Iterable[str] | None = None,
+        now: float | None = None,
     ) -> PlacementStatus:
         """Start an entry diagnostic (or resume the current one; ``restart`` begins a new one
-        whatever the state). Its questions come from the learner's belief, answers included."""
+        whatever the state). Its questions come from the learner's belief, answers included.
+        ``now``: the server's clock, where answers may arrive after later ones (see
+        :class:`Diagnostic`)."""
         meta = learner.meta
         if not meta.diagnostics or restart:
-            meta.diagnostics.append(Diagnostic(meta.events, None if focus is None else tuple(sorted(focus))))
+            start = None if now is None else max(now, meta.last_time if meta.last_time is not None else now)
+            codes = None if focus is None else tuple(sorted(focus))
+            meta.diagnostics.append(Diagnostic(meta.events, codes, start_time=start, started_at=now))
             self._activate_diagnostics(learner)
         return self.placement_status(learner)
 
-    def _activate_diagnostics(self, learner: Learner) -> None:
-        """Diagnostics whose start has come begin: the belief switches to the placement
-        configuration (the priors follow)."""
+    def _activate_diagnostics(self, learner: Learner, before: Observation | None = None) -> None:
+        """Diagnostics whose start has come (before the observation ``before`` is folded) begin:
+        the belief switches to the placement configuration (the priors follow). A start is a
+        time folded, like an answer's: an answer from before it is a late one."""
         meta = learner.meta
         for d in meta.diagnostics:  # one at a time, in order, as they started live
-            if d.asked_before is None and d.start_event <= meta.events:
+            if d.asked_before is None and d.begins_before(before, meta.events):
                 d.asked_before = len(meta.answers)
+                if d.start_time is not None:
+                    meta.last_time = d.start_time if meta.last_time is None else max(meta.last_time, d.start_time)
                 self._refresh_priors(learner)
                 self._maybe_finish(learner, None)  # nothing worth asking: finished at once
 

@@ -10,8 +10,8 @@ thousand answers here) and was paid under the learner's lock. Every
 comes before all of its answers and folds on from there.
 
 A checkpoint is the learner after the first ``position`` events of its log, all of them folded
-in time order, the latest answer at ``time``. Every event logged after it happened at or after
-``time`` (each was folded on, or refolded from it), so the log in time order is the
+in time order, the latest time folded (an answer's, or a diagnostic's start) ``time``. Every
+event logged after it happened at or after ``time`` (each was folded on, or refolded from it), so the log in time order is the
 checkpoint's part followed by the rest: restoring it and folding the rest in time order is a
 rebuild of the whole log, with exactly the same operations on the same numbers. A rebuild from
 the log (a new model, a grade change, an activity aligned since) starts the learner afresh,
@@ -46,7 +46,7 @@ KEEP = 2
 @dataclass(frozen=True)
 class Checkpoint:
     position: int  # the events of the log it holds: the first ``position``
-    time: float  # the time of the latest answer folded
+    time: float  # the latest time folded: an answer's or a diagnostic's start (``LearnerMeta.last_time``)
     events: int  # observations folded (``LearnerMeta.events``)
     model: str  # the model version that folded them
     data: str  # base64 of the zlib of: the meta's length (4 bytes), the meta JSON, the state bytes
@@ -160,8 +160,8 @@ def _unpack(cp: Checkpoint, meta: LearnerMeta) -> Learner | None:
         state = state_from_bytes(blob[4 + size :])
     except (ValueError, zlib.error, orjson.JSONDecodeError, ModelFormatError):
         return None
-    known = [(d.start_event, d.focus) for d in then.diagnostics]
-    if then.grade != meta.grade or known != [(d.start_event, d.focus) for d in meta.diagnostics[: len(known)]]:
+    known = [d.user_set() for d in then.diagnostics]
+    if then.grade != meta.grade or known != [d.user_set() for d in meta.diagnostics[: len(known)]]:
         return None
     # what users set is as it is now; what the observations made of the learner, as it was then
     # (a diagnostic started since has not begun in it: the fold starts it where it did)

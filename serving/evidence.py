@@ -16,7 +16,9 @@ __all__ = ["evidence", "observation"]
 
 def observation(event: StoredEvent) -> Observation:
     assert event.correct is not None  # an answer
-    return Observation(event.item_id, event.standards, event.correct, event.time, event.source, event.unit)
+    return Observation(
+        event.item_id, event.standards, event.correct, event.time, event.source, event.unit, event.received
+    )
 
 
 def evidence(log: Sequence[StoredEvent]) -> list[Observation]:

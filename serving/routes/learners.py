@@ -297,7 +297,8 @@ def start_placement(
     learner_id: LearnerId, principal: IngestDep, service: ServiceDep, restart: bool = False
 ) -> dict[str, Any]:
     def change(view: LearnerView) -> dict[str, Any]:
-        return _placement_json(learner_id, view.core.start_placement(view.learner, restart=restart))
+        status = view.core.start_placement(view.learner, restart=restart, now=service.clock())
+        return _placement_json(learner_id, status)
 
     return service.mutate(principal.tenant, learner_id, change, create=True)
 
@@ -331,12 +332,15 @@ def answer_placement(
             raise ApiError(422, "no_item", f"no item asks about {unit}; name the item answered", "item_id")
         now = service.clock()
         event_id = body.event_id or f"placement-{learner.meta.events + 1}-{int(now * 1000)}"
+        # answered now, and after everything folded (the diagnostic's start and answers timed by a
+        # device whose clock is ahead of the server's): a question never counts before its diagnostic
+        at = max(now, learner.meta.last_time if learner.meta.last_time is not None else now)
         stored = StoredEvent(
             event_id,
             question_item.id,
             question_item.standards,
             float(body.correct),
-            now,
+            at,
             now,
             content_hash({"placement": unit, "correct": body.correct, "id": event_id}),
             "placement",

@@ -174,3 +174,80 @@ def test_replay_of_the_log_equals_the_live_learner(steps, start_grade) -> None:
         np.testing.assert_allclose(again.state[key], learner.state[key], rtol=1e-9, atol=1e-12)
     ranked = c.recommend(learner, t, n=3).recommendations
     assert [r.item.id for r in ranked] == [r.item.id for r in c.recommend(again, t, n=3).recommendations]
+
+
+def _in_time_order(log: list[Observation]) -> list[Observation]:
+    return sorted(log, key=lambda o: o.time)  # stable: answers of the same time in the log's order
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    steps=steps,
+    gaps=st.lists(st.sampled_from([0.0, 0.0, 60.0]), min_size=25, max_size=25),
+    offset=st.sampled_from([-30.0, 0.0, 90.0]),
+)
+def test_replay_equals_live_with_diagnostics_started_on_the_servers_clock(steps, gaps, offset) -> None:
+    """As the server runs it: answers timed by a device whose clock is ahead of the server's or
+    behind it (many of the same time), diagnostics started at the server's time, questions
+    answered at it. An answer from before a diagnostic's start (or before the latest answer) is
+    refolded in time order, as the server does; the replay of the log gives the live learner."""
+    c = core()
+    learner = c.new(3, "3")
+    log: list[Observation] = []
+    t = 0.0
+    for k, ((kind, a, b), gap) in enumerate(zip(steps, gaps, strict=False)):
+        t += gap
+        now = t + offset + k / 1000  # the server's clock: it receives in order
+        if kind == "answer":
+            question = c.placement_question(learner)
+            if question is not None:  # a diagnostic is running: its question's answer, timed as the server does
+                unit, item = question
+                at = now if learner.meta.last_time is None else max(now, learner.meta.last_time)
+                obs = Observation(item.id, item.standards, float(b), at, "placement", unit, now)
+            else:
+                item = c.index.catalog[a]
+                obs = Observation(item.id, item.standards, float(b), t, received=now)
+            log.append(obs)
+            if learner.meta.folds_after([obs.time]):
+                c.observe(learner, obs)
+            else:  # late: refolded in time order
+                learner = c.rebuild(learner.meta, _in_time_order(log))
+        elif kind == "grade":
+            if not c.set_grade(learner, a):
+                learner = c.rebuild(learner.meta, _in_time_order(log))
+        else:
+            c.start_placement(learner, restart=a, now=now)
+    again = c.rebuild(learner.meta, _in_time_order(log))
+    assert again.meta.to_json() == learner.meta.to_json()
+    for key in learner.state:
+        np.testing.assert_allclose(again.state[key], learner.state[key], rtol=1e-9, atol=1e-12)
+    if learner.meta.diagnostics:  # the first began before its questions and after what came before it
+        first = learner.meta.diagnostics[0]
+        assert first.asked_before is not None and first.start_time is not None
+        before = [o for o in log if (o.time, o.received) < (first.start_time, first.started_at)]
+        assert not any(o.placement for o in before)
+
+
+def test_a_diagnostic_begins_between_answers_of_the_same_time() -> None:
+    """A device's clock 30 s ahead of the server's: the diagnostic starts at the latest answer's
+    time; an answer of that same time received after the start counts after it, live and in a
+    replay, and the answer received before it counts before it."""
+    c = core()
+    learner = c.new(3, "3")
+    before = Observation("B-p", ("B",), 1.0, 100.0, received=70.0)
+    c.observe(learner, before)
+    c.start_placement(learner, now=71.0)
+    d = learner.meta.diagnostics[0]
+    assert (d.start_time, d.started_at, d.asked_before, learner.meta.last_time) == (100.0, 71.0, 1, 100.0)
+    after = Observation("D-p", ("D",), 0.0, 100.0, received=72.0)
+    assert learner.meta.folds_after([after.time])
+    c.observe(learner, after)
+    assert [u for u, _, _ in learner.meta.answers] == ["B", "D"]
+    again = c.rebuild(learner.meta, [before, after])
+    assert again.meta.to_json() == learner.meta.to_json()
+    assert again.meta.diagnostics[0].asked_before == 1
+    # one from before the start, synced after it: late, and before the diagnostic in the replay
+    assert not learner.meta.folds_after([99.0])
+    synced = Observation("C-p", ("C",), 1.0, 99.0, received=73.0)
+    again = c.rebuild(learner.meta, [before, synced, after])
+    assert again.meta.diagnostics[0].asked_before == 2

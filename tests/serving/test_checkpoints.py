@@ -161,8 +161,13 @@ def test_any_arrival_order_gives_the_state_a_rebuild_gives(api, folds, seed) -> 
         r = c.post("/v1/events", json=events, headers=h)
         assert r.status_code == 200, r.text
         assert _user_set(api, "s1") == before
-        if batch == 12:
-            assert c.post("/v1/learners/s1/placement", headers=h).status_code == 200
+        if batch == 12:  # the diagnostic starts in the learner's timeline: later answers come after it
+            service = api.client.app.state.service
+            clock, service.clock = service.clock, lambda at=T0 + 60 * 10 * k: at
+            try:
+                assert c.post("/v1/learners/s1/placement", headers=h).status_code == 200
+            finally:
+                service.clock = clock
             assert c.put("/v1/learners/s1/goal", json={"standards": ["4.NF.A.1"]}, headers=h).status_code == 200
         _same_as_rebuild(api, "s1", folds)
     resumed = [n for kind, n in folds if kind == "resume"]
@@ -234,3 +239,38 @@ def test_replay_check_compares_every_checkpoint_with_its_part_of_the_log(api, fo
     code, summary = replay()
     assert summary["rebuilt"] == 1 and "cp" not in api.store.get("tenant-a", "s1").meta
     assert replay("--check")[0] == 0
+
+
+def test_work_done_before_a_diagnostic_and_synced_after_it_counts_before_it(api, folds) -> None:
+    """A tablet syncs work done offline before the teacher started the entry diagnostic: those
+    answers are evidence from before it, not its questions; the diagnostic goes on where it was."""
+    c, h = api.client, api.h()
+    index = api.client.app.state.engine.index
+    first_of: dict[str, str] = {}
+    for item in _items(api):
+        units = index.item_units.get(item, ())
+        if len(units) == 1:
+            first_of.setdefault(units[0], item)
+    items = list(first_of.values())[:5]  # first attempts on five standards: evidence of the belief
+    assert c.post("/v1/learners/s1", json={"grade": "3"}, headers=h).status_code == 200
+    events = [_answer(k, "s1", items[k], k % 2 == 0, k + 1) for k in range(4)]
+    assert c.post("/v1/events", json=events, headers=h).json()["accepted"] == 4
+    state = c.post("/v1/learners/s1/placement", headers=h).json()
+    for _ in range(2):
+        answer = {"standard": state["question"]["standard"], "correct": True}
+        state = c.post("/v1/learners/s1/placement/answers", json=answer, headers=h).json()
+    assert state["asked"] == 2
+    assert api.store.get("tenant-a", "s1").meta["diagnostics"][0]["asked_before"] == 4
+
+    late = [_answer(50, "s1", items[4], True, 2.5)]  # between the second and third answers
+    assert c.post("/v1/events", json=late, headers=h).json()["accepted"] == 1
+    assert folds[-1][0] == "rebuild"
+    diagnostic = api.store.get("tenant-a", "s1").meta["diagnostics"][0]
+    assert diagnostic["asked_before"] == 5  # five answers before it, the late one among them
+    state = c.post("/v1/learners/s1/placement", headers=h).json()  # resume: where it stands
+    assert state["asked"] == 2 and not state["finished"], state
+    _same_as_rebuild(api, "s1", folds)
+    answer = {"standard": state["question"]["standard"], "correct": False}
+    state = c.post("/v1/learners/s1/placement/answers", json=answer, headers=h).json()
+    assert state["asked"] == 3
+    _same_as_rebuild(api, "s1", folds)
