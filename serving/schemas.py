@@ -16,6 +16,7 @@ from annotated_types import Ge
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, WithJsonSchema
 
 from engine.catalog import Modality
+from engine.planner.playlist import MIN_BLOCK_MINUTES
 from engine.xapi import STANDARDS_EXTENSION, StatementError, check_time, comparable, parse_statement, parse_time
 from serving.stores.base import event_time
 
@@ -356,8 +357,10 @@ class RotationIn(Strict):
     learners: list[str] | None = Field(
         default=None, min_length=1, max_length=60, description="default: the rostered class's students"
     )
-    session_minutes: Annotated[float, Field(gt=0, le=480), NUMBER] = 60
-    block_minutes: Annotated[float, Field(gt=0, le=240, description="longer than the session: one block"), NUMBER] = 20
+    session_minutes: Annotated[float, Field(ge=MIN_BLOCK_MINUTES, le=480), NUMBER] = 60
+    block_minutes: Annotated[
+        float, Field(ge=MIN_BLOCK_MINUTES, le=240, description="longer than the session: one block"), NUMBER
+    ] = 20
     capacities: dict[Modality, Annotated[int, Ge(0), INTEGER]] = Field(
         default_factory=dict, description="seats per station (modality) in each block"
     )

@@ -26,7 +26,11 @@ from engine.catalog import Item, Modality
 from engine.planner.context import PlanContext, TeacherFlag
 from engine.planner.scoring import Candidate, Ranked, rank_candidates
 
-__all__ = ["Activity", "Playlist", "Rotation", "SmallGroup", "plan_playlist", "plan_rotation"]
+__all__ = ["MIN_BLOCK_MINUTES", "Activity", "Playlist", "Rotation", "SmallGroup", "plan_playlist", "plan_rotation"]
+
+#: the shortest block of a class rotation (and so the shortest rotation session): a station
+#: shorter than that holds no activity, and it bounds a session's blocks (96 in 8 hours)
+MIN_BLOCK_MINUTES = 5.0
 
 REPEAT_MODALITY_PENALTY = 0.5
 #: the kinds of activity that check mastery rather than teach (kept within ``max_check_share``)
@@ -294,8 +298,10 @@ def plan_rotation(
     ``capacities`` gives seats per station (modality) in each block; modalities not listed are
     unlimited, except tutoring (1 seat) and small_group, which is only used by teacher groups.
     """
-    if block_minutes <= 0 or session_minutes < block_minutes:
-        raise ValueError(f"need 0 < block_minutes <= session_minutes, got {block_minutes} and {session_minutes}")
+    if not MIN_BLOCK_MINUTES <= block_minutes <= session_minutes:
+        raise ValueError(
+            f"need {MIN_BLOCK_MINUTES:g} <= block_minutes <= session_minutes, got {block_minutes} and {session_minutes}"
+        )
     n_blocks = int(session_minutes // block_minutes)
     caps = {"tutoring": 1, **(capacities or {})}
     ranked = {lid: rank_candidates(ctx) for lid, ctx in contexts.items()}

@@ -128,7 +128,14 @@ def put_class_goal(class_id: ClassId, body: GoalIn, principal: TeacherDep, servi
 )
 def get_stored_rotation(
     class_id: ClassId,
-    date: Annotated[str, Query(pattern=r"^\d{4}-\d{2}-\d{2}$", description="the school day, YYYY-MM-DD")],
+    date: Annotated[
+        str,
+        Query(
+            pattern=r"^\d{4}-\d{2}-\d{2}$",
+            description="the school day, YYYY-MM-DD",
+            json_schema_extra={"format": "date"},
+        ),
+    ],
     principal: TeacherDep,
     service: ServiceDep,
 ) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from engine.planner.playlist import MIN_BLOCK_MINUTES
 from engine.roster import Roster
 from serving.auth import Principal
 from serving.routes.classes import visible_classes
@@ -223,8 +224,8 @@ def _rotation(request: Request, session: Session, roster: Roster, class_id: str,
 
 
 def rotation_params(
-    session_minutes: Annotated[float, Query(gt=0, le=480)] = 60,
-    block_minutes: Annotated[float, Query(gt=0, le=240)] = 20,
+    session_minutes: Annotated[float, Query(ge=MIN_BLOCK_MINUTES, le=480)] = 60,
+    block_minutes: Annotated[float, Query(ge=MIN_BLOCK_MINUTES, le=240)] = 20,
     group_capacity: Annotated[int, Query(ge=1, le=30)] = 6,
     online_practice: Annotated[int | None, Query(ge=0, le=200)] = None,
     video: Annotated[int | None, Query(ge=0, le=200)] = None,

@@ -93,6 +93,10 @@ def test_bad_events_are_a_4xx_naming_the_field(api, case, body, field) -> None:
         ),
         ("POST", "/v1/classes/c1/rotation", {"learners": ["s1"], "capacities": {"library": 3}}, "capacities.library"),
         ("POST", "/v1/learners/s1/playlist", {"session_minutes": "60"}, "session_minutes"),
+        # a block of almost no time: a session of 10**101 blocks (no longer a 500, or a worker hung)
+        ("POST", "/v1/classes/c1/rotation", {"learners": ["s1"], "block_minutes": 7.9e-102}, "block_minutes"),
+        ("POST", "/v1/classes/c1/rotation", {"learners": ["s1"], "block_minutes": 5e-324}, "block_minutes"),
+        ("POST", "/v1/classes/c1/rotation", {"learners": ["s1"], "session_minutes": 4}, "session_minutes"),
         ("POST", "/v1/learners/s1/overrides", {"lock_goal": 1}, "lock_goal"),
         ("GET", "/v1/learners/s1/profile?changed_since=1700000000", None, "query.changed_since"),
     ],

@@ -116,6 +116,16 @@ def test_pages_load_nothing_from_outside(ui) -> None:
     assert ui.client.get("/", follow_redirects=False).headers["location"] == "/ui/"
 
 
+def test_the_rotation_page_refuses_a_block_of_no_time(ui) -> None:
+    """The page's settings are a query string anyone can edit: a block of almost no time is
+    refused, naming the setting (it planned 10**101 blocks, holding a worker for good)."""
+    sign_in(ui, ui.keys["a_teacher"])
+    for query in ("block_minutes=1e-300", "block_minutes=4", "session_minutes=3"):
+        r = ui.client.get(f"/ui/classes/class-4a/rotation?{query}")
+        assert r.status_code == 422 and query.split("=")[0] in r.text, (query, r.status_code)
+    assert ui.client.get("/ui/classes/class-4a/rotation?block_minutes=5&session_minutes=30").status_code == 200
+
+
 def test_another_tenant_sees_none_of_the_pages(ui) -> None:
     sign_in(ui, ui.keys["b_all"])
     assert "Grade 4 Math" not in ui.client.get("/ui/classes").text

@@ -114,6 +114,9 @@ def test_rotation_respects_station_capacities(index, config) -> None:
 def test_rotation_rejects_bad_blocks(index, config) -> None:
     with pytest.raises(ValueError, match="block_minutes"):
         plan_rotation({}, 30, 45)
+    for tiny in (4.9, 1e-100, 5e-324):  # a block no activity fits in (and a session of 10**100 blocks)
+        with pytest.raises(ValueError, match="need 5 <= block_minutes"):
+            plan_rotation({}, 60, tiny)
 
 
 def test_rotation_leaves_nobody_idle_and_keeps_checks_modest(index, config) -> None:
