@@ -2,7 +2,7 @@
 a live server (real HTTP) and checks every response (no server error, a declared status, a body
 that matches its schema, requests the schema allows are accepted and those it forbids refused;
 see tests/serving/schemathesis.toml for the bodies exempt from the last two). Bounded: a dozen
-examples per operation and phase."""
+examples per operation and phase; ``ZPD_FUZZ_EXAMPLES=300 ZPD_FUZZ_SEED=7`` runs a deeper one."""
 
 from __future__ import annotations
 
@@ -57,7 +57,8 @@ def test_schemathesis_finds_no_failure(tmp_path, shared_engine) -> None:
                 "-H",
                 f"Authorization: Bearer {key}",
                 "--seed",
-                "1",
+                os.environ.get("ZPD_FUZZ_SEED", "1"),
+                *(["--max-examples", os.environ["ZPD_FUZZ_EXAMPLES"]] if os.environ.get("ZPD_FUZZ_EXAMPLES") else []),
                 "--report",
                 "junit",
                 "--report-dir",
