@@ -135,13 +135,18 @@ def test_a_late_batch_refolds_from_the_newest_checkpoint_before_it(any_api, fold
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_any_arrival_order_gives_the_state_a_rebuild_gives(api, folds, seed) -> None:
     """Batches in random order of time (some late, some in order), voids of recent answers, a
-    grade and a diagnostic started on the way: after every batch, the stored learner
-    is exactly the rebuild of its log, and checkpoints did the work of most late batches."""
+    grade, and a diagnostic started on the way whose questions are answered between the batches
+    (timed by the server, whose clock follows the learner's timeline here): after every batch,
+    the stored learner is exactly the rebuild of its log, and checkpoints did the work of most
+    late batches."""
     rng = random.Random(seed)
     c, h = api.client, api.h()
     items = _items(api)
+    now = [T0]
+    api.client.app.state.service.clock = lambda: now[0]
     assert c.post("/v1/learners/s1", json={"grade": "3"}, headers=h).status_code == 200
     sent: list[int] = []
+    answered = 0
     k = 0
     for batch in range(30):
         size = rng.randint(1, 6)
@@ -154,6 +159,7 @@ def test_any_arrival_order_gives_the_state_a_rebuild_gives(api, folds, seed) -> 
             events.append(_answer(k, "s1", rng.choice(items), rng.random() < 0.6, minute))
             sent.append(k)
             k += 1
+        now[0] = T0 + 60 * (10 * k + 6)
         if sent and rng.random() < 0.2:
             target = rng.choice((sent[:-size] or sent)[-12:])  # mostly a recent answer
             events.append(_void(k, target))
@@ -161,15 +167,18 @@ def test_any_arrival_order_gives_the_state_a_rebuild_gives(api, folds, seed) -> 
         r = c.post("/v1/events", json=events, headers=h)
         assert r.status_code == 200, r.text
         assert _user_set(api, "s1") == before
-        if batch == 12:  # the diagnostic starts in the learner's timeline: later answers come after it
-            service = api.client.app.state.service
-            clock, service.clock = service.clock, lambda at=T0 + 60 * 10 * k: at
-            try:
-                assert c.post("/v1/learners/s1/placement", headers=h).status_code == 200
-            finally:
-                service.clock = clock
+        if batch == 12:  # the diagnostic starts: later answers may come from before it
+            assert c.post("/v1/learners/s1/placement", headers=h).status_code == 200
             assert c.put("/v1/learners/s1/goal", json={"standards": ["4.NF.A.1"]}, headers=h).status_code == 200
+        elif batch > 12 and rng.random() < 0.5:  # one of its questions, answered now
+            state = c.post("/v1/learners/s1/placement", headers=h).json()
+            if not state["finished"]:
+                answer = {"standard": state["question"]["standard"], "correct": rng.random() < 0.5}
+                r = c.post("/v1/learners/s1/placement/answers", json=answer, headers=h)
+                assert r.status_code == 200, r.text
+                answered += 1
         _same_as_rebuild(api, "s1", folds)
+    assert answered >= 3
     resumed = [n for kind, n in folds if kind == "resume"]
     assert resumed, folds  # checkpoints were used
     assert max(resumed) < k  # and never refolded everything
