@@ -536,6 +536,7 @@ class LearnerCore:
         if first:
             meta.answers.append((units[0], obs.correct >= 0.5, False))
             self._refresh_priors(learner)
+            self._maybe_finish(learner, obs.time)  # practice may tell a running diagnostic enough
         catalog = self.index.catalog
         check = catalog[obs.item_id].mastery_check if obs.item_id in catalog else False
         return record_attempt(
@@ -579,9 +580,18 @@ class LearnerCore:
         else:
             return None
         known = self.index.prereqs
-        answers = [(u, c) for u, c, _ in meta.answers if u in known]
+        answers = [(u, c, asked) for u, c, asked in meta.answers if u in known]
+        before = min(before, len(answers))
+        practice = sum(1 for _, _, asked in answers[before:] if not asked) if active else 0
         return Placement(
-            self.index, config, 0, hint, answers, None if focus is None else frozenset(focus), min(before, len(answers))
+            self.index,
+            config,
+            0,
+            hint,
+            [(u, c) for u, c, _ in answers],
+            None if focus is None else frozenset(focus),
+            before,
+            practice,
         )
 
     def _refresh_priors(self, learner: Learner) -> None:

@@ -106,6 +106,7 @@ class Placement:
     answers: list[tuple[str, bool]] = field(default_factory=list)
     focus: frozenset[str] | None = None  # ask only about these units (e.g. what a goal builds on)
     asked_before: int = 0  # answers given before the diagnostic began: evidence, not its questions
+    practice: int = 0  # answers since it began that it did not ask (practice): evidence, not its questions
 
     def __post_init__(self) -> None:
         shape = _SHAPE_CACHE.get(id(self.index))
@@ -270,7 +271,7 @@ class Placement:
     @property
     def questions(self) -> int:
         """Questions of this diagnostic answered so far."""
-        return max(0, len(self.answers) - self.asked_before)
+        return max(0, len(self.answers) - self.asked_before - self.practice)
 
     def _finished_by_count(self) -> bool:
         n = self.questions

@@ -129,6 +129,22 @@ def test_the_diagnostic_asks_until_finished_then_marks_what_it_saw_answered_righ
     assert again.active and not again.finished and again.asked == 0
 
 
+def test_practice_during_a_diagnostic_is_evidence_but_none_of_its_questions() -> None:
+    """A learner practises between the diagnostic's questions: the first attempts inform the
+    belief, but the diagnostic still counts (and caps) only the questions it asked."""
+    c = core()
+    learner = c.new(1, "3")
+    c.start_placement(learner, now=0.0)
+    unit, item = c.placement_question(learner)
+    c.observe(learner, Observation(item.id, item.standards, 1.0, 10.0, "placement", unit, 10.0))
+    practised = [u for u in ("A", "B", "C", "D", "E") if u != unit][:2]
+    for k, u in enumerate(practised):
+        c.observe(learner, Observation(f"{u}-p", (u,), 1.0, 20.0 + k, received=20.0 + k))
+    assert [u for u, _, _ in learner.meta.answers] == [unit, *practised]  # evidence, all three
+    status = c.placement_status(learner)
+    assert status.asked == 1 and not status.finished, status
+
+
 # ---------------------------------------------------------------------------- replay == live
 ITEMS = ["A-p", "A-check", "B-p", "B-check", "C-p", "C-check", "D-p", "D-check", "E-p", "E-check", "AB"]
 steps = st.lists(
