@@ -177,9 +177,7 @@ class CatalogPredictions:
 class Observation:
     """One answer as the core folds it. ``time`` in epoch seconds (simulated seconds in the
     simulator); ``source`` is ``native``, ``xapi`` or ``placement``; a placement answer names the
-    ``unit`` (learnable standard) its question was about. ``received``: when the server stored it
-    (None where nothing was received, as in the simulator); it places an answer of the same time
-    as a diagnostic's start on the side of the start it arrived on."""
+    ``unit`` (learnable standard) its question was about."""
 
     item_id: str
     standards: tuple[str, ...]
@@ -187,7 +185,6 @@ class Observation:
     time: float
     source: str = "native"
     unit: str | None = None
-    received: float | None = None
 
     @property
     def placement(self) -> bool:
@@ -222,16 +219,17 @@ class PlacementSummary:
 @dataclass
 class Diagnostic:
     """An entry diagnostic. Set by the user's request: ``start_event`` (observations folded when
-    it started), ``focus``, and when it started: ``start_time`` (the server's clock then, or the
-    latest answer folded if that was later) and ``started_at`` (the server's clock then). Derived:
-    ``asked_before`` (belief evidence before its first question), ``finished_event`` and
-    ``result``.
+    it started), ``focus``, and ``start_time``: when it started on the learner's timeline, the
+    server's clock then, or just after the latest time folded if that was later (a device's
+    clock ahead of the server's). Derived: ``asked_before`` (belief evidence before its first
+    question), ``finished_event`` and ``result``.
 
-    It begins before the first answer that happened at or after its start (of the same time as
-    the start: one received after it), so an answer done before the start and synced after it
-    (offline work) counts before it, as evidence and not as one of its questions. A diagnostic
-    without a start time (a record from before they were kept, the simulator, whose answers all
-    come in order) begins after its first ``start_event`` observations."""
+    It begins before the first answer that happened at or after its start: every answer folded
+    before the start happened before it, and one that happened before it and arrives after it
+    (offline work synced) is a late answer, refolded in time order, so it counts before it, as
+    evidence and not as one of its questions. A diagnostic without a start time (a record from
+    before they were kept; the simulator, whose answers all come in order) begins after its
+    first ``start_event`` observations."""
 
     start_event: int
     focus: tuple[str, ...] | None = None
@@ -239,7 +237,6 @@ class Diagnostic:
     finished_event: int | None = None
     result: PlacementSummary | None = None
     start_time: float | None = None
-    started_at: float | None = None
 
     @property
     def finished(self) -> bool:
@@ -248,12 +245,9 @@ class Diagnostic:
     def begins_before(self, obs: Observation | None, events: int) -> bool:
         """Whether it has begun before ``obs`` is folded (``None``: after the last observation
         of a fold, when every diagnostic started so far has begun), ``events`` observations in."""
-        if self.start_time is None or self.started_at is None:
+        if self.start_time is None:
             return self.start_event <= events
-        if obs is None:
-            return True
-        received = -math.inf if obs.received is None else obs.received
-        return (obs.time, received) >= (self.start_time, self.started_at)
+        return obs is None or obs.time >= self.start_time
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -264,7 +258,7 @@ class Diagnostic:
             "result": None if self.result is None else self.result.to_json(),
         }
         if self.start_time is not None:
-            data["start_time"], data["started_at"] = self.start_time, self.started_at
+            data["start_time"] = self.start_time
         return data
 
     @classmethod
@@ -278,15 +272,14 @@ class Diagnostic:
             data.get("finished_event"),
             None if result is None else PlacementSummary.from_json(result),
             None if data.get("start_time") is None else float(data["start_time"]),
-            None if data.get("started_at") is None else float(data["started_at"]),
         )
 
     def reset(self) -> Diagnostic:
         """What the user set (for a rebuild): when it started and what it asks about."""
-        return Diagnostic(self.start_event, self.focus, start_time=self.start_time, started_at=self.started_at)
+        return Diagnostic(self.start_event, self.focus, start_time=self.start_time)
 
     def user_set(self) -> tuple[Any, ...]:
-        return (self.start_event, self.focus, self.start_time, self.started_at)
+        return (self.start_event, self.focus, self.start_time)
 
 
 @dataclass
@@ -637,9 +630,11 @@ class LearnerCore:
         :class:`Diagnostic`)."""
         meta = learner.meta
         if not meta.diagnostics or restart:
-            start = None if now is None else max(now, meta.last_time if meta.last_time is not None else now)
+            start = now
+            if now is not None and meta.last_time is not None and meta.last_time >= now:
+                start = math.nextafter(meta.last_time, math.inf)  # after everything folded
             codes = None if focus is None else tuple(sorted(focus))
-            meta.diagnostics.append(Diagnostic(meta.events, codes, start_time=start, started_at=now))
+            meta.diagnostics.append(Diagnostic(meta.events, codes, start_time=start))
             self._activate_diagnostics(learner)
         return self.placement_status(learner)
 

@@ -16,9 +16,7 @@ __all__ = ["evidence", "observation"]
 
 def observation(event: StoredEvent) -> Observation:
     assert event.correct is not None  # an answer
-    return Observation(
-        event.item_id, event.standards, event.correct, event.time, event.source, event.unit, event.received
-    )
+    return Observation(event.item_id, event.standards, event.correct, event.time, event.source, event.unit)
 
 
 def evidence(log: Sequence[StoredEvent]) -> list[Observation]:

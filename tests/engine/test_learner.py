@@ -136,10 +136,10 @@ def test_practice_during_a_diagnostic_is_evidence_but_none_of_its_questions() ->
     learner = c.new(1, "3")
     c.start_placement(learner, now=0.0)
     unit, item = c.placement_question(learner)
-    c.observe(learner, Observation(item.id, item.standards, 1.0, 10.0, "placement", unit, 10.0))
+    c.observe(learner, Observation(item.id, item.standards, 1.0, 10.0, "placement", unit))
     practised = [u for u in ("A", "B", "C", "D", "E") if u != unit][:2]
     for k, u in enumerate(practised):
-        c.observe(learner, Observation(f"{u}-p", (u,), 1.0, 20.0 + k, received=20.0 + k))
+        c.observe(learner, Observation(f"{u}-p", (u,), 1.0, 20.0 + k))
     assert [u for u, _, _ in learner.meta.answers] == [unit, *practised]  # evidence, all three
     status = c.placement_status(learner)
     assert status.asked == 1 and not status.finished, status
@@ -219,10 +219,10 @@ def test_replay_equals_live_with_diagnostics_started_on_the_servers_clock(steps,
             if question is not None:  # a diagnostic is running: its question's answer, timed as the server does
                 unit, item = question
                 at = now if learner.meta.last_time is None else max(now, learner.meta.last_time)
-                obs = Observation(item.id, item.standards, float(b), at, "placement", unit, now)
+                obs = Observation(item.id, item.standards, float(b), at, "placement", unit)
             else:
                 item = c.index.catalog[a]
-                obs = Observation(item.id, item.standards, float(b), t, received=now)
+                obs = Observation(item.id, item.standards, float(b), t)
             log.append(obs)
             if learner.meta.folds_after([obs.time]):
                 c.observe(learner, obs)
@@ -240,30 +240,31 @@ def test_replay_equals_live_with_diagnostics_started_on_the_servers_clock(steps,
     if learner.meta.diagnostics:  # the first began before its questions and after what came before it
         first = learner.meta.diagnostics[0]
         assert first.asked_before is not None and first.start_time is not None
-        before = [o for o in log if (o.time, o.received) < (first.start_time, first.started_at)]
+        before = [o for o in log if o.time < first.start_time]
         assert not any(o.placement for o in before)
 
 
-def test_a_diagnostic_begins_between_answers_of_the_same_time() -> None:
-    """A device's clock 30 s ahead of the server's: the diagnostic starts at the latest answer's
-    time; an answer of that same time received after the start counts after it, live and in a
-    replay, and the answer received before it counts before it."""
+def test_a_diagnostic_begins_after_an_answer_timed_ahead_of_the_servers_clock() -> None:
+    """A device's clock 30 s ahead of the server's: the diagnostic starts just after the latest
+    answer's time, so everything folded before it stays before it in a replay; an answer of that
+    same time sent after the start is late (refolded, before it), a later one comes after it."""
     c = core()
     learner = c.new(3, "3")
-    before = Observation("B-p", ("B",), 1.0, 100.0, received=70.0)
+    before = Observation("B-p", ("B",), 1.0, 100.0)
     c.observe(learner, before)
     c.start_placement(learner, now=71.0)
     d = learner.meta.diagnostics[0]
-    assert (d.start_time, d.started_at, d.asked_before, learner.meta.last_time) == (100.0, 71.0, 1, 100.0)
-    after = Observation("D-p", ("D",), 0.0, 100.0, received=72.0)
+    assert d.start_time is not None and 100.0 < d.start_time < 100.0001
+    assert d.asked_before == 1 and learner.meta.last_time == d.start_time
+    assert not learner.meta.folds_after([100.0])  # the same second as the answer before it: late
+    after = Observation("D-p", ("D",), 0.0, 101.0)
     assert learner.meta.folds_after([after.time])
     c.observe(learner, after)
     assert [u for u, _, _ in learner.meta.answers] == ["B", "D"]
     again = c.rebuild(learner.meta, [before, after])
     assert again.meta.to_json() == learner.meta.to_json()
     assert again.meta.diagnostics[0].asked_before == 1
-    # one from before the start, synced after it: late, and before the diagnostic in the replay
-    assert not learner.meta.folds_after([99.0])
-    synced = Observation("C-p", ("C",), 1.0, 99.0, received=73.0)
+    # work done before the start, synced after it: before the diagnostic in the replay
+    synced = Observation("C-p", ("C",), 1.0, 99.0)
     again = c.rebuild(learner.meta, [before, synced, after])
     assert again.meta.diagnostics[0].asked_before == 2

@@ -1,0 +1,147 @@
+"""A learner's whole life through the API, in any order hypothesis finds: answers in order and
+late (offline work synced), voids, an entry diagnostic started, answered and restarted, practice
+between its questions, a grade and a goal set on the way, teacher overrides, recommendations,
+and erasure followed by a fresh start. After every step: no server error, the stored learner is
+exactly the replay of its log (its checkpoints too), and a running diagnostic always has a
+question to ask. ``ZPD_LIFE_EXAMPLES=500`` runs a longer search."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+
+from models.base import state_to_bytes
+from serving import checkpoints
+
+from .test_checkpoints import T0, _id, _items, _void
+
+TENANT = "tenant-a"
+
+
+@pytest.fixture()
+def small_checkpoints(monkeypatch) -> None:
+    monkeypatch.setattr(checkpoints, "EVERY", 4)  # so a short life takes and uses several
+
+
+def test_any_life_of_a_learner_is_its_replay(api, small_checkpoints) -> None:
+    service = api.client.app.state.service
+    items = _items(api)
+    clock = [T0]
+    service.clock = lambda: clock[0]
+    lives = iter(range(1_000_000))
+
+    class Life(RuleBasedStateMachine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.learner = f"life{next(lives)}"
+            self.k = 0  # answers sent (their ids)
+            self.sent: list[int] = []
+
+        def call(self, method: str, path: str, body=None, expect: tuple[int, ...] = (200,)):
+            r = api.client.request(method, f"/v1/learners/{self.learner}{path}", json=body, headers=api.h())
+            assert r.status_code < 500 and r.status_code in expect, (method, path, body, r.status_code, r.text)
+            return r
+
+        def answer(self, minute: float, correct: bool, item: str) -> None:
+            event = {
+                "id": _id(self.k + 1_000_000 * int(self.learner[4:])),
+                "learner_id": self.learner,
+                "item_id": item,
+                "correct": correct,
+                "timestamp": T0 + 60 * minute,
+            }
+            self.sent.append(self.k)
+            self.k += 1
+            r = api.client.post("/v1/events", json=[event], headers=api.h())
+            assert r.status_code == 200 and r.json()["accepted"] == 1, r.text
+
+        @property
+        def minute(self) -> float:
+            return (clock[0] - T0) / 60
+
+        @rule(gap=st.floats(0, 30), correct=st.booleans(), item=st.sampled_from(range(40)))
+        def answers_now(self, gap, correct, item) -> None:
+            clock[0] += 60 * gap
+            self.answer(self.minute, correct, items[item % len(items)])
+
+        @rule(back=st.floats(0, 600), correct=st.booleans(), item=st.sampled_from(range(40)))
+        def syncs_work_done_earlier(self, back, correct, item) -> None:
+            self.answer(max(0.0, self.minute - back), correct, items[item % len(items)])
+
+        @precondition(lambda self: self.sent)
+        @rule(which=st.integers(0, 5))
+        def voids_a_recent_answer(self, which) -> None:
+            target = self.sent[-1 - min(which, len(self.sent) - 1)]
+            void = _void(
+                5_000_000 + self.k + 1_000_000 * int(self.learner[4:]), target + 1_000_000 * int(self.learner[4:])
+            )
+            self.k += 1
+            r = api.client.post("/v1/events", json=[void], headers=api.h())
+            assert r.status_code == 200, r.text
+
+        @rule(restart=st.booleans())
+        def starts_the_diagnostic(self, restart) -> None:
+            self.call("POST", f"/placement?restart={str(restart).lower()}")
+
+        @rule(correct=st.booleans(), gap=st.floats(0, 5))
+        def answers_its_question(self, correct, gap) -> None:
+            clock[0] += 60 * gap
+            state = self.call("POST", "/placement").json()
+            if not state["finished"]:
+                answer = {"standard": state["question"]["standard"], "correct": correct}
+                self.call("POST", "/placement/answers", answer)
+
+        @rule(grade=st.sampled_from(["2", "3", "4", "5"]))
+        def gets_a_grade(self, grade) -> None:
+            self.call("POST", "", {"grade": grade})
+
+        @rule(goal=st.sampled_from([["4.NF.A.1"], ["3.OA.A.1", "3.NF.A.1"], ["5.NF.B.3"]]))
+        def gets_a_goal(self, goal) -> None:
+            self.call("PUT", "/goal", {"standards": goal})
+
+        @rule(standard=st.sampled_from(["3.MD.A.1", "4.OA.A.1"]), item=st.sampled_from(range(40)))
+        def teacher_pins_and_excludes(self, standard, item) -> None:
+            known = api.store.get(TENANT, self.learner) is not None  # overrides are for a learner the server has
+            body = {"pin_standards": [standard], "exclude_items": [items[item % len(items)]]}
+            self.call("POST", "/overrides", body, expect=(200,) if known else (404,))
+
+        @rule(n=st.integers(1, 3))
+        def asks_for_the_next_activities(self, n) -> None:
+            self.call("GET", f"/next?n={n}")
+
+        @rule()
+        def is_erased_and_starts_again(self) -> None:
+            self.call("DELETE", "", expect=(200, 404))
+            assert api.store.get(TENANT, self.learner) is None and api.store.events(TENANT, self.learner) == []
+            self.learner = f"life{next(lives)}"
+            self.k, self.sent = 0, []
+
+        @invariant()
+        def is_the_replay_of_its_log(self) -> None:
+            record = api.store.get(TENANT, self.learner)
+            if record is None:
+                return
+            view = service.load(TENANT, self.learner)
+            log = api.store.events(TENANT, self.learner)
+            rebuilt = service.rebuild(view.core, view.record)
+            assert view.record.state == state_to_bytes(rebuilt.state)
+            stored = {k: v for k, v in view.record.meta.items() if k != "cp"}
+            assert json.loads(json.dumps(rebuilt.meta.to_json())) == stored
+            assert checkpoints.verify(view.core, view.meta, view.core.version, log) == []
+            status = view.core.placement_status(view.learner)
+            assert not status.active or status.finished or status.question is not None, status
+
+    run_state_machine_as_test(
+        Life,
+        settings=settings(
+            max_examples=int(os.environ.get("ZPD_LIFE_EXAMPLES", "25")),
+            stateful_step_count=25,
+            deadline=None,
+            suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+        ),
+    )
