@@ -510,7 +510,11 @@ class LearnerCore:
         units = self._units(obs)
         if not units:  # an activity aligned to no standard of the graph: no evidence on any
             return []
-        event = Event(obs.item_id, obs.standards, float(obs.correct), obs.time)
+        catalog = self.index.catalog
+        # the item's standards as the catalog has them, as for its units (an answer received
+        # before its activity was aligned has none of its own): every fold reads it alike
+        standards = catalog[obs.item_id].standards if obs.item_id in catalog else obs.standards
+        event = Event(obs.item_id, standards, float(obs.correct), obs.time)
         meta.last_time = obs.time if meta.last_time is None else max(meta.last_time, obs.time)
         if obs.placement:
             unit = obs.unit if obs.unit is not None else (units[0] if units else None)
@@ -530,7 +534,6 @@ class LearnerCore:
             meta.answers.append((units[0], obs.correct >= 0.5, False))
             self._refresh_priors(learner)
             self._maybe_finish(learner, obs.time)  # practice may tell a running diagnostic enough
-        catalog = self.index.catalog
         check = catalog[obs.item_id].mastery_check if obs.item_id in catalog else False
         return record_attempt(
             meta.progress,

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import orjson
@@ -381,7 +381,35 @@ class LearnerService:
         if rostered:
             self.rosters.forget(tenant, learner_id)
         forget_learner(self.store, tenant, learner_id)  # the nightly plans that name them
+        self._forget_unaligned(tenant, learner_id)
         return self.store.delete_learner(tenant, learner_id) or rostered
+
+    def _forget_unaligned(self, tenant: str, learner_id: str) -> None:
+        """Take the learner out of the list of unaligned activities (with their events there); an
+        activity only they used leaves it."""
+        for _ in range(MAX_RETRIES):
+            current = self.store.get_setting(unaligned_setting(tenant))
+            if current is None:
+                return
+            known = orjson.loads(current[1])
+            theirs = [e.item_id for e in self.store.events(tenant, learner_id) if e.item_id in known]
+            named = [item for item, entry in known.items() if learner_id in entry["learners"]]
+            if not named:
+                return
+            for item in named:
+                entry = known[item]
+                entry["learners"].remove(learner_id)
+                entry["events"] = max(0, entry["events"] - theirs.count(item))
+                if not entry["learners"]:
+                    del known[item]
+            try:
+                self.store.put_setting(
+                    unaligned_setting(tenant), orjson.dumps(known).decode(), expected_version=current[0]
+                )
+                return
+            except VersionConflict:
+                continue
+        raise ApiError(409, "busy", "the list of unaligned activities is being changed; retry the deletion")
 
     def add_overrides(
         self,
@@ -840,14 +868,9 @@ class LearnerService:
         return len(learners)
 
     def _restore(self, view: LearnerView) -> None:
-        """The learner folded again from the log, with the events' standards as the catalog has
-        them now (an activity aligned since it was received counts from now on)."""
-        catalog = self.catalog(view.record.tenant)
-        log = [
-            e if e.standards or e.item_id not in catalog else replace(e, standards=catalog[e.item_id].standards)
-            for e in self.store.events(view.record.tenant, view.record.learner_id)
-        ]
-        view.learner = view.core.rebuild(view.meta, evidence(log))
+        """The learner folded again from the log: an answer on an activity aligned since it was
+        received counts from now on, with the catalog's standards (see ``LearnerCore.observe``)."""
+        view.learner = self.rebuild(view.core, view.record, view.meta)
 
     # ------------------------------------------------------------------ planning
     def context(

@@ -140,7 +140,7 @@ def test_deletion_leaves_no_byte_of_many_learners(any_api, request) -> None:
             {
                 "id": f"ev-{learner}-{i}",
                 "learner_id": learner,
-                "item_id": ITEM,
+                "item_id": ITEM if i else "https://apps.example/not-in-the-catalog",  # listed as unaligned
                 "correct": i % 2 == 0,
                 "timestamp": 1790000000 + i,
             }
@@ -165,3 +165,5 @@ def test_deletion_leaves_no_byte_of_many_learners(any_api, request) -> None:
         assert learner.encode() not in data, learner
         assert f"ev-{learner}-0".encode() not in data, learner
     assert kept[0].encode() in data  # the check sees what is there
+    listed = c.get("/v1/events/unaligned", headers=h).json()["activities"]
+    assert [(a["events"], a["learners"]) for a in listed] == [(len(kept), len(kept))]
