@@ -387,29 +387,23 @@ class LearnerService:
     def _forget_unaligned(self, tenant: str, learner_id: str) -> None:
         """Take the learner out of the list of unaligned activities (with their events there); an
         activity only they used leaves it."""
-        for _ in range(MAX_RETRIES):
-            current = self.store.get_setting(unaligned_setting(tenant))
-            if current is None:
-                return
-            known = orjson.loads(current[1])
-            theirs = [e.item_id for e in self.store.events(tenant, learner_id) if e.item_id in known]
+        listed = self.unaligned(tenant)
+        if not any(learner_id in entry["learners"] for entry in listed.values()):
+            return
+        theirs = [e.item_id for e in self.store.events(tenant, learner_id) if e.item_id in listed]
+
+        def forget(known: dict[str, Any]) -> bool:
             named = [item for item, entry in known.items() if learner_id in entry["learners"]]
-            if not named:
-                return
             for item in named:
                 entry = known[item]
                 entry["learners"].remove(learner_id)
                 entry["events"] = max(0, entry["events"] - theirs.count(item))
                 if not entry["learners"]:
                     del known[item]
-            try:
-                self.store.put_setting(
-                    unaligned_setting(tenant), orjson.dumps(known).decode(), expected_version=current[0]
-                )
-                return
-            except VersionConflict:
-                continue
-        raise ApiError(409, "busy", "the list of unaligned activities is being changed; retry the deletion")
+            return bool(named)
+
+        if not self._change_unaligned(tenant, forget):
+            raise ApiError(409, "busy", "the list of unaligned activities is being changed; retry the deletion")
 
     def add_overrides(
         self,
@@ -822,23 +816,37 @@ class LearnerService:
         """Note the activities that had no alignment (``GET /v1/events/unaligned``): per item, the
         events seen and the learners to rebuild once an admin aligns it."""
         now = self.clock()
-        for _ in range(MAX_RETRIES):
-            current = self.store.get_setting(unaligned_setting(tenant))
-            version, known = (current[0], orjson.loads(current[1])) if current else (0, {})
+
+        def remember(known: dict[str, Any]) -> bool:
             for e in events:
                 first = event_time(e.timestamp, now)
                 entry = known.setdefault(e.item_id, {"events": 0, "learners": [], "first_seen": first})
                 entry["events"] += 1
                 if e.learner_id not in entry["learners"]:
                     entry["learners"].append(e.learner_id)
+            return True
+
+        if not self._change_unaligned(tenant, remember):
+            log.warning(
+                "tenant %s: the list of unaligned activities was busy; %d events not listed", tenant, len(events)
+            )
+
+    def _change_unaligned(self, tenant: str, change: Callable[[dict[str, Any]], bool]) -> bool:
+        """Apply ``change`` to the tenant's list of unaligned activities (it edits the list in place
+        and says whether it changed it), retrying on concurrent writes; False if it stayed busy."""
+        for _ in range(MAX_RETRIES):
+            current = self.store.get_setting(unaligned_setting(tenant))
+            version, known = (current[0], orjson.loads(current[1])) if current else (0, {})
+            if not change(known):
+                return True
             try:
                 self.store.put_setting(
                     unaligned_setting(tenant), orjson.dumps(known).decode(), expected_version=version
                 )
-                return
+                return True
             except VersionConflict:
                 continue
-        log.warning("tenant %s: the list of unaligned activities was busy; %d events not listed", tenant, len(events))
+        return False
 
     def unaligned(self, tenant: str) -> dict[str, Any]:
         current = self.store.get_setting(unaligned_setting(tenant))
@@ -853,18 +861,14 @@ class LearnerService:
         learners = sorted({learner for i in aligned for learner in known[i]["learners"]})
         for learner_id in learners:
             self.mutate(tenant, learner_id, lambda view: self._restore(view))
-        for _ in range(MAX_RETRIES):
-            current = self.store.get_setting(unaligned_setting(tenant))
-            if current is None:
-                break
-            left = {k: v for k, v in orjson.loads(current[1]).items() if k not in aligned}
-            try:
-                self.store.put_setting(
-                    unaligned_setting(tenant), orjson.dumps(left).decode(), expected_version=current[0]
-                )
-                break
-            except VersionConflict:
-                continue
+
+        def drop(known: dict[str, Any]) -> bool:
+            listed = [item for item in aligned if item in known]
+            for item in listed:
+                del known[item]
+            return bool(listed)
+
+        self._change_unaligned(tenant, drop)
         return len(learners)
 
     def _restore(self, view: LearnerView) -> None:
