@@ -20,7 +20,7 @@ import fastapi_offline
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -37,7 +37,7 @@ from serving.routes import catalog, classes, events, health, learners, model, xa
 from serving.service import ApiError, Engine, LearnerService
 from serving.stores import open_store
 from serving.stores.base import LearnerStore, StoreError, StoreUnavailable
-from serving.ui import install_ui
+from serving.ui import install_ui, invalid_page
 from serving.ui.session import UiAuth
 
 __all__ = ["create_app", "build_engine"]
@@ -87,7 +87,7 @@ def _install_handlers(app: FastAPI) -> None:
         return _error(503, "store_unavailable", f"the learner store is unavailable, retry later ({exc})")
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
         # FastAPI parses the body before the key is checked: a request without a valid key gets
         # 401 whatever its body, so a bad body says nothing to a caller who may not call at all
         if request.url.path.startswith(("/v1/", "/xapi/statements")) and not await _authorized(request):
@@ -104,6 +104,8 @@ def _install_handlers(app: FastAPI) -> None:
             }
             for err in exc.errors()
         ]
+        if request.url.path.startswith("/ui/"):  # a person at a browser: a page, not JSON
+            return invalid_page(request, [(p["field"], p["message"]) for p in problems])
         first = problems[0] if problems else {"field": None, "message": "invalid request"}
         body = {
             "error": {

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from pydantic import BeforeValidator, Field
 
 from engine.planner.playlist import MIN_BLOCK_MINUTES
 from engine.roster import Roster
@@ -76,6 +77,14 @@ def _page(request: Request, template: str, status: int = 200, **context: Any) ->
 
 def _error(request: Request, status: int, message: str, session: Session | None = None) -> HTMLResponse:
     return _page(request, "error.html", status, message=message, session=session)
+
+
+def invalid_page(request: Request, problems: list[tuple[str, str]]) -> HTMLResponse:
+    """A page's request the server cannot take (a setting out of range in its query string): the
+    error page, naming each setting, for the person at the browser."""
+    session = request.app.state.ui.session(request.cookies.get(COOKIE))
+    named = "; ".join(f"{field.removeprefix('query.')}: {message}" for field, message in problems)
+    return _error(request, 422, f"Some settings are not valid: {named}.", session)
 
 
 def _may_see_learner(service: LearnerService, principal: Principal, learner_id: str) -> bool:
@@ -223,13 +232,19 @@ def _rotation(request: Request, session: Session, roster: Roster, class_id: str,
     return rotation, versions
 
 
+#: a form's field left empty is sent as ``name=``: not set, rather than a number it is not
+BLANK_IS_NONE = BeforeValidator(lambda value: None if value == "" else value)
+#: seats per station in each block (empty: no limit)
+Seats = Annotated[Annotated[int, Field(ge=0, le=200)] | None, BLANK_IS_NONE]
+
+
 def rotation_params(
     session_minutes: Annotated[float, Query(ge=MIN_BLOCK_MINUTES, le=480)] = 60,
     block_minutes: Annotated[float, Query(ge=MIN_BLOCK_MINUTES, le=240)] = 20,
     group_capacity: Annotated[int, Query(ge=1, le=30)] = 6,
-    online_practice: Annotated[int | None, Query(ge=0, le=200)] = None,
-    video: Annotated[int | None, Query(ge=0, le=200)] = None,
-    reading: Annotated[int | None, Query(ge=0, le=200)] = None,
+    online_practice: Annotated[Seats, Query()] = None,
+    video: Annotated[Seats, Query()] = None,
+    reading: Annotated[Seats, Query()] = None,
 ) -> dict[str, Any]:
     """The teacher's rotation settings (the page's form and the CSV link share them)."""
     return {

@@ -122,8 +122,23 @@ def test_the_rotation_page_refuses_a_block_of_no_time(ui) -> None:
     sign_in(ui, ui.keys["a_teacher"])
     for query in ("block_minutes=1e-300", "block_minutes=4", "session_minutes=3"):
         r = ui.client.get(f"/ui/classes/class-4a/rotation?{query}")
-        assert r.status_code == 422 and query.split("=")[0] in r.text, (query, r.status_code)
+        assert r.status_code == 422 and r.headers["content-type"].startswith("text/html"), (query, r.status_code)
+        assert f"{query.split('=')[0]}: Input should be greater than or equal to 5" in r.text, r.text
     assert ui.client.get("/ui/classes/class-4a/rotation?block_minutes=5&session_minutes=30").status_code == 200
+
+
+def test_the_rotation_form_with_its_seat_fields_left_empty_plans(ui) -> None:
+    """The settings form as a browser sends it: the seats per station left empty mean no limit
+    (they were a 422 in JSON, so the form worked only with every field filled in)."""
+    sign_in(ui, ui.keys["a_teacher"])
+    query = "session_minutes=60&block_minutes=15&group_capacity=6&online_practice=&video=&reading="
+    r = ui.client.get(f"/ui/classes/class-4a/rotation?{query}")
+    assert r.status_code == 200, r.text[:300]
+    assert 'name="block_minutes" min="5" max="240" value="15"' in r.text
+    seats = ui.client.get("/ui/classes/class-4a/rotation?online_practice=3&video=").status_code
+    assert seats == 200
+    too_many = ui.client.get("/ui/classes/class-4a/rotation?online_practice=300")
+    assert too_many.status_code == 422 and "online_practice: Input should be less than or equal to 200" in too_many.text
 
 
 def test_another_tenant_sees_none_of_the_pages(ui) -> None:

@@ -168,6 +168,12 @@ def test_a_teacher_reads_her_class_rotation_and_a_students_gps(school, browser, 
     page.click("text=Apply")
     page.wait_for_url(server.url + "/ui/classes/class-4a/rotation")
 
+    # the teacher shortens the blocks in the settings form, the seats left empty, and applies
+    page.fill("form.settings input[name=block_minutes]", "15")
+    page.click("form.settings button")
+    assert page.inner_text("h1").startswith("Today's rotation"), page.content()[:500]
+    assert page.input_value("input[name=block_minutes]") == "15" and "video=&" in page.url
+
     page.goto(server.url + "/ui/classes/class-4a")
     page.click("[data-group=excelling] >> text=Ana Silva")
     assert page.inner_text("h1").startswith("Ana Silva")
