@@ -39,6 +39,14 @@ class _SignIn(Exception):
     """Not signed in: go to the sign-in page."""
 
 
+#: a form's field left empty is sent as ``name=``: not set, rather than a number it is not
+BLANK_IS_NONE = BeforeValidator(lambda value: None if value == "" else value)
+#: seats per station in each block (empty: no limit)
+Seats = Annotated[Annotated[int, Field(ge=0, le=200)] | None, BLANK_IS_NONE]
+#: a percentage of the dashboard's settings (empty: the default)
+Percent = Annotated[Annotated[float, Field(ge=0, le=100)] | None, BLANK_IS_NONE]
+
+
 def install_ui(app: FastAPI) -> None:
     """Mount the pages and their stylesheet (the app's lifespan sets ``app.state.ui``)."""
     app.include_router(router)
@@ -194,16 +202,23 @@ def _class_or_404(request: Request, session: Session, class_id: str) -> Roster |
 def dashboard(
     request: Request,
     class_id: str,
-    struggling_below: Annotated[float, Query(ge=0, le=100)] = 60,
-    excelling_above: Annotated[float, Query(ge=0, le=100)] = 85,
-    min_answers: Annotated[int, Query(ge=0, le=1000)] = 5,
-    inactive_days: Annotated[float, Query(ge=0, le=365)] = 7,
+    struggling_below: Annotated[Percent, Query()] = None,
+    excelling_above: Annotated[Percent, Query()] = None,
+    min_answers: Annotated[Annotated[int, Field(ge=0, le=1000)] | None, BLANK_IS_NONE, Query()] = None,
+    inactive_days: Annotated[Annotated[float, Field(ge=0, le=365)] | None, BLANK_IS_NONE, Query()] = None,
 ) -> Response:
+    """A setting left empty in the form is the default."""
     session = _session(request)
     roster = _class_or_404(request, session, class_id)
     if isinstance(roster, HTMLResponse):
         return roster
-    t = Thresholds(struggling_below / 100, excelling_above / 100, min_answers, inactive_days)
+    d = Thresholds()
+    t = Thresholds(
+        d.struggling_below if struggling_below is None else struggling_below / 100,
+        d.excelling_above if excelling_above is None else excelling_above / 100,
+        d.min_answers if min_answers is None else min_answers,
+        d.inactive_days if inactive_days is None else inactive_days,
+    )
     service = _service(request)
     data = class_dashboard(service, session.principal.tenant, roster, class_id, t, service.clock())
     return _page(
@@ -230,12 +245,6 @@ def _rotation(request: Request, session: Session, roster: Roster, class_id: str,
         unseen=True,
     )
     return rotation, versions
-
-
-#: a form's field left empty is sent as ``name=``: not set, rather than a number it is not
-BLANK_IS_NONE = BeforeValidator(lambda value: None if value == "" else value)
-#: seats per station in each block (empty: no limit)
-Seats = Annotated[Annotated[int, Field(ge=0, le=200)] | None, BLANK_IS_NONE]
 
 
 def rotation_params(

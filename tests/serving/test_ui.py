@@ -141,6 +141,17 @@ def test_the_rotation_form_with_its_seat_fields_left_empty_plans(ui) -> None:
     assert too_many.status_code == 422 and "online_practice: Input should be less than or equal to 200" in too_many.text
 
 
+def test_a_dashboard_setting_left_empty_is_its_default(ui) -> None:
+    sign_in(ui, ui.keys["a_teacher"])
+    query = "struggling_below=&excelling_above=90&min_answers=&inactive_days="
+    r = ui.client.get(f"/ui/classes/class-4a?{query}")
+    assert r.status_code == 200, r.text[:300]
+    assert 'name="struggling_below" min="0" max="100" step="1" value="60"' in r.text
+    assert 'name="min_answers" min="0" max="1000" value="5"' in r.text
+    bad = ui.client.get("/ui/classes/class-4a?excelling_above=101")
+    assert bad.status_code == 422 and "excelling_above: Input should be less than or equal to 100" in bad.text
+
+
 def test_another_tenant_sees_none_of_the_pages(ui) -> None:
     sign_in(ui, ui.keys["b_all"])
     assert "Grade 4 Math" not in ui.client.get("/ui/classes").text
