@@ -325,6 +325,28 @@ def route_map(
     }
 
 
+#: a catch-up pace beyond this many times the planned daily minutes is no way back: the date moves
+MAX_CATCH_UP = 3.0
+
+
+def _way_back(gps: Any, core: Any, now: float) -> str:
+    """What gets an off-track learner to the goal: a catch-up pace until the goal date when one
+    is workable (up to :data:`MAX_CATCH_UP` times the planned daily minutes), else a later date."""
+    cfg = core.config
+    pace = cfg.minutes_per_day * cfg.school_days_per_week / 7.0  # minutes per calendar day, as the ETA counts
+    eta = day(now + gps.estimated_days * DAY)
+    days_left = (gps.due - now) / DAY
+    if days_left <= 0:
+        return f"the date has passed: set a new goal date (at the planned pace, about {eta})"
+    per_day = gps.estimated_minutes / days_left
+    if per_day <= MAX_CATCH_UP * pace:
+        return f"about {per_day:.0f} minutes a day until {day(gps.due)} (the plan counts {pace:.0f}) would get there"
+    return (
+        f"{day(gps.due)} would take {per_day:.0f} minutes a day, more than {MAX_CATCH_UP:g} times the planned "
+        f"{pace:.0f}: move the goal date to about {eta}, or narrow the goal"
+    )
+
+
 def learner_gps(service: LearnerService, tenant: str, roster: Roster, learner_id: str, now: float) -> dict[str, Any]:
     view = service.load(tenant, learner_id, unseen=True, grade=roster.grade_of(learner_id))
     core = view.core
@@ -341,14 +363,7 @@ def learner_gps(service: LearnerService, tenant: str, roster: Roster, learner_id
     ][:12]
     alert = None
     if gps.status == "at_risk" and gps.due is not None:
-        days_left = max((gps.due - now) / DAY, 0.0)
-        per_day = gps.estimated_minutes / days_left if days_left > 0 else None
-        way = (
-            f"about {per_day:.0f} minutes a day until {day(gps.due)} would get there"
-            if per_day is not None
-            else "the date has passed: set a new goal date"
-        )
-        alert = {"title": "Off track for the goal date", "text": gps.explanation, "way_back": way}
+        alert = {"title": "Off track for the goal date", "text": gps.explanation, "way_back": _way_back(gps, core, now)}
     if plan.flags:
         f = plan.flags[0]
         back = f.remediation or f.standard

@@ -3,6 +3,7 @@ student links, and pages that load nothing from outside the server."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import re
 import zipfile
@@ -150,6 +151,34 @@ def test_a_dashboard_setting_left_empty_is_its_default(ui) -> None:
     assert 'name="min_answers" min="0" max="1000" value="5"' in r.text
     bad = ui.client.get("/ui/classes/class-4a?excelling_above=101")
     assert bad.status_code == 422 and "excelling_above: Input should be less than or equal to 100" in bad.text
+
+
+def test_the_way_back_is_a_workable_pace_or_a_later_date(ui) -> None:
+    """Off track: a catch-up pace until the goal date when it is at most three times the planned
+    minutes; otherwise a later date (it advised 1,455 minutes a day for a goal due tomorrow)."""
+    from types import SimpleNamespace
+
+    from configs import PlannerConfig
+    from engine.planner.gps import DAY
+    from serving.ui.pages import _way_back
+
+    core = SimpleNamespace(config=PlannerConfig())  # 45 minutes 5 days a week: 32 a calendar day
+    now = 1_790_000_000.0
+
+    def off_track(minutes: float, days_left: float) -> str:
+        gps = SimpleNamespace(estimated_minutes=minutes, due=now + days_left * DAY, estimated_days=minutes / 32.14)
+        return _way_back(gps, core, now)
+
+    assert off_track(640, 10).startswith("about 64 minutes a day until")
+    assert "1000 minutes a day, more than 3 times the planned 32: move the goal date to about" in off_track(1000, 1)
+    assert off_track(100, -1).startswith("the date has passed")
+
+    sign_in(ui, ui.keys["a_teacher"])
+    tomorrow = dt.datetime.fromtimestamp(ui.client.app.state.service.clock() + DAY, dt.UTC).date().isoformat()
+    r = ui.client.put("/v1/learners/stu-1001/goal", json={"standards": ["5.NF.B.3"], "date": tomorrow}, headers=ui.h())
+    assert r.status_code == 200, r.text
+    page = ui.client.get("/ui/learners/stu-1001").text
+    assert "Off track for the goal date" in page and "move the goal date to about" in page, page
 
 
 def test_another_tenant_sees_none_of_the_pages(ui) -> None:
