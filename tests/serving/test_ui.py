@@ -114,6 +114,7 @@ def test_pages_load_nothing_from_outside(ui) -> None:
         html = ui.client.get(path).text
         assert not re.search(r'(src|href)="(https?:)?//', html), path
     assert ui.client.get("/ui/static/ui.css").status_code == 200
+    assert ui.client.get("/ui/static/favicon.svg").status_code == 200  # no request for /favicon.ico, a 404
     assert ui.client.get("/", follow_redirects=False).headers["location"] == "/ui/"
 
 
