@@ -331,7 +331,8 @@ def answer_placement(
         if question_item is None:
             raise ApiError(422, "no_item", f"no item asks about {unit}; name the item answered", "item_id")
         now = service.clock()
-        event_id = body.event_id or f"placement-{learner.meta.events + 1}-{int(now * 1000)}"
+        # numbered by the log's length, which only grows (answers folded go down with a void)
+        event_id = body.event_id or f"placement-{view.record.event_count + 1}-{int(now * 1000)}"
         # answered now, and after everything folded (the diagnostic's start and answers timed by a
         # device whose clock is ahead of the server's): a question never counts before its diagnostic
         at = max(now, learner.meta.last_time if learner.meta.last_time is not None else now)
