@@ -319,6 +319,10 @@ class LearnerMeta:
             diagnostics=[d.reset() for d in self.diagnostics],
         )
 
+    def reach(self, time: float) -> None:
+        """Fold a time (an answer's, or a diagnostic's start) into :attr:`last_time`."""
+        self.last_time = time if self.last_time is None else max(self.last_time, time)
+
     def folds_after(self, times: Iterable[float]) -> bool:
         """Whether observations at ``times`` come at or after every observation folded so far:
         folding them on then gives what folding the whole log in time order gives. A record that
@@ -515,7 +519,7 @@ class LearnerCore:
         # before its activity was aligned has none of its own): every fold reads it alike
         standards = catalog[obs.item_id].standards if obs.item_id in catalog else obs.standards
         event = Event(obs.item_id, standards, float(obs.correct), obs.time)
-        meta.last_time = obs.time if meta.last_time is None else max(meta.last_time, obs.time)
+        meta.reach(obs.time)
         if obs.placement:
             unit = obs.unit if obs.unit is not None else (units[0] if units else None)
             learner.state = self.model.update(learner.state, event)
@@ -650,7 +654,7 @@ class LearnerCore:
             if d.asked_before is None and d.begins_before(before, meta.events):
                 d.asked_before = len(meta.answers)
                 if d.start_time is not None:
-                    meta.last_time = d.start_time if meta.last_time is None else max(meta.last_time, d.start_time)
+                    meta.reach(d.start_time)
                 self._refresh_priors(learner)
                 self._maybe_finish(learner, None)  # nothing worth asking: finished at once
 

@@ -11,11 +11,12 @@ comes before all of its answers and folds on from there.
 
 A checkpoint is the learner after the first ``position`` events of its log, all of them folded
 in time order, the latest time folded (an answer's, or a diagnostic's start) ``time``. Every
-event logged after it happened at or after ``time`` (each was folded on, or refolded from it), so the log in time order is the
-checkpoint's part followed by the rest: restoring it and folding the rest in time order is a
-rebuild of the whole log, with exactly the same operations on the same numbers. A rebuild from
-the log (a new model, a grade change, an activity aligned since) starts the learner afresh,
-without checkpoints; the checkpoints are taken again as answers come.
+event logged after it happened at or after ``time`` (each was folded on, or refolded from it),
+so the log in time order is the checkpoint's part followed by the rest: restoring it and
+folding the rest in time order is a rebuild of the whole log, with exactly the same operations
+on the same numbers. A rebuild from the log (a new model, a grade change, an activity aligned
+since) starts the learner afresh, without checkpoints; the checkpoints are taken again as
+answers come.
 """
 
 from __future__ import annotations

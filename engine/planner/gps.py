@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from configs import PlannerConfig
 from engine.catalog import Modality
 from engine.planner.context import PlanContext, goal_units
 from engine.planner.targets import in_place, route_to_goal
 
-__all__ = ["GoalStatus", "goal_status"]
+__all__ = ["GoalStatus", "daily_pace", "goal_status"]
 
 DAY = 86_400.0
 
@@ -25,6 +26,12 @@ class GoalStatus:
     due: float | None
     status: str  # reached | on_track | at_risk | no_date | no_goal | blocked
     explanation: str
+
+
+def daily_pace(cfg: PlannerConfig) -> float:
+    """The planned minutes of work per calendar day (the daily minutes over the school week):
+    the pace the time to a goal is counted in."""
+    return cfg.minutes_per_day * cfg.school_days_per_week / 7.0
 
 
 def _practice_minutes(ctx: PlanContext, unit: str) -> float:
@@ -58,7 +65,7 @@ def goal_status(ctx: PlanContext) -> GoalStatus:
             n = cfg.activities_per_standard * max(0.25, (cfg.mastery_threshold - m) / cfg.mastery_threshold)
         activities += n
         minutes += n * _practice_minutes(ctx, unit)
-    per_day = cfg.minutes_per_day * cfg.school_days_per_week / 7.0  # calendar-day pace
+    per_day = daily_pace(cfg)
     days = minutes / per_day if per_day > 0 else float("inf")
     done = sum(1 for u in units if u in mastered)
     goal = ctx.goal.standards

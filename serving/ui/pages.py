@@ -17,8 +17,9 @@ from typing import Any
 
 import networkx as nx
 
+from configs import PlannerConfig
 from engine.learner import LearnerProfile
-from engine.planner.gps import DAY
+from engine.planner.gps import DAY, GoalStatus, daily_pace
 from engine.planner.playlist import INDEPENDENT_PRACTICE, Rotation
 from engine.roster import Roster
 from serving.service import LearnerService, LearnerView
@@ -329,11 +330,11 @@ def route_map(
 MAX_CATCH_UP = 3.0
 
 
-def _way_back(gps: Any, core: Any, now: float) -> str:
+def _way_back(gps: GoalStatus, config: PlannerConfig, now: float) -> str:
     """What gets an off-track learner to the goal: a catch-up pace until the goal date when one
     is workable (up to :data:`MAX_CATCH_UP` times the planned daily minutes), else a later date."""
-    cfg = core.config
-    pace = cfg.minutes_per_day * cfg.school_days_per_week / 7.0  # minutes per calendar day, as the ETA counts
+    assert gps.due is not None  # off track for a date
+    pace = daily_pace(config)  # minutes per calendar day, as the time to the goal counts
     eta = day(now + gps.estimated_days * DAY)
     days_left = (gps.due - now) / DAY
     if days_left <= 0:
@@ -363,7 +364,11 @@ def learner_gps(service: LearnerService, tenant: str, roster: Roster, learner_id
     ][:12]
     alert = None
     if gps.status == "at_risk" and gps.due is not None:
-        alert = {"title": "Off track for the goal date", "text": gps.explanation, "way_back": _way_back(gps, core, now)}
+        alert = {
+            "title": "Off track for the goal date",
+            "text": gps.explanation,
+            "way_back": _way_back(gps, core.config, now),
+        }
     if plan.flags:
         f = plan.flags[0]
         back = f.remediation or f.standard

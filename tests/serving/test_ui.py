@@ -163,12 +163,12 @@ def test_the_way_back_is_a_workable_pace_or_a_later_date(ui) -> None:
     from engine.planner.gps import DAY
     from serving.ui.pages import _way_back
 
-    core = SimpleNamespace(config=PlannerConfig())  # 45 minutes 5 days a week: 32 a calendar day
+    config = PlannerConfig()  # 45 minutes 5 days a week: 32 a calendar day
     now = 1_790_000_000.0
 
     def off_track(minutes: float, days_left: float) -> str:
         gps = SimpleNamespace(estimated_minutes=minutes, due=now + days_left * DAY, estimated_days=minutes / 32.14)
-        return _way_back(gps, core, now)
+        return _way_back(gps, config, now)
 
     assert off_track(640, 10).startswith("about 64 minutes a day until")
     assert "1000 minutes a day, more than 3 times the planned 32: move the goal date to about" in off_track(1000, 1)
