@@ -415,7 +415,9 @@ class LearnerService:
         exclude_items: Sequence[str] = (),
         lock_goal: bool | None = None,
     ) -> Overrides:
-        """Add a teacher's overrides (codes and item ids already checked) and return them all."""
+        """Add a teacher's overrides (codes and item ids already checked) and return them all; an
+        unknown learner is created (as a goal creates one: a teacher may pin work before the
+        first answer)."""
 
         def change(view: LearnerView) -> Overrides:
             o = view.meta.overrides
@@ -427,7 +429,7 @@ class LearnerService:
             )
             return view.meta.overrides
 
-        return self.mutate(tenant, learner_id, change)
+        return self.mutate(tenant, learner_id, change, create=True)
 
     def rotation(
         self,

@@ -289,7 +289,6 @@ def test_oversized_bodies_are_refused_before_parsing(tmp_path, shared_engine) ->
 
 LEARNER_ROUTES = [
     ("GET", "/v1/learners/s1/profile", None),
-    ("POST", "/v1/learners/s1/overrides", {"exclude_items": [ITEM]}),
     ("DELETE", "/v1/learners/s1/overrides", None),
     ("POST", "/v1/learners/s1/placement/answers", {"standard": "K.CC.A.1", "correct": True}),
     ("DELETE", "/v1/learners/s1", None),
@@ -454,6 +453,24 @@ def test_overrides_win_and_can_be_removed(api) -> None:
     c.request("DELETE", "/v1/learners/s1/overrides", json={"pin_items": [far]}, headers=h)
     top = c.get("/v1/learners/s1/next", headers=h).json()["recommendations"][0]
     assert top["kind"] != "pinned"
+
+
+def test_overrides_before_the_first_answer(api) -> None:
+    """A teacher may pin work for a student who has not answered yet (as a goal may be set): the
+    learner is created, the pin wins their first plan, and removing overrides needs a learner."""
+    c, h = api.client, api.h()
+    far = next(i.id for i in api.client.app.state.engine.catalog if i.standards[0].startswith("8.EE"))
+    assert c.request("DELETE", "/v1/learners/new1/overrides", headers=h).status_code == 404
+    r = c.post("/v1/learners/new1/overrides", json={"pin_items": [far]}, headers=h)
+    assert r.status_code == 200 and r.json()["overrides"]["pin_items"] == [far]
+    top = c.get("/v1/learners/new1/next", headers=h).json()["recommendations"][0]
+    assert top["item"]["id"] == far and top["kind"] == "pinned"
+    assert c.get("/v1/learners/new1/profile", headers=h).status_code == 200
+    # another tenant's learner of the same id is theirs: a pin here creates this tenant's own
+    theirs = api.h("b_all")
+    assert c.post("/v1/learners/new1/overrides", json={"exclude_items": [far]}, headers=theirs).status_code == 200
+    mine = c.get("/v1/learners/new1/profile", headers=h).json()["overrides"]
+    assert mine["pin_items"] == [far] and mine["exclude_items"] == []
 
 
 def test_class_rotation(api) -> None:

@@ -460,15 +460,8 @@ def cases(graph: Any) -> dict[tuple[str, str], Case]:
         ),
         ("POST", "/v1/learners/{learner_id}/overrides"): Case(
             "teacher",
-            Kind.UNKNOWN,
+            Kind.WRITE,
             (
-                Call(
-                    "POST",
-                    f"/v1/learners/{L2}/overrides",
-                    json={"pin_items": [ITEM]},
-                    status=404,
-                    code="unknown_learner",
-                ),
                 Call(
                     "POST",
                     f"/v1/learners/{L2}/overrides",
@@ -476,6 +469,7 @@ def cases(graph: Any) -> dict[tuple[str, str], Case]:
                     status=404,
                     code="unknown_item",
                 ),
+                Call("POST", f"/v1/learners/{L2}/overrides", json={"pin_items": [ITEM]}),
             ),
         ),
         ("DELETE", "/v1/learners/{learner_id}/overrides"): Case(
