@@ -261,16 +261,17 @@ def _check_block(path: Path, block: list[str], first_line: int, counts: list[int
 
 
 def _to_ints(lines: list[str]) -> tuple[np.ndarray, list[str], np.ndarray]:
-    """Integers of comma-joined lines; ``bad`` marks tokens that are not integers (value 0)."""
+    """Integers of comma-joined lines; ``bad`` marks tokens that are not integers (value 0),
+    including integers beyond 64 bits (no id or response is that long)."""
     tokens = [t for line in lines for t in _tokens(line)]
     try:
         return np.array(tokens, dtype=np.int64), tokens, np.zeros(len(tokens), dtype=bool)
-    except ValueError:  # slow path only for broken files: find every bad token
+    except (ValueError, OverflowError):  # slow path only for broken files: find every bad token
         values, bad = np.zeros(len(tokens), dtype=np.int64), np.zeros(len(tokens), dtype=bool)
         for i, t in enumerate(tokens):
             try:
                 values[i] = int(t)
-            except ValueError:
+            except (ValueError, OverflowError):
                 bad[i] = True
         return values, tokens, bad
 

@@ -343,6 +343,10 @@ def test_each_attempt_is_predicted_once_from_earlier_attempts_only():
         ("0,u1\n5,6,7\n1,1,1\n1,2,0\n", "bad.csv line 4: responses must be 0 or 1, got '2' (value 2 of 3)"),
         ("0,u1\n5,x,7\n1,1,1\n1,0,0\n", "bad.csv line 2: problem ids must be an integer id, got 'x'"),
         (
+            "0,u1\n5,99999999999999999999,7\n1,1,1\n1,0,0\n",
+            "bad.csv line 2: problem ids must be an integer id, got '99999999999999999999'",
+        ),
+        (
             "0,u1\n5,6,7\n1,1\n1,0,0\n",
             "bad.csv line 3: skill ids has 2 values but problem ids (line 2) has 3 (learner 'u1', block starting at line 1)",
         ),
