@@ -33,31 +33,14 @@ T0 = time.time() - 30 * 86400  # the histories end before the server's clock
 
 def run(history: int, late: int, learners: int, every: int, repeats: int, store: str = "sqlite") -> dict:
     from fastapi.testclient import TestClient
+    from serve_bench import in_process_app
 
-    from configs import load_config
     from engine.planner.planner import recommend
     from serving import checkpoints
-    from serving.app import create_app
     from serving.auth import create_key
 
     checkpoints.EVERY = every
-    with tempfile.TemporaryDirectory() as tmp:
-        redis = None
-        url = f"sqlite:///{tmp}/zpd.db"
-        if store == "redis":  # as serve_bench runs it: appendonly, appendfsync always
-            from serve_bench import start_redis
-
-            redis, url = start_redis(Path(tmp))
-        config = load_config(env={})
-        config = config.model_copy(
-            update={
-                "store": config.store.model_copy(update={"url": url}),
-                "serving": config.serving.model_copy(
-                    update={"model_uri": "bundled", "data_dir": tmp, "model_poll_s": 0, "sync_s": 0}
-                ),
-            }
-        )
-        app = create_app(config)
+    with tempfile.TemporaryDirectory() as tmp, in_process_app(store, Path(tmp)) as app:
         with TestClient(app) as client:
             key = create_key(app.state.store, "demo", ["admin"])
             h = {"Authorization": f"Bearer {key}"}
@@ -122,9 +105,6 @@ def run(history: int, late: int, learners: int, every: int, repeats: int, store:
                         recommend(service.context(service.load("demo", lid)), n=1, k_alternatives=2)
                     next_ms.append((time.process_time() - started) * 1000 / 50)
                     next_wall.append((time.perf_counter() - wall) * 1000 / 50)
-        if redis is not None:
-            redis.terminate()
-            redis.wait()
     return {
         "late_batch_ms_median": round(statistics.median(late_ms), 1),
         "late_batch_ms_max": round(max(late_ms), 1),

@@ -29,8 +29,11 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from queue import Empty
+from typing import Any
 
 import httpx
 import numpy as np
@@ -84,6 +87,34 @@ def start_redis(workdir: Path) -> tuple[subprocess.Popen, str]:
     )
     wait_port(port)
     return proc, f"redis://127.0.0.1:{port}/0"
+
+
+@contextmanager
+def in_process_app(store: str, workdir: Path) -> Iterator[Any]:
+    """The API app in this process with the bundled model, on SQLite (a file in ``workdir``) or
+    on a Redis started as this benchmark runs it (appendonly, appendfsync always)."""
+    from configs import load_config
+    from serving.app import create_app
+
+    redis = None
+    url = f"sqlite:///{workdir}/zpd.db"
+    if store == "redis":
+        redis, url = start_redis(workdir)
+    try:
+        config = load_config(env={})
+        config = config.model_copy(
+            update={
+                "store": config.store.model_copy(update={"url": url}),
+                "serving": config.serving.model_copy(
+                    update={"model_uri": "bundled", "data_dir": str(workdir), "model_poll_s": 0, "sync_s": 0}
+                ),
+            }
+        )
+        yield create_app(config)
+    finally:
+        if redis is not None:
+            redis.terminate()
+            redis.wait()
 
 
 def wait_port(port: int, timeout: float = 60) -> None:

@@ -13,8 +13,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import math
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -46,6 +48,7 @@ from serving.stores.base import (
     LearnerStore,
     StoredEvent,
     StoreError,
+    Unaligned,
     VersionConflict,
     content_hash,
     event_time,
@@ -168,6 +171,7 @@ class LearnerService:
         batch worker opens the store per task but parses a district's roster once)."""
         self.engine, self.store, self.clock = engine, store, clock
         self.locks = LearnerLocks()
+        self._unaligned_migrated: set[str] = set()  # tenants whose unaligned list is in the store's entries
         self.content = TenantContent(engine, store, engine.config.serving.sync_s)
         self.rosters = RosterStore(store, roster_cache)
         x = engine.config.xapi
@@ -381,29 +385,8 @@ class LearnerService:
         if rostered:
             self.rosters.forget(tenant, learner_id)
         forget_learner(self.store, tenant, learner_id)  # the nightly plans that name them
-        self._forget_unaligned(tenant, learner_id)
+        self._migrate_unaligned(tenant)  # so the store's deletion finds them among its entries
         return self.store.delete_learner(tenant, learner_id) or rostered
-
-    def _forget_unaligned(self, tenant: str, learner_id: str) -> None:
-        """Take the learner out of the list of unaligned activities (with their events there); an
-        activity only they used leaves it."""
-        listed = self.unaligned(tenant)
-        if not any(learner_id in entry["learners"] for entry in listed.values()):
-            return
-        theirs = [e.item_id for e in self.store.events(tenant, learner_id) if e.item_id in listed]
-
-        def forget(known: dict[str, Any]) -> bool:
-            named = [item for item, entry in known.items() if learner_id in entry["learners"]]
-            for item in named:
-                entry = known[item]
-                entry["learners"].remove(learner_id)
-                entry["events"] = max(0, entry["events"] - theirs.count(item))
-                if not entry["learners"]:
-                    del known[item]
-            return bool(named)
-
-        if not self._change_unaligned(tenant, forget):
-            raise ApiError(409, "busy", "the list of unaligned activities is being changed; retry the deletion")
 
     def add_overrides(
         self,
@@ -562,14 +545,8 @@ class LearnerService:
         for event in events:
             by_learner.setdefault(event.learner_id, []).append(event)
         with self.locks.hold(tenant, by_learner):
-            accepted, duplicates, busy = self._ingest(tenant, by_learner)
-        unaligned = [
-            e
-            for learner, group in by_learner.items()
-            if learner not in busy
-            for e in group
-            if e.kind in ("answer", "exposure") and not e.standards
-        ]
+            stored, duplicates, busy = self._ingest(tenant, by_learner)
+        unaligned = [e for e in stored if e.kind in ("answer", "exposure") and not e.standards]
         if unaligned:
             self._remember_unaligned(tenant, unaligned)
         warnings = [
@@ -590,7 +567,7 @@ class LearnerService:
                 first["message"],
             )
         return {
-            "accepted": accepted,
+            "accepted": len(stored),
             "duplicates": duplicates,
             "learners": len(by_learner),
             "unaligned": len(unaligned),
@@ -689,10 +666,15 @@ class LearnerService:
                 )
         return voided
 
-    def _ingest(self, tenant: str, by_learner: dict[str, list[IncomingEvent]]) -> tuple[int, int, set[str]]:
+    def _ingest(
+        self, tenant: str, by_learner: dict[str, list[IncomingEvent]]
+    ) -> tuple[list[IncomingEvent], int, set[str]]:
+        """Fold and store the batch's new events: returns those stored, the number of repeats
+        and the learners left busy."""
         # Every learner is checked for conflicting repeats before anything is written.
         pending, duplicates = self._fresh_events(tenant, by_learner)
-        accepted, conflicting = 0, set[str]()
+        accepted: list[IncomingEvent] = []
+        conflicting = set[str]()
         for _ in range(MAX_RETRIES):
             if not pending:
                 break
@@ -709,13 +691,13 @@ class LearnerService:
             retry = {}
             for (learner, fresh), conflict in zip(pending.items(), conflicts):
                 if conflict is None:
-                    accepted += len(fresh)
+                    accepted.extend(event for event, _ in fresh)
                 else:  # another request wrote this learner meanwhile: re-read it and fold again
                     retry[learner] = by_learner[learner]
             if retry:
                 # nothing written yet: a conflict refuses the batch whole (409); otherwise the
                 # conflicting learners are left out and listed in ``retry`` with the busy ones
-                pending, again = self._fresh_events(tenant, retry, None if accepted == 0 else conflicting)
+                pending, again = self._fresh_events(tenant, retry, None if not accepted else conflicting)
                 duplicates.update(again)
             else:
                 pending = {}
@@ -815,62 +797,53 @@ class LearnerService:
         checkpoints.take(view.learner, view.record.event_count + len(events), view.core.version)
 
     def _remember_unaligned(self, tenant: str, events: Sequence[IncomingEvent]) -> None:
-        """Note the activities that had no alignment (``GET /v1/events/unaligned``): per item, the
-        events seen and the learners to rebuild once an admin aligns it."""
+        """Note the activities that had no alignment (``GET /v1/events/unaligned``): per activity
+        and learner, the events stored, so the learners are refolded once an admin aligns it."""
+        self._migrate_unaligned(tenant)
         now = self.clock()
+        seen: dict[tuple[str, str], list[float]] = {}
+        for e in events:
+            entry = seen.setdefault((e.item_id, e.learner_id), [0, math.inf])
+            entry[0] += 1
+            entry[1] = min(entry[1], event_time(e.timestamp, now))
+        self.store.note_unaligned(tenant, [(item, learner, int(n), t) for (item, learner), (n, t) in seen.items()])
 
-        def remember(known: dict[str, Any]) -> bool:
-            for e in events:
-                first = event_time(e.timestamp, now)
-                entry = known.setdefault(e.item_id, {"events": 0, "learners": [], "first_seen": first})
-                entry["events"] += 1
-                if e.learner_id not in entry["learners"]:
-                    entry["learners"].append(e.learner_id)
-            return True
-
-        if not self._change_unaligned(tenant, remember):
-            log.warning(
-                "tenant %s: the list of unaligned activities was busy; %d events not listed", tenant, len(events)
-            )
-
-    def _change_unaligned(self, tenant: str, change: Callable[[dict[str, Any]], bool]) -> bool:
-        """Apply ``change`` to the tenant's list of unaligned activities (it edits the list in place
-        and says whether it changed it), retrying on concurrent writes; False if it stayed busy."""
-        for _ in range(MAX_RETRIES):
-            current = self.store.get_setting(unaligned_setting(tenant))
-            version, known = (current[0], orjson.loads(current[1])) if current else (0, {})
-            if not change(known):
-                return True
+    def _migrate_unaligned(self, tenant: str) -> None:
+        """Move a list of unaligned activities kept in the tenant's setting (one JSON document,
+        as stores written before per-activity entries held it) into the store's entries, counting
+        each learner's events from their log. The setting is blanked first, so of two workers
+        only one moves it."""
+        if tenant in self._unaligned_migrated:
+            return
+        while (current := self.store.get_setting(unaligned_setting(tenant))) is not None and current[1] != "{}":
             try:
-                self.store.put_setting(
-                    unaligned_setting(tenant), orjson.dumps(known).decode(), expected_version=version
-                )
-                return True
+                self.store.put_setting(unaligned_setting(tenant), "{}", expected_version=current[0])
             except VersionConflict:
                 continue
-        return False
+            listed: dict[str, Any] = orjson.loads(current[1])
+            seen = []
+            for learner in sorted({learner for entry in listed.values() for learner in entry["learners"]}):
+                counts = Counter(e.item_id for e in self.store.events(tenant, learner) if e.item_id in listed)
+                seen += [(item, learner, n, float(listed[item]["first_seen"])) for item, n in counts.items()]
+            self.store.note_unaligned(tenant, seen)
+            log.info("tenant %s: %d unaligned activities moved to per-activity entries", tenant, len(listed))
+        self._unaligned_migrated.add(tenant)
 
-    def unaligned(self, tenant: str) -> dict[str, Any]:
-        current = self.store.get_setting(unaligned_setting(tenant))
-        return orjson.loads(current[1]) if current else {}
+    def unaligned(self, tenant: str) -> list[Unaligned]:
+        """The activities answered that the tenant's catalog does not align yet."""
+        self._migrate_unaligned(tenant)
+        return self.store.unaligned(tenant)
 
     def realign(self, tenant: str, item_ids: Sequence[str]) -> int:
         """Rebuild the learners whose events were on activities that are now in the catalog; those
         activities leave the unaligned list. Returns the learners rebuilt."""
-        known = self.unaligned(tenant)
+        self._migrate_unaligned(tenant)
         catalog = self.catalog(tenant)
-        aligned = [i for i in item_ids if i in known and i in catalog]
-        learners = sorted({learner for i in aligned for learner in known[i]["learners"]})
+        aligned = [i for i in dict.fromkeys(item_ids) if i in catalog]
+        learners = self.store.unaligned_learners(tenant, aligned)
         for learner_id in learners:
             self.mutate(tenant, learner_id, lambda view: self._restore(view))
-
-        def drop(known: dict[str, Any]) -> bool:
-            listed = [item for item in aligned if item in known]
-            for item in listed:
-                del known[item]
-            return bool(listed)
-
-        self._change_unaligned(tenant, drop)
+        self.store.drop_unaligned(tenant, aligned)
         return len(learners)
 
     def _restore(self, view: LearnerView) -> None:

@@ -119,13 +119,8 @@ def get_unaligned(principal: ReadDep, service: ServiceDep) -> dict[str, Any]:
     return {
         "total": len(known),
         "activities": [
-            {
-                "item_id": item_id,
-                "events": entry["events"],
-                "learners": len(entry["learners"]),
-                "first_seen": iso(entry["first_seen"]),
-            }
-            for item_id, entry in sorted(known.items())
+            {"item_id": a.item_id, "events": a.events, "learners": a.learners, "first_seen": iso(a.first_seen)}
+            for a in known
         ],
     }
 

@@ -34,6 +34,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "StoredEvent",
+    "Unaligned",
     "VersionConflict",
     "parse_meta",
 ]
@@ -161,6 +162,16 @@ class ApiKeyRecord:
     user: str = ""  # the roster user (a teacher) the key belongs to; "" for a tenant-wide key
 
 
+@dataclass(frozen=True)
+class Unaligned:
+    """Answers (and exposures) seen on one activity the tenant's catalog does not align yet."""
+
+    item_id: str
+    events: int
+    learners: int
+    first_seen: float  # epoch seconds: the earliest time of an event on it
+
+
 class LearnerStore(ABC):
     """What the API needs from a store; both implementations pass one contract suite."""
 
@@ -219,8 +230,28 @@ class LearnerStore(ABC):
 
     @abstractmethod
     def delete_learner(self, tenant: str, learner_id: str) -> bool:
-        """Erase every trace: record, events, idempotency keys and event-id claims. True if
-        anything existed."""
+        """Erase every trace: record, events, idempotency keys, event-id claims and the learner's
+        entries among the unaligned activities. True if anything existed."""
+
+    # -- activities answered that the catalog does not align yet: per (activity, learner), the
+    #    events seen, so an admin sees what to align and the learners are refolded once it is.
+    #    Adding is an increment (no read-modify-write), so concurrent batches never conflict.
+    @abstractmethod
+    def note_unaligned(self, tenant: str, seen: Sequence[tuple[str, str, int, float]]) -> None:
+        """Add ``(item_id, learner_id, events, time)`` entries: the events are added to the
+        pair's count, the earliest time is kept per activity."""
+
+    @abstractmethod
+    def unaligned(self, tenant: str) -> list[Unaligned]:
+        """The tenant's unaligned activities, by item id."""
+
+    @abstractmethod
+    def unaligned_learners(self, tenant: str, item_ids: Sequence[str]) -> list[str]:
+        """The learners with events on any of these activities, sorted."""
+
+    @abstractmethod
+    def drop_unaligned(self, tenant: str, item_ids: Sequence[str]) -> None:
+        """Forget these activities (they are aligned now)."""
 
     @abstractmethod
     def put_key(self, key: ApiKeyRecord) -> None: ...

@@ -37,6 +37,7 @@ from serving.stores.base import (
     StoredEvent,
     StoreError,
     StoreUnavailable,
+    Unaligned,
     VersionConflict,
     parse_meta,
 )
@@ -72,6 +73,51 @@ redis.call('HSET', KEYS[1], 'version', v + 1, 'model_version', ARGV[2], 'state',
 return {v + 1, count, created}
 """
 
+#: unaligned activities of a tenant (one slot: every key carries the tenant's hash tag):
+#: KEYS[1] item -> earliest time, KEYS[2] item -> events, then one hash per item, learner -> events.
+#: Adding: ARGV in fives (index in KEYS of the item's hash, item, learner, events, time).
+NOTE_UNALIGNED = """
+for i = 1, #ARGV, 5 do
+  local item, n, t = ARGV[i + 1], tonumber(ARGV[i + 3]), ARGV[i + 4]
+  redis.call('HINCRBY', KEYS[tonumber(ARGV[i])], ARGV[i + 2], n)
+  redis.call('HINCRBY', KEYS[2], item, n)
+  local first = redis.call('HGET', KEYS[1], item)
+  if (not first) or tonumber(t) < tonumber(first) then redis.call('HSET', KEYS[1], item, t) end
+end
+return 0
+"""
+
+#: a learner (ARGV[1]) leaves every listed activity (ARGV[2..], their hashes KEYS[3..]); an
+#: activity left with no learner leaves the list
+FORGET_UNALIGNED = """
+local removed = 0
+for i = 3, #KEYS do
+  local item = ARGV[i - 1]
+  local n = redis.call('HGET', KEYS[i], ARGV[1])
+  if n then
+    redis.call('HDEL', KEYS[i], ARGV[1])
+    removed = removed + 1
+    if redis.call('HLEN', KEYS[i]) == 0 then
+      redis.call('HDEL', KEYS[1], item)
+      redis.call('HDEL', KEYS[2], item)
+    else
+      redis.call('HINCRBY', KEYS[2], item, -tonumber(n))
+    end
+  end
+end
+return removed
+"""
+
+#: activities (ARGV, their hashes KEYS[3..]) leave the list
+DROP_UNALIGNED = """
+for i = 3, #KEYS do
+  redis.call('DEL', KEYS[i])
+  redis.call('HDEL', KEYS[1], ARGV[i - 2])
+  redis.call('HDEL', KEYS[2], ARGV[i - 2])
+end
+return 0
+"""
+
 #: the log from its ARGV[1]-th entry on, newest first (a stream is indexed by id, not position)
 LOG_TAIL = """
 local wanted = redis.call('XLEN', KEYS[1]) - tonumber(ARGV[1])
@@ -82,6 +128,11 @@ return redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', wanted)
 
 def _tag(tenant: str, learner_id: str) -> str:
     return f"zpd:{{{tenant}:{learner_id}}}"
+
+
+def _unaligned_keys(tenant: str, item_ids: Sequence[str]) -> list[str]:
+    base = f"zpd:{{{tenant}}}:unaligned"
+    return [base + ":first", base + ":events", *(f"{base}:item:{item}" for item in item_ids)]
 
 
 def _commit_keys(c: Commit) -> list[str]:
@@ -142,6 +193,9 @@ class RedisStore(LearnerStore):
         self._commit = self.client.register_script(COMMIT)
         self._put_setting = self.client.register_script(PUT_SETTING)
         self._log_tail = self.client.register_script(LOG_TAIL)
+        self._note_unaligned = self.client.register_script(NOTE_UNALIGNED)
+        self._forget_unaligned = self.client.register_script(FORGET_UNALIGNED)
+        self._drop_unaligned = self.client.register_script(DROP_UNALIGNED)
         self._lock = threading.Lock()
         self._rewrite_wanted = threading.Event()
         self._rewriter: threading.Thread | None = None
@@ -296,12 +350,60 @@ class RedisStore(LearnerStore):
                 held.append(event_id)
         if held:
             self._call(lambda: self.client.hdel(key, *held))
+        items = [i.decode() for i in self._call(lambda: self.client.hkeys(_unaligned_keys(tenant, [])[0]))]
+        listed = 0
+        if items:
+            keys = _unaligned_keys(tenant, items)
+            listed = self._call(lambda: self._forget_unaligned(keys=keys, args=[learner_id, *items]))
         self._rewrite_wanted.set()
         with self._lock:
             if self._rewriter is None or not self._rewriter.is_alive():
                 self._rewriter = threading.Thread(target=self._rewrite_aof, name="zpd-aof-rewrite", daemon=True)
                 self._rewriter.start()
-        return bool(removed or member or held)
+        return bool(removed or member or held or listed)
+
+    # ------------------------------------------------------------------ unaligned activities
+    def note_unaligned(self, tenant: str, seen: Sequence[tuple[str, str, int, float]]) -> None:
+        if not seen:
+            return
+        items = list(dict.fromkeys(item for item, _, _, _ in seen))
+        slot = {item: k + 3 for k, item in enumerate(items)}  # KEYS is 1-based; the hashes follow two
+        args: list[EncodableT] = []
+        for item, learner, n, t in seen:
+            args += [slot[item], item, learner, n, repr(float(t))]
+        self._call(lambda: self._note_unaligned(keys=_unaligned_keys(tenant, items), args=args))
+
+    def unaligned(self, tenant: str) -> list[Unaligned]:
+        first_key, events_key = _unaligned_keys(tenant, [])
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(first_key)
+        pipe.hgetall(events_key)
+        first, events = self._call(pipe.execute)
+        items = sorted(i.decode() for i in first)
+        if not items:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for key in _unaligned_keys(tenant, items)[2:]:
+            pipe.hlen(key)
+        counts = self._call(pipe.execute)
+        return [
+            Unaligned(item, int(events.get(item.encode(), 0)), int(n), float(first[item.encode()]))
+            for item, n in zip(items, counts)
+        ]
+
+    def unaligned_learners(self, tenant: str, item_ids: Sequence[str]) -> list[str]:
+        items = list(dict.fromkeys(item_ids))
+        if not items:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for key in _unaligned_keys(tenant, items)[2:]:
+            pipe.hkeys(key)
+        return sorted({learner.decode() for found in self._call(pipe.execute) for learner in found})
+
+    def drop_unaligned(self, tenant: str, item_ids: Sequence[str]) -> None:
+        items = list(dict.fromkeys(item_ids))
+        if items:
+            self._call(lambda: self._drop_unaligned(keys=_unaligned_keys(tenant, items), args=items))
 
     def _servers(self) -> list[Any]:
         """One client per server holding data: the server, or every primary of the cluster."""

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from serving.stores.base import (
     ApiKeyRecord,
@@ -22,6 +23,7 @@ from serving.stores.base import (
     StoredEvent,
     StoreError,
     StoreUnavailable,
+    Unaligned,
     VersionConflict,
     parse_meta,
 )
@@ -54,6 +56,12 @@ CREATE TABLE IF NOT EXISTS api_keys (
     created REAL NOT NULL, revoked INTEGER NOT NULL DEFAULT 0, label TEXT NOT NULL DEFAULT '',
     user_id TEXT NOT NULL DEFAULT ''
 );
+CREATE TABLE IF NOT EXISTS unaligned (
+    tenant TEXT NOT NULL, item_id TEXT NOT NULL, learner_id TEXT NOT NULL, events INTEGER NOT NULL,
+    first_seen REAL NOT NULL,
+    PRIMARY KEY (tenant, item_id, learner_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS unaligned_by_learner ON unaligned (tenant, learner_id);
 CREATE TABLE IF NOT EXISTS settings (
     name TEXT PRIMARY KEY, version INTEGER NOT NULL, value TEXT NOT NULL, updated REAL NOT NULL
 );
@@ -306,8 +314,9 @@ class SQLiteStore(LearnerStore):
             a = conn.execute("DELETE FROM learners WHERE tenant=? AND learner_id=?", (tenant, learner_id)).rowcount
             b = conn.execute("DELETE FROM events WHERE tenant=? AND learner_id=?", (tenant, learner_id)).rowcount
             c = conn.execute("DELETE FROM event_ids WHERE tenant=? AND learner_id=?", (tenant, learner_id)).rowcount
+            d = conn.execute("DELETE FROM unaligned WHERE tenant=? AND learner_id=?", (tenant, learner_id)).rowcount
             conn.execute("COMMIT")
-            return bool(a or b or c)
+            return bool(a or b or c or d)
 
         removed = self._run(txn)
         self._truncate_wal()
@@ -390,6 +399,59 @@ class SQLiteStore(LearnerStore):
 
     def revoke_key(self, key_id: str) -> bool:
         return bool(self._run(lambda c: c.execute("UPDATE api_keys SET revoked=1 WHERE key_id=?", (key_id,)).rowcount))
+
+    # ------------------------------------------------------------------ unaligned activities
+    def note_unaligned(self, tenant: str, seen: Sequence[tuple[str, str, int, float]]) -> None:
+        self._executemany(
+            "INSERT INTO unaligned (tenant, item_id, learner_id, events, first_seen) VALUES (?,?,?,?,?) "
+            "ON CONFLICT (tenant, item_id, learner_id) DO UPDATE SET events = events + excluded.events, "
+            "first_seen = min(first_seen, excluded.first_seen)",
+            [(tenant, item, learner, n, t) for item, learner, n, t in seen],
+        )
+
+    def unaligned(self, tenant: str) -> list[Unaligned]:
+        rows = self._run(
+            lambda c: c.execute(
+                "SELECT item_id, sum(events), count(*), min(first_seen) FROM unaligned WHERE tenant=? "
+                "GROUP BY item_id ORDER BY item_id",
+                (tenant,),
+            ).fetchall()
+        )
+        return [Unaligned(item, int(events), int(learners), float(first)) for item, events, learners, first in rows]
+
+    def unaligned_learners(self, tenant: str, item_ids: Sequence[str]) -> list[str]:
+        found: set[str] = set()
+        for start in range(0, len(item_ids), _CHUNK):
+            chunk = tuple(item_ids[start : start + _CHUNK])
+            found.update(
+                row[0]
+                for row in self._run(
+                    lambda c, chunk=chunk: c.execute(
+                        f"SELECT DISTINCT learner_id FROM unaligned WHERE tenant=? AND item_id IN "
+                        f"({','.join('?' * len(chunk))})",
+                        (tenant, *chunk),
+                    ).fetchall()
+                )
+            )
+        return sorted(found)
+
+    def drop_unaligned(self, tenant: str, item_ids: Sequence[str]) -> None:
+        self._executemany("DELETE FROM unaligned WHERE tenant=? AND item_id=?", [(tenant, i) for i in item_ids])
+
+    def _executemany(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        """One statement over many rows, in one transaction (all rows or none)."""
+
+        def txn(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(sql, rows)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        if rows:
+            self._run(txn)
 
     # ------------------------------------------------------------------ settings
     def get_setting(self, name: str) -> tuple[int, str] | None:

@@ -15,6 +15,7 @@ from serving.stores.base import (
     StoredEvent,
     StoreError,
     StoreUnavailable,
+    Unaligned,
     VersionConflict,
 )
 
@@ -185,6 +186,44 @@ def test_event_ids_are_claimed_per_tenant_and_erased_with_the_learner(store) -> 
     assert store.event_owners("t1", ["e1", "e2", "e3"]) == {"e3": "bob"}
     assert store.claim_event_ids("t1", {"e1": "bob"}) == {"e1": "bob"}
     assert store.delete_learner("t1", "never-committed") is False
+
+
+IRI = "https://apps.example/act/{x}?lang=en"  # activity ids are IRIs: any character
+
+
+def test_unaligned_activities_count_per_learner_and_leave_with_them(store) -> None:
+    a, b = IRI.format(x="a"), IRI.format(x="b{1}")
+    store.note_unaligned("t1", [(a, "ana", 2, 50.0), (b, "ana", 1, 70.0), (a, "bob", 1, 40.0)])
+    store.note_unaligned("t1", [(a, "ana", 1, 90.0)])  # adds up; the earliest time stays
+    store.note_unaligned("t2", [(a, "ana", 5, 10.0)])  # another tenant: its own list
+    store.note_unaligned("t1", [])
+    assert store.unaligned("t1") == [Unaligned(a, 4, 2, 40.0), Unaligned(b, 1, 1, 70.0)]
+    assert store.unaligned_learners("t1", [a]) == ["ana", "bob"]
+    assert store.unaligned_learners("t1", [b, "unknown"]) == ["ana"] and store.unaligned_learners("t1", []) == []
+    store.commit(LearnerRecord("t1", "ana", state=b"a"), 0, [event(1)])
+    assert store.delete_learner("t1", "ana") is True
+    assert store.unaligned("t1") == [Unaligned(a, 1, 1, 40.0)]  # b was only ana's
+    assert store.delete_learner("t1", "bob") is True  # listed only: still a trace to erase
+    assert store.unaligned("t1") == [] and store.unaligned("t2") == [Unaligned(a, 5, 1, 10.0)]
+    store.note_unaligned("t1", [(a, "cy", 1, 5.0), (b, "cy", 1, 6.0)])
+    store.drop_unaligned("t1", [a, "unknown"])
+    assert store.unaligned("t1") == [Unaligned(b, 1, 1, 6.0)] and store.unaligned_learners("t1", [a]) == []
+
+
+def test_concurrent_unaligned_notes_all_count(store) -> None:
+    """Adding is an increment: writers never conflict and no event goes unlisted."""
+    item = IRI.format(x="busy")
+
+    def writer(k: int) -> None:
+        for i in range(25):
+            store.note_unaligned("t1", [(item, f"l{k}-{i % 5}", 1, float(i))])
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert store.unaligned("t1") == [Unaligned(item, 100, 20, 0.0)]
 
 
 def test_api_keys(store) -> None:

@@ -40,7 +40,7 @@ from serving.auth import create_key
 from serving.content import catalog_setting, framework_setting
 from serving.model_provider import ModelHolder
 from serving.rosters import roster_setting
-from serving.service import Engine, unaligned_setting
+from serving.service import Engine
 from serving.stores import open_store
 from serving.stores.base import LearnerStore
 
@@ -289,8 +289,10 @@ def tenant_a_as_stored(store: LearnerStore) -> dict[str, Any]:
             record.updated,
             [e.to_json() for e in store.events(A, learner)],
         )
-    settings = [catalog_setting(A), framework_setting(A), unaligned_setting(A), roster_setting(A)]
+    settings = [catalog_setting(A), framework_setting(A), roster_setting(A)]
+    unaligned = store.unaligned(A)
     return {
+        "unaligned": (unaligned, store.unaligned_learners(A, [a.item_id for a in unaligned])),
         "learners": records,
         "listed": sorted(store.learners(A)),
         "claims": store.event_owners(A, [*A_EVENTS, *A_STATEMENTS, A_PLACEMENT_EVENT]),

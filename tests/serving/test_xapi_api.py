@@ -8,8 +8,11 @@ import base64
 import hashlib
 import uuid
 
+import orjson
+
 from engine.xapi import ADL, STANDARDS_EXTENSION, VOIDED, learner_id
 from models.base import state_to_bytes
+from serving.service import unaligned_setting
 
 VERSION = {"X-Experience-API-Version": "1.0.3"}
 ACTIVITY = "https://content.example.com/activities/fractions/q3"
@@ -147,8 +150,12 @@ def test_an_unaligned_activity_is_kept_listed_and_folded_once_aligned(any_api) -
         headers=h,
     )
     assert r.status_code == 200 and r.json()["accepted"] == 2 and r.json()["unaligned"] == 2
+    sent = r.request.content
+    again = c.post("/v1/events", content=sent, headers={**h, "content-type": "application/json"}).json()
+    assert again["duplicates"] == 2 and again["unaligned"] == 0  # a resend is not counted again
     listed = c.get("/v1/events/unaligned", headers=h).json()
     assert listed["activities"][0]["item_id"] == activity and listed["activities"][0]["events"] == 2
+    assert listed["activities"][0]["learners"] == 1
     assert profile(any_api)["mastery"]["4.NF.B.3.a"]["evidence"] == 0
     item = {
         "id": activity,
@@ -171,6 +178,29 @@ def test_an_unaligned_activity_is_kept_listed_and_folded_once_aligned(any_api) -
     service = c.app.state.service
     view = service.load("tenant-a", "ana")
     assert view.record.state == state_to_bytes(service.rebuild(view.core, view.record).state)
+
+
+def test_an_unaligned_list_kept_as_one_setting_is_moved_to_entries(any_api) -> None:
+    """Stores written before per-activity entries kept the list as one JSON setting: it is moved
+    (each learner's events counted from their log) and still folds the answers once aligned."""
+    c, h, store = any_api.client, any_api.h(), any_api.store
+    activity = "https://content.example.com/activities/older"
+    for name in ("ana", "bob"):
+        actor = {"objectType": "Agent", "account": {"homePage": "https://lms.example", "name": name}}
+        sent = [statement("answered", {"success": True}, activity=activity, actor=actor) for _ in range(2)]
+        assert c.post("/v1/events", json=sent, headers=h).json()["unaligned"] == 2
+    learners = store.unaligned_learners("tenant-a", [activity])
+    store.drop_unaligned("tenant-a", [activity])  # as such a store holds it
+    first = 1795428000.0  # 2026-11-23T10:00:00Z
+    legacy = {activity: {"events": 4, "learners": learners, "first_seen": first}}
+    store.put_setting(unaligned_setting("tenant-a"), orjson.dumps(legacy).decode())
+    c.app.state.service._unaligned_migrated.clear()  # a worker started on such a store
+    listed = c.get("/v1/events/unaligned", headers=h).json()["activities"]
+    assert listed == [{"item_id": activity, "events": 4, "learners": 2, "first_seen": "2026-11-23T10:00:00Z"}]
+    assert store.get_setting(unaligned_setting("tenant-a"))[1] == "{}"
+    item = {"id": activity, "title": "Older", "standards": ["4.NF.B.3.a"], "modality": "reading"}
+    assert c.put("/v1/items", json=[{**item, "duration_minutes": 5}], headers=h).json()["learners_rebuilt"] == 2
+    assert c.get("/v1/events/unaligned", headers=h).json()["total"] == 0
 
 
 def test_idempotency_per_tenant(any_api) -> None:
