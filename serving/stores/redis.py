@@ -73,6 +73,33 @@ redis.call('HSET', KEYS[1], 'version', v + 1, 'model_version', ARGV[2], 'state',
 return {v + 1, count, created}
 """
 
+#: event-id claims of a tenant (one slot): KEYS[1] event id -> learner, KEYS[2] the marker that
+#: every claim is also in its learner's set, then the learners' sets of claimed ids; ARGV in threes
+#: (event id, learner, index in KEYS of the learner's set). A tenant's first claim sets the marker
+#: (a tenant with claims from before the sets existed has none until they are indexed).
+CLAIM = """
+if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SET', KEYS[2], '1') end
+for i = 1, #ARGV, 3 do
+  if redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) == 1 then
+    redis.call('SADD', KEYS[tonumber(ARGV[i + 2])], ARGV[i])
+  end
+end
+return 0
+"""
+
+#: the learner ARGV[1] gives up its claims (KEYS[1] the tenant's claims, KEYS[2] the learner's set)
+RELEASE_CLAIMS = """
+local released = 0
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  if redis.call('HGET', KEYS[1], id) == ARGV[1] then
+    redis.call('HDEL', KEYS[1], id)
+    released = released + 1
+  end
+end
+redis.call('DEL', KEYS[2])
+return released
+"""
+
 #: unaligned activities of a tenant (one slot: every key carries the tenant's hash tag):
 #: KEYS[1] item -> earliest time, KEYS[2] item -> events, then one hash per item, learner -> events.
 #: Adding: ARGV in fives (index in KEYS of the item's hash, item, learner, events, time).
@@ -135,6 +162,11 @@ def _unaligned_keys(tenant: str, item_ids: Sequence[str]) -> list[str]:
     return [base + ":first", base + ":events", *(f"{base}:item:{item}" for item in item_ids)]
 
 
+def _claim_keys(tenant: str, learners: Sequence[str]) -> list[str]:
+    base = f"zpd:{{{tenant}}}:event-ids"
+    return [base, base + ":indexed", *(f"{base}:of:{learner}" for learner in learners)]
+
+
 def _commit_keys(c: Commit) -> list[str]:
     tag = _tag(c.record.tenant, c.record.learner_id)
     return [tag + ":rec", tag + ":log", tag + ":ids"]
@@ -193,6 +225,8 @@ class RedisStore(LearnerStore):
         self._commit = self.client.register_script(COMMIT)
         self._put_setting = self.client.register_script(PUT_SETTING)
         self._log_tail = self.client.register_script(LOG_TAIL)
+        self._claim = self.client.register_script(CLAIM)
+        self._release_claims = self.client.register_script(RELEASE_CLAIMS)
         self._note_unaligned = self.client.register_script(NOTE_UNALIGNED)
         self._forget_unaligned = self.client.register_script(FORGET_UNALIGNED)
         self._drop_unaligned = self.client.register_script(DROP_UNALIGNED)
@@ -300,11 +334,12 @@ class RedisStore(LearnerStore):
     def claim_event_ids(self, tenant: str, claims: Mapping[str, str]) -> dict[str, str]:
         if not claims:
             return {}
-        key = f"zpd:{{{tenant}}}:event-ids"
-        pipe = self.client.pipeline(transaction=False)
+        learners = list(dict.fromkeys(claims.values()))
+        slot = {learner: k + 3 for k, learner in enumerate(learners)}  # KEYS is 1-based; the sets follow two
+        args: list[EncodableT] = []
         for event_id, learner in claims.items():
-            pipe.hsetnx(key, event_id, learner)
-        self._call(pipe.execute)
+            args += [event_id, learner, slot[learner]]
+        self._call(lambda: self._claim(keys=_claim_keys(tenant, learners), args=args))
         return self.event_owners(tenant, list(claims))
 
     def event_owners(self, tenant: str, event_ids: Sequence[str]) -> dict[str, str]:
@@ -344,12 +379,9 @@ class RedisStore(LearnerStore):
         tag = _tag(tenant, learner_id)
         removed = self._call(lambda: self.client.delete(tag + ":rec", tag + ":log", tag + ":ids"))
         member = self._call(lambda: self.client.srem(f"zpd:learners:{tenant}", learner_id))
-        key, held = f"zpd:{{{tenant}}}:event-ids", []
-        for event_id, owner in self._call(lambda: list(self.client.hscan_iter(key))):
-            if owner.decode() == learner_id:
-                held.append(event_id)
-        if held:
-            self._call(lambda: self.client.hdel(key, *held))
+        self._index_claims(tenant)
+        claims, _, theirs = _claim_keys(tenant, [learner_id])
+        held = self._call(lambda: self._release_claims(keys=[claims, theirs], args=[learner_id]))
         items = [i.decode() for i in self._call(lambda: self.client.hkeys(_unaligned_keys(tenant, [])[0]))]
         listed = 0
         if items:
@@ -361,6 +393,23 @@ class RedisStore(LearnerStore):
                 self._rewriter = threading.Thread(target=self._rewrite_aof, name="zpd-aof-rewrite", daemon=True)
                 self._rewriter.start()
         return bool(removed or member or held or listed)
+
+    def _index_claims(self, tenant: str) -> None:
+        """Put every claim of a tenant whose claims predate the learners' sets into its learner's
+        set, once (a deletion then reads the learner's set, not every claim of the tenant)."""
+        keys = _claim_keys(tenant, [])
+        if self._call(lambda: self.client.exists(keys[1])):
+            return
+        claims: dict[str, list[bytes]] = {}
+        for event_id, owner in self._call(lambda: list(self.client.hscan_iter(keys[0], count=5000))):
+            claims.setdefault(owner.decode(), []).append(event_id)
+        pipe = self.client.pipeline(transaction=False)
+        for learner, ids in claims.items():
+            for start in range(0, len(ids), 5000):
+                pipe.sadd(_claim_keys(tenant, [learner])[2], *ids[start : start + 5000])
+        pipe.set(keys[1], "1")
+        self._call(pipe.execute)
+        log.info("tenant %s: %d event-id claims indexed by learner", tenant, sum(map(len, claims.values())))
 
     # ------------------------------------------------------------------ unaligned activities
     def note_unaligned(self, tenant: str, seen: Sequence[tuple[str, str, int, float]]) -> None:

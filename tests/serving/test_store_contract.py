@@ -226,6 +226,24 @@ def test_concurrent_unaligned_notes_all_count(store) -> None:
     assert store.unaligned("t1") == [Unaligned(item, 100, 20, 0.0)]
 
 
+def test_claims_from_before_the_learners_sets_are_erased_too(redis_url) -> None:
+    """A Redis store whose claims predate the per-learner sets of claimed ids (kept so a deletion
+    need not read every claim of the tenant) has them indexed at its first deletion."""
+    store = open_store(redis_url)
+    try:
+        store.client.hset(
+            "zpd:{old}:event-ids", mapping={"e1": "ana", "e2": "bob", "e3": "ana"}
+        )  # as such a store holds them
+        store.commit(LearnerRecord("old", "ana", state=b"a"), 0, [event(1)])
+        assert store.claim_event_ids("old", {"e4": "ana", "e2": "ana"}) == {"e4": "ana", "e2": "bob"}
+        assert store.delete_learner("old", "ana") is True
+        assert store.event_owners("old", ["e1", "e2", "e3", "e4"]) == {"e2": "bob"}
+        assert store.delete_learner("old", "bob") is True and store.event_owners("old", ["e2"]) == {}
+        assert not list(store.client.scan_iter("zpd:{old}:event-ids:of:*"))  # no set names them
+    finally:
+        store.close()
+
+
 def test_api_keys(store) -> None:
     key = ApiKeyRecord("k1", "t1", ("read", "ingest"), "hash", time.time(), label="demo")
     store.put_key(key)

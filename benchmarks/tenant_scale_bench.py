@@ -1,0 +1,233 @@
+"""What a tenant's own bookkeeping costs as the tenant grows: answers on unaligned activities,
+and erasing a learner.
+
+- **Unaligned activities.** A platform that starts sending xAPI before its activities are
+  aligned has every answer on an unaligned activity, and the server lists each (activity,
+  learner) so the learners are refolded once an admin aligns it. Measured: one batch of 50 such
+  answers from new learners (``LearnerService.ingest``: stored and listed; CPU and wall time,
+  median of ``--batches``) after the list already holds ``--listed`` (activity, learner) pairs
+  over ``--activities`` activities, and reading the list (``GET /v1/events/unaligned``).
+- **Erasure.** Event ids are unique per tenant, so the store keeps every id's learner (its
+  claim); erasing a learner removes theirs. Measured: ``LearnerService.delete_learner`` of a
+  learner with 20 events in a tenant holding ``--claims`` claims (wall time of the call, median
+  of 5; on SQLite the file's rewrite that follows runs in the background and is waited for
+  between deletions, not counted).
+
+With ``--baseline REV`` the same measurements run first on that commit (a git worktree), side
+by side.
+
+    python benchmarks/tenant_scale_bench.py --listed 1000,50000,200000 --claims 10000,100000,1000000 \\
+        --stores sqlite,redis --baseline HEAD~1 --out docs/benchmarks/tenant_scale.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+BATCH = 50
+T0 = 1_790_000_000.0  # the events' times: before the server's clock
+
+
+def run_unaligned(listed: int, activities: int, batches: int, store: str) -> dict:
+    """One tree (the one on ``sys.path``), one list size, one store."""
+    from fastapi.testclient import TestClient
+    from serve_bench import in_process_app
+
+    from serving.schemas import IncomingEvent
+
+    def answer(n: int, learner: str, activity: int) -> IncomingEvent:
+        item = f"https://apps.example/activity/{activity}"
+        return IncomingEvent(id=f"e{n}", learner_id=learner, item_id=item, correct=1.0, timestamp=T0 + n)
+
+    with tempfile.TemporaryDirectory() as tmp, in_process_app(store, Path(tmp)) as app, TestClient(app):
+        service = app.state.service
+        # the list as the server keeps it, written through its own bookkeeping (each
+        # listed learner has answered 5 activities; their logs are not needed for this)
+        pairs = [(f"old{k // 5}", (k * 7 + k // 5) % activities) for k in range(listed)]
+        for start in range(0, len(pairs), 5000):
+            chunk = pairs[start : start + 5000]
+            service._remember_unaligned("demo", [answer(start + i, lr, a) for i, (lr, a) in enumerate(chunk)])
+        cpu, wall = [], []
+        n = 10**9
+        for b in range(batches + 3):
+            batch = []
+            for i in range(BATCH):
+                n += 1
+                batch.append(
+                    {
+                        "id": f"new{n}",
+                        "learner_id": f"new{b}-{i}",
+                        "item_id": f"https://apps.example/activity/{n % activities}",
+                        "correct": True,
+                        "timestamp": "2026-11-20T10:00:00Z",
+                    }
+                )
+            c0, w0 = time.process_time(), time.perf_counter()
+            result = service.ingest("demo", batch)
+            c1, w1 = time.process_time(), time.perf_counter()
+            assert result["accepted"] == BATCH and result["unaligned"] == BATCH, result
+            if b >= 3:  # warm-up batches left out
+                cpu.append((c1 - c0) * 1000)
+                wall.append((w1 - w0) * 1000)
+        c0, w0 = time.process_time(), time.perf_counter()
+        shown = service.unaligned("demo")
+        read = ((time.process_time() - c0) * 1000, (time.perf_counter() - w0) * 1000)
+        assert len(shown) == min(activities, listed)
+    return {
+        "case": "unaligned",
+        "store": store,
+        "size": listed,
+        "batch_cpu_ms": round(statistics.median(cpu), 2),
+        "batch_wall_ms": round(statistics.median(wall), 2),
+        "batch_wall_max_ms": round(max(wall), 2),
+        "list_read_cpu_ms": round(read[0], 2),
+        "list_read_wall_ms": round(read[1], 2),
+    }
+
+
+def run_erasure(claims: int, store: str) -> dict:
+    """One tree (the one on ``sys.path``), one tenant size, one store."""
+    from fastapi.testclient import TestClient
+    from serve_bench import in_process_app
+
+    from serving.stores.base import LearnerRecord, StoredEvent
+
+    with tempfile.TemporaryDirectory() as tmp, in_process_app(store, Path(tmp)) as app, TestClient(app):
+        service, db = app.state.service, app.state.store
+        for start in range(0, claims, 10000):  # the tenant's other learners' event ids
+            db.claim_event_ids("demo", {f"x{i}": f"other{i % 5000}" for i in range(start, min(claims, start + 10000))})
+        wall = []
+        for k in range(5):
+            learner = f"erase-me-{k}"
+            events = [
+                StoredEvent(f"{learner}-{i}", "item", ("3.NF.A.1",), 1.0, T0 + i, T0 + i, f"hash-{i}")
+                for i in range(20)
+            ]
+            db.claim_event_ids("demo", {e.id: learner for e in events})
+            db.commit(LearnerRecord("demo", learner, state=b"x"), 0, events)
+            started = time.perf_counter()
+            assert service.delete_learner("demo", learner)
+            wall.append((time.perf_counter() - started) * 1000)
+            pending = getattr(db, "compaction_pending", None)
+            if pending is not None:
+                pending(wait_s=600)
+    return {"case": "erasure", "store": store, "size": claims, "delete_wall_ms": round(statistics.median(wall), 1)}
+
+
+def measure(tree: Path, args) -> list[dict]:
+    """Run every case in a child process importing ``tree`` (this tree or a baseline's)."""
+    cases = [
+        f"run_unaligned({listed}, {args.activities}, {args.batches}, {store!r})"
+        for store in args.stores.split(",")
+        for listed in (int(x) for x in args.listed.split(","))
+    ] + [
+        f"run_erasure({claims}, {store!r})"
+        for store in args.stores.split(",")
+        for claims in (int(x) for x in args.claims.split(","))
+    ]
+    results = []
+    for call in cases:
+        code = (
+            f"import sys, json; sys.path.insert(0, {str(tree)!r}); sys.path.insert(1, {str(ROOT / 'benchmarks')!r});"
+            f"import tenant_scale_bench as b; print(json.dumps(b.{call}))"
+        )
+        out = subprocess.run([sys.executable, "-c", code], cwd=tree, capture_output=True, text=True, check=True).stdout
+        results.append(json.loads(out.strip().splitlines()[-1]))
+        print(tree.name, results[-1], flush=True)
+    return results
+
+
+def report(args, command: str, mine: list[dict], base: list[dict] | None, commit: str) -> str:
+    lines = [
+        "# Tenant bookkeeping at scale",
+        "",
+        f"Produced by `{command}` (commit {commit}, Python {platform.python_version()}, {platform.machine()}, "
+        f"{os.cpu_count()} cores, nothing else running).",
+        "",
+        "SQLite with `synchronous=FULL`, Redis with `appendfsync always`: wall times include the disk.",
+        "",
+        "## Answers on unaligned activities",
+        "",
+        f"The list already holds `listed` (activity, learner) pairs over {args.activities} activities; then "
+        f"batches of {BATCH} answers from new learners on those activities arrive (`LearnerService.ingest`: "
+        f"stored, no evidence until aligned, and listed), median of {args.batches} after 3 left out. "
+        "`list read`: `LearnerService.unaligned`, what `GET /v1/events/unaligned` reads.",
+        "",
+        "| store | listed | tree | batch ms CPU (median) | batch ms wall (median / max) | list read ms (CPU / wall) |",
+        "|---|---:|---|---:|---:|---:|",
+    ]
+    label = f"baseline {args.baseline}"
+    rows = [(r, "this tree") for r in mine] + [(r, label) for r in (base or [])]
+    rows.sort(key=lambda x: (x[0]["case"], x[0]["store"], x[0]["size"], x[1] != "this tree"))
+    for r, who in rows:
+        if r["case"] == "unaligned":
+            lines.append(
+                f"| {r['store']} | {r['size']} | {who} | {r['batch_cpu_ms']} | {r['batch_wall_ms']} / "
+                f"{r['batch_wall_max_ms']} | {r['list_read_cpu_ms']} / {r['list_read_wall_ms']} |"
+            )
+    lines += [
+        "",
+        "## Erasing a learner",
+        "",
+        "`LearnerService.delete_learner` of a learner with 20 events, in a tenant whose other learners hold "
+        "`claims` event ids; wall time of the call, median of 5.",
+        "",
+        "| store | claims | tree | deletion ms (median) |",
+        "|---|---:|---|---:|",
+    ]
+    lines += [
+        f"| {r['store']} | {r['size']} | {who} | {r['delete_wall_ms']} |" for r, who in rows if r["case"] == "erasure"
+    ]
+    if base:
+        lines += ["", "## This tree / baseline", "", "| case | store | size | this / baseline |", "|---|---|---:|---:|"]
+        for m, b in zip(mine, base):
+            key = "batch_cpu_ms" if m["case"] == "unaligned" else "delete_wall_ms"
+            what = "batch CPU" if m["case"] == "unaligned" else "deletion wall"
+            lines.append(f"| {m['case']} ({what}) | {m['store']} | {m['size']} | {m[key] / b[key]:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--listed", default="1000,20000,100000")
+    p.add_argument("--activities", type=int, default=500)
+    p.add_argument("--batches", type=int, default=30)
+    p.add_argument("--claims", default="10000,100000,1000000")
+    p.add_argument("--stores", default="sqlite,redis")
+    p.add_argument("--baseline", default=None, help="a commit to measure side by side (a git worktree)")
+    p.add_argument("--out", type=Path, default=None)
+    args = p.parse_args()
+    command = "python benchmarks/tenant_scale_bench.py " + " ".join(sys.argv[1:])
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    base = None
+    if args.baseline:
+        with tempfile.TemporaryDirectory() as tmp:
+            tree = Path(tmp) / "baseline"
+            subprocess.run(["git", "worktree", "add", "--detach", str(tree), args.baseline], cwd=ROOT, check=True)
+            try:
+                base = measure(tree, args)
+            finally:
+                subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=True)
+    mine = measure(ROOT, args)
+    text = report(args, command, mine, base, commit.strip())
+    print(text)
+    if args.out:
+        previous = args.out.read_text() if args.out.exists() else ""
+        notes = previous[previous.index("## Reading these numbers") :] if "## Reading these numbers" in previous else ""
+        args.out.write_text(text + ("\n" + notes if notes else ""))
+
+
+if __name__ == "__main__":
+    main()
