@@ -195,7 +195,7 @@ def report(args, command: str, mine: list[dict], base: list[dict] | None, commit
         for m, b in zip(mine, base):
             key = "batch_cpu_ms" if m["case"] == "unaligned" else "delete_wall_ms"
             what = "batch CPU" if m["case"] == "unaligned" else "deletion wall"
-            lines.append(f"| {m['case']} ({what}) | {m['store']} | {m['size']} | {m[key] / b[key]:.2f} |")
+            lines.append(f"| {m['case']} ({what}) | {m['store']} | {m['size']} | {m[key] / b[key]:.3g} |")
     return "\n".join(lines) + "\n"
 
 
