@@ -7,6 +7,7 @@ and erasing a learner.
   answers from new learners (``LearnerService.ingest``: stored and listed; CPU and wall time,
   median of ``--batches``) after the list already holds ``--listed`` (activity, learner) pairs
   over ``--activities`` activities, and reading the list (``GET /v1/events/unaligned``).
+- **Listing learners.** ``GET /v1/learners`` pages in a tenant of ``--learners`` learners.
 - **Erasure.** Event ids are unique per tenant, so the store keeps every id's learner (its
   claim); erasing a learner removes theirs. Measured: ``LearnerService.delete_learner`` of a
   learner with 20 events in a tenant holding ``--claims`` claims (wall time of the call, median
@@ -17,7 +18,7 @@ With ``--baseline REV`` the same measurements run first on that commit (a git wo
 by side.
 
     python benchmarks/tenant_scale_bench.py --listed 1000,50000,200000 --claims 10000,100000,1000000 \\
-        --stores sqlite,redis --baseline HEAD~1 --out docs/benchmarks/tenant_scale.md
+        --learners 10000,100000,500000 --stores sqlite,redis --baseline HEAD~1 --out docs/benchmarks/tenant_scale.md
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -126,17 +128,56 @@ def run_erasure(claims: int, store: str) -> dict:
     return {"case": "erasure", "store": store, "size": claims, "delete_wall_ms": round(statistics.median(wall), 1)}
 
 
+def run_listing(learners: int, store: str) -> dict:
+    """One tree (the one on ``sys.path``), one tenant size, one store: ``GET /v1/learners`` pages."""
+    from fastapi.testclient import TestClient
+    from serve_bench import in_process_app
+
+    from serving.auth import create_key
+    from serving.stores.base import Commit, LearnerRecord
+
+    with tempfile.TemporaryDirectory() as tmp, in_process_app(store, Path(tmp)) as app, TestClient(app) as client:
+        db = app.state.store
+        ids = [f"learner-{i:07d}" for i in range(learners)]
+        for start in range(0, learners, 2000):
+            db.commit_many([Commit(LearnerRecord("demo", i, state=b"x"), 0) for i in ids[start : start + 2000]])
+        h = {"Authorization": f"Bearer {create_key(db, 'demo', ['read'])}"}
+        pages = {
+            "first page": {"limit": 100},
+            "middle page, by offset": {"limit": 100, "offset": learners // 2},
+            "middle page, by cursor": {"limit": 100, "after": ids[learners // 2]},
+        }
+        out: dict[str, Any] = {"case": "listing", "store": store, "size": learners}
+        for name, params in pages.items():
+            wall = []
+            for _ in range(7):
+                started = time.perf_counter()
+                r = client.get("/v1/learners", params=params, headers=h)
+                wall.append((time.perf_counter() - started) * 1000)
+                assert r.status_code == 200 and r.json()["total"] == learners, r.text[:200]
+            out[name] = round(statistics.median(wall), 1)
+    return out
+
+
 def measure(tree: Path, args) -> list[dict]:
     """Run every case in a child process importing ``tree`` (this tree or a baseline's)."""
-    cases = [
-        f"run_unaligned({listed}, {args.activities}, {args.batches}, {store!r})"
-        for store in args.stores.split(",")
-        for listed in (int(x) for x in args.listed.split(","))
-    ] + [
-        f"run_erasure({claims}, {store!r})"
-        for store in args.stores.split(",")
-        for claims in (int(x) for x in args.claims.split(","))
-    ]
+    cases = (
+        [
+            f"run_unaligned({listed}, {args.activities}, {args.batches}, {store!r})"
+            for store in args.stores.split(",")
+            for listed in (int(x) for x in args.listed.split(","))
+        ]
+        + [
+            f"run_erasure({claims}, {store!r})"
+            for store in args.stores.split(",")
+            for claims in (int(x) for x in args.claims.split(","))
+        ]
+        + [
+            f"run_listing({learners}, {store!r})"
+            for store in args.stores.split(",")
+            for learners in (int(x) for x in args.learners.split(","))
+        ]
+    )
     results = []
     for call in cases:
         code = (
@@ -190,11 +231,31 @@ def report(args, command: str, mine: list[dict], base: list[dict] | None, commit
     lines += [
         f"| {r['store']} | {r['size']} | {who} | {r['delete_wall_ms']} |" for r, who in rows if r["case"] == "erasure"
     ]
+    lines += [
+        "",
+        "## Listing learners",
+        "",
+        "`GET /v1/learners?limit=100` in a tenant of `learners` learners (in process, with the key check), "
+        "wall time, median of 7: the first page, the middle page by `offset`, and the middle page by the "
+        "`after` cursor (a tree without the cursor answers its first page).",
+        "",
+        "| store | learners | tree | first page ms | middle page by offset ms | middle page by cursor ms |",
+        "|---|---:|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['store']} | {r['size']} | {who} | {r['first page']} | {r['middle page, by offset']} | "
+        f"{r['middle page, by cursor']} |"
+        for r, who in rows
+        if r["case"] == "listing"
+    ]
     if base:
         lines += ["", "## This tree / baseline", "", "| case | store | size | this / baseline |", "|---|---|---:|---:|"]
         for m, b in zip(mine, base):
-            key = "batch_cpu_ms" if m["case"] == "unaligned" else "delete_wall_ms"
-            what = "batch CPU" if m["case"] == "unaligned" else "deletion wall"
+            key, what = {
+                "unaligned": ("batch_cpu_ms", "batch CPU"),
+                "erasure": ("delete_wall_ms", "deletion wall"),
+                "listing": ("first page", "first page wall"),
+            }[m["case"]]
             lines.append(f"| {m['case']} ({what}) | {m['store']} | {m['size']} | {m[key] / b[key]:.3g} |")
     return "\n".join(lines) + "\n"
 
@@ -205,6 +266,7 @@ def main() -> None:
     p.add_argument("--activities", type=int, default=500)
     p.add_argument("--batches", type=int, default=30)
     p.add_argument("--claims", default="10000,100000,1000000")
+    p.add_argument("--learners", default="10000,100000,500000")
     p.add_argument("--stores", default="sqlite,redis")
     p.add_argument("--baseline", default=None, help="a commit to measure side by side (a git worktree)")
     p.add_argument("--out", type=Path, default=None)

@@ -224,6 +224,8 @@ class LearnerSummary(BaseModel):
 class LearnersOut(BaseModel):
     total: int
     learners: list[LearnerSummary]
+    #: the ``after`` of the next page; None on the last page (a full page may be followed by an empty one)
+    next: str | None = None
 
 
 class GoalSetOut(BaseModel):

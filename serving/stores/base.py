@@ -229,6 +229,12 @@ class LearnerStore(ABC):
         """(tenant, learner) pairs that have a record."""
 
     @abstractmethod
+    def learner_page(self, tenant: str, limit: int, *, after: str = "", offset: int = 0) -> tuple[list[str], int]:
+        """One page of the tenant's listed learners in id order: at most ``limit`` ids after the
+        id ``after`` ("" for the first), skipping ``offset`` of them; and how many are listed in
+        all. Costs the page, not the tenant (a cursor pages through a million learners)."""
+
+    @abstractmethod
     def delete_learner(self, tenant: str, learner_id: str) -> bool:
         """Erase every trace: record, events, idempotency keys, event-id claims and the learner's
         entries among the unaligned activities. True if anything existed."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import redis
@@ -162,6 +162,24 @@ def _unaligned_keys(tenant: str, item_ids: Sequence[str]) -> list[str]:
     return [base + ":first", base + ":events", *(f"{base}:item:{item}" for item in item_ids)]
 
 
+#: where a tenant's learners are listed: a sorted set (all scores 0: ordered by id, read a page at
+#: a time); stores written before kept a set under ``_OLD_LISTING + tenant``
+def _listing(tenant: str) -> str:
+    return f"zpd:learner-ids:{tenant}"
+
+
+_OLD_LISTING = "zpd:learners:"
+
+
+def _chunks(items: Iterable[Any], size: int) -> list[list[Any]]:
+    out: list[list[Any]] = [[]]
+    for item in items:
+        if len(out[-1]) == size:
+            out.append([])
+        out[-1].append(item)
+    return [chunk for chunk in out if chunk]
+
+
 def _claim_keys(tenant: str, learners: Sequence[str]) -> list[str]:
     base = f"zpd:{{{tenant}}}:event-ids"
     return [base, base + ":indexed", *(f"{base}:of:{learner}" for learner in learners)]
@@ -284,7 +302,7 @@ class RedisStore(LearnerStore):
             for c in commits:
                 # listed in the same round trip, before its commit: a crash can leave a listed
                 # learner without a record (readers skip it), never a stored learner nothing lists
-                pipe.sadd(f"zpd:learners:{c.record.tenant}", c.record.learner_id)
+                pipe.zadd(_listing(c.record.tenant), {c.record.learner_id: 0})
                 self._commit(keys=_commit_keys(c), args=_commit_args(c, now), client=pipe)
             replies = self._call(lambda: pipe.execute(raise_on_error=False))[1::2]
         outcome: list[VersionConflict | None] = []
@@ -316,9 +334,8 @@ class RedisStore(LearnerStore):
 
         listings: dict[str, Any] = {}
         for c in commits:
-            pipeline_of(listings, f"zpd:learners:{c.record.tenant}").sadd(
-                f"zpd:learners:{c.record.tenant}", c.record.learner_id
-            )
+            key = _listing(c.record.tenant)
+            pipeline_of(listings, key).zadd(key, {c.record.learner_id: 0})
         execute_all(listings)
         pipes: dict[str, Any] = {}
         where = []
@@ -362,15 +379,36 @@ class RedisStore(LearnerStore):
         if tenant is not None:
             tenants = [tenant]
         else:
-            tenants = sorted(
-                k.decode().removeprefix("zpd:learners:")
-                for k in self._call(lambda: list(self.client.scan_iter("zpd:learners:*")))
+            found = self._call(
+                lambda: list(self.client.scan_iter(_listing("*"))) + list(self.client.scan_iter(_OLD_LISTING + "*"))
             )
+            tenants = sorted({k.decode().removeprefix(_listing("")).removeprefix(_OLD_LISTING) for k in found})
         pairs = []
         for t in tenants:
-            members = self._call(lambda t=t: self.client.smembers(f"zpd:learners:{t}"))
-            pairs += [(t, m.decode()) for m in sorted(members)]
+            self._move_listing(t)
+            members = self._call(lambda t=t: self.client.zrange(_listing(t), 0, -1))
+            pairs += [(t, m.decode()) for m in members]
         return iter(pairs)
+
+    def learner_page(self, tenant: str, limit: int, *, after: str = "", offset: int = 0) -> tuple[list[str], int]:
+        self._move_listing(tenant)
+        key = _listing(tenant)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zrangebylex(key, "(" + after if after else "-", "+", start=offset, num=limit)
+        pipe.zcard(key)
+        page, total = self._call(pipe.execute)
+        return [m.decode() for m in page], int(total)
+
+    def _move_listing(self, tenant: str) -> None:
+        """Stores written before listed a tenant's learners in a set, which cannot be read a page at
+        a time in order: move its members into the sorted set (a worker that still adds to the old
+        set has its additions moved the next time)."""
+        old = _OLD_LISTING + tenant
+        if not self._call(lambda: self.client.exists(old)):
+            return
+        for members in self._call(lambda: _chunks(self.client.sscan_iter(old, count=5000), 5000)):
+            self._call(lambda m=members: self.client.zadd(_listing(tenant), dict.fromkeys(m, 0)))
+            self._call(lambda m=members: self.client.srem(old, *m))
 
     def delete_learner(self, tenant: str, learner_id: str) -> bool:
         """Delete the learner's keys, then have Redis rewrite its append-only file: until then the
@@ -378,7 +416,8 @@ class RedisStore(LearnerStore):
         more follows if a deletion lands while one is running)."""
         tag = _tag(tenant, learner_id)
         removed = self._call(lambda: self.client.delete(tag + ":rec", tag + ":log", tag + ":ids"))
-        member = self._call(lambda: self.client.srem(f"zpd:learners:{tenant}", learner_id))
+        self._move_listing(tenant)
+        member = self._call(lambda: self.client.zrem(_listing(tenant), learner_id))
         self._index_claims(tenant)
         claims, _, theirs = _claim_keys(tenant, [learner_id])
         held = self._call(lambda: self._release_claims(keys=[claims, theirs], args=[learner_id]))

@@ -301,6 +301,17 @@ class SQLiteStore(LearnerStore):
             )
         return iter([(r[0], r[1]) for r in rows])
 
+    def learner_page(self, tenant: str, limit: int, *, after: str = "", offset: int = 0) -> tuple[list[str], int]:
+        def read(c: sqlite3.Connection) -> tuple[list[str], int]:
+            rows = c.execute(
+                "SELECT learner_id FROM learners WHERE tenant=? AND learner_id>? ORDER BY learner_id LIMIT ? OFFSET ?",
+                (tenant, after, limit, offset),
+            ).fetchall()
+            (total,) = c.execute("SELECT count(*) FROM learners WHERE tenant=?", (tenant,)).fetchone()
+            return [r[0] for r in rows], int(total)
+
+        return self._run(read)
+
     def delete_learner(self, tenant: str, learner_id: str) -> bool:
         """Delete the rows (their bytes zeroed by ``secure_delete``), checkpoint the WAL into the
         database and truncate it; then, in the background, ``VACUUM``: a row that a page split or

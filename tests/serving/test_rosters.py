@@ -174,6 +174,16 @@ def test_a_teachers_key_reaches_her_own_students_only(rostered) -> None:
     assert "stu-1000" in listed and "stu-1020" not in listed
     everyone = {item["learner_id"] for item in api.client.get("/v1/learners", headers=api.h()).json()["learners"]}
     assert "stu-1020" in everyone  # an admin key sees the whole tenant
+    for headers, expected in ((ramos, listed), (api.h(), everyone)):  # the same learners a page at a time
+        seen, after = [], ""
+        while True:
+            page = api.client.get("/v1/learners", params={"limit": 3, "after": after}, headers=headers).json()
+            assert page["total"] == len(expected)
+            seen += [item["learner_id"] for item in page["learners"]]
+            if page["next"] is None:
+                break
+            after = page["next"]
+        assert seen == sorted(expected)
 
 
 def test_a_teachers_key_sends_events_for_her_students_only(rostered) -> None:

@@ -244,6 +244,40 @@ def test_claims_from_before_the_learners_sets_are_erased_too(redis_url) -> None:
         store.close()
 
 
+def test_learners_are_listed_a_page_at_a_time_in_id_order(store) -> None:
+    ids = ["m", "b", "a10", "a2", "z", "c", "é"]
+    for i in ids:
+        store.commit(LearnerRecord("t1", i, state=b"s"), 0)
+    store.commit(LearnerRecord("t2", "other", state=b"s"), 0)
+    order = sorted(ids)  # by code point, as UTF-8 bytes compare
+    assert store.learner_page("t1", 3) == (order[:3], 7)
+    assert store.learner_page("t1", 3, after=order[2]) == (order[3:6], 7)
+    assert store.learner_page("t1", 3, after=order[5]) == (order[6:], 7)
+    assert store.learner_page("t1", 2, offset=4) == (order[4:6], 7)
+    assert store.learner_page("t1", 5, after="b", offset=1) == (["m", "z", "é"], 7)
+    assert store.learner_page("t1", 3, after="é") == ([], 7) and store.learner_page("t3", 3) == ([], 0)
+    store.delete_learner("t1", "c")
+    assert store.learner_page("t1", 10) == ([i for i in order if i != "c"], 6)
+    assert [learner for _, learner in store.learners("t1")] == [i for i in order if i != "c"]
+
+
+def test_learners_listed_in_a_set_before_are_moved_to_the_ordered_listing(redis_url) -> None:
+    store = open_store(redis_url)
+    try:
+        store.commit(LearnerRecord("old2", "bob", state=b"s"), 0)
+        store.client.sadd("zpd:learners:old2", "ana", "cy")  # as such a store listed them
+        assert store.learner_page("old2", 2) == (["ana", "bob"], 3)
+        assert not store.client.exists("zpd:learners:old2")
+        store.client.sadd("zpd:learners:old2", "dee")  # a worker still on the old code
+        assert [learner for _, learner in store.learners() if _ == "old2"] == ["ana", "bob", "cy", "dee"]
+        assert store.delete_learner("old2", "dee") is True and store.learner_page("old2", 9) == (
+            ["ana", "bob", "cy"],
+            3,
+        )
+    finally:
+        store.close()
+
+
 def test_api_keys(store) -> None:
     key = ApiKeyRecord("k1", "t1", ("read", "ingest"), "hash", time.time(), label="demo")
     store.put_key(key)
