@@ -7,6 +7,8 @@ and erasing a learner.
   answers from new learners (``LearnerService.ingest``: stored and listed; CPU and wall time,
   median of ``--batches``) after the list already holds ``--listed`` (activity, learner) pairs
   over ``--activities`` activities, and reading the list (``GET /v1/events/unaligned``).
+- **Erasing a student named in stored plans.** ``LearnerService.delete_learner`` of a student
+  whose class plans are stored, in a tenant holding ``--plans`` stored class plans.
 - **Listing learners.** ``GET /v1/learners`` pages in a tenant of ``--learners`` learners.
 - **Erasure.** Event ids are unique per tenant, so the store keeps every id's learner (its
   claim); erasing a learner removes theirs. Measured: ``LearnerService.delete_learner`` of a
@@ -18,7 +20,7 @@ With ``--baseline REV`` the same measurements run first on that commit (a git wo
 by side.
 
     python benchmarks/tenant_scale_bench.py --listed 1000,50000,200000 --claims 10000,100000,1000000 \\
-        --learners 10000,100000,500000 --stores sqlite,redis --baseline HEAD~1 --out docs/benchmarks/tenant_scale.md
+        --learners 10000,100000,500000 --plans 400,4000,20000 --stores sqlite,redis --baseline HEAD~1 --out docs/benchmarks/tenant_scale.md
 """
 
 from __future__ import annotations
@@ -128,6 +130,55 @@ def run_erasure(claims: int, store: str) -> dict:
     return {"case": "erasure", "store": store, "size": claims, "delete_wall_ms": round(statistics.median(wall), 1)}
 
 
+def run_plans(plans: int, store: str) -> dict:
+    """One tree (the one on ``sys.path``), one number of stored class plans, one store: erasing a
+    student named in some of them."""
+    import orjson
+    from fastapi.testclient import TestClient
+    from serve_bench import in_process_app
+
+    from serving import plans as stored
+
+    def plan(c: int, date: str) -> dict[str, Any]:
+        learners = [f"s{c}-{k}" for k in range(25)]
+        return {
+            "class_id": f"class{c}",
+            "date": date,
+            "learners": learners,
+            "playlists": {s: {"activities": [{"item": "x" * 40, "minutes": 20}] * 3} for s in learners},
+            "gps": {s: {"status": "on_track", "route": ["4.NF.A.1"] * 5} for s in learners},
+            "groups": [{"standard": "4.NF.A.1", "learners": learners[:6]}],
+        }
+
+    with tempfile.TemporaryDirectory() as tmp, in_process_app(store, Path(tmp)) as app, TestClient(app):
+        service, db = app.state.service, app.state.store
+        classes = 400
+        names = []
+        for k in range(plans):  # nightly plans: 400 classes a day, as many days as it takes
+            day = k // classes
+            p = plan(k % classes, f"2026-{9 + day // 28:02d}-{1 + day % 28:02d}")
+            if hasattr(stored, "store_plan"):  # this tree: each plan referenced by its learners
+                stored.store_plan(db, "demo", p)
+            else:  # a tree before: the names of all plans in one list
+                name = stored.plan_setting("demo", p["class_id"], p["date"])
+                db.put_setting(name, orjson.dumps(p).decode())
+                names.append(name)
+        if names:
+            db.put_setting("plans@demo", orjson.dumps(names).decode())
+        service.delete_learner("demo", "s399-24")  # a first deletion (an older store is referenced then)
+        wall = []
+        for k in range(5):
+            started = time.perf_counter()
+            service.delete_learner("demo", f"s{k}-0")
+            wall.append((time.perf_counter() - started) * 1000)
+            pending = getattr(db, "compaction_pending", None)
+            if pending is not None:
+                pending(wait_s=600)
+            kept = stored.stored_plan(db, "demo", f"class{k}", "2026-09-01")
+            assert f"s{k}-0" not in orjson.dumps(kept).decode()
+    return {"case": "plans", "store": store, "size": plans, "delete_wall_ms": round(statistics.median(wall), 1)}
+
+
 def run_listing(learners: int, store: str) -> dict:
     """One tree (the one on ``sys.path``), one tenant size, one store: ``GET /v1/learners`` pages."""
     from fastapi.testclient import TestClient
@@ -161,23 +212,13 @@ def run_listing(learners: int, store: str) -> dict:
 
 def measure(tree: Path, args) -> list[dict]:
     """Run every case in a child process importing ``tree`` (this tree or a baseline's)."""
-    cases = (
-        [
-            f"run_unaligned({listed}, {args.activities}, {args.batches}, {store!r})"
-            for store in args.stores.split(",")
-            for listed in (int(x) for x in args.listed.split(","))
-        ]
-        + [
-            f"run_erasure({claims}, {store!r})"
-            for store in args.stores.split(",")
-            for claims in (int(x) for x in args.claims.split(","))
-        ]
-        + [
-            f"run_listing({learners}, {store!r})"
-            for store in args.stores.split(",")
-            for learners in (int(x) for x in args.learners.split(","))
-        ]
-    )
+    sizes = {"unaligned": args.listed, "erasure": args.claims, "plans": args.plans, "listing": args.learners}
+    cases = []
+    for case, listed_sizes in sizes.items():
+        for store in args.stores.split(","):
+            for size in (int(x) for x in listed_sizes.split(",")):
+                extra = f", {args.activities}, {args.batches}" if case == "unaligned" else ""
+                cases.append(f"run_{case}({size}{extra}, {store!r})")
     results = []
     for call in cases:
         code = (
@@ -218,19 +259,36 @@ def report(args, command: str, mine: list[dict], base: list[dict] | None, commit
                 f"| {r['store']} | {r['size']} | {who} | {r['batch_cpu_ms']} | {r['batch_wall_ms']} / "
                 f"{r['batch_wall_max_ms']} | {r['list_read_cpu_ms']} / {r['list_read_wall_ms']} |"
             )
-    lines += [
-        "",
-        "## Erasing a learner",
-        "",
-        "`LearnerService.delete_learner` of a learner with 20 events, in a tenant whose other learners hold "
-        "`claims` event ids; wall time of the call, median of 5.",
-        "",
-        "| store | claims | tree | deletion ms (median) |",
-        "|---|---:|---|---:|",
-    ]
-    lines += [
-        f"| {r['store']} | {r['size']} | {who} | {r['delete_wall_ms']} |" for r, who in rows if r["case"] == "erasure"
-    ]
+    deletions = (
+        (
+            "erasure",
+            "Erasing a learner",
+            "`LearnerService.delete_learner` of a learner with 20 events, in a tenant whose other learners hold "
+            "`claims` event ids; wall time of the call, median of 5.",
+            "claims",
+        ),
+        (
+            "plans",
+            "Erasing a student named in stored plans",
+            "`LearnerService.delete_learner` of a student of a class whose plans (`zpd plan-batch`, 400 classes "
+            "of 25 a day) are stored for some days, in a tenant holding `plans` stored plans; wall time of the "
+            "call, median of 5, after a first deletion (an older store's plans are referenced then, once).",
+            "plans",
+        ),
+    )
+    for case, title, text, size in deletions:
+        lines += [
+            "",
+            f"## {title}",
+            "",
+            text,
+            "",
+            f"| store | {size} | tree | deletion ms (median) |",
+            "|---|---:|---|---:|",
+        ]
+        lines += [
+            f"| {r['store']} | {r['size']} | {who} | {r['delete_wall_ms']} |" for r, who in rows if r["case"] == case
+        ]
     lines += [
         "",
         "## Listing learners",
@@ -254,6 +312,7 @@ def report(args, command: str, mine: list[dict], base: list[dict] | None, commit
             key, what = {
                 "unaligned": ("batch_cpu_ms", "batch CPU"),
                 "erasure": ("delete_wall_ms", "deletion wall"),
+                "plans": ("delete_wall_ms", "deletion wall"),
                 "listing": ("first page", "first page wall"),
             }[m["case"]]
             lines.append(f"| {m['case']} ({what}) | {m['store']} | {m['size']} | {m[key] / b[key]:.3g} |")
@@ -267,6 +326,7 @@ def main() -> None:
     p.add_argument("--batches", type=int, default=30)
     p.add_argument("--claims", default="10000,100000,1000000")
     p.add_argument("--learners", default="10000,100000,500000")
+    p.add_argument("--plans", default="400,4000,20000")
     p.add_argument("--stores", default="sqlite,redis")
     p.add_argument("--baseline", default=None, help="a commit to measure side by side (a git worktree)")
     p.add_argument("--out", type=Path, default=None)

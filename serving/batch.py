@@ -7,8 +7,8 @@ the API does (`LearnerService.rotation`: the rotation with its small groups and 
 playlist), adds each student's GPS snapshot, and stores the result as the store setting
 ``plan@TENANT@CLASS@DATE``; ``GET /v1/classes/{id}/rotation?date=D`` then serves it. Re-running a
 date replaces its plans; ``resume`` skips the classes already planned for it (a stopped run goes
-on where it stopped). The names of a tenant's plans are kept in ``plans@TENANT``, so deleting a
-learner erases them from every stored plan.
+on where it stopped). Each stored plan is among the store's references of its learners, so
+deleting a learner erases them from every stored plan that names them (:mod:`serving.plans`).
 """
 
 from __future__ import annotations
@@ -19,9 +19,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import orjson
-
-from serving.plans import check_date, plan_setting, update_index
+from serving.plans import check_date, plan_setting, reference_plans, store_plan
 
 __all__ = ["plan_school", "plan_tenant"]
 
@@ -65,7 +63,7 @@ def plan_school(config_json: str, store_url: str, tenant: str, date: str, class_
                 **rotation_json(rotation),
                 "gps": gps,
             }
-            store.put_setting(plan_setting(tenant, class_id, date), orjson.dumps(plan).decode())
+            store_plan(store, tenant, plan)
             planned.append(class_id)
     return planned
 
@@ -98,8 +96,7 @@ def plan_tenant(
                 skipped += 1
                 continue
             by_school[str(roster.classes[class_id].get("school") or "")].append(class_id)
-        names = [plan_setting(tenant, c, date) for c in sorted(roster.classes)]
-        update_index(store, tenant, lambda known: sorted(set(known) | set(names)))
+        reference_plans(store, tenant)  # plans stored before references existed
     started = time.perf_counter()
     own = not ray.is_initialized()
     if own:

@@ -1,21 +1,23 @@
 """Stored nightly plans (``zpd plan-batch``, :mod:`serving.batch`): where they live in the store,
 how the API reads them, and how a learner's deletion reaches them.
 
-A plan is the store setting ``plan@TENANT@CLASS@DATE``; the names of a tenant's plans are kept in
-``plans@TENANT``.
+A plan is the store setting ``plan@TENANT@CLASS@DATE``; storing one notes it among the store's
+references of each of its learners (``LearnerStore.note_references``), so erasing a learner
+rewrites the plans that name them, not every plan of the tenant. Stores written before kept the
+names of a tenant's plans in one list, ``plans@TENANT``; its plans are referenced once
+(:func:`reference_plans`), and ``plans-referenced@TENANT`` records that it was done.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from typing import Any
 
 import orjson
 
-from serving.stores.base import LearnerStore, VersionConflict
+from serving.stores.base import LearnerStore
 
-__all__ = ["check_date", "forget_learner", "plan_setting", "stored_plan", "update_index"]
+__all__ = ["check_date", "forget_learner", "plan_setting", "reference_plans", "store_plan", "stored_plan"]
 
 
 def plan_setting(tenant: str, class_id: str, date: str) -> str:
@@ -38,25 +40,43 @@ def stored_plan(store: LearnerStore, tenant: str, class_id: str, date: str) -> d
     return None if found is None else orjson.loads(found[1])
 
 
-def update_index(store: LearnerStore, tenant: str, change: Callable[[list[str]], list[str]]) -> None:
-    for _ in range(50):
-        found = store.get_setting(index_setting(tenant))
-        names = orjson.loads(found[1]) if found else []
-        updated = change(list(names))
-        if updated == names:
-            return
-        try:
-            store.put_setting(index_setting(tenant), orjson.dumps(updated).decode(), found[0] if found else 0)
-            return
-        except VersionConflict:
-            continue
-    raise VersionConflict(f"the plan index of tenant {tenant!r} kept changing")
+def _old_index(tenant: str) -> str:
+    return f"plans@{tenant}"
+
+
+def _referenced(tenant: str) -> str:
+    return f"plans-referenced@{tenant}"
+
+
+def store_plan(store: LearnerStore, tenant: str, plan: dict[str, Any]) -> str:
+    """Store a class's plan for its date (replacing one stored before) and note it among the
+    references of each of its learners. Returns its name."""
+    name = plan_setting(tenant, plan["class_id"], plan["date"])
+    store.note_references(tenant, [(learner, name) for learner in plan["learners"]])  # first: never unnoted
+    store.put_setting(name, orjson.dumps(plan).decode())
+    return name
+
+
+def reference_plans(store: LearnerStore, tenant: str) -> None:
+    """Note the plans of the tenant's old list (from before plans were referenced) among their
+    learners' references, once."""
+    if store.get_setting(_referenced(tenant)) is not None:
+        return
+    found = store.get_setting(_old_index(tenant))
+    for name in orjson.loads(found[1]) if found else []:
+        plan = store.get_setting(name)
+        if plan is not None:
+            store.note_references(tenant, [(learner, name) for learner in orjson.loads(plan[1]).get("learners", [])])
+    store.put_setting(_referenced(tenant), "1")
 
 
 def forget_learner(store: LearnerStore, tenant: str, learner_id: str) -> None:
-    """Erase a learner from every stored plan of the tenant (a learner's deletion)."""
-    found = store.get_setting(index_setting(tenant))
-    for name in orjson.loads(found[1]) if found else []:
+    """Erase a learner from every stored plan that names them (a learner's deletion; the store's
+    deletion then drops the references)."""
+    reference_plans(store, tenant)
+    for name in store.references(tenant, learner_id):
+        if not name.startswith("plan@"):
+            continue
         plan = store.get_setting(name)
         if plan is None:
             continue

@@ -236,8 +236,18 @@ class LearnerStore(ABC):
 
     @abstractmethod
     def delete_learner(self, tenant: str, learner_id: str) -> bool:
-        """Erase every trace: record, events, idempotency keys, event-id claims and the learner's
-        entries among the unaligned activities. True if anything existed."""
+        """Erase every trace: record, events, idempotency keys, event-id claims, the learner's
+        entries among the unaligned activities and their references. True if anything existed."""
+
+    # -- documents that name a learner (a stored class plan names its students): per learner, the
+    #    names of those documents, so erasing a learner rewrites those, not every document
+    @abstractmethod
+    def note_references(self, tenant: str, pairs: Sequence[tuple[str, str]]) -> None:
+        """Add ``(learner_id, name)`` pairs: the document ``name`` names the learner."""
+
+    @abstractmethod
+    def references(self, tenant: str, learner_id: str) -> list[str]:
+        """The names of the documents that name the learner, sorted."""
 
     # -- activities answered that the catalog does not align yet: per (activity, learner), the
     #    events seen, so an admin sees what to align and the learners are refolded once it is.

@@ -180,6 +180,10 @@ def _chunks(items: Iterable[Any], size: int) -> list[list[Any]]:
     return [chunk for chunk in out if chunk]
 
 
+def _refs_key(tenant: str, learner_id: str) -> str:
+    return f"zpd:{{{tenant}}}:refs:{learner_id}"
+
+
 def _claim_keys(tenant: str, learners: Sequence[str]) -> list[str]:
     base = f"zpd:{{{tenant}}}:event-ids"
     return [base, base + ":indexed", *(f"{base}:of:{learner}" for learner in learners)]
@@ -418,6 +422,7 @@ class RedisStore(LearnerStore):
         removed = self._call(lambda: self.client.delete(tag + ":rec", tag + ":log", tag + ":ids"))
         self._move_listing(tenant)
         member = self._call(lambda: self.client.zrem(_listing(tenant), learner_id))
+        refs = self._call(lambda: self.client.delete(_refs_key(tenant, learner_id)))
         self._index_claims(tenant)
         claims, _, theirs = _claim_keys(tenant, [learner_id])
         held = self._call(lambda: self._release_claims(keys=[claims, theirs], args=[learner_id]))
@@ -431,7 +436,7 @@ class RedisStore(LearnerStore):
             if self._rewriter is None or not self._rewriter.is_alive():
                 self._rewriter = threading.Thread(target=self._rewrite_aof, name="zpd-aof-rewrite", daemon=True)
                 self._rewriter.start()
-        return bool(removed or member or held or listed)
+        return bool(removed or member or held or listed or refs)
 
     def _index_claims(self, tenant: str) -> None:
         """Put every claim of a tenant whose claims predate the learners' sets into its learner's
@@ -449,6 +454,21 @@ class RedisStore(LearnerStore):
         pipe.set(keys[1], "1")
         self._call(pipe.execute)
         log.info("tenant %s: %d event-id claims indexed by learner", tenant, sum(map(len, claims.values())))
+
+    # ------------------------------------------------------------------ references
+    def note_references(self, tenant: str, pairs: Sequence[tuple[str, str]]) -> None:
+        by_learner: dict[str, list[str]] = {}
+        for learner, name in pairs:
+            by_learner.setdefault(learner, []).append(name)
+        if not by_learner:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for learner, names in by_learner.items():
+            pipe.sadd(_refs_key(tenant, learner), *names)
+        self._call(pipe.execute)
+
+    def references(self, tenant: str, learner_id: str) -> list[str]:
+        return sorted(n.decode() for n in self._call(lambda: self.client.smembers(_refs_key(tenant, learner_id))))
 
     # ------------------------------------------------------------------ unaligned activities
     def note_unaligned(self, tenant: str, seen: Sequence[tuple[str, str, int, float]]) -> None:

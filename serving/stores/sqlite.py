@@ -62,6 +62,10 @@ CREATE TABLE IF NOT EXISTS unaligned (
     PRIMARY KEY (tenant, item_id, learner_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS unaligned_by_learner ON unaligned (tenant, learner_id);
+CREATE TABLE IF NOT EXISTS learner_refs (
+    tenant TEXT NOT NULL, learner_id TEXT NOT NULL, name TEXT NOT NULL,
+    PRIMARY KEY (tenant, learner_id, name)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS settings (
     name TEXT PRIMARY KEY, version INTEGER NOT NULL, value TEXT NOT NULL, updated REAL NOT NULL
 );
@@ -326,8 +330,9 @@ class SQLiteStore(LearnerStore):
             b = conn.execute("DELETE FROM events WHERE tenant=? AND learner_id=?", (tenant, learner_id)).rowcount
             c = conn.execute("DELETE FROM event_ids WHERE tenant=? AND learner_id=?", (tenant, learner_id)).rowcount
             d = conn.execute("DELETE FROM unaligned WHERE tenant=? AND learner_id=?", (tenant, learner_id)).rowcount
+            e = conn.execute("DELETE FROM learner_refs WHERE tenant=? AND learner_id=?", (tenant, learner_id)).rowcount
             conn.execute("COMMIT")
-            return bool(a or b or c or d)
+            return bool(a or b or c or d or e)
 
         removed = self._run(txn)
         self._truncate_wal()
@@ -410,6 +415,21 @@ class SQLiteStore(LearnerStore):
 
     def revoke_key(self, key_id: str) -> bool:
         return bool(self._run(lambda c: c.execute("UPDATE api_keys SET revoked=1 WHERE key_id=?", (key_id,)).rowcount))
+
+    # ------------------------------------------------------------------ references
+    def note_references(self, tenant: str, pairs: Sequence[tuple[str, str]]) -> None:
+        self._executemany(
+            "INSERT OR IGNORE INTO learner_refs (tenant, learner_id, name) VALUES (?,?,?)",
+            [(tenant, learner, name) for learner, name in pairs],
+        )
+
+    def references(self, tenant: str, learner_id: str) -> list[str]:
+        rows = self._run(
+            lambda c: c.execute(
+                "SELECT name FROM learner_refs WHERE tenant=? AND learner_id=? ORDER BY name", (tenant, learner_id)
+            ).fetchall()
+        )
+        return [r[0] for r in rows]
 
     # ------------------------------------------------------------------ unaligned activities
     def note_unaligned(self, tenant: str, seen: Sequence[tuple[str, str, int, float]]) -> None:

@@ -246,6 +246,17 @@ def redis_url(redis_server) -> str:
     return redis_server.url
 
 
+@pytest.fixture(params=["sqlite", "redis"])
+def store(request, tmp_path):
+    """A store on SQLite (a file in tmp_path) and on the session's redis-server."""
+    from serving.stores import open_store
+
+    url = f"sqlite:///{tmp_path / 'zpd.db'}" if request.param == "sqlite" else request.getfixturevalue("redis_url")
+    opened = open_store(url)
+    yield opened
+    opened.close()
+
+
 # ---------------------------------------------------------------------------- the API in-process
 from dataclasses import dataclass  # noqa: E402
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from fastapi.testclient import TestClient
 
 from configs import load_config
@@ -13,7 +12,6 @@ from engine.case import graph_to_case
 from serving.app import build_engine, create_app
 from serving.auth import create_key
 from serving.routes.model import HIDDEN_ERROR
-from serving.stores import open_store
 
 ITEM = {
     "id": "acme-fractions-1",
@@ -29,14 +27,6 @@ def worker(store, sync_s: float = 0.0) -> TestClient:
     config = load_config(env={})
     config = config.model_copy(update={"serving": config.serving.model_copy(update={"sync_s": sync_s})})
     return TestClient(create_app(config, store=store, engine=build_engine(config, model_uri="bkt")))
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-def store(request, tmp_path):
-    url = f"sqlite:///{tmp_path / 'zpd.db'}" if request.param == "sqlite" else request.getfixturevalue("redis_url")
-    opened = open_store(url)
-    yield opened
-    opened.close()
 
 
 def items_on(client: TestClient, h: dict, standard: str) -> set[str]:

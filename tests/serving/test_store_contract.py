@@ -278,6 +278,18 @@ def test_learners_listed_in_a_set_before_are_moved_to_the_ordered_listing(redis_
         store.close()
 
 
+def test_references_name_documents_per_learner_and_leave_with_them(store) -> None:
+    store.note_references("t1", [("ana", "plan@t1@c1@2026-12-01"), ("bob", "plan@t1@c1@2026-12-01")])
+    store.note_references("t1", [("ana", "plan@t1@c2@2026-12-02"), ("ana", "plan@t1@c1@2026-12-01")])  # again: once
+    store.note_references("t2", [("ana", "plan@t2@c9@2026-12-01")])
+    store.note_references("t1", [])
+    assert store.references("t1", "ana") == ["plan@t1@c1@2026-12-01", "plan@t1@c2@2026-12-02"]
+    assert store.references("t1", "cy") == []
+    assert store.delete_learner("t1", "ana") is True  # referenced only: still a trace to erase
+    assert store.references("t1", "ana") == [] and store.references("t1", "bob") == ["plan@t1@c1@2026-12-01"]
+    assert store.references("t2", "ana") == ["plan@t2@c9@2026-12-01"]
+
+
 def test_api_keys(store) -> None:
     key = ApiKeyRecord("k1", "t1", ("read", "ingest"), "hash", time.time(), label="demo")
     store.put_key(key)
