@@ -9,6 +9,8 @@ and erasing a learner.
   over ``--activities`` activities, and reading the list (``GET /v1/events/unaligned``).
 - **Erasing a student named in stored plans.** ``LearnerService.delete_learner`` of a student
   whose class plans are stored, in a tenant holding ``--plans`` stored class plans.
+- **Erasing rostered students.** One at a time and 100 in one request, in a district of
+  ``--students`` rostered students.
 - **Listing learners.** ``GET /v1/learners`` pages in a tenant of ``--learners`` learners.
 - **Erasure.** Event ids are unique per tenant, so the store keeps every id's learner (its
   claim); erasing a learner removes theirs. Measured: ``LearnerService.delete_learner`` of a
@@ -20,7 +22,7 @@ With ``--baseline REV`` the same measurements run first on that commit (a git wo
 by side.
 
     python benchmarks/tenant_scale_bench.py --listed 1000,50000,200000 --claims 10000,100000,1000000 \\
-        --learners 10000,100000,500000 --plans 400,4000,20000 --stores sqlite,redis --baseline HEAD~1 --out docs/benchmarks/tenant_scale.md
+        --learners 10000,100000,500000 --plans 400,4000,20000 --students 10000,100000 --stores sqlite,redis --baseline HEAD~1 --out docs/benchmarks/tenant_scale.md
 """
 
 from __future__ import annotations
@@ -179,6 +181,45 @@ def run_plans(plans: int, store: str) -> dict:
     return {"case": "plans", "store": store, "size": plans, "delete_wall_ms": round(statistics.median(wall), 1)}
 
 
+def run_roster(students: int, store: str) -> dict:
+    """One tree (the one on ``sys.path``), one district size, one store: erasing rostered students
+    one at a time, and 100 in one request where the tree has it."""
+    from fastapi.testclient import TestClient
+    from plan_batch_bench import write_roster
+    from serve_bench import in_process_app
+
+    from engine.roster import load_bundle
+
+    with tempfile.TemporaryDirectory() as tmp, in_process_app(store, Path(tmp)) as app, TestClient(app):
+        service = app.state.service
+        folder = Path(tmp) / "roster"
+        folder.mkdir()
+        write_roster(folder, students, 10)
+        service.import_roster("demo", load_bundle(folder))
+        one = []
+        for k in range(5):
+            started = time.perf_counter()
+            assert service.delete_learner("demo", f"s{k}-0")
+            one.append((time.perf_counter() - started) * 1000)
+            pending = getattr(app.state.store, "compaction_pending", None)
+            if pending is not None:
+                pending(wait_s=600)
+        bulk = None
+        if hasattr(service, "delete_learners"):
+            started = time.perf_counter()
+            classes = students // 25
+            leaving = [f"s{k % classes}-{1 + k // classes}" for k in range(100)]
+            assert len(service.delete_learners("demo", leaving)) == 100
+            bulk = round((time.perf_counter() - started) * 1000, 1)
+    return {
+        "case": "roster",
+        "store": store,
+        "size": students,
+        "delete_wall_ms": round(statistics.median(one), 1),
+        "bulk_100_ms": bulk,
+    }
+
+
 def run_listing(learners: int, store: str) -> dict:
     """One tree (the one on ``sys.path``), one tenant size, one store: ``GET /v1/learners`` pages."""
     from fastapi.testclient import TestClient
@@ -212,7 +253,13 @@ def run_listing(learners: int, store: str) -> dict:
 
 def measure(tree: Path, args) -> list[dict]:
     """Run every case in a child process importing ``tree`` (this tree or a baseline's)."""
-    sizes = {"unaligned": args.listed, "erasure": args.claims, "plans": args.plans, "listing": args.learners}
+    sizes = {
+        "unaligned": args.listed,
+        "erasure": args.claims,
+        "plans": args.plans,
+        "roster": args.students,
+        "listing": args.learners,
+    }
     cases = []
     for case, listed_sizes in sizes.items():
         for store in args.stores.split(","):
@@ -291,6 +338,22 @@ def report(args, command: str, mine: list[dict], base: list[dict] | None, commit
         ]
     lines += [
         "",
+        "## Erasing rostered students",
+        "",
+        "A district of `students` students in classes of 25 (`zpd roster import` of a synthetic OneRoster "
+        "bundle): `LearnerService.delete_learner` of one student (wall time, median of 5), and "
+        "`LearnerService.delete_learners` of 100 in one call (`POST /v1/erasures`; a tree without it: -).",
+        "",
+        "| store | students | tree | one deletion ms (median) | 100 in one request ms |",
+        "|---|---:|---|---:|---:|",
+    ]
+    lines += [
+        f"| {r['store']} | {r['size']} | {who} | {r['delete_wall_ms']} | {r['bulk_100_ms'] or '-'} |"
+        for r, who in rows
+        if r["case"] == "roster"
+    ]
+    lines += [
+        "",
         "## Listing learners",
         "",
         "`GET /v1/learners?limit=100` in a tenant of `learners` learners (in process, with the key check), "
@@ -313,6 +376,7 @@ def report(args, command: str, mine: list[dict], base: list[dict] | None, commit
                 "unaligned": ("batch_cpu_ms", "batch CPU"),
                 "erasure": ("delete_wall_ms", "deletion wall"),
                 "plans": ("delete_wall_ms", "deletion wall"),
+                "roster": ("delete_wall_ms", "one deletion wall"),
                 "listing": ("first page", "first page wall"),
             }[m["case"]]
             lines.append(f"| {m['case']} ({what}) | {m['store']} | {m['size']} | {m[key] / b[key]:.3g} |")
@@ -327,6 +391,7 @@ def main() -> None:
     p.add_argument("--claims", default="10000,100000,1000000")
     p.add_argument("--learners", default="10000,100000,500000")
     p.add_argument("--plans", default="400,4000,20000")
+    p.add_argument("--students", default="10000,100000")
     p.add_argument("--stores", default="sqlite,redis")
     p.add_argument("--baseline", default=None, help="a commit to measure side by side (a git worktree)")
     p.add_argument("--out", type=Path, default=None)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -289,11 +289,15 @@ class Roster:
 
     def without_user(self, user_id: str) -> bool:
         """Erase a user and their enrollments; True if anything was there."""
+        return bool(self.without_users([user_id]))
+
+    def without_users(self, user_ids: Iterable[str]) -> set[str]:
+        """Erase these users and their enrollments (one pass however many); the ones that were there."""
         self._index = None
-        found = self.users.pop(user_id, None) is not None
-        for key in [k for k, e in self.enrollments.items() if e["user"] == user_id]:
-            del self.enrollments[key]
-            found = True
+        wanted = set(user_ids)
+        found = {u for u in wanted if self.users.pop(u, None) is not None}
+        for key in [k for k, e in self.enrollments.items() if e["user"] in wanted]:
+            found.add(self.enrollments.pop(key)["user"])
         return found
 
     # ------------------------------------------------------------------ applying a bundle

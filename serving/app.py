@@ -307,5 +307,6 @@ def create_app(
 
     for module in (events, xapi, learners, classes, catalog, model, health):
         app.include_router(module.router)
+    app.include_router(learners.erasures)
     install_ui(app)
     return app

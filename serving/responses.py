@@ -243,6 +243,13 @@ class DeletedOut(BaseModel):
     deleted: bool
 
 
+class ErasedOut(BaseModel):
+    #: the learners of whom something existed, every trace of them now erased
+    erased: list[str]
+    #: the ids given that named no learner (nothing was stored under them)
+    unknown: list[str]
+
+
 class QuestionOut(BaseModel):
     standard: str
     item: ItemOut | None = None

@@ -8,7 +8,7 @@ belief); learning data (events, states, goals) is never touched by an import.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import orjson
@@ -67,15 +67,19 @@ class RosterStore:
     def apply(self, tenant: str, bundle: RosterBundle) -> tuple[Roster, Roster]:
         return self.update(tenant, lambda roster: roster.apply(bundle, tenant))
 
-    def forget(self, tenant: str, user_id: str) -> None:
-        """Erase a user from the roster (a learner's deletion)."""
+    def forget(self, tenant: str, user_ids: Collection[str]) -> set[str]:
+        """Erase users from the roster (learners' deletion), in one update however many; returns
+        those that were rostered."""
+        current = self.get(tenant)
+        rostered = {u for u in user_ids if u in current.users or current.classes_of(u)}
 
         def change(roster: Roster) -> Roster:
-            roster.without_user(user_id)
+            roster.without_users(rostered)
             return roster
 
-        if user_id in self.get(tenant).users:
+        if rostered:
             self.update(tenant, change)
+        return rostered
 
 
 def changes(before: Roster, after: Roster) -> dict[str, dict[str, int]]:

@@ -346,6 +346,12 @@ class LearnerIn(Strict):
     grade: str | None = Field(default=None, pattern=GRADE_PATTERN, description="K, 1-12 or HS (PK too)")
 
 
+class ErasureIn(Strict):
+    learner_ids: list[Annotated[str, Field(pattern=ID_PATTERN)]] = Field(
+        min_length=1, max_length=1000, description="The learners to erase (at most 1,000 a request)"
+    )
+
+
 class PlaylistIn(Strict):
     session_minutes: Annotated[float, Field(gt=0, le=480), NUMBER] = 60
     modalities: list[Modality] | None = None

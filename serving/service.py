@@ -379,14 +379,21 @@ class LearnerService:
         self.mutate(tenant, learner_id, change, create=True)
 
     def delete_learner(self, tenant: str, learner_id: str) -> bool:
-        """Erase every trace of a learner: the roster entry first, then the store's records (whose
-        deletion also reclaims the bytes the roster's rewrite left). True if anything existed."""
-        rostered = learner_id in self.rosters.get(tenant).users
-        if rostered:
-            self.rosters.forget(tenant, learner_id)
-        forget_learner(self.store, tenant, learner_id)  # the nightly plans that name them
+        """Erase every trace of a learner (see :meth:`delete_learners`). True if anything existed."""
+        return bool(self.delete_learners(tenant, [learner_id]))
+
+    def delete_learners(self, tenant: str, learner_ids: Sequence[str]) -> list[str]:
+        """Erase every trace of these learners: the roster entries first (one rewrite of the
+        roster for all of them: a district's roster is megabytes), the stored plans that name
+        them, then the store's records (whose deletion also reclaims the bytes the rewrites
+        left). Returns those of whom anything existed, in the order given."""
+        ids = list(dict.fromkeys(learner_ids))
+        rostered = self.rosters.forget(tenant, ids)
         self._migrate_unaligned(tenant)  # so the store's deletion finds them among its entries
-        return self.store.delete_learner(tenant, learner_id) or rostered
+        for learner_id in ids:
+            forget_learner(self.store, tenant, learner_id)  # the nightly plans that name them
+        stored = self.store.delete_learners(tenant, ids)
+        return [learner_id for learner_id in ids if learner_id in stored or learner_id in rostered]
 
     def add_overrides(
         self,

@@ -11,6 +11,7 @@ from engine.planner.playlist import plan_playlist
 from serving.deps import ERRORS, AdminDep, IngestDep, ReadDep, ServiceDep, TeacherDep
 from serving.responses import (
     DeletedOut,
+    ErasedOut,
     GoalSetOut,
     LearnerOut,
     LearnersOut,
@@ -23,6 +24,7 @@ from serving.responses import (
 from serving.schemas import (
     GRADE_PATTERN,
     ID_PATTERN,
+    ErasureIn,
     GoalIn,
     IsoDateTime,
     LearnerIn,
@@ -46,6 +48,7 @@ from serving.views import (
 )
 
 router = APIRouter(prefix="/v1/learners", tags=["learners"], responses=ERRORS)
+erasures = APIRouter(prefix="/v1/erasures", tags=["learners"], responses=ERRORS)
 LearnerId = Annotated[str, Path(pattern=ID_PATTERN, description="Pseudonymous learner id")]
 
 
@@ -285,6 +288,16 @@ def delete_learner(learner_id: LearnerId, principal: AdminDep, service: ServiceD
     if not service.delete_learner(principal.tenant, learner_id):
         raise ApiError(404, "unknown_learner", f"unknown learner {learner_id!r}", "learner_id")
     return {"learner_id": learner_id, "deleted": True}
+
+
+@erasures.post("", summary="Erase every trace of many learners at once (admin)", response_model=ErasedOut)
+def post_erasures(body: ErasureIn, principal: AdminDep, service: ServiceDep) -> dict[str, Any]:
+    """What ``DELETE /v1/learners/{id}`` does for each, with one rewrite of the tenant's roster for
+    all of them (a district's roster is megabytes): the way to erase the students who left at the
+    end of a year. Ids that name nobody are listed in ``unknown``."""
+    erased = service.delete_learners(principal.tenant, body.learner_ids)
+    done = set(erased)
+    return {"erased": erased, "unknown": [i for i in dict.fromkeys(body.learner_ids) if i not in done]}
 
 
 # ---------------------------------------------------------------------------- placement

@@ -239,6 +239,11 @@ class LearnerStore(ABC):
         """Erase every trace: record, events, idempotency keys, event-id claims, the learner's
         entries among the unaligned activities and their references. True if anything existed."""
 
+    def delete_learners(self, tenant: str, learner_ids: Sequence[str]) -> set[str]:
+        """:meth:`delete_learner` for each (a store may share the work of several: one rewrite of
+        its files); returns those of whom anything existed."""
+        return {learner_id for learner_id in dict.fromkeys(learner_ids) if self.delete_learner(tenant, learner_id)}
+
     # -- documents that name a learner (a stored class plan names its students): per learner, the
     #    names of those documents, so erasing a learner rewrites those, not every document
     @abstractmethod

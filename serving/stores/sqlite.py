@@ -317,22 +317,32 @@ class SQLiteStore(LearnerStore):
         return self._run(read)
 
     def delete_learner(self, tenant: str, learner_id: str) -> bool:
-        """Delete the rows (their bytes zeroed by ``secure_delete``), checkpoint the WAL into the
-        database and truncate it; then, in the background, ``VACUUM``: a row that a page split or
-        rebalance copied elsewhere earlier left its old bytes in the free space of a page that is
-        still in use, which ``secure_delete`` never sees, and rewriting the file leaves none. The
-        rewrite costs about a second per 80 MB of database and blocks writers meanwhile, so
-        deletions that come together share one (:meth:`compaction_pending` tells when it is done)."""
+        return bool(self.delete_learners(tenant, [learner_id]))
 
-        def txn(conn: sqlite3.Connection) -> bool:
+    def delete_learners(self, tenant: str, learner_ids: Sequence[str]) -> set[str]:
+        """Delete the rows (their bytes zeroed by ``secure_delete``) in one transaction, checkpoint
+        the WAL into the database and truncate it; then, in the background, ``VACUUM``: a row that
+        a page split or rebalance copied elsewhere earlier left its old bytes in the free space of
+        a page that is still in use, which ``secure_delete`` never sees, and rewriting the file
+        leaves none. The rewrite costs about a second per 80 MB of database and blocks writers
+        meanwhile, so deletions that come together share one (:meth:`compaction_pending` tells
+        when it is done)."""
+        tables = ("learners", "events", "event_ids", "unaligned", "learner_refs")
+
+        def txn(conn: sqlite3.Connection) -> set[str]:
             conn.execute("BEGIN IMMEDIATE")
-            a = conn.execute("DELETE FROM learners WHERE tenant=? AND learner_id=?", (tenant, learner_id)).rowcount
-            b = conn.execute("DELETE FROM events WHERE tenant=? AND learner_id=?", (tenant, learner_id)).rowcount
-            c = conn.execute("DELETE FROM event_ids WHERE tenant=? AND learner_id=?", (tenant, learner_id)).rowcount
-            d = conn.execute("DELETE FROM unaligned WHERE tenant=? AND learner_id=?", (tenant, learner_id)).rowcount
-            e = conn.execute("DELETE FROM learner_refs WHERE tenant=? AND learner_id=?", (tenant, learner_id)).rowcount
-            conn.execute("COMMIT")
-            return bool(a or b or c or d or e)
+            try:
+                found = set()
+                for learner_id in dict.fromkeys(learner_ids):
+                    for table in tables:
+                        sql = f"DELETE FROM {table} WHERE tenant=? AND learner_id=?"  # the tables above
+                        if conn.execute(sql, (tenant, learner_id)).rowcount:
+                            found.add(learner_id)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return found
 
         removed = self._run(txn)
         self._truncate_wal()

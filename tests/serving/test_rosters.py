@@ -119,6 +119,23 @@ def test_deleting_a_learner_erases_the_roster_entry(rostered) -> None:
     assert "Okafor" not in json.dumps(api.store.get_setting("roster@tenant-a"))
 
 
+def test_students_who_left_are_erased_in_one_request(rostered) -> None:
+    """The end of a year: many students erased at once, with one rewrite of the roster."""
+    api, _ = rostered
+    before = api.store.get_setting("roster@tenant-a")[0]
+    leaving = api.client.get("/v1/classes/class-4a", headers=api.h()).json()["members"]
+    ids = [m["learner_id"] for m in leaving if m["role"] == "student"][:5]
+    r = api.client.post("/v1/erasures", json={"learner_ids": [*ids, "nobody-here"]}, headers=api.h())
+    assert r.status_code == 200 and r.json() == {"erased": ids, "unknown": ["nobody-here"]}
+    assert api.store.get_setting("roster@tenant-a")[0] == before + 1
+    members = api.client.get("/v1/classes/class-4a", headers=api.h()).json()["members"]
+    assert not set(ids) & {m["learner_id"] for m in members} and len(members) == 16 - 5
+    assert all(api.store.get("tenant-a", i) is None for i in ids)
+    teacher = api.client.post("/v1/erasures", json={"learner_ids": ids}, headers=api.h("a_teacher"))
+    assert teacher.status_code == 403
+    assert api.client.post("/v1/erasures", json={"learner_ids": []}, headers=api.h()).status_code == 422
+
+
 @pytest.mark.parametrize(
     ("body", "expected"),
     [

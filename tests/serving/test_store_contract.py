@@ -176,6 +176,16 @@ def test_tenants_are_separate_and_delete_erases_everything(store) -> None:
     store.commit(LearnerRecord("t1", "same", state=b"new"), 0, [event(1)])
 
 
+def test_several_learners_are_erased_at_once(store) -> None:
+    for learner in ("ana", "bob", "cy"):
+        store.commit(LearnerRecord("t1", learner, state=b"s"), 0, [event(1)])
+    store.claim_event_ids("t1", {"e1": "ana"})
+    store.note_references("t1", [("dee", "plan@t1@c1@2026-12-01")])  # only referenced: a trace too
+    assert store.delete_learners("t1", ["ana", "cy", "nobody", "ana", "dee"]) == {"ana", "cy", "dee"}
+    assert [learner for _, learner in store.learners("t1")] == ["bob"]
+    assert store.event_owners("t1", ["e1"]) == {} and store.references("t1", "dee") == []
+
+
 def test_event_ids_are_claimed_per_tenant_and_erased_with_the_learner(store) -> None:
     assert store.claim_event_ids("t1", {"e1": "ana", "e2": "ana"}) == {"e1": "ana", "e2": "ana"}
     assert store.claim_event_ids("t1", {"e1": "bob", "e3": "bob"}) == {"e1": "ana", "e3": "bob"}  # first wins

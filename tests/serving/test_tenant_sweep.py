@@ -425,6 +425,18 @@ def cases(graph: Any) -> dict[tuple[str, str], Case]:
         ("DELETE", "/v1/learners/{learner_id}"): Case(
             "admin", Kind.UNKNOWN, (Call("DELETE", f"/v1/learners/{L2}", status=404, code="unknown_learner"),)
         ),
+        ("POST", "/v1/erasures"): Case(
+            "admin",
+            Kind.UNKNOWN,
+            (
+                Call(
+                    "POST",
+                    "/v1/erasures",
+                    json={"learner_ids": [L2, A_LEARNER]},
+                    check=lambda a: a == {"erased": [], "unknown": [L2, A_LEARNER]},
+                ),
+            ),
+        ),
         ("GET", "/v1/learners/{learner_id}/next"): Case(
             "read", Kind.READ, (Call("GET", f"/v1/learners/{L}/next", params={"n": 3}),)
         ),
