@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 BATCH = 50
+CASES = ("unaligned", "erasure", "plans", "roster", "listing")
 T0 = 1_790_000_000.0  # the events' times: before the server's clock
 
 
@@ -185,10 +186,15 @@ def run_roster(students: int, store: str) -> dict:
     """One tree (the one on ``sys.path``), one district size, one store: erasing rostered students
     one at a time, and 100 in one request where the tree has it."""
     from fastapi.testclient import TestClient
-    from plan_batch_bench import write_roster
     from serve_bench import in_process_app
 
     from engine.roster import load_bundle
+
+    path = list(sys.path)
+    try:
+        from plan_batch_bench import write_roster  # it puts its own tree first on sys.path
+    finally:
+        sys.path[:] = path  # the measured tree stays first
 
     with tempfile.TemporaryDirectory() as tmp, in_process_app(store, Path(tmp)) as app, TestClient(app):
         service = app.state.service
@@ -262,6 +268,8 @@ def measure(tree: Path, args) -> list[dict]:
     }
     cases = []
     for case, listed_sizes in sizes.items():
+        if case not in args.cases.split(","):
+            continue
         for store in args.stores.split(","):
             for size in (int(x) for x in listed_sizes.split(",")):
                 extra = f", {args.activities}, {args.batches}" if case == "unaligned" else ""
@@ -278,12 +286,16 @@ def measure(tree: Path, args) -> list[dict]:
     return results
 
 
-def report(args, command: str, mine: list[dict], base: list[dict] | None, commit: str) -> str:
+def report(args, runs: list[dict], mine: list[dict], base: list[dict] | None) -> str:
+    made = "; ".join(
+        f"`{run['command']}` (commit {run['commit']}" + (f", the {' and '.join(run['cases'])} cases)" if k else ")")
+        for k, run in enumerate(runs)
+    )
     lines = [
         "# Tenant bookkeeping at scale",
         "",
-        f"Produced by `{command}` (commit {commit}, Python {platform.python_version()}, {platform.machine()}, "
-        f"{os.cpu_count()} cores, nothing else running).",
+        f"Produced by {made} on Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} cores, "
+        "nothing else running.",
         "",
         "SQLite with `synchronous=FULL`, Redis with `appendfsync always`: wall times include the disk.",
         "",
@@ -394,6 +406,11 @@ def main() -> None:
     p.add_argument("--students", default="10000,100000")
     p.add_argument("--stores", default="sqlite,redis")
     p.add_argument("--baseline", default=None, help="a commit to measure side by side (a git worktree)")
+    p.add_argument(
+        "--cases",
+        default=",".join(CASES),
+        help="the cases to measure; with --out, the others are kept from the report's JSON (and its command)",
+    )
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
     command = "python benchmarks/tenant_scale_bench.py " + " ".join(sys.argv[1:])
@@ -408,9 +425,23 @@ def main() -> None:
             finally:
                 subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=True)
     mine = measure(ROOT, args)
-    text = report(args, command, mine, base, commit.strip())
+    again = set(args.cases.split(","))
+    runs = [{"command": command, "commit": commit.strip(), "cases": sorted(again, key=CASES.index)}]
+    if args.out and args.out.with_suffix(".json").exists():  # the cases not measured now: from the last report
+        kept = json.loads(args.out.with_suffix(".json").read_text())
+        mine = [r for r in kept["mine"] if r["case"] not in again] + mine
+        if base is not None:
+            base = [r for r in kept.get("base") or [] if r["case"] not in again] + base
+        runs = [run for run in kept["runs"] if set(run["cases"]) - again] + runs
+    mine.sort(key=lambda r: CASES.index(r["case"]))
+    if base is not None:
+        base.sort(key=lambda r: CASES.index(r["case"]))
+    text = report(args, runs, mine, base)
     print(text)
     if args.out:
+        args.out.with_suffix(".json").write_text(
+            json.dumps({"runs": runs, "mine": mine, "base": base}, indent=1) + "\n"
+        )
         previous = args.out.read_text() if args.out.exists() else ""
         notes = previous[previous.index("## Reading these numbers") :] if "## Reading these numbers" in previous else ""
         args.out.write_text(text + ("\n" + notes if notes else ""))
