@@ -30,7 +30,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from queue import Empty
 from typing import Any
@@ -115,6 +115,17 @@ def in_process_app(store: str, workdir: Path) -> Iterator[Any]:
         if redis is not None:
             redis.terminate()
             redis.wait()
+
+
+@contextmanager
+def baseline_tree(ref: str, workdir: Path) -> Iterator[Path]:
+    """The tree of a git ``ref`` checked out as a worktree under ``workdir`` (removed afterwards)."""
+    tree = workdir / "baseline"
+    subprocess.run(["git", "worktree", "add", "--detach", str(tree), ref], cwd=ROOT, check=True)
+    try:
+        yield tree
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=True)
 
 
 def wait_port(port: int, timeout: float = 60) -> None:
@@ -860,33 +871,28 @@ def main() -> None:
     command = "python benchmarks/serve_bench.py " + " ".join(sys.argv[1:])
     results: dict = {}
     baseline: dict = {}
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         tree = None
         if args.baseline:
-            tree = Path(tmp) / "baseline"
-            subprocess.run(["git", "worktree", "add", "--detach", str(tree), args.baseline], cwd=ROOT, check=True)
+            tree = stack.enter_context(baseline_tree(args.baseline, Path(tmp)))
             commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tree, capture_output=True, text=True)
             args.baseline_commit = commit.stdout.strip()
-        try:
-            for store in args.stores.split(","):
-                # the baseline first, then this tree, one right after the other on the same machine
-                for label, root, out in ([("baseline", tree, baseline)] if tree else []) + [("current", ROOT, results)]:
-                    workdir = Path(tmp) / f"{store}-{label}"
-                    workdir.mkdir()
-                    redis_proc = None
-                    if store == "redis":
-                        redis_proc, url = start_redis(workdir)
-                    else:
-                        url = f"sqlite:///{(workdir / 'zpd.db').as_posix()}"
-                    try:
-                        out[store] = bench_store(store, url, args.workers, args, workdir, root=root)
-                    finally:
-                        if redis_proc is not None:
-                            redis_proc.terminate()
-                    print(json.dumps({label: {store: out[store]}}, indent=1), flush=True)
-        finally:
-            if tree is not None:
-                subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=True)
+        for store in args.stores.split(","):
+            # the baseline first, then this tree, one right after the other on the same machine
+            for label, root, out in ([("baseline", tree, baseline)] if tree else []) + [("current", ROOT, results)]:
+                workdir = Path(tmp) / f"{store}-{label}"
+                workdir.mkdir()
+                redis_proc = None
+                if store == "redis":
+                    redis_proc, url = start_redis(workdir)
+                else:
+                    url = f"sqlite:///{(workdir / 'zpd.db').as_posix()}"
+                try:
+                    out[store] = bench_store(store, url, args.workers, args, workdir, root=root)
+                finally:
+                    if redis_proc is not None:
+                        redis_proc.terminate()
+                print(json.dumps({label: {store: out[store]}}, indent=1), flush=True)
     text = report(results, args, command, baseline)
     args.out.with_suffix(".json").write_text(
         json.dumps({"command": command, "results": results, "baseline": baseline}, indent=1) + "\n"

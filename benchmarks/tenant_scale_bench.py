@@ -417,13 +417,10 @@ def main() -> None:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
     base = None
     if args.baseline:
-        with tempfile.TemporaryDirectory() as tmp:
-            tree = Path(tmp) / "baseline"
-            subprocess.run(["git", "worktree", "add", "--detach", str(tree), args.baseline], cwd=ROOT, check=True)
-            try:
-                base = measure(tree, args)
-            finally:
-                subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=True)
+        from serve_bench import baseline_tree
+
+        with tempfile.TemporaryDirectory() as tmp, baseline_tree(args.baseline, Path(tmp)) as tree:
+            base = measure(tree, args)
     mine = measure(ROOT, args)
     again = set(args.cases.split(","))
     runs = [{"command": command, "commit": commit.strip(), "cases": sorted(again, key=CASES.index)}]

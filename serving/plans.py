@@ -11,13 +11,14 @@ names of a tenant's plans in one list, ``plans@TENANT``; its plans are reference
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from typing import Any
 
 import orjson
 
 from serving.stores.base import LearnerStore
 
-__all__ = ["check_date", "forget_learner", "plan_setting", "reference_plans", "store_plan", "stored_plan"]
+__all__ = ["check_date", "forget_learners", "plan_setting", "reference_plans", "store_plan", "stored_plan"]
 
 
 def plan_setting(tenant: str, class_id: str, date: str) -> str:
@@ -70,23 +71,24 @@ def reference_plans(store: LearnerStore, tenant: str) -> None:
     store.put_setting(_referenced(tenant), "1")
 
 
-def forget_learner(store: LearnerStore, tenant: str, learner_id: str) -> None:
-    """Erase a learner from every stored plan that names them (a learner's deletion; the store's
-    deletion then drops the references)."""
+def forget_learners(store: LearnerStore, tenant: str, learner_ids: Collection[str]) -> None:
+    """Erase learners from every stored plan that names them (learners' deletion; the store's
+    deletion then drops the references). A plan naming several of them is rewritten once."""
     reference_plans(store, tenant)
-    for name in store.references(tenant, learner_id):
-        if not name.startswith("plan@"):
-            continue
+    gone = set(learner_ids)
+    names = sorted({name for learner in gone for name in store.references(tenant, learner) if name.startswith("plan@")})
+    for name in names:
         plan = store.get_setting(name)
         if plan is None:
             continue
         data = orjson.loads(plan[1])
-        if learner_id not in data.get("learners", []):
+        if not gone & set(data.get("learners", [])):
             continue
-        data["learners"] = [lid for lid in data["learners"] if lid != learner_id]
-        data["playlists"].pop(learner_id, None)
-        data["gps"].pop(learner_id, None)
+        data["learners"] = [lid for lid in data["learners"] if lid not in gone]
+        for learner_id in gone:
+            data["playlists"].pop(learner_id, None)
+            data["gps"].pop(learner_id, None)
         for group in data["groups"]:
-            group["learners"] = [lid for lid in group["learners"] if lid != learner_id]
+            group["learners"] = [lid for lid in group["learners"] if lid not in gone]
         data["groups"] = [g for g in data["groups"] if g["learners"]]
         store.put_setting(name, orjson.dumps(data).decode())

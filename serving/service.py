@@ -39,7 +39,7 @@ from serving import checkpoints
 from serving.content import Content, TenantContent
 from serving.evidence import evidence
 from serving.model_provider import LoadedModel, ModelHolder
-from serving.plans import forget_learner
+from serving.plans import forget_learners
 from serving.rosters import RosterStore, changes
 from serving.schemas import EventError, GoalIn, IncomingEvent, XapiOptions, normalize_event
 from serving.stores.base import (
@@ -390,8 +390,7 @@ class LearnerService:
         ids = list(dict.fromkeys(learner_ids))
         rostered = self.rosters.forget(tenant, ids)
         self._migrate_unaligned(tenant)  # so the store's deletion finds them among its entries
-        for learner_id in ids:
-            forget_learner(self.store, tenant, learner_id)  # the nightly plans that name them
+        forget_learners(self.store, tenant, ids)  # the nightly plans that name them
         stored = self.store.delete_learners(tenant, ids)
         return [learner_id for learner_id in ids if learner_id in stored or learner_id in rostered]
 

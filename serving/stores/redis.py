@@ -252,6 +252,7 @@ class RedisStore(LearnerStore):
         self._note_unaligned = self.client.register_script(NOTE_UNALIGNED)
         self._forget_unaligned = self.client.register_script(FORGET_UNALIGNED)
         self._drop_unaligned = self.client.register_script(DROP_UNALIGNED)
+        self._claims_indexed: set[str] = set()  # tenants whose claims are all in their learners' sets
         self._lock = threading.Lock()
         self._rewrite_wanted = threading.Event()
         self._rewriter: threading.Thread | None = None
@@ -441,8 +442,11 @@ class RedisStore(LearnerStore):
     def _index_claims(self, tenant: str) -> None:
         """Put every claim of a tenant whose claims predate the learners' sets into its learner's
         set, once (a deletion then reads the learner's set, not every claim of the tenant)."""
+        if tenant in self._claims_indexed:
+            return
         keys = _claim_keys(tenant, [])
         if self._call(lambda: self.client.exists(keys[1])):
+            self._claims_indexed.add(tenant)
             return
         claims: dict[str, list[bytes]] = {}
         for event_id, owner in self._call(lambda: list(self.client.hscan_iter(keys[0], count=5000))):
@@ -453,6 +457,7 @@ class RedisStore(LearnerStore):
                 pipe.sadd(_claim_keys(tenant, [learner])[2], *ids[start : start + 5000])
         pipe.set(keys[1], "1")
         self._call(pipe.execute)
+        self._claims_indexed.add(tenant)
         log.info("tenant %s: %d event-id claims indexed by learner", tenant, sum(map(len, claims.values())))
 
     # ------------------------------------------------------------------ references

@@ -11,9 +11,9 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from serving.stores.base import (
     ApiKeyRecord,
@@ -32,6 +32,7 @@ __all__ = ["SQLiteStore"]
 
 log = logging.getLogger("zpd.serving")
 
+_T = TypeVar("_T")
 _CHUNK = 500  # ids per IN (...) query (SQLite limits the number of bound parameters)
 
 SCHEMA = """
@@ -255,20 +256,11 @@ class SQLiteStore(LearnerStore):
         if not claims:
             return {}
 
-        def txn(conn: sqlite3.Connection) -> dict[str, str]:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.executemany(
-                    "INSERT OR IGNORE INTO event_ids (tenant, event_id, learner_id) VALUES (?,?,?)",
-                    [(tenant, e, learner) for e, learner in claims.items()],
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            return self._owners(conn, tenant, list(claims))
-
-        return self._run(txn)
+        self._executemany(
+            "INSERT OR IGNORE INTO event_ids (tenant, event_id, learner_id) VALUES (?,?,?)",
+            [(tenant, e, learner) for e, learner in claims.items()],
+        )
+        return self.event_owners(tenant, list(claims))
 
     def event_owners(self, tenant: str, event_ids: Sequence[str]) -> dict[str, str]:
         return self._run(lambda c: self._owners(c, tenant, list(dict.fromkeys(event_ids))))
@@ -329,22 +321,16 @@ class SQLiteStore(LearnerStore):
         when it is done)."""
         tables = ("learners", "events", "event_ids", "unaligned", "learner_refs")
 
-        def txn(conn: sqlite3.Connection) -> set[str]:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                found = set()
-                for learner_id in dict.fromkeys(learner_ids):
-                    for table in tables:
-                        sql = f"DELETE FROM {table} WHERE tenant=? AND learner_id=?"  # the tables above
-                        if conn.execute(sql, (tenant, learner_id)).rowcount:
-                            found.add(learner_id)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        def delete(conn: sqlite3.Connection) -> set[str]:
+            found = set()
+            for learner_id in dict.fromkeys(learner_ids):
+                for table in tables:
+                    sql = f"DELETE FROM {table} WHERE tenant=? AND learner_id=?"  # the tables above
+                    if conn.execute(sql, (tenant, learner_id)).rowcount:
+                        found.add(learner_id)
             return found
 
-        removed = self._run(txn)
+        removed = self._transaction(delete)
         self._truncate_wal()
         if removed:
             self._vacuum_idle.clear()
@@ -481,18 +467,23 @@ class SQLiteStore(LearnerStore):
 
     def _executemany(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
         """One statement over many rows, in one transaction (all rows or none)."""
+        if rows:
+            self._transaction(lambda conn: conn.executemany(sql, rows))
 
-        def txn(conn: sqlite3.Connection) -> None:
+    def _transaction(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """``work`` in one ``BEGIN IMMEDIATE`` transaction: committed, or rolled back if it raises."""
+
+        def txn(conn: sqlite3.Connection) -> _T:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.executemany(sql, rows)
+                result = work(conn)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+            return result
 
-        if rows:
-            self._run(txn)
+        return self._run(txn)
 
     # ------------------------------------------------------------------ settings
     def get_setting(self, name: str) -> tuple[int, str] | None:
@@ -508,26 +499,20 @@ class SQLiteStore(LearnerStore):
         return dict(rows)
 
     def put_setting(self, name: str, value: str, expected_version: int | None = None) -> int:
-        def txn(conn: sqlite3.Connection) -> int:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                row = conn.execute("SELECT version FROM settings WHERE name=?", (name,)).fetchone()
-                current = row[0] if row else 0
-                if expected_version is not None and current != expected_version:
-                    raise VersionConflict(f"setting {name!r} changed (version {current}, expected {expected_version})")
-                conn.execute(
-                    "INSERT INTO settings (name, version, value, updated) VALUES (?,?,?,?) "
-                    "ON CONFLICT (name) DO UPDATE SET version=excluded.version, value=excluded.value, "
-                    "updated=excluded.updated",
-                    (name, current + 1, value, time.time()),
-                )
-                conn.execute("COMMIT")
-                return current + 1
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        def put(conn: sqlite3.Connection) -> int:
+            row = conn.execute("SELECT version FROM settings WHERE name=?", (name,)).fetchone()
+            current = row[0] if row else 0
+            if expected_version is not None and current != expected_version:
+                raise VersionConflict(f"setting {name!r} changed (version {current}, expected {expected_version})")
+            conn.execute(
+                "INSERT INTO settings (name, version, value, updated) VALUES (?,?,?,?) "
+                "ON CONFLICT (name) DO UPDATE SET version=excluded.version, value=excluded.value, "
+                "updated=excluded.updated",
+                (name, current + 1, value, time.time()),
+            )
+            return current + 1
 
-        return self._run(txn)
+        return self._transaction(put)
 
     # ------------------------------------------------------------------ lifecycle
     def ping(self) -> None:
