@@ -214,19 +214,19 @@ class Roster:
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     classes: dict[str, dict[str, Any]] = field(default_factory=dict)
     enrollments: dict[str, dict[str, Any]] = field(default_factory=dict)
-    #: (class -> role -> users, user -> classes), built on first read: a roster is read on every
-    #: request of a teacher's key, so membership must not scan every enrollment
-    _index: tuple[dict[str, dict[str, set[str]]], dict[str, set[str]]] | None = field(
+    #: (class -> its enrollments' keys, user -> theirs), built on first read: a roster is read on
+    #: every request of a teacher's key, so membership must not scan every enrollment
+    _index: tuple[dict[str, set[str]], dict[str, set[str]]] | None = field(
         default=None, init=False, repr=False, compare=False
     )
 
-    def _members_index(self) -> tuple[dict[str, dict[str, set[str]]], dict[str, set[str]]]:
+    def _enrollment_index(self) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
         if self._index is None:
-            by_class: dict[str, dict[str, set[str]]] = {}
+            by_class: dict[str, set[str]] = {}
             by_user: dict[str, set[str]] = {}
-            for e in self.enrollments.values():
-                by_class.setdefault(e["class"], {}).setdefault(e["role"], set()).add(e["user"])
-                by_user.setdefault(e["user"], set()).add(e["class"])
+            for key, e in self.enrollments.items():
+                by_class.setdefault(e["class"], set()).add(key)
+                by_user.setdefault(e["user"], set()).add(key)
             self._index = (by_class, by_user)
         return self._index
 
@@ -238,25 +238,80 @@ class Roster:
         data = data or {}
         return cls(**{kind: {k: dict(v) for k, v in (data.get(kind) or {}).items()} for kind in KINDS})
 
+    @classmethod
+    def from_records(cls, records: Iterable[tuple[str, str, dict[str, Any]]]) -> Roster:
+        """A roster of ``(kind, id, record)`` records (a store's)."""
+        roster = cls()
+        for kind, key, record in records:
+            getattr(roster, kind)[key] = record
+        return roster
+
+    def with_changes(
+        self, written: Iterable[tuple[str, str, dict[str, Any]]], removed: Iterable[tuple[str, str]]
+    ) -> Roster:
+        """A new roster: this one with ``(kind, id, record)`` records written and ``(kind, id)``
+        removed. What a reader does with a store's changes: it costs the changes (and a shallow
+        copy of each kind), not a new parse of the roster, and the membership index is carried
+        over with only the classes and users the changed enrollments name copied. This roster is
+        left as it is (other threads may be reading it)."""
+        written, removed = list(written), list(removed)
+        kinds = {kind for kind, _, _ in written} | {kind for kind, _ in removed}
+        out = Roster(**{kind: dict(getattr(self, kind)) if kind in kinds else getattr(self, kind) for kind in KINDS})
+        for kind, key in removed:
+            getattr(out, kind).pop(key, None)
+        for kind, key, record in written:
+            getattr(out, kind)[key] = record
+        if self._index is None or "enrollments" not in kinds:
+            out._index = self._index
+            return out
+        keys = {key for kind, key, _ in written if kind == "enrollments"}
+        keys |= {key for kind, key in removed if kind == "enrollments"}
+        old_class, old_user = self._index
+        by_class, by_user = dict(old_class), dict(old_user)
+        copied: set[tuple[int, str]] = set()
+
+        def edit(index: dict[str, set[str]], which: int, name: str) -> set[str]:
+            if (which, name) not in copied:
+                copied.add((which, name))
+                index[name] = set(index.get(name, ()))
+            return index[name]
+
+        for key in keys:
+            for old in filter(None, (self.enrollments.get(key), out.enrollments.get(key))):
+                edit(by_class, 0, old["class"]).discard(key)
+                edit(by_user, 1, old["user"]).discard(key)
+            new = out.enrollments.get(key)
+            if new is not None:
+                edit(by_class, 0, new["class"]).add(key)
+                edit(by_user, 1, new["user"]).add(key)
+        for which, name in copied:
+            index = by_user if which else by_class
+            if not index[name]:
+                del index[name]
+        out._index = (by_class, by_user)
+        return out
+
     # ------------------------------------------------------------------ reading
     def members(self, class_id: str, role: str | None = None) -> list[str]:
         """User ids enrolled in the class (with that role), in a stable order."""
-        roles = self._members_index()[0].get(class_id, {})
-        if role is not None:
-            return sorted(roles.get(role, ()))
-        return sorted(set().union(*roles.values()))
+        keys = self._enrollment_index()[0].get(class_id, ())
+        enrollments = self.enrollments
+        return sorted({enrollments[k]["user"] for k in keys if role is None or enrollments[k]["role"] == role})
 
     def classes_of(self, user_id: str) -> list[str]:
-        return sorted(self._members_index()[1].get(user_id, ()))
+        enrollments = self.enrollments
+        return sorted({enrollments[k]["class"] for k in self._enrollment_index()[1].get(user_id, ())})
 
     def students_of(self, teacher: str) -> frozenset[str]:
         """The students of every class ``teacher`` teaches."""
-        by_class = self._members_index()[0]
+        by_class, by_user = self._enrollment_index()
+        enrollments = self.enrollments
+        taught = {enrollments[k]["class"] for k in by_user.get(teacher, ()) if enrollments[k]["role"] == "teacher"}
         return frozenset(
-            student
-            for class_id in self.classes_of(teacher)
-            if teacher in by_class[class_id].get("teacher", ())
-            for student in by_class[class_id].get("student", ())
+            enrollments[k]["user"]
+            for class_id in taught
+            for k in by_class.get(class_id, ())
+            if enrollments[k]["role"] == "student"
         )
 
     def grade_of(self, user_id: str) -> str | None:
@@ -286,6 +341,13 @@ class Roster:
             "classes": len(self.classes),
             "enrollments": len(self.enrollments),
         }
+
+    def records_of_users(self, user_ids: Iterable[str]) -> list[tuple[str, str]]:
+        """The ``(kind, id)`` records erasing these users removes: theirs and their enrollments."""
+        by_user = self._enrollment_index()[1]
+        wanted = list(dict.fromkeys(user_ids))
+        found = [("users", u) for u in wanted if u in self.users]
+        return found + [("enrollments", k) for u in wanted for k in sorted(by_user.get(u, ()))]
 
     def without_user(self, user_id: str) -> bool:
         """Erase a user and their enrollments; True if anything was there."""
@@ -393,9 +455,11 @@ class Roster:
             key = ids["users"].get(source_id) or our_id("users", source_id)
             if key in result.users and not result.users[key].get("role"):
                 result.users[key]["role"] = role
+        result._index = None
+        by_user = result._enrollment_index()[1]
         for key, user in result.users.items():
             if not user.get("role"):
-                enrolled = sorted({e["role"] for e in result.enrollments.values() if e["user"] == key})
+                enrolled = sorted({result.enrollments[k]["role"] for k in by_user.get(key, ())})
                 user["role"] = "teacher" if "teacher" in enrolled else (enrolled[0] if enrolled else "student")
         return result
 

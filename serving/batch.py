@@ -24,7 +24,7 @@ from serving.plans import check_date, plan_setting, reference_plans, store_plan
 __all__ = ["plan_school", "plan_tenant"]
 
 _ENGINES: dict[str, Any] = {}  # per Ray worker process: the engine built once per configuration
-_ROSTERS: dict[str, dict] = {}  # per Ray worker process and store: the parsed rosters (by version)
+_ROSTERS: dict[str, dict] = {}  # per Ray worker process and store: the rosters read (by version)
 
 
 def plan_school(config_json: str, store_url: str, tenant: str, date: str, class_ids: Sequence[str]) -> list[str]:

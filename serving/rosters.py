@@ -1,14 +1,22 @@
 """A tenant's roster (classes, teachers, students, enrollments) in the store, and what follows from it.
 
-The roster is the versioned store setting ``roster@TENANT`` (JSON of :class:`engine.roster.Roster`),
-so every worker and replica reads the same one. Importing a bundle updates it under optimistic
-concurrency and gives every rostered student their roster grade (which feeds their starting
-belief); learning data (events, states, goals) is never touched by an import.
+The store keeps each tenant's roster record by record (:meth:`LearnerStore.write_roster`), so a
+change writes what it changes (an erased student: their user and enrollments; a nightly import:
+the rows that differ) and every worker and replica reads only what changed since the version it
+holds (:meth:`LearnerStore.roster_changes`), not a district's whole roster. Importing a bundle
+updates it under optimistic concurrency and gives every rostered student their roster grade (which
+feeds their starting belief); learning data (events, states, goals) is never touched by an import.
+
+Stores written before kept the roster as one JSON document, the setting ``roster@TENANT``: it is
+moved into records on first read, and blanked.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -16,49 +24,81 @@ import orjson
 from engine.roster import KINDS, Roster, RosterBundle
 from serving.stores.base import LearnerStore, VersionConflict
 
-__all__ = ["RosterStore", "changes", "roster_setting"]
+__all__ = ["CachedRoster", "RosterStore", "changes", "roster_setting"]
+
+log = logging.getLogger("zpd.serving")
 
 _RETRIES = 20
 
 
 def roster_setting(tenant: str) -> str:
+    """Where stores written before kept a tenant's roster (one JSON document)."""
     return f"roster@{tenant}"
 
 
-class RosterStore:
-    """Reads (cached per setting version) and updates of each tenant's roster. ``cache`` may be
-    shared by the RosterStores of one process that read the same store (a batch worker opens the
-    store per task but should parse a district's roster once)."""
+@dataclass(frozen=True)
+class CachedRoster:
+    """A worker's copy of a tenant's roster at one version, with each record's number in the
+    store (the store names a removed record by its number alone)."""
 
-    def __init__(self, store: LearnerStore, cache: dict[str, tuple[int, Roster]] | None = None):
+    version: int
+    roster: Roster
+    numbers: dict[int, tuple[str, str]]  # record number -> (kind, id)
+
+
+class RosterStore:
+    """Reads (a cached copy, brought up to date with the store's changes) and updates of each
+    tenant's roster. ``cache`` may be shared by the RosterStores of one process that read the
+    same store (a batch worker opens the store per task but should read a district's roster once)."""
+
+    def __init__(self, store: LearnerStore, cache: dict[str, CachedRoster] | None = None):
         self.store = store
-        self._cache: dict[str, tuple[int, Roster]] = {} if cache is None else cache
+        self._cache: dict[str, CachedRoster] = {} if cache is None else cache
+        self._lock = threading.Lock()  # one refresh of a tenant's copy at a time
+        self._moved: set[str] = set()  # tenants whose old roster document was looked for
 
     def get(self, tenant: str) -> Roster:
-        name = roster_setting(tenant)
-        version = self.store.setting_versions([name]).get(name, 0)
+        return self.current(tenant).roster
+
+    def current(self, tenant: str) -> CachedRoster:
+        """The tenant's roster at the store's version (one cheap read when the copy is current)."""
+        if tenant not in self._moved:
+            self._move_document(tenant)
+        version = self.store.roster_version(tenant)
         cached = self._cache.get(tenant)
-        if cached is not None and cached[0] == version:
-            return cached[1]
-        found = self.store.get_setting(name)
-        roster = Roster.from_json(orjson.loads(found[1])) if found else Roster()
-        self._cache[tenant] = (found[0] if found else 0, roster)
-        return roster
+        if cached is not None and cached.version == version:
+            return cached
+        with self._lock:
+            cached = self._cache.get(tenant)
+            if cached is not None and cached.version == version:
+                return cached
+            found = self.store.roster_changes(tenant, cached.version if cached else 0)
+            if found.full or cached is None:
+                numbers = {rid: (kind, key) for rid, kind, key, _ in found.written}
+                roster = Roster.from_records((kind, key, record) for _, kind, key, record in found.written)
+            else:
+                numbers = dict(cached.numbers)
+                removed = [numbers.pop(rid) for rid in found.removed if rid in numbers]
+                numbers.update((rid, (kind, key)) for rid, kind, key, _ in found.written)
+                written = [(kind, key, record) for _, kind, key, record in found.written]
+                roster = cached.roster.with_changes(written, removed)
+            fresh = CachedRoster(found.version, roster, numbers)
+            self._cache[tenant] = fresh
+            return fresh
 
     def update(self, tenant: str, change: Callable[[Roster], Roster]) -> tuple[Roster, Roster]:
-        """Apply ``change`` to the current roster and store the result unless it is the same;
-        returns (before, after). Raises what ``change`` raises."""
-        name = roster_setting(tenant)
+        """Store ``change(roster)`` (a new roster; the argument is left as it is): the records
+        that differ are written, those gone removed. Returns (before, after); raises what
+        ``change`` raises."""
         for _ in range(_RETRIES):
-            found = self.store.get_setting(name)
-            before = Roster.from_json(orjson.loads(found[1])) if found else Roster()
-            after = change(Roster.from_json(before.to_json()))
-            if after.to_json() == before.to_json():
+            current = self.current(tenant)
+            before = current.roster
+            after = change(before)
+            written, removed = _differences(before, after)
+            if not written and not removed:
                 return before, after
             try:
-                self.store.put_setting(
-                    name, orjson.dumps(after.to_json()).decode(), expected_version=found[0] if found else 0
-                )
+                self.store.write_roster(tenant, current.version, written, removed)
             except VersionConflict:
                 continue
             return before, after
@@ -68,18 +108,49 @@ class RosterStore:
         return self.update(tenant, lambda roster: roster.apply(bundle, tenant))
 
     def forget(self, tenant: str, user_ids: Collection[str]) -> set[str]:
-        """Erase users from the roster (learners' deletion), in one update however many; returns
-        those that were rostered."""
-        current = self.get(tenant)
-        rostered = {u for u in user_ids if u in current.users or current.classes_of(u)}
+        """Erase users from the roster (learners' deletion): their records and enrollments, in one
+        write however many; returns those that were rostered."""
+        for _ in range(_RETRIES):
+            current = self.current(tenant)
+            removed = current.roster.records_of_users(user_ids)
+            if not removed:
+                return set()
+            enrolled = current.roster.enrollments
+            rostered = {key if kind == "users" else enrolled[key]["user"] for kind, key in removed}
+            try:
+                self.store.write_roster(tenant, current.version, [], removed)
+            except VersionConflict:
+                continue
+            return rostered
+        raise VersionConflict(f"the roster of tenant {tenant!r} kept changing; retry")
 
-        def change(roster: Roster) -> Roster:
-            roster.without_users(rostered)
-            return roster
+    def _move_document(self, tenant: str) -> None:
+        """Move a roster kept as one document (stores written before) into records, and blank
+        the document. Of two workers moving it at once, one writes the records (the other's write
+        is refused: the roster is no longer at version 0)."""
+        found = self.store.get_setting(roster_setting(tenant))
+        if found and found[1]:
+            roster = Roster.from_json(orjson.loads(found[1]))
+            records = [(kind, key, record) for kind in KINDS for key, record in getattr(roster, kind).items()]
+            try:
+                self.store.write_roster(tenant, 0, records, [])
+                log.info("tenant %s: the roster document moved into %d records", tenant, len(records))
+            except VersionConflict:
+                pass  # moved already (or written since)
+            self.store.put_setting(roster_setting(tenant), "")
+        self._moved.add(tenant)
 
-        if rostered:
-            self.update(tenant, change)
-        return rostered
+
+def _differences(before: Roster, after: Roster) -> tuple[list[tuple[str, str, Any]], list[tuple[str, str]]]:
+    """The records of ``after`` that are new or differ from ``before``, and those it no longer has."""
+    written: list[tuple[str, str, Any]] = []
+    removed: list[tuple[str, str]] = []
+    for kind in KINDS:
+        old: dict[str, Any] = getattr(before, kind)
+        new: dict[str, Any] = getattr(after, kind)
+        written += [(kind, key, record) for key, record in new.items() if old.get(key) != record]
+        removed += [(kind, key) for key in old if key not in new]
+    return written, removed
 
 
 def changes(before: Roster, after: Roster) -> dict[str, dict[str, int]]:

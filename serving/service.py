@@ -40,7 +40,7 @@ from serving.content import Content, TenantContent
 from serving.evidence import evidence
 from serving.model_provider import LoadedModel, ModelHolder
 from serving.plans import forget_learners
-from serving.rosters import RosterStore, changes
+from serving.rosters import CachedRoster, RosterStore, changes
 from serving.schemas import EventError, GoalIn, IncomingEvent, XapiOptions, normalize_event
 from serving.stores.base import (
     Commit,
@@ -165,7 +165,7 @@ class LearnerService:
         engine: Engine,
         store: LearnerStore,
         clock: Callable[[], float] = time.time,
-        roster_cache: dict[str, tuple[int, Roster]] | None = None,
+        roster_cache: dict[str, CachedRoster] | None = None,
     ):
         """``roster_cache`` may be shared by the services of one process over the same store (a
         batch worker opens the store per task but parses a district's roster once)."""
@@ -383,10 +383,10 @@ class LearnerService:
         return bool(self.delete_learners(tenant, [learner_id]))
 
     def delete_learners(self, tenant: str, learner_ids: Sequence[str]) -> list[str]:
-        """Erase every trace of these learners: the roster entries first (one rewrite of the
-        roster for all of them: a district's roster is megabytes), the stored plans that name
-        them, then the store's records (whose deletion also reclaims the bytes the rewrites
-        left). Returns those of whom anything existed, in the order given."""
+        """Erase every trace of these learners: their roster records first (one write for all of
+        them), the stored plans that name them, then the store's records (whose deletion also
+        reclaims the bytes the rewrites left). Returns those of whom anything existed, in the
+        order given."""
         ids = list(dict.fromkeys(learner_ids))
         rostered = self.rosters.forget(tenant, ids)
         self._migrate_unaligned(tenant)  # so the store's deletion finds them among its entries

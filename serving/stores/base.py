@@ -31,6 +31,9 @@ __all__ = [
     "Commit",
     "LearnerRecord",
     "LearnerStore",
+    "RosterChanges",
+    "RosterKey",
+    "RosterRecord",
     "StoreError",
     "StoreUnavailable",
     "StoredEvent",
@@ -172,6 +175,35 @@ class Unaligned:
     first_seen: float  # epoch seconds: the earliest time of an event on it
 
 
+#: a roster record to write: (kind, id, record); one to remove: (kind, id)
+RosterRecord = tuple[str, str, dict[str, Any]]
+RosterKey = tuple[str, str]
+
+#: how many versions of a tenant's roster a store keeps the removals of: a reader further behind
+#: reads the whole roster again
+ROSTER_HISTORY = 1000
+
+
+@dataclass(frozen=True)
+class RosterChanges:
+    """What changed in a tenant's roster after a reader's version (:meth:`LearnerStore.roster_changes`)."""
+
+    version: int  # the roster's version now (0: it has no record)
+    full: bool  # ``written`` is the whole roster: a reader starts over (``removed`` is empty)
+    written: list[tuple[int, str, str, dict[str, Any]]]  # (record number, kind, id, record)
+    removed: list[int]  # the numbers of the records removed
+
+
+def roster_rows(rows: Sequence[tuple[int, str, str, str | bytes]]) -> list[tuple[int, str, str, dict[str, Any]]]:
+    """A store's ``(number, kind, id, JSON)`` roster rows, decoded in one parse (a district's
+    roster is hundreds of thousands of small records)."""
+    if not rows:
+        return []
+    joined = b",".join(r[3] if isinstance(r[3], bytes) else r[3].encode() for r in rows)
+    records = orjson.loads(b"[" + joined + b"]")
+    return [(int(r[0]), r[1], r[2], record) for r, record in zip(rows, records)]
+
+
 class LearnerStore(ABC):
     """What the API needs from a store; both implementations pass one contract suite."""
 
@@ -273,6 +305,28 @@ class LearnerStore(ABC):
     @abstractmethod
     def drop_unaligned(self, tenant: str, item_ids: Sequence[str]) -> None:
         """Forget these activities (they are aligned now)."""
+
+    # -- a tenant's roster (:class:`engine.roster.Roster`) record by record: a change writes the
+    #    records it changes, and a reader that holds one version reads what changed since, not the
+    #    roster. Each record has a number of its own, never reused; a removal is kept as that
+    #    number alone (nothing of the person) for :data:`ROSTER_HISTORY` versions.
+    @abstractmethod
+    def roster_version(self, tenant: str) -> int:
+        """The version of the tenant's roster (0: never written); one cheap read."""
+
+    @abstractmethod
+    def roster_changes(self, tenant: str, since: int) -> RosterChanges:
+        """The records written and removed after version ``since``, read at one version. For
+        ``since`` 0, or older than the removals kept, or newer than the roster (a store restored
+        from a backup), the whole roster (``full``)."""
+
+    @abstractmethod
+    def write_roster(
+        self, tenant: str, expected: int, written: Sequence[RosterRecord], removed: Sequence[RosterKey]
+    ) -> int:
+        """Write ``(kind, id, record)`` records and remove ``(kind, id)`` ones in one atomic change,
+        refused with :class:`VersionConflict` unless the roster is still at version ``expected``;
+        returns the new version. Removed records leave no bytes behind (as a learner's deletion)."""
 
     @abstractmethod
     def put_key(self, key: ApiKeyRecord) -> None: ...

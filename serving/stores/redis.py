@@ -24,16 +24,21 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+import orjson
 import redis
 from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException
 from redis.typing import EncodableT
 
 from serving.stores.base import (
+    ROSTER_HISTORY,
     ApiKeyRecord,
     Commit,
     LearnerRecord,
     LearnerStore,
+    RosterChanges,
+    RosterKey,
+    RosterRecord,
     StoredEvent,
     StoreError,
     StoreUnavailable,
@@ -145,6 +150,61 @@ end
 return 0
 """
 
+#: a tenant's roster, record by record (one slot): KEYS[1] the version and the last record number
+#: given, KEYS[2] "kind US id" -> record number, KEYS[3] number -> [kind, id, record], KEYS[4] the
+#: numbers by the version that wrote them, KEYS[5] the numbers removed, by the version that removed
+#: them. ARGV: expected version, the count of removals, the versions of removals kept, the removed
+#: records' "kind US id", then pairs ("kind US id", [kind, id, record]) to write.
+WRITE_ROSTER = """
+local v = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+if v ~= tonumber(ARGV[1]) then return redis.error_reply('VERSION ' .. v) end
+local new, n, gone = v + 1, tonumber(ARGV[2]), 0
+for i = 4, 3 + n do
+  local rid = redis.call('HGET', KEYS[2], ARGV[i])
+  if rid then
+    redis.call('HDEL', KEYS[2], ARGV[i])
+    redis.call('HDEL', KEYS[3], rid)
+    redis.call('ZREM', KEYS[4], rid)
+    redis.call('ZADD', KEYS[5], new, rid)
+    gone = gone + 1
+  end
+end
+for i = 4 + n, #ARGV, 2 do
+  local rid = redis.call('HGET', KEYS[2], ARGV[i])
+  if not rid then
+    rid = redis.call('HINCRBY', KEYS[1], 'last', 1)
+    redis.call('HSET', KEYS[2], ARGV[i], rid)
+  end
+  redis.call('HSET', KEYS[3], rid, ARGV[i + 1])
+  redis.call('ZADD', KEYS[4], new, rid)
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', new - tonumber(ARGV[3]))
+redis.call('HSET', KEYS[1], 'version', new)
+return {new, gone}
+"""
+
+#: what changed in a roster after version ARGV[1] (the keys of WRITE_ROSTER; ARGV[2] the versions
+#: of removals kept): {version, 1 if whole, number -> record pairs, numbers removed}
+READ_ROSTER = """
+local v = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+local since = tonumber(ARGV[1])
+if since <= 0 or since > v or since < v - tonumber(ARGV[2]) then
+  return {v, 1, redis.call('HGETALL', KEYS[3]), {}}
+end
+local rids = redis.call('ZRANGEBYSCORE', KEYS[4], '(' .. since, '+inf')
+local written = {}
+for i = 1, #rids, 1000 do
+  local chunk = {}
+  for j = i, math.min(i + 999, #rids) do chunk[#chunk + 1] = rids[j] end
+  local values = redis.call('HMGET', KEYS[3], unpack(chunk))
+  for j = 1, #chunk do
+    written[#written + 1] = chunk[j]
+    written[#written + 1] = values[j]
+  end
+end
+return {v, 0, written, redis.call('ZRANGEBYSCORE', KEYS[5], '(' .. since, '+inf')}
+"""
+
 #: the log from its ARGV[1]-th entry on, newest first (a stream is indexed by id, not position)
 LOG_TAIL = """
 local wanted = redis.call('XLEN', KEYS[1]) - tonumber(ARGV[1])
@@ -178,6 +238,19 @@ def _chunks(items: Iterable[Any], size: int) -> list[list[Any]]:
             out.append([])
         out[-1].append(item)
     return [chunk for chunk in out if chunk]
+
+
+def _roster_keys(tenant: str) -> list[str]:
+    base = f"zpd:{{{tenant}}}:roster"
+    return [base, base + ":ids", base + ":records", base + ":versions", base + ":removed"]
+
+
+def _roster_written(pairs: Sequence[bytes]) -> list[tuple[int, str, str, dict[str, Any]]]:
+    """A script's flat (number, [kind, id, record]) pairs, decoded in one parse."""
+    if not pairs:
+        return []
+    decoded = orjson.loads(b"[" + b",".join(pairs[1::2]) + b"]")
+    return [(int(rid), kind, key, record) for rid, (kind, key, record) in zip(pairs[::2], decoded)]
 
 
 def _refs_key(tenant: str, learner_id: str) -> str:
@@ -252,6 +325,8 @@ class RedisStore(LearnerStore):
         self._note_unaligned = self.client.register_script(NOTE_UNALIGNED)
         self._forget_unaligned = self.client.register_script(FORGET_UNALIGNED)
         self._drop_unaligned = self.client.register_script(DROP_UNALIGNED)
+        self._write_roster = self.client.register_script(WRITE_ROSTER)
+        self._read_roster = self.client.register_script(READ_ROSTER)
         self._claims_indexed: set[str] = set()  # tenants whose claims are all in their learners' sets
         self._lock = threading.Lock()
         self._rewrite_wanted = threading.Event()
@@ -432,12 +507,16 @@ class RedisStore(LearnerStore):
         if items:
             keys = _unaligned_keys(tenant, items)
             listed = self._call(lambda: self._forget_unaligned(keys=keys, args=[learner_id, *items]))
+        self._rewrite_soon()
+        return bool(removed or member or held or listed or refs)
+
+    def _rewrite_soon(self) -> None:
+        """Have the background thread rewrite the AOF (see :meth:`delete_learner`)."""
         self._rewrite_wanted.set()
         with self._lock:
             if self._rewriter is None or not self._rewriter.is_alive():
                 self._rewriter = threading.Thread(target=self._rewrite_aof, name="zpd-aof-rewrite", daemon=True)
                 self._rewriter.start()
-        return bool(removed or member or held or listed or refs)
 
     def _index_claims(self, tenant: str) -> None:
         """Put every claim of a tenant whose claims predate the learners' sets into its learner's
@@ -459,6 +538,32 @@ class RedisStore(LearnerStore):
         self._call(pipe.execute)
         self._claims_indexed.add(tenant)
         log.info("tenant %s: %d event-id claims indexed by learner", tenant, sum(map(len, claims.values())))
+
+    # ------------------------------------------------------------------ rosters
+    def roster_version(self, tenant: str) -> int:
+        return int(self._call(lambda: self.client.hget(_roster_keys(tenant)[0], "version")) or 0)
+
+    def roster_changes(self, tenant: str, since: int) -> RosterChanges:
+        args = [since, ROSTER_HISTORY]
+        version, full, written, removed = self._call(lambda: self._read_roster(keys=_roster_keys(tenant), args=args))
+        return RosterChanges(int(version), bool(full), _roster_written(written), [int(r) for r in removed])
+
+    def write_roster(
+        self, tenant: str, expected: int, written: Sequence[RosterRecord], removed: Sequence[RosterKey]
+    ) -> int:
+        args: list[EncodableT] = [expected, len(removed), ROSTER_HISTORY]
+        args += [f"{kind}\x1f{key}" for kind, key in removed]
+        for kind, key, record in written:
+            args += [f"{kind}\x1f{key}", orjson.dumps([kind, key, record])]
+        try:
+            version, gone = self._call(lambda: self._write_roster(keys=_roster_keys(tenant), args=args))
+        except redis.ResponseError as exc:
+            if str(exc).startswith("VERSION"):
+                raise VersionConflict(f"the roster of tenant {tenant!r} changed ({exc})") from None
+            raise StoreError(f"Redis roster write failed: {exc}") from None
+        if gone:  # the AOF still holds the commands that wrote the removed records
+            self._rewrite_soon()
+        return int(version)
 
     # ------------------------------------------------------------------ references
     def note_references(self, tenant: str, pairs: Sequence[tuple[str, str]]) -> None:

@@ -15,17 +15,24 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
+
 from serving.stores.base import (
+    ROSTER_HISTORY,
     ApiKeyRecord,
     Commit,
     LearnerRecord,
     LearnerStore,
+    RosterChanges,
+    RosterKey,
+    RosterRecord,
     StoredEvent,
     StoreError,
     StoreUnavailable,
     Unaligned,
     VersionConflict,
     parse_meta,
+    roster_rows,
 )
 
 __all__ = ["SQLiteStore"]
@@ -67,6 +74,19 @@ CREATE TABLE IF NOT EXISTS learner_refs (
     tenant TEXT NOT NULL, learner_id TEXT NOT NULL, name TEXT NOT NULL,
     PRIMARY KEY (tenant, learner_id, name)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rosters (
+    tenant TEXT PRIMARY KEY, version INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS roster_records (
+    rid INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL,
+    record TEXT NOT NULL, version INTEGER NOT NULL, UNIQUE (tenant, kind, id)
+);
+CREATE INDEX IF NOT EXISTS roster_records_by_version ON roster_records (tenant, version);
+CREATE TABLE IF NOT EXISTS roster_removed (
+    tenant TEXT NOT NULL, rid INTEGER NOT NULL, version INTEGER NOT NULL,
+    PRIMARY KEY (tenant, rid)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS roster_removed_by_version ON roster_removed (tenant, version);
 CREATE TABLE IF NOT EXISTS settings (
     name TEXT PRIMARY KEY, version INTEGER NOT NULL, value TEXT NOT NULL, updated REAL NOT NULL
 );
@@ -333,13 +353,17 @@ class SQLiteStore(LearnerStore):
         removed = self._transaction(delete)
         self._truncate_wal()
         if removed:
-            self._vacuum_idle.clear()
-            self._vacuum_wanted.set()
-            with self._lock:
-                if self._vacuumer is None or not self._vacuumer.is_alive():
-                    self._vacuumer = threading.Thread(target=self._compact, name="zpd-sqlite-vacuum", daemon=True)
-                    self._vacuumer.start()
+            self._compact_soon()
         return removed
+
+    def _compact_soon(self) -> None:
+        """Have the background thread ``VACUUM`` (see :meth:`delete_learners`)."""
+        self._vacuum_idle.clear()
+        self._vacuum_wanted.set()
+        with self._lock:
+            if self._vacuumer is None or not self._vacuumer.is_alive():
+                self._vacuumer = threading.Thread(target=self._compact, name="zpd-sqlite-vacuum", daemon=True)
+                self._vacuumer.start()
 
     def _compact(self) -> None:
         """VACUUM while deletions ask for it (one rewrite serves every deletion before it)."""
@@ -484,6 +508,67 @@ class SQLiteStore(LearnerStore):
             return result
 
         return self._run(txn)
+
+    # ------------------------------------------------------------------ rosters
+    def roster_version(self, tenant: str) -> int:
+        row = self._run(lambda c: c.execute("SELECT version FROM rosters WHERE tenant=?", (tenant,)).fetchone())
+        return int(row[0]) if row else 0
+
+    def roster_changes(self, tenant: str, since: int) -> RosterChanges:
+        def read(c: sqlite3.Connection) -> RosterChanges:
+            c.execute("BEGIN")  # one snapshot for the version and the rows
+            try:
+                row = c.execute("SELECT version FROM rosters WHERE tenant=?", (tenant,)).fetchone()
+                version = int(row[0]) if row else 0
+                select = "SELECT rid, kind, id, record FROM roster_records WHERE tenant=?"
+                if since <= 0 or since > version or since < version - ROSTER_HISTORY:
+                    return RosterChanges(version, True, roster_rows(c.execute(select, (tenant,)).fetchall()), [])
+                rows = c.execute(select + " AND version>?", (tenant, since)).fetchall()
+                removed = c.execute("SELECT rid FROM roster_removed WHERE tenant=? AND version>?", (tenant, since))
+                return RosterChanges(version, False, roster_rows(rows), [r[0] for r in removed])
+            finally:
+                c.execute("COMMIT")
+
+        return self._run(read)
+
+    def write_roster(
+        self, tenant: str, expected: int, written: Sequence[RosterRecord], removed: Sequence[RosterKey]
+    ) -> int:
+        def write(c: sqlite3.Connection) -> tuple[int, int]:
+            row = c.execute("SELECT version FROM rosters WHERE tenant=?", (tenant,)).fetchone()
+            current = int(row[0]) if row else 0
+            if current != expected:
+                raise VersionConflict(
+                    f"the roster of tenant {tenant!r} changed (version {current}, expected {expected})"
+                )
+            version = current + 1
+            gone = 0
+            for kind, key in removed:
+                found = c.execute(
+                    "DELETE FROM roster_records WHERE tenant=? AND kind=? AND id=? RETURNING rid", (tenant, kind, key)
+                ).fetchone()
+                if found:
+                    c.execute(
+                        "INSERT INTO roster_removed (tenant, rid, version) VALUES (?,?,?)", (tenant, found[0], version)
+                    )
+                    gone += 1
+            c.executemany(
+                "INSERT INTO roster_records (tenant, kind, id, record, version) VALUES (?,?,?,?,?) "
+                "ON CONFLICT (tenant, kind, id) DO UPDATE SET record=excluded.record, version=excluded.version",
+                [(tenant, kind, key, orjson.dumps(record).decode(), version) for kind, key, record in written],
+            )
+            c.execute("DELETE FROM roster_removed WHERE tenant=? AND version<=?", (tenant, version - ROSTER_HISTORY))
+            c.execute(
+                "INSERT INTO rosters (tenant, version) VALUES (?,?) ON CONFLICT (tenant) DO UPDATE SET version=excluded.version",
+                (tenant, version),
+            )
+            return version, gone
+
+        version, gone = self._transaction(write)
+        if gone:  # a removed record's bytes go as a deleted learner's do
+            self._truncate_wal()
+            self._compact_soon()
+        return version
 
     # ------------------------------------------------------------------ settings
     def get_setting(self, name: str) -> tuple[int, str] | None:

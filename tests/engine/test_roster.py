@@ -10,8 +10,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from engine.roster import Roster, RosterError, load_bundle, read_bundle, read_zip
+from engine.roster import KINDS, Roster, RosterError, load_bundle, read_bundle, read_zip
 
 SCHOOL = Path(__file__).resolve().parent.parent / "data" / "oneroster_school"
 
@@ -167,3 +169,67 @@ def test_erasing_a_user_takes_their_enrollments(tmp_path) -> None:
     assert roster.without_user("stu-1000")
     assert "stu-1000" not in json.dumps(roster.to_json())
     assert not roster.without_user("stu-1000")
+
+
+ENROLLMENT_IDS = [f"e{i}" for i in range(12)]
+USER_IDS = [f"u{i}" for i in range(6)]
+CLASS_IDS = ["c1", "c2", "c3"]
+ROLES = ["student", "teacher"]
+
+
+@st.composite
+def roster_changes(draw) -> tuple[list[tuple[str, str, dict]], list[tuple[str, str]]]:
+    """Enrollments and users written (new, moved, changed role) and removed."""
+    written = [
+        (
+            "enrollments",
+            key,
+            {
+                "class": draw(st.sampled_from(CLASS_IDS)),
+                "user": draw(st.sampled_from(USER_IDS)),
+                "role": draw(st.sampled_from(ROLES)),
+            },
+        )
+        for key in draw(st.lists(st.sampled_from(ENROLLMENT_IDS), unique=True, max_size=5))
+    ]
+    written += [
+        ("users", u, {"role": "student"}) for u in draw(st.lists(st.sampled_from(USER_IDS), unique=True, max_size=2))
+    ]
+    taken = {key for _, key, _ in written}
+    removed = [
+        ("enrollments", key)
+        for key in draw(st.lists(st.sampled_from(ENROLLMENT_IDS), unique=True, max_size=4))
+        if key not in taken
+    ]
+    removed += [
+        ("users", u) for u in draw(st.lists(st.sampled_from(USER_IDS), unique=True, max_size=1)) if u not in taken
+    ]
+    return written, removed
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(roster_changes(), min_size=1, max_size=6), st.booleans())
+def test_a_roster_followed_by_its_changes_is_the_roster_built_afresh(steps, read_between) -> None:
+    """What a worker's copy does with the store's changes: its records and its membership
+    (members, classes, a teacher's students) are those of a roster built from the records."""
+    roster = Roster()
+    for written, removed in steps:
+        if read_between:
+            roster.members("c1")  # the index exists: it is carried over and updated
+        before = roster.to_json()
+        followed = roster.with_changes(written, removed)
+        assert roster.to_json() == before  # the copy other threads read is untouched
+        records = {(kind, key): record for kind in KINDS for key, record in getattr(roster, kind).items()}
+        for kind, key in removed:
+            records.pop((kind, key), None)
+        records.update({(kind, key): record for kind, key, record in written})
+        fresh = Roster.from_records((kind, key, record) for (kind, key), record in records.items())
+        assert followed.to_json() == fresh.to_json()
+        for class_id in CLASS_IDS:
+            for role in (None, *ROLES):
+                assert followed.members(class_id, role) == fresh.members(class_id, role)
+        for user in USER_IDS:
+            assert followed.classes_of(user) == fresh.classes_of(user)
+            assert followed.students_of(user) == fresh.students_of(user)
+            assert followed.records_of_users([user]) == fresh.records_of_users([user])
+        roster = followed

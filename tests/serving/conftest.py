@@ -216,6 +216,18 @@ def store_folder(request, store) -> Path:
     return Path(store.url.removeprefix("sqlite:///")).parent
 
 
+def files_after_erasure(request, store) -> bytes:
+    """Every byte of the store's files, once the rewrite a deletion started (SQLite's ``VACUUM``,
+    Redis's AOF rewrite) is done."""
+    if store.url.startswith("redis"):
+        deadline = time.time() + 60
+        while store.aof_rewrite_pending() and time.time() < deadline:
+            time.sleep(0.1)
+    else:
+        assert not store.compaction_pending(wait_s=60)
+    return b"".join(f.read_bytes() for f in store_folder(request, store).rglob("*") if f.is_file())
+
+
 @pytest.fixture(scope="session")
 def redis_cluster(tmp_path_factory) -> Iterator[RedisClusterServers]:
     cluster = RedisClusterServers(tmp_path_factory.mktemp("redis-cluster"))

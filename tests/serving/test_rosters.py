@@ -116,24 +116,126 @@ def test_deleting_a_learner_erases_the_roster_entry(rostered) -> None:
     assert api.client.delete("/v1/learners/stu-1001", headers=api.h()).status_code == 200
     members = api.client.get("/v1/classes/class-4a", headers=api.h()).json()["members"]
     assert "stu-1001" not in [m["learner_id"] for m in members] and len(members) == 15
-    assert "Okafor" not in json.dumps(api.store.get_setting("roster@tenant-a"))
+    assert "Okafor" not in json.dumps(api.store.roster_changes("tenant-a", 0).written)
 
 
 def test_students_who_left_are_erased_in_one_request(rostered) -> None:
     """The end of a year: many students erased at once, with one rewrite of the roster."""
     api, _ = rostered
-    before = api.store.get_setting("roster@tenant-a")[0]
+    before = api.store.roster_version("tenant-a")
     leaving = api.client.get("/v1/classes/class-4a", headers=api.h()).json()["members"]
     ids = [m["learner_id"] for m in leaving if m["role"] == "student"][:5]
     r = api.client.post("/v1/erasures", json={"learner_ids": [*ids, "nobody-here"]}, headers=api.h())
     assert r.status_code == 200 and r.json() == {"erased": ids, "unknown": ["nobody-here"]}
-    assert api.store.get_setting("roster@tenant-a")[0] == before + 1
+    assert api.store.roster_version("tenant-a") == before + 1  # one write for all of them
     members = api.client.get("/v1/classes/class-4a", headers=api.h()).json()["members"]
     assert not set(ids) & {m["learner_id"] for m in members} and len(members) == 16 - 5
     assert all(api.store.get("tenant-a", i) is None for i in ids)
     teacher = api.client.post("/v1/erasures", json={"learner_ids": ids}, headers=api.h("a_teacher"))
     assert teacher.status_code == 403
     assert api.client.post("/v1/erasures", json={"learner_ids": []}, headers=api.h()).status_code == 422
+
+
+def test_erased_roster_entries_leave_no_byte(rostered, request) -> None:
+    """A student with a record, a teacher the store knows only from the roster: after their
+    erasure (one at a time, and in one request), neither their ids nor their names are anywhere
+    in the store's files (a class title that names the teacher is the school's, and stays)."""
+    from .conftest import files_after_erasure
+
+    api, _ = rostered
+    erased: dict[str, str] = {}
+    users = (SCHOOL / "users.csv").read_text(encoding="utf-8-sig").splitlines()
+    for line in users[1:]:
+        cells = line.split(",")
+        if cells[0] in ("stu-1001", "t-chen", "stu-1003", "stu-1004"):
+            erased[cells[0]] = cells[6] + " " + cells[7]  # given and family name, as the roster keeps them
+    store = api.store
+
+    def traces(user: str, data: bytes) -> list[str]:
+        given, family = erased[user].split()
+        names = [user, given] if user.startswith("t-") else [user, given, family]
+        return [name for name in names if name.encode() in data]
+
+    assert len(erased) == 4
+    assert api.client.delete("/v1/learners/t-chen", headers=api.h()).status_code == 200  # rostered only
+    assert traces("t-chen", files_after_erasure(request, store)) == []
+    assert api.client.delete("/v1/learners/stu-1001", headers=api.h()).status_code == 200
+    r = api.client.post("/v1/erasures", json={"learner_ids": ["stu-1003", "stu-1004"]}, headers=api.h())
+    assert r.json() == {"erased": ["stu-1003", "stu-1004"], "unknown": []}
+    data = files_after_erasure(request, store)
+    assert {user: traces(user, data) for user in erased} == dict.fromkeys(erased, [])
+    assert b"Ramos" in data and b"stu-1000" in data  # the check sees what is there
+
+
+def test_every_worker_follows_the_roster_by_what_changed(rostered) -> None:
+    """Another worker's copy of the roster: after an erasure and a delta import it reads only the
+    records that changed, and its copy (data and membership) is the roster as stored."""
+    from engine.roster import Roster
+    from serving.rosters import RosterStore
+
+    api, _ = rostered
+    other = RosterStore(api.store)
+    first = other.current("tenant-a")
+    reads: list[tuple[int, bool, int]] = []
+    changes_of = api.store.roster_changes
+
+    def counted(tenant: str, since: int):
+        found = changes_of(tenant, since)
+        reads.append((since, found.full, len(found.written) + len(found.removed)))
+        return found
+
+    api.store.roster_changes = counted
+    try:
+        assert api.client.post("/v1/erasures", json={"learner_ids": ["stu-1002", "t-ramos"]}, headers=api.h()).json()[
+            "erased"
+        ] == ["stu-1002", "t-ramos"]
+        buffer = io.BytesIO()  # a delta: a student moves class
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("manifest.csv", "propertyName,value\nfile.enrollments,delta\n")
+            archive.writestr(
+                "enrollments.csv",
+                "sourcedId,status,dateLastModified,classSourcedId,schoolSourcedId,userSourcedId,role\n"
+                "e-0,tobedeleted,2026-09-01,class-4a,org-school-7,stu-1000,student\n"
+                "e-0-moved,active,2026-09-01,class-5b,org-school-7,stu-1000,student\n",
+            )
+        moved = api.client.post("/v1/rosters", content=buffer.getvalue(), headers={**api.h(), **ZIP})
+        assert moved.json()["changes"]["enrollments"] == {"added": 1, "updated": 0, "removed": 1}
+        now = other.current("tenant-a")
+    finally:
+        api.store.roster_changes = changes_of
+    assert now.version == first.version + 2 and reads[-1][:2] == (first.version, False)
+    stored = Roster.from_records((k, i, r) for _, k, i, r in api.store.roster_changes("tenant-a", 0).written)
+    assert now.roster.to_json() == stored.to_json()
+    for class_id in stored.classes:
+        assert now.roster.members(class_id) == stored.members(class_id)
+        assert now.roster.members(class_id, "student") == stored.members(class_id, "student")
+    for user in stored.users:
+        assert now.roster.classes_of(user) == stored.classes_of(user)
+        assert now.roster.students_of(user) == stored.students_of(user)
+    assert "stu-1002" not in now.roster.users and not now.roster.classes_of("t-ramos")
+    assert now.roster.classes_of("stu-1000") == ["class-5b"]
+
+
+def test_a_roster_kept_as_one_document_is_moved_into_records(any_api) -> None:
+    """A store written before kept the roster as one JSON setting: it is served, moved into
+    records once, and blanked."""
+    import orjson
+
+    from engine.roster import Roster, load_bundle
+    from serving.rosters import roster_setting
+
+    api = any_api
+    roster = Roster().apply(load_bundle(SCHOOL), "tenant-a")
+    api.store.put_setting(roster_setting("tenant-a"), orjson.dumps(roster.to_json()).decode())
+    listed = api.client.get("/v1/classes", headers=api.h()).json()
+    assert [c["students"] for c in listed["classes"]] == [15, 15]
+    assert api.store.roster_version("tenant-a") == 1
+    assert api.store.get_setting(roster_setting("tenant-a"))[1] == ""
+    assert len(api.store.roster_changes("tenant-a", 0).written) == sum(
+        roster.counts()[k] for k in ("orgs", "sessions", "users", "classes", "enrollments")
+    )
+    assert api.client.delete("/v1/learners/stu-1001", headers=api.h()).status_code == 200
+    assert api.store.roster_version("tenant-a") == 2
 
 
 @pytest.mark.parametrize(

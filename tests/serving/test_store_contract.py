@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
 from serving.stores import open_store
 from serving.stores.base import (
+    ROSTER_HISTORY,
     ApiKeyRecord,
     Commit,
     LearnerRecord,
@@ -30,6 +32,15 @@ def store(request, tmp_path):
         s = open_store(request.getfixturevalue("redis_cluster_url"))
     yield s
     s.close()
+
+
+def in_threads(work: Callable[[int], None], n: int) -> None:
+    """``work(0)`` ... ``work(n - 1)`` at once, each in a thread of its own."""
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
 
 def event(i: int, correct: float = 1.0) -> StoredEvent:
@@ -136,11 +147,7 @@ def test_concurrent_writers_never_lose_an_event(store) -> None:
                 except VersionConflict:
                     continue
 
-    threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    in_threads(writer, 4)
     assert store.get("t1", "l1").event_count == 40 and len(store.events("t1", "l1")) == 40
     assert store.get("t1", "l1").version == 40
 
@@ -228,11 +235,7 @@ def test_concurrent_unaligned_notes_all_count(store) -> None:
         for i in range(25):
             store.note_unaligned("t1", [(item, f"l{k}-{i % 5}", 1, float(i))])
 
-    threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    in_threads(writer, 4)
     assert store.unaligned("t1") == [Unaligned(item, 100, 20, 0.0)]
 
 
@@ -298,6 +301,98 @@ def test_references_name_documents_per_learner_and_leave_with_them(store) -> Non
     assert store.delete_learner("t1", "ana") is True  # referenced only: still a trace to erase
     assert store.references("t1", "ana") == [] and store.references("t1", "bob") == ["plan@t1@c1@2026-12-01"]
     assert store.references("t2", "ana") == ["plan@t2@c9@2026-12-01"]
+
+
+def test_a_roster_is_written_by_the_records_it_changes_and_read_by_what_changed(store) -> None:
+    assert store.roster_version("t1") == 0
+    empty = store.roster_changes("t1", 0)
+    assert (empty.version, empty.full, empty.written, empty.removed) == (0, True, [], [])
+    ana, bob = {"given": "Ana", "role": "student"}, {"given": "Bob", "role": "student"}
+    enrolled = {"class": "c1", "user": "ana", "role": "student"}
+    assert (
+        store.write_roster("t1", 0, [("users", "ana", ana), ("users", "bob", bob), ("enrollments", "e1", enrolled)], [])
+        == 1
+    )
+    store.write_roster("t2", 0, [("users", "ana", {"given": "Other"})], [])  # another tenant's
+    whole = store.roster_changes("t1", 0)
+    assert whole.version == 1 and whole.full and whole.removed == []
+    numbers = {(kind, key): rid for rid, kind, key, _ in whole.written}
+    assert {(kind, key): record for _, kind, key, record in whole.written} == {
+        ("users", "ana"): ana,
+        ("users", "bob"): bob,
+        ("enrollments", "e1"): enrolled,
+    }
+    with pytest.raises(VersionConflict):
+        store.write_roster("t1", 0, [("users", "cy", {})], [])
+    assert store.roster_version("t1") == 1 and len(store.roster_changes("t1", 0).written) == 3  # nothing landed
+
+    bob2 = {"given": "Robert", "role": "student"}
+    assert (
+        store.write_roster(
+            "t1",
+            1,
+            [("users", "bob", bob2), ("users", "cy", {"given": "Cy"})],
+            [("users", "ana"), ("enrollments", "e1"), ("users", "nobody")],
+        )
+        == 2
+    )
+    delta = store.roster_changes("t1", 1)
+    assert delta.version == 2 and not delta.full
+    assert sorted(delta.removed) == sorted([numbers["users", "ana"], numbers["enrollments", "e1"]])
+    written = {(kind, key): (rid, record) for rid, kind, key, record in delta.written}
+    assert written[("users", "bob")] == (numbers["users", "bob"], bob2)  # the same record, its number kept
+    assert written[("users", "cy")][0] not in numbers.values()
+    assert store.roster_changes("t1", 2).written == [] and store.roster_changes("t1", 2).removed == []
+
+    # a record written again after its removal gets a new number: a reader never mixes them up
+    store.write_roster("t1", 2, [("users", "ana", ana)], [])
+    (again,) = store.roster_changes("t1", 2).written
+    assert again[0] not in numbers.values() and again[0] != written[("users", "cy")][0]
+    # a reader behind the removals kept, or ahead of the store, reads the whole roster
+    assert store.roster_changes("t1", 9).full
+    assert {key for _, kind, key, _ in store.roster_changes("t1", 0).written} == {"ana", "bob", "cy"}
+    assert [r[3] for r in store.roster_changes("t2", 0).written] == [{"given": "Other"}]
+
+
+def test_a_roster_keeps_the_removals_of_its_last_versions(store) -> None:
+    store.write_roster("t1", 0, [("users", f"u{i}", {}) for i in range(3)], [])
+    store.write_roster("t1", 1, [], [("users", "u0")])
+    for version in range(2, ROSTER_HISTORY + 2):
+        store.write_roster("t1", version, [("users", "u1", {"n": version})], [])
+    assert store.roster_version("t1") == ROSTER_HISTORY + 2
+    assert store.roster_changes("t1", 2).removed == []  # after the removal: not read again
+    behind = store.roster_changes("t1", 1)  # the removal is no longer kept: the whole roster
+    assert behind.full and {key for _, _, key, _ in behind.written} == {"u1", "u2"}
+
+
+def test_a_removed_roster_record_leaves_no_byte(store, request) -> None:
+    """A student dropped by a roster import (no learner record to delete): their record's bytes go
+    from the store's files as a deleted learner's do."""
+    from .conftest import files_after_erasure
+
+    store.write_roster("t1", 0, [("users", "u-qx7-gone", {"given": "Zebulon-qx7"}), ("users", "u-kept", {})], [])
+    store.write_roster("t1", 1, [], [("users", "u-qx7-gone")])
+    data = files_after_erasure(request, store)
+    assert b"u-kept" in data  # the check sees what is there
+    assert b"qx7" not in data
+
+
+def test_concurrent_roster_writers_each_land_or_are_refused(store) -> None:
+    landed: list[int] = []
+
+    def writer(k: int) -> None:
+        for i in range(10):
+            while True:
+                version = store.roster_version("t1")
+                try:
+                    landed.append(store.write_roster("t1", version, [("users", f"w{k}-{i}", {"k": k})], []))
+                    break
+                except VersionConflict:
+                    continue
+
+    in_threads(writer, 4)
+    assert sorted(landed) == list(range(1, 41))
+    assert len(store.roster_changes("t1", 0).written) == 40
 
 
 def test_api_keys(store) -> None:

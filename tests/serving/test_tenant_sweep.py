@@ -291,7 +291,9 @@ def tenant_a_as_stored(store: LearnerStore) -> dict[str, Any]:
         )
     settings = [catalog_setting(A), framework_setting(A), roster_setting(A)]
     unaligned = store.unaligned(A)
+    roster = store.roster_changes(A, 0)
     return {
+        "roster": (roster.version, sorted(roster.written, key=lambda r: r[0])),
         "unaligned": (unaligned, store.unaligned_learners(A, [a.item_id for a in unaligned])),
         "learners": records,
         "listed": sorted(store.learners(A)),
