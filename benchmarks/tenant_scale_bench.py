@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -326,8 +327,9 @@ def report(args, runs: list[dict], mine: list[dict], base: list[dict] | None) ->
         "| store | listed | tree | batch ms CPU (median) | batch ms wall (median / max) | list read ms (CPU / wall) |",
         "|---|---:|---|---:|---:|---:|",
     ]
-    label = f"baseline {args.baseline}"
-    rows = [(r, "this tree") for r in mine] + [(r, label) for r in (base or [])]
+    rows = [(r, "this tree") for r in mine] + [
+        (r, f"baseline {r.get('baseline', args.baseline)}") for r in (base or [])
+    ]
     rows.sort(key=lambda x: (x[0]["case"], x[0]["store"], x[0]["size"], x[1] != "this tree"))
     for r, who in rows:
         if r["case"] == "unaligned":
@@ -444,7 +446,7 @@ def main() -> None:
         from serve_bench import baseline_tree
 
         with tempfile.TemporaryDirectory() as tmp, baseline_tree(args.baseline, Path(tmp)) as tree:
-            base = measure(tree, args)
+            base = [{**r, "baseline": args.baseline} for r in measure(tree, args)]
     mine = measure(ROOT, args)
     again = set(args.cases.split(","))
     runs = [{"command": command, "commit": commit.strip(), "cases": sorted(again, key=CASES.index)}]
@@ -452,8 +454,19 @@ def main() -> None:
         kept = json.loads(args.out.with_suffix(".json").read_text())
         mine = [r for r in kept["mine"] if r["case"] not in again] + mine
         if base is not None:
-            base = [r for r in kept.get("base") or [] if r["case"] not in again] + base
-        runs = [run for run in kept["runs"] if set(run["cases"]) - again] + runs
+            measured_by = {  # a row kept from before names its baseline as its run's command did
+                case: re.search(r"--baseline (\S+)", run["command"]) for run in kept["runs"] for case in run["cases"]
+            }
+            base = [
+                {"baseline": found.group(1) if (found := measured_by.get(r["case"])) else "?", **r}
+                for r in kept.get("base") or []
+                if r["case"] not in again
+            ] + base
+        runs = [
+            {**run, "cases": [c for c in run["cases"] if c not in again]}
+            for run in kept["runs"]
+            if set(run["cases"]) - again
+        ] + runs
     mine.sort(key=lambda r: CASES.index(r["case"]))
     if base is not None:
         base.sort(key=lambda r: CASES.index(r["case"]))
