@@ -230,6 +230,12 @@ class Roster:
             self._index = (by_class, by_user)
         return self._index
 
+    def indexed(self) -> Roster:
+        """This roster, its membership index built now (a reader builds it once per version, not
+        within a request)."""
+        self._enrollment_index()
+        return self
+
     def to_json(self) -> dict[str, Any]:
         return {kind: {k: getattr(self, kind)[k] for k in sorted(getattr(self, kind))} for kind in KINDS}
 
@@ -302,14 +308,22 @@ class Roster:
         enrollments = self.enrollments
         return sorted({enrollments[k]["class"] for k in self._enrollment_index()[1].get(user_id, ())})
 
+    def classes_taught(self, teacher: str) -> list[str]:
+        """The classes ``teacher`` is enrolled in as a teacher, in id order (the index's: a
+        district has thousands of classes)."""
+        enrollments = self.enrollments
+        by_user = self._enrollment_index()[1]
+        return sorted(
+            {enrollments[k]["class"] for k in by_user.get(teacher, ()) if enrollments[k]["role"] == "teacher"}
+        )
+
     def students_of(self, teacher: str) -> frozenset[str]:
         """The students of every class ``teacher`` teaches."""
-        by_class, by_user = self._enrollment_index()
+        by_class = self._enrollment_index()[0]
         enrollments = self.enrollments
-        taught = {enrollments[k]["class"] for k in by_user.get(teacher, ()) if enrollments[k]["role"] == "teacher"}
         return frozenset(
             enrollments[k]["user"]
-            for class_id in taught
+            for class_id in self.classes_taught(teacher)
             for k in by_class.get(class_id, ())
             if enrollments[k]["role"] == "student"
         )

@@ -394,6 +394,8 @@ class ClassSummary(BaseModel):
 class ClassesOut(BaseModel):
     total: int
     classes: list[ClassSummary]
+    #: the ``after`` of the next page; None on the last page
+    next: str | None = None
 
 
 class ClassMember(BaseModel):

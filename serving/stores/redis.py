@@ -184,13 +184,12 @@ return {new, gone}
 """
 
 #: what changed in a roster after version ARGV[1] (the keys of WRITE_ROSTER; ARGV[2] the versions
-#: of removals kept): {version, 1 if whole, number -> record pairs, numbers removed}
+#: of removals kept): {version, 1 if the whole roster is to be read instead, number -> record
+#: pairs, numbers removed}
 READ_ROSTER = """
 local v = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 local since = tonumber(ARGV[1])
-if since <= 0 or since > v or since < v - tonumber(ARGV[2]) then
-  return {v, 1, redis.call('HGETALL', KEYS[3]), {}}
-end
+if since <= 0 or since > v or since < v - tonumber(ARGV[2]) then return {v, 1, {}, {}} end
 local rids = redis.call('ZRANGEBYSCORE', KEYS[4], '(' .. since, '+inf')
 local written = {}
 for i = 1, #rids, 1000 do
@@ -245,12 +244,12 @@ def _roster_keys(tenant: str) -> list[str]:
     return [base, base + ":ids", base + ":records", base + ":versions", base + ":removed"]
 
 
-def _roster_written(pairs: Sequence[bytes]) -> list[tuple[int, str, str, dict[str, Any]]]:
-    """A script's flat (number, [kind, id, record]) pairs, decoded in one parse."""
+def _roster_written(pairs: Sequence[tuple[bytes, bytes]]) -> list[tuple[int, str, str, dict[str, Any]]]:
+    """(number, [kind, id, record]) pairs, decoded in one parse."""
     if not pairs:
         return []
-    decoded = orjson.loads(b"[" + b",".join(pairs[1::2]) + b"]")
-    return [(int(rid), kind, key, record) for rid, (kind, key, record) in zip(pairs[::2], decoded)]
+    decoded = orjson.loads(b"[" + b",".join(payload for _, payload in pairs) + b"]")
+    return [(int(rid), kind, key, record) for (rid, _), (kind, key, record) in zip(pairs, decoded)]
 
 
 def _refs_key(tenant: str, learner_id: str) -> str:
@@ -544,9 +543,22 @@ class RedisStore(LearnerStore):
         return int(self._call(lambda: self.client.hget(_roster_keys(tenant)[0], "version")) or 0)
 
     def roster_changes(self, tenant: str, since: int) -> RosterChanges:
-        args = [since, ROSTER_HISTORY]
-        version, full, written, removed = self._call(lambda: self._read_roster(keys=_roster_keys(tenant), args=args))
-        return RosterChanges(int(version), bool(full), _roster_written(written), [int(r) for r in removed])
+        keys = _roster_keys(tenant)
+        version, full, written, removed = self._call(lambda: self._read_roster(keys=keys, args=[since, ROSTER_HISTORY]))
+        if not full:
+            pairs = list(zip(written[::2], written[1::2]))
+            return RosterChanges(int(version), False, _roster_written(pairs), [int(r) for r in removed])
+        # the whole roster: read outside a script (a script's reply of a district's roster costs
+        # the server three times as much), between two reads of the version
+        for _ in range(20):
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hget(keys[0], "version")
+            pipe.hgetall(keys[2])
+            pipe.hget(keys[0], "version")
+            before, records, after = self._call(pipe.execute)
+            if before == after:
+                return RosterChanges(int(before or 0), True, _roster_written(list(records.items())), [])
+        raise StoreUnavailable(f"the roster of tenant {tenant!r} kept changing while it was read; retry")
 
     def write_roster(
         self, tenant: str, expected: int, written: Sequence[RosterRecord], removed: Sequence[RosterKey]

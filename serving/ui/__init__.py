@@ -22,7 +22,7 @@ from pydantic import BeforeValidator, Field
 from engine.planner.playlist import MIN_BLOCK_MINUTES
 from engine.roster import Roster
 from serving.auth import Principal
-from serving.routes.classes import visible_classes
+from serving.routes.classes import sees_class, visible_classes
 from serving.service import ApiError, LearnerService
 from serving.ui.pages import STATUS_LABEL, Thresholds, class_dashboard, day, learner_gps, rotation_csv, rotation_grid
 from serving.ui.session import COOKIE, LOGIN_COOKIE, SESSION_S, Session, UiAuth
@@ -96,9 +96,9 @@ def invalid_page(request: Request, problems: list[tuple[str, str]]) -> HTMLRespo
 
 
 def _may_see_learner(service: LearnerService, principal: Principal, learner_id: str) -> bool:
-    roster, ids = visible_classes(service, principal)
+    roster = service.roster(principal.tenant)
     if principal.user and "admin" not in principal.scopes:
-        return any(learner_id in roster.members(c, "student") for c in ids)
+        return learner_id in roster.students_of(principal.user)
     return learner_id in roster.users or service.store.get(principal.tenant, learner_id) is not None
 
 
@@ -192,8 +192,8 @@ def classes(request: Request) -> Response:
 
 
 def _class_or_404(request: Request, session: Session, class_id: str) -> Roster | HTMLResponse:
-    roster, ids = visible_classes(_service(request), session.principal)
-    if class_id not in ids:
+    roster = _service(request).roster(session.principal.tenant)
+    if not sees_class(roster, session.principal, class_id):
         return _error(request, 404, f"No class {class_id!r} among your classes.", session)
     return roster
 

@@ -231,5 +231,6 @@ def test_a_roster_followed_by_its_changes_is_the_roster_built_afresh(steps, read
         for user in USER_IDS:
             assert followed.classes_of(user) == fresh.classes_of(user)
             assert followed.students_of(user) == fresh.students_of(user)
+            assert followed.classes_taught(user) == fresh.classes_taught(user)
             assert followed.records_of_users([user]) == fresh.records_of_users([user])
         roster = followed
