@@ -274,6 +274,32 @@ def test_learners_are_listed_a_page_at_a_time_in_id_order(store) -> None:
     assert [learner for _, learner in store.learners("t1")] == [i for i in order if i != "c"]
 
 
+def test_the_total_follows_new_and_erased_learners(store) -> None:
+    assert store.learner_page("t1", 5) == ([], 0)
+    store.commit_many([Commit(LearnerRecord("t1", f"l{i}", state=b"s"), 0) for i in range(4)])
+    again = store.commit_many([Commit(LearnerRecord("t1", "l0", state=b"s"), 0), Commit(LearnerRecord("t1", "l9"), 0)])
+    assert again[0] is not None and again[1] is None  # a stale create is no new learner
+    store.commit(LearnerRecord("t1", "l1", state=b"t"), 1)  # nor is an update
+    store.commit(LearnerRecord("t2", "l1", state=b"s"), 0)
+    assert store.learner_page("t1", 2) == (["l0", "l1"], 5)
+    assert store.delete_learners("t1", ["l0", "l1", "nobody"]) == {"l0", "l1"}
+    assert store.learner_page("t1", 9) == (["l2", "l3", "l9"], 3) and store.learner_page("t2", 9) == (["l1"], 1)
+
+
+def test_learners_of_a_store_from_before_the_counts_are_counted(tmp_path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'old.db'}")
+    try:
+        store.commit_many([Commit(LearnerRecord("t1", f"l{i}", state=b"s"), 0) for i in range(3)])
+        assert store.learner_page("t1", 1)[1] == 3
+        store._run(lambda c: c.execute("DELETE FROM learner_counts"))  # as such a store has none
+        store.commit(LearnerRecord("t1", "l7", state=b"s"), 0)  # not counted: nothing to add to
+        assert store.learner_page("t1", 1) == (["l0"], 4)
+        store.delete_learner("t1", "l0")
+        assert store.learner_page("t1", 1) == (["l1"], 3)
+    finally:
+        store.close()
+
+
 def test_learners_listed_in_a_set_before_are_moved_to_the_ordered_listing(redis_url) -> None:
     store = open_store(redis_url)
     try:
