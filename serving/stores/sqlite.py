@@ -327,7 +327,7 @@ class SQLiteStore(LearnerStore):
         return iter([(r[0], r[1]) for r in rows])
 
     def learner_page(self, tenant: str, limit: int, *, after: str = "", offset: int = 0) -> tuple[list[str], int]:
-        def read(c: sqlite3.Connection) -> tuple[list[str], int]:
+        def read(c: sqlite3.Connection) -> tuple[list[str], int | None]:
             rows = c.execute(
                 "SELECT learner_id FROM learners WHERE tenant=? AND learner_id>? ORDER BY learner_id LIMIT ? OFFSET ?",
                 (tenant, after, limit, offset),
