@@ -92,7 +92,9 @@ def start_redis(workdir: Path) -> tuple[subprocess.Popen, str]:
 @contextmanager
 def in_process_app(store: str, workdir: Path) -> Iterator[Any]:
     """The API app in this process with the bundled model, on SQLite (a file in ``workdir``) or
-    on a Redis started as this benchmark runs it (appendonly, appendfsync always)."""
+    on a Redis started as this benchmark runs it (appendonly, appendfsync always). Settings as
+    served (``[serving] sync_s`` above all: with 0, every learner of a batch re-reads the store's
+    setting versions, which on Redis tripled a batch's cost)."""
     from configs import load_config
     from serving.app import create_app
 
@@ -106,7 +108,7 @@ def in_process_app(store: str, workdir: Path) -> Iterator[Any]:
             update={
                 "store": config.store.model_copy(update={"url": url}),
                 "serving": config.serving.model_copy(
-                    update={"model_uri": "bundled", "data_dir": str(workdir), "model_poll_s": 0, "sync_s": 0}
+                    update={"model_uri": "bundled", "data_dir": str(workdir), "model_poll_s": 0}
                 ),
             }
         )
