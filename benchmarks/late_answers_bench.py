@@ -172,7 +172,9 @@ def main() -> None:
                 f"| {r['next_ms_median']} / {r['next_wall_ms_median']} |"
             )
         lines.append("")
-        args.out.write_text("\n".join(lines))
+        previous = args.out.read_text() if args.out.exists() else ""  # the notes are kept
+        notes = previous[previous.index("## Reading these numbers") :] if "## Reading these numbers" in previous else ""
+        args.out.write_text("\n".join(lines) + ("\n" + notes if notes else ""))
         args.out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
 
 
