@@ -309,8 +309,9 @@ def measure(tree: Path, args) -> list[dict]:
 
 def report(args, runs: list[dict], mine: list[dict], base: list[dict] | None) -> str:
     made = "; ".join(
-        f"`{run['command']}` (commit {run['commit']}" + (f", the {' and '.join(run['cases'])} cases)" if k else ")")
-        for k, run in enumerate(runs)
+        f"`{run['command']}` (commit {run['commit']}"
+        + (f", the {' and '.join(run['cases'])} cases)" if len(runs) > 1 else ")")
+        for run in runs
     )
     lines = [
         "# Tenant bookkeeping at scale",
@@ -413,7 +414,15 @@ def report(args, runs: list[dict], mine: list[dict], base: list[dict] | None) ->
         if r["case"] == "listing"
     ]
     if base:
-        lines += ["", "## This tree / baseline", "", "| case | store | size | this / baseline |", "|---|---|---:|---:|"]
+        lines += [
+            "",
+            "## This tree / baseline",
+            "",
+            "Each case against the baseline its table names.",
+            "",
+            "| case | store | size | this / baseline |",
+            "|---|---|---:|---:|",
+        ]
         for m, b in zip(mine, base):
             key, what = {
                 "unaligned": ("batch_cpu_ms", "batch CPU"),
