@@ -8,7 +8,9 @@ learner's GPS and nothing else. Every page reads through the learner service, as
 
 from __future__ import annotations
 
+import bisect
 import secrets
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -173,22 +175,49 @@ def logout(request: Request, csrf: Annotated[str, Form(max_length=100)] = "") ->
 
 
 # ---------------------------------------------------------------------------- classes
+#: classes on one page of the class list (a district has thousands)
+CLASSES_PAGE = 100
+
+
 @router.get("/classes")
-def classes(request: Request) -> Response:
+def classes(
+    request: Request,
+    school: Annotated[str, Query(max_length=256)] = "",
+    after: Annotated[str, Query(max_length=256)] = "",
+) -> Response:
+    """The classes the key sees, a page at a time in id order, of one school when several."""
     session = _session(request)
     service = _service(request)
     roster, ids = visible_classes(service, session.principal)
+    school_of = {c: roster.classes[c].get("school") or "" for c in ids}
+    schools = [
+        {"id": org, "name": roster.orgs.get(org, {}).get("name") or org or "(no school)", "classes": n}
+        for org, n in sorted(Counter(school_of.values()).items())
+    ]
+    chosen = [c for c in ids if school_of[c] == school] if school else ids
+    page = chosen[bisect.bisect_right(chosen, after) :][:CLASSES_PAGE] if after else chosen[:CLASSES_PAGE]
     listed = [
         {
             "id": c,
             "title": roster.classes[c]["title"],
-            "school": roster.orgs.get(roster.classes[c].get("school") or "", {}).get("name"),
+            "school": roster.orgs.get(school_of[c], {}).get("name"),
             "students": len(roster.members(c, "student")),
             "teachers": ", ".join(roster.name_of(t) for t in roster.members(c, "teacher")),
         }
-        for c in ids
+        for c in page
     ]
-    return _page(request, "classes.html", session=session, classes=listed)
+    more = bool(page) and page[-1] != chosen[-1]
+    return _page(
+        request,
+        "classes.html",
+        session=session,
+        classes=listed,
+        schools=schools if len(schools) > 1 else [],
+        school=school,
+        total=len(chosen),
+        first=chosen.index(page[0]) + 1 if page else 0,
+        next_after=page[-1] if more else None,
+    )
 
 
 def _class_or_404(request: Request, session: Session, class_id: str) -> Roster | HTMLResponse:

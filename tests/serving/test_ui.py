@@ -201,6 +201,33 @@ def test_another_tenant_sees_none_of_the_pages(ui) -> None:
     assert ui.client.post("/ui/learners/stu-1000/link", data={"csrf": csrf_of(page.text)}).status_code == 404
 
 
+def test_a_district_s_classes_come_a_page_at_a_time_and_by_school(ui, monkeypatch) -> None:
+    import serving.ui
+
+    monkeypatch.setattr(serving.ui, "CLASSES_PAGE", 1)
+    buffer = io.BytesIO()  # a second school with one class
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("manifest.csv", "propertyName,value\nfile.orgs,delta\nfile.classes,delta\n")
+        archive.writestr("orgs.csv", "sourcedId,name,type,parentSourcedId\norg-school-9,Hillside Middle,school,\n")
+        archive.writestr(
+            "classes.csv", "sourcedId,title,schoolSourcedId,classType\nclass-7z,Grade 7 Math,org-school-9,scheduled\n"
+        )
+    r = ui.client.post("/v1/rosters", content=buffer.getvalue(), headers={**ui.h(), "content-type": "application/zip"})
+    assert r.status_code == 200, r.text
+    sign_in(ui, ui.keys["a_all"])
+    first = ui.client.get("/ui/classes").text
+    assert "Classes 1-1 of 3." in first and "Grade 4 Math - Ramos" in first and "Grade 5 Math" not in first
+    assert "Hillside Middle (1)" in first and "Lincoln Elementary (2)" in first
+    nxt = re.search(r'href="(/ui/classes\?[^"]+)">Next classes', first)
+    assert nxt, first
+    second = ui.client.get(nxt.group(1).replace("&amp;", "&")).text
+    assert "Classes 2-2 of 3." in second and "Grade 5 Math - Chen" in second
+    hillside = ui.client.get("/ui/classes", params={"school": "org-school-9"}).text
+    assert "Grade 7 Math" in hillside and "Grade 4 Math" not in hillside and "Next classes" not in hillside
+    assert "No classes here." in ui.client.get("/ui/classes", params={"school": "nowhere"}).text
+    assert ui.client.get("/ui/classes", params={"after": "x" * 300}).status_code == 422
+
+
 def test_a_student_with_nothing_planned_is_named_with_the_reason() -> None:
     """The rotation grid lists who has nothing planned and why, instead of leaving them out."""
     from engine.planner.playlist import Playlist, Rotation
