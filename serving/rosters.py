@@ -111,19 +111,25 @@ class RosterStore:
     def _write(self, tenant: str, version: int, written: list[RosterRecord], removed: list[RosterKey]) -> int:
         """Write a change in steps of at most :data:`WRITE_STEP` records, each one version: a
         district's first import is hundreds of thousands of records, and one write of them all
-        would hold the store (a Redis script runs alone) for seconds. Removals go first, an
-        enrollment before the class or user it names, then writes, a user or class before the
-        enrollments that name them, so every version between is a roster whose references hold."""
+        would hold the store (a Redis script runs alone) for seconds. A change that fits in one
+        step is one version. In a larger one the enrollments removed go first, then the records
+        written (a user or class before the enrollments that name it), then the other removals
+        (no enrollment names them any more), so every version between is a roster whose
+        references hold."""
+        if len(written) + len(removed) <= WRITE_STEP:  # one version: whole at once
+            return self.store.write_roster(tenant, version, written, removed)
         order = {kind: k for k, kind in enumerate(KINDS)}
-        steps: list[tuple[list[RosterRecord], list[RosterKey]]] = []
-        removed = sorted(removed, key=lambda r: -order[r[0]])
-        for start in range(0, len(removed), WRITE_STEP):
-            steps.append(([], removed[start : start + WRITE_STEP]))
-        written = sorted(written, key=lambda r: order[r[0]])
-        for start in range(0, len(written), WRITE_STEP):
-            steps.append((written[start : start + WRITE_STEP], []))
-        for records, keys in steps:
-            version = self.store.write_roster(tenant, version, records, keys)
+        last = "enrollments"  # the kind that names the others
+        phases: list[tuple[list[RosterRecord], list[RosterKey]]] = [
+            ([], [r for r in removed if r[0] == last]),
+            (sorted(written, key=lambda r: order[r[0]]), []),
+            ([], sorted((r for r in removed if r[0] != last), key=lambda r: -order[r[0]])),
+        ]
+        for records, keys in phases:
+            for start in range(0, max(len(records), len(keys)), WRITE_STEP):
+                version = self.store.write_roster(
+                    tenant, version, records[start : start + WRITE_STEP], keys[start : start + WRITE_STEP]
+                )
         return version
 
     def apply(self, tenant: str, bundle: RosterBundle) -> tuple[Roster, Roster]:

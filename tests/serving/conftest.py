@@ -216,6 +216,14 @@ def store_folder(request, store) -> Path:
     return Path(store.url.removeprefix("sqlite:///")).parent
 
 
+def store_url(request, tmp_path: Path, kind: str) -> str:
+    """A store of this kind under test: a SQLite file in ``tmp_path``, the session's
+    redis-server (flushed), or its Redis Cluster (flushed)."""
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'zpd.db'}"
+    return request.getfixturevalue({"redis": "redis_url", "redis-cluster": "redis_cluster_url"}[kind])
+
+
 def files_after_erasure(request, store) -> bytes:
     """Every byte of the store's files, once the rewrite a deletion started (SQLite's ``VACUUM``,
     Redis's AOF rewrite) is done."""
@@ -324,12 +332,7 @@ def api(tmp_path, shared_engine) -> Iterator[Api]:
 def any_api(request, tmp_path, shared_engine) -> Iterator[Api]:
     from serving.stores import open_store
 
-    url = {
-        "sqlite": lambda: f"sqlite:///{tmp_path / 'zpd.db'}",
-        "redis": lambda: request.getfixturevalue("redis_url"),
-        "redis-cluster": lambda: request.getfixturevalue("redis_cluster_url"),
-    }[request.param]()
-    store = open_store(url)
+    store = open_store(store_url(request, tmp_path, request.param))
     made = make_api(store, shared_engine)
     with made.client:
         yield made

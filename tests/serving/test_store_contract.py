@@ -21,15 +21,12 @@ from serving.stores.base import (
     VersionConflict,
 )
 
+from .conftest import store_url
+
 
 @pytest.fixture(params=["sqlite", "redis", "redis-cluster"])
 def store(request, tmp_path):
-    if request.param == "sqlite":
-        s = open_store(f"sqlite:///{tmp_path / 'zpd.db'}")
-    elif request.param == "redis":
-        s = open_store(request.getfixturevalue("redis_url"))
-    else:
-        s = open_store(request.getfixturevalue("redis_cluster_url"))
+    s = open_store(store_url(request, tmp_path, request.param))
     yield s
     s.close()
 
