@@ -475,6 +475,14 @@ class LearnerCore:
         self._refresh_priors(learner)
         return learner
 
+    def start(self, meta: LearnerMeta) -> Learner:
+        """The learner ``meta``'s user-set part describes before any evidence: :meth:`rebuild` of
+        an empty log, without a fold (a record keeps no state until the first event)."""
+        learner = Learner(self.model.init_state(), meta.reset())
+        self._refresh_priors(learner)
+        self._activate_diagnostics(learner)
+        return learner
+
     def rebuild(self, meta: LearnerMeta, observations: Iterable[Observation]) -> Learner:
         """The learner ``meta``'s user-set part describes, after folding ``observations`` (the event
         log's answers in time order, see ``serving.evidence``): exactly what live folding gave."""

@@ -201,11 +201,11 @@ def replay(
 ) -> None:
     """Rebuild every learner's state from the event log with the current model."""
     from engine.learner import LearnerMeta
-    from models.base import state_from_bytes, state_to_bytes
+    from models.base import state_from_bytes
     from serving import checkpoints
     from serving.app import build_engine
     from serving.evidence import evidence
-    from serving.service import LearnerService
+    from serving.service import LearnerService, stored_state
     from serving.stores.base import VersionConflict
 
     cfg = _config(ctx)
@@ -236,10 +236,11 @@ def replay(
             # the checkpoints a late answer would start from hold what their part of the log gives
             bad = checkpoints.verify(core, stored, model.version, log) if stored.checkpoints else []
             summary["bad_checkpoints"] += len(bad)
+            kept = stored_state(learner, bool(log))  # what a record keeps (nothing before any event)
+            state_ok = _same_state(state_from_bytes(record.state), learner.state) if record.state else not kept
             same = bool(
                 record.model_version == model.version
-                and record.state
-                and _same_state(state_from_bytes(record.state), learner.state)
+                and state_ok
                 and json.loads(json.dumps(meta)) == {k: v for k, v in record.meta.items() if k != "cp"}
                 and not bad
             )
@@ -247,7 +248,7 @@ def replay(
             if not same:
                 summary["differing"].append(f"{t}/{learner_id}")
             if not check and not same:  # rebuilt without checkpoints: taken again as answers come
-                record.state, record.model_version, record.meta = state_to_bytes(learner.state), model.version, meta
+                record.state, record.model_version, record.meta = kept, model.version, meta
                 try:
                     opened.commit(record, record.version, [])
                     summary["rebuilt"] += 1

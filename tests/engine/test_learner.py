@@ -17,6 +17,7 @@ from engine.learner import GradeError, LearnerCore, LearnerMeta, Observation, gr
 from engine.placement import PlacementConfig
 from engine.planner.context import Goal, Overrides
 from engine.planner.index import PlannerIndex
+from models.base import state_to_bytes
 from models.bkt import GraphBKT
 
 
@@ -268,3 +269,19 @@ def test_a_diagnostic_begins_after_an_answer_timed_ahead_of_the_servers_clock() 
     synced = Observation("C-p", ("C",), 1.0, 99.0)
     again = c.rebuild(learner.meta, [before, synced, after])
     assert again.meta.diagnostics[0].asked_before == 2
+
+
+@pytest.mark.parametrize("grade", [None, "K", "3", "8"])
+@pytest.mark.parametrize("diagnostic", [False, True])
+def test_a_learner_without_evidence_starts_as_the_rebuild_of_an_empty_log(grade, diagnostic) -> None:
+    """What a record without events is read back as (it keeps no state): the same learner as a
+    fold of the empty log."""
+    c = core()
+    live = c.new(7, grade)
+    if diagnostic:
+        c.start_placement(live, now=1000.0)
+    meta = LearnerMeta.from_json(live.meta.to_json())
+    started, rebuilt = c.start(meta), c.rebuild(LearnerMeta.from_json(live.meta.to_json()), [])
+    assert state_to_bytes(started.state) == state_to_bytes(rebuilt.state) == state_to_bytes(live.state)
+    assert started.meta.to_json() == rebuilt.meta.to_json() == live.meta.to_json()
+    assert c.placement_status(started) == c.placement_status(live)

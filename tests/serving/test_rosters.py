@@ -130,6 +130,29 @@ def test_roster_grades_are_written_in_chunks_and_a_learner_with_answers_keeps_th
     assert profile["grade"] == grades["stu-1003"] and profile["events"] == 1
 
 
+def test_a_rostered_student_keeps_no_state_until_the_first_answer(rostered) -> None:
+    """A district's import gives every student a grade before any answer: the record keeps the
+    grade, not the state it implies (drawn again on read), until there is evidence."""
+    api, _ = rostered
+    record = api.store.get("tenant-a", "stu-1010")
+    assert record.meta["grade"] == "4" and record.event_count == 0 and record.state == b""
+    before = api.client.get("/v1/learners/stu-1010/profile", headers=api.h()).json()
+    assert before["grade"] == "4" and before["events"] == 0
+    nxt = api.client.get("/v1/learners/stu-1010/next", headers=api.h()).json()["recommendations"]
+    unseen = api.client.get("/v1/learners/nobody-yet/next?grade=4", headers=api.h()).json()["recommendations"]
+    assert [r["standard"] for r in nxt] == [r["standard"] for r in unseen]  # the grade's starting belief
+    item = nxt[0]["item"]["id"]
+    event = {
+        "id": "first",
+        "learner_id": "stu-1010",
+        "item_id": item,
+        "correct": True,
+        "timestamp": "2026-12-01T10:00:00Z",
+    }
+    assert api.client.post("/v1/events", json=[event], headers=api.h()).status_code == 200
+    assert len(api.store.get("tenant-a", "stu-1010").state) > 1000
+
+
 def test_deleting_a_learner_erases_the_roster_entry(rostered) -> None:
     api, _ = rostered
     assert api.client.delete("/v1/learners/stu-1001", headers=api.h()).status_code == 200
