@@ -137,7 +137,8 @@ class RosterStore:
 
     def forget(self, tenant: str, user_ids: Collection[str]) -> set[str]:
         """Erase users from the roster (learners' deletion): their records and enrollments, in one
-        write however many; returns those that were rostered."""
+        change however many (in steps beyond :data:`WRITE_STEP` records); returns those that were
+        rostered."""
         for _ in range(_RETRIES):
             current = self.current(tenant)
             removed = current.roster.records_of_users(user_ids)
