@@ -126,6 +126,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
+    from reports import write_report
+
     from serving import checkpoints
 
     every = checkpoints.EVERY
@@ -172,9 +174,7 @@ def main() -> None:
                 f"| {r['next_ms_median']} / {r['next_wall_ms_median']} |"
             )
         lines.append("")
-        previous = args.out.read_text() if args.out.exists() else ""  # the notes are kept
-        notes = previous[previous.index("## Reading these numbers") :] if "## Reading these numbers" in previous else ""
-        args.out.write_text("\n".join(lines) + ("\n" + notes if notes else ""))
+        write_report(args.out, "\n".join(lines))
         args.out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
 
 

@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from reports import write_report
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -154,7 +156,7 @@ def main() -> None:
             ),
             "",
         ]
-        args.out.write_text("\n".join(lines))
+        write_report(args.out, "\n".join(lines))
         args.out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
 
 

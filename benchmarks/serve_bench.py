@@ -37,6 +37,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+from reports import write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTES = "<!-- notes: kept when the report is rewritten -->"
@@ -899,10 +900,7 @@ def main() -> None:
     args.out.with_suffix(".json").write_text(
         json.dumps({"command": command, "results": results, "baseline": baseline}, indent=1) + "\n"
     )
-    if args.out.exists() and NOTES in args.out.read_text():  # hand-written notes survive a rerun
-        text += "\n" + NOTES + args.out.read_text().split(NOTES, 1)[1]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    write_report(args.out, text, NOTES)  # hand-written notes survive a rerun
     print(text)
 
 

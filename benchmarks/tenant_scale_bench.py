@@ -459,6 +459,8 @@ def main() -> None:
     )
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
+    from reports import write_report
+
     command = "python benchmarks/tenant_scale_bench.py " + " ".join(sys.argv[1:])
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
     base = None
@@ -496,9 +498,7 @@ def main() -> None:
         args.out.with_suffix(".json").write_text(
             json.dumps({"runs": runs, "mine": mine, "base": base}, indent=1) + "\n"
         )
-        previous = args.out.read_text() if args.out.exists() else ""
-        notes = previous[previous.index("## Reading these numbers") :] if "## Reading these numbers" in previous else ""
-        args.out.write_text(text + ("\n" + notes if notes else ""))
+        write_report(args.out, text)
 
 
 if __name__ == "__main__":
