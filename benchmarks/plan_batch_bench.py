@@ -148,7 +148,7 @@ def main() -> None:
             f"the schools are independent: {estimate_min:.1f} minutes (goal: under 10).",
             "",
             f"Importing the roster the way `zpd roster import` does (`LearnerService.import_roster`: the "
-            f"roster setting, then every student's roster grade, {ROSTER_CHUNK} students per store write): "
+            f"roster's records, then every student's roster grade, {ROSTER_CHUNK} students per store write): "
             + (
                 f"{imported['seconds']} s for {imported['grades_set']} grades."
                 if imported
