@@ -363,19 +363,6 @@ class Roster:
         found = [("users", u) for u in wanted if u in self.users]
         return found + [("enrollments", k) for u in wanted for k in sorted(by_user.get(u, ()))]
 
-    def without_user(self, user_id: str) -> bool:
-        """Erase a user and their enrollments; True if anything was there."""
-        return bool(self.without_users([user_id]))
-
-    def without_users(self, user_ids: Iterable[str]) -> set[str]:
-        """Erase these users and their enrollments (one pass however many); the ones that were there."""
-        self._index = None
-        wanted = set(user_ids)
-        found = {u for u in wanted if self.users.pop(u, None) is not None}
-        for key in [k for k, e in self.enrollments.items() if e["user"] in wanted]:
-            found.add(self.enrollments.pop(key)["user"])
-        return found
-
     # ------------------------------------------------------------------ applying a bundle
     def apply(self, bundle: RosterBundle, tenant: str) -> Roster:
         """The roster after ``bundle``: bulk files replace, delta files merge (see the module docstring).
@@ -406,10 +393,8 @@ class Roster:
                 key = our_id(kind, source_id)
                 ids[kind][source_id] = key
                 status = row.get("status", "").lower()
-                if status == "tobedeleted":
+                if status == "tobedeleted":  # a user's or class's enrollments go with it (below)
                     current.pop(key, None)
-                    if kind == "users":
-                        result.without_user(key)
                     continue
                 if status not in ("", "active"):
                     raise RosterError(

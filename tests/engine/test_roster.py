@@ -164,11 +164,28 @@ def test_missing_paths_and_manifest_promises(tmp_path) -> None:
         load_bundle(tmp_path)
 
 
+def test_a_delta_deleting_users_takes_their_enrollments(tmp_path) -> None:
+    roster = Roster().apply(load_bundle(school(tmp_path)), "t")
+    delta = tmp_path / "left"
+    delta.mkdir()
+    (delta / "manifest.csv").write_text("propertyName,value\nfile.users,delta\n")
+    (delta / "users.csv").write_text(
+        "sourcedId,status,role\nstu-1000,tobedeleted,student\nstu-1001,tobedeleted,student\nnobody,tobedeleted,student\n"
+    )
+    after = roster.apply(load_bundle(delta), "t")
+    assert "stu-1000" not in after.users and "stu-1001" not in after.users
+    assert not after.classes_of("stu-1000") and "stu-1001" not in after.members("class-4a")
+    assert len(after.enrollments) == len(roster.enrollments) - 2 and len(after.users) == len(roster.users) - 2
+    assert roster.classes_of("stu-1000") == ["class-4a"]  # the roster applied to is left as it was
+
+
 def test_erasing_a_user_takes_their_enrollments(tmp_path) -> None:
     roster = Roster().apply(load_bundle(school(tmp_path)), "t")
-    assert roster.without_user("stu-1000")
-    assert "stu-1000" not in json.dumps(roster.to_json())
-    assert not roster.without_user("stu-1000")
+    records = roster.records_of_users(["stu-1000", "nobody"])
+    assert records == [("users", "stu-1000"), ("enrollments", "e-0")]
+    erased = roster.with_changes([], records)
+    assert "stu-1000" not in json.dumps(erased.to_json()) and erased.records_of_users(["stu-1000"]) == []
+    assert "stu-1000" in roster.users  # the roster it was taken from is left as it was
 
 
 ENROLLMENT_IDS = [f"e{i}" for i in range(12)]
