@@ -478,17 +478,20 @@ class LearnerCore:
     def start(self, meta: LearnerMeta) -> Learner:
         """The learner ``meta``'s user-set part describes before any evidence: :meth:`rebuild` of
         an empty log, without a fold (a record keeps no state until the first event)."""
-        learner = Learner(self.model.init_state(), meta.reset())
-        self._refresh_priors(learner)
-        self._activate_diagnostics(learner)
+        learner = self._unfolded(meta)
+        self._activate_diagnostics(learner)  # what resume ends with
         return learner
 
     def rebuild(self, meta: LearnerMeta, observations: Iterable[Observation]) -> Learner:
         """The learner ``meta``'s user-set part describes, after folding ``observations`` (the event
         log's answers in time order, see ``serving.evidence``): exactly what live folding gave."""
+        return self.resume(self._unfolded(meta), observations)
+
+    def _unfolded(self, meta: LearnerMeta) -> Learner:
+        """The starting point of a fold: ``meta``'s user-set part, its starting belief."""
         learner = Learner(self.model.init_state(), meta.reset())
         self._refresh_priors(learner)
-        return self.resume(learner, observations)
+        return learner
 
     def resume(self, learner: Learner, observations: Iterable[Observation]) -> Learner:
         """Go on folding ``observations`` (in time order) into ``learner``, as :meth:`rebuild` folds

@@ -35,6 +35,12 @@ class Principal:
     scopes: frozenset[str]
     user: str = ""  # the roster user (a teacher) the key belongs to; "" for a tenant-wide key
 
+    @property
+    def teacher(self) -> str:
+        """The roster teacher whose classes and students this key is limited to; "" for a key
+        that sees the whole tenant (linked to nobody, or an admin's)."""
+        return self.user if self.user and "admin" not in self.scopes else ""
+
 
 def has_scope(scopes: frozenset[str], scope: str) -> bool:
     """Whether a key with ``scopes`` may act with ``scope`` (admin implies every tenant scope)."""

@@ -176,7 +176,7 @@ class LearnerService:
         roster_cache: dict[str, CachedRoster] | None = None,
     ):
         """``roster_cache`` may be shared by the services of one process over the same store (a
-        batch worker opens the store per task but parses a district's roster once)."""
+        batch worker opens the store per task but reads a district's roster once)."""
         self.engine, self.store, self.clock = engine, store, clock
         self.locks = LearnerLocks()
         self._unaligned_migrated: set[str] = set()  # tenants whose unaligned list is in the store's entries
@@ -515,9 +515,7 @@ class LearnerService:
     def scope_of(self, principal: Any) -> frozenset[str] | None:
         """The learners a key may reach: a roster teacher's students for a key linked to her (and
         not an admin's), every learner of the tenant otherwise (None)."""
-        if principal.user and "admin" not in principal.scopes:
-            return self.students_of(principal.tenant, principal.user)
-        return None
+        return self.students_of(principal.tenant, principal.teacher) if principal.teacher else None
 
     def students_of(self, tenant: str, teacher: str) -> frozenset[str]:
         """The students of every class ``teacher`` (a roster user id) teaches."""

@@ -292,9 +292,9 @@ def delete_learner(learner_id: LearnerId, principal: AdminDep, service: ServiceD
 
 @erasures.post("", summary="Erase every trace of many learners at once (admin)", response_model=ErasedOut)
 def post_erasures(body: ErasureIn, principal: AdminDep, service: ServiceDep) -> dict[str, Any]:
-    """What ``DELETE /v1/learners/{id}`` does for each, with one rewrite of the tenant's roster for
-    all of them (a district's roster is megabytes): the way to erase the students who left at the
-    end of a year. Ids that name nobody are listed in ``unknown``."""
+    """What ``DELETE /v1/learners/{id}`` does for each, with one roster change and one rewrite of
+    the store's files for all of them: the way to erase the students who left at the end of a
+    year. Ids that name nobody are listed in ``unknown``."""
     erased = service.delete_learners(principal.tenant, body.learner_ids)
     done = set(erased)
     return {"erased": erased, "unknown": [i for i in dict.fromkeys(body.learner_ids) if i not in done]}

@@ -194,14 +194,11 @@ class RosterChanges:
     removed: list[int]  # the numbers of the records removed
 
 
-def roster_rows(rows: Sequence[tuple[int, str, str, str | bytes]]) -> list[tuple[int, str, str, dict[str, Any]]]:
-    """A store's ``(number, kind, id, JSON)`` roster rows, decoded in one parse (a district's
-    roster is hundreds of thousands of small records)."""
-    if not rows:
-        return []
-    joined = b",".join(r[3] if isinstance(r[3], bytes) else r[3].encode() for r in rows)
-    records = orjson.loads(b"[" + joined + b"]")
-    return [(int(r[0]), r[1], r[2], record) for r, record in zip(rows, records)]
+def json_many(documents: Iterable[str | bytes]) -> list[Any]:
+    """Many JSON documents decoded in one parse (a district's roster is hundreds of thousands of
+    small records)."""
+    joined = b",".join(d if isinstance(d, bytes) else d.encode() for d in documents)
+    return orjson.loads(b"[" + joined + b"]") if joined else []
 
 
 class LearnerStore(ABC):

@@ -44,6 +44,7 @@ from serving.stores.base import (
     StoreUnavailable,
     Unaligned,
     VersionConflict,
+    json_many,
     parse_meta,
 )
 
@@ -246,9 +247,7 @@ def _roster_keys(tenant: str) -> list[str]:
 
 def _roster_written(pairs: Sequence[tuple[bytes, bytes]]) -> list[tuple[int, str, str, dict[str, Any]]]:
     """(number, [kind, id, record]) pairs, decoded in one parse."""
-    if not pairs:
-        return []
-    decoded = orjson.loads(b"[" + b",".join(payload for _, payload in pairs) + b"]")
+    decoded = json_many(payload for _, payload in pairs)
     return [(int(rid), kind, key, record) for (rid, _), (kind, key, record) in zip(pairs, decoded)]
 
 
@@ -337,6 +336,16 @@ class RedisStore(LearnerStore):
             return fn()
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise StoreUnavailable(f"Redis store {self.url} is unavailable: {exc}") from None
+
+    def _versioned(self, what: str, script):
+        """Run a script that checks a version first: its ``VERSION`` error is a
+        :class:`VersionConflict` naming ``what``, any other a :class:`StoreError`."""
+        try:
+            return self._call(script)
+        except redis.ResponseError as exc:
+            if str(exc).startswith("VERSION"):
+                raise VersionConflict(f"{what} changed ({exc})") from None
+            raise StoreError(f"Redis write of {what} failed: {exc}") from None
 
     # ------------------------------------------------------------------ learners
     def get(self, tenant: str, learner_id: str) -> LearnerRecord | None:
@@ -567,12 +576,9 @@ class RedisStore(LearnerStore):
         args += [f"{kind}\x1f{key}" for kind, key in removed]
         for kind, key, record in written:
             args += [f"{kind}\x1f{key}", orjson.dumps([kind, key, record])]
-        try:
-            version, gone = self._call(lambda: self._write_roster(keys=_roster_keys(tenant), args=args))
-        except redis.ResponseError as exc:
-            if str(exc).startswith("VERSION"):
-                raise VersionConflict(f"the roster of tenant {tenant!r} changed ({exc})") from None
-            raise StoreError(f"Redis roster write failed: {exc}") from None
+        version, gone = self._versioned(
+            f"the roster of tenant {tenant!r}", lambda: self._write_roster(keys=_roster_keys(tenant), args=args)
+        )
         if gone:  # the AOF still holds the commands that wrote the removed records
             self._rewrite_soon()
         return int(version)
@@ -729,12 +735,9 @@ class RedisStore(LearnerStore):
 
     def put_setting(self, name: str, value: str, expected_version: int | None = None) -> int:
         args = [value, "" if expected_version is None else expected_version]
-        try:
-            return int(self._call(lambda: self._put_setting(keys=[f"zpd:setting:{name}"], args=args)))
-        except redis.ResponseError as exc:
-            if str(exc).startswith("VERSION"):
-                raise VersionConflict(f"setting {name!r} changed ({exc})") from None
-            raise StoreError(f"Redis setting write failed: {exc}") from None
+        return int(
+            self._versioned(f"setting {name!r}", lambda: self._put_setting(keys=[f"zpd:setting:{name}"], args=args))
+        )
 
     # ------------------------------------------------------------------ lifecycle
     def ping(self) -> None:

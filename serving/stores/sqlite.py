@@ -31,8 +31,8 @@ from serving.stores.base import (
     StoreUnavailable,
     Unaligned,
     VersionConflict,
+    json_many,
     parse_meta,
-    roster_rows,
 )
 
 __all__ = ["SQLiteStore"]
@@ -536,21 +536,19 @@ class SQLiteStore(LearnerStore):
 
     # ------------------------------------------------------------------ rosters
     def roster_version(self, tenant: str) -> int:
-        row = self._run(lambda c: c.execute("SELECT version FROM rosters WHERE tenant=?", (tenant,)).fetchone())
-        return int(row[0]) if row else 0
+        return self._run(lambda c: _roster_version(c, tenant))
 
     def roster_changes(self, tenant: str, since: int) -> RosterChanges:
         def read(c: sqlite3.Connection) -> RosterChanges:
             c.execute("BEGIN")  # one snapshot for the version and the rows
             try:
-                row = c.execute("SELECT version FROM rosters WHERE tenant=?", (tenant,)).fetchone()
-                version = int(row[0]) if row else 0
+                version = _roster_version(c, tenant)
                 select = "SELECT rid, kind, id, record FROM roster_records WHERE tenant=?"
                 if since <= 0 or since > version or since < version - ROSTER_HISTORY:
-                    return RosterChanges(version, True, roster_rows(c.execute(select, (tenant,)).fetchall()), [])
+                    return RosterChanges(version, True, _roster_rows(c.execute(select, (tenant,)).fetchall()), [])
                 rows = c.execute(select + " AND version>?", (tenant, since)).fetchall()
                 removed = c.execute("SELECT rid FROM roster_removed WHERE tenant=? AND version>?", (tenant, since))
-                return RosterChanges(version, False, roster_rows(rows), [r[0] for r in removed])
+                return RosterChanges(version, False, _roster_rows(rows), [r[0] for r in removed])
             finally:
                 c.execute("COMMIT")
 
@@ -560,8 +558,7 @@ class SQLiteStore(LearnerStore):
         self, tenant: str, expected: int, written: Sequence[RosterRecord], removed: Sequence[RosterKey]
     ) -> int:
         def write(c: sqlite3.Connection) -> tuple[int, int]:
-            row = c.execute("SELECT version FROM rosters WHERE tenant=?", (tenant,)).fetchone()
-            current = int(row[0]) if row else 0
+            current = _roster_version(c, tenant)
             if current != expected:
                 raise VersionConflict(
                     f"the roster of tenant {tenant!r} changed (version {current}, expected {expected})"
@@ -637,6 +634,16 @@ class SQLiteStore(LearnerStore):
                 conn.close()
             self._opened.clear()
         self._local = threading.local()
+
+
+def _roster_version(conn: sqlite3.Connection, tenant: str) -> int:
+    row = conn.execute("SELECT version FROM rosters WHERE tenant=?", (tenant,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _roster_rows(rows: Sequence[tuple[int, str, str, str]]) -> list[tuple[int, str, str, dict[str, Any]]]:
+    """``(number, kind, id, JSON)`` rows, the records decoded in one parse."""
+    return [(r[0], r[1], r[2], record) for r, record in zip(rows, json_many(r[3] for r in rows))]
 
 
 def _count(conn: sqlite3.Connection, added: Mapping[str, int]) -> None:

@@ -8,7 +8,6 @@ learner's GPS and nothing else. Every page reads through the learner service, as
 
 from __future__ import annotations
 
-import bisect
 import secrets
 from collections import Counter
 from pathlib import Path
@@ -24,7 +23,7 @@ from pydantic import BeforeValidator, Field
 from engine.planner.playlist import MIN_BLOCK_MINUTES
 from engine.roster import Roster
 from serving.auth import Principal
-from serving.routes.classes import sees_class, visible_classes
+from serving.routes.classes import page_after, sees_class, visible_classes
 from serving.service import ApiError, LearnerService
 from serving.ui.pages import STATUS_LABEL, Thresholds, class_dashboard, day, learner_gps, rotation_csv, rotation_grid
 from serving.ui.session import COOKIE, LOGIN_COOKIE, SESSION_S, Session, UiAuth
@@ -98,10 +97,13 @@ def invalid_page(request: Request, problems: list[tuple[str, str]]) -> HTMLRespo
 
 
 def _may_see_learner(service: LearnerService, principal: Principal, learner_id: str) -> bool:
-    roster = service.roster(principal.tenant)
-    if principal.user and "admin" not in principal.scopes:
-        return learner_id in roster.students_of(principal.user)
-    return learner_id in roster.users or service.store.get(principal.tenant, learner_id) is not None
+    allowed = service.scope_of(principal)
+    if allowed is not None:
+        return learner_id in allowed
+    return (
+        learner_id in service.roster(principal.tenant).users
+        or service.store.get(principal.tenant, learner_id) is not None
+    )
 
 
 # ---------------------------------------------------------------------------- sign-in
@@ -195,7 +197,7 @@ def classes(
         for org, n in sorted(Counter(school_of.values()).items())
     ]
     chosen = [c for c in ids if school_of[c] == school] if school else ids
-    page = chosen[bisect.bisect_right(chosen, after) :][:CLASSES_PAGE] if after else chosen[:CLASSES_PAGE]
+    page, following = page_after(chosen, after, CLASSES_PAGE)
     listed = [
         {
             "id": c,
@@ -206,7 +208,6 @@ def classes(
         }
         for c in page
     ]
-    more = bool(page) and page[-1] != chosen[-1]
     return _page(
         request,
         "classes.html",
@@ -216,7 +217,7 @@ def classes(
         school=school,
         total=len(chosen),
         first=chosen.index(page[0]) + 1 if page else 0,
-        next_after=page[-1] if more else None,
+        next_after=following,
     )
 
 
