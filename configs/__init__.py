@@ -194,6 +194,11 @@ class ServingConfig(_Section):
     max_batch_events: int = 1000
     # larger request bodies are refused (413) before they are read
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    # a roster upload (POST /v1/rosters, a district's OneRoster zip) may be this large
+    max_roster_bytes: int = Field(256 * 1024 * 1024, ge=1024)
+    # how long POST /v1/rosters waits for its import before answering 202 with the import to
+    # follow (RFC 7240: "Prefer: respond-async" answers 202 at once, "Prefer: wait=N" waits less)
+    roster_wait_s: float = Field(10.0, ge=0.0)
     key_cache_s: float = 2.0
     # threads per worker running request handlers (CPU-bound under the GIL: more threads than
     # this only add switching; a worker waits on the store in at most this many at once)

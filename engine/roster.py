@@ -31,7 +31,17 @@ from typing import Any
 from engine.textfiles import TextFileError, decode_text
 from engine.xapi import account_id
 
-__all__ = ["KINDS", "Roster", "RosterBundle", "RosterError", "load_bundle", "read_bundle", "roster_grade"]
+__all__ = [
+    "KINDS",
+    "Roster",
+    "RosterBundle",
+    "RosterError",
+    "load_bundle",
+    "open_zip",
+    "read_bundle",
+    "read_zip",
+    "roster_grade",
+]
 
 #: the record kinds of a roster, their file and the columns each row needs
 KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -46,7 +56,9 @@ _FILES = {name.lower(): kind for kind, (name, _) in KINDS.items()}
 #: CEDS grade levels -> the engine's grade labels (None: not a grade the standards cover)
 _CEDS = {"IT": "PK", "PR": "PK", "PK": "PK", "TK": "K", "KG": "K", "K": "K", "HS": "HS"}
 _ROLES = ("student", "teacher", "administrator", "aide", "guardian", "parent", "proctor", "relative")
-_MAX_BYTES = 64 * 1024 * 1024
+#: what a zip's files may unpack to (a zip bomb's guard): a district's users and enrollments,
+#: with 36-character ids in every column, are about 1 kB a student
+_MAX_BYTES = 512 * 1024 * 1024
 
 
 class RosterError(ValueError):
@@ -187,10 +199,18 @@ def load_bundle(path: str | Path) -> RosterBundle:
     return read_bundle(files, str(path))
 
 
+def open_zip(data: bytes, source: str) -> zipfile.ZipFile:
+    """The zip file of ``data`` (only its directory is read), or a :class:`RosterError`."""
+    try:
+        return zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as exc:
+        raise RosterError(f"{source}: not a readable zip file ({exc})") from None
+
+
 def read_zip(data: bytes, source: str) -> RosterBundle:
     """Read a bundle sent as the bytes of a zip file (folders inside are flattened)."""
+    archive = open_zip(data, source)
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
         members = [m for m in archive.infolist() if not m.is_dir()]
         if sum(m.file_size for m in members) > _MAX_BYTES:
             raise RosterError(f"{source}: the files unpack to more than {_MAX_BYTES // 2**20} MB")

@@ -30,6 +30,7 @@ from engine.planner.index import PlannerIndex
 from engine.sources import graph_from_config, load_catalog_source
 from serving.auth import KeyCache
 from serving.deployment import Deployment
+from serving.imports import POLL_S, RosterImports
 from serving.limits import BodyLimitMiddleware
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.model_provider import ModelHolder, ModelLoadError, current_version
@@ -163,6 +164,18 @@ def _sync(app: FastAPI, stop: threading.Event) -> None:
             log.warning("deployment sync: %s", deployment.last_error)
 
 
+def _poll_imports(app: FastAPI, stop: threading.Event) -> None:
+    """Start the roster imports nobody runs (see :mod:`serving.imports`): at start-up (a worker
+    that stopped may have left one), then every ``POLL_S``."""
+    while True:
+        try:
+            app.state.imports.poll()
+        except Exception as exc:  # a store outage: the next look retries
+            log.warning("roster imports: %s", exc)
+        if stop.wait(POLL_S):
+            return
+
+
 def _single_threaded_math() -> None:
     """Each request runs one small model call; multi-threaded BLAS only adds contention."""
     try:
@@ -260,6 +273,7 @@ def create_app(
         app.state.keys = KeyCache(app.state.store, config.serving.key_cache_s)
         app.state.ui = UiAuth(app.state.store, app.state.keys)
         app.state.deployment = Deployment(app.state.engine, app.state.store)
+        app.state.imports = RosterImports(app.state.service.import_roster, app.state.store)
         try:  # come up with the model and catalog the other workers serve
             app.state.deployment.sync()
         except Exception as exc:
@@ -280,6 +294,7 @@ def create_app(
             threading.Thread(target=_poll_alias, args=(app, stop), daemon=True, name="model-poll").start()
         if config.serving.sync_s > 0:
             threading.Thread(target=_sync, args=(app, stop), daemon=True, name="deployment-sync").start()
+        threading.Thread(target=_poll_imports, args=(app, stop), daemon=True, name="roster-imports").start()
         try:
             yield
         finally:
@@ -302,7 +317,10 @@ def create_app(
     app.state.metrics = Metrics()
     _install_handlers(app)
 
-    app.add_middleware(BodyLimitMiddleware, max_bytes=config.serving.max_body_bytes)
+    roster_limit = (config.serving.max_roster_bytes, "a roster bundle larger than this is imported with the CLI")
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=config.serving.max_body_bytes, paths={"/v1/rosters": roster_limit}
+    )
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
 
     for module in (events, xapi, learners, classes, catalog, model, health):

@@ -15,21 +15,26 @@ __all__ = ["BodyLimitMiddleware"]
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: Any, max_bytes: int):
+    """``max_bytes`` for every path but those ``paths`` gives a limit of their own (a roster
+    upload is a district's files, an event batch is not)."""
+
+    def __init__(self, app: Any, max_bytes: int, paths: dict[str, tuple[int, str]] | None = None):
         self.app, self.max_bytes = app, max_bytes
+        self.paths = paths or {}
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit, hint = self.paths.get(scope.get("path", ""), (self.max_bytes, "send events in smaller batches"))
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
                     declared = 0
-                if declared > self.max_bytes:
-                    await self._refuse(send)
+                if declared > limit:
+                    await self._refuse(send, limit, hint)
                     return
         received = 0
         started = refused = False
@@ -41,10 +46,10 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes and not started:
+                if received > limit and not started:
                     # answer now; the app sees the client go away and its answer is dropped
                     refused = True
-                    await self._refuse(send)
+                    await self._refuse(send, limit, hint)
                     return {"type": "http.disconnect"}
             return message
 
@@ -61,14 +66,14 @@ class BodyLimitMiddleware:
             if not refused:
                 raise
 
-    async def _refuse(self, send: Any) -> None:
+    @staticmethod
+    async def _refuse(send: Any, limit: int, hint: str) -> None:
         body = orjson.dumps(
             {
                 "error": {
                     "code": "body_too_large",
                     "field": "body",
-                    "message": f"the request body is larger than {self.max_bytes} bytes; "
-                    "send events in smaller batches",
+                    "message": f"the request body is larger than {limit} bytes; {hint}",
                 }
             }
         )

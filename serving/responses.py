@@ -28,6 +28,8 @@ __all__ = [
     "PlaylistOut",
     "ProfileOut",
     "ReadyOut",
+    "RosterImportJobOut",
+    "RosterImportsOut",
     "ReloadOut",
     "RotationOut",
     "StandardOut",
@@ -378,6 +380,33 @@ class RosterImportOut(BaseModel):
     changes: dict[str, dict[str, int]] = Field(description="per kind: added, updated, removed")
     grades_set: int = Field(description="rostered students whose grade was set from the roster")
     notes: list[str]
+    import_id: str | None = Field(None, description="the import's id (GET /v1/rosters/imports/{import_id})")
+
+
+class ImportProgress(BaseModel):
+    phase: Literal["reading", "parsing", "roster", "grades"] = Field(
+        description="reading the upload from the store, parsing its files, writing the roster's records (in "
+        "steps), setting the students' grades (in chunks)"
+    )
+    done: int
+    total: int
+
+
+class RosterImportJobOut(BaseModel):
+    import_id: str
+    status: Literal["queued", "running", "done", "failed"]
+    submitted: datetime = Field(description="when the upload was accepted")
+    started: datetime | None = Field(None, description="when the last attempt started")
+    finished: datetime | None = None
+    bytes: int = Field(description="the upload's size")
+    attempts: int = Field(description="starts so far (a worker that stopped leaves the import to another)")
+    progress: ImportProgress | None = Field(None, description="while running")
+    result: RosterImportOut | None = Field(None, description="when done: what POST /v1/rosters answers")
+    error: ErrorDetail | None = Field(None, description="when failed: why")
+
+
+class RosterImportsOut(BaseModel):
+    imports: list[RosterImportJobOut] = Field(description="the tenant's last 50 roster imports, newest first")
 
 
 class ClassSummary(BaseModel):

@@ -26,13 +26,15 @@ import orjson
 from engine.roster import KINDS, Roster, RosterBundle
 from serving.stores.base import LearnerStore, RosterKey, RosterRecord, VersionConflict
 
-__all__ = ["CachedRoster", "RosterStore", "changes", "roster_setting"]
+__all__ = ["CachedRoster", "Progress", "RosterStore", "changes", "roster_setting"]
 
 log = logging.getLogger("zpd.serving")
 
 _RETRIES = 20
 #: the most records one version of a roster writes (see :meth:`RosterStore._write`)
 WRITE_STEP = 5000
+#: how far a long roster change has come: ``progress(phase, done, total)``
+Progress = Callable[[str, int, int], None]
 
 
 def roster_setting(tenant: str) -> str:
@@ -90,10 +92,12 @@ class RosterStore:
             self._cache[tenant] = fresh
             return fresh
 
-    def update(self, tenant: str, change: Callable[[Roster], Roster]) -> tuple[Roster, Roster]:
+    def update(
+        self, tenant: str, change: Callable[[Roster], Roster], progress: Progress | None = None
+    ) -> tuple[Roster, Roster]:
         """Store ``change(roster)`` (a new roster; the argument is left as it is): the records
         that differ are written, those gone removed. Returns (before, after); raises what
-        ``change`` raises."""
+        ``change`` raises. ``progress("roster", done, total)`` follows the steps of the write."""
         for _ in range(_RETRIES):
             current = self.current(tenant)
             before = current.roster
@@ -102,13 +106,20 @@ class RosterStore:
             if not written and not removed:
                 return before, after
             try:
-                self._write(tenant, current.version, written, removed)
+                self._write(tenant, current.version, written, removed, progress)
             except VersionConflict:
                 continue  # another writer came in between: write what still differs from theirs
             return before, after
         raise VersionConflict(f"the roster of tenant {tenant!r} kept changing; retry")
 
-    def _write(self, tenant: str, version: int, written: list[RosterRecord], removed: list[RosterKey]) -> int:
+    def _write(
+        self,
+        tenant: str,
+        version: int,
+        written: list[RosterRecord],
+        removed: list[RosterKey],
+        progress: Progress | None = None,
+    ) -> int:
         """Write a change in steps of at most :data:`WRITE_STEP` records, each one version: a
         district's first import is hundreds of thousands of records, and one write of them all
         would hold the store (a Redis script runs alone) for seconds. A change that fits in one
@@ -125,15 +136,19 @@ class RosterStore:
             (sorted(written, key=lambda r: order[r[0]]), []),
             ([], sorted((r for r in removed if r[0] != last), key=lambda r: -order[r[0]])),
         ]
-        for records, keys in phases:
-            for start in range(0, max(len(records), len(keys)), WRITE_STEP):
-                version = self.store.write_roster(
-                    tenant, version, records[start : start + WRITE_STEP], keys[start : start + WRITE_STEP]
-                )
+        steps = [
+            (records[start : start + WRITE_STEP], keys[start : start + WRITE_STEP])
+            for records, keys in phases
+            for start in range(0, max(len(records), len(keys)), WRITE_STEP)
+        ]
+        for done, (records, keys) in enumerate(steps):
+            if progress is not None:
+                progress("roster", done, len(steps))
+            version = self.store.write_roster(tenant, version, records, keys)
         return version
 
-    def apply(self, tenant: str, bundle: RosterBundle) -> tuple[Roster, Roster]:
-        return self.update(tenant, lambda roster: roster.apply(bundle, tenant))
+    def apply(self, tenant: str, bundle: RosterBundle, progress: Progress | None = None) -> tuple[Roster, Roster]:
+        return self.update(tenant, lambda roster: roster.apply(bundle, tenant), progress)
 
     def forget(self, tenant: str, user_ids: Collection[str]) -> set[str]:
         """Erase users from the roster (learners' deletion): their records and enrollments, in one

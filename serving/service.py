@@ -40,7 +40,7 @@ from serving.content import Content, TenantContent
 from serving.evidence import evidence
 from serving.model_provider import LoadedModel, ModelHolder
 from serving.plans import forget_learners
-from serving.rosters import CachedRoster, RosterStore, changes
+from serving.rosters import CachedRoster, Progress, RosterStore, changes
 from serving.schemas import EventError, GoalIn, IncomingEvent, XapiOptions, normalize_event
 from serving.stores.base import (
     Commit,
@@ -468,11 +468,12 @@ class LearnerService:
         return plan, sorted(versions)
 
     # ------------------------------------------------------------------ rosters
-    def import_roster(self, tenant: str, bundle: RosterBundle) -> dict[str, Any]:
+    def import_roster(self, tenant: str, bundle: RosterBundle, progress: Progress | None = None) -> dict[str, Any]:
         """Apply a OneRoster bundle to the tenant's roster and give each rostered student their
         roster grade (the starting belief follows). Learning data is not touched; importing the
-        same bundle again changes nothing."""
-        before, after = self.rosters.apply(tenant, bundle)
+        same bundle again changes nothing. ``progress(phase, done, total)`` follows the roster's
+        write ("roster") and the grades ("grades", in chunks of students)."""
+        before, after = self.rosters.apply(tenant, bundle, progress)
         grades = {
             user_id: grade
             for user_id in sorted(after.users)
@@ -481,6 +482,8 @@ class LearnerService:
         graded = 0
         users = list(grades)
         for start in range(0, len(users), ROSTER_CHUNK):
+            if progress is not None:
+                progress("grades", start, len(users))
             graded += self._grade_chunk(tenant, {u: grades[u] for u in users[start : start + ROSTER_CHUNK]})
         return {
             "counts": after.counts(),

@@ -6,20 +6,33 @@ teaches; an admin key, or a teacher key linked to nobody, sees every class of it
 
 from __future__ import annotations
 
+import asyncio
 import bisect
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from engine.roster import Roster, RosterError, read_zip
+from engine.roster import Roster, RosterError, open_zip
 from serving.auth import Principal
 from serving.deps import ERRORS, AdminDep, ReadDep, ServiceDep, TeacherDep
+from serving.imports import RosterImports
 from serving.plans import check_date, stored_plan
-from serving.responses import ClassesOut, ClassGoalOut, ClassOut, RosterImportOut, RotationOut, StoredRotationOut
+from serving.responses import (
+    ClassesOut,
+    ClassGoalOut,
+    ClassOut,
+    RosterImportJobOut,
+    RosterImportOut,
+    RosterImportsOut,
+    RotationOut,
+    StoredRotationOut,
+)
 from serving.schemas import ID_PATTERN, GoalIn, RotationIn
 from serving.service import ApiError, LearnerService
-from serving.stores.base import VersionConflict
 from serving.views import goal_json, rotation_json
 
 router = APIRouter(prefix="/v1", tags=["classes"], responses=ERRORS)
@@ -31,31 +44,115 @@ _MAX_ROTATION = 60
     "/rosters",
     summary="Import a OneRoster CSV bundle (a .zip) into the tenant's roster (admin)",
     response_model=RosterImportOut,
+    responses={
+        202: {
+            "model": RosterImportJobOut,
+            "description": "Still importing: follow the import at its Location (GET /v1/rosters/imports/{id})",
+            "headers": {"Location": {"schema": {"type": "string"}}, "Retry-After": {"schema": {"type": "integer"}}},
+        }
+    },
     openapi_extra={
+        "parameters": [
+            {
+                "name": "Prefer",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": "RFC 7240: `respond-async` answers 202 as soon as the upload is kept; `wait=N` "
+                "waits at most N seconds (the server waits at most `roster_wait_s`, 10 by default)",
+            }
+        ],
         "requestBody": {
             "required": True,
             "description": "A zip of OneRoster 1.1 or 1.2 CSV files: orgs.csv, users.csv, classes.csv, "
-            "enrollments.csv; academicSessions.csv, roles.csv and manifest.csv optional",
+            "enrollments.csv; academicSessions.csv, roles.csv and manifest.csv optional (at most "
+            "`max_roster_bytes`, 256 MiB by default)",
             "content": {
                 media: {"schema": {"type": "string", "format": "binary"}}
                 for media in ("application/zip", "application/octet-stream")
             },
-        }
+        },
     },
 )
-async def post_roster(request: Request, principal: AdminDep, service: ServiceDep) -> dict[str, Any]:
+async def post_roster(request: Request, principal: AdminDep) -> Any:
     """Bulk files replace their records, delta files (per ``manifest.csv``) merge; the same bundle
-    twice changes nothing. Students get their roster grade; learning data is never touched."""
+    twice changes nothing. Students get their roster grade; learning data is never touched.
+
+    The upload is kept in the store before anything else, and the import runs as a job that any
+    worker finishes (:mod:`serving.imports`): the answer is the result when the import is done
+    within the wait, else 202 with the import to follow. A tenant's imports apply in the order
+    they were sent."""
     body = await request.body()
     if not body:
         raise ApiError(422, "invalid_roster", "the body is empty; send the bundle as a zip file", "body")
     try:
-        bundle = read_zip(body, "body")
-        return await run_in_threadpool(service.import_roster, principal.tenant, bundle)
+        open_zip(body, "body")  # its directory: not a zip at all is answered at once
     except RosterError as exc:
         raise ApiError(422, "invalid_roster", str(exc), "body") from None
-    except VersionConflict as exc:
-        raise ApiError(409, "busy", str(exc), "body") from None
+    imports: RosterImports = request.app.state.imports
+    wait, applied = _preferred_wait(request.headers.get("prefer", ""), request.app.state.config.serving.roster_wait_s)
+    job_id = await run_in_threadpool(imports.accept, principal.tenant, body)
+    del body
+    imports.start(principal.tenant)
+    deadline = time.monotonic() + wait
+    job = await run_in_threadpool(imports.get, principal.tenant, job_id)
+    while job is not None and job["status"] not in ("done", "failed") and time.monotonic() < deadline:
+        await asyncio.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+        job = await run_in_threadpool(imports.get, principal.tenant, job_id)
+    if job is not None and job["status"] == "done":
+        return {**job["result"], "import_id": job_id}
+    if job is not None and job["status"] == "failed":
+        error = job["error"]
+        raise ApiError(_FAILED.get(error["code"], 500), error["code"], error["message"], error["field"])
+    headers = {"Location": f"/v1/rosters/imports/{job_id}", "Retry-After": "2"}
+    if applied:
+        headers["Preference-Applied"] = applied
+    return JSONResponse(jsonable_encoder(RosterImportJobOut(**job) if job else {}), status_code=202, headers=headers)
+
+
+#: the answer to an import that failed, by its error's code
+_FAILED = {"invalid_roster": 422, "busy": 409, "unavailable": 503}
+
+
+def _preferred_wait(prefer: str, most: float) -> tuple[float, str]:
+    """Seconds to wait for an import, and the ``Preference-Applied`` to answer, from a ``Prefer``
+    header (RFC 7240): ``respond-async`` waits for nothing, ``wait=N`` at most N seconds."""
+    wait, applied = most, ""
+    for token in (t.strip().lower() for t in prefer.split(",")):
+        name, _, value = (p.strip().strip('"') for p in token.partition("="))
+        if name == "respond-async":
+            wait, applied = 0.0, "respond-async"
+        elif name == "wait" and not applied:
+            try:
+                wait = min(most, max(0.0, float(value)))
+            except ValueError:
+                continue
+    return wait, applied
+
+
+@router.get(
+    "/rosters/imports",
+    summary="The tenant's last roster imports, newest first (admin)",
+    response_model=RosterImportsOut,
+)
+def get_roster_imports(request: Request, principal: AdminDep) -> dict[str, Any]:
+    return {"imports": request.app.state.imports.listing(principal.tenant)}
+
+
+@router.get(
+    "/rosters/imports/{import_id}",
+    summary="A roster import: its status, progress, and result or error (admin)",
+    response_model=RosterImportJobOut,
+)
+def get_roster_import(
+    request: Request,
+    principal: AdminDep,
+    import_id: Annotated[str, Path(pattern=r"^[0-9a-f]{1,64}$", description="The id POST /v1/rosters answered")],
+) -> dict[str, Any]:
+    job = request.app.state.imports.get(principal.tenant, import_id)
+    if job is None:
+        raise ApiError(404, "unknown_import", f"no roster import {import_id!r} in this tenant", "import_id")
+    return job
 
 
 def visible_classes(service: LearnerService, principal: Principal) -> tuple[Roster, list[str]]:

@@ -353,6 +353,12 @@ class LearnerStore(ABC):
         ``expected_version``, refuse with :class:`VersionConflict` if it changed meanwhile."""
 
     @abstractmethod
+    def delete_settings(self, names: Sequence[str]) -> None:
+        """Remove settings (a roster upload's parts once imported), their bytes from the store's
+        files too, as a deleted learner's: they may hold people's names. Setting one again
+        starts at version 1."""
+
+    @abstractmethod
     def ping(self) -> None:
         """Raise :class:`StoreUnavailable` if the store cannot serve requests."""
 

@@ -739,6 +739,15 @@ class RedisStore(LearnerStore):
             self._versioned(f"setting {name!r}", lambda: self._put_setting(keys=[f"zpd:setting:{name}"], args=args))
         )
 
+    def delete_settings(self, names: Sequence[str]) -> None:
+        if not names:
+            return
+        pipe = self.client.pipeline(transaction=False)  # one key each: a cluster spreads them over slots
+        for name in names:
+            pipe.delete(f"zpd:setting:{name}")
+        if any(self._call(pipe.execute)):
+            self._rewrite_soon()
+
     # ------------------------------------------------------------------ lifecycle
     def ping(self) -> None:
         self._call(self.client.ping)

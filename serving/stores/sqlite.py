@@ -621,6 +621,17 @@ class SQLiteStore(LearnerStore):
 
         return self._transaction(put)
 
+    def delete_settings(self, names: Sequence[str]) -> None:
+        if not names:
+            return
+        marks = ",".join("?" * len(names))
+        gone = self._transaction(
+            lambda c: c.execute(f"DELETE FROM settings WHERE name IN ({marks})", tuple(names)).rowcount
+        )
+        if gone:
+            self._truncate_wal()
+            self._compact_soon()
+
     # ------------------------------------------------------------------ lifecycle
     def ping(self) -> None:
         self._run(lambda c: c.execute("SELECT 1").fetchone())

@@ -442,6 +442,21 @@ def test_settings_are_versioned(store) -> None:
     assert store.put_setting("framework", big) == 1 and store.get_setting("framework") == (1, big)
 
 
+def test_deleted_settings_are_gone_with_their_bytes(store, request) -> None:
+    from .conftest import files_after_erasure
+
+    store.put_setting("upload@t1@a@0", "Zebulon-qx7 " * 1000)
+    store.put_setting("upload@t1@a@1", "Okafor-qx7")
+    store.put_setting("kept", "still here")
+    store.delete_settings(["upload@t1@a@0", "upload@t1@a@1", "never-set"])
+    store.delete_settings([])
+    assert store.get_setting("upload@t1@a@0") is None and store.setting_versions(["upload@t1@a@1"]) == {}
+    assert store.put_setting("upload@t1@a@1", "again") == 1  # set again: a new setting
+    data = files_after_erasure(request, store)
+    assert b"still here" in data  # the check sees what is there
+    assert b"qx7" not in data
+
+
 def test_ping(store) -> None:
     store.ping()
 

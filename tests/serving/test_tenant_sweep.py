@@ -522,6 +522,13 @@ def cases(graph: Any) -> dict[tuple[str, str], Case]:
                 ),
             ),
         ),
+        ("GET", "/v1/rosters/imports"): Case("admin", Kind.READ, (Call("GET", "/v1/rosters/imports"),)),
+        # an import's id is random and its record is kept under its tenant (A's own id: test_rosters)
+        ("GET", "/v1/rosters/imports/{import_id}"): Case(
+            "admin",
+            Kind.READ,
+            (Call("GET", "/v1/rosters/imports/0123456789abcdef", status=404, code="unknown_import"),),
+        ),
         ("GET", "/v1/classes"): Case("teacher", Kind.READ, (Call("GET", "/v1/classes"),)),
         ("GET", "/v1/classes/{class_id}"): Case(
             "teacher", Kind.READ, (Call("GET", f"/v1/classes/{A_CLASS}", status=404, code="unknown_class"),)

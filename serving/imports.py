@@ -1,0 +1,354 @@
+"""Roster imports sent over HTTP run as jobs (``POST /v1/rosters``, ``GET /v1/rosters/imports``).
+
+A district's OneRoster zip is tens of megabytes, and its import takes from seconds to minutes:
+longer than many proxies wait for an answer. So the upload is first kept in the store, then
+imported by a job that any worker may finish. The request answers with the result when the
+import is done within ``[serving] roster_wait_s``, else 202 and the job to follow.
+
+What the store holds (settings, so every worker and replica sees them):
+
+- ``roster-import@TENANT@ID``: the job: its status (``storing``, ``queued``, ``running``,
+  ``done``, ``failed``), progress, result or error, and the lease of the worker running it.
+- ``roster-upload@TENANT@ID@K``: the upload's parts (base64). They hold people's names, so they
+  are deleted, their bytes with them (``delete_settings``), as soon as the job ends.
+- ``roster-imports``: the open jobs in the order they were accepted. A tenant's jobs run one at
+  a time in that order (a delta sent after a bulk file applies after it).
+- ``roster-imports@TENANT``: the tenant's last :data:`HISTORY` jobs, newest first; older job
+  records are deleted.
+
+Who runs a job: the worker that accepted it, at once unless another job of the tenant is open
+(the thread that ends that one runs the next). Every worker looks at the open jobs every
+:data:`POLL_S` seconds and takes over a job nobody runs, or whose worker stopped renewing its
+lease (a worker that died): the import runs again from the start, which changes nothing that
+was done already (an import twice is the same as once). A job fails after :data:`ATTEMPTS`
+starts, and at once for a bundle that cannot be read.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from engine.roster import RosterError, read_zip
+from serving.stores.base import StoreError, VersionConflict
+from serving.views import iso
+
+__all__ = ["ATTEMPTS", "HISTORY", "LEASE_S", "PART_BYTES", "POLL_S", "RosterImports", "public"]
+
+log = logging.getLogger("zpd.serving.imports")
+
+#: an upload is kept in parts of this many bytes (one setting each)
+PART_BYTES = 4 * 1024 * 1024
+#: seconds a running job's worker holds it without renewing (it renews every LEASE_S / 6)
+LEASE_S = 30.0
+#: seconds between a worker's looks at the open jobs
+POLL_S = 10.0
+#: starts before a job that keeps stopping fails
+ATTEMPTS = 3
+#: finished jobs kept per tenant
+HISTORY = 50
+OPEN = ("storing", "queued", "running")
+QUEUE = "roster-imports"
+
+
+def job_setting(tenant: str, job_id: str) -> str:
+    return f"roster-import@{tenant}@{job_id}"
+
+
+def part_setting(tenant: str, job_id: str, k: int) -> str:
+    return f"roster-upload@{tenant}@{job_id}@{k}"
+
+
+def history_setting(tenant: str) -> str:
+    return f"roster-imports@{tenant}"
+
+
+def public(job: dict[str, Any]) -> dict[str, Any]:
+    """A job as the API shows it (``RosterImportJobOut``): no lease, no worker."""
+    return {
+        "import_id": job["id"],
+        "status": job["status"],
+        "submitted": iso(job["submitted"]),
+        "started": iso(job.get("started")),
+        "finished": iso(job.get("finished")),
+        "bytes": job["bytes"],
+        "attempts": job.get("attempts", 0),
+        "progress": job.get("progress"),
+        "result": job.get("result"),
+        "error": job.get("error"),
+    }
+
+
+class RosterImports:
+    """The roster import jobs of one worker process over a shared store (see the module)."""
+
+    def __init__(
+        self,
+        run: Callable[[str, Any, Callable[[str, int, int], None]], dict[str, Any]],
+        store: Any,
+        lease_s: float = LEASE_S,
+        clock: Callable[[], float] = time.time,
+    ):
+        #: ``run(tenant, bundle, progress)``: the import itself (``LearnerService.import_roster``)
+        self.run, self.store, self.lease_s, self.clock = run, store, lease_s, clock
+        self.owner = uuid.uuid4().hex
+        self._lock = threading.Lock()
+        self._busy: set[str] = set()  # tenants one of this process's threads runs jobs of
+        self._threads: list[threading.Thread] = []
+
+    # ------------------------------------------------------------------ the job record
+    def _read(self, tenant: str, job_id: str) -> tuple[int, dict[str, Any]] | None:
+        found = self.store.get_setting(job_setting(tenant, job_id))
+        return None if found is None else (found[0], orjson.loads(found[1]))
+
+    def _write(self, job: dict[str, Any], version: int | None = None) -> int:
+        return self.store.put_setting(job_setting(job["tenant"], job["id"]), orjson.dumps(job).decode(), version)
+
+    def _change(self, name: str, change: Callable[[list[Any]], list[Any]]) -> list[Any]:
+        """Apply ``change`` to a list setting, retrying when another worker wrote it meanwhile."""
+        while True:
+            found = self.store.get_setting(name)
+            version, value = (found[0], orjson.loads(found[1])) if found else (0, [])
+            new = change(value)
+            try:
+                self.store.put_setting(name, orjson.dumps(new).decode(), version)
+                return new
+            except VersionConflict:
+                continue
+
+    def get(self, tenant: str, job_id: str) -> dict[str, Any] | None:
+        found = self._read(tenant, job_id)
+        return None if found is None or found[1]["status"] == "storing" else public(found[1])
+
+    def listing(self, tenant: str) -> list[dict[str, Any]]:
+        """The tenant's last jobs, newest first."""
+        found = self.store.get_setting(history_setting(tenant))
+        jobs = [self._read(tenant, job_id) for job_id in (orjson.loads(found[1]) if found else [])]
+        return [public(job) for _, job in filter(None, jobs) if job["status"] != "storing"]
+
+    # ------------------------------------------------------------------ accepting an upload
+    def accept(self, tenant: str, data: bytes) -> str:
+        """Keep an upload in the store and queue its import. Returns the job's id. Once this
+        returns, the import is not lost: a worker that dies leaves it to another."""
+        job_id = uuid.uuid4().hex[:16]
+        parts = [data[k : k + PART_BYTES] for k in range(0, len(data), PART_BYTES)] or [b""]
+        now = self.clock()
+        job = {
+            "id": job_id,
+            "tenant": tenant,
+            "status": "storing",
+            "submitted": now,
+            "bytes": len(data),
+            "parts": len(parts),
+            "attempts": 0,
+            "owner": self.owner,
+            "lease_until": now + self.lease_s,
+        }
+        # first in the queue, storing: an upload cut off half-way is found and its parts deleted
+        version = self._write(job)
+        self._change(QUEUE, lambda queue: [*queue, [tenant, job_id]])
+        try:
+            for k, part in enumerate(parts):
+                self.store.put_setting(part_setting(tenant, job_id, k), base64.b64encode(part).decode())
+            job.update(status="queued", submitted=self.clock(), owner="", lease_until=0.0)
+            self._write(job, version)
+            # accepted now: last in the tenant's order (an upload accepted meanwhile goes first)
+            self._change(QUEUE, lambda queue: [e for e in queue if e != [tenant, job_id]] + [[tenant, job_id]])
+        except BaseException:
+            self._abandon(tenant, job_id, len(parts))
+            raise
+        self._change(history_setting(tenant), lambda ids: [job_id, *ids])
+        self._trim(tenant)
+        return job_id
+
+    def _abandon(self, tenant: str, job_id: str, parts: int) -> None:
+        """Forget an upload that was never accepted: its parts, its record, its place."""
+        self.store.delete_settings([part_setting(tenant, job_id, k) for k in range(parts)])
+        self.store.delete_settings([job_setting(tenant, job_id)])
+        self._drop(tenant, job_id)
+
+    def _drop(self, tenant: str, job_id: str) -> None:
+        """Take a job out of the open ones."""
+        self._change(QUEUE, lambda queue: [e for e in queue if e != [tenant, job_id]])
+
+    def _trim(self, tenant: str) -> None:
+        """Delete the records of the tenant's finished jobs beyond the last :data:`HISTORY`."""
+        dropped: list[str] = []
+
+        def keep(ids: list[str]) -> list[str]:
+            dropped[:] = []
+            kept = []
+            for k, job_id in enumerate(ids):
+                found = self._read(tenant, job_id) if k >= HISTORY else None
+                if found is not None and found[1]["status"] not in OPEN:
+                    dropped.append(job_id)
+                elif found is not None or k < HISTORY:
+                    kept.append(job_id)
+            return kept
+
+        self._change(history_setting(tenant), keep)
+        self.store.delete_settings([job_setting(tenant, job_id) for job_id in dropped])
+
+    # ------------------------------------------------------------------ running jobs
+    def start(self, tenant: str) -> None:
+        """Run the tenant's open jobs in a thread of this process, unless one already does."""
+        with self._lock:
+            if tenant in self._busy:
+                return
+            self._busy.add(tenant)
+            thread = threading.Thread(target=self._run_tenant, args=(tenant,), daemon=True, name="roster-import")
+            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
+
+    def poll(self) -> None:
+        """Start the jobs nobody runs: queued ones, running ones whose lease ran out; forget
+        uploads cut off while being stored."""
+        found = self.store.get_setting(QUEUE)
+        queue = orjson.loads(found[1]) if found else []
+        seen: set[str] = set()
+        now = self.clock()
+        for tenant, job_id in queue:
+            got = self._read(tenant, job_id)
+            if got is None:
+                self._drop(tenant, job_id)
+                continue
+            job = got[1]
+            if job["status"] == "storing":
+                if job["lease_until"] < now:
+                    log.warning("roster upload %s of tenant %s was cut off while stored; forgotten", job_id, tenant)
+                    self._abandon(tenant, job_id, job["parts"])
+                continue
+            if tenant in seen:
+                continue
+            seen.add(tenant)
+            if job["status"] == "queued" or (job["status"] == "running" and job["lease_until"] < now):
+                self.start(tenant)
+
+    def wait(self, timeout: float = 30.0) -> None:
+        """Wait for this process's job threads (tests, shutdown)."""
+        deadline = time.monotonic() + timeout
+        for thread in list(self._threads):
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _first_open(self, tenant: str) -> str | None:
+        found = self.store.get_setting(QUEUE)
+        for owner, job_id in orjson.loads(found[1]) if found else []:
+            if owner == tenant:
+                got = self._read(tenant, job_id)
+                if got is not None and got[1]["status"] != "storing":
+                    return job_id
+        return None
+
+    def _run_tenant(self, tenant: str) -> None:
+        try:
+            while (job_id := self._first_open(tenant)) is not None:
+                claimed = self._claim(tenant, job_id)
+                if claimed is None:
+                    return  # another worker runs it (and the tenant's next ones)
+                self._execute(*claimed)
+        except StoreError as exc:  # the store went away: the lease runs out and a poll retries
+            log.error("roster imports of tenant %s stopped: %s", tenant, exc)
+        finally:
+            with self._lock:
+                self._busy.discard(tenant)
+
+    def _claim(self, tenant: str, job_id: str) -> tuple[int, dict[str, Any]] | None:
+        got = self._read(tenant, job_id)
+        if got is None:
+            return None
+        version, job = got
+        now = self.clock()
+        if not (job["status"] == "queued" or (job["status"] == "running" and job["lease_until"] < now)):
+            return None
+        if job["status"] == "running":
+            log.warning("roster import %s of tenant %s: its worker stopped; started again", job_id, tenant)
+        job.update(
+            status="running",
+            owner=self.owner,
+            lease_until=now + self.lease_s,
+            attempts=job.get("attempts", 0) + 1,
+            started=now,
+            progress={"phase": "reading", "done": 0, "total": job["parts"]},
+        )
+        try:
+            return self._write(job, version), job
+        except VersionConflict:
+            return None  # another worker claimed it first
+
+    def _execute(self, version: int, job: dict[str, Any]) -> None:
+        tenant, job_id = job["tenant"], job["id"]
+        state = {"version": version, "progress": job["progress"], "ours": True}
+        stop = threading.Event()
+
+        def renew() -> None:  # the lease and the progress, every lease_s / 6
+            while not stop.wait(self.lease_s / 6):
+                job.update(progress=state["progress"], lease_until=self.clock() + self.lease_s)
+                try:
+                    state["version"] = self._write(job, state["version"])
+                except VersionConflict:
+                    state["ours"] = False  # taken over after a stall: the other worker finishes it
+                    return
+                except StoreError as exc:
+                    log.warning("roster import %s: lease not renewed: %s", job_id, exc)
+
+        def progress(phase: str, done: int, total: int) -> None:
+            state["progress"] = {"phase": phase, "done": done, "total": total}
+
+        renewer = threading.Thread(target=renew, daemon=True, name="roster-import-lease")
+        renewer.start()
+        outcome: dict[str, Any]
+        try:
+            data = b"".join(self._parts(tenant, job_id, job["parts"], progress))
+            progress("parsing", 0, 1)
+            bundle = read_zip(data, "body")
+            del data
+            result = self.run(tenant, bundle, progress)
+            outcome = {"status": "done", "result": result}
+        except RosterError as exc:
+            outcome = {"status": "failed", "error": {"code": "invalid_roster", "message": str(exc), "field": "body"}}
+        except Exception as exc:  # the store, a conflict that kept coming back, a bug: try again
+            log.exception("roster import %s of tenant %s failed (attempt %d)", job_id, tenant, job["attempts"])
+            if job["attempts"] < ATTEMPTS:
+                stop.set()
+                renewer.join()
+                if state["ours"]:
+                    job.update(status="queued", owner="", lease_until=0.0, progress=None)
+                    self._write(job)
+                return
+            code = (
+                "unavailable"
+                if isinstance(exc, StoreError)
+                else "busy"
+                if isinstance(exc, VersionConflict)
+                else "failed"
+            )
+            outcome = {
+                "status": "failed",
+                "error": {"code": code, "message": f"the import failed {ATTEMPTS} times: {exc}", "field": None},
+            }
+        stop.set()
+        renewer.join()
+        if not state["ours"]:
+            return
+        job.update(outcome, finished=self.clock(), owner="", lease_until=0.0, progress=None)
+        self._write(job)  # whatever came between: this import is over
+        self._drop(tenant, job_id)
+        self.store.delete_settings([part_setting(tenant, job_id, k) for k in range(job["parts"])])
+        log.info("roster import %s of tenant %s: %s", job_id, tenant, job["status"])
+
+    def _parts(self, tenant: str, job_id: str, parts: int, progress: Callable[[str, int, int], None]) -> list[bytes]:
+        read = []
+        for k in range(parts):
+            progress("reading", k, parts)
+            found = self.store.get_setting(part_setting(tenant, job_id, k))
+            if found is None:
+                raise StoreError(f"part {k} of roster upload {job_id} is missing from the store")
+            read.append(base64.b64decode(found[1]))
+        return read
