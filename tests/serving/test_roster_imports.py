@@ -1,0 +1,235 @@
+"""Roster uploads as jobs (serving.imports): the upload is kept before it is acknowledged, any
+worker finishes an import whose worker stopped, a tenant's imports apply in the order they were
+sent, a failing import is tried again and then says why, and nothing of an upload stays in the
+store once its import is over."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from serving.imports import ATTEMPTS, LEASE_S, RosterImports, job_setting, part_setting
+from serving.stores.base import StoreUnavailable
+
+from .conftest import files_after_erasure
+from .test_rosters import SCHOOL, ZIP, bundle_zip, zipped
+
+ASYNC = {**ZIP, "prefer": "respond-async"}
+
+
+def follow(api, location: str, timeout: float = 60) -> dict[str, Any]:
+    """Poll an import until it is over, as a client would."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = api.client.get(location, headers=api.h())
+        assert r.status_code == 200, r.text
+        job = r.json()
+        if job["status"] in ("done", "failed") or time.monotonic() > deadline:
+            return job
+        time.sleep(0.05)
+
+
+def no_upload_left(store, tenant: str, job_id: str) -> bool:
+    return store.get_setting(part_setting(tenant, job_id, 0)) is None
+
+
+def test_an_import_sent_to_respond_async_is_followed_to_its_result(any_api) -> None:
+    api = any_api
+    r = api.client.post("/v1/rosters", content=bundle_zip(), headers={**api.h(), **ASYNC})
+    assert r.status_code == 202, r.text
+    assert r.headers["preference-applied"] == "respond-async" and r.headers["retry-after"] == "2"
+    accepted = r.json()
+    assert r.headers["location"] == f"/v1/rosters/imports/{accepted['import_id']}"
+    assert accepted["status"] in ("queued", "running", "done") and accepted["bytes"] == len(bundle_zip())
+    job = follow(api, r.headers["location"])
+    assert job["status"] == "done" and job["error"] is None and job["progress"] is None, job
+    assert job["result"]["counts"]["students"] == 30 and job["result"]["grades_set"] == 30
+    assert job["submitted"] <= job["started"] <= job["finished"] and job["attempts"] == 1
+    classes = api.client.get("/v1/classes", headers=api.h()).json()
+    assert [c["students"] for c in classes["classes"]] == [15, 15]
+    assert no_upload_left(api.store, "tenant-a", accepted["import_id"])
+
+    # the same bundle, waited for: the answer is the result, as before imports were jobs
+    again = api.client.post("/v1/rosters", content=bundle_zip(), headers={**api.h(), **ZIP})
+    assert again.status_code == 200 and again.json()["grades_set"] == 0
+    listed = api.client.get("/v1/rosters/imports", headers=api.h()).json()["imports"]
+    assert [j["import_id"] for j in listed] == [again.json()["import_id"], accepted["import_id"]]
+    # another tenant's admin does not reach it, even with its id
+    other = api.client.get(r.headers["location"], headers=api.h("b_all"))
+    assert other.status_code == 404 and other.json()["error"]["code"] == "unknown_import"
+    assert api.client.get("/v1/rosters/imports", headers=api.h("b_all")).json() == {"imports": []}
+    assert api.client.get(r.headers["location"], headers=api.h("a_teacher")).status_code == 403
+
+
+def test_a_bad_bundle_fails_its_import_and_says_why(api) -> None:
+    no_users = zipped({p.name: p.read_bytes() for p in sorted(SCHOOL.glob("*.csv")) if p.name != "users.csv"})
+    waited = api.client.post("/v1/rosters", content=no_users, headers={**api.h(), **ZIP})
+    assert waited.status_code == 422 and "users.csv" in waited.json()["error"]["message"], waited.text
+    r = api.client.post("/v1/rosters", content=no_users, headers={**api.h(), **ZIP, "prefer": "wait=0"})
+    assert r.status_code == 202 and "preference-applied" not in r.headers
+    job = follow(api, r.headers["location"])
+    assert job["status"] == "failed" and job["result"] is None
+    assert job["error"]["code"] == "invalid_roster" and job["error"]["message"] == waited.json()["error"]["message"]
+    assert job["attempts"] == 1  # a bundle that cannot be read is not tried again
+    assert no_upload_left(api.store, "tenant-a", job["import_id"])
+
+
+def test_a_roster_upload_has_a_limit_of_its_own(tmp_path, shared_engine) -> None:
+    from configs import load_config
+    from serving.stores import open_store
+
+    from .conftest import make_api
+
+    body = bundle_zip()
+    config = load_config(env={})
+    limits = {"max_body_bytes": 1024, "max_roster_bytes": len(body) + 10}
+    config = config.model_copy(update={"serving": config.serving.model_copy(update=limits)})
+    store = open_store(f"sqlite:///{tmp_path / 'zpd.db'}")
+    api = make_api(store, shared_engine, config)
+    with api.client:
+        assert api.client.post("/v1/rosters", content=body, headers={**api.h(), **ZIP}).status_code == 200
+        events = [{"id": f"e{i}", "learner_id": "ana", "item_id": "x", "correct": True} for i in range(40)]
+        r = api.client.post("/v1/events", json=events, headers=api.h())
+        assert r.status_code == 413 and "smaller batches" in r.json()["error"]["message"]
+        r = api.client.post("/v1/rosters", content=body + b"x" * 20, headers={**api.h(), **ZIP})
+        assert r.status_code == 413 and "with the CLI" in r.json()["error"]["message"]
+    store.close()
+
+
+# ---------------------------------------------------------------------------- workers
+@pytest.fixture(params=["sqlite", "redis"])
+def service(request, tmp_path, shared_engine):
+    from serving.service import LearnerService
+    from serving.stores import open_store
+
+    from .conftest import store_url
+
+    store = open_store(store_url(request, tmp_path, request.param))
+    yield LearnerService(shared_engine, store)
+    store.close()
+
+
+def test_an_import_whose_worker_stopped_is_finished_by_another(service, request) -> None:
+    store = service.store
+    stopped = RosterImports(service.import_roster, store)
+    job_id = stopped.accept("t1", bundle_zip())
+    assert stopped._claim("t1", job_id) is not None  # ...and its worker died right there
+    other = RosterImports(service.import_roster, store)
+    other.poll()  # its lease holds: left alone
+    other.wait()
+    assert other.get("t1", job_id)["status"] == "running" and store.roster_version("t1") == 0
+    later = RosterImports(service.import_roster, store, clock=lambda: time.time() + LEASE_S + 1)
+    later.poll()
+    later.wait()
+    job = later.get("t1", job_id)
+    assert job["status"] == "done" and job["attempts"] == 2, job
+    assert service.roster("t1").counts()["students"] == 30
+    assert no_upload_left(store, "t1", job_id)
+
+    # an upload cut off while it was being stored: never acknowledged, and forgotten
+    cut = RosterImports(service.import_roster, store)
+    cut._write(
+        {
+            "id": "c0ffee",
+            "tenant": "t1",
+            "status": "storing",
+            "submitted": time.time(),
+            "bytes": 9,
+            "parts": 2,
+            "attempts": 0,
+            "owner": cut.owner,
+            "lease_until": time.time() + LEASE_S,
+        }
+    )
+    cut._change("roster-imports", lambda queue: [*queue, ["t1", "c0ffee"]])
+    store.put_setting(part_setting("t1", "c0ffee", 0), "Zebulon-qx7")
+    other.poll()
+    assert store.get_setting(part_setting("t1", "c0ffee", 0)) is not None  # its lease holds
+    RosterImports(service.import_roster, store, clock=lambda: time.time() + LEASE_S + 1).poll()
+    assert store.get_setting(part_setting("t1", "c0ffee", 0)) is None
+    assert store.get_setting(job_setting("t1", "c0ffee")) is None
+    assert store.get_setting("roster-imports")[1] == "[]"
+    assert b"qx7" not in files_after_erasure(request, store)
+
+
+def test_a_tenants_imports_apply_in_the_order_they_were_accepted(service) -> None:
+    ran: list[tuple[str, str]] = []
+
+    def run(tenant, bundle, progress):
+        ran.append((tenant, bundle.modes.get("classes", "bulk")))
+        return service.import_roster(tenant, bundle, progress)
+
+    imports = RosterImports(run, service.store)
+    drop_4a = zipped(
+        {
+            "manifest.csv": "propertyName,value\nfile.classes,delta\n",
+            "classes.csv": "sourcedId,status,title,schoolSourcedId,classType\n"
+            "class-4a,tobedeleted,Grade 4 Math - Ramos,org-school-7,scheduled\n",
+        }
+    )
+    first = imports.accept("t1", bundle_zip())
+    second = imports.accept("t1", drop_4a)
+    third = imports.accept("t2", bundle_zip())
+    imports.start("t1")
+    imports.start("t2")
+    imports.wait()
+    assert [imports.get(t, j)["status"] for t, j in (("t1", first), ("t1", second), ("t2", third))] == ["done"] * 3
+    assert [mode for t, mode in ran if t == "t1"] == ["bulk", "delta"]
+    assert sorted(service.roster("t1").classes) == ["class-5b"]  # the delta applied after the bulk
+    assert sorted(service.roster("t2").classes) == ["class-4a", "class-5b"]
+
+
+def test_a_failing_import_is_tried_again_then_fails_saying_why(service) -> None:
+    calls = []
+
+    def flaky(tenant, bundle, progress):
+        calls.append(tenant)
+        if len(calls) < 2:
+            raise StoreUnavailable("the store went away")
+        return service.import_roster(tenant, bundle, progress)
+
+    imports = RosterImports(flaky, service.store)
+    job_id = imports.accept("t1", bundle_zip())
+    imports.start("t1")
+    imports.wait()
+    job = imports.get("t1", job_id)
+    assert job["status"] == "done" and job["attempts"] == 2 and len(calls) == 2
+
+    def broken(tenant, bundle, progress):
+        calls.append(tenant)
+        raise StoreUnavailable("the store went away")
+
+    calls.clear()
+    imports = RosterImports(broken, service.store)
+    job_id = imports.accept("t1", bundle_zip())
+    imports.start("t1")
+    imports.wait()
+    job = imports.get("t1", job_id)
+    assert job["status"] == "failed" and job["attempts"] == ATTEMPTS and len(calls) == ATTEMPTS
+    assert job["error"]["code"] == "unavailable" and "the store went away" in job["error"]["message"]
+    assert no_upload_left(service.store, "t1", job_id)
+    assert service.store.get_setting("roster-imports")[1] == "[]"
+
+
+def test_a_running_import_shows_its_progress(service) -> None:
+    release = threading.Event()
+
+    def slow(tenant, bundle, progress):
+        progress("roster", 3, 43)
+        release.wait(30)
+        return service.import_roster(tenant, bundle, progress)
+
+    imports = RosterImports(slow, service.store, lease_s=0.3)
+    job_id = imports.accept("t1", bundle_zip())
+    imports.start("t1")
+    deadline = time.monotonic() + 30
+    while (job := imports.get("t1", job_id))["progress"] != {"phase": "roster", "done": 3, "total": 43}:
+        assert time.monotonic() < deadline, job
+        time.sleep(0.02)
+    assert job["status"] == "running"
+    release.set()
+    imports.wait()
+    assert imports.get("t1", job_id)["status"] == "done"
