@@ -174,6 +174,11 @@ class RosterImports:
         self.store.delete_settings([job_setting(tenant, job_id)])
         self._drop(tenant, job_id)
 
+    def _tidy(self, tenant: str, job_id: str, parts: int) -> None:
+        """After a job ended: its upload's parts go (their bytes with them), then its place."""
+        self.store.delete_settings([part_setting(tenant, job_id, k) for k in range(parts)])
+        self._drop(tenant, job_id)
+
     def _drop(self, tenant: str, job_id: str) -> None:
         """Take a job out of the open ones."""
         self._change(QUEUE, lambda queue: [e for e in queue if e != [tenant, job_id]])
@@ -220,6 +225,9 @@ class RosterImports:
                 self._drop(tenant, job_id)
                 continue
             job = got[1]
+            if job["status"] in ("done", "failed"):  # its worker stopped before tidying up
+                self._tidy(tenant, job_id, job["parts"])
+                continue
             if job["status"] == "storing":
                 if job["lease_until"] < now:
                     log.warning("roster upload %s of tenant %s was cut off while stored; forgotten", job_id, tenant)
@@ -339,8 +347,7 @@ class RosterImports:
             return
         job.update(outcome, finished=self.clock(), owner="", lease_until=0.0, progress=None)
         self._write(job)  # whatever came between: this import is over
-        self._drop(tenant, job_id)
-        self.store.delete_settings([part_setting(tenant, job_id, k) for k in range(job["parts"])])
+        self._tidy(tenant, job_id, job["parts"])
         log.info("roster import %s of tenant %s: %s", job_id, tenant, job["status"])
 
     def _parts(self, tenant: str, job_id: str, parts: int, progress: Callable[[str, int, int], None]) -> list[bytes]:

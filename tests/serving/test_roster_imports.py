@@ -32,8 +32,14 @@ def follow(api, location: str, timeout: float = 60) -> dict[str, Any]:
         time.sleep(0.05)
 
 
-def no_upload_left(store, tenant: str, job_id: str) -> bool:
-    return store.get_setting(part_setting(tenant, job_id, 0)) is None
+def no_upload_left(store, tenant: str, job_id: str, timeout: float = 10) -> bool:
+    """The upload's parts are gone (deleted right after the job's outcome is written)."""
+    deadline = time.monotonic() + timeout
+    while store.get_setting(part_setting(tenant, job_id, 0)) is not None:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def test_an_import_sent_to_respond_async_is_followed_to_its_result(any_api) -> None:
@@ -153,6 +159,16 @@ def test_an_import_whose_worker_stopped_is_finished_by_another(service, request)
     assert store.get_setting(job_setting("t1", "c0ffee")) is None
     assert store.get_setting("roster-imports")[1] == "[]"
     assert b"qx7" not in files_after_erasure(request, store)
+
+    # a worker that wrote an import's outcome and stopped before deleting its upload
+    over = RosterImports(service.import_roster, store)
+    done_id = over.accept("t1", bundle_zip())
+    got = over._read("t1", done_id)
+    over._write({**got[1], "status": "done", "result": {}}, got[0])
+    assert store.get_setting(part_setting("t1", done_id, 0)) is not None
+    over.poll()
+    assert store.get_setting(part_setting("t1", done_id, 0)) is None
+    assert store.get_setting("roster-imports")[1] == "[]"
 
 
 def test_a_tenants_imports_apply_in_the_order_they_were_accepted(service) -> None:
