@@ -46,7 +46,8 @@ log = logging.getLogger("zpd.serving.imports")
 
 #: an upload is kept in parts of this many bytes (one setting each)
 PART_BYTES = 4 * 1024 * 1024
-#: seconds a running job's worker holds it without renewing (it renews every LEASE_S / 6)
+#: seconds a running job's worker holds it without renewing (it renews, with the job's
+#: progress, every LEASE_S / 15)
 LEASE_S = 30.0
 #: seconds between a worker's looks at the open jobs
 POLL_S = 10.0
@@ -81,7 +82,7 @@ def public(job: dict[str, Any]) -> dict[str, Any]:
         "bytes": job["bytes"],
         "attempts": job.get("attempts", 0),
         "progress": job.get("progress"),
-        "result": job.get("result"),
+        "result": {**job["result"], "import_id": job["id"]} if job.get("result") else None,
         "error": job.get("error"),
     }
 
@@ -295,8 +296,8 @@ class RosterImports:
         state = {"version": version, "progress": job["progress"], "ours": True}
         stop = threading.Event()
 
-        def renew() -> None:  # the lease and the progress, every lease_s / 6
-            while not stop.wait(self.lease_s / 6):
+        def renew() -> None:  # the lease and the progress
+            while not stop.wait(self.lease_s / 15):
                 job.update(progress=state["progress"], lease_until=self.clock() + self.lease_s)
                 try:
                     state["version"] = self._write(job, state["version"])

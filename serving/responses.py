@@ -384,9 +384,10 @@ class RosterImportOut(BaseModel):
 
 
 class ImportProgress(BaseModel):
-    phase: Literal["reading", "parsing", "roster", "grades"] = Field(
-        description="reading the upload from the store, parsing its files, writing the roster's records (in "
-        "steps), setting the students' grades (in chunks)"
+    phase: Literal["reading", "parsing", "merging", "roster", "grades"] = Field(
+        description="reading the upload from the store, parsing its files, merging them into the roster and "
+        "checking its references, writing the roster's records (in steps), setting the students' grades (in "
+        "chunks of 500)"
     )
     done: int
     total: int

@@ -472,7 +472,10 @@ class LearnerService:
         """Apply a OneRoster bundle to the tenant's roster and give each rostered student their
         roster grade (the starting belief follows). Learning data is not touched; importing the
         same bundle again changes nothing. ``progress(phase, done, total)`` follows the roster's
-        write ("roster") and the grades ("grades", in chunks of students)."""
+        write ("roster") and the grades ("grades", in chunks of students), after the bundle is
+        merged into the current roster and checked ("merging")."""
+        if progress is not None:
+            progress("merging", 0, 1)
         before, after = self.rosters.apply(tenant, bundle, progress)
         grades = {
             user_id: grade

@@ -53,6 +53,7 @@ def test_an_import_sent_to_respond_async_is_followed_to_its_result(any_api) -> N
     job = follow(api, r.headers["location"])
     assert job["status"] == "done" and job["error"] is None and job["progress"] is None, job
     assert job["result"]["counts"]["students"] == 30 and job["result"]["grades_set"] == 30
+    assert job["result"]["import_id"] == accepted["import_id"]
     assert job["submitted"] <= job["started"] <= job["finished"] and job["attempts"] == 1
     classes = api.client.get("/v1/classes", headers=api.h()).json()
     assert [c["students"] for c in classes["classes"]] == [15, 15]
