@@ -273,7 +273,9 @@ def create_app(
         app.state.keys = KeyCache(app.state.store, config.serving.key_cache_s)
         app.state.ui = UiAuth(app.state.store, app.state.keys)
         app.state.deployment = Deployment(app.state.engine, app.state.store)
-        app.state.imports = RosterImports(app.state.service.import_roster, app.state.store)
+        app.state.imports = RosterImports(
+            app.state.service.import_roster, app.state.store, on_attempt=app.state.metrics.roster_import
+        )
         try:  # come up with the model and catalog the other workers serve
             app.state.deployment.sync()
         except Exception as exc:

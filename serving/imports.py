@@ -96,9 +96,12 @@ class RosterImports:
         store: Any,
         lease_s: float = LEASE_S,
         clock: Callable[[], float] = time.time,
+        on_attempt: Callable[[str, float], None] | None = None,
     ):
         #: ``run(tenant, bundle, progress)``: the import itself (``LearnerService.import_roster``)
         self.run, self.store, self.lease_s, self.clock = run, store, lease_s, clock
+        #: told each attempt's outcome (done, failed, retried) and seconds (the server's metrics)
+        self.on_attempt = on_attempt
         self.owner = uuid.uuid4().hex
         self._lock = threading.Lock()
         self._busy: set[str] = set()  # tenants one of this process's threads runs jobs of
@@ -312,6 +315,7 @@ class RosterImports:
 
         renewer = threading.Thread(target=renew, daemon=True, name="roster-import-lease")
         renewer.start()
+        began = time.monotonic()
         outcome: dict[str, Any]
         try:
             data = b"".join(self._parts(tenant, job_id, job["parts"], progress))
@@ -327,6 +331,7 @@ class RosterImports:
             if job["attempts"] < ATTEMPTS:
                 stop.set()
                 renewer.join()
+                self._attempted("retried", began)
                 if state["ours"]:
                     job.update(status="queued", owner="", lease_until=0.0, progress=None)
                     self._write(job)
@@ -344,12 +349,17 @@ class RosterImports:
             }
         stop.set()
         renewer.join()
+        self._attempted(outcome["status"], began)
         if not state["ours"]:
             return
         job.update(outcome, finished=self.clock(), owner="", lease_until=0.0, progress=None)
         self._write(job)  # whatever came between: this import is over
         self._tidy(tenant, job_id, job["parts"])
         log.info("roster import %s of tenant %s: %s", job_id, tenant, job["status"])
+
+    def _attempted(self, outcome: str, began: float) -> None:
+        if self.on_attempt is not None:
+            self.on_attempt(outcome, time.monotonic() - began)
 
     def _parts(self, tenant: str, job_id: str, parts: int, progress: Callable[[str, int, int], None]) -> list[bytes]:
         read = []

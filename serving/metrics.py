@@ -1,6 +1,6 @@
 """Prometheus metrics through ``prometheus_client``: requests and their latency per route, events
-ingested, learners refolded for late answers, model reloads, the serving model's version, and the
-process and runtime metrics.
+ingested, learners refolded for late answers, roster imports, model reloads, the serving model's
+version, and the process and runtime metrics.
 
 With ``zpd serve --workers N`` the workers run in ``prometheus_client``'s multiprocess mode:
 ``zpd serve`` sets ``PROMETHEUS_MULTIPROC_DIR`` (emptied at each start) before the workers start,
@@ -79,6 +79,20 @@ class Metrics:
             ["start"],
             registry=r,
         )
+        self.roster_imports = Counter(
+            "zpd_roster_imports",
+            "Roster import attempts run by this server (POST /v1/rosters), by outcome: done, failed, or retried "
+            "(to be run again: the store or a conflict got in the way).",
+            ["outcome"],
+            registry=r,
+        )
+        self.roster_import_seconds = Histogram(
+            "zpd_roster_import_seconds",
+            "How long a roster import attempt ran, by outcome.",
+            ["outcome"],
+            buckets=(0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0),
+            registry=r,
+        )
         self.model_info = Gauge(
             "zpd_model_info",
             "The serving model (1 for the version served, 0 for versions served before).",
@@ -104,6 +118,10 @@ class Metrics:
     def refold(self, start: str, answers: int) -> None:
         self.refolds.labels(start).inc()
         self.refolded_answers.labels(start).inc(answers)
+
+    def roster_import(self, outcome: str, seconds: float) -> None:
+        self.roster_imports.labels(outcome).inc()
+        self.roster_import_seconds.labels(outcome).observe(seconds)
 
     def reload(self, outcome: str) -> None:
         self.model_reloads.labels(outcome).inc()

@@ -69,6 +69,9 @@ def test_an_import_sent_to_respond_async_is_followed_to_its_result(any_api) -> N
     assert other.status_code == 404 and other.json()["error"]["code"] == "unknown_import"
     assert api.client.get("/v1/rosters/imports", headers=api.h("b_all")).json() == {"imports": []}
     assert api.client.get(r.headers["location"], headers=api.h("a_teacher")).status_code == 403
+    scraped = api.client.get("/metrics").text
+    assert 'zpd_roster_imports_total{outcome="done"} 2.0' in scraped
+    assert 'zpd_roster_import_seconds_count{outcome="done"} 2.0' in scraped
 
 
 def test_a_bad_bundle_fails_its_import_and_says_why(api) -> None:
@@ -81,6 +84,7 @@ def test_a_bad_bundle_fails_its_import_and_says_why(api) -> None:
     assert job["status"] == "failed" and job["result"] is None
     assert job["error"]["code"] == "invalid_roster" and job["error"]["message"] == waited.json()["error"]["message"]
     assert job["attempts"] == 1  # a bundle that cannot be read is not tried again
+    assert 'zpd_roster_imports_total{outcome="failed"} 2.0' in api.client.get("/metrics").text
     assert no_upload_left(api.store, "tenant-a", job["import_id"])
 
 
@@ -208,12 +212,14 @@ def test_a_failing_import_is_tried_again_then_fails_saying_why(service) -> None:
             raise StoreUnavailable("the store went away")
         return service.import_roster(tenant, bundle, progress)
 
-    imports = RosterImports(flaky, service.store)
+    attempts: list[str] = []
+    imports = RosterImports(flaky, service.store, on_attempt=lambda outcome, seconds: attempts.append(outcome))
     job_id = imports.accept("t1", bundle_zip())
     imports.start("t1")
     imports.wait()
     job = imports.get("t1", job_id)
     assert job["status"] == "done" and job["attempts"] == 2 and len(calls) == 2
+    assert attempts == ["retried", "done"]
 
     def broken(tenant, bundle, progress):
         calls.append(tenant)
