@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,10 @@ _ROLES = ("student", "teacher", "administrator", "aide", "guardian", "parent", "
 #: what a zip's files may unpack to (a zip bomb's guard): a district's users and enrollments,
 #: with 36-character ids in every column, are about 1 kB a student
 _MAX_BYTES = 512 * 1024 * 1024
+#: values this long or shorter are shared between the rows of a file: a UUID (36 characters) is
+#: too, since a class's or a school's is in each of its enrollments (longer ones, e-mail addresses
+#: and titles, repeat less)
+_SHARED_LEN = 40
 
 
 class RosterError(ValueError):
@@ -115,6 +120,9 @@ def _table(name: str, text: str, required: tuple[str, ...]) -> Iterator[tuple[in
     if missing:
         raise RosterError(f"{name}: missing column(s) {', '.join(missing)}; found {', '.join(columns) or 'no columns'}")
     line = reader.line_num
+    # a district's files repeat most short values (a status, a date, a role, a school's or a
+    # class's id) hundreds of thousands of times: the rows share one copy of each
+    shared: dict[str, str] = {}
     try:
         for values in reader:
             start, line = line + 1, reader.line_num
@@ -122,7 +130,11 @@ def _table(name: str, text: str, required: tuple[str, ...]) -> Iterator[tuple[in
                 continue
             if len(values) > len(columns):
                 raise RosterError(f"{name} line {start}: {len(values)} fields, the header has {len(columns)}")
-            yield start, {c: (values[i].strip() if i < len(values) else "") for i, c in enumerate(columns)}
+            row = {}
+            for i, c in enumerate(columns):
+                v = values[i].strip() if i < len(values) else ""
+                row[c] = shared.setdefault(v, v) if len(v) <= _SHARED_LEN else v
+            yield start, row
     except csv.Error as exc:
         raise RosterError(f"{name} line {line + 1}: {exc}") from None
 
@@ -130,20 +142,22 @@ def _table(name: str, text: str, required: tuple[str, ...]) -> Iterator[tuple[in
 def read_bundle(files: Mapping[str, bytes], source: str) -> RosterBundle:
     """Read a bundle given as file name -> bytes (names may carry a folder, as in a zip)."""
     bundle = RosterBundle(source)
-    by_name: dict[str, tuple[str, bytes]] = {}
-    for path, data in files.items():
+    # each file is read when its turn comes (a zip's members are unpacked then), so only one
+    # file's bytes and text are held at a time beside the rows read so far
+    by_name: dict[str, tuple[str, str]] = {}
+    for path in files:
         base = path.replace("\\", "/").rsplit("/", 1)[-1]
         if not base or base.startswith((".", "__MACOSX")) or "__MACOSX/" in path:
             continue
         if base.lower() in _FILES or base.lower() in _OPTIONAL_FILES:
-            by_name[base.lower()] = (base, data)
+            by_name[base.lower()] = (base, path)
         else:
             bundle.notes.append(f"{source}/{base}: not a file this import reads; ignored")
     manifest: dict[str, str] = {}
     if "manifest.csv" in by_name:
-        name, data = by_name["manifest.csv"]
+        name, path = by_name["manifest.csv"]
         where = f"{source}/{name}"
-        for _, row in _table(where, _decode(where, data), ("propertyName", "value")):
+        for _, row in _table(where, _decode(where, files[path]), ("propertyName", "value")):
             manifest[row["propertyName"]] = row["value"].lower()
     for kind, (file_name, required) in KINDS.items():
         mode = manifest.get(f"file.{file_name.removesuffix('.csv')}", "")
@@ -160,14 +174,14 @@ def read_bundle(files: Mapping[str, bytes], source: str) -> RosterBundle:
             raise RosterError(
                 f"{source}/manifest.csv: field 'value' of file.{file_name[:-4]} is {mode!r}; expected bulk, delta or absent"
             )
-        name, data = by_name[file_name.lower()]
+        name, path = by_name[file_name.lower()]
         where = f"{source}/{name}"
-        bundle.rows[kind] = list(_table(where, _decode(where, data), required))
+        bundle.rows[kind] = list(_table(where, _decode(where, files[path]), required))
         bundle.modes[kind] = mode or "bulk"
     if "roles.csv" in by_name:  # OneRoster 1.2: a user's roles live here, not in users.csv
-        name, data = by_name["roles.csv"]
+        name, path = by_name["roles.csv"]
         where = f"{source}/{name}"
-        for line, row in _table(where, _decode(where, data), ("userSourcedId", "role", "roleType")):
+        for line, row in _table(where, _decode(where, files[path]), ("userSourcedId", "role", "roleType")):
             if row.get("status", "").lower() == "tobedeleted":
                 continue
             if row["role"].lower() not in _ROLES:
@@ -210,15 +224,30 @@ def open_zip(data: bytes, source: str) -> zipfile.ZipFile:
 def read_zip(data: bytes, source: str) -> RosterBundle:
     """Read a bundle sent as the bytes of a zip file (folders inside are flattened)."""
     archive = open_zip(data, source)
-    try:
-        members = [m for m in archive.infolist() if not m.is_dir()]
-        if sum(m.file_size for m in members) > _MAX_BYTES:
-            raise RosterError(f"{source}: the files unpack to more than {_MAX_BYTES // 2**20} MB")
-        files = {m.filename: archive.read(m) for m in members}
-    # zipfile raises NotImplementedError for a compression method it cannot read (e.g. deflate64)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as exc:
-        raise RosterError(f"{source}: not a readable zip file ({exc})") from None
-    return read_bundle(files, source)
+    members = {m.filename: m for m in archive.infolist() if not m.is_dir()}
+    if sum(m.file_size for m in members.values()) > _MAX_BYTES:
+        raise RosterError(f"{source}: the files unpack to more than {_MAX_BYTES // 2**20} MB")
+    return read_bundle(_Members(archive, members, source), source)
+
+
+class _Members(Mapping[str, bytes]):
+    """A zip's files by name, each unpacked when asked for (not kept)."""
+
+    def __init__(self, archive: zipfile.ZipFile, members: dict[str, zipfile.ZipInfo], source: str):
+        self.archive, self.members, self.source = archive, members, source
+
+    def __getitem__(self, name: str) -> bytes:
+        try:
+            return self.archive.read(self.members[name])
+        # zipfile raises NotImplementedError for a compression method it cannot read (e.g. deflate64)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, zlib.error) as exc:
+            raise RosterError(f"{self.source}: not a readable zip file ({name}: {exc})") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.members)
+
+    def __len__(self) -> int:
+        return len(self.members)
 
 
 def _grades(value: str) -> list[str]:

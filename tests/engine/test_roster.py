@@ -100,6 +100,20 @@ def test_a_zip_with_a_folder_and_mac_metadata(tmp_path) -> None:
         read_zip(b"PK\x03\x04 not really", "upload.zip")
 
 
+def test_a_zip_whose_file_is_damaged_names_it(tmp_path) -> None:
+    """Files are unpacked one at a time as they are read: a damaged one is named when its turn comes."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(school(tmp_path).iterdir()):
+            archive.write(path, path.name)
+    data = bytearray(buffer.getvalue())
+    info = zipfile.ZipFile(io.BytesIO(bytes(data))).getinfo("users.csv")
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    data[start + info.compress_size // 2] ^= 0xFF  # a byte inside users.csv's compressed data
+    with pytest.raises(RosterError, match=r"upload.zip: not a readable zip file \(users.csv: "):
+        read_zip(bytes(data), "upload.zip")
+
+
 ENROLLMENTS = "sourcedId,classSourcedId,schoolSourcedId,userSourcedId,role\n"
 
 
