@@ -1,0 +1,298 @@
+"""A district's roster export imported over HTTP and with the CLI.
+
+The export is what a student information system writes (``district_export``): UUID ids in every
+id column, e-mail addresses, user names, a BOM and CRLF line endings, quoted titles and names
+with commas; three classes a student in elementary grades, six from grade 6. For each store the
+script starts ``zpd serve`` (one worker), posts the zip to ``POST /v1/rosters`` as an admin would,
+follows the import (``GET /v1/rosters/imports/{id}``) through its phases, posts the same export
+again (a nightly import where nothing changed), then imports it with ``zpd roster import`` into
+another tenant of the same store. The server's peak memory is its ``VmHWM``; the CLI's, its
+``ru_maxrss``. With ``--baseline REF``, that tree's server and CLI are given the same export.
+
+    python benchmarks/roster_import_bench.py --students 100000 --stores sqlite,redis \\
+        --baseline 8f68316 --out docs/benchmarks/roster_import.md
+
+Every request goes to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import zipfile
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+from reports import write_report
+from serve_bench import ROOT, ZPD, baseline_tree, start_redis, start_server
+
+SUBJECTS = ("Math", "ELA", "Science", "History", "Art", "PE")
+GIVEN = ("Ana", "Omar", "Ines", "Kofi", "Mei", "Luca", "Sara", "Yusuf", "Nia", "Tomas", "Zoe", "Ravi")
+FAMILY = ("Okafor", "Park", "Diaz", "Nguyen", "Smith", "Kowalski", "Haddad", "Silva", "Ito", "Moreau")
+STAMP = "2026-08-20T06:00:00.000Z"
+
+
+def district_export(students: int, seed: int = 7) -> tuple[bytes, dict[str, int]]:
+    """A OneRoster 1.1 bulk export of a district of ``students`` students in schools of about
+    700, as a zip, and its counts (rows per file, bytes unpacked)."""
+    rnd = random.Random(seed)
+
+    def uid() -> str:
+        return str(uuid.UUID(int=rnd.getrandbits(128)))
+
+    district, term = uid(), uid()
+    schools = [uid() for _ in range(max(1, students // 700))]
+    orgs = ["sourcedId,status,dateLastModified,name,type,identifier,parentSourcedId"]
+    orgs.append(f"{district},active,{STAMP},Riverside Unified,district,RU,")
+    orgs += [f"{s},active,{STAMP},School {k},school,S{k:03d},{district}" for k, s in enumerate(schools)]
+    users = [
+        "sourcedId,status,dateLastModified,enabledUser,orgSourcedIds,role,username,userIds,givenName,familyName,"
+        "middleName,identifier,email,sms,phone,agentSourcedIds,grades,password"
+    ]
+    classes = [
+        "sourcedId,status,dateLastModified,title,grades,courseSourcedId,classCode,classType,location,"
+        "schoolSourcedId,termSourcedIds,subjects,subjectCodes,periods"
+    ]
+    enrollments = [
+        "sourcedId,status,dateLastModified,classSourcedId,schoolSourcedId,userSourcedId,role,primary,beginDate,endDate"
+    ]
+    per_school = students // len(schools)
+    number = 100000
+    for k, school in enumerate(schools):
+        by_grade: dict[int, list[str]] = {}
+        for grade in range(13):
+            label = "KG" if grade == 0 else f"{grade:02d}"
+            sections = max(1, per_school // 13 // 25) * (6 if grade >= 6 else 3)
+            for c in range(sections):
+                class_id, teacher = uid(), uid()
+                subject = SUBJECTS[c % len(SUBJECTS)]
+                classes.append(
+                    f'{class_id},active,{STAMP},"Grade {grade} {subject}, section {c}",{label},{uid()},'
+                    f"C{grade}-{c},scheduled,Room {c},{school},{term},{subject},,{c % 8 + 1}"
+                )
+                given, family = rnd.choice(GIVEN), rnd.choice(FAMILY)
+                users.append(
+                    f"{teacher},active,{STAMP},true,{school},teacher,{given[0]}{family}{k}{c}{grade}".lower()
+                    + f",,{given},{family},,T{k}-{grade}-{c},{given}.{family}.{k}{grade}{c}@district.example,,,,,"
+                )
+                enrollments.append(f"{uid()},active,{STAMP},{class_id},{school},{teacher},teacher,true,,")
+                by_grade.setdefault(grade, []).append(class_id)
+        for s in range(per_school):
+            grade = s % 13
+            label = "KG" if grade == 0 else f"{grade:02d}"
+            student, number = uid(), number + 1
+            given, family = rnd.choice(GIVEN), rnd.choice(FAMILY)
+            users.append(
+                f'{student},active,{STAMP},true,{school},student,s{number},{{SIS:{number}}},{given},"{family}, Jr.",,'
+                f"{number},s{number}@students.district.example,,,,{label},"
+            )
+            pool = by_grade[grade]
+            for class_id in rnd.sample(pool, min(6 if grade >= 6 else 3, len(pool))):
+                enrollments.append(
+                    f"{uid()},active,{STAMP},{class_id},{school},{student},student,false,2026-08-25,2027-06-10"
+                )
+    files = {
+        "manifest.csv": [
+            "propertyName,value",
+            "manifest.version,1.0",
+            "oneroster.version,1.1",
+            *(f"file.{n},bulk" for n in ("academicSessions", "orgs", "users", "classes", "enrollments")),
+        ],
+        "academicSessions.csv": [
+            "sourcedId,status,dateLastModified,title,type,startDate,endDate,parentSourcedId,schoolYear",
+            f"{term},active,{STAMP},2026-27,schoolYear,2026-08-25,2027-06-10,,2027",
+        ],
+        "orgs.csv": orgs,
+        "users.csv": users,
+        "classes.csv": classes,
+        "enrollments.csv": enrollments,
+    }
+    buffer, unpacked = io.BytesIO(), 0
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, lines in files.items():
+            data = ("\ufeff" + "\r\n".join(lines) + "\r\n").encode()
+            unpacked += len(data)
+            archive.writestr(name, data)
+    counts = {"users": len(users) - 1, "classes": len(classes) - 1, "enrollments": len(enrollments) - 1}
+    return buffer.getvalue(), {**counts, "unpacked_bytes": unpacked}
+
+
+def _vm(pid: int, field: str) -> float:
+    """A ``/proc/PID/status`` memory field in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise KeyError(field)
+
+
+def _import_over_http(client: httpx.Client, export: bytes) -> dict[str, Any]:
+    """POST the export (waiting as the server waits), follow it to its end; the phases' first
+    sightings (polled every 0.25 s) give how long each took, within a poll."""
+    began = time.perf_counter()
+    r = client.post("/v1/rosters", content=export, headers={"content-type": "application/zip"}, timeout=600)
+    answered = time.perf_counter() - began
+    out: dict[str, Any] = {"status": r.status_code, "answered_s": round(answered, 2)}
+    if r.status_code not in (200, 202):
+        out["error"] = r.json().get("error", {}).get("message", r.text)[:200]
+        return out
+    body = r.json()
+    import_id = body.get("import_id")
+    seen: dict[str, float] = {}
+    job = body
+    if r.status_code == 202:
+        while job["status"] not in ("done", "failed"):
+            time.sleep(0.25)
+            job = client.get(f"/v1/rosters/imports/{import_id}").json()
+            if job.get("progress"):
+                seen.setdefault(job["progress"]["phase"], time.perf_counter() - began)
+        result = job["result"] or job["error"]
+    else:
+        result = body
+    out.update(
+        outcome=job.get("status", "done"),
+        total_s=round(time.perf_counter() - began, 2),
+        phases_first_seen_s={k: round(v, 1) for k, v in seen.items()},
+        changes=result.get("changes") or {},
+        grades_set=result.get("grades_set"),
+    )
+    return out
+
+
+def bench_tree(store: str, root: Path, export_path: Path, workdir: Path) -> dict[str, Any]:
+    redis_proc = None
+    if store == "redis":
+        redis_proc, url = start_redis(workdir)
+    else:
+        url = f"sqlite:///{(workdir / 'zpd.db').as_posix()}"
+    try:
+        proc, base, key = start_server(url, 1, workdir, root=root)
+        try:
+            export = export_path.read_bytes()
+            out: dict[str, Any] = {"rss_before_mb": round(_vm(proc.pid, "VmRSS"))}
+            with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}) as client:
+                out["first"] = _import_over_http(client, export)
+                out["peak_after_first_mb"] = round(_vm(proc.pid, "VmHWM"))
+                if out["first"]["status"] in (200, 202):
+                    out["again"] = _import_over_http(client, export)
+            out["peak_mb"] = round(_vm(proc.pid, "VmHWM"))
+            if store == "redis":
+                info = subprocess.run(
+                    [str(Path(sys.executable).parent / "python"), "-c", _REDIS_MEMORY, url],
+                    capture_output=True,
+                    text=True,
+                )
+                out["store_mb"] = float(info.stdout.strip() or "nan")
+            else:
+                out["store_mb"] = round(sum(f.stat().st_size for f in workdir.glob("zpd.db*")) / 1e6, 1)
+            # the CLI, into another tenant of the same store (a process of its own)
+            before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+            began = time.perf_counter()
+            cli = subprocess.run(
+                [str(ZPD), "--config", str(workdir / "bench.toml"), "roster", "import", str(export_path)]
+                + ["--tenant", "cli", "--json"],
+                capture_output=True,
+                text=True,
+                cwd=root,
+                env=None if root == ROOT else {**os.environ, "PYTHONPATH": str(root)},
+            )
+            out["cli"] = {
+                "exit": cli.returncode,
+                "seconds": round(time.perf_counter() - began, 2),
+                "peak_mb": round(max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024),
+                "error": cli.stderr.strip().splitlines()[-1][:200] if cli.returncode else None,
+            }
+            return out
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    finally:
+        if redis_proc is not None:
+            redis_proc.terminate()
+            redis_proc.wait(30)
+
+
+_REDIS_MEMORY = "import redis,sys; print(round(redis.Redis.from_url(sys.argv[1]).info('memory')['used_memory']/1e6,1))"
+
+
+def report(results: dict, baseline: dict, args: argparse.Namespace, command: str, export: dict) -> str:
+    lines = [
+        "# Roster import benchmark",
+        "",
+        f"Produced by `{command}` on {platform.machine()}, {os.cpu_count()} cores "
+        f"({time.strftime('%Y-%m-%d')}). The export: {args.students:,} students in schools of about 700, "
+        f"{export['users']:,} users, {export['classes']:,} classes, {export['enrollments']:,} enrollments; "
+        f"{export['zip_bytes'] / 1e6:.1f} MB zipped, {export['unpacked_bytes'] / 1e6:.1f} MB unpacked "
+        "(UUID ids, e-mail addresses, a BOM and CRLF, quoted fields with commas). One server worker; "
+        "Redis with `appendonly yes`, `appendfsync always`; SQLite with WAL and `synchronous=FULL`. "
+        "`answered`: the POST's answer (the server waits up to 10 s for the import, then answers 202); "
+        "`done`: from the POST to the import's end, followed every 0.25 s; `again`: the same export "
+        "once more (a nightly import where nothing changed). Peak memory: the server's `VmHWM` over the "
+        "whole run (start-up included), the CLI's `ru_maxrss`.",
+        "",
+        "| store | tree | POST answered | status | done (s) | again (s) | server before / peak MB | store MB | CLI (s) | CLI peak MB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for store in results:
+        for label, runs in (("baseline", baseline), ("this tree", results)):
+            r = runs.get(store)
+            if not r:
+                continue
+            first, again, cli = r["first"], r.get("again") or {}, r["cli"]
+            lines.append(
+                f"| {store} | {label} | {first['answered_s']} s | {first['status']}"
+                + (f" ({first['error']})" if first.get("error") else "")
+                + f" | {first.get('total_s', '-')} | {again.get('total_s', '-')} | {r['rss_before_mb']} / {r['peak_mb']} "
+                f"| {r['store_mb']} | "
+                + (f"{cli['seconds']}" if cli["exit"] == 0 else f"exit {cli['exit']}: {cli['error']}")
+                + f" | {cli['peak_mb']} |"
+            )
+    lines += ["", "Phases of this tree's first import (first seen, seconds from the POST):", ""]
+    for store, r in results.items():
+        added = ", ".join(f"{kind} +{c['added']}" for kind, c in r["first"].get("changes", {}).items() if c["added"])
+        lines.append(f"- {store}: {r['first'].get('phases_first_seen_s')}; {added}")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--students", type=int, default=100000)
+    parser.add_argument("--stores", default="sqlite,redis")
+    parser.add_argument("--baseline", default=None, help="a git ref given the same export, right before this tree")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "roster_import.md")
+    args = parser.parse_args()
+    command = "python benchmarks/roster_import_bench.py " + " ".join(sys.argv[1:])
+    results: dict = {}
+    baseline: dict = {}
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        data, export = district_export(args.students)
+        export["zip_bytes"] = len(data)
+        export_path = Path(tmp) / "export.zip"
+        export_path.write_bytes(data)
+        del data
+        tree = stack.enter_context(baseline_tree(args.baseline, Path(tmp))) if args.baseline else None
+        for store in args.stores.split(","):
+            for label, root, out in ([("baseline", tree, baseline)] if tree else []) + [("current", ROOT, results)]:
+                workdir = Path(tmp) / f"{store}-{label}"
+                workdir.mkdir()
+                out[store] = bench_tree(store, root, export_path, workdir)
+                print(json.dumps({label: {store: out[store]}}, indent=1), flush=True)
+    args.out.with_suffix(".json").write_text(
+        json.dumps({"export": export, "results": results, "baseline": baseline}, indent=1) + "\n"
+    )
+    write_report(args.out, report(results, baseline, args, command, export))
+
+
+if __name__ == "__main__":
+    main()
