@@ -91,6 +91,22 @@ def start_redis(workdir: Path) -> tuple[subprocess.Popen, str]:
 
 
 @contextmanager
+def store_for(store: str, workdir: Path) -> Iterator[str]:
+    """The URL of a store of this kind: a SQLite file in ``workdir``, or a Redis started here as
+    the benchmarks run it (stopped afterwards)."""
+    redis = None
+    url = f"sqlite:///{(workdir / 'zpd.db').as_posix()}"
+    if store == "redis":
+        redis, url = start_redis(workdir)
+    try:
+        yield url
+    finally:
+        if redis is not None:
+            redis.terminate()
+            redis.wait(30)
+
+
+@contextmanager
 def in_process_app(store: str, workdir: Path) -> Iterator[Any]:
     """The API app in this process with the bundled model, on SQLite (a file in ``workdir``) or
     on a Redis started as this benchmark runs it (appendonly, appendfsync always). Settings as
@@ -99,11 +115,7 @@ def in_process_app(store: str, workdir: Path) -> Iterator[Any]:
     from configs import load_config
     from serving.app import create_app
 
-    redis = None
-    url = f"sqlite:///{workdir}/zpd.db"
-    if store == "redis":
-        redis, url = start_redis(workdir)
-    try:
+    with store_for(store, workdir) as url:
         config = load_config(env={})
         config = config.model_copy(
             update={
@@ -114,10 +126,6 @@ def in_process_app(store: str, workdir: Path) -> Iterator[Any]:
             }
         )
         yield create_app(config)
-    finally:
-        if redis is not None:
-            redis.terminate()
-            redis.wait()
 
 
 @contextmanager
@@ -885,16 +893,8 @@ def main() -> None:
             for label, root, out in ([("baseline", tree, baseline)] if tree else []) + [("current", ROOT, results)]:
                 workdir = Path(tmp) / f"{store}-{label}"
                 workdir.mkdir()
-                redis_proc = None
-                if store == "redis":
-                    redis_proc, url = start_redis(workdir)
-                else:
-                    url = f"sqlite:///{(workdir / 'zpd.db').as_posix()}"
-                try:
+                with store_for(store, workdir) as url:
                     out[store] = bench_store(store, url, args.workers, args, workdir, root=root)
-                finally:
-                    if redis_proc is not None:
-                        redis_proc.terminate()
                 print(json.dumps({label: {store: out[store]}}, indent=1), flush=True)
     text = report(results, args, command, baseline)
     args.out.with_suffix(".json").write_text(
