@@ -38,6 +38,7 @@ from models.base import ModelFormatError, state_from_bytes, state_to_bytes
 from serving import checkpoints
 from serving.content import Content, TenantContent
 from serving.evidence import evidence
+from serving.imports import forget_learners as forget_in_imports
 from serving.model_provider import LoadedModel, ModelHolder
 from serving.plans import forget_learners
 from serving.rosters import CachedRoster, Progress, RosterStore, changes
@@ -395,13 +396,14 @@ class LearnerService:
 
     def delete_learners(self, tenant: str, learner_ids: Sequence[str]) -> list[str]:
         """Erase every trace of these learners: their roster records first (one write for all of
-        them), the stored plans that name them, then the store's records (whose deletion also
+        them), the stored plans and roster imports that name them, then the store's records (whose deletion also
         reclaims the bytes the rewrites left). Returns those of whom anything existed, in the
         order given."""
         ids = list(dict.fromkeys(learner_ids))
         rostered = self.rosters.forget(tenant, ids)
         self._migrate_unaligned(tenant)  # so the store's deletion finds them among its entries
         forget_learners(self.store, tenant, ids)  # the nightly plans that name them
+        forget_in_imports(self.store, tenant, ids)  # the roster imports' messages that quote them
         stored = self.store.delete_learners(tenant, ids)
         return [learner_id for learner_id in ids if learner_id in stored or learner_id in rostered]
 

@@ -256,3 +256,44 @@ def test_a_running_import_shows_its_progress(service) -> None:
     release.set()
     imports.wait()
     assert imports.get("t1", job_id)["status"] == "done"
+
+
+def test_an_erased_learner_is_named_by_no_import(any_api, request) -> None:
+    """An import's error quotes a row's sourcedId as the file had it, an e-mail address too; once
+    that learner is erased, no import record names them, and no byte of it stays in the store."""
+    from engine.xapi import account_id
+
+    api = any_api
+    files = {p.name: p.read_text() for p in sorted(SCHOOL.glob("*.csv"))}
+    users = files["users.csv"].splitlines(keepends=True)
+    twice = [line for line in users if line.startswith("stu-1000,")]
+    repeated = zipped({**files, "users.csv": "".join(users) + twice[0]})
+    ghost = "qx7.kid@school.example"
+    enrolled = zipped(
+        {
+            **files,
+            "enrollments.csv": files["enrollments.csv"]
+            + f"e-qx7,active,2026-09-01,class-4a,org-school-7,{ghost},student,false,,\n",
+        }
+    )
+    failed = []
+    for body in (repeated, enrolled):
+        r = api.client.post("/v1/rosters", content=body, headers={**api.h(), **ZIP})
+        assert r.status_code == 422, r.text
+        failed.append(r.json()["error"]["message"])
+    assert "'stu-1000' repeats line" in failed[0] and f"'{ghost}' is no user" in failed[1]
+    assert api.client.post("/v1/rosters", content=bundle_zip(), headers={**api.h(), **ZIP}).status_code == 200
+
+    # never a learner here (the import naming them failed): only their import's record names them
+    assert b"qx7" in files_after_erasure(request, api.store)
+    api.client.app.state.service.delete_learners("tenant-a", [account_id(ghost, "tenant-a\x1fusers")])
+    assert b"qx7" not in files_after_erasure(request, api.store)
+    assert api.client.delete("/v1/learners/stu-1000", headers=api.h()).status_code == 200
+    listed = api.client.get("/v1/rosters/imports", headers=api.h()).json()["imports"]
+    messages = [job["error"]["message"] for job in listed if job["error"]]
+    assert len(messages) == 2 and all("'[erased]'" in m for m in messages), messages
+    assert messages[1].startswith("body/users.csv line") and "repeats line" in messages[1]
+    assert not any("stu-1000" in m or "qx7" in m for m in messages)
+    data = files_after_erasure(request, api.store)
+    assert b"stu-1001" in data  # the check sees what is there
+    assert b"qx7" not in data and b"'stu-1000'" not in data
