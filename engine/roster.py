@@ -417,7 +417,9 @@ class Roster:
         """The roster after ``bundle``: bulk files replace, delta files merge (see the module docstring).
         Raises :class:`RosterError` naming the file, line and field of the first bad row."""
         ids: dict[str, dict[str, str]] = {kind: {} for kind in KINDS}  # kind -> sourcedId -> our id
-        result = Roster.from_json(self.to_json())
+        # each kind's mapping is copied, its records are shared: a record this bundle names is
+        # replaced by a new one, and a record kept is never changed in place (copy on write below)
+        result = Roster(**{kind: dict(getattr(self, kind)) for kind in KINDS})
 
         def our_id(kind: str, source_id: str) -> str:
             return account_id(source_id, f"{tenant}\x1f{kind}")
@@ -502,13 +504,14 @@ class Roster:
         for source_id, (_line, role) in bundle.roles.items():
             key = ids["users"].get(source_id) or our_id("users", source_id)
             if key in result.users and not result.users[key].get("role"):
-                result.users[key]["role"] = role
+                result.users[key] = {**result.users[key], "role": role}
         result._index = None
         by_user = result._enrollment_index()[1]
-        for key, user in result.users.items():
+        for key, user in list(result.users.items()):
             if not user.get("role"):
                 enrolled = sorted({result.enrollments[k]["role"] for k in by_user.get(key, ())})
-                user["role"] = "teacher" if "teacher" in enrolled else (enrolled[0] if enrolled else "student")
+                role = "teacher" if "teacher" in enrolled else (enrolled[0] if enrolled else "student")
+                result.users[key] = {**user, "role": role}
         return result
 
     @staticmethod

@@ -71,6 +71,32 @@ def test_the_same_bundle_twice_changes_nothing_and_a_delta_moves_a_student(tmp_p
     assert len(moved.enrollments) == len(once.enrollments)
 
 
+def test_applying_a_bundle_leaves_the_roster_it_starts_from_as_it_was(tmp_path) -> None:
+    """The result shares the records it keeps with the roster it starts from (a district's
+    roster is not copied for each import), so none of them may change: here every kind is
+    replaced by a bulk file or merged by a delta, and a user kept from a store of before has no
+    role yet (the result gives them one)."""
+    import copy
+
+    folder = school(tmp_path)
+    start = Roster().apply(load_bundle(folder), "t")
+    start.users["stu-1001"] = {k: v for k, v in start.users["stu-1001"].items() if k != "role"}
+    frozen = copy.deepcopy(start.to_json())
+    delta = tmp_path / "delta"
+    delta.mkdir()
+    (delta / "manifest.csv").write_text("propertyName,value\nfile.users,delta\nfile.enrollments,delta\n")
+    (delta / "users.csv").write_text("sourcedId,status,role,givenName,familyName\nstu-1000,active,student,Ann,New\n")
+    (delta / "enrollments.csv").write_text(
+        "sourcedId,status,classSourcedId,schoolSourcedId,userSourcedId,role\n"
+        "e-0-moved,active,class-5b,org-school-7,stu-1000,student\n"
+    )
+    for bundle in (load_bundle(delta), load_bundle(folder)):
+        after = start.apply(bundle, "t")
+        assert after.users["stu-1001"]["role"] == "student"
+        assert start.to_json() == frozen
+    assert after.to_json() != frozen
+
+
 def test_a_oneroster_11_layout_and_class_grades(tmp_path) -> None:
     files = {
         "orgs.csv": b"sourcedId,status,dateLastModified,name,type,identifier,parentSourcedId\ns1,,,North School,school,,\n",
