@@ -321,7 +321,9 @@ def create_app(
 
     roster_limit = (config.serving.max_roster_bytes, "a roster bundle larger than this is imported with the CLI")
     app.add_middleware(
-        BodyLimitMiddleware, max_bytes=config.serving.max_body_bytes, paths={"/v1/rosters": roster_limit}
+        BodyLimitMiddleware,
+        max_bytes=config.serving.max_body_bytes,
+        paths={"/v1/rosters": roster_limit, "/ui/roster": roster_limit},
     )
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
 

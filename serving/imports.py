@@ -37,7 +37,7 @@ from typing import Any
 
 import orjson
 
-from engine.roster import RosterError, read_zip
+from engine.roster import RosterError, open_zip, read_zip
 from engine.xapi import account_id
 from serving.stores.base import StoreError, VersionConflict
 from serving.views import iso
@@ -183,9 +183,19 @@ class RosterImports:
         return [public(job) for _, job in filter(None, jobs) if job["status"] != "storing"]
 
     # ------------------------------------------------------------------ accepting an upload
-    def accept(self, tenant: str, data: bytes) -> str:
-        """Keep an upload in the store and queue its import. Returns the job's id. Once this
-        returns, the import is not lost: a worker that dies leaves it to another."""
+    def submit(self, tenant: str, data: bytes, source: str = "body") -> str:
+        """Take an upload, from the API or the roster page: refused at once when it is no zip at
+        all (:class:`RosterError`, naming ``source``), else kept and its import started in this
+        process (after the tenant's open imports). Returns the job's id."""
+        open_zip(data, source)  # its directory only: what the bundle holds is the job's to read
+        job_id = self.accept(tenant, data, source)
+        self.start(tenant)
+        return job_id
+
+    def accept(self, tenant: str, data: bytes, source: str = "body") -> str:
+        """Keep an upload in the store and queue its import (its messages name ``source``).
+        Returns the job's id. Once this returns, the import is not lost: a worker that dies leaves
+        it to another."""
         job_id = uuid.uuid4().hex[:16]
         parts = [data[k : k + PART_BYTES] for k in range(0, len(data), PART_BYTES)] or [b""]
         now = self.clock()
@@ -195,6 +205,7 @@ class RosterImports:
             "status": "storing",
             "submitted": now,
             "bytes": len(data),
+            "source": source,
             "parts": len(parts),
             "attempts": 0,
             "owner": self.owner,
@@ -365,7 +376,7 @@ class RosterImports:
         try:
             data = b"".join(self._parts(tenant, job_id, job["parts"], progress))
             progress("parsing", 0, 1)
-            bundle = read_zip(data, "body")
+            bundle = read_zip(data, job.get("source", "body"))
             del data
             result = self.run(tenant, bundle, progress)
             outcome = {"status": "done", "result": result}

@@ -16,7 +16,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from engine.roster import Roster, RosterError, open_zip
+from engine.roster import Roster, RosterError
 from serving.auth import Principal
 from serving.deps import ERRORS, AdminDep, ReadDep, ServiceDep, TeacherDep
 from serving.imports import RosterImports
@@ -85,15 +85,13 @@ async def post_roster(request: Request, principal: AdminDep) -> Any:
     body = await request.body()
     if not body:
         raise ApiError(422, "invalid_roster", "the body is empty; send the bundle as a zip file", "body")
-    try:
-        open_zip(body, "body")  # its directory: not a zip at all is answered at once
-    except RosterError as exc:
-        raise ApiError(422, "invalid_roster", str(exc), "body") from None
     imports: RosterImports = request.app.state.imports
     wait, applied = _preferred_wait(request.headers.get("prefer", ""), request.app.state.config.serving.roster_wait_s)
-    job_id = await run_in_threadpool(imports.accept, principal.tenant, body)
+    try:
+        job_id = await run_in_threadpool(imports.submit, principal.tenant, body)
+    except RosterError as exc:
+        raise ApiError(422, "invalid_roster", str(exc), "body") from None
     del body
-    imports.start(principal.tenant)
     deadline = time.monotonic() + wait
     job = await run_in_threadpool(imports.get, principal.tenant, job_id)
     while job is not None and job["status"] not in ("done", "failed") and time.monotonic() < deadline:

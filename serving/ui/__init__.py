@@ -2,8 +2,8 @@
 
 Server-rendered pages (Jinja2 templates and one stylesheet shipped in the package; no CDN, no
 script needed to read): sign-in, the teacher's classes, a class dashboard, today's rotation
-(printable, and as CSV) with overrides, a learner's GPS, and the student link that shows one
-learner's GPS and nothing else. Every page reads through the learner service, as the API does.
+(printable, and as CSV) with overrides, a learner's GPS, the student link that shows one
+learner's GPS and nothing else, and an administrator's roster imports. Every page reads through the learner service, as the API does.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BeforeValidator, Field
 
 from engine.planner.playlist import MIN_BLOCK_MINUTES
-from engine.roster import Roster
+from engine.roster import Roster, RosterError
 from serving.auth import Principal
 from serving.routes.classes import page_after, sees_class, visible_classes
 from serving.service import ApiError, LearnerService
@@ -412,3 +412,87 @@ def student_gps(request: Request, token: str) -> Response:
         return _error(request, 404, "This link is not valid or has expired; ask your teacher for a new one.")
     tenant, learner_id = found
     return _gps_page(request, tenant, learner_id, None)
+
+
+# ---------------------------------------------------------------------------- the roster
+#: what a running import is doing, as the roster page says it
+PHASES = {
+    "reading": "reading the upload",
+    "parsing": "reading its files",
+    "merging": "checking it against the roster",
+    "roster": "writing the roster, step {done} of {total}",
+    "grades": "setting grades, {done} of {total} students",
+}
+
+
+def _import_row(job: dict[str, Any]) -> dict[str, Any]:
+    progress = job.get("progress")
+    doing = PHASES[progress["phase"]].format(**progress) if progress else ""
+    result = job.get("result") or {}
+    counts = result.get("counts", {})
+    changed = [
+        f"{kind} +{c['added']} ~{c['updated']} -{c['removed']}"
+        for kind, c in result.get("changes", {}).items()
+        if any(c.values())
+    ]
+    return {
+        "id": job["import_id"],
+        "status": job["status"],
+        "doing": doing,
+        "submitted": job["submitted"],
+        "finished": job.get("finished"),
+        "size": f"{job['bytes'] / 1e6:.1f} MB" if job["bytes"] >= 1e6 else f"{max(1, round(job['bytes'] / 1e3))} kB",
+        "counts": counts,
+        "changes": ", ".join(changed) or ("no change" if result else ""),
+        "grades_set": result.get("grades_set"),
+        "notes": result.get("notes", []),
+        "error": (job.get("error") or {}).get("message"),
+    }
+
+
+def _roster_page(request: Request, session: Session, status: int = 200, error: str | None = None) -> HTMLResponse:
+    jobs = request.app.state.imports.listing(session.principal.tenant)
+    return _page(
+        request,
+        "roster.html",
+        status,
+        session=session,
+        imports=[_import_row(job) for job in jobs],
+        refresh=any(job["status"] in ("queued", "running") for job in jobs),
+        error=error,
+        limit_mb=request.app.state.config.serving.max_roster_bytes // 2**20,
+    )
+
+
+def _admin_only(request: Request, session: Session) -> HTMLResponse | None:
+    if "admin" in session.principal.scopes:
+        return None
+    return _error(request, 403, "Only an administrator's key imports the roster.", session)
+
+
+@router.get("/roster")
+def roster(request: Request) -> Response:
+    """The tenant's roster imports, newest first, and a form to send one (an admin's)."""
+    session = _session(request)
+    return _admin_only(request, session) or _roster_page(request, session)
+
+
+@router.post("/roster")
+def roster_upload(
+    request: Request, bundle: Annotated[UploadFile, File()], csrf: Annotated[str, Form(max_length=100)] = ""
+) -> Response:
+    """A OneRoster zip chosen in the browser: imported as ``POST /v1/rosters`` imports one."""
+    session = _session(request)
+    refused = _admin_only(request, session)
+    if refused is not None:
+        return refused
+    if not request.app.state.ui.same(csrf, session.csrf):
+        return _error(request, 403, "The form expired; reload the page.", session)
+    data = bundle.file.read()
+    if not data:
+        return _roster_page(request, session, 422, "The file is empty: choose the zip of the roster's CSV files.")
+    try:
+        request.app.state.imports.submit(session.principal.tenant, data, bundle.filename or "the file")
+    except RosterError as exc:
+        return _roster_page(request, session, 422, str(exc))
+    return RedirectResponse("/ui/roster", status_code=303)

@@ -241,3 +241,44 @@ def test_a_student_with_nothing_planned_is_named_with_the_reason() -> None:
     rotation = Rotation(60, 20, {"s2": Playlist(60, [], 60, [], [], why), "s1": Playlist(60, [], 60, [], [], None)}, [])
     grid = rotation_grid(rotation, Names())  # type: ignore[arg-type]
     assert grid["unplanned"] == [{"name": "Omar Diaz", "why": why[1]}]
+
+
+def test_an_admin_imports_the_roster_from_the_roster_page(api) -> None:
+    """The roster page takes the OneRoster zip a browser sends (multipart) and follows its import;
+    only an admin's key reaches it, and only with the page's form token."""
+    import time
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in sorted(SCHOOL.glob("*.csv")):
+            archive.write(path, path.name)
+    assert sign_in(api, api.keys["a_teacher"]).status_code == 303
+    assert api.client.get("/ui/roster").status_code == 403
+    assert 'href="/ui/roster"' not in api.client.get("/ui/classes").text
+
+    assert sign_in(api, api.keys["a_all"]).status_code == 303
+    empty = api.client.get("/ui/classes").text
+    assert 'href="/ui/roster"' in empty and "roster page" in empty
+    page = api.client.get("/ui/roster")
+    assert page.status_code == 200 and "No import yet." in page.text and 'enctype="multipart/form-data"' in page.text
+    token = csrf_of(page.text)
+    zip_file = ("school-export.zip", buffer.getvalue(), "application/zip")
+    forged = api.client.post("/ui/roster", data={"csrf": "guess"}, files={"bundle": zip_file})
+    assert forged.status_code == 403
+    bad = api.client.post(
+        "/ui/roster", data={"csrf": token}, files={"bundle": ("notes.zip", b"not a zip", "application/zip")}
+    )
+    assert bad.status_code == 422 and "notes.zip: not a readable zip file" in bad.text
+    blank = api.client.post("/ui/roster", data={"csrf": token}, files={"bundle": ("e.zip", b"", "application/zip")})
+    assert blank.status_code == 422 and "The file is empty" in blank.text
+
+    sent = api.client.post("/ui/roster", data={"csrf": token}, files={"bundle": zip_file}, follow_redirects=False)
+    assert sent.status_code == 303 and sent.headers["location"] == "/ui/roster"
+    deadline = time.monotonic() + 30
+    while 'data-status="done"' not in (page := api.client.get("/ui/roster").text):
+        assert time.monotonic() < deadline and 'data-status="failed"' not in page, page[-2000:]
+        time.sleep(0.1)
+    assert "30 students, 2 teachers, 2 classes" in page and "users +32 ~0 -0" in page
+    assert 'http-equiv="refresh"' not in page  # nothing left to follow
+    listed = api.client.get("/ui/classes").text
+    assert "Grade 4 Math - Ramos" in listed and "Grade 5 Math - Chen" in listed

@@ -215,3 +215,33 @@ def test_a_key_without_teacher_scope_cannot_sign_in(school, browser) -> None:
     page.goto(server.url + "/ui/classes")
     assert "/ui/login" in page.url
     page.close()
+
+
+def test_an_admin_sends_the_roster_export_from_the_browser(school, browser, tmp_path) -> None:
+    """The roster page takes the zip a person picks, and follows the import to its end by
+    reloading itself (no script); the teacher's page has no such link."""
+    server, keys = school
+    export = tmp_path / "sis-export.zip"
+    with zipfile.ZipFile(export, "w") as archive:
+        for path in sorted(SCHOOL.glob("*.csv")):
+            archive.write(path, path.name)
+    page = browser.new_page()
+    sign_in(page, server.url, keys["admin"], "/ui/classes")
+    page.click("header >> text=Roster")
+    assert page.inner_text("h1") == "Roster"
+    page.set_input_files("input[name=bundle]", str(export))
+    page.click("text=Import")
+    page.wait_for_url(server.url + "/ui/roster")
+    done = page.wait_for_selector("table.imports tbody tr:first-child[data-status=done]", timeout=60_000)
+    row = done.inner_text()  # the newest import, this one: the school's roster again
+    assert "30 students, 2 teachers, 2 classes" in row and "no change" in row, row
+    assert "sis-export.zip/courses.csv: not a file this import reads" in row
+    shot(page, "roster")
+    page.close()
+
+    teacher = browser.new_page()
+    sign_in(teacher, server.url, keys["ramos"], "/ui/classes")
+    assert "Roster" not in teacher.inner_text("header")
+    response = teacher.goto(server.url + "/ui/roster")
+    assert response is not None and response.status == 403
+    teacher.close()
