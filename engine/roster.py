@@ -213,11 +213,26 @@ def load_bundle(path: str | Path) -> RosterBundle:
     return read_bundle(files, str(path))
 
 
+#: what ``zipfile`` raises for a damaged or unusual archive: a bad directory (offsets that point
+#: before the file: ``ValueError``), a method it cannot read (``NotImplementedError``, e.g.
+#: deflate64), a damaged stream (``zlib.error``, ``OSError``), a password (``RuntimeError``)
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    NotImplementedError,
+    EOFError,
+    ValueError,
+    OSError,
+    RuntimeError,
+    zlib.error,
+)
+
+
 def open_zip(data: bytes, source: str) -> zipfile.ZipFile:
     """The zip file of ``data`` (only its directory is read), or a :class:`RosterError`."""
     try:
         return zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as exc:
+    except _ZIP_ERRORS as exc:
         raise RosterError(f"{source}: not a readable zip file ({exc})") from None
 
 
@@ -239,8 +254,7 @@ class _Members(Mapping[str, bytes]):
     def __getitem__(self, name: str) -> bytes:
         try:
             return self.archive.read(self.members[name])
-        # zipfile raises NotImplementedError for a compression method it cannot read (e.g. deflate64)
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, zlib.error) as exc:
+        except _ZIP_ERRORS as exc:
             raise RosterError(f"{self.source}: not a readable zip file ({name}: {exc})") from None
 
     def __iter__(self) -> Iterator[str]:

@@ -126,6 +126,31 @@ def test_a_zip_with_a_folder_and_mac_metadata(tmp_path) -> None:
         read_zip(b"PK\x03\x04 not really", "upload.zip")
 
 
+def test_a_zip_with_a_directory_out_of_place_or_a_password_is_named(tmp_path) -> None:
+    """Damage a fuzzer found: a directory whose offset points past the file (zipfile seeks before
+    its start: ValueError), and a file that needs a password (RuntimeError). Both are the
+    bundle's fault, said as such."""
+    import struct
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(school(tmp_path).iterdir()):
+            archive.write(path, path.name)
+    data = bytearray(buffer.getvalue())
+    end = data.rindex(b"PK\x05\x06")  # the end of central directory record: its offset at +16
+    moved = bytearray(data)
+    moved[end + 16 : end + 20] = struct.pack("<I", len(data) + 100)
+    with pytest.raises(RosterError, match="upload.zip: not a readable zip file"):
+        read_zip(bytes(moved), "upload.zip")
+    locked = bytearray(data)
+    entry = locked.index(b"PK\x01\x02")  # users.csv's entry in the central directory
+    while locked[entry + 46 : entry + 46 + struct.unpack("<H", locked[entry + 28 : entry + 30])[0]] != b"users.csv":
+        entry = locked.index(b"PK\x01\x02", entry + 4)
+    locked[entry + 8] |= 0x01  # its general purpose flag: encrypted
+    with pytest.raises(RosterError, match=r"upload.zip: not a readable zip file \(users.csv: .*encrypted"):
+        read_zip(bytes(locked), "upload.zip")
+
+
 def test_a_zip_whose_file_is_damaged_names_it(tmp_path) -> None:
     """Files are unpacked one at a time as they are read: a damaged one is named when its turn comes."""
     buffer = io.BytesIO()
