@@ -295,10 +295,21 @@ def roster_import(
     except RosterError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+    from rich.progress import Progress
+
+    from serving.imports import doing_now
+
     opened = _store(ctx, store)
     try:
         service = LearnerService(build_engine(_config(ctx)), opened)
-        result = service.import_roster(tenant, bundle)
+        with Progress(transient=True, disable=as_json) as bar:
+            job = bar.add_task(f"importing the roster of {tenant}", total=None)
+
+            def progress(phase: str, done: int, total: int) -> None:
+                shown = {"phase": phase, "done": done, "total": total}
+                bar.update(job, description=doing_now(shown), completed=done, total=total or None)
+
+            result = service.import_roster(tenant, bundle, progress)
     except (RosterError, ApiError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

@@ -42,7 +42,17 @@ from engine.xapi import account_id
 from serving.stores.base import StoreError, VersionConflict
 from serving.views import iso
 
-__all__ = ["ATTEMPTS", "HISTORY", "LEASE_S", "PART_BYTES", "POLL_S", "RosterImports", "forget_learners", "public"]
+__all__ = [
+    "ATTEMPTS",
+    "HISTORY",
+    "LEASE_S",
+    "PART_BYTES",
+    "POLL_S",
+    "RosterImports",
+    "doing_now",
+    "forget_learners",
+    "public",
+]
 
 log = logging.getLogger("zpd.serving.imports")
 
@@ -59,6 +69,21 @@ ATTEMPTS = 3
 HISTORY = 50
 OPEN = ("storing", "queued", "running")
 QUEUE = "roster-imports"
+
+
+#: what an import is doing, by its progress's phase, as a person is told it
+PHASES = {
+    "reading": "reading the upload",
+    "parsing": "reading its files",
+    "merging": "checking it against the roster",
+    "roster": "writing the roster, step {done} of {total}",
+    "grades": "setting grades, {done} of {total} students",
+}
+
+
+def doing_now(progress: dict[str, Any]) -> str:
+    """An import's progress (``phase``, ``done``, ``total``) in words (the roster page, the CLI)."""
+    return PHASES[progress["phase"]].format(**progress)
 
 
 def job_setting(tenant: str, job_id: str) -> str:

@@ -23,6 +23,7 @@ from pydantic import BeforeValidator, Field
 from engine.planner.playlist import MIN_BLOCK_MINUTES
 from engine.roster import Roster, RosterError
 from serving.auth import Principal
+from serving.imports import doing_now
 from serving.routes.classes import page_after, sees_class, visible_classes
 from serving.service import ApiError, LearnerService
 from serving.ui.pages import STATUS_LABEL, Thresholds, class_dashboard, day, learner_gps, rotation_csv, rotation_grid
@@ -415,19 +416,9 @@ def student_gps(request: Request, token: str) -> Response:
 
 
 # ---------------------------------------------------------------------------- the roster
-#: what a running import is doing, as the roster page says it
-PHASES = {
-    "reading": "reading the upload",
-    "parsing": "reading its files",
-    "merging": "checking it against the roster",
-    "roster": "writing the roster, step {done} of {total}",
-    "grades": "setting grades, {done} of {total} students",
-}
-
-
 def _import_row(job: dict[str, Any]) -> dict[str, Any]:
     progress = job.get("progress")
-    doing = PHASES[progress["phase"]].format(**progress) if progress else ""
+    doing = doing_now(progress) if progress else ""
     result = job.get("result") or {}
     counts = result.get("counts", {})
     changed = [
