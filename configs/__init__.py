@@ -199,6 +199,10 @@ class ServingConfig(_Section):
     # how long POST /v1/rosters waits for its import before answering 202 with the import to
     # follow (RFC 7240: "Prefer: respond-async" answers 202 at once, "Prefer: wait=N" waits less)
     roster_wait_s: float = Field(10.0, ge=0.0)
+    # a roster upload this large or larger is imported in a process of its own: a district's
+    # import holds gigabytes for a minute, which the worker then keeps, and a core; a school's
+    # stays in the worker (a process takes seconds to start)
+    roster_apart_bytes: int = Field(4 * 1024 * 1024, ge=0)
     key_cache_s: float = 2.0
     # threads per worker running request handlers (CPU-bound under the GIL: more threads than
     # this only add switching; a worker waits on the store in at most this many at once)

@@ -274,7 +274,11 @@ def create_app(
         app.state.ui = UiAuth(app.state.store, app.state.keys)
         app.state.deployment = Deployment(app.state.engine, app.state.store)
         app.state.imports = RosterImports(
-            app.state.service.import_roster, app.state.store, on_attempt=app.state.metrics.roster_import
+            app.state.service.import_roster,
+            app.state.store,
+            on_attempt=app.state.metrics.roster_import,
+            apart=(config.model_dump_json(), app.state.store.url),
+            apart_bytes=config.serving.roster_apart_bytes,
         )
         try:  # come up with the model and catalog the other workers serve
             app.state.deployment.sync()

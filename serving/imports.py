@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import multiprocessing
 import re
 import threading
 import time
@@ -167,11 +168,16 @@ class RosterImports:
         lease_s: float = LEASE_S,
         clock: Callable[[], float] = time.time,
         on_attempt: Callable[[str, float], None] | None = None,
+        apart: tuple[str, str] | None = None,
+        apart_bytes: int = 0,
     ):
         #: ``run(tenant, bundle, progress)``: the import itself (``LearnerService.import_roster``)
         self.run, self.store, self.lease_s, self.clock = run, store, lease_s, clock
         #: told each attempt's outcome (done, failed, retried) and seconds (the server's metrics)
         self.on_attempt = on_attempt
+        #: (the configuration as JSON, the store's URL): an upload of ``apart_bytes`` or more is
+        #: imported in a process of its own (:func:`import_apart`); None: always in this one
+        self.apart, self.apart_bytes = apart, apart_bytes
         self.owner = uuid.uuid4().hex
         self._lock = threading.Lock()
         self._busy: set[str] = set()  # tenants one of this process's threads runs jobs of
@@ -399,11 +405,11 @@ class RosterImports:
         began = time.monotonic()
         outcome: dict[str, Any]
         try:
-            data = b"".join(self._parts(tenant, job_id, job["parts"], progress))
-            progress("parsing", 0, 1)
-            bundle = read_zip(data, job.get("source", "body"))
-            del data
-            result = self.run(tenant, bundle, progress)
+            if self.apart is not None and job["bytes"] >= self.apart_bytes:
+                result = self._run_apart(job, progress)
+            else:
+                bundle = read_upload(self.store, job, progress)
+                result = self.run(tenant, bundle, progress)
             outcome = {"status": "done", "result": result}
         except RosterError as exc:
             outcome = {"status": "failed", "error": {"code": "invalid_roster", "message": str(exc), "field": "body"}}
@@ -442,12 +448,83 @@ class RosterImports:
         if self.on_attempt is not None:
             self.on_attempt(outcome, time.monotonic() - began)
 
-    def _parts(self, tenant: str, job_id: str, parts: int, progress: Callable[[str, int, int], None]) -> list[bytes]:
-        read = []
-        for k in range(parts):
-            progress("reading", k, parts)
-            found = self.store.get_setting(part_setting(tenant, job_id, k))
-            if found is None:
-                raise StoreError(f"part {k} of roster upload {job_id} is missing from the store")
-            read.append(base64.b64decode(found[1]))
-        return read
+    def _run_apart(self, job: dict[str, Any], progress: Callable[[str, int, int], None]) -> dict[str, Any]:
+        """The import in a process of its own (:func:`import_apart`): its memory is given back when
+        it ends, and it does not hold this worker's interpreter lock. Raises as the import
+        would."""
+        config_json, store_url = self.apart or ("", "")
+        context = multiprocessing.get_context("spawn")
+        receiver, sender = context.Pipe(duplex=False)
+        child = context.Process(
+            target=import_apart, args=(config_json, store_url, job, sender), name=f"roster-import-{job['id']}"
+        )
+        child.start()
+        sender.close()
+        try:
+            while child.is_alive() or receiver.poll():
+                if not receiver.poll(0.5):
+                    continue
+                try:
+                    message = receiver.recv()
+                except EOFError:
+                    break
+                kind, *rest = message
+                if kind == "progress":
+                    progress(*rest)
+                elif kind == "done":
+                    return rest[0]
+                else:
+                    raise _RAISED.get(kind, RuntimeError)(rest[0])
+            raise RuntimeError(f"the import's process stopped (exit code {child.exitcode})")
+        finally:
+            child.join(10)
+            if child.is_alive():
+                child.kill()
+                child.join()
+
+
+#: what an import apart reports, by the kind of failure, raised again in the worker
+_RAISED: dict[str, type[Exception]] = {"invalid": RosterError, "store": StoreError, "conflict": VersionConflict}
+
+
+def read_upload(store: Any, job: dict[str, Any], progress: Callable[[str, int, int], None]) -> Any:
+    """The bundle of a job's upload: its parts read back from the store, then its files parsed."""
+    data = []
+    for k in range(job["parts"]):
+        progress("reading", k, job["parts"])
+        found = store.get_setting(part_setting(job["tenant"], job["id"], k))
+        if found is None:
+            raise StoreError(f"part {k} of roster upload {job['id']} is missing from the store")
+        data.append(base64.b64decode(found[1]))
+    progress("parsing", 0, 1)
+    return read_zip(b"".join(data), job.get("source", "body"))
+
+
+def import_apart(config_json: str, store_url: str, job: dict[str, Any], report: Any) -> None:
+    """A job's import in a process of its own: the engine and the deployment's model as a worker
+    has them, the store opened afresh; progress and the outcome are sent through ``report``."""
+    from configs import ZPDConfig
+    from serving.app import build_engine
+    from serving.deployment import Deployment
+    from serving.service import LearnerService
+    from serving.stores import open_store
+
+    def progress(phase: str, done: int, total: int) -> None:
+        report.send(("progress", phase, done, total))
+
+    try:
+        with open_store(store_url) as store:
+            engine = build_engine(ZPDConfig.model_validate_json(config_json))
+            Deployment(engine, store).sync()  # the model the workers serve
+            bundle = read_upload(store, job, progress)
+            report.send(("done", LearnerService(engine, store).import_roster(job["tenant"], bundle, progress)))
+    except RosterError as exc:
+        report.send(("invalid", str(exc)))
+    except VersionConflict as exc:
+        report.send(("conflict", str(exc)))
+    except StoreError as exc:
+        report.send(("store", str(exc)))
+    except Exception as exc:
+        report.send(("failed", f"{type(exc).__name__}: {exc}"))
+    finally:
+        report.close()

@@ -297,3 +297,33 @@ def test_an_erased_learner_is_named_by_no_import(any_api, request) -> None:
     data = files_after_erasure(request, api.store)
     assert b"stu-1001" in data  # the check sees what is there
     assert b"qx7" not in data and b"'stu-1000'" not in data
+
+
+def test_a_large_upload_is_imported_in_a_process_of_its_own(tmp_path, shared_engine) -> None:
+    """Past ``roster_apart_bytes`` an import runs in a spawned process (the worker's own import
+    function is never called): same result, same failures, named as the file was sent."""
+    from configs import load_config
+    from serving.service import LearnerService
+    from serving.stores import open_store
+
+    store = open_store(f"sqlite:///{tmp_path / 'zpd.db'}")
+    service = LearnerService(shared_engine, store)
+
+    def not_here(tenant, bundle, progress):
+        raise AssertionError("imported in the worker")
+
+    imports = RosterImports(not_here, store, apart=(load_config(env={}).model_dump_json(), store.url), apart_bytes=0)
+    job_id = imports.submit("t1", bundle_zip(), "export.zip")
+    no_users = zipped({p.name: p.read_bytes() for p in sorted(SCHOOL.glob("*.csv")) if p.name != "users.csv"})
+    bad_id = imports.submit("t1", no_users, "export.zip")
+    imports.wait(120)
+    job = imports.get("t1", job_id)
+    assert job["status"] == "done" and job["attempts"] == 1, job
+    assert job["result"]["counts"]["students"] == 30 and job["result"]["grades_set"] == 30
+    assert service.roster("t1").counts()["students"] == 30
+    assert store.get("t1", "stu-1000").meta["grade"] == "4"
+    bad = imports.get("t1", bad_id)
+    assert bad["status"] == "failed" and bad["error"]["code"] == "invalid_roster", bad
+    assert bad["error"]["message"].startswith("export.zip/") and "users.csv" in bad["error"]["message"]
+    assert no_upload_left(store, "t1", job_id) and no_upload_left(store, "t1", bad_id)
+    store.close()
