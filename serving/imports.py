@@ -341,8 +341,8 @@ class RosterImports:
         for owner, job_id in orjson.loads(found[1]) if found else []:
             if owner == tenant:
                 got = self._read(tenant, job_id)
-                if got is not None and got[1]["status"] != "storing":
-                    return job_id
+                if got is not None and got[1]["status"] in ("queued", "running"):
+                    return job_id  # (an upload being stored is not accepted yet; an ended job is tidied next)
         return None
 
     def _run_tenant(self, tenant: str) -> None:

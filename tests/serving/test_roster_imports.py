@@ -170,6 +170,10 @@ def test_an_import_whose_worker_stopped_is_finished_by_another(service, request)
     done_id = over.accept("t1", bundle_zip())
     got = over._read("t1", done_id)
     over._write({**got[1], "status": "done", "result": {}}, got[0])
+    next_id = over.accept("t1", bundle_zip())
+    over.start("t1")
+    over.wait()
+    assert over.get("t1", next_id)["status"] == "done"  # the ended one does not hold the next back
     assert store.get_setting(part_setting("t1", done_id, 0)) is not None
     over.poll()
     assert store.get_setting(part_setting("t1", done_id, 0)) is None
