@@ -26,16 +26,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from configs import ZPDConfig, load_config
-from engine.planner.index import PlannerIndex
-from engine.sources import graph_from_config, load_catalog_source
 from serving.auth import KeyCache
 from serving.deployment import Deployment
 from serving.imports import POLL_S, RosterImports
 from serving.limits import BodyLimitMiddleware
 from serving.metrics import Metrics, MetricsMiddleware
-from serving.model_provider import ModelHolder, ModelLoadError, current_version
+from serving.model_provider import ModelLoadError, current_version
 from serving.routes import catalog, classes, events, health, learners, model, xapi
-from serving.service import ApiError, Engine, LearnerService
+from serving.service import ApiError, Engine, LearnerService, build_engine
 from serving.stores import open_store
 from serving.stores.base import LearnerStore, StoreError, StoreUnavailable
 from serving.ui import install_ui, invalid_page
@@ -44,15 +42,6 @@ from serving.ui.session import UiAuth
 __all__ = ["create_app", "build_engine"]
 
 log = logging.getLogger("zpd.serving")
-
-
-def build_engine(config: ZPDConfig, model_uri: str | None = None) -> Engine:
-    """Graph, catalog, planner index and the model (configured URI -> bundled -> graph BKT)."""
-    graph = graph_from_config(config.graph)
-    catalog = load_catalog_source(config.catalog.source, graph, config.catalog.generate_missing)
-    holder = ModelHolder(graph, catalog, config.mlflow.tracking_uri, config.model.bkt, config.gate)
-    holder.load_first([model_uri or config.serving.model_uri, "bundled", "bkt"])
-    return Engine(config, graph, catalog, PlannerIndex.build(graph, catalog), holder)
 
 
 #: what a 401 asks for (RFC 9110): a Bearer key, or the key as the password of HTTP Basic (LRS forwarding)

@@ -29,17 +29,16 @@ from __future__ import annotations
 import base64
 import logging
 import multiprocessing
-import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 from engine.roster import RosterError, open_zip, read_zip
-from engine.xapi import account_id
+from serving.import_records import history_setting, job_setting
 from serving.stores.base import StoreError, VersionConflict
 from serving.views import iso
 
@@ -51,7 +50,6 @@ __all__ = [
     "POLL_S",
     "RosterImports",
     "doing_now",
-    "forget_learners",
     "public",
 ]
 
@@ -87,59 +85,8 @@ def doing_now(progress: dict[str, Any]) -> str:
     return PHASES[progress["phase"]].format(**progress)
 
 
-def job_setting(tenant: str, job_id: str) -> str:
-    return f"roster-import@{tenant}@{job_id}"
-
-
 def part_setting(tenant: str, job_id: str, k: int) -> str:
     return f"roster-upload@{tenant}@{job_id}@{k}"
-
-
-def history_setting(tenant: str) -> str:
-    return f"roster-imports@{tenant}"
-
-
-#: a value a message quotes (``repr``: single quotes, double ones around a value holding one);
-#: none holds a space, which keeps an apostrophe of the prose around it from opening a quote
-_QUOTED = re.compile(r"'([^'\s]+)'|\"([^\"\s]+)\"")
-
-
-def forget_learners(store: Any, tenant: str, learner_ids: Collection[str]) -> None:
-    """Erasure: the tenant's import records no longer name these learners. An error or a note
-    quotes a row's ``sourcedId`` as the file had it (an e-mail address, say), so a quoted value is
-    taken out when it becomes an erased learner's id (``account_id``), and the ids themselves
-    wherever they stand. The values overwritten leave the files with the rewrite that the
-    store's deletion of the learners, which follows, always starts."""
-    erased = set(learner_ids)
-    if not erased:
-        return
-    scope = f"{tenant}\x1fusers"  # as Roster.apply makes a user's id
-    plain = re.compile("|".join(rf"(?<![\w.@-]){re.escape(i)}(?![\w.@-])" for i in sorted(erased, key=len)[::-1]))
-
-    def redact(text: str) -> str:
-        text = _QUOTED.sub(
-            lambda m: "'[erased]'" if account_id(m.group(1) or m.group(2), scope) in erased else m.group(0), text
-        )
-        return plain.sub("[erased]", text)
-
-    found = store.get_setting(history_setting(tenant))
-    for job_id in orjson.loads(found[1]) if found else []:
-        name = job_setting(tenant, job_id)
-        got = store.get_setting(name)
-        if got is None:
-            continue
-        job = orjson.loads(got[1])
-        before = orjson.dumps(job)
-        if job.get("error"):
-            job["error"]["message"] = redact(job["error"]["message"])
-        if job.get("result"):
-            job["result"]["notes"] = [redact(note) for note in job["result"].get("notes", [])]
-        if orjson.dumps(job) != before:
-            try:
-                store.put_setting(name, orjson.dumps(job).decode(), got[0])
-            except VersionConflict:  # its worker wrote it meanwhile: once more, on what it wrote
-                forget_learners(store, tenant, learner_ids)
-                return
 
 
 def public(job: dict[str, Any]) -> dict[str, Any]:
@@ -504,9 +451,8 @@ def import_apart(config_json: str, store_url: str, job: dict[str, Any], report: 
     """A job's import in a process of its own: the engine and the deployment's model as a worker
     has them, the store opened afresh; progress and the outcome are sent through ``report``."""
     from configs import ZPDConfig
-    from serving.app import build_engine
     from serving.deployment import Deployment
-    from serving.service import LearnerService
+    from serving.service import LearnerService, build_engine
     from serving.stores import open_store
 
     def progress(phase: str, done: int, total: int) -> None:

@@ -33,12 +33,13 @@ from engine.planner.context import Goal, Overrides, PlanContext
 from engine.planner.index import PlannerIndex
 from engine.planner.playlist import Rotation, plan_rotation
 from engine.roster import Roster, RosterBundle
+from engine.sources import graph_from_config, load_catalog_source
 from engine.xapi import DEFAULT_VERBS
 from models.base import ModelFormatError, state_from_bytes, state_to_bytes
 from serving import checkpoints
 from serving.content import Content, TenantContent
 from serving.evidence import evidence
-from serving.imports import forget_learners as forget_in_imports
+from serving.import_records import forget_learners as forget_in_imports
 from serving.model_provider import LoadedModel, ModelHolder
 from serving.plans import forget_learners
 from serving.rosters import CachedRoster, Progress, RosterStore, changes
@@ -55,7 +56,7 @@ from serving.stores.base import (
     event_time,
 )
 
-__all__ = ["ApiError", "Engine", "LearnerService", "LearnerView", "learner_seed"]
+__all__ = ["ApiError", "Engine", "LearnerService", "LearnerView", "build_engine", "learner_seed"]
 
 MAX_RETRIES = 20
 #: students whose roster grades are written together (one store write each)
@@ -86,6 +87,15 @@ class Engine:
     def core(self, loaded: LoadedModel) -> LearnerCore:
         """The learner core over the current graph, catalog and ``loaded`` model (cheap: no copying)."""
         return LearnerCore(self.index, self.config.planner, loaded.model, loaded.predictions, self.placement)
+
+
+def build_engine(config: ZPDConfig, model_uri: str | None = None) -> Engine:
+    """Graph, catalog, planner index and the model (configured URI -> bundled -> graph BKT)."""
+    graph = graph_from_config(config.graph)
+    catalog = load_catalog_source(config.catalog.source, graph, config.catalog.generate_missing)
+    holder = ModelHolder(graph, catalog, config.mlflow.tracking_uri, config.model.bkt, config.gate)
+    holder.load_first([model_uri or config.serving.model_uri, "bundled", "bkt"])
+    return Engine(config, graph, catalog, PlannerIndex.build(graph, catalog), holder)
 
 
 _IDENTIFIERS: dict[int, tuple[StandardsGraph, dict[str, str]]] = {}
