@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import logging
 import multiprocessing
+import os
 import threading
 import time
 import uuid
@@ -458,6 +459,14 @@ def import_apart(config_json: str, store_url: str, job: dict[str, Any], report: 
     def progress(phase: str, done: int, total: int) -> None:
         report.send(("progress", phase, done, total))
 
+    parent = os.getppid()
+
+    def orphaned() -> None:  # the worker died (the lease runs out, another worker imports again)
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=orphaned, daemon=True, name="roster-import-parent").start()
     try:
         with open_store(store_url) as store:
             engine = build_engine(ZPDConfig.model_validate_json(config_json))
