@@ -18,6 +18,7 @@ Every request goes to 127.0.0.1 only.
 from __future__ import annotations
 
 import argparse
+import datetime
 import io
 import json
 import os
@@ -35,7 +36,7 @@ from typing import Any
 
 import httpx
 from reports import write_report
-from serve_bench import ROOT, ZPD, baseline_tree, start_server, store_for
+from serve_bench import ROOT, ZPD, baseline_tree, drive, start_server, store_for
 
 SUBJECTS = ("Math", "ELA", "Science", "History", "Art", "PE")
 GIVEN = ("Ana", "Omar", "Ines", "Kofi", "Mei", "Luca", "Sara", "Yusuf", "Nia", "Tomas", "Zoe", "Ravi")
@@ -170,7 +171,56 @@ def _import_over_http(client: httpx.Client, export: bytes, prefer: str = "") -> 
     return out
 
 
-def bench_tree(store: str, root: Path, export_path: Path, workdir: Path) -> dict[str, Any]:
+def _seconds(start: str, end: str) -> float:
+    """Seconds between two of the API's ISO-8601 times."""
+    parse = datetime.datetime.fromisoformat
+    return (parse(end.replace("Z", "+00:00")) - parse(start.replace("Z", "+00:00"))).total_seconds()
+
+
+def _next_under_import(
+    pid: int, base: str, key: str, workdir: Path, root: Path, export: bytes, rate: float
+) -> dict[str, Any]:
+    """``/next`` for learners never seen (a grade hint each) at a fixed rate from a separate
+    process (serve_bench's generator), 20 s on a quiet server, then 20 s while the export is
+    imported into a tenant of its own; the import's time under that load."""
+    paths = [f"/v1/learners/new-{k % 500}/next?grade={k % 8 + 1}" for k in range(int(rate * 20))]
+    requests = [{"method": "GET", "path": p} for p in paths]
+    drive(base, key, requests[: int(rate * 5)], rate, server=pid)  # warm-up, not measured
+    quiet = drive(base, key, requests, rate, server=pid)
+    made = subprocess.run(
+        [str(ZPD), "--config", str(workdir / "bench.toml"), "keys", "create", "--tenant", "load", "--scopes"]
+        + ["admin", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env=None if root == ROOT else {**os.environ, "PYTHONPATH": str(root)},
+        check=True,
+    )
+    admin = json.loads(made.stdout)["key"]
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {admin}"}) as client:
+        posted = client.post(
+            "/v1/rosters",
+            content=export,
+            headers={"content-type": "application/zip", "prefer": "respond-async"},
+            timeout=600,
+        ).json()
+        during = drive(base, key, requests, rate, server=pid)
+        while (job := client.get(f"/v1/rosters/imports/{posted['import_id']}").json())["status"] not in (
+            "done",
+            "failed",
+        ):
+            time.sleep(0.25)
+    keep = ("throughput", "errors", "p50", "p95", "p99", "server_cpu_ms")
+    return {
+        "rate": rate,
+        "quiet": {k: quiet[k] for k in keep},
+        "during": {k: during[k] for k in keep},
+        "import_s": round(_seconds(job["submitted"], job["finished"]), 1),
+        "import_status": job["status"],
+    }
+
+
+def bench_tree(store: str, root: Path, export_path: Path, workdir: Path, next_rate: float = 0) -> dict[str, Any]:
     with store_for(store, workdir) as url:
         proc, base, key = start_server(url, 1, workdir, root=root)
         try:
@@ -210,6 +260,8 @@ def bench_tree(store: str, root: Path, export_path: Path, workdir: Path) -> dict
                 "peak_mb": round(int(errors[-1].removeprefix("peak-kb ")) / 1024),
                 "error": errors[-2][:200] if cli.returncode else None,
             }
+            if next_rate > 0 and out["first"]["status"] in (200, 202):
+                out["next"] = _next_under_import(proc.pid, base, key, workdir, root, export, next_rate)
             return out
         finally:
             proc.terminate()
@@ -260,6 +312,28 @@ def report(results: dict, baseline: dict, args: argparse.Namespace, command: str
                 + (f"{cli['seconds']}" if cli["exit"] == 0 else f"exit {cli['exit']}: {cli['error']}")
                 + f" | {cli['peak_mb']} |"
             )
+    if any("next" in r for r in results.values()):
+        lines += [
+            "",
+            "`/next` for learners never seen (a grade hint each) at a fixed rate, from a separate process "
+            "(serve_bench's open-loop generator): 20 s on the quiet server, then 20 s while the same export is "
+            "imported into a tenant of its own (`import`: from its POST to its end, under that load).",
+            "",
+            "| store | tree | rate | quiet p50 / p99 ms | during the import p50 / p99 ms | during: throughput, errors "
+            "| server CPU ms per /next quiet / during | import (s) |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for store in results:
+            for label, runs in (("baseline", baseline), ("this tree", results)):
+                n = (runs.get(store) or {}).get("next")
+                if not n:
+                    continue
+                q, d = n["quiet"], n["during"]
+                lines.append(
+                    f"| {store} | {label} | {n['rate']:g} | {q['p50']} / {q['p99']} | {d['p50']} / {d['p99']} "
+                    f"| {d['throughput']}, {d['errors']} | {q['server_cpu_ms']} / {d['server_cpu_ms']} "
+                    f"| {n['import_s']} ({n['import_status']}) |"
+                )
     lines += ["", "Phases of this tree's first import (first seen, seconds from the POST):", ""]
     for store, r in results.items():
         added = ", ".join(f"{kind} +{c['added']}" for kind, c in r["first"].get("changes", {}).items() if c["added"])
@@ -272,6 +346,7 @@ def main() -> None:
     parser.add_argument("--students", type=int, default=100000)
     parser.add_argument("--stores", default="sqlite,redis")
     parser.add_argument("--baseline", default=None, help="a git ref given the same export, right before this tree")
+    parser.add_argument("--next-rate", type=float, default=200.0, help="/next req/s during an import (0: skip)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "roster_import.md")
     args = parser.parse_args()
     command = "python benchmarks/roster_import_bench.py " + " ".join(sys.argv[1:])
@@ -288,7 +363,7 @@ def main() -> None:
             for label, root, out in ([("baseline", tree, baseline)] if tree else []) + [("current", ROOT, results)]:
                 workdir = Path(tmp) / f"{store}-{label}"
                 workdir.mkdir()
-                out[store] = bench_tree(store, root, export_path, workdir)
+                out[store] = bench_tree(store, root, export_path, workdir, args.next_rate)
                 print(json.dumps({label: {store: out[store]}}, indent=1), flush=True)
     args.out.with_suffix(".json").write_text(
         json.dumps({"export": export, "results": results, "baseline": baseline}, indent=1) + "\n"
