@@ -30,6 +30,7 @@ import tempfile
 import time
 import uuid
 import zipfile
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -275,6 +276,14 @@ _PEAK = (
 _REDIS_MEMORY = "import redis,sys; print(round(redis.Redis.from_url(sys.argv[1]).info('memory')['used_memory']/1e6,1))"
 
 
+def _side_by_side(results: dict, baseline: dict) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(store, tree, its run) for each store, the baseline's run first."""
+    for store in results:
+        for label, runs in (("baseline", baseline), ("this tree", results)):
+            if runs.get(store):
+                yield store, label, runs[store]
+
+
 def report(results: dict, baseline: dict, args: argparse.Namespace, command: str, export: dict) -> str:
     lines = [
         "# Roster import benchmark",
@@ -297,21 +306,17 @@ def report(results: dict, baseline: dict, args: argparse.Namespace, command: str
         "| store MB | CLI (s) | CLI peak MB |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for store in results:
-        for label, runs in (("baseline", baseline), ("this tree", results)):
-            r = runs.get(store)
-            if not r:
-                continue
-            first, again, cli = r["first"], r.get("again") or {}, r["cli"]
-            lines.append(
-                f"| {store} | {label} | {first['answered_s']} s | {first['status']}"
-                + (f" ({first['error']})" if first.get("error") else "")
-                + f" | {first.get('total_s', '-')} | {again.get('total_s', '-')} "
-                f"| {r['rss_before_mb']} / {r['peak_mb']} / {r.get('rss_after_mb', '-')} "
-                f"| {r['store_mb']} | "
-                + (f"{cli['seconds']}" if cli["exit"] == 0 else f"exit {cli['exit']}: {cli['error']}")
-                + f" | {cli['peak_mb']} |"
-            )
+    for store, label, r in _side_by_side(results, baseline):
+        first, again, cli = r["first"], r.get("again") or {}, r["cli"]
+        lines.append(
+            f"| {store} | {label} | {first['answered_s']} s | {first['status']}"
+            + (f" ({first['error']})" if first.get("error") else "")
+            + f" | {first.get('total_s', '-')} | {again.get('total_s', '-')} "
+            f"| {r['rss_before_mb']} / {r['peak_mb']} / {r.get('rss_after_mb', '-')} "
+            f"| {r['store_mb']} | "
+            + (f"{cli['seconds']}" if cli["exit"] == 0 else f"exit {cli['exit']}: {cli['error']}")
+            + f" | {cli['peak_mb']} |"
+        )
     if any("next" in r for r in results.values()):
         lines += [
             "",
@@ -323,11 +328,8 @@ def report(results: dict, baseline: dict, args: argparse.Namespace, command: str
             "| server CPU ms per /next quiet / during | import (s) |",
             "|---|---|---|---|---|---|---|---|",
         ]
-        for store in results:
-            for label, runs in (("baseline", baseline), ("this tree", results)):
-                n = (runs.get(store) or {}).get("next")
-                if not n:
-                    continue
+        for store, label, r in _side_by_side(results, baseline):
+            if n := r.get("next"):
                 q, d = n["quiet"], n["during"]
                 lines.append(
                     f"| {store} | {label} | {n['rate']:g} | {q['p50']} / {q['p99']} | {d['p50']} / {d['p99']} "
