@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import redis
 from reports import write_report
 from serve_bench import ROOT, ZPD, baseline_tree, drive, start_server, store_for
 
@@ -235,12 +236,7 @@ def bench_tree(store: str, root: Path, export_path: Path, workdir: Path, next_ra
             out["peak_mb"] = round(_vm(proc.pid, "VmHWM"))
             out["rss_after_mb"] = round(_vm(proc.pid, "VmRSS"))  # what the worker keeps
             if store == "redis":
-                info = subprocess.run(
-                    [str(Path(sys.executable).parent / "python"), "-c", _REDIS_MEMORY, url],
-                    capture_output=True,
-                    text=True,
-                )
-                out["store_mb"] = float(info.stdout.strip() or "nan")
+                out["store_mb"] = round(redis.Redis.from_url(url).info("memory")["used_memory"] / 1e6, 1)
             else:
                 out["store_mb"] = round(sum(f.stat().st_size for f in workdir.glob("zpd.db*")) / 1e6, 1)
             # the CLI, into another tenant of the same store: a process of its own, started by a
@@ -273,7 +269,6 @@ _PEAK = (
     "import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; "
     "print('peak-kb', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(code)"
 )
-_REDIS_MEMORY = "import redis,sys; print(round(redis.Redis.from_url(sys.argv[1]).info('memory')['used_memory']/1e6,1))"
 
 
 def _side_by_side(results: dict, baseline: dict) -> Iterator[tuple[str, str, dict[str, Any]]]:

@@ -297,7 +297,7 @@ def roster_import(
         raise typer.Exit(1) from None
     from rich.progress import Progress
 
-    from serving.imports import doing_now
+    from serving.imports import changes_in_words, doing_now
 
     opened = _store(ctx, store)
     try:
@@ -318,16 +318,14 @@ def roster_import(
     if as_json:
         typer.echo(json.dumps(result))
         return
-    counts, changed = result["counts"], result["changes"]
+    counts, changed = result["counts"], changes_in_words(result["changes"])
     for note in result["notes"]:
         typer.echo(f"note: {note}", err=True)
     typer.echo(
         f"{counts['users']} users ({counts['students']} students, {counts['teachers']} teachers), "
         f"{counts['classes']} classes, {counts['enrollments']} enrollments in {counts['orgs']} org(s); "
-        + ", ".join(
-            f"{kind} +{c['added']} ~{c['updated']} -{c['removed']}" for kind, c in changed.items() if any(c.values())
-        )
-        + (" (no change)" if not any(any(c.values()) for c in changed.values()) else "")
+        + changed
+        + (" (no change)" if not changed else "")
         + f"; grade set for {result['grades_set']} student(s)"
     )
 

@@ -50,6 +50,7 @@ __all__ = [
     "PART_BYTES",
     "POLL_S",
     "RosterImports",
+    "changes_in_words",
     "doing_now",
     "public",
 ]
@@ -84,6 +85,18 @@ PHASES = {
 def doing_now(progress: dict[str, Any]) -> str:
     """An import's progress (``phase``, ``done``, ``total``) in words (the roster page, the CLI)."""
     return PHASES[progress["phase"]].format(**progress)
+
+
+def changes_in_words(changes: dict[str, dict[str, int]]) -> str:
+    """An import's changes per kind, as ``users +2 ~1 -0, ...`` ("" when nothing changed)."""
+    return ", ".join(
+        f"{kind} +{c['added']} ~{c['updated']} -{c['removed']}" for kind, c in changes.items() if any(c.values())
+    )
+
+
+def _claimable(job: dict[str, Any], now: float) -> bool:
+    """Whether a worker may start a job: queued, or running under a lease that ran out."""
+    return job["status"] == "queued" or (job["status"] == "running" and job["lease_until"] < now)
 
 
 def part_setting(tenant: str, job_id: str, k: int) -> str:
@@ -209,13 +222,12 @@ class RosterImports:
 
     def _abandon(self, tenant: str, job_id: str, parts: int) -> None:
         """Forget an upload that was never accepted: its parts, its record, its place."""
-        self.store.delete_settings([part_setting(tenant, job_id, k) for k in range(parts)])
-        self.store.delete_settings([job_setting(tenant, job_id)])
-        self._drop(tenant, job_id)
+        self._tidy(tenant, job_id, parts, job_setting(tenant, job_id))
 
-    def _tidy(self, tenant: str, job_id: str, parts: int) -> None:
-        """After a job ended: its upload's parts go (their bytes with them), then its place."""
-        self.store.delete_settings([part_setting(tenant, job_id, k) for k in range(parts)])
+    def _tidy(self, tenant: str, job_id: str, parts: int, *also: str) -> None:
+        """After a job ended: its upload's parts go (their bytes with them, and the settings
+        ``also`` names), then its place among the open jobs."""
+        self.store.delete_settings([part_setting(tenant, job_id, k) for k in range(parts)] + list(also))
         self._drop(tenant, job_id)
 
     def _drop(self, tenant: str, job_id: str) -> None:
@@ -275,7 +287,7 @@ class RosterImports:
             if tenant in seen:
                 continue
             seen.add(tenant)
-            if job["status"] == "queued" or (job["status"] == "running" and job["lease_until"] < now):
+            if _claimable(job, now):
                 self.start(tenant)
 
     def wait(self, timeout: float = 30.0) -> None:
@@ -312,7 +324,7 @@ class RosterImports:
             return None
         version, job = got
         now = self.clock()
-        if not (job["status"] == "queued" or (job["status"] == "running" and job["lease_until"] < now)):
+        if not _claimable(job, now):
             return None
         if job["status"] == "running":
             log.warning("roster import %s of tenant %s: its worker stopped; started again", job_id, tenant)
@@ -363,29 +375,24 @@ class RosterImports:
             outcome = {"status": "failed", "error": {"code": "invalid_roster", "message": str(exc), "field": "body"}}
         except Exception as exc:  # the store, a conflict that kept coming back, a bug: try again
             log.exception("roster import %s of tenant %s failed (attempt %d)", job_id, tenant, job["attempts"])
-            if job["attempts"] < ATTEMPTS:
-                stop.set()
-                renewer.join()
-                self._attempted("retried", began)
-                if state["ours"]:
-                    job.update(status="queued", owner="", lease_until=0.0, progress=None)
-                    self._write(job)
-                return
+            # (a conflict is a store error too: it is named first)
             code = (
-                "unavailable"
-                if isinstance(exc, StoreError)
-                else "busy"
+                "busy"
                 if isinstance(exc, VersionConflict)
+                else "unavailable"
+                if isinstance(exc, StoreError)
                 else "failed"
             )
-            outcome = {
-                "status": "failed",
-                "error": {"code": code, "message": f"the import failed {ATTEMPTS} times: {exc}", "field": None},
-            }
+            error = {"code": code, "message": f"the import failed {ATTEMPTS} times: {exc}", "field": None}
+            outcome = {"status": "retried"} if job["attempts"] < ATTEMPTS else {"status": "failed", "error": error}
         stop.set()
         renewer.join()
         self._attempted(outcome["status"], began)
         if not state["ours"]:
+            return
+        if outcome["status"] == "retried":  # queued again: the loop (or another worker) starts it
+            job.update(status="queued", owner="", lease_until=0.0, progress=None)
+            self._write(job)
             return
         job.update(outcome, finished=self.clock(), owner="", lease_until=0.0, progress=None)
         self._write(job)  # whatever came between: this import is over

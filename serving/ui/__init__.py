@@ -23,7 +23,7 @@ from pydantic import BeforeValidator, Field
 from engine.planner.playlist import MIN_BLOCK_MINUTES
 from engine.roster import Roster, RosterError
 from serving.auth import Principal
-from serving.imports import doing_now
+from serving.imports import changes_in_words, doing_now
 from serving.routes.classes import page_after, sees_class, visible_classes
 from serving.service import ApiError, LearnerService
 from serving.ui.pages import STATUS_LABEL, Thresholds, class_dashboard, day, learner_gps, rotation_csv, rotation_grid
@@ -421,11 +421,6 @@ def _import_row(job: dict[str, Any]) -> dict[str, Any]:
     doing = doing_now(progress) if progress else ""
     result = job.get("result") or {}
     counts = result.get("counts", {})
-    changed = [
-        f"{kind} +{c['added']} ~{c['updated']} -{c['removed']}"
-        for kind, c in result.get("changes", {}).items()
-        if any(c.values())
-    ]
     return {
         "id": job["import_id"],
         "status": job["status"],
@@ -434,7 +429,7 @@ def _import_row(job: dict[str, Any]) -> dict[str, Any]:
         "finished": job.get("finished"),
         "size": f"{job['bytes'] / 1e6:.1f} MB" if job["bytes"] >= 1e6 else f"{max(1, round(job['bytes'] / 1e3))} kB",
         "counts": counts,
-        "changes": ", ".join(changed) or ("no change" if result else ""),
+        "changes": changes_in_words(result.get("changes", {})) or ("no change" if result else ""),
         "grades_set": result.get("grades_set"),
         "notes": result.get("notes", []),
         "error": (job.get("error") or {}).get("message"),
