@@ -8,6 +8,7 @@ learner's GPS and nothing else, and an administrator's roster imports. Every pag
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections import Counter
 from pathlib import Path
@@ -193,9 +194,11 @@ def classes(
     service = _service(request)
     roster, ids = visible_classes(service, session.principal)
     school_of = {c: roster.classes[c].get("school") or "" for c in ids}
-    schools = [
-        {"id": org, "name": roster.orgs.get(org, {}).get("name") or org or "(no school)", "classes": n}
-        for org, n in sorted(Counter(school_of.values()).items())
+    counted = Counter(school_of.values())
+    names = {org: roster.orgs.get(org, {}).get("name") or org or "(no school)" for org in counted}
+    schools = [  # by name, as a person looks for one (School 9 before School 10)
+        {"id": org, "name": names[org], "classes": counted[org]}
+        for org in sorted(counted, key=lambda org: (_natural(names[org]), org))
     ]
     chosen = [c for c in ids if school_of[c] == school] if school else ids
     page, following = page_after(chosen, after, CLASSES_PAGE)
@@ -220,6 +223,11 @@ def classes(
         first=chosen.index(page[0]) + 1 if page else 0,
         next_after=following,
     )
+
+
+def _natural(text: str) -> list[Any]:
+    """A sort key that orders the numbers in a name by value (School 9 before School 10)."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part.casefold()) for part in re.split(r"(\d+)", text)]
 
 
 def _class_or_404(request: Request, session: Session, class_id: str) -> Roster | HTMLResponse:
@@ -428,9 +436,14 @@ def _import_row(job: dict[str, Any]) -> dict[str, Any]:
         "submitted": job["submitted"],
         "finished": job.get("finished"),
         "size": f"{job['bytes'] / 1e6:.1f} MB" if job["bytes"] >= 1e6 else f"{max(1, round(job['bytes'] / 1e3))} kB",
-        "counts": counts,
+        "holds": (
+            f"{counts['students']:,} students, {counts['teachers']:,} teachers, {counts['classes']:,} classes, "
+            f"{counts['enrollments']:,} enrollments in {counts['orgs']:,} orgs; "
+            f"{result['grades_set']:,} students' grades set"
+        )
+        if counts
+        else "",
         "changes": changes_in_words(result.get("changes", {})) or ("no change" if result else ""),
-        "grades_set": result.get("grades_set"),
         "notes": result.get("notes", []),
         "error": (job.get("error") or {}).get("message"),
     }

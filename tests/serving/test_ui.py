@@ -218,6 +218,13 @@ def test_a_district_s_classes_come_a_page_at_a_time_and_by_school(ui, monkeypatc
     first = ui.client.get("/ui/classes").text
     assert "Classes 1-1 of 3." in first and "Grade 4 Math - Ramos" in first and "Grade 5 Math" not in first
     assert "Hillside Middle (1)" in first and "Lincoln Elementary (2)" in first
+    # schools by name (Lincoln's id sorts first), numbers in names by value
+    assert first.index("Hillside Middle (1)") < first.index("Lincoln Elementary (2)")
+    assert sorted(["School 10", "school 9", "School 9"], key=serving.ui._natural) == [
+        "school 9",
+        "School 9",
+        "School 10",
+    ]
     nxt = re.search(r'href="(/ui/classes\?[^"]+)">Next classes', first)
     assert nxt, first
     second = ui.client.get(nxt.group(1).replace("&amp;", "&")).text
