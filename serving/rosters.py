@@ -17,6 +17,7 @@ import contextlib
 import gc
 import logging
 import threading
+import time
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -31,8 +32,6 @@ __all__ = ["CachedRoster", "Progress", "RosterStore", "changes", "roster_setting
 log = logging.getLogger("zpd.serving")
 
 _RETRIES = 20
-#: the most records one version of a roster writes (see :meth:`RosterStore._write`)
-WRITE_STEP = 5000
 #: how far a long roster change has come: ``progress(phase, done, total)``
 Progress = Callable[[str, int, int], None]
 
@@ -120,14 +119,16 @@ class RosterStore:
         removed: list[RosterKey],
         progress: Progress | None = None,
     ) -> int:
-        """Write a change in steps of at most :data:`WRITE_STEP` records, each one version: a
-        district's first import is hundreds of thousands of records, and one write of them all
-        would hold the store (a Redis script runs alone) for seconds. A change that fits in one
-        step is one version. In a larger one the enrollments removed go first, then the records
-        written (a user or class before the enrollments that name it), then the other removals
-        (no enrollment names them any more), so every version between is a roster whose
-        references hold."""
-        if len(written) + len(removed) <= WRITE_STEP:  # one version: whole at once
+        """Write a change in steps of at most the store's ``roster_step`` records, each one
+        version: a district's first import is hundreds of thousands of records, and one write of
+        them all would hold the store (a Redis script runs alone) for seconds. A change that fits
+        in one step is one version. In a larger one the enrollments removed go first, then the
+        records written (a user or class before the enrollments that name it), then the other
+        removals (no enrollment names them any more), so every version between is a roster whose
+        references hold. Between steps the writer waits so that the steps take at most the
+        store's ``bulk_share`` of its time: the API's requests are served in between."""
+        step = self.store.roster_step
+        if len(written) + len(removed) <= step:  # one version: whole at once
             return self.store.write_roster(tenant, version, written, removed)
         order = {kind: k for k, kind in enumerate(KINDS)}
         last = "enrollments"  # the kind that names the others
@@ -137,14 +138,18 @@ class RosterStore:
             ([], sorted((r for r in removed if r[0] != last), key=lambda r: -order[r[0]])),
         ]
         steps = [
-            (records[start : start + WRITE_STEP], keys[start : start + WRITE_STEP])
+            (records[start : start + step], keys[start : start + step])
             for records, keys in phases
-            for start in range(0, max(len(records), len(keys)), WRITE_STEP)
+            for start in range(0, max(len(records), len(keys)), step)
         ]
+        rest = 1.0 / self.store.bulk_share - 1.0
         for done, (records, keys) in enumerate(steps):
             if progress is not None:
                 progress("roster", done, len(steps))
+            began = time.perf_counter()
             version = self.store.write_roster(tenant, version, records, keys)
+            if rest > 0 and done + 1 < len(steps):
+                time.sleep((time.perf_counter() - began) * rest)
         return version
 
     def apply(self, tenant: str, bundle: RosterBundle, progress: Progress | None = None) -> tuple[Roster, Roster]:
@@ -152,7 +157,7 @@ class RosterStore:
 
     def forget(self, tenant: str, user_ids: Collection[str]) -> set[str]:
         """Erase users from the roster (learners' deletion): their records and enrollments, in one
-        change however many (in steps beyond :data:`WRITE_STEP` records); returns those that were
+        change however many (in steps beyond the store's ``roster_step`` records); returns those that were
         rostered."""
         for _ in range(_RETRIES):
             current = self.current(tenant)

@@ -205,6 +205,12 @@ class LearnerStore(ABC):
     """What the API needs from a store; both implementations pass one contract suite."""
 
     url: str
+    #: the most roster records one versioned write holds (a long change is written in steps of
+    #: this many, see :class:`~serving.rosters.RosterStore`)
+    roster_step: int = 5000
+    #: the share of the store's time a change written in steps may take: after each step the
+    #: writer waits for the rest (1: no wait). A store whose readers wait for its writer lowers it.
+    bulk_share: float = 1.0
 
     @abstractmethod
     def get(self, tenant: str, learner_id: str) -> LearnerRecord | None: ...

@@ -294,6 +294,13 @@ def _record(tenant: str, learner_id: str, data: dict[bytes, bytes]) -> LearnerRe
 
 
 class RedisStore(LearnerStore):
+    #: Redis runs one command at a time, a script included, and a worker's request waits for its
+    #: reads on the event loop: 5,000 records were a 50-75 ms script, back to back for a district's
+    #: 600,000, and ``/next`` fell seconds behind while they ran. 500 records take about 6 ms, and
+    #: a step leaves Redis to the others as long again (``docs/benchmarks/roster_import.md``).
+    roster_step = 500
+    bulk_share = 0.5
+
     def __init__(self, url: str, timeout_s: float = 2.0):
         """``redis://HOST:PORT/DB`` for one server, ``redis+cluster://HOST:PORT`` for a Redis Cluster
         (any node; the client finds the others)."""

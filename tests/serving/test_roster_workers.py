@@ -17,7 +17,6 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-import serving.rosters
 import serving.stores.redis
 import serving.stores.sqlite
 from engine.roster import KINDS, Roster
@@ -34,10 +33,10 @@ ROLES = ["student", "teacher"]
 
 @pytest.fixture(params=["sqlite", "redis", "redis-cluster"])
 def store(request, tmp_path, monkeypatch):
-    monkeypatch.setattr(serving.rosters, "WRITE_STEP", 3)
     for module in (serving.stores.sqlite, serving.stores.redis):
         monkeypatch.setattr(module, "ROSTER_HISTORY", 4)
     s = open_store(store_url(request, tmp_path, request.param))
+    s.roster_step = 3
     yield s
     s.close()
 

@@ -259,11 +259,10 @@ def test_a_large_change_is_written_in_steps_whose_references_hold(any_api, monke
     """An import is written a few records a version (a district's would hold the store for
     seconds in one): removals first, then writes, so at every version between, each enrollment
     names a user and a class the roster has."""
-    import serving.rosters
     from engine.roster import Roster
 
-    monkeypatch.setattr(serving.rosters, "WRITE_STEP", 4)
     api = any_api
+    monkeypatch.setattr(api.store, "roster_step", 4)
     store, write = api.store, api.store.write_roster
     seen: list[int] = []
 
@@ -296,6 +295,52 @@ def test_a_large_change_is_written_in_steps_whose_references_hold(any_api, monke
     classes = api.client.get("/v1/classes", headers=api.h()).json()["classes"]
     assert [(c["class_id"], c["students"]) for c in classes] == [("class-5b", 15), ("class-6c", len(moving))]
     assert len(moving) >= 10
+
+
+def test_a_change_in_steps_leaves_the_store_its_share_between_them(store, monkeypatch) -> None:
+    """Between two steps of a long change the writer waits, so that the steps take at most the
+    store's ``bulk_share`` of its time (Redis answers the API's reads between them); none after the
+    last. Redis's steps are smaller than SQLite's and share half its time."""
+    import serving.rosters
+    from engine.roster import Roster, load_bundle
+    from serving.rosters import RosterStore
+
+    if store.url.startswith("redis"):
+        assert (store.roster_step, store.bulk_share) == (500, 0.5)
+    else:
+        assert (store.roster_step, store.bulk_share) == (5000, 1.0)
+    clock = [0.0]
+    slept: list[float] = []
+    lengths: list[int] = []
+    write = store.write_roster
+
+    def timed(tenant, expected, written, removed):
+        clock[0] += 0.004 * (len(written) + len(removed))  # a step's time, by its size
+        lengths.append(len(written) + len(removed))
+        return write(tenant, expected, written, removed)
+
+    class Clock:
+        @staticmethod
+        def perf_counter() -> float:
+            return clock[0]
+
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            slept.append(round(seconds, 6))
+
+    monkeypatch.setattr(serving.rosters, "time", Clock)
+    monkeypatch.setattr(store, "write_roster", timed)
+    monkeypatch.setattr(store, "roster_step", 10)
+    monkeypatch.setattr(store, "bulk_share", 0.25)  # the steps take a quarter: three times as long between
+    rosters = RosterStore(store)
+    rosters.update("t", lambda roster: Roster().apply(load_bundle(SCHOOL), "t"))
+    assert len(lengths) > 3 and max(lengths) == 10
+    assert slept == [round(0.012 * n, 6) for n in lengths[:-1]]
+
+    monkeypatch.setattr(store, "bulk_share", 1.0)
+    slept.clear()
+    rosters.update("t", lambda roster: Roster())  # every record removed, in steps: no wait
+    assert slept == []
 
 
 def test_a_roster_kept_as_one_document_is_moved_into_records(any_api) -> None:
