@@ -24,7 +24,7 @@ import csv
 import io
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -283,20 +283,25 @@ class Roster:
         default=None, init=False, repr=False, compare=False
     )
 
-    def _enrollment_index(self) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    def _enrollment_index(
+        self, pause: Callable[[], None] | None = None
+    ) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
         if self._index is None:
             by_class: dict[str, set[str]] = {}
             by_user: dict[str, set[str]] = {}
-            for key, e in self.enrollments.items():
+            for k, (key, e) in enumerate(self.enrollments.items()):
                 by_class.setdefault(e["class"], set()).add(key)
                 by_user.setdefault(e["user"], set()).add(key)
+                if pause is not None and k % 2000 == 0:
+                    pause()
             self._index = (by_class, by_user)
         return self._index
 
-    def indexed(self) -> Roster:
+    def indexed(self, pause: Callable[[], None] | None = None) -> Roster:
         """This roster, its membership index built now (a reader builds it once per version, not
-        within a request)."""
-        self._enrollment_index()
+        within a request). ``pause`` is called every few thousand enrollments (a server's worker
+        rests there, see ``serving.pacing``)."""
+        self._enrollment_index(pause)
         return self
 
     def to_json(self) -> dict[str, Any]:

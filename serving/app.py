@@ -257,7 +257,9 @@ def create_app(
         app.state.config = config
         app.state.store = store or open_store(config.store.url)
         app.state.engine = engine or build_engine(config)
-        app.state.service = LearnerService(app.state.engine, app.state.store)
+        # a district's roster read by a worker (its first request after a start or a large import)
+        # is seconds of work: half the time is left to the requests meanwhile
+        app.state.service = LearnerService(app.state.engine, app.state.store, roster_read_share=0.5)
         app.state.service.on_refold = app.state.metrics.refold
         app.state.keys = KeyCache(app.state.store, config.serving.key_cache_s)
         app.state.ui = UiAuth(app.state.store, app.state.keys)

@@ -185,14 +185,17 @@ class LearnerService:
         store: LearnerStore,
         clock: Callable[[], float] = time.time,
         roster_cache: dict[str, CachedRoster] | None = None,
+        roster_read_share: float = 1.0,
     ):
         """``roster_cache`` may be shared by the services of one process over the same store (a
-        batch worker opens the store per task but reads a district's roster once)."""
+        batch worker opens the store per task but reads a district's roster once).
+        ``roster_read_share``: the share of the time a read of a whole roster may take (a
+        server's worker leaves the rest to its requests, see :mod:`serving.pacing`)."""
         self.engine, self.store, self.clock = engine, store, clock
         self.locks = LearnerLocks()
         self._unaligned_migrated: set[str] = set()  # tenants whose unaligned list is in the store's entries
         self.content = TenantContent(engine, store, engine.config.serving.sync_s)
-        self.rosters = RosterStore(store, roster_cache)
+        self.rosters = RosterStore(store, roster_cache, roster_read_share)
         x = engine.config.xapi
         self.xapi = XapiOptions(
             verbs={**DEFAULT_VERBS, **x.verbs},

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -318,10 +318,12 @@ class LearnerStore(ABC):
         """The version of the tenant's roster (0: never written); one cheap read."""
 
     @abstractmethod
-    def roster_changes(self, tenant: str, since: int) -> RosterChanges:
+    def roster_changes(self, tenant: str, since: int, pace: Callable[[], None] | None = None) -> RosterChanges:
         """The records written and removed after version ``since``, read at one version. For
         ``since`` 0, or older than the removals kept, or newer than the roster (a store restored
-        from a backup), the whole roster (``full``)."""
+        from a backup), the whole roster (``full``); a store may also answer the whole roster when
+        the changes are many. A long read is done in pages, ``pace`` called between them (see
+        :mod:`serving.pacing`)."""
 
     @abstractmethod
     def write_roster(

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -185,12 +185,14 @@ return {new, gone}
 """
 
 #: what changed in a roster after version ARGV[1] (the keys of WRITE_ROSTER; ARGV[2] the versions
-#: of removals kept): {version, 1 if the whole roster is to be read instead, number -> record
-#: pairs, numbers removed}
+#: of removals kept; ARGV[3] the most records written this script returns: beyond, the roster is
+#: read page by page instead, as a script runs alone): {version, 1 if the whole roster is to be
+#: read instead, number -> record pairs, numbers removed}
 READ_ROSTER = """
 local v = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 local since = tonumber(ARGV[1])
 if since <= 0 or since > v or since < v - tonumber(ARGV[2]) then return {v, 1, {}, {}} end
+if redis.call('ZCOUNT', KEYS[4], '(' .. since, '+inf') > tonumber(ARGV[3]) then return {v, 1, {}, {}} end
 local rids = redis.call('ZRANGEBYSCORE', KEYS[4], '(' .. since, '+inf')
 local written = {}
 for i = 1, #rids, 1000 do
@@ -238,6 +240,10 @@ def _chunks(items: Iterable[Any], size: int) -> list[list[Any]]:
             out.append([])
         out[-1].append(item)
     return [chunk for chunk in out if chunk]
+
+
+#: roster records a page of a whole roster's read holds (an ``HSCAN`` count: a few milliseconds)
+_ROSTER_PAGE = 2000
 
 
 def _roster_keys(tenant: str) -> list[str]:
@@ -558,22 +564,36 @@ class RedisStore(LearnerStore):
     def roster_version(self, tenant: str) -> int:
         return int(self._call(lambda: self.client.hget(_roster_keys(tenant)[0], "version")) or 0)
 
-    def roster_changes(self, tenant: str, since: int) -> RosterChanges:
+    def roster_changes(self, tenant: str, since: int, pace: Callable[[], None] | None = None) -> RosterChanges:
         keys = _roster_keys(tenant)
-        version, full, written, removed = self._call(lambda: self._read_roster(keys=keys, args=[since, ROSTER_HISTORY]))
+        version, full, written, removed = self._call(
+            lambda: self._read_roster(keys=keys, args=[since, ROSTER_HISTORY, _ROSTER_PAGE * 5])
+        )
         if not full:
             pairs = list(zip(written[::2], written[1::2]))
             return RosterChanges(int(version), False, _roster_written(pairs), [int(r) for r in removed])
-        # the whole roster: read outside a script (a script's reply of a district's roster costs
-        # the server three times as much), between two reads of the version
+
+        # the whole roster: read page by page outside a script (one command of a district's
+        # roster held Redis, and every worker's reads, for a good part of a second), between two
+        # reads of the version: every write changes it, so pages read at one version are whole
+        def version_of() -> Any:
+            return self._call(lambda: self.client.hget(keys[0], "version"))
+
         for _ in range(20):
-            pipe = self.client.pipeline(transaction=False)
-            pipe.hget(keys[0], "version")
-            pipe.hgetall(keys[2])
-            pipe.hget(keys[0], "version")
-            before, records, after = self._call(pipe.execute)
-            if before == after:
-                return RosterChanges(int(before or 0), True, _roster_written(list(records.items())), [])
+            before = version_of()
+            records: dict[int, tuple[str, str, dict[str, Any]]] = {}
+            cursor = 0
+            while True:
+                cursor, page = self._call(lambda c=cursor: self.client.hscan(keys[2], c, count=_ROSTER_PAGE))
+                records.update(
+                    (rid, (kind, key, record)) for rid, kind, key, record in _roster_written(list(page.items()))
+                )
+                if pace is not None:
+                    pace()
+                if not cursor:
+                    break
+            if version_of() == before:
+                return RosterChanges(int(before or 0), True, [(rid, *rest) for rid, rest in records.items()], [])
         raise StoreUnavailable(f"the roster of tenant {tenant!r} kept changing while it was read; retry")
 
     def write_roster(

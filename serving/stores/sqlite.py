@@ -41,6 +41,8 @@ log = logging.getLogger("zpd.serving")
 
 _T = TypeVar("_T")
 _CHUNK = 500  # ids per IN (...) query (SQLite limits the number of bound parameters)
+#: roster records read and decoded at a time (a page is a few milliseconds of work)
+_ROSTER_PAGE = 2000
 COMPACT_AFTER_S = 0.5  # how long the VACUUM after a deletion waits for the deletions that follow it
 
 SCHEMA = """
@@ -538,17 +540,24 @@ class SQLiteStore(LearnerStore):
     def roster_version(self, tenant: str) -> int:
         return self._run(lambda c: _roster_version(c, tenant))
 
-    def roster_changes(self, tenant: str, since: int) -> RosterChanges:
+    def roster_changes(self, tenant: str, since: int, pace: Callable[[], None] | None = None) -> RosterChanges:
         def read(c: sqlite3.Connection) -> RosterChanges:
-            c.execute("BEGIN")  # one snapshot for the version and the rows
+            c.execute("BEGIN")  # one snapshot for the version and the rows (its readers do not stop writers)
             try:
                 version = _roster_version(c, tenant)
-                select = "SELECT rid, kind, id, record FROM roster_records WHERE tenant=?"
-                if since <= 0 or since > version or since < version - ROSTER_HISTORY:
-                    return RosterChanges(version, True, _roster_rows(c.execute(select, (tenant,)).fetchall()), [])
-                rows = c.execute(select + " AND version>?", (tenant, since)).fetchall()
+                # the record as bytes, which the parse takes as they are
+                select = "SELECT rid, kind, id, CAST(record AS BLOB) FROM roster_records WHERE tenant=?"
+                full = since <= 0 or since > version or since < version - ROSTER_HISTORY
+                cursor = c.execute(select, (tenant,)) if full else c.execute(select + " AND version>?", (tenant, since))
+                written: list[tuple[int, str, str, dict[str, Any]]] = []
+                while rows := cursor.fetchmany(_ROSTER_PAGE):
+                    written += _roster_rows(rows)
+                    if pace is not None:
+                        pace()
+                if full:
+                    return RosterChanges(version, True, written, [])
                 removed = c.execute("SELECT rid FROM roster_removed WHERE tenant=? AND version>?", (tenant, since))
-                return RosterChanges(version, False, _roster_rows(rows), [r[0] for r in removed])
+                return RosterChanges(version, False, written, [r[0] for r in removed])
             finally:
                 c.execute("COMMIT")
 
@@ -652,7 +661,7 @@ def _roster_version(conn: sqlite3.Connection, tenant: str) -> int:
     return int(row[0]) if row else 0
 
 
-def _roster_rows(rows: Sequence[tuple[int, str, str, str]]) -> list[tuple[int, str, str, dict[str, Any]]]:
+def _roster_rows(rows: Sequence[tuple[int, str, str, bytes]]) -> list[tuple[int, str, str, dict[str, Any]]]:
     """``(number, kind, id, JSON)`` rows, the records decoded in one parse."""
     return [(r[0], r[1], r[2], record) for r, record in zip(rows, json_many(r[3] for r in rows))]
 

@@ -221,8 +221,8 @@ def test_every_worker_follows_the_roster_by_what_changed(rostered) -> None:
     reads: list[tuple[int, bool, int]] = []
     changes_of = api.store.roster_changes
 
-    def counted(tenant: str, since: int):
-        found = changes_of(tenant, since)
+    def counted(tenant: str, since: int, pace=None):
+        found = changes_of(tenant, since, pace)
         reads.append((since, found.full, len(found.written) + len(found.removed)))
         return found
 
@@ -301,7 +301,7 @@ def test_a_change_in_steps_leaves_the_store_its_share_between_them(store, monkey
     """Between two steps of a long change the writer waits, so that the steps take at most the
     store's ``bulk_share`` of its time (Redis answers the API's reads between them); none after the
     last. Redis's steps are smaller than SQLite's and share half its time."""
-    import serving.rosters
+    import serving.pacing
     from engine.roster import Roster, load_bundle
     from serving.rosters import RosterStore
 
@@ -328,7 +328,7 @@ def test_a_change_in_steps_leaves_the_store_its_share_between_them(store, monkey
         def sleep(seconds: float) -> None:
             slept.append(round(seconds, 6))
 
-    monkeypatch.setattr(serving.rosters, "time", Clock)
+    monkeypatch.setattr(serving.pacing, "time", Clock)
     monkeypatch.setattr(store, "write_roster", timed)
     monkeypatch.setattr(store, "roster_step", 10)
     monkeypatch.setattr(store, "bulk_share", 0.25)  # the steps take a quarter: three times as long between

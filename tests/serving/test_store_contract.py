@@ -388,6 +388,33 @@ def test_a_roster_keeps_the_removals_of_its_last_versions(store) -> None:
     assert behind.full and {key for _, _, key, _ in behind.written} == {"u1", "u2"}
 
 
+def test_a_large_roster_is_read_in_pages_with_a_pace_between_them(store, monkeypatch) -> None:
+    """A whole roster, or many changes, are read a page at a time (on Redis outside a script, one
+    ``HSCAN`` page at a time, as a script or a single command of a district's roster holds Redis
+    for every worker), with ``pace`` called after each page; the records are the same."""
+    import serving.stores.redis
+    import serving.stores.sqlite
+
+    for module in (serving.stores.sqlite, serving.stores.redis):
+        monkeypatch.setattr(module, "_ROSTER_PAGE", 40)
+    records = [("users", f"u{i}", {"n": i}) for i in range(600)]
+    store.write_roster("t1", 0, records[:300], [])
+    store.write_roster("t1", 1, records[300:], [("users", "u0")])
+    paced: list[int] = []
+    whole = store.roster_changes("t1", 0, lambda: paced.append(1))
+    assert whole.full and whole.version == 2
+    assert sorted((kind, key, record) for _, kind, key, record in whole.written) == sorted(records[1:])
+    assert len({rid for rid, *_ in whole.written}) == 599
+    assert len(paced) >= 599 // 40  # a page of HSCAN holds about its count
+    # many changes: the whole roster from a store that reads changes in one script (Redis:
+    # beyond five pages), what changed otherwise; the same records either way
+    changed = store.roster_changes("t1", 1, lambda: None)
+    assert changed.full == store.url.startswith("redis")
+    assert {key for _, _, key, _ in changed.written} >= {f"u{i}" for i in range(300, 600)}
+    few = store.roster_changes("t1", 2)
+    assert not few.full and few.written == [] and few.removed == []
+
+
 def test_a_removed_roster_record_leaves_no_byte(store, request) -> None:
     """A student dropped by a roster import (no learner record to delete): their record's bytes go
     from the store's files as a deleted learner's do."""
