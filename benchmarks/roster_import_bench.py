@@ -27,6 +27,7 @@ import random
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 import zipfile
@@ -184,7 +185,9 @@ def _next_under_import(
 ) -> dict[str, Any]:
     """``/next`` for learners never seen (a grade hint each) at a fixed rate from a separate
     process (serve_bench's generator), 20 s on a quiet server, then 20 s while the export is
-    imported into a tenant of its own; the import's time under that load."""
+    imported into a tenant of its own; the import's time under that load. Then 12 s more, with
+    the first request of that tenant that reads its roster (a class list) 2 s in: the worker
+    reads the district's whole roster, as after a start or a large import."""
     paths = [f"/v1/learners/new-{k % 500}/next?grade={k % 8 + 1}" for k in range(int(rate * 20))]
     requests = [{"method": "GET", "path": p} for p in paths]
     drive(base, key, requests[: int(rate * 5)], rate, server=pid)  # warm-up, not measured
@@ -212,11 +215,24 @@ def _next_under_import(
             "failed",
         ):
             time.sleep(0.25)
+        first_read: dict[str, Any] = {}
+
+        def read_roster() -> None:
+            time.sleep(2.0)
+            began = time.perf_counter()
+            answer = client.get("/v1/classes?limit=5", timeout=600)
+            first_read.update(status=answer.status_code, seconds=round(time.perf_counter() - began, 2))
+
+        reader = threading.Thread(target=read_roster)
+        reader.start()
+        reading = drive(base, key, requests[: int(rate * 12)], rate, server=pid)
+        reader.join()
     keep = ("throughput", "errors", "p50", "p95", "p99", "server_cpu_ms")
     return {
         "rate": rate,
         "quiet": {k: quiet[k] for k in keep},
         "during": {k: during[k] for k in keep},
+        "roster_read": {**{k: reading[k] for k in (*keep, "max")}, "request": first_read},
         "import_s": round(_seconds(job["submitted"], job["finished"]), 1),
         "import_status": job["status"],
     }
@@ -317,19 +333,24 @@ def report(results: dict, baseline: dict, args: argparse.Namespace, command: str
             "",
             "`/next` for learners never seen (a grade hint each) at a fixed rate, from a separate process "
             "(serve_bench's open-loop generator): 20 s on the quiet server, then 20 s while the same export is "
-            "imported into a tenant of its own (`import`: from its POST to its end, under that load).",
+            "imported into a tenant of its own (`import`: from its POST to its end, under that load). Then 12 s "
+            "more, the first request of that tenant that reads its roster (a class list) sent 2 s in: the worker "
+            "reads the district's whole roster, as after a start or a large import (`first roster read`).",
             "",
             "| store | tree | rate | quiet p50 / p99 ms | during the import p50 / p99 ms | during: throughput, errors "
-            "| server CPU ms per /next quiet / during | import (s) |",
-            "|---|---|---|---|---|---|---|---|",
+            "| server CPU ms per /next quiet / during | import (s) | first roster read: p50 / p99 / max ms "
+            "| its request (s) |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for store, label, r in _side_by_side(results, baseline):
             if n := r.get("next"):
-                q, d = n["quiet"], n["during"]
+                q, d, f = n["quiet"], n["during"], n.get("roster_read") or {}
                 lines.append(
                     f"| {store} | {label} | {n['rate']:g} | {q['p50']} / {q['p99']} | {d['p50']} / {d['p99']} "
                     f"| {d['throughput']}, {d['errors']} | {q['server_cpu_ms']} / {d['server_cpu_ms']} "
-                    f"| {n['import_s']} ({n['import_status']}) |"
+                    f"| {n['import_s']} ({n['import_status']}) "
+                    f"| {f.get('p50', '-')} / {f.get('p99', '-')} / {f.get('max', '-')} "
+                    f"| {f.get('request', {}).get('seconds', '-')} |"
                 )
     lines += ["", "Phases of this tree's first import (first seen, seconds from the POST):", ""]
     for store, r in results.items():

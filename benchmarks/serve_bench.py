@@ -395,6 +395,7 @@ def drive(
         "p50": round(float(np.percentile(lat, 50)), 2),
         "p95": round(float(np.percentile(lat, 95)), 2),
         "p99": round(float(np.percentile(lat, 99)), 2),
+        "max": round(float(lat.max()), 2),
         "machine": meter.result,
         "server_cpu_ms": cpu.per_request_ms(len(requests)),
     }
