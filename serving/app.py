@@ -36,7 +36,7 @@ from serving.routes import catalog, classes, events, health, learners, model, xa
 from serving.service import ApiError, Engine, LearnerService, build_engine
 from serving.stores import open_store
 from serving.stores.base import LearnerStore, StoreError, StoreUnavailable
-from serving.ui import install_ui, invalid_page
+from serving.ui import install_ui, invalid_page, too_large_page
 from serving.ui.session import UiAuth
 
 __all__ = ["create_app", "build_engine"]
@@ -319,6 +319,7 @@ def create_app(
         BodyLimitMiddleware,
         max_bytes=config.serving.max_body_bytes,
         paths={"/v1/rosters": roster_limit, "/ui/roster": roster_limit},
+        page=too_large_page,
     )
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
 

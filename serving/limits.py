@@ -2,11 +2,12 @@
 
 An oversized body is refused with 413 and the API's JSON error as soon as its
 ``Content-Length`` (or, for a chunked body, the bytes received so far) passes the limit, so a
-huge upload costs neither memory nor JSON parsing.
+huge upload costs neither memory nor JSON parsing. A page's form (``/ui/...``) gets a page.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -16,11 +17,19 @@ __all__ = ["BodyLimitMiddleware"]
 
 class BodyLimitMiddleware:
     """``max_bytes`` for every path but those ``paths`` gives a limit of their own (a roster
-    upload is a district's files, an event batch is not)."""
+    upload is a district's files, an event batch is not). ``page(limit)``: the HTML page, with its
+    headers, that a browser's form under ``/ui/`` gets instead of the API's JSON."""
 
-    def __init__(self, app: Any, max_bytes: int, paths: dict[str, tuple[int, str]] | None = None):
+    def __init__(
+        self,
+        app: Any,
+        max_bytes: int,
+        paths: dict[str, tuple[int, str]] | None = None,
+        page: Callable[[int], tuple[bytes, Mapping[str, str]]] | None = None,
+    ):
         self.app, self.max_bytes = app, max_bytes
         self.paths = paths or {}
+        self.page = page
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -34,7 +43,7 @@ class BodyLimitMiddleware:
                 except ValueError:
                     declared = 0
                 if declared > limit:
-                    await self._refuse(send, limit, hint)
+                    await self._refuse(scope, send, limit, hint)
                     return
         received = 0
         started = refused = False
@@ -49,7 +58,7 @@ class BodyLimitMiddleware:
                 if received > limit and not started:
                     # answer now; the app sees the client go away and its answer is dropped
                     refused = True
-                    await self._refuse(send, limit, hint)
+                    await self._refuse(scope, send, limit, hint)
                     return {"type": "http.disconnect"}
             return message
 
@@ -66,23 +75,26 @@ class BodyLimitMiddleware:
             if not refused:
                 raise
 
-    @staticmethod
-    async def _refuse(send: Any, limit: int, hint: str) -> None:
-        body = orjson.dumps(
-            {
-                "error": {
-                    "code": "body_too_large",
-                    "field": "body",
-                    "message": f"the request body is larger than {limit} bytes; {hint}",
+    async def _refuse(self, scope: dict, send: Any, limit: int, hint: str) -> None:
+        if self.page is not None and scope.get("path", "").startswith("/ui/"):
+            body, headers = self.page(limit)
+        else:
+            body = orjson.dumps(
+                {
+                    "error": {
+                        "code": "body_too_large",
+                        "field": "body",
+                        "message": f"the request body is larger than {limit} bytes; {hint}",
+                    }
                 }
-            }
-        )
+            )
+            headers = {"content-type": "application/json"}
         await send(
             {
                 "type": "http.response.start",
                 "status": 413,
                 "headers": [
-                    (b"content-type", b"application/json"),
+                    *((name.lower().encode(), value.encode()) for name, value in headers.items()),
                     (b"content-length", str(len(body)).encode()),
                     (b"connection", b"close"),
                 ],

@@ -11,6 +11,7 @@ way: it runs one command at a time, and a worker waits for its reads on the loop
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 __all__ = ["Pace"]
@@ -31,6 +32,16 @@ class Pace:
         if self.rest <= 0.0:
             return
         ran = time.perf_counter() - self._since
-        if ran >= self.slice_s:
+        if ran >= self.slice_s and not _on_event_loop():
             time.sleep(ran * self.rest)
             self._since = time.perf_counter()
+
+
+def _on_event_loop() -> bool:
+    """Whether this thread runs an event loop: resting there would stop the requests the rest is
+    for (bulk work belongs in a thread of its own; this keeps a mistake from stalling a worker)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

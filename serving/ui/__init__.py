@@ -76,14 +76,30 @@ def _session(request: Request) -> Session:
     return found
 
 
+#: every page's headers: not cached (a page shows students), never framed, nothing from elsewhere
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+    "frame-ancestors 'none'",
+}
+
+
 def _page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     response = templates.TemplateResponse(request, template, context, status_code=status)
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'"
-    )
+    response.headers.update(PAGE_HEADERS)
     return response
+
+
+def too_large_page(limit: int) -> tuple[bytes, dict[str, str]]:
+    """The page a form's upload over ``limit`` bytes gets, with its headers (the body limit
+    answers before any route, so there is no session to show)."""
+    message = (
+        f"The file is larger than {limit / 1e6:,.0f} MB, the most this server takes in one upload. "
+        "A bundle this large is imported with the command line: zpd roster import FILE --tenant TENANT."
+    )
+    html = templates.get_template("error.html").render(message=message, session=None, back="/ui/roster")
+    return html.encode(), {**PAGE_HEADERS, "Content-Type": "text/html; charset=utf-8"}
 
 
 def _error(request: Request, status: int, message: str, session: Session | None = None) -> HTMLResponse:

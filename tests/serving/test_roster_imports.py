@@ -107,6 +107,11 @@ def test_a_roster_upload_has_a_limit_of_its_own(tmp_path, shared_engine) -> None
         assert r.status_code == 413 and "smaller batches" in r.json()["error"]["message"]
         r = api.client.post("/v1/rosters", content=body + b"x" * 20, headers={**api.h(), **ZIP})
         assert r.status_code == 413 and "with the CLI" in r.json()["error"]["message"]
+        # the roster page's form gets a page, with the pages' headers, not the API's JSON
+        r = api.client.post("/ui/roster", files={"bundle": ("district.zip", body + b"x" * 20, "application/zip")})
+        assert r.status_code == 413 and r.headers["content-type"].startswith("text/html")
+        assert "zpd roster import" in r.text and 'href="/ui/roster"' in r.text
+        assert r.headers["x-frame-options"] == "DENY" and "default-src 'self'" in r.headers["content-security-policy"]
     store.close()
 
 
