@@ -96,9 +96,15 @@ def too_large_page(limit: int) -> tuple[bytes, dict[str, str]]:
     answers before any route, so there is no session to show)."""
     message = (
         f"The file is larger than {limit / 1e6:,.0f} MB, the most this server takes in one upload. "
-        "A bundle this large is imported with the command line: zpd roster import FILE --tenant TENANT."
+        "A bundle this large is imported with the command line, on a machine with the server's configuration:"
     )
-    html = templates.get_template("error.html").render(message=message, session=None, back="/ui/roster")
+    html = templates.get_template("error.html").render(
+        heading="File too large",
+        message=message,
+        command="zpd roster import FILE --tenant TENANT",
+        session=None,
+        back="/ui/roster",
+    )
     return html.encode(), {**PAGE_HEADERS, "Content-Type": "text/html; charset=utf-8"}
 
 

@@ -245,3 +245,37 @@ def test_an_admin_sends_the_roster_export_from_the_browser(school, browser, tmp_
     response = teacher.goto(server.url + "/ui/roster")
     assert response is not None and response.status == 403
     teacher.close()
+
+
+def test_a_file_over_the_limit_gets_a_page_that_says_what_to_do(browser, tmp_path, shared_engine) -> None:
+    """An export over the upload limit is refused before it is read, with a page for the person at
+    the browser (not the API's JSON): what the limit is, the command that imports it, a way back."""
+    from configs import load_config
+    from serving.app import create_app
+    from serving.auth import create_key
+    from serving.stores import open_store
+
+    config = load_config(env={})
+    config = config.model_copy(update={"serving": config.serving.model_copy(update={"max_roster_bytes": 4000})})
+    store = open_store(f"sqlite:///{tmp_path / 'zpd.db'}")
+    key = create_key(store, "district", ["admin", "read", "teacher"])
+    server = LiveServer(create_app(config, store=store, engine=shared_engine))
+    try:
+        export = tmp_path / "district.zip"
+        export.write_bytes(b"PK" + os.urandom(20_000))
+        page = browser.new_page()
+        sign_in(page, server.url, key, "/ui/roster")
+        page.set_input_files("input[name=bundle]", str(export))
+        with page.expect_response(lambda r: r.url.endswith("/ui/roster") and r.request.method == "POST") as sent:
+            page.click("text=Import")
+        assert sent.value.status == 413
+        page.wait_for_selector("h1")
+        assert page.inner_text("h1") == "File too large"
+        assert "zpd roster import FILE --tenant TENANT" in page.inner_text("main")
+        page.click("text=Back")
+        page.wait_for_url(server.url + "/ui/roster")
+        assert page.inner_text("h1") == "Roster"
+        page.close()
+    finally:
+        server.stop()
+        store.close()
