@@ -78,7 +78,7 @@ class RosterStore:
         cached = self._cache.get(tenant)
         if cached is not None and cached.version == version:
             return cached
-        with self._lock, _collector_paused(keep=True):
+        with self._lock, _collector_paused():
             cached = self._cache.get(tenant)
             if cached is not None and cached.version == version:
                 return cached
@@ -93,6 +93,12 @@ class RosterStore:
                     if k % _PACED == 0:
                         pace()
                 roster.indexed(pace)
+                # a copy kept long, of millions of objects: out of the collector's generations,
+                # or its first pass after this one scans them all at once in whichever thread
+                # allocates next (a worker's event loop stopped for 0.3 s, then 0.2 s at each full
+                # pass). Only after a whole read (a start, a large import): what is alive now stays
+                # out of every later pass, cycles that die later included.
+                gc.freeze()
             else:
                 numbers = dict(cached.numbers)
                 removed = [numbers.pop(rid) for rid in found.removed if rid in numbers]
@@ -206,21 +212,14 @@ class RosterStore:
 
 
 @contextlib.contextmanager
-def _collector_paused(keep: bool = False) -> Iterator[None]:
+def _collector_paused() -> Iterator[None]:
     """Python's cyclic garbage collector off while a roster is read: a district's is a million
     small containers, none of them cyclic, and the full passes their creation sets off scan the
-    whole heap each time (a 100,000-student roster decoded in 1.2 s with it, 0.2 s without).
-
-    ``keep``: what is alive at the end is kept long (a worker's copy of a roster), so it is moved
-    out of the collector's generations (``gc.freeze``). Otherwise the first collection after it
-    scans those millions of objects at once, in whichever thread allocates next, and a worker's
-    event loop stopped for 0.3 s (the young generation, once), then 0.2 s at each full pass."""
+    whole heap each time (a 100,000-student roster decoded in 1.2 s with it, 0.2 s without)."""
     was_on = gc.isenabled()
     gc.disable()
     try:
         yield
-        if keep:
-            gc.freeze()
     finally:
         if was_on:
             gc.enable()
