@@ -131,6 +131,7 @@ class RosterImports:
         on_attempt: Callable[[str, float], None] | None = None,
         apart: tuple[str, str] | None = None,
         apart_bytes: int = 0,
+        on_drained: Callable[[str], None] | None = None,
     ):
         #: ``run(tenant, bundle, progress)``: the import itself (``LearnerService.import_roster``)
         self.run, self.store, self.lease_s, self.clock = run, store, lease_s, clock
@@ -139,6 +140,9 @@ class RosterImports:
         #: (the configuration as JSON, the store's URL): an upload of ``apart_bytes`` or more is
         #: imported in a process of its own (:func:`import_apart`); None: always in this one
         self.apart, self.apart_bytes = apart, apart_bytes
+        #: told a tenant whose open jobs this process's thread ran to the end (the server reads
+        #: the new roster then, so that a teacher's first request does not wait for it)
+        self.on_drained = on_drained
         self.owner = uuid.uuid4().hex
         self._lock = threading.Lock()
         self._busy: set[str] = set()  # tenants one of this process's threads runs jobs of
@@ -306,17 +310,25 @@ class RosterImports:
         return None
 
     def _run_tenant(self, tenant: str) -> None:
+        ran = False
         try:
             while (job_id := self._first_open(tenant)) is not None:
                 claimed = self._claim(tenant, job_id)
                 if claimed is None:
-                    return  # another worker runs it (and the tenant's next ones)
+                    break  # another worker runs it (and the tenant's next ones)
                 self._execute(*claimed)
+                ran = True
         except StoreError as exc:  # the store went away: the lease runs out and a poll retries
             log.error("roster imports of tenant %s stopped: %s", tenant, exc)
+            ran = False
         finally:
             with self._lock:
                 self._busy.discard(tenant)
+        if ran and self.on_drained is not None:
+            try:
+                self.on_drained(tenant)
+            except Exception as exc:  # the import stands; a request reads the roster instead
+                log.warning("tenant %s: roster not read after its import: %s", tenant, exc)
 
     def _claim(self, tenant: str, job_id: str) -> tuple[int, dict[str, Any]] | None:
         got = self._read(tenant, job_id)

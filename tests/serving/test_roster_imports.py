@@ -212,6 +212,27 @@ def test_a_tenants_imports_apply_in_the_order_they_were_accepted(service) -> Non
     assert sorted(service.roster("t2").classes) == ["class-4a", "class-5b"]
 
 
+def test_the_worker_reads_the_new_roster_once_a_tenants_imports_end(any_api) -> None:
+    """A district's import runs in a process of its own, so the worker holds no copy of the new
+    roster: it reads it (paced) when the tenant's imports end, not on a teacher's first request."""
+    api = any_api
+    service, imports = api.client.app.state.service, api.client.app.state.imports
+    read: list[str] = []
+    current = service.rosters.current
+
+    def reading(tenant):
+        read.append(tenant)
+        return current(tenant)
+
+    imports.on_drained = reading
+    r = api.client.post("/v1/rosters", content=bundle_zip(), headers={**api.h(), **ASYNC})
+    follow(api, r.headers["location"])
+    imports.wait()
+    assert read == ["tenant-a"]
+    cached = service.rosters._cache["tenant-a"]  # current before any request asked for it
+    assert cached.version == api.store.roster_version("tenant-a") and len(cached.roster.users) == 32
+
+
 def test_a_failing_import_is_tried_again_then_fails_saying_why(service) -> None:
     calls = []
 
