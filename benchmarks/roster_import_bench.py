@@ -185,9 +185,10 @@ def _next_under_import(
 ) -> dict[str, Any]:
     """``/next`` for learners never seen (a grade hint each) at a fixed rate from a separate
     process (serve_bench's generator), 20 s on a quiet server, then 20 s while the export is
-    imported into a tenant of its own; the import's time under that load. Then 12 s more, with
-    the first request of that tenant that reads its roster (a class list) 2 s in: the worker
-    reads the district's whole roster, as after a start or a large import."""
+    imported into a tenant of its own; the import's time under that load. Then 12 s more from
+    the import's end, a class list of that tenant asked 2 s in: the worker reads the district's
+    whole roster in that time (when the import ends, or for that request in a tree that waits for
+    one), as after a start."""
     paths = [f"/v1/learners/new-{k % 500}/next?grade={k % 8 + 1}" for k in range(int(rate * 20))]
     requests = [{"method": "GET", "path": p} for p in paths]
     drive(base, key, requests[: int(rate * 5)], rate, server=pid)  # warm-up, not measured
@@ -334,8 +335,9 @@ def report(results: dict, baseline: dict, args: argparse.Namespace, command: str
             "`/next` for learners never seen (a grade hint each) at a fixed rate, from a separate process "
             "(serve_bench's open-loop generator): 20 s on the quiet server, then 20 s while the same export is "
             "imported into a tenant of its own (`import`: from its POST to its end, under that load). Then 12 s "
-            "more, the first request of that tenant that reads its roster (a class list) sent 2 s in: the worker "
-            "reads the district's whole roster, as after a start or a large import (`first roster read`).",
+            "more from the import's end, a class list of that tenant asked 2 s in (`its request`): the worker reads "
+            "the district's whole roster in that time, when the import ends or for that request in a tree that "
+            "waits for one, as after a start (`first roster read`).",
             "",
             "| store | tree | rate | quiet p50 / p99 ms | during the import p50 / p99 ms | during: throughput, errors "
             "| server CPU ms per /next quiet / during | import (s) | first roster read: p50 / p99 / max ms "
