@@ -270,9 +270,9 @@ def create_app(
             on_attempt=app.state.metrics.roster_import,
             apart=(config.model_dump_json(), app.state.store.url),
             apart_bytes=config.serving.roster_apart_bytes,
-            # this worker's copy of the roster brought up to date as soon as the imports end
-            # (paced, in the job's thread): a district's whole read is seconds
-            on_drained=app.state.service.rosters.current,
+            # this worker's copy of the roster, if it holds one, brought up to date as soon as the
+            # imports end (paced, in the job's thread): a district's whole read is seconds
+            on_drained=app.state.service.rosters.refresh,
         )
         try:  # come up with the model and catalog the other workers serve
             app.state.deployment.sync()

@@ -140,8 +140,8 @@ class RosterImports:
         #: (the configuration as JSON, the store's URL): an upload of ``apart_bytes`` or more is
         #: imported in a process of its own (:func:`import_apart`); None: always in this one
         self.apart, self.apart_bytes = apart, apart_bytes
-        #: told a tenant whose open jobs this process's thread ran to the end (the server reads
-        #: the new roster then, so that a teacher's first request does not wait for it)
+        #: told a tenant whose open jobs this process's thread ran to the end (the server brings
+        #: its copy of the roster up to date then, so that a teacher's next request does not wait)
         self.on_drained = on_drained
         self.owner = uuid.uuid4().hex
         self._lock = threading.Lock()

@@ -70,6 +70,12 @@ class RosterStore:
     def get(self, tenant: str) -> Roster:
         return self.current(tenant).roster
 
+    def refresh(self, tenant: str) -> None:
+        """Bring this process's copy of the tenant's roster up to date, if it holds one (a copy
+        nobody asked for is not read: a district's costs a worker 600 MB)."""
+        if tenant in self._cache:
+            self.current(tenant)
+
     def current(self, tenant: str) -> CachedRoster:
         """The tenant's roster at the store's version (one cheap read when the copy is current)."""
         if tenant not in self._moved:
