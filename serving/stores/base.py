@@ -182,6 +182,10 @@ RosterKey = tuple[str, str]
 #: how many versions of a tenant's roster a store keeps the removals of: a reader further behind
 #: reads the whole roster again
 ROSTER_HISTORY = 1000
+#: the most written records a reader is sent as changes: beyond, it reads the whole roster, page
+#: by page (a Redis script runs alone; and a reader builds a whole roster paced, see
+#: ``serving.rosters``)
+ROSTER_CHANGES_MAX = 10_000
 
 
 @dataclass(frozen=True)

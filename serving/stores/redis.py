@@ -31,6 +31,7 @@ from redis.exceptions import RedisClusterException
 from redis.typing import EncodableT
 
 from serving.stores.base import (
+    ROSTER_CHANGES_MAX,
     ROSTER_HISTORY,
     ApiKeyRecord,
     Commit,
@@ -567,7 +568,7 @@ class RedisStore(LearnerStore):
     def roster_changes(self, tenant: str, since: int, pace: Callable[[], None] | None = None) -> RosterChanges:
         keys = _roster_keys(tenant)
         version, full, written, removed = self._call(
-            lambda: self._read_roster(keys=keys, args=[since, ROSTER_HISTORY, _ROSTER_PAGE * 5])
+            lambda: self._read_roster(keys=keys, args=[since, ROSTER_HISTORY, ROSTER_CHANGES_MAX])
         )
         if not full:
             pairs = list(zip(written[::2], written[1::2]))

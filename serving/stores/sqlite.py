@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import orjson
 
 from serving.stores.base import (
+    ROSTER_CHANGES_MAX,
     ROSTER_HISTORY,
     ApiKeyRecord,
     Commit,
@@ -548,6 +549,9 @@ class SQLiteStore(LearnerStore):
                 # the record as bytes, which the parse takes as they are
                 select = "SELECT rid, kind, id, CAST(record AS BLOB) FROM roster_records WHERE tenant=?"
                 full = since <= 0 or since > version or since < version - ROSTER_HISTORY
+                if not full:
+                    count = "SELECT COUNT(*) FROM roster_records WHERE tenant=? AND version>?"
+                    full = c.execute(count, (tenant, since)).fetchone()[0] > ROSTER_CHANGES_MAX
                 cursor = c.execute(select, (tenant,)) if full else c.execute(select + " AND version>?", (tenant, since))
                 written: list[tuple[int, str, str, dict[str, Any]]] = []
                 while rows := cursor.fetchmany(_ROSTER_PAGE):
