@@ -245,6 +245,8 @@ def _chunks(items: Iterable[Any], size: int) -> list[list[Any]]:
 
 #: roster records a page of a whole roster's read holds (an ``HSCAN`` count: a few milliseconds)
 _ROSTER_PAGE = 2000
+#: seconds a whole roster's read may wait for a long write (a district's import) to rest
+_ROSTER_READ_S = 120.0
 
 
 def _roster_keys(tenant: str) -> list[str]:
@@ -567,20 +569,29 @@ class RedisStore(LearnerStore):
 
     def roster_changes(self, tenant: str, since: int, pace: Callable[[], None] | None = None) -> RosterChanges:
         keys = _roster_keys(tenant)
-        version, full, written, removed = self._call(
-            lambda: self._read_roster(keys=keys, args=[since, ROSTER_HISTORY, ROSTER_CHANGES_MAX])
-        )
-        if not full:
+
+        def changes_since(version: int) -> tuple[int, bool, list[tuple[int, str, str, dict[str, Any]]], list[int]]:
+            now, full, written, removed = self._call(
+                lambda: self._read_roster(keys=keys, args=[version, ROSTER_HISTORY, ROSTER_CHANGES_MAX])
+            )
             pairs = list(zip(written[::2], written[1::2]))
-            return RosterChanges(int(version), False, _roster_written(pairs), [int(r) for r in removed])
+            return int(now), bool(full), _roster_written(pairs), [int(r) for r in removed]
+
+        version, full, changed, gone = changes_since(since)
+        if not full:
+            return RosterChanges(version, False, changed, gone)
 
         # the whole roster: read page by page outside a script (one command of a district's
         # roster held Redis, and every worker's reads, for a good part of a second), between two
-        # reads of the version: every write changes it, so pages read at one version are whole
-        def version_of() -> Any:
-            return self._call(lambda: self.client.hget(keys[0], "version"))
+        # reads of the version. A write meanwhile (an import's steps) leaves pages of mixed
+        # versions: the changes since the first read of the version, applied over them, bring
+        # them to one (every record present throughout is in the pages; every one written or
+        # removed meanwhile is in the changes). Too many changes: the writer is left to finish.
+        def version_of() -> int:
+            return int(self._call(lambda: self.client.hget(keys[0], "version")) or 0)
 
-        for _ in range(20):
+        deadline = time.monotonic() + _ROSTER_READ_S
+        while True:
             before = version_of()
             records: dict[int, tuple[str, str, dict[str, Any]]] = {}
             cursor = 0
@@ -593,9 +604,24 @@ class RedisStore(LearnerStore):
                     pace()
                 if not cursor:
                     break
-            if version_of() == before:
-                return RosterChanges(int(before or 0), True, [(rid, *rest) for rid, rest in records.items()], [])
-        raise StoreUnavailable(f"the roster of tenant {tenant!r} kept changing while it was read; retry")
+            version = before
+            if version_of() != before:
+                version, full, changed, gone = changes_since(before)
+                if full:  # written at length meanwhile: read again once the writer rests
+                    while time.monotonic() < deadline:
+                        seen = version_of()
+                        time.sleep(0.5)
+                        if version_of() == seen:
+                            break
+                    if time.monotonic() >= deadline:
+                        raise StoreUnavailable(
+                            f"the roster of tenant {tenant!r} kept changing while it was read; retry"
+                        )
+                    continue
+                records.update((rid, (kind, key, record)) for rid, kind, key, record in changed)
+                for rid in gone:
+                    records.pop(rid, None)
+            return RosterChanges(version, True, [(rid, *rest) for rid, rest in records.items()], [])
 
     def write_roster(
         self, tenant: str, expected: int, written: Sequence[RosterRecord], removed: Sequence[RosterKey]
