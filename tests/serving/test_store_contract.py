@@ -418,6 +418,31 @@ def test_a_large_roster_is_read_in_pages_with_a_pace_between_them(store, monkeyp
     assert not few.full and few.written == [] and few.removed == []
 
 
+def read_while_written(store, changes: list[tuple]) -> tuple:
+    """A whole read of tenant t1's roster, with the next of ``changes`` (write_roster's arguments)
+    written after each page from another thread (an import's own connection), each waited for
+    until another connection sees it; returns the read and how many were written."""
+    other = open_store(store.url)
+    writers: list[threading.Thread] = []
+
+    def write_meanwhile() -> None:
+        if len(writers) == len(changes):
+            return
+        change = changes[len(writers)]
+        writers.append(threading.Thread(target=store.write_roster, args=change))
+        writers[-1].start()
+        deadline = time.monotonic() + 30
+        while other.roster_version("t1") != change[1] + 1 and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    try:
+        return store.roster_changes("t1", 0, write_meanwhile), len(writers)
+    finally:
+        for writer in writers:
+            writer.join(60)
+        other.close()
+
+
 def test_a_roster_read_in_pages_is_of_one_version_when_written_meanwhile(store, monkeypatch) -> None:
     """A write between two pages of a whole read (a worker rests between them while an import
     goes on) does not mix versions: the read answers the records of the version it names. On
@@ -429,25 +454,8 @@ def test_a_roster_read_in_pages_is_of_one_version_when_written_meanwhile(store, 
     for module in (serving.stores.sqlite, serving.stores.redis):
         monkeypatch.setattr(module, "_ROSTER_PAGE", 40)
     store.write_roster("t1", 0, [("users", f"u{i}", {"n": i}) for i in range(400)], [])
-    other = open_store(store.url)  # another worker's connection: sees the write once it landed
-    writers: list[threading.Thread] = []
-
-    def write_meanwhile() -> None:  # once, from another thread (an import's own connection)
-        if writers:
-            return
-        change = ("t1", 1, [("users", "late", {"n": -1}), ("users", "u3", {"n": 33})], [("users", "u7")])
-        writers.append(threading.Thread(target=store.write_roster, args=change))
-        writers[0].start()
-        deadline = time.monotonic() + 30
-        while other.roster_version("t1") != 2 and time.monotonic() < deadline:
-            time.sleep(0.01)
-
-    try:
-        read = store.roster_changes("t1", 0, write_meanwhile)
-    finally:
-        for writer in writers:
-            writer.join(60)
-        other.close()
+    change = ("t1", 1, [("users", "late", {"n": -1}), ("users", "u3", {"n": 33})], [("users", "u7")])
+    read, _ = read_while_written(store, [change])
     records = {key: record for _, _, key, record in read.written}
     assert read.full and store.roster_version("t1") == 2 and len(read.written) == len(records)
     if read.version == 1:  # the snapshot from before the write (SQLite)
@@ -468,27 +476,11 @@ def test_a_roster_read_in_pages_keeps_up_with_a_writer_that_does_not_rest(store,
     for module in (serving.stores.sqlite, serving.stores.redis):
         monkeypatch.setattr(module, "_ROSTER_PAGE", 40)
     store.write_roster("t1", 0, [("users", f"u{i}", {"n": i}) for i in range(700)], [])
-    other = open_store(store.url)
-    steps: list[threading.Thread] = []
-
-    def a_step_meanwhile() -> None:  # a step of the import, from its own connection, each page
-        k = len(steps)
-        steps.append(
-            threading.Thread(target=store.write_roster, args=("t1", k + 1, [("users", f"u{k}", {"n": -k})], []))
-        )
-        steps[-1].start()
-        deadline = time.monotonic() + 30
-        while other.roster_version("t1") != k + 2 and time.monotonic() < deadline:
-            time.sleep(0.005)
-
-    try:
-        read = store.roster_changes("t1", 0, a_step_meanwhile)
-    finally:
-        for step in steps:
-            step.join(60)
-        other.close()
+    # one after each page, more than twenty reads from the start would take
+    steps = [("t1", k + 1, [("users", f"u{k}", {"n": -k})], []) for k in range(500)]
+    read, made = read_while_written(store, steps)
     written = read.version - 1  # the steps this version holds
-    assert read.full and 0 <= written <= len(steps) and len(steps) >= 5
+    assert read.full and 0 <= written <= made and made >= 5
     assert {key: record for _, _, key, record in read.written} == {
         f"u{i}": {"n": -i} if i < written else {"n": i} for i in range(700)
     }
