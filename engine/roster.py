@@ -60,6 +60,8 @@ _ROLES = ("student", "teacher", "administrator", "aide", "guardian", "parent", "
 #: what a zip's files may unpack to (a zip bomb's guard): a district's users and enrollments,
 #: with 36-character ids in every column, are about 1.3 kB a student (the benchmark's export)
 _MAX_BYTES = 512 * 1024 * 1024
+#: records between two calls of a long build's ``pause`` (a few milliseconds of work)
+PAUSE_EVERY = 2000
 #: values this long or shorter are shared between the rows of a file: a UUID (36 characters) is
 #: too, since a class's or a school's is in each of its enrollments (longer ones, e-mail addresses
 #: and titles, repeat less)
@@ -292,7 +294,7 @@ class Roster:
             for k, (key, e) in enumerate(self.enrollments.items()):
                 by_class.setdefault(e["class"], set()).add(key)
                 by_user.setdefault(e["user"], set()).add(key)
-                if pause is not None and k % 2000 == 0:
+                if pause is not None and k % PAUSE_EVERY == 0:
                     pause()
             self._index = (by_class, by_user)
         return self._index
@@ -313,11 +315,15 @@ class Roster:
         return cls(**{kind: {k: dict(v) for k, v in (data.get(kind) or {}).items()} for kind in KINDS})
 
     @classmethod
-    def from_records(cls, records: Iterable[tuple[str, str, dict[str, Any]]]) -> Roster:
-        """A roster of ``(kind, id, record)`` records (a store's)."""
+    def from_records(
+        cls, records: Iterable[tuple[str, str, dict[str, Any]]], pause: Callable[[], None] | None = None
+    ) -> Roster:
+        """A roster of ``(kind, id, record)`` records (a store's); ``pause`` as :meth:`indexed`'s."""
         roster = cls()
-        for kind, key, record in records:
+        for k, (kind, key, record) in enumerate(records):
             getattr(roster, kind)[key] = record
+            if pause is not None and k % PAUSE_EVERY == 0:
+                pause()
         return roster
 
     def with_changes(

@@ -32,8 +32,6 @@ __all__ = ["CachedRoster", "Progress", "RosterStore", "changes", "roster_setting
 log = logging.getLogger("zpd.serving")
 
 _RETRIES = 20
-#: records between two calls of a paced read's :class:`Pace` (a few milliseconds' work)
-_PACED = 2000
 #: how far a long roster change has come: ``progress(phase, done, total)``
 Progress = Callable[[str, int, int], None]
 
@@ -92,13 +90,13 @@ class RosterStore:
             found = self.store.roster_changes(tenant, cached.version if cached else 0, pace)
             if found.full or cached is None:
                 numbers: dict[int, tuple[str, str]] = {}
-                roster = Roster()
-                for k, (rid, kind, key, record) in enumerate(found.written):
-                    numbers[rid] = (kind, key)
-                    getattr(roster, kind)[key] = record
-                    if k % _PACED == 0:
-                        pace()
-                roster.indexed(pace)
+
+                def numbered() -> Iterator[tuple[str, str, dict[str, Any]]]:
+                    for rid, kind, key, record in found.written:
+                        numbers[rid] = (kind, key)
+                        yield kind, key, record
+
+                roster = Roster.from_records(numbered(), pace).indexed(pace)
                 # a copy kept long, of millions of objects: out of the collector's generations,
                 # or its first pass after this one scans them all at once in whichever thread
                 # allocates next (a worker's event loop stopped for 0.3 s, then 0.2 s at each full

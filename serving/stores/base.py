@@ -186,6 +186,8 @@ ROSTER_HISTORY = 1000
 #: by page (a Redis script runs alone; and a reader builds a whole roster paced, see
 #: ``serving.rosters``)
 ROSTER_CHANGES_MAX = 10_000
+#: roster records a page of a long read holds (read and decoded at a time: a few milliseconds)
+ROSTER_PAGE = 2000
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from redis.typing import EncodableT
 from serving.stores.base import (
     ROSTER_CHANGES_MAX,
     ROSTER_HISTORY,
+    ROSTER_PAGE,
     ApiKeyRecord,
     Commit,
     LearnerRecord,
@@ -243,8 +244,6 @@ def _chunks(items: Iterable[Any], size: int) -> list[list[Any]]:
     return [chunk for chunk in out if chunk]
 
 
-#: roster records a page of a whole roster's read holds (an ``HSCAN`` count: a few milliseconds)
-_ROSTER_PAGE = 2000
 #: seconds a whole roster's read may wait for a long write (a district's import) to rest
 _ROSTER_READ_S = 120.0
 
@@ -587,41 +586,41 @@ class RedisStore(LearnerStore):
         # versions: the changes since the first read of the version, applied over them, bring
         # them to one (every record present throughout is in the pages; every one written or
         # removed meanwhile is in the changes). Too many changes: the writer is left to finish.
-        def version_of() -> int:
-            return int(self._call(lambda: self.client.hget(keys[0], "version")) or 0)
-
         deadline = time.monotonic() + _ROSTER_READ_S
         while True:
-            before = version_of()
-            records: dict[int, tuple[str, str, dict[str, Any]]] = {}
-            cursor = 0
-            while True:
-                cursor, page = self._call(lambda c=cursor: self.client.hscan(keys[2], c, count=_ROSTER_PAGE))
-                records.update(
-                    (rid, (kind, key, record)) for rid, kind, key, record in _roster_written(list(page.items()))
-                )
-                if pace is not None:
-                    pace()
-                if not cursor:
-                    break
-            version = before
-            if version_of() != before:
-                version, full, changed, gone = changes_since(before)
-                if full:  # written at length meanwhile: read again once the writer rests
-                    while time.monotonic() < deadline:
-                        seen = version_of()
-                        time.sleep(0.5)
-                        if version_of() == seen:
-                            break
-                    if time.monotonic() >= deadline:
-                        raise StoreUnavailable(
-                            f"the roster of tenant {tenant!r} kept changing while it was read; retry"
-                        )
-                    continue
+            before = self.roster_version(tenant)
+            records = self._roster_pages(keys[2], pace)
+            if self.roster_version(tenant) == before:
+                return RosterChanges(before, True, [(rid, *rest) for rid, rest in records.items()], [])
+            version, full, changed, gone = changes_since(before)
+            if not full:
                 records.update((rid, (kind, key, record)) for rid, kind, key, record in changed)
                 for rid in gone:
                     records.pop(rid, None)
-            return RosterChanges(version, True, [(rid, *rest) for rid, rest in records.items()], [])
+                return RosterChanges(version, True, [(rid, *rest) for rid, rest in records.items()], [])
+            self._await_rest(tenant, deadline)  # written at length meanwhile: read again after
+
+    def _roster_pages(self, name: str, pace: Callable[[], None] | None) -> dict[int, tuple[str, str, dict[str, Any]]]:
+        """The records of a roster hash, number -> (kind, id, record), an ``HSCAN`` page at a time."""
+        records: dict[int, tuple[str, str, dict[str, Any]]] = {}
+        cursor = 0
+        while True:
+            cursor, page = self._call(lambda c=cursor: self.client.hscan(name, c, count=ROSTER_PAGE))
+            records.update((rid, (kind, key, record)) for rid, kind, key, record in _roster_written(list(page.items())))
+            if pace is not None:
+                pace()
+            if not cursor:
+                return records
+
+    def _await_rest(self, tenant: str, deadline: float) -> None:
+        """Wait until the tenant's roster stays at one version for half a second (a long write
+        ended), or raise once ``deadline`` (monotonic) has passed."""
+        while time.monotonic() < deadline:
+            seen = self.roster_version(tenant)
+            time.sleep(0.5)
+            if self.roster_version(tenant) == seen:
+                return
+        raise StoreUnavailable(f"the roster of tenant {tenant!r} kept changing while it was read; retry")
 
     def write_roster(
         self, tenant: str, expected: int, written: Sequence[RosterRecord], removed: Sequence[RosterKey]

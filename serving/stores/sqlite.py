@@ -20,6 +20,7 @@ import orjson
 from serving.stores.base import (
     ROSTER_CHANGES_MAX,
     ROSTER_HISTORY,
+    ROSTER_PAGE,
     ApiKeyRecord,
     Commit,
     LearnerRecord,
@@ -42,8 +43,6 @@ log = logging.getLogger("zpd.serving")
 
 _T = TypeVar("_T")
 _CHUNK = 500  # ids per IN (...) query (SQLite limits the number of bound parameters)
-#: roster records read and decoded at a time (a page is a few milliseconds of work)
-_ROSTER_PAGE = 2000
 COMPACT_AFTER_S = 0.5  # how long the VACUUM after a deletion waits for the deletions that follow it
 
 SCHEMA = """
@@ -554,7 +553,7 @@ class SQLiteStore(LearnerStore):
                     full = c.execute(count, (tenant, since)).fetchone()[0] > ROSTER_CHANGES_MAX
                 cursor = c.execute(select, (tenant,)) if full else c.execute(select + " AND version>?", (tenant, since))
                 written: list[tuple[int, str, str, dict[str, Any]]] = []
-                while rows := cursor.fetchmany(_ROSTER_PAGE):
+                while rows := cursor.fetchmany(ROSTER_PAGE):
                     written += _roster_rows(rows)
                     if pace is not None:
                         pace()

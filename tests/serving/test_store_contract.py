@@ -397,7 +397,7 @@ def test_a_large_roster_is_read_in_pages_with_a_pace_between_them(store, monkeyp
     import serving.stores.sqlite
 
     for module in (serving.stores.sqlite, serving.stores.redis):
-        monkeypatch.setattr(module, "_ROSTER_PAGE", 40)
+        monkeypatch.setattr(module, "ROSTER_PAGE", 40)
         monkeypatch.setattr(module, "ROSTER_CHANGES_MAX", 200)
     records = [("users", f"u{i}", {"n": i}) for i in range(600)]
     store.write_roster("t1", 0, records[:300], [])
@@ -452,7 +452,7 @@ def test_a_roster_read_in_pages_is_of_one_version_when_written_meanwhile(store, 
     import serving.stores.sqlite
 
     for module in (serving.stores.sqlite, serving.stores.redis):
-        monkeypatch.setattr(module, "_ROSTER_PAGE", 40)
+        monkeypatch.setattr(module, "ROSTER_PAGE", 40)
     store.write_roster("t1", 0, [("users", f"u{i}", {"n": i}) for i in range(400)], [])
     change = ("t1", 1, [("users", "late", {"n": -1}), ("users", "u3", {"n": 33})], [("users", "u7")])
     read, _ = read_while_written(store, [change])
@@ -474,7 +474,7 @@ def test_a_roster_read_in_pages_keeps_up_with_a_writer_that_does_not_rest(store,
     import serving.stores.sqlite
 
     for module in (serving.stores.sqlite, serving.stores.redis):
-        monkeypatch.setattr(module, "_ROSTER_PAGE", 40)
+        monkeypatch.setattr(module, "ROSTER_PAGE", 40)
     store.write_roster("t1", 0, [("users", f"u{i}", {"n": i}) for i in range(700)], [])
     # one after each page, more than twenty reads from the start would take
     steps = [("t1", k + 1, [("users", f"u{k}", {"n": -k})], []) for k in range(500)]
