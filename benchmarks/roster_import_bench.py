@@ -225,9 +225,11 @@ def _next_under_import(
             first_read.update(status=answer.status_code, seconds=round(time.perf_counter() - began, 2))
 
         reader = threading.Thread(target=read_roster)
+        held_before = _vm(pid, "VmRSS")
         reader.start()
         reading = drive(base, key, requests[: int(rate * 12)], rate, server=pid)
         reader.join()
+        first_read["copy_mb"] = round(_vm(pid, "VmRSS") - held_before)  # what the worker's copy costs it
     keep = ("throughput", "errors", "p50", "p95", "p99", "server_cpu_ms")
     return {
         "rate": rate,
@@ -337,12 +339,13 @@ def report(results: dict, baseline: dict, args: argparse.Namespace, command: str
             "imported into a tenant of its own (`import`: from its POST to its end, under that load). Then 12 s "
             "more from the import's end, a class list of that tenant asked 2 s in (`its request`): the worker reads "
             "the district's whole roster in that time, when the import ends or for that request in a tree that "
-            "waits for one, as after a start (`first roster read`).",
+            "waits for one, as after a start (`first roster read`). `copy MB`: the worker's `VmRSS` after that "
+            "read less before it, what its copy of the district's roster costs it.",
             "",
             "| store | tree | rate | quiet p50 / p99 ms | during the import p50 / p99 ms | during: throughput, errors "
             "| server CPU ms per /next quiet / during | import (s) | first roster read: p50 / p99 / max ms "
-            "| its request (s) |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "| its request (s) | copy MB |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for store, label, r in _side_by_side(results, baseline):
             if n := r.get("next"):
@@ -352,7 +355,7 @@ def report(results: dict, baseline: dict, args: argparse.Namespace, command: str
                     f"| {d['throughput']}, {d['errors']} | {q['server_cpu_ms']} / {d['server_cpu_ms']} "
                     f"| {n['import_s']} ({n['import_status']}) "
                     f"| {f.get('p50', '-')} / {f.get('p99', '-')} / {f.get('max', '-')} "
-                    f"| {f.get('request', {}).get('seconds', '-')} |"
+                    f"| {f.get('request', {}).get('seconds', '-')} | {f.get('request', {}).get('copy_mb', '-')} |"
                 )
     lines += ["", "Phases of this tree's first import (first seen, seconds from the POST):", ""]
     for store, r in results.items():

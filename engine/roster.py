@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,9 @@ from engine.textfiles import TextFileError, decode_text
 from engine.xapi import account_id
 
 __all__ = [
+    "FIELDS",
     "KINDS",
+    "Records",
     "Roster",
     "RosterBundle",
     "RosterError",
@@ -51,6 +55,14 @@ KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "users": ("users.csv", ("sourcedId",)),
     "classes": ("classes.csv", ("sourcedId", "title", "schoolSourcedId")),
     "enrollments": ("enrollments.csv", ("sourcedId", "classSourcedId", "userSourcedId", "role")),
+}
+#: each kind's record fields, in the order a record is held in a worker's copy (see :class:`Records`)
+FIELDS: dict[str, tuple[str, ...]] = {
+    "orgs": ("name", "type", "parent"),
+    "sessions": ("title", "type", "start", "end"),
+    "users": ("given", "family", "role", "grade", "orgs"),
+    "classes": ("title", "code", "grades", "school", "sessions"),
+    "enrollments": ("class", "user", "role", "primary"),
 }
 _OPTIONAL_FILES = {"roles.csv", "manifest.csv"}
 _FILES = {name.lower(): kind for kind, (name, _) in KINDS.items()}
@@ -270,33 +282,204 @@ def _grades(value: str) -> list[str]:
     return [g for g in (roster_grade(v) for v in value.replace(";", ",").split(",") if v.strip()) if g]
 
 
+def _held(value: Any, inner: bool = False) -> Any:
+    """A record's value as a compact row holds it: a string interned (ids, roles and names
+    repeat across records; an interned string still goes when its last holder does), a list (of
+    plain values) as a tuple; ``TypeError`` for a value a row does not hold (the record is then
+    kept as it is)."""
+    kind = type(value)
+    if kind is str:
+        return sys.intern(value)
+    if kind is list and not inner:
+        return tuple([sys.intern(v) if type(v) is str else _held(v, True) for v in value])
+    if value is None or kind is bool or kind is int or kind is float:
+        return value
+    raise TypeError(kind)
+
+
+def _general_row(get: Callable[[Mapping[str, Any]], tuple[Any, ...]]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """The row of a record whose fields ``get`` picks, in order."""
+    intern = sys.intern
+
+    def row(record: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(
+            [intern(v) if type(v) is str else v if v is None or type(v) is bool else _held(v) for v in get(record)]
+        )
+
+    return row
+
+
+def _enrollment_row(record: Mapping[str, Any]) -> tuple[Any, ...]:
+    """An enrollment's row (the bulk of a district's roster, so spelled out: a third of the
+    general row's time)."""
+    primary = record["primary"]
+    if type(primary) is not bool:
+        raise TypeError(type(primary))
+    intern = sys.intern
+    return intern(record["class"]), intern(record["user"]), intern(record["role"]), primary
+
+
+def _user_row(record: Mapping[str, Any]) -> tuple[Any, ...]:
+    """A user's row, spelled out as an enrollment's."""
+    grade, orgs = record["grade"], record["orgs"]
+    if type(orgs) is not list:
+        raise TypeError(type(orgs))
+    intern = sys.intern
+    return (
+        intern(record["given"]),
+        intern(record["family"]),
+        intern(record["role"]),
+        grade if grade is None else intern(grade),
+        tuple(map(intern, orgs)),
+    )
+
+
+#: the kinds whose rows are made by a function of their own (each makes the general row's tuple)
+_ROW_MAKERS = {"enrollments": _enrollment_row, "users": _user_row}
+
+
+class Records(MutableMapping[str, dict[str, Any]]):
+    """One kind of a roster's records by id, held compactly: a district's roster is more than
+    half a million records, in every worker that serves its teachers. A record with exactly its
+    kind's :data:`FIELDS` is held as a tuple of their values, short strings shared between
+    records; reading it builds a new dict (so a record read is never changed in the roster by
+    its reader: it is written back, or not at all). A record of other fields is kept as a dict."""
+
+    __slots__ = ("_fields", "_make", "_position", "_rows", "_shared", "kind")
+
+    def __init__(self, kind: str, records: Mapping[str, Mapping[str, Any]] | None = None):
+        self.kind = kind
+        self._fields = FIELDS[kind]
+        self._make = _ROW_MAKERS.get(kind) or _general_row(itemgetter(*self._fields))
+        #: the ids are interned too: enrollments name them (an enrollment's own id is named by none)
+        self._shared = kind != "enrollments"
+        self._position = {name: i for i, name in enumerate(self._fields)}
+        self._rows: dict[str, tuple[Any, ...] | dict[str, Any]] = {}
+        for key, record in (records or {}).items():
+            self[key] = record
+
+    # ------------------------------------------------------------------ the mapping
+    def __getitem__(self, key: str) -> dict[str, Any]:
+        return self._record(self._rows[key])
+
+    def __setitem__(self, key: str, record: Mapping[str, Any]) -> None:
+        self._rows[sys.intern(key) if self._shared else key] = self._row(record)
+
+    def __delitem__(self, key: str) -> None:
+        del self._rows[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._rows
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Records):
+            return self.kind == other.kind and self._rows == other._rows
+        return isinstance(other, Mapping) and dict(self.items()) == dict(other.items())
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Records({self.kind!r}, {len(self)} records)"
+
+    def clear(self) -> None:
+        self._rows.clear()
+
+    def copy(self) -> Records:
+        """A new mapping of the same records (rows are immutable: nothing else is copied)."""
+        out = Records.__new__(Records)
+        out.kind, out._fields, out._make, out._position = self.kind, self._fields, self._make, self._position
+        out._shared = self._shared
+        out._rows = dict(self._rows)
+        return out
+
+    # ------------------------------------------------------------------ reading without a dict
+    def value(self, key: str, name: str, default: Any = None) -> Any:
+        """One field of a record (``default`` if the record lacks it), without building the record."""
+        row = self._rows[key]
+        if type(row) is tuple:
+            value = row[self._position[name]] if name in self._position else default
+            return list(value) if type(value) is tuple else value
+        return row.get(name, default)  # type: ignore[union-attr]
+
+    def column(self, name: str) -> list[Any]:
+        """One field of every record, in the order of the ids (None where a record lacks it)."""
+        if name not in self._position:
+            return [row.get(name) if type(row) is dict else None for row in self._rows.values()]
+        at = self._position[name]
+        return [
+            (list(row[at]) if type(row[at]) is tuple else row[at]) if type(row) is tuple else row.get(name)  # type: ignore[union-attr]
+            for row in self._rows.values()
+        ]
+
+    def differs(self, other: Records, key: str) -> bool:
+        """Whether the record ``key`` of this mapping is not the one of ``other`` (absent there, or changed)."""
+        return other._rows.get(key) != self._rows[key]
+
+    # ------------------------------------------------------------------ rows
+    def _row(self, record: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
+        if len(record) == len(self._fields):
+            try:  # the same number of fields, each found: the same fields
+                return self._make(record)
+            except (KeyError, TypeError):
+                pass
+        return {k: list(v) if type(v) is list else v for k, v in record.items()}
+
+    def _record(self, row: tuple[Any, ...] | dict[str, Any]) -> dict[str, Any]:
+        if type(row) is tuple:
+            return {name: list(v) if type(v) is tuple else v for name, v in zip(self._fields, row)}
+        return {k: list(v) if type(v) is list else v for k, v in row.items()}  # type: ignore[union-attr]
+
+
+def _kind(kind: str) -> Any:
+    return field(default_factory=lambda: Records(kind))
+
+
 @dataclass
 class Roster:
-    """A tenant's roster: the JSON-ready records, keyed by pseudonymous id."""
+    """A tenant's roster: each kind's JSON-ready records, keyed by pseudonymous id (held
+    compactly, see :class:`Records`; plain mappings given are held so)."""
 
-    orgs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
-    users: dict[str, dict[str, Any]] = field(default_factory=dict)
-    classes: dict[str, dict[str, Any]] = field(default_factory=dict)
-    enrollments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    orgs: Records = _kind("orgs")
+    sessions: Records = _kind("sessions")
+    users: Records = _kind("users")
+    classes: Records = _kind("classes")
+    enrollments: Records = _kind("enrollments")
     #: (class -> its enrollments' keys, user -> theirs), built on first read: a roster is read on
     #: every request of a teacher's key, so membership must not scan every enrollment
-    _index: tuple[dict[str, set[str]], dict[str, set[str]]] | None = field(
+    _index: tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]] | None = field(
         default=None, init=False, repr=False, compare=False
     )
 
+    def __post_init__(self) -> None:
+        for kind in KINDS:  # records given as plain mappings are held as Records
+            given = getattr(self, kind)
+            if not isinstance(given, Records):
+                setattr(self, kind, Records(kind, given))
+
     def _enrollment_index(
         self, pause: Callable[[], None] | None = None
-    ) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    ) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
         if self._index is None:
-            by_class: dict[str, set[str]] = {}
-            by_user: dict[str, set[str]] = {}
-            for k, (key, e) in enumerate(self.enrollments.items()):
-                by_class.setdefault(e["class"], set()).add(key)
-                by_user.setdefault(e["user"], set()).add(key)
+            by_class: dict[str, list[str]] = {}
+            by_user: dict[str, list[str]] = {}
+            enrollments = self.enrollments
+            in_class, of_user = enrollments.column("class"), enrollments.column("user")
+            for k, (key, class_id, user_id) in enumerate(zip(enrollments, in_class, of_user)):
+                by_class.setdefault(class_id, []).append(key)
+                by_user.setdefault(user_id, []).append(key)
                 if pause is not None and k % PAUSE_EVERY == 0:
                     pause()
-            self._index = (by_class, by_user)
+            # tuples: a class's or a user's few enrollments cost a fraction of a set's memory
+            self._index = (
+                {c: tuple(keys) for c, keys in by_class.items()},
+                {u: tuple(keys) for u, keys in by_user.items()},
+            )
         return self._index
 
     def indexed(self, pause: Callable[[], None] | None = None) -> Roster:
@@ -312,7 +495,7 @@ class Roster:
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> Roster:
         data = data or {}
-        return cls(**{kind: {k: dict(v) for k, v in (data.get(kind) or {}).items()} for kind in KINDS})
+        return cls(**{kind: Records(kind, data.get(kind) or {}) for kind in KINDS})
 
     @classmethod
     def from_records(
@@ -320,8 +503,10 @@ class Roster:
     ) -> Roster:
         """A roster of ``(kind, id, record)`` records (a store's); ``pause`` as :meth:`indexed`'s."""
         roster = cls()
+        kinds: dict[str, Records] = {kind: getattr(roster, kind) for kind in KINDS}
         for k, (kind, key, record) in enumerate(records):
-            getattr(roster, kind)[key] = record
+            held = kinds[kind]
+            held._rows[sys.intern(key) if held._shared else key] = held._row(record)  # held[key] = record, a call less
             if pause is not None and k % PAUSE_EVERY == 0:
                 pause()
         return roster
@@ -336,7 +521,7 @@ class Roster:
         left as it is (other threads may be reading it)."""
         written, removed = list(written), list(removed)
         kinds = {kind for kind, _, _ in written} | {kind for kind, _ in removed}
-        out = Roster(**{kind: dict(getattr(self, kind)) if kind in kinds else getattr(self, kind) for kind in KINDS})
+        out = Roster(**{kind: getattr(self, kind).copy() if kind in kinds else getattr(self, kind) for kind in KINDS})
         for kind, key in removed:
             getattr(out, kind).pop(key, None)
         for kind, key, record in written:
@@ -346,28 +531,31 @@ class Roster:
             return out
         keys = {key for kind, key, _ in written if kind == "enrollments"}
         keys |= {key for kind, key in removed if kind == "enrollments"}
-        old_class, old_user = self._index
-        by_class, by_user = dict(old_class), dict(old_user)
-        copied: set[tuple[int, str]] = set()
+        by_class, by_user = dict(self._index[0]), dict(self._index[1])
+        edited: dict[tuple[int, str], list[str]] = {}  # (0 class | 1 user, id) -> its keys, copied
 
-        def edit(index: dict[str, set[str]], which: int, name: str) -> set[str]:
-            if (which, name) not in copied:
-                copied.add((which, name))
-                index[name] = set(index.get(name, ()))
-            return index[name]
+        def edit(which: int, name: str) -> list[str]:
+            found = edited.get((which, name))
+            if found is None:
+                found = edited[which, name] = list((by_user if which else by_class).get(name, ()))
+            return found
 
         for key in keys:
-            for old in filter(None, (self.enrollments.get(key), out.enrollments.get(key))):
-                edit(by_class, 0, old["class"]).discard(key)
-                edit(by_user, 1, old["user"]).discard(key)
-            new = out.enrollments.get(key)
-            if new is not None:
-                edit(by_class, 0, new["class"]).add(key)
-                edit(by_user, 1, new["user"]).add(key)
-        for which, name in copied:
+            for records in (self.enrollments, out.enrollments):
+                if key in records:
+                    for which, name in enumerate((records.value(key, "class"), records.value(key, "user"))):
+                        held = edit(which, name)
+                        if key in held:
+                            held.remove(key)
+            if key in out.enrollments:
+                edit(0, out.enrollments.value(key, "class")).append(key)
+                edit(1, out.enrollments.value(key, "user")).append(key)
+        for (which, name), held in edited.items():
             index = by_user if which else by_class
-            if not index[name]:
-                del index[name]
+            if held:
+                index[name] = tuple(held)
+            else:
+                index.pop(name, None)
         out._index = (by_class, by_user)
         return out
 
@@ -375,51 +563,50 @@ class Roster:
     def members(self, class_id: str, role: str | None = None) -> list[str]:
         """User ids enrolled in the class (with that role), in a stable order."""
         keys = self._enrollment_index()[0].get(class_id, ())
-        enrollments = self.enrollments
-        return sorted({enrollments[k]["user"] for k in keys if role is None or enrollments[k]["role"] == role})
+        value = self.enrollments.value
+        return sorted({value(k, "user") for k in keys if role is None or value(k, "role") == role})
 
     def classes_of(self, user_id: str) -> list[str]:
-        enrollments = self.enrollments
-        return sorted({enrollments[k]["class"] for k in self._enrollment_index()[1].get(user_id, ())})
+        value = self.enrollments.value
+        return sorted({value(k, "class") for k in self._enrollment_index()[1].get(user_id, ())})
 
     def classes_taught(self, teacher: str) -> list[str]:
         """The classes ``teacher`` is enrolled in as a teacher, in id order (the index's: a
         district has thousands of classes)."""
-        enrollments = self.enrollments
+        value = self.enrollments.value
         by_user = self._enrollment_index()[1]
-        return sorted(
-            {enrollments[k]["class"] for k in by_user.get(teacher, ()) if enrollments[k]["role"] == "teacher"}
-        )
+        return sorted({value(k, "class") for k in by_user.get(teacher, ()) if value(k, "role") == "teacher"})
 
     def students_of(self, teacher: str) -> frozenset[str]:
         """The students of every class ``teacher`` teaches."""
         by_class = self._enrollment_index()[0]
-        enrollments = self.enrollments
+        value = self.enrollments.value
         return frozenset(
-            enrollments[k]["user"]
+            value(k, "user")
             for class_id in self.classes_taught(teacher)
             for k in by_class.get(class_id, ())
-            if enrollments[k]["role"] == "student"
+            if value(k, "role") == "student"
         )
 
     def grade_of(self, user_id: str) -> str | None:
         """A student's grade: their own, else the one grade all their classes share."""
-        user = self.users.get(user_id)
-        if user is None:
+        if user_id not in self.users:
             return None
-        if user.get("grade"):
-            return str(user["grade"])
-        if user.get("role") != "student":
+        grade = self.users.value(user_id, "grade")
+        if grade:
+            return str(grade)
+        if self.users.value(user_id, "role") != "student":
             return None
-        shared = {g for c in self.classes_of(user_id) for g in self.classes.get(c, {}).get("grades", [])}
+        classes = self.classes
+        shared = {g for c in self.classes_of(user_id) if c in classes for g in classes.value(c, "grades") or ()}
         return shared.pop() if len(shared) == 1 else None
 
     def name_of(self, user_id: str) -> str:
-        user = self.users.get(user_id, {})
+        user = self.users.get(user_id) or {}
         return " ".join(p for p in (user.get("given", ""), user.get("family", "")) if p) or user_id
 
     def counts(self) -> dict[str, int]:
-        roles = [u.get("role") for u in self.users.values()]
+        roles = self.users.column("role")
         return {
             "orgs": len(self.orgs),
             "sessions": len(self.sessions),
@@ -442,9 +629,10 @@ class Roster:
         """The roster after ``bundle``: bulk files replace, delta files merge (see the module docstring).
         Raises :class:`RosterError` naming the file, line and field of the first bad row."""
         ids: dict[str, dict[str, str]] = {kind: {} for kind in KINDS}  # kind -> sourcedId -> our id
-        # each kind's mapping is copied, its records are shared: a record this bundle names is
-        # replaced by a new one, and a record kept is never changed in place (copy on write below)
-        result = Roster(**{kind: dict(getattr(self, kind)) for kind in KINDS})
+        # each kind's mapping is copied (its rows are immutable); the records this bundle makes are
+        # built as dicts, their references resolved, and only then held in the result
+        result = Roster(**{kind: getattr(self, kind).copy() for kind in KINDS})
+        made: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in KINDS}
 
         def our_id(kind: str, source_id: str) -> str:
             return account_id(source_id, f"{tenant}\x1f{kind}")
@@ -453,7 +641,7 @@ class Roster:
             rows = bundle.rows.get(kind)
             if rows is None:
                 continue
-            current: dict[str, dict[str, Any]] = getattr(result, kind)
+            current: Records = getattr(result, kind)
             if bundle.modes[kind] == "bulk":
                 current.clear()
             seen: dict[str, int] = {}
@@ -476,9 +664,9 @@ class Roster:
                     raise RosterError(
                         f"{bundle.where(kind, line, 'status')}: {status!r}; expected active or tobedeleted"
                     )
-                current[key] = self._record(kind, row, line, bundle)
+                made[kind][key] = self._record(kind, row, line, bundle)
         # references: ids named by a row must exist after the apply (in this bundle or the roster)
-        known = {kind: set(getattr(result, kind)) for kind in KINDS}
+        known = {kind: set(getattr(result, kind)) | set(made[kind]) for kind in KINDS}
 
         def resolve(kind: str, row_kind: str, line: int, column: str, source_id: str) -> str:
             key = ids[kind].get(source_id) or our_id(kind, source_id)
@@ -491,52 +679,58 @@ class Roster:
 
         for line, row in bundle.rows.get("orgs", []):
             key = ids["orgs"][row["sourcedId"]]
-            if key in result.orgs and row.get("parentSourcedId"):
-                result.orgs[key]["parent"] = resolve("orgs", "orgs", line, "parentSourcedId", row["parentSourcedId"])
+            if key in made["orgs"] and row.get("parentSourcedId"):
+                made["orgs"][key]["parent"] = resolve("orgs", "orgs", line, "parentSourcedId", row["parentSourcedId"])
         for line, row in bundle.rows.get("classes", []):
             key = ids["classes"][row["sourcedId"]]
-            if key not in result.classes:
+            if key not in made["classes"]:
                 continue
-            record = result.classes[key]
+            record = made["classes"][key]
             record["school"] = resolve("orgs", "classes", line, "schoolSourcedId", row["schoolSourcedId"])
             terms = [t.strip() for t in row.get("termSourcedIds", "").split(",") if t.strip()]
-            if "sessions" in bundle.rows or result.sessions:
+            if "sessions" in bundle.rows or known["sessions"]:
                 record["sessions"] = [resolve("sessions", "classes", line, "termSourcedIds", t) for t in terms]
         for line, row in bundle.rows.get("users", []):
             key = ids["users"][row["sourcedId"]]
-            if key in result.users:
+            if key in made["users"]:
                 orgs = [o.strip() for o in row.get("orgSourcedIds", "").split(",") if o.strip()]
                 primary = row.get("primaryOrgSourcedId", "")
-                result.users[key]["orgs"] = [
+                made["users"][key]["orgs"] = [
                     resolve("orgs", "users", line, "orgSourcedIds", o)
                     for o in dict.fromkeys([*orgs, *filter(None, [primary])])
                 ]
         for line, row in bundle.rows.get("enrollments", []):
             key = ids["enrollments"][row["sourcedId"]]
-            if key not in result.enrollments:
+            if key not in made["enrollments"]:
                 continue
-            record = result.enrollments[key]
+            record = made["enrollments"][key]
             record["class"] = resolve("classes", "enrollments", line, "classSourcedId", row["classSourcedId"])
             record["user"] = resolve("users", "enrollments", line, "userSourcedId", row["userSourcedId"])
-        # enrollments of users or classes that are gone go with them
-        for key in [
-            k
-            for k, e in result.enrollments.items()
-            if e.get("class") not in result.classes or e.get("user") not in result.users
-        ]:
-            del result.enrollments[key]
-        # a user's role: users.csv (1.1), else roles.csv (1.2), else their enrollments
+        # a user's role: users.csv (1.1), else roles.csv (1.2), else their enrollments (below)
         for source_id, (_line, role) in bundle.roles.items():
             key = ids["users"].get(source_id) or our_id("users", source_id)
-            if key in result.users and not result.users[key].get("role"):
-                result.users[key] = {**result.users[key], "role": role}
+            user = made["users"].get(key)
+            if user is None and key in result.users and not result.users.value(key, "role"):
+                user = made["users"][key] = result.users[key]
+            if user is not None and not user.get("role"):
+                user["role"] = role
+        for kind in KINDS:
+            records: Records = getattr(result, kind)
+            for key, record in made[kind].items():
+                records[key] = record
+        made.clear()
+        # enrollments of users or classes that are gone go with them
+        enrollments = result.enrollments
+        named = zip(list(enrollments), enrollments.column("class"), enrollments.column("user"))
+        for key in [k for k, c, u in named if c not in result.classes or u not in result.users]:
+            del enrollments[key]
         result._index = None
         by_user = result._enrollment_index()[1]
-        for key, user in list(result.users.items()):
-            if not user.get("role"):
-                enrolled = sorted({result.enrollments[k]["role"] for k in by_user.get(key, ())})
+        for key in list(result.users):
+            if not result.users.value(key, "role"):
+                enrolled = sorted({enrollments.value(k, "role") for k in by_user.get(key, ())})
                 role = "teacher" if "teacher" in enrolled else (enrolled[0] if enrolled else "student")
-                result.users[key] = {**user, "role": role}
+                result.users[key] = {**result.users[key], "role": role}
         return result
 
     @staticmethod

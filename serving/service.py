@@ -495,7 +495,7 @@ class LearnerService:
         grades = {
             user_id: grade
             for user_id in sorted(after.users)
-            if after.users[user_id].get("role") == "student" and (grade := after.grade_of(user_id)) is not None
+            if after.users.value(user_id, "role") == "student" and (grade := after.grade_of(user_id)) is not None
         }
         graded = 0
         users = list(grades)

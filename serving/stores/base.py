@@ -22,7 +22,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, overload
 
 import orjson
 
@@ -31,6 +31,8 @@ __all__ = [
     "Commit",
     "LearnerRecord",
     "LearnerStore",
+    "NumberedRecord",
+    "RecordPages",
     "RosterChanges",
     "RosterKey",
     "RosterRecord",
@@ -190,13 +192,57 @@ ROSTER_CHANGES_MAX = 10_000
 ROSTER_PAGE = 2000
 
 
+#: a roster record as a store reads it: (record number, kind, id, record)
+NumberedRecord = tuple[int, str, str, dict[str, Any]]
+
+
+class RecordPages(Sequence[NumberedRecord]):
+    """The records of a long roster read, held as the store's bytes and decoded a page at a time
+    as they are iterated (each iteration decodes them again).
+
+    A reader builds its own compact copy from them: had every record been decoded first, the
+    copy's strings would lie scattered among half a million dead dicts, and the allocator would
+    give little of that memory back (a district's copy cost a worker 440 MB that way, against
+    130 MB built as it is decoded)."""
+
+    def __init__(self, raw: Sequence[Any], decode: Callable[[Sequence[Any]], list[NumberedRecord]]):
+        """``decode`` turns a page of ``raw`` items into records."""
+        self._raw, self._decode = raw, decode
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __iter__(self) -> Iterator[NumberedRecord]:
+        for start in range(0, len(self._raw), ROSTER_PAGE):
+            yield from self._decode(self._raw[start : start + ROSTER_PAGE])
+
+    @overload
+    def __getitem__(self, i: int) -> NumberedRecord: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[NumberedRecord]: ...
+
+    def __getitem__(self, i: int | slice) -> NumberedRecord | list[NumberedRecord]:
+        if isinstance(i, slice):
+            return self._decode(self._raw[i])
+        return self._decode([self._raw[i]])[0]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"RecordPages({len(self)} records)"
+
+
 @dataclass(frozen=True)
 class RosterChanges:
     """What changed in a tenant's roster after a reader's version (:meth:`LearnerStore.roster_changes`)."""
 
     version: int  # the roster's version now (0: it has no record)
     full: bool  # ``written`` is the whole roster: a reader starts over (``removed`` is empty)
-    written: list[tuple[int, str, str, dict[str, Any]]]  # (record number, kind, id, record)
+    written: Sequence[NumberedRecord]  # (record number, kind, id, record); a long read's, as RecordPages
     removed: list[int]  # the numbers of the records removed
 
 

@@ -38,6 +38,8 @@ from serving.stores.base import (
     Commit,
     LearnerRecord,
     LearnerStore,
+    NumberedRecord,
+    RecordPages,
     RosterChanges,
     RosterKey,
     RosterRecord,
@@ -253,7 +255,7 @@ def _roster_keys(tenant: str) -> list[str]:
     return [base, base + ":ids", base + ":records", base + ":versions", base + ":removed"]
 
 
-def _roster_written(pairs: Sequence[tuple[bytes, bytes]]) -> list[tuple[int, str, str, dict[str, Any]]]:
+def _roster_written(pairs: Sequence[tuple[bytes, bytes]]) -> list[NumberedRecord]:
     """(number, [kind, id, record]) pairs, decoded in one parse."""
     decoded = json_many(payload for _, payload in pairs)
     return [(int(rid), kind, key, record) for (rid, _), (kind, key, record) in zip(pairs, decoded)]
@@ -569,16 +571,15 @@ class RedisStore(LearnerStore):
     def roster_changes(self, tenant: str, since: int, pace: Callable[[], None] | None = None) -> RosterChanges:
         keys = _roster_keys(tenant)
 
-        def changes_since(version: int) -> tuple[int, bool, list[tuple[int, str, str, dict[str, Any]]], list[int]]:
+        def changes_since(version: int) -> tuple[int, bool, list[tuple[bytes, bytes]], list[int]]:
             now, full, written, removed = self._call(
                 lambda: self._read_roster(keys=keys, args=[version, ROSTER_HISTORY, ROSTER_CHANGES_MAX])
             )
-            pairs = list(zip(written[::2], written[1::2]))
-            return int(now), bool(full), _roster_written(pairs), [int(r) for r in removed]
+            return int(now), bool(full), list(zip(written[::2], written[1::2])), [int(r) for r in removed]
 
         version, full, changed, gone = changes_since(since)
         if not full:
-            return RosterChanges(version, False, changed, gone)
+            return RosterChanges(version, False, _roster_written(changed), gone)
 
         # the whole roster: read page by page outside a script (one command of a district's
         # roster held Redis, and every worker's reads, for a good part of a second), between two
@@ -586,27 +587,29 @@ class RedisStore(LearnerStore):
         # versions: the changes since the first read of the version, applied over them, bring
         # them to one (every record present throughout is in the pages; every one written or
         # removed meanwhile is in the changes). Too many changes: the writer is left to finish.
+        # The records stay as Redis sent them until their reader iterates (see RecordPages).
         deadline = time.monotonic() + _ROSTER_READ_S
         while True:
             before = self.roster_version(tenant)
             records = self._roster_pages(keys[2], pace)
             if self.roster_version(tenant) == before:
-                return RosterChanges(before, True, [(rid, *rest) for rid, rest in records.items()], [])
+                return RosterChanges(before, True, RecordPages(list(records.values()), _roster_written), [])
             version, full, changed, gone = changes_since(before)
             if not full:
-                records.update((rid, (kind, key, record)) for rid, kind, key, record in changed)
+                records.update((int(rid), (rid, payload)) for rid, payload in changed)
                 for rid in gone:
                     records.pop(rid, None)
-                return RosterChanges(version, True, [(rid, *rest) for rid, rest in records.items()], [])
+                return RosterChanges(version, True, RecordPages(list(records.values()), _roster_written), [])
             self._await_rest(tenant, deadline)  # written at length meanwhile: read again after
 
-    def _roster_pages(self, name: str, pace: Callable[[], None] | None) -> dict[int, tuple[str, str, dict[str, Any]]]:
-        """The records of a roster hash, number -> (kind, id, record), an ``HSCAN`` page at a time."""
-        records: dict[int, tuple[str, str, dict[str, Any]]] = {}
+    def _roster_pages(self, name: str, pace: Callable[[], None] | None) -> dict[int, tuple[bytes, bytes]]:
+        """The records of a roster hash, number -> (number, [kind, id, record]) as Redis sent
+        them, an ``HSCAN`` page at a time."""
+        records: dict[int, tuple[bytes, bytes]] = {}
         cursor = 0
         while True:
             cursor, page = self._call(lambda c=cursor: self.client.hscan(name, c, count=ROSTER_PAGE))
-            records.update((rid, (kind, key, record)) for rid, kind, key, record in _roster_written(list(page.items())))
+            records.update((int(rid), (rid, payload)) for rid, payload in page.items())
             if pace is not None:
                 pace()
             if not cursor:

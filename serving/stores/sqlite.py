@@ -25,6 +25,8 @@ from serving.stores.base import (
     Commit,
     LearnerRecord,
     LearnerStore,
+    NumberedRecord,
+    RecordPages,
     RosterChanges,
     RosterKey,
     RosterRecord,
@@ -545,22 +547,27 @@ class SQLiteStore(LearnerStore):
             c.execute("BEGIN")  # one snapshot for the version and the rows (its readers do not stop writers)
             try:
                 version = _roster_version(c, tenant)
-                # the record as bytes, which the parse takes as they are
-                select = "SELECT rid, kind, id, CAST(record AS BLOB) FROM roster_records WHERE tenant=?"
+                # each record as one JSON array of bytes, [number, kind, id, record]: decoded by
+                # its reader when it iterates (see RecordPages), nothing of a row is kept
+                select = (
+                    "SELECT CAST(printf('[%d,%s,%s,%s]', rid, json_quote(kind), json_quote(id), record) AS BLOB)"
+                    " FROM roster_records WHERE tenant=?"
+                )
                 full = since <= 0 or since > version or since < version - ROSTER_HISTORY
                 if not full:
                     count = "SELECT COUNT(*) FROM roster_records WHERE tenant=? AND version>?"
                     full = c.execute(count, (tenant, since)).fetchone()[0] > ROSTER_CHANGES_MAX
                 cursor = c.execute(select, (tenant,)) if full else c.execute(select + " AND version>?", (tenant, since))
-                written: list[tuple[int, str, str, dict[str, Any]]] = []
+                raw: list[bytes] = []
                 while rows := cursor.fetchmany(ROSTER_PAGE):
-                    written += _roster_rows(rows)
+                    raw += [r[0] for r in rows]
                     if pace is not None:
                         pace()
+                written = RecordPages(raw, _roster_rows)
                 if full:
                     return RosterChanges(version, True, written, [])
                 removed = c.execute("SELECT rid FROM roster_removed WHERE tenant=? AND version>?", (tenant, since))
-                return RosterChanges(version, False, written, [r[0] for r in removed])
+                return RosterChanges(version, False, list(written), [r[0] for r in removed])
             finally:
                 c.execute("COMMIT")
 
@@ -664,9 +671,9 @@ def _roster_version(conn: sqlite3.Connection, tenant: str) -> int:
     return int(row[0]) if row else 0
 
 
-def _roster_rows(rows: Sequence[tuple[int, str, str, bytes]]) -> list[tuple[int, str, str, dict[str, Any]]]:
-    """``(number, kind, id, JSON)`` rows, the records decoded in one parse."""
-    return [(r[0], r[1], r[2], record) for r, record in zip(rows, json_many(r[3] for r in rows))]
+def _roster_rows(rows: Sequence[bytes]) -> list[NumberedRecord]:
+    """``[number, kind, id, record]`` JSON arrays, decoded in one parse."""
+    return [(rid, kind, key, record) for rid, kind, key, record in json_many(rows)]
 
 
 def _count(conn: sqlite3.Connection, added: Mapping[str, int]) -> None:

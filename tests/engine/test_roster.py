@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.roster import KINDS, Roster, RosterError, load_bundle, read_bundle, read_zip
+from engine.roster import FIELDS, KINDS, Records, Roster, RosterError, load_bundle, read_bundle, read_zip
 
 SCHOOL = Path(__file__).resolve().parent.parent / "data" / "oneroster_school"
 
@@ -262,6 +262,7 @@ ROLES = ["student", "teacher"]
 @st.composite
 def roster_changes(draw) -> tuple[list[tuple[str, str, dict]], list[tuple[str, str]]]:
     """Enrollments and users written (new, moved, changed role) and removed."""
+    # records of every field (held as compact rows) and of a few (held as they are), mixed
     written = [
         (
             "enrollments",
@@ -270,12 +271,22 @@ def roster_changes(draw) -> tuple[list[tuple[str, str, dict]], list[tuple[str, s
                 "class": draw(st.sampled_from(CLASS_IDS)),
                 "user": draw(st.sampled_from(USER_IDS)),
                 "role": draw(st.sampled_from(ROLES)),
+                **draw(st.sampled_from([{}, {"primary": True}, {"primary": False}])),
             },
         )
         for key in draw(st.lists(st.sampled_from(ENROLLMENT_IDS), unique=True, max_size=5))
     ]
     written += [
-        ("users", u, {"role": "student"}) for u in draw(st.lists(st.sampled_from(USER_IDS), unique=True, max_size=2))
+        (
+            "users",
+            u,
+            draw(
+                st.sampled_from(
+                    [{"role": "student"}, {"given": "A", "family": "B", "role": "student", "grade": "4", "orgs": ["s"]}]
+                )
+            ),
+        )
+        for u in draw(st.lists(st.sampled_from(USER_IDS), unique=True, max_size=2))
     ]
     taken = {key for _, key, _ in written}
     removed = [
@@ -316,3 +327,63 @@ def test_a_roster_followed_by_its_changes_is_the_roster_built_afresh(steps, read
             assert followed.classes_taught(user) == fresh.classes_taught(user)
             assert followed.records_of_users([user]) == fresh.records_of_users([user])
         roster = followed
+
+
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=140),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=2),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(list(KINDS)),
+    st.data(),
+)
+def test_a_record_reads_back_as_it_was_written_whatever_its_fields(kind, data) -> None:
+    """Records of exactly their kind's fields are held as compact rows, others as they are; either
+    reads back equal to what was written, as a new dict its reader may change freely."""
+    names = data.draw(
+        st.sampled_from([FIELDS[kind], FIELDS[kind][:-1], (*FIELDS[kind], "extra")])
+        | st.lists(st.sampled_from([*FIELDS[kind], "extra"]), unique=True)
+    )
+    record = {name: data.draw(_VALUES, label=name) for name in names}
+    held = Records(kind, {"k": record})
+    read = held["k"]
+    assert read == record and type(read) is dict
+    assert held.get("k") == record and held.get("other") is None and "k" in held and len(held) == 1
+    for name in names:
+        assert held.value("k", name) == record[name]
+        assert held.column(name) == [record[name]]
+    assert held.value("k", "missing", 7) == 7 and held.column("missing") == [None]
+    for value in read.values():
+        if isinstance(value, list):
+            value.append("changed by its reader")
+    read["extra2"] = 1
+    assert held["k"] == record  # the roster is not changed through a record read from it
+    again = Records(kind, {"k": record})
+    assert again == held and not held.differs(again, "k") and held == {"k": record}
+
+
+def test_records_of_every_field_share_their_ids_and_codes() -> None:
+    """A district's enrollments name its few thousand classes and users hundreds of thousands of
+    times: every enrollment holds the one string of its class's id, its user's and its role."""
+    roster = Roster.from_records(
+        [
+            ("classes", "c-1", {"title": "Math 4", "code": "", "grades": ["4"], "school": None, "sessions": []}),
+            *(
+                (
+                    "enrollments",
+                    f"e-{k}",
+                    {"class": "".join(["c-", "1"]), "user": f"u-{k % 2}", "role": "student", "primary": False},
+                )
+                for k in range(4)
+            ),
+        ]
+    )
+    column = roster.enrollments.column("class")
+    assert column == ["c-1"] * 4 and len({id(c) for c in column}) == 1
+    assert len({id(r) for r in roster.enrollments.column("role")}) == 1
+    assert next(iter(roster.classes)) is column[0]  # the class's own id, where the roster read it first
+    assert roster.members("c-1") == ["u-0", "u-1"]
