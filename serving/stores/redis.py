@@ -49,6 +49,7 @@ from serving.stores.base import (
     Unaligned,
     VersionConflict,
     json_many,
+    page_of,
     parse_meta,
 )
 
@@ -591,29 +592,29 @@ class RedisStore(LearnerStore):
         deadline = time.monotonic() + _ROSTER_READ_S
         while True:
             before = self.roster_version(tenant)
-            records = self._roster_pages(keys[2], pace)
+            pages = self._roster_pages(keys[2], pace)
             if self.roster_version(tenant) == before:
-                return RosterChanges(before, True, RecordPages(list(records.values()), _roster_written), [])
+                return RosterChanges(before, True, RecordPages(pages, unique=True), [])
             version, full, changed, gone = changes_since(before)
             if not full:
-                records.update((int(rid), (rid, payload)) for rid, payload in changed)
-                for rid in gone:
-                    records.pop(rid, None)
-                return RosterChanges(version, True, RecordPages(list(records.values()), _roster_written), [])
+                written = _roster_written(changed)
+                stale = {rid for rid, *_ in written} | set(gone)
+                return RosterChanges(version, True, RecordPages(pages, stale, written, unique=True), [])
             self._await_rest(tenant, deadline)  # written at length meanwhile: read again after
 
-    def _roster_pages(self, name: str, pace: Callable[[], None] | None) -> dict[int, tuple[bytes, bytes]]:
-        """The records of a roster hash, number -> (number, [kind, id, record]) as Redis sent
-        them, an ``HSCAN`` page at a time."""
-        records: dict[int, tuple[bytes, bytes]] = {}
+    def _roster_pages(self, name: str, pace: Callable[[], None] | None) -> list[bytes]:
+        """The records of a roster hash, an ``HSCAN`` page at a time, each page kept as one
+        block of bytes (see RecordPages)."""
+        pages: list[bytes] = []
         cursor = 0
         while True:
             cursor, page = self._call(lambda c=cursor: self.client.hscan(name, c, count=ROSTER_PAGE))
-            records.update((int(rid), (rid, payload)) for rid, payload in page.items())
+            # a field is the record's number, its value the JSON array [kind, id, record]
+            pages.append(page_of(b"[" + rid + b"," + payload[1:] for rid, payload in page.items()))
             if pace is not None:
                 pace()
             if not cursor:
-                return records
+                return pages
 
     def _await_rest(self, tenant: str, deadline: float) -> None:
         """Wait until the tenant's roster stays at one version for half a second (a long write

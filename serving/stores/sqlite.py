@@ -25,7 +25,6 @@ from serving.stores.base import (
     Commit,
     LearnerRecord,
     LearnerStore,
-    NumberedRecord,
     RecordPages,
     RosterChanges,
     RosterKey,
@@ -35,7 +34,7 @@ from serving.stores.base import (
     StoreUnavailable,
     Unaligned,
     VersionConflict,
-    json_many,
+    page_of,
     parse_meta,
 )
 
@@ -547,8 +546,8 @@ class SQLiteStore(LearnerStore):
             c.execute("BEGIN")  # one snapshot for the version and the rows (its readers do not stop writers)
             try:
                 version = _roster_version(c, tenant)
-                # each record as one JSON array of bytes, [number, kind, id, record]: decoded by
-                # its reader when it iterates (see RecordPages), nothing of a row is kept
+                # each record as one JSON array, [number, kind, id, record], joined into pages
+                # decoded by the reader as it iterates (see RecordPages): nothing of a row is kept
                 select = (
                     "SELECT CAST(printf('[%d,%s,%s,%s]', rid, json_quote(kind), json_quote(id), record) AS BLOB)"
                     " FROM roster_records WHERE tenant=?"
@@ -558,12 +557,12 @@ class SQLiteStore(LearnerStore):
                     count = "SELECT COUNT(*) FROM roster_records WHERE tenant=? AND version>?"
                     full = c.execute(count, (tenant, since)).fetchone()[0] > ROSTER_CHANGES_MAX
                 cursor = c.execute(select, (tenant,)) if full else c.execute(select + " AND version>?", (tenant, since))
-                raw: list[bytes] = []
+                pages: list[bytes] = []
                 while rows := cursor.fetchmany(ROSTER_PAGE):
-                    raw += [r[0] for r in rows]
+                    pages.append(page_of(r[0] for r in rows))
                     if pace is not None:
                         pace()
-                written = RecordPages(raw, _roster_rows)
+                written = RecordPages(pages)
                 if full:
                     return RosterChanges(version, True, written, [])
                 removed = c.execute("SELECT rid FROM roster_removed WHERE tenant=? AND version>?", (tenant, since))
@@ -669,11 +668,6 @@ class SQLiteStore(LearnerStore):
 def _roster_version(conn: sqlite3.Connection, tenant: str) -> int:
     row = conn.execute("SELECT version FROM rosters WHERE tenant=?", (tenant,)).fetchone()
     return int(row[0]) if row else 0
-
-
-def _roster_rows(rows: Sequence[bytes]) -> list[NumberedRecord]:
-    """``[number, kind, id, record]`` JSON arrays, decoded in one parse."""
-    return [(rid, kind, key, record) for rid, kind, key, record in json_many(rows)]
 
 
 def _count(conn: sqlite3.Connection, added: Mapping[str, int]) -> None:

@@ -14,11 +14,13 @@ from serving.stores.base import (
     ApiKeyRecord,
     Commit,
     LearnerRecord,
+    RecordPages,
     StoredEvent,
     StoreError,
     StoreUnavailable,
     Unaligned,
     VersionConflict,
+    page_of,
 )
 
 from .conftest import store_url
@@ -579,3 +581,21 @@ def test_unusable_sqlite_path_is_unavailable(tmp_path) -> None:
 def test_unknown_url() -> None:
     with pytest.raises(StoreError, match="unsupported store URL"):
         open_store("postgres://x")
+
+
+def test_a_long_reads_pages_decode_as_iterated_stale_and_repeated_records_left_out() -> None:
+    """A whole roster read's records: pages of the store's bytes, decoded each time they are
+    iterated; a record written again or removed meanwhile (``skip``) gives way to the changes
+    (``then``), and a record a scan returned twice is yielded once."""
+    pages = [
+        page_of([b'[1,"users","a",{"given":"A"}]', b'[2,"users","b",{"given":"B"}]']),
+        page_of([b'[3,"users","c",{"given":"C"}]', b'[1,"users","a",{"given":"A"}]']),
+    ]
+    whole = RecordPages(pages, unique=True)
+    expected = [(1, "users", "a", {"given": "A"}), (2, "users", "b", {"given": "B"}), (3, "users", "c", {"given": "C"})]
+    assert list(whole) == expected and list(whole) == expected and len(whole) == 3
+    assert whole == expected and whole[1] == expected[1] and whole[1:] == expected[1:]
+    assert RecordPages(pages) == [*expected, expected[0]]  # without ``unique``, as the pages hold them
+    moved = RecordPages(pages, skip={2, 3}, then=[(4, "users", "c", {"given": "C2"})], unique=True)
+    assert list(moved) == [(1, "users", "a", {"given": "A"}), (4, "users", "c", {"given": "C2"})]
+    assert RecordPages([]) == [] and len(RecordPages([])) == 0
