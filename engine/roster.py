@@ -41,6 +41,7 @@ __all__ = [
     "Roster",
     "RosterBundle",
     "RosterError",
+    "held_id",
     "load_bundle",
     "open_zip",
     "read_bundle",
@@ -338,6 +339,12 @@ def _user_row(record: Mapping[str, Any]) -> tuple[Any, ...]:
 _ROW_MAKERS = {"enrollments": _enrollment_row, "users": _user_row}
 
 
+def held_id(kind: str, key: str) -> str:
+    """The id as a roster holds it: a user's, class's, org's or session's is interned (every
+    enrollment names one), an enrollment's own is named by none and is kept as it is."""
+    return key if kind == "enrollments" else sys.intern(key)
+
+
 class Records(MutableMapping[str, dict[str, Any]]):
     """One kind of a roster's records by id, held compactly: a district's roster is more than
     half a million records, in every worker that serves its teachers. A record with exactly its
@@ -345,14 +352,13 @@ class Records(MutableMapping[str, dict[str, Any]]):
     records; reading it builds a new dict (so a record read is never changed in the roster by
     its reader: it is written back, or not at all). A record of other fields is kept as a dict."""
 
-    __slots__ = ("_fields", "_make", "_position", "_rows", "_shared", "kind")
+    __slots__ = ("_fields", "_make", "_position", "_rows", "kind")
 
     def __init__(self, kind: str, records: Mapping[str, Mapping[str, Any]] | None = None):
         self.kind = kind
         self._fields = FIELDS[kind]
         self._make = _ROW_MAKERS.get(kind) or _general_row(itemgetter(*self._fields))
-        #: the ids are interned too: enrollments name them (an enrollment's own id is named by none)
-        self._shared = kind != "enrollments"
+
         self._position = {name: i for i, name in enumerate(self._fields)}
         self._rows: dict[str, tuple[Any, ...] | dict[str, Any]] = {}
         for key, record in (records or {}).items():
@@ -363,7 +369,7 @@ class Records(MutableMapping[str, dict[str, Any]]):
         return self._record(self._rows[key])
 
     def __setitem__(self, key: str, record: Mapping[str, Any]) -> None:
-        self._rows[sys.intern(key) if self._shared else key] = self._row(record)
+        self._rows[held_id(self.kind, key)] = self._row(record)
 
     def __delitem__(self, key: str) -> None:
         del self._rows[key]
@@ -394,7 +400,6 @@ class Records(MutableMapping[str, dict[str, Any]]):
         """A new mapping of the same records (rows are immutable: nothing else is copied)."""
         out = Records.__new__(Records)
         out.kind, out._fields, out._make, out._position = self.kind, self._fields, self._make, self._position
-        out._shared = self._shared
         out._rows = dict(self._rows)
         return out
 
@@ -506,7 +511,7 @@ class Roster:
         kinds: dict[str, Records] = {kind: getattr(roster, kind) for kind in KINDS}
         for k, (kind, key, record) in enumerate(records):
             held = kinds[kind]
-            held._rows[sys.intern(key) if held._shared else key] = held._row(record)  # held[key] = record, a call less
+            held._rows[held_id(kind, key)] = held._row(record)  # what held[key] = record does, a call less
             if pause is not None and k % PAUSE_EVERY == 0:
                 pause()
         return roster

@@ -10,7 +10,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
+
+from engine.roster import KINDS
+from serving.rosters import RecordNumbers
 
 SCHOOL = Path(__file__).resolve().parent.parent / "data" / "oneroster_school"
 ZIP = {"content-type": "application/zip"}
@@ -470,3 +475,34 @@ def test_a_teachers_key_sends_events_for_her_students_only(rostered) -> None:
     refused = api.client.post("/v1/events", json=[{**mine, "id": "r3"}, other], headers=ramos)
     assert refused.status_code == 404 and refused.json()["error"]["field"] == "events[1]"
     assert api.store.event_hashes("tenant-a", "stu-1000", ["r3"]) == {}  # nothing of the batch was written
+
+
+_NUMBERED = st.tuples(
+    st.integers(1, 60), st.sampled_from(["users", "classes", "enrollments"]), st.sampled_from("abcdefgh")
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(_NUMBERED, unique_by=lambda r: r[0], max_size=20),
+    st.lists(
+        st.tuples(
+            st.lists(st.integers(1, 70), unique=True, max_size=5),
+            st.lists(_NUMBERED, unique_by=lambda r: r[0], max_size=5),
+        ),
+        max_size=4,
+    ),
+)
+def test_record_numbers_name_what_a_dict_of_them_names(first, changes) -> None:
+    """A worker's copy names each record's number in sorted arrays; after any changes, they name
+    what a plain dict of number -> (kind, id) names, and the removed numbers name what it named."""
+    numbers = RecordNumbers.build(
+        [n for n, _, _ in first], [list(KINDS).index(k) for _, k, _ in first], [i for *_, i in first]
+    )
+    model = {n: (kind, key) for n, kind, key in first}
+    for removed, written in changes:
+        removed = [n for n in removed if n not in {w[0] for w in written}]
+        numbers, named = numbers.changed(removed, written)
+        assert named == [model.pop(n) for n in removed if n in model]
+        model.update((n, (kind, key)) for n, kind, key in written)
+        assert numbers.named() == model and len(numbers) == len(model)
