@@ -348,9 +348,10 @@ def held_id(kind: str, key: str) -> str:
 class Records(MutableMapping[str, dict[str, Any]]):
     """One kind of a roster's records by id, held compactly: a district's roster is more than
     half a million records, in every worker that serves its teachers. A record with exactly its
-    kind's :data:`FIELDS` is held as a tuple of their values, short strings shared between
-    records; reading it builds a new dict (so a record read is never changed in the roster by
-    its reader: it is written back, or not at all). A record of other fields is kept as a dict."""
+    kind's :data:`FIELDS` is held as a tuple of their values, its strings interned (one string
+    of a class's id for all its enrollments), a list as a tuple; reading it builds a new dict (so
+    a record read is never changed in the roster by its reader: it is written back, or not at
+    all). A record of other fields, or of other values, is kept as a dict."""
 
     __slots__ = ("_fields", "_make", "_position", "_rows", "kind")
 
@@ -358,7 +359,6 @@ class Records(MutableMapping[str, dict[str, Any]]):
         self.kind = kind
         self._fields = FIELDS[kind]
         self._make = _ROW_MAKERS.get(kind) or _general_row(itemgetter(*self._fields))
-
         self._position = {name: i for i, name in enumerate(self._fields)}
         self._rows: dict[str, tuple[Any, ...] | dict[str, Any]] = {}
         for key, record in (records or {}).items():
