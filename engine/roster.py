@@ -412,15 +412,23 @@ class Records(MutableMapping[str, dict[str, Any]]):
             return list(value) if type(value) is tuple else value
         return row.get(name, default)  # type: ignore[union-attr]
 
-    def column(self, name: str) -> list[Any]:
-        """One field of every record, in the order of the ids (None where a record lacks it)."""
-        if name not in self._position:
-            return [row.get(name) if type(row) is dict else None for row in self._rows.values()]
-        at = self._position[name]
-        return [
-            (list(row[at]) if type(row[at]) is tuple else row[at]) if type(row) is tuple else row.get(name)  # type: ignore[union-attr]
-            for row in self._rows.values()
-        ]
+    def column(self, name: str, pause: Callable[[], None] | None = None) -> list[Any]:
+        """One field of every record, in the order of the ids (None where a record lacks it);
+        ``pause`` is called every few thousand records."""
+        rows, out = list(self._rows.values()), []
+        at = self._position.get(name)
+        for start in range(0, len(rows), PAUSE_EVERY):
+            out += [
+                (list(row[at]) if type(row[at]) is tuple else row[at])
+                if at is not None and type(row) is tuple
+                else row.get(name)
+                if type(row) is dict
+                else None
+                for row in rows[start : start + PAUSE_EVERY]
+            ]
+            if pause is not None:
+                pause()
+        return out
 
     def differs(self, other: Records, key: str) -> bool:
         """Whether the record ``key`` of this mapping is not the one of ``other`` (absent there, or changed)."""
@@ -439,6 +447,16 @@ class Records(MutableMapping[str, dict[str, Any]]):
         if type(row) is tuple:
             return {name: list(v) if type(v) is tuple else v for name, v in zip(self._fields, row)}
         return {k: list(v) if type(v) is list else v for k, v in row.items()}  # type: ignore[union-attr]
+
+
+def _tuples(index: dict[str, list[str]], pause: Callable[[], None] | None) -> dict[str, tuple[str, ...]]:
+    """The index with each list as a tuple (``pause`` called every few thousand)."""
+    items, out = list(index.items()), dict[str, tuple[str, ...]]()
+    for start in range(0, len(items), PAUSE_EVERY):
+        out.update((name, tuple(keys)) for name, keys in items[start : start + PAUSE_EVERY])
+        if pause is not None:
+            pause()
+    return out
 
 
 def _kind(kind: str) -> Any:
@@ -474,17 +492,14 @@ class Roster:
             by_class: dict[str, list[str]] = {}
             by_user: dict[str, list[str]] = {}
             enrollments = self.enrollments
-            in_class, of_user = enrollments.column("class"), enrollments.column("user")
+            in_class, of_user = enrollments.column("class", pause), enrollments.column("user", pause)
             for k, (key, class_id, user_id) in enumerate(zip(enrollments, in_class, of_user)):
                 by_class.setdefault(class_id, []).append(key)
                 by_user.setdefault(user_id, []).append(key)
                 if pause is not None and k % PAUSE_EVERY == 0:
                     pause()
             # tuples: a class's or a user's few enrollments cost a fraction of a set's memory
-            self._index = (
-                {c: tuple(keys) for c, keys in by_class.items()},
-                {u: tuple(keys) for u, keys in by_user.items()},
-            )
+            self._index = (_tuples(by_class, pause), _tuples(by_user, pause))
         return self._index
 
     def indexed(self, pause: Callable[[], None] | None = None) -> Roster:

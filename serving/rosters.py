@@ -21,6 +21,7 @@ import threading
 from array import array
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -61,29 +62,33 @@ _KIND_NAMES = list(KINDS)
 
 class RecordNumbers:
     """The number in the store of each record of a worker's copy (the store names a removed
-    record by its number alone): the numbers sorted in one array, their kinds and ids in two
-    more beside them, 17 bytes a record (as a dict they cost a district's copy 45 MB more).
-    A change makes new arrays: other threads may be reading these."""
+    record by its number alone): the numbers sorted in one array, their kinds in another and
+    their ids in a list beside them, 17 bytes a record (as a dict they cost a district's copy
+    45 MB more). A change makes new ones: other threads may be reading these."""
 
     __slots__ = ("_keys", "_kinds", "_numbers")
 
-    def __init__(self, numbers: np.ndarray, kinds: np.ndarray, keys: np.ndarray):
+    def __init__(self, numbers: np.ndarray, kinds: np.ndarray, keys: list[str]):
         self._numbers, self._kinds, self._keys = numbers, kinds, keys
 
     @classmethod
-    def build(cls, numbers: Sequence[int], kinds: Sequence[int], keys: Sequence[str]) -> RecordNumbers:
-        """From parallel sequences in any order (``kinds``: positions in ``KINDS``)."""
-        held = np.asarray(numbers, dtype=np.int64)
-        order = np.argsort(held, kind="stable")
-        return cls(held[order], np.asarray(kinds, dtype=np.uint8)[order], _objects(keys)[order])
+    def build(cls, numbers: Sequence[int], kinds: Sequence[int], keys: list[str]) -> RecordNumbers:
+        """From parallel sequences in any order (``kinds``: positions in ``KINDS``; ``keys`` is
+        kept, or replaced by a sorted copy)."""
+        held, codes = np.asarray(numbers, dtype=np.int64), np.asarray(kinds, dtype=np.uint8)
+        if len(held) > 1 and not bool(np.all(held[1:] > held[:-1])):  # SQLite's come sorted, Redis's not
+            order = np.argsort(held, kind="stable")
+            held, codes = held[order], codes[order]
+            keys = [keys[i] for i in order.tolist()]  # bytecode: the loop gets the interpreter meanwhile
+        return cls(held, codes, keys)
 
     def __len__(self) -> int:
         return len(self._numbers)
 
     def named(self) -> dict[int, tuple[str, str]]:
         """Every number with its (kind, id)."""
-        kinds, keys = self._kinds.tolist(), self._keys.tolist()
-        return {n: (_KIND_NAMES[k], key) for n, k, key in zip(self._numbers.tolist(), kinds, keys)}
+        kinds = self._kinds.tolist()
+        return {n: (_KIND_NAMES[k], key) for n, k, key in zip(self._numbers.tolist(), kinds, self._keys)}
 
     def changed(
         self, removed: Sequence[int], written: Sequence[tuple[int, str, str]]
@@ -91,16 +96,18 @@ class RecordNumbers:
         """These numbers after a change: the ``removed`` numbers gone, each ``written`` (number,
         kind, id) held; and the (kind, id) that each removed number named."""
         gone = self._positions(np.asarray(removed, dtype=np.int64))
-        named = [(_KIND_NAMES[k], key) for k, key in zip(self._kinds[gone].tolist(), self._keys[gone].tolist())]
+        named = [(_KIND_NAMES[int(self._kinds[i])], self._keys[i]) for i in gone.tolist()]
         numbers = np.asarray([n for n, _, _ in written], dtype=np.int64)
         drop = np.union1d(gone, self._positions(numbers))
-        held, kinds, keys = (np.delete(a, drop) for a in (self._numbers, self._kinds, self._keys))
+        held, kinds = np.delete(self._numbers, drop), np.delete(self._kinds, drop)
+        keys = _spliced(self._keys, [(p, p + 1, None) for p in drop.tolist()])
         if len(numbers):
             order = np.argsort(numbers, kind="stable")
             at = np.searchsorted(held, numbers[order])
             held = np.insert(held, at, numbers[order])
-            kinds = np.insert(kinds, at, np.asarray([_KIND_AT[kind] for _, kind, _ in written], dtype=np.uint8)[order])
-            keys = np.insert(keys, at, _objects([key for _, _, key in written])[order])
+            codes = np.asarray([_KIND_AT[kind] for _, kind, _ in written], dtype=np.uint8)
+            kinds = np.insert(kinds, at, codes[order])
+            keys = _spliced(keys, [(p, p, written[i][2]) for p, i in zip(at.tolist(), order.tolist())])
         return RecordNumbers(held, kinds, keys), named
 
     def _positions(self, numbers: np.ndarray) -> np.ndarray:
@@ -111,11 +118,18 @@ class RecordNumbers:
         return at[inside]
 
 
-def _objects(values: Sequence[str]) -> np.ndarray:
-    """A numpy array of these Python strings (as objects: numpy would copy them into its own)."""
-    out = np.empty(len(values), dtype=object)
-    out[:] = values
-    return out
+def _spliced(items: list[str], edits: Sequence[tuple[int, int, str | None]]) -> list[str]:
+    """``items`` with each ``(start, end, item)`` edit (in order of position): ``items[start:end]``
+    replaced by ``item`` (None: by nothing)."""
+    pieces: list[Sequence[str]] = []
+    done = 0
+    for start, end, item in edits:
+        pieces.append(items[done:start])
+        if item is not None:
+            pieces.append((item,))
+        done = end
+    pieces.append(items[done:])
+    return list(chain.from_iterable(pieces))
 
 
 class RosterStore:
