@@ -151,7 +151,7 @@ class RosterStore:
 
     def refresh(self, tenant: str) -> None:
         """Bring this process's copy of the tenant's roster up to date, if it holds one (a copy
-        nobody asked for is not read: a district's costs a worker 200 MB)."""
+        nobody asked for is not read: a district's costs a worker 170 MB)."""
         if tenant in self._cache:
             self.current(tenant)
 

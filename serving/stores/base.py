@@ -204,8 +204,8 @@ class RecordPages(Sequence[NumberedRecord]):
 
     A reader builds its own compact copy from them. Had every record been decoded first, or kept
     as many small objects, the copy's strings would lie among half a million dead objects in
-    memory the allocator cannot give back: a district's copy cost a worker 410-440 MB that way,
-    against about 200 MB built from pages (one block of bytes each) as they are decoded.
+    memory the allocator cannot give back: a district's copy cost a worker 260-440 MB that way,
+    against about 170 MB built from pages (one block of bytes each) as they are decoded.
 
     ``skip``: numbers whose records in the pages are stale (written again or removed while the
     pages were read); ``then``: records yielded after the pages; ``unique``: a number seen

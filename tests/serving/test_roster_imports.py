@@ -215,7 +215,7 @@ def test_a_tenants_imports_apply_in_the_order_they_were_accepted(service) -> Non
 def test_the_worker_brings_its_roster_up_to_date_once_a_tenants_imports_end(any_api) -> None:
     """A district's import runs in a process of its own, so the worker's copy of the roster is
     behind when it ends: the worker reads what changed (paced) then, not on a teacher's next
-    request. A worker that holds no copy reads none (a district's is 200 MB)."""
+    request. A worker that holds no copy reads none (a district's is 170 MB)."""
     api = any_api
     service, imports = api.client.app.state.service, api.client.app.state.imports
     ended: list[str] = []
