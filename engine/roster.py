@@ -393,15 +393,16 @@ class Records(MutableMapping[str, dict[str, Any]]):
     def __repr__(self) -> str:
         return f"Records({self.kind!r}, {len(self)} records)"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its kind and rows (a roster may go to another process, a Ray task's)."""
+        return _records_of_rows, (self.kind, self._rows)
+
     def clear(self) -> None:
         self._rows.clear()
 
     def copy(self) -> Records:
         """A new mapping of the same records (rows are immutable: nothing else is copied)."""
-        out = Records.__new__(Records)
-        out.kind, out._fields, out._make, out._position = self.kind, self._fields, self._make, self._position
-        out._rows = dict(self._rows)
-        return out
+        return _records_of_rows(self.kind, dict(self._rows))
 
     # ------------------------------------------------------------------ reading without a dict
     def value(self, key: str, name: str, default: Any = None) -> Any:
@@ -447,6 +448,13 @@ class Records(MutableMapping[str, dict[str, Any]]):
         if type(row) is tuple:
             return {name: list(v) if type(v) is tuple else v for name, v in zip(self._fields, row)}
         return {k: list(v) if type(v) is list else v for k, v in row.items()}  # type: ignore[union-attr]
+
+
+def _records_of_rows(kind: str, rows: dict[str, tuple[Any, ...] | dict[str, Any]]) -> Records:
+    """Records holding these rows as they are (a copy's, or an unpickled one's)."""
+    out = Records(kind)
+    out._rows = rows
+    return out
 
 
 def _tuples(index: dict[str, list[str]], pause: Callable[[], None] | None) -> dict[str, tuple[str, ...]]:

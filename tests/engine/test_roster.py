@@ -366,6 +366,21 @@ def test_a_record_reads_back_as_it_was_written_whatever_its_fields(kind, data) -
     assert again == held and not held.differs(again, "k") and held == {"k": record}
 
 
+def test_a_roster_survives_pickling_and_copying(tmp_path) -> None:
+    """A roster may go to another process (a Ray task's): pickled and copied, it is the same
+    roster, and a copy's change leaves the original as it was."""
+    import copy
+    import pickle
+
+    roster = Roster().apply(load_bundle(school(tmp_path)), "t")
+    again = pickle.loads(pickle.dumps(roster))
+    assert again == roster and again.to_json() == roster.to_json()
+    assert again.members("class-4a") == roster.members("class-4a")
+    copied = roster.users.copy()
+    copied["stu-1000"] = {**copied["stu-1000"], "given": "Changed"}
+    assert roster.users["stu-1000"]["given"] != "Changed" and copy.deepcopy(roster) == roster
+
+
 def test_records_of_every_field_share_their_ids_and_codes() -> None:
     """A district's enrollments name its few thousand classes and users hundreds of thousands of
     times: every enrollment holds the one string of its class's id, its user's and its role."""
