@@ -267,13 +267,6 @@ class RosterChanges:
     removed: list[int]  # the numbers of the records removed
 
 
-def json_many(documents: Iterable[str | bytes]) -> list[Any]:
-    """Many JSON documents decoded in one parse (a district's roster is hundreds of thousands of
-    small records)."""
-    joined = b",".join(d if isinstance(d, bytes) else d.encode() for d in documents)
-    return orjson.loads(b"[" + joined + b"]") if joined else []
-
-
 class LearnerStore(ABC):
     """What the API needs from a store; both implementations pass one contract suite."""
 

@@ -38,7 +38,6 @@ from serving.stores.base import (
     Commit,
     LearnerRecord,
     LearnerStore,
-    NumberedRecord,
     RecordPages,
     RosterChanges,
     RosterKey,
@@ -48,7 +47,6 @@ from serving.stores.base import (
     StoreUnavailable,
     Unaligned,
     VersionConflict,
-    json_many,
     page_of,
     parse_meta,
 )
@@ -256,10 +254,9 @@ def _roster_keys(tenant: str) -> list[str]:
     return [base, base + ":ids", base + ":records", base + ":versions", base + ":removed"]
 
 
-def _roster_written(pairs: Sequence[tuple[bytes, bytes]]) -> list[NumberedRecord]:
-    """(number, [kind, id, record]) pairs, decoded in one parse."""
-    decoded = json_many(payload for _, payload in pairs)
-    return [(int(rid), kind, key, record) for (rid, _), (kind, key, record) in zip(pairs, decoded)]
+def _roster_page(pairs: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """A roster hash's (number, [kind, id, record]) pairs as one page of :class:`RecordPages`."""
+    return page_of(b"[" + rid + b"," + payload[1:] for rid, payload in pairs)
 
 
 def _refs_key(tenant: str, learner_id: str) -> str:
@@ -580,7 +577,7 @@ class RedisStore(LearnerStore):
 
         version, full, changed, gone = changes_since(since)
         if not full:
-            return RosterChanges(version, False, _roster_written(changed), gone)
+            return RosterChanges(version, False, list(RecordPages([_roster_page(changed)])), gone)
 
         # the whole roster: read page by page outside a script (one command of a district's
         # roster held Redis, and every worker's reads, for a good part of a second), between two
@@ -597,7 +594,7 @@ class RedisStore(LearnerStore):
                 return RosterChanges(before, True, RecordPages(pages, unique=True), [])
             version, full, changed, gone = changes_since(before)
             if not full:
-                written = _roster_written(changed)
+                written = list(RecordPages([_roster_page(changed)]))
                 stale = {rid for rid, *_ in written} | set(gone)
                 return RosterChanges(version, True, RecordPages(pages, stale, written, unique=True), [])
             self._await_rest(tenant, deadline)  # written at length meanwhile: read again after
@@ -609,8 +606,7 @@ class RedisStore(LearnerStore):
         cursor = 0
         while True:
             cursor, page = self._call(lambda c=cursor: self.client.hscan(name, c, count=ROSTER_PAGE))
-            # a field is the record's number, its value the JSON array [kind, id, record]
-            pages.append(page_of(b"[" + rid + b"," + payload[1:] for rid, payload in page.items()))
+            pages.append(_roster_page(page.items()))  # a field is a record's number
             if pace is not None:
                 pace()
             if not cursor:
