@@ -42,6 +42,7 @@ __all__ = [
     "RosterBundle",
     "RosterError",
     "held_id",
+    "bundle_bytes",
     "load_bundle",
     "open_zip",
     "read_bundle",
@@ -214,18 +215,35 @@ def read_bundle(files: Mapping[str, bytes], source: str) -> RosterBundle:
 def load_bundle(path: str | Path) -> RosterBundle:
     """Read a OneRoster bundle from a folder of CSV files or a ``.zip`` file."""
     path = Path(path)
-    files: dict[str, bytes] = {}
-    if path.is_dir():
-        for child in sorted(path.iterdir()):
-            if child.is_file():
-                files[child.name] = child.read_bytes()
-    elif path.is_file() and zipfile.is_zipfile(path):
+    if _is_zip(path):
         return read_zip(path.read_bytes(), str(path))
-    elif path.exists():
+    return read_bundle(_folder_files(path), str(path))
+
+
+def bundle_bytes(path: str | Path) -> bytes:
+    """A OneRoster bundle as the bytes of a zip file (what an upload sends): a ``.zip`` file's
+    own, or a folder's CSV files zipped."""
+    path = Path(path)
+    if _is_zip(path):
+        return path.read_bytes()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for name, data in _folder_files(path).items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def _is_zip(path: Path) -> bool:
+    return path.is_file() and zipfile.is_zipfile(path)
+
+
+def _folder_files(path: Path) -> dict[str, bytes]:
+    """The files of a bundle's folder by name, or a :class:`RosterError` saying what ``path`` is."""
+    if path.is_dir():
+        return {child.name: child.read_bytes() for child in sorted(path.iterdir()) if child.is_file()}
+    if path.exists():
         raise RosterError(f"{path}: expected a folder of OneRoster CSV files or a .zip of them")
-    else:
-        raise RosterError(f"{path}: not found; expected a folder of OneRoster CSV files or a .zip of them")
-    return read_bundle(files, str(path))
+    raise RosterError(f"{path}: not found; expected a folder of OneRoster CSV files or a .zip of them")
 
 
 #: what ``zipfile`` raises for a damaged or unusual archive: a bad directory (offsets that point

@@ -267,6 +267,7 @@ def create_app(
         app.state.imports = RosterImports(
             app.state.service.import_roster,
             app.state.store,
+            app.state.service.erase_noted,
             on_attempt=app.state.metrics.roster_import,
             apart=(config.model_dump_json(), app.state.store.url),
             apart_bytes=config.serving.roster_apart_bytes,

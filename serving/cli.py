@@ -285,36 +285,44 @@ def roster_import(
     as_json: Annotated[bool, typer.Option("--json", help="Print the counts, changes and notes as JSON.")] = False,
 ) -> None:
     """Import a OneRoster 1.1/1.2 bundle: bulk files replace, delta files merge; students get
-    their roster grade. Importing the same bundle again changes nothing."""
-    from engine.roster import RosterError, load_bundle
+    their roster grade. Importing the same bundle again changes nothing.
+
+    The bundle goes the way of an upload to the API: it is kept in the store as an import job, run
+    here after the tenant's imports sent before it (waiting while a server runs one), and listed
+    with them on the roster page. Should this command stop half-way, a server running on the
+    store finishes the import."""
+    from engine.roster import RosterError, bundle_bytes, open_zip
     from serving.app import build_engine
-    from serving.service import ApiError, LearnerService
+    from serving.imports import RosterImports, changes_in_words, doing_now
+    from serving.service import LearnerService
 
     try:
-        bundle = load_bundle(path)
+        data = bundle_bytes(path)
+        open_zip(data, str(path))
     except RosterError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     from rich.progress import Progress
 
-    from serving.imports import changes_in_words, doing_now
-
     opened = _store(ctx, store)
     try:
         service = LearnerService(build_engine(_config(ctx)), opened)
+        imports = RosterImports(service.import_roster, opened, service.erase_noted)
         with Progress(transient=True, disable=as_json) as bar:
-            job = bar.add_task(f"importing the roster of {tenant}", total=None)
+            task = bar.add_task(f"importing the roster of {tenant}", total=None)
 
             def progress(phase: str, done: int, total: int) -> None:
                 shown = {"phase": phase, "done": done, "total": total}
-                bar.update(job, description=doing_now(shown), completed=done, total=total or None)
+                bar.update(task, description=doing_now(shown), completed=done, total=total or None)
 
-            result = service.import_roster(tenant, bundle, progress)
-    except (RosterError, ApiError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+            imports.on_progress = progress
+            job = imports.run_here(tenant, imports.accept(tenant, data, str(path)))
     finally:
         opened.close()
+    if job["status"] == "failed":
+        typer.echo(f"error: {job['error']['message']}", err=True)
+        raise typer.Exit(1)
+    result = job["result"]
     if as_json:
         typer.echo(json.dumps(result))
         return

@@ -16,6 +16,12 @@ What the store holds (settings, so every worker and replica sees them):
 - ``roster-imports@TENANT``: the tenant's last :data:`HISTORY` jobs, newest first; older job
   records are deleted.
 
+An erasure while a job is open notes the erased on it (``erased``, see
+:mod:`serving.import_records`): its upload was stored before and may name them. The worker that
+ends the job erases them again once the import has written everything (the roster, the grades),
+says so in the result's notes without naming them, and takes them out of the job's messages. A
+job that will run again keeps the note for its next start.
+
 Who runs a job: the worker that accepted it, at once unless another job of the tenant is open
 (the thread that ends that one runs the next). Every worker looks at the open jobs every
 :data:`POLL_S` seconds and takes over a job nobody runs, or whose worker stopped renewing its
@@ -39,7 +45,7 @@ from typing import Any
 import orjson
 
 from engine.roster import RosterError, open_zip, read_zip
-from serving.import_records import history_setting, job_setting
+from serving.import_records import OPEN, history_setting, job_setting, redact_job, redactor
 from serving.stores.base import StoreError, VersionConflict
 from serving.views import iso
 
@@ -68,7 +74,6 @@ POLL_S = 10.0
 ATTEMPTS = 3
 #: finished jobs kept per tenant
 HISTORY = 50
-OPEN = ("storing", "queued", "running")
 QUEUE = "roster-imports"
 
 
@@ -126,6 +131,7 @@ class RosterImports:
         self,
         run: Callable[[str, Any, Callable[[str, int, int], None]], dict[str, Any]],
         store: Any,
+        erase: Callable[[str, list[str]], tuple[list[str], dict[str, int]]],
         lease_s: float = LEASE_S,
         clock: Callable[[], float] = time.time,
         on_attempt: Callable[[str, float], None] | None = None,
@@ -135,6 +141,10 @@ class RosterImports:
     ):
         #: ``run(tenant, bundle, progress)``: the import itself (``LearnerService.import_roster``)
         self.run, self.store, self.lease_s, self.clock = run, store, lease_s, clock
+        #: ``erase(tenant, ids)``: erase again the learners an erasure noted on a job while it was
+        #: open, once its import wrote everything; returns those it had brought back and the
+        #: roster's counts then (``LearnerService.erase_noted``)
+        self.erase = erase
         #: told each attempt's outcome (done, failed, retried) and seconds (the server's metrics)
         self.on_attempt = on_attempt
         #: (the configuration as JSON, the store's URL): an upload of ``apart_bytes`` or more is
@@ -143,6 +153,8 @@ class RosterImports:
         #: told a tenant whose open jobs this process's thread ran to the end (the server brings
         #: its copy of the roster up to date then, so that a teacher's next request does not wait)
         self.on_drained = on_drained
+        #: told each phase of the jobs this process runs (``run_here``'s progress bar)
+        self.on_progress: Callable[[str, int, int], None] | None = None
         self.owner = uuid.uuid4().hex
         self._lock = threading.Lock()
         self._busy: set[str] = set()  # tenants one of this process's threads runs jobs of
@@ -155,6 +167,21 @@ class RosterImports:
 
     def _write(self, job: dict[str, Any], version: int | None = None) -> int:
         return self.store.put_setting(job_setting(job["tenant"], job["id"]), orjson.dumps(job).decode(), version)
+
+    def _write_held(self, job: dict[str, Any], version: int, owner: str) -> int:
+        """Write a job over ``version``. An erasure may have noted learners on it meanwhile: while
+        ``owner`` still holds the job, the note is kept and the write tried again; otherwise the
+        :class:`VersionConflict` is raised (another worker took the job)."""
+        while True:
+            try:
+                return self._write(job, version)
+            except VersionConflict:
+                got = self._read(job["tenant"], job["id"])
+                if got is None or got[1]["owner"] != owner:
+                    raise
+                version = got[0]
+                if got[1].get("erased"):
+                    job["erased"] = sorted(set(job.get("erased", ())).union(got[1]["erased"]))
 
     def _change(self, name: str, change: Callable[[list[Any]], list[Any]]) -> list[Any]:
         """Apply ``change`` to a list setting, retrying when another worker wrote it meanwhile."""
@@ -214,7 +241,7 @@ class RosterImports:
             for k, part in enumerate(parts):
                 self.store.put_setting(part_setting(tenant, job_id, k), base64.b64encode(part).decode())
             job.update(status="queued", submitted=self.clock(), owner="", lease_until=0.0)
-            self._write(job, version)
+            self._write_held(job, version, self.owner)
             # accepted now: last in the tenant's order (an upload accepted meanwhile goes first)
             self._change(QUEUE, lambda queue: [e for e in queue if e != [tenant, job_id]] + [[tenant, job_id]])
         except BaseException:
@@ -294,6 +321,19 @@ class RosterImports:
             if _claimable(job, now):
                 self.start(tenant)
 
+    def run_here(self, tenant: str, job_id: str, wait_s: float = 0.5) -> dict[str, Any]:
+        """Run the tenant's open jobs in this thread, in their order, until ``job_id`` is over
+        (``zpd roster import``); while another worker runs one of them, wait for it. Returns the
+        job as the API shows it."""
+        while True:
+            self._run_tenant(tenant)
+            job = self.get(tenant, job_id)
+            if job is None:
+                raise StoreError(f"roster import {job_id} of tenant {tenant!r} is gone from the store")
+            if job["status"] in ("done", "failed"):
+                return job
+            time.sleep(wait_s)
+
     def wait(self, timeout: float = 30.0) -> None:
         """Wait for this process's job threads (tests, shutdown)."""
         deadline = time.monotonic() + timeout
@@ -331,27 +371,26 @@ class RosterImports:
                 log.warning("tenant %s: roster not read after its import: %s", tenant, exc)
 
     def _claim(self, tenant: str, job_id: str) -> tuple[int, dict[str, Any]] | None:
-        got = self._read(tenant, job_id)
-        if got is None:
-            return None
-        version, job = got
-        now = self.clock()
-        if not _claimable(job, now):
-            return None
-        if job["status"] == "running":
-            log.warning("roster import %s of tenant %s: its worker stopped; started again", job_id, tenant)
-        job.update(
-            status="running",
-            owner=self.owner,
-            lease_until=now + self.lease_s,
-            attempts=job.get("attempts", 0) + 1,
-            started=now,
-            progress={"phase": "reading", "done": 0, "total": job["parts"]},
-        )
-        try:
-            return self._write(job, version), job
-        except VersionConflict:
-            return None  # another worker claimed it first
+        while (got := self._read(tenant, job_id)) is not None:
+            version, job = got
+            now = self.clock()
+            if not _claimable(job, now):
+                return None
+            if job["status"] == "running":
+                log.warning("roster import %s of tenant %s: its worker stopped; started again", job_id, tenant)
+            job.update(
+                status="running",
+                owner=self.owner,
+                lease_until=now + self.lease_s,
+                attempts=job.get("attempts", 0) + 1,
+                started=now,
+                progress={"phase": "reading", "done": 0, "total": job["parts"]},
+            )
+            try:
+                return self._write(job, version), job
+            except VersionConflict:
+                continue  # another worker claimed it first (it is not claimable then), or an erasure noted
+        return None
 
     def _execute(self, version: int, job: dict[str, Any]) -> None:
         tenant, job_id = job["tenant"], job["id"]
@@ -362,7 +401,7 @@ class RosterImports:
             while not stop.wait(self.lease_s / 15):
                 job.update(progress=state["progress"], lease_until=self.clock() + self.lease_s)
                 try:
-                    state["version"] = self._write(job, state["version"])
+                    state["version"] = self._write_held(job, state["version"], self.owner)
                 except VersionConflict:
                     state["ours"] = False  # taken over after a stall: the other worker finishes it
                     return
@@ -371,6 +410,8 @@ class RosterImports:
 
         def progress(phase: str, done: int, total: int) -> None:
             state["progress"] = {"phase": phase, "done": done, "total": total}
+            if self.on_progress is not None:
+                self.on_progress(phase, done, total)
 
         renewer = threading.Thread(target=renew, daemon=True, name="roster-import-lease")
         renewer.start()
@@ -402,14 +443,53 @@ class RosterImports:
         self._attempted(outcome["status"], began)
         if not state["ours"]:
             return
-        if outcome["status"] == "retried":  # queued again: the loop (or another worker) starts it
-            job.update(status="queued", owner="", lease_until=0.0, progress=None)
-            self._write(job)
+        ended = self._end(job, outcome)
+        if ended is None or ended["status"] == "queued":  # taken over; or queued again, for the loop
             return
-        job.update(outcome, finished=self.clock(), owner="", lease_until=0.0, progress=None)
-        self._write(job)  # whatever came between: this import is over
         self._tidy(tenant, job_id, job["parts"])
-        log.info("roster import %s of tenant %s: %s", job_id, tenant, job["status"])
+        log.info("roster import %s of tenant %s: %s", job_id, tenant, ended["status"])
+
+    def _end(self, job: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any] | None:
+        """Write a job's outcome (queued again for a ``retried`` one), once the learners an
+        erasure noted on it meanwhile are erased again: the import has written all it writes, so
+        nothing of it brings them back after this. Returns the job as written, or None when
+        another worker took it over (it ends it)."""
+        tenant, job_id = job["tenant"], job["id"]
+        result = outcome.get("result")
+        erased: set[str] = set()
+        brought_back: set[str] = set()
+        counts = None
+        while True:
+            got = self._read(tenant, job_id)
+            if got is None or got[1]["owner"] != self.owner:
+                return None
+            version, stored = got
+            noted = set(stored.get("erased", ()))
+            if noted - erased:
+                taken, counts = self.erase(tenant, sorted(noted - erased))
+                brought_back.update(taken)
+                erased |= noted
+            ended = {**stored, "progress": None, "owner": "", "lease_until": 0.0}
+            if outcome["status"] == "retried":
+                ended["status"] = "queued"  # (the note stays, for the next start's end)
+            else:
+                ended.update(outcome, finished=self.clock())
+                ended.pop("erased", None)
+                if result is not None and counts is not None:  # the roster as the erasures left it
+                    notes = result["notes"]
+                    if brought_back:
+                        notes = [
+                            *notes,
+                            f"{len(brought_back)} of the people this upload names were erased while it waited or "
+                            "ran: they were taken out of the roster again",
+                        ]
+                    ended["result"] = {**result, "counts": counts, "notes": notes}
+                redact_job(ended, redactor(tenant, erased))
+            try:
+                self._write(ended, version)
+                return ended
+            except VersionConflict:
+                continue  # an erasure noted more, or a poll: once more, on what is stored
 
     def _attempted(self, outcome: str, began: float) -> None:
         if self.on_attempt is not None:

@@ -408,17 +408,28 @@ class LearnerService:
         return bool(self.delete_learners(tenant, [learner_id]))
 
     def delete_learners(self, tenant: str, learner_ids: Sequence[str]) -> list[str]:
-        """Erase every trace of these learners: their roster records first (one write for all of
-        them), the stored plans and roster imports that name them, then the store's records (whose deletion also
-        reclaims the bytes the rewrites left). Returns those of whom anything existed, in the
-        order given."""
+        """Erase every trace of these learners: the roster imports' messages that quote them
+        first, then their roster records (one write for all of them), the stored plans that name
+        them, then the store's records (whose deletion also reclaims the bytes the rewrites left).
+        Returns those of whom anything existed, in the order given.
+
+        The tenant's open roster imports note them before anything else: an upload acknowledged
+        before the erasure may name them, and its worker erases them again once it has written
+        what it brings (:meth:`erase_noted`)."""
         ids = list(dict.fromkeys(learner_ids))
+        forget_in_imports(self.store, tenant, ids)  # the imports' messages that quote them; noted on open ones
         rostered = self.rosters.forget(tenant, ids)
         self._migrate_unaligned(tenant)  # so the store's deletion finds them among its entries
         forget_learners(self.store, tenant, ids)  # the nightly plans that name them
-        forget_in_imports(self.store, tenant, ids)  # the roster imports' messages that quote them
         stored = self.store.delete_learners(tenant, ids)
         return [learner_id for learner_id in ids if learner_id in stored or learner_id in rostered]
+
+    def erase_noted(self, tenant: str, learner_ids: Sequence[str]) -> tuple[list[str], dict[str, int]]:
+        """Erase again learners an erasure noted on a roster import while it was open, once the
+        import has written everything (``RosterImports``): an upload stored before the erasure
+        brings back whom it names. Returns those it had brought back, and the roster's counts as
+        it now stands."""
+        return self.delete_learners(tenant, learner_ids), self.rosters.get(tenant).counts()
 
     def add_overrides(
         self,

@@ -9,6 +9,7 @@ import threading
 import time
 from typing import Any
 
+import orjson
 import pytest
 
 from serving.imports import ATTEMPTS, LEASE_S, RosterImports, job_setting, part_setting
@@ -130,14 +131,14 @@ def service(request, tmp_path, shared_engine):
 
 def test_an_import_whose_worker_stopped_is_finished_by_another(service, request) -> None:
     store = service.store
-    stopped = RosterImports(service.import_roster, store)
+    stopped = RosterImports(service.import_roster, store, service.erase_noted)
     job_id = stopped.accept("t1", bundle_zip())
     assert stopped._claim("t1", job_id) is not None  # ...and its worker died right there
-    other = RosterImports(service.import_roster, store)
+    other = RosterImports(service.import_roster, store, service.erase_noted)
     other.poll()  # its lease holds: left alone
     other.wait()
     assert other.get("t1", job_id)["status"] == "running" and store.roster_version("t1") == 0
-    later = RosterImports(service.import_roster, store, clock=lambda: time.time() + LEASE_S + 1)
+    later = RosterImports(service.import_roster, store, service.erase_noted, clock=lambda: time.time() + LEASE_S + 1)
     later.poll()
     later.wait()
     job = later.get("t1", job_id)
@@ -146,7 +147,7 @@ def test_an_import_whose_worker_stopped_is_finished_by_another(service, request)
     assert no_upload_left(store, "t1", job_id)
 
     # an upload cut off while it was being stored: never acknowledged, and forgotten
-    cut = RosterImports(service.import_roster, store)
+    cut = RosterImports(service.import_roster, store, service.erase_noted)
     cut._write(
         {
             "id": "c0ffee",
@@ -164,14 +165,14 @@ def test_an_import_whose_worker_stopped_is_finished_by_another(service, request)
     store.put_setting(part_setting("t1", "c0ffee", 0), "Zebulon-qx7")
     other.poll()
     assert store.get_setting(part_setting("t1", "c0ffee", 0)) is not None  # its lease holds
-    RosterImports(service.import_roster, store, clock=lambda: time.time() + LEASE_S + 1).poll()
+    RosterImports(service.import_roster, store, service.erase_noted, clock=lambda: time.time() + LEASE_S + 1).poll()
     assert store.get_setting(part_setting("t1", "c0ffee", 0)) is None
     assert store.get_setting(job_setting("t1", "c0ffee")) is None
     assert store.get_setting("roster-imports")[1] == "[]"
     assert b"qx7" not in files_after_erasure(request, store)
 
     # a worker that wrote an import's outcome and stopped before deleting its upload
-    over = RosterImports(service.import_roster, store)
+    over = RosterImports(service.import_roster, store, service.erase_noted)
     done_id = over.accept("t1", bundle_zip())
     got = over._read("t1", done_id)
     over._write({**got[1], "status": "done", "result": {}}, got[0])
@@ -192,7 +193,7 @@ def test_a_tenants_imports_apply_in_the_order_they_were_accepted(service) -> Non
         ran.append((tenant, bundle.modes.get("classes", "bulk")))
         return service.import_roster(tenant, bundle, progress)
 
-    imports = RosterImports(run, service.store)
+    imports = RosterImports(run, service.store, service.erase_noted)
     drop_4a = zipped(
         {
             "manifest.csv": "propertyName,value\nfile.classes,delta\n",
@@ -263,7 +264,9 @@ def test_a_failing_import_is_tried_again_then_fails_saying_why(service) -> None:
         return service.import_roster(tenant, bundle, progress)
 
     attempts: list[str] = []
-    imports = RosterImports(flaky, service.store, on_attempt=lambda outcome, seconds: attempts.append(outcome))
+    imports = RosterImports(
+        flaky, service.store, service.erase_noted, on_attempt=lambda outcome, seconds: attempts.append(outcome)
+    )
     job_id = imports.accept("t1", bundle_zip())
     imports.start("t1")
     imports.wait()
@@ -276,7 +279,7 @@ def test_a_failing_import_is_tried_again_then_fails_saying_why(service) -> None:
         raise StoreUnavailable("the store went away")
 
     calls.clear()
-    imports = RosterImports(broken, service.store)
+    imports = RosterImports(broken, service.store, service.erase_noted)
     job_id = imports.accept("t1", bundle_zip())
     imports.start("t1")
     imports.wait()
@@ -295,7 +298,7 @@ def test_a_running_import_shows_its_progress(service) -> None:
         release.wait(30)
         return service.import_roster(tenant, bundle, progress)
 
-    imports = RosterImports(slow, service.store, lease_s=0.3)
+    imports = RosterImports(slow, service.store, service.erase_noted, lease_s=0.3)
     job_id = imports.accept("t1", bundle_zip())
     imports.start("t1")
     deadline = time.monotonic() + 30
@@ -362,7 +365,9 @@ def test_a_large_upload_is_imported_in_a_process_of_its_own(tmp_path, shared_eng
     def not_here(tenant, bundle, progress):
         raise AssertionError("imported in the worker")
 
-    imports = RosterImports(not_here, store, apart=(load_config(env={}).model_dump_json(), store.url), apart_bytes=0)
+    imports = RosterImports(
+        not_here, store, service.erase_noted, apart=(load_config(env={}).model_dump_json(), store.url), apart_bytes=0
+    )
     job_id = imports.submit("t1", bundle_zip(), "export.zip")
     no_users = zipped({p.name: p.read_bytes() for p in sorted(SCHOOL.glob("*.csv")) if p.name != "users.csv"})
     bad_id = imports.submit("t1", no_users, "export.zip")
@@ -377,3 +382,76 @@ def test_a_large_upload_is_imported_in_a_process_of_its_own(tmp_path, shared_eng
     assert bad["error"]["message"].startswith("export.zip/") and "users.csv" in bad["error"]["message"]
     assert no_upload_left(store, "t1", job_id) and no_upload_left(store, "t1", bad_id)
     store.close()
+
+
+@pytest.mark.parametrize("when", ["queued", "before its writes", "after its writes"])
+def test_an_erasure_while_an_import_is_open_is_not_undone_by_it(service, when) -> None:
+    """A student erased while an upload that names them waits or runs: the import does not bring
+    them back (their roster record, their enrollments, a learner record with their grade), and
+    its record says so without naming them."""
+    started, release = threading.Event(), threading.Event()
+
+    def slow(tenant, bundle, progress):
+        if when == "before its writes":
+            started.set()
+            release.wait(30)
+        result = service.import_roster(tenant, bundle, progress)
+        if when == "after its writes":
+            started.set()
+            release.wait(30)
+        return result
+
+    imports = RosterImports(slow, service.store, service.erase_noted)
+    job_id = imports.accept("t1", bundle_zip())
+    try:
+        if when != "queued":
+            imports.start("t1")
+            assert started.wait(30)
+        erased = service.delete_learners("t1", ["stu-1000"])
+    finally:
+        release.set()
+    assert erased == (["stu-1000"] if when == "after its writes" else [])
+    imports.start("t1")
+    imports.wait()
+    job = imports.get("t1", job_id)
+    assert job["status"] == "done", job
+    roster = service.roster("t1")
+    assert "stu-1000" not in roster.users and "stu-1001" in roster.users
+    assert all(roster.enrollments.value(k, "user") != "stu-1000" for k in roster.enrollments)
+    assert service.store.get("t1", "stu-1000") is None and service.store.get("t1", "stu-1001") is not None
+    assert job["result"]["counts"]["students"] == 29 and job["result"]["counts"]["users"] == 31
+    erased_note = "1 of the people this upload names were erased while it waited or ran"
+    if when == "after its writes":  # the erasure itself took them out: nothing came back
+        assert not any(erased_note in note for note in job["result"]["notes"])
+    else:
+        assert erased_note in job["result"]["notes"][-1]
+    assert "stu-1000" not in str(job)
+    kept = service.store.get_setting(job_setting("t1", job_id))[1]
+    assert "erased" not in orjson.loads(kept) and "stu-1000" not in kept
+    # an import of the same upload after the erasure brings the student back: it is new data
+    again = RosterImports(service.import_roster, service.store, service.erase_noted)
+    again.get("t1", again.accept("t1", bundle_zip()))
+    again.start("t1")
+    again.wait()
+    assert "stu-1000" in service.roster("t1").users
+
+
+def test_an_erasure_noted_on_an_import_that_runs_again_reaches_its_next_start(service) -> None:
+    calls: list[int] = []
+
+    def flaky(tenant, bundle, progress):
+        calls.append(1)
+        result = service.import_roster(tenant, bundle, progress)
+        if len(calls) == 1:
+            service.delete_learners("t1", ["stu-1000"])  # erased while the job runs, after its writes
+            raise StoreUnavailable("the store went away")
+        return result
+
+    imports = RosterImports(flaky, service.store, service.erase_noted)
+    job_id = imports.accept("t1", bundle_zip())
+    imports.start("t1")
+    imports.wait()
+    job = imports.get("t1", job_id)
+    assert job["status"] == "done" and job["attempts"] == 2, job
+    assert "stu-1000" not in service.roster("t1").users and service.store.get("t1", "stu-1000") is None
+    assert "were erased while it waited or ran" in job["result"]["notes"][-1]

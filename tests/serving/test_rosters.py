@@ -434,7 +434,7 @@ def test_a_bad_row_is_named_by_file_line_and_field(api) -> None:
     assert "enrollments.csv line 34, field 'classSourcedId'" in response.json()["error"]["message"]
 
 
-def test_the_roster_import_command(tmp_path) -> None:
+def test_the_roster_import_command(tmp_path, shared_engine) -> None:
     from zpd.cli import app
 
     url = f"sqlite:///{tmp_path / 'zpd.db'}"
@@ -447,6 +447,43 @@ def test_the_roster_import_command(tmp_path) -> None:
     assert second.exit_code == 0 and "(no change)" in second.stdout
     missing = runner.invoke(app, ["roster", "import", str(tmp_path / "none"), "--tenant", "school", "--store", url])
     assert missing.exit_code == 1 and "not found" in missing.output
+    no_users = tmp_path / "no_users"
+    no_users.mkdir()
+    for path in SCHOOL.glob("*.csv"):
+        if path.name != "users.csv":
+            (no_users / path.name).write_bytes(path.read_bytes())
+    bad = runner.invoke(app, ["roster", "import", str(no_users), "--tenant", "school", "--store", url])
+    assert bad.exit_code == 1 and f"{no_users}/manifest.csv: names users.csv" in bad.output
+
+    # each import is a job of the tenant's, as an upload to the API is: listed with them, the
+    # failed one saying why, and its upload gone from the store
+    from serving.imports import RosterImports, part_setting
+    from serving.service import LearnerService
+    from serving.stores import open_store
+
+    store = open_store(url)
+    try:
+        service = LearnerService(shared_engine, store)
+        imports = RosterImports(service.import_roster, store, service.erase_noted)
+        listing = imports.listing("school")
+        assert [job["status"] for job in listing] == ["failed", "done", "done"]
+        assert listing[0]["error"]["code"] == "invalid_roster" and "names users.csv" in listing[0]["error"]["message"]
+        assert listing[2]["result"] == json.loads(first.stdout)  # the first import, as the command printed it
+        assert all(store.get_setting(part_setting("school", job["import_id"], 0)) is None for job in listing)
+        # an upload a server accepted and has not run yet goes first: the command runs it, then its own
+        drop_4a = tmp_path / "drop_4a"
+        drop_4a.mkdir()
+        (drop_4a / "manifest.csv").write_text("propertyName,value\nfile.classes,delta\n")
+        (drop_4a / "classes.csv").write_text(
+            "sourcedId,status,title,schoolSourcedId,classType\nclass-4a,tobedeleted,Grade 4 Math,org-school-7,scheduled\n"
+        )
+        imports.accept("school", bundle_zip())
+        later = runner.invoke(app, ["roster", "import", str(drop_4a), "--tenant", "school", "--store", url])
+        assert later.exit_code == 0, later.output
+        assert sorted(service.roster("school").classes) == ["class-5b"]  # the delta after the bulk file
+        assert [job["status"] for job in imports.listing("school")] == ["done", "done", "failed", "done", "done"]
+    finally:
+        store.close()
 
 
 def test_a_teachers_key_reaches_her_own_students_only(rostered) -> None:
