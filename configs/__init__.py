@@ -203,6 +203,11 @@ class ServingConfig(_Section):
     # import holds gigabytes for a minute, which the worker then keeps, and a core; a school's
     # stays in the worker (a process takes seconds to start)
     roster_apart_bytes: int = Field(4 * 1024 * 1024, ge=0)
+    # the tenants whose roster each worker reads as it starts, in the background and paced, so
+    # that a teacher's first request after a start does not wait for it (a district's: seconds,
+    # and about 170 MB a worker); "*": every tenant that has a roster and an API key; []: a copy is
+    # read when a request first needs it
+    roster_prefetch: list[str] = Field(default_factory=lambda: ["*"])
     key_cache_s: float = 2.0
     # threads per worker running request handlers (CPU-bound under the GIL: more threads than
     # this only add switching; a worker waits on the store in at most this many at once)

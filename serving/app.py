@@ -11,6 +11,7 @@ import gc
 import logging
 import re
 import threading
+import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -165,6 +166,41 @@ def _poll_imports(app: FastAPI, stop: threading.Event) -> None:
             return
 
 
+def _prefetch_rosters(app: FastAPI, stop: threading.Event) -> None:
+    """Read the rosters of ``[serving] roster_prefetch``'s tenants into this worker as it starts,
+    one after another, paced as a request's read is: a teacher's first request does not wait for
+    a district's (seconds). ``*`` names every tenant with an API key (no request reaches a tenant
+    without one) that has a roster. A roster that cannot be read now is read when a request
+    needs it."""
+    wanted = app.state.config.serving.roster_prefetch
+    store, rosters = app.state.store, app.state.service.rosters
+    tenants = list(dict.fromkeys(t for t in wanted if t != "*"))
+    try:
+        if "*" in wanted:
+            tenants += sorted({key.tenant for key in store.list_keys()}.difference(tenants))
+    except Exception as exc:  # a store outage: requests read what they need
+        log.warning("rosters not read at start: %s", exc)
+        return
+    for tenant in tenants:
+        if stop.is_set():
+            return
+        try:
+            if store.roster_version(tenant) == 0:
+                continue
+            began = time.monotonic()
+            counts = rosters.get(tenant).counts()
+            log.info(
+                "tenant %s: roster read at start in %.1f s (%d users, %d classes, %d enrollments)",
+                tenant,
+                time.monotonic() - began,
+                counts["users"],
+                counts["classes"],
+                counts["enrollments"],
+            )
+        except Exception as exc:
+            log.warning("tenant %s: roster not read at start: %s", tenant, exc)
+
+
 def _single_threaded_math() -> None:
     """Each request runs one small model call; multi-threaded BLAS only adds contention."""
     try:
@@ -296,10 +332,15 @@ def create_app(
         if config.serving.sync_s > 0:
             threading.Thread(target=_sync, args=(app, stop), daemon=True, name="deployment-sync").start()
         threading.Thread(target=_poll_imports, args=(app, stop), daemon=True, name="roster-imports").start()
+        prefetch = threading.Thread(target=_prefetch_rosters, args=(app, stop), daemon=True, name="roster-prefetch")
+        if config.serving.roster_prefetch:
+            prefetch.start()
         try:
             yield
         finally:
             stop.set()
+            if prefetch.is_alive():  # a read under way ends before the store closes
+                prefetch.join(60)
             if own_store:
                 app.state.store.close()
 

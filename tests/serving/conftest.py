@@ -313,7 +313,10 @@ def make_api(store, engine, config=None) -> Api:
         "a_teacher": create_key(store, "tenant-a", ["read", "teacher"]),
         "b_all": create_key(store, "tenant-b", ["ingest", "read", "teacher", "admin"]),
     }
-    app = create_app(config or load_config(env={}), store=store, engine=engine)
+    if config is None:  # no roster read at start beside a test's own reads (tests of it pass a config)
+        config = load_config(env={})
+        config = config.model_copy(update={"serving": config.serving.model_copy(update={"roster_prefetch": []})})
+    app = create_app(config, store=store, engine=engine)
     return Api(TestClient(app), store, keys)
 
 

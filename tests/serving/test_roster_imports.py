@@ -455,3 +455,41 @@ def test_an_erasure_noted_on_an_import_that_runs_again_reaches_its_next_start(se
     assert job["status"] == "done" and job["attempts"] == 2, job
     assert "stu-1000" not in service.roster("t1").users and service.store.get("t1", "stu-1000") is None
     assert "were erased while it waited or ran" in job["result"]["notes"][-1]
+
+
+@pytest.mark.parametrize("prefetch", [["*"], ["tenant-b", "nobody"], []])
+def test_a_worker_reads_the_rosters_it_is_told_to_as_it_starts(tmp_path, shared_engine, prefetch) -> None:
+    """``[serving] roster_prefetch``: the rosters a worker reads as it starts, in the background,
+    so a teacher's first request does not wait for a district's; "*" is every tenant with a key
+    and a roster (the default)."""
+    from fastapi.testclient import TestClient
+
+    from configs import load_config
+    from serving.app import create_app
+    from serving.auth import create_key
+    from serving.service import LearnerService
+    from serving.stores import open_store
+
+    from .test_rosters import SCHOOL
+
+    store = open_store(f"sqlite:///{tmp_path / 'zpd.db'}")
+    try:
+        from engine.roster import load_bundle
+
+        LearnerService(shared_engine, store).import_roster("tenant-a", load_bundle(SCHOOL))
+        LearnerService(shared_engine, store).import_roster("no-key", load_bundle(SCHOOL))
+        key = create_key(store, "tenant-a", ["admin"])
+        create_key(store, "tenant-b", ["admin"])  # a tenant without a roster
+        config = load_config(env={})
+        config = config.model_copy(update={"serving": config.serving.model_copy(update={"roster_prefetch": prefetch})})
+        with TestClient(create_app(config, store=store, engine=shared_engine)) as client:
+            cache = client.app.state.service.rosters._cache
+            deadline = time.monotonic() + 30
+            while prefetch == ["*"] and "tenant-a" not in cache and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.2)  # (time for a read that should not happen)
+            assert sorted(cache) == (["tenant-a"] if prefetch == ["*"] else [])
+            r = client.get("/v1/classes", headers={"Authorization": f"Bearer {key}"})
+            assert r.status_code == 200 and len(r.json()["classes"]) == 2
+    finally:
+        store.close()
