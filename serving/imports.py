@@ -332,6 +332,8 @@ class RosterImports:
                 raise StoreError(f"roster import {job_id} of tenant {tenant!r} is gone from the store")
             if job["status"] in ("done", "failed"):
                 return job
+            if job["progress"] is not None and self.on_progress is not None:  # a server runs it
+                self.on_progress(job["progress"]["phase"], job["progress"]["done"], job["progress"]["total"])
             time.sleep(wait_s)
 
     def wait(self, timeout: float = 30.0) -> None:

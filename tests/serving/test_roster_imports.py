@@ -493,3 +493,28 @@ def test_a_worker_reads_the_rosters_it_is_told_to_as_it_starts(tmp_path, shared_
             assert r.status_code == 200 and len(r.json()["classes"]) == 2
     finally:
         store.close()
+
+
+def test_the_command_follows_its_import_when_a_server_runs_it(service) -> None:
+    """``zpd roster import`` keeps its bundle as a job: a server's look at the open jobs may start
+    it first. The command then waits for it, showing its progress, and prints its outcome."""
+    started, release = threading.Event(), threading.Event()
+
+    def slow(tenant, bundle, progress):
+        progress("roster", 3, 43)
+        started.set()
+        release.wait(30)
+        return service.import_roster(tenant, bundle, progress)
+
+    server = RosterImports(slow, service.store, service.erase_noted, lease_s=0.3)
+    command = RosterImports(service.import_roster, service.store, service.erase_noted)
+    seen: list[tuple[str, int, int]] = []
+    command.on_progress = lambda *shown: seen.append(shown)
+    job_id = command.accept("t1", bundle_zip())
+    server.start("t1")
+    assert started.wait(30)
+    threading.Timer(0.5, release.set).start()
+    job = command.run_here("t1", job_id, wait_s=0.02)
+    assert job["status"] == "done" and job["result"]["counts"]["students"] == 30
+    assert ("roster", 3, 43) in seen
+    server.wait()
