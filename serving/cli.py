@@ -76,10 +76,19 @@ def serve(
     demo_key: Annotated[
         bool, typer.Option("--demo-key", help="Create (once) and print a key for the 'demo' tenant.")
     ] = False,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+    log_level: Annotated[
+        str,
+        typer.Option(
+            help="Log level of the server and its workers (uvicorn's and the engine's own: info shows each "
+            "roster import's outcome, the rosters read at start, model swaps)."
+        ),
+    ] = "warning",
 ) -> None:
     """Start the HTTP API (OpenAPI docs at /docs)."""
+    import copy
+
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
     cfg = _config(ctx)
     url = store or cfg.store.url
@@ -108,6 +117,9 @@ def serve(
         f"serving on http://{host}:{port} (docs at /docs, teachers' pages at /ui/), store {url.split('@')[-1]}, "
         f"{workers} worker(s)"
     )
+    # the engine's loggers ("zpd.*") at the same level, through uvicorn's handler, in every worker
+    log_config = copy.deepcopy(LOGGING_CONFIG)
+    log_config["loggers"]["zpd"] = {"handlers": ["default"], "level": log_level.upper(), "propagate": False}
     uvicorn.run(
         "serving.cli:app_from_env",
         factory=True,
@@ -115,6 +127,7 @@ def serve(
         port=port,
         workers=workers,
         log_level=log_level,
+        log_config=log_config,
         access_log=False,
     )
 

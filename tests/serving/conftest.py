@@ -347,7 +347,7 @@ class ZpdServer:
     """`zpd --config CONFIG serve` in a process group of its own on a free port, ready when
     /readyz answers. :meth:`kill` is a SIGKILL of the whole group: no shutdown code runs."""
 
-    def __init__(self, config: Path, timeout_s: float = 90):
+    def __init__(self, config: Path, timeout_s: float = 90, args: tuple[str, ...] = ()):
         import httpx
 
         self.port = free_port()
@@ -356,7 +356,7 @@ class ZpdServer:
         exe = Path(sys.executable).parent / "zpd"
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
-                [str(exe), "--config", str(config), "serve", "--port", str(self.port)],
+                [str(exe), "--config", str(config), "serve", "--port", str(self.port), *args],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

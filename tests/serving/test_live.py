@@ -268,3 +268,30 @@ def test_replay_rebuilds_the_live_state(backend, tmp_path, shared_engine, reques
     fixed = CliRunner().invoke(cli, ["--config", str(config), "replay", "--json"])
     assert json.loads(fixed.stdout.strip().splitlines()[-1])["rebuilt"] == 1
     assert CliRunner().invoke(cli, ["--config", str(config), "replay", "--check"]).exit_code == 0
+
+
+def test_zpd_serve_logs_its_own_work_at_the_level_asked(tmp_path: Path, shared_engine) -> None:
+    """``--log-level info`` reaches the engine's loggers in every worker, through uvicorn's handler:
+    here, the roster each worker reads as it starts."""
+    from engine.roster import load_bundle
+    from serving.auth import create_key
+    from serving.service import LearnerService
+    from serving.stores import open_store
+
+    from .conftest import ZpdServer
+    from .test_rosters import SCHOOL
+
+    url = f"sqlite:///{(tmp_path / 'zpd.db').as_posix()}"
+    with open_store(url) as store:
+        LearnerService(shared_engine, store).import_roster("school", load_bundle(SCHOOL))
+        create_key(store, "school", ["admin"])
+    server = ZpdServer(make_config(tmp_path, url), args=("--log-level", "info", "--workers", "2"))
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and server.log.read_text().count("tenant school: roster read at start") < 2:
+            time.sleep(0.2)
+        text = server.log.read_text()
+        assert text.count("INFO:     tenant school: roster read at start in") == 2, text[-3000:]
+        assert "(32 users, 2 classes, 32 enrollments)" in text
+    finally:
+        server.stop()
