@@ -7,7 +7,9 @@ script starts ``zpd serve`` (one worker), posts the zip to ``POST /v1/rosters`` 
 follows the import (``GET /v1/rosters/imports/{id}``) through its phases, posts the same export
 again (a nightly import where nothing changed), then imports it with ``zpd roster import`` into
 another tenant of the same store. The server's peak memory is its ``VmHWM``; the CLI's, its
-``ru_maxrss``. With ``--baseline REF``, that tree's server and CLI are given the same export.
+``ru_maxrss``. With ``--next-rate``, ``/next`` at that rate on a quiet server, during an import,
+while a worker first reads the district's roster, and after a restart (a teacher's first class
+list then). With ``--baseline REF``, that tree's server and CLI are given the same export.
 
     python benchmarks/roster_import_bench.py --students 100000 --stores sqlite,redis \\
         --baseline 8f68316 --out docs/benchmarks/roster_import.md
@@ -31,7 +33,7 @@ import threading
 import time
 import uuid
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -180,6 +182,20 @@ def _seconds(start: str, end: str) -> float:
     return (parse(end.replace("Z", "+00:00")) - parse(start.replace("Z", "+00:00"))).total_seconds()
 
 
+def _admin_key(workdir: Path, root: Path, tenant: str) -> str:
+    """A new admin key of ``tenant``, made with the tree's ``zpd keys create``."""
+    made = subprocess.run(
+        [str(ZPD), "--config", str(workdir / "bench.toml"), "keys", "create", "--tenant", tenant, "--scopes"]
+        + ["admin", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env=None if root == ROOT else {**os.environ, "PYTHONPATH": str(root)},
+        check=True,
+    )
+    return json.loads(made.stdout)["key"]
+
+
 def _next_under_import(
     pid: int, base: str, key: str, workdir: Path, root: Path, export: bytes, rate: float
 ) -> dict[str, Any]:
@@ -193,16 +209,7 @@ def _next_under_import(
     requests = [{"method": "GET", "path": p} for p in paths]
     drive(base, key, requests[: int(rate * 5)], rate, server=pid)  # warm-up, not measured
     quiet = drive(base, key, requests, rate, server=pid)
-    made = subprocess.run(
-        [str(ZPD), "--config", str(workdir / "bench.toml"), "keys", "create", "--tenant", "load", "--scopes"]
-        + ["admin", "--json"],
-        capture_output=True,
-        text=True,
-        cwd=root,
-        env=None if root == ROOT else {**os.environ, "PYTHONPATH": str(root)},
-        check=True,
-    )
-    admin = json.loads(made.stdout)["key"]
+    admin = _admin_key(workdir, root, "load")
     with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {admin}"}) as client:
         posted = client.post(
             "/v1/rosters",
@@ -239,6 +246,32 @@ def _next_under_import(
         "import_s": round(_seconds(job["submitted"], job["finished"]), 1),
         "import_status": job["status"],
     }
+
+
+def _after_restart(pid: int, base: str, key: str, workdir: Path, root: Path, rate: float) -> dict[str, Any]:
+    """A restart on the store the phases before filled (the district's roster in three tenants,
+    two of them with keys): ``/next`` at the fixed rate over the 30 s after the server is ready,
+    and a class list of the ``load`` tenant asked 25 s in, a teacher's first request after a
+    restart (a tree that reads the rosters as it starts has done so by then). The worker's
+    ``VmRSS`` after."""
+    admin = _admin_key(workdir, root, "load")
+    ready = time.perf_counter()
+    paths = [f"/v1/learners/new-{k % 500}/next?grade={k % 8 + 1}" for k in range(int(rate * 30))]
+    asked: dict[str, Any] = {}
+
+    def class_list() -> None:
+        time.sleep(max(0.0, 25.0 - (time.perf_counter() - ready)))
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {admin}"}) as client:
+            began = time.perf_counter()
+            answer = client.get("/v1/classes?limit=5", timeout=600)
+            asked.update(status=answer.status_code, seconds=round(time.perf_counter() - began, 3))
+
+    teacher = threading.Thread(target=class_list)
+    teacher.start()
+    window = drive(base, key, [{"method": "GET", "path": p} for p in paths], rate, server=pid)
+    teacher.join()
+    keep = ("throughput", "errors", "p50", "p95", "p99", "max", "server_cpu_ms")
+    return {"rate": rate, "next": {k: window[k] for k in keep}, "class_list": asked, "rss_mb": round(_vm(pid, "VmRSS"))}
 
 
 def bench_tree(store: str, root: Path, export_path: Path, workdir: Path, next_rate: float = 0) -> dict[str, Any]:
@@ -278,6 +311,10 @@ def bench_tree(store: str, root: Path, export_path: Path, workdir: Path, next_ra
             }
             if next_rate > 0 and out["first"]["status"] in (200, 202):
                 out["next"] = _next_under_import(proc.pid, base, key, workdir, root, export, next_rate)
+                proc.terminate()
+                proc.wait(30)
+                proc, base, key = start_server(url, 1, workdir, root=root)
+                out["restart"] = _after_restart(proc.pid, base, key, workdir, root, next_rate)
             return out
         finally:
             proc.terminate()
@@ -296,6 +333,21 @@ def _side_by_side(results: dict, baseline: dict) -> Iterator[tuple[str, str, dic
         for label, runs in (("baseline", baseline), ("this tree", results)):
             if runs.get(store):
                 yield store, label, runs[store]
+
+
+def _table(
+    results: dict, baseline: dict, part: str, row: Callable[[dict[str, Any]], str], intro: str, columns: str
+) -> list[str]:
+    """A table of one part of each run (none when no run has it): its paragraph, then a row per
+    store and tree, the baseline's first; ``columns`` and ``row`` give what follows the store and
+    the tree."""
+    if not any(part in r for r in results.values()):
+        return []
+    lines = ["", intro, "", f"| store | tree | {columns} |", "|" + "---|" * (columns.count("|") + 3)]
+    for store, label, r in _side_by_side(results, baseline):
+        if part in r:
+            lines.append(f"| {store} | {label} | {row(r[part])} |")
+    return lines
 
 
 def report(results: dict, baseline: dict, args: argparse.Namespace, command: str, export: dict) -> str:
@@ -331,32 +383,52 @@ def report(results: dict, baseline: dict, args: argparse.Namespace, command: str
             + (f"{cli['seconds']}" if cli["exit"] == 0 else f"exit {cli['exit']}: {cli['error']}")
             + f" | {cli['peak_mb']} |"
         )
-    if any("next" in r for r in results.values()):
-        lines += [
-            "",
-            "`/next` for learners never seen (a grade hint each) at a fixed rate, from a separate process "
-            "(serve_bench's open-loop generator): 20 s on the quiet server, then 20 s while the same export is "
-            "imported into a tenant of its own (`import`: from its POST to its end, under that load). Then 12 s "
-            "more from the import's end, a class list of that tenant asked 2 s in (`its request`): the worker reads "
-            "the district's whole roster in that time, when the import ends or for that request in a tree that "
-            "waits for one, as after a start (`first roster read`). `copy MB`: the worker's `VmRSS` after that "
-            "read less before it, what its copy of the district's roster costs it.",
-            "",
-            "| store | tree | rate | quiet p50 / p99 ms | during the import p50 / p99 ms | during: throughput, errors "
-            "| server CPU ms per /next quiet / during | import (s) | first roster read: p50 / p99 / max ms "
-            "| its request (s) | copy MB |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
-        ]
-        for store, label, r in _side_by_side(results, baseline):
-            if n := r.get("next"):
-                q, d, f = n["quiet"], n["during"], n.get("roster_read") or {}
-                lines.append(
-                    f"| {store} | {label} | {n['rate']:g} | {q['p50']} / {q['p99']} | {d['p50']} / {d['p99']} "
-                    f"| {d['throughput']}, {d['errors']} | {q['server_cpu_ms']} / {d['server_cpu_ms']} "
-                    f"| {n['import_s']} ({n['import_status']}) "
-                    f"| {f.get('p50', '-')} / {f.get('p99', '-')} / {f.get('max', '-')} "
-                    f"| {f.get('request', {}).get('seconds', '-')} | {f.get('request', {}).get('copy_mb', '-')} |"
-                )
+
+    def next_row(n: dict[str, Any]) -> str:
+        q, d, f = n["quiet"], n["during"], n.get("roster_read") or {}
+        request = f.get("request", {})
+        return (
+            f"{n['rate']:g} | {q['p50']} / {q['p99']} | {d['p50']} / {d['p99']} | {d['throughput']}, {d['errors']} "
+            f"| {q['server_cpu_ms']} / {d['server_cpu_ms']} | {n['import_s']} ({n['import_status']}) "
+            f"| {f.get('p50', '-')} / {f.get('p99', '-')} / {f.get('max', '-')} "
+            f"| {request.get('seconds', '-')} | {request.get('copy_mb', '-')}"
+        )
+
+    def restart_row(a: dict[str, Any]) -> str:
+        n, c = a["next"], a["class_list"]
+        return (
+            f"{a['rate']:g} | {n['p50']} / {n['p99']} / {n['max']} | {n['throughput']}, {n['errors']} "
+            f"| {n['server_cpu_ms']} | {c.get('seconds', '-')} ({c.get('status', '-')}) | {a['rss_mb']}"
+        )
+
+    lines += _table(
+        results,
+        baseline,
+        "next",
+        next_row,
+        "`/next` for learners never seen (a grade hint each) at a fixed rate, from a separate process "
+        "(serve_bench's open-loop generator): 20 s on the quiet server, then 20 s while the same export is "
+        "imported into a tenant of its own (`import`: from its POST to its end, under that load). Then 12 s "
+        "more from the import's end, a class list of that tenant asked 2 s in (`its request`): the worker reads "
+        "the district's whole roster in that time, when the import ends or for that request in a tree that "
+        "waits for one, as after a start (`first roster read`). `copy MB`: the worker's `VmRSS` after that "
+        "read less before it, what its copy of the district's roster costs it.",
+        "rate | quiet p50 / p99 ms | during the import p50 / p99 ms | during: throughput, errors "
+        "| server CPU ms per /next quiet / during | import (s) | first roster read: p50 / p99 / max ms "
+        "| its request (s) | copy MB",
+    )
+    lines += _table(
+        results,
+        baseline,
+        "restart",
+        restart_row,
+        "After a restart on the same store (the district's roster in three tenants, two with API keys): "
+        "`/next` at the same rate over the 30 s after the server is ready, and a class list of one of those "
+        "tenants asked 25 s in, a teacher's first request after a restart (`class list`). A tree that reads "
+        "the tenants' rosters as it starts (`[serving] roster_prefetch`) reads them in that window; one that "
+        "does not reads that tenant's for that request. `RSS`: the worker's `VmRSS` after.",
+        "rate | /next p50 / p99 / max ms | throughput, errors | server CPU ms per /next | class list (s) | RSS MB",
+    )
     lines += ["", "Phases of this tree's first import (first seen, seconds from the POST):", ""]
     for store, r in results.items():
         added = ", ".join(f"{kind} +{c['added']}" for kind, c in r["first"].get("changes", {}).items() if c["added"])

@@ -379,6 +379,43 @@ def test_a_whole_roster_read_is_kept_out_of_the_collectors_passes(store, monkeyp
         gc.unfreeze()
 
 
+def test_one_tenants_roster_read_does_not_hold_anothers(store, monkeypatch) -> None:
+    """A worker reads rosters at start, a district's for seconds: a request for another tenant's
+    roster meanwhile reads that one at once. The collector, paused while either read runs, is on
+    again once both have ended."""
+    import gc
+    import threading
+
+    from engine.roster import Roster, load_bundle
+    from serving.rosters import RosterStore
+
+    for tenant in ("slow", "quick"):
+        RosterStore(store).update(tenant, lambda roster, t=tenant: Roster().apply(load_bundle(SCHOOL), t))
+    reading, release = threading.Event(), threading.Event()
+    changes = store.roster_changes
+
+    def held(tenant, since, pace=None):
+        if tenant == "slow":
+            reading.set()
+            assert release.wait(30)
+        return changes(tenant, since, pace)
+
+    monkeypatch.setattr(store, "roster_changes", held)
+    rosters = RosterStore(store)
+    assert gc.isenabled()
+    slow = threading.Thread(target=rosters.current, args=("slow",))
+    slow.start()
+    try:
+        assert reading.wait(30)
+        assert sorted(rosters.get("quick").classes) == ["class-4a", "class-5b"]  # not behind "slow"
+        assert not gc.isenabled()  # "slow" is still being read
+    finally:
+        release.set()
+        slow.join(30)
+        gc.unfreeze()
+    assert gc.isenabled() and "slow" in rosters._cache
+
+
 def test_memory_given_back_after_a_whole_read_is_the_allocators() -> None:
     """Where the C library is glibc, its free memory goes back to the system; elsewhere the call
     does nothing (and never fails)."""
