@@ -298,12 +298,10 @@ def roster_import(
     as_json: Annotated[bool, typer.Option("--json", help="Print the counts, changes and notes as JSON.")] = False,
 ) -> None:
     """Import a OneRoster 1.1/1.2 bundle: bulk files replace, delta files merge; students get
-    their roster grade. Importing the same bundle again changes nothing.
-
-    The bundle goes the way of an upload to the API: it is kept in the store as an import job, run
-    here after the tenant's imports sent before it (waiting while a server runs one), and listed
-    with them on the roster page. Should this command stop half-way, a server running on the
-    store finishes the import."""
+    their roster grade. Importing the same bundle again changes nothing. The bundle is kept in the
+    store as an import job, as an upload to the API is: run here after the tenant's imports sent
+    before it (waiting while a server runs one) and listed with them on the roster page; should
+    this command stop half-way, a server on the store finishes it."""
     from engine.roster import RosterError, bundle_bytes, open_zip
     from serving.app import build_engine
     from serving.imports import RosterImports, changes_in_words, doing_now

@@ -419,29 +419,34 @@ class RosterImports:
         renewer.start()
         began = time.monotonic()
         outcome: dict[str, Any]
-        try:
-            if self.apart is not None and job["bytes"] >= self.apart_bytes:
-                result = self._run_apart(job, progress)
-            else:
-                bundle = read_upload(self.store, job, progress)
-                result = self.run(tenant, bundle, progress)
-            outcome = {"status": "done", "result": result}
-        except RosterError as exc:
-            outcome = {"status": "failed", "error": {"code": "invalid_roster", "message": str(exc), "field": "body"}}
-        except Exception as exc:  # the store, a conflict that kept coming back, a bug: try again
-            log.exception("roster import %s of tenant %s failed (attempt %d)", job_id, tenant, job["attempts"])
-            # (a conflict is a store error too: it is named first)
-            code = (
-                "busy"
-                if isinstance(exc, VersionConflict)
-                else "unavailable"
-                if isinstance(exc, StoreError)
-                else "failed"
-            )
-            error = {"code": code, "message": f"the import failed {ATTEMPTS} times: {exc}", "field": None}
-            outcome = {"status": "retried"} if job["attempts"] < ATTEMPTS else {"status": "failed", "error": error}
-        stop.set()
-        renewer.join()
+        try:  # (an interrupt, ^C in the CLI, stops the renewal too: the lease runs out, a server takes over)
+            try:
+                if self.apart is not None and job["bytes"] >= self.apart_bytes:
+                    result = self._run_apart(job, progress)
+                else:
+                    bundle = read_upload(self.store, job, progress)
+                    result = self.run(tenant, bundle, progress)
+                outcome = {"status": "done", "result": result}
+            except RosterError as exc:
+                outcome = {
+                    "status": "failed",
+                    "error": {"code": "invalid_roster", "message": str(exc), "field": "body"},
+                }
+            except Exception as exc:  # the store, a conflict that kept coming back, a bug: try again
+                log.exception("roster import %s of tenant %s failed (attempt %d)", job_id, tenant, job["attempts"])
+                # (a conflict is a store error too: it is named first)
+                code = (
+                    "busy"
+                    if isinstance(exc, VersionConflict)
+                    else "unavailable"
+                    if isinstance(exc, StoreError)
+                    else "failed"
+                )
+                error = {"code": code, "message": f"the import failed {ATTEMPTS} times: {exc}", "field": None}
+                outcome = {"status": "retried"} if job["attempts"] < ATTEMPTS else {"status": "failed", "error": error}
+        finally:
+            stop.set()
+            renewer.join()
         self._attempted(outcome["status"], began)
         if not state["ours"]:
             return

@@ -518,3 +518,24 @@ def test_the_command_follows_its_import_when_a_server_runs_it(service) -> None:
     assert job["status"] == "done" and job["result"]["counts"]["students"] == 30
     assert ("roster", 3, 43) in seen
     server.wait()
+
+
+def test_an_import_the_command_leaves_half_way_is_finished_by_a_server(service) -> None:
+    """^C in ``zpd roster import`` stops the job's lease renewal with it: the lease runs out, and
+    a server's look at the open jobs runs the import again to its end."""
+
+    def interrupted(tenant, bundle, progress):
+        raise KeyboardInterrupt
+
+    command = RosterImports(interrupted, service.store, service.erase_noted, lease_s=0.3)
+    job_id = command.accept("t1", bundle_zip())
+    with pytest.raises(KeyboardInterrupt):
+        command.run_here("t1", job_id)
+    assert not [t for t in threading.enumerate() if t.name == "roster-import-lease"]
+    assert command.get("t1", job_id)["status"] == "running"
+    time.sleep(0.4)
+    server = RosterImports(service.import_roster, service.store, service.erase_noted, lease_s=0.3)
+    server.poll()
+    server.wait()
+    job = server.get("t1", job_id)
+    assert job["status"] == "done" and job["attempts"] == 2 and job["result"]["counts"]["students"] == 30
