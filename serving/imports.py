@@ -485,10 +485,14 @@ class RosterImports:
                 if result is not None and counts is not None:  # the roster as the erasures left it
                     notes = result["notes"]
                     if brought_back:
+                        who = (
+                            "1 person this upload names was"
+                            if len(brought_back) == 1
+                            else f"{len(brought_back)} people this upload names were"
+                        )
                         notes = [
                             *notes,
-                            f"{len(brought_back)} of the people this upload names were erased while it waited or "
-                            "ran: they were taken out of the roster again",
+                            f"{who} erased while it waited or ran, and taken out of the roster again",
                         ]
                     ended["result"] = {**result, "counts": counts, "notes": notes}
                 redact_job(ended, redactor(tenant, erased))

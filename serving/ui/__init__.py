@@ -461,7 +461,11 @@ def _import_row(job: dict[str, Any]) -> dict[str, Any]:
         "holds": (
             f"{counts['students']:,} students, {counts['teachers']:,} teachers, {counts['classes']:,} classes, "
             f"{counts['enrollments']:,} enrollments in {counts['orgs']:,} orgs; "
-            f"{result['grades_set']:,} students' grades set"
+            + (
+                "1 student's grade set"
+                if result["grades_set"] == 1
+                else f"{result['grades_set']:,} students' grades set"
+            )
         )
         if counts
         else "",
