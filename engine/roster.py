@@ -476,10 +476,13 @@ def _records_of_rows(kind: str, rows: dict[str, tuple[Any, ...] | dict[str, Any]
 
 
 def _tuples(index: dict[str, list[str]], pause: Callable[[], None] | None) -> dict[str, tuple[str, ...]]:
-    """The index with each list as a tuple (``pause`` called every few thousand)."""
-    items, out = list(index.items()), dict[str, tuple[str, ...]]()
-    for start in range(0, len(items), PAUSE_EVERY):
-        out.update((name, tuple(keys)) for name, keys in items[start : start + PAUSE_EVERY])
+    """The index with each list as a tuple (``pause`` called every few thousand). ``index`` is
+    emptied as it goes: each list is freed once its tuple is made, so a district's 135,000 lists
+    are not all freed at once when the index goes (a 50 ms stall of the requests beside it)."""
+    names, out = list(index), dict[str, tuple[str, ...]]()
+    for start in range(0, len(names), PAUSE_EVERY):
+        for name in names[start : start + PAUSE_EVERY]:
+            out[name] = tuple(index.pop(name))
         if pause is not None:
             pause()
     return out

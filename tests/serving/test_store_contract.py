@@ -599,3 +599,8 @@ def test_a_long_reads_pages_decode_as_iterated_stale_and_repeated_records_left_o
     moved = RecordPages(pages, skip={2, 3}, then=[(4, "users", "c", {"given": "C2"})], unique=True)
     assert list(moved) == [(1, "users", "a", {"given": "A"}), (4, "users", "c", {"given": "C2"})]
     assert RecordPages([]) == [] and len(RecordPages([])) == 0
+    # numbers far apart, in any order, some again (the numbers seen are kept a byte each)
+    numbers = [700_001, 5, 0, 64, 5, 700_001, 1, 64, 1_500_000, 0]
+    scattered = [page_of([f'[{n},"users","u{n}",{{}}]'.encode() for n in numbers[:5]])]
+    scattered.append(page_of([f'[{n},"users","u{n}",{{}}]'.encode() for n in numbers[5:]]))
+    assert [rid for rid, *_ in RecordPages(scattered, unique=True)] == list(dict.fromkeys(numbers))
