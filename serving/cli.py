@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -316,15 +317,13 @@ def roster_import(
     from rich.progress import Progress
 
     opened = _store(ctx, store)
-    built: list[LearnerService] = []
 
+    @functools.cache
     def service() -> LearnerService:
         """The learner service, built when the import first needs it: after the bundle is read, so
         a district's rows and the engine are not both being built at once (200 MB less at the peak)
         and a bundle that cannot be read fails without waiting for the engine."""
-        if not built:
-            built.append(LearnerService(build_engine(_config(ctx)), opened))
-        return built[0]
+        return LearnerService(build_engine(_config(ctx)), opened)
 
     try:
         imports = RosterImports(

@@ -60,10 +60,6 @@ _KIND_AT = {kind: k for k, kind in enumerate(KINDS)}
 _KIND_NAMES = list(KINDS)
 
 
-#: ids put in the order of their numbers between two of a reader's rests
-_KEYS_STEP = 5000
-
-
 class RecordNumbers:
     """The number in the store of each record of a worker's copy (the store names a removed
     record by its number alone): the numbers sorted in one array, their kinds in another and
@@ -76,22 +72,14 @@ class RecordNumbers:
         self._numbers, self._kinds, self._keys = numbers, kinds, keys
 
     @classmethod
-    def build(
-        cls, numbers: Sequence[int], kinds: Sequence[int], keys: list[str], pace: Callable[[], None] | None = None
-    ) -> RecordNumbers:
+    def build(cls, numbers: Sequence[int], kinds: Sequence[int], keys: list[str]) -> RecordNumbers:
         """From parallel sequences in any order (``kinds``: positions in ``KINDS``; ``keys`` is
-        kept, or replaced by a sorted copy, put in order a few thousand at a time with ``pace``'s
-        rests: a district's 612,000 ids took 90 ms in one pass, a stall of the requests beside it)."""
+        kept, or replaced by a sorted copy)."""
         held, codes = np.asarray(numbers, dtype=np.int64), np.asarray(kinds, dtype=np.uint8)
         if len(held) > 1 and not bool(np.all(held[1:] > held[:-1])):  # SQLite's come sorted, Redis's not
-            order = np.argsort(held, kind="stable")  # (numpy lets the interpreter go while it sorts)
+            order = np.argsort(held, kind="stable")
             held, codes = held[order], codes[order]
-            ordered: list[str] = []
-            for start in range(0, len(order), _KEYS_STEP):
-                ordered += [keys[i] for i in order[start : start + _KEYS_STEP].tolist()]
-                if pace is not None:
-                    pace()
-            keys = ordered
+            keys = [keys[i] for i in order.tolist()]  # bytecode: the loop gets the interpreter meanwhile
         return cls(held, codes, keys)
 
     def __len__(self) -> int:
@@ -326,7 +314,7 @@ def _whole(written: Iterable[NumberedRecord], pace: Pace) -> tuple[Roster, Recor
             yield kind, key, record
 
     roster = Roster.from_records(numbered(), pace).indexed(pace)
-    return roster, RecordNumbers.build(rids, kinds, keys, pace)
+    return roster, RecordNumbers.build(rids, kinds, keys)
 
 
 def _free_memory_back() -> None:
@@ -346,23 +334,30 @@ def _collector_paused() -> Iterator[None]:
     whole heap each time (a 100,000-student roster decoded in 1.2 s with it, 0.2 s without).
     Reads of several tenants may overlap: the collector is on again when the last one ends (if
     it was on when the first began)."""
-    with _PAUSES_LOCK:
-        if _PAUSES[0] == 0:
-            _PAUSES[1] = gc.isenabled()
+    with _pauses.lock:
+        if _pauses.reads == 0:
+            _pauses.was_on = gc.isenabled()
             gc.disable()
-        _PAUSES[0] += 1
+        _pauses.reads += 1
     try:
         yield
     finally:
-        with _PAUSES_LOCK:
-            _PAUSES[0] -= 1
-            if _PAUSES[0] == 0 and _PAUSES[1]:
+        with _pauses.lock:
+            _pauses.reads -= 1
+            if _pauses.reads == 0 and _pauses.was_on:
                 gc.enable()
 
 
-#: [reads under way, whether the collector was on when the first of them began]
-_PAUSES: list = [0, False]
-_PAUSES_LOCK = threading.Lock()
+class _Pauses:
+    """The roster reads under way, and whether the collector was on when the first began."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.reads = 0
+        self.was_on = False
+
+
+_pauses = _Pauses()
 
 
 def _differences(before: Roster, after: Roster) -> tuple[list[RosterRecord], list[RosterKey]]:
