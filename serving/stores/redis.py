@@ -188,15 +188,23 @@ return {new, gone}
 """
 
 #: what changed in a roster after version ARGV[1] (the keys of WRITE_ROSTER; ARGV[2] the versions
-#: of removals kept; ARGV[3] the most records written this script returns: beyond, the roster is
-#: read page by page instead, as a script runs alone): {version, 1 if the whole roster is to be
-#: read instead, number -> record pairs, numbers removed}
+#: of removals kept; ARGV[3] the most records written this script returns). Beyond ARGV[3] records,
+#: with ARGV[4] "0" the roster is to be read page by page instead (a script runs alone); with "1",
+#: the changes of the first versions, as many whole versions as fit (one at least): a reader
+#: catching up with a long write takes them a part at a time. {version now, 1 if the whole roster
+#: is to be read instead, the version the changes reach, number -> record pairs, numbers removed}
 READ_ROSTER = """
 local v = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 local since = tonumber(ARGV[1])
-if since <= 0 or since > v or since < v - tonumber(ARGV[2]) then return {v, 1, {}, {}} end
-if redis.call('ZCOUNT', KEYS[4], '(' .. since, '+inf') > tonumber(ARGV[3]) then return {v, 1, {}, {}} end
-local rids = redis.call('ZRANGEBYSCORE', KEYS[4], '(' .. since, '+inf')
+if since <= 0 or since > v or since < v - tonumber(ARGV[2]) then return {v, 1, v, {}, {}} end
+local upto = v
+local most = tonumber(ARGV[3])
+if redis.call('ZCOUNT', KEYS[4], '(' .. since, '+inf') > most then
+  if ARGV[4] ~= '1' then return {v, 1, v, {}, {}} end
+  local over = redis.call('ZRANGEBYSCORE', KEYS[4], '(' .. since, '+inf', 'WITHSCORES', 'LIMIT', most, 1)
+  upto = math.max(since + 1, tonumber(over[2]) - 1)
+end
+local rids = redis.call('ZRANGEBYSCORE', KEYS[4], '(' .. since, upto)
 local written = {}
 for i = 1, #rids, 1000 do
   local chunk = {}
@@ -207,7 +215,7 @@ for i = 1, #rids, 1000 do
     written[#written + 1] = values[j]
   end
 end
-return {v, 0, written, redis.call('ZRANGEBYSCORE', KEYS[5], '(' .. since, '+inf')}
+return {v, 0, upto, written, redis.call('ZRANGEBYSCORE', KEYS[5], '(' .. since, upto)}
 """
 
 #: the log from its ARGV[1]-th entry on, newest first (a stream is indexed by id, not position)
@@ -245,8 +253,12 @@ def _chunks(items: Iterable[Any], size: int) -> list[list[Any]]:
     return [chunk for chunk in out if chunk]
 
 
-#: seconds a whole roster's read may wait for a long write (a district's import) to rest
+#: seconds a whole roster's read may take to catch up with a long write (a district's import)
 _ROSTER_READ_S = 120.0
+
+
+def _kept_changing(tenant: str) -> StoreUnavailable:
+    return StoreUnavailable(f"the roster of tenant {tenant!r} kept changing while it was read; retry")
 
 
 def _roster_keys(tenant: str) -> list[str]:
@@ -568,14 +580,7 @@ class RedisStore(LearnerStore):
 
     def roster_changes(self, tenant: str, since: int, pace: Callable[[], None] | None = None) -> RosterChanges:
         keys = _roster_keys(tenant)
-
-        def changes_since(version: int) -> tuple[int, bool, list[tuple[bytes, bytes]], list[int]]:
-            now, full, written, removed = self._call(
-                lambda: self._read_roster(keys=keys, args=[version, ROSTER_HISTORY, ROSTER_CHANGES_MAX])
-            )
-            return int(now), bool(full), list(zip(written[::2], written[1::2])), [int(r) for r in removed]
-
-        version, full, changed, gone = changes_since(since)
+        version, full, _, changed, gone = self._changes_since(keys, since, part=False)
         if not full:
             return RosterChanges(version, False, list(RecordPages([_roster_page(changed)])), gone)
 
@@ -584,7 +589,8 @@ class RedisStore(LearnerStore):
         # reads of the version. A write meanwhile (an import's steps) leaves pages of mixed
         # versions: the changes since the first read of the version, applied over them, bring
         # them to one (every record present throughout is in the pages; every one written or
-        # removed meanwhile is in the changes). Too many changes: the writer is left to finish.
+        # removed meanwhile is in the changes). The changes are read a part at a time while a
+        # long write goes on (see _catch_up), so the reader does not wait for it to end.
         # The records stay as Redis sent them until their reader iterates (see RecordPages).
         deadline = time.monotonic() + _ROSTER_READ_S
         while True:
@@ -592,12 +598,15 @@ class RedisStore(LearnerStore):
             pages = self._roster_pages(keys[2], pace)
             if self.roster_version(tenant) == before:
                 return RosterChanges(before, True, RecordPages(pages, unique=True), [])
-            version, full, changed, gone = changes_since(before)
-            if not full:
-                written = list(RecordPages([_roster_page(changed)]))
-                stale = {rid for rid, *_ in written} | set(gone)
-                return RosterChanges(version, True, RecordPages(pages, stale, written, unique=True), [])
-            self._await_rest(tenant, deadline)  # written at length meanwhile: read again after
+            caught = self._catch_up(tenant, before, pace, deadline)
+            if caught is not None:
+                version, records, removed = caught
+                stale = {int(rid) for rid in records} | removed
+                then = RecordPages([_roster_page(records.items())])
+                return RosterChanges(version, True, RecordPages(pages, stale, then, unique=True), [])
+            # fell more than ROSTER_HISTORY versions behind the writer: read the pages again
+            if time.monotonic() > deadline:
+                raise _kept_changing(tenant)
 
     def _roster_pages(self, name: str, pace: Callable[[], None] | None) -> list[bytes]:
         """The records of a roster hash, an ``HSCAN`` page at a time, each page kept as one
@@ -612,15 +621,45 @@ class RedisStore(LearnerStore):
             if not cursor:
                 return pages
 
-    def _await_rest(self, tenant: str, deadline: float) -> None:
-        """Wait until the tenant's roster stays at one version for half a second (a long write
-        ended), or raise once ``deadline`` (monotonic) has passed."""
-        while time.monotonic() < deadline:
-            seen = self.roster_version(tenant)
-            time.sleep(0.5)
-            if self.roster_version(tenant) == seen:
-                return
-        raise StoreUnavailable(f"the roster of tenant {tenant!r} kept changing while it was read; retry")
+    def _changes_since(
+        self, keys: list[str], since: int, part: bool
+    ) -> tuple[int, bool, int, list[tuple[bytes, bytes]], list[int]]:
+        """READ_ROSTER: (version now, the whole roster to be read instead, the version the changes
+        reach, the (number, payload) pairs written, the numbers removed)."""
+        now, full, upto, written, removed = self._call(
+            lambda: self._read_roster(keys=keys, args=[since, ROSTER_HISTORY, ROSTER_CHANGES_MAX, "1" if part else "0"])
+        )
+        return int(now), bool(full), int(upto), list(zip(written[::2], written[1::2])), [int(r) for r in removed]
+
+    def _catch_up(
+        self, tenant: str, since: int, pace: Callable[[], None] | None, deadline: float
+    ) -> tuple[int, dict[bytes, bytes], set[int]] | None:
+        """The changes after version ``since`` up to a version the roster had, read a part of at
+        most ``ROSTER_CHANGES_MAX`` records at a time (each a short script), ``pace`` called
+        between parts: (that version, number -> payload of the records written and not removed
+        since, the numbers removed). A record written again moves to its newer version, so the
+        parts read in order hold each record as last written; the last part reaches the version
+        the roster then has. None when ``since`` falls out of the removals kept (the writer ran
+        ``ROSTER_HISTORY`` versions ahead). A writer faster than the reader for ``deadline``
+        (monotonic) raises StoreUnavailable."""
+        keys = _roster_keys(tenant)
+        records: dict[bytes, bytes] = {}
+        removed: set[int] = set()
+        while True:
+            now, full, upto, written, gone = self._changes_since(keys, since, part=True)
+            if full:
+                return None
+            records.update(written)
+            removed.update(gone)
+            since = upto
+            if upto == now:
+                for rid in removed:
+                    records.pop(str(rid).encode(), None)
+                return now, records, removed
+            if time.monotonic() > deadline:
+                raise _kept_changing(tenant)
+            if pace is not None:
+                pace()
 
     def write_roster(
         self, tenant: str, expected: int, written: Sequence[RosterRecord], removed: Sequence[RosterKey]

@@ -399,7 +399,9 @@ class SQLiteStore(LearnerStore):
             self._vacuum_wanted.clear()
             try:
                 self._run(lambda c: c.execute("VACUUM"))
-                self._truncate_wal()
+                # a long reader's snapshot keeps the WAL (and the bytes erased in it) meanwhile
+                while not self._truncate_wal() and not self._closed and not self._vacuum_wanted.is_set():
+                    time.sleep(COMPACT_AFTER_S)
             except StoreError as exc:  # busy or closing: the next deletion asks again
                 self._vacuum_wanted.set()
                 time.sleep(0.2)
@@ -412,14 +414,31 @@ class SQLiteStore(LearnerStore):
         """True while a deletion's VACUUM is wanted or running (``wait_s``: wait that long for it)."""
         return not self._vacuum_idle.wait(wait_s)
 
-    def _truncate_wal(self, attempts: int = 50) -> None:
-        """``wal_checkpoint(TRUNCATE)``; a reader holding an older snapshot makes it busy, so retry
-        briefly (every later write keeps the WAL going until a checkpoint succeeds)."""
+    def _truncate_wal(self, attempts: int = 50) -> bool:
+        """``wal_checkpoint(TRUNCATE)``, True once done. A reader holding an older snapshot makes it
+        busy, and a checkpoint waiting for that reader (SQLite's busy handler) blocks every new
+        writer meanwhile: a worker's paced read of a district's roster holds its snapshot for
+        seconds, and an import's step or an erasure stopped the writes of every worker for as
+        long. So each try gives up at once when busy, and the next comes a little later; what is
+        left is truncated by the background compaction, which tries until it is done."""
+        wait_ms = int(self.timeout_s * 1000)
+
+        def checkpoint(c: sqlite3.Connection) -> int:
+            c.execute("PRAGMA busy_timeout=0")
+            try:
+                return c.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            finally:
+                c.execute(f"PRAGMA busy_timeout={wait_ms}")
+
         for _ in range(attempts):
-            busy, _, _ = self._run(lambda c: c.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
+            try:
+                busy = self._run(checkpoint)
+            except StoreUnavailable:  # locked by a writer or another checkpoint
+                busy = 1
             if not busy:
-                return
+                return True
             time.sleep(0.02)
+        return False
 
     # ------------------------------------------------------------------ keys
     def put_key(self, key: ApiKeyRecord) -> None:

@@ -488,6 +488,42 @@ def test_a_roster_read_in_pages_keeps_up_with_a_writer_that_does_not_rest(store,
     }
 
 
+def test_a_roster_read_catches_up_with_a_long_write_without_waiting_for_its_end(store, monkeypatch) -> None:
+    """An import writes a step after every page of a worker's whole read and after every part of
+    its catching up, many more records meanwhile than one answer of changes holds: the read
+    still ends long before the import does, with the records of one version. Steps write records
+    written before (by the first read and by earlier steps), add new ones and remove others, so
+    the parts read one after another must be put together in their order."""
+    import serving.stores.redis
+    import serving.stores.sqlite
+
+    for module in (serving.stores.sqlite, serving.stores.redis):
+        monkeypatch.setattr(module, "ROSTER_PAGE", 40)
+        monkeypatch.setattr(module, "ROSTER_CHANGES_MAX", 25)
+    first = {f"u{i}": {"n": i} for i in range(700)}
+    store.write_roster("t1", 0, [("users", key, record) for key, record in first.items()], [])
+
+    def step(k: int) -> tuple:
+        written = [("users", f"u{(7 * k + j) % 300}", {"n": -k, "j": j}) for j in range(12)]
+        written.append(("users", f"new{k}", {"k": k}))
+        removed = [("users", f"u{699 - k}"), ("users", f"new{k - 3}")] if k >= 3 else [("users", f"u{699 - k}")]
+        return ("t1", k + 1, written, removed)
+
+    steps = [step(k) for k in range(300)]
+    read, made = read_while_written(store, steps)
+    assert read.full and made < len(steps)  # ended while the import went on
+    expected = dict(first)
+    for _, _, written, removed in steps[: read.version - 1]:  # the steps the version it names holds
+        expected.update((key, record) for _, key, record in written)
+        for _, key in removed:
+            expected.pop(key, None)
+    got = {key: record for _, _, key, record in read.written}
+    assert len(got) == len(read.written)  # no record twice
+    assert got == expected
+    if read.version > 1:  # Redis: caught up with the writer, many parts of changes after the pages
+        assert read.version - 1 > 3
+
+
 def test_a_removed_roster_record_leaves_no_byte(store, request) -> None:
     """A student dropped by a roster import (no learner record to delete): their record's bytes go
     from the store's files as a deleted learner's do."""
@@ -497,6 +533,46 @@ def test_a_removed_roster_record_leaves_no_byte(store, request) -> None:
     store.write_roster("t1", 1, [], [("users", "u-qx7-gone")])
     data = files_after_erasure(request, store)
     assert b"u-kept" in data  # the check sees what is there
+    assert b"qx7" not in data
+
+
+def test_an_erasure_during_a_long_read_neither_waits_for_it_nor_stops_other_writers(
+    store, request, monkeypatch
+) -> None:
+    """A worker reads a district's roster paced (on SQLite in one snapshot, for seconds) while an
+    import drops a student: the import's write returns, another writer (events, settings) goes on
+    meanwhile, and the dropped student's bytes still leave the files once the read has ended. On
+    SQLite the WAL's truncation waited on the reader's snapshot and blocked every new writer while
+    it did."""
+    import serving.stores.redis
+    import serving.stores.sqlite
+
+    from .conftest import files_after_erasure
+
+    for module in (serving.stores.sqlite, serving.stores.redis):
+        monkeypatch.setattr(module, "ROSTER_PAGE", 40)
+    records = [("users", f"u{i}", {"n": i}) for i in range(200)]
+    store.write_roster("t1", 0, [*records, ("users", "u-qx7-gone", {"given": "Zebulon-qx7"})], [])
+    done: list[str] = []
+
+    def meanwhile() -> None:
+        if done:
+            return
+        done.append("paced")
+        for work in (
+            lambda: store.write_roster("t1", 1, [], [("users", "u-qx7-gone")]),
+            lambda: store.put_setting("after", "written meanwhile"),
+        ):
+            thread = threading.Thread(target=lambda w=work: done.append(repr(w())))
+            thread.start()
+            thread.join(20)
+            assert not thread.is_alive(), "a write waited for the reader"
+
+    read = store.roster_changes("t1", 0, meanwhile)
+    assert done == ["paced", "2", "1"] and read.full
+    assert store.get_setting("after") == (1, "written meanwhile")
+    data = files_after_erasure(request, store)
+    assert b"written meanwhile" in data  # the check sees what is there
     assert b"qx7" not in data
 
 
