@@ -217,7 +217,11 @@ def _next_under_import(
             headers={"content-type": "application/zip", "prefer": "respond-async"},
             timeout=600,
         ).json()
+        midway: dict[str, Any] = {}
+        teacher = threading.Thread(target=_class_list_midway, args=(base, admin, posted["import_id"], midway))
+        teacher.start()
         during = drive(base, key, requests, rate, server=pid)
+        teacher.join()
         while (job := client.get(f"/v1/rosters/imports/{posted['import_id']}").json())["status"] not in (
             "done",
             "failed",
@@ -243,9 +247,39 @@ def _next_under_import(
         "quiet": {k: quiet[k] for k in keep},
         "during": {k: during[k] for k in keep},
         "roster_read": {**{k: reading[k] for k in (*keep, "max")}, "request": first_read},
+        "midway": midway,
         "import_s": round(_seconds(job["submitted"], job["finished"]), 1),
         "import_status": job["status"],
     }
+
+
+def _class_list_midway(base: str, admin: str, import_id: str, out: dict[str, Any]) -> None:
+    """A teacher's class list while the import writes the roster (its ``roster`` phase, half-way
+    through its steps): how long it takes, and how many of the district's classes it lists then."""
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {admin}"}, timeout=600) as client:
+        deadline = time.perf_counter() + 300
+        while time.perf_counter() < deadline:
+            job = client.get(f"/v1/rosters/imports/{import_id}").json()
+            progress = job.get("progress") or {}
+            if job["status"] in ("done", "failed"):
+                out.update(missed=job["status"])  # the roster phase came and went between two looks
+                return
+            if progress.get("phase") == "roster" and progress.get("done", 0) >= progress.get("total", 0) // 2:
+                break
+            time.sleep(0.05)
+        began = time.perf_counter()
+        answer = client.get("/v1/classes?limit=5")
+        seconds = round(time.perf_counter() - began, 2)
+        status = client.get(f"/v1/rosters/imports/{import_id}").json()["status"]
+        out.update(status=answer.status_code, seconds=seconds, classes=answer.json().get("total"), import_then=status)
+
+
+def _midway(m: dict[str, Any] | None) -> str:
+    if not m:
+        return "-"
+    if "missed" in m:
+        return f"missed ({m['missed']})"
+    return f"{m['seconds']} s ({m['status']}), {m['classes']} classes, import {m['import_then']}"
 
 
 def _after_restart(pid: int, base: str, key: str, workdir: Path, root: Path, rate: float) -> dict[str, Any]:
@@ -391,7 +425,7 @@ def report(results: dict, baseline: dict, args: argparse.Namespace, command: str
             f"{n['rate']:g} | {q['p50']} / {q['p99']} | {d['p50']} / {d['p99']} | {d['throughput']}, {d['errors']} "
             f"| {q['server_cpu_ms']} / {d['server_cpu_ms']} | {n['import_s']} ({n['import_status']}) "
             f"| {f.get('p50', '-')} / {f.get('p99', '-')} / {f.get('max', '-')} "
-            f"| {request.get('seconds', '-')} | {request.get('copy_mb', '-')}"
+            f"| {request.get('seconds', '-')} | {request.get('copy_mb', '-')} | {_midway(n.get('midway'))}"
         )
 
     def restart_row(a: dict[str, Any]) -> str:
@@ -412,10 +446,12 @@ def report(results: dict, baseline: dict, args: argparse.Namespace, command: str
         "more from the import's end, a class list of that tenant asked 2 s in (`its request`): the worker reads "
         "the district's whole roster in that time, when the import ends or for that request in a tree that "
         "waits for one, as after a start (`first roster read`). `copy MB`: the worker's `VmRSS` after that "
-        "read less before it, what its copy of the district's roster costs it.",
+        "read less before it, what its copy of the district's roster costs it. `class list while importing`: "
+        "a class list of that tenant asked once the import has written half the steps of the roster, its time, the "
+        "classes it listed, and whether the import was still running when it answered.",
         "rate | quiet p50 / p99 ms | during the import p50 / p99 ms | during: throughput, errors "
         "| server CPU ms per /next quiet / during | import (s) | first roster read: p50 / p99 / max ms "
-        "| its request (s) | copy MB",
+        "| its request (s) | copy MB | class list while importing",
     )
     lines += _table(
         results,
