@@ -9,8 +9,9 @@ are CEDS codes (``KG``, ``04``, ``"04,05"``). Every bad row is named by file, li
 Ids are pseudonymous: a ``sourcedId`` that is a plain id is kept (it is what an LMS sends as the
 xAPI ``account.name``, so statements and roster meet on one learner); anything else, an e-mail
 address above all, is replaced by a salted hash (:func:`engine.xapi.account_id`). E-mail
-addresses, user names, phone numbers and passwords are never read into the roster; given and
-family names are kept for the teacher's views and erased with the learner.
+addresses, user names, phone numbers and passwords are never read (a row holds only the columns
+an import uses, whatever the case of the header); given and family names are kept for the
+teacher's views and erased with the learner.
 
 A bundle applies to the tenant's current roster (:meth:`Roster.apply`): a file sent in bulk
 replaces its kind of record, a delta file (named so in ``manifest.csv``) adds, updates and deletes
@@ -65,6 +66,26 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "users": ("given", "family", "role", "grade", "orgs"),
     "classes": ("title", "code", "grades", "school", "sessions"),
     "enrollments": ("class", "user", "role", "primary"),
+}
+#: the other columns of each kind's file an import reads; a row holds these and the needed ones
+#: only (case aside), so e-mail addresses, user names, phone numbers and passwords are never held,
+#: and a district's rows cost the import's process less
+_READ: dict[str, tuple[str, ...]] = {
+    "orgs": ("status", "parentSourcedId"),
+    "sessions": ("status",),
+    "users": (
+        "status",
+        "role",
+        "givenName",
+        "familyName",
+        "preferredGivenName",
+        "preferredFamilyName",
+        "grades",
+        "orgSourcedIds",
+        "primaryOrgSourcedId",
+    ),
+    "classes": ("status", "classCode", "grades", "termSourcedIds"),
+    "enrollments": ("status", "primary"),
 }
 _OPTIONAL_FILES = {"roles.csv", "manifest.csv"}
 _FILES = {name.lower(): kind for kind, (name, _) in KINDS.items()}
@@ -121,8 +142,11 @@ def _decode(name: str, data: bytes) -> str:
         raise RosterError(str(exc)) from None
 
 
-def _table(name: str, text: str, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
-    """(line, row) pairs with the header's columns matched without regard to case or spaces."""
+def _table(
+    name: str, text: str, required: tuple[str, ...], also: tuple[str, ...] | None = None
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line, row) pairs with the header's columns matched without regard to case or spaces; a
+    row holds the ``required`` columns and those of ``also`` the header has (None: every column)."""
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader)
@@ -130,11 +154,13 @@ def _table(name: str, text: str, required: tuple[str, ...]) -> Iterator[tuple[in
         raise RosterError(f"{name}: empty file; expected a header with {', '.join(required)}") from None
     except csv.Error as exc:
         raise RosterError(f"{name} line 1: {exc}") from None
-    canonical = {c.lower(): c for c in required}
+    canonical = {c.lower(): c for c in (*required, *(also or ()))}
     columns = [canonical.get(c.strip().lower(), c.strip()) for c in header]
     missing = [c for c in required if c not in columns]
     if missing:
         raise RosterError(f"{name}: missing column(s) {', '.join(missing)}; found {', '.join(columns) or 'no columns'}")
+    named = set(canonical.values())
+    held = [(i, c) for i, c in enumerate(columns) if also is None or c in named]
     line = reader.line_num
     # a district's files repeat most short values (a status, a date, a role, a school's or a
     # class's id) hundreds of thousands of times: the rows share one copy of each
@@ -147,7 +173,7 @@ def _table(name: str, text: str, required: tuple[str, ...]) -> Iterator[tuple[in
             if len(values) > len(columns):
                 raise RosterError(f"{name} line {start}: {len(values)} fields, the header has {len(columns)}")
             row = {}
-            for i, c in enumerate(columns):
+            for i, c in held:
                 v = values[i].strip() if i < len(values) else ""
                 row[c] = shared.setdefault(v, v) if len(v) <= _SHARED_LEN else v
             yield start, row
@@ -173,7 +199,7 @@ def read_bundle(files: Mapping[str, bytes], source: str) -> RosterBundle:
     if "manifest.csv" in by_name:
         name, path = by_name["manifest.csv"]
         where = f"{source}/{name}"
-        for _, row in _table(where, _decode(where, files[path]), ("propertyName", "value")):
+        for _, row in _table(where, _decode(where, files[path]), ("propertyName", "value"), ()):
             manifest[row["propertyName"]] = row["value"].lower()
     for kind, (file_name, required) in KINDS.items():
         mode = manifest.get(f"file.{file_name.removesuffix('.csv')}", "")
@@ -192,12 +218,12 @@ def read_bundle(files: Mapping[str, bytes], source: str) -> RosterBundle:
             )
         name, path = by_name[file_name.lower()]
         where = f"{source}/{name}"
-        bundle.rows[kind] = list(_table(where, _decode(where, files[path]), required))
+        bundle.rows[kind] = list(_table(where, _decode(where, files[path]), required, _READ[kind]))
         bundle.modes[kind] = mode or "bulk"
     if "roles.csv" in by_name:  # OneRoster 1.2: a user's roles live here, not in users.csv
         name, path = by_name["roles.csv"]
         where = f"{source}/{name}"
-        for line, row in _table(where, _decode(where, files[path]), ("userSourcedId", "role", "roleType")):
+        for line, row in _table(where, _decode(where, files[path]), ("userSourcedId", "role", "roleType"), ("status",)):
             if row.get("status", "").lower() == "tobedeleted":
                 continue
             if row["role"].lower() not in _ROLES:

@@ -244,6 +244,30 @@ def test_a_delta_deleting_users_takes_their_enrollments(tmp_path) -> None:
     assert roster.classes_of("stu-1000") == ["class-4a"]  # the roster applied to is left as it was
 
 
+def test_columns_are_read_whatever_their_case_and_rows_hold_only_what_the_import_reads(tmp_path) -> None:
+    """An export whose headers are upper case (``STATUS``, ``GivenName``) is read as one in the
+    standard's case: a row marked ``TOBEDELETED`` leaves, names and grades arrive. The rows the
+    import holds carry the columns it reads, and no e-mail address, user name, phone number or
+    password."""
+    roster = Roster().apply(load_bundle(school(tmp_path)), "t")
+    delta = tmp_path / "shouting"
+    delta.mkdir()
+    (delta / "manifest.csv").write_text("PropertyName,Value\nfile.users,delta\n")
+    (delta / "users.csv").write_text(
+        "SOURCEDID,STATUS,ROLE,GIVENNAME,FAMILYNAME,GRADES,EMAIL,USERNAME,PHONE,PASSWORD\n"
+        "stu-1000,TOBEDELETED,student,,,,,,,\n"
+        "stu-1001,active,student,Ada,Okafor,05,ada@example.org,aokafor,555-0100,hunter2\n"
+    )
+    bundle = load_bundle(delta)
+    assert bundle.modes["users"] == "delta"
+    after = roster.apply(bundle, "t")
+    assert "stu-1000" not in after.users
+    assert after.name_of("stu-1001") == "Ada Okafor" and after.grade_of("stu-1001") == "5"
+    held = {column for _, row in bundle.rows["users"] for column in row}
+    assert held == {"sourcedId", "status", "role", "givenName", "familyName", "grades"}
+    assert "ada@example.org" not in repr(bundle) and "hunter2" not in repr(bundle)
+
+
 def test_erasing_a_user_takes_their_enrollments(tmp_path) -> None:
     roster = Roster().apply(load_bundle(school(tmp_path)), "t")
     records = roster.records_of_users(["stu-1000", "nobody"])
