@@ -25,6 +25,16 @@ def school(tmp_path: Path) -> Path:
     return target
 
 
+def delta_folder(folder: Path, files: dict[str, str], header: str = "propertyName,value") -> Path:
+    """A bundle of delta files (file name -> text) with its manifest, in ``folder``."""
+    folder.mkdir()
+    modes = "".join(f"file.{name.removesuffix('.csv')},delta\n" for name in files)
+    (folder / "manifest.csv").write_text(f"{header}\n{modes}")
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    return folder
+
+
 def test_a_real_layout_imports_with_pseudonymous_ids_and_grades(tmp_path) -> None:
     bundle = load_bundle(school(tmp_path))
     roster = Roster().apply(bundle, "t")
@@ -57,13 +67,13 @@ def test_the_same_bundle_twice_changes_nothing_and_a_delta_moves_a_student(tmp_p
     twice = once.apply(load_bundle(folder), "t")
     assert twice.to_json() == once.to_json()
 
-    delta = tmp_path / "delta"
-    delta.mkdir()
-    (delta / "manifest.csv").write_text("propertyName,value\nfile.enrollments,delta\n")
-    (delta / "enrollments.csv").write_text(
-        "sourcedId,status,dateLastModified,classSourcedId,schoolSourcedId,userSourcedId,role\n"
-        "e-0,tobedeleted,2026-09-01,class-4a,org-school-7,stu-1000,student\n"
-        "e-0-moved,active,2026-09-01,class-5b,org-school-7,stu-1000,student\n"
+    delta = delta_folder(
+        tmp_path / "delta",
+        {
+            "enrollments.csv": "sourcedId,status,dateLastModified,classSourcedId,schoolSourcedId,userSourcedId,role\n"
+            "e-0,tobedeleted,2026-09-01,class-4a,org-school-7,stu-1000,student\n"
+            "e-0-moved,active,2026-09-01,class-5b,org-school-7,stu-1000,student\n"
+        },
     )
     moved = once.apply(load_bundle(delta), "t")
     assert moved.classes_of("stu-1000") == ["class-5b"]
@@ -231,11 +241,12 @@ def test_missing_paths_and_manifest_promises(tmp_path) -> None:
 
 def test_a_delta_deleting_users_takes_their_enrollments(tmp_path) -> None:
     roster = Roster().apply(load_bundle(school(tmp_path)), "t")
-    delta = tmp_path / "left"
-    delta.mkdir()
-    (delta / "manifest.csv").write_text("propertyName,value\nfile.users,delta\n")
-    (delta / "users.csv").write_text(
-        "sourcedId,status,role\nstu-1000,tobedeleted,student\nstu-1001,tobedeleted,student\nnobody,tobedeleted,student\n"
+    delta = delta_folder(
+        tmp_path / "left",
+        {
+            "users.csv": "sourcedId,status,role\nstu-1000,tobedeleted,student\nstu-1001,tobedeleted,student\n"
+            "nobody,tobedeleted,student\n"
+        },
     )
     after = roster.apply(load_bundle(delta), "t")
     assert "stu-1000" not in after.users and "stu-1001" not in after.users
@@ -250,13 +261,14 @@ def test_columns_are_read_whatever_their_case_and_rows_hold_only_what_the_import
     import holds carry the columns it reads, and no e-mail address, user name, phone number or
     password."""
     roster = Roster().apply(load_bundle(school(tmp_path)), "t")
-    delta = tmp_path / "shouting"
-    delta.mkdir()
-    (delta / "manifest.csv").write_text("PropertyName,Value\nfile.users,delta\n")
-    (delta / "users.csv").write_text(
-        "SOURCEDID,STATUS,ROLE,GIVENNAME,FAMILYNAME,GRADES,EMAIL,USERNAME,PHONE,PASSWORD\n"
-        "stu-1000,TOBEDELETED,student,,,,,,,\n"
-        "stu-1001,active,student,Ada,Okafor,05,ada@example.org,aokafor,555-0100,hunter2\n"
+    delta = delta_folder(
+        tmp_path / "shouting",
+        {
+            "users.csv": "SOURCEDID,STATUS,ROLE,GIVENNAME,FAMILYNAME,GRADES,EMAIL,USERNAME,PHONE,PASSWORD\n"
+            "stu-1000,TOBEDELETED,student,,,,,,,\n"
+            "stu-1001,active,student,Ada,Okafor,05,ada@example.org,aokafor,555-0100,hunter2\n"
+        },
+        header="PropertyName,Value",
     )
     bundle = load_bundle(delta)
     assert bundle.modes["users"] == "delta"
