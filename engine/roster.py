@@ -32,7 +32,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from engine.textfiles import TextFileError, decode_text
+from engine.textfiles import TextFileError, decode_text, text_lines
 from engine.xapi import account_id
 
 __all__ = [
@@ -147,7 +147,7 @@ def _table(
 ) -> Iterator[tuple[int, dict[str, str]]]:
     """(line, row) pairs with the header's columns matched without regard to case or spaces; a
     row holds the ``required`` columns and those of ``also`` the header has (None: every column)."""
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(text_lines(text))
     try:
         header = next(reader)
     except StopIteration:

@@ -17,6 +17,8 @@ from __future__ import annotations
 import codecs
 import io
 import os
+import re
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -29,6 +31,7 @@ __all__ = [
     "decode_text",
     "open_text",
     "read_text",
+    "text_lines",
 ]
 
 #: what the error messages ask for
@@ -179,6 +182,29 @@ def decode_text(data: bytes, name: str | Path) -> str:
         bad = data[exc.start : exc.end].hex(" ")
         kind = "UTF-16" if encoding == "utf-16" else "UTF-8"
         raise TextFileError(path, line, f"is not valid {kind} (bytes {bad}: {exc.reason})") from None
+
+
+_LINE = re.compile(r"[^\r\n]*(?:\r\n?|\n)|[^\r\n]+")
+
+
+def text_lines(text: str) -> Iterator[str]:
+    """The lines of ``text`` as a file opened with ``newline=""`` gives them to :mod:`csv` (split
+    after ``\\r\\n``, ``\\r`` or ``\\n``, the ends kept), sliced from it one at a time: an
+    ``io.StringIO`` of it holds four bytes a character (a district's 103 MB enrollments cost 394
+    MB more that way).
+
+    >>> list(text_lines('a,b\\r\\nc,"d\\re"\\nf'))
+    ['a,b\\r\\n', 'c,"d\\r', 'e"\\n', 'f']
+    """
+    if text.count("\r") == text.count("\r\n"):  # no lone CR (nearly every file): split on LF alone
+        start, find, size = 0, text.find, len(text)
+        while start < size:
+            end = find("\n", start) + 1 or size
+            yield text[start:end]
+            start = end
+    else:
+        for line in _LINE.finditer(text):
+            yield line.group()
 
 
 def read_text(path: str | Path) -> str:

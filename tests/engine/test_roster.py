@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -278,6 +279,25 @@ def test_columns_are_read_whatever_their_case_and_rows_hold_only_what_the_import
     held = {column for _, row in bundle.rows["users"] for column in row}
     assert held == {"sourcedId", "status", "role", "givenName", "familyName", "grades"}
     assert "ada@example.org" not in repr(bundle) and "hunter2" not in repr(bundle)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet='ab,"\r\n ', max_size=40))
+def test_a_file_is_cut_in_lines_as_csv_reads_a_file_opened_for_it(text) -> None:
+    """``text_lines`` gives csv the lines an ``io.StringIO(text, newline="")`` gives (line ends
+    of every kind, lone CRs, quoted line breaks, no end at the end), without its copy of the text."""
+    import csv
+
+    from engine.textfiles import text_lines
+
+    assert list(text_lines(text)) == list(io.StringIO(text, newline=""))
+    try:
+        expected = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        with pytest.raises(csv.Error, match=re.escape(str(exc))):
+            list(csv.reader(text_lines(text)))
+    else:
+        assert list(csv.reader(text_lines(text))) == expected
 
 
 def test_erasing_a_user_takes_their_enrollments(tmp_path) -> None:
