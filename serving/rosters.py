@@ -212,7 +212,7 @@ class RosterStore:
             if not written and not removed:
                 return before, after
             try:
-                self._write(tenant, current.version, written, removed, progress)
+                self._write(tenant, current.version, after, written, removed, progress)
             except VersionConflict:
                 continue  # another writer came in between: write what still differs from theirs
             return before, after
@@ -222,7 +222,8 @@ class RosterStore:
         self,
         tenant: str,
         version: int,
-        written: list[RosterRecord],
+        after: Roster,
+        written: list[RosterKey],
         removed: list[RosterKey],
         progress: Progress | None = None,
     ) -> int:
@@ -233,29 +234,36 @@ class RosterStore:
         records written (a user or class before the enrollments that name it), then the other
         removals (no enrollment names them any more), so every version between is a roster whose
         references hold. Between steps the writer waits so that the steps take at most the
-        store's ``bulk_share`` of its time: the API's requests are served in between."""
+        store's ``bulk_share`` of its time: the API's requests are served in between.
+
+        ``written`` names the records of ``after`` to write; each is read from it (a new dict)
+        when its step is written, not all at once (a district's 612,000 cost 160 MB that way)."""
+
+        def records(keys: Sequence[RosterKey]) -> list[RosterRecord]:
+            return [(kind, key, getattr(after, kind)[key]) for kind, key in keys]
+
         step = self.store.roster_step
         if len(written) + len(removed) <= step:  # one version: whole at once
-            return self.store.write_roster(tenant, version, written, removed)
+            return self.store.write_roster(tenant, version, records(written), removed)
         order = {kind: k for k, kind in enumerate(KINDS)}
         last = "enrollments"  # the kind that names the others
-        phases: list[tuple[list[RosterRecord], list[RosterKey]]] = [
+        phases: list[tuple[list[RosterKey], list[RosterKey]]] = [
             ([], [r for r in removed if r[0] == last]),
             (sorted(written, key=lambda r: order[r[0]]), []),
             ([], sorted((r for r in removed if r[0] != last), key=lambda r: -order[r[0]])),
         ]
         steps = [
-            (records[start : start + step], keys[start : start + step])
-            for records, keys in phases
-            for start in range(0, max(len(records), len(keys)), step)
+            (writes[start : start + step], removals[start : start + step])
+            for writes, removals in phases
+            for start in range(0, max(len(writes), len(removals)), step)
         ]
         pace = Pace(self.store.bulk_share, slice_s=0.0)
-        for done, (records, keys) in enumerate(steps):
+        for done, (writes, removals) in enumerate(steps):
             if done:
                 pace()
             if progress is not None:
                 progress("roster", done, len(steps))
-            version = self.store.write_roster(tenant, version, records, keys)
+            version = self.store.write_roster(tenant, version, records(writes), removals)
         return version
 
     def apply(self, tenant: str, bundle: RosterBundle, progress: Progress | None = None) -> tuple[Roster, Roster]:
@@ -273,7 +281,7 @@ class RosterStore:
             enrolled = current.roster.enrollments
             rostered = {key if kind == "users" else enrolled.value(key, "user") for kind, key in removed}
             try:
-                self._write(tenant, current.version, [], removed)
+                self._write(tenant, current.version, current.roster, [], removed)
             except VersionConflict:
                 continue
             return rostered
@@ -360,14 +368,15 @@ class _Pauses:
 _pauses = _Pauses()
 
 
-def _differences(before: Roster, after: Roster) -> tuple[list[RosterRecord], list[RosterKey]]:
-    """The records of ``after`` that are new or differ from ``before``, and those it no longer has."""
-    written: list[RosterRecord] = []
+def _differences(before: Roster, after: Roster) -> tuple[list[RosterKey], list[RosterKey]]:
+    """The records of ``after`` that are new or differ from ``before``, and those it no longer
+    has, as (kind, id)."""
+    written: list[RosterKey] = []
     removed: list[RosterKey] = []
     for kind in KINDS:
         old: Records = getattr(before, kind)
         new: Records = getattr(after, kind)
-        written += [(kind, key, new[key]) for key in new if new.differs(old, key)]
+        written += [(kind, key) for key in new if new.differs(old, key)]
         removed += [(kind, key) for key in old if key not in new]
     return written, removed
 
