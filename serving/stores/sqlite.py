@@ -354,7 +354,8 @@ class SQLiteStore(LearnerStore):
 
     def delete_learners(self, tenant: str, learner_ids: Sequence[str]) -> set[str]:
         """Delete the rows (their bytes zeroed by ``secure_delete``) in one transaction, checkpoint
-        the WAL into the database and truncate it; then, in the background, ``VACUUM``: a row that
+        the WAL into the database and truncate it (in the background, when a reader's older
+        snapshot holds it: see :meth:`_truncate_wal`); then, in the background, ``VACUUM``: a row that
         a page split or rebalance copied elsewhere earlier left its old bytes in the free space of
         a page that is still in use, which ``secure_delete`` never sees, and rewriting the file
         leaves none. The rewrite costs about a second per 80 MB of database and blocks writers
