@@ -357,8 +357,7 @@ def roster_import(
     typer.echo(
         f"{counts['users']} users ({counts['students']} students, {counts['teachers']} teachers), "
         f"{counts['classes']} classes, {counts['enrollments']} enrollments in {counts['orgs']} org(s); "
-        + changed
-        + (" (no change)" if not changed else "")
+        + (changed or "(no change)")
         + f"; grade set for {result['grades_set']} student(s)"
     )
 

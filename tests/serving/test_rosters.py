@@ -481,7 +481,7 @@ def test_the_roster_import_command(tmp_path, shared_engine) -> None:
     result = json.loads(first.stdout)
     assert (result["counts"]["users"], result["counts"]["classes"], result["counts"]["enrollments"]) == (32, 2, 32)
     second = runner.invoke(app, ["roster", "import", str(SCHOOL), "--tenant", "school", "--store", url])
-    assert second.exit_code == 0 and "(no change)" in second.stdout
+    assert second.exit_code == 0 and "org(s); (no change); grade set for 0 student(s)" in second.stdout
     missing = runner.invoke(app, ["roster", "import", str(tmp_path / "none"), "--tenant", "school", "--store", url])
     assert missing.exit_code == 1 and "not found" in missing.output
     no_users = tmp_path / "no_users"
