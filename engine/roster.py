@@ -731,13 +731,24 @@ class Roster:
         """The roster after ``bundle``: bulk files replace, delta files merge (see the module docstring).
         Raises :class:`RosterError` naming the file, line and field of the first bad row."""
         ids: dict[str, dict[str, str]] = {kind: {} for kind in KINDS}  # kind -> sourcedId -> our id
-        # each kind's mapping is copied (its rows are immutable); the records this bundle makes are
-        # built as dicts, their references resolved, and only then held in the result
+        # each kind's mapping is copied (its rows are immutable); a row's record is resolved and
+        # held in the result as it is read: the kinds come in the order they name each other
+        # (an org names its parent, an org of the same file, set once the orgs are all read)
         result = Roster(**{kind: getattr(self, kind).copy() for kind in KINDS})
-        made: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in KINDS}
 
         def our_id(kind: str, source_id: str) -> str:
             return account_id(source_id, f"{tenant}\x1f{kind}")
+
+        def resolve(kind: str, row_kind: str, line: int, column: str, source_id: str) -> str:
+            """The id of a record a row names, which must be in the roster after the apply (from
+            this bundle or from before); the kinds read before this row's are whole by then."""
+            key = ids[kind].get(source_id) or our_id(kind, source_id)
+            if key not in getattr(result, kind):
+                raise RosterError(
+                    f"{bundle.where(row_kind, line, column)}: {source_id!r} is no {kind[:-1]} of the roster"
+                    f" (not in {KINDS[kind][0]})"
+                )
+            return key
 
         for kind in KINDS:
             rows = bundle.rows.get(kind)
@@ -746,6 +757,7 @@ class Roster:
             current: Records = getattr(result, kind)
             if bundle.modes[kind] == "bulk":
                 current.clear()
+            by_source = ids[kind] if kind != "enrollments" else {}  # no row names an enrollment
             seen: dict[str, int] = {}
             for line, row in rows:
                 source_id = row["sourcedId"]
@@ -756,8 +768,7 @@ class Roster:
                         f"{bundle.where(kind, line, 'sourcedId')}: {source_id!r} repeats line {seen[source_id]}"
                     )
                 seen[source_id] = line
-                key = our_id(kind, source_id)
-                ids[kind][source_id] = key
+                key = by_source[source_id] = our_id(kind, source_id)
                 status = row.get("status", "").lower()
                 if status == "tobedeleted":  # a user's or class's enrollments go with it (below)
                     current.pop(key, None)
@@ -766,61 +777,35 @@ class Roster:
                     raise RosterError(
                         f"{bundle.where(kind, line, 'status')}: {status!r}; expected active or tobedeleted"
                     )
-                made[kind][key] = self._record(kind, row, line, bundle)
-        # references: ids named by a row must exist after the apply (in this bundle or the roster)
-        known = {kind: set(getattr(result, kind)) | set(made[kind]) for kind in KINDS}
-
-        def resolve(kind: str, row_kind: str, line: int, column: str, source_id: str) -> str:
-            key = ids[kind].get(source_id) or our_id(kind, source_id)
-            if key not in known[kind]:
-                raise RosterError(
-                    f"{bundle.where(row_kind, line, column)}: {source_id!r} is no {kind[:-1]} of the roster"
-                    f" (not in {KINDS[kind][0]})"
-                )
-            return key
-
-        for line, row in bundle.rows.get("orgs", []):
-            key = ids["orgs"][row["sourcedId"]]
-            if key in made["orgs"] and row.get("parentSourcedId"):
-                made["orgs"][key]["parent"] = resolve("orgs", "orgs", line, "parentSourcedId", row["parentSourcedId"])
-        for line, row in bundle.rows.get("classes", []):
-            key = ids["classes"][row["sourcedId"]]
-            if key not in made["classes"]:
-                continue
-            record = made["classes"][key]
-            record["school"] = resolve("orgs", "classes", line, "schoolSourcedId", row["schoolSourcedId"])
-            terms = [t.strip() for t in row.get("termSourcedIds", "").split(",") if t.strip()]
-            if "sessions" in bundle.rows or known["sessions"]:
-                record["sessions"] = [resolve("sessions", "classes", line, "termSourcedIds", t) for t in terms]
-        for line, row in bundle.rows.get("users", []):
-            key = ids["users"][row["sourcedId"]]
-            if key in made["users"]:
-                orgs = [o.strip() for o in row.get("orgSourcedIds", "").split(",") if o.strip()]
-                primary = row.get("primaryOrgSourcedId", "")
-                made["users"][key]["orgs"] = [
-                    resolve("orgs", "users", line, "orgSourcedIds", o)
-                    for o in dict.fromkeys([*orgs, *filter(None, [primary])])
-                ]
-        for line, row in bundle.rows.get("enrollments", []):
-            key = ids["enrollments"][row["sourcedId"]]
-            if key not in made["enrollments"]:
-                continue
-            record = made["enrollments"][key]
-            record["class"] = resolve("classes", "enrollments", line, "classSourcedId", row["classSourcedId"])
-            record["user"] = resolve("users", "enrollments", line, "userSourcedId", row["userSourcedId"])
+                record = self._record(kind, row, line, bundle)
+                if kind == "classes":
+                    record["school"] = resolve("orgs", kind, line, "schoolSourcedId", row["schoolSourcedId"])
+                    terms = [t.strip() for t in row.get("termSourcedIds", "").split(",") if t.strip()]
+                    if "sessions" in bundle.rows or len(result.sessions):
+                        record["sessions"] = [resolve("sessions", kind, line, "termSourcedIds", t) for t in terms]
+                elif kind == "users":
+                    orgs = [o.strip() for o in row.get("orgSourcedIds", "").split(",") if o.strip()]
+                    primary = row.get("primaryOrgSourcedId", "")
+                    record["orgs"] = [
+                        resolve("orgs", kind, line, "orgSourcedIds", o)
+                        for o in dict.fromkeys([*orgs, *filter(None, [primary])])
+                    ]
+                elif kind == "enrollments":
+                    record["class"] = resolve("classes", kind, line, "classSourcedId", row["classSourcedId"])
+                    record["user"] = resolve("users", kind, line, "userSourcedId", row["userSourcedId"])
+                current[key] = record
+            if kind == "orgs":
+                for line, row in rows:
+                    key = ids["orgs"][row["sourcedId"]]
+                    if key in current and row.get("parentSourcedId"):
+                        parent = resolve("orgs", "orgs", line, "parentSourcedId", row["parentSourcedId"])
+                        current[key] = {**current[key], "parent": parent}
         # a user's role: users.csv (1.1), else roles.csv (1.2), else their enrollments (below)
+        users = result.users
         for source_id, (_line, role) in bundle.roles.items():
             key = ids["users"].get(source_id) or our_id("users", source_id)
-            user = made["users"].get(key)
-            if user is None and key in result.users and not result.users.value(key, "role"):
-                user = made["users"][key] = result.users[key]
-            if user is not None and not user.get("role"):
-                user["role"] = role
-        for kind in KINDS:
-            records: Records = getattr(result, kind)
-            for key, record in made[kind].items():
-                records[key] = record
-        made.clear()
+            if key in users and not users.value(key, "role"):
+                users[key] = {**users[key], "role": role}
         # enrollments of users or classes that are gone go with them
         enrollments = result.enrollments
         named = zip(list(enrollments), enrollments.column("class"), enrollments.column("user"))

@@ -300,6 +300,26 @@ def test_a_file_is_cut_in_lines_as_csv_reads_a_file_opened_for_it(text) -> None:
         assert list(csv.reader(text_lines(text))) == expected
 
 
+def test_an_org_may_name_a_parent_listed_after_it_and_a_row_an_org_removed_meanwhile_is_refused(tmp_path) -> None:
+    """Exports list orgs in any order: a school before its district. A class or user naming an
+    org the same bundle removes is refused, naming the row."""
+    folder = school(tmp_path)
+    orgs = (folder / "orgs.csv").read_text(encoding="utf-8-sig").splitlines()
+    (folder / "orgs.csv").write_text("\n".join([orgs[0], orgs[2], orgs[1]]) + "\n")
+    roster = Roster().apply(load_bundle(folder), "t")
+    assert roster.orgs["org-school-7"]["parent"] == "org-district-1"
+    assert list(roster.orgs) == ["org-school-7", "org-district-1"]
+    gone = delta_folder(
+        tmp_path / "gone",
+        {
+            "orgs.csv": "sourcedId,status,name,type\norg-school-7,tobedeleted,Lincoln Elementary,school\n",
+            "classes.csv": "sourcedId,status,title,schoolSourcedId\nclass-new,active,Art,org-school-7\n",
+        },
+    )
+    with pytest.raises(RosterError, match="classes.csv line 2, field 'schoolSourcedId': 'org-school-7' is no org"):
+        roster.apply(load_bundle(gone), "t")
+
+
 def test_erasing_a_user_takes_their_enrollments(tmp_path) -> None:
     roster = Roster().apply(load_bundle(school(tmp_path)), "t")
     records = roster.records_of_users(["stu-1000", "nobody"])
