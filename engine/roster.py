@@ -502,6 +502,11 @@ class Records(MutableMapping[str, dict[str, Any]]):
                 pause()
         return out
 
+    def parts(self) -> list[Any]:
+        """The containers this mapping is made of (its rows by id), for one that takes a copy
+        nobody else holds apart a piece at a time (see ``serving.rosters``)."""
+        return [self._rows]
+
     def differs(self, other: Records, key: str) -> bool:
         """Whether the record ``key`` of this mapping is not the one of ``other`` (absent there, or changed)."""
         return other._rows.get(key) != self._rows[key]
@@ -590,6 +595,11 @@ class Roster:
         rests there, see ``serving.pacing``)."""
         self._enrollment_index(pause)
         return self
+
+    def parts(self) -> list[Any]:
+        """The containers this roster is made of: each kind's records and the membership index
+        (see :meth:`Records.parts`)."""
+        return [getattr(self, kind) for kind in KINDS] + ([self._index] if self._index is not None else [])
 
     def to_json(self) -> dict[str, Any]:
         return {kind: {k: getattr(self, kind)[k] for k in sorted(getattr(self, kind))} for kind in KINDS}
