@@ -399,8 +399,7 @@ class _Retired:
         freed = 0
         while todo:
             until, piece = todo.pop()
-            # one reference here, one as getrefcount's argument: any more is someone else's
-            if sys.getrefcount(piece) > 2:
+            if sys.getrefcount(piece) > _ONE_REFERENCE:  # any more than this variable's: someone else's
                 waiting.append((until, piece))
                 piece = None
                 continue
@@ -434,6 +433,16 @@ class _Retired:
         return freed
 
 
+def _one_reference() -> int:
+    """What ``sys.getrefcount`` says of an object that one local variable alone holds, taken as
+    :meth:`_Retired._take_apart` takes its pieces (2 on CPython 3.11: the variable and the
+    argument; an interpreter that lends its arguments counts fewer)."""
+    todo: list[tuple[float, Any]] = [(0.0, [])]
+    _, piece = todo.pop()
+    return sys.getrefcount(piece)
+
+
+_ONE_REFERENCE = _one_reference()
 _retired = _Retired()
 #: entries freed from which the allocator's free memory is given back (a few milliseconds; a
 #: district's copy is 1.4 million)
