@@ -30,7 +30,7 @@ from models.bkt import GraphBKT
 from models.gate import GateReport, check_model, compare
 from models.registry import load_model
 
-__all__ = ["LoadedModel", "ModelHolder", "ModelLoadError", "load_candidate"]
+__all__ = ["LoadedModel", "ModelHolder", "ModelLoadError", "ModelNotRegistered", "load_candidate"]
 
 log = logging.getLogger("zpd.model")
 BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "data" / "models" / "default"
@@ -38,6 +38,11 @@ BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "data" / "models" / "de
 
 class ModelLoadError(RuntimeError):
     """A model could not be loaded or failed its smoke test; the message says why."""
+
+
+class ModelNotRegistered(ModelLoadError):
+    """The registry has no model version under that name or alias (yet): a fresh registry, before
+    the first ``zpd models promote``."""
 
 
 @dataclass(frozen=True)
@@ -100,14 +105,21 @@ def _from_mlflow(uri: str, tracking_uri: str) -> tuple[LearnerModel, str]:
 
     client = registry_client(tracking_uri)
     body = uri.removeprefix("models:/")
-    if "@" in body:
-        name, alias = body.split("@", 1)
-        mv = client.get_model_version_by_alias(name, alias)
-    elif "/" in body:
-        name, version = body.split("/", 1)
-        mv = client.get_model_version(name, version)
-    else:
+    if "@" not in body and "/" not in body:
         raise ModelLoadError(f"model URI {uri!r}: expected models:/NAME@ALIAS or models:/NAME/VERSION")
+    try:
+        if "@" in body:
+            name, alias = body.split("@", 1)
+            mv = client.get_model_version_by_alias(name, alias)
+        else:
+            name, version = body.split("/", 1)
+            mv = client.get_model_version(name, version)
+    except mlflow.exceptions.MlflowException as exc:
+        # no such model or version (RESOURCE_DOES_NOT_EXIST), or no such alias on it (MLflow
+        # says so with INVALID_PARAMETER_VALUE): nothing registered there, not a failure
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST" or ("alias" in exc.message and "not found" in exc.message):
+            raise ModelNotRegistered(f"nothing is registered as {uri!r} yet: {exc.message}") from None
+        raise
     # the tracking URI goes with the call: mlflow.set_tracking_uri would set MLFLOW_TRACKING_URI for
     # the whole process (and its subprocesses)
     with tempfile.TemporaryDirectory(prefix="zpd-model-") as target:
@@ -287,12 +299,17 @@ class ModelHolder:
         for uri in uris:
             try:
                 loaded = self._build(uri)
+            except ModelNotRegistered as exc:  # a fresh registry: the next choice, as configured
+                errors.append(str(exc))
+                log.info("model %s not used: %s", uri, exc)
+                continue
             except ModelLoadError as exc:
                 errors.append(str(exc))
                 log.warning("model %s not used: %s", uri, exc)
                 continue
             self.current = loaded
             self.last_error = "; ".join(errors) or None
+            log.info("serving model %s (%s)", loaded.version, loaded.source)
             return loaded
         raise ModelLoadError("no model could be loaded: " + "; ".join(errors))
 

@@ -143,3 +143,33 @@ def test_alias_poll_swaps_without_a_reload_call(registry, tmp_path) -> None:
             time.sleep(0.2)
         assert c.get("/v1/model", headers=h).json()["version"] == f"zpd-learner/{v2}"
     store.close()
+
+
+def test_a_model_not_registered_yet_is_the_next_choice_without_a_warning(
+    registry, tmp_path, shared_engine, caplog
+) -> None:
+    """A fresh machine's registry has no champion: the server serves the next choice (the bundled
+    model) and says so at INFO, not as a warning; a model that cannot be loaded is a warning."""
+    import logging
+
+    from serving.model_provider import ModelHolder, ModelNotRegistered, load_candidate
+
+    e = shared_engine
+    uri, _ = registry
+    fresh = ModelHolder(e.graph, e.catalog, f"sqlite:///{tmp_path / 'fresh.db'}")
+    with caplog.at_level(logging.INFO, logger="zpd.model"):
+        loaded = fresh.load_first(["models:/zpd-learner@champion", "bundled"])
+    assert loaded.source.startswith("folder ") and "nothing is registered as" in (fresh.last_error or "")
+    ours = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "zpd.model"]
+    assert [level for level, _ in ours] == [logging.INFO, logging.INFO]
+    assert ours[0][1].startswith("model models:/zpd-learner@champion not used: nothing is registered as")
+    assert ours[1][1] == f"serving model {loaded.version} ({loaded.source})"
+    for missing in ("models:/zpd-learner@nobody", "models:/zpd-learner/999", "models:/someone-else@champion"):
+        with pytest.raises(ModelNotRegistered):
+            load_candidate(missing, e.graph, uri)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="zpd.model"):
+        fresh.load_first([str(tmp_path / "no-such-folder"), "bundled"])
+    assert [r.levelno for r in caplog.records if r.name == "zpd.model" and "not used" in r.getMessage()] == [
+        logging.WARNING
+    ]
