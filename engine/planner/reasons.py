@@ -70,10 +70,10 @@ def ready_reasons(ctx: PlanContext, unit: str, mastered: frozenset[str]) -> list
         return ["ready: no prerequisites"]
     if not shaky:
         return [f"ready: prerequisites {fmt_codes(pres)} mastered"]
-    return [
-        f"ready: prerequisites {fmt_codes([p for p in pres if p in mastered]) or 'none'} mastered, "
-        f"{fmt_codes(shaky)} likely known"
-    ]
+    shown = [p for p in pres if p in mastered]
+    if not shown:
+        return [f"ready: prerequisites {fmt_codes(shaky)} likely known (none shown mastered yet)"]
+    return [f"ready: prerequisites {fmt_codes(shown)} mastered; {fmt_codes(shaky)} likely known"]
 
 
 def item_reasons(

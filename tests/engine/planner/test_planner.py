@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -183,6 +184,20 @@ def test_reasons_name_the_prerequisites(learner) -> None:
     rec = [r for r in recommend(learner.ctx(), n=3).recommendations if r.standard == "B"][0]
     assert "ready: prerequisites A mastered" in rec.reasons
     assert any(r.startswith("P(success)") for r in rec.reasons)
+
+
+def test_readiness_says_which_prerequisites_are_shown_and_which_believed() -> None:
+    """The reason a teacher reads: prerequisites mastered (shown by evidence) apart from those only
+    likely known (the starting belief), never run together in one list."""
+    from types import SimpleNamespace
+
+    from engine.planner.reasons import ready_reasons
+
+    ctx: Any = SimpleNamespace(index=SimpleNamespace(prereqs={"C": ("A", "B"), "A": ()}))
+    assert ready_reasons(ctx, "A", frozenset()) == ["ready: no prerequisites"]
+    assert ready_reasons(ctx, "C", frozenset({"A", "B"})) == ["ready: prerequisites A, B mastered"]
+    assert ready_reasons(ctx, "C", frozenset({"A"})) == ["ready: prerequisites A mastered; B likely known"]
+    assert ready_reasons(ctx, "C", frozenset()) == ["ready: prerequisites A, B likely known (none shown mastered yet)"]
 
 
 def test_review_due_and_implicit_review(learner, config) -> None:
