@@ -14,20 +14,17 @@ way the test metrics are computed), then folded into that learner's state if its
 given. A row with an empty ``correct`` is a question: it is predicted and not folded, so a table of
 history rows followed by candidate rows asks "how likely is a success on each candidate now?".
 
-What is pickled, and what a loading process needs
---------------------------------------------------
-The model carries the project's code it runs (``code/``: :data:`CODE`, MLflow's ``code_paths``,
-which MLflow puts first on ``sys.path`` when it loads the model) and pins the packages it needs
-(``requirements.txt``), so it loads where the project is not installed.
-MLflow stores the :class:`PyfuncLearnerModel` instance with cloudpickle (``python_model.pkl``).
-That instance holds no weights and no data: its class is recorded by reference (the loading
-process imports ``training.pyfunc``: its own if it has imported the project already, else the
-model's copy in ``code/``), and its state is empty:
-:meth:`PyfuncLearnerModel.__getstate__` drops the loaded model, so nothing learned reaches the
-pickle even when MLflow calls ``load_context`` before pickling. The weights are read by
-:func:`models.registry.load_model` in ``load_context`` (``np.load(allow_pickle=False)``).
-Unpickling still runs code named by the file, so load pyfunc models only from a registry you
-trust; the server (``serving/model_provider.py``) never unpickles: it reads ``zpd_model`` only.
+What a version keeps, and what a loading process needs
+-----------------------------------------------------
+Nothing of a version is unpickled to load it. MLflow keeps the file that makes the model
+(``pyfunc_model.py``, a copy of :mod:`training.pyfunc_model`: MLflow's "models from code") and
+runs it at load; the model carries the project's code that file runs (``code/``: :data:`CODE`,
+MLflow's ``code_paths``, which MLflow puts first on ``sys.path`` when it loads the model) and
+pins the packages it needs (``requirements.txt``), so it loads where the project is not
+installed. The weights are read by :func:`models.registry.load_model` in ``load_context``
+(``np.load(allow_pickle=False)``). Loading still runs the version's code, so load pyfunc models
+only from a registry you trust; the server (``serving/model_provider.py``) runs none of it: it
+reads ``zpd_model`` only.
 """
 
 from __future__ import annotations
@@ -81,6 +78,8 @@ _REQUIREMENTS = ("mlflow", "cloudpickle", "numpy", "pandas", "torch", "networkx"
 #: packages are the model's copies, and ``import training.train`` there must still work.
 CODE = ("engine", "models", "training")
 _ROOT = Path(__file__).resolve().parents[1]
+#: the file MLflow keeps with a version and runs to make its model (see ``training.pyfunc_model``)
+_MODEL_CODE = Path(__file__).resolve().with_name("pyfunc_model.py")
 
 
 class EventTableError(MlflowException):
@@ -97,8 +96,9 @@ class EventTableError(MlflowException):
 class PyfuncLearnerModel(PythonModel):
     """A :class:`models.base.LearnerModel` behind MLflow's ``pyfunc`` interface.
 
-    Pickled by MLflow without its loaded model (see the module docstring); ``load_context``
-    loads it from the ``zpd_model`` artifact.
+    Made by ``pyfunc_model.py`` when a version loads (see the module docstring); ``load_context``
+    loads the model from the ``zpd_model`` artifact. Should anything pickle an instance (Spark's
+    UDFs do), its loaded model is left out.
     """
 
     def __init__(self) -> None:
@@ -272,7 +272,7 @@ def save_pyfunc_model(
         shutil.copytree(model_folder, staged)
         mlflow.pyfunc.save_model(
             path=str(path),
-            python_model=PyfuncLearnerModel(),
+            python_model=str(_MODEL_CODE),  # models from code: nothing pickled
             artifacts={ARTIFACT: str(staged)},
             signature=signature(),
             input_example=input_example(model),

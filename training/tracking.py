@@ -8,7 +8,8 @@ plots, and one logged model. The logged model is an MLflow ``pyfunc`` model (see
 :mod:`training.pyfunc`) around our own model folder (``config.json`` + ``weights.npz``)::
 
     MLmodel                       flavor python_function, signature, run and model ids
-    python_model.pkl              the PythonModel instance: a class reference, no weights
+    pyfunc_model.py               the code that makes the model at load (nothing is pickled)
+    code/                         the project's packages that code runs
     artifacts/zpd_model/          config.json + weights.npz, as written by LearnerModel.save
     input_example.json            an event table; serving_input_example.json for /invocations
     requirements.txt, python_env.yaml, conda.yaml

@@ -1,5 +1,5 @@
 """Registered versions are MLflow pyfunc models: P(correct) of each event row from the learner's
-earlier rows, no weights in MLflow's pickle, loadable with ``mlflow.pyfunc`` and served by
+earlier rows, nothing pickled (MLflow's models from code), loadable with ``mlflow.pyfunc`` and served by
 ``mlflow models serve``.
 
 The first tests use graph BKT in memory; the slow ones train a small logistic model into a
@@ -28,6 +28,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from configs import TrainingConfig, ZPDConfig
 from models.base import Event, ItemSpec
@@ -120,17 +121,22 @@ def _globals(pickled: bytes) -> list[str]:
     return names
 
 
-def test_the_pickle_mlflow_writes_is_a_class_reference_without_weights(tmp_path: Path) -> None:
+def test_a_saved_model_keeps_its_code_and_weights_and_no_pickle(tmp_path: Path) -> None:
+    """Nothing of a version is unpickled to load it: MLflow keeps the file that makes the model
+    (models from code) and our own model folder, and a loaded instance pickled again (Spark's
+    UDFs do) still holds none of the weights."""
     model = bkt()
     path = save_pyfunc_model(model, model.save(tmp_path / "folder"), tmp_path / "mlflow-model")
-    pickled = (path / "python_model.pkl").read_bytes()
-    assert _globals(pickled) == ["training.pyfunc.PyfuncLearnerModel"] and len(pickled) < 100
+    assert not list(path.rglob("*.pkl"))
+    code = Path(__file__).resolve().parents[2] / "training" / "pyfunc_model.py"
+    assert (path / "pyfunc_model.py").read_text() == code.read_text()
+    flavor = yaml.safe_load((path / "MLmodel").read_text())["flavors"]["python_function"]
+    assert flavor["loader_module"] == "mlflow.pyfunc.loaders.code_model"
     assert {p.name for p in (path / "artifacts" / "zpd_model").iterdir()} == {"config.json", "weights.npz"}
 
     loaded = mlflow.pyfunc.load_model(str(path))
     table = input_example(model)
     assert loaded.predict(table)["p_correct"].tolist() == pytest.approx(predict_events(model, table).tolist())
-    # a loaded instance holds the model, and pickling it again still writes none of it
     again = cloudpickle.dumps(loaded.unwrap_python_model())
     assert _globals(again) == ["training.pyfunc.PyfuncLearnerModel"] and len(again) < 100
 

@@ -117,13 +117,14 @@ def test_run_logs_its_model_as_an_mlflow_model(tracked, store: str) -> None:
     files = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
     assert {
         "MLmodel",
-        "python_model.pkl",
+        "pyfunc_model.py",
+        "code/training/pyfunc.py",
         "input_example.json",
         "serving_input_example.json",
         "requirements.txt",
     } <= files
     assert {"artifacts/zpd_model/config.json", "artifacts/zpd_model/weights.npz"} <= files
-    assert not any(name.endswith((".pt", ".pth", ".bin")) for name in files)
+    assert not any(name.endswith((".pt", ".pth", ".bin", ".pkl")) for name in files)
     meta = yaml.safe_load((folder / "MLmodel").read_text())
     assert meta["run_id"] == result.run_id and meta["model_id"] == logged.model_id
     assert [c["name"] for c in json.loads(meta["signature"]["inputs"])] == [
