@@ -30,7 +30,7 @@ from models.bkt import GraphBKT
 from models.gate import GateReport, check_model, compare
 from models.registry import load_model
 
-__all__ = ["LoadedModel", "ModelHolder", "ModelLoadError", "ModelNotRegistered", "load_candidate"]
+__all__ = ["LoadedModel", "ModelHolder", "ModelLoadError", "ModelNotRegistered", "ModelRefused", "load_candidate"]
 
 log = logging.getLogger("zpd.model")
 BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "data" / "models" / "default"
@@ -38,6 +38,10 @@ BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "data" / "models" / "de
 
 class ModelLoadError(RuntimeError):
     """A model could not be loaded or failed its smoke test; the message says why."""
+
+
+class ModelRefused(ModelLoadError):
+    """A model that loads and fails the promotion gate (a ``force_reason`` serves it anyway)."""
 
 
 class ModelNotRegistered(ModelLoadError):
@@ -184,9 +188,9 @@ def gate_report(
     )
 
 
-def refusal(version: str, report: GateReport) -> ModelLoadError:
+def refusal(version: str, report: GateReport) -> ModelRefused:
     failed = "; ".join(f"{c.name}: {c.detail}" for c in report.failures())
-    return ModelLoadError(f"model {version} refused by the promotion gate: {failed}")
+    return ModelRefused(f"model {version} refused by the promotion gate: {failed}")
 
 
 def holdout_from_store(store: Any, learners: int = 200, scan: int = 5000) -> list[list[Event]]:

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 
 from serving.auth import has_scope
 from serving.deps import ERRORS, OperatorDep, ReadDep, ServiceDep
-from serving.model_provider import ModelLoadError
+from serving.model_provider import ModelLoadError, ModelRefused
 from serving.responses import ModelOut, ReloadOut
 from serving.schemas import ModelReloadIn
 from serving.service import ApiError
@@ -59,7 +59,8 @@ def reload_model(
         loaded = request.app.state.deployment.set_model(uri, force_reason)
     except ModelLoadError as exc:
         request.app.state.metrics.reload("refused")
-        raise ApiError(409, "model_refused", f"{exc}; still serving {previous}", "uri") from None
+        hint = "; a force_reason serves it anyway (the reason stays with it)" if isinstance(exc, ModelRefused) else ""
+        raise ApiError(409, "model_refused", f"{exc}; still serving {previous}{hint}", "uri") from None
     request.app.state.metrics.reload("swapped")
     described = holder.describe()
     return {"previous": previous, **described, "loaded_at": iso(described["loaded_at"]), "version": loaded.version}

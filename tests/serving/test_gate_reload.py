@@ -40,6 +40,7 @@ def test_a_model_over_skill_ids_is_refused_and_forcing_needs_a_reason(served, tm
     assert refused.status_code == 409
     message = refused.json()["error"]["message"]
     assert "standard coverage" in message and "0.0% of the" in message and "alignment" in message
+    assert message.endswith("; a force_reason serves it anyway (the reason stays with it)")
     assert client.get("/v1/model", headers=h).json()["name"] == "bkt"  # still serving graph BKT
     blank = client.post("/v1/model/reload", json={"uri": str(folder), "force_reason": " "}, headers=h)
     assert blank.status_code == 422 and blank.json()["error"]["field"] == "force_reason"
