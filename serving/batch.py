@@ -31,16 +31,18 @@ def plan_school(config_json: str, store_url: str, tenant: str, date: str, class_
     """Plan and store the given classes of one school (runs in a Ray worker; the engine is built
     once per worker process). Returns the classes planned."""
     from configs import ZPDConfig
-    from serving.app import build_engine
+    from serving.deployment import Deployment, served_engine
     from serving.service import LearnerService
     from serving.stores import open_store
     from serving.views import rotation_json, status_json
 
-    engine = _ENGINES.get(config_json)
-    if engine is None:
-        engine = _ENGINES[config_json] = build_engine(ZPDConfig.model_validate_json(config_json))
     planned = []
     with open_store(store_url) as store:
+        engine = _ENGINES.get(config_json)
+        if engine is None:
+            engine = _ENGINES[config_json] = served_engine(ZPDConfig.model_validate_json(config_json), store)
+        else:
+            Deployment(engine, store).sync()  # the model the API serves now (loaded only if it changed)
         # a district's roster is parsed once per worker, not once per school (it is checked
         # against the stored version on every read)
         service = LearnerService(engine, store, roster_cache=_ROSTERS.setdefault(store_url, {}))

@@ -217,14 +217,13 @@ def replay(
     from engine.learner import LearnerMeta
     from models.base import state_from_bytes
     from serving import checkpoints
-    from serving.app import build_engine
+    from serving.deployment import served_engine
     from serving.evidence import evidence
     from serving.service import LearnerService, stored_state
     from serving.stores.base import VersionConflict
 
-    cfg = _config(ctx)
     opened = _store(ctx, store)
-    engine = build_engine(cfg)
+    engine = served_engine(_config(ctx), opened)  # the model the API serves
     service = LearnerService(engine, opened)
     model = engine.models.current
     assert model is not None  # an engine's holder always has a model (build_engine loads one)
@@ -304,7 +303,7 @@ def roster_import(
     before it (waiting while a server runs one) and listed with them on the roster page; should
     this command stop half-way, a server on the store finishes it."""
     from engine.roster import RosterError, bundle_bytes, open_zip
-    from serving.app import build_engine
+    from serving.deployment import served_engine
     from serving.imports import RosterImports, changes_in_words, doing_now
     from serving.service import LearnerService
 
@@ -323,7 +322,7 @@ def roster_import(
         """The learner service, built when the import first needs it: after the bundle is read, so
         a district's rows and the engine are not both being built at once (200 MB less at the peak)
         and a bundle that cannot be read fails without waiting for the engine."""
-        return LearnerService(build_engine(_config(ctx)), opened)
+        return LearnerService(served_engine(_config(ctx), opened), opened)  # the model the API serves
 
     try:
         imports = RosterImports(
@@ -400,7 +399,7 @@ def lrs_pull(
     import httpx
 
     from engine.xapi import StatementError, parse_time
-    from serving.app import build_engine
+    from serving.deployment import served_engine
     from serving.lrs import XAPI_VERSION, LrsError, check_filters, pull
     from serving.service import ApiError, LearnerService
     from serving.stores.base import StoreError
@@ -422,7 +421,7 @@ def lrs_pull(
     headers = {"X-Experience-API-Version": XAPI_VERSION}
     try:
         with httpx.Client(auth=(user, password), headers=headers, timeout=60) as client:
-            service = LearnerService(build_engine(_config(ctx)), opened)
+            service = LearnerService(served_engine(_config(ctx), opened), opened)  # the model the API serves
             report = pull(
                 service,
                 tenant,

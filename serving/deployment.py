@@ -6,6 +6,7 @@ promotion gate in the worker that received it, then stored as a versioned deploy
 applied every ``[serving] sync_s`` seconds and at start-up, and applies it when it changed, so all
 workers serve the same model within that delay and a restarted worker comes back with it. A model
 that cannot be loaded here is reported in ``GET /v1/model`` and the worker keeps what it had.
+A process that folds or plans outside a worker starts from the same model (:func:`served_engine`).
 
 What each tenant sees of the catalog and the standards framework is per tenant, and versioned the
 same way: see :mod:`serving.content`.
@@ -22,7 +23,7 @@ import orjson
 from serving.model_provider import LoadedModel, ModelLoadError, holdout_from_store
 from serving.stores.base import LearnerStore
 
-__all__ = ["Deployment"]
+__all__ = ["Deployment", "served_engine"]
 
 log = logging.getLogger("zpd.serving")
 
@@ -61,11 +62,18 @@ class Deployment:
             published = orjson.loads(current[1])
             uri = published["uri"]
             error = None
-            with self.engine.lock:
-                try:
-                    self.engine.models.reload(uri, force_reason=published.get("forced"))
-                except ModelLoadError as exc:  # keep serving the current model
-                    error = f"model {uri}: {exc}"
+            serving = self.engine.models.current
+            same = (
+                serving is not None
+                and serving.version == published.get("version")
+                and serving.forced == published.get("forced")
+            )
+            if not same:  # (a process that built its engine with that model already: nothing to load)
+                with self.engine.lock:
+                    try:
+                        self.engine.models.reload(uri, force_reason=published.get("forced"))
+                    except ModelLoadError as exc:  # keep serving the current model
+                        error = f"model {uri}: {exc}"
             self.applied[MODEL] = current[0]
             self.last_error = error
             if error:
@@ -74,6 +82,20 @@ class Deployment:
 
     def describe(self) -> dict[str, Any]:
         return {"applied_versions": dict(self.applied), "last_error": self.last_error}
+
+
+def served_engine(config: Any, store: LearnerStore) -> Any:
+    """An engine with the model the deployment's workers serve: built from ``config`` (its model
+    chain), then given the model a worker published in ``store`` (a reload or a promotion,
+    forced or not). Every process that folds or plans for a store's learners outside a worker
+    starts so: an import in a process of its own, `zpd plan-batch`'s tasks, and the command
+    line's imports, replays and LRS pulls (with the configured model alone, their states and
+    plans came from another model than the one the API serves)."""
+    from serving.service import build_engine
+
+    engine = build_engine(config)
+    Deployment(engine, store).sync()
+    return engine
 
 
 def _exact_uri(uri: str, version: str) -> str:

@@ -562,8 +562,8 @@ def import_apart(config_json: str, store_url: str, job: dict[str, Any], report: 
     """A job's import in a process of its own: the engine and the deployment's model as a worker
     has them, the store opened afresh; progress and the outcome are sent through ``report``."""
     from configs import ZPDConfig
-    from serving.deployment import Deployment
-    from serving.service import LearnerService, build_engine
+    from serving.deployment import served_engine
+    from serving.service import LearnerService
     from serving.stores import open_store
 
     def progress(phase: str, done: int, total: int) -> None:
@@ -581,8 +581,7 @@ def import_apart(config_json: str, store_url: str, job: dict[str, Any], report: 
         with open_store(store_url) as store:
             # the bundle first: a district's rows built beside the engine's start cost 200 MB more
             bundle = read_upload(store, job, progress)
-            engine = build_engine(ZPDConfig.model_validate_json(config_json))
-            Deployment(engine, store).sync()  # the model the workers serve
+            engine = served_engine(ZPDConfig.model_validate_json(config_json), store)  # the workers' model
             report.send(("done", LearnerService(engine, store).import_roster(job["tenant"], bundle, progress)))
     except RosterError as exc:
         report.send(("invalid", str(exc)))

@@ -270,6 +270,26 @@ def test_replay_rebuilds_the_live_state(backend, tmp_path, shared_engine, reques
     assert CliRunner().invoke(cli, ["--config", str(config), "replay", "--check"]).exit_code == 0
 
 
+def test_the_command_line_works_with_the_model_the_api_serves(tmp_path: Path) -> None:
+    """A model a worker swapped in (a reload, forced or not) is what the command line's replays,
+    imports and LRS pulls fold with, not the configured one: here the configuration names graph
+    BKT and the API serves the bundled model."""
+    from configs import load_config
+    from serving.app import build_engine
+    from serving.deployment import Deployment
+
+    url = f"sqlite:///{(tmp_path / 'zpd.db').as_posix()}"
+    config = make_config(tmp_path, url)
+    with open_store(url) as store:
+        engine = build_engine(load_config(config, env={}))
+        assert engine.models.current is not None and engine.models.current.version.startswith("bkt-graph@")
+        deployed = Deployment(engine, store).set_model("bundled").version
+    assert deployed.startswith("hybrid@")
+    run = CliRunner().invoke(cli, ["--config", str(config), "replay", "--json"])
+    assert run.exit_code == 0, run.output
+    assert json.loads(run.stdout.strip().splitlines()[-1])["model_version"] == deployed
+
+
 def test_zpd_serve_logs_its_own_work_at_the_level_asked(tmp_path: Path, shared_engine) -> None:
     """``--log-level info`` reaches the engine's loggers in every worker, through uvicorn's handler:
     here, the roster each worker reads as it starts."""

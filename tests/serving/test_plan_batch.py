@@ -20,12 +20,16 @@ def test_a_tenant_planned_on_ray_and_served(tmp_path) -> None:
     from configs import load_config
     from serving.app import build_engine, create_app
     from serving.auth import create_key
+    from serving.deployment import Deployment
     from serving.stores import open_store
     from zpd.cli import app
 
     url = f"sqlite:///{tmp_path / 'zpd.db'}"
     runner = CliRunner()
     assert runner.invoke(app, ["roster", "import", str(SCHOOL), "--tenant", "school", "--store", url]).exit_code == 0
+    with open_store(url) as store:  # the API serves graph BKT (a reload): the plans must come from it too
+        deployed = Deployment(build_engine(load_config(env={})), store).set_model("bkt").version
+    assert deployed.startswith("bkt-graph@")
     args = ["plan-batch", "--tenant", "school", "--date", "2026-12-04", "--store", url, "--cpus", "1", "--json"]
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
@@ -45,6 +49,7 @@ def test_a_tenant_planned_on_ray_and_served(tmp_path) -> None:
         assert plan.status_code == 200, plan.text
         body = plan.json()
         assert len(body["playlists"]) == 15 and set(body["gps"]) == set(body["learners"])
+        assert body["model_version"] == deployed
         assert all(p["free_minutes"] == 0 for p in body["playlists"].values())
         missing = client.get("/v1/classes/class-4a/rotation", params={"date": "2026-12-05"}, headers=h)
         assert missing.status_code == 404 and missing.json()["error"]["code"] == "no_plan"
