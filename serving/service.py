@@ -89,12 +89,17 @@ class Engine:
         return LearnerCore(self.index, self.config.planner, loaded.model, loaded.predictions, self.placement)
 
 
+#: the models tried after the configured one, in order: the bundled model, then graph BKT (which
+#: needs no training)
+FALLBACK_MODELS = ("bundled", "bkt")
+
+
 def build_engine(config: ZPDConfig, model_uri: str | None = None) -> Engine:
-    """Graph, catalog, planner index and the model (configured URI -> bundled -> graph BKT)."""
+    """Graph, catalog, planner index and the model (configured URI, then :data:`FALLBACK_MODELS`)."""
     graph = graph_from_config(config.graph)
     catalog = load_catalog_source(config.catalog.source, graph, config.catalog.generate_missing)
     holder = ModelHolder(graph, catalog, config.mlflow.tracking_uri, config.model.bkt, config.gate)
-    holder.load_first([model_uri or config.serving.model_uri, "bundled", "bkt"])
+    holder.load_first([model_uri or config.serving.model_uri, *FALLBACK_MODELS])
     return Engine(config, graph, catalog, PlannerIndex.build(graph, catalog), holder)
 
 

@@ -29,10 +29,11 @@ def served_model(config: ZPDConfig, uri: str | None = None) -> tuple[LearnerMode
     """The model the server would serve (``uri``, else the configured one, then the bundled model,
     then graph BKT: the same fallback chain) and its version."""
     from serving.model_provider import ModelLoadError, load_candidate
+    from serving.service import FALLBACK_MODELS
 
     graph = graph_from_config(config.graph)
     errors = []
-    for candidate in [uri] if uri else [config.serving.model_uri, "bundled", "bkt"]:
+    for candidate in [uri] if uri else [config.serving.model_uri, *FALLBACK_MODELS]:
         try:
             model, version, _ = load_candidate(candidate, graph, config.mlflow.tracking_uri, config.model.bkt)
             return model, version
