@@ -408,6 +408,11 @@ class LearnerService:
 
         self.mutate(tenant, learner_id, change, create=True)
 
+    def set_goals(self, tenant: str, learner_ids: Sequence[str], goal: Goal | None) -> None:
+        """Set (or clear) one goal for each of these learners (a class's students)."""
+        for learner_id in learner_ids:
+            self.set_goal(tenant, learner_id, goal)
+
     def delete_learner(self, tenant: str, learner_id: str) -> bool:
         """Erase every trace of a learner (see :meth:`delete_learners`). True if anything existed."""
         return bool(self.delete_learners(tenant, [learner_id]))

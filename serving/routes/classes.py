@@ -235,8 +235,7 @@ def put_class_goal(class_id: ClassId, body: GoalIn, principal: TeacherDep, servi
     roster = _class(service, principal, class_id)
     goal = service.goal(principal.tenant, body)
     students = roster.members(class_id, "student")
-    for learner_id in students:
-        service.set_goal(principal.tenant, learner_id, goal)
+    service.set_goals(principal.tenant, students, goal)
     return {"class_id": class_id, "goal": goal_json(goal), "learners": students}
 
 

@@ -19,13 +19,15 @@ from fastapi import APIRouter, Depends, FastAPI, File, Form, Query, Request, Upl
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, ValidationError
 
+from engine.planner.context import Goal
 from engine.planner.playlist import MIN_BLOCK_MINUTES
 from engine.roster import Roster, RosterError
 from serving.auth import Principal
 from serving.imports import changes_in_words, doing_now
 from serving.routes.classes import page_after, sees_class, visible_classes
+from serving.schemas import GoalIn
 from serving.service import ApiError, LearnerService
 from serving.ui.pages import STATUS_LABEL, Thresholds, class_dashboard, day, learner_gps, rotation_csv, rotation_grid
 from serving.ui.session import COOKIE, LOGIN_COOKIE, SESSION_S, Session, UiAuth
@@ -406,6 +408,75 @@ def class_override(
         return _error(request, exc.status if exc.status < 500 else 422, exc.message, session)
     target = back if back.startswith(f"/ui/classes/{class_id}/rotation") else f"/ui/classes/{class_id}/rotation"
     return RedirectResponse(target, status_code=303)
+
+
+# ---------------------------------------------------------------------------- goals
+def _goal_of_form(service: LearnerService, tenant: str, standards: str, due: str) -> Goal:
+    """The goal a teacher's form states: standards separated by commas or spaces (any spelling
+    the API takes), and an optional date (YYYY-MM-DD), read as the API reads a goal."""
+    codes = [code for code in re.split(r"[\s,;]+", standards) if code]
+    try:
+        body = GoalIn.model_validate({"standards": codes, "date": due.strip() or None})
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        field = "date" if problem["loc"][:1] == ("date",) else "standards"
+        what = "Name at least one standard, for example 4.NF.A.1" if not codes else problem["msg"]
+        raise ApiError(422, "invalid_goal", f"The goal's {field}: {what}.", field) from None
+    goal = service.goal(tenant, body)
+    assert goal is not None  # a body makes a goal
+    return goal
+
+
+@router.post("/classes/{class_id}/goal")
+def class_goal(
+    request: Request,
+    class_id: str,
+    standards: Annotated[str, Form(max_length=2000)] = "",
+    date: Annotated[str, Form(max_length=40)] = "",
+    csrf: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    """One goal for every student of the class (``PUT /v1/classes/{id}/goal``)."""
+    session = _session(request)
+    if not request.app.state.ui.same(csrf, session.csrf):
+        return _error(request, 403, "The form expired; reload the page and try again.", session)
+    roster = _class_or_404(request, session, class_id)
+    if isinstance(roster, HTMLResponse):
+        return roster
+    service = _service(request)
+    tenant = session.principal.tenant
+    try:
+        goal = _goal_of_form(service, tenant, standards, date)
+    except ApiError as exc:
+        return _error(request, exc.status if exc.status < 500 else 422, exc.message, session)
+    service.set_goals(tenant, roster.members(class_id, "student"), goal)
+    return RedirectResponse(f"/ui/classes/{quote(class_id)}", status_code=303)
+
+
+@router.post("/learners/{learner_id}/goal")
+def learner_goal(
+    request: Request,
+    learner_id: str,
+    standards: Annotated[str, Form(max_length=2000)] = "",
+    date: Annotated[str, Form(max_length=40)] = "",
+    action: Annotated[str, Form(max_length=10)] = "set",
+    csrf: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    """A student's own goal (``PUT /v1/learners/{id}/goal``), or none (``action=clear``)."""
+    session = _session(request)
+    if not request.app.state.ui.same(csrf, session.csrf):
+        return _error(request, 403, "The form expired; reload the page and try again.", session)
+    service = _service(request)
+    if not _may_see_learner(service, session.principal, learner_id):
+        return _error(request, 404, f"No learner {learner_id!r} among your students.", session)
+    tenant = session.principal.tenant
+    if action not in ("set", "clear"):
+        return _error(request, 422, f"Unknown change {action!r}; expected set or clear.", session)
+    try:
+        goal = _goal_of_form(service, tenant, standards, date) if action == "set" else None
+    except ApiError as exc:
+        return _error(request, exc.status if exc.status < 500 else 422, exc.message, session)
+    service.set_goal(tenant, learner_id, goal)
+    return RedirectResponse(f"/ui/learners/{quote(learner_id)}", status_code=303)
 
 
 # ---------------------------------------------------------------------------- GPS

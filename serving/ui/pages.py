@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -155,11 +156,19 @@ def class_dashboard(
     return {
         "rows": rows,
         "groups": groups,
+        "goals": _class_goals(rows),
         "standards": standards,
         "descriptions": {s: graph.standards[s].description or "" for s in standards},
         "most_not_mastered": [(s, n) for n, s in not_mastered if n > 0][:8],
         "students": len(rows),
     }
+
+
+def _class_goals(rows: list[StudentRow]) -> list[tuple[str, str | None, int]]:
+    """The goals the class's students have: (standards, goal date, students), the most common
+    first; a student without a goal counts under empty standards."""
+    counted = Counter((", ".join(r.gps.goal), day(r.gps.due)) for r in rows)
+    return [(codes, due, n) for (codes, due), n in sorted(counted.items(), key=lambda c: (-c[1], c[0]))]
 
 
 # ---------------------------------------------------------------------------- rotation

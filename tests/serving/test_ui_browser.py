@@ -247,6 +247,58 @@ def test_an_admin_sends_the_roster_export_from_the_browser(school, browser, tmp_
     teacher.close()
 
 
+def test_a_teacher_sets_goals_from_the_browser(school, browser) -> None:
+    """A class's goal and one student's own goal, set and cleared in the pages (the API's goal,
+    standards in any spelling it takes); a standard the framework does not have is a page that
+    names it; a teacher cannot set the goal of a class that is not hers."""
+    server, keys = school
+    page = browser.new_page()
+    sign_in(page, server.url, keys["admin"], "/ui/classes/class-5b")
+    goal = page.locator("section[aria-label='Class goal']")
+    assert "No student of this class has a goal yet." in goal.inner_text()
+    goal.locator("input[name=standards]").fill("5.NF.A.1, CCSS.Math.Content.5.NF.B.3")
+    goal.locator("input[name=date]").fill("2027-06-01")
+    goal.locator("button").click()
+    page.wait_for_url(server.url + "/ui/classes/class-5b")
+    assert "Every student: 5.NF.A.1, 5.NF.B.3, by 2027-06-01." in goal.inner_text()
+    student = page.locator("[data-group] li a").first
+    name = student.inner_text()
+    student.click()
+    own = page.locator("section[aria-label=Goal]")
+    assert own.locator("input[name=standards]").input_value() == "5.NF.A.1, 5.NF.B.3"
+    assert own.locator("input[name=date]").input_value() == "2027-06-01"
+    assert "goal date 2027-06-01" in page.locator("section.summary").inner_text()
+    own.locator("input[name=standards]").fill("5.NF.A.1")
+    own.locator("button[value=set]").click()
+    assert page.locator("section.summary svg, svg.map .node").count() >= 1
+    assert own.locator("input[name=standards]").input_value() == "5.NF.A.1"
+    page.goto(server.url + "/ui/classes/class-5b")
+    listed = goal.inner_text()
+    assert "14 students: 5.NF.A.1, 5.NF.B.3, by 2027-06-01" in listed and "1 student: 5.NF.A.1, by 2027-06-01" in listed
+    page.click(f"[data-group] >> text={name}")
+    own.locator("button[value=clear]").click()
+    assert "No goal yet" in page.content() and own.locator("input[name=standards]").input_value() == ""
+    page.goto(server.url + "/ui/classes/class-5b")
+    assert "1 student: no goal" in goal.inner_text()
+
+    goal.locator("input[name=standards]").fill("5.NF.A.1, 9.ZZ.Z.9")
+    response = None
+    with page.expect_navigation() as navigation:
+        goal.locator("button").click()
+    response = navigation.value
+    assert response is not None and response.status == 404 and "9.ZZ.Z.9" in page.content()
+    page.close()
+
+    teacher = browser.new_page()  # Ms Ramos teaches class-4a, not class-5b
+    sign_in(teacher, server.url, keys["ramos"], "/ui/classes/class-4a")
+    csrf = teacher.locator("section[aria-label='Class goal'] input[name=csrf]").input_value()
+    refused = teacher.request.post(
+        server.url + "/ui/classes/class-5b/goal", form={"standards": "5.NF.A.1", "date": "", "csrf": csrf}
+    )
+    assert refused.status == 404 and "among your" in refused.text()
+    teacher.close()
+
+
 def test_a_file_over_the_limit_gets_a_page_that_says_what_to_do(browser, tmp_path, shared_engine) -> None:
     """An export over the upload limit is refused before it is read, with a page for the person at
     the browser (not the API's JSON): what the limit is, the command that imports it, a way back."""
