@@ -427,56 +427,55 @@ def _goal_of_form(service: LearnerService, tenant: str, standards: str, due: str
     return goal
 
 
-@router.post("/classes/{class_id}/goal")
-def class_goal(
-    request: Request,
-    class_id: str,
-    standards: Annotated[str, Form(max_length=2000)] = "",
-    date: Annotated[str, Form(max_length=40)] = "",
-    csrf: Annotated[str, Form(max_length=100)] = "",
-) -> Response:
-    """One goal for every student of the class (``PUT /v1/classes/{id}/goal``)."""
-    session = _session(request)
-    if not request.app.state.ui.same(csrf, session.csrf):
-        return _error(request, 403, "The form expired; reload the page and try again.", session)
-    roster = _class_or_404(request, session, class_id)
-    if isinstance(roster, HTMLResponse):
-        return roster
-    service = _service(request)
-    tenant = session.principal.tenant
-    try:
-        goal = _goal_of_form(service, tenant, standards, date)
-    except ApiError as exc:
-        return _error(request, exc.status if exc.status < 500 else 422, exc.message, session)
-    service.set_goals(tenant, roster.members(class_id, "student"), goal)
-    return RedirectResponse(f"/ui/classes/{quote(class_id)}", status_code=303)
-
-
-@router.post("/learners/{learner_id}/goal")
-def learner_goal(
-    request: Request,
-    learner_id: str,
+def goal_form(
     standards: Annotated[str, Form(max_length=2000)] = "",
     date: Annotated[str, Form(max_length=40)] = "",
     action: Annotated[str, Form(max_length=10)] = "set",
     csrf: Annotated[str, Form(max_length=100)] = "",
-) -> Response:
-    """A student's own goal (``PUT /v1/learners/{id}/goal``), or none (``action=clear``)."""
-    session = _session(request)
-    if not request.app.state.ui.same(csrf, session.csrf):
-        return _error(request, 403, "The form expired; reload the page and try again.", session)
+) -> dict[str, str]:
+    """A goal form's fields (the class's and a student's pages share them)."""
+    return {"standards": standards, "date": date, "action": action, "csrf": csrf}
+
+
+GoalForm = Annotated[dict[str, str], Depends(goal_form)]
+
+
+def _set_goal(request: Request, session: Session, learner_ids: list[str], form: dict[str, str], back: str) -> Response:
+    """The goal the form states (none for ``action=clear``) for each of these learners, then
+    back to the page the form is on."""
+    if form["action"] not in ("set", "clear"):
+        return _error(request, 422, f"Unknown change {form['action']!r}; expected set or clear.", session)
     service = _service(request)
-    if not _may_see_learner(service, session.principal, learner_id):
-        return _error(request, 404, f"No learner {learner_id!r} among your students.", session)
     tenant = session.principal.tenant
-    if action not in ("set", "clear"):
-        return _error(request, 422, f"Unknown change {action!r}; expected set or clear.", session)
     try:
-        goal = _goal_of_form(service, tenant, standards, date) if action == "set" else None
+        goal = _goal_of_form(service, tenant, form["standards"], form["date"]) if form["action"] == "set" else None
     except ApiError as exc:
         return _error(request, exc.status if exc.status < 500 else 422, exc.message, session)
-    service.set_goal(tenant, learner_id, goal)
-    return RedirectResponse(f"/ui/learners/{quote(learner_id)}", status_code=303)
+    service.set_goals(tenant, learner_ids, goal)
+    return RedirectResponse(back, status_code=303)
+
+
+@router.post("/classes/{class_id}/goal")
+def class_goal(request: Request, class_id: str, form: GoalForm) -> Response:
+    """One goal for every student of the class (``PUT /v1/classes/{id}/goal``)."""
+    session = _session(request)
+    if not request.app.state.ui.same(form["csrf"], session.csrf):
+        return _error(request, 403, "The form expired; reload the page and try again.", session)
+    roster = _class_or_404(request, session, class_id)
+    if isinstance(roster, HTMLResponse):
+        return roster
+    return _set_goal(request, session, roster.members(class_id, "student"), form, f"/ui/classes/{quote(class_id)}")
+
+
+@router.post("/learners/{learner_id}/goal")
+def learner_goal(request: Request, learner_id: str, form: GoalForm) -> Response:
+    """A student's own goal (``PUT /v1/learners/{id}/goal``), or none (``action=clear``)."""
+    session = _session(request)
+    if not request.app.state.ui.same(form["csrf"], session.csrf):
+        return _error(request, 403, "The form expired; reload the page and try again.", session)
+    if not _may_see_learner(_service(request), session.principal, learner_id):
+        return _error(request, 404, f"No learner {learner_id!r} among your students.", session)
+    return _set_goal(request, session, [learner_id], form, f"/ui/learners/{quote(learner_id)}")
 
 
 # ---------------------------------------------------------------------------- GPS
