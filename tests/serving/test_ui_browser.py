@@ -191,6 +191,8 @@ def test_a_teacher_reads_her_class_rotation_and_a_students_gps(school, browser, 
     assert student.inner_text("h1").startswith("Ana Silva")
     assert "Sign out" not in student.content() and "Make a link" not in student.content()
     assert "Ben Okafor" not in student.content()
+    # a student reads what to do next and the chance of success, not the planner's reasoning
+    assert "Chance of success" in student.content() and "ZPD band" not in student.content()
     shot(student, "student")
     student.goto(server.url + "/ui/classes/class-4a")
     assert "/ui/login" in student.url
