@@ -171,7 +171,11 @@ def load_splits(
         tables["train"], tables["valid"] = _split(table, tc.valid_fraction)
     for split, table in tables.items():
         if table.n_attempts == 0:
-            raise ValueError(f"{data}: the {split} split has no attempts (too few learners?)")
+            learners = sum(t.n_learners for t in tables.values())
+            raise ValueError(
+                f"{data}: the {split} split has no attempts: {learners} learner(s) with answers in all, too few to"
+                f" split by learner (test {tc.test_fraction:.0%}, validation {tc.valid_fraction:.0%} of the rest)"
+            )
     return {k: tables[k] for k in ("train", "valid", "test")}, reports
 
 
@@ -274,7 +278,8 @@ def train_command(
             aligned_info = {"file": str(alignment), "min_confidence": min_confidence, "dropped_attempts": dropped}
     except (ConfigError, DataError, FileNotFoundError, ValueError, TypeError) as exc:
         if exported is not None:  # name what the user gave, not the export it became (deleted below)
-            _fail(str(exc).replace(exported.name, f"tenant {tenant!r} of {_redacted(from_store)}"))
+            named = f"tenant {tenant!r} of {_redacted(from_store)}"
+            _fail(str(exc).replace(str(Path(exported.name) / "answers.csv"), named).replace(exported.name, named))
         _fail(exc)
     finally:
         if exported is not None:  # the tables are in memory now

@@ -81,7 +81,8 @@ def test_training_on_the_stored_answers(tmp_path) -> None:
     assert promoted.exit_code == 0, promoted.output
 
     few = runner.invoke(app, [*base, "--tenant", "tiny", "--no-progress"])
-    assert few.exit_code == 1 and f"tenant 'tiny' of {url}" in few.output and "zpd-store-" not in few.output
+    assert few.exit_code == 1 and f"tenant 'tiny' of {url}:" in few.output and "zpd-store-" not in few.output
+    assert "answers.csv" not in few.output and "learner(s) with answers in all, too few to split" in few.output
     nobody = runner.invoke(app, [*base, "--tenant", "elsewhere", "--no-progress"])
     assert nobody.exit_code == 1 and "has no answers" in nobody.output
     mixed = runner.invoke(app, [*base, "--tenant", "school", "--data", str(tmp_path), "--format", "csv"])
