@@ -298,6 +298,9 @@ class ItemsPutOut(BaseModel):
     updated: int
     items: int
     learners_rebuilt: int
+    #: items already in the tenant's catalog whose standards this change changed
+    realigned: list[str] = []
+    notes: list[str] = []
 
 
 class UnalignedActivity(BaseModel):

@@ -94,16 +94,31 @@ def put_items(principal: AdminDep, service: ServiceDep, body: Any = Body(...)) -
                 message,
                 f"items[{i}].{field}" if field else f"items[{i}]",
             ) from None
+    before = service.catalog(principal.tenant)
     try:
         created, updated = service.content.upsert(principal.tenant, records)  # the other workers follow
     except VersionConflict as exc:
         raise ApiError(409, "busy", str(exc), "body") from None
     rebuilt = service.realign(principal.tenant, [r["id"] for r in records])
+    after = service.catalog(principal.tenant)
+    ids = dict.fromkeys(r["id"] for r in records)
+    realigned = [i for i in ids if i in before and i in after and before[i].standards != after[i].standards]
+    notes = (
+        [
+            f"{len(realigned)} item(s) now on other standards ({', '.join(realigned[:5])}"
+            f"{', ...' if len(realigned) > 5 else ''}): answers received on them before count on the standards they"
+            " had until their learners' states are rebuilt (`zpd replay`, or a later answer that arrives late)"
+        ]
+        if realigned
+        else []
+    )
     return {
         "created": created,
         "updated": updated,
-        "items": len(service.catalog(principal.tenant)),
+        "items": len(after),
         "learners_rebuilt": rebuilt,
+        "realigned": realigned,
+        "notes": notes,
     }
 
 

@@ -647,3 +647,42 @@ def test_the_bundled_model_trained_on_real_learners_serves(tmp_path) -> None:
         mastery = c.get("/v1/learners/s1/profile", headers=api.h()).json()["mastery"]
         assert 0 < mastery["6.EE.B.8"]["p"] < 1 and 0 < mastery["K.CC.A.1"]["p"] < 1
     store.close()
+
+
+def test_an_item_moved_to_other_standards_is_named_and_replay_applies_it(api, tmp_path) -> None:
+    """An admin who moves one of the tenant's items to other standards is told which items moved
+    and that answers received before count on the old standards until the learners are rebuilt;
+    `zpd replay` rebuilds them on the item's standards as they are now."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from zpd.cli import app as cli
+
+    c, h = api.client, api.h()
+    item = {"id": "own-1", "title": "Own item", "standards": ["3.NF.A.1"], "modality": "online_practice"}
+    first = c.put("/v1/items", json=[{**item, "duration_minutes": 5}], headers=h).json()
+    assert (first["created"], first["realigned"], first["notes"]) == (1, [], [])
+    answers = [{"id": f"a{k}", "learner_id": "lia", "item_id": "own-1", "correct": True} for k in range(3)]
+    assert c.post("/v1/events", json=answers, headers=h).status_code == 200
+
+    def evidence() -> dict[str, int]:
+        mastery = c.get("/v1/learners/lia/profile", params={"recent": 0}, headers=h).json()["mastery"]
+        return {code: m["evidence"] for code, m in mastery.items() if m["evidence"]}
+
+    assert set(evidence()) == {"3.NF.A.1"}
+    same = c.put("/v1/items", json=[{**item, "duration_minutes": 10}], headers=h).json()  # not its standards
+    assert (same["updated"], same["realigned"], same["notes"]) == (1, [], [])
+    moved = c.put("/v1/items", json=[{**item, "standards": ["4.NF.A.1"], "duration_minutes": 10}], headers=h).json()
+    assert moved["realigned"] == ["own-1"] and "zpd replay" in moved["notes"][0] and "own-1" in moved["notes"][0]
+    assert set(evidence()) == {"3.NF.A.1"}  # as the note says, until the learner is rebuilt
+
+    config = tmp_path / "zpd.toml"
+    config.write_text(
+        f'[store]\nurl = "{api.store.url}"\n[serving]\nmodel_uri = "bkt"\ndata_dir = "{tmp_path.as_posix()}"\n'
+        f'[mlflow]\ntracking_uri = "sqlite:///{(tmp_path / "mlflow.db").as_posix()}"\n'
+    )
+    run = CliRunner().invoke(cli, ["--config", str(config), "replay", "--json"])
+    assert run.exit_code == 0, run.output
+    assert json.loads(run.stdout.strip().splitlines()[-1])["rebuilt"] >= 1
+    assert set(evidence()) == {"4.NF.A.1"}
