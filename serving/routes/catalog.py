@@ -107,7 +107,8 @@ def put_items(principal: AdminDep, service: ServiceDep, body: Any = Body(...)) -
         [
             f"{len(realigned)} item(s) now on other standards ({', '.join(realigned[:5])}"
             f"{', ...' if len(realigned) > 5 else ''}): answers received on them before count on the standards they"
-            " had until their learners' states are rebuilt (`zpd replay`, or a later answer that arrives late)"
+            f" had until their learners' states are rebuilt (`zpd replay --tenant {principal.tenant}`, or a later"
+            " answer that arrives late)"
         ]
         if realigned
         else []

@@ -674,7 +674,8 @@ def test_an_item_moved_to_other_standards_is_named_and_replay_applies_it(api, tm
     same = c.put("/v1/items", json=[{**item, "duration_minutes": 10}], headers=h).json()  # not its standards
     assert (same["updated"], same["realigned"], same["notes"]) == (1, [], [])
     moved = c.put("/v1/items", json=[{**item, "standards": ["4.NF.A.1"], "duration_minutes": 10}], headers=h).json()
-    assert moved["realigned"] == ["own-1"] and "zpd replay" in moved["notes"][0] and "own-1" in moved["notes"][0]
+    assert moved["realigned"] == ["own-1"] and "own-1" in moved["notes"][0]
+    assert "(`zpd replay --tenant tenant-a`, or a later answer that arrives late)" in moved["notes"][0]
     assert set(evidence()) == {"3.NF.A.1"}  # as the note says, until the learner is rebuilt
 
     config = tmp_path / "zpd.toml"
@@ -682,7 +683,7 @@ def test_an_item_moved_to_other_standards_is_named_and_replay_applies_it(api, tm
         f'[store]\nurl = "{api.store.url}"\n[serving]\nmodel_uri = "bkt"\ndata_dir = "{tmp_path.as_posix()}"\n'
         f'[mlflow]\ntracking_uri = "sqlite:///{(tmp_path / "mlflow.db").as_posix()}"\n'
     )
-    run = CliRunner().invoke(cli, ["--config", str(config), "replay", "--json"])
+    run = CliRunner().invoke(cli, ["--config", str(config), "replay", "--tenant", "tenant-a", "--json"])
     assert run.exit_code == 0, run.output
     assert json.loads(run.stdout.strip().splitlines()[-1])["rebuilt"] >= 1
     assert set(evidence()) == {"4.NF.A.1"}
