@@ -93,7 +93,7 @@ def item_reasons(
         reasons.append(f"P(success) {p:.2f} is below the ZPD band [{low:.2f}, {high:.2f}]")
     else:
         reasons.append(f"P(success) {p:.2f} is above the ZPD band [{low:.2f}, {high:.2f}]")
-    if comps["mastery_check"] > 0:
+    if comps["mastery_check"] > 0 and not any("mastery check" in r for r in why):  # said once
         reasons.append("mastery check: can confirm mastery")
     if comps["spacing"] > 0 and kind != "review":
         reasons.append("also reviews prerequisites that are due")

@@ -200,6 +200,20 @@ def test_readiness_says_which_prerequisites_are_shown_and_which_believed() -> No
     assert ready_reasons(ctx, "C", frozenset()) == ["ready: prerequisites A, B likely known (none shown mastered yet)"]
 
 
+def test_a_reason_is_said_once() -> None:
+    """A target that is there for a mastery check says so; the item's reasons do not say it again."""
+    from engine.catalog import Item, Modality
+    from engine.planner.reasons import item_reasons
+
+    item = Item("q", "Quiz", ("A",), Modality.ASSESSMENT, 10.0, mastery_check=True)
+    comps = {"mastery_check": 1.0, "spacing": 0.0, "exploration": 0.0}
+    told = ["likely known already (P(mastered) 0.80): a mastery check can confirm it"]
+    said = item_reasons(told, "test_out", item, 0.7, comps, (0.6, 0.85), frozenset())
+    assert sum("mastery check" in r for r in said) == 1
+    plain = item_reasons(["ready: no prerequisites"], "learn", item, 0.7, comps, (0.6, 0.85), frozenset())
+    assert "mastery check: can confirm mastery" in plain
+
+
 def test_review_due_and_implicit_review(learner, config) -> None:
     master(learner, "A", time=0.0)
     interval = config.review_interval_s
