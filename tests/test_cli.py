@@ -160,6 +160,10 @@ def test_simulate_a_world_and_its_errors() -> None:
     assert out["planners"]["oracle"]["learning_gain"] >= out["planners"]["topo"]["learning_gain"]
     bad = run("simulate", "--world", "maze", "--model", "bkt")
     assert bad.exit_code == 1 and "unknown world 'maze'" in bad.output
+    # not a terminal: one progress line per planner, at its end (no carriage returns in a log)
+    logged = run("simulate", "--planners", "random,topo", "--learners", "3", "--horizon", "5", "--model", "bkt")
+    assert logged.exit_code == 0, logged.output
+    assert "\r" not in logged.stderr and "random: 3 learners\ntopo: 3 learners\n" in logged.stderr
 
 
 # ---------------------------------------------------------------------------- real exports, hostile paths

@@ -218,9 +218,17 @@ def simulate_command(
         raise typer.Exit(1)
     spec = _parse_misspecify(misspecify)
 
+    live = sys.stderr.isatty()  # a terminal: one line redrawn; a log: one line per planner, at its end
+
     def progress(name: str, done: int, total: int) -> None:
-        if done == total or done % max(1, total // 10) == 0:
-            print(f"\r{name}: {done}/{total} learners", end="\n" if done == total else "", file=sys.stderr, flush=True)
+        if done == total:
+            print(
+                f"\r{name}: {done}/{total} learners" if live else f"{name}: {done} learners",
+                file=sys.stderr,
+                flush=True,
+            )
+        elif live and done % max(1, total // 10) == 0:
+            print(f"\r{name}: {done}/{total} learners", end="", file=sys.stderr, flush=True)
 
     result = evaluate(
         {n: available[n] for n in names},
