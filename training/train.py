@@ -305,22 +305,16 @@ def _fit(
     best: _Best = {"auc": -np.inf, "epoch": 0, "state": {k: v.clone() for k, v in net.state_dict().items()}}
     history: list[dict[str, float]] = []
     stale, stopped = 0, False
-    epoch_bar = tqdm(
-        range(1, epochs + 1),
-        desc=f"{model.name} epochs",
-        disable=not (progress and dctx.is_main),
-        file=sys.stderr,
-        leave=False,
-    )
+    # bars on a terminal only (tqdm's None): in a log, redrawn bars are a line of carriage returns
+    bars = None if progress and dctx.is_main else True
+    epoch_bar = tqdm(range(1, epochs + 1), desc=f"{model.name} epochs", disable=bars, file=sys.stderr, leave=False)
     for epoch in epoch_bar:
         t0 = time.perf_counter()
         net.train()
         loss_sum = 0.0
         tokens: float = 0  # a float once summed over ranks
         order = np.random.default_rng([seed, epoch]).permutation(len(batches))
-        for b in tqdm(
-            order, desc=f"epoch {epoch}", disable=not (progress and dctx.is_main), file=sys.stderr, leave=False
-        ):
+        for b in tqdm(order, desc=f"epoch {epoch}", disable=bars, file=sys.stderr, leave=False):
             learners = batches[b]
             mine, weight = learners[dctx.rank :: dctx.world_size], 1.0
             if len(mine) == 0:  # fewer learners than ranks: join the all-reduce with a zero gradient
