@@ -216,7 +216,7 @@ def _needs(
             break
         if cand.kind in ("learn", "remediation", "pinned") and cand.standard in group_items:
             learn += 1
-            out.setdefault(cand.standard, (cand.standard, 1, f"next standard to learn: {cand.standard}"))
+            out.setdefault(cand.standard, (cand.standard, 1, "the next standard they are ready to learn"))
     return list(out.values())
 
 
