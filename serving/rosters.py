@@ -369,7 +369,9 @@ class _Retired:
             return self._lock.wait_for(lambda: not self._busy, timeout)
 
     def _run(self) -> None:
-        waiting: list[tuple[float, Any]] = []  # (until when, piece): held elsewhere when looked at
+        # id -> (until when, piece): held elsewhere when looked at, each piece once (two copies put
+        # may share one: held here twice, it would look held elsewhere until the first wait ran out)
+        waiting: dict[int, tuple[float, Any]] = {}
         pace = Pace()
         while True:
             try:
@@ -377,7 +379,7 @@ class _Retired:
             except queue.Empty:
                 item = None
             now = time.monotonic()
-            todo = [(until, piece) for until, piece in waiting if until >= now]  # the others: theirs to free
+            todo = [(until, piece) for until, piece in waiting.values() if until >= now]  # others: theirs to free
             waiting.clear()
             if item is not None:
                 copy, share = item
@@ -393,14 +395,14 @@ class _Retired:
             if freed >= _TRIM_AFTER:
                 _free_memory_back()
 
-    def _take_apart(self, todo: list[tuple[float, Any]], waiting: list[tuple[float, Any]], pace: Pace) -> int:
+    def _take_apart(self, todo: list[tuple[float, Any]], waiting: dict[int, tuple[float, Any]], pace: Pace) -> int:
         """Take apart the pieces of ``todo`` nothing else holds, and what they hold; those held
         elsewhere go to ``waiting``. Returns how many entries of dicts and lists were emptied."""
         freed = 0
         while todo:
             until, piece = todo.pop()
             if sys.getrefcount(piece) > _ONE_REFERENCE:  # any more than this variable's: someone else's
-                waiting.append((until, piece))
+                waiting.setdefault(id(piece), (until, piece))
                 piece = None
                 continue
             parts: list[Any] = []

@@ -458,6 +458,38 @@ def test_a_replaced_copy_is_taken_apart_only_once_nothing_else_holds_it(store) -
     assert third.roster.members("class-5b") == sorted({*members["class-5b"], student})
 
 
+def test_what_two_replaced_copies_shared_is_taken_apart_once_neither_is_held() -> None:
+    """Two copies put one after the other share the records of a kind the first change left alone:
+    once no copy holds them, they are taken apart at once, not after the wait for pieces held
+    elsewhere (60 s)."""
+    import gc
+    import time
+    import weakref
+
+    from engine.roster import Roster
+    from serving.rosters import CachedRoster, RecordNumbers, _Retired
+
+    class Marker:
+        """Something a record holds, whose end a weak reference sees."""
+
+    retired = _Retired(wait_s=60.0, poll_s=0.02)
+    marker = Marker()
+    seen = weakref.ref(marker)
+    first = Roster(users={"u1": {"role": "student", "note": marker}})  # an unusual record: kept as a dict
+    del marker
+    second = first.with_changes([("classes", "c1", {"title": "C"})], [])  # shares the users
+    third = second.with_changes([("users", "u1", {"role": "student"})], [])  # users of its own
+    numbers = RecordNumbers.build([], [], [])
+    retired.put(CachedRoster(1, first, numbers), 1.0)
+    retired.put(CachedRoster(2, second, numbers), 1.0)
+    del first, second
+    gc.collect()
+    deadline = time.monotonic() + 5
+    while seen() is not None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert seen() is None and third.users["u1"] == {"role": "student"}
+
+
 def test_copies_read_while_replaced_copies_are_taken_apart_stay_whole(store) -> None:
     """Requests read each copy they got (records, membership) while a writer changes the roster
     and a worker replaces its copy after each change: every read of a copy gives what it gave
