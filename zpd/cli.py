@@ -6,6 +6,7 @@ one clear line on stderr and exit with status 1.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -131,6 +132,8 @@ def main_callback(
     ctx: typer.Context,
     config: Annotated[Path | None, typer.Option("--config", help="TOML file merged over configs/default.toml.")] = None,
 ) -> None:
+    if not sys.stderr.isatty():  # a log: MLflow's artifact bars would be lines of carriage returns
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
         ctx.obj = load_config(config)
     except ConfigError as exc:
