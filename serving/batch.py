@@ -27,16 +27,18 @@ _ENGINES: dict[str, Any] = {}  # per Ray worker process: the engine built once p
 _ROSTERS: dict[str, dict] = {}  # per Ray worker process and store: the rosters read (by version)
 
 
-def plan_school(config_json: str, store_url: str, tenant: str, date: str, class_ids: Sequence[str]) -> list[str]:
+def plan_school(
+    config_json: str, store_url: str, tenant: str, date: str, class_ids: Sequence[str]
+) -> tuple[list[str], list[str]]:
     """Plan and store the given classes of one school (runs in a Ray worker; the engine is built
-    once per worker process). Returns the classes planned."""
+    once per worker process). Returns the classes planned and the model versions that planned them."""
     from configs import ZPDConfig
     from serving.deployment import Deployment, served_engine
     from serving.service import LearnerService
     from serving.stores import open_store
     from serving.views import rotation_json, status_json
 
-    planned = []
+    planned, models = [], set()
     with open_store(store_url) as store:
         engine = _ENGINES.get(config_json)
         if engine is None:
@@ -67,7 +69,8 @@ def plan_school(config_json: str, store_url: str, tenant: str, date: str, class_
             }
             store_plan(store, tenant, plan)
             planned.append(class_id)
-    return planned
+            models.update(versions)
+    return planned, sorted(models)
 
 
 def plan_tenant(
@@ -115,10 +118,12 @@ def plan_tenant(
         pending = [task.remote(config_json, store_url, tenant, date, classes) for classes in by_school.values()]
         total, done = sum(len(c) for c in by_school.values()), 0
         planned: list[str] = []
+        models: set[str] = set()
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
-            for finished in ray.get(ready):
-                planned += finished
+            for classes, versions in ray.get(ready):
+                planned += classes
+                models.update(versions)
             done = len(planned)
             if progress is not None:
                 progress(done, total)
@@ -134,6 +139,7 @@ def plan_tenant(
         "classes_planned": len(planned),
         "classes_skipped": skipped,
         "learners": learners,
+        "models": sorted(models),  # the model versions that planned them: the API's (see served_engine)
         "seconds": round(seconds, 2),
         "learners_per_second": round(learners / seconds, 1) if seconds > 0 else None,
     }

@@ -507,5 +507,6 @@ def plan_batch(
         typer.echo(
             f"{summary['classes_planned']} class(es) of {summary['schools']} school(s) planned for {summary['date']} "
             f"({summary['learners']} learners, {summary['seconds']} s, {summary['learners_per_second']} learners/s)"
+            + (f" with model {', '.join(summary['models'])}" if summary["models"] else "")
             + (f"; {summary['classes_skipped']} already planned" if summary["classes_skipped"] else "")
         )
