@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from serving.model_provider import LoadedModel, ModelLoadError, holdout_from_store
 from serving.stores.base import LearnerStore
+
+if TYPE_CHECKING:
+    from configs import ZPDConfig
+    from serving.service import Engine
 
 __all__ = ["Deployment", "served_engine"]
 
@@ -84,7 +88,7 @@ class Deployment:
         return {"applied_versions": dict(self.applied), "last_error": self.last_error}
 
 
-def served_engine(config: Any, store: LearnerStore) -> Any:
+def served_engine(config: ZPDConfig, store: LearnerStore) -> Engine:
     """An engine with the model the deployment's workers serve: built from ``config`` (its model
     chain), then given the model a worker published in ``store`` (a reload or a promotion,
     forced or not). Every process that folds or plans for a store's learners outside a worker

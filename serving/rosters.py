@@ -414,17 +414,14 @@ class _Retired:
                 parts = [piece._keys]
             elif type(piece) is tuple:
                 parts = list(piece)
-            elif type(piece) is dict:
+            elif type(piece) in (dict, list):  # emptied a few thousand entries at a time
                 while piece:
                     n = min(PAUSE_EVERY, len(piece))
-                    for _ in range(n):
-                        piece.popitem()
-                    freed += n
-                    pace()
-            elif type(piece) is list:
-                while piece:
-                    n = min(PAUSE_EVERY, len(piece))
-                    del piece[-n:]
+                    if type(piece) is dict:
+                        for _ in range(n):
+                            piece.popitem()
+                    else:
+                        del piece[-n:]
                     freed += n
                     pace()
             piece = None  # the piece goes: what it held is held by ``parts`` alone, if by nothing else
