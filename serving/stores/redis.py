@@ -356,6 +356,7 @@ class RedisStore(LearnerStore):
         self._lock = threading.Lock()
         self._rewrite_wanted = threading.Event()
         self._rewriter: threading.Thread | None = None
+        self._starting = False  # the rewriter is asking the servers to rewrite: not yet in their INFO
         self._closed = False
 
     def _call(self, fn):
@@ -546,10 +547,12 @@ class RedisStore(LearnerStore):
         return bool(removed or member or held or listed or refs)
 
     def _rewrite_soon(self) -> None:
-        """Have the background thread rewrite the AOF (see :meth:`delete_learner`)."""
-        self._rewrite_wanted.set()
+        """Have the background thread rewrite the AOF (see :meth:`delete_learner`). The wish and
+        the thread's decision to end are taken under one lock: a wish made as the thread ended
+        was left to no thread."""
         with self._lock:
-            if self._rewriter is None or not self._rewriter.is_alive():
+            self._rewrite_wanted.set()
+            if self._rewriter is None:
                 self._rewriter = threading.Thread(target=self._rewrite_aof, name="zpd-aof-rewrite", daemon=True)
                 self._rewriter.start()
 
@@ -743,29 +746,41 @@ class RedisStore(LearnerStore):
         """Start an AOF rewrite on every server once none is running there, as long as deletions
         ask for one. A rewrite that was already running may have copied the deleted keys, so it
         does not count."""
-        while self._rewrite_wanted.is_set() and not self._closed:
-            try:
-                infos = [server.info("persistence") for server in self._servers()]
-                if not any(info.get("aof_enabled") for info in infos):
-                    self._rewrite_wanted.clear()  # no AOF: nothing on disk holds the history
-                    return
-                if any(info.get("aof_rewrite_in_progress") or info.get("aof_rewrite_scheduled") for info in infos):
+        try:
+            while True:
+                with self._lock:
+                    if not self._rewrite_wanted.is_set() or self._closed:
+                        return
+                try:
+                    infos = [server.info("persistence") for server in self._servers()]
+                    if not any(info.get("aof_enabled") for info in infos):
+                        self._rewrite_wanted.clear()  # no AOF: nothing on disk holds the history
+                        continue  # (ended at the top, under the lock)
+                    if any(info.get("aof_rewrite_in_progress") or info.get("aof_rewrite_scheduled") for info in infos):
+                        time.sleep(0.2)
+                        continue
+                    with self._lock:  # until the servers say so, the rewrite is pending here
+                        self._starting = True
+                        self._rewrite_wanted.clear()
+                    try:
+                        for server, info in zip(self._servers(), infos):
+                            if info.get("aof_enabled"):
+                                server.bgrewriteaof()
+                    finally:
+                        self._starting = False
+                except redis.ResponseError:  # a rewrite started meanwhile: wait for it, then ask again
+                    self._rewrite_wanted.set()
                     time.sleep(0.2)
-                    continue
-                self._rewrite_wanted.clear()
-                for server, info in zip(self._servers(), infos):
-                    if info.get("aof_enabled"):
-                        server.bgrewriteaof()
-            except redis.ResponseError:  # a rewrite started meanwhile: wait for it, then ask again
-                self._rewrite_wanted.set()
-                time.sleep(0.2)
-            except redis.RedisError as exc:  # unreachable: the next deletion asks again
-                log.warning("AOF rewrite after a learner deletion failed: %s", exc)
-                return
+                except redis.RedisError as exc:  # unreachable: the next deletion asks again
+                    log.warning("AOF rewrite after a learner deletion failed: %s", exc)
+                    return
+        finally:
+            with self._lock:
+                self._rewriter = None
 
     def aof_rewrite_pending(self) -> bool:
         """True while a deletion's AOF rewrite is wanted or running (for operators and tests)."""
-        if self._rewrite_wanted.is_set():
+        if self._rewrite_wanted.is_set() or self._starting:
             return True
         infos = self._call(lambda: [server.info("persistence") for server in self._servers()])
         return any(bool(info.get("aof_rewrite_in_progress") or info.get("aof_rewrite_scheduled")) for info in infos)
@@ -845,7 +860,8 @@ class RedisStore(LearnerStore):
         self._call(self.client.ping)
 
     def close(self) -> None:
-        if self._rewriter is not None and self._rewrite_wanted.is_set():
-            self._rewriter.join(timeout=5)  # let a deletion's rewrite start before closing
+        rewriter = self._rewriter
+        if rewriter is not None and self._rewrite_wanted.is_set():
+            rewriter.join(timeout=5)  # let a deletion's rewrite start before closing
         self._closed = True
         self.client.close()
