@@ -26,20 +26,18 @@ DIAGNOSTIC = PlacementConfig(max_questions=8, min_questions=0, hint_sd=0.75, ste
 
 
 def served_model(config: ZPDConfig, uri: str | None = None) -> tuple[LearnerModel, str]:
-    """The model the server would serve (``uri``, else the configured one, then the bundled model,
-    then graph BKT: the same fallback chain) and its version."""
-    from serving.model_provider import ModelLoadError, load_candidate
+    """The model the server would serve with ``config`` and its version: ``uri`` alone when given,
+    else the configured model, then the bundled model, then graph BKT, each through the promotion
+    gate's checks (:meth:`ModelHolder.load_first`, the server's own start-up: a model the gate
+    refuses is not served, so it is not simulated either)."""
+    from serving.model_provider import ModelHolder
     from serving.service import FALLBACK_MODELS
 
     graph = graph_from_config(config.graph)
-    errors = []
-    for candidate in [uri] if uri else [config.serving.model_uri, *FALLBACK_MODELS]:
-        try:
-            model, version, _ = load_candidate(candidate, graph, config.mlflow.tracking_uri, config.model.bkt)
-            return model, version
-        except ModelLoadError as exc:
-            errors.append(str(exc))
-    raise ModelLoadError("; ".join(errors))
+    catalog = load_catalog_source(config.catalog.source, graph, config.catalog.generate_missing)
+    holder = ModelHolder(graph, catalog, config.mlflow.tracking_uri, config.model.bkt, config.gate)
+    loaded = holder.load_first([uri] if uri else [config.serving.model_uri, *FALLBACK_MODELS])
+    return loaded.model, loaded.version
 
 
 def planner_factories(

@@ -74,3 +74,28 @@ def test_the_gate_refuses_skill_ids_and_keeps_its_report(registry) -> None:
     assert promoted.exit_code == 0, promoted.output
     assert f"zpd-learner@champion -> version {versions['aligned']}" in promoted.stdout
     assert client.get_model_version("zpd-learner", versions["aligned"]).tags["gate.passed"] == "true"
+
+
+def test_simulate_runs_the_model_the_server_would_serve_never_one_the_gate_refuses(registry, tmp_path) -> None:
+    """`zpd simulate` starts from the server's own chain: a configured model the gate refuses is
+    skipped for the next one (the server would not serve it), and one asked for by name is
+    refused with the gate's reason rather than simulated."""
+    from zpd.cli import app
+
+    uri, versions, _ = registry
+    refused = f"models:/zpd-learner/{versions['skill ids']}"
+    config = tmp_path / "zpd.toml"
+    config.write_text(f'[mlflow]\ntracking_uri = "{uri}"\n[serving]\nmodel_uri = "{refused}"\n')
+    runner = CliRunner()
+    args = ["--config", str(config), "simulate", "--planners", "zpd", "--learners", "2", "--horizon", "3"]
+    chained = runner.invoke(app, args)
+    assert chained.exit_code == 0, chained.output
+    assert (
+        "zpd serves with model hybrid@" in chained.stderr
+        and f"zpd-learner/{versions['skill ids']}" not in (chained.stderr.split("zpd serves with model", 1)[1])
+    )
+    named = runner.invoke(app, [*args, "--model", refused])
+    assert named.exit_code == 1 and "standard coverage" in named.output
+    aligned = runner.invoke(app, [*args, "--model", f"models:/zpd-learner/{versions['aligned']}"])
+    assert aligned.exit_code == 0, aligned.output
+    assert f"zpd serves with model zpd-learner/{versions['aligned']}" in aligned.stderr
