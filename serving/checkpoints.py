@@ -34,7 +34,7 @@ from models.base import ModelFormatError, state_from_bytes, state_to_bytes
 from serving.evidence import evidence
 from serving.stores.base import StoredEvent
 
-__all__ = ["EVERY", "KEEP", "Checkpoint", "oldest", "restore", "take", "verify"]
+__all__ = ["EVERY", "KEEP", "Checkpoint", "oldest", "restamp", "restore", "take", "verify"]
 
 #: answers folded between two checkpoints: a late batch refolds at most about ``EVERY x KEEP``
 #: answers when it comes after the older checkpoint
@@ -80,6 +80,12 @@ def take(learner: Learner, position: int, model: str) -> None:
     data = base64.b64encode(zlib.compress(blob, 1)).decode("ascii")
     kept.append(Checkpoint(position, meta.last_time, meta.events, model, data))
     meta.checkpoints = [c.to_json() for c in kept[-KEEP:]]
+
+
+def restamp(meta: LearnerMeta, old: str, new: str) -> None:
+    """The checkpoints ``old`` wrote, as written by ``new``: for a state that holds under ``new``
+    as it is (folded before some items moved, none of which its log answers)."""
+    meta.checkpoints = [{**d, "model": new} if d.get("model") == old else d for d in meta.checkpoints]
 
 
 def oldest(meta: LearnerMeta, model: str, new: Sequence[StoredEvent] = ()) -> int | None:

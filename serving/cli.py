@@ -247,12 +247,12 @@ def replay(
             learner = core.rebuild(stored, evidence(log))
             meta = learner.meta.to_json()
             # the checkpoints a late answer would start from hold what their part of the log gives
-            bad = checkpoints.verify(core, stored, model.version, log) if stored.checkpoints else []
+            bad = checkpoints.verify(core, stored, core.version, log) if stored.checkpoints else []
             summary["bad_checkpoints"] += len(bad)
             kept = stored_state(learner, bool(log))  # what a record keeps (nothing before any event)
             state_ok = _same_state(state_from_bytes(record.state), learner.state) if record.state else not kept
             same = bool(
-                record.model_version == model.version
+                record.model_version == core.version  # the model, the tenant's framework and alignment
                 and state_ok
                 and json.loads(json.dumps(meta)) == {k: v for k, v in record.meta.items() if k != "cp"}
                 and not bad
@@ -261,7 +261,7 @@ def replay(
             if not same:
                 summary["differing"].append(f"{t}/{learner_id}")
             if not check and not same:  # rebuilt without checkpoints: taken again as answers come
-                record.state, record.model_version, record.meta = kept, model.version, meta
+                record.state, record.model_version, record.meta = kept, core.version, meta
                 try:
                     opened.commit(record, record.version, [])
                     summary["rebuilt"] += 1

@@ -13,6 +13,13 @@ Over the shared framework that is the deployment's encoded catalog plus the tena
 encoded once; over a framework of its own, the model is rebuilt for that graph
 (:func:`models.registry.for_graph`: graph BKT over its standards) and the catalog is the shared
 items aligned to it plus the tenant's.
+
+An item moved to other standards (``PUT /v1/items`` of an item the tenant saw on other ones) is
+numbered in the stored record (:data:`MOVED`: the tenant's how-manieth move it was), and the
+tenant's *alignment* is the newest number. A learner's state is stamped with the alignment it was
+folded with (:attr:`Content.stamp`); one stamped before a move is folded again, on the next
+request that reads it, when its log has an answer on an item moved since, and only stamped anew
+otherwise (see ``LearnerService._view``).
 """
 
 from __future__ import annotations
@@ -37,9 +44,14 @@ from models.registry import for_graph
 from serving.model_provider import LoadedModel
 from serving.stores.base import LearnerStore, VersionConflict
 
-__all__ = ["Content", "TenantContent", "catalog_setting", "framework_setting"]
+__all__ = ["MOVED", "Content", "TenantContent", "alignment_of", "catalog_setting", "framework_setting"]
 
 MAX_RETRIES = 20
+
+#: the key of a stored item record that numbers the move that put the item on its standards
+MOVED = "~moved"
+#: what separates a state's model version from the alignment it was folded with
+_ALIGNED = "+a"
 
 
 def catalog_setting(tenant: str) -> str:
@@ -64,8 +76,31 @@ class Content:
     version: str
     predictions: CatalogPredictions  # P(success) over ``catalog``
     own: frozenset[str]  # the tenant's own item ids
+    #: item id -> the number of the move that put it on its current standards (items moved only)
+    moved: Mapping[str, int] = field(default_factory=dict)
     #: objects built over this content once and reused by every request (the served learner core)
     built: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
+
+    @property
+    def alignment(self) -> int:
+        """The newest move of the tenant's items (0: none moved)."""
+        return max(self.moved.values(), default=0)
+
+    @property
+    def stamp(self) -> str:
+        """What a learner state folded over this content is stamped with (its record's
+        ``model_version``): ``version``, and the alignment when some item moved."""
+        alignment = self.alignment
+        return f"{self.version}{_ALIGNED}{alignment}" if alignment else self.version
+
+
+def alignment_of(stamp: str, version: str) -> int | None:
+    """The alignment a state stamped ``stamp`` was folded with, when ``version`` (the model, and
+    the tenant's framework) folded it; None when another model or framework did."""
+    if stamp == version:
+        return 0
+    head, sep, number = stamp.rpartition(_ALIGNED)
+    return int(number) if sep and head == version and number.isdigit() else None
 
 
 class TenantContent:
@@ -161,11 +196,15 @@ class TenantContent:
         engine = self.engine
         graph = engine.graph if package is None else self._parse(package)
         own: list[Item] = []
+        moved: dict[str, int] = {}
         for k, record in enumerate(records):
             try:
                 own.append(parse_item(record, f"stored item {k}", graph))
             except CatalogError:  # aligned to standards the framework lacks: left out
                 continue
+            number = record.get(MOVED)
+            if isinstance(number, int) and number > 0:
+                moved[own[-1].id] = number
         if package is None:  # the shared framework: the deployment's encodings plus the tenant's items
             catalog = Catalog(list(engine.catalog))
             for item in own:
@@ -181,6 +220,7 @@ class TenantContent:
                 loaded.version,
                 loaded.predictions.extended(model, own),
                 frozenset(i.id for i in own),
+                moved,
             )
         # a framework of its own: the shared items aligned to it, the tenant's, and a model over its graph
         catalog = Catalog([i for i in engine.catalog if all(c in graph.standards for c in i.standards)])
@@ -198,6 +238,7 @@ class TenantContent:
             f"{loaded.version}~{digest}",
             CatalogPredictions.encode(model, catalog),
             frozenset(i.id for i in own),
+            moved,
         )
 
     def _parse(self, package: Any) -> StandardsGraph:
@@ -209,15 +250,28 @@ class TenantContent:
         )
 
     # ------------------------------------------------------------------ writing
-    def upsert(self, tenant: str, records: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
-        """Add or replace the tenant's items (checked by the caller); returns (created, updated)."""
+    def upsert(self, tenant: str, records: Sequence[Mapping[str, Any]]) -> tuple[int, int, list[str]]:
+        """Add or replace the tenant's items (checked by the caller); returns (created, updated,
+        the ids of items moved to other standards). A moved item's record is numbered with this
+        write's move (:data:`MOVED`); an item re-sent on its standards keeps its number."""
         for _ in range(MAX_RETRIES):
             current = self.store.get_setting(catalog_setting(tenant))
             version, stored = (current[0], orjson.loads(current[1])) if current else (0, [])
             merged = {r["id"]: r for r in stored}
-            catalog = self.content(tenant).catalog
+            content = self.content(tenant)
+            catalog = content.catalog
             created = sum(1 for r in records if r["id"] not in merged and r["id"] not in catalog)
-            merged.update({r["id"]: dict(r) for r in records})
+            move = 1 + max((r[MOVED] for r in stored if isinstance(r.get(MOVED), int)), default=0)
+            moved: list[str] = []
+            for r in records:
+                record = {k: v for k, v in r.items() if k != MOVED}
+                before = catalog[r["id"]] if r["id"] in catalog else None
+                if before is not None and parse_item(record, r["id"], content.graph).standards != before.standards:
+                    record[MOVED] = move
+                    moved.append(r["id"])
+                elif isinstance(merged.get(r["id"], {}).get(MOVED), int):
+                    record[MOVED] = merged[r["id"]][MOVED]
+                merged[r["id"]] = record
             try:
                 self.store.put_setting(
                     catalog_setting(tenant), orjson.dumps(list(merged.values())).decode(), expected_version=version
@@ -225,7 +279,7 @@ class TenantContent:
             except VersionConflict:
                 continue
             self._versions.pop(tenant, None)  # read again at once
-            return created, len(records) - created
+            return created, len(records) - created, list(dict.fromkeys(moved))
         raise VersionConflict(f"tenant {tenant}'s catalog is being changed concurrently; retry")
 
     def import_framework(self, tenant: str, package: Any) -> StandardsGraph:

@@ -37,7 +37,7 @@ from engine.sources import graph_from_config, load_catalog_source
 from engine.xapi import DEFAULT_VERBS
 from models.base import ModelFormatError, state_from_bytes, state_to_bytes
 from serving import checkpoints
-from serving.content import Content, TenantContent
+from serving.content import Content, TenantContent, alignment_of
 from serving.evidence import evidence
 from serving.import_records import forget_learners as forget_in_imports
 from serving.model_provider import LoadedModel, ModelHolder
@@ -131,11 +131,24 @@ def unaligned_setting(tenant: str) -> str:
 
 
 class ServedCore(LearnerCore):
-    """A learner core that remembers the loaded model it serves with (its version is reported)."""
+    """A learner core that remembers the loaded model it serves with. ``model_version`` is
+    reported (the model, and the tenant's framework when it has one); ``version`` stamps the
+    states it folds: that, and the tenant's alignment (see :mod:`serving.content`), whose
+    ``moved`` items a state stamped with an older one may have folded on other standards."""
 
-    def __init__(self, *args: Any, loaded: LoadedModel, version: str, **kwargs: Any):
+    def __init__(
+        self,
+        *args: Any,
+        loaded: LoadedModel,
+        version: str,
+        model_version: str | None = None,
+        moved: Mapping[str, int] | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(*args, **kwargs)
         self.loaded, self.version = loaded, version
+        self.model_version = model_version or version
+        self.moved: Mapping[str, int] = moved or {}
 
 
 @dataclass
@@ -147,7 +160,9 @@ class LearnerView:
     loaded: LoadedModel
     core: ServedCore
     learner: Learner
-    rebuilt: bool = False  # the state was folded from the event log (another model wrote it)
+    #: the state was folded from the event log (another model wrote it, or an older alignment
+    #: of items it answered), or stamped anew: kept at once, not redone by every read
+    rebuilt: bool = False
     stored: bool = True  # False: a learner the server has not seen (nothing is written for a read)
 
     @property
@@ -225,7 +240,17 @@ class LearnerService:
             # no answer yet, so no state kept (see stored_state): the starting belief, drawn again
             return LearnerView(record, loaded, core, core.start(meta))
         state = None
-        if record.model_version == core.version and record.state:
+        restamped = False
+        if record.state and record.model_version != core.version and core.moved:
+            since = alignment_of(record.model_version, core.model_version)
+            if since is not None:  # folded by this model before some of the tenant's items moved
+                log = self.store.events(record.tenant, record.learner_id)
+                if any(core.moved.get(e.item_id, 0) > since for e in log):
+                    learner = core.rebuild(meta, evidence(log))  # an answer on one: folded again
+                    return LearnerView(record, loaded, core, learner, rebuilt=True)
+                restamped = True  # none: the state (and its checkpoints) hold under this alignment
+                checkpoints.restamp(meta, record.model_version, core.version)
+        if (record.model_version == core.version or restamped) and record.state:
             try:
                 state = state_from_bytes(record.state)
             except ModelFormatError:
@@ -233,7 +258,7 @@ class LearnerService:
         if state is None or "v" not in record.meta:  # another model wrote it, or an older record layout
             learner = self.rebuild(core, record, meta)
             return LearnerView(record, loaded, core, learner, rebuilt=True)
-        return LearnerView(record, loaded, core, Learner(state, meta))
+        return LearnerView(record, loaded, core, Learner(state, meta), rebuilt=restamped)
 
     def core(self, tenant: str) -> ServedCore:
         """The learner core over what ``tenant`` sees: its catalog (with its own items) and the
@@ -259,7 +284,9 @@ class LearnerService:
                     c.predictions,
                     self.engine.placement,
                     loaded=c.loaded,
-                    version=c.version,
+                    version=c.stamp,
+                    model_version=c.version,
+                    moved=c.moved,
                 ),
             )
         return cast(ServedCore, core)
@@ -491,7 +518,7 @@ class LearnerService:
         versions = set()
         for learner_id in dict.fromkeys(learner_ids):
             view = views[learner_id]
-            versions.add(view.core.version)
+            versions.add(view.core.model_version)
             contexts[learner_id] = self.context(view, modalities=modalities)
         plan = plan_rotation(
             contexts,

@@ -68,7 +68,10 @@ def get_items(
 def put_items(principal: AdminDep, service: ServiceDep, body: Any = Body(...)) -> dict[str, Any]:
     """Items belong to the tenant that sends them: visible and recommendable to it only, over the
     shared catalog (an item with the id of a shared one replaces it for this tenant). Answers on
-    an activity that was unaligned are folded into their learners' state once it is aligned."""
+    an activity that was unaligned are folded into their learners' state once it is aligned. An
+    item moved to other standards (``realigned``) counts on its new ones for every answer, the
+    earlier too: each learner who answered it is folded again from their log when a request
+    next reads them (an event, a recommendation, a teacher's view); the others keep their state."""
     records = (
         body if isinstance(body, list) else body.get("items") if isinstance(body, dict) and "items" in body else [body]
     )
@@ -94,21 +97,17 @@ def put_items(principal: AdminDep, service: ServiceDep, body: Any = Body(...)) -
                 message,
                 f"items[{i}].{field}" if field else f"items[{i}]",
             ) from None
-    before = service.catalog(principal.tenant)
     try:
-        created, updated = service.content.upsert(principal.tenant, records)  # the other workers follow
+        created, updated, realigned = service.content.upsert(principal.tenant, records)  # the other workers follow
     except VersionConflict as exc:
         raise ApiError(409, "busy", str(exc), "body") from None
     rebuilt = service.realign(principal.tenant, [r["id"] for r in records])
     after = service.catalog(principal.tenant)
-    ids = dict.fromkeys(r["id"] for r in records)
-    realigned = [i for i in ids if i in before and i in after and before[i].standards != after[i].standards]
     notes = (
         [
             f"{len(realigned)} item(s) now on other standards ({', '.join(realigned[:5])}"
-            f"{', ...' if len(realigned) > 5 else ''}): answers received on them before count on the standards they"
-            f" had until their learners' states are rebuilt (`zpd replay --tenant {principal.tenant}`, or a later"
-            " answer that arrives late)"
+            f"{', ...' if len(realigned) > 5 else ''}): the learners who answered them are folded again with the new"
+            " standards when a request next reads them"
         ]
         if realigned
         else []

@@ -94,7 +94,7 @@ async def get_next(
     result = recommend(service.context(view), n=n, k_alternatives=alternatives)
     return {
         "learner_id": learner_id,
-        "model_version": view.core.version,
+        "model_version": view.core.model_version,
         "recommendations": [recommendation_json(r) for r in result.recommendations],
         "flags": [flag_json(f) for f in result.flags],
         "empty": empty_json(result.why_empty),
@@ -108,7 +108,7 @@ def post_playlist(
     view = service.load(principal.tenant, learner_id, unseen=True, grade=grade)
     ctx = service.context(view, goal=service.goal(principal.tenant, body.goal), modalities=body.modalities)
     playlist = plan_playlist(ctx, body.session_minutes, body.alternatives)
-    return {"learner_id": learner_id, "model_version": view.core.version, **playlist_json(playlist)}
+    return {"learner_id": learner_id, "model_version": view.core.model_version, **playlist_json(playlist)}
 
 
 @router.get(
@@ -158,7 +158,7 @@ def get_profile(
     events = log[-recent:] if recent else []
     return {
         "learner_id": learner_id,
-        "model_version": view.core.version,
+        "model_version": view.core.model_version,
         "interests": list(meta.interests),
         "grade": meta.grade,
         "level": profile.level,

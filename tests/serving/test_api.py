@@ -649,41 +649,70 @@ def test_the_bundled_model_trained_on_real_learners_serves(tmp_path) -> None:
     store.close()
 
 
-def test_an_item_moved_to_other_standards_is_named_and_replay_applies_it(api, tmp_path) -> None:
-    """An admin who moves one of the tenant's items to other standards is told which items moved
-    and that answers received before count on the old standards until the learners are rebuilt;
-    `zpd replay` rebuilds them on the item's standards as they are now."""
+def test_an_item_moved_to_other_standards_counts_there_for_the_learners_who_answered_it(
+    api, tmp_path, monkeypatch
+) -> None:
+    """An admin moves one of the tenant's items to other standards: the answers received on it
+    before count on the new standards from the next request that reads their learner (folded
+    again from the log). A learner who never answered it keeps the state as stored, stamped with
+    the new alignment, checkpoints too (a late answer still resumes from one), and `zpd replay
+    --check` finds every learner as its log gives them."""
     import json
 
     from typer.testing import CliRunner
 
+    from serving import checkpoints
     from zpd.cli import app as cli
 
-    c, h = api.client, api.h()
+    monkeypatch.setattr(checkpoints, "EVERY", 2)
+    c, h, store = api.client, api.h(), api.store
+    engine = c.app.state.engine
+    version = engine.models.current.version
     item = {"id": "own-1", "title": "Own item", "standards": ["3.NF.A.1"], "modality": "online_practice"}
     first = c.put("/v1/items", json=[{**item, "duration_minutes": 5}], headers=h).json()
     assert (first["created"], first["realigned"], first["notes"]) == (1, [], [])
-    answers = [{"id": f"a{k}", "learner_id": "lia", "item_id": "own-1", "correct": True} for k in range(3)]
-    assert c.post("/v1/events", json=answers, headers=h).status_code == 200
+    shared = next(i.id for i in engine.catalog if i.standards == ("K.CC.A.1",))
 
-    def evidence() -> dict[str, int]:
-        mastery = c.get("/v1/learners/lia/profile", params={"recent": 0}, headers=h).json()["mastery"]
+    def answer(k: int, learner: str, item_id: str, minute: float) -> dict:
+        return {"id": f"{learner}{k}", "learner_id": learner, "item_id": item_id, "correct": True,
+                "timestamp": 1_790_000_000.0 + 60 * minute}  # fmt: skip
+
+    answers = [answer(k, "lia", "own-1", k) for k in range(3)] + [answer(k, "bob", shared, k) for k in range(2)]
+    assert c.post("/v1/events", json=answers, headers=h).status_code == 200
+    more = [answer(k, "bob", shared, k) for k in range(2, 4)]  # a checkpoint after each batch
+    assert c.post("/v1/events", json=more, headers=h).status_code == 200
+
+    def evidence(learner: str) -> dict[str, int]:
+        mastery = c.get(f"/v1/learners/{learner}/profile", params={"recent": 0}, headers=h).json()["mastery"]
         return {code: m["evidence"] for code, m in mastery.items() if m["evidence"]}
 
-    assert set(evidence()) == {"3.NF.A.1"}
+    assert set(evidence("lia")) == {"3.NF.A.1"}
+    bob = store.get("tenant-a", "bob")
+    assert bob is not None and bob.model_version == version and len(bob.meta["cp"]) == 2
     same = c.put("/v1/items", json=[{**item, "duration_minutes": 10}], headers=h).json()  # not its standards
     assert (same["updated"], same["realigned"], same["notes"]) == (1, [], [])
     moved = c.put("/v1/items", json=[{**item, "standards": ["4.NF.A.1"], "duration_minutes": 10}], headers=h).json()
     assert moved["realigned"] == ["own-1"] and "own-1" in moved["notes"][0]
-    assert "(`zpd replay --tenant tenant-a`, or a later answer that arrives late)" in moved["notes"][0]
-    assert set(evidence()) == {"3.NF.A.1"}  # as the note says, until the learner is rebuilt
+    assert "folded again with the new standards when a request next reads them" in moved["notes"][0]
+    assert set(evidence("lia")) == {"4.NF.A.1"}  # the first read folds her again, and keeps it
+    assert store.get("tenant-a", "lia").model_version == f"{version}+a1"
+
+    nxt = c.get("/v1/learners/bob/next", headers=h).json()
+    assert nxt["model_version"] == version  # the model reported, without the alignment
+    kept = store.get("tenant-a", "bob")
+    assert kept.state == bob.state and kept.model_version == f"{version}+a1"
+    assert [cp["model"] for cp in kept.meta["cp"]] == [f"{version}+a1"] * len(bob.meta["cp"])
+    refolds: list[str] = []
+    c.app.state.service.on_refold = lambda start, answers: refolds.append(start)
+    late = c.post("/v1/events", json=[answer(9, "bob", shared, 2.5)], headers=h)
+    assert late.status_code == 200 and refolds == ["checkpoint"]
 
     config = tmp_path / "zpd.toml"
     config.write_text(
-        f'[store]\nurl = "{api.store.url}"\n[serving]\nmodel_uri = "bkt"\ndata_dir = "{tmp_path.as_posix()}"\n'
+        f'[store]\nurl = "{store.url}"\n[serving]\nmodel_uri = "bkt"\ndata_dir = "{tmp_path.as_posix()}"\n'
         f'[mlflow]\ntracking_uri = "sqlite:///{(tmp_path / "mlflow.db").as_posix()}"\n'
     )
-    run = CliRunner().invoke(cli, ["--config", str(config), "replay", "--tenant", "tenant-a", "--json"])
+    run = CliRunner().invoke(cli, ["--config", str(config), "replay", "--tenant", "tenant-a", "--check", "--json"])
     assert run.exit_code == 0, run.output
-    assert json.loads(run.stdout.strip().splitlines()[-1])["rebuilt"] >= 1
-    assert set(evidence()) == {"4.NF.A.1"}
+    summary = json.loads(run.stdout.strip().splitlines()[-1])
+    assert summary["learners"] == summary["matching"] == 2

@@ -68,7 +68,7 @@ def test_workers_converge_and_a_restart_keeps_the_changes(store) -> None:
         assert model["version"] == served and model["deployment"]["last_error"] is None
 
 
-def test_a_tenants_framework_is_its_own_and_every_worker_serves_it(store) -> None:
+def test_a_tenants_framework_is_its_own_and_every_worker_serves_it(store, tmp_path) -> None:
     h = {"Authorization": f"Bearer {create_key(store, 't', ['read', 'ingest', 'admin', 'operator'])}"}
     other = {"Authorization": f"Bearer {create_key(store, 'u', ['read'])}"}
     with worker(store) as a, worker(store) as b:
@@ -92,6 +92,58 @@ def test_a_tenants_framework_is_its_own_and_every_worker_serves_it(store) -> Non
         refused = a.post("/v1/standards/import", json=empty, headers=h)
         assert refused.status_code == 422
         assert b.app.state.service.graph("t").title == "District math framework 2027"
+        # `zpd replay --check` holds the learners' states against the tenant's framework, as the API does
+        item = next(i.id for i in b.app.state.service.catalog("t") if i.standards == ("3.NF.A.1",))
+        answers = [{"id": f"e{k}", "learner_id": "k1", "item_id": item, "correct": True} for k in range(3)]
+        assert b.post("/v1/events", json=answers, headers=h).status_code == 200
+    checked = replay(store, tmp_path, "--check")
+    assert checked["learners"] == checked["matching"] == 1 and checked["model_version"].startswith("bkt")
+
+
+def replay(store, folder, *args: str) -> dict:
+    """``zpd replay --tenant t --json`` on ``store`` (graph BKT, as the workers here serve)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from zpd.cli import app
+
+    config = folder / "zpd.toml"
+    config.write_text(
+        f'[store]\nurl = "{store.url}"\n[serving]\nmodel_uri = "bkt"\ndata_dir = "{folder.as_posix()}"\n'
+        f'[mlflow]\ntracking_uri = "sqlite:///{(folder / "mlflow.db").as_posix()}"\n'
+    )
+    run = CliRunner().invoke(app, ["--config", str(config), "replay", "--tenant", "t", "--json", *args])
+    assert run.exit_code == 0, run.output
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def test_an_item_moved_by_one_worker_counts_on_its_new_standards_in_every_worker(store, tmp_path) -> None:
+    """A worker that has not read the move yet still folds on the old standards, and stamps the
+    learner so; the next worker that reads the learner with the move folds them again."""
+    h = {"Authorization": f"Bearer {create_key(store, 't', ['read', 'ingest', 'admin'])}"}
+
+    def answer(k: int) -> dict:
+        return {"id": f"e{k}", "learner_id": "l1", "item_id": ITEM["id"], "correct": True}
+
+    def evidence(client: TestClient) -> tuple[set[str], int]:
+        """The standards with evidence (a part counts as its standard) and the answers folded."""
+        profile = client.get("/v1/learners/l1/profile", params={"recent": 0}, headers=h).json()
+        codes = {".".join(code.split(".")[:4]) for code, m in profile["mastery"].items() if m["evidence"]}
+        return codes, max(m["evidence"] for m in profile["mastery"].values())
+
+    with worker(store) as a, worker(store) as b, worker(store, sync_s=600) as late:
+        assert a.put("/v1/items", json=[ITEM], headers=h).status_code == 200
+        assert a.post("/v1/events", json=[answer(0), answer(1)], headers=h).status_code == 200
+        assert evidence(late) == ({"3.NF.A.2"}, 4)  # `late` reads the tenant's items now, and not again
+        moved = a.put("/v1/items", json=[{**ITEM, "standards": ["4.NF.A.1"]}], headers=h).json()
+        assert moved["realigned"] == [ITEM["id"]]
+        assert evidence(b) == ({"4.NF.A.1"}, 2)  # b reads the move, and folds the learner again
+        assert late.post("/v1/events", json=[answer(2)], headers=h).status_code == 200
+        assert evidence(late) == ({"3.NF.A.2"}, 6)  # `late` has not read the move: its own stamp
+        assert evidence(a) == ({"4.NF.A.1"}, 3)  # read with the move: folded again
+    checked = replay(store, tmp_path, "--check")
+    assert checked["learners"] == checked["matching"] == 1
 
 
 def test_the_sync_thread_applies_changes_by_itself(store) -> None:
