@@ -34,6 +34,7 @@ from typing import Any
 
 import orjson
 
+from configs import GraphConfig
 from engine.case import CaseOptions, parse_case
 from engine.catalog import Catalog, CatalogError, Item, parse_item
 from engine.graph import StandardsGraph
@@ -44,7 +45,16 @@ from models.registry import for_graph
 from serving.model_provider import LoadedModel
 from serving.stores.base import LearnerStore, VersionConflict
 
-__all__ = ["MOVED", "Content", "TenantContent", "alignment_of", "catalog_setting", "framework_setting"]
+__all__ = [
+    "MOVED",
+    "Content",
+    "TenantContent",
+    "alignment_of",
+    "catalog_setting",
+    "framework_setting",
+    "parse_framework",
+    "tenant_catalog",
+]
 
 MAX_RETRIES = 20
 
@@ -92,6 +102,41 @@ class Content:
         ``model_version``): ``version``, and the alignment when some item moved."""
         alignment = self.alignment
         return f"{self.version}{_ALIGNED}{alignment}" if alignment else self.version
+
+
+def parse_framework(package: Any, options: GraphConfig) -> StandardsGraph:
+    """A tenant's own framework (its stored CASE package), read with the deployment's CASE options."""
+    return parse_case(
+        package,
+        "the tenant's CASE package",
+        CaseOptions(options.prerequisite_association_types, options.grouping_item_types),
+    )
+
+
+def tenant_catalog(
+    shared: Catalog, graph: StandardsGraph, records: Sequence[Mapping[str, Any]], shared_graph: bool
+) -> tuple[Catalog, list[Item], dict[str, int]]:
+    """The catalog a tenant sees over ``graph`` (the deployment's when ``shared_graph``, else the
+    tenant's own framework): the shared items aligned to it, with the tenant's own items (its
+    stored ``records``) over them. Returns it, the tenant's items, and the moves that put them
+    on their standards (item id -> :data:`MOVED`). The one reading of a tenant's items: what it
+    is served, and the standards its answers are exported on (:mod:`serving.export`)."""
+    own: list[Item] = []
+    moved: dict[str, int] = {}
+    for k, record in enumerate(records):
+        try:
+            own.append(parse_item(record, f"stored item {k}", graph))
+        except CatalogError:  # aligned to standards the framework lacks: left out
+            continue
+        number = record.get(MOVED)
+        if isinstance(number, int) and number > 0:
+            moved[own[-1].id] = number
+    catalog = Catalog(
+        list(shared) if shared_graph else [i for i in shared if all(c in graph.standards for c in i.standards)]
+    )
+    for item in own:
+        catalog.upsert(item)
+    return catalog, own, moved
 
 
 def alignment_of(stamp: str, version: str) -> int | None:
@@ -194,27 +239,14 @@ class TenantContent:
 
     def _build(self, records: Sequence[Mapping[str, Any]], package: Any, loaded: LoadedModel) -> Content:
         engine = self.engine
-        graph = engine.graph if package is None else self._parse(package)
-        own: list[Item] = []
-        moved: dict[str, int] = {}
-        for k, record in enumerate(records):
-            try:
-                own.append(parse_item(record, f"stored item {k}", graph))
-            except CatalogError:  # aligned to standards the framework lacks: left out
-                continue
-            number = record.get(MOVED)
-            if isinstance(number, int) and number > 0:
-                moved[own[-1].id] = number
+        graph = engine.graph if package is None else parse_framework(package, engine.config.graph)
+        catalog, own, moved = tenant_catalog(engine.catalog, graph, records, package is None)
         if package is None:  # the shared framework: the deployment's encodings plus the tenant's items
-            catalog = Catalog(list(engine.catalog))
-            for item in own:
-                catalog.upsert(item)
-            index = engine.index.extended(own, catalog)
             model = loaded.model
             return Content(
                 graph,
                 catalog,
-                index,
+                engine.index.extended(own, catalog),
                 loaded,
                 model,
                 loaded.version,
@@ -222,31 +254,19 @@ class TenantContent:
                 frozenset(i.id for i in own),
                 moved,
             )
-        # a framework of its own: the shared items aligned to it, the tenant's, and a model over its graph
-        catalog = Catalog([i for i in engine.catalog if all(c in graph.standards for c in i.standards)])
-        for item in own:
-            catalog.upsert(item)
-        index = PlannerIndex.build(graph, catalog)
+        # a framework of its own: a model over its graph
         model = for_graph(loaded.model, graph)
         digest = hashlib.sha256(orjson.dumps(package, option=orjson.OPT_SORT_KEYS)).hexdigest()[:8]
         return Content(
             graph,
             catalog,
-            index,
+            PlannerIndex.build(graph, catalog),
             loaded,
             model,
             f"{loaded.version}~{digest}",
             CatalogPredictions.encode(model, catalog),
             frozenset(i.id for i in own),
             moved,
-        )
-
-    def _parse(self, package: Any) -> StandardsGraph:
-        cfg = self.engine.config.graph
-        return parse_case(
-            package,
-            "the tenant's CASE package",
-            CaseOptions(cfg.prerequisite_association_types, cfg.grouping_item_types),
         )
 
     # ------------------------------------------------------------------ writing

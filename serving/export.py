@@ -2,21 +2,29 @@
 
 `zpd train --from-store URL --tenant T` and `zpd events export` read through here: one CSV row per
 answer (exposures, ignored statements and voided answers are left out), with the item and the
-standards as the server aligned them, so a model trained on it covers the deployment's graph by
-construction. The learner ids are the pseudonymous ids the store keeps.
+standards a fold reads for it (the tenant's catalog as it is now: an item moved to other standards
+is on its new ones for every answer, and an activity aligned after it was answered is on its
+standards; else the standards the answer was received with), so a model trained on it covers the
+deployment's graph by construction and learns what the server folds. The learner ids are the
+pseudonymous ids the store keeps.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from serving.stores.base import LearnerStore, chronological
 
-__all__ = ["COLUMNS", "export_answers", "store_exporter"]
+if TYPE_CHECKING:
+    from configs import ZPDConfig
+    from engine.catalog import Item
+
+__all__ = ["COLUMNS", "export_answers", "store_exporter", "tenant_items"]
 
 #: the CsvColumns fields (training.columns) that read the exported file
 COLUMNS: dict[str, Any] = {
@@ -30,8 +38,13 @@ COLUMNS: dict[str, Any] = {
 }
 
 
-def export_answers(store: LearnerStore, tenant: str, path: Path) -> dict[str, int]:
-    """Write the tenant's answers to ``path``; returns counts of learners, answers and events left out."""
+def export_answers(
+    store: LearnerStore, tenant: str, path: Path, catalog: Mapping[str, Item] | None = None
+) -> dict[str, int]:
+    """Write the tenant's answers to ``path``, each on its item's standards in ``catalog`` (the
+    tenant's, see :func:`tenant_items`) when it has the item; returns counts of learners, answers
+    and events left out."""
+    catalog = catalog or {}
     learners = answers = left_out = 0
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
@@ -45,24 +58,44 @@ def export_answers(store: LearnerStore, tenant: str, path: Path) -> dict[str, in
                     left_out += 1
                     continue
                 when = datetime.fromtimestamp(event.time, UTC).isoformat().replace("+00:00", "Z")
-                writer.writerow([learner, event.item_id, repr(float(event.correct)), "~~".join(event.standards), when])
+                item = catalog.get(event.item_id)
+                standards = item.standards if item is not None else event.standards
+                writer.writerow([learner, event.item_id, repr(float(event.correct)), "~~".join(standards), when])
                 answers += 1
                 wrote = True
             learners += wrote
     return {"learners": learners, "answers": answers, "left_out": left_out}
 
 
-def store_exporter(url: str, tenant: str, folder: Path) -> tuple[Path, Path, dict[str, int], Path | None]:
+def tenant_items(store: LearnerStore, tenant: str, config: ZPDConfig) -> dict[str, Item]:
+    """The catalog ``tenant`` is served (the deployment's configured catalog and the tenant's own
+    items, over its own framework when it has one), read from ``store`` as a worker builds it."""
+    import orjson
+
+    from engine.sources import graph_from_config, load_catalog_source
+    from serving.content import catalog_setting, framework_setting, parse_framework, tenant_catalog
+
+    graph = graph_from_config(config.graph)
+    shared = load_catalog_source(config.catalog.source, graph, config.catalog.generate_missing)
+    records, framework = store.get_setting(catalog_setting(tenant)), store.get_setting(framework_setting(tenant))
+    own = parse_framework(orjson.loads(framework[1]), config.graph) if framework else graph
+    catalog, _, _ = tenant_catalog(shared, own, orjson.loads(records[1]) if records else [], framework is None)
+    return {item.id: item for item in catalog}
+
+
+def store_exporter(
+    url: str, tenant: str, folder: Path, config: ZPDConfig
+) -> tuple[Path, Path, dict[str, int], Path | None]:
     """`zpd train --from-store`: the tenant's answers in ``folder`` as a CSV file, the column
     mapping that reads it, the counts, and the CASE package of the tenant's own framework
     (``POST /v1/standards/import``; its answers are on that framework's standards) or None
-    (``training.cli.STORE_EXPORTER``)."""
+    (``training.cli.STORE_EXPORTER``). ``config``: the deployment's (its graph and catalog)."""
     from serving.content import framework_setting
     from serving.stores import open_store
 
     with open_store(url) as store:
         answers = folder / "answers.csv"
-        counts = export_answers(store, tenant, answers)
+        counts = export_answers(store, tenant, answers, tenant_items(store, tenant, config))
         framework = store.get_setting(framework_setting(tenant))
     package = None
     if framework is not None:

@@ -256,7 +256,7 @@ def train_command(
             check_output_folder(output, "a folder for the model and its plots")
         cfg = _config(ctx, config)
         if exported is not None:
-            data, fmt, columns, framework = _from_store(from_store, tenant, Path(exported.name), data, fmt)
+            data, fmt, columns, framework = _from_store(from_store, tenant, Path(exported.name), data, fmt, cfg)
             if framework is not None:  # its CASE package, read with the configured CASE options
                 from engine.sources import graph_from_config
 
@@ -367,13 +367,13 @@ def train_command(
 
 
 #: reads a server's store for --from-store (set by the zpd command line, which may import serving:
-#: training does not): (store URL, tenant, folder) -> (the answers as CSV, its column mapping
-#: JSON, counts, the tenant's own CASE framework or None)
-STORE_EXPORTER: Callable[[str, str, Path], tuple[Path, Path, dict[str, int], Path | None]] | None = None
+#: training does not): (store URL, tenant, folder, configuration) -> (the answers as CSV, its
+#: column mapping JSON, counts, the tenant's own CASE framework or None)
+STORE_EXPORTER: Callable[[str, str, Path, ZPDConfig], tuple[Path, Path, dict[str, int], Path | None]] | None = None
 
 
 def _from_store(
-    url: str | None, tenant: str | None, folder: Path, data: Path | None, fmt: str | None
+    url: str | None, tenant: str | None, folder: Path, data: Path | None, fmt: str | None, cfg: ZPDConfig
 ) -> tuple[Path, Format, str, Path | None]:
     if data is not None or fmt is not None:
         raise ValueError("--from-store reads the server's answers: pass it without --data and --format")
@@ -382,7 +382,7 @@ def _from_store(
     if STORE_EXPORTER is None:
         raise ValueError("--from-store works through the `zpd` command (zpd train --from-store URL --tenant T)")
     assert url is not None
-    csv_path, columns_path, counts, framework = STORE_EXPORTER(url, tenant, folder)
+    csv_path, columns_path, counts, framework = STORE_EXPORTER(url, tenant, folder, cfg)
     if counts["answers"] == 0:
         raise ValueError(f"tenant {tenant!r} has no answers in {_redacted(url)}")
     return csv_path, "csv", str(columns_path), framework

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Body, Query
 from engine.case import CaseOptions, parse_case
 from engine.catalog import CatalogError, Modality, parse_item
 from engine.graph import GraphError
+from serving.content import tenant_catalog
 from serving.deps import ERRORS, AdminDep, ReadDep, ServiceDep
 from serving.responses import ImportOut, ItemsOut, ItemsPutOut, StandardOut, UnalignedOut
 from serving.schemas import EventError, check_item_id
@@ -171,13 +172,8 @@ def import_standards(
     except GraphError as exc:
         raise ApiError(422, "invalid_case_package", str(exc), "body") from None
     before = len(service.catalog(principal.tenant))
-    kept = [i for i in engine.catalog if all(c in graph.standards for c in i.standards)]
-    own = [
-        r
-        for r in service.content.records(principal.tenant)
-        if isinstance(r.get("standards"), list) and all(c in graph.standards for c in r["standards"])
-    ]
-    if not kept and not own and not allow_empty:
+    kept, _, _ = tenant_catalog(engine.catalog, graph, service.content.records(principal.tenant), False)
+    if not len(kept) and not allow_empty:
         raise ApiError(
             422,
             "no_items_left",

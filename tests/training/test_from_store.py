@@ -170,3 +170,50 @@ def test_a_tenant_on_its_own_framework_is_told_what_the_model_covers_of_it(tmp_p
     assert said.exit_code == 0, said.output
     assert f"the trained part covers {len(codes)} of its" in said.stdout
     assert "--force-reason" in said.stderr and "--alignment" not in said.stderr
+
+
+def test_answers_are_exported_on_the_standards_the_server_folds_them_on(tmp_path) -> None:
+    """An item moved to other standards after it was answered, and an activity answered before
+    it was aligned: the export puts every answer on the item's standards as the tenant's catalog
+    has them now (what the server folds), not on those it was received with."""
+    import csv
+
+    from fastapi.testclient import TestClient
+
+    from configs import load_config
+    from serving.app import build_engine, create_app
+    from serving.auth import create_key
+    from serving.export import export_answers, tenant_items
+    from serving.stores import open_store
+
+    store = open_store(f"sqlite:///{tmp_path / 'zpd.db'}")
+    config = load_config(env={})
+    h = {"Authorization": f"Bearer {create_key(store, 'school', ['ingest', 'admin'])}"}
+    own = {
+        "id": "own-1",
+        "title": "Own",
+        "standards": ["3.NF.A.1"],
+        "modality": "online_practice",
+        "duration_minutes": 5,
+    }
+    with TestClient(create_app(config, store=store, engine=build_engine(config, model_uri="bkt"))) as client:
+        assert client.put("/v1/items", json=[own], headers=h).status_code == 200
+        answers = [
+            {"id": "e1", "learner_id": "s1", "item_id": "own-1", "correct": True},
+            {"id": "e2", "learner_id": "s1", "item_id": "https://lms.example/act/9", "correct": False},
+        ]
+        assert client.post("/v1/events", json=answers, headers=h).json()["unaligned"] == 1
+        later = [{**own, "standards": ["4.NF.A.1"]}, {**own, "id": "https://lms.example/act/9"}]
+        assert client.put("/v1/items", json=later, headers=h).json()["realigned"] == ["own-1"]
+    as_received = tmp_path / "received.csv"
+    export_answers(store, "school", as_received)  # without the catalog: as received
+    exported = tmp_path / "answers.csv"
+    counts = export_answers(store, "school", exported, tenant_items(store, "school", config))
+    store.close()
+    assert counts == {"learners": 1, "answers": 2, "left_out": 0}
+
+    def standards(path) -> dict[str, str]:
+        return {row["item_id"]: row["standards"] for row in csv.DictReader(path.open())}
+
+    assert standards(as_received) == {"own-1": "3.NF.A.1", "https://lms.example/act/9": ""}
+    assert standards(exported) == {"own-1": "4.NF.A.1", "https://lms.example/act/9": "3.NF.A.1"}
