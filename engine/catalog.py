@@ -53,7 +53,9 @@ class Item:
     """One activity. ``difficulty`` runs from 0 (easiest) to 1 (hardest) when known.
 
     ``mastery_check`` marks items that can confirm mastery (a quiz or mini-assessment);
-    ``source`` says where the item came from (``generated`` for demo items made by the engine).
+    ``source`` says where the item came from (``generated`` for demo items made by the engine);
+    a ``withdrawn`` item is no longer offered (retired content, a dead link), while the answers
+    given on it still count on its standards.
     """
 
     id: str
@@ -67,6 +69,7 @@ class Item:
     language: str = "en"
     source: str | None = None
     mastery_check: bool = False
+    withdrawn: bool = False
 
     def to_record(self) -> dict[str, Any]:
         record = asdict(self)
@@ -160,13 +163,6 @@ def parse_item(record: Mapping[str, Any], where: str, graph: StandardsGraph | No
         tags = _as_list(record.get("tags"))
     except TypeError:
         raise _fail(where, "tags", "must be a list of words or a ';'-separated string") from None
-    check = record.get("mastery_check", False)
-    if isinstance(check, str):
-        if check.strip().lower() not in _TRUE | _FALSE:
-            raise _fail(where, "mastery_check", f"must be true or false, got {check!r}")
-        check = check.strip().lower() in _TRUE
-    elif not isinstance(check, bool):
-        raise _fail(where, "mastery_check", f"must be true or false, got {check!r}")
     return Item(
         id=item_id,
         title=title,
@@ -178,8 +174,24 @@ def parse_item(record: Mapping[str, Any], where: str, graph: StandardsGraph | No
         tags=tuple(tags),
         language=text("language") or "en",
         source=text("source"),
-        mastery_check=check,
+        mastery_check=_flag(record, "mastery_check", where),
+        withdrawn=_flag(record, "withdrawn", where),
     )
+
+
+def _flag(record: Mapping[str, Any], field: str, where: str) -> bool:
+    """A true/false field (a JSON boolean, or a CSV cell's word); absent, null or empty is false."""
+    value = record.get(field)
+    if value is None:
+        return False
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word not in _TRUE | _FALSE:
+            raise _fail(where, field, f"must be true or false, got {value!r}")
+        return word in _TRUE
+    if not isinstance(value, bool):
+        raise _fail(where, field, f"must be true or false, got {value!r}")
+    return value
 
 
 class Catalog:
@@ -240,6 +252,7 @@ _CSV_FIELDS = (
     "language",
     "source",
     "mastery_check",
+    "withdrawn",
 )
 
 
@@ -326,6 +339,7 @@ def save_catalog(catalog: Catalog, path: str | Path) -> None:
             record["tags"] = _LIST_SEPARATOR.join(record["tags"])
             record["difficulty"] = "" if record["difficulty"] is None else record["difficulty"]
             record["mastery_check"] = "true" if record["mastery_check"] else "false"
+            record["withdrawn"] = "true" if record["withdrawn"] else "false"
             writer.writerow({k: ("" if v is None else v) for k, v in record.items()})
 
 

@@ -28,9 +28,9 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -57,6 +57,7 @@ __all__ = [
 ]
 
 MAX_RETRIES = 20
+T = TypeVar("T")
 
 #: the key of a stored item record that numbers the move that put the item on its standards
 MOVED = "~moved"
@@ -274,14 +275,11 @@ class TenantContent:
         """Add or replace the tenant's items (checked by the caller); returns (created, updated,
         the ids of items moved to other standards). A moved item's record is numbered with this
         write's move (:data:`MOVED`); an item re-sent on its standards keeps its number."""
-        for _ in range(MAX_RETRIES):
-            current = self.store.get_setting(catalog_setting(tenant))
-            version, stored = (current[0], orjson.loads(current[1])) if current else (0, [])
-            merged = {r["id"]: r for r in stored}
-            content = self.content(tenant)
+
+        def change(merged: dict[str, dict[str, Any]], content: Content) -> tuple[int, int, list[str]]:
             catalog = content.catalog
             created = sum(1 for r in records if r["id"] not in merged and r["id"] not in catalog)
-            move = 1 + max((r[MOVED] for r in stored if isinstance(r.get(MOVED), int)), default=0)
+            move = 1 + max((r[MOVED] for r in merged.values() if isinstance(r.get(MOVED), int)), default=0)
             moved: list[str] = []
             for r in records:
                 record = {k: v for k, v in r.items() if k != MOVED}
@@ -292,6 +290,36 @@ class TenantContent:
                 elif isinstance(merged.get(r["id"], {}).get(MOVED), int):
                     record[MOVED] = merged[r["id"]][MOVED]
                 merged[r["id"]] = record
+            return created, len(records) - created, list(dict.fromkeys(moved))
+
+        return self._change(tenant, change)
+
+    def withdraw(self, tenant: str, item_id: str) -> Item | None:
+        """Withdraw an item the tenant is offered (its own, or a shared one for this tenant only):
+        kept in its catalog, so the answers given on it still count on its standards, and never
+        offered again until it is sent again (``PUT /v1/items``). None when the tenant's catalog
+        has no such item on offer."""
+
+        def change(merged: dict[str, dict[str, Any]], content: Content) -> Item | None:
+            item = content.catalog[item_id] if item_id in content.catalog else None
+            if item is None or item.withdrawn:
+                return None
+            merged[item_id] = {**(merged.get(item_id) or item.to_record()), "withdrawn": True}
+            return item
+
+        return self._change(tenant, change)
+
+    def _change(self, tenant: str, change: Callable[[dict[str, dict[str, Any]], Content], T]) -> T:
+        """Change the tenant's stored item records (by id) with ``change``, which also sees what
+        the tenant sees now; written unless it changed nothing, retried when another writer came
+        first. Returns what ``change`` returned."""
+        for _ in range(MAX_RETRIES):
+            current = self.store.get_setting(catalog_setting(tenant))
+            version, stored = (current[0], orjson.loads(current[1])) if current else (0, [])
+            merged = {r["id"]: r for r in stored}
+            result = change(merged, self.content(tenant))
+            if list(merged.values()) == stored:
+                return result
             try:
                 self.store.put_setting(
                     catalog_setting(tenant), orjson.dumps(list(merged.values())).decode(), expected_version=version
@@ -299,7 +327,7 @@ class TenantContent:
             except VersionConflict:
                 continue
             self._versions.pop(tenant, None)  # read again at once
-            return created, len(records) - created, list(dict.fromkeys(moved))
+            return result
         raise VersionConflict(f"tenant {tenant}'s catalog is being changed concurrently; retry")
 
     def import_framework(self, tenant: str, package: Any) -> StandardsGraph:

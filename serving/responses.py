@@ -17,6 +17,7 @@ __all__ = [
     "ImportOut",
     "ItemOut",
     "ItemsOut",
+    "ItemWithdrawnOut",
     "ItemsPutOut",
     "LearnerOut",
     "LearnersOut",
@@ -50,6 +51,7 @@ class ItemOut(BaseModel):
     language: str | None = None
     source: str | None = None
     mastery_check: bool = False
+    withdrawn: bool = False
 
 
 class AlternativeOut(BaseModel):
@@ -301,6 +303,12 @@ class ItemsPutOut(BaseModel):
     #: items already in the tenant's catalog whose standards this change changed
     realigned: list[str] = []
     notes: list[str] = []
+
+
+class ItemWithdrawnOut(BaseModel):
+    withdrawn: str  # the item's id
+    standards: list[str]  # what answers on it still count on
+    items: int  # the items the tenant is offered now
 
 
 class UnalignedActivity(BaseModel):

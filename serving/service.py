@@ -304,11 +304,16 @@ class LearnerService:
     def catalog(self, tenant: str) -> Catalog:
         return self.content.content(tenant).catalog
 
-    def item(self, tenant: str, item_id: str, field: str) -> Item:
+    def item(self, tenant: str, item_id: str, field: str, offered: bool = False) -> Item:
+        """An item of the tenant's catalog (404 naming ``field`` when unknown); ``offered``: one
+        that may be given to a learner now (422 when withdrawn)."""
         catalog = self.catalog(tenant)
         if item_id not in catalog:
             raise ApiError(404, "unknown_item", f"unknown item {item_id!r}", field)
-        return catalog[item_id]
+        item = catalog[item_id]
+        if offered and item.withdrawn:
+            raise ApiError(422, "withdrawn_item", f"item {item_id!r} is withdrawn from the tenant's offer", field)
+        return item
 
     def rebuild(self, core: LearnerCore, record: LearnerRecord, meta: LearnerMeta | None = None) -> Learner:
         """The learner folded from its event log with ``core``: exactly what live ingestion gave."""

@@ -58,6 +58,7 @@ def item_json(item: Item) -> dict[str, Any]:
         "language": item.language,
         "source": item.source,
         "mastery_check": item.mastery_check,
+        "withdrawn": item.withdrawn,
     }
 
 

@@ -47,8 +47,9 @@ class ItemTable:
 class PlannerIndex:
     """Graph and catalog lookups keyed by learnable unit (a standard without parts).
 
-    ``items_for[u]`` lists items that practise ``u`` (aligned to it or to one of its parents);
-    ``item_units[i]`` the units an item practises; ``prereqs``, ``dependents`` and ``ancestors``
+    ``items_for[u]`` lists items that practise ``u`` (aligned to it or to one of its parents)
+    and may be offered (not withdrawn); ``item_units[i]`` the units an item practises (a
+    withdrawn one too: answers on it are evidence); ``prereqs``, ``dependents`` and ``ancestors``
     the learning graph's links as the planner gates on them: a standard no item practises cannot
     be learned or checked here, so it is passed through (what builds on it needs its
     prerequisites instead; see :func:`gating`), else a catalog with items on some standards only
@@ -83,7 +84,7 @@ class PlannerIndex:
                 dict.fromkeys(leaf for code in item.standards if code in graph.standards for leaf in graph.leaves(code))
             )
             units_of_item[item.id] = units
-            for unit in units:
+            for unit in () if item.withdrawn else units:  # what answers on it are evidence of, but not offered
                 items_for[unit].append(item)
 
         def key(code: str) -> tuple[int, int]:
@@ -221,7 +222,7 @@ class PlannerIndex:
         for unit in old:
             self.items_for[unit] = tuple(i for i in self.items_for[unit] if i.id != item.id)
         self.item_units[item.id] = units
-        for unit in units:
+        for unit in () if item.withdrawn else units:
             self.items_for[unit] = (*self.items_for[unit], item)
         for unit in {*old, *units}:
             self.checkable.discard(unit)

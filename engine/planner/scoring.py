@@ -156,6 +156,7 @@ def rank_candidates(ctx: PlanContext) -> tuple[Ranked, list[TeacherFlag], list[s
     for item_id in ctx.overrides.pinned_items:
         if (
             item_id in index.catalog
+            and not index.catalog[item_id].withdrawn
             and item_id not in ctx.overrides.excluded_items
             and (ctx.available is None or item_id in ctx.available)
         ):

@@ -2,14 +2,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Path, Query
 
 from engine.case import CaseOptions, parse_case
 from engine.catalog import CatalogError, Modality, parse_item
 from engine.graph import GraphError
 from serving.content import tenant_catalog
 from serving.deps import ERRORS, AdminDep, ReadDep, ServiceDep
-from serving.responses import ImportOut, ItemsOut, ItemsPutOut, StandardOut, UnalignedOut
+from serving.responses import ImportOut, ItemsOut, ItemsPutOut, ItemWithdrawnOut, StandardOut, UnalignedOut
 from serving.schemas import EventError, check_item_id
 from serving.service import ApiError
 from serving.stores.base import VersionConflict
@@ -39,7 +39,7 @@ def get_standard(code: str, principal: ReadDep, service: ServiceDep) -> dict[str
         "prerequisites": graph.sort(graph.prereq.predecessors(canonical)),
         "dependents": graph.sort(graph.prereq.successors(canonical)),
         "related": graph.sort(next(iter(p - {canonical})) for p in graph.related if canonical in p),
-        "items": [i.id for i in service.catalog(principal.tenant).for_standard(canonical)],
+        "items": [i.id for i in service.catalog(principal.tenant).for_standard(canonical) if not i.withdrawn],
     }
 
 
@@ -50,11 +50,14 @@ def get_items(
     standard: str | None = None,
     modality: Modality | None = None,
     own: Annotated[bool, Query(description="only the tenant's own items")] = False,
+    withdrawn: Annotated[
+        bool, Query(description="the items withdrawn from the tenant's offer (`DELETE /v1/items/{id}`), not the others")
+    ] = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
     content = service.content.content(principal.tenant)
-    items = [i for i in content.catalog if not own or i.id in content.own]
+    items = [i for i in content.catalog if (not own or i.id in content.own) and i.withdrawn == withdrawn]
     if standard is not None:
         canonical = service.resolve_standard(principal.tenant, standard, "standard")
         units = set(content.graph.leaves(canonical)) | {canonical}
@@ -121,6 +124,38 @@ def put_items(principal: AdminDep, service: ServiceDep, body: Any = Body(...)) -
         "realigned": realigned,
         "notes": notes,
     }
+
+
+@router.delete(
+    "/items/{item_id:path}",
+    summary="Withdraw an item from the tenant's offer (admin)",
+    response_model=ItemWithdrawnOut,
+)
+def withdraw_item(
+    principal: AdminDep,
+    service: ServiceDep,
+    item_id: Annotated[str, Path(description="The item's id (an activity IRI may be sent as it is)")],
+) -> dict[str, Any]:
+    """The item is no longer recommended to the tenant's learners, nor put in their playlists,
+    rotations or diagnostics, and no longer listed (``GET /v1/items?withdrawn=true`` lists it);
+    answers given on it, earlier or still arriving, count on its standards as before. A shared
+    item is withdrawn for this tenant only. Sending the item again (``PUT /v1/items``) offers it
+    again."""
+    try:
+        item = service.content.withdraw(principal.tenant, item_id)
+    except VersionConflict as exc:
+        raise ApiError(409, "busy", str(exc), "item_id") from None
+    if item is None:
+        catalog = service.catalog(principal.tenant)
+        withdrawn = item_id in catalog and catalog[item_id].withdrawn
+        raise ApiError(
+            404,
+            "unknown_item",
+            f"item {item_id!r} is withdrawn already" if withdrawn else f"unknown item {item_id!r}",
+            "item_id",
+        )
+    offered = sum(1 for i in service.catalog(principal.tenant) if not i.withdrawn)
+    return {"withdrawn": item.id, "standards": list(item.standards), "items": offered}
 
 
 @router.get(

@@ -246,7 +246,7 @@ def post_overrides(
     ]
     for field, ids in (("pin_items", body.pin_items), ("exclude_items", body.exclude_items)):
         for i, item_id in enumerate(ids):
-            service.item(principal.tenant, item_id, f"{field}[{i}]")
+            service.item(principal.tenant, item_id, f"{field}[{i}]", offered=field == "pin_items")
 
     overrides = service.add_overrides(
         principal.tenant,

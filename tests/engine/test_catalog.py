@@ -12,7 +12,7 @@ from engine.catalog import Catalog, CatalogError, Item, Modality, coverage, load
 from engine.graph import Standard, StandardsGraph
 from engine.sources import CONTENT_LINKS, build_default_catalog, link_url
 
-HEADER = "id,title,standards,modality,duration_minutes,difficulty,url,tags,language,source,mastery_check\n"
+HEADER = "id,title,standards,modality,duration_minutes,difficulty,url,tags,language,source,mastery_check,withdrawn\n"
 
 
 @pytest.fixture()
@@ -39,6 +39,7 @@ def test_csv_and_json_round_trip(tmp_path: Path, small_graph) -> None:
             ("sports", "games"),
         ),
         Item("i2", "Quiz", ("A.1", "A.2"), Modality.ASSESSMENT, 10, None, None, (), "es", "generated", True),
+        Item("i3", "Retired video", ("A.2",), Modality.VIDEO, 4, withdrawn=True),
     ]
     for name in ("c.csv", "c.json"):
         save_catalog(Catalog(items), tmp_path / name)
@@ -66,6 +67,7 @@ def test_standards_are_resolved_against_the_graph(tmp_path: Path, bundled_graph)
             "c.csv line 2: field 'difficulty' must be between 0 (easiest) and 1 (hardest), got 1.5",
         ),
         ("i1,T,A.1,video,5,,,,,,maybe", "c.csv line 2: field 'mastery_check' must be true or false, got 'maybe'"),
+        ("i1,T,A.1,video,5,,,,,,,retired", "c.csv line 2: field 'withdrawn' must be true or false, got 'retired'"),
     ],
 )
 def test_csv_errors_name_line_and_field(tmp_path: Path, small_graph, row: str, message: str) -> None:

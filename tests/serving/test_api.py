@@ -716,3 +716,76 @@ def test_an_item_moved_to_other_standards_counts_there_for_the_learners_who_answ
     assert run.exit_code == 0, run.output
     summary = json.loads(run.stdout.strip().splitlines()[-1])
     assert summary["learners"] == summary["matching"] == 2
+
+
+def test_a_withdrawn_item_is_never_offered_and_answers_on_it_still_count(api) -> None:
+    """An admin withdraws a shared item and one of the tenant's own (an activity IRI): neither is
+    recommended, pinned, listed or put in a playlist any more; answers on them still arrive as
+    aligned and count on their standards; another tenant keeps the shared one; sending an item
+    again offers it again."""
+    from urllib.parse import quote
+
+    c, h = api.client, api.h()
+    check = "gen-K.CC.A.1-check"
+    pin = c.post("/v1/learners/wes/overrides", json={"pin_items": [check]}, headers=h)
+    assert pin.status_code == 200
+    first = c.get("/v1/learners/wes/next", headers=h).json()["recommendations"][0]
+    assert first["item"]["id"] == check and first["kind"] == "pinned"  # offered before
+
+    def offered(learner: str) -> set[str]:
+        body = c.get(f"/v1/learners/{learner}/next", params={"n": 20, "alternatives": 5}, headers=h).json()
+        ids = {r["item"]["id"] for r in body["recommendations"]}
+        return ids | {a["item"]["id"] for r in body["recommendations"] for a in r["alternatives"]}
+
+    # a grade-1 learner aiming at K.CC.A.1 likely knows it: the mastery check tests it out
+    assert c.post("/v1/learners/gia", json={"grade": "1"}, headers=h).status_code == 200
+    assert c.put("/v1/learners/gia/goal", json={"standards": ["K.CC.A.1"]}, headers=h).status_code == 200
+    assert check in offered("gia")
+
+    gone = c.delete(f"/v1/items/{check}", headers=h)
+    assert gone.status_code == 200, gone.text
+    assert gone.json()["withdrawn"] == check and gone.json()["standards"] == ["K.CC.A.1"]
+    again = c.delete(f"/v1/items/{check}", headers=h)
+    assert again.status_code == 404 and "withdrawn already" in again.json()["error"]["message"]
+    assert c.delete("/v1/items/no-such-item", headers=h).json()["error"]["field"] == "item_id"
+    assert c.delete(f"/v1/items/{check}", headers=api.h("a_teacher")).status_code == 403
+
+    assert check not in offered("wes")  # pinned, but withdrawn
+    assert check not in offered("gia") and offered("gia")  # another item of K.CC.A.1 instead
+    assert c.post("/v1/learners/ann", json={"grade": "K"}, headers=h).status_code == 200
+    assert check not in offered("ann")
+    playlist = c.post("/v1/learners/ann/playlist", json={"session_minutes": 120}, headers=h).json()
+    assert check not in json.dumps(playlist)
+    refused = c.post("/v1/learners/ann/overrides", json={"pin_items": [check]}, headers=h)
+    assert refused.status_code == 422 and refused.json()["error"]["field"] == "pin_items[0]"
+
+    listed = c.get("/v1/items", params={"standard": "K.CC.A.1"}, headers=h).json()["items"]
+    assert check not in {i["id"] for i in listed} and listed
+    hidden = c.get("/v1/items", params={"withdrawn": True}, headers=h).json()["items"]
+    assert [(i["id"], i["withdrawn"]) for i in hidden] == [(check, True)]
+    assert check not in c.get("/v1/standards/K.CC.A.1", headers=h).json()["items"]
+    other = c.get("/v1/items", params={"standard": "K.CC.A.1"}, headers=api.h("b_all")).json()["items"]
+    assert check in {i["id"] for i in other}  # withdrawn for this tenant only
+
+    # answers on it (a learner who had it open) are aligned and count on its standard
+    answered = c.post(
+        "/v1/events", json={"id": "w1", "learner_id": "ann", "item_id": check, "correct": True}, headers=h
+    )
+    assert answered.status_code == 200 and answered.json()["unaligned"] == 0
+    mastery = c.get("/v1/learners/ann/profile", params={"recent": 0}, headers=h).json()["mastery"]
+    assert mastery["K.CC.A.1"]["evidence"] == 1
+
+    # one of the tenant's own, named by an activity IRI
+    iri = "https://lms.example/activities/count-to-10"
+    own = {"id": iri, "title": "Count", "standards": ["K.CC.A.1"], "modality": "video", "duration_minutes": 5}
+    assert c.put("/v1/items", json=[own], headers=h).status_code == 200
+    assert c.delete(f"/v1/items/{quote(iri, safe='')}", headers=h).json()["withdrawn"] == iri
+    assert {i["id"] for i in c.get("/v1/items", params={"own": True}, headers=h).json()["items"]} == set()
+
+    # sent again: offered again
+    record = next(i for i in hidden if i["id"] == check)
+    back = c.put("/v1/items", json=[{**record, "withdrawn": False}], headers=h)
+    assert back.status_code == 200, back.text
+    assert check in {i["id"] for i in c.get("/v1/items", params={"standard": "K.CC.A.1"}, headers=h).json()["items"]}
+    assert c.post("/v1/learners/ann/overrides", json={"pin_items": [check]}, headers=h).status_code == 200
+    assert c.get("/v1/learners/ann/next", headers=h).json()["recommendations"][0]["item"]["id"] == check

@@ -581,6 +581,14 @@ def cases(graph: Any) -> dict[tuple[str, str], Case]:
                 Call("GET", "/v1/items", params={"standard": SHARED_STANDARD, "limit": 1000}),
             ),
         ),
+        ("DELETE", "/v1/items/{item_id}"): Case(
+            "admin",
+            Kind.UNKNOWN,
+            (
+                Call("DELETE", f"/v1/items/{A_ITEM}", status=404, code="unknown_item"),
+                Call("DELETE", f"/v1/items/{A_ITEM2}", status=404, code="unknown_item"),
+            ),
+        ),
         ("PUT", "/v1/items"): Case(
             "admin",
             Kind.WRITE,

@@ -54,6 +54,25 @@ def test_a_standard_no_item_practises_is_passed_through(config) -> None:
     assert index.prereqs["C"] == ("A",) and index.prerequisite_pairs[0].size == 2  # A on nothing: B, C on A
 
 
+def test_withdrawn_items_are_indexed_for_evidence_but_never_offered(config) -> None:
+    """A catalog whose every item of B is withdrawn gates as one without items on B (B passed
+    through), while the withdrawn items still name the units an answer on them is evidence of;
+    built at once or withdrawn later over an index (a tenant's own change), the same."""
+    from dataclasses import replace
+
+    graph, catalog = world()  # A -> B -> C, D apart; items on each
+    withdrawn = Catalog([replace(i, withdrawn=True) if "B" in i.standards else i for i in catalog])
+    later = PlannerIndex.build(graph, catalog).extended([i for i in withdrawn if i.withdrawn], withdrawn)
+    for index in (PlannerIndex.build(graph, withdrawn), later):
+        assert index.items_for["B"] == () and "B" not in index.checkable
+        assert index.prereqs["C"] == ("A",) and index.ancestors["C"] == frozenset({"A"})
+        assert all(index.item_units[i.id] == i.standards for i in withdrawn if i.withdrawn)
+        learner = Learner(index, config)
+        learner.attempt(next(i.id for i in withdrawn if i.withdrawn), True)
+        assert learner.progress.get("B").attempts == 1  # an answer on it counts
+        assert all("B" not in r.item.standards for r in recommend(learner.ctx(), n=5).recommendations)
+
+
 def test_a_standard_no_item_practises_is_not_presumed_missing() -> None:
     """Stuck on solid prerequisites, the learner is sent to the previous standard of the cluster
     (see test_routing); one no item practises is passed over for the one before it."""
