@@ -234,6 +234,14 @@ class Catalog:
         """Items aligned directly to ``code``."""
         return [self.items[i] for i in self._by_standard.get(code, ())]
 
+    def standards_of(self, item_id: str, received: tuple[str, ...]) -> tuple[str, ...]:
+        """The standards an answer on ``item_id`` counts on: the item's as the catalog has them
+        now (an item moved to other standards, an activity aligned after it was answered, a
+        withdrawn item), else those it was ``received`` with. Every reading of an answer's
+        standards goes through here: folds, exports, a learner's evidence."""
+        item = self.items.get(item_id)
+        return received if item is None else item.standards
+
     @property
     def standards(self) -> set[str]:
         return {code for code, ids in self._by_standard.items() if ids}

@@ -528,8 +528,7 @@ class LearnerCore:
         catalog = self.index.catalog
         # the item's standards as the catalog has them, as for its units (an answer received
         # before its activity was aligned has none of its own): every fold reads it alike
-        standards = catalog[obs.item_id].standards if obs.item_id in catalog else obs.standards
-        event = Event(obs.item_id, standards, float(obs.correct), obs.time)
+        event = Event(obs.item_id, catalog.standards_of(obs.item_id, obs.standards), float(obs.correct), obs.time)
         meta.reach(obs.time)
         if obs.placement:
             unit = obs.unit if obs.unit is not None else (units[0] if units else None)

@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.catalog import Catalog
 from serving.stores.base import LearnerStore, chronological
 
 if TYPE_CHECKING:
     from configs import ZPDConfig
-    from engine.catalog import Item
 
 __all__ = ["COLUMNS", "export_answers", "store_exporter", "tenant_items"]
 
@@ -38,13 +37,11 @@ COLUMNS: dict[str, Any] = {
 }
 
 
-def export_answers(
-    store: LearnerStore, tenant: str, path: Path, catalog: Mapping[str, Item] | None = None
-) -> dict[str, int]:
-    """Write the tenant's answers to ``path``, each on its item's standards in ``catalog`` (the
-    tenant's, see :func:`tenant_items`) when it has the item; returns counts of learners, answers
-    and events left out."""
-    catalog = catalog or {}
+def export_answers(store: LearnerStore, tenant: str, path: Path, catalog: Catalog | None = None) -> dict[str, int]:
+    """Write the tenant's answers to ``path``, each on the standards it counts on in ``catalog``
+    (the tenant's, see :func:`tenant_items`; without it, those it was received with); returns
+    counts of learners, answers and events left out."""
+    catalog = catalog or Catalog()
     learners = answers = left_out = 0
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
@@ -58,8 +55,7 @@ def export_answers(
                     left_out += 1
                     continue
                 when = datetime.fromtimestamp(event.time, UTC).isoformat().replace("+00:00", "Z")
-                item = catalog.get(event.item_id)
-                standards = item.standards if item is not None else event.standards
+                standards = catalog.standards_of(event.item_id, event.standards)
                 writer.writerow([learner, event.item_id, repr(float(event.correct)), "~~".join(standards), when])
                 answers += 1
                 wrote = True
@@ -67,7 +63,7 @@ def export_answers(
     return {"learners": learners, "answers": answers, "left_out": left_out}
 
 
-def tenant_items(store: LearnerStore, tenant: str, config: ZPDConfig) -> dict[str, Item]:
+def tenant_items(store: LearnerStore, tenant: str, config: ZPDConfig) -> Catalog:
     """The catalog ``tenant`` is served (the deployment's configured catalog and the tenant's own
     items, over its own framework when it has one), read from ``store`` as a worker builds it."""
     import orjson
@@ -79,8 +75,7 @@ def tenant_items(store: LearnerStore, tenant: str, config: ZPDConfig) -> dict[st
     shared = load_catalog_source(config.catalog.source, graph, config.catalog.generate_missing)
     records, framework = store.get_setting(catalog_setting(tenant)), store.get_setting(framework_setting(tenant))
     own = parse_framework(orjson.loads(framework[1]), config.graph) if framework else graph
-    catalog, _, _ = tenant_catalog(shared, own, orjson.loads(records[1]) if records else [], framework is None)
-    return {item.id: item for item in catalog}
+    return tenant_catalog(shared, own, orjson.loads(records[1]) if records else [], framework is None)[0]
 
 
 def store_exporter(

@@ -143,10 +143,15 @@ def get_profile(
     since = changed_since.timestamp() if changed_since is not None else None
     # in the order things happened (an answer synced late sits where it happened, as it counts)
     log = chronological(service.store.events(principal.tenant, learner_id)) if (recent or since is not None) else []
+    catalog = view.core.index.catalog
     if since is not None:
         log = [e for e in log if e.time >= since]
         touched = {
-            u for e in log for code in e.standards if code in graph.standards for u in (code, *graph.leaves(code))
+            u
+            for e in log
+            for code in catalog.standards_of(e.item_id, e.standards)
+            if code in graph.standards
+            for u in (code, *graph.leaves(code))
         }
         wanted = touched if wanted is None else wanted & touched
     mastery = {
@@ -172,7 +177,7 @@ def get_profile(
             {
                 "id": e.id,
                 "item_id": e.item_id,
-                "standards": list(e.standards),
+                "standards": list(catalog.standards_of(e.item_id, e.standards)),
                 "correct": e.correct,
                 "timestamp": iso(e.time),
                 "source": e.source,

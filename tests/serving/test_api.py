@@ -696,6 +696,10 @@ def test_an_item_moved_to_other_standards_counts_there_for_the_learners_who_answ
     assert "folded again with the new standards when a request next reads them" in moved["notes"][0]
     assert set(evidence("lia")) == {"4.NF.A.1"}  # the first read folds her again, and keeps it
     assert store.get("tenant-a", "lia").model_version == f"{version}+a1"
+    # her evidence as the profile lists it, and what changed since a date, are on the new standards too
+    profile = c.get("/v1/learners/lia/profile", params={"changed_since": "2026-09-01T00:00:00Z"}, headers=h).json()
+    assert {tuple(e["standards"]) for e in profile["recent_evidence"]} == {("4.NF.A.1",)}
+    assert "4.NF.A.1" in profile["mastery"] and "3.NF.A.1" not in profile["mastery"]
 
     nxt = c.get("/v1/learners/bob/next", headers=h).json()
     assert nxt["model_version"] == version  # the model reported, without the alignment
