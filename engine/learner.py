@@ -512,6 +512,7 @@ class LearnerCore:
             learner.meta.grade = grade
             return False
         learner.meta.grade = grade
+        learner.meta.checkpoints = []  # kept with the grade before (a rebuild starts without them too)
         learner.state = self.model.init_state()
         self._refresh_priors(learner)
         return True

@@ -7,7 +7,12 @@ folding the learner's whole log again: its cost grew with the learner's history 
 thousand answers here) and was paid under the learner's lock. Every
 :data:`EVERY` answers folded, the learner as it stands is kept in its record (the newest
 :data:`KEEP` of them, in the meta as ``cp``); a late batch restores the newest checkpoint that
-comes before all of its answers and folds on from there.
+comes before all of its answers and folds on from there. A learner who had a late batch also
+keeps one *near* checkpoint, at most :data:`NEAR` answers behind the head of the log, until the
+next of the :data:`KEEP`: whose answers came out of order once (a device syncing, statements
+forwarded out of order) usually does again, and an answer a few statements late then refolds
+a few dozen answers, not up to :data:`EVERY` of them. Learners whose answers come in order
+keep no near checkpoint, so they write no larger record.
 
 A checkpoint is the learner after the first ``position`` events of its log, all of them folded
 in time order, the latest time folded (an answer's, or a diagnostic's start) ``time``. Every
@@ -42,6 +47,11 @@ EVERY = 200
 #: checkpoints kept per learner (each is the learner's state and progress, compressed: about
 #: 14 kB for a learner with a thousand answers)
 KEEP = 2
+#: answers folded between two *near* checkpoints: besides those :data:`EVERY` answers apart, the
+#: learner as it was at most this many answers ago is kept (one, replaced as answers come), so an
+#: answer only slightly late (statements sent at once and forwarded out of order, a device a
+#: minute behind) refolds a few dozen answers, not up to :data:`EVERY` of them
+NEAR = 25
 
 
 @dataclass(frozen=True)
@@ -51,35 +61,57 @@ class Checkpoint:
     events: int  # observations folded (``LearnerMeta.events``)
     model: str  # the model version that folded them
     data: str  # base64 of the zlib of: the meta's length (4 bytes), the meta JSON, the state bytes
+    near: bool = False  # the near one (:data:`NEAR`), replaced by the next; else one of the :data:`KEEP`
 
     def to_json(self) -> dict[str, Any]:
-        return {"n": self.position, "t": self.time, "e": self.events, "model": self.model, "data": self.data}
+        out = {"n": self.position, "t": self.time, "e": self.events, "model": self.model, "data": self.data}
+        return {**out, "near": True} if self.near else out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Checkpoint | None:
         """None for an entry this version cannot read (it is then not used)."""
         try:
-            return cls(int(data["n"]), float(data["t"]), int(data["e"]), str(data["model"]), str(data["data"]))
+            return cls(
+                int(data["n"]),
+                float(data["t"]),
+                int(data["e"]),
+                str(data["model"]),
+                str(data["data"]),
+                bool(data.get("near", False)),
+            )
         except (KeyError, TypeError, ValueError):
             return None
 
 
-def take(learner: Learner, position: int, model: str) -> None:
-    """Keep ``learner`` as it stands (its log's first ``position`` events folded) when
-    :data:`EVERY` answers were folded since its newest checkpoint; the oldest beyond
-    :data:`KEEP` go."""
+def take(learner: Learner, position: int, model: str, late: bool = False) -> None:
+    """Keep ``learner`` as it stands (its log's first ``position`` events folded): as one of the
+    :data:`KEEP` when :data:`EVERY` answers were folded since the newest of them (the oldest
+    beyond :data:`KEEP` go); else as the near one after a refold for a late batch (``late``),
+    and then every :data:`NEAR` answers in place of the previous one, until the next of the
+    :data:`KEEP`. A learner whose answers always come in order keeps no near one."""
     meta = learner.meta
     kept = [c for c in (Checkpoint.from_json(d) for d in meta.checkpoints) if c is not None and c.model == model]
-    newest = kept[-1].events if kept else 0
-    if meta.last_time is None or meta.events - newest < EVERY:
-        if len(kept) != len(meta.checkpoints):
-            meta.checkpoints = [c.to_json() for c in kept]
-        return
+    far = [c for c in kept if not c.near]
+    near = [c for c in kept if c.near and (not far or c.events > far[-1].events)]
+    since_far = meta.events - (far[-1].events if far else 0)
+    since_near = meta.events - near[-1].events if near else 0
+    if meta.last_time is not None and since_far >= EVERY:
+        far.append(_checkpoint(learner, position, model, near=False))
+        near = []
+    elif meta.last_time is not None and meta.events and (late or since_near >= NEAR):
+        near = [_checkpoint(learner, position, model, near=True)]
+    entries = [c.to_json() for c in [*far[-KEEP:], *near]]
+    if entries != meta.checkpoints:
+        meta.checkpoints = entries
+
+
+def _checkpoint(learner: Learner, position: int, model: str, near: bool) -> Checkpoint:
+    meta = learner.meta
+    assert meta.last_time is not None  # (checked by the caller)
     header = _derived(meta)
     blob = len(header).to_bytes(4, "little") + header + state_to_bytes(learner.state)
     data = base64.b64encode(zlib.compress(blob, 1)).decode("ascii")
-    kept.append(Checkpoint(position, meta.last_time, meta.events, model, data))
-    meta.checkpoints = [c.to_json() for c in kept[-KEEP:]]
+    return Checkpoint(position, meta.last_time, meta.events, model, data, near)
 
 
 def restamp(meta: LearnerMeta, old: str, new: str) -> None:

@@ -880,10 +880,12 @@ class LearnerService:
                 source = "checkpoint"
             if self.on_refold is not None:
                 self.on_refold(source, len(answers))
+            late = True
         else:
             for obs in new:
                 view.core.observe(view.learner, obs)
-        checkpoints.take(view.learner, view.record.event_count + len(events), view.core.version)
+            late = False
+        checkpoints.take(view.learner, view.record.event_count + len(events), view.core.version, late)
 
     def _remember_unaligned(self, tenant: str, events: Sequence[IncomingEvent]) -> None:
         """Note the activities that had no alignment (``GET /v1/events/unaligned``): per activity

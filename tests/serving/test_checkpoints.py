@@ -283,3 +283,38 @@ def test_work_done_before_a_diagnostic_and_synced_after_it_counts_before_it(api,
     state = c.post("/v1/learners/s1/placement/answers", json=answer, headers=h).json()
     assert state["asked"] == 3
     _same_as_rebuild(api, "s1", folds)
+
+
+def test_a_learner_with_late_answers_keeps_a_near_checkpoint(api, folds, monkeypatch) -> None:
+    """A learner whose answers come in order keeps the checkpoints EVERY answers apart only. After
+    a late batch, one near checkpoint is kept too, at most NEAR answers behind the head, until
+    the next far one: the next answer a statement or two late refolds a few answers, not up to
+    EVERY of them, and one older than the near checkpoint still resumes from the far one."""
+    monkeypatch.setattr(checkpoints, "EVERY", 20)
+    monkeypatch.setattr(checkpoints, "NEAR", 4)
+    c, h = api.client, api.h()
+    items = _items(api)
+    assert c.post("/v1/learners/s1", json={"grade": "3"}, headers=h).status_code == 200
+
+    def answer(k: int, minute: float) -> int:
+        event = _answer(k, "s1", items[k % len(items)], k % 3 != 0, minute)
+        return c.post("/v1/events", json=[event], headers=h).json()["accepted"]
+
+    def ladder() -> list[tuple[int, bool]]:
+        return [(d["n"], d.get("near", False)) for d in api.store.get("tenant-a", "s1").meta["cp"]]
+
+    assert all(answer(k, 10 * k) == 1 for k in range(30))  # one answer a request, in order
+    assert folds == [] and ladder() == [(20, False)]  # in order: no near checkpoint
+    assert answer(100, 10 * 29 - 5) == 1  # between the 29th and 30th answers
+    assert folds == [("resume", 10 + 1)]  # from the far one: 10 answers and the late one
+    assert ladder() == [(20, False), (31, True)]  # a near one at the head now
+    assert all(answer(k, 10 * k) == 1 for k in range(30, 36))  # six in order: the near one moves
+    assert ladder() == [(20, False), (35, True)]
+    assert answer(101, 10 * 35 - 5) == 1  # one statement late
+    assert folds[-1] == ("resume", 2 + 1)  # the two answers after the near one, and the late one
+    _same_as_rebuild(api, "s1", folds)
+    assert answer(102, 10 * 22 + 5) == 1  # before the near one, after the far one
+    assert folds[-1] == ("resume", 18 + 1)
+    _same_as_rebuild(api, "s1", folds)
+    assert all(answer(k, 10 * k) == 1 for k in range(36, 40))  # the 40th answer: the next far one
+    assert ladder() == [(20, False), (40, False)]  # and no near one until a late batch again
