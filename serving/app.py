@@ -299,7 +299,7 @@ def create_app(
         app.state.service.on_refold = app.state.metrics.refold
         app.state.keys = KeyCache(app.state.store, config.serving.key_cache_s)
         app.state.ui = UiAuth(app.state.store, app.state.keys)
-        app.state.deployment = Deployment(app.state.engine, app.state.store)
+        app.state.deployment = Deployment(app.state.engine, app.state.store, app.state.service.catalog)
         app.state.imports = RosterImports(
             app.state.service.import_roster,
             app.state.store,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -25,6 +26,7 @@ from serving.stores.base import LearnerStore
 
 if TYPE_CHECKING:
     from configs import ZPDConfig
+    from engine.catalog import Catalog
     from serving.service import Engine
 
 __all__ = ["Deployment", "served_engine"]
@@ -36,8 +38,10 @@ SETTINGS = (MODEL,)
 
 
 class Deployment:
-    def __init__(self, engine: Any, store: LearnerStore):
-        self.engine, self.store = engine, store
+    def __init__(self, engine: Any, store: LearnerStore, catalog_of: Callable[[str], Catalog] | None = None):
+        """``catalog_of``: a tenant's catalog (what the promotion gate reads the held-out answers'
+        standards from, as serving folds them)."""
+        self.engine, self.store, self.catalog_of = engine, store, catalog_of
         self.applied = dict.fromkeys(SETTINGS, 0)
         self.last_error: str | None = None
         self._lock = threading.Lock()
@@ -48,7 +52,9 @@ class Deployment:
         then publish the exact version loaded (an alias is resolved, so every worker loads the
         same version; a forced model is forced on every worker with the same reason)."""
         with self._lock:
-            loaded = self.engine.models.reload(uri, lambda: holdout_from_store(self.store), force_reason)
+            loaded = self.engine.models.reload(
+                uri, lambda: holdout_from_store(self.store, catalog_of=self.catalog_of), force_reason
+            )
             exact = _exact_uri(uri, loaded.version)
             published = {"uri": exact, "version": loaded.version, "forced": force_reason}
             self.applied[MODEL] = self.store.put_setting(MODEL, _dumps(published))

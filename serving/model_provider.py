@@ -29,6 +29,7 @@ from models.base import Event, ItemSpec, LearnerModel
 from models.bkt import GraphBKT
 from models.gate import GateReport, check_model, compare
 from models.registry import load_model
+from serving.evidence import evidence
 
 __all__ = ["LoadedModel", "ModelHolder", "ModelLoadError", "ModelNotRegistered", "ModelRefused", "load_candidate"]
 
@@ -193,10 +194,15 @@ def refusal(version: str, report: GateReport) -> ModelRefused:
     return ModelRefused(f"model {version} refused by the promotion gate: {failed}")
 
 
-def holdout_from_store(store: Any, learners: int = 200, scan: int = 5000) -> list[list[Event]]:
+def holdout_from_store(
+    store: Any, learners: int = 200, scan: int = 5000, catalog_of: Callable[[str], Catalog] | None = None
+) -> list[list[Event]]:
     """The answers of the most recently active of the first ``scan`` learners listed in the store
-    (every tenant), each learner's in order: what a candidate model is compared on against the
-    serving one (the deployment's own events: never in an external training log)."""
+    (every tenant), each learner's as a fold reads them (``serving.evidence``: in the order they
+    happened, voided ones left out), on the standards they count on in the tenant's catalog
+    (``catalog_of``; without it, those they were received with): what a candidate model is
+    compared on against the serving one (the deployment's own events: never in an external
+    training log)."""
     by_tenant: dict[str, list[str]] = {}
     for n, (tenant, learner) in enumerate(store.learners()):
         if n >= scan:
@@ -211,10 +217,10 @@ def holdout_from_store(store: Any, learners: int = 200, scan: int = 5000) -> lis
     records.sort(key=lambda r: r.updated, reverse=True)
     out = []
     for record in records[:learners]:
+        catalog = catalog_of(record.tenant) if catalog_of is not None else Catalog()
         events = [
-            Event(e.item_id, e.standards, float(e.correct), e.time)
-            for e in store.events(record.tenant, record.learner_id)
-            if e.kind == "answer" and e.correct is not None
+            Event(o.item_id, catalog.standards_of(o.item_id, o.standards), float(o.correct), o.time)
+            for o in evidence(store.events(record.tenant, record.learner_id))
         ]
         if events:
             out.append(events)

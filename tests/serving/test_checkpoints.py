@@ -318,3 +318,30 @@ def test_a_learner_with_late_answers_keeps_a_near_checkpoint(api, folds, monkeyp
     _same_as_rebuild(api, "s1", folds)
     assert all(answer(k, 10 * k) == 1 for k in range(36, 40))  # the 40th answer: the next far one
     assert ladder() == [(20, False), (40, False)]  # and no near one until a late batch again
+
+
+def test_the_promotion_gate_compares_models_on_the_answers_as_serving_folds_them(api) -> None:
+    """The held-out answers a candidate model is compared on are each learner's answers as a
+    fold reads them: in the order they happened (one sent late is where it happened), without
+    voided ones, on the standards they count on now (an item moved since)."""
+    from serving.model_provider import holdout_from_store
+
+    c, h = api.client, api.h()
+    own = {"id": "own-9", "title": "Own", "standards": ["3.NF.A.1"], "modality": "video", "duration_minutes": 5}
+    assert c.put("/v1/items", json=[own], headers=h).status_code == 200
+    items = _items(api)
+    sent = [
+        _answer(0, "s1", items[0], True, 10),
+        _answer(1, "s1", "own-9", False, 20),
+        _answer(2, "s1", items[1], True, 30),
+    ]
+    assert c.post("/v1/events", json=sent, headers=h).json()["accepted"] == 3
+    late = [_answer(3, "s1", items[2], False, 15), _void(0, 2)]  # one sent late, and a void of the third
+    assert c.post("/v1/events", json=late, headers=h).json()["accepted"] == 2
+    assert c.put("/v1/items", json=[{**own, "standards": ["4.NF.A.1"]}], headers=h).json()["realigned"] == ["own-9"]
+
+    service = c.app.state.service
+    (held,) = holdout_from_store(api.store, catalog_of=service.catalog)
+    assert [(e.item_id, e.correct) for e in held] == [(items[0], 1.0), (items[2], 0.0), ("own-9", 0.0)]
+    assert held[2].standards == ("4.NF.A.1",)
+    assert [e.timestamp for e in held] == sorted(e.timestamp for e in held)
