@@ -355,13 +355,14 @@ def coverage(catalog: Catalog, graph: StandardsGraph) -> dict[str, dict[str, int
     """For each standard of the graph (source order): item count per modality.
 
     Items aligned to a parent standard also count for its parts, since practising the whole
-    practises each part.
+    practises each part. Withdrawn items are not offered, so they do not count.
     """
     report: dict[str, dict[str, int]] = {}
     for code in graph.internal_codes:
         counts: dict[str, int] = {}
         for owner in (code, *graph.lineage(code)):
             for item in catalog.for_standard(owner):
-                counts[item.modality.value] = counts.get(item.modality.value, 0) + 1
+                if not item.withdrawn:
+                    counts[item.modality.value] = counts.get(item.modality.value, 0) + 1
         report[code] = counts
     return report

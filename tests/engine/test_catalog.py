@@ -108,6 +108,7 @@ def test_coverage_counts_parent_items_for_parts(small_graph) -> None:
             Item("i1", "T", ("A.2",), Modality.SMALL_GROUP, 20),
             Item("i2", "T", ("A.2.a",), Modality.ONLINE_PRACTICE, 10),
             Item("i3", "T", ("A.2.a",), Modality.ONLINE_PRACTICE, 10),
+            Item("i4", "T", ("A.1",), Modality.VIDEO, 5, withdrawn=True),  # not offered: not counted
         ]
     )
     assert coverage(catalog, small_graph) == {
