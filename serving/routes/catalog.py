@@ -142,6 +142,10 @@ def withdraw_item(
     item is withdrawn for this tenant only. Sending the item again (``PUT /v1/items``) offers it
     again."""
     try:
+        check_item_id(item_id, "item_id")
+    except EventError as exc:
+        raise ApiError(422, "invalid_item", str(exc), "item_id") from None
+    try:
         item = service.content.withdraw(principal.tenant, item_id)
     except VersionConflict as exc:
         raise ApiError(409, "busy", str(exc), "item_id") from None

@@ -755,6 +755,8 @@ def test_a_withdrawn_item_is_never_offered_and_answers_on_it_still_count(api) ->
     again = c.delete(f"/v1/items/{check}", headers=h)
     assert again.status_code == 404 and "withdrawn already" in again.json()["error"]["message"]
     assert c.delete("/v1/items/no-such-item", headers=h).json()["error"]["field"] == "item_id"
+    bad = c.delete("/v1/items/a%20b", headers=h)  # not an item id: said so, not "unknown"
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_item"
     assert c.delete(f"/v1/items/{check}", headers=api.h("a_teacher")).status_code == 403
 
     assert check not in offered("wes")  # pinned, but withdrawn
