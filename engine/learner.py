@@ -832,7 +832,7 @@ class LearnerCore:
             if code not in graph.standards or graph.standards[code].external:
                 continue  # an external standard is not learned from this framework
             units = graph.leaves(code)
-            evidence = sum(progress.get(u).attempts for u in units)
+            evidence = progress.answers_on(units)  # answers, each once (an item on several parts)
             if all(progress.get(u).mastered for u in units):
                 status = "mastered"
             elif evidence:

@@ -14,7 +14,7 @@ The record is plain data (``to_json`` / ``from_json``) so a store can keep it ne
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable, Mapping, Sequence
+from collections.abc import Collection, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from operator import attrgetter
 
@@ -90,6 +90,19 @@ class Progress:
     last_mastery: int = 0
     #: the learner's last outcomes (success 1, failure 0), whatever the standard
     outcomes: list[float] = field(default_factory=list)
+    #: answers on items that practise several units at once (units -> answers): each counts once
+    #: per unit in ``units``, and once only for a standard made of several of them
+    shared: dict[tuple[str, ...], int] = field(default_factory=dict)
+
+    def answers_on(self, units: Collection[str]) -> int:
+        """The answers that practised any of ``units`` (a standard's learnable parts), each once:
+        the units' attempts, less the repeats of answers that practised several of them."""
+        total = sum(self.get(u).attempts for u in units)
+        for group, answers in self.shared.items():
+            inside = sum(1 for u in group if u in units)
+            if inside > 1:
+                total -= answers * (inside - 1)
+        return total
 
     def stalled(self, window: int, failure_share: float = 0.7, *, pace: bool = True) -> bool:
         """Learning has stalled: nothing mastered for ``window`` activities (or, with ``pace``, for
@@ -123,6 +136,7 @@ class Progress:
             "activities": self.activities,
             "last_mastery": self.last_mastery,
             "outcomes": list(self.outcomes),
+            **({"shared": [[list(g), n] for g, n in self.shared.items()]} if self.shared else {}),
         }
 
     @classmethod
@@ -147,6 +161,7 @@ class Progress:
             int(data.get("activities", 0)),
             int(data.get("last_mastery", 0)),
             [float(x) for x in data.get("outcomes", ())],
+            {tuple(group): int(n) for group, n in data.get("shared", ())},
         )
 
 
@@ -179,6 +194,8 @@ def record_attempt(
     changes ("mastered 3.NF.A.1", ...)."""
     changes: list[str] = []
     progress.activities += 1
+    if len(attempt.units) > 1:
+        progress.shared[attempt.units] = progress.shared.get(attempt.units, 0) + 1
     progress.recent_items.append(attempt.item_id)
     keep = config.novelty_window
     del progress.recent_items[:-keep]

@@ -68,6 +68,28 @@ def test_meta_round_trips_through_json() -> None:
     assert LearnerMeta.from_json(stored).to_json() == learner.meta.to_json()
 
 
+def test_a_standard_counts_each_answer_on_it_once() -> None:
+    """An answer on an item that practises several parts of a standard is evidence on each part,
+    and one answer on the standard: three answers on a four-part standard are 3, not 12."""
+    std = [Standard("P"), *(Standard(f"P.{x}", parent="P") for x in "abcd"), Standard("Q")]
+    items = [
+        Item("whole", "P", ("P",), Modality.ONLINE_PRACTICE, 10),
+        Item("a", "P.a", ("P.a",), Modality.ONLINE_PRACTICE, 10),
+        Item("a-and-q", "P.a and Q", ("P.a", "Q"), Modality.ONLINE_PRACTICE, 10),
+    ]
+    index = PlannerIndex.build(StandardsGraph(std, []), Catalog(items))
+    c = LearnerCore(index, PlannerConfig(), GraphBKT.from_graph(index.graph))
+    learner = c.new(1)
+    answers = ["whole", "whole", "whole", "a", "a", "a-and-q"]
+    for t, item in enumerate(answers):
+        c.observe(learner, Observation(item, index.catalog[item].standards, 1.0, float(t)))
+    evidence = {code: m.evidence for code, m in c.profile(learner, 10.0).mastery.items()}
+    assert evidence == {"P": 6, "P.a": 6, "P.b": 3, "P.c": 3, "P.d": 3, "Q": 1}
+    stored = json.loads(json.dumps(learner.meta.to_json()))  # kept with the record
+    assert LearnerMeta.from_json(stored).progress.shared == {("P.a", "P.b", "P.c", "P.d"): 3, ("P.a", "Q"): 1}
+    assert c.rebuild(LearnerMeta.from_json(stored), []).progress.shared == {}  # derived: a rebuild counts again
+
+
 def test_version_1_meta_is_read() -> None:
     old = {
         "progress": {},
