@@ -461,3 +461,8 @@ class StoredRotationOut(RotationOut):
     planned_at: datetime
     learners: list[str]
     gps: dict[str, StatusOut] = Field(description="each student's GPS when the plan was made")
+    withdrawn_since: list[str] = Field(
+        default=[],
+        description="items of the plan withdrawn from the tenant's offer since it was made (re-run the date to plan "
+        "without them)",
+    )

@@ -265,7 +265,14 @@ def get_stored_rotation(
     plan = stored_plan(service.store, principal.tenant, class_id, day)
     if plan is None:
         raise ApiError(404, "no_plan", f"no plan for class {class_id!r} on {day}: run zpd plan-batch", "query.date")
-    return plan
+    planned = {g["item"]["id"] for g in plan["groups"]}
+    for playlist in plan["playlists"].values():
+        for activity in playlist["activities"]:
+            planned.add(activity["item"]["id"])
+            planned.update(alt["item"]["id"] for alt in activity["alternatives"])
+    catalog = service.catalog(principal.tenant)
+    withdrawn = sorted(i for i in planned if i in catalog and catalog[i].withdrawn)
+    return {**plan, "withdrawn_since": withdrawn}
 
 
 @router.post(

@@ -52,6 +52,12 @@ def test_a_tenant_planned_on_ray_and_served(tmp_path) -> None:
         assert len(body["playlists"]) == 15 and set(body["gps"]) == set(body["learners"])
         assert body["model_version"] == deployed
         assert all(p["free_minutes"] == 0 for p in body["playlists"].values())
+        assert body["withdrawn_since"] == []
+        # an item withdrawn after the night's planning is named, for the teacher to skip (or re-plan)
+        first = next(iter(body["playlists"].values()))["activities"][0]["item"]["id"]
+        assert client.delete(f"/v1/items/{first}", headers=h).status_code == 200
+        flagged = client.get("/v1/classes/class-4a/rotation", params={"date": "2026-12-04"}, headers=h).json()
+        assert flagged["withdrawn_since"] == [first] and flagged["playlists"] == body["playlists"]
         missing = client.get("/v1/classes/class-4a/rotation", params={"date": "2026-12-05"}, headers=h)
         assert missing.status_code == 404 and missing.json()["error"]["code"] == "no_plan"
         assert client.delete("/v1/learners/stu-1000", headers=h).status_code == 200
