@@ -47,6 +47,7 @@ from engine.planner.progress import Attempt, Progress, mark_mastered, record_att
 
 __all__ = [
     "KNOWN_GRADE_PRIOR",
+    "META_VERSION",
     "Diagnostic",
     "GradeError",
     "Learner",
@@ -65,7 +66,9 @@ __all__ = [
 #: take 0.75, a little stronger or weaker per domain, and knowledge is closed under prerequisites.
 KNOWN_GRADE_PRIOR = PlacementConfig(max_questions=0, min_questions=0, hint_sd=0.75, steepness=3.0, domain_sd=0.4)
 
-META_VERSION = 2
+#: the layout of a stored learner's meta: 3 counts the answers shared by several units
+#: (``Progress.shared``), which a record written before lacks (see ``LearnerService._view``)
+META_VERSION = 3
 
 
 class GradeError(ValueError):
@@ -523,7 +526,7 @@ class LearnerCore:
         question, or the first attempt on a standard nobody has taught yet) and the progress
         record (mastery, review, struggle). Returns the progress changes ("mastered 3.NF.A.1")."""
         meta = learner.meta
-        units = self._units(obs)
+        units = self.units_of(obs)
         if not units:  # an activity aligned to no standard of the graph: no evidence on any
             return []
         catalog = self.index.catalog
@@ -559,7 +562,8 @@ class LearnerCore:
             self.index.checkable,
         )
 
-    def _units(self, obs: Observation) -> tuple[str, ...]:
+    def units_of(self, obs: Observation) -> tuple[str, ...]:
+        """The learnable units an answer is evidence on (the fold's reading)."""
         units = self.index.item_units.get(obs.item_id)
         if units is None:  # an item no longer in the catalog: its standards as recorded
             units = tuple(self.index.units(c for c in obs.standards if c in self.index.graph.standards))

@@ -27,7 +27,7 @@ import orjson
 from configs import ZPDConfig
 from engine.catalog import Catalog, Item, Modality
 from engine.graph import StandardsGraph, UnknownStandardError
-from engine.learner import GradeError, Learner, LearnerCore, LearnerMeta
+from engine.learner import META_VERSION, GradeError, Learner, LearnerCore, LearnerMeta
 from engine.placement import PlacementConfig
 from engine.planner.context import Goal, Overrides, PlanContext
 from engine.planner.index import PlannerIndex
@@ -241,6 +241,7 @@ class LearnerService:
             return LearnerView(record, loaded, core, core.start(meta))
         state = None
         restamped = False
+        log: list[StoredEvent] | None = None
         if record.state and record.model_version != core.version and core.moved:
             since = alignment_of(record.model_version, core.model_version)
             if since is not None:  # folded by this model before some of the tenant's items moved
@@ -258,6 +259,12 @@ class LearnerService:
         if state is None or "v" not in record.meta:  # another model wrote it, or an older record layout
             learner = self.rebuild(core, record, meta)
             return LearnerView(record, loaded, core, learner, rebuilt=True)
+        if record.meta["v"] < META_VERSION:  # written before answers shared by several units were counted
+            log = self.store.events(record.tenant, record.learner_id) if log is None else log
+            answers = evidence(log)
+            if any(len(core.units_of(o)) > 1 for o in answers):  # some were: counted by a fold again
+                return LearnerView(record, loaded, core, core.rebuild(meta, answers), rebuilt=True)
+            restamped = True  # none: the record holds as it is, written in this layout
         return LearnerView(record, loaded, core, Learner(state, meta), rebuilt=restamped)
 
     def core(self, tenant: str) -> ServedCore:

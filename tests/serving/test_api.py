@@ -798,3 +798,42 @@ def test_a_withdrawn_item_is_never_offered_and_answers_on_it_still_count(api) ->
     assert check in {i["id"] for i in c.get("/v1/items", params={"standard": "K.CC.A.1"}, headers=h).json()["items"]}
     assert c.post("/v1/learners/ann/overrides", json={"pin_items": [check]}, headers=h).status_code == 200
     assert c.get("/v1/learners/ann/next", headers=h).json()["recommendations"][0]["item"]["id"] == check
+
+
+def test_a_record_written_before_shared_answers_were_counted_is_brought_up_to_date_on_read(api) -> None:
+    """A record of the layout before (meta version 2: answers on items that practise several
+    units counted once per unit) is folded again on its first read when its log has such an
+    answer, and only written in the new layout when it has none."""
+    from engine.learner import META_VERSION
+
+    c, h, store = api.client, api.h(), api.store
+    engine = c.app.state.engine
+    whole = next(i.id for i in engine.catalog if i.standards == ("3.NF.A.3",))  # four parts
+    single = next(i.id for i in engine.catalog if i.standards == ("K.CC.A.1",))
+    for learner, item in (("multi", whole), ("plain", single)):
+        answers = [{"id": f"{learner}{k}", "learner_id": learner, "item_id": item, "correct": True} for k in range(3)]
+        assert c.post("/v1/events", json=answers, headers=h).status_code == 200
+    before = {}
+    for learner in ("multi", "plain"):  # as the layout before wrote them
+        record = store.get("tenant-a", learner)
+        record.meta = {
+            **record.meta,
+            "v": 2,
+            "progress": {k: v for k, v in record.meta["progress"].items() if k != "shared"},
+        }
+        store.commit(record, record.version, [])
+        before[learner] = store.get("tenant-a", learner)
+    assert "shared" not in before["multi"].meta["progress"] and META_VERSION == 3
+
+    def evidence(learner: str) -> int:
+        profile = c.get(f"/v1/learners/{learner}/profile", params={"standards": "3.NF.A.3,K.CC.A.1"}, headers=h)
+        return max(m["evidence"] for m in profile.json()["mastery"].values())
+
+    assert evidence("multi") == 3  # not 12: the answers were counted again
+    multi = store.get("tenant-a", "multi")
+    assert multi.meta["v"] == 3 and multi.meta["progress"]["shared"]
+    assert evidence("plain") == 3
+    plain = store.get("tenant-a", "plain")
+    assert (
+        plain.meta["v"] == 3 and plain.state == before["plain"].state and plain.version == before["plain"].version + 1
+    )
