@@ -96,8 +96,12 @@ def test_catalog_commands(tmp_path: Path) -> None:
     out = tmp_path / "catalog.csv"
     assert run("catalog", "export", "-o", str(out)).exit_code == 0
     ok = run("catalog", "validate", str(out))
-    assert ok.exit_code == 0 and f"valid: {data['items']} items" in ok.stdout
+    assert ok.exit_code == 0 and f"valid: {data['items']} items" in ok.stdout and "withdrawn" not in ok.stdout
     lines = out.read_text().splitlines(keepends=True)
+    assert lines[0].rstrip().endswith(",withdrawn") and lines[1].rstrip().endswith(",false")  # a column to edit
+    retired = out.with_name("retired.csv")
+    retired.write_text("".join([lines[0], lines[1].rstrip()[: -len("false")] + "true\n", *lines[2:]]))
+    assert "; 1 withdrawn" in run("catalog", "validate", str(retired)).stdout
     broken = next(i for i, line in enumerate(lines) if ",online_practice," in line)
     lines[broken] = lines[broken].replace(",online_practice,", ",onlin_practice,")
     out.write_text("".join(lines))

@@ -357,7 +357,11 @@ def cmd_catalog_validate(
     except USER_ERRORS as exc:
         _fail(exc)
     modalities = Counter(item.modality.value for item in catalog)
-    typer.echo(f"valid: {len(catalog)} items on {len(catalog.standards)} standards ({dict(modalities)})")
+    withdrawn = sum(1 for item in catalog if item.withdrawn)
+    typer.echo(
+        f"valid: {len(catalog)} items on {len(catalog.standards)} standards ({dict(modalities)})"
+        + (f"; {withdrawn} withdrawn (answers on them count, they are never offered)" if withdrawn else "")
+    )
 
 
 @catalog_app.command("coverage")
