@@ -239,19 +239,10 @@ class LearnerService:
         if not record.state and record.event_count == 0 and "v" in record.meta:
             # no answer yet, so no state kept (see stored_state): the starting belief, drawn again
             return LearnerView(record, loaded, core, core.start(meta))
+        # stamped by this model before some of the tenant's items moved (None: another model, or no move)
+        since = alignment_of(record.model_version, core.model_version) if core.moved else None
         state = None
-        restamped = False
-        log: list[StoredEvent] | None = None
-        if record.state and record.model_version != core.version and core.moved:
-            since = alignment_of(record.model_version, core.model_version)
-            if since is not None:  # folded by this model before some of the tenant's items moved
-                log = self.store.events(record.tenant, record.learner_id)
-                if any(core.moved.get(e.item_id, 0) > since for e in log):
-                    learner = core.rebuild(meta, evidence(log))  # an answer on one: folded again
-                    return LearnerView(record, loaded, core, learner, rebuilt=True)
-                restamped = True  # none: the state (and its checkpoints) hold under this alignment
-                checkpoints.restamp(meta, record.model_version, core.version)
-        if (record.model_version == core.version or restamped) and record.state:
+        if (record.model_version == core.version or since is not None) and record.state:
             try:
                 state = state_from_bytes(record.state)
             except ModelFormatError:
@@ -259,13 +250,20 @@ class LearnerService:
         if state is None or "v" not in record.meta:  # another model wrote it, or an older record layout
             learner = self.rebuild(core, record, meta)
             return LearnerView(record, loaded, core, learner, rebuilt=True)
-        if record.meta["v"] < META_VERSION:  # written before answers shared by several units were counted
-            log = self.store.events(record.tenant, record.learner_id) if log is None else log
-            answers = evidence(log)
-            if any(len(core.units_of(o)) > 1 for o in answers):  # some were: counted by a fold again
-                return LearnerView(record, loaded, core, core.rebuild(meta, answers), rebuilt=True)
-            restamped = True  # none: the record holds as it is, written in this layout
-        return LearnerView(record, loaded, core, Learner(state, meta), rebuilt=restamped)
+        older_layout = record.meta["v"] < META_VERSION  # before answers shared by several units were counted
+        if record.model_version == core.version and not older_layout:
+            return LearnerView(record, loaded, core, Learner(state, meta))
+        # Folded before an item it may have answered moved, or kept in an older layout: folded
+        # again when an answer of its log is affected, else the state (and its checkpoints) hold
+        # as they are and are only stamped anew. Either is written back at once (see _load).
+        answers = evidence(self.store.events(record.tenant, record.learner_id))
+        if any(
+            (since is not None and core.moved.get(o.item_id, 0) > since) or (older_layout and len(core.units_of(o)) > 1)
+            for o in answers
+        ):
+            return LearnerView(record, loaded, core, core.rebuild(meta, answers), rebuilt=True)
+        checkpoints.restamp(meta, record.model_version, core.version)
+        return LearnerView(record, loaded, core, Learner(state, meta), rebuilt=True)
 
     def core(self, tenant: str) -> ServedCore:
         """The learner core over what ``tenant`` sees: its catalog (with its own items) and the
