@@ -20,11 +20,20 @@ tenant's *alignment* is the newest number. A learner's state is stamped with the
 folded with (:attr:`Content.stamp`); one stamped before a move is folded again, on the next
 request that reads it, when its log has an answer on an item moved since, and only stamped anew
 otherwise (see ``LearnerService._view``).
+
+The deployment's catalog (the bundled one, or the operator's file) can move items too, from one
+deployment to the next. What a fold reads of each of its items (standards, whether it is a
+mastery check: :func:`fold_alignment`) is recorded in the store under its digest
+(:func:`alignment_setting`) by every process before it writes a state stamped with that digest, so a
+state stamped under another deployment's catalog can be told which of its items changed since
+(:meth:`TenantContent.changed_since`), whichever of the two deployments is newer: a rolling
+deployment or a rollback folds again only the learners with an answer on an item that differs.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -49,10 +58,13 @@ __all__ = [
     "MOVED",
     "Content",
     "TenantContent",
-    "alignment_of",
+    "Stamp",
+    "alignment_setting",
     "catalog_setting",
+    "fold_alignment",
     "framework_setting",
     "parse_framework",
+    "read_stamp",
     "tenant_catalog",
 ]
 
@@ -61,8 +73,9 @@ T = TypeVar("T")
 
 #: the key of a stored item record that numbers the move that put the item on its standards
 MOVED = "~moved"
-#: what separates a state's model version from the alignment it was folded with
-_ALIGNED = "+a"
+#: what a state's stamp adds to the model version: the deployment catalog's digest and the
+#: tenant's alignment (the latter when some item moved), see :attr:`Content.stamp`
+_STAMP_TAIL = re.compile(r"(?:\+c([0-9a-f]+))?(?:\+a([0-9]+))?")
 
 
 def catalog_setting(tenant: str) -> str:
@@ -71,6 +84,47 @@ def catalog_setting(tenant: str) -> str:
 
 def framework_setting(tenant: str) -> str:
     return f"framework@{tenant}"
+
+
+def alignment_setting(digest: str) -> str:
+    """The setting that records what folds read of a deployment catalog's items (by its digest)."""
+    return f"catalog-alignment@{digest}"
+
+
+def fold_alignment(catalog: Catalog) -> dict[str, list[Any]]:
+    """What a fold reads of each item of ``catalog``: ``[standards, mastery check]`` by item id.
+    (Whether a standard has a mastery check at all also counts, see :func:`_changed`.)"""
+    return {item.id: _folded(item) for item in catalog}
+
+
+def _folded(item: Item) -> list[Any]:
+    """What a fold reads of ``item``."""
+    return [list(item.standards), item.mastery_check]
+
+
+def _changed(old: Mapping[str, list[Any]], new: Mapping[str, list[Any]]) -> frozenset[str]:
+    """The items an answer on which folds otherwise under ``new`` than under ``old``: added,
+    removed, moved or made (or no longer) a mastery check, and every item of a standard that
+    gained or lost its only mastery checks (mastery may need a passed check where there is one)."""
+    changed = {i for i in old.keys() | new.keys() if old.get(i) != new.get(i)}
+
+    def checked(alignment: Mapping[str, list[Any]]) -> set[str]:
+        return {code for codes, check in alignment.values() if check for code in codes}
+
+    flipped = checked(old) ^ checked(new)
+    if flipped:
+        for alignment in (old, new):
+            changed.update(i for i, (codes, _) in alignment.items() if not flipped.isdisjoint(codes))
+    return frozenset(changed)
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """What a learner state was folded with, read from its stamp (:func:`read_stamp`)."""
+
+    #: the deployment catalog's digest (None: stamped before catalogs were, taken as the current one)
+    catalog: str | None
+    alignment: int  # the tenant's alignment (0: no item moved)
 
 
 @dataclass(frozen=True)
@@ -87,6 +141,8 @@ class Content:
     version: str
     predictions: CatalogPredictions  # P(success) over ``catalog``
     own: frozenset[str]  # the tenant's own item ids
+    #: the digest of the deployment catalog's :func:`fold_alignment` (recorded in the store)
+    catalog_digest: str
     #: item id -> the number of the move that put it on its current standards (items moved only)
     moved: Mapping[str, int] = field(default_factory=dict)
     #: objects built over this content once and reused by every request (the served learner core)
@@ -100,9 +156,10 @@ class Content:
     @property
     def stamp(self) -> str:
         """What a learner state folded over this content is stamped with (its record's
-        ``model_version``): ``version``, and the alignment when some item moved."""
+        ``model_version``): ``version``, the deployment catalog's digest, and the tenant's
+        alignment when some item moved (see :func:`read_stamp`)."""
         alignment = self.alignment
-        return f"{self.version}{_ALIGNED}{alignment}" if alignment else self.version
+        return f"{self.version}+c{self.catalog_digest}" + (f"+a{alignment}" if alignment else "")
 
 
 def parse_framework(package: Any, options: GraphConfig) -> StandardsGraph:
@@ -140,13 +197,15 @@ def tenant_catalog(
     return catalog, own, moved
 
 
-def alignment_of(stamp: str, version: str) -> int | None:
-    """The alignment a state stamped ``stamp`` was folded with, when ``version`` (the model, and
-    the tenant's framework) folded it; None when another model or framework did."""
-    if stamp == version:
-        return 0
-    head, sep, number = stamp.rpartition(_ALIGNED)
-    return int(number) if sep and head == version and number.isdigit() else None
+def read_stamp(stamp: str, version: str) -> Stamp | None:
+    """What a state stamped ``stamp`` was folded with, when ``version`` (the model, and the
+    tenant's framework) folded it; None when another model or framework did."""
+    if not stamp.startswith(version):
+        return None
+    tail = _STAMP_TAIL.fullmatch(stamp, len(version))
+    if tail is None:
+        return None
+    return Stamp(tail.group(1), int(tail.group(2) or 0))
 
 
 class TenantContent:
@@ -157,6 +216,51 @@ class TenantContent:
         self._values: dict[str, tuple[int, Any]] = {}  # setting name -> (version, value)
         self._lock = threading.Lock()
         self.cache_size = cache_size
+        #: the deployment catalog's fold alignment and digest (by catalog), recorded in the store
+        self._alignment: tuple[Catalog, str, dict[str, list[Any]]] | None = None
+        self._recorded: Catalog | None = None  # the catalog whose alignment this process recorded
+        self._changes: dict[tuple[str, str], frozenset[str]] = {}  # (digest then, now) -> items
+
+    # ------------------------------------------------------------------ the deployment's catalog
+    def catalog_digest(self) -> str:
+        """The digest of the deployment catalog's :func:`fold_alignment`."""
+        return self._catalog_alignment()[1]
+
+    def _catalog_alignment(self) -> tuple[Catalog, str, dict[str, list[Any]]]:
+        catalog, current = self.engine.catalog, self._alignment
+        if current is None or current[0] is not catalog:
+            alignment = fold_alignment(catalog)
+            digest = hashlib.sha256(orjson.dumps(alignment, option=orjson.OPT_SORT_KEYS)).hexdigest()[:12]
+            current = self._alignment = (catalog, digest, alignment)
+        return current
+
+    def record_catalog(self) -> None:
+        """Record the deployment catalog's :func:`fold_alignment` in the store under its digest,
+        once per process and catalog: before the first state stamped with it is written."""
+        catalog, digest, alignment = self._catalog_alignment()
+        if self._recorded is catalog:
+            return
+        name = alignment_setting(digest)
+        if not self.store.setting_versions([name]):
+            try:
+                self.store.put_setting(name, orjson.dumps(alignment, option=orjson.OPT_SORT_KEYS).decode(), 0)
+            except VersionConflict:
+                pass  # another process recorded it first (the same bytes: the name is their digest)
+        self._recorded = catalog
+
+    def changed_since(self, digest: str) -> frozenset[str] | None:
+        """The items whose fold differs under the deployment catalog now from under the one with
+        ``digest`` (see :func:`_changed`); None when the store has no record of that catalog."""
+        _, now, alignment = self._catalog_alignment()
+        if digest == now:
+            return frozenset()
+        key = (digest, now)
+        if key not in self._changes:
+            found = self.store.get_setting(alignment_setting(digest))
+            if found is None:
+                return None
+            self._changes[key] = _changed(orjson.loads(found[1]), alignment)
+        return self._changes[key]
 
     # ------------------------------------------------------------------ reading
     def versions(self, tenant: str) -> dict[str, int]:
@@ -213,6 +317,7 @@ class TenantContent:
             if hit is not None and hit.loaded is loaded:
                 self._cache.move_to_end(key)
                 return hit
+        digest = self.catalog_digest()
         if shared:
             built = Content(
                 engine.graph,
@@ -223,9 +328,10 @@ class TenantContent:
                 loaded.version,
                 loaded.predictions,
                 frozenset(),
+                digest,
             )
         else:
-            built = self._build(self.records(tenant), self.package(tenant), loaded)
+            built = self._build(self.records(tenant), self.package(tenant), loaded, digest)
         with self._lock:
             # contents over a model no longer served go at once (each holds that model's encodings)
             for stale in [k for k, c in self._cache.items() if c.loaded is not loaded]:
@@ -238,7 +344,7 @@ class TenantContent:
     def graph(self, tenant: str) -> StandardsGraph:
         return self.content(tenant).graph
 
-    def _build(self, records: Sequence[Mapping[str, Any]], package: Any, loaded: LoadedModel) -> Content:
+    def _build(self, records: Sequence[Mapping[str, Any]], package: Any, loaded: LoadedModel, digest: str) -> Content:
         engine = self.engine
         graph = engine.graph if package is None else parse_framework(package, engine.config.graph)
         catalog, own, moved = tenant_catalog(engine.catalog, graph, records, package is None)
@@ -253,6 +359,7 @@ class TenantContent:
                 loaded.version,
                 loaded.predictions.extended(model, own),
                 frozenset(i.id for i in own),
+                digest,
                 moved,
             )
         # a framework of its own: a model over its graph
@@ -267,6 +374,7 @@ class TenantContent:
             f"{loaded.version}~{digest}",
             CatalogPredictions.encode(model, catalog),
             frozenset(i.id for i in own),
+            digest,
             moved,
         )
 
@@ -274,7 +382,8 @@ class TenantContent:
     def upsert(self, tenant: str, records: Sequence[Mapping[str, Any]]) -> tuple[int, int, list[str]]:
         """Add or replace the tenant's items (checked by the caller); returns (created, updated,
         the ids of items moved to other standards). A moved item's record is numbered with this
-        write's move (:data:`MOVED`); an item re-sent on its standards keeps its number."""
+        write's move (:data:`MOVED`), as is one made a mastery check or no longer one (an answer on
+        it folds otherwise too); an item re-sent as it was keeps its number."""
 
         def change(merged: dict[str, dict[str, Any]], content: Content) -> tuple[int, int, list[str]]:
             catalog = content.catalog
@@ -284,9 +393,11 @@ class TenantContent:
             for r in records:
                 record = {k: v for k, v in r.items() if k != MOVED}
                 before = catalog[r["id"]] if r["id"] in catalog else None
-                if before is not None and parse_item(record, r["id"], content.graph).standards != before.standards:
+                after = parse_item(record, r["id"], content.graph) if before is not None else None
+                if before is not None and after is not None and _folded(after) != _folded(before):
                     record[MOVED] = move
-                    moved.append(r["id"])
+                    if after.standards != before.standards:
+                        moved.append(r["id"])
                 elif isinstance(merged.get(r["id"], {}).get(MOVED), int):
                     record[MOVED] = merged[r["id"]][MOVED]
                 merged[r["id"]] = record

@@ -17,7 +17,7 @@ import math
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -37,7 +37,7 @@ from engine.sources import graph_from_config, load_catalog_source
 from engine.xapi import DEFAULT_VERBS
 from models.base import ModelFormatError, state_from_bytes, state_to_bytes
 from serving import checkpoints
-from serving.content import Content, TenantContent, alignment_of
+from serving.content import Content, Stamp, TenantContent, read_stamp
 from serving.evidence import evidence
 from serving.import_records import forget_learners as forget_in_imports
 from serving.model_provider import LoadedModel, ModelHolder
@@ -133,8 +133,9 @@ def unaligned_setting(tenant: str) -> str:
 class ServedCore(LearnerCore):
     """A learner core that remembers the loaded model it serves with. ``model_version`` is
     reported (the model, and the tenant's framework when it has one); ``version`` stamps the
-    states it folds: that, and the tenant's alignment (see :mod:`serving.content`), whose
-    ``moved`` items a state stamped with an older one may have folded on other standards."""
+    states it folds: that, the deployment catalog's digest and the tenant's alignment (see
+    :mod:`serving.content`), whose ``moved`` items a state stamped with an older one may have
+    folded on other standards."""
 
     def __init__(
         self,
@@ -142,12 +143,14 @@ class ServedCore(LearnerCore):
         loaded: LoadedModel,
         version: str,
         model_version: str | None = None,
+        catalog_digest: str | None = None,
         moved: Mapping[str, int] | None = None,
         **kwargs: Any,
     ):
         super().__init__(*args, **kwargs)
         self.loaded, self.version = loaded, version
         self.model_version = model_version or version
+        self.catalog_digest = catalog_digest
         self.moved: Mapping[str, int] = moved or {}
 
 
@@ -239,10 +242,10 @@ class LearnerService:
         if not record.state and record.event_count == 0 and "v" in record.meta:
             # no answer yet, so no state kept (see stored_state): the starting belief, drawn again
             return LearnerView(record, loaded, core, core.start(meta))
-        # stamped by this model before some of the tenant's items moved (None: another model, or no move)
-        since = alignment_of(record.model_version, core.model_version) if core.moved else None
+        # what the state was folded with (None: another model or framework)
+        stamp = read_stamp(record.model_version, core.model_version)
         state = None
-        if (record.model_version == core.version or since is not None) and record.state:
+        if stamp is not None and record.state:
             try:
                 state = state_from_bytes(record.state)
             except ModelFormatError:
@@ -253,17 +256,32 @@ class LearnerService:
         older_layout = record.meta["v"] < META_VERSION  # before answers shared by several units were counted
         if record.model_version == core.version and not older_layout:
             return LearnerView(record, loaded, core, Learner(state, meta))
-        # Folded before an item it may have answered moved, or kept in an older layout: folded
-        # again when an answer of its log is affected, else the state (and its checkpoints) hold
-        # as they are and are only stamped anew. Either is written back at once (see _load).
+        # Folded before an item it may have answered moved (in the tenant's items or the
+        # deployment's catalog), or kept in an older layout: folded again when an answer of its
+        # log is affected, else the state (and its checkpoints) hold as they are and are only
+        # stamped anew. Either is written back at once (see _load).
+        assert stamp is not None  # (a state was read)
+        changed = self._changed_since(core, stamp)
         answers = evidence(self.store.events(record.tenant, record.learner_id))
-        if any(
-            (since is not None and core.moved.get(o.item_id, 0) > since) or (older_layout and len(core.units_of(o)) > 1)
-            for o in answers
+        if changed is None or any(
+            o.item_id in changed or (older_layout and len(core.units_of(o)) > 1) for o in answers
         ):
             return LearnerView(record, loaded, core, core.rebuild(meta, answers), rebuilt=True)
         checkpoints.restamp(meta, record.model_version, core.version)
         return LearnerView(record, loaded, core, Learner(state, meta), rebuilt=True)
+
+    def _changed_since(self, core: ServedCore, stamp: Stamp) -> Container[str] | None:
+        """The items whose answers fold otherwise under ``core`` than they did under ``stamp``:
+        the tenant's items moved since its alignment then, and the deployment catalog's items
+        that differ from that catalog's (None: any may, as the stamp names moves this worker has
+        not read yet, or a catalog the store has no record of)."""
+        if stamp.alignment > max(core.moved.values(), default=0):
+            return None
+        moved = {item for item, number in core.moved.items() if number > stamp.alignment}
+        if stamp.catalog is None or stamp.catalog == core.catalog_digest:
+            return moved  # (a stamp from before catalogs were stamped: folded with the current one)
+        shared = self.content.changed_since(stamp.catalog)
+        return None if shared is None else moved | shared
 
     def core(self, tenant: str) -> ServedCore:
         """The learner core over what ``tenant`` sees: its catalog (with its own items) and the
@@ -291,6 +309,7 @@ class LearnerService:
                     loaded=c.loaded,
                     version=c.stamp,
                     model_version=c.version,
+                    catalog_digest=c.catalog_digest,
                     moved=c.moved,
                 ),
             )
@@ -390,8 +409,8 @@ class LearnerService:
         if not applied:
             view.learner = self.rebuild(view.core, view.record, view.meta)
 
-    @staticmethod
-    def _prepare(view: LearnerView, events: Sequence[StoredEvent] = ()) -> Commit:
+    def _prepare(self, view: LearnerView, events: Sequence[StoredEvent] = ()) -> Commit:
+        self.content.record_catalog()  # what the stamp names, before it is written
         rec = view.record
         rec.model_version = view.core.version
         rec.state = stored_state(view.learner, bool(rec.event_count or events))

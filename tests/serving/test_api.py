@@ -628,7 +628,8 @@ def test_state_of_another_model_is_rebuilt_once_and_stored(api) -> None:
         service.store.events = original
     assert len(reads) == 1  # folded once, then served from the stored state
     stored = api.store.get("tenant-a", "s1")
-    assert stored.model_version == service.engine.models.current.version and stored.state == live
+    assert stored.model_version == service.core("tenant-a").version and stored.state == live
+    assert stored.model_version.startswith(service.engine.models.current.version)
 
 
 def test_the_bundled_model_trained_on_real_learners_serves(tmp_path) -> None:
@@ -671,6 +672,8 @@ def test_an_item_moved_to_other_standards_counts_there_for_the_learners_who_answ
     c, h, store = api.client, api.h(), api.store
     engine = c.app.state.engine
     version = engine.models.current.version
+    stamp = c.app.state.service.core("tenant-a").version  # the model and the deployment's catalog
+    assert stamp.startswith(f"{version}+c")
     item = {"id": "own-1", "title": "Own item", "standards": ["3.NF.A.1"], "modality": "online_practice"}
     first = c.put("/v1/items", json=[{**item, "duration_minutes": 5}], headers=h).json()
     assert (first["created"], first["realigned"], first["notes"]) == (1, [], [])
@@ -691,14 +694,14 @@ def test_an_item_moved_to_other_standards_counts_there_for_the_learners_who_answ
 
     assert set(evidence("lia")) == {"3.NF.A.1"}
     bob = store.get("tenant-a", "bob")
-    assert bob is not None and bob.model_version == version and len(bob.meta["cp"]) == 2
+    assert bob is not None and bob.model_version == stamp and len(bob.meta["cp"]) == 2
     same = c.put("/v1/items", json=[{**item, "duration_minutes": 10}], headers=h).json()  # not its standards
     assert (same["updated"], same["realigned"], same["notes"]) == (1, [], [])
     moved = c.put("/v1/items", json=[{**item, "standards": ["4.NF.A.1"], "duration_minutes": 10}], headers=h).json()
     assert moved["realigned"] == ["own-1"] and "own-1" in moved["notes"][0]
     assert "folded again with the new standards when a request next reads them" in moved["notes"][0]
     assert set(evidence("lia")) == {"4.NF.A.1"}  # the first read folds her again, and keeps it
-    assert store.get("tenant-a", "lia").model_version == f"{version}+a1"
+    assert store.get("tenant-a", "lia").model_version == f"{stamp}+a1"
     # her evidence as the profile lists it, and what changed since a date, are on the new standards too
     profile = c.get("/v1/learners/lia/profile", params={"changed_since": "2026-09-01T00:00:00Z"}, headers=h).json()
     assert {tuple(e["standards"]) for e in profile["recent_evidence"]} == {("4.NF.A.1",)}
@@ -707,8 +710,8 @@ def test_an_item_moved_to_other_standards_counts_there_for_the_learners_who_answ
     nxt = c.get("/v1/learners/bob/next", headers=h).json()
     assert nxt["model_version"] == version  # the model reported, without the alignment
     kept = store.get("tenant-a", "bob")
-    assert kept.state == bob.state and kept.model_version == f"{version}+a1"
-    assert [cp["model"] for cp in kept.meta["cp"]] == [f"{version}+a1"] * len(bob.meta["cp"])
+    assert kept.state == bob.state and kept.model_version == f"{stamp}+a1"
+    assert [cp["model"] for cp in kept.meta["cp"]] == [f"{stamp}+a1"] * len(bob.meta["cp"])
     refolds: list[str] = []
     c.app.state.service.on_refold = lambda start, answers: refolds.append(start)
     late = c.post("/v1/events", json=[answer(9, "bob", shared, 2.5)], headers=h)

@@ -227,7 +227,7 @@ def test_one_learner_core_per_content_none_kept_over_a_replaced_model(bundled_en
         bundled_engine.models.current = replace(old, version="swapped")
         try:
             second = service.core("t1")
-            assert second is not first and second.version == "swapped" and not second._primed
+            assert second is not first and second.model_version == "swapped" and not second._primed
             assert all(c.loaded is bundled_engine.models.current for c in service.content._cache.values())
         finally:
             bundled_engine.models.current = old

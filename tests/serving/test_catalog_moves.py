@@ -1,0 +1,242 @@
+"""A deployment's own catalog file moves items from one deployment to the next: the answers on a
+moved item count on its new standards from the next request that reads their learner, whatever
+the order of the deployments (a rolling deployment, a rollback), and the learners who never
+answered a moved item keep their state as stored."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from serving.content import _changed, read_stamp
+
+T0 = 1_790_000_000.0  # 2026-09-22: before the server's clock
+
+
+def test_a_stamp_reads_back_its_catalog_and_alignment() -> None:
+    assert read_stamp("bkt@1", "bkt@1") == read_stamp("bkt@1", "bkt@1")
+    stamp = read_stamp("bkt@1", "bkt@1")
+    assert stamp is not None and (stamp.catalog, stamp.alignment) == (None, 0)  # stamped before catalogs were
+    stamp = read_stamp("bkt@1+a3", "bkt@1")
+    assert stamp is not None and (stamp.catalog, stamp.alignment) == (None, 3)
+    stamp = read_stamp("bkt@1~ab12+c0f3e+a2", "bkt@1~ab12")
+    assert stamp is not None and (stamp.catalog, stamp.alignment) == ("0f3e", 2)
+    assert read_stamp("bkt@1~ab12+c0f3e", "bkt@1") is None  # another framework folded it
+    assert read_stamp("bkt@12+c0f3e", "bkt@1") is None  # another model
+    assert read_stamp("bkt@1+cXYZ", "bkt@1") is None
+
+
+def test_what_changed_between_two_catalogs() -> None:
+    old = {
+        "a": [["1.OA.A.1"], False],
+        "b": [["1.OA.A.2"], False],
+        "c": [["2.NBT.A.1"], True],
+        "d": [["K.CC.A.1"], False],
+    }
+    assert _changed(old, dict(old)) == frozenset()
+    moved = {**old, "a": [["1.OA.A.2"], False]}
+    assert _changed(old, moved) == {"a"}
+    assert _changed(moved, old) == {"a"}  # a rollback undoes the same move
+    gone = {k: v for k, v in old.items() if k != "d"}
+    assert _changed(old, gone) == {"d"} and _changed(gone, old) == {"d"}  # removed, added
+    # "b" becomes its standard's only mastery check: mastery on 1.OA.A.2 may now need a passed
+    # check, so every answer on that standard folds otherwise ("a" moved there too)
+    checked = {**moved, "b": [["1.OA.A.2"], True]}
+    assert _changed(moved, checked) == {"a", "b"}
+    # a second check on a standard that has one already changes only that item's answers
+    assert _changed(old, {**old, "e": [["2.NBT.A.1"], True]}) == {"e"}
+
+
+def _deployment(tmp_path: Path, name: str, moves: dict[str, str]) -> tuple[Path, object]:
+    """A config whose catalog is the bundled one with ``moves`` (item id -> its one standard), and
+    the engine it serves."""
+    from configs import load_config
+    from engine.catalog import save_catalog
+    from serving.app import build_engine
+
+    base = build_engine(load_config(env={}), model_uri="bkt")
+    path = tmp_path / f"{name}.csv"
+    save_catalog(base.catalog, path)
+    rows = list(csv.DictReader(path.open(encoding="utf-8")))
+    for row in rows:
+        if row["id"] in moves:
+            row["standards"] = moves[row["id"]]
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    config = tmp_path / f"{name}.toml"
+    config.write_text(
+        f'[catalog]\nsource = "{path.as_posix()}"\n[serving]\nmodel_uri = "bkt"\n'
+        f'data_dir = "{tmp_path.as_posix()}"\n'
+        f'[mlflow]\ntracking_uri = "sqlite:///{(tmp_path / "mlflow.db").as_posix()}"\n'
+    )
+    engine = build_engine(load_config(config, env={}), model_uri="bkt")
+    return config, engine
+
+
+def test_items_a_new_deployment_moves_are_folded_again_for_those_who_answered_them(
+    tmp_path, shared_engine, monkeypatch
+) -> None:
+    from serving import checkpoints
+    from serving.stores import open_store
+    from zpd.cli import app as cli
+
+    from .conftest import make_api
+
+    monkeypatch.setattr(checkpoints, "EVERY", 2)
+    only = [i for i in shared_engine.catalog if len(i.standards) == 1 and not i.mastery_check]
+    moving = next(i for i in only if i.standards == ("K.CC.A.1",))
+    staying = next(i for i in only if i.standards == ("K.CC.A.2",))
+    store = open_store(f"sqlite:///{tmp_path / 'zpd.db'}")
+    first_config, first = _deployment(tmp_path, "first", {})
+    second_config, second = _deployment(tmp_path, "second", {moving.id: "1.OA.A.1"})
+    assert second.catalog[moving.id].standards == ("1.OA.A.1",)
+
+    def answer(k: int, learner: str, item_id: str) -> dict:
+        return {"id": f"{learner}{k}", "learner_id": learner, "item_id": item_id, "correct": True,
+                "timestamp": T0 + 60 * k}  # fmt: skip
+
+    def evidence(api, learner: str) -> set[str]:
+        got = api.client.get(f"/v1/learners/{learner}/profile", params={"recent": 0}, headers=api.h())
+        assert got.status_code == 200, got.text
+        return {code for code, m in got.json()["mastery"].items() if m["evidence"]}
+
+    def replay_check(config: Path) -> dict:
+        result = CliRunner().invoke(
+            cli, ["--config", str(config), "replay", "--store", store.url, "--check", "--json"], catch_exceptions=False
+        )
+        return {"code": result.exit_code, **json.loads(result.output.strip().splitlines()[-1])}
+
+    api = make_api(store, first)
+    with api.client as c:
+        old_stamp = c.app.state.service.core("tenant-a").version
+        answers = [answer(k, "lia", moving.id) for k in range(2)] + [answer(k, "bob", staying.id) for k in range(2)]
+        assert c.post("/v1/events", json=answers, headers=api.h()).status_code == 200
+        assert (
+            c.post("/v1/events", json=[answer(k, "bob", staying.id) for k in (2, 3)], headers=api.h()).status_code
+            == 200
+        )
+        assert evidence(api, "lia") == {"K.CC.A.1"}
+    bob = store.get("tenant-a", "bob")
+    assert bob.model_version == old_stamp and len(bob.meta["cp"]) == 2
+
+    # the new deployment's catalog moved lia's item: her first read folds her again, on its new
+    # standard; bob's state holds as it is and is stamped anew (checkpoints too)
+    api = make_api(store, second)
+    with api.client as c:
+        new_stamp = c.app.state.service.core("tenant-a").version
+        assert new_stamp != old_stamp and read_stamp(new_stamp, second.models.current.version) is not None
+        assert evidence(api, "lia") == {"1.OA.A.1"}
+        assert store.get("tenant-a", "lia").model_version == new_stamp
+        assert c.get("/v1/learners/bob/next", headers=api.h()).status_code == 200
+        kept = store.get("tenant-a", "bob")
+        assert kept.state == bob.state and kept.model_version == new_stamp
+        assert [cp["model"] for cp in kept.meta["cp"]] == [new_stamp] * 2
+        refolds: list[str] = []
+        c.app.state.service.on_refold = lambda start, n: refolds.append(start)
+        late = c.post("/v1/events", json=[answer(9, "bob", staying.id) | {"timestamp": T0 + 150}], headers=api.h())
+        assert late.status_code == 200 and refolds == ["checkpoint"]  # resumed from a retagged checkpoint
+    assert replay_check(second_config)["code"] == 0
+
+    # a rollback to the first deployment moves the item back, and lia with it
+    api = make_api(store, first)
+    with api.client as c:
+        assert evidence(api, "lia") == {"K.CC.A.1"}
+        assert c.get("/v1/learners/bob/next", headers=api.h()).status_code == 200
+    assert replay_check(first_config)["code"] == 0
+    checked = replay_check(second_config)  # both stamped by the first deployment's catalog now
+    assert checked["code"] == 1 and sorted(checked["differing"]) == ["tenant-a/bob", "tenant-a/lia"]
+
+
+def test_a_state_stamped_before_catalogs_were_is_taken_as_folded_with_the_current_one(tmp_path, shared_engine) -> None:
+    """A record written before states were stamped with the catalog is kept as it is (stamped
+    anew on its first read); one stamped with a catalog the store has no record of is folded again."""
+    from serving.stores import open_store
+
+    from .conftest import make_api
+
+    store = open_store(f"sqlite:///{tmp_path / 'zpd.db'}")
+    api = make_api(store, shared_engine)
+    item = next(i for i in shared_engine.catalog if i.standards == ("K.CC.A.1",))
+    with api.client as c:
+        stamp = c.app.state.service.core("tenant-a").version
+        version = shared_engine.models.current.version
+        for learner, right in (("old", 0), ("lost", 1)):
+            sent = [{"id": f"{learner}{k}", "learner_id": learner, "item_id": item.id, "correct": k % 2 == right,
+                     "timestamp": T0 + 60 * k} for k in range(3)]  # fmt: skip
+            assert c.post("/v1/events", json=sent, headers=api.h()).status_code == 200
+        reads: list[tuple] = []
+        original = store.events
+        store.events = lambda *a: reads.append(a) or original(*a)  # type: ignore[method-assign]
+        old, lost = store.get("tenant-a", "old"), store.get("tenant-a", "lost")
+        folded = lost.state
+        assert folded != old.state
+        old.model_version = version  # as written before this stamp had the catalog
+        # stamped with a catalog the store has no record of (and a state that is not its fold there)
+        lost.model_version, lost.state = f"{version}+c0123456789ab", old.state
+        for record in (old, lost):
+            store.commit(record, record.version, [])
+        try:
+            for learner in ("old", "lost"):
+                assert c.get(f"/v1/learners/{learner}/next", headers=api.h()).status_code == 200
+        finally:
+            store.events = original  # type: ignore[method-assign]
+        assert len(reads) == 2  # each read its log once
+        kept, rebuilt = store.get("tenant-a", "old"), store.get("tenant-a", "lost")
+        assert kept.model_version == stamp and kept.state == old.state
+        assert rebuilt.model_version == stamp and rebuilt.state == folded  # folded again from its log
+    store.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_each_catalog_is_recorded_once(tmp_path, shared_engine, kind, request) -> None:
+    """The store records what folds read of the deployment's catalog under its digest, once,
+    whichever process comes first."""
+    from serving.content import alignment_setting, fold_alignment
+    from serving.service import LearnerService
+    from serving.stores import open_store
+
+    from .conftest import store_url
+
+    store = open_store(store_url(request, tmp_path, kind))
+    try:
+        services = [LearnerService(shared_engine, store) for _ in range(2)]
+        first = services[0].content.catalog_digest()
+        assert store.get_setting(alignment_setting(first)) is None  # nothing written to read
+        for service in services:
+            service.content.record_catalog()
+        assert services[1].content.catalog_digest() == first
+        version, value = store.get_setting(alignment_setting(first))
+        assert version == 1 and json.loads(value) == json.loads(json.dumps(fold_alignment(shared_engine.catalog)))
+    finally:
+        store.close()
+
+
+def test_an_own_item_made_a_mastery_check_is_folded_again_as_one(api, tmp_path) -> None:
+    """A tenant's item made a mastery check changes what the answers on it were evidence of (a
+    passed check confirms mastery): not a move to other standards, but the learners who
+    answered it are folded again all the same, so their state is what the log gives."""
+    c, h, store = api.client, api.h(), api.store
+    item = {"id": "own-check", "title": "Own quiz", "standards": ["3.NF.A.1"], "modality": "online_practice",
+            "duration_minutes": 5}  # fmt: skip
+    assert c.put("/v1/items", json=[item], headers=h).status_code == 200
+    sent = [{"id": f"q{k}", "learner_id": "lia", "item_id": item["id"], "correct": True, "timestamp": T0 + 60 * k}
+            for k in range(2)]  # fmt: skip
+    assert c.post("/v1/events", json=sent, headers=h).status_code == 200
+    before = store.get("tenant-a", "lia")
+    flipped = c.put("/v1/items", json=[{**item, "mastery_check": True}], headers=h).json()
+    assert (flipped["updated"], flipped["realigned"]) == (1, [])  # on the same standards
+    assert c.get("/v1/learners/lia/next", headers=h).status_code == 200
+    after = store.get("tenant-a", "lia")
+    assert after.model_version == f"{before.model_version}+a1"
+    assert after.meta["progress"] != before.meta["progress"]  # its answers count as checks now
+    view = c.app.state.service.load("tenant-a", "lia")
+    from serving.evidence import evidence
+
+    rebuilt = view.core.rebuild(view.meta, evidence(store.events("tenant-a", "lia")))
+    assert rebuilt.meta.to_json()["progress"] == after.meta["progress"]
