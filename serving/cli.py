@@ -261,7 +261,7 @@ def replay(
             if not same:
                 summary["differing"].append(f"{t}/{learner_id}")
             if not check and not same:  # rebuilt without checkpoints: taken again as answers come
-                service.content.record_catalog()  # what the stamp names, before it is written
+                service.record_stamp(core)  # what the stamp names, before it is written
                 record.state, record.model_version, record.meta = kept, core.version, meta
                 try:
                     opened.commit(record, record.version, [])

@@ -28,6 +28,11 @@ mastery check: :func:`fold_alignment`) is recorded in the store under its digest
 state stamped under another deployment's catalog can be told which of its items changed since
 (:meth:`TenantContent.changed_since`), whichever of the two deployments is newer: a rolling
 deployment or a rollback folds again only the learners with an answer on an item that differs.
+
+A fold also reads which units have a mastery check on offer (with ``require_check``, mastery
+needs a passed check where there is one), which any of these changes may change: a check added,
+withdrawn, or moved. The set is recorded likewise (:func:`checkable_setting`) and stamped too, so
+a state folded under another set is folded again when it answered on a unit whose set differs.
 """
 
 from __future__ import annotations
@@ -37,9 +42,9 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import orjson
 
@@ -73,9 +78,10 @@ T = TypeVar("T")
 
 #: the key of a stored item record that numbers the move that put the item on its standards
 MOVED = "~moved"
-#: what a state's stamp adds to the model version: the deployment catalog's digest and the
-#: tenant's alignment (the latter when some item moved), see :attr:`Content.stamp`
-_STAMP_TAIL = re.compile(r"(?:\+c([0-9a-f]+))?(?:\+a([0-9]+))?")
+#: what a state's stamp adds to the model version: the deployment catalog's digest, that of the
+#: units with a mastery check, and the tenant's alignment (when some item moved), see
+#: :attr:`Content.stamp`
+_STAMP_TAIL = re.compile(r"(?:\+c([0-9a-f]+))?(?:\+k([0-9a-f]+))?(?:\+a([0-9]+))?")
 
 
 def catalog_setting(tenant: str) -> str:
@@ -91,9 +97,18 @@ def alignment_setting(digest: str) -> str:
     return f"catalog-alignment@{digest}"
 
 
+def checkable_setting(digest: str) -> str:
+    """The setting that records a set of units with a mastery check on offer (by its digest)."""
+    return f"checkable@{digest}"
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).hexdigest()[:12]
+
+
 def fold_alignment(catalog: Catalog) -> dict[str, list[Any]]:
-    """What a fold reads of each item of ``catalog``: ``[standards, mastery check]`` by item id.
-    (Whether a standard has a mastery check at all also counts, see :func:`_changed`.)"""
+    """What a fold reads of each item of ``catalog``: ``[standards, mastery check]`` by item id
+    (which units have a check on offer is stamped apart, see :attr:`Content.checkable_digest`)."""
     return {item.id: _folded(item) for item in catalog}
 
 
@@ -104,26 +119,17 @@ def _folded(item: Item) -> list[Any]:
 
 def _changed(old: Mapping[str, list[Any]], new: Mapping[str, list[Any]]) -> frozenset[str]:
     """The items an answer on which folds otherwise under ``new`` than under ``old``: added,
-    removed, moved or made (or no longer) a mastery check, and every item of a standard that
-    gained or lost its only mastery checks (mastery may need a passed check where there is one)."""
-    changed = {i for i in old.keys() | new.keys() if old.get(i) != new.get(i)}
-
-    def checked(alignment: Mapping[str, list[Any]]) -> set[str]:
-        return {code for codes, check in alignment.values() if check for code in codes}
-
-    flipped = checked(old) ^ checked(new)
-    if flipped:
-        for alignment in (old, new):
-            changed.update(i for i, (codes, _) in alignment.items() if not flipped.isdisjoint(codes))
-    return frozenset(changed)
+    removed, moved, or made (or no longer) a mastery check."""
+    return frozenset(i for i in old.keys() | new.keys() if old.get(i) != new.get(i))
 
 
 @dataclass(frozen=True)
 class Stamp:
-    """What a learner state was folded with, read from its stamp (:func:`read_stamp`)."""
+    """What a learner state was folded with, read from its stamp (:func:`read_stamp`). A part
+    that is None was not stamped yet when the state was: it is taken as the current one."""
 
-    #: the deployment catalog's digest (None: stamped before catalogs were, taken as the current one)
-    catalog: str | None
+    catalog: str | None  # the deployment catalog's digest
+    checkable: str | None  # the digest of the units with a mastery check on offer
     alignment: int  # the tenant's alignment (0: no item moved)
 
 
@@ -154,12 +160,21 @@ class Content:
         return max(self.moved.values(), default=0)
 
     @property
+    def checkable_digest(self) -> str:
+        """The digest of the units with a mastery check on offer (the planner index's ``checkable``)."""
+        digest = self.built.get("checkable")
+        if digest is None:
+            digest = self.built["checkable"] = _digest(sorted(self.index.checkable))
+        return cast(str, digest)
+
+    @property
     def stamp(self) -> str:
         """What a learner state folded over this content is stamped with (its record's
-        ``model_version``): ``version``, the deployment catalog's digest, and the tenant's
-        alignment when some item moved (see :func:`read_stamp`)."""
+        ``model_version``): ``version``, the deployment catalog's digest, the digest of the units
+        with a check, and the tenant's alignment when some item moved (see :func:`read_stamp`)."""
         alignment = self.alignment
-        return f"{self.version}+c{self.catalog_digest}" + (f"+a{alignment}" if alignment else "")
+        head = f"{self.version}+c{self.catalog_digest}+k{self.checkable_digest}"
+        return head + (f"+a{alignment}" if alignment else "")
 
 
 def parse_framework(package: Any, options: GraphConfig) -> StandardsGraph:
@@ -205,7 +220,7 @@ def read_stamp(stamp: str, version: str) -> Stamp | None:
     tail = _STAMP_TAIL.fullmatch(stamp, len(version))
     if tail is None:
         return None
-    return Stamp(tail.group(1), int(tail.group(2) or 0))
+    return Stamp(tail.group(1), tail.group(2), int(tail.group(3) or 0))
 
 
 class TenantContent:
@@ -219,7 +234,9 @@ class TenantContent:
         #: the deployment catalog's fold alignment and digest (by catalog), recorded in the store
         self._alignment: tuple[Catalog, str, dict[str, list[Any]]] | None = None
         self._recorded: Catalog | None = None  # the catalog whose alignment this process recorded
-        self._changes: dict[tuple[str, str], frozenset[str]] = {}  # (digest then, now) -> items
+        self._recorded_checkable: set[str] = set()  # the digests of the sets of units it recorded
+        #: (recorded setting, digest now) -> what differs between the two (see _compared)
+        self._compared_with: dict[tuple[str, str], frozenset[str]] = {}
 
     # ------------------------------------------------------------------ the deployment's catalog
     def catalog_digest(self) -> str:
@@ -230,23 +247,35 @@ class TenantContent:
         catalog, current = self.engine.catalog, self._alignment
         if current is None or current[0] is not catalog:
             alignment = fold_alignment(catalog)
-            digest = hashlib.sha256(orjson.dumps(alignment, option=orjson.OPT_SORT_KEYS)).hexdigest()[:12]
-            current = self._alignment = (catalog, digest, alignment)
+            current = self._alignment = (catalog, _digest(alignment), alignment)
         return current
 
-    def record_catalog(self) -> None:
-        """Record the deployment catalog's :func:`fold_alignment` in the store under its digest,
-        once per process and catalog: before the first state stamped with it is written."""
+    def record(self, checkable_digest: str, checkable: Collection[str]) -> None:
+        """Record in the store what a stamp names, before the first state stamped with it is
+        written: the deployment catalog's :func:`fold_alignment` and the set of units with a
+        mastery check ``checkable`` (each under its digest, once per process)."""
         catalog, digest, alignment = self._catalog_alignment()
-        if self._recorded is catalog:
-            return
-        name = alignment_setting(digest)
+        if self._recorded is not catalog:
+            self._record(alignment_setting(digest), alignment)
+            self._recorded = catalog
+        if checkable_digest not in self._recorded_checkable:
+            self._record(checkable_setting(checkable_digest), sorted(checkable))
+            self._recorded_checkable.add(checkable_digest)
+
+    def _record(self, name: str, value: Any) -> None:
         if not self.store.setting_versions([name]):
             try:
-                self.store.put_setting(name, orjson.dumps(alignment, option=orjson.OPT_SORT_KEYS).decode(), 0)
+                self.store.put_setting(name, orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode(), 0)
             except VersionConflict:
                 pass  # another process recorded it first (the same bytes: the name is their digest)
-        self._recorded = catalog
+
+    def flipped_since(self, digest: str, now: str, checkable: Collection[str]) -> frozenset[str] | None:
+        """The units that have a mastery check on offer under the set ``checkable`` (digest
+        ``now``) and not under the set with ``digest``, or the reverse; None when the store has
+        no record of that set."""
+        if digest == now:
+            return frozenset()
+        return self._compared(checkable_setting(digest), now, lambda then: frozenset(then) ^ frozenset(checkable))
 
     def changed_since(self, digest: str) -> frozenset[str] | None:
         """The items whose fold differs under the deployment catalog now from under the one with
@@ -254,13 +283,18 @@ class TenantContent:
         _, now, alignment = self._catalog_alignment()
         if digest == now:
             return frozenset()
-        key = (digest, now)
-        if key not in self._changes:
-            found = self.store.get_setting(alignment_setting(digest))
+        return self._compared(alignment_setting(digest), now, lambda then: _changed(then, alignment))
+
+    def _compared(self, name: str, now: str, compare: Callable[[Any], frozenset[str]]) -> frozenset[str] | None:
+        """``compare`` of the value recorded as setting ``name`` (kept for the digest ``now`` of
+        what it is compared with); None when the store has no such record."""
+        key = (name, now)
+        if key not in self._compared_with:
+            found = self.store.get_setting(name)
             if found is None:
                 return None
-            self._changes[key] = _changed(orjson.loads(found[1]), alignment)
-        return self._changes[key]
+            self._compared_with[key] = compare(orjson.loads(found[1]))
+        return self._compared_with[key]
 
     # ------------------------------------------------------------------ reading
     def versions(self, tenant: str) -> dict[str, int]:

@@ -133,24 +133,25 @@ def unaligned_setting(tenant: str) -> str:
 class ServedCore(LearnerCore):
     """A learner core that remembers the loaded model it serves with. ``model_version`` is
     reported (the model, and the tenant's framework when it has one); ``version`` stamps the
-    states it folds: that, the deployment catalog's digest and the tenant's alignment (see
-    :mod:`serving.content`), whose ``moved`` items a state stamped with an older one may have
-    folded on other standards."""
+    states it folds: that, the digests of the deployment catalog and of the units with a mastery
+    check on offer, and the tenant's alignment (see :mod:`serving.content`), whose ``moved``
+    items a state stamped with an older one may have folded on other standards."""
 
     def __init__(
         self,
         *args: Any,
         loaded: LoadedModel,
         version: str,
+        catalog_digest: str,
+        checkable_digest: str,
         model_version: str | None = None,
-        catalog_digest: str | None = None,
         moved: Mapping[str, int] | None = None,
         **kwargs: Any,
     ):
         super().__init__(*args, **kwargs)
         self.loaded, self.version = loaded, version
         self.model_version = model_version or version
-        self.catalog_digest = catalog_digest
+        self.catalog_digest, self.checkable_digest = catalog_digest, checkable_digest
         self.moved: Mapping[str, int] = moved or {}
 
 
@@ -264,24 +265,40 @@ class LearnerService:
         changed = self._changed_since(core, stamp)
         answers = evidence(self.store.events(record.tenant, record.learner_id))
         if changed is None or any(
-            o.item_id in changed or (older_layout and len(core.units_of(o)) > 1) for o in answers
+            o.item_id in changed[0]
+            or (changed[1] and not changed[1].isdisjoint(core.units_of(o)))
+            or (older_layout and len(core.units_of(o)) > 1)
+            for o in answers
         ):
             return LearnerView(record, loaded, core, core.rebuild(meta, answers), rebuilt=True)
         checkpoints.restamp(meta, record.model_version, core.version)
         return LearnerView(record, loaded, core, Learner(state, meta), rebuilt=True)
 
-    def _changed_since(self, core: ServedCore, stamp: Stamp) -> Container[str] | None:
-        """The items whose answers fold otherwise under ``core`` than they did under ``stamp``:
-        the tenant's items moved since its alignment then, and the deployment catalog's items
-        that differ from that catalog's (None: any may, as the stamp names moves this worker has
-        not read yet, or a catalog the store has no record of)."""
+    def _changed_since(self, core: ServedCore, stamp: Stamp) -> tuple[Container[str], frozenset[str]] | None:
+        """What folds otherwise under ``core`` than it did under ``stamp``: the items (the
+        tenant's items moved since its alignment then, and the deployment catalog's items that
+        differ from that catalog's) and the units that gained or lost a mastery check on offer.
+        None: anything may, as the stamp names moves this worker has not read yet, or a catalog
+        or a set of units the store has no record of."""
         if stamp.alignment > max(core.moved.values(), default=0):
             return None
-        moved = {item for item, number in core.moved.items() if number > stamp.alignment}
-        if stamp.catalog is None or stamp.catalog == core.catalog_digest:
-            return moved  # (a stamp from before catalogs were stamped: folded with the current one)
-        shared = self.content.changed_since(stamp.catalog)
-        return None if shared is None else moved | shared
+        items: set[str] | frozenset[str] = {i for i, number in core.moved.items() if number > stamp.alignment}
+        if stamp.catalog is not None and stamp.catalog != core.catalog_digest:
+            shared = self.content.changed_since(stamp.catalog)
+            if shared is None:
+                return None
+            items = items | shared
+        units: frozenset[str] = frozenset()
+        if stamp.checkable is not None:
+            flipped = self.content.flipped_since(stamp.checkable, core.checkable_digest, core.index.checkable)
+            if flipped is None:
+                return None
+            units = flipped
+        return items, units
+
+    def record_stamp(self, core: ServedCore) -> None:
+        """Record in the store what ``core``'s stamp names, before a state stamped so is written."""
+        self.content.record(core.checkable_digest, core.index.checkable)
 
     def core(self, tenant: str) -> ServedCore:
         """The learner core over what ``tenant`` sees: its catalog (with its own items) and the
@@ -310,6 +327,7 @@ class LearnerService:
                     version=c.stamp,
                     model_version=c.version,
                     catalog_digest=c.catalog_digest,
+                    checkable_digest=c.checkable_digest,
                     moved=c.moved,
                 ),
             )
@@ -410,7 +428,7 @@ class LearnerService:
             view.learner = self.rebuild(view.core, view.record, view.meta)
 
     def _prepare(self, view: LearnerView, events: Sequence[StoredEvent] = ()) -> Commit:
-        self.content.record_catalog()  # what the stamp names, before it is written
+        self.record_stamp(view.core)
         rec = view.record
         rec.model_version = view.core.version
         rec.state = stored_state(view.learner, bool(rec.event_count or events))

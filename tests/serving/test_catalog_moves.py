@@ -17,38 +17,29 @@ from serving.content import _changed, read_stamp
 T0 = 1_790_000_000.0  # 2026-09-22: before the server's clock
 
 
-def test_a_stamp_reads_back_its_catalog_and_alignment() -> None:
-    assert read_stamp("bkt@1", "bkt@1") == read_stamp("bkt@1", "bkt@1")
-    stamp = read_stamp("bkt@1", "bkt@1")
-    assert stamp is not None and (stamp.catalog, stamp.alignment) == (None, 0)  # stamped before catalogs were
-    stamp = read_stamp("bkt@1+a3", "bkt@1")
-    assert stamp is not None and (stamp.catalog, stamp.alignment) == (None, 3)
-    stamp = read_stamp("bkt@1~ab12+c0f3e+a2", "bkt@1~ab12")
-    assert stamp is not None and (stamp.catalog, stamp.alignment) == ("0f3e", 2)
-    assert read_stamp("bkt@1~ab12+c0f3e", "bkt@1") is None  # another framework folded it
-    assert read_stamp("bkt@12+c0f3e", "bkt@1") is None  # another model
-    assert read_stamp("bkt@1+cXYZ", "bkt@1") is None
+def test_a_stamp_reads_back_what_the_state_was_folded_with() -> None:
+    def read(stamp: str, version: str) -> tuple | None:
+        got = read_stamp(stamp, version)
+        return None if got is None else (got.catalog, got.checkable, got.alignment)
+
+    assert read("bkt@1", "bkt@1") == (None, None, 0)  # stamped before catalogs were
+    assert read("bkt@1+a3", "bkt@1") == (None, None, 3)
+    assert read("bkt@1~ab12+c0f3e+k9a+a2", "bkt@1~ab12") == ("0f3e", "9a", 2)
+    assert read("bkt@1+c0f3e+k9a", "bkt@1") == ("0f3e", "9a", 0)
+    assert read("bkt@1~ab12+c0f3e", "bkt@1") is None  # another framework folded it
+    assert read("bkt@12+c0f3e", "bkt@1") is None  # another model
+    assert read("bkt@1+cXYZ", "bkt@1") is None
 
 
 def test_what_changed_between_two_catalogs() -> None:
-    old = {
-        "a": [["1.OA.A.1"], False],
-        "b": [["1.OA.A.2"], False],
-        "c": [["2.NBT.A.1"], True],
-        "d": [["K.CC.A.1"], False],
-    }
+    old = {"a": [["1.OA.A.1"], False], "b": [["1.OA.A.2"], False], "d": [["K.CC.A.1"], False]}
     assert _changed(old, dict(old)) == frozenset()
     moved = {**old, "a": [["1.OA.A.2"], False]}
     assert _changed(old, moved) == {"a"}
     assert _changed(moved, old) == {"a"}  # a rollback undoes the same move
     gone = {k: v for k, v in old.items() if k != "d"}
     assert _changed(old, gone) == {"d"} and _changed(gone, old) == {"d"}  # removed, added
-    # "b" becomes its standard's only mastery check: mastery on 1.OA.A.2 may now need a passed
-    # check, so every answer on that standard folds otherwise ("a" moved there too)
-    checked = {**moved, "b": [["1.OA.A.2"], True]}
-    assert _changed(moved, checked) == {"a", "b"}
-    # a second check on a standard that has one already changes only that item's answers
-    assert _changed(old, {**old, "e": [["2.NBT.A.1"], True]}) == {"e"}
+    assert _changed(old, {**old, "b": [["1.OA.A.2"], True]}) == {"b"}  # made a mastery check
 
 
 def _deployment(tmp_path: Path, name: str, moves: dict[str, str]) -> tuple[Path, object]:
@@ -197,7 +188,7 @@ def test_a_state_stamped_before_catalogs_were_is_taken_as_folded_with_the_curren
 def test_each_catalog_is_recorded_once(tmp_path, shared_engine, kind, request) -> None:
     """The store records what folds read of the deployment's catalog under its digest, once,
     whichever process comes first."""
-    from serving.content import alignment_setting, fold_alignment
+    from serving.content import alignment_setting, checkable_setting, fold_alignment
     from serving.service import LearnerService
     from serving.stores import open_store
 
@@ -206,13 +197,16 @@ def test_each_catalog_is_recorded_once(tmp_path, shared_engine, kind, request) -
     store = open_store(store_url(request, tmp_path, kind))
     try:
         services = [LearnerService(shared_engine, store) for _ in range(2)]
+        core = services[0].core("t")
         first = services[0].content.catalog_digest()
         assert store.get_setting(alignment_setting(first)) is None  # nothing written to read
         for service in services:
-            service.content.record_catalog()
-        assert services[1].content.catalog_digest() == first
+            service.record_stamp(service.core("t"))
+        assert services[1].content.catalog_digest() == first == core.catalog_digest
         version, value = store.get_setting(alignment_setting(first))
         assert version == 1 and json.loads(value) == json.loads(json.dumps(fold_alignment(shared_engine.catalog)))
+        version, value = store.get_setting(checkable_setting(core.checkable_digest))
+        assert version == 1 and json.loads(value) == sorted(shared_engine.index.checkable)
     finally:
         store.close()
 
@@ -240,3 +234,32 @@ def test_an_own_item_made_a_mastery_check_is_folded_again_as_one(api, tmp_path) 
 
     rebuilt = view.core.rebuild(view.meta, evidence(store.events("tenant-a", "lia")))
     assert rebuilt.meta.to_json()["progress"] == after.meta["progress"]
+
+
+def test_a_standard_that_loses_its_only_mastery_check_is_folded_again_without_one(api, shared_engine) -> None:
+    """With ``require_check``, mastery needs a passed mastery check where a standard has one on
+    offer. A tenant that withdraws a standard's only check changes that rule for every answer on
+    it, on whatever item: the learners who answered there are folded again under it."""
+    from collections import defaultdict
+
+    by_standard = defaultdict(list)
+    for item in shared_engine.catalog:
+        if len(item.standards) == 1:
+            by_standard[item.standards[0]].append(item)
+    checks = [i for i in by_standard["K.CC.A.1"] if i.mastery_check]
+    practice = [i for i in by_standard["K.CC.A.1"] if not i.mastery_check]
+    assert len(checks) == 1 and practice
+    c, h = api.client, api.h()
+    assert c.post("/v1/learners/lia", json={"grade": "K"}, headers=h).status_code in (200, 201)
+    sent = [{"id": f"p{k}", "learner_id": "lia", "item_id": practice[k % len(practice)].id, "correct": True,
+             "timestamp": T0 + 60 * k} for k in range(8)]  # fmt: skip
+    assert c.post("/v1/events", json=sent, headers=h).status_code == 200
+
+    def status() -> str:
+        return c.get("/v1/learners/lia/profile", headers=h).json()["mastery"]["K.CC.A.1"]["status"]
+
+    assert status() == "in_progress"  # a streak, but no check passed
+    assert c.delete(f"/v1/items/{checks[0].id}", headers=h).status_code == 200
+    assert status() == "mastered"  # no check on offer: the streak masters it
+    assert c.put("/v1/items", json=[checks[0].to_record()], headers=h).status_code == 200  # offered again
+    assert status() == "in_progress"
