@@ -1,10 +1,11 @@
 """A learner's whole life through the API, in any order hypothesis finds: answers in order and
 late (offline work synced), answers in an app the catalog learns of later, voids, an entry
 diagnostic started, answered and restarted, practice between its questions, a grade and a goal
-set on the way, teacher overrides, recommendations, items moved to other standards, withdrawn
-and offered again by an admin, and erasure followed by a fresh start. After every step: no
-server error, the stored learner is exactly the replay of its log over the catalog as it is now
-(its checkpoints too), and a running diagnostic always has a question to ask.
+set on the way, teacher overrides, recommendations, items moved to other standards, made a
+mastery check or no longer one, withdrawn and offered again by an admin, and erasure followed by
+a fresh start. After every step: no server error, the stored learner is exactly the replay of its
+log over the catalog as it is now (its checkpoints too), and a running diagnostic always has a
+question to ask.
 ``ZPD_LIFE_EXAMPLES=500`` runs a longer search."""
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ def test_any_life_of_a_learner_is_its_replay(api, small_checkpoints) -> None:
             self.learner = f"life{n}"
             self.k = 0  # answers sent (their ids)
             self.sent: list[int] = []
+            self.answered: list[str] = []  # the items of the answers sent
             self.aligned: set[int] = set()
 
         def call(self, method: str, path: str, body=None, expect: tuple[int, ...] = (200,)):
@@ -65,6 +67,7 @@ def test_any_life_of_a_learner_is_its_replay(api, small_checkpoints) -> None:
                 "timestamp": T0 + 60 * minute,
             }
             self.sent.append(self.k)
+            self.answered.append(item)
             self.k += 1
             r = api.client.post("/v1/events", json=[event], headers=self.h)
             assert r.status_code == 200 and r.json()["accepted"] == 1, r.text
@@ -105,6 +108,14 @@ def test_any_life_of_a_learner_is_its_replay(api, small_checkpoints) -> None:
         def admin_moves_a_catalog_item(self, item, standard) -> None:
             record = api.client.app.state.engine.catalog[items[item % len(items)]].to_record()
             r = api.client.put("/v1/items", json=[{**record, "standards": [standard]}], headers=self.h)
+            assert r.status_code == 200, r.text
+
+        @precondition(lambda self: any(i in items for i in self.answered))
+        @rule(which=st.integers(0, 5), check=st.booleans())
+        def admin_makes_an_answered_item_a_mastery_check_or_not(self, which, check) -> None:
+            answered = [i for i in self.answered if i in items]
+            record = service.catalog(self.tenant)[answered[-1 - min(which, len(answered) - 1)]].to_record()
+            r = api.client.put("/v1/items", json=[{**record, "mastery_check": check}], headers=self.h)
             assert r.status_code == 200, r.text
 
         @rule(item=st.sampled_from(range(40)), withdraw=st.booleans())
@@ -165,7 +176,7 @@ def test_any_life_of_a_learner_is_its_replay(api, small_checkpoints) -> None:
                 api.store.get(self.tenant, self.learner) is None and api.store.events(self.tenant, self.learner) == []
             )
             self.learner = f"life{next(lives)}"
-            self.k, self.sent, self.aligned = 0, [], set()
+            self.k, self.sent, self.aligned, self.answered = 0, [], set(), []
 
         @invariant()
         def is_the_replay_of_its_log(self) -> None:
