@@ -297,6 +297,7 @@ def create_app(
         # is seconds of work: half the time is left to the requests meanwhile
         app.state.service = LearnerService(app.state.engine, app.state.store, roster_read_share=0.5)
         app.state.service.on_refold = app.state.metrics.refold
+        app.state.service.on_rebuilt = app.state.metrics.rebuilt
         app.state.keys = KeyCache(app.state.store, config.serving.key_cache_s)
         app.state.ui = UiAuth(app.state.store, app.state.keys)
         app.state.deployment = Deployment(app.state.engine, app.state.store, app.state.service.catalog)

@@ -66,6 +66,7 @@ __all__ = [
     "Stamp",
     "alignment_setting",
     "catalog_setting",
+    "changed_items",
     "fold_alignment",
     "framework_setting",
     "parse_framework",
@@ -117,7 +118,7 @@ def _folded(item: Item) -> list[Any]:
     return [list(item.standards), item.mastery_check]
 
 
-def _changed(old: Mapping[str, list[Any]], new: Mapping[str, list[Any]]) -> frozenset[str]:
+def changed_items(old: Mapping[str, list[Any]], new: Mapping[str, list[Any]]) -> frozenset[str]:
     """The items an answer on which folds otherwise under ``new`` than under ``old``: added,
     removed, moved, or made (or no longer) a mastery check."""
     return frozenset(i for i in old.keys() | new.keys() if old.get(i) != new.get(i))
@@ -279,11 +280,11 @@ class TenantContent:
 
     def changed_since(self, digest: str) -> frozenset[str] | None:
         """The items whose fold differs under the deployment catalog now from under the one with
-        ``digest`` (see :func:`_changed`); None when the store has no record of that catalog."""
+        ``digest`` (see :func:`changed_items`); None when the store has no record of that catalog."""
         _, now, alignment = self._catalog_alignment()
         if digest == now:
             return frozenset()
-        return self._compared(alignment_setting(digest), now, lambda then: _changed(then, alignment))
+        return self._compared(alignment_setting(digest), now, lambda then: changed_items(then, alignment))
 
     def _compared(self, name: str, now: str, compare: Callable[[Any], frozenset[str]]) -> frozenset[str] | None:
         """``compare`` of the value recorded as setting ``name`` (kept for the digest ``now`` of

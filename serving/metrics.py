@@ -79,6 +79,16 @@ class Metrics:
             ["start"],
             registry=r,
         )
+        self.rebuilt_on_read = Counter(
+            "zpd_rebuilt_on_read",
+            "Learners whose stored state a request found out of date, by why: model (another model or standards "
+            "framework folded it: folded again), catalog (an answer on an item that folds otherwise since, a move "
+            "above all: folded again), layout (an older record layout: folded again), restamped (nothing to fold "
+            "again: only stamped anew). Each is written back at once, so this follows a promotion or a catalog "
+            "change and then stops.",
+            ["why"],
+            registry=r,
+        )
         self.roster_imports = Counter(
             "zpd_roster_imports",
             "Roster import attempts run by this server (POST /v1/rosters), by outcome: done, failed, or retried "
@@ -118,6 +128,9 @@ class Metrics:
     def refold(self, start: str, answers: int) -> None:
         self.refolds.labels(start).inc()
         self.refolded_answers.labels(start).inc(answers)
+
+    def rebuilt(self, why: str) -> None:
+        self.rebuilt_on_read.labels(why).inc()
 
     def roster_import(self, outcome: str, seconds: float) -> None:
         self.roster_imports.labels(outcome).inc()

@@ -165,8 +165,9 @@ class LearnerView:
     core: ServedCore
     learner: Learner
     #: the state was folded from the event log (another model wrote it, or an older alignment
-    #: of items it answered), or stamped anew: kept at once, not redone by every read
-    rebuilt: bool = False
+    #: of items it answered), or stamped anew: kept at once, not redone by every read. Why:
+    #: "model", "catalog", "layout" or "restamped" (empty: it was not)
+    rebuilt: str = ""
     stored: bool = True  # False: a learner the server has not seen (nothing is written for a read)
 
     @property
@@ -229,6 +230,8 @@ class LearnerService:
         #: told of every refold of a learner (``"checkpoint"`` or ``"log"``, the answers refolded):
         #: the app counts them in its metrics
         self.on_refold: Callable[[str, int], None] | None = None
+        #: told why of every state a read found out of date (see LearnerView.rebuilt): the app counts them
+        self.on_rebuilt: Callable[[str], None] | None = None
 
     # ------------------------------------------------------------------ state
     def _view(self, record: LearnerRecord) -> LearnerView:
@@ -253,7 +256,7 @@ class LearnerService:
                 state = None  # written in an older state format: rebuilt below
         if state is None or "v" not in record.meta:  # another model wrote it, or an older record layout
             learner = self.rebuild(core, record, meta)
-            return LearnerView(record, loaded, core, learner, rebuilt=True)
+            return LearnerView(record, loaded, core, learner, rebuilt="model" if state is None else "layout")
         older_layout = record.meta["v"] < META_VERSION  # before answers shared by several units were counted
         if record.model_version == core.version and not older_layout:
             return LearnerView(record, loaded, core, Learner(state, meta))
@@ -265,14 +268,13 @@ class LearnerService:
         changed = self._changed_since(core, stamp)
         answers = evidence(self.store.events(record.tenant, record.learner_id))
         if changed is None or any(
-            o.item_id in changed[0]
-            or (changed[1] and not changed[1].isdisjoint(core.units_of(o)))
-            or (older_layout and len(core.units_of(o)) > 1)
-            for o in answers
+            o.item_id in changed[0] or (changed[1] and not changed[1].isdisjoint(core.units_of(o))) for o in answers
         ):
-            return LearnerView(record, loaded, core, core.rebuild(meta, answers), rebuilt=True)
+            return LearnerView(record, loaded, core, core.rebuild(meta, answers), rebuilt="catalog")
+        if older_layout and any(len(core.units_of(o)) > 1 for o in answers):
+            return LearnerView(record, loaded, core, core.rebuild(meta, answers), rebuilt="layout")
         checkpoints.restamp(meta, record.model_version, core.version)
-        return LearnerView(record, loaded, core, Learner(state, meta), rebuilt=True)
+        return LearnerView(record, loaded, core, Learner(state, meta), rebuilt="restamped")
 
     def _changed_since(self, core: ServedCore, stamp: Stamp) -> tuple[Container[str], frozenset[str]] | None:
         """What folds otherwise under ``core`` than it did under ``stamp``: the items (the
@@ -409,6 +411,8 @@ class LearnerService:
         if not view.stored and grade is not None:
             self.set_grade(view, grade)
         if view.rebuilt:
+            if self.on_rebuilt is not None:
+                self.on_rebuilt(view.rebuilt)
             # Keep the rebuilt state: otherwise every read would fold the whole event log again
             # until the learner's next event (after a model promotion, for every learner).
             try:

@@ -102,6 +102,17 @@ def test_catalog_commands(tmp_path: Path) -> None:
     retired = out.with_name("retired.csv")
     retired.write_text("".join([lines[0], lines[1].rstrip()[: -len("false")] + "true\n", *lines[2:]]))
     assert "; 1 withdrawn" in run("catalog", "validate", str(retired)).stdout
+    assert "against the catalog configured now (bundled): the same items" in ok.stdout
+    assert (
+        "against the catalog configured now (bundled): 1 withdrawn" in run("catalog", "validate", str(retired)).stdout
+    )
+    # an item moved to another standard: what a deployment serving the file changes for learners
+    k = next(i for i, line in enumerate(lines) if ",K.CC.A.1,online_practice," in line)
+    moved = out.with_name("moved.csv")
+    moved.write_text("".join([*lines[:k], lines[k].replace(",K.CC.A.1,", ",1.OA.A.1,"), *lines[k + 1 :]]))
+    said = run("catalog", "validate", str(moved)).stdout
+    item = lines[k].split(",")[0]
+    assert f"(bundled): 1 moved to other standards ({item}); served, it folds again" in said
     broken = next(i for i, line in enumerate(lines) if ",online_practice," in line)
     lines[broken] = lines[broken].replace(",online_practice,", ",onlin_practice,")
     out.write_text("".join(lines))

@@ -19,7 +19,7 @@ import typer
 from configs import ConfigError, ZPDConfig, load_config
 from engine import queries
 from engine.case import write_case
-from engine.catalog import CatalogError, Modality, load_catalog, save_catalog
+from engine.catalog import Catalog, CatalogError, Modality, load_catalog, save_catalog
 from engine.catalog import coverage as catalog_coverage
 from engine.codes import CODE_STYLES, CodeStyle
 from engine.graph import GraphError, StandardsGraph, UnknownStandardError, grade_number
@@ -351,9 +351,13 @@ def cmd_graph_export_case(
 def cmd_catalog_validate(
     ctx: typer.Context, file: Path, graph: GraphOpt = None, columns: ColumnsOpt = None, code_style: CodesOpt = None
 ) -> None:
-    """Check a catalog file (.csv or .json) against the graph. Exit 0 when valid."""
+    """Check a catalog file (.csv or .json) against the graph. Exit 0 when valid. Over the
+    deployment's graph, also say what serving it would change against the configured catalog."""
     try:
-        catalog = load_catalog(file, _graph(ctx, graph, columns, code_style))
+        g = _graph(ctx, graph, columns, code_style)
+        catalog = load_catalog(file, g)
+        cfg = _config(ctx)
+        served = None if graph is not None else load_catalog_source(cfg.catalog.source, g, cfg.catalog.generate_missing)
     except USER_ERRORS as exc:
         _fail(exc)
     modalities = Counter(item.modality.value for item in catalog)
@@ -362,6 +366,45 @@ def cmd_catalog_validate(
         f"valid: {len(catalog)} items on {len(catalog.standards)} standards ({dict(modalities)})"
         + (f"; {withdrawn} withdrawn (answers on them count, they are never offered)" if withdrawn else "")
     )
+    if served is not None:
+        typer.echo(_catalog_changes(served, catalog, g, cfg.catalog.source))
+
+
+def _catalog_changes(served: Catalog, new: Catalog, graph: StandardsGraph, source: str) -> str:
+    """What serving ``new`` instead of ``served`` changes (the same reading of an answer as the
+    server's: :func:`serving.content.changed_items` and the units with a mastery check on offer)."""
+    from engine.planner.index import PlannerIndex
+    from serving.content import changed_items, fold_alignment
+
+    then, now = fold_alignment(served), fold_alignment(new)
+    changed = changed_items(then, now)
+    both = [i for i in sorted(changed) if i in then and i in now]
+    moved = [i for i in both if then[i][0] != now[i][0]]
+    flipped = PlannerIndex.build(graph, served).checkable ^ PlannerIndex.build(graph, new).checkable
+    counts = {
+        "new": sum(1 for i in now if i not in then),
+        "removed": sum(1 for i in then if i not in now),
+        "moved to other standards": len(moved),
+        "made a mastery check or no longer one": len(both) - len(moved),
+        "withdrawn": sum(1 for i in new if i.withdrawn and (i.id not in served or not served[i.id].withdrawn)),
+        "offered again": sum(1 for i in new if not i.withdrawn and i.id in served and served[i.id].withdrawn),
+    }
+    parts = [f"{n} {what}" for what, n in counts.items() if n]
+    if moved:
+        at = parts.index(f"{len(moved)} moved to other standards")
+        parts[at] += f" ({', '.join(moved[:5])}{', ...' if len(moved) > 5 else ''})"
+    if flipped:
+        parts.append(f"{len(flipped)} learnable unit(s) gaining or losing their only offered mastery check")
+    against = f"against the catalog configured now ({source})"
+    if not parts:
+        return f"{against}: the same items, as answers read them"
+    refold = (
+        "; served, it folds again, on their next request, the learners who answered an item that changed"
+        + (" or practised such a unit" if flipped else "")
+        if changed or flipped
+        else ""
+    )
+    return f"{against}: {', '.join(parts)}{refold}"
 
 
 @catalog_app.command("coverage")

@@ -630,6 +630,7 @@ def test_state_of_another_model_is_rebuilt_once_and_stored(api) -> None:
     stored = api.store.get("tenant-a", "s1")
     assert stored.model_version == service.core("tenant-a").version and stored.state == live
     assert stored.model_version.startswith(service.engine.models.current.version)
+    assert 'zpd_rebuilt_on_read_total{why="model"} 1.0' in c.get("/metrics").text
 
 
 def test_the_bundled_model_trained_on_real_learners_serves(tmp_path) -> None:
@@ -840,3 +841,6 @@ def test_a_record_written_before_shared_answers_were_counted_is_brought_up_to_da
     assert (
         plain.meta["v"] == 3 and plain.state == before["plain"].state and plain.version == before["plain"].version + 1
     )
+    scraped = c.get("/metrics").text
+    assert 'zpd_rebuilt_on_read_total{why="layout"} 1.0' in scraped
+    assert 'zpd_rebuilt_on_read_total{why="restamped"} 1.0' in scraped

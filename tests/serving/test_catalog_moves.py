@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from serving.content import _changed, read_stamp
+from serving.content import changed_items, read_stamp
 
 T0 = 1_790_000_000.0  # 2026-09-22: before the server's clock
 
@@ -33,13 +33,13 @@ def test_a_stamp_reads_back_what_the_state_was_folded_with() -> None:
 
 def test_what_changed_between_two_catalogs() -> None:
     old = {"a": [["1.OA.A.1"], False], "b": [["1.OA.A.2"], False], "d": [["K.CC.A.1"], False]}
-    assert _changed(old, dict(old)) == frozenset()
+    assert changed_items(old, dict(old)) == frozenset()
     moved = {**old, "a": [["1.OA.A.2"], False]}
-    assert _changed(old, moved) == {"a"}
-    assert _changed(moved, old) == {"a"}  # a rollback undoes the same move
+    assert changed_items(old, moved) == {"a"}
+    assert changed_items(moved, old) == {"a"}  # a rollback undoes the same move
     gone = {k: v for k, v in old.items() if k != "d"}
-    assert _changed(old, gone) == {"d"} and _changed(gone, old) == {"d"}  # removed, added
-    assert _changed(old, {**old, "b": [["1.OA.A.2"], True]}) == {"b"}  # made a mastery check
+    assert changed_items(old, gone) == {"d"} and changed_items(gone, old) == {"d"}  # removed, added
+    assert changed_items(old, {**old, "b": [["1.OA.A.2"], True]}) == {"b"}  # made a mastery check
 
 
 def _deployment(tmp_path: Path, name: str, moves: dict[str, str]) -> tuple[Path, object]:
@@ -128,6 +128,9 @@ def test_items_a_new_deployment_moves_are_folded_again_for_those_who_answered_th
         kept = store.get("tenant-a", "bob")
         assert kept.state == bob.state and kept.model_version == new_stamp
         assert [cp["model"] for cp in kept.meta["cp"]] == [new_stamp] * 2
+        scraped = c.get("/metrics").text  # what an operator watches after a deployment
+        assert 'zpd_rebuilt_on_read_total{why="catalog"} 1.0' in scraped
+        assert 'zpd_rebuilt_on_read_total{why="restamped"} 1.0' in scraped
         refolds: list[str] = []
         c.app.state.service.on_refold = lambda start, n: refolds.append(start)
         late = c.post("/v1/events", json=[answer(9, "bob", staying.id) | {"timestamp": T0 + 150}], headers=api.h())
@@ -184,7 +187,7 @@ def test_a_state_stamped_before_catalogs_were_is_taken_as_folded_with_the_curren
     store.close()
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+@pytest.mark.parametrize("kind", ["sqlite", "redis", "redis-cluster"])
 def test_each_catalog_is_recorded_once(tmp_path, shared_engine, kind, request) -> None:
     """The store records what folds read of the deployment's catalog under its digest, once,
     whichever process comes first."""
