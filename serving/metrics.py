@@ -81,11 +81,11 @@ class Metrics:
         )
         self.rebuilt_on_read = Counter(
             "zpd_rebuilt_on_read",
-            "Learners whose stored state a request found out of date, by why: model (another model or standards "
-            "framework folded it: folded again), catalog (an answer on an item that folds otherwise since, a move "
-            "above all: folded again), layout (an older record layout: folded again), restamped (nothing to fold "
-            "again: only stamped anew). Each is written back at once, so this follows a promotion or a catalog "
-            "change and then stops.",
+            "Learners whose stored state a request (a read, new events) found out of date, by why: model (another "
+            "model or standards framework folded it: folded again), catalog (an answer on an item that folds "
+            "otherwise since, a move above all: folded again), layout (an older record layout: folded again), "
+            "restamped (nothing to fold again: only stamped anew). Each is written back at once, so this follows "
+            "a promotion or a catalog change and then stops.",
             ["why"],
             registry=r,
         )

@@ -230,11 +230,20 @@ class LearnerService:
         #: told of every refold of a learner (``"checkpoint"`` or ``"log"``, the answers refolded):
         #: the app counts them in its metrics
         self.on_refold: Callable[[str, int], None] | None = None
-        #: told why of every state a read found out of date (see LearnerView.rebuilt): the app counts them
+        #: told why of every stored state found out of date when read to serve or to fold new
+        #: events into (see LearnerView.rebuilt): the app counts them
         self.on_rebuilt: Callable[[str], None] | None = None
 
     # ------------------------------------------------------------------ state
     def _view(self, record: LearnerRecord) -> LearnerView:
+        """The learner ``record`` holds, as this worker serves it (folded again, or stamped anew,
+        when it was folded otherwise: see :attr:`LearnerView.rebuilt`)."""
+        view = self._read(record)
+        if view.rebuilt and self.on_rebuilt is not None:
+            self.on_rebuilt(view.rebuilt)
+        return view
+
+    def _read(self, record: LearnerRecord) -> LearnerView:
         core = self.core(record.tenant)
         loaded = core.loaded
         if record.version == 0:  # not stored yet: nothing to rebuild
@@ -411,8 +420,6 @@ class LearnerService:
         if not view.stored and grade is not None:
             self.set_grade(view, grade)
         if view.rebuilt:
-            if self.on_rebuilt is not None:
-                self.on_rebuilt(view.rebuilt)
             # Keep the rebuilt state: otherwise every read would fold the whole event log again
             # until the learner's next event (after a model promotion, for every learner).
             try:
