@@ -217,6 +217,7 @@ def replay(
     from engine.learner import LearnerMeta
     from models.base import state_from_bytes
     from serving import checkpoints
+    from serving.content import read_stamp
     from serving.deployment import served_engine
     from serving.evidence import evidence
     from serving.service import LearnerService, stored_state
@@ -232,6 +233,7 @@ def replay(
         "learners": 0,
         "rebuilt": 0,
         "matching": 0,
+        "stamp_only": 0,
         "bad_checkpoints": 0,
         "differing": [],
     }
@@ -247,17 +249,21 @@ def replay(
             learner = core.rebuild(stored, evidence(log))
             meta = learner.meta.to_json()
             # the checkpoints a late answer would start from hold what their part of the log gives
-            bad = checkpoints.verify(core, stored, core.version, log) if stored.checkpoints else []
+            # (those of a state stamped otherwise by this model: as the next read retags them)
+            stamped = record.model_version if read_stamp(record.model_version, core.model_version) else core.version
+            bad = checkpoints.verify(core, stored, stamped, log) if stored.checkpoints else []
             summary["bad_checkpoints"] += len(bad)
             kept = stored_state(learner, bool(log))  # what a record keeps (nothing before any event)
             state_ok = _same_state(state_from_bytes(record.state), learner.state) if record.state else not kept
-            same = bool(
-                record.model_version == core.version  # the model, the tenant's framework and alignment
-                and state_ok
-                and json.loads(json.dumps(meta)) == {k: v for k, v in record.meta.items() if k != "cp"}
-                and not bad
+            held = bool(
+                state_ok and json.loads(json.dumps(meta)) == {k: v for k, v in record.meta.items() if k != "cp"}
             )
-            summary["matching"] += bool(same)
+            # the model, the tenant's framework, the catalog, the units with a check, the alignment
+            same = held and record.model_version == core.version and not bad
+            summary["matching"] += same
+            # what the log gives, under another stamp (one written before stamps named the
+            # catalog, say): the next read stamps it anew
+            summary["stamp_only"] += held and not same and not bad and stamped != core.version
             if not same:
                 summary["differing"].append(f"{t}/{learner_id}")
             if not check and not same:  # rebuilt without checkpoints: taken again as answers come
@@ -275,7 +281,12 @@ def replay(
     else:
         typer.echo(
             f"{summary['learners']} learner(s), {summary['matching']} already matching, "
-            f"{summary['rebuilt']} rebuilt with {model.version}"
+            + (
+                f"{summary['stamp_only']} matching but stamped otherwise (a read stamps them anew), "
+                if summary["stamp_only"]
+                else ""
+            )
+            + f"{summary['rebuilt']} rebuilt with {model.version}"
             + (
                 f", {summary['bad_checkpoints']} checkpoint(s) not what the log gives"
                 if summary["bad_checkpoints"]

@@ -145,6 +145,7 @@ def test_items_a_new_deployment_moves_are_folded_again_for_those_who_answered_th
     assert replay_check(first_config)["code"] == 0
     checked = replay_check(second_config)  # both stamped by the first deployment's catalog now
     assert checked["code"] == 1 and sorted(checked["differing"]) == ["tenant-a/bob", "tenant-a/lia"]
+    assert checked["stamp_only"] == 1  # bob: what the log gives under either catalog
 
 
 def test_a_state_stamped_before_catalogs_were_is_taken_as_folded_with_the_current_one(tmp_path, shared_engine) -> None:
