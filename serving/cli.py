@@ -262,9 +262,10 @@ def replay(
             same = held and record.model_version == core.version and not bad
             summary["matching"] += same
             # what the log gives, under another stamp (one written before stamps named the
-            # catalog, say): the next read stamps it anew
-            summary["stamp_only"] += held and not same and not bad and stamped != core.version
-            if not same:
+            # catalog, say): no difference, and the next read stamps it anew
+            stamp_only = held and not same and not bad and stamped != core.version
+            summary["stamp_only"] += stamp_only
+            if not same and not stamp_only:
                 summary["differing"].append(f"{t}/{learner_id}")
             if not check and not same:  # rebuilt without checkpoints: taken again as answers come
                 service.record_stamp(core)  # what the stamp names, before it is written
