@@ -30,13 +30,20 @@ def _config(ctx: typer.Context) -> ZPDConfig:
     return ctx.obj if isinstance(ctx.obj, ZPDConfig) else load_config()
 
 
-def _store(ctx: typer.Context, url: str | None):
+def store_from_option(ctx: typer.Context, url: str | None):
+    """The store a command's ``--store`` names (default: the configured one); one that cannot be
+    opened or reached (a Redis connects on first use) is one error line and exit status 1."""
     from serving.stores import open_store
     from serving.stores.base import StoreError
 
+    opened = None
     try:
-        return open_store(url or _config(ctx).store.url)
+        opened = open_store(url or _config(ctx).store.url)
+        opened.ping()
+        return opened
     except StoreError as exc:
+        if opened is not None:
+            opened.close()
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
 
@@ -95,7 +102,7 @@ def serve(
     url = store or cfg.store.url
     if workers > 1 and url.startswith("sqlite"):
         typer.echo("note: several workers share one SQLite file; writes serialize on its lock", err=True)
-    opened = _store(ctx, url)
+    opened = store_from_option(ctx, url)
     if demo_key:
         key = ensure_demo_key(opened, Path(cfg.serving.data_dir))
         typer.echo(f"demo API key (tenant 'demo'): {key}")
@@ -154,7 +161,7 @@ def keys_create(
     """Create a key in the store `zpd serve --store` uses. The key is shown once."""
     from serving.auth import create_key
 
-    opened = _store(ctx, store)
+    opened = store_from_option(ctx, store)
     try:
         key = create_key(opened, tenant, [s.strip() for s in scopes.split(",") if s.strip()], label, user)
     except ValueError as exc:
@@ -173,7 +180,7 @@ def keys_revoke(
     store: StoreOpt = None,
 ) -> None:
     """Revoke a key (it stops working within the server's key cache time, 2 s by default)."""
-    opened = _store(ctx, store)
+    opened = store_from_option(ctx, store)
     try:
         done = opened.revoke_key(key_id.split("_")[1] if key_id.startswith("zpd_") else key_id)
     finally:
@@ -191,7 +198,7 @@ def keys_list(
     store: StoreOpt = None,
 ) -> None:
     """Key ids, tenants and scopes (never secrets)."""
-    opened = _store(ctx, store)
+    opened = store_from_option(ctx, store)
     try:
         for key in opened.list_keys(tenant):
             typer.echo(
@@ -223,7 +230,7 @@ def replay(
     from serving.service import LearnerService, stored_state
     from serving.stores.base import VersionConflict
 
-    opened = _store(ctx, store)
+    opened = store_from_option(ctx, store)
     engine = served_engine(_config(ctx), opened)  # the model the API serves
     service = LearnerService(engine, opened)
     model = engine.models.current
@@ -328,7 +335,7 @@ def roster_import(
         raise typer.Exit(1) from None
     from rich.progress import Progress
 
-    opened = _store(ctx, store)
+    opened = store_from_option(ctx, store)
 
     @functools.cache
     def service() -> LearnerService:
@@ -430,7 +437,7 @@ def lrs_pull(
     except (StatementError, LrsError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-    opened = _store(ctx, store)
+    opened = store_from_option(ctx, store)
     headers = {"X-Experience-API-Version": XAPI_VERSION}
     try:
         with httpx.Client(auth=(user, password), headers=headers, timeout=60) as client:
@@ -498,7 +505,7 @@ def plan_batch(
     url = store or cfg.store.url
     try:
         check_date(date)
-        _store(ctx, url).close()  # reachable, before Ray starts
+        store_from_option(ctx, url).close()  # reachable, before Ray starts
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

@@ -284,3 +284,25 @@ def test_training_csv_in_another_encoding_names_the_file(tmp_path: Path) -> None
         "error: answers.csv line 2: is not valid UTF-8" in result.stderr
         and "UTF-16 with a byte-order mark" in result.stderr
     )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["replay", "--check"],
+        ["keys", "list", "--tenant", "t"],
+        ["catalog", "validate", "CATALOG"],
+    ],
+)
+def test_a_store_out_of_reach_is_one_error_line(tmp_path: Path, command: list[str]) -> None:
+    """A Redis store connects on first use: a command that is given one out of reach says so in
+    one line, whatever it does first, rather than with a traceback."""
+    from tests.serving.conftest import free_port
+
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    if "CATALOG" in command:
+        assert run("catalog", "export", "-o", str(tmp_path / "c.csv")).exit_code == 0
+        command = [str(tmp_path / "c.csv") if part == "CATALOG" else part for part in command]
+    result = run(*command, "--store", url)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert f"error: Redis store {url} is unavailable" in result.stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, cast
 
@@ -26,7 +27,7 @@ from engine.graph import GraphError, StandardsGraph, UnknownStandardError, grade
 from engine.graph_csv import EdgeColumns
 from engine.sources import graph_from_config, load_catalog_source
 from engine.textfiles import OutputPathError, TextFileError, check_output_file, read_text
-from serving.cli import keys_app, lrs_app, plan_batch, replay, roster_app, serve
+from serving.cli import keys_app, lrs_app, plan_batch, replay, roster_app, serve, store_from_option
 from serving.export import store_exporter
 from training import cli as training_cli
 from training.bundle import bundle_command
@@ -349,7 +350,18 @@ def cmd_graph_export_case(
 # ---------------------------------------------------------------------------- catalog
 @catalog_app.command("validate")
 def cmd_catalog_validate(
-    ctx: typer.Context, file: Path, graph: GraphOpt = None, columns: ColumnsOpt = None, code_style: CodesOpt = None
+    ctx: typer.Context,
+    file: Path,
+    graph: GraphOpt = None,
+    columns: ColumnsOpt = None,
+    code_style: CodesOpt = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            help="Also count the learners of this store that serving the file folds again (reads every event log).",
+        ),
+    ] = None,
 ) -> None:
     """Check a catalog file (.csv or .json) against the graph. Exit 0 when valid. Over the
     deployment's graph, also say what serving it would change against the configured catalog."""
@@ -366,45 +378,86 @@ def cmd_catalog_validate(
         f"valid: {len(catalog)} items on {len(catalog.standards)} standards ({dict(modalities)})"
         + (f"; {withdrawn} withdrawn (answers on them count, they are never offered)" if withdrawn else "")
     )
-    if served is not None:
-        typer.echo(_catalog_changes(served, catalog, g, cfg.catalog.source))
+    if served is None:
+        if store is not None:
+            _fail(
+                ValueError("--store compares with the configured catalog, over the configured graph: leave --graph out")
+            )
+        return
+    changes = CatalogChanges.between(served, catalog, g)
+    typer.echo(changes.describe(cfg.catalog.source))
+    if store is not None:
+        opened = store_from_option(ctx, store)
+        try:
+            affected, total = changes.learners(opened)
+        finally:
+            opened.close()
+        typer.echo(f"{affected} of the store's {total} learner(s) answered there: folded again on their next request")
 
 
-def _catalog_changes(served: Catalog, new: Catalog, graph: StandardsGraph, source: str) -> str:
-    """What serving ``new`` instead of ``served`` changes (the same reading of an answer as the
-    server's: :func:`serving.content.changed_items` and the units with a mastery check on offer)."""
-    from engine.planner.index import PlannerIndex
-    from serving.content import changed_items, fold_alignment
+@dataclass
+class CatalogChanges:
+    """What serving one catalog instead of another changes, read as the server reads answers:
+    :func:`serving.content.changed_items`, and the units with a mastery check on offer."""
 
-    then, now = fold_alignment(served), fold_alignment(new)
-    changed = changed_items(then, now)
-    both = [i for i in sorted(changed) if i in then and i in now]
-    moved = [i for i in both if then[i][0] != now[i][0]]
-    flipped = PlannerIndex.build(graph, served).checkable ^ PlannerIndex.build(graph, new).checkable
-    counts = {
-        "new": sum(1 for i in now if i not in then),
-        "removed": sum(1 for i in then if i not in now),
-        "moved to other standards": len(moved),
-        "made a mastery check or no longer one": len(both) - len(moved),
-        "withdrawn": sum(1 for i in new if i.withdrawn and (i.id not in served or not served[i.id].withdrawn)),
-        "offered again": sum(1 for i in new if not i.withdrawn and i.id in served and served[i.id].withdrawn),
-    }
-    parts = [f"{n} {what}" for what, n in counts.items() if n]
-    if moved:
-        at = parts.index(f"{len(moved)} moved to other standards")
-        parts[at] += f" ({', '.join(moved[:5])}{', ...' if len(moved) > 5 else ''})"
-    if flipped:
-        parts.append(f"{len(flipped)} learnable unit(s) gaining or losing their only offered mastery check")
-    against = f"against the catalog configured now ({source})"
-    if not parts:
-        return f"{against}: the same items, as answers read them"
-    refold = (
-        "; served, it folds again, on their next request, the learners who answered an item that changed"
-        + (" or practised such a unit" if flipped else "")
-        if changed or flipped
-        else ""
-    )
-    return f"{against}: {', '.join(parts)}{refold}"
+    counts: dict[str, int]
+    moved: list[str]  # the items moved to other standards
+    changed: frozenset[str]  # the items an answer on which folds otherwise
+    flipped: set[str]  # the learnable units that gain or lose their only offered mastery check
+    units: dict[str, tuple[str, ...]]  # item id -> its learnable units, under either catalog
+
+    @classmethod
+    def between(cls, served: Catalog, new: Catalog, graph: StandardsGraph) -> CatalogChanges:
+        from engine.planner.index import PlannerIndex
+        from serving.content import changed_items, fold_alignment
+
+        then, now = fold_alignment(served), fold_alignment(new)
+        changed = changed_items(then, now)
+        both = [i for i in sorted(changed) if i in then and i in now]
+        moved = [i for i in both if then[i][0] != now[i][0]]
+        before, after = PlannerIndex.build(graph, served), PlannerIndex.build(graph, new)
+        counts = {
+            "new": sum(1 for i in now if i not in then),
+            "removed": sum(1 for i in then if i not in now),
+            "moved to other standards": len(moved),
+            "made a mastery check or no longer one": len(both) - len(moved),
+            "withdrawn": sum(1 for i in new if i.withdrawn and (i.id not in served or not served[i.id].withdrawn)),
+            "offered again": sum(1 for i in new if not i.withdrawn and i.id in served and served[i.id].withdrawn),
+        }
+        units = {i: (*before.item_units.get(i, ()), *after.item_units.get(i, ())) for i in then.keys() | now.keys()}
+        return cls(counts, moved, changed, before.checkable ^ after.checkable, units)
+
+    def describe(self, source: str) -> str:
+        """One line: what changes, and who is folded again."""
+        parts = [f"{n} {what}" for what, n in self.counts.items() if n]
+        if self.moved:
+            at = parts.index(f"{len(self.moved)} moved to other standards")
+            parts[at] += f" ({', '.join(self.moved[:5])}{', ...' if len(self.moved) > 5 else ''})"
+        if self.flipped:
+            parts.append(f"{len(self.flipped)} learnable unit(s) gaining or losing their only offered mastery check")
+        against = f"against the catalog configured now ({source})"
+        if not parts:
+            return f"{against}: the same items, as answers read them"
+        refold = (
+            "; served, it folds again, on their next request, the learners who answered an item that changed"
+            + (" or practised such a unit" if self.flipped else "")
+            if self.changed or self.flipped
+            else ""
+        )
+        return f"{against}: {', '.join(parts)}{refold}"
+
+    def learners(self, store: Any) -> tuple[int, int]:
+        """(learners with an answer that folds otherwise, learners) of ``store``."""
+        from serving.evidence import evidence
+
+        affected = total = 0
+        for tenant, learner in store.learners():
+            total += 1
+            affected += any(
+                o.item_id in self.changed or not self.flipped.isdisjoint(self.units.get(o.item_id, ()))
+                for o in evidence(store.events(tenant, learner))
+            )
+        return affected, total
 
 
 @catalog_app.command("coverage")

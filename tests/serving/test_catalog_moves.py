@@ -115,6 +115,13 @@ def test_items_a_new_deployment_moves_are_folded_again_for_those_who_answered_th
         assert evidence(api, "lia") == {"K.CC.A.1"}
     bob = store.get("tenant-a", "bob")
     assert bob.model_version == old_stamp and len(bob.meta["cp"]) == 2
+    # before serving the second catalog, the operator sees what it changes, and for whom
+    said = CliRunner().invoke(
+        cli, ["--config", str(first_config), "catalog", "validate", str(tmp_path / "second.csv"), "--store", store.url]
+    )
+    assert said.exit_code == 0, said.output
+    assert f"1 moved to other standards ({moving.id})" in said.output
+    assert "1 of the store's 2 learner(s) answered there: folded again on their next request" in said.output
 
     # the new deployment's catalog moved lia's item: her first read folds her again, on its new
     # standard; bob's state holds as it is and is stamped anew (checkpoints too)
