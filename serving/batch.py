@@ -14,6 +14,7 @@ deleting a learner erases them from every stored plan that names them (:mod:`ser
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -105,6 +106,8 @@ def plan_tenant(
     started = time.perf_counter()
     own = not ray.is_initialized()
     if own:
+        if ray_address is None:
+            _quiet_local_token_notice()
         ray.init(
             address=ray_address,
             num_cpus=num_cpus if ray_address is None else None,
@@ -143,3 +146,17 @@ def plan_tenant(
         "seconds": round(seconds, 2),
         "learners_per_second": round(learners / seconds, 1) if seconds > 0 else None,
     }
+
+
+class _LocalTokenNotice(logging.Filter):
+    """Ray's notice that a local instance it starts has token authentication on, as by default:
+    nothing to act on for a plan run (an address to a cluster of one's own is not concerned)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Token authentication is enabled for this Ray cluster")
+
+
+def _quiet_local_token_notice() -> None:
+    notices = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    if not any(isinstance(f, _LocalTokenNotice) for f in notices.filters):
+        notices.addFilter(_LocalTokenNotice())

@@ -64,3 +64,23 @@ def test_a_tenant_planned_on_ray_and_served(tmp_path) -> None:
         after = client.get("/v1/classes/class-4a/rotation", params={"date": "2026-12-04"}, headers=h).json()
         assert "stu-1000" not in json.dumps(after)
     store.close()
+
+
+def test_only_rays_notice_of_its_default_token_authentication_is_quieted() -> None:
+    """A local Ray instance has token authentication on by default, and Ray says so on every
+    start: that notice alone is left out of a plan run's output; its other warnings stay."""
+    import logging
+
+    from serving.batch import _quiet_local_token_notice
+
+    notices = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    _quiet_local_token_notice()
+    _quiet_local_token_notice()
+    assert len(notices.filters) == 1
+
+    def shown(message: str) -> bool:
+        record = logging.LogRecord(notices.name, logging.WARNING, __file__, 1, message, None, None)
+        return notices.filter(record)
+
+    assert not shown("Token authentication is enabled for this Ray cluster. Set RAY_AUTH_MODE=disabled to opt out.")
+    assert shown("Token authentication is disabled for this Ray cluster. Anyone with network access ...")
