@@ -180,6 +180,11 @@ def test_a_state_stamped_before_catalogs_were_is_taken_as_folded_with_the_curren
         folded = lost.state
         assert folded != old.state
         old.model_version = version  # as written before this stamp had the catalog
+        # a learner without an answer: nothing folded, so nothing its stamp could tell
+        assert c.post("/v1/learners/quiet", json={"grade": "3"}, headers=api.h()).status_code in (200, 201)
+        quiet = store.get("tenant-a", "quiet")
+        quiet.model_version = version
+        store.commit(quiet, quiet.version, [])
         # stamped with a catalog the store has no record of (and a state that is not its fold there)
         lost.model_version, lost.state = f"{version}+c0123456789ab", old.state
         for record in (old, lost):
@@ -196,6 +201,7 @@ def test_a_state_stamped_before_catalogs_were_is_taken_as_folded_with_the_curren
 
         checked = replay_check()
         assert (checked["code"], checked["stamp_only"], checked["differing"]) == (1, 1, ["tenant-a/lost"]), checked
+        assert checked["matching"] == 1  # quiet
         try:
             for learner in ("old", "lost"):
                 assert c.get(f"/v1/learners/{learner}/next", headers=api.h()).status_code == 200
@@ -206,7 +212,7 @@ def test_a_state_stamped_before_catalogs_were_is_taken_as_folded_with_the_curren
         assert kept.model_version == stamp and kept.state == old.state
         assert rebuilt.model_version == stamp and rebuilt.state == folded  # folded again from its log
         checked = replay_check()
-        assert (checked["code"], checked["matching"], checked["stamp_only"]) == (0, 2, 0), checked
+        assert (checked["code"], checked["matching"], checked["stamp_only"]) == (0, 3, 0), checked
     store.close()
 
 
