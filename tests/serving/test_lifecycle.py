@@ -81,6 +81,13 @@ def test_any_life_of_a_learner_is_its_replay(api, small_checkpoints) -> None:
             clock[0] += 60 * gap
             self.answer(self.minute, correct, items[item % len(items)])
 
+        @rule(item=st.sampled_from(range(40)), times=st.integers(3, 8))
+        def practises_one_item_until_it_goes_well(self, item, times) -> None:
+            # a streak: where mastery (and so whether a check is needed for it) starts to matter
+            for _ in range(times):
+                clock[0] += 60
+                self.answer(self.minute, True, items[item % len(items)])
+
         @rule(back=st.floats(0, 600), correct=st.booleans(), item=st.sampled_from(range(40)))
         def syncs_work_done_earlier(self, back, correct, item) -> None:
             self.answer(max(0.0, self.minute - back), correct, items[item % len(items)])
@@ -117,6 +124,21 @@ def test_any_life_of_a_learner_is_its_replay(api, small_checkpoints) -> None:
             record = service.catalog(self.tenant)[answered[-1 - min(which, len(answered) - 1)]].to_record()
             r = api.client.put("/v1/items", json=[{**record, "mastery_check": check}], headers=self.h)
             assert r.status_code == 200, r.text
+
+        @precondition(lambda self: any(i in items for i in self.answered))
+        @rule(which=st.integers(0, 5), withdraw=st.booleans())
+        def admin_withdraws_or_offers_again_the_checks_of_an_answered_standard(self, which, withdraw) -> None:
+            # a standard's checks all withdrawn: mastery there no longer waits for one
+            answered = [i for i in self.answered if i in items]
+            catalog = service.catalog(self.tenant)
+            codes = set(catalog[answered[-1 - min(which, len(answered) - 1)]].standards)
+            for item in [i for i in catalog if i.mastery_check and codes & set(i.standards)]:
+                if withdraw:
+                    r = api.client.delete(f"/v1/items/{item.id}", headers=self.h)
+                    assert r.status_code in (200, 404), r.text
+                else:
+                    r = api.client.put("/v1/items", json=[{**item.to_record(), "withdrawn": False}], headers=self.h)
+                    assert r.status_code == 200, r.text
 
         @rule(item=st.sampled_from(range(40)), withdraw=st.booleans())
         def admin_withdraws_or_offers_again(self, item, withdraw) -> None:
