@@ -399,14 +399,14 @@ class TenantContent:
             )
         # a framework of its own: a model over its graph
         model = for_graph(loaded.model, graph)
-        digest = hashlib.sha256(orjson.dumps(package, option=orjson.OPT_SORT_KEYS)).hexdigest()[:8]
+        framework = hashlib.sha256(orjson.dumps(package, option=orjson.OPT_SORT_KEYS)).hexdigest()[:8]
         return Content(
             graph,
             catalog,
             PlannerIndex.build(graph, catalog),
             loaded,
             model,
-            f"{loaded.version}~{digest}",
+            f"{loaded.version}~{framework}",
             CatalogPredictions.encode(model, catalog),
             frozenset(i.id for i in own),
             digest,

@@ -295,3 +295,36 @@ def test_a_standard_that_loses_its_only_mastery_check_is_folded_again_without_on
     assert status() == "mastered"  # no check on offer: the streak masters it
     assert c.put("/v1/items", json=[checks[0].to_record()], headers=h).status_code == 200  # offered again
     assert status() == "in_progress"
+
+
+def test_a_tenant_on_a_framework_of_its_own_follows_the_deployments_catalog_too(tmp_path, shared_engine) -> None:
+    """A tenant's own framework is stamped apart from the deployment's catalog: the catalog
+    file moving a shared item still refolds the tenant's learners who answered it."""
+    from engine.case import graph_to_case
+    from serving.stores import open_store
+
+    from .conftest import make_api
+
+    moving = next(i for i in shared_engine.catalog if i.standards == ("K.CC.A.1",) and not i.mastery_check)
+    store = open_store(f"sqlite:///{tmp_path / 'zpd.db'}")
+    _, first = _deployment(tmp_path, "first", {})
+    _, second = _deployment(tmp_path, "second", {moving.id: "1.OA.A.1"})
+    package = graph_to_case(first.graph)
+    package["CFDocument"]["title"] = "District math framework"
+
+    def evidence(api) -> set[str]:
+        got = api.client.get("/v1/learners/lia/profile", params={"recent": 0}, headers=api.h())
+        return {code for code, m in got.json()["mastery"].items() if m["evidence"]}
+
+    api = make_api(store, first)
+    with api.client as c:
+        assert c.post("/v1/standards/import", json=package, headers=api.h()).status_code == 200
+        sent = [{"id": f"e{k}", "learner_id": "lia", "item_id": moving.id, "correct": True, "timestamp": T0 + 60 * k}
+                for k in range(2)]  # fmt: skip
+        assert c.post("/v1/events", json=sent, headers=api.h()).status_code == 200
+        assert evidence(api) == {"K.CC.A.1"}
+    api = make_api(store, second)
+    with api.client as c:
+        assert c.app.state.service.graph("tenant-a").title == "District math framework"
+        assert evidence(api) == {"1.OA.A.1"}
+    store.close()
