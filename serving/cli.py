@@ -257,7 +257,8 @@ def replay(
             meta = learner.meta.to_json()
             # the checkpoints a late answer would start from hold what their part of the log gives
             # (those of a state stamped otherwise by this model: as the next read retags them)
-            stamped = record.model_version if read_stamp(record.model_version, core.model_version) else core.version
+            readable = read_stamp(record.model_version, core.model_version) is not None
+            stamped = record.model_version if readable else core.version
             bad = checkpoints.verify(core, stored, stamped, log) if stored.checkpoints else []
             summary["bad_checkpoints"] += len(bad)
             kept = stored_state(learner, bool(log))  # what a record keeps (nothing before any event)

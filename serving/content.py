@@ -234,8 +234,7 @@ class TenantContent:
         self.cache_size = cache_size
         #: the deployment catalog's fold alignment and digest (by catalog), recorded in the store
         self._alignment: tuple[Catalog, str, dict[str, list[Any]]] | None = None
-        self._recorded: Catalog | None = None  # the catalog whose alignment this process recorded
-        self._recorded_checkable: set[str] = set()  # the digests of the sets of units it recorded
+        self._recorded: set[str] = set()  # the settings this process recorded (see record)
         #: (recorded setting, digest now) -> what differs between the two (see _compared)
         self._compared_with: dict[tuple[str, str], frozenset[str]] = {}
 
@@ -255,20 +254,18 @@ class TenantContent:
         """Record in the store what a stamp names, before the first state stamped with it is
         written: the deployment catalog's :func:`fold_alignment` and the set of units with a
         mastery check ``checkable`` (each under its digest, once per process)."""
-        catalog, digest, alignment = self._catalog_alignment()
-        if self._recorded is not catalog:
-            self._record(alignment_setting(digest), alignment)
-            self._recorded = catalog
-        if checkable_digest not in self._recorded_checkable:
-            self._record(checkable_setting(checkable_digest), sorted(checkable))
-            self._recorded_checkable.add(checkable_digest)
+        _, digest, alignment = self._catalog_alignment()
+        self._record_once(alignment_setting(digest), lambda: alignment)
+        self._record_once(checkable_setting(checkable_digest), lambda: sorted(checkable))
 
-    def _record(self, name: str, value: Any) -> None:
-        if not self.store.setting_versions([name]):
-            try:
-                self.store.put_setting(name, orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode(), 0)
-            except VersionConflict:
-                pass  # another process recorded it first (the same bytes: the name is their digest)
+    def _record_once(self, name: str, value: Callable[[], Any]) -> None:
+        if name in self._recorded:
+            return
+        try:
+            self.store.put_setting(name, orjson.dumps(value(), option=orjson.OPT_SORT_KEYS).decode(), 0)
+        except VersionConflict:
+            pass  # recorded before (the same bytes: the name is their digest)
+        self._recorded.add(name)
 
     def flipped_since(self, digest: str, now: str, checkable: Collection[str]) -> frozenset[str] | None:
         """The units that have a mastery check on offer under the set ``checkable`` (digest

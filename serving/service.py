@@ -255,10 +255,11 @@ class LearnerService:
         if not record.state and record.event_count == 0 and "v" in record.meta:
             # no answer yet, so no state kept (see stored_state): the starting belief, drawn again
             return LearnerView(record, loaded, core, core.start(meta))
-        # what the state was folded with (None: another model or framework)
-        stamp = read_stamp(record.model_version, core.model_version)
+        # what the state was folded with (None: another model or framework; not read when current)
+        current = record.model_version == core.version
+        stamp = None if current else read_stamp(record.model_version, core.model_version)
         state = None
-        if stamp is not None and record.state:
+        if (current or stamp is not None) and record.state:
             try:
                 state = state_from_bytes(record.state)
             except ModelFormatError:
@@ -267,14 +268,13 @@ class LearnerService:
             learner = self.rebuild(core, record, meta)
             return LearnerView(record, loaded, core, learner, rebuilt="model" if state is None else "layout")
         older_layout = record.meta["v"] < META_VERSION  # before answers shared by several units were counted
-        if record.model_version == core.version and not older_layout:
+        if current and not older_layout:
             return LearnerView(record, loaded, core, Learner(state, meta))
         # Folded before an item it may have answered moved (in the tenant's items or the
         # deployment's catalog), or kept in an older layout: folded again when an answer of its
         # log is affected, else the state (and its checkpoints) hold as they are and are only
         # stamped anew. Either is written back at once (see _load).
-        assert stamp is not None  # (a state was read)
-        changed = self._changed_since(core, stamp)
+        changed = self._changed_since(core, stamp) if stamp is not None else ((), frozenset())
         answers = evidence(self.store.events(record.tenant, record.learner_id))
         if changed is None or any(
             o.item_id in changed[0] or (changed[1] and not changed[1].isdisjoint(core.units_of(o))) for o in answers
