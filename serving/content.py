@@ -42,7 +42,8 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Container, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
@@ -52,7 +53,7 @@ from configs import GraphConfig
 from engine.case import CaseOptions, parse_case
 from engine.catalog import Catalog, CatalogError, Item, parse_item
 from engine.graph import StandardsGraph
-from engine.learner import CatalogPredictions
+from engine.learner import CatalogPredictions, Observation
 from engine.planner.index import PlannerIndex
 from models.base import LearnerModel
 from models.registry import for_graph
@@ -72,6 +73,7 @@ __all__ = [
     "parse_framework",
     "read_stamp",
     "tenant_catalog",
+    "touched",
 ]
 
 MAX_RETRIES = 20
@@ -122,6 +124,17 @@ def changed_items(old: Mapping[str, list[Any]], new: Mapping[str, list[Any]]) ->
     """The items an answer on which folds otherwise under ``new`` than under ``old``: added,
     removed, moved, or made (or no longer) a mastery check."""
     return frozenset(i for i in old.keys() | new.keys() if old.get(i) != new.get(i))
+
+
+def touched(
+    answers: Iterable[Observation],
+    items: Container[str],
+    units: AbstractSet[str],
+    units_of: Callable[[Observation], Iterable[str]],
+) -> bool:
+    """Whether one of ``answers`` folds otherwise: on one of ``items`` (changed), or evidence on
+    one of ``units`` (whose mastery check on offer changed)."""
+    return any(o.item_id in items or (units and not units.isdisjoint(units_of(o))) for o in answers)
 
 
 @dataclass(frozen=True)

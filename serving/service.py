@@ -37,7 +37,7 @@ from engine.sources import graph_from_config, load_catalog_source
 from engine.xapi import DEFAULT_VERBS
 from models.base import ModelFormatError, state_from_bytes, state_to_bytes
 from serving import checkpoints
-from serving.content import Content, Stamp, TenantContent, read_stamp
+from serving.content import Content, Stamp, TenantContent, read_stamp, touched
 from serving.evidence import evidence
 from serving.import_records import forget_learners as forget_in_imports
 from serving.model_provider import LoadedModel, ModelHolder
@@ -276,9 +276,7 @@ class LearnerService:
         # stamped anew. Either is written back at once (see _load).
         changed = self._changed_since(core, stamp) if stamp is not None else ((), frozenset())
         answers = evidence(self.store.events(record.tenant, record.learner_id))
-        if changed is None or any(
-            o.item_id in changed[0] or (changed[1] and not changed[1].isdisjoint(core.units_of(o))) for o in answers
-        ):
+        if changed is None or touched(answers, *changed, core.units_of):
             return LearnerView(record, loaded, core, core.rebuild(meta, answers), rebuilt="catalog")
         if older_layout and any(len(core.units_of(o)) > 1 for o in answers):
             return LearnerView(record, loaded, core, core.rebuild(meta, answers), rebuilt="layout")

@@ -448,15 +448,14 @@ class CatalogChanges:
 
     def learners(self, store: Any) -> tuple[int, int]:
         """(learners with an answer that folds otherwise, learners) of ``store``."""
+        from serving.content import touched
         from serving.evidence import evidence
 
         affected = total = 0
         for tenant, learner in store.learners():
             total += 1
-            affected += any(
-                o.item_id in self.changed or not self.flipped.isdisjoint(self.units.get(o.item_id, ()))
-                for o in evidence(store.events(tenant, learner))
-            )
+            answers = evidence(store.events(tenant, learner))
+            affected += touched(answers, self.changed, self.flipped, lambda o: self.units.get(o.item_id, ()))
         return affected, total
 
 
