@@ -7,7 +7,6 @@ Events arrive as native objects (``id``, ``learner_id``, ``item_id``, ``correct`
 
 from __future__ import annotations
 
-import hashlib
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -18,6 +17,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, 
 from engine.catalog import Modality
 from engine.planner.playlist import MIN_BLOCK_MINUTES
 from engine.xapi import STANDARDS_EXTENSION, StatementError, check_time, comparable, parse_statement, parse_time
+from serving.groups import copy_id
 from serving.stores.base import event_time
 
 __all__ = [
@@ -71,6 +71,8 @@ class IncomingEvent(BaseModel):
     #: ``(field, problem)`` pairs: what the reader set aside (see ``lenient`` in
     #: :func:`engine.xapi.parse_statement`), or a time ahead of the server's clock
     warnings: tuple[tuple[str, str], ...] = ()
+    #: a member's copy of an anonymous group's statement: the statement's id (see :mod:`serving.groups`)
+    group: str | None = None
 
     def content(self) -> dict[str, Any]:
         """What a repeated id must match to count as the same event."""
@@ -230,13 +232,20 @@ def _statement(raw: dict[str, Any], where: str, now: float, tenant: str, options
         return [event]
     copies = []
     for k, member in enumerate(parsed.members):  # the group's note once, with its first member
-        copy_id = f"{parsed.id}:{hashlib.sha256(member.encode()).hexdigest()[:12]}"
-        if not _ID.match(copy_id):
+        member_id = copy_id(parsed.id, member)
+        if not _ID.match(member_id):
             raise EventError(
                 f"{where}.id", f"is too long for a group's statement (at most 115 characters): {parsed.id!r}"
             )
         copies.append(
-            event.model_copy(update={"id": copy_id, "learner_id": member, "warnings": () if k else event.warnings})
+            event.model_copy(
+                update={
+                    "id": member_id,
+                    "learner_id": member,
+                    "group": parsed.id,
+                    "warnings": () if k else event.warnings,
+                }
+            )
         )
     return copies
 

@@ -39,6 +39,8 @@ from models.base import ModelFormatError, state_from_bytes, state_to_bytes
 from serving import checkpoints
 from serving.content import Content, Stamp, TenantContent, read_stamp, touched
 from serving.evidence import evidence
+from serving.groups import GROUP_OWNER, copy_id, group_members, record_groups
+from serving.groups import forget_learners as forget_in_groups
 from serving.import_records import forget_learners as forget_in_imports
 from serving.model_provider import LoadedModel, ModelHolder
 from serving.plans import forget_learners
@@ -502,8 +504,8 @@ class LearnerService:
 
     def delete_learners(self, tenant: str, learner_ids: Sequence[str]) -> list[str]:
         """Erase every trace of these learners: the roster imports' messages that quote them
-        first, then their roster records (one write for all of them), the stored plans that name
-        them, then the store's records (whose deletion also reclaims the bytes the rewrites left).
+        first, then their roster records (one write for all of them), the stored plans and the
+        records of group statements that name them, then the store's records (whose deletion also reclaims the bytes the rewrites left).
         Returns those of whom anything existed, in the order given.
 
         The tenant's open roster imports note them before anything else: an upload acknowledged
@@ -514,6 +516,7 @@ class LearnerService:
         rostered = self.rosters.forget(tenant, ids)
         self._migrate_unaligned(tenant)  # so the store's deletion finds them among its entries
         forget_learners(self.store, tenant, ids)  # the nightly plans that name them
+        forget_in_groups(self.store, tenant, ids)  # the records of group statements that name them
         stored = self.store.delete_learners(tenant, ids)
         return [learner_id for learner_id in ids if learner_id in stored or learner_id in rostered]
 
@@ -760,48 +763,78 @@ class LearnerService:
         return list(dict.fromkeys(found))
 
     def _route_voids(self, tenant: str, events: list[IncomingEvent]) -> tuple[list[IncomingEvent], int]:
-        """A void goes to the learner whose event it voids. A void whose target has not arrived
-        holds the target's id, so the target is voided on arrival."""
+        """A void goes to the learner whose event it voids; the void of an anonymous group's
+        statement goes to each member, as a void of the member's copy (:mod:`serving.groups`). A
+        void whose target has not arrived holds the target's id, so the target is voided on
+        arrival (a target that arrives meanwhile wins the claim: the void then goes to it)."""
         voids = [e for e in events if e.kind == "void" and e.voids]
         if not voids:
             return events, 0
-        owners = self.store.event_owners(tenant, [v.voids for v in voids if v.voids])
-        routed, pending = [], 0
+        targets = list(dict.fromkeys(v.voids for v in voids if v.voids))
+        owners = self.store.event_owners(tenant, targets)
+        unheld = [t for t in targets if t not in owners]
+        if unheld:
+            owners.update(self.store.claim_event_ids(tenant, dict.fromkeys(unheld, VOIDED_OWNER)))
+        members = {t: group_members(self.store, tenant, t) for t in targets if owners[t] == GROUP_OWNER}
+        routed: list[IncomingEvent] = []
+        pending = 0
         for event in events:
             if event.kind == "void" and event.voids:
-                owner = owners.get(event.voids)
-                if owner is None or owner == VOIDED_OWNER:
-                    self.store.claim_event_ids(tenant, {event.voids: VOIDED_OWNER, event.id: VOIDED_OWNER})
+                target, owner = event.voids, owners[event.voids]
+                if owner == VOIDED_OWNER:
+                    self.store.claim_event_ids(tenant, {event.id: VOIDED_OWNER})
                     pending += 1
-                    continue
-                event = event.model_copy(update={"learner_id": owner})
+                elif owner == GROUP_OWNER:
+                    if not members[target]:  # every member was erased: nothing is left to void
+                        pending += 1
+                    routed.extend(
+                        event.model_copy(
+                            update={"id": copy_id(event.id, m), "learner_id": m, "voids": copy_id(target, m)}
+                        )
+                        for m in members[target]
+                    )
+                else:
+                    routed.append(event.model_copy(update={"learner_id": owner}))
+                continue
             routed.append(event)
         return routed, pending
 
     def _claim(self, tenant: str, events: list[IncomingEvent]) -> set[str]:
-        """Claim every event id for its learner (ids are unique per tenant); the ids voided before
-        they arrived are returned (acknowledged, not stored); an id another learner holds is a 409."""
+        """Claim every event id for its learner (ids are unique per tenant), and the id of each
+        anonymous group's statement for :data:`GROUP_OWNER` once its members are recorded; the
+        ids voided before they arrived are returned (acknowledged, not stored: a group
+        statement's copies when the statement was); an id another learner holds is a 409."""
         claims: dict[str, str] = {}
+        groups: dict[str, list[str]] = {}
         for event in events:
-            other = claims.setdefault(event.id, event.learner_id)
-            if other != event.learner_id:
+            if event.group is not None:
+                groups.setdefault(event.group, []).append(event.learner_id)
+        for event_id, learner in [*((g, GROUP_OWNER) for g in groups), *((e.id, e.learner_id) for e in events)]:
+            other = claims.setdefault(event_id, learner)
+            if other != learner:
                 raise ApiError(
                     409,
                     "conflicting_event",
-                    f"event id {event.id!r} is used for two learners in this batch; event ids are unique per tenant",
+                    f"event id {event_id!r} is used for two learners in this batch; event ids are unique per tenant",
                     "id",
                 )
+        if groups:
+            known = self.store.event_owners(tenant, list(groups))
+            record_groups(self.store, tenant, {g: m for g, m in groups.items() if known.get(g) in (None, GROUP_OWNER)})
         held = self.store.claim_event_ids(tenant, claims)
         voided = set()
         for event in events:
             holder = held.get(event.id, event.learner_id)
+            if event.group is not None and held.get(event.group) == VOIDED_OWNER:
+                holder = VOIDED_OWNER
             if holder == VOIDED_OWNER:
                 voided.add(event.id)
-            elif holder != event.learner_id:
+            elif holder != event.learner_id or (event.group is not None and held.get(event.group) != GROUP_OWNER):
                 raise ApiError(
                     409,
                     "conflicting_event",
-                    f"event id {event.id!r} was already used for another learner; event ids are unique per tenant",
+                    f"event id {event.group or event.id!r} was already used for another learner; "
+                    "event ids are unique per tenant",
                     "id",
                 )
         return voided

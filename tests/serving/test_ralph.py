@@ -197,6 +197,40 @@ def test_statements_posted_to_ralph_reach_the_learner_in_zpd(ralph, zpd, shared_
     assert (report.statements, report.duplicates, report.accepted, report.refused) == (3, 3, 0, [])
 
 
+def test_a_group_statement_voided_through_ralph_is_voided_for_each_member(tmp_path, zpd) -> None:
+    """Group work posted to Ralph reaches each member as an exposure; the platform's void of it,
+    posted later and forwarded by Ralph too, reaches each member's copy. (Ralph's ``fs`` backend
+    takes one write per file, see below: each post goes to a Ralph of its own.)"""
+    zpd_url, key, store = zpd
+    platform = httpx.Client(
+        auth=("platform", "platform-secret"), headers={"X-Experience-API-Version": "1.0.3"}, timeout=10
+    )
+    members = [{"objectType": "Agent", "mbox": f"mailto:{who}@school.example"} for who in ("ivy", "jon")]
+    group = statement("answered", {"success": True}, "https://content.example.com/activities/group/1", "3.NF.A.1")
+    group["actor"] = {"objectType": "Group", "member": members}
+    void = {
+        "id": str(uuid.uuid4()),
+        "actor": {"objectType": "Agent", "mbox": "mailto:platform@content.example"},
+        "verb": {"id": ADL + "voided", "display": {"en-US": "voided"}},
+        "object": {"objectType": "StatementRef", "id": group["id"]},
+        "timestamp": "2026-11-24T10:05:00Z",
+    }
+    ids = [learner_id(m, "school") for m in members]
+    for k, (body, kinds) in enumerate(((group, ["exposure"]), (void, ["exposure", "void"]))):
+        with running_ralph(tmp_path / f"ralph{k}", f"{zpd_url}/xapi/statements", key) as ralph:
+            r = platform.post(f"{ralph}/xAPI/statements/", json=[body])
+            assert r.status_code == 200, r.text
+            deadline = time.time() + 30
+            while time.time() < deadline and any(len(store.events("school", i)) < len(kinds) for i in ids):
+                time.sleep(0.3)  # Ralph forwards in the background once it has stored them
+        for i in ids:
+            log = store.events("school", i)
+            assert [e.kind for e in log] == kinds, log
+    for i in ids:
+        copy, voiding = store.events("school", i)
+        assert copy.id.startswith(group["id"] + ":") and voiding.voids == copy.id
+
+
 def test_ralph_fs_backend_keeps_only_its_first_write(ralph, zpd) -> None:
     """What the README says of the recipe it shows: Ralph 5.1's ``fs`` backend refuses every write
     after its first (500), and what it does not store it does not forward. If a Ralph upgrade

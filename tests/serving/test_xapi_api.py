@@ -343,3 +343,96 @@ def test_an_anonymous_group_statement_is_kept_for_each_member(any_api) -> None:
     assert any_api.store.events("tenant-a", "ana")[0].kind == "answer"
     again = c.post("/v1/events", json=[group, alone], headers=h)
     assert again.status_code == 200 and (again.json()["accepted"], again.json()["duplicates"]) == (0, 3)
+
+
+def _group_statement(members: list[dict]) -> dict:
+    return statement(
+        "answered", {"success": True}, actor={"objectType": "Group", "member": members}, standards=["3.NF.A.1"]
+    )
+
+
+def _void(target: str) -> dict:
+    void = statement(VOIDED, actor={"account": {"homePage": "https://lrs.example", "name": "admin"}})
+    void["object"] = {"objectType": "StatementRef", "id": target}
+    return void
+
+
+MEMBERS = [{"mbox": "mailto:kid.one@school.example"}, {"account": {"homePage": "https://lms.example", "name": "s-2"}}]
+
+
+def test_a_void_of_a_group_statement_reaches_every_member(any_api) -> None:
+    """A voiding statement names the group statement's id, which no member's copy has: it is
+    stored with each member as a void of their copy, whichever arrives first."""
+    c, h, store = any_api.client, any_api.h(), any_api.store
+    kid = learner_id(MEMBERS[0], "tenant-a")
+    group = _group_statement(MEMBERS)
+    assert c.post("/v1/events", json=group, headers=h).json()["accepted"] == 2
+    void = _void(group["id"])
+    r = c.post("/xapi/statements", json=void, headers={**h, **VERSION})
+    assert r.status_code == 200, r.text
+    for member in (kid, "s-2"):
+        log = store.events("tenant-a", member)
+        assert [e.kind for e in log] == ["exposure", "void"]
+        assert log[1].voids == log[0].id and log[0].id.startswith(group["id"] + ":")
+    again = c.post("/v1/events", json=void, headers=h).json()
+    assert (again["accepted"], again["duplicates"], again["voided"]) == (0, 2, 0)
+
+    # the void first: the members' copies are voided on arrival, and nothing of them is stored
+    later = _group_statement(MEMBERS)
+    early = _void(later["id"])
+    assert c.post("/v1/events", json=early, headers=h).json()["voided"] == 1
+    r = c.post("/v1/events", json=later, headers=h)
+    assert r.status_code == 200 and (r.json()["accepted"], r.json()["voided"]) == (0, 2)
+    assert [e.kind for e in store.events("tenant-a", "s-2")] == ["exposure", "void"]
+
+    # a group statement's id is an event id like any other: unique per tenant
+    taken = {"id": "taken-1", "learner_id": "ana", "item_id": "3.NF.A.1-p1", "correct": True}
+    assert c.post("/v1/events", json=taken, headers=h).status_code == 200
+    clash = _group_statement(MEMBERS)
+    clash["id"] = "taken-1"
+    r = c.post("/v1/events", json=clash, headers=h)
+    assert r.status_code == 409 and "taken-1" in r.json()["error"]["message"]
+
+
+def test_erasing_a_member_takes_them_out_of_the_group_record(any_api, tmp_path) -> None:
+    from serving.groups import group_setting
+
+    c, h, store = any_api.client, any_api.h(), any_api.store
+    members = [MEMBERS[0], {"account": {"homePage": "https://lms.example", "name": "erased-member-77"}}]
+    kid = learner_id(members[0], "tenant-a")
+    group = _group_statement(members)
+    c.post("/v1/events", json=group, headers=h).raise_for_status()
+    name = group_setting("tenant-a", group["id"])
+    assert sorted(orjson.loads(store.get_setting(name)[1])["members"]) == sorted([kid, "erased-member-77"])
+    assert c.delete("/v1/learners/erased-member-77", headers=h).status_code == 200
+    assert orjson.loads(store.get_setting(name)[1])["members"] == [kid]
+    if store.url.startswith("sqlite"):  # the record's older bytes too
+        assert b"erased-member-77" not in b"".join(p.read_bytes() for p in tmp_path.glob("zpd.db*"))
+    r = c.post("/v1/events", json=_void(group["id"]), headers=h).json()
+    assert (r["accepted"], r["voided"]) == (1, 0)
+    assert store.events("tenant-a", "erased-member-77") == []
+    assert c.delete(f"/v1/learners/{kid}", headers=h).status_code == 200
+    assert store.get_setting(name) is None
+    # the statement's members are all gone: a void of it is acknowledged, with nothing to void
+    r = c.post("/v1/events", json=_void(group["id"]), headers=h).json()
+    assert (r["accepted"], r["voided"]) == (0, 1)
+
+
+def test_a_target_claimed_while_its_void_looks_is_voided(any_api, monkeypatch) -> None:
+    """A void that finds no holder of its target claims it; when the target's own batch claimed
+    it in between, the void goes to the target's learner instead of waiting for it forever."""
+    c, h, store = any_api.client, any_api.h(), any_api.store
+    wrong = statement("answered", {"success": False}, standards=["3.NF.A.1"])
+    c.post("/v1/events", json=wrong, headers=h).raise_for_status()
+    real, looks = store.event_owners, []
+
+    def first_look_misses(tenant: str, ids: list[str]) -> dict[str, str]:
+        looks.append(ids)
+        return {i: o for i, o in real(tenant, ids).items() if len(looks) > 1 or i != wrong["id"]}
+
+    monkeypatch.setattr(store, "event_owners", first_look_misses)
+    r = c.post("/v1/events", json=_void(wrong["id"]), headers=h).json()
+    assert (r["accepted"], r["voided"]) == (1, 0)
+    monkeypatch.undo()
+    assert [e.kind for e in store.events("tenant-a", "ana")] == ["answer", "void"]
+    assert profile(any_api)["mastery"]["3.NF.A.1"]["evidence"] == 0
