@@ -25,6 +25,7 @@ __all__ = [
     "ID_PATTERN",
     "EventError",
     "IRI_PATTERN",
+    "ITEM_ID_PATTERN",
     "IncomingEvent",
     "XapiOptions",
     "check_item_id",
@@ -37,7 +38,9 @@ GRADE_PATTERN = r"^([Pp][Kk]|[Kk][Gg]?|[Hh][Ss]|[1-9]|1[0-2])$"
 _ID = re.compile(ID_PATTERN)
 #: an absolute IRI (an xAPI activity id): a scheme, then no spaces or controls, at most 500 characters
 IRI_PATTERN = r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s\x00-\x1f\x7f]{1,500}$"
-_IRI = re.compile(IRI_PATTERN)
+#: an item id: a plain id or an activity IRI (how xAPI names every activity)
+ITEM_ID_PATTERN = f"^(?:{ID_PATTERN[1:-1]}|{IRI_PATTERN[1:-1]})$"
+_ITEM_ID = re.compile(ITEM_ID_PATTERN)
 
 
 class EventError(ValueError):
@@ -110,7 +113,7 @@ def _check_id(value: Any, where: str) -> str:
 
 def check_item_id(value: Any, where: str) -> str:
     """An item id: a plain id, or an activity IRI (how xAPI names every activity)."""
-    if isinstance(value, str) and (_ID.match(value) or _IRI.match(value)):
+    if isinstance(value, str) and _ITEM_ID.match(value):
         return value
     raise EventError(where, f"must be an item id (letters, digits, . _ : @ -) or an activity IRI, got {value!r}")
 
@@ -267,7 +270,8 @@ class EventsAccepted(BaseModel):
     """What became of a batch. Every event is counted once in ``accepted`` (stored now) or
     ``duplicates`` (stored before), or listed in ``retry`` (its learner was busy, or another
     request stored other content under one of its ids meanwhile: not stored, send it again; a
-    conflict then answers 409); ``voided`` ones were voided before they arrived. Of the accepted,
+    conflict then answers 409); ``voided`` ones were voided before they arrived, or are voids
+    kept for a target that has not arrived (or whose learners were all erased). Of the accepted,
     ``unaligned`` are answers on activities the catalog does not know (kept, folded once an admin
     aligns them) and ``not_evidence`` are exposures or ignored statements (kept, not folded).
     ``warnings``: events kept although part of them could not be used (a result that

@@ -10,7 +10,7 @@ from engine.graph import GraphError
 from serving.content import tenant_catalog
 from serving.deps import ERRORS, AdminDep, ReadDep, ServiceDep
 from serving.responses import ImportOut, ItemsOut, ItemsPutOut, ItemWithdrawnOut, StandardOut, UnalignedOut
-from serving.schemas import EventError, check_item_id
+from serving.schemas import ITEM_ID_PATTERN, EventError, check_item_id
 from serving.service import ApiError
 from serving.stores.base import VersionConflict
 from serving.views import iso, item_json
@@ -134,7 +134,14 @@ def put_items(principal: AdminDep, service: ServiceDep, body: Any = Body(...)) -
 def withdraw_item(
     principal: AdminDep,
     service: ServiceDep,
-    item_id: Annotated[str, Path(description="The item's id (an activity IRI may be sent as it is)")],
+    item_id: Annotated[
+        str,
+        Path(
+            description="The item's id (an activity IRI may be sent as it is)",
+            # documented, and checked below (an error that says what an item id is)
+            json_schema_extra={"pattern": ITEM_ID_PATTERN},
+        ),
+    ],
 ) -> dict[str, Any]:
     """The item is no longer recommended to the tenant's learners, nor put in their playlists,
     rotations or diagnostics, and no longer listed (``GET /v1/items?withdrawn=true`` lists it);
