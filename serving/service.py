@@ -681,7 +681,7 @@ class LearnerService:
                         404, "unknown_learner", f"learner {event.learner_id!r} is none of your students", f"events[{i}]"
                     )
                 events.append(self._align(tenant, event))
-        events, pending_voids = self._route_voids(tenant, events)
+        events, pending_voids = self._route_voids(tenant, events, learners)
         voided_before = self._claim(tenant, events)
         events = [e for e in events if e.id not in voided_before]
         by_learner: dict[str, list[IncomingEvent]] = {}
@@ -762,16 +762,25 @@ class LearnerService:
                 found.append(code)
         return list(dict.fromkeys(found))
 
-    def _route_voids(self, tenant: str, events: list[IncomingEvent]) -> tuple[list[IncomingEvent], int]:
+    def _route_voids(
+        self, tenant: str, events: list[IncomingEvent], learners: frozenset[str] | None = None
+    ) -> tuple[list[IncomingEvent], int]:
         """A void goes to the learner whose event it voids; the void of an anonymous group's
         statement goes to each member, as a void of the member's copy (:mod:`serving.groups`). A
         void whose target has not arrived holds the target's id, so the target is voided on
-        arrival (a target that arrives meanwhile wins the claim: the void then goes to it)."""
+        arrival (a target that arrives meanwhile wins the claim: the void then goes to it). With
+        ``learners`` (a teacher's key), a void of anyone else's event refuses the batch (404)
+        before anything is written."""
         voids = [e for e in events if e.kind == "void" and e.voids]
         if not voids:
             return events, 0
         targets = list(dict.fromkeys(v.voids for v in voids if v.voids))
         owners = self.store.event_owners(tenant, targets)
+        if learners is not None:
+            for target, owner in owners.items():
+                whose = group_members(self.store, tenant, target) if owner == GROUP_OWNER else [owner]
+                if any(w != VOIDED_OWNER and w not in learners for w in whose):
+                    raise ApiError(404, "unknown_event", f"event {target!r} is none of your students'", "object.id")
         unheld = [t for t in targets if t not in owners]
         if unheld:
             owners.update(self.store.claim_event_ids(tenant, dict.fromkeys(unheld, VOIDED_OWNER)))

@@ -696,6 +696,25 @@ def test_a_teachers_key_sends_events_for_her_students_only(rostered) -> None:
     refused = api.client.post("/v1/events", json=[{**mine, "id": "r3"}, other], headers=ramos)
     assert refused.status_code == 404 and refused.json()["error"]["field"] == "events[1]"
     assert api.store.event_hashes("tenant-a", "stu-1000", ["r3"]) == {}  # nothing of the batch was written
+    # nor a void of another class's student's statement (sent by her student's account, say)
+    answer = {
+        "id": "0b3c9d1e-5f6a-4b7c-8d9e-0f1a2b3c4d5e",
+        "actor": {"account": {"homePage": "https://lms.example", "name": "stu-1020"}},
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/answered"},
+        "object": {"id": item},
+        "result": {"success": False},
+    }
+    assert api.client.post("/v1/events", json=answer, headers=api.h()).status_code == 200
+    void = {
+        "id": "1c4d0e2f-6a7b-4c8d-9e0f-1a2b3c4d5e6f",
+        "actor": {"account": {"homePage": "https://lms.example", "name": "stu-1000"}},
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
+        "object": {"objectType": "StatementRef", "id": answer["id"]},
+    }
+    refused = api.client.post("/v1/events", json=void, headers=ramos)
+    assert refused.status_code == 404 and refused.json()["error"]["code"] == "unknown_event"
+    assert [e.kind for e in api.store.events("tenant-a", "stu-1020")] == ["answer"]
+    assert api.client.post("/v1/events", json=void, headers=api.h()).json()["accepted"] == 1
 
 
 _NUMBERED = st.tuples(
