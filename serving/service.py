@@ -505,8 +505,9 @@ class LearnerService:
     def delete_learners(self, tenant: str, learner_ids: Sequence[str]) -> list[str]:
         """Erase every trace of these learners: the roster imports' messages that quote them
         first, then their roster records (one write for all of them), the stored plans and the
-        records of group statements that name them, then the store's records (whose deletion also reclaims the bytes the rewrites left).
-        Returns those of whom anything existed, in the order given.
+        records of group statements that name them, then the store's records (whose deletion also
+        reclaims the bytes the rewrites left). Returns those of whom anything existed, in the
+        order given.
 
         The tenant's open roster imports note them before anything else: an upload acknowledged
         before the erasure may name them, and its worker erases them again once it has written
