@@ -770,15 +770,24 @@ class LearnerService:
         statement goes to each member, as a void of the member's copy (:mod:`serving.groups`). A
         void whose target has not arrived holds the target's id, so the target is voided on
         arrival (a target that arrives meanwhile wins the claim: the void then goes to it). With
-        ``learners`` (a teacher's key), a void of anyone else's event refuses the batch (404)
-        before anything is written."""
+        ``learners`` (a teacher's key), a void of anyone else's event, or of one not received
+        yet (whose learner nobody knows), refuses the batch (404) before anything is written."""
         voids = [e for e in events if e.kind == "void" and e.voids]
         if not voids:
             return events, 0
         targets = list(dict.fromkeys(v.voids for v in voids if v.voids))
         owners = self.store.event_owners(tenant, targets)
         if learners is not None:
-            for target, owner in owners.items():
+            for target in targets:
+                owner = owners.get(target)
+                if owner is None:
+                    raise ApiError(
+                        404,
+                        "unknown_event",
+                        f"event {target!r} has not been received; a teacher's key voids her students' events "
+                        "once they have arrived",
+                        "object.id",
+                    )
                 whose = group_members(self.store, tenant, target) if owner == GROUP_OWNER else [owner]
                 if any(w != VOIDED_OWNER and w not in learners for w in whose):
                     raise ApiError(404, "unknown_event", f"event {target!r} is none of your students'", "object.id")
