@@ -121,7 +121,7 @@ class Placement:
                 {u: i for i, u in enumerate(units)},
                 _grade_scale(self.index),
                 names,
-                np.array([column[d] for d in domains]),
+                np.array([column[d] for d in domains], dtype=np.intp),
             )
             _remember(_SHAPE_CACHE, id(self.index), shape)
         # the units, grade scale and domains of an index: computed once, shared read-only
@@ -180,7 +180,7 @@ class Placement:
         grades = sorted({self.index.graph.standards[u].grade_num or 0 for u in self.units})
         member = np.array(
             [[(self.index.graph.standards[u].grade_num or 0) == g for g in grades] for u in self.units], dtype=float
-        )
+        ).reshape(len(self.units), len(grades))  # (a framework without learnable units: 0 x 0)
         share = (known.astype(float) @ member) / member.sum(axis=0)
         passed = np.cumprod(share >= 0.5, axis=1)
         return [band_label(g) for g in grades], passed.sum(axis=1).astype(int)
@@ -219,6 +219,8 @@ class Placement:
 
     def _best_question(self) -> tuple[str | None, float]:
         """The unit with the highest expected information gain about the state, and that gain."""
+        if not self.units:  # a framework without learnable units: nothing to ask about
+            return None, 0.0
         cfg = self.config
         pi = self.marginals()
         p_right = pi * (1 - cfg.slip) + (1 - pi) * cfg.guess
@@ -241,7 +243,8 @@ class Placement:
                 [
                     not self.index.items_for.get(u) or (self.focus is not None and u not in self.focus)
                     for u in self.units
-                ]
+                ],
+                dtype=bool,
             )
             self._unaskable_cache = cached = (self.focus, mask)
         return cached[1]
@@ -295,7 +298,10 @@ class Placement:
         band, confidence = self._grade_posterior()
         mastery = {u: float(p) for u, p in zip(self.units, pi)}
         mastered = [u for u, p in mastery.items() if p >= self.config.mastered_at]
-        label = "below " + self._grades[0] if band == 0 else self._grades[band - 1]
+        if not self._grades:  # a framework without learnable units places no one
+            label, confidence = "unknown", 0.0
+        else:
+            label = "below " + self._grades[0] if band == 0 else self._grades[band - 1]
         return PlacementResult(mastery, mastered, label, confidence, self.questions, self.finished)
 
     def to_json(self) -> dict:

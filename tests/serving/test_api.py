@@ -529,6 +529,26 @@ def test_placement_flow(api) -> None:
     assert again.status_code == 409
 
 
+def test_a_framework_with_nothing_to_learn_yet_answers_every_learner_route(api) -> None:
+    """A tenant's framework imported before any item is aligned to it (``allow_empty``), here with
+    no standard at all: every learner route answers (a diagnostic with nothing to ask finishes at
+    once, placing no one), none fails."""
+    c, h = api.client, api.h()
+    empty = {"CFDocument": {"identifier": "d-empty", "title": "Not yet"}, "CFItems": [], "CFAssociations": []}
+    assert c.post("/v1/standards/import?allow_empty=true", json=empty, headers=h).status_code == 200
+    assert c.post("/v1/learners/e1", json={"grade": "3"}, headers=h).status_code == 200
+    state = c.post("/v1/learners/e1/placement", headers=h).json()
+    assert state["finished"] and state["question"] is None and state["grade_band"] == "unknown"
+    assert state["confidence"] == 0.0 and state["mastered"] == []
+    assert c.post("/v1/learners/e1/placement?restart=true", headers=h).json()["finished"]
+    assert c.get("/v1/learners/e1/next", headers=h).json()["empty"]["code"] == "no_items"
+    assert c.post("/v1/learners/e1/playlist", json={"session_minutes": 30}, headers=h).json()["activities"] == []
+    assert c.get("/v1/learners/e1/profile", headers=h).json()["placement"]["grade_band"] == "unknown"
+    answer = {"id": "e1-1", "learner_id": "e1", "item_id": "gen-3.NF.A.1-check", "correct": True}
+    assert c.post("/v1/events", json=answer, headers=h).json()["accepted"] == 1
+    assert c.get("/v1/learners/e1/next?grade=3", headers=h).status_code == 200
+
+
 def test_standards_items_and_docs(api) -> None:
     c, h = api.client, api.h()
     std = c.get("/v1/standards/CCSS.Math.Content.3.NF.A.1", headers=h).json()
