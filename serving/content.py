@@ -38,6 +38,7 @@ a state folded under another set is folded again when it answered on a unit whos
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import threading
 import time
@@ -89,6 +90,16 @@ _STAMP_TAIL = re.compile(r"(?:\+c([0-9a-f]+))?(?:\+k([0-9a-f]+))?(?:\+a([0-9]+))
 
 def catalog_setting(tenant: str) -> str:
     return f"catalog@{tenant}"
+
+
+def _as_sent(value: Any) -> str:
+    """JSON a client sent (item records, a CASE package), to store as it came: orjson, or the
+    standard library for what orjson does not write (an integer beyond 64 bits, in a field zpd
+    does not read; read back, it is a float)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def framework_setting(tenant: str) -> str:
@@ -478,7 +489,7 @@ class TenantContent:
                 return result
             try:
                 self.store.put_setting(
-                    catalog_setting(tenant), orjson.dumps(list(merged.values())).decode(), expected_version=version
+                    catalog_setting(tenant), _as_sent(list(merged.values())), expected_version=version
                 )
             except VersionConflict:
                 continue
@@ -488,6 +499,6 @@ class TenantContent:
 
     def import_framework(self, tenant: str, package: Any) -> StandardsGraph:
         """Make ``package`` (a CASE package, parsed and checked by the caller) the tenant's framework."""
-        self.store.put_setting(framework_setting(tenant), orjson.dumps(package).decode())
+        self.store.put_setting(framework_setting(tenant), _as_sent(package))
         self._versions.pop(tenant, None)
         return self.graph(tenant)

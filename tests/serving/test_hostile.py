@@ -116,6 +116,29 @@ def test_a_caller_without_a_key_learns_nothing_about_bodies(api) -> None:
     assert api.client.post("/v1/events", content=b"{not json", headers={**api.h(), **RAW}).status_code == 422
 
 
+BIG = "31728859216013886360303312044032"  # valid JSON, beyond a 64-bit integer
+
+
+def test_an_integer_beyond_64_bits_in_a_stored_body_is_kept(api) -> None:
+    """Items and CASE packages are stored as sent: an integer orjson cannot write (in a field zpd
+    does not read, or one it reads as a number) is stored all the same, and read back."""
+    c, h = api.client, {**api.h(), **RAW}
+    item = '{"id":"big-1","title":"Big","standards":["3.NF.A.1"],"modality":"video","duration_minutes":5,"x":@BIG@}'
+    r = c.put("/v1/items", content="[" + item.replace("@BIG@", BIG) + "]", headers=h)
+    assert r.status_code == 200 and r.json()["created"] == 1, r.text
+    listed = c.get("/v1/items?standard=3.NF.A.1&modality=video", headers=api.h()).json()["items"]
+    assert "big-1" in [i["id"] for i in listed]
+    package = (
+        '{"CFDocument":{"identifier":"d-big","title":"Big","extensions":{"n":@BIG@}},'
+        '"CFItems":[{"identifier":"i-1","humanCodingScheme":"3.NF.A.1","fullStatement":"Fractions","n":@BIG@}],'
+        '"CFAssociations":[]}'
+    ).replace("@BIG@", BIG)
+    r = c.post("/v1/standards/import", content=package, headers=h)
+    assert r.status_code == 200, r.text
+    assert c.get("/v1/standards/3.NF.A.1", headers=api.h()).json()["code"] == "3.NF.A.1"
+    assert api.store.get_setting("framework@tenant-a")[1].count(BIG) == 2  # as it was sent
+
+
 def test_readiness_shows_no_internal_path(api) -> None:
     ready = api.client.get("/readyz").json()
     assert ready["status"] == "ready" and ready["store"] == "sqlite" and "/" not in json.dumps(ready)
