@@ -28,6 +28,7 @@ from starlette.routing import Match
 
 from configs import ZPDConfig, load_config
 from serving.auth import KeyCache
+from serving.bodies import add_components
 from serving.deployment import Deployment
 from serving.imports import POLL_S, RosterImports
 from serving.limits import BodyLimitMiddleware
@@ -230,7 +231,15 @@ DOCS_ASSETS = Path(fastapi_offline.__file__).resolve().parent / "static"
 
 def _offline_docs(app: FastAPI) -> None:
     """``/docs`` (Swagger UI) and ``/redoc`` with their assets served from the installed package:
-    the documentation works without the internet (no CDN)."""
+    the documentation works without the internet (no CDN). The document holds the schemas of the
+    bodies the routes check in code (:mod:`serving.bodies`)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = add_components(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.mount("/docs-assets", StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
 
     @app.get("/docs", include_in_schema=False)

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Body, Path, Query
 from engine.case import CaseOptions, parse_case
 from engine.catalog import CatalogError, Modality, parse_item
 from engine.graph import GraphError
+from serving.bodies import CASE_PACKAGE, ITEMS, documented
 from serving.content import tenant_catalog
 from serving.deps import ERRORS, AdminDep, ReadDep, ServiceDep
 from serving.responses import ImportOut, ItemsOut, ItemsPutOut, ItemWithdrawnOut, StandardOut, UnalignedOut
@@ -68,7 +69,12 @@ def get_items(
     return {"total": len(items), "items": [item_json(i) for i in items[offset : offset + limit]]}
 
 
-@router.put("/items", summary="Add or update the tenant's own items (admin)", response_model=ItemsPutOut)
+@router.put(
+    "/items",
+    summary="Add or update the tenant's own items (admin)",
+    response_model=ItemsPutOut,
+    openapi_extra=documented(ITEMS, 'a list of up to 5,000 items, {"items": [...]}, or one item'),
+)
 def put_items(principal: AdminDep, service: ServiceDep, body: Any = Body(...)) -> dict[str, Any]:
     """Items belong to the tenant that sends them: visible and recommendable to it only, over the
     shared catalog (an item with the id of a shared one replaces it for this tenant). Answers on
@@ -191,6 +197,7 @@ def get_unaligned(principal: ReadDep, service: ServiceDep) -> dict[str, Any]:
     "/standards/import",
     summary="Use a CASE package as the tenant's standards framework (admin)",
     response_model=ImportOut,
+    openapi_extra=documented(CASE_PACKAGE, "a CASE 1.0 package (CFDocument, CFItems, CFAssociations)"),
 )
 def import_standards(
     principal: AdminDep,

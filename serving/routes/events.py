@@ -4,6 +4,7 @@ from typing import Any
 
 from fastapi import APIRouter, Body, Request
 
+from serving.bodies import EVENTS, documented
 from serving.deps import ERRORS, IngestDep, ServiceDep
 from serving.schemas import EventsAccepted
 from serving.service import ApiError
@@ -19,7 +20,12 @@ EXAMPLE = {
 }
 
 
-@router.post("/events", response_model=EventsAccepted, summary="Ingest one event or a batch (native or xAPI)")
+@router.post(
+    "/events",
+    response_model=EventsAccepted,
+    summary="Ingest one event or a batch (native or xAPI)",
+    openapi_extra=documented(EVENTS, "one event or a list of them: native events or xAPI statements, mixed at will"),
+)
 def post_events(
     request: Request, principal: IngestDep, service: ServiceDep, body: Any = Body(..., examples=[EXAMPLE, [EXAMPLE]])
 ) -> dict[str, int]:

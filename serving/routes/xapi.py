@@ -20,6 +20,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Request, Response
 
+from serving.bodies import STATEMENT as STATEMENT_BODY
+from serving.bodies import STATEMENTS, documented
 from serving.deps import ERRORS, IngestDep, ServiceDep
 from serving.service import ApiError
 
@@ -89,7 +91,12 @@ def _shift(text: str, start: int) -> str:
     return _INDEX.sub(lambda m: f"events[{int(m.group(1)) + start}]", text) if start else text
 
 
-@router.post("/statements", summary="Store statements (as an LRS forwards them)", response_model=list[str])
+@router.post(
+    "/statements",
+    summary="Store statements (as an LRS forwards them)",
+    response_model=list[str],
+    openapi_extra=documented(STATEMENTS, "one statement or a list of them"),
+)
 def post_statements(
     request: Request,
     response: Response,
@@ -107,7 +114,12 @@ def post_statements(
     return [str(st.get("id")) if isinstance(st, dict) else "" for st in statements]
 
 
-@router.put("/statements", summary="Store one statement with a given id", status_code=204)
+@router.put(
+    "/statements",
+    summary="Store one statement with a given id",
+    status_code=204,
+    openapi_extra=documented(STATEMENT_BODY, "one statement (its id, when given, is statementId)"),
+)
 def put_statement(
     request: Request,
     principal: IngestDep,
