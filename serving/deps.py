@@ -14,7 +14,17 @@ from serving.auth import Principal, has_scope
 from serving.responses import ErrorOut
 from serving.service import ApiError, LearnerService
 
-__all__ = ["ERRORS", "AdminDep", "IngestDep", "OperatorDep", "ReadDep", "ServiceDep", "TeacherDep", "require"]
+__all__ = [
+    "ERRORS",
+    "links_to",
+    "AdminDep",
+    "IngestDep",
+    "OperatorDep",
+    "ReadDep",
+    "ServiceDep",
+    "TeacherDep",
+    "require",
+]
 
 #: the errors every API route may answer, with the error body they all share
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -30,6 +40,24 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (503, "the store does not answer; retry later"),
     )
 }
+
+
+def links_to(parameter: str, value: str, operations: dict[str, tuple[str, str]]) -> dict[int | str, dict[str, Any]]:
+    """The ``responses`` entry of a route whose 200 answer names what other operations take: an
+    OpenAPI link to each (``name: (method, path)``), passing ``value`` (a runtime expression such
+    as ``$response.body#/learners/0/learner_id``) as their path parameter ``parameter``. Clients
+    and schemathesis's stateful phase follow them with real ids."""
+    return {
+        200: {
+            "links": {
+                name: {
+                    "operationRef": "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method,
+                    "parameters": {parameter: value},
+                }
+                for name, (method, path) in operations.items()
+            }
+        }
+    }
 
 
 # The dependencies are ``async``: they run on the event loop instead of taking a thread-pool round

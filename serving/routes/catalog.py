@@ -9,7 +9,7 @@ from engine.catalog import CatalogError, Modality, parse_item
 from engine.graph import GraphError
 from serving.bodies import CASE_PACKAGE, ITEMS, documented
 from serving.content import tenant_catalog
-from serving.deps import ERRORS, AdminDep, ReadDep, ServiceDep
+from serving.deps import ERRORS, AdminDep, ReadDep, ServiceDep, links_to
 from serving.responses import ImportOut, ItemsOut, ItemsPutOut, ItemWithdrawnOut, StandardOut, UnalignedOut
 from serving.schemas import ITEM_ID_PATTERN, EventError, check_item_id
 from serving.service import ApiError
@@ -44,7 +44,12 @@ def get_standard(code: str, principal: ReadDep, service: ServiceDep) -> dict[str
     }
 
 
-@router.get("/items", summary="The catalog the tenant sees (the shared one and its own items)", response_model=ItemsOut)
+@router.get(
+    "/items",
+    summary="The catalog the tenant sees (the shared one and its own items)",
+    response_model=ItemsOut,
+    responses=links_to("item_id", "$response.body#/items/0/id", {"withdraw": ("delete", "/v1/items/{item_id}")}),
+)
 def get_items(
     principal: ReadDep,
     service: ServiceDep,

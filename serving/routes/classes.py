@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from engine.roster import Roster, RosterError
 from serving.auth import Principal
-from serving.deps import ERRORS, AdminDep, ReadDep, ServiceDep, TeacherDep
+from serving.deps import ERRORS, AdminDep, ReadDep, ServiceDep, TeacherDep, links_to
 from serving.imports import RosterImports
 from serving.plans import check_date, stored_plan
 from serving.responses import (
@@ -197,7 +197,20 @@ def _summary(roster: Roster, class_id: str) -> dict[str, Any]:
     }
 
 
-@router.get("/classes", summary="The classes this key sees, a page at a time", response_model=ClassesOut)
+@router.get(
+    "/classes",
+    summary="The classes this key sees, a page at a time",
+    response_model=ClassesOut,
+    responses=links_to(
+        "class_id",
+        "$response.body#/classes/0/class_id",
+        {
+            "members": ("get", "/v1/classes/{class_id}"),
+            "rotation": ("get", "/v1/classes/{class_id}/rotation"),
+            "goal": ("put", "/v1/classes/{class_id}/goal"),
+        },
+    ),
+)
 def get_classes(
     principal: TeacherDep,
     service: ServiceDep,

@@ -8,7 +8,7 @@ from engine.learner import PlacementStatus
 from engine.planner.context import Overrides
 from engine.planner.planner import recommend
 from engine.planner.playlist import plan_playlist
-from serving.deps import ERRORS, AdminDep, IngestDep, ReadDep, ServiceDep, TeacherDep
+from serving.deps import ERRORS, AdminDep, IngestDep, ReadDep, ServiceDep, TeacherDep, links_to
 from serving.responses import (
     DeletedOut,
     ErasedOut,
@@ -190,7 +190,24 @@ def get_profile(
     }
 
 
-@router.get("", summary="The tenant's learners, a page at a time", response_model=LearnersOut)
+@router.get(
+    "",
+    summary="The tenant's learners, a page at a time",
+    response_model=LearnersOut,
+    responses=links_to(
+        "learner_id",
+        "$response.body#/learners/0/learner_id",
+        {
+            "profile": ("get", "/v1/learners/{learner_id}/profile"),
+            "next": ("get", "/v1/learners/{learner_id}/next"),
+            "playlist": ("post", "/v1/learners/{learner_id}/playlist"),
+            "goal": ("put", "/v1/learners/{learner_id}/goal"),
+            "overrides": ("post", "/v1/learners/{learner_id}/overrides"),
+            "placement": ("post", "/v1/learners/{learner_id}/placement"),
+            "erase": ("delete", "/v1/learners/{learner_id}"),
+        },
+    ),
+)
 def get_learners(
     principal: ReadDep,
     service: ServiceDep,

@@ -122,3 +122,21 @@ def test_every_json_body_has_a_schema(api) -> None:
         assert f"#/components/schemas/{name}" in refs, name
     events = doc["paths"]["/v1/events"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert events["examples"]  # the route's examples stay next to the schema
+
+
+def test_every_link_names_an_operation_of_the_document(api) -> None:
+    """The OpenAPI links (from a list to what takes one of its ids) name operations that exist,
+    with the path parameter they take."""
+    doc = api.client.get("/openapi.json").json()
+    paths, found = doc["paths"], 0
+    for path, methods in paths.items():
+        for method, op in methods.items():
+            for response in op["responses"].values():
+                for name, link in response.get("links", {}).items():
+                    target, _, verb = link["operationRef"].removeprefix("#/paths/").rpartition("/")
+                    target = target.replace("~1", "/").replace("~0", "~")
+                    assert verb in paths.get(target, {}), (method, path, name)
+                    for parameter in link["parameters"]:
+                        assert "{" + parameter + "}" in target, (method, path, name, parameter)
+                    found += 1
+    assert found >= 11
