@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from engine.catalog import Modality
-from serving.schemas import ID_PATTERN, ITEM_ID_PATTERN
+from serving.schemas import ID_PATTERN, IRI_PATTERN, ITEM_ID_PATTERN
 
 __all__ = ["CASE_PACKAGE", "EVENTS", "ITEMS", "STATEMENT", "STATEMENTS", "add_components", "documented"]
 
@@ -48,25 +48,33 @@ class NativeEventIn(BaseModel):
 
 # ---------------------------------------------------------------------------- xAPI statements
 class XapiAccount(_Open):
-    homePage: str
-    name: str = Field(description="the platform's user id (an LMS's sourcedId is kept as the learner id)")
+    homePage: str = Field(pattern=IRI_PATTERN)
+    name: str = Field(
+        pattern=r"\S", description="the platform's user id (an LMS's sourcedId is kept as the learner id)"
+    )
 
 
 class XapiActor(_Open):
     """An Agent (one of ``mbox``, ``mbox_sha1sum``, ``openid``, ``account``), or a Group: an
     anonymous group (``member`` only) is kept for each member, as an exposure."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [{"required": [k]} for k in ("account", "mbox", "mbox_sha1sum", "openid", "member")]
+        }
+    )
+
     objectType: Literal["Agent", "Group"] | None = None
     name: str | None = None
-    mbox: str | None = Field(None, description="mailto: IRI; hashed on arrival, never stored")
-    mbox_sha1sum: str | None = None
-    openid: str | None = None
+    mbox: str | None = Field(None, pattern=r"^mailto:\S+@\S+$", description="hashed on arrival, never stored")
+    mbox_sha1sum: str | None = Field(None, pattern=r"^[0-9a-fA-F]{40}$")
+    openid: str | None = Field(None, pattern=IRI_PATTERN)
     account: XapiAccount | None = None
-    member: list[XapiActor] | None = None
+    member: list[XapiActor] | None = Field(None, min_length=1)
 
 
 class XapiVerb(_Open):
-    id: str = Field(description="a verb IRI; the ADL verbs are read by default (`[xapi] verbs`)")
+    id: str = Field(pattern=IRI_PATTERN, description="a verb IRI; the ADL verbs are read by default (`[xapi] verbs`)")
     display: dict[str, str] | None = None
 
 
@@ -86,7 +94,7 @@ class XapiObject(_Open):
     ``StatementRef`` naming the statement it voids."""
 
     objectType: Literal["Activity", "StatementRef", "Agent", "Group", "SubStatement"] | None = None
-    id: str | None = None
+    id: str | None = Field(None, pattern=ITEM_ID_PATTERN, description="the activity IRI, or a statement's id")
     definition: XapiActivityDefinition | None = None
 
 
@@ -124,13 +132,17 @@ class XapiStatementIn(_Open):
     ``max`` is the outcome; what xAPI allows but zpd cannot use whole is kept and named in the
     answer's ``warnings``."""
 
-    id: str | None = Field(None, description="a UUID; one is assigned when it has none (statements resource)")
+    id: str | None = Field(
+        None, pattern=ID_PATTERN, description="a UUID; one is assigned when it has none (statements resource)"
+    )
     actor: XapiActor
     verb: XapiVerb
     object: XapiObject
     result: XapiResult | None = None
     context: XapiContext | None = None
-    timestamp: str | None = Field(None, description="ISO-8601; absent: when it arrives")
+    timestamp: str | None = Field(
+        None, json_schema_extra={"format": "date-time"}, description="ISO-8601; absent: when it arrives"
+    )
 
 
 # ---------------------------------------------------------------------------- catalog items
