@@ -54,23 +54,30 @@ class XapiAccount(_Open):
     )
 
 
-class XapiActor(_Open):
-    """An Agent (one of ``mbox``, ``mbox_sha1sum``, ``openid``, ``account``), or a Group: an
-    anonymous group (``member`` only) is kept for each member, as an exposure."""
+_IDENTIFIERS = ("account", "mbox", "mbox_sha1sum", "openid")
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "anyOf": [{"required": [k]} for k in ("account", "mbox", "mbox_sha1sum", "openid", "member")]
-        }
-    )
 
-    objectType: Literal["Agent", "Group"] | None = None
+class XapiAgent(_Open):
+    """A learner: one of ``account``, ``mbox``, ``mbox_sha1sum``, ``openid`` names them."""
+
+    model_config = ConfigDict(json_schema_extra={"anyOf": [{"required": [k]} for k in _IDENTIFIERS]})
+
+    objectType: Literal["Agent"] | None = None
     name: str | None = None
     mbox: str | None = Field(None, pattern=r"^mailto:\S+@\S+$", description="hashed on arrival, never stored")
     mbox_sha1sum: str | None = Field(None, pattern=r"^[0-9a-fA-F]{40}$")
     openid: str | None = Field(None, pattern=IRI_PATTERN)
     account: XapiAccount | None = None
-    member: list[XapiActor] | None = Field(None, min_length=1)
+
+
+class XapiActor(XapiAgent):
+    """An Agent, or a Group: an anonymous group (``member`` only, Agents) is kept for each member,
+    as an exposure."""
+
+    model_config = ConfigDict(json_schema_extra={"anyOf": [{"required": [k]} for k in (*_IDENTIFIERS, "member")]})
+
+    objectType: Literal["Agent", "Group"] | None = None  # type: ignore[assignment]
+    member: list[XapiAgent] | None = Field(None, min_length=1)
 
 
 class XapiVerb(_Open):
