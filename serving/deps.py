@@ -42,19 +42,19 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def links_to(parameter: str, value: str, operations: dict[str, tuple[str, str]]) -> dict[int | str, dict[str, Any]]:
+def links_to(operations: dict[str, tuple[str, str, dict[str, str]]]) -> dict[int | str, dict[str, Any]]:
     """The ``responses`` entry of a route whose 200 answer names what other operations take: an
-    OpenAPI link to each (``name: (method, path)``), passing ``value`` (a runtime expression such
-    as ``$response.body#/learners/0/learner_id``) as their path parameter ``parameter``. Clients
-    and schemathesis's stateful phase follow them with real ids."""
+    OpenAPI link to each (``name: (method, path, parameters)``), the parameters given as runtime
+    expressions such as ``$response.body#/learners/0/learner_id``. Clients and schemathesis's
+    stateful phase follow them with real ids."""
     return {
         200: {
             "links": {
                 name: {
                     "operationRef": "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method,
-                    "parameters": {parameter: value},
+                    "parameters": parameters,
                 }
-                for name, (method, path) in operations.items()
+                for name, (method, path, parameters) in operations.items()
             }
         }
     }

@@ -48,7 +48,12 @@ def get_standard(code: str, principal: ReadDep, service: ServiceDep) -> dict[str
     "/items",
     summary="The catalog the tenant sees (the shared one and its own items)",
     response_model=ItemsOut,
-    responses=links_to("item_id", "$response.body#/items/0/id", {"withdraw": ("delete", "/v1/items/{item_id}")}),
+    responses=links_to(
+        {
+            "withdraw": ("delete", "/v1/items/{item_id}", {"item_id": "$response.body#/items/0/id"}),
+            "standard": ("get", "/v1/standards/{code}", {"code": "$response.body#/items/0/standards/0"}),
+        }
+    ),
 )
 def get_items(
     principal: ReadDep,
