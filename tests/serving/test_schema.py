@@ -1,8 +1,9 @@
 """The OpenAPI document is what the server does: schemathesis generates requests from it against
-a live server (real HTTP) and checks every response (no server error, a declared status, a body
-that matches its schema, requests the schema allows are accepted and those it forbids refused;
-see tests/serving/schemathesis.toml for the bodies exempt from the last two). Bounded: a dozen
-examples per operation and phase; ``ZPD_FUZZ_EXAMPLES=300 ZPD_FUZZ_SEED=7`` runs a deeper one."""
+a live server (real HTTP; on SQLite, and on a Redis Cluster) and checks every response (no
+server error, a declared status, a body that matches its schema, requests the schema allows are
+accepted and those it forbids refused; see tests/serving/schemathesis.toml for the bodies exempt
+from the last two). Bounded: a dozen examples per operation and phase;
+``ZPD_FUZZ_EXAMPLES=300 ZPD_FUZZ_SEED=7`` runs a deeper one."""
 
 from __future__ import annotations
 
@@ -21,15 +22,16 @@ from serving.app import create_app
 from serving.auth import create_key
 from serving.stores import open_store
 
-from .conftest import LiveServer
+from .conftest import LiveServer, store_url
 
 pytestmark = pytest.mark.slow  # a live server and a few hundred generated requests
 
 HERE = Path(__file__).resolve().parent
 
 
-def test_schemathesis_finds_no_failure(tmp_path, shared_engine) -> None:
-    store = open_store(f"sqlite:///{(tmp_path / 'zpd.db').as_posix()}")
+@pytest.mark.parametrize("kind", ["sqlite", "redis-cluster"])
+def test_schemathesis_finds_no_failure(request, tmp_path, shared_engine, kind) -> None:
+    store = open_store(store_url(request, tmp_path, kind))
     key = create_key(store, "fuzz", ["ingest", "read", "teacher", "admin"])
     server = LiveServer(create_app(load_config(env={}), store=store, engine=shared_engine))
     try:
