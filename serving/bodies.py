@@ -207,12 +207,18 @@ class CasePackageIn(_Open):
     CFAssociations: list[CaseAssociation] = []
 
 
+class WrappedCasePackageIn(_Open):
+    """A CASE package as some servers send it, inside ``CFPackage``."""
+
+    CFPackage: CasePackageIn
+
+
 _Event = NativeEventIn | XapiStatementIn
 EVENTS = TypeAdapter(_Event | Annotated[list[_Event], Field(min_length=1)])
 STATEMENT = TypeAdapter(XapiStatementIn)
 STATEMENTS = TypeAdapter(XapiStatementIn | Annotated[list[XapiStatementIn], Field(min_length=1)])
 ITEMS = TypeAdapter(Annotated[list[ItemIn], Field(max_length=5000)] | ItemsIn | ItemIn)
-CASE_PACKAGE = TypeAdapter(CasePackageIn)
+CASE_PACKAGE = TypeAdapter(CasePackageIn | WrappedCasePackageIn)
 
 #: every documented body, for :func:`add_components`
 _BODIES = (EVENTS, STATEMENT, STATEMENTS, ITEMS, CASE_PACKAGE)
