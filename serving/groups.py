@@ -23,7 +23,7 @@ from collections.abc import Collection, Mapping, Sequence
 
 import orjson
 
-from serving.stores.base import LearnerStore
+from serving.stores.base import LearnerStore, VersionConflict
 
 __all__ = ["GROUP_OWNER", "copy_id", "forget_learners", "group_members", "group_setting", "record_groups"]
 
@@ -49,15 +49,22 @@ def group_members(store: LearnerStore, tenant: str, statement_id: str) -> list[s
 def record_groups(store: LearnerStore, tenant: str, groups: Mapping[str, Sequence[str]]) -> None:
     """Record the members of each group statement (statement id -> members) before its id is
     claimed: a void that finds the claim must find the record. A statement sent again with other
-    members (the same id) adds them; nothing is written for a resend."""
+    members (the same id) adds them, with a conditional write, so two such batches at once both
+    count; nothing is written for a resend."""
     for statement_id, members in groups.items():
-        known = group_members(store, tenant, statement_id)
-        if set(members) <= set(known):
-            continue
         name = group_setting(tenant, statement_id)
-        everyone = sorted({*known, *members})
-        store.note_references(tenant, [(member, name) for member in everyone])  # first: never unnoted
-        store.put_setting(name, orjson.dumps({"members": everyone}).decode())
+        while True:
+            found = store.get_setting(name)
+            known = [] if found is None else orjson.loads(found[1])["members"]
+            if set(members) <= set(known):
+                break
+            everyone = sorted({*known, *members})
+            store.note_references(tenant, [(member, name) for member in everyone])  # first: never unnoted
+            try:
+                store.put_setting(name, _dumps(everyone), expected_version=0 if found is None else found[0])
+                break
+            except VersionConflict:  # another batch wrote it meanwhile: add to what it wrote
+                continue
 
 
 def forget_learners(store: LearnerStore, tenant: str, learner_ids: Collection[str]) -> None:
@@ -69,16 +76,25 @@ def forget_learners(store: LearnerStore, tenant: str, learner_ids: Collection[st
     )
     emptied = []
     for name in names:
-        found = store.get_setting(name)
-        if found is None:
-            continue
-        members = orjson.loads(found[1])["members"]
-        kept = [m for m in members if m not in gone]
-        if len(kept) == len(members):
-            continue
-        if kept:
-            store.put_setting(name, orjson.dumps({"members": kept}).decode())
-        else:
-            emptied.append(name)
+        while True:
+            found = store.get_setting(name)
+            if found is None:
+                break
+            members = orjson.loads(found[1])["members"]
+            kept = [m for m in members if m not in gone]
+            if len(kept) == len(members):
+                break
+            if not kept:
+                emptied.append(name)
+                break
+            try:
+                store.put_setting(name, _dumps(kept), expected_version=found[0])
+                break
+            except VersionConflict:  # a batch added a member meanwhile: take the erased out of that
+                continue
     if emptied:
         store.delete_settings(emptied)
+
+
+def _dumps(members: list[str]) -> str:
+    return orjson.dumps({"members": members}).decode()

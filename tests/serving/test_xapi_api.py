@@ -437,3 +437,24 @@ def test_a_target_claimed_while_its_void_looks_is_voided(any_api, monkeypatch) -
     monkeypatch.undo()
     assert [e.kind for e in store.events("tenant-a", "ana")] == ["answer", "void"]
     assert profile(any_api)["mastery"]["3.NF.A.1"]["evidence"] == 0
+
+
+def test_two_batches_adding_members_to_one_group_record_both_count(any_api, monkeypatch) -> None:
+    """The same group statement sent twice at once with other members (two LRSs, a retry with a
+    corrected group): each batch adds its members to the record, neither write loses the other's."""
+    from serving.groups import group_members, record_groups
+
+    store, looks = any_api.store, []
+    real = store.get_setting
+
+    def interleaved(name: str):
+        found = real(name)
+        looks.append(name)
+        if len(looks) == 1:  # the other batch writes between this one's read and its write
+            record_groups(store, "tenant-a", {"g-1": ["ben"]})
+        return found
+
+    monkeypatch.setattr(store, "get_setting", interleaved)
+    record_groups(store, "tenant-a", {"g-1": ["ana"]})
+    monkeypatch.undo()
+    assert group_members(store, "tenant-a", "g-1") == ["ana", "ben"]
