@@ -33,6 +33,12 @@ Standards
     standard codes or CASE identifiers, which the caller resolves against its graph.
 Voiding
     ``verb.id`` :data:`VOIDED` with an ``object`` of type ``StatementRef`` voids that statement.
+Objects
+    A statement about an ``Activity`` (the default) is learning evidence. One about an
+    ``Agent``, a ``Group``, a ``SubStatement`` or (not voiding) a ``StatementRef`` is valid xAPI
+    (a mentor's note about a learner, a statement about another) but no learning: *ignored*,
+    under the object's ``id``, or its ``objectType`` when it has none (an Agent is named by its
+    ``mbox`` or ``account``, which is never kept as an item id).
 """
 
 from __future__ import annotations
@@ -353,6 +359,10 @@ def _anonymous_group(actor: Any) -> bool:
     )
 
 
+#: objects a statement may be about that are no activity (xAPI allows them; they are kept, ignored)
+_NOT_ACTIVITIES = ("Agent", "Group", "SubStatement", "StatementRef")
+
+
 def _read(
     st: Any,
     tenant: str,
@@ -379,9 +389,12 @@ def _read(
     if not isinstance(obj, dict):
         raise StatementError(f"{at}object", "must be an object", "bad_object")
     target = obj.get("id")
-    if not isinstance(target, str) or not target.strip():
+    if isinstance(target, str) and target.strip():
+        target = target.strip()
+    elif obj.get("objectType") in _NOT_ACTIVITIES and verb != VOIDED:
+        target = obj["objectType"]  # a person or a statement has no activity id: kept (ignored) under its kind
+    else:
         raise StatementError(f"{at}object.id", "is missing; expected the activity IRI", "bad_object")
-    target = target.strip()
     stamp, naive = (None, False)
     if st.get("timestamp") is not None:
         stamp, naive = parse_time(st["timestamp"], f"{at}timestamp")
@@ -392,8 +405,8 @@ def _read(
                 f"{at}object.objectType", "a voiding statement must point at a StatementRef", "bad_object"
             )
         return Statement(item=target, kind="void", voids=target, **common)
-    if obj.get("objectType") not in (None, "Activity"):
-        return Statement(item=target, kind="ignored", **common)  # about an agent or a statement: not learning
+    if obj.get("objectType") not in (None, "Activity"):  # about a person or a statement: not learning
+        return Statement(item=target, kind="ignored", **common)
     evidence = (verbs if verbs is not None else DEFAULT_VERBS).get(verb)
     set_aside: tuple[SetAside, ...] = ()
     try:

@@ -146,6 +146,28 @@ def test_voiding_names_its_target_and_times_may_be_missing() -> None:
         parse_statement({**void, "object": {"id": "x"}})
 
 
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"objectType": "Agent", "mbox": "mailto:kid@school.example"},
+        {"objectType": "Group", "member": [{"mbox": "mailto:kid@school.example"}]},
+        {
+            "objectType": "SubStatement",
+            "actor": {"mbox": "mailto:kid@school.example"},
+            "verb": {"id": ADL + "answered"},
+            "object": {"id": "https://content.example.com/activities/q3"},
+        },
+        {"objectType": "StatementRef", "id": "e05aa883-acaf-40ad-bf54-02c8ce485fb0"},
+    ],
+)
+def test_a_statement_about_a_person_or_a_statement_is_kept_not_evidence(obj) -> None:
+    """xAPI allows them (a mentor's note about a learner, a comment on a statement): refusing one
+    would make an LRS drop the batch it came in. No e-mail address becomes an item id."""
+    parsed = parse_statement(st("answered", {"success": True}, object=obj))
+    assert parsed.kind == "ignored" and parsed.outcome is None
+    assert "@" not in parsed.item and parsed.item in (obj.get("id"), obj["objectType"])
+
+
 def test_standards_from_the_extension_and_context_activities() -> None:
     body = st("answered", {"success": True})
     body["object"]["definition"] = {"extensions": {STANDARDS_EXTENSION: "4.NF.B.3"}}

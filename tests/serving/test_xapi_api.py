@@ -458,3 +458,26 @@ def test_two_batches_adding_members_to_one_group_record_both_count(any_api, monk
     record_groups(store, "tenant-a", {"g-1": ["ana"]})
     monkeypatch.undo()
     assert group_members(store, "tenant-a", "g-1") == ["ana", "ben"]
+
+
+def test_a_batch_with_statements_about_people_is_stored_whole(any_api) -> None:
+    """A mentor's note about a learner (an Agent object) and a statement about a statement (a
+    SubStatement) are valid xAPI: the batch an LRS forwards with them is stored, they are kept as
+    not evidence, and the answer beside them counts."""
+    c, h = any_api.client, {**any_api.h(), **VERSION}
+    mentor = {"account": {"homePage": "https://lms.example", "name": "t-9"}}
+    note = statement("http://id.tincanapi.com/verb/mentored", actor=mentor)
+    note["object"] = {"objectType": "Agent", "mbox": "mailto:kid.one@school.example"}
+    sub = statement("answered", {"success": True})
+    sub["object"] = {
+        "objectType": "SubStatement",
+        "actor": mentor,
+        "verb": {"id": ADL + "answered"},
+        "object": {"id": ACTIVITY},
+    }
+    answer = statement("answered", {"success": True}, standards=["3.NF.A.1"])
+    r = c.post("/xapi/statements", json=[note, sub, answer], headers=h)
+    assert r.status_code == 200, r.text
+    assert [e.kind for e in any_api.store.events("tenant-a", "t-9")] == ["ignored"]
+    assert [e.kind for e in any_api.store.events("tenant-a", "ana")] == ["ignored", "answer"]
+    assert profile(any_api)["mastery"]["3.NF.A.1"]["evidence"] == 1
