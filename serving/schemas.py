@@ -36,8 +36,10 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@\-]{0,127}$"
 #: a grade label the grade scale knows (case does not matter)
 GRADE_PATTERN = r"^([Pp][Kk]|[Kk][Gg]?|[Hh][Ss]|[1-9]|1[0-2])$"
 _ID = re.compile(ID_PATTERN)
-#: an absolute IRI (an xAPI activity id): a scheme, then no spaces or controls, at most 500 characters
-IRI_PATTERN = r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s\x00-\x1f\x7f]{1,500}$"
+#: an absolute IRI (an xAPI activity id): a scheme, then no spaces or controls, at most 2,048
+#: characters (xAPI sets no limit; 2,048 is the usual ceiling of a URL, and a statement refused
+#: for a long activity IRI would make an LRS drop its whole batch)
+IRI_PATTERN = r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s\x00-\x1f\x7f]{1,2048}$"
 #: an item id: a plain id or an activity IRI (how xAPI names every activity)
 ITEM_ID_PATTERN = f"^(?:{ID_PATTERN[1:-1]}|{IRI_PATTERN[1:-1]})$"
 _ITEM_ID = re.compile(ITEM_ID_PATTERN)

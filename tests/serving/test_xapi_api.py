@@ -481,3 +481,22 @@ def test_a_batch_with_statements_about_people_is_stored_whole(any_api) -> None:
     assert [e.kind for e in any_api.store.events("tenant-a", "t-9")] == ["ignored"]
     assert [e.kind for e in any_api.store.events("tenant-a", "ana")] == ["ignored", "answer"]
     assert profile(any_api)["mastery"]["3.NF.A.1"]["evidence"] == 1
+
+
+def test_a_long_activity_iri_is_an_item_id_like_any_other(any_api) -> None:
+    """Players put their parameters in the activity IRI (726 characters here): the statement is
+    stored, its activity listed as unaligned, aligned and withdrawn by that id."""
+    from urllib.parse import quote
+
+    c, h = any_api.client, any_api.h()
+    iri = "https://player.example.com/h5p/embed?" + "&".join(f"p{i}=v{i:04d}" for i in range(70))
+    assert 700 < len(iri) <= 2048
+    r = c.post(
+        "/xapi/statements", json=statement("answered", {"success": True}, activity=iri), headers={**h, **VERSION}
+    )
+    assert r.status_code == 200, r.text
+    assert c.get("/v1/events/unaligned", headers=h).json()["activities"][0]["item_id"] == iri
+    item = {"id": iri, "title": "Long", "standards": ["3.NF.A.1"], "modality": "online_practice", "duration_minutes": 5}
+    assert c.put("/v1/items", json=[item], headers=h).json()["learners_rebuilt"] == 1
+    assert profile(any_api)["mastery"]["3.NF.A.1"]["evidence"] == 1
+    assert c.delete(f"/v1/items/{quote(iri, safe='')}", headers=h).json()["withdrawn"] == iri
