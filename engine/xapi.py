@@ -233,19 +233,29 @@ def check_time(seconds: float, where: str, raw: Any) -> float:
     return seconds
 
 
+#: ISO-8601 times a datetime cannot hold but xAPI (and an LRS) takes: the end of a day, a leap second
+_END_OF_DAY = re.compile(r"([T ])24:00(?::00(?:[.,]0+)?)?(?=$|[Zz+-])")
+_LEAP_SECOND = re.compile(r"([T ]\d\d:\d\d):60(?=$|[.,Zz+-])")
+
+
 def parse_time(value: Any, where: str = "timestamp") -> tuple[float, bool]:
     """Epoch seconds of an ISO-8601 time, and whether it had no time zone (read as UTC)."""
     if not isinstance(value, str) or not value.strip():
         raise StatementError(where, f"must be an ISO-8601 time, got {value!r}", "bad_timestamp")
+    text, later = value.strip(), 0.0
+    if _END_OF_DAY.search(text):  # 24:00, the end of the day: the next day's 00:00
+        text, later = _END_OF_DAY.sub(r"\g<1>00:00:00", text), 86400.0
+    elif _LEAP_SECOND.search(text):  # a leap second (23:59:60): the second after :59
+        text, later = _LEAP_SECOND.sub(r"\g<1>:59", text), 1.0
     try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         raise StatementError(where, f"must be an ISO-8601 time, got {value!r}", "bad_timestamp") from None
     naive = parsed.tzinfo is None
     if naive:
         parsed = parsed.replace(tzinfo=UTC)
     try:
-        seconds = parsed.timestamp()
+        seconds = parsed.timestamp() + later
     except (OverflowError, ValueError, OSError):
         raise StatementError(where, f"must be a time between 1970 and 2100, got {value!r}", "bad_timestamp") from None
     return check_time(seconds, where, value), naive

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 
 import pytest
 
@@ -166,6 +167,25 @@ def test_a_statement_about_a_person_or_a_statement_is_kept_not_evidence(obj) -> 
     parsed = parse_statement(st("answered", {"success": True}, object=obj))
     assert parsed.kind == "ignored" and parsed.outcome is None
     assert "@" not in parsed.item and parsed.item in (obj.get("id"), obj["objectType"])
+
+
+@pytest.mark.parametrize(
+    ("written", "meant"),
+    [
+        ("2026-11-24T24:00:00Z", "2026-11-25T00:00:00+00:00"),  # the end of a day
+        ("2026-11-24T24:00+02:00", "2026-11-24T22:00:00+00:00"),
+        ("2026-12-31T23:59:60Z", "2027-01-01T00:00:00+00:00"),  # a leap second
+        ("2026-12-31T23:59:60.250Z", "2027-01-01T00:00:00.250000+00:00"),
+    ],
+)
+def test_times_an_lrs_takes_that_a_datetime_cannot_hold(written, meant) -> None:
+    """ISO-8601 allows 24:00 and a 60th second, and Ralph takes them: refusing one would make
+    the LRS drop the batch it forwards. Hour 24 with minutes, or minute 60, stays an error."""
+    parsed = parse_statement(st("answered", {"success": True}, timestamp=written))
+    assert datetime.fromtimestamp(parsed.timestamp, UTC).isoformat() == meant
+    for wrong in ("2026-11-24T24:30:00Z", "2026-11-24T09:60:00Z"):
+        with pytest.raises(StatementError, match="ISO-8601"):
+            parse_statement(st("answered", {"success": True}, timestamp=wrong))
 
 
 def test_standards_from_the_extension_and_context_activities() -> None:
