@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from engine.catalog import Modality
-from serving.schemas import ID_PATTERN, IRI_PATTERN, ITEM_ID_PATTERN
+from serving.schemas import ID_PATTERN, IRI_PATTERN, ITEM_ID_PATTERN, MAX_ITEM_ID
 
 __all__ = ["CASE_PACKAGE", "EVENTS", "ITEMS", "STATEMENT", "STATEMENTS", "add_components", "documented"]
 
@@ -38,7 +38,9 @@ class NativeEventIn(BaseModel):
 
     id: str = Field(pattern=ID_PATTERN, description="unique per tenant; a resend with the same content is a duplicate")
     learner_id: str = Field(pattern=ID_PATTERN, description="a pseudonymous id (never an e-mail address)")
-    item_id: str = Field(pattern=ITEM_ID_PATTERN, description="a catalog item's id, or an activity IRI")
+    item_id: str = Field(
+        pattern=ITEM_ID_PATTERN, max_length=MAX_ITEM_ID, description="a catalog item's id, or an activity IRI"
+    )
     correct: bool | Literal[0, 1] | None = Field(None, description="the answer was right")
     score: float | None = Field(None, ge=0, le=1, description="a partial score, when there is no right/wrong")
     timestamp: str | float | None = Field(
@@ -101,7 +103,9 @@ class XapiObject(_Open):
     ``StatementRef`` naming the statement it voids."""
 
     objectType: Literal["Activity", "StatementRef", "Agent", "Group", "SubStatement"] | None = None
-    id: str | None = Field(None, pattern=ITEM_ID_PATTERN, description="the activity IRI, or a statement's id")
+    id: str | None = Field(
+        None, pattern=ITEM_ID_PATTERN, max_length=MAX_ITEM_ID, description="the activity IRI, or a statement's id"
+    )
     definition: XapiActivityDefinition | None = None
 
 
@@ -159,7 +163,7 @@ _Words = Annotated[list[str] | str, Field(description="a list, or one ';'-separa
 class ItemIn(BaseModel):
     """One item of the tenant's catalog (``PUT /v1/items``)."""
 
-    id: str = Field(pattern=ITEM_ID_PATTERN, description="a plain id or an activity IRI")
+    id: str = Field(pattern=ITEM_ID_PATTERN, max_length=MAX_ITEM_ID, description="a plain id or an activity IRI")
     title: str = Field(min_length=1)
     standards: _Words = Field(description="the standard codes it practises (any common spelling)")
     modality: Modality

@@ -153,9 +153,10 @@ def withdraw_item(
     item_id: Annotated[
         str,
         Path(
-            description="The item's id (an activity IRI may be sent as it is)",
+            description="The item's id (an activity IRI may be sent as it is; one longer than 2,048 characters "
+            "does not fit in a URL: withdraw it with PUT /v1/items and `withdrawn: true`)",
             # documented, and checked below (an error that says what an item id is)
-            json_schema_extra={"pattern": ITEM_ID_PATTERN},
+            json_schema_extra={"pattern": ITEM_ID_PATTERN, "maxLength": 2048},
         ),
     ],
 ) -> dict[str, Any]:
