@@ -345,8 +345,12 @@ def parse_statement(
     if not (lenient and isinstance(actor, dict) and _anonymous_group(actor)):
         return _read(st, tenant, verbs, standards_extension, context_activities, where, lenient, None)
     found = actor.get("member")
-    if not isinstance(found, list) or not found:
+    if not isinstance(found, list):
         raise StatementError(f"{at}actor.member", "an anonymous group lists its members (Agents)", "bad_actor")
+    if not found:  # valid for an LRS (Ralph takes it), but about no one
+        raise StatementError(
+            f"{at}actor.member", "an anonymous group without members is about no learner", "no_learner"
+        )
     members = tuple(dict.fromkeys(learner_id(m, tenant, f"{at}actor.member[{i}]") for i, m in enumerate(found)))
     parsed = _read(st, tenant, verbs, standards_extension, context_activities, where, lenient, members[0])
     if parsed.kind == "void":  # who voids does not matter: the target's learner is

@@ -23,6 +23,7 @@ from serving.stores.base import event_time
 __all__ = [
     "GRADE_PATTERN",
     "ID_PATTERN",
+    "AboutNoLearner",
     "EventError",
     "IRI_PATTERN",
     "ITEM_ID_PATTERN",
@@ -52,8 +53,14 @@ class EventError(ValueError):
     """An event is malformed; ``field`` is a JSON path like ``events[3].result.success``."""
 
     def __init__(self, field: str, message: str):
-        self.field = field
+        self.field, self.message = field, message
         super().__init__(f"{field}: {message}")
+
+
+class AboutNoLearner(EventError):
+    """A statement xAPI allows that is about no learner (an anonymous group without members):
+    acknowledged and named in the answer's warnings, not stored; refusing it would make an LRS
+    drop the batch it came in."""
 
 
 class IncomingEvent(BaseModel):
@@ -220,6 +227,8 @@ def _statement(raw: dict[str, Any], where: str, now: float, tenant: str, options
             lenient=True,  # what xAPI allows is kept (an LRS drops a refused batch), with a warning
         )
     except StatementError as exc:
+        if exc.reason == "no_learner" and raw.get("id") is not None:
+            raise AboutNoLearner(exc.field or where, f"{exc.problem}: not stored") from None
         raise EventError(exc.field or where, exc.problem) from None
     if parsed.id is None:
         raise EventError(f"{where}.id", "is required (an LRS assigns one; a platform sending directly must too)")
@@ -286,8 +295,9 @@ class EventsAccepted(BaseModel):
     aligns them) and ``not_evidence`` are exposures or ignored statements (kept, not folded).
     ``warnings``: events kept although part of them could not be used (a result that
     contradicts its verb, a standards extension that is not codes, an anonymous group) or with a
-    time read as their arrival (ahead of the server's clock), each with its id, the field and
-    what was wrong."""
+    time read as their arrival (ahead of the server's clock), and statements about no learner (an
+    anonymous group without members: acknowledged, not stored, counted nowhere else), each with
+    its id, the field and what was wrong."""
 
     accepted: int
     duplicates: int

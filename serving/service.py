@@ -45,7 +45,7 @@ from serving.import_records import forget_learners as forget_in_imports
 from serving.model_provider import LoadedModel, ModelHolder
 from serving.plans import forget_learners
 from serving.rosters import CachedRoster, Progress, RosterStore, changes
-from serving.schemas import EventError, GoalIn, IncomingEvent, XapiOptions, normalize_event
+from serving.schemas import AboutNoLearner, EventError, GoalIn, IncomingEvent, XapiOptions, normalize_event
 from serving.stores.base import (
     Commit,
     LearnerRecord,
@@ -671,9 +671,13 @@ class LearnerService:
         refuses the batch (404) before anything is written."""
         now = self.clock()
         events: list[IncomingEvent] = []
+        about_no_one: list[dict[str, Any]] = []  # acknowledged, not stored, named in the warnings
         for i, raw in enumerate(raw_events):
             try:
                 read = normalize_event(raw, f"events[{i}]", now, tenant, self.xapi)
+            except AboutNoLearner as exc:
+                about_no_one.append({"id": str(raw.get("id")), "field": exc.field, "message": exc.message})
+                continue
             except EventError as exc:
                 raise ApiError(422, "invalid_event", str(exc), exc.field) from None
             for event in read:
@@ -693,7 +697,7 @@ class LearnerService:
         unaligned = [e for e in stored if e.kind in ("answer", "exposure") and not e.standards]
         if unaligned:
             self._remember_unaligned(tenant, unaligned)
-        warnings = [
+        warnings = about_no_one + [
             {"id": e.id, "field": field, "message": message}
             for learner, group in by_learner.items()
             if learner not in busy

@@ -131,7 +131,10 @@ def test_read_leniently_what_xapi_allows_is_set_aside_and_named() -> None:
         parse_statement(group, tenant="t", lenient=True)
     assert err.value.field == "actor.member[2]"
     with pytest.raises(StatementError, match="lists its members"):
+        parse_statement({**group, "actor": {"objectType": "Group", "member": "everyone"}}, lenient=True)
+    with pytest.raises(StatementError, match="about no learner") as err:  # the API names it, not stored
         parse_statement({**group, "actor": {"objectType": "Group", "member": []}}, lenient=True)
+    assert err.value.reason == "no_learner"
     # what xAPI itself refuses is still refused
     with pytest.raises(StatementError, match="scaled"):
         parse_statement(st("answered", {"score": {"scaled": 2}}), lenient=True)

@@ -500,3 +500,19 @@ def test_a_long_activity_iri_is_an_item_id_like_any_other(any_api) -> None:
     assert c.put("/v1/items", json=[item], headers=h).json()["learners_rebuilt"] == 1
     assert profile(any_api)["mastery"]["3.NF.A.1"]["evidence"] == 1
     assert c.delete(f"/v1/items/{quote(iri, safe='')}", headers=h).json()["withdrawn"] == iri
+
+
+def test_a_group_statement_without_members_is_named_not_stored(any_api) -> None:
+    """An anonymous group with an empty member list is valid for an LRS (Ralph takes it) but about
+    no learner: the batch it came in is stored, and the answer names it in its warnings."""
+    c, h = any_api.client, any_api.h()
+    nobody = statement("answered", {"success": True}, actor={"objectType": "Group", "member": []})
+    answer = statement("answered", {"success": True}, standards=["3.NF.A.1"])
+    r = c.post("/v1/events", json=[nobody, answer], headers=h)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["accepted"], body["learners"]) == (1, 1)
+    assert [(w["id"], w["field"]) for w in body["warnings"]] == [(nobody["id"], "events[0].actor.member")]
+    assert "about no learner" in body["warnings"][0]["message"]
+    r = c.post("/xapi/statements", json=[nobody], headers={**h, **VERSION})
+    assert r.status_code == 200 and r.json() == [nobody["id"]]
