@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from engine.catalog import Modality
 from serving.schemas import ID_PATTERN, IRI_PATTERN, ITEM_ID_PATTERN, MAX_ITEM_ID
 
-__all__ = ["CASE_PACKAGE", "EVENTS", "ITEMS", "STATEMENT", "STATEMENTS", "add_components", "documented"]
+__all__ = ["CASE_PACKAGE", "EVENTS", "ITEMS", "MAX_ITEMS", "STATEMENT", "STATEMENTS", "add_components", "documented"]
 
 _REF = "#/components/schemas/{model}"
 
@@ -177,8 +177,12 @@ class ItemIn(BaseModel):
     withdrawn: bool | str | None = Field(None, description="no longer offered; answers on it still count")
 
 
+#: the items one ``PUT /v1/items`` takes
+MAX_ITEMS = 5000
+
+
 class ItemsIn(BaseModel):
-    items: list[ItemIn] = Field(max_length=5000)
+    items: list[ItemIn] = Field(max_length=MAX_ITEMS)
 
 
 # ---------------------------------------------------------------------------- CASE packages
@@ -221,7 +225,7 @@ _Event = NativeEventIn | XapiStatementIn
 EVENTS = TypeAdapter(_Event | Annotated[list[_Event], Field(min_length=1)])
 STATEMENT = TypeAdapter(XapiStatementIn)
 STATEMENTS = TypeAdapter(XapiStatementIn | Annotated[list[XapiStatementIn], Field(min_length=1)])
-ITEMS = TypeAdapter(Annotated[list[ItemIn], Field(max_length=5000)] | ItemsIn | ItemIn)
+ITEMS = TypeAdapter(Annotated[list[ItemIn], Field(max_length=MAX_ITEMS)] | ItemsIn | ItemIn)
 CASE_PACKAGE = TypeAdapter(CasePackageIn | WrappedCasePackageIn)
 
 #: every documented body, for :func:`add_components`

@@ -42,19 +42,19 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def links_to(operations: dict[str, tuple[str, str, dict[str, str]]]) -> dict[int | str, dict[str, Any]]:
+def links_to(parameters: dict[str, str], operations: dict[str, tuple[str, str]]) -> dict[int | str, dict[str, Any]]:
     """The ``responses`` entry of a route whose 200 answer names what other operations take: an
-    OpenAPI link to each (``name: (method, path, parameters)``), the parameters given as runtime
-    expressions such as ``$response.body#/learners/0/learner_id``. Clients and schemathesis's
-    stateful phase follow them with real ids."""
+    OpenAPI link to each (``name: (method, path)``), passing the path parameters it names, each
+    given as a runtime expression such as ``$response.body#/learners/0/learner_id``. Clients and
+    schemathesis's stateful phase follow them with real ids."""
     return {
         200: {
             "links": {
                 name: {
                     "operationRef": "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method,
-                    "parameters": parameters,
+                    "parameters": {p: value for p, value in parameters.items() if "{" + p + "}" in path},
                 }
-                for name, (method, path, parameters) in operations.items()
+                for name, (method, path) in operations.items()
             }
         }
     }

@@ -781,6 +781,13 @@ class LearnerService:
             return events, 0
         targets = list(dict.fromkeys(v.voids for v in voids if v.voids))
         owners = self.store.event_owners(tenant, targets)
+        members: dict[str, list[str]] = {}  # a group statement's: its members, read once
+
+        def members_of(target: str) -> list[str]:
+            if target not in members:
+                members[target] = group_members(self.store, tenant, target)
+            return members[target]
+
         if learners is not None:
             for target in targets:
                 owner = owners.get(target)
@@ -792,13 +799,12 @@ class LearnerService:
                         "once they have arrived",
                         "object.id",
                     )
-                whose = group_members(self.store, tenant, target) if owner == GROUP_OWNER else [owner]
+                whose = members_of(target) if owner == GROUP_OWNER else [owner]
                 if any(w != VOIDED_OWNER and w not in learners for w in whose):
                     raise ApiError(404, "unknown_event", f"event {target!r} is none of your students'", "object.id")
         unheld = [t for t in targets if t not in owners]
         if unheld:
             owners.update(self.store.claim_event_ids(tenant, dict.fromkeys(unheld, VOIDED_OWNER)))
-        members = {t: group_members(self.store, tenant, t) for t in targets if owners[t] == GROUP_OWNER}
         routed: list[IncomingEvent] = []
         pending = 0
         for event in events:
@@ -808,13 +814,13 @@ class LearnerService:
                     self.store.claim_event_ids(tenant, {event.id: VOIDED_OWNER})
                     pending += 1
                 elif owner == GROUP_OWNER:
-                    if not members[target]:  # every member was erased: nothing is left to void
+                    if not members_of(target):  # every member was erased: nothing is left to void
                         pending += 1
                     routed.extend(
                         event.model_copy(
                             update={"id": copy_id(event.id, m), "learner_id": m, "voids": copy_id(target, m)}
                         )
-                        for m in members[target]
+                        for m in members_of(target)
                     )
                 else:
                     routed.append(event.model_copy(update={"learner_id": owner}))

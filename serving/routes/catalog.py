@@ -7,7 +7,7 @@ from fastapi import APIRouter, Body, Path, Query
 from engine.case import CaseOptions, parse_case
 from engine.catalog import CatalogError, Modality, parse_item
 from engine.graph import GraphError
-from serving.bodies import CASE_PACKAGE, ITEMS, documented
+from serving.bodies import CASE_PACKAGE, ITEMS, MAX_ITEMS, documented
 from serving.content import tenant_catalog
 from serving.deps import ERRORS, AdminDep, ReadDep, ServiceDep, links_to
 from serving.responses import ImportOut, ItemsOut, ItemsPutOut, ItemWithdrawnOut, StandardOut, UnalignedOut
@@ -49,10 +49,8 @@ def get_standard(code: str, principal: ReadDep, service: ServiceDep) -> dict[str
     summary="The catalog the tenant sees (the shared one and its own items)",
     response_model=ItemsOut,
     responses=links_to(
-        {
-            "withdraw": ("delete", "/v1/items/{item_id}", {"item_id": "$response.body#/items/0/id"}),
-            "standard": ("get", "/v1/standards/{code}", {"code": "$response.body#/items/0/standards/0"}),
-        }
+        {"item_id": "$response.body#/items/0/id", "code": "$response.body#/items/0/standards/0"},
+        {"withdraw": ("delete", "/v1/items/{item_id}"), "standard": ("get", "/v1/standards/{code}")},
     ),
 )
 def get_items(
@@ -83,7 +81,7 @@ def get_items(
     "/items",
     summary="Add or update the tenant's own items (admin)",
     response_model=ItemsPutOut,
-    openapi_extra=documented(ITEMS, 'a list of up to 5,000 items, {"items": [...]}, or one item'),
+    openapi_extra=documented(ITEMS, f'a list of up to {MAX_ITEMS:,} items, {{"items": [...]}}, or one item'),
 )
 def put_items(principal: AdminDep, service: ServiceDep, body: Any = Body(...)) -> dict[str, Any]:
     """Items belong to the tenant that sends them: visible and recommendable to it only, over the
@@ -95,9 +93,9 @@ def put_items(principal: AdminDep, service: ServiceDep, body: Any = Body(...)) -
     records = (
         body if isinstance(body, list) else body.get("items") if isinstance(body, dict) and "items" in body else [body]
     )
-    if not isinstance(records, list) or len(records) > 5000:
+    if not isinstance(records, list) or len(records) > MAX_ITEMS:
         raise ApiError(
-            413 if isinstance(records, list) else 422, "bad_items", "send up to 5000 items as a list", "body"
+            413 if isinstance(records, list) else 422, "bad_items", f"send up to {MAX_ITEMS} items as a list", "body"
         )
     graph = service.graph(principal.tenant)
     for i, record in enumerate(records):  # checked here for precise errors; stored below

@@ -202,14 +202,12 @@ def _summary(roster: Roster, class_id: str) -> dict[str, Any]:
     summary="The classes this key sees, a page at a time",
     response_model=ClassesOut,
     responses=links_to(
+        {"class_id": "$response.body#/classes/0/class_id"},
         {
-            name: (method, path, {"class_id": "$response.body#/classes/0/class_id"})
-            for name, method, path in (
-                ("members", "get", "/v1/classes/{class_id}"),
-                ("rotation", "get", "/v1/classes/{class_id}/rotation"),
-                ("goal", "put", "/v1/classes/{class_id}/goal"),
-            )
-        }
+            "members": ("get", "/v1/classes/{class_id}"),
+            "rotation": ("get", "/v1/classes/{class_id}/rotation"),
+            "goal": ("put", "/v1/classes/{class_id}/goal"),
+        },
     ),
 )
 def get_classes(

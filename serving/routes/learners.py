@@ -195,18 +195,16 @@ def get_profile(
     summary="The tenant's learners, a page at a time",
     response_model=LearnersOut,
     responses=links_to(
+        {"learner_id": "$response.body#/learners/0/learner_id"},
         {
-            name: (method, path, {"learner_id": "$response.body#/learners/0/learner_id"})
-            for name, method, path in (
-                ("profile", "get", "/v1/learners/{learner_id}/profile"),
-                ("next", "get", "/v1/learners/{learner_id}/next"),
-                ("playlist", "post", "/v1/learners/{learner_id}/playlist"),
-                ("goal", "put", "/v1/learners/{learner_id}/goal"),
-                ("overrides", "post", "/v1/learners/{learner_id}/overrides"),
-                ("placement", "post", "/v1/learners/{learner_id}/placement"),
-                ("erase", "delete", "/v1/learners/{learner_id}"),
-            )
-        }
+            "profile": ("get", "/v1/learners/{learner_id}/profile"),
+            "next": ("get", "/v1/learners/{learner_id}/next"),
+            "playlist": ("post", "/v1/learners/{learner_id}/playlist"),
+            "goal": ("put", "/v1/learners/{learner_id}/goal"),
+            "overrides": ("post", "/v1/learners/{learner_id}/overrides"),
+            "placement": ("post", "/v1/learners/{learner_id}/placement"),
+            "erase": ("delete", "/v1/learners/{learner_id}"),
+        },
     ),
 )
 def get_learners(
