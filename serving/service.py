@@ -707,7 +707,8 @@ class LearnerService:
         if warnings:  # an LRS forwarding shows nobody the answer: the server's log does
             first = warnings[0]
             log.warning(
-                "tenant %s: %d event(s) kept with a part set aside or changed, e.g. %s: %s: %s",
+                "tenant %s: %d warning(s) (an event kept with a part set aside or changed, or a statement about "
+                "no learner, not stored), e.g. %s: %s: %s",
                 tenant,
                 len(warnings),
                 first["id"],
