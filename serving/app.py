@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import re
@@ -229,6 +230,13 @@ def _warm_up(engine: Engine) -> None:
 DOCS_ASSETS = Path(fastapi_offline.__file__).resolve().parent / "static"
 
 
+@functools.cache
+def _offline_redoc() -> bytes:
+    """ReDoc's bundle with the logo it fetches from its CDN replaced by the server's own image."""
+    bundle = (DOCS_ASSETS / "redoc.standalone.js").read_bytes()
+    return bundle.replace(b"https://cdn.redoc.ly/redoc/logo-mini.svg", b"/docs-assets/favicon.png")
+
+
 def _offline_docs(app: FastAPI) -> None:
     """``/docs`` (Swagger UI) and ``/redoc`` with their assets served from the installed package:
     the documentation works without the internet (no CDN). The document holds the schemas of the
@@ -240,6 +248,12 @@ def _offline_docs(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+    # ReDoc's bundle fetches its logo from a CDN at run time: served with our own image instead
+    @app.get("/docs-assets/redoc.offline.js", include_in_schema=False)
+    async def redoc_js() -> Response:
+        return Response(_offline_redoc(), media_type="text/javascript")
+
     app.mount("/docs-assets", StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
 
     @app.get("/docs", include_in_schema=False)
@@ -257,7 +271,7 @@ def _offline_docs(app: FastAPI) -> None:
         return get_redoc_html(
             openapi_url="/openapi.json",
             title="zpd-engine API",
-            redoc_js_url="/docs-assets/redoc.standalone.js",
+            redoc_js_url="/docs-assets/redoc.offline.js",
             redoc_favicon_url="/docs-assets/favicon.png",
             with_google_fonts=False,
         )
