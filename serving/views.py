@@ -51,8 +51,8 @@ def item_json(item: Item) -> dict[str, Any]:
         "title": item.title,
         "standards": list(item.standards),
         "modality": item.modality.value,
-        "duration_minutes": item.duration_minutes,
-        "difficulty": item.difficulty,
+        "duration_minutes": float(item.duration_minutes),  # a catalog may hold 15 for 15.0
+        "difficulty": None if item.difficulty is None else float(item.difficulty),
         "url": item.url,
         "tags": list(item.tags),
         "language": item.language,

@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
+from fastapi.routing import APIRoute
 
 from engine.learner import PlacementStatus
 from engine.planner.context import Overrides
@@ -88,8 +89,9 @@ async def get_next(
     ``grade`` when given, else the model's prior); nothing is stored until they answer.
 
     The hot path runs on the event loop, not in a worker thread: the work is CPU-bound (the GIL
-    serialises it anyway) and a read of one learner record is short, so two thread hand-overs per
-    request (the handler and its response validation) would be pure overhead."""
+    serialises it anyway) and a read of one learner record is short, so thread hand-overs would
+    be pure overhead. It is served by :class:`serving.deps.LeanRoute` (listed in :data:`LEAN`):
+    the answer is written as built, in the shape of ``NextOut``."""
     view = service.load(principal.tenant, learner_id, unseen=True, grade=grade)
     result = recommend(service.context(view), n=n, k_alternatives=alternatives)
     return {
@@ -99,6 +101,10 @@ async def get_next(
         "flags": [flag_json(f) for f in result.flags],
         "empty": empty_json(result.why_empty),
     }
+
+
+#: routes served by :class:`serving.deps.LeanRoute` (the hot path)
+LEAN = [route for route in router.routes if isinstance(route, APIRoute) and route.endpoint is get_next]
 
 
 @router.post("/{learner_id}/playlist", summary="A time-boxed Individual Rotation playlist", response_model=PlaylistOut)

@@ -864,3 +864,56 @@ def test_a_record_written_before_shared_answers_were_counted_is_brought_up_to_da
     scraped = c.get("/metrics").text
     assert 'zpd_rebuilt_on_read_total{why="layout"} 1.0' in scraped
     assert 'zpd_rebuilt_on_read_total{why="restamped"} 1.0' in scraped
+
+
+def test_the_lean_next_route_answers_as_the_fastapi_route_does(api) -> None:
+    """``GET /next`` is served by :class:`serving.deps.LeanRoute` ahead of FastAPI's routing. Every
+    answer (recommendations with their alternatives and reasons, teacher flags, an empty plan,
+    each kind of refusal) must be the one FastAPI's own route gives: the same requests are sent
+    with the lean route and again with it taken out, the clock held still."""
+    from serving.auth import create_key
+    from serving.deps import LeanRoute
+
+    c, app = api.client, api.client.app
+    app.state.service.clock = lambda: 1_796_000_000.0  # 2026-11-30
+    events = [native(i, item=ITEM, correct=i % 3 == 0) for i in range(8)]
+    events += [native(20 + i, learner="s2", item=ITEM2, correct=False) for i in range(6)]  # struggling: a flag
+    assert c.post("/v1/events", json=events, headers=api.h("a_ingest")).status_code == 200
+    assert c.put("/v1/learners/s1/goal", json={"standards": ["1.OA.A.1"]}, headers=api.h("a_all")).status_code == 200
+    teacher = {"Authorization": f"Bearer {create_key(api.store, 'tenant-a', ['read', 'teacher'], user='t-none')}"}
+    requests = [
+        ("GET", "/v1/learners/s1/next", api.h("a_read")),
+        ("GET", "/v1/learners/s1/next?n=3&alternatives=5", api.h("a_read")),
+        ("GET", "/v1/learners/s2/next?n=2&alternatives=0", api.h("a_all")),
+        ("GET", "/v1/learners/new-1/next?grade=4", api.h("a_read")),
+        ("GET", "/v1/learners/new-2/next?grade=K&n=20", api.h("a_read")),
+        ("GET", "/v1/learners/s1/next?n=0", api.h("a_read")),
+        ("GET", "/v1/learners/s1/next?n=three&alternatives=9", api.h("a_read")),
+        ("GET", "/v1/learners/s1/next?grade=13", api.h("a_read")),
+        ("GET", "/v1/learners/" + "x" * 300 + "/next", api.h("a_read")),
+        ("GET", "/v1/learners/s1/next", api.h("a_ingest")),
+        ("GET", "/v1/learners/s1/next", {}),
+        ("GET", "/v1/learners/s1/next", {"Authorization": "Basic !!"}),
+        ("GET", "/v1/learners/s1/next", teacher),
+        ("GET", "/v1/learners/s1/next", api.h("b_all")),
+        ("HEAD", "/v1/learners/s1/next", api.h("a_read")),
+        ("POST", "/v1/learners/s1/next", api.h("a_read")),
+    ]
+
+    def answers() -> list[tuple[int, str, str | None, str | None]]:
+        out = []
+        for method, path, headers in requests:
+            r = c.request(method, path, headers=headers)
+            out.append((r.status_code, r.text, r.headers.get("allow"), r.headers.get("www-authenticate")))
+        return out
+
+    lean = [route for route in app.router.routes if isinstance(route, LeanRoute)]
+    assert [route.path for route in lean] == ["/v1/learners/{learner_id}/next"]
+    served = answers()
+    assert [status for status, *_ in served] == [200] * 5 + [422] * 4 + [403, 401, 401, 404, 200, 405, 405]
+    assert json.loads(served[2][1])["flags"] and json.loads(served[1][1])["recommendations"][0]["alternatives"]
+    metrics = c.get("/metrics", headers=api.h("a_all")).text
+    assert 'route="/v1/learners/{learner_id}/next"' in metrics
+    for route in lean:
+        app.router.routes.remove(route)
+    assert answers() == served
