@@ -684,6 +684,88 @@ def bench_store(name: str, store_url: str, workers: int, args, workdir: Path, ro
         proc.wait(20)
 
 
+def interleaved(store: str, args, workdir: Path, tree: Path) -> dict:
+    """The baseline tree and this tree served at once (each its own store of this kind, the same
+    learners), then measured in turns: ``args.ab_rounds`` rounds, each a saturated run of the
+    ``/next`` mix and one of ``/healthz`` on each server, the order swapped every round. A host
+    that drifts (this one's CPU time per request moved by a quarter within minutes) moves both
+    trees alike, where a whole run of one tree after the other compares two different hosts.
+    Returns, per tree, each round's throughput and server CPU per request."""
+    plan = traffic_plan(args.learners)
+    mix = mix_paths(plan, int(args.rate * args.seconds))
+    servers: dict[str, tuple[subprocess.Popen, str, str]] = {}
+    with ExitStack() as stack:
+        for label, root in (("baseline", tree), ("current", ROOT)):
+            folder = workdir / f"ab-{store}-{label}"
+            folder.mkdir()
+            url = stack.enter_context(store_for(store, folder))
+            proc, base, key = start_server(url, args.workers, folder, root=root)
+            stack.callback(proc.wait, 20)
+            stack.callback(proc.terminate)
+            seed_learners(base, key, plan)
+            servers[label] = (proc, base, key)
+
+        def next_mix(i: int) -> dict:
+            return {"method": "GET", "path": mix[i % len(mix)]}
+
+        def healthz(i: int) -> dict:
+            return {"method": "GET", "path": "/healthz"}
+
+        for proc, base, key in servers.values():  # every worker warm: not measured
+            saturate(base, key, next_mix, seconds=args.warmup, repeats=1, server=proc.pid)
+        rounds: dict[str, dict[str, list]] = {label: {"next": [], "healthz": []} for label in servers}
+        for r in range(args.ab_rounds):
+            for label in list(servers) if r % 2 == 0 else list(servers)[::-1]:
+                proc, base, key = servers[label]
+                for name, make, seconds in (("next", next_mix, 4.0), ("healthz", healthz, 3.0)):
+                    rounds[label][name].append(saturate(base, key, make, seconds=seconds, repeats=1, server=proc.pid))
+    return rounds
+
+
+def interleaved_lines(ab: dict, ref: str, commit: str) -> list[str]:
+    """The interleaved comparison of each store: medians over the rounds, and the median (with
+    the range) of each round's ratio of this tree to the baseline."""
+    lines = [
+        f"## Interleaved with `{ref}` ({commit})",
+        "",
+        "Both trees served at once, each on its own store of this kind with the same learners, measured "
+        "in turns: each round a saturated run (16 in flight) of the `/next` mix (4 s) and of `/healthz` "
+        "(3 s) on each server, the order swapped every round. The numbers to read for what a change "
+        "costs: the host's drift moves both trees alike.",
+        "",
+    ]
+    for store, rounds in ab.items():
+        base, this = rounds["baseline"], rounds["current"]
+        n = len(base["next"])
+        lines += [
+            f"### {store} ({n} rounds)",
+            "",
+            "| measure | baseline (median) | this tree (median) | this / baseline, median of rounds (range) |",
+            "|---|---|---|---|",
+        ]
+        for label, name, key in (
+            ("/next saturated, req/s", "next", "rps"),
+            ("/next server CPU ms per request", "next", "server_cpu_ms"),
+            ("/healthz saturated, req/s", "healthz", "rps"),
+            ("/healthz server CPU ms per request", "healthz", "server_cpu_ms"),
+        ):
+            old = [run[key] for run in base[name]]
+            new = [run[key] for run in this[name]]
+            ratios = [b / a for a, b in zip(old, new) if a]
+            digits = 1 if key == "rps" else 3
+            lines.append(
+                f"| {label} | {np.median(old):.{digits}f} | {np.median(new):.{digits}f} | {np.median(ratios):.2f} "
+                f"({min(ratios):.2f}-{max(ratios):.2f}) |"
+            )
+        for label, runs in (("baseline", base), ("this tree", this)):
+            shares = [nxt["rps"] / hz["rps"] for nxt, hz in zip(runs["next"], runs["healthz"])]
+            lines.append(
+                f"| /next / /healthz throughput, {label} | | | {np.median(shares):.3f} ({min(shares):.3f}-{max(shares):.3f}) |"
+            )
+        lines.append("")
+    return lines
+
+
 #: (label, how to read it from a store's results) for the side-by-side table
 SIDE_BY_SIDE = (
     ("/healthz saturated, req/s", lambda r: r["healthz_saturated_rps"]),
@@ -710,7 +792,9 @@ def side_by_side(results: dict, baseline: dict, ref: str, commit: str) -> list[s
     lines = [
         f"## Side by side with `{ref}` ({commit})",
         "",
-        "The baseline tree served and measured by this same script, right before this tree, for each store.",
+        "The baseline tree served and measured by this same script, right before this tree, for each store: "
+        "a whole run of each, one after the other, so a host that drifts between them moves these ratios "
+        "(the interleaved comparison above does not have that problem).",
         "",
     ]
     for store, res in results.items():
@@ -733,7 +817,7 @@ def _cpu_text(r: dict, key: str) -> str:
     return "-" if value is None else f"{value} ms"
 
 
-def report(all_results: dict, args, command: str, baseline: dict | None = None) -> str:
+def report(all_results: dict, args, command: str, baseline: dict | None = None, ab: dict | None = None) -> str:
     lines = [
         "# Serving benchmark",
         "",
@@ -818,6 +902,8 @@ def report(all_results: dict, args, command: str, baseline: dict | None = None) 
                 f"non-2xx answers: {wh['non_2xx']} and {wn['non_2xx']}"
             )
         lines.append("")
+    if ab:
+        lines += interleaved_lines(ab, args.baseline, args.baseline_commit)
     if baseline:
         lines += side_by_side(all_results, baseline, args.baseline, args.baseline_commit)
     r = all_results.get("redis")
@@ -879,10 +965,14 @@ def main() -> None:
     parser.add_argument(
         "--baseline", default=None, help="a git ref served and measured side by side (same load, same machine)"
     )
+    parser.add_argument(
+        "--ab-rounds", type=int, default=6, help="rounds of the interleaved comparison with --baseline (0: none)"
+    )
     args = parser.parse_args()
     command = "python benchmarks/serve_bench.py " + " ".join(sys.argv[1:])
     results: dict = {}
     baseline: dict = {}
+    ab: dict = {}
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         tree = None
         if args.baseline:
@@ -897,9 +987,12 @@ def main() -> None:
                 with store_for(store, workdir) as url:
                     out[store] = bench_store(store, url, args.workers, args, workdir, root=root)
                 print(json.dumps({label: {store: out[store]}}, indent=1), flush=True)
-    text = report(results, args, command, baseline)
+            if tree and args.ab_rounds > 0:
+                ab[store] = interleaved(store, args, Path(tmp), tree)
+                print(json.dumps({"interleaved": {store: ab[store]}}, indent=1), flush=True)
+    text = report(results, args, command, baseline, ab)
     args.out.with_suffix(".json").write_text(
-        json.dumps({"command": command, "results": results, "baseline": baseline}, indent=1) + "\n"
+        json.dumps({"command": command, "results": results, "baseline": baseline, "interleaved": ab}, indent=1) + "\n"
     )
     write_report(args.out, text, NOTES)  # hand-written notes survive a rerun
     print(text)

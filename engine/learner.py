@@ -163,7 +163,7 @@ class CatalogPredictions:
 
     def at(self, state: dict[str, np.ndarray], positions: np.ndarray) -> np.ndarray:
         """``all(state)[positions]``."""
-        rows, back = np.unique(self.twin[positions], return_inverse=True)
+        rows, back = _distinct(self.twin[positions])
         if len(self.segments) == 1:
             model, batch = self.segments[0]
             return model.predict_at(state, batch, rows)[back]
@@ -173,6 +173,20 @@ class CatalogPredictions:
             if inside.any():
                 out[inside] = model.predict_at(state, batch, rows[inside] - low)
         return out[back]
+
+
+def _distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_inverse=True)`` for the few dozen positions of a request, in
+    a third fewer NumPy calls (one sort: the distinct values in order, and where each value
+    went)."""
+    order = values.argsort(kind="stable")
+    ordered = values[order]
+    first = np.empty(len(ordered), dtype=bool)
+    first[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    back = np.empty(len(values), dtype=np.intp)
+    back[order] = first.cumsum() - 1
+    return ordered[first], back
 
 
 # ---------------------------------------------------------------------------- records
@@ -754,9 +768,11 @@ class LearnerCore:
         pos = predictions.item_pos
 
         def predict(items: Sequence[Item]) -> np.ndarray:
-            if all(i.id in pos for i in items):  # the catalog's items: only these are predicted
-                return predictions.at(state, np.fromiter((pos[i.id] for i in items), np.int64, len(items)))
-            return np.array([self._predict_one(state, i) for i in items])
+            try:  # the catalog's items: only these are predicted
+                positions = np.fromiter((pos[i.id] for i in items), np.int64, len(items))
+            except KeyError:  # an item the catalog does not hold
+                return np.array([self._predict_one(state, i) for i in items])
+            return predictions.at(state, positions)
 
         return PlanContext(
             self.index,

@@ -114,11 +114,15 @@ class HybridModel(LearnerModel):
         a = items.arrays
         picked, rank = a["mask"][positions], a["rank"][positions]
         t, f = _split(state)
+        trained = int(np.count_nonzero(picked))
+        if trained == len(positions):  # one part only: its answer as it is
+            return np.asarray(self.trained.predict_at(t, cast(ItemBatch, a["trained"]), rank), dtype=float)
+        if trained == 0:
+            return np.asarray(self.fallback.predict_at(f, cast(ItemBatch, a["fallback"]), rank), dtype=float)
         out = np.empty(len(positions))
-        if picked.any():
-            out[picked] = self.trained.predict_at(t, cast(ItemBatch, a["trained"]), rank[picked])
-        if not picked.all():
-            out[~picked] = self.fallback.predict_at(f, cast(ItemBatch, a["fallback"]), rank[~picked])
+        out[picked] = self.trained.predict_at(t, cast(ItemBatch, a["trained"]), rank[picked])
+        others = ~picked
+        out[others] = self.fallback.predict_at(f, cast(ItemBatch, a["fallback"]), rank[others])
         return out
 
     def mastery(self, state: LearnerState) -> dict[str, float]:

@@ -287,3 +287,18 @@ def test_items_the_model_cannot_tell_apart_are_predicted_exactly_alike(factory) 
         got = predictions.at(state, positions)
         assert got[-4] == got[-3] and got[-2] == got[-1]  # twins exactly alike, whatever the batch
         assert np.allclose(got, full[positions], rtol=1e-6, atol=1e-9)
+
+
+def test_the_distinct_positions_of_a_request_are_numpys_unique() -> None:
+    """``CatalogPredictions.at`` finds the distinct rows of a request with its own sort (fewer
+    NumPy calls than ``np.unique``); the rows and the way back must be ``np.unique``'s, repeats
+    and an empty request included."""
+    from engine.learner import _distinct
+
+    rng = np.random.default_rng(3)
+    for size in (0, 1, 2, 7, 72, 400):
+        for _ in range(50):
+            values = rng.integers(0, size // 2 + 1, size)
+            rows, back = _distinct(values)
+            want_rows, want_back = np.unique(values, return_inverse=True)
+            assert rows.tolist() == want_rows.tolist() and back.tolist() == want_back.tolist()
