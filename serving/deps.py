@@ -52,17 +52,24 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def links_to(parameters: dict[str, str], operations: dict[str, tuple[str, str]]) -> dict[int | str, dict[str, Any]]:
+def links_to(
+    parameters: dict[str, str],
+    operations: dict[str, tuple[str, str]],
+    bodies: dict[str, dict[str, Any]] | None = None,
+) -> dict[int | str, dict[str, Any]]:
     """The ``responses`` entry of a route whose 200 answer names what other operations take: an
     OpenAPI link to each (``name: (method, path)``), passing the path parameters it names, each
-    given as a runtime expression such as ``$response.body#/learners/0/learner_id``. Clients and
-    schemathesis's stateful phase follow them with real ids."""
+    given as a runtime expression such as ``$response.body#/learners/0/learner_id``, and for the
+    links named in ``bodies`` a request body (its values may be runtime expressions too). Clients
+    and schemathesis's stateful phase follow them with real ids and answers."""
+    bodies = bodies or {}
     return {
         200: {
             "links": {
                 name: {
                     "operationRef": "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method,
                     "parameters": {p: value for p, value in parameters.items() if "{" + p + "}" in path},
+                    **({"requestBody": bodies[name]} if name in bodies else {}),
                 }
                 for name, (method, path) in operations.items()
             }

@@ -355,8 +355,15 @@ INTEGER = BeforeValidator(_integer_only)
 
 
 class GoalIn(Strict):
-    standards: list[str] = Field(min_length=1, max_length=200)
-    date: IsoDateTime | None = None
+    standards: list[str] = Field(
+        min_length=1,
+        max_length=200,
+        description="standard codes of the tenant's framework (the bundled one: CCSS math)",
+        examples=[["4.NF.A.1", "4.NF.B.3"]],
+    )
+    date: IsoDateTime | None = Field(
+        default=None, description="when the goal is due", examples=["2027-05-28T00:00:00Z"]
+    )
 
 
 class OverridesIn(Strict):

@@ -344,7 +344,28 @@ def _placement_json(learner_id: str, status: PlacementStatus) -> dict[str, Any]:
     }
 
 
-@router.post("/{learner_id}/placement", summary="Start (or resume) the entry diagnostic", response_model=PlacementOut)
+#: what a placement answer links to: the answer to its question (right, then wrong), with the
+#: standard the answer names as its next question, so clients (and the fuzzing of the schema)
+#: can walk a diagnostic to its end
+_NEXT_ANSWER = links_to(
+    {"learner_id": "$response.body#/learner_id"},
+    {
+        "answer": ("post", "/v1/learners/{learner_id}/placement/answers"),
+        "answer_wrong": ("post", "/v1/learners/{learner_id}/placement/answers"),
+    },
+    {
+        name: {"standard": "$response.body#/question/standard", "correct": correct, "item_id": None, "event_id": None}
+        for name, correct in (("answer", True), ("answer_wrong", False))
+    },
+)
+
+
+@router.post(
+    "/{learner_id}/placement",
+    summary="Start (or resume) the entry diagnostic",
+    response_model=PlacementOut,
+    responses=_NEXT_ANSWER,
+)
 def start_placement(
     learner_id: LearnerId, principal: IngestDep, service: ServiceDep, restart: bool = False
 ) -> dict[str, Any]:
@@ -356,7 +377,10 @@ def start_placement(
 
 
 @router.post(
-    "/{learner_id}/placement/answers", summary="Answer the current placement question", response_model=PlacementOut
+    "/{learner_id}/placement/answers",
+    summary="Answer the current placement question",
+    response_model=PlacementOut,
+    responses=_NEXT_ANSWER,
 )
 def answer_placement(
     learner_id: LearnerId, body: PlacementAnswerIn, principal: IngestDep, service: ServiceDep

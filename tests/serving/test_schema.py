@@ -143,3 +143,33 @@ def test_every_link_names_an_operation_of_the_document(api) -> None:
                         assert "{" + parameter + "}" in target, (method, path, name, parameter)
                     found += 1
     assert found >= 12
+
+
+def test_the_placement_links_walk_a_diagnostic(api) -> None:
+    """A placement answer links to the answer to its next question, the standard read from the
+    answer by the link's own expression: following the links by hand (as a client or the fuzzer
+    does) walks the diagnostic, each answer accepted and counted."""
+    doc = api.client.get("/openapi.json").json()
+    path = "/v1/learners/{learner_id}/placement"
+    links = doc["paths"][path]["post"]["responses"]["200"]["links"]
+    assert links == doc["paths"][path + "/answers"]["post"]["responses"]["200"]["links"]
+
+    def resolve(value, answer: dict):
+        if isinstance(value, str) and value.startswith("$response.body#/"):
+            for part in value.removeprefix("$response.body#/").split("/"):
+                answer = answer[int(part) if isinstance(answer, list) else part]
+            return answer
+        return value
+
+    h = api.h("a_all")
+    assert api.client.post("/v1/learners/p1", json={"grade": "4"}, headers=h).status_code == 200
+    answer = api.client.post("/v1/learners/p1/placement", headers=h).json()
+    for step in range(6):
+        assert not answer["finished"] and answer["asked"] == step
+        link = links["answer" if step % 2 else "answer_wrong"]
+        learner = resolve(link["parameters"]["learner_id"], answer)
+        body = {key: resolve(value, answer) for key, value in link["requestBody"].items()}
+        assert body["standard"] == answer["question"]["standard"]
+        reply = api.client.post(f"/v1/learners/{learner}/placement/answers", json=body, headers=h)
+        assert reply.status_code == 200, reply.text
+        answer = reply.json()
