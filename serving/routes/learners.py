@@ -345,8 +345,8 @@ def _placement_json(learner_id: str, status: PlacementStatus) -> dict[str, Any]:
 
 
 #: what a placement answer links to: the answer to its question (right, then wrong), with the
-#: standard the answer names as its next question, so clients (and the fuzzing of the schema)
-#: can walk a diagnostic to its end
+#: standard and the item the answer names as its next question, so clients (and the fuzzing of
+#: the schema) can walk a diagnostic to its end
 _NEXT_ANSWER = links_to(
     {"learner_id": "$response.body#/learner_id"},
     {
@@ -354,7 +354,11 @@ _NEXT_ANSWER = links_to(
         "answer_wrong": ("post", "/v1/learners/{learner_id}/placement/answers"),
     },
     {
-        name: {"standard": "$response.body#/question/standard", "correct": correct, "item_id": None, "event_id": None}
+        name: {
+            "standard": "$response.body#/question/standard",
+            "correct": correct,
+            "item_id": "$response.body#/question/item/id",
+        }
         for name, correct in (("answer", True), ("answer_wrong", False))
     },
 )
