@@ -917,3 +917,32 @@ def test_the_lean_next_route_answers_as_the_fastapi_route_does(api) -> None:
     for route in lean:
         app.router.routes.remove(route)
     assert answers() == served
+
+
+def test_a_route_the_lean_path_cannot_serve_is_refused_when_the_app_is_built() -> None:
+    """``LeanRoute`` serves path and query parameters, the service and a scope check, on an
+    async endpoint: a route with a body, a sync endpoint or another dependency is refused up
+    front, not served differently from FastAPI."""
+    from fastapi import Depends
+    from fastapi.routing import APIRoute
+
+    from serving.deps import LeanRoute, ReadDep
+    from serving.routes import learners
+
+    playlist = next(
+        r for r in learners.router.routes if isinstance(r, APIRoute) and r.endpoint is learners.post_playlist
+    )
+    with pytest.raises(ValueError, match="path and query parameters"):
+        LeanRoute(playlist)
+
+    def sync(principal: ReadDep) -> dict:
+        return {}
+
+    with pytest.raises(ValueError, match="async endpoint"):
+        LeanRoute(APIRoute("/x", sync))
+
+    async def other(value: int = Depends(lambda: 1)) -> dict:
+        return {}
+
+    with pytest.raises(ValueError, match="no lean resolver"):
+        LeanRoute(APIRoute("/y", other))
