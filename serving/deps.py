@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import inspect
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
@@ -162,10 +163,7 @@ def require(scope: str):
     ) -> Principal:
         return await authorize(request, scope)
 
-    async def lean(request: Request) -> Principal:
-        return await authorize(request, scope)
-
-    _LEAN[check] = lean
+    _LEAN[check] = functools.partial(authorize, scope=scope)
     return Depends(check)
 
 
