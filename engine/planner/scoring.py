@@ -15,6 +15,7 @@ from configs import SCORE_COMPONENTS, PlannerConfig
 from engine.catalog import Item, Modality
 from engine.planner.context import PlanContext, TeacherFlag, goal_units
 from engine.planner.index import MODALITIES, ItemTable
+from engine.planner.progress import StandardProgress
 from engine.planner.reasons import item_reasons
 from engine.planner.targets import (
     Readiness,
@@ -125,16 +126,6 @@ def _band_fits(p: np.ndarray, band: tuple[float, float]) -> np.ndarray:
     return np.where(distance == 0.0, 1.0, np.maximum(0.0, 1.0 - distance / 0.3))
 
 
-def _learning_progress(ctx: PlanContext, unit: str) -> float:
-    """ZPDES-style learning progress: |recent success rate - the one before|, optimistic when new."""
-    recent = ctx.progress.get(unit).recent
-    if len(recent) < 4:
-        return 0.5
-    half = len(recent) // 2
-    newer, older = recent[half:], recent[:half]
-    return abs(sum(newer) / len(newer) - sum(older) / len(older))
-
-
 def rank_candidates(ctx: PlanContext) -> tuple[Ranked, list[TeacherFlag], list[str]]:
     """All allowed (item, standard) candidates, best first, with the teacher flags and the route."""
     cfg, index = ctx.config, ctx.index
@@ -200,23 +191,9 @@ def rank_candidates(ctx: PlanContext) -> tuple[Ranked, list[TeacherFlag], list[s
     # do are read from the catalog's item table; every component is then a column over the
     # candidates, and the score adds weight x column in the components' order (the same sums,
     # term by term, as scoring one candidate at a time).
-    fixed_rows = []
-    lenient: list[bool] = []  # teacher-led time is right for it (see _modality_fits)
-    for target in owned:
-        unit, kind = target.unit, target.kind
-        m = ctx.mastery.get(unit, 0.0)
-        fixed_rows.append(
-            (
-                (1.0 - m) if kind in ("learn", "remediation", "pinned", "test_out", "explore") else 0.3,
-                _goal_fit(ctx, unit, kind, goals, goal_pos, route_set, target.objective),
-                review_due(ctx, unit) if kind == "review" else 0.5 * _due_prereq_share(ctx, unit),
-                1.0 if unit == explore_unit else 0.5 * _learning_progress(ctx, unit),
-                _PRIORITY[kind],
-                _focus(ctx, unit),
-                _locality(ctx, unit, last_units),
-            )
-        )
-        lenient.append(unit in reteach or kind in ("remediation", "pinned"))
+    terms = _TargetTerms(ctx, goals, goal_pos, route_set, explore_unit, last_units)
+    fixed_rows = [terms.row(target) for target in owned]
+    lenient = [t.unit in reteach or t.kind in ("remediation", "pinned") for t in owned]  # see _modality_fits
     rows_of = np.array(owner, dtype=np.intp)
     fixed = np.array(fixed_rows, dtype=float)[rows_of]  # (candidates, 7)
     table = index.item_table
@@ -294,63 +271,120 @@ _TEACHER_LED = (Modality.SMALL_GROUP, Modality.TUTORING)
 _TEACHER_LED_MASK = np.array([m in _TEACHER_LED for m in MODALITIES], dtype=bool)
 
 
-def _focus(ctx: PlanContext, unit: str) -> float:
-    """Keep working on what the learner just started rather than hopping between standards, while
-    it goes well: 1 after a success, 0.5 after one failure, nothing after two failures in a row
-    (a learner who keeps failing is not helped by more of the same)."""
-    prog = ctx.progress.get(unit)
-    if prog.mastered or not prog.attempts or ctx.progress.activities - prog.last_activity > ctx.config.struggle_window:
-        return 0.0
-    return 1.0 if prog.failures_in_a_row == 0 else 0.5 if prog.failures_in_a_row == 1 else 0.0
-
-
 #: the share of the locality bonus a standard keeps while the learner keeps failing it with
-#: nothing new to try (see :func:`_locality`); measured with the world matrix of the planner report
+#: nothing new to try (see :meth:`_TargetTerms.locality`); measured with the world matrix of the
+#: planner report
 _STRUGGLING_LOCALITY = 0.3
 
+#: a unit nobody has worked on: no focus, and an optimistic learning progress
+_FRESH = (0.0, 0.5)
 
-def _locality(ctx: PlanContext, unit: str, last: Sequence[str]) -> float:
-    """1 when ``unit`` is a standard of the last activity or a graph neighbour of one (one of its
-    prerequisites or dependents), else 0: practice transfers along the graph, a jump may not.
 
-    A standard failed ``struggle_failures`` times in a row that has nothing but the same kind of
-    practice to offer now (no teacher-led item the learner may be given) keeps only
-    ``_STRUGGLING_LOCALITY`` of it: more of what keeps failing teaches little, so with the default
-    weight the next ready standard is worth the jump, while a strong locality weight (jumps ruled
-    out) still keeps the learner on the graph."""
-    if not last:
-        return 0.0
-    index = ctx.index
-    if (
-        unit in last
-        and ctx.progress.get(unit).failures_in_a_row >= ctx.config.struggle_failures
-        and not any(item.modality in _TEACHER_LED for item in offered_items(ctx, unit))
+class _TargetTerms:
+    """The score components that depend on the target alone (not on the item), for one planning
+    call: what they read of the learner (the standards due for review, the neighbourhood of the
+    last activity) is worked out once, not once per target."""
+
+    def __init__(
+        self,
+        ctx: PlanContext,
+        goals: Sequence[str],
+        goal_pos: Mapping[str, int],
+        route: set[str],
+        explore_unit: str | None,
+        last: Sequence[str],
     ):
-        return _STRUGGLING_LOCALITY
-    return 1.0 if any(u == unit or unit in index.prereqs[u] or unit in index.dependents[u] for u in last) else 0.0
+        self.ctx, self.goals, self.goal_pos, self.route = ctx, goals, goal_pos, route
+        self.explore_unit, self.last = explore_unit, last
+        index, progress = ctx.index, ctx.progress
+        self.due = {u for u, prog in progress.units.items() if prog.mastered and review_due(ctx, u) > 0}
+        #: the last activity's units and their graph neighbours (prerequisites and dependents)
+        self.near = set(last).union(
+            *(index.prereqs.get(u, ()) for u in last), *(index.dependents.get(u, ()) for u in last)
+        )
+
+    def row(self, target: Target) -> tuple[float, ...]:
+        """The components gain, goal, spacing, exploration, priority, focus and locality of
+        ``target``, in that order."""
+        ctx, unit, kind = self.ctx, target.unit, target.kind
+        prog = ctx.progress.units.get(unit)
+        focus, progress = _FRESH if prog is None else (self.focus(prog), _learning_progress(prog))
+        return (
+            (1.0 - ctx.mastery.get(unit, 0.0))
+            if kind in ("learn", "remediation", "pinned", "test_out", "explore")
+            else 0.3,
+            self.goal_fit(unit, kind, target.objective),
+            review_due(ctx, unit) if kind == "review" else 0.5 * self.due_prereq_share(unit),
+            1.0 if unit == self.explore_unit else 0.5 * progress,
+            _PRIORITY[kind],
+            focus,
+            self.locality(unit),
+        )
+
+    def focus(self, prog: StandardProgress) -> float:
+        """Keep working on what the learner just started rather than hopping between standards,
+        while it goes well: 1 after a success, 0.5 after one failure, nothing after two failures
+        in a row (a learner who keeps failing is not helped by more of the same)."""
+        ctx = self.ctx
+        if (
+            prog.mastered
+            or not prog.attempts
+            or ctx.progress.activities - prog.last_activity > ctx.config.struggle_window
+        ):
+            return 0.0
+        return 1.0 if prog.failures_in_a_row == 0 else 0.5 if prog.failures_in_a_row == 1 else 0.0
+
+    def locality(self, unit: str) -> float:
+        """1 when ``unit`` is a standard of the last activity or a graph neighbour of one (one of
+        its prerequisites or dependents), else 0: practice transfers along the graph, a jump may
+        not.
+
+        A standard failed ``struggle_failures`` times in a row that has nothing but the same kind
+        of practice to offer now (no teacher-led item the learner may be given) keeps only
+        ``_STRUGGLING_LOCALITY`` of it: more of what keeps failing teaches little, so with the
+        default weight the next ready standard is worth the jump, while a strong locality weight
+        (jumps ruled out) still keeps the learner on the graph."""
+        ctx = self.ctx
+        if (
+            unit in self.last
+            and ctx.progress.get(unit).failures_in_a_row >= ctx.config.struggle_failures
+            and not any(item.modality in _TEACHER_LED for item in offered_items(ctx, unit))
+        ):
+            return _STRUGGLING_LOCALITY
+        return 1.0 if unit in self.near else 0.0
+
+    def goal_fit(self, unit: str, kind: str, objective: int | None) -> float:
+        """Work on the next goal objective first (the cheapest goal standard to reach, see
+        :func:`goal_objectives`), later objectives less; remediation and other route standards
+        next; without a goal, closeness to the learner's level."""
+        if objective is not None:
+            return max(0.3, 1.0 - 0.15 * objective)
+        goal_pos = self.goal_pos
+        if unit in goal_pos:
+            return 1.0 - 0.3 * goal_pos[unit] / max(1, len(goal_pos))
+        if kind in ("remediation", "recheck"):
+            return 0.8
+        if unit in self.route:
+            return 0.6
+        return level_fit(self.ctx, unit) if not self.goals else 0.0
+
+    def due_prereq_share(self, unit: str) -> float:
+        """The share of ``unit``'s prerequisites due for review."""
+        pres = self.ctx.index.prereqs.get(unit, ())
+        if not pres:
+            return 0.0
+        due = self.due
+        return sum(1 for p in pres if p in due) / len(pres)
 
 
-def _goal_fit(
-    ctx: PlanContext,
-    unit: str,
-    kind: str,
-    goals: Sequence[str],
-    goal_pos: Mapping[str, int],
-    route: set[str],
-    objective: int | None = None,
-) -> float:
-    """Work on the next goal objective first (the cheapest goal standard to reach, see
-    :func:`goal_objectives`), later objectives less; remediation and other route standards
-    next; without a goal, closeness to the learner's level."""
-    if objective is not None:
-        return max(0.3, 1.0 - 0.15 * objective)
-    if unit in goal_pos:
-        return 1.0 - 0.3 * goal_pos[unit] / max(1, len(goal_pos))
-    if kind in ("remediation", "recheck"):
-        return 0.8
-    if unit in route:
-        return 0.6
-    return level_fit(ctx, unit) if not goals else 0.0
+def _learning_progress(prog: StandardProgress) -> float:
+    """ZPDES-style learning progress: |recent success rate - the one before|, optimistic when new."""
+    recent = prog.recent
+    if len(recent) < 4:
+        return 0.5
+    half = len(recent) // 2
+    newer, older = recent[half:], recent[:half]
+    return abs(sum(newer) / len(newer) - sum(older) / len(older))
 
 
 def _modality_fits(modality: np.ndarray, lenient: np.ndarray, cfg: PlannerConfig) -> np.ndarray:
@@ -359,10 +393,3 @@ def _modality_fits(modality: np.ndarray, lenient: np.ndarray, cfg: PlannerConfig
     (``lenient``)."""
     preference = np.array([cfg.modality_preference.get(m.value, 0.5) for m in MODALITIES], dtype=float)[modality]
     return np.where(lenient | ~_TEACHER_LED_MASK[modality], preference, 0.2 * preference)
-
-
-def _due_prereq_share(ctx: PlanContext, unit: str) -> float:
-    pres = ctx.index.prereqs.get(unit, ())
-    if not pres:
-        return 0.0
-    return sum(1 for p in pres if review_due(ctx, p) > 0) / len(pres)
