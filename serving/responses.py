@@ -154,7 +154,8 @@ class StatusOut(BaseModel):
     estimated_days: float
     due: datetime | None = None
     status: str = Field(
-        description="reached, on_track, at_risk, no_date, no_goal, or blocked (a goal standard no catalog item practises)"
+        description="reached, on_track, not_started (on track at the planned pace, but no answer yet), at_risk, no_date, "
+        "no_goal, or blocked (a goal standard no catalog item practises)"
     )
     explanation: str
 

@@ -24,7 +24,7 @@ class GoalStatus:
     estimated_minutes: float
     estimated_days: float
     due: float | None
-    status: str  # reached | on_track | at_risk | no_date | no_goal | blocked
+    status: str  # reached | on_track | not_started | at_risk | no_date | no_goal | blocked
     explanation: str
 
 
@@ -49,6 +49,10 @@ def goal_status(ctx: PlanContext) -> GoalStatus:
     ``activities_per_standard`` (calibrated with the simulator) scaled by how far its
     P(mastered) is from the threshold. Minutes use the mean duration of its practice items;
     days use the configured daily minutes and school week.
+
+    A learner who has not answered anything yet is ``not_started`` rather than ``on_track``: the
+    estimate holds at the planned pace, which nothing shows yet (a learner the estimate already
+    puts past the date is ``at_risk`` all the same).
     """
     cfg = ctx.config
     if ctx.goal is None:
@@ -85,7 +89,13 @@ def goal_status(ctx: PlanContext) -> GoalStatus:
         status, text = "no_date", f"{left_to_learn}, about {minutes:.0f} minutes of work"
     else:
         left = (ctx.goal.date - ctx.now) / DAY
-        if days <= left:
+        if days <= left and not ctx.progress.activities:
+            status, text = (
+                "not_started",
+                f"no answer yet; at the planned {cfg.minutes_per_day:.0f} minutes a school day it needs about {days:.1f} days "
+                f"of {left:.1f} left",
+            )
+        elif days <= left:
             status, text = "on_track", f"needs about {days:.1f} days of {left:.1f} left"
         else:
             status, text = "at_risk", f"needs about {days:.1f} days but only {max(left, 0):.1f} are left"

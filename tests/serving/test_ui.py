@@ -292,3 +292,18 @@ def test_an_admin_imports_the_roster_from_the_roster_page(api) -> None:
     assert 'http-equiv="refresh"' not in page  # nothing left to follow
     listed = api.client.get("/ui/classes").text
     assert "Grade 4 Math - Ramos" in listed and "Grade 5 Math - Chen" in listed
+
+
+def test_a_student_who_has_not_answered_yet_is_not_started_not_on_track(ui) -> None:
+    """The GPS estimate holds at the planned pace; a teacher reads "on track" as "keeping it", which
+    a student with no answer has not shown yet."""
+    goal = {"standards": ["4.NF.B.3.a"], "date": "2035-06-01T00:00:00Z"}
+    assert ui.client.put("/v1/learners/stu-1000/goal", json=goal, headers=ui.h()).status_code == 200
+    sign_in(ui, ui.keys["a_teacher"])
+    badge = re.compile(r'class="big badge s-([a-z_]+)">([^<]+)</span><br>([^<]+)</div>')
+    status, label, text = badge.search(ui.client.get("/ui/learners/stu-1000").text).groups()
+    assert (status, label) == ("not_started", "not started") and text.startswith("no answer yet; at the planned")
+    answer = {"id": "first", "learner_id": "stu-1000", "item_id": "gen-K.CC.A.1-check", "correct": True}
+    assert ui.client.post("/v1/events", json=[answer], headers=ui.h()).status_code == 200
+    status, label, text = badge.search(ui.client.get("/ui/learners/stu-1000").text).groups()
+    assert (status, label) == ("on_track", "on track") and text.startswith("needs about")

@@ -12,8 +12,12 @@ def test_route_estimate_and_status(learner) -> None:
     assert status.estimated_activities > 0 and status.estimated_minutes > status.estimated_activities
     far = goal_status(learner.ctx(goal=Goal(("C",), date=60 * DAY)))
     near = goal_status(learner.ctx(goal=Goal(("C",), date=0.01 * DAY)))
-    assert far.status == "on_track" and near.status == "at_risk"
-    assert "only" in near.explanation
+    assert near.status == "at_risk" and "only" in near.explanation
+    # on track at the planned pace, which a learner with no answer has not shown yet
+    assert far.status == "not_started" and far.explanation.startswith("no answer yet; at the planned 45 minutes")
+    learner.attempt("A-p1", False, 0.0)
+    started = goal_status(learner.ctx(goal=Goal(("C",), date=60 * DAY)))
+    assert started.status == "on_track" and started.explanation.startswith("needs about")
 
 
 def test_estimate_shrinks_as_the_learner_advances(learner) -> None:
