@@ -48,6 +48,7 @@ from engine.planner.progress import Attempt, Progress, mark_mastered, record_att
 __all__ = [
     "KNOWN_GRADE_PRIOR",
     "META_VERSION",
+    "meta_in_layout",
     "Diagnostic",
     "GradeError",
     "Learner",
@@ -67,8 +68,19 @@ __all__ = [
 KNOWN_GRADE_PRIOR = PlacementConfig(max_questions=0, min_questions=0, hint_sd=0.75, steepness=3.0, domain_sd=0.4)
 
 #: the layout of a stored learner's meta: 3 counts the answers shared by several units
-#: (``Progress.shared``), which a record written before lacks (see ``LearnerService._view``)
-META_VERSION = 3
+#: (``Progress.shared``), 4 the activities per day (``Progress.days``, the learner's own pace);
+#: a record written before lacks them (see ``LearnerService._view``)
+META_VERSION = 4
+
+
+def meta_in_layout(meta: Mapping[str, Any], layout: int) -> dict[str, Any]:
+    """A meta of this layout (``LearnerMeta.to_json``) as a record of the older ``layout`` holds
+    it: what a check compares a record of that layout with (the next read writes it anew)."""
+    progress = dict(meta["progress"])
+    for field_, since in (("shared", 3), ("days", 4), ("started", 4)):
+        if layout < since:
+            progress.pop(field_, None)
+    return {**meta, "v": layout, "progress": progress}
 
 
 class GradeError(ValueError):

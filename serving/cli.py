@@ -221,7 +221,7 @@ def replay(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
     """Rebuild every learner's state from the event log with the current model."""
-    from engine.learner import LearnerMeta
+    from engine.learner import META_VERSION, LearnerMeta, meta_in_layout
     from models.base import state_from_bytes
     from serving import checkpoints
     from serving.content import read_stamp
@@ -263,16 +263,22 @@ def replay(
             summary["bad_checkpoints"] += len(bad)
             kept = stored_state(learner, bool(log))  # what a record keeps (nothing before any event)
             state_ok = _same_state(state_from_bytes(record.state), learner.state) if record.state else not kept
+            # a record of an older meta layout is compared with what that layout holds of the fold
+            layout = int(record.meta.get("v", META_VERSION))
+            older = layout < META_VERSION
+            fresh = meta_in_layout(meta, layout) if older else meta
             held = bool(
-                state_ok and json.loads(json.dumps(meta)) == {k: v for k, v in record.meta.items() if k != "cp"}
+                state_ok and json.loads(json.dumps(fresh)) == {k: v for k, v in record.meta.items() if k != "cp"}
             )
             # the model, the tenant's framework, the catalog, the units with a check, the alignment
             # (of a learner without an answer nothing is folded: no state is kept, the stamp tells nothing)
-            same = held and (record.model_version == core.version or not (record.state or kept)) and not bad
+            same = (
+                held and not older and (record.model_version == core.version or not (record.state or kept)) and not bad
+            )
             summary["matching"] += same
             # what the log gives, under another stamp (one written before stamps named the
-            # catalog, say): no difference, and the next read stamps it anew
-            stamp_only = held and not same and not bad and stamped != core.version
+            # catalog, say) or in an older layout: no difference, and the next read writes it anew
+            stamp_only = held and not same and not bad and (stamped != core.version or older)
             summary["stamp_only"] += stamp_only
             if not same and not stamp_only:
                 summary["differing"].append(f"{t}/{learner_id}")
@@ -292,7 +298,8 @@ def replay(
         typer.echo(
             f"{summary['learners']} learner(s), {summary['matching']} already matching, "
             + (
-                f"{summary['stamp_only']} matching but stamped otherwise (a read stamps them anew), "
+                f"{summary['stamp_only']} matching but stamped otherwise or in an older layout (a read writes them "
+                "anew), "
                 if summary["stamp_only"]
                 else ""
             )

@@ -144,6 +144,16 @@ class RotationOut(BaseModel):
     station_load: list[dict[str, int]]
 
 
+class OwnPaceOut(BaseModel):
+    """How fast the learner has actually been working."""
+
+    activities_per_day: float = Field(description="activities per calendar day over the last `days` days")
+    days: int = Field(description="the days measured: the last 28, or since the first activity when more recent")
+    estimated_days: float | None = Field(
+        description="the days the rest of the route takes at this pace (null: no activity over those days)"
+    )
+
+
 class StatusOut(BaseModel):
     goal: list[str]
     route: list[str]
@@ -151,13 +161,17 @@ class StatusOut(BaseModel):
     goal_standards: int
     estimated_activities: float
     estimated_minutes: float
-    estimated_days: float
+    estimated_days: float = Field(description="the days the rest of the route takes at the planned pace")
     due: datetime | None = None
     status: str = Field(
         description="reached, on_track, not_started (on track at the planned pace, but no answer yet), at_risk, no_date, "
-        "no_goal, or blocked (a goal standard no catalog item practises)"
+        "no_goal, or blocked (a goal standard no catalog item practises); once the learner has worked for a week, on "
+        "track or not is judged at their own pace"
     )
     explanation: str
+    own_pace: OwnPaceOut | None = Field(
+        None, description="the learner's own pace and the estimate at it, after a week of work (null before)"
+    )
 
 
 class GoalOut(BaseModel):

@@ -269,7 +269,8 @@ class LearnerService:
         if state is None or "v" not in record.meta:  # another model wrote it, or an older record layout
             learner = self.rebuild(core, record, meta)
             return LearnerView(record, loaded, core, learner, rebuilt="model" if state is None else "layout")
-        older_layout = record.meta["v"] < META_VERSION  # before answers shared by several units were counted
+        layout = record.meta["v"]
+        older_layout = layout < META_VERSION  # before answers shared by several units, or the days, were counted
         if current and not older_layout:
             return LearnerView(record, loaded, core, Learner(state, meta))
         # Folded before an item it may have answered moved (in the tenant's items or the
@@ -280,7 +281,7 @@ class LearnerService:
         answers = evidence(self.store.events(record.tenant, record.learner_id))
         if changed is None or touched(answers, *changed, core.units_of):
             return LearnerView(record, loaded, core, core.rebuild(meta, answers), rebuilt="catalog")
-        if older_layout and any(len(core.units_of(o)) > 1 for o in answers):
+        if older_layout and ((layout < 4 and answers) or any(len(core.units_of(o)) > 1 for o in answers)):
             return LearnerView(record, loaded, core, core.rebuild(meta, answers), rebuilt="layout")
         checkpoints.restamp(meta, record.model_version, core.version)
         return LearnerView(record, loaded, core, Learner(state, meta), rebuilt="restamped")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -159,4 +160,5 @@ def status_json(s: GoalStatus) -> dict[str, Any]:
         "due": iso(s.due),
         "status": s.status,
         "explanation": s.explanation,
+        "own_pace": None if s.own_pace is None else asdict(s.own_pace),
     }

@@ -7,11 +7,24 @@ from dataclasses import dataclass
 from configs import PlannerConfig
 from engine.catalog import Modality
 from engine.planner.context import PlanContext, goal_units
+from engine.planner.progress import DAY
 from engine.planner.targets import in_place, route_to_goal
 
-__all__ = ["GoalStatus", "daily_pace", "goal_status"]
+__all__ = ["DAY", "GoalStatus", "OwnPace", "daily_pace", "goal_status"]
 
-DAY = 86_400.0
+#: the days since a learner's first activity before the GPS judges them on their own pace
+OWN_PACE_AFTER_DAYS = 7
+
+
+@dataclass(frozen=True)
+class OwnPace:
+    """How fast the learner has actually been working: activities per calendar day over the last
+    ``days`` days, and the days the rest of the route takes at that pace (None when they have done
+    nothing over those days)."""
+
+    activities_per_day: float
+    days: int
+    estimated_days: float | None
 
 
 @dataclass(frozen=True)
@@ -26,6 +39,8 @@ class GoalStatus:
     due: float | None
     status: str  # reached | on_track | not_started | at_risk | no_date | no_goal | blocked
     explanation: str
+    #: the learner's own pace, once they have worked ``OWN_PACE_AFTER_DAYS`` days (None before)
+    own_pace: OwnPace | None = None
 
 
 def daily_pace(cfg: PlannerConfig) -> float:
@@ -50,9 +65,13 @@ def goal_status(ctx: PlanContext) -> GoalStatus:
     P(mastered) is from the threshold. Minutes use the mean duration of its practice items;
     days use the configured daily minutes and school week.
 
-    A learner who has not answered anything yet is ``not_started`` rather than ``on_track``: the
-    estimate holds at the planned pace, which nothing shows yet (a learner the estimate already
-    puts past the date is ``at_risk`` all the same).
+    The estimate is at the planned pace; once the learner has worked for
+    ``OWN_PACE_AFTER_DAYS`` days, their own pace (activities per calendar day over the last four
+    weeks, :meth:`Progress.pace`) gives a second one, and on track or not is judged on it: a
+    navigation system times the route at the speed the car goes. A learner who has not answered
+    anything yet is ``not_started`` rather than ``on_track``: the estimate holds at the planned
+    pace, which nothing shows yet (a learner the estimate already puts past the date is
+    ``at_risk`` all the same).
     """
     cfg = ctx.config
     if ctx.goal is None:
@@ -71,6 +90,11 @@ def goal_status(ctx: PlanContext) -> GoalStatus:
         minutes += n * _practice_minutes(ctx, unit)
     per_day = daily_pace(cfg)
     days = minutes / per_day if per_day > 0 else float("inf")
+    measured = ctx.progress.pace(ctx.now, OWN_PACE_AFTER_DAYS)
+    own = None
+    if measured is not None:
+        rate, over = measured
+        own = OwnPace(round(rate, 2), over, round(activities / rate, 2) if rate > 0 else None)
     done = sum(1 for u in units if u in mastered)
     goal = ctx.goal.standards
     # a goal standard nothing in the catalog practises cannot be reached, whatever the pace (the
@@ -89,11 +113,13 @@ def goal_status(ctx: PlanContext) -> GoalStatus:
         status, text = "no_date", f"{left_to_learn}, about {minutes:.0f} minutes of work"
     else:
         left = (ctx.goal.date - ctx.now) / DAY
-        if days <= left and not ctx.progress.activities:
+        if own is not None:
+            status, text = _on_own_pace(own, left)
+        elif days <= left and not ctx.progress.activities:
             status, text = (
                 "not_started",
-                f"no answer yet; at the planned {cfg.minutes_per_day:.0f} minutes a school day it needs about {days:.1f} days "
-                f"of {left:.1f} left",
+                f"no answer yet; at the planned {cfg.minutes_per_day:.0f} minutes a school day it needs about "
+                f"{days:.1f} days of {left:.1f} left",
             )
         elif days <= left:
             status, text = "on_track", f"needs about {days:.1f} days of {left:.1f} left"
@@ -110,4 +136,22 @@ def goal_status(ctx: PlanContext) -> GoalStatus:
         ctx.goal.date,
         status,
         text,
+        own,
+    )
+
+
+def _on_own_pace(own: OwnPace, left: float) -> tuple[str, str]:
+    """On track or not for a goal date ``left`` days away, at the learner's own pace."""
+    pace = f"{own.activities_per_day:.1f} activities a day over the last {own.days} days"
+    if own.estimated_days is None:
+        return "at_risk", f"no activity in the last {own.days} days; {max(left, 0):.1f} days are left"
+    if own.estimated_days <= left:
+        return (
+            "on_track",
+            f"needs about {own.estimated_days:.1f} days of {left:.1f} left at the learner's pace ({pace})",
+        )
+    return (
+        "at_risk",
+        f"at the learner's pace ({pace}) it needs about {own.estimated_days:.1f} days but only "
+        f"{max(left, 0):.1f} are left",
     )

@@ -14,6 +14,7 @@ The record is plain data (``to_json`` / ``from_json``) so a store can keep it ne
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from operator import attrgetter
@@ -23,6 +24,9 @@ from configs import PlannerConfig
 __all__ = ["Attempt", "Progress", "StandardProgress", "mark_mastered", "record_attempt"]
 
 RECENT = 6  # outcomes kept per standard (learning progress and struggle detection)
+#: the days of activity counts a learner keeps (their own pace, see :meth:`Progress.pace`)
+PACE_WINDOW_DAYS = 28
+DAY = 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +97,24 @@ class Progress:
     #: answers on items that practise several units at once (units -> answers): each counts once
     #: per unit in ``units``, and once only for a standard made of several of them
     shared: dict[tuple[str, ...], int] = field(default_factory=dict)
+    #: activities per day (day number since the epoch, UTC -> activities) over the last
+    #: ``PACE_WINDOW_DAYS`` days of the learner's work, and the time of their first activity
+    days: dict[int, int] = field(default_factory=dict)
+    started: float | None = None
+
+    def pace(self, now: float, min_days: int = 7) -> tuple[float, int] | None:
+        """The learner's own pace at ``now``: activities per calendar day over the last
+        ``PACE_WINDOW_DAYS`` days (``now``'s day included), or since their first activity when that
+        is more recent, and the number of days it is measured over. None over fewer than
+        ``min_days`` days (the first activity's day and today included): too little to tell a
+        pace from a start."""
+        if self.started is None:
+            return None
+        today = math.floor(now / DAY)
+        span = min(PACE_WINDOW_DAYS, today - math.floor(self.started / DAY) + 1)
+        if span < min_days:
+            return None
+        return sum(n for day, n in self.days.items() if today - span < day <= today) / span, span
 
     def answers_on(self, units: Collection[str]) -> int:
         """The answers that practised any of ``units`` (a standard's learnable parts), each once:
@@ -137,6 +159,11 @@ class Progress:
             "last_mastery": self.last_mastery,
             "outcomes": list(self.outcomes),
             **({"shared": [[list(g), n] for g, n in self.shared.items()]} if self.shared else {}),
+            **(
+                {"days": [[d, n] for d, n in self.days.items()], "started": self.started}
+                if self.started is not None
+                else {}
+            ),
         }
 
     @classmethod
@@ -162,6 +189,8 @@ class Progress:
             int(data.get("last_mastery", 0)),
             [float(x) for x in data.get("outcomes", ())],
             {tuple(group): int(n) for group, n in data.get("shared", ())},
+            {int(d): int(n) for d, n in data.get("days", ())},
+            None if data.get("started") is None else float(data["started"]),
         )
 
 
@@ -201,6 +230,15 @@ def record_attempt(
     del progress.recent_items[:-keep]
     progress.outcomes.append(float(attempt.correct))
     del progress.outcomes[: -max(1, config.stall_after)]
+    per_day = progress.days
+    today = math.floor(attempt.time / DAY)
+    per_day[today] = per_day.get(today, 0) + 1
+    if len(per_day) > PACE_WINDOW_DAYS:  # the days before the window of the latest are no pace
+        latest = max(per_day)
+        for gone in [d for d in per_day if d <= latest - PACE_WINDOW_DAYS]:
+            del per_day[gone]
+    if progress.started is None or attempt.time < progress.started:
+        progress.started = attempt.time
     ok = attempt.success
     unmastered = [u for u in attempt.units if not progress.get(u).mastered]
     for unit in attempt.units:

@@ -58,6 +58,16 @@ def day(ts: float | None) -> str | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC).date().isoformat()
 
 
+def arrival(gps: GoalStatus, now: float) -> str | None:
+    """The estimated arrival at the goal: at the learner's own pace once there is one (see
+    :func:`engine.planner.gps.goal_status`), else at the planned pace; none without a goal, with
+    the goal reached or blocked, or for a learner who has not worked for weeks."""
+    if gps.status in ("no_goal", "reached", "blocked"):
+        return None
+    days = gps.estimated_days if gps.own_pace is None else gps.own_pace.estimated_days
+    return None if days is None else day(now + days * DAY)
+
+
 @dataclass
 class StudentRow:
     learner_id: str
@@ -111,7 +121,7 @@ def _row(
     flags = [f"{f.standard}: {f.reason}" for f in view.core.recommend(view.learner, now, n=1).flags]
     group, why = _support_group(len(log), accuracy, flags, profile.gps.status, t)
     gps = profile.gps
-    eta = day(now + gps.estimated_days * DAY) if gps.status not in ("no_goal", "reached") else None
+    eta = arrival(gps, now)
     row = StudentRow(
         learner_id,
         roster.name_of(learner_id),
@@ -391,7 +401,7 @@ def learner_gps(service: LearnerService, tenant: str, roster: Roster, learner_id
         "name": roster.name_of(learner_id),
         "grade": roster.grade_of(learner_id) or view.meta.grade,
         "gps": gps,
-        "eta": day(now + gps.estimated_days * DAY) if gps.status not in ("no_goal", "reached", "blocked") else None,
+        "eta": arrival(gps, now),
         "due": day(gps.due),
         "recommendations": plan.recommendations,
         "evidence": evidence,

@@ -23,6 +23,23 @@ def native(i: int, learner: str = "s1", item: str = ITEM, correct: bool = True) 
     }
 
 
+def replay_check(store, folder) -> dict:
+    """``zpd replay --check --json`` on tenant-a of ``store`` (the bundled BKT model): it must pass;
+    its summary."""
+    from typer.testing import CliRunner
+
+    from zpd.cli import app as cli
+
+    config = folder / "zpd.toml"
+    config.write_text(
+        f'[store]\nurl = "{store.url}"\n[serving]\nmodel_uri = "bkt"\ndata_dir = "{folder.as_posix()}"\n'
+        f'[mlflow]\ntracking_uri = "sqlite:///{(folder / "mlflow.db").as_posix()}"\n'
+    )
+    run = CliRunner().invoke(cli, ["--config", str(config), "replay", "--tenant", "tenant-a", "--check", "--json"])
+    assert run.exit_code == 0, run.output
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
 def xapi(i: int, learner: str = "s1", item: str = ITEM2, **result) -> dict:
     return {
         "id": f"x{i}",
@@ -682,12 +699,7 @@ def test_an_item_moved_to_other_standards_counts_there_for_the_learners_who_answ
     again from the log). A learner who never answered it keeps the state as stored, stamped with
     the new alignment, checkpoints too (a late answer still resumes from one), and `zpd replay
     --check` finds every learner as its log gives them."""
-    import json
-
-    from typer.testing import CliRunner
-
     from serving import checkpoints
-    from zpd.cli import app as cli
 
     monkeypatch.setattr(checkpoints, "EVERY", 2)
     c, h, store = api.client, api.h(), api.store
@@ -738,14 +750,7 @@ def test_an_item_moved_to_other_standards_counts_there_for_the_learners_who_answ
     late = c.post("/v1/events", json=[answer(9, "bob", shared, 2.5)], headers=h)
     assert late.status_code == 200 and refolds == ["checkpoint"]
 
-    config = tmp_path / "zpd.toml"
-    config.write_text(
-        f'[store]\nurl = "{store.url}"\n[serving]\nmodel_uri = "bkt"\ndata_dir = "{tmp_path.as_posix()}"\n'
-        f'[mlflow]\ntracking_uri = "sqlite:///{(tmp_path / "mlflow.db").as_posix()}"\n'
-    )
-    run = CliRunner().invoke(cli, ["--config", str(config), "replay", "--tenant", "tenant-a", "--check", "--json"])
-    assert run.exit_code == 0, run.output
-    summary = json.loads(run.stdout.strip().splitlines()[-1])
+    summary = replay_check(store, tmp_path)
     assert summary["learners"] == summary["matching"] == 2
 
 
@@ -824,10 +829,12 @@ def test_a_withdrawn_item_is_never_offered_and_answers_on_it_still_count(api) ->
     assert c.get("/v1/learners/ann/next", headers=h).json()["recommendations"][0]["item"]["id"] == check
 
 
-def test_a_record_written_before_shared_answers_were_counted_is_brought_up_to_date_on_read(api) -> None:
-    """A record of the layout before (meta version 2: answers on items that practise several
-    units counted once per unit) is folded again on its first read when its log has such an
-    answer, and only written in the new layout when it has none."""
+def test_a_record_of_an_older_layout_is_brought_up_to_date_on_read(api, tmp_path) -> None:
+    """A record of a layout before (meta version 2: answers on items that practise several units
+    counted once per unit; 3: no activities per day, the learner's own pace) is folded again on
+    its first read when its log holds an answer; one without any holds nothing the newer layouts
+    count, and is read as it is. ``zpd replay --check`` finds each what its log gives in its
+    layout: no difference."""
     from engine.learner import META_VERSION
 
     c, h, store = api.client, api.h(), api.store
@@ -837,17 +844,22 @@ def test_a_record_written_before_shared_answers_were_counted_is_brought_up_to_da
     for learner, item in (("multi", whole), ("plain", single)):
         answers = [{"id": f"{learner}{k}", "learner_id": learner, "item_id": item, "correct": True} for k in range(3)]
         assert c.post("/v1/events", json=answers, headers=h).status_code == 200
-    before = {}
-    for learner in ("multi", "plain"):  # as the layout before wrote them
+    assert c.post("/v1/learners/idle", json={"grade": "3"}, headers=h).status_code in (200, 201)
+    assert c.put("/v1/learners/idle/goal", json={"standards": ["3.NF.A.3"]}, headers=h).status_code == 200
+    before, older = {}, {"multi": 2, "plain": 3, "idle": 3}
+    for learner, layout in older.items():  # as the layouts before wrote them
         record = store.get("tenant-a", learner)
+        dropped = ("shared", "days", "started") if layout == 2 else ("days", "started")
         record.meta = {
             **record.meta,
-            "v": 2,
-            "progress": {k: v for k, v in record.meta["progress"].items() if k != "shared"},
+            "v": layout,
+            "progress": {k: v for k, v in record.meta["progress"].items() if k not in dropped},
         }
         store.commit(record, record.version, [])
         before[learner] = store.get("tenant-a", learner)
-    assert "shared" not in before["multi"].meta["progress"] and META_VERSION == 3
+    assert "shared" not in before["multi"].meta["progress"] and META_VERSION == 4
+    summary = replay_check(store, tmp_path)
+    assert (summary["learners"], summary["stamp_only"], summary["differing"]) == (3, 3, []), summary
 
     def evidence(learner: str) -> int:
         profile = c.get(f"/v1/learners/{learner}/profile", params={"standards": "3.NF.A.3,K.CC.A.1"}, headers=h)
@@ -855,15 +867,15 @@ def test_a_record_written_before_shared_answers_were_counted_is_brought_up_to_da
 
     assert evidence("multi") == 3  # not 12: the answers were counted again
     multi = store.get("tenant-a", "multi")
-    assert multi.meta["v"] == 3 and multi.meta["progress"]["shared"]
+    assert multi.meta["v"] == 4 and multi.meta["progress"]["shared"] and multi.meta["progress"]["days"]
     assert evidence("plain") == 3
     plain = store.get("tenant-a", "plain")
-    assert (
-        plain.meta["v"] == 3 and plain.state == before["plain"].state and plain.version == before["plain"].version + 1
-    )
+    assert plain.meta["v"] == 4 and sum(n for _, n in plain.meta["progress"]["days"]) == 3
+    assert c.get("/v1/learners/idle/profile", headers=h).status_code == 200
+    idle = store.get("tenant-a", "idle")
+    assert idle.meta["v"] == 3 and idle.version == before["idle"].version and not idle.state
     scraped = c.get("/metrics").text
-    assert 'zpd_rebuilt_on_read_total{why="layout"} 1.0' in scraped
-    assert 'zpd_rebuilt_on_read_total{why="restamped"} 1.0' in scraped
+    assert 'zpd_rebuilt_on_read_total{why="layout"} 2.0' in scraped
 
 
 def test_the_lean_next_route_answers_as_the_fastapi_route_does(api) -> None:
@@ -946,3 +958,30 @@ def test_a_route_the_lean_path_cannot_serve_is_refused_when_the_app_is_built() -
 
     with pytest.raises(ValueError, match="no lean resolver"):
         LeanRoute(APIRoute("/y", other))
+
+
+def test_the_gps_judges_a_learner_who_has_worked_a_week_at_their_own_pace(api) -> None:
+    """The profile's GPS gives the learner's own pace (activities a day over the last four weeks)
+    once they have worked a week, with the estimate at it; on track or not is judged on it."""
+    c, h = api.client, api.h()
+    now = 1_796_000_000.0  # 2026-11-30
+    c.app.state.service.clock = lambda: now
+    goal = {"standards": ["K.CC.A.1"], "date": "2027-06-01T00:00:00Z"}
+    assert c.put("/v1/learners/pace/goal", json=goal, headers=h).status_code == 200
+    fresh = c.get("/v1/learners/pace/profile", headers=h).json()["gps"]
+    assert fresh["own_pace"] is None and fresh["status"] == "not_started"
+    answers = [  # one answer every five days over the last three weeks, all wrong: nothing mastered
+        {
+            "id": f"p{k}",
+            "learner_id": "pace",
+            "item_id": ITEM2,
+            "correct": False,
+            "timestamp": now - (20 - 5 * k) * 86400,
+        }
+        for k in range(5)
+    ]
+    assert c.post("/v1/events", json=answers, headers=h).status_code == 200
+    gps = c.get("/v1/learners/pace/profile", headers=h).json()["gps"]
+    assert gps["own_pace"]["days"] == 21 and gps["own_pace"]["activities_per_day"] == round(5 / 21, 2)
+    assert abs(gps["own_pace"]["estimated_days"] - gps["estimated_activities"] * 21 / 5) < 0.5
+    assert "learner's pace" in gps["explanation"]

@@ -49,3 +49,44 @@ def test_a_goal_no_item_practises_is_blocked_not_on_its_way(config) -> None:
     assert "practises C:" in status.explanation
     one_left = goal_status(learner.ctx(goal=Goal(("A",))))
     assert one_left.explanation.startswith("1 standard to go,")
+
+
+def _work(learner, days: list[float]) -> None:
+    """One answer on each of ``days`` (in days since the epoch), alternating right and wrong on A's
+    practice so nothing gets mastered and the route stays whole."""
+    for k, when in enumerate(days):
+        learner.attempt("A-p1", k % 2 == 0, when * DAY)
+
+
+def test_the_own_pace_is_measured_after_a_week_over_the_last_four_weeks(learner) -> None:
+    _work(learner, [0.5, 1.5, 2.5])
+    assert learner.progress.pace(5.9 * DAY) is None  # days 0-5: too early to tell
+    assert learner.progress.pace(6.0 * DAY) == (3 / 7, 7)  # days 0-6, the first and today included
+    _work(learner, [10.5] * 4)
+    assert learner.progress.pace(27.5 * DAY) == (7 / 28, 28)
+    assert learner.progress.pace(30.2 * DAY) == (4 / 28, 28)  # days 0-2 left the window
+    assert learner.progress.pace(60 * DAY) == (0.0, 28)
+    _work(learner, [40.5 + d for d in range(40)])  # the days kept stay within the window
+    assert len(learner.progress.days) <= 28 and min(learner.progress.days) > 79 - 28
+
+
+def test_on_track_or_not_is_judged_at_the_learner_s_own_pace(learner) -> None:
+    """The planned pace says the route to C takes a few days. A learner who answers once every
+    four days is not on track for a date that the planned pace makes: the GPS says so, with the
+    numbers, as one who keeps the pace is."""
+    goal = Goal(("C",), date=40 * DAY)
+    planned = goal_status(learner.ctx(now=20 * DAY, goal=goal))
+    assert planned.status == "not_started" and planned.own_pace is None and planned.estimated_days < 20
+    _work(learner, [0.5, 4.5, 8.5, 12.5, 16.5])
+    slow = goal_status(learner.ctx(now=20 * DAY, goal=goal))
+    assert slow.own_pace is not None and slow.own_pace.activities_per_day == round(5 / 21, 2)
+    assert slow.own_pace.estimated_days > 20 > slow.estimated_days
+    assert slow.status == "at_risk" and "at the learner's pace (0.2 activities a day over the last 21 days)" in (
+        slow.explanation
+    )
+    _work(learner, [17 + k / 10 for k in range(30)])  # a catch-up: 30 answers in three days
+    fast = goal_status(learner.ctx(now=20 * DAY, goal=goal))
+    assert fast.status == "on_track" and fast.own_pace.estimated_days <= 20 and "learner's pace" in fast.explanation
+    idle = goal_status(learner.ctx(now=60 * DAY, goal=Goal(("C",), date=90 * DAY)))
+    assert idle.status == "at_risk" and idle.own_pace.estimated_days is None
+    assert idle.explanation.startswith("no activity in the last 28 days")
