@@ -351,13 +351,28 @@ MAX_CATCH_UP = 3.0
 
 def _way_back(gps: GoalStatus, config: PlannerConfig, now: float) -> str:
     """What gets an off-track learner to the goal: a catch-up pace until the goal date when one
-    is workable (up to :data:`MAX_CATCH_UP` times the planned daily minutes), else a later date."""
+    is workable (up to :data:`MAX_CATCH_UP` times the planned pace), else a later date. Once the
+    learner has a pace of their own, the catch-up is in activities a day, next to what they have
+    been doing: more of them, not longer days, is what a teacher can ask for."""
     assert gps.due is not None  # off track for a date
     pace = daily_pace(config)  # minutes per calendar day, as the time to the goal counts
-    eta = day(now + gps.estimated_days * DAY)
+    eta = day(now + gps.estimated_days * DAY)  # keeping the planned pace from now on
     days_left = (gps.due - now) / DAY
     if days_left <= 0:
         return f"the date has passed: set a new goal date (at the planned pace, about {eta})"
+    own = gps.own_pace
+    if own is not None and gps.estimated_days > 0:
+        need, planned = gps.estimated_activities / days_left, gps.estimated_activities / gps.estimated_days
+        if need <= MAX_CATCH_UP * planned:
+            return (
+                f"about {need:.1f} activities a day until {day(gps.due)} would get there (the student has done "
+                f"{own.activities_per_day:.1f} a day over the last {own.days} days; the plan counts {planned:.1f})"
+            )
+        return (
+            f"{day(gps.due)} would take {need:.1f} activities a day, more than {MAX_CATCH_UP:g} times the planned "
+            f"{planned:.1f} (the student has done {own.activities_per_day:.1f}): move the goal date to about {eta} "
+            "and keep the planned pace, or narrow the goal"
+        )
     per_day = gps.estimated_minutes / days_left
     if per_day <= MAX_CATCH_UP * pace:
         return f"about {per_day:.0f} minutes a day until {day(gps.due)} (the plan counts {pace:.0f}) would get there"

@@ -163,19 +163,34 @@ def test_the_way_back_is_a_workable_pace_or_a_later_date(ui) -> None:
     from types import SimpleNamespace
 
     from configs import PlannerConfig
-    from engine.planner.gps import DAY
+    from engine.planner.gps import DAY, OwnPace
     from serving.ui.pages import _way_back
 
     config = PlannerConfig()  # 45 minutes 5 days a week: 32 a calendar day
     now = 1_790_000_000.0
 
-    def off_track(minutes: float, days_left: float) -> str:
-        gps = SimpleNamespace(estimated_minutes=minutes, due=now + days_left * DAY, estimated_days=minutes / 32.14)
+    def off_track(minutes: float, days_left: float, own: OwnPace | None = None) -> str:
+        gps = SimpleNamespace(
+            estimated_minutes=minutes,
+            estimated_activities=minutes / 10,  # ten-minute activities
+            due=now + days_left * DAY,
+            estimated_days=minutes / 32.14,
+            own_pace=own,
+        )
         return _way_back(gps, config, now)
 
     assert off_track(640, 10).startswith("about 64 minutes a day until")
     assert "1000 minutes a day, more than 3 times the planned 32: move the goal date to about" in off_track(1000, 1)
     assert off_track(100, -1).startswith("the date has passed")
+    # with a pace of their own: in activities a day, next to what the student has been doing
+    slow = OwnPace(0.5, 28, 128.0)
+    assert off_track(640, 10, slow).startswith(
+        "about 6.4 activities a day until 2026-10-01 would get there (the student has done 0.5 a day over the last "
+        "28 days; the plan counts 3.2)"
+    )
+    assert "would take 100.0 activities a day, more than 3 times the planned 3.2 (the student has done 0.5)" in (
+        off_track(1000, 1, slow)
+    )
 
     sign_in(ui, ui.keys["a_teacher"])
     tomorrow = dt.datetime.fromtimestamp(ui.client.app.state.service.clock() + DAY, dt.UTC).date().isoformat()
