@@ -92,7 +92,7 @@ def _answers(service: LearnerService, tenant: str, learner_id: str) -> list[Any]
 
 
 def _support_group(
-    answers: int, accuracy: float | None, flags: list[str], gps_status: str, t: Thresholds
+    answers: int, accuracy: float | None, flags: list[str], gps: GoalStatus, t: Thresholds
 ) -> tuple[str, str]:
     if answers < t.min_answers:
         return "not_enough", f"{answers} answer(s) so far; {t.min_answers} are needed to judge"
@@ -101,8 +101,8 @@ def _support_group(
         return "struggling", "; ".join(flags)
     if accuracy < t.struggling_below:
         return "struggling", f"recent accuracy {accuracy:.0%} is under {t.struggling_below:.0%}"
-    if gps_status == "at_risk":
-        return "struggling", "behind the pace needed to reach the goal by its date"
+    if gps.status == "at_risk":
+        return "struggling", f"behind the pace needed to reach the goal by its date: {gps.explanation}"
     if accuracy >= t.excelling_above:
         return "excelling", f"recent accuracy {accuracy:.0%} is at least {t.excelling_above:.0%}"
     return "on_track", f"recent accuracy {accuracy:.0%}"
@@ -119,7 +119,7 @@ def _row(
     last = max((e.time for e in log), default=None)
     inactive = None if last is None else (now - last) / DAY
     flags = [f"{f.standard}: {f.reason}" for f in view.core.recommend(view.learner, now, n=1).flags]
-    group, why = _support_group(len(log), accuracy, flags, profile.gps.status, t)
+    group, why = _support_group(len(log), accuracy, flags, profile.gps, t)
     gps = profile.gps
     eta = arrival(gps, now)
     row = StudentRow(

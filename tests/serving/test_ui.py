@@ -322,3 +322,30 @@ def test_a_student_who_has_not_answered_yet_is_not_started_not_on_track(ui) -> N
     assert ui.client.post("/v1/events", json=[answer], headers=ui.h()).status_code == 200
     status, label, text = badge.search(ui.client.get("/ui/learners/stu-1000").text).groups()
     assert (status, label) == ("on_track", "on track") and text.startswith("needs about")
+
+
+def test_a_student_behind_the_goal_at_their_own_pace_is_in_the_support_group_with_the_numbers(ui) -> None:
+    """Right often enough and never stuck, but two answers a week: at that pace the goal date is out
+    of reach, which the planned pace would not show. The dashboard puts her with the students who
+    need support, saying why in numbers."""
+    from engine.planner.gps import DAY
+
+    now = ui.client.app.state.service.clock()
+    due = dt.datetime.fromtimestamp(now + 20 * DAY, dt.UTC).date().isoformat()
+    goal = {"standards": ["4.NF.B.3"], "date": due}
+    assert ui.client.put("/v1/learners/stu-1002/goal", json=goal, headers=ui.h()).status_code == 200
+    catalog = ui.client.app.state.engine.catalog
+    item = next(i.id for i in catalog if i.standards == ("4.OA.A.2",) and not i.mastery_check)
+    answers = [
+        {"id": f"slow{k}", "learner_id": "stu-1002", "item_id": item, "correct": k % 3 != 1, "timestamp": t}
+        for k, t in enumerate(now - (21 - 3.5 * k) * DAY for k in range(6))
+    ]
+    sent = ui.client.post("/v1/events", json=answers, headers=ui.h()).json()
+    assert (sent["accepted"], sent["unaligned"]) == (6, 0), sent
+    sign_in(ui, ui.keys["a_teacher"])
+    page = ui.client.get("/ui/classes/class-4a").text
+    struggling = page[page.index('data-group="struggling"') : page.index('data-group="on_track"')]
+    assert "Chloe Nguyen" in struggling
+    assert "behind the pace needed to reach the goal by its date: at the learner&#39;s pace (0.3 activities a day" in (
+        struggling
+    )
