@@ -349,3 +349,5 @@ def test_a_student_behind_the_goal_at_their_own_pace_is_in_the_support_group_wit
     assert "behind the pace needed to reach the goal by its date: at the learner&#39;s pace (0.3 activities a day" in (
         struggling
     )
+    row = re.search(r"Chloe Nguyen</a></td>(.*?)</tr>", page[page.index("<h2>Pace and progress") :], re.S)
+    assert row and '<td class="num">0.3 a day</td>' in row.group(1)  # her pace, in the pace table
