@@ -669,7 +669,9 @@ class LearnerService:
         learner whose repeat conflicts only on a retry (another request stored other content under
         the id meanwhile) is listed in ``retry`` once other learners of the batch were written; a
         resend then gets the 409. With ``learners`` (a teacher's key), an event of anyone else
-        refuses the batch (404) before anything is written."""
+        refuses the batch (404) before anything is written; a void is anyone's whose target is one
+        of her students' (its actor is whoever voids: her own LMS account, usually; see
+        :meth:`_route_voids`)."""
         now = self.clock()
         events: list[IncomingEvent] = []
         about_no_one: list[dict[str, Any]] = []  # acknowledged, not stored, named in the warnings
@@ -682,7 +684,11 @@ class LearnerService:
             except EventError as exc:
                 raise ApiError(422, "invalid_event", str(exc), exc.field) from None
             for event in read:
-                if learners is not None and event.learner_id not in learners:
+                if (
+                    learners is not None
+                    and event.learner_id not in learners
+                    and not (event.kind == "void" and event.voids)
+                ):
                     raise ApiError(
                         404, "unknown_learner", f"learner {event.learner_id!r} is none of your students", f"events[{i}]"
                     )

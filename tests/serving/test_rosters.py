@@ -721,6 +721,21 @@ def test_a_teachers_key_sends_events_for_her_students_only(rostered) -> None:
     assert refused.status_code == 404 and "not been received" in refused.json()["error"]["message"]
     assert api.store.event_owners("tenant-a", [early["object"]["id"], early["id"]]) == {}
     assert api.client.post("/v1/events", json=void, headers=api.h()).json()["accepted"] == 1
+    # a void of her own student's statement, sent by her LMS under her own account (the actor of a
+    # voiding statement is whoever voids it): her key may send it, the target decides
+    mine = {**answer, "id": "4f7a3b5c-9d0e-4f1a-8b2c-4d5e6f7a8b92"}
+    mine["actor"] = {"account": {"homePage": "https://lms.example", "name": "stu-1000"}}
+    assert api.client.post("/v1/events", json=mine, headers=ramos).status_code == 200
+    hers = {
+        **void,
+        "id": "5a8b4c6d-0e1f-4a2b-9c3d-5e6f7a8b9ca3",
+        "actor": {"account": {"homePage": "https://lms.example", "name": "t-ramos"}},
+        "object": {"objectType": "StatementRef", "id": mine["id"]},
+    }
+    voided = api.client.post("/v1/events", json=hers, headers=ramos)
+    assert voided.status_code == 200 and voided.json()["accepted"] == 1, voided.text
+    assert [e.kind for e in api.store.events("tenant-a", "stu-1000")][-2:] == ["answer", "void"]
+    assert api.store.get("tenant-a", "t-ramos") is None  # the voiding actor is no learner
 
 
 _NUMBERED = st.tuples(
