@@ -164,7 +164,7 @@ class StatusOut(BaseModel):
     estimated_days: float = Field(description="the days the rest of the route takes at the planned pace")
     due: datetime | None = None
     status: str = Field(
-        description="reached, on_track, not_started (on track at the planned pace, but no answer yet), at_risk, no_date, "
+        description="reached, on_track, not_started (on track at the planned pace, but no practice yet: an entry diagnostic is none), at_risk, no_date, "
         "no_goal, or blocked (a goal standard no catalog item practises); once the learner has worked for a week, on "
         "track or not is judged at their own pace"
     )

@@ -68,10 +68,10 @@ def goal_status(ctx: PlanContext) -> GoalStatus:
     The estimate is at the planned pace; once the learner has worked for
     ``OWN_PACE_AFTER_DAYS`` days, their own pace (activities per calendar day over the last four
     weeks, :meth:`Progress.pace`) gives a second one, and on track or not is judged on it: a
-    navigation system times the route at the speed the car goes. A learner who has not answered
-    anything yet is ``not_started`` rather than ``on_track``: the estimate holds at the planned
-    pace, which nothing shows yet (a learner the estimate already puts past the date is
-    ``at_risk`` all the same).
+    navigation system times the route at the speed the car goes. A learner who has not practised
+    yet (an entry diagnostic is no practice) is ``not_started`` rather than ``on_track``: the
+    estimate holds at the planned pace, which nothing shows yet (a learner the estimate already
+    puts past the date is ``at_risk`` all the same).
     """
     cfg = ctx.config
     if ctx.goal is None:
@@ -118,7 +118,7 @@ def goal_status(ctx: PlanContext) -> GoalStatus:
         elif days <= left and not ctx.progress.activities:
             status, text = (
                 "not_started",
-                f"no answer yet; at the planned {cfg.minutes_per_day:.0f} minutes a school day it needs about "
+                f"no practice yet; at the planned {cfg.minutes_per_day:.0f} minutes a school day it needs about "
                 f"{days:.1f} days of {left:.1f} left",
             )
         elif days <= left:

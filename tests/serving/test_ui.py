@@ -317,7 +317,7 @@ def test_a_student_who_has_not_answered_yet_is_not_started_not_on_track(ui) -> N
     sign_in(ui, ui.keys["a_teacher"])
     badge = re.compile(r'class="big badge s-([a-z_]+)">([^<]+)</span><br>([^<]+)</div>')
     status, label, text = badge.search(ui.client.get("/ui/learners/stu-1000").text).groups()
-    assert (status, label) == ("not_started", "not started") and text.startswith("no answer yet; at the planned")
+    assert (status, label) == ("not_started", "not started") and text.startswith("no practice yet; at the planned")
     answer = {"id": "first", "learner_id": "stu-1000", "item_id": "gen-K.CC.A.1-check", "correct": True}
     assert ui.client.post("/v1/events", json=[answer], headers=ui.h()).status_code == 200
     status, label, text = badge.search(ui.client.get("/ui/learners/stu-1000").text).groups()

@@ -14,7 +14,7 @@ def test_route_estimate_and_status(learner) -> None:
     near = goal_status(learner.ctx(goal=Goal(("C",), date=0.01 * DAY)))
     assert near.status == "at_risk" and "only" in near.explanation
     # on track at the planned pace, which a learner with no answer has not shown yet
-    assert far.status == "not_started" and far.explanation.startswith("no answer yet; at the planned 45 minutes")
+    assert far.status == "not_started" and far.explanation.startswith("no practice yet; at the planned 45 minutes")
     learner.attempt("A-p1", False, 0.0)
     started = goal_status(learner.ctx(goal=Goal(("C",), date=60 * DAY)))
     assert started.status == "on_track" and started.explanation.startswith("needs about")
