@@ -116,6 +116,9 @@ class PlannerConfig(_Section):
     streak_required: int = 2
     confirm_streak: int = Field(3, ge=1, le=5)  # the progress record keeps the last 6 outcomes
     require_check: bool = True
+    #: successes in a row past ``streak_required`` that mastery waits for a passed check before it
+    #: takes the practice alone (0: it waits for ever)
+    check_wait: int = Field(4, ge=0)
     reopen_threshold: float = 0.7
     test_out_threshold: float = 0.9
     likely_known: float = 0.6

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
@@ -69,7 +70,8 @@ class PlannerIndex:
     ancestors: dict[str, frozenset[str]]
     order: dict[str, int]
     cluster_before: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    #: units with at least one mastery-check item (mastery needs a passed check only on these)
+    #: units with a mastery-check item that can confirm them (mastery needs a passed check only on
+    #: these; see :func:`checkable_units`)
     checkable: set[str] = field(default_factory=set)
     _nearest: dict[float | None, tuple[tuple[str, ...], ...]] = field(default_factory=dict, compare=False, repr=False)
     _nearest_positions: dict[float | None, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
@@ -112,7 +114,7 @@ class PlannerIndex:
             ancestors=ancestors,
             order={u: i for i, u in enumerate(topo)},
             cluster_before=before,
-            checkable={u for u, items in items_for.items() if any(i.mastery_check for i in items)},
+            checkable=checkable_units(items_for, units_of_item, ancestors),
         )
 
     @cached_property
@@ -224,16 +226,38 @@ class PlannerIndex:
         self.item_units[item.id] = units
         for unit in () if item.withdrawn else units:
             self.items_for[unit] = (*self.items_for[unit], item)
-        for unit in {*old, *units}:
-            self.checkable.discard(unit)
-            if any(i.mastery_check for i in self.items_for[unit]):
-                self.checkable.add(unit)
+        changed: Iterable[str] = {*old, *units}
         if practised_before != {u for u in {*old, *units} if self.items_for[u]}:
             # a standard gained its first item or lost its last: the gating links change (new
-            # dicts: an index made by ``extended`` shares its source's)
+            # dicts: an index made by ``extended`` shares its source's), and with them which
+            # check can confirm which unit
             links = gating(self.graph, {u for u, items in self.items_for.items() if items})
             for name, value in zip(("prereqs", "dependents", "ancestors"), links):
                 object.__setattr__(self, name, value)
+            changed = self.items_for
+        for unit in changed:
+            self.checkable.discard(unit)
+        self.checkable.update(checkable_units({u: self.items_for[u] for u in changed}, self.item_units, self.ancestors))
+
+
+def checkable_units(
+    items_for: Mapping[str, Sequence[Item]],
+    item_units: Mapping[str, Sequence[str]],
+    ancestors: Mapping[str, AbstractSet[str]],
+) -> set[str]:
+    """The units of ``items_for`` that one of their items can confirm as a mastery check: a check
+    that tests nothing else building on the unit. A check that also tests a standard which needs
+    the unit first (a unit test over a cluster, say) is gated until the unit is mastered, so
+    mastery must not wait for it: with ``require_check`` the learner would practise the unit
+    forever, right every time and never mastering it."""
+    return {
+        unit
+        for unit, items in items_for.items()
+        if any(
+            item.mastery_check and not any(v != unit and unit in ancestors.get(v, ()) for v in item_units[item.id])
+            for item in items
+        )
+    }
 
 
 def gating(

@@ -219,7 +219,9 @@ def record_attempt(
     """Fold one attempt into ``progress`` (in place); ``mastery`` is the model's P(mastered)
     *after* the attempt. ``checkable``: the units that have a mastery-check item (None: all);
     with ``require_check``, only those need a passed check to be mastered, so a catalog without
-    checks (a content platform's, usually) does not stall mastery. Returns human-readable status
+    checks (a content platform's, usually) does not stall mastery, and for ``check_wait``
+    successes in a row past the streak at most: a check the learner is never given does not
+    stall it either. Returns human-readable status
     changes ("mastered 3.NF.A.1", ...)."""
     changes: list[str] = []
     progress.activities += 1
@@ -285,7 +287,12 @@ def record_attempt(
         elif (
             p >= config.mastery_threshold
             and new.streak >= config.streak_required
-            and (new.checked or not config.require_check or (checkable is not None and unit not in checkable))
+            and (
+                new.checked
+                or not config.require_check
+                or (checkable is not None and unit not in checkable)
+                or 0 < config.check_wait <= new.streak - config.streak_required
+            )
         ):
             new = replace(
                 new,

@@ -33,6 +33,7 @@ from engine.simulation.learners import (
 __all__ = ["Environment", "Outcome", "Policy", "SimulatedEnvironment", "SimulationError"]
 
 _STEP_STREAM = 0x53544550  # "STEP"
+_ATTENDANCE_STREAM = 0x44415953  # "DAYS"
 
 
 class SimulationError(ValueError):
@@ -97,6 +98,8 @@ class SimulatedEnvironment:
     profiles : the learner pool (``draw_learners``); ``reset(k)`` starts ``profiles[k]``.
     seed : seeds the per-learner outcome streams.
     config : learning, forgetting and clock parameters.
+    attendance : per learner of ``profiles``, the share of school days they work (a day off is
+        skipped whole, drawn from a stream of its own); None: every learner works every school day.
 
     Examples
     --------
@@ -121,7 +124,11 @@ class SimulatedEnvironment:
         seed: int,
         config: SimulatorConfig | None = None,
         index: TruthIndex | None = None,
+        attendance: Sequence[float] | None = None,
     ):
+        if attendance is not None and (len(attendance) != len(profiles) or not all(0.0 < a <= 1.0 for a in attendance)):
+            raise SimulationError("attendance: one share in (0, 1] per learner of the pool")
+        self.attendance = None if attendance is None else [float(a) for a in attendance]
         self.graph = graph
         self.config = config or SimulatorConfig()
         self.index = index or TruthIndex(graph)
@@ -155,6 +162,8 @@ class SimulatedEnvironment:
             raise SimulationError(f"learner {learner} is outside the pool (0..{len(self.profiles) - 1})")
         self._learner = SimulatedLearner(self.profiles[learner], self.index, self.config)
         self._rng = np.random.default_rng(np.random.SeedSequence([self.seed, learner, _STEP_STREAM]))
+        self._works = 1.0 if self.attendance is None else self.attendance[learner]
+        self._days = np.random.default_rng(np.random.SeedSequence([self.seed, learner, _ATTENDANCE_STREAM]))
         self._clock = 0.0
         self._last = 0.0
         self._session_used = 0.0
@@ -211,12 +220,16 @@ class SimulatedEnvironment:
 
     def _start_time(self, minutes: float) -> float:
         """When the next activity starts: now, or the next school day's session if it does not fit."""
-        cfg = self.config
-        if self._session_used > 0 and self._session_used + minutes > cfg.session_minutes:
-            self._sessions += 1
-            self._day += 1
-            if self._sessions % cfg.school_days_per_week == 0:
-                self._day += 7 - cfg.school_days_per_week  # the weekend
+        if self._session_used > 0 and self._session_used + minutes > self.config.session_minutes:
+            self._next_school_day()
+            while self._works < 1.0 and self._days.random() >= self._works:  # a day off
+                self._next_school_day()
             self._clock = self._day * MINUTES_PER_DAY
             self._session_used = 0.0
         return self._clock
+
+    def _next_school_day(self) -> None:
+        self._sessions += 1
+        self._day += 1
+        if self._sessions % self.config.school_days_per_week == 0:
+            self._day += 7 - self.config.school_days_per_week  # the weekend

@@ -48,6 +48,56 @@ def test_a_standard_is_mastered_from_practice_when_the_catalog_has_no_check_for_
     assert c.recommend(learner, 400.0).recommendations[0].standard == "B"
 
 
+def test_a_check_over_what_builds_on_a_standard_does_not_hold_its_mastery_back() -> None:
+    """The only check of A is a unit test over A, B and C (B and C need A first; S is a sibling
+    of A with no link). Gating offers it once B and C are ready, i.e. after A is mastered: had
+    mastery of A waited for a passed check, the learner would practise A forever, right every
+    time (a simulated fourth grader did 297 answers, 260 right, on 3.NF.A.1 of the bundled
+    catalog). So A is mastered from practice, and the test confirms C, which nothing in it builds
+    on; a check over independent standards confirms each of them."""
+    codes = "ABCS"
+    index = PlannerIndex.build(
+        StandardsGraph([Standard(c) for c in codes], [("A", "B"), ("B", "C")]),
+        Catalog(
+            [Item(f"{c}-{k}", f"{c} {k}", (c,), Modality.ONLINE_PRACTICE, 5) for c in codes for k in (1, 2)]
+            + [
+                Item("unit-test", "A to C", ("A", "B", "C"), Modality.ASSESSMENT, 20, mastery_check=True),
+                Item("pair-test", "A and S", ("A", "S"), Modality.ASSESSMENT, 10, mastery_check=True),
+            ]
+        ),
+    )
+    assert index.checkable == {"A", "C", "S"}  # the pair test confirms A and S; the unit test C only
+    index.with_item(Item("pair-test", "A and B", ("A", "B"), Modality.ASSESSMENT, 10, mastery_check=True))
+    assert index.checkable == {"B", "C"}  # now nothing confirms A without testing B, which needs it
+    c = core(index, check_wait=0)  # mastery would wait for a check for ever, had A one to wait for
+    learner = c.new(0, goal=Goal(("C",)))
+    for t in range(8):
+        rec = c.recommend(learner, 60.0 * t).recommendations[0]
+        if rec.standard != "A":
+            break
+        answer(c, learner, rec.item.id, True, 60.0 * t)
+    assert "A" in learner.progress.mastered and rec.standard == "B"
+
+
+def test_mastery_waits_for_a_check_the_learner_is_never_given_only_so_long() -> None:
+    """A has a check, but this learner is never given it (an app asking for online practice only,
+    say): after ``streak_required + check_wait`` right answers in a row mastery takes the practice
+    alone; with ``check_wait`` 0 it waits for the check for ever."""
+    codes = "AB"
+    items = [Item(f"{c}-{k}", f"{c} {k}", (c,), Modality.ONLINE_PRACTICE, 5) for c in codes for k in (1, 2)]
+    items.append(Item("A-check", "A check", ("A",), Modality.ASSESSMENT, 10, mastery_check=True))
+    index = PlannerIndex.build(StandardsGraph([Standard(c) for c in codes], [("A", "B")]), Catalog(items))
+    for wait, mastered_after in ((4, 6), (0, None)):
+        c = core(index, check_wait=wait)
+        learner = c.new(0, goal=Goal(("B",)))
+        when = None
+        for t in range(12):
+            answer(c, learner, "A-1" if t % 2 else "A-2", True, 60.0 * t)
+            if when is None and "A" in learner.progress.mastered:
+                when = t + 1
+        assert c.config.streak_required == 2 and when == mastered_after, (wait, when)
+
+
 def test_a_wrong_edge_is_bypassed_when_the_plan_stalls() -> None:
     """Told A -> B -> C, but the learner cannot learn A (it needs something the graph does not
     list) while B needs nothing. After a stall on A the planner explores B, which the graph holds

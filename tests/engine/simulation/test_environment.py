@@ -78,6 +78,28 @@ def test_clock_fills_sessions_then_skips_nights_and_weekends(graph, catalog, ind
     assert env.step("A-practice").minutes == 10.0
 
 
+def test_a_learner_who_works_some_days_skips_the_others_whole(graph, catalog, index) -> None:
+    """With an attendance share, a day off is skipped whole (the weekends still fall where the school
+    week puts them), drawn from a stream of its own: a learner who works every day keeps the answers
+    and the clock of a pool without attendance."""
+    config = SimulatorConfig(session_minutes=45, school_days_per_week=5)
+    profiles = draw_learners(index, config, 2.0, seed=0, count=2)
+
+    def run(attendance):
+        env = SimulatedEnvironment(graph, catalog, ["D", "P"], profiles, seed=0, config=config, index=index,
+                                   attendance=attendance)  # fmt: skip
+        env.reset(0)
+        return [env.step("P-lesson") for _ in range(400)]  # one lesson a day worked
+
+    every, some, full = run(None), run([0.4, 1.0]), run([1.0, 1.0])
+    assert [(o.correct, o.time) for o in full] == [(o.correct, o.time) for o in every]
+    worked = {int(o.time // MINUTES_PER_DAY) for o in some}
+    school_days = {d for d in range(max(worked) + 1) if d % 7 < 5}
+    assert worked <= school_days and 0.33 < len(worked) / len(school_days) < 0.47
+    with pytest.raises(SimulationError, match="attendance"):
+        run([0.0, 1.0])
+
+
 def test_goal_score_and_truth_accessors(graph, catalog, index) -> None:
     learner = profile(index, {"A", "B", "P.a"})
     env = SimulatedEnvironment(graph, catalog, ["B", "P", "D"], [learner], seed=0, config=FROZEN, index=index)
