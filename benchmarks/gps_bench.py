@@ -1,0 +1,181 @@
+"""GPS benchmark: how well the GPS tells when a learner will reach the goal, and whether they are on
+track, at the planned pace and at the learner's own pace.
+
+Simulated fourth graders (the simulator's learners on the bundled graph and catalog, taught by the
+served planner and model through ``ZPDPolicy``: what the API serves) work toward the goal of the
+grade-4 fraction standards (4.NF). They differ in how many school days they work: every day, or
+three, two or one in four (``SimulatedEnvironment``'s attendance; a day off is skipped whole), the
+learners a navigation system sees driving at different speeds. At checkpoints (days 14, 28 and 42
+of the school year) the GPS (``LearnerCore.status``, as the profile serves it) gives the days to the
+goal at the planned pace (``[planner] minutes_per_day`` and ``school_days_per_week``, which match
+the simulator's sessions) and, once there is one, at the learner's own pace. The run goes on until
+the GPS says the goal is reached (every goal standard mastered), or the horizon.
+
+Reported per attendance: the error of each estimate against the day the goal was reached (median
+of the absolute errors, and the median signed error: positive is late), learners not there by the
+horizon, and how often each estimate's "on track" for a goal date (day 120) was right.
+
+    python benchmarks/gps_bench.py --out docs/benchmarks/gps.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from reports import write_report  # noqa: E402
+
+from configs import load_config  # noqa: E402
+from engine.planner.gps import DAY  # noqa: E402
+from engine.planner.policy import ZPDPolicy  # noqa: E402
+from engine.simulation import SimulatedEnvironment, SimulatorConfig  # noqa: E402
+from engine.simulation.learners import MINUTES_PER_DAY, TruthIndex, draw_learners  # noqa: E402
+from engine.sources import graph_from_config, load_catalog_source  # noqa: E402
+from models.registry import for_graph  # noqa: E402
+from zpd.simulate import served_model  # noqa: E402
+
+ATTENDANCE = (1.0, 0.75, 0.5, 0.25)
+CHECKPOINTS = (14, 28, 42)
+GOAL_PREFIX = "4.NF."
+
+
+def run_learner(policy: ZPDPolicy, env: SimulatedEnvironment, graph, catalog, goal, k: int, horizon: int, seed: int):
+    """One learner's run: the GPS's estimates at each checkpoint, and the day the goal was reached."""
+    policy.start(graph, catalog, goal, np.random.default_rng([seed, k]))
+    env.reset(k)
+    estimates: dict[int, dict[str, float | None]] = {}
+    day, reached = 0, None
+    while day < horizon:
+        item = policy.choose()
+        outcome = env.step(item)
+        policy.observe(item, outcome)
+        today = int(outcome.time // MINUTES_PER_DAY)
+        if today == day:
+            continue
+        for checkpoint in CHECKPOINTS:  # the GPS as the day's work ends
+            if day < checkpoint <= today and checkpoint not in estimates:
+                status = policy.core.status(policy.learner, checkpoint * DAY)
+                own = status.own_pace
+                estimates[checkpoint] = {
+                    "planned": checkpoint + status.estimated_days,
+                    "own": None if own is None or own.estimated_days is None else checkpoint + own.estimated_days,
+                    "reached": status.status == "reached",
+                }
+        day = today
+        if policy.core.status(policy.learner, day * DAY).status == "reached":
+            reached = day
+            break
+    return estimates, reached
+
+
+def summarize(rows: list[dict], due: int) -> dict:
+    out: dict = {"learners": len(rows), "not_reached": sum(r["reached"] is None for r in rows)}
+    for checkpoint in CHECKPOINTS:
+        for kind in ("planned", "own"):
+            errors, right, judged = [], 0, 0
+            for r in rows:
+                e = r["estimates"].get(str(checkpoint)) or r["estimates"].get(checkpoint)
+                if e is None or e["reached"] or e[kind] is None:
+                    continue
+                if r["reached"] is not None:
+                    errors.append(e[kind] - r["reached"])
+                judged += 1
+                right += (e[kind] <= due) == (r["reached"] is not None and r["reached"] <= due)
+            out[f"{kind}@{checkpoint}"] = {
+                "estimates": judged,
+                "median_abs_error_days": round(statistics.median(abs(x) for x in errors), 1) if errors else None,
+                "median_error_days": round(statistics.median(errors), 1) if errors else None,
+                "on_track_right": round(right / judged, 3) if judged else None,
+            }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--learners", type=int, default=24, help="learners per attendance")
+    parser.add_argument("--horizon", type=int, default=365, help="days simulated at most")
+    parser.add_argument("--due", type=int, default=120, help="the goal date an on-track answer is judged for (day)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "gps.md")
+    args = parser.parse_args()
+
+    config = load_config()
+    graph = graph_from_config(config.graph)
+    catalog = load_catalog_source(config.catalog.source, graph, config.catalog.generate_missing)
+    model, version = served_model(config)
+    goal = [c for c in graph.sort(graph.learning) if c.startswith(GOAL_PREFIX) and graph.standards[c].grade_num == 4]
+    sim = SimulatorConfig()
+    count = args.learners * len(ATTENDANCE)
+    profiles = draw_learners(TruthIndex(graph), sim, 4.0, seed=args.seed, count=count)
+    attendance = [ATTENDANCE[k % len(ATTENDANCE)] for k in range(count)]
+    env = SimulatedEnvironment(graph, catalog, goal, profiles, seed=args.seed, config=sim, attendance=attendance)
+    policy = ZPDPolicy(lambda g: for_graph(model, g), config.planner, None, "4")
+    started = time.perf_counter()
+    rows: dict[float, list[dict]] = {a: [] for a in ATTENDANCE}
+    for k in range(count):
+        estimates, reached = run_learner(policy, env, graph, catalog, goal, k, args.horizon, args.seed)
+        rows[attendance[k]].append({"estimates": estimates, "reached": reached})
+        print(f"learner {k + 1}/{count}: works {attendance[k]:.0%} of days, reached on day {reached}", file=sys.stderr)
+    elapsed = time.perf_counter() - started
+    summary = {str(a): summarize(rows[a], args.due) for a in ATTENDANCE}
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    command = "python benchmarks/gps_bench.py" + "".join(
+        f" --{name} {getattr(args, name)}" for name in ("learners", "horizon", "due", "seed")
+    )
+    report = {
+        "command": command,
+        "commit": commit.strip(),
+        "model": version,
+        "goal": goal,
+        "planned_minutes_per_day": config.planner.minutes_per_day,
+        "school_days_per_week": config.planner.school_days_per_week,
+        "simulator_session_minutes": sim.session_minutes,
+        "seconds": round(elapsed, 1),
+        "by_attendance": summary,
+        "runs": {str(a): rows[a] for a in ATTENDANCE},
+    }
+    lines = [
+        "# GPS benchmark",
+        "",
+        f"Produced by `{command}` at {report['commit']} on {platform.machine()} ({elapsed:.0f} s). "
+        f"Model {version}; goal: the {len(goal)} grade-4 fraction standards ({', '.join(goal)}). Simulated "
+        f"fourth graders taught by the served planner; sessions of {sim.session_minutes:g} minutes on "
+        f"{sim.school_days_per_week} school days a week, the planned pace ({config.planner.minutes_per_day:g} "
+        f"minutes, {config.planner.school_days_per_week:g} days a week); each learner works every day, or 3, 2 "
+        f"or 1 day in 4 ({args.learners} learners each). At day 14, 28 and 42 the GPS estimates the day the goal "
+        "is reached, at the planned pace and at the learner's own pace (after a week of work); the error is "
+        "against the day the GPS then said reached. `on track right`: the estimate's answer to \"reached by "
+        f'day {args.due}?" matched what happened (a learner not there by the horizon counts as not by the date).',
+        "",
+        "| works | learners | not reached by the horizon | checkpoint | estimate | estimates | median abs error, days "
+        "| median error, days | on track right |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for a in ATTENDANCE:
+        s = summary[str(a)]
+        for checkpoint in CHECKPOINTS:
+            for kind in ("planned", "own"):
+                cell = s[f"{kind}@{checkpoint}"]
+                lines.append(
+                    f"| {a:.0%} of days | {s['learners']} | {s['not_reached']} | day {checkpoint} | "
+                    f"{'planned pace' if kind == 'planned' else 'own pace'} | {cell['estimates']} | "
+                    f"{cell['median_abs_error_days']} | {cell['median_error_days']} | {cell['on_track_right']} |"
+                )
+    write_report(args.out, "\n".join(lines) + "\n")
+    args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
