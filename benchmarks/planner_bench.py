@@ -210,6 +210,15 @@ HISTORY = [
         "P(known) and predicts success with the trained part: 0.218 on the same 20 learners, the final row "
         "above on 200",
     ),
+    (
+        "mastery no longer waits for a check gating never offers (commit 245fb7a): a check over standards "
+        "that build on a unit does not confirm it (21 units of the bundled catalog, whose only check was a "
+        "unit test over their cluster), and past streak_required + check_wait (4) right answers in a row "
+        "practice alone masters",
+        "0.203 -> 0.209 (correct graph), 0.201 -> 0.204 (misspecified); the coherence world 0.210 -> 0.213 and "
+        "0.185 -> 0.191; the generated worlds, whose checks test one standard each, unchanged. Found by the GPS "
+        "benchmark: simulated learners practised one standard for ever, right nearly every time",
+    ),
 ]
 
 
