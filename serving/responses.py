@@ -150,7 +150,7 @@ class OwnPaceOut(BaseModel):
     activities_per_day: float = Field(description="activities per calendar day over the last `days` days")
     days: int = Field(description="the days measured: the last 28, or since the first activity when more recent")
     estimated_days: float | None = Field(
-        description="the days the rest of the route takes at this pace (null: no activity over those days)"
+        description="the days the rest of the route takes at this pace (null: no goal, or no activity over those days)"
     )
 
 
@@ -164,13 +164,14 @@ class StatusOut(BaseModel):
     estimated_days: float = Field(description="the days the rest of the route takes at the planned pace")
     due: datetime | None = None
     status: str = Field(
-        description="reached, on_track, not_started (on track at the planned pace, but no practice yet: an entry diagnostic is none), at_risk, no_date, "
-        "no_goal, or blocked (a goal standard no catalog item practises); once the learner has worked for a week, on "
-        "track or not is judged at their own pace"
+        description="reached, on_track, not_started (on track at the planned pace, but no practice yet: an entry "
+        "diagnostic is none), at_risk, no_date, no_goal, or blocked (a goal standard no catalog item practises); once "
+        "the learner has worked for a week, on track or not is judged at their own pace"
     )
     explanation: str
     own_pace: OwnPaceOut | None = Field(
-        None, description="the learner's own pace and the estimate at it, after a week of work (null before)"
+        None,
+        description="the learner's own pace and the estimate at it, after a week of work (null before), goal or not",
     )
 
 

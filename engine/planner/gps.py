@@ -19,8 +19,8 @@ OWN_PACE_AFTER_DAYS = 7
 @dataclass(frozen=True)
 class OwnPace:
     """How fast the learner has actually been working: activities per calendar day over the last
-    ``days`` days, and the days the rest of the route takes at that pace (None when they have done
-    nothing over those days)."""
+    ``days`` days, and the days the rest of the route takes at that pace (None without a goal, or
+    when they have done nothing over those days)."""
 
     activities_per_day: float
     days: int
@@ -75,7 +75,7 @@ def goal_status(ctx: PlanContext) -> GoalStatus:
     """
     cfg = ctx.config
     if ctx.goal is None:
-        return GoalStatus((), [], 0, 0, 0.0, 0.0, 0.0, None, "no_goal", "no goal is set")
+        return GoalStatus((), [], 0, 0, 0.0, 0.0, 0.0, None, "no_goal", "no goal is set", _own_pace(ctx, None))
     units = goal_units(ctx)
     mastered = ctx.progress.mastered
     route = route_to_goal(ctx, in_place(ctx, mastered))
@@ -90,11 +90,7 @@ def goal_status(ctx: PlanContext) -> GoalStatus:
         minutes += n * _practice_minutes(ctx, unit)
     per_day = daily_pace(cfg)
     days = minutes / per_day if per_day > 0 else float("inf")
-    measured = ctx.progress.pace(ctx.now, OWN_PACE_AFTER_DAYS)
-    own = None
-    if measured is not None:
-        rate, over = measured
-        own = OwnPace(round(rate, 2), over, round(activities / rate, 2) if rate > 0 else None)
+    own = _own_pace(ctx, activities)
     done = sum(1 for u in units if u in mastered)
     goal = ctx.goal.standards
     # a goal standard nothing in the catalog practises cannot be reached, whatever the pace (the
@@ -138,6 +134,17 @@ def goal_status(ctx: PlanContext) -> GoalStatus:
         text,
         own,
     )
+
+
+def _own_pace(ctx: PlanContext, activities: float | None) -> OwnPace | None:
+    """The learner's own pace once they have worked ``OWN_PACE_AFTER_DAYS`` days, with the days
+    ``activities`` take at it (None: no goal)."""
+    measured = ctx.progress.pace(ctx.now, OWN_PACE_AFTER_DAYS)
+    if measured is None:
+        return None
+    rate, over = measured
+    days = None if activities is None or rate <= 0 else round(activities / rate, 2)
+    return OwnPace(round(rate, 2), over, days)
 
 
 def _on_own_pace(own: OwnPace, left: float) -> tuple[str, str]:

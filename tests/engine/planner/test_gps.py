@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 from engine.planner.context import Goal
 from engine.planner.gps import DAY, goal_status
 
@@ -87,6 +89,8 @@ def test_on_track_or_not_is_judged_at_the_learner_s_own_pace(learner) -> None:
     _work(learner, [17 + k / 10 for k in range(30)])  # a catch-up: 30 answers in three days
     fast = goal_status(learner.ctx(now=20 * DAY, goal=goal))
     assert fast.status == "on_track" and fast.own_pace.estimated_days <= 20 and "learner's pace" in fast.explanation
+    no_goal = goal_status(learner.ctx(now=20 * DAY))  # the pace is the learner's, goal or not
+    assert no_goal.status == "no_goal" and no_goal.own_pace == replace(fast.own_pace, estimated_days=None)
     idle = goal_status(learner.ctx(now=60 * DAY, goal=Goal(("C",), date=90 * DAY)))
     assert idle.status == "at_risk" and idle.own_pace.estimated_days is None
     assert idle.explanation.startswith("no activity in the last 28 days")
