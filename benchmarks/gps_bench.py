@@ -86,7 +86,7 @@ def summarize(rows: list[dict], due: int) -> dict:
         for kind in ("planned", "own"):
             errors, right, judged = [], 0, 0
             for r in rows:
-                e = r["estimates"].get(str(checkpoint)) or r["estimates"].get(checkpoint)
+                e = r["estimates"].get(checkpoint)
                 if e is None or e["reached"] or e[kind] is None:
                     continue
                 if r["reached"] is not None:

@@ -48,6 +48,7 @@ from engine.planner.progress import Attempt, Progress, mark_mastered, record_att
 __all__ = [
     "KNOWN_GRADE_PRIOR",
     "META_VERSION",
+    "PROGRESS_FIELDS_SINCE",
     "meta_in_layout",
     "Diagnostic",
     "GradeError",
@@ -73,11 +74,15 @@ KNOWN_GRADE_PRIOR = PlacementConfig(max_questions=0, min_questions=0, hint_sd=0.
 META_VERSION = 4
 
 
+#: the progress record's fields a layout added, by the layout that added them
+PROGRESS_FIELDS_SINCE = {"shared": 3, "days": 4, "started": 4}
+
+
 def meta_in_layout(meta: Mapping[str, Any], layout: int) -> dict[str, Any]:
     """A meta of this layout (``LearnerMeta.to_json``) as a record of the older ``layout`` holds
     it: what a check compares a record of that layout with (the next read writes it anew)."""
     progress = dict(meta["progress"])
-    for field_, since in (("shared", 3), ("days", 4), ("started", 4)):
+    for field_, since in PROGRESS_FIELDS_SINCE.items():
         if layout < since:
             progress.pop(field_, None)
     return {**meta, "v": layout, "progress": progress}

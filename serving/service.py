@@ -27,7 +27,7 @@ import orjson
 from configs import ZPDConfig
 from engine.catalog import Catalog, Item, Modality
 from engine.graph import StandardsGraph, UnknownStandardError
-from engine.learner import META_VERSION, GradeError, Learner, LearnerCore, LearnerMeta
+from engine.learner import META_VERSION, PROGRESS_FIELDS_SINCE, GradeError, Learner, LearnerCore, LearnerMeta
 from engine.placement import PlacementConfig
 from engine.planner.context import Goal, Overrides, PlanContext
 from engine.planner.index import PlannerIndex
@@ -281,7 +281,9 @@ class LearnerService:
         answers = evidence(self.store.events(record.tenant, record.learner_id))
         if changed is None or touched(answers, *changed, core.units_of):
             return LearnerView(record, loaded, core, core.rebuild(meta, answers), rebuilt="catalog")
-        if older_layout and ((layout < 4 and answers) or any(len(core.units_of(o)) > 1 for o in answers)):
+        # an older layout lacks the days of every answer, and the count of answers on several units
+        lacks_days = layout < PROGRESS_FIELDS_SINCE["days"] and bool(answers)
+        if older_layout and (lacks_days or any(len(core.units_of(o)) > 1 for o in answers)):
             return LearnerView(record, loaded, core, core.rebuild(meta, answers), rebuilt="layout")
         checkpoints.restamp(meta, record.model_version, core.version)
         return LearnerView(record, loaded, core, Learner(state, meta), rebuilt="restamped")

@@ -12,9 +12,6 @@ from engine.planner.targets import in_place, route_to_goal
 
 __all__ = ["DAY", "GoalStatus", "OwnPace", "daily_pace", "goal_status"]
 
-#: the days since a learner's first activity before the GPS judges them on their own pace
-OWN_PACE_AFTER_DAYS = 7
-
 
 @dataclass(frozen=True)
 class OwnPace:
@@ -39,7 +36,7 @@ class GoalStatus:
     due: float | None
     status: str  # reached | on_track | not_started | at_risk | no_date | no_goal | blocked
     explanation: str
-    #: the learner's own pace, once they have worked ``OWN_PACE_AFTER_DAYS`` days (None before)
+    #: the learner's own pace, once they have worked ``PACE_MIN_DAYS`` days (None before)
     own_pace: OwnPace | None = None
 
 
@@ -66,7 +63,7 @@ def goal_status(ctx: PlanContext) -> GoalStatus:
     days use the configured daily minutes and school week.
 
     The estimate is at the planned pace; once the learner has worked for
-    ``OWN_PACE_AFTER_DAYS`` days, their own pace (activities per calendar day over the last four
+    ``PACE_MIN_DAYS`` days, their own pace (activities per calendar day over the last four
     weeks, :meth:`Progress.pace`) gives a second one, and on track or not is judged on it: a
     navigation system times the route at the speed the car goes. A learner who has not practised
     yet (an entry diagnostic is no practice) is ``not_started`` rather than ``on_track``: the
@@ -137,9 +134,9 @@ def goal_status(ctx: PlanContext) -> GoalStatus:
 
 
 def _own_pace(ctx: PlanContext, activities: float | None) -> OwnPace | None:
-    """The learner's own pace once they have worked ``OWN_PACE_AFTER_DAYS`` days, with the days
+    """The learner's own pace once they have worked ``PACE_MIN_DAYS`` days, with the days
     ``activities`` take at it (None: no goal)."""
-    measured = ctx.progress.pace(ctx.now, OWN_PACE_AFTER_DAYS)
+    measured = ctx.progress.pace(ctx.now)
     if measured is None:
         return None
     rate, over = measured

@@ -26,6 +26,8 @@ __all__ = ["Attempt", "Progress", "StandardProgress", "mark_mastered", "record_a
 RECENT = 6  # outcomes kept per standard (learning progress and struggle detection)
 #: the days of activity counts a learner keeps (their own pace, see :meth:`Progress.pace`)
 PACE_WINDOW_DAYS = 28
+#: the least days (the first activity's and today included) a pace is told from a start
+PACE_MIN_DAYS = 7
 DAY = 86_400.0
 
 
@@ -102,7 +104,7 @@ class Progress:
     days: dict[int, int] = field(default_factory=dict)
     started: float | None = None
 
-    def pace(self, now: float, min_days: int = 7) -> tuple[float, int] | None:
+    def pace(self, now: float, min_days: int = PACE_MIN_DAYS) -> tuple[float, int] | None:
         """The learner's own pace at ``now``: activities per calendar day over the last
         ``PACE_WINDOW_DAYS`` days (``now``'s day included), or since their first activity when that
         is more recent, and the number of days it is measured over. None over fewer than
