@@ -1,19 +1,24 @@
 """GPS benchmark: how well the GPS tells when a learner will reach the goal, and whether they are on
 track, at the planned pace and at the learner's own pace.
 
-Simulated fourth graders (the simulator's learners on the bundled graph and catalog, taught by the
-served planner and model through ``ZPDPolicy``: what the API serves) work toward the goal of the
-grade-4 fraction standards (4.NF). They differ in how many school days they work: every day, or
-three, two or one in four (``SimulatedEnvironment``'s attendance; a day off is skipped whole), the
-learners a navigation system sees driving at different speeds. At checkpoints (days 14, 28 and 42
-of the school year) the GPS (``LearnerCore.status``, as the profile serves it) gives the days to the
-goal at the planned pace (``[planner] minutes_per_day`` and ``school_days_per_week``, which match
-the simulator's sessions) and, once there is one, at the learner's own pace. The run goes on until
-the GPS says the goal is reached (every goal standard mastered), or the horizon.
+Simulated learners (the simulator's learners on the bundled graph and catalog, taught by the
+served planner and model through ``ZPDPolicy``: what the API serves) work toward a goal of their
+grade: by default the fraction standards of grade 4 (4.NF), of grade 5 (5.NF) and the expressions
+and equations of grade 6 (6.EE), one goal after the other. They differ in how many school days they
+work: every day, or three, two or one in four (``SimulatedEnvironment``'s attendance; a day off is
+skipped whole), the learners a navigation system sees driving at different speeds. At checkpoints
+(days 14, 28 and 42 of the school year) the GPS (``LearnerCore.status``, as the profile serves it)
+gives the days to the goal at the planned pace (``[planner] minutes_per_day`` and
+``school_days_per_week``, which match the simulator's sessions) and, once there is one, at the
+learner's own pace. The run goes on until the GPS says the goal is reached (every goal standard
+mastered), or the horizon.
 
-Reported per attendance: the error of each estimate against the day the goal was reached (median
-of the absolute errors, and the median signed error: positive is late), learners not there by the
-horizon, and how often each estimate's "on track" for a goal date (day 120) was right.
+Reported per goal and attendance: the error of each estimate against the day the goal was reached
+(median of the absolute errors, and the median signed error: positive is late), learners not there
+by the horizon, and how often each estimate's "on track" for a goal date (day 120) was right. Per
+goal and checkpoint, the activities the learners then took to reach it over the estimate's cost of
+mastering each standard left once (the estimate before ``[planner] route_overhead``): the overhead
+that setting stands for, measured.
 
     python benchmarks/gps_bench.py --out docs/benchmarks/gps.md
 """
@@ -48,7 +53,7 @@ from zpd.simulate import served_model  # noqa: E402
 
 ATTENDANCE = (1.0, 0.75, 0.5, 0.25)
 CHECKPOINTS = (14, 28, 42)
-GOAL_PREFIX = "4.NF."
+GOALS = ("4.NF", "5.NF", "6.EE")
 
 
 def run_learner(policy: ZPDPolicy, env: SimulatedEnvironment, graph, catalog, goal, k: int, horizon: int, seed: int):
@@ -72,12 +77,37 @@ def run_learner(policy: ZPDPolicy, env: SimulatedEnvironment, graph, catalog, go
                     "planned": checkpoint + status.estimated_days,
                     "own": None if own is None or own.estimated_days is None else checkpoint + own.estimated_days,
                     "reached": status.status == "reached",
+                    # what mastering each standard left once costs, and the activities done so far
+                    "once": status.estimated_activities / policy.core.config.route_overhead,
+                    "activities": policy.learner.progress.activities,
                 }
         day = today
         if policy.core.status(policy.learner, day * DAY).status == "reached":
             reached = day
             break
-    return estimates, reached
+    return estimates, reached, policy.learner.progress.activities
+
+
+def overheads(rows: list[dict]) -> dict:
+    """Per checkpoint: the activities each learner who reached the goal then took to reach it,
+    over what mastering each standard left once cost by the estimate (median and quartiles)."""
+    out = {}
+    for checkpoint in CHECKPOINTS:
+        ratios = [
+            (r["activities"] - e["activities"]) / e["once"]
+            for r in rows
+            if r["reached"] is not None
+            and (e := r["estimates"].get(checkpoint)) is not None
+            and not e["reached"]
+            and e["once"] > 0
+        ]
+        quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [None] * 3
+        out[str(checkpoint)] = {
+            "learners": len(ratios),
+            "median": round(statistics.median(ratios), 2) if ratios else None,
+            "quartiles": [None if q is None else round(q, 2) for q in (quartiles[0], quartiles[2])],
+        }
+    return out
 
 
 def summarize(rows: list[dict], due: int) -> dict:
@@ -102,77 +132,126 @@ def summarize(rows: list[dict], due: int) -> dict:
     return out
 
 
+def goal_of(graph, name: str) -> tuple[list[str], int]:
+    """The learning standards of cluster-or-domain ``name`` (``4.NF``) at its grade, in learning order."""
+    grade = int(name.split(".")[0])
+    goal = [c for c in graph.sort(graph.learning) if c.startswith(name + ".") and graph.standards[c].grade_num == grade]
+    if not goal:
+        raise SystemExit(f"--goals: no learning standard of grade {grade} starts with {name}.")
+    return goal, grade
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--learners", type=int, default=24, help="learners per attendance")
+    parser.add_argument("--learners", type=int, default=24, help="learners per goal and attendance")
     parser.add_argument("--horizon", type=int, default=365, help="days simulated at most")
     parser.add_argument("--due", type=int, default=120, help="the goal date an on-track answer is judged for (day)")
+    parser.add_argument("--goals", default=",".join(GOALS), help="domains of a grade, comma-separated (4.NF,6.EE)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--config", type=Path, help="a config file merged over the default (zpd's --config)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "gps.md")
     args = parser.parse_args()
 
-    config = load_config()
+    config = load_config(args.config)
     graph = graph_from_config(config.graph)
     catalog = load_catalog_source(config.catalog.source, graph, config.catalog.generate_missing)
     model, version = served_model(config)
-    goal = [c for c in graph.sort(graph.learning) if c.startswith(GOAL_PREFIX) and graph.standards[c].grade_num == 4]
     sim = SimulatorConfig()
     count = args.learners * len(ATTENDANCE)
-    profiles = draw_learners(TruthIndex(graph), sim, 4.0, seed=args.seed, count=count)
     attendance = [ATTENDANCE[k % len(ATTENDANCE)] for k in range(count)]
-    env = SimulatedEnvironment(graph, catalog, goal, profiles, seed=args.seed, config=sim, attendance=attendance)
-    policy = ZPDPolicy(lambda g: for_graph(model, g), config.planner, None, "4")
     started = time.perf_counter()
-    rows: dict[float, list[dict]] = {a: [] for a in ATTENDANCE}
-    for k in range(count):
-        estimates, reached = run_learner(policy, env, graph, catalog, goal, k, args.horizon, args.seed)
-        rows[attendance[k]].append({"estimates": estimates, "reached": reached})
-        print(f"learner {k + 1}/{count}: works {attendance[k]:.0%} of days, reached on day {reached}", file=sys.stderr)
+    by_goal: dict[str, dict] = {}
+    for name in args.goals.split(","):
+        goal, grade = goal_of(graph, name)
+        profiles = draw_learners(TruthIndex(graph), sim, float(grade), seed=args.seed, count=count)
+        env = SimulatedEnvironment(graph, catalog, goal, profiles, seed=args.seed, config=sim, attendance=attendance)
+        policy = ZPDPolicy(lambda g: for_graph(model, g), config.planner, None, str(grade))
+        rows: dict[float, list[dict]] = {a: [] for a in ATTENDANCE}
+        for k in range(count):
+            estimates, reached, activities = run_learner(policy, env, graph, catalog, goal, k, args.horizon, args.seed)
+            rows[attendance[k]].append({"estimates": estimates, "reached": reached, "activities": activities})
+            print(
+                f"{name} learner {k + 1}/{count}: works {attendance[k]:.0%} of days, reached on day {reached}",
+                file=sys.stderr,
+            )
+        by_goal[name] = {
+            "goal": goal,
+            "grade": grade,
+            "by_attendance": {str(a): summarize(rows[a], args.due) for a in ATTENDANCE},
+            "overhead": overheads([r for a in ATTENDANCE for r in rows[a]]),
+            "runs": {str(a): rows[a] for a in ATTENDANCE},
+        }
     elapsed = time.perf_counter() - started
-    summary = {str(a): summarize(rows[a], args.due) for a in ATTENDANCE}
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
-    command = "python benchmarks/gps_bench.py" + "".join(
-        f" --{name} {getattr(args, name)}" for name in ("learners", "horizon", "due", "seed")
+    command = (
+        "python benchmarks/gps_bench.py"
+        + "".join(f" --{name} {getattr(args, name)}" for name in ("learners", "horizon", "due", "goals", "seed"))
+        + (f" --config {args.config}" if args.config else "")
     )
+    planner = config.planner
     report = {
         "command": command,
         "commit": commit.strip(),
         "model": version,
-        "goal": goal,
-        "planned_minutes_per_day": config.planner.minutes_per_day,
-        "school_days_per_week": config.planner.school_days_per_week,
+        "planned_minutes_per_day": planner.minutes_per_day,
+        "school_days_per_week": planner.school_days_per_week,
+        "activities_per_standard": planner.activities_per_standard,
+        "route_overhead": planner.route_overhead,
         "simulator_session_minutes": sim.session_minutes,
         "seconds": round(elapsed, 1),
-        "by_attendance": summary,
-        "runs": {str(a): rows[a] for a in ATTENDANCE},
+        "goals": by_goal,
     }
     lines = [
         "# GPS benchmark",
         "",
         f"Produced by `{command}` at {report['commit']} on {platform.machine()} ({elapsed:.0f} s). "
-        f"Model {version}; goal: the {len(goal)} grade-4 fraction standards ({', '.join(goal)}). Simulated "
-        f"fourth graders taught by the served planner; sessions of {sim.session_minutes:g} minutes on "
-        f"{sim.school_days_per_week} school days a week, the planned pace ({config.planner.minutes_per_day:g} "
-        f"minutes, {config.planner.school_days_per_week:g} days a week); each learner works every day, or 3, 2 "
-        f"or 1 day in 4 ({args.learners} learners each). At day 14, 28 and 42 the GPS estimates the day the goal "
-        "is reached, at the planned pace and at the learner's own pace (after a week of work); the error is "
-        "against the day the GPS then said reached. `on track right`: the estimate's answer to \"reached by "
-        f'day {args.due}?" matched what happened (a learner not there by the horizon counts as not by the date).',
+        f"Model {version}; `activities_per_standard` {planner.activities_per_standard:g}, `route_overhead` "
+        f"{planner.route_overhead:g}. Simulated learners of each goal's grade taught by the served planner; "
+        f"sessions of {sim.session_minutes:g} minutes on {sim.school_days_per_week} school days a week, the "
+        f"planned pace ({planner.minutes_per_day:g} minutes, {planner.school_days_per_week:g} days a week); each "
+        f"learner works every day, or 3, 2 or 1 day in 4 ({args.learners} learners each, per goal). At day 14, 28 "
+        "and 42 the GPS estimates the day the goal is reached, at the planned pace and at the learner's own pace "
+        "(after a week of work); the error is against the day the GPS then said reached. `on track right`: the "
+        f'estimate\'s answer to "reached by day {args.due}?" matched what happened (a learner not there by the '
+        "horizon counts as not by the date).",
         "",
-        "| works | learners | not reached by the horizon | checkpoint | estimate | estimates | median abs error, days "
-        "| median error, days | on track right |",
-        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for a in ATTENDANCE:
-        s = summary[str(a)]
+    for name, g in by_goal.items():
+        lines += [f"- **{name}** (grade {g['grade']}): {', '.join(g['goal'])}"]
+    lines += [
+        "",
+        "## The route overhead, measured",
+        "",
+        "The activities the learners who reached the goal took from the checkpoint on, over the estimate's cost "
+        "of mastering each standard left once (what `route_overhead` multiplies): what the setting should be.",
+        "",
+        "| goal | checkpoint | learners | median | quartiles |",
+        "|---|---|---|---|---|",
+    ]
+    for name, g in by_goal.items():
         for checkpoint in CHECKPOINTS:
-            for kind in ("planned", "own"):
-                cell = s[f"{kind}@{checkpoint}"]
-                lines.append(
-                    f"| {a:.0%} of days | {s['learners']} | {s['not_reached']} | day {checkpoint} | "
-                    f"{'planned pace' if kind == 'planned' else 'own pace'} | {cell['estimates']} | "
-                    f"{cell['median_abs_error_days']} | {cell['median_error_days']} | {cell['on_track_right']} |"
-                )
+            o = g["overhead"][str(checkpoint)]
+            q = "-".join("" if x is None else f"{x:g}" for x in o["quartiles"])
+            lines.append(f"| {name} | day {checkpoint} | {o['learners']} | {o['median']} | {q} |")
+    lines += [
+        "",
+        "## Estimates against arrival",
+        "",
+        "| goal | works | learners | not reached by the horizon | checkpoint | estimate | estimates "
+        "| median abs error, days | median error, days | on track right |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, g in by_goal.items():
+        for a in ATTENDANCE:
+            s = g["by_attendance"][str(a)]
+            for checkpoint in CHECKPOINTS:
+                for kind in ("planned", "own"):
+                    cell = s[f"{kind}@{checkpoint}"]
+                    lines.append(
+                        f"| {name} | {a:.0%} of days | {s['learners']} | {s['not_reached']} | day {checkpoint} | "
+                        f"{'planned pace' if kind == 'planned' else 'own pace'} | {cell['estimates']} | "
+                        f"{cell['median_abs_error_days']} | {cell['median_error_days']} | {cell['on_track_right']} |"
+                    )
     write_report(args.out, "\n".join(lines) + "\n")
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
 

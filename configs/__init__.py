@@ -141,6 +141,9 @@ class PlannerConfig(_Section):
     #: at most this share of a learner's activities in a day are mastery checks or test-outs
     max_check_share: float = Field(0.25, ge=0.0, le=1.0)
     activities_per_standard: float = 5.0
+    #: the GPS: what the route takes until every goal standard is mastered at once, over what
+    #: mastering each of them once costs (reviews, re-checks, remediation, reopened standards)
+    route_overhead: float = Field(3.0, gt=0.0)
     minutes_per_day: float = 45.0
     school_days_per_week: float = 5.0
     weights: dict[str, float] = {

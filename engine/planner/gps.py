@@ -58,9 +58,13 @@ def goal_status(ctx: PlanContext) -> GoalStatus:
     The route is what is left to learn (:func:`engine.planner.targets.route_to_goal`: what the
     learner has mastered or is believed to know is not on it). A standard the learner likely
     knows but has not shown yet costs one activity (a mastery check); any other costs
-    ``activities_per_standard`` (calibrated with the simulator) scaled by how far its
-    P(mastered) is from the threshold. Minutes use the mean duration of its practice items;
-    days use the configured daily minutes and school week.
+    ``activities_per_standard`` scaled by how far its P(mastered) is from the threshold. That is
+    what mastering each standard once costs; the goal is reached when all of them are mastered at
+    the same time, and on the way the learner reviews, is re-checked, is sent back to
+    prerequisites and sees standards reopened after a slip: the sum is multiplied by
+    ``route_overhead`` (measured with the simulator, ``benchmarks/gps_bench.py``). Minutes use the
+    mean duration of each standard's practice items; days use the configured daily minutes and
+    school week.
 
     The estimate is at the planned pace; once the learner has worked for
     ``PACE_MIN_DAYS`` days, their own pace (activities per calendar day over the last four
@@ -85,6 +89,8 @@ def goal_status(ctx: PlanContext) -> GoalStatus:
             n = cfg.activities_per_standard * max(0.25, (cfg.mastery_threshold - m) / cfg.mastery_threshold)
         activities += n
         minutes += n * _practice_minutes(ctx, unit)
+    activities *= cfg.route_overhead  # the goal is reached when all of it is mastered at once
+    minutes *= cfg.route_overhead
     per_day = daily_pace(cfg)
     days = minutes / per_day if per_day > 0 else float("inf")
     own = _own_pace(ctx, activities)

@@ -22,6 +22,25 @@ def test_route_estimate_and_status(learner) -> None:
     assert started.status == "on_track" and started.explanation.startswith("needs about")
 
 
+def test_the_route_costs_each_standard_once_times_the_route_overhead(learner) -> None:
+    """Each standard left costs ``activities_per_standard`` times how far it is from mastery (a
+    likely-known one, a check); the route, that sum times ``route_overhead``."""
+    ctx = learner.ctx(goal=Goal(("C",)))
+    cfg = learner.config
+    once = sum(
+        1.0
+        if ctx.mastery.get(u, 0.0) >= cfg.likely_known
+        else cfg.activities_per_standard * max(0.25, 1.0 - ctx.mastery.get(u, 0.0) / cfg.mastery_threshold)
+        for u in ("A", "B", "C")
+    )
+    status = goal_status(ctx)
+    assert status.route == ["A", "B", "C"] and status.estimated_activities == round(once * cfg.route_overhead, 1)
+    learner.config = cfg.model_copy(update={"route_overhead": 1.0})
+    plain = goal_status(learner.ctx(goal=Goal(("C",))))
+    assert plain.estimated_activities == round(once, 1)
+    assert abs(status.estimated_minutes - cfg.route_overhead * plain.estimated_minutes) < 0.2
+
+
 def test_estimate_shrinks_as_the_learner_advances(learner) -> None:
     before = goal_status(learner.ctx(goal=Goal(("C",))))
     master(learner, "A")
