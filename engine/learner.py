@@ -26,10 +26,11 @@ observations, so :meth:`LearnerCore.rebuild` over the event log gives exactly th
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 import numpy as np
 
@@ -497,6 +498,13 @@ class LearnerCore:
             predictions = CatalogPredictions.encode(model, index.catalog)
         self.predictions = predictions
         self._primed: dict[float, dict[str, np.ndarray]] = {}  # grade -> the starting state before evidence
+
+    def with_config(self, config: PlannerConfig) -> Self:
+        """This core with another planner configuration; its caches (the starting states, the
+        catalog's predictions) are shared."""
+        other = copy.copy(self)
+        other.config = config
+        return other
 
     # ------------------------------------------------------------------ creating
     def new(

@@ -9,6 +9,9 @@ playlist), adds each student's GPS snapshot, and stores the result as the store 
 date replaces its plans; ``resume`` skips the classes already planned for it (a stopped run goes
 on where it stopped). Each stored plan is among the store's references of its learners, so
 deleting a learner erases them from every stored plan that names them (:mod:`serving.plans`).
+Each night's GPS snapshots also feed the tenant's measure of the GPS route overhead (what reaching a
+goal took over what the route cost to master once, :mod:`serving.calibration`), taken at the end of
+the run.
 """
 
 from __future__ import annotations
@@ -18,9 +21,13 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from serving.calibration import measure, observe
 from serving.plans import check_date, plan_setting, reference_plans, store_plan
+
+if TYPE_CHECKING:
+    from engine.planner.gps import GoalStatus
 
 __all__ = ["plan_school", "plan_tenant"]
 
@@ -29,10 +36,12 @@ _ROSTERS: dict[str, dict] = {}  # per Ray worker process and store: the rosters 
 
 
 def plan_school(
-    config_json: str, store_url: str, tenant: str, date: str, class_ids: Sequence[str]
+    config_json: str, store_url: str, tenant: str, date: str, school: str, class_ids: Sequence[str]
 ) -> tuple[list[str], list[str]]:
     """Plan and store the given classes of one school (runs in a Ray worker; the engine is built
-    once per worker process). Returns the classes planned and the model versions that planned them."""
+    once per worker process), and record the night's GPS for the school's measure of the route
+    overhead (:func:`serving.calibration.observe`). Returns the classes planned and the model
+    versions that planned them."""
     from configs import ZPDConfig
     from serving.deployment import Deployment, served_engine
     from serving.service import LearnerService
@@ -40,6 +49,7 @@ def plan_school(
     from serving.views import rotation_json, status_json
 
     planned, models = [], set()
+    seen: dict[str, tuple[GoalStatus, int]] = {}  # the school's students: GPS status, activities done
     with open_store(store_url) as store:
         engine = _ENGINES.get(config_json)
         if engine is None:
@@ -58,7 +68,9 @@ def plan_school(
             views = service.load_many(tenant, students, unseen=True, grades={s: roster.grade_of(s) for s in students})
             rotation, versions = service.rotation(tenant, students, views=views)
             now = service.clock()
-            gps = {s: status_json(views[s].core.status(views[s].learner, now)) for s in students}
+            statuses = {s: views[s].core.status(views[s].learner, now) for s in students}
+            seen.update({s: (statuses[s], views[s].learner.progress.activities) for s in students})
+            gps = {s: status_json(statuses[s]) for s in students}
             plan = {
                 "class_id": class_id,
                 "date": date,
@@ -71,6 +83,8 @@ def plan_school(
             store_plan(store, tenant, plan)
             planned.append(class_id)
             models.update(versions)
+        if seen:
+            observe(store, tenant, school, date, seen)
     return planned, sorted(models)
 
 
@@ -96,12 +110,13 @@ def plan_tenant(
 
         roster = RosterStore(store).get(tenant)
         by_school: dict[str, list[str]] = defaultdict(list)
+        schools = sorted({_school(roster.classes[c]) for c in roster.classes})
         skipped = 0
         for class_id in sorted(roster.classes):
             if resume and store.get_setting(plan_setting(tenant, class_id, date)) is not None:
                 skipped += 1
                 continue
-            by_school[str(roster.classes[class_id].get("school") or "")].append(class_id)
+            by_school[_school(roster.classes[class_id])].append(class_id)
         reference_plans(store, tenant)  # plans stored before references existed
     started = time.perf_counter()
     own = not ray.is_initialized()
@@ -118,7 +133,9 @@ def plan_tenant(
     try:
         task = ray.remote(plan_school)
         config_json = config.model_dump_json()
-        pending = [task.remote(config_json, store_url, tenant, date, classes) for classes in by_school.values()]
+        pending = [
+            task.remote(config_json, store_url, tenant, date, school, classes) for school, classes in by_school.items()
+        ]
         total, done = sum(len(c) for c in by_school.values()), 0
         planned: list[str] = []
         models: set[str] = set()
@@ -134,6 +151,8 @@ def plan_tenant(
         if own:
             ray.shutdown()
     seconds = time.perf_counter() - started
+    with open_store(store_url) as store:
+        gps = measure(store, tenant, schools)  # the route overhead from every school's arrivals so far
     learners = sum(len(roster.members(c, "student")) for c in planned)
     return {
         "tenant": tenant,
@@ -145,7 +164,12 @@ def plan_tenant(
         "models": sorted(models),  # the model versions that planned them: the API's (see served_engine)
         "seconds": round(seconds, 2),
         "learners_per_second": round(learners / seconds, 1) if seconds > 0 else None,
+        "gps": gps,
     }
+
+
+def _school(record: dict[str, Any]) -> str:
+    return str(record.get("school") or "")
 
 
 class _LocalTokenNotice(logging.Filter):

@@ -504,7 +504,8 @@ def plan_batch(
 ) -> None:
     """Plan every class of a tenant for a school day on Ray (rotations, playlists, GPS snapshots)
     and store the plans: GET /v1/classes/{id}/rotation?date=D serves them. Re-running a date
-    replaces its plans."""
+    replaces its plans. The GPS snapshots also measure the tenant's route overhead once enough
+    students have reached their goal (its GPS then counts that one)."""
     from rich.progress import Progress
 
     from serving.batch import plan_tenant
@@ -538,4 +539,11 @@ def plan_batch(
             f"({summary['learners']} learners, {summary['seconds']} s, {summary['learners_per_second']} learners/s)"
             + (f" with model {', '.join(summary['models'])}" if summary["models"] else "")
             + (f"; {summary['classes_skipped']} already planned" if summary["classes_skipped"] else "")
+        )
+        gps = summary["gps"]
+        typer.echo(
+            f"GPS route overhead: {gps['route_overhead']} measured from {gps['samples']} arrivals at a goal"
+            if gps["route_overhead"] is not None
+            else f"GPS route overhead: {gps['samples']} arrival(s) at a goal seen, {gps['needed']} needed to measure "
+            f"it (the configured {cfg.planner.route_overhead:g} counts meanwhile)"
         )

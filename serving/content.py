@@ -58,6 +58,7 @@ from engine.learner import CatalogPredictions, Observation
 from engine.planner.index import PlannerIndex
 from models.base import LearnerModel
 from models.registry import for_graph
+from serving.calibration import tenant_setting
 from serving.model_provider import LoadedModel
 from serving.stores.base import LearnerStore, VersionConflict
 
@@ -176,8 +177,9 @@ class Content:
     catalog_digest: str
     #: item id -> the number of the move that put it on its current standards (items moved only)
     moved: Mapping[str, int] = field(default_factory=dict)
-    #: objects built over this content once and reused by every request (the served learner core)
-    built: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    #: objects built over this content once and reused by every request (the served learner core,
+    #: and a tenant's with its measured GPS route overhead)
+    built: dict[Any, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @property
     def alignment(self) -> int:
@@ -320,14 +322,19 @@ class TenantContent:
 
     # ------------------------------------------------------------------ reading
     def versions(self, tenant: str) -> dict[str, int]:
-        """The tenant's catalog and framework versions (0: none of its own), re-read every ``refresh_s``."""
+        """The tenant's catalog, framework and measured GPS versions (0: none of its own), re-read
+        every ``refresh_s``."""
         now = time.monotonic()
         cached = self._versions.get(tenant)
         if cached is not None and now - cached[0] < self.refresh_s:
             return cached[1]
-        names = [catalog_setting(tenant), framework_setting(tenant)]
+        names = [catalog_setting(tenant), framework_setting(tenant), tenant_setting(tenant)]
         found = self.store.setting_versions(names)
-        versions = {"catalog": found.get(names[0], 0), "framework": found.get(names[1], 0)}
+        versions = {
+            "catalog": found.get(names[0], 0),
+            "framework": found.get(names[1], 0),
+            "gps": found.get(names[2], 0),
+        }
         self._versions[tenant] = (now, versions)
         return versions
 
@@ -348,6 +355,12 @@ class TenantContent:
     def package(self, tenant: str) -> dict[str, Any] | None:
         """The tenant's own CASE framework, if it imported one."""
         return self._value(framework_setting(tenant), self.versions(tenant)["framework"], None)
+
+    def route_overhead(self, tenant: str) -> float | None:
+        """The GPS route overhead measured from the tenant's arrivals (``serving.calibration``),
+        None until its nightly plans have seen enough of them."""
+        measured = self._value(tenant_setting(tenant), self.versions(tenant)["gps"], None)
+        return None if measured is None else float(measured["route_overhead"])
 
     def shared(self) -> Content:
         """What a tenant without a catalog or framework of its own sees: the deployment's."""

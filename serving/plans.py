@@ -71,13 +71,18 @@ def reference_plans(store: LearnerStore, tenant: str) -> None:
     store.put_setting(_referenced(tenant), "1")
 
 
-def forget_learners(store: LearnerStore, tenant: str, learner_ids: Collection[str]) -> None:
+def forget_learners(
+    store: LearnerStore, tenant: str, learner_ids: Collection[str], references: Collection[str] | None = None
+) -> None:
     """Erase learners from every stored plan that names them (learners' deletion; the store's
-    deletion then drops the references). A plan naming several of them is rewritten once."""
-    reference_plans(store, tenant)
+    deletion then drops the references). A plan naming several of them is rewritten once.
+    ``references``: their references, when the caller has read them (after
+    :func:`reference_plans`)."""
     gone = set(learner_ids)
-    names = sorted({name for learner in gone for name in store.references(tenant, learner) if name.startswith("plan@")})
-    for name in names:
+    if references is None:
+        reference_plans(store, tenant)
+        references = [name for learner in gone for name in store.references(tenant, learner)]
+    for name in sorted({name for name in references if name.startswith("plan@")}):
         plan = store.get_setting(name)
         if plan is None:
             continue

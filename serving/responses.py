@@ -173,6 +173,12 @@ class StatusOut(BaseModel):
         None,
         description="the learner's own pace and the estimate at it, after a week of work (null before), goal or not",
     )
+    route_overhead: float = Field(
+        1.0,
+        description="what the estimate multiplies the cost of mastering each standard of the route once by (reviews, "
+        "re-checks, standards reopened until all are mastered at once): measured from the tenant's own arrivals at "
+        "their goals once its nightly plans have seen enough of them, else the deployment's configured value",
+    )
 
 
 class GoalOut(BaseModel):

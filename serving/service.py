@@ -37,13 +37,14 @@ from engine.sources import graph_from_config, load_catalog_source
 from engine.xapi import DEFAULT_VERBS
 from models.base import ModelFormatError, state_from_bytes, state_to_bytes
 from serving import checkpoints
+from serving.calibration import forget_anchors
 from serving.content import Content, Stamp, TenantContent, read_stamp, touched
 from serving.evidence import evidence
 from serving.groups import GROUP_OWNER, copy_id, group_members, record_groups
 from serving.groups import forget_learners as forget_in_groups
 from serving.import_records import forget_learners as forget_in_imports
 from serving.model_provider import LoadedModel, ModelHolder
-from serving.plans import forget_learners
+from serving.plans import forget_learners, reference_plans
 from serving.rosters import CachedRoster, Progress, RosterStore, changes
 from serving.schemas import AboutNoLearner, EventError, GoalIn, IncomingEvent, XapiOptions, normalize_event
 from serving.stores.base import (
@@ -316,8 +317,19 @@ class LearnerService:
 
     def core(self, tenant: str) -> ServedCore:
         """The learner core over what ``tenant`` sees: its catalog (with its own items) and the
-        serving model."""
-        return self._served(self.content.content(tenant))
+        serving model; its GPS counts the route overhead measured from the tenant's arrivals,
+        once there is one (``serving.calibration``)."""
+        content = self.content.content(tenant)
+        core = self._served(content)
+        measured = self.content.route_overhead(tenant)
+        if measured is None or measured == core.config.route_overhead:
+            return core
+        key = ("core@", tenant)  # one per tenant (a content is shared by tenants without content of their own)
+        calibrated = content.built.get(key)
+        if calibrated is None or calibrated.config.route_overhead != measured:
+            calibrated = core.with_config(core.config.model_copy(update={"route_overhead": measured}))
+            content.built[key] = calibrated
+        return cast(ServedCore, calibrated)
 
     def warm_up(self) -> None:
         """Compute the starting state of every grade for the deployment's content before the first
@@ -519,8 +531,11 @@ class LearnerService:
         forget_in_imports(self.store, tenant, ids)  # the imports' messages that quote them; noted on open ones
         rostered = self.rosters.forget(tenant, ids)
         self._migrate_unaligned(tenant)  # so the store's deletion finds them among its entries
-        forget_learners(self.store, tenant, ids)  # the nightly plans that name them
-        forget_in_groups(self.store, tenant, ids)  # the records of group statements that name them
+        reference_plans(self.store, tenant)  # plans stored before references were: among them too
+        references = {name for learner_id in ids for name in self.store.references(tenant, learner_id)}
+        forget_learners(self.store, tenant, ids, references)  # the nightly plans that name them
+        forget_in_groups(self.store, tenant, ids, references)  # the records of group statements that name them
+        forget_anchors(self.store, tenant, ids, references)  # the GPS's anchors at their schools
         stored = self.store.delete_learners(tenant, ids)
         return [learner_id for learner_id in ids if learner_id in stored or learner_id in rostered]
 

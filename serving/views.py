@@ -161,4 +161,5 @@ def status_json(s: GoalStatus) -> dict[str, Any]:
         "status": s.status,
         "explanation": s.explanation,
         "own_pace": None if s.own_pace is None else asdict(s.own_pace),
+        "route_overhead": s.route_overhead,
     }

@@ -38,6 +38,9 @@ class GoalStatus:
     explanation: str
     #: the learner's own pace, once they have worked ``PACE_MIN_DAYS`` days (None before)
     own_pace: OwnPace | None = None
+    #: the route overhead the estimate counted (``[planner] route_overhead``, or the tenant's
+    #: measured one: ``serving.calibration``)
+    route_overhead: float = 1.0
 
 
 def daily_pace(cfg: PlannerConfig) -> float:
@@ -136,6 +139,7 @@ def goal_status(ctx: PlanContext) -> GoalStatus:
         status,
         text,
         own,
+        cfg.route_overhead,
     )
 
 

@@ -1,0 +1,152 @@
+"""The GPS route overhead measured from a tenant's own nightly plans (serving.calibration): anchors
+on the first night with a goal, a sample on the night it is reached, the median once there are
+enough, and the tenant's GPS counting it."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from engine.planner.gps import GoalStatus
+from serving.calibration import MIN_SAMPLES, forget_anchors, measure, observe, school_setting, tenant_setting
+
+GOAL = ("4.NF.A.1",)
+
+
+def status(kind: str, activities: float = 30.0, overhead: float = 3.0, goal: tuple[str, ...] = GOAL) -> GoalStatus:
+    return GoalStatus(goal, ["4.NF.A.1"], 0, 1, activities, activities * 4, 5.0, None, kind, "", None, overhead)
+
+
+def record(store, school: str = "north", tenant: str = "t") -> dict:
+    return orjson.loads(store.get_setting(school_setting(tenant, school))[1])
+
+
+def test_a_sample_is_what_reaching_the_goal_took_over_the_route_s_cost_once(store) -> None:
+    # night 1: 30 activities estimated at an overhead of 3, i.e. 10 to master the route once
+    assert observe(store, "t", "north", "2026-12-01", {"ana": (status("on_track"), 4)}) == {"anchors": 1, "samples": 0}
+    anchor = record(store)["anchors"]["ana"]
+    assert anchor == {"goal": list(GOAL), "date": "2026-12-01", "activities": 4, "once": 10.0}
+    assert "gps-route@t@north" in store.references("t", "ana")
+    # a night later, not there yet: the first anchor stays
+    observe(store, "t", "north", "2026-12-02", {"ana": (status("at_risk", 20.0), 14)})
+    assert record(store)["anchors"]["ana"]["activities"] == 4
+    # reached after 29 more activities: 2.9 times the cost once; the anchor goes
+    assert observe(store, "t", "north", "2026-12-05", {"ana": (status("reached"), 33)}) == {"anchors": 0, "samples": 1}
+    assert record(store) == {"anchors": {}, "samples": [{"date": "2026-12-05", "overhead": 2.9}]}
+    # the same night again, and the nights after: nothing more
+    observe(store, "t", "north", "2026-12-05", {"ana": (status("reached"), 33)})
+    observe(store, "t", "north", "2026-12-06", {"ana": (status("reached"), 35)})
+    assert len(record(store)["samples"]) == 1
+
+
+def test_a_goal_changed_on_the_way_measures_nothing(store) -> None:
+    observe(store, "t", "north", "2026-12-01", {"ana": (status("on_track"), 0), "bob": (status("no_goal"), 0)})
+    assert set(record(store)["anchors"]) == {"ana"}  # no goal, no route: no anchor
+    other = ("5.NF.A.1",)
+    observe(store, "t", "north", "2026-12-02", {"ana": (status("on_track", 60.0, goal=other), 8)})
+    assert record(store)["anchors"]["ana"] == {"goal": list(other), "date": "2026-12-02", "activities": 8, "once": 20.0}
+    # the old goal reached later (set again) is not a sample: its anchor went with the change
+    observe(store, "t", "north", "2026-12-03", {"ana": (status("reached"), 40)})
+    assert record(store) == {"anchors": {}, "samples": []}
+
+
+def test_the_tenant_s_overhead_is_the_median_once_there_are_enough(store) -> None:
+    for k in range(MIN_SAMPLES - 1):
+        learner = f"s{k}"
+        observe(store, "t", "north" if k % 2 else "south", "2026-12-01", {learner: (status("on_track"), 0)})
+        observe(store, "t", "north" if k % 2 else "south", "2026-12-09", {learner: (status("reached"), 20 + k)})
+    assert measure(store, "t", ["north", "south"]) == {"route_overhead": None, "samples": MIN_SAMPLES - 1, "needed": 20}
+    assert store.get_setting(tenant_setting("t")) is None
+    observe(store, "t", "south", "2026-12-01", {"last": (status("on_track"), 0)})
+    observe(store, "t", "south", "2026-12-09", {"last": (status("reached"), 60)})
+    measured = measure(store, "t", ["north", "south", "west"])  # a school with no record yet counts nothing
+    # samples 2.0, 2.1, ..., 3.8 and 6.0: the median is 2.95
+    assert measured["samples"] == MIN_SAMPLES and measured["route_overhead"] == 2.95
+    assert orjson.loads(store.get_setting(tenant_setting("t"))[1]) == measured
+
+
+def test_erasing_a_learner_erases_their_anchor(store) -> None:
+    observe(store, "t", "north", "2026-12-01", {"ana": (status("on_track"), 0), "bob": (status("on_track"), 0)})
+    forget_anchors(store, "t", ["ana"])
+    assert set(record(store)["anchors"]) == {"bob"}
+
+
+def test_a_tenant_s_gps_counts_its_measured_overhead_and_no_other_tenant_s(api) -> None:
+    c = api.client
+    c.app.state.service.content.refresh_s = 0.0  # a worker re-reads the tenant's settings at once ([serving] sync_s)
+    for who in ("a_all", "b_all"):
+        assert c.put("/v1/learners/s1/goal", json={"standards": ["4.NF.B.3"]}, headers=api.h(who)).status_code == 200
+    before = c.get("/v1/learners/s1/profile", headers=api.h()).json()["gps"]
+    assert before["route_overhead"] == 3.0 and before["estimated_activities"] > 0
+    measured = {
+        "route_overhead": 1.5,
+        "quartiles": [1.1, 2.0],
+        "samples": 40,
+        "measured_at": "2026-12-06T03:00:00+00:00",
+    }
+    api.store.put_setting(tenant_setting("tenant-a"), orjson.dumps(measured).decode())
+    after = c.get("/v1/learners/s1/profile", headers=api.h()).json()["gps"]
+    assert after["route_overhead"] == 1.5
+    assert after["estimated_activities"] == pytest.approx(before["estimated_activities"] / 2, abs=0.1)
+    other = c.get("/v1/learners/s1/profile", headers=api.h("b_all")).json()["gps"]
+    assert other["route_overhead"] == 3.0 and other["estimated_activities"] == before["estimated_activities"]
+    # the teacher's page reads the same GPS
+    page = c.get("/ui/learners/s1", headers=api.h())
+    assert page.status_code == 200
+
+
+@pytest.mark.slow  # two nights of a school planned as a Ray task plans them, a student brought to the goal
+def test_two_nights_of_a_school_measure_a_student_s_arrival(tmp_path, shared_engine) -> None:
+    import time
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from configs import load_config
+    from serving.app import build_engine
+    from serving.batch import plan_school
+    from serving.deployment import Deployment
+    from serving.stores import open_store
+    from zpd.cli import app
+
+    from .conftest import make_api
+
+    url = f"sqlite:///{tmp_path / 'zpd.db'}"
+    school = Path(__file__).resolve().parent.parent / "data" / "oneroster_school"
+    assert (
+        CliRunner().invoke(app, ["roster", "import", str(school), "--tenant", "school", "--store", url]).exit_code == 0
+    )
+    config = load_config(env={})
+    store = open_store(url)
+    Deployment(build_engine(config), store).set_model("bkt")  # what the API below serves
+    api = make_api(store, shared_engine)
+    from serving.auth import create_key
+
+    h = {"Authorization": f"Bearer {create_key(store, 'school', ['ingest', 'read', 'teacher', 'admin'])}"}
+    with api.client as c:
+        for student in ("stu-1000", "stu-1001"):
+            assert c.put(f"/v1/learners/{student}/goal", json={"standards": ["3.OA.A.1"]}, headers=h).status_code == 200
+        night = [config.model_dump_json(), url, "school", "2026-12-01", "org-school-7", ["class-4a"]]
+        assert plan_school(*night)[0] == ["class-4a"]
+        anchor = record(store, "org-school-7", "school")["anchors"]["stu-1000"]
+        assert anchor["goal"] == ["3.OA.A.1"] and anchor["activities"] == 0 and anchor["once"] > 0
+        # a student erased leaves no anchor behind
+        assert "stu-1001" in record(store, "org-school-7", "school")["anchors"]
+        assert c.delete("/v1/learners/stu-1001", headers=h).status_code == 200
+        assert "stu-1001" not in record(store, "org-school-7", "school")["anchors"]
+        start = time.time() - 3600
+        for i in range(300):  # right answers on what the planner offers, until the GPS says reached
+            item = c.get("/v1/learners/stu-1000/next", headers=h).json()["recommendations"][0]["item"]["id"]
+            event = {"id": f"e{i}", "learner_id": "stu-1000", "item_id": item, "correct": True, "timestamp": start + i}
+            assert c.post("/v1/events", json=[event], headers=h).status_code == 200
+            if c.get("/v1/learners/stu-1000/profile", headers=h).json()["gps"]["status"] == "reached":
+                break
+        else:
+            pytest.fail("300 right answers did not reach a one-standard goal")
+        assert plan_school(*night[:3], "2026-12-02", *night[4:])[0] == ["class-4a"]
+        kept = record(store, "org-school-7", "school")
+        assert kept["anchors"] == {} and kept["samples"] == [
+            {"date": "2026-12-02", "overhead": round((i + 1) / anchor["once"], 3)}
+        ]
+        assert measure(store, "school", ["org-school-7"])["samples"] == 1
+    store.close()
