@@ -14,8 +14,9 @@ learner's own pace. The run goes on until the GPS says the goal is reached (ever
 mastered), or the horizon.
 
 Reported per goal and attendance: the error of each estimate against the day the goal was reached
-(median of the absolute errors, and the median signed error: positive is late), learners not there
-by the horizon, and how often each estimate's "on track" for a goal date (day 120) was right. Per
+(median of the absolute errors, and the median signed error: positive is late), the share of the
+learners who arrived within the range given with it, learners not there by the horizon, and how
+often each estimate's "on track" for a goal date (day 120) was right. Per
 goal and checkpoint, the activities the learners then took to reach it over the estimate's cost of
 mastering each standard left once (the estimate before ``[planner] route_overhead``): the overhead
 that setting stands for, measured.
@@ -73,9 +74,17 @@ def run_learner(policy: ZPDPolicy, env: SimulatedEnvironment, graph, catalog, go
             if day < checkpoint <= today and checkpoint not in estimates:
                 status = policy.core.status(policy.learner, checkpoint * DAY)
                 own = status.own_pace
+                spans = {
+                    "planned": status.estimated_days_range,
+                    "own": None if own is None else own.estimated_days_range,
+                }
                 estimates[checkpoint] = {
                     "planned": checkpoint + status.estimated_days,
                     "own": None if own is None or own.estimated_days is None else checkpoint + own.estimated_days,
+                    **{
+                        f"{kind}_range": None if span is None else [checkpoint + span[0], checkpoint + span[1]]
+                        for kind, span in spans.items()
+                    },
                     "reached": status.status == "reached",
                     # what mastering each standard left once costs, and the activities done so far
                     "once": status.estimated_activities / policy.core.config.route_overhead,
@@ -114,13 +123,16 @@ def summarize(rows: list[dict], due: int) -> dict:
     out: dict = {"learners": len(rows), "not_reached": sum(r["reached"] is None for r in rows)}
     for checkpoint in CHECKPOINTS:
         for kind in ("planned", "own"):
-            errors, right, judged = [], 0, 0
+            errors, right, judged, within = [], 0, 0, []
             for r in rows:
                 e = r["estimates"].get(checkpoint)
                 if e is None or e["reached"] or e[kind] is None:
                     continue
                 if r["reached"] is not None:
                     errors.append(e[kind] - r["reached"])
+                    if e[f"{kind}_range"] is not None:
+                        low, high = e[f"{kind}_range"]
+                        within.append(low <= r["reached"] <= high)
                 judged += 1
                 right += (e[kind] <= due) == (r["reached"] is not None and r["reached"] <= due)
             out[f"{kind}@{checkpoint}"] = {
@@ -128,6 +140,7 @@ def summarize(rows: list[dict], due: int) -> dict:
                 "median_abs_error_days": round(statistics.median(abs(x) for x in errors), 1) if errors else None,
                 "median_error_days": round(statistics.median(errors), 1) if errors else None,
                 "on_track_right": round(right / judged, 3) if judged else None,
+                "within_range": round(sum(within) / len(within), 3) if within else None,
             }
     return out
 
@@ -197,6 +210,7 @@ def main() -> None:
         "school_days_per_week": planner.school_days_per_week,
         "activities_per_standard": planner.activities_per_standard,
         "route_overhead": planner.route_overhead,
+        "route_spread": list(planner.route_spread),
         "simulator_session_minutes": sim.session_minutes,
         "seconds": round(elapsed, 1),
         "goals": by_goal,
@@ -206,12 +220,14 @@ def main() -> None:
         "",
         f"Produced by `{command}` at {report['commit']} on {platform.machine()} ({elapsed:.0f} s). "
         f"Model {version}; `activities_per_standard` {planner.activities_per_standard:g}, `route_overhead` "
-        f"{planner.route_overhead:g}. Simulated learners of each goal's grade taught by the served planner; "
+        f"{planner.route_overhead:g}, `route_spread` {list(planner.route_spread)}. Simulated learners of each goal's grade taught by the served planner; "
         f"sessions of {sim.session_minutes:g} minutes on {sim.school_days_per_week} school days a week, the "
         f"planned pace ({planner.minutes_per_day:g} minutes, {planner.school_days_per_week:g} days a week); each "
         f"learner works every day, or 3, 2 or 1 day in 4 ({args.learners} learners each, per goal). At day 14, 28 "
         "and 42 the GPS estimates the day the goal is reached, at the planned pace and at the learner's own pace "
-        "(after a week of work); the error is against the day the GPS then said reached. `on track right`: the "
+        "(after a week of work); the error is against the day the GPS then said reached; `arrived within the range`: "
+        "the share of the learners who reached it on a day within the range given with the estimate (`route_spread`: "
+        "half of them, if it is right). `on track right`: the "
         f'estimate\'s answer to "reached by day {args.due}?" matched what happened (a learner not there by the '
         "horizon counts as not by the date).",
         "",
@@ -238,8 +254,8 @@ def main() -> None:
         "## Estimates against arrival",
         "",
         "| goal | works | learners | not reached by the horizon | checkpoint | estimate | estimates "
-        "| median abs error, days | median error, days | on track right |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| median abs error, days | median error, days | arrived within the range | on track right |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, g in by_goal.items():
         for a in ATTENDANCE:
@@ -250,7 +266,8 @@ def main() -> None:
                     lines.append(
                         f"| {name} | {a:.0%} of days | {s['learners']} | {s['not_reached']} | day {checkpoint} | "
                         f"{'planned pace' if kind == 'planned' else 'own pace'} | {cell['estimates']} | "
-                        f"{cell['median_abs_error_days']} | {cell['median_error_days']} | {cell['on_track_right']} |"
+                        f"{cell['median_abs_error_days']} | {cell['median_error_days']} | {cell['within_range']} | "
+                        f"{cell['on_track_right']} |"
                     )
     write_report(args.out, "\n".join(lines) + "\n")
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")

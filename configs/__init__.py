@@ -144,6 +144,9 @@ class PlannerConfig(_Section):
     #: the GPS: what the route takes until every goal standard is mastered at once, over what
     #: mastering each of them once costs (reviews, re-checks, remediation, reopened standards)
     route_overhead: float = Field(3.0, gt=0.0)
+    #: the GPS's range: the route overhead of the quarter of learners fastest and of the quarter
+    #: slowest, over the median (half of the learners arrive within the estimate times these)
+    route_spread: tuple[float, float] = (0.7, 1.5)
     minutes_per_day: float = 45.0
     school_days_per_week: float = 5.0
     weights: dict[str, float] = {
@@ -179,6 +182,14 @@ class PlannerConfig(_Section):
             raise ValueError(
                 f"unknown score component(s) {', '.join(unknown)}; the components are {', '.join(SCORE_COMPONENTS)}"
             )
+        return value
+
+    @field_validator("route_spread")
+    @classmethod
+    def _spread_around_one(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if not 0.0 < low <= 1.0 <= high:
+            raise ValueError(f"route_spread must satisfy 0 < low <= 1 <= high, got {list(value)}")
         return value
 
     @field_validator("band")

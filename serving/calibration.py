@@ -15,8 +15,9 @@ goals); a school's learners, catalog and goals have their own. ``zpd plan-batch`
   is a *sample* (a number and a day, naming nobody), and the anchor goes. A goal changed in between
   drops the anchor;
 - at the end of a run, once the tenant's schools hold ``MIN_SAMPLES`` samples, their median is
-  the tenant's route overhead (``gps@TENANT``, :func:`measure`). Its GPS counts that one from then on
-  (``LearnerService.core``); until then, the configured one.
+  the tenant's route overhead and their quartiles over it its spread (the GPS's range)
+  (``gps@TENANT``, :func:`measure`). Its GPS counts those from then on (``LearnerService.core``);
+  until then, the configured ones.
 
 Re-running a night adds nothing: the anchors it would set are there, the samples it would take
 are taken.
@@ -36,7 +37,16 @@ from serving.stores.base import LearnerStore
 if TYPE_CHECKING:
     from engine.planner.gps import GoalStatus
 
-__all__ = ["MIN_SAMPLES", "SAMPLES_KEPT", "forget_anchors", "measure", "observe", "school_setting", "tenant_setting"]
+__all__ = [
+    "MIN_SAMPLES",
+    "SAMPLES_KEPT",
+    "forget_anchors",
+    "measure",
+    "observe",
+    "planner_settings",
+    "school_setting",
+    "tenant_setting",
+]
 
 #: arrivals a tenant's schools must have seen before their measure replaces the configured overhead
 MIN_SAMPLES = 20
@@ -113,6 +123,14 @@ def measure(store: LearnerStore, tenant: str, schools: Iterable[str]) -> dict[st
     }
     store.put_setting(tenant_setting(tenant), orjson.dumps(measured).decode())
     return measured
+
+
+def planner_settings(measured: Mapping[str, Any]) -> dict[str, Any]:
+    """What a tenant's measure sets of its ``[planner]`` configuration: the route overhead (the
+    median) and spread (the quartiles over it)."""
+    median = float(measured["route_overhead"])
+    low, high = measured["quartiles"]
+    return {"route_overhead": median, "route_spread": (min(1.0, low / median), max(1.0, high / median))}
 
 
 def forget_anchors(

@@ -58,7 +58,7 @@ from engine.learner import CatalogPredictions, Observation
 from engine.planner.index import PlannerIndex
 from models.base import LearnerModel
 from models.registry import for_graph
-from serving.calibration import tenant_setting
+from serving.calibration import planner_settings, tenant_setting
 from serving.model_provider import LoadedModel
 from serving.stores.base import LearnerStore, VersionConflict
 
@@ -356,11 +356,12 @@ class TenantContent:
         """The tenant's own CASE framework, if it imported one."""
         return self._value(framework_setting(tenant), self.versions(tenant)["framework"], None)
 
-    def route_overhead(self, tenant: str) -> float | None:
-        """The GPS route overhead measured from the tenant's arrivals (``serving.calibration``),
-        None until its nightly plans have seen enough of them."""
+    def route_overhead(self, tenant: str) -> dict[str, Any] | None:
+        """The GPS route overhead and spread measured from the tenant's arrivals
+        (``serving.calibration``, as ``[planner]`` settings), None until its nightly plans have
+        seen enough of them."""
         measured = self._value(tenant_setting(tenant), self.versions(tenant)["gps"], None)
-        return None if measured is None else float(measured["route_overhead"])
+        return None if measured is None else planner_settings(measured)
 
     def shared(self) -> Content:
         """What a tenant without a catalog or framework of its own sees: the deployment's."""

@@ -152,6 +152,11 @@ class OwnPaceOut(BaseModel):
     estimated_days: float | None = Field(
         description="the days the rest of the route takes at this pace (null: no goal, or no activity over those days)"
     )
+    estimated_days_range: list[float] | None = Field(
+        None,
+        description="[low, high]: the days within which half of the learners at this pace arrive (null with no "
+        "estimate, or with the goal reached)",
+    )
 
 
 class StatusOut(BaseModel):
@@ -162,6 +167,11 @@ class StatusOut(BaseModel):
     estimated_activities: float
     estimated_minutes: float
     estimated_days: float = Field(description="the days the rest of the route takes at the planned pace")
+    estimated_days_range: list[float] | None = Field(
+        None,
+        description="[low, high]: the days within which half of the learners arrive at the planned pace (the estimate "
+        "times the route's spread, measured like its overhead); null with no route left",
+    )
     due: datetime | None = None
     status: str = Field(
         description="reached, on_track, not_started (on track at the planned pace, but no practice yet: an entry "

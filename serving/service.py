@@ -322,12 +322,12 @@ class LearnerService:
         content = self.content.content(tenant)
         core = self._served(content)
         measured = self.content.route_overhead(tenant)
-        if measured is None or measured == core.config.route_overhead:
+        if measured is None:
             return core
         key = ("core@", tenant)  # one per tenant (a content is shared by tenants without content of their own)
         calibrated = content.built.get(key)
-        if calibrated is None or calibrated.config.route_overhead != measured:
-            calibrated = core.with_config(core.config.model_copy(update={"route_overhead": measured}))
+        if calibrated is None or any(getattr(calibrated.config, k) != v for k, v in measured.items()):
+            calibrated = core.with_config(core.config.model_copy(update=measured))
             content.built[key] = calibrated
         return cast(ServedCore, calibrated)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from engine.catalog import Item
 from engine.planner.context import Goal, Overrides, TeacherFlag
-from engine.planner.gps import GoalStatus
+from engine.planner.gps import GoalStatus, OwnPace
 from engine.planner.planner import Recommendation
 from engine.planner.playlist import Activity, Playlist, Rotation, SmallGroup
 from engine.planner.scoring import Candidate
@@ -157,9 +157,15 @@ def status_json(s: GoalStatus) -> dict[str, Any]:
         "estimated_activities": s.estimated_activities,
         "estimated_minutes": s.estimated_minutes,
         "estimated_days": s.estimated_days,
+        "estimated_days_range": None if s.estimated_days_range is None else list(s.estimated_days_range),
         "due": iso(s.due),
         "status": s.status,
         "explanation": s.explanation,
-        "own_pace": None if s.own_pace is None else asdict(s.own_pace),
+        "own_pace": None if s.own_pace is None else _own_pace_json(s.own_pace),
         "route_overhead": s.route_overhead,
     }
+
+
+def _own_pace_json(own: OwnPace) -> dict[str, Any]:
+    span = own.estimated_days_range
+    return {**asdict(own), "estimated_days_range": None if span is None else list(span)}

@@ -22,6 +22,8 @@ class OwnPace:
     activities_per_day: float
     days: int
     estimated_days: float | None
+    #: the days within which half of the learners at this pace arrive (``route_spread``)
+    estimated_days_range: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,9 @@ class GoalStatus:
     #: the route overhead the estimate counted (``[planner] route_overhead``, or the tenant's
     #: measured one: ``serving.calibration``)
     route_overhead: float = 1.0
+    #: the days within which half of the learners arrive at the planned pace (``route_spread``);
+    #: None when there is no route to estimate
+    estimated_days_range: tuple[float, float] | None = None
 
 
 def daily_pace(cfg: PlannerConfig) -> float:
@@ -67,7 +72,8 @@ def goal_status(ctx: PlanContext) -> GoalStatus:
     prerequisites and sees standards reopened after a slip: the sum is multiplied by
     ``route_overhead`` (measured with the simulator, ``benchmarks/gps_bench.py``). Minutes use the
     mean duration of each standard's practice items; days use the configured daily minutes and
-    school week.
+    school week. With each estimate goes a range, the estimate times ``route_spread``: the days
+    within which half of the learners arrive.
 
     The estimate is at the planned pace; once the learner has worked for
     ``PACE_MIN_DAYS`` days, their own pace (activities per calendar day over the last four
@@ -79,7 +85,8 @@ def goal_status(ctx: PlanContext) -> GoalStatus:
     """
     cfg = ctx.config
     if ctx.goal is None:
-        return GoalStatus((), [], 0, 0, 0.0, 0.0, 0.0, None, "no_goal", "no goal is set", _own_pace(ctx, None))
+        own = _own_pace(ctx, None)
+        return GoalStatus((), [], 0, 0, 0.0, 0.0, 0.0, None, "no_goal", "no goal is set", own, cfg.route_overhead)
     units = goal_units(ctx)
     mastered = ctx.progress.mastered
     route = route_to_goal(ctx, in_place(ctx, mastered))
@@ -140,7 +147,14 @@ def goal_status(ctx: PlanContext) -> GoalStatus:
         text,
         own,
         cfg.route_overhead,
+        _spread(days, cfg) if route else None,
     )
+
+
+def _spread(days: float, cfg: PlannerConfig) -> tuple[float, float]:
+    """The days within which half of the learners arrive, for an estimate of ``days``."""
+    low, high = cfg.route_spread
+    return round(days * low, 2), round(days * high, 2)
 
 
 def _own_pace(ctx: PlanContext, activities: float | None) -> OwnPace | None:
@@ -150,8 +164,10 @@ def _own_pace(ctx: PlanContext, activities: float | None) -> OwnPace | None:
     if measured is None:
         return None
     rate, over = measured
-    days = None if activities is None or rate <= 0 else round(activities / rate, 2)
-    return OwnPace(round(rate, 2), over, days)
+    if activities is None or rate <= 0:
+        return OwnPace(round(rate, 2), over, None)
+    days = activities / rate
+    return OwnPace(round(rate, 2), over, round(days, 2), _spread(days, ctx.config) if activities > 0 else None)
 
 
 def _on_own_pace(own: OwnPace, left: float) -> tuple[str, str]:

@@ -68,6 +68,17 @@ def arrival(gps: GoalStatus, now: float) -> str | None:
     return None if days is None else day(now + days * DAY)
 
 
+def arrival_range(gps: GoalStatus, now: float) -> tuple[str, str] | None:
+    """The dates between which half of the learners arrive, at the pace :func:`arrival` counts."""
+    if arrival(gps, now) is None:
+        return None
+    span = gps.estimated_days_range if gps.own_pace is None else gps.own_pace.estimated_days_range
+    if span is None:
+        return None
+    low, high = day(now + span[0] * DAY), day(now + span[1] * DAY)
+    return (low, high) if low and high else None
+
+
 @dataclass
 class StudentRow:
     learner_id: str
@@ -417,6 +428,7 @@ def learner_gps(service: LearnerService, tenant: str, roster: Roster, learner_id
         "grade": roster.grade_of(learner_id) or view.meta.grade,
         "gps": gps,
         "eta": arrival(gps, now),
+        "eta_range": arrival_range(gps, now),
         "due": day(gps.due),
         "recommendations": plan.recommendations,
         "evidence": evidence,

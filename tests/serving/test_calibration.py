@@ -87,6 +87,9 @@ def test_a_tenant_s_gps_counts_its_measured_overhead_and_no_other_tenant_s(api) 
     api.store.put_setting(tenant_setting("tenant-a"), orjson.dumps(measured).decode())
     after = c.get("/v1/learners/s1/profile", headers=api.h()).json()["gps"]
     assert after["route_overhead"] == 1.5
+    low, high = after["estimated_days_range"]  # the quartiles over the median: 1.1 / 1.5 and 2.0 / 1.5
+    assert low == pytest.approx(after["estimated_days"] * 1.1 / 1.5, abs=0.02)
+    assert high == pytest.approx(after["estimated_days"] * 2.0 / 1.5, abs=0.02)
     assert after["estimated_activities"] == pytest.approx(before["estimated_activities"] / 2, abs=0.1)
     other = c.get("/v1/learners/s1/profile", headers=api.h("b_all")).json()["gps"]
     assert other["route_overhead"] == 3.0 and other["estimated_activities"] == before["estimated_activities"]

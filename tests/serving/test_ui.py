@@ -320,8 +320,16 @@ def test_a_student_who_has_not_answered_yet_is_not_started_not_on_track(ui) -> N
     assert (status, label) == ("not_started", "not started") and text.startswith("no practice yet; at the planned")
     answer = {"id": "first", "learner_id": "stu-1000", "item_id": "gen-K.CC.A.1-check", "correct": True}
     assert ui.client.post("/v1/events", json=[answer], headers=ui.h()).status_code == 200
-    status, label, text = badge.search(ui.client.get("/ui/learners/stu-1000").text).groups()
+    page = ui.client.get("/ui/learners/stu-1000").text
+    status, label, text = badge.search(page).groups()
     assert (status, label) == ("on_track", "on track") and text.startswith("needs about")
+    # with the arrival, the dates between which half of the students arrive, around it
+    eta, low, high = re.search(
+        r'<span class="big">([0-9-]+)</span><br>estimated arrival.*?half of students arrive between ([0-9-]+) and ([0-9-]+)',
+        page,
+        re.S,
+    ).groups()
+    assert low <= eta <= high and low < high
 
 
 def test_a_student_behind_the_goal_at_their_own_pace_is_in_the_support_group_with_the_numbers(ui) -> None:

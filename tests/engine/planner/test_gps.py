@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from engine.planner.context import Goal
 from engine.planner.gps import DAY, goal_status
 
@@ -48,7 +50,8 @@ def test_estimate_shrinks_as_the_learner_advances(learner) -> None:
     assert after.route == ["B", "C"] and after.estimated_minutes < before.estimated_minutes
     master(learner, "B")
     master(learner, "C")
-    assert goal_status(learner.ctx(goal=Goal(("C",)))).status == "reached"
+    reached = goal_status(learner.ctx(goal=Goal(("C",))))
+    assert reached.status == "reached" and reached.estimated_days_range is None
 
 
 def test_no_goal(learner) -> None:
@@ -109,7 +112,20 @@ def test_on_track_or_not_is_judged_at_the_learner_s_own_pace(learner) -> None:
     fast = goal_status(learner.ctx(now=20 * DAY, goal=goal))
     assert fast.status == "on_track" and fast.own_pace.estimated_days <= 20 and "learner's pace" in fast.explanation
     no_goal = goal_status(learner.ctx(now=20 * DAY))  # the pace is the learner's, goal or not
-    assert no_goal.status == "no_goal" and no_goal.own_pace == replace(fast.own_pace, estimated_days=None)
+    assert no_goal.status == "no_goal"
+    assert no_goal.own_pace == replace(fast.own_pace, estimated_days=None, estimated_days_range=None)
+    # with each estimate, the days within which half of the learners arrive
+    low, high = learner.config.route_spread
+    for days, span in (
+        (fast.estimated_days, fast.estimated_days_range),
+        (fast.own_pace.estimated_days, fast.own_pace.estimated_days_range),
+    ):
+        assert (
+            span is not None
+            and span[0] == pytest.approx(days * low, abs=0.02)
+            and span[1] == pytest.approx(days * high, abs=0.02)
+        )
+    assert no_goal.estimated_days_range is None
     idle = goal_status(learner.ctx(now=60 * DAY, goal=Goal(("C",), date=90 * DAY)))
     assert idle.status == "at_risk" and idle.own_pace.estimated_days is None
     assert idle.explanation.startswith("no activity in the last 28 days")
