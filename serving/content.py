@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import threading
 import time
@@ -79,6 +80,7 @@ __all__ = [
 ]
 
 MAX_RETRIES = 20
+_log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 #: the key of a stored item record that numbers the move that put the item on its standards
@@ -263,6 +265,7 @@ class TenantContent:
         self._recorded: set[str] = set()  # the settings this process recorded (see record)
         #: (recorded setting, digest now) -> what differs between the two (see _compared)
         self._compared_with: dict[tuple[str, str], frozenset[str]] = {}
+        self._unreadable: set[str] = set()  # tenant settings found unreadable (warned about once)
 
     # ------------------------------------------------------------------ the deployment's catalog
     def catalog_digest(self) -> str:
@@ -360,8 +363,19 @@ class TenantContent:
         """The GPS route overhead and spread measured from the tenant's arrivals
         (``serving.calibration``, as ``[planner]`` settings), None until its nightly plans have
         seen enough of them."""
-        measured = self._value(tenant_setting(tenant), self.versions(tenant)["gps"], None)
-        return None if measured is None else planner_settings(measured)
+        name = tenant_setting(tenant)
+        measured = self._value(name, self.versions(tenant)["gps"], None)
+        if measured is None:
+            return None
+        try:
+            return planner_settings(measured)
+        except (KeyError, TypeError, ValueError, ZeroDivisionError):  # not what `zpd plan-batch` writes
+            if name not in self._unreadable:
+                self._unreadable.add(name)
+                _log.warning(
+                    "store setting %s is not a GPS measure (%.80r): the configured overhead counts", name, measured
+                )
+            return None
 
     def shared(self) -> Content:
         """What a tenant without a catalog or framework of its own sees: the deployment's."""

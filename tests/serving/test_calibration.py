@@ -153,3 +153,17 @@ def test_two_nights_of_a_school_measure_a_student_s_arrival(tmp_path, shared_eng
         ]
         assert measure(store, "school", ["org-school-7"])["samples"] == 1
     store.close()
+
+
+def test_a_measure_the_server_cannot_read_leaves_the_configured_overhead(api, caplog) -> None:
+    """A ``gps@TENANT`` setting that is not what `zpd plan-batch` writes (edited by hand, or from
+    another version) is named once in the log; the GPS keeps counting the configured overhead."""
+    c = api.client
+    c.app.state.service.content.refresh_s = 0.0
+    assert c.put("/v1/learners/s1/goal", json={"standards": ["4.NF.B.3"]}, headers=api.h()).status_code == 200
+    api.store.put_setting(tenant_setting("tenant-a"), orjson.dumps({"overhead": 2}).decode())
+    with caplog.at_level("WARNING", logger="serving.content"):
+        for _ in range(2):
+            gps = c.get("/v1/learners/s1/profile", headers=api.h())
+            assert gps.status_code == 200 and gps.json()["gps"]["route_overhead"] == 3.0
+    assert [r.getMessage()[:40] for r in caplog.records] == ["store setting gps@tenant-a is not a GPS "]
