@@ -107,27 +107,28 @@ def observe(
 
 
 def measure(store: LearnerStore, tenant: str, schools: Iterable[str]) -> dict[str, Any]:
-    """The tenant's route overhead from its schools' samples: stored (``gps@TENANT``) once there
-    are ``MIN_SAMPLES`` of them. Returns what was measured (``route_overhead`` None: too few yet)."""
+    """The tenant's route overhead from its schools' samples, stored (``gps@TENANT``, what
+    ``GET /v1/gps`` reads) and returned: ``route_overhead`` None while there are fewer than
+    ``MIN_SAMPLES``."""
     values = []
     for school in schools:
         values += [s["overhead"] for s in _record(store, school_setting(tenant, school))["samples"]]
-    if len(values) < MIN_SAMPLES:
-        return {"route_overhead": None, "samples": len(values), "needed": MIN_SAMPLES}
-    low, _, high = statistics.quantiles(values, n=4)
-    measured = {
-        "route_overhead": round(statistics.median(values), 2),
-        "quartiles": [round(low, 2), round(high, 2)],
-        "samples": len(values),
-        "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    }
+    measured: dict[str, Any] = {"route_overhead": None, "quartiles": None}
+    if len(values) >= MIN_SAMPLES:
+        low, _, high = statistics.quantiles(values, n=4)
+        measured = {"route_overhead": round(statistics.median(values), 2), "quartiles": [round(low, 2), round(high, 2)]}
+    measured.update(
+        samples=len(values), needed=MIN_SAMPLES, measured_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    )
     store.put_setting(tenant_setting(tenant), orjson.dumps(measured).decode())
     return measured
 
 
-def planner_settings(measured: Mapping[str, Any]) -> dict[str, Any]:
+def planner_settings(measured: Mapping[str, Any]) -> dict[str, Any] | None:
     """What a tenant's measure sets of its ``[planner]`` configuration: the route overhead (the
-    median) and spread (the quartiles over it)."""
+    median) and spread (the quartiles over it); None while too few arrivals are measured."""
+    if measured["route_overhead"] is None:
+        return None
     median = float(measured["route_overhead"])
     low, high = measured["quartiles"]
     return {"route_overhead": median, "route_spread": (min(1.0, low / median), max(1.0, high / median))}

@@ -359,12 +359,17 @@ class TenantContent:
         """The tenant's own CASE framework, if it imported one."""
         return self._value(framework_setting(tenant), self.versions(tenant)["framework"], None)
 
+    def gps_measure(self, tenant: str) -> dict[str, Any] | None:
+        """The tenant's measure of the GPS route overhead as the last nightly run stored it
+        (``serving.calibration.measure``), None before any."""
+        return self._value(tenant_setting(tenant), self.versions(tenant)["gps"], None)
+
     def route_overhead(self, tenant: str) -> dict[str, Any] | None:
         """The GPS route overhead and spread measured from the tenant's arrivals
         (``serving.calibration``, as ``[planner]`` settings), None until its nightly plans have
         seen enough of them."""
         name = tenant_setting(tenant)
-        measured = self._value(name, self.versions(tenant)["gps"], None)
+        measured = self.gps_measure(tenant)
         if measured is None:
             return None
         try:

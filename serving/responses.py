@@ -191,6 +191,26 @@ class StatusOut(BaseModel):
     )
 
 
+class GpsOut(BaseModel):
+    """How the tenant's GPS counts a route to a goal."""
+
+    route_overhead: float = Field(
+        description="what the estimate multiplies the cost of mastering each standard of the route once by"
+    )
+    route_spread: list[float] = Field(
+        description="[low, high]: the estimate's range as factors of it (half of the learners arrive within it)"
+    )
+    source: Literal["measured", "configured"] = Field(
+        description="measured: from the tenant's students who reached their goal (nightly plans); configured: the "
+        "deployment's values (measured with simulated learners), until enough of the tenant's have arrived"
+    )
+    samples: int | None = Field(
+        description="the arrivals at a goal measured at the last nightly run (null: no nightly run has measured yet)"
+    )
+    needed: int = Field(description="the arrivals needed before the tenant's own measure counts")
+    measured_at: datetime | None = Field(description="when the last nightly run measured (null: never)")
+
+
 class GoalOut(BaseModel):
     standards: list[str]
     date: datetime | None = None

@@ -429,6 +429,7 @@ def learner_gps(service: LearnerService, tenant: str, roster: Roster, learner_id
         "gps": gps,
         "eta": arrival(gps, now),
         "eta_range": arrival_range(gps, now),
+        "overhead_measured": service.content.route_overhead(tenant) is not None,
         "due": day(gps.due),
         "recommendations": plan.recommendations,
         "evidence": evidence,

@@ -36,7 +36,7 @@ def test_a_tenant_planned_on_ray_and_served(tmp_path) -> None:
     summary = json.loads(first.stdout.strip().splitlines()[-1])
     assert (summary["schools"], summary["classes_planned"], summary["learners"]) == (1, 2, 30)
     assert summary["models"] == [deployed]
-    assert summary["gps"] == {"route_overhead": None, "samples": 0, "needed": 20}  # nobody has reached a goal yet
+    assert summary["gps"].items() >= {"route_overhead": None, "samples": 0, "needed": 20}.items()  # no arrival yet
     resumed = json.loads(runner.invoke(app, [*args, "--resume"]).stdout.strip().splitlines()[-1])
     assert resumed["classes_planned"] == 0 and resumed["classes_skipped"] == 2
     bad = runner.invoke(app, ["plan-batch", "--tenant", "school", "--date", "4 Dec", "--store", url])

@@ -264,6 +264,11 @@ def give_tenant_a_data(w: Api) -> None:
             }
         ),
     )
+    # A's measure of the GPS route overhead, as `zpd plan-batch` stores it
+    from serving.calibration import tenant_setting
+
+    measured = {"route_overhead": 2.2, "quartiles": [1.7, 3.1], "samples": 31, "needed": 20}
+    w.store.put_setting(tenant_setting(A), json.dumps({**measured, "measured_at": "2026-12-03T22:00:00+00:00"}))
     question = c.post(f"/v1/learners/{A_LEARNER2}/placement", headers=h).json()["question"]
     r = c.post(
         f"/v1/learners/{A_LEARNER2}/placement/answers",
@@ -609,6 +614,7 @@ def cases(graph: Any) -> dict[tuple[str, str], Case]:
             (Call("POST", "/v1/standards/import", json=framework(graph, "B district framework")),),
         ),
         ("GET", "/v1/model"): Case("read", Kind.READ, (Call("GET", "/v1/model"),)),
+        ("GET", "/v1/gps"): Case("read", Kind.READ, (Call("GET", "/v1/gps"),)),
         # the model is the deployment's: swapping it takes the operator scope, which B's admin lacks
         ("POST", "/v1/model/reload"): Case(
             "operator", Kind.WRITE, (Call("POST", "/v1/model/reload", json={"uri": "bkt"}),)

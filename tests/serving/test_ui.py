@@ -330,6 +330,8 @@ def test_a_student_who_has_not_answered_yet_is_not_started_not_on_track(ui) -> N
         re.S,
     ).groups()
     assert low <= eta <= high and low < high
+    # counted with the deployment's overhead until enough of the school's students have arrived
+    assert "counted as 3.0 times that cost (measured with simulated students until enough" in " ".join(page.split())
 
 
 def test_a_student_behind_the_goal_at_their_own_pace_is_in_the_support_group_with_the_numbers(ui) -> None:

@@ -1,0 +1,31 @@
+"""How the tenant's GPS counts a route: the overhead and range it uses, and where they come from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from serving.calibration import MIN_SAMPLES
+from serving.deps import ERRORS, ReadDep, ServiceDep
+from serving.responses import GpsOut
+
+router = APIRouter(prefix="/v1/gps", tags=["gps"], responses=ERRORS)
+
+
+@router.get("", summary="How the tenant's GPS counts a route to a goal", response_model=GpsOut)
+def get_gps(principal: ReadDep, service: ServiceDep) -> dict[str, Any]:
+    """The route overhead and spread the tenant's GPS counts: its own, measured by the nightly
+    plans (`zpd plan-batch`) from students who reached their goal once there are enough of them,
+    else the deployment's configured ones; with how many arrivals were measured at the last run."""
+    config = service.core(principal.tenant).config
+    stored = service.content.gps_measure(principal.tenant)
+    measured = service.content.route_overhead(principal.tenant) is not None
+    return {
+        "route_overhead": config.route_overhead,
+        "route_spread": list(config.route_spread),
+        "source": "measured" if measured else "configured",
+        "samples": None if stored is None else stored.get("samples"),
+        "needed": MIN_SAMPLES,
+        "measured_at": None if stored is None else stored.get("measured_at"),
+    }
