@@ -95,6 +95,8 @@ class StudentRow:
     progress: str
     eta: str | None
     mastery: dict[str, Any] = field(default_factory=dict)
+    #: the dates between which half of the students arrive (see :func:`arrival_range`)
+    eta_range: tuple[str, str] | None = None
 
 
 def _answers(service: LearnerService, tenant: str, learner_id: str) -> list[Any]:
@@ -148,6 +150,7 @@ def _row(
         f"{gps.mastered_on_goal} of {gps.goal_units}" if gps.goal_units else "no goal",
         eta,
         dict(profile.mastery),
+        arrival_range(gps, now),
     )
     return row, profile
 
@@ -182,6 +185,7 @@ def class_dashboard(
         "descriptions": {s: graph.standards[s].description or "" for s in standards},
         "most_not_mastered": [(s, n) for n, s in not_mastered if n > 0][:8],
         "students": len(rows),
+        "overhead": service.core(tenant).config.route_overhead,
     }
 
 

@@ -361,3 +361,9 @@ def test_a_student_behind_the_goal_at_their_own_pace_is_in_the_support_group_wit
     )
     row = re.search(r"Chloe Nguyen</a></td>(.*?)</tr>", page[page.index("<h2>Pace and progress") :], re.S)
     assert row and '<td class="num">0.3 a day</td>' in row.group(1)  # her pace, in the pace table
+    # her ETA, with the dates between which half of the students arrive when pointed at
+    low, high, eta = re.search(
+        r'<td title="half of students arrive between ([0-9-]+) and ([0-9-]+)">([0-9-]+)</td>', row.group(1)
+    ).groups()
+    assert low < eta < high
+    assert "the sum counts 3.0 times that cost" in " ".join(page.split())
