@@ -4,6 +4,10 @@ synthetic district, on a local Ray with 1 worker process and then with N, side b
 The district is a OneRoster roster written here and imported the way `zpd roster import` does:
 SCHOOLS schools, classes of 25 students (grades 3-5), every student with a grade and no events
 yet (the state of the first night of a school year: each plan starts from the grade's belief).
+With ``--goals`` (the default), each class has the goal a teacher sets (`PUT
+/v1/classes/{id}/goal`): its grade's fraction standards, due in 120 days; every GPS snapshot then
+has a route to estimate, and the first night anchors every student for the measure of the route
+overhead (``serving.calibration``).
 Reported: learners per second and the speed-up of N workers over one, and from the measured
 per-learner cost an estimate for 1,000,000 learners on a 64-core cluster.
 
@@ -63,11 +67,39 @@ def write_roster(folder: Path, learners: int, classes_per_school: int) -> tuple[
     return n_schools, n_classes
 
 
+def set_class_goals(service, tenant: str) -> int:
+    """Each class's goal: its grade's fraction standards (3.NF, 4.NF or 5.NF), due in 120 days, set
+    for its students as `PUT /v1/classes/{id}/goal` does. Returns the students given one."""
+    from engine.planner.context import Goal
+    from engine.roster import roster_grade
+
+    graph, roster = service.engine.graph, service.roster(tenant)
+    due = service.clock() + 120 * 86_400
+    goals = {}
+    for grade in (3, 4, 5):
+        prefix = f"{grade}.NF."
+        goals[roster_grade(f"0{grade}")] = Goal(
+            tuple(
+                c for c in graph.sort(graph.learning) if c.startswith(prefix) and graph.standards[c].grade_num == grade
+            ),
+            due,
+        )
+    students = 0
+    for class_id in roster.classes:
+        members = roster.members(class_id, "student")
+        service.set_goals(tenant, members, goals[roster.classes.value(class_id, "grades")[0]])
+        students += len(members)
+    return students
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--learners", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--classes-per-school", type=int, default=10)
+    parser.add_argument(
+        "--goals", action=argparse.BooleanOptionalAction, default=True, help="each class with its grade's NF goal"
+    )
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
         "--db",
@@ -96,8 +128,13 @@ def main() -> None:
         if args.db is None or not args.db.exists():
             started = time.perf_counter()
             with open_store(url) as store:
-                result = LearnerService(build_engine(config), store).import_roster("district", load_bundle(folder))
-            imported = {"seconds": round(time.perf_counter() - started, 1), "grades_set": result["grades_set"]}
+                service = LearnerService(build_engine(config), store)
+                result = service.import_roster("district", load_bundle(folder))
+                imported = {"seconds": round(time.perf_counter() - started, 1), "grades_set": result["grades_set"]}
+                if args.goals:
+                    started = time.perf_counter()
+                    imported["goals_set"] = set_class_goals(service, "district")
+                    imported["goal_seconds"] = round(time.perf_counter() - started, 1)
             print(json.dumps({"import": imported}), flush=True)
         for n, cpus in enumerate(sorted({1, args.workers})):
             summary = plan_tenant(config, url, "district", f"2026-12-0{4 + n}", num_cpus=cpus)
@@ -114,6 +151,7 @@ def main() -> None:
         "commit": commit,
         "schools": schools,
         "classes": classes,
+        "goals": args.goals,
         "import": imported,
         "runs": runs,
         "seconds_per_learner_one_worker": round(per_learner_s, 4),
@@ -128,7 +166,9 @@ def main() -> None:
             f"{platform.machine()}, 2 cores).",
             "",
             f"A synthetic district of {schools} schools and {classes} classes of {CLASS_SIZE} students (grades 3-5, "
-            "no events yet), imported as a OneRoster roster into a SQLite store; every class planned for one day "
+            "no events yet"
+            + (", each class with the goal of its grade's fraction standards due in 120 days" if args.goals else "")
+            + "), imported as a OneRoster roster into a SQLite store; every class planned for one day "
             "(rotation with small groups, every student's playlist, a GPS snapshot each) by `serving.batch.plan_tenant`, "
             "the code `zpd plan-batch` runs, on a local Ray. Times include Ray's start and each worker building "
             "its engine (graph, catalog, model) once.",
@@ -151,6 +191,12 @@ def main() -> None:
             f"roster's records, then every student's roster grade, {ROSTER_CHUNK} students per store write): "
             + (
                 f"{imported['seconds']} s for {imported['grades_set']} grades."
+                + (
+                    f" The class goals, as `PUT /v1/classes/{{id}}/goal` sets them (one store write per class): "
+                    f"{imported['goal_seconds']} s for {imported['goals_set']} students."
+                    if "goals_set" in imported
+                    else ""
+                )
                 if imported
                 else "not measured (`--db` reused an imported store)."
             ),

@@ -10,7 +10,6 @@ record written by another model version is rebuilt from the event log on first u
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 import math
@@ -509,9 +508,46 @@ class LearnerService:
         self.mutate(tenant, learner_id, change, create=True)
 
     def set_goals(self, tenant: str, learner_ids: Sequence[str], goal: Goal | None) -> None:
-        """Set (or clear) one goal for each of these learners (a class's students)."""
-        for learner_id in learner_ids:
-            self.set_goal(tenant, learner_id, goal)
+        """Set (or clear) one goal for each of these learners (a class's students), in one store
+        write per ``ROSTER_CHUNK`` learners; an unknown learner is created."""
+
+        def change(view: LearnerView) -> bool:
+            changed = view.meta.goal != goal
+            view.meta.goal = goal
+            return changed
+
+        ids = list(dict.fromkeys(learner_ids))
+        for start in range(0, len(ids), ROSTER_CHUNK):
+            self.mutate_many(tenant, ids[start : start + ROSTER_CHUNK], change)
+
+    def mutate_many(
+        self,
+        tenant: str,
+        learner_ids: Sequence[str],
+        change: Callable[[LearnerView], bool],
+        needed: Callable[[str, LearnerRecord | None], bool] | None = None,
+    ) -> int:
+        """Apply ``change`` to each of these learners (an unknown one is created) with one store
+        read and one write for all: :meth:`mutate` for many. ``change`` returns whether it changed
+        anything (a view it did not change is not written); ``needed`` skips, from the stored
+        record alone, a learner with nothing to change. A learner written meanwhile by another
+        request is redone on its own. Returns how many changed."""
+        ids = list(dict.fromkeys(learner_ids))
+        with self.locks.hold(tenant, ids):
+            records = self.store.get_many(tenant, ids)
+            views = {}
+            for learner_id in ids:
+                record = records.get(learner_id)
+                if needed is not None and not needed(learner_id, record):
+                    continue
+                view = self._view(record or self._new_record(tenant, learner_id))
+                if change(view):
+                    views[learner_id] = view
+            conflicts = self.store.commit_many([self._prepare(view) for view in views.values()])
+        for learner_id, conflict in zip(views, conflicts):
+            if conflict is not None:
+                self.mutate(tenant, learner_id, change, create=True)
+        return len(views)
 
     def delete_learner(self, tenant: str, learner_id: str) -> bool:
         """Erase every trace of a learner (see :meth:`delete_learners`). True if anything existed."""
@@ -638,26 +674,17 @@ class LearnerService:
 
     def _grade_chunk(self, tenant: str, grades: dict[str, str]) -> int:
         """Give each learner of the chunk their roster grade, in one store write for all (a
-        district's import is a hundred thousand students); a learner written meanwhile by another
-        request is redone on its own. Returns how many grades changed."""
-        with self.locks.hold(tenant, grades):
-            records = self.store.get_many(tenant, list(grades))
-            views = {}
-            for user_id, grade in grades.items():
-                record = records.get(user_id)
-                if record is not None and record.meta.get("grade") == grade:
-                    continue
-                view = self._view(record or self._new_record(tenant, user_id))
-                self.set_grade(view, grade)
-                views[user_id] = view
-            conflicts = self.store.commit_many([self._prepare(view) for view in views.values()])
-        for user_id, conflict in zip(views, conflicts):
-            if conflict is not None:
-                self.mutate(tenant, user_id, functools.partial(self._set_grade_to, grades[user_id]), create=True)
-        return len(views)
+        district's import is a hundred thousand students). Returns how many grades changed."""
+        return self.mutate_many(
+            tenant,
+            list(grades),
+            lambda view: self._set_grade_to(grades[view.record.learner_id], view),
+            needed=lambda learner_id, record: record is None or record.meta.get("grade") != grades[learner_id],
+        )
 
-    def _set_grade_to(self, grade: str, view: LearnerView) -> None:
+    def _set_grade_to(self, grade: str, view: LearnerView) -> bool:
         self.set_grade(view, grade)
+        return True
 
     def scope_of(self, principal: Any) -> frozenset[str] | None:
         """The learners a key may reach: a roster teacher's students for a key linked to her (and

@@ -985,3 +985,24 @@ def test_the_gps_judges_a_learner_who_has_worked_a_week_at_their_own_pace(api) -
     assert gps["own_pace"]["days"] == 21 and gps["own_pace"]["activities_per_day"] == round(5 / 21, 2)
     assert abs(gps["own_pace"]["estimated_days"] - gps["estimated_activities"] * 21 / 5) < 0.5
     assert "learner's pace" in gps["explanation"]
+
+
+def test_one_goal_for_many_learners_is_one_write_and_a_second_time_none(api) -> None:
+    """A class's goal (``LearnerService.set_goals``): known and unknown learners alike get it, in
+    one store write; setting it again writes nothing."""
+    from engine.planner.context import Goal
+
+    service = api.client.app.state.service
+    assert api.client.post("/v1/events", json=[native(1)], headers=api.h()).status_code == 200  # s1 exists
+    writes = []
+    commit_many = service.store.commit_many
+    service.store.commit_many = lambda prepared: writes.append(len(prepared)) or commit_many(prepared)
+    goal = Goal(("4.NF.B.3",))
+    service.set_goals("tenant-a", ["s1", "new-1", "new-2", "s1"], goal)
+    assert writes == [3]
+    assert all(service.load("tenant-a", lid).meta.goal == goal for lid in ("s1", "new-1", "new-2"))
+    versions = {lid: api.store.get("tenant-a", lid).version for lid in ("s1", "new-1", "new-2")}
+    service.set_goals("tenant-a", ["s1", "new-1", "new-2"], goal)
+    assert writes == [3, 0] and {lid: api.store.get("tenant-a", lid).version for lid in versions} == versions
+    profile = api.client.get("/v1/learners/new-2/profile", headers=api.h()).json()
+    assert profile["goal"]["standards"] == ["4.NF.B.3"] and profile["events"] == 0
