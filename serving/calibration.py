@@ -134,14 +134,10 @@ def planner_settings(measured: Mapping[str, Any]) -> dict[str, Any] | None:
     return {"route_overhead": median, "route_spread": (min(1.0, low / median), max(1.0, high / median))}
 
 
-def forget_anchors(
-    store: LearnerStore, tenant: str, learner_ids: Collection[str], references: Collection[str] | None = None
-) -> None:
-    """Erase learners' anchors from the school records that hold them (among their references;
-    ``references``: those, when the caller has read them)."""
+def forget_anchors(store: LearnerStore, tenant: str, learner_ids: Collection[str], references: Collection[str]) -> None:
+    """Erase learners' anchors from the school records that hold them (among their
+    ``references``: ``serving.plans.learner_references``)."""
     gone = set(learner_ids)
-    if references is None:
-        references = [name for learner in gone for name in store.references(tenant, learner)]
     for name in sorted({n for n in references if n.startswith(school_setting(tenant, ""))}):
         found = store.get_setting(name)
         if found is None:

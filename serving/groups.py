@@ -68,14 +68,12 @@ def record_groups(store: LearnerStore, tenant: str, groups: Mapping[str, Sequenc
 
 
 def forget_learners(
-    store: LearnerStore, tenant: str, learner_ids: Collection[str], references: Collection[str] | None = None
+    store: LearnerStore, tenant: str, learner_ids: Collection[str], references: Collection[str]
 ) -> None:
     """Take erased learners out of the group records that name them (a record left with no
     member goes; the store's deletion then drops the references and reclaims the bytes).
-    ``references``: their references, when the caller has read them."""
+    ``references``: theirs (``serving.plans.learner_references``)."""
     gone = set(learner_ids)
-    if references is None:
-        references = [name for learner in gone for name in store.references(tenant, learner)]
     names = sorted({name for name in references if name.startswith("xapi-group@")})
     emptied = []
     for name in names:

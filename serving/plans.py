@@ -18,7 +18,15 @@ import orjson
 
 from serving.stores.base import LearnerStore
 
-__all__ = ["check_date", "forget_learners", "plan_setting", "reference_plans", "store_plan", "stored_plan"]
+__all__ = [
+    "check_date",
+    "forget_learners",
+    "learner_references",
+    "plan_setting",
+    "reference_plans",
+    "store_plan",
+    "stored_plan",
+]
 
 
 def plan_setting(tenant: str, class_id: str, date: str) -> str:
@@ -71,17 +79,20 @@ def reference_plans(store: LearnerStore, tenant: str) -> None:
     store.put_setting(_referenced(tenant), "1")
 
 
+def learner_references(store: LearnerStore, tenant: str, learner_ids: Collection[str]) -> set[str]:
+    """The store's references of these learners (the records an erasure rewrites: plans, group
+    records, the GPS's anchors), the plans stored before references existed among them."""
+    reference_plans(store, tenant)
+    return {name for learner in learner_ids for name in store.references(tenant, learner)}
+
+
 def forget_learners(
-    store: LearnerStore, tenant: str, learner_ids: Collection[str], references: Collection[str] | None = None
+    store: LearnerStore, tenant: str, learner_ids: Collection[str], references: Collection[str]
 ) -> None:
     """Erase learners from every stored plan that names them (learners' deletion; the store's
     deletion then drops the references). A plan naming several of them is rewritten once.
-    ``references``: their references, when the caller has read them (after
-    :func:`reference_plans`)."""
+    ``references``: theirs (:func:`learner_references`)."""
     gone = set(learner_ids)
-    if references is None:
-        reference_plans(store, tenant)
-        references = [name for learner in gone for name in store.references(tenant, learner)]
     for name in sorted({name for name in references if name.startswith("plan@")}):
         plan = store.get_setting(name)
         if plan is None:

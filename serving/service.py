@@ -36,14 +36,14 @@ from engine.sources import graph_from_config, load_catalog_source
 from engine.xapi import DEFAULT_VERBS
 from models.base import ModelFormatError, state_from_bytes, state_to_bytes
 from serving import checkpoints
-from serving.calibration import forget_anchors
+from serving.calibration import MIN_SAMPLES, forget_anchors
 from serving.content import Content, Stamp, TenantContent, read_stamp, touched
 from serving.evidence import evidence
 from serving.groups import GROUP_OWNER, copy_id, group_members, record_groups
 from serving.groups import forget_learners as forget_in_groups
 from serving.import_records import forget_learners as forget_in_imports
 from serving.model_provider import LoadedModel, ModelHolder
-from serving.plans import forget_learners, reference_plans
+from serving.plans import forget_learners, learner_references
 from serving.rosters import CachedRoster, Progress, RosterStore, changes
 from serving.schemas import AboutNoLearner, EventError, GoalIn, IncomingEvent, XapiOptions, normalize_event
 from serving.stores.base import (
@@ -330,6 +330,21 @@ class LearnerService:
             content.built[key] = calibrated
         return cast(ServedCore, calibrated)
 
+    def gps_calibration(self, tenant: str) -> dict[str, Any]:
+        """How the tenant's GPS counts a route (``GET /v1/gps``): the overhead and spread its
+        core counts, whether they are its own measure or the configured ones, and the arrivals
+        the last nightly run measured."""
+        stored = self.content.gps_measure(tenant) or {}
+        config = self.core(tenant).config
+        return {
+            "route_overhead": config.route_overhead,
+            "route_spread": list(config.route_spread),
+            "source": "configured" if self.content.route_overhead(tenant) is None else "measured",
+            "samples": stored.get("samples"),
+            "needed": MIN_SAMPLES,
+            "measured_at": stored.get("measured_at"),
+        }
+
     def warm_up(self) -> None:
         """Compute the starting state of every grade for the deployment's content before the first
         request (a grade's particle belief takes tens of milliseconds to draw)."""
@@ -567,8 +582,7 @@ class LearnerService:
         forget_in_imports(self.store, tenant, ids)  # the imports' messages that quote them; noted on open ones
         rostered = self.rosters.forget(tenant, ids)
         self._migrate_unaligned(tenant)  # so the store's deletion finds them among its entries
-        reference_plans(self.store, tenant)  # plans stored before references were: among them too
-        references = {name for learner_id in ids for name in self.store.references(tenant, learner_id)}
+        references = learner_references(self.store, tenant, ids)  # read once for the three below
         forget_learners(self.store, tenant, ids, references)  # the nightly plans that name them
         forget_in_groups(self.store, tenant, ids, references)  # the records of group statements that name them
         forget_anchors(self.store, tenant, ids, references)  # the GPS's anchors at their schools

@@ -6,7 +6,6 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from serving.calibration import MIN_SAMPLES
 from serving.deps import ERRORS, ReadDep, ServiceDep
 from serving.responses import GpsOut
 
@@ -18,14 +17,4 @@ def get_gps(principal: ReadDep, service: ServiceDep) -> dict[str, Any]:
     """The route overhead and spread the tenant's GPS counts: its own, measured by the nightly
     plans (`zpd plan-batch`) from students who reached their goal once there are enough of them,
     else the deployment's configured ones; with how many arrivals were measured at the last run."""
-    config = service.core(principal.tenant).config
-    stored = service.content.gps_measure(principal.tenant)
-    measured = service.content.route_overhead(principal.tenant) is not None
-    return {
-        "route_overhead": config.route_overhead,
-        "route_spread": list(config.route_spread),
-        "source": "measured" if measured else "configured",
-        "samples": None if stored is None else stored.get("samples"),
-        "needed": MIN_SAMPLES,
-        "measured_at": None if stored is None else stored.get("measured_at"),
-    }
+    return service.gps_calibration(principal.tenant)

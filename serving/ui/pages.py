@@ -185,7 +185,7 @@ def class_dashboard(
         "descriptions": {s: graph.standards[s].description or "" for s in standards},
         "most_not_mastered": [(s, n) for n, s in not_mastered if n > 0][:8],
         "students": len(rows),
-        "overhead": service.core(tenant).config.route_overhead,
+        "overhead": service.gps_calibration(tenant)["route_overhead"],
     }
 
 
@@ -433,7 +433,7 @@ def learner_gps(service: LearnerService, tenant: str, roster: Roster, learner_id
         "gps": gps,
         "eta": arrival(gps, now),
         "eta_range": arrival_range(gps, now),
-        "overhead_measured": service.content.route_overhead(tenant) is not None,
+        "overhead_measured": service.gps_calibration(tenant)["source"] == "measured",
         "due": day(gps.due),
         "recommendations": plan.recommendations,
         "evidence": evidence,

@@ -9,6 +9,7 @@ import pytest
 
 from engine.planner.gps import GoalStatus
 from serving.calibration import MIN_SAMPLES, forget_anchors, measure, observe, school_setting, tenant_setting
+from serving.plans import learner_references
 
 GOAL = ("4.NF.A.1",)
 
@@ -68,7 +69,7 @@ def test_the_tenant_s_overhead_is_the_median_once_there_are_enough(store) -> Non
 
 def test_erasing_a_learner_erases_their_anchor(store) -> None:
     observe(store, "t", "north", "2026-12-01", {"ana": (status("on_track"), 0), "bob": (status("on_track"), 0)})
-    forget_anchors(store, "t", ["ana"])
+    forget_anchors(store, "t", ["ana"], learner_references(store, "t", ["ana"]))
     assert set(record(store)["anchors"]) == {"bob"}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import orjson
 
-from serving.plans import forget_learners, plan_setting, store_plan, stored_plan
+from serving.plans import forget_learners, learner_references, plan_setting, store_plan, stored_plan
 
 
 def plan(class_id: str, date: str, learners: list[str]) -> dict:
@@ -24,7 +24,7 @@ def test_erasure_rewrites_the_plans_that_name_the_learner(store) -> None:
     store_plan(store, "t", plan("c1", "2026-12-02", ["ana", "bob"]))
     store_plan(store, "t", plan("c2", "2026-12-01", ["cy", "dee"]))
     untouched = store.get_setting(plan_setting("t", "c2", "2026-12-01"))
-    forget_learners(store, "t", ["ana"])
+    forget_learners(store, "t", ["ana"], learner_references(store, "t", ["ana"]))
     for date in ("2026-12-01", "2026-12-02"):
         kept = stored_plan(store, "t", "c1", date)
         assert kept is not None and "ana" not in orjson.dumps(kept).decode()
@@ -40,7 +40,7 @@ def test_plans_stored_before_references_are_found_once(store) -> None:
         store.put_setting(name, orjson.dumps(plan(class_id, "2026-11-30", learners)).decode())
         names.append(name)
     store.put_setting("plans@t", orjson.dumps(names).decode())
-    forget_learners(store, "t", ["ana"])
+    forget_learners(store, "t", ["ana"], learner_references(store, "t", ["ana"]))
     assert all("ana" not in orjson.dumps(stored_plan(store, "t", c, "2026-11-30")).decode() for c in ("c1", "c2"))
     assert store.references("t", "cy") == [plan_setting("t", "c2", "2026-11-30")]
     assert store.get_setting("plans-referenced@t") is not None
@@ -49,6 +49,6 @@ def test_plans_stored_before_references_are_found_once(store) -> None:
 def test_classmates_erased_together_rewrite_their_plan_once(store) -> None:
     store_plan(store, "t", plan("c1", "2026-12-01", ["ana", "bob", "cy"]))
     version = store.get_setting(plan_setting("t", "c1", "2026-12-01"))[0]
-    forget_learners(store, "t", ["ana", "bob"])
+    forget_learners(store, "t", ["ana", "bob"], learner_references(store, "t", ["ana", "bob"]))
     assert store.get_setting(plan_setting("t", "c1", "2026-12-01"))[0] == version + 1
     assert stored_plan(store, "t", "c1", "2026-12-01")["learners"] == ["cy"]
