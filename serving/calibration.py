@@ -11,13 +11,21 @@ goals); a school's learners, catalog and goals have their own. ``zpd plan-batch`
   *anchor*: the goal, the day, the activities done so far and what the route then cost to master
   once (the estimate over the overhead it counted). The record is among the student's
   references, so erasing them erases their anchor (:func:`forget_anchors`);
+- each night after, the anchor notes the activities done by then (``seen``);
 - the night they are planned with that goal reached, the activities done since, over that cost,
   is a *sample* (a number and a day, naming nobody), and the anchor goes. A goal changed in between
-  drops the anchor;
-- at the end of a run, once the tenant's schools hold ``MIN_SAMPLES`` samples, their median is
-  the tenant's route overhead and their quartiles over it its spread (the GPS's range)
-  (``gps@TENANT``, :func:`measure`). Its GPS counts those from then on (``LearnerService.core``);
-  until then, the configured ones.
+  drops the anchor. An anchor not seen for ``STALE_DAYS`` (the student left the school, or their
+  goal was taken away) becomes a sample that says only "more than this": it never arrived while
+  it was watched;
+- at the end of a run, the tenant's route overhead is the median of its schools' samples and
+  their quartiles over it its spread (the GPS's range) (``gps@TENANT``, :func:`measure`), once
+  there are ``MIN_SAMPLES`` arrivals. The students still on their way count as well, as samples
+  of "more than what they have done so far": arrivals alone are the fast students early in a
+  year (in ``docs/benchmarks/gps.md``, the median of the first arrivals measured a third of the
+  overhead the students took), so the estimate is Kaplan-Meier's, the standard one for times to an
+  event that part of a group has not reached yet. Its GPS counts those from then on
+  (``LearnerService.core``); until then, the configured ones. Samples older than
+  ``SAMPLE_DAYS`` describe another year, and go.
 
 Re-running a night adds nothing: the anchors it would set are there, the samples it would take
 are taken.
@@ -25,9 +33,9 @@ are taken.
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
-import statistics
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -39,19 +47,27 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MIN_SAMPLES",
+    "SAMPLE_DAYS",
     "SAMPLES_KEPT",
+    "STALE_DAYS",
     "forget_anchors",
     "measure",
     "observe",
     "planner_settings",
     "school_setting",
+    "survival_quantiles",
     "tenant_setting",
 ]
 
 #: arrivals a tenant's schools must have seen before their measure replaces the configured overhead
 MIN_SAMPLES = 20
-#: the latest samples a school keeps (the older ones describe another year)
+#: the latest samples a school keeps
 SAMPLES_KEPT = 2000
+#: the days a sample counts (the older ones describe another year)
+SAMPLE_DAYS = 365
+#: the days an anchor stays while its student is not planned with its goal (then it is a sample
+#: of "more than what they did", see the module's text)
+STALE_DAYS = 60
 #: what a goal's status is when no route is left to estimate
 _NO_ROUTE = ("reached", "no_goal", "blocked")
 
@@ -79,59 +95,127 @@ def observe(
     anchors: dict[str, dict[str, Any]] = record["anchors"]
     samples: list[dict[str, Any]] = record["samples"]
     anchored: list[str] = []
-    taken = dropped = 0
+    taken = 0
+    changed = False
     for learner, (status, activities) in seen.items():
         goal = list(status.goal)
         anchor = anchors.get(learner)
         if anchor is not None and anchor["goal"] != goal:  # another goal: the old one's route is moot
             del anchors[learner]
             anchor = None
-            dropped += 1
+            changed = True
         if status.status == "reached":
             if anchor is not None:
                 if date > anchor["date"] and activities > anchor["activities"]:
-                    overhead = (activities - anchor["activities"]) / anchor["once"]
-                    samples.append({"date": date, "overhead": round(overhead, 3)})
+                    samples.append({"date": date, "overhead": _overhead(anchor, activities)})
                     taken += 1
                 del anchors[learner]
-                dropped += 1
+                changed = True
         elif anchor is None and status.status not in _NO_ROUTE and status.estimated_activities > 0:
             once = status.estimated_activities / status.route_overhead
             anchors[learner] = {"goal": goal, "date": date, "activities": activities, "once": round(once, 3)}
             anchored.append(learner)
-    if anchored or dropped:
-        del samples[:-SAMPLES_KEPT]
+        elif anchor is not None and date > max(anchor["date"], anchor.get("seen", [""])[0]):
+            anchor["seen"] = [date, activities]  # on the way: at least this much
+            changed = True
+    day = dt.date.fromisoformat(date)
+    stale = (day - dt.timedelta(days=STALE_DAYS)).isoformat()
+    for learner, anchor in list(anchors.items()):
+        last, done = anchor.get("seen", [anchor["date"], anchor["activities"]])
+        if last < stale:  # no longer watched: it had not arrived by then
+            samples.append({"date": last, "overhead": _overhead(anchor, done), "censored": True})
+            del anchors[learner]
+            changed = True
+    oldest = (day - dt.timedelta(days=SAMPLE_DAYS)).isoformat()
+    kept = [sample for sample in samples if sample["date"] >= oldest][-SAMPLES_KEPT:]
+    if len(kept) < len(samples):
+        samples[:] = kept
+        changed = True
+    if anchored or changed:
         store.note_references(tenant, [(learner, name) for learner in anchored])  # first: never unnoted
         store.put_setting(name, orjson.dumps(record).decode())
     return {"anchors": len(anchored), "samples": taken}
 
 
+def _overhead(anchor: Mapping[str, Any], activities: float) -> float:
+    """The activities done since ``anchor`` over what its route cost to master once."""
+    return round(max(0.0, activities - anchor["activities"]) / anchor["once"], 3)
+
+
+def survival_quantiles(
+    arrived: Sequence[float], censored: Sequence[float], shares: Sequence[float]
+) -> list[float | None]:
+    """The Kaplan-Meier estimate of the values by which the ``shares`` of a group arrive, from the
+    values of those who did (``arrived``) and lower bounds for those who have not (``censored``:
+    no arrival by then). At a tie, arrivals come before the bounds (an arrival at the bound was
+    still on its way there). Where the curve sits exactly at a share, the midpoint to the next
+    arrival (without bounds, the median is the sample median). None for a share the curve has
+    not reached: too many still on their way to tell."""
+    arrivals = collections.Counter(arrived)
+    bounds = collections.Counter(censored)
+    at_risk = len(arrived) + len(censored)
+    steps: list[tuple[float, float]] = []  # (value, share still on their way after it)
+    survival = 1.0
+    for value in sorted(arrivals.keys() | bounds.keys()):
+        if arrivals[value]:
+            survival *= 1.0 - arrivals[value] / at_risk
+            steps.append((value, survival))
+        at_risk -= arrivals[value] + bounds[value]
+    out: list[float | None] = []
+    for share in shares:
+        left = 1.0 - share
+        found: float | None = None
+        for k, (value, survival) in enumerate(steps):
+            if survival <= left + 1e-12:
+                exact = abs(survival - left) <= 1e-12 and k + 1 < len(steps)
+                found = (value + steps[k + 1][0]) / 2 if exact else value
+                break
+        out.append(found)
+    return out
+
+
 def measure(store: LearnerStore, tenant: str, schools: Iterable[str]) -> dict[str, Any]:
-    """The tenant's route overhead from its schools' samples, stored (``gps@TENANT``, what
-    ``GET /v1/gps`` reads) and returned: ``route_overhead`` None while there are fewer than
-    ``MIN_SAMPLES``."""
-    values = []
+    """The tenant's route overhead from its schools' samples and the students still on their way,
+    stored (``gps@TENANT``, what ``GET /v1/gps`` reads) and returned: ``route_overhead`` None while
+    there are fewer than ``MIN_SAMPLES`` arrivals, or while fewer than half of the students
+    watched have arrived or gone past the median; the upper quartile None while fewer than three
+    quarters have."""
+    arrived: list[float] = []
+    censored: list[float] = []
     for school in schools:
-        values += [s["overhead"] for s in _record(store, school_setting(tenant, school))["samples"]]
+        record = _record(store, school_setting(tenant, school))
+        for sample in record["samples"]:
+            (censored if sample.get("censored") else arrived).append(sample["overhead"])
+        for anchor in record["anchors"].values():
+            if "seen" in anchor:
+                censored.append(_overhead(anchor, anchor["seen"][1]))
     measured: dict[str, Any] = {"route_overhead": None, "quartiles": None}
-    if len(values) >= MIN_SAMPLES:
-        low, _, high = statistics.quantiles(values, n=4)
-        measured = {"route_overhead": round(statistics.median(values), 2), "quartiles": [round(low, 2), round(high, 2)]}
+    low, median, high = survival_quantiles(arrived, censored, (0.25, 0.5, 0.75))
+    if len(arrived) >= MIN_SAMPLES and median is not None and low is not None:
+        measured = {
+            "route_overhead": round(median, 2),
+            "quartiles": [round(low, 2), None if high is None else round(high, 2)],
+        }
     measured.update(
-        samples=len(values), needed=MIN_SAMPLES, measured_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        samples=len(arrived),
+        on_the_way=len(censored),
+        needed=MIN_SAMPLES,
+        measured_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
     store.put_setting(tenant_setting(tenant), orjson.dumps(measured).decode())
     return measured
 
 
-def planner_settings(measured: Mapping[str, Any]) -> dict[str, Any] | None:
+def planner_settings(measured: Mapping[str, Any], spread: tuple[float, float]) -> dict[str, Any] | None:
     """What a tenant's measure sets of its ``[planner]`` configuration: the route overhead (the
-    median) and spread (the quartiles over it); None while too few arrivals are measured."""
+    median) and spread (the quartiles over it; the configured ``spread``'s upper factor while the
+    upper quartile is not known yet); None while too few arrivals are measured."""
     if measured["route_overhead"] is None:
         return None
     median = float(measured["route_overhead"])
     low, high = measured["quartiles"]
-    return {"route_overhead": median, "route_spread": (min(1.0, low / median), max(1.0, high / median))}
+    upper = spread[1] if high is None else max(1.0, high / median)
+    return {"route_overhead": median, "route_spread": (min(1.0, low / median), upper)}
 
 
 def forget_anchors(store: LearnerStore, tenant: str, learner_ids: Collection[str], references: Collection[str]) -> None:

@@ -542,8 +542,10 @@ def plan_batch(
         )
         gps = summary["gps"]
         typer.echo(
-            f"GPS route overhead: {gps['route_overhead']} measured from {gps['samples']} arrivals at a goal"
+            f"GPS route overhead: {gps['route_overhead']} measured from {gps['samples']} arrivals at a goal and "
+            f"{gps['on_the_way']} students on their way"
             if gps["route_overhead"] is not None
-            else f"GPS route overhead: {gps['samples']} arrival(s) at a goal seen, {gps['needed']} needed to measure "
-            f"it (the configured {cfg.planner.route_overhead:g} counts meanwhile)"
+            else f"GPS route overhead: {gps['samples']} arrival(s) at a goal seen and {gps['on_the_way']} student(s) "
+            f"on their way; it is measured once {gps['needed']} have arrived and half of those watched have arrived "
+            f"or gone past the median (the configured {cfg.planner.route_overhead:g} counts meanwhile)"
         )

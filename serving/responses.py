@@ -207,6 +207,12 @@ class GpsOut(BaseModel):
     samples: int | None = Field(
         description="the arrivals at a goal measured at the last nightly run (null: no nightly run has measured yet)"
     )
+    on_the_way: int | None = Field(
+        None,
+        description="the students on their way to a goal at the last nightly run (and those who left the school "
+        "on the way), counted as arriving later than what they have done so far (null: no nightly run has "
+        "measured yet)",
+    )
     needed: int = Field(description="the arrivals needed before the tenant's own measure counts")
     measured_at: datetime | None = Field(description="when the last nightly run measured (null: never)")
 

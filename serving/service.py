@@ -341,6 +341,7 @@ class LearnerService:
             "route_spread": list(config.route_spread),
             "source": "configured" if self.content.route_overhead(tenant) is None else "measured",
             "samples": stored.get("samples"),
+            "on_the_way": stored.get("on_the_way"),
             "needed": MIN_SAMPLES,
             "measured_at": stored.get("measured_at"),
         }

@@ -1,14 +1,30 @@
 """The GPS route overhead measured from a tenant's own nightly plans (serving.calibration): anchors
-on the first night with a goal, a sample on the night it is reached, the median once there are
-enough, and the tenant's GPS counting it."""
+on the first night with a goal, a sample on the night it is reached, the students still on their
+way counted as "more than what they did", the median once there are enough, and the tenant's GPS
+counting it."""
 
 from __future__ import annotations
+
+import datetime as dt
+import statistics
 
 import orjson
 import pytest
 
+from configs import PlannerConfig
 from engine.planner.gps import GoalStatus
-from serving.calibration import MIN_SAMPLES, forget_anchors, measure, observe, school_setting, tenant_setting
+from serving.calibration import (
+    MIN_SAMPLES,
+    SAMPLE_DAYS,
+    STALE_DAYS,
+    forget_anchors,
+    measure,
+    observe,
+    planner_settings,
+    school_setting,
+    survival_quantiles,
+    tenant_setting,
+)
 from serving.plans import learner_references
 
 GOAL = ("4.NF.A.1",)
@@ -28,9 +44,12 @@ def test_a_sample_is_what_reaching_the_goal_took_over_the_route_s_cost_once(stor
     anchor = record(store)["anchors"]["ana"]
     assert anchor == {"goal": list(GOAL), "date": "2026-12-01", "activities": 4, "once": 10.0}
     assert "gps-route@t@north" in store.references("t", "ana")
-    # a night later, not there yet: the first anchor stays
+    # a night later, not there yet: the first anchor stays, and notes how far she has come
     observe(store, "t", "north", "2026-12-02", {"ana": (status("at_risk", 20.0), 14)})
-    assert record(store)["anchors"]["ana"]["activities"] == 4
+    assert record(store)["anchors"]["ana"] == {**anchor, "seen": ["2026-12-02", 14]}
+    version = store.get_setting(school_setting("t", "north"))[0]
+    observe(store, "t", "north", "2026-12-02", {"ana": (status("at_risk", 20.0), 14)})  # the night again: no write
+    assert store.get_setting(school_setting("t", "north"))[0] == version
     # reached after 29 more activities: 2.9 times the cost once; the anchor goes
     assert observe(store, "t", "north", "2026-12-05", {"ana": (status("reached"), 33)}) == {"anchors": 0, "samples": 1}
     assert record(store) == {"anchors": {}, "samples": [{"date": "2026-12-05", "overhead": 2.9}]}
@@ -76,8 +95,19 @@ def test_erasing_a_learner_erases_their_anchor(store) -> None:
 def test_a_tenant_s_gps_counts_its_measured_overhead_and_no_other_tenant_s(api) -> None:
     c = api.client
     c.app.state.service.content.refresh_s = 0.0  # a worker re-reads the tenant's settings at once ([serving] sync_s)
-    configured = {"route_overhead": 3.0, "route_spread": [0.7, 1.5], "source": "configured", "needed": MIN_SAMPLES}
-    assert c.get("/v1/gps", headers=api.h("a_read")).json() == {**configured, "samples": None, "measured_at": None}
+    cfg = c.app.state.service.engine.config.planner
+    configured = {
+        "route_overhead": cfg.route_overhead,
+        "route_spread": list(cfg.route_spread),
+        "source": "configured",
+        "needed": MIN_SAMPLES,
+    }
+    assert c.get("/v1/gps", headers=api.h("a_read")).json() == {
+        **configured,
+        "samples": None,
+        "on_the_way": None,
+        "measured_at": None,
+    }
     few = {
         "route_overhead": None,
         "quartiles": None,
@@ -89,6 +119,7 @@ def test_a_tenant_s_gps_counts_its_measured_overhead_and_no_other_tenant_s(api) 
     assert c.get("/v1/gps", headers=api.h("a_read")).json() == {
         **configured,
         "samples": 7,
+        "on_the_way": None,  # a measure written before students on their way were counted
         "measured_at": "2026-12-05T03:00:00Z",
     }
     for who in ("a_all", "b_all"):
@@ -99,6 +130,7 @@ def test_a_tenant_s_gps_counts_its_measured_overhead_and_no_other_tenant_s(api) 
         "route_overhead": 1.5,
         "quartiles": [1.1, 2.0],
         "samples": 40,
+        "on_the_way": 12,
         "measured_at": "2026-12-06T03:00:00+00:00",
     }
     api.store.put_setting(tenant_setting("tenant-a"), orjson.dumps(measured).decode())
@@ -115,6 +147,7 @@ def test_a_tenant_s_gps_counts_its_measured_overhead_and_no_other_tenant_s(api) 
         "route_spread": [pytest.approx(1.1 / 1.5), pytest.approx(2.0 / 1.5)],
         "source": "measured",
         "samples": 40,
+        "on_the_way": 12,
         "needed": MIN_SAMPLES,
         "measured_at": "2026-12-06T03:00:00Z",
     }
@@ -196,3 +229,75 @@ def test_a_measure_the_server_cannot_read_leaves_the_configured_overhead(api, ca
             gps = c.get("/v1/learners/s1/profile", headers=api.h())
             assert gps.status_code == 200 and gps.json()["gps"]["route_overhead"] == 3.0
     assert [r.getMessage()[:40] for r in caplog.records] == ["store setting gps@tenant-a is not a GPS "]
+
+
+def test_survival_quantiles_without_students_on_their_way_are_the_sample_s() -> None:
+    for values in ([3.0], [2.0, 1.0], [5.0, 1.0, 4.0, 2.0, 3.0], [1.5, 1.5, 2.0, 7.0, 3.25, 3.25]):
+        assert survival_quantiles(values, [], (0.5,)) == [statistics.median(values)]
+
+
+def test_survival_quantiles_count_the_students_on_their_way_as_later() -> None:
+    # arrivals at 1, 2, 3 and 4; on their way past 2.5, 5, 6 and 7 (eight students):
+    # after 1, 7/8 are left; after 2, 3/4 (exactly: the quarter lies between 2 and 3); 2.5 leaves
+    # the count; after 3, 3/4 x 4/5 = 0.6; after 4, 0.6 x 3/4 = 0.45: the median is 4, where the
+    # arrivals alone say 2.5; a quarter is never left: the upper quartile is not known yet
+    assert survival_quantiles([1.0, 2.0, 3.0, 4.0], [2.5, 5.0, 6.0, 7.0], (0.25, 0.5, 0.75)) == [2.5, 4.0, None]
+    # an arrival and a bound at the same value: the arrival comes first (the bound was still on its way)
+    assert survival_quantiles([2.0], [2.0], (0.5,)) == [2.0]
+    assert survival_quantiles([], [1.0, 2.0], (0.5,)) == [None]
+
+
+def arrivals(store, school: str, activities: list[int], start: int = 0) -> None:
+    """Students who reach their goal (10 activities to master it once) after these activities."""
+    for k, done in enumerate(activities, start):
+        observe(store, "t", school, "2026-12-01", {f"a{k}": (status("on_track"), 0)})
+        observe(store, "t", school, "2026-12-20", {f"a{k}": (status("reached"), done)})
+
+
+def test_students_on_their_way_count_in_the_tenant_s_measure(store) -> None:
+    """The first to arrive are the fast ones: the students still on their way, each counted as
+    "more than what they have done", move the median where the arrivals alone would not."""
+    arrivals(store, "north", [10 + k for k in range(MIN_SAMPLES)])  # overheads 1.0 to 2.9
+    alone = measure(store, "t", ["north"])
+    assert alone["route_overhead"] == 1.95 and alone["on_the_way"] == 0
+    slow = {f"s{k}": (status("on_track"), 0) for k in range(30)}
+    observe(store, "t", "north", "2026-12-01", slow)
+    observe(store, "t", "north", "2026-12-20", {k: (status("at_risk"), 30) for k in slow})  # past 3.0 by now
+    measured = measure(store, "t", ["north"])
+    assert measured["samples"] == MIN_SAMPLES and measured["on_the_way"] == 30
+    # 50 students, and the 20 arrivals are all below what the 30 others have done: more than half
+    # are not there yet, so the median is not known
+    assert measured["route_overhead"] is None
+    arrivals(store, "south", [35] * 4, start=100)  # four of the slow kind arrive, at 3.5
+    measured = measure(store, "t", ["north", "south"])
+    # 54 students: 14 arrivals leave 40/54 < 3/4 (the lower quartile, 2.3); the median is 3.5
+    assert measured["route_overhead"] == 3.5 and measured["quartiles"] == [2.3, 3.5]
+    assert measured["samples"] == MIN_SAMPLES + 4 and measured["on_the_way"] == 30
+
+
+def test_an_unknown_upper_quartile_keeps_the_configured_upper_factor() -> None:
+    assert planner_settings({"route_overhead": 3.0, "quartiles": [1.5, None]}, (0.7, 1.5)) == {
+        "route_overhead": 3.0,
+        "route_spread": (0.5, 1.5),
+    }
+    cfg = PlannerConfig()  # what the tenant's core is built with (LearnerService.core)
+    assert cfg.model_copy(update=planner_settings({"route_overhead": 2.0, "quartiles": [1.0, None]}, cfg.route_spread))
+
+
+def test_a_student_no_longer_planned_becomes_a_bound_and_old_samples_go(store) -> None:
+    observe(store, "t", "north", "2026-01-05", {"gone": (status("on_track"), 0), "stays": (status("on_track"), 0)})
+    observe(store, "t", "north", "2026-01-10", {"gone": (status("on_track"), 12), "stays": (status("on_track"), 1)})
+    observe(store, "t", "north", "2026-02-01", {"stays": (status("reached"), 20)})
+    # STALE_DAYS after the last night "gone" was planned with the goal: no longer watched
+    late = (dt.date(2026, 1, 10) + dt.timedelta(days=STALE_DAYS + 1)).isoformat()
+    observe(store, "t", "north", late, {})
+    kept = record(store)
+    assert kept["anchors"] == {}
+    assert kept["samples"] == [
+        {"date": "2026-02-01", "overhead": 2.0},
+        {"date": "2026-01-10", "overhead": 1.2, "censored": True},
+    ]
+    assert measure(store, "t", ["north"]).items() >= {"samples": 1, "on_the_way": 1}.items()
+    # a year on, both describe another year
+    observe(store, "t", "north", (dt.date(2026, 2, 1) + dt.timedelta(days=SAMPLE_DAYS + 1)).isoformat(), {})
+    assert record(store)["samples"] == []
