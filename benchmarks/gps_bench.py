@@ -136,7 +136,9 @@ def nightly(schools: dict[str, tuple[list[str], list[list[tuple]]]], report_at: 
                     observe(store, "bench", school, date, seen)
                 if night in report_at:
                     measured = measure(store, "bench", sorted(schools))
-                    out[str(night)] = {k: measured.get(k) for k in ("route_overhead", "quartiles", "samples")}
+                    out[str(night)] = {
+                        k: measured.get(k) for k in ("route_overhead", "quartiles", "samples", "on_the_way")
+                    }
         finally:
             store.close()
     return out
@@ -346,14 +348,16 @@ def main() -> None:
         "",
         "The runs replayed as one tenant's nightly plans (a school per goal; `serving.calibration`, as "
         "`zpd plan-batch` runs it, on a SQLite store): on each night, the route overhead the tenant's GPS "
-        f"would count from then on, and the arrivals at a goal it counts (measured from {MIN_SAMPLES} on).",
+        f"would count from then on, the arrivals at a goal it counts (measured from {MIN_SAMPLES} on) and the "
+        "students on their way (counted as arriving later than what they have done; an upper quartile not known "
+        "yet is left empty, and the configured factor stands in for it).",
         "",
-        "| night | arrivals | overhead | quartiles |",
-        "|---|---|---|---|",
+        "| night | arrivals | on their way | overhead | quartiles |",
+        "|---|---|---|---|---|",
     ]
     for night, m in night_by_night.items():
-        q = "" if m["quartiles"] is None else "-".join(f"{x:g}" for x in m["quartiles"])
-        lines.append(f"| {night} | {m['samples']} | {m['route_overhead'] or ''} | {q} |")
+        q = "" if m["quartiles"] is None else "-".join("" if x is None else f"{x:g}" for x in m["quartiles"])
+        lines.append(f"| {night} | {m['samples']} | {m['on_the_way']} | {m['route_overhead'] or ''} | {q} |")
     lines += [
         "",
         "## Estimates against arrival",
