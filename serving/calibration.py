@@ -11,9 +11,12 @@ goals); a school's learners, catalog and goals have their own. ``zpd plan-batch`
   *anchor*: the goal, the day, the activities done so far and what the route then cost to master
   once (the estimate over the overhead it counted). The record is among the student's
   references, so erasing them erases their anchor (:func:`forget_anchors`);
-- each night after, the anchor notes the activities done by then (``seen``);
-- the night they are planned with that goal reached, the activities done since, over that cost,
-  is a *sample* (a number and a day, naming nobody), and the anchor goes. A goal changed in between
+- each night after, the anchor notes the activities done by then (``seen``), and every
+  ``SNAPSHOT_EVERY`` it keeps a new estimate of the route left (the GPS estimates every night,
+  and the overhead grows toward the goal: the last standards cost more over their cost once);
+- the night they are planned with that goal reached, the activities done since each estimate,
+  over what the route then cost once, are a *sample* (numbers and a day, naming nobody), and the
+  anchor goes. A goal changed in between
   drops the anchor. An anchor not seen for ``STALE_DAYS`` (the student left the school, or their
   goal was taken away) becomes a sample that says only "more than this": it never arrived while
   it was watched;
@@ -68,6 +71,12 @@ SAMPLE_DAYS = 365
 #: the days an anchor stays while its student is not planned with its goal (then it is a sample
 #: of "more than what they did", see the module's text)
 STALE_DAYS = 60
+#: how often an anchor takes a new estimate of the route left (the overhead grows toward the goal:
+#: the last standards cost more over their cost once, and the GPS estimates every night)
+SNAPSHOT_EVERY = dt.timedelta(days=14)
+#: the estimates an anchor keeps at most (a student stuck for months would otherwise weigh in with
+#: one every SNAPSHOT_EVERY)
+SNAPSHOTS = 4
 #: what a goal's status is when no route is left to estimate
 _NO_ROUTE = ("reached", "no_goal", "blocked")
 
@@ -104,26 +113,37 @@ def observe(
             del anchors[learner]
             anchor = None
             changed = True
+        on_route = status.status not in _NO_ROUTE and status.estimated_activities > 0
+        once = round(status.estimated_activities / status.route_overhead, 3) if on_route else 0.0
         if status.status == "reached":
             if anchor is not None:
-                if date > anchor["date"] and activities > anchor["activities"]:
-                    samples.append({"date": date, "overhead": _overhead(anchor, activities)})
+                overheads = [_overhead(s, activities) for s in _snapshots(anchor) if date > s[0] and activities > s[1]]
+                if overheads:
+                    samples.append({"date": date, "overheads": overheads})
                     taken += 1
                 del anchors[learner]
                 changed = True
-        elif anchor is None and status.status not in _NO_ROUTE and status.estimated_activities > 0:
-            once = status.estimated_activities / status.route_overhead
-            anchors[learner] = {"goal": goal, "date": date, "activities": activities, "once": round(once, 3)}
+        elif anchor is None and on_route:
+            anchors[learner] = {"goal": goal, "date": date, "activities": activities, "once": once}
             anchored.append(learner)
         elif anchor is not None and date > max(anchor["date"], anchor.get("seen", [""])[0]):
             anchor["seen"] = [date, activities]  # on the way: at least this much
+            last = _snapshots(anchor)[-1][0]
+            if (
+                on_route
+                and len(anchor.get("later", ())) < SNAPSHOTS - 1
+                and dt.date.fromisoformat(date) >= dt.date.fromisoformat(last) + SNAPSHOT_EVERY
+            ):
+                anchor.setdefault("later", []).append([date, activities, once])  # an estimate of the route left
             changed = True
     day = dt.date.fromisoformat(date)
     stale = (day - dt.timedelta(days=STALE_DAYS)).isoformat()
     for learner, anchor in list(anchors.items()):
         last, done = anchor.get("seen", [anchor["date"], anchor["activities"]])
         if last < stale:  # no longer watched: it had not arrived by then
-            samples.append({"date": last, "overhead": _overhead(anchor, done), "censored": True})
+            samples.append(
+                {"date": last, "overheads": [_overhead(s, done) for s in _snapshots(anchor)], "censored": True}
+            )
             del anchors[learner]
             changed = True
     oldest = (day - dt.timedelta(days=SAMPLE_DAYS)).isoformat()
@@ -137,9 +157,19 @@ def observe(
     return {"anchors": len(anchored), "samples": taken}
 
 
-def _overhead(anchor: Mapping[str, Any], activities: float) -> float:
-    """The activities done since ``anchor`` over what its route cost to master once."""
-    return round(max(0.0, activities - anchor["activities"]) / anchor["once"], 3)
+def _snapshots(anchor: Mapping[str, Any]) -> list[tuple[str, float, float]]:
+    """An anchor's estimates of the route: ``(date, activities done, what the route left then
+    cost to master once)``, the first night's and one every ``SNAPSHOT_EVERY`` after."""
+    return [(anchor["date"], anchor["activities"], anchor["once"]), *(tuple(s) for s in anchor.get("later", ()))]
+
+
+def _overhead(snapshot: tuple[str, float, float], activities: float) -> float:
+    """The activities done since ``snapshot`` over what its route left cost to master once."""
+    return round(max(0.0, activities - snapshot[1]) / snapshot[2], 3)
+
+
+def _values(sample: Mapping[str, Any]) -> list[float]:
+    return list(sample["overheads"]) if "overheads" in sample else [sample["overhead"]]  # one per arrival before
 
 
 def survival_quantiles(
@@ -182,23 +212,31 @@ def measure(store: LearnerStore, tenant: str, schools: Iterable[str]) -> dict[st
     quarters have."""
     arrived: list[float] = []
     censored: list[float] = []
+    arrivals = on_the_way = 0
     for school in schools:
         record = _record(store, school_setting(tenant, school))
         for sample in record["samples"]:
-            (censored if sample.get("censored") else arrived).append(sample["overhead"])
+            if sample.get("censored"):
+                censored += _values(sample)
+                on_the_way += 1
+            else:
+                arrived += _values(sample)
+                arrivals += 1
         for anchor in record["anchors"].values():
             if "seen" in anchor:
-                censored.append(_overhead(anchor, anchor["seen"][1]))
+                done = anchor["seen"][1]
+                censored += [_overhead(s, done) for s in _snapshots(anchor)]
+                on_the_way += 1
     measured: dict[str, Any] = {"route_overhead": None, "quartiles": None}
     low, median, high = survival_quantiles(arrived, censored, (0.25, 0.5, 0.75))
-    if len(arrived) >= MIN_SAMPLES and median is not None and low is not None:
+    if arrivals >= MIN_SAMPLES and median is not None and low is not None:
         measured = {
             "route_overhead": round(median, 2),
             "quartiles": [round(low, 2), None if high is None else round(high, 2)],
         }
     measured.update(
-        samples=len(arrived),
-        on_the_way=len(censored),
+        samples=arrivals,
+        on_the_way=on_the_way,
         needed=MIN_SAMPLES,
         measured_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )

@@ -16,6 +16,7 @@ from engine.planner.gps import GoalStatus
 from serving.calibration import (
     MIN_SAMPLES,
     SAMPLE_DAYS,
+    SNAPSHOTS,
     STALE_DAYS,
     forget_anchors,
     measure,
@@ -52,11 +53,29 @@ def test_a_sample_is_what_reaching_the_goal_took_over_the_route_s_cost_once(stor
     assert store.get_setting(school_setting("t", "north"))[0] == version
     # reached after 29 more activities: 2.9 times the cost once; the anchor goes
     assert observe(store, "t", "north", "2026-12-05", {"ana": (status("reached"), 33)}) == {"anchors": 0, "samples": 1}
-    assert record(store) == {"anchors": {}, "samples": [{"date": "2026-12-05", "overhead": 2.9}]}
+    assert record(store) == {"anchors": {}, "samples": [{"date": "2026-12-05", "overheads": [2.9]}]}
     # the same night again, and the nights after: nothing more
     observe(store, "t", "north", "2026-12-05", {"ana": (status("reached"), 33)})
     observe(store, "t", "north", "2026-12-06", {"ana": (status("reached"), 35)})
     assert len(record(store)["samples"]) == 1
+
+
+def test_an_anchor_keeps_an_estimate_of_the_route_left_every_two_weeks(store) -> None:
+    """The GPS estimates every night, and the overhead grows toward the goal: each arrival is a
+    sample of the first night's estimate and of a few later ones."""
+    observe(store, "t", "north", "2026-12-01", {"ana": (status("on_track"), 0)})  # 10 activities once
+    observe(store, "t", "north", "2026-12-10", {"ana": (status("on_track", 24.0), 8)})  # too soon for another
+    observe(store, "t", "north", "2026-12-15", {"ana": (status("on_track", 15.0), 20)})  # 5 left once
+    assert record(store)["anchors"]["ana"]["later"] == [["2026-12-15", 20, 5.0]]
+    observe(store, "t", "north", "2027-01-04", {"ana": (status("reached"), 35)})
+    assert record(store)["samples"] == [{"date": "2027-01-04", "overheads": [3.5, 3.0]}]
+    # a student on the way for months keeps a few estimates, not one every two weeks
+    for week in range(0, 30, 2):
+        night = (dt.date(2027, 1, 5) + dt.timedelta(weeks=week)).isoformat()
+        observe(store, "t", "north", night, {"bob": (status("on_track"), week)})
+    assert len(record(store)["anchors"]["bob"]["later"]) == SNAPSHOTS - 1
+    measured = measure(store, "t", ["north"])
+    assert measured["samples"] == 1 and measured["on_the_way"] == 1
 
 
 def test_a_goal_changed_on_the_way_measures_nothing(store) -> None:
@@ -211,7 +230,7 @@ def test_two_nights_of_a_school_measure_a_student_s_arrival(tmp_path, shared_eng
         assert plan_school(*night[:3], "2026-12-02", *night[4:])[0] == ["class-4a"]
         kept = record(store, "org-school-7", "school")
         assert kept["anchors"] == {} and kept["samples"] == [
-            {"date": "2026-12-02", "overhead": round((i + 1) / anchor["once"], 3)}
+            {"date": "2026-12-02", "overheads": [round((i + 1) / anchor["once"], 3)]}
         ]
         assert measure(store, "school", ["org-school-7"])["samples"] == 1
     store.close()
@@ -294,8 +313,8 @@ def test_a_student_no_longer_planned_becomes_a_bound_and_old_samples_go(store) -
     kept = record(store)
     assert kept["anchors"] == {}
     assert kept["samples"] == [
-        {"date": "2026-02-01", "overhead": 2.0},
-        {"date": "2026-01-10", "overhead": 1.2, "censored": True},
+        {"date": "2026-02-01", "overheads": [2.0]},
+        {"date": "2026-01-10", "overheads": [1.2], "censored": True},
     ]
     assert measure(store, "t", ["north"]).items() >= {"samples": 1, "on_the_way": 1}.items()
     # a year on, both describe another year
