@@ -190,11 +190,17 @@ class PlannerIndex:
         return list(dict.fromkeys(leaf for code in codes for leaf in self.graph.leaves(code)))
 
     def route(self, mastered: set[str] | frozenset[str], goal_units) -> list[str]:
-        """Unmastered units needed for the goal, in learning order (same as engine.queries.route)."""
-        needed = set(goal_units)
+        """The units still to learn for the goal, in learning order: its units not in ``mastered``
+        and their ancestors not in it. A goal unit mastered needs nothing more: a prerequisite of
+        it alone is not on the route (``engine.queries.route`` with ``literal`` mastery keeps it),
+        so the route is empty, and the goal reached, once every goal unit is mastered."""
+        done = set(mastered)
+        needed: set[str] = set()
         for unit in goal_units:
-            needed |= self.ancestors[unit]
-        return sorted(needed - set(mastered), key=self.order.__getitem__)
+            if unit not in done:
+                needed.add(unit)
+                needed |= self.ancestors[unit]
+        return sorted(needed - done, key=self.order.__getitem__)
 
     def extended(self, items: Sequence[Item], catalog: Catalog) -> PlannerIndex:
         """A copy over ``catalog`` with ``items`` added (or replaced): a tenant's own items over

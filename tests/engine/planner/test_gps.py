@@ -54,6 +54,17 @@ def test_estimate_shrinks_as_the_learner_advances(learner) -> None:
     assert reached.status == "reached" and reached.estimated_days_range is None
 
 
+def test_a_goal_standard_mastered_needs_none_of_its_prerequisites(learner) -> None:
+    """The route is what the goal still needs: once C is mastered (here with B never mastered,
+    and A reopened after a slip would be the same), its prerequisites are off the route, and the
+    goal of C alone is reached."""
+    master(learner, "C")
+    assert not learner.progress.get("B").mastered
+    assert goal_status(learner.ctx(goal=Goal(("C",)))).status == "reached"
+    both = goal_status(learner.ctx(goal=Goal(("C", "D"))))
+    assert both.route == ["D"] and both.status == "no_date" and both.mastered_on_goal == 1
+
+
 def test_no_goal(learner) -> None:
     assert goal_status(learner.ctx()).status == "no_goal"
 
