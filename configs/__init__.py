@@ -146,7 +146,7 @@ class PlannerConfig(_Section):
     route_overhead: float = Field(3.0, gt=0.0)
     #: the GPS's range: the route overhead of the quarter of learners fastest and of the quarter
     #: slowest, over the median (half of the learners arrive within the estimate times these)
-    route_spread: tuple[float, float] = (0.6, 2.0)
+    route_spread: tuple[float, float] = (0.6, 1.6)
     minutes_per_day: float = 45.0
     school_days_per_week: float = 5.0
     weights: dict[str, float] = {
