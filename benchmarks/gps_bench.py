@@ -115,6 +115,7 @@ def nightly(schools: dict[str, tuple[list[str], list[list[tuple]]]], report_at: 
     ``serving.calibration.observe`` sees every school's learners still on their way (as
     ``zpd plan-batch`` does), and on the nights of ``report_at`` ``measure`` gives the tenant's
     route overhead and the arrivals it counts. A real SQLite store holds the records."""
+    from engine.planner.gps import goal_key
     from serving.calibration import measure, observe
     from serving.stores import open_store
 
@@ -137,7 +138,11 @@ def nightly(schools: dict[str, tuple[list[str], list[list[tuple]]]], report_at: 
                 if night in report_at:
                     measured = measure(store, "bench", sorted(schools))
                     out[str(night)] = {
-                        k: measured.get(k) for k in ("route_overhead", "quartiles", "samples", "on_the_way")
+                        **{k: measured.get(k) for k in ("route_overhead", "quartiles", "samples", "on_the_way")},
+                        "goals": {
+                            school: measured["goals"].get(goal_key(goal), {}).get("route_overhead")
+                            for school, (goal, _) in schools.items()
+                        },
                     }
         finally:
             store.close()
@@ -350,14 +355,16 @@ def main() -> None:
         "`zpd plan-batch` runs it, on a SQLite store): on each night, the route overhead the tenant's GPS "
         f"would count from then on, the arrivals at a goal it counts (measured from {MIN_SAMPLES} on) and the "
         "students on their way (counted as arriving later than what they have done; an upper quartile not known "
-        "yet is left empty, and the configured factor stands in for it).",
+        "yet is left empty, and the configured factor stands in for it). Then each goal's own, which its "
+        f"students' estimates count once {MIN_SAMPLES} of them have arrived (`goal_route`).",
         "",
-        "| night | arrivals | on their way | overhead | quartiles |",
-        "|---|---|---|---|---|",
+        "| night | arrivals | on their way | overhead | quartiles | " + " | ".join(schools) + " |",
+        "|---|---|---|---|---|" + "---|" * len(schools),
     ]
     for night, m in night_by_night.items():
         q = "" if m["quartiles"] is None else "-".join("" if x is None else f"{x:g}" for x in m["quartiles"])
-        lines.append(f"| {night} | {m['samples']} | {m['on_the_way']} | {m['route_overhead'] or ''} | {q} |")
+        own = " | ".join("" if m["goals"][g] is None else f"{m['goals'][g]:g}" for g in schools)
+        lines.append(f"| {night} | {m['samples']} | {m['on_the_way']} | {m['route_overhead'] or ''} | {q} | {own} |")
     lines += [
         "",
         "## Estimates against arrival",

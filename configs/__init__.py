@@ -147,6 +147,11 @@ class PlannerConfig(_Section):
     #: the GPS's range: the route overhead of the quarter of learners fastest and of the quarter
     #: slowest, over the median (half of the learners arrive within the estimate times these)
     route_spread: tuple[float, float] = (0.6, 1.6)
+    #: the route overhead and range of particular goals ("+"-joined sorted goal codes -> [overhead,
+    #: low, high]); ``route_overhead`` and ``route_spread`` count for any other goal. What
+    #: ``zpd plan-batch`` measures for a goal once enough of a tenant's students reached it
+    #: (``serving.calibration``); it may be set by hand too
+    goal_route: dict[str, tuple[float, float, float]] = {}
     minutes_per_day: float = 45.0
     school_days_per_week: float = 5.0
     weights: dict[str, float] = {
@@ -190,6 +195,17 @@ class PlannerConfig(_Section):
         low, high = value
         if not 0.0 < low <= 1.0 <= high:
             raise ValueError(f"route_spread must satisfy 0 < low <= 1 <= high, got {list(value)}")
+        return value
+
+    @field_validator("goal_route")
+    @classmethod
+    def _goal_route_valid(cls, value: dict[str, tuple[float, float, float]]) -> dict[str, tuple[float, float, float]]:
+        for goal, (overhead, low, high) in value.items():
+            if overhead <= 0.0 or not 0.0 < low <= 1.0 <= high:
+                raise ValueError(
+                    f"goal_route[{goal!r}] must be [overhead > 0, low, high] with 0 < low <= 1 <= high, "
+                    f"got {[overhead, low, high]}"
+                )
         return value
 
     @field_validator("band")

@@ -373,7 +373,7 @@ class TenantContent:
         if measured is None:
             return None
         try:
-            return planner_settings(measured, self.engine.config.planner.route_spread)
+            return planner_settings(measured, self.engine.config.planner)
         except (KeyError, TypeError, ValueError, ZeroDivisionError):  # not what `zpd plan-batch` writes
             if name not in self._unreadable:
                 self._unreadable.add(name)

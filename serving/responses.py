@@ -191,6 +191,16 @@ class StatusOut(BaseModel):
     )
 
 
+class GoalRouteOut(BaseModel):
+    """A goal whose GPS estimates count a route overhead of their own."""
+
+    goal: list[str] = Field(description="the goal's standard codes")
+    route_overhead: float
+    route_spread: list[float] = Field(description="[low, high], as factors of the estimate")
+    source: Literal["measured", "configured"]
+    samples: int | None = Field(description="the arrivals at this goal measured (null: set in the configuration)")
+
+
 class GpsOut(BaseModel):
     """How the tenant's GPS counts a route to a goal."""
 
@@ -215,6 +225,11 @@ class GpsOut(BaseModel):
     )
     needed: int = Field(description="the arrivals needed before the tenant's own measure counts")
     measured_at: datetime | None = Field(description="when the last nightly run measured (null: never)")
+    goals: list[GoalRouteOut] = Field(
+        [],
+        description="goals whose estimates count an overhead of their own: measured from the tenant's students who "
+        "reached that goal once there are enough of them (or set in the deployment's configuration)",
+    )
 
 
 class GoalOut(BaseModel):

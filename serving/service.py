@@ -332,18 +332,31 @@ class LearnerService:
 
     def gps_calibration(self, tenant: str) -> dict[str, Any]:
         """How the tenant's GPS counts a route (``GET /v1/gps``): the overhead and spread its
-        core counts, whether they are its own measure or the configured ones, and the arrivals
-        the last nightly run measured."""
+        core counts, whether they are its own measure or the configured ones, the arrivals the
+        last nightly run measured, and the goals that count their own."""
         stored = self.content.gps_measure(tenant) or {}
         config = self.core(tenant).config
+        settings = self.content.route_overhead(tenant) or {}
+        counts = stored.get("goals", {}) if isinstance(stored.get("goals"), dict) else {}
+        measured_goals = settings.get("goal_route", {})
         return {
             "route_overhead": config.route_overhead,
             "route_spread": list(config.route_spread),
-            "source": "configured" if self.content.route_overhead(tenant) is None else "measured",
+            "source": "measured" if "route_overhead" in settings else "configured",
             "samples": stored.get("samples"),
             "on_the_way": stored.get("on_the_way"),
             "needed": MIN_SAMPLES,
             "measured_at": stored.get("measured_at"),
+            "goals": [
+                {
+                    "goal": goal.split("+"),
+                    "route_overhead": overhead,
+                    "route_spread": [low, high],
+                    "source": "measured" if goal in measured_goals and goal in counts else "configured",
+                    "samples": counts.get(goal, {}).get("samples"),
+                }
+                for goal, (overhead, low, high) in sorted(config.goal_route.items())
+            ],
         }
 
     def warm_up(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from configs import PlannerConfig
@@ -10,7 +11,7 @@ from engine.planner.context import PlanContext, goal_units
 from engine.planner.progress import DAY
 from engine.planner.targets import in_place, route_to_goal
 
-__all__ = ["DAY", "GoalStatus", "OwnPace", "daily_pace", "goal_status"]
+__all__ = ["DAY", "GoalStatus", "OwnPace", "daily_pace", "goal_key", "goal_status", "route_factors"]
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,8 @@ def goal_status(ctx: PlanContext) -> GoalStatus:
     what mastering each standard once costs; the goal is reached when all of them are mastered at
     the same time, and on the way the learner reviews, is re-checked, is sent back to
     prerequisites and sees standards reopened after a slip: the sum is multiplied by
-    ``route_overhead`` (measured with the simulator, ``benchmarks/gps_bench.py``). Minutes use the
+    ``route_overhead`` (measured with the simulator, ``benchmarks/gps_bench.py``; a goal of
+    ``goal_route`` counts its own, see :func:`route_factors`). Minutes use the
     mean duration of each standard's practice items; days use the configured daily minutes and
     school week. With each estimate goes a range, the estimate times ``route_spread``: the days
     within which half of the learners arrive.
@@ -99,8 +101,9 @@ def goal_status(ctx: PlanContext) -> GoalStatus:
             n = cfg.activities_per_standard * max(0.25, (cfg.mastery_threshold - m) / cfg.mastery_threshold)
         activities += n
         minutes += n * _practice_minutes(ctx, unit)
-    activities *= cfg.route_overhead  # the goal is reached when all of it is mastered at once
-    minutes *= cfg.route_overhead
+    overhead, spread = route_factors(cfg, ctx.goal.standards)
+    activities *= overhead  # the goal is reached when all of it is mastered at once
+    minutes *= overhead
     per_day = daily_pace(cfg)
     days = minutes / per_day if per_day > 0 else float("inf")
     own = _own_pace(ctx, activities)
@@ -146,14 +149,26 @@ def goal_status(ctx: PlanContext) -> GoalStatus:
         status,
         text,
         own,
-        cfg.route_overhead,
-        _spread(days, cfg) if route else None,
+        overhead,
+        _spread(days, spread) if route else None,
     )
 
 
-def _spread(days: float, cfg: PlannerConfig) -> tuple[float, float]:
+def goal_key(standards: Iterable[str]) -> str:
+    """How ``[planner] goal_route`` names a goal: its codes, sorted, joined by "+"."""
+    return "+".join(sorted(standards))
+
+
+def route_factors(cfg: PlannerConfig, goal: Iterable[str]) -> tuple[float, tuple[float, float]]:
+    """The route overhead and spread an estimate for ``goal`` counts: the goal's own
+    (``goal_route``), else ``route_overhead`` and ``route_spread``."""
+    own = cfg.goal_route.get(goal_key(goal))
+    return (cfg.route_overhead, cfg.route_spread) if own is None else (own[0], (own[1], own[2]))
+
+
+def _spread(days: float, spread: tuple[float, float]) -> tuple[float, float]:
     """The days within which half of the learners arrive, for an estimate of ``days``."""
-    low, high = cfg.route_spread
+    low, high = spread
     return round(days * low, 2), round(days * high, 2)
 
 
@@ -167,7 +182,8 @@ def _own_pace(ctx: PlanContext, activities: float | None) -> OwnPace | None:
     if activities is None or rate <= 0:
         return OwnPace(round(rate, 2), over, None)
     days = activities / rate
-    return OwnPace(round(rate, 2), over, round(days, 2), _spread(days, ctx.config) if activities > 0 else None)
+    spread = route_factors(ctx.config, ctx.goal.standards if ctx.goal else ())[1]
+    return OwnPace(round(rate, 2), over, round(days, 2), _spread(days, spread) if activities > 0 else None)
 
 
 def _on_own_pace(own: OwnPace, left: float) -> tuple[str, str]:

@@ -185,8 +185,23 @@ def class_dashboard(
         "descriptions": {s: graph.standards[s].description or "" for s in standards},
         "most_not_mastered": [(s, n) for n, s in not_mastered if n > 0][:8],
         "students": len(rows),
-        "overhead": service.gps_calibration(tenant)["route_overhead"],
+        "overhead": _overheads(rows, service.gps_calibration(tenant)["route_overhead"]),
     }
+
+
+def _overheads(rows: list[StudentRow], default: float) -> str:
+    """The route overheads the class's ETAs count ("3.0", or "2.2 to 3.6" when goals differ)."""
+    counted = sorted({r.gps.route_overhead for r in rows if r.gps.goal}) or [default]
+    return f"{counted[0]:.1f}" if len(counted) == 1 else f"{counted[0]:.1f} to {counted[-1]:.1f}"
+
+
+def _overhead_source(calibration: dict[str, Any], goal: Sequence[str]) -> str | None:
+    """Whose arrivals the route overhead of ``goal`` was measured on: "goal" (this goal's, at this
+    school), "school" (any goal's), None (simulated students: the configured one)."""
+    for own in calibration["goals"]:
+        if sorted(own["goal"]) == sorted(goal):
+            return "goal" if own["source"] == "measured" else None
+    return "school" if calibration["source"] == "measured" else None
 
 
 def _class_goals(rows: list[StudentRow]) -> list[tuple[str, str | None, int]]:
@@ -433,7 +448,7 @@ def learner_gps(service: LearnerService, tenant: str, roster: Roster, learner_id
         "gps": gps,
         "eta": arrival(gps, now),
         "eta_range": arrival_range(gps, now),
-        "overhead_measured": service.gps_calibration(tenant)["source"] == "measured",
+        "overhead_measured": _overhead_source(service.gps_calibration(tenant), gps.goal),
         "due": day(gps.due),
         "recommendations": plan.recommendations,
         "evidence": evidence,

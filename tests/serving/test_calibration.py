@@ -53,7 +53,7 @@ def test_a_sample_is_what_reaching_the_goal_took_over_the_route_s_cost_once(stor
     assert store.get_setting(school_setting("t", "north"))[0] == version
     # reached after 29 more activities: 2.9 times the cost once; the anchor goes
     assert observe(store, "t", "north", "2026-12-05", {"ana": (status("reached"), 33)}) == {"anchors": 0, "samples": 1}
-    assert record(store) == {"anchors": {}, "samples": [{"date": "2026-12-05", "overheads": [2.9]}]}
+    assert record(store) == {"anchors": {}, "samples": [{"date": "2026-12-05", "overheads": [2.9], "goal": "4.NF.A.1"}]}
     # the same night again, and the nights after: nothing more
     observe(store, "t", "north", "2026-12-05", {"ana": (status("reached"), 33)})
     observe(store, "t", "north", "2026-12-06", {"ana": (status("reached"), 35)})
@@ -68,7 +68,7 @@ def test_an_anchor_keeps_an_estimate_of_the_route_left_every_two_weeks(store) ->
     observe(store, "t", "north", "2026-12-15", {"ana": (status("on_track", 15.0), 20)})  # 5 left once
     assert record(store)["anchors"]["ana"]["later"] == [["2026-12-15", 20, 5.0]]
     observe(store, "t", "north", "2027-01-04", {"ana": (status("reached"), 35)})
-    assert record(store)["samples"] == [{"date": "2027-01-04", "overheads": [3.5, 3.0]}]
+    assert record(store)["samples"] == [{"date": "2027-01-04", "overheads": [3.5, 3.0], "goal": "4.NF.A.1"}]
     # a student on the way for months keeps a few estimates, not one every two weeks
     for week in range(0, 30, 2):
         night = (dt.date(2027, 1, 5) + dt.timedelta(weeks=week)).isoformat()
@@ -126,6 +126,7 @@ def test_a_tenant_s_gps_counts_its_measured_overhead_and_no_other_tenant_s(api) 
         "samples": None,
         "on_the_way": None,
         "measured_at": None,
+        "goals": [],
     }
     few = {
         "route_overhead": None,
@@ -140,6 +141,7 @@ def test_a_tenant_s_gps_counts_its_measured_overhead_and_no_other_tenant_s(api) 
         "samples": 7,
         "on_the_way": None,  # a measure written before students on their way were counted
         "measured_at": "2026-12-05T03:00:00Z",
+        "goals": [],
     }
     for who in ("a_all", "b_all"):
         assert c.put("/v1/learners/s1/goal", json={"standards": ["4.NF.B.3"]}, headers=api.h(who)).status_code == 200
@@ -169,6 +171,7 @@ def test_a_tenant_s_gps_counts_its_measured_overhead_and_no_other_tenant_s(api) 
         "on_the_way": 12,
         "needed": MIN_SAMPLES,
         "measured_at": "2026-12-06T03:00:00Z",
+        "goals": [],
     }
     assert c.get("/v1/gps", headers=api.h("b_all")).json()["source"] == "configured"
     # the student's GPS page says which overhead it counted
@@ -177,6 +180,23 @@ def test_a_tenant_s_gps_counts_its_measured_overhead_and_no_other_tenant_s(api) 
     assert sign_in(api, api.keys["a_teacher"]).status_code == 303
     page = " ".join(c.get("/ui/learners/s1").text.split())
     assert "counted as 1.5 times that cost (measured on this school's students who reached their goals)" in page
+    # a goal enough students reached counts its own; another goal, the tenant's
+    own = {"route_overhead": 2.5, "quartiles": [2.0, 3.5], "samples": 25, "on_the_way": 3}
+    api.store.put_setting(tenant_setting("tenant-a"), orjson.dumps({**measured, "goals": {"4.NF.B.3": own}}).decode())
+    assert c.get("/v1/learners/s1/profile", headers=api.h()).json()["gps"]["route_overhead"] == 2.5
+    assert c.put("/v1/learners/s2/goal", json={"standards": ["5.NF.B.3"]}, headers=api.h()).status_code == 200
+    assert c.get("/v1/learners/s2/profile", headers=api.h()).json()["gps"]["route_overhead"] == 1.5
+    assert c.get("/v1/gps", headers=api.h("a_read")).json()["goals"] == [
+        {
+            "goal": ["4.NF.B.3"],
+            "route_overhead": 2.5,
+            "route_spread": [pytest.approx(0.8), pytest.approx(1.4)],
+            "source": "measured",
+            "samples": 25,
+        }
+    ]
+    page = " ".join(c.get("/ui/learners/s1").text.split())
+    assert "counted as 2.5 times that cost (measured on this school's students who reached this goal)" in page
 
 
 @pytest.mark.slow  # two nights of a school planned as a Ray task plans them, a student brought to the goal
@@ -230,7 +250,7 @@ def test_two_nights_of_a_school_measure_a_student_s_arrival(tmp_path, shared_eng
         assert plan_school(*night[:3], "2026-12-02", *night[4:])[0] == ["class-4a"]
         kept = record(store, "org-school-7", "school")
         assert kept["anchors"] == {} and kept["samples"] == [
-            {"date": "2026-12-02", "overheads": [round((i + 1) / anchor["once"], 3)]}
+            {"date": "2026-12-02", "overheads": [round((i + 1) / anchor["once"], 3)], "goal": "3.OA.A.1"}
         ]
         assert measure(store, "school", ["org-school-7"])["samples"] == 1
     store.close()
@@ -266,11 +286,11 @@ def test_survival_quantiles_count_the_students_on_their_way_as_later() -> None:
     assert survival_quantiles([], [1.0, 2.0], (0.5,)) == [None]
 
 
-def arrivals(store, school: str, activities: list[int], start: int = 0) -> None:
-    """Students who reach their goal (10 activities to master it once) after these activities."""
+def arrivals(store, school: str, activities: list[int], start: int = 0, goal: tuple[str, ...] = GOAL) -> None:
+    """Students who reach ``goal`` (10 activities to master it once) after these activities."""
     for k, done in enumerate(activities, start):
-        observe(store, "t", school, "2026-12-01", {f"a{k}": (status("on_track"), 0)})
-        observe(store, "t", school, "2026-12-20", {f"a{k}": (status("reached"), done)})
+        observe(store, "t", school, "2026-12-01", {f"a{k}": (status("on_track", goal=goal), 0)})
+        observe(store, "t", school, "2026-12-20", {f"a{k}": (status("reached", goal=goal), done)})
 
 
 def test_students_on_their_way_count_in_the_tenant_s_measure(store) -> None:
@@ -295,12 +315,39 @@ def test_students_on_their_way_count_in_the_tenant_s_measure(store) -> None:
 
 
 def test_an_unknown_upper_quartile_keeps_the_configured_upper_factor() -> None:
-    assert planner_settings({"route_overhead": 3.0, "quartiles": [1.5, None]}, (0.7, 1.5)) == {
+    configured = PlannerConfig(route_spread=(0.7, 1.5))
+    assert planner_settings({"route_overhead": 3.0, "quartiles": [1.5, None]}, configured) == {
         "route_overhead": 3.0,
         "route_spread": (0.5, 1.5),
     }
     cfg = PlannerConfig()  # what the tenant's core is built with (LearnerService.core)
-    assert cfg.model_copy(update=planner_settings({"route_overhead": 2.0, "quartiles": [1.0, None]}, cfg.route_spread))
+    assert cfg.model_copy(update=planner_settings({"route_overhead": 2.0, "quartiles": [1.0, None]}, cfg))
+
+
+def test_a_goal_enough_students_reached_counts_its_own_overhead(store) -> None:
+    """Goals differ (the GPS benchmark: 2.2 to 3.6): a goal with MIN_SAMPLES arrivals of its own
+    is measured on them; the tenant's overhead pools every goal's, for the others."""
+    fractions, ratios, rare = ("4.NF",), ("6.RP",), ("7.G",)
+    arrivals(store, "north", [20 + k for k in range(MIN_SAMPLES)], goal=fractions)  # 2.0 to 3.9
+    arrivals(store, "south", [40 + k for k in range(MIN_SAMPLES)], start=100, goal=ratios)  # 4.0 to 5.9
+    arrivals(store, "south", [90, 95], start=200, goal=rare)
+    measured = measure(store, "t", ["north", "south"])
+    assert measured["samples"] == 2 * MIN_SAMPLES + 2 and measured["route_overhead"] == 4.05  # pooled
+    assert {goal: m["route_overhead"] for goal, m in measured["goals"].items()} == {"4.NF": 2.95, "6.RP": 4.95}
+    assert measured["goals"]["6.RP"]["samples"] == MIN_SAMPLES
+    configured = PlannerConfig(goal_route={"8.EE": (2.5, 0.8, 1.4)})
+    settings = planner_settings(measured, configured)
+    assert settings is not None and set(settings["goal_route"]) == {"4.NF", "6.RP", "8.EE"}  # over the configured
+    low, high = measured["goals"]["4.NF"]["quartiles"]
+    assert settings["goal_route"]["4.NF"] == (2.95, low / 2.95, high / 2.95)
+    assert configured.model_copy(update=settings).goal_route["6.RP"][0] == 4.95
+
+
+def test_a_goal_route_set_by_hand_must_make_sense() -> None:
+    assert PlannerConfig(goal_route={"4.NF+4.OA": (2.0, 0.7, 1.5)}).goal_route["4.NF+4.OA"] == (2.0, 0.7, 1.5)
+    for bad in ((0.0, 0.7, 1.5), (2.0, 1.2, 1.5), (2.0, 0.7, 0.9)):
+        with pytest.raises(ValueError, match="goal_route"):
+            PlannerConfig(goal_route={"4.NF": bad})
 
 
 def test_a_student_no_longer_planned_becomes_a_bound_and_old_samples_go(store) -> None:
@@ -313,8 +360,8 @@ def test_a_student_no_longer_planned_becomes_a_bound_and_old_samples_go(store) -
     kept = record(store)
     assert kept["anchors"] == {}
     assert kept["samples"] == [
-        {"date": "2026-02-01", "overheads": [2.0]},
-        {"date": "2026-01-10", "overheads": [1.2], "censored": True},
+        {"date": "2026-02-01", "overheads": [2.0], "goal": "4.NF.A.1"},
+        {"date": "2026-01-10", "overheads": [1.2], "goal": "4.NF.A.1", "censored": True},
     ]
     assert measure(store, "t", ["north"]).items() >= {"samples": 1, "on_the_way": 1}.items()
     # a year on, both describe another year

@@ -43,6 +43,17 @@ def test_the_route_costs_each_standard_once_times_the_route_overhead(learner) ->
     assert abs(status.estimated_minutes - cfg.route_overhead * plain.estimated_minutes) < 0.2
 
 
+def test_a_goal_of_goal_route_counts_its_own_overhead_and_range(learner) -> None:
+    plain = goal_status(learner.ctx(goal=Goal(("C",))))
+    learner.config = learner.config.model_copy(update={"goal_route": {"C": (1.5, 0.5, 2.0)}})
+    own = goal_status(learner.ctx(goal=Goal(("C",))))
+    assert own.route_overhead == 1.5 and plain.route_overhead == learner.config.route_overhead
+    assert own.estimated_activities == pytest.approx(plain.estimated_activities * 1.5 / plain.route_overhead, abs=0.1)
+    assert own.estimated_days_range == pytest.approx((own.estimated_days * 0.5, own.estimated_days * 2.0), abs=0.02)
+    # another goal (here C and D) counts route_overhead
+    assert goal_status(learner.ctx(goal=Goal(("C", "D")))).route_overhead == learner.config.route_overhead
+
+
 def test_estimate_shrinks_as_the_learner_advances(learner) -> None:
     before = goal_status(learner.ctx(goal=Goal(("C",))))
     master(learner, "A")
