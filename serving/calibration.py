@@ -15,20 +15,21 @@ goals); a school's learners, catalog and goals have their own. ``zpd plan-batch`
   ``SNAPSHOT_EVERY`` it keeps a new estimate of the route left (the GPS estimates every night,
   and the overhead grows toward the goal: the last standards cost more over their cost once);
 - the night they are planned with that goal reached, the activities done since each estimate,
-  over what the route then cost once, are a *sample* (numbers and a day, naming nobody), and the
-  anchor goes. A goal changed in between
-  drops the anchor. An anchor not seen for ``STALE_DAYS`` (the student left the school, or their
-  goal was taken away) becomes a sample that says only "more than this": it never arrived while
-  it was watched;
+  over what the route then cost once, are a *sample* (numbers, a day and the goal, naming
+  nobody), and the anchor goes. A goal changed in between drops the anchor. An anchor not seen
+  for ``STALE_DAYS`` (the student left the school, or their goal was taken away) becomes a sample
+  that says only "more than this": it never arrived while it was watched;
 - at the end of a run, the tenant's route overhead is the median of its schools' samples and
   their quartiles over it its spread (the GPS's range) (``gps@TENANT``, :func:`measure`), once
   there are ``MIN_SAMPLES`` arrivals. The students still on their way count as well, as samples
   of "more than what they have done so far": arrivals alone are the fast students early in a
-  year (in ``docs/benchmarks/gps.md``, the median of the first arrivals measured a third of the
-  overhead the students took), so the estimate is Kaplan-Meier's, the standard one for times to an
-  event that part of a group has not reached yet. Its GPS counts those from then on
-  (``LearnerService.core``); until then, the configured ones. Samples older than
-  ``SAMPLE_DAYS`` describe another year, and go.
+  year (the GPS benchmark's students replayed so, the median of the arrivals measured a quarter
+  of what counting every student does on night 60), so the estimate is Kaplan-Meier's, the
+  standard one for times to an event that part of a group has not reached yet. A goal with
+  ``MIN_SAMPLES`` arrivals of its own is measured on its own too (goals differ). Its GPS counts
+  those from then on (``LearnerService.core``, as ``[planner] route_overhead``, ``route_spread``
+  and ``goal_route``); until then, the configured ones. Samples older than ``SAMPLE_DAYS``
+  describe another year, and go.
 
 Re-running a night adds nothing: the anchors it would set are there, the samples it would take
 are taken.
@@ -211,7 +212,7 @@ def measure(store: LearnerStore, tenant: str, schools: Iterable[str]) -> dict[st
     there are fewer than ``MIN_SAMPLES`` arrivals, or while fewer than half of the students
     watched have arrived or gone past the median; the upper quartile None while fewer than three
     quarters have. Under ``goals``, the same for each goal that has its own by those rules
-    (``goal_key`` -> measure): goals differ (in the GPS benchmark, 2.2 to 3.6)."""
+    (``goal_key`` -> measure): goals differ (in the GPS benchmark, 1.8 to 4.2)."""
     pools: dict[str | None, _Pool] = {None: _Pool()}  # None: every goal
 
     def add(goal: str | None, values: list[float], arrived: bool) -> None:

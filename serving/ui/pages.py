@@ -196,11 +196,12 @@ def _overheads(rows: list[StudentRow], default: float) -> str:
 
 
 def _overhead_source(calibration: dict[str, Any], goal: Sequence[str]) -> str | None:
-    """Whose arrivals the route overhead of ``goal`` was measured on: "goal" (this goal's, at this
-    school), "school" (any goal's), None (simulated students: the configured one)."""
+    """Where the route overhead of ``goal`` comes from: "goal" (measured on this goal's arrivals at
+    this school), "school" (on any goal's), "set" (the deployment's configuration names this
+    goal), None (the configured one, measured with simulated students)."""
     for own in calibration["goals"]:
         if sorted(own["goal"]) == sorted(goal):
-            return "goal" if own["source"] == "measured" else None
+            return "goal" if own["source"] == "measured" else "set"
     return "school" if calibration["source"] == "measured" else None
 
 

@@ -367,3 +367,19 @@ def test_a_student_no_longer_planned_becomes_a_bound_and_old_samples_go(store) -
     # a year on, both describe another year
     observe(store, "t", "north", (dt.date(2026, 2, 1) + dt.timedelta(days=SAMPLE_DAYS + 1)).isoformat(), {})
     assert record(store)["samples"] == []
+
+
+def test_the_gps_page_says_where_a_goal_s_overhead_comes_from() -> None:
+    from serving.ui.pages import _overhead_source
+
+    calibration = {
+        "source": "measured",
+        "goals": [
+            {"goal": ["4.NF"], "source": "measured"},
+            {"goal": ["6.RP", "6.EE"], "source": "configured"},  # set in the deployment's configuration
+        ],
+    }
+    assert _overhead_source(calibration, ("4.NF",)) == "goal"
+    assert _overhead_source(calibration, ("6.EE", "6.RP")) == "set"
+    assert _overhead_source(calibration, ("5.NF",)) == "school"
+    assert _overhead_source({**calibration, "source": "configured"}, ("5.NF",)) is None
