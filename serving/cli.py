@@ -549,3 +549,8 @@ def plan_batch(
             f"on their way; it is measured once {gps['needed']} have arrived and half of those watched have arrived "
             f"or gone past the median (the configured {cfg.planner.route_overhead:g} counts meanwhile)"
         )
+        for goal, own in gps["goals"].items():
+            typer.echo(
+                f"  goal {goal.replace('+', ', ')}: its own overhead {own['route_overhead']}, measured from "
+                f"{own['samples']} arrivals and {own['on_the_way']} students on their way"
+            )

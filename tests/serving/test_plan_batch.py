@@ -20,6 +20,7 @@ def test_a_tenant_planned_on_ray_and_served(tmp_path) -> None:
     from configs import load_config
     from serving.app import build_engine, create_app
     from serving.auth import create_key
+    from serving.calibration import school_setting
     from serving.deployment import Deployment
     from serving.stores import open_store
     from zpd.cli import app
@@ -39,6 +40,13 @@ def test_a_tenant_planned_on_ray_and_served(tmp_path) -> None:
     assert summary["gps"].items() >= {"route_overhead": None, "samples": 0, "needed": 20}.items()  # no arrival yet
     resumed = json.loads(runner.invoke(app, [*args, "--resume"]).stdout.strip().splitlines()[-1])
     assert resumed["classes_planned"] == 0 and resumed["classes_skipped"] == 2
+    # a goal 20 of the school's students reached counts its own overhead, and the run says so
+    arrivals = [{"date": "2026-11-20", "overheads": [2.0 + k / 10], "goal": "4.NF"} for k in range(20)]
+    with open_store(url) as store:
+        store.put_setting(school_setting("school", "org-school-7"), json.dumps({"anchors": {}, "samples": arrivals}))
+    told = runner.invoke(app, [*args[:-1], "--resume"]).output
+    assert "GPS route overhead: 2.95 measured from 20 arrivals at a goal and 0 students on their way" in told
+    assert "goal 4.NF: its own overhead 2.95, measured from 20 arrivals and 0 students on their way" in told
     bad = runner.invoke(app, ["plan-batch", "--tenant", "school", "--date", "4 Dec", "--store", url])
     assert bad.exit_code == 1 and "YYYY-MM-DD" in bad.output
 
