@@ -28,6 +28,7 @@ from serving.plans import check_date, plan_setting, reference_plans, store_plan
 
 if TYPE_CHECKING:
     from engine.planner.gps import GoalStatus
+    from engine.roster import Roster
 
 __all__ = ["plan_school", "plan_tenant"]
 
@@ -69,7 +70,13 @@ def plan_school(
             rotation, versions = service.rotation(tenant, students, views=views)
             now = service.clock()
             statuses = {s: views[s].core.status(views[s].learner, now) for s in students}
-            seen.update({s: (statuses[s], views[s].learner.progress.activities) for s in students})
+            seen.update(
+                {
+                    s: (statuses[s], views[s].learner.progress.activities)
+                    for s in students
+                    if home_school(roster, s) == school  # a student of two schools counts in one
+                }
+            )
             gps = {s: status_json(statuses[s]) for s in students}
             plan = {
                 "class_id": class_id,
@@ -166,6 +173,12 @@ def plan_tenant(
         "learners_per_second": round(learners / seconds, 1) if seconds > 0 else None,
         "gps": gps,
     }
+
+
+def home_school(roster: Roster, student: str) -> str:
+    """The school whose GPS measure counts a student: the first, by id, of their classes' schools
+    (a student enrolled in classes of two schools would otherwise arrive twice)."""
+    return min((_school(roster.classes[c]) for c in roster.classes_of(student) if c in roster.classes), default="")
 
 
 def _school(record: dict[str, Any]) -> str:

@@ -383,3 +383,28 @@ def test_the_gps_page_says_where_a_goal_s_overhead_comes_from() -> None:
     assert _overhead_source(calibration, ("6.EE", "6.RP")) == "set"
     assert _overhead_source(calibration, ("5.NF",)) == "school"
     assert _overhead_source({**calibration, "source": "configured"}, ("5.NF",)) is None
+
+
+def test_a_student_of_two_schools_counts_in_one() -> None:
+    """Each school's nightly task observes its classes; a student in classes of two schools would
+    arrive twice, so only the first of their schools (by id) counts them."""
+    from engine.roster import Roster
+    from serving.batch import home_school
+
+    def enrolled(key: str, class_id: str, user: str) -> tuple[str, str, dict]:
+        return ("enrollments", key, {"class": class_id, "user": user, "role": "student", "primary": False})
+
+    def course(class_id: str, school: str) -> tuple[str, str, dict]:
+        return ("classes", class_id, {"title": class_id, "code": "", "grades": ["4"], "school": school, "sessions": []})
+
+    roster = Roster.from_records(
+        [
+            course("math-north", "school-north"),
+            course("art-south", "school-south"),
+            enrolled("e1", "math-north", "both"),
+            enrolled("e2", "art-south", "both"),
+            enrolled("e3", "art-south", "south-only"),
+        ]
+    )
+    assert home_school(roster, "both") == "school-north"
+    assert home_school(roster, "south-only") == "school-south"
