@@ -266,6 +266,7 @@ class TenantContent:
         #: (recorded setting, digest now) -> what differs between the two (see _compared)
         self._compared_with: dict[tuple[str, str], frozenset[str]] = {}
         self._unreadable: set[str] = set()  # tenant settings found unreadable (warned about once)
+        self._settings: dict[str, tuple[int, dict[str, Any] | None]] = {}  # tenant -> (version, gps_settings)
 
     # ------------------------------------------------------------------ the deployment's catalog
     def catalog_digest(self) -> str:
@@ -364,23 +365,28 @@ class TenantContent:
         (``serving.calibration.measure``), None before any."""
         return self._value(tenant_setting(tenant), self.versions(tenant)["gps"], None)
 
-    def route_overhead(self, tenant: str) -> dict[str, Any] | None:
-        """The GPS route overhead and spread measured from the tenant's arrivals
-        (``serving.calibration``, as ``[planner]`` settings), None until its nightly plans have
-        seen enough of them."""
+    def gps_settings(self, tenant: str) -> tuple[int, dict[str, Any] | None]:
+        """What the tenant's measure of the GPS route overhead sets of its ``[planner]``
+        configuration (``serving.calibration.planner_settings``: the overhead and spread, and the
+        goals measured on their own), None until its nightly plans have seen enough arrivals;
+        with the version of the measure it comes from. Worked out once per version."""
         name = tenant_setting(tenant)
+        version = self.versions(tenant)["gps"]
+        cached = self._settings.get(tenant)
+        if cached is not None and cached[0] == version:
+            return cached
         measured = self.gps_measure(tenant)
-        if measured is None:
-            return None
+        settings = None
         try:
-            return planner_settings(measured, self.engine.config.planner)
+            settings = None if measured is None else planner_settings(measured, self.engine.config.planner)
         except (KeyError, TypeError, ValueError, ZeroDivisionError):  # not what `zpd plan-batch` writes
             if name not in self._unreadable:
                 self._unreadable.add(name)
                 _log.warning(
                     "store setting %s is not a GPS measure (%.80r): the configured overhead counts", name, measured
                 )
-            return None
+        self._settings[tenant] = (version, settings)
+        return version, settings
 
     def shared(self) -> Content:
         """What a tenant without a catalog or framework of its own sees: the deployment's."""

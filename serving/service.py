@@ -320,15 +320,14 @@ class LearnerService:
         once there is one (``serving.calibration``)."""
         content = self.content.content(tenant)
         core = self._served(content)
-        measured = self.content.route_overhead(tenant)
+        version, measured = self.content.gps_settings(tenant)
         if measured is None:
             return core
         key = ("core@", tenant)  # one per tenant (a content is shared by tenants without content of their own)
-        calibrated = content.built.get(key)
-        if calibrated is None or any(getattr(calibrated.config, k) != v for k, v in measured.items()):
-            calibrated = core.with_config(core.config.model_copy(update=measured))
-            content.built[key] = calibrated
-        return cast(ServedCore, calibrated)
+        built = content.built.get(key)
+        if built is None or built[0] != version:
+            built = content.built[key] = (version, core.with_config(core.config.model_copy(update=measured)))
+        return cast(ServedCore, built[1])
 
     def gps_calibration(self, tenant: str) -> dict[str, Any]:
         """How the tenant's GPS counts a route (``GET /v1/gps``): the overhead and spread its
@@ -336,9 +335,8 @@ class LearnerService:
         last nightly run measured, and the goals that count their own."""
         stored = self.content.gps_measure(tenant) or {}
         config = self.core(tenant).config
-        settings = self.content.route_overhead(tenant) or {}
-        counts = stored.get("goals", {}) if isinstance(stored.get("goals"), dict) else {}
-        measured_goals = settings.get("goal_route", {})
+        settings = self.content.gps_settings(tenant)[1] or {}
+        counts = stored["goals"] if "goal_route" in settings else {}  # the goals measured on their own
         return {
             "route_overhead": config.route_overhead,
             "route_spread": list(config.route_spread),
@@ -352,7 +350,7 @@ class LearnerService:
                     "goal": goal.split("+"),
                     "route_overhead": overhead,
                     "route_spread": [low, high],
-                    "source": "measured" if goal in measured_goals and goal in counts else "configured",
+                    "source": "measured" if goal in counts else "configured",
                     "samples": counts.get(goal, {}).get("samples"),
                 }
                 for goal, (overhead, low, high) in sorted(config.goal_route.items())

@@ -87,7 +87,7 @@ def goal_status(ctx: PlanContext) -> GoalStatus:
     """
     cfg = ctx.config
     if ctx.goal is None:
-        own = _own_pace(ctx, None)
+        own = _own_pace(ctx, None, cfg.route_spread)
         return GoalStatus((), [], 0, 0, 0.0, 0.0, 0.0, None, "no_goal", "no goal is set", own, cfg.route_overhead)
     units = goal_units(ctx)
     mastered = ctx.progress.mastered
@@ -106,7 +106,7 @@ def goal_status(ctx: PlanContext) -> GoalStatus:
     minutes *= overhead
     per_day = daily_pace(cfg)
     days = minutes / per_day if per_day > 0 else float("inf")
-    own = _own_pace(ctx, activities)
+    own = _own_pace(ctx, activities, spread)
     done = sum(1 for u in units if u in mastered)
     goal = ctx.goal.standards
     # a goal standard nothing in the catalog practises cannot be reached, whatever the pace (the
@@ -172,7 +172,7 @@ def _spread(days: float, spread: tuple[float, float]) -> tuple[float, float]:
     return round(days * low, 2), round(days * high, 2)
 
 
-def _own_pace(ctx: PlanContext, activities: float | None) -> OwnPace | None:
+def _own_pace(ctx: PlanContext, activities: float | None, spread: tuple[float, float]) -> OwnPace | None:
     """The learner's own pace once they have worked ``PACE_MIN_DAYS`` days, with the days
     ``activities`` take at it (None: no goal)."""
     measured = ctx.progress.pace(ctx.now)
@@ -182,7 +182,6 @@ def _own_pace(ctx: PlanContext, activities: float | None) -> OwnPace | None:
     if activities is None or rate <= 0:
         return OwnPace(round(rate, 2), over, None)
     days = activities / rate
-    spread = route_factors(ctx.config, ctx.goal.standards if ctx.goal else ())[1]
     return OwnPace(round(rate, 2), over, round(days, 2), _spread(days, spread) if activities > 0 else None)
 
 

@@ -20,7 +20,7 @@ import networkx as nx
 
 from configs import PlannerConfig
 from engine.learner import LearnerProfile
-from engine.planner.gps import DAY, GoalStatus, daily_pace
+from engine.planner.gps import DAY, GoalStatus, daily_pace, goal_key
 from engine.planner.playlist import INDEPENDENT_PRACTICE, Rotation
 from engine.roster import Roster
 from serving.service import LearnerService, LearnerView
@@ -185,7 +185,7 @@ def class_dashboard(
         "descriptions": {s: graph.standards[s].description or "" for s in standards},
         "most_not_mastered": [(s, n) for n, s in not_mastered if n > 0][:8],
         "students": len(rows),
-        "overhead": _overheads(rows, service.gps_calibration(tenant)["route_overhead"]),
+        "overhead": _overheads(rows, service.core(tenant).config.route_overhead),
     }
 
 
@@ -200,7 +200,7 @@ def _overhead_source(calibration: dict[str, Any], goal: Sequence[str]) -> str | 
     this school), "school" (on any goal's), "set" (the deployment's configuration names this
     goal), None (the configured one, measured with simulated students)."""
     for own in calibration["goals"]:
-        if sorted(own["goal"]) == sorted(goal):
+        if goal_key(own["goal"]) == goal_key(goal):
             return "goal" if own["source"] == "measured" else "set"
     return "school" if calibration["source"] == "measured" else None
 
