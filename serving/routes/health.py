@@ -13,7 +13,10 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", summary="The process is up")
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
+    """Answered on the event loop: a liveness probe must not wait for one of the
+    ``[serving] request_threads`` that long requests (event batches, rotations) hold, or an
+    orchestrator restarts a worker that is only busy."""
     return {"status": "ok"}
 
 

@@ -1006,3 +1006,39 @@ def test_one_goal_for_many_learners_is_one_write_and_a_second_time_none(api) -> 
     assert writes == [3, 0] and {lid: api.store.get("tenant-a", lid).version for lid in versions} == versions
     profile = api.client.get("/v1/learners/new-2/profile", headers=api.h()).json()
     assert profile["goal"]["standards"] == ["4.NF.B.3"] and profile["events"] == 0
+
+
+def test_healthz_answers_while_every_request_thread_is_busy(api, monkeypatch) -> None:
+    """Liveness is answered on the event loop: requests holding all ``request_threads`` (here
+    blocked on purpose) do not hold it up, so a busy worker is not taken for a dead one."""
+    import threading
+
+    threads = api.client.app.state.config.serving.request_threads
+    entered, release = threading.Semaphore(0), threading.Event()
+    service = api.client.app.state.service
+    graph = service.graph
+
+    def held(tenant: str):
+        entered.release()
+        release.wait(60)
+        return graph(tenant)
+
+    monkeypatch.setattr(service, "graph", held)
+    h = api.h()
+    answers: list[int] = []
+    busy = [
+        threading.Thread(target=lambda: answers.append(api.client.get("/v1/standards/4.NF.B.3", headers=h).status_code))
+        for _ in range(threads)
+    ]
+    for t in busy:
+        t.start()
+    try:
+        for _ in range(threads):  # every request thread is taken
+            assert entered.acquire(timeout=60)
+        assert api.client.get("/healthz").json() == {"status": "ok"}
+        assert answers == []  # answered while they all still wait
+    finally:
+        release.set()
+        for t in busy:
+            t.join(60)
+    assert answers == [200] * threads
