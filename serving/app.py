@@ -313,6 +313,8 @@ def create_app(
     async def lifespan(app: FastAPI):
         _single_threaded_math()
         anyio.to_thread.current_default_thread_limiter().total_tokens = config.serving.request_threads
+        # the probes' own threads (readiness, metrics): never queued behind the requests' threads
+        app.state.probe_threads = anyio.CapacityLimiter(2)
         own_store = store is None
         app.state.config = config
         app.state.store = store or open_store(config.store.url)

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio.to_thread
 from fastapi import APIRouter, Request
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from serving.metrics import CONTENT_TYPE
 from serving.responses import ReadyOut
@@ -26,19 +27,22 @@ async def healthz() -> dict[str, str]:
     response_model=ReadyOut,
     responses={503: {"model": ReadyOut, "description": "the store does not answer"}},
 )
-def readyz(request: Request) -> Any:
-    from fastapi.responses import JSONResponse
-
+async def readyz(request: Request) -> Any:
+    """The store is asked in a thread of the probes' own (``app.state.probe_threads``): a worker
+    whose request threads are all taken is busy, not unready."""
     service = request.app.state.service
+    store = service.store.url.split(":", 1)[0]
     try:
-        service.store.ping()
+        await anyio.to_thread.run_sync(service.store.ping, limiter=request.app.state.probe_threads)
     except StoreUnavailable:
-        return JSONResponse({"status": "unavailable", "store": service.store.url.split(":", 1)[0]}, status_code=503)
+        return JSONResponse({"status": "unavailable", "store": store}, status_code=503)
     model = service.engine.models.current
-    return {"status": "ready", "store": service.store.url.split(":", 1)[0], "model_version": model.version}
+    return {"status": "ready", "store": store, "model_version": model.version}
 
 
 @router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
-def metrics(request: Request) -> Response:
-    """The Prometheus text exposition (summed over the server's workers)."""
-    return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE)
+async def metrics(request: Request) -> Response:
+    """The Prometheus text exposition (summed over the server's workers), read in a thread of the
+    probes' own: a scrape is not queued behind the requests' threads."""
+    text = await anyio.to_thread.run_sync(request.app.state.metrics.render, limiter=request.app.state.probe_threads)
+    return Response(text, media_type=CONTENT_TYPE)

@@ -1008,9 +1008,10 @@ def test_one_goal_for_many_learners_is_one_write_and_a_second_time_none(api) -> 
     assert profile["goal"]["standards"] == ["4.NF.B.3"] and profile["events"] == 0
 
 
-def test_healthz_answers_while_every_request_thread_is_busy(api, monkeypatch) -> None:
-    """Liveness is answered on the event loop: requests holding all ``request_threads`` (here
-    blocked on purpose) do not hold it up, so a busy worker is not taken for a dead one."""
+def test_probes_answer_while_every_request_thread_is_busy(api, monkeypatch) -> None:
+    """Liveness is answered on the event loop, readiness and metrics in threads of their own:
+    requests holding all ``request_threads`` (here blocked on purpose) do not hold them up, so a
+    busy worker is not taken for a dead or unready one, and a scrape does not time out."""
     import threading
 
     threads = api.client.app.state.config.serving.request_threads
@@ -1036,6 +1037,8 @@ def test_healthz_answers_while_every_request_thread_is_busy(api, monkeypatch) ->
         for _ in range(threads):  # every request thread is taken
             assert entered.acquire(timeout=60)
         assert api.client.get("/healthz").json() == {"status": "ok"}
+        assert api.client.get("/readyz").json()["status"] == "ready"
+        assert "zpd_requests_total" in api.client.get("/metrics").text
         assert answers == []  # answered while they all still wait
     finally:
         release.set()
