@@ -111,7 +111,7 @@ def _pick(
             continue
         if cand.kind in CHECK_KINDS and not checks_left:
             continue
-        score = cand.score - (REPEAT_MODALITY_PENALTY if cand.item.modality.value == previous else 0.0)
+        score = cand.score - (REPEAT_MODALITY_PENALTY if cand.item.modality == previous else 0.0)
         if cand.kind == "pinned":
             score += 1e6  # overrides always win
         if score > best_score:
@@ -143,7 +143,8 @@ def plan_playlist(
     standard, reasons and alternatives for each activity)."""
     if session_minutes <= 0:
         raise ValueError(f"session_minutes must be > 0, got {session_minutes}")
-    candidates, flags, route = ranked if ranked is not None else rank_candidates(ctx)
+    ranking, flags, route = ranked if ranked is not None else rank_candidates(ctx)
+    candidates = ranking.all()  # every pick reads them all: built at once, then read as a list
     activities: list[Activity] = []
     used: set[str] = set()
     per_standard: dict[str, int] = {}
@@ -185,7 +186,7 @@ def plan_playlist(
         session_minutes - t,
         flags,
         route,
-        _why_empty(activities, candidates, session_minutes),
+        _why_empty(activities, ranking, session_minutes),
     )
 
 
@@ -305,14 +306,17 @@ def plan_rotation(
     n_blocks = int(session_minutes // block_minutes)
     caps = {"tutoring": 1, **(capacities or {})}
     ranked = {lid: rank_candidates(ctx) for lid, ctx in contexts.items()}
+    # each learner's candidates, all of them built once and then read as a list: every pick of
+    # every block reads them all
+    lists = {lid: cands.all() for lid, (cands, _, _) in ranked.items()}
 
     # -- small groups ------------------------------------------------------------------------
     group_items: dict[str, Item] = {}
-    for cands, _, _ in ranked.values():
+    for cands in lists.values():
         for cand in cands:
             if cand.item.modality is Modality.SMALL_GROUP and cand.item.duration_minutes <= block_minutes:
                 group_items.setdefault(cand.standard, cand.item)
-    needs = {lid: _needs(cands, flags, group_items) for lid, (cands, flags, _) in ranked.items()}
+    needs = {lid: _needs(lists[lid], flags, group_items) for lid, (_, flags, _) in ranked.items()}
     groups = _form_groups(needs, group_items, n_blocks, teachers, block_minutes, group_capacity)
     in_group = {lid: group for group in groups for lid in group.learners}
 
@@ -332,7 +336,7 @@ def plan_rotation(
         for lid in order:
             joined = in_group.get(lid)
             if joined is not None and joined.block == block:
-                found = next((c for c in ranked[lid][0] if c.item.id == joined.item.id), None)
+                found = next((c for c in lists[lid] if c.item.id == joined.item.id), None)
                 plans[lid].append(
                     Activity(
                         start,
@@ -351,7 +355,7 @@ def plan_rotation(
                 continue
             _fill_block(
                 lid,
-                ranked[lid][0],
+                lists[lid],
                 contexts[lid],
                 start,
                 block_minutes,
@@ -395,8 +399,8 @@ def _fill_block(
     the minutes left (or the whole block, when no station has a seat) are independent practice."""
 
     def seat_free(cand: Candidate) -> bool:
-        modality = cand.item.modality.value
-        if modality == Modality.SMALL_GROUP.value:
+        modality = cand.item.modality  # a StrEnum: it is its value as a key
+        if modality is Modality.SMALL_GROUP:
             return False  # the teacher's table is for groups
         return modality not in caps or load.get(modality, 0) < caps[modality]
 
@@ -420,7 +424,7 @@ def _fill_block(
         while cand is not None:
             window = start + block_minutes - t
             alts = _alternatives(
-                [c for c in ranked if c.item.modality.value == station], cand, window, used | {cand.item.id}, k
+                [c for c in ranked if c.item.modality == station], cand, window, used | {cand.item.id}, k
             )
             plan.append(
                 Activity(
@@ -446,7 +450,7 @@ def _fill_block(
                 per_standard,
                 ctx.config.max_per_standard,
                 None,
-                lambda c, station=station: c.item.modality.value == station,
+                lambda c, station=station: c.item.modality == station,
                 checks_left(plan, share),
             )
     left = start + block_minutes - t

@@ -72,7 +72,9 @@ class Candidate:
 
 class Ranked(Sequence[Candidate]):
     """Candidates best first, each built when first looked at: a request looks at a handful of
-    the hundred or so it ranks."""
+    the hundred or so it ranks. A playlist or a rotation reads them all: :meth:`all` builds the
+    rest at once (``make_many``: the same candidates, with the per-candidate NumPy reads done
+    as one conversion)."""
 
     def __init__(
         self,
@@ -80,8 +82,9 @@ class Ranked(Sequence[Candidate]):
         make: Callable[[int], Candidate],
         label: Callable[[int], tuple[str, str, str]],
         why_empty: tuple[str, str] | None = None,
+        make_many: Callable[[Sequence[int]], list[Candidate]] | None = None,
     ):
-        self._ranking, self._make, self._label = ranking, make, label
+        self._ranking, self._make, self._label, self._make_many = ranking, make, label, make_many
         self._built: dict[int, Candidate] = {}
         self.why_empty = why_empty  # for an empty ranking: why there is nothing to offer (code, text)
 
@@ -117,6 +120,14 @@ class Ranked(Sequence[Candidate]):
     def __iter__(self) -> Iterator[Candidate]:
         for i in range(len(self._ranking)):
             yield self[i]
+
+    def all(self) -> list[Candidate]:
+        """Every candidate, best first, as a list (``list(self)``, built in one go)."""
+        built = self._built
+        if self._make_many is not None and len(built) < len(self._ranking):
+            missing = [k for k in self._ranking if k not in built]
+            built.update(zip(missing, self._make_many(missing)))
+        return [self[i] for i in range(len(self._ranking))]
 
 
 def _band_fits(p: np.ndarray, band: tuple[float, float]) -> np.ndarray:
@@ -246,11 +257,37 @@ def rank_candidates(ctx: PlanContext) -> tuple[Ranked, list[TeacherFlag], list[s
             frozen_interests,
         )
 
+    def make_many(ks: Sequence[int]) -> list[Candidate]:
+        """``[make(k) for k in ks]``: the columns converted once, each target's reasons once."""
+        rows = np.column_stack(values).tolist()
+        p, total = probs.tolist(), scores.tolist()
+        why: dict[int, tuple[str, ...]] = {}
+        out = []
+        for k in ks:
+            o = owner[k]
+            target = owned[o]
+            if o not in why:
+                why[o] = tuple(target.reasons)
+            out.append(
+                Candidate(
+                    items[k],
+                    target.unit,
+                    target.kind,
+                    p[k],
+                    tuple(rows[k]),
+                    total[k],
+                    why[o],
+                    cfg.band,
+                    frozen_interests,
+                )
+            )
+        return out
+
     def label(k: int) -> tuple[str, str, str]:
         target = owned[owner[k]]
         return target.unit, items[k].id, target.kind
 
-    return Ranked(ranking, make, label), flags, route
+    return Ranked(ranking, make, label, make_many=make_many), flags, route
 
 
 def _why_nothing(ctx: PlanContext, targets: Sequence[Target]) -> tuple[str, str]:

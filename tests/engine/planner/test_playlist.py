@@ -156,3 +156,25 @@ def test_playlists_keep_checks_within_their_share(learner) -> None:
     strict = replace(learner.ctx(), config=learner.config.model_copy(update={"max_check_share": 0.0}))
     playlist = plan_playlist(strict, 120)
     assert sum(a.kind in CHECK_KINDS for a in playlist.activities) <= 1
+
+
+def test_all_candidates_at_once_are_the_ones_built_one_by_one(learner) -> None:
+    """``Ranked.all`` (what playlists and rotations read) builds the same candidates, reasons
+    included, as reading the ranking one at a time; those already built are kept."""
+    from engine.planner.context import Goal
+    from engine.planner.scoring import rank_candidates
+
+    learner.attempt("A-p1", True)
+    learner.attempt("A-p2", False)
+    goal = Goal(("C", "D"))
+    one_by_one = list(rank_candidates(learner.ctx(goal=goal))[0])
+    ranked = rank_candidates(learner.ctx(goal=goal))[0]
+    first = ranked[0]
+    at_once = ranked.all()
+    assert len(one_by_one) > 3 and at_once[0] is first
+    assert max(len(c.why) for c in at_once) >= 2
+    assert at_once == one_by_one
+    assert [c.reasons for c in at_once] == [c.reasons for c in one_by_one]
+    assert [type(x) for c in at_once for x in (c.p_success, c.score, *c.values)] == [float] * (
+        len(at_once) * (2 + len(at_once[0].values))
+    )
