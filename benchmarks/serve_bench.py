@@ -687,7 +687,8 @@ def bench_store(name: str, store_url: str, workers: int, args, workdir: Path, ro
 def interleaved(store: str, args, workdir: Path, tree: Path) -> dict:
     """The baseline tree and this tree served at once (each its own store of this kind, the same
     learners), then measured in turns: ``args.ab_rounds`` rounds, each a saturated run of the
-    ``/next`` mix and one of ``/healthz`` on each server, the order swapped every round. A host
+    ``/next`` mix, of ``/healthz``, of 60-minute playlists and of 30-learner rotations on each
+    server, the order swapped every round. A host
     that drifts (this one's CPU time per request moved by a quarter within minutes) moves both
     trees alike, where a whole run of one tree after the other compares two different hosts.
     Returns, per tree, each round's throughput and server CPU per request."""
@@ -711,13 +712,33 @@ def interleaved(store: str, args, workdir: Path, tree: Path) -> dict:
         def healthz(i: int) -> dict:
             return {"method": "GET", "path": "/healthz"}
 
+        learners = list(plan["grades"])
+
+        def playlist(i: int) -> dict:
+            lid = learners[i * 7 % len(learners)]
+            return {"method": "POST", "path": f"/v1/learners/{lid}/playlist", "json": {"session_minutes": 60}}
+
+        def rotation(i: int) -> dict:
+            class_ = [learners[(i * 30 + j) % len(learners)] for j in range(30)]
+            return {
+                "method": "POST",
+                "path": "/v1/classes/c1/rotation",
+                "json": {"learners": class_, "session_minutes": 60},
+            }
+
         for proc, base, key in servers.values():  # every worker warm: not measured
             saturate(base, key, next_mix, seconds=args.warmup, repeats=1, server=proc.pid)
-        rounds: dict[str, dict[str, list]] = {label: {"next": [], "healthz": []} for label in servers}
+        kinds = (
+            ("next", next_mix, 4.0),
+            ("healthz", healthz, 3.0),
+            ("playlist", playlist, 3.0),
+            ("rotation", rotation, 4.0),
+        )
+        rounds: dict[str, dict[str, list]] = {label: {name: [] for name, _, _ in kinds} for label in servers}
         for r in range(args.ab_rounds):
             for label in list(servers) if r % 2 == 0 else list(servers)[::-1]:
                 proc, base, key = servers[label]
-                for name, make, seconds in (("next", next_mix, 4.0), ("healthz", healthz, 3.0)):
+                for name, make, seconds in kinds:
                     rounds[label][name].append(saturate(base, key, make, seconds=seconds, repeats=1, server=proc.pid))
     return rounds
 
@@ -729,9 +750,10 @@ def interleaved_lines(ab: dict, ref: str, commit: str) -> list[str]:
         f"## Interleaved with `{ref}` ({commit})",
         "",
         "Both trees served at once, each on its own store of this kind with the same learners, measured "
-        "in turns: each round a saturated run (16 in flight) of the `/next` mix (4 s) and of `/healthz` "
-        "(3 s) on each server, the order swapped every round. The numbers to read for what a change "
-        "costs: the host's drift moves both trees alike.",
+        "in turns: each round a saturated run (16 in flight) of the `/next` mix (4 s), of `/healthz` "
+        "(3 s), of 60-minute playlists (3 s) and of 30-learner rotations (4 s) on each server, the order "
+        "swapped every round. The numbers to read for what a change costs: the host's drift moves both "
+        "trees alike.",
         "",
     ]
     for store, rounds in ab.items():
@@ -748,7 +770,13 @@ def interleaved_lines(ab: dict, ref: str, commit: str) -> list[str]:
             ("/next server CPU ms per request", "next", "server_cpu_ms"),
             ("/healthz saturated, req/s", "healthz", "rps"),
             ("/healthz server CPU ms per request", "healthz", "server_cpu_ms"),
+            ("playlist saturated, req/s", "playlist", "rps"),
+            ("playlist server CPU ms per request", "playlist", "server_cpu_ms"),
+            ("30-learner rotation saturated, req/s", "rotation", "rps"),
+            ("30-learner rotation server CPU ms per request", "rotation", "server_cpu_ms"),
         ):
+            if name not in base:  # rounds of an older run of this script
+                continue
             old = [run[key] for run in base[name]]
             new = [run[key] for run in this[name]]
             ratios = [b / a for a, b in zip(old, new) if a]
