@@ -309,6 +309,7 @@ def plan_rotation(
     # each learner's candidates, all of them built once and then read as a list: every pick of
     # every block reads them all
     lists = {lid: cands.all() for lid, (cands, _, _) in ranked.items()}
+    solo = {lid: _SoloPractice(lists[lid], contexts[lid], ranked[lid][2]) for lid in contexts}
 
     # -- small groups ------------------------------------------------------------------------
     group_items: dict[str, Item] = {}
@@ -365,7 +366,7 @@ def plan_rotation(
                 used[lid],
                 per_standard[lid],
                 k_alternatives,
-                ranked[lid][2],
+                solo[lid],
             )
     playlists = {}
     for lid in contexts:
@@ -393,7 +394,7 @@ def _fill_block(
     used: set[str],
     per_standard: dict[str, int],
     k: int,
-    route: Sequence[str] = (),
+    solo: _SoloPractice,
 ) -> None:
     """Seat the learner at the best station with a free seat and fill the block with its items;
     the minutes left (or the whole block, when no station has a seat) are independent practice."""
@@ -456,7 +457,7 @@ def _fill_block(
     left = start + block_minutes - t
     if left <= 0:
         return
-    practice = _independent_practice(ranked, used, ctx, route)
+    practice = solo.pick(used)
     if practice is None:
         return  # nothing at all to practise
     item, standard, p_success = practice
@@ -480,35 +481,64 @@ def _fill_block(
     )
 
 
-def _independent_practice(
-    ranked: Sequence[Candidate], used: set[str], ctx: PlanContext, route: Sequence[str]
-) -> tuple[Item, str, float | None] | None:
-    """What a learner practises alone: their best teaching candidate that is practice or reading
-    (not a check, not the teacher's table), an unused one first; when every candidate is a check,
-    a practice item on the standard checked, or on a standard of the route whose prerequisites are
-    known. (item, standard, P)."""
-    solo = (Modality.SMALL_GROUP, Modality.TUTORING, Modality.ASSESSMENT)
-    practice = [c for c in ranked if c.kind not in CHECK_KINDS and c.item.modality not in solo]
-    if practice:
-        best = max(
-            practice, key=lambda c: (c.item.id not in used, c.item.modality is Modality.ONLINE_PRACTICE, c.score)
-        )
-        return best.item, best.standard, best.p_success
-    known = ctx.progress.mastered
-    ready = [
-        u
-        for u in route
-        if all(p in known or ctx.mastery.get(p, 0.0) >= ctx.config.likely_known for p in ctx.index.prereqs.get(u, ()))
-    ]
-    for standard in dict.fromkeys([*(c.standard for c in ranked), *ready]):
-        items = [
-            i
-            for i in ctx.index.items_for.get(standard, ())
-            if i.modality not in solo
-            and (ctx.available is None or i.id in ctx.available)
-            and (ctx.modalities is None or i.modality in ctx.modalities)
+class _SoloPractice:
+    """What one learner practises alone in the gaps of a plan (:meth:`pick`). Everything but the
+    items already used is fixed over the plan, so it is worked out at the first gap, not at
+    each: the practice candidates, the standard to fall back on, and each item's P(success)."""
+
+    SOLO = (Modality.SMALL_GROUP, Modality.TUTORING, Modality.ASSESSMENT)
+
+    def __init__(self, ranked: Sequence[Candidate], ctx: PlanContext, route: Sequence[str]):
+        self.ranked, self.ctx, self.route = ranked, ctx, route
+        self._practice: list[Candidate] | None = None
+        self._fallback: tuple[str, list[Item]] | None = None
+        self._looked = False  # for the fallback
+        self._p: dict[str, float] = {}
+
+    def pick(self, used: set[str]) -> tuple[Item, str, float | None] | None:
+        """Their best teaching candidate that is practice or reading (not a check, not the
+        teacher's table), an unused one first; when every candidate is a check, a practice item
+        on the standard checked, or on a standard of the route whose prerequisites are known.
+        (item, standard, P)."""
+        if self._practice is None:
+            self._practice = [c for c in self.ranked if c.kind not in CHECK_KINDS and c.item.modality not in self.SOLO]
+        if self._practice:
+            best = max(
+                self._practice,
+                key=lambda c: (c.item.id not in used, c.item.modality is Modality.ONLINE_PRACTICE, c.score),
+            )
+            return best.item, best.standard, best.p_success
+        if not self._looked:
+            self._fallback, self._looked = self._standard_to_practise(), True
+        if self._fallback is None:
+            return None
+        standard, items = self._fallback
+        item = max(items, key=lambda i: (i.id not in used, i.modality is Modality.ONLINE_PRACTICE, i.id))
+        p = self._p.get(item.id)
+        if p is None:
+            p = self._p[item.id] = float(self.ctx.predict([item])[0])
+        return item, standard, p
+
+    def _standard_to_practise(self) -> tuple[str, list[Item]] | None:
+        """The first standard checked, or of the route with its prerequisites known, that has
+        items to practise alone, with those items."""
+        ctx = self.ctx
+        known = ctx.progress.mastered
+        ready = [
+            u
+            for u in self.route
+            if all(
+                p in known or ctx.mastery.get(p, 0.0) >= ctx.config.likely_known for p in ctx.index.prereqs.get(u, ())
+            )
         ]
-        if items:
-            item = max(items, key=lambda i: (i.id not in used, i.modality is Modality.ONLINE_PRACTICE, i.id))
-            return item, standard, float(ctx.predict([item])[0])
-    return None
+        for standard in dict.fromkeys([*(c.standard for c in self.ranked), *ready]):
+            items = [
+                i
+                for i in ctx.index.items_for.get(standard, ())
+                if i.modality not in self.SOLO
+                and (ctx.available is None or i.id in ctx.available)
+                and (ctx.modalities is None or i.modality in ctx.modalities)
+            ]
+            if items:
+                return standard, items
+        return None
