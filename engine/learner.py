@@ -873,11 +873,18 @@ class LearnerCore:
         ctx = self.context(learner, now)
         graph, progress = self.index.graph, learner.progress
         mastery: dict[str, StandardMastery] = {}
+        # an external standard is not learned from this framework
+        units_of = {
+            code: graph.leaves(code)
+            for code in ctx.mastery
+            if code in graph.standards and not graph.standards[code].external
+        }
+        answers = progress.answers_on_each(units_of)  # answers, each once (an item on several parts)
         for code, p in ctx.mastery.items():
-            if code not in graph.standards or graph.standards[code].external:
-                continue  # an external standard is not learned from this framework
-            units = graph.leaves(code)
-            evidence = progress.answers_on(units)  # answers, each once (an item on several parts)
+            units = units_of.get(code)
+            if units is None:
+                continue
+            evidence = answers[code]
             if all(progress.get(u).mastered for u in units):
                 status = "mastered"
             elif evidence:

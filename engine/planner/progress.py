@@ -18,8 +18,11 @@ import math
 from collections.abc import Collection, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from operator import attrgetter
+from typing import TypeVar
 
 from configs import PlannerConfig
+
+K = TypeVar("K")
 
 __all__ = ["Attempt", "Progress", "StandardProgress", "mark_mastered", "record_attempt"]
 
@@ -121,12 +124,29 @@ class Progress:
     def answers_on(self, units: Collection[str]) -> int:
         """The answers that practised any of ``units`` (a standard's learnable parts), each once:
         the units' attempts, less the repeats of answers that practised several of them."""
-        total = sum(self.get(u).attempts for u in units)
+        return self.answers_on_each({None: units})[None]
+
+    def answers_on_each(self, unit_sets: Mapping[K, Collection[str]]) -> dict[K, int]:
+        """:meth:`answers_on` of each of ``unit_sets`` (a profile asks it of every standard): the
+        answers that practised several units are indexed by unit once, and each set reads only
+        those that touch it."""
+        touching: dict[str, list[tuple[tuple[str, ...], int]]] = {}
         for group, answers in self.shared.items():
-            inside = sum(1 for u in group if u in units)
-            if inside > 1:
-                total -= answers * (inside - 1)
-        return total
+            for unit in group:
+                touching.setdefault(unit, []).append((group, answers))
+        out: dict[K, int] = {}
+        for key, units in unit_sets.items():
+            total = sum(self.get(u).attempts for u in units)
+            seen: set[tuple[str, ...]] = set()
+            for unit in units:
+                for group, answers in touching.get(unit, ()):
+                    if group not in seen:
+                        seen.add(group)
+                        inside = sum(1 for u in group if u in units)
+                        if inside > 1:
+                            total -= answers * (inside - 1)
+            out[key] = total
+        return out
 
     def stalled(self, window: int, failure_share: float = 0.7, *, pace: bool = True) -> bool:
         """Learning has stalled: nothing mastered for ``window`` activities (or, with ``pace``, for

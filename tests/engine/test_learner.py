@@ -88,6 +88,9 @@ def test_a_standard_counts_each_answer_on_it_once() -> None:
     stored = json.loads(json.dumps(learner.meta.to_json()))  # kept with the record
     assert LearnerMeta.from_json(stored).progress.shared == {("P.a", "P.b", "P.c", "P.d"): 3, ("P.a", "Q"): 1}
     assert c.rebuild(LearnerMeta.from_json(stored), []).progress.shared == {}  # derived: a rebuild counts again
+    # any set of units: each answer once (P.a and Q share one answer, P.b and Q none)
+    sets = {"parts": ("P.a", "P.b", "P.c", "P.d"), "aQ": ("P.a", "Q"), "bQ": ("P.b", "Q"), "none": ()}
+    assert learner.progress.answers_on_each(sets) == {"parts": 6, "aQ": 6, "bQ": 4, "none": 0}
 
 
 def test_version_1_meta_is_read() -> None:
