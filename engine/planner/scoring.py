@@ -73,24 +73,22 @@ class Candidate:
 class Ranked(Sequence[Candidate]):
     """Candidates best first, each built when first looked at: a request looks at a handful of
     the hundred or so it ranks. A playlist or a rotation reads them all: :meth:`all` builds the
-    rest at once (``make_many``: the same candidates, with the per-candidate NumPy reads done
-    as one conversion)."""
+    rest in one call of ``make``."""
 
     def __init__(
         self,
         ranking: Sequence[int],
-        make: Callable[[int], Candidate],
+        make: Callable[[Sequence[int]], list[Candidate]],
         label: Callable[[int], tuple[str, str, str]],
         why_empty: tuple[str, str] | None = None,
-        make_many: Callable[[Sequence[int]], list[Candidate]] | None = None,
     ):
-        self._ranking, self._make, self._label, self._make_many = ranking, make, label, make_many
+        self._ranking, self._make, self._label = ranking, make, label
         self._built: dict[int, Candidate] = {}
         self.why_empty = why_empty  # for an empty ranking: why there is nothing to offer (code, text)
 
     @classmethod
     def empty(cls, why: tuple[str, str] | None = None) -> Ranked:
-        def none(k: int) -> Any:
+        def none(k: Any) -> Any:
             raise IndexError(k)
 
         return cls([], none, none, why)
@@ -114,7 +112,7 @@ class Ranked(Sequence[Candidate]):
         k = self._ranking[i]
         cand = self._built.get(k)
         if cand is None:
-            cand = self._built[k] = self._make(k)
+            cand = self._built[k] = self._make([k])[0]
         return cand
 
     def __iter__(self) -> Iterator[Candidate]:
@@ -124,9 +122,9 @@ class Ranked(Sequence[Candidate]):
     def all(self) -> list[Candidate]:
         """Every candidate, best first, as a list (``list(self)``, built in one go)."""
         built = self._built
-        if self._make_many is not None and len(built) < len(self._ranking):
+        if len(built) < len(self._ranking):
             missing = [k for k in self._ranking if k not in built]
-            built.update(zip(missing, self._make_many(missing)))
+            built.update(zip(missing, self._make(missing)))
         return [self[i] for i in range(len(self._ranking))]
 
 
@@ -243,42 +241,26 @@ def rank_candidates(ctx: PlanContext) -> tuple[Ranked, list[TeacherFlag], list[s
     unit_order = np.array([order.get(t.unit, 0) for t in owned], dtype=np.intp)[rows_of]
     ranking = np.lexsort((table.id_rank[rows], unit_order, -scores, ~pinned)).tolist()
 
-    def make(k: int) -> Candidate:
-        target = owned[owner[k]]
-        return Candidate(
-            items[k],
-            target.unit,
-            target.kind,
-            float(probs[k]),
-            tuple(float(column[k]) for column in values),
-            float(scores[k]),
-            tuple(target.reasons),
-            cfg.band,
-            frozen_interests,
-        )
+    why: dict[int, tuple[str, ...]] = {}  # each target's reasons, written once
 
-    def make_many(ks: Sequence[int]) -> list[Candidate]:
-        """``[make(k) for k in ks]``: the columns converted once, each target's reasons once."""
-        rows = np.column_stack(values).tolist()
-        p, total = probs.tolist(), scores.tolist()
-        why: dict[int, tuple[str, ...]] = {}
+    def make(ks: Sequence[int]) -> list[Candidate]:
+        """The candidates ``ks``: one read from the columns at a time for a few (what ``/next``
+        looks at), every column converted in one go for many (a playlist or a rotation)."""
+        if len(ks) > 1:
+            rows = np.column_stack(values)[ks].tolist()
+            p, total = probs[ks].tolist(), scores[ks].tolist()
+        else:
+            rows = [[float(column[k]) for column in values] for k in ks]
+            p, total = [float(probs[k]) for k in ks], [float(scores[k]) for k in ks]
         out = []
-        for k in ks:
-            o = owner[k]
-            target = owned[o]
-            if o not in why:
-                why[o] = tuple(target.reasons)
+        for k, row, p_k, score in zip(ks, rows, p, total):
+            target = owned[owner[k]]
+            reasons = why.get(owner[k])
+            if reasons is None:
+                reasons = why[owner[k]] = tuple(target.reasons)
             out.append(
                 Candidate(
-                    items[k],
-                    target.unit,
-                    target.kind,
-                    p[k],
-                    tuple(rows[k]),
-                    total[k],
-                    why[o],
-                    cfg.band,
-                    frozen_interests,
+                    items[k], target.unit, target.kind, p_k, tuple(row), score, reasons, cfg.band, frozen_interests
                 )
             )
         return out
@@ -287,7 +269,7 @@ def rank_candidates(ctx: PlanContext) -> tuple[Ranked, list[TeacherFlag], list[s
         target = owned[owner[k]]
         return target.unit, items[k].id, target.kind
 
-    return Ranked(ranking, make, label, make_many=make_many), flags, route
+    return Ranked(ranking, make, label), flags, route
 
 
 def _why_nothing(ctx: PlanContext, targets: Sequence[Target]) -> tuple[str, str]:
