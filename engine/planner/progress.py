@@ -121,15 +121,11 @@ class Progress:
             return None
         return sum(n for day, n in self.days.items() if today - span < day <= today) / span, span
 
-    def answers_on(self, units: Collection[str]) -> int:
-        """The answers that practised any of ``units`` (a standard's learnable parts), each once:
-        the units' attempts, less the repeats of answers that practised several of them."""
-        return self.answers_on_each({None: units})[None]
-
     def answers_on_each(self, unit_sets: Mapping[K, Collection[str]]) -> dict[K, int]:
-        """:meth:`answers_on` of each of ``unit_sets`` (a profile asks it of every standard): the
-        answers that practised several units are indexed by unit once, and each set reads only
-        those that touch it."""
+        """For each of ``unit_sets`` (a standard's learnable parts), the answers that practised
+        any of its units, each once: the units' attempts, less the repeats of answers that
+        practised several of them. A profile asks it of every standard: the answers that practised
+        several units are indexed by unit once, and each set reads only those that touch it."""
         touching: dict[str, list[tuple[tuple[str, ...], int]]] = {}
         for group, answers in self.shared.items():
             for unit in group:
