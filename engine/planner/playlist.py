@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from engine.catalog import Item, Modality
 from engine.planner.context import PlanContext, TeacherFlag
@@ -490,9 +491,7 @@ class _SoloPractice:
 
     def __init__(self, ranked: Sequence[Candidate], ctx: PlanContext, route: Sequence[str]):
         self.ranked, self.ctx, self.route = ranked, ctx, route
-        self._practice: list[Candidate] | None = None
-        self._fallback: tuple[str, list[Item]] | None = None
-        self._looked = False  # for the fallback
+        self.practice = [c for c in ranked if c.kind not in CHECK_KINDS and c.item.modality not in self.SOLO]
         self._p: dict[str, float] = {}
 
     def pick(self, used: set[str]) -> tuple[Item, str, float | None] | None:
@@ -500,28 +499,25 @@ class _SoloPractice:
         teacher's table), an unused one first; when every candidate is a check, a practice item
         on the standard checked, or on a standard of the route whose prerequisites are known.
         (item, standard, P)."""
-        if self._practice is None:
-            self._practice = [c for c in self.ranked if c.kind not in CHECK_KINDS and c.item.modality not in self.SOLO]
-        if self._practice:
+        if self.practice:
             best = max(
-                self._practice,
+                self.practice,
                 key=lambda c: (c.item.id not in used, c.item.modality is Modality.ONLINE_PRACTICE, c.score),
             )
             return best.item, best.standard, best.p_success
-        if not self._looked:
-            self._fallback, self._looked = self._standard_to_practise(), True
-        if self._fallback is None:
+        if self.fallback is None:
             return None
-        standard, items = self._fallback
+        standard, items = self.fallback
         item = max(items, key=lambda i: (i.id not in used, i.modality is Modality.ONLINE_PRACTICE, i.id))
         p = self._p.get(item.id)
         if p is None:
             p = self._p[item.id] = float(self.ctx.predict([item])[0])
         return item, standard, p
 
-    def _standard_to_practise(self) -> tuple[str, list[Item]] | None:
+    @cached_property
+    def fallback(self) -> tuple[str, list[Item]] | None:
         """The first standard checked, or of the route with its prerequisites known, that has
-        items to practise alone, with those items."""
+        items to practise alone, with those items (read only when every candidate is a check)."""
         ctx = self.ctx
         known = ctx.progress.mastered
         ready = [
