@@ -24,6 +24,7 @@ import copy
 import enum
 import io
 import json
+import time
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
@@ -269,6 +270,12 @@ def give_tenant_a_data(w: Api) -> None:
 
     measured = {"route_overhead": 2.2, "quartiles": [1.7, 3.1], "samples": 31, "needed": 20}
     w.store.put_setting(tenant_setting(A), json.dumps({**measured, "measured_at": "2026-12-03T22:00:00+00:00"}))
+    # written by another process, so the worker takes it in within ``[serving] sync_s``: wait for
+    # that, or what A reads would change during the sweep for a reason of its own
+    deadline = time.monotonic() + 30
+    while c.get("/v1/gps", headers=h).json()["route_overhead"] != measured["route_overhead"]:
+        assert time.monotonic() < deadline, "the worker never took in A's GPS measure"
+        time.sleep(0.1)
     question = c.post(f"/v1/learners/{A_LEARNER2}/placement", headers=h).json()["question"]
     r = c.post(
         f"/v1/learners/{A_LEARNER2}/placement/answers",
