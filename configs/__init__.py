@@ -245,6 +245,9 @@ class ServingConfig(_Section):
     # threads per worker running request handlers (CPU-bound under the GIL: more threads than
     # this only add switching; a worker waits on the store in at most this many at once)
     request_threads: int = Field(4, ge=1, le=256)
+    # threads per worker storing event batches and xAPI statements, apart from the request
+    # threads: a burst of large batches waits for these, never holding up the other routes
+    ingest_threads: int = Field(2, ge=1, le=256)
     # where the default SQLite store, MLflow's database and the demo key live; a relative folder is
     # taken relative to the config file that names it (the project's own for the default)
     data_dir: str = "var"

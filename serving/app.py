@@ -315,6 +315,8 @@ def create_app(
         anyio.to_thread.current_default_thread_limiter().total_tokens = config.serving.request_threads
         # the probes' own threads (readiness, metrics): never queued behind the requests' threads
         app.state.probe_threads = anyio.CapacityLimiter(2)
+        # event batches' own threads: a burst of them never takes the other routes' threads
+        app.state.ingest_threads = anyio.CapacityLimiter(config.serving.ingest_threads)
         own_store = store is None
         app.state.config = config
         app.state.store = store or open_store(config.store.url)

@@ -7,8 +7,9 @@ import binascii
 import functools
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
+import anyio.to_thread
 from fastapi import Depends, Request, Security
 from fastapi.dependencies.utils import request_params_to_args
 from fastapi.exceptions import RequestValidationError
@@ -222,3 +223,15 @@ class LeanRoute(Route):
         if match is not Match.NONE:
             child["route"] = self.original  # what the metrics label a request with, as for the FastAPI route
         return match, child
+
+
+T = TypeVar("T")
+
+
+async def ingesting(request: Request, work: Callable[[], T]) -> T:
+    """``work()`` (storing event batches) in one of the worker's ingestion threads (``[serving]
+    ingest_threads``), not in a request thread: a 1,000-event batch takes a thread for about a
+    second, and a burst of them (an LMS syncing a backlog) would otherwise take every request
+    thread, so a teacher's page or a playlist waited for the whole burst. Batches beyond these
+    threads wait their turn here, the other routes do not wait for them."""
+    return await anyio.to_thread.run_sync(work, limiter=request.app.state.ingest_threads)

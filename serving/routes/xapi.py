@@ -22,7 +22,7 @@ from fastapi import APIRouter, Body, Header, Query, Request, Response
 
 from serving.bodies import STATEMENT as STATEMENT_BODY
 from serving.bodies import STATEMENTS, documented
-from serving.deps import ERRORS, IngestDep, ServiceDep
+from serving.deps import ERRORS, IngestDep, ServiceDep, ingesting
 from serving.service import ApiError
 
 router = APIRouter(prefix="/xapi", tags=["xapi"], responses=ERRORS)
@@ -54,7 +54,7 @@ def _check_version(version: str) -> None:
 def _ingest(request: Request, service: Any, principal: Any, statements: list[Any]) -> None:
     """Store a batch of any length within the body limit: xAPI sets no batch size, and an LRS
     forwards what a platform posted in one request (a backfill of thousands) and drops it when it
-    is refused. It is stored ``[serving] max_batch_events`` statements at a time, each part
+    is refused. It runs in an ingestion thread (:func:`serving.deps.ingesting`). It is stored ``[serving] max_batch_events`` statements at a time, each part
     durable before the next; a part refused (its index in the fields) leaves the parts before it
     stored, so a corrected batch sent again makes them duplicates."""
     if not statements:
@@ -97,7 +97,7 @@ def _shift(text: str, start: int) -> str:
     response_model=list[str],
     openapi_extra=documented(STATEMENTS, "one statement or a list of them"),
 )
-def post_statements(
+async def post_statements(
     request: Request,
     response: Response,
     principal: IngestDep,
@@ -109,7 +109,7 @@ def post_statements(
     other statements are kept."""
     _check_version(version)
     statements = body if isinstance(body, list) else [body]
-    _ingest(request, service, principal, statements)
+    await ingesting(request, lambda: _ingest(request, service, principal, statements))
     response.headers["X-Experience-API-Version"] = VERSIONS[0]
     return [str(st.get("id")) if isinstance(st, dict) else "" for st in statements]
 
@@ -120,7 +120,7 @@ def post_statements(
     status_code=204,
     openapi_extra=documented(STATEMENT_BODY, "one statement (its id, when given, is statementId)"),
 )
-def put_statement(
+async def put_statement(
     request: Request,
     principal: IngestDep,
     service: ServiceDep,
@@ -135,7 +135,7 @@ def put_statement(
         raise ApiError(
             409, "conflicting_event", f"the statement's id {body['id']!r} is not statementId {statement_id!r}", "id"
         )
-    _ingest(request, service, principal, [{**body, "id": statement_id}])
+    await ingesting(request, lambda: _ingest(request, service, principal, [{**body, "id": statement_id}]))
     return Response(status_code=204, headers={"X-Experience-API-Version": VERSIONS[0]})
 
 

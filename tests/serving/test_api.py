@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
+from typing import Any
 
 import pytest
 
@@ -1008,40 +1011,88 @@ def test_one_goal_for_many_learners_is_one_write_and_a_second_time_none(api) -> 
     assert profile["goal"]["standards"] == ["4.NF.B.3"] and profile["events"] == 0
 
 
+@contextmanager
+def blocked_in(
+    monkeypatch, target: object, method: str, sends: list[Callable[[], int]]
+) -> Iterator[tuple[Any, list[int]]]:
+    """Each of ``sends`` (a request, returning its status) made from a thread of its own, held
+    once it calls ``target.method`` until the block ends: yields a semaphore released by each
+    request reaching the method, and the statuses answered so far."""
+    import threading
+
+    entered, release = threading.Semaphore(0), threading.Event()
+    original = getattr(target, method)
+
+    def held(*args, **kwargs):
+        entered.release()
+        release.wait(60)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(target, method, held)
+    answers: list[int] = []
+    threads = [threading.Thread(target=lambda send=send: answers.append(send())) for send in sends]
+    for t in threads:
+        t.start()
+    try:
+        yield entered, answers
+    finally:
+        release.set()
+        for t in threads:
+            t.join(60)
+
+
 def test_probes_answer_while_every_request_thread_is_busy(api, monkeypatch) -> None:
     """Liveness is answered on the event loop, readiness and metrics in threads of their own:
     requests holding all ``request_threads`` (here blocked on purpose) do not hold them up, so a
     busy worker is not taken for a dead or unready one, and a scrape does not time out."""
-    import threading
-
     threads = api.client.app.state.config.serving.request_threads
-    entered, release = threading.Semaphore(0), threading.Event()
-    service = api.client.app.state.service
-    graph = service.graph
-
-    def held(tenant: str):
-        entered.release()
-        release.wait(60)
-        return graph(tenant)
-
-    monkeypatch.setattr(service, "graph", held)
     h = api.h()
-    answers: list[int] = []
-    busy = [
-        threading.Thread(target=lambda: answers.append(api.client.get("/v1/standards/4.NF.B.3", headers=h).status_code))
-        for _ in range(threads)
-    ]
-    for t in busy:
-        t.start()
-    try:
+    sends = [lambda: api.client.get("/v1/standards/4.NF.B.3", headers=h).status_code] * threads
+    with blocked_in(monkeypatch, api.client.app.state.service, "graph", sends) as (entered, answers):
         for _ in range(threads):  # every request thread is taken
             assert entered.acquire(timeout=60)
         assert api.client.get("/healthz").json() == {"status": "ok"}
         assert api.client.get("/readyz").json()["status"] == "ready"
         assert "zpd_requests_total" in api.client.get("/metrics").text
         assert answers == []  # answered while they all still wait
-    finally:
-        release.set()
-        for t in busy:
-            t.join(60)
     assert answers == [200] * threads
+
+
+def test_a_burst_of_event_batches_does_not_hold_up_the_other_routes(api, monkeypatch) -> None:
+    """Event batches and statements are stored in the worker's ingestion threads (``[serving]
+    ingest_threads``), not in its request threads: more batches than there are request threads
+    (here blocked on purpose, as a burst of large batches from an LMS) leave the other routes
+    answering, and wait for their turn, every one of them stored once released."""
+    import time
+
+    serving = api.client.app.state.config.serving
+    h = api.h()
+    burst = serving.request_threads + serving.ingest_threads
+
+    def send(k: int) -> int:
+        if k % 2:  # statements go the same way
+            body = [
+                {
+                    "id": f"00000000-0000-4000-8000-{k:012d}",
+                    "actor": {"objectType": "Agent", "account": {"homePage": "https://lms.example", "name": f"b{k}"}},
+                    "verb": {"id": "http://adlnet.gov/expapi/verbs/answered"},
+                    "object": {"objectType": "Activity", "id": "https://content.example.com/activities/q3"},
+                    "result": {"success": True},
+                }
+            ]
+            return api.client.post("/xapi/statements", json=body, headers=h).status_code
+        body = [{"id": f"burst-{k}", "learner_id": f"b{k}", "item_id": "gen-K.CC.A.1-check", "correct": True}]
+        return api.client.post("/v1/events", json=body, headers=h).status_code
+
+    sends = [lambda k=k: send(k) for k in range(burst)]
+    with blocked_in(monkeypatch, api.client.app.state.service, "ingest", sends) as (entered, answers):
+        for _ in range(serving.ingest_threads):  # every ingestion thread is taken
+            assert entered.acquire(timeout=60)
+        time.sleep(0.2)
+        assert not entered.acquire(blocking=False)  # the others wait for an ingestion thread
+        assert api.client.get("/v1/standards/4.NF.B.3", headers=h).status_code == 200
+        playlist = api.client.post("/v1/learners/b0/playlist", json={"session_minutes": 30}, headers=h)
+        assert playlist.status_code == 200 and playlist.json()["activities"]
+        assert answers == []  # answered while every batch still waits
+    assert answers == [200] * burst
+    assert all(api.store.get("tenant-a", f"b{k}") is not None for k in range(0, burst, 2))
