@@ -451,6 +451,50 @@ def saturate(
     return {"rps": round(float(np.median(rates)), 1), "server_cpu_ms": cpu.per_request_ms(done)}
 
 
+def burst(base: str, key: str, items: list[str], learners: list[str], playlists: list[dict], batches: int) -> dict:
+    """A backlog synced at once (an LMS back from an outage): ``batches`` batches of
+    ``BURST_SIZE`` events sent together, each on a connection of its own, while ``playlists``
+    (a teacher's page) are asked for at ``BURST_PLAYLIST_RATE`` a second: the playlists' latency
+    while the batches are stored (what a teacher waits for during a burst; ``within`` is false
+    when the burst ended before the last of them), and how long the burst took."""
+
+    def post(k: int) -> float:
+        body = [
+            {
+                "id": f"burst-{k}-{j}",
+                "learner_id": learners[(k * BURST_SIZE + j) % len(learners)],
+                "item_id": items[(k * 7 + j) % len(items)],
+                "correct": (k + j) % 3 != 0,
+            }
+            for j in range(BURST_SIZE)
+        ]
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=600) as client:
+            client.post("/v1/events", json=body).raise_for_status()
+        return time.perf_counter()
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(batches) as pool:
+        started = time.perf_counter()
+        done = [pool.submit(post, k) for k in range(batches)]
+        time.sleep(0.3)  # every batch sent
+        out = drive(base, key, playlists, BURST_PLAYLIST_RATE)
+        ended = max(f.result() for f in done)
+    seconds = ended - started
+    out.update(
+        batches=batches,
+        batch_events=BURST_SIZE,
+        burst_s=round(seconds, 2),
+        burst_events_per_s=round(batches * BURST_SIZE / seconds, 1),
+        within=seconds - 0.3 >= len(playlists) / BURST_PLAYLIST_RATE,
+    )
+    return out
+
+
+#: events per batch of a burst, and the rate of the playlists asked for meanwhile
+BURST_SIZE, BURST_PLAYLIST_RATE = 1000, 10.0
+
+
 #: the parts of the /next traffic mix and their shares of requests
 MIX = {"goal": 0.45, "no_goal": 0.45, "new": 0.10}
 
@@ -678,6 +722,9 @@ def bench_store(name: str, store_url: str, workers: int, args, workdir: Path, ro
         hot = saturate(base, key, event_batches(list(plan["grades"]), "hot"), server=pid)
         results["events_hot_saturated_per_s"] = round(hot["rps"] * batch, 1)
         results["events_hot_saturated_cpu_ms"] = hot["server_cpu_ms"]
+        if args.burst > 0:
+            asked = [playlist[k % len(playlist)] for k in range(int(BURST_PLAYLIST_RATE * args.burst_seconds))]
+            results["burst"] = burst(base, key, items, stream, asked, args.burst)
         return results
     finally:
         proc.terminate()
@@ -812,6 +859,9 @@ SIDE_BY_SIDE = (
     ("rotation p99 ms", lambda r: r["rotation"]["p99"]),
     ("events saturated, events/s", lambda r: r["events_saturated_per_s"]),
     ("events saturated, hot learners, events/s", lambda r: r.get("events_hot_saturated_per_s")),
+    ("event burst, events/s", lambda r: r["burst"]["burst_events_per_s"] if "burst" in r else None),
+    ("playlist p99 ms during the event burst", lambda r: r["burst"]["p99"] if "burst" in r else None),
+    ("playlist max ms during the event burst", lambda r: r["burst"]["max"] if "burst" in r else None),
 )
 
 
@@ -920,6 +970,14 @@ def report(all_results: dict, args, command: str, baseline: dict | None = None, 
             f"{res['events_hot_saturated_per_s']} events/s (server CPU {_cpu_text(res, 'events_hot_saturated_cpu_ms')} "
             "per request)",
         ]
+        if "burst" in res:
+            b = res["burst"]
+            lines.append(
+                f"- event burst (a backlog synced at once): {b['batches']} batches of {b['batch_events']} events "
+                f"sent together took {b['burst_s']} s ({b['burst_events_per_s']} events/s); 60-minute playlists "
+                f"asked for meanwhile at {b['rate']:g}/s: p50 {b['p50']} ms, p99 {b['p99']} ms, max {b['max']} ms"
+                + ("" if b["within"] else " (the burst ended before the last playlists: they ran on a quiet server)")
+            )
         if "wrk_next" in res:
             wh, wn = res["wrk_healthz"], res["wrk_next"]
             lines.append(
@@ -984,6 +1042,12 @@ def main() -> None:
     parser.add_argument("--event-batch", type=int, default=50)
     parser.add_argument(
         "--event-learners", type=int, default=3000, help="graded learners the event stream is spread over"
+    )
+    parser.add_argument(
+        "--burst", type=int, default=12, help=f"batches of {BURST_SIZE} events sent at once (0: no burst run)"
+    )
+    parser.add_argument(
+        "--burst-seconds", type=float, default=5.0, help="seconds of playlists asked for during the burst"
     )
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--learners", type=int, default=500)
