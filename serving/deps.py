@@ -230,7 +230,7 @@ T = TypeVar("T")
 
 async def ingesting(request: Request, work: Callable[[], T]) -> T:
     """``work()`` (storing event batches) in one of the worker's ingestion threads (``[serving]
-    ingest_threads``), not in a request thread: a 1,000-event batch takes a thread for about a
+    ingest_threads``), not in a request thread: a 1,000-event batch takes a thread for up to a
     second, and a burst of them (an LMS syncing a backlog) would otherwise take every request
     thread, so a teacher's page or a playlist waited for the whole burst. Batches beyond these
     threads wait their turn here, the other routes do not wait for them."""

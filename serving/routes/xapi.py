@@ -54,9 +54,10 @@ def _check_version(version: str) -> None:
 def _ingest(request: Request, service: Any, principal: Any, statements: list[Any]) -> None:
     """Store a batch of any length within the body limit: xAPI sets no batch size, and an LRS
     forwards what a platform posted in one request (a backfill of thousands) and drops it when it
-    is refused. It runs in an ingestion thread (:func:`serving.deps.ingesting`). It is stored ``[serving] max_batch_events`` statements at a time, each part
+    is refused. It is stored ``[serving] max_batch_events`` statements at a time, each part
     durable before the next; a part refused (its index in the fields) leaves the parts before it
-    stored, so a corrected batch sent again makes them duplicates."""
+    stored, so a corrected batch sent again makes them duplicates. It runs in an ingestion thread
+    (:func:`serving.deps.ingesting`)."""
     if not statements:
         raise ApiError(400, "empty_batch", "send at least one statement", "body")
     for st in statements:
