@@ -30,6 +30,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from queue import Empty
@@ -472,8 +473,6 @@ def burst(base: str, key: str, items: list[str], learners: list[str], playlists:
             client.post("/v1/events", json=body).raise_for_status()
         return time.perf_counter()
 
-    from concurrent.futures import ThreadPoolExecutor
-
     with ThreadPoolExecutor(batches) as pool:
         started = time.perf_counter()
         done = [pool.submit(post, k) for k in range(batches)]
@@ -493,6 +492,16 @@ def burst(base: str, key: str, items: list[str], learners: list[str], playlists:
 
 #: events per batch of a burst, and the rate of the playlists asked for meanwhile
 BURST_SIZE, BURST_PLAYLIST_RATE = 1000, 10.0
+
+
+def playlist_request(learner: str) -> dict:
+    """A 60-minute playlist of ``learner``."""
+    return {"method": "POST", "path": f"/v1/learners/{learner}/playlist", "json": {"session_minutes": 60}}
+
+
+def rotation_request(learners: list[str]) -> dict:
+    """A 60-minute rotation of ``learners`` as one class."""
+    return {"method": "POST", "path": "/v1/classes/c1/rotation", "json": {"learners": learners, "session_minutes": 60}}
 
 
 #: the parts of the /next traffic mix and their shares of requests
@@ -663,21 +672,10 @@ def bench_store(name: str, store_url: str, workers: int, args, workdir: Path, ro
                 # wrk's count: its rate over its duration (a request in flight at the end is not counted)
                 out["server_cpu_ms"] = cpu.per_request_ms(out.get("rps", 0) * out["seconds"])
                 results[f"wrk_{name}"] = out
-        playlist = [
-            {
-                "method": "POST",
-                "path": f"/v1/learners/L{int(rng.integers(n))}/playlist",
-                "json": {"session_minutes": 60},
-            }
-            for _ in range(int(args.playlist_rate * args.seconds))
-        ]
+        playlist = [playlist_request(f"L{int(rng.integers(n))}") for _ in range(int(args.playlist_rate * args.seconds))]
         results["playlist"] = drive(base, key, playlist, args.playlist_rate, server=pid)
         rotation = [
-            {
-                "method": "POST",
-                "path": "/v1/classes/c1/rotation",
-                "json": {"learners": [f"L{(k * 30 + j) % n}" for j in range(30)], "session_minutes": 60},
-            }
+            rotation_request([f"L{(k * 30 + j) % n}" for j in range(30)])
             for k in range(int(args.rotation_rate * args.seconds))
         ]
         results["rotation"] = drive(base, key, rotation, args.rotation_rate, server=pid)
@@ -735,9 +733,9 @@ def interleaved(store: str, args, workdir: Path, tree: Path) -> dict:
     """The baseline tree and this tree served at once (each its own store of this kind, the same
     learners), then measured in turns: ``args.ab_rounds`` rounds, each a saturated run of the
     ``/next`` mix, of ``/healthz``, of 60-minute playlists and of 30-learner rotations on each
-    server, the order swapped every round. A host
-    that drifts (this one's CPU time per request moved by a quarter within minutes) moves both
-    trees alike, where a whole run of one tree after the other compares two different hosts.
+    server, the order swapped every round. A host that drifts (this one's CPU time per request
+    moved by a quarter within minutes) moves both trees alike, where a whole run of one tree
+    after the other compares two different hosts.
     Returns, per tree, each round's throughput and server CPU per request."""
     plan = traffic_plan(args.learners)
     mix = mix_paths(plan, int(args.rate * args.seconds))
@@ -762,16 +760,10 @@ def interleaved(store: str, args, workdir: Path, tree: Path) -> dict:
         learners = list(plan["grades"])
 
         def playlist(i: int) -> dict:
-            lid = learners[i * 7 % len(learners)]
-            return {"method": "POST", "path": f"/v1/learners/{lid}/playlist", "json": {"session_minutes": 60}}
+            return playlist_request(learners[i * 7 % len(learners)])
 
         def rotation(i: int) -> dict:
-            class_ = [learners[(i * 30 + j) % len(learners)] for j in range(30)]
-            return {
-                "method": "POST",
-                "path": "/v1/classes/c1/rotation",
-                "json": {"learners": class_, "session_minutes": 60},
-            }
+            return rotation_request([learners[(i * 30 + j) % len(learners)] for j in range(30)])
 
         for proc, base, key in servers.values():  # every worker warm: not measured
             saturate(base, key, next_mix, seconds=args.warmup, repeats=1, server=proc.pid)
