@@ -7,10 +7,18 @@ STAMP := $(VENV)/.installed-stamp
 # lives in a virtualenv of its own (the tests find it at .venv-ralph, or at $ZPD_RALPH_VENV)
 RALPH_VENV ?= .venv-ralph
 RALPH_STAMP := $(RALPH_VENV)/.installed-stamp
+# A real Caliper sensor (ims-caliper, from the npm registry, as package-lock.json pins it) for the
+# Caliper endpoint's test
+SENSOR := tests/caliper_sensor
+SENSOR_STAMP := $(SENSOR)/node_modules/.installed-stamp
 
 .PHONY: install lint test test-fast serve clean
 
-install: $(STAMP) $(RALPH_STAMP)
+install: $(STAMP) $(RALPH_STAMP) $(SENSOR_STAMP)
+
+$(SENSOR_STAMP): $(SENSOR)/package-lock.json
+	npm ci --prefix $(SENSOR) --no-audit --no-fund --loglevel=error
+	touch $(SENSOR_STAMP)
 
 $(RALPH_STAMP):
 	test -x $(RALPH_VENV)/bin/python || $(PYTHON) -m venv $(RALPH_VENV)
@@ -34,7 +42,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # what CI runs (.ci/run): the checks, then the whole suite
-test: lint $(RALPH_STAMP)
+test: lint $(RALPH_STAMP) $(SENSOR_STAMP)
 	$(BIN)/python -m pytest
 
 # for local work: the checks and the suite without the tests marked slow
@@ -42,7 +50,7 @@ test-fast: lint
 	$(BIN)/python -m pytest -m "not slow"
 
 clean:
-	rm -rf $(VENV) $(RALPH_VENV) .pytest_cache *.egg-info
+	rm -rf $(VENV) $(RALPH_VENV) $(SENSOR)/node_modules .pytest_cache *.egg-info
 
 # The API on 127.0.0.1:8000 with the SQLite store under var/, the bundled graph, catalog and model,
 # and a printed demo key.

@@ -272,6 +272,27 @@ class XapiConfig(_Section):
         return value
 
 
+class CaliperConfig(_Section):
+    """How IMS Caliper events are read (engine.caliper): what each ``Type/Action`` is evidence of
+    (merged over the defaults; values: scored, exposure; an event not listed is skipped), and what
+    names the learner: the Person's ``id``, or a type of its ``otherIdentifiers`` (Caliper 1.2's
+    ``OneRosterSourcedId``, ``SisSourcedId``, ``LtiUserId``...)."""
+
+    actions: dict[str, str] = {}
+    learner_identifier: str = Field("id", pattern=r"^[A-Za-z][A-Za-z0-9]*$")
+
+    @field_validator("actions")
+    @classmethod
+    def _known_evidence(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = {key: kind for key, kind in value.items() if kind not in ("scored", "exposure")}
+        if bad:
+            raise ValueError(f"actions map to scored or exposure; got {bad}")
+        shapeless = [key for key in value if key.count("/") != 1]
+        if shapeless:
+            raise ValueError(f"actions are keyed by Type/Action (e.g. GradeEvent/Graded); got {shapeless}")
+        return value
+
+
 class StoreConfig(_Section):
     url: str = "sqlite:///{data_dir}/zpd.db"
 
@@ -357,6 +378,7 @@ class ZPDConfig(_Section):
     model: ModelConfig = ModelConfig()
     training: TrainingConfig = TrainingConfig()
     xapi: XapiConfig = XapiConfig()
+    caliper: CaliperConfig = CaliperConfig()
     gate: GateConfig = GateConfig()
 
 

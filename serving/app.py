@@ -36,7 +36,7 @@ from serving.imports import POLL_S, RosterImports
 from serving.limits import BodyLimitMiddleware
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.model_provider import ModelLoadError, current_version
-from serving.routes import catalog, classes, events, gps, health, learners, model, xapi
+from serving.routes import caliper, catalog, classes, events, gps, health, learners, model, xapi
 from serving.service import ApiError, Engine, LearnerService, build_engine
 from serving.stores import open_store
 from serving.stores.base import LearnerStore, StoreError, StoreUnavailable
@@ -84,7 +84,7 @@ def _install_handlers(app: FastAPI) -> None:
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
         # FastAPI parses the body before the key is checked: a request without a valid key gets
         # 401 whatever its body, so a bad body says nothing to a caller who may not call at all
-        if request.url.path.startswith(("/v1/", "/xapi/statements")) and not await _authorized(request):
+        if request.url.path.startswith(("/v1/", "/xapi/statements", "/caliper/")) and not await _authorized(request):
             return _error(
                 401,
                 "unauthorized",
@@ -109,8 +109,8 @@ def _install_handlers(app: FastAPI) -> None:
                 "problems": problems,
             }
         }
-        # the xAPI specification answers a request an LRS cannot accept with 400
-        return JSONResponse(body, status_code=400 if request.url.path.startswith("/xapi/") else 422)
+        # the xAPI and Caliper specifications answer a request the endpoint cannot accept with 400
+        return JSONResponse(body, status_code=400 if request.url.path.startswith(("/xapi/", "/caliper/")) else 422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -378,7 +378,7 @@ def create_app(
         version="1",
         lifespan=lifespan,
         description="Adaptive learning paths: ingest learning events (native or xAPI, also forwarded by an "
-        "LRS to `/xapi/statements`), get the next activity, playlists, class rotations and the GPS view of "
+        "LRS to `/xapi/statements`, or the envelopes of a Caliper sensor at `/caliper/events`), get the next activity, playlists, class rotations and the GPS view of "
         "each learner. Every request carries an API key of one tenant (`Authorization: Bearer KEY`, or HTTP "
         'Basic with the key as the password); errors answer `{"error": {"code", "message", "field"}}`.',
         docs_url=None,
@@ -397,7 +397,7 @@ def create_app(
     )
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
 
-    for module in (events, xapi, learners, classes, catalog, model, gps, health):
+    for module in (events, xapi, caliper, learners, classes, catalog, model, gps, health):
         app.include_router(module.router)
     app.include_router(learners.erasures)
     for route in learners.LEAN:  # the hot path, answered ahead of FastAPI's routing (see LeanRoute)

@@ -1,5 +1,5 @@
-"""The OpenAPI schemas of the request bodies that the routes check in code: events (native or
-xAPI), xAPI statements, catalog items and CASE packages.
+"""The OpenAPI schemas of the request bodies that the routes check in code: events (native,
+xAPI or Caliper), xAPI statements, Caliper envelopes, catalog items and CASE packages.
 
 Their rules do not fit a JSON schema (a statement's verb may contradict its result, a standard
 must exist in the tenant's framework, a CASE package's associations must name its items), and
@@ -19,7 +19,17 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from engine.catalog import Modality
 from serving.schemas import ID_PATTERN, IRI_PATTERN, ITEM_ID_PATTERN, MAX_ITEM_ID
 
-__all__ = ["CASE_PACKAGE", "EVENTS", "ITEMS", "MAX_ITEMS", "STATEMENT", "STATEMENTS", "add_components", "documented"]
+__all__ = [
+    "CALIPER_ENVELOPE",
+    "CASE_PACKAGE",
+    "EVENTS",
+    "ITEMS",
+    "MAX_ITEMS",
+    "STATEMENT",
+    "STATEMENTS",
+    "add_components",
+    "documented",
+]
 
 _REF = "#/components/schemas/{model}"
 
@@ -156,6 +166,42 @@ class XapiStatementIn(_Open):
     )
 
 
+# ---------------------------------------------------------------------------- Caliper
+class CaliperEntity(_Open):
+    """A Caliper entity (JSON-LD): a ``Person``, an ``AssessmentItem``, an ``Attempt``, a ``Score``...
+    An entity may also be named by its IRI alone."""
+
+    id: str | None = Field(None, description="its IRI (Caliper 1.0: `@id`)")
+    type: str | None = Field(None, description="Person, AssessmentItem, Attempt, Score... (Caliper 1.0: `@type`)")
+
+
+class CaliperEventIn(_Open):
+    """A Caliper 1.0-1.2 event. ``GradeEvent``/``Graded`` is an answer (``generated``: a Score
+    with ``scoreGiven`` and ``maxScore``; the learner is the ``object`` Attempt's ``assignee``, the
+    activity its ``assignable``); ``AssessmentItemEvent``/``Completed`` is stored, not evidence
+    (``[caliper] actions`` adds more). The activity's ``learningObjectives`` (codes or CASE
+    identifiers) align an activity the catalog does not know."""
+
+    id: str | None = Field(None, description="`urn:uuid:...`; without one, the event's content names it")
+    type: str = Field(description="GradeEvent, AssessmentItemEvent... (Caliper 1.0: `@type`, an IRI)")
+    actor: CaliperEntity | str
+    action: str = Field(description="Graded, Completed... (Caliper 1.0: an IRI)")
+    object: CaliperEntity | str
+    eventTime: str = Field(json_schema_extra={"format": "date-time"}, description="ISO-8601")
+    generated: CaliperEntity | str | None = None
+
+
+class CaliperEnvelopeIn(_Open):
+    """What a Caliper sensor sends: events, and entities it describes (skipped)."""
+
+    sensor: str = Field(min_length=1, description="the sensor's IRI")
+    sendTime: str = Field(json_schema_extra={"format": "date-time"})
+    dataVersion: str = Field(
+        pattern=r"^https?://purl\.imsglobal\.org/ctx/caliper/", description="http://purl.imsglobal.org/ctx/caliper/v1p1"
+    )
+    data: list[CaliperEventIn | CaliperEntity] = Field(min_length=1)
+
+
 # ---------------------------------------------------------------------------- catalog items
 _Words = Annotated[list[str] | str, Field(description="a list, or one ';'-separated string")]
 
@@ -221,15 +267,16 @@ class WrappedCasePackageIn(_Open):
     CFPackage: CasePackageIn
 
 
-_Event = NativeEventIn | XapiStatementIn
+_Event = NativeEventIn | XapiStatementIn | CaliperEventIn
 EVENTS = TypeAdapter(_Event | Annotated[list[_Event], Field(min_length=1)])
 STATEMENT = TypeAdapter(XapiStatementIn)
 STATEMENTS = TypeAdapter(XapiStatementIn | Annotated[list[XapiStatementIn], Field(min_length=1)])
 ITEMS = TypeAdapter(Annotated[list[ItemIn], Field(max_length=MAX_ITEMS)] | ItemsIn | ItemIn)
 CASE_PACKAGE = TypeAdapter(CasePackageIn | WrappedCasePackageIn)
+CALIPER_ENVELOPE = TypeAdapter(CaliperEnvelopeIn)
 
 #: every documented body, for :func:`add_components`
-_BODIES = (EVENTS, STATEMENT, STATEMENTS, ITEMS, CASE_PACKAGE)
+_BODIES = (EVENTS, STATEMENT, STATEMENTS, ITEMS, CASE_PACKAGE, CALIPER_ENVELOPE)
 
 
 def _schema(body: TypeAdapter[Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from annotated_types import Ge
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, WithJsonSchema
 
+from engine.caliper import is_caliper_event, parse_event
 from engine.catalog import Modality
 from engine.planner.playlist import MIN_BLOCK_MINUTES
 from engine.xapi import STANDARDS_EXTENSION, StatementError, check_time, comparable, parse_statement, parse_time
@@ -24,6 +25,8 @@ __all__ = [
     "GRADE_PATTERN",
     "ID_PATTERN",
     "AboutNoLearner",
+    "CaliperAccepted",
+    "CaliperOptions",
     "EventError",
     "IRI_PATTERN",
     "ITEM_ID_PATTERN",
@@ -76,13 +79,13 @@ class IncomingEvent(BaseModel):
     item_id: str
     correct: float | None
     timestamp: float
-    source: Literal["native", "xapi"] = "native"
+    source: Literal["native", "xapi", "caliper"] = "native"
     kind: Literal["answer", "exposure", "ignored", "void"] = "answer"
     standards: tuple[str, ...] = ()
     hints: tuple[str, ...] = ()  # standards the statement names (codes or CASE identifiers), unresolved
     voids: str | None = None
     timestamp_given: bool = True
-    statement: str | None = None  # an xAPI statement's content (LRS fields left out)
+    statement: str | None = None  # an xAPI statement's (LRS fields left out) or a Caliper event's content
     #: ``(field, problem)`` pairs: what the reader set aside (see ``lenient`` in
     #: :func:`engine.xapi.parse_statement`), or a time ahead of the server's clock
     warnings: tuple[tuple[str, str], ...] = ()
@@ -107,6 +110,13 @@ class XapiOptions(BaseModel):
     verbs: dict[str, str] | None = None
     standards_extension: str = STANDARDS_EXTENSION
     context_activities: bool = True
+
+
+class CaliperOptions(BaseModel):
+    """How Caliper events are read (``[caliper]`` in the config, see :mod:`engine.caliper`)."""
+
+    actions: dict[str, str] | None = None
+    learner_identifier: str = "id"
 
 
 def _require(obj: Any, key: str, where: str) -> Any:
@@ -169,16 +179,22 @@ def _outcome(correct: Any, score: Any, where: str, score_range: tuple[float, flo
 
 
 def normalize_event(
-    raw: Any, where: str, now: float, tenant: str = "", xapi: XapiOptions | None = None
+    raw: Any,
+    where: str,
+    now: float,
+    tenant: str = "",
+    xapi: XapiOptions | None = None,
+    caliper: CaliperOptions | None = None,
 ) -> list[IncomingEvent]:
-    """Turn a native event or an xAPI statement into :class:`IncomingEvent` s: one, or one per
-    member of an anonymous group (ids ``STATEMENT_ID:MEMBER_HASH``, the same whatever the order of
-    the members, so a resend is a duplicate); xAPI statements are read by
-    :func:`engine.xapi.parse_statement` (the reader training uses too). A time more than
+    """Turn a native event, an xAPI statement or a Caliper event into :class:`IncomingEvent` s:
+    one, or one per member of an anonymous group (ids ``STATEMENT_ID:MEMBER_HASH``, the same
+    whatever the order of the members, so a resend is a duplicate); xAPI statements are read by
+    :func:`engine.xapi.parse_statement` (the reader training uses too), Caliper events by
+    :func:`engine.caliper.parse_event`. A time more than
     :data:`~serving.stores.base.CLOCK_AHEAD_S` ahead of ``now`` is a device's clock set wrong: it
     is kept as sent, the learner's state reads the arrival time (``StoredEvent.time``), and the
     first event warns."""
-    events = _events(raw, where, now, tenant, xapi)
+    events = _events(raw, where, now, tenant, xapi, caliper)
     sent = events[0].timestamp
     if not events[0].timestamp_given or event_time(sent, now) == sent:
         return events
@@ -197,9 +213,13 @@ def _span(seconds: float) -> str:
     return f"{seconds:.0f} seconds"
 
 
-def _events(raw: Any, where: str, now: float, tenant: str, xapi: XapiOptions | None) -> list[IncomingEvent]:
+def _events(
+    raw: Any, where: str, now: float, tenant: str, xapi: XapiOptions | None, caliper: CaliperOptions | None
+) -> list[IncomingEvent]:
     if not isinstance(raw, dict):
         raise EventError(where, "expected an event object")
+    if is_caliper_event(raw):
+        return [_caliper(raw, where, tenant, caliper or CaliperOptions())]
     if "actor" in raw or "verb" in raw or "object" in raw:
         return _statement(raw, where, now, tenant, xapi or XapiOptions())
     event_id = _check_id(_require(raw, "id", where), f"{where}.id")
@@ -272,6 +292,31 @@ def _statement(raw: dict[str, Any], where: str, now: float, tenant: str, options
     return copies
 
 
+def _caliper(raw: dict[str, Any], where: str, tenant: str, options: CaliperOptions) -> IncomingEvent:
+    try:
+        parsed = parse_event(
+            raw, tenant=tenant, actions=options.actions, learner_identifier=options.learner_identifier, where=where
+        )
+    except StatementError as exc:
+        if exc.reason == "no_learner":
+            raise AboutNoLearner(exc.field or where, f"{exc.problem}: not stored") from None
+        raise EventError(exc.field or where, exc.problem) from None
+    check_item_id(parsed.item, f"{where}.object.id")
+    assert parsed.timestamp is not None  # eventTime is required
+    return IncomingEvent(
+        id=parsed.id,
+        learner_id=parsed.learner,
+        item_id=parsed.item,
+        correct=parsed.outcome,
+        timestamp=parsed.timestamp,
+        source="caliper",
+        kind=parsed.kind,
+        hints=parsed.standards,
+        statement=comparable(raw),
+        warnings=tuple((aside.field, aside.message) for aside in parsed.set_aside),
+    )
+
+
 # ---------------------------------------------------------------------------- bodies
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -306,6 +351,31 @@ class EventsAccepted(BaseModel):
     not_evidence: int = 0
     voided: int = 0
     retry: list[str] = Field(default_factory=list)
+    warnings: list[EventWarning] = Field(default_factory=list)
+
+
+class CaliperSkipped(BaseModel):
+    """Entries of an envelope's ``data`` that were not stored, for one reason."""
+
+    reason: str
+    count: int
+    data: list[int] = Field(description="their places in the envelope's data")
+
+
+class CaliperAccepted(BaseModel):
+    """What became of a Caliper envelope's ``data``: each entry that is learning evidence is
+    counted once in ``accepted`` or ``duplicates`` (of the accepted, ``unaligned`` and
+    ``not_evidence`` as for ``POST /v1/events``); every other entry (other events, entities) is
+    in ``skipped``, with why. ``warnings``: events kept although part of them could not be used
+    (a grade without a usable score, extra credit read as full marks), or about no learner
+    (acknowledged, not stored)."""
+
+    received: int
+    accepted: int
+    duplicates: int
+    unaligned: int = 0
+    not_evidence: int = 0
+    skipped: list[CaliperSkipped] = Field(default_factory=list)
     warnings: list[EventWarning] = Field(default_factory=list)
 
 

@@ -45,7 +45,15 @@ from serving.import_records import forget_learners as forget_in_imports
 from serving.model_provider import LoadedModel, ModelHolder
 from serving.plans import forget_learners, learner_references
 from serving.rosters import CachedRoster, Progress, RosterStore, changes
-from serving.schemas import AboutNoLearner, EventError, GoalIn, IncomingEvent, XapiOptions, normalize_event
+from serving.schemas import (
+    AboutNoLearner,
+    CaliperOptions,
+    EventError,
+    GoalIn,
+    IncomingEvent,
+    XapiOptions,
+    normalize_event,
+)
 from serving.stores.base import (
     Commit,
     LearnerRecord,
@@ -229,6 +237,8 @@ class LearnerService:
             standards_extension=x.standards_extension,
             context_activities=x.context_activities,
         )
+        c = engine.config.caliper
+        self.caliper = CaliperOptions(actions=c.actions, learner_identifier=c.learner_identifier)
         #: told of every refold of a learner (``"checkpoint"`` or ``"log"``, the answers refolded):
         #: the app counts them in its metrics
         self.on_refold: Callable[[str, int], None] | None = None
@@ -725,8 +735,15 @@ class LearnerService:
         return self.rosters.get(tenant)
 
     # ------------------------------------------------------------------ events
-    def ingest(self, tenant: str, raw_events: Sequence[Any], learners: frozenset[str] | None = None) -> dict[str, Any]:
-        """Store and fold a batch: native events or xAPI statements (see :mod:`engine.xapi`).
+    def ingest(
+        self,
+        tenant: str,
+        raw_events: Sequence[Any],
+        learners: frozenset[str] | None = None,
+        where: Callable[[int], str] = "events[{}]".format,
+    ) -> dict[str, Any]:
+        """Store and fold a batch: native events, xAPI statements or Caliper events (see
+        :mod:`engine.xapi`, :mod:`engine.caliper`).
 
         Event ids are unique per tenant. A repeat with the same content (a retry, with or without
         its timestamp) is a duplicate; an id already used with other content, or for another
@@ -741,13 +758,14 @@ class LearnerService:
         resend then gets the 409. With ``learners`` (a teacher's key), an event of anyone else
         refuses the batch (404) before anything is written; a void is anyone's whose target is one
         of her students' (its actor is whoever voids: her own LMS account, usually; see
-        :meth:`_route_voids`)."""
+        :meth:`_route_voids`). ``where(i)`` names the ``i``-th event in errors and warnings (its
+        place in the request's body)."""
         now = self.clock()
         events: list[IncomingEvent] = []
         about_no_one: list[dict[str, Any]] = []  # acknowledged, not stored, named in the warnings
         for i, raw in enumerate(raw_events):
             try:
-                read = normalize_event(raw, f"events[{i}]", now, tenant, self.xapi)
+                read = normalize_event(raw, where(i), now, tenant, self.xapi, self.caliper)
             except AboutNoLearner as exc:
                 about_no_one.append({"id": str(raw.get("id")), "field": exc.field, "message": exc.message})
                 continue
@@ -760,7 +778,7 @@ class LearnerService:
                     and not (event.kind == "void" and event.voids)
                 ):
                     raise ApiError(
-                        404, "unknown_learner", f"learner {event.learner_id!r} is none of your students", f"events[{i}]"
+                        404, "unknown_learner", f"learner {event.learner_id!r} is none of your students", where(i)
                     )
                 events.append(self._align(tenant, event))
         events, pending_voids = self._route_voids(tenant, events, learners)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Body, Request
@@ -45,3 +46,49 @@ async def post_events(
     result = await ingesting(request, lambda: service.ingest(principal.tenant, events, service.scope_of(principal)))
     request.app.state.metrics.ingested(result["accepted"], result["duplicates"])
     return result
+
+
+def store_in_parts(
+    request: Request,
+    service: Any,
+    principal: Any,
+    events: list[Any],
+    noun: str = "events",
+    place: Callable[[int], int] = int,
+    prefix: str = "events",
+) -> dict[str, Any]:
+    """Store a batch of any length within the body limit, as the xAPI statements resource and
+    the Caliper endpoint take them: xAPI and Caliper set no batch size, and an LRS or a sensor
+    drops what is refused. It is stored ``[serving] max_batch_events`` at a time, each part
+    durable before the next; a part refused leaves the parts before it stored (named in the
+    error), so a corrected batch sent again makes them duplicates. Errors and warnings name the
+    ``i``-th event ``{prefix}[{place(i)}]``, its place in the body. A learner left busy is a 503:
+    send the batch again. Returns the parts' counts added up and their warnings. It runs in an
+    ingestion thread (:func:`serving.deps.ingesting`)."""
+    size = request.app.state.config.serving.max_batch_events
+    total: dict[str, Any] = {"accepted": 0, "duplicates": 0, "unaligned": 0, "not_evidence": 0, "warnings": []}
+    for start in range(0, len(events), size):
+        try:
+            result = service.ingest(
+                principal.tenant,
+                events[start : start + size],
+                service.scope_of(principal),
+                lambda i, start=start: f"{prefix}[{place(start + i)}]",
+            )
+        except ApiError as exc:
+            # xAPI and Caliper answer what an endpoint cannot accept with 400
+            status = 400 if exc.status == 422 else exc.status
+            stored = f" ({noun} {place(0)}-{place(start - 1)} were stored)" if start else ""
+            raise ApiError(status, exc.code, exc.message + stored, exc.field) from None
+        request.app.state.metrics.ingested(result["accepted"], result["duplicates"])
+        if result["retry"]:
+            raise ApiError(
+                503,
+                "busy",
+                f"{noun} {', '.join(result['retry'][:5])} were not stored (their learners were busy); send them again",
+                "id",
+            )
+        for key in ("accepted", "duplicates", "unaligned", "not_evidence"):
+            total[key] += result[key]
+        total["warnings"].extend(result["warnings"])
+    return total

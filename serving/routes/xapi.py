@@ -23,6 +23,7 @@ from fastapi import APIRouter, Body, Header, Query, Request, Response
 from serving.bodies import STATEMENT as STATEMENT_BODY
 from serving.bodies import STATEMENTS, documented
 from serving.deps import ERRORS, IngestDep, ServiceDep, ingesting
+from serving.routes.events import store_in_parts
 from serving.service import ApiError
 
 router = APIRouter(prefix="/xapi", tags=["xapi"], responses=ERRORS)
@@ -52,44 +53,15 @@ def _check_version(version: str) -> None:
 
 
 def _ingest(request: Request, service: Any, principal: Any, statements: list[Any]) -> None:
-    """Store a batch of any length within the body limit: xAPI sets no batch size, and an LRS
-    forwards what a platform posted in one request (a backfill of thousands) and drops it when it
-    is refused. It is stored ``[serving] max_batch_events`` statements at a time, each part
-    durable before the next; a part refused (its index in the fields) leaves the parts before it
-    stored, so a corrected batch sent again makes them duplicates. It runs in an ingestion thread
-    (:func:`serving.deps.ingesting`)."""
+    """Store a batch of any length within the body limit (:func:`serving.routes.events.store_in_parts`):
+    xAPI sets no batch size, and an LRS forwards what a platform posted in one request (a
+    backfill of thousands) and drops it when it is refused."""
     if not statements:
         raise ApiError(400, "empty_batch", "send at least one statement", "body")
     for st in statements:
         if isinstance(st, dict) and st.get("id") is None:
             st["id"] = str(uuid.uuid4())  # an LRS assigns the id of a statement that has none
-    size = request.app.state.config.serving.max_batch_events
-    for start in range(0, len(statements), size):
-        try:
-            result = service.ingest(principal.tenant, statements[start : start + size], service.scope_of(principal))
-        except ApiError as exc:
-            # xAPI says 400 for a statement the LRS cannot accept; fields name the whole batch's index
-            status = 400 if exc.status == 422 else exc.status
-            field = None if exc.field is None else _shift(exc.field, start)
-            stored = f" (statements 0-{start - 1} were stored)" if start else ""
-            raise ApiError(status, exc.code, _shift(exc.message, start) + stored, field) from None
-        request.app.state.metrics.ingested(result["accepted"], result["duplicates"])
-        if result["retry"]:
-            raise ApiError(
-                503,
-                "busy",
-                f"statements {', '.join(result['retry'][:5])} were not stored (their learners were busy); "
-                "send them again",
-                "id",
-            )
-
-
-_INDEX = re.compile(r"events\[(\d+)\]")
-
-
-def _shift(text: str, start: int) -> str:
-    """``events[i]`` of a part as the index in the whole batch."""
-    return _INDEX.sub(lambda m: f"events[{int(m.group(1)) + start}]", text) if start else text
+    store_in_parts(request, service, principal, statements, "statements")
 
 
 @router.post(

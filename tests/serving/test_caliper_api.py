@@ -1,0 +1,221 @@
+"""The Caliper endpoint through the API (SQLite, Redis, Redis Cluster): envelopes as sensors send
+them, what is stored and folded, what is skipped, idempotency, conflicts, errors naming the
+field, authentication, and no e-mail address or IP stored."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from configs import load_config
+from engine.xapi import account_id
+
+from .conftest import make_api
+from .test_rosters import ZIP, bundle_zip
+
+DATA = Path(__file__).resolve().parents[1] / "engine" / "data" / "caliper"
+
+
+def envelope(name: str) -> dict:
+    return json.loads((DATA / name).read_text(encoding="utf-8"))
+
+
+def profile(api, learner: str) -> dict:
+    r = api.client.get(f"/v1/learners/{learner}/profile", headers=api.h())
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_a_mixed_envelope_is_stored_skipped_and_reported(any_api) -> None:
+    c, h = any_api.client, any_api.h()
+    r = c.post("/caliper/events", json=envelope("mixed_v1p2.json"), headers=h)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert {k: body[k] for k in ("received", "accepted", "duplicates", "unaligned", "not_evidence")} == {
+        "received": 10,
+        "accepted": 5,
+        "duplicates": 0,
+        "unaligned": 1,  # fr-2 names no standard: kept, folded once an admin aligns it
+        "not_evidence": 2,  # the answer without its grade, and the grade out of 0
+    }
+    assert body["skipped"] == [
+        {"reason": "an entity (Person), not an event", "count": 1, "data": [0]},
+        {"reason": "SessionEvent/LoggedIn is not learning evidence (see [caliper] actions)", "count": 1, "data": [1]},
+        {
+            "reason": "NavigationEvent/NavigatedTo is not learning evidence (see [caliper] actions)",
+            "count": 1,
+            "data": [2],
+        },
+        {
+            "reason": "AssessmentItemEvent/Started is not learning evidence (see [caliper] actions)",
+            "count": 1,
+            "data": [3],
+        },
+    ]
+    warned = {w["field"]: w["message"] for w in body["warnings"]}
+    assert set(warned) == {"data[6].generated.scoreGiven", "data[7].generated", "data[8].object"}
+    assert "extra credit" in warned["data[6].generated.scoreGiven"]
+    assert "not stored" in warned["data[8].object"]
+    ana = account_id("https://content.example.com/users/ana", "tenant-a", "caliper")
+    seen = profile(any_api, ana)
+    assert seen["events"] == 3  # the answer (kept, not evidence) and its two grades
+    assert seen["mastery"]["3.NF.A.1"]["evidence"] == 2
+    recent = {(e["item_id"], e["kind"], e["correct"]) for e in seen["recent_evidence"]}
+    assert recent == {
+        ("https://content.example.com/items/fr-1", "exposure", None),
+        ("https://content.example.com/items/fr-1", "answer", 0.5),
+        ("https://content.example.com/quizzes/q7", "answer", 1.0),
+    }
+    assert {e["source"] for e in seen["recent_evidence"]} == {"caliper"}
+    # the activities were aligned by their learning objectives: a CASE identifier and a CCSS spelling
+    assert {tuple(e["standards"]) for e in seen["recent_evidence"]} == {("3.NF.A.1",)}
+    # the sensor sends the envelope again: every event a duplicate, nothing changes
+    again = c.post("/caliper/events", json=envelope("mixed_v1p2.json"), headers=h).json()
+    assert (again["accepted"], again["duplicates"]) == (0, 5)
+    assert profile(any_api, ana)["events"] == 3
+
+
+def test_a_changed_event_under_a_used_id_is_a_conflict(api) -> None:
+    c, h = api.client, api.h()
+    first = envelope("canvas_grade_change.json")
+    assert c.post("/caliper/events", json=first, headers=h).status_code == 200
+    changed = copy.deepcopy(first)
+    changed["data"][0]["generated"]["scoreGiven"] = 2.0
+    r = c.post("/caliper/events", json=changed, headers=h)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "conflicting_event"
+    kid = "urn:instructure:canvas:user:21070000000000002"
+    assert profile(api, kid)["events"] == 1
+
+
+def test_no_email_address_or_ip_of_a_canvas_event_is_stored(any_api, tmp_path) -> None:
+    r = any_api.client.post("/caliper/events", json=envelope("canvas_grade_change.json"), headers=any_api.h())
+    assert r.status_code == 200 and r.json()["accepted"] == 2
+    assert profile(any_api, "urn:instructure:canvas:user:21070000000000002")["events"] == 1
+    if any_api.store.url.startswith("sqlite"):
+        data = b"".join(p.read_bytes() for p in tmp_path.glob("zpd.db*"))
+        for secret in (b"school.example", b"kid.two", b"203.0.113.42", b"user_login"):
+            assert secret not in data
+
+
+def test_caliper_1p0_is_read(api) -> None:
+    r = api.client.post("/caliper/events", json=envelope("v1p0_outcome.json"), headers=api.h())
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["accepted"], body["not_evidence"], body["skipped"]) == (2, 2, [])
+    again = api.client.post("/caliper/events", json=envelope("v1p0_outcome.json"), headers=api.h()).json()
+    assert again["duplicates"] == 2  # no ids in 1.0: each event is named by its content
+
+
+def test_learners_named_by_their_sis_ids_reach_the_roster_s_students(tmp_path, shared_engine) -> None:
+    from serving.stores import open_store
+
+    config = load_config(env={})
+    config = config.model_copy(
+        update={
+            "caliper": config.caliper.model_copy(update={"learner_identifier": "SisSourcedId"}),
+            "serving": config.serving.model_copy(update={"roster_prefetch": []}),
+        }
+    )
+    store = open_store(f"sqlite:///{tmp_path / 'zpd.db'}")
+    api = make_api(store, dataclasses.replace(shared_engine, config=config), config)
+    with api.client:
+        r = api.client.post("/v1/rosters", content=bundle_zip(), headers={**api.h(), **ZIP})
+        assert r.status_code == 200, r.text
+        body = api.client.post("/caliper/events", json=envelope("mixed_v1p2.json"), headers=api.h()).json()
+        assert body["accepted"] == 1  # cam, named stu-1001 by the SIS
+        assert profile(api, "stu-1001")["events"] == 1
+        # the student the roster names stu-1001, in her teacher's class
+        members = api.client.get("/v1/classes/class-4a", headers=api.h()).json()["members"]
+        assert {"learner_id": "stu-1001", "role": "student"}.items() <= next(
+            m for m in members if m["learner_id"] == "stu-1001"
+        ).items()
+        about_no_one = sorted(w["field"] for w in body["warnings"] if "no SisSourcedId" in w["message"])
+        assert about_no_one == [
+            "data[4].actor.otherIdentifiers",
+            *(f"data[{j}].object.assignee.otherIdentifiers" for j in (5, 6, 7)),
+        ]
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ([1, 2], 400, "body"),
+        (
+            {
+                "sensor": "s",
+                "sendTime": "2026-11-24T10:00:00Z",
+                "dataVersion": "http://purl.imsglobal.org/ctx/caliper/v1p1",
+                "data": [],
+            },
+            400,
+            "body.data",
+        ),
+        (
+            {
+                "sendTime": "2026-11-24T10:00:00Z",
+                "dataVersion": "http://purl.imsglobal.org/ctx/caliper/v1p1",
+                "data": [],
+            },
+            400,
+            "body.sensor",
+        ),
+    ],
+)
+def test_a_bad_envelope_is_a_400_naming_its_field(api, body, status, field) -> None:
+    r = api.client.post("/caliper/events", json=body, headers=api.h())
+    assert r.status_code == status and r.json()["error"]["field"] == field, r.text
+
+
+def test_a_bad_event_is_a_400_naming_its_place_in_data_and_nothing_is_stored(api) -> None:
+    body = envelope("mixed_v1p2.json")
+    body["data"][9]["eventTime"] = "soon"
+    r = api.client.post("/caliper/events", json=body, headers=api.h())
+    assert r.status_code == 400
+    assert r.json()["error"]["field"] == "data[9].eventTime" and "data[9].eventTime" in r.json()["error"]["message"]
+    ana = account_id("https://content.example.com/users/ana", "tenant-a", "caliper")
+    assert api.client.get(f"/v1/learners/{ana}/profile", headers=api.h()).status_code == 404
+
+
+def test_keys_and_scopes(api) -> None:
+    c = api.client
+    r = c.post("/caliper/events", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert r.status_code == 401  # no key: nothing is said about the body
+    r = c.post("/caliper/events", json=envelope("mixed_v1p2.json"), headers=api.h("a_read"))
+    assert r.status_code == 403
+    r = c.post(
+        "/caliper/events", content=b"{not json", headers={**api.h("a_ingest"), "Content-Type": "application/json"}
+    )
+    assert r.status_code == 400
+    r = c.post("/caliper/events", json=envelope("mixed_v1p2.json"), headers=api.h("a_ingest"))
+    assert r.status_code == 200 and r.json()["accepted"] == 5
+
+
+def test_v1_events_take_a_caliper_grade_and_refuse_what_is_not_evidence(api) -> None:
+    data = envelope("mixed_v1p2.json")["data"]
+    r = api.client.post("/v1/events", json=[data[5]], headers=api.h())
+    assert r.status_code == 200 and r.json()["accepted"] == 1
+    r = api.client.post("/v1/events", json=[data[2]], headers=api.h())
+    assert r.status_code == 422 and r.json()["error"]["field"] == "events[0]"
+    assert "NavigationEvent/NavigatedTo is not learning evidence" in r.json()["error"]["message"]
+
+
+def test_a_large_envelope_is_stored_in_parts(api) -> None:
+    """An envelope longer than max_batch_events (a sensor's backlog): stored in parts."""
+    template = envelope("mixed_v1p2.json")["data"][9]
+    data = []
+    for k in range(2300):
+        event = copy.deepcopy(template)
+        event["id"] = f"urn:uuid:00000000-0000-4000-8000-{k:012d}"
+        event["object"]["assignee"]["id"] = f"https://content.example.com/users/u{k % 40}"
+        data.append(event)
+        if k % 100 == 0:
+            data.append({"id": f"https://content.example.com/users/u{k}", "type": "Person"})
+    body = {**envelope("mixed_v1p2.json"), "data": data}
+    r = api.client.post("/caliper/events", json=body, headers=api.h())
+    assert r.status_code == 200, r.text
+    assert (r.json()["received"], r.json()["accepted"], r.json()["skipped"][0]["count"]) == (2323, 2300, 23)
