@@ -27,7 +27,8 @@ Activity
     A ``GradeEvent``'s ``Attempt``'s ``assignable`` (an ``AssessmentItem``, or an ``Assessment``
     graded whole), any other event's ``object``: its ``id`` is the item id. Its
     ``learningObjectives`` (ids and names) name the standards: codes or CASE identifiers, which
-    the caller resolves against its graph.
+    the caller resolves against its graph (``extra["objectives"]``: one per objective, its id, or
+    its name when it has no id; what training reads as the answer's skills).
 Outcome
     A ``Score``'s ``scoreGiven`` / ``maxScore`` (Caliper 1.1 and 1.2), or a ``Result``'s
     ``resultScore`` / ``maxResultScore`` (1.1); numbers sent as text are read as numbers. Extra
@@ -228,20 +229,22 @@ def _outcome(generated: Any, where: str) -> tuple[float | None, list[SetAside]]:
     return ratio, []
 
 
-def _standards(activity: Any) -> tuple[str, ...]:
-    """The ids and names of an activity's ``learningObjectives``: codes or CASE identifiers."""
+def _objectives(activity: Any) -> list[tuple[str | None, str | None]]:
+    """``(id, name)`` of each of an activity's ``learningObjectives``."""
     if not isinstance(activity, dict):
-        return ()
-    found: list[str] = []
+        return []
+    found: list[tuple[str | None, str | None]] = []
     objectives = activity.get("learningObjectives")
     for objective in objectives if isinstance(objectives, list) else [objectives] if objectives else []:
         if isinstance(objective, str) and objective.strip():
-            found.append(objective.strip())
+            found.append((objective.strip(), None))
         elif isinstance(objective, dict):
-            for value in (_field(objective, "id"), objective.get("name")):
-                if isinstance(value, str) and value.strip():
-                    found.append(value.strip())
-    return tuple(dict.fromkeys(found))
+            found.append((_text(_field(objective, "id")), _text(objective.get("name"))))
+    return found
+
+
+def _text(value: Any) -> str | None:
+    return value.strip() if isinstance(value, str) and value.strip() else None
 
 
 def _event_id(event: Mapping[str, Any], tenant: str) -> str:
@@ -300,6 +303,7 @@ def parse_event(
     notes: list[SetAside] = []
     if kind == "scored":
         outcome, notes = _outcome(event.get("generated"), f"{where}.generated")
+    objectives = _objectives(activity)
     return Statement(
         id=_event_id(event, tenant),
         learner=learner,
@@ -308,8 +312,9 @@ def parse_event(
         verb=f"{type_}/{_term(event.get('action'))}",
         outcome=outcome,
         timestamp=timestamp,
-        standards=_standards(activity),
+        standards=tuple(dict.fromkeys(v for pair in objectives for v in pair if v is not None)),
         clamped=any(n.reason == "clamped" for n in notes),
         naive_time=naive,
         set_aside=tuple(notes),
+        extra={"objectives": [ident or name for ident, name in objectives]},
     )

@@ -129,6 +129,8 @@ def load_splits(
     if merge not in ("auto", "off"):
         raise ValueError(f"--merge must be auto or off, got {merge!r}")
     options: dict[str, Any] = {"columns": _csv_columns(columns)} if fmt == "csv" else {}
+    if fmt == "caliper":  # read as the server reads them ([caliper] in the configuration)
+        options.update(actions=config.caliper.actions, learner_identifier=config.caliper.learner_identifier)
     if merge == "off":
         options["collapse"] = False
     reports: dict[str, Any] = {}
@@ -220,7 +222,7 @@ def train_command(
         typer.Option(
             "--merge",
             help="auto: merge only rows that are one answer (akt: a multi-skill problem's rows with one "
-            "response; csv, dedup, xapi: consecutive rows of one item); off: every row is an attempt.",
+            "response; csv, dedup, xapi, caliper: consecutive rows of one item); off: every row is an attempt.",
         ),
     ] = "auto",
     alignment: Annotated[

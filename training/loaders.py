@@ -2,10 +2,11 @@
 
 Each format has its own module and loader; this module dispatches and re-exports them::
 
-    akt    training.akt.load_akt        AKT/pyKT 3- and 4-line files (assist2009_pid, assist2015, statics)
-    dedup  training.tabular.load_dedup  Gervet et al. TSV + q_mat.npz (assist2009_dedup)
-    csv    training.tabular.load_csv    CSV/TSV/Parquet with a CsvColumns mapping or the DataShop preset
-    xapi   training.xapi.load_xapi      xAPI statements (JSON lines or a statement array)
+    akt      training.akt.load_akt          AKT/pyKT 3- and 4-line files (assist2009_pid, assist2015, statics)
+    dedup    training.tabular.load_dedup    Gervet et al. TSV + q_mat.npz (assist2009_dedup)
+    csv      training.tabular.load_csv      CSV/TSV/Parquet with a CsvColumns mapping or the DataShop preset
+    xapi     training.xapi.load_xapi        xAPI statements (JSON lines or a statement array)
+    caliper  training.caliper.load_caliper  Caliper envelopes or events (JSON lines or one document)
 
 Every loader returns ``Loaded(table, report)``; every loader collapses consecutive rows of one
 learner on one item into a single attempt (see :mod:`training.assembly`), so each attempt is
@@ -20,6 +21,7 @@ from typing import Any, Literal
 
 from training.akt import FoldPaths, akt_fold_paths, load_akt
 from training.assembly import Loaded, OnConflict
+from training.caliper import load_caliper
 from training.columns import DEDUP_COLUMNS, CsvColumns, datashop_columns
 from training.interactions import InteractionTable, LearnerSequence
 from training.load_report import DataError, LoadReport, OnError
@@ -46,10 +48,11 @@ __all__ = [
     "load_dedup",
     "load_interactions",
     "load_xapi",
+    "load_caliper",
 ]
 
-Format = Literal["akt", "dedup", "csv", "xapi"]
-FORMATS: tuple[str, ...] = ("akt", "dedup", "csv", "xapi")
+Format = Literal["akt", "dedup", "csv", "xapi", "caliper"]
+FORMATS: tuple[str, ...] = ("akt", "dedup", "csv", "xapi", "caliper")
 _SPLITS = ("train", "valid", "test")
 
 
@@ -65,11 +68,11 @@ def load_interactions(
     path : path or sequence of paths
         File(s) to read. For ``format="akt"`` a folder is accepted together with the options
         ``fold=K`` and ``split="train" | "valid" | "test"`` (see :func:`akt_fold_paths`).
-    format : {"akt", "dedup", "csv", "xapi"}
+    format : {"akt", "dedup", "csv", "xapi", "caliper"}
         Input format.
     **options
         Passed to the format's loader (:func:`load_akt`, :func:`load_dedup`, :func:`load_csv`,
-        :func:`load_xapi`); all take ``on_error``, ``collapse`` and ``on_conflict``. ``csv``
+        :func:`load_xapi`, :func:`load_caliper`); all take ``on_error``, ``collapse`` and ``on_conflict``. ``csv``
         needs ``columns`` (a :class:`CsvColumns` or ``"datashop"``).
 
     Returns
@@ -95,6 +98,8 @@ def load_interactions(
         return load_csv(path, **options)
     if format == "xapi":
         return load_xapi(path, **options)
+    if format == "caliper":
+        return load_caliper(path, **options)
     raise ValueError(f"unknown format {format!r}; expected one of {FORMATS}")
 
 
