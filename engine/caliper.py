@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -54,6 +55,7 @@ from engine.xapi import SetAside, Statement, StatementError, account_id, parse_t
 
 __all__ = [
     "DEFAULT_ACTIONS",
+    "ENTITY",
     "EVIDENCE",
     "SOURCED_IDS",
     "event_kind",
@@ -129,12 +131,16 @@ def event_kind(event: Any, actions: Mapping[str, str] | None = None) -> str | No
     return {**DEFAULT_ACTIONS, **(actions or {})}.get(key)
 
 
+#: how :func:`skipped` begins the reason of an entry that is no event
+ENTITY = "an entity"
+
+
 def skipped(item: Any, actions: Mapping[str, str] | None = None) -> str | None:
     """Why an envelope's ``data`` entry is skipped (not stored), or None when it is read."""
     if not isinstance(item, dict):
-        return "not an object"
+        return f"{ENTITY} named by its id alone, not an event" if isinstance(item, str) else "not an object"
     if not is_caliper_event(item):
-        return f"an entity ({_term(_field(item, 'type')) or 'no type'}), not an event"
+        return f"{ENTITY} ({_term(_field(item, 'type')) or 'no type'}), not an event"
     if event_kind(item, actions) is None:
         kind = f"{_term(_field(item, 'type')) or 'no type'}/{_term(item.get('action')) or 'no action'}"
         return f"{kind} is not learning evidence (see [caliper] actions)"
@@ -183,12 +189,12 @@ def _learner(entity: Any, tenant: str, identifier: str, where: str) -> str:
 
 
 def _number(value: Any) -> float | None:
+    """A finite number, or a number sent as text; anything else (NaN, infinities) is None."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str) and _NUMBER.match(value):
-        return float(value)
+    if isinstance(value, (int, float)) or (isinstance(value, str) and _NUMBER.match(value)):
+        number = float(value)
+        return number if math.isfinite(number) else None
     return None
 
 

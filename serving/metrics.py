@@ -65,6 +65,14 @@ class Metrics:
         self.events_duplicate = Counter(
             "zpd_events_duplicate", "Repeated events acknowledged without change.", registry=r
         )
+        self.caliper_skipped = Counter(
+            "zpd_caliper_skipped",
+            "Entries of Caliper envelopes not stored, by kind: entity (what a sensor describes) or not_evidence (an "
+            "event [caliper] actions does not read). Rising while nothing is ingested: the sensor sends events the "
+            "configuration does not read.",
+            ["kind"],
+            registry=r,
+        )
         self.model_reloads = Counter("zpd_model_reloads", "Model reload attempts by outcome.", ["outcome"], registry=r)
         self.refolds = Counter(
             "zpd_refolds",
@@ -124,6 +132,9 @@ class Metrics:
             self.events_ingested.inc(accepted)
         if duplicates:
             self.events_duplicate.inc(duplicates)
+
+    def caliper_skip(self, kind: str, count: int) -> None:
+        self.caliper_skipped.labels(kind).inc(count)
 
     def refold(self, start: str, answers: int) -> None:
         self.refolds.labels(start).inc()

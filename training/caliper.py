@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from engine.caliper import parse_event, skipped
+from engine.caliper import ENTITY, parse_event, skipped
 from engine.textfiles import TextFileError, read_text
 from engine.xapi import StatementError, comparable
 from training.assembly import Loaded, OnConflict, RowCollector, assemble_table
@@ -147,7 +147,7 @@ class _EventReader:
             raise _Reject(None, f"is not valid JSON: {event.msg} (column {event.colno})", "bad_json")
         why = skipped(event, self.actions)
         if why is not None:
-            return "entity" if why.startswith(("an entity", "not an object")) else "not_evidence"
+            return "entity" if why.startswith((ENTITY, "not an object")) else "not_evidence"
         try:
             parsed = parse_event(
                 event, tenant=self.tenant, actions=self.actions, learner_identifier=self.identifier, where=where

@@ -17,7 +17,7 @@ from typing import Any
 
 from fastapi import APIRouter, Body, Request
 
-from engine.caliper import read_envelope, skipped
+from engine.caliper import ENTITY, read_envelope, skipped
 from engine.xapi import StatementError
 from serving.bodies import CALIPER_ENVELOPE, documented
 from serving.deps import ERRORS, IngestDep, ServiceDep, ingesting
@@ -104,6 +104,8 @@ async def post_caliper_events(
         result = await ingesting(
             request, lambda: store_in_parts(request, service, principal, events, "events", places.__getitem__, "data")
         )
+    for why, where in reasons.items():
+        request.app.state.metrics.caliper_skip("entity" if why.startswith(ENTITY) else "not_evidence", len(where))
     return {
         "received": len(data),
         **result,

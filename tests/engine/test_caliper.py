@@ -91,6 +91,15 @@ def test_the_learner_named_by_a_sourced_id_is_the_roster_s_student() -> None:
     assert "no SisSourcedId" in missing.value.problem and missing.value.reason == "no_learner"
 
 
+@pytest.mark.parametrize("given", [float("nan"), float("inf"), "1e999", "ten", None, True])
+def test_a_score_that_is_no_finite_number_is_no_outcome(given) -> None:
+    event = copy.deepcopy(read_envelope(envelope("mixed_v1p2.json"))[5])
+    event["generated"]["scoreGiven"] = given
+    read = parse_event(event, where="e")
+    assert (read.kind, read.outcome) == ("exposure", None)
+    assert read.set_aside[0].field == "e.generated" and "scoreGiven is not a number" in read.set_aside[0].message
+
+
 def test_configured_actions_and_a_grader_is_no_learner() -> None:
     data = read_envelope(envelope("mixed_v1p2.json"))
     assert skipped(data[2], {"NavigationEvent/NavigatedTo": "exposure"}) is None

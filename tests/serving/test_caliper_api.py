@@ -14,7 +14,7 @@ import pytest
 from configs import load_config
 from engine.xapi import account_id
 
-from .conftest import make_api
+from .conftest import files_after_erasure, make_api
 from .test_rosters import ZIP, bundle_zip
 
 DATA = Path(__file__).resolve().parents[1] / "engine" / "data" / "caliper"
@@ -77,6 +77,9 @@ def test_a_mixed_envelope_is_stored_skipped_and_reported(any_api) -> None:
     again = c.post("/caliper/events", json=envelope("mixed_v1p2.json"), headers=h).json()
     assert (again["accepted"], again["duplicates"]) == (0, 5)
     assert profile(any_api, ana)["events"] == 3
+    metrics = c.get("/metrics").text  # what an operator sees of the skipped entries
+    assert 'zpd_caliper_skipped_total{kind="entity"} 2.0' in metrics
+    assert 'zpd_caliper_skipped_total{kind="not_evidence"} 6.0' in metrics
 
 
 def test_a_changed_event_under_a_used_id_is_a_conflict(api) -> None:
@@ -99,6 +102,18 @@ def test_no_email_address_or_ip_of_a_canvas_event_is_stored(any_api, tmp_path) -
         data = b"".join(p.read_bytes() for p in tmp_path.glob("zpd.db*"))
         for secret in (b"school.example", b"kid.two", b"203.0.113.42", b"user_login"):
             assert secret not in data
+
+
+def test_erasing_a_caliper_learner_leaves_no_trace(any_api, request) -> None:
+    c, h, store = any_api.client, any_api.h(), any_api.store
+    assert c.post("/caliper/events", json=envelope("canvas_grade_change.json"), headers=h).json()["accepted"] == 2
+    kid = "urn:instructure:canvas:user:21070000000000002"
+    assert c.delete(f"/v1/learners/{kid}", headers=h).status_code == 200
+    assert c.get(f"/v1/learners/{kid}/profile", headers=h).status_code == 404
+    left = files_after_erasure(request, store)
+    assert kid.encode() not in left
+    assert b"urn:uuid:0d3b9d2e-8a6b-4a52-9c1e-5b0f2f7a6a01" not in left  # its event's id claim too
+    assert profile(any_api, "urn:instructure:canvas:user:21070000000000003")["events"] == 1  # the other stays
 
 
 def test_caliper_1p0_is_read(api) -> None:
