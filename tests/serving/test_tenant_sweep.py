@@ -58,6 +58,7 @@ A_STANDARD = "3.NF.A.9"  # a standard only A's framework has
 A_ACTIVITY = "https://a.example/activities/a-act-5c"  # answered, not aligned
 A_EVENTS = tuple(f"a-ev-{n}" for n in range(5))
 A_STATEMENTS = tuple(f"a5a5a5a5-0000-4000-8000-00000000000{n}" for n in range(3))
+A_CALIPER = "urn:uuid:ca11ca11-0000-4000-8000-000000000001"
 A_PLACEMENT_EVENT = "a-placement-7b"
 A_FRAMEWORK, A_STANDARD_TEXT = "Acme secret framework", "Zanzibar fractions"
 A_SCHOOL, A_CLASS_TITLE, A_INTEREST = "Lighthouse Academy", "Lantern room maths", "kites-and-clouds"
@@ -105,6 +106,31 @@ def statement(statement_id: str, learner: str, item: str, success: bool) -> dict
         "object": {"objectType": "Activity", "id": item},
         "result": {"success": success},
         "timestamp": "2027-01-15T09:00:00Z",
+    }
+
+
+def caliper(event_id: str, learner: str, item: str, score: float) -> dict[str, Any]:
+    """An envelope with one Caliper grade of ``learner`` on ``item``."""
+    return {
+        "sensor": "https://lms.example/sensor",
+        "sendTime": "2027-01-15T09:00:05Z",
+        "dataVersion": "http://purl.imsglobal.org/ctx/caliper/v1p1",
+        "data": [
+            {
+                "id": event_id,
+                "type": "GradeEvent",
+                "actor": {"id": "https://lms.example/autograder", "type": "SoftwareApplication"},
+                "action": "Graded",
+                "object": {
+                    "id": f"{item}/attempts/1",
+                    "type": "Attempt",
+                    "assignee": {"id": learner, "type": "Person"},
+                    "assignable": {"id": item, "type": "AssessmentItem"},
+                },
+                "eventTime": "2027-01-15T09:00:00Z",
+                "generated": {"type": "Score", "scoreGiven": score, "maxScore": 1},
+            }
+        ],
     }
 
 
@@ -241,6 +267,7 @@ def give_tenant_a_data(w: Api) -> None:
             "/xapi/statements",
             {"params": {"statementId": A_STATEMENTS[1]}, "json": statement(A_STATEMENTS[1], A_LEARNER2, ITEM, False)},
         ),
+        ("POST", "/caliper/events", {"json": caliper(A_CALIPER, A_LEARNER, ITEM, 1.0)}),
         ("PUT", f"/v1/learners/{A_LEARNER}/goal", {"json": {"standards": [A_STANDARD]}}),
         ("POST", f"/v1/learners/{A_LEARNER}/overrides", {"json": {"pin_items": [A_ITEM], "exclude_items": [A_ITEM2]}}),
         ("POST", f"/v1/learners/{A_LEARNER2}/placement", {}),
@@ -424,6 +451,18 @@ def cases(graph: Any) -> dict[tuple[str, str], Case]:
             ),
         ),
         ("GET", "/xapi/about"): Case(None, Kind.READ, (Call("GET", "/xapi/about"),)),
+        ("POST", "/caliper/events"): Case(
+            "ingest",
+            Kind.WRITE,
+            (
+                Call(
+                    "POST",
+                    "/caliper/events",
+                    json=caliper(A_CALIPER, L, ITEM, 0.0),  # A's event id and learner, other content
+                    check=lambda a: (a["accepted"], a["duplicates"], a["skipped"]) == (1, 0, []),
+                ),
+            ),
+        ),
         ("POST", "/v1/learners/{learner_id}"): Case(
             "ingest",
             Kind.WRITE,
@@ -712,7 +751,11 @@ def test_tenant_b_never_sees_or_changes_tenant_a(world: Api, who: str) -> None:
                 where = f"{call.method} {call.path} ({op[0]} {op[1]} #{n})"
                 body = answer(r)
                 status, code = (call.status, call.code) if allowed(case) else (403, "forbidden")
-                learner_route = "{learner_id}" in op[1] or op[1] in ("/v1/events", "/xapi/statements")
+                learner_route = "{learner_id}" in op[1] or op[1] in (
+                    "/v1/events",
+                    "/xapi/statements",
+                    "/caliper/events",
+                )
                 scoped = who == "b_teacher" and learner_route and allowed(case)
                 if scoped:  # a key linked to a roster teacher reaches her own students only: B has none
                     status, code = 404, "unknown_learner"
