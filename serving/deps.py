@@ -42,7 +42,7 @@ __all__ = [
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorOut, "description": text}
     for status, text in (
-        (400, "a request the xAPI resource cannot accept"),
+        (400, "a request the xAPI resource or the Caliper endpoint cannot accept"),
         (401, "no API key, or an unknown or revoked one"),
         (403, "the key lacks the scope this route needs"),
         (404, "an unknown learner, standard or item of the caller's tenant"),

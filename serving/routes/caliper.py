@@ -13,6 +13,7 @@ for the envelope again.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import APIRouter, Body, Request
@@ -21,11 +22,16 @@ from engine.caliper import ENTITY, read_envelope, skipped
 from engine.xapi import StatementError
 from serving.bodies import CALIPER_ENVELOPE, documented
 from serving.deps import ERRORS, IngestDep, ServiceDep, ingesting
+from serving.responses import ErrorOut
 from serving.routes.events import store_in_parts
 from serving.schemas import CaliperAccepted
 from serving.service import ApiError
 
-router = APIRouter(prefix="/caliper", tags=["caliper"], responses=ERRORS)
+router = APIRouter(
+    prefix="/caliper",
+    tags=["caliper"],
+    responses={**ERRORS, 415: {"model": ErrorOut, "description": "a body that is not JSON (application/json)"}},
+)
 
 _ITEM = "https://content.example.com/items/q1"
 _ATTEMPT = _ITEM + "/users/554433/attempts/1"
@@ -70,6 +76,26 @@ ENVELOPE = {
 }
 
 
+def _json(request: Request, body: Any) -> Any:
+    """The body as JSON: FastAPI decodes a JSON content type (``application/json``, Caliper's
+    ``application/ld+json``); a body without a content type is read as JSON when it is JSON, as
+    a sensor that leaves the header out means it; any other content type is a 415."""
+    if not isinstance(body, (bytes, bytearray, str)):
+        return body
+    kind = request.headers.get("content-type", "").strip()
+    if kind:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"send the envelope as JSON (application/json), not {kind[:80]!r}",
+            "Content-Type",
+        )
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise ApiError(400, "invalid_envelope", "body: is not JSON; expected a Caliper envelope", "body") from None
+
+
 @router.post(
     "/events",
     summary="Store a Caliper envelope's learning events (as a sensor sends them)",
@@ -83,6 +109,7 @@ async def post_caliper_events(
     not evidence; the rest of ``data`` is listed in ``skipped``. The answer comes once the
     events are durable in the store (stored in the worker's ingestion threads, as ``POST
     /v1/events``)."""
+    body = _json(request, body)
     try:
         data = read_envelope(body)
     except StatementError as exc:

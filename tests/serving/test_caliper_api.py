@@ -210,6 +210,21 @@ def test_keys_and_scopes(api) -> None:
     assert r.status_code == 200 and r.json()["accepted"] == 5
 
 
+def test_content_types(api) -> None:
+    """JSON and JSON-LD are read, a body without a content type too when it is JSON; another
+    content type is a 415, as the Caliper endpoint contract says."""
+    body = json.dumps(envelope("canvas_grade_change.json")).encode()
+    answers = []
+    for kind in ("application/ld+json", None, "text/plain"):
+        headers = {**api.h(), **({"Content-Type": kind} if kind else {})}
+        answers.append(api.client.post("/caliper/events", content=body, headers=headers))
+    assert [r.status_code for r in answers] == [200, 200, 415]
+    assert (answers[0].json()["accepted"], answers[1].json()["duplicates"]) == (2, 2)
+    assert answers[2].json()["error"]["field"] == "Content-Type"
+    r = api.client.post("/caliper/events", content=b"sensor=1", headers=api.h())
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_envelope"
+
+
 def test_v1_events_take_a_caliper_grade_and_refuse_what_is_not_evidence(api) -> None:
     data = envelope("mixed_v1p2.json")["data"]
     r = api.client.post("/v1/events", json=[data[5]], headers=api.h())
