@@ -21,6 +21,8 @@ Learner
     ``[caliper] learner_identifier`` may name a type of Caliper 1.2's ``otherIdentifiers``
     instead (``OneRosterSourcedId``, ``SisSourcedId``, ``LtiUserId``...): a sourced id becomes
     the id a OneRoster import gives the same user, so the events reach the roster's students.
+    ``LtiUserId`` is also read from the LTI launch an event's ``federatedSession`` carries (1.3's
+    ``sub``, 1.1's ``user_id``), when the session is the learner's own.
     An event about no person (an entity referenced by id only, a ``SoftwareApplication``) is
     about no learner (``reason`` ``no_learner``).
 Activity
@@ -156,36 +158,49 @@ def _id_of(value: Any) -> str | None:
     return None
 
 
-def _learner(entity: Any, tenant: str, identifier: str, where: str) -> str:
+def _learner(entity: Any, tenant: str, identifier: str, where: str, event: Mapping[str, Any]) -> str:
     """The learner id of a ``Person`` (see the module docstring)."""
     if isinstance(entity, dict):
         kind = _term(_field(entity, "type"))
         if kind is not None and kind not in ("Person", "Agent"):
             raise StatementError(where, f"is a {kind}, not a Person: the event is about no learner", "no_learner")
-    if identifier != "id":
-        if not isinstance(entity, dict):
-            raise StatementError(
-                where,
-                f"names its Person by id only; expected the Person with otherIdentifiers holding {identifier} "
-                "([caliper] learner_identifier)",
-                "no_learner",
-            )
-        for k, other in enumerate(entity.get("otherIdentifiers") or ()):
-            if isinstance(other, dict) and _term(other.get("identifierType")) == identifier:
-                value = other.get("identifier")
-                if not isinstance(value, str) or not value.strip():
-                    raise StatementError(f"{where}.otherIdentifiers[{k}].identifier", "is empty", "bad_actor")
-                scope = f"{tenant}\x1fusers" if identifier in SOURCED_IDS else f"{tenant}\x1fcaliper:{identifier}"
-                return account_id(value, scope)
-        raise StatementError(
-            f"{where}.otherIdentifiers",
-            f"has no {identifier} identifier ([caliper] learner_identifier says the learner is named by it)",
-            "no_learner",
-        )
-    person = _id_of(entity)
-    if person is None:
-        raise StatementError(where, "names no Person: expected an object with an id", "no_learner")
-    return account_id(person, tenant, "caliper")
+    if identifier == "id":
+        person = _id_of(entity)
+        if person is None:
+            raise StatementError(where, "names no Person: expected an object with an id", "no_learner")
+        return account_id(person, tenant, "caliper")
+    scope = f"{tenant}\x1fusers" if identifier in SOURCED_IDS else f"{tenant}\x1fcaliper:{identifier}"
+    others = entity.get("otherIdentifiers") if isinstance(entity, dict) else None
+    for k, other in enumerate(others if isinstance(others, list) else ()):
+        if isinstance(other, dict) and _term(other.get("identifierType")) == identifier:
+            value = other.get("identifier")
+            if not isinstance(value, str) or not value.strip():
+                raise StatementError(f"{where}.otherIdentifiers[{k}].identifier", "is empty", "bad_actor")
+            return account_id(value, scope)
+    if identifier == "LtiUserId":
+        launched = _lti_user(event, _id_of(entity))
+        if launched is not None:
+            return account_id(launched, scope)
+    lti = " or the LTI launch of the event's federatedSession, whose user it is," if identifier == "LtiUserId" else ""
+    raise StatementError(
+        f"{where}.otherIdentifiers" if isinstance(entity, dict) else where,
+        f"has no {identifier} identifier{lti} ([caliper] learner_identifier says the learner is named by it)",
+        "no_learner",
+    )
+
+
+def _lti_user(event: Mapping[str, Any], person: str | None) -> str | None:
+    """The LTI user id (LTI 1.3's ``sub``, 1.1's ``user_id``) of the launch an event's
+    ``federatedSession`` carries (Caliper 1.2's ``messageParameters``, 1.1's
+    ``launchParameters``), when that session is ``person``'s: a teacher's session on a grade
+    names the teacher, not the learner."""
+    session = event.get("federatedSession")
+    if person is None or not isinstance(session, dict) or _id_of(session.get("user")) != person:
+        return None
+    claims = session.get("messageParameters") or session.get("launchParameters")
+    if not isinstance(claims, dict):
+        return None
+    return _text(claims.get("sub")) or _text(claims.get("user_id"))
 
 
 def _number(value: Any) -> float | None:
@@ -296,10 +311,10 @@ def parse_event(
             )
         # Caliper 1.0 named an Attempt's learner its ``actor``
         role = "assignee" if "assignee" in obj or "actor" not in obj else "actor"
-        learner = _learner(obj.get(role), tenant, learner_identifier, f"{where}.object.{role}")
+        learner = _learner(obj.get(role), tenant, learner_identifier, f"{where}.object.{role}", event)
         activity, activity_at = obj.get("assignable"), f"{where}.object.assignable"
     else:
-        learner = _learner(event.get("actor"), tenant, learner_identifier, f"{where}.actor")
+        learner = _learner(event.get("actor"), tenant, learner_identifier, f"{where}.actor", event)
         activity, activity_at = obj, f"{where}.object"
     item = _id_of(activity)
     if item is None:

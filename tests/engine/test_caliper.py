@@ -100,6 +100,25 @@ def test_a_score_that_is_no_finite_number_is_no_outcome(given) -> None:
     assert read.set_aside[0].field == "e.generated" and "scoreGiven is not a number" in read.set_aside[0].message
 
 
+def test_the_lti_user_of_the_learner_s_own_launch() -> None:
+    """With ``LtiUserId``, the learner is the LTI user id: from otherIdentifiers, or from the
+    launch claims of the event's federatedSession when that session is the learner's own (a
+    teacher's session on a grade names the teacher)."""
+    data = read_envelope(envelope("lti_launch_v1p2.json"))
+    sub = "7c1e4b52-9d0b-4c0e-8a7e-2f3b1d6c9a10"
+    read = parse_event(data[0], tenant="t", learner_identifier="LtiUserId")
+    assert (read.learner, read.kind) == (sub, "exposure")  # LTI 1.3's sub, a plain id: kept
+    assert parse_event(data[2], tenant="t", learner_identifier="LtiUserId").learner == sub  # otherIdentifiers
+    with pytest.raises(StatementError) as teacher:
+        parse_event(data[1], tenant="t", learner_identifier="LtiUserId", where="data[1]")
+    assert teacher.value.reason == "no_learner" and teacher.value.field == "data[1].object.assignee.otherIdentifiers"
+    assert "federatedSession" in teacher.value.problem
+    # LTI 1.1's user_id in Caliper 1.1's launchParameters, the Person named by its IRI alone
+    assert parse_event(data[3], learner_identifier="LtiUserId").learner == "0ae836b9-7fc9-4060-006f-27b2066ac545"
+    # by default the Person's id, whatever the launch says
+    assert parse_event(data[0], tenant="t").learner == account_id("https://lms.example.edu/users/4417", "t", "caliper")
+
+
 def test_configured_actions_and_a_grader_is_no_learner() -> None:
     data = read_envelope(envelope("mixed_v1p2.json"))
     assert skipped(data[2], {"NavigationEvent/NavigatedTo": "exposure"}) is None

@@ -7,6 +7,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,7 @@ import pytest
 from configs import load_config
 from engine.xapi import account_id
 
-from .conftest import files_after_erasure, make_api
+from .conftest import Api, files_after_erasure, make_api
 from .test_rosters import ZIP, bundle_zip
 
 DATA = Path(__file__).resolve().parents[1] / "engine" / "data" / "caliper"
@@ -125,19 +127,27 @@ def test_caliper_1p0_is_read(api) -> None:
     assert again["duplicates"] == 2  # no ids in 1.0: each event is named by its content
 
 
-def test_learners_named_by_their_sis_ids_reach_the_roster_s_students(tmp_path, shared_engine) -> None:
+@contextmanager
+def api_naming_learners_by(identifier: str, folder: Path, engine) -> Iterator[Api]:
+    """The API on SQLite in ``folder`` with ``[caliper] learner_identifier = identifier``."""
     from serving.stores import open_store
 
     config = load_config(env={})
     config = config.model_copy(
         update={
-            "caliper": config.caliper.model_copy(update={"learner_identifier": "SisSourcedId"}),
+            "caliper": config.caliper.model_copy(update={"learner_identifier": identifier}),
             "serving": config.serving.model_copy(update={"roster_prefetch": []}),
         }
     )
-    store = open_store(f"sqlite:///{tmp_path / 'zpd.db'}")
-    api = make_api(store, dataclasses.replace(shared_engine, config=config), config)
+    store = open_store(f"sqlite:///{folder / 'zpd.db'}")
+    api = make_api(store, dataclasses.replace(engine, config=config), config)
     with api.client:
+        yield api
+    store.close()
+
+
+def test_learners_named_by_their_sis_ids_reach_the_roster_s_students(tmp_path, shared_engine) -> None:
+    with api_naming_learners_by("SisSourcedId", tmp_path, shared_engine) as api:
         r = api.client.post("/v1/rosters", content=bundle_zip(), headers={**api.h(), **ZIP})
         assert r.status_code == 200, r.text
         body = api.client.post("/caliper/events", json=envelope("mixed_v1p2.json"), headers=api.h()).json()
@@ -153,7 +163,21 @@ def test_learners_named_by_their_sis_ids_reach_the_roster_s_students(tmp_path, s
             "data[4].actor.otherIdentifiers",
             *(f"data[{j}].object.assignee.otherIdentifiers" for j in (5, 6, 7)),
         ]
-    store.close()
+
+
+def test_learners_named_by_their_lti_launch_and_no_claim_is_stored(tmp_path, shared_engine) -> None:
+    with api_naming_learners_by("LtiUserId", tmp_path, shared_engine) as api:
+        body = api.client.post("/caliper/events", json=envelope("lti_launch_v1p2.json"), headers=api.h()).json()
+        assert (body["accepted"], body["not_evidence"]) == (3, 2)
+        assert [w["field"] for w in body["warnings"]] == ["data[1].object.assignee.otherIdentifiers"]
+        mia = profile(api, "7c1e4b52-9d0b-4c0e-8a7e-2f3b1d6c9a10")  # her answer and her autograded item
+        assert [(e["item_id"], e["kind"]) for e in mia["recent_evidence"]] == [
+            ("https://tool.example.com/items/ratio-4", "answer"),
+            ("https://tool.example.com/items/ratio-3", "exposure"),
+        ]
+    data = b"".join(p.read_bytes() for p in tmp_path.glob("zpd.db*"))
+    for claim in (b"mia.tanaka", b"Tanaka", b"Okoro", b"stu-4417", b"teacher-0b9e"):
+        assert claim not in data
 
 
 @pytest.mark.parametrize(
