@@ -838,7 +838,7 @@ class LearnerService:
                 "standards": codes,
                 "modality": "online_practice",
                 "duration_minutes": 10,
-                "source": "xapi",
+                "source": event.source,  # the xAPI statement or Caliper event that named its standards
             }
             self.content.upsert(tenant, [record])
             catalog = self.catalog(tenant)

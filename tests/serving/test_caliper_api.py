@@ -75,6 +75,11 @@ def test_a_mixed_envelope_is_stored_skipped_and_reported(any_api) -> None:
     assert {e["source"] for e in seen["recent_evidence"]} == {"caliper"}
     # the activities were aligned by their learning objectives: a CASE identifier and a CCSS spelling
     assert {tuple(e["standards"]) for e in seen["recent_evidence"]} == {("3.NF.A.1",)}
+    own = c.get("/v1/items", params={"own": "true", "limit": 50}, headers=h).json()["items"]
+    assert {(i["id"], i["source"]) for i in own} >= {
+        ("https://content.example.com/items/fr-1", "caliper"),
+        ("https://content.example.com/quizzes/q7", "caliper"),
+    }
     # the sensor sends the envelope again: every event a duplicate, nothing changes
     again = c.post("/caliper/events", json=envelope("mixed_v1p2.json"), headers=h).json()
     assert (again["accepted"], again["duplicates"]) == (0, 5)
