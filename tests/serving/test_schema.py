@@ -27,9 +27,13 @@ from .conftest import LiveServer, store_url
 pytestmark = pytest.mark.slow  # a live server and a few hundred generated requests
 
 HERE = Path(__file__).resolve().parent
+#: how long one ``schemathesis run`` may take: 10 minutes for the dozen examples of CI, more for a
+#: deeper run (``ZPD_FUZZ_EXAMPLES=300`` takes 10-15 minutes per store on 2 cores)
+RUN_TIMEOUT_S = max(600, 6 * int(os.environ.get("ZPD_FUZZ_EXAMPLES") or 0))
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "redis-cluster"])
+@pytest.mark.timeout(2 * RUN_TIMEOUT_S + 300)  # two runs (the API, the framework import) and the setup
 def test_schemathesis_finds_no_failure(request, tmp_path, shared_engine, kind) -> None:
     store = open_store(store_url(request, tmp_path, kind))
     key = create_key(store, "fuzz", ["ingest", "read", "teacher", "admin"])
@@ -92,7 +96,7 @@ def _schemathesis(url: str, key: str, selection: list[str], folder: Path) -> sub
         ],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=RUN_TIMEOUT_S,
         env={**os.environ, "SCHEMATHESIS_HOOKS": ""},
     )
 
