@@ -126,11 +126,13 @@ def read_envelope(body: Any, where: str = "body") -> list[Any]:
 
 
 def event_kind(event: Any, actions: Mapping[str, str] | None = None) -> str | None:
-    """``scored`` or ``exposure`` for an event that is evidence, None for one to skip."""
+    """``scored`` or ``exposure`` for an event that is evidence, None for one to skip.
+    ``actions``: what each ``Type/Action`` is (the caller merges a configuration over
+    :data:`DEFAULT_ACTIONS` once); None: the defaults."""
     if not is_caliper_event(event):
         return None
     key = f"{_term(_field(event, 'type'))}/{_term(event.get('action'))}"
-    return {**DEFAULT_ACTIONS, **(actions or {})}.get(key)
+    return (DEFAULT_ACTIONS if actions is None else actions).get(key)
 
 
 #: how :func:`skipped` begins the reason of an entry that is no event

@@ -113,7 +113,9 @@ class XapiOptions(BaseModel):
 
 
 class CaliperOptions(BaseModel):
-    """How Caliper events are read (``[caliper]`` in the config, see :mod:`engine.caliper`)."""
+    """How Caliper events are read (``[caliper]`` in the config, see :mod:`engine.caliper`):
+    ``actions`` is the whole table, the configuration merged over the defaults (None: the
+    defaults)."""
 
     actions: dict[str, str] | None = None
     learner_identifier: str = "id"

@@ -24,6 +24,7 @@ from typing import Any, cast
 import orjson
 
 from configs import ZPDConfig
+from engine.caliper import DEFAULT_ACTIONS
 from engine.catalog import Catalog, Item, Modality
 from engine.graph import StandardsGraph, UnknownStandardError
 from engine.learner import META_VERSION, PROGRESS_FIELDS_SINCE, GradeError, Learner, LearnerCore, LearnerMeta
@@ -238,7 +239,7 @@ class LearnerService:
             context_activities=x.context_activities,
         )
         c = engine.config.caliper
-        self.caliper = CaliperOptions(actions=c.actions, learner_identifier=c.learner_identifier)
+        self.caliper = CaliperOptions(actions={**DEFAULT_ACTIONS, **c.actions}, learner_identifier=c.learner_identifier)
         #: told of every refold of a learner (``"checkpoint"`` or ``"log"``, the answers refolded):
         #: the app counts them in its metrics
         self.on_refold: Callable[[str, int], None] | None = None

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from engine.caliper import ENTITY, parse_event, skipped
+from engine.caliper import DEFAULT_ACTIONS, ENTITY, parse_event, skipped
 from engine.textfiles import TextFileError, read_text
 from engine.xapi import StatementError, comparable
 from training.assembly import Loaded, OnConflict, RowCollector, assemble_table
@@ -88,7 +88,7 @@ def load_caliper(
     t0 = time.perf_counter()
     path_list = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
     report = LoadReport("caliper", sources=[str(p) for p in path_list], on_error=on_error)
-    reader = _EventReader(report, tenant, actions, learner_identifier)
+    reader = _EventReader(report, tenant, {**DEFAULT_ACTIONS, **(actions or {})}, learner_identifier)
     collector = RowCollector()
     for path in path_list:
         collector.start_source(path.name)
@@ -107,9 +107,7 @@ class _Reject(Exception):
 
 
 class _EventReader:
-    def __init__(
-        self, report: LoadReport, tenant: str, actions: Mapping[str, str] | None, learner_identifier: str
-    ) -> None:
+    def __init__(self, report: LoadReport, tenant: str, actions: Mapping[str, str], learner_identifier: str) -> None:
         self.report, self.tenant, self.actions, self.identifier = report, tenant, actions, learner_identifier
         self.seen: dict[str, tuple[str, str]] = {}  # event id -> (content, where)
         self.clamped = 0
