@@ -52,7 +52,7 @@ import numpy as np
 
 from engine.textfiles import TextFileError, read_text
 from training.assembly import Loaded, OnConflict, RawRows, assemble_table
-from training.load_report import DataError, LoadReport, OnError, unreadable
+from training.load_report import DataError, LoadReport, OnError, path_list, unreadable
 
 __all__ = ["FoldPaths", "akt_fold_paths", "load_akt"]
 
@@ -343,17 +343,17 @@ def load_akt(
     (10982, 1755, 3, 9227)
     """
     t0 = time.perf_counter()
-    path_list = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
+    files = path_list(paths)
     if lines_per_learner not in (None, 3, 4):
         raise ValueError(f"lines_per_learner must be 3 or 4, got {lines_per_learner!r}")
     if collapse not in (None, True, False):
         raise ValueError(f"collapse must be None, True or False, got {collapse!r}")
     if on_conflict not in (None, "first", "split", "error"):
         raise ValueError(f"on_conflict must be 'first', 'split' or 'error', got {on_conflict!r}")
-    report = LoadReport("akt", sources=[str(p) for p in path_list], on_error=on_error)
+    report = LoadReport("akt", sources=[str(p) for p in files], on_error=on_error)
     parser = _Parser(lines_per_learner, report)
     parsed = []
-    for i, path in enumerate(path_list):
+    for i, path in enumerate(files):
         parser.file_index = i
         parsed.append(parser.read_file(path))
     n = parser.n or 4

@@ -26,7 +26,7 @@ from engine.caliper import DEFAULT_ACTIONS, ENTITY, parse_event, skipped
 from engine.textfiles import TextFileError, read_text
 from engine.xapi import StatementError, comparable
 from training.assembly import Loaded, OnConflict, RowCollector, assemble_table
-from training.load_report import DataError, LoadReport, OnError, unreadable
+from training.load_report import DataError, LoadReport, OnError, Rejected, json_lines, path_list, unreadable
 
 __all__ = ["load_caliper"]
 
@@ -48,15 +48,7 @@ def _documents(path: Path) -> tuple[str, Iterator[tuple[int, Any]]]:
         if isinstance(doc, dict):
             return "document", iter([(1, doc)])
 
-    def lines() -> Iterator[tuple[int, Any]]:
-        for number, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                try:
-                    yield number, json.loads(line)
-                except json.JSONDecodeError as exc:
-                    yield number, exc
-
-    return "line", lines()
+    return "line", json_lines(text)
 
 
 def load_caliper(
@@ -86,11 +78,11 @@ def load_caliper(
         and counted by reason.
     """
     t0 = time.perf_counter()
-    path_list = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
-    report = LoadReport("caliper", sources=[str(p) for p in path_list], on_error=on_error)
+    files = path_list(paths)
+    report = LoadReport("caliper", sources=[str(p) for p in files], on_error=on_error)
     reader = _EventReader(report, tenant, {**DEFAULT_ACTIONS, **(actions or {})}, learner_identifier)
     collector = RowCollector()
-    for path in path_list:
+    for path in files:
         collector.start_source(path.name)
         reader.read(path, collector)
     if reader.clamped:
@@ -98,12 +90,6 @@ def load_caliper(
     table = assemble_table(collector.rows(), report, collapse=collapse, on_conflict=on_conflict)
     report.seconds = time.perf_counter() - t0
     return Loaded(table, report)
-
-
-class _Reject(Exception):
-    def __init__(self, field: str | None, problem: str, reason: str) -> None:
-        super().__init__(problem)
-        self.field, self.problem, self.reason = field, problem, reason
 
 
 class _EventReader:
@@ -126,7 +112,7 @@ class _EventReader:
                 where = f"{path.name} {unit} {number}" + (f" {inner}" if inner else "")
                 try:
                     row = self._one(event, inner or "event", where)
-                except _Reject as r:
+                except Rejected as r:
                     field = r.field
                     if not inner and field is not None:  # a bare event: its own fields
                         field = None if field == "event" else field.removeprefix("event.")
@@ -142,7 +128,7 @@ class _EventReader:
         """The row of one event, or why it is skipped; ``where`` prefixes its fields, ``location``
         (file, line, place in the envelope) names it."""
         if isinstance(event, json.JSONDecodeError):
-            raise _Reject(None, f"is not valid JSON: {event.msg} (column {event.colno})", "bad_json")
+            raise Rejected(None, f"is not valid JSON: {event.msg} (column {event.colno})", "bad_json")
         why = skipped(event, self.actions)
         if why is not None:
             return "entity" if why.startswith((ENTITY, "not an object")) else "not_evidence"
@@ -153,14 +139,14 @@ class _EventReader:
         except StatementError as exc:
             if exc.reason == "no_learner":
                 return "no_learner"
-            raise _Reject(exc.field, exc.problem, exc.reason) from None
+            raise Rejected(exc.field, exc.problem, exc.reason) from None
         assert parsed.id is not None  # every Caliper event is named (by its content when it has no id)
         content = comparable(event)
         first = self.seen.setdefault(parsed.id, (content, location))
         if first[1] != location:
             if first[0] == content:
                 return "duplicate_event"
-            raise _Reject(
+            raise Rejected(
                 f"{where}.id", f"{parsed.id!r} was already used at {first[1]} by a different event", "conflicting_event"
             )
         if parsed.kind != "answer" or parsed.outcome is None or parsed.timestamp is None:

@@ -7,17 +7,44 @@ how many rows were read, merged and dropped (and why) together with the data fin
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from engine.textfiles import TextFileError
 
-__all__ = ["DataError", "LoadReport", "OnError", "unreadable"]
+__all__ = ["DataError", "LoadReport", "OnError", "Rejected", "json_lines", "path_list", "unreadable"]
 
 #: ``"raise"`` stops at the first malformed row; ``"skip"`` drops it and counts it by reason.
 OnError = Literal["raise", "skip"]
+
+
+def path_list(paths: str | Path | Sequence[str | Path]) -> list[Path]:
+    """The files a loader was given: one path or several."""
+    return [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
+
+
+def json_lines(text: str) -> Iterator[tuple[int, Any]]:
+    """(line number, decoded JSON or the :class:`json.JSONDecodeError`) of each non-empty line."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                yield number, json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield number, exc
+
+
+class Rejected(Exception):
+    """A record a loader refuses: the ``field`` at fault (None: the record), the problem and the
+    reason it is counted under; the loader names the file and line (:class:`DataError`)."""
+
+    def __init__(self, field: str | None, problem: str, reason: str) -> None:
+        super().__init__(problem)
+        self.field, self.problem, self.reason = field, problem, reason
+
 
 #: how many example locations a report keeps per reason; enough to find the pattern in a file
 _EXAMPLES_PER_REASON = 3

@@ -22,7 +22,7 @@ import numpy as np
 from engine.textfiles import TextFileError, open_text
 from training.assembly import Loaded, OnConflict, RowCollector, assemble_table
 from training.columns import DEDUP_COLUMNS, CsvColumns, datashop_columns, parse_timestamp
-from training.load_report import DataError, LoadReport, OnError, unreadable
+from training.load_report import DataError, LoadReport, OnError, path_list, unreadable
 
 __all__ = ["load_csv", "load_dedup"]
 
@@ -208,10 +208,6 @@ def _finish(collector: RowCollector, report: LoadReport, collapse: bool, on_conf
     return Loaded(table, report)
 
 
-def _path_list(paths: str | Path | Sequence[str | Path]) -> list[Path]:
-    return [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
-
-
 def load_csv(
     paths: str | Path | Sequence[str | Path],
     columns: CsvColumns | Literal["datashop"],
@@ -244,10 +240,10 @@ def load_csv(
         if columns != "datashop":
             raise ValueError(f"columns must be a CsvColumns or 'datashop', got {columns!r}")
         columns = datashop_columns()
-    path_list = _path_list(paths)
-    fmt = "parquet" if all(p.suffix.lower() in (".parquet", ".pq") for p in path_list) else "csv"
-    report = LoadReport(fmt, sources=[str(p) for p in path_list], on_error=on_error)
-    return _finish(_collect(path_list, columns, report), report, collapse, on_conflict, t0)
+    files = path_list(paths)
+    fmt = "parquet" if all(p.suffix.lower() in (".parquet", ".pq") for p in files) else "csv"
+    report = LoadReport(fmt, sources=[str(p) for p in files], on_error=on_error)
+    return _finish(_collect(files, columns, report), report, collapse, on_conflict, t0)
 
 
 def _q_matrix(path: Path) -> tuple[np.ndarray, np.ndarray, int]:
@@ -294,14 +290,14 @@ def load_dedup(
     Timestamps are 0 throughout this data set and are read as unknown, so file order is kept.
     """
     t0 = time.perf_counter()
-    path_list = _path_list(paths)
-    report = LoadReport("dedup", sources=[str(p) for p in path_list], on_error=on_error)
+    files = path_list(paths)
+    report = LoadReport("dedup", sources=[str(p) for p in files], on_error=on_error)
     lookup = None
     columns = DEDUP_COLUMNS
     if standards == "skill_id":
         columns = replace(DEDUP_COLUMNS, standards="skill_id")
     elif standards == "q_mat":
-        q_path = Path(q_mat) if q_mat is not None else path_list[0].parent / "q_mat.npz"
+        q_path = Path(q_mat) if q_mat is not None else files[0].parent / "q_mat.npz"
         indptr, indices, n_items = _q_matrix(q_path)
         # one small list per item, built once: rows then only look it up
         per_item = [[str(s) for s in indices[indptr[i] : indptr[i + 1]]] for i in range(n_items)]
@@ -314,4 +310,4 @@ def load_dedup(
         report.sources.append(str(q_path))
     else:
         raise ValueError(f"standards must be 'q_mat' or 'skill_id', got {standards!r}")
-    return _finish(_collect(path_list, columns, report, lookup), report, collapse, on_conflict, t0)
+    return _finish(_collect(files, columns, report, lookup), report, collapse, on_conflict, t0)

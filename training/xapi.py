@@ -30,7 +30,7 @@ from typing import Any
 from engine.textfiles import TextFileError, read_text
 from engine.xapi import STANDARDS_EXTENSION, VOIDED, StatementError, comparable, parse_statement
 from training.assembly import Loaded, OnConflict, RowCollector, assemble_table
-from training.load_report import DataError, LoadReport, OnError, unreadable
+from training.load_report import DataError, LoadReport, OnError, Rejected, json_lines, path_list, unreadable
 
 __all__ = ["STANDARDS_EXTENSION", "VOIDED_VERB", "load_xapi"]  # the first two re-exported from engine.xapi
 
@@ -38,12 +38,6 @@ __all__ = ["STANDARDS_EXTENSION", "VOIDED_VERB", "load_xapi"]  # the first two r
 VOIDED_VERB = VOIDED
 #: one answer: (learner, item, standards, outcome, timestamp), as RowCollector.add takes them
 _Row = tuple[str, str, list[str], float, float]
-
-
-class _Reject(Exception):
-    def __init__(self, field: str | None, problem: str, reason: str) -> None:
-        super().__init__(problem)
-        self.field, self.problem, self.reason = field, problem, reason
 
 
 def _statements(path: Path) -> tuple[str, Iterator[tuple[int, Any]]]:
@@ -63,15 +57,7 @@ def _statements(path: Path) -> tuple[str, Iterator[tuple[int, Any]]]:
             raise DataError(path.name, None, None, "must hold a JSON array of statements", path=str(path))
         return "statement", iter(enumerate(items, start=1))
 
-    def lines() -> Iterator[tuple[int, Any]]:
-        for number, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                try:
-                    yield number, json.loads(line)
-                except json.JSONDecodeError as exc:
-                    yield number, exc
-
-    return "line", lines()
+    return "line", json_lines(text)
 
 
 def _parse(st: Any, key: str, verbs: Collection[str] | None, counts: dict[str, int], tenant: str) -> _Row | str:
@@ -81,13 +67,13 @@ def _parse(st: Any, key: str, verbs: Collection[str] | None, counts: dict[str, i
         # statement and one whose result contradicts its verb are no one's answer, so skipped
         parsed = parse_statement(st, tenant=tenant, standards_extension=key, context_activities=False, lenient=True)
     except StatementError as exc:
-        raise _Reject(exc.field, exc.problem, exc.reason) from None
+        raise Rejected(exc.field, exc.problem, exc.reason) from None
     reasons = {aside.reason for aside in parsed.set_aside}
     if "bad_standards" in reasons:  # the extension is where training reads an answer's standards
         try:  # the strict reading's error: the file must be fixed
             parse_statement(st, tenant=tenant, standards_extension=key, context_activities=False)
         except StatementError as exc:
-            raise _Reject(exc.field, exc.problem, exc.reason) from None
+            raise Rejected(exc.field, exc.problem, exc.reason) from None
     for reason in ("anonymous_group", "contradiction"):
         if reason in reasons:
             return reason
@@ -98,7 +84,7 @@ def _parse(st: Any, key: str, verbs: Collection[str] | None, counts: dict[str, i
     if parsed.kind != "answer":
         return "not_evidence"  # exposure (launched, experienced...) or ignored (initialized...)
     if parsed.timestamp is None:
-        raise _Reject("timestamp", "is missing; training needs the time of every answer", "bad_timestamp")
+        raise Rejected("timestamp", "is missing; training needs the time of every answer", "bad_timestamp")
     counts["clamped"] += parsed.clamped
     counts["naive"] += parsed.naive_time
     assert parsed.outcome is not None  # an answer always has one
@@ -148,12 +134,12 @@ def load_xapi(
     2
     """
     t0 = time.perf_counter()
-    path_list = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
-    report = LoadReport("xapi", sources=[str(p) for p in path_list], on_error=on_error)
+    files = path_list(paths)
+    report = LoadReport("xapi", sources=[str(p) for p in files], on_error=on_error)
     reader = _StatementReader(report, standards_extension, verbs, tenant)
-    for index, path in enumerate(path_list):
+    for index, path in enumerate(files):
         reader.read(path, index)
-    collector = reader.collect([p.name for p in path_list])
+    collector = reader.collect([p.name for p in files])
     table = assemble_table(collector.rows(), report, collapse=collapse, on_conflict=on_conflict)
     report.seconds = time.perf_counter() - t0
     return Loaded(table, report)
@@ -183,13 +169,13 @@ class _StatementReader:
             where = f"{path.name} {unit} {number}"
             try:
                 self._one(st, where, number, index)
-            except _Reject as r:
+            except Rejected as r:
                 error = DataError(path.name, number, r.field, r.problem, path=str(path), unit=unit)
                 self.report.reject(error, r.reason)
 
     def _one(self, st: Any, where: str, number: int, index: int) -> None:
         if isinstance(st, json.JSONDecodeError):
-            raise _Reject(None, f"is not valid JSON: {st.msg} (column {st.colno})", "bad_json")
+            raise Rejected(None, f"is not valid JSON: {st.msg} (column {st.colno})", "bad_json")
         sid = st.get("id") if isinstance(st, dict) else None
         if not isinstance(sid, str):
             sid = None
@@ -228,11 +214,13 @@ class _StatementReader:
 
 
 def _is_repeat(sid: str, st: dict[str, Any], seen: dict[str, tuple[str, str]], where: str) -> bool:
-    """True for an identical re-delivery; raises :class:`_Reject` for a conflicting one."""
+    """True for an identical re-delivery; raises :class:`Rejected` for a conflicting one."""
     content = comparable(st)
     if sid not in seen:
         seen[sid] = (content, where)
         return False
     if seen[sid][0] == content:
         return True
-    raise _Reject("id", f"{sid!r} was already used at {seen[sid][1]} by a different statement", "conflicting_statement")
+    raise Rejected(
+        "id", f"{sid!r} was already used at {seen[sid][1]} by a different statement", "conflicting_statement"
+    )
