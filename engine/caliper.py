@@ -30,7 +30,8 @@ Activity
     graded whole), any other event's ``object``: its ``id`` is the item id. Its
     ``learningObjectives`` (ids and names) name the standards: codes or CASE identifiers, which
     the caller resolves against its graph (``extra["objectives"]``: one per objective, its id, or
-    its name when it has no id; what training reads as the answer's skills).
+    its name when it has no id; what training reads as the answer's skills; ``extra["item_field"]``:
+    the field that holds the item id).
 Outcome
     A ``Score``'s ``scoreGiven`` / ``maxScore`` (Caliper 1.1 and 1.2), or a ``Result``'s
     ``resultScore`` / ``maxResultScore`` (1.1); numbers sent as text are read as numbers. Extra
@@ -339,5 +340,8 @@ def parse_event(
         clamped=any(n.reason == "clamped" for n in notes),
         naive_time=naive,
         set_aside=tuple(notes),
-        extra={"objectives": [ident or name for ident, name in objectives]},
+        extra={
+            "objectives": [ident or name for ident, name in objectives],
+            "item_field": f"{activity_at}.id" if isinstance(activity, dict) else activity_at,
+        },
     )

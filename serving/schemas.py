@@ -303,7 +303,7 @@ def _caliper(raw: dict[str, Any], where: str, tenant: str, options: CaliperOptio
         if exc.reason == "no_learner":
             raise AboutNoLearner(exc.field or where, f"{exc.problem}: not stored") from None
         raise EventError(exc.field or where, exc.problem) from None
-    check_item_id(parsed.item, f"{where}.object.id")
+    check_item_id(parsed.item, parsed.extra["item_field"])
     assert parsed.timestamp is not None  # eventTime is required
     return IncomingEvent(
         id=parsed.id,

@@ -225,6 +225,13 @@ def test_a_bad_event_is_a_400_naming_its_place_in_data_and_nothing_is_stored(api
     assert api.client.get(f"/v1/learners/{ana}/profile", headers=api.h()).status_code == 404
 
 
+def test_an_item_id_that_is_no_iri_names_the_assignable(api) -> None:
+    body = envelope("mixed_v1p2.json")
+    body["data"][9]["object"]["assignable"]["id"] = "not an iri"
+    r = api.client.post("/caliper/events", json=body, headers=api.h())
+    assert r.status_code == 400 and r.json()["error"]["field"] == "data[9].object.assignable.id"
+
+
 def test_keys_and_scopes(api) -> None:
     c = api.client
     r = c.post("/caliper/events", content=b"{not json", headers={"Content-Type": "application/json"})
