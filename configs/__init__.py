@@ -300,6 +300,20 @@ class StoreConfig(_Section):
 class MLflowConfig(_Section):
     tracking_uri: str = "sqlite:///{data_dir}/mlflow.db"
     registered_model: str = "zpd-learner"
+    #: the registered model a tenant's own model is registered under (``{tenant}``: its id); a
+    #: tenant's admin may serve the tenant a version of that model only (``PUT /v1/model/tenant``)
+    tenant_registered_model: str = "zpd-learner-{tenant}"
+
+    @field_validator("tenant_registered_model")
+    @classmethod
+    def _names_the_tenant(cls, value: str) -> str:
+        if value.count("{tenant}") != 1 or "/" in value or "@" in value:
+            raise ValueError(f"must name the tenant once as {{tenant}}, without '/' or '@', got {value!r}")
+        return value
+
+    def tenant_model(self, tenant: str) -> str:
+        """The registered model ``tenant``'s own models are registered under."""
+        return self.tenant_registered_model.replace("{tenant}", tenant)
 
 
 class ModelConfig(_Section):

@@ -143,6 +143,27 @@ def _poll_alias(app: FastAPI, stop: threading.Event) -> None:
                 log.info("model alias moved: now serving %s", version)
         except (ModelLoadError, StoreError) as exc:
             log.warning("model poll: %s", exc)
+        _poll_tenant_aliases(app)
+
+
+def _poll_tenant_aliases(app: FastAPI) -> None:
+    """Load the version each tenant's followed alias points to now, when it moved."""
+    deployment, holder = app.state.deployment, app.state.engine.models
+    try:
+        published = deployment.tenant_models()[1]
+    except StoreError as exc:
+        log.warning("model poll: %s", exc)
+        return
+    for tenant, entry in published.items():
+        follows = entry.get("follows") or ""
+        try:
+            version = current_version(follows, holder.tracking_uri)
+            if version is not None and version != entry.get("version"):
+                deployment.set_tenant_model(tenant, follows)
+                app.state.metrics.reload("swapped")
+                log.info("tenant %s: model alias moved: now serving %s", tenant, version)
+        except (ModelLoadError, StoreError) as exc:
+            log.warning("model poll, tenant %s: %s", tenant, exc)
 
 
 def _sync(app: FastAPI, stop: threading.Event) -> None:
@@ -354,8 +375,11 @@ def create_app(
         stop = threading.Event()
         holder = app.state.engine.models
         holder.listeners.append(lambda loaded: app.state.metrics.serving(loaded.version, loaded.model.name))
+        holder.tenant_listeners.append(app.state.metrics.tenant_serving)
         if holder.current is not None:
             app.state.metrics.serving(holder.current.version, holder.current.model.name)
+        for tenant, own in holder.tenants.items():
+            app.state.metrics.tenant_serving(tenant, own)
         if config.serving.model_poll_s > 0:
             threading.Thread(target=_poll_alias, args=(app, stop), daemon=True, name="model-poll").start()
         if config.serving.sync_s > 0:

@@ -8,7 +8,8 @@ every worker and replica serves the same: a worker re-reads a tenant's versions 
 ``[serving] sync_s`` seconds and right after its own changes.
 
 :meth:`TenantContent.content` builds (and caches per tenant, versions and model) what a tenant
-sees: its graph, catalog, planner index and the serving model's predictions over the catalog.
+sees: its graph, catalog, planner index and the predictions over the catalog of the model that
+serves it (the deployment's, or the tenant's own: :meth:`ModelHolder.serving`).
 Over the shared framework that is the deployment's encoded catalog plus the tenant's items
 encoded once; over a framework of its own, the model is rebuilt for that graph
 (:func:`models.registry.for_graph`: graph BKT over its standards) and the catalog is the shared
@@ -397,10 +398,12 @@ class TenantContent:
 
     def _content(self, tenant: str, versions: dict[str, int]) -> Content:
         engine = self.engine
-        loaded = engine.models.current
-        shared = versions["catalog"] == 0 and versions["framework"] == 0
+        loaded = engine.models.serving(tenant)
+        deployment = engine.models.current
+        own_content = versions["catalog"] != 0 or versions["framework"] != 0
+        shared = not own_content and loaded is deployment
         key = (
-            "" if shared else tenant,  # tenants without content of their own share the deployment's
+            "" if shared else tenant,  # tenants without content or a model of their own share the deployment's
             versions["catalog"],
             versions["framework"],
             id(loaded),
@@ -413,7 +416,7 @@ class TenantContent:
                 self._cache.move_to_end(key)
                 return hit
         digest = self.catalog_digest()
-        if shared:
+        if not own_content:
             built = Content(
                 engine.graph,
                 engine.catalog,
@@ -429,7 +432,8 @@ class TenantContent:
             built = self._build(self.records(tenant), self.package(tenant), loaded, digest)
         with self._lock:
             # contents over a model no longer served go at once (each holds that model's encodings)
-            for stale in [k for k, c in self._cache.items() if c.loaded is not loaded]:
+            served = {id(deployment), *(id(m) for m in engine.models.tenants.values())}
+            for stale in [k for k, c in self._cache.items() if id(c.loaded) not in served]:
                 del self._cache[stale]
             self._cache[key] = built
             while len(self._cache) > self.cache_size:

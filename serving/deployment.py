@@ -1,8 +1,11 @@
-"""What every worker and replica must agree on: the served model.
+"""What every worker and replica must agree on: the served model, and the tenants' own models.
 
 A model change (``POST /v1/model/reload``, or the alias poll) is loaded and passed through the
 promotion gate in the worker that received it, then stored as a versioned deployment setting (see
-:meth:`LearnerStore.put_setting`). Every worker compares the setting's version with the one it
+:meth:`LearnerStore.put_setting`). A tenant's own model (``PUT /v1/model/tenant``: one its data
+scientists trained on its answers and registered under the tenant's name) goes the same way,
+gated against what the tenant is served on the tenant's own answers, and is published in the
+setting ``tenant-models`` (tenant -> model), which the workers apply likewise. Every worker compares the setting's version with the one it
 applied every ``[serving] sync_s`` seconds and at start-up, and applies it when it changed, so all
 workers serve the same model within that delay and a restarted worker comes back with it. A model
 that cannot be loaded here is reported in ``GET /v1/model`` and the worker keeps what it had.
@@ -22,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from serving.model_provider import LoadedModel, ModelLoadError, holdout_from_store
-from serving.stores.base import LearnerStore
+from serving.stores.base import LearnerStore, VersionConflict
 
 if TYPE_CHECKING:
     from configs import ZPDConfig
@@ -34,7 +37,11 @@ __all__ = ["Deployment", "served_engine"]
 log = logging.getLogger("zpd.serving")
 
 MODEL = "model"
-SETTINGS = (MODEL,)
+#: tenant -> its own model as published: {"uri": the exact version, "follows": the URI asked for
+#: (an alias the poll follows), "version", "forced"}
+TENANT_MODELS = "tenant-models"
+SETTINGS = (MODEL, TENANT_MODELS)
+MAX_RETRIES = 20
 
 
 class Deployment:
@@ -60,38 +67,112 @@ class Deployment:
             self.applied[MODEL] = self.store.put_setting(MODEL, _dumps(published))
             return loaded
 
-    def sync(self) -> bool:
-        """Apply the model another worker published since this worker last applied one; True if it did."""
+    def set_tenant_model(self, tenant: str, uri: str, force_reason: str | None = None) -> LoadedModel:
+        """Load ``uri`` here for ``tenant`` through the promotion gate, compared with what the
+        tenant is served on the tenant's own recent answers, then publish the exact version."""
         with self._lock:
-            version = self.store.setting_versions(SETTINGS).get(MODEL, 0)
-            if version == self.applied[MODEL]:
-                return False
-            current = self.store.get_setting(MODEL)
-            if current is None:
-                return False
-            published = orjson.loads(current[1])
-            uri = published["uri"]
-            error = None
-            serving = self.engine.models.current
-            same = (
-                serving is not None
-                and serving.version == published.get("version")
-                and serving.forced == published.get("forced")
+            loaded = self.engine.models.reload_tenant(
+                tenant,
+                uri,
+                lambda: holdout_from_store(self.store, catalog_of=self.catalog_of, tenant=tenant),
+                force_reason,
             )
-            if not same:  # (a process that built its engine with that model already: nothing to load)
-                with self.engine.lock:
-                    try:
-                        self.engine.models.reload(uri, force_reason=published.get("forced"))
-                    except ModelLoadError as exc:  # keep serving the current model
-                        error = f"model {uri}: {exc}"
-            self.applied[MODEL] = current[0]
-            self.last_error = error
-            if error:
-                log.error("deployment setting not applied: %s", error)
+            entry = {"uri": _exact_uri(uri, loaded.version), "follows": uri, "version": loaded.version}
+            self._publish_tenant(tenant, {**entry, "forced": force_reason})
+            return loaded
+
+    def clear_tenant_model(self, tenant: str) -> bool:
+        """Serve ``tenant`` the deployment's model again; False if it had none of its own."""
+        with self._lock:
+            had = self.engine.models.drop_tenant(tenant)
+            return self._publish_tenant(tenant, None) or had
+
+    def tenant_models(self) -> tuple[int, dict[str, dict[str, Any]]]:
+        """The tenants' own models as published (tenant -> entry, see :data:`TENANT_MODELS`),
+        with the version of that setting."""
+        current = self.store.get_setting(TENANT_MODELS)
+        return (0, {}) if current is None else (current[0], dict(orjson.loads(current[1])))
+
+    def _publish_tenant(self, tenant: str, entry: dict[str, Any] | None) -> bool:
+        """Write ``tenant``'s entry (None: remove it) into the published map, then apply the map as
+        written (another worker may have changed other tenants' entries meanwhile); False if there
+        was nothing to remove."""
+        for _ in range(MAX_RETRIES):
+            version, published = self.tenant_models()
+            if entry is None and tenant not in published:
+                self._apply_tenants(version, published)
+                return False
+            if entry is None:
+                del published[tenant]
+            else:
+                published[tenant] = entry
+            try:
+                written = self.store.put_setting(TENANT_MODELS, _dumps(published), version)
+            except VersionConflict:
+                continue
+            self._apply_tenants(written, published)
             return True
+        raise ModelLoadError(f"the tenants' models changed {MAX_RETRIES} times while this change was written")
+
+    def _apply_tenants(self, version: int, published: dict[str, dict[str, Any]]) -> None:
+        """Serve each tenant the model published for it (loaded here when it is not already),
+        and the deployment's model to the tenants no longer in ``published``."""
+        holder = self.engine.models
+        for tenant, entry in published.items():
+            have = holder.tenants.get(tenant)
+            if have is not None and have.version == entry.get("version") and have.forced == entry.get("forced"):
+                continue
+            with self.engine.lock:
+                try:
+                    holder.reload_tenant(tenant, entry["uri"], force_reason=entry.get("forced"))
+                except ModelLoadError as exc:  # the tenant keeps what it was served
+                    log.error("tenant %s: its model %s not applied: %s", tenant, entry.get("uri"), exc)
+        for tenant in [t for t in holder.tenants if t not in published]:
+            holder.drop_tenant(tenant)
+        self.applied[TENANT_MODELS] = version
+
+    def sync(self) -> bool:
+        """Apply the model (and the tenants' models) another worker published since this worker
+        last applied them; True if it did."""
+        with self._lock:
+            versions = self.store.setting_versions(SETTINGS)
+            changed = versions.get(TENANT_MODELS, 0) != self.applied[TENANT_MODELS]
+            if changed:
+                self._apply_tenants(*self.tenant_models())
+            return self._sync_model(versions.get(MODEL, 0)) or changed
+
+    def _sync_model(self, version: int) -> bool:
+        if version == self.applied[MODEL]:
+            return False
+        current = self.store.get_setting(MODEL)
+        if current is None:
+            return False
+        published = orjson.loads(current[1])
+        uri = published["uri"]
+        error = None
+        serving = self.engine.models.current
+        same = (
+            serving is not None
+            and serving.version == published.get("version")
+            and serving.forced == published.get("forced")
+        )
+        if not same:  # (a process that built its engine with that model already: nothing to load)
+            with self.engine.lock:
+                try:
+                    self.engine.models.reload(uri, force_reason=published.get("forced"))
+                except ModelLoadError as exc:  # keep serving the current model
+                    error = f"model {uri}: {exc}"
+        self.applied[MODEL] = current[0]
+        self.last_error = error
+        if error:
+            log.error("deployment setting not applied: %s", error)
+        return True
 
     def describe(self) -> dict[str, Any]:
-        return {"applied_versions": dict(self.applied), "last_error": self.last_error}
+        """What ``GET /v1/model`` says of the deployment: the version of its model setting applied
+        here (not that of the tenants' models: every tenant reads this, and another tenant's
+        change is not its to see)."""
+        return {"applied_versions": {MODEL: self.applied[MODEL]}, "last_error": self.last_error}
 
 
 def served_engine(config: ZPDConfig, store: LearnerStore) -> Engine:

@@ -119,6 +119,15 @@ class Metrics:
             multiprocess_mode="max",
         )
         self._served: tuple[str, str] | None = None
+        self.tenant_model_info = Gauge(
+            "zpd_tenant_model_info",
+            "A tenant's own model (1 for the version it is served, 0 for versions served before or "
+            "when it is served the deployment's again).",
+            ["tenant", "version", "name"],
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self._tenants_served: dict[str, tuple[str, str]] = {}
         if not self.multiprocess:
             _runtime(r)
 
@@ -158,6 +167,16 @@ class Metrics:
             self.model_info.labels(*self._served).set(0)
         self.model_info.labels(version, name).set(1)
         self._served = (version, name)
+
+    def tenant_serving(self, tenant: str, loaded: Any) -> None:
+        """The model of its own this worker serves ``tenant`` now (None: the deployment's)."""
+        before = self._tenants_served.pop(tenant, None)
+        if before is not None:
+            self.tenant_model_info.labels(tenant, *before).set(0)
+        if loaded is not None:
+            now = (loaded.version, loaded.model.name)
+            self.tenant_model_info.labels(tenant, *now).set(1)
+            self._tenants_served[tenant] = now
 
     # ------------------------------------------------------------------ exposition
     def render(self) -> bytes:

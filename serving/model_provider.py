@@ -195,19 +195,23 @@ def refusal(version: str, report: GateReport) -> ModelRefused:
 
 
 def holdout_from_store(
-    store: Any, learners: int = 200, scan: int = 5000, catalog_of: Callable[[str], Catalog] | None = None
+    store: Any,
+    learners: int = 200,
+    scan: int = 5000,
+    catalog_of: Callable[[str], Catalog] | None = None,
+    tenant: str | None = None,
 ) -> list[list[Event]]:
     """The answers of the most recently active of the first ``scan`` learners listed in the store
-    (every tenant), each learner's as a fold reads them (``serving.evidence``: in the order they
+    (every tenant, or ``tenant``'s alone), each learner's as a fold reads them (``serving.evidence``: in the order they
     happened, voided ones left out), on the standards they count on in the tenant's catalog
     (``catalog_of``; without it, those they were received with): what a candidate model is
     compared on against the serving one (the deployment's own events: never in an external
     training log)."""
     by_tenant: dict[str, list[str]] = {}
-    for n, (tenant, learner) in enumerate(store.learners()):
+    for n, (owner, learner) in enumerate(store.learners(tenant)):
         if n >= scan:
             break
-        by_tenant.setdefault(tenant, []).append(learner)
+        by_tenant.setdefault(owner, []).append(learner)
     records = [  # one round trip per tenant
         record
         for tenant, learners_of in by_tenant.items()
@@ -228,7 +232,9 @@ def holdout_from_store(
 
 
 class ModelHolder:
-    """Holds the serving model; ``current`` is swapped atomically by :meth:`reload`."""
+    """Holds the serving model; ``current`` is swapped atomically by :meth:`reload`. A tenant may
+    be served a model of its own (``tenants``, swapped by :meth:`reload_tenant`); every other
+    tenant is served ``current`` (:meth:`serving`)."""
 
     def __init__(
         self,
@@ -244,22 +250,37 @@ class ModelHolder:
         self._lock = threading.Lock()
         self.current: LoadedModel | None = None
         self.last_error: str | None = None
+        #: tenant -> the model of its own it is served (replaced whole on a change: read without a lock)
+        self.tenants: dict[str, LoadedModel] = {}
+        #: tenant -> why its model could not be loaded here (it is served what it was before)
+        self.tenant_errors: dict[str, str] = {}
         #: called with the model after every swap (the metrics' model version)
         self.listeners: list[Callable[[LoadedModel], None]] = []
+        #: called with the tenant and its own model (None: the deployment's again) after every change
+        self.tenant_listeners: list[Callable[[str, LoadedModel | None], None]] = []
+
+    def serving(self, tenant: str) -> LoadedModel:
+        """The model ``tenant`` is served: its own, or the deployment's."""
+        own = self.tenants.get(tenant)
+        if own is not None:
+            return own
+        assert self.current is not None  # an engine's holder always has a model (build_engine loads one)
+        return self.current
 
     def _build(
         self,
         uri: str | None,
         holdout: Callable[[], Sequence[Sequence[Event]]] | None = None,
         force_reason: str | None = None,
+        serving: LoadedModel | None = None,
     ) -> LoadedModel:
         """Load ``uri`` and pass it through the gate: the static checks, and with ``holdout`` the
-        comparison with the serving model on those events. ``force_reason`` lets a model that
-        fails through (logged with the report)."""
+        comparison with the model it would replace (``serving``, by default the deployment's) on
+        those events. ``force_reason`` lets a model that fails through (logged with the report)."""
         model, version, source = load_candidate(uri, self.graph, self.tracking_uri, self.bkt)
         try:
             report = gate_report(model, self.catalog, self.graph, self.gate)
-            current = self.current
+            current = serving if serving is not None else self.current
             if holdout is not None and current is not None and current.version != version:
                 report.checks.append(
                     compare(
@@ -342,33 +363,81 @@ class ModelHolder:
                 listener(loaded)
             return loaded
 
+    def reload_tenant(
+        self,
+        tenant: str,
+        uri: str,
+        holdout: Callable[[], Sequence[Sequence[Event]]] | None = None,
+        force_reason: str | None = None,
+    ) -> LoadedModel:
+        """Load ``uri`` through the gate (compared with the model ``tenant`` is served now, on
+        ``holdout``: the tenant's own answers), then serve it to ``tenant``. On failure the tenant
+        keeps what it was served."""
+        with self._lock:
+            try:
+                loaded = self._build(uri, holdout, force_reason, self.serving(tenant))
+            except ModelLoadError as exc:
+                self.tenant_errors = {**self.tenant_errors, tenant: str(exc)}
+                raise
+            self._serve_tenant(tenant, loaded)
+            return loaded
+
+    def drop_tenant(self, tenant: str) -> bool:
+        """Serve ``tenant`` the deployment's model again; False if it had none of its own."""
+        with self._lock:
+            had = tenant in self.tenants
+            self._serve_tenant(tenant, None)
+            return had
+
+    def _serve_tenant(self, tenant: str, loaded: LoadedModel | None) -> None:
+        """Serve ``tenant`` ``loaded`` (None: the deployment's model); under the lock. The maps
+        are replaced, never changed in place: requests read them without the lock."""
+        self.tenant_errors = {t: e for t, e in self.tenant_errors.items() if t != tenant}
+        if loaded is None and tenant not in self.tenants:
+            return
+        others = {t: m for t, m in self.tenants.items() if t != tenant}
+        self.tenants = others if loaded is None else {**others, tenant: loaded}
+        for listener in self.tenant_listeners:
+            listener(tenant, loaded)
+
     def refresh_catalog(self, catalog: Catalog) -> None:
         """Re-encode the catalog for the current model after a catalog change."""
         with self._lock:
             self.catalog = catalog
             cur = self.current
             if cur is not None:
-                report = gate_report(cur.model, catalog, self.graph)
-                if not report.passed:
-                    raise refusal(cur.version, report)
-                self.current = LoadedModel(
-                    cur.model,
-                    cur.version,
-                    cur.source,
-                    cur.loaded_at,
-                    CatalogPredictions.encode(cur.model, catalog),
-                    cur.gate,
-                    cur.forced,
-                )
+                self.current = _encoded(cur, catalog, self.graph)
+            self.tenants = {t: _encoded(m, catalog, self.graph) for t, m in self.tenants.items()}
 
-    def describe(self) -> dict[str, Any]:
-        cur = self.current
+    def describe(self, tenant: str | None = None) -> dict[str, Any]:
+        """The model ``tenant`` is served (without one: the deployment's), and why its last load
+        failed; ``scope`` says whose model it is."""
+        own = self.tenants.get(tenant) if tenant is not None else None
+        cur = own if own is not None else self.current
+        error = self.tenant_errors.get(tenant) if tenant is not None else None
         return {
             "version": cur.version if cur else None,
             "name": cur.model.name if cur else None,
             "source": cur.source if cur else None,
             "loaded_at": cur.loaded_at if cur else None,
-            "last_error": self.last_error,
+            "last_error": error if own is not None or error else self.last_error,
             "gate": cur.gate if cur else None,
             "forced": cur.forced if cur else None,
+            "scope": "tenant" if own is not None else "deployment",
         }
+
+
+def _encoded(loaded: LoadedModel, catalog: Catalog, graph: StandardsGraph) -> LoadedModel:
+    """``loaded`` with its predictions over ``catalog`` (after a catalog change)."""
+    report = gate_report(loaded.model, catalog, graph)
+    if not report.passed:
+        raise refusal(loaded.version, report)
+    return LoadedModel(
+        loaded.model,
+        loaded.version,
+        loaded.source,
+        loaded.loaded_at,
+        CatalogPredictions.encode(loaded.model, catalog),
+        loaded.gate,
+        loaded.forced,
+    )

@@ -435,6 +435,10 @@ class ModelOut(BaseModel):
     )
     gate: GateOut | None = Field(default=None, description="the promotion gate's report on the serving model")
     forced: str | None = Field(default=None, description="why the model serves although it failed the gate")
+    scope: Literal["deployment", "tenant"] = Field(
+        default="deployment",
+        description="whose model serves the tenant: the deployment's, or the tenant's own (PUT /v1/model/tenant)",
+    )
     deployment: DeploymentOut | None = None
 
 

@@ -494,12 +494,30 @@ class PlacementAnswerIn(Strict):
     item_id: str | None = None
 
 
-class ModelReloadIn(Strict):
-    uri: str | None = None
-    force_reason: str | None = Field(
-        default=None,
+#: why a model serves although it fails the promotion gate (kept with the model)
+ForceReason = Annotated[
+    str | None,
+    Field(
         min_length=1,
         max_length=500,
         pattern=r"\S",
         description="serve the model even if it fails the promotion gate, for this reason (kept with the model)",
+    ),
+]
+
+
+class ModelReloadIn(Strict):
+    uri: str | None = None
+    force_reason: ForceReason = None
+
+
+class TenantModelIn(Strict):
+    uri: str = Field(
+        min_length=1,
+        max_length=500,
+        pattern=r"^models:/[^/@]+(/[0-9]+|@[^/@]+)$",
+        description="a version of the tenant's registered model (`[mlflow] tenant_registered_model`): "
+        "`models:/NAME@ALIAS` (followed when the alias moves, with `[serving] model_poll_s`) or `models:/NAME/N`",
+        examples=["models:/zpd-learner-district-7@champion"],
     )
+    force_reason: ForceReason = None

@@ -52,6 +52,24 @@ models_app = typer.Typer(
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML file merged over configs/default.toml.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+RegisteredOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--registered-model",
+        help="The registered model (default: [mlflow] registered_model); a tenant's own model is registered "
+        "as [mlflow] tenant_registered_model names it (zpd-learner-TENANT).",
+    ),
+]
+
+
+def _registered(cfg: ZPDConfig, name: str | None) -> ZPDConfig:
+    """``cfg`` with ``name`` as its registered model (unchanged without one)."""
+    if name is None:
+        return cfg
+    name = name.strip()
+    if not name or "/" in name or "@" in name:
+        raise ValueError(f"--registered-model: expected a registered model's name, without '/' or '@', got {name!r}")
+    return cfg.model_copy(update={"mlflow": cfg.mlflow.model_copy(update={"registered_model": name})})
 
 
 def _fail(message: Any) -> None:
@@ -243,6 +261,7 @@ def train_command(
             "for E epochs and register and test that one.",
         ),
     ] = False,
+    registered_model: RegisteredOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Train a model, track the run in MLflow and register it (`zpd-learner` by default), packaged as
@@ -256,7 +275,7 @@ def train_command(
     try:
         if output is not None:
             check_output_folder(output, "a folder for the model and its plots")
-        cfg = _config(ctx, config)
+        cfg = _registered(_config(ctx, config), registered_model)
         if exported is not None:
             data, fmt, columns, framework = _from_store(from_store, tenant, Path(exported.name), data, fmt, cfg)
             if framework is not None:  # its CASE package, read with the configured CASE options
@@ -354,6 +373,12 @@ def train_command(
         f"run {summary['run_id']}  model {summary['model']}  version {summary['model_version']} "
         f"of {summary['registered_model']}"
     )
+    if tenant and summary["model_version"] and summary["registered_model"] == cfg.mlflow.tenant_model(tenant):
+        typer.echo(
+            f"to serve it to tenant {tenant!r} alone: zpd models promote {summary['model_version']} "
+            f"--registered-model {summary['registered_model']}, then PUT /v1/model/tenant "
+            f'{{"uri": "models:/{summary["registered_model"]}@champion"}} with the tenant\'s admin key'
+        )
     typer.echo(
         f"test AUC {m['test_auc']:.4f}  accuracy {m['test_accuracy']:.4f}  RMSE {m['test_rmse']:.4f}  "
         f"log-loss {m['test_log_loss']:.4f}  ECE {m['test_ece']:.4f}"
@@ -496,11 +521,13 @@ def _run_training(
 
 # ------------------------------------------------------------------------------------------ models
 @models_app.command("list")
-def models_list(ctx: typer.Context, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+def models_list(
+    ctx: typer.Context, config: ConfigOpt = None, registered_model: RegisteredOpt = None, as_json: JsonOpt = False
+) -> None:
     """Versions of the registered model, with aliases and test AUC."""
     try:
-        cfg = _config(ctx, config)
-    except ConfigError as exc:
+        cfg = _registered(_config(ctx, config), registered_model)
+    except (ConfigError, ValueError) as exc:
         _fail(exc)
     from training.tracking import list_versions
 
@@ -530,13 +557,14 @@ def models_promote(
         typer.Option("--force-reason", help="Promote even if the version fails the promotion gate, for this reason."),
     ] = None,
     config: ConfigOpt = None,
+    registered_model: RegisteredOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Point an alias (default ``champion``) at a version: serving loads ``models:/NAME@ALIAS``.
     The version first passes the promotion gate for the configured graph and catalog (coverage
     of the standards and items, spread of its predictions); its report is kept on the version."""
     try:
-        cfg = _config(ctx, config)
+        cfg = _registered(_config(ctx, config), registered_model)
         from training.promotion import gate_version
         from training.tracking import promote
 

@@ -223,6 +223,8 @@ def world(request, tmp_path, shared_engine) -> Iterator[Api]:
 def give_tenant_a_data(w: Api) -> None:
     c, h = w.client, w.h("a_all")
     graph = c.app.state.engine.graph
+    # A is served a model of its own (as `PUT /v1/model/tenant` of a version in its registry does)
+    c.app.state.deployment.set_tenant_model(A, "bundled")
     steps: list[tuple[str, str, dict[str, Any]]] = [
         ("POST", "/v1/standards/import", {"json": framework(graph, A_FRAMEWORK, (A_STANDARD, A_STANDARD_TEXT))}),
         (
@@ -345,6 +347,7 @@ def tenant_a_as_served(w: Api) -> dict[str, Any]:
     """What tenant A's admin reads of its own data."""
     c, h = w.client, w.h("a_all")
     paths = [
+        "/v1/model",
         "/v1/learners",
         "/v1/items?own=true",
         "/v1/events/unaligned",
@@ -664,6 +667,20 @@ def cases(graph: Any) -> dict[tuple[str, str], Case]:
         # the model is the deployment's: swapping it takes the operator scope, which B's admin lacks
         ("POST", "/v1/model/reload"): Case(
             "operator", Kind.WRITE, (Call("POST", "/v1/model/reload", json={"uri": "bkt"}),)
+        ),
+        # a tenant's own model: B's admin names versions of B's registered model only
+        ("PUT", "/v1/model/tenant"): Case(
+            "admin",
+            Kind.WRITE,
+            (
+                Call("PUT", "/v1/model/tenant", json={"uri": f"models:/zpd-learner-{A}@champion"}, status=403),
+                Call("PUT", "/v1/model/tenant", json={"uri": f"models:/zpd-learner-{B}/1"}, status=409),
+            ),
+        ),
+        ("DELETE", "/v1/model/tenant"): Case(
+            "admin",
+            Kind.WRITE,
+            (Call("DELETE", "/v1/model/tenant", check=lambda a: a["scope"] == "deployment"),),
         ),
         ("GET", "/healthz"): Case(None, Kind.READ, (Call("GET", "/healthz"),)),
         ("GET", "/readyz"): Case(None, Kind.READ, (Call("GET", "/readyz"),)),
