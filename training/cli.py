@@ -352,8 +352,8 @@ def train_command(
         typer.echo(
             f"tenant {tenant!r} is served on its own framework {own['title']!r}: the trained part covers "
             f"{own['standards_with_data']} of its {own['standards_in_framework']} standards. The model is packaged "
-            "and gated over the deployment's graph, since it serves every tenant; for this tenant the server keeps "
-            "the trained part and rebuilds graph BKT over its framework"
+            "and gated over the deployment's graph, as every model the server loads is (the deployment's or a "
+            "tenant's own); for this tenant the server keeps the trained part and rebuilds graph BKT over its framework"
         )
     if known == 0 and own is not None and own["standards_with_data"] > 0:
         typer.echo(
