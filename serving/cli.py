@@ -237,6 +237,8 @@ def replay(
     assert model is not None  # an engine's holder always has a model (build_engine loads one)
     summary: dict[str, Any] = {
         "model_version": model.version,
+        # the tenants served a model of their own: their learners are folded with it
+        "tenant_models": {t: m.version for t, m in engine.models.tenants.items() if tenant in (None, t)},
         "learners": 0,
         "rebuilt": 0,
         "matching": 0,
@@ -304,6 +306,7 @@ def replay(
                 else ""
             )
             + f"{summary['rebuilt']} rebuilt with {model.version}"
+            + "".join(f" ({t}'s with its own, {v})" for t, v in summary["tenant_models"].items())
             + (
                 f", {summary['bad_checkpoints']} checkpoint(s) not what the log gives"
                 if summary["bad_checkpoints"]

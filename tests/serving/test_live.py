@@ -288,6 +288,29 @@ def test_the_command_line_works_with_the_model_the_api_serves(tmp_path: Path) ->
     run = CliRunner().invoke(cli, ["--config", str(config), "replay", "--json"])
     assert run.exit_code == 0, run.output
     assert json.loads(run.stdout.strip().splitlines()[-1])["model_version"] == deployed
+    # a tenant served a model of its own: the command line folds its learners with that one
+    from fastapi.testclient import TestClient
+
+    from serving.app import create_app
+    from serving.auth import create_key
+
+    with open_store(url) as store:
+        engine = build_engine(load_config(config, env={}))
+        own = Deployment(engine, store).set_tenant_model("t", "bkt").version
+        keys = {t: {"Authorization": f"Bearer {create_key(store, t, ['ingest'])}"} for t in ("t", "u")}
+        item = next(iter(engine.catalog)).id
+        with TestClient(create_app(load_config(config, env={}), store=store, engine=engine)) as client:
+            for t, h in keys.items():
+                events = [
+                    {"id": f"{t}-{k}", "learner_id": "s1", "item_id": item, "correct": k % 2 == 0} for k in range(3)
+                ]
+                assert client.post("/v1/events", json=events, headers=h).status_code == 200
+        assert store.get("t", "s1").model_version.startswith(own)
+        assert store.get("u", "s1").model_version.startswith(deployed)
+    run = CliRunner().invoke(cli, ["--config", str(config), "replay", "--check", "--json"])
+    assert run.exit_code == 0, run.output
+    replayed = json.loads(run.stdout.strip().splitlines()[-1])
+    assert replayed["tenant_models"] == {"t": own} and replayed["matching"] == replayed["learners"] == 2
 
 
 def test_zpd_serve_logs_its_own_work_at_the_level_asked(tmp_path: Path, shared_engine) -> None:
