@@ -349,7 +349,7 @@ def create_app(
         app.state.service.on_rebuilt = app.state.metrics.rebuilt
         app.state.keys = KeyCache(app.state.store, config.serving.key_cache_s)
         app.state.ui = UiAuth(app.state.store, app.state.keys)
-        app.state.deployment = Deployment(app.state.engine, app.state.store, app.state.service.catalog)
+        app.state.deployment = Deployment(app.state.engine, app.state.store, app.state.service.content)
         app.state.imports = RosterImports(
             app.state.service.import_roster,
             app.state.store,

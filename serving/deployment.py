@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -30,6 +29,8 @@ from serving.stores.base import LearnerStore, VersionConflict
 if TYPE_CHECKING:
     from configs import ZPDConfig
     from engine.catalog import Catalog
+    from engine.graph import StandardsGraph
+    from serving.content import TenantContent
     from serving.service import Engine
 
 __all__ = ["Deployment", "served_engine"]
@@ -45,10 +46,15 @@ MAX_RETRIES = 20
 
 
 class Deployment:
-    def __init__(self, engine: Any, store: LearnerStore, catalog_of: Callable[[str], Catalog] | None = None):
-        """``catalog_of``: a tenant's catalog (what the promotion gate reads the held-out answers'
-        standards from, as serving folds them)."""
-        self.engine, self.store, self.catalog_of = engine, store, catalog_of
+    def __init__(self, engine: Any, store: LearnerStore, content: TenantContent | None = None):
+        """``content``: what each tenant sees (the promotion gate reads the held-out answers'
+        standards from a tenant's catalog, as serving folds them, and checks a tenant's own model
+        over the tenant's framework and catalog); by default read from ``store``."""
+        if content is None:
+            from serving.content import TenantContent
+
+            content = TenantContent(engine, store, engine.config.serving.sync_s)
+        self.engine, self.store, self.content = engine, store, content
         self.applied = dict.fromkeys(SETTINGS, 0)
         self.last_error: str | None = None
         self._lock = threading.Lock()
@@ -76,6 +82,7 @@ class Deployment:
                 uri,
                 lambda: holdout_from_store(self.store, catalog_of=self.catalog_of, tenant=tenant),
                 force_reason,
+                self._sees(tenant),
             )
             entry = {"uri": _exact_uri(uri, loaded.version), "follows": uri, "version": loaded.version}
             self._publish_tenant(tenant, {**entry, "forced": force_reason})
@@ -86,6 +93,14 @@ class Deployment:
         with self._lock:
             had = self.engine.models.drop_tenant(tenant)
             return self._publish_tenant(tenant, None) or had
+
+    def catalog_of(self, tenant: str) -> Catalog:
+        return self.content.content(tenant).catalog
+
+    def _sees(self, tenant: str) -> tuple[StandardsGraph, Catalog]:
+        """The framework and catalog ``tenant`` sees (what its own model is gated over)."""
+        seen = self.content.content(tenant)
+        return seen.graph, seen.catalog
 
     def tenant_models(self) -> tuple[int, dict[str, dict[str, Any]]]:
         """The tenants' own models as published (tenant -> entry, see :data:`TENANT_MODELS`),
@@ -124,7 +139,9 @@ class Deployment:
                 continue
             with self.engine.lock:
                 try:
-                    holder.reload_tenant(tenant, entry["uri"], force_reason=entry.get("forced"))
+                    holder.reload_tenant(
+                        tenant, entry["uri"], force_reason=entry.get("forced"), sees=self._sees(tenant)
+                    )
                 except ModelLoadError as exc:  # the tenant keeps what it was served
                     log.error("tenant %s: its model %s not applied: %s", tenant, entry.get("uri"), exc)
         for tenant in [t for t in holder.tenants if t not in published]:

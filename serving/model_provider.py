@@ -28,7 +28,7 @@ from engine.learner import CatalogPredictions
 from models.base import Event, ItemSpec, LearnerModel
 from models.bkt import GraphBKT
 from models.gate import GateReport, check_model, compare
-from models.registry import load_model
+from models.registry import for_graph, load_model
 from serving.evidence import evidence
 
 __all__ = ["LoadedModel", "ModelHolder", "ModelLoadError", "ModelNotRegistered", "ModelRefused", "load_candidate"]
@@ -273,19 +273,27 @@ class ModelHolder:
         holdout: Callable[[], Sequence[Sequence[Event]]] | None = None,
         force_reason: str | None = None,
         serving: LoadedModel | None = None,
+        sees: tuple[StandardsGraph, Catalog] | None = None,
     ) -> LoadedModel:
         """Load ``uri`` and pass it through the gate: the static checks, and with ``holdout`` the
         comparison with the model it would replace (``serving``, by default the deployment's) on
-        those events. ``force_reason`` lets a model that fails through (logged with the report)."""
+        those events. ``sees``: the framework and catalog it is to serve (a tenant's own; by
+        default the deployment's), over which both models are checked as they would serve it.
+        ``force_reason`` lets a model that fails through (logged with the report)."""
         model, version, source = load_candidate(uri, self.graph, self.tracking_uri, self.bkt)
+        graph, catalog = sees if sees is not None else (self.graph, self.catalog)
+
+        def served(m: LearnerModel) -> LearnerModel:  # as TenantContent serves a model over a framework
+            return m if graph is self.graph else for_graph(m, graph)
+
         try:
-            report = gate_report(model, self.catalog, self.graph, self.gate)
+            report = gate_report(served(model), catalog, graph, self.gate)
             current = serving if serving is not None else self.current
             if holdout is not None and current is not None and current.version != version:
                 report.checks.append(
                     compare(
-                        model,
-                        current.model,
+                        served(model),
+                        served(current.model),
                         holdout(),
                         max_auc_drop=self.gate.max_auc_drop,
                         max_log_loss_rise=self.gate.max_log_loss_rise,
@@ -369,13 +377,14 @@ class ModelHolder:
         uri: str,
         holdout: Callable[[], Sequence[Sequence[Event]]] | None = None,
         force_reason: str | None = None,
+        sees: tuple[StandardsGraph, Catalog] | None = None,
     ) -> LoadedModel:
-        """Load ``uri`` through the gate (compared with the model ``tenant`` is served now, on
-        ``holdout``: the tenant's own answers), then serve it to ``tenant``. On failure the tenant
-        keeps what it was served."""
+        """Load ``uri`` through the gate (over ``sees``, the tenant's framework and catalog;
+        compared with the model ``tenant`` is served now on ``holdout``: the tenant's own
+        answers), then serve it to ``tenant``. On failure the tenant keeps what it was served."""
         with self._lock:
             try:
-                loaded = self._build(uri, holdout, force_reason, self.serving(tenant))
+                loaded = self._build(uri, holdout, force_reason, self.serving(tenant), sees)
             except ModelLoadError as exc:
                 self.tenant_errors = {**self.tenant_errors, tenant: str(exc)}
                 raise

@@ -198,3 +198,42 @@ def test_a_tenants_admin_serves_it_a_version_of_its_registered_model(tmp_path) -
         back = c.delete("/v1/model/tenant", headers=t).json()
         assert back["previous"] == f"zpd-learner-t/{v2}" and back["version"] == deployment
     store.close()
+
+
+def test_a_tenant_on_a_framework_of_its_own_is_gated_over_it(store, tmp_path) -> None:
+    """A district on its own standards trains over its own codes: its model is checked over the
+    district's framework and catalog, where the deployment's graph would find none of them, in
+    the worker it is set in and in every other."""
+    from engine.case import graph_to_case
+
+    h = {"Authorization": f"Bearer {create_key(store, 't', ['read', 'ingest', 'admin', 'operator'])}"}
+    with worker(store) as a, worker(store) as b:
+        package = graph_to_case(a.app.state.engine.graph)
+        package["CFDocument"]["title"] = "District standards"
+        for node in package["CFItems"]:
+            node["humanCodingScheme"] = "D." + node["humanCodingScheme"]
+        imported = a.post("/v1/standards/import?allow_empty=true", json=package, headers=h)
+        assert imported.status_code == 200, imported.text
+        codes = [c for c in a.app.state.service.graph("t").learning if c.startswith("D.3.")][:30]  # 7% of them
+        items = [
+            {
+                "id": f"d-{k}",
+                "title": f"Task {k}",
+                "standards": [codes[k % 30]],
+                "modality": "online_practice",
+                "duration_minutes": 10,
+            }
+            for k in range(60)
+        ]
+        put = a.put("/v1/items", json=items, headers=h)
+        assert put.status_code == 200, put.text
+        folder = saved_logistic(tmp_path / "district", codes, [i["id"] for i in items])
+        with pytest.raises(ModelRefused, match="standard coverage"):  # over the deployment's graph: none of its codes
+            a.app.state.deployment.set_model(str(folder))
+        loaded = a.app.state.deployment.set_tenant_model("t", str(folder))
+        assert loaded.gate["passed"] is True and loaded.forced is None
+        assert next_version(a, h, "s1").startswith(loaded.version + "~")  # over the district's framework
+        assert b.app.state.deployment.sync() is True
+        assert b.get("/v1/model", headers=h).json()["version"] == loaded.version
+        assert b.app.state.engine.models.tenant_errors == {}
+        assert next_version(b, h, "s1") == next_version(a, h, "s1")
