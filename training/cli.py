@@ -348,18 +348,26 @@ def train_command(
     known, units = summary["coverage"]["standards_with_data"], summary["coverage"]["standards_in_graph"]
     typer.echo(f"the trained part covers {known} of the graph's {units} standards; graph BKT the rest")
     own = summary.get("tenant_framework")
+    name = summary["registered_model"]
+    tenants_own = bool(tenant) and name == cfg.mlflow.tenant_model(tenant or "")
     if own is not None:
         typer.echo(
             f"tenant {tenant!r} is served on its own framework {own['title']!r}: the trained part covers "
             f"{own['standards_with_data']} of its {own['standards_in_framework']} standards. The model is packaged "
-            "and gated over the deployment's graph, as every model the server loads is (the deployment's or a "
-            "tenant's own); for this tenant the server keeps the trained part and rebuilds graph BKT over its framework"
+            "over the deployment's graph; served to this tenant, it keeps the trained part and graph BKT is "
+            "rebuilt over the tenant's framework"
         )
     if known == 0 and own is not None and own["standards_with_data"] > 0:
         typer.echo(
-            "warning: the data's standards are the tenant framework's, none of the deployment graph's: the "
-            "promotion gate checks the deployment's graph and will refuse this model; promote it with "
-            "--force-reason if this deployment is to serve it",
+            "warning: the data's standards are the tenant framework's, none of the deployment graph's: "
+            "`zpd models promote` and a deployment reload check the deployment's graph and will refuse it; "
+            + (
+                "PUT /v1/model/tenant checks it over the tenant's framework: name the version "
+                f"(models:/{name}/{summary['model_version']}) rather than an alias"
+                if tenants_own
+                else f"to serve it to tenant {tenant!r} alone, train with --registered-model "
+                f"{cfg.mlflow.tenant_model(tenant or '')} and serve it with PUT /v1/model/tenant"
+            ),
             err=True,
         )
     elif known == 0:
@@ -373,11 +381,11 @@ def train_command(
         f"run {summary['run_id']}  model {summary['model']}  version {summary['model_version']} "
         f"of {summary['registered_model']}"
     )
-    if tenant and summary["model_version"] and summary["registered_model"] == cfg.mlflow.tenant_model(tenant):
+    if tenants_own and summary["model_version"]:
         typer.echo(
-            f"to serve it to tenant {tenant!r} alone: zpd models promote {summary['model_version']} "
-            f"--registered-model {summary['registered_model']}, then PUT /v1/model/tenant "
-            f'{{"uri": "models:/{summary["registered_model"]}@champion"}} with the tenant\'s admin key'
+            f"to serve it to tenant {tenant!r} alone: PUT /v1/model/tenant "
+            f'{{"uri": "models:/{name}/{summary["model_version"]}"}} with the tenant\'s admin key (or promote it, '
+            f"zpd models promote {summary['model_version']} --registered-model {name}, and name the alias there)"
         )
     typer.echo(
         f"test AUC {m['test_auc']:.4f}  accuracy {m['test_accuracy']:.4f}  RMSE {m['test_rmse']:.4f}  "

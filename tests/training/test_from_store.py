@@ -112,8 +112,9 @@ def test_a_tenant_on_its_own_framework_is_told_what_the_model_covers_of_it(tmp_p
     for entry in package["CFItems"]:
         if entry.get("humanCodingScheme"):
             entry["humanCodingScheme"] = "D-" + entry["humanCodingScheme"]
-    # items on seven grade-3 standards only: a partial catalog, as a district's first upload is
-    codes = [f"D-{u}" for u in engine.graph.sort(u for u in engine.graph.learning if u.startswith("3."))][:7]
+    # items on thirty grade-3 standards only (7% of the framework): a partial catalog, as a
+    # district's first upload is
+    codes = [f"D-{u}" for u in engine.graph.sort(u for u in engine.graph.learning if u.startswith("3."))][:30]
     items = [
         {
             "id": f"d-{code}-{k}",
@@ -134,7 +135,7 @@ def test_a_tenant_on_its_own_framework_is_told_what_the_model_covers_of_it(tmp_p
             "correct": bool(rng.random() < 0.6),
         }
         for n in range(40)
-        for k in range(15)
+        for k in range(30)
     ]
     with TestClient(create_app(config, store=store, engine=engine)) as client:
         # no item is on the district's codes yet, and none can be added before the framework is there
@@ -151,8 +152,9 @@ def test_a_tenant_on_its_own_framework_is_told_what_the_model_covers_of_it(tmp_p
         assert client.put("/v1/items", json=items, headers=h).status_code == 200
         offered = client.get("/v1/learners/s0/next?grade=3", headers=h).json()
         assert offered["recommendations"][0]["standard"].startswith("D-") and offered["empty"] is None
-        got = client.post("/v1/events", json=events, headers=h)
-        assert got.status_code == 200 and got.json()["accepted"] == 600, got.text
+        for part in (events[:600], events[600:]):
+            got = client.post("/v1/events", json=part, headers=h)
+            assert got.status_code == 200 and got.json()["accepted"] == 600, got.text
     store.close()
 
     settings = tmp_path / "zpd.toml"
@@ -169,7 +171,27 @@ def test_a_tenant_on_its_own_framework_is_told_what_the_model_covers_of_it(tmp_p
     said = runner.invoke(app, [*base, "--epochs", "1", "--no-progress"])
     assert said.exit_code == 0, said.output
     assert f"the trained part covers {len(codes)} of its" in said.stdout
-    assert "--force-reason" in said.stderr and "--alignment" not in said.stderr
+    assert "--registered-model zpd-learner-district" in said.stderr and "--alignment" not in said.stderr
+
+    # registered as the district's own model, it is served to the district alone, checked over
+    # the district's framework (the deployment's graph would find none of its standards)
+    own_run = runner.invoke(
+        app, [*base, "--epochs", "2", "--registered-model", "zpd-learner-district", "--no-progress"]
+    )
+    assert own_run.exit_code == 0, own_run.output
+    assert "name the version (models:/zpd-learner-district/1)" in own_run.stderr
+    assert 'PUT /v1/model/tenant {"uri": "models:/zpd-learner-district/1"}' in own_run.stdout
+    served = load_config(settings, env={})
+    store = open_store(url)
+    other = {"Authorization": f"Bearer {create_key(store, 'school', ['read'])}"}
+    with TestClient(create_app(served, store=store, engine=build_engine(served, model_uri="bkt"))) as client:
+        put = client.put("/v1/model/tenant", json={"uri": "models:/zpd-learner-district/1"}, headers=h)
+        assert put.status_code == 200, put.text
+        assert put.json()["gate"]["passed"] is True and put.json()["forced"] is None
+        version = client.get("/v1/learners/s0/next", headers=h).json()["model_version"]
+        assert version.startswith("zpd-learner-district/1~")  # over the district's framework
+        assert client.get("/v1/model", headers=other).json()["version"].startswith("bkt")
+    store.close()
 
 
 def test_answers_are_exported_on_the_standards_the_server_folds_them_on(tmp_path) -> None:
