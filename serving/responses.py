@@ -439,6 +439,10 @@ class ModelOut(BaseModel):
         default="deployment",
         description="whose model serves the tenant: the deployment's, or the tenant's own (PUT /v1/model/tenant)",
     )
+    tenant_models: dict[str, str] | None = Field(
+        default=None,
+        description="operator keys only: the tenants this worker serves a model of their own, and its version",
+    )
     deployment: DeploymentOut | None = None
 
 

@@ -37,6 +37,8 @@ def get_model(request: Request, principal: ReadDep, service: ServiceDep) -> dict
         described["source"] = None
         for part in (described, deployment):
             part["last_error"] = HIDDEN_ERROR if part["last_error"] else None
+    else:  # the deployment's operator sees every tenant's
+        described["tenant_models"] = {t: m.version for t, m in sorted(service.engine.models.tenants.items())}
     return {**described, "loaded_at": iso(described["loaded_at"]), "deployment": deployment}
 
 

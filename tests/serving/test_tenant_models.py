@@ -51,6 +51,7 @@ def test_a_tenants_model_serves_it_alone_in_every_worker(store) -> None:
         assert mine["scope"] == "tenant" and mine["version"].startswith("hybrid") and mine["source"] is None
         theirs = a.get("/v1/model", headers=u).json()
         assert theirs["scope"] == "deployment" and theirs["version"] == deployment
+        assert theirs["tenant_models"] == {"t": mine["version"]} and mine["tenant_models"] is None  # u: operator
         assert next_version(a, t, "s1").startswith(mine["version"])
         assert next_version(a, u, "s1") == deployment
         # b has not looked yet; then it serves t the same, and u still the deployment's
