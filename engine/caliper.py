@@ -38,6 +38,12 @@ Outcome
     credit (above the maximum) counts as 1 and a negative score as 0, each with a note. A
     ``scored`` event without a usable score (none, no maximum, not a number) is an exposure,
     with a note saying why: it is stored, never refused.
+Platform deployment
+    An event whose ``federatedSession`` carries an LTI 1.3 launch (Caliper 1.2's
+    ``messageParameters``: its ``iss`` and deployment id claim) names the platform deployment it
+    came from (:func:`launch_deployment`; LTI: a tenant is an issuer and a deployment id). Given
+    ``deployments``, a launch from another one is refused (``reason`` ``other_deployment``); an
+    event without such a launch names none and is read.
 Ids and times
     The event's ``id`` (``urn:uuid:...``) is its id when it is a plain id, else a hash of it;
     an event without one (Caliper 1.0 had none) gets a hash of its content, so a resend is a
@@ -51,7 +57,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from engine.xapi import SetAside, Statement, StatementError, account_id, parse_time
@@ -63,6 +69,7 @@ __all__ = [
     "SOURCED_IDS",
     "event_kind",
     "is_caliper_event",
+    "launch_deployment",
     "parse_event",
     "read_envelope",
     "skipped",
@@ -75,6 +82,9 @@ DEFAULT_ACTIONS: dict[str, str] = {
     "OutcomeEvent/Graded": "scored",  # Caliper 1.0's name for a grade
     "AssessmentItemEvent/Completed": "exposure",
 }
+
+#: the LTI 1.3 claim naming the platform deployment a launch came from
+LTI_DEPLOYMENT_CLAIM = "https://purl.imsglobal.org/spec/lti/claim/deployment_id"
 
 #: ``otherIdentifiers`` types that are a student information system's ids: read as a roster's
 #: ``sourcedId`` (the id a OneRoster import gives the same user)
@@ -206,6 +216,18 @@ def _lti_user(event: Mapping[str, Any], person: str | None) -> str | None:
     return _text(claims.get("sub")) or _text(claims.get("user_id"))
 
 
+def launch_deployment(event: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(issuer, deployment id) of the LTI 1.3 launch an event's ``federatedSession`` carries
+    (Caliper 1.2's ``messageParameters``), or None when it carries none (no session, an LTI 1.1
+    launch: 1.1 has no deployment id)."""
+    session = event.get("federatedSession")
+    claims = session.get("messageParameters") if isinstance(session, dict) else None
+    if not isinstance(claims, dict):
+        return None
+    issuer, deployment = _text(claims.get("iss")), _text(claims.get(LTI_DEPLOYMENT_CLAIM))
+    return (issuer, deployment) if issuer is not None and deployment is not None else None
+
+
 def _number(value: Any) -> float | None:
     """A finite number, or a number sent as text; anything else (NaN, infinities) is None."""
     if isinstance(value, bool):
@@ -290,16 +312,26 @@ def parse_event(
     actions: Mapping[str, str] | None = None,
     learner_identifier: str = "id",
     where: str = "event",
+    deployments: Collection[tuple[str, str]] | None = None,
 ) -> Statement:
     """What a Caliper event says about learning (see the module docstring). Raises
     :class:`StatementError` naming the field for an event that cannot be stored (``reason``
-    ``no_learner`` for one about no learner); a grade without a usable score is an exposure, the
-    reason in ``set_aside``."""
+    ``no_learner`` for one about no learner, ``other_deployment`` for a launch from a platform
+    deployment not among ``deployments``, when given); a grade without a usable score is an
+    exposure, the reason in ``set_aside``."""
     if not is_caliper_event(event):
         raise StatementError(where, "expected a Caliper event (type, actor, action, object, eventTime)", "bad_event")
     kind = event_kind(event, actions)
     if kind is None:
         raise StatementError(where, skipped(event, actions) or "is not learning evidence", "not_evidence")
+    launched = launch_deployment(event) if deployments is not None else None
+    if deployments is not None and launched is not None and launched not in deployments:
+        raise StatementError(
+            f"{where}.federatedSession.messageParameters",
+            f"is a launch from deployment {launched[1][:100]!r} of the platform {launched[0][:200]!r}, none of this "
+            "tenant's LTI deployments",
+            "other_deployment",
+        )
     type_ = _term(_field(event, "type"))
     graded = type_ in ("GradeEvent", "OutcomeEvent")
     obj = event.get("object")

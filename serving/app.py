@@ -36,7 +36,7 @@ from serving.imports import POLL_S, RosterImports
 from serving.limits import BodyLimitMiddleware
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.model_provider import ModelLoadError, current_version
-from serving.routes import caliper, catalog, classes, events, gps, health, learners, model, xapi
+from serving.routes import caliper, catalog, classes, events, gps, health, learners, lti, model, xapi
 from serving.service import ApiError, Engine, LearnerService, build_engine
 from serving.stores import open_store
 from serving.stores.base import LearnerStore, StoreError, StoreUnavailable
@@ -421,7 +421,7 @@ def create_app(
     )
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
 
-    for module in (events, xapi, caliper, learners, classes, catalog, model, gps, health):
+    for module in (events, xapi, caliper, learners, classes, catalog, model, gps, lti, health):
         app.include_router(module.router)
     app.include_router(learners.erasures)
     for route in learners.LEAN:  # the hot path, answered ahead of FastAPI's routing (see LeanRoute)

@@ -74,6 +74,7 @@ __all__ = [
     "changed_items",
     "fold_alignment",
     "framework_setting",
+    "lti_setting",
     "parse_framework",
     "read_stamp",
     "tenant_catalog",
@@ -108,6 +109,11 @@ def _as_sent(value: Any) -> str:
 
 def framework_setting(tenant: str) -> str:
     return f"framework@{tenant}"
+
+
+def lti_setting(tenant: str) -> str:
+    """The setting that lists the tenant's LTI platform deployments (issuer and deployment id)."""
+    return f"lti@{tenant}"
 
 
 def alignment_setting(digest: str) -> str:
@@ -333,12 +339,13 @@ class TenantContent:
         cached = self._versions.get(tenant)
         if cached is not None and now - cached[0] < self.refresh_s:
             return cached[1]
-        names = [catalog_setting(tenant), framework_setting(tenant), tenant_setting(tenant)]
+        names = [catalog_setting(tenant), framework_setting(tenant), tenant_setting(tenant), lti_setting(tenant)]
         found = self.store.setting_versions(names)
         versions = {
             "catalog": found.get(names[0], 0),
             "framework": found.get(names[1], 0),
             "gps": found.get(names[2], 0),
+            "lti": found.get(names[3], 0),
         }
         self._versions[tenant] = (now, versions)
         return versions
@@ -356,6 +363,17 @@ class TenantContent:
     def records(self, tenant: str) -> list[dict[str, Any]]:
         """The tenant's own item records, as stored."""
         return list(self._value(catalog_setting(tenant), self.versions(tenant)["catalog"], []))
+
+    def lti_deployments(self, tenant: str) -> tuple[int, list[dict[str, Any]]]:
+        """The tenant's LTI platform deployments as registered (``PUT /v1/lti/deployments``),
+        with the version of that list (0: none registered)."""
+        version = self.versions(tenant)["lti"]
+        return version, list(self._value(lti_setting(tenant), version, []))
+
+    def set_lti_deployments(self, tenant: str, deployments: Sequence[Mapping[str, Any]]) -> None:
+        """Replace the tenant's LTI platform deployments."""
+        self.store.put_setting(lti_setting(tenant), _as_sent(list(deployments)))
+        self._versions.pop(tenant, None)  # read again at once
 
     def package(self, tenant: str) -> dict[str, Any] | None:
         """The tenant's own CASE framework, if it imported one."""

@@ -547,3 +547,16 @@ class StoredRotationOut(RotationOut):
         description="items of the plan withdrawn from the tenant's offer since it was made (re-run the date to plan "
         "without them)",
     )
+
+
+class LtiDeploymentOut(BaseModel):
+    issuer: str
+    deployment_id: str
+    label: str | None = None
+
+
+class LtiDeploymentsOut(BaseModel):
+    deployments: list[LtiDeploymentOut] = Field(
+        description="the platform deployments whose LTI launches are this tenant's: a Caliper event launched "
+        "from another one is refused (403); none: not checked"
+    )

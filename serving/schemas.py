@@ -28,10 +28,12 @@ __all__ = [
     "CaliperAccepted",
     "CaliperOptions",
     "EventError",
+    "ForeignDeployment",
     "IRI_PATTERN",
     "ITEM_ID_PATTERN",
     "MAX_ITEM_ID",
     "IncomingEvent",
+    "LtiDeploymentsIn",
     "XapiOptions",
     "check_item_id",
     "normalize_event",
@@ -58,6 +60,10 @@ class EventError(ValueError):
     def __init__(self, field: str, message: str):
         self.field, self.message = field, message
         super().__init__(f"{field}: {message}")
+
+
+class ForeignDeployment(EventError):
+    """An event launched from a platform deployment that is none of the tenant's (LTI)."""
 
 
 class AboutNoLearner(EventError):
@@ -119,6 +125,9 @@ class CaliperOptions(BaseModel):
 
     actions: dict[str, str] | None = None
     learner_identifier: str = "id"
+    #: the tenant's LTI deployments, (issuer, deployment id): a launch from another is refused
+    #: (None: the tenant registered none, nothing is checked)
+    deployments: frozenset[tuple[str, str]] | None = None
 
 
 def _require(obj: Any, key: str, where: str) -> Any:
@@ -297,11 +306,18 @@ def _statement(raw: dict[str, Any], where: str, now: float, tenant: str, options
 def _caliper(raw: dict[str, Any], where: str, tenant: str, options: CaliperOptions) -> IncomingEvent:
     try:
         parsed = parse_event(
-            raw, tenant=tenant, actions=options.actions, learner_identifier=options.learner_identifier, where=where
+            raw,
+            tenant=tenant,
+            actions=options.actions,
+            learner_identifier=options.learner_identifier,
+            where=where,
+            deployments=options.deployments,
         )
     except StatementError as exc:
         if exc.reason == "no_learner":
             raise AboutNoLearner(exc.field or where, f"{exc.problem}: not stored") from None
+        if exc.reason == "other_deployment":
+            raise ForeignDeployment(exc.field or where, exc.problem) from None
         raise EventError(exc.field or where, exc.problem) from None
     check_item_id(parsed.item, parsed.extra["item_field"])
     assert parsed.timestamp is not None  # eventTime is required
@@ -521,3 +537,31 @@ class TenantModelIn(Strict):
         examples=["models:/zpd-learner-district-7@champion"],
     )
     force_reason: ForceReason = None
+
+
+class LtiDeploymentIn(Strict):
+    """A platform deployment the tenant's LTI launches come from (LTI 1.3: the platform's issuer
+    and the deployment id it gave this tool)."""
+
+    issuer: str = Field(
+        min_length=1,
+        max_length=500,
+        pattern=r"^https://[^\s\x00-\x1f\x7f]+$",
+        description="the platform's issuer (the launch's `iss` claim): an https URL",
+        examples=["https://canvas.instructure.com"],
+    )
+    deployment_id: str = Field(
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="the deployment id (the launch's https://purl.imsglobal.org/spec/lti/claim/deployment_id claim)",
+        examples=["12653:bb7a1c4f0e3d"],
+    )
+    label: str | None = Field(default=None, max_length=200, description="what it is, for people (a school, an LMS)")
+
+
+class LtiDeploymentsIn(Strict):
+    deployments: list[LtiDeploymentIn] = Field(
+        max_length=1000,
+        description="every deployment of the tenant (replaces the list; empty: no check)",
+    )

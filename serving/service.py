@@ -50,6 +50,7 @@ from serving.schemas import (
     AboutNoLearner,
     CaliperOptions,
     EventError,
+    ForeignDeployment,
     GoalIn,
     IncomingEvent,
     XapiOptions,
@@ -240,12 +241,23 @@ class LearnerService:
         )
         c = engine.config.caliper
         self.caliper = CaliperOptions(actions={**DEFAULT_ACTIONS, **c.actions}, learner_identifier=c.learner_identifier)
+        self._caliper_of: dict[str, tuple[int, CaliperOptions]] = {}  # tenant -> (LTI list version, options)
         #: told of every refold of a learner (``"checkpoint"`` or ``"log"``, the answers refolded):
         #: the app counts them in its metrics
         self.on_refold: Callable[[str, int], None] | None = None
         #: told why of every stored state found out of date when read to serve or to fold new
         #: events into (see LearnerView.rebuilt): the app counts them
         self.on_rebuilt: Callable[[str], None] | None = None
+
+    def caliper_options(self, tenant: str) -> CaliperOptions:
+        """How ``tenant``'s Caliper events are read: the deployment's options, with the tenant's
+        LTI deployments when it registered some (a launch from another one is refused)."""
+        version, deployments = self.content.lti_deployments(tenant)
+        cached = self._caliper_of.get(tenant)
+        if cached is None or cached[0] != version:
+            known = frozenset((d["issuer"], d["deployment_id"]) for d in deployments) or None
+            cached = self._caliper_of[tenant] = (version, self.caliper.model_copy(update={"deployments": known}))
+        return cached[1]
 
     # ------------------------------------------------------------------ state
     def _view(self, record: LearnerRecord) -> LearnerView:
@@ -762,14 +774,22 @@ class LearnerService:
         :meth:`_route_voids`). ``where(i)`` names the ``i``-th event in errors and warnings (its
         place in the request's body)."""
         now = self.clock()
+        caliper = self.caliper_options(tenant)
         events: list[IncomingEvent] = []
         about_no_one: list[dict[str, Any]] = []  # acknowledged, not stored, named in the warnings
         for i, raw in enumerate(raw_events):
             try:
-                read = normalize_event(raw, where(i), now, tenant, self.xapi, self.caliper)
+                read = normalize_event(raw, where(i), now, tenant, self.xapi, caliper)
             except AboutNoLearner as exc:
                 about_no_one.append({"id": str(raw.get("id")), "field": exc.field, "message": exc.message})
                 continue
+            except ForeignDeployment as exc:
+                raise ApiError(
+                    403,
+                    "foreign_deployment",
+                    f"{exc}; register it with PUT /v1/lti/deployments if it is this tenant's",
+                    exc.field,
+                ) from None
             except EventError as exc:
                 raise ApiError(422, "invalid_event", str(exc), exc.field) from None
             for event in read:

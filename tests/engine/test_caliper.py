@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.caliper import event_kind, parse_event, read_envelope, skipped
+from engine.caliper import event_kind, launch_deployment, parse_event, read_envelope, skipped
 from engine.xapi import StatementError, account_id
 
 DATA = Path(__file__).parent / "data" / "caliper"
@@ -162,3 +162,25 @@ def test_a_grade_that_cannot_be_stored_names_its_field(change, field) -> None:
     with pytest.raises(StatementError) as bad:
         parse_event(event, where="e")
     assert bad.value.field == field
+
+
+def test_a_launch_from_another_platform_deployment_is_refused() -> None:
+    """LTI: a tenant is an issuer and a deployment id. Given the tenant's deployments, an LTI 1.3
+    launch from another is refused naming where it says so; an LTI 1.1 launch (which has no
+    deployment id) and an event without a launch name none, and are read."""
+    data = read_envelope(envelope("lti_launch_v1p2.json"))
+    ours = {("https://lms.example.edu", "dep-2291")}
+    assert launch_deployment(data[0]) == ("https://lms.example.edu", "dep-2291")
+    assert launch_deployment(data[1]) is None  # its launch names no deployment
+    assert launch_deployment(data[3]) is None  # LTI 1.1
+    assert parse_event(data[0], tenant="t", deployments=ours).item == "https://tool.example.com/items/ratio-3"
+    with pytest.raises(StatementError) as refused:
+        parse_event(data[0], tenant="t", deployments={("https://lms.example.edu", "dep-1")}, where="data[0]")
+    assert refused.value.reason == "other_deployment"
+    assert refused.value.field == "data[0].federatedSession.messageParameters"
+    assert "'dep-2291'" in refused.value.problem and "'https://lms.example.edu'" in refused.value.problem
+    other_platform = {("https://canvas.example.com", "dep-2291")}  # the same id from another platform is not it
+    with pytest.raises(StatementError, match="none of this tenant's LTI deployments"):
+        parse_event(data[0], tenant="t", deployments=other_platform)
+    for j in (2, 3):
+        assert parse_event(data[j], tenant="t", deployments=other_platform).learner

@@ -285,3 +285,33 @@ def test_a_large_envelope_is_stored_in_parts(api) -> None:
     r = api.client.post("/caliper/events", json=body, headers=api.h())
     assert r.status_code == 200, r.text
     assert (r.json()["received"], r.json()["accepted"], r.json()["skipped"][0]["count"]) == (2323, 2300, 23)
+
+
+def test_a_tenant_s_lti_deployments_refuse_launches_from_any_other(any_api) -> None:
+    """Registered LTI deployments: an envelope with a launch from another deployment is refused
+    whole (403 naming where), nothing of it stored; registered, it is read. No list: no check."""
+    c, h = any_api.client, any_api.h()
+    assert c.get("/v1/lti/deployments", headers=h).json() == {"deployments": []}
+    school = {"issuer": "https://lms.example.edu", "deployment_id": "dep-9999", "label": "Lincoln Middle"}
+    assert c.put("/v1/lti/deployments", json={"deployments": [school]}, headers=h).status_code == 200
+    refused = c.post("/caliper/events", json=envelope("lti_launch_v1p2.json"), headers=h)
+    assert refused.status_code == 403, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "foreign_deployment" and error["field"] == "data[0].federatedSession.messageParameters"
+    assert "'dep-2291'" in error["message"] and "PUT /v1/lti/deployments" in error["message"]
+    assert c.get("/v1/learners", headers=h).json()["learners"] == []  # nothing of the envelope was stored
+    ours = {"issuer": "https://lms.example.edu", "deployment_id": "dep-2291"}
+    listed = c.put("/v1/lti/deployments", json={"deployments": [school, ours, ours]}, headers=h)
+    assert [d["deployment_id"] for d in listed.json()["deployments"]] == ["dep-9999", "dep-2291"]  # once each
+    assert c.get("/v1/lti/deployments", headers=h).json() == listed.json()
+    accepted = c.post("/caliper/events", json=envelope("lti_launch_v1p2.json"), headers=h)
+    assert accepted.status_code == 200 and accepted.json()["accepted"] == 4, accepted.text
+    bad = c.put("/v1/lti/deployments", json={"deployments": [{**ours, "issuer": "http://lms.example.edu"}]}, headers=h)
+    assert bad.status_code == 422 and "issuer" in bad.json()["error"]["field"], bad.text
+    assert c.put("/v1/lti/deployments", json={"deployments": []}, headers=h).json() == {"deployments": []}
+    wrong = envelope("lti_launch_v1p2.json")
+    wrong["data"][0]["federatedSession"]["messageParameters"][
+        "https://purl.imsglobal.org/spec/lti/claim/deployment_id"
+    ] = "x"
+    wrong["data"][0]["id"] = "urn:uuid:0b3e7c1a-5a4e-4f0e-9a51-7d4b2f7e0c11"
+    assert c.post("/caliper/events", json=wrong, headers=h).status_code == 200  # no list: not checked

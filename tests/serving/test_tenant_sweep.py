@@ -38,7 +38,7 @@ from configs import load_config
 from engine.case import graph_to_case
 from serving.app import create_app
 from serving.auth import create_key
-from serving.content import catalog_setting, framework_setting
+from serving.content import catalog_setting, framework_setting, lti_setting
 from serving.model_provider import ModelHolder
 from serving.rosters import roster_setting
 from serving.service import Engine
@@ -48,6 +48,7 @@ from serving.stores.base import LearnerStore
 from .conftest import Api, make_api
 
 A, B = "tenant-a", "tenant-b"
+A_DEPLOYMENT = {"issuer": "https://lms.a-district.example", "deployment_id": "a-dep-1", "label": "A's LMS"}
 
 # Tenant A's ids, names and titles: none may reach tenant B unless B sent it itself.
 A_LEARNER, A_LEARNER2, A_TEACHER = "a-ana-7f3", "a-ben-9c1", "a-teacher-6d"
@@ -271,6 +272,7 @@ def give_tenant_a_data(w: Api) -> None:
         ),
         ("POST", "/caliper/events", {"json": caliper(A_CALIPER, A_LEARNER, ITEM, 1.0)}),
         ("PUT", f"/v1/learners/{A_LEARNER}/goal", {"json": {"standards": [A_STANDARD]}}),
+        ("PUT", "/v1/lti/deployments", {"json": {"deployments": [A_DEPLOYMENT]}}),
         ("POST", f"/v1/learners/{A_LEARNER}/overrides", {"json": {"pin_items": [A_ITEM], "exclude_items": [A_ITEM2]}}),
         ("POST", f"/v1/learners/{A_LEARNER2}/placement", {}),
         ("PUT", f"/v1/classes/{A_CLASS}/goal", {"json": {"standards": [SHARED_STANDARD]}}),
@@ -330,7 +332,7 @@ def tenant_a_as_stored(store: LearnerStore) -> dict[str, Any]:
             record.updated,
             [e.to_json() for e in store.events(A, learner)],
         )
-    settings = [catalog_setting(A), framework_setting(A), roster_setting(A)]
+    settings = [catalog_setting(A), framework_setting(A), roster_setting(A), lti_setting(A)]
     unaligned = store.unaligned(A)
     roster = store.roster_changes(A, 0)
     return {
@@ -681,6 +683,19 @@ def cases(graph: Any) -> dict[tuple[str, str], Case]:
             "admin",
             Kind.WRITE,
             (Call("DELETE", "/v1/model/tenant", check=lambda a: a["scope"] == "deployment"),),
+        ),
+        ("GET", "/v1/lti/deployments"): Case("admin", Kind.READ, (Call("GET", "/v1/lti/deployments"),)),
+        ("PUT", "/v1/lti/deployments"): Case(
+            "admin",
+            Kind.WRITE,
+            (
+                Call(
+                    "PUT",
+                    "/v1/lti/deployments",
+                    json={"deployments": [A_DEPLOYMENT]},  # A's own: B may name it, and it stays A's too
+                    check=lambda a: a["deployments"][0]["deployment_id"] == A_DEPLOYMENT["deployment_id"],
+                ),
+            ),
         ),
         ("GET", "/healthz"): Case(None, Kind.READ, (Call("GET", "/healthz"),)),
         ("GET", "/readyz"): Case(None, Kind.READ, (Call("GET", "/readyz"),)),
