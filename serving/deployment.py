@@ -2,13 +2,15 @@
 
 A model change (``POST /v1/model/reload``, or the alias poll) is loaded and passed through the
 promotion gate in the worker that received it, then stored as a versioned deployment setting (see
-:meth:`LearnerStore.put_setting`). A tenant's own model (``PUT /v1/model/tenant``: one its data
-scientists trained on its answers and registered under the tenant's name) goes the same way,
-gated against what the tenant is served on the tenant's own answers, and is published in the
-setting ``tenant-models`` (tenant -> model), which the workers apply likewise. Every worker compares the setting's version with the one it
+:meth:`LearnerStore.put_setting`). Every worker compares the setting's version with the one it
 applied every ``[serving] sync_s`` seconds and at start-up, and applies it when it changed, so all
 workers serve the same model within that delay and a restarted worker comes back with it. A model
 that cannot be loaded here is reported in ``GET /v1/model`` and the worker keeps what it had.
+
+A tenant's own model (``PUT /v1/model/tenant``: one its data scientists trained on its answers
+and registered under the tenant's name) goes the same way: gated over what the tenant sees and
+against what it is served, on the tenant's own answers, then published in the setting
+``tenant-models`` (tenant -> model), which every worker applies with the deployment's model.
 A process that folds or plans outside a worker starts from the same model (:func:`served_engine`).
 
 What each tenant sees of the catalog and the standards framework is per tenant, and versioned the
