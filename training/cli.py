@@ -56,8 +56,8 @@ RegisteredOpt = Annotated[
     str | None,
     typer.Option(
         "--registered-model",
-        help="The registered model (default: [mlflow] registered_model); a tenant's own model is registered "
-        "as [mlflow] tenant_registered_model names it (zpd-learner-TENANT).",
+        help="The registered model (default: the config's mlflow.registered_model, zpd-learner); a tenant's own "
+        "model goes under the name mlflow.tenant_registered_model gives it (zpd-learner-TENANT).",
     ),
 ]
 
