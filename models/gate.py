@@ -164,13 +164,23 @@ def _auc(y: np.ndarray, p: np.ndarray) -> float | None:
     )
 
 
-def _metrics(model: LearnerModel, learners: Sequence[Sequence[Event]]) -> dict[str, float | None]:
+def _metrics(
+    model: LearnerModel, learners: Sequence[Sequence[Event]], scored: Sequence[Sequence[bool]] | None = None
+) -> dict[str, float | None]:
     ys, ps = [], []
-    for events in learners:
-        answers = [e for e in events if e.correct is not None]
-        if answers:
-            ps.append(model.predict_sequence(answers))
-            ys.append(np.array([float(e.correct >= 0.5) for e in answers]))
+    for k, events in enumerate(learners):
+        kept = [j for j, e in enumerate(events) if e.correct is not None]
+        answers = [events[j] for j in kept]
+        if not answers:
+            continue
+        p = model.predict_sequence(answers)
+        y = np.array([float(e.correct >= 0.5) for e in answers])
+        if scored is not None:  # every answer is read in turn; only those marked are scored
+            mask = np.array([scored[k][j] for j in kept], dtype=bool)
+            p, y = np.asarray(p)[mask], y[mask]
+        if len(y):
+            ps.append(p)
+            ys.append(y)
     if not ys:
         return {"auc": None, "log_loss": None, "calibration_error": None, "n": 0}
     y, p = np.concatenate(ys), np.clip(np.concatenate(ps), 1e-6, 1 - 1e-6)
@@ -193,11 +203,14 @@ def compare(
     *,
     max_auc_drop: float = 0.0,
     max_log_loss_rise: float = 0.0,
+    scored: Sequence[Sequence[bool]] | None = None,
 ) -> Check:
     """Challenger against champion on the same held-out learners' events (each learner's events
     in order; each prediction sees only that learner's earlier events): the challenger passes when
-    its AUC is not lower and its log-loss not higher than the champion's, within the margins."""
-    mine, theirs = _metrics(challenger, learners), _metrics(champion, learners)
+    its AUC is not lower and its log-loss not higher than the champion's, within the margins.
+    With ``scored`` (one flag per event of each learner), only the flagged answers are scored;
+    every answer is still read before the ones after it."""
+    mine, theirs = _metrics(challenger, learners, scored), _metrics(champion, learners, scored)
     if not mine["n"]:
         return Check("challenger vs champion", True, None, None, "no held-out answers to compare on")
     auc_ok = mine["auc"] is None or theirs["auc"] is None or mine["auc"] >= theirs["auc"] - max_auc_drop

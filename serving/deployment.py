@@ -68,7 +68,7 @@ class Deployment:
         same version; a forced model is forced on every worker with the same reason)."""
         with self._lock:
             loaded = self.engine.models.reload(
-                uri, lambda: holdout_from_store(self.store, catalog_of=self.catalog_of), force_reason
+                uri, lambda since: holdout_from_store(self.store, catalog_of=self.catalog_of, since=since), force_reason
             )
             exact = _exact_uri(uri, loaded.version)
             published = {"uri": exact, "version": loaded.version, "forced": force_reason}
@@ -82,7 +82,7 @@ class Deployment:
             loaded = self.engine.models.reload_tenant(
                 tenant,
                 uri,
-                lambda: holdout_from_store(self.store, catalog_of=self.catalog_of, tenant=tenant),
+                lambda since: holdout_from_store(self.store, catalog_of=self.catalog_of, tenant=tenant, since=since),
                 force_reason,
                 self._sees(tenant),
             )

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from engine.learner import Observation
 from serving.stores.base import StoredEvent, chronological
 
-__all__ = ["evidence", "observation"]
+__all__ = ["evidence", "evidence_events", "observation"]
 
 
 def observation(event: StoredEvent) -> Observation:
@@ -24,5 +24,10 @@ def evidence(log: Sequence[StoredEvent]) -> list[Observation]:
     in the order they happened: by :attr:`StoredEvent.time`, answers of the same time in the
     log's order. An answer sent late (a device that synced offline work, statements read back
     from an LRS after an outage) counts where it happened, not where it arrived."""
+    return [observation(e) for e in evidence_events(log)]
+
+
+def evidence_events(log: Sequence[StoredEvent]) -> list[StoredEvent]:
+    """The stored events :func:`evidence` reads, in its order (when each arrived, say)."""
     voided = {e.voids for e in log if e.kind == "void"}
-    return [observation(e) for e in chronological(log) if e.kind == "answer" and e.id not in voided]
+    return [e for e in chronological(log) if e.kind == "answer" and e.id not in voided]

@@ -16,20 +16,20 @@ import logging
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from configs import GateConfig
 from engine.catalog import Catalog
 from engine.graph import StandardsGraph
-from engine.learner import CatalogPredictions
+from engine.learner import CatalogPredictions, Observation
 from models.base import Event, ItemSpec, LearnerModel
 from models.bkt import GraphBKT
 from models.gate import GateReport, check_model, compare
 from models.registry import for_graph, load_model
-from serving.evidence import evidence
+from serving.evidence import evidence_events, observation
 
 __all__ = ["LoadedModel", "ModelHolder", "ModelLoadError", "ModelNotRegistered", "ModelRefused", "load_candidate"]
 
@@ -48,6 +48,19 @@ class ModelRefused(ModelLoadError):
 class ModelNotRegistered(ModelLoadError):
     """The registry has no model version under that name or alias (yet): a fresh registry, before
     the first ``zpd models promote``."""
+
+
+class HeldOut(NamedTuple):
+    """The answers a candidate model is compared on: each learner's, in the order a fold reads
+    them; ``scored`` (one flag per answer; None: all) marks those that count, the others being
+    read only as what came before."""
+
+    learners: list[list[Event]]
+    scored: list[list[bool]] | None = None
+
+
+#: what a candidate is compared on, given a time before which answers are read, not scored (None: all scored)
+Holdout = Callable[[float | None], HeldOut]
 
 
 @dataclass(frozen=True)
@@ -137,6 +150,26 @@ def _from_mlflow(uri: str, tracking_uri: str) -> tuple[LearnerModel, str]:
         return load_model(folder), f"{name}/{mv.version}"
 
 
+def trained_on_a_store_at(version: str, tracking_uri: str) -> float | None:
+    """When the training run of a registered version (``NAME/N``) started, if it trained on a
+    server's answers (``zpd train --from-store``: its ``data.path`` tag names a store): the
+    answers received before then may have been trained on. None for any other version, or a
+    registry that cannot say (logged)."""
+    name, _, number = version.rpartition("/")
+    if not name or not number.isdigit():
+        return None
+    try:
+        client = registry_client(tracking_uri)
+        run_id = client.get_model_version(name, number).run_id
+        run = client.get_run(run_id) if run_id else None
+    except Exception as exc:  # the comparison then reads every answer, as for a model trained elsewhere
+        log.warning("training run of %s not read: %s", version, exc)
+        return None
+    if run is None or not str(run.data.tags.get("data.path", "")).startswith("store "):
+        return None
+    return float(run.info.start_time) / 1000.0
+
+
 def current_version(uri: str, tracking_uri: str) -> str | None:
     """The version a ``models:/NAME@ALIAS`` URI points to now (a cheap registry lookup), else None."""
     if not uri.startswith("models:/") or "@" not in uri:
@@ -200,13 +233,16 @@ def holdout_from_store(
     scan: int = 5000,
     catalog_of: Callable[[str], Catalog] | None = None,
     tenant: str | None = None,
-) -> list[list[Event]]:
+    since: float | None = None,
+) -> HeldOut:
     """The answers of the most recently active of the first ``scan`` learners listed in the store
     (every tenant, or ``tenant``'s alone), each learner's as a fold reads them (``serving.evidence``: in the order they
     happened, voided ones left out), on the standards they count on in the tenant's catalog
     (``catalog_of``; without it, those they were received with): what a candidate model is
     compared on against the serving one (the deployment's own events: never in an external
-    training log)."""
+    training log). With ``since``, only the answers that arrived after it are scored (those before,
+    which a model trained on this store's answers then may have seen, are read as what came
+    before), and only learners with such answers are taken."""
     by_tenant: dict[str, list[str]] = {}
     for n, (owner, learner) in enumerate(store.learners(tenant)):
         if n >= scan:
@@ -219,16 +255,25 @@ def holdout_from_store(
         if record.event_count
     ]
     records.sort(key=lambda r: r.updated, reverse=True)
-    out = []
-    for record in records[:learners]:
+    out: list[list[Event]] = []
+    scored: list[list[bool]] = []
+    for record in records:
+        if len(out) >= learners:
+            break
+        log = store.events(record.tenant, record.learner_id)
         catalog = catalog_of(record.tenant) if catalog_of is not None else Catalog()
-        events = [
-            Event(o.item_id, catalog.standards_of(o.item_id, o.standards), float(o.correct), o.time)
-            for o in evidence(store.events(record.tenant, record.learner_id))
-        ]
-        if events:
-            out.append(events)
-    return out
+        answers = evidence_events(log)
+        flags = [since is None or e.received >= since for e in answers]
+        if answers and any(flags):
+            out.append([_held_out(observation(e), catalog) for e in answers])
+            scored.append(flags)
+    return HeldOut(out, None if since is None else scored)
+
+
+def _held_out(answer: Observation, catalog: Catalog) -> Event:
+    return Event(
+        answer.item_id, catalog.standards_of(answer.item_id, answer.standards), float(answer.correct), answer.time
+    )
 
 
 class ModelHolder:
@@ -270,7 +315,7 @@ class ModelHolder:
     def _build(
         self,
         uri: str | None,
-        holdout: Callable[[], Sequence[Sequence[Event]]] | None = None,
+        holdout: Holdout | None = None,
         force_reason: str | None = None,
         serving: LoadedModel | None = None,
         sees: tuple[StandardsGraph, Catalog] | None = None,
@@ -290,15 +335,28 @@ class ModelHolder:
             report = gate_report(served(model), catalog, graph, self.gate)
             current = serving if serving is not None else self.current
             if holdout is not None and current is not None and current.version != version:
-                report.checks.append(
-                    compare(
-                        served(model),
-                        served(current.model),
-                        holdout(),
-                        max_auc_drop=self.gate.max_auc_drop,
-                        max_log_loss_rise=self.gate.max_log_loss_rise,
-                    )
+                since = (
+                    trained_on_a_store_at(version, self.tracking_uri) if uri and uri.startswith("models:/") else None
                 )
+                held = holdout(since)
+                check = compare(
+                    served(model),
+                    served(current.model),
+                    held.learners,
+                    max_auc_drop=self.gate.max_auc_drop,
+                    max_log_loss_rise=self.gate.max_log_loss_rise,
+                    scored=held.scored,
+                )
+                if since is not None:
+                    check = replace(
+                        check,
+                        detail=check.detail
+                        + (
+                            "; only answers received since its training run started count (it was trained on a "
+                            f"server's answers until {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(since))})"
+                        ),
+                    )
+                report.checks.append(check)
             if holdout is not None and uri is not None and uri.startswith("models:/"):
                 self._record(version, report, force_reason)
             if not report.passed and not force_reason:
@@ -355,7 +413,7 @@ class ModelHolder:
     def reload(
         self,
         uri: str | None,
-        holdout: Callable[[], Sequence[Sequence[Event]]] | None = None,
+        holdout: Holdout | None = None,
         force_reason: str | None = None,
     ) -> LoadedModel:
         """Load ``uri`` through the gate, then swap. On failure the current model stays."""
@@ -375,7 +433,7 @@ class ModelHolder:
         self,
         tenant: str,
         uri: str,
-        holdout: Callable[[], Sequence[Sequence[Event]]] | None = None,
+        holdout: Holdout | None = None,
         force_reason: str | None = None,
         sees: tuple[StandardsGraph, Catalog] | None = None,
     ) -> LoadedModel:

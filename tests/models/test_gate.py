@@ -65,3 +65,23 @@ def test_a_challenger_worse_on_held_out_events_is_refused() -> None:
     verdict = compare(challenger, champion, learners)
     assert not verdict.passed and "held-out answers" in verdict.detail
     assert compare(champion, champion, learners).passed
+
+
+def test_only_the_answers_marked_scored_count_and_the_others_are_read_first() -> None:
+    """A model trained on a server's answers is compared on those that arrived after: the earlier
+    ones are read (a prediction sees them), not scored."""
+    graph_bkt = GraphBKT(bkt_config(STANDARDS, []))
+    events = [Event(f"i-{s}-1", (s,), float(s in ("A", "B")), float(t)) for t, s in enumerate("ABCDABCDAB")]
+    scored = [[t >= 6 for t in range(len(events))]]
+    verdict = compare(graph_bkt, graph_bkt, [events], scored=scored)
+    assert verdict.detail.startswith("on 4 held-out answers")
+    assert compare(graph_bkt, graph_bkt, [events], scored=[[False] * len(events)]).detail == (
+        "no held-out answers to compare on"
+    )
+    # what is scored is predicted after every answer before it, as without a mask
+    p = np.clip(np.asarray(graph_bkt.predict_sequence(events))[6:], 1e-6, 1 - 1e-6)
+    y = np.array([e.correct for e in events[6:]])
+    log_loss = float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
+    assert f"log-loss {log_loss:.4f} vs {log_loss:.4f}" in verdict.detail
+    alone = compare(graph_bkt, graph_bkt, [events[6:]])  # the same answers without what came before
+    assert alone.detail.split("log-loss ")[1][:6] != f"{log_loss:.4f}"

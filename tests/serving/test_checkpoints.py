@@ -341,7 +341,7 @@ def test_the_promotion_gate_compares_models_on_the_answers_as_serving_folds_them
     assert c.put("/v1/items", json=[{**own, "standards": ["4.NF.A.1"]}], headers=h).json()["realigned"] == ["own-9"]
 
     service = c.app.state.service
-    (held,) = holdout_from_store(api.store, catalog_of=service.catalog)
+    (held,) = holdout_from_store(api.store, catalog_of=service.catalog).learners
     assert [(e.item_id, e.correct) for e in held] == [(items[0], 1.0), (items[2], 0.0), ("own-9", 0.0)]
     assert held[2].standards == ("4.NF.A.1",)
     assert [e.timestamp for e in held] == sorted(e.timestamp for e in held)

@@ -188,6 +188,26 @@ def test_a_tenant_on_its_own_framework_is_told_what_the_model_covers_of_it(tmp_p
         put = client.put("/v1/model/tenant", json={"uri": "models:/zpd-learner-district/1"}, headers=h)
         assert put.status_code == 200, put.text
         assert put.json()["gate"]["passed"] is True and put.json()["forced"] is None
+        # it was trained on every answer the district had: none is held out from it yet
+        (compared,) = [c for c in put.json()["gate"]["checks"] if c["name"] == "challenger vs champion"]
+        assert compared["detail"].startswith("no held-out answers to compare on; only answers received since")
+        # answers that arrive afterwards are what it is compared on (read after the earlier ones):
+        # these answers are coin flips, so a model fitted to the earlier ones does worse on them than
+        # graph BKT, and is refused
+        later = [{**e, "id": f"later-{k}"} for k, e in enumerate(events[:150])]
+        assert client.post("/v1/events", json=later, headers=h).json()["accepted"] == 150
+        assert client.delete("/v1/model/tenant", headers=h).status_code == 200
+        again = client.put("/v1/model/tenant", json={"uri": "models:/zpd-learner-district/1"}, headers=h)
+        assert again.status_code == 409, again.text
+        message = again.json()["error"]["message"]
+        assert "challenger vs champion: on 150 held-out answers" in message
+        assert "only answers received since its training run started count" in message
+        forced = client.put(
+            "/v1/model/tenant",
+            json={"uri": "models:/zpd-learner-district/1", "force_reason": "the district's pilot"},
+            headers=h,
+        )
+        assert forced.status_code == 200, forced.text
         version = client.get("/v1/learners/s0/next", headers=h).json()["model_version"]
         assert version.startswith("zpd-learner-district/1~")  # over the district's framework
         assert client.get("/v1/model", headers=other).json()["version"].startswith("bkt")
