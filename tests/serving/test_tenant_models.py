@@ -238,3 +238,26 @@ def test_a_tenant_on_a_framework_of_its_own_is_gated_over_it(store, tmp_path) ->
         assert b.get("/v1/model", headers=h).json()["version"] == loaded.version
         assert b.app.state.engine.models.tenant_errors == {}
         assert next_version(b, h, "s1") == next_version(a, h, "s1")
+
+
+def test_a_tenants_model_that_no_longer_loads_leaves_it_the_deployments(store, tmp_path) -> None:
+    """A published model a worker cannot load (its files gone): the worker serves the tenant the
+    deployment's model, and says why to the operator, not to the tenant."""
+    import shutil
+
+    from serving.routes.model import HIDDEN_ERROR
+
+    t = {"Authorization": f"Bearer {create_key(store, 't', ['read', 'admin'])}"}
+    operator = {"Authorization": f"Bearer {create_key(store, 't', ['read', 'operator'])}"}
+    folder = tmp_path / "copy"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "data" / "models" / "default", folder)
+    with worker(store) as a:
+        deployment = a.get("/v1/model", headers=t).json()["version"]
+        assert a.app.state.deployment.set_tenant_model("t", str(folder)).version != deployment
+    shutil.rmtree(folder)
+    with worker(store) as b:
+        seen = b.get("/v1/model", headers=t).json()
+        assert seen["scope"] == "deployment" and seen["version"] == deployment
+        assert seen["last_error"] == HIDDEN_ERROR
+        assert str(folder) in b.get("/v1/model", headers=operator).json()["last_error"]
+        assert next_version(b, t, "s1") == deployment
