@@ -33,6 +33,7 @@ from serving.bodies import add_components
 from serving.deployment import Deployment
 from serving.deps import LeanRoute
 from serving.imports import POLL_S, RosterImports
+from serving.jsonbody import NOT_TEXT
 from serving.limits import BodyLimitMiddleware
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.model_provider import ModelLoadError, current_version
@@ -92,10 +93,15 @@ def _install_handlers(app: FastAPI) -> None:
                 "Authorization",
             )
         problems = [
-            {
-                "field": ".".join(str(p) for p in err["loc"] if p not in ("body", "[key]")) or "body",
-                "message": err["msg"],
-            }
+            (
+                # a body that is not JSON, or not text (see serving.jsonbody): why, not where it stopped
+                {"field": "body", "message": _not_json(err.get("ctx", {}).get("error", err["msg"]))}
+                if err.get("type") == "json_invalid"
+                else {
+                    "field": ".".join(str(p) for p in err["loc"] if p not in ("body", "[key]")) or "body",
+                    "message": err["msg"],
+                }
+            )
             for err in exc.errors()
         ]
         if request.url.path.startswith("/ui/"):  # a person at a browser: a page, not JSON
@@ -127,6 +133,11 @@ def _install_handlers(app: FastAPI) -> None:
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return _error(500, "internal_error", "an unexpected error occurred; it has been logged")
+
+
+def _not_json(error: str) -> str:
+    """Why a body was not read: not JSON, or JSON that is not text (:mod:`serving.jsonbody`)."""
+    return error if error.startswith(NOT_TEXT) else f"is not JSON: {error}"
 
 
 def _poll_alias(app: FastAPI, stop: threading.Event) -> None:

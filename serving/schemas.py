@@ -546,7 +546,9 @@ class LtiDeploymentIn(Strict):
     issuer: str = Field(
         min_length=1,
         max_length=500,
-        pattern=r"^https://[^\s\x00-\x1f\x7f]+$",
+        # no space or control character (spelled out: `\s` is not the same class in JSON Schema's
+        # regular expressions and in the validator's)
+        pattern=r"^https://[^\x00-\x20\x7f-\x9f]+$",
         description="the platform's issuer (the launch's `iss` claim): an https URL",
         examples=["https://canvas.instructure.com"],
     )

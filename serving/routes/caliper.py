@@ -16,18 +16,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import APIRouter, Body, Request
+from fastapi import Body, Request
 
 from engine.caliper import ENTITY, read_envelope, skipped
 from engine.xapi import StatementError
 from serving.bodies import CALIPER_ENVELOPE, documented
 from serving.deps import ERRORS, IngestDep, ServiceDep, ingesting
+from serving.jsonbody import NOT_TEXT, api_router, read_json
 from serving.responses import ErrorOut
 from serving.routes.events import store_in_parts
 from serving.schemas import CaliperAccepted
 from serving.service import ApiError
 
-router = APIRouter(
+router = api_router(
     prefix="/caliper",
     tags=["caliper"],
     responses={**ERRORS, 415: {"model": ErrorOut, "description": "a body that is not JSON (application/json)"}},
@@ -91,9 +92,10 @@ def _json(request: Request, body: Any) -> Any:
             "Content-Type",
         )
     try:
-        return json.loads(body)
-    except ValueError:
-        raise ApiError(400, "invalid_envelope", "body: is not JSON; expected a Caliper envelope", "body") from None
+        return read_json(bytes(body, "utf-8") if isinstance(body, str) else bytes(body))
+    except ValueError as exc:
+        why = exc.msg if isinstance(exc, json.JSONDecodeError) and exc.msg.startswith(NOT_TEXT) else "is not JSON"
+        raise ApiError(400, "invalid_envelope", f"body: {why}; expected a Caliper envelope", "body") from None
 
 
 @router.post(

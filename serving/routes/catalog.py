@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import Body, Path, Query
 
 from engine.case import CaseOptions, parse_case
 from engine.catalog import CatalogError, Modality, parse_item
@@ -10,13 +10,14 @@ from engine.graph import GraphError
 from serving.bodies import CASE_PACKAGE, ITEMS, MAX_ITEMS, documented
 from serving.content import tenant_catalog
 from serving.deps import ERRORS, AdminDep, ReadDep, ServiceDep, links_to
+from serving.jsonbody import api_router
 from serving.responses import ImportOut, ItemsOut, ItemsPutOut, ItemWithdrawnOut, StandardOut, UnalignedOut
 from serving.schemas import ITEM_ID_PATTERN, EventError, check_item_id
 from serving.service import ApiError
 from serving.stores.base import VersionConflict
 from serving.views import iso, item_json
 
-router = APIRouter(prefix="/v1", tags=["standards and items"], responses=ERRORS)
+router = api_router(prefix="/v1", tags=["standards and items"], responses=ERRORS)
 
 
 @router.get(

@@ -11,7 +11,7 @@ import bisect
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import Path, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
@@ -20,6 +20,7 @@ from engine.roster import Roster, RosterError
 from serving.auth import Principal
 from serving.deps import ERRORS, AdminDep, ReadDep, ServiceDep, TeacherDep, links_to
 from serving.imports import RosterImports
+from serving.jsonbody import api_router
 from serving.plans import check_date, stored_plan
 from serving.responses import (
     ClassesOut,
@@ -35,7 +36,7 @@ from serving.schemas import ID_PATTERN, GoalIn, RotationIn
 from serving.service import ApiError, LearnerService
 from serving.views import goal_json, rotation_json
 
-router = APIRouter(prefix="/v1", tags=["classes"], responses=ERRORS)
+router = api_router(prefix="/v1", tags=["classes"], responses=ERRORS)
 ClassId = Annotated[str, Path(pattern=ID_PATTERN, description="The class's id (its roster sourcedId)")]
 _MAX_ROTATION = 60
 

@@ -3,14 +3,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, Body, Request
+from fastapi import Body, Request
 
 from serving.bodies import EVENTS, documented
 from serving.deps import ERRORS, IngestDep, ServiceDep, ingesting
+from serving.jsonbody import api_router
 from serving.schemas import EventsAccepted
 from serving.service import ApiError
 
-router = APIRouter(prefix="/v1", tags=["events"], responses=ERRORS)
+router = api_router(prefix="/v1", tags=["events"], responses=ERRORS)
 
 EXAMPLE = {
     "id": "7f0c2c52-0001",

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
-
 from serving.deps import ERRORS, ReadDep, ServiceDep
+from serving.jsonbody import api_router
 from serving.responses import GpsOut
 
-router = APIRouter(prefix="/v1/gps", tags=["gps"], responses=ERRORS)
+router = api_router(prefix="/v1/gps", tags=["gps"], responses=ERRORS)
 
 
 @router.get("", summary="How the tenant's GPS counts a route to a goal", response_model=GpsOut)

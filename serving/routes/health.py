@@ -3,14 +3,15 @@ from __future__ import annotations
 from typing import Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from serving.jsonbody import api_router
 from serving.metrics import CONTENT_TYPE
 from serving.responses import ReadyOut
 from serving.stores.base import StoreUnavailable
 
-router = APIRouter(tags=["health"])
+router = api_router(tags=["health"])
 
 
 @router.get("/healthz", summary="The process is up")

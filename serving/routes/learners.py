@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import Path, Query
 from fastapi.routing import APIRoute
 
 from engine.learner import PlacementStatus
@@ -10,6 +10,7 @@ from engine.planner.context import Overrides
 from engine.planner.planner import recommend
 from engine.planner.playlist import plan_playlist
 from serving.deps import ERRORS, AdminDep, IngestDep, ReadDep, ServiceDep, TeacherDep, links_to
+from serving.jsonbody import api_router
 from serving.responses import (
     DeletedOut,
     ErasedOut,
@@ -48,8 +49,8 @@ from serving.views import (
     status_json,
 )
 
-router = APIRouter(prefix="/v1/learners", tags=["learners"], responses=ERRORS)
-erasures = APIRouter(prefix="/v1/erasures", tags=["learners"], responses=ERRORS)
+router = api_router(prefix="/v1/learners", tags=["learners"], responses=ERRORS)
+erasures = api_router(prefix="/v1/erasures", tags=["learners"], responses=ERRORS)
 LearnerId = Annotated[str, Path(pattern=ID_PATTERN, description="Pseudonymous learner id")]
 
 

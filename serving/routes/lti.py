@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
-
 from serving.deps import ERRORS, AdminDep, ServiceDep
+from serving.jsonbody import api_router
 from serving.responses import LtiDeploymentsOut
 from serving.schemas import LtiDeploymentsIn
 
-router = APIRouter(prefix="/v1/lti", tags=["lti"], responses=ERRORS)
+router = api_router(prefix="/v1/lti", tags=["lti"], responses=ERRORS)
 
 
 @router.get("/deployments", summary="The tenant's LTI platform deployments (admin)", response_model=LtiDeploymentsOut)

@@ -4,17 +4,18 @@ import logging
 import re
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 
 from serving.auth import has_scope
 from serving.deps import ERRORS, AdminDep, OperatorDep, ReadDep, ServiceDep
+from serving.jsonbody import api_router
 from serving.model_provider import ModelLoadError, ModelNotRegistered, ModelRefused
 from serving.responses import ModelOut, ReloadOut
 from serving.schemas import ModelReloadIn, TenantModelIn
 from serving.service import ApiError
 from serving.views import iso
 
-router = APIRouter(prefix="/v1/model", tags=["model"], responses=ERRORS)
+router = api_router(prefix="/v1/model", tags=["model"], responses=ERRORS)
 log = logging.getLogger("zpd.model")
 
 #: a registered model's version or alias: models:/NAME/N or models:/NAME@ALIAS

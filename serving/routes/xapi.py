@@ -18,15 +18,16 @@ import re
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Query, Request, Response
+from fastapi import Body, Header, Query, Request, Response
 
 from serving.bodies import STATEMENT as STATEMENT_BODY
 from serving.bodies import STATEMENTS, documented
 from serving.deps import ERRORS, IngestDep, ServiceDep, ingesting
+from serving.jsonbody import api_router
 from serving.routes.events import store_in_parts
 from serving.service import ApiError
 
-router = APIRouter(prefix="/xapi", tags=["xapi"], responses=ERRORS)
+router = api_router(prefix="/xapi", tags=["xapi"], responses=ERRORS)
 
 VERSIONS = ("1.0.3", "2.0.0")
 _VERSION = re.compile(r"^(1\.0|2\.0)(\.\d+)?$")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, FastAPI, File, Form, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -26,6 +26,7 @@ from engine.planner.playlist import MIN_BLOCK_MINUTES
 from engine.roster import Roster, RosterError
 from serving.auth import Principal
 from serving.imports import changes_in_words, doing_now
+from serving.jsonbody import api_router
 from serving.routes.classes import page_after, sees_class, visible_classes
 from serving.schemas import GoalIn
 from serving.service import ApiError, LearnerService
@@ -37,7 +38,7 @@ __all__ = ["install_ui"]
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 templates.env.globals.update(status_label=STATUS_LABEL, day=day)
-router = APIRouter(prefix="/ui", include_in_schema=False)
+router = api_router(prefix="/ui", include_in_schema=False)
 
 
 class _SignIn(Exception):

@@ -116,6 +116,73 @@ def test_a_caller_without_a_key_learns_nothing_about_bodies(api) -> None:
     assert api.client.post("/v1/events", content=b"{not json", headers={**api.h(), **RAW}).status_code == 422
 
 
+LONE = "\\ud800"  # JSON text for half of a UTF-16 surrogate pair, alone: no character
+PAIR = "\\ud83d\\ude00"  # both halves (an emoji, as ensure_ascii writers send it)
+STATEMENT = (
+    '{"id": "6fbd6b1b-5a53-4b63-9b5e-2c1f3b0d2a11", "actor": {"account": {"homePage": "https://lms.example", '
+    '"name": "u1"}}, "verb": {"id": "http://adlnet.gov/expapi/verbs/answered"}, "object": {"id": '
+    '"https://q.example/q%s"}, "result": {"success": true}}'
+)
+NOT_TEXT = [
+    (
+        "POST",
+        "/v1/events",
+        '[{"id": "e1", "learner_id": "s1", "item_id": "https://x.example/%s", "correct": true}]',
+        "body[0].item_id",
+        422,
+    ),
+    ("POST", "/xapi/statements", "[" + STATEMENT + "]", "body[0].object.id", 400),
+    (
+        "PUT",
+        "/v1/items",
+        '[{"id": "x1", "title": "a%s", "standards": ["3.NF.A.1"], "modality": "video", "duration_minutes": 5}]',
+        "body[0].title",
+        422,
+    ),
+    ("POST", "/v1/learners/s1", '{"interests": ["a%s"]}', "body.interests[0]", 422),
+    (
+        "POST",
+        "/caliper/events",
+        '{"sensor": "s%s", "sendTime": "2026-11-24T10:00:00Z", "dataVersion": "v", "data": []}',
+        "body.sensor",
+        400,
+    ),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "where", "status"), NOT_TEXT, ids=[c[1] for c in NOT_TEXT])
+def test_a_body_with_half_a_surrogate_pair_is_refused_naming_where(api, method, path, body, where, status) -> None:
+    """JSON can escape half of a UTF-16 surrogate pair alone, which is no character and which no
+    store can write: refused as the body is read (it was a 500 deep in a write), naming where;
+    both halves (an escaped emoji) are a character like any other."""
+    h = {**api.h(), **RAW}
+    for headers in (h, api.h()):  # (the Caliper endpoint reads a body without a content type too)
+        if headers is not h and path != "/caliper/events":
+            continue
+        r = api.client.request(method, path, content=body % LONE, headers=headers)
+        assert r.status_code == status, r.text
+        error = r.json()["error"]
+        assert error["field"] == "body" and f"is not text: {where} holds half of a UTF-16" in error["message"]
+    assert api.store.get("tenant-a", "s1") is None
+    kept = api.client.request(method, path, content=body % PAIR, headers=h)
+    assert kept.status_code < 500 and "is not text" not in kept.text, kept.text
+
+
+def test_every_route_reads_its_body_as_text(api) -> None:
+    """Every router the app includes is made by ``api_router``: its routes read bodies as text."""
+    from fastapi.routing import APIRoute
+
+    from serving.jsonbody import JsonRoute
+
+    included = [r.original_router for r in api.client.app.router.routes if hasattr(r, "original_router")]
+    routes = [r for router in included for r in router.routes if isinstance(r, APIRoute)]
+    assert len(included) > 10 and len(routes) > 40
+    assert all(isinstance(r, JsonRoute) for r in routes), [r.path for r in routes if not isinstance(r, JsonRoute)]
+    # the app's own routes are the docs' pages, which read no body
+    own = [r for r in api.client.app.router.routes if isinstance(r, APIRoute)]
+    assert not [r.path for r in own if r.dependant.body_params]
+
+
 BIG = "31728859216013886360303312044032"  # valid JSON, beyond a 64-bit integer
 
 
