@@ -546,9 +546,10 @@ class LtiDeploymentIn(Strict):
     issuer: str = Field(
         min_length=1,
         max_length=500,
-        # no space or control character (spelled out: `\s` is not the same class in JSON Schema's
-        # regular expressions and in the validator's)
-        pattern=r"^https://[^\x00-\x20\x7f-\x9f]+$",
+        # a host name (letters, digits, dots, hyphens), a port, a path without spaces or control
+        # characters (spelled out: `\s` is not the same class in JSON Schema's regular
+        # expressions and in the validator's)
+        pattern=r"^https://[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(?::[0-9]{1,5})?(?:/[^\x00-\x20\x7f-\x9f]*)?$",
         description="the platform's issuer (the launch's `iss` claim): an https URL",
         examples=["https://canvas.instructure.com"],
     )

@@ -306,8 +306,9 @@ def test_a_tenant_s_lti_deployments_refuse_launches_from_any_other(any_api) -> N
     assert c.get("/v1/lti/deployments", headers=h).json() == listed.json()
     accepted = c.post("/caliper/events", json=envelope("lti_launch_v1p2.json"), headers=h)
     assert accepted.status_code == 200 and accepted.json()["accepted"] == 4, accepted.text
-    bad = c.put("/v1/lti/deployments", json={"deployments": [{**ours, "issuer": "http://lms.example.edu"}]}, headers=h)
-    assert bad.status_code == 422 and "issuer" in bad.json()["error"]["field"], bad.text
+    for issuer in ("http://lms.example.edu", "https://[lms", "https://lms.example.edu/a b", "https://lms\u0085.edu"):
+        bad = c.put("/v1/lti/deployments", json={"deployments": [{**ours, "issuer": issuer}]}, headers=h)
+        assert bad.status_code == 422 and "issuer" in bad.json()["error"]["field"], bad.text
     assert c.put("/v1/lti/deployments", json={"deployments": []}, headers=h).json() == {"deployments": []}
     wrong = envelope("lti_launch_v1p2.json")
     wrong["data"][0]["federatedSession"]["messageParameters"][
