@@ -32,15 +32,7 @@ def get_model(request: Request, principal: ReadDep, service: ServiceDep) -> dict
     tenant's own (``scope``). Where it was loaded from
     and why a load failed are the operator's: a folder path or a registry error (which may
     carry the tracking server's address) are not a tenant's to read."""
-    described = service.engine.models.describe(principal.tenant)
-    deployment = request.app.state.deployment.describe()
-    if not has_scope(principal.scopes, "operator"):
-        described["source"] = None
-        for part in (described, deployment):
-            part["last_error"] = HIDDEN_ERROR if part["last_error"] else None
-    else:  # the deployment's operator sees every tenant's
-        described["tenant_models"] = {t: m.version for t, m in sorted(service.engine.models.tenants.items())}
-    return {**described, "loaded_at": iso(described["loaded_at"]), "deployment": deployment}
+    return _described(request, principal, service)
 
 
 @router.post(
@@ -121,7 +113,7 @@ def put_tenant_model(request: Request, principal: AdminDep, service: ServiceDep,
         hint = "; a force_reason serves it anyway (the reason stays with it)" if isinstance(exc, ModelRefused) else ""
         raise ApiError(409, "model_refused", f"{why}; still serving {previous}{hint}", "uri") from None
     request.app.state.metrics.reload("swapped")
-    return _described(request, principal, service, previous) | {"version": loaded.version}
+    return {"previous": previous, **_described(request, principal, service), "version": loaded.version}
 
 
 @router.delete(
@@ -135,12 +127,19 @@ def delete_tenant_model(request: Request, principal: AdminDep, service: ServiceD
     its own, nothing changes."""
     previous = service.engine.models.serving(principal.tenant).version
     request.app.state.deployment.clear_tenant_model(principal.tenant)
-    return _described(request, principal, service, previous)
+    return {"previous": previous, **_described(request, principal, service)}
 
 
-def _described(request: Request, principal: Any, service: Any, previous: str) -> dict[str, Any]:
-    """The model the principal's tenant is served, as ``GET /v1/model`` describes it, after a change."""
+def _described(request: Request, principal: Any, service: Any) -> dict[str, Any]:
+    """The model the principal's tenant is served, as ``GET /v1/model`` answers it (and the
+    tenant's own model's routes after a change): where it was loaded from and why a load failed
+    are the operator's to read, as is which tenants have a model of their own."""
     described = service.engine.models.describe(principal.tenant)
+    deployment = request.app.state.deployment.describe()
     if not has_scope(principal.scopes, "operator"):
         described["source"] = None
-    return {"previous": previous, **described, "loaded_at": iso(described["loaded_at"])}
+        for part in (described, deployment):
+            part["last_error"] = HIDDEN_ERROR if part["last_error"] else None
+    else:  # the deployment's operator sees every tenant's
+        described["tenant_models"] = {t: m.version for t, m in sorted(service.engine.models.tenants.items())}
+    return {**described, "loaded_at": iso(described["loaded_at"]), "deployment": deployment}

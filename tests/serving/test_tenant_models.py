@@ -261,3 +261,8 @@ def test_a_tenants_model_that_no_longer_loads_leaves_it_the_deployments(store, t
         assert seen["last_error"] == HIDDEN_ERROR
         assert str(folder) in b.get("/v1/model", headers=operator).json()["last_error"]
         assert next_version(b, t, "s1") == deployment
+        # the answer of the tenant's own routes hides what GET /v1/model hides
+        assert b.post("/v1/model/reload", json={"uri": "/no/such/model"}, headers=operator).status_code == 409
+        back = b.delete("/v1/model/tenant", headers=t).json()
+        assert back["last_error"] == HIDDEN_ERROR and back["source"] is None
+        assert back["deployment"]["last_error"] is None or back["deployment"]["last_error"] == HIDDEN_ERROR
