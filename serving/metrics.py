@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -28,6 +28,9 @@ from prometheus_client import (
     values,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
+
+if TYPE_CHECKING:
+    from serving.model_provider import LoadedModel
 
 __all__ = ["CONTENT_TYPE", "MULTIPROC_ENV", "Metrics", "MetricsMiddleware"]
 
@@ -168,7 +171,7 @@ class Metrics:
         self.model_info.labels(version, name).set(1)
         self._served = (version, name)
 
-    def tenant_serving(self, tenant: str, loaded: Any) -> None:
+    def tenant_serving(self, tenant: str, loaded: LoadedModel | None) -> None:
         """The model of its own this worker serves ``tenant`` now (None: the deployment's)."""
         before = self._tenants_served.pop(tenant, None)
         if before is not None:
