@@ -294,7 +294,11 @@ class ModelHolder:
         self.bkt = dict(bkt or {})
         self._lock = threading.Lock()
         self.current: LoadedModel | None = None
+        #: why the last load failed (None: it did not)
         self.last_error: str | None = None
+        #: the URIs of the start-up chain passed over because nothing is registered there yet (a
+        #: fresh registry: not a failure); emptied once a registered model serves
+        self.not_registered: list[str] = []
         #: tenant -> the model of its own it is served (replaced whole on a change: read without a lock)
         self.tenants: dict[str, LoadedModel] = {}
         #: tenant -> why its model could not be loaded here (it is served what it was before)
@@ -392,12 +396,13 @@ class ModelHolder:
 
     def load_first(self, uris: list[str | None]) -> LoadedModel:
         """Load the first URI that works (the fallback chain at start-up)."""
-        errors = []
+        errors: list[str] = []
+        unregistered: list[str] = []
         for uri in uris:
             try:
                 loaded = self._build(uri)
             except ModelNotRegistered as exc:  # a fresh registry: the next choice, as configured
-                errors.append(str(exc))
+                unregistered.append(str(uri))
                 log.info("model %s not used: %s", uri, exc)
                 continue
             except ModelLoadError as exc:
@@ -406,9 +411,13 @@ class ModelHolder:
                 continue
             self.current = loaded
             self.last_error = "; ".join(errors) or None
+            self.not_registered = unregistered
             log.info("serving model %s (%s)", loaded.version, loaded.source)
             return loaded
-        raise ModelLoadError("no model could be loaded: " + "; ".join(errors))
+        raise ModelLoadError(
+            "no model could be loaded: "
+            + "; ".join(errors + [f"nothing is registered as {uri!r} yet" for uri in unregistered])
+        )
 
     def reload(
         self,
@@ -425,6 +434,7 @@ class ModelHolder:
                 raise
             self.current = loaded
             self.last_error = None
+            self.not_registered = []
             for listener in self.listeners:
                 listener(loaded)
             return loaded
@@ -491,6 +501,7 @@ class ModelHolder:
             "gate": cur.gate if cur else None,
             "forced": cur.forced if cur else None,
             "scope": "tenant" if own is not None else "deployment",
+            "not_registered": list(self.not_registered) if own is None else [],
         }
 
 

@@ -443,6 +443,11 @@ class ModelOut(BaseModel):
         default=None,
         description="operator keys only: the tenants this worker serves a model of their own, and its version",
     )
+    not_registered: list[str] | None = Field(
+        default=None,
+        description="operator keys only: the configured model URIs passed over at start-up because nothing is "
+        "registered there yet (a fresh registry, not a failure: the next choice serves until one is)",
+    )
     deployment: DeploymentOut | None = None
 
 

@@ -137,7 +137,7 @@ def _described(request: Request, principal: Any, service: Any) -> dict[str, Any]
     described = service.engine.models.describe(principal.tenant)
     deployment = request.app.state.deployment.describe()
     if not has_scope(principal.scopes, "operator"):
-        described["source"] = None
+        described["source"] = described["not_registered"] = None
         for part in (described, deployment):
             part["last_error"] = HIDDEN_ERROR if part["last_error"] else None
     else:  # the deployment's operator sees every tenant's
