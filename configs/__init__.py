@@ -224,6 +224,10 @@ class ServingConfig(_Section):
     model_poll_s: float = 0.0
     # seconds between checks for a model, catalog or framework another worker changed (0: never)
     sync_s: float = Field(2.0, ge=0.0)
+    # tenants' own models (PUT /v1/model/tenant) each worker holds at once (about 5 MiB each with
+    # the bundled catalog): more are loaded on their tenant's request, the least recently served
+    # set aside to make room
+    tenant_models_loaded: int = Field(16, ge=1)
     max_batch_events: int = 1000
     # larger request bodies are refused (413) before they are read
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)

@@ -387,6 +387,7 @@ def create_app(
         holder = app.state.engine.models
         holder.listeners.append(lambda loaded: app.state.metrics.serving(loaded.version, loaded.model.name))
         holder.tenant_listeners.append(app.state.metrics.tenant_serving)
+        holder.on_demand.append(app.state.metrics.tenant_model_loaded)
         if holder.current is not None:
             app.state.metrics.serving(holder.current.version, holder.current.model.name)
         for tenant, own in holder.tenants.items():

@@ -238,7 +238,7 @@ def replay(
     summary: dict[str, Any] = {
         "model_version": model.version,
         # the tenants served a model of their own: their learners are folded with it
-        "tenant_models": {t: m.version for t, m in engine.models.tenants.items() if tenant in (None, t)},
+        "tenant_models": {t: e["version"] for t, e in engine.models.published.items() if tenant in (None, t)},
         "learners": 0,
         "rebuilt": 0,
         "matching": 0,

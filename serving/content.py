@@ -414,9 +414,17 @@ class TenantContent:
     def content(self, tenant: str) -> Content:
         return self._content(tenant, self.versions(tenant))
 
-    def _content(self, tenant: str, versions: dict[str, int]) -> Content:
+    def seen(self, tenant: str) -> Content:
+        """What ``tenant`` sees over the deployment's model: its framework and catalog are those
+        it is served whatever its model, and reading them never loads a tenant's own model (the
+        promotion gate reads them while a model is loaded)."""
+        current = self.engine.models.current
+        assert current is not None  # an engine's holder always has a model
+        return self._content(tenant, self.versions(tenant), current)
+
+    def _content(self, tenant: str, versions: dict[str, int], loaded: LoadedModel | None = None) -> Content:
         engine = self.engine
-        loaded = engine.models.serving(tenant)
+        loaded = loaded if loaded is not None else engine.models.serving(tenant)
         deployment = engine.models.current
         own_content = versions["catalog"] != 0 or versions["framework"] != 0
         shared = not own_content and loaded is deployment

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from serving.model_provider import LoadedModel, ModelLoadError, holdout_from_store
+from serving.model_provider import LoadedModel, ModelLoadError, exact_uri, holdout_from_store
 from serving.stores.base import LearnerStore, VersionConflict
 
 if TYPE_CHECKING:
@@ -48,16 +48,20 @@ MAX_RETRIES = 20
 
 
 class Deployment:
-    def __init__(self, engine: Any, store: LearnerStore, content: TenantContent | None = None):
+    def __init__(self, engine: Any, store: LearnerStore, content: TenantContent | None = None, warm: bool = True):
         """``content``: what each tenant sees (the promotion gate reads the held-out answers'
         standards from a tenant's catalog, as serving folds them, and checks a tenant's own model
-        over the tenant's framework and catalog); by default read from ``store``."""
+        over the tenant's framework and catalog); by default read from ``store``. ``warm``: load
+        the tenants' own models as they are published (a worker), or only when a tenant is first
+        served (a process that folds or plans for one tenant)."""
         if content is None:
             from serving.content import TenantContent
 
             content = TenantContent(engine, store, engine.config.serving.sync_s)
         self.engine, self.store, self.content = engine, store, content
+        engine.models.sees = self._sees  # a tenant's own model loaded on its request is gated over these
         self.applied = dict.fromkeys(SETTINGS, 0)
+        self.warm = warm
         self.last_error: str | None = None
         self._lock = threading.Lock()
 
@@ -70,7 +74,7 @@ class Deployment:
             loaded = self.engine.models.reload(
                 uri, lambda since: holdout_from_store(self.store, catalog_of=self.catalog_of, since=since), force_reason
             )
-            exact = _exact_uri(uri, loaded.version)
+            exact = exact_uri(uri, loaded.version)
             published = {"uri": exact, "version": loaded.version, "forced": force_reason}
             self.applied[MODEL] = self.store.put_setting(MODEL, _dumps(published))
             return loaded
@@ -79,14 +83,16 @@ class Deployment:
         """Load ``uri`` here for ``tenant`` through the promotion gate, compared with what the
         tenant is served on the tenant's own recent answers, then publish the exact version."""
         with self._lock:
-            loaded = self.engine.models.reload_tenant(
+            holder = self.engine.models
+            loaded = holder.reload_tenant(
                 tenant,
                 uri,
                 lambda since: holdout_from_store(self.store, catalog_of=self.catalog_of, tenant=tenant, since=since),
                 force_reason,
                 self._sees(tenant),
+                holder.serving(tenant),  # its own model, loaded if it was set aside
             )
-            entry = {"uri": _exact_uri(uri, loaded.version), "follows": uri, "version": loaded.version}
+            entry = {"uri": exact_uri(uri, loaded.version), "follows": uri, "version": loaded.version}
             self._publish_tenant(tenant, {**entry, "forced": force_reason})
             return loaded
 
@@ -97,11 +103,11 @@ class Deployment:
             return self._publish_tenant(tenant, None) or had
 
     def catalog_of(self, tenant: str) -> Catalog:
-        return self.content.content(tenant).catalog
+        return self.content.seen(tenant).catalog
 
     def _sees(self, tenant: str) -> tuple[StandardsGraph, Catalog]:
         """The framework and catalog ``tenant`` sees (what its own model is gated over)."""
-        seen = self.content.content(tenant)
+        seen = self.content.seen(tenant)
         return seen.graph, seen.catalog
 
     def tenant_models(self) -> tuple[int, dict[str, dict[str, Any]]]:
@@ -132,22 +138,23 @@ class Deployment:
         raise ModelLoadError(f"the tenants' models changed {MAX_RETRIES} times while this change was written")
 
     def _apply_tenants(self, version: int, published: dict[str, dict[str, Any]]) -> None:
-        """Serve each tenant the model published for it (loaded here when it is not already),
-        and the deployment's model to the tenants no longer in ``published``."""
+        """Serve each tenant the model published for it, and the deployment's model to the
+        tenants no longer in ``published``. A changed model held here is loaded now; so are the
+        others while there is room for them (``[serving] tenant_models_loaded``), unless this
+        process loads them on first use alone (``warm`` false); the rest load on their tenant's
+        first request."""
         holder = self.engine.models
+        holder.publish(published)
         for tenant, entry in published.items():
-            have = holder.tenants.get(tenant)
-            if have is not None and have.version == entry.get("version") and have.forced == entry.get("forced"):
+            if holder.is_current(tenant, entry):
+                continue
+            if tenant not in holder.tenants and (not self.warm or len(holder.tenants) >= holder.max_tenant_models):
                 continue
             with self.engine.lock:
                 try:
-                    holder.reload_tenant(
-                        tenant, entry["uri"], force_reason=entry.get("forced"), sees=self._sees(tenant)
-                    )
+                    holder.load_published(tenant, entry)
                 except ModelLoadError as exc:  # the tenant keeps what it was served
                     log.error("tenant %s: its model %s not applied: %s", tenant, entry.get("uri"), exc)
-        for tenant in [t for t in holder.tenants if t not in published]:
-            holder.drop_tenant(tenant)
         self.applied[TENANT_MODELS] = version
 
     def sync(self) -> bool:
@@ -204,15 +211,8 @@ def served_engine(config: ZPDConfig, store: LearnerStore) -> Engine:
     from serving.service import build_engine
 
     engine = build_engine(config)
-    Deployment(engine, store).sync()
+    Deployment(engine, store, warm=False).sync()
     return engine
-
-
-def _exact_uri(uri: str, version: str) -> str:
-    """``models:/NAME@ALIAS`` pinned to the version it resolved to (``models:/NAME/N``)."""
-    if uri.startswith("models:/") and "@" in uri and "/" in version:
-        return f"models:/{version}"
-    return uri
 
 
 def _dumps(value: Any) -> str:

@@ -131,6 +131,13 @@ class Metrics:
             multiprocess_mode="max",
         )
         self._tenants_served: dict[str, tuple[str, str]] = {}
+        self.tenant_model_loads = Counter(
+            "zpd_tenant_model_loads_on_request",
+            "Tenants' own models loaded on a request: a tenant's first here, or again after its model was set aside "
+            "to make room ([serving] tenant_models_loaded). A steady rate says that limit is too low for the "
+            "tenants served.",
+            registry=r,
+        )
         if not self.multiprocess:
             _runtime(r)
 
@@ -170,6 +177,9 @@ class Metrics:
             self.model_info.labels(*self._served).set(0)
         self.model_info.labels(version, name).set(1)
         self._served = (version, name)
+
+    def tenant_model_loaded(self, tenant: str) -> None:
+        self.tenant_model_loads.inc()
 
     def tenant_serving(self, tenant: str, loaded: LoadedModel | None) -> None:
         """The model of its own this worker serves ``tenant`` now (None: the deployment's)."""

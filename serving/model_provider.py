@@ -276,10 +276,21 @@ def _held_out(answer: Observation, catalog: Catalog) -> Event:
     )
 
 
+#: seconds before a tenant's model that failed to load on first use is tried again (meanwhile the
+#: tenant is served the deployment's model, as when its model cannot be applied)
+TENANT_RETRY_S = 30.0
+
+
 class ModelHolder:
     """Holds the serving model; ``current`` is swapped atomically by :meth:`reload`. A tenant may
-    be served a model of its own (``tenants``, swapped by :meth:`reload_tenant`); every other
-    tenant is served ``current`` (:meth:`serving`)."""
+    be served a model of its own (``published``: what it is to be served, see
+    :meth:`publish`); every other tenant is served ``current`` (:meth:`serving`).
+
+    A tenant's own model is loaded when it is published (up to ``max_tenant_models``) or on the
+    tenant's first request after that; at most ``max_tenant_models`` are held at once (``tenants``),
+    the least recently served going first and loaded again on its tenant's next request: a
+    deployment with hundreds of districts with models of their own neither starts for minutes nor
+    holds gigabytes per worker."""
 
     def __init__(
         self,
@@ -288,10 +299,12 @@ class ModelHolder:
         tracking_uri: str,
         bkt: Mapping[str, float] | None = None,
         gate: GateConfig | None = None,
+        max_tenant_models: int = 16,
     ):
         self.graph, self.catalog, self.tracking_uri = graph, catalog, tracking_uri
         self.gate = gate or GateConfig()
         self.bkt = dict(bkt or {})
+        self.max_tenant_models = max(1, max_tenant_models)
         self._lock = threading.Lock()
         self.current: LoadedModel | None = None
         #: why the last load failed (None: it did not)
@@ -299,8 +312,24 @@ class ModelHolder:
         #: the URIs of the start-up chain passed over because nothing is registered there yet (a
         #: fresh registry: not a failure); emptied once a registered model serves
         self.not_registered: list[str] = []
-        #: tenant -> the model of its own it is served (replaced whole on a change: read without a lock)
+        #: tenant -> the model of its own published for it: {"uri": the exact version, "version",
+        #: "forced"} (replaced whole on a change: read without a lock)
+        self.published: dict[str, Mapping[str, Any]] = {}
+        #: tenant -> its own model, loaded (at most ``max_tenant_models``; replaced whole on a change)
         self.tenants: dict[str, LoadedModel] = {}
+        #: tenant -> when its loaded model last served (the least recent goes first)
+        self._used: dict[str, float] = {}
+        #: tenant -> when a load on first use may be tried again after it failed
+        self._retry_at: dict[str, float] = {}
+        self._loading: dict[str, threading.RLock] = {}
+        #: the tenants the listeners were told of a model of their own (they hear when it goes)
+        self._announced: set[str] = set()
+        #: the framework and catalog a tenant sees (what its own model is gated over); set by the
+        #: deployment, None: the deployment's
+        self.sees: Callable[[str], tuple[StandardsGraph, Catalog]] | None = None
+        #: called with the tenant each time its own model is loaded on a request (its first here,
+        #: or again after it went to make room: the metrics' count of such loads)
+        self.on_demand: list[Callable[[str], None]] = []
         #: tenant -> why its model could not be loaded here (it is served what it was before)
         self.tenant_errors: dict[str, str] = {}
         #: called with the model after every swap (the metrics' model version)
@@ -309,12 +338,81 @@ class ModelHolder:
         self.tenant_listeners: list[Callable[[str, LoadedModel | None], None]] = []
 
     def serving(self, tenant: str) -> LoadedModel:
-        """The model ``tenant`` is served: its own, or the deployment's."""
+        """The model ``tenant`` is served: its own (loaded now if it is published and not held),
+        or the deployment's."""
         own = self.tenants.get(tenant)
         if own is not None:
+            self._used[tenant] = time.monotonic()
             return own
+        if tenant in self.published:
+            return self._on_demand(tenant)
         assert self.current is not None  # an engine's holder always has a model (build_engine loads one)
         return self.current
+
+    def _on_demand(self, tenant: str) -> LoadedModel:
+        """Load the model published for ``tenant`` on its request (one load at a time per tenant:
+        its concurrent requests wait for it); one that fails leaves the tenant on the deployment's
+        model for :data:`TENANT_RETRY_S` seconds."""
+        with self._tenant_lock(tenant):
+            own = self.tenants.get(tenant)
+            if own is not None:
+                return own
+            entry = self.published.get(tenant)
+            assert self.current is not None
+            if entry is None or time.monotonic() < self._retry_at.get(tenant, 0.0):
+                return self.current
+            try:
+                loaded = self.load_published(tenant, entry)
+            except ModelLoadError as exc:
+                log.error("tenant %s: its model %s not loaded: %s", tenant, entry.get("uri"), exc)
+                return self.current
+            for listener in self.on_demand:
+                listener(tenant)
+            return loaded
+
+    def _tenant_lock(self, tenant: str) -> threading.RLock:
+        lock = self._loading.get(tenant)
+        if lock is None:
+            with self._lock:
+                lock = self._loading.setdefault(tenant, threading.RLock())
+        return lock
+
+    def load_published(self, tenant: str, entry: Mapping[str, Any]) -> LoadedModel:
+        """Load and serve ``tenant`` the model ``entry`` publishes for it (gated over what the
+        tenant sees, as where it was published; forced as it was there), unless it is held."""
+        with self._tenant_lock(tenant):
+            if self.is_current(tenant, entry):
+                return self.tenants[tenant]
+            try:
+                return self.reload_tenant(
+                    tenant,
+                    entry["uri"],
+                    force_reason=entry.get("forced"),
+                    sees=self.sees(tenant) if self.sees is not None else None,
+                    serving=self.current,
+                )
+            except ModelLoadError:  # not tried again on the tenant's requests for a while
+                self._retry_at[tenant] = time.monotonic() + TENANT_RETRY_S
+                raise
+
+    def publish(self, published: Mapping[str, Mapping[str, Any]]) -> None:
+        """What each tenant with a model of its own is to be served (tenant -> entry, see
+        :data:`serving.deployment.TENANT_MODELS`); a tenant no longer in it is served the
+        deployment's model again, one whose entry changed is loaded on its next request (or by
+        :meth:`load_published`)."""
+        with self._lock:
+            before = self.published
+            self.published = {t: dict(e) for t, e in published.items()}
+            for tenant, entry in published.items():
+                if before.get(tenant) != entry:
+                    self._retry_at.pop(tenant, None)
+        for tenant in [t for t in before if t not in published]:
+            self.drop_tenant(tenant)
+
+    def is_current(self, tenant: str, entry: Mapping[str, Any]) -> bool:
+        """Whether ``tenant``'s held model is the one ``entry`` publishes."""
+        have = self.tenants.get(tenant)
+        return have is not None and have.version == entry.get("version") and have.forced == entry.get("forced")
 
     def _build(
         self,
@@ -446,36 +544,54 @@ class ModelHolder:
         holdout: Holdout | None = None,
         force_reason: str | None = None,
         sees: tuple[StandardsGraph, Catalog] | None = None,
+        serving: LoadedModel | None = None,
     ) -> LoadedModel:
         """Load ``uri`` through the gate (over ``sees``, the tenant's framework and catalog;
-        compared with the model ``tenant`` is served now on ``holdout``: the tenant's own
-        answers), then serve it to ``tenant``. On failure the tenant keeps what it was served."""
+        compared on ``holdout``, the tenant's own answers, with ``serving``: by default the
+        model ``tenant`` is served now), then serve it to ``tenant``. On failure the tenant keeps
+        what it was served."""
         with self._lock:
             try:
-                loaded = self._build(uri, holdout, force_reason, self.serving(tenant), sees)
+                compared = serving or self.tenants.get(tenant) or self.current
+                loaded = self._build(uri, holdout, force_reason, compared, sees)
             except ModelLoadError as exc:
                 self.tenant_errors = {**self.tenant_errors, tenant: str(exc)}
                 raise
+            entry = {"uri": exact_uri(uri, loaded.version), "version": loaded.version, "forced": force_reason}
+            self.published = {**self.published, tenant: {**self.published.get(tenant, {}), **entry}}
             self._serve_tenant(tenant, loaded)
             return loaded
 
     def drop_tenant(self, tenant: str) -> bool:
         """Serve ``tenant`` the deployment's model again; False if it had none of its own."""
         with self._lock:
-            had = tenant in self.tenants
+            had = tenant in self.tenants or tenant in self.published
+            self.published = {t: e for t, e in self.published.items() if t != tenant}
             self._serve_tenant(tenant, None)
             return had
 
     def _serve_tenant(self, tenant: str, loaded: LoadedModel | None) -> None:
         """Serve ``tenant`` ``loaded`` (None: the deployment's model); under the lock. The maps
-        are replaced, never changed in place: requests read them without the lock."""
+        are replaced, never changed in place: requests read them without the lock. Beyond
+        ``max_tenant_models`` held, the least recently served goes (its tenant's next request
+        loads it again)."""
         self.tenant_errors = {t: e for t, e in self.tenant_errors.items() if t != tenant}
-        if loaded is None and tenant not in self.tenants:
-            return
+        self._retry_at.pop(tenant, None)
+        had = tenant in self.tenants
         others = {t: m for t, m in self.tenants.items() if t != tenant}
+        if loaded is not None:
+            self._used[tenant] = time.monotonic()
+            while len(others) >= self.max_tenant_models:
+                gone = min(others, key=lambda t: self._used.get(t, 0.0))
+                del others[gone]
+                log.info("tenant %s: its model %s set aside to make room", gone, self.tenants[gone].version)
         self.tenants = others if loaded is None else {**others, tenant: loaded}
-        for listener in self.tenant_listeners:
-            listener(tenant, loaded)
+        if loaded is None:
+            self._used.pop(tenant, None)
+        if loaded is not None or had or tenant in self._announced:
+            self._announced.discard(tenant) if loaded is None else self._announced.add(tenant)
+            for listener in self.tenant_listeners:
+                listener(tenant, loaded)
 
     def refresh_catalog(self, catalog: Catalog) -> None:
         """Re-encode the catalog for the current model after a catalog change."""
@@ -489,7 +605,8 @@ class ModelHolder:
     def describe(self, tenant: str | None = None) -> dict[str, Any]:
         """The model ``tenant`` is served (without one: the deployment's), and why its last load
         failed; ``scope`` says whose model it is."""
-        own = self.tenants.get(tenant) if tenant is not None else None
+        own = self.serving(tenant) if tenant is not None else None
+        own = own if own is not self.current else None
         cur = own if own is not None else self.current
         error = self.tenant_errors.get(tenant) if tenant is not None else None
         return {
@@ -503,6 +620,13 @@ class ModelHolder:
             "scope": "tenant" if own is not None else "deployment",
             "not_registered": list(self.not_registered) if own is None else [],
         }
+
+
+def exact_uri(uri: str, version: str) -> str:
+    """``models:/NAME@ALIAS`` pinned to the version it resolved to (``models:/NAME/N``)."""
+    if uri.startswith("models:/") and "@" in uri and "/" in version:
+        return f"models:/{version}"
+    return uri
 
 
 def _encoded(loaded: LoadedModel, catalog: Catalog, graph: StandardsGraph) -> LoadedModel:

@@ -441,7 +441,8 @@ class ModelOut(BaseModel):
     )
     tenant_models: dict[str, str] | None = Field(
         default=None,
-        description="operator keys only: the tenants this worker serves a model of their own, and its version",
+        description="operator keys only: the tenants served a model of their own, and its version (each worker holds "
+        "the most recently served, [serving] tenant_models_loaded, and loads the others on their next request)",
     )
     not_registered: list[str] | None = Field(
         default=None,

@@ -110,7 +110,14 @@ def build_engine(config: ZPDConfig, model_uri: str | None = None) -> Engine:
     """Graph, catalog, planner index and the model (configured URI, then :data:`FALLBACK_MODELS`)."""
     graph = graph_from_config(config.graph)
     catalog = load_catalog_source(config.catalog.source, graph, config.catalog.generate_missing)
-    holder = ModelHolder(graph, catalog, config.mlflow.tracking_uri, config.model.bkt, config.gate)
+    holder = ModelHolder(
+        graph,
+        catalog,
+        config.mlflow.tracking_uri,
+        config.model.bkt,
+        config.gate,
+        max_tenant_models=config.serving.tenant_models_loaded,
+    )
     holder.load_first([model_uri or config.serving.model_uri, *FALLBACK_MODELS])
     return Engine(config, graph, catalog, PlannerIndex.build(graph, catalog), holder)
 

@@ -141,5 +141,6 @@ def _described(request: Request, principal: Any, service: Any) -> dict[str, Any]
         for part in (described, deployment):
             part["last_error"] = HIDDEN_ERROR if part["last_error"] else None
     else:  # the deployment's operator sees every tenant's
-        described["tenant_models"] = {t: m.version for t, m in sorted(service.engine.models.tenants.items())}
+        # published, whether this worker holds the model now or loads it on the tenant's next request
+        described["tenant_models"] = {t: e["version"] for t, e in sorted(service.engine.models.published.items())}
     return {**described, "loaded_at": iso(described["loaded_at"]), "deployment": deployment}

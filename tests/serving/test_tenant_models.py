@@ -266,3 +266,82 @@ def test_a_tenants_model_that_no_longer_loads_leaves_it_the_deployments(store, t
         back = b.delete("/v1/model/tenant", headers=t).json()
         assert back["last_error"] == HIDDEN_ERROR and back["source"] is None
         assert back["deployment"]["last_error"] is None or back["deployment"]["last_error"] == HIDDEN_ERROR
+
+
+def test_a_worker_holds_the_most_recently_served_tenants_models(store, tmp_path) -> None:
+    """More tenants with models of their own than a worker holds (``[serving]
+    tenant_models_loaded``): the least recently served is set aside and loaded again on its
+    tenant's next request, which is served its own model all the same; a restarted worker loads
+    as many as it holds and the others on first use; a process that folds for one tenant loads
+    that tenant's alone; a model that no longer loads is not tried on every request."""
+    import shutil
+
+    from serving.deployment import served_engine
+
+    tenants = ["t1", "t2", "t3"]
+    keys = {t: {"Authorization": f"Bearer {create_key(store, t, ['read', 'ingest', 'admin'])}"} for t in tenants}
+    operator = {"Authorization": f"Bearer {create_key(store, 'ops', ['read', 'operator'])}"}
+    config = load_config(env={})
+    config = config.model_copy(
+        update={"serving": config.serving.model_copy(update={"sync_s": 0.0, "tenant_models_loaded": 2})}
+    )
+
+    def small_worker() -> TestClient:
+        return TestClient(create_app(config, store=store, engine=build_engine(config, model_uri="bkt")))
+
+    folders = {}
+    for t in tenants:  # a copy each: one of them goes away below
+        folders[t] = tmp_path / t
+        shutil.copytree(Path(__file__).resolve().parents[2] / "data" / "models" / "default", folders[t])
+
+    def loads(client: TestClient) -> float:
+        for line in client.get("/metrics").text.splitlines():
+            if line.startswith("zpd_tenant_model_loads_on_request_total "):
+                return float(line.split()[1])
+        raise AssertionError("no zpd_tenant_model_loads_on_request_total")
+
+    with small_worker() as a:
+        holder = a.app.state.engine.models
+        for t in tenants:
+            a.app.state.deployment.set_tenant_model(t, str(folders[t]))
+        assert sorted(holder.published) == tenants and sorted(holder.tenants) == ["t2", "t3"]
+        assert a.get("/v1/model", headers=operator).json()["tenant_models"] == {
+            t: holder.published[t]["version"] for t in tenants
+        }
+        # t1 was set aside; its next request loads it again, and t2 (least recently served) goes
+        assert loads(a) == 0
+        assert next_version(a, keys["t3"], "s1").startswith("hybrid")
+        assert next_version(a, keys["t1"], "s1").startswith("hybrid")
+        assert sorted(holder.tenants) == ["t1", "t3"] and loads(a) == 1
+        assert next_version(a, keys["t1"], "s2").startswith("hybrid") and loads(a) == 1
+        answers(a, keys["t2"], "s3")
+        assert store.get("t2", "s3").model_version.startswith("hybrid") and loads(a) == 2
+        assert a.get("/v1/model", headers=keys["t3"]).json()["scope"] == "tenant"
+    with small_worker() as b:  # a restart loads as many as it holds, the others on first use
+        holder = b.app.state.engine.models
+        assert len(holder.tenants) == 2 and sorted(holder.published) == tenants
+        missing = next(t for t in tenants if t not in holder.tenants)
+        assert b.get("/v1/model", headers=keys[missing]).json()["scope"] == "tenant"
+    engine = served_engine(config, store)  # a process folding for one tenant loads its model alone
+    assert engine.models.tenants == {} and engine.models.serving("t2").version.startswith("hybrid")
+    assert list(engine.models.tenants) == ["t2"]
+    shutil.rmtree(folders["t1"])
+    t1_operator = {"Authorization": f"Bearer {create_key(store, 't1', ['read', 'operator'])}"}
+    with small_worker() as c:  # t1's model no longer loads: its start-up load failed
+        holder = c.app.state.engine.models
+        assert sorted(holder.tenants) == ["t2", "t3"]
+        deployment = c.get("/v1/model", headers=operator).json()["version"]
+        attempts: list[str] = []
+        sees = holder.sees
+        holder.sees = lambda tenant: attempts.append(tenant) or sees(tenant)
+        for k in range(3):  # served the deployment's model, and the load is not tried on each request
+            assert next_version(c, keys["t1"], f"s{k}") == deployment
+        assert attempts == [] and loads(c) == 0
+        seen = c.get("/v1/model", headers=t1_operator).json()
+        assert seen["scope"] == "deployment" and str(folders["t1"]) in seen["last_error"]
+        # once the model is back and the wait is over, t1's next request loads it
+        shutil.copytree(folders["t2"], folders["t1"])
+        holder._retry_at["t1"] = 0.0
+        assert next_version(c, keys["t1"], "s9").startswith("hybrid")
+        assert attempts == ["t1"] and loads(c) == 1 and "t1" in holder.tenants
+        assert c.get("/v1/model", headers=t1_operator).json()["last_error"] is None
