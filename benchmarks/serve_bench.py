@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
@@ -416,10 +417,10 @@ def saturate(
     connections is accepted by whichever worker wakes first, which would leave the other idle);
     ``server_cpu_ms``: the server's CPU time per request over all of them."""
     host, port = base.removeprefix("http://").split(":")
-    done = 0
+    done = errors = 0
 
     async def run() -> float:
-        nonlocal done
+        nonlocal done, errors
         conns = []
         for _ in range(concurrency):
             conn = await _Conn(host, int(port), key).connect()
@@ -430,12 +431,13 @@ def saturate(
         stop = time.perf_counter() + seconds
 
         async def loop(k: int) -> None:
-            nonlocal count
+            nonlocal count, errors
             conn, i = conns[k], k
             while time.perf_counter() < stop:
                 req = make(i)
                 body = json.dumps(req["json"]).encode() if req.get("json") is not None else None
-                await conn.request(req["method"], req["path"], body)
+                status = await conn.request(req["method"], req["path"], body)
+                errors += not 200 <= status < 300
                 count += 1
                 i += concurrency
 
@@ -449,7 +451,7 @@ def saturate(
 
     with ServerCPU(server) as cpu:
         rates = [asyncio.run(run()) for _ in range(repeats)]
-    return {"rps": round(float(np.median(rates)), 1), "server_cpu_ms": cpu.per_request_ms(done)}
+    return {"rps": round(float(np.median(rates)), 1), "server_cpu_ms": cpu.per_request_ms(done), "errors": errors}
 
 
 def burst(base: str, key: str, items: list[str], learners: list[str], playlists: list[dict], batches: int) -> dict:
@@ -720,6 +722,16 @@ def bench_store(name: str, store_url: str, workers: int, args, workdir: Path, ro
         hot = saturate(base, key, event_batches(list(plan["grades"]), "hot"), server=pid)
         results["events_hot_saturated_per_s"] = round(hot["rps"] * batch, 1)
         results["events_hot_saturated_cpu_ms"] = hot["server_cpu_ms"]
+        caliper = caliper_envelopes(stream, items, batch)
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
+            probe = client.post("/caliper/events", json=caliper(0)["json"])
+        if probe.status_code != 404:  # a tree without a Caliper endpoint (an older baseline) is not measured
+            probe.raise_for_status()
+            assert probe.json()["accepted"] == batch, probe.text  # every grade stored as an answer
+            sat = saturate(base, key, caliper, server=pid)
+            results["caliper_saturated_per_s"] = round(sat["rps"] * batch, 1)
+            results["caliper_saturated_cpu_ms"] = sat["server_cpu_ms"]
+            results["caliper_errors"] = sat["errors"]
         if args.burst > 0:
             asked = [playlist[k % len(playlist)] for k in range(int(BURST_PLAYLIST_RATE * args.burst_seconds))]
             results["burst"] = burst(base, key, items, stream, asked, args.burst)
@@ -727,6 +739,53 @@ def bench_store(name: str, store_url: str, workers: int, args, workdir: Path, ro
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+def caliper_envelopes(learners: list[str], items: list[str], batch: int):
+    """Caliper envelopes as a platform's sensor sends them (Caliper 1.1): each ``batch`` graded
+    attempts (``GradeEvent``/``Graded``, the learner the attempt's assignee, a score out of 1) on
+    catalog items, spread over ``learners`` like the native event stream."""
+    counter = iter(range(10**9))
+
+    def make(i: int) -> dict:
+        k = next(counter)
+        now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())  # sent as they happen
+        data = []
+        for j in range(batch):
+            learner, item = learners[(k * batch + j) % len(learners)], items[(k + j) % len(items)]
+            attempt = f"https://content.example.com/attempts/{k}-{j}"
+            data.append(
+                {
+                    "@context": "http://purl.imsglobal.org/ctx/caliper/v1p1",
+                    "id": f"urn:uuid:{uuid.UUID(int=k * 100_000 + j)}",
+                    "type": "GradeEvent",
+                    "actor": {"id": "https://content.example.com/autograder", "type": "SoftwareApplication"},
+                    "action": "Graded",
+                    "object": {
+                        "id": attempt,
+                        "type": "Attempt",
+                        "assignee": {"id": learner, "type": "Person"},
+                        "assignable": {"id": item, "type": "AssessmentItem"},
+                        "count": 1,
+                    },
+                    "eventTime": now,
+                    "generated": {
+                        "id": attempt + "/score",
+                        "type": "Score",
+                        "scoreGiven": float((k + j) % 3 != 0),
+                        "maxScore": 1.0,
+                    },
+                }
+            )
+        envelope = {
+            "sensor": "https://content.example.com/sensors/1",
+            "sendTime": now,
+            "dataVersion": "http://purl.imsglobal.org/ctx/caliper/v1p1",
+            "data": data,
+        }
+        return {"method": "POST", "path": "/caliper/events", "json": envelope}
+
+    return make
 
 
 def interleaved(store: str, args, workdir: Path, tree: Path) -> dict:
@@ -851,6 +910,7 @@ SIDE_BY_SIDE = (
     ("rotation p99 ms", lambda r: r["rotation"]["p99"]),
     ("events saturated, events/s", lambda r: r["events_saturated_per_s"]),
     ("events saturated, hot learners, events/s", lambda r: r.get("events_hot_saturated_per_s")),
+    ("Caliper saturated, events/s", lambda r: r.get("caliper_saturated_per_s")),
     ("event burst, events/s", lambda r: r["burst"]["burst_events_per_s"] if "burst" in r else None),
     ("playlist p99 ms during the event burst", lambda r: r["burst"]["p99"] if "burst" in r else None),
     ("playlist max ms during the event burst", lambda r: r["burst"]["max"] if "burst" in r else None),
@@ -962,6 +1022,12 @@ def report(all_results: dict, args, command: str, baseline: dict | None = None, 
             f"{res['events_hot_saturated_per_s']} events/s (server CPU {_cpu_text(res, 'events_hot_saturated_cpu_ms')} "
             "per request)",
         ]
+        if "caliper_saturated_per_s" in res:
+            lines.append(
+                f"- Caliper (`POST /caliper/events`, envelopes of {args.event_batch} `GradeEvent`s on the same "
+                f"learners and items), saturated: {res['caliper_saturated_per_s']} events/s (server CPU "
+                f"{_cpu_text(res, 'caliper_saturated_cpu_ms')} per envelope; non-2xx answers: {res['caliper_errors']})"
+            )
         if "burst" in res:
             b = res["burst"]
             lines.append(
