@@ -252,6 +252,10 @@ class ServingConfig(_Section):
     # threads per worker storing event batches and xAPI statements, apart from the request
     # threads: a burst of large batches waits for these, never holding up the other routes
     ingest_threads: int = Field(2, ge=1, le=256)
+    # threads per worker running the admin routes that may take seconds (PUT /v1/items, a
+    # standards import, erasures, a model through the promotion gate), apart from the request
+    # threads: several at once wait for these, never holding up the other routes
+    admin_threads: int = Field(2, ge=1, le=256)
     # where the default SQLite store, MLflow's database and the demo key live; a relative folder is
     # taken relative to the config file that names it (the project's own for the default)
     data_dir: str = "var"

@@ -349,6 +349,8 @@ def create_app(
         app.state.probe_threads = anyio.CapacityLimiter(2)
         # event batches' own threads: a burst of them never takes the other routes' threads
         app.state.ingest_threads = anyio.CapacityLimiter(config.serving.ingest_threads)
+        # long admin routes' own threads (serving.deps.admin_work): never all of the requests'
+        app.state.admin_threads = anyio.CapacityLimiter(config.serving.admin_threads)
         own_store = store is None
         app.state.config = config
         app.state.store = store or open_store(config.store.url)

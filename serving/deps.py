@@ -6,6 +6,7 @@ import base64
 import binascii
 import functools
 import inspect
+import typing
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
@@ -34,6 +35,7 @@ __all__ = [
     "ServiceDep",
     "TeacherDep",
     "LeanRoute",
+    "admin_work",
     "authorize",
     "require",
 ]
@@ -226,6 +228,38 @@ class LeanRoute(Route):
 
 
 T = TypeVar("T")
+
+
+def admin_work(endpoint: Callable[..., T]) -> Callable[..., Awaitable[T]]:
+    """A sync admin route whose work may take seconds (many items, a standards framework, the
+    erasure of many learners and a rewrite of the store's files, a model through the promotion
+    gate) run in the worker's admin threads (``[serving] admin_threads``), not in its request
+    threads: a client sending several at once (a catalog synced in parallel batches) would
+    otherwise take every request thread, and a teacher's page would wait for all of them.
+
+    The route keeps the endpoint's signature (FastAPI validates and documents the same
+    parameters; string annotations are resolved in the endpoint's module), with the request
+    added when the endpoint does not take it: the threads are the app's."""
+    hints = typing.get_type_hints(endpoint, include_extras=True)
+    signature = inspect.signature(endpoint)
+    parameters = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in signature.parameters.values()]
+    named = next((p.name for p in parameters if p.annotation is Request), None)
+    key = named or "admin_request__"
+    if named is None:
+        parameters.append(inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, annotation=Request))
+
+    async def run(**kwargs: Any) -> T:
+        request = kwargs[key] if named else kwargs.pop(key)
+        work = functools.partial(endpoint, **kwargs)
+        return await anyio.to_thread.run_sync(work, limiter=request.app.state.admin_threads)
+
+    # not functools.wraps: FastAPI would unwrap to the sync endpoint and run this in a request thread
+    for attribute in ("__module__", "__name__", "__qualname__", "__doc__"):
+        setattr(run, attribute, getattr(endpoint, attribute))
+    run.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=parameters, return_annotation=hints.get("return", signature.return_annotation)
+    )
+    return run
 
 
 async def ingesting(request: Request, work: Callable[[], T]) -> T:

@@ -9,7 +9,7 @@ from engine.catalog import CatalogError, Modality, parse_item
 from engine.graph import GraphError
 from serving.bodies import CASE_PACKAGE, ITEMS, MAX_ITEMS, documented
 from serving.content import tenant_catalog
-from serving.deps import ERRORS, AdminDep, ReadDep, ServiceDep, links_to
+from serving.deps import ERRORS, AdminDep, ReadDep, ServiceDep, admin_work, links_to
 from serving.jsonbody import api_router
 from serving.responses import ImportOut, ItemsOut, ItemsPutOut, ItemWithdrawnOut, StandardOut, UnalignedOut
 from serving.schemas import ITEM_ID_PATTERN, EventError, check_item_id
@@ -84,6 +84,7 @@ def get_items(
     response_model=ItemsPutOut,
     openapi_extra=documented(ITEMS, f'a list of up to {MAX_ITEMS:,} items, {{"items": [...]}}, or one item'),
 )
+@admin_work
 def put_items(principal: AdminDep, service: ServiceDep, body: Any = Body(...)) -> dict[str, Any]:
     """Items belong to the tenant that sends them: visible and recommendable to it only, over the
     shared catalog (an item with the id of a shared one replaces it for this tenant). Answers on
@@ -209,6 +210,7 @@ def get_unaligned(principal: ReadDep, service: ServiceDep) -> dict[str, Any]:
     response_model=ImportOut,
     openapi_extra=documented(CASE_PACKAGE, "a CASE 1.0 package (CFDocument, CFItems, CFAssociations)"),
 )
+@admin_work
 def import_standards(
     principal: AdminDep,
     service: ServiceDep,

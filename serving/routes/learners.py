@@ -9,7 +9,7 @@ from engine.learner import PlacementStatus
 from engine.planner.context import Overrides
 from engine.planner.planner import recommend
 from engine.planner.playlist import plan_playlist
-from serving.deps import ERRORS, AdminDep, IngestDep, ReadDep, ServiceDep, TeacherDep, links_to
+from serving.deps import ERRORS, AdminDep, IngestDep, ReadDep, ServiceDep, TeacherDep, admin_work, links_to
 from serving.jsonbody import api_router
 from serving.responses import (
     DeletedOut,
@@ -312,6 +312,7 @@ def delete_overrides(
 
 
 @router.delete("/{learner_id}", summary="Erase every trace of a learner (admin)", response_model=DeletedOut)
+@admin_work
 def delete_learner(learner_id: LearnerId, principal: AdminDep, service: ServiceDep) -> dict[str, Any]:
     if not service.delete_learner(principal.tenant, learner_id):
         raise ApiError(404, "unknown_learner", f"unknown learner {learner_id!r}", "learner_id")
@@ -319,6 +320,7 @@ def delete_learner(learner_id: LearnerId, principal: AdminDep, service: ServiceD
 
 
 @erasures.post("", summary="Erase every trace of many learners at once (admin)", response_model=ErasedOut)
+@admin_work
 def post_erasures(body: ErasureIn, principal: AdminDep, service: ServiceDep) -> dict[str, Any]:
     """What ``DELETE /v1/learners/{id}`` does for each, with one roster change and one rewrite of
     the store's files for all of them: the way to erase the students who left at the end of a

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import Request
 
 from serving.auth import has_scope
-from serving.deps import ERRORS, AdminDep, OperatorDep, ReadDep, ServiceDep
+from serving.deps import ERRORS, AdminDep, OperatorDep, ReadDep, ServiceDep, admin_work
 from serving.jsonbody import api_router
 from serving.model_provider import ModelLoadError, ModelNotRegistered, ModelRefused
 from serving.responses import ModelOut, ReloadOut
@@ -40,6 +40,7 @@ def get_model(request: Request, principal: ReadDep, service: ServiceDep) -> dict
     summary="Load a model (default: the configured URI) and swap it in for every tenant (operator)",
     response_model=ReloadOut,
 )
+@admin_work
 def reload_model(
     request: Request, principal: OperatorDep, service: ServiceDep, body: ModelReloadIn | None = None
 ) -> dict[str, Any]:
@@ -73,6 +74,7 @@ def reload_model(
     summary="Serve this tenant a model of its own, a version of its registered model (admin)",
     response_model=ReloadOut,
 )
+@admin_work
 def put_tenant_model(request: Request, principal: AdminDep, service: ServiceDep, body: TenantModelIn) -> dict[str, Any]:
     """A model the tenant's data scientists trained (``zpd train --from-store URL --tenant T
     --registered-model NAME``) serves this tenant only; every other tenant keeps the deployment's.

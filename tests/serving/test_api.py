@@ -1013,22 +1013,25 @@ def test_one_goal_for_many_learners_is_one_write_and_a_second_time_none(api) -> 
 
 @contextmanager
 def blocked_in(
-    monkeypatch, target: object, method: str, sends: list[Callable[[], int]]
+    monkeypatch, target: object, method: str | tuple[str, ...], sends: list[Callable[[], int]]
 ) -> Iterator[tuple[Any, list[int]]]:
     """Each of ``sends`` (a request, returning its status) made from a thread of its own, held
-    once it calls ``target.method`` until the block ends: yields a semaphore released by each
-    request reaching the method, and the statuses answered so far."""
+    once it calls ``target.method`` (or any of several methods) until the block ends: yields a
+    semaphore released by each request reaching one, and the statuses answered so far."""
     import threading
 
     entered, release = threading.Semaphore(0), threading.Event()
-    original = getattr(target, method)
 
-    def held(*args, **kwargs):
-        entered.release()
-        release.wait(60)
-        return original(*args, **kwargs)
+    def holding(original: Callable[..., Any]) -> Callable[..., Any]:
+        def held(*args, **kwargs):
+            entered.release()
+            release.wait(60)
+            return original(*args, **kwargs)
 
-    monkeypatch.setattr(target, method, held)
+        return held
+
+    for name in (method,) if isinstance(method, str) else method:
+        monkeypatch.setattr(target, name, holding(getattr(target, name)))
     answers: list[int] = []
     threads = [threading.Thread(target=lambda send=send: answers.append(send())) for send in sends]
     for t in threads:
@@ -1058,12 +1061,32 @@ def test_probes_answer_while_every_request_thread_is_busy(api, monkeypatch) -> N
     assert answers == [200] * threads
 
 
+def the_others_answer(
+    api, monkeypatch, held: str | tuple[str, ...], sends: list[Callable[[], int]], threads: int, learner: str
+) -> None:
+    """``sends`` at once, each held in the service's ``held`` method(s), which only ``threads``
+    of them reach at a time (the others wait for one of those threads, not a request thread);
+    meanwhile a standards read and a playlist answer. Every one of them answers 200 once released."""
+    import time
+
+    h = api.h()
+    with blocked_in(monkeypatch, api.client.app.state.service, held, sends) as (entered, answers):
+        for _ in range(threads):  # every such thread is taken
+            assert entered.acquire(timeout=60)
+        time.sleep(0.2)
+        assert not entered.acquire(blocking=False)  # the others wait for one
+        assert api.client.get("/v1/standards/4.NF.B.3", headers=h).status_code == 200
+        playlist = api.client.post(f"/v1/learners/{learner}/playlist", json={"session_minutes": 30}, headers=h)
+        assert playlist.status_code == 200 and playlist.json()["activities"]
+        assert answers == []  # answered while every one of them still waits
+    assert answers == [200] * len(sends)
+
+
 def test_a_burst_of_event_batches_does_not_hold_up_the_other_routes(api, monkeypatch) -> None:
     """Event batches and statements are stored in the worker's ingestion threads (``[serving]
     ingest_threads``), not in its request threads: more batches than there are request threads
     (here blocked on purpose, as a burst of large batches from an LMS) leave the other routes
     answering, and wait for their turn, every one of them stored once released."""
-    import time
 
     serving = api.client.app.state.config.serving
     h = api.h()
@@ -1085,14 +1108,37 @@ def test_a_burst_of_event_batches_does_not_hold_up_the_other_routes(api, monkeyp
         return api.client.post("/v1/events", json=body, headers=h).status_code
 
     sends = [lambda k=k: send(k) for k in range(burst)]
-    with blocked_in(monkeypatch, api.client.app.state.service, "ingest", sends) as (entered, answers):
-        for _ in range(serving.ingest_threads):  # every ingestion thread is taken
-            assert entered.acquire(timeout=60)
-        time.sleep(0.2)
-        assert not entered.acquire(blocking=False)  # the others wait for an ingestion thread
-        assert api.client.get("/v1/standards/4.NF.B.3", headers=h).status_code == 200
-        playlist = api.client.post("/v1/learners/b0/playlist", json={"session_minutes": 30}, headers=h)
-        assert playlist.status_code == 200 and playlist.json()["activities"]
-        assert answers == []  # answered while every batch still waits
-    assert answers == [200] * burst
+    the_others_answer(api, monkeypatch, "ingest", sends, serving.ingest_threads, "b0")
     assert all(api.store.get("tenant-a", f"b{k}") is not None for k in range(0, burst, 2))
+
+
+def test_long_admin_routes_do_not_hold_up_the_other_routes(api, monkeypatch) -> None:
+    """Items, erasures (and a standards import, a model through the gate) run in the worker's
+    admin threads (``[serving] admin_threads``), not in its request threads: more of them at once
+    than there are request threads (here blocked on purpose, as a catalog synced in parallel
+    batches) leave a teacher's pages answering, and each is done once released."""
+
+    serving = api.client.app.state.config.serving
+    h = api.h()
+    for k in range(8):
+        assert api.client.post(f"/v1/learners/leaver-{k}", json={"grade": "3"}, headers=h).status_code == 200
+    burst = serving.request_threads + serving.admin_threads
+
+    def send(k: int) -> int:
+        if k % 2:
+            return api.client.post("/v1/erasures", json={"learner_ids": [f"leaver-{k}"]}, headers=h).status_code
+        item = {
+            "id": f"synced-{k}",
+            "title": "Counting to 20",
+            "standards": ["K.CC.A.1"],
+            "modality": "online_practice",
+            "duration_minutes": 5,
+        }
+        return api.client.put("/v1/items", json=[item], headers=h).status_code
+
+    sends = [lambda k=k: send(k) for k in range(burst)]
+    # PUT /v1/items held once its items are stored, POST /v1/erasures before it erases
+    the_others_answer(api, monkeypatch, ("realign", "delete_learners"), sends, serving.admin_threads, "s1")
+    items = {i["id"] for i in api.client.get("/v1/items?standard=K.CC.A.1&limit=1000", headers=h).json()["items"]}
+    assert {f"synced-{k}" for k in range(0, burst, 2)} <= items
+    assert all(api.store.get("tenant-a", f"leaver-{k}") is None for k in range(1, burst, 2))
