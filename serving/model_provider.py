@@ -398,8 +398,9 @@ class ModelHolder:
     def publish(self, published: Mapping[str, Mapping[str, Any]]) -> None:
         """What each tenant with a model of its own is to be served (tenant -> entry, see
         :data:`serving.deployment.TENANT_MODELS`); a tenant no longer in it is served the
-        deployment's model again, one whose entry changed is loaded on its next request (or by
-        :meth:`load_published`)."""
+        deployment's model again. A model not held is loaded on its tenant's next request (or by
+        :meth:`load_published`); a held one whose entry changed serves until
+        :meth:`load_published` replaces it (the deployment calls it at once)."""
         with self._lock:
             before = self.published
             self.published = {t: dict(e) for t, e in published.items()}
