@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from serving.model_provider import LoadedModel, ModelLoadError, exact_uri, holdout_from_store
+from serving.model_provider import LoadedModel, ModelLoadError, holdout_from_store
 from serving.stores.base import LearnerStore, VersionConflict
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ class Deployment:
             loaded = self.engine.models.reload(
                 uri, lambda since: holdout_from_store(self.store, catalog_of=self.catalog_of, since=since), force_reason
             )
-            exact = exact_uri(uri, loaded.version)
+            exact = _exact_uri(uri, loaded.version)
             published = {"uri": exact, "version": loaded.version, "forced": force_reason}
             self.applied[MODEL] = self.store.put_setting(MODEL, _dumps(published))
             return loaded
@@ -92,7 +92,7 @@ class Deployment:
                 self._sees(tenant),
                 holder.serving(tenant),  # its own model, loaded if it was set aside
             )
-            entry = {"uri": exact_uri(uri, loaded.version), "follows": uri, "version": loaded.version}
+            entry = {"uri": _exact_uri(uri, loaded.version), "follows": uri, "version": loaded.version}
             self._publish_tenant(tenant, {**entry, "forced": force_reason})
             return loaded
 
@@ -213,6 +213,13 @@ def served_engine(config: ZPDConfig, store: LearnerStore) -> Engine:
     engine = build_engine(config)
     Deployment(engine, store, warm=False).sync()
     return engine
+
+
+def _exact_uri(uri: str, version: str) -> str:
+    """``models:/NAME@ALIAS`` pinned to the version it resolved to (``models:/NAME/N``)."""
+    if uri.startswith("models:/") and "@" in uri and "/" in version:
+        return f"models:/{version}"
+    return uri
 
 
 def _dumps(value: Any) -> str:

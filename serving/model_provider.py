@@ -322,8 +322,6 @@ class ModelHolder:
         #: tenant -> when a load on first use may be tried again after it failed
         self._retry_at: dict[str, float] = {}
         self._loading: dict[str, threading.RLock] = {}
-        #: the tenants the listeners were told of a model of their own (they hear when it goes)
-        self._announced: set[str] = set()
         #: the framework and catalog a tenant sees (what its own model is gated over); set by the
         #: deployment, None: the deployment's
         self.sees: Callable[[str], tuple[StandardsGraph, Catalog]] | None = None
@@ -558,8 +556,6 @@ class ModelHolder:
             except ModelLoadError as exc:
                 self.tenant_errors = {**self.tenant_errors, tenant: str(exc)}
                 raise
-            entry = {"uri": exact_uri(uri, loaded.version), "version": loaded.version, "forced": force_reason}
-            self.published = {**self.published, tenant: {**self.published.get(tenant, {}), **entry}}
             self._serve_tenant(tenant, loaded)
             return loaded
 
@@ -569,6 +565,9 @@ class ModelHolder:
             had = tenant in self.tenants or tenant in self.published
             self.published = {t: e for t, e in self.published.items() if t != tenant}
             self._serve_tenant(tenant, None)
+            if had:  # (a model set aside to make room was served here too)
+                for listener in self.tenant_listeners:
+                    listener(tenant, None)
             return had
 
     def _serve_tenant(self, tenant: str, loaded: LoadedModel | None) -> None:
@@ -578,21 +577,19 @@ class ModelHolder:
         loads it again)."""
         self.tenant_errors = {t: e for t, e in self.tenant_errors.items() if t != tenant}
         self._retry_at.pop(tenant, None)
-        had = tenant in self.tenants
         others = {t: m for t, m in self.tenants.items() if t != tenant}
-        if loaded is not None:
-            self._used[tenant] = time.monotonic()
-            while len(others) >= self.max_tenant_models:
-                gone = min(others, key=lambda t: self._used.get(t, 0.0))
-                del others[gone]
-                log.info("tenant %s: its model %s set aside to make room", gone, self.tenants[gone].version)
-        self.tenants = others if loaded is None else {**others, tenant: loaded}
         if loaded is None:
+            self.tenants = others
             self._used.pop(tenant, None)
-        if loaded is not None or had or tenant in self._announced:
-            self._announced.discard(tenant) if loaded is None else self._announced.add(tenant)
-            for listener in self.tenant_listeners:
-                listener(tenant, loaded)
+            return
+        self._used[tenant] = time.monotonic()
+        while len(others) >= self.max_tenant_models:
+            gone = min(others, key=lambda t: self._used.get(t, 0.0))
+            del others[gone]
+            log.info("tenant %s: its model %s set aside to make room", gone, self.tenants[gone].version)
+        self.tenants = {**others, tenant: loaded}
+        for listener in self.tenant_listeners:
+            listener(tenant, loaded)
 
     def refresh_catalog(self, catalog: Catalog) -> None:
         """Re-encode the catalog for the current model after a catalog change."""
@@ -621,13 +618,6 @@ class ModelHolder:
             "scope": "tenant" if own is not None else "deployment",
             "not_registered": list(self.not_registered) if own is None else [],
         }
-
-
-def exact_uri(uri: str, version: str) -> str:
-    """``models:/NAME@ALIAS`` pinned to the version it resolved to (``models:/NAME/N``)."""
-    if uri.startswith("models:/") and "@" in uri and "/" in version:
-        return f"models:/{version}"
-    return uri
 
 
 def _encoded(loaded: LoadedModel, catalog: Catalog, graph: StandardsGraph) -> LoadedModel:
