@@ -12,6 +12,16 @@ groups of one while another learner's next standards include the same one, group
 standard split across blocks although one group would hold them, and the share of mastery checks
 and test-outs among the activities (against the planner's ``max_check_share``).
 
+New classes' first days: classes of 25 other fourth graders, rostered with the same goal and
+nothing else (no answer): with their grade, with it and an entry diagnostic the school started for
+each, and exported without a grade. Day 1's rotation is planned, its first block done as planned (an entry diagnostic answered to its
+end, every other activity answered once per 5 minutes, all from the hidden state), the rest of the
+session planned again and done, then day 2 is planned. For each plan: the activity kinds, the
+small groups, and how each activity stands by the hidden state: on target (a check or test-out on
+a standard the learner knows, anything else on one they do not know yet whose prerequisites they
+do), on a standard known already, on one they are not ready for, or a check on one they do not
+know (entry diagnostics are not judged).
+
     python benchmarks/rotation_bench.py --out docs/benchmarks/rotation.md
 """
 
@@ -51,9 +61,7 @@ def build_class(client, headers, graph, catalog, n: int, seed: int) -> list[str]
     learners = []
     for i in range(n):
         lid = f"s{i:02d}"
-        level = rng.uniform(2.5, 4.5)
-        known = {u for u in units if graph.standards[u].grade_num + rng.uniform(0, 1) < level}
-        known |= {a for u in list(known) for a in nx.ancestors(graph.prereq, u) if a in graph.standards}
+        known = hidden_state(graph, units, rng)
 
         def answer(standards, known=known) -> bool:
             p = 0.9 if all(s in known for s in standards) else 0.2
@@ -81,6 +89,114 @@ def build_class(client, headers, graph, catalog, n: int, seed: int) -> list[str]
         assert client.put(f"/v1/learners/{lid}/goal", json={"standards": GOAL}, headers=headers).status_code == 200
         learners.append(lid)
     return learners
+
+
+def hidden_state(graph, units, rng) -> set[str]:
+    """A learner's known standards: those below a level drawn between grade 2.5 and 4.5, closed
+    under prerequisites."""
+    level = rng.uniform(2.5, 4.5)
+    known = {u for u in units if graph.standards[u].grade_num + rng.uniform(0, 1) < level}
+    known |= {a for u in list(known) for a in nx.ancestors(graph.prereq, u) if a in graph.standards}
+    return known
+
+
+PLANS = ("day 1, as planned", "day 1, after block 1, planned again", "day 2")
+
+
+#: the new classes' students: rostered with their grade or exported without one, and whether the
+#: school starts an entry diagnostic for each before day 1 (one started goes on until finished)
+NEW_CLASSES = {"grade 4": ("4", False), "grade 4, diagnostic started": ("4", True), "no grade": (None, False)}
+
+
+def first_days(client, headers, graph, n: int, seed: int, classes: int, grade: str | None, start: bool) -> dict:
+    """New classes' day 1 (block 1 as planned, the rest planned again) and day 2 (see the
+    module docstring), summed over ``classes`` classes of ``n``, with ``grade`` or none, an entry
+    diagnostic started for each when ``start``."""
+    rng = np.random.default_rng(seed + 1)
+    units = [u for u in graph.internal_codes if graph.standards[u].grade_num is not None]
+    totals = {plan: Counter() for plan in PLANS}
+    groups: dict[str, list[int]] = {plan: [] for plan in PLANS}
+    placed = 0
+    for c in range(classes):
+        tag = (f"g{grade}" if grade else "x") + ("d" if start else "")
+        known = {f"{tag}c{c}n{i:02d}": hidden_state(graph, units, rng) for i in range(n)}
+        for lid in known:
+            body = {"grade": grade} if grade else {}
+            assert client.post(f"/v1/learners/{lid}", json=body, headers=headers).status_code == 200
+            if start:
+                assert client.post(f"/v1/learners/{lid}/placement", headers=headers).status_code == 200
+            assert client.put(f"/v1/learners/{lid}/goal", json={"standards": GOAL}, headers=headers).status_code == 200
+        learners = list(known)
+        answered: Counter = Counter()
+
+        def right(lid: str, standards, known=known) -> bool:
+            return bool(rng.random() < (0.9 if all(s in known[lid] for s in standards) else 0.2))
+
+        def do(lid: str, activity: dict, right=right, answered=answered) -> None:
+            if activity["kind"] == "entry_diagnostic":
+                status = client.post(f"/v1/learners/{lid}/placement", headers=headers).json()
+                while not status["finished"] and status["question"]:
+                    q = status["question"]["standard"]
+                    body = {"standard": q, "correct": right(lid, [q])}
+                    status = client.post(f"/v1/learners/{lid}/placement/answers", json=body, headers=headers).json()
+                return
+            item = activity["item"]
+            events = []
+            for _ in range(max(1, int(activity["minutes"] // 5))):
+                answered[lid] += 1
+                ok = right(lid, item["standards"])
+                events.append(
+                    {"id": f"{lid}-a{answered[lid]}", "learner_id": lid, "item_id": item["id"], "correct": ok}
+                )
+            assert client.post("/v1/events", json=events, headers=headers).status_code == 200
+
+        def plan(minutes: float, learners=learners, c=c, tag=tag) -> dict:
+            body = {"learners": learners, "session_minutes": minutes, "block_minutes": 20}
+            got = client.post(f"/v1/classes/new-{tag}-{c}/rotation", json=body, headers=headers)
+            assert got.status_code == 200, got.text
+            return got.json()
+
+        def judge(name: str, rotation: dict, known=known) -> None:
+            counts = totals[name]
+            groups[name] += [len(g["learners"]) for g in rotation["groups"]]
+            for lid, playlist in rotation["playlists"].items():
+                for a in playlist["activities"]:
+                    unit, kind = a["standard"], a["kind"]
+                    counts["kind " + kind] += 1
+                    if kind == "entry_diagnostic":
+                        continue
+                    ready = all(p in known[lid] for p in graph.prereq.predecessors(unit) if p in graph.standards)
+                    counts["judged"] += 1
+                    if kind in CHECK_KINDS:
+                        counts["on target" if unit in known[lid] else "checks unknown"] += 1
+                    else:
+                        counts["known already" if unit in known[lid] else "on target" if ready else "not ready"] += 1
+
+        day1 = plan(60)
+        judge(PLANS[0], day1)
+        for lid in learners:
+            for a in day1["playlists"][lid]["activities"]:
+                if a["start_minute"] < 20:
+                    do(lid, a)
+        rest = plan(40)
+        judge(PLANS[1], rest)
+        for lid in learners:
+            for a in rest["playlists"][lid]["activities"]:
+                do(lid, a)
+        judge(PLANS[2], plan(60))
+        placed += sum(
+            bool(client.get(f"/v1/learners/{lid}/profile", headers=headers).json().get("placement")) for lid in learners
+        )
+    out: dict = {"learners": n * classes, "placed_by_a_diagnostic_after_day_1": placed}
+    for name in PLANS:
+        counts, judged = totals[name], max(1, totals[name]["judged"])
+        out[name] = {
+            "judged": totals[name]["judged"],
+            **{k: round(counts[k] / judged, 3) for k in ("on target", "known already", "not ready", "checks unknown")},
+            "small_groups": len(groups[name]),
+            "kinds": {k[5:]: v for k, v in counts.most_common() if k.startswith("kind ")},
+        }
+    return out
 
 
 def measure(client, headers, learners, capacities) -> dict:
@@ -130,6 +246,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--learners", type=int, default=25)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--new-classes", type=int, default=4, help="new classes whose first days are followed")
     parser.add_argument("--out", type=Path, default=None, help="write the markdown report here")
     parser.add_argument("--baseline", default=None, help="a git ref measured side by side (same script, same class)")
     args = parser.parse_args()
@@ -152,6 +269,10 @@ def main() -> None:
             engine = app.state.service.engine
             learners = build_class(client, headers, engine.graph, engine.catalog, args.learners, args.seed)
             results = {room: measure(client, headers, learners, caps) for room, caps in ROOMS.items()}
+            new_class = {
+                name: first_days(client, headers, engine.graph, args.learners, args.seed, args.new_classes, *how)
+                for name, how in NEW_CLASSES.items()
+            }
         store.close()
     share = getattr(config.planner, "max_check_share", None)  # None: a baseline from before the setting
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
@@ -162,6 +283,7 @@ def main() -> None:
         "seed": args.seed,
         "max_check_share": share,
         "rooms": results,
+        "first_days": new_class,
         "baseline": baseline,
     }
     print(json.dumps(report, indent=2))
@@ -202,6 +324,47 @@ def _write(args, report: dict) -> None:
     for room in ROOMS:
         for run, rooms in runs:
             lines.append(f"- {run}, {room}: " + ", ".join(f"{k} {v}" for k, v in rooms[room]["kinds"].items()))
+    lines += [
+        "",
+        "## A new class's first days",
+        "",
+        f"{args.new_classes} classes of {args.learners} other fourth graders, rostered with the goal and nothing "
+        "else (no diagnostic, no answer), unlimited stations: with their grade (4), with it and an entry "
+        "diagnostic the school started for each, and exported without one. Day 1: block 1 done as planned, the rest of the session planned again and done; then day 2. Each "
+        "activity but an entry diagnostic is judged by the hidden state: on target (a check on a standard the "
+        "learner knows, anything else on one they do not know yet and are ready for), on a standard known "
+        "already (not a check), on one they are not ready for, or a check on one they do not know.",
+    ]
+    days = [(report["commit"], report["first_days"])] + (
+        [(f"baseline {baseline['commit']}", baseline["first_days"])] if baseline and "first_days" in baseline else []
+    )
+    for scenario in NEW_CLASSES:
+        lines += [
+            "",
+            f"### {scenario}",
+            "",
+            "| run | plan | judged | on target | known already | not ready | checks on unknown | small groups "
+            "| kinds |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for name in PLANS:
+            for run, found in days:
+                if scenario not in found:
+                    continue
+                m = found[scenario][name]
+                kinds = ", ".join(f"{k} {v}" for k, v in m["kinds"].items())
+                lines.append(
+                    f"| {run} | {name} | {m['judged']} | {m['on target']:.0%} | {m['known already']:.0%} "
+                    f"| {m['not ready']:.0%} | {m['checks unknown']:.0%} | {m['small_groups']} | {kinds} |"
+                )
+        lines.append("")
+        for run, found in days:
+            if scenario in found:
+                f = found[scenario]
+                lines.append(
+                    f"- {run}: {f['placed_by_a_diagnostic_after_day_1']} of {f['learners']} learners placed by an "
+                    "entry diagnostic after day 1."
+                )
     args.out.write_text("\n".join(lines) + "\n")
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
 
@@ -215,7 +378,16 @@ def _baseline(args) -> dict:
             script = tree / "benchmarks" / "rotation_bench.py"
             script.write_text(Path(__file__).read_text())
             out = subprocess.run(
-                [sys.executable, str(script), "--learners", str(args.learners), "--seed", str(args.seed)],
+                [
+                    sys.executable,
+                    str(script),
+                    "--learners",
+                    str(args.learners),
+                    "--seed",
+                    str(args.seed),
+                    "--new-classes",
+                    str(args.new_classes),
+                ],
                 cwd=tree,
                 check=True,
                 capture_output=True,

@@ -140,6 +140,9 @@ class PlannerConfig(_Section):
     max_per_standard: int = 2
     #: at most this share of a learner's activities in a day are mastery checks or test-outs
     max_check_share: float = Field(0.25, ge=0.0, le=1.0)
+    #: a learner with nothing to place them yet (no grade and no answer, or a diagnostic not finished)
+    #: starts a playlist or a rotation with the entry diagnostic, for this long (0: never)
+    entry_diagnostic_minutes: float = Field(20.0, ge=0.0, le=240.0)
     activities_per_standard: float = 5.0
     #: the GPS: what the route takes until every goal standard is mastered at once, over what
     #: mastering each of them once costs (reviews, re-checks, remediation, reopened standards)

@@ -498,6 +498,8 @@ class LearnerCore:
             predictions = CatalogPredictions.encode(model, index.catalog)
         self.predictions = predictions
         self._primed: dict[float, dict[str, np.ndarray]] = {}  # grade -> the starting state before evidence
+        #: grade (None: none) -> the first question of an entry diagnostic before any evidence
+        self._first_questions: dict[float | None, tuple[str, Item] | None] = {}
 
     def with_config(self, config: PlannerConfig) -> Self:
         """This core with another planner configuration; its caches (the starting states, the
@@ -775,6 +777,33 @@ class LearnerCore:
             return None
         return status.question, status.item
 
+    def unplaced(self, meta: LearnerMeta) -> bool:
+        """Nothing places the learner yet: an entry diagnostic started and not finished, or no
+        grade, no answer and no diagnostic. A grade places a learner well enough: its belief,
+        checked by just-in-time test-outs, plans the second day as well as an entry diagnostic
+        does, without its time (``docs/benchmarks/rotation.md``); without one, plans start from
+        nothing."""
+        current = self._current(meta)
+        if current is not None:
+            return not current.finished
+        return not (meta.events or meta.answers or meta.diagnostics) and self._grade(meta) is None
+
+    def entry_question(self, learner: Learner) -> tuple[str, Item] | None:
+        """The question an entry diagnostic asks an :meth:`unplaced` learner next (its standard
+        and an item to ask it with): the current diagnostic's, or the first one a diagnostic
+        started now would ask (the same for every learner without evidence, computed once). None
+        for a placed learner, or when there is nothing worth asking."""
+        meta = learner.meta
+        if not self.unplaced(meta):
+            return None
+        if self._current(meta) is not None:
+            return self.placement_question(learner)
+        hint = self._grade(meta)
+        if hint not in self._first_questions:
+            probe = LearnerMeta(grade=meta.grade, diagnostics=[Diagnostic(0, asked_before=0)])
+            self._first_questions[hint] = self.placement_question(Learner(learner.state, probe))
+        return self._first_questions[hint]
+
     # ------------------------------------------------------------------ planning
     def context(
         self,
@@ -784,10 +813,12 @@ class LearnerCore:
         goal: Goal | None = None,
         modalities: Iterable[Modality] | None = None,
         available: Iterable[str] | None = None,
+        entry_diagnostic: bool = True,
     ) -> PlanContext:
         """The planner's view of the learner at ``now``. The random stream (exploration) is the
         learner's own, advanced by each activity: the same learner at the same point gets the
-        same plan."""
+        same plan. An :meth:`unplaced` learner's context says what an entry diagnostic would ask
+        (``entry_diagnostic``: a playlist or a rotation starts with it), unless told not to."""
         state, meta = learner.state, learner.meta
         predictions = self.predictions
         pos = predictions.item_pos
@@ -813,6 +844,9 @@ class LearnerCore:
             available=None if available is None else frozenset(available),
             level=self.level(learner),
             seed=(meta.seed & 0xFFFFFFFF, meta.progress.activities),
+            entry_diagnostic=(lambda: self.entry_question(learner))
+            if entry_diagnostic and self.unplaced(meta)
+            else None,
         )
 
     def _predict_one(self, state: dict[str, np.ndarray], item: Item) -> float:

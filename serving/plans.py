@@ -107,4 +107,6 @@ def forget_learners(
         for group in data["groups"]:
             group["learners"] = [lid for lid in group["learners"] if lid not in gone]
         data["groups"] = [g for g in data["groups"] if g["learners"]]
+        if "diagnostic_unseated" in data:  # plans stored before it have none
+            data["diagnostic_unseated"] = [lid for lid in data["diagnostic_unseated"] if lid not in gone]
         store.put_setting(name, orjson.dumps(data).decode())

@@ -142,6 +142,11 @@ class RotationOut(BaseModel):
     groups: list[GroupOut]
     playlists: dict[str, PlaylistBody]
     station_load: list[dict[str, int]]
+    diagnostic_unseated: list[str] = Field(
+        default_factory=list,
+        description="learners nothing places yet whom the assessment station had no seat for, as long as the "
+        "entry diagnostic takes, in this session (their plan goes on without it)",
+    )
 
 
 class OwnPaceOut(BaseModel):

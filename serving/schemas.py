@@ -480,11 +480,23 @@ class ErasureIn(Strict):
     )
 
 
+#: whether a plan starts an unplaced learner with the entry diagnostic
+EntryDiagnostic = Annotated[
+    StrictBool,
+    Field(
+        description="a learner nothing places yet (no grade and no answer, or an entry diagnostic not finished) "
+        "starts with "
+        "the entry diagnostic ([planner] entry_diagnostic_minutes, at the assessment station)"
+    ),
+]
+
+
 class PlaylistIn(Strict):
     session_minutes: Annotated[float, Field(gt=0, le=480), NUMBER] = 60
     modalities: list[Modality] | None = None
     goal: GoalIn | None = None
     alternatives: Annotated[int, Field(ge=0, le=5), INTEGER] = 2
+    entry_diagnostic: EntryDiagnostic = True
 
 
 class RotationIn(Strict):
@@ -501,6 +513,7 @@ class RotationIn(Strict):
     group_capacity: Annotated[int, Field(ge=1, le=30), INTEGER] = 6
     teachers: Annotated[int, Field(ge=1, le=5), INTEGER] = 1
     modalities: list[Modality] | None = None
+    entry_diagnostic: EntryDiagnostic = True
 
 
 class PlacementAnswerIn(Strict):

@@ -677,11 +677,12 @@ class LearnerService:
         modalities: Sequence[Modality] | None = None,
         unseen: bool = False,
         views: Mapping[str, LearnerView] | None = None,
+        entry_diagnostic: bool = True,
     ) -> tuple[Rotation, list[str]]:
         """A class rotation for these learners (read in one go, unless their ``views`` are given)
         and the model versions that planned it. An unknown learner is a 404 naming
         ``learners[i]`` unless ``unseen`` (rostered students the server has not seen yet start
-        from their belief)."""
+        from their belief). ``entry_diagnostic``: learners nothing places yet start with it."""
         if views is None:
             views = self.load_many(tenant, learner_ids, unseen=unseen)
         contexts = {}
@@ -689,7 +690,7 @@ class LearnerService:
         for learner_id in dict.fromkeys(learner_ids):
             view = views[learner_id]
             versions.add(view.core.model_version)
-            contexts[learner_id] = self.context(view, modalities=modalities)
+            contexts[learner_id] = self.context(view, modalities=modalities, entry_diagnostic=entry_diagnostic)
         plan = plan_rotation(
             contexts,
             session_minutes,
@@ -1181,9 +1182,20 @@ class LearnerService:
 
     # ------------------------------------------------------------------ planning
     def context(
-        self, view: LearnerView, *, goal: Goal | None = None, modalities: Sequence[str | Modality] | None = None
+        self,
+        view: LearnerView,
+        *,
+        goal: Goal | None = None,
+        modalities: Sequence[str | Modality] | None = None,
+        entry_diagnostic: bool = True,
     ) -> PlanContext:
-        return view.core.context(view.learner, self.clock(), goal=goal, modalities=self.modalities(modalities))
+        return view.core.context(
+            view.learner,
+            self.clock(),
+            goal=goal,
+            modalities=self.modalities(modalities),
+            entry_diagnostic=entry_diagnostic,
+        )
 
     @staticmethod
     def modalities(names: Sequence[str | Modality] | None) -> list[Modality] | None:

@@ -145,6 +145,7 @@ def rotation_json(r: Rotation) -> dict[str, Any]:
         "groups": [_group(g) for g in r.groups],
         "playlists": {lid: playlist_json(p) for lid, p in r.playlists.items()},
         "station_load": r.station_load,
+        "diagnostic_unseated": list(r.diagnostic_unseated),
     }
 
 

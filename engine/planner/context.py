@@ -61,6 +61,11 @@ class PlanContext:
     #: the random stream (exploration); None: one seeded by ``seed``, made when first drawn from
     rng: np.random.Generator | None = None
     seed: tuple[int, ...] = (0,)
+    #: the learner has nothing to place them yet (no grade and no answer, or an entry diagnostic not
+    #: finished): gives the question the entry diagnostic asks them next, (standard, item), or
+    #: None when it has none to ask. Called only by the plans that schedule it (playlists,
+    #: rotations); None: the learner is placed, or the caller does not schedule a diagnostic
+    entry_diagnostic: Callable[[], tuple[str, Item] | None] | None = None
 
     def random(self) -> np.random.Generator:
         """The context's random stream (built on first use: most plans draw nothing)."""

@@ -14,6 +14,12 @@ candidate that still has a free seat, so station capacities always hold; what a 
 (an item shorter than the block, no seat anywhere) is independent practice on the learner's best
 standard, so nobody is idle. Mastery checks and test-outs stay within ``max_check_share`` of each
 learner's activities.
+
+A learner nothing places yet (no grade and no answer, or an entry diagnostic not finished: the
+context's ``entry_diagnostic``) starts with the **entry diagnostic**, for
+``entry_diagnostic_minutes``, at the assessment station: a playlist's first activity; in a rotation
+the first whole blocks with a free seat at that station, and no small group, since their needs are
+a guess. What else is planned for them was planned without it: plan again once it is done.
 """
 
 from __future__ import annotations
@@ -27,7 +33,16 @@ from engine.catalog import Item, Modality
 from engine.planner.context import PlanContext, TeacherFlag
 from engine.planner.scoring import Candidate, Ranked, rank_candidates
 
-__all__ = ["MIN_BLOCK_MINUTES", "Activity", "Playlist", "Rotation", "SmallGroup", "plan_playlist", "plan_rotation"]
+__all__ = [
+    "ENTRY_DIAGNOSTIC",
+    "MIN_BLOCK_MINUTES",
+    "Activity",
+    "Playlist",
+    "Rotation",
+    "SmallGroup",
+    "plan_playlist",
+    "plan_rotation",
+]
 
 #: the shortest block of a class rotation (and so the shortest rotation session): a station
 #: shorter than that holds no activity, and it bounds a session's blocks (96 in 8 hours)
@@ -37,6 +52,8 @@ REPEAT_MODALITY_PENALTY = 0.5
 #: the kinds of activity that check mastery rather than teach (kept within ``max_check_share``)
 CHECK_KINDS = frozenset({"test_out", "recheck", "reverify"})
 INDEPENDENT_PRACTICE = "independent_practice"
+#: the kind of the activity that is an entry diagnostic (its item: the first question it asks)
+ENTRY_DIAGNOSTIC = "entry_diagnostic"
 #: how many of a learner's next standards may bring them to a small group
 GROUP_CHOICES = 3
 
@@ -92,6 +109,9 @@ class Rotation:
     playlists: dict[str, Playlist]
     groups: list[SmallGroup]
     station_load: list[dict[str, int]] = field(default_factory=list)  # learners per modality, per block
+    #: learners nothing places yet whom the assessment station had no seat for, for as long as
+    #: the entry diagnostic takes, in this session (their plan goes on without it)
+    diagnostic_unseated: tuple[str, ...] = ()
 
 
 def _pick(
@@ -134,6 +154,34 @@ def _alternatives(
     return tuple(alts[:k])
 
 
+def _entry(ctx: PlanContext) -> tuple[str, Item] | None:
+    """The entry diagnostic's next question when the plan is to start with it: the learner is
+    unplaced, the diagnostic is given time, and the room has an assessment station."""
+    if ctx.entry_diagnostic is None or ctx.config.entry_diagnostic_minutes <= 0:
+        return None
+    if ctx.modalities is not None and Modality.ASSESSMENT not in ctx.modalities:
+        return None
+    return ctx.entry_diagnostic()
+
+
+def _diagnostic(start: float, minutes: float, question: tuple[str, Item]) -> Activity:
+    standard, item = question
+    return Activity(
+        start,
+        minutes,
+        Modality.ASSESSMENT.value,
+        item,
+        standard,
+        ENTRY_DIAGNOSTIC,
+        None,
+        (
+            "nothing places them yet (no grade and no answer, or an entry diagnostic not finished): the entry "
+            f"diagnostic asks about {standard} first and stops once it is confident where they stand",
+            "the rest of their plan was made without it: plan again once it is done",
+        ),
+    )
+
+
 def plan_playlist(
     ctx: PlanContext,
     session_minutes: float = 60,
@@ -150,6 +198,12 @@ def plan_playlist(
     used: set[str] = set()
     per_standard: dict[str, int] = {}
     t, previous = 0.0, None
+    entry = _entry(ctx)
+    if entry is not None:
+        t = min(ctx.config.entry_diagnostic_minutes, session_minutes)
+        activities.append(_diagnostic(0.0, t, entry))
+        used.add(entry[1].id)
+        previous = Modality.ASSESSMENT.value
     while True:
         window = session_minutes - t
         cand = _pick(
@@ -311,6 +365,11 @@ def plan_rotation(
     # every block reads them all
     lists = {lid: cands.all() for lid, (cands, _, _) in ranked.items()}
     solo = {lid: _SoloPractice(lists[lid], contexts[lid], ranked[lid][2]) for lid in contexts}
+    load: list[dict[str, int]] = [{} for _ in range(n_blocks)]
+
+    # -- entry diagnostics: the first whole blocks with a seat at the assessment station --------
+    entries = {lid: q for lid, ctx in contexts.items() if (q := _entry(ctx)) is not None}
+    diagnosing = _seat_diagnostics(entries, contexts, n_blocks, block_minutes, caps, load)
 
     # -- small groups ------------------------------------------------------------------------
     group_items: dict[str, Item] = {}
@@ -318,12 +377,13 @@ def plan_rotation(
         for cand in cands:
             if cand.item.modality is Modality.SMALL_GROUP and cand.item.duration_minutes <= block_minutes:
                 group_items.setdefault(cand.standard, cand.item)
-    needs = {lid: _needs(lists[lid], flags, group_items) for lid, (_, flags, _) in ranked.items()}
+    needs = {  # a learner nothing places yet is not grouped on a guess
+        lid: [] if lid in entries else _needs(lists[lid], flags, group_items) for lid, (_, flags, _) in ranked.items()
+    }
     groups = _form_groups(needs, group_items, n_blocks, teachers, block_minutes, group_capacity)
     in_group = {lid: group for group in groups for lid in group.learners}
 
     # -- stations, block by block -------------------------------------------------------------
-    load: list[dict[str, int]] = [{} for _ in range(n_blocks)]
     plans: dict[str, list[Activity]] = {lid: [] for lid in contexts}
     used: dict[str, set[str]] = {lid: set() for lid in contexts}
     per_standard: dict[str, dict[str, int]] = {lid: {} for lid in contexts}
@@ -355,6 +415,18 @@ def plan_rotation(
                 )
                 used[lid].add(joined.item.id)
                 continue
+            seat = diagnosing.get(lid)
+            if seat is not None and seat[0] <= block < seat[0] + seat[1]:
+                first, blocks, minutes = seat
+                if block == first:
+                    plans[lid].append(_diagnostic(start, minutes, entries[lid]))
+                    used[lid].add(entries[lid][1].id)
+                end = first * block_minutes + minutes
+                if block == first + blocks - 1 and end < start + block_minutes:
+                    _practise_rest(
+                        plans[lid], solo[lid], used[lid], end, start + block_minutes - end, load[block], True
+                    )
+                continue
             _fill_block(
                 lid,
                 lists[lid],
@@ -380,7 +452,8 @@ def plan_rotation(
             ranked[lid][2],
             _why_empty(plans[lid], ranked[lid][0], block_minutes),
         )
-    return Rotation(n_blocks * block_minutes, block_minutes, playlists, groups, load)
+    unseated = tuple(sorted(set(entries) - set(diagnosing)))
+    return Rotation(n_blocks * block_minutes, block_minutes, playlists, groups, load, unseated)
 
 
 def _fill_block(
@@ -456,14 +529,21 @@ def _fill_block(
                 checks_left(plan, share),
             )
     left = start + block_minutes - t
-    if left <= 0:
-        return
+    if left > 0:
+        _practise_rest(plan, solo, used, t, left, load, first is not None)
+
+
+def _practise_rest(
+    plan: list[Activity], solo: _SoloPractice, used: set[str], t: float, left: float, load: dict[str, int], seated: bool
+) -> None:
+    """Independent practice from minute ``t`` for the ``left`` minutes of a block that nothing
+    else fills (``seated``: the learner has a seat elsewhere in the block, so is not counted)."""
     practice = solo.pick(used)
     if practice is None:
         return  # nothing at all to practise
     item, standard, p_success = practice
     used.add(item.id)  # the next gap practises something else when it can
-    if first is None:
+    if not seated:
         load[INDEPENDENT_PRACTICE] = load.get(INDEPENDENT_PRACTICE, 0) + 1
     plan.append(
         Activity(
@@ -476,10 +556,37 @@ def _fill_block(
             p_success,
             (
                 f"independent practice on {standard} for the {left:g} minute(s) left in the block"
-                + ("" if first is not None else " (no free seat at a station)"),
+                + ("" if seated else " (no free seat at a station)"),
             ),
         )
     )
+
+
+def _seat_diagnostics(
+    entries: Mapping[str, tuple[str, Item]],
+    contexts: Mapping[str, PlanContext],
+    n_blocks: int,
+    block_minutes: float,
+    caps: Mapping[str, int],
+    load: list[dict[str, int]],
+) -> dict[str, tuple[int, int, float]]:
+    """Each learner's entry diagnostic in the first whole blocks with a seat at the assessment
+    station in each (counted in ``load``): learner -> (first block, blocks, minutes). A learner
+    the station has no room for in this session is left out (their plan goes on without it)."""
+    station = Modality.ASSESSMENT.value
+    seats = caps.get(station)
+    seated: dict[str, tuple[int, int, float]] = {}
+    for lid in sorted(entries):
+        minutes = min(contexts[lid].config.entry_diagnostic_minutes, n_blocks * block_minutes)
+        blocks = min(n_blocks, max(1, math.ceil(minutes / block_minutes - 1e-9)))
+        for first in range(n_blocks - blocks + 1):
+            span = range(first, first + blocks)
+            if seats is None or all(load[b].get(station, 0) < seats for b in span):
+                for b in span:
+                    load[b][station] = load[b].get(station, 0) + 1
+                seated[lid] = (first, blocks, minutes)
+                break
+    return seated
 
 
 class _SoloPractice:

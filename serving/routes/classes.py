@@ -322,6 +322,7 @@ def post_rotation(class_id: ClassId, body: RotationIn, principal: ReadDep, servi
         teachers=body.teachers,
         modalities=body.modalities,
         unseen=body.learners is None,
+        entry_diagnostic=body.entry_diagnostic,
     )
     return {
         "class_id": class_id,

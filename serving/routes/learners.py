@@ -113,7 +113,12 @@ def post_playlist(
     learner_id: LearnerId, body: PlaylistIn, principal: ReadDep, service: ServiceDep, grade: GradeHint = None
 ) -> dict[str, Any]:
     view = service.load(principal.tenant, learner_id, unseen=True, grade=grade)
-    ctx = service.context(view, goal=service.goal(principal.tenant, body.goal), modalities=body.modalities)
+    ctx = service.context(
+        view,
+        goal=service.goal(principal.tenant, body.goal),
+        modalities=body.modalities,
+        entry_diagnostic=body.entry_diagnostic,
+    )
     playlist = plan_playlist(ctx, body.session_minutes, body.alternatives)
     return {"learner_id": learner_id, "model_version": view.core.model_version, **playlist_json(playlist)}
 

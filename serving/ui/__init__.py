@@ -298,7 +298,7 @@ def dashboard(
 
 def _rotation(request: Request, session: Session, roster: Roster, class_id: str, params: dict[str, Any]):
     service = _service(request)
-    capacities = {m: int(params[m]) for m in ("online_practice", "video", "reading") if params.get(m) is not None}
+    capacities = {m: int(params[m]) for m in STATIONS if params.get(m) is not None}
     rotation, versions = service.rotation(
         session.principal.tenant,
         roster.members(class_id, "student"),
@@ -307,6 +307,7 @@ def _rotation(request: Request, session: Session, roster: Roster, class_id: str,
         capacities=capacities,
         group_capacity=params["group_capacity"],
         unseen=True,
+        entry_diagnostic=not params["skip_diagnostic"],
     )
     return rotation, versions
 
@@ -318,6 +319,8 @@ def rotation_params(
     online_practice: Annotated[Seats, Query()] = None,
     video: Annotated[Seats, Query()] = None,
     reading: Annotated[Seats, Query()] = None,
+    assessment: Annotated[Seats, Query()] = None,
+    skip_diagnostic: Annotated[bool, Query()] = False,
 ) -> dict[str, Any]:
     """The teacher's rotation settings (the page's form and the CSV link share them)."""
     return {
@@ -327,7 +330,13 @@ def rotation_params(
         "online_practice": online_practice,
         "video": video,
         "reading": reading,
+        "assessment": assessment,
+        "skip_diagnostic": skip_diagnostic,
     }
+
+
+#: the stations whose seats the rotation form sets
+STATIONS = ("online_practice", "video", "reading", "assessment")
 
 
 RotationParams = Annotated[dict[str, Any], Depends(rotation_params)]

@@ -21,7 +21,7 @@ import networkx as nx
 from configs import PlannerConfig
 from engine.learner import LearnerProfile
 from engine.planner.gps import DAY, GoalStatus, daily_pace, goal_key
-from engine.planner.playlist import INDEPENDENT_PRACTICE, Rotation
+from engine.planner.playlist import ENTRY_DIAGNOSTIC, INDEPENDENT_PRACTICE, Rotation
 from engine.roster import Roster
 from serving.service import LearnerService, LearnerView
 from serving.stores.base import chronological
@@ -261,6 +261,16 @@ def rotation_grid(rotation: Rotation, roster: Roster) -> dict[str, Any]:
             for g in rotation.groups
         ],
         "idle": sum(p.free_minutes for p in rotation.playlists.values()),
+        # students whose day starts with the entry diagnostic: the rest of it is planned without it
+        "diagnostic": sorted(
+            (
+                roster.name_of(lid)
+                for lid, p in rotation.playlists.items()
+                if any(a.kind == ENTRY_DIAGNOSTIC for a in p.activities)
+            ),
+            key=str.lower,
+        ),
+        "diagnostic_unseated": sorted((roster.name_of(lid) for lid in rotation.diagnostic_unseated), key=str.lower),
         # students with nothing planned, and why (else they would just be missing from the grid)
         "unplanned": sorted(
             ({"name": roster.name_of(lid), "why": p.empty[1]} for lid, p in rotation.playlists.items() if p.empty),

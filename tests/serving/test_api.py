@@ -549,6 +549,64 @@ def test_placement_flow(api) -> None:
     assert again.status_code == 409
 
 
+def test_a_new_learner_s_plans_start_with_the_entry_diagnostic(api) -> None:
+    """A playlist or a class rotation starts a learner nothing places yet (no grade, no answer)
+    with the entry diagnostic, named by the question the diagnostic then asks; it goes on until
+    the diagnostic is finished, and a teacher may leave it out. A grade alone places a learner."""
+    c, h = api.client, api.h()
+    for learner in ("n1", "n2"):
+        assert c.post(f"/v1/learners/{learner}", json={}, headers=h).status_code == 200
+    assert c.post("/v1/learners/g1", json={"grade": "4"}, headers=h).status_code == 200
+
+    def diagnostics(plan: dict) -> list[dict]:
+        return [a for a in plan["activities"] if a["kind"] == "entry_diagnostic"]
+
+    assert not diagnostics(c.post("/v1/learners/g1/playlist", json={}, headers=h).json())
+    assert c.post("/v1/learners/g1/placement", headers=h).status_code == 200  # started: it goes on
+    assert diagnostics(c.post("/v1/learners/g1/playlist", json={}, headers=h).json())
+
+    playlist = c.post("/v1/learners/n1/playlist", json={"session_minutes": 60}, headers=h).json()
+    first = playlist["activities"][0]
+    assert (first["kind"], first["modality"], first["start_minute"], first["minutes"]) == (
+        "entry_diagnostic",
+        "assessment",
+        0,
+        20,
+    )
+    skipped = c.post("/v1/learners/n1/playlist", json={"entry_diagnostic": False}, headers=h).json()
+    assert not diagnostics(skipped) and skipped["activities"]
+
+    rotation = c.post("/v1/classes/c1/rotation", json={"learners": ["n1", "n2"]}, headers=h).json()
+    assert [diagnostics(rotation["playlists"][n])[0]["start_minute"] for n in ("n1", "n2")] == [0, 0]
+    one_seat = {"learners": ["n1", "n2"], "capacities": {"assessment": 1}}
+    rotation = c.post("/v1/classes/c1/rotation", json=one_seat, headers=h).json()
+    assert [diagnostics(rotation["playlists"][n])[0]["start_minute"] for n in ("n1", "n2")] == [0, 20]
+    assert all(load.get("assessment", 0) <= 1 for load in rotation["station_load"])
+    assert rotation["diagnostic_unseated"] == []
+    no_seat = c.post("/v1/classes/c1/rotation", json={**one_seat, "capacities": {"assessment": 0}}, headers=h)
+    assert no_seat.json()["diagnostic_unseated"] == ["n1", "n2"]
+
+    state = c.post("/v1/learners/n1/placement", headers=h).json()
+    assert (first["standard"], first["item"]["id"]) == (state["question"]["standard"], state["question"]["item"]["id"])
+    for asked in range(40):
+        if state["finished"]:
+            break
+        question = state["question"]
+        now = c.post("/v1/learners/n1/playlist", json={"session_minutes": 30}, headers=h).json()["activities"][0]
+        assert (now["kind"], now["standard"], now["item"]["id"]) == (
+            "entry_diagnostic",
+            question["standard"],
+            question["item"]["id"],
+        ), asked  # the diagnostic goes on where it stands
+        grade = api.client.app.state.engine.graph.standards[question["standard"]].grade_num or 0
+        answer = {"standard": question["standard"], "correct": grade <= 3}
+        state = c.post("/v1/learners/n1/placement/answers", json=answer, headers=h).json()
+    assert state["finished"]
+    assert not diagnostics(c.post("/v1/learners/n1/playlist", json={}, headers=h).json())
+    rotation = c.post("/v1/classes/c1/rotation", json={"learners": ["n1", "n2"]}, headers=h).json()
+    assert not diagnostics(rotation["playlists"]["n1"]) and diagnostics(rotation["playlists"]["n2"])
+
+
 def test_a_framework_with_nothing_to_learn_yet_answers_every_learner_route(api) -> None:
     """A tenant's framework imported before any item is aligned to it (``allow_empty``), here with
     no standard at all: every learner route answers (a diagnostic with nothing to ask finishes at

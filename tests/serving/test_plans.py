@@ -16,6 +16,7 @@ def plan(class_id: str, date: str, learners: list[str]) -> dict:
         "playlists": {s: {"activities": []} for s in learners},
         "gps": {s: {"status": "on_track"} for s in learners},
         "groups": [{"standard": "4.NF.A.1", "learners": learners[:2]}],
+        "diagnostic_unseated": learners[:1],
     }
 
 
@@ -29,6 +30,7 @@ def test_erasure_rewrites_the_plans_that_name_the_learner(store) -> None:
         kept = stored_plan(store, "t", "c1", date)
         assert kept is not None and "ana" not in orjson.dumps(kept).decode()
         assert kept["learners"] == ["bob"] and kept["groups"] == [{"standard": "4.NF.A.1", "learners": ["bob"]}]
+        assert kept["diagnostic_unseated"] == []
     assert store.get_setting(plan_setting("t", "c2", "2026-12-01")) == untouched  # not read, not rewritten
 
 

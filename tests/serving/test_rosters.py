@@ -34,6 +34,43 @@ def bundle_zip() -> bytes:
     return zipped({path.name: path.read_bytes() for path in sorted(SCHOOL.glob("*.csv"))})  # quirks and all
 
 
+#: a class the school adds in the year, its students exported without a grade (neither theirs nor
+#: the class's): rows added to the school's files
+NEW_CLASS = {
+    "classes.csv": [
+        "class-lab,active,2026-09-14T06:00:00.000Z,Math Lab - Ramos,,course-m4,LAB,scheduled,Room 3,org-school-7,term-2026,Math,,5"
+    ],
+    "users.csv": [
+        f"{sid},active,2026-09-14T06:00:00.000Z,true,{sid},,{given},{family},,{sid.upper()},,,,,,,org-school-7,"
+        for sid, given, family in (
+            ("stu-2001", "Lea", "Novak"),
+            ("stu-2002", "Ravi", "Shah"),
+            ("stu-2003", "Zoe", "Martin"),
+        )
+    ],
+    "roles.csv": [
+        f"r-{sid},active,2026-09-14T06:00:00.000Z,{sid},primary,student,,,org-school-7"
+        for sid in ("stu-2001", "stu-2002", "stu-2003")
+    ],
+    "enrollments.csv": [
+        "e-lab-t,active,2026-09-14T06:00:00.000Z,class-lab,org-school-7,t-ramos,teacher,true,,",
+        *(
+            f"e-lab-{sid},active,2026-09-14T06:00:00.000Z,class-lab,org-school-7,{sid},student,false,2026-09-14,"
+            for sid in ("stu-2001", "stu-2002", "stu-2003")
+        ),
+    ],
+}
+
+
+def with_new_class() -> bytes:
+    """The school's bundle with :data:`NEW_CLASS` in it."""
+    files = {}
+    for path in sorted(SCHOOL.glob("*.csv")):
+        added = "".join(row + "\r\n" for row in NEW_CLASS.get(path.name, ()))
+        files[path.name] = path.read_bytes() + added.encode()
+    return zipped(files)
+
+
 @pytest.fixture()
 def rostered(any_api):
     response = any_api.client.post("/v1/rosters", content=bundle_zip(), headers={**any_api.h(), **ZIP})

@@ -146,6 +146,34 @@ def test_the_rotation_form_with_its_seat_fields_left_empty_plans(ui) -> None:
     assert too_many.status_code == 422 and "online_practice: Input should be less than or equal to 200" in too_many.text
 
 
+def test_a_new_class_s_rotation_starts_with_the_entry_diagnostic(ui) -> None:
+    """Students exported without a grade and with no answer yet start with the entry diagnostic,
+    as many at a time as the assessment station seats, and the page says the rest of their day
+    is a guess until it is done. A teacher may leave it out; a graded class has none."""
+    import csv
+
+    from .test_rosters import ZIP, with_new_class
+
+    assert ui.client.post("/v1/rosters", content=with_new_class(), headers={**ui.h(), **ZIP}).status_code == 200
+    sign_in(ui, ui.keys["a_teacher"])
+    page = ui.client.get("/ui/classes/class-lab/rotation")
+    assert page.status_code == 200 and "plan again once" in page.text
+    assert "Entry diagnostic for Lea Novak, Ravi Shah, Zoe Martin" in page.text
+    assert 'name="assessment"' in page.text and 'name="skip_diagnostic"' in page.text
+    assert "Entry diagnostic for" not in ui.client.get("/ui/classes/class-4a/rotation").text  # graded
+    one_seat = ui.client.get("/ui/classes/class-lab/rotation.csv?assessment=1").text
+    rows = list(csv.DictReader(io.StringIO(one_seat)))
+    diagnosing = {r["name"]: r["block"] for r in rows if r["kind"] == "entry_diagnostic"}
+    assert diagnosing == {"Lea Novak": "1", "Ravi Shah": "2", "Zoe Martin": "3"}  # one at a time
+    assert "No seat for the entry diagnostic today" in ui.client.get("/ui/classes/class-lab/rotation?assessment=0").text
+    skipped = ui.client.get("/ui/classes/class-lab/rotation?skip_diagnostic=true")
+    assert "Entry diagnostic for" not in skipped.text and "checked" in skipped.text
+    rows = list(
+        csv.DictReader(io.StringIO(ui.client.get("/ui/classes/class-lab/rotation.csv?skip_diagnostic=true").text))
+    )
+    assert rows and all(r["kind"] != "entry_diagnostic" for r in rows)
+
+
 def test_a_dashboard_setting_left_empty_is_its_default(ui) -> None:
     sign_in(ui, ui.keys["a_teacher"])
     query = "struggling_below=&excelling_above=90&min_answers=&inactive_days="

@@ -13,7 +13,6 @@ import io
 import os
 import shutil
 import subprocess
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -21,8 +20,6 @@ import pytest
 from .conftest import LiveServer
 
 pytestmark = pytest.mark.slow
-
-SCHOOL = Path(__file__).resolve().parent.parent / "data" / "oneroster_school"
 
 
 def chromium() -> str:
@@ -55,18 +52,11 @@ def school(tmp_path_factory, shared_engine):
     server = LiveServer(create_app(load_config(env={}), store=store, engine=shared_engine))
     import httpx
 
+    from .test_rosters import ZIP, with_new_class
+
     admin = {"Authorization": f"Bearer {keys['admin']}"}
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for path in sorted(SCHOOL.glob("*.csv")):
-            archive.write(path, path.name)
     with httpx.Client(base_url=server.url, headers=admin, timeout=60) as client:
-        assert (
-            client.post(
-                "/v1/rosters", content=buffer.getvalue(), headers={"content-type": "application/zip"}
-            ).status_code
-            == 200
-        )
+        assert client.post("/v1/rosters", content=with_new_class(), headers=ZIP).status_code == 200
         goal = {"standards": ["4.NF.B.3"], "date": "2027-05-01T00:00:00Z"}
         assert client.put("/v1/classes/class-4a/goal", json=goal).status_code == 200
         catalog = shared_engine.catalog
@@ -150,6 +140,8 @@ def test_a_teacher_reads_her_class_rotation_and_a_students_gps(school, browser, 
     for name in ("Ana Silva", "Ben Okafor", "Omar Khan"):
         assert name in grid or name in page.locator("table.groups-table").inner_text()
     assert "Idle student-minutes: 0" in page.content()
+    # the students with no answer yet have a grade: planned from it, with no diagnostic
+    assert page.locator("table.grid .k-entry_diagnostic").count() == 0
     shot(page, "rotation")
     page.emulate_media(media="print")
     assert not page.locator("header.bar").is_visible() and not page.locator("form.settings").first.is_visible()
@@ -173,6 +165,18 @@ def test_a_teacher_reads_her_class_rotation_and_a_students_gps(school, browser, 
     page.click("form.settings button")
     assert page.inner_text("h1").startswith("Today's rotation"), page.content()[:500]
     assert page.input_value("input[name=block_minutes]") == "15" and "video=&" in page.url
+
+    # a class added in the year, exported without grades: its students start with the diagnostic
+    page.goto(server.url + "/ui/classes/class-lab/rotation")
+    diagnostic = page.locator("p.diagnostic").first.inner_text()
+    assert "Entry diagnostic for Lea Novak, Ravi Shah, Zoe Martin" in diagnostic, diagnostic
+    assert "plan again once they are done" in diagnostic
+    assert page.locator("table.grid .k-entry_diagnostic").count() == 3
+    shot(page, "rotation-new-class")
+    page.check("form.settings input[name=skip_diagnostic]")
+    page.click("form.settings button")
+    assert "skip_diagnostic=true" in page.url and page.is_checked("input[name=skip_diagnostic]")
+    assert page.locator("table.grid .k-entry_diagnostic").count() == 0 and not page.locator("p.diagnostic").count()
 
     page.goto(server.url + "/ui/classes/class-4a")
     page.click("[data-group=excelling] >> text=Ana Silva")
@@ -223,10 +227,10 @@ def test_an_admin_sends_the_roster_export_from_the_browser(school, browser, tmp_
     """The roster page takes the zip a person picks, and follows the import to its end by
     reloading itself (no script); the teacher's page has no such link."""
     server, keys = school
+    from .test_rosters import with_new_class
+
     export = tmp_path / "sis-export.zip"
-    with zipfile.ZipFile(export, "w") as archive:
-        for path in sorted(SCHOOL.glob("*.csv")):
-            archive.write(path, path.name)
+    export.write_bytes(with_new_class())  # what the school's roster holds already
     page = browser.new_page()
     sign_in(page, server.url, keys["admin"], "/ui/classes")
     page.click("header >> text=Roster")
@@ -236,7 +240,7 @@ def test_an_admin_sends_the_roster_export_from_the_browser(school, browser, tmp_
     page.wait_for_url(server.url + "/ui/roster")
     done = page.wait_for_selector("table.imports tbody tr:first-child[data-status=done]", timeout=60_000)
     row = done.inner_text()  # the newest import, this one: the school's roster again
-    assert "30 students, 2 teachers, 2 classes" in row and "no change" in row, row
+    assert "33 students, 2 teachers, 3 classes" in row and "no change" in row, row
     assert "sis-export.zip/courses.csv: not a file this import reads" in row
     shot(page, "roster")
     page.close()

@@ -7,7 +7,7 @@ import pytest
 
 from engine.catalog import Modality
 from engine.planner.context import Overrides
-from engine.planner.playlist import CHECK_KINDS, INDEPENDENT_PRACTICE, plan_playlist, plan_rotation
+from engine.planner.playlist import CHECK_KINDS, ENTRY_DIAGNOSTIC, INDEPENDENT_PRACTICE, plan_playlist, plan_rotation
 
 from .conftest import Learner
 
@@ -178,3 +178,110 @@ def test_all_candidates_at_once_are_the_ones_built_one_by_one(learner) -> None:
     assert [type(x) for c in at_once for x in (c.p_success, c.score, *c.values)] == [float] * (
         len(at_once) * (2 + len(at_once[0].values))
     )
+
+
+# ---------------------------------------------------------------------------- entry diagnostic
+def _diagnosing(index, config, minutes: float = 20) -> Learner:
+    return Learner(index, config.model_copy(update={"entry_diagnostic_minutes": minutes}))
+
+
+def _answer_diagnostic(learner: Learner, questions: int | None = None) -> None:
+    """Answer the learner's entry diagnostic (right every time): ``questions`` of it, or to its end."""
+    from engine.learner import Observation
+
+    core = learner.core
+    core.start_placement(learner.learner)
+    asked = 0
+    while (question := core.placement_question(learner.learner)) is not None and asked != questions:
+        unit, item = question
+        core.observe(learner.learner, Observation(item.id, item.standards, 1.0, float(asked), "placement", unit))
+        asked += 1
+
+
+def test_an_unplaced_learner_starts_with_the_entry_diagnostic(index, config) -> None:
+    learner = _diagnosing(index, config)
+    core = learner.core
+    playlist = plan_playlist(learner.ctx(), 60)
+    first, *rest = playlist.activities
+    assert (first.kind, first.start_minute, first.minutes, first.modality) == (
+        ENTRY_DIAGNOSTIC,
+        0.0,
+        20.0,
+        Modality.ASSESSMENT.value,
+    )
+    assert first.p_success is None and any("plan again" in r for r in first.reasons)
+    # what it names is what the diagnostic asks first, once started
+    started = Learner(index, learner.config)
+    started.core.start_placement(started.learner)
+    assert (first.standard, first.item) == started.core.placement_question(started.learner)
+    assert rest and rest[0].start_minute == 20.0 and first.item.id not in {a.item.id for a in rest}
+    assert sum(a.minutes for a in playlist.activities) <= 60
+    # a session shorter than the diagnostic is the diagnostic (it resumes where it stopped)
+    assert [(a.kind, a.minutes) for a in plan_playlist(learner.ctx(), 15).activities] == [(ENTRY_DIAGNOSTIC, 15.0)]
+    # not planned: when told not to, with no assessment station, when given no time
+    assert core.context(learner.learner, 0.0, entry_diagnostic=False).entry_diagnostic is None
+    no_station = learner.ctx(modalities=frozenset({Modality.ONLINE_PRACTICE, Modality.READING}))
+    assert all(a.kind != ENTRY_DIAGNOSTIC for a in plan_playlist(no_station, 60).activities)
+    assert all(a.kind != ENTRY_DIAGNOSTIC for a in plan_playlist(_diagnosing(index, config, 0).ctx(), 60).activities)
+
+
+def test_the_entry_diagnostic_goes_on_until_it_is_finished(index, config) -> None:
+    answered = _diagnosing(index, config)
+    answered.attempt("A-p1", True)  # an answer places a learner: no diagnostic
+    assert answered.ctx().entry_diagnostic is None
+    assert all(a.kind != ENTRY_DIAGNOSTIC for a in plan_playlist(answered.ctx(), 60).activities)
+    graded = _diagnosing(index, config)
+    graded.learner.meta.grade = "2"  # so does a grade (its belief), until a diagnostic is started
+    assert graded.ctx().entry_diagnostic is None
+    graded.core.start_placement(graded.learner)
+    assert plan_playlist(graded.ctx(), 60).activities[0].kind == ENTRY_DIAGNOSTIC
+
+    started = _diagnosing(index, config)
+    _answer_diagnostic(started, questions=1)
+    question = started.core.placement_question(started.learner)
+    assert question is not None  # one answer does not finish it
+    first = plan_playlist(started.ctx(), 60).activities[0]
+    assert first.kind == ENTRY_DIAGNOSTIC and (first.standard, first.item) == question  # the current question
+
+    _answer_diagnostic(started)
+    assert started.core.placement_status(started.learner).finished
+    assert started.ctx().entry_diagnostic is None
+    assert all(a.kind != ENTRY_DIAGNOSTIC for a in plan_playlist(started.ctx(), 60).activities)
+
+
+def test_a_rotation_seats_entry_diagnostics_at_the_assessment_station(index, config) -> None:
+    fresh = {f"new{i}": _diagnosing(index, config, 30) for i in range(3)}
+    placed = {f"old{i}": _diagnosing(index, config, 30) for i in range(2)}
+    for learner in placed.values():  # two who struggle on A: a small group of their own
+        learner.attempt("A-p1", False)
+        learner.attempt("A-p2", False)
+    everyone = {**fresh, **placed}
+    contexts = {lid: one.ctx(rng=np.random.default_rng(i)) for i, (lid, one) in enumerate(everyone.items())}
+    rotation = plan_rotation(contexts, 80, 20, {"assessment": 2}, group_capacity=6)
+
+    starts = {}
+    for lid in fresh:
+        activities = rotation.playlists[lid].activities
+        diagnostics = [a for a in activities if a.kind == ENTRY_DIAGNOSTIC]
+        assert len(diagnostics) == 1 and diagnostics[0].minutes == 30.0, lid
+        d = diagnostics[0]
+        starts[lid] = d.start_minute
+        # 30 minutes take two whole blocks: nothing else in them but the 10 minutes left, practised
+        during = [a for a in activities if d.start_minute <= a.start_minute < d.start_minute + 40]
+        assert [a.kind for a in during] == [ENTRY_DIAGNOSTIC, "practice"]
+        assert during[1].modality == INDEPENDENT_PRACTICE and during[1].start_minute == d.start_minute + 30
+        assert rotation.playlists[lid].free_minutes == 0
+    assert sorted(starts.values()) == [0.0, 0.0, 40.0]  # two seats: the third waits for one
+    for block, load in enumerate(rotation.station_load):
+        assert load.get("assessment", 0) <= 2, block
+    assert rotation.groups and all(set(g.learners).isdisjoint(fresh) for g in rotation.groups)
+    for lid in placed:
+        assert all(a.kind != ENTRY_DIAGNOSTIC for a in rotation.playlists[lid].activities)
+
+    # no seat at the station: no diagnostic, and a full plan all the same
+    assert rotation.diagnostic_unseated == ()
+    closed = plan_rotation(contexts, 80, 20, {"assessment": 0})
+    assert closed.diagnostic_unseated == tuple(sorted(fresh))
+    for lid in fresh:
+        assert all(a.kind != ENTRY_DIAGNOSTIC for a in closed.playlists[lid].activities)
+        assert closed.playlists[lid].free_minutes == 0
