@@ -180,6 +180,17 @@ def test_learners_named_by_their_lti_launch_and_no_claim_is_stored(tmp_path, sha
             ("https://tool.example.com/items/ratio-4", "answer"),
             ("https://tool.example.com/items/ratio-3", "exposure"),
         ]
+        # LTI's user id is unique within its issuer only: a second platform is refused, named
+        one = {"issuer": "https://lms.example.edu", "deployment_id": "dep-2291"}
+        other = {"issuer": "https://moodle.example.org", "deployment_id": "1"}
+        two = api.client.put("/v1/lti/deployments", json={"deployments": [one, other]}, headers=api.h())
+        assert two.status_code == 422 and two.json()["error"]["field"] == "deployments[1].issuer", two.text
+        assert "unique only within its issuer" in two.json()["error"]["message"]
+        assert api.client.get("/v1/lti/deployments", headers=api.h()).json() == {"deployments": []}
+        same = api.client.put(
+            "/v1/lti/deployments", json={"deployments": [one, {**one, "deployment_id": "7"}]}, headers=api.h()
+        )
+        assert same.status_code == 200, same.text
     data = b"".join(p.read_bytes() for p in tmp_path.glob("zpd.db*"))
     for claim in (b"mia.tanaka", b"Tanaka", b"Okoro", b"stu-4417", b"teacher-0b9e"):
         assert claim not in data
