@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 __all__ = [
     "CatalogConfig",
     "ConfigError",
+    "DATA_BASE",
     "DEFAULT_CONFIG_PATH",
     "ENV_OVERRIDES",
     "GraphConfig",
@@ -35,6 +36,10 @@ __all__ = [
 ]
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("default.toml")
+#: the folder the default configuration's relative data folder (``var``) is under: the project's.
+#: The test suite points it at a folder of its own, so that no test reads or writes the data a
+#: ``make serve`` keeps there (a model registered as champion there would be served to the tests)
+DATA_BASE = DEFAULT_CONFIG_PATH.parent.parent
 
 #: environment variable -> (section, field). Only locations (URLs, the data folder) and secrets
 #: belong here. Later entries win: ``ZPD_MLFLOW_TRACKING_URI`` is an alias of MLflow's own
@@ -452,7 +457,7 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     if path is not None:
         source = Path(path)
         data = _merge(data, _read_toml(source))
-    data_dir_base = DEFAULT_CONFIG_PATH.parent.parent  # the project's folder, for the default
+    data_dir_base = DATA_BASE  # the project's folder, for the default
     if path is not None and "data_dir" in _read_toml(source).get("serving", {}):
         data_dir_base = source.resolve().parent
     for var, (section, key) in ENV_OVERRIDES.items():

@@ -13,6 +13,20 @@ def bundled_graph() -> StandardsGraph:
     return load_graph()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_data_folder(tmp_path_factory):
+    """The default configuration's data folder (its SQLite store and MLflow registry) is the
+    suite's own (``configs.DATA_BASE``): no test reads or writes the project's ``var/``, where
+    ``make serve`` keeps a developer's learners and models. (The commands the tests start are
+    given a configuration or a store of their own.)"""
+    import configs
+
+    base = tmp_path_factory.mktemp("project")
+    before, configs.DATA_BASE = configs.DATA_BASE, base
+    yield base
+    configs.DATA_BASE = before
+
+
 @pytest.fixture(autouse=True)
 def _no_tracking_uri_leaks():
     """MLFLOW_TRACKING_URI directs every `zpd` command (and MLflow sets it process-wide when asked

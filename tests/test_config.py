@@ -60,7 +60,10 @@ def test_mlflow_tracking_uri_is_honoured_and_the_zpd_alias_wins() -> None:
 
 
 def test_default_stores_live_in_the_data_folder_whatever_the_working_directory(tmp_path, monkeypatch) -> None:
+    import configs
+
     project = Path(__file__).resolve().parent.parent
+    monkeypatch.setattr(configs, "DATA_BASE", project)  # as outside the test suite
     here = load_config(env={})
     monkeypatch.chdir(tmp_path)
     elsewhere = load_config(env={})
