@@ -485,8 +485,7 @@ EntryDiagnostic = Annotated[
     StrictBool,
     Field(
         description="a learner nothing places yet (no grade and no answer, or an entry diagnostic not finished) "
-        "starts with "
-        "the entry diagnostic ([planner] entry_diagnostic_minutes, at the assessment station)"
+        "starts with the entry diagnostic ([planner] entry_diagnostic_minutes, at the assessment station)"
     ),
 ]
 
