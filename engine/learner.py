@@ -43,7 +43,6 @@ from engine.planner.context import Goal, Overrides, PlanContext
 from engine.planner.gps import GoalStatus, goal_status
 from engine.planner.index import PlannerIndex
 from engine.planner.planner import PlanResult, recommend
-from engine.planner.playlist import Playlist, plan_playlist
 from engine.planner.progress import Attempt, Progress, mark_mastered, record_attempt
 
 __all__ = [
@@ -863,20 +862,6 @@ class LearnerCore:
         available: Iterable[str] | None = None,
     ) -> PlanResult:
         return recommend(self.context(learner, now, available=available), n=n, k_alternatives=k_alternatives)
-
-    def playlist(
-        self,
-        learner: Learner,
-        now: float,
-        session_minutes: float = 60,
-        k_alternatives: int = 2,
-        *,
-        goal: Goal | None = None,
-        modalities: Iterable[Modality] | None = None,
-    ) -> Playlist:
-        return plan_playlist(
-            self.context(learner, now, goal=goal, modalities=modalities), session_minutes, k_alternatives
-        )
 
     def status(self, learner: Learner, now: float) -> GoalStatus:
         return goal_status(self.context(learner, now))
