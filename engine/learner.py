@@ -27,6 +27,7 @@ observations, so :meth:`LearnerCore.rebuild` over the event log gives exactly th
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -497,8 +498,6 @@ class LearnerCore:
             predictions = CatalogPredictions.encode(model, index.catalog)
         self.predictions = predictions
         self._primed: dict[float, dict[str, np.ndarray]] = {}  # grade -> the starting state before evidence
-        #: grade (None: none) -> the first question of an entry diagnostic before any evidence
-        self._first_questions: dict[float | None, tuple[str, Item] | None] = {}
 
     def with_config(self, config: PlannerConfig) -> Self:
         """This core with another planner configuration; its caches (the starting states, the
@@ -797,11 +796,13 @@ class LearnerCore:
             return None
         if self._current(meta) is not None:
             return self.placement_question(learner)
-        hint = self._grade(meta)
-        if hint not in self._first_questions:
-            probe = LearnerMeta(grade=meta.grade, diagnostics=[Diagnostic(0, asked_before=0)])
-            self._first_questions[hint] = self.placement_question(Learner(learner.state, probe))
-        return self._first_questions[hint]
+        return self._first_question
+
+    @functools.cached_property
+    def _first_question(self) -> tuple[str, Item] | None:
+        """What a diagnostic started now asks a learner without grade or evidence first."""
+        probe = LearnerMeta(diagnostics=[Diagnostic(0, asked_before=0)])
+        return self.placement_question(Learner(self.model.init_state(), probe))
 
     # ------------------------------------------------------------------ planning
     def context(
