@@ -154,42 +154,55 @@ class SimulatedEnvironment:
                 raise SimulationError(f"item {item.id!r}: no simulator parameters for modality {modality!r}")
             minutes = item.duration_minutes * self.config.modalities[modality].time_factor
             self._items[item.id] = (units, np.array(outside, dtype=np.int64), modality, minutes, item.difficulty)
-        self._learner: SimulatedLearner | None = None
+        self._runs: dict[int, _Run] = {}
+        self._run: _Run | None = None
 
     # ------------------------------------------------------------------ protocol
     def reset(self, learner: int) -> None:
         if not 0 <= learner < len(self.profiles):
             raise SimulationError(f"learner {learner} is outside the pool (0..{len(self.profiles) - 1})")
-        self._learner = SimulatedLearner(self.profiles[learner], self.index, self.config)
-        self._rng = np.random.default_rng(np.random.SeedSequence([self.seed, learner, _STEP_STREAM]))
-        self._works = 1.0 if self.attendance is None else self.attendance[learner]
-        self._days = np.random.default_rng(np.random.SeedSequence([self.seed, learner, _ATTENDANCE_STREAM]))
-        self._clock = 0.0
-        self._last = 0.0
-        self._session_used = 0.0
-        self._day = 0
-        self._sessions = 0
-        self.steps = 0
+        self._run = self._runs[learner] = _Run(
+            SimulatedLearner(self.profiles[learner], self.index, self.config),
+            np.random.default_rng(np.random.SeedSequence([self.seed, learner, _STEP_STREAM])),
+            1.0 if self.attendance is None else self.attendance[learner],
+            np.random.default_rng(np.random.SeedSequence([self.seed, learner, _ATTENDANCE_STREAM])),
+        )
 
-    def step(self, item_id: str) -> Outcome:
-        learner = self._current()
+    def select(self, learner: int) -> None:
+        """Make ``learner`` the current learner as they are now (from their initial state the
+        first time): a class is taught side by side, one learner's activity at a time."""
+        run = self._runs.get(learner)
+        if run is None:
+            self.reset(learner)
+        else:
+            self._run = run
+
+    def step(self, item_id: str, *, at: float | None = None, minutes: float | None = None) -> Outcome:
+        """One activity of the current learner on ``item_id``. Untimed (the default), it starts
+        now, or at the next school day's session when it does not fit in this one, and takes the
+        item's minutes. A timetable (a class rotation) says when it starts (``at``, in simulated
+        minutes; not before the learner's clock) and how long it lasts (``minutes``): a part of
+        the item's time teaches that share of an activity, more time more (``p_learn`` scaled by
+        the minutes over the item's, within ``max_p_learn``)."""
+        run = self._current_run()
         try:
-            units, _, modality, minutes, difficulty = self._items[item_id]
+            units, _, modality, item_minutes, difficulty = self._items[item_id]
         except KeyError:
             raise SimulationError(f"unknown item {item_id!r}: not in the simulator's catalog") from None
         if units.size == 0:
             raise SimulationError(f"item {item_id!r} is aligned to no standard of the graph")
         n = len(self.index)
-        uniforms = self._rng.random(1 + 2 * n)  # fixed consumption per step (common random numbers)
-        start = self._start_time(minutes)
-        learner.forget(start - self._last, uniforms[1 + n :])
+        uniforms = run.rng.random(1 + 2 * n)  # fixed consumption per step (common random numbers)
+        took = item_minutes if minutes is None else float(minutes)
+        start = self._start_time(took) if at is None else max(float(at), run.clock)
+        learner = run.learner
+        learner.forget(start - run.last, uniforms[1 + n :])
         correct = bool(uniforms[0] < learner.answer_probability(units, difficulty))
-        learner.learn(units, modality, uniforms[1 : 1 + n])
-        self._clock = start + minutes
-        self._session_used += minutes
-        self._last = self._clock
-        self.steps += 1
-        return Outcome(correct=correct, minutes=float(minutes), time=float(self._clock))
+        learner.learn(units, modality, uniforms[1 : 1 + n], took / item_minutes if item_minutes > 0 else 1.0)
+        run.clock = run.last = start + took
+        run.session_used += took
+        run.steps += 1
+        return Outcome(correct=correct, minutes=float(took), time=float(run.clock))
 
     def goal_score(self) -> float:
         return float(self._current().known[self._goal_units].all(axis=1).mean())
@@ -208,28 +221,57 @@ class SimulatedEnvironment:
         outside = self._items[item_id][1]
         return bool(outside.size) and not bool(self._current().known[outside].all())
 
+    def knows_item(self, item_id: str) -> bool:
+        """True when the current learner knows every unit of the item."""
+        return bool(self._current().known[self._items[item_id][0]].all())
+
     @property
     def clock(self) -> float:
-        return self._clock
+        return self._current_run().clock
+
+    @property
+    def steps(self) -> int:
+        """Activities the current learner has done."""
+        return self._current_run().steps
 
     # ------------------------------------------------------------------ internals
-    def _current(self) -> SimulatedLearner:
-        if self._learner is None:
+    def _current_run(self) -> _Run:
+        if self._run is None:
             raise SimulationError("no learner started: call reset(learner) first")
-        return self._learner
+        return self._run
+
+    def _current(self) -> SimulatedLearner:
+        return self._current_run().learner
 
     def _start_time(self, minutes: float) -> float:
         """When the next activity starts: now, or the next school day's session if it does not fit."""
-        if self._session_used > 0 and self._session_used + minutes > self.config.session_minutes:
-            self._next_school_day()
-            while self._works < 1.0 and self._days.random() >= self._works:  # a day off
-                self._next_school_day()
-            self._clock = self._day * MINUTES_PER_DAY
-            self._session_used = 0.0
-        return self._clock
+        run = self._current_run()
+        if run.session_used > 0 and run.session_used + minutes > self.config.session_minutes:
+            self._next_school_day(run)
+            while run.works < 1.0 and run.days.random() >= run.works:  # a day off
+                self._next_school_day(run)
+            run.clock = run.day * MINUTES_PER_DAY
+            run.session_used = 0.0
+        return run.clock
 
-    def _next_school_day(self) -> None:
-        self._sessions += 1
-        self._day += 1
-        if self._sessions % self.config.school_days_per_week == 0:
-            self._day += 7 - self.config.school_days_per_week  # the weekend
+    def _next_school_day(self, run: _Run) -> None:
+        run.sessions += 1
+        run.day += 1
+        if run.sessions % self.config.school_days_per_week == 0:
+            run.day += 7 - self.config.school_days_per_week  # the weekend
+
+
+@dataclass(slots=True)
+class _Run:
+    """One learner's run: their true state, outcome and attendance streams, and clock."""
+
+    learner: SimulatedLearner
+    rng: np.random.Generator
+    works: float  # the share of school days they work
+    days: np.random.Generator
+    clock: float = 0.0
+    last: float = 0.0
+    session_used: float = 0.0
+    day: int = 0
+    sessions: int = 0
+    steps: int = 0

@@ -240,10 +240,11 @@ class SimulatedLearner:
         """All true prerequisites of ``unit`` are known."""
         return bool(self.known[self.index.prereqs[unit]].all())
 
-    def learn(self, units: np.ndarray, modality: str, uniforms: np.ndarray) -> None:
-        """One activity on ``units``; readiness is judged on the knowledge before the activity."""
+    def learn(self, units: np.ndarray, modality: str, uniforms: np.ndarray, share: float = 1.0) -> None:
+        """One activity on ``units`` (``share``: the part of its time spent on it, which scales
+        ``p_learn``); readiness is judged on the knowledge before the activity."""
         cfg = self.config
-        base = cfg.p_learn * cfg.modalities[modality].rate * self.profile.speed
+        base = cfg.p_learn * cfg.modalities[modality].rate * self.profile.speed * share
         ready = [self.ready(int(u)) for u in units]
         for unit, is_ready in zip(units.tolist(), ready):
             if self.known[unit]:
