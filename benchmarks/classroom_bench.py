@@ -6,9 +6,14 @@ class planner's plans, each activity at its minute of the session for its minute
 all on the same learners (paired):
 
 - ``rotation``: the served class rotation (``plan_rotation`` over the learner core, on the model
-  ``zpd serve`` loads), 60-minute sessions in 20-minute blocks, one teacher, groups of up to 6;
-- ``rotation, 6/3/3 seats``: the same in a room with 6 computers, 3 video and 3 reading seats;
-- ``playlists``: each learner's own served playlist without the teacher (no small group);
+  ``zpd serve`` loads), 60-minute sessions in 20-minute blocks, one teacher, groups of up to 6,
+  planned at the start of each day (a nightly ``zpd plan-batch``, a rotation printed in the
+  morning);
+- ``rotation planned each block``: the same, the rest of the session planned again when a block
+  is over (``blocks_done``, the teacher page's "plan the rest"), from the answers of that block;
+  also in a room with 6 computers, 3 video and 3 reading seats;
+- ``playlists``: each learner's own served playlist without the teacher (no small group),
+  planned at the start of each day;
 - ``whole-class``: the usual classroom, the goal's standards in learning order for everybody
   (a lesson from the teacher, then practice; on when 70% of the day's answers are right, or
   after 3 days).
@@ -48,8 +53,8 @@ def factories(config, model, grade: str) -> dict:
     core = _Core(lambda graph: for_graph(model, graph), config.planner)
     return {
         "rotation": lambda: RotationClass(core, grade),
-        "rotation in a 6/3/3 room": lambda: RotationClass(core, grade, capacities=ROOM),
         "rotation planned each block": lambda: RotationClass(core, grade),
+        "rotation planned each block in a 6/3/3 room": lambda: RotationClass(core, grade, capacities=ROOM),
         "playlists": lambda: PlaylistClass(core, grade),
         "whole-class": lambda: WholeClass(),
     }

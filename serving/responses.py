@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from serving.schemas import BLOCKS_DONE
+
 __all__ = [
     "ActivityOut",
     "DeletedOut",
@@ -147,6 +149,7 @@ class RotationOut(BaseModel):
         description="learners nothing places yet whom the assessment station had no seat for, as long as the "
         "entry diagnostic takes, in this session (their plan goes on without it)",
     )
+    blocks_done: int = Field(default=0, description=BLOCKS_DONE)
 
 
 class OwnPaceOut(BaseModel):

@@ -498,6 +498,14 @@ class PlaylistIn(Strict):
     entry_diagnostic: EntryDiagnostic = True
 
 
+#: what ``blocks_done`` means, for the request and the answer
+BLOCKS_DONE = (
+    "the session's first blocks are over: plan the rest from what the students did in them (times and blocks stay "
+    "the session's); fewer than the session's blocks. Plan again after each block: a plan made at the start of "
+    "the day is stale once a block is over"
+)
+
+
 class RotationIn(Strict):
     learners: list[str] | None = Field(
         default=None, min_length=1, max_length=60, description="default: the rostered class's students"
@@ -513,6 +521,7 @@ class RotationIn(Strict):
     teachers: Annotated[int, Field(ge=1, le=5), INTEGER] = 1
     modalities: list[Modality] | None = None
     entry_diagnostic: EntryDiagnostic = True
+    blocks_done: Annotated[int, Field(ge=0, le=95, description=BLOCKS_DONE), INTEGER] = 0
 
 
 class PlacementAnswerIn(Strict):

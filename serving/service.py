@@ -678,11 +678,14 @@ class LearnerService:
         unseen: bool = False,
         views: Mapping[str, LearnerView] | None = None,
         entry_diagnostic: bool = True,
+        blocks_done: int = 0,
     ) -> tuple[Rotation, list[str]]:
         """A class rotation for these learners (read in one go, unless their ``views`` are given)
         and the model versions that planned it. An unknown learner is a 404 naming
         ``learners[i]`` unless ``unseen`` (rostered students the server has not seen yet start
-        from their belief). ``entry_diagnostic``: learners nothing places yet start with it."""
+        from their belief). ``entry_diagnostic``: learners nothing places yet start with it.
+        ``blocks_done``: the session's first blocks are over, the rest is planned (ValueError
+        when that is every block)."""
         if views is None:
             views = self.load_many(tenant, learner_ids, unseen=unseen)
         contexts = {}
@@ -698,6 +701,7 @@ class LearnerService:
             dict(capacities or {}),
             group_capacity,
             teachers,
+            blocks_done=blocks_done,
         )
         return plan, sorted(versions)
 

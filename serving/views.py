@@ -146,6 +146,7 @@ def rotation_json(r: Rotation) -> dict[str, Any]:
         "playlists": {lid: playlist_json(p) for lid, p in r.playlists.items()},
         "station_load": r.station_load,
         "diagnostic_unseated": list(r.diagnostic_unseated),
+        "blocks_done": r.blocks_done,
     }
 
 

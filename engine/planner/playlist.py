@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from engine.catalog import Item, Modality
@@ -112,6 +112,8 @@ class Rotation:
     #: learners nothing places yet whom the assessment station had no seat for, for as long as
     #: the entry diagnostic takes, in this session (their plan goes on without it)
     diagnostic_unseated: tuple[str, ...] = ()
+    #: the session's first blocks, already done when this was planned (nothing is planned in them)
+    blocks_done: int = 0
 
 
 def _pick(
@@ -348,17 +350,28 @@ def plan_rotation(
     group_capacity: int = 6,
     teachers: int = 1,
     k_alternatives: int = 2,
+    blocks_done: int = 0,
 ) -> Rotation:
     """Playlists for every learner plus the teacher's small groups.
 
     ``capacities`` gives seats per station (modality) in each block; modalities not listed are
     unlimited, except tutoring (1 seat) and small_group, which is only used by teacher groups.
+    ``blocks_done``: the session's first blocks are over, plan the rest from what the learners
+    did in them (times and blocks stay the session's). A plan made at the start of the day is
+    stale once a block is over: planned again at each block, simulated classes learned a third
+    more (``docs/benchmarks/classroom.md``).
     """
     if not MIN_BLOCK_MINUTES <= block_minutes <= session_minutes:
         raise ValueError(
             f"need {MIN_BLOCK_MINUTES:g} <= block_minutes <= session_minutes, got {block_minutes} and {session_minutes}"
         )
     n_blocks = int(session_minutes // block_minutes)
+    if not 0 <= blocks_done < n_blocks:
+        raise ValueError(f"blocks_done: the session has {n_blocks} block(s), so 0 to {n_blocks - 1}, got {blocks_done}")
+    if blocks_done:
+        rest = (n_blocks - blocks_done) * block_minutes
+        later = plan_rotation(contexts, rest, block_minutes, capacities, group_capacity, teachers, k_alternatives)
+        return _after(later, blocks_done)
     caps = {"tutoring": 1, **(capacities or {})}
     ranked = {lid: rank_candidates(ctx) for lid, ctx in contexts.items()}
     # each learner's candidates, all of them built once and then read as a list: every pick of
@@ -454,6 +467,26 @@ def plan_rotation(
         )
     unseated = tuple(sorted(set(entries) - set(diagnosing)))
     return Rotation(n_blocks * block_minutes, block_minutes, playlists, groups, load, unseated)
+
+
+def _after(rest: Rotation, done: int) -> Rotation:
+    """``rest``, planned for the blocks after the session's ``done`` first ones, in the
+    session's time: every activity and group that many blocks later."""
+    shift = done * rest.block_minutes
+    playlists = {
+        lid: replace(p, activities=[replace(a, start_minute=a.start_minute + shift) for a in p.activities])
+        for lid, p in rest.playlists.items()
+    }
+    groups = [replace(g, block=g.block + done, start_minute=g.start_minute + shift) for g in rest.groups]
+    load: list[dict[str, int]] = [{} for _ in range(done)] + rest.station_load
+    return replace(
+        rest,
+        session_minutes=rest.session_minutes + shift,
+        playlists=playlists,
+        groups=groups,
+        station_load=load,
+        blocks_done=done,
+    )
 
 
 def _fill_block(

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import time as _time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -80,14 +80,15 @@ class Assignment:
 class ClassPlanner(Protocol):
     """A planner of a class's school days. ``start`` is called once per class with the
     planner-visible graph, the catalog, the goal and the learners' ids (their numbers in the
-    pool); ``plan`` gives each learner's assignments for the session starting at ``now``
-    (simulated minutes); ``observe`` gives each answer."""
+    pool); ``plan`` gives each learner's assignments for the session that starts at ``start``
+    (simulated minutes) once its first ``done`` minutes are over (start minutes in the session's
+    time); ``observe`` gives each answer."""
 
     name: str
 
     def start(self, graph: StandardsGraph, catalog: Catalog, goal: Sequence[str], learners: Sequence[int]) -> None: ...
 
-    def plan(self, now: float, minutes: float) -> Mapping[int, Sequence[Assignment]]: ...
+    def plan(self, start: float, done: float) -> Mapping[int, Sequence[Assignment]]: ...
 
     def observe(self, learner: int, item_id: str, outcome: Outcome) -> None: ...
 
@@ -168,22 +169,29 @@ class RotationClass(_ServedClass):
         core: _Core,
         grade: str | None,
         *,
+        session_minutes: float = 60,
         block_minutes: float = 20,
         capacities: Mapping[str, int] | None = None,
         group_capacity: int = 6,
         teachers: int = 1,
     ):
         super().__init__(core, grade)
-        self.block_minutes = block_minutes
+        self.session_minutes, self.block_minutes = session_minutes, block_minutes
         self.capacities, self.group_capacity, self.teachers = dict(capacities or {}), group_capacity, teachers
 
-    def plan(self, now: float, minutes: float) -> dict[int, list[Assignment]]:
+    def plan(self, start: float, done: float) -> dict[int, list[Assignment]]:
         contexts = {
-            str(k): self.core.context(learner, now * 60.0, entry_diagnostic=False)
+            str(k): self.core.context(learner, (start + done) * 60.0, entry_diagnostic=False)
             for k, learner in self.learners.items()
         }
         rotation = plan_rotation(
-            contexts, minutes, min(self.block_minutes, minutes), self.capacities, self.group_capacity, self.teachers
+            contexts,
+            self.session_minutes,
+            self.block_minutes,
+            self.capacities,
+            self.group_capacity,
+            self.teachers,
+            blocks_done=int(done // self.block_minutes),
         )
         return {int(lid): self._assignments(p.activities) for lid, p in rotation.playlists.items()}
 
@@ -194,11 +202,16 @@ class PlaylistClass(_ServedClass):
     name = "playlists"
     ALONE = tuple(m for m in Modality if m.value not in TEACHER_LED)
 
-    def plan(self, now: float, minutes: float) -> dict[int, list[Assignment]]:
+    def __init__(self, core: _Core, grade: str | None, *, session_minutes: float = 60):
+        super().__init__(core, grade)
+        self.session_minutes = session_minutes
+
+    def plan(self, start: float, done: float) -> dict[int, list[Assignment]]:
         out = {}
         for k, learner in self.learners.items():
-            ctx = self.core.context(learner, now * 60.0, modalities=self.ALONE, entry_diagnostic=False)
-            out[k] = self._assignments(plan_playlist(ctx, minutes, 0).activities)
+            ctx = self.core.context(learner, (start + done) * 60.0, modalities=self.ALONE, entry_diagnostic=False)
+            playlist = plan_playlist(ctx, self.session_minutes - done, 0)
+            out[k] = [replace(a, start_minute=a.start_minute + done) for a in self._assignments(playlist.activities)]
         return out
 
 
@@ -209,8 +222,10 @@ class WholeClass:
 
     name = "whole-class"
 
-    def __init__(self, *, lesson_minutes: float = 20, move_on: float = 0.7, max_days: int = 3):
-        self.lesson_minutes = lesson_minutes
+    def __init__(
+        self, *, session_minutes: float = 60, lesson_minutes: float = 20, move_on: float = 0.7, max_days: int = 3
+    ):
+        self.session_minutes, self.lesson_minutes = session_minutes, lesson_minutes
         self.move_on, self.max_days = move_on, max_days
 
     def start(self, graph: StandardsGraph, catalog: Catalog, goal: Sequence[str], learners: Sequence[int]) -> None:
@@ -228,7 +243,8 @@ class WholeClass:
             self.position, self.days_on = min(self.position + 1, len(self.sequence) - 1), 0
         self.answers = [0, 0]
 
-    def plan(self, now: float, minutes: float) -> dict[int, list[Assignment]]:
+    def plan(self, start: float, done: float) -> dict[int, list[Assignment]]:
+        """The whole session (planned once, at its start)."""
         if self.answers[1]:
             self._advance()
         if not self.sequence:
@@ -239,9 +255,9 @@ class WholeClass:
         practice = [i for i in items if i.modality.value not in TEACHER_LED and not i.mastery_check] or items
         day: list[Assignment] = [Assignment(0.0, self.lesson_minutes, lesson.id, "lesson", Modality.SMALL_GROUP.value)]
         t, k = self.lesson_minutes, 0
-        while t < minutes:
+        while t < self.session_minutes:
             item: Item = practice[k % len(practice)]
-            length = min(float(item.duration_minutes), minutes - t)
+            length = min(float(item.duration_minutes), self.session_minutes - t)
             day.append(Assignment(t, length, item.id, "practice", item.modality.value))
             t, k = t + length, k + 1
         return dict.fromkeys(self.learners, day)
@@ -274,8 +290,8 @@ def run_classes(
 ) -> ClassRun:
     """Teach every class of ``classes`` (learner numbers of ``env``'s pool) for ``days`` school
     days of ``session_minutes`` with a planner from ``factory`` (one per class). The session is
-    planned at its start, and again every ``replan_every`` minutes when given (what is left of
-    it: a teacher who plans again at each block). The truth is read before each activity."""
+    planned at its start, and again every ``replan_every`` minutes when given (the rest of it: a
+    teacher who plans again at each block). The truth is read before each activity."""
     n = len(env.profiles)
     activities, minutes, violations, known, checks, teacher = (np.zeros(n) for _ in range(6))
     run = ClassRun(
@@ -290,17 +306,17 @@ def run_classes(
             run.start[k] = env.goal_score()
         for day in range(days):
             start = school_day_start(day, env.config.school_days_per_week)
-            for offset in np.arange(0.0, session_minutes, step).tolist():
-                now = start + offset
+            for done in np.arange(0.0, session_minutes, step).tolist():
                 began = _time.perf_counter()
-                plan = planner.plan(now, session_minutes - offset)
+                plan = planner.plan(start, done)
                 run.plan_seconds.append(_time.perf_counter() - began)
                 for k in learners:
                     env.select(k)
                     for a in sorted(plan.get(k, ()), key=lambda a: a.start_minute):
-                        if a.start_minute >= step - 1e-9:
+                        if a.start_minute >= done + step - 1e-9:
                             break  # planned again before it starts
-                        _do(run, env, planner, name, catalog, k, a, now)
+                        if a.start_minute >= done - 1e-9:
+                            _do(run, env, planner, name, catalog, k, a, start)
         for k in learners:
             env.select(k)
             run.end[k] = env.goal_score()
@@ -319,7 +335,8 @@ def _do(
     a: Assignment,
     now: float,
 ) -> None:
-    """Learner ``k`` does assignment ``a`` of the plan made at ``now``; the truth is read first."""
+    """Learner ``k`` does assignment ``a`` of the session that started at ``now``; the truth is
+    read first."""
     if a.item_id not in catalog:
         raise SimulationError(f"planner {name!r} assigned unknown item {a.item_id!r}")
     violates, known = env.violates(a.item_id), env.knows_item(a.item_id)

@@ -312,6 +312,14 @@ def post_rotation(class_id: ClassId, body: RotationIn, principal: ReadDep, servi
                 "send the learners of each room in 'learners'",
                 "class_id",
             )
+    blocks = int(body.session_minutes // min(body.block_minutes, body.session_minutes))
+    if body.blocks_done >= blocks:
+        raise ApiError(
+            422,
+            "invalid_blocks_done",
+            f"blocks_done is {body.blocks_done}, but the session has {blocks} block(s): 0 to {blocks - 1}",
+            "blocks_done",
+        )
     rotation, versions = service.rotation(
         principal.tenant,
         learners,
@@ -323,6 +331,7 @@ def post_rotation(class_id: ClassId, body: RotationIn, principal: ReadDep, servi
         modalities=body.modalities,
         unseen=body.learners is None,
         entry_diagnostic=body.entry_diagnostic,
+        blocks_done=body.blocks_done,
     )
     return {
         "class_id": class_id,

@@ -13,7 +13,7 @@ import secrets
 from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -308,6 +308,7 @@ def _rotation(request: Request, session: Session, roster: Roster, class_id: str,
         group_capacity=params["group_capacity"],
         unseen=True,
         entry_diagnostic=not params["skip_diagnostic"],
+        blocks_done=params["blocks_done"],
     )
     return rotation, versions
 
@@ -321,11 +322,16 @@ def rotation_params(
     reading: Annotated[Seats, Query()] = None,
     assessment: Annotated[Seats, Query()] = None,
     skip_diagnostic: Annotated[bool, Query()] = False,
+    blocks_done: Annotated[int, Query(ge=0, le=95)] = 0,
 ) -> dict[str, Any]:
-    """The teacher's rotation settings (the page's form and the CSV link share them)."""
+    """The teacher's rotation settings (the page's form and the CSV link share them).
+    ``blocks_done``: the first blocks of the session are over, the rest is planned again (a
+    number past the session's last block plans its last one)."""
+    block_minutes = min(block_minutes, session_minutes)
     return {
         "session_minutes": session_minutes,
-        "block_minutes": min(block_minutes, session_minutes),
+        "block_minutes": block_minutes,
+        "blocks_done": min(blocks_done, int(session_minutes // block_minutes) - 1),
         "group_capacity": group_capacity,
         "online_practice": online_practice,
         "video": video,
@@ -365,7 +371,19 @@ def rotation_page(request: Request, class_id: str, params: RotationParams) -> Re
         students=[(lid, roster.name_of(lid)) for lid in roster.members(class_id, "student")],
         csv_url=f"/ui/classes/{quote(class_id)}/rotation.csv" + (f"?{query}" if query else ""),
         today=day(_service(request).clock()),
+        rest_url=_rest_url(request, class_id, params, grid),
     )
+
+
+def _rest_url(request: Request, class_id: str, params: dict[str, Any], grid: dict[str, Any]) -> str | None:
+    """The page planned again once the next block is over (None after the last one)."""
+    done = params["blocks_done"] + 1
+    if done >= len(grid["blocks"]):
+        return None
+    query = urlencode(
+        [*((k, v) for k, v in request.query_params.multi_items() if k != "blocks_done"), ("blocks_done", done)]
+    )
+    return f"/ui/classes/{quote(class_id)}/rotation?{query}"
 
 
 @router.get("/classes/{class_id}/rotation.csv")

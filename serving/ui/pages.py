@@ -243,7 +243,12 @@ def rotation_grid(rotation: Rotation, roster: Roster) -> dict[str, Any]:
         entries.sort(key=lambda e: (e["name"].lower(), e["start"]))
     return {
         "blocks": [
-            {"index": b, "start": b * rotation.block_minutes, "end": (b + 1) * rotation.block_minutes}
+            {
+                "index": b,
+                "start": b * rotation.block_minutes,
+                "end": (b + 1) * rotation.block_minutes,
+                "done": b < rotation.blocks_done,
+            }
             for b in range(n_blocks)
         ],
         "stations": stations,

@@ -522,6 +522,44 @@ def test_class_rotation(api) -> None:
     assert missing.status_code == 404 and missing.json()["error"]["field"] == "learners[1]"
 
 
+def test_the_rest_of_a_session_is_planned_from_the_answers_of_its_first_block(api) -> None:
+    """After block 1, ``blocks_done`` plans blocks 2-3 in the session's time, from what the
+    students did in block 1; every block over is a 422 naming the field."""
+    c, h = api.client, api.h()
+    learners = [f"r{i}" for i in range(4)]
+    for lid in learners:
+        c.post(f"/v1/learners/{lid}", json={"grade": "3"}, headers=h)
+    body = {"learners": learners, "session_minutes": 60, "block_minutes": 20}
+    morning = c.post("/v1/classes/c1/rotation", json=body, headers=h).json()
+    assert morning["blocks_done"] == 0
+    events = []
+    for lid in learners:  # block 1 done as planned, every answer wrong
+        for n, a in enumerate(a for a in morning["playlists"][lid]["activities"] if a["start_minute"] < 20):
+            events.append({"id": f"{lid}-b1-{n}", "learner_id": lid, "item_id": a["item"]["id"], "correct": False})
+    assert c.post("/v1/events", json=events, headers=h).status_code == 200
+    rest = c.post("/v1/classes/c1/rotation", json={**body, "blocks_done": 1}, headers=h)
+    assert rest.status_code == 200, rest.text
+    rest_body = rest.json()
+    assert rest_body["blocks_done"] == 1 and rest_body["session_minutes"] == 60
+    assert rest_body["station_load"][0] == {} and len(rest_body["station_load"]) == 3
+    for lid in learners:
+        starts = [a["start_minute"] for a in rest_body["playlists"][lid]["activities"]]
+        assert starts and min(starts) >= 20, (lid, starts)
+    assert all(g["block"] >= 1 and g["start_minute"] >= 20 for g in rest_body["groups"])
+    # the answers count: the rest differs from the morning's blocks 2-3
+    later = {
+        lid: [a["item"]["id"] for a in morning["playlists"][lid]["activities"] if a["start_minute"] >= 20]
+        for lid in learners
+    }
+    assert later != {lid: [a["item"]["id"] for a in rest_body["playlists"][lid]["activities"]] for lid in learners}
+    for done in (3, 7):
+        over = c.post("/v1/classes/c1/rotation", json={**body, "blocks_done": done}, headers=h)
+        assert over.status_code == 422 and over.json()["error"]["field"] == "blocks_done", over.text
+        assert "the session has 3 block(s): 0 to 2" in over.json()["error"]["message"]
+    negative = c.post("/v1/classes/c1/rotation", json={**body, "blocks_done": -1}, headers=h)
+    assert negative.status_code == 422
+
+
 def test_placement_flow(api) -> None:
     c, h = api.client, api.h()
     c.post("/v1/learners/s9", json={"grade": "3"}, headers=h)

@@ -174,6 +174,30 @@ def test_a_new_class_s_rotation_starts_with_the_entry_diagnostic(ui) -> None:
     assert rows and all(r["kind"] != "entry_diagnostic" for r in rows)
 
 
+def test_the_rest_of_a_session_is_planned_again_when_a_block_is_over(ui) -> None:
+    """The page offers to plan the rest once the next block is over, keeps the settings, marks
+    the blocks over, and has nothing to offer after the last block."""
+    import csv
+
+    sign_in(ui, ui.keys["a_teacher"])
+    page = ui.client.get("/ui/classes/class-4a/rotation?online_practice=4")
+    found = re.search(r'<a class="button" href="([^"]+)">Block 1 is over: plan the rest</a>', page.text)
+    assert found, page.text
+    url = found.group(1).replace("&amp;", "&")
+    assert "online_practice=4" in url and "blocks_done=1" in url
+    rest = ui.client.get(url)
+    assert rest.status_code == 200
+    assert "Blocks 2–3 planned again" in rest.text and "Block 2 is over: plan the rest" in rest.text
+    assert rest.text.count(" · over</small>") == 1
+    assert '<input type="hidden" name="blocks_done" value="1">' in rest.text  # "Plan again" keeps it
+    rows = list(csv.DictReader(io.StringIO(ui.client.get(url.replace("rotation?", "rotation.csv?")).text)))
+    assert rows and {r["block"] for r in rows} <= {"2", "3"}
+    last = ui.client.get("/ui/classes/class-4a/rotation?blocks_done=2")
+    assert "Block 3 planned again" in last.text and "is over: plan the rest" not in last.text
+    # past the last block: the last block is planned
+    assert "Block 3 planned again" in ui.client.get("/ui/classes/class-4a/rotation?blocks_done=9").text
+
+
 def test_a_dashboard_setting_left_empty_is_its_default(ui) -> None:
     sign_in(ui, ui.keys["a_teacher"])
     query = "struggling_below=&excelling_above=90&min_answers=&inactive_days="

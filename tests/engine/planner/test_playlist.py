@@ -119,6 +119,43 @@ def test_rotation_rejects_bad_blocks(index, config) -> None:
             plan_rotation({}, 60, tiny)
 
 
+def test_the_rest_of_a_session_is_planned_in_the_session_s_time(index, config) -> None:
+    """After the first block, the rest is the plan of the two blocks left, one block later."""
+    learners = make_class(index, config, 9)
+    for lid in ("s0", "s1", "s2"):  # struggling on B: a small group
+        learners[lid].attempt("B-p1", False)
+        learners[lid].attempt("B-p2", False)
+
+    def contexts():
+        return {lid: learner.ctx(rng=np.random.default_rng(i)) for i, (lid, learner) in enumerate(learners.items())}
+
+    caps = {"online_practice": 5, "reading": 3}
+    rest = plan_rotation(contexts(), 60, 20, caps, group_capacity=4, blocks_done=1)
+    alone = plan_rotation(contexts(), 40, 20, caps, group_capacity=4)
+    assert rest.blocks_done == 1 and rest.session_minutes == 60 and rest.block_minutes == 20
+    assert rest.station_load == [{}, *alone.station_load]
+    assert [(g.id, g.block, g.start_minute, g.learners) for g in rest.groups] == [
+        (g.id, g.block + 1, g.start_minute + 20, g.learners) for g in alone.groups
+    ]
+    assert rest.groups, "expected a small group"
+    for lid, playlist in rest.playlists.items():
+        expected = alone.playlists[lid].activities
+        assert [(a.start_minute, a.item.id, a.kind) for a in playlist.activities] == [
+            (a.start_minute + 20, a.item.id, a.kind) for a in expected
+        ]
+        assert all(a.start_minute >= 20 for a in playlist.activities)
+    # a whole-session plan starts at 0 and says no block is over
+    assert plan_rotation(contexts(), 60, 20, caps, group_capacity=4).blocks_done == 0
+
+
+def test_the_rest_of_a_session_must_have_a_block_left(index, config) -> None:
+    contexts = {"s0": Learner(index, config).ctx()}
+    for done in (3, 4, -1):
+        with pytest.raises(ValueError, match=r"blocks_done: the session has 3 block\(s\), so 0 to 2"):
+            plan_rotation(contexts, 60, 20, blocks_done=done)
+    assert plan_rotation(contexts, 65, 20, blocks_done=2).playlists["s0"].activities[0].start_minute == 40
+
+
 def test_rotation_leaves_nobody_idle_and_keeps_checks_modest(index, config) -> None:
     learners = make_class(index, config, 12)
     contexts = {lid: learner.ctx(rng=np.random.default_rng(i)) for i, (lid, learner) in enumerate(learners.items())}

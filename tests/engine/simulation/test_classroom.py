@@ -123,10 +123,9 @@ class Scripted:
     def start(self, graph, catalog, goal, learners) -> None:
         self.learners = list(learners)
 
-    def plan(self, now, minutes):
-        self.calls.append((now, minutes))
-        offset = 60 - minutes
-        return {k: [a for a in self.day if a.start_minute >= offset] for k in self.learners}
+    def plan(self, start, done):
+        self.calls.append((start, done))
+        return dict.fromkeys(self.learners, self.day)
 
     def observe(self, learner, item_id, outcome) -> None:
         self.seen.append((learner, item_id, outcome.time))
@@ -150,7 +149,7 @@ def test_the_runner_follows_the_timetable_and_counts_from_the_truth(graph, catal
 
     run = run_classes("scripted", factory, env, [[0, 1]], 2, planner_graph=graph, catalog=catalog, goal=["D"])
     planner = planners[0]
-    assert planner.calls == [(0.0, 60.0), (MINUTES_PER_DAY, 60.0)]  # once a day
+    assert planner.calls == [(0.0, 0.0), (MINUTES_PER_DAY, 0.0)]  # once a day
     day_two = MINUTES_PER_DAY
     assert [t for k, _, t in planner.seen if k == 0] == [
         20,
@@ -180,17 +179,17 @@ def test_planning_again_each_block_plans_what_is_left(graph, catalog, index) -> 
             return dict.fromkeys(self.learners, self.day)
 
     env = SimulatedEnvironment(graph, catalog, ["D"], [profile(index)], seed=0, config=FROZEN)
-    made: list[Blocks] = []
+    made: list[Scripted] = []
 
-    def factory() -> Blocks:
-        made.append(Blocks([Assignment(20.0 * b, 20.0, "A-practice", "learn", "online_practice") for b in range(3)]))
+    def factory() -> Scripted:
+        made.append(Scripted([Assignment(20.0 * b, 20.0, "A-practice", "learn", "online_practice") for b in range(3)]))
         return made[-1]
 
     run = run_classes(
         "blocks", factory, env, [[0]], 1, planner_graph=graph, catalog=catalog, goal=["D"], replan_every=20.0
     )
-    assert made[0].calls == [(0.0, 60.0), (20.0, 40.0), (40.0, 20.0)]
-    # only the first block of each plan is done, at its time of the session
+    assert made[0].calls == [(0.0, 0.0), (0.0, 20.0), (0.0, 40.0)]
+    # only the next block of each plan is done, at its time of the session
     assert [t for _, _, t in made[0].seen] == [20.0, 40.0, 60.0]
     assert run.activities.tolist() == [3]
 
@@ -239,6 +238,30 @@ def test_the_served_rotation_teaches_a_class(graph, catalog, index, core) -> Non
     assert set(summary) == {"rotation", "playlists", "whole-class"}
     assert "gain_vs_baseline" in summary["playlists"] and "gain_vs_baseline" not in summary["rotation"]
     assert 0.0 <= summary["rotation"]["known_already_rate"] <= 1.0
+
+
+def test_the_served_rotation_planned_again_each_block(graph, catalog, index, core) -> None:
+    """Planned again at each block (``blocks_done``), every block is still filled, and what a
+    learner does after the first block follows their answers in it."""
+    env = class_env(graph, catalog, index, learners=6, seed=1)
+
+    def run(replan):
+        return run_classes(
+            "rotation",
+            lambda: RotationClass(core, "2"),
+            env,
+            [[0, 1, 2], [3, 4, 5]],
+            2,
+            planner_graph=graph,
+            catalog=catalog,
+            goal=["D", "P"],
+            replan_every=replan,
+        )
+
+    daily, each_block = run(None), run(20.0)
+    assert len(each_block.plan_seconds) == 2 * 2 * 3 and len(daily.plan_seconds) == 2 * 2
+    assert each_block.minutes.tolist() == [120.0] * 6
+    assert each_block.kinds != daily.kinds
 
 
 def test_the_same_plans_and_learners_give_the_same_run(graph, catalog, index, core) -> None:
