@@ -159,7 +159,7 @@ def _markdown(report: dict) -> str:
         (__doc__ or "").split("\n\n", 1)[1].split("\n\n    python")[0],
         "",
         "| planner | learning gain | vs rotation (paired) | violations | known already | checks | activities/day "
-        "| teacher min/day | plan ms (class-day) |",
+        "| teacher min/day | ms per plan (median) |",
         "|---|---|---|---|---|---|---:|---:|---:|",
     ]
 
