@@ -165,6 +165,14 @@ def test_a_teacher_reads_her_class_rotation_and_a_students_gps(school, browser, 
     page.click("form.settings button")
     assert page.inner_text("h1").startswith("Today's rotation"), page.content()[:500]
     assert page.input_value("input[name=block_minutes]") == "15" and "video=&" in page.url
+    # the first block is over: the rest of the session is planned again, the settings kept
+    page.click("text=Block 1 is over: plan the rest")
+    assert "blocks_done=1" in page.url and page.input_value("input[name=block_minutes]") == "15"
+    assert page.locator("p.replanned").inner_text().startswith("Blocks 2–4 planned again")
+    assert page.locator("table.grid tr.done").count() == 1
+    assert page.locator("table.grid tr.done td .entry").count() == 0  # nothing planned in a block over
+    page.click("form.settings button")  # planning again keeps the blocks over
+    assert "blocks_done=1" in page.url and page.locator("table.grid tr.done").count() == 1
 
     # a class added in the year, exported without grades: its students start with the diagnostic
     page.goto(server.url + "/ui/classes/class-lab/rotation")
