@@ -394,20 +394,23 @@ def create_app(
             app.state.metrics.serving(holder.current.version, holder.current.model.name)
         for tenant, own in holder.tenants.items():
             app.state.metrics.tenant_serving(tenant, own)
+        background = [threading.Thread(target=_poll_imports, args=(app, stop), daemon=True, name="roster-imports")]
         if config.serving.model_poll_s > 0:
-            threading.Thread(target=_poll_alias, args=(app, stop), daemon=True, name="model-poll").start()
+            background.append(threading.Thread(target=_poll_alias, args=(app, stop), daemon=True, name="model-poll"))
         if config.serving.sync_s > 0:
-            threading.Thread(target=_sync, args=(app, stop), daemon=True, name="deployment-sync").start()
-        threading.Thread(target=_poll_imports, args=(app, stop), daemon=True, name="roster-imports").start()
-        prefetch = threading.Thread(target=_prefetch_rosters, args=(app, stop), daemon=True, name="roster-prefetch")
+            background.append(threading.Thread(target=_sync, args=(app, stop), daemon=True, name="deployment-sync"))
         if config.serving.roster_prefetch:
-            prefetch.start()
+            background.append(
+                threading.Thread(target=_prefetch_rosters, args=(app, stop), daemon=True, name="roster-prefetch")
+            )
+        for thread in background:
+            thread.start()
         try:
             yield
         finally:
             stop.set()
-            if prefetch.is_alive():  # a read under way ends before the store closes
-                prefetch.join(60)
+            for thread in background:  # what each has under way ends before the store closes
+                thread.join(60)
             if own_store:
                 app.state.store.close()
 

@@ -109,6 +109,10 @@ class SQLiteStore(LearnerStore):
         self._closed = False
         self._opened: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        # calls under way (``_run``): closing waits for them, since a connection closed while
+        # another thread runs a statement on it crashes the interpreter
+        self._calls = 0
+        self._calls_done = threading.Condition()
         self._vacuum_wanted = threading.Event()
         self._vacuum_idle = threading.Event()
         self._vacuum_idle.set()
@@ -147,10 +151,19 @@ class SQLiteStore(LearnerStore):
         return conn
 
     def _run(self, fn):
+        with self._calls_done:
+            if self._closed:
+                raise StoreUnavailable(f"SQLite store {self.path} is closed")
+            self._calls += 1
         try:
             return fn(self._conn())
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable(f"SQLite store {self.path} is unavailable: {exc}") from None
+        finally:
+            with self._calls_done:
+                self._calls -= 1
+                if not self._calls:
+                    self._calls_done.notify_all()
 
     # ------------------------------------------------------------------ learners
     def get(self, tenant: str, learner_id: str) -> LearnerRecord | None:
@@ -674,10 +687,14 @@ class SQLiteStore(LearnerStore):
     def ping(self) -> None:
         self._run(lambda c: c.execute("SELECT 1").fetchone())
 
-    def close(self) -> None:
+    def close(self, wait_s: float = 30.0) -> None:
+        """Close every connection, once the calls under way (another thread's, up to ``wait_s``)
+        are over; a call after this is refused (StoreUnavailable)."""
         if not self._vacuum_idle.is_set():  # let a deletion's rewrite finish: its bytes must go
             self._vacuum_idle.wait(60)
-        self._closed = True
+        with self._calls_done:
+            self._closed = True
+            self._calls_done.wait_for(lambda: not self._calls, wait_s)
         with self._lock:
             for conn in self._opened:
                 conn.close()

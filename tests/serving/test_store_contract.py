@@ -654,6 +654,29 @@ def test_unusable_sqlite_path_is_unavailable(tmp_path) -> None:
         open_store(f"sqlite:///{blocker / 'sub' / 'zpd.db'}")
 
 
+def test_closing_sqlite_waits_for_the_calls_under_way(tmp_path) -> None:
+    """A worker's background thread may be reading when the app shuts down and closes the
+    store: the close waits for that read (a connection closed under a running statement crashed
+    the interpreter), and a call after it is refused."""
+    store = open_store(f"sqlite:///{tmp_path / 'zpd.db'}")
+    store.put_setting("k", "v")
+    reading, got = threading.Event(), []
+
+    def slow_read(conn):
+        reading.set()
+        time.sleep(0.3)  # the close comes now
+        return conn.execute("SELECT value FROM settings WHERE name=?", ("k",)).fetchone()
+
+    reader = threading.Thread(target=lambda: got.append(store._run(slow_read)))
+    reader.start()
+    assert reading.wait(5)
+    store.close()
+    reader.join(5)
+    assert got and got[0] is not None, "the read under way was cut off"
+    with pytest.raises(StoreUnavailable, match="closed"):
+        store.get_setting("k")
+
+
 def test_unknown_url() -> None:
     with pytest.raises(StoreError, match="unsupported store URL"):
         open_store("postgres://x")
