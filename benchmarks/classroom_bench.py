@@ -9,9 +9,9 @@ all on the same learners (paired):
   ``zpd serve`` loads), 60-minute sessions in 20-minute blocks, one teacher, groups of up to 6,
   planned at the start of each day (a nightly ``zpd plan-batch``, a rotation printed in the
   morning);
-- ``rotation planned each block``: the same, the rest of the session planned again when a block
-  is over (``blocks_done``, the teacher page's "plan the rest"), from the answers of that block;
-  also in a room with 6 computers, 3 video and 3 reading seats;
+- ``rotation-each-block``: the same, the rest of the session planned again when a block is over
+  (``blocks_done``, the teacher page's "plan the rest"), from the answers of that block; also in
+  a room with 6 computers, 3 video and 3 reading seats;
 - ``playlists``: each learner's own served playlist without the teacher (no small group),
   planned at the start of each day;
 - ``whole-class``: the usual classroom, the goal's standards in learning order for everybody
@@ -22,6 +22,8 @@ Reported: learning gain on the goal (the grade-4 standards; normalised, 95% boot
 over learners), the paired difference against ``rotation``, and per activity: violations (a
 standard whose true prerequisites the learner lacks), known already (a teaching activity on
 standards the learner knew), mastery checks; minutes with the teacher; planning time per class-day.
+
+The runs are ``zpd simulate-classes``'s (``zpd.simulate.class_runs``).
 
     python benchmarks/classroom_bench.py --out docs/benchmarks/classroom.md [--baseline REF]
 """
@@ -43,57 +45,31 @@ sys.path.insert(0, str(ROOT))
 from reports import write_report  # noqa: E402
 
 ROOM = {"online_practice": 6, "video": 3, "reading": 3}
+ROOM_ARM = "rotation-each-block, 6/3/3 seats"
 BASELINE_ARM = "rotation"
 
 
-def factories(config, model, grade: str) -> dict:
-    from engine.simulation.classroom import PlaylistClass, RotationClass, WholeClass, _Core
-    from models.registry import for_graph
-
-    core = _Core(lambda graph: for_graph(model, graph), config.planner)
-    return {
-        "rotation": lambda: RotationClass(core, grade),
-        "rotation planned each block": lambda: RotationClass(core, grade),
-        "rotation planned each block in a 6/3/3 room": lambda: RotationClass(core, grade, capacities=ROOM),
-        "playlists": lambda: PlaylistClass(core, grade),
-        "whole-class": lambda: WholeClass(),
-    }
-
-
 def run(args) -> dict:
+    """``zpd simulate-classes``'s runs (``zpd.simulate.class_runs``): every class planner, then the
+    rotation planned each block in a room with fewer seats, on the same learners."""
     from configs import load_config
-    from engine.simulation import SimulatedEnvironment, SimulatorConfig, TruthIndex, draw_learners, goal_for_grade
-    from engine.simulation.classroom import run_classes, summarize_classes
-    from engine.sources import build_default_catalog, load_graph
-    from zpd.simulate import served_model
+    from engine.simulation.classroom import summarize_classes
+    from zpd.simulate import CLASS_PLANNERS, class_runs, served_model
 
     config = load_config(env={})
     with tempfile.TemporaryDirectory() as tmp:  # the served model, without touching the project's var/
         config = config.model_copy(update={"serving": config.serving.model_copy(update={"data_dir": tmp})})
         model, version = served_model(config)
-    graph = load_graph()
-    catalog = build_default_catalog(graph)
-    goal = goal_for_grade(graph, 4)
-    sim = SimulatorConfig()
-    index = TruthIndex(graph)
-    learners = args.classes * args.class_size
-    profiles = draw_learners(index, sim, 4.0, args.seed, learners)
-    env = SimulatedEnvironment(graph, catalog, goal, profiles, seed=args.seed, config=sim, index=index)
-    classes = [list(range(c * args.class_size, (c + 1) * args.class_size)) for c in range(args.classes)]
-    arms = factories(config, model, "4")
-    if args.planners:
-        arms = {k: v for k, v in arms.items() if k in args.planners.split(",")}
-    runs, seconds = {}, {}
-    for name, factory in arms.items():
-        began = time.perf_counter()
-        replan = 20.0 if "each block" in name else None
-        runs[name] = run_classes(
-            name, factory, env, classes, args.days, planner_graph=graph, catalog=catalog, goal=goal, replan_every=replan
-        )
-        seconds[name] = round(time.perf_counter() - began, 1)
-        print(f"{name}: {seconds[name]} s", file=sys.stderr)
+    names = [n for n in CLASS_PLANNERS if not args.planners or n in args.planners.split(",")]
+    shape = {"classes": args.classes, "class_size": args.class_size, "days": args.days, "seed": args.seed}
+    began = time.perf_counter()
+    runs, settings = class_runs(config, model, names, **shape)
+    if "rotation-each-block" in names:
+        room, _ = class_runs(config, model, ["rotation-each-block"], capacities=ROOM, **shape)
+        runs[ROOM_ARM] = room["rotation-each-block"]
+    print(f"{time.perf_counter() - began:.1f} s", file=sys.stderr)
     summary = summarize_classes(runs, seed=args.seed, baseline=BASELINE_ARM if BASELINE_ARM in runs else None)
-    return {"model": version, "summary": summary, "seconds": seconds, "goal_size": len(goal)}
+    return {"model": version, "summary": summary, "goal_size": settings["goal_size"]}
 
 
 def main() -> None:

@@ -181,6 +181,28 @@ def test_simulate_a_world_and_its_errors() -> None:
     assert "\r" not in logged.stderr and "random: 3 learners\ntopo: 3 learners\n" in logged.stderr
 
 
+def test_simulate_classes_and_its_errors() -> None:
+    """A class taught for two days by each class planner; bad settings are named."""
+    args = ["simulate-classes", "--classes", "1", "--class-size", "4", "--days", "2", "--model", "bkt"]
+    result = run(*args, "--capacities", "online_practice=2", "--json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert list(out["planners"]) == ["rotation", "rotation-each-block", "playlists", "whole-class"]
+    assert out["settings"]["capacities"] == {"online_practice": 2} and out["settings"]["goal_size"] == 34
+    rotation = out["planners"]["rotation"]
+    assert 0.0 <= rotation["learning_gain"] <= 1.0 and rotation["minutes_per_day"] == 60.0
+    assert "gain_vs_baseline" in out["planners"]["whole-class"] and "gain_vs_baseline" not in rotation
+    assert "rotation: 1/1 classes" in result.stderr
+    table = run(*args, "--planners", "rotation,whole-class")
+    assert table.exit_code == 0 and "whole-class" in table.stdout and "rotation-each-block" not in table.stdout
+    unknown = run(*args, "--planners", "rotation,lecture")
+    assert unknown.exit_code == 1 and "unknown class planner(s) lecture" in unknown.output
+    seats = run(*args, "--capacities", "computers=6")
+    assert seats.exit_code == 2 and "--capacities" in seats.output and "online_practice" in seats.output
+    longer = run(*args, "--block-minutes", "90")
+    assert longer.exit_code == 2 and "longer than the session" in longer.output
+
+
 # ---------------------------------------------------------------------------- real exports, hostile paths
 DATA = Path(__file__).resolve().parent / "engine" / "data"
 

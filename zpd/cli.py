@@ -32,7 +32,7 @@ from serving.export import store_exporter
 from training import cli as training_cli
 from training.bundle import bundle_command
 from training.cli import models_app, train_app
-from zpd.simulate import simulate_command
+from zpd.simulate import simulate_classes_command, simulate_command
 
 app = typer.Typer(
     help="zpd-engine: adaptive learning paths over a standards knowledge graph.",
@@ -45,6 +45,7 @@ app.add_typer(graph_app, name="graph")
 app.add_typer(catalog_app, name="catalog")
 app.command("serve")(serve)
 app.command("simulate")(simulate_command)
+app.command("simulate-classes")(simulate_classes_command)
 app.command("replay")(replay)
 app.command("plan-batch")(plan_batch)
 app.add_typer(keys_app, name="keys")

@@ -51,6 +51,7 @@ from engine.simulation.learners import MINUTES_PER_DAY
 
 __all__ = [
     "Assignment",
+    "ClassCore",
     "ClassPlanner",
     "ClassRun",
     "PlaylistClass",
@@ -115,8 +116,9 @@ class ClassRun:
     kinds: dict[str, list[int]] = field(default_factory=dict)
 
 
-class _Core:
-    """One learner core per planner-visible graph and catalog, shared by a pool's classes."""
+class ClassCore:
+    """One learner core per planner-visible graph and catalog, shared by a pool's classes
+    (``model_factory(graph)``: the learner-state model over the planner's graph)."""
 
     def __init__(self, model_factory: Callable[[StandardsGraph], StateModel], config: PlannerConfig):
         self.model_factory, self.config = model_factory, config
@@ -135,7 +137,7 @@ class _ServedClass:
 
     name = "served"
 
-    def __init__(self, core: _Core, grade: str | None):
+    def __init__(self, core: ClassCore, grade: str | None):
         self._core, self.grade = core, grade
 
     def start(self, graph: StandardsGraph, catalog: Catalog, goal: Sequence[str], learners: Sequence[int]) -> None:
@@ -166,7 +168,7 @@ class RotationClass(_ServedClass):
 
     def __init__(
         self,
-        core: _Core,
+        core: ClassCore,
         grade: str | None,
         *,
         session_minutes: float = 60,
@@ -202,7 +204,7 @@ class PlaylistClass(_ServedClass):
     name = "playlists"
     ALONE = tuple(m for m in Modality if m.value not in TEACHER_LED)
 
-    def __init__(self, core: _Core, grade: str | None, *, session_minutes: float = 60):
+    def __init__(self, core: ClassCore, grade: str | None, *, session_minutes: float = 60):
         super().__init__(core, grade)
         self.session_minutes = session_minutes
 

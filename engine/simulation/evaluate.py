@@ -300,7 +300,7 @@ def simulate(
     goal = [graph_true.resolve(code) for code in goal]
     planner_graph, spec = _planner_graph(graph_true, misspecify, seed)
     index = TruthIndex(graph_true)
-    start_grade = _start_grade(graph_true, goal, config)
+    start_grade = pool_start_grade(graph_true, goal, config)
     profiles = draw_learners(index, config, start_grade, seed, learners)
     env = SimulatedEnvironment(graph_true, catalog, goal, profiles, seed=seed, config=config, index=index)
     reference = None
@@ -357,7 +357,9 @@ def _planner_graph(
     return wrong, info
 
 
-def _start_grade(graph: StandardsGraph, goal: Sequence[str], config: SimulatorConfig) -> float:
+def pool_start_grade(graph: StandardsGraph, goal: Sequence[str], config: SimulatorConfig) -> float:
+    """The learners' mean position: ``config.start_grade``, else the goal's lowest grade plus
+    ``start_offset`` (learners starting the goal's grade)."""
     if config.start_grade is not None:
         return config.start_grade
     all_grades = [graph.standards[leaf].grade_num for code in goal for leaf in graph.leaves(code)]

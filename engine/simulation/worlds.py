@@ -37,7 +37,14 @@ from engine.catalog import Catalog, Item, Modality
 from engine.graph import Standard, StandardsGraph
 from engine.simulation.baselines import PolicyFactory
 from engine.simulation.environment import Environment, Outcome, SimulatedEnvironment, SimulationError
-from engine.simulation.evaluate import PolicyRun, _planner_graph, _start_grade, goal_for_grade, run_policy, summarize
+from engine.simulation.evaluate import (
+    PolicyRun,
+    _planner_graph,
+    goal_for_grade,
+    pool_start_grade,
+    run_policy,
+    summarize,
+)
 from engine.simulation.learners import SimulatorConfig, TruthIndex, draw_learners
 
 __all__ = [
@@ -343,7 +350,7 @@ def _coherence(name: str, regime: str, seed: int, learners: int) -> World:
     goal = goal_for_grade(graph, 4)
     config = SimulatorConfig()
     index = TruthIndex(graph)
-    profiles = draw_learners(index, config, _start_grade(graph, goal, config), seed, learners)
+    profiles = draw_learners(index, config, pool_start_grade(graph, goal, config), seed, learners)
     env = SimulatedEnvironment(graph, catalog, goal, profiles, seed=seed, config=config, index=index)
     # the same wrong graph as `zpd simulate --misspecify drop=0.2,add=0.1 --seed SEED`
     told, notes = _planner_graph(graph, {"drop": 0.2, "add": 0.1} if regime == "wrong" else None, seed)

@@ -10,10 +10,10 @@ from configs import PlannerConfig
 from engine.simulation import SimulatedEnvironment, SimulationError, SimulatorConfig, draw_learners
 from engine.simulation.classroom import (
     Assignment,
+    ClassCore,
     PlaylistClass,
     RotationClass,
     WholeClass,
-    _Core,
     run_classes,
     school_day_start,
     summarize_classes,
@@ -203,8 +203,8 @@ def test_an_unknown_item_is_named(graph, catalog, index) -> None:
 
 # ---------------------------------------------------------------------------- the class planners
 @pytest.fixture
-def core() -> _Core:
-    return _Core(GraphBKT.from_graph, PlannerConfig())
+def core() -> ClassCore:
+    return ClassCore(GraphBKT.from_graph, PlannerConfig())
 
 
 def run_all(graph, catalog, index, core, days=3):
