@@ -188,12 +188,14 @@ def test_the_rest_of_a_session_is_planned_again_when_a_block_is_over(ui) -> None
     rest = ui.client.get(url)
     assert rest.status_code == 200
     assert "Blocks 2–3 planned again" in rest.text and "Block 2 is over: plan the rest" in rest.text
+    assert "(block 1 is over)" in rest.text
     assert rest.text.count(" · over</small>") == 1
     assert '<input type="hidden" name="blocks_done" value="1">' in rest.text  # "Plan again" keeps it
     rows = list(csv.DictReader(io.StringIO(ui.client.get(url.replace("rotation?", "rotation.csv?")).text)))
     assert rows and {r["block"] for r in rows} <= {"2", "3"}
     last = ui.client.get("/ui/classes/class-4a/rotation?blocks_done=2")
     assert "Block 3 planned again" in last.text and "is over: plan the rest" not in last.text
+    assert "(blocks 1–2 are over)" in last.text
     # past the last block: the last block is planned
     assert "Block 3 planned again" in ui.client.get("/ui/classes/class-4a/rotation?blocks_done=9").text
 
