@@ -111,7 +111,7 @@ class ClassRun:
     known_already: np.ndarray  # teaching activities on standards known already
     checks: np.ndarray  # mastery checks and test-outs
     teacher_minutes: np.ndarray  # minutes with the teacher (small groups, tutoring, lessons)
-    plan_seconds: list[float] = field(default_factory=list)  # planning time of each class-day
+    plan_seconds: list[float] = field(default_factory=list)  # the time each plan took
     #: per kind of activity: [activities, known already, violations]
     kinds: dict[str, list[int]] = field(default_factory=dict)
 
@@ -162,7 +162,8 @@ class _ServedClass:
 
 
 class RotationClass(_ServedClass):
-    """The served class rotation: ``plan_rotation`` over the learners' contexts each day."""
+    """The served class rotation: ``plan_rotation`` over the learners' contexts, for the session
+    or, once blocks are over, the rest of it (``blocks_done``)."""
 
     name = "rotation"
 
