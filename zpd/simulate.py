@@ -444,12 +444,15 @@ def simulate_classes_command(
     if as_json:
         typer.echo(json.dumps({"planners": summary, "settings": {**settings, "zpd_model": version}}))
         return
-    typer.echo(f"{'planner':20} {'learning_gain':>24} {'vs rotation':>26} {'violations':>10} {'known_already':>13}")
+    typer.echo(
+        f"{'planner':20} {'learning_gain':>24} {'vs rotation':>26} {'violations':>10} {'known_already':>13} "
+        f"{'teacher_min/day':>15}"
+    )
     for name, row in summary.items():
         gain, ci = row["learning_gain"], row["learning_gain_ci"]
         diff, dci = row.get("gain_vs_baseline"), row.get("gain_vs_baseline_ci")
         versus = "-" if diff is None or dci is None else f"{diff:+.3f} [{dci[0]:+.3f}, {dci[1]:+.3f}]"
         typer.echo(
             f"{name:20} {f'{gain:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]':>24} {versus:>26} "
-            f"{row['violation_rate']:>10.3f} {row['known_already_rate']:>13.3f}"
+            f"{row['violation_rate']:>10.3f} {row['known_already_rate']:>13.3f} {row['teacher_minutes_per_day']:>15.1f}"
         )

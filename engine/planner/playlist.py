@@ -258,11 +258,29 @@ def _why_empty(activities: Sequence[Activity], candidates: Ranked, minutes: floa
 
 
 # ---------------------------------------------------------------------------- class rotation
+def _just_taught(ctx: PlanContext) -> frozenset[str]:
+    """The standards of the teacher's small-group lesson that was the learner's last activity
+    (none when it was something else)."""
+    recent = ctx.progress.recent_items
+    if not recent or recent[-1] not in ctx.index.catalog:
+        return frozenset()
+    item = ctx.index.catalog[recent[-1]]
+    return frozenset(ctx.index.item_units.get(item.id, ())) if item.modality is Modality.SMALL_GROUP else frozenset()
+
+
 def _needs(
-    ranked: Sequence[Candidate], flags: list[TeacherFlag], group_items: Mapping[str, Item]
+    ranked: Sequence[Candidate],
+    flags: list[TeacherFlag],
+    group_items: Mapping[str, Item],
+    just_taught: frozenset[str] = frozenset(),
 ) -> list[tuple[str, int, str]]:
     """The standards this learner could work on with the teacher, most needed first:
-    (standard, priority, reason); priority 2 for a struggle, 1 for a next standard to learn."""
+    (standard, priority, reason); priority 2 for a struggle, 1 for a next standard to learn.
+
+    A standard the teacher has just taught the learner in a small group (``just_taught``) is
+    practised before the teacher teaches it to them again, unless they struggle on it: planned
+    again after each block, half the groups were the block before's again, and simulated classes
+    learned more without those repeats (``docs/benchmarks/classroom.md``)."""
     out: dict[str, tuple[str, int, str]] = {}
     for flag in flags:
         target = flag.remediation or flag.standard
@@ -275,7 +293,7 @@ def _needs(
         if cand.kind in ("learn", "remediation", "pinned") and cand.standard in group_items:
             learn += 1
             out.setdefault(cand.standard, (cand.standard, 1, "the next standard they are ready to learn"))
-    return list(out.values())
+    return [need for need in out.values() if need[1] > 1 or need[0] not in just_taught]
 
 
 def _form_groups(
@@ -391,7 +409,8 @@ def plan_rotation(
             if cand.item.modality is Modality.SMALL_GROUP and cand.item.duration_minutes <= block_minutes:
                 group_items.setdefault(cand.standard, cand.item)
     needs = {  # a learner nothing places yet is not grouped on a guess
-        lid: [] if lid in entries else _needs(lists[lid], flags, group_items) for lid, (_, flags, _) in ranked.items()
+        lid: [] if lid in entries else _needs(lists[lid], flags, group_items, _just_taught(contexts[lid]))
+        for lid, (_, flags, _) in ranked.items()
     }
     groups = _form_groups(needs, group_items, n_blocks, teachers, block_minutes, group_capacity)
     in_group = {lid: group for group in groups for lid in group.learners}

@@ -148,6 +148,30 @@ def test_the_rest_of_a_session_is_planned_in_the_session_s_time(index, config) -
     assert plan_rotation(contexts(), 60, 20, caps, group_capacity=4).blocks_done == 0
 
 
+def test_a_group_just_taught_practises_before_the_teacher_teaches_it_again(index, config) -> None:
+    """Planned again after the block of their small group, learners who are not struggling are
+    not gathered on the same standard again at once; a learner who struggles on it is."""
+    learners = make_class(index, config, 4)
+
+    def contexts():
+        return {lid: learner.ctx(rng=np.random.default_rng(i)) for i, (lid, learner) in enumerate(learners.items())}
+
+    first = plan_rotation(contexts(), 60, 20, group_capacity=6)
+    group = first.groups[0]
+    assert group.block == 0 and set(group.learners) == set(learners), first.groups
+    for lid in group.learners:  # the lesson, answered right
+        learners[lid].attempt(group.item.id, True)
+    rest = plan_rotation(contexts(), 60, 20, group_capacity=6, blocks_done=1)
+    assert all(g.standard != group.standard for g in rest.groups), rest.groups
+    for lid in rest.playlists:  # they practise it at a station instead
+        assert any(a.standard == group.standard for a in rest.playlists[lid].activities)
+    # s0 fails it again and again after the lesson: struggling, the teacher takes them again
+    for item in (f"{group.standard}-p1", f"{group.standard}-p2", group.item.id):
+        learners["s0"].attempt(item, False)
+    again = plan_rotation(contexts(), 60, 20, group_capacity=6, blocks_done=1)
+    assert any(g.standard == group.standard and "s0" in g.learners for g in again.groups), again.groups
+
+
 def test_the_rest_of_a_session_must_have_a_block_left(index, config) -> None:
     contexts = {"s0": Learner(index, config).ctx()}
     for done in (3, 4, -1):
