@@ -377,7 +377,7 @@ def plan_rotation(
     ``blocks_done``: the session's first blocks are over, plan the rest from what the learners
     did in them (times and blocks stay the session's). A plan made at the start of the day is
     stale once a block is over: planned again at each block, simulated classes learned a third
-    more (``docs/benchmarks/classroom.md``).
+    more or better in four weeks (``docs/benchmarks/classroom.md``).
     """
     if not MIN_BLOCK_MINUTES <= block_minutes <= session_minutes:
         raise ValueError(
