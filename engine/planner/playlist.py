@@ -42,6 +42,7 @@ __all__ = [
     "SmallGroup",
     "plan_playlist",
     "plan_rotation",
+    "session_blocks",
 ]
 
 #: the shortest block of a class rotation (and so the shortest rotation session): a station
@@ -258,6 +259,11 @@ def _why_empty(activities: Sequence[Activity], candidates: Ranked, minutes: floa
 
 
 # ---------------------------------------------------------------------------- class rotation
+def session_blocks(session_minutes: float, block_minutes: float) -> int:
+    """The whole blocks a session holds (a block longer than the session is the session)."""
+    return int(session_minutes // min(block_minutes, session_minutes))
+
+
 def _just_taught(ctx: PlanContext) -> frozenset[str]:
     """The standards of the teacher's small-group lesson that was the learner's last activity
     (none when it was something else)."""
@@ -383,7 +389,7 @@ def plan_rotation(
         raise ValueError(
             f"need {MIN_BLOCK_MINUTES:g} <= block_minutes <= session_minutes, got {block_minutes} and {session_minutes}"
         )
-    n_blocks = int(session_minutes // block_minutes)
+    n_blocks = session_blocks(session_minutes, block_minutes)
     if not 0 <= blocks_done < n_blocks:
         raise ValueError(f"blocks_done: the session has {n_blocks} block(s), so 0 to {n_blocks - 1}, got {blocks_done}")
     if blocks_done:

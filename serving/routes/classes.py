@@ -16,6 +16,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from engine.planner.playlist import session_blocks
 from engine.roster import Roster, RosterError
 from serving.auth import Principal
 from serving.deps import ERRORS, AdminDep, ReadDep, ServiceDep, TeacherDep, links_to
@@ -312,7 +313,7 @@ def post_rotation(class_id: ClassId, body: RotationIn, principal: ReadDep, servi
                 "send the learners of each room in 'learners'",
                 "class_id",
             )
-    blocks = int(body.session_minutes // min(body.block_minutes, body.session_minutes))
+    blocks = session_blocks(body.session_minutes, body.block_minutes)
     if body.blocks_done >= blocks:
         raise ApiError(
             422,

@@ -22,7 +22,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BeforeValidator, Field, ValidationError
 
 from engine.planner.context import Goal
-from engine.planner.playlist import MIN_BLOCK_MINUTES
+from engine.planner.playlist import MIN_BLOCK_MINUTES, session_blocks
 from engine.roster import Roster, RosterError
 from serving.auth import Principal
 from serving.imports import changes_in_words, doing_now
@@ -331,7 +331,7 @@ def rotation_params(
     return {
         "session_minutes": session_minutes,
         "block_minutes": block_minutes,
-        "blocks_done": min(blocks_done, int(session_minutes // block_minutes) - 1),
+        "blocks_done": min(blocks_done, session_blocks(session_minutes, block_minutes) - 1),
         "group_capacity": group_capacity,
         "online_practice": online_practice,
         "video": video,

@@ -21,7 +21,7 @@ import networkx as nx
 from configs import PlannerConfig
 from engine.learner import LearnerProfile
 from engine.planner.gps import DAY, GoalStatus, daily_pace, goal_key
-from engine.planner.playlist import ENTRY_DIAGNOSTIC, INDEPENDENT_PRACTICE, Rotation
+from engine.planner.playlist import ENTRY_DIAGNOSTIC, INDEPENDENT_PRACTICE, Rotation, session_blocks
 from engine.roster import Roster
 from serving.service import LearnerService, LearnerView
 from serving.stores.base import chronological
@@ -215,7 +215,7 @@ def _class_goals(rows: list[StudentRow]) -> list[tuple[str, str | None, int]]:
 # ---------------------------------------------------------------------------- rotation
 def rotation_grid(rotation: Rotation, roster: Roster) -> dict[str, Any]:
     """Blocks x stations: who is where doing what, and the small groups."""
-    n_blocks = int(rotation.session_minutes // rotation.block_minutes)
+    n_blocks = session_blocks(rotation.session_minutes, rotation.block_minutes)
     stations: list[str] = []
     cells: dict[tuple[int, str], list[dict[str, Any]]] = {}
     for lid, playlist in rotation.playlists.items():
