@@ -43,6 +43,17 @@ class Modality(StrEnum):
     PROJECT = "project"
     ASSESSMENT = "assessment"
 
+    @property
+    def answers(self) -> bool:
+        """Whether an activity of this modality usually sends an answer (practice, a project, an
+        assessment), rather than only that it was done (a video played, a page read, a lesson
+        with the teacher attended): only an answer is a question, or evidence of what the learner
+        knows."""
+        return self not in _NO_ANSWER
+
+
+_NO_ANSWER = frozenset({Modality.VIDEO, Modality.READING, Modality.SMALL_GROUP, Modality.TUTORING})
+
 
 class CatalogError(ValueError):
     """A catalog row is invalid; the message names the file, row and field."""

@@ -48,6 +48,7 @@ from engine.planner.progress import Attempt, Progress, mark_mastered, record_att
 
 __all__ = [
     "KNOWN_GRADE_PRIOR",
+    "EXPOSURES_SINCE",
     "META_VERSION",
     "PROGRESS_FIELDS_SINCE",
     "meta_in_layout",
@@ -70,9 +71,14 @@ __all__ = [
 KNOWN_GRADE_PRIOR = PlacementConfig(max_questions=0, min_questions=0, hint_sd=0.75, steepness=3.0, domain_sd=0.4)
 
 #: the layout of a stored learner's meta: 3 counts the answers shared by several units
-#: (``Progress.shared``), 4 the activities per day (``Progress.days``, the learner's own pace);
-#: a record written before lacks them (see ``LearnerService._view``)
-META_VERSION = 4
+#: (``Progress.shared``), 4 the activities per day (``Progress.days``, the learner's own pace), 5
+#: folds exposures (an activity that sends no answer: a video watched, a small-group lesson
+#: attended) into the learner's recent activities; a record written before lacks them (see
+#: ``LearnerService._view``)
+META_VERSION = 5
+
+#: the first layout whose fold reads exposures (see :meth:`LearnerCore.observe`)
+EXPOSURES_SINCE = 5
 
 
 #: the progress record's fields a layout added, by the layout that added them
@@ -210,13 +216,15 @@ def _distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # ---------------------------------------------------------------------------- records
 @dataclass(frozen=True)
 class Observation:
-    """One answer as the core folds it. ``time`` in epoch seconds (simulated seconds in the
-    simulator); ``source`` is ``native``, ``xapi`` or ``placement``; a placement answer names the
-    ``unit`` (learnable standard) its question was about."""
+    """One answer as the core folds it, or an exposure (``correct`` None: an activity done that
+    sends no answer, such as a video watched or a small-group lesson attended). ``time`` in epoch
+    seconds (simulated seconds in the simulator); ``source`` is ``native``, ``xapi`` or
+    ``placement``; a placement answer names the ``unit`` (learnable standard) its question was
+    about."""
 
     item_id: str
     standards: tuple[str, ...]
-    correct: float
+    correct: float | None
     time: float
     source: str = "native"
     unit: str | None = None
@@ -224,6 +232,10 @@ class Observation:
     @property
     def placement(self) -> bool:
         return self.source == "placement"
+
+    @property
+    def exposure(self) -> bool:
+        return self.correct is None
 
 
 @dataclass
@@ -563,10 +575,20 @@ class LearnerCore:
     def observe(self, learner: Learner, obs: Observation) -> list[str]:
         """Fold one answer into the learner: the model state, the starting belief (a diagnostic
         question, or the first attempt on a standard nobody has taught yet) and the progress
-        record (mastery, review, struggle). Returns the progress changes ("mastered 3.NF.A.1")."""
+        record (mastery, review, struggle). Returns the progress changes ("mastered 3.NF.A.1").
+
+        An exposure is no evidence on what the learner knows: it is only the learner's latest
+        activity (``Progress.recent_items``), so the planner does not offer a video just watched
+        again, goes on with the standard just taught, and does not form a small group on it again
+        at once."""
         meta = learner.meta
         units = self.units_of(obs)
         if not units:  # an activity aligned to no standard of the graph: no evidence on any
+            return []
+        if obs.correct is None:
+            meta.reach(obs.time)
+            meta.progress.recent_items.append(obs.item_id)
+            del meta.progress.recent_items[: -self.config.novelty_window]
             return []
         catalog = self.index.catalog
         # the item's standards as the catalog has them, as for its units (an answer received

@@ -241,7 +241,8 @@ class Placement:
         if cached is None or cached[0] is not self.focus:  # nothing to ask with, or outside the focus
             mask = np.array(
                 [
-                    not self.index.items_for.get(u) or (self.focus is not None and u not in self.focus)
+                    not any(i.modality.answers for i in self.index.items_for.get(u, ()))
+                    or (self.focus is not None and u not in self.focus)
                     for u in self.units
                 ],
                 dtype=bool,
@@ -250,9 +251,11 @@ class Placement:
         return cached[1]
 
     def item_for(self, unit: str) -> Item | None:
-        """A question item for ``unit``: a mastery check if there is one, else any aligned item;
-        items on ``unit`` alone first (an answer on a multi-standard item says less about it)."""
-        items: Sequence[Item] = self.index.items_for.get(unit, ())
+        """A question item for ``unit``: a mastery check if there is one, else any aligned item
+        that sends an answer (``Modality.answers``: not a video, a reading or a lesson); items on
+        ``unit`` alone first (an answer on a multi-standard item says less about it). None: no
+        item can ask about it."""
+        items: Sequence[Item] = [i for i in self.index.items_for.get(unit, ()) if i.modality.answers]
         alone = [i for i in items if self.index.item_units.get(i.id) == (unit,)]
         items = alone or items
         checks = [i for i in items if i.mastery_check]

@@ -42,9 +42,18 @@ class _Open(BaseModel):
 
 # ---------------------------------------------------------------------------- native events
 class NativeEventIn(BaseModel):
-    """One answer in zpd's own form. ``correct`` or ``score`` is required."""
+    """One answer in zpd's own form (``correct`` or ``score`` is required), or an activity done
+    without an answer (``kind: exposure``: a video watched, a small-group lesson attended)."""
 
-    model_config = ConfigDict(json_schema_extra={"anyOf": [{"required": ["correct"]}, {"required": ["score"]}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["correct"]},
+                {"required": ["score"]},
+                {"required": ["kind"], "properties": {"kind": {"const": "exposure"}}},
+            ]
+        }
+    )
 
     id: str = Field(pattern=ID_PATTERN, description="unique per tenant; a resend with the same content is a duplicate")
     learner_id: str = Field(pattern=ID_PATTERN, description="a pseudonymous id (never an e-mail address)")
@@ -53,6 +62,11 @@ class NativeEventIn(BaseModel):
     )
     correct: bool | Literal[0, 1] | None = Field(None, description="the answer was right")
     score: float | None = Field(None, ge=0, le=1, description="a partial score, when there is no right/wrong")
+    kind: Literal["answer", "exposure"] = Field(
+        "answer",
+        description="exposure: the activity was done and sends no answer (no correct, no score); it is no "
+        "evidence of what the learner knows, only their latest activity",
+    )
     timestamp: str | float | None = Field(
         None, description="ISO-8601 time (UTC when it has no zone) or epoch seconds; absent: when it arrives"
     )

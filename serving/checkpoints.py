@@ -34,7 +34,7 @@ from typing import Any
 
 import orjson
 
-from engine.learner import Learner, LearnerCore, LearnerMeta
+from engine.learner import META_VERSION, Learner, LearnerCore, LearnerMeta
 from models.base import ModelFormatError, state_from_bytes, state_to_bytes
 from serving.evidence import evidence
 from serving.stores.base import StoredEvent
@@ -166,10 +166,13 @@ def restore(
     return None
 
 
-def verify(core: LearnerCore, meta: LearnerMeta, model: str, log: Sequence[StoredEvent]) -> list[int]:
+def verify(
+    core: LearnerCore, meta: LearnerMeta, model: str, log: Sequence[StoredEvent], layout: int = META_VERSION
+) -> list[int]:
     """The positions of ``meta``'s checkpoints that do not hold what folding their part of
     ``log`` (the learner's whole log) from scratch gives (``zpd replay --check``): unreadable,
-    of another model, beyond the log, or another state."""
+    of another model, beyond the log, or another state. ``layout``: the record's meta layout,
+    whose fold they were taken with (:func:`serving.evidence.evidence`)."""
     bad = []
     for entry in meta.checkpoints:
         cp = Checkpoint.from_json(entry)
@@ -181,7 +184,7 @@ def verify(core: LearnerCore, meta: LearnerMeta, model: str, log: Sequence[Store
             bad.append(cp.position)
             continue
         kept = core.resume(learner, [])  # as a resume from it starts
-        rebuilt = core.rebuild(meta, evidence(log[: cp.position]))
+        rebuilt = core.rebuild(meta, evidence(log[: cp.position], layout))
         if state_to_bytes(kept.state) != state_to_bytes(rebuilt.state) or _derived(kept.meta) != _derived(rebuilt.meta):
             bad.append(cp.position)
     return bad

@@ -221,7 +221,7 @@ def replay(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
     """Rebuild every learner's state from the event log with the current model."""
-    from engine.learner import META_VERSION, LearnerMeta, meta_in_layout
+    from engine.learner import EXPOSURES_SINCE, META_VERSION, LearnerMeta, meta_in_layout
     from models.base import state_from_bytes
     from serving import checkpoints
     from serving.content import read_stamp
@@ -261,14 +261,17 @@ def replay(
             # (those of a state stamped otherwise by this model: as the next read retags them)
             readable = read_stamp(record.model_version, core.model_version) is not None
             stamped = record.model_version if readable else core.version
-            bad = checkpoints.verify(core, stored, stamped, log) if stored.checkpoints else []
+            # a record of an older meta layout is compared with what that layout holds of its fold
+            layout = int(record.meta.get("v", META_VERSION))
+            older = layout < META_VERSION
+            bad = checkpoints.verify(core, stored, stamped, log, layout) if stored.checkpoints else []
             summary["bad_checkpoints"] += len(bad)
             kept = stored_state(learner, bool(log))  # what a record keeps (nothing before any event)
             state_ok = _same_state(state_from_bytes(record.state), learner.state) if record.state else not kept
-            # a record of an older meta layout is compared with what that layout holds of the fold
-            layout = int(record.meta.get("v", META_VERSION))
-            older = layout < META_VERSION
-            fresh = meta_in_layout(meta, layout) if older else meta
+            then = learner.meta
+            if layout < EXPOSURES_SINCE and any(e.kind == "exposure" for e in log):  # folded answers only
+                then = core.rebuild(LearnerMeta.from_json(record.meta), evidence(log, layout)).meta
+            fresh = meta_in_layout(then.to_json(), layout) if older else meta
             held = bool(
                 state_ok and json.loads(json.dumps(fresh)) == {k: v for k, v in record.meta.items() if k != "cp"}
             )

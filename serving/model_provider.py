@@ -29,7 +29,8 @@ from models.base import Event, ItemSpec, LearnerModel
 from models.bkt import GraphBKT
 from models.gate import GateReport, check_model, compare
 from models.registry import for_graph, load_model
-from serving.evidence import evidence_events, observation
+from serving.evidence import answers as answers_of
+from serving.evidence import observation
 
 __all__ = ["LoadedModel", "ModelHolder", "ModelLoadError", "ModelNotRegistered", "ModelRefused", "load_candidate"]
 
@@ -262,7 +263,7 @@ def holdout_from_store(
             break
         log = store.events(record.tenant, record.learner_id)
         catalog = catalog_of(record.tenant) if catalog_of is not None else Catalog()
-        answers = evidence_events(log)
+        answers = answers_of(log)
         flags = [since is None or e.received >= since for e in answers]
         if answers and any(flags):
             out.append([_held_out(observation(e), catalog) for e in answers])
@@ -271,9 +272,8 @@ def holdout_from_store(
 
 
 def _held_out(answer: Observation, catalog: Catalog) -> Event:
-    return Event(
-        answer.item_id, catalog.standards_of(answer.item_id, answer.standards), float(answer.correct), answer.time
-    )
+    assert answer.correct is not None  # an answer, not an exposure
+    return Event(answer.item_id, catalog.standards_of(answer.item_id, answer.standards), answer.correct, answer.time)
 
 
 #: seconds before a tenant's model that failed to load on first use is tried again (meanwhile the

@@ -236,12 +236,26 @@ def _events(
     event_id = _check_id(_require(raw, "id", where), f"{where}.id")
     learner = _check_id(_require(raw, "learner_id", where), f"{where}.learner_id")
     item = check_item_id(_require(raw, "item_id", where), f"{where}.item_id")
-    correct = _outcome(raw.get("correct"), raw.get("score"), where, (0.0, 1.0))
+    kind = raw.get("kind", "answer")
+    if kind not in ("answer", "exposure"):
+        raise EventError(f"{where}.kind", f"must be 'answer' or 'exposure', got {kind!r}")
+    correct: float | None = None
+    if kind == "answer":
+        correct = _outcome(raw.get("correct"), raw.get("score"), where, (0.0, 1.0))
+    elif raw.get("correct") is not None or raw.get("score") is not None:
+        field = "correct" if raw.get("correct") is not None else "score"
+        raise EventError(f"{where}.{field}", "an exposure sends no answer: leave out 'correct' and 'score'")
     given = raw.get("timestamp") is not None
     stamp = _timestamp(raw["timestamp"], f"{where}.timestamp") if given else now
     return [
         IncomingEvent(
-            id=event_id, learner_id=learner, item_id=item, correct=correct, timestamp=stamp, timestamp_given=given
+            id=event_id,
+            learner_id=learner,
+            item_id=item,
+            correct=correct,
+            timestamp=stamp,
+            kind=kind,
+            timestamp_given=given,
         )
     ]
 
@@ -355,7 +369,8 @@ class EventsAccepted(BaseModel):
     conflict then answers 409); ``voided`` ones were voided before they arrived, or are voids
     kept for a target that has not arrived (or whose learners were all erased). Of the accepted,
     ``unaligned`` are answers on activities the catalog does not know (kept, folded once an admin
-    aligns them) and ``not_evidence`` are exposures or ignored statements (kept, not folded).
+    aligns them) and ``not_evidence`` are exposures (folded as the learner's latest activity, no
+    evidence of what they know) or ignored statements (kept, not folded).
     ``warnings``: events kept although part of them could not be used (a result that
     contradicts its verb, a standards extension that is not codes, an anonymous group) or with a
     time read as their arrival (ahead of the server's clock), and statements about no learner (an

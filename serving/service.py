@@ -27,7 +27,15 @@ from configs import ZPDConfig
 from engine.caliper import DEFAULT_ACTIONS
 from engine.catalog import Catalog, Item, Modality
 from engine.graph import StandardsGraph, UnknownStandardError
-from engine.learner import META_VERSION, PROGRESS_FIELDS_SINCE, GradeError, Learner, LearnerCore, LearnerMeta
+from engine.learner import (
+    EXPOSURES_SINCE,
+    META_VERSION,
+    PROGRESS_FIELDS_SINCE,
+    GradeError,
+    Learner,
+    LearnerCore,
+    LearnerMeta,
+)
 from engine.placement import PlacementConfig
 from engine.planner.context import Goal, Overrides, PlanContext
 from engine.planner.index import PlannerIndex
@@ -311,9 +319,11 @@ class LearnerService:
         answers = evidence(self.store.events(record.tenant, record.learner_id))
         if changed is None or touched(answers, *changed, core.units_of):
             return LearnerView(record, loaded, core, core.rebuild(meta, answers), rebuilt="catalog")
-        # an older layout lacks the days of every answer, and the count of answers on several units
+        # an older layout lacks the days of every answer, the count of answers on several units,
+        # and the exposures among the recent activities
         lacks_days = layout < PROGRESS_FIELDS_SINCE["days"] and bool(answers)
-        if older_layout and (lacks_days or any(len(core.units_of(o)) > 1 for o in answers)):
+        lacks_exposures = layout < EXPOSURES_SINCE and any(o.exposure for o in answers)
+        if older_layout and (lacks_days or lacks_exposures or any(len(core.units_of(o)) > 1 for o in answers)):
             return LearnerView(record, loaded, core, core.rebuild(meta, answers), rebuilt="layout")
         checkpoints.restamp(meta, record.model_version, core.version)
         return LearnerView(record, loaded, core, Learner(state, meta), rebuilt="restamped")
@@ -773,7 +783,8 @@ class LearnerService:
         Event ids are unique per tenant. A repeat with the same content (a retry, with or without
         its timestamp) is a duplicate; an id already used with other content, or for another
         learner, refuses the whole batch before anything is written (409). Answers are folded into
-        the learner's state; exposures and ignored statements are stored, not folded; an answer on
+        the learner's state; exposures are folded as the learner's latest activity only (no evidence);
+        ignored statements are stored, not folded; an answer on
         an activity the catalog does not know is stored as *unaligned* and folded once an admin
         aligns the activity; a void removes its target from the learner's state. A learner still
         busy after the retries is listed in ``retry`` (its events were not written): the other

@@ -109,11 +109,8 @@ class ZPDPolicy:
             self.pending_question = None
             return
         item = self.core.index.catalog[item_id]
-        source = "placement" if self.pending_question is not None else "native"
-        self.core.observe(
-            self.learner,
-            Observation(
-                item_id, item.standards, float(bool(outcome.correct)), self.seconds, source, self.pending_question
-            ),
-        )
+        correct = None if outcome.correct is None else float(outcome.correct)
+        question = self.pending_question if correct is not None else None  # a question sends an answer
+        source = "placement" if question is not None else "native"
+        self.core.observe(self.learner, Observation(item_id, item.standards, correct, self.seconds, source, question))
         self.pending_question = None

@@ -139,7 +139,7 @@ class TopoPolicy(_AreaPolicy):
         return self._item_for(self.current, available)
 
     def observe(self, item_id: str, outcome: Outcome) -> None:
-        if outcome.refused:
+        if outcome.refused or outcome.correct is None:  # no answer: no streak to count
             return
         self.streak = self.streak + 1 if outcome.correct else 0
         if self.streak >= self.streak_required:
@@ -220,7 +220,7 @@ class ZPDESPolicy(_AreaPolicy):
 
     def observe(self, item_id: str, outcome: Outcome) -> None:
         unit = self._last_unit
-        if unit is None or unit not in self.weight or outcome.refused:
+        if unit is None or unit not in self.weight or outcome.refused or outcome.correct is None:
             return
         history = self.success[unit]
         history.append(1.0 if outcome.correct else 0.0)
@@ -307,7 +307,9 @@ class KTFringePolicy(_AreaPolicy):
         if unit is None or outcome.refused:
             return
         p = self.p[unit]
-        if outcome.correct:
+        if outcome.correct is None:  # an opportunity to learn, unobserved: the transition alone
+            post = p
+        elif outcome.correct:
             post = p * (1 - self.slip) / (p * (1 - self.slip) + (1 - p) * self.guess)
         else:
             post = p * self.slip / (p * self.slip + (1 - p) * (1 - self.guess))

@@ -148,7 +148,8 @@ class _ServedClass:
         if outcome.refused:
             return
         item = self.core.index.catalog[item_id]
-        obs = Observation(item_id, item.standards, float(bool(outcome.correct)), float(outcome.time) * 60.0)
+        correct = None if outcome.correct is None else float(outcome.correct)
+        obs = Observation(item_id, item.standards, correct, float(outcome.time) * 60.0)
         self.core.observe(self.learners[learner], obs)
 
     @staticmethod
@@ -266,7 +267,7 @@ class WholeClass:
         return dict.fromkeys(self.learners, day)
 
     def observe(self, learner: int, item_id: str, outcome: Outcome) -> None:
-        if not outcome.refused:
+        if not outcome.refused and outcome.correct is not None:
             self.answers[0] += bool(outcome.correct)
             self.answers[1] += 1
 

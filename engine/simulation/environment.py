@@ -42,13 +42,15 @@ class SimulationError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What a policy observes after one activity. ``time``: simulated minutes since the learner
-    started, at the end of the activity (school nights and weekends included). ``refused``: the
-    activity was not available and did not happen (no answer: ``correct`` is False and means
-    nothing). ``learned``: whether the activity taught anything, when the environment can tell
-    (None: it cannot; a real classroom cannot)."""
+    """What a policy observes after one activity. ``correct``: the answer, or None when the
+    activity sends none (a video, a reading, a teacher's lesson: ``ModalityParams.answers``; the
+    policy learns only that it was done). ``time``: simulated minutes since the learner started,
+    at the end of the activity (school nights and weekends included). ``refused``: the activity
+    was not available and did not happen (no answer: ``correct`` is False and means nothing).
+    ``learned``: whether the activity taught anything, when the environment can tell (None: it
+    cannot; a real classroom cannot)."""
 
-    correct: bool
+    correct: bool | None
     minutes: float
     time: float
     refused: bool = False
@@ -197,7 +199,8 @@ class SimulatedEnvironment:
         start = self._start_time(took) if at is None else max(float(at), run.clock)
         learner = run.learner
         learner.forget(start - run.last, uniforms[1 + n :])
-        correct = bool(uniforms[0] < learner.answer_probability(units, difficulty))
+        answered = bool(uniforms[0] < learner.answer_probability(units, difficulty))
+        correct = answered if self.config.modalities[modality].answers else None
         learner.learn(units, modality, uniforms[1 : 1 + n], took / item_minutes if item_minutes > 0 else 1.0)
         run.clock = run.last = start + took
         run.session_used += took

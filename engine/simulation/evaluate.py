@@ -153,6 +153,8 @@ class ReferenceModel:
         return float(self.model.predict(self.state, batch)[0])
 
     def update(self, item_id: str, outcome: Outcome) -> None:
+        if outcome.correct is None:  # no answer: nothing for the model to read
+            return
         event = Event(item_id, self.catalog[item_id].standards, float(outcome.correct), outcome.time * 60.0)
         self.state = self.model.update(self.state, event)
 

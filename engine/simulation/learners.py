@@ -56,24 +56,32 @@ _POOL_STREAM = 0x504F4F4C  # "POOL": keeps learner draws apart from the outcome 
 
 
 class ModalityParams(BaseModel):
-    """How much one activity of a modality teaches (``rate`` multiplies ``p_learn``) and how many
-    minutes it really takes (``time_factor`` multiplies the catalog duration)."""
+    """How much one activity of a modality teaches (``rate`` multiplies ``p_learn``), how many
+    minutes it really takes (``time_factor`` multiplies the catalog duration) and whether it
+    sends an answer (``answers``; otherwise the planner learns only that it was done, as from an
+    xAPI statement without a result)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     rate: float = Field(ge=0.0)
     time_factor: float = Field(default=1.0, gt=0.0)
+    answers: bool = True
 
 
 #: Assessments teach little; tutoring and small groups teach most per activity but take longer
-#: than their catalog minutes (gathering the group, waiting for the teacher).
+#: than their catalog minutes (gathering the group, waiting for the teacher). Videos, readings and
+#: the teacher's lessons send no answer (``Modality.answers``): a platform reports a video played
+#: or a page read, a teacher the lesson held, not whether it was understood.
 DEFAULT_MODALITIES: dict[str, ModalityParams] = {
-    Modality.ONLINE_PRACTICE.value: ModalityParams(rate=1.0),
-    Modality.VIDEO.value: ModalityParams(rate=0.6),
-    Modality.READING.value: ModalityParams(rate=0.6),
-    Modality.SMALL_GROUP.value: ModalityParams(rate=1.5, time_factor=1.2),
-    Modality.TUTORING.value: ModalityParams(rate=2.0, time_factor=1.2),
-    Modality.PROJECT.value: ModalityParams(rate=1.2),
-    Modality.ASSESSMENT.value: ModalityParams(rate=0.3),
+    m.value: params.model_copy(update={"answers": m.answers})
+    for m, params in {
+        Modality.ONLINE_PRACTICE: ModalityParams(rate=1.0),
+        Modality.VIDEO: ModalityParams(rate=0.6),
+        Modality.READING: ModalityParams(rate=0.6),
+        Modality.SMALL_GROUP: ModalityParams(rate=1.5, time_factor=1.2),
+        Modality.TUTORING: ModalityParams(rate=2.0, time_factor=1.2),
+        Modality.PROJECT: ModalityParams(rate=1.2),
+        Modality.ASSESSMENT: ModalityParams(rate=0.3),
+    }.items()
 }
 
 

@@ -32,7 +32,8 @@ async def post_events(
     request: Request, principal: IngestDep, service: ServiceDep, body: Any = Body(..., examples=[EXAMPLE, [EXAMPLE]])
 ) -> dict[str, int]:
     """Each event is a native object (``id``, ``learner_id``, ``item_id``, ``correct`` or ``score``,
-    ``timestamp``) or an xAPI statement. A repeated id with identical content is acknowledged and
+    ``timestamp``; or ``kind: exposure`` for an activity done without an answer) or an xAPI
+    statement. A repeated id with identical content is acknowledged and
     changes nothing; with different content the whole request is refused with 409. The answer
     comes once the events are durable in the store.
 

@@ -14,7 +14,7 @@ from configs import PlannerConfig
 from engine.catalog import Catalog, Item, Modality
 from engine.graph import Standard, StandardsGraph
 from engine.learner import GradeError, LearnerCore, LearnerMeta, Observation, grade_hint
-from engine.placement import PlacementConfig
+from engine.placement import Placement, PlacementConfig
 from engine.planner.context import Goal, Overrides
 from engine.planner.index import PlannerIndex
 from models.base import state_to_bytes
@@ -37,6 +37,9 @@ def world() -> PlannerIndex:
             Item(f"{s.code}-check", s.code, (s.code,), Modality.ASSESSMENT, 10, mastery_check=True),
         ]
     items.append(Item("AB", "A and B", ("A", "B"), Modality.ONLINE_PRACTICE, 10))
+    # activities that send no answer: folded as exposures
+    items.append(Item("B-read", "B worked example", ("B",), Modality.READING, 5))
+    items.append(Item("C-group", "C with the teacher", ("C",), Modality.SMALL_GROUP, 20))
     graph = StandardsGraph(std, [("A", "B"), ("B", "C"), ("C", "E")])
     return PlannerIndex.build(graph, Catalog(items))
 
@@ -176,6 +179,7 @@ ITEMS = ["A-p", "A-check", "B-p", "B-check", "C-p", "C-check", "D-p", "D-check",
 steps = st.lists(
     st.one_of(
         st.tuples(st.just("answer"), st.sampled_from(ITEMS), st.booleans()),
+        st.tuples(st.just("exposure"), st.sampled_from(["B-read", "C-group", "A-p"]), st.just(False)),
         st.tuples(st.just("grade"), st.sampled_from(["1", "3", "4", None]), st.just(False)),
         st.tuples(st.just("placement"), st.booleans(), st.booleans()),
     ),
@@ -202,6 +206,10 @@ def test_replay_of_the_log_equals_the_live_learner(steps, start_grade) -> None:
             else:
                 item = c.index.catalog[a]
                 obs = Observation(item.id, item.standards, float(b), t)
+            c.observe(learner, obs)
+            log.append(obs)
+        elif kind == "exposure":
+            obs = Observation(a, c.index.catalog[a].standards, None, t)
             c.observe(learner, obs)
             log.append(obs)
         elif kind == "grade":
@@ -253,6 +261,13 @@ def test_replay_equals_live_with_diagnostics_started_on_the_servers_clock(steps,
             if learner.meta.folds_after([obs.time]):
                 c.observe(learner, obs)
             else:  # late: refolded in time order
+                learner = c.rebuild(learner.meta, _in_time_order(log))
+        elif kind == "exposure":
+            obs = Observation(a, c.index.catalog[a].standards, None, t)
+            log.append(obs)
+            if learner.meta.folds_after([obs.time]):
+                c.observe(learner, obs)
+            else:
                 learner = c.rebuild(learner.meta, _in_time_order(log))
         elif kind == "grade":
             if not c.set_grade(learner, a):
@@ -310,3 +325,41 @@ def test_a_learner_without_evidence_starts_as_the_rebuild_of_an_empty_log(grade,
     assert state_to_bytes(started.state) == state_to_bytes(rebuilt.state) == state_to_bytes(live.state)
     assert started.meta.to_json() == rebuilt.meta.to_json() == live.meta.to_json()
     assert c.placement_status(started) == c.placement_status(live)
+
+
+def test_an_exposure_is_the_latest_activity_and_no_evidence() -> None:
+    """A page read or a lesson attended sends no answer: the model state, the answers and the
+    progress on the standard stay as they were; the activity is the learner's latest, so the
+    planner does not offer it again at once. Placement never asks with such an item."""
+    c = core()
+    learner = c.new(1, "2")
+    c.observe(learner, Observation("A-p", ("A",), 1.0, 10.0))
+    state = {k: v.copy() for k, v in learner.state.items()}
+    before = learner.meta.to_json()
+    assert c.observe(learner, Observation("B-read", ("B",), None, 20.0)) == []
+    after = learner.meta.to_json()
+    assert after["progress"]["recent_items"] == ["A-p", "B-read"] and learner.meta.last_time == 20.0
+    assert {k: v for k, v in after.items() if k not in ("progress", "last")} == {
+        k: v for k, v in before.items() if k not in ("progress", "last")
+    }
+    assert {k: v for k, v in after["progress"].items() if k != "recent_items"} == {
+        k: v for k, v in before["progress"].items() if k != "recent_items"
+    }
+    assert all(np.array_equal(state[k], learner.state[k]) for k in state)
+
+    third = c.new(2, "3")  # B is theirs to learn: the page read is no longer new after it
+
+    def novelty(item: str) -> float:
+        ranked = c.recommend(third, 30.0, n=2, available=["B-read", "D-p"]).recommendations
+        return next(r.components["novelty"] for r in ranked if r.item.id == item)
+
+    assert novelty("B-read") == 1.0
+    c.observe(third, Observation("B-read", ("B",), None, 20.0))
+    assert novelty("B-read") == 0.0
+    assert c.recommend(third, 30.0, available=["B-p", "D-p"]).recommendations[0].item.id == "B-p"
+    placement = Placement(c.index, PlacementConfig())
+    assert [placement.item_for(u).id for u in "BC"] == ["B-check", "C-check"]
+    only_reads = PlannerIndex.build(
+        c.index.graph, Catalog([Item("B-read", "B worked example", ("B",), Modality.READING, 5)])
+    )
+    assert Placement(only_reads, PlacementConfig()).item_for("B") is None  # nothing asks about B

@@ -281,6 +281,27 @@ def test_bad_events_name_the_field(api) -> None:
     assert api.store.get("tenant-a", "s1") is None  # nothing landed
 
 
+def test_an_activity_done_without_an_answer_is_the_learners_latest_not_evidence(api) -> None:
+    """A native exposure (a page read, a lesson with the teacher): stored, counted as no
+    evidence, a duplicate when sent again; the learner's mastery does not move, the activity is
+    their latest, and the read page is not new to them any more."""
+    c, h, store = api.client, api.h(), api.store
+    catalog = c.app.state.engine.catalog
+    read = next(i for i in catalog if i.modality.value == "reading")
+    c.post("/v1/events", json=native(1, item=ITEM), headers=h)
+    before = c.get("/v1/learners/s1/profile", headers=h).json()["mastery"]
+    seen = {"id": "x1", "learner_id": "s1", "item_id": read.id, "kind": "exposure", "timestamp": "2026-11-24T09:30:00Z"}
+    r = c.post("/v1/events", json=seen, headers=h).json()
+    assert (r["accepted"], r["not_evidence"]) == (1, 1), r
+    assert c.post("/v1/events", json=seen, headers=h).json()["duplicates"] == 1
+    assert c.post("/v1/events", json={**seen, "item_id": ITEM}, headers=h).status_code == 409
+    assert c.get("/v1/learners/s1/profile", headers=h).json()["mastery"] == before
+    record = store.get("tenant-a", "s1")
+    assert record.meta["progress"]["recent_items"][-1] == read.id and record.event_count == 2
+    kinds = [(e.kind, e.correct) for e in store.events("tenant-a", "s1")]
+    assert kinds == [("answer", 1.0), ("exposure", None)]
+
+
 def test_oversized_bodies_are_refused_before_parsing(tmp_path, shared_engine) -> None:
     from configs import load_config
     from serving.stores import open_store
@@ -930,35 +951,39 @@ def test_a_withdrawn_item_is_never_offered_and_answers_on_it_still_count(api) ->
 
 def test_a_record_of_an_older_layout_is_brought_up_to_date_on_read(api, tmp_path) -> None:
     """A record of a layout before (meta version 2: answers on items that practise several units
-    counted once per unit; 3: no activities per day, the learner's own pace) is folded again on
-    its first read when its log holds an answer; one without any holds nothing the newer layouts
-    count, and is read as it is. ``zpd replay --check`` finds each what its log gives in its
-    layout: no difference."""
+    counted once per unit; 3: no activities per day, the learner's own pace; 4: exposures not
+    folded) is folded again on its first read when its log holds what the newer layouts count;
+    one without any is read as it is (and written anew in this layout with its next change).
+    ``zpd replay --check`` finds each what its log gives in its layout: no difference."""
     from engine.learner import META_VERSION
 
     c, h, store = api.client, api.h(), api.store
     engine = c.app.state.engine
     whole = next(i.id for i in engine.catalog if i.standards == ("3.NF.A.3",))  # four parts
     single = next(i.id for i in engine.catalog if i.standards == ("K.CC.A.1",))
-    for learner, item in (("multi", whole), ("plain", single)):
+    lesson = next(i.id for i in engine.catalog if i.standards == ("K.CC.A.2",) and not i.modality.answers)
+    for learner, item in (("multi", whole), ("plain", single), ("seen", single)):
         answers = [{"id": f"{learner}{k}", "learner_id": learner, "item_id": item, "correct": True} for k in range(3)]
         assert c.post("/v1/events", json=answers, headers=h).status_code == 200
+    watched = {"id": "seen-lesson", "learner_id": "seen", "item_id": lesson, "kind": "exposure"}
+    assert c.post("/v1/events", json=watched, headers=h).json()["not_evidence"] == 1
+    assert store.get("tenant-a", "seen").meta["progress"]["recent_items"][-1] == lesson
     assert c.post("/v1/learners/idle", json={"grade": "3"}, headers=h).status_code in (200, 201)
     assert c.put("/v1/learners/idle/goal", json={"standards": ["3.NF.A.3"]}, headers=h).status_code == 200
-    before, older = {}, {"multi": 2, "plain": 3, "idle": 3}
+    before, older = {}, {"multi": 2, "plain": 3, "idle": 3, "seen": 4}
     for learner, layout in older.items():  # as the layouts before wrote them
         record = store.get("tenant-a", learner)
-        dropped = ("shared", "days", "started") if layout == 2 else ("days", "started")
-        record.meta = {
-            **record.meta,
-            "v": layout,
-            "progress": {k: v for k, v in record.meta["progress"].items() if k not in dropped},
-        }
+        dropped = ("shared", "days", "started") if layout == 2 else ("days", "started") if layout == 3 else ()
+        progress = {k: v for k, v in record.meta["progress"].items() if k not in dropped}
+        record.meta = {**record.meta, "v": layout, "progress": progress}
+        if layout == 4:  # the exposure was not folded
+            progress["recent_items"] = [i for i in progress["recent_items"] if i != lesson]
+            record.meta["last"] = max(e.time for e in store.events("tenant-a", learner) if e.kind == "answer")
         store.commit(record, record.version, [])
         before[learner] = store.get("tenant-a", learner)
-    assert "shared" not in before["multi"].meta["progress"] and META_VERSION == 4
+    assert "shared" not in before["multi"].meta["progress"] and META_VERSION == 5
     summary = replay_check(store, tmp_path)
-    assert (summary["learners"], summary["stamp_only"], summary["differing"]) == (3, 3, []), summary
+    assert (summary["learners"], summary["stamp_only"], summary["differing"]) == (4, 4, []), summary
 
     def evidence(learner: str) -> int:
         profile = c.get(f"/v1/learners/{learner}/profile", params={"standards": "3.NF.A.3,K.CC.A.1"}, headers=h)
@@ -966,15 +991,19 @@ def test_a_record_of_an_older_layout_is_brought_up_to_date_on_read(api, tmp_path
 
     assert evidence("multi") == 3  # not 12: the answers were counted again
     multi = store.get("tenant-a", "multi")
-    assert multi.meta["v"] == 4 and multi.meta["progress"]["shared"] and multi.meta["progress"]["days"]
+    assert multi.meta["v"] == 5 and multi.meta["progress"]["shared"] and multi.meta["progress"]["days"]
     assert evidence("plain") == 3
     plain = store.get("tenant-a", "plain")
-    assert plain.meta["v"] == 4 and sum(n for _, n in plain.meta["progress"]["days"]) == 3
+    assert plain.meta["v"] == 5 and sum(n for _, n in plain.meta["progress"]["days"]) == 3
+    assert evidence("seen") == 3
+    seen = store.get("tenant-a", "seen")
+    assert seen.meta["v"] == 5 and seen.meta["progress"]["recent_items"][-1] == lesson
     assert c.get("/v1/learners/idle/profile", headers=h).status_code == 200
     idle = store.get("tenant-a", "idle")
     assert idle.meta["v"] == 3 and idle.version == before["idle"].version and not idle.state
     scraped = c.get("/metrics").text
-    assert 'zpd_rebuilt_on_read_total{why="layout"} 2.0' in scraped
+    assert 'zpd_rebuilt_on_read_total{why="layout"} 3.0' in scraped
+    assert replay_check(store, tmp_path)["differing"] == []
 
 
 def test_the_lean_next_route_answers_as_the_fastapi_route_does(api) -> None:

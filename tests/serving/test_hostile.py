@@ -50,6 +50,9 @@ BAD_EVENTS = [
     ("a score above 1", json.dumps({**native(1), "correct": None, "score": 1.5}), "events[0].score"),
     ("correct as text", json.dumps({**native(1), "correct": "yes"}), "events[0].correct"),
     ("no learner", json.dumps({"id": "e1", "item_id": ITEM, "correct": True}), "events[0].learner_id"),
+    ("an exposure with an answer", json.dumps({**native(1), "kind": "exposure"}), "events[0].correct"),
+    ("an unknown kind", json.dumps({**native(1), "kind": "video"}), "events[0].kind"),
+    ("an answer without one", json.dumps({**native(1), "correct": None, "kind": "answer"}), "events[0]"),
     (
         "a statement without a verb",
         json.dumps({"id": "x1", "actor": {"mbox": "mailto:a@b.c"}, "object": {"id": "https://a.example/q"}}),

@@ -55,6 +55,26 @@ def test_step_t_draws_do_not_depend_on_earlier_items(graph, catalog, index) -> N
     assert answers_on_d("A-practice") == answers_on_d("P-lesson")
 
 
+def test_teacher_led_activities_send_no_answer_and_draw_as_answered_ones_do(graph, catalog, index) -> None:
+    """A small group or tutoring sends no answer (``Modality.answers``), configurable per
+    modality; whether it answers changes no draw: every other outcome is the same."""
+    answering = SimulatorConfig().model_copy(
+        update={
+            "modalities": {k: v.model_copy(update={"answers": True}) for k, v in SimulatorConfig().modalities.items()}
+        }
+    )
+    silent, answered = (
+        outcomes(pool_env(graph, catalog, index), 1),
+        outcomes(pool_env(graph, catalog, index, config=answering), 1),
+    )
+    for item, (c_silent, t_silent), (c_answered, t_answered) in zip(ITEMS, silent, answered, strict=True):
+        assert t_silent == t_answered
+        if item in ("B-tutoring", "P-lesson"):
+            assert c_silent is None and isinstance(c_answered, bool)
+        else:
+            assert c_silent == c_answered and isinstance(c_silent, bool)
+
+
 def test_reset_gives_every_policy_the_same_learner(graph, catalog, index) -> None:
     env = pool_env(graph, catalog, index, learners=3)
     env.reset(1)
