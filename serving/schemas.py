@@ -517,7 +517,9 @@ class PlaylistIn(Strict):
 BLOCKS_DONE = (
     "the session's first blocks are over: plan the rest from what the students did in them (times and blocks stay "
     "the session's); fewer than the session's blocks. Plan again after each block: a plan made at the start of "
-    "the day is stale once a block is over"
+    "the day is stale once a block is over. A lesson with the teacher (a small group, tutoring) sends no answer: "
+    "send each of its students an exposure (POST /v1/events, kind: exposure) first, or the rest gathers them on "
+    "the same standard again"
 )
 
 

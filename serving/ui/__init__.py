@@ -8,6 +8,7 @@ learner's GPS and nothing else, and an administrator's roster imports. Every pag
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 from collections import Counter
@@ -30,7 +31,16 @@ from serving.jsonbody import api_router
 from serving.routes.classes import page_after, sees_class, visible_classes
 from serving.schemas import GoalIn
 from serving.service import ApiError, LearnerService
-from serving.ui.pages import STATUS_LABEL, Thresholds, class_dashboard, day, learner_gps, rotation_csv, rotation_grid
+from serving.ui.pages import (
+    STATUS_LABEL,
+    Thresholds,
+    class_dashboard,
+    day,
+    learner_gps,
+    rotation_csv,
+    rotation_grid,
+    teacher_led,
+)
 from serving.ui.session import COOKIE, LOGIN_COOKIE, SESSION_S, Session, UiAuth
 
 __all__ = ["install_ui"]
@@ -372,6 +382,7 @@ def rotation_page(request: Request, class_id: str, params: RotationParams) -> Re
         csv_url=f"/ui/classes/{quote(class_id)}/rotation.csv" + (f"?{query}" if query else ""),
         today=day(_service(request).clock()),
         rest_url=_rest_url(request, class_id, params, grid),
+        led=teacher_led(rotation, roster, params["blocks_done"]),
     )
 
 
@@ -384,6 +395,68 @@ def _rest_url(request: Request, class_id: str, params: dict[str, Any], grid: dic
         [*((k, v) for k, v in request.query_params.multi_items() if k != "blocks_done"), ("blocks_done", done)]
     )
     return f"/ui/classes/{quote(class_id)}/rotation?{query}"
+
+
+#: the most lessons a "block is over" form records (students x teacher-led activities of a block)
+MAX_HELD = 400
+
+
+@router.post("/classes/{class_id}/rotation/block-over")
+def block_over(
+    request: Request,
+    class_id: str,
+    block: Annotated[int, Form(ge=0, le=95)],
+    held: Annotated[list[str], Form(max_length=MAX_HELD)] = [],  # noqa: B006 (FastAPI reads the default)
+    csrf: Annotated[str, Form(max_length=100)] = "",
+    back: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """A block of today's rotation is over: the lessons the teacher led in it (``held``: the
+    students the teacher left ticked, ``"LEARNER ITEM"``) are recorded for each student as an
+    activity done without an answer (an exposure: see ``LearnerCore.observe``), and the rest of
+    the session is planned again (``back``: the rotation page with the blocks over). A lesson
+    sends no answer, so without this the plan of the rest would not know it was held and would
+    gather the same group again. Sent twice (a reload), the same lessons are duplicates."""
+    session = _session(request)
+    if not request.app.state.ui.same(csrf, session.csrf):
+        return _error(request, 403, "The form expired; reload the page and try again.", session)
+    roster = _class_or_404(request, session, class_id)
+    if isinstance(roster, HTMLResponse):
+        return roster
+    service = _service(request)
+    tenant = session.principal.tenant
+    students = set(roster.members(class_id, "student"))
+    today = day(service.clock()) or ""
+    events = []
+    for value in held:
+        learner_id, _, item_id = value.partition(" ")
+        if learner_id not in students:
+            return _error(request, 404, f"No student {learner_id!r} in this class.", session)
+        try:
+            item = service.item(tenant, item_id, "held")
+        except ApiError as exc:
+            return _error(request, exc.status if exc.status < 500 else 422, exc.message, session)
+        if item.modality.answers:
+            return _error(request, 422, f"{item.title!r} is not a lesson the teacher leads.", session)
+        key = "\x1f".join((class_id, today, str(block), item_id, learner_id))
+        events.append(
+            {
+                "id": "held-" + hashlib.sha256(key.encode()).hexdigest()[:40],
+                "learner_id": learner_id,
+                "item_id": item_id,
+                "kind": "exposure",
+            }
+        )
+    if events:
+        try:
+            result = service.ingest(tenant, events, frozenset(students))
+        except ApiError as exc:
+            return _error(request, exc.status if exc.status < 500 else 422, exc.message, session)
+        if result["retry"]:  # a student's record was busy: nothing of theirs was written
+            return _error(request, 503, "The server was busy with these students; send the form again.", session)
+    target = back if back.startswith(f"/ui/classes/{quote(class_id)}/rotation?") else None
+    return RedirectResponse(
+        target or f"/ui/classes/{quote(class_id)}/rotation?blocks_done={block + 1}", status_code=303
+    )
 
 
 @router.get("/classes/{class_id}/rotation.csv")

@@ -19,6 +19,7 @@ from typing import Any
 import networkx as nx
 
 from configs import PlannerConfig
+from engine.catalog import Modality
 from engine.learner import LearnerProfile
 from engine.planner.gps import DAY, GoalStatus, daily_pace, goal_key
 from engine.planner.playlist import ENTRY_DIAGNOSTIC, INDEPENDENT_PRACTICE, Rotation, session_blocks
@@ -282,6 +283,30 @@ def rotation_grid(rotation: Rotation, roster: Roster) -> dict[str, Any]:
             key=lambda e: e["name"].lower(),
         ),
     }
+
+
+def teacher_led(rotation: Rotation, roster: Roster, block: int) -> list[dict[str, Any]]:
+    """What the teacher led in ``block`` of the session: its small groups, then tutoring, each
+    with its students (``value``: ``"LEARNER ITEM"``, what the page's form sends back when the
+    block is over). A lesson sends no answer: the teacher says it was held."""
+    led: list[dict[str, Any]] = [
+        {
+            "what": f"Group {g.id} · {g.standard} · {g.item.title}",
+            "students": [{"value": f"{lid} {g.item.id}", "name": roster.name_of(lid)} for lid in g.learners],
+        }
+        for g in rotation.groups
+        if g.block == block
+    ]
+    for lid, playlist in sorted(rotation.playlists.items(), key=lambda p: roster.name_of(p[0]).lower()):
+        for a in playlist.activities:
+            if a.item.modality is Modality.TUTORING and int(a.start_minute // rotation.block_minutes) == block:
+                led.append(
+                    {
+                        "what": f"Tutoring · {a.standard} · {a.item.title}",
+                        "students": [{"value": f"{lid} {a.item.id}", "name": roster.name_of(lid)}],
+                    }
+                )
+    return led
 
 
 def rotation_csv(rotation: Rotation, roster: Roster) -> str:

@@ -174,30 +174,77 @@ def test_a_new_class_s_rotation_starts_with_the_entry_diagnostic(ui) -> None:
     assert rows and all(r["kind"] != "entry_diagnostic" for r in rows)
 
 
+def _block_over_form(html: str) -> dict:
+    form = re.search(r'<form method="post" action="([^"]+/block-over)".*?</form>', html, re.S)
+    assert form, html
+    fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', form.group(0)))
+    held = re.findall(r'<input type="checkbox" name="held" value="([^"]+)" checked>', form.group(0))
+    return {"action": form.group(1), **{k: v.replace("&amp;", "&") for k, v in fields.items()}, "held": held}
+
+
 def test_the_rest_of_a_session_is_planned_again_when_a_block_is_over(ui) -> None:
-    """The page offers to plan the rest once the next block is over, keeps the settings, marks
-    the blocks over, and has nothing to offer after the last block."""
+    """Once a block is over the page plans the rest, keeps the settings, marks the blocks over,
+    and has nothing to offer after the last block. The lessons the teacher led in the block are
+    recorded as held (no answer comes from them): the rest of the session does not gather the
+    same students on the same standard again, which it does when the teacher unticks them."""
     import csv
 
     sign_in(ui, ui.keys["a_teacher"])
     page = ui.client.get("/ui/classes/class-4a/rotation?online_practice=4")
-    found = re.search(r'<a class="button" href="([^"]+)">Block 1 is over: plan the rest</a>', page.text)
-    assert found, page.text
-    url = found.group(1).replace("&amp;", "&")
-    assert "online_practice=4" in url and "blocks_done=1" in url
-    rest = ui.client.get(url)
+    assert "Block 1 is over: plan the rest" in page.text
+    form = _block_over_form(page.text)
+    assert form["block"] == "0" and "online_practice=4" in form["back"] and "blocks_done=1" in form["back"]
+    groups = [
+        g
+        for g in ui.client.app.state.service.rotation(  # the groups of block 1, as the page shows them
+            "tenant-a", sorted({v.split()[0] for v in form["held"]}), unseen=True
+        )[0].groups
+        if g.block == 0
+    ]
+    assert groups and len(form["held"]) == sum(len(g.learners) for g in groups)
+    met = {(lid, g.standard) for g in groups for lid in g.learners}
+
+    def regrouped() -> set:
+        rest = ui.client.app.state.service.rotation(
+            "tenant-a", sorted({lid for lid, _ in met}), unseen=True, blocks_done=1
+        )[0]
+        return {(lid, g.standard) for g in rest.groups for lid in g.learners} & met
+
+    unticked = ui.client.post(form["action"], data={**form, "held": []}, follow_redirects=False)
+    assert unticked.status_code == 303 and unticked.headers["location"] == form["back"]
+    assert regrouped()  # nothing says the lesson was held: the same need, the same group
+    sent = ui.client.post(form["action"], data=form, follow_redirects=False)
+    assert sent.status_code == 303 and sent.headers["location"] == form["back"]
+    assert not regrouped()  # held: they practise it now
+    store = ui.store
+    for lid, _ in met:
+        kinds = [e.kind for e in store.events("tenant-a", lid)]
+        assert kinds.count("exposure") == 1, (lid, kinds)
+    assert ui.client.post(form["action"], data=form, follow_redirects=False).status_code == 303  # a reload
+    assert sum(e.kind == "exposure" for lid, _ in met for e in store.events("tenant-a", lid)) == len(met)
+
+    rest = ui.client.get(form["back"])
     assert rest.status_code == 200
     assert "Blocks 2–3 planned again" in rest.text and "Block 2 is over: plan the rest" in rest.text
     assert "(block 1 is over)" in rest.text
     assert rest.text.count(" · over</small>") == 1
     assert '<input type="hidden" name="blocks_done" value="1">' in rest.text  # "Plan again" keeps it
-    rows = list(csv.DictReader(io.StringIO(ui.client.get(url.replace("rotation?", "rotation.csv?")).text)))
+    assert _block_over_form(rest.text)["block"] == "1"
+    rows = list(csv.DictReader(io.StringIO(ui.client.get(form["back"].replace("rotation?", "rotation.csv?")).text)))
     assert rows and {r["block"] for r in rows} <= {"2", "3"}
     last = ui.client.get("/ui/classes/class-4a/rotation?blocks_done=2")
     assert "Block 3 planned again" in last.text and "is over: plan the rest" not in last.text
     assert "(blocks 1–2 are over)" in last.text
     # past the last block: the last block is planned
     assert "Block 3 planned again" in ui.client.get("/ui/classes/class-4a/rotation?blocks_done=9").text
+    # what the form may not do: a stranger, an item that answers, an expired form
+    stranger = ui.client.post(form["action"], data={**form, "held": [f"nobody {groups[0].item.id}"]})
+    assert stranger.status_code == 404 and "No student &#39;nobody&#39;" in stranger.text
+    lid = groups[0].learners[0]
+    practice = next(i.id for i in ui.client.app.state.engine.catalog if i.modality.answers)
+    assert ui.client.post(form["action"], data={**form, "held": [f"{lid} {practice}"]}).status_code == 422
+    assert ui.client.post(form["action"], data={**form, "held": [f"{lid} no-such-item"]}).status_code == 404
+    assert ui.client.post(form["action"], data={**form, "csrf": "guess"}).status_code == 403
 
 
 def test_a_dashboard_setting_left_empty_is_its_default(ui) -> None:
