@@ -272,6 +272,13 @@ def _class_or_404(request: Request, session: Session, class_id: str) -> Roster |
     return roster
 
 
+def _class_form(request: Request, session: Session, class_id: str, csrf: str) -> Roster | HTMLResponse:
+    """The roster of a class a form was sent about: the form's token checked, the class hers."""
+    if not request.app.state.ui.same(csrf, session.csrf):
+        return _error(request, 403, "The form expired; reload the page and try again.", session)
+    return _class_or_404(request, session, class_id)
+
+
 @router.get("/classes/{class_id}")
 def dashboard(
     request: Request,
@@ -417,9 +424,7 @@ def block_over(
     sends no answer, so without this the plan of the rest would not know it was held and would
     gather the same group again. Sent twice (a reload), the same lessons are duplicates."""
     session = _session(request)
-    if not request.app.state.ui.same(csrf, session.csrf):
-        return _error(request, 403, "The form expired; reload the page and try again.", session)
-    roster = _class_or_404(request, session, class_id)
+    roster = _class_form(request, session, class_id, csrf)
     if isinstance(roster, HTMLResponse):
         return roster
     service = _service(request)
@@ -487,9 +492,7 @@ def class_override(
     """A teacher's change to today's plan becomes the learner's override: pin a standard (also
     how a student is moved to a small group's standard) or exclude an item."""
     session = _session(request)
-    if not request.app.state.ui.same(csrf, session.csrf):
-        return _error(request, 403, "The form expired; reload the page and try again.", session)
-    roster = _class_or_404(request, session, class_id)
+    roster = _class_form(request, session, class_id, csrf)
     if isinstance(roster, HTMLResponse):
         return roster
     if learner_id not in roster.members(class_id, "student"):
