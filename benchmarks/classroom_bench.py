@@ -10,13 +10,17 @@ all on the same learners (paired):
   planned at the start of each day (a nightly ``zpd plan-batch``, a rotation printed in the
   morning);
 - ``rotation-each-block``: the same, the rest of the session planned again when a block is over
-  (``blocks_done``, the teacher page's "plan the rest"), from the answers of that block; also in
-  a room with 6 computers, 3 video and 3 reading seats;
+  (``blocks_done``, the teacher page's "plan the rest"), from the answers of that block and the
+  lessons held in it; also in a room with 6 computers, 3 video and 3 reading seats;
 - ``playlists``: each learner's own served playlist without the teacher (no small group),
   planned at the start of each day;
 - ``whole-class``: the usual classroom, the goal's standards in learning order for everybody
   (a lesson from the teacher, then practice; on when 70% of the day's answers are right, or
   after 3 days).
+
+As in a room, practice and assessments send answers; the teacher's lessons (small groups,
+tutoring), videos and readings send none: the planners learn only that they were done (an
+exposure, as the teacher page records a lesson held).
 
 Reported: learning gain on the goal (the grade-4 standards; normalised, 95% bootstrap interval
 over learners), the paired difference against ``rotation``, and per activity: violations (a
