@@ -191,14 +191,25 @@ def _real_items(graph: StandardsGraph) -> list[Item]:
 
 def _generated_items(graph: StandardsGraph, catalog: Catalog) -> Iterable[Item]:
     """Demo items for learnable standards lacking practice, a mastery check, a small-group lesson
-    or a tutoring activity. Practice sets get a theme tag so interest matching has something to use."""
+    or a tutoring activity. Practice sets get a theme tag so interest matching has something to use.
+
+    A parent's lesson teaches its parts, but its practice and checks answer for every part at
+    once, and the planner gives an item only when each standard it practises is ready: a part
+    whose only practice is its parent's could not be practised before its sibling parts are
+    ready, nor they without it. So a part gets practice and a check of its own unless it has
+    some that practise it alone (lessons send no answer: ``Modality.answers``)."""
     for code in graph.internal_codes:
         if not graph.is_learnable(code):
             continue
         own = [i for owner in (code, *graph.lineage(code)) for i in catalog.for_standard(owner)]
+        alone = [
+            i
+            for i in catalog.for_standard(code)
+            if {u for s in i.standards if s in graph.standards for u in graph.leaves(s)} == {code}
+        ]
         modalities = {i.modality for i in own}
         short = (graph.standards[code].description or code)[:60].rstrip()
-        if Modality.ONLINE_PRACTICE not in modalities:
+        if not any(i.modality is Modality.ONLINE_PRACTICE for i in alone):
             offset = int(hashlib.sha1(code.encode()).hexdigest(), 16) % len(_THEMES)
             for level, difficulty in enumerate((0.3, 0.5, 0.7), start=1):
                 theme = _THEMES[(offset + level) % len(_THEMES)]
@@ -212,7 +223,7 @@ def _generated_items(graph: StandardsGraph, catalog: Catalog) -> Iterable[Item]:
                     tags=(theme,),
                     source="generated",
                 )
-        if not any(i.mastery_check for i in own):
+        if not any(i.mastery_check for i in alone):
             yield Item(
                 id=f"gen-{code}-check",
                 title=f"{code} mastery check",

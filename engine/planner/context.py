@@ -74,6 +74,23 @@ class PlanContext:
         return self.rng
 
 
+def taught_unanswered(ctx: PlanContext) -> frozenset[str]:
+    """The units whose latest activity (among the learner's recent ones) sent no answer: a lesson
+    with the teacher, a page read, a video (``Modality.answers``). Nothing says yet whether it
+    was understood: where nothing that answers may be given on one, it waits (see
+    :func:`engine.planner.scoring.rank_candidates`), or a struggling learner would be sent from
+    lesson to lesson on it, and nothing would ever tell the planner the struggle is over."""
+    catalog, units_of = ctx.index.catalog, ctx.index.item_units
+    seen: set[str] = set()
+    out: set[str] = set()
+    for item_id in reversed(ctx.progress.recent_items):
+        units = [u for u in units_of.get(item_id, ()) if u not in seen]
+        if item_id in catalog and not catalog[item_id].modality.answers:
+            out.update(units)
+        seen.update(units)
+    return frozenset(out)
+
+
 def goal_units(ctx: PlanContext) -> list[str]:
     """The learnable units of the context's goal (none without a goal)."""
     if ctx.goal is None:

@@ -13,7 +13,7 @@ import numpy as np
 
 from configs import SCORE_COMPONENTS, PlannerConfig
 from engine.catalog import Item, Modality
-from engine.planner.context import PlanContext, TeacherFlag, goal_units
+from engine.planner.context import PlanContext, TeacherFlag, goal_units, taught_unanswered
 from engine.planner.index import MODALITIES, ItemTable
 from engine.planner.progress import StandardProgress
 from engine.planner.reasons import item_reasons
@@ -169,6 +169,7 @@ def rank_candidates(ctx: PlanContext) -> tuple[Ranked, list[TeacherFlag], list[s
     owner.extend(range(len(owned)))
     checking.extend([False] * len(owned))
     ready_units: dict[tuple[str, ...], bool] = {}
+    unanswered = taught_unanswered(ctx)
     for target in targets:
         allowed = allowed_items(ctx, target, placed, is_ready, ready_units)
         if not allowed and target.kind == "test_out":  # no check to test out with: practise it
@@ -178,6 +179,11 @@ def rank_candidates(ctx: PlanContext) -> tuple[Ranked, list[TeacherFlag], list[s
         if target.kind in ("learn", "remediation") and not due:
             # a mastery check confirms mastery; it is not practice (unless nothing else is there)
             allowed = [item for item in allowed if not item.mastery_check] or allowed
+        if target.unit in unanswered and target.kind != "pinned" and not any(i.modality.answers for i in allowed):
+            # taught since its last answer (a lesson, a page, a video) and nothing that answers
+            # may be given: it waits (another lesson now would tell nothing more, and a struggle
+            # on it would never end: the planner would teach it again and again)
+            allowed = []
         if allowed:
             owner.extend([len(owned)] * len(allowed))
             owned.append(target)

@@ -350,8 +350,8 @@ def test_an_exposure_is_the_latest_activity_and_no_evidence() -> None:
     third = c.new(2, "3")  # B is theirs to learn: the page read is no longer new after it
 
     def novelty(item: str) -> float:
-        ranked = c.recommend(third, 30.0, n=2, available=["B-read", "D-p"]).recommendations
-        return next(r.components["novelty"] for r in ranked if r.item.id == item)
+        ranked = c.recommend(third, 30.0, n=2, k_alternatives=3, available=["B-read", "B-p", "D-p"]).recommendations
+        return next(a.components["novelty"] for r in ranked for a in (r, *r.alternatives) if a.item.id == item)
 
     assert novelty("B-read") == 1.0
     c.observe(third, Observation("B-read", ("B",), None, 20.0))

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from configs import PlannerConfig
+from engine.learner import Observation
 from engine.planner.context import Goal, Overrides
 from engine.planner.planner import recommend
 from engine.planner.progress import Progress, mark_mastered
@@ -125,6 +126,29 @@ def test_struggle_with_solid_prerequisites_asks_for_reteaching(learner) -> None:
     learner.attempt("B-p2", False)
     flags = recommend(learner.ctx()).flags
     assert flags[0].standard == "B" and flags[0].suggested_modality == "tutoring" and flags[0].remediation is None
+
+
+def test_a_standard_taught_without_an_answer_waits_when_nothing_can_answer_on_it(learner) -> None:
+    """Reteaching a struggle: a lesson sends no answer. Where nothing that answers may be given
+    on the standard (only lessons, pages and videos), it waits after the lesson instead of being
+    taught again and again with nothing learned from it (a struggle that never ends: lessons
+    forever); an answer on it, or a teacher's pin, brings it back."""
+    master(learner, "A")
+    learner.attempt("B-p1", False)
+    learner.attempt("B-p2", False)
+    lessons = frozenset({"B-tutor", "B-group", "B-read", "D-p1"})
+
+    def offered(**context) -> set[str]:
+        result = recommend(learner.ctx(**context), n=4, k_alternatives=5)
+        return {c.item.id for r in result.recommendations if r.standard == "B" for c in (r, *r.alternatives)}
+
+    assert offered(available=lessons)  # reteaching, struggling
+    learner.core.observe(learner.learner, Observation("B-tutor", ("B",), None, 1.0))  # the lesson held
+    assert not offered(available=lessons)  # nothing that answers: B waits
+    assert offered() & {"B-p1", "B-p2", "B-check"}  # practice may come
+    assert offered(available=lessons, overrides=Overrides(pinned_items=("B-group",))) == {"B-group"}
+    learner.attempt("B-p1", False)  # an answer: the struggle goes on, a lesson may come again
+    assert offered(available=lessons)
 
 
 def test_overrides_always_win(learner) -> None:
