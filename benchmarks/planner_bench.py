@@ -573,8 +573,9 @@ def main() -> None:
         "",
         "## Summary",
         "",
-        f"- Issue-4 planner targets: **{'met' if met else 'NOT met'}** on the correct and the misspecified graph "
-        "(details and margins below).",
+        f"- Issue-4 planner targets: **{'met' if met else 'NOT met'}** (correct graph: "
+        f"{'met' if correct_check['met'] else 'NOT met'}; misspecified: {'met' if wrong_check['met'] else 'NOT met'}; "
+        "details and margins below).",
         f"- zpd learning_gain {fmt(correct['zpd']['learning_gain'], correct['zpd']['learning_gain_ci'])} (correct graph), "
         f"{fmt(wrong['zpd']['learning_gain'], wrong['zpd']['learning_gain_ci'])} (misspecified); best baseline "
         f"zpdes {correct['zpdes']['learning_gain']:.3f} / {wrong['zpdes']['learning_gain']:.3f}.",

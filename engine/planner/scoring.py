@@ -170,6 +170,7 @@ def rank_candidates(ctx: PlanContext) -> tuple[Ranked, list[TeacherFlag], list[s
     checking.extend([False] * len(owned))
     ready_units: dict[tuple[str, ...], bool] = {}
     unanswered = taught_unanswered(ctx)
+    done_lately = set(ctx.progress.recent_items)
     for target in targets:
         allowed = allowed_items(ctx, target, placed, is_ready, ready_units)
         if not allowed and target.kind == "test_out":  # no check to test out with: practise it
@@ -179,11 +180,14 @@ def rank_candidates(ctx: PlanContext) -> tuple[Ranked, list[TeacherFlag], list[s
         if target.kind in ("learn", "remediation") and not due:
             # a mastery check confirms mastery; it is not practice (unless nothing else is there)
             allowed = [item for item in allowed if not item.mastery_check] or allowed
-        if target.unit in unanswered and target.kind != "pinned" and not any(i.modality.answers for i in allowed):
-            # taught since its last answer (a lesson, a page, a video) and nothing that answers
-            # may be given: it waits (another lesson now would tell nothing more, and a struggle
-            # on it would never end: the planner would teach it again and again)
-            allowed = []
+        if target.unit in unanswered and target.kind != "pinned":
+            # taught since its last answer (a lesson, a page, a video): the same one is not given
+            # again (its band fit is a guess: it sends no answer), and where nothing that answers
+            # may be given it waits (another lesson now would tell nothing more, and a struggle on
+            # it would never end: the planner would teach it again and again)
+            allowed = [item for item in allowed if item.modality.answers or item.id not in done_lately]
+            if not any(item.modality.answers for item in allowed):
+                allowed = []
         if allowed:
             owner.extend([len(owned)] * len(allowed))
             owned.append(target)

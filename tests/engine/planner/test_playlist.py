@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from engine.catalog import Modality
+from engine.learner import Observation
 from engine.planner.context import Overrides
 from engine.planner.playlist import CHECK_KINDS, ENTRY_DIAGNOSTIC, INDEPENDENT_PRACTICE, plan_playlist, plan_rotation
 
@@ -159,14 +160,15 @@ def test_a_group_just_taught_practises_before_the_teacher_teaches_it_again(index
     first = plan_rotation(contexts(), 60, 20, group_capacity=6)
     group = first.groups[0]
     assert group.block == 0 and set(group.learners) == set(learners), first.groups
-    for lid in group.learners:  # the lesson, answered right
-        learners[lid].attempt(group.item.id, True)
+    for lid in group.learners:  # the lesson held: it sends no answer
+        learner = learners[lid]
+        learner.core.observe(learner.learner, Observation(group.item.id, group.item.standards, None, 1.0))
     rest = plan_rotation(contexts(), 60, 20, group_capacity=6, blocks_done=1)
     assert all(g.standard != group.standard for g in rest.groups), rest.groups
     for lid in rest.playlists:  # they practise it at a station instead
         assert any(a.standard == group.standard for a in rest.playlists[lid].activities)
     # s0 fails it again and again after the lesson: struggling, the teacher takes them again
-    for item in (f"{group.standard}-p1", f"{group.standard}-p2", group.item.id):
+    for item in (f"{group.standard}-p1", f"{group.standard}-p2", f"{group.standard}-p1"):
         learners["s0"].attempt(item, False)
     again = plan_rotation(contexts(), 60, 20, group_capacity=6, blocks_done=1)
     assert any(g.standard == group.standard and "s0" in g.learners for g in again.groups), again.groups
