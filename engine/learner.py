@@ -587,8 +587,7 @@ class LearnerCore:
             return []
         if obs.correct is None:
             meta.reach(obs.time)
-            meta.progress.recent_items.append(obs.item_id)
-            del meta.progress.recent_items[: -self.config.novelty_window]
+            meta.progress.note_recent(obs.item_id, self.config.novelty_window)
             return []
         catalog = self.index.catalog
         # the item's standards as the catalog has them, as for its units (an answer received
@@ -599,8 +598,7 @@ class LearnerCore:
             unit = obs.unit if obs.unit is not None else (units[0] if units else None)
             learner.state = self.model.update(learner.state, event)
             meta.events += 1
-            meta.progress.recent_items.append(obs.item_id)
-            del meta.progress.recent_items[: -self.config.novelty_window]
+            meta.progress.note_recent(obs.item_id, self.config.novelty_window)
             if unit is not None and unit in self.index.prereqs:
                 meta.answers.append((unit, obs.correct >= 0.5, True))
                 self._refresh_priors(learner)

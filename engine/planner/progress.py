@@ -107,6 +107,11 @@ class Progress:
     days: dict[int, int] = field(default_factory=dict)
     started: float | None = None
 
+    def note_recent(self, item_id: str, keep: int) -> None:
+        """``item_id`` is the learner's latest activity; the ``keep`` latest are kept."""
+        self.recent_items.append(item_id)
+        del self.recent_items[:-keep]
+
     def pace(self, now: float, min_days: int = PACE_MIN_DAYS) -> tuple[float, int] | None:
         """The learner's own pace at ``now``: activities per calendar day over the last
         ``PACE_WINDOW_DAYS`` days (``now``'s day included), or since their first activity when that
@@ -245,9 +250,7 @@ def record_attempt(
     progress.activities += 1
     if len(attempt.units) > 1:
         progress.shared[attempt.units] = progress.shared.get(attempt.units, 0) + 1
-    progress.recent_items.append(attempt.item_id)
-    keep = config.novelty_window
-    del progress.recent_items[:-keep]
+    progress.note_recent(attempt.item_id, config.novelty_window)
     progress.outcomes.append(float(attempt.correct))
     del progress.outcomes[: -max(1, config.stall_after)]
     per_day = progress.days

@@ -125,6 +125,11 @@ def _error(request: Request, status: int, message: str, session: Session | None 
     return _page(request, "error.html", status, message=message, session=session)
 
 
+def _api_error(request: Request, exc: ApiError, session: Session) -> HTMLResponse:
+    """The error page for what the service refused, with its status (a 5xx one as a 422)."""
+    return _error(request, exc.status if exc.status < 500 else 422, exc.message, session)
+
+
 def invalid_page(request: Request, problems: list[tuple[str, str]]) -> HTMLResponse:
     """A page's request the server cannot take (a setting out of range in its query string): the
     error page, naming each setting, for the person at the browser."""
@@ -389,7 +394,7 @@ def rotation_page(request: Request, class_id: str, params: RotationParams) -> Re
         csv_url=f"/ui/classes/{quote(class_id)}/rotation.csv" + (f"?{query}" if query else ""),
         today=day(_service(request).clock()),
         rest_url=_rest_url(request, class_id, params, grid),
-        led=teacher_led(rotation, roster, params["blocks_done"]),
+        led=teacher_led(grid, params["blocks_done"]),
     )
 
 
@@ -439,7 +444,7 @@ def block_over(
         try:
             item = service.item(tenant, item_id, "held")
         except ApiError as exc:
-            return _error(request, exc.status if exc.status < 500 else 422, exc.message, session)
+            return _api_error(request, exc, session)
         if item.modality.answers:
             return _error(request, 422, f"{item.title!r} is not a lesson the teacher leads.", session)
         key = "\x1f".join((class_id, today, str(block), item_id, learner_id))
@@ -455,7 +460,7 @@ def block_over(
         try:
             result = service.ingest(tenant, events, frozenset(students))
         except ApiError as exc:
-            return _error(request, exc.status if exc.status < 500 else 422, exc.message, session)
+            return _api_error(request, exc, session)
         if result["retry"]:  # a student's record was busy: nothing of theirs was written
             return _error(request, 503, "The server was busy with these students; send the form again.", session)
     target = back if back.startswith(f"/ui/classes/{quote(class_id)}/rotation?") else None
@@ -509,7 +514,7 @@ def class_override(
         else:
             return _error(request, 422, f"Unknown change {action!r}; expected pin, move or exclude.", session)
     except ApiError as exc:
-        return _error(request, exc.status if exc.status < 500 else 422, exc.message, session)
+        return _api_error(request, exc, session)
     target = back if back.startswith(f"/ui/classes/{class_id}/rotation") else f"/ui/classes/{class_id}/rotation"
     return RedirectResponse(target, status_code=303)
 
@@ -554,7 +559,7 @@ def _set_goal(request: Request, session: Session, learner_ids: list[str], form: 
     try:
         goal = _goal_of_form(service, tenant, form["standards"], form["date"]) if form["action"] == "set" else None
     except ApiError as exc:
-        return _error(request, exc.status if exc.status < 500 else 422, exc.message, session)
+        return _api_error(request, exc, session)
     service.set_goals(tenant, learner_ids, goal)
     return RedirectResponse(back, status_code=303)
 

@@ -259,9 +259,11 @@ def rotation_grid(rotation: Rotation, roster: Roster) -> dict[str, Any]:
                 "id": g.id,
                 "standard": g.standard,
                 "item": g.item.title,
+                "item_id": g.item.id,
                 "block": g.block,
                 "start": g.start_minute,
                 "learners": [roster.name_of(lid) for lid in g.learners],
+                "learner_ids": list(g.learners),
                 "reason": g.reason,
             }
             for g in rotation.groups
@@ -285,27 +287,28 @@ def rotation_grid(rotation: Rotation, roster: Roster) -> dict[str, Any]:
     }
 
 
-def teacher_led(rotation: Rotation, roster: Roster, block: int) -> list[dict[str, Any]]:
-    """What the teacher led in ``block`` of the session: its small groups, then tutoring, each
-    with its students (``value``: ``"LEARNER ITEM"``, what the page's form sends back when the
-    block is over). A lesson sends no answer: the teacher says it was held."""
-    led: list[dict[str, Any]] = [
+def teacher_led(grid: dict[str, Any], block: int) -> list[dict[str, Any]]:
+    """What the teacher led in ``block`` of a :func:`rotation_grid`: its small groups, then
+    tutoring, each with its students (``value``: ``"LEARNER ITEM"``, what the page's form sends
+    back when the block is over). A lesson sends no answer: the teacher says it was held."""
+    led = [
         {
-            "what": f"Group {g.id} · {g.standard} · {g.item.title}",
-            "students": [{"value": f"{lid} {g.item.id}", "name": roster.name_of(lid)} for lid in g.learners],
+            "what": f"Group {g['id']} · {g['standard']} · {g['item']}",
+            "students": [
+                {"value": f"{lid} {g['item_id']}", "name": name}
+                for lid, name in zip(g["learner_ids"], g["learners"], strict=True)
+            ],
         }
-        for g in rotation.groups
-        if g.block == block
+        for g in grid["groups"]
+        if g["block"] == block
     ]
-    for lid, playlist in sorted(rotation.playlists.items(), key=lambda p: roster.name_of(p[0]).lower()):
-        for a in playlist.activities:
-            if a.item.modality is Modality.TUTORING and int(a.start_minute // rotation.block_minutes) == block:
-                led.append(
-                    {
-                        "what": f"Tutoring · {a.standard} · {a.item.title}",
-                        "students": [{"value": f"{lid} {a.item.id}", "name": roster.name_of(lid)}],
-                    }
-                )
+    led += [
+        {
+            "what": f"Tutoring · {e['standard']} · {e['item']}",
+            "students": [{"value": f"{e['learner_id']} {e['item_id']}", "name": e["name"]}],
+        }
+        for e in grid["cells"].get((block, Modality.TUTORING.value), [])
+    ]
     return led
 
 
