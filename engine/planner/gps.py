@@ -111,14 +111,14 @@ def goal_status(ctx: PlanContext) -> GoalStatus:
     goal = ctx.goal.standards
     # a goal standard nothing in the catalog practises cannot be reached, whatever the pace (the
     # route passes over other standards without items: see ``engine.planner.index.gating``)
-    blocked = [u for u in route if not ctx.index.items_for.get(u)]
+    blocked = [u for u in route if u not in ctx.index.practised]
     if not route:
         status, text = "reached", "every goal standard is mastered"
     elif blocked:
         status, text = (
             "blocked",
-            f"no item in the catalog practises {', '.join(blocked)}: the goal cannot be reached until items "
-            "for it are added",
+            f"{ctx.index.unpractised(blocked)}: the goal cannot be reached until practice or a check for "
+            f"{'it' if len(blocked) == 1 else 'them'} is added",
         )
     elif ctx.goal.date is None:
         left_to_learn = f"{len(route)} standard{'s' if len(route) != 1 else ''} to go"

@@ -13,7 +13,7 @@ import numpy as np
 from engine.catalog import Catalog, Item, Modality
 from engine.graph import StandardsGraph
 
-__all__ = ["MODALITIES", "ItemTable", "PlannerIndex"]
+__all__ = ["MODALITIES", "ItemTable", "PlannerIndex", "answered"]
 
 #: every modality, in a fixed order (``ItemTable.modality`` holds positions in it)
 MODALITIES: tuple[Modality, ...] = tuple(Modality)
@@ -51,10 +51,12 @@ class PlannerIndex:
     ``items_for[u]`` lists items that practise ``u`` (aligned to it or to one of its parents)
     and may be offered (not withdrawn); ``item_units[i]`` the units an item practises (a
     withdrawn one too: answers on it are evidence); ``prereqs``, ``dependents`` and ``ancestors``
-    the learning graph's links as the planner gates on them: a standard no item practises cannot
-    be learned or checked here, so it is passed through (what builds on it needs its
-    prerequisites instead; see :func:`gating`), else a catalog with items on some standards only
-    (a tenant's own framework) would leave their dependents waiting forever; ``order[u]`` a
+    the learning graph's links as the planner gates on them: a standard no item that sends an
+    answer practises (:attr:`practised`) cannot be checked here, so it is passed through (what
+    builds on it needs its prerequisites instead; see :func:`gating`), else a catalog with items
+    on some standards only (a tenant's own framework), or with only a lesson or a reading on some
+    (the Coherence Map's own links on 75 standards), would leave their dependents waiting
+    forever; ``order[u]`` a
     position in one fixed topological order of the learning graph (lower grade first), so any
     subset sorted by it is a valid learning order; ``cluster_before[u]`` the units of ``u``'s
     cluster that come before it in the source's sequence (the curriculum order), nearest first
@@ -103,7 +105,7 @@ class PlannerIndex:
         for members in clusters.values():
             for i, unit in enumerate(members):
                 before[unit] = tuple(reversed(members[:i]))
-        prereqs, dependents, ancestors = gating(graph, {u for u, v in items_for.items() if v})
+        prereqs, dependents, ancestors = gating(graph, answered(items_for))
         return cls(
             graph=graph,
             catalog=catalog,
@@ -151,9 +153,26 @@ class PlannerIndex:
         return ItemTable.build(list(self.catalog))
 
     @cached_property
+    def practised(self) -> frozenset[str]:
+        """The units some offered item that sends an answer practises (``Modality.answers``): the
+        ones a learner can show mastery of here. A lesson, a reading or a video teaches, but
+        nothing after it says whether it was learned."""
+        return frozenset(answered(self.items_for))
+
+    def unpractised(self, units: Sequence[str]) -> str:
+        """Why ``units`` (not :attr:`practised`) cannot be learned here, for a person to read."""
+        codes = ", ".join(units)
+        if any(self.items_for.get(u) for u in units):
+            return (
+                f"nothing in the catalog that sends an answer practises {codes} (lessons, readings or videos "
+                "alone teach but cannot show mastery)"
+            )
+        return f"no item in the catalog practises {codes}"
+
+    @cached_property
     def practised_mask(self) -> np.ndarray:
-        """A mask over ``order``'s positions: True at the units some catalog item practises."""
-        return self.positions(u for u, items in self.items_for.items() if items)
+        """:attr:`practised` as a mask over ``order``'s positions."""
+        return self.positions(self.practised)
 
     @cached_property
     def units_in_order(self) -> tuple[str, ...]:
@@ -223,27 +242,33 @@ class PlannerIndex:
                 leaf for code in item.standards if code in self.graph.standards for leaf in self.graph.leaves(code)
             )
         )
-        for name in ("item_table", "solo", "practised_mask", "prerequisite_pairs"):  # built again when asked for
+        for name in ("item_table", "solo", "practised", "practised_mask", "prerequisite_pairs"):  # built when asked
             self.__dict__.pop(name, None)
         old = self.item_units.get(item.id, ())
-        practised_before = {u for u in {*old, *units} if self.items_for[u]}
+        touched = {*old, *units}
+        practised_before = answered({u: self.items_for[u] for u in touched})
         for unit in old:
             self.items_for[unit] = tuple(i for i in self.items_for[unit] if i.id != item.id)
         self.item_units[item.id] = units
         for unit in () if item.withdrawn else units:
             self.items_for[unit] = (*self.items_for[unit], item)
         changed: Iterable[str] = {*old, *units}
-        if practised_before != {u for u in {*old, *units} if self.items_for[u]}:
-            # a standard gained its first item or lost its last: the gating links change (new
-            # dicts: an index made by ``extended`` shares its source's), and with them which
-            # check can confirm which unit
-            links = gating(self.graph, {u for u, items in self.items_for.items() if items})
+        if practised_before != answered({u: self.items_for[u] for u in touched}):
+            # a standard gained its first item that answers or lost its last: the gating links
+            # change (new dicts: an index made by ``extended`` shares its source's), and with
+            # them which check can confirm which unit
+            links = gating(self.graph, self.practised)
             for name, value in zip(("prereqs", "dependents", "ancestors"), links):
                 object.__setattr__(self, name, value)
             changed = self.items_for
         for unit in changed:
             self.checkable.discard(unit)
         self.checkable.update(checkable_units({u: self.items_for[u] for u in changed}, self.item_units, self.ancestors))
+
+
+def answered(items_for: Mapping[str, Sequence[Item]]) -> set[str]:
+    """The units of ``items_for`` with an item that sends an answer."""
+    return {u for u, items in items_for.items() if any(item.modality.answers for item in items)}
 
 
 def checkable_units(
@@ -267,12 +292,13 @@ def checkable_units(
 
 
 def gating(
-    graph: StandardsGraph, practised: set[str]
+    graph: StandardsGraph, practised: AbstractSet[str]
 ) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]], dict[str, frozenset[str]]]:
     """The learning graph's ``(prerequisites, dependents, ancestors)`` of every unit over the
-    ``practised`` units: an unpractised prerequisite is replaced by its own prerequisites (again
-    and again), and unpractised units are no one's dependent or ancestor. With every unit
-    practised (the bundled catalog) they are the learning graph's own links."""
+    ``practised`` units (:attr:`PlannerIndex.practised`): an unpractised prerequisite is replaced
+    by its own prerequisites (again and again), and unpractised units are no one's dependent or
+    ancestor. With every unit practised (the bundled catalog) they are the learning graph's own
+    links."""
     learning = graph.learning
     prereqs: dict[str, tuple[str, ...]] = {}
 

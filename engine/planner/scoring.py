@@ -146,6 +146,13 @@ def rank_candidates(ctx: PlanContext) -> tuple[Ranked, list[TeacherFlag], list[s
     presumed = presumed_prerequisites(ctx, placed)
     is_ready = Readiness(ctx, placed, presumed)
     targets, flags = select_targets(ctx, mastered, placed, goal_set, presumed, is_ready)
+    ready_units: dict[tuple[str, ...], bool] = {}
+    offers = _offers(ctx, targets, placed, is_ready, ready_units)
+    if ctx.goal is not None and not any(t.kind in ("learn", "test_out") for t, _, _ in offers):
+        # nothing toward the nearest goal objectives may be given (their only practice is past a
+        # gap): toward every one of them
+        targets, flags = select_targets(ctx, mastered, placed, goal_set, presumed, is_ready, every_objective=True)
+        offers = _offers(ctx, targets, placed, is_ready, ready_units)
     reteach = {f.standard for f in flags if f.remediation is None}  # struggling on solid prerequisites
     # The candidates: ``items[k]`` for ``owned[owner[k]]``; pinned items first (the last pinned
     # first), then each target's allowed items in target order.
@@ -168,31 +175,11 @@ def rank_candidates(ctx: PlanContext) -> tuple[Ranked, list[TeacherFlag], list[s
     owned.reverse()
     owner.extend(range(len(owned)))
     checking.extend([False] * len(owned))
-    ready_units: dict[tuple[str, ...], bool] = {}
-    unanswered = taught_unanswered(ctx)
-    done_lately = set(ctx.progress.recent_items)
-    for target in targets:
-        allowed = allowed_items(ctx, target, placed, is_ready, ready_units)
-        if not allowed and target.kind == "test_out":  # no check to test out with: practise it
-            target = replace(target, kind="learn", reasons=target.reasons[1:])
-            allowed = allowed_items(ctx, target, placed, is_ready, ready_units)
-        due = check_due(ctx, target)
-        if target.kind in ("learn", "remediation") and not due:
-            # a mastery check confirms mastery; it is not practice (unless nothing else is there)
-            allowed = [item for item in allowed if not item.mastery_check] or allowed
-        if target.unit in unanswered and target.kind != "pinned":
-            # taught since its last answer (a lesson, a page, a video): the same one is not given
-            # again (its band fit is a guess: it sends no answer), and where nothing that answers
-            # may be given it waits (another lesson now would tell nothing more, and a struggle on
-            # it would never end: the planner would teach it again and again)
-            allowed = [item for item in allowed if item.modality.answers or item.id not in done_lately]
-            if not any(item.modality.answers for item in allowed):
-                allowed = []
-        if allowed:
-            owner.extend([len(owned)] * len(allowed))
-            owned.append(target)
-            items.extend(allowed)
-            checking.append(due or target.kind in ("reverify", "recheck", "test_out"))
+    for target, allowed, check in offers:
+        owner.extend([len(owned)] * len(allowed))
+        owned.append(target)
+        items.extend(allowed)
+        checking.append(check)
     if not items:
         return Ranked.empty(_why_nothing(ctx, targets)), flags, route
     probs = np.asarray(ctx.predict(items), dtype=float)
@@ -280,6 +267,43 @@ def rank_candidates(ctx: PlanContext) -> tuple[Ranked, list[TeacherFlag], list[s
         return target.unit, items[k].id, target.kind
 
     return Ranked(ranking, make, label), flags, route
+
+
+def _offers(
+    ctx: PlanContext,
+    targets: Sequence[Target],
+    placed: frozenset[str],
+    is_ready: Readiness,
+    ready_units: dict[tuple[str, ...], bool],
+) -> list[tuple[Target, list[Item], bool]]:
+    """Each target with items the learner may be given for it now, as ``(target, its items,
+    whether it takes a mastery check as confirmation now)``, in target order."""
+    unanswered = taught_unanswered(ctx)
+    done_lately = set(ctx.progress.recent_items)
+    out = []
+    for target in targets:
+        allowed = allowed_items(ctx, target, placed, is_ready, ready_units)
+        if not allowed and target.kind == "test_out":  # no check to test out with: practise it
+            target = replace(target, kind="learn", reasons=target.reasons[1:])
+            allowed = allowed_items(ctx, target, placed, is_ready, ready_units)
+        due = check_due(ctx, target)
+        if target.kind in ("learn", "remediation") and not due:
+            # a mastery check confirms mastery; it is not practice (unless nothing else that
+            # answers is there: a reading alone would leave the standard taught, never answered)
+            practice = [item for item in allowed if not item.mastery_check]
+            if any(item.modality.answers for item in practice):
+                allowed = practice
+        if target.unit in unanswered and target.kind != "pinned":
+            # taught since its last answer (a lesson, a page, a video): the same one is not given
+            # again (its band fit is a guess: it sends no answer), and where nothing that answers
+            # may be given it waits (another lesson now would tell nothing more, and a struggle on
+            # it would never end: the planner would teach it again and again)
+            allowed = [item for item in allowed if item.modality.answers or item.id not in done_lately]
+            if not any(item.modality.answers for item in allowed):
+                allowed = []
+        if allowed:
+            out.append((target, allowed, due or target.kind in ("reverify", "recheck", "test_out")))
+    return out
 
 
 def _why_nothing(ctx: PlanContext, targets: Sequence[Target]) -> tuple[str, str]:

@@ -116,7 +116,7 @@ def presumed_prerequisites(ctx: PlanContext, placed: frozenset[str]) -> dict[str
             if (
                 earlier not in placed
                 and earlier not in mastered
-                and ctx.index.items_for.get(earlier)
+                and earlier in ctx.index.practised
                 and unit not in ctx.index.ancestors[earlier]
                 and earlier not in ancestors
             ):
@@ -147,6 +147,12 @@ class Readiness:
         if ok is None:
             ok = self._memo[unit] = _ready(self.ctx, unit, self.placed, self.presumed)
         return ok
+
+    def within(self, units: Sequence[str]) -> bool:
+        """Every prerequisite (listed or presumed) of each of ``units`` is in place or one of
+        ``units``: an item practising them has no gap but the one it teaches across."""
+        inside = set(units)
+        return all(p in self.placed or p in inside for u in units for p in prerequisites(self.ctx, u, self.presumed))
 
     @cached_property
     def placed_mask(self) -> np.ndarray:
@@ -203,7 +209,7 @@ def unverified_prerequisite(
         prog = ctx.progress.get(p)
         if (
             p in mastered
-            and prog.verified_at is None
+            and not verified(ctx, p)
             and (
                 prog.mastered_by != "evidence"
                 or ctx.mastery.get(p, 0.0) < cfg.ready_threshold
@@ -217,16 +223,34 @@ def unverified_prerequisite(
     return min(suspects, key=lambda p: (ctx.mastery.get(p, 0.0), ctx.index.order[p])) if suspects else None
 
 
+def verified(ctx: PlanContext, unit: str) -> bool:
+    """Mastery of ``unit`` re-verified since it was earned: by a passed check, or, where the
+    catalog has no check that can confirm it, by its latest answer, a success at least
+    ``reverify_after_s`` after it was mastered (what the planner re-checks it with: else it
+    would be re-checked forever)."""
+    prog = ctx.progress.get(unit)
+    if prog.verified_at is not None:
+        return True
+    return (
+        unit not in ctx.index.checkable
+        and prog.mastered_at is not None
+        and prog.last_time is not None
+        and bool(prog.recent)
+        and prog.recent[-1] >= 0.5
+        and prog.last_time - prog.mastered_at >= ctx.config.reverify_after_s
+    )
+
+
 def confirmed(ctx: PlanContext, unit: str) -> bool:
     """A mastered unit others may build on: mastered by a streak that includes a passed mastery
     check, or with ``confirm_streak`` successes among the last ``confirm_streak + 1`` attempts of
     practice (the last ``streak_required`` in a row); by a test-out or placement; or re-verified
-    by a passed check since. Practice alone is weaker evidence than a check, so prerequisites
+    since (:func:`verified`). Practice alone is weaker evidence than a check, so prerequisites
     mastered on practice are over-learned a little before anything is built on them."""
     prog, cfg = ctx.progress.get(unit), ctx.config
     if not prog.mastered:
         return False
-    if prog.verified_at is not None or prog.mastered_by != "evidence":
+    if prog.mastered_by != "evidence" or verified(ctx, unit):
         return True
     if prog.streak < min(cfg.streak_required, cfg.confirm_streak):
         return False
@@ -365,7 +389,13 @@ def select_targets(
     goal_set: set[str],
     presumed: Mapping[str, str],
     is_ready: Readiness,
+    every_objective: bool = False,
 ) -> tuple[list[Target], list[TeacherFlag]]:
+    """The standards to work on now, most pressing first, and the flags for the teacher. With a
+    goal, the work toward its ``[planner] objectives`` cheapest standards (see
+    :func:`goal_objectives`), or toward all of them with ``every_objective``: where nothing may
+    be given for those (their practice is past a gap a later objective's work closes), the work
+    goes on there rather than stopping."""
     cfg, index = ctx.config, ctx.index
     targets: list[Target] = []
     flags: list[TeacherFlag] = []
@@ -410,18 +440,20 @@ def select_targets(
     if ctx.goal is not None:
         # no silent stall: a goal standard nothing in the catalog practises cannot be reached
         for unit in sorted(goal_set, key=index.order.__getitem__):
-            if not index.items_for.get(unit) and unit not in mastered:
+            if unit not in index.practised and unit not in mastered:
                 flags.append(
                     TeacherFlag(
                         unit,
-                        f"no item in the catalog practises {unit}: the goal cannot be "
-                        "reached with this catalog; add items for it",
+                        f"{index.unpractised([unit])}: the goal cannot be reached with this catalog; add "
+                        "practice or a check for it",
                         "tutoring",
                         None,
                     )
                 )
         # the goal's standards, cheapest first, each with the work that leads to it now
-        objectives = goal_objectives(ctx, placed, goal_set, presumed)[: max(1, cfg.objectives)]
+        objectives = goal_objectives(ctx, placed, goal_set, presumed)[
+            : None if every_objective else max(1, cfg.objectives)
+        ]
         for rank, (goal_unit, cost, frontier) in enumerate(objectives):
             for unit in frontier:
                 reasons = ready_reasons(ctx, unit, mastered)
@@ -474,7 +506,7 @@ def select_targets(
     # Re-verification: mastered units on the inner fringe that no check has confirmed yet.
     for unit in mastered:
         prog = ctx.progress.get(unit)
-        if prog.verified_at is not None or prog.mastered_at is None:
+        if prog.mastered_at is None or verified(ctx, unit):
             continue
         if any(d in mastered for d in index.dependents[unit]):
             continue
@@ -575,7 +607,7 @@ def explore_candidates(ctx: PlanContext, placed: frozenset[str], goal_set: set[s
         if (area is None or u in area)
         and u not in mastered
         and u not in placed
-        and index.items_for.get(u)
+        and u in index.practised
         and not is_parked(ctx, u)
     ]
 
@@ -652,12 +684,19 @@ def route_to_goal(ctx: PlanContext, placed: frozenset[str]) -> list[str]:
     return ctx.index.route(ctx.progress.mastered | placed, goals) if goals else []
 
 
+#: the reviews the interval grows for at most (see :func:`review_due`)
+_MAX_REVIEWS = 64
+
+
 def review_due(ctx: PlanContext, unit: str) -> float:
     """0 when no review is due; otherwise how overdue, as a share of the interval (capped at 1)."""
     prog = ctx.progress.get(unit)
     if not prog.mastered or prog.last_review is None:
         return 0.0
-    interval = ctx.config.review_interval_s * ctx.config.review_growth**prog.reviews
+    # every success on a mastered standard is a review: a learner who keeps answering on one
+    # (a game played over and over) would overflow a float; the interval is past any school year
+    # long before the cap
+    interval = ctx.config.review_interval_s * ctx.config.review_growth ** min(prog.reviews, _MAX_REVIEWS)
     overdue = ctx.now - prog.last_review - interval
     return 0.0 if overdue < 0 else min(1.0, 0.1 + overdue / interval)
 
@@ -682,14 +721,43 @@ def allowed_items(
     ctx: PlanContext,
     target: Target,
     placed: frozenset[str],
-    is_ready: Callable[[str], bool],
+    is_ready: Readiness,
     fits: dict[tuple[str, ...], bool] | None = None,
 ) -> list[Item]:
     """The catalog's items for ``target`` the learner may get now, in catalog order. An item
     practises only units that are in place or ready (never past a gap), except for pinned,
     remediation and explore targets; a test-out takes a mastery check; a re-check takes one where
     the catalog has one for the standard. ``fits`` memoizes the readiness of units an item
-    practises over one planning call (``placed`` and ``is_ready`` are fixed there)."""
+    practises over one planning call (``placed`` and ``is_ready`` are fixed there).
+
+    Practice (learn, review) that answers and practises the target alone, or with units that are
+    ready too, comes first. Where there is none, an item that also practises what builds on the
+    target is allowed when its only gap lies inside it (:meth:`Readiness.within`): a parent
+    standard's task for its first part, a lesson-level task over "3.NF.A.1, 3.NF.A.2"; and where
+    there is none of those either, any item that answers on the target (a grade 7 task that is
+    the only practice of a grade 6 standard). Many catalogs align practice only so; without
+    this, the target could never be practised, and nothing built on it ever learned."""
+    out = _allowed(ctx, target, placed, is_ready, {} if fits is None else fits)
+    if (
+        target.kind in ("learn", "review")
+        and target.unit not in ctx.index.solo
+        and not any(item.modality.answers for item in out)
+        and (target.unit in placed or is_ready(target.unit))
+    ):
+        kept = {item.id for item in out}
+        units_of = ctx.index.item_units
+        offered = offered_items(ctx, target.unit)
+        answering = [item.id for item in offered if item.modality.answers]
+        inside = [i for i in answering if is_ready.within(units_of[i])]
+        kept.update(inside or answering)
+        out = [item for item in offered if item.id in kept]
+    return out
+
+
+def _allowed(
+    ctx: PlanContext, target: Target, placed: frozenset[str], is_ready: Callable[[str], bool], memo: dict
+) -> list[Item]:
+    """:func:`allowed_items` without the items whose gap lies inside them."""
     items = offered_items(ctx, target.unit)
     kind = target.kind
     if kind in ("pinned", "remediation", "explore"):
@@ -699,7 +767,6 @@ def allowed_items(
     practice_ok = kind in ("reverify", "recheck") and target.unit not in ctx.index.checkable
     check_only = kind in ("test_out", "reverify", "recheck")
     units_of = ctx.index.item_units
-    memo = {} if fits is None else fits
     if target.unit in ctx.index.solo:  # every item practises this unit alone: one answer for all
         key = (target.unit,)
         fine = memo.get(key)

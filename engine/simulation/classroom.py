@@ -235,7 +235,7 @@ class WholeClass:
     def start(self, graph: StandardsGraph, catalog: Catalog, goal: Sequence[str], learners: Sequence[int]) -> None:
         index = PlannerIndex.build(graph, catalog)
         goal_units = set(index.units(goal))
-        self.sequence = [u for u in index.order if u in goal_units and index.items_for.get(u)]
+        self.sequence = [u for u in index.order if u in goal_units and u in index.practised]
         self.items = {u: list(index.items_for[u]) for u in self.sequence}
         self.learners = list(learners)
         self.position, self.days_on, self.answers = 0, 0, [0, 0]

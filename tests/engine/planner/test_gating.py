@@ -14,6 +14,7 @@ from engine.planner.context import Overrides
 from engine.planner.index import PlannerIndex
 from engine.planner.planner import recommend
 from engine.planner.playlist import plan_playlist
+from engine.planner.scoring import rank_candidates
 from engine.planner.targets import in_place, presumed_prerequisites
 from engine.sources import build_default_catalog, load_graph
 from tests.engine.planner.conftest import Learner, world
@@ -52,6 +53,29 @@ def test_a_standard_no_item_practises_is_passed_through(config) -> None:
     assert extended.prereqs["C"] == ("B",) and extended.ancestors["C"] == frozenset({"A", "B"})
     assert extended.prerequisite_pairs[0].size == 2  # B on A, C on B
     assert index.prereqs["C"] == ("A",) and index.prerequisite_pairs[0].size == 2  # A on nothing: B, C on A
+
+
+def test_a_standard_with_lessons_only_is_passed_through(config) -> None:
+    """A lesson, a reading or a video teaches but sends no answer: a standard with nothing else
+    can never be shown mastered here (75 standards of the Coherence Map's own links), so it gates
+    as one without items, else everything built on it would wait forever. Its first item that
+    answers (a tenant's upsert) makes it gate again."""
+    graph, catalog = world()  # A -> B -> C, D apart; items on each
+    lessons = Catalog([i for i in catalog if "B" not in i.standards or not i.modality.answers])
+    index = PlannerIndex.build(graph, lessons)
+    assert index.items_for["B"] and "B" not in index.practised and not index.practised_mask[index.order["B"]]
+    assert index.prereqs["C"] == ("A",) and index.ancestors["C"] == frozenset({"A"})
+    assert index.route(set(), ["C"]) == ["A", "C"]
+
+    learner = Learner(index, config)
+    for item in ("A-p1", "A-p2", "A-p1", "A-check"):
+        learner.attempt(item, True)
+    assert "A" in learner.progress.mastered
+    assert "C-p1" in offered_for(learner, "C") and not offered_for(learner, "B")
+
+    index.with_item(next(i for i in catalog if i.id == "B-p1"))
+    assert "B" in index.practised and index.prereqs["C"] == ("B",)
+    assert index.ancestors["C"] == frozenset({"A", "B"})
 
 
 def test_withdrawn_items_are_indexed_for_evidence_but_never_offered(config) -> None:
@@ -108,3 +132,44 @@ def test_an_empty_playlist_says_why(config) -> None:
     short = plan_playlist(learner.ctx(), 2)  # every item takes 5 minutes or more
     assert not short.activities and short.empty[0] == "none_fits" and "2 minutes" in short.empty[1]
     assert plan_playlist(learner.ctx(), 30).empty is None
+
+
+def test_a_standard_practised_only_with_what_builds_on_it_is_practised_so(config) -> None:
+    """A catalog aligned by lesson or by parent standard ("3.NF.A.1, 3.NF.A.2"; 4.NF.B.4 for its
+    parts a, b and c) may have no item that practises a standard alone: its only practice also
+    practises what needs it first. Such an item is given for the standard when nothing that
+    answers practises it alone, one whose gap lies inside it first; before, the standard could
+    never be practised and nothing built on it ever learned. Where the standard has practice of
+    its own, the item waits until all it practises is ready, as before."""
+    graph, catalog = world()  # A -> B -> C, D apart
+    lessons_only = {"A-p1", "A-p2", "A-check", "D-p1", "D-p2", "D-check"}
+    items = [i for i in catalog if i.id not in lessons_only]
+    items.append(Item("AC-mixed", "A and C together", ("A", "C"), Modality.ONLINE_PRACTICE, 10))
+    index = PlannerIndex.build(graph, Catalog(items))
+    learner = Learner(index, config)
+
+    offered = offered_for(learner, "A")
+    assert "AB-mixed" in offered  # A's only practice, with B, which needs only A
+    assert "AC-mixed" not in offered  # C also needs B, which the item does not practise
+    # without AB-mixed, AC-mixed is A's only practice: given, its gap (B) notwithstanding
+    far = Learner(PlannerIndex.build(graph, Catalog([i for i in items if i.id != "AB-mixed"])), config)
+    assert "AC-mixed" in offered_for(far, "A")
+
+    for _ in range(30):
+        if "A" in learner.progress.mastered:
+            break
+        picked = recommend(learner.ctx(), n=1).recommendations[0]
+        assert picked.standard in ("A", "D")
+        learner.attempt(picked.item.id, True)
+    assert "A" in learner.progress.mastered
+    assert "B-p1" in offered_for(learner, "B")
+
+    with_own = Learner(PlannerIndex.build(graph, catalog), config)
+    offered = offered_for(with_own, "A")
+    assert "A-p1" in offered and "AB-mixed" not in offered
+
+
+def offered_for(learner: Learner, unit: str) -> set[str]:
+    """The items every candidate of the learner's plan offers for ``unit``."""
+    ranked = rank_candidates(learner.ctx())[0]
+    return {item for standard, item, _ in map(ranked.label, range(len(ranked))) if standard == unit}

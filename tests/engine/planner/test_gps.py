@@ -96,6 +96,13 @@ def test_a_goal_no_item_practises_is_blocked_not_on_its_way(config) -> None:
     one_left = goal_status(learner.ctx(goal=Goal(("A",))))
     assert one_left.explanation.startswith("1 standard to go,")
 
+    # only a lesson and a reading on C: taught, but nothing can show it learned
+    lessons = [i for i in catalog if "C" not in i.standards or not i.modality.answers]
+    taught = Learner(PlannerIndex.build(graph, Catalog(lessons)), config)
+    status = goal_status(taught.ctx(goal=Goal(("C",), date=60 * DAY)))
+    assert status.status == "blocked" and status.route == ["A", "B", "C"]
+    assert "sends an answer practises C (lessons" in status.explanation
+
 
 def _work(learner, days: list[float]) -> None:
     """One answer on each of ``days`` (in days since the epoch), alternating right and wrong on A's

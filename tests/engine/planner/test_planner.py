@@ -287,3 +287,69 @@ def test_exploration_is_seeded(index) -> None:
     learner = Learner(index, PlannerConfig(exploration=1.0))
     picks = {recommend(learner.ctx(rng=np.random.default_rng(s))).recommendations[0].standard for s in range(20)}
     assert picks == {"A", "D"}  # exploration stays among ready standards, and does explore
+
+
+def test_a_standard_no_check_confirms_is_reverified_by_a_success_once_due(config) -> None:
+    """Re-verification takes a check; where the catalog has none for the standard it takes
+    practice, and a success on it once the re-check is due verifies it. Before, the standard
+    stayed "to re-check" for good, and a learner with nothing else open was given it again and
+    again (one simulated learner: 879 answers on one kindergarten standard)."""
+    from engine.catalog import Catalog
+    from engine.planner.index import PlannerIndex
+
+    from .conftest import world
+
+    graph, catalog = world()
+    learner = Learner(PlannerIndex.build(graph, Catalog([i for i in catalog if i.id != "D-check"])), config)
+    for _ in range(6):
+        learner.attempt("D-p1", True, 0.0)
+    assert learner.progress.get("D").mastered and "D" not in learner.index.checkable
+    later = config.reverify_after_s + 1
+    again = [c for c in rank_candidates(learner.ctx(now=later))[0] if c.kind == "reverify"]
+    assert {c.standard for c in again} == {"D"} and not any(c.item.mastery_check for c in again)
+    learner.attempt("D-p2", True, 10.0)  # before it is due: no re-check
+    assert "D" in {c.standard for c in rank_candidates(learner.ctx(now=later))[0] if c.kind == "reverify"}
+    learner.attempt("D-p2", True, later)
+    assert not [c for c in rank_candidates(learner.ctx(now=later + 60))[0] if c.kind == "reverify"]
+
+
+def test_a_standard_with_a_check_and_a_reading_only_is_answered_on_the_check(config) -> None:
+    """A check is not practice while there is practice that answers; a reading is not such
+    practice. Before, a standard with a check and a reading only was given the reading, and once
+    read (nothing answers after a reading) nothing at all: it could never be learned."""
+    from engine.catalog import Catalog
+    from engine.planner.index import PlannerIndex
+
+    from .conftest import world
+
+    graph, catalog = world()
+    kept = [i for i in catalog if "B" not in i.standards or i.id in ("B-check", "B-read")]
+    learner = Learner(PlannerIndex.build(graph, Catalog(kept)), config)
+    master(learner, "A")
+    offered = {c.item.id for c in rank_candidates(learner.ctx())[0] if c.standard == "B"}
+    assert offered == {"B-check", "B-read"}
+    learner.core.observe(learner.learner, Observation("B-read", ("B",), None, 60.0))
+    offered = {c.item.id for c in rank_candidates(learner.ctx(now=120.0))[0] if c.standard == "B"}
+    assert offered == {"B-check"}
+
+
+def test_when_the_nearest_objectives_have_nothing_to_give_the_further_ones_are_worked_on() -> None:
+    """Goal X and Y, one objective at a time; X is the cheaper, W is on the way to Y. When X's
+    items are not to be given (the teacher excluded them, the platform offers others), the work
+    goes on toward Y: before, the plan was empty although W was ready with practice."""
+    from engine.catalog import Catalog, Item, Modality
+    from engine.graph import Standard, StandardsGraph
+    from engine.planner.index import PlannerIndex
+
+    graph = StandardsGraph([Standard(c, grade="3", grade_num=3) for c in "WXY"], [("W", "Y")])
+    items = [Item(f"{c}-{k}", f"{c} {k}", (c,), Modality.ONLINE_PRACTICE, 10) for c in "WXY" for k in (1, 2)]
+    config = PlannerConfig(exploration=0.0, entry_diagnostic_minutes=0, objectives=1)
+    learner = Learner(PlannerIndex.build(graph, Catalog(items)), config, goal=Goal(("X", "Y")))
+    learner.state = learner.model.state_with_priors({"X": 0.5, "W": 0.1, "Y": 0.1})
+    assert {r.standard for r in recommend(learner.ctx()).recommendations} == {"X"}
+    for ctx in (
+        learner.ctx(overrides=Overrides(excluded_items=frozenset({"X-1", "X-2"}))),
+        learner.ctx(available=frozenset({"W-1", "W-2", "Y-1", "Y-2"})),
+    ):
+        result = recommend(ctx)
+        assert result.recommendations and result.recommendations[0].standard == "W"

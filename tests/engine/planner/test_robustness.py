@@ -4,6 +4,8 @@ a goal the catalog cannot reach is said."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from configs import PlannerConfig, load_config
@@ -340,3 +342,19 @@ def test_zpd_learns_in_a_wrong_chain_world() -> None:
     zpd = planner_factories(cfg, GraphBKT.from_graph(world.told, **cfg.model.bkt), grade=world.grade)["zpd"]
     rows, _ = run_world({"zpd": zpd, "topo": BASELINES["topo"]}, world, learners=30, seed=0, oracle=False)
     assert rows["zpd"]["learning_gain"] > 0.2
+
+
+def test_a_standard_answered_right_a_thousand_times_after_mastery_still_plans() -> None:
+    """Every success on a mastered standard counts as a review and the review interval grows
+    with each; a learner who keeps answering on one (a game played over and over, a stuck
+    plan) once overflowed the interval and every request for them failed."""
+    c = core(practice_only("AB", [("A", "B")]))
+    learner = c.new(0)
+    t = 0.0
+    while "A" not in learner.progress.mastered:
+        answer(c, learner, "A-1", True, t)
+        t += 60.0
+    learner.progress.units["A"] = replace(learner.progress.get("A"), reviews=5000)
+    answer(c, learner, "A-1", True, t)
+    assert learner.progress.get("A").reviews == 5001
+    assert c.recommend(learner, t + 365 * 86400.0).recommendations
