@@ -734,9 +734,9 @@ def allowed_items(
     ready too, comes first. Where there is none, an item that also practises what builds on the
     target is allowed when its only gap lies inside it (:meth:`Readiness.within`): a parent
     standard's task for its first part, a lesson-level task over "3.NF.A.1, 3.NF.A.2"; and where
-    there is none of those either, any item that answers on the target (a grade 7 task that is
-    the only practice of a grade 6 standard). Many catalogs align practice only so; without
-    this, the target could never be practised, and nothing built on it ever learned."""
+    there is none of those either, any item that answers on it (a grade 7 task that is the only
+    practice of a grade 6 standard). Many catalogs align practice only so; without this, the
+    target could never be practised, and nothing built on it ever learned."""
     out = _allowed(ctx, target, placed, is_ready, {} if fits is None else fits)
     if (
         target.kind in ("learn", "review")

@@ -15,7 +15,7 @@ from engine.planner.index import PlannerIndex
 from engine.planner.planner import recommend
 from engine.planner.playlist import plan_playlist
 from engine.planner.scoring import rank_candidates
-from engine.planner.targets import in_place, presumed_prerequisites
+from engine.planner.targets import Readiness, Target, allowed_items, in_place, presumed_prerequisites
 from engine.sources import build_default_catalog, load_graph
 from tests.engine.planner.conftest import Learner, world
 
@@ -173,3 +173,23 @@ def offered_for(learner: Learner, unit: str) -> set[str]:
     """The items every candidate of the learner's plan offers for ``unit``."""
     ranked = rank_candidates(learner.ctx())[0]
     return {item for standard, item, _ in map(ranked.label, range(len(ranked))) if standard == unit}
+
+
+def test_every_standard_of_the_coherence_maps_own_links_can_be_practised_once_ready(config) -> None:
+    """The bundled graph with the Coherence Map's own links alone (``generate_missing = false``):
+    every standard something that answers practises gets something that answers once all it
+    needs is in place. Before, 26 could not (their only practice a parent's or a cluster's task
+    over standards that need them) and 75 with only lessons or readings held back all that
+    builds on them."""
+    graph = load_graph()
+    index = PlannerIndex.build(graph, build_default_catalog(graph, generate_missing=False))
+    learner = Learner(index, config)
+    ctx = learner.ctx()
+    without = []
+    for unit in index.practised:
+        placed = frozenset(index.ancestors[unit])
+        allowed = allowed_items(ctx, Target(unit, "learn", []), placed, Readiness(ctx, placed, {}))
+        if not any(item.modality.answers for item in allowed):
+            without.append(unit)
+    assert len(index.practised) > 300 and without == []
+    assert not any(index.items_for[u] and u not in index.practised for u in index.ancestors["4.NF.B.3.a"])
