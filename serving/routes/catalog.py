@@ -132,6 +132,22 @@ def put_items(principal: AdminDep, service: ServiceDep, body: Any = Body(...)) -
         if realigned
         else []
     )
+    index = service.content.content(principal.tenant).index
+    taught_only = index.graph.sort(
+        {
+            u
+            for r in records
+            for u in index.item_units.get(r["id"], ())
+            if u not in index.practised and index.items_for[u]
+        }
+    )
+    if taught_only:
+        notes.append(
+            f"{len(taught_only)} standard(s) of these items have only lessons, readings or videos "
+            f"({', '.join(taught_only[:5])}{', ...' if len(taught_only) > 5 else ''}): nothing on them sends an "
+            "answer, so no learner can show them learned; plans pass over them (what builds on them needs their "
+            "prerequisites instead) until practice or a check on them is added"
+        )
     return {
         "created": created,
         "updated": updated,

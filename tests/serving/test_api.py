@@ -686,6 +686,41 @@ def test_a_framework_with_nothing_to_learn_yet_answers_every_learner_route(api) 
     assert c.get("/v1/learners/e1/next?grade=3", headers=h).status_code == 200
 
 
+def test_a_standard_with_only_a_reading_is_named_and_passed_over(api) -> None:
+    """A tenant's framework F.1 -> F.2; its first items are a reading on F.1 and practice on F.2.
+    The admin is told F.1 can be taught but never shown learned, and learners are not held back
+    on it: F.2 is offered at once. Practice on F.1 later makes it gate F.2 again."""
+    c, h = api.client, api.h()
+
+    def node(ident: str, code: str) -> dict:
+        return {"identifier": ident, "uri": f"urn:uuid:{ident}", "humanCodingScheme": code,
+                "fullStatement": f"statement {code}", "CFItemType": "Standard", "educationLevel": ["03"]}  # fmt: skip
+
+    link = {"identifier": "p1", "associationType": "precedes",
+            "originNodeURI": {"identifier": "f1", "uri": "urn:uuid:f1", "title": "F.1"},
+            "destinationNodeURI": {"identifier": "f2", "uri": "urn:uuid:f2", "title": "F.2"}}  # fmt: skip
+    framework = {"CFDocument": {"identifier": "d-f", "title": "F"}, "CFItems": [node("f1", "F.1"), node("f2", "F.2")],
+                 "CFAssociations": [link]}  # fmt: skip
+    assert c.post("/v1/standards/import?allow_empty=true", json=framework, headers=h).status_code == 200
+    items = [
+        {"id": "f1-read", "title": "F.1 reading", "standards": ["F.1"], "modality": "reading", "duration_minutes": 5},
+        {
+            "id": "f2-p",
+            "title": "F.2 practice",
+            "standards": ["F.2"],
+            "modality": "online_practice",
+            "duration_minutes": 5,
+        },
+    ]
+    sent = c.put("/v1/items", json=items, headers=h).json()
+    assert sent["created"] == 2 and len(sent["notes"]) == 1
+    assert "only lessons, readings or videos (F.1)" in sent["notes"][0]
+    assert c.get("/v1/learners/f-1/next", headers=h).json()["recommendations"][0]["standard"] == "F.2"
+    practice = {**items[1], "id": "f1-p", "title": "F.1 practice", "standards": ["F.1"]}
+    assert c.put("/v1/items", json=[practice], headers=h).json()["notes"] == []
+    assert c.get("/v1/learners/f-2/next", headers=h).json()["recommendations"][0]["standard"] == "F.1"
+
+
 def test_standards_items_and_docs(api) -> None:
     c, h = api.client, api.h()
     std = c.get("/v1/standards/CCSS.Math.Content.3.NF.A.1", headers=h).json()

@@ -5,9 +5,11 @@ practised (the bundled catalog) the links are the learning graph's own."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import networkx as nx
 
-from configs import PlannerConfig
+from configs import PlannerConfig, load_config
 from engine.catalog import Catalog, Item, Modality
 from engine.graph import Standard, StandardsGraph
 from engine.planner.context import Overrides
@@ -16,7 +18,7 @@ from engine.planner.planner import recommend
 from engine.planner.playlist import plan_playlist
 from engine.planner.scoring import rank_candidates
 from engine.planner.targets import Readiness, Target, allowed_items, in_place, presumed_prerequisites
-from engine.sources import build_default_catalog, load_graph
+from engine.sources import build_default_catalog, graph_from_config, load_catalog_source, load_graph
 from tests.engine.planner.conftest import Learner, world
 
 
@@ -176,13 +178,17 @@ def offered_for(learner: Learner, unit: str) -> set[str]:
 
 
 def test_every_standard_of_the_coherence_maps_own_links_can_be_practised_once_ready(config) -> None:
-    """The bundled graph with the Coherence Map's own links alone (``generate_missing = false``):
+    """The bundled graph with the Coherence Map's own links alone (``generate_missing = false``,
+    as ``configs/coherence_links_only.toml`` serves it):
     every standard something that answers practises gets something that answers once all it
     needs is in place. Before, 26 could not (their only practice a parent's or a cluster's task
     over standards that need them) and 75 with only lessons or readings held back all that
     builds on them."""
-    graph = load_graph()
-    index = PlannerIndex.build(graph, build_default_catalog(graph, generate_missing=False))
+    served = load_config(Path(__file__).parents[3] / "configs" / "coherence_links_only.toml")
+    graph = graph_from_config(served.graph)
+    catalog = load_catalog_source(served.catalog.source, graph, served.catalog.generate_missing)
+    assert all(item.source == "coherence_map" for item in catalog)
+    index = PlannerIndex.build(graph, catalog)
     learner = Learner(index, config)
     ctx = learner.ctx()
     without = []
