@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from zpd.cli import app
 
 runner = CliRunner()
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(*args: str):
@@ -93,6 +94,10 @@ def test_catalog_commands(tmp_path: Path) -> None:
     assert cov.exit_code == 0, cov.output
     data = json.loads(cov.stdout)
     assert data["standards"] == 480 and data["modalities"]["online_practice"]["learnable_without"] == []
+    assert data["learnable"]["practised"] == data["learnable"]["standards"] == 440
+    links = run("--config", str(ROOT / "configs" / "coherence_links_only.toml"), "catalog", "coverage")
+    assert "338 of 440 learnable standards have something that sends an answer" in links.stdout
+    assert "75 (e.g. K.CC.C.7, " in links.stdout and "26 (e.g. K.CC.B.4.a, " in links.stdout
     out = tmp_path / "catalog.csv"
     assert run("catalog", "export", "-o", str(out)).exit_code == 0
     ok = run("catalog", "validate", str(out))

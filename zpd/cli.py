@@ -25,6 +25,7 @@ from engine.catalog import coverage as catalog_coverage
 from engine.codes import CODE_STYLES, CodeStyle
 from engine.graph import GraphError, StandardsGraph, UnknownStandardError, grade_number
 from engine.graph_csv import EdgeColumns
+from engine.planner.index import PlannerIndex
 from engine.sources import graph_from_config, load_catalog_source
 from engine.textfiles import OutputPathError, TextFileError, check_output_file, read_text
 from serving.cli import keys_app, lrs_app, plan_batch, replay, roster_app, serve, store_from_option
@@ -488,6 +489,24 @@ def cmd_catalog_coverage(
         for m in Modality
     }
     real = {c for item in cat if item.source != "generated" for c in item.standards}
+    # as the planner sees it: what a learner can show learned, and what only past a gap
+    index = PlannerIndex.build(g, cat)
+    units_of, ancestors = index.item_units, index.ancestors
+    planned: dict[str, Any] = {
+        "standards": len(index.order),
+        "practised": len(index.practised),
+        "taught_only": g.sort(u for u, items in index.items_for.items() if items and u not in index.practised),
+        "without_items": g.sort(u for u, items in index.items_for.items() if not items),
+        "practised_only_past_a_gap": g.sort(
+            u
+            for u in index.practised
+            if all(
+                any(v != u and u in ancestors[v] for v in units_of[item.id])
+                for item in index.items_for[u]
+                if item.modality.answers
+            )
+        ),
+    }
     result = {
         "items": len(cat),
         "generated_items": sum(1 for item in cat if item.source == "generated"),
@@ -495,6 +514,7 @@ def cmd_catalog_coverage(
         "standards_with_real_content": len(real),
         "standards_without_items": [c for c in report if not report[c]],
         "modalities": summary,
+        "learnable": planned,
         "by_standard": report,
     }
     if as_json:
@@ -510,6 +530,21 @@ def cmd_catalog_coverage(
         typer.echo(
             f"{name:16} {info['standards']:>9}  {len(missing)}"
             + (f" (e.g. {', '.join(missing[:4])})" if missing else "")
+        )
+    learn = planned
+
+    def some(codes: list[str]) -> str:
+        return f"{len(codes)}" + (f" (e.g. {', '.join(codes[:4])})" if codes else "")
+
+    typer.echo(
+        f"{learn['practised']} of {learn['standards']} learnable standards have something that sends an answer; "
+        f"plans pass over the others: {some(learn['taught_only'])} with only lessons, readings or videos, "
+        f"{some(learn['without_items'])} with no item"
+    )
+    if learn["practised_only_past_a_gap"]:
+        typer.echo(
+            f"{some(learn['practised_only_past_a_gap'])} practised only together with standards that need them "
+            "first: given so, past that gap (practice on them alone would avoid it)"
         )
 
 
