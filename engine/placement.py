@@ -240,11 +240,7 @@ class Placement:
         cached = getattr(self, "_unaskable_cache", None)
         if cached is None or cached[0] is not self.focus:  # nothing to ask with, or outside the focus
             mask = np.array(
-                [
-                    not any(i.modality.answers for i in self.index.items_for.get(u, ()))
-                    or (self.focus is not None and u not in self.focus)
-                    for u in self.units
-                ],
+                [u not in self.index.practised or (self.focus is not None and u not in self.focus) for u in self.units],
                 dtype=bool,
             )
             self._unaskable_cache = cached = (self.focus, mask)
