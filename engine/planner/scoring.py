@@ -148,9 +148,10 @@ def rank_candidates(ctx: PlanContext) -> tuple[Ranked, list[TeacherFlag], list[s
     targets, flags = select_targets(ctx, mastered, placed, goal_set, presumed, is_ready)
     ready_units: dict[tuple[str, ...], bool] = {}
     offers = _offers(ctx, targets, placed, is_ready, ready_units)
-    if ctx.goal is not None and not any(t.kind in ("learn", "test_out") for t, _, _ in offers):
-        # nothing toward the nearest goal objectives may be given (their only practice is past a
-        # gap): toward every one of them
+    if ctx.goal is not None and all(t.kind in ("review", "reverify") for t, _, _ in offers):
+        # no new work may be given (none toward the nearest goal objectives: the teacher excluded
+        # their items, the platform offers others, they were just taught and nothing that
+        # answers is there): toward every objective
         targets, flags = select_targets(ctx, mastered, placed, goal_set, presumed, is_ready, every_objective=True)
         offers = _offers(ctx, targets, placed, is_ready, ready_units)
     reteach = {f.standard for f in flags if f.remediation is None}  # struggling on solid prerequisites
