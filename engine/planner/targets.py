@@ -393,9 +393,9 @@ def select_targets(
 ) -> tuple[list[Target], list[TeacherFlag]]:
     """The standards to work on now, most pressing first, and the flags for the teacher. With a
     goal, the work toward its ``[planner] objectives`` cheapest standards (see
-    :func:`goal_objectives`), or toward all of them with ``every_objective``: where nothing may
-    be given for those (their practice is past a gap a later objective's work closes), the work
-    goes on there rather than stopping."""
+    :func:`goal_objectives`), or toward all of them with ``every_objective`` (see
+    ``scoring.rank_candidates``: when no new work may be given toward the nearest ones, the work
+    goes on toward the others rather than stopping)."""
     cfg, index = ctx.config, ctx.index
     targets: list[Target] = []
     flags: list[TeacherFlag] = []
