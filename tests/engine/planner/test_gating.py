@@ -199,3 +199,32 @@ def test_every_standard_of_the_coherence_maps_own_links_can_be_practised_once_re
             without.append(unit)
     assert len(index.practised) > 300 and without == []
     assert not any(index.items_for[u] and u not in index.practised for u in index.ancestors["4.NF.B.3.a"])
+
+
+def test_a_learner_answering_right_reaches_a_goal_on_the_coherence_maps_own_links(config) -> None:
+    """On the Coherence Map's own links alone, a grade 4 learner who answers right whatever the
+    plan gives (and reads or attends what sends no answer) reaches 4.NF.B.3 and 4.NF.B.4, whose
+    parts are practised there only by their parents' and their cluster's tasks. Before, the plan
+    never gave those tasks, and the learner was held on other work for good."""
+    from engine.learner import Observation
+    from engine.planner.context import Goal
+
+    served = load_config(Path(__file__).parents[3] / "configs" / "coherence_links_only.toml")
+    graph = graph_from_config(served.graph)
+    index = PlannerIndex.build(graph, load_catalog_source("bundled", graph, served.catalog.generate_missing))
+    goal = Goal(("4.NF.B.3", "4.NF.B.4"))
+    learner = Learner(index, config)
+    earlier = {u: 0.97 for u in index.order if (graph.standards[u].grade_num or 0) <= 3}
+    learner.state = learner.model.state_with_priors(earlier)
+    units = index.units(goal.standards)
+    t = 0.0
+    for step in range(100):
+        if all(u in learner.progress.mastered for u in units):
+            break
+        picked = recommend(learner.ctx(now=t, goal=goal), n=1).recommendations
+        assert picked, step
+        item = picked[0].item
+        answer = 1.0 if item.modality.answers else None
+        learner.core.observe(learner.learner, Observation(item.id, item.standards, answer, t))
+        t += 600.0
+    assert all(u in learner.progress.mastered for u in units), step
