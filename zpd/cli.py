@@ -495,7 +495,7 @@ def cmd_catalog_coverage(
     planned: dict[str, Any] = {
         "standards": len(index.order),
         "practised": len(index.practised),
-        "taught_only": g.sort(u for u, items in index.items_for.items() if items and u not in index.practised),
+        "taught_only": g.sort(index.taught_only),
         "without_items": g.sort(u for u, items in index.items_for.items() if not items),
         "practised_only_past_a_gap": g.sort(
             u
@@ -531,19 +531,18 @@ def cmd_catalog_coverage(
             f"{name:16} {info['standards']:>9}  {len(missing)}"
             + (f" (e.g. {', '.join(missing[:4])})" if missing else "")
         )
-    learn = planned
 
     def some(codes: list[str]) -> str:
         return f"{len(codes)}" + (f" (e.g. {', '.join(codes[:4])})" if codes else "")
 
     typer.echo(
-        f"{learn['practised']} of {learn['standards']} learnable standards have something that sends an answer; "
-        f"plans pass over the others: {some(learn['taught_only'])} with only lessons, readings or videos, "
-        f"{some(learn['without_items'])} with no item"
+        f"{planned['practised']} of {planned['standards']} learnable standards have something that sends an answer; "
+        f"plans pass over the others: {some(planned['taught_only'])} with only lessons, readings or videos, "
+        f"{some(planned['without_items'])} with no item"
     )
-    if learn["practised_only_past_a_gap"]:
+    if planned["practised_only_past_a_gap"]:
         typer.echo(
-            f"{some(learn['practised_only_past_a_gap'])} practised only together with standards that need them "
+            f"{some(planned['practised_only_past_a_gap'])} practised only together with standards that need them "
             "first: given so, past that gap (practice on them alone would avoid it)"
         )
 

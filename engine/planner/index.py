@@ -13,7 +13,7 @@ import numpy as np
 from engine.catalog import Catalog, Item, Modality
 from engine.graph import StandardsGraph
 
-__all__ = ["MODALITIES", "ItemTable", "PlannerIndex", "answered"]
+__all__ = ["MODALITIES", "ItemTable", "PlannerIndex"]
 
 #: every modality, in a fixed order (``ItemTable.modality`` holds positions in it)
 MODALITIES: tuple[Modality, ...] = tuple(Modality)
@@ -159,10 +159,16 @@ class PlannerIndex:
         nothing after it says whether it was learned."""
         return frozenset(answered(self.items_for))
 
+    @cached_property
+    def taught_only(self) -> frozenset[str]:
+        """The units with items, none of which sends an answer (lessons, readings, videos): not
+        :attr:`practised`, passed over by plans like the units without any item."""
+        return frozenset(u for u, items in self.items_for.items() if items) - self.practised
+
     def unpractised(self, units: Sequence[str]) -> str:
         """Why ``units`` (not :attr:`practised`) cannot be learned here, for a person to read."""
         codes = ", ".join(units)
-        if any(self.items_for.get(u) for u in units):
+        if any(u in self.taught_only for u in units):
             return (
                 f"nothing in the catalog that sends an answer practises {codes} (lessons, readings or videos "
                 "alone teach but cannot show mastery)"
@@ -242,7 +248,8 @@ class PlannerIndex:
                 leaf for code in item.standards if code in self.graph.standards for leaf in self.graph.leaves(code)
             )
         )
-        for name in ("item_table", "solo", "practised", "practised_mask", "prerequisite_pairs"):  # built when asked
+        # built again when asked for
+        for name in ("item_table", "solo", "practised", "taught_only", "practised_mask", "prerequisite_pairs"):
             self.__dict__.pop(name, None)
         old = self.item_units.get(item.id, ())
         touched = {*old, *units}
@@ -252,7 +259,7 @@ class PlannerIndex:
         self.item_units[item.id] = units
         for unit in () if item.withdrawn else units:
             self.items_for[unit] = (*self.items_for[unit], item)
-        changed: Iterable[str] = {*old, *units}
+        changed: Iterable[str] = touched
         if practised_before != answered({u: self.items_for[u] for u in touched}):
             # a standard gained its first item that answers or lost its last: the gating links
             # change (new dicts: an index made by ``extended`` shares its source's), and with

@@ -134,12 +134,7 @@ def put_items(principal: AdminDep, service: ServiceDep, body: Any = Body(...)) -
     )
     index = service.content.content(principal.tenant).index
     taught_only = index.graph.sort(
-        {
-            u
-            for r in records
-            for u in index.item_units.get(r["id"], ())
-            if u not in index.practised and index.items_for[u]
-        }
+        {u for r in records for u in index.item_units.get(r["id"], ()) if u in index.taught_only}
     )
     if taught_only:
         notes.append(
