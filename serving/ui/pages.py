@@ -477,8 +477,16 @@ def learner_gps(service: LearnerService, tenant: str, roster: Roster, learner_id
             "text": gps.explanation,
             "way_back": _way_back(gps, core.config, now),
         }
-    if plan.flags:
-        f = plan.flags[0]
+    if gps.status == "blocked":  # the catalog, not the student: nothing can show the goal learned
+        alert = {
+            "title": "The goal cannot be reached with this catalog",
+            "text": gps.explanation,
+            "way_back": "have practice or a check added for it, or set another goal",
+        }
+    practised = core.index.practised
+    struggles = [f for f in plan.flags if f.standard in practised]  # the others: the catalog's, above
+    if struggles:
+        f = struggles[0]
         back = f.remediation or f.standard
         alert = {
             "title": f"Struggling on {f.standard}",

@@ -468,3 +468,30 @@ def test_a_student_behind_the_goal_at_their_own_pace_is_in_the_support_group_wit
     ).groups()
     assert low < eta < high
     assert "the sum counts 3.0 times that cost" in " ".join(page.split())
+
+
+def test_a_goal_the_catalog_cannot_show_learned_is_said_so_not_a_struggle(ui) -> None:
+    """A goal standard with only a reading (a tenant's framework, F.1 -> F.2): the student's page
+    says the catalog cannot get her there, not that she struggles on it."""
+    c, h = ui.client, ui.h()
+
+    def node(ident: str, code: str) -> dict:
+        return {"identifier": ident, "uri": f"urn:uuid:{ident}", "humanCodingScheme": code,
+                "fullStatement": f"statement {code}", "CFItemType": "Standard", "educationLevel": ["04"]}  # fmt: skip
+
+    framework = {"CFDocument": {"identifier": "d-f", "title": "F"}, "CFItems": [node("f1", "F.1"), node("f2", "F.2")],
+                 "CFAssociations": []}  # fmt: skip
+    assert c.post("/v1/standards/import?allow_empty=true", json=framework, headers=h).status_code == 200
+    reading = {
+        "id": "f1-read",
+        "title": "F.1 reading",
+        "standards": ["F.1"],
+        "modality": "reading",
+        "duration_minutes": 5,
+    }
+    assert c.put("/v1/items", json=[reading], headers=h).status_code == 200
+    assert c.put("/v1/learners/stu-1000/goal", json={"standards": ["F.1"]}, headers=h).status_code == 200
+    sign_in(ui, ui.keys["a_teacher"])
+    page = c.get("/ui/learners/stu-1000").text
+    assert "The goal cannot be reached with this catalog" in page
+    assert "sends an answer practises F.1" in page and "Struggling on" not in page
